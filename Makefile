@@ -1,0 +1,52 @@
+# The front door. `make run` runs the product; `make test` runs the tests.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
+DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+TEST_SETTINGS := config.settings.test
+
+.PHONY: run test lint fmt migrate services bench-audit clean-run
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(RUN_STAMP): requirements.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements.txt
+	rm -f $(VENV)/.run-*; touch $@
+
+$(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
+	$(BIN)/pip install -q -r requirements-dev.txt
+	rm -f $(VENV)/.dev-* $(VENV)/.run-*; touch $@ $(RUN_STAMP)
+
+## run: the product with demo data on embedded PostgreSQL, http://127.0.0.1:8000/admin/
+run: $(RUN_STAMP)
+	$(BIN)/python tools/run_demo.py
+
+## test: install and start PostgreSQL and Redis if needed, lint, then pytest
+test: $(DEV_STAMP) services lint
+	$(BIN)/pytest
+
+services:
+	bash tools/ensure_services.sh
+
+lint: $(DEV_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(BIN)/python manage.py makemigrations --check --dry-run
+
+fmt: $(DEV_STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+migrate: $(RUN_STAMP)
+	$(BIN)/python manage.py migrate
+
+## bench-audit: p50/p95 of audit_event_record under 8 concurrent writers on one lender
+bench-audit: $(DEV_STAMP) services
+	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(BIN)/python tools/bench/audit.py $(if $(N),--events $(N),)
+
+clean-run:
+	rm -rf .run

@@ -1,0 +1,182 @@
+"""Writes for accounts: two-factor setup and verification, lockouts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.password_validation import validate_password
+from django.db import transaction
+from django.http import HttpRequest
+from django_otp import login as otp_login
+from django_otp import match_token, user_has_device
+from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from apps.accounts.errors import OtpAlreadyConfigured, OtpTokenInvalid
+from apps.accounts.events import AccountsAction
+from apps.accounts.models import User
+from apps.audit.services import audit_event_record
+from apps.core.actor import Actor
+from apps.lenders.selectors import membership_get_for_user
+
+BACKUP_TOKEN_COUNT = 10
+TOTP_DEVICE_NAME = "Authenticator app"
+BACKUP_DEVICE_NAME = "Backup codes"
+
+
+def _lender_id(user: User) -> int | None:
+    membership = membership_get_for_user(user_id=user.pk)
+    return membership.lender_id if membership is not None else None
+
+
+@transaction.atomic
+def operator_create(*, username: str, email: str, password: str, actor: Actor) -> User:
+    """Create a platform operator (a superuser: sees every lender). Emits ``accounts.user.created``."""
+    user = get_user_model()(
+        username=username, email=email, is_staff=True, is_superuser=True, is_active=True
+    )
+    validate_password(password, user)
+    user.set_password(password)
+    user.full_clean()
+    user.save()
+    audit_event_record(
+        actor=actor,
+        action=AccountsAction.USER_CREATED,
+        target=user,
+        data={"new": {"superuser": True}},
+    )
+    return user
+
+
+@transaction.atomic
+def user_password_set(*, user: User, password: str, actor: Actor) -> None:
+    """Set a new password (validated). Emits ``accounts.user.password_changed``."""
+    validate_password(password, user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    audit_event_record(
+        actor=actor, action=AccountsAction.PASSWORD_CHANGED, target=user, lender_id=_lender_id(user)
+    )
+
+
+@transaction.atomic
+def totp_device_provision(*, user: User, actor: Actor) -> TOTPDevice:
+    """Replace the user's second factor with a new, confirmed authenticator.
+
+    For operators (and the demo) who hand the secret over themselves; an agent
+    normally enrolls at first login instead. Emits ``accounts.totp_device.confirmed``.
+    """
+    get_user_model().objects.select_for_update().get(pk=user.pk)
+    TOTPDevice.objects.filter(user=user).delete()
+    StaticDevice.objects.filter(user=user).delete()
+    device = TOTPDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=True)
+    audit_event_record(
+        actor=actor,
+        action=AccountsAction.TOTP_DEVICE_CONFIRMED,
+        target=user,
+        lender_id=_lender_id(user),
+        data={"device_id": device.pk, "provisioned_by_operator": True},
+    )
+    return device
+
+
+@transaction.atomic
+def totp_device_start(*, user: User) -> TOTPDevice:
+    """The user's unconfirmed authenticator, created on first call and reused after.
+
+    Reusing it means reloading the setup page shows the same QR code, so a
+    code from an app that already scanned it still works.
+    """
+    if user_has_device(user, confirmed=True):
+        raise OtpAlreadyConfigured()
+    locked_user = get_user_model().objects.select_for_update().get(pk=user.pk)
+    device = TOTPDevice.objects.filter(user=locked_user, confirmed=False).order_by("id").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=locked_user, name=TOTP_DEVICE_NAME, confirmed=False)
+    return device
+
+
+@dataclass(frozen=True, slots=True)
+class TotpConfirmation:
+    device: TOTPDevice
+    backup_tokens: list[str]
+
+
+@transaction.atomic
+def totp_device_confirm(
+    *, request: HttpRequest, user: User, token: str, actor: Actor
+) -> TotpConfirmation:
+    """Confirm the authenticator with a code from it, issue backup codes, verify the session.
+
+    Locks the user row so two submits of one code confirm once. Emits
+    ``accounts.totp_device.confirmed``. The backup codes are returned once and
+    are never shown again.
+    """
+    get_user_model().objects.select_for_update().get(pk=user.pk)
+    if user_has_device(user, confirmed=True):
+        raise OtpAlreadyConfigured()
+    device = (
+        TOTPDevice.objects.select_for_update()
+        .filter(user=user, confirmed=False)
+        .order_by("id")
+        .first()
+    )
+    if device is None or not device.verify_token(token):
+        raise OtpTokenInvalid()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    static = StaticDevice.objects.create(user=user, name=BACKUP_DEVICE_NAME, confirmed=True)
+    tokens = [StaticToken.random_token() for _ in range(BACKUP_TOKEN_COUNT)]
+    StaticToken.objects.bulk_create([StaticToken(device=static, token=t) for t in tokens])
+    audit_event_record(
+        actor=actor,
+        action=AccountsAction.TOTP_DEVICE_CONFIRMED,
+        target=user,
+        lender_id=_lender_id(user),
+        data={"device_id": device.pk, "backup_tokens_issued": len(tokens)},
+    )
+    otp_login(request, device)
+    return TotpConfirmation(device=device, backup_tokens=tokens)
+
+
+def user_otp_verify(*, request: HttpRequest, user: User, token: str, actor: Actor) -> None:
+    """Check a code from the authenticator or a backup code and mark the session verified.
+
+    Deliberately not one transaction: django-otp counts a wrong code against the
+    device (its throttle) and that count, like the
+    ``accounts.user.verification_failed`` event, must survive the error we raise.
+    A backup code works once. Emits ``accounts.user.verified`` on success.
+    """
+    device = match_token(user, token)
+    if device is None:
+        with transaction.atomic():
+            audit_event_record(
+                actor=actor,
+                action=AccountsAction.USER_VERIFICATION_FAILED,
+                target=user,
+                lender_id=_lender_id(user),
+            )
+        raise OtpTokenInvalid()
+    with transaction.atomic():
+        otp_login(request, device)
+        audit_event_record(
+            actor=actor,
+            action=AccountsAction.USER_VERIFIED,
+            target=user,
+            lender_id=_lender_id(user),
+            data={"device": type(device).__name__},
+        )
+
+
+@transaction.atomic
+def user_lockout_record(*, username: str, actor: Actor) -> None:
+    """Record that django-axes locked ``username`` out. Emits ``accounts.user.locked_out``."""
+    user = get_user_model().objects.filter(username=username).first()
+    audit_event_record(
+        actor=actor,
+        action=AccountsAction.USER_LOCKED_OUT,
+        target=user,
+        lender_id=_lender_id(user) if user is not None else None,
+        data={"username": username},
+    )

@@ -1,0 +1,129 @@
+"""The two steps of the admin login after the password: set up, then verify, a second factor.
+
+Both views run for a user who passed the password step but is not yet
+verified, so they are not wrapped by ``admin_view`` (which demands
+verification); each checks that state itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlencode
+
+import qrcode
+import qrcode.image.svg
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
+from django_otp import user_has_device
+
+from apps.accounts.errors import OtpTokenInvalid
+from apps.accounts.forms import OtpTokenForm
+from apps.accounts.services import totp_device_confirm, totp_device_start, user_otp_verify
+from apps.core.actor import Actor
+
+
+def _next_url(request: HttpRequest, site: admin.AdminSite) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if candidate and url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return reverse(f"{site.name}:index")
+
+
+def _qr_svg(data: str) -> str:
+    image = qrcode.make(data, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    return image.to_string(encoding="unicode")
+
+
+def _pending_user(request: HttpRequest) -> bool:
+    user = request.user
+    return bool(user.is_authenticated and user.is_active and user.is_staff)
+
+
+@never_cache
+@csrf_protect
+def otp_verify(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
+    if not _pending_user(request):
+        return redirect(f"{site.name}:login")
+    if request.user.is_verified():
+        return HttpResponseRedirect(_next_url(request, site))
+    if not user_has_device(request.user, confirmed=True):
+        return redirect(
+            f"{reverse(f'{site.name}:otp_setup')}?{urlencode({'next': _next_url(request, site)})}"
+        )
+
+    form = OtpTokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user_otp_verify(
+                request=request,
+                user=request.user,
+                token=form.cleaned_data["otp_token"],
+                actor=Actor.agent(request.user, request),
+            )
+        except OtpTokenInvalid as exc:
+            form.add_error(None, exc.message)
+        else:
+            return HttpResponseRedirect(_next_url(request, site))
+    context: dict[str, Any] = {
+        **site.each_context(request),
+        "title": "Two-factor login",
+        "form": form,
+        "next": _next_url(request, site),
+    }
+    return TemplateResponse(request, "accounts/otp_verify.html", context)
+
+
+@never_cache
+@csrf_protect
+def otp_setup(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
+    if not _pending_user(request):
+        return redirect(f"{site.name}:login")
+    if user_has_device(request.user, confirmed=True):
+        return redirect(
+            f"{reverse(f'{site.name}:login')}?{urlencode({'next': _next_url(request, site)})}"
+        )
+
+    device = totp_device_start(user=request.user)
+    form = OtpTokenForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            confirmation = totp_device_confirm(
+                request=request,
+                user=request.user,
+                token=form.cleaned_data["otp_token"],
+                actor=Actor.agent(request.user, request),
+            )
+        except OtpTokenInvalid as exc:
+            form.add_error(None, exc.message)
+        else:
+            context = {
+                **site.each_context(request),
+                "title": "Your backup codes",
+                "backup_tokens": confirmation.backup_tokens,
+                "next": _next_url(request, site),
+            }
+            return TemplateResponse(request, "accounts/otp_backup_codes.html", context)
+    context = {
+        **site.each_context(request),
+        "title": "Set up two-factor login",
+        "form": form,
+        "qr_svg": _qr_svg(device.config_url),
+        "secret": _base32_secret(device.bin_key),
+        "next": _next_url(request, site),
+    }
+    return TemplateResponse(request, "accounts/otp_setup.html", context)
+
+
+def _base32_secret(key: bytes) -> str:
+    from base64 import b32encode
+
+    secret = b32encode(key).decode("ascii").rstrip("=")
+    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))

@@ -1,0 +1,98 @@
+"""Reads of the audit trail, including the chain verifier."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+
+from apps.audit.hashing import event_hash
+from apps.audit.models import GENESIS_HASH, AuditChain, AuditEvent
+
+_VERIFY_FIELDS = (
+    "id", "seq", "occurred_at", "actor_type", "actor_id", "action", "target_type",
+    "target_id", "data", "reason", "ip", "user_agent", "prev_hash", "hash",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    """The first link of a chain that does not hold, and why."""
+
+    lender_id: int | None
+    seq: int
+    event_id: int | None
+    problem: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def audit_chain_list(*, lender_id: int | None = None) -> QuerySet[AuditChain]:
+    chains = AuditChain.objects.select_related("lender").order_by("lender_id")
+    return chains.filter(lender_id=lender_id) if lender_id is not None else chains
+
+
+def audit_chain_verify(*, chain: AuditChain, chunk_size: int = 5000) -> ChainBreak | None:
+    """Walk ``chain`` in order and return its first broken link, or None if it holds.
+
+    Checks, for each event: the sequence has no gap (a deleted row), ``prev_hash``
+    is the previous event's hash (a row inserted or reordered), and the stored
+    hash is the hash of the stored fields (a row edited). Finally the head must
+    point at the last event (rows cut off the end). Streams rows in chunks, so
+    memory stays flat however long the chain. Events appended while it runs,
+    past the head it read first, are left for the next run.
+    """
+    chain = AuditChain.objects.get(pk=chain.pk)
+    expected_prev, expected_seq = GENESIS_HASH, 1
+    rows = (
+        AuditEvent.objects.filter(chain=chain, seq__lte=chain.last_seq)
+        .order_by("seq")
+        .values_list(*_VERIFY_FIELDS)
+        .iterator(chunk_size=chunk_size)
+    )
+    for row in rows:
+        event = dict(zip(_VERIFY_FIELDS, row, strict=True))
+
+        def broken(problem: str, event: dict[str, Any] = event) -> ChainBreak:
+            return ChainBreak(chain.lender_id, event["seq"], event["id"], problem)
+
+        if event["seq"] != expected_seq:
+            return broken(f"sequence jumps from {expected_seq - 1} to {event['seq']}")
+        if event["prev_hash"] != expected_prev:
+            return broken("prev_hash does not match the previous event's hash")
+        recomputed = event_hash(
+            lender_id=chain.lender_id,
+            seq=event["seq"],
+            occurred_at=event["occurred_at"],
+            actor_type=event["actor_type"],
+            actor_id=event["actor_id"],
+            action=event["action"],
+            target_type=event["target_type"],
+            target_id=event["target_id"],
+            data=event["data"],
+            reason=event["reason"],
+            ip=event["ip"],
+            user_agent=event["user_agent"],
+            prev_hash=event["prev_hash"],
+        )
+        if recomputed != event["hash"]:
+            return broken("stored hash does not match the event's contents")
+        expected_prev, expected_seq = event["hash"], expected_seq + 1
+
+    last_seq = expected_seq - 1
+    if (chain.last_seq, chain.last_hash) != (last_seq, expected_prev):
+        return ChainBreak(
+            chain.lender_id,
+            last_seq + 1,
+            None,
+            f"chain head says seq {chain.last_seq} but the events end at {last_seq}",
+        )
+    return None
+
+
+def audit_event_list_for_target(*, target_type: str, target_id: str) -> QuerySet[AuditEvent]:
+    return AuditEvent.objects.filter(target_type=target_type, target_id=target_id).order_by(
+        "occurred_at", "id"
+    )

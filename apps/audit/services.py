@@ -1,0 +1,140 @@
+"""Writes to the audit trail. ``audit_event_record`` is the only way in."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from apps.audit.events import AuditAction
+from apps.audit.hashing import event_hash
+from apps.audit.locks import audit_chain_lock
+from apps.audit.models import AuditEvent
+from apps.audit.selectors import ChainBreak, audit_chain_list, audit_chain_verify
+from apps.core.actor import Actor
+from apps.core.tenancy import lender_id_of
+
+
+class AuditOutsideTransaction(RuntimeError):
+    """An event must commit or roll back with the change it records."""
+
+
+def _normalise_data(data: dict[str, Any] | None) -> Any:
+    # Round-trip through JSON so what we hash is exactly what jsonb gives back
+    # (Decimals and datetimes become strings; NaN is refused).
+    return json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder, allow_nan=False))
+
+
+def _normalise_ip(ip: str | None) -> str:
+    if not ip:
+        return ""
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:1.2.3.4 is an IPv4 client
+    return (mapped or address).compressed
+
+
+def audit_event_record(
+    *,
+    actor: Actor,
+    action: str,
+    target: models.Model | None = None,
+    lender_id: int | None = None,
+    data: dict[str, Any] | None = None,
+    reason: str = "",
+) -> AuditEvent:
+    """Append one event to its lender's chain (the platform chain when it has none).
+
+    Must run inside the caller's transaction, so the event commits or rolls back
+    with the change it records. Takes the chain head's row lock (the last lock
+    in the global order) and holds it until that transaction ends.
+    The lender is ``lender_id`` if given, else the target's own lender.
+    """
+    if not connection.in_atomic_block:
+        raise AuditOutsideTransaction(action)
+    if lender_id is None and target is not None:
+        lender_id = lender_id_of(target)
+
+    chain = audit_chain_lock(lender_id=lender_id)
+    event = AuditEvent(
+        chain=chain,
+        seq=chain.last_seq + 1,
+        lender_id=lender_id,
+        occurred_at=timezone.now(),
+        actor_type=actor.type.value,
+        actor_id=actor.id or "",
+        action=str(action),
+        target_type=target._meta.label_lower if target is not None else "",
+        target_id=str(target.pk) if target is not None and target.pk is not None else "",
+        data=_normalise_data(data),
+        reason=reason,
+        ip=_normalise_ip(actor.ip),
+        user_agent=actor.user_agent,
+        prev_hash=chain.last_hash,
+    )
+    event.hash = event_hash(
+        lender_id=lender_id,
+        seq=event.seq,
+        occurred_at=event.occurred_at,
+        actor_type=event.actor_type,
+        actor_id=event.actor_id,
+        action=event.action,
+        target_type=event.target_type,
+        target_id=event.target_id,
+        data=event.data,
+        reason=event.reason,
+        ip=event.ip,
+        user_agent=event.user_agent,
+        prev_hash=event.prev_hash,
+    )
+    event.save(force_insert=True)
+    type(chain).objects.filter(pk=chain.pk).update(last_seq=event.seq, last_hash=event.hash)
+    return event
+
+
+@dataclass(frozen=True, slots=True)
+class CheckpointResult:
+    business_date: date
+    breaks: list[ChainBreak]
+    recorded: bool
+
+
+@transaction.atomic
+def audit_chain_checkpoint_record(*, as_of: datetime | None = None) -> CheckpointResult:
+    """Verify every chain and anchor each head (seq, hash) in the platform chain.
+
+    Idempotent per UTC date: a second run that day records nothing. A broken
+    chain is recorded too, naming its first broken link, so the failure itself
+    is evidence. Emits ``audit.chain.checkpointed``.
+    """
+    business_date = (as_of or timezone.now()).date()
+    audit_chain_lock(lender_id=None)  # serialise concurrent checkpoints
+    already = AuditEvent.objects.filter(
+        lender__isnull=True,
+        action=AuditAction.CHAIN_CHECKPOINTED,
+        data__date=business_date.isoformat(),
+    ).exists()
+    if already:
+        return CheckpointResult(business_date=business_date, breaks=[], recorded=False)
+
+    heads, breaks = [], []
+    for chain in audit_chain_list():
+        found = audit_chain_verify(chain=chain)
+        if found is not None:
+            breaks.append(found)
+        heads.append({"lender": chain.lender_id, "seq": chain.last_seq, "hash": chain.last_hash})
+    audit_event_record(
+        actor=Actor.system(),
+        action=AuditAction.CHAIN_CHECKPOINTED,
+        data={
+            "date": business_date.isoformat(),
+            "heads": heads,
+            "breaks": [b.as_dict() for b in breaks],
+        },
+    )
+    return CheckpointResult(business_date=business_date, breaks=breaks, recorded=True)

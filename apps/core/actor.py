@@ -1,0 +1,63 @@
+"""Who did something: the actor every service takes and every audit event records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from django.http import HttpRequest
+
+    from apps.accounts.models import User
+
+
+class ActorType(StrEnum):
+    AGENT = "agent"  # a lender's back-office user, or a platform operator
+    CLERK = "clerk"
+    CUSTOMER = "customer"
+    DEVICE = "device"
+    SYSTEM = "system"
+
+
+MAX_USER_AGENT = 400
+
+
+def client_ip(request: HttpRequest) -> str | None:
+    """The peer address Django saw; a trusted proxy sets REMOTE_ADDR for us."""
+    return request.META.get("REMOTE_ADDR") or None
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    type: ActorType
+    id: str | None = None
+    ip: str | None = None
+    user_agent: str = ""
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(type=ActorType.SYSTEM)
+
+    @classmethod
+    def agent(cls, user: User, request: HttpRequest | None = None) -> Actor:
+        return cls._with_request(ActorType.AGENT, str(user.pk), request)
+
+    @classmethod
+    def from_request(cls, request: HttpRequest, type: ActorType = ActorType.AGENT) -> Actor:
+        user = getattr(request, "user", None)
+        actor_id = str(user.pk) if user is not None and user.is_authenticated else None
+        return cls._with_request(type, actor_id, request)
+
+    @classmethod
+    def _with_request(
+        cls, type: ActorType, actor_id: str | None, request: HttpRequest | None
+    ) -> Actor:
+        if request is None:
+            return cls(type=type, id=actor_id)
+        return cls(
+            type=type,
+            id=actor_id,
+            ip=client_ip(request),
+            user_agent=request.META.get("HTTP_USER_AGENT", "")[:MAX_USER_AGENT],
+        )

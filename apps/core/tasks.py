@@ -1,0 +1,43 @@
+"""``app_task``: the one way to declare a Celery task (STYLE.md section 13)."""
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from celery import Task, shared_task
+from django.conf import settings
+
+logger = logging.getLogger("apps.tasks")
+
+
+class AppTask(Task):  # type: ignore[misc]  # celery ships no type information
+    """Logs each run with its task id and the ids it was given (never other values)."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        ids = {k: v for k, v in kwargs.items() if k.endswith(("_id", "_ids"))}
+        logger.info("task start name=%s id=%s ids=%s", self.name, self.request.id, ids)
+        return super().__call__(*args, **kwargs)
+
+
+# task name -> queue, filled by app_task and read by route_task (CELERY_TASK_ROUTES).
+TASK_QUEUES: dict[str, str] = {}
+
+
+def route_task(name: str, args: Any, kwargs: Any, options: Any, task: Any = None, **kw: Any) -> Any:
+    """Celery router: each task goes to the queue its ``app_task`` declared."""
+    queue = TASK_QUEUES.get(name)
+    return {"queue": queue, "routing_key": queue} if queue else None
+
+
+def app_task(*, name: str, queue: str = "default", **options: Any) -> Callable[..., Any]:
+    """Declare a task: explicit name, its queue by kind, late ack, no stored result."""
+    if queue not in settings.TASK_QUEUE_NAMES:
+        raise ValueError(f"unknown queue {queue!r}; use one of {settings.TASK_QUEUE_NAMES}")
+    TASK_QUEUES[name] = queue
+    return shared_task(  # type: ignore[no-any-return]  # celery ships no type information
+        name=name,
+        base=AppTask,
+        ignore_result=True,
+        acks_late=True,
+        **options,
+    )

@@ -1,0 +1,103 @@
+from decimal import Decimal
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import transaction
+
+from apps.audit.hashing import event_hash
+from apps.audit.models import GENESIS_HASH, AuditChain, AuditEvent
+from apps.audit.selectors import audit_chain_verify
+from apps.audit.services import AuditOutsideTransaction, audit_event_record
+from apps.core.actor import Actor, ActorType
+from tests.audit.factories import audit_event_for, tamper
+
+pytestmark = pytest.mark.django_db
+
+
+def test_events_link_into_one_chain_per_lender(lender_a, lender_b) -> None:
+    a1, b1, a2 = audit_event_for(lender_a), audit_event_for(lender_b), audit_event_for(lender_a)
+    assert (a1.seq, a2.seq, b1.seq) == (1, 2, 1)
+    assert a1.prev_hash == GENESIS_HASH
+    assert a2.prev_hash == a1.hash
+    assert a1.chain_id == a2.chain_id != b1.chain_id
+    chain = AuditChain.objects.get(lender=lender_a)
+    assert (chain.last_seq, chain.last_hash) == (2, a2.hash)
+
+
+def test_event_without_lender_goes_on_the_platform_chain() -> None:
+    first, second = audit_event_for(None), audit_event_for(None)
+    assert first.chain_id == second.chain_id
+    assert AuditChain.objects.get(pk=first.chain_id).lender_id is None
+    assert AuditChain.objects.filter(lender__isnull=True).count() == 1
+
+
+def test_lender_comes_from_the_target(lender_a) -> None:
+    with transaction.atomic():
+        event = audit_event_record(
+            actor=Actor.system(), action="tests.lender.touched", target=lender_a
+        )
+    assert (event.lender_id, event.target_type, event.target_id) == (
+        lender_a.pk,
+        "lenders.lender",
+        str(lender_a.pk),
+    )
+
+
+def test_stored_hash_covers_every_field_as_stored(lender_a) -> None:
+    actor = Actor(type=ActorType.AGENT, id="42", ip="::ffff:10.0.0.1", user_agent="pytest")
+    with transaction.atomic():
+        event = audit_event_record(
+            actor=actor, action="tests.thing.changed", target=lender_a,
+            data={"old": {"amount": Decimal("10.50")}, "new": {"amount": Decimal("12.00")}},
+            reason="customer called",
+        )  # fmt: skip
+    stored = AuditEvent.objects.get(pk=event.pk)
+    assert stored.ip == "10.0.0.1"
+    assert stored.data == {"old": {"amount": "10.50"}, "new": {"amount": "12.00"}}
+    assert stored.hash == event_hash(
+        lender_id=lender_a.pk, seq=stored.seq, occurred_at=stored.occurred_at,
+        actor_type="agent", actor_id="42", action="tests.thing.changed",
+        target_type="lenders.lender", target_id=str(lender_a.pk), data=stored.data,
+        reason="customer called", ip=stored.ip, user_agent="pytest", prev_hash=stored.prev_hash,
+    )  # fmt: skip
+    assert audit_chain_verify(chain=stored.chain) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_recording_outside_a_transaction_is_refused(lender_a) -> None:
+    with pytest.raises(AuditOutsideTransaction):
+        audit_event_record(actor=Actor.system(), action="tests.thing.happened", target=lender_a)
+    assert not AuditEvent.objects.exists()
+
+
+def test_verify_command_passes_on_an_intact_chain(lender_a, capsys) -> None:
+    for _ in range(5):
+        audit_event_for(lender_a)
+    call_command("verify_audit", "--lender", lender_a.slug)
+    assert "OK      lender-a: 5 events" in capsys.readouterr().out
+
+
+def test_verify_command_rejects_an_unknown_lender() -> None:
+    with pytest.raises(Exception, match="No such lender"):
+        call_command("verify_audit", "--lender", "nope")
+
+
+def test_verify_names_the_first_broken_link_when_a_row_is_deleted(lender_a, capsys) -> None:
+    events = [audit_event_for(lender_a) for _ in range(4)]
+    tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[1].pk])
+    with pytest.raises(CommandError):
+        call_command("verify_audit")
+    out = capsys.readouterr().out
+    assert (
+        f"BROKEN  lender-a: first broken link at seq 3 (event id {events[2].pk}): sequence jumps"
+        in out
+    )
+
+
+def test_verify_names_a_cut_off_tail(lender_a, capsys) -> None:
+    events = [audit_event_for(lender_a) for _ in range(3)]
+    tamper("DELETE FROM audit_auditevent WHERE id = %s", [events[2].pk])
+    with pytest.raises(CommandError):
+        call_command("verify_audit")
+    assert "first broken link at seq 3 (no event): chain head says seq 3" in capsys.readouterr().out

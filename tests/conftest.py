@@ -1,0 +1,69 @@
+from collections.abc import Callable
+
+import pytest
+from django.conf import settings
+from django.test import Client
+from django.urls import reverse
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from apps.accounts.models import User
+from apps.lenders.models import Lender, Membership
+from tests.accounts.factories import PASSWORD, OperatorFactory, TOTPDeviceFactory, UserFactory
+from tests.lenders.factories import LenderFactory, MembershipFactory
+
+
+def current_code(device: TOTPDevice) -> str:
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"
+
+
+@pytest.fixture
+def lender_a() -> Lender:
+    return LenderFactory(slug="lender-a", name="Lender A")
+
+
+@pytest.fixture
+def lender_b() -> Lender:
+    return LenderFactory(slug="lender-b", name="Lender B", country="MX", currency="MXN",
+                         timezone="America/Mexico_City", locale="es")  # fmt: skip
+
+
+@pytest.fixture
+def make_agent() -> Callable[..., User]:
+    def make(lender: Lender, role: str = Membership.Role.AGENT, **kwargs: object) -> User:
+        user = UserFactory(**kwargs)
+        MembershipFactory(user=user, lender=lender, role=role)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def operator() -> User:
+    return OperatorFactory(username="operator")
+
+
+@pytest.fixture
+def verified_client() -> Callable[[User], Client]:
+    """A client logged in as ``user`` through the real password and OTP steps."""
+
+    def login(user: User) -> Client:
+        device = TOTPDevice.objects.filter(user=user, confirmed=True).first() or TOTPDeviceFactory(
+            user=user
+        )
+        client = Client()
+        login_url = reverse("admin:login")
+        response = client.post(
+            login_url, {"username": user.username, "password": PASSWORD, "next": "/"}
+        )
+        assert response.status_code == 302, response.content[:500]
+        response = client.post(login_url, {"otp_token": current_code(device), "next": "/"})
+        assert response.status_code == 302, response.content[:500]
+        return client
+
+    return login
+
+
+@pytest.fixture
+def admin_prefix() -> str:
+    return "/" + settings.ADMIN_URL
