@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 TEST_SETTINGS := config.settings.test
 
-.PHONY: run test lint fmt migrate services bench-audit clean-run
+.PHONY: run test lint fmt migrate totp services screenshots bench-audit clean-run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ run: $(RUN_STAMP)
 test: $(DEV_STAMP) services lint
 	$(BIN)/pytest
 
+## screenshots: run the browser tests and refresh docs/screenshots/
+screenshots: $(DEV_STAMP) services
+	UPDATE_SCREENSHOTS=1 $(BIN)/pytest -m browser
+
 services:
 	bash tools/ensure_services.sh
 
@@ -41,12 +45,16 @@ fmt: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+## totp: the current login code for a demo user's printed TOTP secret
+totp: $(RUN_STAMP)
+	@$(BIN)/python tools/totp.py "$(SECRET)"
+
 migrate: $(RUN_STAMP)
 	$(BIN)/python manage.py migrate
 
 ## bench-audit: p50/p95 of audit_event_record under 8 concurrent writers on one lender
 bench-audit: $(DEV_STAMP) services
-	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(BIN)/python tools/bench/audit.py $(if $(N),--events $(N),)
+	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(BIN)/python -m tools.bench.audit $(if $(N),--events $(N),)
 
 clean-run:
 	rm -rf .run

@@ -26,6 +26,7 @@ class SmartCollectionAdminSite(OTPAdminSite):
     site_header = _("Smart Collection back office")
     site_title = _("Smart Collection")
     index_title = _("Back office")
+    site_url = None  # no public home page to link to
     login_form = AdminAuthenticationForm
     login_template = "admin/login.html"
 

@@ -97,5 +97,5 @@ class Command(BaseCommand):
             )
             self.stdout.write(f"  {'':14} otpauth URI: {device.config_url}")
         self.stdout.write(
-            "Add a secret to an authenticator app (or run `oathtool --totp -b SECRET`) to get login codes."
+            "Add a secret to an authenticator app, or run `make totp SECRET=...`, to get login codes."
         )
