@@ -4,3 +4,5 @@ from enum import StrEnum
 class LendersAction(StrEnum):
     LENDER_CREATED = "lenders.lender.created"
     MEMBERSHIP_CREATED = "lenders.membership.created"
+    LOAN_PRODUCT_CREATED = "lenders.loan_product.created"
+    LOAN_PRODUCT_CHANGED = "lenders.loan_product.changed"

@@ -1,15 +1,16 @@
+from decimal import Decimal
 from typing import ClassVar
 from zoneinfo import available_timezones
 
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import BaseModel
-from apps.core.money import ISO_4217_CODES
+from apps.core.money import ISO_4217_CODES, MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 
 
 def validate_country(value: str) -> None:
@@ -98,3 +99,153 @@ class Membership(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.user} @ {self.lender} ({self.get_role_display()})"
+
+
+class LoanProduct(BaseModel):
+    """A lender's installment plan as sold at the counter.
+
+    Loans copy the terms they need when they are signed, so editing or
+    retiring a product never changes a signed loan.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Frequency(models.TextChoices):
+        WEEKLY = "weekly", _("Weekly")
+        BIWEEKLY = "biweekly", _("Every two weeks")
+        MONTHLY = "monthly", _("Monthly")
+
+    class InterestMethod(models.TextChoices):
+        FLAT = "flat", _("Flat, per period, on the financed amount")
+        DECLINING = "declining", _("Declining balance, from an annual rate")
+
+    class LateFeeType(models.TextChoices):
+        NONE = "none", _("No late fee")
+        FIXED = "fixed", _("Fixed amount")
+        PERCENT = "percent", _("Percent of the overdue installment")
+
+    lender = models.ForeignKey(Lender, on_delete=models.PROTECT, related_name="products")
+    name = models.CharField(_("name"), max_length=120)
+    installments = models.PositiveSmallIntegerField(
+        _("number of installments"), validators=[MinValueValidator(1), MaxValueValidator(104)]
+    )
+    frequency = models.CharField(_("frequency"), max_length=10, choices=Frequency.choices)
+    min_down_payment_percent = models.DecimalField(
+        _("minimum down payment (%)"),
+        max_digits=7,
+        decimal_places=4,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal("99.9999"))],
+    )
+    interest_method = models.CharField(
+        _("interest"), max_length=10, choices=InterestMethod.choices, default=InterestMethod.FLAT
+    )
+    interest_rate_percent = models.DecimalField(
+        _("interest rate (%)"),
+        max_digits=7,
+        decimal_places=4,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text=_("Per period for flat interest; per year for declining balance."),
+    )
+    origination_fee_percent = models.DecimalField(
+        _("origination fee (% of the financed amount)"),
+        max_digits=7,
+        decimal_places=4,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0)), MaxValueValidator(Decimal(50))],
+    )
+    late_fee_type = models.CharField(
+        _("late fee"), max_length=10, choices=LateFeeType.choices, default=LateFeeType.NONE
+    )
+    late_fee_value = models.DecimalField(
+        _("late fee value"),
+        max_digits=MONEY_MAX_DIGITS,
+        decimal_places=MONEY_DECIMAL_PLACES,
+        default=Decimal(0),
+        validators=[MinValueValidator(Decimal(0))],
+        help_text=_("An amount for a fixed fee, a percent for a percent fee."),
+    )
+    late_fee_cap = models.DecimalField(
+        _("late fee cap"),
+        max_digits=MONEY_MAX_DIGITS,
+        decimal_places=MONEY_DECIMAL_PLACES,
+        null=True,
+        blank=True,
+        help_text=_("The most a percent late fee can be, per installment."),
+    )
+    grace_days = models.PositiveSmallIntegerField(
+        _("grace days"),
+        default=0,
+        validators=[MaxValueValidator(60)],
+        help_text=_("Days after the due date before an installment is overdue."),
+    )
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ("lender", "name")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lender", "name"], name="loan_product_name_unique_per_lender"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(installments__gte=1, installments__lte=104),
+                name="loan_product_installments_1_104",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    min_down_payment_percent__gte=0, min_down_payment_percent__lt=100
+                ),
+                name="loan_product_down_payment_0_100",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(interest_rate_percent__gte=0), name="loan_product_interest_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(origination_fee_percent__gte=0, origination_fee_percent__lte=50),
+                name="loan_product_origination_fee_0_50",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(late_fee_value__gte=0), name="loan_product_late_fee_gte_0"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(grace_days__lte=60), name="loan_product_grace_lte_60"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(late_fee_cap__isnull=True) | models.Q(late_fee_type="percent"),
+                name="loan_product_cap_only_for_percent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        if self.interest_method == self.InterestMethod.FLAT and self.interest_rate_percent > 100:
+            errors["interest_rate_percent"] = _(
+                "A flat rate above 100% per period is not a loan product."
+            )
+        if (
+            self.interest_method == self.InterestMethod.DECLINING
+            and self.interest_rate_percent > 1000
+        ):
+            errors["interest_rate_percent"] = _("An annual rate above 1000% is not allowed.")
+        if self.late_fee_type == self.LateFeeType.NONE and self.late_fee_value:
+            errors["late_fee_value"] = _("Choose a late fee type, or set the value to 0.")
+        if self.late_fee_type != self.LateFeeType.NONE and not self.late_fee_value:
+            errors["late_fee_value"] = _("A late fee needs a value above 0.")
+        if self.late_fee_type == self.LateFeeType.PERCENT and self.late_fee_value > 100:
+            errors["late_fee_value"] = _("A percent late fee cannot exceed 100%.")
+        if self.late_fee_cap is not None and self.late_fee_type != self.LateFeeType.PERCENT:
+            errors["late_fee_cap"] = _("Only a percent late fee has a cap.")
+        if self.late_fee_cap is not None and self.late_fee_cap <= 0:
+            errors["late_fee_cap"] = _("A cap must be above 0.")
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def periods_per_year(self) -> int:
+        return {self.Frequency.WEEKLY: 52, self.Frequency.BIWEEKLY: 26, self.Frequency.MONTHLY: 12}[
+            self.Frequency(self.frequency)
+        ]

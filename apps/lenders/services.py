@@ -9,7 +9,7 @@ from apps.audit.services import audit_event_record
 from apps.core.actor import Actor
 from apps.lenders.errors import LenderSlugTaken, UserAlreadyMember
 from apps.lenders.events import LendersAction
-from apps.lenders.models import Lender, Membership
+from apps.lenders.models import Lender, LoanProduct, Membership
 
 
 @transaction.atomic
@@ -77,3 +77,41 @@ def membership_create(*, user: User, lender: Lender, role: Membership.Role, acto
         data={"new": {"user_id": user.pk, "role": str(role)}},
     )
     return user
+
+
+_PRODUCT_TERMS = (
+    "name", "installments", "frequency", "min_down_payment_percent", "interest_method",
+    "interest_rate_percent", "origination_fee_percent", "late_fee_type", "late_fee_value",
+    "late_fee_cap", "grace_days", "is_active",
+)  # fmt: skip
+
+
+@transaction.atomic
+def loan_product_save(*, product: LoanProduct, actor: Actor) -> LoanProduct:
+    """Create or change a loan product after validating its terms as a whole.
+
+    Signed loans copied their terms, so a change affects new sales only.
+    Emits ``lenders.loan_product.created`` or ``lenders.loan_product.changed``
+    with the old and new value of each changed term.
+    """
+    product.full_clean()
+    old = (
+        LoanProduct.objects.select_for_update()
+        .filter(pk=product.pk)
+        .values(*_PRODUCT_TERMS)
+        .first()
+        if product.pk
+        else None
+    )
+    product.save()
+    new = {field: getattr(product, field) for field in _PRODUCT_TERMS}
+    if old is None:
+        action, data = LendersAction.LOAN_PRODUCT_CREATED, {"new": new}
+    else:
+        changed = [f for f in _PRODUCT_TERMS if old[f] != new[f]]
+        if not changed:
+            return product
+        action = LendersAction.LOAN_PRODUCT_CHANGED
+        data = {"old": {f: old[f] for f in changed}, "new": {f: new[f] for f in changed}}
+    audit_event_record(actor=actor, action=action, target=product, data=data)
+    return product

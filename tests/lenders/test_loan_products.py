@@ -1,0 +1,101 @@
+from decimal import Decimal
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+
+from apps.audit.models import AuditEvent
+from apps.core.actor import Actor
+from apps.lenders.models import LoanProduct, Membership
+from apps.lenders.services import loan_product_save
+from tests.lenders.factories import LoanProductFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def product(lender, **terms) -> LoanProduct:
+    base = {"name": "12 months", "installments": 12, "frequency": "monthly",
+            "min_down_payment_percent": Decimal("10"), "interest_method": "flat",
+            "interest_rate_percent": Decimal("3"), "late_fee_type": "none", "late_fee_value": Decimal(0)}  # fmt: skip
+    return LoanProduct(lender=lender, **{**base, **terms})
+
+
+def test_valid_product_is_saved_and_audited(lender_a) -> None:
+    saved = loan_product_save(product=product(lender_a), actor=Actor.system())
+    event = AuditEvent.objects.get(action="lenders.loan_product.created")
+    assert (event.lender_id, event.target_id, event.data["new"]["installments"]) == (
+        lender_a.pk,
+        str(saved.pk),
+        12,
+    )
+
+
+@pytest.mark.parametrize(
+    ("terms", "field"),
+    [
+        ({"installments": 0}, "installments"),
+        ({"installments": 200}, "installments"),
+        ({"frequency": "daily"}, "frequency"),
+        ({"min_down_payment_percent": Decimal("100")}, "min_down_payment_percent"),
+        ({"interest_rate_percent": Decimal("150")}, "interest_rate_percent"),
+        (
+            {"interest_method": "declining", "interest_rate_percent": Decimal("1500")},
+            "interest_rate_percent",
+        ),
+        ({"late_fee_type": "fixed", "late_fee_value": Decimal(0)}, "late_fee_value"),
+        ({"late_fee_type": "percent", "late_fee_value": Decimal("120")}, "late_fee_value"),
+        (
+            {
+                "late_fee_type": "fixed",
+                "late_fee_value": Decimal("50"),
+                "late_fee_cap": Decimal("10"),
+            },
+            "late_fee_cap",
+        ),
+        ({"late_fee_value": Decimal("5")}, "late_fee_value"),
+        ({"grace_days": 90}, "grace_days"),
+    ],
+)
+def test_invalid_combinations_get_a_clear_error_and_nothing_is_stored(
+    lender_a, terms, field
+) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        loan_product_save(product=product(lender_a, **terms), actor=Actor.system())
+    if field:
+        assert field in excinfo.value.message_dict
+    assert not LoanProduct.objects.exists()
+    assert not AuditEvent.objects.filter(action__startswith="lenders.loan_product").exists()
+
+
+def test_change_records_old_and_new_terms_only_when_something_changed(lender_a) -> None:
+    saved = LoanProductFactory(lender=lender_a, grace_days=3)
+    saved.grace_days = 5
+    loan_product_save(product=saved, actor=Actor.system())
+    loan_product_save(product=saved, actor=Actor.system())
+    events = AuditEvent.objects.filter(action="lenders.loan_product.changed")
+    assert [e.data for e in events] == [{"old": {"grace_days": 3}, "new": {"grace_days": 5}}]
+
+
+def test_lender_admin_adds_a_product_in_the_admin_for_their_lender_only(
+    lender_a, lender_b, make_agent, verified_client
+) -> None:
+    client = verified_client(make_agent(lender_a, role=Membership.Role.LENDER_ADMIN))
+    form = {"name": "Weekly 26", "installments": 26, "frequency": "weekly", "min_down_payment_percent": "20",
+            "interest_method": "declining", "interest_rate_percent": "60", "origination_fee_percent": "0",
+            "late_fee_type": "percent", "late_fee_value": "5", "late_fee_cap": "200", "grace_days": "2",
+            "is_active": "on"}  # fmt: skip
+    url = reverse("admin:lenders_loanproduct_add")
+    response = client.post(url, {**form, "lender": lender_b.pk})
+    assert response.status_code == 200  # lender B is not a valid choice
+    assert not LoanProduct.objects.exists()
+    response = client.post(url, {**form, "lender": lender_a.pk})
+    assert response.status_code == 302
+    assert LoanProduct.objects.get().lender == lender_a
+    assert AuditEvent.objects.filter(
+        action="lenders.loan_product.created", lender=lender_a
+    ).exists()
+
+
+def test_agents_cannot_change_products(lender_a, make_agent, verified_client) -> None:
+    client = verified_client(make_agent(lender_a, role=Membership.Role.AGENT))
+    assert client.get(reverse("admin:lenders_loanproduct_add")).status_code == 403
