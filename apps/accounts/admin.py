@@ -7,7 +7,7 @@ from apps.lenders.tenancy import LenderScopedAdmin
 
 @admin.register(User)
 class UserAdmin(LenderScopedAdmin, DjangoUserAdmin):
-    """Back-office users: a lender's own people, read-only here.
+    """Back-office users: a lender's own people, read-only for everyone, operators included.
 
     Users are created with ``manage.py create_agent`` (an audited service call).
     """

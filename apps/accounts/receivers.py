@@ -12,6 +12,7 @@ from apps.core.actor import Actor, ActorType
 
 @receiver(user_locked_out, dispatch_uid="accounts.audit_lockout")
 def audit_lockout(sender: Any, request: HttpRequest, username: str | None, **kwargs: Any) -> None:
+    # The caller is not authenticated: the system records what it refused, and from where.
     user_lockout_record(
-        username=username or "", actor=Actor.from_request(request, type=ActorType.AGENT)
+        username=username or "", actor=Actor.from_request(request, type=ActorType.SYSTEM)
     )

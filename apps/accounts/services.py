@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.db import transaction
-from django.http import HttpRequest
-from django_otp import login as otp_login
+from django.utils import timezone
 from django_otp import match_token, user_has_device
+from django_otp.models import Device
 from django_otp.plugins.otp_static.models import StaticDevice, StaticToken
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from apps.accounts.errors import OtpAlreadyConfigured, OtpTokenInvalid
+from apps.accounts.errors import OperatorSelfEnrolmentRefused, OtpAlreadyConfigured, OtpTokenInvalid
 from apps.accounts.events import AccountsAction
 from apps.accounts.models import User
+from apps.audit.models import AuditEvent
 from apps.audit.services import audit_event_record
 from apps.core.actor import Actor
 from apps.lenders.selectors import membership_get_for_user
@@ -88,6 +91,8 @@ def totp_device_start(*, user: User) -> TOTPDevice:
     Reusing it means reloading the setup page shows the same QR code, so a
     code from an app that already scanned it still works.
     """
+    if user.is_superuser:
+        raise OperatorSelfEnrolmentRefused()
     if user_has_device(user, confirmed=True):
         raise OtpAlreadyConfigured()
     locked_user = get_user_model().objects.select_for_update().get(pk=user.pk)
@@ -104,16 +109,18 @@ class TotpConfirmation:
 
 
 @transaction.atomic
-def totp_device_confirm(
-    *, request: HttpRequest, user: User, token: str, actor: Actor
-) -> TotpConfirmation:
-    """Confirm the authenticator with a code from it, issue backup codes, verify the session.
+def totp_device_confirm(*, user: User, token: str, actor: Actor) -> TotpConfirmation:
+    """Confirm the authenticator with a code from it and issue backup codes.
+
+    The caller marks the session verified with the returned device.
 
     Locks the user row so two submits of one code confirm once. Emits
     ``accounts.totp_device.confirmed``. The backup codes are returned once and
     are never shown again.
     """
     get_user_model().objects.select_for_update().get(pk=user.pk)
+    if user.is_superuser:
+        raise OperatorSelfEnrolmentRefused()
     if user_has_device(user, confirmed=True):
         raise OtpAlreadyConfigured()
     device = (
@@ -136,12 +143,13 @@ def totp_device_confirm(
         lender_id=_lender_id(user),
         data={"device_id": device.pk, "backup_tokens_issued": len(tokens)},
     )
-    otp_login(request, device)
     return TotpConfirmation(device=device, backup_tokens=tokens)
 
 
-def user_otp_verify(*, request: HttpRequest, user: User, token: str, actor: Actor) -> None:
-    """Check a code from the authenticator or a backup code and mark the session verified.
+def user_otp_verify(*, user: User, token: str, actor: Actor) -> Device:
+    """Check a code from the authenticator or a backup code; return the device that took it.
+
+    The caller marks the session verified with that device.
 
     Deliberately not one transaction: django-otp counts a wrong code against the
     device (its throttle) and that count, like the
@@ -159,7 +167,6 @@ def user_otp_verify(*, request: HttpRequest, user: User, token: str, actor: Acto
             )
         raise OtpTokenInvalid()
     with transaction.atomic():
-        otp_login(request, device)
         audit_event_record(
             actor=actor,
             action=AccountsAction.USER_VERIFIED,
@@ -167,16 +174,37 @@ def user_otp_verify(*, request: HttpRequest, user: User, token: str, actor: Acto
             lender_id=_lender_id(user),
             data={"device": type(device).__name__},
         )
+    return device
 
 
 @transaction.atomic
-def user_lockout_record(*, username: str, actor: Actor) -> None:
-    """Record that django-axes locked ``username`` out. Emits ``accounts.user.locked_out``."""
+def user_lockout_record(*, username: str, actor: Actor) -> bool:
+    """Record that django-axes locked ``username`` out, once per cool-off window.
+
+    axes reports every refused attempt during a lockout; recording each would
+    let an anonymous caller grow the trail and contend on a lender's chain at
+    will. What was typed as a username is kept only as a hash when it names no
+    user (people type passwords into the wrong field). Emits
+    ``accounts.user.locked_out``; returns whether it did.
+    """
     user = get_user_model().objects.filter(username=username).first()
+    digest = hashlib.sha256(username.encode()).hexdigest()
+    since = timezone.now() - settings.AXES_COOLOFF_TIME
+    recent = AuditEvent.objects.filter(
+        action=AccountsAction.USER_LOCKED_OUT, occurred_at__gte=since
+    )
+    recent = (
+        recent.filter(target_id=str(user.pk))
+        if user is not None
+        else recent.filter(data__username_sha256=digest)
+    )
+    if recent.exists():
+        return False
     audit_event_record(
         actor=actor,
         action=AccountsAction.USER_LOCKED_OUT,
         target=user,
         lender_id=_lender_id(user) if user is not None else None,
-        data={"username": username},
+        data={"user_id": user.pk} if user is not None else {"username_sha256": digest},
     )
+    return True

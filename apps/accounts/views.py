@@ -20,12 +20,15 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
+from django.views.decorators.debug import sensitive_post_parameters
+from django_otp import login as otp_login
 from django_otp import user_has_device
 
-from apps.accounts.errors import OtpTokenInvalid
+from apps.accounts.errors import OtpAlreadyConfigured, OtpTokenInvalid
 from apps.accounts.forms import OtpTokenForm
 from apps.accounts.services import totp_device_confirm, totp_device_start, user_otp_verify
 from apps.core.actor import Actor
+from apps.core.errors import DomainError
 
 
 def _next_url(request: HttpRequest, site: admin.AdminSite) -> str:
@@ -47,6 +50,7 @@ def _pending_user(request: HttpRequest) -> bool:
     return bool(user.is_authenticated and user.is_active and user.is_staff)
 
 
+@sensitive_post_parameters("otp_token")
 @never_cache
 @csrf_protect
 def otp_verify(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
@@ -62,8 +66,7 @@ def otp_verify(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
     form = OtpTokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            user_otp_verify(
-                request=request,
+            device = user_otp_verify(
                 user=request.user,
                 token=form.cleaned_data["otp_token"],
                 actor=Actor.agent(request.user, request),
@@ -71,6 +74,7 @@ def otp_verify(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
         except OtpTokenInvalid as exc:
             form.add_error(None, exc.message)
         else:
+            otp_login(request, device)
             return HttpResponseRedirect(_next_url(request, site))
     context: dict[str, Any] = {
         **site.each_context(request),
@@ -81,6 +85,7 @@ def otp_verify(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
     return TemplateResponse(request, "accounts/otp_verify.html", context)
 
 
+@sensitive_post_parameters("otp_token")
 @never_cache
 @csrf_protect
 def otp_setup(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
@@ -91,19 +96,31 @@ def otp_setup(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
             f"{reverse(f'{site.name}:login')}?{urlencode({'next': _next_url(request, site)})}"
         )
 
-    device = totp_device_start(user=request.user)
+    try:
+        device = totp_device_start(user=request.user)
+    except DomainError as exc:  # operators are provisioned by another operator
+        return TemplateResponse(
+            request,
+            "accounts/otp_refused.html",
+            {**site.each_context(request), "title": "Two-factor login", "message": exc.message},
+            status=exc.http_status,
+        )
     form = OtpTokenForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
             confirmation = totp_device_confirm(
-                request=request,
                 user=request.user,
                 token=form.cleaned_data["otp_token"],
                 actor=Actor.agent(request.user, request),
             )
+        except OtpAlreadyConfigured:  # a double submit: the first one set it up
+            return redirect(
+                f"{reverse(f'{site.name}:login')}?{urlencode({'next': _next_url(request, site)})}"
+            )
         except OtpTokenInvalid as exc:
             form.add_error(None, exc.message)
         else:
+            otp_login(request, confirmation.device)
             context = {
                 **site.each_context(request),
                 "title": "Your backup codes",

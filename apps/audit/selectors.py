@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from django.db import connection, transaction
 from django.db.models import QuerySet
 
 from apps.audit.hashing import event_hash
 from apps.audit.models import GENESIS_HASH, AuditChain, AuditEvent
 
 _VERIFY_FIELDS = (
-    "id", "seq", "occurred_at", "actor_type", "actor_id", "action", "target_type",
+    "id", "seq", "lender_id", "occurred_at", "actor_type", "actor_id", "action", "target_type",
     "target_id", "data", "reason", "ip", "user_agent", "prev_hash", "hash",
 )  # fmt: skip
 
@@ -37,13 +38,24 @@ def audit_chain_list(*, lender_id: int | None = None) -> QuerySet[AuditChain]:
 def audit_chain_verify(*, chain: AuditChain, chunk_size: int = 5000) -> ChainBreak | None:
     """Walk ``chain`` in order and return its first broken link, or None if it holds.
 
-    Checks, for each event: the sequence has no gap (a deleted row), ``prev_hash``
-    is the previous event's hash (a row inserted or reordered), and the stored
-    hash is the hash of the stored fields (a row edited). Finally the head must
-    point at the last event (rows cut off the end). Streams rows in chunks, so
-    memory stays flat however long the chain. Events appended while it runs,
-    past the head it read first, are left for the next run.
+    Checks, for each event: it is on its chain's lender, the sequence has no
+    gap (a deleted row), ``prev_hash`` is the previous event's hash (a row
+    inserted or reordered), and the stored hash is the hash of the stored fields
+    (a row edited). Finally the head must point at the last event, with no event
+    past it (rows cut off the end, or forged after it). Reads one REPEATABLE
+    READ snapshot when called outside a transaction, so concurrent appends are
+    neither missed nor mistaken for forgeries. Streams rows in chunks: memory
+    stays flat however long the chain.
     """
+    if connection.in_atomic_block:
+        return _verify(chain=chain, chunk_size=chunk_size)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        return _verify(chain=chain, chunk_size=chunk_size)
+
+
+def _verify(*, chain: AuditChain, chunk_size: int) -> ChainBreak | None:
     chain = AuditChain.objects.get(pk=chain.pk)
     expected_prev, expected_seq = GENESIS_HASH, 1
     rows = (
@@ -58,6 +70,8 @@ def audit_chain_verify(*, chain: AuditChain, chunk_size: int = 5000) -> ChainBre
         def broken(problem: str, event: dict[str, Any] = event) -> ChainBreak:
             return ChainBreak(chain.lender_id, event["seq"], event["id"], problem)
 
+        if event["lender_id"] != chain.lender_id:
+            return broken("the event names another lender than its chain")
         if event["seq"] != expected_seq:
             return broken(f"sequence jumps from {expected_seq - 1} to {event['seq']}")
         if event["prev_hash"] != expected_prev:
@@ -82,6 +96,13 @@ def audit_chain_verify(*, chain: AuditChain, chunk_size: int = 5000) -> ChainBre
         expected_prev, expected_seq = event["hash"], expected_seq + 1
 
     last_seq = expected_seq - 1
+    past_head = (
+        AuditEvent.objects.filter(chain=chain, seq__gt=chain.last_seq).order_by("seq").first()
+    )
+    if past_head is not None:
+        return ChainBreak(
+            chain.lender_id, past_head.seq, past_head.pk, "an event lies past the chain head"
+        )
     if (chain.last_seq, chain.last_hash) != (last_seq, expected_prev):
         return ChainBreak(
             chain.lender_id,

@@ -25,9 +25,26 @@ class AuditOutsideTransaction(RuntimeError):
     """An event must commit or roll back with the change it records."""
 
 
+class AuditDataInvalid(TypeError):
+    """Audit data holds a float: jsonb may give it back spelled differently than we hashed it."""
+
+
+def _refuse_floats(value: Any) -> None:
+    if isinstance(value, float):
+        raise AuditDataInvalid("audit data must not hold floats; use Decimal or str")
+    if isinstance(value, dict):
+        for item in value.values():
+            _refuse_floats(item)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _refuse_floats(item)
+
+
 def _normalise_data(data: dict[str, Any] | None) -> Any:
-    # Round-trip through JSON so what we hash is exactly what jsonb gives back
-    # (Decimals and datetimes become strings; NaN is refused).
+    # Round-trip through JSON so what we hash is exactly what jsonb gives back:
+    # Decimals, dates and UUIDs become strings. Floats are refused, since jsonb
+    # re-spells some of them (1e16 comes back as 10000000000000000).
+    _refuse_floats(data)
     return json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder, allow_nan=False))
 
 
@@ -104,30 +121,44 @@ class CheckpointResult:
     recorded: bool
 
 
-@transaction.atomic
-def audit_chain_checkpoint_record(*, as_of: datetime | None = None) -> CheckpointResult:
-    """Verify every chain and anchor each head (seq, hash) in the platform chain.
-
-    Idempotent per UTC date: a second run that day records nothing. A broken
-    chain is recorded too, naming its first broken link, so the failure itself
-    is evidence. Emits ``audit.chain.checkpointed``.
-    """
-    business_date = (as_of or timezone.now()).date()
-    audit_chain_lock(lender_id=None)  # serialise concurrent checkpoints
-    already = AuditEvent.objects.filter(
+def _checkpoint_exists(business_date: date) -> bool:
+    return AuditEvent.objects.filter(
         lender__isnull=True,
         action=AuditAction.CHAIN_CHECKPOINTED,
         data__date=business_date.isoformat(),
     ).exists()
-    if already:
-        return CheckpointResult(business_date=business_date, breaks=[], recorded=False)
 
+
+def audit_chain_checkpoint_record(*, as_of: datetime | None = None) -> CheckpointResult:
+    """Verify every chain and anchor each head (seq, hash) in the platform chain.
+
+    Each chain is verified in its own consistent snapshot, with no lock held,
+    so audited writes go on meanwhile; only the final append locks the platform
+    chain. Idempotent per UTC date: a second run that day (checked again under
+    that lock) records nothing. A broken chain is recorded too, naming its
+    first broken link, so the failure itself is evidence. Emits
+    ``audit.chain.checkpointed``.
+    """
+    business_date = (as_of or timezone.now()).date()
+    if _checkpoint_exists(business_date):
+        return CheckpointResult(business_date=business_date, breaks=[], recorded=False)
     heads, breaks = [], []
     for chain in audit_chain_list():
         found = audit_chain_verify(chain=chain)
         if found is not None:
             breaks.append(found)
         heads.append({"lender": chain.lender_id, "seq": chain.last_seq, "hash": chain.last_hash})
+    with transaction.atomic():
+        audit_chain_lock(lender_id=None)  # serialise concurrent checkpoints
+        if _checkpoint_exists(business_date):
+            return CheckpointResult(business_date=business_date, breaks=[], recorded=False)
+        _record_checkpoint(business_date, heads, breaks)
+    return CheckpointResult(business_date=business_date, breaks=breaks, recorded=True)
+
+
+def _record_checkpoint(
+    business_date: date, heads: list[dict[str, Any]], breaks: list[ChainBreak]
+) -> None:
     audit_event_record(
         actor=Actor.system(),
         action=AuditAction.CHAIN_CHECKPOINTED,
@@ -137,4 +168,3 @@ def audit_chain_checkpoint_record(*, as_of: datetime | None = None) -> Checkpoin
             "breaks": [b.as_dict() for b in breaks],
         },
     )
-    return CheckpointResult(business_date=business_date, breaks=breaks, recorded=True)

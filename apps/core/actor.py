@@ -24,7 +24,17 @@ MAX_USER_AGENT = 400
 
 
 def client_ip(request: HttpRequest) -> str | None:
-    """The peer address Django saw; a trusted proxy sets REMOTE_ADDR for us."""
+    """The client's address: REMOTE_ADDR, or behind ``TRUSTED_PROXY_COUNT`` proxies the
+    address the outermost trusted proxy saw (never a value the client could choose)."""
+    from django.conf import settings
+
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies > 0:
+        forwarded = [
+            a.strip() for a in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if a.strip()
+        ]
+        if len(forwarded) >= proxies:
+            return forwarded[-proxies]
     return request.META.get("REMOTE_ADDR") or None
 
 

@@ -150,19 +150,21 @@ class LenderScopedAdmin(_NotFoundOnMissingObject, admin.ModelAdmin):  # type: ig
             return super().has_view_permission(request, obj)
         return self._role_allows(request, self.view_roles | self.change_roles, obj)
 
+    # Operators write only where some role may: an admin without add, change or
+    # delete roles has no write path through a service, so nobody writes there.
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         if is_platform_operator(request.user):
-            return super().has_add_permission(request, *args)
+            return bool(self.add_roles) and super().has_add_permission(request, *args)
         return self._role_allows(request, self.add_roles, None)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if is_platform_operator(request.user):
-            return super().has_change_permission(request, obj)
+            return bool(self.change_roles) and super().has_change_permission(request, obj)
         return self._role_allows(request, self.change_roles, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if is_platform_operator(request.user):
-            return super().has_delete_permission(request, obj)
+            return bool(self.delete_roles) and super().has_delete_permission(request, obj)
         return self._role_allows(request, self.delete_roles, obj)
 
 
@@ -206,7 +208,11 @@ class LenderObjectPermission(BasePermission):
     """DRF: the caller is a back-office user, and each object belongs to their lender."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
+        from apps.accounts.permissions import user_is_verified
+
         user = request.user
+        if not user_is_verified(user):
+            return False
         return is_platform_operator(user) or user_lender_id(user) is not None
 
     def has_object_permission(self, request: Request, view: APIView, obj: Any) -> bool:

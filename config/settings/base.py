@@ -100,14 +100,20 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = f"/{ADMIN_URL}login/"
 
+# Behind a reverse proxy, the client address is the Nth address from the right
+# of X-Forwarded-For; 0 means no proxy (REMOTE_ADDR). Used by axes and the audit.
+TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
+
 # django-axes: five failed logins lock the account (by username, so an attacker
 # rotating addresses cannot keep guessing) and, separately, the address they
-# came from (so one address cannot walk through many usernames). A success
-# resets the counter.
+# came from (so one address cannot walk through many usernames). Failures
+# expire after the cool-off; a success does not reset them, since axes would
+# also forget failures against other accounts from the same address.
 AXES_FAILURE_LIMIT = env.int("DJANGO_AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("DJANGO_AXES_COOLOFF_MINUTES", default=30))
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
-AXES_RESET_ON_SUCCESS = True
+AXES_RESET_ON_SUCCESS = False
+AXES_CLIENT_IP_CALLABLE = "apps.core.actor.client_ip"
 AXES_LOCKOUT_TEMPLATE = "accounts/locked_out.html"
 AXES_USERNAME_FORM_FIELD = "username"
 # The client address is not personal data we want in axes' own logs.
@@ -150,7 +156,8 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # A back-office session counts only after the second factor.
+    "DEFAULT_PERMISSION_CLASSES": ["apps.accounts.permissions.IsVerified"],
     "DEFAULT_THROTTLE_RATES": {"anon": "60/min", "user": "600/min"},
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
@@ -209,3 +216,4 @@ LOGGING = {
 # --- Audit ------------------------------------------------------------------
 # `manage.py flush` would erase the audit trail; only the test runner may.
 AUDIT_ALLOW_FLUSH = False
+

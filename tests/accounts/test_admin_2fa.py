@@ -152,3 +152,51 @@ def test_non_staff_cannot_reach_the_code_step() -> None:
     assert response.status_code == 200  # the admin form refuses non-staff
     assert client.get(reverse("admin:otp_setup")).status_code == 302
     assert not TOTPDevice.objects.filter(user=user).exists()
+
+
+def test_operators_cannot_enrol_themselves(operator) -> None:
+    client = password_only_client(operator)
+    response = client.get(reverse("admin:otp_setup"))
+    assert response.status_code == 403
+    assert b"provision_totp" in response.content
+    assert not TOTPDevice.objects.filter(user=operator).exists()
+
+
+def test_a_double_submitted_setup_form_does_not_fail(lender_a, make_agent) -> None:
+    agent = make_agent(lender_a)
+    client = password_only_client(agent)
+    client.get(reverse("admin:otp_setup"))
+    code = current_code(TOTPDevice.objects.get(user=agent))
+    assert client.post(reverse("admin:otp_setup"), {"otp_token": code}).status_code == 200
+    second = password_only_client(agent)  # the same form, posted again from the other tab
+    response = second.post(reverse("admin:otp_setup"), {"otp_token": code})
+    assert response.status_code == 302
+    assert TOTPDevice.objects.filter(user=agent).count() == 1
+
+
+def test_drf_views_need_the_second_factor_too(lender_a, make_agent) -> None:
+    from rest_framework.response import Response
+    from rest_framework.test import APIRequestFactory, force_authenticate
+    from rest_framework.views import APIView
+
+    from apps.lenders.tenancy import LenderObjectPermission
+
+    class Probe(APIView):
+        def get(self, request):
+            return Response({"ok": True})
+
+    class ScopedProbe(Probe):
+        permission_classes = (LenderObjectPermission,)
+
+    agent = make_agent(lender_a)
+    agent.is_verified = lambda: False  # what OTPMiddleware says of a password-only session
+    for view in (Probe, ScopedProbe):
+        request = APIRequestFactory().get("/")
+        force_authenticate(request, user=agent)
+        response = view.as_view()(request)
+        assert response.status_code == 403
+        assert response.data["code"] == "permission_denied"
+    agent.is_verified = lambda: True
+    request = APIRequestFactory().get("/")
+    force_authenticate(request, user=agent)
+    assert ScopedProbe.as_view()(request).status_code == 200

@@ -79,8 +79,39 @@ def test_verify_command_passes_on_an_intact_chain(lender_a, capsys) -> None:
 
 
 def test_verify_command_rejects_an_unknown_lender() -> None:
-    with pytest.raises(Exception, match="No such lender"):
+    with pytest.raises(CommandError, match="No such lender"):
         call_command("verify_audit", "--lender", "nope")
+
+
+def test_floats_are_refused_since_jsonb_would_respell_them(lender_a) -> None:
+    from apps.audit.services import AuditDataInvalid
+
+    with pytest.raises(AuditDataInvalid), transaction.atomic():
+        audit_event_record(actor=Actor.system(), action="tests.thing.happened", target=lender_a,
+                           data={"nested": [{"x": 1e16}]})  # fmt: skip
+    assert not AuditEvent.objects.exists()
+
+
+def test_verify_names_an_event_forged_past_the_head(lender_a, capsys) -> None:
+    first = audit_event_for(lender_a)
+    tamper(
+        "INSERT INTO audit_auditevent (created_at, updated_at, chain_id, seq, lender_id, occurred_at, actor_type,"
+        " actor_id, action, target_type, target_id, data, reason, ip, user_agent, prev_hash, hash)"
+        " SELECT now(), now(), chain_id, 2, lender_id, now(), 'system', '', 'forged', '', '', '{}', '', '', '',"
+        " hash, repeat('f', 64) FROM audit_auditevent WHERE id = %s",
+        [first.pk],
+    )
+    with pytest.raises(CommandError):
+        call_command("verify_audit")
+    assert "first broken link at seq 2" in capsys.readouterr().out
+
+
+def test_verify_names_an_event_moved_to_another_lender(lender_a, lender_b, capsys) -> None:
+    event = audit_event_for(lender_a)
+    tamper("UPDATE audit_auditevent SET lender_id = %s WHERE id = %s", [lender_b.pk, event.pk])
+    with pytest.raises(CommandError):
+        call_command("verify_audit")
+    assert "names another lender than its chain" in capsys.readouterr().out
 
 
 def test_verify_names_the_first_broken_link_when_a_row_is_deleted(lender_a, capsys) -> None:

@@ -74,8 +74,21 @@ def test_unexpected_errors_are_500_with_a_request_id_and_no_detail(caplog) -> No
     assert response.data["extra"]["request_id"] in caplog.text
 
 
+class NeedsLoginApi(APIView):
+    def get(self, request):
+        return Response({"ok": True})
+
+
 @pytest.mark.django_db
-def test_authentication_errors_use_the_same_shape(client) -> None:
+def test_authentication_errors_use_the_same_shape() -> None:
+    response = NeedsLoginApi.as_view()(APIRequestFactory().get("/"))
+    assert response.status_code == 403  # session authentication: no WWW-Authenticate, so 403
+    assert set(response.data) == {"code", "message", "extra"}
+    assert response.data["code"] == "not_authenticated"
+
+
+@pytest.mark.django_db
+def test_the_openapi_schema_is_served(client) -> None:
     response = client.get("/api/schema/")
-    assert response.status_code == 200  # the schema itself is public
+    assert response.status_code == 200
     assert b"openapi" in response.content

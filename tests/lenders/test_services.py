@@ -66,12 +66,16 @@ def test_drf_permission_checks_each_object_against_the_callers_lender(
     permission: BasePermission = LenderObjectPermission()
     request = APIRequestFactory().get("/")
     request.user = make_agent(lender_a)
+    assert not permission.has_permission(request, None)  # no second factor yet
+    request.user.is_verified = lambda: True
     assert permission.has_permission(request, None)
     assert permission.has_object_permission(request, None, lender_a)
     assert not permission.has_object_permission(request, None, lender_b)
     request.user = operator
+    operator.is_verified = lambda: True
     assert permission.has_object_permission(request, None, lender_b)
     from tests.accounts.factories import UserFactory
 
     request.user = UserFactory()
-    assert not permission.has_permission(request, None)
+    request.user.is_verified = lambda: True
+    assert not permission.has_permission(request, None)  # verified, but of no lender

@@ -3,6 +3,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from apps.audit.selectors import audit_chain_list, audit_chain_verify
+from apps.core.errors import DomainError
 from apps.lenders.selectors import lender_get_by_slug
 
 
@@ -13,7 +14,10 @@ class Command(BaseCommand):
         parser.add_argument("--lender", metavar="SLUG", help="Verify only this lender's chain.")
 
     def handle(self, *args: Any, lender: str | None = None, **options: Any) -> None:
-        lender_id = lender_get_by_slug(slug=lender).id if lender else None
+        try:
+            lender_id = lender_get_by_slug(slug=lender).id if lender else None
+        except DomainError as exc:
+            raise CommandError(f"{exc.message} ({lender})") from exc
         broken = 0
         checked = 0
         for chain in audit_chain_list(lender_id=lender_id):

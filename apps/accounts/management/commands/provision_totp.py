@@ -1,0 +1,24 @@
+from base64 import b32encode
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from apps.accounts.services import totp_device_provision
+from apps.core.actor import Actor
+
+
+class Command(BaseCommand):
+    help = "Give a user a new authenticator secret (replacing any old one) and print it once."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--username", required=True)
+
+    def handle(self, *args: Any, username: str, **options: Any) -> None:
+        user = get_user_model().objects.filter(username=username).first()
+        if user is None:
+            raise CommandError(f"no user {username!r}")
+        device = totp_device_provision(user=user, actor=Actor.system())
+        secret = b32encode(device.bin_key).decode().rstrip("=")
+        self.stdout.write(f"TOTP secret for {username} (shown once): {secret}")
+        self.stdout.write(f"otpauth URI: {device.config_url}")
