@@ -2,11 +2,26 @@ from typing import Any
 
 from django.contrib import admin
 from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
 
 from apps.core.actor import Actor
-from apps.lenders.models import Lender, LoanProduct, Membership
+from apps.lenders.models import (
+    Lender,
+    LoanProduct,
+    Membership,
+    RestrictionPolicy,
+    RestrictionPolicyVersion,
+    RestrictionStage,
+)
 from apps.lenders.services import loan_product_save
-from apps.lenders.tenancy import LenderScopedAdmin, user_lender_id
+from apps.lenders.tenancy import (
+    LenderScopedAdmin,
+    ReadOnlyAdminMixin,
+    is_platform_operator,
+    scope_for_user,
+    user_can_see,
+    user_lender_id,
+)
 
 
 @admin.register(Lender)
@@ -53,3 +68,90 @@ class LoanProductAdmin(LenderScopedAdmin):
 
     def save_model(self, request: HttpRequest, obj: LoanProduct, form: Any, change: bool) -> None:
         loan_product_save(product=obj, actor=Actor.agent(request.user, request))
+
+
+class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
+    """Children of an append-only parent: shown, never added, changed or removed.
+
+    Whether the parent may be seen at all is the parent admin's (scoped)
+    decision; the inline only repeats the lender check for the row it shows.
+    """
+
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return self.fields
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return scope_for_user(super().get_queryset(request), request.user)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Django also asks with obj=None when building the inline's queryset.
+        if obj is None:
+            return is_platform_operator(request.user) or user_lender_id(request.user) is not None
+        return user_can_see(request.user, obj)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def _stages_summary(version: RestrictionPolicyVersion) -> str:
+    return "; ".join(str(stage) for stage in version.stages.all())
+
+
+class RestrictionPolicyVersionInline(_ReadOnlyInline):
+    model = RestrictionPolicyVersion
+    fields = ("version", "created_at", "stages_summary")
+    show_change_link = True
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).prefetch_related("stages")
+
+    @admin.display(description=_("stages"))
+    def stages_summary(self, obj: RestrictionPolicyVersion) -> str:
+        return _stages_summary(obj)
+
+
+class RestrictionStageInline(_ReadOnlyInline):
+    model = RestrictionStage
+    fields = ("position", "days_overdue", "action", "messages", "alarm_times",
+              "blocked_packages", "blocked_categories")  # fmt: skip
+
+
+@admin.register(RestrictionPolicy)
+class RestrictionPolicyAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
+    """Policies are created and versioned by services, never edited here."""
+
+    list_display = ("name", "lender", "is_active", "created_at")
+    list_filter = ("is_active", "lender")
+    search_fields = ("name",)
+    readonly_fields = ("lender", "name", "is_active", "created_at")
+    fields = readonly_fields
+    inlines = (RestrictionPolicyVersionInline,)
+
+
+@admin.register(RestrictionPolicyVersion)
+class RestrictionPolicyVersionAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
+    """An immutable version with its stages; loans pin one of these when they are signed."""
+
+    list_display = ("policy", "version", "lender", "created_at", "stages_summary")
+    list_filter = ("lender",)
+    search_fields = ("policy__name",)
+    readonly_fields = ("lender", "policy", "version", "created_at")
+    fields = readonly_fields
+    inlines = (RestrictionStageInline,)
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("policy").prefetch_related("stages")
+
+    @admin.display(description=_("stages"))
+    def stages_summary(self, obj: RestrictionPolicyVersion) -> str:
+        return _stages_summary(obj)

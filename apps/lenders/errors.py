@@ -16,3 +16,10 @@ class LenderSlugTaken(DomainError):
 class UserAlreadyMember(DomainError):
     code, http_status = "user_already_member", 409
     default_message = _("This user already belongs to a lender.")
+
+
+class RestrictionPolicyNotActive(DomainError):
+    code, http_status = "restriction_policy_not_active", 409
+    default_message = _(
+        "This restriction policy was replaced; add the new version to the active policy."
+    )

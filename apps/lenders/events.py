@@ -6,3 +6,5 @@ class LendersAction(StrEnum):
     MEMBERSHIP_CREATED = "lenders.membership.created"
     LOAN_PRODUCT_CREATED = "lenders.loan_product.created"
     LOAN_PRODUCT_CHANGED = "lenders.loan_product.changed"
+    RESTRICTION_POLICY_VERSION_CREATED = "lenders.restriction_policy.version_created"
+    RESTRICTION_POLICY_DEACTIVATED = "lenders.restriction_policy.deactivated"

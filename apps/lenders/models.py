@@ -2,6 +2,7 @@ from decimal import Decimal
 from typing import ClassVar
 from zoneinfo import available_timezones
 
+import pgtrigger
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -249,3 +250,169 @@ class LoanProduct(BaseModel):
         return {self.Frequency.WEEKLY: 52, self.Frequency.BIWEEKLY: 26, self.Frequency.MONTHLY: 12}[
             self.Frequency(self.frequency)
         ]
+
+
+class RestrictionPolicy(BaseModel):
+    """A lender's staged restriction ladder: a name over a series of immutable versions.
+
+    At most one policy per lender is active: its latest version is the one a
+    new loan pins when it is signed (``restriction_policy_version_in_force``).
+    Editing a policy means adding a version; a signed loan keeps its own.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    lender = models.ForeignKey(
+        Lender, on_delete=models.PROTECT, related_name="restriction_policies"
+    )
+    name = models.CharField(_("name"), max_length=120)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        verbose_name = _("restriction policy")
+        verbose_name_plural = _("restriction policies")
+        ordering = ("lender", "-created_at", "-id")
+        constraints = [
+            # tests/lenders/test_restriction_policies.py::test_database_refuses_a_second_active_policy_when_inserted_directly
+            models.UniqueConstraint(
+                fields=["lender"],
+                condition=models.Q(is_active=True),
+                name="restriction_policy_one_active_per_lender",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RestrictionPolicyVersion(BaseModel):
+    """One immutable version of a policy; loans point at the version they were signed under.
+
+    Append-only: the database refuses UPDATE and DELETE, and refuses a version
+    whose lender differs from its policy's (tests/lenders/test_restriction_policies.py).
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    lender = models.ForeignKey(
+        Lender, on_delete=models.PROTECT, related_name="restriction_policy_versions"
+    )
+    policy = models.ForeignKey(RestrictionPolicy, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField(_("version"), validators=[MinValueValidator(1)])
+
+    class Meta:
+        verbose_name = _("restriction policy version")
+        ordering = ("policy", "version")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["policy", "version"], name="restriction_policy_version_unique"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(version__gte=1), name="restriction_policy_version_gte_1"
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="restriction_policy_version_append_only",
+                operation=pgtrigger.Update | pgtrigger.Delete,
+            ),
+            pgtrigger.Trigger(
+                name="restriction_policy_version_same_lender",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert,
+                func=(
+                    "IF NEW.lender_id IS DISTINCT FROM (SELECT lender_id FROM "
+                    "lenders_restrictionpolicy WHERE id = NEW.policy_id) THEN "
+                    "RAISE EXCEPTION 'a policy version belongs to its policy''s lender'; "
+                    "END IF; RETURN NEW;"
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.policy} v{self.version}"
+
+
+class RestrictionStage(BaseModel):
+    """One step of a policy version: from ``days_overdue`` on, apply ``action``.
+
+    Append-only with its version. The rules across stages and the country's
+    rules are checked by ``restriction_policy_create`` / ``_version_create``.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Action(models.TextChoices):
+        # Declared mildest first: a policy's stages never get milder.
+        REMINDER = "reminder", _("Reminder notification")
+        WALLPAPER = "wallpaper", _("Payment reminder wallpaper and lock-screen text")
+        ALARM = "alarm", _("Alarms at set local times")
+        BLOCK_APPS = "block_apps", _("Blocked apps")
+        LOCK = "lock", _("Full lock")
+
+        @property
+        def severity(self) -> int:
+            return list(type(self)).index(self)
+
+    lender = models.ForeignKey(Lender, on_delete=models.PROTECT, related_name="+")
+    policy_version = models.ForeignKey(
+        RestrictionPolicyVersion, on_delete=models.PROTECT, related_name="stages"
+    )
+    position = models.PositiveSmallIntegerField(_("position"), validators=[MinValueValidator(1)])
+    days_overdue = models.PositiveSmallIntegerField(
+        _("days overdue"), validators=[MinValueValidator(1), MaxValueValidator(365)]
+    )
+    action = models.CharField(_("action"), max_length=20, choices=Action.choices)
+    messages = models.JSONField(
+        _("messages"), default=dict, blank=True, help_text=_("Text per language code.")
+    )
+    alarm_times = models.JSONField(
+        _("alarm times"), default=list, blank=True, help_text=_("Local times, HH:MM.")
+    )
+    blocked_packages = models.JSONField(_("blocked packages"), default=list, blank=True)
+    blocked_categories = models.JSONField(_("blocked app categories"), default=list, blank=True)
+
+    class Meta:
+        verbose_name = _("restriction stage")
+        ordering = ("policy_version", "position")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["policy_version", "position"], name="restriction_stage_position_unique"
+            ),
+            models.UniqueConstraint(
+                fields=["policy_version", "days_overdue"], name="restriction_stage_day_unique"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(position__gte=1), name="restriction_stage_position_gte_1"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(days_overdue__gte=1, days_overdue__lte=365),
+                name="restriction_stage_days_1_365",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    action__in=["reminder", "wallpaper", "alarm", "block_apps", "lock"]
+                ),
+                name="restriction_stage_action_known",
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="restriction_stage_append_only",
+                operation=pgtrigger.Update | pgtrigger.Delete,
+            ),
+            pgtrigger.Trigger(
+                name="restriction_stage_same_lender",
+                when=pgtrigger.Before,
+                operation=pgtrigger.Insert,
+                func=(
+                    "IF NEW.lender_id IS DISTINCT FROM (SELECT lender_id FROM "
+                    "lenders_restrictionpolicyversion WHERE id = NEW.policy_version_id) THEN "
+                    "RAISE EXCEPTION 'a restriction stage belongs to its version''s lender'; "
+                    "END IF; RETURN NEW;"
+                ),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"day {self.days_overdue}: {self.get_action_display()}"

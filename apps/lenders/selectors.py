@@ -1,5 +1,16 @@
+from django.db.models import Prefetch
+from django.utils import translation
+from django.utils.text import get_text_list
+from django.utils.translation import gettext
+
+from apps.lenders.country_rules import APP_CATEGORIES
 from apps.lenders.errors import LenderNotFound
-from apps.lenders.models import Lender, Membership
+from apps.lenders.models import (
+    Lender,
+    Membership,
+    RestrictionPolicyVersion,
+    RestrictionStage,
+)
 
 
 def lender_get_by_slug(*, slug: str) -> Lender:
@@ -11,3 +22,58 @@ def lender_get_by_slug(*, slug: str) -> Lender:
 
 def membership_get_for_user(*, user_id: int) -> Membership | None:
     return Membership.objects.select_related("lender").filter(user_id=user_id).first()
+
+
+def restriction_policy_version_in_force(*, lender_id: int) -> RestrictionPolicyVersion | None:
+    """The version a loan signed now pins: the latest version of the lender's active policy.
+
+    None when the lender has no active policy. Stages come prefetched in order.
+    """
+    return (
+        RestrictionPolicyVersion.objects.filter(lender_id=lender_id, policy__is_active=True)
+        .select_related("policy")
+        .prefetch_related(
+            Prefetch("stages", queryset=RestrictionStage.objects.order_by("position"))
+        )
+        .order_by("-version")
+        .first()
+    )
+
+
+def restriction_stages_describe(*, version: RestrictionPolicyVersion, locale: str) -> list[str]:
+    """Each stage of ``version`` in plain words, in ``locale``, for the consent page.
+
+    One sentence per stage, in order; restrictive stages say what always works.
+    """
+    with translation.override(locale):
+        return [_stage_describe(stage) for stage in version.stages.all()]
+
+
+def _stage_describe(stage: RestrictionStage) -> str:
+    action = RestrictionStage.Action
+    always = gettext("Emergency calls, calls to the lender and payments always work.")
+    params = {"day": stage.days_overdue}
+    if stage.action == action.REMINDER:
+        return gettext("From day %(day)s overdue: you get payment reminders on the phone.") % params
+    if stage.action == action.WALLPAPER:
+        return (
+            gettext(
+                "From day %(day)s overdue: the wallpaper and lock screen show a payment reminder."
+            )
+            % params
+        )
+    if stage.action == action.ALARM:
+        times = get_text_list(list(stage.alarm_times), gettext("and"))
+        return gettext(
+            "From day %(day)s overdue: a reminder alarm rings each day at %(times)s."
+        ) % {**params, "times": times}
+    if stage.action == action.BLOCK_APPS:
+        names = [str(APP_CATEGORIES.get(c, c)) for c in stage.blocked_categories]
+        names += list(stage.blocked_packages)
+        apps = get_text_list(names, gettext("and"))
+        return (
+            gettext("From day %(day)s overdue: %(apps)s are blocked.") % {**params, "apps": apps}
+            + " "
+            + always
+        )
+    return gettext("From day %(day)s overdue: the phone locks.") % params + " " + always

@@ -1,15 +1,41 @@
-"""Writes for lenders and their back-office memberships."""
+"""Writes for lenders, their back-office memberships, products and restriction policies."""
 
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import time
+from itertools import pairwise
+from typing import Any
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import translation
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
 from apps.audit.services import audit_event_record
 from apps.core.actor import Actor
-from apps.lenders.errors import LenderSlugTaken, UserAlreadyMember
+from apps.lenders.country_rules import (
+    APP_CATEGORIES,
+    CountryRule,
+    always_allowed_packages,
+    country_rule_for,
+)
+from apps.lenders.errors import LenderSlugTaken, RestrictionPolicyNotActive, UserAlreadyMember
 from apps.lenders.events import LendersAction
-from apps.lenders.models import Lender, LoanProduct, Membership
+from apps.lenders.models import (
+    Lender,
+    LoanProduct,
+    Membership,
+    RestrictionPolicy,
+    RestrictionPolicyVersion,
+    RestrictionStage,
+)
 
 
 @transaction.atomic
@@ -115,3 +141,388 @@ def loan_product_save(*, product: LoanProduct, actor: Actor) -> LoanProduct:
         data = {"old": {f: old[f] for f in changed}, "new": {f: new[f] for f in changed}}
     audit_event_record(actor=actor, action=action, target=product, data=data)
     return product
+
+
+# --- restriction policies ---------------------------------------------------
+
+Action = RestrictionStage.Action
+
+MAX_STAGES = 10
+MAX_ALARM_TIMES = 3
+MAX_MESSAGE_LENGTH = 300
+MAX_BLOCKED_PACKAGES = 50
+# Stages that put text in front of the customer must have it in the lender's language.
+_NEEDS_MESSAGE = frozenset({Action.REMINDER, Action.WALLPAPER, Action.LOCK})
+# Java package naming as Android enforces it: two or more dot-separated segments.
+_PACKAGE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+$")
+_LOCAL_TIME = re.compile(r"^(?:[01]\d|2[0-3]):[0-5]\d$")
+
+
+@dataclass(frozen=True, slots=True)
+class StageSpec:
+    """One stage as a caller asks for it; the services validate the whole ladder.
+
+    ``messages`` maps a language code to text; ``alarm_times`` are local
+    ``"HH:MM"`` strings (alarm stages only); packages and categories are for
+    ``block_apps`` stages only.
+    """
+
+    days_overdue: int
+    action: str
+    messages: Mapping[str, str] = field(default_factory=dict)
+    alarm_times: Sequence[str] = ()
+    blocked_packages: Sequence[str] = ()
+    blocked_categories: Sequence[str] = ()
+
+
+def default_stages(locale: str, *, country: str | None = None) -> list[StageSpec]:
+    """The standard ladder: reminder day 1, wallpaper day 3, alarms day 7,
+    social apps blocked day 14, lock day 30.
+
+    With ``country``, stages the country forbids are left out and the lock
+    moves to the country's earliest lock day when that is later, so the
+    ladder validates for a lender there. Messages are written in ``locale``.
+    """
+    with translation.override(locale):
+        ladder = [
+            StageSpec(days_overdue=1, action=Action.REMINDER, messages={locale: gettext(
+                "Your installment is overdue. Please pay to keep full use of your phone.")}),
+            StageSpec(days_overdue=3, action=Action.WALLPAPER, messages={locale: gettext(
+                "Payment overdue. Pay now to remove this reminder.")}),
+            StageSpec(days_overdue=7, action=Action.ALARM, alarm_times=("09:00", "18:00"),
+                      messages={locale: gettext("Reminder: your installment is overdue.")}),
+            StageSpec(days_overdue=14, action=Action.BLOCK_APPS, blocked_categories=("social",)),
+            StageSpec(days_overdue=30, action=Action.LOCK, messages={locale: gettext(
+                "This phone is locked because a payment is overdue. Pay to unlock it. "
+                "Emergency calls still work.")}),
+        ]  # fmt: skip
+    if country is None:
+        return ladder
+    rule = country_rule_for(country)
+    fitted = []
+    for spec in ladder:
+        if spec.action not in rule.allowed_actions:
+            continue
+        if spec.action == Action.LOCK and rule.earliest_lock_day is not None:
+            spec = replace(spec, days_overdue=max(spec.days_overdue, rule.earliest_lock_day))
+        fitted.append(spec)
+    return fitted
+
+
+Errors = dict[str, list[ValidationError]]
+
+
+def _add(errors: Errors, key: str, message: Any, code: str, **params: Any) -> None:
+    errors.setdefault(key, []).append(ValidationError(message, code=code, params=params or None))
+
+
+def _string_list(value: object) -> list[str] | None:
+    """``value`` as a list of strings, or None when it is not a list or tuple of strings."""
+    if isinstance(value, list | tuple) and all(isinstance(item, str) for item in value):
+        return list(value)
+    return None
+
+
+def _parse_local_time(value: str) -> time | None:
+    if not _LOCAL_TIME.match(value):
+        return None
+    hours, minutes = value.split(":")
+    return time(int(hours), int(minutes))
+
+
+def _stage_build(
+    *, spec: StageSpec, index: int, lender: Lender, rule: CountryRule, errors: Errors
+) -> RestrictionStage | None:
+    """Check one stage on its own and against the lender's country; None if it is invalid."""
+    key = f"stages.{index}"
+    before = sum(len(v) for v in errors.values())
+    country = lender.country
+
+    if spec.action not in Action.values:
+        _add(errors, f"{key}.action", _("“%(value)s” is not a restriction action."),
+             "invalid_action", value=spec.action)  # fmt: skip
+        return None
+    action = Action(spec.action)
+    days = spec.days_overdue
+    if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 365:
+        _add(errors, f"{key}.days_overdue",
+             _("A stage starts between day 1 and day 365 overdue."), "days_out_of_range")  # fmt: skip
+    if action not in rule.allowed_actions:
+        _add(errors, f"{key}.action", _("%(action)s is not allowed for lenders in %(country)s."),
+             "action_forbidden_in_country", action=action.label, country=country)  # fmt: skip
+    elif (
+        action == Action.LOCK
+        and rule.earliest_lock_day is not None
+        and isinstance(days, int)
+        and days < rule.earliest_lock_day
+    ):
+        _add(errors, f"{key}.days_overdue",
+             _("In %(country)s a phone may be locked from day %(day)s overdue at the earliest."),
+             "lock_too_early", country=country, day=rule.earliest_lock_day)  # fmt: skip
+
+    messages = _messages_check(spec=spec, action=action, key=key, lender=lender, errors=errors)
+    alarm_times = _alarm_times_check(spec=spec, action=action, key=key, lender=lender,
+                                     rule=rule, errors=errors)  # fmt: skip
+    packages, categories = _blocked_check(spec=spec, action=action, key=key, errors=errors)
+
+    if sum(len(v) for v in errors.values()) != before:
+        return None
+    return RestrictionStage(
+        lender=lender,
+        position=index + 1,
+        days_overdue=days,
+        action=action.value,
+        messages=messages,
+        alarm_times=alarm_times,
+        blocked_packages=packages,
+        blocked_categories=categories,
+    )
+
+
+def _messages_check(
+    *, spec: StageSpec, action: Action, key: str, lender: Lender, errors: Errors
+) -> dict[str, str]:
+    field_key = f"{key}.messages"
+    if not isinstance(spec.messages, Mapping):
+        _add(errors, field_key, _("Messages are text per language code."), "invalid_messages")
+        return {}
+    languages = {code for code, _name in settings.LANGUAGES}
+    messages: dict[str, str] = {}
+    for locale, text in spec.messages.items():
+        if locale not in languages:
+            _add(errors, field_key, _("“%(locale)s” is not a language we support."),
+                 "unknown_locale", locale=locale)  # fmt: skip
+        elif not isinstance(text, str) or not text.strip():
+            _add(errors, field_key, _("The %(locale)s message is empty."),
+                 "empty_message", locale=locale)  # fmt: skip
+        elif len(text.strip()) > MAX_MESSAGE_LENGTH:
+            _add(errors, field_key,
+                 _("The %(locale)s message is longer than %(limit)s characters."),
+                 "message_too_long", locale=locale, limit=MAX_MESSAGE_LENGTH)  # fmt: skip
+        else:
+            messages[locale] = text.strip()
+    if action in _NEEDS_MESSAGE and not (spec.messages or {}).get(lender.locale):
+        _add(errors, field_key,
+             _("This stage needs a message in %(locale)s, the lender's language."),
+             "message_required", locale=lender.locale)  # fmt: skip
+    return messages
+
+
+def _alarm_times_check(
+    *, spec: StageSpec, action: Action, key: str, lender: Lender, rule: CountryRule,
+    errors: Errors,
+) -> list[str]:  # fmt: skip
+    field_key = f"{key}.alarm_times"
+    values = _string_list(spec.alarm_times)
+    if values is None:
+        _add(errors, field_key, _("Alarm times are a list of HH:MM times."), "invalid_alarm_times")
+        return []
+    if action != Action.ALARM:
+        if values:
+            _add(
+                errors,
+                field_key,
+                _("Only an alarm stage has alarm times."),
+                "alarm_times_unexpected",
+            )
+        return []
+    if not 1 <= len(values) <= MAX_ALARM_TIMES:
+        _add(errors, field_key, _("An alarm stage needs one to %(limit)s alarm times."),
+             "alarm_times_count", limit=MAX_ALARM_TIMES)  # fmt: skip
+    if len(set(values)) != len(values):
+        _add(errors, field_key, _("Alarm times must differ."), "alarm_times_repeated")
+    start, end = rule.contact_hours
+    for value in values:
+        parsed = _parse_local_time(value)
+        if parsed is None:
+            _add(errors, field_key, _("“%(value)s” is not a time of day as HH:MM."),
+                 "invalid_alarm_time", value=value)  # fmt: skip
+        elif not start <= parsed < end:
+            _add(errors, field_key,
+                 _("%(value)s is outside the contact hours in %(country)s (%(start)s to %(end)s)."),
+                 "alarm_outside_contact_hours", value=value, country=lender.country,
+                 start=start.strftime("%H:%M"), end=end.strftime("%H:%M"))  # fmt: skip
+    return sorted(values)
+
+
+def _blocked_check(
+    *, spec: StageSpec, action: Action, key: str, errors: Errors
+) -> tuple[list[str], list[str]]:
+    packages = _string_list(spec.blocked_packages)
+    categories = _string_list(spec.blocked_categories)
+    if packages is None:
+        _add(errors, f"{key}.blocked_packages", _("Blocked packages are a list of package names."),
+             "invalid_blocked_packages")  # fmt: skip
+    if categories is None:
+        _add(errors, f"{key}.blocked_categories",
+             _("Blocked categories are a list of category names."), "invalid_blocked_categories")  # fmt: skip
+    if packages is None or categories is None:
+        return [], []
+    if action != Action.BLOCK_APPS:
+        for name, values in (("blocked_packages", packages), ("blocked_categories", categories)):
+            if values:
+                _add(errors, f"{key}.{name}", _("Only a block_apps stage blocks apps."),
+                     "blocking_unexpected")  # fmt: skip
+        return [], []
+    if not packages and not categories:
+        _add(errors, f"{key}.blocked_packages",
+             _("Name at least one app package or category to block."), "nothing_blocked")  # fmt: skip
+    if len(packages) > MAX_BLOCKED_PACKAGES:
+        _add(errors, f"{key}.blocked_packages", _("Block at most %(limit)s packages by name."),
+             "too_many_packages", limit=MAX_BLOCKED_PACKAGES)  # fmt: skip
+    always_allowed = always_allowed_packages()
+    for package in packages:
+        if not _PACKAGE_NAME.match(package):
+            _add(errors, f"{key}.blocked_packages",
+                 _("“%(value)s” is not an Android package name."), "invalid_package", value=package)  # fmt: skip
+        elif package in always_allowed:
+            _add(errors, f"{key}.blocked_packages",
+                 _("%(value)s cannot be blocked: emergency calls, the dialer, the payment path "
+                   "and the agent always work."), "package_always_allowed", value=package)  # fmt: skip
+    for category in categories:
+        if category not in APP_CATEGORIES:
+            _add(errors, f"{key}.blocked_categories",
+                 _("“%(value)s” is not an app category we know. Choose from: %(known)s."),
+                 "unknown_category", value=category, known=", ".join(APP_CATEGORIES))  # fmt: skip
+    return sorted(set(packages)), sorted(set(categories))
+
+
+def _ladder_check(*, stages: list[RestrictionStage], errors: Errors) -> None:
+    """The rules across stages: days up, never milder, lock last, one alarm stage."""
+    for previous, stage in pairwise(stages):
+        if stage.days_overdue <= previous.days_overdue:
+            _add(errors, "stages",
+                 _("Day thresholds must strictly increase: day %(day)s comes after day %(previous)s."),
+                 "days_not_increasing", day=stage.days_overdue, previous=previous.days_overdue)  # fmt: skip
+        if Action(stage.action).severity < Action(previous.action).severity:
+            _add(errors, "stages",
+                 _("Stages must not get milder: “%(action)s” comes after “%(previous)s”."),
+                 "severity_decreasing", action=stage.get_action_display(),
+                 previous=previous.get_action_display())  # fmt: skip
+    if any(stage.action == Action.LOCK for stage in stages[:-1]):
+        _add(errors, "stages", _("The lock must be the last stage."), "lock_not_last")
+    if sum(stage.action == Action.ALARM for stage in stages) > 1:
+        _add(errors, "stages", _("A policy has at most one alarm stage."), "alarm_repeated")
+
+
+def _stages_build(
+    *, lender: Lender, stages: Sequence[StageSpec], errors: Errors
+) -> list[RestrictionStage]:
+    """Unsaved stages for ``lender`` from ``stages``, with every problem added to ``errors``."""
+    if not stages:
+        _add(errors, "stages", _("A policy needs at least one stage."), "no_stages")
+        return []
+    if len(stages) > MAX_STAGES:
+        _add(errors, "stages", _("A policy has at most %(limit)s stages."), "too_many_stages",
+             limit=MAX_STAGES)  # fmt: skip
+        return []
+    rule = country_rule_for(lender.country)
+    built = [
+        _stage_build(spec=spec, index=index, lender=lender, rule=rule, errors=errors)
+        for index, spec in enumerate(stages)
+    ]
+    valid = [stage for stage in built if stage is not None]
+    if len(valid) == len(built):
+        _ladder_check(stages=valid, errors=errors)
+    return valid
+
+
+def _stage_data(stage: RestrictionStage) -> dict[str, Any]:
+    return {
+        "position": stage.position,
+        "days_overdue": stage.days_overdue,
+        "action": stage.action,
+        "messages": stage.messages,
+        "alarm_times": stage.alarm_times,
+        "blocked_packages": stage.blocked_packages,
+        "blocked_categories": stage.blocked_categories,
+    }
+
+
+def _version_add(
+    *, policy: RestrictionPolicy, number: int, stages: list[RestrictionStage], actor: Actor
+) -> RestrictionPolicyVersion:
+    version = RestrictionPolicyVersion(lender_id=policy.lender_id, policy=policy, version=number)
+    version.full_clean()
+    version.save(force_insert=True)
+    for stage in stages:
+        stage.policy_version = version
+        stage.full_clean()
+        stage.save(force_insert=True)
+    audit_event_record(
+        actor=actor,
+        action=LendersAction.RESTRICTION_POLICY_VERSION_CREATED,
+        target=version,
+        data={"new": {"policy_id": policy.pk, "policy_name": policy.name, "version": number,
+                      "stages": [_stage_data(stage) for stage in stages]}},
+    )  # fmt: skip
+    return version
+
+
+@transaction.atomic
+def restriction_policy_create(
+    *, lender: Lender, name: str, stages: Sequence[StageSpec], actor: Actor
+) -> RestrictionPolicyVersion:
+    """Create a policy with its first version and make it the lender's active policy.
+
+    The lender's previous active policy is deactivated: loans already signed
+    keep the version they pinned, new loans get this one. Invalid input raises
+    ``ValidationError`` keyed by field (``name``, ``stages``,
+    ``stages.<index>.<field>``) and stores nothing.
+    Locks: the Lender (serialises policy changes per lender), then its active policy.
+    Emits ``lenders.restriction_policy.deactivated`` for the replaced policy, if
+    any, and ``lenders.restriction_policy.version_created``.
+    """
+    lender = Lender.objects.select_for_update().get(pk=lender.pk)
+    policy = RestrictionPolicy(lender=lender, name=name, is_active=True)
+    errors: Errors = {}
+    try:
+        # The one-active-policy constraint is checked below, once the
+        # previous policy is deactivated.
+        policy.full_clean(validate_constraints=False)
+    except ValidationError as exc:
+        errors.update(exc.error_dict)
+    built = _stages_build(lender=lender, stages=stages, errors=errors)
+    if errors:
+        raise ValidationError(errors)
+
+    previous = RestrictionPolicy.objects.select_for_update().filter(lender=lender, is_active=True)
+    for replaced in previous:
+        replaced.is_active = False
+        replaced.save(update_fields=["is_active", "updated_at"])
+        audit_event_record(
+            actor=actor,
+            action=LendersAction.RESTRICTION_POLICY_DEACTIVATED,
+            target=replaced,
+            data={"old": {"is_active": True}, "new": {"is_active": False}},
+        )
+    policy.full_clean()
+    policy.save(force_insert=True)
+    return _version_add(policy=policy, number=1, stages=built, actor=actor)
+
+
+@transaction.atomic
+def restriction_policy_version_create(
+    *, policy: RestrictionPolicy, stages: Sequence[StageSpec], actor: Actor
+) -> RestrictionPolicyVersion:
+    """Add the next version of an active policy; earlier versions stay as they were.
+
+    Versions are never edited, so loans pinned to an earlier version keep it.
+    Locks: the policy row, so two editors get consecutive version numbers.
+    Raises ``RestrictionPolicyNotActive`` for a replaced policy and
+    ``ValidationError`` for invalid stages. Emits
+    ``lenders.restriction_policy.version_created``.
+    """
+    policy = (
+        RestrictionPolicy.objects.select_for_update(of=("self",))
+        .select_related("lender")
+        .get(pk=policy.pk)
+    )
+    if not policy.is_active:
+        raise RestrictionPolicyNotActive(policy_id=policy.pk)
+    errors: Errors = {}
+    built = _stages_build(lender=policy.lender, stages=stages, errors=errors)
+    if errors:
+        raise ValidationError(errors)
+    last = policy.versions.aggregate(last=Max("version"))["last"] or 0
+    return _version_add(policy=policy, number=last + 1, stages=built, actor=actor)

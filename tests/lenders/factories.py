@@ -2,7 +2,16 @@ from decimal import Decimal
 
 import factory
 
-from apps.lenders.models import Lender, LoanProduct, Membership
+from apps.core.actor import Actor
+from apps.lenders.models import (
+    Lender,
+    LoanProduct,
+    Membership,
+    RestrictionPolicy,
+    RestrictionPolicyVersion,
+)
+from apps.lenders.selectors import restriction_policy_version_in_force
+from apps.lenders.services import default_stages, restriction_policy_create
 from tests.accounts.factories import UserFactory
 
 
@@ -43,3 +52,29 @@ class LoanProductFactory(factory.django.DjangoModelFactory):
     late_fee_type = LoanProduct.LateFeeType.FIXED
     late_fee_value = Decimal("100")
     grace_days = 3
+
+
+class RestrictionPolicyFactory(factory.django.DjangoModelFactory):
+    """A bare policy row with no versions; for constraint tests. Use the helper below
+    for a policy with a validated version."""
+
+    class Meta:
+        model = RestrictionPolicy
+
+    lender = factory.SubFactory(LenderFactory)
+    name = factory.Sequence(lambda n: f"Policy {n}")
+    is_active = False
+
+
+def restriction_policy_version_for(lender: Lender) -> RestrictionPolicyVersion:
+    """The lender's version in force, created through the real service with the
+    standard ladder (fitted to the lender's country) when there is none."""
+    version = restriction_policy_version_in_force(lender_id=lender.pk)
+    if version is not None:
+        return version
+    return restriction_policy_create(
+        lender=lender,
+        name="Standard",
+        stages=default_stages(lender.locale, country=lender.country),
+        actor=Actor.system(),
+    )

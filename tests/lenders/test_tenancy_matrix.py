@@ -17,10 +17,20 @@ from django.urls import reverse
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.core.tenancy import is_lender_owned, lender_id_of
-from apps.lenders.models import Lender, LoanProduct, Membership
+from apps.lenders.models import (
+    Lender,
+    LoanProduct,
+    Membership,
+    RestrictionPolicy,
+    RestrictionPolicyVersion,
+)
 from apps.lenders.tenancy import LenderScopedAdmin, PlatformAdminMixin
 from tests.audit.factories import audit_event_for
-from tests.lenders.factories import LoanProductFactory, MembershipFactory
+from tests.lenders.factories import (
+    LoanProductFactory,
+    MembershipFactory,
+    restriction_policy_version_for,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -31,6 +41,8 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     User: lambda lender: MembershipFactory(lender=lender).user,
     AuditEvent: lambda lender: audit_event_for(lender),
     LoanProduct: lambda lender: LoanProductFactory(lender=lender),
+    RestrictionPolicy: lambda lender: restriction_policy_version_for(lender).policy,
+    RestrictionPolicyVersion: lambda lender: restriction_policy_version_for(lender),
 }
 
 
