@@ -181,6 +181,30 @@ class ReadOnlyAdminMixin:
         return False
 
 
+class ScopedReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]  # django-stubs generic
+    """A read-only inline inside a lender-scoped admin.
+
+    Its rows hang off a parent the user could already open, so seeing them
+    follows from seeing the parent; nobody adds, changes or deletes here.
+    """
+
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return is_platform_operator(request.user) or user_membership(request.user) is not None
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 class PlatformAdminMixin(_NotFoundOnMissingObject):
     """Platform-level models (users, OTP devices, lockouts, schedules): operators only."""
 

@@ -37,6 +37,9 @@ INSTALLED_APPS = [
     "apps.accounts",
     "apps.lenders",
     "apps.audit",
+    "apps.customers",
+    "apps.collections",
+    "apps.integrations",
 ]
 
 MIDDLEWARE = [
@@ -217,3 +220,12 @@ LOGGING = {
 # `manage.py flush` would erase the audit trail; only the test runner may.
 AUDIT_ALLOW_FLUSH = False
 
+# --- Payment provider webhooks ------------------------------------------------
+# Per-lender secrets are derived from this master key (apps/integrations/payments).
+PAYMENTS_WEBHOOK_MASTER_KEY = env("PAYMENTS_WEBHOOK_MASTER_KEY")
+PAYMENTS_PROVIDERS = env.list("PAYMENTS_PROVIDERS", default=["demo"])
+PAYMENTS_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENTS_WEBHOOK_TOLERANCE_SECONDS", default=300)
+PAYMENTS_WEBHOOK_MAX_BYTES = env.int("PAYMENTS_WEBHOOK_MAX_BYTES", default=64 * 1024)
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["webhooks"] = env(
+    "PAYMENTS_WEBHOOK_THROTTLE", default="6000/min"
+)

@@ -8,6 +8,7 @@ needs no Redis or RabbitMQ. Setting either variable yourself overrides it.
 import os
 from pathlib import Path
 
+os.environ.setdefault("PAYMENTS_WEBHOOK_MASTER_KEY", "local-development-only-webhook-key")
 os.environ.setdefault("DJANGO_SECRET_KEY", "local-development-only-not-a-secret")
 os.environ.setdefault("CELERY_BROKER_URL", "filesystem://")
 

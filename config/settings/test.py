@@ -2,6 +2,7 @@
 
 import os
 
+os.environ.setdefault("PAYMENTS_WEBHOOK_MASTER_KEY", "test-only-webhook-key")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-not-a-secret")
 os.environ.setdefault(
     "DATABASE_URL", "postgres://smartcollection:smartcollection@127.0.0.1:5432/smartcollection"

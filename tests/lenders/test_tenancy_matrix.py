@@ -6,6 +6,7 @@ entry in ``CROSS_TENANT_ROWS`` fails ``test_every_scoped_admin_has_a_row_maker``
 """
 
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -13,10 +14,15 @@ from django.contrib import admin
 from django.db import models
 from django.test import RequestFactory
 from django.urls import reverse
+from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
+from apps.collections.models import Loan, Payment
+from apps.core.actor import Actor
+from apps.core.money import Money
 from apps.core.tenancy import is_lender_owned, lender_id_of
+from apps.customers.models import Customer
 from apps.lenders.models import (
     Lender,
     LoanProduct,
@@ -26,6 +32,8 @@ from apps.lenders.models import (
 )
 from apps.lenders.tenancy import LenderScopedAdmin, PlatformAdminMixin
 from tests.audit.factories import audit_event_for
+from tests.collections.factories import signed_loan
+from tests.customers.factories import CustomerFactory
 from tests.lenders.factories import (
     LoanProductFactory,
     MembershipFactory,
@@ -43,7 +51,24 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     LoanProduct: lambda lender: LoanProductFactory(lender=lender),
     RestrictionPolicy: lambda lender: restriction_policy_version_for(lender).policy,
     RestrictionPolicyVersion: lambda lender: restriction_policy_version_for(lender),
+    Customer: lambda lender: CustomerFactory(lender=lender),
+    Loan: lambda lender: signed_loan(lender),
+    Payment: lambda lender: payment_for(signed_loan(lender)),
 }
+
+
+def payment_for(loan: Loan) -> Payment:
+    from apps.collections.services import payment_record
+
+    return payment_record(
+        loan_id=loan.pk,
+        amount=Money(Decimal(100), loan.currency),
+        channel="manual",
+        provider="manual",
+        provider_ref=f"m-{loan.pk}",
+        received_at=timezone.now(),
+        actor=Actor.system(),
+    ).payment
 
 
 def scoped_admins() -> list[tuple[type[models.Model], admin.ModelAdmin]]:

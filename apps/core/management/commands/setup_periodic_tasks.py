@@ -16,6 +16,14 @@ SCHEDULE: dict[str, tuple[str, dict[str, str], str, str]] = {
         "UTC",
         "default",
     ),
+    # Idempotent per installment; the per-lender local-morning sweep replaces
+    # this fixed time when the restriction engine lands.
+    "collections: daily late fees": (
+        "collections.installment_late_fees_assess_all",
+        {"minute": "0", "hour": "3"},
+        "UTC",
+        "sweep",
+    ),
 }
 
 

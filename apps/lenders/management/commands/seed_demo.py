@@ -1,4 +1,4 @@
-"""Load the demo data set: two lenders and their back-office people.
+"""Load the demo data set: two lenders, their back-office people, policies, products and loans.
 
 Passwords and TOTP secrets are printed once, when they are created; run again
 with --reset-credentials to print fresh ones.
@@ -6,17 +6,31 @@ with --reset-credentials to print fresh ones.
 
 import secrets
 from base64 import b32encode
+from datetime import timedelta
+from decimal import Decimal
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
+from django.utils import timezone
 from django_otp.oath import totp
 
 from apps.accounts.services import operator_create, totp_device_provision, user_password_set
+from apps.collections.models import Loan
+from apps.collections.services import loan_sign, payment_record
 from apps.core.actor import Actor
-from apps.lenders.models import Lender, Membership
-from apps.lenders.services import agent_create, lender_create
+from apps.core.money import Money
+from apps.customers.services import customer_get_or_create
+from apps.lenders.models import Lender, LoanProduct, Membership
+from apps.lenders.selectors import restriction_policy_version_in_force
+from apps.lenders.services import (
+    agent_create,
+    default_stages,
+    lender_create,
+    loan_product_save,
+    restriction_policy_create,
+)
 
 LENDERS = [
     {"name": "Demo Lender Kenya", "slug": "demo-ke", "country": "KE", "currency": "KES",
@@ -34,6 +48,14 @@ PEOPLE = [
 ]
 
 
+CUSTOMERS = [
+    # name, phone as dialled in Kenya, national id, days since signing
+    ("Amina Wanjiru", "0712 345 678", "23456781", 3),
+    ("Brian Otieno", "0722 000 111", "30987654", 75),
+    ("Cynthia Mwangi", "0733 222 444", "27182818", 40),
+]
+
+
 class Command(BaseCommand):
     help = "Load demo lenders and back-office users; print their credentials once."
 
@@ -43,6 +65,46 @@ class Command(BaseCommand):
             action="store_true",
             help="Issue and print new passwords and TOTP secrets.",
         )
+
+    def _seed_lending(self, lenders: dict[str, Lender], actor: Actor) -> list[Any]:
+        """A policy and a product per lender, and a few Kenyan loans at different ages. Once."""
+        if Loan.objects.exists():
+            return []
+        with transaction.atomic():
+            for lender in lenders.values():
+                if restriction_policy_version_in_force(lender_id=lender.pk) is None:
+                    restriction_policy_create(
+                        lender=lender, name="Standard ladder",
+                        stages=default_stages(lender.locale, country=lender.country), actor=actor,
+                    )  # fmt: skip
+                if not LoanProduct.objects.filter(lender=lender).exists():
+                    loan_product_save(product=LoanProduct(
+                        lender=lender, name="Phone 12 months", installments=12,
+                        frequency=LoanProduct.Frequency.MONTHLY, min_down_payment_percent=Decimal(10),
+                        interest_method=LoanProduct.InterestMethod.FLAT, interest_rate_percent=Decimal("2.5"),
+                        origination_fee_percent=Decimal(2), late_fee_type=LoanProduct.LateFeeType.FIXED,
+                        late_fee_value=Decimal(100), grace_days=3,
+                    ), actor=actor)  # fmt: skip
+            kenya = lenders["demo-ke"]
+            product = LoanProduct.objects.get(lender=kenya)
+            loans = []
+            for name, phone, national_id, days_ago in CUSTOMERS:
+                customer, _ = customer_get_or_create(
+                    lender=kenya, full_name=name, phone=phone, national_id=national_id, actor=actor
+                )
+                loans.append(loan_sign(
+                    customer=customer, product=product, device_price=Money(Decimal(24000), "KES"),
+                    down_payment=Money(Decimal(4000), "KES"), actor=actor,
+                    signed_at=timezone.now() - timedelta(days=days_ago),
+                ))  # fmt: skip
+            # Cynthia paid her first installment; Brian paid nothing.
+            first = loans[2].installments.order_by("sequence").first()
+            payment_record(
+                loan_id=loans[2].pk, amount=Money(first.total_due, "KES"), channel="manual",
+                provider="manual", provider_ref="demo-seed-1", received_at=timezone.now() - timedelta(days=5),
+                reason="Paid cash at the shop", receipt_ref="DEMO-001", actor=actor,
+            )  # fmt: skip
+        return loans
 
     def handle(self, *args: Any, reset_credentials: bool = False, **options: Any) -> None:
         actor = Actor.system()
@@ -82,6 +144,17 @@ class Command(BaseCommand):
                     )
                 )
 
+        loans = self._seed_lending(lenders, actor)
+        if loans:
+            self.stdout.write(self.style.SUCCESS("Demo loans:"))
+            for loan in loans:
+                self.stdout.write(f"  {loan.reference}  {loan.lender.slug}  {loan.customer.full_name:18} "
+                                  f"financed {loan.financed_amount} {loan.currency}, signed {loan.start_date}")  # fmt: skip
+            sample = loans[0]
+            self.stdout.write(
+                "Pay as the provider would: python manage.py provider_webhook "
+                f"--lender {sample.lender.slug} --loan {sample.reference} --amount 500"
+            )
         if not issued:
             self.stdout.write(
                 "Demo data already loaded. Credentials were printed when it was first loaded; "

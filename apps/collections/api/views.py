@@ -1,0 +1,187 @@
+"""The payment provider's webhook: verified here, applied by one service."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from apps.collections.errors import LoanNotFound
+from apps.collections.models import PaymentReversal
+from apps.collections.services import (
+    WebhookPayload,
+    payment_webhook_apply,
+    webhook_rejection_record,
+)
+from apps.core.actor import Actor, ActorType, client_ip
+from apps.core.errors import DomainError, IdempotencyConflict
+from apps.core.money import Money, UnknownCurrency
+from apps.integrations.payments.signing import (
+    LENDER_HEADER,
+    SIGNATURE_HEADER,
+    SignatureInvalid,
+    TimestampStale,
+    verify,
+    webhook_secret_for,
+)
+from apps.lenders.models import Lender
+
+
+class WebhookRefused(DomainError):
+    """A callback we will not apply; recorded in the audit trail by the view."""
+
+
+class UnknownProvider(WebhookRefused):
+    code, http_status = "unknown_provider", 404
+    default_message = "No such payment provider."
+
+
+class PayloadTooLarge(WebhookRefused):
+    code, http_status = "payload_too_large", 413
+    default_message = "The body is larger than a payment event can be."
+
+
+class SignatureRefused(WebhookRefused):
+    code, http_status = "signature_invalid", 401
+    default_message = "The signature is missing or does not match."
+
+
+class TimestampRefused(WebhookRefused):
+    code, http_status = "timestamp_stale", 401
+    default_message = "The signature's timestamp is too far from now."
+
+
+class EventMalformed(WebhookRefused):
+    code, http_status = "invalid", 400
+    default_message = "The event is not valid."
+
+
+class PaymentWebhookApi(APIView):
+    """POST /api/payments/v1/webhooks/<provider>/ : a payment or reversal from a provider.
+
+    Headers: ``X-Lender: <lender slug>`` and ``X-Signature: t=<unix>,v1=<hex>``,
+    HMAC-SHA256 over ``<t>.<raw body>`` with the lender's secret for this provider.
+    """
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    throttle_classes = (ScopedRateThrottle,)
+    throttle_scope = "webhooks"
+    parser_classes = ()
+
+    class DataSerializer(serializers.Serializer):
+        loan = serializers.CharField(max_length=20)
+        amount = serializers.DecimalField(
+            max_digits=18, decimal_places=3, min_value=Decimal("0.001")
+        )
+        currency = serializers.CharField(min_length=3, max_length=3)
+        reference = serializers.CharField(max_length=100)
+        received_at = serializers.DateTimeField(required=False)
+        reverses = serializers.CharField(max_length=100, required=False, default="")
+        kind = serializers.ChoiceField(choices=PaymentReversal.Kind.choices, required=False,
+                                       default=PaymentReversal.Kind.CHARGEBACK)  # fmt: skip
+
+    class InputSerializer(serializers.Serializer):
+        id = serializers.CharField(max_length=100)
+        type = serializers.ChoiceField(choices=["payment.succeeded", "payment.reversed"])
+        data = serializers.DictField()
+
+    class OutputSerializer(serializers.Serializer):
+        status = serializers.ChoiceField(choices=["applied", "duplicate"])
+        payment_id = serializers.IntegerField(allow_null=True)
+        reversal_id = serializers.IntegerField(allow_null=True)
+
+    @extend_schema(
+        request={"application/json": {"type": "object"}},
+        responses={200: OutputSerializer},
+        parameters=[
+            OpenApiParameter(LENDER_HEADER, str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter(SIGNATURE_HEADER, str, OpenApiParameter.HEADER, required=True),
+        ],
+        auth=[],
+    )
+    def post(self, request: Request, provider: str) -> Response:
+        lender: Lender | None = None
+        try:
+            if provider not in settings.PAYMENTS_PROVIDERS:
+                raise UnknownProvider()
+            body = self._read_body(request)
+            lender = Lender.objects.filter(slug=request.headers.get(LENDER_HEADER, "")).first()
+            self._verify(request, lender, provider, body)
+            payload = self._payload(body)
+            outcome = payment_webhook_apply(
+                lender_id=lender.pk, provider=provider, payload=payload, body=body,
+                actor=Actor(type=ActorType.SYSTEM, id=f"provider:{provider}", ip=client_ip(request)),
+            )  # fmt: skip
+        except (WebhookRefused, LoanNotFound, IdempotencyConflict) as exc:
+            webhook_rejection_record(
+                lender_id=lender.pk if lender else None, provider=provider, problem=exc.code,
+                actor=Actor(type=ActorType.SYSTEM, id=f"provider:{provider}", ip=client_ip(request)),
+                extra={"event_id": getattr(exc, "extra", {}).get("event_id", "")},
+            )  # fmt: skip
+            raise
+        return Response(self.OutputSerializer(outcome).data, status=status.HTTP_200_OK)
+
+    def _read_body(self, request: Request) -> bytes:
+        limit = settings.PAYMENTS_WEBHOOK_MAX_BYTES
+        try:
+            declared = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            declared = 0
+        if declared > limit:
+            raise PayloadTooLarge(limit=limit)
+        body = request._request.read(limit + 1)  # never more than the limit into memory
+        if len(body) > limit:
+            raise PayloadTooLarge(limit=limit)
+        return body
+
+    def _verify(self, request: Request, lender: Lender | None, provider: str, body: bytes) -> None:
+        header = request.headers.get(SIGNATURE_HEADER, "")
+        if lender is None or not header:
+            raise SignatureRefused()
+        try:
+            verify(
+                header=header,
+                secret=webhook_secret_for(lender_slug=lender.slug, provider=provider),
+                body=body,
+                tolerance=settings.PAYMENTS_WEBHOOK_TOLERANCE_SECONDS,
+            )
+        except SignatureInvalid as exc:
+            raise SignatureRefused() from exc
+        except TimestampStale as exc:
+            raise TimestampRefused() from exc
+
+    def _payload(self, body: bytes) -> WebhookPayload:
+        try:
+            raw = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EventMalformed("The body is not JSON.") from exc
+        envelope = self.InputSerializer(data=raw if isinstance(raw, dict) else {})
+        if not envelope.is_valid():
+            raise EventMalformed(fields=envelope.errors)
+        data = self.DataSerializer(data=envelope.validated_data["data"])
+        if not data.is_valid():
+            raise EventMalformed(fields=data.errors)
+        values = data.validated_data
+        if envelope.validated_data["type"] == "payment.reversed" and not values["reverses"]:
+            raise EventMalformed(fields={"reverses": ["A reversal names the payment it reverses."]})
+        try:
+            amount = Money(values["amount"], values["currency"].upper())
+        except UnknownCurrency as exc:
+            raise EventMalformed(fields={"currency": ["Not an ISO 4217 currency."]}) from exc
+        received_at: datetime = values.get("received_at") or timezone.now()
+        return WebhookPayload(
+            event_id=envelope.validated_data["id"], event_type=envelope.validated_data["type"],
+            loan_reference=values["loan"], amount=amount, reference=values["reference"],
+            received_at=received_at, reverses=values["reverses"], kind=values["kind"],
+        )  # fmt: skip

@@ -1,0 +1,53 @@
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.errors import DomainError, NotFound
+
+
+class LoanNotFound(NotFound):
+    code = "loan_not_found"
+    default_message = _("No such loan.")
+
+
+class LoanNotPayable(DomainError):
+    code, http_status = "loan_not_payable", 409
+    default_message = _("This loan cannot take payments in its current status.")
+
+
+class LoanTransitionNotAllowed(DomainError):
+    code, http_status = "loan_transition_not_allowed", 409
+    default_message = _("The loan cannot move to that status.")
+
+
+class CurrencyMismatch(DomainError):
+    code = "currency_mismatch"
+    default_message = _("The payment's currency is not the loan's currency.")
+
+
+class AmountNotInMinorUnits(DomainError):
+    code = "amount_not_in_minor_units"
+    default_message = _("The amount has more decimal places than the currency allows.")
+
+
+class DownPaymentTooSmall(DomainError):
+    code = "down_payment_too_small"
+    default_message = _("The down payment is below the product's minimum.")
+
+
+class DownPaymentTooLarge(DomainError):
+    code = "down_payment_too_large"
+    default_message = _("The down payment must be less than the device price.")
+
+
+class ProductNotAvailable(DomainError):
+    code = "product_not_available"
+    default_message = _("This product is not available for new loans.")
+
+
+class ReversalExceedsPayment(DomainError):
+    code, http_status = "reversal_exceeds_payment", 409
+    default_message = _("The reversals would exceed the payment they refer to.")
+
+
+class RestrictionPolicyMissing(DomainError):
+    code, http_status = "restriction_policy_missing", 409
+    default_message = _("The lender has no restriction policy in force, so no loan can be signed.")

@@ -1,0 +1,12 @@
+from enum import StrEnum
+
+
+class CollectionsAction(StrEnum):
+    LOAN_SIGNED = "collections.loan.signed"
+    LOAN_STATUS_CHANGED = "collections.loan.status_changed"
+    LOAN_PAID_OFF = "collections.loan.paid_off"
+    PAYMENT_RECEIVED = "collections.payment.received"
+    PAYMENT_ALLOCATED = "collections.payment.allocated"
+    PAYMENT_REVERSED = "collections.payment.reversed"
+    LATE_FEE_ASSESSED = "collections.late_fee.assessed"
+    WEBHOOK_REJECTED = "collections.webhook.rejected"

@@ -1,0 +1,316 @@
+from decimal import Decimal
+from typing import ClassVar
+
+import pgtrigger
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.models import BaseModel
+from apps.core.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+
+
+def money_field(verbose_name: str, **kwargs: object) -> models.DecimalField:
+    return models.DecimalField(
+        verbose_name, max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kwargs
+    )
+
+
+ZERO = Decimal(0)
+
+
+class Loan(BaseModel):
+    """A signed financing of one phone, with the terms copied from its product."""
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Status(models.TextChoices):
+        DRAFT = "draft", _("Draft")
+        ACTIVE = "active", _("Active")
+        PAID_OFF = "paid_off", _("Paid off")
+        CANCELLED = "cancelled", _("Cancelled")
+        WRITTEN_OFF = "written_off", _("Written off")
+
+    # The only allowed status changes (tests/collections/test_loans.py).
+    # PAID_OFF -> ACTIVE happens only when a reversal reopens the balance.
+    TRANSITIONS: ClassVar[dict[str, frozenset[str]]] = {
+        Status.DRAFT: frozenset({Status.ACTIVE, Status.CANCELLED}),
+        Status.ACTIVE: frozenset({Status.PAID_OFF, Status.WRITTEN_OFF}),
+        Status.PAID_OFF: frozenset({Status.ACTIVE}),
+        Status.WRITTEN_OFF: frozenset({Status.PAID_OFF}),
+        Status.CANCELLED: frozenset(),
+    }
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="loans")
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="loans"
+    )
+    product = models.ForeignKey(
+        "lenders.LoanProduct", on_delete=models.PROTECT, related_name="loans"
+    )
+    policy_version = models.ForeignKey(
+        "lenders.RestrictionPolicyVersion",
+        on_delete=models.PROTECT,
+        related_name="loans",
+        help_text=_("The restriction policy in force when the loan was signed."),
+    )
+    reference = models.CharField(_("loan number"), max_length=20)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.DRAFT
+    )
+    currency = models.CharField(_("currency"), max_length=3)
+    device_price_amount = money_field(_("device price"))
+    down_payment_amount = money_field(_("down payment"))
+    financed_amount = money_field(_("financed amount"))
+    start_date = models.DateField(
+        _("schedule start"), help_text=_("The lender's local date of signing.")
+    )
+    signed_at = models.DateTimeField(_("signed at"), null=True, blank=True)
+    paid_off_at = models.DateTimeField(_("paid off at"), null=True, blank=True)
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001  (unique when set)
+    # terms copied from the product at signing
+    installments_count = models.PositiveSmallIntegerField()
+    frequency = models.CharField(max_length=10)
+    interest_method = models.CharField(max_length=10)
+    interest_rate_percent = models.DecimalField(max_digits=7, decimal_places=4)
+    origination_fee_percent = models.DecimalField(max_digits=7, decimal_places=4)
+    grace_days = models.PositiveSmallIntegerField()
+    late_fee_type = models.CharField(max_length=10)
+    late_fee_value = money_field(_("late fee value"))
+    late_fee_cap = money_field(_("late fee cap"), null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lender", "reference"], name="loan_reference_unique_per_lender"
+            ),
+            models.UniqueConstraint(
+                fields=["lender", "idempotency_key"], name="loan_idempotency_key_unique_per_lender"
+            ),
+            models.CheckConstraint(
+                condition=Q(
+                    device_price_amount__gt=0, down_payment_amount__gte=0, financed_amount__gt=0
+                )
+                & Q(financed_amount=F("device_price_amount") - F("down_payment_amount")),
+                name="loan_amounts_consistent",
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "active", "paid_off", "cancelled", "written_off"]),
+                name="loan_status_valid",
+            ),
+        ]
+        indexes = [models.Index(fields=["lender", "status"], name="loan_lender_status_idx")]
+
+    def __str__(self) -> str:
+        return self.reference
+
+    def can_become(self, status: str) -> bool:
+        return status in self.TRANSITIONS[self.status]
+
+
+class Installment(BaseModel):
+    """One due amount of a loan, by component, with what has been paid of each."""
+
+    lender_path: ClassVar[str] = "lender"
+
+    COMPONENTS: ClassVar[tuple[str, ...]] = (
+        "late_fee",
+        "fee",
+        "interest",
+        "principal",
+    )  # allocation order
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="installments")
+    sequence = models.PositiveSmallIntegerField()
+    due_date = models.DateField(db_index=True)
+    principal_amount = money_field(_("principal"))
+    interest_amount = money_field(_("interest"))
+    fee_amount = money_field(_("fee"))
+    late_fee_amount = money_field(_("late fee"), default=ZERO)
+    principal_paid = money_field(_("principal paid"), default=ZERO)
+    interest_paid = money_field(_("interest paid"), default=ZERO)
+    fee_paid = money_field(_("fee paid"), default=ZERO)
+    late_fee_paid = money_field(_("late fee paid"), default=ZERO)
+    late_fee_assessed_at = models.DateTimeField(null=True, blank=True)
+    paid_at = models.DateTimeField(null=True, blank=True, help_text=_("When it was fully paid."))
+
+    class Meta:
+        ordering = ("loan", "sequence")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["loan", "sequence"], name="installment_sequence_unique"
+            ),
+            *[
+                models.CheckConstraint(
+                    condition=Q(**{f"{c}_paid__gte": 0, f"{c}_paid__lte": F(f"{c}_amount")}),
+                    name=f"installment_{c}_paid_within_due",
+                )
+                for c in ("principal", "interest", "fee", "late_fee")
+            ],
+            models.CheckConstraint(
+                condition=Q(
+                    principal_amount__gte=0,
+                    interest_amount__gte=0,
+                    fee_amount__gte=0,
+                    late_fee_amount__gte=0,
+                ),
+                name="installment_amounts_gte_0",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.loan_id} #{self.sequence}"
+
+    @property
+    def total_due(self) -> Decimal:
+        return sum((getattr(self, f"{c}_amount") for c in self.COMPONENTS), ZERO)
+
+    @property
+    def total_paid(self) -> Decimal:
+        return sum((getattr(self, f"{c}_paid") for c in self.COMPONENTS), ZERO)
+
+    @property
+    def outstanding(self) -> Decimal:
+        return self.total_due - self.total_paid
+
+
+class Payment(BaseModel):
+    """Money received for a loan. Never edited: a reversal is a row of its own."""
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Channel(models.TextChoices):
+        PROVIDER = "provider", _("Payment provider")
+        MANUAL = "manual", _("Manual entry")
+        PAY_LINK = "pay_link", _("Pay link")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="payments")
+    amount = money_field(_("amount"))
+    currency = models.CharField(max_length=3)
+    channel = models.CharField(max_length=10, choices=Channel.choices)
+    provider = models.CharField(max_length=40)
+    provider_ref = models.CharField(_("provider reference"), max_length=100)
+    received_at = models.DateTimeField()
+    receipt_ref = models.CharField(_("receipt reference"), max_length=100, blank=True)
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("received_at", "provider", "provider_ref")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lender", "provider", "provider_ref"],
+                name="payment_provider_ref_unique_per_lender",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_gt_0"),
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="payment_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} ({self.provider_ref})"
+
+
+class PaymentReversal(BaseModel):
+    """A chargeback or refund of a payment, possibly arriving before the payment itself."""
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Kind(models.TextChoices):
+        CHARGEBACK = "chargeback", _("Chargeback")
+        REFUND = "refund", _("Refund")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="reversals")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    amount = money_field(_("amount"))
+    currency = models.CharField(max_length=3)
+    provider = models.CharField(max_length=40)
+    provider_ref = models.CharField(max_length=100)
+    payment_provider_ref = models.CharField(_("reverses payment"), max_length=100)
+    received_at = models.DateTimeField()
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ("received_at", "provider", "provider_ref")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lender", "provider", "provider_ref"],
+                name="reversal_provider_ref_unique_per_lender",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="reversal_amount_gt_0"),
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="reversal_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            )
+        ]
+
+
+class Allocation(BaseModel):
+    """One ledger line: part of a payment applied to (credit) or taken back from (debit)
+    one component of one installment. Append-only; the net of a payment's lines is
+    its current allocation."""
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Direction(models.TextChoices):
+        CREDIT = "credit", _("Applied")
+        DEBIT = "debit", _("Taken back")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="allocations")
+    payment = models.ForeignKey(Payment, on_delete=models.PROTECT, related_name="allocations")
+    installment = models.ForeignKey(
+        Installment, on_delete=models.PROTECT, related_name="allocations"
+    )
+    component = models.CharField(max_length=10, choices=[(c, c) for c in Installment.COMPONENTS])
+    direction = models.CharField(max_length=6, choices=Direction.choices)
+    amount = money_field(_("amount"))
+
+    class Meta:
+        ordering = ("id",)
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="allocation_amount_gt_0")
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="allocation_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            )
+        ]
+
+
+class WebhookEvent(BaseModel):
+    """A payment provider's event, stored once (raw body included) when its signature holds."""
+
+    lender_path: ClassVar[str] = "lender"
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    provider = models.CharField(max_length=40)
+    event_id = models.CharField(max_length=100)
+    event_type = models.CharField(max_length=40)
+    body = models.TextField()
+    body_sha256 = models.CharField(max_length=64)
+    payment = models.ForeignKey(
+        Payment, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    reversal = models.ForeignKey(
+        PaymentReversal, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lender", "provider", "event_id"], name="webhook_event_once"
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="webhook_event_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            )
+        ]

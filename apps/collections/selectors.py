@@ -1,0 +1,136 @@
+"""Reads of loans and their schedules. Every page and API uses these, not its own arithmetic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from zoneinfo import ZoneInfo
+
+from django.db.models import DecimalField, ExpressionWrapper, F, QuerySet, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from apps.collections.errors import LoanNotFound
+from apps.collections.models import Installment, Loan
+from apps.core.money import Money
+
+ZERO = Decimal(0)
+_MONEY = DecimalField(max_digits=18, decimal_places=3)
+_OUTSTANDING = ExpressionWrapper(
+    F("principal_amount") + F("interest_amount") + F("fee_amount") + F("late_fee_amount")
+    - F("principal_paid") - F("interest_paid") - F("fee_paid") - F("late_fee_paid"),
+    output_field=_MONEY,
+)  # fmt: skip
+
+
+def loan_get(*, loan_id: int, lender_id: int) -> Loan:
+    """The loan, if it belongs to ``lender_id``; NotFound otherwise (the same for both cases)."""
+    loan = (
+        Loan.objects.select_related("lender", "customer", "product")
+        .filter(pk=loan_id, lender_id=lender_id)
+        .first()
+    )
+    if loan is None:
+        raise LoanNotFound(loan_id=loan_id)
+    return loan
+
+
+def loan_get_by_reference(*, lender_id: int, reference: str) -> Loan:
+    loan = Loan.objects.filter(lender_id=lender_id, reference=reference).first()
+    if loan is None:
+        raise LoanNotFound(reference=reference)
+    return loan
+
+
+def loan_outstanding(*, loan: Loan) -> Money:
+    """What the customer still owes: every component of every installment, less what is paid."""
+    total = Installment.objects.filter(loan=loan).aggregate(
+        total=Coalesce(Sum(_OUTSTANDING), Value(ZERO), output_field=_MONEY)
+    )["total"]
+    return Money(total, loan.currency)
+
+
+def _local_today(loan: Loan, as_of: datetime | None) -> date:
+    return (as_of or timezone.now()).astimezone(ZoneInfo(loan.lender.timezone)).date()
+
+
+def installment_list_open(*, loan: Loan) -> QuerySet[Installment]:
+    return (
+        Installment.objects.filter(loan=loan)
+        .annotate(outstanding_amount=_OUTSTANDING)
+        .filter(outstanding_amount__gt=0)
+        .order_by("sequence")
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class NextDue:
+    sequence: int
+    due_date: date
+    amount: Money
+
+
+def loan_next_due(*, loan: Loan) -> NextDue | None:
+    """The oldest installment not fully paid, and what is left of it."""
+    installment = installment_list_open(loan=loan).first()
+    if installment is None:
+        return None
+    return NextDue(
+        installment.sequence,
+        installment.due_date,
+        Money(installment.outstanding_amount, loan.currency),
+    )
+
+
+def loan_days_overdue(*, loan: Loan, as_of: datetime | None = None) -> int:
+    """Days since the due date of the oldest unpaid installment, once past its grace days.
+
+    Counted in the lender's timezone. Within the grace days it is 0: the
+    installment does not count as overdue yet. Days are counted from the due
+    date itself, so at the first overdue day the count is grace days + 1.
+    """
+    oldest = installment_list_open(loan=loan).first()
+    if oldest is None:
+        return 0
+    late_by = (_local_today(loan, as_of) - oldest.due_date).days
+    return late_by if late_by > loan.grace_days else 0
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleRow:
+    sequence: int
+    due_date: date
+    due: Money
+    paid: Money
+    outstanding: Money
+    status: str  # paid, partial, overdue, due, upcoming
+
+
+def loan_schedule(*, loan: Loan, as_of: datetime | None = None) -> list[ScheduleRow]:
+    """The full schedule with what is paid of each installment and its status today."""
+    today = _local_today(loan, as_of)
+    rows = []
+    for inst in Installment.objects.filter(loan=loan).order_by("sequence"):
+        outstanding = inst.outstanding
+        if outstanding == 0:
+            status = "paid"
+        elif (today - inst.due_date).days > loan.grace_days:
+            status = "overdue"
+        elif inst.total_paid > 0:
+            status = "partial"
+        elif inst.due_date <= today:
+            status = "due"
+        else:
+            status = "upcoming"
+        rows.append(
+            ScheduleRow(
+                sequence=inst.sequence,
+                due_date=inst.due_date,
+                due=Money(inst.total_due, loan.currency),
+                paid=Money(inst.total_paid, loan.currency),
+                outstanding=Money(outstanding, loan.currency),
+                status=status,
+            )
+        )
+    return rows

@@ -1,0 +1,660 @@
+"""Writes for loans, installments and payments."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from apps.audit.services import audit_event_record
+from apps.collections.allocation import (
+    COMPONENTS,
+    InstallmentDue,
+    PaymentIn,
+    allocate,
+    ledger_delta,
+)
+from apps.collections.errors import (
+    AmountNotInMinorUnits,
+    CurrencyMismatch,
+    DownPaymentTooLarge,
+    DownPaymentTooSmall,
+    LoanNotPayable,
+    LoanTransitionNotAllowed,
+    ProductNotAvailable,
+    RestrictionPolicyMissing,
+    ReversalExceedsPayment,
+)
+from apps.collections.events import CollectionsAction
+from apps.collections.locks import installment_lock_for_loan, loan_lock
+from apps.collections.models import (
+    Allocation,
+    Installment,
+    Loan,
+    Payment,
+    PaymentReversal,
+    WebhookEvent,
+)
+from apps.collections.schedule import Schedule, Terms, build_schedule
+from apps.collections.selectors import loan_get_by_reference
+from apps.core.actor import Actor
+from apps.core.errors import IdempotencyConflict, NotAllowed
+from apps.core.money import Money, minor_units, quantize
+from apps.customers.models import Customer
+from apps.lenders.models import Lender, LoanProduct
+from apps.lenders.selectors import restriction_policy_version_in_force
+
+ZERO = Decimal(0)
+PAYABLE = frozenset({Loan.Status.ACTIVE, Loan.Status.WRITTEN_OFF, Loan.Status.PAID_OFF})
+
+
+# --- quotes and signing ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Quote:
+    product: LoanProduct
+    device_price: Money
+    down_payment: Money
+    financed: Money
+    start_date: date
+    schedule: Schedule
+
+
+def _require_minor_units(money: Money) -> None:
+    if quantize(money.amount, money.currency) != money.amount:
+        raise AmountNotInMinorUnits(amount=str(money.amount), currency=money.currency)
+
+
+def lender_local_date(*, lender: Lender, at: datetime | None = None) -> date:
+    return (at or timezone.now()).astimezone(ZoneInfo(lender.timezone)).date()
+
+
+def loan_quote(
+    *, product: LoanProduct, device_price: Money, down_payment: Money, start_date: date
+) -> Quote:
+    """The schedule a sale would get, computed exactly as signing does, without storing it."""
+    currency = product.lender.currency
+    for money in (device_price, down_payment):
+        if money.currency != currency:
+            raise CurrencyMismatch(expected=currency, got=money.currency)
+        _require_minor_units(money)
+    if not product.is_active:
+        raise ProductNotAvailable(product_id=product.pk)
+    if device_price.amount <= 0 or down_payment.amount < 0:
+        raise DownPaymentTooLarge() if device_price.amount <= 0 else DownPaymentTooSmall()
+    minimum = quantize(device_price.amount * product.min_down_payment_percent / 100, currency)
+    if down_payment.amount < minimum:
+        raise DownPaymentTooSmall(minimum=str(minimum), currency=currency)
+    if down_payment.amount >= device_price.amount:
+        raise DownPaymentTooLarge()
+    financed = device_price.amount - down_payment.amount
+    schedule = build_schedule(
+        terms=Terms(
+            installments=product.installments,
+            frequency=product.frequency,
+            interest_method=product.interest_method,
+            interest_rate_percent=product.interest_rate_percent,
+            origination_fee_percent=product.origination_fee_percent,
+        ),
+        financed=financed,
+        currency=currency,
+        start=start_date,
+    )
+    return Quote(
+        product=product,
+        device_price=device_price,
+        down_payment=down_payment,
+        financed=Money(financed, currency),
+        start_date=start_date,
+        schedule=schedule,
+    )
+
+
+def _new_reference() -> str:
+    alphabet = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O or 1/I to misread at a counter
+    return "SC-" + "".join(secrets.choice(alphabet) for _ in range(8))
+
+
+@transaction.atomic
+def loan_sign(
+    *,
+    customer: Customer,
+    product: LoanProduct,
+    device_price: Money,
+    down_payment: Money,
+    actor: Actor,
+    signed_at: datetime | None = None,
+    idempotency_key: str | None = None,
+) -> Loan:
+    """Create an active loan and its installments in one transaction.
+
+    The schedule starts on the signing date in the lender's timezone. The
+    product's terms are copied onto the loan, and the lender's restriction
+    policy version in force is pinned to it (a later policy change applies to
+    new loans only). Idempotent on ``idempotency_key``
+    per lender: the same key with the same sale returns the first loan, with a
+    different sale raises IdempotencyConflict. Emits ``collections.loan.signed``.
+    """
+    if customer.lender_id != product.lender_id:
+        raise NotAllowed("The customer and the product belong to different lenders.")
+    lender = product.lender
+    if idempotency_key:
+        existing = Loan.objects.filter(lender=lender, idempotency_key=idempotency_key).first()
+        if existing is not None:
+            return _same_sale_or_conflict(existing, customer, product, device_price, down_payment)
+    policy_version = restriction_policy_version_in_force(lender_id=lender.pk)
+    if policy_version is None:
+        raise RestrictionPolicyMissing(lender_id=lender.pk)
+    signed_at = signed_at or timezone.now()
+    quote = loan_quote(
+        product=product,
+        device_price=device_price,
+        down_payment=down_payment,
+        start_date=lender_local_date(lender=lender, at=signed_at),
+    )
+    loan = Loan(
+        lender=lender, customer=customer, product=product, policy_version=policy_version,
+        reference=_new_reference(),
+        status=Loan.Status.ACTIVE, currency=lender.currency,
+        device_price_amount=device_price.amount, down_payment_amount=down_payment.amount,
+        financed_amount=quote.financed.amount, start_date=quote.start_date, signed_at=signed_at,
+        idempotency_key=idempotency_key or None, installments_count=product.installments,
+        frequency=product.frequency, interest_method=product.interest_method,
+        interest_rate_percent=product.interest_rate_percent,
+        origination_fee_percent=product.origination_fee_percent, grace_days=product.grace_days,
+        late_fee_type=product.late_fee_type, late_fee_value=product.late_fee_value,
+        late_fee_cap=product.late_fee_cap,
+    )  # fmt: skip
+    loan.full_clean(validate_unique=False, validate_constraints=False)
+    try:
+        with transaction.atomic():
+            loan.save(force_insert=True)
+    except IntegrityError as exc:
+        if idempotency_key:  # a concurrent submit with the same key won the race
+            existing = Loan.objects.get(lender=lender, idempotency_key=idempotency_key)
+            return _same_sale_or_conflict(existing, customer, product, device_price, down_payment)
+        raise IdempotencyConflict() from exc
+    Installment.objects.bulk_create(
+        Installment(
+            lender=lender,
+            loan=loan,
+            sequence=line.sequence,
+            due_date=line.due_date,
+            principal_amount=line.principal,
+            interest_amount=line.interest,
+            fee_amount=line.fee,
+        )
+        for line in quote.schedule.lines
+    )
+    audit_event_record(
+        actor=actor,
+        action=CollectionsAction.LOAN_SIGNED,
+        target=loan,
+        data={"new": {
+            "reference": loan.reference, "customer_id": customer.pk, "product_id": product.pk,
+            "policy_version_id": policy_version.pk,
+            "currency": loan.currency, "device_price": device_price.amount,
+            "down_payment": down_payment.amount, "financed": quote.financed.amount,
+            "interest": quote.schedule.total_interest, "fees": quote.schedule.total_fee,
+            "installments": len(quote.schedule.lines), "first_due": quote.schedule.lines[0].due_date,
+        }},
+    )  # fmt: skip
+    return loan
+
+
+def _same_sale_or_conflict(
+    loan: Loan, customer: Customer, product: LoanProduct, device_price: Money, down_payment: Money
+) -> Loan:
+    same = (
+        loan.customer_id,
+        loan.product_id,
+        loan.device_price_amount,
+        loan.down_payment_amount,
+    ) == (customer.pk, product.pk, device_price.amount, down_payment.amount)
+    if not same:
+        raise IdempotencyConflict(loan_id=loan.pk)
+    return loan
+
+
+def _loan_transition(*, loan: Loan, to: str, actor: Actor, reason: str = "") -> None:
+    if not loan.can_become(to):
+        raise LoanTransitionNotAllowed(loan_id=loan.pk, status=loan.status, to=to)
+    old = loan.status
+    loan.status = to
+    loan.paid_off_at = timezone.now() if to == Loan.Status.PAID_OFF else None
+    loan.save(update_fields=["status", "paid_off_at", "updated_at"])
+    action = (
+        CollectionsAction.LOAN_PAID_OFF
+        if to == Loan.Status.PAID_OFF
+        else CollectionsAction.LOAN_STATUS_CHANGED
+    )
+    audit_event_record(
+        actor=actor,
+        action=action,
+        target=loan,
+        data={"old": {"status": old}, "new": {"status": to}},
+        reason=reason,
+    )
+
+
+# --- payments ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentOutcome:
+    payment: Payment
+    created: bool
+
+
+def _validate_amount(*, loan: Loan, amount: Money) -> None:
+    if amount.currency != loan.currency:
+        raise CurrencyMismatch(expected=loan.currency, got=amount.currency)
+    _require_minor_units(amount)
+    if amount.amount <= 0:
+        raise AmountNotInMinorUnits("The amount must be above zero.")
+
+
+@transaction.atomic
+def payment_record(
+    *,
+    loan_id: int,
+    amount: Money,
+    channel: str,
+    provider: str,
+    provider_ref: str,
+    received_at: datetime,
+    actor: Actor,
+    lender_id: int | None = None,
+    reason: str = "",
+    receipt_ref: str = "",
+) -> PaymentOutcome:
+    """Record money received for a loan and re-allocate the loan's payments.
+
+    Locks the loan, then its installments (so the chain head, locked by the
+    audit events, comes last). Idempotent on (lender, provider, provider_ref):
+    the same reference with the same loan and amount returns the first
+    payment; with anything else it raises IdempotencyConflict. A payment on a
+    paid-off loan is kept as a credit: the money arrived. Emits
+    ``collections.payment.received`` and, through the re-allocation,
+    ``collections.payment.allocated`` and ``collections.loan.paid_off``.
+    """
+    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    installments = list(installment_lock_for_loan(loan=loan))
+    existing = Payment.objects.filter(
+        lender_id=loan.lender_id, provider=provider, provider_ref=provider_ref
+    ).first()
+    if existing is not None:
+        if (existing.loan_id, existing.amount, existing.currency) != (
+            loan.pk,
+            amount.amount,
+            amount.currency,
+        ):
+            raise IdempotencyConflict(provider_ref=provider_ref)
+        return PaymentOutcome(payment=existing, created=False)
+    _validate_amount(loan=loan, amount=amount)
+    if loan.status not in PAYABLE:
+        raise LoanNotPayable(loan_id=loan.pk, status=loan.status)
+    payment = Payment(
+        lender_id=loan.lender_id, loan=loan, amount=amount.amount, currency=amount.currency,
+        channel=channel, provider=provider, provider_ref=provider_ref, received_at=received_at,
+        reason=reason, receipt_ref=receipt_ref,
+    )  # fmt: skip
+    payment.full_clean(validate_unique=False, validate_constraints=False)
+    payment.save(force_insert=True)
+    audit_event_record(
+        actor=actor,
+        action=CollectionsAction.PAYMENT_RECEIVED,
+        target=loan,
+        reason=reason,
+        data={"payment_id": payment.pk, "amount": amount.amount, "currency": amount.currency,
+              "channel": channel, "provider": provider, "provider_ref": provider_ref,
+              "received_at": received_at, "receipt_ref": receipt_ref},
+    )  # fmt: skip
+    _reallocate(loan=loan, installments=installments, actor=actor)
+    return PaymentOutcome(payment=payment, created=True)
+
+
+@dataclass(frozen=True, slots=True)
+class ReversalOutcome:
+    reversal: PaymentReversal
+    created: bool
+
+
+@transaction.atomic
+def payment_reverse(
+    *,
+    loan_id: int,
+    kind: str,
+    amount: Money,
+    provider: str,
+    provider_ref: str,
+    payment_provider_ref: str,
+    received_at: datetime,
+    actor: Actor,
+    lender_id: int | None = None,
+    reason: str = "",
+) -> ReversalOutcome:
+    """Record a chargeback or refund and re-allocate the loan's payments deterministically.
+
+    The reversal may arrive before the payment it refers to; it then waits,
+    matched by the payment's provider reference, and takes effect when the
+    payment arrives. Locks like ``payment_record``. Idempotent on
+    (lender, provider, provider_ref). Emits ``collections.payment.reversed``.
+    """
+    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    installments = list(installment_lock_for_loan(loan=loan))
+    existing = PaymentReversal.objects.filter(
+        lender_id=loan.lender_id, provider=provider, provider_ref=provider_ref
+    ).first()
+    if existing is not None:
+        same = (existing.loan_id, existing.amount, existing.payment_provider_ref) == (
+            loan.pk,
+            amount.amount,
+            payment_provider_ref,
+        )
+        if not same:
+            raise IdempotencyConflict(provider_ref=provider_ref)
+        return ReversalOutcome(reversal=existing, created=False)
+    _validate_amount(loan=loan, amount=amount)
+    original = Payment.objects.filter(
+        lender_id=loan.lender_id, provider=provider, provider_ref=payment_provider_ref
+    ).first()
+    if original is not None:
+        if original.loan_id != loan.pk:
+            raise ReversalExceedsPayment("The payment belongs to another loan.")
+        already = (
+            PaymentReversal.objects.filter(
+                lender_id=loan.lender_id,
+                provider=provider,
+                payment_provider_ref=payment_provider_ref,
+            ).aggregate(total=Sum("amount"))["total"]
+            or ZERO
+        )
+        if already + amount.amount > original.amount:
+            raise ReversalExceedsPayment(payment_ref=payment_provider_ref)
+    reversal = PaymentReversal(
+        lender_id=loan.lender_id, loan=loan, kind=kind, amount=amount.amount, currency=amount.currency,
+        provider=provider, provider_ref=provider_ref, payment_provider_ref=payment_provider_ref,
+        received_at=received_at, reason=reason,
+    )  # fmt: skip
+    reversal.full_clean(validate_unique=False, validate_constraints=False)
+    reversal.save(force_insert=True)
+    audit_event_record(
+        actor=actor,
+        action=CollectionsAction.PAYMENT_REVERSED,
+        target=loan,
+        reason=reason,
+        data={"reversal_id": reversal.pk, "kind": kind, "amount": amount.amount,
+              "payment_provider_ref": payment_provider_ref, "payment_known": original is not None},
+    )  # fmt: skip
+    _reallocate(loan=loan, installments=installments, actor=actor)
+    return ReversalOutcome(reversal=reversal, created=True)
+
+
+def _reallocate(*, loan: Loan, installments: list[Installment], actor: Actor) -> None:
+    """Replay every payment of ``loan`` and append the ledger lines that make the books match.
+
+    Caller holds the loan and installment locks. Writes only differences, so
+    a replay that changes nothing writes nothing.
+    """
+    reversed_by_ref: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
+    for row in (
+        PaymentReversal.objects.filter(loan=loan)
+        .values("provider", "payment_provider_ref")
+        .annotate(total=Sum("amount"))
+    ):
+        reversed_by_ref[(row["provider"], row["payment_provider_ref"])] = row["total"]
+    payments = [
+        PaymentIn(
+            id=p.pk,
+            received_at=p.received_at,
+            provider=p.provider,
+            provider_ref=p.provider_ref,
+            amount=max(ZERO, p.amount - reversed_by_ref[(p.provider, p.provider_ref)]),
+        )
+        for p in Payment.objects.filter(loan=loan)
+    ]
+    dues = [
+        InstallmentDue(
+            id=i.pk,
+            sequence=i.sequence,
+            late_fee_assessed_at=i.late_fee_assessed_at,
+            due={c: getattr(i, f"{c}_amount") for c in COMPONENTS},
+        )
+        for i in installments
+    ]
+    result = allocate(dues, payments)
+
+    current: dict[tuple[int, int, str], Decimal] = defaultdict(lambda: ZERO)
+    for row in (
+        Allocation.objects.filter(loan=loan)
+        .values("payment_id", "installment_id", "component", "direction")
+        .annotate(total=Sum("amount"))
+    ):
+        sign = 1 if row["direction"] == Allocation.Direction.CREDIT else -1
+        current[(row["payment_id"], row["installment_id"], row["component"])] += sign * row["total"]
+    delta = ledger_delta(result.lines, current)
+    if delta:
+        Allocation.objects.bulk_create(
+            Allocation(
+                lender_id=loan.lender_id,
+                loan=loan,
+                payment_id=payment_id,
+                installment_id=installment_id,
+                component=component,
+                amount=abs(amount),
+                direction=Allocation.Direction.CREDIT if amount > 0 else Allocation.Direction.DEBIT,
+            )
+            for (payment_id, installment_id, component), amount in sorted(delta.items())
+        )
+        changed = []
+        for inst in installments:
+            paid = result.paid[inst.pk]
+            new_values = {f"{c}_paid": paid[c] for c in COMPONENTS} | {
+                "paid_at": result.paid_at[inst.pk]
+            }
+            if any(getattr(inst, k) != v for k, v in new_values.items()):
+                for k, v in new_values.items():
+                    setattr(inst, k, v)
+                changed.append(inst)
+        Installment.objects.bulk_update(changed, [*(f"{c}_paid" for c in COMPONENTS), "paid_at"])
+        audit_event_record(
+            actor=actor,
+            action=CollectionsAction.PAYMENT_ALLOCATED,
+            target=loan,
+            data={
+                "lines": [
+                    {"payment_id": p, "installment_id": i, "component": c, "amount": a}
+                    for (p, i, c), a in sorted(delta.items())
+                ],
+                "unapplied": {str(k): v for k, v in result.unapplied.items() if v},
+            },
+        )
+
+    outstanding = result.outstanding(dues)
+    if outstanding == 0 and loan.status in (Loan.Status.ACTIVE, Loan.Status.WRITTEN_OFF):
+        _loan_transition(loan=loan, to=Loan.Status.PAID_OFF, actor=actor)
+    elif outstanding > 0 and loan.status == Loan.Status.PAID_OFF:
+        _loan_transition(
+            loan=loan, to=Loan.Status.ACTIVE, actor=actor, reason="A reversal reopened the balance."
+        )
+
+
+# --- late fees ---------------------------------------------------------------------
+
+_LATE_FEE_SQL = """
+UPDATE collections_installment AS i
+SET late_fee_amount = CASE l.late_fee_type
+        WHEN 'fixed' THEN l.late_fee_value
+        ELSE LEAST(l.late_fee_cap,
+                   ROUND((i.principal_amount + i.interest_amount + i.fee_amount) * l.late_fee_value / 100, %(places)s))
+    END,
+    late_fee_assessed_at = %(now)s,
+    updated_at = %(now)s
+FROM collections_loan AS l
+WHERE i.loan_id = l.id AND i.id = ANY(%(ids)s)
+RETURNING i.id, i.loan_id, i.sequence, i.late_fee_amount
+"""
+
+_LATE_FEE_DUE_SQL = """
+SELECT i.id
+FROM collections_installment AS i
+JOIN collections_loan AS l ON l.id = i.loan_id
+WHERE l.lender_id = %(lender_id)s
+  AND l.status = 'active'
+  AND l.late_fee_type <> 'none'
+  AND i.late_fee_assessed_at IS NULL
+  AND i.due_date + l.grace_days < %(today)s
+  AND i.principal_amount + i.interest_amount + i.fee_amount > i.principal_paid + i.interest_paid + i.fee_paid
+ORDER BY i.id
+FOR UPDATE OF i
+"""
+
+
+@transaction.atomic
+def installment_late_fees_assess(
+    *, lender_id: int, actor: Actor, as_of: datetime | None = None
+) -> int:
+    """Assess the late fee of every installment of ``lender_id`` that became overdue. Set-based.
+
+    An installment is overdue once the lender's local date is past its due date
+    plus the loan's grace days. Each installment is assessed once
+    (``late_fee_assessed_at``), so running twice, or twice at once, assesses
+    nothing new. A percent fee is rounded half up to the currency's minor unit
+    and capped. Locks the installments in id order (as payments do). Emits one
+    ``collections.late_fee.assessed`` per installment. Returns how many.
+    """
+    lender = Lender.objects.get(pk=lender_id)
+    now = as_of or timezone.now()
+    today = lender_local_date(lender=lender, at=now)
+    with connection.cursor() as cursor:
+        cursor.execute(_LATE_FEE_DUE_SQL, {"lender_id": lender_id, "today": today})
+        ids = [row[0] for row in cursor.fetchall()]
+        if not ids:
+            return 0
+        cursor.execute(
+            _LATE_FEE_SQL, {"ids": ids, "now": now, "places": minor_units(lender.currency)}
+        )
+        assessed = cursor.fetchall()
+    for installment_id, loan_id, sequence, fee in assessed:
+        audit_event_record(
+            actor=actor,
+            action=CollectionsAction.LATE_FEE_ASSESSED,
+            target=Installment(pk=installment_id, lender_id=lender_id),
+            lender_id=lender_id,
+            data={"loan_id": loan_id, "sequence": sequence, "amount": fee, "as_of": today},
+        )
+    return len(assessed)
+
+
+# --- provider webhooks -------------------------------------------------------------
+
+
+def _body_sha256(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
+def webhook_rejection_record(
+    *, lender_id: int | None, provider: str, problem: str, actor: Actor, extra: dict[str, Any]
+) -> None:
+    """Record a refused provider callback (bad signature, stale, unknown loan...)."""
+    with transaction.atomic():
+        audit_event_record(
+            actor=actor,
+            action=CollectionsAction.WEBHOOK_REJECTED,
+            lender_id=lender_id,
+            data={"provider": provider, "problem": problem, **extra},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookPayload:
+    """The provider event's fields, checked for shape by the API layer."""
+
+    event_id: str
+    event_type: str  # payment.succeeded or payment.reversed
+    loan_reference: str
+    amount: Money
+    reference: str
+    received_at: datetime
+    reverses: str = ""
+    kind: str = PaymentReversal.Kind.CHARGEBACK
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookOutcome:
+    status: str  # applied or duplicate
+    payment_id: int | None
+    reversal_id: int | None
+
+
+def payment_webhook_apply(
+    *, lender_id: int, provider: str, payload: WebhookPayload, body: bytes, actor: Actor
+) -> WebhookOutcome:
+    """Apply a verified provider event exactly once and store its raw body.
+
+    The outermost transaction (durable): the payment or reversal, its
+    allocation and the stored event commit together. Five deliveries of one
+    event at the same moment queue on the loan's row lock; the first applies
+    it, the others find the payment by its reference and then lose the race for
+    the event's unique slot, and answer "duplicate". The same event id with a
+    different body raises IdempotencyConflict. An unknown loan raises
+    LoanNotFound and stores nothing.
+    """
+    digest = _body_sha256(body)
+    existing = WebhookEvent.objects.filter(
+        lender_id=lender_id, provider=provider, event_id=payload.event_id
+    ).first()
+    if existing is not None:
+        return _duplicate_or_conflict(existing, digest)
+    try:
+        with transaction.atomic(durable=True):
+            loan = loan_get_by_reference(lender_id=lender_id, reference=payload.loan_reference)
+            payment, reversal = None, None
+            if payload.event_type == "payment.reversed":
+                reversal = payment_reverse(
+                    loan_id=loan.pk, lender_id=lender_id, kind=payload.kind, amount=payload.amount,
+                    provider=provider, provider_ref=payload.reference, payment_provider_ref=payload.reverses,
+                    received_at=payload.received_at, actor=actor,
+                ).reversal  # fmt: skip
+            else:
+                payment = payment_record(
+                    loan_id=loan.pk, lender_id=lender_id, amount=payload.amount,
+                    channel=Payment.Channel.PROVIDER, provider=provider, provider_ref=payload.reference,
+                    received_at=payload.received_at, actor=actor,
+                ).payment  # fmt: skip
+            WebhookEvent.objects.create(
+                lender_id=lender_id, provider=provider, event_id=payload.event_id,
+                event_type=payload.event_type, body=body.decode("utf-8"), body_sha256=digest,
+                payment=payment, reversal=reversal,
+            )  # fmt: skip
+    except IntegrityError:
+        existing = WebhookEvent.objects.filter(
+            lender_id=lender_id, provider=provider, event_id=payload.event_id
+        ).first()
+        if existing is None:
+            raise
+        return _duplicate_or_conflict(existing, digest)
+    return WebhookOutcome(
+        status="applied",
+        payment_id=payment.pk if payment else None,
+        reversal_id=reversal.pk if reversal else None,
+    )
+
+
+def _duplicate_or_conflict(event: WebhookEvent, digest: str) -> WebhookOutcome:
+    if event.body_sha256 != digest:
+        raise IdempotencyConflict(event_id=event.event_id)
+    return WebhookOutcome(
+        status="duplicate", payment_id=event.payment_id, reversal_id=event.reversal_id
+    )

@@ -1,0 +1,5 @@
+from enum import StrEnum
+
+
+class CustomersAction(StrEnum):
+    CUSTOMER_CREATED = "customers.customer.created"

@@ -1,0 +1,117 @@
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from apps.audit.models import AuditEvent
+from apps.collections.models import Installment
+from apps.collections.selectors import (
+    loan_days_overdue,
+    loan_next_due,
+    loan_outstanding,
+    loan_schedule,
+)
+from apps.collections.services import installment_late_fees_assess, payment_record
+from apps.core.actor import Actor
+from apps.core.money import Money
+from tests.collections.factories import signed_loan
+
+pytestmark = pytest.mark.django_db
+SIGNED = datetime(2026, 1, 10, 9, tzinfo=UTC)  # first due 10 Feb (Nairobi)
+
+
+def at_local(day: date, hour: int = 9) -> datetime:
+    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+def make_loan(lender, **terms):
+    base = {"installments": 3, "interest_rate_percent": Decimal(0), "origination_fee_percent": Decimal(0),
+            "min_down_payment_percent": Decimal(0), "grace_days": 3}  # fmt: skip
+    return signed_loan(lender, price="3100", down="100", signed_at=SIGNED, **{**base, **terms})
+
+
+def test_days_overdue_honours_grace_days_and_the_lenders_timezone(lender_a) -> None:
+    loan = make_loan(lender_a)
+    assert (
+        loan_days_overdue(loan=loan, as_of=at_local(date(2026, 2, 13))) == 0
+    )  # 3 days late: in grace
+    assert loan_days_overdue(loan=loan, as_of=at_local(date(2026, 2, 14))) == 4
+    # 21:30 UTC on 13 Feb is already 14 Feb in Nairobi
+    assert loan_days_overdue(loan=loan, as_of=datetime(2026, 2, 13, 21, 30, tzinfo=UTC)) == 4
+
+
+def test_next_due_and_schedule_follow_payments(lender_a) -> None:
+    loan = make_loan(lender_a)
+    payment_record(loan_id=loan.pk, amount=Money(Decimal(1500), "KES"), channel="manual", provider="manual",
+                   provider_ref="m1", received_at=SIGNED, actor=Actor.system())  # fmt: skip
+    nxt = loan_next_due(loan=loan)
+    assert (nxt.sequence, nxt.due_date, nxt.amount.amount) == (2, date(2026, 3, 10), Decimal(500))
+    rows = loan_schedule(loan=loan, as_of=at_local(date(2026, 3, 20)))
+    assert [r.status for r in rows] == ["paid", "overdue", "upcoming"]
+    assert loan_outstanding(loan=loan).amount == Decimal(1500)
+
+
+def test_fixed_late_fee_is_assessed_once_per_overdue_installment(lender_a) -> None:
+    loan = make_loan(lender_a, late_fee_type="fixed", late_fee_value=Decimal(75))
+    in_grace, past_grace = at_local(date(2026, 2, 13)), at_local(date(2026, 2, 14))
+    assert (
+        installment_late_fees_assess(lender_id=lender_a.pk, as_of=in_grace, actor=Actor.system())
+        == 0
+    )
+    assert (
+        installment_late_fees_assess(lender_id=lender_a.pk, as_of=past_grace, actor=Actor.system())
+        == 1
+    )
+    assert (
+        installment_late_fees_assess(lender_id=lender_a.pk, as_of=past_grace, actor=Actor.system())
+        == 0
+    )
+    first = Installment.objects.get(loan=loan, sequence=1)
+    assert first.late_fee_amount == Decimal(75)
+    assert AuditEvent.objects.filter(action="collections.late_fee.assessed").count() == 1
+    assert loan_outstanding(loan=loan).amount == Decimal(3075)
+
+
+def test_percent_late_fee_is_rounded_half_up_and_capped(lender_a) -> None:
+    loan = make_loan(
+        lender_a, late_fee_type="percent", late_fee_value=Decimal("2.5"), late_fee_cap=Decimal(20)
+    )
+    installment_late_fees_assess(
+        lender_id=lender_a.pk, as_of=at_local(date(2026, 2, 14)), actor=Actor.system()
+    )
+    assert Installment.objects.get(loan=loan, sequence=1).late_fee_amount == Decimal(
+        20
+    )  # 25.00 capped
+    loan2 = signed_loan(lender_a, price="3103", down="100", signed_at=SIGNED, installments=3,
+                        interest_rate_percent=Decimal(0), origination_fee_percent=Decimal(0),
+                        min_down_payment_percent=Decimal(0), grace_days=3, late_fee_type="percent",
+                        late_fee_value=Decimal("0.5"))  # fmt: skip
+    installment_late_fees_assess(
+        lender_id=lender_a.pk, as_of=at_local(date(2026, 2, 14)), actor=Actor.system()
+    )
+    # 0.5% of 1001 = 5.005 -> 5.01: half up, not half even
+    assert Installment.objects.get(loan=loan2, sequence=1).late_fee_amount == Decimal("5.01")
+
+
+def test_a_late_fee_is_paid_first_by_the_next_payment(lender_a) -> None:
+    loan = make_loan(lender_a, late_fee_type="fixed", late_fee_value=Decimal(75))
+    installment_late_fees_assess(
+        lender_id=lender_a.pk, as_of=at_local(date(2026, 2, 14)), actor=Actor.system()
+    )
+    payment_record(loan_id=loan.pk, amount=Money(Decimal(100), "KES"), channel="manual", provider="manual",
+                   provider_ref="m1", received_at=at_local(date(2026, 2, 15)), actor=Actor.system())  # fmt: skip
+    first = Installment.objects.get(loan=loan, sequence=1)
+    assert (first.late_fee_paid, first.principal_paid) == (Decimal(75), Decimal(25))
+
+
+def test_no_late_fee_for_paid_or_fee_less_loans(lender_a) -> None:
+    make_loan(lender_a, late_fee_type="none", late_fee_value=Decimal(0))
+    paid_loan = make_loan(lender_a, late_fee_type="fixed", late_fee_value=Decimal(75))
+    payment_record(loan_id=paid_loan.pk, amount=Money(Decimal(1000), "KES"), channel="manual", provider="manual",
+                   provider_ref="m1", received_at=SIGNED + timedelta(days=1), actor=Actor.system())  # fmt: skip
+    assert (
+        installment_late_fees_assess(
+            lender_id=lender_a.pk, as_of=at_local(date(2026, 2, 20)), actor=Actor.system()
+        )
+        == 0
+    )

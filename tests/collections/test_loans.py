@@ -1,0 +1,121 @@
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import pytest
+
+from apps.audit.models import AuditEvent
+from apps.collections.errors import DownPaymentTooLarge, DownPaymentTooSmall, ProductNotAvailable
+from apps.collections.models import Installment, Loan
+from apps.collections.services import loan_quote, loan_sign
+from apps.core.actor import Actor
+from apps.core.errors import IdempotencyConflict, NotAllowed
+from apps.core.money import Money
+from tests.collections.factories import signed_loan
+from tests.customers.factories import CustomerFactory
+from tests.lenders.factories import LoanProductFactory, restriction_policy_version_for
+
+pytestmark = pytest.mark.django_db
+
+
+def kes(amount: str) -> Money:
+    return Money(Decimal(amount), "KES")
+
+
+def test_signing_creates_the_loan_and_its_schedule_in_the_lenders_timezone(lender_a) -> None:
+    # 22:30 UTC on 30 Jan is already 31 Jan in Nairobi (UTC+3): the anchor day is the 31st
+    loan = signed_loan(lender_a, price="12000", down="2000", signed_at=datetime(2026, 1, 30, 22, 30, tzinfo=UTC),
+                       installments=3, origination_fee_percent=Decimal(0), interest_rate_percent=Decimal(0))  # fmt: skip
+    assert loan.status == Loan.Status.ACTIVE
+    assert loan.start_date == date(2026, 1, 31)
+    rows = list(Installment.objects.filter(loan=loan).values_list("due_date", "principal_amount"))
+    assert rows == [(date(2026, 2, 28), Decimal("3333.33")), (date(2026, 3, 31), Decimal("3333.33")),
+                    (date(2026, 4, 30), Decimal("3333.34"))]  # fmt: skip
+    event = AuditEvent.objects.get(action="collections.loan.signed")
+    assert (event.lender_id, event.data["new"]["financed"]) == (lender_a.pk, "10000")
+
+
+def test_the_loan_keeps_its_terms_when_the_product_changes(lender_a) -> None:
+    loan = signed_loan(lender_a, grace_days=3)
+    loan.product.grace_days = 10
+    loan.product.save()
+    loan.refresh_from_db()
+    assert loan.grace_days == 3
+
+
+def test_quote_is_the_same_computation_as_signing(lender_a) -> None:
+    restriction_policy_version_for(lender_a)
+    product = LoanProductFactory(lender=lender_a)
+    quote = loan_quote(
+        product=product,
+        device_price=kes("15000"),
+        down_payment=kes("3000"),
+        start_date=date(2026, 5, 1),
+    )
+    loan = loan_sign(customer=CustomerFactory(lender=lender_a), product=product, device_price=kes("15000"),
+                     down_payment=kes("3000"), signed_at=datetime(2026, 5, 1, 9, tzinfo=UTC), actor=Actor.system())  # fmt: skip
+    stored = [
+        (i.due_date, i.principal_amount, i.interest_amount, i.fee_amount)
+        for i in loan.installments.order_by("sequence")
+    ]
+    assert stored == [
+        (line.due_date, line.principal, line.interest, line.fee) for line in quote.schedule.lines
+    ]
+
+
+@pytest.mark.parametrize(
+    ("price", "down", "error"),
+    [("10000", "999", DownPaymentTooSmall), ("10000", "10000", DownPaymentTooLarge)],
+)
+def test_down_payment_limits(lender_a, price, down, error) -> None:
+    product = LoanProductFactory(lender=lender_a, min_down_payment_percent=Decimal(10))
+    with pytest.raises(error):
+        loan_quote(
+            product=product,
+            device_price=kes(price),
+            down_payment=kes(down),
+            start_date=date(2026, 1, 1),
+        )
+
+
+def test_inactive_product_and_foreign_customer_are_refused(lender_a, lender_b) -> None:
+    with pytest.raises(ProductNotAvailable):
+        signed_loan(lender_a, is_active=False)
+    with pytest.raises(NotAllowed):
+        loan_sign(customer=CustomerFactory(lender=lender_b), product=LoanProductFactory(lender=lender_a),
+                  device_price=kes("100"), down_payment=kes("10"), actor=Actor.system())  # fmt: skip
+    assert not Loan.objects.exists()
+
+
+def test_a_resubmitted_sale_creates_one_loan_and_a_different_one_conflicts(lender_a) -> None:
+    restriction_policy_version_for(lender_a)
+    product, customer = LoanProductFactory(lender=lender_a), CustomerFactory(lender=lender_a)
+    args = {"customer": customer, "product": product, "device_price": kes("5000"),
+            "down_payment": kes("1000"), "actor": Actor.system(), "idempotency_key": "pos-123"}  # fmt: skip
+    first, second = loan_sign(**args), loan_sign(**args)
+    assert first.pk == second.pk
+    assert Loan.objects.count() == 1
+    with pytest.raises(IdempotencyConflict):
+        loan_sign(**{**args, "down_payment": kes("1500")})
+
+
+def test_status_transitions_live_in_one_table() -> None:
+    assert Loan.TRANSITIONS[Loan.Status.CANCELLED] == frozenset()
+    assert Loan.Status.ACTIVE in Loan.TRANSITIONS[Loan.Status.DRAFT]
+    assert Loan.Status.DRAFT not in Loan.TRANSITIONS[Loan.Status.ACTIVE]
+
+
+def test_no_loan_without_a_policy_and_the_pinned_version_outlives_policy_changes(lender_a) -> None:
+    from apps.collections.errors import RestrictionPolicyMissing
+    from apps.lenders.services import default_stages, restriction_policy_version_create
+
+    with pytest.raises(RestrictionPolicyMissing):
+        loan_sign(customer=CustomerFactory(lender=lender_a), product=LoanProductFactory(lender=lender_a),
+                  device_price=kes("1000"), down_payment=kes("200"), actor=Actor.system())  # fmt: skip
+    assert not Loan.objects.exists()
+    loan = signed_loan(lender_a)
+    pinned = loan.policy_version
+    newer = restriction_policy_version_create(policy=pinned.policy, stages=default_stages("en", country="KE"),
+                                              actor=Actor.system())  # fmt: skip
+    loan.refresh_from_db()
+    assert (loan.policy_version, newer.version) == (pinned, pinned.version + 1)
+    assert signed_loan(lender_a).policy_version == newer

@@ -1,0 +1,180 @@
+import threading
+import time
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test import Client
+
+from apps.audit.models import AuditEvent
+from apps.collections.models import Payment, PaymentReversal, WebhookEvent
+from apps.collections.selectors import loan_outstanding
+from tests.collections.factories import signed_loan
+from tests.collections.webhooks import URL, deliver, event, headers
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def loan(lender_a):
+    return signed_loan(lender_a, price="3500", down="500", installments=3)
+
+
+def rejections(problem: str) -> int:
+    return AuditEvent.objects.filter(
+        action="collections.webhook.rejected", data__problem=problem
+    ).count()
+
+
+def test_a_signed_payment_is_applied_and_its_raw_event_stored(client, lender_a, loan) -> None:
+    before = loan_outstanding(loan=loan).amount
+    body = event(loan.reference, "250.00", "MP-1")
+    response = deliver(client, lender_a, body)
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "applied"
+    payment = Payment.objects.get()
+    assert (payment.amount, payment.provider, payment.provider_ref, payment.channel) == (
+        Decimal(250),
+        "demo",
+        "MP-1",
+        "provider",
+    )
+    stored = WebhookEvent.objects.get()
+    assert (stored.body.encode(), stored.payment) == (body, payment)
+    assert loan_outstanding(loan=loan).amount == before - 250
+
+
+def test_a_replayed_event_changes_nothing(client, lender_a, loan) -> None:
+    body = event(loan.reference, "250.00", "MP-1")
+    first, second = deliver(client, lender_a, body), deliver(client, lender_a, body)
+    assert (first.json()["status"], second.json()["status"]) == ("applied", "duplicate")
+    assert second.json()["payment_id"] == first.json()["payment_id"]
+    assert (Payment.objects.count(), WebhookEvent.objects.count()) == (1, 1)
+
+
+def test_the_same_event_id_with_another_body_is_a_conflict(client, lender_a, loan) -> None:
+    deliver(client, lender_a, event(loan.reference, "250.00", "MP-1", event_id="evt-9"))
+    response = deliver(client, lender_a, event(loan.reference, "999.00", "MP-2", event_id="evt-9"))
+    assert response.status_code == 409
+    assert response.json()["code"] == "idempotency_conflict"
+    assert Payment.objects.count() == 1
+    assert rejections("idempotency_conflict") == 1
+
+
+@pytest.mark.parametrize(
+    ("tamper", "status", "problem"),
+    [
+        ("bad_signature", 401, "signature_invalid"),
+        ("one_byte", 401, "signature_invalid"),
+        ("stale", 401, "timestamp_stale"),
+        ("future", 401, "timestamp_stale"),
+        ("unknown_lender", 401, "signature_invalid"),
+        ("no_signature", 401, "signature_invalid"),
+    ],
+)
+def test_bad_deliveries_are_refused_audited_and_store_nothing(
+    client, lender_a, loan, tamper, status, problem
+) -> None:
+    body = event(loan.reference, "250.00", "MP-1")
+    hdrs = headers(lender_a, body)
+    if tamper == "bad_signature":
+        hdrs["HTTP_X_SIGNATURE"] = hdrs["HTTP_X_SIGNATURE"][:-4] + "0000"
+    elif tamper == "one_byte":
+        body = body.replace(b"250.00", b"950.00")
+    elif tamper == "stale":
+        hdrs = headers(lender_a, body, timestamp=int(time.time()) - 301)
+    elif tamper == "future":
+        hdrs = headers(lender_a, body, timestamp=int(time.time()) + 301)
+    elif tamper == "unknown_lender":
+        hdrs["HTTP_X_LENDER"] = "nobody"
+    elif tamper == "no_signature":
+        del hdrs["HTTP_X_SIGNATURE"]
+    response = client.post(URL, data=body, content_type="application/json", **hdrs)
+    assert response.status_code == status
+    assert response.json()["code"] == problem
+    assert (Payment.objects.count(), WebhookEvent.objects.count()) == (0, 0)
+    assert rejections(problem) == 1
+
+
+def test_a_signature_from_another_lenders_secret_is_refused(
+    client, lender_a, lender_b, loan
+) -> None:
+    body = event(loan.reference, "250.00", "MP-1")
+    hdrs = headers(lender_b, body)
+    hdrs["HTTP_X_LENDER"] = lender_a.slug
+    assert client.post(URL, data=body, content_type="application/json", **hdrs).status_code == 401
+    assert not Payment.objects.exists()
+
+
+def test_an_unknown_loan_is_refused_and_nothing_is_stored(client, lender_a, lender_b, loan) -> None:
+    other = signed_loan(lender_b)
+    response = deliver(
+        client, lender_a, event(other.reference, "250.00", "MP-1")
+    )  # another lender's loan
+    assert response.status_code == 404
+    assert response.json()["code"] == "loan_not_found"
+    assert (Payment.objects.count(), WebhookEvent.objects.count()) == (0, 0)
+    assert rejections("loan_not_found") == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (b"{not json", None),
+        (b'{"id": "e1", "type": "payment.succeeded", "data": {"loan": "SC-X"}}', "amount"),
+        (b'{"id": "e1", "type": "payment.teleported", "data": {}}', "type"),
+        (b"[1, 2]", "id"),
+    ],
+)
+def test_malformed_events_get_400(client, lender_a, loan, body, field) -> None:
+    response = deliver(client, lender_a, body)
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    if field:
+        assert field in str(response.json()["extra"]["fields"])
+    assert not WebhookEvent.objects.exists()
+
+
+def test_oversized_bodies_and_unknown_providers(client, lender_a, loan, settings) -> None:
+    settings.PAYMENTS_WEBHOOK_MAX_BYTES = 1024
+    big = event(loan.reference, "1.00", "MP-1", note="x" * 2000)
+    assert deliver(client, lender_a, big).status_code == 413
+    body = event(loan.reference, "1.00", "MP-1")
+    response = client.post("/api/payments/v1/webhooks/acme/", data=body, content_type="application/json",
+                           **headers(lender_a, body, provider="acme"))  # fmt: skip
+    assert response.status_code == 404
+    assert not Payment.objects.exists()
+
+
+def test_a_reversal_event_before_its_payment(client, lender_a, loan) -> None:
+    before = loan_outstanding(loan=loan).amount
+    rev = event(
+        loan.reference, "100.00", "CB-1", type_="payment.reversed", reverses="MP-1", kind="refund"
+    )
+    assert deliver(client, lender_a, rev).json()["status"] == "applied"
+    assert deliver(client, lender_a, event(loan.reference, "300.00", "MP-1")).status_code == 200
+    assert PaymentReversal.objects.get().kind == "refund"
+    assert loan_outstanding(loan=loan).amount == before - 200
+
+
+@pytest.mark.django_db(transaction=True)
+def test_five_identical_deliveries_at_the_same_moment_apply_once(lender_a) -> None:
+    loan = signed_loan(lender_a, price="3500", down="500", installments=3)
+    body = event(loan.reference, "250.00", "MP-1")
+    hdrs = headers(lender_a, body)
+    barrier = threading.Barrier(5)
+    statuses: list[tuple[int, str]] = []
+
+    def post() -> None:
+        barrier.wait()
+        response = Client().post(URL, data=body, content_type="application/json", **hdrs)
+        statuses.append((response.status_code, response.json().get("status", "")))
+        connection.close()
+
+    threads = [threading.Thread(target=post) for _ in range(5)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(statuses) == [(200, "applied")] + [(200, "duplicate")] * 4
+    assert (Payment.objects.count(), WebhookEvent.objects.count()) == (1, 1)

@@ -1,0 +1,23 @@
+import pytest
+from django.core.management import call_command
+
+from apps.audit.selectors import audit_chain_list, audit_chain_verify
+from apps.collections.models import Loan, Payment
+from apps.lenders.models import Lender
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_data_loads_once_and_every_chain_verifies(capsys) -> None:
+    call_command("seed_demo")
+    first = capsys.readouterr().out
+    assert "TOTP secret" in first
+    assert "Demo loans:" in first
+    call_command("seed_demo")
+    second = capsys.readouterr().out
+    assert "already loaded" in second
+    assert "TOTP secret" not in second
+    assert Lender.objects.count() == 2
+    assert Loan.objects.count() == 3
+    assert Payment.objects.count() == 1
+    assert all(audit_chain_verify(chain=chain) is None for chain in audit_chain_list())
