@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 TEST_SETTINGS := config.settings.test
 
-.PHONY: run test lint fmt migrate totp services screenshots bench-audit clean-run
+.PHONY: run test lint fmt migrate totp services screenshots bench-audit bench-payments clean-run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,10 @@ migrate: $(RUN_STAMP)
 ## bench-audit: p50/p95 of audit_event_record under 8 concurrent writers on one lender
 bench-audit: $(DEV_STAMP) services
 	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(BIN)/python -m tools.bench.audit $(if $(N),--events $(N),)
+
+## bench-payments: signed webhooks against gunicorn (2 workers) on PostgreSQL
+bench-payments: $(DEV_STAMP) services
+	$(BIN)/python -m tools.bench.payments $(if $(N),--events $(N),)
 
 clean-run:
 	rm -rf .run

@@ -1,9 +1,10 @@
-"""Writes to the audit trail. ``audit_event_record`` is the only way in."""
+"""Writes to the audit trail: ``audit_event_record`` (and its batch form) is the only way in."""
 
 from __future__ import annotations
 
 import ipaddress
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -56,6 +57,17 @@ def _normalise_ip(ip: str | None) -> str:
     return (mapped or address).compressed
 
 
+@dataclass(frozen=True, slots=True)
+class AuditEntry:
+    """One event to append, for ``audit_events_record``."""
+
+    actor: Actor
+    action: str
+    target: models.Model | None = None
+    data: dict[str, Any] | None = None
+    reason: str = ""
+
+
 def audit_event_record(
     *,
     actor: Actor,
@@ -72,46 +84,68 @@ def audit_event_record(
     in the global order) and holds it until that transaction ends.
     The lender is ``lender_id`` if given, else the target's own lender.
     """
-    if not connection.in_atomic_block:
-        raise AuditOutsideTransaction(action)
     if lender_id is None and target is not None:
         lender_id = lender_id_of(target)
+    entry = AuditEntry(actor=actor, action=action, target=target, data=data, reason=reason)
+    return audit_events_record(lender_id=lender_id, entries=[entry])[0]
 
+
+def audit_events_record(
+    *, lender_id: int | None, entries: Sequence[AuditEntry]
+) -> list[AuditEvent]:
+    """Append several events of one change to ``lender_id``'s chain, in order.
+
+    One lock of the chain head, one INSERT, one head update: a service that
+    records a payment, its allocation and a payoff holds the chain lock for a
+    moment at the end of its transaction rather than from its first event.
+    Same transaction rule as ``audit_event_record``.
+    """
+    if not connection.in_atomic_block:
+        raise AuditOutsideTransaction(entries[0].action if entries else "")
+    if not entries:
+        return []
     chain = audit_chain_lock(lender_id=lender_id)
-    event = AuditEvent(
-        chain=chain,
-        seq=chain.last_seq + 1,
-        lender_id=lender_id,
-        occurred_at=timezone.now(),
-        actor_type=actor.type.value,
-        actor_id=actor.id or "",
-        action=str(action),
-        target_type=target._meta.label_lower if target is not None else "",
-        target_id=str(target.pk) if target is not None and target.pk is not None else "",
-        data=_normalise_data(data),
-        reason=reason,
-        ip=_normalise_ip(actor.ip),
-        user_agent=actor.user_agent,
-        prev_hash=chain.last_hash,
-    )
-    event.hash = event_hash(
-        lender_id=lender_id,
-        seq=event.seq,
-        occurred_at=event.occurred_at,
-        actor_type=event.actor_type,
-        actor_id=event.actor_id,
-        action=event.action,
-        target_type=event.target_type,
-        target_id=event.target_id,
-        data=event.data,
-        reason=event.reason,
-        ip=event.ip,
-        user_agent=event.user_agent,
-        prev_hash=event.prev_hash,
-    )
-    event.save(force_insert=True)
-    type(chain).objects.filter(pk=chain.pk).update(last_seq=event.seq, last_hash=event.hash)
-    return event
+    seq, prev_hash, now = chain.last_seq, chain.last_hash, timezone.now()
+    events = []
+    for entry in entries:
+        seq += 1
+        target = entry.target
+        event = AuditEvent(
+            chain=chain,
+            seq=seq,
+            lender_id=lender_id,
+            occurred_at=now,
+            actor_type=entry.actor.type.value,
+            actor_id=entry.actor.id or "",
+            action=str(entry.action),
+            target_type=target._meta.label_lower if target is not None else "",
+            target_id=str(target.pk) if target is not None and target.pk is not None else "",
+            data=_normalise_data(entry.data),
+            reason=entry.reason,
+            ip=_normalise_ip(entry.actor.ip),
+            user_agent=entry.actor.user_agent,
+            prev_hash=prev_hash,
+        )
+        event.hash = event_hash(
+            lender_id=lender_id,
+            seq=event.seq,
+            occurred_at=event.occurred_at,
+            actor_type=event.actor_type,
+            actor_id=event.actor_id,
+            action=event.action,
+            target_type=event.target_type,
+            target_id=event.target_id,
+            data=event.data,
+            reason=event.reason,
+            ip=event.ip,
+            user_agent=event.user_agent,
+            prev_hash=event.prev_hash,
+        )
+        prev_hash = event.hash
+        events.append(event)
+    AuditEvent.objects.bulk_create(events)
+    type(chain).objects.filter(pk=chain.pk).update(last_seq=seq, last_hash=prev_hash)
+    return events
 
 
 @dataclass(frozen=True, slots=True)

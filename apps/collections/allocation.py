@@ -100,3 +100,33 @@ def ledger_delta(target: dict[Key, Decimal], current: dict[Key, Decimal]) -> dic
         if diff:
             delta[key] = diff
     return delta
+
+
+def allocate_next(
+    installments: list[InstallmentDue],
+    paid: dict[int, dict[str, Decimal]],
+    paid_at: dict[int, datetime | None],
+    payment: PaymentIn,
+) -> Allocated:
+    """Allocate one more payment on top of the books as they stand.
+
+    Equal to ``allocate`` over all payments when ``payment`` comes last in the
+    canonical order and nothing reverses it (tests/collections/test_allocation.py):
+    replaying the earlier payments would give back ``paid`` exactly.
+    """
+    remaining = [
+        InstallmentDue(
+            id=inst.id,
+            sequence=inst.sequence,
+            late_fee_assessed_at=inst.late_fee_assessed_at,
+            due={c: inst.due[c] - paid[inst.id][c] for c in COMPONENTS},
+        )
+        for inst in installments
+    ]
+    step = allocate(remaining, [payment])
+    result = Allocated(lines=step.lines, unapplied=step.unapplied)
+    for inst in installments:
+        result.paid[inst.id] = {c: paid[inst.id][c] + step.paid[inst.id][c] for c in COMPONENTS}
+        done = all(result.paid[inst.id][c] == inst.due[c] for c in COMPONENTS)
+        result.paid_at[inst.id] = paid_at[inst.id] or (step.paid_at[inst.id] if done else None)
+    return result

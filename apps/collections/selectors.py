@@ -36,11 +36,15 @@ def loan_get(*, loan_id: int, lender_id: int) -> Loan:
     return loan
 
 
-def loan_get_by_reference(*, lender_id: int, reference: str) -> Loan:
-    loan = Loan.objects.filter(lender_id=lender_id, reference=reference).first()
-    if loan is None:
+def loan_id_by_reference(*, lender_id: int, reference: str) -> int:
+    loan_id = (
+        Loan.objects.filter(lender_id=lender_id, reference=reference)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if loan_id is None:
         raise LoanNotFound(reference=reference)
-    return loan
+    return loan_id
 
 
 def loan_outstanding(*, loan: Loan) -> Money:

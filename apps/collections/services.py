@@ -12,15 +12,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.models import Q, Sum
 from django.utils import timezone
 
-from apps.audit.services import audit_event_record
+from apps.audit.services import AuditEntry, audit_event_record, audit_events_record
 from apps.collections.allocation import (
     COMPONENTS,
     InstallmentDue,
     PaymentIn,
     allocate,
+    allocate_next,
     ledger_delta,
 )
 from apps.collections.errors import (
@@ -45,7 +46,7 @@ from apps.collections.models import (
     WebhookEvent,
 )
 from apps.collections.schedule import Schedule, Terms, build_schedule
-from apps.collections.selectors import loan_get_by_reference
+from apps.collections.selectors import loan_id_by_reference
 from apps.core.actor import Actor
 from apps.core.errors import IdempotencyConflict, NotAllowed
 from apps.core.money import Money, minor_units, quantize
@@ -226,7 +227,8 @@ def _same_sale_or_conflict(
     return loan
 
 
-def _loan_transition(*, loan: Loan, to: str, actor: Actor, reason: str = "") -> None:
+def _loan_transition(*, loan: Loan, to: str, actor: Actor, reason: str = "") -> AuditEntry:
+    """Move ``loan`` to ``to`` if the transition table allows it; return its audit entry."""
     if not loan.can_become(to):
         raise LoanTransitionNotAllowed(loan_id=loan.pk, status=loan.status, to=to)
     old = loan.status
@@ -238,7 +240,7 @@ def _loan_transition(*, loan: Loan, to: str, actor: Actor, reason: str = "") -> 
         if to == Loan.Status.PAID_OFF
         else CollectionsAction.LOAN_STATUS_CHANGED
     )
-    audit_event_record(
+    return AuditEntry(
         actor=actor,
         action=action,
         target=loan,
@@ -309,9 +311,11 @@ def payment_record(
         channel=channel, provider=provider, provider_ref=provider_ref, received_at=received_at,
         reason=reason, receipt_ref=receipt_ref,
     )  # fmt: skip
-    payment.full_clean(validate_unique=False, validate_constraints=False)
+    payment.full_clean(
+        exclude=["lender", "loan"], validate_unique=False, validate_constraints=False
+    )
     payment.save(force_insert=True)
-    audit_event_record(
+    received = AuditEntry(
         actor=actor,
         action=CollectionsAction.PAYMENT_RECEIVED,
         target=loan,
@@ -320,7 +324,9 @@ def payment_record(
               "channel": channel, "provider": provider, "provider_ref": provider_ref,
               "received_at": received_at, "receipt_ref": receipt_ref},
     )  # fmt: skip
-    _reallocate(loan=loan, installments=installments, actor=actor)
+    allocated = _reallocate(loan=loan, installments=installments, actor=actor, new_payment=payment)
+    entries = [received, *allocated]
+    audit_events_record(lender_id=loan.lender_id, entries=entries)
     return PaymentOutcome(payment=payment, created=True)
 
 
@@ -387,9 +393,11 @@ def payment_reverse(
         provider=provider, provider_ref=provider_ref, payment_provider_ref=payment_provider_ref,
         received_at=received_at, reason=reason,
     )  # fmt: skip
-    reversal.full_clean(validate_unique=False, validate_constraints=False)
+    reversal.full_clean(
+        exclude=["lender", "loan"], validate_unique=False, validate_constraints=False
+    )
     reversal.save(force_insert=True)
-    audit_event_record(
+    reversed_entry = AuditEntry(
         actor=actor,
         action=CollectionsAction.PAYMENT_REVERSED,
         target=loan,
@@ -397,16 +405,23 @@ def payment_reverse(
         data={"reversal_id": reversal.pk, "kind": kind, "amount": amount.amount,
               "payment_provider_ref": payment_provider_ref, "payment_known": original is not None},
     )  # fmt: skip
-    _reallocate(loan=loan, installments=installments, actor=actor)
+    entries = [reversed_entry, *_reallocate(loan=loan, installments=installments, actor=actor)]
+    audit_events_record(lender_id=loan.lender_id, entries=entries)
     return ReversalOutcome(reversal=reversal, created=True)
 
 
-def _reallocate(*, loan: Loan, installments: list[Installment], actor: Actor) -> None:
-    """Replay every payment of ``loan`` and append the ledger lines that make the books match.
+def _payment_in(payment: Payment, reversed_amount: Decimal) -> PaymentIn:
+    return PaymentIn(
+        id=payment.pk,
+        received_at=payment.received_at,
+        provider=payment.provider,
+        provider_ref=payment.provider_ref,
+        amount=max(ZERO, payment.amount - reversed_amount),
+    )
 
-    Caller holds the loan and installment locks. Writes only differences, so
-    a replay that changes nothing writes nothing.
-    """
+
+def _payments_in(*, loan: Loan) -> list[PaymentIn]:
+    """Every payment of ``loan``, each less what reverses it (whenever that arrived)."""
     reversed_by_ref: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
     for row in (
         PaymentReversal.objects.filter(loan=loan)
@@ -414,16 +429,92 @@ def _reallocate(*, loan: Loan, installments: list[Installment], actor: Actor) ->
         .annotate(total=Sum("amount"))
     ):
         reversed_by_ref[(row["provider"], row["payment_provider_ref"])] = row["total"]
-    payments = [
-        PaymentIn(
-            id=p.pk,
-            received_at=p.received_at,
-            provider=p.provider,
-            provider_ref=p.provider_ref,
-            amount=max(ZERO, p.amount - reversed_by_ref[(p.provider, p.provider_ref)]),
-        )
+    return [
+        _payment_in(p, reversed_by_ref[(p.provider, p.provider_ref)])
         for p in Payment.objects.filter(loan=loan)
     ]
+
+
+def _ledger_net(*, loan: Loan) -> dict[tuple[int, int, str], Decimal]:
+    net: dict[tuple[int, int, str], Decimal] = defaultdict(lambda: ZERO)
+    for row in (
+        Allocation.objects.filter(loan=loan)
+        .values("payment_id", "installment_id", "component", "direction")
+        .annotate(total=Sum("amount"))
+    ):
+        sign = 1 if row["direction"] == Allocation.Direction.CREDIT else -1
+        net[(row["payment_id"], row["installment_id"], row["component"])] += sign * row["total"]
+    return net
+
+
+def _comes_last(*, loan: Loan, payment: Payment) -> bool:
+    """No other payment of the loan sorts after ``payment``, and nothing reverses it."""
+    t, p, r = payment.received_at, payment.provider, payment.provider_ref
+    later = (
+        Payment.objects.filter(loan=loan)
+        .exclude(pk=payment.pk)
+        .filter(
+            Q(received_at__gt=t)
+            | Q(received_at=t, provider__gt=p)
+            | Q(received_at=t, provider=p, provider_ref__gt=r)
+        )
+    )
+    reversed_ = PaymentReversal.objects.filter(loan=loan, provider=p, payment_provider_ref=r)
+    return not later.exists() and not reversed_.exists()
+
+
+_PAID_UPDATE_SQL = """
+UPDATE collections_installment AS i
+SET late_fee_paid = v.late_fee_paid, fee_paid = v.fee_paid, interest_paid = v.interest_paid,
+    principal_paid = v.principal_paid, paid_at = v.paid_at, updated_at = %s
+FROM (VALUES {rows}) AS v(id, late_fee_paid, fee_paid, interest_paid, principal_paid, paid_at)
+WHERE i.id = v.id
+"""
+
+
+def _installments_paid_update(
+    *,
+    installments: list[Installment],
+    paid: dict[int, dict[str, Decimal]],
+    paid_at: dict[int, datetime | None],
+) -> None:
+    """Write the paid columns of the installments that changed, in one statement."""
+    rows, params = [], []
+    for inst in installments:
+        values = [paid[inst.pk][c] for c in COMPONENTS]
+        if (
+            values == [getattr(inst, f"{c}_paid") for c in COMPONENTS]
+            and paid_at[inst.pk] == inst.paid_at
+        ):
+            continue
+        rows.append(
+            "(%s::bigint, %s::numeric, %s::numeric, %s::numeric, %s::numeric, %s::timestamptz)"
+        )
+        params.extend([inst.pk, *values, paid_at[inst.pk]])
+        for component, value in zip(COMPONENTS, values, strict=True):
+            setattr(inst, f"{component}_paid", value)
+        inst.paid_at = paid_at[inst.pk]
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.execute(_PAID_UPDATE_SQL.format(rows=", ".join(rows)), [timezone.now(), *params])
+
+
+def _reallocate(
+    *, loan: Loan, installments: list[Installment], actor: Actor, new_payment: Payment | None = None
+) -> list[AuditEntry]:
+    """Bring the allocation of ``loan``'s payments up to date and append the ledger lines.
+
+    The books always equal a replay of every payment in canonical order. When
+    the only change is ``new_payment`` and it comes last in that order with
+    nothing reversing it (the usual case), allocating just that payment on top
+    of the books gives the same result (``allocate_next``) without reading the
+    loan's whole history; anything else (a reversal, a backdated payment)
+    replays everything. Caller holds the loan and installment locks and
+    records the returned audit entries (allocation, payoff or reopening) with
+    its own, so the chain head is locked only at the very end. Writes only
+    differences, so a replay that changes nothing writes nothing.
+    """
+    entries: list[AuditEntry] = []
     dues = [
         InstallmentDue(
             id=i.pk,
@@ -433,17 +524,15 @@ def _reallocate(*, loan: Loan, installments: list[Installment], actor: Actor) ->
         )
         for i in installments
     ]
-    result = allocate(dues, payments)
-
-    current: dict[tuple[int, int, str], Decimal] = defaultdict(lambda: ZERO)
-    for row in (
-        Allocation.objects.filter(loan=loan)
-        .values("payment_id", "installment_id", "component", "direction")
-        .annotate(total=Sum("amount"))
-    ):
-        sign = 1 if row["direction"] == Allocation.Direction.CREDIT else -1
-        current[(row["payment_id"], row["installment_id"], row["component"])] += sign * row["total"]
-    delta = ledger_delta(result.lines, current)
+    if new_payment is not None and _comes_last(loan=loan, payment=new_payment):
+        paid = {i.pk: {c: getattr(i, f"{c}_paid") for c in COMPONENTS} for i in installments}
+        result = allocate_next(
+            dues, paid, {i.pk: i.paid_at for i in installments}, _payment_in(new_payment, ZERO)
+        )
+        delta = dict(result.lines)
+    else:
+        result = allocate(dues, _payments_in(loan=loan))
+        delta = ledger_delta(result.lines, _ledger_net(loan=loan))
     if delta:
         Allocation.objects.bulk_create(
             Allocation(
@@ -457,18 +546,10 @@ def _reallocate(*, loan: Loan, installments: list[Installment], actor: Actor) ->
             )
             for (payment_id, installment_id, component), amount in sorted(delta.items())
         )
-        changed = []
-        for inst in installments:
-            paid = result.paid[inst.pk]
-            new_values = {f"{c}_paid": paid[c] for c in COMPONENTS} | {
-                "paid_at": result.paid_at[inst.pk]
-            }
-            if any(getattr(inst, k) != v for k, v in new_values.items()):
-                for k, v in new_values.items():
-                    setattr(inst, k, v)
-                changed.append(inst)
-        Installment.objects.bulk_update(changed, [*(f"{c}_paid" for c in COMPONENTS), "paid_at"])
-        audit_event_record(
+        _installments_paid_update(
+            installments=installments, paid=result.paid, paid_at=result.paid_at
+        )
+        allocated = AuditEntry(
             actor=actor,
             action=CollectionsAction.PAYMENT_ALLOCATED,
             target=loan,
@@ -480,14 +561,17 @@ def _reallocate(*, loan: Loan, installments: list[Installment], actor: Actor) ->
                 "unapplied": {str(k): v for k, v in result.unapplied.items() if v},
             },
         )
+        entries.append(allocated)
 
     outstanding = result.outstanding(dues)
     if outstanding == 0 and loan.status in (Loan.Status.ACTIVE, Loan.Status.WRITTEN_OFF):
-        _loan_transition(loan=loan, to=Loan.Status.PAID_OFF, actor=actor)
+        entries.append(_loan_transition(loan=loan, to=Loan.Status.PAID_OFF, actor=actor))
     elif outstanding > 0 and loan.status == Loan.Status.PAID_OFF:
-        _loan_transition(
+        reopened = _loan_transition(
             loan=loan, to=Loan.Status.ACTIVE, actor=actor, reason="A reversal reopened the balance."
         )
+        entries.append(reopened)
+    return entries
 
 
 # --- late fees ---------------------------------------------------------------------
@@ -619,17 +703,17 @@ def payment_webhook_apply(
         return _duplicate_or_conflict(existing, digest)
     try:
         with transaction.atomic(durable=True):
-            loan = loan_get_by_reference(lender_id=lender_id, reference=payload.loan_reference)
+            loan_id = loan_id_by_reference(lender_id=lender_id, reference=payload.loan_reference)
             payment, reversal = None, None
             if payload.event_type == "payment.reversed":
                 reversal = payment_reverse(
-                    loan_id=loan.pk, lender_id=lender_id, kind=payload.kind, amount=payload.amount,
+                    loan_id=loan_id, lender_id=lender_id, kind=payload.kind, amount=payload.amount,
                     provider=provider, provider_ref=payload.reference, payment_provider_ref=payload.reverses,
                     received_at=payload.received_at, actor=actor,
                 ).reversal  # fmt: skip
             else:
                 payment = payment_record(
-                    loan_id=loan.pk, lender_id=lender_id, amount=payload.amount,
+                    loan_id=loan_id, lender_id=lender_id, amount=payload.amount,
                     channel=Payment.Channel.PROVIDER, provider=provider, provider_ref=payload.reference,
                     received_at=payload.received_at, actor=actor,
                 ).payment  # fmt: skip

@@ -102,3 +102,20 @@ def test_ledger_delta_brings_current_to_target(target, current) -> None:
             key, Decimal(0)
         )
     assert all(v != 0 for v in delta.values())
+
+
+@settings(max_examples=300, deadline=None)
+@given(insts=installments(), pays=payments())
+def test_allocating_payments_one_by_one_in_order_equals_the_full_replay(insts, pays) -> None:
+    from apps.collections.allocation import allocate_next
+
+    full = allocate(insts, pays)
+    paid = {i.id: dict.fromkeys(COMPONENTS, Decimal(0)) for i in insts}
+    paid_at = {i.id: None for i in insts}
+    lines: dict = {}
+    for payment in sorted(pays, key=lambda p: p.order):
+        step = allocate_next(insts, paid, paid_at, payment)
+        paid, paid_at = step.paid, step.paid_at
+        lines.update(step.lines)
+        assert step.unapplied[payment.id] == full.unapplied[payment.id]
+    assert (paid, paid_at, lines) == (full.paid, full.paid_at, full.lines)
