@@ -73,8 +73,10 @@ def main() -> int:
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     env.setdefault("PYTHONWARNINGS", "ignore::UserWarning:platformdirs")
     embedded = "DATABASE_URL" not in env
+    url_file = RUN_DIR / "database_url"
     if embedded:
         env["DATABASE_URL"] = start_embedded_postgres()
+        url_file.write_text(env["DATABASE_URL"])
     else:
         print("run: using DATABASE_URL from the environment")
     children: list[subprocess.Popen[bytes]] = []
@@ -115,6 +117,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
         if embedded:
+            url_file.unlink(missing_ok=True)
             stop_embedded_postgres()
 
 

@@ -14,14 +14,19 @@ os.environ.setdefault("CELERY_BROKER_URL", "filesystem://")
 
 from config.env import BASE_DIR, env
 
+# While `make run` runs, it leaves the embedded server's address here, so any
+# `manage.py` command in another terminal reaches the demo database.
+_demo_url = BASE_DIR / ".run" / "database_url"
+if "DATABASE_URL" not in os.environ and _demo_url.exists():
+    os.environ["DATABASE_URL"] = _demo_url.read_text().strip()
 if "DATABASE_URL" not in os.environ:
     raise RuntimeError(
         "DATABASE_URL is not set. Start the demo with `make run`, which starts an "
         "embedded PostgreSQL and sets it, or export DATABASE_URL yourself."
     )
 
-from config.settings.base import *  # noqa: F403
-from config.settings.base import CELERY_BROKER_URL
+from config.settings.base import *  # noqa: E402, F403
+from config.settings.base import CELERY_BROKER_URL  # noqa: E402
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 

@@ -178,3 +178,11 @@ def test_five_identical_deliveries_at_the_same_moment_apply_once(lender_a) -> No
         thread.join()
     assert sorted(statuses) == [(200, "applied")] + [(200, "duplicate")] * 4
     assert (Payment.objects.count(), WebhookEvent.objects.count()) == (1, 1)
+
+
+def test_an_amount_finer_than_the_currency_is_refused_and_audited(client, lender_a, loan) -> None:
+    response = deliver(client, lender_a, event(loan.reference, "10.005", "MP-1"))
+    assert response.status_code == 400
+    assert response.json()["code"] == "amount_not_in_minor_units"
+    assert not Payment.objects.exists()
+    assert rejections("amount_not_in_minor_units") == 1

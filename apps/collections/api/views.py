@@ -16,7 +16,6 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
-from apps.collections.errors import LoanNotFound
 from apps.collections.models import PaymentReversal
 from apps.collections.services import (
     WebhookPayload,
@@ -24,7 +23,7 @@ from apps.collections.services import (
     webhook_rejection_record,
 )
 from apps.core.actor import Actor, ActorType, client_ip
-from apps.core.errors import DomainError, IdempotencyConflict
+from apps.core.errors import DomainError
 from apps.core.money import Money, UnknownCurrency
 from apps.integrations.payments.signing import (
     LENDER_HEADER,
@@ -123,7 +122,7 @@ class PaymentWebhookApi(APIView):
                 lender_id=lender.pk, provider=provider, payload=payload, body=body,
                 actor=Actor(type=ActorType.SYSTEM, id=f"provider:{provider}", ip=client_ip(request)),
             )  # fmt: skip
-        except (WebhookRefused, LoanNotFound, IdempotencyConflict) as exc:
+        except DomainError as exc:  # refused: on the record, then the 4xx answer
             webhook_rejection_record(
                 lender_id=lender.pk if lender else None, provider=provider, problem=exc.code,
                 actor=Actor(type=ActorType.SYSTEM, id=f"provider:{provider}", ip=client_ip(request)),
