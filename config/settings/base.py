@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "apps.audit",
     "apps.customers",
     "apps.collections",
+    "apps.devices",
     "apps.integrations",
 ]
 
@@ -229,3 +230,20 @@ PAYMENTS_WEBHOOK_MAX_BYTES = env.int("PAYMENTS_WEBHOOK_MAX_BYTES", default=64 * 
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["webhooks"] = env(
     "PAYMENTS_WEBHOOK_THROTTLE", default="6000/min"
 )
+
+# --- Devices: the agent, its provisioning QR and enrollment ---------------------
+# Each lender's Ed25519 key is derived from this master key (apps/devices/keys.py).
+DEVICE_SIGNING_MASTER_KEY = env("DEVICE_SIGNING_MASTER_KEY")
+AGENT_PACKAGE_NAME = env("AGENT_PACKAGE_NAME", default="com.smartcollection.agent")
+AGENT_ADMIN_COMPONENT = env("AGENT_ADMIN_COMPONENT", default=f"{AGENT_PACKAGE_NAME}/.AdminReceiver")
+AGENT_DOWNLOAD_URL = env(
+    "AGENT_DOWNLOAD_URL", default="https://example.invalid/agent/smartcollection-agent.apk"
+)
+# URL-safe base64 (no padding) of the SHA-256 of the agent's signing certificate.
+AGENT_SIGNATURE_CHECKSUM = env("AGENT_SIGNATURE_CHECKSUM", default="")
+AGENT_API_BASE_URL = env("AGENT_API_BASE_URL", default="http://127.0.0.1:8000/api/agent/v1/")
+ENROLLMENT_TOKEN_TTL_HOURS = env.int("ENROLLMENT_TOKEN_TTL_HOURS", default=24)
+PROVISIONING_WIFI_SSID = env("PROVISIONING_WIFI_SSID", default="")
+PROVISIONING_WIFI_PASSWORD = env("PROVISIONING_WIFI_PASSWORD", default="")
+PROVISIONING_WIFI_SECURITY_TYPE = env("PROVISIONING_WIFI_SECURITY_TYPE", default="WPA")
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["enroll"] = env("AGENT_ENROLL_THROTTLE", default="30/min")

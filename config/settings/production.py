@@ -12,3 +12,5 @@ SECURE_HSTS_PRELOAD = True
 SESSION_COOKIE_SECURE = True
 CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+# The real agent's signing-certificate checksum: no default in production.
+AGENT_SIGNATURE_CHECKSUM = env("AGENT_SIGNATURE_CHECKSUM")

@@ -3,6 +3,8 @@
 import os
 
 os.environ.setdefault("PAYMENTS_WEBHOOK_MASTER_KEY", "test-only-webhook-key")
+os.environ.setdefault("DEVICE_SIGNING_MASTER_KEY", "test-only-signing-key")
+os.environ.setdefault("AGENT_SIGNATURE_CHECKSUM", "51ZbhGPJkVG6H3YsWCnp0hdeXId7vGjmBdzZGlxPSJA")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-not-a-secret")
 os.environ.setdefault(
     "DATABASE_URL", "postgres://smartcollection:smartcollection@127.0.0.1:5432/smartcollection"

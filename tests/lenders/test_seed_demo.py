@@ -3,6 +3,7 @@ from django.core.management import call_command
 
 from apps.audit.selectors import audit_chain_list, audit_chain_verify
 from apps.collections.models import Loan, Payment
+from apps.devices.models import Device
 from apps.lenders.models import Lender
 
 pytestmark = pytest.mark.django_db
@@ -20,4 +21,5 @@ def test_demo_data_loads_once_and_every_chain_verifies(capsys) -> None:
     assert Lender.objects.count() == 2
     assert Loan.objects.count() == 3
     assert Payment.objects.count() == 1
+    assert Device.objects.filter(status="pending").count() == 3
     assert all(audit_chain_verify(chain=chain) is None for chain in audit_chain_list())

@@ -23,6 +23,7 @@ from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.core.tenancy import is_lender_owned, lender_id_of
 from apps.customers.models import Customer
+from apps.devices.models import Device
 from apps.lenders.models import (
     Lender,
     LoanProduct,
@@ -54,7 +55,17 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     Customer: lambda lender: CustomerFactory(lender=lender),
     Loan: lambda lender: signed_loan(lender),
     Payment: lambda lender: payment_for(signed_loan(lender)),
+    Device: lambda lender: device_for(signed_loan(lender)),
 }
+
+
+def device_for(loan: Loan) -> Device:
+    from apps.devices.services import device_register
+    from tests.devices.factories import valid_imei
+
+    return device_register(
+        loan=loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20", actor=Actor.system()
+    )
 
 
 def payment_for(loan: Loan) -> Payment:

@@ -22,6 +22,7 @@ from apps.collections.services import loan_sign, payment_record
 from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.customers.services import customer_get_or_create
+from apps.devices.services import device_register
 from apps.lenders.models import Lender, LoanProduct, Membership
 from apps.lenders.selectors import restriction_policy_version_in_force
 from apps.lenders.services import (
@@ -49,10 +50,10 @@ PEOPLE = [
 
 
 CUSTOMERS = [
-    # name, phone as dialled in Kenya, national id, days since signing
-    ("Amina Wanjiru", "0712 345 678", "23456781", 3),
-    ("Brian Otieno", "0722 000 111", "30987654", 75),
-    ("Cynthia Mwangi", "0733 222 444", "27182818", 40),
+    # name, phone as dialled in Kenya, national id, days since signing, IMEI of the phone sold
+    ("Amina Wanjiru", "0712 345 678", "23456781", 3, "352099001761481"),
+    ("Brian Otieno", "0722 000 111", "30987654", 75, "490154203237518"),
+    ("Cynthia Mwangi", "0733 222 444", "27182818", 40, "356938035643809"),
 ]
 
 
@@ -88,15 +89,19 @@ class Command(BaseCommand):
             kenya = lenders["demo-ke"]
             product = LoanProduct.objects.get(lender=kenya)
             loans = []
-            for name, phone, national_id, days_ago in CUSTOMERS:
+            for name, phone, national_id, days_ago, imei in CUSTOMERS:
                 customer, _ = customer_get_or_create(
                     lender=kenya, full_name=name, phone=phone, national_id=national_id, actor=actor
                 )
-                loans.append(loan_sign(
+                loan = loan_sign(
                     customer=customer, product=product, device_price=Money(Decimal(24000), "KES"),
                     down_payment=Money(Decimal(4000), "KES"), actor=actor,
                     signed_at=timezone.now() - timedelta(days=days_ago),
-                ))  # fmt: skip
+                )  # fmt: skip
+                device_register(
+                    loan=loan, imei=imei, brand="Tecno", model_name="Spark 20", actor=actor
+                )
+                loans.append(loan)
             # Cynthia paid her first installment; Brian paid nothing.
             first = loans[2].installments.order_by("sequence").first()
             payment_record(

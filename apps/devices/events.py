@@ -1,0 +1,8 @@
+from enum import StrEnum
+
+
+class DevicesAction(StrEnum):
+    DEVICE_REGISTERED = "devices.device.registered"
+    ENROLLMENT_CODE_MINTED = "devices.enrollment_token.minted"
+    DEVICE_ENROLLED = "devices.device.enrolled"
+    ENROLLMENT_REFUSED = "devices.enrollment.refused"

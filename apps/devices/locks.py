@@ -1,0 +1,19 @@
+from apps.devices.errors import DeviceNotFound
+from apps.devices.models import Device, EnrollmentToken
+
+
+def device_lock(*, device_id: int) -> Device:
+    device = Device.objects.select_for_update(of=("self",)).filter(pk=device_id).first()
+    if device is None:
+        raise DeviceNotFound(device_id=device_id)
+    return device
+
+
+def enrollment_token_lock_by_hash(*, token_hash: str) -> EnrollmentToken | None:
+    """Lock a token row (then its device) so two phones scanning one code enroll once."""
+    return (
+        EnrollmentToken.objects.select_for_update(of=("self",))
+        .select_related("device", "device__lender", "device__loan")
+        .filter(token_hash=token_hash)
+        .first()
+    )

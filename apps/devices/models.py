@@ -1,0 +1,81 @@
+from typing import ClassVar
+
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.models import BaseModel
+
+BOUND = ("pending", "enrolled")  # statuses in which an IMEI belongs to a loan
+
+
+class Device(BaseModel):
+    """The phone sold on a loan: from the sale (pending) through enrollment to release."""
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Sold, waiting for enrollment")
+        ENROLLED = "enrolled", _("Enrolled")
+        RELEASED = "released", _("Released")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="devices")
+    loan = models.ForeignKey("collections.Loan", on_delete=models.PROTECT, related_name="devices")
+    imei = models.CharField(_("IMEI"), max_length=15)
+    brand = models.CharField(_("brand"), max_length=60)
+    model_name = models.CharField(_("model"), max_length=80)
+    status = models.CharField(
+        _("status"), max_length=10, choices=Status.choices, default=Status.PENDING
+    )
+    serial = models.CharField(_("serial number"), max_length=64, blank=True)
+    android_version = models.CharField(max_length=20, blank=True)
+    agent_version = models.CharField(max_length=20, blank=True)
+    fcm_token = models.CharField(max_length=512, blank=True)
+    agent_public_key = models.CharField(max_length=64, blank=True, help_text=_("Ed25519, base64"))
+    credential_hash = models.CharField(max_length=64, blank=True)
+    enrolled_at = models.DateTimeField(null=True, blank=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            # One phone, one live loan: tests/devices/test_services.py
+            models.UniqueConstraint(
+                fields=["imei"], condition=Q(status__in=BOUND), name="device_imei_bound_once"
+            ),
+            models.UniqueConstraint(
+                fields=["loan"], condition=Q(status__in=BOUND), name="device_one_live_per_loan"
+            ),
+            models.CheckConstraint(
+                condition=Q(imei__regex=r"^[0-9]{15}$"), name="device_imei_15_digits"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.brand} {self.model_name} ({self.imei[-4:]})"
+
+
+class EnrollmentToken(BaseModel):
+    """A single-use, expiring code that lets one phone enroll as one sold device.
+
+    Only its SHA-256 is stored; the code itself exists in the QR shown once.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="enrollment_tokens")
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(used_at__isnull=True) | Q(revoked_at__isnull=True),
+                name="token_not_used_and_revoked",
+            ),
+        ]

@@ -1,0 +1,63 @@
+"""The Android Enterprise QR provisioning payload, and its QR code as SVG and PNG.
+
+A factory-reset phone tapped six times on its welcome screen opens a QR
+reader; the JSON it reads names our device-owner agent, where to download it,
+the SHA-256 of its signing certificate, and an admin-extras bundle that the
+agent receives once installed: our server's address and the enrollment code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import qrcode
+import qrcode.image.svg
+from django.conf import settings
+
+P = "android.app.extra."
+
+
+def provisioning_payload(*, token: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {
+        f"{P}PROVISIONING_DEVICE_ADMIN_COMPONENT_NAME": settings.AGENT_ADMIN_COMPONENT,
+        f"{P}PROVISIONING_DEVICE_ADMIN_PACKAGE_DOWNLOAD_LOCATION": settings.AGENT_DOWNLOAD_URL,
+        f"{P}PROVISIONING_DEVICE_ADMIN_SIGNATURE_CHECKSUM": settings.AGENT_SIGNATURE_CHECKSUM,
+        f"{P}PROVISIONING_LEAVE_ALL_SYSTEM_APPS_ENABLED": True,
+        f"{P}PROVISIONING_ADMIN_EXTRAS_BUNDLE": {
+            "server": settings.AGENT_API_BASE_URL,
+            "token": token,
+        },
+    }
+    if settings.PROVISIONING_WIFI_SSID:
+        payload[f"{P}PROVISIONING_WIFI_SSID"] = settings.PROVISIONING_WIFI_SSID
+        payload[f"{P}PROVISIONING_WIFI_SECURITY_TYPE"] = settings.PROVISIONING_WIFI_SECURITY_TYPE
+        if settings.PROVISIONING_WIFI_PASSWORD:
+            payload[f"{P}PROVISIONING_WIFI_PASSWORD"] = settings.PROVISIONING_WIFI_PASSWORD
+    return payload
+
+
+def payload_text(payload: dict[str, Any]) -> str:
+    return json.dumps(payload, separators=(",", ":"))
+
+
+def _qr(text: str, **kwargs: Any) -> Any:
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_M, border=4, **kwargs)
+    code.add_data(text)
+    code.make(fit=True)
+    return code
+
+
+def provisioning_qr_svg(payload: dict[str, Any]) -> str:
+    image = _qr(payload_text(payload), box_size=6).make_image(
+        image_factory=qrcode.image.svg.SvgPathImage
+    )
+    return image.to_string(encoding="unicode")
+
+
+def provisioning_qr_png(payload: dict[str, Any]) -> bytes:
+    image = _qr(payload_text(payload), box_size=8).make_image()
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()

@@ -1,0 +1,11 @@
+from apps.devices.models import Device
+
+
+def device_status_for_loan(*, loan_id: int, lender_id: int) -> str | None:
+    """The live device's status for a loan (what the clerk's page polls), or None."""
+    return (
+        Device.objects.filter(loan_id=loan_id, lender_id=lender_id)
+        .order_by("-created_at")
+        .values_list("status", flat=True)
+        .first()
+    )
