@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
+    path("pos/", include("apps.retailers.urls")),
     path("api/payments/v1/", include("apps.collections.api.urls")),
     path("api/agent/v1/", include("apps.devices.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

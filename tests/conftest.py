@@ -67,3 +67,12 @@ def verified_client() -> Callable[[User], Client]:
 @pytest.fixture
 def admin_prefix() -> str:
     return "/" + settings.ADMIN_URL
+
+
+@pytest.fixture(autouse=True)
+def sms_outbox() -> list[tuple[str, str]]:
+    """The fake SMS gateway's outbox, empty at the start of each test."""
+    from tests.fakes.sms import FakeSmsGateway
+
+    FakeSmsGateway.outbox.clear()
+    return FakeSmsGateway.outbox

@@ -51,3 +51,13 @@ class ReversalExceedsPayment(DomainError):
 class RestrictionPolicyMissing(DomainError):
     code, http_status = "restriction_policy_missing", 409
     default_message = _("The lender has no restriction policy in force, so no loan can be signed.")
+
+
+class ConsentMissing(DomainError):
+    code, http_status = "consent_missing", 409
+    default_message = _("The customer's recorded consent to these terms is missing.")
+
+
+class ConsentAlreadyUsed(DomainError):
+    code, http_status = "consent_already_used", 409
+    default_message = _("This consent was already used for another loan.")

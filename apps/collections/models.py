@@ -54,6 +54,17 @@ class Loan(BaseModel):
         related_name="loans",
         help_text=_("The restriction policy in force when the loan was signed."),
     )
+    consent = models.OneToOneField(
+        "customers.ConsentRecord",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="loan",
+        help_text=_("No loan without the customer's recorded consent to its terms."),
+    )
+    shop = models.ForeignKey(
+        "retailers.Shop", null=True, blank=True, on_delete=models.PROTECT, related_name="loans"
+    )
     reference = models.CharField(_("loan number"), max_length=20)
     status = models.CharField(
         _("status"), max_length=12, choices=Status.choices, default=Status.DRAFT
@@ -98,6 +109,11 @@ class Loan(BaseModel):
             models.CheckConstraint(
                 condition=Q(status__in=["draft", "active", "paid_off", "cancelled", "written_off"]),
                 name="loan_status_valid",
+            ),
+            # No loan becomes active without recorded consent: tests/collections/test_loans.py
+            models.CheckConstraint(
+                condition=Q(status__in=["draft", "cancelled"]) | Q(consent__isnull=False),
+                name="loan_signed_with_consent",
             ),
         ]
         indexes = [models.Index(fields=["lender", "status"], name="loan_lender_status_idx")]

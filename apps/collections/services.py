@@ -26,6 +26,8 @@ from apps.collections.allocation import (
 )
 from apps.collections.errors import (
     AmountNotInMinorUnits,
+    ConsentAlreadyUsed,
+    ConsentMissing,
     CurrencyMismatch,
     DownPaymentTooLarge,
     DownPaymentTooSmall,
@@ -50,7 +52,7 @@ from apps.collections.selectors import loan_id_by_reference
 from apps.core.actor import Actor
 from apps.core.errors import IdempotencyConflict, NotAllowed
 from apps.core.money import Money, minor_units, quantize
-from apps.customers.models import Customer
+from apps.customers.models import ConsentRecord, Customer
 from apps.lenders.models import Lender, LoanProduct
 from apps.lenders.selectors import restriction_policy_version_in_force
 
@@ -133,7 +135,9 @@ def loan_sign(
     product: LoanProduct,
     device_price: Money,
     down_payment: Money,
+    consent: ConsentRecord,
     actor: Actor,
+    shop_id: int | None = None,
     signed_at: datetime | None = None,
     idempotency_key: str | None = None,
 ) -> Loan:
@@ -148,6 +152,8 @@ def loan_sign(
     """
     if customer.lender_id != product.lender_id:
         raise NotAllowed("The customer and the product belong to different lenders.")
+    if (consent.customer_id, consent.lender_id) != (customer.pk, product.lender_id):
+        raise ConsentMissing(customer_id=customer.pk)
     lender = product.lender
     if idempotency_key:
         existing = Loan.objects.filter(lender=lender, idempotency_key=idempotency_key).first()
@@ -165,7 +171,7 @@ def loan_sign(
     )
     loan = Loan(
         lender=lender, customer=customer, product=product, policy_version=policy_version,
-        reference=_new_reference(),
+        consent=consent, shop_id=shop_id, reference=_new_reference(),
         status=Loan.Status.ACTIVE, currency=lender.currency,
         device_price_amount=device_price.amount, down_payment_amount=down_payment.amount,
         financed_amount=quote.financed.amount, start_date=quote.start_date, signed_at=signed_at,
@@ -182,9 +188,12 @@ def loan_sign(
             loan.save(force_insert=True)
     except IntegrityError as exc:
         if idempotency_key:  # a concurrent submit with the same key won the race
-            existing = Loan.objects.get(lender=lender, idempotency_key=idempotency_key)
-            return _same_sale_or_conflict(existing, customer, product, device_price, down_payment)
-        raise IdempotencyConflict() from exc
+            existing = Loan.objects.filter(lender=lender, idempotency_key=idempotency_key).first()
+            if existing is not None:
+                return _same_sale_or_conflict(
+                    existing, customer, product, device_price, down_payment
+                )
+        raise ConsentAlreadyUsed(consent_id=consent.pk) from exc
     Installment.objects.bulk_create(
         Installment(
             lender=lender,
@@ -203,7 +212,7 @@ def loan_sign(
         target=loan,
         data={"new": {
             "reference": loan.reference, "customer_id": customer.pk, "product_id": product.pk,
-            "policy_version_id": policy_version.pk,
+            "policy_version_id": policy_version.pk, "consent_id": consent.pk, "shop_id": shop_id,
             "currency": loan.currency, "device_price": device_price.amount,
             "down_payment": down_payment.amount, "financed": quote.financed.amount,
             "interest": quote.schedule.total_interest, "fees": quote.schedule.total_fee,

@@ -47,3 +47,18 @@ def lender_id_of(obj: Any) -> int | None:
         return getattr(obj, f"{path}_id", None)
     lookup = f"{path}__pk" if not path.endswith("_id") else path
     return type(obj)._default_manager.filter(pk=obj.pk).values_list(lookup, flat=True).first()
+
+
+def belongs_to_lender(obj: Any, lender_id: int) -> bool:
+    """Whether ``obj`` is ``lender_id``'s: by attribute for a direct foreign key, else by query
+    (a shop sells for several lenders, so it belongs to each of them)."""
+    model = type(obj)
+    path = lender_path_of(model)
+    if path is None:
+        return False
+    if path == "pk":
+        return bool(obj.pk == lender_id)
+    field = model._meta.get_field(path.split("__")[0])
+    if "__" not in path and field.many_to_one:
+        return bool(getattr(obj, f"{path}_id", None) == lender_id)
+    return scope_to_lender(model._default_manager.filter(pk=obj.pk), lender_id).exists()

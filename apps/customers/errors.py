@@ -6,3 +6,18 @@ from apps.core.errors import DomainError
 class PhoneInvalid(DomainError):
     code = "phone_invalid"
     default_message = _("This is not a valid mobile number for the lender's country.")
+
+
+class ConsentCodeInvalid(DomainError):
+    code = "consent_code_invalid"
+    default_message = _("That code is not right. Check the SMS and try again.")
+
+
+class ConsentCodeExpired(DomainError):
+    code, http_status = "consent_code_expired", 410
+    default_message = _("That code has expired or was tried too often. Send a new code.")
+
+
+class ConsentTextChanged(DomainError):
+    code, http_status = "consent_text_changed", 409
+    default_message = _("The terms changed after the code was sent. Send a new code.")

@@ -3,3 +3,6 @@ from enum import StrEnum
 
 class CustomersAction(StrEnum):
     CUSTOMER_CREATED = "customers.customer.created"
+    CONSENT_CODE_SENT = "customers.consent.code_sent"
+    CONSENT_CODE_FAILED = "customers.consent.code_failed"
+    CONSENT_RECORDED = "customers.consent.recorded"

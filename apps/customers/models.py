@@ -1,5 +1,6 @@
 from typing import ClassVar
 
+import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -34,3 +35,57 @@ class Customer(BaseModel):
 
     def __str__(self) -> str:
         return self.full_name
+
+
+class ConsentChallenge(BaseModel):
+    """A one-time code sent to the customer's phone to confirm the terms shown.
+
+    The code is bound to the exact text (by its hash): confirming other terms
+    than the ones the code was sent for is refused.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+    MAX_ATTEMPTS: ClassVar[int] = 5
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="consent_challenges"
+    )
+    text_sha256 = models.CharField(max_length=64)
+    code_hash = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    attempts = models.PositiveSmallIntegerField(default=0)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+
+class ConsentRecord(BaseModel):
+    """The customer's recorded consent: the exact text shown, how it was given, by whom, where."""
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Method(models.TextChoices):
+        SMS_CODE = "sms_code", _("One-time code sent by SMS to the customer's phone")
+        DEMO_SEED = "demo_seed", _("Demo data: no customer took part")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="consents")
+    text = models.TextField()
+    text_version = models.CharField(max_length=40)
+    text_sha256 = models.CharField(max_length=64)
+    locale = models.CharField(max_length=10)
+    method = models.CharField(max_length=20, choices=Method.choices)
+    code_check = models.CharField(max_length=20, help_text=_("The result of the code check."))
+    challenge = models.OneToOneField(
+        ConsentChallenge, on_delete=models.PROTECT, related_name="record"
+    )
+    clerk = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    shop = models.ForeignKey("retailers.Shop", on_delete=models.PROTECT, related_name="+")
+    ip = models.CharField(max_length=45, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+
+    class Meta:
+        triggers = [
+            pgtrigger.Protect(
+                name="consent_record_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            )
+        ]

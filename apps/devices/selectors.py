@@ -9,3 +9,10 @@ def device_status_for_loan(*, loan_id: int, lender_id: int) -> str | None:
         .values_list("status", flat=True)
         .first()
     )
+
+
+def device_imei_in_use(*, imei: str) -> bool:
+    """Whether the phone is the collateral of a loan that is not closed."""
+    return Device.objects.filter(
+        imei=imei, status__in=[Device.Status.PENDING, Device.Status.ENROLLED]
+    ).exists()

@@ -22,7 +22,7 @@ from django.db import models
 from django.http import Http404, HttpRequest
 from rest_framework.permissions import BasePermission
 
-from apps.core.tenancy import is_lender_owned, lender_id_of, scope_to_lender
+from apps.core.tenancy import belongs_to_lender, is_lender_owned, scope_to_lender
 from apps.lenders.models import Membership
 
 if TYPE_CHECKING:
@@ -63,7 +63,7 @@ def user_can_see(user: Any, obj: models.Model) -> bool:
     if is_platform_operator(user):
         return True
     lender_id = user_lender_id(user)
-    return lender_id is not None and lender_id_of(obj) == lender_id
+    return lender_id is not None and belongs_to_lender(obj, lender_id)
 
 
 class _NotFoundOnMissingObject:

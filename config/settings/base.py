@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "apps.lenders",
     "apps.audit",
     "apps.customers",
+    "apps.retailers",
     "apps.collections",
     "apps.devices",
     "apps.integrations",
@@ -247,3 +248,9 @@ PROVISIONING_WIFI_SSID = env("PROVISIONING_WIFI_SSID", default="")
 PROVISIONING_WIFI_PASSWORD = env("PROVISIONING_WIFI_PASSWORD", default="")
 PROVISIONING_WIFI_SECURITY_TYPE = env("PROVISIONING_WIFI_SECURITY_TYPE", default="WPA")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["enroll"] = env("AGENT_ENROLL_THROTTLE", default="30/min")
+
+# --- SMS ----------------------------------------------------------------------
+SMS_GATEWAY_CLASS = env("SMS_GATEWAY_CLASS", default="apps.integrations.sms.base.ConsoleSmsGateway")
+
+# Demo and benchmark data may carry consent marked "demo_seed"; never in production.
+DEMO_SEED_ALLOWED = env.bool("DEMO_SEED_ALLOWED", default=False)

@@ -43,3 +43,4 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+DEMO_SEED_ALLOWED = True

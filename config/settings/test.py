@@ -28,3 +28,5 @@ WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
 # Transactional tests are isolated by flushing, which empties the audit table too.
 AUDIT_ALLOW_FLUSH = True
+SMS_GATEWAY_CLASS = "tests.fakes.sms.FakeSmsGateway"
+DEMO_SEED_ALLOWED = True

@@ -39,6 +39,16 @@ def page(browser):
     context.close()
 
 
+def save_screenshot(page, name: str) -> Path | None:
+    """Save a full-page screenshot into docs/screenshots/ under `make screenshots`."""
+    if not os.environ.get("UPDATE_SCREENSHOTS"):
+        return None
+    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = DOCS_SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
 @pytest.fixture
 def screenshot(page, tmp_path):
     """Save a full-page screenshot; into docs/screenshots/ under `make screenshots`."""

@@ -6,7 +6,7 @@ from apps.collections.services import loan_sign
 from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.lenders.models import Lender, LoanProduct
-from tests.customers.factories import CustomerFactory
+from tests.customers.factories import CustomerFactory, consent_for
 from tests.lenders.factories import LoanProductFactory, restriction_policy_version_for
 
 
@@ -22,8 +22,10 @@ def signed_loan(
     """A loan signed through the real service (schedule, audit and all)."""
     restriction_policy_version_for(lender)
     product = product or LoanProductFactory(lender=lender, **product_terms)
+    customer = CustomerFactory(lender=lender)
     return loan_sign(
-        customer=CustomerFactory(lender=lender),
+        customer=customer,
+        consent=consent_for(customer),
         product=product,
         device_price=Money(Decimal(price), lender.currency),
         down_payment=Money(Decimal(down), lender.currency),

@@ -11,7 +11,7 @@ from apps.core.actor import Actor
 from apps.core.errors import IdempotencyConflict, NotAllowed
 from apps.core.money import Money
 from tests.collections.factories import signed_loan
-from tests.customers.factories import CustomerFactory
+from tests.customers.factories import CustomerFactory, consent_for
 from tests.lenders.factories import LoanProductFactory, restriction_policy_version_for
 
 pytestmark = pytest.mark.django_db
@@ -51,7 +51,8 @@ def test_quote_is_the_same_computation_as_signing(lender_a) -> None:
         down_payment=kes("3000"),
         start_date=date(2026, 5, 1),
     )
-    loan = loan_sign(customer=CustomerFactory(lender=lender_a), product=product, device_price=kes("15000"),
+    customer = CustomerFactory(lender=lender_a)
+    loan = loan_sign(customer=customer, consent=consent_for(customer), product=product, device_price=kes("15000"),
                      down_payment=kes("3000"), signed_at=datetime(2026, 5, 1, 9, tzinfo=UTC), actor=Actor.system())  # fmt: skip
     stored = [
         (i.due_date, i.principal_amount, i.interest_amount, i.fee_amount)
@@ -80,8 +81,9 @@ def test_down_payment_limits(lender_a, price, down, error) -> None:
 def test_inactive_product_and_foreign_customer_are_refused(lender_a, lender_b) -> None:
     with pytest.raises(ProductNotAvailable):
         signed_loan(lender_a, is_active=False)
+    foreign = CustomerFactory(lender=lender_b)
     with pytest.raises(NotAllowed):
-        loan_sign(customer=CustomerFactory(lender=lender_b), product=LoanProductFactory(lender=lender_a),
+        loan_sign(customer=foreign, consent=consent_for(foreign), product=LoanProductFactory(lender=lender_a),
                   device_price=kes("100"), down_payment=kes("10"), actor=Actor.system())  # fmt: skip
     assert not Loan.objects.exists()
 
@@ -89,7 +91,7 @@ def test_inactive_product_and_foreign_customer_are_refused(lender_a, lender_b) -
 def test_a_resubmitted_sale_creates_one_loan_and_a_different_one_conflicts(lender_a) -> None:
     restriction_policy_version_for(lender_a)
     product, customer = LoanProductFactory(lender=lender_a), CustomerFactory(lender=lender_a)
-    args = {"customer": customer, "product": product, "device_price": kes("5000"),
+    args = {"customer": customer, "consent": consent_for(customer), "product": product, "device_price": kes("5000"),
             "down_payment": kes("1000"), "actor": Actor.system(), "idempotency_key": "pos-123"}  # fmt: skip
     first, second = loan_sign(**args), loan_sign(**args)
     assert first.pk == second.pk
@@ -108,8 +110,9 @@ def test_no_loan_without_a_policy_and_the_pinned_version_outlives_policy_changes
     from apps.collections.errors import RestrictionPolicyMissing
     from apps.lenders.services import default_stages, restriction_policy_version_create
 
+    customer = CustomerFactory(lender=lender_a)
     with pytest.raises(RestrictionPolicyMissing):
-        loan_sign(customer=CustomerFactory(lender=lender_a), product=LoanProductFactory(lender=lender_a),
+        loan_sign(customer=customer, consent=consent_for(customer), product=LoanProductFactory(lender=lender_a),
                   device_price=kes("1000"), down_payment=kes("200"), actor=Actor.system())  # fmt: skip
     assert not Loan.objects.exists()
     loan = signed_loan(lender_a)
@@ -119,3 +122,32 @@ def test_no_loan_without_a_policy_and_the_pinned_version_outlives_policy_changes
     loan.refresh_from_db()
     assert (loan.policy_version, newer.version) == (pinned, pinned.version + 1)
     assert signed_loan(lender_a).policy_version == newer
+
+
+def test_no_loan_without_the_customers_own_consent(lender_a) -> None:
+    from apps.collections.errors import ConsentAlreadyUsed, ConsentMissing
+
+    restriction_policy_version_for(lender_a)
+    product, customer, other = (LoanProductFactory(lender=lender_a), CustomerFactory(lender=lender_a),
+                                CustomerFactory(lender=lender_a))  # fmt: skip
+    sale = {
+        "product": product,
+        "device_price": kes("5000"),
+        "down_payment": kes("1000"),
+        "actor": Actor.system(),
+    }
+    with pytest.raises(ConsentMissing):
+        loan_sign(customer=customer, consent=consent_for(other), **sale)
+    consent = consent_for(customer)
+    loan_sign(customer=customer, consent=consent, **sale)
+    with pytest.raises(ConsentAlreadyUsed):
+        loan_sign(customer=customer, consent=consent, **sale)
+    assert Loan.objects.count() == 1
+
+
+def test_the_database_refuses_an_active_loan_without_consent(lender_a) -> None:
+    from django.db import IntegrityError, transaction
+
+    loan = signed_loan(lender_a)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Loan.objects.filter(pk=loan.pk).update(consent=None)

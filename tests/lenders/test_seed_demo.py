@@ -14,6 +14,7 @@ def test_demo_data_loads_once_and_every_chain_verifies(capsys) -> None:
     first = capsys.readouterr().out
     assert "TOTP secret" in first
     assert "Demo loans:" in first
+    assert "Point of sale:" in first
     call_command("seed_demo")
     second = capsys.readouterr().out
     assert "already loaded" in second

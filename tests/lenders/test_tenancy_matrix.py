@@ -21,7 +21,7 @@ from apps.audit.models import AuditEvent
 from apps.collections.models import Loan, Payment
 from apps.core.actor import Actor
 from apps.core.money import Money
-from apps.core.tenancy import is_lender_owned, lender_id_of
+from apps.core.tenancy import belongs_to_lender, is_lender_owned
 from apps.customers.models import Customer
 from apps.devices.models import Device
 from apps.lenders.models import (
@@ -32,6 +32,7 @@ from apps.lenders.models import (
     RestrictionPolicyVersion,
 )
 from apps.lenders.tenancy import LenderScopedAdmin, PlatformAdminMixin
+from apps.retailers.models import Clerk, Shop
 from tests.audit.factories import audit_event_for
 from tests.collections.factories import signed_loan
 from tests.customers.factories import CustomerFactory
@@ -40,6 +41,7 @@ from tests.lenders.factories import (
     MembershipFactory,
     restriction_policy_version_for,
 )
+from tests.retailers.factories import clerk_for, shop_for
 
 pytestmark = pytest.mark.django_db
 
@@ -56,6 +58,8 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     Loan: lambda lender: signed_loan(lender),
     Payment: lambda lender: payment_for(signed_loan(lender)),
     Device: lambda lender: device_for(signed_loan(lender)),
+    Shop: lambda lender: shop_for(lender),
+    Clerk: lambda lender: clerk_for(shop_for(lender)),
 }
 
 
@@ -146,7 +150,7 @@ def test_agent_of_a_never_sees_rows_of_b(
                     continue
                 obj = related.related_model._default_manager.filter(pk=choice[0]).first()
                 if obj is not None and is_lender_owned(type(obj)):
-                    assert lender_id_of(obj) == lender_a.pk, (label, spec.title)
+                    assert belongs_to_lender(obj, lender_a.pk), (label, spec.title)
 
         # change and history of the other lender's row: 404, as for a row that
         # does not exist; delete: 404, or 403 where the role may delete nothing
@@ -199,7 +203,7 @@ def test_foreign_key_choices_are_scoped(lender_a, lender_b, rows, make_agent) ->
             formfield = model_admin.formfield_for_foreignkey(field, request)
             choices = list(formfield.queryset)
             assert choices, (model, field.name)
-            assert {lender_id_of(obj) for obj in choices} == {lender_a.pk}, (model, field.name)
+            assert all(belongs_to_lender(obj, lender_a.pk) for obj in choices), (model, field.name)
             checked += 1
     assert checked >= 2
 

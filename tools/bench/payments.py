@@ -41,7 +41,7 @@ def seed(loans: int) -> tuple[str, list[str]]:
     from apps.collections.services import loan_sign
     from apps.core.actor import Actor
     from apps.core.money import Money
-    from apps.customers.services import customer_get_or_create
+    from apps.customers.services import consent_record_demo_seed, customer_get_or_create
     from apps.lenders.models import Lender, LoanProduct
     from apps.lenders.services import (
         default_stages,
@@ -49,6 +49,7 @@ def seed(loans: int) -> tuple[str, list[str]]:
         loan_product_save,
         restriction_policy_create,
     )
+    from apps.retailers.services import demo_counter
 
     lender = Lender.objects.filter(slug="bench-payments").first()
     actor = Actor.system()
@@ -61,12 +62,15 @@ def seed(loans: int) -> tuple[str, list[str]]:
             loan_product_save(product=LoanProduct(lender=lender, name="12m", installments=12, frequency="monthly",
                                                   interest_rate_percent=Decimal(3)), actor=actor)  # fmt: skip
     product = LoanProduct.objects.get(lender=lender)
+    shop, clerk = demo_counter(lender)
     existing = Loan.objects.filter(lender=lender).count()
     for n in range(existing, loans):
         with transaction.atomic():
             customer, _ = customer_get_or_create(lender=lender, full_name=f"Bench {n}", phone=f"07{n % 10**8:08d}",
                                                  national_id=f"B{n}", actor=actor)  # fmt: skip
-            loan_sign(customer=customer, product=product, device_price=Money(Decimal(10**6), "KES"),
+            consent = consent_record_demo_seed(customer=customer, text="Benchmark terms", text_version="bench",
+                                               clerk_id=clerk.user_id, shop_id=shop.pk, actor=actor)  # fmt: skip
+            loan_sign(customer=customer, consent=consent, product=product, device_price=Money(Decimal(10**6), "KES"),
                       down_payment=Money(Decimal(1000), "KES"), actor=actor)  # fmt: skip
     return lender.slug, list(
         Loan.objects.filter(lender=lender).values_list("reference", flat=True)[:loans]

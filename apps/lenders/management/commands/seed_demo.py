@@ -21,7 +21,7 @@ from apps.collections.models import Loan
 from apps.collections.services import loan_sign, payment_record
 from apps.core.actor import Actor
 from apps.core.money import Money
-from apps.customers.services import customer_get_or_create
+from apps.customers.services import consent_record_demo_seed, customer_get_or_create
 from apps.devices.services import device_register
 from apps.lenders.models import Lender, LoanProduct, Membership
 from apps.lenders.selectors import restriction_policy_version_in_force
@@ -32,6 +32,7 @@ from apps.lenders.services import (
     loan_product_save,
     restriction_policy_create,
 )
+from apps.retailers.services import demo_counter
 
 LENDERS = [
     {"name": "Demo Lender Kenya", "slug": "demo-ke", "country": "KE", "currency": "KES",
@@ -88,15 +89,23 @@ class Command(BaseCommand):
                     ), actor=actor)  # fmt: skip
             kenya = lenders["demo-ke"]
             product = LoanProduct.objects.get(lender=kenya)
+            shop, clerk = demo_counter(kenya)
+            self.clerk_password = f"demo-{secrets.token_urlsafe(9)}"
+            user_password_set(user=clerk.user, password=self.clerk_password, actor=actor)
+            self.clerk_username = clerk.user.username
             loans = []
             for name, phone, national_id, days_ago, imei in CUSTOMERS:
                 customer, _ = customer_get_or_create(
                     lender=kenya, full_name=name, phone=phone, national_id=national_id, actor=actor
                 )
+                consent = consent_record_demo_seed(
+                    customer=customer, text="Demo loan: the customer did not take part.", text_version="demo",
+                    clerk_id=clerk.user_id, shop_id=shop.pk, actor=actor,
+                )  # fmt: skip
                 loan = loan_sign(
-                    customer=customer, product=product, device_price=Money(Decimal(24000), "KES"),
-                    down_payment=Money(Decimal(4000), "KES"), actor=actor,
-                    signed_at=timezone.now() - timedelta(days=days_ago),
+                    customer=customer, consent=consent, product=product, shop_id=shop.pk,
+                    device_price=Money(Decimal(24000), "KES"), down_payment=Money(Decimal(4000), "KES"),
+                    actor=actor, signed_at=timezone.now() - timedelta(days=days_ago),
                 )  # fmt: skip
                 device_register(
                     loan=loan, imei=imei, brand="Tecno", model_name="Spark 20", actor=actor
@@ -155,6 +164,10 @@ class Command(BaseCommand):
             for loan in loans:
                 self.stdout.write(f"  {loan.reference}  {loan.lender.slug}  {loan.customer.full_name:18} "
                                   f"financed {loan.financed_amount} {loan.currency}, signed {loan.start_date}")  # fmt: skip
+            self.stdout.write(
+                f"Point of sale: http://127.0.0.1:8000/pos/  clerk {self.clerk_username} "
+                f"password {self.clerk_password} (shown once)"
+            )
             sample = loans[0]
             self.stdout.write(
                 "Pay as the provider would: python manage.py provider_webhook "

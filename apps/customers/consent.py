@@ -1,0 +1,78 @@
+"""The consent text shown at the counter, in the customer's language.
+
+Everything a customer agrees to, in plain words: the schedule, the restriction
+ladder of the lender's policy in force with its days, what always keeps
+working, what the phone agent reads and does not read, and how the phone is
+released on payoff. Its exact text, version and SHA-256 are recorded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from django.utils import formats, translation
+from django.utils.translation import gettext as _
+
+from apps.collections.services import Quote
+from apps.core.money import quantize
+from apps.lenders.models import RestrictionPolicyVersion
+from apps.lenders.selectors import restriction_stages_describe
+
+CONSENT_TEXT_VERSION = "pos-consent-2026-11"
+
+
+def consent_text_sha256(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def consent_text_build(
+    *,
+    lender_name: str,
+    customer_name: str,
+    quote: Quote,
+    policy_version: RestrictionPolicyVersion,
+    locale: str,
+) -> str:
+    schedule = quote.schedule
+    currency = quote.financed.currency
+    with translation.override(locale):
+        first = schedule.lines[0]
+        lines = [
+            _("%(customer)s finances a phone with %(lender)s.")
+            % {"customer": customer_name, "lender": lender_name},
+            _(
+                "Cash price %(price)s %(cur)s, down payment %(down)s %(cur)s, financed %(financed)s %(cur)s. "
+                "You pay %(count)s installments, the first of %(first)s %(cur)s on %(date)s; "
+                "%(total)s %(cur)s in all, interest and fees included."
+            )
+            % {
+                "price": quantize(quote.device_price.amount, currency),
+                "down": quantize(quote.down_payment.amount, currency),
+                "financed": quantize(quote.financed.amount, currency),
+                "cur": currency,
+                "count": len(schedule.lines),
+                "first": first.total,
+                "date": formats.date_format(first.due_date, "DATE_FORMAT"),
+                "total": schedule.total,
+            },
+            _("If an installment is late, the phone is restricted step by step:"),
+            *[
+                f"- {stage}"
+                for stage in restriction_stages_describe(version=policy_version, locale=locale)
+            ],
+            _(
+                "Emergency calls always work, and so do calls to the lender and paying. "
+                "A payment lifts the restrictions within seconds."
+            ),
+            _(
+                "The lender's app on the phone reads only what it needs: the phone's identity "
+                "(IMEI, serial), whether its SIM card changed, and whether its own settings were tampered with. "
+                "It does not read your messages, calls, contacts, photos or location."
+            ),
+            _(
+                "When the loan is paid off, the app releases the phone for good and removes itself; "
+                "the lender can no longer restrict it."
+            ),
+            _("By confirming with the code sent to your phone, you agree to these terms."),
+        ]
+    return "\n".join(lines)

@@ -1,0 +1,169 @@
+"""The clerk's flow through the real pages (Django test client) and its services."""
+
+import re
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+
+from apps.audit.models import AuditEvent
+from apps.collections.models import Loan
+from apps.customers.models import ConsentRecord, Customer
+from apps.devices.models import Device
+from apps.retailers.models import Sale
+from tests.accounts.factories import PASSWORD
+from tests.devices.factories import valid_imei
+from tests.lenders.factories import LoanProductFactory, restriction_policy_version_for
+from tests.retailers.factories import clerk_for, shop_for
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def counter(lender_a):
+    restriction_policy_version_for(lender_a)
+    product = LoanProductFactory(
+        lender=lender_a, name="12 months", min_down_payment_percent=Decimal(10)
+    )
+    shop = shop_for(lender_a)
+    clerk = clerk_for(shop)
+    client = Client()
+    response = client.post(
+        reverse("pos:login"), {"username": clerk.user.username, "password": PASSWORD}
+    )
+    assert response.status_code == 302
+    return client, clerk, product
+
+
+def walk_to_consent(client, lender, product, imei: str) -> Sale:
+    client.post(reverse("pos:home"), {"lender": lender.pk})
+    sale = Sale.objects.latest("created_at")
+    client.post(reverse("pos:customer", args=[sale.public_id]),
+                {"full_name": "Amina Wanjiru", "phone": "0712 345 678", "national_id": "23456781"})  # fmt: skip
+    client.post(reverse("pos:phone", args=[sale.public_id]),
+                {"imei": imei, "brand": "Tecno", "model_name": "Spark 20", "price": "24000"})  # fmt: skip
+    client.post(
+        reverse("pos:plan", args=[sale.public_id]), {"product": product.pk, "down_payment": "4000"}
+    )
+    sale.refresh_from_db()
+    return sale
+
+
+def test_a_sale_from_customer_to_qr(
+    counter, lender_a, sms_outbox, django_capture_on_commit_callbacks
+) -> None:
+    client, clerk, product = counter
+    sale = walk_to_consent(client, lender_a, product, valid_imei())
+    assert sale.step == Sale.Step.CONSENT
+    assert Customer.objects.get().phone == "+254712345678"
+
+    page = client.get(reverse("pos:consent", args=[sale.public_id]))
+    text = page.context["consent_text"]
+    assert "Emergency calls always work" in text
+    assert "From day 30 overdue: the phone locks." in text
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("pos:consent", args=[sale.public_id]), {"action": "send"})
+    ((to, body),) = sms_outbox
+    code = re.search(r"\b(\d{6})\b", body).group(1)
+    assert to == "+254712345678"
+    assert code not in str(list(AuditEvent.objects.values_list("data", flat=True)))
+
+    wrong = client.post(
+        reverse("pos:consent", args=[sale.public_id]), {"action": "confirm", "code": "000000"}
+    )
+    assert "not right" in wrong.content.decode()
+    response = client.post(
+        reverse("pos:consent", args=[sale.public_id]), {"action": "confirm", "code": code}
+    )
+    assert response.status_code == 302
+    record = ConsentRecord.objects.get()
+    assert (record.text, record.method, record.code_check, record.clerk_id) == (
+        text,
+        "sms_code",
+        "passed",
+        clerk.user_id,
+    )
+    assert record.ip == "127.0.0.1"
+
+    sign_url = reverse("pos:sign", args=[sale.public_id])
+    assert client.post(sign_url).status_code == 302
+    assert client.post(sign_url).status_code == 302  # a double submit
+    loan = Loan.objects.get()
+    assert (loan.consent, loan.shop_id, loan.status) == (record, clerk.shop_id, "active")
+    assert Device.objects.get().loan == loan
+
+    qr = client.post(reverse("pos:provision", args=[sale.public_id]))
+    assert b"<svg" in qr.content
+    assert client.get(reverse("pos:status", args=[sale.public_id])).json() == {"device": "pending"}
+    assert client.get(reverse("pos:receipt", args=[sale.public_id])).status_code == 200
+
+
+def test_a_reloaded_page_resumes_at_the_same_step(counter, lender_a) -> None:
+    client, _, product = counter
+    sale = walk_to_consent(client, lender_a, product, valid_imei())
+    page = client.get(reverse("pos:phone", args=[sale.public_id]))
+    assert page.context["form"].initial["brand"] == "Tecno"
+    assert (
+        client.get(reverse("pos:sign", args=[sale.public_id])).status_code == 302
+    )  # no consent yet
+
+
+@pytest.mark.parametrize(
+    ("imei", "message"),
+    [("123456789012345", "not a valid IMEI"), ("35209900176148", "not a valid IMEI")],
+)
+def test_bad_imeis_are_explained(counter, lender_a, imei, message) -> None:
+    client, _, _ = counter
+    client.post(reverse("pos:home"), {"lender": lender_a.pk})
+    sale = Sale.objects.get()
+    client.post(reverse("pos:customer", args=[sale.public_id]),
+                {"full_name": "A B", "phone": "0712345678", "national_id": "1"})  # fmt: skip
+    response = client.post(reverse("pos:phone", args=[sale.public_id]),
+                           {"imei": imei, "brand": "X", "model_name": "Y", "price": "100"})  # fmt: skip
+    assert message in response.content.decode()
+
+
+def test_a_phone_already_on_an_open_loan_is_refused(counter, lender_a) -> None:
+    from apps.core.actor import Actor
+    from apps.devices.services import device_register
+    from tests.collections.factories import signed_loan
+    from tests.devices.factories import valid_imei as fresh
+
+    imei = fresh()
+    device_register(
+        loan=signed_loan(lender_a), imei=imei, brand="X", model_name="Y", actor=Actor.system()
+    )
+    client, _, _ = counter
+    client.post(reverse("pos:home"), {"lender": lender_a.pk})
+    sale = Sale.objects.latest("created_at")
+    client.post(reverse("pos:customer", args=[sale.public_id]),
+                {"full_name": "A B", "phone": "0712345678", "national_id": "1"})  # fmt: skip
+    response = client.post(reverse("pos:phone", args=[sale.public_id]),
+                           {"imei": imei, "brand": "X", "model_name": "Y", "price": "100"})  # fmt: skip
+    assert "already the collateral" in response.content.decode()
+
+
+def test_clerks_never_get_into_the_admin_and_agents_not_into_the_pos(
+    counter, lender_a, make_agent
+) -> None:
+    client, _, _ = counter
+    assert client.get(reverse("admin:index")).status_code == 302
+    agent_client = Client()
+    agent = make_agent(lender_a)
+    response = agent_client.post(
+        reverse("pos:login"), {"username": agent.username, "password": PASSWORD}
+    )
+    assert "not a shop clerk" in response.content.decode()
+
+
+def test_another_shops_sale_is_not_found(counter, lender_a, lender_b) -> None:
+    client, _, product = counter
+    sale = walk_to_consent(client, lender_a, product, valid_imei())
+    other_shop = shop_for(lender_b)
+    other = Client()
+    other.post(
+        reverse("pos:login"),
+        {"username": clerk_for(other_shop).user.username, "password": PASSWORD},
+    )
+    assert other.get(reverse("pos:consent", args=[sale.public_id])).status_code == 404
