@@ -21,3 +21,8 @@ class ConsentCodeExpired(DomainError):
 class ConsentTextChanged(DomainError):
     code, http_status = "consent_text_changed", 409
     default_message = _("The terms changed after the code was sent. Send a new code.")
+
+
+class NationalIdInvalid(DomainError):
+    code = "national_id_invalid"
+    default_message = _("This national id number is not valid for the lender's country.")

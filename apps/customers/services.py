@@ -25,6 +25,7 @@ from apps.customers.errors import (
 )
 from apps.customers.events import CustomersAction
 from apps.customers.models import ConsentChallenge, ConsentRecord, Customer
+from apps.customers.national_ids import national_id_normalise
 from apps.integrations.sms.base import get_sms_gateway
 from apps.lenders.models import Lender
 
@@ -57,7 +58,7 @@ def customer_get_or_create(
     one customer. Emits ``customers.customer.created`` for a new customer.
     """
     Lender.objects.select_for_update().get(pk=lender.pk)
-    national_id = "".join(national_id.split()).upper()
+    national_id = national_id_normalise(value=national_id, country=lender.country)
     existing = Customer.objects.filter(lender=lender, national_id=national_id).first()
     if existing is not None:
         return existing, False

@@ -1,0 +1,41 @@
+import pytest
+
+from apps.audit.models import AuditEvent
+from apps.core.actor import Actor
+from apps.customers.errors import NationalIdInvalid, PhoneInvalid
+from apps.customers.services import customer_get_or_create
+
+pytestmark = pytest.mark.django_db
+
+
+def create(lender, **kwargs):
+    values = {
+        "full_name": "  Amina   Wanjiru ",
+        "phone": "0712 345 678",
+        "national_id": "2345 6781",
+    } | kwargs
+    return customer_get_or_create(lender=lender, actor=Actor.system(), **values)
+
+
+def test_a_customer_is_found_by_national_id_not_duplicated(lender_a) -> None:
+    first, created = create(lender_a)
+    again, created_again = create(lender_a, full_name="Amina W.", phone="0722 000 111")
+    assert (created, created_again, again.pk) == (True, False, first.pk)
+    assert (first.full_name, first.phone, first.national_id) == (
+        "Amina Wanjiru",
+        "+254712345678",
+        "23456781",
+    )
+    assert AuditEvent.objects.filter(action="customers.customer.created").count() == 1
+
+
+def test_phone_numbers_are_checked_for_the_lenders_country(lender_a) -> None:
+    with pytest.raises(PhoneInvalid):
+        create(lender_a, phone="12345")
+
+
+def test_a_mexican_lender_validates_the_curp(lender_b) -> None:
+    customer, _ = create(lender_b, phone="55 1234 5678", national_id="BOXW310820HNERXN09")
+    assert customer.national_id == "BOXW310820HNERXN09"
+    with pytest.raises(NationalIdInvalid):
+        create(lender_b, phone="55 1234 5678", national_id="BOXW310820HNERXN08")
