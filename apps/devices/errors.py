@@ -45,3 +45,13 @@ class EnrollmentTokenExpired(EnrollmentRefused):
 class EnrollmentImeiMismatch(EnrollmentRefused):
     code, http_status = "imei_mismatch", 409
     default_message = _("This is not the phone that was sold with this code.")
+
+
+class DeviceReleased(DomainError):
+    code, http_status = "device_released", 410
+    default_message = _("This phone was released: it can never be restricted again.")
+
+
+class AckVersionUnknown(DomainError):
+    code, http_status = "ack_version_unknown", 409
+    default_message = _("That state version was never issued to this phone.")

@@ -6,3 +6,7 @@ class DevicesAction(StrEnum):
     ENROLLMENT_CODE_MINTED = "devices.enrollment_token.minted"
     DEVICE_ENROLLED = "devices.device.enrolled"
     ENROLLMENT_REFUSED = "devices.enrollment.refused"
+    STATE_CHANGED = "devices.state.changed"
+    STATE_REFUSED = "devices.state.refused"
+    STATE_ACKNOWLEDGED = "devices.state.acknowledged"
+    STATE_FAILED = "devices.state.failed"

@@ -36,6 +36,13 @@ class Device(BaseModel):
     enrolled_at = models.DateTimeField(null=True, blank=True)
     released_at = models.DateTimeField(null=True, blank=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
+    desired_version = models.PositiveIntegerField(default=0)
+    acked_version = models.PositiveIntegerField(default=0)
+    acked_at = models.DateTimeField(null=True, blank=True)
+    last_ack_error = models.CharField(max_length=60, blank=True)
+    battery_percent = models.PositiveSmallIntegerField(null=True, blank=True)
+    iccid_sha256 = models.CharField(max_length=64, blank=True)
+    last_ip = models.CharField(max_length=45, blank=True)
 
     class Meta:
         ordering = ("-created_at",)
@@ -77,5 +84,44 @@ class EnrollmentToken(BaseModel):
             models.CheckConstraint(
                 condition=Q(used_at__isnull=True) | Q(revoked_at__isnull=True),
                 name="token_not_used_and_revoked",
+            ),
+        ]
+
+
+class DeviceState(BaseModel):
+    """One version of a phone's desired state, signed with its lender's Ed25519 key.
+
+    Append-only: a new version is a new row, and versions only grow. The phone
+    pulls the newest, checks the signature, applies it and acknowledges its
+    version; a lost push or a phone switched off cannot leave it in a wrong
+    state longer than one check-in.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Level(models.TextChoices):
+        NORMAL = "normal", _("No restriction")
+        REMINDER = "reminder", _("Reminders")
+        WALLPAPER = "wallpaper", _("Payment-reminder wallpaper")
+        ALARM = "alarm", _("Alarms")
+        BLOCK_APPS = "block_apps", _("Blocked apps")
+        LOCK = "lock", _("Locked")
+        RELEASED = "released", _("Released")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="states")
+    version = models.PositiveIntegerField()
+    level = models.CharField(max_length=12, choices=Level.choices)
+    document = models.JSONField()
+    signature = models.CharField(
+        max_length=100, help_text=_("Ed25519 over the canonical document, base64")
+    )
+    key_version = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ("device", "version")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["device", "version"], name="device_state_version_unique"
             ),
         ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -18,7 +19,9 @@ from apps.audit.services import audit_event_record
 from apps.collections.models import Loan
 from apps.core.actor import Actor
 from apps.devices.errors import (
+    AckVersionUnknown,
     DeviceNotPending,
+    DeviceReleased,
     EnrollmentImeiMismatch,
     EnrollmentRefused,
     EnrollmentTokenExpired,
@@ -30,8 +33,9 @@ from apps.devices.errors import (
 from apps.devices.events import DevicesAction
 from apps.devices.keys import CURRENT_KEY_VERSION, lender_public_key_b64
 from apps.devices.locks import device_lock, enrollment_token_lock_by_hash
-from apps.devices.models import Device, EnrollmentToken
+from apps.devices.models import Device, DeviceState, EnrollmentToken
 from apps.devices.provisioning import provisioning_payload
+from apps.devices.state import sign_document, state_document
 
 
 def _sha256(value: str) -> str:
@@ -198,6 +202,7 @@ def _enroll(
     device.credential_hash = _sha256(secret)
     device.enrolled_at = device.last_seen_at = now
     device.save()
+    _state_write(device=device, level=DeviceState.Level.NORMAL, actor=actor, reason="Enrolled.")
     audit_event_record(
         actor=actor,
         action=DevicesAction.DEVICE_ENROLLED,
@@ -211,3 +216,112 @@ def _enroll(
         lender_public_key=lender_public_key_b64(lender_slug=device.lender.slug),
         key_version=CURRENT_KEY_VERSION,
     )
+
+
+# --- desired state -------------------------------------------------------------------
+
+
+def _state_write(
+    *, device: Device, level: str, actor: Actor, reason: str, **content: Any
+) -> DeviceState:
+    """Append the next signed version for ``device`` (caller holds the device lock)."""
+    version = device.desired_version + 1
+    document = state_document(device_id=device.pk, version=version, level=level, issued_at=timezone.now(),
+                              locale=device.loan.customer.locale, **content)  # fmt: skip
+    state = DeviceState.objects.create(
+        lender_id=device.lender_id, device=device, version=version, level=level, document=document,
+        signature=sign_document(lender_slug=device.lender.slug, document=document),
+        key_version=document["key_version"],
+    )  # fmt: skip
+    Device.objects.filter(pk=device.pk).update(desired_version=version, updated_at=timezone.now())
+    device.desired_version = version
+    audit_event_record(actor=actor, action=DevicesAction.STATE_CHANGED, target=device, reason=reason,
+                       data={"version": version, "level": level})  # fmt: skip
+    return state
+
+
+def device_state_set(
+    *, device_id: int, level: str, actor: Actor, reason: str, **content: Any
+) -> DeviceState:
+    """Change what the phone should do: one signed, versioned state, one audit event.
+
+    Locks the device. A released phone can never be restricted again: the
+    attempt is refused and audited (in its own transaction, so the record
+    survives the error). Emits ``devices.state.changed`` or
+    ``devices.state.refused``.
+    """
+    try:
+        with transaction.atomic():
+            device = device_lock(device_id=device_id)
+            if device.status == Device.Status.RELEASED:
+                raise DeviceReleased(device_id=device.pk)
+            return _state_write(device=device, level=level, actor=actor, reason=reason, **content)
+    except DeviceReleased:
+        with transaction.atomic():
+            audit_event_record(actor=actor, action=DevicesAction.STATE_REFUSED, target=Device.objects.get(pk=device_id),
+                               data={"level": level, "problem": "device_released"}, reason=reason)  # fmt: skip
+        raise
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    state: DeviceState | None  # the newest state, when the phone has an older one
+
+
+@transaction.atomic
+def device_check_in(
+    *, device_id: int, applied_version: int, agent_version: str, battery_percent: int | None,
+    iccid_sha256: str, ip: str | None,
+) -> CheckIn:  # fmt: skip
+    """Record that the phone is alive and hand it the newest state if it is behind.
+
+    Safe to repeat. Does not audit (it is a heartbeat); a SIM change is an
+    event of its own.
+    """
+    device = device_lock(device_id=device_id)
+    if device.status == Device.Status.RELEASED:
+        raise DeviceReleased(device_id=device.pk)
+    Device.objects.filter(pk=device.pk).update(
+        last_seen_at=timezone.now(), agent_version=agent_version or device.agent_version,
+        battery_percent=battery_percent, iccid_sha256=iccid_sha256 or device.iccid_sha256,
+        last_ip=ip or "", updated_at=timezone.now(),
+    )  # fmt: skip
+    if applied_version >= device.desired_version:
+        return CheckIn(state=None)
+    return CheckIn(state=DeviceState.objects.get(device=device, version=device.desired_version))
+
+
+@transaction.atomic
+def device_ack(*, device_id: int, version: int, error_code: str, actor: Actor) -> Device:
+    """The phone applied ``version`` (or failed to, with ``error_code``).
+
+    Acknowledgements only move forward: a late ack of an older version changes
+    nothing, so repeating one is harmless. Emits ``devices.state.acknowledged``
+    or ``devices.state.failed``.
+    """
+    device = device_lock(device_id=device_id)
+    if version > device.desired_version or version < 1:
+        raise AckVersionUnknown(version=version)
+    if error_code:
+        if device.last_ack_error != f"{version}:{error_code}":
+            device.last_ack_error = f"{version}:{error_code}"
+            device.save(update_fields=["last_ack_error", "updated_at"])
+            audit_event_record(actor=actor, action=DevicesAction.STATE_FAILED, target=device,
+                               data={"version": version, "error": error_code})  # fmt: skip
+        return device
+    if version > device.acked_version:
+        device.acked_version, device.acked_at, device.last_ack_error = version, timezone.now(), ""
+        device.save(update_fields=["acked_version", "acked_at", "last_ack_error", "updated_at"])
+        audit_event_record(actor=actor, action=DevicesAction.STATE_ACKNOWLEDGED, target=device,
+                           data={"version": version})  # fmt: skip
+    return device
+
+
+def device_authenticate(*, device_id: int, secret: str) -> Device | None:
+    """The device whose credential ``secret`` is, or None (constant-time comparison)."""
+    device = Device.objects.filter(pk=device_id).first()
+    if device is None or not device.credential_hash:
+        return None
+    if not hmac.compare_digest(device.credential_hash, _sha256(secret)):
+        return None
+    return device

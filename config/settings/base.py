@@ -156,7 +156,7 @@ STORAGES = {
 
 # --- REST framework and the OpenAPI schema ----------------------------------
 REST_FRAMEWORK = {
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "apps.core.api.schema.AutoSchema",
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler.exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
@@ -248,6 +248,7 @@ PROVISIONING_WIFI_SSID = env("PROVISIONING_WIFI_SSID", default="")
 PROVISIONING_WIFI_PASSWORD = env("PROVISIONING_WIFI_PASSWORD", default="")
 PROVISIONING_WIFI_SECURITY_TYPE = env("PROVISIONING_WIFI_SECURITY_TYPE", default="WPA")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["enroll"] = env("AGENT_ENROLL_THROTTLE", default="30/min")
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["agent"] = env("AGENT_API_THROTTLE", default="120/min")
 
 # --- SMS ----------------------------------------------------------------------
 SMS_GATEWAY_CLASS = env("SMS_GATEWAY_CLASS", default="apps.integrations.sms.base.ConsoleSmsGateway")

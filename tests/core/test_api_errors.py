@@ -92,3 +92,10 @@ def test_the_openapi_schema_is_served(client) -> None:
     response = client.get("/api/schema/")
     assert response.status_code == 200
     assert b"openapi" in response.content
+
+
+@pytest.mark.django_db
+def test_the_openapi_schema_is_valid_and_names_no_two_serializers_alike() -> None:
+    from django.core.management import call_command
+
+    call_command("spectacular", "--validate", "--fail-on-warn", "--file", "/dev/null")

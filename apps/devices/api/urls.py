@@ -1,9 +1,11 @@
 from django.urls import path
 
-from apps.devices.api.views import DeviceEnrollApi
+from apps.devices.api.views import DeviceAckApi, DeviceCheckInApi, DeviceEnrollApi
 
 app_name = "agent-api"
 
 urlpatterns = [
     path("enroll", DeviceEnrollApi.as_view(), name="enroll"),
+    path("check-in", DeviceCheckInApi.as_view(), name="check-in"),
+    path("ack", DeviceAckApi.as_view(), name="ack"),
 ]

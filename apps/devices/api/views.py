@@ -1,4 +1,4 @@
-"""The agent API: what the phone calls. This slice: enrollment."""
+"""The agent API: what the phone calls (enroll, check-in, ack)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from apps.core.actor import Actor, ActorType, client_ip
-from apps.devices.services import device_enroll
+from apps.devices.api.auth import DeviceAuthentication, IsDevice
+from apps.devices.services import device_ack, device_check_in, device_enroll
 
 
 class DeviceEnrollApi(APIView):
@@ -75,3 +76,70 @@ class DeviceEnrollApi(APIView):
             "key_version": enrollment.key_version,
         }
         return Response(self.OutputSerializer(body).data, status=status.HTTP_201_CREATED)
+
+
+class StateSerializer(serializers.Serializer):
+    document = serializers.JSONField()
+    signature = serializers.CharField()
+    key_version = serializers.IntegerField()
+
+
+class DeviceApi(APIView):
+    authentication_classes = (DeviceAuthentication,)
+    permission_classes = (IsDevice,)
+    throttle_classes = (ScopedRateThrottle,)
+    throttle_scope = "agent"
+
+
+class DeviceCheckInApi(DeviceApi):
+    """POST /api/agent/v1/check-in : the phone is alive; it gets the newest state if it is behind."""
+
+    class InputSerializer(serializers.Serializer):
+        version = serializers.IntegerField(
+            min_value=0, help_text="The state version the phone applied."
+        )
+        agent_version = serializers.CharField(max_length=20, allow_blank=True, default="")
+        battery = serializers.IntegerField(
+            min_value=0, max_value=100, required=False, allow_null=True
+        )
+        iccid_sha256 = serializers.RegexField(r"^[0-9a-f]{64}$", required=False, default="")
+
+    class OutputSerializer(serializers.Serializer):
+        state = StateSerializer(allow_null=True)
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        result = device_check_in(
+            device_id=request.user.device.pk, applied_version=values["version"],
+            agent_version=values["agent_version"], battery_percent=values.get("battery"),
+            iccid_sha256=values["iccid_sha256"], ip=client_ip(request),
+        )  # fmt: skip
+        state = result.state
+        body = {"state": None if state is None else
+                {"document": state.document, "signature": state.signature, "key_version": state.key_version}}  # fmt: skip
+        return Response(self.OutputSerializer(body).data)
+
+
+class DeviceAckApi(DeviceApi):
+    """POST /api/agent/v1/ack : the phone applied a state version, or failed to (error_code)."""
+
+    class InputSerializer(serializers.Serializer):
+        version = serializers.IntegerField(min_value=1)
+        error_code = serializers.RegexField(r"^[a-z0-9_]{1,40}$", required=False, default="")
+
+    class OutputSerializer(serializers.Serializer):
+        acked_version = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        device = device_ack(
+            device_id=request.user.device.pk, version=data.validated_data["version"],
+            error_code=data.validated_data["error_code"],
+            actor=Actor(type=ActorType.DEVICE, id=str(request.user.device.pk), ip=client_ip(request)),
+        )  # fmt: skip
+        return Response(self.OutputSerializer({"acked_version": device.acked_version}).data)
