@@ -61,3 +61,8 @@ class ConsentMissing(DomainError):
 class ConsentAlreadyUsed(DomainError):
     code, http_status = "consent_already_used", 409
     default_message = _("This consent was already used for another loan.")
+
+
+class DevicePriceInvalid(DomainError):
+    code = "device_price_invalid"
+    default_message = _("The device price must be above zero.")

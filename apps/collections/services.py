@@ -29,6 +29,7 @@ from apps.collections.errors import (
     ConsentAlreadyUsed,
     ConsentMissing,
     CurrencyMismatch,
+    DevicePriceInvalid,
     DownPaymentTooLarge,
     DownPaymentTooSmall,
     LoanNotPayable,
@@ -93,8 +94,10 @@ def loan_quote(
         _require_minor_units(money)
     if not product.is_active:
         raise ProductNotAvailable(product_id=product.pk)
-    if device_price.amount <= 0 or down_payment.amount < 0:
-        raise DownPaymentTooLarge() if device_price.amount <= 0 else DownPaymentTooSmall()
+    if device_price.amount <= 0:
+        raise DevicePriceInvalid()
+    if down_payment.amount < 0:
+        raise DownPaymentTooSmall()
     minimum = quantize(device_price.amount * product.min_down_payment_percent / 100, currency)
     if down_payment.amount < minimum:
         raise DownPaymentTooSmall(minimum=str(minimum), currency=currency)
@@ -323,7 +326,18 @@ def payment_record(
     payment.full_clean(
         exclude=["lender", "loan"], validate_unique=False, validate_constraints=False
     )
-    payment.save(force_insert=True)
+    misfiled = PaymentReversal.objects.filter(
+        lender_id=loan.lender_id, provider=provider, payment_provider_ref=provider_ref
+    ).exclude(loan=loan)
+    if misfiled.exists():  # a reversal that came first named another loan: settle it first
+        raise IdempotencyConflict(
+            "A reversal of this payment names another loan.", provider_ref=provider_ref
+        )
+    try:
+        with transaction.atomic():
+            payment.save(force_insert=True)
+    except IntegrityError as exc:  # the same reference, concurrently, on another loan
+        raise IdempotencyConflict(provider_ref=provider_ref) from exc
     received = AuditEntry(
         actor=actor,
         action=CollectionsAction.PAYMENT_RECEIVED,

@@ -26,3 +26,11 @@ class ConsentTextChanged(DomainError):
 class NationalIdInvalid(DomainError):
     code = "national_id_invalid"
     default_message = _("This national id number is not valid for the lender's country.")
+
+
+class CustomerDetailsMismatch(DomainError):
+    code, http_status = "customer_details_mismatch", 409
+    default_message = _(
+        "A customer with this national id is registered with another phone number. "
+        "Check the number, or ask the lender to update it."
+    )

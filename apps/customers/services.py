@@ -9,7 +9,7 @@ from datetime import date, timedelta
 
 import phonenumbers
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -21,6 +21,7 @@ from apps.customers.errors import (
     ConsentCodeExpired,
     ConsentCodeInvalid,
     ConsentTextChanged,
+    CustomerDetailsMismatch,
     PhoneInvalid,
 )
 from apps.customers.events import CustomersAction
@@ -54,24 +55,37 @@ def customer_get_or_create(
 ) -> tuple[Customer, bool]:
     """The lender's customer with this national id, created if new (never duplicated).
 
-    Locks the lender row so two clerks entering the same person at once make
-    one customer. Emits ``customers.customer.created`` for a new customer.
+    An existing customer is returned only if the phone given is the one on
+    record (otherwise CustomerDetailsMismatch), so a national id alone reveals
+    nobody. The unique (lender, national id) index settles two clerks entering
+    one person at once. Emits ``customers.customer.created`` for a new customer.
     """
-    Lender.objects.select_for_update().get(pk=lender.pk)
     national_id = national_id_normalise(value=national_id, country=lender.country)
+    e164 = phone_to_e164(phone=phone, country=lender.country)
     existing = Customer.objects.filter(lender=lender, national_id=national_id).first()
     if existing is not None:
+        # Finding a customer must not reveal them: the person at the counter
+        # has to know the phone on record.
+        if existing.phone != e164:
+            raise CustomerDetailsMismatch()
         return existing, False
     customer = Customer(
         lender=lender,
         full_name=" ".join(full_name.split()),
-        phone=phone_to_e164(phone=phone, country=lender.country),
+        phone=e164,
         national_id=national_id,
         date_of_birth=date_of_birth,
         locale=locale or lender.locale,
     )
-    customer.full_clean()
-    customer.save()
+    customer.full_clean(validate_unique=False, validate_constraints=False)
+    try:
+        with transaction.atomic():  # two clerks entering one person at once: one customer
+            customer.save()
+    except IntegrityError:
+        existing = Customer.objects.get(lender=lender, national_id=national_id)
+        if existing.phone != e164:
+            raise CustomerDetailsMismatch() from None
+        return existing, False
     audit_event_record(
         actor=actor,
         action=CustomersAction.CUSTOMER_CREATED,
@@ -128,12 +142,16 @@ def consent_confirm(
     kept on the record (its own transaction) before the error is raised.
     Emits ``customers.consent.recorded`` or ``customers.consent.code_failed``.
     """
-    with transaction.atomic():
+    # durable: the failed-attempt count below must commit even though we raise
+    with transaction.atomic(durable=True):
         challenge = (
             ConsentChallenge.objects.select_for_update()
             .select_related("customer")
-            .get(pk=challenge_id)
+            .filter(pk=challenge_id)
+            .first()
         )
+        if challenge is None:
+            raise ConsentCodeExpired()
         if challenge.consumed_at or challenge.attempts >= ConsentChallenge.MAX_ATTEMPTS:
             raise ConsentCodeExpired()
         if challenge.expires_at <= timezone.now():

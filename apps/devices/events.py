@@ -10,3 +10,4 @@ class DevicesAction(StrEnum):
     STATE_REFUSED = "devices.state.refused"
     STATE_ACKNOWLEDGED = "devices.state.acknowledged"
     STATE_FAILED = "devices.state.failed"
+    SIM_CHANGED = "devices.device.sim_changed"

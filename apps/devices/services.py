@@ -17,7 +17,7 @@ from stdnum.exceptions import ValidationError as StdnumValidationError
 
 from apps.audit.services import audit_event_record
 from apps.collections.models import Loan
-from apps.core.actor import Actor
+from apps.core.actor import Actor, ActorType
 from apps.devices.errors import (
     AckVersionUnknown,
     DeviceNotPending,
@@ -177,7 +177,18 @@ def _enroll(
     *, token: str, imei: str, serial: str, model_name: str, android_version: str, agent_version: str,
     fcm_token: str, agent_public_key: str, actor: Actor,
 ) -> Enrollment:  # fmt: skip
-    record = enrollment_token_lock_by_hash(token_hash=_sha256(token))
+    # Lock order device, then token (as enrollment_token_mint does), so a fresh
+    # code minted while the phone enrolls cannot deadlock with it.
+    token_hash = _sha256(token)
+    device_id = (
+        EnrollmentToken.objects.filter(token_hash=token_hash)
+        .values_list("device_id", flat=True)
+        .first()
+    )
+    if device_id is None:
+        raise EnrollmentTokenInvalid()
+    device_lock(device_id=device_id)
+    record = enrollment_token_lock_by_hash(token_hash=token_hash)
     if record is None or record.revoked_at is not None:
         raise EnrollmentTokenInvalid()
     if record.used_at is not None:
@@ -185,7 +196,7 @@ def _enroll(
     now = timezone.now()
     if record.expires_at <= now:
         raise EnrollmentTokenExpired()
-    device = device_lock(device_id=record.device_id)
+    device = record.device
     try:
         reported = imei_normalise(imei)
     except Exception as exc:
@@ -275,12 +286,16 @@ def device_check_in(
 ) -> CheckIn:  # fmt: skip
     """Record that the phone is alive and hand it the newest state if it is behind.
 
-    Safe to repeat. Does not audit (it is a heartbeat); a SIM change is an
-    event of its own.
+    Safe to repeat. A heartbeat is not audited; a changed SIM (its ICCID's
+    hash) is, as ``devices.device.sim_changed``.
     """
     device = device_lock(device_id=device_id)
     if device.status == Device.Status.RELEASED:
         raise DeviceReleased(device_id=device.pk)
+    if iccid_sha256 and device.iccid_sha256 and iccid_sha256 != device.iccid_sha256:
+        audit_event_record(actor=Actor(type=ActorType.DEVICE, id=str(device.pk), ip=ip),
+                           action=DevicesAction.SIM_CHANGED, target=device,
+                           data={"old": {"iccid_sha256": device.iccid_sha256}, "new": {"iccid_sha256": iccid_sha256}})  # fmt: skip
     Device.objects.filter(pk=device.pk).update(
         last_seen_at=timezone.now(), agent_version=agent_version or device.agent_version,
         battery_percent=battery_percent, iccid_sha256=iccid_sha256 or device.iccid_sha256,

@@ -20,6 +20,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.accounts.models import User
 from apps.audit.services import audit_event_record
 from apps.core.actor import Actor
+from apps.core.money import quantize
 from apps.lenders.country_rules import (
     APP_CATEGORIES,
     CountryRule,
@@ -121,6 +122,18 @@ def loan_product_save(*, product: LoanProduct, actor: Actor) -> LoanProduct:
     with the old and new value of each changed term.
     """
     product.full_clean()
+    currency = Lender.objects.values_list("currency", flat=True).get(pk=product.lender_id)
+    money_terms = {"late_fee_cap": product.late_fee_cap}
+    if product.late_fee_type == LoanProduct.LateFeeType.FIXED:
+        money_terms["late_fee_value"] = product.late_fee_value
+    for term, value in money_terms.items():
+        if value is not None and quantize(value, currency) != value:
+            raise ValidationError(
+                {
+                    term: _("Use at most the currency's minor unit (%(currency)s).")
+                    % {"currency": currency}
+                }
+            )
     old = (
         LoanProduct.objects.select_for_update()
         .filter(pk=product.pk)

@@ -11,3 +11,8 @@ class SaleAlreadySigned(DomainError):
 class SalePriceInvalid(DomainError):
     code = "sale_price_invalid"
     default_message = _("Enter the cash price as a positive amount in the lender's currency.")
+
+
+class SaleStepMissing(DomainError):
+    code, http_status = "sale_step_missing", 409
+    default_message = _("An earlier step of this sale is not done yet.")

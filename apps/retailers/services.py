@@ -16,15 +16,15 @@ from apps.collections.services import Quote, lender_local_date, loan_quote, loan
 from apps.core.actor import Actor
 from apps.core.errors import NotAllowed, NotFound
 from apps.core.money import Money, quantize
-from apps.customers.consent import CONSENT_TEXT_VERSION, consent_text_build
-from apps.customers.errors import ConsentCodeExpired
+from apps.customers.consent import CONSENT_TEXT_VERSION, consent_text_build, consent_text_sha256
+from apps.customers.errors import ConsentCodeExpired, ConsentTextChanged
 from apps.customers.services import consent_code_send, consent_confirm, customer_get_or_create
 from apps.devices.errors import ImeiInUse
 from apps.devices.selectors import device_imei_in_use
 from apps.devices.services import device_register, imei_normalise
 from apps.lenders.models import Lender, LoanProduct
 from apps.lenders.selectors import restriction_policy_version_in_force
-from apps.retailers.errors import SaleAlreadySigned, SalePriceInvalid
+from apps.retailers.errors import SaleAlreadySigned, SalePriceInvalid, SaleStepMissing
 from apps.retailers.events import RetailersAction
 from apps.retailers.models import Clerk, Retailer, Sale, Shop
 
@@ -139,6 +139,8 @@ def sale_phone_set(
     """Step 2: the phone; an IMEI that is collateral of an open loan is refused with the reason."""
     sale = _sale_lock(sale_id=sale_id, clerk=clerk)
     _require_open(sale)
+    if sale.customer_id is None:
+        raise SaleStepMissing()
     number = imei_normalise(imei)
     if device_imei_in_use(imei=number):
         raise ImeiInUse(imei_last4=number[-4:])
@@ -163,6 +165,8 @@ def sale_plan_set(
     """Step 3: the product and down payment, checked by computing the quote."""
     sale = _sale_lock(sale_id=sale_id, clerk=clerk)
     _require_open(sale)
+    if sale.customer_id is None or sale.price_amount is None:
+        raise SaleStepMissing()
     product = LoanProduct.objects.filter(
         pk=product_id, lender_id=sale.lender_id, is_active=True
     ).first()
@@ -197,6 +201,8 @@ def sale_consent_send(*, sale_id: int, clerk: Clerk, actor: Actor) -> Sale:
     """Step 4a: send the customer a code for the terms on screen."""
     sale = _sale_lock(sale_id=sale_id, clerk=clerk)
     _require_open(sale)
+    if sale.product_id is None:
+        raise SaleStepMissing()
     sale.consent_challenge = consent_code_send(
         customer=sale.customer, text=sale_consent_text(sale=sale), actor=actor
     )
@@ -219,6 +225,9 @@ def sale_consent_confirm(*, sale_id: int, clerk: Clerk, code: str, actor: Actor)
     )  # fmt: skip
     with transaction.atomic():
         sale = _sale_lock(sale_id=sale_id, clerk=clerk)
+        _require_open(sale)
+        if sale.consent_challenge_id != record.challenge_id:  # the sale changed meanwhile
+            raise ConsentCodeExpired()
         sale.consent, sale.step = record, Sale.Step.SIGN
         sale.save(update_fields=["consent", "step", "updated_at"])
     return sale
@@ -236,6 +245,12 @@ def sale_sign(*, sale_id: int, clerk: Clerk, actor: Actor) -> Sale:
         return sale
     if sale.consent_id is None:
         raise ConsentMissing()
+    # The loan must be the one the customer agreed to: a new day (first due
+    # date), a new policy version or a changed product changes the text.
+    if consent_text_sha256(sale_consent_text(sale=sale)) != sale.consent.text_sha256:
+        sale.consent, sale.consent_challenge, sale.step = None, None, Sale.Step.CONSENT
+        sale.save(update_fields=["consent", "consent_challenge", "step", "updated_at"])
+        raise ConsentTextChanged()
     currency = sale.lender.currency
     loan = loan_sign(
         customer=sale.customer, product=sale.product, consent=sale.consent, shop_id=sale.shop_id,

@@ -135,9 +135,9 @@ def _step_view(form_class: type, service: Callable[..., Sale], template: str, ne
     return view
 
 
+# Only the national id is shown again: the name and phone on record stay private.
 customer = _step_view(forms.CustomerForm, sale_customer_set, "customer.html", "pos:phone",
-                      lambda s: {"full_name": s.customer.full_name, "phone": s.customer.phone,
-                                 "national_id": s.customer.national_id} if s.customer else {})  # fmt: skip
+                      lambda s: {"national_id": s.customer.national_id} if s.customer else {})  # fmt: skip
 phone = _step_view(forms.PhoneForm, sale_phone_set, "phone.html", "pos:plan",
                    lambda s: {"imei": s.imei, "brand": s.brand, "model_name": s.model_name,
                               "price": s.price_amount})  # fmt: skip

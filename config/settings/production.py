@@ -14,3 +14,7 @@ CSRF_COOKIE_SECURE = True
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 # The real agent's signing-certificate checksum: no default in production.
 AGENT_SIGNATURE_CHECKSUM = env("AGENT_SIGNATURE_CHECKSUM")
+# Production names its SMS provider's client and the agent's address explicitly:
+# the demo's console gateway would print consent codes into the logs.
+SMS_GATEWAY_CLASS = env("SMS_GATEWAY_CLASS")
+AGENT_API_BASE_URL = env("AGENT_API_BASE_URL")

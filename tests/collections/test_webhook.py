@@ -186,3 +186,31 @@ def test_an_amount_finer_than_the_currency_is_refused_and_audited(client, lender
     assert response.json()["code"] == "amount_not_in_minor_units"
     assert not Payment.objects.exists()
     assert rejections("amount_not_in_minor_units") == 1
+
+
+def test_unsigned_refusals_go_on_the_platform_chain_not_the_lenders(client, lender_a, loan) -> None:
+    body = event(loan.reference, "250.00", "MP-1")
+    hdrs = headers(lender_a, body)
+    hdrs["HTTP_X_SIGNATURE"] = "t=1,v1=é"  # not even hex
+    response = client.post(URL, data=body, content_type="application/json", **hdrs)
+    assert response.status_code == 401
+    event_ = AuditEvent.objects.get(action="collections.webhook.rejected")
+    assert (event_.lender_id, event_.data["lender"], event_.data["verified"]) == (
+        None,
+        lender_a.slug,
+        False,
+    )
+
+
+def test_a_payment_whose_early_reversal_named_another_loan_is_held(client, lender_a, loan) -> None:
+    other = signed_loan(lender_a, price="3500", down="500", installments=3)
+    rev = event(other.reference, "100.00", "CB-1", type_="payment.reversed", reverses="MP-1")
+    assert deliver(client, lender_a, rev).status_code == 200
+    response = deliver(client, lender_a, event(loan.reference, "300.00", "MP-1"))
+    assert response.status_code == 409
+    assert not Payment.objects.exists()
+
+
+def test_a_payment_dated_in_the_future_is_refused(client, lender_a, loan) -> None:
+    body = event(loan.reference, "10.00", "MP-1", received_at="2999-01-01T00:00:00Z")
+    assert deliver(client, lender_a, body).status_code == 400

@@ -19,7 +19,7 @@ def create(lender, **kwargs):
 
 def test_a_customer_is_found_by_national_id_not_duplicated(lender_a) -> None:
     first, created = create(lender_a)
-    again, created_again = create(lender_a, full_name="Amina W.", phone="0722 000 111")
+    again, created_again = create(lender_a, full_name="Amina W.", phone="+254 712 345 678")
     assert (created, created_again, again.pk) == (True, False, first.pk)
     assert (first.full_name, first.phone, first.national_id) == (
         "Amina Wanjiru",
@@ -39,3 +39,11 @@ def test_a_mexican_lender_validates_the_curp(lender_b) -> None:
     assert customer.national_id == "BOXW310820HNERXN09"
     with pytest.raises(NationalIdInvalid):
         create(lender_b, phone="55 1234 5678", national_id="BOXW310820HNERXN08")
+
+
+def test_a_national_id_alone_reveals_nobody(lender_a) -> None:
+    from apps.customers.errors import CustomerDetailsMismatch
+
+    create(lender_a)
+    with pytest.raises(CustomerDetailsMismatch):
+        create(lender_a, full_name="Someone Else", phone="0722 000 111")

@@ -126,3 +126,12 @@ def test_a_released_phone_can_never_be_restricted_again(client, phone) -> None:
         action="devices.state.refused", target_id=str(device.pk)
     ).exists()
     assert check_in(client, device, secret, 1).status_code == 410
+
+
+def test_a_changed_sim_is_on_the_record(client, phone) -> None:
+    device, secret, _ = phone
+    for iccid in ("a" * 64, "a" * 64, "b" * 64):
+        client.post("/api/agent/v1/check-in", {"version": 1, "iccid_sha256": iccid},
+                    content_type="application/json", **auth(device, secret))  # fmt: skip
+    events = AuditEvent.objects.filter(action="devices.device.sim_changed")
+    assert [e.data["new"]["iccid_sha256"][0] for e in events] == ["b"]

@@ -99,3 +99,13 @@ def test_lender_admin_adds_a_product_in_the_admin_for_their_lender_only(
 def test_agents_cannot_change_products(lender_a, make_agent, verified_client) -> None:
     client = verified_client(make_agent(lender_a, role=Membership.Role.AGENT))
     assert client.get(reverse("admin:lenders_loanproduct_add")).status_code == 403
+
+
+def test_fixed_late_fees_and_caps_are_in_the_currencys_minor_unit(lender_a) -> None:
+    with pytest.raises(ValidationError) as excinfo:
+        loan_product_save(product=product(lender_a, late_fee_type="fixed", late_fee_value=Decimal("10.005")),
+                          actor=Actor.system())  # fmt: skip
+    assert "late_fee_value" in excinfo.value.message_dict
+    with pytest.raises(ValidationError):
+        loan_product_save(product=product(lender_a, late_fee_type="percent", late_fee_value=Decimal("5"),
+                                          late_fee_cap=Decimal("1.001")), actor=Actor.system())  # fmt: skip

@@ -167,3 +167,33 @@ def test_another_shops_sale_is_not_found(counter, lender_a, lender_b) -> None:
         {"username": clerk_for(other_shop).user.username, "password": PASSWORD},
     )
     assert other.get(reverse("pos:consent", args=[sale.public_id])).status_code == 404
+
+
+def test_signing_refuses_terms_that_changed_after_consent(counter, lender_a, sms_outbox,
+                                                          django_capture_on_commit_callbacks) -> None:  # fmt: skip
+    from apps.core.actor import Actor
+    from apps.lenders.models import RestrictionPolicy
+    from apps.lenders.services import default_stages, restriction_policy_version_create
+
+    client, _, product = counter
+    sale = walk_to_consent(client, lender_a, product, valid_imei())
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("pos:consent", args=[sale.public_id]), {"action": "send"})
+    code = re.search(r"\b(\d{6})\b", sms_outbox[-1][1]).group(1)
+    client.post(reverse("pos:consent", args=[sale.public_id]), {"action": "confirm", "code": code})
+    stages = [s for s in default_stages("en", country="KE") if s.action != "alarm"]
+    restriction_policy_version_create(policy=RestrictionPolicy.objects.get(lender=lender_a, is_active=True),
+                                      stages=stages, actor=Actor.system())  # fmt: skip
+    response = client.post(reverse("pos:sign", args=[sale.public_id]))
+    assert "terms changed" in response.content.decode()
+    assert not Loan.objects.exists()
+
+
+def test_steps_cannot_be_skipped(counter, lender_a) -> None:
+    client, _, product = counter
+    client.post(reverse("pos:home"), {"lender": lender_a.pk})
+    sale = Sale.objects.get()
+    response = client.post(
+        reverse("pos:plan", args=[sale.public_id]), {"product": product.pk, "down_payment": "1"}
+    )
+    assert "earlier step" in response.content.decode()

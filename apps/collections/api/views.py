@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
@@ -111,22 +111,29 @@ class PaymentWebhookApi(APIView):
     )
     def post(self, request: Request, provider: str) -> Response:
         lender: Lender | None = None
+        verified = False
         try:
             if provider not in settings.PAYMENTS_PROVIDERS:
                 raise UnknownProvider()
             body = self._read_body(request)
             lender = Lender.objects.filter(slug=request.headers.get(LENDER_HEADER, "")).first()
             self._verify(request, lender, provider, body)
+            verified = True
             payload = self._payload(body)
             outcome = payment_webhook_apply(
                 lender_id=lender.pk, provider=provider, payload=payload, body=body,
                 actor=Actor(type=ActorType.SYSTEM, id=f"provider:{provider}", ip=client_ip(request)),
             )  # fmt: skip
-        except DomainError as exc:  # refused: on the record, then the 4xx answer
+        except DomainError as exc:
+            # Every refusal is on the record. Before the signature holds, the
+            # caller is nobody we know: it goes on the platform chain, never on
+            # a lender's, so an unsigned caller cannot write into a lender's
+            # evidence or contend for its chain.
             webhook_rejection_record(
-                lender_id=lender.pk if lender else None, provider=provider, problem=exc.code,
+                lender_id=lender.pk if lender and verified else None, provider=provider, problem=exc.code,
                 actor=Actor(type=ActorType.SYSTEM, id=f"provider:{provider}", ip=client_ip(request)),
-                extra={"event_id": getattr(exc, "extra", {}).get("event_id", "")},
+                extra={"event_id": getattr(exc, "extra", {}).get("event_id", ""),
+                       "lender": request.headers.get(LENDER_HEADER, "")[:60], "verified": verified},
             )  # fmt: skip
             raise
         return Response(self.OutputSerializer(outcome).data, status=status.HTTP_200_OK)
@@ -179,6 +186,8 @@ class PaymentWebhookApi(APIView):
         except UnknownCurrency as exc:
             raise EventMalformed(fields={"currency": ["Not an ISO 4217 currency."]}) from exc
         received_at: datetime = values.get("received_at") or timezone.now()
+        if received_at > timezone.now() + timedelta(minutes=5):  # would sort last forever
+            raise EventMalformed(fields={"received_at": ["In the future."]})
         return WebhookPayload(
             event_id=envelope.validated_data["id"], event_type=envelope.validated_data["type"],
             loan_reference=values["loan"], amount=amount, reference=values["reference"],

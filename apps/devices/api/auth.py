@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -35,7 +36,7 @@ class DeviceAuthentication(authentication.BaseAuthentication):
         if not header.startswith(f"{self.keyword} "):
             return None
         device_id, _, secret = header[len(self.keyword) + 1 :].partition(":")
-        if not device_id.isdigit() or not secret:
+        if not re.fullmatch(r"[0-9]{1,18}", device_id) or not secret:
             raise exceptions.AuthenticationFailed("Malformed device credentials.")
         device = device_authenticate(device_id=int(device_id), secret=secret)
         if device is None:

@@ -51,7 +51,9 @@ def verify(
         given = parts["v1"]
     except (KeyError, ValueError) as exc:
         raise SignatureInvalid("malformed signature header") from exc
-    if not hmac.compare_digest(given, _digest(secret, timestamp, body)):
+    if not hmac.compare_digest(
+        given.encode("ascii", "replace"), _digest(secret, timestamp, body).encode()
+    ):
         raise SignatureInvalid("signature does not match")
     if abs((time.time() if now is None else now) - timestamp) > tolerance:
         raise TimestampStale(f"timestamp {timestamp} is outside the {tolerance}s tolerance")
