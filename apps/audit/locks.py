@@ -1,5 +1,8 @@
 from apps.audit.models import AuditChain
 
+_LOCK_SQL = "SELECT * FROM audit_auditchain WHERE lender_id = %s FOR UPDATE"
+_LOCK_PLATFORM_SQL = "SELECT * FROM audit_auditchain WHERE lender_id IS NULL FOR UPDATE"
+
 
 def audit_chain_lock(*, lender_id: int | None) -> AuditChain:
     """Lock the head of ``lender_id``'s chain (the platform chain for None), creating it once.
@@ -7,11 +10,12 @@ def audit_chain_lock(*, lender_id: int | None) -> AuditChain:
     The chain head is the last lock in any transaction that records an event,
     after lender, retailer, loan, installments and device (STYLE.md section 7).
     """
-    lookup = {"lender_id": lender_id} if lender_id is not None else {"lender__isnull": True}
-    queryset = AuditChain.objects.select_for_update(of=("self",)).filter(**lookup)
-    chain = queryset.first()
-    if chain is None:
+    # SQL written once rather than a queryset compiled on every audited write;
+    # the same row and lock (tests/audit/test_concurrency.py).
+    sql, params = (_LOCK_SQL, [lender_id]) if lender_id is not None else (_LOCK_PLATFORM_SQL, [])
+    found = list(AuditChain.objects.raw(sql, params))
+    if not found:
         # INSERT ... ON CONFLICT DO NOTHING: two first writers create one head.
         AuditChain.objects.bulk_create([AuditChain(lender_id=lender_id)], ignore_conflicts=True)
-        chain = queryset.get()
-    return chain
+        found = list(AuditChain.objects.raw(sql, params))
+    return found[0]

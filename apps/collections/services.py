@@ -5,14 +5,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Q, Sum
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, models, transaction
+from django.db.models import Sum
 from django.utils import timezone
 
 from apps.audit.services import AuditEntry, audit_event_record, audit_events_record
@@ -39,7 +41,12 @@ from apps.collections.errors import (
     ReversalExceedsPayment,
 )
 from apps.collections.events import CollectionsAction
-from apps.collections.locks import installment_lock_for_loan, loan_lock
+from apps.collections.locks import (
+    installment_lock_for_loan,
+    installment_lock_list_for_loan,
+    loan_lock,
+    loan_lock_by_reference,
+)
 from apps.collections.models import (
     Allocation,
     Installment,
@@ -51,7 +58,7 @@ from apps.collections.models import (
 from apps.collections.schedule import Schedule, Terms, build_schedule
 from apps.collections.selectors import loan_id_by_reference
 from apps.core.actor import Actor
-from apps.core.errors import IdempotencyConflict, NotAllowed
+from apps.core.errors import DomainError, IdempotencyConflict, NotAllowed
 from apps.core.money import Money, minor_units, quantize
 from apps.customers.models import ConsentRecord, Customer
 from apps.lenders.models import Lender, LoanProduct
@@ -278,6 +285,54 @@ def _validate_amount(*, loan: Loan, amount: Money) -> None:
         raise AmountNotInMinorUnits("The amount must be above zero.")
 
 
+def _insert_sql(model: type[models.Model], *, conflict: tuple[str, ...] = ()) -> str:
+    """``INSERT`` of every column but the id, optionally ``ON CONFLICT (...) DO NOTHING``."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    # Identifiers come from the model's metadata; every value is a parameter.
+    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
+        model._meta.db_table,
+        ", ".join(f.column for f in fields),
+        ", ".join(["%s"] * len(fields)),
+    )
+    if conflict:
+        sql += " ON CONFLICT ({}) DO NOTHING".format(", ".join(conflict))
+    return sql + " RETURNING id"
+
+
+def _insert_values(instance: models.Model) -> list[Any]:
+    """The values ``save(force_insert=True)`` would send, ``auto_now`` fields included."""
+    return [
+        f.get_db_prep_save(f.pre_save(instance, add=True), connection)
+        for f in instance._meta.concrete_fields
+        if not f.primary_key
+    ]
+
+
+# Idempotency without a read first: the unique constraint answers "already
+# there?" in the same statement that stores the payment. Under the loan lock a
+# conflict can only come from a payment that has committed (or from another
+# loan's transaction, which we then wait for), so the follow-up read sees it.
+_PAYMENT_INSERT_SQL = _insert_sql(Payment, conflict=("lender_id", "provider", "provider_ref"))
+
+
+def _payment_existing(*, loan: Loan, provider: str, provider_ref: str) -> Payment | None:
+    return Payment.objects.filter(
+        lender_id=loan.lender_id, provider=provider, provider_ref=provider_ref
+    ).first()
+
+
+def _same_payment_or_conflict(
+    existing: Payment, *, loan: Loan, amount: Money, provider_ref: str
+) -> PaymentOutcome:
+    if (existing.loan_id, existing.amount, existing.currency) != (
+        loan.pk,
+        amount.amount,
+        amount.currency,
+    ):
+        raise IdempotencyConflict(provider_ref=provider_ref)
+    return PaymentOutcome(payment=existing, created=False)
+
+
 @transaction.atomic
 def payment_record(
     *,
@@ -302,42 +357,73 @@ def payment_record(
     ``collections.payment.received`` and, through the re-allocation,
     ``collections.payment.allocated`` and ``collections.loan.paid_off``.
     """
-    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
-    installments = list(installment_lock_for_loan(loan=loan))
-    existing = Payment.objects.filter(
-        lender_id=loan.lender_id, provider=provider, provider_ref=provider_ref
-    ).first()
-    if existing is not None:
-        if (existing.loan_id, existing.amount, existing.currency) != (
-            loan.pk,
-            amount.amount,
-            amount.currency,
-        ):
-            raise IdempotencyConflict(provider_ref=provider_ref)
-        return PaymentOutcome(payment=existing, created=False)
-    _validate_amount(loan=loan, amount=amount)
-    if loan.status not in PAYABLE:
-        raise LoanNotPayable(loan_id=loan.pk, status=loan.status)
+    return _payment_record_locked(
+        loan=loan_lock(loan_id=loan_id, lender_id=lender_id), amount=amount, channel=channel,
+        provider=provider, provider_ref=provider_ref, received_at=received_at, actor=actor,
+        reason=reason, receipt_ref=receipt_ref,
+    )  # fmt: skip
+
+
+def _payment_record_locked(
+    *,
+    loan: Loan,
+    amount: Money,
+    channel: str,
+    provider: str,
+    provider_ref: str,
+    received_at: datetime,
+    actor: Actor,
+    reason: str = "",
+    receipt_ref: str = "",
+) -> PaymentOutcome:
+    """``payment_record`` once the caller holds ``loan``'s row lock, inside its transaction.
+
+    Same contract and checks. A reference already stored is answered first,
+    whatever else is wrong with the call, as when the read came first: a
+    refusal (amount, status, a reversal naming another loan) is raised only
+    when no payment has the reference. The payment is stored with
+    ``INSERT ... ON CONFLICT DO NOTHING``, so the unique constraint, not a
+    read beforehand, says whether the reference is taken; a conflict with a
+    concurrent insert on another loan waits for it and then reads it
+    (IdempotencyConflict, as before). tests/collections/test_webhook.py.
+    """
+    installments = installment_lock_list_for_loan(loan=loan)
     payment = Payment(
         lender_id=loan.lender_id, loan=loan, amount=amount.amount, currency=amount.currency,
         channel=channel, provider=provider, provider_ref=provider_ref, received_at=received_at,
         reason=reason, receipt_ref=receipt_ref,
     )  # fmt: skip
-    payment.full_clean(
-        exclude=["lender", "loan"], validate_unique=False, validate_constraints=False
-    )
-    misfiled = PaymentReversal.objects.filter(
-        lender_id=loan.lender_id, provider=provider, payment_provider_ref=provider_ref
-    ).exclude(loan=loan)
-    if misfiled.exists():  # a reversal that came first named another loan: settle it first
-        raise IdempotencyConflict(
-            "A reversal of this payment names another loan.", provider_ref=provider_ref
-        )
     try:
-        with transaction.atomic():
-            payment.save(force_insert=True)
-    except IntegrityError as exc:  # the same reference, concurrently, on another loan
-        raise IdempotencyConflict(provider_ref=provider_ref) from exc
+        _validate_amount(loan=loan, amount=amount)
+        if loan.status not in PAYABLE:
+            raise LoanNotPayable(loan_id=loan.pk, status=loan.status)
+        payment.full_clean(
+            exclude=["lender", "loan"], validate_unique=False, validate_constraints=False
+        )
+        misfiled, comes_last = _payment_position(loan=loan, payment=payment)
+        if misfiled:  # a reversal that came first named another loan: settle it first
+            raise IdempotencyConflict(
+                "A reversal of this payment names another loan.", provider_ref=provider_ref
+            )
+    except (DomainError, ValidationError):
+        existing = _payment_existing(loan=loan, provider=provider, provider_ref=provider_ref)
+        if existing is not None:
+            return _same_payment_or_conflict(
+                existing, loan=loan, amount=amount, provider_ref=provider_ref
+            )
+        raise
+    with connection.cursor() as cursor:
+        cursor.execute(_PAYMENT_INSERT_SQL, _insert_values(payment))
+        row = cursor.fetchone()
+    if row is None:  # the reference is taken, by a committed payment
+        existing = _payment_existing(loan=loan, provider=provider, provider_ref=provider_ref)
+        if existing is None:  # its transaction rolled back after all; as a race on another loan
+            raise IdempotencyConflict(provider_ref=provider_ref)
+        return _same_payment_or_conflict(
+            existing, loan=loan, amount=amount, provider_ref=provider_ref
+        )
+    payment.pk = row[0]
+    payment._state.adding, payment._state.db = False, connection.alias
     received = AuditEntry(
         actor=actor,
         action=CollectionsAction.PAYMENT_RECEIVED,
@@ -347,7 +433,12 @@ def payment_record(
               "channel": channel, "provider": provider, "provider_ref": provider_ref,
               "received_at": received_at, "receipt_ref": receipt_ref},
     )  # fmt: skip
-    allocated = _reallocate(loan=loan, installments=installments, actor=actor, new_payment=payment)
+    allocated = _reallocate(
+        loan=loan,
+        installments=installments,
+        actor=actor,
+        new_payment=payment if comes_last else None,
+    )
     entries = [received, *allocated]
     audit_events_record(lender_id=loan.lender_id, entries=entries)
     return PaymentOutcome(payment=payment, created=True)
@@ -470,20 +561,40 @@ def _ledger_net(*, loan: Loan) -> dict[tuple[int, int, str], Decimal]:
     return net
 
 
-def _comes_last(*, loan: Loan, payment: Payment) -> bool:
-    """No other payment of the loan sorts after ``payment``, and nothing reverses it."""
-    t, p, r = payment.received_at, payment.provider, payment.provider_ref
-    later = (
-        Payment.objects.filter(loan=loan)
-        .exclude(pk=payment.pk)
-        .filter(
-            Q(received_at__gt=t)
-            | Q(received_at=t, provider__gt=p)
-            | Q(received_at=t, provider=p, provider_ref__gt=r)
-        )
+# Both questions a new payment asks before it is stored, in one round trip of
+# SQL written once (it runs on every payment). Payments sort by (received_at,
+# provider, provider_ref), the order allocate() replays them in; a strict ">"
+# on that key cannot match the new payment itself (the reference is unique).
+_PAYMENT_POSITION_SQL = """
+SELECT
+    EXISTS (
+        SELECT 1 FROM collections_paymentreversal
+        WHERE lender_id = %(lender)s AND provider = %(p)s AND payment_provider_ref = %(r)s
+          AND loan_id <> %(loan)s
+    ),
+    NOT EXISTS (
+        SELECT 1 FROM collections_payment
+        WHERE loan_id = %(loan)s AND (received_at, provider, provider_ref) > (%(t)s, %(p)s, %(r)s)
+    ) AND NOT EXISTS (
+        SELECT 1 FROM collections_paymentreversal
+        WHERE loan_id = %(loan)s AND provider = %(p)s AND payment_provider_ref = %(r)s
     )
-    reversed_ = PaymentReversal.objects.filter(loan=loan, provider=p, payment_provider_ref=r)
-    return not later.exists() and not reversed_.exists()
+"""
+
+
+def _payment_position(*, loan: Loan, payment: Payment) -> tuple[bool, bool]:
+    """(misfiled, comes_last) for ``payment``, not yet stored, under ``loan``'s lock.
+
+    misfiled: a reversal of its reference, arrived first, names another loan.
+    comes_last: no payment of the loan sorts after it and nothing reverses it,
+    so allocating it on top of the books equals a full replay.
+    """
+    params = {"lender": loan.lender_id, "loan": loan.pk, "t": payment.received_at,
+              "p": payment.provider, "r": payment.provider_ref}  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(_PAYMENT_POSITION_SQL, params)
+        misfiled, comes_last = cursor.fetchone()
+    return bool(misfiled), bool(comes_last)
 
 
 _PAID_UPDATE_SQL = """
@@ -522,17 +633,38 @@ def _installments_paid_update(
             cursor.execute(_PAID_UPDATE_SQL.format(rows=", ".join(rows)), [timezone.now(), *params])
 
 
+_ALLOCATION_COLUMNS = [f for f in Allocation._meta.concrete_fields if not f.primary_key]
+
+
+def _allocations_insert(allocations: Iterable[Allocation]) -> None:
+    """``bulk_create`` of ledger lines in one statement, without compiling a queryset."""
+    rows, params = [], []
+    for allocation in allocations:
+        rows.append("(" + ", ".join(["%s"] * len(_ALLOCATION_COLUMNS)) + ")")
+        params.extend(_insert_values(allocation))
+    if rows:
+        columns = ", ".join(f.column for f in _ALLOCATION_COLUMNS)
+        # Identifiers come from the model's metadata; every value is a parameter.
+        sql = f"INSERT INTO {Allocation._meta.db_table} ({columns}) VALUES {', '.join(rows)}"  # noqa: S608
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
 def _reallocate(
-    *, loan: Loan, installments: list[Installment], actor: Actor, new_payment: Payment | None = None
+    *,
+    loan: Loan,
+    installments: list[Installment],
+    actor: Actor,
+    new_payment: Payment | None = None,
 ) -> list[AuditEntry]:
     """Bring the allocation of ``loan``'s payments up to date and append the ledger lines.
 
     The books always equal a replay of every payment in canonical order. When
     the only change is ``new_payment`` and it comes last in that order with
-    nothing reversing it (the usual case), allocating just that payment on top
-    of the books gives the same result (``allocate_next``) without reading the
-    loan's whole history; anything else (a reversal, a backdated payment)
-    replays everything. Caller holds the loan and installment locks and
+    nothing reversing it (the usual case; the caller passes it only then, see
+    ``_payment_position``), allocating just that payment on top of the books
+    gives the same result (``allocate_next``) without reading the loan's whole
+    history; anything else (a reversal, a backdated payment) replays everything. Caller holds the loan and installment locks and
     records the returned audit entries (allocation, payoff or reopening) with
     its own, so the chain head is locked only at the very end. Writes only
     differences, so a replay that changes nothing writes nothing.
@@ -547,7 +679,7 @@ def _reallocate(
         )
         for i in installments
     ]
-    if new_payment is not None and _comes_last(loan=loan, payment=new_payment):
+    if new_payment is not None:
         paid = {i.pk: {c: getattr(i, f"{c}_paid") for c in COMPONENTS} for i in installments}
         result = allocate_next(
             dues, paid, {i.pk: i.paid_at for i in installments}, _payment_in(new_payment, ZERO)
@@ -557,7 +689,7 @@ def _reallocate(
         result = allocate(dues, _payments_in(loan=loan))
         delta = ledger_delta(result.lines, _ledger_net(loan=loan))
     if delta:
-        Allocation.objects.bulk_create(
+        _allocations_insert(
             Allocation(
                 lender_id=loan.lender_id,
                 loan=loan,
@@ -705,6 +837,26 @@ class WebhookOutcome:
     reversal_id: int | None
 
 
+# The event's two statements as SQL written once: they run on every delivery.
+_WEBHOOK_EVENT_GET_SQL = (
+    "SELECT * FROM collections_webhookevent"
+    " WHERE lender_id = %s AND provider = %s AND event_id = %s"
+)
+_WEBHOOK_EVENT_INSERT_SQL = _insert_sql(WebhookEvent)
+
+
+def _webhook_event_get(*, lender_id: int, provider: str, event_id: str) -> WebhookEvent | None:
+    found = list(WebhookEvent.objects.raw(_WEBHOOK_EVENT_GET_SQL, [lender_id, provider, event_id]))
+    return found[0] if found else None
+
+
+def _webhook_event_insert(event: WebhookEvent) -> None:
+    """``save(force_insert=True)``; a second copy of the event raises IntegrityError."""
+    with connection.cursor() as cursor:
+        cursor.execute(_WEBHOOK_EVENT_INSERT_SQL, _insert_values(event))
+        event.pk = cursor.fetchone()[0]
+
+
 def payment_webhook_apply(
     *, lender_id: int, provider: str, payload: WebhookPayload, body: bytes, actor: Actor
 ) -> WebhookOutcome:
@@ -719,36 +871,38 @@ def payment_webhook_apply(
     LoanNotFound and stores nothing.
     """
     digest = _body_sha256(body)
-    existing = WebhookEvent.objects.filter(
-        lender_id=lender_id, provider=provider, event_id=payload.event_id
-    ).first()
+    existing = _webhook_event_get(lender_id=lender_id, provider=provider, event_id=payload.event_id)
     if existing is not None:
         return _duplicate_or_conflict(existing, digest)
     try:
         with transaction.atomic(durable=True):
-            loan_id = loan_id_by_reference(lender_id=lender_id, reference=payload.loan_reference)
             payment, reversal = None, None
             if payload.event_type == "payment.reversed":
+                loan_id = loan_id_by_reference(
+                    lender_id=lender_id, reference=payload.loan_reference
+                )
                 reversal = payment_reverse(
                     loan_id=loan_id, lender_id=lender_id, kind=payload.kind, amount=payload.amount,
                     provider=provider, provider_ref=payload.reference, payment_provider_ref=payload.reverses,
                     received_at=payload.received_at, actor=actor,
                 ).reversal  # fmt: skip
             else:
-                payment = payment_record(
-                    loan_id=loan_id, lender_id=lender_id, amount=payload.amount,
-                    channel=Payment.Channel.PROVIDER, provider=provider, provider_ref=payload.reference,
-                    received_at=payload.received_at, actor=actor,
+                # payment_record's contract, with the loan found and locked in one
+                # query and no savepoint: this transaction is the whole unit.
+                payment = _payment_record_locked(
+                    loan=loan_lock_by_reference(lender_id=lender_id, reference=payload.loan_reference),
+                    amount=payload.amount, channel=Payment.Channel.PROVIDER, provider=provider,
+                    provider_ref=payload.reference, received_at=payload.received_at, actor=actor,
                 ).payment  # fmt: skip
-            WebhookEvent.objects.create(
+            _webhook_event_insert(WebhookEvent(
                 lender_id=lender_id, provider=provider, event_id=payload.event_id,
                 event_type=payload.event_type, body=body.decode("utf-8"), body_sha256=digest,
                 payment=payment, reversal=reversal,
-            )  # fmt: skip
+            ))  # fmt: skip
     except IntegrityError:
-        existing = WebhookEvent.objects.filter(
+        existing = _webhook_event_get(
             lender_id=lender_id, provider=provider, event_id=payload.event_id
-        ).first()
+        )
         if existing is None:
             raise
         return _duplicate_or_conflict(existing, digest)

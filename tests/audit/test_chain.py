@@ -132,3 +132,20 @@ def test_verify_names_a_cut_off_tail(lender_a, capsys) -> None:
     with pytest.raises(CommandError):
         call_command("verify_audit")
     assert "first broken link at seq 3 (no event): chain head says seq 3" in capsys.readouterr().out
+
+
+@pytest.mark.django_db
+def test_the_head_moves_in_the_statement_that_appends_the_events_when_batched() -> None:
+    from apps.audit.services import AuditEntry, audit_events_record
+
+    entries = [
+        AuditEntry(actor=Actor.system(), action="test.batch", data={"n": n}) for n in range(3)
+    ]
+    with transaction.atomic():
+        events = audit_events_record(lender_id=None, entries=entries)
+    chain = AuditChain.objects.get(lender__isnull=True)
+    stored = list(AuditEvent.objects.filter(action="test.batch").order_by("seq"))
+    assert [e.pk for e in events] == [e.pk for e in stored]
+    assert [e.data["n"] for e in stored] == [0, 1, 2]
+    assert (chain.last_seq, chain.last_hash) == (stored[-1].seq, stored[-1].hash)
+    assert audit_chain_verify(chain=chain) is None

@@ -1,0 +1,78 @@
+"""The webhook's hot path: one-query lock by reference, idempotency by the unique
+constraint, and a bounded number of round trips."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from django.db import transaction
+
+from apps.collections.errors import CurrencyMismatch, LoanNotFound
+from apps.collections.locks import (
+    installment_lock_for_loan,
+    installment_lock_list_for_loan,
+    loan_lock,
+    loan_lock_by_reference,
+)
+from apps.collections.models import Allocation, Payment
+from apps.collections.services import payment_record
+from apps.core.actor import Actor
+from apps.core.errors import IdempotencyConflict
+from apps.core.money import Money
+from tests.collections.factories import signed_loan
+from tests.collections.webhooks import deliver, event
+
+pytestmark = pytest.mark.django_db
+T0 = datetime(2026, 1, 10, 9, tzinfo=UTC)
+
+
+@pytest.fixture
+def loan(lender_a):
+    return signed_loan(lender_a, price="3500", down="500", installments=3)
+
+
+def pay(loan, amount: Money, ref: str):
+    return payment_record(loan_id=loan.pk, amount=amount, channel="provider", provider="demo",
+                          provider_ref=ref, received_at=T0, actor=Actor.system())  # fmt: skip
+
+
+def test_locks_match_the_querysets_when_raw(lender_a, lender_b, loan) -> None:
+    other = signed_loan(lender_b, price="3500", down="500", installments=3)
+    with transaction.atomic():
+        assert loan_lock_by_reference(lender_id=lender_a.pk, reference=loan.reference).pk == (
+            loan_lock(loan_id=loan.pk).pk
+        )
+        assert [i.pk for i in installment_lock_list_for_loan(loan=loan)] == [
+            i.pk for i in installment_lock_for_loan(loan=loan)
+        ]
+        with pytest.raises(LoanNotFound):
+            loan_lock_by_reference(lender_id=lender_a.pk, reference=other.reference)
+
+
+def test_a_taken_reference_is_answered_before_a_refusal_when_the_currency_differs(loan) -> None:
+    first = pay(loan, Money(Decimal(100), "KES"), "MP-1")
+    assert pay(loan, Money(Decimal(100), "KES"), "MP-1").payment.pk == first.payment.pk
+    with pytest.raises(IdempotencyConflict):  # not CurrencyMismatch: the reference is taken
+        pay(loan, Money(Decimal(100), "USD"), "MP-1")
+    with pytest.raises(CurrencyMismatch):
+        pay(loan, Money(Decimal(100), "USD"), "MP-2")
+    assert Payment.objects.count() == 1
+
+
+def test_a_taken_reference_on_another_loan_is_a_conflict_when_inserted(lender_a, loan) -> None:
+    other = signed_loan(lender_a, price="3500", down="500", installments=3)
+    pay(loan, Money(Decimal(100), "KES"), "MP-1")
+    with pytest.raises(IdempotencyConflict):
+        pay(other, Money(Decimal(100), "KES"), "MP-1")
+    assert not Allocation.objects.filter(loan=other).exists()
+
+
+def test_a_payment_webhook_takes_at_most_13_queries_when_applied(
+    client, lender_a, loan, django_assert_max_num_queries
+) -> None:
+    deliver(client, lender_a, event(loan.reference, "10.00", "MP-0"))  # warm caches
+    # lender, event check, savepoint, loan, installments, position, payment,
+    # allocation, installments update, chain head, events + head, event, release
+    with django_assert_max_num_queries(13):
+        response = deliver(client, lender_a, event(loan.reference, "250.00", "MP-1"))
+    assert response.status_code == 200, response.content
