@@ -11,3 +11,5 @@ class DevicesAction(StrEnum):
     STATE_ACKNOWLEDGED = "devices.state.acknowledged"
     STATE_FAILED = "devices.state.failed"
     SIM_CHANGED = "devices.device.sim_changed"
+    EVENT_REPORTED = "devices.device.event_reported"
+    PUSH_ADDRESS_CHANGED = "devices.device.fcm_token_changed"

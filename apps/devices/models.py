@@ -125,3 +125,32 @@ class DeviceState(BaseModel):
                 fields=["device", "version"], name="device_state_version_unique"
             ),
         ]
+
+
+class DeviceEvent(BaseModel):
+    """Something the phone reported: a SIM change, a reboot, suspected tampering, ...
+
+    Stored once per (device, event id): an agent retrying a report changes nothing.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Kind(models.TextChoices):
+        SIM_CHANGED = "sim_changed", _("SIM changed")
+        REBOOTED = "rebooted", _("Rebooted")
+        TAMPER_SUSPECTED = "tamper_suspected", _("Tampering suspected")
+        PROVISIONING_STATE = "provisioning_state", _("Provisioning state")
+        LOW_STORAGE = "low_storage", _("Low storage")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="events")
+    event_id = models.CharField(max_length=64)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    occurred_at = models.DateTimeField()
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ("-occurred_at",)
+        constraints = [
+            models.UniqueConstraint(fields=["device", "event_id"], name="device_event_once")
+        ]

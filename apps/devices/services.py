@@ -33,7 +33,7 @@ from apps.devices.errors import (
 from apps.devices.events import DevicesAction
 from apps.devices.keys import CURRENT_KEY_VERSION, lender_public_key_b64
 from apps.devices.locks import device_lock, enrollment_token_lock_by_hash
-from apps.devices.models import Device, DeviceState, EnrollmentToken
+from apps.devices.models import Device, DeviceEvent, DeviceState, EnrollmentToken
 from apps.devices.provisioning import provisioning_payload
 from apps.devices.state import sign_document, state_document
 
@@ -339,4 +339,42 @@ def device_authenticate(*, device_id: int, secret: str) -> Device | None:
         return None
     if not hmac.compare_digest(device.credential_hash, _sha256(secret)):
         return None
+    return device
+
+
+@transaction.atomic
+def device_event_report(
+    *,
+    device_id: int,
+    event_id: str,
+    kind: str,
+    occurred_at: Any,
+    detail: dict[str, Any],
+    actor: Actor,
+) -> tuple[DeviceEvent, bool]:
+    """Store what the phone reported, once per event id, and audit it.
+
+    Locks the device. A repeat of the same event id returns the stored event
+    and records nothing. Emits ``devices.device.event_reported``.
+    """
+    device = device_lock(device_id=device_id)
+    existing = DeviceEvent.objects.filter(device=device, event_id=event_id).first()
+    if existing is not None:
+        return existing, False
+    event = DeviceEvent.objects.create(lender_id=device.lender_id, device=device, event_id=event_id, kind=kind,
+                                       occurred_at=occurred_at, detail=detail)  # fmt: skip
+    audit_event_record(actor=actor, action=DevicesAction.EVENT_REPORTED, target=device,
+                       data={"event_id": event_id, "kind": kind, "occurred_at": occurred_at, "detail": detail})  # fmt: skip
+    return event, True
+
+
+@transaction.atomic
+def device_fcm_token_set(*, device_id: int, fcm_token: str, actor: Actor) -> Device:
+    """The phone's new push address. Audited when it changes (not the token itself)."""
+    device = device_lock(device_id=device_id)
+    if device.fcm_token != fcm_token:
+        device.fcm_token = fcm_token
+        device.save(update_fields=["fcm_token", "updated_at"])
+        audit_event_record(actor=actor, action=DevicesAction.PUSH_ADDRESS_CHANGED, target=device,
+                           data={"token_sha256": _sha256(fcm_token)})  # fmt: skip
     return device

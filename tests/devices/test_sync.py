@@ -135,3 +135,38 @@ def test_a_changed_sim_is_on_the_record(client, phone) -> None:
                     content_type="application/json", **auth(device, secret))  # fmt: skip
     events = AuditEvent.objects.filter(action="devices.device.sim_changed")
     assert [e.data["new"]["iccid_sha256"][0] for e in events] == ["b"]
+
+
+def test_reported_events_are_stored_and_audited_once(client, phone) -> None:
+    device, secret, _ = phone
+    body = {"event_id": "e-1", "kind": "tamper_suspected", "occurred_at": "2026-11-24T10:00:00Z",
+            "detail": {"what": "usb debugging on"}}  # fmt: skip
+    first = client.post(
+        "/api/agent/v1/events", body, content_type="application/json", **auth(device, secret)
+    )
+    again = client.post(
+        "/api/agent/v1/events", body, content_type="application/json", **auth(device, secret)
+    )
+    assert (first.json()["stored"], again.json()["stored"]) == (True, False)
+    assert (
+        AuditEvent.objects.filter(
+            action="devices.device.event_reported", data__kind="tamper_suspected"
+        ).count()
+        == 1
+    )
+    bad = client.post("/api/agent/v1/events", {**body, "kind": "exploded"}, content_type="application/json",
+                      **auth(device, secret))  # fmt: skip
+    assert bad.status_code == 400
+
+
+def test_a_new_push_token_is_kept_and_audited_without_the_token(client, phone) -> None:
+    device, secret, _ = phone
+    for token in ("fcm-new", "fcm-new"):
+        response = client.post("/api/agent/v1/fcm-token", {"fcm_token": token}, content_type="application/json",
+                               **auth(device, secret))  # fmt: skip
+        assert response.status_code == 200
+    device.refresh_from_db()
+    assert device.fcm_token == "fcm-new"
+    events = AuditEvent.objects.filter(action="devices.device.fcm_token_changed")
+    assert events.count() == 1
+    assert "fcm-new" not in str(events.get().data)

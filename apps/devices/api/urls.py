@@ -1,6 +1,12 @@
 from django.urls import path
 
-from apps.devices.api.views import DeviceAckApi, DeviceCheckInApi, DeviceEnrollApi
+from apps.devices.api.views import (
+    DeviceAckApi,
+    DeviceCheckInApi,
+    DeviceEnrollApi,
+    DeviceEventsApi,
+    DeviceFcmTokenApi,
+)
 
 app_name = "agent-api"
 
@@ -8,4 +14,6 @@ urlpatterns = [
     path("enroll", DeviceEnrollApi.as_view(), name="enroll"),
     path("check-in", DeviceCheckInApi.as_view(), name="check-in"),
     path("ack", DeviceAckApi.as_view(), name="ack"),
+    path("events", DeviceEventsApi.as_view(), name="events"),
+    path("fcm-token", DeviceFcmTokenApi.as_view(), name="fcm-token"),
 ]

@@ -1,4 +1,4 @@
-"""The agent API: what the phone calls (enroll, check-in, ack)."""
+"""The agent API: what the phone calls (enroll, check-in, ack, events, fcm-token)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,14 @@ from rest_framework.views import APIView
 
 from apps.core.actor import Actor, ActorType, client_ip
 from apps.devices.api.auth import DeviceAuthentication, IsDevice
-from apps.devices.services import device_ack, device_check_in, device_enroll
+from apps.devices.models import DeviceEvent
+from apps.devices.services import (
+    device_ack,
+    device_check_in,
+    device_enroll,
+    device_event_report,
+    device_fcm_token_set,
+)
 
 
 class DeviceEnrollApi(APIView):
@@ -143,3 +150,53 @@ class DeviceAckApi(DeviceApi):
             actor=Actor(type=ActorType.DEVICE, id=str(request.user.device.pk), ip=client_ip(request)),
         )  # fmt: skip
         return Response(self.OutputSerializer({"acked_version": device.acked_version}).data)
+
+
+class DeviceEventsApi(DeviceApi):
+    """POST /api/agent/v1/events : the phone reports an event; a retried report changes nothing."""
+
+    class InputSerializer(serializers.Serializer):
+        event_id = serializers.CharField(max_length=64)
+        kind = serializers.ChoiceField(choices=DeviceEvent.Kind.choices)
+        occurred_at = serializers.DateTimeField()
+        detail = serializers.DictField(required=False, default=dict)
+
+        def validate_detail(self, value: dict) -> dict:  # type: ignore[type-arg]  # free-form by design
+            if len(str(value)) > 2000:
+                raise serializers.ValidationError("At most 2000 characters.")
+            return value
+
+    class OutputSerializer(serializers.Serializer):
+        event_id = serializers.CharField()
+        stored = serializers.BooleanField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        device_id = request.user.device.pk
+        event, created = device_event_report(
+            device_id=device_id,
+            actor=Actor(type=ActorType.DEVICE, id=str(device_id), ip=client_ip(request)),
+            **data.validated_data,
+        )
+        return Response(self.OutputSerializer({"event_id": event.event_id, "stored": created}).data)
+
+
+class DeviceFcmTokenApi(DeviceApi):
+    """POST /api/agent/v1/fcm-token : the phone's push token changed."""
+
+    class InputSerializer(serializers.Serializer):
+        fcm_token = serializers.CharField(max_length=512)
+
+    class OutputSerializer(serializers.Serializer):
+        updated = serializers.BooleanField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        device_id = request.user.device.pk
+        device_fcm_token_set(device_id=device_id, fcm_token=data.validated_data["fcm_token"],
+                             actor=Actor(type=ActorType.DEVICE, id=str(device_id), ip=client_ip(request)))  # fmt: skip
+        return Response(self.OutputSerializer({"updated": True}).data)
