@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from base64 import b32encode
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -208,3 +209,8 @@ def user_lockout_record(*, username: str, actor: Actor) -> bool:
         data={"user_id": user.pk} if user is not None else {"username_sha256": digest},
     )
     return True
+
+
+def totp_secret_base32(device: TOTPDevice) -> str:
+    """The authenticator secret as people type it into an app (base32, no padding)."""
+    return b32encode(device.bin_key).decode("ascii").rstrip("=")

@@ -26,7 +26,12 @@ from django_otp import user_has_device
 
 from apps.accounts.errors import OtpAlreadyConfigured, OtpTokenInvalid
 from apps.accounts.forms import OtpTokenForm
-from apps.accounts.services import totp_device_confirm, totp_device_start, user_otp_verify
+from apps.accounts.services import (
+    totp_device_confirm,
+    totp_device_start,
+    totp_secret_base32,
+    user_otp_verify,
+)
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
 
@@ -133,14 +138,11 @@ def otp_setup(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
         "title": "Set up two-factor login",
         "form": form,
         "qr_svg": _qr_svg(device.config_url),
-        "secret": _base32_secret(device.bin_key),
+        "secret": " ".join(_groups_of_four(totp_secret_base32(device))),
         "next": _next_url(request, site),
     }
     return TemplateResponse(request, "accounts/otp_setup.html", context)
 
 
-def _base32_secret(key: bytes) -> str:
-    from base64 import b32encode
-
-    secret = b32encode(key).decode("ascii").rstrip("=")
-    return " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
+def _groups_of_four(secret: str) -> list[str]:
+    return [secret[i : i + 4] for i in range(0, len(secret), 4)]

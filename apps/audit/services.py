@@ -19,6 +19,7 @@ from apps.audit.locks import audit_chain_lock
 from apps.audit.models import AuditChain, AuditEvent
 from apps.audit.selectors import ChainBreak, audit_chain_list, audit_chain_verify
 from apps.core.actor import Actor
+from apps.core.sql import insert_sql, insert_values, mark_saved
 from apps.core.tenancy import lender_id_of
 
 
@@ -147,14 +148,11 @@ def audit_events_record(
     return events
 
 
-_EVENT_FIELDS = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
-_EVENT_ROW = "(" + ", ".join(["%s"] * len(_EVENT_FIELDS)) + ")"
 # The head moves in the same statement that appends the events: one round trip
 # instead of two, under the head's row lock taken just before. A data-modifying
 # WITH runs exactly once whether or not the main query reads it.
-_APPEND_SQL = (
+_ADVANCE_HEAD_SQL = (
     "WITH head AS (UPDATE audit_auditchain SET last_seq = %s, last_hash = %s WHERE id = %s) "
-    "INSERT INTO audit_auditevent ({columns}) VALUES {rows} RETURNING id"
 )
 
 
@@ -164,19 +162,12 @@ def _events_insert_and_advance_head(
     """``bulk_create(events)`` and the head's ``update(last_seq, last_hash)``, as one statement."""
     params: list[Any] = [seq, head_hash, chain.pk]
     for event in events:
-        params.extend(
-            f.get_db_prep_save(f.pre_save(event, add=True), connection) for f in _EVENT_FIELDS
-        )
-    sql = _APPEND_SQL.format(
-        columns=", ".join(f.column for f in _EVENT_FIELDS),
-        rows=", ".join([_EVENT_ROW] * len(events)),
-    )
+        params.extend(insert_values(event))
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_ADVANCE_HEAD_SQL + insert_sql(AuditEvent, rows=len(events)), params)
         ids = [row[0] for row in cursor.fetchall()]  # in VALUES order, as bulk_create relies on
     for event, pk in zip(events, ids, strict=True):
-        event.pk = pk
-        event._state.adding, event._state.db = False, connection.alias
+        mark_saved(event, pk)
     chain.last_seq, chain.last_hash = seq, head_hash
 
 

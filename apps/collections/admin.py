@@ -6,7 +6,6 @@ import uuid
 from typing import Any
 
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -24,7 +23,6 @@ from apps.lenders.tenancy import (
     LenderScopedAdmin,
     ReadOnlyAdminMixin,
     ScopedReadOnlyInline,
-    user_membership,
 )
 
 
@@ -93,11 +91,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         loan = self.get_object(request, str(object_id))
         if loan is None:
             raise Http404
-        membership = user_membership(request.user)
-        if not request.user.is_superuser and (
-            membership is None or membership.role not in self.payment_roles
-        ):
-            raise PermissionDenied
+        self.require_role(request, self.payment_roles, loan)
         form = ManualPaymentForm(
             request.POST or None, initial={"idempotency_key": uuid.uuid4().hex}
         )

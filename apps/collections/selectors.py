@@ -5,15 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from zoneinfo import ZoneInfo
 
 from django.db.models import DecimalField, ExpressionWrapper, F, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce
-from django.utils import timezone
 
 from apps.collections.errors import LoanNotFound
 from apps.collections.models import Installment, Loan
 from apps.core.money import Money
+from apps.lenders.selectors import lender_local_date
 
 ZERO = Decimal(0)
 _MONEY = DecimalField(max_digits=18, decimal_places=3)
@@ -56,7 +55,7 @@ def loan_outstanding(*, loan: Loan) -> Money:
 
 
 def _local_today(loan: Loan, as_of: datetime | None) -> date:
-    return (as_of or timezone.now()).astimezone(ZoneInfo(loan.lender.timezone)).date()
+    return lender_local_date(lender=loan.lender, at=as_of)
 
 
 def installment_list_open(*, loan: Loan) -> QuerySet[Installment]:

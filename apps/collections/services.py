@@ -5,15 +5,13 @@ from __future__ import annotations
 import hashlib
 import secrets
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -60,9 +58,10 @@ from apps.collections.selectors import loan_id_by_reference
 from apps.core.actor import Actor
 from apps.core.errors import DomainError, IdempotencyConflict, NotAllowed
 from apps.core.money import Money, minor_units, quantize
+from apps.core.sql import insert_sql, insert_values, mark_saved
 from apps.customers.models import ConsentRecord, Customer
 from apps.lenders.models import Lender, LoanProduct
-from apps.lenders.selectors import restriction_policy_version_in_force
+from apps.lenders.selectors import lender_local_date, restriction_policy_version_in_force
 
 ZERO = Decimal(0)
 PAYABLE = frozenset({Loan.Status.ACTIVE, Loan.Status.WRITTEN_OFF, Loan.Status.PAID_OFF})
@@ -84,10 +83,6 @@ class Quote:
 def _require_minor_units(money: Money) -> None:
     if quantize(money.amount, money.currency) != money.amount:
         raise AmountNotInMinorUnits(amount=str(money.amount), currency=money.currency)
-
-
-def lender_local_date(*, lender: Lender, at: datetime | None = None) -> date:
-    return (at or timezone.now()).astimezone(ZoneInfo(lender.timezone)).date()
 
 
 def loan_quote(
@@ -285,34 +280,11 @@ def _validate_amount(*, loan: Loan, amount: Money) -> None:
         raise AmountNotInMinorUnits("The amount must be above zero.")
 
 
-def _insert_sql(model: type[models.Model], *, conflict: tuple[str, ...] = ()) -> str:
-    """``INSERT`` of every column but the id, optionally ``ON CONFLICT (...) DO NOTHING``."""
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
-    # Identifiers come from the model's metadata; every value is a parameter.
-    sql = "INSERT INTO {} ({}) VALUES ({})".format(  # noqa: S608
-        model._meta.db_table,
-        ", ".join(f.column for f in fields),
-        ", ".join(["%s"] * len(fields)),
-    )
-    if conflict:
-        sql += " ON CONFLICT ({}) DO NOTHING".format(", ".join(conflict))
-    return sql + " RETURNING id"
-
-
-def _insert_values(instance: models.Model) -> list[Any]:
-    """The values ``save(force_insert=True)`` would send, ``auto_now`` fields included."""
-    return [
-        f.get_db_prep_save(f.pre_save(instance, add=True), connection)
-        for f in instance._meta.concrete_fields
-        if not f.primary_key
-    ]
-
-
 # Idempotency without a read first: the unique constraint answers "already
 # there?" in the same statement that stores the payment. Under the loan lock a
 # conflict can only come from a payment that has committed (or from another
 # loan's transaction, which we then wait for), so the follow-up read sees it.
-_PAYMENT_INSERT_SQL = _insert_sql(Payment, conflict=("lender_id", "provider", "provider_ref"))
+_PAYMENT_INSERT_SQL = insert_sql(Payment, conflict=("lender_id", "provider", "provider_ref"))
 
 
 def _payment_existing(*, loan: Loan, provider: str, provider_ref: str) -> Payment | None:
@@ -413,7 +385,7 @@ def _payment_record_locked(
             )
         raise
     with connection.cursor() as cursor:
-        cursor.execute(_PAYMENT_INSERT_SQL, _insert_values(payment))
+        cursor.execute(_PAYMENT_INSERT_SQL, insert_values(payment))
         row = cursor.fetchone()
     if row is None:  # the reference is taken, by a committed payment
         existing = _payment_existing(loan=loan, provider=provider, provider_ref=provider_ref)
@@ -422,8 +394,7 @@ def _payment_record_locked(
         return _same_payment_or_conflict(
             existing, loan=loan, amount=amount, provider_ref=provider_ref
         )
-    payment.pk = row[0]
-    payment._state.adding, payment._state.db = False, connection.alias
+    mark_saved(payment, row[0])
     received = AuditEntry(
         actor=actor,
         action=CollectionsAction.PAYMENT_RECEIVED,
@@ -633,21 +604,12 @@ def _installments_paid_update(
             cursor.execute(_PAID_UPDATE_SQL.format(rows=", ".join(rows)), [timezone.now(), *params])
 
 
-_ALLOCATION_COLUMNS = [f for f in Allocation._meta.concrete_fields if not f.primary_key]
-
-
-def _allocations_insert(allocations: Iterable[Allocation]) -> None:
+def _allocations_insert(allocations: list[Allocation]) -> None:
     """``bulk_create`` of ledger lines in one statement, without compiling a queryset."""
-    rows, params = [], []
-    for allocation in allocations:
-        rows.append("(" + ", ".join(["%s"] * len(_ALLOCATION_COLUMNS)) + ")")
-        params.extend(_insert_values(allocation))
-    if rows:
-        columns = ", ".join(f.column for f in _ALLOCATION_COLUMNS)
-        # Identifiers come from the model's metadata; every value is a parameter.
-        sql = f"INSERT INTO {Allocation._meta.db_table} ({columns}) VALUES {', '.join(rows)}"  # noqa: S608
+    if allocations:
+        params = [value for allocation in allocations for value in insert_values(allocation)]
         with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+            cursor.execute(insert_sql(Allocation, rows=len(allocations), returning=False), params)
 
 
 def _reallocate(
@@ -689,7 +651,7 @@ def _reallocate(
         result = allocate(dues, _payments_in(loan=loan))
         delta = ledger_delta(result.lines, _ledger_net(loan=loan))
     if delta:
-        _allocations_insert(
+        _allocations_insert([
             Allocation(
                 lender_id=loan.lender_id,
                 loan=loan,
@@ -700,7 +662,7 @@ def _reallocate(
                 direction=Allocation.Direction.CREDIT if amount > 0 else Allocation.Direction.DEBIT,
             )
             for (payment_id, installment_id, component), amount in sorted(delta.items())
-        )
+        ])  # fmt: skip
         _installments_paid_update(
             installments=installments, paid=result.paid, paid_at=result.paid_at
         )
@@ -771,7 +733,8 @@ def installment_late_fees_assess(
     (``late_fee_assessed_at``), so running twice, or twice at once, assesses
     nothing new. A percent fee is rounded half up to the currency's minor unit
     and capped. Locks the installments in id order (as payments do). Emits one
-    ``collections.late_fee.assessed`` per installment. Returns how many.
+    ``collections.late_fee.assessed`` per installment, appended as one batch.
+    Returns how many.
     """
     lender = Lender.objects.get(pk=lender_id)
     now = as_of or timezone.now()
@@ -785,14 +748,18 @@ def installment_late_fees_assess(
             _LATE_FEE_SQL, {"ids": ids, "now": now, "places": minor_units(lender.currency)}
         )
         assessed = cursor.fetchall()
-    for installment_id, loan_id, sequence, fee in assessed:
-        audit_event_record(
-            actor=actor,
-            action=CollectionsAction.LATE_FEE_ASSESSED,
-            target=Installment(pk=installment_id, lender_id=lender_id),
-            lender_id=lender_id,
-            data={"loan_id": loan_id, "sequence": sequence, "amount": fee, "as_of": today},
-        )
+    audit_events_record(
+        lender_id=lender_id,
+        entries=[
+            AuditEntry(
+                actor=actor,
+                action=CollectionsAction.LATE_FEE_ASSESSED,
+                target=Installment(pk=installment_id, lender_id=lender_id),
+                data={"loan_id": loan_id, "sequence": sequence, "amount": fee, "as_of": today},
+            )
+            for installment_id, loan_id, sequence, fee in assessed
+        ],
+    )
     return len(assessed)
 
 
@@ -842,7 +809,7 @@ _WEBHOOK_EVENT_GET_SQL = (
     "SELECT * FROM collections_webhookevent"
     " WHERE lender_id = %s AND provider = %s AND event_id = %s"
 )
-_WEBHOOK_EVENT_INSERT_SQL = _insert_sql(WebhookEvent)
+_WEBHOOK_EVENT_INSERT_SQL = insert_sql(WebhookEvent)
 
 
 def _webhook_event_get(*, lender_id: int, provider: str, event_id: str) -> WebhookEvent | None:
@@ -853,8 +820,8 @@ def _webhook_event_get(*, lender_id: int, provider: str, event_id: str) -> Webho
 def _webhook_event_insert(event: WebhookEvent) -> None:
     """``save(force_insert=True)``; a second copy of the event raises IntegrityError."""
     with connection.cursor() as cursor:
-        cursor.execute(_WEBHOOK_EVENT_INSERT_SQL, _insert_values(event))
-        event.pk = cursor.fetchone()[0]
+        cursor.execute(_WEBHOOK_EVENT_INSERT_SQL, insert_values(event))
+        mark_saved(event, cursor.fetchone()[0])
 
 
 def payment_webhook_apply(

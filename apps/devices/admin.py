@@ -3,7 +3,6 @@ from __future__ import annotations
 import base64
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
@@ -14,7 +13,7 @@ from apps.devices.models import Device
 from apps.devices.provisioning import payload_text, provisioning_qr_png, provisioning_qr_svg
 from apps.devices.services import enrollment_token_mint
 from apps.lenders.models import Membership
-from apps.lenders.tenancy import LenderScopedAdmin, ReadOnlyAdminMixin, user_membership
+from apps.lenders.tenancy import LenderScopedAdmin, ReadOnlyAdminMixin
 
 
 @admin.register(Device)
@@ -44,11 +43,7 @@ class DeviceAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         device = self.get_object(request, str(object_id))
         if device is None:
             raise Http404
-        membership = user_membership(request.user)
-        if not request.user.is_superuser and (
-            membership is None or membership.role not in self.mint_roles
-        ):
-            raise PermissionDenied
+        self.require_role(request, self.mint_roles, device)
         context = {**self.admin_site.each_context(request), "title": f"Enrollment code for {device}",
                    "device": device, "opts": self.model._meta}  # fmt: skip
         if request.method == "POST":

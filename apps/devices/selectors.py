@@ -1,4 +1,4 @@
-from apps.devices.models import Device
+from apps.devices.models import BOUND, Device
 
 
 def device_status_for_loan(*, loan_id: int, lender_id: int) -> str | None:
@@ -13,6 +13,4 @@ def device_status_for_loan(*, loan_id: int, lender_id: int) -> str | None:
 
 def device_imei_in_use(*, imei: str) -> bool:
     """Whether the phone is the collateral of a loan that is not closed."""
-    return Device.objects.filter(
-        imei=imei, status__in=[Device.Status.PENDING, Device.Status.ENROLLED]
-    ).exists()
+    return Device.objects.filter(imei=imei, status__in=BOUND).exists()

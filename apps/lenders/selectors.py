@@ -1,5 +1,8 @@
-from django.db.models import Prefetch
-from django.utils import translation
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from django.db.models import Prefetch, QuerySet
+from django.utils import timezone, translation
 from django.utils.text import get_text_list
 from django.utils.translation import gettext
 
@@ -7,6 +10,7 @@ from apps.lenders.country_rules import APP_CATEGORIES
 from apps.lenders.errors import LenderNotFound
 from apps.lenders.models import (
     Lender,
+    LoanProduct,
     Membership,
     RestrictionPolicyVersion,
     RestrictionStage,
@@ -77,3 +81,13 @@ def _stage_describe(stage: RestrictionStage) -> str:
             + always
         )
     return gettext("From day %(day)s overdue: the phone locks.") % params + " " + always
+
+
+def lender_local_date(*, lender: Lender, at: datetime | None = None) -> date:
+    """The lender's calendar date at ``at`` (now by default): due dates and days overdue use it."""
+    return (at or timezone.now()).astimezone(ZoneInfo(lender.timezone)).date()
+
+
+def loan_product_list_active(*, lender_id: int) -> QuerySet[LoanProduct]:
+    """The products a clerk may sell for ``lender_id`` now."""
+    return LoanProduct.objects.filter(lender_id=lender_id, is_active=True).order_by("name")

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.http import Http404, HttpRequest
 from rest_framework.permissions import BasePermission
@@ -139,6 +140,11 @@ class LenderScopedAdmin(_NotFoundOnMissingObject, admin.ModelAdmin):  # type: ig
         if membership.role not in roles:
             return False
         return obj is None or user_can_see(request.user, obj)
+
+    def require_role(self, request: HttpRequest, roles: frozenset[str], obj: Any = None) -> None:
+        """For custom admin views: PermissionDenied unless an operator or a member in ``roles``."""
+        if not is_platform_operator(request.user) and not self._role_allows(request, roles, obj):
+            raise PermissionDenied
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         if is_platform_operator(request.user):

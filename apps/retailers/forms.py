@@ -1,4 +1,6 @@
+from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -32,6 +34,10 @@ class PlanForm(forms.Form):
     down_payment = forms.DecimalField(
         label=_("Down payment"), max_digits=18, decimal_places=3, min_value=Decimal(0)
     )
+
+    def __init__(self, *args: Any, products: Iterable[Any] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["product"].choices = [(p.pk, str(p)) for p in products]
 
 
 class ConsentCodeForm(forms.Form):

@@ -1,19 +1,13 @@
 import uuid
 from typing import ClassVar
-from zoneinfo import available_timezones
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import BaseModel
 from apps.core.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
-
-
-def validate_timezone(value: str) -> None:
-    if value not in available_timezones():
-        raise ValidationError(_("%(value)s is not an IANA time zone."), params={"value": value})
+from apps.lenders.models import validate_timezone
 
 
 class Retailer(BaseModel):

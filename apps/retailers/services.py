@@ -12,7 +12,7 @@ from django.db import transaction
 
 from apps.audit.services import audit_event_record
 from apps.collections.errors import ConsentMissing, ProductNotAvailable, RestrictionPolicyMissing
-from apps.collections.services import Quote, lender_local_date, loan_quote, loan_sign
+from apps.collections.services import Quote, loan_quote, loan_sign
 from apps.core.actor import Actor
 from apps.core.errors import NotAllowed, NotFound
 from apps.core.money import Money, quantize
@@ -22,8 +22,12 @@ from apps.customers.services import consent_code_send, consent_confirm, customer
 from apps.devices.errors import ImeiInUse
 from apps.devices.selectors import device_imei_in_use
 from apps.devices.services import device_register, imei_normalise
-from apps.lenders.models import Lender, LoanProduct
-from apps.lenders.selectors import restriction_policy_version_in_force
+from apps.lenders.models import Lender
+from apps.lenders.selectors import (
+    lender_local_date,
+    loan_product_list_active,
+    restriction_policy_version_in_force,
+)
 from apps.retailers.errors import SaleAlreadySigned, SalePriceInvalid, SaleStepMissing
 from apps.retailers.events import RetailersAction
 from apps.retailers.models import Clerk, Retailer, Sale, Shop
@@ -167,9 +171,7 @@ def sale_plan_set(
     _require_open(sale)
     if sale.customer_id is None or sale.price_amount is None:
         raise SaleStepMissing()
-    product = LoanProduct.objects.filter(
-        pk=product_id, lender_id=sale.lender_id, is_active=True
-    ).first()
+    product = loan_product_list_active(lender_id=sale.lender_id).filter(pk=product_id).first()
     if product is None:
         raise ProductNotAvailable(product_id=product_id)
     sale.product, sale.down_payment_amount = product, down_payment

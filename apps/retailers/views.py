@@ -17,6 +17,7 @@ from apps.core.actor import Actor, ActorType
 from apps.core.errors import DomainError, NotFound
 from apps.devices.provisioning import provisioning_qr_png, provisioning_qr_svg
 from apps.devices.services import enrollment_token_mint
+from apps.lenders.selectors import loan_product_list_active
 from apps.retailers import forms
 from apps.retailers.models import Clerk, Sale
 from apps.retailers.selectors import clerk_for_user, sale_get_for_clerk, sale_list_for_clerk
@@ -112,17 +113,14 @@ def home(request: HttpRequest, clerk: Clerk) -> HttpResponse:
 
 
 def _step_view(form_class: type, service: Callable[..., Sale], template: str, next_name: str,
-               initial: Callable[[Sale], dict[str, Any]]) -> Callable[..., HttpResponse]:  # fmt: skip
+               initial: Callable[[Sale], dict[str, Any]],
+               form_kwargs: Callable[[Sale], dict[str, Any]] = lambda sale: {}) -> Callable[..., HttpResponse]:  # fmt: skip
     @clerk_required
     def view(request: HttpRequest, clerk: Clerk, public_id: Any) -> HttpResponse:
         sale = sale_get_for_clerk(public_id=public_id, clerk=clerk)
         if sale.loan_id:
             return redirect("pos:provision", sale.public_id)
-        form = form_class(request.POST or None, initial=initial(sale))
-        if template == "plan.html":
-            form.fields["product"].choices = [
-                (p.pk, str(p)) for p in sale.lender.products.filter(is_active=True)
-            ]
+        form = form_class(request.POST or None, initial=initial(sale), **form_kwargs(sale))
         if request.method == "POST" and form.is_valid():
             try:
                 service(sale_id=sale.pk, clerk=clerk, actor=_actor(request), **form.cleaned_data)
@@ -152,7 +150,8 @@ def _plan_service(
 
 
 plan = _step_view(forms.PlanForm, _plan_service, "plan.html", "pos:consent",
-                  lambda s: {"product": s.product_id, "down_payment": s.down_payment_amount})  # fmt: skip
+                  lambda s: {"product": s.product_id, "down_payment": s.down_payment_amount},
+                  lambda s: {"products": loan_product_list_active(lender_id=s.lender_id)})  # fmt: skip
 
 
 @clerk_required

@@ -1,10 +1,9 @@
-from base64 import b32encode
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.accounts.services import totp_device_provision
+from apps.accounts.services import totp_device_provision, totp_secret_base32
 from apps.core.actor import Actor
 
 
@@ -19,6 +18,6 @@ class Command(BaseCommand):
         if user is None:
             raise CommandError(f"no user {username!r}")
         device = totp_device_provision(user=user, actor=Actor.system())
-        secret = b32encode(device.bin_key).decode().rstrip("=")
+        secret = totp_secret_base32(device)
         self.stdout.write(f"TOTP secret for {username} (shown once): {secret}")
         self.stdout.write(f"otpauth URI: {device.config_url}")

@@ -5,7 +5,6 @@ with --reset-credentials to print fresh ones.
 """
 
 import secrets
-from base64 import b32encode
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,7 +15,12 @@ from django.db import transaction
 from django.utils import timezone
 from django_otp.oath import totp
 
-from apps.accounts.services import operator_create, totp_device_provision, user_password_set
+from apps.accounts.services import (
+    operator_create,
+    totp_device_provision,
+    totp_secret_base32,
+    user_password_set,
+)
 from apps.collections.models import Loan
 from apps.collections.services import loan_sign, payment_record
 from apps.core.actor import Actor
@@ -181,7 +185,7 @@ class Command(BaseCommand):
             return
         self.stdout.write(self.style.SUCCESS("Demo back-office users (shown once):"))
         for username, where, role, password, device in issued:
-            secret = b32encode(device.bin_key).decode().rstrip("=")
+            secret = totp_secret_base32(device)
             self.stdout.write(
                 f"  {username:14} {role!s:13} {where:26} password {password}  TOTP secret {secret}"
                 f"  (code now: {totp(device.bin_key):06d})"

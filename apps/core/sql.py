@@ -1,0 +1,48 @@
+"""INSERT statements written once, for the few hot paths that skip the ORM's compiler.
+
+``insert_sql`` builds the statement from the model's metadata (identifiers are
+never user input; every value is a parameter) and ``insert_values`` gives the
+values ``save(force_insert=True)`` would send, ``auto_now`` fields included.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import connection, models
+
+
+def _columns(model: type[models.Model]) -> list[models.Field[Any, Any]]:
+    return [f for f in model._meta.concrete_fields if not f.primary_key]
+
+
+def insert_sql(
+    model: type[models.Model],
+    *,
+    rows: int = 1,
+    conflict: tuple[str, ...] = (),
+    returning: bool = True,
+) -> str:
+    """``INSERT`` of ``rows`` rows (every column but the id), optionally
+    ``ON CONFLICT (...) DO NOTHING``, optionally ``RETURNING id`` (in VALUES order)."""
+    fields = _columns(model)
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = "INSERT INTO {} ({}) VALUES {}".format(  # noqa: S608  (identifiers from model metadata)
+        model._meta.db_table, ", ".join(f.column for f in fields), ", ".join([row] * rows)
+    )
+    if conflict:
+        sql += " ON CONFLICT ({}) DO NOTHING".format(", ".join(conflict))
+    return sql + (" RETURNING id" if returning else "")
+
+
+def insert_values(instance: models.Model) -> list[Any]:
+    return [
+        f.get_db_prep_save(f.pre_save(instance, add=True), connection)
+        for f in _columns(type(instance))
+    ]
+
+
+def mark_saved(instance: models.Model, pk: int) -> None:
+    """What ``save()`` leaves on an instance it inserted."""
+    instance.pk = pk
+    instance._state.adding, instance._state.db = False, connection.alias
