@@ -25,7 +25,7 @@ def installment_lock_for_loan(*, loan: Loan) -> QuerySet[Installment]:
 # The hottest lock statements as SQL written once: the webhook takes them on
 # every call, and compiling the equivalent querysets costs more CPU than
 # running them. The same rows, order and lock strength as the querysets above
-# (tests/collections/test_webhook.py::test_locks_match_the_querysets_when_raw).
+# (tests/collections/test_webhook_hot_path.py).
 _LOAN_LOCK_BY_REFERENCE_SQL = (
     "SELECT * FROM collections_loan WHERE lender_id = %s AND reference = %s FOR UPDATE"
 )

@@ -149,3 +149,34 @@ def test_the_head_moves_in_the_statement_that_appends_the_events_when_batched() 
     assert [e.data["n"] for e in stored] == [0, 1, 2]
     assert (chain.last_seq, chain.last_hash) == (stored[-1].seq, stored[-1].hash)
     assert audit_chain_verify(chain=chain) is None
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("occurred_at", "'2001-01-01T00:00:00Z'::timestamptz"), ("actor_type", "'device'"),
+     ("actor_id", "'99'"), ("action", "'x.y.z'"), ("target_type", "'lenders.membership'"),
+     ("target_id", "'12345'"), ("data", "'{\"a\": 1}'::jsonb"), ("reason", "'edited'"),
+     ("ip", "'10.1.1.1'"), ("user_agent", "'other'")],
+)  # fmt: skip
+def test_editing_any_hashed_field_breaks_the_chain(lender_a, column, value) -> None:
+    event = audit_event_for(lender_a)
+    tamper(f"UPDATE audit_auditevent SET {column} = {value} WHERE id = %s", [event.pk])  # noqa: S608
+    found = audit_chain_verify(chain=AuditChain.objects.get(lender=lender_a))
+    assert found is not None
+    assert (found.event_id, found.problem) == (
+        event.pk,
+        "stored hash does not match the event's contents",
+    )
+
+
+def test_the_hash_of_known_fields_is_fixed() -> None:
+    """A known answer: the canonical encoding (sorted keys, no spaces, non-ASCII kept) cannot drift."""
+    from datetime import UTC, datetime
+
+    digest = event_hash(
+        lender_id=7, seq=3, occurred_at=datetime(2026, 11, 24, 12, 0, tzinfo=UTC), actor_type="agent",
+        actor_id="42", action="collections.payment.received", target_type="collections.loan", target_id="9",
+        data={"amount": "10.50"}, reason="pagó en efectivo", ip="10.0.0.1", user_agent="ua", prev_hash="0" * 64,
+    )  # fmt: skip
+    # computed by hand from docs/audit.md's description, not by apps/audit/hashing.py
+    assert digest == "67adc10f80f3b31376c25a044fcc24293f7c08c842c017324526adc998843579"

@@ -35,11 +35,15 @@ def test_signing_creates_the_loan_and_its_schedule_in_the_lenders_timezone(lende
 
 
 def test_the_loan_keeps_its_terms_when_the_product_changes(lender_a) -> None:
-    loan = signed_loan(lender_a, grace_days=3)
+    from apps.collections.selectors import loan_days_overdue
+
+    loan = signed_loan(lender_a, grace_days=3, signed_at=datetime(2026, 1, 10, 9, tzinfo=UTC))
     loan.product.grace_days = 10
     loan.product.save()
     loan.refresh_from_db()
     assert loan.grace_days == 3
+    # four days after the first due date (10 Feb): overdue under the loan's 3 grace days
+    assert loan_days_overdue(loan=loan, as_of=datetime(2026, 2, 14, 9, tzinfo=UTC)) == 4
 
 
 def test_quote_is_the_same_computation_as_signing(lender_a) -> None:

@@ -144,6 +144,7 @@ def test_oversized_bodies_and_unknown_providers(client, lender_a, loan, settings
                            **headers(lender_a, body, provider="acme"))  # fmt: skip
     assert response.status_code == 404
     assert not Payment.objects.exists()
+    assert (rejections("payload_too_large"), rejections("unknown_provider")) == (1, 1)
 
 
 def test_a_reversal_event_before_its_payment(client, lender_a, loan) -> None:

@@ -76,3 +76,33 @@ def test_a_payment_webhook_takes_at_most_13_queries_when_applied(
     with django_assert_max_num_queries(13):
         response = deliver(client, lender_a, event(loan.reference, "250.00", "MP-1"))
     assert response.status_code == 200, response.content
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_raw_locks_hold_the_rows_against_another_connection(lender_a) -> None:
+    import threading
+
+    from django.db import OperationalError, connection
+
+    loan = signed_loan(lender_a, price="3500", down="500", installments=3)
+    outcomes: list[str] = []
+
+    def probe(sql: str) -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(sql, [loan.pk])
+            outcomes.append("free")
+        except OperationalError:
+            outcomes.append("locked")
+        finally:
+            connection.close()
+
+    with transaction.atomic():
+        loan_lock_by_reference(lender_id=lender_a.pk, reference=loan.reference)
+        installment_lock_list_for_loan(loan=loan)
+        for sql in ("SELECT 1 FROM collections_loan WHERE id = %s FOR UPDATE NOWAIT",
+                    "SELECT 1 FROM collections_installment WHERE loan_id = %s FOR UPDATE NOWAIT"):  # fmt: skip
+            thread = threading.Thread(target=probe, args=(sql,))
+            thread.start()
+            thread.join()
+    assert outcomes == ["locked", "locked"]

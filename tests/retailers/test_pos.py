@@ -147,8 +147,24 @@ def test_a_phone_already_on_an_open_loan_is_refused(counter, lender_a) -> None:
 def test_clerks_never_get_into_the_admin_and_agents_not_into_the_pos(
     counter, lender_a, make_agent
 ) -> None:
-    client, _, _ = counter
+    from apps.core.actor import Actor
+    from apps.retailers.services import clerk_create
+
+    client, clerk, _ = counter
     assert client.get(reverse("admin:index")).status_code == 302
+    real = clerk_create(
+        shop=clerk.shop,
+        username="kiosk-2",
+        password="a-long-enough-passphrase",
+        actor=Actor.system(),
+    )
+    assert not real.user.is_staff
+    admin_client = Client()
+    response = admin_client.post(
+        reverse("admin:login"), {"username": "kiosk-2", "password": "a-long-enough-passphrase"}
+    )
+    assert response.status_code == 200  # the form again: not a staff account
+    assert "_auth_user_id" not in admin_client.session
     agent_client = Client()
     agent = make_agent(lender_a)
     response = agent_client.post(
