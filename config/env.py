@@ -1,7 +1,8 @@
 """The one place that reads the environment (django-environ).
 
 Django's own variables use a ``DJANGO_`` prefix; each integration has its own
-prefix and an ``<X>_ENABLED`` flag.
+prefix (``PAYMENTS_``, ``SMS_``, ``AGENT_``, ...). Production settings give no
+default for the secrets and addresses it needs, so a missing one fails at start.
 """
 
 from pathlib import Path
