@@ -76,3 +76,20 @@ def sms_outbox() -> list[tuple[str, str]]:
 
     FakeSmsGateway.outbox.clear()
     return FakeSmsGateway.outbox
+
+
+@pytest.fixture
+def fake_fcm(tmp_path, settings):
+    """A loopback FCM (token endpoint and v1 send API) that firebase-admin really talks to."""
+    from apps.integrations.push.base import get_push_gateway
+    from tests.fakes.fcm import FakeFcm, service_account_file
+
+    fake = FakeFcm().start()
+    settings.FCM_CREDENTIALS_FILE = str(
+        service_account_file(tmp_path / "fcm.json", token_uri=fake.token_uri)
+    )
+    settings.FCM_API_BASE = fake.base_url
+    get_push_gateway.cache_clear()
+    yield fake
+    get_push_gateway.cache_clear()
+    fake.stop()

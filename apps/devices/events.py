@@ -13,3 +13,5 @@ class DevicesAction(StrEnum):
     SIM_CHANGED = "devices.device.sim_changed"
     EVENT_REPORTED = "devices.device.event_reported"
     PUSH_ADDRESS_CHANGED = "devices.device.fcm_token_changed"
+    PUSH_ADDRESS_DEAD = "devices.device.fcm_token_dead"
+    LENDER_KEY_ROTATED = "devices.lender_key.rotated"

@@ -2,8 +2,8 @@
 
 Nothing secret is stored in the database: the 32-byte seed of a lender's key
 version is HMAC-SHA256(master, "ed25519:<lender slug>:v<version>"). Rotating a
-lender's key is moving to the next version (the device-sync issue announces
-the new public key inside a state signed by the old one).
+lender's key is moving to the next version (``lender_signing_key_rotate``):
+each phone learns the new public key from a state signed by the old one.
 """
 
 from __future__ import annotations
@@ -16,17 +16,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.conf import settings
 
-CURRENT_KEY_VERSION = 1
 
-
-def lender_signing_key(
-    *, lender_slug: str, version: int = CURRENT_KEY_VERSION
-) -> Ed25519PrivateKey:
+def lender_signing_key(*, lender_slug: str, version: int) -> Ed25519PrivateKey:
     master = settings.DEVICE_SIGNING_MASTER_KEY.encode()
     seed = hmac.new(master, f"ed25519:{lender_slug}:v{version}".encode(), hashlib.sha256).digest()
     return Ed25519PrivateKey.from_private_bytes(seed)
 
 
-def lender_public_key_b64(*, lender_slug: str, version: int = CURRENT_KEY_VERSION) -> str:
+def lender_public_key_b64(*, lender_slug: str, version: int) -> str:
     public = lender_signing_key(lender_slug=lender_slug, version=version).public_key()
     return base64.b64encode(public.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()

@@ -31,6 +31,12 @@ class Device(BaseModel):
     android_version = models.CharField(max_length=20, blank=True)
     agent_version = models.CharField(max_length=20, blank=True)
     fcm_token = models.CharField(max_length=512, blank=True)
+    push_address_kind = models.CharField(
+        max_length=5,
+        choices=[("token", _("FCM registration token")), ("fid", _("Firebase installation id"))],
+        default="token",
+        help_text=_("What fcm_token holds; FCM addresses the phone by it."),
+    )
     agent_public_key = models.CharField(max_length=64, blank=True, help_text=_("Ed25519, base64"))
     credential_hash = models.CharField(max_length=64, blank=True)
     enrolled_at = models.DateTimeField(null=True, blank=True)
@@ -43,6 +49,12 @@ class Device(BaseModel):
     battery_percent = models.PositiveSmallIntegerField(null=True, blank=True)
     iccid_sha256 = models.CharField(max_length=64, blank=True)
     last_ip = models.CharField(max_length=45, blank=True)
+    key_version = models.PositiveSmallIntegerField(
+        default=1, help_text=_("The lender key version the phone trusts.")
+    )
+    fcm_token_dead_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("FCM said the push address is gone: SMS fallback.")
+    )
 
     class Meta:
         ordering = ("-created_at",)
@@ -153,4 +165,69 @@ class DeviceEvent(BaseModel):
         ordering = ("-occurred_at",)
         constraints = [
             models.UniqueConstraint(fields=["device", "event_id"], name="device_event_once")
+        ]
+
+
+class LenderKey(BaseModel):
+    """A version of a lender's state-signing key: its public half, and when it began.
+
+    The private half is derived from the environment (``apps.devices.keys``);
+    version 1 exists without a row. A phone moves to a new version when it
+    acknowledges a state, signed by the version it trusts, that announces it.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    version = models.PositiveSmallIntegerField()
+    public_key = models.CharField(max_length=64, help_text=_("Ed25519, base64"))
+
+    class Meta:
+        ordering = ("lender", "-version")
+        constraints = [
+            models.UniqueConstraint(fields=["lender", "version"], name="lender_key_version_unique"),
+            models.CheckConstraint(condition=Q(version__gte=2), name="lender_key_version_from_2"),
+        ]
+
+
+class PushNudge(BaseModel):
+    """One wake-up push to a phone: the outbox row written with its state, and its delivery log.
+
+    Written in the transaction that changes the desired state, so a broker
+    that is down loses nothing: the relay task sends what is pending whenever
+    it runs. Each row records its attempts, the provider's message id or last
+    error, and its end (sent, superseded by a newer nudge, dead address, or
+    failed).
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Waiting to be sent")
+        SENDING = "sending", _("Being sent")
+        SENT = "sent", _("Sent")
+        SUPERSEDED = "superseded", _("Superseded by a newer push")
+        DEAD = "dead", _("Push address gone")
+        FAILED = "failed", _("Failed")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="nudges")
+    version = models.PositiveIntegerField(help_text=_("The state version the push announces."))
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    message_id = models.CharField(max_length=200, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at", "id"],
+                condition=Q(status__in=("pending", "sending")),
+                name="push_nudge_due",
+            ),
+            models.Index(fields=["device", "-created_at"], name="push_nudge_device"),
         ]

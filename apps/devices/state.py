@@ -4,6 +4,8 @@ The document is canonical JSON (sorted keys, no spaces, UTF-8); the signature
 is Ed25519 over exactly those bytes. The agent verifies it with the lender's
 public key it received at enrollment, and refuses a state whose version is
 not higher than the one it applied, or whose ``valid_until`` has passed.
+A state may announce the lender's next key (``next_key``); the phone trusts
+it from the moment it applies that state, which the old key signed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from apps.devices.keys import CURRENT_KEY_VERSION, lender_signing_key
+from apps.devices.keys import lender_signing_key
 from apps.lenders.country_rules import always_allowed_packages
 
 OFFLINE_LEASE = timedelta(days=7)
@@ -38,9 +40,11 @@ def state_document(
     blocked_categories: list[str] | None = None,
     alarm_times: list[str] | None = None,
     always_allowed_numbers: list[str] | None = None,
+    key_version: int,
     fallback_level: str = "normal",
+    next_key: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    return {
+    document = {
         "device": device_id,
         "version": version,
         "level": level,
@@ -57,8 +61,18 @@ def state_document(
         "alarm_times": sorted(alarm_times or []),
         "always_allowed_packages": sorted(always_allowed_packages()),
         "always_allowed_numbers": sorted(always_allowed_numbers or []),
-        "key_version": CURRENT_KEY_VERSION,
+        "key_version": key_version,
     }
+    if next_key is not None:
+        # a new lender key, announced under the old one; trusted once this state is acked
+        document["next_key"] = next_key
+    return document
+
+
+# What a state says besides its bookkeeping: re-issuing a state (to announce a
+# new key) carries these over unchanged.
+CONTENT_FIELDS = ("wallpaper_text", "lock_screen_text", "blocked_packages", "blocked_categories",
+                  "alarm_times", "always_allowed_numbers", "fallback_level")  # fmt: skip
 
 
 def sign_document(*, lender_slug: str, document: dict[str, Any]) -> str:

@@ -250,6 +250,16 @@ PROVISIONING_WIFI_SECURITY_TYPE = env("PROVISIONING_WIFI_SECURITY_TYPE", default
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["enroll"] = env("AGENT_ENROLL_THROTTLE", default="30/min")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["agent"] = env("AGENT_API_THROTTLE", default="120/min")
 
+# --- Push (FCM) ----------------------------------------------------------------
+# A service-account JSON file; without one, nudges are only logged (the demo).
+FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE", default="")
+FCM_API_BASE = env("FCM_API_BASE", default="https://fcm.googleapis.com")
+PUSH_TTL_SECONDS = env.int("PUSH_TTL_SECONDS", default=24 * 3600)
+PUSH_RETRY_BASE_SECONDS = env.float("PUSH_RETRY_BASE_SECONDS", default=5.0)
+PUSH_RETRY_MAX_SECONDS = env.float("PUSH_RETRY_MAX_SECONDS", default=900.0)
+PUSH_MAX_ATTEMPTS = env.int("PUSH_MAX_ATTEMPTS", default=12)
+PUSH_CLAIM_TIMEOUT_SECONDS = env.int("PUSH_CLAIM_TIMEOUT_SECONDS", default=120)
+
 # --- SMS ----------------------------------------------------------------------
 SMS_GATEWAY_CLASS = env("SMS_GATEWAY_CLASS", default="apps.integrations.sms.base.ConsoleSmsGateway")
 

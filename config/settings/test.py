@@ -30,3 +30,6 @@ WHITENOISE_USE_FINDERS = True
 AUDIT_ALLOW_FLUSH = True
 SMS_GATEWAY_CLASS = "tests.fakes.sms.FakeSmsGateway"
 DEMO_SEED_ALLOWED = True
+# Push retries in tests wait milliseconds, not seconds.
+PUSH_RETRY_BASE_SECONDS = 0.01
+PUSH_RETRY_MAX_SECONDS = 0.05

@@ -98,7 +98,9 @@ def test_a_phone_enrolls_once_and_gets_its_credentials(client, device) -> None:
     )  # hashed
     # the key the phone got verifies what the lender signs
     public = Ed25519PublicKey.from_public_bytes(base64.b64decode(body["lender_public_key"]))
-    public.verify(lender_signing_key(lender_slug=device.lender.slug).sign(b"state"), b"state")
+    public.verify(
+        lender_signing_key(lender_slug=device.lender.slug, version=1).sign(b"state"), b"state"
+    )
     assert AuditEvent.objects.filter(
         action="devices.device.enrolled", target_id=str(device.pk)
     ).exists()

@@ -2,22 +2,19 @@ import base64
 
 import pytest
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from apps.audit.models import AuditEvent
 from apps.core.actor import Actor
 from apps.devices.errors import DeviceReleased
 from apps.devices.models import Device
 from apps.devices.services import (
-    device_enroll,
-    device_register,
+    device_key_announce,
     device_state_set,
-    enrollment_token_mint,
+    lender_signing_key_rotate,
 )
 from apps.devices.state import canonical
-from tests.collections.factories import signed_loan
-from tests.devices.factories import valid_imei
+from tests.devices.factories import enrolled_phone
 
 pytestmark = pytest.mark.django_db
 
@@ -25,14 +22,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def phone(lender_a):
     """An enrolled phone: (device, secret, lender public key)."""
-    device = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y",
-                             actor=Actor.system())  # fmt: skip
-    token = enrollment_token_mint(device_id=device.pk, actor=Actor.system()).token
-    public = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-    enrolled = device_enroll(token=token, imei=device.imei, serial="", model_name="", android_version="14",
-                             agent_version="1.0", fcm_token="", agent_public_key=base64.b64encode(public).decode(),
-                             actor=Actor.system())  # fmt: skip
-    return device, enrolled.device_secret, enrolled.lender_public_key
+    return enrolled_phone(lender_a)
 
 
 def auth(device, secret) -> dict[str, str]:
@@ -171,3 +161,44 @@ def test_a_new_push_token_is_kept_and_audited_without_the_token(client, phone) -
     events = AuditEvent.objects.filter(action="devices.device.fcm_token_changed")
     assert events.count() == 1
     assert "fcm-new" not in str(events.get().data)
+
+
+def test_a_new_lender_key_is_announced_under_the_old_one_and_trusted_after_the_ack(
+    client, phone, lender_a
+) -> None:
+    device, secret, old_key = phone
+    key = lender_signing_key_rotate(lender_id=lender_a.pk, actor=Actor.system(), reason="Yearly.")
+    assert device_key_announce(lender_id=lender_a.pk) == 1
+    assert device_key_announce(lender_id=lender_a.pk) == 0  # a repeat issues nothing more
+    state = check_in(client, device, secret, 1).json()["state"]
+    verify(state, old_key)  # signed by the key the phone trusts...
+    assert state["document"]["next_key"] == {"version": 2, "public_key": key.public_key}
+    assert state["document"]["level"] == "normal"  # ...with the same content
+    ack = client.post("/api/agent/v1/ack", {"version": 2}, content_type="application/json",
+                      **auth(device, secret))  # fmt: skip
+    assert ack.status_code == 200
+    device.refresh_from_db()
+    assert device.key_version == 2
+
+    device_state_set(device_id=device.pk, level="lock", actor=Actor.system(), reason="Overdue.")
+    state = check_in(client, device, secret, 2).json()["state"]
+    assert (state["key_version"], "next_key" in state["document"]) == (2, False)
+    verify(state, key.public_key)
+    with pytest.raises(InvalidSignature):
+        verify(state, old_key)  # the old key no longer speaks for the lender to this phone
+    assert enrolled_phone(lender_a)[2] == key.public_key  # new phones start on the new key
+    assert AuditEvent.objects.filter(action="devices.lender_key.rotated").count() == 1
+
+
+def test_a_push_address_is_a_token_or_an_installation_id_but_not_both(client, phone) -> None:
+    device, secret, _ = phone
+
+    def post(body):
+        return client.post("/api/agent/v1/fcm-token", body, content_type="application/json",
+                           **auth(device, secret))  # fmt: skip
+
+    assert post({"fid": "fid-1"}).status_code == 200
+    device.refresh_from_db()
+    assert (device.fcm_token, device.push_address_kind) == ("fid-1", "fid")
+    assert post({"fid": "a", "fcm_token": "b"}).status_code == 400
+    assert post({}).status_code == 400

@@ -45,7 +45,12 @@ class DeviceEnrollApi(APIView):
         model = serializers.CharField(max_length=80, allow_blank=True, default="")
         android_version = serializers.CharField(max_length=20, allow_blank=True, default="")
         agent_version = serializers.CharField(max_length=20, allow_blank=True, default="")
-        fcm_token = serializers.CharField(max_length=512, allow_blank=True, default="")
+        fcm_token = serializers.CharField(
+            max_length=512, allow_blank=True, default="", help_text="FCM registration token"
+        )
+        fid = serializers.CharField(
+            max_length=512, allow_blank=True, default="", help_text="Firebase installation id"
+        )
         agent_public_key = serializers.CharField(
             max_length=64, help_text="Ed25519 public key, base64"
         )
@@ -73,7 +78,8 @@ class DeviceEnrollApi(APIView):
         enrollment = device_enroll(
             token=values["token"], imei=values["imei"], serial=values["serial"], model_name=values["model"],
             android_version=values["android_version"], agent_version=values["agent_version"],
-            fcm_token=values["fcm_token"], agent_public_key=values["agent_public_key"],
+            fcm_token=values["fid"] or values["fcm_token"], push_address_kind="fid" if values["fid"] else "token",
+            agent_public_key=values["agent_public_key"],
             actor=Actor(type=ActorType.DEVICE, ip=client_ip(request)),
         )  # fmt: skip
         body = {
@@ -187,7 +193,17 @@ class DeviceFcmTokenApi(DeviceApi):
     """POST /api/agent/v1/fcm-token : the phone's push token changed."""
 
     class InputSerializer(serializers.Serializer):
-        fcm_token = serializers.CharField(max_length=512)
+        fcm_token = serializers.CharField(
+            max_length=512, required=False, help_text="FCM registration token"
+        )
+        fid = serializers.CharField(
+            max_length=512, required=False, help_text="Firebase installation id"
+        )
+
+        def validate(self, attrs: dict) -> dict:  # type: ignore[type-arg]  # DRF's attrs
+            if ("fcm_token" in attrs) == ("fid" in attrs):
+                raise serializers.ValidationError("Send exactly one of fcm_token and fid.")
+            return attrs
 
     class OutputSerializer(serializers.Serializer):
         updated = serializers.BooleanField()
@@ -197,6 +213,8 @@ class DeviceFcmTokenApi(DeviceApi):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         device_id = request.user.device.pk
-        device_fcm_token_set(device_id=device_id, fcm_token=data.validated_data["fcm_token"],
+        values = data.validated_data
+        device_fcm_token_set(device_id=device_id, fcm_token=values.get("fid") or values["fcm_token"],
+                             kind="fid" if "fid" in values else "token",
                              actor=Actor(type=ActorType.DEVICE, id=str(device_id), ip=client_ip(request)))  # fmt: skip
         return Response(self.OutputSerializer({"updated": True}).data)

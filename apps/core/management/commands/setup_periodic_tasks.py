@@ -16,6 +16,8 @@ SCHEDULE: dict[str, tuple[str, dict[str, str], str, str]] = {
         "UTC",
         "default",
     ),
+    # The outbox's safety net: nudges whose relay task was lost or is due to retry.
+    "devices: push relay": ("devices.push_relay", {}, "UTC", "push"),
     # Idempotent per installment; the per-lender local-morning sweep replaces
     # this fixed time when the restriction engine lands.
     "collections: daily late fees": (

@@ -1,0 +1,46 @@
+"""Writes for devices, by concern; the public names are re-exported here."""
+
+from apps.devices.services.agent import (
+    CheckIn,
+    device_ack,
+    device_authenticate,
+    device_check_in,
+    device_event_report,
+    device_fcm_token_set,
+)
+from apps.devices.services.enrollment import (
+    Enrollment,
+    MintedToken,
+    device_enroll,
+    device_register,
+    enrollment_token_mint,
+    imei_normalise,
+)
+from apps.devices.services.push import push_nudges_enqueue, push_relay_run
+from apps.devices.services.state import (
+    device_key_announce,
+    device_state_set,
+    lender_signing_key_rotate,
+    state_write,
+)
+
+__all__ = [
+    "CheckIn",
+    "Enrollment",
+    "MintedToken",
+    "device_ack",
+    "device_authenticate",
+    "device_check_in",
+    "device_enroll",
+    "device_event_report",
+    "device_fcm_token_set",
+    "device_key_announce",
+    "device_register",
+    "device_state_set",
+    "enrollment_token_mint",
+    "imei_normalise",
+    "lender_signing_key_rotate",
+    "push_nudges_enqueue",
+    "push_relay_run",
+    "state_write",
+]

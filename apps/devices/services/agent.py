@@ -1,0 +1,149 @@
+"""Writes the agent's calls make: check-in, ack, events, push address."""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_event_record
+from apps.core.actor import Actor, ActorType
+from apps.devices.errors import AckVersionUnknown, DeviceReleased
+from apps.devices.events import DevicesAction
+from apps.devices.locks import device_lock
+from apps.devices.models import Device, DeviceEvent, DeviceState
+from apps.devices.services.enrollment import sha256_hex
+
+
+@dataclass(frozen=True, slots=True)
+class CheckIn:
+    state: DeviceState | None  # the newest state, when the phone has an older one
+
+
+@transaction.atomic
+def device_check_in(
+    *, device_id: int, applied_version: int, agent_version: str, battery_percent: int | None,
+    iccid_sha256: str, ip: str | None,
+) -> CheckIn:  # fmt: skip
+    """Record that the phone is alive and hand it the newest state if it is behind.
+
+    Safe to repeat. A heartbeat is not audited; a changed SIM (its ICCID's
+    hash) is, as ``devices.device.sim_changed``.
+    """
+    device = device_lock(device_id=device_id)
+    if device.status == Device.Status.RELEASED:
+        raise DeviceReleased(device_id=device.pk)
+    if iccid_sha256 and device.iccid_sha256 and iccid_sha256 != device.iccid_sha256:
+        audit_event_record(actor=Actor(type=ActorType.DEVICE, id=str(device.pk), ip=ip),
+                           action=DevicesAction.SIM_CHANGED, target=device,
+                           data={"old": {"iccid_sha256": device.iccid_sha256}, "new": {"iccid_sha256": iccid_sha256}})  # fmt: skip
+    Device.objects.filter(pk=device.pk).update(
+        last_seen_at=timezone.now(), agent_version=agent_version or device.agent_version,
+        battery_percent=battery_percent, iccid_sha256=iccid_sha256 or device.iccid_sha256,
+        last_ip=ip or "", updated_at=timezone.now(),
+    )  # fmt: skip
+    if applied_version >= device.desired_version:
+        return CheckIn(state=None)
+    return CheckIn(state=DeviceState.objects.get(device=device, version=device.desired_version))
+
+
+@transaction.atomic
+def device_ack(*, device_id: int, version: int, error_code: str, actor: Actor) -> Device:
+    """The phone applied ``version`` (or failed to, with ``error_code``).
+
+    Acknowledgements only move forward: a late ack of an older version changes
+    nothing, so repeating one is harmless. Emits ``devices.state.acknowledged``
+    or ``devices.state.failed``.
+    """
+    device = device_lock(device_id=device_id)
+    if version > device.desired_version or version < 1:
+        raise AckVersionUnknown(version=version)
+    if error_code:
+        if device.last_ack_error != f"{version}:{error_code}":
+            device.last_ack_error = f"{version}:{error_code}"
+            device.save(update_fields=["last_ack_error", "updated_at"])
+            audit_event_record(actor=actor, action=DevicesAction.STATE_FAILED, target=device,
+                               data={"version": version, "error": error_code})  # fmt: skip
+        return device
+    if version > device.acked_version:
+        device.acked_version, device.acked_at, device.last_ack_error = version, timezone.now(), ""
+        data: dict[str, Any] = {"version": version}
+        document = DeviceState.objects.values_list("document", flat=True).get(
+            device=device, version=version
+        )
+        announced = (document.get("next_key") or {}).get("version", 0)
+        if announced > device.key_version:  # the phone now trusts the announced key
+            data["key_version"] = {"old": device.key_version, "new": announced}
+            device.key_version = announced
+        device.save(
+            update_fields=[
+                "acked_version",
+                "acked_at",
+                "last_ack_error",
+                "key_version",
+                "updated_at",
+            ]
+        )
+        audit_event_record(
+            actor=actor, action=DevicesAction.STATE_ACKNOWLEDGED, target=device, data=data
+        )
+    return device
+
+
+def device_authenticate(*, device_id: int, secret: str) -> Device | None:
+    """The device whose credential ``secret`` is, or None (constant-time comparison)."""
+    device = Device.objects.filter(pk=device_id).first()
+    if device is None or not device.credential_hash:
+        return None
+    if not hmac.compare_digest(device.credential_hash, sha256_hex(secret)):
+        return None
+    return device
+
+
+@transaction.atomic
+def device_event_report(
+    *,
+    device_id: int,
+    event_id: str,
+    kind: str,
+    occurred_at: Any,
+    detail: dict[str, Any],
+    actor: Actor,
+) -> tuple[DeviceEvent, bool]:
+    """Store what the phone reported, once per event id, and audit it.
+
+    Locks the device. A repeat of the same event id returns the stored event
+    and records nothing. Emits ``devices.device.event_reported``.
+    """
+    device = device_lock(device_id=device_id)
+    existing = DeviceEvent.objects.filter(device=device, event_id=event_id).first()
+    if existing is not None:
+        return existing, False
+    event = DeviceEvent.objects.create(lender_id=device.lender_id, device=device, event_id=event_id, kind=kind,
+                                       occurred_at=occurred_at, detail=detail)  # fmt: skip
+    audit_event_record(actor=actor, action=DevicesAction.EVENT_REPORTED, target=device,
+                       data={"event_id": event_id, "kind": kind, "occurred_at": occurred_at, "detail": detail})  # fmt: skip
+    return event, True
+
+
+@transaction.atomic
+def device_fcm_token_set(
+    *, device_id: int, fcm_token: str, actor: Actor, kind: str = "token"
+) -> Device:
+    """The phone's new push address; a dead one comes back to life. Audited when it
+    changes (the token's hash, not the token)."""
+    device = device_lock(device_id=device_id)
+    if (device.fcm_token, device.push_address_kind) != (
+        fcm_token,
+        kind,
+    ) or device.fcm_token_dead_at:
+        device.fcm_token, device.push_address_kind, device.fcm_token_dead_at = fcm_token, kind, None
+        device.save(
+            update_fields=["fcm_token", "push_address_kind", "fcm_token_dead_at", "updated_at"]
+        )
+        audit_event_record(actor=actor, action=DevicesAction.PUSH_ADDRESS_CHANGED, target=device,
+                           data={"token_sha256": sha256_hex(fcm_token)})  # fmt: skip
+    return device

@@ -1,0 +1,237 @@
+"""Writes for the sale of a phone: registering it, enrollment codes, enrollment."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from stdnum import imei as stdnum_imei
+from stdnum.exceptions import ValidationError as StdnumValidationError
+
+from apps.audit.services import audit_event_record
+from apps.collections.models import Loan
+from apps.core.actor import Actor
+from apps.devices.errors import (
+    DeviceNotPending,
+    EnrollmentImeiMismatch,
+    EnrollmentRefused,
+    EnrollmentTokenExpired,
+    EnrollmentTokenInvalid,
+    EnrollmentTokenUsed,
+    ImeiInUse,
+    ImeiInvalid,
+)
+from apps.devices.events import DevicesAction
+from apps.devices.keys import lender_public_key_b64
+from apps.devices.locks import device_lock, enrollment_token_lock_by_hash
+from apps.devices.models import Device, DeviceState, EnrollmentToken
+from apps.devices.provisioning import provisioning_payload
+from apps.devices.selectors import lender_key_version_current
+from apps.devices.services.state import state_write
+
+
+def sha256_hex(value: str) -> str:
+    """How credentials, enrollment codes and push tokens are kept: their SHA-256 only."""
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def imei_normalise(raw: str) -> str:
+    """15 digits with a valid Luhn check digit (python-stdnum), or ImeiInvalid."""
+    try:
+        number = stdnum_imei.validate(raw)
+    except StdnumValidationError as exc:
+        raise ImeiInvalid() from exc
+    if len(number) != 15:  # 14 digits without check digit, or 16 with a software version
+        raise ImeiInvalid()
+    return number
+
+
+@transaction.atomic
+def device_register(*, loan: Loan, imei: str, brand: str, model_name: str, actor: Actor) -> Device:
+    """Record the phone sold on ``loan``, pending enrollment.
+
+    Locks the loan. An IMEI already bound to a loan that is not closed is
+    refused (a partial unique index backs this up against races). Emits
+    ``devices.device.registered``.
+    """
+    number = imei_normalise(imei)
+    Loan.objects.select_for_update(of=("self",)).get(pk=loan.pk)
+    device = Device(lender_id=loan.lender_id, loan=loan, imei=number, brand=brand.strip(),
+                    model_name=model_name.strip())  # fmt: skip
+    device.full_clean(exclude=["lender", "loan"], validate_unique=False, validate_constraints=False)
+    try:
+        with transaction.atomic():
+            device.save(force_insert=True)
+    except IntegrityError as exc:
+        raise ImeiInUse(imei_last4=number[-4:]) from exc
+    audit_event_record(
+        actor=actor,
+        action=DevicesAction.DEVICE_REGISTERED,
+        target=device,
+        data={
+            "loan_id": loan.pk,
+            "imei": number,
+            "brand": device.brand,
+            "model": device.model_name,
+        },
+    )
+    return device
+
+
+@dataclass(frozen=True, slots=True)
+class MintedToken:
+    token: str  # shown once, in the QR code
+    expires_at: Any
+    payload: dict[str, Any]
+
+
+@transaction.atomic
+def enrollment_token_mint(*, device_id: int, actor: Actor) -> MintedToken:
+    """A fresh single-use enrollment code for a sold, not yet enrolled phone.
+
+    Locks the device. Earlier unused codes of the device are revoked, so only
+    the code on screen works. The code expires after
+    ``ENROLLMENT_TOKEN_TTL_HOURS``; only its hash is stored. Emits
+    ``devices.enrollment_token.minted``.
+    """
+    device = device_lock(device_id=device_id)
+    if device.status != Device.Status.PENDING:
+        raise DeviceNotPending(device_id=device.pk, status=device.status)
+    now = timezone.now()
+    EnrollmentToken.objects.filter(
+        device=device, used_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=now, updated_at=now)
+    token = secrets.token_urlsafe(24)
+    expires_at = now + timedelta(hours=settings.ENROLLMENT_TOKEN_TTL_HOURS)
+    record = EnrollmentToken.objects.create(
+        lender_id=device.lender_id,
+        device=device,
+        token_hash=sha256_hex(token),
+        expires_at=expires_at,
+    )
+    audit_event_record(
+        actor=actor,
+        action=DevicesAction.ENROLLMENT_CODE_MINTED,
+        target=device,
+        data={"token_id": record.pk, "expires_at": expires_at},
+    )
+    return MintedToken(
+        token=token, expires_at=expires_at, payload=provisioning_payload(token=token)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    device: Device
+    device_secret: str  # returned once; only its hash is kept
+    lender_public_key: str
+    key_version: int
+
+
+def device_enroll(
+    *,
+    token: str,
+    imei: str,
+    serial: str,
+    model_name: str,
+    android_version: str,
+    agent_version: str,
+    fcm_token: str,
+    agent_public_key: str,
+    actor: Actor,
+    push_address_kind: str = "token",
+) -> Enrollment:
+    """Bind the phone that scanned the QR code to its device record, once.
+
+    Locks the token row, then the device. A code that is unknown, revoked,
+    used or expired, or a phone whose IMEI is not the one sold, is refused:
+    nothing is bound, and the refusal is audited in its own transaction so it
+    stays on the record. Emits ``devices.device.enrolled`` or
+    ``devices.enrollment.refused``.
+    """
+    try:
+        return _enroll(token=token, imei=imei, serial=serial, model_name=model_name,
+                       android_version=android_version, agent_version=agent_version,
+                       fcm_token=fcm_token, agent_public_key=agent_public_key, actor=actor,
+                       push_address_kind=push_address_kind)  # fmt: skip
+    except EnrollmentRefused as exc:
+        with transaction.atomic():
+            record = (
+                EnrollmentToken.objects.filter(token_hash=sha256_hex(token))
+                .select_related("device")
+                .first()
+            )
+            audit_event_record(
+                actor=actor,
+                action=DevicesAction.ENROLLMENT_REFUSED,
+                target=record.device if record else None,
+                data={"problem": exc.code, "imei_last4": imei[-4:]},
+            )
+        raise
+
+
+@transaction.atomic
+def _enroll(
+    *, token: str, imei: str, serial: str, model_name: str, android_version: str, agent_version: str,
+    fcm_token: str, agent_public_key: str, actor: Actor, push_address_kind: str,
+) -> Enrollment:  # fmt: skip
+    # Lock order device, then token (as enrollment_token_mint does), so a fresh
+    # code minted while the phone enrolls cannot deadlock with it.
+    token_hash = sha256_hex(token)
+    device_id = (
+        EnrollmentToken.objects.filter(token_hash=token_hash)
+        .values_list("device_id", flat=True)
+        .first()
+    )
+    if device_id is None:
+        raise EnrollmentTokenInvalid()
+    device_lock(device_id=device_id)
+    record = enrollment_token_lock_by_hash(token_hash=token_hash)
+    if record is None or record.revoked_at is not None:
+        raise EnrollmentTokenInvalid()
+    if record.used_at is not None:
+        raise EnrollmentTokenUsed()
+    now = timezone.now()
+    if record.expires_at <= now:
+        raise EnrollmentTokenExpired()
+    device = record.device
+    try:
+        reported = imei_normalise(imei)
+    except Exception as exc:
+        raise EnrollmentImeiMismatch() from exc
+    if reported != device.imei or device.status != Device.Status.PENDING:
+        raise EnrollmentImeiMismatch()
+    secret = secrets.token_urlsafe(32)
+    record.used_at = now
+    record.save(update_fields=["used_at", "updated_at"])
+    device.status = Device.Status.ENROLLED
+    device.serial, device.model_name = serial, model_name or device.model_name
+    device.android_version, device.agent_version = android_version, agent_version
+    device.fcm_token, device.agent_public_key = fcm_token, agent_public_key
+    device.push_address_kind = push_address_kind
+    device.credential_hash = sha256_hex(secret)
+    device.key_version = lender_key_version_current(lender_id=device.lender_id)
+    device.enrolled_at = device.last_seen_at = now
+    device.save()
+    state_write(device=device, level=DeviceState.Level.NORMAL, actor=actor, reason="Enrolled.")
+    audit_event_record(
+        actor=actor,
+        action=DevicesAction.DEVICE_ENROLLED,
+        target=device,
+        data={"token_id": record.pk, "serial": serial, "android_version": android_version,
+              "agent_version": agent_version, "key_version": device.key_version},
+    )  # fmt: skip
+    return Enrollment(
+        device=device,
+        device_secret=secret,
+        lender_public_key=lender_public_key_b64(
+            lender_slug=device.lender.slug, version=device.key_version
+        ),
+        key_version=device.key_version,
+    )

@@ -1,0 +1,222 @@
+"""The push outbox and its relay: nudges written with their state, sent after commit.
+
+A nudge is a row in ``PushNudge``, inserted in the transaction that writes
+the desired state. The relay claims due rows in batches of at most 500
+(``FOR UPDATE SKIP LOCKED``, so relays on several workers share the work),
+sends one message per phone (the newest version; older nudges of the same
+phone in the batch are superseded) through the push gateway outside any
+transaction, and records each outcome with one statement per batch:
+
+* sent: the provider's message id;
+* retry (quota, unavailable): back to pending, due after an exponential
+  backoff with full jitter (or the provider's Retry-After when longer), until
+  ``PUSH_MAX_ATTEMPTS``, then failed;
+* dead (the token is unregistered): the phone's push address is marked dead,
+  unless it has reported a new one meanwhile, which sends it to SMS fallback;
+* failed: kept with its error code.
+
+A worker killed between claim and record leaves rows "sending"; they are due
+again after ``PUSH_CLAIM_TIMEOUT_SECONDS``. A nudge sent twice is harmless:
+the phone only pulls its state.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import connection, transaction
+
+from apps.audit.services import AuditEntry, audit_events_record
+from apps.core.actor import Actor
+from apps.devices.events import DevicesAction
+from apps.devices.models import Device, PushNudge
+from apps.integrations.push.base import MAX_BATCH, Outcome, PushGateway, PushMessage, PushResult
+
+logger = logging.getLogger(__name__)
+
+S = PushNudge.Status
+
+_ENQUEUE = f"""
+INSERT INTO {PushNudge._meta.db_table}
+    (lender_id, device_id, version, status, attempts, next_attempt_at, message_id, error_code,
+     created_at, updated_at)
+SELECT l, d, v, 'pending', 0, statement_timestamp(), '', '', statement_timestamp(), statement_timestamp()
+FROM unnest(%s::bigint[], %s::bigint[], %s::integer[]) AS n(l, d, v)
+"""  # noqa: S608  (table name from model metadata)
+
+_CLAIM = f"""
+WITH due AS (
+    SELECT id FROM {PushNudge._meta.db_table}
+    WHERE (status = 'pending' AND next_attempt_at <= statement_timestamp())
+       OR (status = 'sending' AND claimed_at < statement_timestamp() - make_interval(secs => %s))
+    ORDER BY next_attempt_at, id
+    LIMIT %s
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE {PushNudge._meta.db_table} AS n
+SET status = 'sending', attempts = n.attempts + 1, claimed_at = statement_timestamp(), updated_at = statement_timestamp()
+FROM due WHERE n.id = due.id
+RETURNING n.id, n.device_id, n.version, n.attempts
+"""  # noqa: S608
+
+_RECORD = f"""
+UPDATE {PushNudge._meta.db_table} AS n
+SET status = r.status, message_id = r.message_id, error_code = r.error_code,
+    sent_at = CASE WHEN r.status = 'sent' THEN statement_timestamp() ELSE n.sent_at END,
+    next_attempt_at = statement_timestamp() + make_interval(secs => r.delay), updated_at = statement_timestamp()
+FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::double precision[])
+    AS r(id, status, message_id, error_code, delay)
+WHERE n.id = r.id AND n.status = 'sending'
+"""  # noqa: S608
+
+_TOKENS_DEAD = f"""
+UPDATE {Device._meta.db_table} AS d SET fcm_token_dead_at = statement_timestamp(), updated_at = statement_timestamp()
+FROM unnest(%s::bigint[], %s::text[]) AS t(id, token)
+WHERE d.id = t.id AND d.fcm_token = t.token AND d.fcm_token_dead_at IS NULL
+RETURNING d.id, d.lender_id
+"""  # noqa: S608
+
+
+def push_nudges_enqueue(*, nudges: Iterable[tuple[int, int, int]]) -> None:
+    """Queue a push for each (lender id, device id, state version), in the caller's transaction.
+
+    One INSERT for any number of rows; the relay is started after commit.
+    """
+    rows = list(nudges)
+    if not rows:
+        return
+    lenders, devices, versions = (list(column) for column in zip(*rows, strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(_ENQUEUE, [lenders, devices, versions])
+    transaction.on_commit(_relay_kick)
+
+
+def _relay_kick() -> None:
+    from apps.devices.tasks import push_relay_task
+
+    try:
+        push_relay_task.delay()
+    except Exception:  # the broker is down: beat's minutely relay sends it later
+        logger.warning("push relay not started; the outbox keeps the nudge", exc_info=True)
+
+
+def retry_delay(*, attempts: int, retry_after: float | None = None) -> float:
+    """Exponential backoff with full jitter, never shorter than the provider asked."""
+    ceiling = min(
+        settings.PUSH_RETRY_MAX_SECONDS, settings.PUSH_RETRY_BASE_SECONDS * 2 ** (attempts - 1)
+    )
+    delay = random.uniform(ceiling / 2, ceiling)  # noqa: S311  (jitter, not a secret)
+    return max(delay, retry_after or 0.0)
+
+
+@dataclass
+class RelayReport:
+    batches: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, status: str) -> None:
+        self.counts[status] = self.counts.get(status, 0) + 1
+
+
+def push_relay_run(*, gateway: PushGateway, time_budget: float = 50.0) -> RelayReport:
+    """Send due nudges in batches until none is due or ``time_budget`` seconds have passed."""
+    report = RelayReport()
+    deadline = time.monotonic() + time_budget
+    while time.monotonic() < deadline:
+        sent = _relay_batch(gateway=gateway, report=report)
+        if not sent:
+            break
+        report.batches += 1
+    return report
+
+
+def push_next_due_in() -> float | None:
+    """Seconds until the next retry falls due (0 if one is due now), or None if none waits."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - statement_timestamp()) FROM {PushNudge._meta.db_table} "  # noqa: S608
+            "WHERE status = 'pending'"
+        )
+        (seconds,) = cursor.fetchone()
+    return None if seconds is None else max(float(seconds), 0.0)
+
+
+def _relay_batch(*, gateway: PushGateway, report: RelayReport) -> int:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_CLAIM, [settings.PUSH_CLAIM_TIMEOUT_SECONDS, MAX_BATCH])
+        claimed = cursor.fetchall()
+    if not claimed:
+        return 0
+    newest: dict[int, tuple[int, int, int]] = {}
+    outcomes: dict[int, tuple[str, str, str, float]] = {}
+    for nudge_id, device_id, version, attempts in claimed:
+        kept = newest.get(device_id)
+        if kept is None or version > kept[1]:
+            if kept is not None:
+                outcomes[kept[0]] = (S.SUPERSEDED, "", "", 0.0)
+            newest[device_id] = (nudge_id, version, attempts)
+        else:
+            outcomes[nudge_id] = (S.SUPERSEDED, "", "", 0.0)
+    addresses = {
+        pk: (token, kind)
+        for pk, token, kind in Device.objects.filter(pk__in=newest, fcm_token_dead_at__isnull=True)
+        .exclude(fcm_token="")
+        .values_list("pk", "fcm_token", "push_address_kind")
+    }
+    messages, attempts_of = [], {}
+    for device_id, (nudge_id, version, attempts) in newest.items():
+        if device_id in addresses:
+            token, kind = addresses[device_id]
+            messages.append(
+                PushMessage(device_id=device_id, token=token, version=version, kind=kind)
+            )
+            attempts_of[device_id] = (nudge_id, attempts)
+        else:
+            outcomes[nudge_id] = (S.DEAD, "", "no_push_address", 0.0)
+    results = gateway.send(messages) if messages else []
+    dead: list[PushMessage] = []
+    for message, result in zip(messages, results, strict=True):
+        nudge_id, attempts = attempts_of[message.device_id]
+        outcomes[nudge_id] = _outcome(result, attempts=attempts)
+        if result.outcome == Outcome.DEAD:
+            dead.append(message)
+    _record(outcomes=outcomes, dead=dead)
+    for status, *_ in outcomes.values():
+        report.add(status)
+    return len(claimed)
+
+
+def _outcome(result: PushResult, *, attempts: int) -> tuple[str, str, str, float]:
+    if result.outcome == Outcome.SENT:
+        return S.SENT, result.message_id, "", 0.0
+    if result.outcome == Outcome.RETRY and attempts < settings.PUSH_MAX_ATTEMPTS:
+        delay = retry_delay(attempts=attempts, retry_after=result.retry_after)
+        return S.PENDING, "", result.error_code, delay
+    if result.outcome == Outcome.DEAD:
+        return S.DEAD, "", result.error_code, 0.0
+    return S.FAILED, "", result.error_code, 0.0
+
+
+@transaction.atomic
+def _record(*, outcomes: dict[int, tuple[str, str, str, float]], dead: list[PushMessage]) -> None:
+    ids = list(outcomes)
+    columns = list(zip(*outcomes.values(), strict=True))
+    with connection.cursor() as cursor:
+        cursor.execute(_RECORD, [ids, *(list(c) for c in columns)])
+        if not dead:
+            return
+        cursor.execute(_TOKENS_DEAD, [[m.device_id for m in dead], [m.token for m in dead]])
+        marked = cursor.fetchall()
+    by_lender: dict[int, list[AuditEntry]] = {}
+    for device_id, lender_id in marked:
+        by_lender.setdefault(lender_id, []).append(AuditEntry(
+            actor=Actor.system(), action=DevicesAction.PUSH_ADDRESS_DEAD,
+            target=Device(pk=device_id, lender_id=lender_id), data={"fallback": "sms"},
+        ))  # fmt: skip
+    for lender_id, entries in sorted(by_lender.items()):
+        audit_events_record(lender_id=lender_id, entries=entries)
