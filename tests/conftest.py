@@ -93,3 +93,22 @@ def fake_fcm(tmp_path, settings):
     yield fake
     get_push_gateway.cache_clear()
     fake.stop()
+
+
+@pytest.fixture
+def redis_worker():
+    """A real Celery worker consuming from Redis, in a thread of this process."""
+    from celery.contrib.testing.worker import start_worker
+
+    from config.celery import app
+
+    app.conf.task_always_eager = False
+    with app.connection_for_write() as conn:
+        for queue in settings.TASK_QUEUE_NAMES:
+            conn.default_channel.queue_purge(queue)
+    try:
+        with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING",
+                          queues=list(settings.TASK_QUEUE_NAMES), shutdown_timeout=10):  # fmt: skip
+            yield
+    finally:
+        app.conf.task_always_eager = True

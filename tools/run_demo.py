@@ -7,6 +7,10 @@
 3. Serves on 127.0.0.1:8000 with a Celery worker and beat. The broker is
    kombu's filesystem transport in .run/broker, so no Redis or RabbitMQ is
    needed; set CELERY_BROKER_URL to use one.
+4. Starts three simulated phones (tools/agent_sim) enrolled from fresh QR
+   codes of the demo's sold phones; they check in every DEMO_PHONE_INTERVAL
+   seconds (10) and log each state they apply. They keep their credentials
+   in .run/phones and resume from them next time.
 
 Ctrl+C stops everything, PostgreSQL included.
 """
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -64,6 +69,37 @@ def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
+def wait_for_server(timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((HOST, int(PORT)), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.3)
+    raise RuntimeError("the server did not start")
+
+
+def start_phones(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
+    """Simulated phones: saved ones resume, sold ones enroll from a fresh QR code."""
+    phones = RUN_DIR / "phones"
+    phones.mkdir(exist_ok=True)
+    wait_for_server()
+    minted = subprocess.run(
+        [sys.executable, "manage.py", "demo_enrollment_codes", "--out", str(phones)],
+        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
+    ).stdout.split()  # fmt: skip
+    interval = env.get("DEMO_PHONE_INTERVAL", "10")
+    sim = [sys.executable, "-m", "tools.agent_sim", "--interval", interval]
+    commands = [[*sim, "--keep", str(phones / f"{imei}.json"), "--qr", png, "--imei", imei]
+                for imei, png in zip(minted[::2], minted[1::2], strict=True)]  # fmt: skip
+    fresh = {f"{imei}.json" for imei in minted[::2]}
+    commands += [[*sim, "--keep", str(kept)] for kept in sorted(phones.glob("*.json"))
+                 if kept.name not in fresh]  # fmt: skip
+    print(f"run: {len(commands)} simulated phones check in every {interval} s")
+    return [subprocess.Popen(command, cwd=ROOT, env=env) for command in commands]
+
+
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -99,12 +135,14 @@ def main() -> int:
                 [sys.executable, "manage.py", "runserver", f"{HOST}:{PORT}"], cwd=ROOT, env=env
             )
         )
+        children.extend(start_phones(env))
         print(f"run: serving http://{HOST}:{PORT}/admin/  (Ctrl+C stops everything)")
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)
-        while all(child.poll() is None for child in children):
+        services = children[:3]  # worker, beat, server; a released phone's simulator just ends
+        while all(child.poll() is None for child in services):
             time.sleep(0.5)
-        return next(child.returncode for child in children if child.returncode is not None) or 1
+        return next(child.returncode for child in services if child.returncode is not None) or 1
     except KeyboardInterrupt:
         return 0
     finally:

@@ -250,6 +250,16 @@ PROVISIONING_WIFI_SECURITY_TYPE = env("PROVISIONING_WIFI_SECURITY_TYPE", default
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["enroll"] = env("AGENT_ENROLL_THROTTLE", default="30/min")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["agent"] = env("AGENT_API_THROTTLE", default="120/min")
 
+# --- Cache --------------------------------------------------------------------
+# The API throttles count here. Production sets CACHE_URL (redis://...) so every
+# worker process shares the counts; without it, each process counts alone.
+CACHE_URL = env("CACHE_URL", default="")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+    if CACHE_URL
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+
 # --- Push (FCM) ----------------------------------------------------------------
 # A service-account JSON file; without one, nudges are only logged (the demo).
 FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE", default="")

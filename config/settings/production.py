@@ -18,3 +18,8 @@ AGENT_SIGNATURE_CHECKSUM = env("AGENT_SIGNATURE_CHECKSUM")
 # the demo's console gateway would print consent codes into the logs.
 SMS_GATEWAY_CLASS = env("SMS_GATEWAY_CLASS")
 AGENT_API_BASE_URL = env("AGENT_API_BASE_URL")
+# Throttles must count across worker processes: a shared Redis, no default.
+CACHE_URL = env("CACHE_URL")
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
+}

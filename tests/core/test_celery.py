@@ -1,8 +1,6 @@
 import time
 
 import pytest
-from celery.contrib.testing.worker import start_worker
-from django.conf import settings
 from django.core.management import call_command
 from django_celery_beat.models import PeriodicTask
 
@@ -39,21 +37,6 @@ def test_setup_periodic_tasks_is_idempotent() -> None:
         "UTC",
     )
     assert PeriodicTask.objects.filter(task="audit.audit_chain_checkpoint_record").count() == 1
-
-
-@pytest.fixture
-def redis_worker():
-    """A real Celery worker consuming from Redis, in a thread of this process."""
-    app.conf.task_always_eager = False
-    with app.connection_for_write() as conn:
-        for queue in settings.TASK_QUEUE_NAMES:
-            conn.default_channel.queue_purge(queue)
-    try:
-        with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING",
-                          queues=list(settings.TASK_QUEUE_NAMES), shutdown_timeout=10):  # fmt: skip
-            yield
-    finally:
-        app.conf.task_always_eager = True
 
 
 @pytest.mark.broker

@@ -93,9 +93,13 @@ def test_acks_only_move_forward_and_are_audited_once(client, phone) -> None:
     assert (
         AuditEvent.objects.filter(action="devices.state.acknowledged", data__version=2).count() == 1
     )
-    post({"version": 2, "error_code": "dpm_denied"})
-    post({"version": 2, "error_code": "dpm_denied"})
-    assert AuditEvent.objects.filter(action="devices.state.failed").count() == 1
+    post({"version": 2, "error_code": "dpm_denied"})  # about a state already applied: ignored
+    device_state_set(device_id=device.pk, level="normal", actor=Actor.system(), reason="Paid.")
+    post({"version": 3, "error_code": "dpm_denied"})
+    post({"version": 3, "error_code": "dpm_denied"})
+    assert list(
+        AuditEvent.objects.filter(action="devices.state.failed").values_list("data", flat=True)
+    ) == [{"version": 3, "error": "dpm_denied"}]
 
 
 @pytest.mark.parametrize("header", ["Device 1:wrong", "Device x:y", "Bearer abc", ""])

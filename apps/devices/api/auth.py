@@ -22,7 +22,7 @@ class DevicePrincipal:
 
     def __init__(self, device: Device) -> None:
         self.device = device
-        self.pk = None
+        self.pk = f"device-{device.pk}"  # the throttles key on it: one bucket per phone
 
     def __str__(self) -> str:
         return f"device {self.device.pk}"

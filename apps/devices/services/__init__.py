@@ -19,6 +19,7 @@ from apps.devices.services.enrollment import (
 from apps.devices.services.push import push_nudges_enqueue, push_relay_run
 from apps.devices.services.state import (
     device_key_announce,
+    device_release,
     device_state_set,
     lender_signing_key_rotate,
     state_write,
@@ -36,6 +37,7 @@ __all__ = [
     "device_fcm_token_set",
     "device_key_announce",
     "device_register",
+    "device_release",
     "device_state_set",
     "enrollment_token_mint",
     "imei_normalise",

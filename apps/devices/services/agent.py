@@ -16,6 +16,8 @@ from apps.devices.events import DevicesAction
 from apps.devices.locks import device_lock
 from apps.devices.models import Device, DeviceEvent, DeviceState
 from apps.devices.services.enrollment import sha256_hex
+from apps.devices.services.state import state_write
+from apps.devices.state import CONTENT_FIELDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,42 +56,47 @@ def device_check_in(
 def device_ack(*, device_id: int, version: int, error_code: str, actor: Actor) -> Device:
     """The phone applied ``version`` (or failed to, with ``error_code``).
 
-    Acknowledgements only move forward: a late ack of an older version changes
-    nothing, so repeating one is harmless. Emits ``devices.state.acknowledged``
-    or ``devices.state.failed``.
+    Locks the device. Acknowledgements only move forward: a late ack of an
+    older version changes nothing, so repeating one is harmless. The ack of a
+    state that announced a new lender key moves the phone to that key; the ack
+    of the ``released`` state marks the phone released, for good. Emits
+    ``devices.state.acknowledged`` or ``devices.state.failed``.
     """
     device = device_lock(device_id=device_id)
     if version > device.desired_version or version < 1:
         raise AckVersionUnknown(version=version)
     if error_code:
+        if version <= device.acked_version:  # about a state already superseded and applied
+            return device
         if device.last_ack_error != f"{version}:{error_code}":
             device.last_ack_error = f"{version}:{error_code}"
             device.save(update_fields=["last_ack_error", "updated_at"])
             audit_event_record(actor=actor, action=DevicesAction.STATE_FAILED, target=device,
                                data={"version": version, "error": error_code})  # fmt: skip
         return device
-    if version > device.acked_version:
-        device.acked_version, device.acked_at, device.last_ack_error = version, timezone.now(), ""
-        data: dict[str, Any] = {"version": version}
-        document = DeviceState.objects.values_list("document", flat=True).get(
-            device=device, version=version
-        )
-        announced = (document.get("next_key") or {}).get("version", 0)
-        if announced > device.key_version:  # the phone now trusts the announced key
-            data["key_version"] = {"old": device.key_version, "new": announced}
-            device.key_version = announced
-        device.save(
-            update_fields=[
-                "acked_version",
-                "acked_at",
-                "last_ack_error",
-                "key_version",
-                "updated_at",
-            ]
-        )
-        audit_event_record(
-            actor=actor, action=DevicesAction.STATE_ACKNOWLEDGED, target=device, data=data
-        )
+    if version <= device.acked_version:
+        return device
+    state = DeviceState.objects.get(device=device, version=version)
+    device.acked_version, device.acked_at, device.last_ack_error = version, timezone.now(), ""
+    data: dict[str, Any] = {"version": version}
+    announced = (state.document.get("next_key") or {}).get("version", 0)
+    if announced > device.key_version:  # the phone now trusts the announced key, and only it
+        data["key_version"] = {"old": device.key_version, "new": announced}
+        device.key_version = announced
+    if state.level == DeviceState.Level.RELEASED and device.status != Device.Status.RELEASED:
+        data["status"] = {"old": device.status, "new": Device.Status.RELEASED}
+        device.status, device.released_at = Device.Status.RELEASED, timezone.now()
+    device.save(update_fields=["acked_version", "acked_at", "last_ack_error", "key_version",
+                               "status", "released_at", "updated_at"])  # fmt: skip
+    audit_event_record(
+        actor=actor, action=DevicesAction.STATE_ACKNOWLEDGED, target=device, data=data
+    )
+    if "key_version" in data and device.desired_version > version:
+        # a newer state went out under the old key, which the phone no longer trusts
+        latest = DeviceState.objects.get(device=device, version=device.desired_version)
+        content = {k: latest.document[k] for k in CONTENT_FIELDS if k in latest.document}
+        state_write(device=device, level=latest.level, actor=actor,
+                    reason="Re-issued under the key the phone now trusts.", **content)  # fmt: skip
     return device
 
 

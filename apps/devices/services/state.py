@@ -55,6 +55,13 @@ def state_write(
     return state
 
 
+def _release_pending(device: Device) -> bool:
+    """The phone was told it is free and has not acked yet: it is free all the same."""
+    return DeviceState.objects.filter(
+        device=device, version=device.desired_version, level=DeviceState.Level.RELEASED
+    ).exists()
+
+
 def device_state_set(
     *, device_id: int, level: str, actor: Actor, reason: str, **content: Any
 ) -> DeviceState:
@@ -68,7 +75,7 @@ def device_state_set(
     try:
         with transaction.atomic():
             device = device_lock(device_id=device_id)
-            if device.status == Device.Status.RELEASED:
+            if device.status == Device.Status.RELEASED or _release_pending(device):
                 raise DeviceReleased(device_id=device.pk)
             return state_write(device=device, level=level, actor=actor, reason=reason, **content)
     except DeviceReleased:
@@ -140,3 +147,14 @@ def device_key_announce(*, lender_id: int, batch: int = 200) -> int:
                 state_write(device=device, level=state.level, actor=Actor.system(),
                             reason="A new lender key is announced.", **content)  # fmt: skip
                 issued += 1
+
+
+def device_release(*, device_id: int, actor: Actor, reason: str) -> DeviceState:
+    """Set the phone free: the ``released`` state, pushed until the phone acknowledges it.
+
+    The phone is marked released when it acks that state (``device_ack``);
+    from then on no state can be written for it. Emits
+    ``devices.state.changed`` (level ``released``).
+    """
+    return device_state_set(device_id=device_id, level=DeviceState.Level.RELEASED, actor=actor,
+                            reason=reason)  # fmt: skip

@@ -1,0 +1,69 @@
+"""The simulator's command line and the demo's enrollment codes; per-phone throttling."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from django.core.management import CommandError, call_command
+from rest_framework.throttling import ScopedRateThrottle
+
+from apps.core.actor import Actor
+from apps.devices.models import Device
+from apps.devices.services import device_register
+from tests.collections.factories import signed_loan
+from tests.devices.factories import enrolled_phone, valid_imei
+from tools.agent_sim.agent import read_qr
+
+
+@pytest.mark.django_db
+def test_demo_codes_are_decodable_qr_images_and_refused_outside_the_demo(
+    lender_a, tmp_path, settings, capsys
+) -> None:
+    device = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="X",
+                             model_name="Y", actor=Actor.system())  # fmt: skip
+    call_command("demo_enrollment_codes", "--out", str(tmp_path))
+    imei, png = capsys.readouterr().out.split()
+    assert imei == device.imei
+    extras = read_qr(png)["android.app.extra.PROVISIONING_ADMIN_EXTRAS_BUNDLE"]
+    assert extras["server"] == settings.AGENT_API_BASE_URL
+    assert len(extras["token"]) >= 32
+    settings.DEMO_SEED_ALLOWED = False
+    with pytest.raises(CommandError, match="Demo only"):
+        call_command("demo_enrollment_codes", "--out", str(tmp_path))
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_line_simulator_enrolls_once_and_resumes_from_what_it_kept(
+    lender_a, live_server, settings, tmp_path
+) -> None:
+    settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
+    device = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="X",
+                             model_name="Y", actor=Actor.system())  # fmt: skip
+    call_command("demo_enrollment_codes", "--out", str(tmp_path))
+    keep = tmp_path / "phone.json"
+    sim = [sys.executable, "-m", "tools.agent_sim", "--once", "--keep", str(keep)]
+    first = subprocess.run([*sim, "--qr", str(tmp_path / f"{device.imei}.png"), "--imei", device.imei],
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.strip() == "v1 normal"
+    assert json.loads(keep.read_text())["device_id"] == device.pk
+    assert keep.stat().st_mode & 0o077 == 0  # the device secret is the phone's alone
+    again = subprocess.run(sim, capture_output=True, text=True, timeout=60)  # no QR: resumes
+    assert again.returncode == 0, again.stderr
+    device.refresh_from_db()
+    assert (device.status, device.acked_version) == (Device.Status.ENROLLED, 1)
+
+
+@pytest.mark.django_db
+def test_each_phone_has_its_own_throttle(client, lender_a, monkeypatch) -> None:
+    monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, "agent", "2/min")
+    phones = [enrolled_phone(lender_a) for _ in range(2)]
+
+    def check_in(device, secret):
+        return client.post("/api/agent/v1/check-in", {"version": 1}, content_type="application/json",
+                           HTTP_AUTHORIZATION=f"Device {device.pk}:{secret}").status_code  # fmt: skip
+
+    (a, a_secret, _), (b, b_secret, _) = phones
+    assert [check_in(a, a_secret) for _ in range(3)] == [200, 200, 429]
+    assert check_in(b, b_secret) == 200  # another phone is not slowed by the first

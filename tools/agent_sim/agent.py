@@ -1,0 +1,203 @@
+"""The agent: enrollment from the QR code, check-in, verify-apply-ack, events."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from tools.agent_sim.phone import Phone, Refused, StateVerifier, public_key
+
+logger = logging.getLogger("agent_sim")
+
+EXTRAS = "android.app.extra.PROVISIONING_ADMIN_EXTRAS_BUNDLE"
+AGENT_VERSION = "sim-1.0"
+
+
+# Refusals the agent reports to the server with an error ack: a genuine state it
+# cannot apply. A forged or unsigned one did not come from the lender, and a
+# replay is an old state the phone already applied.
+REPORTED = frozenset({"expired", "wrong_device", "unknown_key"})
+
+
+class AgentStopped(Exception):
+    """The server says this phone is released or unknown: the agent has nothing left to do."""
+
+
+def read_qr(png: bytes | str | Path) -> dict[str, Any]:
+    """The provisioning payload in a QR code image, decoded with zxing-cpp."""
+    import zxingcpp
+    from PIL import Image
+
+    source = io.BytesIO(png) if isinstance(png, bytes) else png
+    codes = zxingcpp.read_barcodes(Image.open(source))
+    if not codes:
+        raise ValueError("no QR code in the image")
+    return json.loads(codes[0].text)  # type: ignore[no-any-return]  # JSON object by contract
+
+
+class Agent:
+    """One simulated phone talking to the agent API over HTTP."""
+
+    def __init__(self, *, server: str, token: str, imei: str, fcm_token: str = "",
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 session: requests.Session | None = None) -> None:  # fmt: skip
+        self.server = server if server.endswith("/") else server + "/"
+        self.token, self.imei = token, imei
+        self.fcm_token = fcm_token or f"sim-{imei}"
+        self.clock = clock
+        self.http = session or requests.Session()
+        self.key = Ed25519PrivateKey.generate()  # the agent's own key pair
+        self.phone = Phone()
+        self.iccid = f"8925401{imei[-12:]}"
+        self.device_id: int | None = None
+        self.secret = ""
+        self.verifier: StateVerifier | None = None
+        self.refusals: list[str] = []
+        self.stopped = threading.Event()
+        self.nudged = threading.Event()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_qr(cls, png: bytes | str | Path, *, imei: str, **kwargs: Any) -> Agent:
+        extras = read_qr(png)[EXTRAS]
+        return cls(server=extras["server"], token=extras["token"], imei=imei, **kwargs)
+
+    # --- HTTP ---------------------------------------------------------------------------
+
+    def _post(self, path: str, body: dict[str, Any], *, auth: bool = True) -> requests.Response:
+        headers = {"Authorization": f"Device {self.device_id}:{self.secret}"} if auth else {}
+        response = self.http.post(self.server + path, json=body, headers=headers, timeout=10)
+        if response.status_code in (401, 410) and auth:
+            self.stopped.set()
+            raise AgentStopped(response.json().get("code", str(response.status_code)))
+        return response
+
+    def enroll(self) -> int:
+        own = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        response = self._post("enroll", {
+            "token": self.token, "imei": self.imei, "serial": f"SIM{self.imei[-6:]}",
+            "model": "Simulated", "android_version": "14", "agent_version": AGENT_VERSION,
+            "fcm_token": self.fcm_token, "agent_public_key": base64.b64encode(own).decode(),
+        }, auth=False)  # fmt: skip
+        if response.status_code != 201:
+            raise RuntimeError(f"enrollment refused: {response.status_code} {response.text}")
+        body = response.json()
+        self.device_id, self.secret = body["device_id"], body["device_secret"]
+        self.verifier = StateVerifier(device_id=body["device_id"], key_version=body["key_version"],
+                                      key=public_key(body["lender_public_key"]))  # fmt: skip
+        logger.info("enrolled device=%s", self.device_id)
+        return self.device_id
+
+    def check_in(self) -> str | None:
+        """Check in; apply and ack a newer state. Returns what happened, or None if nothing new."""
+        with self._lock:
+            response = self._post("check-in", {
+                "version": self.phone.version, "agent_version": AGENT_VERSION, "battery": 80,
+                "iccid_sha256": hashlib.sha256(self.iccid.encode()).hexdigest(),
+            })  # fmt: skip
+            response.raise_for_status()
+            state = response.json()["state"]
+            return None if state is None else self.receive(state)
+
+    def receive(self, state: Any) -> str:
+        """Verify a state and apply and ack it, or refuse it (acked as an error when it names
+        a version this phone was issued). Returns the level applied or ``refused:<reason>``."""
+        if self.verifier is None:
+            raise RuntimeError("enroll first")
+        try:
+            document = self.verifier.check(
+                state, applied_version=self.phone.version, now=self.clock()
+            )
+        except Refused as refusal:
+            self.refusals.append(refusal.reason)
+            logger.warning("refused a state: %s", refusal.reason)
+            version = (
+                (state.get("document") or {}).get("version") if isinstance(state, dict) else None
+            )
+            if isinstance(version, int) and version > 0 and refusal.reason in REPORTED:
+                self._post("ack", {"version": version, "error_code": refusal.reason})
+            return f"refused:{refusal.reason}"
+        self.phone.apply(document)
+        self.verifier.trust_next_key(document)
+        self._post("ack", {"version": document["version"]}).raise_for_status()
+        logger.info("device=%s applied %s", self.device_id, self.phone.describe())
+        if self.phone.released:
+            self.stopped.set()
+        return document["level"]
+
+    def report(self, kind: str, **detail: Any) -> dict[str, Any]:
+        body = {"event_id": uuid.uuid4().hex, "kind": kind,
+                "occurred_at": self.clock().isoformat(), "detail": detail}  # fmt: skip
+        response = self._post("events", body)
+        response.raise_for_status()
+        return response.json()  # type: ignore[no-any-return]
+
+    def swap_sim(self, iccid: str) -> None:
+        """A new SIM card: reported as an event, and its hash goes with the next check-in."""
+        self.iccid = iccid
+        self.report("sim_changed", slot=1)
+
+    # --- what the agent keeps on the phone ---------------------------------------------
+
+    def save(self, path: Path) -> None:
+        """Credentials, trusted key and applied state: what survives a reboot of the phone."""
+        if self.verifier is None:
+            raise RuntimeError("enroll first")
+        public = self.verifier.key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+        path.write_text(json.dumps({
+            "server": self.server, "imei": self.imei, "fcm_token": self.fcm_token,
+            "device_id": self.device_id, "secret": self.secret, "key_version": self.verifier.key_version,
+            "lender_public_key": base64.b64encode(public).decode(), "version": self.phone.version,
+            "level": self.phone.level,
+        }))  # fmt: skip
+        path.chmod(0o600)
+
+    @classmethod
+    def load(cls, path: Path, **kwargs: Any) -> Agent:
+        saved = json.loads(path.read_text())
+        agent = cls(
+            server=saved["server"],
+            token="",
+            imei=saved["imei"],
+            fcm_token=saved["fcm_token"],
+            **kwargs,
+        )
+        agent.device_id, agent.secret = saved["device_id"], saved["secret"]
+        agent.verifier = StateVerifier(device_id=saved["device_id"], key_version=saved["key_version"],
+                                       key=public_key(saved["lender_public_key"]))  # fmt: skip
+        agent.phone.version, agent.phone.level = saved["version"], saved["level"]
+        return agent
+
+    # --- running ------------------------------------------------------------------------
+
+    def on_nudge(self, data: dict[str, str]) -> None:
+        """A push arrived (its data says only "sync"): check in now."""
+        self.nudged.set()
+
+    def run(self, *, interval: float, keep: Path | None = None) -> None:
+        """Check in at once, then on every nudge or every ``interval`` seconds, until stopped.
+
+        With ``keep``, the agent saves itself there after each state it applies."""
+        while not self.stopped.is_set():
+            try:
+                if self.check_in() is not None and keep is not None:
+                    self.save(keep)
+            except AgentStopped:
+                break
+            except requests.RequestException:
+                self.phone.lease_lapse(self.clock())  # offline: the lease decides
+            self.nudged.wait(interval)
+            self.nudged.clear()

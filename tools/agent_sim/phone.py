@@ -1,0 +1,109 @@
+"""The simulated phone and the agent's check of a desired state before applying it."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+STRICTNESS = ("normal", "reminder", "wallpaper", "alarm", "block_apps", "lock")
+
+
+class Refused(Exception):
+    """A desired state the agent will not apply; ``reason`` is the code it acks with."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def canonical(document: dict[str, Any]) -> bytes:
+    """The bytes the lender signed: sorted keys, no spaces, UTF-8 (the API's contract)."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def public_key(b64: str) -> Ed25519PublicKey:
+    return Ed25519PublicKey.from_public_bytes(base64.b64decode(b64))
+
+
+@dataclass
+class StateVerifier:
+    """What the agent trusts: its device id and the lender's key, which a state may rotate."""
+
+    device_id: int
+    key_version: int
+    key: Ed25519PublicKey
+
+    def check(self, state: Any, *, applied_version: int, now: datetime) -> dict[str, Any]:
+        """The state's document if it may be applied, else ``Refused`` with the reason."""
+        if not isinstance(state, dict) or not state.get("signature") or "document" not in state:
+            raise Refused("unsigned")
+        document = state["document"]
+        if not isinstance(document, dict) or document.get("key_version") != self.key_version:
+            raise Refused("unknown_key")
+        try:
+            self.key.verify(base64.b64decode(state["signature"]), canonical(document))
+        except (InvalidSignature, binascii.Error, ValueError) as exc:
+            raise Refused("bad_signature") from exc
+        if document.get("device") != self.device_id:
+            raise Refused("wrong_device")
+        if document["version"] <= applied_version:
+            raise Refused("replayed")
+        if datetime.fromisoformat(document["valid_until"]) <= now:
+            raise Refused("expired")
+        return document
+
+    def trust_next_key(self, document: dict[str, Any]) -> None:
+        """After applying a state that announces the lender's next key, trust only that one."""
+        announced = document.get("next_key")
+        if announced and announced["version"] > self.key_version:
+            self.key_version, self.key = announced["version"], public_key(announced["public_key"])
+
+
+@dataclass
+class Phone:
+    """What the device-owner agent controls, in memory."""
+
+    version: int = 0
+    level: str = "normal"
+    wallpaper_text: str = ""
+    lock_screen_text: str = ""
+    blocked_packages: list[str] = field(default_factory=list)
+    blocked_categories: list[str] = field(default_factory=list)
+    alarm_times: list[str] = field(default_factory=list)
+    always_allowed_packages: list[str] = field(default_factory=list)
+    valid_until: datetime | None = None
+    fallback_level: str = "normal"
+    released: bool = False
+    history: list[tuple[int, str]] = field(default_factory=list)
+
+    def apply(self, document: dict[str, Any]) -> None:
+        self.version, self.level = document["version"], document["level"]
+        for name in ("wallpaper_text", "lock_screen_text", "blocked_packages",
+                     "blocked_categories", "alarm_times", "always_allowed_packages"):  # fmt: skip
+            setattr(self, name, document.get(name, getattr(self, name)))
+        self.valid_until = datetime.fromisoformat(document["valid_until"])
+        self.fallback_level = document.get("fallback_level", "normal")
+        self.released = document["level"] == "released"
+        self.history.append((self.version, self.level))
+
+    def lease_lapse(self, now: datetime) -> bool:
+        """Offline past the lease: apply its fallback stage (never harsher than the lease says)."""
+        if self.released or self.valid_until is None or now < self.valid_until:
+            return False
+        if self.level != self.fallback_level:
+            self.level = self.fallback_level
+            self.history.append((self.version, f"lease:{self.fallback_level}"))
+        return True
+
+    def describe(self) -> str:
+        if self.released:
+            return "released: the agent removed itself"
+        extra = f", blocked {','.join(self.blocked_categories)}" if self.blocked_categories else ""
+        return f"v{self.version} {self.level}{extra}"
