@@ -1,6 +1,22 @@
-from django.db.models import Max
+from datetime import datetime, timedelta
 
-from apps.devices.models import BOUND, Device, LenderKey
+from django.db.models import (
+    Case,
+    DateTimeField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Max,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.utils import timezone
+
+from apps.devices.models import BOUND, Device, DeviceState, LenderKey
 
 
 def device_status_for_loan(*, loan_id: int, lender_id: int) -> str | None:
@@ -22,3 +38,49 @@ def lender_key_version_current(*, lender_id: int) -> int:
     """The version of the lender's state-signing key that new phones get (1 until a rotation)."""
     latest = LenderKey.objects.filter(lender_id=lender_id).aggregate(v=Max("version"))["v"]
     return latest or 1
+
+
+def _desired_state(**filters: object) -> QuerySet[DeviceState]:
+    """The outer device's desired state row (the version it should be on); (device, version)
+    is unique, so no ordering, which would otherwise join the device table again."""
+    return DeviceState.objects.filter(
+        device_id=OuterRef("pk"), version=OuterRef("desired_version"), **filters
+    ).order_by()
+
+
+def device_list_with_sync_lag(
+    queryset: QuerySet[Device], *, as_of: datetime | None = None
+) -> QuerySet[Device]:
+    """``queryset`` with its loan and lender joined and ``sync_lag`` annotated in SQL, so
+    lists can sort on it: how long the phone has been behind, i.e. ``as_of`` (default:
+    now) minus the time its desired state (version ``desired_version``) was written,
+    while its acked version is older than that; NULL when the phone is in sync.
+    """
+    issued_at = Subquery(_desired_state().values("created_at")[:1])
+    behind_for = ExpressionWrapper(
+        Value(as_of or timezone.now(), output_field=DateTimeField()) - issued_at,
+        output_field=DurationField(),
+    )
+    return queryset.select_related("loan", "lender").annotate(
+        sync_lag=Case(
+            When(acked_version__lt=F("desired_version"), then=behind_for),
+            default=None,
+            output_field=DurationField(),
+        )
+    )
+
+
+def device_list_out_of_sync(
+    queryset: QuerySet[Device], *, longer_than: timedelta, as_of: datetime | None = None
+) -> QuerySet[Device]:
+    """Phones of ``queryset`` whose acked version is older than their desired one, and whose
+    desired state was written more than ``longer_than`` before ``as_of`` (default: now)."""
+    cutoff = (as_of or timezone.now()) - longer_than
+    return queryset.filter(
+        Exists(_desired_state(created_at__lt=cutoff)), acked_version__lt=F("desired_version")
+    )
+
+
+def device_state_current(*, device: Device) -> DeviceState | None:
+    """The state the phone should be on (version ``desired_version``), or None before the first."""
+    return DeviceState.objects.filter(device_id=device.pk, version=device.desired_version).first()

@@ -60,6 +60,12 @@ def service_account_file(path: Path, *, token_uri: str) -> Path:
     return path
 
 
+class _Server(ThreadingHTTPServer):
+    # send_each opens up to 500 connections at once; the default backlog of 5
+    # would refuse some, and the relay would (rightly) retry them.
+    request_queue_size = 1024
+
+
 class FakeFcm:
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -73,7 +79,7 @@ class FakeFcm:
         self.record = True
         self.listeners: dict[str, Callable[[dict[str, str]], None]] = {}
         self.ids = itertools.count(1)
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = _Server(("127.0.0.1", 0), self._handler())
         self.server.daemon_threads = True
         self.thread: threading.Thread | None = None
 

@@ -23,7 +23,7 @@ from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.core.tenancy import belongs_to_lender, is_lender_owned
 from apps.customers.models import Customer
-from apps.devices.models import Device
+from apps.devices.models import Device, LenderKey, PushNudge
 from apps.lenders.models import (
     Lender,
     LoanProduct,
@@ -58,6 +58,8 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     Loan: lambda lender: signed_loan(lender),
     Payment: lambda lender: payment_for(signed_loan(lender)),
     Device: lambda lender: device_for(signed_loan(lender)),
+    PushNudge: lambda lender: push_nudge_for(lender),
+    LenderKey: lambda lender: lender_key_for(lender),
     Shop: lambda lender: shop_for(lender),
     Clerk: lambda lender: clerk_for(shop_for(lender)),
 }
@@ -70,6 +72,19 @@ def device_for(loan: Loan) -> Device:
     return device_register(
         loan=loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20", actor=Actor.system()
     )
+
+
+def push_nudge_for(lender: Lender) -> PushNudge:
+    from tests.devices.factories import enrolled_phone
+
+    device, _, _ = enrolled_phone(lender, fcm_token=f"tok-{lender.slug}")
+    return PushNudge.objects.filter(device=device).latest("id")  # enrollment's state queued it
+
+
+def lender_key_for(lender: Lender) -> LenderKey:
+    from apps.devices.services import lender_signing_key_rotate
+
+    return lender_signing_key_rotate(lender_id=lender.pk, actor=Actor.system(), reason="Drill.")
 
 
 def payment_for(loan: Loan) -> Payment:
