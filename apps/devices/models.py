@@ -1,5 +1,6 @@
 from typing import ClassVar
 
+import pgtrigger
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -101,11 +102,12 @@ class EnrollmentToken(BaseModel):
 
 
 class DeviceState(BaseModel):
-    """One version of a phone's desired state, signed with its lender's Ed25519 key.
+    """One version of a phone's desired state; signed with its lender's Ed25519 key when
+    the phone pulls it (``apps.devices.state``).
 
-    Append-only: a new version is a new row, and versions only grow. The phone
-    pulls the newest, checks the signature, applies it and acknowledges its
-    version; a lost push or a phone switched off cannot leave it in a wrong
+    Append-only (the database refuses UPDATE and DELETE): a new version is a
+    new row, and versions only grow. The phone pulls the newest, checks the
+    signature, applies it and acknowledges its version; a lost push or a phone switched off cannot leave it in a wrong
     state longer than one check-in.
     """
 
@@ -125,9 +127,6 @@ class DeviceState(BaseModel):
     version = models.PositiveIntegerField()
     level = models.CharField(max_length=12, choices=Level.choices)
     document = models.JSONField()
-    signature = models.CharField(
-        max_length=100, help_text=_("Ed25519 over the canonical document, base64")
-    )
     key_version = models.PositiveSmallIntegerField()
 
     class Meta:
@@ -135,6 +134,11 @@ class DeviceState(BaseModel):
         constraints = [
             models.UniqueConstraint(
                 fields=["device", "version"], name="device_state_version_unique"
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="device_state_append_only", operation=pgtrigger.Update | pgtrigger.Delete
             ),
         ]
 

@@ -206,3 +206,16 @@ def test_a_push_address_is_a_token_or_an_installation_id_but_not_both(client, ph
     assert (device.fcm_token, device.push_address_kind) == ("fid-1", "fid")
     assert post({"fid": "a", "fcm_token": "b"}).status_code == 400
     assert post({}).status_code == 400
+
+
+def test_a_state_once_written_is_never_edited(phone) -> None:
+    from django.db import ProgrammingError, transaction
+
+    from apps.devices.models import DeviceState
+
+    device, _, _ = phone
+    with pytest.raises(ProgrammingError, match="Cannot update or delete"), transaction.atomic():
+        DeviceState.objects.filter(device=device).update(level="lock")
+    with pytest.raises(ProgrammingError, match="Cannot update or delete"), transaction.atomic():
+        DeviceState.objects.filter(device=device).delete()
+    assert DeviceState.objects.get(device=device).level == "normal"

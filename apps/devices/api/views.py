@@ -93,7 +93,7 @@ class DeviceEnrollApi(APIView):
 
 class StateSerializer(serializers.Serializer):
     document = serializers.JSONField()
-    signature = serializers.CharField()
+    signature = serializers.CharField(help_text="Ed25519 over the canonical document, base64")
     key_version = serializers.IntegerField()
 
 

@@ -2,6 +2,7 @@
 
 from apps.devices.services.agent import (
     CheckIn,
+    SignedState,
     device_ack,
     device_authenticate,
     device_check_in,
@@ -18,17 +19,22 @@ from apps.devices.services.enrollment import (
 )
 from apps.devices.services.push import push_nudges_enqueue, push_relay_run
 from apps.devices.services.state import (
+    StateChange,
     device_key_announce,
     device_release,
     device_state_set,
+    device_states_write,
     lender_signing_key_rotate,
-    state_write,
+    state_reissue,
+    state_write_locked,
 )
 
 __all__ = [
     "CheckIn",
     "Enrollment",
     "MintedToken",
+    "SignedState",
+    "StateChange",
     "device_ack",
     "device_authenticate",
     "device_check_in",
@@ -39,10 +45,12 @@ __all__ = [
     "device_register",
     "device_release",
     "device_state_set",
+    "device_states_write",
     "enrollment_token_mint",
     "imei_normalise",
     "lender_signing_key_rotate",
     "push_nudges_enqueue",
     "push_relay_run",
-    "state_write",
+    "state_reissue",
+    "state_write_locked",
 ]

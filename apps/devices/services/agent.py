@@ -16,13 +16,21 @@ from apps.devices.events import DevicesAction
 from apps.devices.locks import device_lock
 from apps.devices.models import Device, DeviceEvent, DeviceState
 from apps.devices.services.enrollment import sha256_hex
-from apps.devices.services.state import state_write
-from apps.devices.state import CONTENT_FIELDS
+from apps.devices.services.state import state_reissue
+from apps.devices.state import sign_document
+from apps.lenders.models import Lender
+
+
+@dataclass(frozen=True, slots=True)
+class SignedState:
+    document: dict[str, Any]
+    signature: str  # Ed25519 over the canonical document, base64
+    key_version: int
 
 
 @dataclass(frozen=True, slots=True)
 class CheckIn:
-    state: DeviceState | None  # the newest state, when the phone has an older one
+    state: SignedState | None  # the newest state, when the phone has an older one
 
 
 @transaction.atomic
@@ -49,7 +57,10 @@ def device_check_in(
     )  # fmt: skip
     if applied_version >= device.desired_version:
         return CheckIn(state=None)
-    return CheckIn(state=DeviceState.objects.get(device=device, version=device.desired_version))
+    state = DeviceState.objects.get(device=device, version=device.desired_version)
+    slug = Lender.objects.values_list("slug", flat=True).get(pk=device.lender_id)
+    signature = sign_document(lender_slug=slug, document=state.document)
+    return CheckIn(state=SignedState(state.document, signature, state.key_version))
 
 
 @transaction.atomic
@@ -93,10 +104,9 @@ def device_ack(*, device_id: int, version: int, error_code: str, actor: Actor) -
     )
     if "key_version" in data and device.desired_version > version:
         # a newer state went out under the old key, which the phone no longer trusts
-        latest = DeviceState.objects.get(device=device, version=device.desired_version)
-        content = {k: latest.document[k] for k in CONTENT_FIELDS if k in latest.document}
-        state_write(device=device, level=latest.level, actor=actor,
-                    reason="Re-issued under the key the phone now trusts.", **content)  # fmt: skip
+        state_reissue(
+            device=device, actor=actor, reason="Re-issued under the key the phone now trusts."
+        )
     return device
 
 

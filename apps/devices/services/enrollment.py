@@ -33,7 +33,7 @@ from apps.devices.locks import device_lock, enrollment_token_lock_by_hash
 from apps.devices.models import Device, DeviceState, EnrollmentToken
 from apps.devices.provisioning import provisioning_payload
 from apps.devices.selectors import lender_key_version_current
-from apps.devices.services.state import state_write
+from apps.devices.services.state import state_write_locked
 
 
 def sha256_hex(value: str) -> str:
@@ -219,7 +219,9 @@ def _enroll(
     device.key_version = lender_key_version_current(lender_id=device.lender_id)
     device.enrolled_at = device.last_seen_at = now
     device.save()
-    state_write(device=device, level=DeviceState.Level.NORMAL, actor=actor, reason="Enrolled.")
+    state_write_locked(
+        device=device, level=DeviceState.Level.NORMAL, actor=actor, reason="Enrolled."
+    )
     audit_event_record(
         actor=actor,
         action=DevicesAction.DEVICE_ENROLLED,

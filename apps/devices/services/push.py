@@ -93,6 +93,11 @@ def push_nudges_enqueue(*, nudges: Iterable[tuple[int, int, int]]) -> None:
     lenders, devices, versions = (list(column) for column in zip(*rows, strict=True))
     with connection.cursor() as cursor:
         cursor.execute(_ENQUEUE, [lenders, devices, versions])
+    relay_after_commit()
+
+
+def relay_after_commit() -> None:
+    """Start the relay once the caller's transaction commits (its nudges are then visible)."""
     transaction.on_commit(_relay_kick)
 
 

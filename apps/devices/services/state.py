@@ -1,88 +1,235 @@
-"""Writes of the desired state: one signed version per change, its push queued with it."""
+"""Writes of the desired state: versions built in SQL, for one phone or many, pushed after.
+
+``device_states_write`` is the one writer. In one statement it moves each
+phone's ``desired_version`` on (row locks on the devices), appends the new
+``DeviceState`` rows with their documents built by ``jsonb_build_object``,
+and queues one push per phone in the outbox; then it appends one audit event
+per state. The restriction sweep calls it with thousands of changes; a
+payment, a pause or an agent's action with one.
+
+A released phone, or one whose newest state is ``released`` (waiting for
+its ack), takes no state: it is left out, and the callers that change one
+phone refuse and audit the attempt.
+"""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.audit.services import audit_event_record
+from apps.audit.services import AuditEntry, audit_event_record, audit_events_record
 from apps.core.actor import Actor
 from apps.devices.errors import DeviceReleased
 from apps.devices.events import DevicesAction
 from apps.devices.keys import lender_public_key_b64
 from apps.devices.locks import device_lock
-from apps.devices.models import Device, DeviceState, LenderKey
+from apps.devices.models import Device, DeviceState, LenderKey, PushNudge
 from apps.devices.selectors import lender_key_version_current
-from apps.devices.services.push import push_nudges_enqueue
-from apps.devices.state import CONTENT_FIELDS, sign_document, state_document
+from apps.devices.services.push import relay_after_commit
+from apps.devices.state import CONTENT_FIELDS, OFFLINE_LEASE
+from apps.lenders.country_rules import always_allowed_packages
 from apps.lenders.models import Lender
 
+AUDIT_CHUNK = 2000  # events per INSERT: far below PostgreSQL's 65,535 parameters
 
-def state_write(
+
+@dataclass(frozen=True, slots=True)
+class StateChange:
+    """What one phone should do from now on."""
+
+    device_id: int
+    level: str
+    locale: str
+    wallpaper_text: str = ""
+    lock_screen_text: str = ""
+    blocked_packages: tuple[str, ...] = ()
+    blocked_categories: tuple[str, ...] = ()
+    alarm_times: tuple[str, ...] = ()
+    always_allowed_numbers: tuple[str, ...] = ()
+    # applied by the phone if it cannot check in before the lease ends; never
+    # harsher than what the loan would reach by then, never a lock when current
+    fallback_level: str = "normal"
+
+    @classmethod
+    def of(cls, *, device_id: int, level: str, locale: str, **content: Any) -> StateChange:
+        lists = ("blocked_packages", "blocked_categories", "alarm_times", "always_allowed_numbers")
+        return cls(device_id=device_id, level=level, locale=locale,
+                   **{k: tuple(v) if k in lists else v for k, v in content.items()})  # fmt: skip
+
+
+_ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
+
+_WRITE = f"""
+WITH input AS (
+    SELECT * FROM unnest(%(devices)s::bigint[], %(levels)s::text[], %(locales)s::text[],
+                         %(wallpapers)s::text[], %(lock_texts)s::text[], %(packages)s::jsonb[],
+                         %(categories)s::jsonb[], %(alarms)s::jsonb[], %(numbers)s::jsonb[],
+                         %(fallbacks)s::text[])
+        AS c(device_id, level, locale, wallpaper_text, lock_screen_text, blocked_packages,
+             blocked_categories, alarm_times, always_allowed_numbers, fallback_level)
+),
+bumped AS (
+    UPDATE {Device._meta.db_table} AS d
+    SET desired_version = d.desired_version + 1, updated_at = %(now)s
+    FROM input AS c
+    WHERE d.id = c.device_id AND d.lender_id = %(lender)s AND d.status = 'enrolled'
+      AND NOT EXISTS (SELECT 1 FROM {DeviceState._meta.db_table} AS s
+                      WHERE s.device_id = d.id AND s.version = d.desired_version
+                        AND s.level = 'released')
+    RETURNING d.id, d.desired_version, d.key_version
+),
+states AS (
+    INSERT INTO {DeviceState._meta.db_table}
+        (lender_id, device_id, version, level, document, key_version, created_at, updated_at)
+    SELECT %(lender)s, b.id, b.desired_version, c.level,
+        jsonb_build_object(
+            'device', b.id, 'version', b.desired_version, 'level', c.level,
+            'issued_at', to_char(%(now)s AT TIME ZONE 'UTC', '{_ISO}'),
+            'valid_until', to_char((%(now)s + %(lease)s) AT TIME ZONE 'UTC', '{_ISO}'),
+            'fallback_level', c.fallback_level, 'locale', c.locale,
+            'wallpaper_text', c.wallpaper_text, 'lock_screen_text', c.lock_screen_text,
+            'blocked_packages', c.blocked_packages, 'blocked_categories', c.blocked_categories,
+            'alarm_times', c.alarm_times, 'always_allowed_packages', %(allowed)s::jsonb,
+            'always_allowed_numbers', c.always_allowed_numbers, 'key_version', b.key_version
+        ) || CASE WHEN b.key_version < %(key_version)s
+                  THEN jsonb_build_object('next_key', %(next_key)s::jsonb)
+                  ELSE '{{}}'::jsonb END,
+        b.key_version, %(now)s, %(now)s
+    FROM bumped AS b JOIN input AS c ON c.device_id = b.id
+    RETURNING device_id, version, level
+),
+nudges AS (
+    INSERT INTO {PushNudge._meta.db_table}
+        (lender_id, device_id, version, status, attempts, next_attempt_at, message_id,
+         error_code, created_at, updated_at)
+    SELECT %(lender)s, device_id, version, 'pending', 0, statement_timestamp(), '', '',
+           statement_timestamp(), statement_timestamp()
+    FROM states
+)
+SELECT device_id, version, level FROM states
+"""  # noqa: S608  (table names from model metadata; every value is a parameter)
+
+
+def _sorted_json(values: tuple[str, ...]) -> str:
+    return json.dumps(sorted(values))
+
+
+def device_states_write(
+    *, lender_id: int, changes: list[StateChange], actor: Actor, reason: str
+) -> dict[int, int]:
+    """Give each phone in ``changes`` its next desired state; returns device id -> version.
+
+    Must run in the caller's transaction. Takes row locks on the devices (in
+    the global order: the caller already holds its loans). Phones that are
+    not enrolled, or are released or being released, are left out of the
+    result. Signs nothing: the signature is made when the phone pulls the
+    state. Emits ``devices.state.changed`` once per state.
+    """
+    if not changes:
+        return {}
+    if len({c.device_id for c in changes}) != len(changes):
+        raise ValueError("one change per device")
+    key_version = lender_key_version_current(lender_id=lender_id)
+    slug = Lender.objects.values_list("slug", flat=True).get(pk=lender_id)
+    next_key = {"version": key_version,
+                "public_key": lender_public_key_b64(lender_slug=slug, version=key_version)}  # fmt: skip
+    params = {
+        "lender": lender_id,
+        "devices": [c.device_id for c in changes],
+        "levels": [c.level for c in changes],
+        "locales": [c.locale for c in changes],
+        "wallpapers": [c.wallpaper_text for c in changes],
+        "lock_texts": [c.lock_screen_text for c in changes],
+        "packages": [_sorted_json(c.blocked_packages) for c in changes],
+        "categories": [_sorted_json(c.blocked_categories) for c in changes],
+        "alarms": [_sorted_json(c.alarm_times) for c in changes],
+        "numbers": [_sorted_json(c.always_allowed_numbers) for c in changes],
+        "fallbacks": [c.fallback_level for c in changes],
+        "now": timezone.now(),  # the app's clock, as every created_at (the outbox keeps the DB's)
+        "lease": OFFLINE_LEASE,
+        "allowed": json.dumps(sorted(always_allowed_packages())),
+        "key_version": key_version,
+        "next_key": json.dumps(next_key),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_WRITE, params)
+        written = cursor.fetchall()
+    entries = [
+        AuditEntry(actor=actor, action=DevicesAction.STATE_CHANGED, reason=reason,
+                   target=Device(pk=device_id, lender_id=lender_id),
+                   data={"version": version, "level": level})
+        for device_id, version, level in written
+    ]  # fmt: skip
+    for start in range(0, len(entries), AUDIT_CHUNK):
+        audit_events_record(lender_id=lender_id, entries=entries[start : start + AUDIT_CHUNK])
+    if written:
+        relay_after_commit()
+    return {device_id: version for device_id, version, _ in written}
+
+
+def state_write_locked(
     *, device: Device, level: str, actor: Actor, reason: str, **content: Any
 ) -> DeviceState:
-    """Append the next signed version for ``device`` and queue its push (caller holds the
-    device lock and runs in a transaction).
-
-    The state is signed with the key version the phone trusts. When the lender
-    has moved to a newer key, the state announces it (``next_key``), still
-    signed by the old one; the phone's ack of that state moves it over.
-    """
-    version = device.desired_version + 1
-    current_key = lender_key_version_current(lender_id=device.lender_id)
-    next_key = None
-    if current_key > device.key_version:
-        slug = device.lender.slug
-        next_key = {"version": current_key,
-                    "public_key": lender_public_key_b64(lender_slug=slug, version=current_key)}  # fmt: skip
-    document = state_document(
-        device_id=device.pk, version=version, level=level, issued_at=timezone.now(),
-        locale=device.loan.customer.locale, key_version=device.key_version, next_key=next_key,
-        **content,
-    )  # fmt: skip
-    state = DeviceState.objects.create(
-        lender_id=device.lender_id, device=device, version=version, level=level, document=document,
-        signature=sign_document(lender_slug=device.lender.slug, document=document),
-        key_version=document["key_version"],
-    )  # fmt: skip
-    Device.objects.filter(pk=device.pk).update(desired_version=version, updated_at=timezone.now())
-    device.desired_version = version
-    audit_event_record(actor=actor, action=DevicesAction.STATE_CHANGED, target=device, reason=reason,
-                       data={"version": version, "level": level})  # fmt: skip
-    push_nudges_enqueue(nudges=[(device.lender_id, device.pk, version)])
-    return state
+    """One phone's next state (the caller holds the device lock), or ``DeviceReleased``."""
+    change = StateChange.of(device_id=device.pk, level=level,
+                            locale=device.loan.customer.locale, **content)  # fmt: skip
+    written = device_states_write(
+        lender_id=device.lender_id, changes=[change], actor=actor, reason=reason
+    )
+    if device.pk not in written:
+        raise DeviceReleased(device_id=device.pk)
+    device.desired_version = written[device.pk]
+    return DeviceState.objects.get(device=device, version=device.desired_version)
 
 
-def _release_pending(device: Device) -> bool:
-    """The phone was told it is free and has not acked yet: it is free all the same."""
-    return DeviceState.objects.filter(
-        device=device, version=device.desired_version, level=DeviceState.Level.RELEASED
-    ).exists()
+def state_reissue(*, device: Device, actor: Actor, reason: str) -> DeviceState | None:
+    """The phone's newest state again, as a new version with the same content (the caller
+    holds the device lock): it carries the lender's current key or announces it."""
+    latest = DeviceState.objects.filter(device=device).order_by("-version").first()
+    if latest is None:
+        return None
+    content = {k: latest.document[k] for k in CONTENT_FIELDS if k in latest.document}
+    return state_write_locked(
+        device=device, level=latest.level, actor=actor, reason=reason, **content
+    )
 
 
 def device_state_set(
     *, device_id: int, level: str, actor: Actor, reason: str, **content: Any
 ) -> DeviceState:
-    """Change what the phone should do: one signed, versioned state, one audit event, one push.
+    """Change what the phone should do: one versioned state, one audit event, one push.
 
-    Locks the device. A released phone can never be restricted again: the
-    attempt is refused and audited (in its own transaction, so the record
-    survives the error). Emits ``devices.state.changed`` or
-    ``devices.state.refused``.
+    Locks the device. A released phone can never be restricted again, nor one
+    told it is released: the attempt is refused and audited (in its own
+    transaction, so the record survives the error). Emits
+    ``devices.state.changed`` or ``devices.state.refused``.
     """
     try:
         with transaction.atomic():
             device = device_lock(device_id=device_id)
-            if device.status == Device.Status.RELEASED or _release_pending(device):
-                raise DeviceReleased(device_id=device.pk)
-            return state_write(device=device, level=level, actor=actor, reason=reason, **content)
+            return state_write_locked(
+                device=device, level=level, actor=actor, reason=reason, **content
+            )
     except DeviceReleased:
         with transaction.atomic():
             audit_event_record(actor=actor, action=DevicesAction.STATE_REFUSED, target=Device.objects.get(pk=device_id),
                                data={"level": level, "problem": "device_released"}, reason=reason)  # fmt: skip
         raise
+
+
+def device_release(*, device_id: int, actor: Actor, reason: str) -> DeviceState:
+    """Set the phone free: the ``released`` state, pushed until the phone acknowledges it.
+
+    The phone is marked released when it acks that state (``device_ack``);
+    from then on no state can be written for it. Emits
+    ``devices.state.changed`` (level ``released``).
+    """
+    return device_state_set(device_id=device_id, level=DeviceState.Level.RELEASED, actor=actor,
+                            reason=reason)  # fmt: skip
 
 
 @transaction.atomic
@@ -115,10 +262,9 @@ def device_key_announce(*, lender_id: int, batch: int = 200) -> int:
     """Re-issue the current state of each enrolled phone that trusts an older key.
 
     One transaction per batch of devices (locked in id order, the global
-    order); the new state has the same content, signed by the phone's key and
-    announcing the lender's current one. Safe to repeat: a phone whose latest
-    state already announces the current key is skipped. Returns how many
-    states were issued.
+    order); the new state has the same content and announces the lender's
+    current key. Safe to repeat: a phone whose newest state already announces
+    it is skipped. Returns how many states were issued.
     """
     current = lender_key_version_current(lender_id=lender_id)
     issued, after = 0, 0
@@ -126,7 +272,7 @@ def device_key_announce(*, lender_id: int, batch: int = 200) -> int:
         with transaction.atomic():
             devices = list(
                 Device.objects.select_for_update(of=("self",))
-                .select_related("lender", "loan__customer")
+                .select_related("loan__customer")
                 .filter(lender_id=lender_id, status=Device.Status.ENROLLED, key_version__lt=current,
                         pk__gt=after)
                 .order_by("pk")[:batch]
@@ -134,27 +280,17 @@ def device_key_announce(*, lender_id: int, batch: int = 200) -> int:
             if not devices:
                 return issued
             after = devices[-1].pk
-            latest = {s.device_id: s for s in DeviceState.objects.filter(
-                device__in=devices).order_by("device_id", "-version").distinct("device_id")}  # fmt: skip
+            announced = set(
+                DeviceState.objects.filter(
+                    device__in=devices, document__next_key__version=current
+                ).values_list("device_id", flat=True)
+            )
             for device in devices:
-                state = latest.get(device.pk)
-                if (
-                    state is None
-                    or (state.document.get("next_key") or {}).get("version") == current
-                ):
+                if device.pk in announced:
                     continue
-                content = {k: state.document[k] for k in CONTENT_FIELDS if k in state.document}
-                state_write(device=device, level=state.level, actor=Actor.system(),
-                            reason="A new lender key is announced.", **content)  # fmt: skip
+                try:
+                    state_reissue(device=device, actor=Actor.system(),
+                                  reason="A new lender key is announced.")  # fmt: skip
+                except DeviceReleased:
+                    continue
                 issued += 1
-
-
-def device_release(*, device_id: int, actor: Actor, reason: str) -> DeviceState:
-    """Set the phone free: the ``released`` state, pushed until the phone acknowledges it.
-
-    The phone is marked released when it acks that state (``device_ack``);
-    from then on no state can be written for it. Emits
-    ``devices.state.changed`` (level ``released``).
-    """
-    return device_state_set(device_id=device_id, level=DeviceState.Level.RELEASED, actor=actor,
-                            reason=reason)  # fmt: skip
