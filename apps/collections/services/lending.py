@@ -1,4 +1,4 @@
-"""Writes for loans, installments and payments."""
+"""Writes for lending: quotes, signing, payments and their allocation, late fees, webhooks."""
 
 from __future__ import annotations
 
