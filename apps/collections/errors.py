@@ -66,3 +66,35 @@ class ConsentAlreadyUsed(DomainError):
 class DevicePriceInvalid(DomainError):
     code = "device_price_invalid"
     default_message = _("The device price must be above zero.")
+
+
+class PauseAlreadyOpen(DomainError):
+    code, http_status = "pause_already_open", 409
+    default_message = _("This loan already has an open pause of this kind.")
+
+
+class PauseTooLong(DomainError):
+    code = "pause_too_long"
+    default_message = _(
+        "A pause must end between today and the longest pause allowed (see max_days)."
+    )
+
+
+class NothingOverdue(DomainError):
+    code, http_status = "nothing_overdue", 409
+    default_message = _("Nothing is overdue on this loan: there is nothing to promise.")
+
+
+class PauseNotOpen(DomainError):
+    code, http_status = "pause_not_open", 409
+    default_message = _("This pause is no longer open.")
+
+
+class SupervisorRequired(DomainError):
+    code, http_status = "supervisor_required", 403
+    default_message = _("Only a supervisor or the lender's admin may do this.")
+
+
+class PauseReasonRequired(DomainError):
+    code = "pause_reason_required"
+    default_message = _("Say why: a pause needs a reason.")

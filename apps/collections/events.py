@@ -10,3 +10,7 @@ class CollectionsAction(StrEnum):
     PAYMENT_REVERSED = "collections.payment.reversed"
     LATE_FEE_ASSESSED = "collections.late_fee.assessed"
     WEBHOOK_REJECTED = "collections.webhook.rejected"
+    STAGE_CHANGED = "collections.loan.stage_changed"
+    PAUSE_OPENED = "collections.pause.opened"
+    PAUSE_DECIDED = "collections.pause.decided"
+    PAUSE_CLOSED = "collections.pause.closed"

@@ -19,6 +19,20 @@ def money_field(verbose_name: str, **kwargs: object) -> models.DecimalField:
 ZERO = Decimal(0)
 
 
+class Stage(models.TextChoices):
+    """A loan's restriction stage, mildest first (a policy stage's action, or none)."""
+
+    NONE = "none", _("No restriction")
+    REMINDER = "reminder", _("Reminders")
+    WALLPAPER = "wallpaper", _("Payment-reminder wallpaper")
+    ALARM = "alarm", _("Alarms")
+    BLOCK_APPS = "block_apps", _("Blocked apps")
+    LOCK = "lock", _("Locked")
+
+
+STAGE_ORDER: tuple[str, ...] = tuple(Stage.values)
+
+
 class Loan(BaseModel):
     """A signed financing of one phone, with the terms copied from its product."""
 
@@ -89,6 +103,10 @@ class Loan(BaseModel):
     late_fee_type = models.CharField(max_length=10)
     late_fee_value = money_field(_("late fee value"))
     late_fee_cap = money_field(_("late fee cap"), null=True, blank=True)
+    stage = models.CharField(
+        _("restriction stage"), max_length=12, choices=Stage.choices, default=Stage.NONE
+    )
+    stage_changed_at = models.DateTimeField(_("stage since"), null=True, blank=True)
 
     class Meta:
         ordering = ("-created_at",)
@@ -173,6 +191,14 @@ class Installment(BaseModel):
                     late_fee_amount__gte=0,
                 ),
                 name="installment_amounts_gte_0",
+            ),
+        ]
+        # the sweep's question: each loan's oldest unpaid due date
+        indexes = [
+            models.Index(
+                fields=["loan", "due_date"],
+                condition=Q(paid_at__isnull=True),
+                name="installment_unpaid_by_loan",
             ),
         ]
 
@@ -329,4 +355,118 @@ class WebhookEvent(BaseModel):
             pgtrigger.Protect(
                 name="webhook_event_append_only", operation=pgtrigger.Update | pgtrigger.Delete
             )
+        ]
+
+
+class LoanStageChange(BaseModel):
+    """One move of a loan's restriction stage and the fact behind it. Append-only.
+
+    The sweep raises a stage at most once per loan and business date (a
+    unique index backs this); a payment, a pause or an agent lowers it.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Cause(models.TextChoices):
+        SWEEP = "sweep", _("Daily sweep")
+        PAYMENT = "payment", _("Payment")
+        PAUSE = "pause", _("Pause")
+        AGENT = "agent", _("Agent's action")
+        PAYOFF = "payoff", _("Paid off")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="stage_changes")
+    from_stage = models.CharField(max_length=12, choices=Stage.choices)
+    to_stage = models.CharField(max_length=12, choices=Stage.choices)
+    cause = models.CharField(max_length=10, choices=Cause.choices)
+    days_overdue = models.PositiveIntegerField(help_text=_("On the business date."))
+    business_date = models.DateField(help_text=_("The lender's local date of the change."))
+    policy_version = models.ForeignKey(
+        "lenders.RestrictionPolicyVersion", on_delete=models.PROTECT, related_name="+"
+    )
+    device_version = models.PositiveIntegerField(
+        null=True, blank=True, help_text=_("The desired-state version written for the phone.")
+    )
+
+    class Meta:
+        ordering = ("loan", "created_at", "id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["loan", "business_date"],
+                condition=Q(cause="sweep"),
+                name="stage_change_one_sweep_per_day",
+            ),
+        ]
+        indexes = [models.Index(fields=["lender", "business_date"], name="stage_change_day")]
+        triggers = [
+            pgtrigger.Protect(
+                name="stage_change_append_only", operation=pgtrigger.Update | pgtrigger.Delete
+            ),
+        ]
+
+
+class LoanPause(BaseModel):
+    """A bounded stop to escalation: a promise to pay, a hardship pause, a legal hold.
+
+    While active it keeps the loan at ``reminder`` at most. A promise is
+    active at once; a hardship pause waits for a supervisor's approval; a
+    legal hold or dispute freeze is set by a supervisor. At most one open
+    pause of each kind per loan.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Kind(models.TextChoices):
+        PROMISE = "promise", _("Promise to pay")
+        HARDSHIP = "hardship", _("Hardship pause")
+        LEGAL_HOLD = "legal_hold", _("Legal hold or dispute freeze")
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", _("Waiting for approval")
+        ACTIVE = "active", _("Active")
+        REJECTED = "rejected", _("Rejected")
+        KEPT = "kept", _("Kept")
+        BROKEN = "broken", _("Broken")
+        ENDED = "ended", _("Ended")
+
+    OPEN: ClassVar[tuple[str, ...]] = (Status.REQUESTED, Status.ACTIVE)
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="pauses")
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    starts_on = models.DateField(_("from"))
+    ends_on = models.DateField(_("until"), help_text=_("The last day of the pause, included."))
+    promised_amount = money_field(_("promised amount"), null=True, blank=True)
+    reason = models.TextField(_("reason"))
+    requested_by = models.CharField(max_length=80, help_text=_("actor type and id"))
+    decided_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["loan", "kind"],
+                condition=Q(status__in=("requested", "active")),
+                name="pause_one_open_per_kind",
+            ),
+            models.CheckConstraint(
+                condition=Q(ends_on__gte=F("starts_on")), name="pause_ends_after_start"
+            ),
+            models.CheckConstraint(
+                condition=Q(promised_amount__isnull=True) | Q(promised_amount__gt=0),
+                name="pause_promised_amount_positive",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["loan", "starts_on", "ends_on"],
+                condition=Q(status="active"),
+                name="pause_active",
+            ),
         ]

@@ -20,3 +20,36 @@ def installment_late_fees_assess_all() -> None:
         transaction.on_commit(
             lambda lender_id=lender_id: installment_late_fees_assess.delay(lender_id=lender_id)
         )
+
+
+@app_task(name="collections.loan_stage_sweep_lender", queue="sweep")
+def loan_stage_sweep_lender_task(*, lender_id: int) -> None:
+    """Beat runs this at the lender's local morning: one range task per slice of loans.
+
+    The business date is fixed here, so every range of one run agrees on it
+    and a redelivered range task changes nothing twice.
+    """
+    from django.conf import settings
+    from django.db import transaction
+
+    from apps.collections.services.restriction import lender_business_date, loan_sweep_ranges
+
+    business_date = lender_business_date(lender_id=lender_id).isoformat()
+    for id_from, id_to in loan_sweep_ranges(lender_id=lender_id, size=settings.SWEEP_RANGE_SIZE):
+        transaction.on_commit(
+            lambda id_from=id_from, id_to=id_to: loan_stage_sweep_range_task.delay(
+                lender_id=lender_id, business_date=business_date, id_from=id_from, id_to=id_to
+            )
+        )
+
+
+@app_task(name="collections.loan_stage_sweep_range", queue="sweep")
+def loan_stage_sweep_range_task(
+    *, lender_id: int, business_date: str, id_from: int, id_to: int
+) -> None:
+    from datetime import date
+
+    from apps.collections.services.restriction import loan_stage_sweep
+
+    loan_stage_sweep(lender_id=lender_id, business_date=date.fromisoformat(business_date),
+                     id_from=id_from, id_to=id_to)  # fmt: skip

@@ -1,3 +1,4 @@
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.db.models import (
@@ -84,3 +85,24 @@ def device_list_out_of_sync(
 def device_state_current(*, device: Device) -> DeviceState | None:
     """The state the phone should be on (version ``desired_version``), or None before the first."""
     return DeviceState.objects.filter(device_id=device.pk, version=device.desired_version).first()
+
+
+def device_ids_enrolled_for_loans(*, loan_ids: Iterable[int]) -> dict[int, int]:
+    """loan id -> the id of its enrolled phone, for the loans that have one."""
+    return dict(
+        Device.objects.filter(
+            loan_id__in=list(loan_ids), status=Device.Status.ENROLLED
+        ).values_list("loan_id", "pk")
+    )
+
+
+def device_ids_to_release(*, loan_ids: Iterable[int]) -> list[int]:
+    """The enrolled phones of these loans not yet told they are released."""
+    told = DeviceState.objects.filter(
+        device_id=OuterRef("pk"), version=OuterRef("desired_version"), level="released"
+    )
+    return list(
+        Device.objects.filter(loan_id__in=list(loan_ids), status=Device.Status.ENROLLED)
+        .exclude(Exists(told))
+        .values_list("pk", flat=True)
+    )

@@ -1,3 +1,4 @@
+from collections.abc import Iterable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -91,3 +92,12 @@ def lender_local_date(*, lender: Lender, at: datetime | None = None) -> date:
 def loan_product_list_active(*, lender_id: int) -> QuerySet[LoanProduct]:
     """The products a clerk may sell for ``lender_id`` now."""
     return LoanProduct.objects.filter(lender_id=lender_id, is_active=True).order_by("name")
+
+
+def restriction_stage_list(*, policy_version_ids: Iterable[int]) -> list[RestrictionStage]:
+    """The stages of these policy versions, each version's mildest first."""
+    return list(
+        RestrictionStage.objects.filter(policy_version_id__in=list(policy_version_ids)).order_by(
+            "policy_version_id", "position"
+        )
+    )

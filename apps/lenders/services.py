@@ -21,6 +21,7 @@ from apps.accounts.models import User
 from apps.audit.services import audit_event_record
 from apps.core.actor import Actor
 from apps.core.money import quantize
+from apps.core.schedule import periodic_tasks_sync
 from apps.lenders.country_rules import (
     APP_CATEGORIES,
     CountryRule,
@@ -43,7 +44,8 @@ from apps.lenders.models import (
 def lender_create(
     *, name: str, slug: str, country: str, currency: str, timezone: str, locale: str, actor: Actor
 ) -> Lender:
-    """Create a lender and open its audit chain. Emits ``lenders.lender.created``."""
+    """Create a lender and open its audit chain; its morning restriction sweep joins the beat
+    schedule. Emits ``lenders.lender.created``."""
     lender = Lender(
         name=name, slug=slug, country=country, currency=currency, timezone=timezone, locale=locale
     )
@@ -60,6 +62,7 @@ def lender_create(
         data={"new": {"name": name, "slug": slug, "country": country, "currency": currency,
                       "timezone": timezone, "locale": locale}},
     )  # fmt: skip
+    periodic_tasks_sync()
     return lender
 
 

@@ -250,6 +250,15 @@ PROVISIONING_WIFI_SECURITY_TYPE = env("PROVISIONING_WIFI_SECURITY_TYPE", default
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["enroll"] = env("AGENT_ENROLL_THROTTLE", default="30/min")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["agent"] = env("AGENT_API_THROTTLE", default="120/min")
 
+# --- Restriction engine ---------------------------------------------------------
+# The longest promise to pay, hardship pause and legal hold, in days.
+PROMISE_MAX_DAYS = env.int("PROMISE_MAX_DAYS", default=14)
+HARDSHIP_MAX_DAYS = env.int("HARDSHIP_MAX_DAYS", default=60)
+LEGAL_HOLD_MAX_DAYS = env.int("LEGAL_HOLD_MAX_DAYS", default=365)
+# The sweep's local hour in each lender's timezone, and its loans per task.
+SWEEP_LOCAL_HOUR = env.int("SWEEP_LOCAL_HOUR", default=6)
+SWEEP_RANGE_SIZE = env.int("SWEEP_RANGE_SIZE", default=5000)
+
 # --- Cache --------------------------------------------------------------------
 # The API throttles count here. Production sets CACHE_URL (redis://...) so every
 # worker process shares the counts; without it, each process counts alone.

@@ -1,3 +1,4 @@
+import json
 import time
 
 import pytest
@@ -55,3 +56,16 @@ def test_a_real_worker_runs_a_task_sent_through_redis_and_a_second_run_changes_n
             time.sleep(0.05)
         assert (redis.llen("default"), redis.hlen("unacked")) == (0, 0)
     assert AuditEvent.objects.filter(action="audit.chain.checkpointed").count() == 1
+
+
+@pytest.mark.django_db
+def test_each_lender_gets_its_sweep_at_its_own_local_morning(lender_a, lender_b) -> None:
+    call_command("setup_periodic_tasks")
+    call_command("setup_periodic_tasks")
+    sweeps = PeriodicTask.objects.filter(task="collections.loan_stage_sweep_lender")
+    found = {(json.loads(t.kwargs)["lender_id"], t.crontab.hour, str(t.crontab.timezone), t.queue)
+             for t in sweeps}  # fmt: skip
+    assert found == {
+        (lender_a.pk, "6", lender_a.timezone, "sweep"),
+        (lender_b.pk, "6", "America/Mexico_City", "sweep"),
+    }

@@ -11,7 +11,7 @@ def valid_imei(prefix: str = "35209900") -> str:
     return body + luhn.calc_check_digit(body)
 
 
-def enrolled_phone(lender, *, fcm_token: str = ""):
+def enrolled_phone(lender, *, fcm_token: str = "", signed_at=None):
     """An enrolled phone on a fresh loan: (device, device secret, lender public key)."""
     import base64
 
@@ -22,7 +22,7 @@ def enrolled_phone(lender, *, fcm_token: str = ""):
     from apps.devices.services import device_enroll, device_register, enrollment_token_mint
     from tests.collections.factories import signed_loan
 
-    device = device_register(loan=signed_loan(lender), imei=valid_imei(), brand="X", model_name="Y",
+    device = device_register(loan=signed_loan(lender, signed_at=signed_at), imei=valid_imei(), brand="X", model_name="Y",
                              actor=Actor.system())  # fmt: skip
     token = enrollment_token_mint(device_id=device.pk, actor=Actor.system()).token
     public = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)

@@ -14,6 +14,17 @@ from apps.collections.services.lending import (
     payment_webhook_apply,
     webhook_rejection_record,
 )
+from apps.collections.services.pauses import (
+    loan_hardship_request,
+    loan_legal_hold_set,
+    loan_pause_decide,
+    loan_promise_record,
+)
+from apps.collections.services.restriction import (
+    loan_stage_settle,
+    loan_stage_sweep,
+    loan_sweep_ranges,
+)
 
 __all__ = [
     "PaymentOutcome",
@@ -22,8 +33,15 @@ __all__ = [
     "WebhookOutcome",
     "WebhookPayload",
     "installment_late_fees_assess",
+    "loan_hardship_request",
+    "loan_legal_hold_set",
+    "loan_pause_decide",
+    "loan_promise_record",
     "loan_quote",
     "loan_sign",
+    "loan_stage_settle",
+    "loan_stage_sweep",
+    "loan_sweep_ranges",
     "payment_record",
     "payment_reverse",
     "payment_webhook_apply",

@@ -49,12 +49,14 @@ from apps.collections.models import (
     Allocation,
     Installment,
     Loan,
+    LoanStageChange,
     Payment,
     PaymentReversal,
     WebhookEvent,
 )
 from apps.collections.schedule import Schedule, Terms, build_schedule
 from apps.collections.selectors import loan_id_by_reference
+from apps.collections.services.restriction import loan_stage_settle
 from apps.core.actor import Actor
 from apps.core.errors import DomainError, IdempotencyConflict, NotAllowed
 from apps.core.money import Money, minor_units, quantize
@@ -327,7 +329,10 @@ def payment_record(
     payment; with anything else it raises IdempotencyConflict. A payment on a
     paid-off loan is kept as a credit: the money arrived. Emits
     ``collections.payment.received`` and, through the re-allocation,
-    ``collections.payment.allocated`` and ``collections.loan.paid_off``.
+    ``collections.payment.allocated`` and ``collections.loan.paid_off``. The
+    loan's restriction stage drops in the same transaction if the payment
+    earns it (``loan_stage_settle``), and a payoff releases the phone: the
+    new desired state is pushed after commit.
     """
     return _payment_record_locked(
         loan=loan_lock(loan_id=loan_id, lender_id=lender_id), amount=amount, channel=channel,
@@ -412,6 +417,7 @@ def _payment_record_locked(
     )
     entries = [received, *allocated]
     audit_events_record(lender_id=loan.lender_id, entries=entries)
+    loan_stage_settle(loan=loan, actor=actor, cause=LoanStageChange.Cause.PAYMENT)
     return PaymentOutcome(payment=payment, created=True)
 
 

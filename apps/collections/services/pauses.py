@@ -1,0 +1,167 @@
+"""Pauses: a promise to pay, a hardship pause, a legal hold or dispute freeze.
+
+An active pause stops escalation (the sweep caps the loan at ``reminder``)
+and lowers a harsher stage to ``reminder`` at once. A promise is active as
+soon as it is made; a hardship pause waits for a supervisor; a legal hold is
+set by a supervisor. The sweep closes pauses that ended: a promise whose
+arrears were not paid is broken, and the loan re-enters the ladder.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.audit.services import audit_event_record
+from apps.collections.errors import (
+    NothingOverdue,
+    PauseAlreadyOpen,
+    PauseNotOpen,
+    PauseReasonRequired,
+    PauseTooLong,
+    SupervisorRequired,
+)
+from apps.collections.events import CollectionsAction
+from apps.collections.locks import loan_lock
+from apps.collections.models import Loan, LoanPause, LoanStageChange
+from apps.collections.selectors import loan_days_overdue
+from apps.collections.services.restriction import loan_stage_settle
+from apps.core.actor import Actor
+from apps.core.money import Money
+from apps.lenders.models import Lender, Membership
+from apps.lenders.selectors import lender_local_date, membership_get_for_user
+
+Kind, Status = LoanPause.Kind, LoanPause.Status
+MAX_DAYS = {Kind.PROMISE: "PROMISE_MAX_DAYS", Kind.HARDSHIP: "HARDSHIP_MAX_DAYS",
+            Kind.LEGAL_HOLD: "LEGAL_HOLD_MAX_DAYS"}  # fmt: skip
+SUPERVISORS = frozenset({Membership.Role.SUPERVISOR, Membership.Role.LENDER_ADMIN})
+
+
+def _require_supervisor(user: User, lender_id: int) -> None:
+    membership = membership_get_for_user(user_id=user.pk)
+    if user.is_superuser or (membership and membership.lender_id == lender_id
+                             and membership.role in SUPERVISORS):  # fmt: skip
+        return
+    raise SupervisorRequired()
+
+
+def _check(*, kind: str, today: date, until: date, reason: str) -> None:
+    if not reason.strip():
+        raise PauseReasonRequired()
+    max_days = getattr(settings, MAX_DAYS[kind])
+    if not today <= until <= today + timedelta(days=max_days):
+        raise PauseTooLong(max_days=max_days)
+
+
+def _open(
+    *, loan: Loan, kind: str, status: str, today: date, until: date, reason: str, actor: Actor,
+    promised: Money | None = None, decided_by: User | None = None,
+) -> LoanPause:  # fmt: skip
+    pause = LoanPause(
+        lender_id=loan.lender_id, loan=loan, kind=kind, status=status, starts_on=today, ends_on=until,
+        promised_amount=promised.amount if promised else None, reason=reason.strip(),
+        requested_by=f"{actor.type.value}:{actor.id or ''}", decided_by=decided_by,
+        decided_at=timezone.now() if decided_by else None,
+    )  # fmt: skip
+    try:
+        with transaction.atomic():
+            pause.save(force_insert=True)
+    except IntegrityError as exc:
+        raise PauseAlreadyOpen(kind=kind) from exc
+    audit_event_record(actor=actor, action=CollectionsAction.PAUSE_OPENED, target=loan, reason=pause.reason,
+                       data={"pause_id": pause.pk, "kind": kind, "status": status, "starts_on": today,
+                             "ends_on": until, "promised_amount": pause.promised_amount})  # fmt: skip
+    if status == Status.ACTIVE:
+        loan_stage_settle(
+            loan=loan, actor=actor, cause=LoanStageChange.Cause.PAUSE, reason=pause.reason
+        )
+    return pause
+
+
+@transaction.atomic
+def loan_promise_record(
+    *, loan_id: int, lender_id: int, until: date, actor: Actor, reason: str,
+    amount: Money | None = None,
+) -> LoanPause:  # fmt: skip
+    """The customer promises to pay the arrears by ``until`` (at most ``PROMISE_MAX_DAYS``).
+
+    By the customer or an agent. Locks the loan. Only for a loan with
+    something overdue, and one open promise at a time. Active at once.
+    Emits ``collections.pause.opened``.
+    """
+    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
+    _check(kind=Kind.PROMISE, today=today, until=until, reason=reason)
+    if loan.status != Loan.Status.ACTIVE or loan_days_overdue(loan=loan) == 0:
+        raise NothingOverdue()
+    return _open(loan=loan, kind=Kind.PROMISE, status=Status.ACTIVE, today=today, until=until,
+                 reason=reason, actor=actor, promised=amount)  # fmt: skip
+
+
+@transaction.atomic
+def loan_hardship_request(
+    *, loan_id: int, lender_id: int, until: date, actor: Actor, reason: str
+) -> LoanPause:
+    """Ask for a hardship pause until ``until``; a supervisor decides. Locks the loan.
+    Emits ``collections.pause.opened`` (status requested)."""
+    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
+    _check(kind=Kind.HARDSHIP, today=today, until=until, reason=reason)
+    return _open(loan=loan, kind=Kind.HARDSHIP, status=Status.REQUESTED, today=today, until=until,
+                 reason=reason, actor=actor)  # fmt: skip
+
+
+@transaction.atomic
+def loan_pause_decide(
+    *, pause_id: int, lender_id: int, approve: bool, user: User, reason: str, actor: Actor
+) -> LoanPause:
+    """A supervisor approves (the pause starts today) or rejects a requested pause.
+
+    Locks the loan, then the pause. Emits ``collections.pause.decided``.
+    """
+    _require_supervisor(user, lender_id)
+    if not reason.strip():
+        raise PauseReasonRequired()
+    loan_id = (
+        LoanPause.objects.filter(pk=pause_id, lender_id=lender_id)
+        .values_list("loan_id", flat=True)
+        .first()
+    )
+    if loan_id is None:
+        raise PauseNotOpen()
+    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    pause = LoanPause.objects.select_for_update().get(pk=pause_id)
+    if pause.status != Status.REQUESTED:
+        raise PauseNotOpen()
+    today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
+    pause.status = Status.ACTIVE if approve else Status.REJECTED
+    pause.starts_on = min(today, pause.ends_on)
+    pause.decided_by, pause.decided_at, pause.decision_reason = user, timezone.now(), reason.strip()
+    if not approve:
+        pause.closed_at = pause.decided_at
+    pause.save()
+    audit_event_record(actor=actor, action=CollectionsAction.PAUSE_DECIDED, target=loan, reason=pause.decision_reason,
+                       data={"pause_id": pause.pk, "kind": pause.kind, "status": pause.status})  # fmt: skip
+    if approve:
+        loan_stage_settle(
+            loan=loan, actor=actor, cause=LoanStageChange.Cause.PAUSE, reason=pause.decision_reason
+        )
+    return pause
+
+
+@transaction.atomic
+def loan_legal_hold_set(
+    *, loan_id: int, lender_id: int, until: date, user: User, reason: str, actor: Actor
+) -> LoanPause:
+    """A supervisor freezes escalation (legal hold, dispute) until ``until``. Locks the loan.
+    Emits ``collections.pause.opened`` (status active)."""
+    _require_supervisor(user, lender_id)
+    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
+    _check(kind=Kind.LEGAL_HOLD, today=today, until=until, reason=reason)
+    return _open(loan=loan, kind=Kind.LEGAL_HOLD, status=Status.ACTIVE, today=today, until=until,
+                 reason=reason, actor=actor, decided_by=user)  # fmt: skip

@@ -1,0 +1,382 @@
+"""The restriction engine: days overdue become a stage, and paying takes it away.
+
+Stages only go up through the daily sweep (``loan_stage_sweep``) and only go
+down through a payment, a pause or an agent (``loan_stage_settle``). Both
+read the policy version pinned to the loan, filtered by the lender's
+country rules at run time (a stage the country forbids is never applied; a
+lock never before the country's earliest lock day), and both write the
+phone's new desired state through ``apps.devices.services``.
+
+The sweep works on one lender and one id range per call, in one
+transaction, with set-based SQL: one statement classifies every active loan
+of the range (days overdue past grace, the pinned ladder, an active pause
+caps at ``reminder``) and raises the stages that must rise, with a
+compare-and-set on the old stage; then the phones' states, the history rows
+and the audit events are written in bulk. It is idempotent per (loan,
+business date): a loan raised by a sweep today is not raised again today,
+two sweeps of the same range queue on an advisory lock, and a unique index
+backs it all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import zlib
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.audit.services import AuditEntry, audit_events_record
+from apps.collections.events import CollectionsAction
+from apps.collections.models import STAGE_ORDER, Loan, LoanPause, LoanStageChange, Stage
+from apps.core.actor import Actor
+from apps.customers.selectors import customer_locales
+from apps.devices.errors import DeviceReleased
+from apps.devices.selectors import device_ids_enrolled_for_loans, device_ids_to_release
+from apps.devices.services import StateChange, device_release, device_states_write
+from apps.devices.state import OFFLINE_LEASE
+from apps.lenders.country_rules import country_rule_for
+from apps.lenders.models import Lender, RestrictionStage
+from apps.lenders.selectors import lender_local_date, restriction_stage_list
+
+AUDIT_CHUNK = 2000
+_SWEEP_LOCK_NAMESPACE = 7301  # pg_advisory_xact_lock(namespace, key) for sweeps
+
+Action = RestrictionStage.Action
+
+
+def rank(stage: str) -> int:
+    return STAGE_ORDER.index(stage)
+
+
+# --- the ladder ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ladder:
+    """The stages a lender may apply, per pinned policy version, mildest first."""
+
+    stages: dict[int, list[RestrictionStage]]
+
+    @classmethod
+    def load(cls, *, lender: Lender, policy_version_ids: set[int]) -> Ladder:
+        rule = country_rule_for(lender.country)
+        stages: dict[int, list[RestrictionStage]] = {pk: [] for pk in policy_version_ids}
+        for stage in restriction_stage_list(policy_version_ids=policy_version_ids):
+            if stage.action not in rule.allowed_actions:
+                continue
+            if stage.action == Action.LOCK and stage.days_overdue < (rule.earliest_lock_day or 0):
+                continue
+            stages[stage.policy_version_id].append(stage)
+        return cls(stages)
+
+    def sql_params(self) -> dict[str, list[Any]]:
+        rows = [(pv, s.days_overdue, s.action) for pv, ss in self.stages.items() for s in ss]
+        return {"pv": [r[0] for r in rows], "days": [r[1] for r in rows],
+                "actions": [r[2] for r in rows]}  # fmt: skip
+
+    def stage_for(self, *, policy_version_id: int, days: int, paused: bool = False) -> str:
+        """The stage a loan ``days`` overdue is at (the SQL's rule, for one loan)."""
+        stage = Stage.NONE.value
+        for step in self.stages.get(policy_version_id, []):
+            if days > 0 and step.days_overdue <= days:
+                stage = step.action
+        if paused and rank(stage) > rank(Stage.REMINDER):
+            return Stage.REMINDER.value
+        return stage
+
+    def state_change(
+        self, *, device_id: int, policy_version_id: int, stage: str, days: int, paused: bool,
+        locale: str,
+    ) -> StateChange:  # fmt: skip
+        """What the phone shows at ``stage``: each stage keeps the milder ones' effects."""
+        reached = [
+            s for s in self.stages.get(policy_version_id, []) if rank(s.action) <= rank(stage)
+        ]
+        text = ""
+        for step in reached:
+            text = step.messages.get(locale) or step.messages.get("en") or text
+        alarms = sorted({t for s in reached if s.action == Action.ALARM for t in s.alarm_times})
+        packages = {p for s in reached if s.action == Action.BLOCK_APPS for p in s.blocked_packages}
+        categories = {
+            c for s in reached if s.action == Action.BLOCK_APPS for c in s.blocked_categories
+        }
+        lease_days = OFFLINE_LEASE.days
+        fallback = Stage.NONE.value if days == 0 else self.stage_for(
+            policy_version_id=policy_version_id, days=days + lease_days, paused=paused)  # fmt: skip
+        return StateChange(
+            device_id=device_id,
+            level=Stage.NONE.value if stage == Stage.NONE else stage,
+            locale=locale,
+            wallpaper_text=text if rank(stage) >= rank(Stage.WALLPAPER) else "",
+            lock_screen_text=text if stage == Stage.LOCK else "",
+            blocked_packages=tuple(sorted(packages)),
+            blocked_categories=tuple(sorted(categories)),
+            alarm_times=tuple(alarms) if rank(stage) >= rank(Stage.ALARM) else (),
+            fallback_level=_level(fallback),
+        )
+
+
+def _level(stage: str) -> str:
+    """A loan stage as a phone's level (``none`` is ``normal`` on the phone)."""
+    return "normal" if stage == Stage.NONE else stage
+
+
+# --- classification ------------------------------------------------------------------
+
+_RANK = "array_position(%(order)s::text[], {})"
+
+_CLASSIFY = f"""
+ladder AS (
+    SELECT * FROM unnest(%(pv)s::bigint[], %(days)s::integer[], %(actions)s::text[])
+        AS s(policy_version_id, days, action)
+),
+late AS (
+    SELECT l.id, l.stage, l.policy_version_id, l.customer_id,
+           CASE WHEN %(bd)s::date - min(i.due_date) > l.grace_days
+                THEN %(bd)s::date - min(i.due_date) ELSE 0 END AS days
+    FROM {Loan._meta.db_table} AS l
+    JOIN collections_installment AS i ON i.loan_id = l.id AND i.paid_at IS NULL
+    WHERE {{where}} AND l.status = 'active' AND l.consent_id IS NOT NULL
+    GROUP BY l.id
+),
+target AS (
+    SELECT t.*,
+        EXISTS (SELECT 1 FROM {LoanPause._meta.db_table} AS p
+                WHERE p.loan_id = t.id AND p.status = 'active'
+                  AND p.starts_on <= %(bd)s AND %(bd)s <= p.ends_on) AS paused,
+        COALESCE((SELECT s.action FROM ladder AS s
+                  WHERE s.policy_version_id = t.policy_version_id AND s.days <= t.days
+                  ORDER BY s.days DESC LIMIT 1), 'none') AS raw
+    FROM late AS t WHERE t.days > 0
+),
+classified AS (
+    SELECT id, stage, policy_version_id, customer_id, days, paused,
+        CASE WHEN paused AND {_RANK.format("raw")} > {_RANK.format("'reminder'")}
+             THEN 'reminder' ELSE raw END AS target
+    FROM target
+)
+"""  # noqa: S608  (table names from model metadata; values are parameters)
+
+_SWEEP = f"""
+WITH {_CLASSIFY.format(where="l.lender_id = %(lender)s AND l.id >= %(lo)s AND l.id < %(hi)s AND l.stage <> 'lock'")},
+changed AS (
+    UPDATE {Loan._meta.db_table} AS l
+    SET stage = c.target, stage_changed_at = %(now)s, updated_at = %(now)s
+    FROM classified AS c
+    WHERE l.id = c.id AND l.stage = c.stage
+      AND {_RANK.format("c.target")} > {_RANK.format("c.stage")}
+      AND NOT EXISTS (SELECT 1 FROM {LoanStageChange._meta.db_table} AS h
+                      WHERE h.loan_id = l.id AND h.business_date = %(bd)s AND h.cause = 'sweep')
+    RETURNING l.id, c.stage, c.target, c.days, c.policy_version_id, c.customer_id, c.paused
+)
+SELECT * FROM changed ORDER BY id
+"""  # noqa: S608
+
+_ONE = (
+    f"WITH {_CLASSIFY.format(where='l.id = %(loan)s')} SELECT days, paused, target FROM classified"  # noqa: S608
+)
+
+_HISTORY = f"""
+INSERT INTO {LoanStageChange._meta.db_table}
+    (lender_id, loan_id, from_stage, to_stage, cause, days_overdue, business_date,
+     policy_version_id, device_version, created_at, updated_at)
+SELECT %(lender)s, h.loan, h.f, h.t, %(cause)s, h.d, %(bd)s, h.pv, h.v, %(now)s, %(now)s
+FROM unnest(%(loans)s::bigint[], %(froms)s::text[], %(tos)s::text[], %(ds)s::integer[],
+            %(pvs)s::bigint[], %(vs)s::integer[]) AS h(loan, f, t, d, pv, v)
+"""  # noqa: S608
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    loan_id: int
+    from_stage: str
+    to_stage: str
+    days: int
+    policy_version_id: int
+    customer_id: int
+    paused: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    changes: int
+    phones: int
+    pauses_closed: int
+
+
+def _apply(
+    *, lender: Lender, ladder: Ladder, changes: list[Change], cause: str, business_date: date,
+    actor: Actor, reason: str,
+) -> int:  # fmt: skip
+    """Write the phones' states, the history rows and the audit events of ``changes``
+    (the loans are updated and locked already). Returns how many phones took a state."""
+    devices = device_ids_enrolled_for_loans(loan_ids=[c.loan_id for c in changes])
+    locales = customer_locales(customer_ids={c.customer_id for c in changes})
+    states = [
+        ladder.state_change(device_id=devices[c.loan_id], policy_version_id=c.policy_version_id,
+                            stage=c.to_stage, days=c.days, paused=c.paused,
+                            locale=locales.get(c.customer_id, "en"))
+        for c in changes if c.loan_id in devices
+    ]  # fmt: skip
+    versions = device_states_write(lender_id=lender.pk, changes=states, actor=actor, reason=reason)
+    by_loan = {loan_id: versions.get(device_id) for loan_id, device_id in devices.items()}
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(_HISTORY, {
+            "lender": lender.pk, "cause": cause, "bd": business_date, "now": now,
+            "loans": [c.loan_id for c in changes], "froms": [c.from_stage for c in changes],
+            "tos": [c.to_stage for c in changes], "ds": [c.days for c in changes],
+            "pvs": [c.policy_version_id for c in changes], "vs": [by_loan.get(c.loan_id) for c in changes],
+        })  # fmt: skip
+    entries = [
+        AuditEntry(actor=actor, action=CollectionsAction.STAGE_CHANGED, reason=reason,
+                   target=Loan(pk=c.loan_id, lender_id=lender.pk),
+                   data={"stage": {"old": c.from_stage, "new": c.to_stage}, "cause": cause,
+                         "days_overdue": c.days, "business_date": business_date,
+                         "policy_version_id": c.policy_version_id, "paused": c.paused,
+                         "device_version": by_loan.get(c.loan_id)})
+        for c in changes
+    ]  # fmt: skip
+    for start in range(0, len(entries), AUDIT_CHUNK):
+        audit_events_record(lender_id=lender.pk, entries=entries[start : start + AUDIT_CHUNK])
+    return len(versions)
+
+
+# --- the sweep -----------------------------------------------------------------------
+
+_PAUSES_CLOSE = f"""
+UPDATE {LoanPause._meta.db_table} AS p
+SET status = CASE
+        WHEN p.status = 'requested' THEN 'ended'
+        WHEN p.kind <> 'promise' THEN 'ended'
+        WHEN EXISTS (SELECT 1 FROM collections_installment AS i
+                     WHERE i.loan_id = p.loan_id AND i.paid_at IS NULL
+                       AND i.due_date <= p.starts_on) THEN 'broken'
+        ELSE 'kept' END,
+    closed_at = %(now)s, updated_at = %(now)s
+WHERE p.lender_id = %(lender)s AND p.loan_id >= %(lo)s AND p.loan_id < %(hi)s
+  AND p.status IN ('requested', 'active') AND p.ends_on < %(bd)s
+RETURNING p.id, p.loan_id, p.kind, p.status
+"""  # noqa: S608
+
+
+def loan_stage_sweep(
+    *, lender_id: int, business_date: date, id_from: int, id_to: int, actor: Actor | None = None
+) -> SweepReport:
+    """Raise the stage of every active loan of ``lender_id`` with ``id_from <= id < id_to``
+    that has become later, as of ``business_date`` (the lender's local date).
+
+    One transaction. First closes the pauses that ended before the business
+    date (a promise not kept is broken, and its loan re-enters the ladder),
+    then classifies and raises, then writes the phones' states (row locks on
+    the loans, then the devices: the global order), the history and the audit
+    events. Emits ``collections.pause.closed`` and
+    ``collections.loan.stage_changed`` (and, through devices,
+    ``devices.state.changed``).
+    """
+    actor = actor or Actor.system()
+    lender = Lender.objects.get(pk=lender_id)
+    now = timezone.now()
+    params = {"lender": lender_id, "lo": id_from, "hi": id_to, "bd": business_date, "now": now,
+              "order": list(STAGE_ORDER)}  # fmt: skip
+    with transaction.atomic(), connection.cursor() as cursor:
+        key = zlib.crc32(f"{lender_id}:{id_from}:{id_to}".encode()) - 2**31
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_SWEEP_LOCK_NAMESPACE, key])
+        cursor.execute(_PAUSES_CLOSE, params)
+        closed = cursor.fetchall()
+        if closed:
+            audit_events_record(lender_id=lender_id, entries=[
+                AuditEntry(actor=actor, action=CollectionsAction.PAUSE_CLOSED,
+                           target=Loan(pk=loan_id, lender_id=lender_id),
+                           data={"pause_id": pause_id, "kind": kind, "status": status,
+                                 "business_date": business_date})
+                for pause_id, loan_id, kind, status in closed
+            ])  # fmt: skip
+        versions = set(
+            Loan.objects.filter(lender_id=lender_id, status=Loan.Status.ACTIVE, pk__gte=id_from,
+                                pk__lt=id_to).values_list("policy_version_id", flat=True).distinct()
+        )  # fmt: skip
+        ladder = Ladder.load(lender=lender, policy_version_ids=versions)
+        cursor.execute(_SWEEP, {**params, **ladder.sql_params()})
+        changes = [Change(*row) for row in cursor.fetchall()]
+        phones = 0
+        if changes:
+            phones = _apply(lender=lender, ladder=ladder, changes=changes, cause=LoanStageChange.Cause.SWEEP,
+                            business_date=business_date, actor=actor,
+                            reason=f"Restriction sweep of {business_date.isoformat()}.")  # fmt: skip
+    return SweepReport(changes=len(changes), phones=phones, pauses_closed=len(closed))
+
+
+# --- lowering: payment, pause, agent ---------------------------------------------------
+
+
+def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "") -> str:
+    """Lower ``loan``'s stage to what it deserves now; never raise it. Returns the stage.
+
+    For a payment, a pause or an agent's action, in the caller's transaction,
+    which holds the loan's row lock. A paid-off loan goes to ``none`` and its
+    phone is released for good (``device_release``: pushed until the phone
+    acks). A loan already at ``none`` that is not paid off costs no query.
+    Emits ``collections.loan.stage_changed``.
+    """
+    paid_off = loan.status == Loan.Status.PAID_OFF
+    if loan.stage == Stage.NONE and not paid_off:
+        return loan.stage
+    lender = Lender.objects.get(pk=loan.lender_id)
+    business_date = lender_local_date(lender=lender)
+    ladder = Ladder.load(lender=lender, policy_version_ids={loan.policy_version_id})
+    days, paused, target = 0, False, Stage.NONE.value
+    if not paid_off:
+        with connection.cursor() as cursor:
+            cursor.execute(_ONE, {"loan": loan.pk, "bd": business_date, "order": list(STAGE_ORDER),
+                                  **ladder.sql_params()})  # fmt: skip
+            row = cursor.fetchone()
+        if row is not None:
+            days, paused, target = row
+    if rank(target) < rank(loan.stage):
+        change = Change(loan_id=loan.pk, from_stage=loan.stage, to_stage=target, days=days,
+                        policy_version_id=loan.policy_version_id, customer_id=loan.customer_id,
+                        paused=paused)  # fmt: skip
+        Loan.objects.filter(pk=loan.pk).update(stage=target, stage_changed_at=timezone.now(),
+                                               updated_at=timezone.now())  # fmt: skip
+        loan.stage = target
+        cause = LoanStageChange.Cause.PAYOFF if paid_off else cause
+        _apply(lender=lender, ladder=ladder, changes=[change], cause=cause, business_date=business_date,
+               actor=actor, reason=reason or f"Lowered after {cause}.")  # fmt: skip
+    if paid_off:
+        _release_phones(loan=loan, actor=actor)
+    return loan.stage
+
+
+def _release_phones(*, loan: Loan, actor: Actor) -> None:
+    for device_id in device_ids_to_release(loan_ids=[loan.pk]):
+        # released between the read and the lock: nothing more to do
+        with contextlib.suppress(DeviceReleased):
+            device_release(
+                device_id=device_id, actor=actor, reason=f"Loan {loan.reference} paid off."
+            )
+
+
+# --- the fan-out -----------------------------------------------------------------------
+
+
+def loan_sweep_ranges(*, lender_id: int, size: int) -> list[tuple[int, int]]:
+    """[id_from, id_to) ranges of about ``size`` active loans each, covering the lender's."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT min(id), max(id) FROM {Loan._meta.db_table} "  # noqa: S608
+            "WHERE lender_id = %s AND status = 'active'",
+            [lender_id],
+        )
+        low, high = cursor.fetchone()
+    if low is None:
+        return []
+    return [(start, min(start + size, high + 1)) for start in range(low, high + 1, size)]
+
+
+def lender_business_date(*, lender_id: int) -> date:
+    return lender_local_date(lender=Lender.objects.get(pk=lender_id))

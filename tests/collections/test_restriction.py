@@ -1,0 +1,241 @@
+"""The restriction engine: the sweep raises, payments, pauses and payoff lower or release."""
+
+import threading
+from datetime import date, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.collections.errors import (
+    NothingOverdue,
+    PauseAlreadyOpen,
+    PauseTooLong,
+    SupervisorRequired,
+)
+from apps.collections.models import Loan, LoanPause, LoanStageChange
+from apps.collections.services import (
+    loan_hardship_request,
+    loan_pause_decide,
+    loan_promise_record,
+    loan_stage_sweep,
+    payment_record,
+)
+from apps.core.actor import Actor
+from apps.core.money import Money
+from apps.devices.errors import DeviceReleased
+from apps.devices.models import Device, DeviceState, PushNudge
+from apps.devices.services import device_ack, device_state_set
+from apps.lenders.models import Lender, Membership
+from apps.lenders.selectors import lender_local_date
+from tests.devices.factories import enrolled_phone
+
+pytestmark = pytest.mark.django_db
+
+ALL = {"id_from": 0, "id_to": 10**12}
+# the standard ladder (tests/lenders/factories.py) for days overdue past grace
+LADDER = [(1, "reminder"), (3, "wallpaper"), (7, "alarm"), (14, "block_apps"), (30, "lock")]
+
+
+def expected(days: int) -> str:
+    return next((stage for threshold, stage in reversed(LADDER) if days >= threshold), "none")
+
+
+def today(lender) -> date:
+    return lender_local_date(lender=lender)
+
+
+def first_due(loan: Loan) -> date:
+    return loan.installments.order_by("sequence").first().due_date
+
+
+def sweep(loan: Loan, on: date):
+    return loan_stage_sweep(lender_id=loan.lender_id, business_date=on, **ALL)
+
+
+def phone_on_loan(lender, *, days_ago: int = 0):
+    """An enrolled phone whose loan was signed ``days_ago`` days ago."""
+    device, _secret, _key = enrolled_phone(
+        lender, signed_at=timezone.now() - timedelta(days=days_ago)
+    )
+    return device, device.loan
+
+
+def newest_state(device: Device) -> DeviceState:
+    return DeviceState.objects.filter(device=device).order_by("-version").first()
+
+
+@pytest.mark.parametrize("late_by", [3, 4, 6, 10, 16, 29, 33, 60])
+def test_the_sweep_raises_a_loan_to_its_stage_and_tells_the_phone(lender_a, late_by) -> None:
+    device, loan = phone_on_loan(lender_a)
+    on = first_due(loan) + timedelta(days=late_by)
+    days = late_by if late_by > loan.grace_days else 0
+    report = sweep(loan, on)
+    loan.refresh_from_db()
+    assert loan.stage == expected(days)
+    if expected(days) == "none":
+        assert report.changes == 0
+        return
+    change = LoanStageChange.objects.get(loan=loan)
+    assert (change.from_stage, change.to_stage, change.cause, change.days_overdue, change.business_date) == (
+        "none", expected(days), "sweep", days, on)  # fmt: skip
+    state = newest_state(device)
+    assert (state.level, state.version, change.device_version) == (expected(days), 2, 2)
+    document = state.document
+    assert ("social" in document["blocked_categories"]) == (days >= 14)
+    assert bool(document["alarm_times"]) == (days >= 7)
+    assert bool(document["lock_screen_text"]) == (days >= 30)
+    assert bool(document["wallpaper_text"]) == (days >= 3)
+    assert "com.android.phone" in document["always_allowed_packages"]  # emergency calls work
+    assert PushNudge.objects.filter(device=device, version=2, status="pending").exists()
+    event = AuditEvent.objects.get(action="collections.loan.stage_changed")
+    assert event.data["stage"] == {"old": "none", "new": expected(days)}
+    assert event.data["days_overdue"] == days
+
+
+def test_a_second_sweep_the_same_day_changes_and_sends_nothing(lender_a) -> None:
+    _device, loan = phone_on_loan(lender_a)
+    on = first_due(loan) + timedelta(days=20)
+    assert sweep(loan, on).changes == 1
+    counts = (LoanStageChange.objects.count(), DeviceState.objects.count(), PushNudge.objects.count(),
+              AuditEvent.objects.count())  # fmt: skip
+    assert sweep(loan, on).changes == 0
+    assert counts == (LoanStageChange.objects.count(), DeviceState.objects.count(),
+                      PushNudge.objects.count(), AuditEvent.objects.count())  # fmt: skip
+    assert sweep(loan, on + timedelta(days=15)).changes == 1  # day 35: lock, the next morning on
+    loan.refresh_from_db()
+    assert loan.stage == "lock"
+
+
+def test_a_payment_lowers_the_stage_at_once_and_the_phone_is_told(lender_a) -> None:
+    device, loan = phone_on_loan(lender_a, days_ago=75)  # two installments overdue
+    sweep(loan, today(lender_a))
+    loan.refresh_from_db()
+    assert loan.stage == "lock"
+    first, second = loan.installments.order_by("sequence")[:2]
+    payment_record(loan_id=loan.pk, amount=Money(first.total_due, lender_a.currency), channel="manual",
+                   provider="manual", provider_ref="p-1", received_at=timezone.now(), actor=Actor.system(),
+                   reason="Cash at the shop.")  # fmt: skip
+    loan.refresh_from_db()
+    late_by = (today(lender_a) - second.due_date).days
+    assert loan.stage == expected(late_by if late_by > loan.grace_days else 0)
+    assert loan.stage not in ("lock", "none")
+    state = newest_state(device)
+    assert state.level == loan.stage
+    assert LoanStageChange.objects.filter(loan=loan, cause="payment").count() == 1
+    assert PushNudge.objects.filter(device=device, version=state.version).exists()
+
+
+def test_payoff_releases_the_phone_for_good(lender_a) -> None:
+    device, loan = phone_on_loan(lender_a, days_ago=75)
+    sweep(loan, today(lender_a))
+    outstanding = sum(i.total_due for i in loan.installments.all())
+    payment_record(loan_id=loan.pk, amount=Money(outstanding, lender_a.currency), channel="manual",
+                   provider="manual", provider_ref="p-all", received_at=timezone.now(),
+                   actor=Actor.system(), reason="Paid in full.")  # fmt: skip
+    loan.refresh_from_db()
+    assert (loan.status, loan.stage) == (Loan.Status.PAID_OFF, "none")
+    state = newest_state(device)
+    assert state.level == "released"
+    with pytest.raises(DeviceReleased):  # told it is free: nothing may follow, even before the ack
+        device_state_set(device_id=device.pk, level="lock", actor=Actor.system(), reason="Try.")
+    device_ack(device_id=device.pk, version=state.version, error_code="", actor=Actor.system())
+    device.refresh_from_db()
+    assert device.status == Device.Status.RELEASED
+    with pytest.raises(DeviceReleased):
+        device_state_set(device_id=device.pk, level="lock", actor=Actor.system(), reason="Try.")
+    assert AuditEvent.objects.filter(action="devices.state.refused").count() == 2
+
+
+def test_a_promise_keeps_the_loan_at_reminder_and_a_broken_one_reenters_the_ladder(
+    lender_a,
+) -> None:
+    device, loan = phone_on_loan(lender_a, days_ago=75)
+    now = today(lender_a)
+    sweep(loan, now)
+    loan_promise_record(loan_id=loan.pk, lender_id=lender_a.pk, until=now + timedelta(days=5),
+                        actor=Actor.system(), reason="Salary on Friday.")  # fmt: skip
+    loan.refresh_from_db()
+    assert loan.stage == "reminder"  # lowered at once
+    assert newest_state(device).level == "reminder"
+    for day in range(1, 6):  # the promise holds: no escalation
+        assert sweep(loan, now + timedelta(days=day)).changes == 0
+    report = sweep(loan, now + timedelta(days=6))  # not paid: broken, back on the ladder
+    assert (report.pauses_closed, report.changes) == (1, 1)
+    loan.refresh_from_db()
+    assert loan.stage == "lock"
+    assert LoanPause.objects.get(loan=loan).status == "broken"
+
+
+def test_promises_are_bounded_single_and_only_for_arrears(lender_a) -> None:
+    _, current = phone_on_loan(lender_a)
+    now = today(lender_a)
+    with pytest.raises(NothingOverdue):
+        loan_promise_record(loan_id=current.pk, lender_id=lender_a.pk, until=now, actor=Actor.system(),
+                            reason="Nothing due.")  # fmt: skip
+    _, loan = phone_on_loan(lender_a, days_ago=45)
+    with pytest.raises(PauseTooLong):
+        loan_promise_record(loan_id=loan.pk, lender_id=lender_a.pk, until=now + timedelta(days=15),
+                            actor=Actor.system(), reason="Later.")  # fmt: skip
+    loan_promise_record(loan_id=loan.pk, lender_id=lender_a.pk, until=now + timedelta(days=3),
+                        actor=Actor.system(), reason="Friday.")  # fmt: skip
+    with pytest.raises(PauseAlreadyOpen):
+        loan_promise_record(loan_id=loan.pk, lender_id=lender_a.pk, until=now + timedelta(days=3),
+                            actor=Actor.system(), reason="Again.")  # fmt: skip
+
+
+def test_a_hardship_pause_waits_for_a_supervisor(lender_a, make_agent) -> None:
+    _device, loan = phone_on_loan(lender_a, days_ago=75)
+    sweep(loan, today(lender_a))
+    pause = loan_hardship_request(loan_id=loan.pk, lender_id=lender_a.pk,
+                                  until=today(lender_a) + timedelta(days=30), actor=Actor.system(),
+                                  reason="Hospital stay.")  # fmt: skip
+    loan.refresh_from_db()
+    assert loan.stage == "lock"  # requested only: nothing changes yet
+    agent = make_agent(lender_a)
+    with pytest.raises(SupervisorRequired):
+        loan_pause_decide(pause_id=pause.pk, lender_id=lender_a.pk, approve=True, user=agent,
+                          reason="OK", actor=Actor.system())  # fmt: skip
+    supervisor = make_agent(lender_a, role=Membership.Role.SUPERVISOR)
+    loan_pause_decide(pause_id=pause.pk, lender_id=lender_a.pk, approve=True, user=supervisor,
+                      reason="Documents seen.", actor=Actor.system())  # fmt: skip
+    loan.refresh_from_db()
+    assert loan.stage == "reminder"
+    assert sweep(loan, today(lender_a) + timedelta(days=1)).changes == 0
+
+
+def test_a_stage_the_country_forbids_is_never_applied(lender_a) -> None:
+    device, loan = phone_on_loan(lender_a, days_ago=75)
+    Lender.objects.filter(pk=lender_a.pk).update(country="IN")  # the rules changed after signing
+    sweep(loan, today(lender_a))
+    loan.refresh_from_db()
+    assert loan.stage == "block_apps"
+    assert newest_state(device).level == "block_apps"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_at_once_raise_each_loan_once(lender_a) -> None:
+    loans = [phone_on_loan(lender_a, days_ago=75)[1] for _ in range(5)]
+    on = today(lender_a)
+    barrier, errors = threading.Barrier(2), []
+
+    def run():
+        try:
+            barrier.wait()
+            sweep(loans[0], on)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert LoanStageChange.objects.filter(cause="sweep").count() == 5
+    assert DeviceState.objects.filter(level="lock").count() == 5
+    assert Decimal(AuditEvent.objects.filter(action="collections.loan.stage_changed").count()) == 5
