@@ -24,3 +24,10 @@ def device_key_announce_task(*, lender_id: int) -> None:
     from apps.devices.services.state import device_key_announce
 
     device_key_announce(lender_id=lender_id)
+
+
+@app_task(name="devices.push_release_renudge", queue="push")
+def push_release_renudge_task() -> None:
+    from apps.devices.services.push import push_release_renudge
+
+    push_release_renudge()

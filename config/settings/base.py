@@ -255,8 +255,9 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["agent"] = env("AGENT_API_THROTTLE", de
 PROMISE_MAX_DAYS = env.int("PROMISE_MAX_DAYS", default=14)
 HARDSHIP_MAX_DAYS = env.int("HARDSHIP_MAX_DAYS", default=60)
 LEGAL_HOLD_MAX_DAYS = env.int("LEGAL_HOLD_MAX_DAYS", default=365)
-# The sweep's local hour in each lender's timezone, and its loans per task.
-SWEEP_LOCAL_HOUR = env.int("SWEEP_LOCAL_HOUR", default=6)
+# The sweep's local hour in each lender's timezone (08:00 is inside every country's
+# contact hours in apps/lenders/country_rules.py), and its loans per task.
+SWEEP_LOCAL_HOUR = env.int("SWEEP_LOCAL_HOUR", default=8)
 SWEEP_RANGE_SIZE = env.int("SWEEP_RANGE_SIZE", default=5000)
 
 # --- Cache --------------------------------------------------------------------
@@ -278,6 +279,8 @@ PUSH_RETRY_BASE_SECONDS = env.float("PUSH_RETRY_BASE_SECONDS", default=5.0)
 PUSH_RETRY_MAX_SECONDS = env.float("PUSH_RETRY_MAX_SECONDS", default=900.0)
 PUSH_MAX_ATTEMPTS = env.int("PUSH_MAX_ATTEMPTS", default=12)
 PUSH_CLAIM_TIMEOUT_SECONDS = env.int("PUSH_CLAIM_TIMEOUT_SECONDS", default=120)
+# A released state not acked is pushed again after this, doubling up to six hours.
+PUSH_RELEASE_RENUDGE_SECONDS = env.int("PUSH_RELEASE_RENUDGE_SECONDS", default=300)
 
 # --- SMS ----------------------------------------------------------------------
 SMS_GATEWAY_CLASS = env("SMS_GATEWAY_CLASS", default="apps.integrations.sms.base.ConsoleSmsGateway")

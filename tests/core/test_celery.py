@@ -66,6 +66,6 @@ def test_each_lender_gets_its_sweep_at_its_own_local_morning(lender_a, lender_b)
     found = {(json.loads(t.kwargs)["lender_id"], t.crontab.hour, str(t.crontab.timezone), t.queue)
              for t in sweeps}  # fmt: skip
     assert found == {
-        (lender_a.pk, "6", lender_a.timezone, "sweep"),
-        (lender_b.pk, "6", "America/Mexico_City", "sweep"),
+        (lender_a.pk, "8", lender_a.timezone, "sweep"),
+        (lender_b.pk, "8", "America/Mexico_City", "sweep"),
     }

@@ -138,3 +138,20 @@ def test_nudges_claimed_by_a_relay_that_died_are_sent_by_the_next_one(fake_fcm, 
     nudge = PushNudge.objects.get(device=device)
     assert (nudge.status, nudge.attempts) == (S.SENT, 2)
     assert len(fake_fcm.delivered) == 1
+
+
+def test_a_release_is_pushed_again_until_the_phone_acks_it(lender_a, settings) -> None:
+    from apps.devices.services import device_ack, device_release
+    from apps.devices.services.push import push_release_renudge
+
+    settings.PUSH_RELEASE_RENUDGE_SECONDS = 0  # due again at once, for the test
+    device, _, _ = enrolled_phone(lender_a, fcm_token="tok-1")
+    state = device_release(device_id=device.pk, actor=Actor.system(), reason="Paid off.")
+    assert push_release_renudge() == 0  # its first push is still waiting
+    PushNudge.objects.filter(device=device).update(status=S.SENT)
+    assert push_release_renudge() == 1
+    assert push_release_renudge() == 0  # that one waits now
+    PushNudge.objects.filter(device=device).update(status=S.SENT)
+    device_ack(device_id=device.pk, version=state.version, error_code="", actor=Actor.system())
+    assert push_release_renudge() == 0  # acknowledged: done for good
+    assert PushNudge.objects.filter(device=device, version=state.version).count() == 2

@@ -34,7 +34,7 @@ from django.db import connection, transaction
 from apps.audit.services import AuditEntry, audit_events_record
 from apps.core.actor import Actor
 from apps.devices.events import DevicesAction
-from apps.devices.models import Device, PushNudge
+from apps.devices.models import Device, DeviceState, PushNudge
 from apps.integrations.push.base import MAX_BATCH, Outcome, PushGateway, PushMessage, PushResult
 
 logger = logging.getLogger(__name__)
@@ -225,3 +225,42 @@ def _record(*, outcomes: dict[int, tuple[str, str, str, float]], dead: list[Push
         ))  # fmt: skip
     for lender_id, entries in sorted(by_lender.items()):
         audit_events_record(lender_id=lender_id, entries=entries)
+
+
+_RELEASE_RENUDGE = f"""
+INSERT INTO {PushNudge._meta.db_table}
+    (lender_id, device_id, version, status, attempts, next_attempt_at, message_id, error_code,
+     created_at, updated_at)
+SELECT d.lender_id, d.id, d.desired_version, 'pending', 0, statement_timestamp(), '', '',
+       statement_timestamp(), statement_timestamp()
+FROM {Device._meta.db_table} AS d
+JOIN {DeviceState._meta.db_table} AS s
+  ON s.device_id = d.id AND s.version = d.desired_version AND s.level = 'released'
+CROSS JOIN LATERAL (
+    SELECT count(*) AS sent, max(n.created_at) AS last,
+           count(*) FILTER (WHERE n.status IN ('pending', 'sending')) AS waiting
+    FROM {PushNudge._meta.db_table} AS n
+    WHERE n.device_id = d.id AND n.version = d.desired_version
+) AS past
+WHERE d.status = 'enrolled' AND d.acked_version < d.desired_version AND past.waiting = 0
+  AND (past.last IS NULL OR past.last < statement_timestamp() - make_interval(
+        secs => LEAST(%(cap)s, %(base)s * power(2, GREATEST(past.sent - 1, 0)))))
+RETURNING device_id
+"""  # noqa: S608
+
+
+def push_release_renudge() -> int:
+    """Push the released state again to phones that have not acknowledged it yet.
+
+    A release must reach the phone: beat runs this every few minutes, and a
+    phone is nudged again after ``PUSH_RELEASE_RENUDGE_SECONDS``, doubling
+    with each nudge up to six hours, until it acks. One statement; returns
+    how many phones were nudged.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_RELEASE_RENUDGE, {"base": settings.PUSH_RELEASE_RENUDGE_SECONDS,
+                                          "cap": 6 * 3600})  # fmt: skip
+        nudged = len(cursor.fetchall())
+        if nudged:
+            relay_after_commit()
+    return nudged
