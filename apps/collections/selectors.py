@@ -10,7 +10,7 @@ from django.db.models import DecimalField, ExpressionWrapper, F, QuerySet, Sum, 
 from django.db.models.functions import Coalesce
 
 from apps.collections.errors import LoanNotFound
-from apps.collections.models import Installment, Loan
+from apps.collections.models import Installment, Loan, Payment
 from apps.core.money import Money
 from apps.lenders.selectors import lender_local_date
 
@@ -137,3 +137,30 @@ def loan_schedule(*, loan: Loan, as_of: datetime | None = None) -> list[Schedule
             )
         )
     return rows
+
+
+@dataclass(frozen=True, slots=True)
+class DueReminder:
+    loan_id: int
+    customer_id: int
+    installment_id: int
+    due_date: date
+    outstanding: Decimal
+    currency: str
+
+
+def installment_list_due_on(*, lender_id: int, dates: list[date]) -> list[DueReminder]:
+    """The unpaid installments of the lender's active loans due on one of ``dates``."""
+    rows = (
+        Installment.objects.filter(lender_id=lender_id, due_date__in=dates, paid_at__isnull=True,
+                                   loan__status=Loan.Status.ACTIVE)
+        .annotate(outstanding_amount=_OUTSTANDING)
+        .values_list("loan_id", "loan__customer_id", "pk", "due_date", "outstanding_amount",
+                     "loan__currency")
+        .order_by("loan_id", "sequence")
+    )  # fmt: skip
+    return [DueReminder(*row) for row in rows]
+
+
+def payment_get(*, payment_id: int) -> Payment:
+    return Payment.objects.select_related("loan").get(pk=payment_id)

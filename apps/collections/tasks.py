@@ -24,7 +24,8 @@ def installment_late_fees_assess_all() -> None:
 
 @app_task(name="collections.loan_stage_sweep_lender", queue="sweep")
 def loan_stage_sweep_lender_task(*, lender_id: int) -> None:
-    """Beat runs this at the lender's local morning: one range task per slice of loans.
+    """Beat runs this at the lender's local morning: one range task per slice of loans,
+    and the day's due-date reminders.
 
     The business date is fixed here, so every range of one run agrees on it
     and a redelivered range task changes nothing twice.
@@ -33,8 +34,12 @@ def loan_stage_sweep_lender_task(*, lender_id: int) -> None:
     from django.db import transaction
 
     from apps.collections.services.restriction import lender_business_date, loan_sweep_ranges
+    from apps.notifications.tasks import reminders_queue_task
 
     business_date = lender_business_date(lender_id=lender_id).isoformat()
+    transaction.on_commit(
+        lambda: reminders_queue_task.delay(lender_id=lender_id, business_date=business_date)
+    )
     for id_from, id_to in loan_sweep_ranges(lender_id=lender_id, size=settings.SWEEP_RANGE_SIZE):
         transaction.on_commit(
             lambda id_from=id_from, id_to=id_to: loan_stage_sweep_range_task.delay(

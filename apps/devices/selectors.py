@@ -106,3 +106,13 @@ def device_ids_to_release(*, loan_ids: Iterable[int]) -> list[int]:
         .exclude(Exists(told))
         .values_list("pk", flat=True)
     )
+
+
+def device_ids_pushable_for_loans(*, loan_ids: Iterable[int]) -> dict[int, int]:
+    """loan id -> its enrolled phone, for phones with a live push address."""
+    return dict(
+        Device.objects.filter(loan_id__in=list(loan_ids), status=Device.Status.ENROLLED,
+                              fcm_token_dead_at__isnull=True)
+        .exclude(fcm_token="")
+        .values_list("loan_id", "pk")
+    )  # fmt: skip

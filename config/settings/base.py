@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "apps.retailers",
     "apps.collections",
     "apps.devices",
+    "apps.notifications",
     "apps.integrations",
 ]
 
@@ -259,6 +260,10 @@ LEGAL_HOLD_MAX_DAYS = env.int("LEGAL_HOLD_MAX_DAYS", default=365)
 # contact hours in apps/lenders/country_rules.py), and its loans per task.
 SWEEP_LOCAL_HOUR = env.int("SWEEP_LOCAL_HOUR", default=8)
 SWEEP_RANGE_SIZE = env.int("SWEEP_RANGE_SIZE", default=5000)
+
+# --- Notifications ------------------------------------------------------------
+# A notice the phone has not acknowledged after this many minutes goes by SMS.
+NOTICE_ACK_MINUTES = env.int("NOTICE_ACK_MINUTES", default=30)
 
 # --- Cache --------------------------------------------------------------------
 # The API throttles count here. Production sets CACHE_URL (redis://...) so every

@@ -63,7 +63,7 @@ def test_a_changed_state_reaches_a_phone_behind_and_nothing_is_sent_when_current
         2,
         ["social"],
     )
-    assert check_in(client, device, secret, 2).json() == {"state": None}
+    assert check_in(client, device, secret, 2).json() == {"state": None, "notices": []}
 
 
 def test_a_tampered_state_fails_verification(client, phone) -> None:

@@ -109,8 +109,20 @@ class Agent:
                 "iccid_sha256": hashlib.sha256(self.iccid.encode()).hexdigest(),
             })  # fmt: skip
             response.raise_for_status()
-            state = response.json()["state"]
+            body = response.json()
+            self._show(body.get("notices") or [])
+            state = body["state"]
             return None if state is None else self.receive(state)
+
+    def _show(self, notices: list[dict[str, Any]]) -> None:
+        """Show the notices (the phone's notification shade), then acknowledge them."""
+        fresh = [n for n in notices if n["id"] not in self.phone.notice_ids]
+        for notice in fresh:
+            self.phone.notices.append(notice["body"])
+            self.phone.notice_ids.add(notice["id"])
+            logger.info("device=%s notice: %s", self.device_id, notice["body"])
+        if notices:
+            self._post("notices/ack", {"ids": [n["id"] for n in notices]}).raise_for_status()
 
     def receive(self, state: Any) -> str:
         """Verify a state and apply and ack it, or refuse it (acked as an error when it names

@@ -82,6 +82,8 @@ class Phone:
     fallback_level: str = "normal"
     released: bool = False
     history: list[tuple[int, str]] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # what the customer was shown
+    notice_ids: set[int] = field(default_factory=set)
 
     def apply(self, document: dict[str, Any]) -> None:
         self.version, self.level = document["version"], document["level"]

@@ -64,6 +64,7 @@ from apps.core.sql import insert_sql, insert_values, mark_saved
 from apps.customers.models import ConsentRecord, Customer
 from apps.lenders.models import Lender, LoanProduct
 from apps.lenders.selectors import lender_local_date, restriction_policy_version_in_force
+from apps.notifications.tasks import payment_receipt_queue_task
 
 ZERO = Decimal(0)
 PAYABLE = frozenset({Loan.Status.ACTIVE, Loan.Status.WRITTEN_OFF, Loan.Status.PAID_OFF})
@@ -418,6 +419,7 @@ def _payment_record_locked(
     entries = [received, *allocated]
     audit_events_record(lender_id=loan.lender_id, entries=entries)
     loan_stage_settle(loan=loan, actor=actor, cause=LoanStageChange.Cause.PAYMENT)
+    transaction.on_commit(lambda: payment_receipt_queue_task.delay(payment_id=payment.pk))
     return PaymentOutcome(payment=payment, created=True)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import zlib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 from django.db import connection, transaction
@@ -41,6 +41,8 @@ from apps.devices.state import OFFLINE_LEASE
 from apps.lenders.country_rules import country_rule_for
 from apps.lenders.models import Lender, RestrictionStage
 from apps.lenders.selectors import lender_local_date, restriction_stage_list
+from apps.notifications.messages import NextStep, render
+from apps.notifications.services import Draft, notifications_queue
 
 AUDIT_CHUNK = 2000
 _SWEEP_LOCK_NAMESPACE = 7301  # pg_advisory_xact_lock(namespace, key) for sweeps
@@ -87,6 +89,20 @@ class Ladder:
         if paused and rank(stage) > rank(Stage.REMINDER):
             return Stage.REMINDER.value
         return stage
+
+    def next_step(
+        self, *, policy_version_id: int, days: int, paused: bool, today: date
+    ) -> NextStep | None:
+        """The next stage the loan reaches if nothing is paid, and the date; None if none
+        (the last stage reached, or a pause holds the ladder)."""
+        if paused:
+            return None
+        for step in self.stages.get(policy_version_id, []):
+            if step.days_overdue > days:
+                return NextStep(
+                    stage=step.action, on=today + timedelta(days=step.days_overdue - days)
+                )
+        return None
 
     def state_change(
         self, *, device_id: int, policy_version_id: int, stage: str, days: int, paused: bool,
@@ -243,6 +259,17 @@ def _apply(
     ]  # fmt: skip
     for start in range(0, len(entries), AUDIT_CHUNK):
         audit_events_record(lender_id=lender.pk, entries=entries[start : start + AUDIT_CHUNK])
+    if cause == LoanStageChange.Cause.SWEEP:
+        notifications_queue(lender=lender, drafts=[
+            Draft(customer_id=c.customer_id, loan_id=c.loan_id, kind="overdue",
+                  locale=locales.get(c.customer_id, lender.locale),
+                  dedupe_key=f"overdue:{c.loan_id}:{business_date.isoformat()}",
+                  body=render("overdue", locale=locales.get(c.customer_id, lender.locale),
+                              currency=lender.currency, days=c.days,
+                              step=ladder.next_step(policy_version_id=c.policy_version_id, days=c.days,
+                                                    paused=c.paused, today=business_date)))
+            for c in changes
+        ])  # fmt: skip
     return len(versions)
 
 

@@ -6,6 +6,7 @@ from apps.devices.api.views import (
     DeviceEnrollApi,
     DeviceEventsApi,
     DeviceFcmTokenApi,
+    DeviceNoticesAckApi,
 )
 
 app_name = "agent-api"
@@ -16,4 +17,5 @@ urlpatterns = [
     path("ack", DeviceAckApi.as_view(), name="ack"),
     path("events", DeviceEventsApi.as_view(), name="events"),
     path("fcm-token", DeviceFcmTokenApi.as_view(), name="fcm-token"),
+    path("notices/ack", DeviceNoticesAckApi.as_view(), name="notices-ack"),
 ]

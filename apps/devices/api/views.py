@@ -23,6 +23,8 @@ from apps.devices.services import (
     device_event_report,
     device_fcm_token_set,
 )
+from apps.notifications.selectors import notices_pending
+from apps.notifications.services import notices_ack
 
 
 class DeviceEnrollApi(APIView):
@@ -97,6 +99,12 @@ class StateSerializer(serializers.Serializer):
     key_version = serializers.IntegerField()
 
 
+class NoticeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    body = serializers.CharField(help_text="Shown to the customer as is, in their language.")
+
+
 class DeviceApi(APIView):
     authentication_classes = (DeviceAuthentication,)
     permission_classes = (IsDevice,)
@@ -119,6 +127,7 @@ class DeviceCheckInApi(DeviceApi):
 
     class OutputSerializer(serializers.Serializer):
         state = StateSerializer(allow_null=True)
+        notices = NoticeSerializer(many=True, help_text="To show, then acknowledge (notices/ack).")
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
     def post(self, request: Request) -> Response:
@@ -132,7 +141,8 @@ class DeviceCheckInApi(DeviceApi):
         )  # fmt: skip
         state = result.state
         body = {"state": None if state is None else
-                {"document": state.document, "signature": state.signature, "key_version": state.key_version}}  # fmt: skip
+                {"document": state.document, "signature": state.signature, "key_version": state.key_version},
+                "notices": notices_pending(loan_id=request.user.device.loan_id)}  # fmt: skip
         return Response(self.OutputSerializer(body).data)
 
 
@@ -218,3 +228,20 @@ class DeviceFcmTokenApi(DeviceApi):
                              kind="fid" if "fid" in values else "token",
                              actor=Actor(type=ActorType.DEVICE, id=str(device_id), ip=client_ip(request)))  # fmt: skip
         return Response(self.OutputSerializer({"updated": True}).data)
+
+
+class DeviceNoticesAckApi(DeviceApi):
+    """POST /api/agent/v1/notices/ack : the phone showed these notices (a repeat is harmless)."""
+
+    class InputSerializer(serializers.Serializer):
+        ids = serializers.ListField(child=serializers.IntegerField(min_value=1), max_length=100)
+
+    class OutputSerializer(serializers.Serializer):
+        acknowledged = serializers.IntegerField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        count = notices_ack(loan_id=request.user.device.loan_id, ids=data.validated_data["ids"])
+        return Response(self.OutputSerializer({"acknowledged": count}).data)

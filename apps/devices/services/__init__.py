@@ -17,7 +17,11 @@ from apps.devices.services.enrollment import (
     enrollment_token_mint,
     imei_normalise,
 )
-from apps.devices.services.push import push_nudges_enqueue, push_relay_run
+from apps.devices.services.push import (
+    push_nudges_current_enqueue,
+    push_nudges_enqueue,
+    push_relay_run,
+)
 from apps.devices.services.state import (
     StateChange,
     device_key_announce,
@@ -49,6 +53,7 @@ __all__ = [
     "enrollment_token_mint",
     "imei_normalise",
     "lender_signing_key_rotate",
+    "push_nudges_current_enqueue",
     "push_nudges_enqueue",
     "push_relay_run",
     "state_reissue",

@@ -96,6 +96,15 @@ def push_nudges_enqueue(*, nudges: Iterable[tuple[int, int, int]]) -> None:
     relay_after_commit()
 
 
+def push_nudges_current_enqueue(*, device_ids: list[int]) -> None:
+    """Queue a push of each phone's current state version (something besides its state
+    waits for it, e.g. a notice to show), in the caller's transaction."""
+    rows = Device.objects.filter(pk__in=device_ids).values_list(
+        "lender_id", "pk", "desired_version"
+    )
+    push_nudges_enqueue(nudges=list(rows))
+
+
 def relay_after_commit() -> None:
     """Start the relay once the caller's transaction commits (its nudges are then visible)."""
     transaction.on_commit(_relay_kick)

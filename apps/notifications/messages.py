@@ -1,0 +1,74 @@
+"""What each message says, in the customer's language (Django's gettext).
+
+Every overdue message ends with "what happens next and when": the next
+stage of the loan's policy and the date it applies if nothing is paid.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from django.utils import formats, translation
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.money import minor_units, quantize
+
+NEXT_STAGE = {
+    "reminder": _("you will get payment reminders"),
+    "wallpaper": _("a payment reminder will show on the phone's screen"),
+    "alarm": _("payment reminder alarms will ring on the phone"),
+    "block_apps": _("some apps will be blocked"),
+    "lock": _("the phone will lock (emergency calls always work)"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NextStep:
+    stage: str
+    on: date
+
+
+def money(amount: Decimal, currency: str) -> str:
+    """``KES 1,091.66``: the currency's minor units, grouped as the active language groups."""
+    places = minor_units(currency)
+    text = formats.number_format(quantize(amount, currency), decimal_pos=places, use_l10n=True,
+                                 force_grouping=True)  # fmt: skip
+    return f"{currency} {text}"
+
+
+def _day(on: date) -> str:
+    return formats.date_format(on, "DATE_FORMAT", use_l10n=True)
+
+
+def next_step_line(step: NextStep | None) -> str:
+    if step is None:
+        return ""
+    return gettext("If it is not paid by %(date)s, %(what)s.") % {
+        "date": _day(step.on), "what": NEXT_STAGE[step.stage]}  # fmt: skip
+
+
+def render(
+    kind: str, *, locale: str, currency: str, amount: Decimal | None = None,
+    due: date | None = None, days: int = 0, step: NextStep | None = None,
+    balance: Decimal | None = None,
+) -> str:  # fmt: skip
+    with translation.override(locale):
+        if kind == "due_soon":
+            text = gettext("Your installment of %(amount)s is due on %(date)s.") % {
+                "amount": money(amount or Decimal(0), currency), "date": _day(due)}  # fmt: skip
+        elif kind == "due_today":
+            text = gettext("Your installment of %(amount)s is due today.") % {
+                "amount": money(amount or Decimal(0), currency)}  # fmt: skip
+        elif kind == "overdue":
+            text = gettext("Your installment is %(days)s days late.") % {"days": days}
+            text = " ".join(filter(None, [text, next_step_line(step)]))
+        elif kind == "payment":
+            text = gettext("We received %(amount)s. Thank you. Left to pay: %(balance)s.") % {
+                "amount": money(amount or Decimal(0), currency),
+                "balance": money(balance or Decimal(0), currency)}  # fmt: skip
+        else:
+            raise ValueError(f"unknown kind {kind!r}")
+    return text

@@ -1,0 +1,192 @@
+"""Queue messages held to each country's contact rules; send them through the phone or SMS."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from apps.collections.selectors import installment_list_due_on, loan_outstanding, payment_get
+from apps.customers.selectors import customer_locales
+from apps.devices.selectors import device_ids_pushable_for_loans
+from apps.devices.services import push_nudges_current_enqueue
+from apps.integrations.sms.base import get_sms_gateway
+from apps.lenders.models import Lender
+from apps.notifications.messages import render
+from apps.notifications.models import Notification
+from apps.notifications.rules import contact_slot, weekly_limit
+
+logger = logging.getLogger(__name__)
+
+S = Notification.Status
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    customer_id: int
+    loan_id: int
+    kind: str
+    locale: str
+    body: str
+    dedupe_key: str
+
+
+def notifications_queue(*, lender: Lender, drafts: list[Draft]) -> int:
+    """Queue ``drafts`` in the caller's transaction; returns how many were new.
+
+    Each is held to the next moment inside the country's contact hours
+    (transactional messages go at once) and counted against the customer's
+    weekly limit (over it: logged as suppressed, never sent). A dedupe key
+    already queued is skipped, so a job that runs twice queues nothing twice.
+    """
+    if not drafts:
+        return 0
+    now = timezone.now()
+    week = now - timedelta(days=7)
+    counts = dict(
+        Notification.objects.filter(customer_id__in={d.customer_id for d in drafts}, created_at__gte=week)
+        .exclude(kind__in=Notification.TRANSACTIONAL).exclude(status=S.SUPPRESSED)
+        .values_list("customer_id").annotate(n=Count("id"))
+    )  # fmt: skip
+    limit, slot = (
+        weekly_limit(lender.country),
+        contact_slot(country=lender.country, tz=lender.timezone, at=now),
+    )
+    queued = 0
+    for draft in drafts:
+        transactional = draft.kind in Notification.TRANSACTIONAL
+        over = not transactional and counts.get(draft.customer_id, 0) >= limit
+        row = Notification(lender=lender, customer_id=draft.customer_id, loan_id=draft.loan_id, kind=draft.kind,
+                           locale=draft.locale, body=draft.body, dedupe_key=draft.dedupe_key,
+                           status=S.SUPPRESSED if over else S.SCHEDULED,
+                           scheduled_for=now if transactional else slot)  # fmt: skip
+        try:
+            with transaction.atomic():
+                row.save(force_insert=True)
+        except IntegrityError:
+            continue  # queued before
+        queued += 1
+        if not transactional and not over:
+            counts[draft.customer_id] = counts.get(draft.customer_id, 0) + 1
+    return queued
+
+
+def _send_sms(notification: Notification) -> None:
+    try:
+        ref = get_sms_gateway().send(to=notification.customer.phone, body=notification.body)
+    except Exception as exc:  # the provider failed: logged, retried by the next run
+        logger.warning("sms failed notification=%s error=%s", notification.pk, type(exc).__name__)
+        notification.error = type(exc).__name__[:100]
+        notification.save(update_fields=["error", "updated_at"])
+        return
+    notification.status, notification.sms_sent_at, notification.provider_ref = (
+        S.SMS,
+        timezone.now(),
+        ref,
+    )
+    notification.save(update_fields=["status", "sms_sent_at", "provider_ref", "updated_at"])
+
+
+def notifications_dispatch(*, batch: int = 500) -> dict[str, int]:
+    """Send what is due: through the phone when it can be pushed, else by SMS; and by SMS
+    what the phone has not acknowledged within ``NOTICE_ACK_MINUTES``, inside contact hours.
+
+    Claims rows with ``FOR UPDATE SKIP LOCKED``, so several workers share the
+    work; safe to run again. Returns counts by outcome.
+    """
+    now = timezone.now()
+    sent = {"pushed": 0, "sms": 0, "fallback": 0}
+    with transaction.atomic():
+        due = list(
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("customer")
+            .filter(status=S.SCHEDULED, scheduled_for__lte=now)
+            .order_by("scheduled_for", "id")[:batch]
+        )
+        pushable = device_ids_pushable_for_loans(loan_ids={n.loan_id for n in due})
+        to_push = [n for n in due if n.loan_id in pushable]
+        for notification in to_push:
+            notification.status, notification.pushed_at = S.PUSHED, now
+        Notification.objects.bulk_update(to_push, ["status", "pushed_at", "updated_at"])
+        push_nudges_current_enqueue(device_ids=sorted({pushable[n.loan_id] for n in to_push}))
+        sent["pushed"] = len(to_push)
+        for notification in due:
+            if notification.loan_id not in pushable:
+                _send_sms(notification)
+                sent["sms"] += 1
+    cutoff = now - timedelta(minutes=settings.NOTICE_ACK_MINUTES)
+    with transaction.atomic():
+        late = (
+            Notification.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("customer", "lender")
+            .filter(status=S.PUSHED, pushed_at__lt=cutoff)
+            .order_by("pushed_at", "id")[:batch]
+        )
+        for notification in late:
+            lender = notification.lender
+            transactional = notification.kind in Notification.TRANSACTIONAL
+            if (
+                transactional
+                or contact_slot(country=lender.country, tz=lender.timezone, at=now) == now
+            ):
+                _send_sms(notification)
+                sent["fallback"] += 1
+    return sent
+
+
+@transaction.atomic
+def notices_ack(*, loan_id: int, ids: list[int]) -> int:
+    """The phone showed these notices. Only the loan's own notices; repeating is harmless."""
+    return Notification.objects.filter(loan_id=loan_id, pk__in=ids, status=S.PUSHED).update(
+        status=S.ACKED, acked_at=timezone.now(), updated_at=timezone.now()
+    )
+
+
+def reminders_queue(*, lender_id: int, business_date: date) -> int:
+    """Queue "due in 3 days" and "due today" reminders for the lender's business date.
+
+    Run each morning with the sweep; safe to run twice (one message per
+    installment and kind). Returns how many were queued.
+    """
+    lender = Lender.objects.get(pk=lender_id)
+    soon = business_date + timedelta(days=3)
+    due = installment_list_due_on(lender_id=lender_id, dates=[business_date, soon])
+    locales = customer_locales(customer_ids={r.customer_id for r in due})
+    drafts = []
+    for row in due:
+        kind = (
+            Notification.Kind.DUE_TODAY
+            if row.due_date == business_date
+            else Notification.Kind.DUE_SOON
+        )
+        locale = locales.get(row.customer_id, lender.locale)
+        body = render(
+            kind, locale=locale, currency=row.currency, amount=row.outstanding, due=row.due_date
+        )
+        drafts.append(Draft(customer_id=row.customer_id, loan_id=row.loan_id, kind=kind, locale=locale,
+                            body=body, dedupe_key=f"{kind}:{row.installment_id}"))  # fmt: skip
+    with transaction.atomic():
+        return notifications_queue(lender=lender, drafts=drafts)
+
+
+def payment_receipt_queue(*, payment_id: int) -> bool:
+    """Tell the customer the money arrived and what is left (sent at once, any hour).
+
+    Started after the payment commits; safe to run twice (one receipt per
+    payment). Returns whether it was queued now.
+    """
+    payment = payment_get(payment_id=payment_id)
+    loan = payment.loan
+    lender = Lender.objects.get(pk=loan.lender_id)
+    locale = customer_locales(customer_ids=[loan.customer_id]).get(loan.customer_id, lender.locale)
+    body = render(Notification.Kind.PAYMENT, locale=locale, currency=loan.currency, amount=payment.amount,
+                  balance=loan_outstanding(loan=loan).amount)  # fmt: skip
+    draft = Draft(customer_id=loan.customer_id, loan_id=loan.pk, kind=Notification.Kind.PAYMENT,
+                  locale=locale, body=body, dedupe_key=f"payment:{payment.pk}")  # fmt: skip
+    with transaction.atomic():
+        return notifications_queue(lender=lender, drafts=[draft]) == 1
