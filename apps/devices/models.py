@@ -135,6 +135,20 @@ class DeviceState(BaseModel):
             models.UniqueConstraint(
                 fields=["device", "version"], name="device_state_version_unique"
             ),
+            models.CheckConstraint(
+                condition=Q(
+                    level__in=[
+                        "normal",
+                        "reminder",
+                        "wallpaper",
+                        "alarm",
+                        "block_apps",
+                        "lock",
+                        "released",
+                    ]
+                ),
+                name="device_state_level_known",
+            ),
         ]
         triggers = [
             pgtrigger.Protect(

@@ -156,3 +156,33 @@ def test_the_agent_refuses_foreign_tampered_replayed_expired_and_unsigned_states
     assert agent.phone.history == [(1, "normal"), (2, "lock")]
     device.refresh_from_db()
     assert (device.acked_version, device.last_ack_error) == (2, "")
+
+
+def test_a_locked_phone_unlocks_within_seconds_of_a_paid_webhook(
+    redis_worker, running_agent, fake_fcm, lender_a, live_server
+) -> None:
+    import requests as http
+
+    from apps.collections.models import Loan
+    from apps.collections.services import loan_stage_sweep
+    from tests.collections.webhooks import URL, event, headers
+
+    agent = running_agent
+    wait_for(lambda: agent.phone.version == 1)
+    loan = Loan.objects.get(devices__pk=agent.device_id)
+    first = loan.installments.order_by("sequence").first()
+    # 40 days late: the morning sweep locks the phone
+    loan_stage_sweep(lender_id=lender_a.pk, business_date=first.due_date + timedelta(days=40),
+                     id_from=0, id_to=10**12)  # fmt: skip
+    wait_for(lambda: agent.phone.level == "lock")
+    # the customer pays the overdue installment: the provider calls the real webhook
+    body = event(loan.reference, str(first.total_due), "MP-e2e")
+    sent_at = time.monotonic()
+    response = http.post(f"{live_server.url}{URL}", data=body, timeout=10, headers={
+        "Content-Type": "application/json",
+        **{k.removeprefix("HTTP_").replace("_", "-"): v for k, v in headers(lender_a, body).items()},
+    })  # fmt: skip
+    assert response.status_code == 200, response.text
+    wait_for(lambda: agent.phone.level == "normal", timeout=10)
+    assert time.monotonic() - sent_at < 5  # seconds, not tomorrow's sweep
+    assert [level for _, level in agent.phone.history] == ["normal", "lock", "normal"]

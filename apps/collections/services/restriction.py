@@ -125,7 +125,7 @@ class Ladder:
             policy_version_id=policy_version_id, days=days + lease_days, paused=paused)  # fmt: skip
         return StateChange(
             device_id=device_id,
-            level=Stage.NONE.value if stage == Stage.NONE else stage,
+            level=_level(stage),
             locale=locale,
             wallpaper_text=text if rank(stage) >= rank(Stage.WALLPAPER) else "",
             lock_screen_text=text if stage == Stage.LOCK else "",
