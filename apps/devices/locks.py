@@ -1,3 +1,5 @@
+from typing import Any
+
 from apps.devices.errors import DeviceNotFound
 from apps.devices.models import Device, EnrollmentToken
 
@@ -16,4 +18,12 @@ def enrollment_token_lock_by_hash(*, token_hash: str) -> EnrollmentToken | None:
         .select_related("device", "device__lender", "device__loan")
         .filter(token_hash=token_hash)
         .first()
+    )
+
+
+def devices_lock(cursor: Any, *, device_ids: list[int]) -> None:
+    """Lock many device rows in id order (the set-based writers take this first)."""
+    cursor.execute(
+        f"SELECT id FROM {Device._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
+        [device_ids],
     )

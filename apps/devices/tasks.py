@@ -5,18 +5,13 @@ from apps.core.tasks import app_task
 
 @app_task(name="devices.push_relay", queue="push", bind=True)
 def push_relay_task(self: Any) -> None:
-    """Send the due nudges; start again when the next retry falls due.
-
-    Started after each commit that queues a nudge and by beat every minute,
-    so a broker outage or a lost task only delays a nudge.
-    """
-    from apps.devices.services.push import push_next_due_in, push_relay_run
+    """Started after each commit that queues a nudge, and by beat every minute."""
+    from apps.devices.services.push import push_relay
     from apps.integrations.push.base import get_push_gateway
 
-    push_relay_run(gateway=get_push_gateway())
-    due_in = push_next_due_in()
-    if due_in is not None and due_in < 60 and not self.request.is_eager:  # later: beat's run
-        push_relay_task.apply_async(countdown=due_in)
+    follow_up_in = push_relay(gateway=get_push_gateway())
+    if follow_up_in is not None and not self.request.is_eager:
+        push_relay_task.apply_async(countdown=follow_up_in)
 
 
 @app_task(name="devices.device_key_announce", queue="push")

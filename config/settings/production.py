@@ -18,6 +18,9 @@ AGENT_SIGNATURE_CHECKSUM = env("AGENT_SIGNATURE_CHECKSUM")
 # the demo's console gateway would print consent codes into the logs.
 SMS_GATEWAY_CLASS = env("SMS_GATEWAY_CLASS")
 AGENT_API_BASE_URL = env("AGENT_API_BASE_URL")
+# Pushes go through FCM: without credentials the demo's logging gateway would
+# report every push sent and no phone would hear it.
+FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE")
 # Throttles must count across worker processes: a shared Redis, no default.
 CACHE_URL = env("CACHE_URL")
 CACHES = {

@@ -91,7 +91,8 @@ def test_acks_only_move_forward_and_are_audited_once(client, phone) -> None:
     assert post({"version": 2}).json() == {"acked_version": 2}  # a repeat
     assert post({"version": 3}).status_code == 409
     assert (
-        AuditEvent.objects.filter(action="devices.state.acknowledged", data__version=2).count() == 1
+        AuditEvent.objects.filter(action="devices.state.acknowledged", data__version__new=2).count()
+        == 1
     )
     post({"version": 2, "error_code": "dpm_denied"})  # about a state already applied: ignored
     device_state_set(device_id=device.pk, level="normal", actor=Actor.system(), reason="Paid.")

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Callable
@@ -26,10 +27,11 @@ EXTRAS = "android.app.extra.PROVISIONING_ADMIN_EXTRAS_BUNDLE"
 AGENT_VERSION = "sim-1.0"
 
 
-# Refusals the agent reports to the server with an error ack: a genuine state it
-# cannot apply. A forged or unsigned one did not come from the lender, and a
-# replay is an old state the phone already applied.
-REPORTED = frozenset({"expired", "wrong_device", "unknown_key"})
+# Refusals the agent reports to the server with an error ack: a state the lender
+# signed that it cannot apply. A forged, unsigned or unknown-key one did not
+# come from the lender as far as the phone can tell, and a replay is an old
+# state the phone already applied.
+REPORTED = frozenset({"expired", "wrong_device"})
 
 
 class AgentStopped(Exception):
@@ -96,8 +98,8 @@ class Agent:
             raise RuntimeError(f"enrollment refused: {response.status_code} {response.text}")
         body = response.json()
         self.device_id, self.secret = body["device_id"], body["device_secret"]
-        self.verifier = StateVerifier(device_id=body["device_id"], key_version=body["key_version"],
-                                      key=public_key(body["lender_public_key"]))  # fmt: skip
+        self.verifier = StateVerifier(device_id=body["device_id"],
+                                      keys={body["key_version"]: public_key(body["lender_public_key"])})  # fmt: skip
         logger.info("enrolled device=%s", self.device_id)
         return self.device_id
 
@@ -143,7 +145,8 @@ class Agent:
                 self._post("ack", {"version": version, "error_code": refusal.reason})
             return f"refused:{refusal.reason}"
         self.phone.apply(document)
-        self.verifier.trust_next_key(document)
+        self.verifier.trust(document)
+        # a lost ack is not lost for good: the next check-in reports this version
         self._post("ack", {"version": document["version"]}).raise_for_status()
         logger.info("device=%s applied %s", self.device_id, self.phone.describe())
         if self.phone.released:
@@ -168,14 +171,17 @@ class Agent:
         """Credentials, trusted key and applied state: what survives a reboot of the phone."""
         if self.verifier is None:
             raise RuntimeError("enroll first")
-        public = self.verifier.key.public_bytes(Encoding.Raw, PublicFormat.Raw)
-        path.write_text(json.dumps({
+        keys = {str(version): base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
+                for version, key in self.verifier.keys.items()}  # fmt: skip
+        saved = json.dumps({
             "server": self.server, "imei": self.imei, "fcm_token": self.fcm_token,
-            "device_id": self.device_id, "secret": self.secret, "key_version": self.verifier.key_version,
-            "lender_public_key": base64.b64encode(public).decode(), "version": self.phone.version,
-            "level": self.phone.level,
-        }))  # fmt: skip
-        path.chmod(0o600)
+            "device_id": self.device_id, "secret": self.secret, "lender_keys": keys,
+            "version": self.phone.version, "level": self.phone.level,
+        })  # fmt: skip
+        # created readable by its owner only, before the secret is written into it
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(saved)
 
     @classmethod
     def load(cls, path: Path, **kwargs: Any) -> Agent:
@@ -188,8 +194,8 @@ class Agent:
             **kwargs,
         )
         agent.device_id, agent.secret = saved["device_id"], saved["secret"]
-        agent.verifier = StateVerifier(device_id=saved["device_id"], key_version=saved["key_version"],
-                                       key=public_key(saved["lender_public_key"]))  # fmt: skip
+        agent.verifier = StateVerifier(device_id=saved["device_id"],
+                                       keys={int(v): public_key(k) for v, k in saved["lender_keys"].items()})  # fmt: skip
         agent.phone.version, agent.phone.level = saved["version"], saved["level"]
         return agent
 

@@ -34,23 +34,35 @@ def public_key(b64: str) -> Ed25519PublicKey:
 
 @dataclass
 class StateVerifier:
-    """What the agent trusts: its device id and the lender's key, which a state may rotate."""
+    """What the agent trusts: its device id and the lender's keys by version.
+
+    A state announcing the lender's next key adds it; once a state signed
+    with a newer key arrives, the older keys are dropped for good.
+    """
 
     device_id: int
-    key_version: int
-    key: Ed25519PublicKey
+    keys: dict[int, Ed25519PublicKey]
+
+    @property
+    def key_version(self) -> int:
+        return max(self.keys)
 
     def check(self, state: Any, *, applied_version: int, now: datetime) -> dict[str, Any]:
-        """The state's document if it may be applied, else ``Refused`` with the reason."""
+        """The state's document if it may be applied, else ``Refused`` with the reason.
+
+        The signature is checked before anything the document says is used."""
         if not isinstance(state, dict) or not state.get("signature") or "document" not in state:
             raise Refused("unsigned")
-        document = state["document"]
-        if not isinstance(document, dict) or document.get("key_version") != self.key_version:
+        key = self.keys.get(state.get("key_version"))  # type: ignore[arg-type]
+        if key is None:
             raise Refused("unknown_key")
+        document = state["document"]
         try:
-            self.key.verify(base64.b64decode(state["signature"]), canonical(document))
-        except (InvalidSignature, binascii.Error, ValueError) as exc:
+            key.verify(base64.b64decode(state["signature"]), canonical(document))
+        except (InvalidSignature, binascii.Error, ValueError, TypeError) as exc:
             raise Refused("bad_signature") from exc
+        if document.get("key_version") != state["key_version"]:
+            raise Refused("bad_signature")
         if document.get("device") != self.device_id:
             raise Refused("wrong_device")
         if document["version"] <= applied_version:
@@ -59,11 +71,13 @@ class StateVerifier:
             raise Refused("expired")
         return document
 
-    def trust_next_key(self, document: dict[str, Any]) -> None:
-        """After applying a state that announces the lender's next key, trust only that one."""
+    def trust(self, document: dict[str, Any]) -> None:
+        """After applying a state: drop keys older than its own, add the one it announces."""
+        for version in [v for v in self.keys if v < document["key_version"]]:
+            del self.keys[version]
         announced = document.get("next_key")
-        if announced and announced["version"] > self.key_version:
-            self.key_version, self.key = announced["version"], public_key(announced["public_key"])
+        if announced and announced["version"] not in self.keys:
+            self.keys[announced["version"]] = public_key(announced["public_key"])
 
 
 @dataclass

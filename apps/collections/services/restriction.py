@@ -183,7 +183,7 @@ changed AS (
     UPDATE {Loan._meta.db_table} AS l
     SET stage = c.target, stage_changed_at = %(now)s, updated_at = %(now)s
     FROM classified AS c
-    WHERE l.id = c.id AND l.stage = c.stage
+    WHERE l.id = c.id AND l.stage = c.stage AND l.status = 'active'
       AND {_RANK.format("c.target")} > {_RANK.format("c.stage")}
       AND NOT EXISTS (SELECT 1 FROM {LoanStageChange._meta.db_table} AS h
                       WHERE h.loan_id = l.id AND h.business_date = %(bd)s AND h.cause = 'sweep')

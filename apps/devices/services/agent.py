@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import transaction
@@ -19,6 +20,9 @@ from apps.devices.services.enrollment import sha256_hex
 from apps.devices.services.state import state_reissue
 from apps.devices.state import sign_document
 from apps.lenders.models import Lender
+
+# A state handed to a phone keeps at least this much of its offline lease.
+LEASE_RENEW_BEFORE = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,24 +44,35 @@ def device_check_in(
 ) -> CheckIn:  # fmt: skip
     """Record that the phone is alive and hand it the newest state if it is behind.
 
-    Safe to repeat. A heartbeat is not audited; a changed SIM (its ICCID's
-    hash) is, as ``devices.device.sim_changed``.
+    Locks the device. Safe to repeat. The version the phone says it applied
+    counts as its ack when the ack itself was lost (``device_ack``'s rules).
+    A state whose offline lease ends within ``LEASE_RENEW_BEFORE`` is
+    re-issued with the same content and a fresh lease before it is handed
+    over, so a phone that was off for a week is not refused its own state. A
+    heartbeat is not audited; a changed SIM (its ICCID's hash) is, as
+    ``devices.device.sim_changed``.
     """
     device = device_lock(device_id=device_id)
     if device.status == Device.Status.RELEASED:
         raise DeviceReleased(device_id=device.pk)
+    actor = Actor(type=ActorType.DEVICE, id=str(device.pk), ip=ip)
     if iccid_sha256 and device.iccid_sha256 and iccid_sha256 != device.iccid_sha256:
-        audit_event_record(actor=Actor(type=ActorType.DEVICE, id=str(device.pk), ip=ip),
-                           action=DevicesAction.SIM_CHANGED, target=device,
+        audit_event_record(actor=actor, action=DevicesAction.SIM_CHANGED, target=device,
                            data={"old": {"iccid_sha256": device.iccid_sha256}, "new": {"iccid_sha256": iccid_sha256}})  # fmt: skip
     Device.objects.filter(pk=device.pk).update(
         last_seen_at=timezone.now(), agent_version=agent_version or device.agent_version,
         battery_percent=battery_percent, iccid_sha256=iccid_sha256 or device.iccid_sha256,
         last_ip=ip or "", updated_at=timezone.now(),
     )  # fmt: skip
+    if device.acked_version < applied_version <= device.desired_version:
+        _ack_locked(device=device, version=applied_version, actor=actor)
     if applied_version >= device.desired_version:
         return CheckIn(state=None)
     state = DeviceState.objects.get(device=device, version=device.desired_version)
+    valid_until = datetime.fromisoformat(state.document["valid_until"])
+    if valid_until - timezone.now() < LEASE_RENEW_BEFORE:
+        state = state_reissue(device=device, actor=Actor.system(),
+                              reason="The offline lease is renewed for a phone that was away.") or state  # fmt: skip
     slug = Lender.objects.values_list("slug", flat=True).get(pk=device.lender_id)
     signature = sign_document(lender_slug=slug, document=state.document)
     return CheckIn(state=SignedState(state.document, signature, state.key_version))
@@ -70,7 +85,8 @@ def device_ack(*, device_id: int, version: int, error_code: str, actor: Actor) -
     Locks the device. Acknowledgements only move forward: a late ack of an
     older version changes nothing, so repeating one is harmless. The ack of a
     state that announced a new lender key moves the phone to that key; the ack
-    of the ``released`` state marks the phone released, for good. Emits
+    of the ``released`` state marks the phone released, for good. A phone
+    that found its state's lease expired gets it re-issued. Emits
     ``devices.state.acknowledged`` or ``devices.state.failed``.
     """
     device = device_lock(device_id=device_id)
@@ -84,14 +100,22 @@ def device_ack(*, device_id: int, version: int, error_code: str, actor: Actor) -
             device.save(update_fields=["last_ack_error", "updated_at"])
             audit_event_record(actor=actor, action=DevicesAction.STATE_FAILED, target=device,
                                data={"version": version, "error": error_code})  # fmt: skip
+            if error_code == "expired" and version == device.desired_version:
+                state_reissue(device=device, actor=Actor.system(), reason="Its lease had expired.")
         return device
+    _ack_locked(device=device, version=version, actor=actor)
+    return device
+
+
+def _ack_locked(*, device: Device, version: int, actor: Actor) -> None:
+    """Record that the phone applied ``version`` (the caller holds the device lock)."""
     if version <= device.acked_version:
-        return device
+        return
     state = DeviceState.objects.get(device=device, version=version)
+    data: dict[str, Any] = {"version": {"old": device.acked_version, "new": version}}
     device.acked_version, device.acked_at, device.last_ack_error = version, timezone.now(), ""
-    data: dict[str, Any] = {"version": version}
     announced = (state.document.get("next_key") or {}).get("version", 0)
-    if announced > device.key_version:  # the phone now trusts the announced key, and only it
+    if announced > device.key_version:  # the phone now trusts the announced key
         data["key_version"] = {"old": device.key_version, "new": announced}
         device.key_version = announced
     if state.level == DeviceState.Level.RELEASED and device.status != Device.Status.RELEASED:
@@ -103,11 +127,10 @@ def device_ack(*, device_id: int, version: int, error_code: str, actor: Actor) -
         actor=actor, action=DevicesAction.STATE_ACKNOWLEDGED, target=device, data=data
     )
     if "key_version" in data and device.desired_version > version:
-        # a newer state went out under the old key, which the phone no longer trusts
+        # a newer state went out under the old key: the same again, under the new one
         state_reissue(
             device=device, actor=actor, reason="Re-issued under the key the phone now trusts."
         )
-    return device
 
 
 def device_authenticate(*, device_id: int, secret: str) -> Device | None:

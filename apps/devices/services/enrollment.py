@@ -149,8 +149,9 @@ def device_enroll(
 ) -> Enrollment:
     """Bind the phone that scanned the QR code to its device record, once.
 
-    Locks the token row, then the device. A code that is unknown, revoked,
-    used or expired, or a phone whose IMEI is not the one sold, is refused:
+    Locks the device, then the token row (the order ``enrollment_token_mint``
+    takes). A code that is unknown, revoked, used or expired, or a phone whose
+    IMEI is not the one sold, is refused:
     nothing is bound, and the refusal is audited in its own transaction so it
     stays on the record. Emits ``devices.device.enrolled`` or
     ``devices.enrollment.refused``.

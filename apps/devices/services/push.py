@@ -29,11 +29,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db import connection, transaction
 
 from apps.audit.services import AuditEntry, audit_events_record
 from apps.core.actor import Actor
 from apps.devices.events import DevicesAction
+from apps.devices.locks import devices_lock
 from apps.devices.models import Device, DeviceState, PushNudge
 from apps.integrations.push.base import MAX_BATCH, Outcome, PushGateway, PushMessage, PushResult
 
@@ -69,9 +71,10 @@ UPDATE {PushNudge._meta.db_table} AS n
 SET status = r.status, message_id = r.message_id, error_code = r.error_code,
     sent_at = CASE WHEN r.status = 'sent' THEN statement_timestamp() ELSE n.sent_at END,
     next_attempt_at = statement_timestamp() + make_interval(secs => r.delay), updated_at = statement_timestamp()
-FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::double precision[])
-    AS r(id, status, message_id, error_code, delay)
-WHERE n.id = r.id AND n.status = 'sending'
+FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::double precision[],
+            %s::integer[]) AS r(id, status, message_id, error_code, delay, attempts)
+WHERE n.id = r.id AND n.status = 'sending' AND n.attempts = r.attempts
+RETURNING n.id
 """  # noqa: S608
 
 _TOKENS_DEAD = f"""
@@ -149,6 +152,20 @@ def push_relay_run(*, gateway: PushGateway, time_budget: float = 50.0) -> RelayR
     return report
 
 
+def push_relay(*, gateway: PushGateway) -> float | None:
+    """One relay run; returns in how many seconds a follow-up run should start, if one
+    should: a retry falls due within the minute and no other run has booked that
+    follow-up (later retries are beat's minutely run). So kicks after many commits
+    do not each start a chain of follow-ups."""
+    push_relay_run(gateway=gateway)
+    due_in = push_next_due_in()
+    if due_in is None or due_in >= 60:
+        return None
+    if not cache.add("devices:push_relay:follow_up", 1, timeout=int(due_in) + 1):
+        return None
+    return due_in
+
+
 def push_next_due_in() -> float | None:
     """Seconds until the next retry falls due (0 if one is due now), or None if none waits."""
     with connection.cursor() as cursor:
@@ -166,6 +183,7 @@ def _relay_batch(*, gateway: PushGateway, report: RelayReport) -> int:
         claimed = cursor.fetchall()
     if not claimed:
         return 0
+    claims = {nudge_id: attempts for nudge_id, _, _, attempts in claimed}
     newest: dict[int, tuple[int, int, int]] = {}
     outcomes: dict[int, tuple[str, str, str, float]] = {}
     for nudge_id, device_id, version, attempts in claimed:
@@ -199,7 +217,7 @@ def _relay_batch(*, gateway: PushGateway, report: RelayReport) -> int:
         outcomes[nudge_id] = _outcome(result, attempts=attempts)
         if result.outcome == Outcome.DEAD:
             dead.append(message)
-    _record(outcomes=outcomes, dead=dead)
+    _record(outcomes=outcomes, claims=claims, dead=dead)
     for status, *_ in outcomes.values():
         report.add(status)
     return len(claimed)
@@ -217,13 +235,24 @@ def _outcome(result: PushResult, *, attempts: int) -> tuple[str, str, str, float
 
 
 @transaction.atomic
-def _record(*, outcomes: dict[int, tuple[str, str, str, float]], dead: list[PushMessage]) -> None:
+def _record(
+    *, outcomes: dict[int, tuple[str, str, str, float]], claims: dict[int, int],
+    dead: list[PushMessage],
+) -> None:  # fmt: skip
+    """Write the outcomes of one claim. A row reclaimed by another relay meanwhile (its
+    attempts moved on) keeps the other relay's record; this one is dropped and logged."""
     ids = list(outcomes)
     columns = list(zip(*outcomes.values(), strict=True))
     with connection.cursor() as cursor:
-        cursor.execute(_RECORD, [ids, *(list(c) for c in columns)])
+        cursor.execute(_RECORD, [ids, *(list(c) for c in columns), [claims[i] for i in ids]])
+        recorded = {row[0] for row in cursor.fetchall()}
+        if len(recorded) < len(ids):
+            logger.warning(
+                "push outcomes dropped: %s nudges were reclaimed", len(ids) - len(recorded)
+            )
         if not dead:
             return
+        devices_lock(cursor, device_ids=sorted(m.device_id for m in dead))
         cursor.execute(_TOKENS_DEAD, [[m.device_id for m in dead], [m.token for m in dead]])
         marked = cursor.fetchall()
     by_lender: dict[int, list[AuditEntry]] = {}
@@ -236,12 +265,8 @@ def _record(*, outcomes: dict[int, tuple[str, str, str, float]], dead: list[Push
         audit_events_record(lender_id=lender_id, entries=entries)
 
 
-_RELEASE_RENUDGE = f"""
-INSERT INTO {PushNudge._meta.db_table}
-    (lender_id, device_id, version, status, attempts, next_attempt_at, message_id, error_code,
-     created_at, updated_at)
-SELECT d.lender_id, d.id, d.desired_version, 'pending', 0, statement_timestamp(), '', '',
-       statement_timestamp(), statement_timestamp()
+_RELEASE_UNACKED = f"""
+SELECT d.lender_id, d.id, d.desired_version
 FROM {Device._meta.db_table} AS d
 JOIN {DeviceState._meta.db_table} AS s
   ON s.device_id = d.id AND s.version = d.desired_version AND s.level = 'released'
@@ -252,9 +277,10 @@ CROSS JOIN LATERAL (
     WHERE n.device_id = d.id AND n.version = d.desired_version
 ) AS past
 WHERE d.status = 'enrolled' AND d.acked_version < d.desired_version AND past.waiting = 0
+  AND d.fcm_token <> '' AND d.fcm_token_dead_at IS NULL
+  AND s.created_at > statement_timestamp() - make_interval(days => %(give_up_days)s)
   AND (past.last IS NULL OR past.last < statement_timestamp() - make_interval(
         secs => LEAST(%(cap)s, %(base)s * power(2, GREATEST(past.sent - 1, 0)))))
-RETURNING device_id
 """  # noqa: S608
 
 
@@ -263,13 +289,18 @@ def push_release_renudge() -> int:
 
     A release must reach the phone: beat runs this every few minutes, and a
     phone is nudged again after ``PUSH_RELEASE_RENUDGE_SECONDS``, doubling
-    with each nudge up to six hours, until it acks. One statement; returns
-    how many phones were nudged.
+    with each nudge up to six hours, for 30 days (then the back office's list
+    of phones out of sync is where it shows). Phones without a live push
+    address are left to check in on their own. One run at a time (advisory
+    lock); returns how many phones were nudged.
     """
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_RELEASE_RENUDGE, {"base": settings.PUSH_RELEASE_RENUDGE_SECONDS,
-                                          "cap": 6 * 3600})  # fmt: skip
-        nudged = len(cursor.fetchall())
-        if nudged:
-            relay_after_commit()
-    return nudged
+        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_RENUDGE_LOCK])
+        cursor.execute(_RELEASE_UNACKED, {"base": settings.PUSH_RELEASE_RENUDGE_SECONDS,
+                                          "cap": 6 * 3600, "give_up_days": 30})  # fmt: skip
+        rows = cursor.fetchall()
+        push_nudges_enqueue(nudges=rows)
+    return len(rows)
+
+
+_RENUDGE_LOCK = 7302

@@ -8,8 +8,8 @@ per state. The restriction sweep calls it with thousands of changes; a
 payment, a pause or an agent's action with one.
 
 A released phone, or one whose newest state is ``released`` (waiting for
-its ack), takes no state: it is left out, and the callers that change one
-phone refuse and audit the attempt.
+its ack), takes no state but the release again: it is left out, and the
+callers that change one phone refuse and audit the attempt.
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from apps.core.actor import Actor
 from apps.devices.errors import DeviceReleased
 from apps.devices.events import DevicesAction
 from apps.devices.keys import lender_public_key_b64
-from apps.devices.locks import device_lock
-from apps.devices.models import Device, DeviceState, LenderKey, PushNudge
+from apps.devices.locks import device_lock, devices_lock
+from apps.devices.models import Device, DeviceState, LenderKey
 from apps.devices.selectors import lender_key_version_current
-from apps.devices.services.push import relay_after_commit
+from apps.devices.services.push import push_nudges_enqueue
 from apps.devices.state import CONTENT_FIELDS, OFFLINE_LEASE
 from apps.lenders.country_rules import always_allowed_packages
 from apps.lenders.models import Lender
@@ -77,9 +77,9 @@ bumped AS (
     SET desired_version = d.desired_version + 1, updated_at = %(now)s
     FROM input AS c
     WHERE d.id = c.device_id AND d.lender_id = %(lender)s AND d.status = 'enrolled'
-      AND NOT EXISTS (SELECT 1 FROM {DeviceState._meta.db_table} AS s
-                      WHERE s.device_id = d.id AND s.version = d.desired_version
-                        AND s.level = 'released')
+      AND (c.level = 'released' OR NOT EXISTS (
+            SELECT 1 FROM {DeviceState._meta.db_table} AS s
+            WHERE s.device_id = d.id AND s.version = d.desired_version AND s.level = 'released'))
     RETURNING d.id, d.desired_version, d.key_version
 ),
 states AS (
@@ -101,14 +101,6 @@ states AS (
         b.key_version, %(now)s, %(now)s
     FROM bumped AS b JOIN input AS c ON c.device_id = b.id
     RETURNING device_id, version, level
-),
-nudges AS (
-    INSERT INTO {PushNudge._meta.db_table}
-        (lender_id, device_id, version, status, attempts, next_attempt_at, message_id,
-         error_code, created_at, updated_at)
-    SELECT %(lender)s, device_id, version, 'pending', 0, statement_timestamp(), '', '',
-           statement_timestamp(), statement_timestamp()
-    FROM states
 )
 SELECT device_id, version, level FROM states
 """  # noqa: S608  (table names from model metadata; every value is a parameter)
@@ -123,14 +115,17 @@ def device_states_write(
 ) -> dict[int, int]:
     """Give each phone in ``changes`` its next desired state; returns device id -> version.
 
-    Must run in the caller's transaction. Takes row locks on the devices (in
-    the global order: the caller already holds its loans). Phones that are
+    Must run in the caller's transaction. Locks the devices in id order (the
+    caller already holds their loans: the global order), then writes with a
+    fresh snapshot, so a release committed while it waited is seen. Phones that are
     not enrolled, or are released or being released, are left out of the
     result. Signs nothing: the signature is made when the phone pulls the
     state. Emits ``devices.state.changed`` once per state.
     """
     if not changes:
         return {}
+    if not connection.in_atomic_block:
+        raise RuntimeError("device_states_write runs inside the caller's transaction")
     if len({c.device_id for c in changes}) != len(changes):
         raise ValueError("one change per device")
     key_version = lender_key_version_current(lender_id=lender_id)
@@ -156,6 +151,7 @@ def device_states_write(
         "next_key": json.dumps(next_key),
     }
     with connection.cursor() as cursor:
+        devices_lock(cursor, device_ids=params["devices"])
         cursor.execute(_WRITE, params)
         written = cursor.fetchall()
     entries = [
@@ -166,8 +162,9 @@ def device_states_write(
     ]  # fmt: skip
     for start in range(0, len(entries), AUDIT_CHUNK):
         audit_events_record(lender_id=lender_id, entries=entries[start : start + AUDIT_CHUNK])
-    if written:
-        relay_after_commit()
+    push_nudges_enqueue(
+        nudges=[(lender_id, device_id, version) for device_id, version, _ in written]
+    )
     return {device_id: version for device_id, version, _ in written}
 
 
