@@ -22,6 +22,8 @@ from django.template.response import TemplateResponse
 from django.urls import path
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
@@ -64,12 +66,15 @@ def _when(moment: datetime | None) -> str:
 class OutOfSyncFilter(admin.SimpleListFilter):
     """Phones behind their desired state for longer than the chosen time (filtered in SQL)."""
 
-    title = "Out of sync"
+    title = _("out of sync for")
     parameter_name = "behind"
     hours = {"1": 1, "6": 6, "24": 24}
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [(key, f"more than {h} hour{'s' if h > 1 else ''}") for key, h in self.hours.items()]
+        return [
+            (key, ngettext("More than %(n)s hour", "More than %(n)s hours", h) % {"n": h})
+            for key, h in self.hours.items()
+        ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Device]) -> QuerySet[Device]:
         hours = self.hours.get(self.value() or "")

@@ -156,6 +156,9 @@ class DeviceState(BaseModel):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"v{self.version} · {self.get_level_display()}"
+
 
 class DeviceEvent(BaseModel):
     """Something the phone reported: a SIM change, a reboot, suspected tampering, ...
@@ -249,3 +252,6 @@ class PushNudge(BaseModel):
             ),
             models.Index(fields=["device", "-created_at"], name="push_nudge_device"),
         ]
+
+    def __str__(self) -> str:
+        return f"push of v{self.version} · {self.get_status_display()}"

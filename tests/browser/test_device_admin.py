@@ -1,5 +1,5 @@
 """An agent finds the phone that has not acked its lock in the back office, in headless Chromium:
-the Devices list, the "Out of sync" filter in the sidebar, then the phone's own page."""
+the Devices list, the "out of sync for" filter in the sidebar, then the phone's own page."""
 
 import re
 from datetime import timedelta
@@ -76,10 +76,10 @@ def test_agent_filters_out_of_sync_phones_and_opens_the_one_behind(
     assert lags[in_sync.imei] == "in sync"
     assert THREE_HOURS_BEHIND.match(lags[behind.imei]), lags
 
-    out_of_sync = page.locator('#changelist-filter details[data-filter-title="Out of sync"]')
-    out_of_sync.get_by_role("link", name="more than 1 hour", exact=True).click()
+    out_of_sync = page.locator('#changelist-filter details[data-filter-title="out of sync for"]')
+    out_of_sync.get_by_role("link", name="More than 1 hour", exact=True).click()
     page.wait_for_url(re.compile(r"[?&]behind=1(&|$)"))
-    assert out_of_sync.locator("li.selected").inner_text().strip() == "more than 1 hour"
+    assert out_of_sync.locator("li.selected").inner_text().strip() == "More than 1 hour"
     lags = lag_by_imei()
     assert list(lags) == [behind.imei]
     assert THREE_HOURS_BEHIND.match(lags[behind.imei]), lags
