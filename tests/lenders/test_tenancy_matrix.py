@@ -32,6 +32,7 @@ from apps.lenders.models import (
     RestrictionPolicyVersion,
 )
 from apps.lenders.tenancy import LenderScopedAdmin, PlatformAdminMixin
+from apps.notifications.models import Notification
 from apps.retailers.models import Clerk, Shop
 from tests.audit.factories import audit_event_for
 from tests.collections.factories import signed_loan
@@ -59,6 +60,7 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     Payment: lambda lender: payment_for(signed_loan(lender)),
     Device: lambda lender: device_for(signed_loan(lender)),
     PushNudge: lambda lender: push_nudge_for(lender),
+    Notification: lambda lender: notification_for(lender),
     LenderKey: lambda lender: lender_key_for(lender),
     Shop: lambda lender: shop_for(lender),
     Clerk: lambda lender: clerk_for(shop_for(lender)),
@@ -79,6 +81,16 @@ def push_nudge_for(lender: Lender) -> PushNudge:
 
     device, _, _ = enrolled_phone(lender, fcm_token=f"tok-{lender.slug}")
     return PushNudge.objects.filter(device=device).latest("id")  # enrollment's state queued it
+
+
+def notification_for(lender: Lender) -> Notification:
+    from apps.notifications.services import reminders_queue
+    from tests.devices.factories import enrolled_phone
+
+    device, _, _ = enrolled_phone(lender)
+    first = device.loan.installments.order_by("sequence").first()
+    reminders_queue(lender_id=lender.pk, business_date=first.due_date)
+    return Notification.objects.get(loan=device.loan)
 
 
 def lender_key_for(lender: Lender) -> LenderKey:

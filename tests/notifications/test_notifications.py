@@ -166,3 +166,21 @@ def test_a_payment_receipt_says_what_is_left_once(lender_a) -> None:
         receipt.body
         == f"We received KES 1,000.00. Thank you. Left to pay: KES {total - 1000:,.2f}."
     )
+
+
+def test_messages_are_written_in_the_customers_language() -> None:
+    from apps.notifications.messages import NextStep, render
+
+    step = NextStep(stage="lock", on=date(2026, 12, 24))
+    assert render("overdue", locale="es", currency="MXN", days=20, step=step) == (
+        "Su cuota tiene 20 días de atraso. Si no se paga antes del 24 de diciembre de 2026, "
+        "el teléfono se bloqueará (las llamadas de emergencia siempre funcionan)."
+    )
+    assert render("payment", locale="es", currency="MXN", amount=Decimal("1234.5"),
+                  balance=Decimal("10000")) == (
+        # Django's Spanish formats group thousands with a no-break space
+        "Recibimos MXN 1\xa0234,50. Gracias. Saldo pendiente: MXN 10\xa0000,00."
+    )  # fmt: skip
+    assert render("due_today", locale="zh-hans", currency="CNY", amount=Decimal("88")) == (
+        "您的分期款 CNY 88.00 今天到期。"
+    )

@@ -1,0 +1,17 @@
+from django.contrib import admin
+
+from apps.lenders.tenancy import LenderScopedAdmin, ReadOnlyAdminMixin
+from apps.notifications.models import Notification
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
+    """The delivery log of messages to customers: what was said, when, and how it went."""
+
+    list_display = ("created_at", "loan", "kind", "status", "scheduled_for", "pushed_at",
+                    "acked_at", "sms_sent_at", "lender")  # fmt: skip
+    list_filter = ("status", "kind", "lender")
+    list_select_related = ("loan", "lender")
+    search_fields = ("loan__reference",)
+    search_help_text = "Search by loan number."
+    exclude = ("provider_ref",)
