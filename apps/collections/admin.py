@@ -3,18 +3,29 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
-from apps.collections.forms import ManualPaymentForm
-from apps.collections.models import Installment, Loan, Payment
+from apps.collections.forms import DecisionForm, ManualPaymentForm, PauseForm, ReasonForm
+from apps.collections.models import Installment, Loan, LoanPause, LoanStageChange, Payment
 from apps.collections.selectors import loan_days_overdue, loan_next_due, loan_outstanding
-from apps.collections.services import payment_record
+from apps.collections.services import (
+    loan_hardship_request,
+    loan_legal_hold_set,
+    loan_pause_decide,
+    loan_promise_record,
+    loan_stage_lift,
+    payment_record,
+)
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.core.money import Money
@@ -24,6 +35,7 @@ from apps.lenders.tenancy import (
     ReadOnlyAdminMixin,
     ScopedReadOnlyInline,
 )
+from apps.notifications.models import Notification
 
 
 class InstallmentInline(ScopedReadOnlyInline):
@@ -50,6 +62,60 @@ class PaymentInline(ScopedReadOnlyInline):
     ordering = ("received_at",)
 
 
+class StageChangeInline(ScopedReadOnlyInline):
+    model = LoanStageChange
+    verbose_name_plural = _("Restriction stage history")
+    fields = ("created_at", "from_stage", "to_stage", "cause", "days_overdue", "business_date",
+              "policy_version", "device_version")  # fmt: skip
+    readonly_fields = fields
+    ordering = ("-created_at", "-id")
+
+
+class PauseInline(ScopedReadOnlyInline):
+    model = LoanPause
+    verbose_name_plural = _("Promises and pauses")
+    fields = ("kind", "status", "starts_on", "ends_on", "promised_amount", "reason",
+              "requested_by", "decided_by", "decision_reason", "decide")  # fmt: skip
+    readonly_fields = fields
+    ordering = ("-created_at",)
+
+    @admin.display(description=_("Decide"))
+    def decide(self, pause: LoanPause) -> str:
+        if pause.status != LoanPause.Status.REQUESTED:
+            return ""
+        url = reverse("admin:collections_loan_pause_decide", args=[pause.loan_id, pause.pk])
+        return format_html('<a class="decide-pause" href="{}">{}</a>', url, _("Approve or reject"))
+
+
+class NotificationInline(ScopedReadOnlyInline):
+    model = Notification
+    verbose_name_plural = _("Messages to the customer (latest 20)")
+    fields = ("created_at", "kind", "status", "body", "scheduled_for", "pushed_at", "acked_at",
+              "sms_sent_at")  # fmt: skip
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        latest = Notification.objects.order_by("-created_at", "-id").values("pk")
+        return super().get_queryset(request).filter(pk__in=latest[:20]).order_by("-created_at")
+
+
+@dataclass(frozen=True)
+class LoanAction:
+    title: Any
+    form: type[forms.Form]
+    roles: frozenset[str]
+
+
+AGENTS = frozenset(Membership.Role)
+SUPERVISORS = frozenset({Membership.Role.SUPERVISOR, Membership.Role.LENDER_ADMIN})
+LOAN_ACTIONS: dict[str, LoanAction] = {
+    "promise": LoanAction(_("Record a promise to pay"), PauseForm, AGENTS),
+    "hardship": LoanAction(_("Request a hardship pause"), PauseForm, AGENTS),
+    "legal-hold": LoanAction(_("Set a legal hold"), PauseForm, SUPERVISORS),
+    "lift": LoanAction(_("Lift the restriction now"), ReasonForm, AGENTS),
+}
+
+
 @admin.register(Loan)
 class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     payment_roles = frozenset(Membership.Role)
@@ -59,13 +125,14 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         "status",
         "currency",
         "financed_amount",
+        "stage",
         "signed_at",
         "lender",
     )
-    list_filter = ("status", "product", "lender")
+    list_filter = ("status", "stage", "product", "lender")
     search_fields = ("reference", "customer__full_name", "customer__phone", "customer__national_id")
     readonly_fields = ("summary",)
-    inlines = (InstallmentInline, PaymentInline)
+    inlines = (InstallmentInline, PaymentInline, StageChangeInline, PauseInline, NotificationInline)
     change_form_template = "admin/collections/loan/change_form.html"
 
     @admin.display(description="Balance")
@@ -83,8 +150,91 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
 
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(self.record_payment_view)
+        action = self.admin_site.admin_view(self.loan_action_view)
+        decide = self.admin_site.admin_view(self.pause_decide_view)
         return [path("<int:object_id>/record-payment/", view, name="collections_loan_record_payment"),
+                path("<int:object_id>/act/<slug:action>/", action, name="collections_loan_act"),
+                path("<int:object_id>/pauses/<int:pause_id>/decide/", decide,
+                     name="collections_loan_pause_decide"),
                 *super().get_urls()]  # fmt: skip
+
+    def _loan_or_404(self, request: HttpRequest, object_id: int) -> Loan:
+        loan = self.get_object(request, str(object_id))
+        if loan is None:
+            raise Http404
+        return loan
+
+    def loan_action_view(self, request: HttpRequest, object_id: int, action: str) -> HttpResponse:
+        """A promise, a hardship request, a legal hold or a lift, each with its reason."""
+        spec = LOAN_ACTIONS.get(action)
+        if spec is None:
+            raise Http404
+        loan = self._loan_or_404(request, object_id)
+        self.require_role(request, spec.roles, loan)
+        form = spec.form(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            values, actor = form.cleaned_data, Actor.agent(request.user, request)
+            try:
+                self._act(action, loan=loan, values=values, actor=actor, user=request.user)
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(
+                    request, _("Done: %(what)s.") % {"what": spec.title}, messages.SUCCESS
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:collections_loan_change", args=[loan.pk])
+                )
+        context = {**self.admin_site.each_context(request), "title": f"{spec.title}: {loan.reference}",
+                   "loan": loan, "form": form, "opts": self.model._meta, "action": action}  # fmt: skip
+        return TemplateResponse(request, "admin/collections/loan/action.html", context)
+
+    @staticmethod
+    def _act(action: str, *, loan: Loan, values: dict[str, Any], actor: Actor, user: Any) -> None:
+        common = {
+            "loan_id": loan.pk,
+            "lender_id": loan.lender_id,
+            "actor": actor,
+            "reason": values["reason"],
+        }
+        if action == "promise":
+            amount = values.get("amount")
+            loan_promise_record(until=values["until"], amount=Money(amount, loan.currency) if amount else None,
+                                **common)  # fmt: skip
+        elif action == "hardship":
+            loan_hardship_request(until=values["until"], **common)
+        elif action == "legal-hold":
+            loan_legal_hold_set(until=values["until"], user=user, **common)
+        else:
+            loan_stage_lift(**common)
+
+    def pause_decide_view(
+        self, request: HttpRequest, object_id: int, pause_id: int
+    ) -> HttpResponse:
+        """A supervisor approves or rejects a requested pause."""
+        loan = self._loan_or_404(request, object_id)
+        self.require_role(request, SUPERVISORS, loan)
+        pause = LoanPause.objects.filter(pk=pause_id, loan=loan).first()
+        if pause is None:
+            raise Http404
+        form = DecisionForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                loan_pause_decide(pause_id=pause.pk, lender_id=loan.lender_id, approve=form.cleaned_data["approve"],
+                                  user=request.user, reason=form.cleaned_data["reason"],
+                                  actor=Actor.agent(request.user, request))  # fmt: skip
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, _("Decision recorded."), messages.SUCCESS)
+                return HttpResponseRedirect(
+                    reverse("admin:collections_loan_change", args=[loan.pk])
+                )
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "loan": loan,
+                   "form": form, "pause": pause,
+                   "title": _("Decide the %(kind)s until %(until)s") % {
+                       "kind": pause.get_kind_display().lower(), "until": pause.ends_on}}  # fmt: skip
+        return TemplateResponse(request, "admin/collections/loan/action.html", context)
 
     def record_payment_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Record a payment received outside the provider: amount, reason, receipt reference."""

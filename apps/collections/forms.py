@@ -15,3 +15,35 @@ class ManualPaymentForm(forms.Form):
     )  # fmt: skip
     # Generated when the form is shown, so a double submit records one payment.
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
+
+
+class PauseForm(forms.Form):
+    until = forms.DateField(
+        label=_("Until"), widget=forms.DateInput(attrs={"type": "date"}),
+        help_text=_("The last day of the pause, included."),
+    )  # fmt: skip
+    amount = forms.DecimalField(
+        label=_("Amount promised"), max_digits=18, decimal_places=3, min_value=Decimal("0.001"),
+        required=False,
+    )  # fmt: skip
+    reason = forms.CharField(
+        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+        help_text=_("Required; kept in the audit trail."),
+    )  # fmt: skip
+
+
+class DecisionForm(forms.Form):
+    approve = forms.TypedChoiceField(
+        label=_("Decision"), choices=[("yes", _("Approve")), ("no", _("Reject"))],
+        coerce=lambda value: value == "yes", widget=forms.RadioSelect,
+    )  # fmt: skip
+    reason = forms.CharField(
+        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
+    )
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+        help_text=_("Required; kept in the audit trail."),
+    )  # fmt: skip

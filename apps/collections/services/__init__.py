@@ -21,6 +21,7 @@ from apps.collections.services.pauses import (
     loan_promise_record,
 )
 from apps.collections.services.restriction import (
+    loan_stage_lift,
     loan_stage_settle,
     loan_stage_sweep,
     loan_sweep_ranges,
@@ -39,6 +40,7 @@ __all__ = [
     "loan_promise_record",
     "loan_quote",
     "loan_sign",
+    "loan_stage_lift",
     "loan_stage_settle",
     "loan_stage_sweep",
     "loan_sweep_ranges",

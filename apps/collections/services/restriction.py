@@ -30,8 +30,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.audit.services import AuditEntry, audit_events_record
+from apps.collections.errors import PauseReasonRequired
 from apps.collections.events import CollectionsAction
+from apps.collections.locks import loan_lock
 from apps.collections.models import STAGE_ORDER, Loan, LoanPause, LoanStageChange, Stage
+from apps.collections.selectors import loan_days_overdue
 from apps.core.actor import Actor
 from apps.customers.selectors import customer_locales
 from apps.devices.errors import DeviceReleased
@@ -407,3 +410,30 @@ def loan_sweep_ranges(*, lender_id: int, size: int) -> list[tuple[int, int]]:
 
 def lender_business_date(*, lender_id: int) -> date:
     return lender_local_date(lender=Lender.objects.get(pk=lender_id))
+
+
+@transaction.atomic
+def loan_stage_lift(*, loan_id: int, lender_id: int, actor: Actor, reason: str) -> str:
+    """An agent lifts the loan's restriction now: no stage, and the phone is told at once.
+
+    Locks the loan. For a mistake or a special case, with a reason (required,
+    audited). It holds until the next morning's sweep finds the loan still
+    late; to hold longer, record a promise or a pause. Emits
+    ``collections.loan.stage_changed`` (cause ``agent``).
+    """
+    if not reason.strip():
+        raise PauseReasonRequired()
+    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    if loan.stage == Stage.NONE:
+        return loan.stage
+    lender = Lender.objects.get(pk=lender_id)
+    business_date = lender_local_date(lender=lender)
+    ladder = Ladder.load(lender=lender, policy_version_ids={loan.policy_version_id})
+    days = loan_days_overdue(loan=loan)
+    change = Change(loan_id=loan.pk, from_stage=loan.stage, to_stage=Stage.NONE.value, days=days,
+                    policy_version_id=loan.policy_version_id, customer_id=loan.customer_id, paused=False)  # fmt: skip
+    Loan.objects.filter(pk=loan.pk).update(stage=Stage.NONE, stage_changed_at=timezone.now(),
+                                           updated_at=timezone.now())  # fmt: skip
+    _apply(lender=lender, ladder=ladder, changes=[change], cause=LoanStageChange.Cause.AGENT,
+           business_date=business_date, actor=actor, reason=reason.strip())  # fmt: skip
+    return Stage.NONE.value

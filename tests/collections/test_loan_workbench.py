@@ -1,0 +1,123 @@
+"""The loan page's manual actions: promise, hardship pause, legal hold, lift; who may do what."""
+
+from datetime import timedelta
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.collections.models import Loan, LoanPause, LoanStageChange
+from apps.collections.services import loan_stage_sweep
+from apps.devices.models import DeviceState
+from apps.lenders.models import Membership
+from apps.lenders.selectors import lender_local_date
+from tests.devices.factories import enrolled_phone
+
+pytestmark = pytest.mark.django_db
+
+
+def act(loan: Loan, action: str) -> str:
+    return reverse("admin:collections_loan_act", args=[loan.pk, action])
+
+
+@pytest.fixture
+def locked(lender_a):
+    """A loan 45 days late whose phone the morning sweep locked."""
+    device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=75))
+    loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a),
+                     id_from=0, id_to=10**12)  # fmt: skip
+    loan = Loan.objects.get(pk=device.loan_id)
+    assert loan.stage == "lock"
+    return loan
+
+
+def test_an_agent_records_a_promise_and_the_phone_steps_down(
+    lender_a, make_agent, verified_client, locked
+) -> None:
+    agent = make_agent(lender_a)
+    client = verified_client(agent)
+    until = lender_local_date(lender=lender_a) + timedelta(days=5)
+    response = client.post(act(locked, "promise"), {"until": until.isoformat(), "amount": "900",
+                                                     "reason": "Salary on Friday."})  # fmt: skip
+    assert response.status_code == 302
+    locked.refresh_from_db()
+    assert locked.stage == "reminder"
+    pause = LoanPause.objects.get(loan=locked)
+    assert (pause.kind, pause.status, pause.ends_on, pause.promised_amount) == (
+        "promise", "active", until, 900)  # fmt: skip
+    event = AuditEvent.objects.get(action="collections.pause.opened")
+    assert (event.actor_type, event.actor_id, event.reason) == (
+        "agent",
+        str(agent.pk),
+        "Salary on Friday.",
+    )
+    page = client.get(reverse("admin:collections_loan_change", args=[locked.pk]))
+    assert b"Salary on Friday." in page.content  # the pauses on the loan's page
+    assert b"Restriction stage history" in page.content
+
+
+def test_a_bad_promise_is_explained_and_changes_nothing(
+    lender_a, make_agent, verified_client, locked
+) -> None:
+    client = verified_client(make_agent(lender_a))
+    too_far = lender_local_date(lender=lender_a) + timedelta(days=40)
+    response = client.post(
+        act(locked, "promise"), {"until": too_far.isoformat(), "reason": "Later."}
+    )
+    assert response.status_code == 200
+    assert response.context["form"].non_field_errors()
+    response = client.post(act(locked, "promise"), {"until": too_far.isoformat(), "reason": ""})
+    assert "reason" in response.context["form"].errors
+    locked.refresh_from_db()
+    assert (locked.stage, LoanPause.objects.count()) == ("lock", 0)
+
+
+def test_a_hardship_pause_is_requested_by_an_agent_and_decided_by_a_supervisor(
+    lender_a, make_agent, verified_client, locked
+) -> None:
+    agent = verified_client(make_agent(lender_a))
+    until = lender_local_date(lender=lender_a) + timedelta(days=30)
+    agent.post(act(locked, "hardship"), {"until": until.isoformat(), "reason": "Hospital."})
+    pause = LoanPause.objects.get(loan=locked)
+    decide = reverse("admin:collections_loan_pause_decide", args=[locked.pk, pause.pk])
+    assert agent.get(decide).status_code == 403
+    assert agent.get(act(locked, "legal-hold")).status_code == 403
+    supervisor = verified_client(make_agent(lender_a, role=Membership.Role.SUPERVISOR))
+    page = supervisor.get(reverse("admin:collections_loan_change", args=[locked.pk]))
+    assert decide.encode() in page.content  # the link to decide, on the loan's page
+    assert supervisor.post(decide, {"approve": "yes", "reason": "Papers seen."}).status_code == 302
+    pause.refresh_from_db()
+    locked.refresh_from_db()
+    assert (pause.status, locked.stage) == ("active", "reminder")
+
+
+def test_an_agent_lifts_a_restriction_with_a_reason(
+    lender_a, make_agent, verified_client, locked
+) -> None:
+    client = verified_client(make_agent(lender_a))
+    assert (
+        client.post(act(locked, "lift"), {"reason": ""}).status_code == 200
+    )  # a reason is required
+    assert (
+        client.post(
+            act(locked, "lift"), {"reason": "Wrongly locked: paid at the shop."}
+        ).status_code
+        == 302
+    )
+    locked.refresh_from_db()
+    assert locked.stage == "none"
+    change = LoanStageChange.objects.filter(loan=locked).latest("id")
+    assert (change.cause, change.from_stage, change.to_stage) == ("agent", "lock", "none")
+    assert DeviceState.objects.filter(device__loan=locked).latest("version").level == "normal"
+
+
+def test_another_lenders_agent_cannot_act_on_the_loan(
+    lender_a, lender_b, make_agent, verified_client, locked
+) -> None:
+    outsider = verified_client(make_agent(lender_b, role=Membership.Role.LENDER_ADMIN))
+    for action in ("promise", "hardship", "legal-hold", "lift"):
+        assert outsider.get(act(locked, action)).status_code == 404
+        assert outsider.post(act(locked, action), {"reason": "x"}).status_code == 404
+    locked.refresh_from_db()
+    assert locked.stage == "lock"
