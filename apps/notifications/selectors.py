@@ -1,10 +1,26 @@
+from dataclasses import dataclass
+
+from django.db import connection
+
 from apps.notifications.models import Notification
 
 
-def notices_pending(*, loan_id: int) -> list[Notification]:
+@dataclass(frozen=True, slots=True)
+class Notice:
+    id: int
+    kind: str
+    body: str
+
+
+# read on every agent check-in: one narrow statement, no ORM compilation
+_PENDING = (
+    f"SELECT id, kind, body FROM {Notification._meta.db_table} "  # noqa: S608
+    "WHERE loan_id = %s AND status = 'pushed' ORDER BY pushed_at, id"
+)
+
+
+def notices_pending(*, loan_id: int) -> list[Notice]:
     """What the phone should show now (the agent's check-in hands them over)."""
-    return list(
-        Notification.objects.filter(loan_id=loan_id, status=Notification.Status.PUSHED).order_by(
-            "pushed_at", "id"
-        )
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(_PENDING, [loan_id])
+        return [Notice(*row) for row in cursor.fetchall()]

@@ -15,7 +15,7 @@ Scripting:
 * ``subscribe(token, callback)``: called with the data of each delivered
   message, as the phone's FCM client would be.
 
-Run standalone for benchmarks: ``python -m tests.fakes.fcm --port 0`` prints
+Run standalone for benchmarks: ``python -m tests.fakes.fcm [--no-record]`` prints
 the port and serves until killed (the sender then shares no GIL with it).
 """
 

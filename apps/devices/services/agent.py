@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.audit.services import audit_event_record
@@ -37,8 +37,40 @@ class CheckIn:
     state: SignedState | None  # the newest state, when the phone has an older one
 
 
-@transaction.atomic
+# A current phone's heartbeat, in one statement: it has applied and acked its
+# newest state and its SIM is the one on record. Anything else takes the locked path.
+_HEARTBEAT = f"""
+UPDATE {Device._meta.db_table}
+SET last_seen_at = %(now)s, updated_at = %(now)s, battery_percent = %(battery)s,
+    agent_version = COALESCE(NULLIF(%(agent)s, ''), agent_version), last_ip = %(ip)s
+WHERE id = %(id)s AND status = 'enrolled'
+  AND desired_version = %(applied)s AND acked_version = %(applied)s
+  AND (%(iccid)s = '' OR iccid_sha256 = %(iccid)s)
+RETURNING id
+"""  # noqa: S608
+
+
 def device_check_in(
+    *, device_id: int, applied_version: int, agent_version: str, battery_percent: int | None,
+    iccid_sha256: str, ip: str | None,
+) -> CheckIn:  # fmt: skip
+    """Record that the phone is alive and hand it the newest state if it is behind.
+
+    A current phone (its newest state applied and acked, its SIM unchanged)
+    costs one UPDATE; any other goes through ``_check_in_locked``.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(_HEARTBEAT, {"now": timezone.now(), "battery": battery_percent, "agent": agent_version,
+                                    "ip": ip or "", "id": device_id, "applied": applied_version,
+                                    "iccid": iccid_sha256})  # fmt: skip
+        if cursor.fetchone() is not None:
+            return CheckIn(state=None)
+    return _check_in_locked(device_id=device_id, applied_version=applied_version, agent_version=agent_version,
+                            battery_percent=battery_percent, iccid_sha256=iccid_sha256, ip=ip)  # fmt: skip
+
+
+@transaction.atomic
+def _check_in_locked(
     *, device_id: int, applied_version: int, agent_version: str, battery_percent: int | None,
     iccid_sha256: str, ip: str | None,
 ) -> CheckIn:  # fmt: skip
@@ -133,9 +165,19 @@ def _ack_locked(*, device: Device, version: int, actor: Actor) -> None:
         )
 
 
+_AUTHENTICATE_FIELDS = ["id", "lender_id", "loan_id", "status", "credential_hash"]
+_AUTHENTICATE = (
+    f"SELECT {', '.join(_AUTHENTICATE_FIELDS)} FROM {Device._meta.db_table} WHERE id = %s"  # noqa: S608
+)
+
+
 def device_authenticate(*, device_id: int, secret: str) -> Device | None:
     """The device whose credential ``secret`` is, or None (constant-time comparison)."""
-    device = Device.objects.filter(pk=device_id).first()
+    # every agent call starts here: one narrow statement, no ORM compilation
+    with connection.cursor() as cursor:
+        cursor.execute(_AUTHENTICATE, [device_id])
+        row = cursor.fetchone()
+    device = Device.from_db(connection.alias, _AUTHENTICATE_FIELDS, row) if row else None
     if device is None or not device.credential_hash:
         return None
     if not hmac.compare_digest(device.credential_hash, sha256_hex(secret)):
