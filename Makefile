@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 TEST_SETTINGS := config.settings.test
 
-.PHONY: run test lint fmt migrate totp services screenshots bench-audit bench-payments clean-run
+.PHONY: run test lint fmt migrate totp services screenshots bench-audit bench-payments bench-agent clean-run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,10 @@ bench-audit: $(DEV_STAMP) services
 ## bench-payments: signed webhooks against gunicorn (2 workers) on PostgreSQL
 bench-payments: $(DEV_STAMP) services
 	$(BIN)/python -m tools.bench.payments $(if $(N),--events $(N),)
+
+## bench-agent: agent check-ins against gunicorn (2 workers) on PostgreSQL, then 100k FCM pushes
+bench-agent: $(DEV_STAMP) services
+	$(BIN)/python -m tools.bench.agent $(if $(N),--devices $(N),)
 
 clean-run:
 	rm -rf .run
