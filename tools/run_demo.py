@@ -10,7 +10,8 @@
 4. Starts three simulated phones (tools/agent_sim) enrolled from fresh QR
    codes of the demo's sold phones; they check in every DEMO_PHONE_INTERVAL
    seconds (10) and log each state they apply. They keep their credentials
-   in .run/phones and resume from them next time.
+   in .run/phones and resume from them next time. Then it runs the morning
+   restriction sweep once, so the loan 75 days late locks its phone.
 
 Ctrl+C stops everything, PostgreSQL included.
 """
@@ -97,7 +98,13 @@ def start_phones(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
     commands += [[*sim, "--keep", str(kept)] for kept in sorted(phones.glob("*.json"))
                  if kept.name not in fresh]  # fmt: skip
     print(f"run: {len(commands)} simulated phones check in every {interval} s")
-    return [subprocess.Popen(command, cwd=ROOT, env=env) for command in commands]
+    phones_started = [subprocess.Popen(command, cwd=ROOT, env=env) for command in commands]
+    deadline = time.monotonic() + 30  # the fresh phones save themselves once enrolled
+    while time.monotonic() < deadline and not all((phones / name).exists() for name in fresh):
+        time.sleep(0.3)
+    # the morning sweep, now: the demo's late loan locks its phone at once
+    manage("restriction_sweep", env=env)
+    return phones_started
 
 
 def _interrupt(signum: int, frame: object) -> None:

@@ -239,3 +239,17 @@ def test_two_sweeps_at_once_raise_each_loan_once(lender_a) -> None:
     assert LoanStageChange.objects.filter(cause="sweep").count() == 5
     assert DeviceState.objects.filter(level="lock").count() == 5
     assert Decimal(AuditEvent.objects.filter(action="collections.loan.stage_changed").count()) == 5
+
+
+def test_the_sweep_command_runs_the_morning_sweep_now_and_once(lender_a, capsys) -> None:
+    from django.core.management import CommandError, call_command
+
+    device, loan = phone_on_loan(lender_a, days_ago=75)
+    call_command("restriction_sweep", "--lender", lender_a.slug)
+    call_command("restriction_sweep")
+    out = capsys.readouterr().out.splitlines()
+    assert out == [f"{lender_a.slug} {today(lender_a)}: 1 stage changes, 1 phones told",
+                   f"{lender_a.slug} {today(lender_a)}: 0 stage changes, 0 phones told"]  # fmt: skip
+    assert newest_state(device).level == "lock"
+    with pytest.raises(CommandError, match="No lender"):
+        call_command("restriction_sweep", "--lender", "nobody")
