@@ -134,7 +134,13 @@ class Loan(BaseModel):
                 name="loan_signed_with_consent",
             ),
         ]
-        indexes = [models.Index(fields=["lender", "status"], name="loan_lender_status_idx")]
+        indexes = [
+            models.Index(fields=["lender", "status"], name="loan_lender_status_idx"),
+            # the sweep's ranges: one lender's active loans by id
+            models.Index(
+                fields=["lender", "id"], condition=Q(status="active"), name="loan_active_by_id"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.reference
