@@ -55,15 +55,24 @@ class AuditEvent(BaseModel):
         DEVICE = "device", _("Device")
         SYSTEM = "system", _("System")
 
-    chain = models.ForeignKey(AuditChain, on_delete=models.PROTECT, related_name="events")
+    # Indexes are what every append pays for: only those a query needs, none twice
+    # ((chain, seq) serves the chain, (lender, occurred_at) the lender).
+    chain = models.ForeignKey(
+        AuditChain, on_delete=models.PROTECT, related_name="events", db_index=False
+    )
     seq = models.BigIntegerField()
     lender = models.ForeignKey(
-        "lenders.Lender", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+        "lenders.Lender",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
     )
-    occurred_at = models.DateTimeField(db_index=True)
+    occurred_at = models.DateTimeField()
     actor_type = models.CharField(max_length=10, choices=ActorType.choices)
     actor_id = models.CharField(max_length=64, blank=True)
-    action = models.CharField(max_length=100, db_index=True)
+    action = models.CharField(max_length=100)
     target_type = models.CharField(max_length=100, blank=True, help_text="app_label.model")
     target_id = models.CharField(max_length=64, blank=True)
     data = models.JSONField(default=dict, blank=True)
@@ -73,17 +82,19 @@ class AuditEvent(BaseModel):
     ip = models.CharField(max_length=45, blank=True)
     user_agent = models.CharField(max_length=400, blank=True)
     prev_hash = models.CharField(max_length=64)
-    hash = models.CharField(max_length=64, unique=True)
+    hash = models.CharField(max_length=64)
 
     class Meta:
         ordering = ("chain", "seq")
         constraints = [
             models.UniqueConstraint(fields=["chain", "seq"], name="audit_event_chain_seq_unique"),
+            models.UniqueConstraint(fields=["hash"], name="audit_event_hash_unique"),
             models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_event_seq_gte_1"),
         ]
         indexes = [
             models.Index(fields=["target_type", "target_id"], name="audit_event_target_idx"),
             models.Index(fields=["lender", "occurred_at"], name="audit_event_lender_time_idx"),
+            models.Index(fields=["action"], name="audit_event_action_idx"),
         ]
         triggers = [
             pgtrigger.Protect(
