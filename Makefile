@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 TEST_SETTINGS := config.settings.test
 
-.PHONY: run test lint fmt migrate totp services screenshots bench-audit bench-payments bench-agent clean-run
+.PHONY: run test lint fmt migrate totp services screenshots bench-audit bench-payments bench-agent bench-sweep clean-run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ bench-payments: $(DEV_STAMP) services
 ## bench-agent: agent check-ins against gunicorn (2 workers) on PostgreSQL, then 100k FCM pushes
 bench-agent: $(DEV_STAMP) services
 	$(BIN)/python -m tools.bench.agent $(if $(N),--devices $(N),)
+
+## bench-sweep: the restriction sweep of N active loans (20 lenders) against its one-statement SQL floor
+bench-sweep: $(DEV_STAMP) services
+	$(BIN)/python -m tools.bench.sweep $(if $(N),--loans $(N),)
 
 clean-run:
 	rm -rf .run
