@@ -244,7 +244,7 @@ def test_two_sweeps_at_once_raise_each_loan_once(lender_a) -> None:
 def test_the_sweep_command_runs_the_morning_sweep_now_and_once(lender_a, capsys) -> None:
     from django.core.management import CommandError, call_command
 
-    device, loan = phone_on_loan(lender_a, days_ago=75)
+    device, _ = phone_on_loan(lender_a, days_ago=75)
     call_command("restriction_sweep", "--lender", lender_a.slug)
     call_command("restriction_sweep")
     out = capsys.readouterr().out.splitlines()
