@@ -95,8 +95,15 @@ class NotificationInline(ScopedReadOnlyInline):
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> Any:
-        latest = Notification.objects.order_by("-created_at", "-id").values("pk")
-        return super().get_queryset(request).filter(pk__in=latest[:20]).order_by("-created_at")
+        # the latest 20 of this loan (the page's object), not of every loan
+        loan_id = (request.resolver_match.kwargs if request.resolver_match else {}).get("object_id")
+        mine = Notification.objects.filter(loan_id=loan_id).order_by("-created_at", "-id")
+        return (
+            super()
+            .get_queryset(request)
+            .filter(pk__in=mine.values("pk")[:20])
+            .order_by("-created_at")
+        )
 
 
 @dataclass(frozen=True)

@@ -116,12 +116,24 @@ def notifications_dispatch(*, batch: int = 500) -> dict[str, int]:
     now = timezone.now()
     sent = {"pushed": 0, "sms": 0, "fallback": 0}
     with transaction.atomic():
-        due = list(
+        claimed = list(
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("customer")
+            .select_related("customer", "lender")
             .filter(status=S.SCHEDULED, scheduled_for__lte=now)
             .order_by("scheduled_for", "id")[:batch]
         )
+        # held until its hour came, it may have come and gone (a backlog, a worker down):
+        # outside contact hours it waits for the next window again
+        due, later = [], []
+        for notification in claimed:
+            lender = notification.lender
+            slot = contact_slot(country=lender.country, tz=lender.timezone, at=now)
+            if notification.kind in Notification.TRANSACTIONAL or slot == now:
+                due.append(notification)
+            else:
+                notification.scheduled_for = slot
+                later.append(notification)
+        Notification.objects.bulk_update(later, ["scheduled_for", "updated_at"])
         pushable = device_ids_pushable_for_loans(loan_ids={n.loan_id for n in due})
         to_push = [n for n in due if n.loan_id in pushable]
         for notification in to_push:

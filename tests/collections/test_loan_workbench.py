@@ -121,3 +121,22 @@ def test_another_lenders_agent_cannot_act_on_the_loan(
         assert outsider.post(act(locked, action), {"reason": "x"}).status_code == 404
     locked.refresh_from_db()
     assert locked.stage == "lock"
+
+
+def test_the_loan_page_lists_its_own_latest_messages(
+    lender_a, lender_b, make_agent, verified_client, locked
+) -> None:
+    from apps.notifications.services import Draft, notifications_queue
+
+    mine = Draft(customer_id=locked.customer_id, loan_id=locked.pk, kind="payment", locale="en",
+                 body="Receipt for this loan.", dedupe_key="payment:mine")  # fmt: skip
+    notifications_queue(lender=lender_a, drafts=[mine])
+    other, _, _ = enrolled_phone(lender_b)
+    notifications_queue(lender=lender_b, drafts=[
+        Draft(customer_id=other.loan.customer_id, loan_id=other.loan_id, kind="payment", locale="en",
+              body=f"Someone else's {n}.", dedupe_key=f"payment:other-{n}") for n in range(25)
+    ])  # fmt: skip
+    page = verified_client(make_agent(lender_a)).get(
+        reverse("admin:collections_loan_change", args=[locked.pk]))  # fmt: skip
+    assert b"Receipt for this loan." in page.content
+    assert b"Someone else" not in page.content

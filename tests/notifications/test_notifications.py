@@ -184,3 +184,20 @@ def test_messages_are_written_in_the_customers_language() -> None:
     assert render("due_today", locale="zh-hans", currency="CNY", amount=Decimal("88")) == (
         "您的分期款 CNY 88.00 今天到期。"
     )
+
+
+def test_a_backlog_found_at_night_waits_for_the_morning(lender_a, sms_outbox) -> None:
+    device, _, _ = enrolled_phone(lender_a)  # no push address: it would go by SMS
+    with time_machine.travel(datetime(2026, 11, 24, 18, 0, tzinfo=NAIROBI), tick=False):
+        notifications_queue(lender=lender_a, drafts=[_draft(device.loan, 1)])
+    # the dispatcher was down until 02:00: the message is not sent in the night
+    with time_machine.travel(datetime(2026, 11, 25, 2, 0, tzinfo=NAIROBI), tick=False):
+        assert notifications_dispatch() == {"pushed": 0, "sms": 0, "fallback": 0}
+    held = Notification.objects.get(loan=device.loan)
+    assert (held.status, held.scheduled_for) == (
+        "scheduled",
+        datetime(2026, 11, 25, 7, 0, tzinfo=NAIROBI),
+    )
+    with time_machine.travel(datetime(2026, 11, 25, 7, 1, tzinfo=NAIROBI), tick=False):
+        assert notifications_dispatch()["sms"] == 1
+    assert [body for _, body in sms_outbox] == ["Message 1"]

@@ -180,8 +180,22 @@ classified AS (
 )
 """  # noqa: S608  (table names from model metadata; values are parameters)
 
+_RANGE = "l.lender_id = %(lender)s AND l.id >= %(lo)s AND l.id < %(hi)s AND l.stage <> 'lock'"
+
+# Read only: the loans of the range whose stage may rise, as of this snapshot.
+_CANDIDATES = f"""
+WITH {_CLASSIFY.format(where=_RANGE)}
+SELECT id FROM classified WHERE {_RANK.format("target")} > {_RANK.format("stage")}
+"""  # noqa: S608
+
+_PAUSES_ENDED = f"""
+SELECT DISTINCT loan_id FROM {LoanPause._meta.db_table}
+WHERE lender_id = %(lender)s AND loan_id >= %(lo)s AND loan_id < %(hi)s
+  AND status IN ('requested', 'active') AND ends_on < %(bd)s
+"""  # noqa: S608
+
 _SWEEP = f"""
-WITH {_CLASSIFY.format(where="l.lender_id = %(lender)s AND l.id >= %(lo)s AND l.id < %(hi)s AND l.stage <> 'lock'")},
+WITH {_CLASSIFY.format(where="l.lender_id = %(lender)s AND l.id = ANY(%(ids)s) AND l.stage <> 'lock'")},
 changed AS (
     UPDATE {Loan._meta.db_table} AS l
     SET stage = c.target, stage_changed_at = %(now)s, updated_at = %(now)s
@@ -300,11 +314,13 @@ def loan_stage_sweep(
     """Raise the stage of every active loan of ``lender_id`` with ``id_from <= id < id_to``
     that has become later, as of ``business_date`` (the lender's local date).
 
-    One transaction. First closes the pauses that ended before the business
-    date (a promise not kept is broken, and its loan re-enters the ladder),
-    then classifies and raises, then writes the phones' states (row locks on
-    the loans, then the devices: the global order), the history and the audit
-    events. Emits ``collections.pause.closed`` and
+    One transaction. Locks, in id order, the loans that may change (a first
+    read classifies the range; loans whose pause ends are added), then closes
+    the pauses that ended before the business date (a promise not kept is
+    broken, and its loan re-enters the ladder), then classifies those loans
+    again with a fresh snapshot and raises them, then writes the phones'
+    states (the devices' locks come after the loans': the global order), the
+    history and the audit events. Emits ``collections.pause.closed`` and
     ``collections.loan.stage_changed`` (and, through devices,
     ``devices.state.changed``).
     """
@@ -316,6 +332,24 @@ def loan_stage_sweep(
     with transaction.atomic(), connection.cursor() as cursor:
         key = zlib.crc32(f"{lender_id}:{id_from}:{id_to}".encode()) - 2**31
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_SWEEP_LOCK_NAMESPACE, key])
+        versions = set(
+            Loan.objects.filter(lender_id=lender_id, status=Loan.Status.ACTIVE, pk__gte=id_from,
+                                pk__lt=id_to).order_by().values_list("policy_version_id", flat=True).distinct()
+        )  # fmt: skip
+        ladder = Ladder.load(lender=lender, policy_version_ids=versions)
+        # Lock first, in id order (the global order, as payments and pauses take it), only
+        # the loans that may change: those a read finds rising, and those whose pause ends.
+        # The classification that raises them runs after, with a snapshot that sees every
+        # payment committed while it waited.
+        cursor.execute(_PAUSES_ENDED, params)
+        ids = {row[0] for row in cursor.fetchall()}
+        cursor.execute(_CANDIDATES, {**params, **ladder.sql_params()})
+        ids.update(row[0] for row in cursor.fetchall())
+        if ids:
+            cursor.execute(
+                f"SELECT id FROM {Loan._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
+                [sorted(ids)],
+            )
         cursor.execute(_PAUSES_CLOSE, params)
         closed = cursor.fetchall()
         if closed:
@@ -326,13 +360,10 @@ def loan_stage_sweep(
                                  "business_date": business_date})
                 for pause_id, loan_id, kind, status in closed
             ])  # fmt: skip
-        versions = set(
-            Loan.objects.filter(lender_id=lender_id, status=Loan.Status.ACTIVE, pk__gte=id_from,
-                                pk__lt=id_to).order_by().values_list("policy_version_id", flat=True).distinct()
-        )  # fmt: skip
-        ladder = Ladder.load(lender=lender, policy_version_ids=versions)
-        cursor.execute(_SWEEP, {**params, **ladder.sql_params()})
-        changes = [Change(*row) for row in cursor.fetchall()]
+        changes = []
+        if ids:
+            cursor.execute(_SWEEP, {**params, "ids": sorted(ids), **ladder.sql_params()})
+            changes = [Change(*row) for row in cursor.fetchall()]
         phones = 0
         if changes:
             phones = _apply(lender=lender, ladder=ladder, changes=changes, cause=LoanStageChange.Cause.SWEEP,
