@@ -253,3 +253,19 @@ def test_the_sweep_command_runs_the_morning_sweep_now_and_once(lender_a, capsys)
     assert newest_state(device).level == "lock"
     with pytest.raises(CommandError, match="No lender"):
         call_command("restriction_sweep", "--lender", "nobody")
+
+
+def test_a_request_whose_end_has_passed_cannot_be_approved(lender_a, make_agent) -> None:
+    import time_machine
+
+    from apps.collections.errors import PauseNotOpen
+
+    _, loan = phone_on_loan(lender_a, days_ago=75)
+    with time_machine.travel(timezone.now() - timedelta(days=3)):  # asked for 3 days ago, for a day
+        pause = loan_hardship_request(loan_id=loan.pk, lender_id=lender_a.pk, until=today(lender_a),
+                                      actor=Actor.system(), reason="Flood.")  # fmt: skip
+    supervisor = make_agent(lender_a, role=Membership.Role.SUPERVISOR)
+    with pytest.raises(PauseNotOpen):
+        loan_pause_decide(pause_id=pause.pk, lender_id=lender_a.pk, approve=True, user=supervisor,
+                          reason="Late.", actor=Actor.system())  # fmt: skip
+    assert LoanPause.objects.get(pk=pause.pk).status == "requested"

@@ -135,9 +135,9 @@ def loan_pause_decide(
         raise PauseNotOpen()
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
     pause = LoanPause.objects.select_for_update().get(pk=pause_id)
-    if pause.status != Status.REQUESTED:
-        raise PauseNotOpen()
     today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
+    if pause.status != Status.REQUESTED or pause.ends_on < today:  # decided, or already over
+        raise PauseNotOpen()
     pause.status = Status.ACTIVE if approve else Status.REJECTED
     pause.starts_on = min(today, pause.ends_on)
     pause.decided_by, pause.decided_at, pause.decision_reason = user, timezone.now(), reason.strip()

@@ -252,7 +252,7 @@ def _apply(
     states = [
         ladder.state_change(device_id=devices[c.loan_id], policy_version_id=c.policy_version_id,
                             stage=c.to_stage, days=c.days, paused=c.paused,
-                            locale=locales.get(c.customer_id, "en"))
+                            locale=locales.get(c.customer_id, lender.locale))
         for c in changes if c.loan_id in devices
     ]  # fmt: skip
     versions = device_states_write(lender_id=lender.pk, changes=states, actor=actor, reason=reason)
