@@ -97,9 +97,11 @@ def audit_events_record(
 ) -> list[AuditEvent]:
     """Append several events of one change to ``lender_id``'s chain, in order.
 
-    One lock of the chain head, one INSERT, one head update: a service that
-    records a payment, its allocation and a payoff holds the chain lock for a
-    moment at the end of its transaction rather than from its first event.
+    One lock of the chain head, one INSERT (of any number of events: one
+    array per column), one head update: a service that records a payment, its
+    allocation and a payoff holds the chain lock for a moment at the end of
+    its transaction rather than from its first event; the sweep appends its
+    range's events in one call.
     Same transaction rule as ``audit_event_record``.
     """
     if not connection.in_atomic_block:

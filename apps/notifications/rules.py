@@ -34,7 +34,3 @@ def contact_slot(*, country: str, tz: str, at: datetime) -> datetime:
         else local.date() + timedelta(days=1)
     )
     return datetime.combine(day, start, tzinfo=ZoneInfo(tz))
-
-
-def within_contact_hours(*, country: str, tz: str, at: datetime) -> bool:
-    return contact_slot(country=country, tz=tz, at=at) == at

@@ -47,7 +47,6 @@ from apps.lenders.selectors import lender_local_date, restriction_stage_list
 from apps.notifications.messages import NextStep, render
 from apps.notifications.services import Draft, notifications_queue
 
-AUDIT_CHUNK = 2000
 _SWEEP_LOCK_NAMESPACE = 7301  # pg_advisory_xact_lock(namespace, key) for sweeps
 
 Action = RestrictionStage.Action
@@ -274,8 +273,7 @@ def _apply(
                          "device_version": by_loan.get(c.loan_id)})
         for c in changes
     ]  # fmt: skip
-    for start in range(0, len(entries), AUDIT_CHUNK):
-        audit_events_record(lender_id=lender.pk, entries=entries[start : start + AUDIT_CHUNK])
+    audit_events_record(lender_id=lender.pk, entries=entries)
     if cause == LoanStageChange.Cause.SWEEP:
         notifications_queue(lender=lender, drafts=[
             Draft(customer_id=c.customer_id, loan_id=c.loan_id, kind="overdue",

@@ -34,8 +34,6 @@ from apps.devices.state import CONTENT_FIELDS, OFFLINE_LEASE
 from apps.lenders.country_rules import always_allowed_packages
 from apps.lenders.models import Lender
 
-AUDIT_CHUNK = 2000  # events per INSERT: far below PostgreSQL's 65,535 parameters
-
 
 @dataclass(frozen=True, slots=True)
 class StateChange:
@@ -160,8 +158,7 @@ def device_states_write(
                    data={"version": version, "level": level})
         for device_id, version, level in written
     ]  # fmt: skip
-    for start in range(0, len(entries), AUDIT_CHUNK):
-        audit_events_record(lender_id=lender_id, entries=entries[start : start + AUDIT_CHUNK])
+    audit_events_record(lender_id=lender_id, entries=entries)
     push_nudges_enqueue(
         nudges=[(lender_id, device_id, version) for device_id, version, _ in written]
     )
