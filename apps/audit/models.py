@@ -83,6 +83,8 @@ class AuditEvent(BaseModel):
     user_agent = models.CharField(max_length=400, blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    # how ``hash`` is computed (apps/audit/hashing.py): 1 for events appended before format 2
+    format = models.PositiveSmallIntegerField(db_default=2)
 
     class Meta:
         ordering = ("chain", "seq")

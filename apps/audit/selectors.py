@@ -6,14 +6,15 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import QuerySet
+from django.db.models import QuerySet, TextField
+from django.db.models.functions import Cast
 
-from apps.audit.hashing import event_hash
+from apps.audit.hashing import event_hash, event_hash_v1
 from apps.audit.models import GENESIS_HASH, AuditChain, AuditEvent
 
 _VERIFY_FIELDS = (
     "id", "seq", "lender_id", "occurred_at", "actor_type", "actor_id", "action", "target_type",
-    "target_id", "data", "reason", "ip", "user_agent", "prev_hash", "hash",
+    "target_id", "data", "data_text", "reason", "ip", "user_agent", "prev_hash", "hash", "format",
 )  # fmt: skip
 
 
@@ -60,6 +61,7 @@ def _verify(*, chain: AuditChain, chunk_size: int) -> ChainBreak | None:
     expected_prev, expected_seq = GENESIS_HASH, 1
     rows = (
         AuditEvent.objects.filter(chain=chain, seq__lte=chain.last_seq)
+        .annotate(data_text=Cast("data", TextField()))  # format 2 hashes jsonb's own text
         .order_by("seq")
         .values_list(*_VERIFY_FIELDS)
         .iterator(chunk_size=chunk_size)
@@ -76,21 +78,7 @@ def _verify(*, chain: AuditChain, chunk_size: int) -> ChainBreak | None:
             return broken(f"sequence jumps from {expected_seq - 1} to {event['seq']}")
         if event["prev_hash"] != expected_prev:
             return broken("prev_hash does not match the previous event's hash")
-        recomputed = event_hash(
-            lender_id=chain.lender_id,
-            seq=event["seq"],
-            occurred_at=event["occurred_at"],
-            actor_type=event["actor_type"],
-            actor_id=event["actor_id"],
-            action=event["action"],
-            target_type=event["target_type"],
-            target_id=event["target_id"],
-            data=event["data"],
-            reason=event["reason"],
-            ip=event["ip"],
-            user_agent=event["user_agent"],
-            prev_hash=event["prev_hash"],
-        )
+        recomputed = _recompute(event, lender_id=chain.lender_id)
         if recomputed != event["hash"]:
             return broken("stored hash does not match the event's contents")
         expected_prev, expected_seq = event["hash"], expected_seq + 1
@@ -111,6 +99,17 @@ def _verify(*, chain: AuditChain, chunk_size: int) -> ChainBreak | None:
             f"chain head says seq {chain.last_seq} but the events end at {last_seq}",
         )
     return None
+
+
+def _recompute(event: dict[str, Any], *, lender_id: int | None) -> str | None:
+    fields = {name: event[name] for name in (
+        "seq", "occurred_at", "actor_type", "actor_id", "action", "target_type", "target_id",
+        "reason", "ip", "user_agent", "prev_hash")}  # fmt: skip
+    if event["format"] == 2:
+        return event_hash(lender_id=lender_id, data_text=event["data_text"], **fields)
+    if event["format"] == 1:
+        return event_hash_v1(lender_id=lender_id, data=event["data"], **fields)
+    return None  # an unknown format is a broken link
 
 
 def audit_event_list_for_target(*, target_type: str, target_id: str) -> QuerySet[AuditEvent]:

@@ -15,7 +15,7 @@ from django.db import connection, models, transaction
 from django.utils import timezone
 
 from apps.audit.events import AuditAction
-from apps.audit.hashing import event_hash
+from apps.audit.hashing import FORMAT_VERSION, canonical_time
 from apps.audit.locks import audit_chain_lock
 from apps.audit.models import AuditChain, AuditEvent
 from apps.audit.selectors import ChainBreak, audit_chain_list, audit_chain_verify
@@ -26,29 +26,6 @@ from apps.core.tenancy import lender_id_of
 
 class AuditOutsideTransaction(RuntimeError):
     """An event must commit or roll back with the change it records."""
-
-
-class AuditDataInvalid(TypeError):
-    """Audit data holds a float: jsonb may give it back spelled differently than we hashed it."""
-
-
-def _refuse_floats(value: Any) -> None:
-    if isinstance(value, float):
-        raise AuditDataInvalid("audit data must not hold floats; use Decimal or str")
-    if isinstance(value, dict):
-        for item in value.values():
-            _refuse_floats(item)
-    elif isinstance(value, list | tuple):
-        for item in value:
-            _refuse_floats(item)
-
-
-def _normalise_data(data: dict[str, Any] | None) -> Any:
-    # Round-trip through JSON so what we hash is exactly what jsonb gives back:
-    # Decimals, dates and UUIDs become strings. Floats are refused, since jsonb
-    # re-spells some of them (1e16 comes back as 10000000000000000).
-    _refuse_floats(data)
-    return json.loads(json.dumps(data or {}, cls=DjangoJSONEncoder, allow_nan=False))
 
 
 def _normalise_ip(ip: str | None) -> str:
@@ -97,95 +74,159 @@ def audit_events_record(
 ) -> list[AuditEvent]:
     """Append several events of one change to ``lender_id``'s chain, in order.
 
-    One lock of the chain head, one INSERT (of any number of events: one
-    array per column), one head update: a service that records a payment, its
-    allocation and a payoff holds the chain lock for a moment at the end of
-    its transaction rather than from its first event; the sweep appends its
-    range's events in one call.
-    Same transaction rule as ``audit_event_record``.
+    One lock of the chain head, then one statement that appends every event
+    (one array per column), hashes the chain on in the database and moves
+    the head: a service that records a payment, its allocation and a payoff
+    holds the chain lock for a moment at the end of its transaction rather
+    than from its first event. Same transaction rule as ``audit_event_record``.
     """
     if not connection.in_atomic_block:
         raise AuditOutsideTransaction(entries[0].action if entries else "")
     if not entries:
         return []
-    chain = audit_chain_lock(lender_id=lender_id)
-    seq, prev_hash, now = chain.last_seq, chain.last_hash, timezone.now()
+    targets = [e.target for e in entries]
+    columns: dict[str, list[str]] = {
+        "actor_type": [e.actor.type.value for e in entries],
+        "actor_id": [e.actor.id or "" for e in entries],
+        "action": [str(e.action) for e in entries],
+        "target_type": [t._meta.label_lower if t is not None else "" for t in targets],
+        "target_id": [str(t.pk) if t is not None and t.pk is not None else "" for t in targets],
+        "data": [json.dumps(e.data or {}, cls=DjangoJSONEncoder) for e in entries],
+        "reason": [e.reason for e in entries],
+        "ip": [_normalise_ip(e.actor.ip) for e in entries],
+        "user_agent": [e.actor.user_agent for e in entries],
+    }
+    arrays = ", ".join(
+        f"%(audit_{name})s::{'jsonb' if name == 'data' else 'text'}[]" for name in columns
+    )
+    source = f"SELECT * FROM unnest({arrays}) WITH ORDINALITY AS s({', '.join(columns)}, n)"  # noqa: S608
+    params = {f"audit_{name}": values for name, values in columns.items()}
+    rows, chain, now = _append(lender_id=lender_id, source=source, params=params, returning=True)
     events = []
-    for entry in entries:
-        seq += 1
-        target = entry.target
+    for i, (pk, seq, prev_hash, hash_, data) in enumerate(rows):
+        entry = entries[i]
         event = AuditEvent(
-            chain=chain,
-            seq=seq,
-            lender_id=lender_id,
-            occurred_at=now,
-            actor_type=entry.actor.type.value,
-            actor_id=entry.actor.id or "",
-            action=str(entry.action),
-            target_type=target._meta.label_lower if target is not None else "",
-            target_id=str(target.pk) if target is not None and target.pk is not None else "",
-            data=_normalise_data(entry.data),
-            reason=entry.reason,
-            ip=_normalise_ip(entry.actor.ip),
-            user_agent=entry.actor.user_agent,
-            prev_hash=prev_hash,
-        )
-        event.hash = event_hash(
-            lender_id=lender_id,
-            seq=event.seq,
-            occurred_at=event.occurred_at,
-            actor_type=event.actor_type,
-            actor_id=event.actor_id,
-            action=event.action,
-            target_type=event.target_type,
-            target_id=event.target_id,
-            data=event.data,
-            reason=event.reason,
-            ip=event.ip,
-            user_agent=event.user_agent,
-            prev_hash=event.prev_hash,
-        )
-        prev_hash = event.hash
+            chain=chain, seq=seq, lender_id=lender_id, occurred_at=now,
+            actor_type=columns["actor_type"][i], actor_id=columns["actor_id"][i],
+            action=columns["action"][i], target_type=columns["target_type"][i],
+            target_id=columns["target_id"][i], data=json.loads(data), reason=entry.reason,
+            ip=columns["ip"][i], user_agent=entry.actor.user_agent, prev_hash=prev_hash,
+            hash=hash_, format=FORMAT_VERSION,
+        )  # fmt: skip
+        mark_saved(event, pk)
         events.append(event)
-    _events_insert_and_advance_head(chain=chain, events=events, seq=seq, head_hash=prev_hash)
     return events
 
 
-# The head moves in the same statement that appends the events: one round trip
-# instead of two, under the head's row lock taken just before. A data-modifying
-# WITH runs exactly once whether or not the main query reads it.
+_ONE_ACTOR_SOURCE = (
+    "SELECT r.n, %(audit_actor_type)s AS actor_type, %(audit_actor_id)s AS actor_id, "
+    "%(audit_action)s AS action, %(audit_target_type)s AS target_type, r.target_id, r.data, "
+    "%(audit_reason)s AS reason, %(audit_ip)s AS ip, %(audit_user_agent)s AS user_agent "
+    "FROM ({rows}) AS r"
+)
+
+
+def audit_events_record_select(
+    *,
+    lender_id: int | None,
+    actor: Actor,
+    action: str,
+    target_type: str,
+    reason: str,
+    rows: str,
+    params: dict[str, Any],
+) -> int:
+    """Append one event per row of the SQL query ``rows`` to ``lender_id``'s chain.
+
+    For a change of thousands of objects (the restriction sweep, a batch of
+    desired states): ``rows`` is a SELECT of ``(n, target_id text, data jsonb)``
+    over ``params`` (named), the events are appended in the order of ``n``,
+    all by ``actor``, with ``action``, ``target_type`` and ``reason``; the
+    data is built in SQL and the events are hashed in the database, so
+    nothing per event passes through Python. Returns how many were appended.
+    Same transaction rule as ``audit_event_record``.
+    """
+    if not connection.in_atomic_block:
+        raise AuditOutsideTransaction(action)
+    source = _ONE_ACTOR_SOURCE.replace("{rows}", rows)
+    params = {
+        **params,
+        "audit_actor_type": actor.type.value, "audit_actor_id": actor.id or "",
+        "audit_action": str(action), "audit_target_type": target_type, "audit_reason": reason,
+        "audit_ip": _normalise_ip(actor.ip), "audit_user_agent": actor.user_agent,
+    }  # fmt: skip
+    found, _, _ = _append(lender_id=lender_id, source=source, params=params, returning=False)
+    return found[0][0]
+
+
+def _field_sql(expression: str) -> str:
+    """``hashing.field`` in SQL."""
+    return f"length({expression}) || ':' || {expression}"
+
+
 @cache
-def _unnest_insert_sql() -> tuple[str, list[Any]]:
-    """``INSERT INTO audit_auditevent (...) SELECT FROM unnest(<one typed array per column>)``,
-    which the head's update joins as a data-modifying WITH. One array per column costs
-    PostgreSQL far less to parse than thousands of VALUES rows."""
-    fields = [f for f in AuditEvent._meta.concrete_fields if not f.primary_key]
-    arrays = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
-    columns = ", ".join(f.column for f in fields)
-    head = "UPDATE audit_auditchain SET last_seq = %s, last_hash = %s WHERE id = %s"
+def _append_sql(*, returning: bool) -> str:
+    """The statement that appends the rows of ``{source}`` to a chain: numbers them
+    on from the head, writes each one's format 2 line (``hashing.event_line``),
+    chains the hashes with the ``audit_chain_hash`` window aggregate, inserts
+    them and moves the head, in one statement under the head's row lock."""
+    hashed_fields = ["%(audit_lender)s", "seq::text", "%(audit_occurred)s", "actor_type",
+                     "actor_id", "action", "target_type", "target_id", "data::text", "reason",
+                     "ip", "user_agent"]  # fmt: skip
+    line = " || '|' || ".join([f"'{FORMAT_VERSION}'", *map(_field_sql, hashed_fields)])
     table = AuditEvent._meta.db_table
-    insert = f"INSERT INTO {table} ({columns}) SELECT * FROM unnest({arrays})"  # noqa: S608
-    return f"WITH head AS ({head}) {insert} RETURNING id, seq", fields
+    result = (
+        "SELECT id, seq, prev_hash, hash, data FROM inserted ORDER BY seq"
+        if returning
+        else "SELECT count(*) FROM inserted"
+    )
+    return f"""
+WITH source AS ({{source}}),
+numbered AS (
+    SELECT s.*, %(audit_last_seq)s::bigint + row_number() OVER (ORDER BY s.n) AS seq
+    FROM source AS s
+),
+hashed AS (
+    SELECT u.*, audit_chain_hash({line}, %(audit_start)s::text) OVER (ORDER BY u.seq) AS hash
+    FROM numbered AS u
+),
+inserted AS (
+    INSERT INTO {table} (created_at, updated_at, chain_id, seq, lender_id, occurred_at,
+        actor_type, actor_id, action, target_type, target_id, data, reason, ip, user_agent,
+        prev_hash, hash, format)
+    SELECT %(audit_now)s, %(audit_now)s, %(audit_chain)s, h.seq, %(audit_lender_id)s,
+        %(audit_now)s, h.actor_type, h.actor_id, h.action, h.target_type, h.target_id, h.data,
+        h.reason, h.ip, h.user_agent,
+        coalesce(lag(h.hash) OVER (ORDER BY h.seq), %(audit_start)s), h.hash, {FORMAT_VERSION}
+    FROM hashed AS h
+    RETURNING id, seq, prev_hash, hash, data
+),
+head AS (
+    UPDATE audit_auditchain AS c SET last_seq = t.seq, last_hash = t.hash
+    FROM (SELECT seq, hash FROM inserted ORDER BY seq DESC LIMIT 1) AS t
+    WHERE c.id = %(audit_chain)s
+)
+{result}
+"""  # noqa: S608  (identifiers from model metadata; every value is a parameter)
 
 
-def _column(field: Any, events: list[AuditEvent]) -> list[Any]:
-    if field.get_internal_type() == "JSONField":
-        return [json.dumps(getattr(e, field.attname), cls=field.encoder) for e in events]
-    return [field.get_db_prep_save(field.pre_save(e, add=True), connection) for e in events]
-
-
-def _events_insert_and_advance_head(
-    *, chain: AuditChain, events: list[AuditEvent], seq: int, head_hash: str
-) -> None:
-    """``bulk_create(events)`` and the head's ``update(last_seq, last_hash)``, as one statement."""
-    sql, fields = _unnest_insert_sql()
-    params: list[Any] = [seq, head_hash, chain.pk, *(_column(f, events) for f in fields)]
+def _append(
+    *, lender_id: int | None, source: str, params: dict[str, Any], returning: bool
+) -> tuple[list[tuple[Any, ...]], AuditChain, datetime]:
+    chain = audit_chain_lock(lender_id=lender_id)
+    now = timezone.now()
+    params = {
+        **params,
+        "audit_chain": chain.pk, "audit_last_seq": chain.last_seq, "audit_start": chain.last_hash,
+        "audit_now": now, "audit_occurred": canonical_time(now), "audit_lender_id": lender_id,
+        "audit_lender": "" if lender_id is None else str(lender_id),
+    }  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        ids = {seq_: pk for pk, seq_ in cursor.fetchall()}
-    for event in events:
-        mark_saved(event, ids[event.seq])
-    chain.last_seq, chain.last_hash = seq, head_hash
+        cursor.execute(_append_sql(returning=returning).replace("{source}", source), params)
+        rows = cursor.fetchall()
+    if returning and rows:
+        chain.last_seq, chain.last_hash = rows[-1][1], rows[-1][3]
+    return rows, chain, now
 
 
 @dataclass(frozen=True, slots=True)
