@@ -4,8 +4,8 @@
 phone's ``desired_version`` on (row locks on the devices), appends the new
 ``DeviceState`` rows with their documents built by ``jsonb_build_object``,
 and queues one push per phone in the outbox; then it appends one audit event
-per state. The restriction sweep calls it with thousands of changes; a
-payment, a pause or an agent's action with one.
+per state, built in SQL. The restriction sweep calls it with thousands of
+changes; a payment, a pause or an agent's action with one.
 
 A released phone, or one whose newest state is ``released`` (waiting for
 its ack), takes no state but the release again: it is left out, and the
@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.audit.services import AuditEntry, audit_event_record, audit_events_record
+from apps.audit.services import audit_event_record, audit_events_record_select
 from apps.core.actor import Actor
 from apps.devices.errors import DeviceReleased
 from apps.devices.events import DevicesAction
@@ -104,6 +105,14 @@ SELECT device_id, version, level FROM states
 """  # noqa: S608  (table names from model metadata; every value is a parameter)
 
 
+_AUDIT_ROWS = """
+SELECT n, id::text AS target_id, jsonb_build_object('version', version, 'level', level) AS data
+FROM unnest(%(ids)s::bigint[], %(versions)s::integer[], %(levels)s::text[]) WITH ORDINALITY
+    AS w(id, version, level, n)
+"""
+
+
+@lru_cache(maxsize=1024)
 def _sorted_json(values: tuple[str, ...]) -> str:
     return json.dumps(sorted(values))
 
@@ -152,13 +161,12 @@ def device_states_write(
         devices_lock(cursor, device_ids=params["devices"])
         cursor.execute(_WRITE, params)
         written = cursor.fetchall()
-    entries = [
-        AuditEntry(actor=actor, action=DevicesAction.STATE_CHANGED, reason=reason,
-                   target=Device(pk=device_id, lender_id=lender_id),
-                   data={"version": version, "level": level})
-        for device_id, version, level in written
-    ]  # fmt: skip
-    audit_events_record(lender_id=lender_id, entries=entries)
+    audit_events_record_select(
+        lender_id=lender_id, actor=actor, action=DevicesAction.STATE_CHANGED,
+        target_type=Device._meta.label_lower, reason=reason, rows=_AUDIT_ROWS,
+        params={"ids": [w[0] for w in written], "versions": [w[1] for w in written],
+                "levels": [w[2] for w in written]},
+    )  # fmt: skip
     push_nudges_enqueue(
         nudges=[(lender_id, device_id, version) for device_id, version, _ in written]
     )
