@@ -56,11 +56,14 @@ class AuditEvent(BaseModel):
         SYSTEM = "system", _("System")
 
     # Indexes are what every append pays for: only those a query needs, none twice
-    # ((chain, seq) serves the chain, (lender, occurred_at) the lender).
+    # ((chain, seq) serves the chain, (lender, occurred_at) the lender and the time).
+    created_at = models.DateTimeField(auto_now_add=True)
     chain = models.ForeignKey(
         AuditChain, on_delete=models.PROTECT, related_name="events", db_index=False
     )
     seq = models.BigIntegerField()
+    # The chain's lender, for scoping queries: the chain's foreign key already guarantees
+    # it exists and verify_audit checks it matches, so no second check on each event.
     lender = models.ForeignKey(
         "lenders.Lender",
         null=True,
@@ -68,6 +71,7 @@ class AuditEvent(BaseModel):
         on_delete=models.PROTECT,
         related_name="+",
         db_index=False,
+        db_constraint=False,
     )
     occurred_at = models.DateTimeField()
     actor_type = models.CharField(max_length=10, choices=ActorType.choices)
@@ -90,13 +94,11 @@ class AuditEvent(BaseModel):
         ordering = ("chain", "seq")
         constraints = [
             models.UniqueConstraint(fields=["chain", "seq"], name="audit_event_chain_seq_unique"),
-            models.UniqueConstraint(fields=["hash"], name="audit_event_hash_unique"),
             models.CheckConstraint(condition=models.Q(seq__gte=1), name="audit_event_seq_gte_1"),
         ]
         indexes = [
             models.Index(fields=["target_type", "target_id"], name="audit_event_target_idx"),
             models.Index(fields=["lender", "occurred_at"], name="audit_event_lender_time_idx"),
-            models.Index(fields=["action"], name="audit_event_action_idx"),
         ]
         triggers = [
             pgtrigger.Protect(

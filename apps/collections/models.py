@@ -380,7 +380,18 @@ class LoanStageChange(BaseModel):
         AGENT = "agent", _("Agent's action")
         PAYOFF = "payoff", _("Paid off")
 
-    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    # written in bulk by the restriction sweep: no index a query does not use
+    created_at = models.DateTimeField(auto_now_add=True)
+    # stage_change_day (lender, business_date) serves lookups by lender
+    # A copy of the parent's lender, for scoping queries; the parent's own foreign key
+    # already guarantees the lender exists, so no second check on each bulk-written row.
+    lender = models.ForeignKey(
+        "lenders.Lender",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
+    )
     loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="stage_changes")
     from_stage = models.CharField(max_length=12, choices=Stage.choices)
     to_stage = models.CharField(max_length=12, choices=Stage.choices)

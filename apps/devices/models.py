@@ -122,8 +122,17 @@ class DeviceState(BaseModel):
         LOCK = "lock", _("Locked")
         RELEASED = "released", _("Released")
 
-    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
-    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="states")
+    # written in bulk by the restriction sweep: no index a query does not use
+    created_at = models.DateTimeField(auto_now_add=True)
+    # A copy of the parent's lender, for scoping queries; the parent's own foreign key
+    # already guarantees the lender exists, so no second check on each bulk-written row.
+    lender = models.ForeignKey(
+        "lenders.Lender", on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
+    # (device, version) is unique, which serves every lookup by device
+    device = models.ForeignKey(
+        Device, on_delete=models.PROTECT, related_name="states", db_index=False
+    )
     version = models.PositiveIntegerField()
     level = models.CharField(max_length=12, choices=Level.choices)
     document = models.JSONField()
@@ -231,8 +240,15 @@ class PushNudge(BaseModel):
         DEAD = "dead", _("Push address gone")
         FAILED = "failed", _("Failed")
 
-    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
-    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="nudges")
+    # A copy of the parent's lender, for scoping queries; the parent's own foreign key
+    # already guarantees the lender exists, so no second check on each bulk-written row.
+    lender = models.ForeignKey(
+        "lenders.Lender", on_delete=models.PROTECT, related_name="+", db_constraint=False
+    )
+    # push_nudge_device (device, created_at) serves every lookup by device
+    device = models.ForeignKey(
+        Device, on_delete=models.PROTECT, related_name="nudges", db_index=False
+    )
     version = models.PositiveIntegerField(help_text=_("The state version the push announces."))
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0)

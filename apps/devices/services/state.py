@@ -15,8 +15,7 @@ callers that change one phone refuse and audit the attempt.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.db import connection, transaction
@@ -62,14 +61,20 @@ class StateChange:
 
 _ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
 
+# The input is two sets of arrays: one entry per phone (device id, index of what it
+# shows), and one per distinct content (a sweep gives thousands of phones a handful).
 _WRITE = f"""
-WITH input AS (
-    SELECT * FROM unnest(%(devices)s::bigint[], %(levels)s::text[], %(locales)s::text[],
+WITH shown AS (
+    SELECT * FROM unnest(%(levels)s::text[], %(locales)s::text[],
                          %(wallpapers)s::text[], %(lock_texts)s::text[], %(packages)s::jsonb[],
                          %(categories)s::jsonb[], %(alarms)s::jsonb[], %(numbers)s::jsonb[],
-                         %(fallbacks)s::text[])
-        AS c(device_id, level, locale, wallpaper_text, lock_screen_text, blocked_packages,
-             blocked_categories, alarm_times, always_allowed_numbers, fallback_level)
+                         %(fallbacks)s::text[]) WITH ORDINALITY
+        AS c(level, locale, wallpaper_text, lock_screen_text, blocked_packages,
+             blocked_categories, alarm_times, always_allowed_numbers, fallback_level, n)
+),
+input AS (
+    SELECT p.device_id, c.* FROM unnest(%(devices)s::bigint[], %(shown_as)s::bigint[])
+        AS p(device_id, n) JOIN shown AS c USING (n)
 ),
 bumped AS (
     UPDATE {Device._meta.db_table} AS d
@@ -112,13 +117,12 @@ FROM unnest(%(ids)s::bigint[], %(versions)s::integer[], %(levels)s::text[]) WITH
 """
 
 
-@lru_cache(maxsize=1024)
 def _sorted_json(values: tuple[str, ...]) -> str:
     return json.dumps(sorted(values))
 
 
 def device_states_write(
-    *, lender_id: int, changes: list[StateChange], actor: Actor, reason: str
+    *, lender_id: int, changes: list[StateChange], actor: Actor, reason: str, audit: bool = True
 ) -> dict[int, int]:
     """Give each phone in ``changes`` its next desired state; returns device id -> version.
 
@@ -127,7 +131,9 @@ def device_states_write(
     fresh snapshot, so a release committed while it waited is seen. Phones that are
     not enrolled, or are released or being released, are left out of the
     result. Signs nothing: the signature is made when the phone pulls the
-    state. Emits ``devices.state.changed`` once per state.
+    state. Emits ``devices.state.changed`` once per state, unless ``audit`` is
+    False: for a caller whose own events name each phone and the version it
+    was given (the restriction engine's ``collections.loan.stage_changed``).
     """
     if not changes:
         return {}
@@ -135,6 +141,9 @@ def device_states_write(
         raise RuntimeError("device_states_write runs inside the caller's transaction")
     if len({c.device_id for c in changes}) != len(changes):
         raise ValueError("one change per device")
+    contents: dict[StateChange, int] = {}  # what a phone shows (device id 0) -> its index
+    shown_as = [contents.setdefault(replace(c, device_id=0), len(contents) + 1) for c in changes]
+    shown = list(contents)
     key_version = lender_key_version_current(lender_id=lender_id)
     slug = Lender.objects.values_list("slug", flat=True).get(pk=lender_id)
     next_key = {"version": key_version,
@@ -142,15 +151,16 @@ def device_states_write(
     params = {
         "lender": lender_id,
         "devices": [c.device_id for c in changes],
-        "levels": [c.level for c in changes],
-        "locales": [c.locale for c in changes],
-        "wallpapers": [c.wallpaper_text for c in changes],
-        "lock_texts": [c.lock_screen_text for c in changes],
-        "packages": [_sorted_json(c.blocked_packages) for c in changes],
-        "categories": [_sorted_json(c.blocked_categories) for c in changes],
-        "alarms": [_sorted_json(c.alarm_times) for c in changes],
-        "numbers": [_sorted_json(c.always_allowed_numbers) for c in changes],
-        "fallbacks": [c.fallback_level for c in changes],
+        "shown_as": shown_as,
+        "levels": [c.level for c in shown],
+        "locales": [c.locale for c in shown],
+        "wallpapers": [c.wallpaper_text for c in shown],
+        "lock_texts": [c.lock_screen_text for c in shown],
+        "packages": [_sorted_json(c.blocked_packages) for c in shown],
+        "categories": [_sorted_json(c.blocked_categories) for c in shown],
+        "alarms": [_sorted_json(c.alarm_times) for c in shown],
+        "numbers": [_sorted_json(c.always_allowed_numbers) for c in shown],
+        "fallbacks": [c.fallback_level for c in shown],
         "now": timezone.now(),  # the app's clock, as every created_at (the outbox keeps the DB's)
         "lease": OFFLINE_LEASE,
         "allowed": json.dumps(sorted(always_allowed_packages())),
@@ -161,12 +171,13 @@ def device_states_write(
         devices_lock(cursor, device_ids=params["devices"])
         cursor.execute(_WRITE, params)
         written = cursor.fetchall()
-    audit_events_record_select(
-        lender_id=lender_id, actor=actor, action=DevicesAction.STATE_CHANGED,
-        target_type=Device._meta.label_lower, reason=reason, rows=_AUDIT_ROWS,
-        params={"ids": [w[0] for w in written], "versions": [w[1] for w in written],
-                "levels": [w[2] for w in written]},
-    )  # fmt: skip
+    if audit:
+        audit_events_record_select(
+            lender_id=lender_id, actor=actor, action=DevicesAction.STATE_CHANGED,
+            target_type=Device._meta.label_lower, reason=reason, rows=_AUDIT_ROWS,
+            params={"ids": [w[0] for w in written], "versions": [w[1] for w in written],
+                    "levels": [w[2] for w in written]},
+        )  # fmt: skip
     push_nudges_enqueue(
         nudges=[(lender_id, device_id, version) for device_id, version, _ in written]
     )
