@@ -66,7 +66,7 @@ bench-agent: $(DEV_STAMP) services
 
 ## bench-sweep: the restriction sweep of N active loans (20 lenders) against its one-statement SQL floor
 bench-sweep: $(DEV_STAMP) services
-	$(BIN)/python -m tools.bench.sweep $(if $(N),--loans $(N),)
+	$(BIN)/python -m tools.bench.sweep $(if $(N),--loans $(N),) $(if $(W),--workers $(W),)
 
 clean-run:
 	rm -rf .run

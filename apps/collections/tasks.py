@@ -58,3 +58,15 @@ def loan_stage_sweep_range_task(
 
     loan_stage_sweep(lender_id=lender_id, business_date=date.fromisoformat(business_date),
                      id_from=id_from, id_to=id_to)  # fmt: skip
+
+
+@app_task(name="collections.overdue_notices_queue", queue="sweep")
+def overdue_notices_queue_task(
+    *, lender_id: int, business_date: str, id_from: int, id_to: int
+) -> None:
+    from datetime import date
+
+    from apps.collections.services.restriction import overdue_notices_queue
+
+    overdue_notices_queue(lender_id=lender_id, business_date=date.fromisoformat(business_date),
+                          id_from=id_from, id_to=id_to)  # fmt: skip

@@ -100,18 +100,40 @@ def test_due_date_reminders_go_three_days_before_and_on_the_day_once(lender_a) -
     assert (today.kind, today.body.endswith("is due today.")) == ("due_today", True)
 
 
-def test_an_overdue_notice_says_what_happens_next_and_when(lender_a) -> None:
+def test_an_overdue_notice_says_what_happens_next_and_when(
+    lender_a, django_capture_on_commit_callbacks
+) -> None:
     device, _, _ = enrolled_phone(lender_a)
     loan = device.loan
     first = loan.installments.order_by("sequence").first()
     on = first.due_date + timedelta(days=20)  # blocked apps since day 14; lock at day 30
-    loan_stage_sweep(lender_id=lender_a.pk, business_date=on, id_from=0, id_to=10**12)
+    with django_capture_on_commit_callbacks(execute=True):  # the notices' task, after commit
+        loan_stage_sweep(lender_id=lender_a.pk, business_date=on, id_from=0, id_to=10**12)
     notice = Notification.objects.get(loan=loan, kind="overdue")
     lock_day = on + timedelta(days=10)
     assert notice.body == (
         f"Your installment is 20 days late. If it is not paid by {django_date(lock_day)}, "
         "the phone will lock (emergency calls always work)."
     )
+
+
+def test_an_overdue_notice_is_queued_once_and_not_after_the_customer_paid(lender_a) -> None:
+    from apps.collections.services.restriction import overdue_notices_queue
+
+    paid, _, _ = enrolled_phone(lender_a)
+    late, _, _ = enrolled_phone(lender_a)
+    on = paid.loan.installments.order_by("sequence").first().due_date + timedelta(days=20)
+    loan_stage_sweep(lender_id=lender_a.pk, business_date=on, id_from=0, id_to=10**12)
+    arrears = sum(i.total_due for i in paid.loan.installments.filter(due_date__lte=on))
+    payment_record(loan_id=paid.loan.pk, amount=Money(arrears, lender_a.currency), channel="manual",
+                   provider="manual", provider_ref="r-1", received_at=timezone.now(),
+                   actor=Actor.system(), reason="Cash.")  # fmt: skip
+    args = {"lender_id": lender_a.pk, "business_date": on, "id_from": 0, "id_to": 10**12}
+    assert overdue_notices_queue(**args) == 1
+    assert overdue_notices_queue(**args) == 0
+    assert list(Notification.objects.filter(kind="overdue").values_list("loan", flat=True)) == [
+        late.loan.pk
+    ]
 
 
 def test_notices_go_through_the_phone_and_by_sms_when_not_acknowledged(

@@ -27,8 +27,10 @@ Then, in the same run:
 (b) the sweep: ``loan_stage_sweep`` for every range of every lender given by
     ``loan_sweep_ranges(size=SWEEP_RANGE_SIZE)``, serially, as the Celery
     range tasks run it (stage changes, desired states, push outbox, history,
-    audit events, notifications); then again on unchanged data, which must
-    change nothing.
+    audit events); then again on unchanged data, which must change nothing;
+(c) the overdue notices each range task queues after its commit (a task of
+    its own, ``overdue_notices_queue``: messages rendered in each customer's
+    language), every range once, timed apart from the sweep.
 
 Prints both times, the ratios to the floor, the counts of what was written,
 where the sweep's time goes (statements timed through an execute wrapper and
@@ -437,18 +439,18 @@ PROFILE = Profile()
 
 def _statement_part(statement: str) -> str:
     from apps.collections.services import restriction
-    from apps.devices.services import state
+    from apps.devices.services import push, state
 
     if statement == restriction._SWEEP:
         return "sql:classify"
-    if statement == state._WRITE:
-        return "sql:states"
+    if statement in (state._WRITE, push._ENQUEUE) or statement.startswith(
+        "SELECT id FROM devices_device WHERE id = ANY"
+    ):
+        return "sql:states"  # the states, their push outbox rows, the devices' locks
     if statement == restriction._HISTORY:
         return "sql:history"
     if "audit_auditchain" in statement:
         return "sql:audit"
-    if "notifications_notification" in statement or "SAVEPOINT" in statement:
-        return "sql:notifications"
     return "sql:other"
 
 
@@ -482,9 +484,9 @@ def profiled() -> Iterator[None]:
     from apps.devices.services import state
 
     connection = connections["default"]
-    wrapped = [(restriction, "audit_events_record", "fn:audit stage events"),
-               (state, "audit_events_record", "fn:audit device events"),
-               (restriction, "notifications_queue", "fn:notifications"),
+    wrapped = [(restriction, "audit_events_record_select", "fn:audit stage events"),
+               (restriction, "audit_events_record", "fn:audit stage events"),
+               (state, "audit_events_record_select", "fn:audit device events"),
                (restriction, "device_ids_enrolled_for_loans", "fn:lookups"),
                (restriction, "customer_locales", "fn:lookups"),
                (restriction, "device_states_write", "fn:device states write")]  # fmt: skip
@@ -585,6 +587,19 @@ COUNTS = {
 }
 
 
+def notices(*, lender_ids: list[int], business_date: date, size: int) -> tuple[float, int]:
+    """(c): the overdue notices of every range, as the tasks the sweep enqueued would."""
+    from apps.collections.services import loan_sweep_ranges
+    from apps.collections.services.restriction import overdue_notices_queue
+
+    started, queued = time.perf_counter(), 0
+    for lender_id in lender_ids:
+        for lo, hi in loan_sweep_ranges(lender_id=lender_id, size=size):
+            queued += overdue_notices_queue(lender_id=lender_id, business_date=business_date,
+                                            id_from=lo, id_to=hi)  # fmt: skip
+    return time.perf_counter() - started, queued
+
+
 def counts() -> dict[str, int]:
     return {name: scalar(statement) for name, statement in COUNTS.items()}
 
@@ -601,19 +616,16 @@ def breakdown(run: SweepRun) -> list[tuple[str, float, int]]:
     """(part, seconds, calls) of one sweep, parts disjoint, summing to its wall time."""
     s, c = run.profile.seconds, run.profile.calls
     audit_fn = s["fn:audit stage events"] + s["fn:audit device events"]
-    notifications_sql = s["sql:notifications"]
     states_python = s["fn:device states write"] - s["sql:states"] - s["fn:audit device events"]
     parts = [
         ("classify + raise stages (SQL)", s["sql:classify"], c["sql:classify"]),
-        ("desired states + push outbox (SQL)", s["sql:states"], c["sql:states"]),
+        ("desired states, push outbox, device locks (SQL)", s["sql:states"], c["sql:states"]),
         ("history rows (SQL)", s["sql:history"], c["sql:history"]),
-        ("audit events, SQL", s["sql:audit"], c["sql:audit"]),
-        ("audit events, Python (build, hash)", audit_fn - s["sql:audit"],
+        ("audit events, SQL (built and hashed there)", s["sql:audit"], c["sql:audit"]),
+        ("audit events, Python", audit_fn - s["sql:audit"],
          c["fn:audit stage events"] + c["fn:audit device events"]),
-        ("notifications, SQL (row by row)", notifications_sql, c["sql:notifications"]),
-        ("notifications, Python", s["fn:notifications"] - notifications_sql, c["fn:notifications"]),
         ("device/locale lookups", s["fn:lookups"], c["fn:lookups"]),
-        ("states write, Python", states_python, c["fn:device states write"]),
+        ("states write, Python and small lookups", states_python, c["fn:device states write"]),
         ("commit", s["commit"], c["commit"]),
     ]  # fmt: skip
     other_sql = s["sql:other"] - s["fn:lookups"]  # the lookups are single statements
@@ -681,6 +693,8 @@ def main() -> None:
         after_first = counts()
         second = sweep(lender_ids=lender_ids, business_date=business_date, size=size, workers=1)
     after_second = counts()
+    notices_seconds, notices_queued = notices(lender_ids=lender_ids, business_date=business_date,
+                                              size=size)  # fmt: skip
     floor_idle, floor_idle_rows = floor(business_date)
     written = {name: after_first[name] - before[name] for name in COUNTS}
     written_again = {name: after_second[name] - after_first[name] for name in COUNTS}
@@ -718,6 +732,7 @@ def main() -> None:
         ("(b) sweep, serial", first.seconds, first.changes),
         ("    second sweep, nothing to change", second.seconds, second.changes),
         ("    floor, nothing to change", floor_idle, floor_idle_rows),
+        ("(c) overdue notices, after the sweep", notices_seconds, notices_queued),
     ]
     for run, label in zip(parallel, ("(b) sweep", "    second sweep"), strict=False):
         rows.append((f"{label}, {args.workers} processes", run.seconds, run.changes))

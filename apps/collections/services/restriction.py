@@ -22,22 +22,24 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.audit.services import AuditEntry, audit_events_record
+from apps.audit.services import AuditEntry, audit_events_record, audit_events_record_select
 from apps.collections.errors import PauseReasonRequired
 from apps.collections.events import CollectionsAction
 from apps.collections.locks import loan_lock
 from apps.collections.models import STAGE_ORDER, Loan, LoanPause, LoanStageChange, Stage
 from apps.collections.selectors import loan_days_overdue
 from apps.core.actor import Actor
+from apps.customers.models import Customer
 from apps.customers.selectors import customer_locales
 from apps.devices.errors import DeviceReleased
+from apps.devices.models import Device
 from apps.devices.selectors import device_ids_enrolled_for_loans, device_ids_to_release
 from apps.devices.services import StateChange, device_release, device_states_write
 from apps.devices.state import OFFLINE_LEASE
@@ -64,6 +66,9 @@ class Ladder:
     """The stages a lender may apply, per pinned policy version, mildest first."""
 
     stages: dict[int, list[RestrictionStage]]
+    # what a phone shows, by (policy version, stage, fallback stage, locale): a sweep
+    # gives thousands of phones a handful of distinct states
+    shown: dict[tuple[int, str, str, str], StateChange] = field(default_factory=dict)
 
     @classmethod
     def load(cls, *, lender: Lender, policy_version_ids: set[int]) -> Ladder:
@@ -111,6 +116,18 @@ class Ladder:
         locale: str,
     ) -> StateChange:  # fmt: skip
         """What the phone shows at ``stage``: each stage keeps the milder ones' effects."""
+        lease_days = OFFLINE_LEASE.days
+        fallback = Stage.NONE.value if days == 0 else self.stage_for(
+            policy_version_id=policy_version_id, days=days + lease_days, paused=paused)  # fmt: skip
+        key = (policy_version_id, stage, fallback, locale)
+        if key not in self.shown:
+            self.shown[key] = self._shown(policy_version_id=policy_version_id, stage=stage,
+                                          fallback=fallback, locale=locale)  # fmt: skip
+        return replace(self.shown[key], device_id=device_id)
+
+    def _shown(
+        self, *, policy_version_id: int, stage: str, fallback: str, locale: str
+    ) -> StateChange:
         reached = [
             s for s in self.stages.get(policy_version_id, []) if rank(s.action) <= rank(stage)
         ]
@@ -122,11 +139,8 @@ class Ladder:
         categories = {
             c for s in reached if s.action == Action.BLOCK_APPS for c in s.blocked_categories
         }
-        lease_days = OFFLINE_LEASE.days
-        fallback = Stage.NONE.value if days == 0 else self.stage_for(
-            policy_version_id=policy_version_id, days=days + lease_days, paused=paused)  # fmt: skip
         return StateChange(
-            device_id=device_id,
+            device_id=0,
             level=_level(stage),
             locale=locale,
             wallpaper_text=text if rank(stage) >= rank(Stage.WALLPAPER) else "",
@@ -182,15 +196,18 @@ classified AS (
 _RANGE = "l.lender_id = %(lender)s AND l.id >= %(lo)s AND l.id < %(hi)s AND l.stage <> 'lock'"
 
 # Read only: the loans of the range whose stage may rise, as of this snapshot.
-_CANDIDATES = f"""
-WITH {_CLASSIFY.format(where=_RANGE)}
-SELECT id FROM classified WHERE {_RANK.format("target")} > {_RANK.format("stage")}
-"""  # noqa: S608
-
-_PAUSES_ENDED = f"""
-SELECT DISTINCT loan_id FROM {LoanPause._meta.db_table}
-WHERE lender_id = %(lender)s AND loan_id >= %(lo)s AND loan_id < %(hi)s
-  AND status IN ('requested', 'active') AND ends_on < %(bd)s
+# Lock, in id order, the loans of the range that may change: those this snapshot finds
+# rising, and those whose pause ends. Returns their ids.
+_CANDIDATES_LOCK = f"""
+SELECT id FROM {Loan._meta.db_table} WHERE id IN (
+    WITH {_CLASSIFY.format(where=_RANGE)}
+    SELECT id FROM classified WHERE {_RANK.format("target")} > {_RANK.format("stage")}
+    UNION
+    SELECT loan_id FROM {LoanPause._meta.db_table}
+    WHERE lender_id = %(lender)s AND loan_id >= %(lo)s AND loan_id < %(hi)s
+      AND status IN ('requested', 'active') AND ends_on < %(bd)s
+)
+ORDER BY id FOR UPDATE
 """  # noqa: S608
 
 _SWEEP = f"""
@@ -205,7 +222,10 @@ changed AS (
                       WHERE h.loan_id = l.id AND h.business_date = %(bd)s AND h.cause = 'sweep')
     RETURNING l.id, c.stage, c.target, c.days, c.policy_version_id, c.customer_id, c.paused
 )
-SELECT * FROM changed ORDER BY id
+SELECT c.*, d.id AS device_id, cu.locale FROM changed AS c
+LEFT JOIN {Device._meta.db_table} AS d ON d.loan_id = c.id AND d.status = 'enrolled'
+LEFT JOIN {Customer._meta.db_table} AS cu ON cu.id = c.customer_id
+ORDER BY c.id
 """  # noqa: S608
 
 _ONE = (
@@ -220,6 +240,18 @@ SELECT %(lender)s, h.loan, h.f, h.t, %(cause)s, h.d, %(bd)s, h.pv, h.v, %(now)s,
 FROM unnest(%(loans)s::bigint[], %(froms)s::text[], %(tos)s::text[], %(ds)s::integer[],
             %(pvs)s::bigint[], %(vs)s::integer[]) AS h(loan, f, t, d, pv, v)
 """  # noqa: S608
+
+
+# the audit event of each change, built in SQL from the same arrays as the history
+_AUDIT_ROWS = """
+SELECT n, loan::text AS target_id, jsonb_build_object(
+    'stage', jsonb_build_object('old', f, 'new', t), 'cause', %(cause)s::text,
+    'days_overdue', d, 'business_date', %(bd)s::text, 'policy_version_id', pv,
+    'paused', p, 'device_id', device, 'device_version', v) AS data
+FROM unnest(%(loans)s::bigint[], %(froms)s::text[], %(tos)s::text[], %(ds)s::integer[],
+            %(pvs)s::bigint[], %(paused)s::boolean[], %(devices)s::bigint[], %(vs)s::integer[])
+    WITH ORDINALITY AS c(loan, f, t, d, pv, p, device, v, n)
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,49 +274,42 @@ class SweepReport:
 
 def _apply(
     *, lender: Lender, ladder: Ladder, changes: list[Change], cause: str, business_date: date,
-    actor: Actor, reason: str,
+    actor: Actor, reason: str, devices: dict[int, int] | None = None,
+    locales: dict[int, str] | None = None,
 ) -> int:  # fmt: skip
     """Write the phones' states, the history rows and the audit events of ``changes``
-    (the loans are updated and locked already). Returns how many phones took a state."""
-    devices = device_ids_enrolled_for_loans(loan_ids=[c.loan_id for c in changes])
-    locales = customer_locales(customer_ids={c.customer_id for c in changes})
+    (the loans are updated and locked already), in bulk. Returns how many phones took
+    a state. ``devices`` (loan -> enrolled phone) and ``locales`` (customer ->
+    language) are looked up unless given."""
+    if devices is None:
+        devices = device_ids_enrolled_for_loans(loan_ids=[c.loan_id for c in changes])
+    if locales is None:
+        locales = customer_locales(customer_ids={c.customer_id for c in changes})
     states = [
         ladder.state_change(device_id=devices[c.loan_id], policy_version_id=c.policy_version_id,
                             stage=c.to_stage, days=c.days, paused=c.paused,
                             locale=locales.get(c.customer_id, lender.locale))
         for c in changes if c.loan_id in devices
     ]  # fmt: skip
-    versions = device_states_write(lender_id=lender.pk, changes=states, actor=actor, reason=reason)
+    # each stage event names the phone and its new version: no second event per state
+    versions = device_states_write(lender_id=lender.pk, changes=states, actor=actor, reason=reason,
+                                   audit=False)  # fmt: skip
     by_loan = {loan_id: versions.get(device_id) for loan_id, device_id in devices.items()}
-    now = timezone.now()
+    rows = {
+        "lender": lender.pk, "cause": cause, "bd": business_date, "now": timezone.now(),
+        "loans": [c.loan_id for c in changes], "froms": [c.from_stage for c in changes],
+        "tos": [c.to_stage for c in changes], "ds": [c.days for c in changes],
+        "pvs": [c.policy_version_id for c in changes], "paused": [c.paused for c in changes],
+        "vs": [by_loan.get(c.loan_id) for c in changes],
+        "devices": [devices.get(c.loan_id) if c.loan_id in by_loan else None for c in changes],
+    }  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.execute(_HISTORY, {
-            "lender": lender.pk, "cause": cause, "bd": business_date, "now": now,
-            "loans": [c.loan_id for c in changes], "froms": [c.from_stage for c in changes],
-            "tos": [c.to_stage for c in changes], "ds": [c.days for c in changes],
-            "pvs": [c.policy_version_id for c in changes], "vs": [by_loan.get(c.loan_id) for c in changes],
-        })  # fmt: skip
-    entries = [
-        AuditEntry(actor=actor, action=CollectionsAction.STAGE_CHANGED, reason=reason,
-                   target=Loan(pk=c.loan_id, lender_id=lender.pk),
-                   data={"stage": {"old": c.from_stage, "new": c.to_stage}, "cause": cause,
-                         "days_overdue": c.days, "business_date": business_date,
-                         "policy_version_id": c.policy_version_id, "paused": c.paused,
-                         "device_version": by_loan.get(c.loan_id)})
-        for c in changes
-    ]  # fmt: skip
-    audit_events_record(lender_id=lender.pk, entries=entries)
-    if cause == LoanStageChange.Cause.SWEEP:
-        notifications_queue(lender=lender, drafts=[
-            Draft(customer_id=c.customer_id, loan_id=c.loan_id, kind="overdue",
-                  locale=locales.get(c.customer_id, lender.locale),
-                  dedupe_key=f"overdue:{c.loan_id}:{business_date.isoformat()}",
-                  body=render("overdue", locale=locales.get(c.customer_id, lender.locale),
-                              currency=lender.currency, days=c.days,
-                              step=ladder.next_step(policy_version_id=c.policy_version_id, days=c.days,
-                                                    paused=c.paused, today=business_date)))
-            for c in changes
-        ])  # fmt: skip
+        cursor.execute(_HISTORY, rows)
+    audit_events_record_select(
+        lender_id=lender.pk, actor=actor, action=CollectionsAction.STAGE_CHANGED,
+        target_type=Loan._meta.label_lower, reason=reason, rows=_AUDIT_ROWS,
+        params={**rows, "bd": business_date.isoformat()},
+    )  # fmt: skip
     return len(versions)
 
 
@@ -318,7 +343,9 @@ def loan_stage_sweep(
     broken, and its loan re-enters the ladder), then classifies those loans
     again with a fresh snapshot and raises them, then writes the phones'
     states (the devices' locks come after the loans': the global order), the
-    history and the audit events. Emits ``collections.pause.closed`` and
+    history and the audit events. After commit, the range's overdue notices are
+    queued by a task of their own (``overdue_notices_queue``). Emits
+    ``collections.pause.closed`` and
     ``collections.loan.stage_changed`` (and, through devices,
     ``devices.state.changed``).
     """
@@ -339,15 +366,8 @@ def loan_stage_sweep(
         # the loans that may change: those a read finds rising, and those whose pause ends.
         # The classification that raises them runs after, with a snapshot that sees every
         # payment committed while it waited.
-        cursor.execute(_PAUSES_ENDED, params)
-        ids = {row[0] for row in cursor.fetchall()}
-        cursor.execute(_CANDIDATES, {**params, **ladder.sql_params()})
-        ids.update(row[0] for row in cursor.fetchall())
-        if ids:
-            cursor.execute(
-                f"SELECT id FROM {Loan._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
-                [sorted(ids)],
-            )
+        cursor.execute(_CANDIDATES_LOCK, {**params, **ladder.sql_params()})
+        ids = [row[0] for row in cursor.fetchall()]
         cursor.execute(_PAUSES_CLOSE, params)
         closed = cursor.fetchall()
         if closed:
@@ -360,14 +380,74 @@ def loan_stage_sweep(
             ])  # fmt: skip
         changes = []
         if ids:
-            cursor.execute(_SWEEP, {**params, "ids": sorted(ids), **ladder.sql_params()})
-            changes = [Change(*row) for row in cursor.fetchall()]
+            cursor.execute(_SWEEP, {**params, "ids": ids, **ladder.sql_params()})
+            rows = cursor.fetchall()
+            changes = [Change(*row[:7]) for row in rows]
+            devices = {row[0]: row[7] for row in rows if row[7] is not None}
+            locales = {row[5]: row[8] for row in rows}
         phones = 0
         if changes:
             phones = _apply(lender=lender, ladder=ladder, changes=changes, cause=LoanStageChange.Cause.SWEEP,
-                            business_date=business_date, actor=actor,
+                            business_date=business_date, actor=actor, devices=devices, locales=locales,
                             reason=f"Restriction sweep of {business_date.isoformat()}.")  # fmt: skip
+            transaction.on_commit(lambda: _overdue_notices_later(
+                lender_id=lender_id, business_date=business_date, id_from=id_from, id_to=id_to))  # fmt: skip
     return SweepReport(changes=len(changes), phones=phones, pauses_closed=len(closed))
+
+
+def _overdue_notices_later(
+    *, lender_id: int, business_date: date, id_from: int, id_to: int
+) -> None:
+    from apps.collections.tasks import overdue_notices_queue_task
+
+    overdue_notices_queue_task.delay(lender_id=lender_id, business_date=business_date.isoformat(),
+                                     id_from=id_from, id_to=id_to)  # fmt: skip
+
+
+_RAISED = f"""
+SELECT h.loan_id, l.customer_id, h.days_overdue, h.policy_version_id,
+    EXISTS (SELECT 1 FROM {LoanPause._meta.db_table} AS p
+            WHERE p.loan_id = h.loan_id AND p.status = 'active'
+              AND p.starts_on <= h.business_date AND h.business_date <= p.ends_on) AS paused
+FROM {LoanStageChange._meta.db_table} AS h
+JOIN {Loan._meta.db_table} AS l ON l.id = h.loan_id
+WHERE h.lender_id = %(lender)s AND h.business_date = %(bd)s AND h.cause = 'sweep'
+  AND h.loan_id >= %(lo)s AND h.loan_id < %(hi)s AND l.stage = h.to_stage
+ORDER BY h.loan_id
+"""  # noqa: S608
+
+
+@transaction.atomic
+def overdue_notices_queue(*, lender_id: int, business_date: date, id_from: int, id_to: int) -> int:
+    """Queue the overdue notice ("what happens next and when") of each loan of the range
+    that the sweep of ``business_date`` raised; returns how many were new.
+
+    Runs after the sweep's commit, as its own task, so the sweep's transaction
+    carries no message rendering. A loan whose stage has come down since (paid
+    meanwhile) gets none; the dedupe key (loan, date) makes a second run queue
+    nothing.
+    """
+    lender = Lender.objects.get(pk=lender_id)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RAISED, {"lender": lender_id, "bd": business_date, "lo": id_from, "hi": id_to}
+        )
+        raised = cursor.fetchall()
+    if not raised:
+        return 0
+    ladder = Ladder.load(lender=lender, policy_version_ids={row[3] for row in raised})
+    locales = customer_locales(customer_ids={row[1] for row in raised})
+    drafts = []
+    for loan_id, customer_id, days, policy_version_id, paused in raised:
+        locale = locales.get(customer_id, lender.locale)
+        step = ladder.next_step(policy_version_id=policy_version_id, days=days, paused=paused,
+                                today=business_date)  # fmt: skip
+        drafts.append(Draft(
+            customer_id=customer_id, loan_id=loan_id, kind="overdue", locale=locale,
+            dedupe_key=f"overdue:{loan_id}:{business_date.isoformat()}",
+            body=render("overdue", locale=locale, currency=lender.currency, days=days, step=step),
+        ))  # fmt: skip
+    return notifications_queue(lender=lender, drafts=drafts)
 
 
 # --- lowering: payment, pause, agent ---------------------------------------------------
