@@ -64,7 +64,7 @@ bench-payments: $(DEV_STAMP) services
 bench-agent: $(DEV_STAMP) services
 	$(BIN)/python -m tools.bench.agent $(if $(N),--devices $(N),)
 
-## bench-sweep: the restriction sweep of N active loans (20 lenders) against its one-statement SQL floor
+## bench-sweep: the restriction sweep of N active loans (20 lenders) against its one-statement SQL floor (W=2: also on 2 worker processes)
 bench-sweep: $(DEV_STAMP) services
 	$(BIN)/python -m tools.bench.sweep $(if $(N),--loans $(N),) $(if $(W),--workers $(W),)
 

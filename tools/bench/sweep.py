@@ -41,8 +41,8 @@ over a pool of processes, on a copy of the freshly seeded database.
 The push relay the sweep starts after each commit is enqueued, not run: the
 bench sends the task to a Redis database of its own (13), which it purges.
 
-    make bench-sweep              # N=100000: about 2.5 minutes on 2 cores
-    make bench-sweep N=1000000    # about 25 minutes: seed 6.5, first sweep 16
+    make bench-sweep                  # N=100000: about 2.5 minutes on 2 cores
+    make bench-sweep N=1000000 W=2    # about 17 minutes: seed 6, sweeps 4, workers 3
 """
 
 from __future__ import annotations
