@@ -75,9 +75,7 @@ class PauseAlreadyOpen(DomainError):
 
 class PauseTooLong(DomainError):
     code = "pause_too_long"
-    default_message = _(
-        "A pause must end between today and the longest pause allowed (see max_days)."
-    )
+    default_message = _("A pause must end between today and the longest pause allowed.")
 
 
 class NothingOverdue(DomainError):

@@ -14,6 +14,7 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
 from apps.audit.services import audit_event_record
@@ -54,7 +55,10 @@ def _check(*, kind: str, today: date, until: date, reason: str) -> None:
         raise PauseReasonRequired()
     max_days = getattr(settings, MAX_DAYS[kind])
     if not today <= until <= today + timedelta(days=max_days):
-        raise PauseTooLong(max_days=max_days)
+        raise PauseTooLong(
+            _("A pause must end between today and %(days)s days from today.") % {"days": max_days},
+            max_days=max_days,
+        )
 
 
 def _open(
