@@ -10,4 +10,8 @@ urlpatterns = [
     path("api/agent/v1/", include("apps.devices.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("my/<slug:lender_slug>/", include("apps.customers.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
 ]
+if settings.PAYMENTS_FAKE_CHECKOUT:  # the demo payment provider; never in production
+    urlpatterns.append(path("demo-provider/", include("apps.integrations.payments.urls")))

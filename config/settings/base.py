@@ -227,6 +227,8 @@ AUDIT_ALLOW_FLUSH = False
 # Per-lender secrets are derived from this master key (apps/integrations/payments).
 PAYMENTS_WEBHOOK_MASTER_KEY = env("PAYMENTS_WEBHOOK_MASTER_KEY")
 PAYMENTS_PROVIDERS = env.list("PAYMENTS_PROVIDERS", default=["demo"])
+# the demo provider's checkout page (apps/integrations/payments/checkout.py): demo and tests only
+PAYMENTS_FAKE_CHECKOUT = env.bool("PAYMENTS_FAKE_CHECKOUT", default=False)
 PAYMENTS_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENTS_WEBHOOK_TOLERANCE_SECONDS", default=300)
 PAYMENTS_WEBHOOK_MAX_BYTES = env.int("PAYMENTS_WEBHOOK_MAX_BYTES", default=64 * 1024)
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["webhooks"] = env(

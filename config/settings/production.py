@@ -26,3 +26,5 @@ CACHE_URL = env("CACHE_URL")
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CACHE_URL}
 }
+# The demo payment provider would let anyone mark a loan paid: never in production.
+PAYMENTS_FAKE_CHECKOUT = False
