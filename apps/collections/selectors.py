@@ -164,3 +164,66 @@ def installment_list_due_on(*, lender_id: int, dates: list[date]) -> list[DueRem
 
 def payment_get(*, payment_id: int) -> Payment:
     return Payment.objects.select_related("loan").get(pk=payment_id)
+
+
+def loan_list_for_customer(*, customer_id: int, lender_id: int) -> list[Loan]:
+    """The customer's loans the self-service pages show: active ones, then paid-off ones."""
+    order = {Loan.Status.ACTIVE: 0, Loan.Status.PAID_OFF: 1}
+    loans = Loan.objects.select_related("lender", "product").filter(
+        customer_id=customer_id, lender_id=lender_id, status__in=list(order)
+    )
+    return sorted(loans, key=lambda loan: (order[loan.status], -loan.pk))
+
+
+@dataclass(frozen=True, slots=True)
+class LoanOverview:
+    """What a customer needs to know about one loan, as facts (the page words them)."""
+
+    loan: Loan
+    balance: Money
+    arrears: Money  # what is late now: the outstanding of installments past their grace days
+    next_due: NextDue | None
+    schedule: list[ScheduleRow]
+    payments: list[Payment]
+    days_late: int
+    late_installment: int | None  # the sequence of the oldest late installment
+    stage: str
+    stage_since: date | None  # the lender's local date the stage began
+    pause_kind: str
+    pause_until: date | None
+    next_stage: str
+    next_stage_on: date | None
+
+
+def loan_overview(*, loan: Loan) -> LoanOverview:
+    """Balance, schedule, payments, the stage and why, an open pause, and the next stage and
+    when it applies if nothing is paid (the pinned policy, filtered by the country's rules)."""
+    from apps.collections.models import LoanPause
+    from apps.collections.services.restriction import Ladder
+
+    today = _local_today(loan, None)
+    schedule = loan_schedule(loan=loan)
+    late = [row for row in schedule if row.status == "overdue"]
+    days_late = loan_days_overdue(loan=loan)
+    pause = (
+        LoanPause.objects.filter(loan=loan, status=LoanPause.Status.ACTIVE, starts_on__lte=today,
+                                 ends_on__gte=today).order_by("ends_on").first()
+    )  # fmt: skip
+    step = None
+    if loan.status == Loan.Status.ACTIVE and days_late > 0:
+        ladder = Ladder.load(lender=loan.lender, policy_version_ids={loan.policy_version_id})
+        step = ladder.next_step(policy_version_id=loan.policy_version_id, days=days_late,
+                                paused=pause is not None, today=today)  # fmt: skip
+    since = None
+    if loan.stage_changed_at is not None:
+        since = lender_local_date(lender=loan.lender, at=loan.stage_changed_at)
+    arrears = sum((row.outstanding.amount for row in late), ZERO)
+    return LoanOverview(
+        loan=loan, balance=loan_outstanding(loan=loan), arrears=Money(arrears, loan.currency),
+        next_due=loan_next_due(loan=loan), schedule=schedule,
+        payments=list(Payment.objects.filter(loan=loan).order_by("-received_at", "-id")[:50]),
+        days_late=days_late, late_installment=late[0].sequence if late else None,
+        stage=loan.stage, stage_since=since, pause_kind=pause.kind if pause else "",
+        pause_until=pause.ends_on if pause else None, next_stage=step.stage if step else "",
+        next_stage_on=step.on if step else None,
+    )  # fmt: skip

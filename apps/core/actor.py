@@ -54,6 +54,13 @@ class Actor:
         return cls._with_request(ActorType.AGENT, str(user.pk), request)
 
     @classmethod
+    def customer(cls, request: HttpRequest, customer_id: int | None = None) -> Actor:
+        """A customer on their own pages (before login, the id is not known yet)."""
+        return cls._with_request(
+            ActorType.CUSTOMER, str(customer_id) if customer_id else None, request
+        )
+
+    @classmethod
     def from_request(cls, request: HttpRequest, type: ActorType = ActorType.AGENT) -> Actor:
         user = getattr(request, "user", None)
         actor_id = str(user.pk) if user is not None and user.is_authenticated else None

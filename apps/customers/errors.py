@@ -34,3 +34,23 @@ class CustomerDetailsMismatch(DomainError):
         "A customer with this national id is registered with another phone number. "
         "Check the number, or ask the lender to update it."
     )
+
+
+class LoginCodeInvalid(DomainError):
+    code = "login_code_invalid"
+    default_message = _("That code is not right. Check the SMS and try again.")
+
+
+class LoginCodeExpired(DomainError):
+    code, http_status = "login_code_expired", 410
+    default_message = _("That code has expired or was already used. Ask for a new code.")
+
+
+class LoginLocked(DomainError):
+    code, http_status = "login_locked", 429
+    default_message = _("Too many wrong codes. Try again in a few minutes.")
+
+
+class LoginCodesTooMany(DomainError):
+    code, http_status = "login_codes_too_many", 429
+    default_message = _("Too many codes asked for. Try again in a few minutes.")

@@ -6,3 +6,6 @@ class CustomersAction(StrEnum):
     CONSENT_CODE_SENT = "customers.consent.code_sent"
     CONSENT_CODE_FAILED = "customers.consent.code_failed"
     CONSENT_RECORDED = "customers.consent.recorded"
+    LOGIN_CODE_SENT = "customers.login.code_sent"
+    LOGIN_CODE_FAILED = "customers.login.code_failed"
+    LOGIN_SUCCEEDED = "customers.login.succeeded"

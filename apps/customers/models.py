@@ -89,3 +89,24 @@ class ConsentRecord(BaseModel):
                 name="consent_record_append_only", operation=pgtrigger.Update | pgtrigger.Delete
             )
         ]
+
+
+class CustomerLoginCode(BaseModel):
+    """A one-time code sent by SMS that logs a customer in to their own pages.
+
+    Only the code's hash is kept. A code works once, for ``LOGIN_CODE_TTL``;
+    wrong codes count against the customer, who is locked out for a while
+    after ``MAX_FAILURES`` of them (customers.services).
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="login_codes")
+    code_hash = models.CharField(max_length=64)
+    expires_at = models.DateTimeField()
+    failures = models.PositiveSmallIntegerField(default=0)
+    consumed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["customer", "created_at"], name="login_code_recent")]

@@ -10,7 +10,7 @@ from datetime import date, timedelta
 import phonenumbers
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from apps.audit.services import audit_event_record
@@ -22,10 +22,14 @@ from apps.customers.errors import (
     ConsentCodeInvalid,
     ConsentTextChanged,
     CustomerDetailsMismatch,
+    LoginCodeExpired,
+    LoginCodeInvalid,
+    LoginCodesTooMany,
+    LoginLocked,
     PhoneInvalid,
 )
 from apps.customers.events import CustomersAction
-from apps.customers.models import ConsentChallenge, ConsentRecord, Customer
+from apps.customers.models import ConsentChallenge, ConsentRecord, Customer, CustomerLoginCode
 from apps.customers.national_ids import national_id_normalise
 from apps.integrations.sms.base import get_sms_gateway
 from apps.lenders.models import Lender
@@ -208,3 +212,94 @@ def consent_record_demo_seed(
     audit_event_record(actor=actor, action=CustomersAction.CONSENT_RECORDED, target=record,
                        data={"customer_id": customer.pk, "method": record.method, "text_sha256": digest})  # fmt: skip
     return record
+
+
+# --- the customer's own pages: login by a code sent to their phone -------------------
+
+LOGIN_CODE_TTL = timedelta(minutes=10)
+LOGIN_WINDOW = timedelta(minutes=15)  # codes sent and wrong codes are counted over this
+LOGIN_CODES_PER_WINDOW = 3
+LOGIN_MAX_FAILURES = 5
+
+
+def _login_code_hash(customer_id: int, code: str) -> str:
+    return hashlib.sha256(f"login:{customer_id}:{code}".encode()).hexdigest()
+
+
+def _login_customer(*, lender: Lender, phone: str) -> Customer | None:
+    """The lender's customer with this number (the newest, if several share it)."""
+    e164 = phone_to_e164(phone=phone, country=lender.country)
+    return Customer.objects.filter(lender=lender, phone=e164).order_by("-created_at").first()
+
+
+def _failures_recent(customer: Customer) -> int:
+    since = timezone.now() - LOGIN_WINDOW
+    return sum(CustomerLoginCode.objects.filter(customer=customer, created_at__gte=since)
+               .values_list("failures", flat=True))  # fmt: skip
+
+
+@transaction.atomic
+def customer_login_code_send(*, lender_id: int, phone: str, actor: Actor) -> None:
+    """Send a 6-digit login code to ``phone`` if it is one of the lender's customers.
+
+    Says nothing about whether the number is known (no SMS, no error), so the
+    form cannot be used to find out who borrows. Locks the customer's row: at
+    most ``LOGIN_CODES_PER_WINDOW`` codes per ``LOGIN_WINDOW``, none while
+    locked out. ``PhoneInvalid`` for a number that is not a mobile number of
+    the lender's country. Emits ``customers.login.code_sent``.
+    """
+    lender = Lender.objects.get(pk=lender_id)
+    customer = _login_customer(lender=lender, phone=phone)
+    if customer is None:
+        return
+    customer = Customer.objects.select_for_update().get(pk=customer.pk)
+    if _failures_recent(customer) >= LOGIN_MAX_FAILURES:
+        raise LoginLocked()
+    since = timezone.now() - LOGIN_WINDOW
+    if CustomerLoginCode.objects.filter(customer=customer, created_at__gte=since).count() >= (
+        LOGIN_CODES_PER_WINDOW
+    ):
+        raise LoginCodesTooMany()
+    code = f"{secrets.randbelow(10**6):06d}"
+    login = CustomerLoginCode.objects.create(
+        lender=lender, customer=customer, code_hash=_login_code_hash(customer.pk, code),
+        expires_at=timezone.now() + LOGIN_CODE_TTL,
+    )  # fmt: skip
+    audit_event_record(actor=actor, action=CustomersAction.LOGIN_CODE_SENT, target=customer,
+                       data={"login_code_id": login.pk})  # fmt: skip
+    with translation.override(customer.locale):
+        body = _("Your code to see your phone loan: %(code)s. Do not share it.") % {"code": code}
+    to = customer.phone
+    transaction.on_commit(lambda: get_sms_gateway().send(to=to, body=body))
+
+
+def customer_login_check(*, lender_id: int, phone: str, code: str, actor: Actor) -> Customer:
+    """The customer whose newest login code ``code`` is; the code is used up.
+
+    A wrong code counts against the customer (kept even though the error is
+    raised); after ``LOGIN_MAX_FAILURES`` within ``LOGIN_WINDOW`` no code
+    works until the window passes. An unknown number fails like a wrong code.
+    Emits ``customers.login.succeeded`` or ``customers.login.code_failed``.
+    """
+    lender = Lender.objects.get(pk=lender_id)
+    with transaction.atomic(durable=True):  # a failure's count commits though we raise
+        found = _login_customer(lender=lender, phone=phone)
+        if found is None:
+            raise LoginCodeInvalid()
+        customer = Customer.objects.select_for_update().get(pk=found.pk)
+        if _failures_recent(customer) >= LOGIN_MAX_FAILURES:
+            raise LoginLocked()
+        login = CustomerLoginCode.objects.filter(customer=customer).order_by("-created_at").first()
+        if login is None or login.consumed_at or login.expires_at <= timezone.now():
+            raise LoginCodeExpired()
+        if hmac.compare_digest(_login_code_hash(customer.pk, code.strip()), login.code_hash):
+            login.consumed_at = timezone.now()
+            login.save(update_fields=["consumed_at", "updated_at"])
+            audit_event_record(actor=actor, action=CustomersAction.LOGIN_SUCCEEDED, target=customer,
+                               data={"login_code_id": login.pk})  # fmt: skip
+            return customer
+        login.failures += 1
+        login.save(update_fields=["failures", "updated_at"])
+        audit_event_record(actor=actor, action=CustomersAction.LOGIN_CODE_FAILED, target=customer,
+                           data={"login_code_id": login.pk, "failures": login.failures})  # fmt: skip
+    raise LoginCodeInvalid()

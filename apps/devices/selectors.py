@@ -1,4 +1,5 @@
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.db import connection
@@ -29,6 +30,32 @@ def device_status_for_loan(*, loan_id: int, lender_id: int) -> str | None:
         .values_list("status", flat=True)
         .first()
     )
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneSync:
+    """Where a loan's phone stands: what it should do and whether it has done it."""
+
+    brand: str
+    model_name: str
+    status: str
+    level: str  # of the newest desired state ("normal" before any)
+    applied: bool  # the phone acknowledged the newest desired state
+
+
+def phone_sync_for_loan(*, loan_id: int, lender_id: int) -> PhoneSync | None:
+    """The loan's newest phone and whether it applied what it should, or None."""
+    device = (
+        Device.objects.filter(loan_id=loan_id, lender_id=lender_id)
+        .order_by("-created_at")
+        .annotate(level=Subquery(_desired_state().values("level")[:1]))
+        .first()
+    )
+    if device is None:
+        return None
+    return PhoneSync(brand=device.brand, model_name=device.model_name, status=device.status,
+                     level=device.level or "normal",
+                     applied=device.acked_version >= device.desired_version)  # fmt: skip
 
 
 def device_imei_in_use(*, imei: str) -> bool:

@@ -177,6 +177,17 @@ class Command(BaseCommand):
                 "Pay as the provider would: python manage.py provider_webhook "
                 f"--lender {sample.lender.slug} --loan {sample.reference} --amount 500"
             )
+            late = max(
+                loans,
+                key=lambda loan: (
+                    loan.lender.slug == sample.lender.slug,
+                    -loan.start_date.toordinal(),
+                ),
+            )
+            self.stdout.write(
+                f"Customer pages: http://127.0.0.1:8000/my/{late.lender.slug}/  log in as "
+                f"{late.customer.phone} ({late.customer.full_name}); the code is printed as an SMS"
+            )
         if not issued:
             self.stdout.write(
                 "Demo data already loaded. Credentials were printed when it was first loaded; "

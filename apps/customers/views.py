@@ -1,0 +1,233 @@
+"""The customer's own pages: log in with a code by SMS, see each loan and the phone in plain
+words, pay, promise to pay, ask for a hardship pause. Mobile first: the customer is often
+on the restricted phone itself, whose browser and payment path always work."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from apps.collections.selectors import loan_id_by_reference, loan_list_for_customer, loan_overview
+from apps.collections.services import loan_hardship_request, loan_promise_record
+from apps.core.actor import Actor, client_ip
+from apps.core.errors import DomainError
+from apps.core.money import Money
+from apps.core.ratelimit import rate_limit_hit
+from apps.customers import forms
+from apps.customers.errors import LoginLocked
+from apps.customers.models import Customer
+from apps.customers.services import customer_login_check, customer_login_code_send
+from apps.customers.wording import SCHEDULE_STATUS, next_words, phone_words
+from apps.devices.selectors import phone_sync_for_loan
+from apps.integrations.payments.checkout import Checkout, CheckoutUnavailable, checkout_url
+from apps.lenders.models import Lender
+from apps.lenders.selectors import lender_get_by_slug
+
+SESSION_KEY = "customer"  # {"id": customer id, "lender": lender id}
+PHONE_KEY = "customer_login_phone"
+SESSION_SECONDS = 30 * 60  # of inactivity
+LOGIN_TRIES_PER_IP = 20  # per 15 minutes, codes asked and codes tried together
+
+
+def _lender(slug: str) -> Lender:
+    try:
+        return lender_get_by_slug(slug=slug)
+    except DomainError as exc:
+        raise Http404 from exc
+
+
+def _actor(request: HttpRequest, customer_id: int | None = None) -> Actor:
+    return Actor.customer(request, customer_id)
+
+
+def customer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """The logged-in customer of this lender, or the login page."""
+
+    @wraps(view)
+    def wrapped(request: HttpRequest, lender_slug: str, *args: Any, **kwargs: Any) -> HttpResponse:
+        lender = _lender(lender_slug)
+        session = request.session.get(SESSION_KEY) or {}
+        customer = None
+        if session.get("lender") == lender.pk:
+            customer = Customer.objects.filter(pk=session.get("id"), lender=lender).first()
+        if customer is None:
+            return redirect("customers:login", lender_slug=lender.slug)
+        request.session.set_expiry(SESSION_SECONDS)
+        return view(request, lender, customer, *args, **kwargs)
+
+    return wrapped
+
+
+def _throttled(request: HttpRequest) -> bool:
+    return rate_limit_hit(scope="customer-login", key=client_ip(request) or "-",
+                          limit=LOGIN_TRIES_PER_IP, window_seconds=15 * 60)  # fmt: skip
+
+
+@require_http_methods(["GET", "POST"])
+def login(request: HttpRequest, lender_slug: str) -> HttpResponse:
+    lender = _lender(lender_slug)
+    form = forms.PhoneForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if _throttled(request):
+            form.add_error(None, LoginLocked.default_message)
+        else:
+            try:
+                customer_login_code_send(lender_id=lender.pk, phone=form.cleaned_data["phone"],
+                                         actor=_actor(request))  # fmt: skip
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                request.session[PHONE_KEY] = form.cleaned_data["phone"]
+                return redirect("customers:code", lender_slug=lender.slug)
+    return render(request, "customers/self/login.html", {"lender": lender, "form": form})
+
+
+@require_http_methods(["GET", "POST"])
+def code(request: HttpRequest, lender_slug: str) -> HttpResponse:
+    lender = _lender(lender_slug)
+    phone = request.session.get(PHONE_KEY)
+    if not phone:
+        return redirect("customers:login", lender_slug=lender.slug)
+    form = forms.CodeForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        if _throttled(request):
+            form.add_error(None, LoginLocked.default_message)
+        else:
+            try:
+                customer = customer_login_check(lender_id=lender.pk, phone=phone,
+                                                code=form.cleaned_data["code"], actor=_actor(request))  # fmt: skip
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                request.session.cycle_key()  # a new session id for the logged-in customer
+                request.session.pop(PHONE_KEY, None)
+                request.session[SESSION_KEY] = {"id": customer.pk, "lender": lender.pk}
+                request.session.set_expiry(SESSION_SECONDS)
+                response = redirect("customers:home", lender_slug=lender.slug)
+                response.set_cookie(settings.LANGUAGE_COOKIE_NAME, customer.locale,
+                                    samesite="Lax", secure=request.is_secure())  # fmt: skip
+                return response
+    return render(request, "customers/self/code.html", {"lender": lender, "form": form})
+
+
+@require_POST
+def logout(request: HttpRequest, lender_slug: str) -> HttpResponse:
+    request.session.flush()
+    return redirect("customers:login", lender_slug=lender_slug)
+
+
+def _loan_cards(lender: Lender, customer: Customer) -> list[dict[str, Any]]:
+    cards = []
+    for loan in loan_list_for_customer(customer_id=customer.pk, lender_id=lender.pk):
+        overview = loan_overview(loan=loan)
+        phone = phone_sync_for_loan(loan_id=loan.pk, lender_id=lender.pk)
+        due = overview.arrears if overview.arrears.amount > 0 else (
+            overview.next_due.amount if overview.next_due else overview.balance)  # fmt: skip
+        cards.append({"overview": overview, "phone": phone, "phone_words": phone_words(overview, phone),
+                      "next_words": next_words(overview), "pay_amount": due,
+                      "schedule": [(row, SCHEDULE_STATUS[row.status]) for row in overview.schedule]})  # fmt: skip
+    return cards
+
+
+@require_GET
+@customer_required
+def home(request: HttpRequest, lender: Lender, customer: Customer) -> HttpResponse:
+    return render(request, "customers/self/home.html", {
+        "lender": lender, "customer": customer, "cards": _loan_cards(lender, customer),
+        "paid": request.GET.get("paid") == "1", "promise_form": forms.PromiseForm(),
+        "hardship_form": forms.HardshipForm(), "flash": request.session.pop("customer_flash", ""),
+    })  # fmt: skip
+
+
+@require_GET
+@customer_required
+def status(request: HttpRequest, lender: Lender, customer: Customer) -> JsonResponse:
+    """What the page shows about each loan now; the page asks every few seconds."""
+    return JsonResponse({"loans": [
+        {"reference": c["overview"].loan.reference, "stage": c["overview"].stage,
+         "phone": c["phone_words"], "next": c["next_words"],
+         "applied": c["phone"].applied if c["phone"] else None}
+        for c in _loan_cards(lender, customer)
+    ]})  # fmt: skip
+
+
+def _own_loan(lender: Lender, customer: Customer, reference: str) -> int:
+    try:
+        loan_id = loan_id_by_reference(lender_id=lender.pk, reference=reference)
+    except DomainError as exc:
+        raise Http404 from exc
+    if not any(loan.pk == loan_id for loan in loan_list_for_customer(customer_id=customer.pk,
+                                                                      lender_id=lender.pk)):  # fmt: skip
+        raise Http404
+    return loan_id
+
+
+@require_POST
+@customer_required
+def pay(request: HttpRequest, lender: Lender, customer: Customer, reference: str) -> HttpResponse:
+    loan_id = _own_loan(lender, customer, reference)
+    card = next(c for c in _loan_cards(lender, customer) if c["overview"].loan.pk == loan_id)
+    amount: Money = card["pay_amount"]
+    back = request.build_absolute_uri(
+        reverse("customers:home", kwargs={"lender_slug": lender.slug})
+    )
+    try:
+        url = checkout_url(checkout=Checkout(lender_slug=lender.slug, lender_name=lender.name,
+                                             loan_reference=reference, amount=amount, return_url=back))  # fmt: skip
+    except CheckoutUnavailable as exc:
+        raise Http404 from exc
+    return redirect(url)
+
+
+def _pause_action(request: HttpRequest, lender: Lender, customer: Customer, reference: str,
+                  form_class: type, act: Callable[..., object], done: str) -> HttpResponse:  # fmt: skip
+    loan_id = _own_loan(lender, customer, reference)
+    form = form_class(request.POST)
+    message = ""
+    if form.is_valid():
+        try:
+            act(
+                loan_id=loan_id,
+                lender_id=lender.pk,
+                actor=_actor(request, customer.pk),
+                **form.cleaned_data,
+            )
+        except DomainError as exc:
+            message = exc.message
+        else:
+            message = done
+    else:
+        message = " ".join(str(e) for errors in form.errors.values() for e in errors)
+    request.session["customer_flash"] = message
+    return redirect("customers:home", lender_slug=lender.slug)
+
+
+@require_POST
+@customer_required
+def promise(
+    request: HttpRequest, lender: Lender, customer: Customer, reference: str
+) -> HttpResponse:
+    def act(**kwargs: Any) -> object:
+        return loan_promise_record(
+            reason=_("Promise made by the customer on their page."), **kwargs
+        )
+
+    return _pause_action(request, lender, customer, reference, forms.PromiseForm, act,
+                         _("Thank you. Your promise is recorded."))  # fmt: skip
+
+
+@require_POST
+@customer_required
+def hardship(
+    request: HttpRequest, lender: Lender, customer: Customer, reference: str
+) -> HttpResponse:
+    return _pause_action(request, lender, customer, reference, forms.HardshipForm, loan_hardship_request,
+                         _("Your request is sent. The lender will answer soon."))  # fmt: skip

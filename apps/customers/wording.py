@@ -1,0 +1,82 @@
+"""A loan's situation in the customer's words: what the phone does now and why, and what
+happens next and when. Shared by the self-service page and its live status."""
+
+from __future__ import annotations
+
+from django.utils import formats
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
+
+from apps.collections.selectors import LoanOverview
+from apps.devices.selectors import PhoneSync
+from apps.notifications.messages import NextStep, money, next_step_line
+
+STAGE_NOW = {
+    "reminder": _("You get payment reminders"),
+    "wallpaper": _("The phone's screen shows a payment reminder"),
+    "alarm": _("Payment reminder alarms ring on the phone"),
+    "block_apps": _("Social apps are blocked"),
+    "lock": _("The phone is locked (emergency calls always work)"),
+}
+
+SCHEDULE_STATUS = {
+    "paid": _("paid"),
+    "partial": _("partly paid"),
+    "overdue": _("late"),
+    "due": _("due"),
+    "upcoming": _("upcoming"),
+}
+
+PAUSE_HOLDS = {
+    "promise": _("Your promise to pay holds the restrictions back until %(date)s."),
+    "hardship": _("A hardship pause holds the restrictions back until %(date)s."),
+    "legal_hold": _("The loan is on hold until %(date)s: nothing more will be restricted."),
+}
+
+
+def day(value: object) -> str:
+    return formats.date_format(value, "DATE_FORMAT", use_l10n=True)
+
+
+def phone_words(overview: LoanOverview, phone: PhoneSync | None) -> str:
+    """ "Social apps are blocked since 12 May because installment 3 is 15 days late." """
+    loan = overview.loan
+    if loan.status == "paid_off":
+        if phone is not None and phone.status != "released":
+            return gettext("Paid off. The phone is being released: the lender can no longer "
+                           "restrict it.")  # fmt: skip
+        return gettext("Paid off. The phone is yours: the lender can no longer restrict it.")
+    if phone is None or phone.status != "enrolled":
+        return gettext("No phone is linked to this loan yet.")
+    if overview.stage == "none":
+        if not phone.applied:
+            return gettext("The phone is being unlocked. This takes a few seconds once it is "
+                           "online.")  # fmt: skip
+        return gettext("Your phone works normally.")
+    words = gettext("%(what)s since %(date)s because installment %(number)s is %(days)s days "
+                    "late.") % {"what": STAGE_NOW[overview.stage], "date": day(overview.stage_since),
+                                "number": overview.late_installment, "days": overview.days_late}  # fmt: skip
+    if not phone.applied:
+        words += " " + gettext("The phone is being updated.")
+    return words
+
+
+def next_words(overview: LoanOverview) -> str:
+    """What happens next and when: the next stage if nothing is paid, a pause, or the next
+    installment."""
+    loan = overview.loan
+    if loan.status == "paid_off":
+        return ""
+    if overview.pause_until is not None:
+        return str(PAUSE_HOLDS[overview.pause_kind]) % {"date": day(overview.pause_until)}
+    if overview.next_stage_on is not None:
+        step = NextStep(stage=overview.next_stage, on=overview.next_stage_on)
+        return next_step_line(step)
+    if overview.stage != "none":
+        return gettext("Pay %(amount)s and the phone works normally again within seconds.") % {
+            "amount": money(overview.arrears.amount, loan.currency)}  # fmt: skip
+    if overview.next_due is not None:
+        return gettext("Next installment: %(amount)s, due on %(date)s.") % {
+            "amount": money(overview.next_due.amount.amount, loan.currency),
+            "date": day(overview.next_due.due_date)}  # fmt: skip
+    return ""

@@ -1,0 +1,98 @@
+"""A late customer, on their phone's browser: logs in with the code by SMS, sees the blocked
+apps and what happens next, pays through the provider's checkout, and watches the phone
+unlock (the agent simulator applies and acknowledges) without reloading the page."""
+
+import re
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from apps.collections.services import loan_stage_sweep
+from apps.core.actor import Actor
+from apps.devices.models import Device
+from apps.devices.provisioning import provisioning_qr_png
+from apps.devices.services import device_register, enrollment_token_mint
+from apps.lenders.selectors import lender_local_date
+from tests.browser.conftest import save_screenshot
+from tests.collections.factories import signed_loan
+from tests.devices.factories import valid_imei
+from tools.agent_sim import Agent
+
+pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+
+def wait_for(predicate, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def late_phone(lender_a, live_server, settings, fake_fcm, redis_worker):
+    """A phone sold 50 days ago, enrolled from its QR code, its apps blocked by this morning's
+    sweep: the simulator listens for pushes and checks in rarely."""
+    settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
+    loan = signed_loan(lender_a, signed_at=timezone.now() - timedelta(days=50))
+    device = device_register(loan=loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20",
+                             actor=Actor.system())  # fmt: skip
+    minted = enrollment_token_mint(device_id=device.pk, actor=Actor.system())
+    agent = Agent.from_qr(provisioning_qr_png(minted.payload), imei=device.imei)
+    agent.enroll()
+    fake_fcm.subscribe(agent.fcm_token, agent.on_nudge)
+    thread = threading.Thread(target=lambda: agent.run(interval=60.0), daemon=True)
+    thread.start()
+    wait_for(lambda: agent.phone.version == 1)
+    loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a),
+                     id_from=0, id_to=10**12)  # fmt: skip
+    wait_for(lambda: agent.phone.level == "block_apps")
+    yield loan, agent
+    agent.stopped.set()
+    agent.nudged.set()
+    thread.join(timeout=10)
+
+
+def test_a_late_customer_logs_in_pays_and_sees_the_phone_unlock(
+    live_server, browser, lender_a, late_phone, sms_outbox
+) -> None:
+    loan, agent = late_phone
+    context = browser.new_context(viewport={"width": 412, "height": 915}, is_mobile=True)
+    page = context.new_page()
+    page.goto(f"{live_server.url}/my/{lender_a.slug}/login/")
+    page.fill("#id_phone", loan.customer.phone)
+    save_screenshot(page, "customer-0-login")
+    page.click("button[type=submit]")
+    page.wait_for_url("**/login/code/")
+    code = re.search(r"\b(\d{6})\b", sms_outbox[-1][1]).group(1)
+    page.fill("#id_code", code)
+    page.click("button[type=submit]")
+
+    status = page.locator('[data-testid="phone-status"]')
+    assert status.inner_text().startswith("Social apps are blocked since")
+    assert "because installment 1 is" in status.inner_text()
+    assert "the phone will lock" in page.locator('[data-testid="next-step"]').inner_text()
+    save_screenshot(page, "customer-1-blocked-apps")
+
+    page.click('[data-testid="pay"]')
+    page.wait_for_url("**/demo-provider/checkout/**")
+    save_screenshot(page, "customer-2-checkout")
+    page.click("button[type=submit]")
+    page.wait_for_url(f"**/my/{lender_a.slug}/?paid=1")
+    assert "Thank you, your payment is received." in page.content()
+
+    # the phone applies the unlock pushed after the payment, and the page (polling) says so
+    wait_for(lambda: agent.phone.level == "normal")
+    page.wait_for_function(
+        "document.querySelector('[data-testid=\"phone-status\"]').textContent"
+        " === 'Your phone works normally.'", timeout=20_000,
+    )  # fmt: skip
+    save_screenshot(page, "customer-3-unlocked")
+    device = Device.objects.get(loan=loan)
+    assert device.acked_version == device.desired_version
+    loan.refresh_from_db()
+    assert loan.stage == "none"
+    context.close()

@@ -1,0 +1,227 @@
+"""The customer's own pages: login by a code sent by SMS, the loan and the phone in plain
+words, pay link, promise and hardship request, and who sees what."""
+
+import re
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.urls import reverse
+from django.utils import formats, timezone
+
+from apps.collections.models import LoanPause
+from apps.collections.selectors import loan_days_overdue
+from apps.collections.services import loan_stage_sweep
+from apps.customers.models import CustomerLoginCode
+from apps.lenders.selectors import lender_local_date
+from tests.devices.factories import enrolled_phone
+
+pytestmark = pytest.mark.django_db
+
+
+def day(value) -> str:
+    return formats.date_format(value, "DATE_FORMAT")
+
+
+def late_loan(lender, *, days_ago: int):
+    """An enrolled phone on a loan signed ``days_ago`` days ago, swept this morning."""
+    device, _, _ = enrolled_phone(lender, signed_at=timezone.now() - timedelta(days=days_ago))
+    loan_stage_sweep(lender_id=lender.pk, business_date=lender_local_date(lender=lender), id_from=0,
+                     id_to=10**12)  # fmt: skip
+    device.loan.refresh_from_db()
+    return device.loan
+
+
+def code_from(sms_outbox) -> str:
+    return re.search(r"\b(\d{6})\b", sms_outbox[-1][1]).group(1)
+
+
+@pytest.fixture
+def ask_code(client, django_capture_on_commit_callbacks):
+    """POST the phone number; the SMS goes out once the request's transaction commits."""
+
+    def ask(lender, phone: str):
+        with django_capture_on_commit_callbacks(execute=True):
+            return client.post(reverse("customers:login", kwargs={"lender_slug": lender.slug}),
+                               {"phone": phone})  # fmt: skip
+
+    return ask
+
+
+@pytest.fixture
+def log_in(client, ask_code, sms_outbox):
+    def log_in(lender, customer):
+        assert ask_code(lender, customer.phone).status_code == 302
+        code_url = reverse("customers:code", kwargs={"lender_slug": lender.slug})
+        return client.post(code_url, {"code": code_from(sms_outbox)})
+
+    return log_in
+
+
+def test_a_customer_logs_in_with_a_code_and_sees_the_phone_and_what_happens_next(
+    client, lender_a, sms_outbox, log_in, ask_code
+) -> None:
+    loan = late_loan(lender_a, days_ago=50)
+    days = loan_days_overdue(loan=loan)
+    assert loan.stage == "block_apps"
+    assert 14 <= days < 30
+    answer = log_in(lender_a, loan.customer)
+    assert answer.status_code == 302
+    assert answer.cookies["django_language"].value == "en"
+    assert sms_outbox[-1][0] == loan.customer.phone
+    page = client.get(answer.url).content.decode()
+    today = lender_local_date(lender=lender_a)
+    assert (f"Social apps are blocked since {day(today)} because installment 1 is {days} days late."
+            in page)  # fmt: skip
+    lock_on = today + timedelta(days=30 - days)
+    assert (
+        f"If it is not paid by {day(lock_on)}, the phone will lock (emergency calls always work)."
+        in page
+    )
+    status = client.get(reverse("customers:status", kwargs={"lender_slug": lender_a.slug})).json()
+    assert status["loans"][0]["stage"] == "block_apps"
+    assert status["loans"][0]["phone"].startswith("Social apps are blocked since")
+
+
+def test_the_page_speaks_the_customers_language(
+    client, lender_a, sms_outbox, log_in, ask_code
+) -> None:
+    loan = late_loan(lender_a, days_ago=50)
+    loan.customer.locale = "es"
+    loan.customer.save(update_fields=["locale"])
+    answer = log_in(lender_a, loan.customer)
+    assert sms_outbox[-1][1].startswith("Tu código para ver el crédito de tu teléfono: ")
+    page = client.get(answer.url).content.decode()
+    assert "Las aplicaciones sociales están bloqueadas desde" in page
+
+
+def test_an_unknown_number_gets_the_same_answer_and_no_sms(
+    client, lender_a, sms_outbox, log_in, ask_code
+) -> None:
+    url = reverse("customers:login", kwargs={"lender_slug": lender_a.slug})
+    answer = client.post(url, {"phone": "+254712000999"})
+    assert answer.status_code == 302
+    assert answer.url.endswith("/login/code/")
+    assert sms_outbox == []
+    code_url = reverse("customers:code", kwargs={"lender_slug": lender_a.slug})
+    assert "That code is not right" in client.post(code_url, {"code": "123456"}).content.decode()
+
+
+def test_a_number_that_is_not_a_mobile_number_is_refused(
+    client, lender_a, sms_outbox, log_in, ask_code
+) -> None:
+    url = reverse("customers:login", kwargs={"lender_slug": lender_a.slug})
+    page = client.post(url, {"phone": "12"}).content.decode()
+    assert "not a valid mobile number" in page
+    assert sms_outbox == []
+
+
+def test_five_wrong_codes_lock_the_login_for_a_while(
+    client, lender_a, sms_outbox, log_in, ask_code
+) -> None:
+    loan = late_loan(lender_a, days_ago=10)
+    ask_code(lender_a, loan.customer.phone)
+    right = code_from(sms_outbox)
+    wrong = f"{(int(right) + 1) % 10**6:06d}"
+    code_url = reverse("customers:code", kwargs={"lender_slug": lender_a.slug})
+    for _ in range(5):
+        assert "That code is not right" in client.post(code_url, {"code": wrong}).content.decode()
+    assert "Too many wrong codes" in client.post(code_url, {"code": right}).content.decode()
+    assert CustomerLoginCode.objects.get().consumed_at is None
+    with time_machine.travel(timezone.now() + timedelta(minutes=16)):
+        assert log_in(lender_a, loan.customer).status_code == 302
+
+
+def test_a_code_works_once_and_not_after_ten_minutes(
+    client, lender_a, sms_outbox, log_in, ask_code
+) -> None:
+    loan = late_loan(lender_a, days_ago=10)
+    assert log_in(lender_a, loan.customer).status_code == 302
+    client.post(reverse("customers:logout", kwargs={"lender_slug": lender_a.slug}))
+    code_url = reverse("customers:code", kwargs={"lender_slug": lender_a.slug})
+    ask_code(lender_a, loan.customer.phone)
+    code = code_from(sms_outbox)
+    with time_machine.travel(timezone.now() + timedelta(minutes=11)):
+        assert "has expired" in client.post(code_url, {"code": code}).content.decode()
+
+
+def test_codes_asked_for_are_limited(client, lender_a, sms_outbox, log_in, ask_code) -> None:
+    loan = late_loan(lender_a, days_ago=10)
+    for _ in range(3):
+        assert ask_code(lender_a, loan.customer.phone).status_code == 302
+    assert "Too many codes" in ask_code(lender_a, loan.customer.phone).content.decode()
+    assert len(sms_outbox) == 3
+
+
+def test_a_customer_sees_and_acts_on_their_own_loans_only(
+    client, lender_a, lender_b, sms_outbox, log_in
+) -> None:
+    mine, theirs = late_loan(lender_a, days_ago=50), late_loan(lender_a, days_ago=50)
+    log_in(lender_a, mine.customer)
+    page = client.get(
+        reverse("customers:home", kwargs={"lender_slug": lender_a.slug})
+    ).content.decode()
+    assert mine.reference in page
+    assert theirs.reference not in page
+    for name in ("pay", "promise", "hardship"):
+        url = reverse(
+            f"customers:{name}",
+            kwargs={"lender_slug": lender_a.slug, "reference": theirs.reference},
+        )
+        assert client.post(url, {"until": "2030-01-01", "reason": "x"}).status_code == 404
+    assert not LoanPause.objects.exists()
+    other = client.get(reverse("customers:home", kwargs={"lender_slug": lender_b.slug}))
+    assert other.status_code == 302
+    assert other.url.endswith(f"/my/{lender_b.slug}/login/")
+
+
+def test_pay_sends_the_customer_to_the_checkout_for_what_is_late(
+    client, lender_a, sms_outbox, log_in, ask_code
+) -> None:
+    loan = late_loan(lender_a, days_ago=50)
+    late = loan.installments.get(sequence=1)
+    log_in(lender_a, loan.customer)
+    answer = client.post(reverse("customers:pay", kwargs={"lender_slug": lender_a.slug,
+                                                          "reference": loan.reference}))  # fmt: skip
+    assert answer.status_code == 302
+    assert answer.url.startswith("/demo-provider/checkout/")
+    checkout = client.get(answer.url).content.decode()
+    assert f"KES {late.outstanding:,.2f}" in checkout
+    assert loan.reference in checkout
+    assert client.get(answer.url[:-5] + "xxxx/").status_code == 404  # a forged link
+
+
+def test_a_promise_from_the_page_holds_the_phone_at_reminders(client, lender_a, log_in) -> None:
+    loan = late_loan(lender_a, days_ago=50)
+    log_in(lender_a, loan.customer)
+    url = reverse(
+        "customers:promise", kwargs={"lender_slug": lender_a.slug, "reference": loan.reference}
+    )
+    today = lender_local_date(lender=lender_a)
+    too_far = client.post(url, {"until": (today + timedelta(days=15)).isoformat()}, follow=True)
+    assert "A pause must end between today and 14 days from today." in too_far.content.decode()
+    until = today + timedelta(days=5)
+    page = client.post(url, {"until": until.isoformat()}, follow=True).content.decode()
+    assert "Your promise is recorded." in page
+    assert f"Your promise to pay holds the restrictions back until {day(until)}." in page
+    pause = LoanPause.objects.get(loan=loan)
+    assert (pause.kind, pause.requested_by) == ("promise", f"customer:{loan.customer_id}")
+    loan.refresh_from_db()
+    assert loan.stage == "reminder"
+    again = client.post(url, {"until": until.isoformat()}, follow=True).content.decode()
+    assert "This loan already has an open pause of this kind." in again
+
+
+def test_a_hardship_request_from_the_page_waits_for_a_supervisor(client, lender_a, log_in) -> None:
+    loan = late_loan(lender_a, days_ago=50)
+    log_in(lender_a, loan.customer)
+    url = reverse(
+        "customers:hardship", kwargs={"lender_slug": lender_a.slug, "reference": loan.reference}
+    )
+    until = lender_local_date(lender=lender_a) + timedelta(days=30)
+    page = client.post(url, {"until": until.isoformat(), "reason": "I lost my job."}, follow=True)
+    assert "Your request is sent. The lender will answer soon." in page.content.decode()
+    pause = LoanPause.objects.get(loan=loan)
+    assert (pause.kind, pause.status, pause.reason) == ("hardship", "requested", "I lost my job.")
+    loan.refresh_from_db()
+    assert loan.stage == "block_apps"  # nothing changes until a supervisor approves
