@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -17,7 +19,13 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.collections.forms import DecisionForm, ManualPaymentForm, PauseForm, ReasonForm
 from apps.collections.models import Installment, Loan, LoanPause, LoanStageChange, Payment
-from apps.collections.selectors import loan_days_overdue, loan_next_due, loan_outstanding
+from apps.collections.selectors import (
+    WorkQueue,
+    loan_days_overdue,
+    loan_next_due,
+    loan_outstanding,
+    loan_work_queue,
+)
 from apps.collections.services import (
     loan_hardship_request,
     loan_legal_hold_set,
@@ -29,11 +37,13 @@ from apps.collections.services import (
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.core.money import Money
-from apps.lenders.models import Membership
+from apps.lenders.models import Lender, Membership
+from apps.lenders.selectors import lender_local_date
 from apps.lenders.tenancy import (
     LenderScopedAdmin,
     ReadOnlyAdminMixin,
     ScopedReadOnlyInline,
+    user_lender_id,
 )
 from apps.notifications.models import Notification
 
@@ -123,6 +133,25 @@ LOAN_ACTIONS: dict[str, LoanAction] = {
 }
 
 
+class WorkQueueFilter(admin.SimpleListFilter):
+    """The day's work lists: promises due, broken promises, loans that lock tomorrow, phones out
+    of sync, SIM changes (``loan_work_queue``, in SQL), as of the agent's lender's date."""
+
+    title = _("work queue")
+    parameter_name = "queue"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return list(WorkQueue.choices)
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Loan]) -> QuerySet[Loan]:
+        if self.value() not in WorkQueue.values:
+            return queryset
+        lender_id = user_lender_id(request.user)
+        today = (lender_local_date(lender=Lender.objects.get(pk=lender_id)) if lender_id
+                 else timezone.localdate())  # fmt: skip
+        return loan_work_queue(queryset, queue=self.value(), today=today)
+
+
 @admin.register(Loan)
 class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     payment_roles = frozenset(Membership.Role)
@@ -136,8 +165,21 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         "signed_at",
         "lender",
     )
-    list_filter = ("status", "stage", "product", "lender")
-    search_fields = ("reference", "customer__full_name", "customer__phone", "customer__national_id")
+    list_filter = (WorkQueueFilter, "status", "stage", "product", "lender")
+    search_fields = ("reference", "customer__full_name", "customer__phone", "customer__national_id",
+                     "=devices__imei")  # fmt: skip
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Loan], search_term: str
+    ) -> tuple[QuerySet[Loan], bool]:
+        """Also a phone number as people write it (``0712 345 678``, ``+254 712…``): its last
+        nine digits against the stored E.164 number."""
+        found, duplicates = super().get_search_results(request, queryset, search_term)
+        digits = re.sub(r"\D", "", search_term)
+        if 7 <= len(digits) <= 15 and not search_term.strip().startswith("SC-"):
+            found = found | queryset.filter(customer__phone__endswith=digits.lstrip("0")[-9:])
+        return found, duplicates
+
     readonly_fields = ("summary",)
     inlines = (InstallmentInline, PaymentInline, StageChangeInline, PauseInline, NotificationInline)
     change_form_template = "admin/collections/loan/change_form.html"

@@ -3,11 +3,25 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import DecimalField, ExpressionWrapper, F, QuerySet, Sum, Value
+from django.db import models
+from django.db.models import (
+    DateField,
+    DecimalField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
 from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from apps.collections.errors import LoanNotFound
 from apps.collections.models import Installment, Loan, Payment
@@ -227,3 +241,57 @@ def loan_overview(*, loan: Loan) -> LoanOverview:
         pause_until=pause.ends_on if pause else None, next_stage=step.stage if step else "",
         next_stage_on=step.on if step else None,
     )  # fmt: skip
+
+
+class WorkQueue(models.TextChoices):
+    """The lists an agent works through each day (the loan list's "work queue" filter)."""
+
+    PROMISES_DUE = "promises_due", _("Promises due today")
+    PROMISES_BROKEN = "promises_broken", _("Promises broken in the last 7 days")
+    LOCK_TOMORROW = "lock_tomorrow", _("Lock tomorrow unless paid")
+    OUT_OF_SYNC = "out_of_sync", _("Phone out of sync for over an hour")
+    SIM_CHANGED = "sim_changed", _("SIM changed in the last 7 days")
+
+
+def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> QuerySet[Loan]:
+    """The loans of ``queryset`` in ``queue`` as of the lender's ``today``, in SQL."""
+    from apps.collections.models import LoanPause
+    from apps.devices.selectors import loan_ids_out_of_sync, loan_ids_with_event_since
+    from apps.lenders.models import RestrictionStage
+
+    week_ago = timezone.now() - timedelta(days=7)
+    if queue == WorkQueue.PROMISES_DUE:
+        due = LoanPause.objects.filter(kind=LoanPause.Kind.PROMISE, status=LoanPause.Status.ACTIVE,
+                                       ends_on=today)  # fmt: skip
+        return queryset.filter(pk__in=due.values("loan_id"))
+    if queue == WorkQueue.PROMISES_BROKEN:
+        broken = LoanPause.objects.filter(kind=LoanPause.Kind.PROMISE, status=LoanPause.Status.BROKEN,
+                                          closed_at__gte=week_ago)  # fmt: skip
+        return queryset.filter(pk__in=broken.values("loan_id"))
+    if queue == WorkQueue.OUT_OF_SYNC:
+        return queryset.filter(pk__in=loan_ids_out_of_sync(longer_than=timedelta(hours=1)))
+    if queue == WorkQueue.SIM_CHANGED:
+        return queryset.filter(pk__in=loan_ids_with_event_since(kind="sim_changed", since=week_ago))
+    if queue == WorkQueue.LOCK_TOMORROW:
+        # tomorrow's sweep locks a loan whose oldest unpaid installment is then at least the
+        # pinned policy's lock day late, unless it is locked already or a pause covers tomorrow
+        tomorrow = today + timedelta(days=1)
+        oldest = Installment.objects.filter(loan=OuterRef("pk"), paid_at__isnull=True)
+        lock_day = RestrictionStage.objects.filter(policy_version=OuterRef("policy_version"),
+                                                   action=RestrictionStage.Action.LOCK)  # fmt: skip
+        paused = LoanPause.objects.filter(loan=OuterRef("pk"), status=LoanPause.Status.ACTIVE,
+                                          starts_on__lte=tomorrow, ends_on__gte=tomorrow)  # fmt: skip
+        return (
+            queryset.filter(status=Loan.Status.ACTIVE, consent__isnull=False)
+            .exclude(stage="lock")
+            .annotate(
+                oldest_due=Subquery(oldest.order_by("due_date").values("due_date")[:1]),
+                lock_day=Subquery(lock_day.order_by("days_overdue").values("days_overdue")[:1]),
+            )
+            .annotate(
+                lock_on=ExpressionWrapper(F("oldest_due") + F("lock_day"), output_field=DateField())
+            )
+            .filter(lock_on__lte=tomorrow)
+            .exclude(Exists(paused))
+        )
+    raise ValueError(f"unknown work queue {queue!r}")

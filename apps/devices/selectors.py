@@ -19,7 +19,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from apps.devices.models import BOUND, Device, DeviceState, LenderKey
+from apps.devices.models import BOUND, Device, DeviceEvent, DeviceState, LenderKey
 
 
 def device_status_for_loan(*, loan_id: int, lender_id: int) -> str | None:
@@ -147,3 +147,16 @@ def device_ids_pushable_for_loans(*, loan_ids: Iterable[int]) -> dict[int, int]:
         .exclude(fcm_token="")
         .values_list("loan_id", "pk")
     )  # fmt: skip
+
+
+def loan_ids_out_of_sync(*, longer_than: timedelta) -> QuerySet[Device]:
+    """The loan ids of enrolled phones behind their desired state for longer than
+    ``longer_than`` (a subquery: ``loan__in=``)."""
+    behind = device_list_out_of_sync(Device.objects.filter(status=Device.Status.ENROLLED),
+                                     longer_than=longer_than)  # fmt: skip
+    return behind.values("loan_id")
+
+
+def loan_ids_with_event_since(*, kind: str, since: datetime) -> QuerySet[DeviceEvent]:
+    """The loan ids of phones that reported ``kind`` (e.g. a SIM change) since ``since``."""
+    return DeviceEvent.objects.filter(kind=kind, occurred_at__gte=since).values("device__loan_id")

@@ -1,0 +1,103 @@
+"""The loan list's work queues and search, checked against loans whose answers are worked
+out here from their installments, not by the selector under test."""
+
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.collections.models import Loan
+from apps.collections.selectors import WorkQueue, loan_work_queue
+from apps.collections.services import loan_promise_record, loan_stage_sweep
+from apps.core.actor import Actor
+from apps.devices.services import device_event_report, device_state_set
+from apps.lenders.selectors import lender_local_date
+from tests.devices.factories import enrolled_phone
+
+pytestmark = pytest.mark.django_db
+LOCK_DAY = 30  # the standard ladder (tests/lenders/factories.py)
+
+
+def sweep(lender, on):
+    loan_stage_sweep(lender_id=lender.pk, business_date=on, id_from=0, id_to=10**12)
+
+
+def loans_signed(lender, days_ago: list[int]) -> list[Loan]:
+    return [
+        enrolled_phone(lender, signed_at=timezone.now() - timedelta(days=d))[0].loan
+        for d in days_ago
+    ]
+
+
+def queue(lender, name: str, today) -> set[int]:
+    return set(loan_work_queue(Loan.objects.filter(lender=lender), queue=name, today=today)
+               .values_list("pk", flat=True))  # fmt: skip
+
+
+def test_lock_tomorrow_lists_the_loans_tomorrows_sweep_would_lock(lender_a) -> None:
+    today = lender_local_date(lender=lender_a)
+    loans = loans_signed(lender_a, [57, 58, 59, 60, 61, 62, 63, 20])
+    sweep(lender_a, today)
+    late_by = {loan.pk: (today - loan.installments.get(sequence=1).due_date).days for loan in loans}
+    expected = {pk for pk, days in late_by.items() if days + 1 >= LOCK_DAY and days < LOCK_DAY}
+    assert expected, late_by  # the fixture has loans one day from the lock
+    paused = Loan.objects.get(pk=min(expected))
+    loan_promise_record(loan_id=paused.pk, lender_id=lender_a.pk, until=today + timedelta(days=3),
+                        actor=Actor.system(), reason="Pays on Friday.")  # fmt: skip
+    assert queue(lender_a, WorkQueue.LOCK_TOMORROW, today) == expected - {paused.pk}
+    assert not Loan.objects.filter(pk__in=expected, stage="lock").exists()
+    sweep(lender_a, today + timedelta(days=1))  # tomorrow comes: exactly those lock
+    newly_locked = set(
+        Loan.objects.filter(pk__in=late_by, stage="lock").values_list("pk", flat=True)
+    )
+    assert newly_locked >= expected - {paused.pk}
+    assert paused.pk not in newly_locked
+
+
+def test_promises_due_today_and_broken_promises(lender_a) -> None:
+    today = lender_local_date(lender=lender_a)
+    due, broken, other = loans_signed(lender_a, [50, 50, 50])
+    for loan, until in ((due, today), (broken, today), (other, today + timedelta(days=4))):
+        loan_promise_record(loan_id=loan.pk, lender_id=lender_a.pk, until=until, actor=Actor.system(),
+                            reason="Promised on the phone.")  # fmt: skip
+    assert queue(lender_a, WorkQueue.PROMISES_DUE, today) == {due.pk, broken.pk}
+    assert queue(lender_a, WorkQueue.PROMISES_BROKEN, today) == set()
+    tomorrow = today + timedelta(days=1)
+    sweep(lender_a, tomorrow)  # the promises that ended today were not kept
+    assert queue(lender_a, WorkQueue.PROMISES_BROKEN, tomorrow) == {due.pk, broken.pk}
+    assert queue(lender_a, WorkQueue.PROMISES_DUE, tomorrow) == set()
+
+
+def test_phones_out_of_sync_and_sim_changes(lender_a) -> None:
+    behind, fresh, swapped = (enrolled_phone(lender_a)[0] for _ in range(3))
+    with time_machine.travel(timezone.now() - timedelta(hours=2)):
+        device_state_set(
+            device_id=behind.pk, level="wallpaper", actor=Actor.system(), reason="Test."
+        )
+    device_state_set(device_id=fresh.pk, level="wallpaper", actor=Actor.system(), reason="Test.")
+    with transaction.atomic():
+        device_event_report(device_id=swapped.pk, event_id="e-1", kind="sim_changed",
+                            occurred_at=timezone.now(), detail={}, actor=Actor.system())  # fmt: skip
+    today = lender_local_date(lender=lender_a)
+    assert queue(lender_a, WorkQueue.OUT_OF_SYNC, today) == {behind.loan_id}
+    assert queue(lender_a, WorkQueue.SIM_CHANGED, today) == {swapped.loan_id}
+
+
+def test_an_agent_finds_a_loan_by_phone_as_written_by_imei_and_opens_a_queue(
+    lender_a, lender_b, make_agent, verified_client
+) -> None:
+    mine = enrolled_phone(lender_a)[0]
+    theirs = enrolled_phone(lender_b)[0]
+    client = verified_client(make_agent(lender_a))
+    url = reverse("admin:collections_loan_changelist")
+    local = "0" + mine.loan.customer.phone[-9:]  # as a Kenyan writes it: 07xx xxx xxx
+    spaced = f"{local[:4]} {local[4:7]} {local[7:]}"
+    for term in (spaced, mine.imei, mine.loan.reference):
+        page = client.get(url, {"q": term}).content.decode()
+        assert mine.loan.reference in page, term
+    assert theirs.loan.reference not in client.get(url, {"q": theirs.imei}).content.decode()
+    page = client.get(url, {"queue": WorkQueue.OUT_OF_SYNC}).content.decode()
+    assert "Phone out of sync for over an hour" in page
