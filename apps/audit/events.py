@@ -5,3 +5,4 @@ from enum import StrEnum
 
 class AuditAction(StrEnum):
     CHAIN_CHECKPOINTED = "audit.chain.checkpointed"
+    EVIDENCE_EXPORTED = "audit.evidence.exported"

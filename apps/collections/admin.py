@@ -17,6 +17,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from apps.audit.services import loan_evidence_export
 from apps.collections.forms import DecisionForm, ManualPaymentForm, PauseForm, ReasonForm
 from apps.collections.models import Installment, Loan, LoanPause, LoanStageChange, Payment
 from apps.collections.selectors import (
@@ -201,7 +202,9 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         view = self.admin_site.admin_view(self.record_payment_view)
         action = self.admin_site.admin_view(self.loan_action_view)
         decide = self.admin_site.admin_view(self.pause_decide_view)
+        evidence = self.admin_site.admin_view(self.evidence_view)
         return [path("<int:object_id>/record-payment/", view, name="collections_loan_record_payment"),
+                path("<int:object_id>/evidence/", evidence, name="collections_loan_evidence"),
                 path("<int:object_id>/act/<slug:action>/", action, name="collections_loan_act"),
                 path("<int:object_id>/pauses/<int:pause_id>/decide/", decide,
                      name="collections_loan_pause_decide"),
@@ -212,6 +215,14 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         if loan is None:
             raise Http404
         return loan
+
+    def evidence_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The loan's evidence file (a ZIP: PDF, the audit events, their verifier); recorded."""
+        loan = self._loan_or_404(request, object_id)
+        evidence = loan_evidence_export(loan=loan, actor=Actor.agent(request.user, request))
+        response = HttpResponse(evidence.content, content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="{evidence.filename}"'
+        return response
 
     def loan_action_view(self, request: HttpRequest, object_id: int, action: str) -> HttpResponse:
         """A promise, a hardship request, a legal hold or a lift, each with its reason."""

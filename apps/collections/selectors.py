@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.collections.errors import LoanNotFound
-from apps.collections.models import Installment, Loan, Payment
+from apps.collections.models import Installment, Loan, LoanStageChange, Payment
 from apps.core.money import Money
 from apps.lenders.selectors import lender_local_date
 
@@ -295,3 +295,12 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
             .exclude(Exists(paused))
         )
     raise ValueError(f"unknown work queue {queue!r}")
+
+
+def payment_list_for_loan(*, loan: Loan) -> QuerySet[Payment]:
+    return Payment.objects.filter(loan=loan).order_by("received_at", "id")
+
+
+def loan_stage_change_list(*, loan: Loan) -> QuerySet[LoanStageChange]:
+    """Every move of the loan's stage, oldest first, with the policy version behind it."""
+    return LoanStageChange.objects.filter(loan=loan).select_related("policy_version").order_by("id")

@@ -160,3 +160,11 @@ def loan_ids_out_of_sync(*, longer_than: timedelta) -> QuerySet[Device]:
 def loan_ids_with_event_since(*, kind: str, since: datetime) -> QuerySet[DeviceEvent]:
     """The loan ids of phones that reported ``kind`` (e.g. a SIM change) since ``since``."""
     return DeviceEvent.objects.filter(kind=kind, occurred_at__gte=since).values("device__loan_id")
+
+
+def device_list_for_loan(*, loan_id: int, lender_id: int) -> QuerySet[Device]:
+    return Device.objects.filter(loan_id=loan_id, lender_id=lender_id).order_by("created_at")
+
+
+def device_state_list(*, device: Device) -> QuerySet[DeviceState]:
+    return DeviceState.objects.filter(device=device).order_by("version")

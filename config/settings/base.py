@@ -216,6 +216,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
+        # fpdf2 subsets the evidence PDF's fonts and fontTools narrates each glyph at INFO
+        "fontTools": {"level": "WARNING"},
     },
 }
 
