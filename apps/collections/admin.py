@@ -19,7 +19,14 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.audit.services import loan_evidence_export
 from apps.collections.forms import DecisionForm, ManualPaymentForm, PauseForm, ReasonForm
-from apps.collections.models import Installment, Loan, LoanPause, LoanStageChange, Payment
+from apps.collections.models import (
+    Installment,
+    Loan,
+    LoanPause,
+    LoanStageChange,
+    ManualLock,
+    Payment,
+)
 from apps.collections.selectors import (
     WorkQueue,
     loan_days_overdue,
@@ -30,8 +37,11 @@ from apps.collections.selectors import (
 from apps.collections.services import (
     loan_hardship_request,
     loan_legal_hold_set,
+    loan_manual_lock_decide,
+    loan_manual_lock_request,
     loan_pause_decide,
     loan_promise_record,
+    loan_reminder_resend,
     loan_stage_lift,
     payment_record,
 )
@@ -98,6 +108,22 @@ class PauseInline(ScopedReadOnlyInline):
         return format_html('<a class="decide-pause" href="{}">{}</a>', url, _("Approve or reject"))
 
 
+class ManualLockInline(ScopedReadOnlyInline):
+    model = ManualLock
+    verbose_name_plural = _("Manual locks (two-person rule)")
+    fields = ("created_at", "status", "reason", "requested_by", "decided_by", "decided_at",
+              "decision_reason", "decide")  # fmt: skip
+    readonly_fields = fields
+    ordering = ("-created_at",)
+
+    @admin.display(description=_("Decide"))
+    def decide(self, ask: ManualLock) -> str:
+        if ask.status != ManualLock.Status.REQUESTED:
+            return ""
+        url = reverse("admin:collections_loan_manual_lock_decide", args=[ask.loan_id, ask.pk])
+        return format_html('<a class="decide-lock" href="{}">{}</a>', url, _("Approve or reject"))
+
+
 class NotificationInline(ScopedReadOnlyInline):
     model = Notification
     verbose_name_plural = _("Messages to the customer (latest 20)")
@@ -131,6 +157,10 @@ LOAN_ACTIONS: dict[str, LoanAction] = {
     "hardship": LoanAction(_("Request a hardship pause"), PauseForm, AGENTS),
     "legal-hold": LoanAction(_("Set a legal hold"), PauseForm, SUPERVISORS),
     "lift": LoanAction(_("Lift the restriction now"), ReasonForm, AGENTS),
+    "lock": LoanAction(
+        _("Ask to lock the phone now (a second person approves)"), ReasonForm, AGENTS
+    ),
+    "resend": LoanAction(_("Send the reminder again"), ReasonForm, AGENTS),
 }
 
 
@@ -182,7 +212,8 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         return found, duplicates
 
     readonly_fields = ("summary",)
-    inlines = (InstallmentInline, PaymentInline, StageChangeInline, PauseInline, NotificationInline)
+    inlines = (InstallmentInline, PaymentInline, StageChangeInline, PauseInline, ManualLockInline,
+               NotificationInline)  # fmt: skip
     change_form_template = "admin/collections/loan/change_form.html"
 
     @admin.display(description="Balance")
@@ -202,9 +233,12 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         view = self.admin_site.admin_view(self.record_payment_view)
         action = self.admin_site.admin_view(self.loan_action_view)
         decide = self.admin_site.admin_view(self.pause_decide_view)
+        lock_decide = self.admin_site.admin_view(self.manual_lock_decide_view)
         evidence = self.admin_site.admin_view(self.evidence_view)
         return [path("<int:object_id>/record-payment/", view, name="collections_loan_record_payment"),
                 path("<int:object_id>/evidence/", evidence, name="collections_loan_evidence"),
+                path("<int:object_id>/manual-locks/<int:request_id>/decide/", lock_decide,
+                     name="collections_loan_manual_lock_decide"),
                 path("<int:object_id>/act/<slug:action>/", action, name="collections_loan_act"),
                 path("<int:object_id>/pauses/<int:pause_id>/decide/", decide,
                      name="collections_loan_pause_decide"),
@@ -235,13 +269,14 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         if request.method == "POST" and form.is_valid():
             values, actor = form.cleaned_data, Actor.agent(request.user, request)
             try:
-                self._act(action, loan=loan, values=values, actor=actor, user=request.user)
+                outcome = self._act(
+                    action, loan=loan, values=values, actor=actor, user=request.user
+                )
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
-                self.message_user(
-                    request, _("Done: %(what)s.") % {"what": spec.title}, messages.SUCCESS
-                )
+                done = _("Done: %(what)s.") % {"what": spec.title}
+                self.message_user(request, f"{done} {outcome}".strip(), messages.SUCCESS)
                 return HttpResponseRedirect(
                     reverse("admin:collections_loan_change", args=[loan.pk])
                 )
@@ -250,7 +285,8 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         return TemplateResponse(request, "admin/collections/loan/action.html", context)
 
     @staticmethod
-    def _act(action: str, *, loan: Loan, values: dict[str, Any], actor: Actor, user: Any) -> None:
+    def _act(action: str, *, loan: Loan, values: dict[str, Any], actor: Actor, user: Any) -> str:
+        """Call the action's service; returns what to add to the agent's confirmation."""
         common = {
             "loan_id": loan.pk,
             "lender_id": loan.lender_id,
@@ -265,8 +301,14 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             loan_hardship_request(until=values["until"], **common)
         elif action == "legal-hold":
             loan_legal_hold_set(until=values["until"], user=user, **common)
+        elif action == "lock":
+            loan_manual_lock_request(user=user, **common)
+        elif action == "resend":
+            status = loan_reminder_resend(**common)
+            return str(_("The message is %(status)s.") % {"status": status})
         else:
             loan_stage_lift(**common)
+        return ""
 
     def pause_decide_view(
         self, request: HttpRequest, object_id: int, pause_id: int
@@ -294,6 +336,35 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
                    "form": form, "pause": pause,
                    "title": _("Decide the %(kind)s until %(until)s") % {
                        "kind": pause.get_kind_display().lower(), "until": pause.ends_on}}  # fmt: skip
+        return TemplateResponse(request, "admin/collections/loan/action.html", context)
+
+    def manual_lock_decide_view(
+        self, request: HttpRequest, object_id: int, request_id: int
+    ) -> HttpResponse:
+        """The second person approves or rejects a manual lock."""
+        loan = self._loan_or_404(request, object_id)
+        self.require_role(request, SUPERVISORS, loan)
+        ask = ManualLock.objects.filter(pk=request_id, loan=loan).first()
+        if ask is None:
+            raise Http404
+        form = DecisionForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                loan_manual_lock_decide(request_id=ask.pk, lender_id=loan.lender_id,
+                                        approve=form.cleaned_data["approve"], user=request.user,
+                                        reason=form.cleaned_data["reason"],
+                                        actor=Actor.agent(request.user, request))  # fmt: skip
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, _("Decision recorded."), messages.SUCCESS)
+                return HttpResponseRedirect(
+                    reverse("admin:collections_loan_change", args=[loan.pk])
+                )
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "loan": loan,
+                   "form": form, "manual_lock": ask,
+                   "title": _("Decide the manual lock asked by %(who)s: %(why)s") % {
+                       "who": ask.requested_by, "why": ask.reason}}  # fmt: skip
         return TemplateResponse(request, "admin/collections/loan/action.html", context)
 
     def record_payment_view(self, request: HttpRequest, object_id: int) -> HttpResponse:

@@ -96,3 +96,22 @@ class SupervisorRequired(DomainError):
 class PauseReasonRequired(DomainError):
     code = "pause_reason_required"
     default_message = _("Say why: a pause needs a reason.")
+
+
+class ManualLockNotAllowed(DomainError):
+    code, http_status = "manual_lock_not_allowed", 409
+    default_message = _(
+        "This loan's phone cannot be locked by hand: the loan must be active, late enough for "
+        "the country's rules (30 days where locking is allowed), not paused or on hold, and not "
+        "locked already."
+    )
+
+
+class SecondPersonRequired(DomainError):
+    code, http_status = "second_person_required", 403
+    default_message = _("A manual lock needs a second person: you cannot approve your own request.")
+
+
+class ManualLockDecided(DomainError):
+    code, http_status = "manual_lock_decided", 409
+    default_message = _("This request was already decided or has expired.")

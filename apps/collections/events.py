@@ -14,3 +14,6 @@ class CollectionsAction(StrEnum):
     PAUSE_OPENED = "collections.pause.opened"
     PAUSE_DECIDED = "collections.pause.decided"
     PAUSE_CLOSED = "collections.pause.closed"
+    MANUAL_LOCK_REQUESTED = "collections.manual_lock.requested"
+    MANUAL_LOCK_DECIDED = "collections.manual_lock.decided"
+    REMINDER_RESENT = "collections.reminder.resent"

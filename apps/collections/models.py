@@ -1,7 +1,9 @@
+from datetime import timedelta
 from decimal import Decimal
 from typing import ClassVar
 
 import pgtrigger
+from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
@@ -487,3 +489,47 @@ class LoanPause(BaseModel):
                 name="pause_active",
             ),
         ]
+
+
+class ManualLock(BaseModel):
+    """An agent's request to lock a late loan's phone now, before the ladder would: a second
+    person (a supervisor or the lender's admin, not the requester) approves it. Approved, the
+    loan goes to ``lock`` until a payment, a pause or a lift lowers it."""
+
+    lender_path: ClassVar[str] = "lender"
+    EXPIRES_AFTER: ClassVar[timedelta] = timedelta(hours=24)
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", _("Waiting for a second person")
+        APPROVED = "approved", _("Approved")
+        REJECTED = "rejected", _("Rejected")
+        EXPIRED = "expired", _("Expired")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="manual_locks")
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    reason = models.TextField(_("reason"))
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(_("decision reason"), blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["loan"],
+                condition=models.Q(status="requested"),
+                name="manual_lock_one_open_per_loan",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(status="requested") | models.Q(decided_at__isnull=False),
+                name="manual_lock_decided_has_time",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"manual lock of {self.loan_id} ({self.status})"

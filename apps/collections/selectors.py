@@ -251,6 +251,7 @@ class WorkQueue(models.TextChoices):
     LOCK_TOMORROW = "lock_tomorrow", _("Lock tomorrow unless paid")
     OUT_OF_SYNC = "out_of_sync", _("Phone out of sync for over an hour")
     SIM_CHANGED = "sim_changed", _("SIM changed in the last 7 days")
+    MANUAL_LOCKS = "manual_locks", _("Manual locks waiting for a second person")
 
 
 def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> QuerySet[Loan]:
@@ -270,6 +271,12 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
         return queryset.filter(pk__in=broken.values("loan_id"))
     if queue == WorkQueue.OUT_OF_SYNC:
         return queryset.filter(pk__in=loan_ids_out_of_sync(longer_than=timedelta(hours=1)))
+    if queue == WorkQueue.MANUAL_LOCKS:
+        from apps.collections.models import ManualLock
+
+        waiting = ManualLock.objects.filter(status=ManualLock.Status.REQUESTED,
+                                            created_at__gte=timezone.now() - ManualLock.EXPIRES_AFTER)  # fmt: skip
+        return queryset.filter(pk__in=waiting.values("loan_id"))
     if queue == WorkQueue.SIM_CHANGED:
         return queryset.filter(pk__in=loan_ids_with_event_since(kind="sim_changed", since=week_ago))
     if queue == WorkQueue.LOCK_TOMORROW:

@@ -24,3 +24,11 @@ def notices_pending(*, loan_id: int) -> list[Notice]:
     with connection.cursor() as cursor:
         cursor.execute(_PENDING, [loan_id])
         return [Notice(*row) for row in cursor.fetchall()]
+
+
+def notification_status(*, lender_id: int, dedupe_key: str) -> str:
+    """The status of the lender's message queued under ``dedupe_key`` ("" if none)."""
+    from apps.notifications.models import Notification
+
+    found = Notification.objects.filter(lender_id=lender_id, dedupe_key=dedupe_key)
+    return found.values_list("status", flat=True).first() or ""

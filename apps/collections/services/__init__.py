@@ -14,6 +14,11 @@ from apps.collections.services.lending import (
     payment_webhook_apply,
     webhook_rejection_record,
 )
+from apps.collections.services.manual import (
+    loan_manual_lock_decide,
+    loan_manual_lock_request,
+    loan_reminder_resend,
+)
 from apps.collections.services.pauses import (
     loan_hardship_request,
     loan_legal_hold_set,
@@ -36,9 +41,12 @@ __all__ = [
     "installment_late_fees_assess",
     "loan_hardship_request",
     "loan_legal_hold_set",
+    "loan_manual_lock_decide",
+    "loan_manual_lock_request",
     "loan_pause_decide",
     "loan_promise_record",
     "loan_quote",
+    "loan_reminder_resend",
     "loan_sign",
     "loan_stage_lift",
     "loan_stage_settle",

@@ -1,0 +1,168 @@
+"""Manual actions on a loan beyond pauses: a manual lock under the two-person rule, and a
+reminder sent again by hand."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from apps.accounts.models import User
+from apps.audit.services import audit_event_record
+from apps.collections.errors import (
+    ManualLockDecided,
+    ManualLockNotAllowed,
+    PauseReasonRequired,
+    SecondPersonRequired,
+)
+from apps.collections.events import CollectionsAction
+from apps.collections.locks import loan_lock
+from apps.collections.models import Loan, LoanPause, ManualLock
+from apps.collections.selectors import loan_days_overdue
+from apps.collections.services.pauses import _require_supervisor
+from apps.collections.services.restriction import loan_stage_lock_now
+from apps.core.actor import Actor
+from apps.lenders.country_rules import country_rule_for
+from apps.lenders.models import Lender
+from apps.lenders.selectors import lender_local_date
+
+
+def _lockable(loan: Loan) -> None:
+    """The rules a manual lock keeps: never a current, paid-off, cancelled or unconsented loan,
+    never one under a promise, pause or legal hold, never a lock the country forbids or before
+    its earliest lock day."""
+    lender = Lender.objects.get(pk=loan.lender_id)
+    rule = country_rule_for(lender.country)
+    days = loan_days_overdue(loan=loan) if loan.status == Loan.Status.ACTIVE else 0
+    today = lender_local_date(lender=lender)
+    paused = LoanPause.objects.filter(loan=loan, status=LoanPause.Status.ACTIVE, starts_on__lte=today,
+                                      ends_on__gte=today).exists()  # fmt: skip
+    if (
+        paused
+        or loan.status != Loan.Status.ACTIVE
+        or loan.consent_id is None
+        or loan.stage == "lock"
+        or days == 0
+        or "lock" not in rule.allowed_actions
+        or days < (rule.earliest_lock_day or 0)
+    ):
+        raise ManualLockNotAllowed(days_overdue=days)
+
+
+@transaction.atomic
+def loan_manual_lock_request(
+    *, loan_id: int, lender_id: int, user: User, actor: Actor, reason: str
+) -> ManualLock:
+    """Ask to lock a late loan's phone now; a second person decides (``loan_manual_lock_decide``).
+
+    Locks the loan. One open request per loan. Emits ``collections.manual_lock.requested``.
+    """
+    if not reason.strip():
+        raise PauseReasonRequired()
+    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    _lockable(loan)
+    now = timezone.now()
+    ManualLock.objects.filter(loan=loan, status=ManualLock.Status.REQUESTED,
+                              created_at__lt=now - ManualLock.EXPIRES_AFTER).update(
+        status=ManualLock.Status.EXPIRED, decided_at=now, updated_at=now)  # fmt: skip
+    request = ManualLock(lender_id=lender_id, loan=loan, status=ManualLock.Status.REQUESTED,
+                         reason=reason.strip(), requested_by=user)  # fmt: skip
+    try:
+        with transaction.atomic():
+            request.save(force_insert=True)
+    except IntegrityError as exc:
+        raise ManualLockDecided(
+            _("A manual lock of this loan is already waiting for approval.")
+        ) from exc
+    audit_event_record(actor=actor, action=CollectionsAction.MANUAL_LOCK_REQUESTED, target=loan,
+                       reason=request.reason, data={"manual_lock_id": request.pk})  # fmt: skip
+    return request
+
+
+@transaction.atomic
+def loan_manual_lock_decide(
+    *, request_id: int, lender_id: int, approve: bool, user: User, actor: Actor, reason: str
+) -> ManualLock:
+    """A second person approves or rejects a manual lock: a supervisor or the lender's admin,
+    never the requester, within ``ManualLock.EXPIRES_AFTER``.
+
+    Locks the loan, then the request (the global order). Approved, the loan is checked again
+    (a payment may have come meanwhile) and its phone locked at once. Emits
+    ``collections.manual_lock.decided`` and ``collections.loan.stage_changed``.
+    """
+    if not reason.strip():
+        raise PauseReasonRequired()
+    _require_supervisor(user, lender_id)
+    found = (
+        ManualLock.objects.filter(pk=request_id, lender_id=lender_id)
+        .values_list("loan_id", flat=True)
+        .first()
+    )
+    if found is None:
+        raise ManualLockDecided()
+    loan = loan_lock(loan_id=found, lender_id=lender_id)
+    request = ManualLock.objects.select_for_update().get(pk=request_id)
+    if request.requested_by_id == user.pk:
+        raise SecondPersonRequired()
+    now = timezone.now()
+    if request.status != ManualLock.Status.REQUESTED:
+        raise ManualLockDecided()
+    if now - request.created_at > ManualLock.EXPIRES_AFTER:  # marked expired by the next request
+        raise ManualLockDecided()
+    if approve:
+        _lockable(loan)
+    request.status = ManualLock.Status.APPROVED if approve else ManualLock.Status.REJECTED
+    request.decided_by, request.decided_at, request.decision_reason = user, now, reason.strip()
+    request.save(
+        update_fields=["status", "decided_by", "decided_at", "decision_reason", "updated_at"]
+    )
+    audit_event_record(actor=actor, action=CollectionsAction.MANUAL_LOCK_DECIDED, target=loan,
+                       reason=request.decision_reason,
+                       data={"manual_lock_id": request.pk, "status": request.status,
+                             "requested_by": request.requested_by_id})  # fmt: skip
+    if approve:
+        loan_stage_lock_now(loan=loan, actor=actor,
+                            reason=f"Manual lock approved: {request.reason} / {request.decision_reason}")  # fmt: skip
+    return request
+
+
+@transaction.atomic
+def loan_reminder_resend(*, loan_id: int, lender_id: int, actor: Actor, reason: str) -> str:
+    """Send the customer their reminder again: how late and what happens next, or the next
+    installment. Through the contact rules like any reminder (held to contact hours, counted
+    against the weekly limit). Returns the message's status. Emits
+    ``collections.reminder.resent``."""
+    from apps.collections.selectors import loan_next_due, loan_overview
+    from apps.notifications.messages import NextStep, render
+    from apps.notifications.selectors import notification_status
+    from apps.notifications.services import Draft, notifications_queue
+
+    if not reason.strip():
+        raise PauseReasonRequired()
+    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    lender = Lender.objects.get(pk=lender_id)
+    locale = loan.customer.locale
+    overview = loan_overview(loan=loan)
+    if overview.days_late:
+        step = (
+            NextStep(overview.next_stage, overview.next_stage_on)
+            if overview.next_stage_on
+            else None
+        )
+        kind, body = "overdue", render("overdue", locale=locale, currency=loan.currency,
+                                       days=overview.days_late, step=step)  # fmt: skip
+    else:
+        due = loan_next_due(loan=loan)
+        if due is None:
+            raise ManualLockDecided(_("Nothing is due on this loan: there is nothing to remind."))
+        kind, body = "due_soon", render("due_soon", locale=locale, currency=loan.currency,
+                                        amount=due.amount.amount, due=due.due_date)  # fmt: skip
+    key = f"resend:{loan.pk}:{uuid.uuid4().hex}"
+    notifications_queue(lender=lender, drafts=[Draft(customer_id=loan.customer_id, loan_id=loan.pk, kind=kind,
+                                                     locale=locale, dedupe_key=key, body=body)])  # fmt: skip
+    status = notification_status(lender_id=lender_id, dedupe_key=key)
+    audit_event_record(actor=actor, action=CollectionsAction.REMINDER_RESENT, target=loan, reason=reason.strip(),
+                       data={"kind": kind, "status": status})  # fmt: skip
+    return status
