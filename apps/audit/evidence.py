@@ -236,7 +236,7 @@ def _pdf(*, loan: Loan, pack: dict[str, Any]) -> bytes:
         if mine:
             pdf.ln(1)
             pdf.rows(("acknowledged at", "version"),
-                     [(e["occurred_at"], e["data"].get("version", "-")) for e in mine], (60, 30))  # fmt: skip
+                     [(e["occurred_at"], (e["data"].get("version") or {}).get("new", "-")) for e in mine], (60, 30))  # fmt: skip
 
     pdf.heading("Audit events")
     chain = pack["chain"]
