@@ -112,3 +112,57 @@ def redis_worker():
             yield
     finally:
         app.conf.task_always_eager = True
+
+
+def _pay_due(loan, *, at, ack_after):
+    """Pay every installment due by ``at``, then the phone acknowledges its new state."""
+    import time_machine
+
+    from apps.collections.services import payment_record
+    from apps.core.actor import Actor
+    from apps.core.money import Money
+    from apps.devices.models import Device
+    from apps.devices.services import device_ack
+    from apps.lenders.selectors import lender_local_date
+
+    with time_machine.travel(at, tick=False):
+        due = [
+            i
+            for i in loan.installments.all()
+            if i.due_date <= lender_local_date(lender=loan.lender)
+        ]
+        payment_record(loan_id=loan.pk, amount=Money(sum(i.total_due for i in due), loan.currency),
+                       channel="manual", provider="manual", provider_ref=f"pay-{loan.pk}", received_at=at,
+                       actor=Actor.system(), reason="Paid at the shop.")  # fmt: skip
+    device = Device.objects.get(loan=loan)
+    with time_machine.travel(at + ack_after, tick=False):
+        device_ack(
+            device_id=device.pk, version=device.desired_version, error_code="", actor=Actor.system()
+        )
+
+
+@pytest.fixture
+def book(lender_a):
+    """A portfolio of six loans for the dashboard (tests/collections/test_portfolio.py): A new,
+    E ~2 weeks late, F ~5 weeks, C ~11 weeks; B and G were late 10 days ago (the sweep restricted
+    them) and paid 7 and 5 days ago, their phones acking after 30 s and 90 s."""
+    from datetime import timedelta
+
+    import time_machine
+    from django.utils import timezone
+
+    from apps.collections.services import loan_stage_sweep
+    from apps.lenders.selectors import lender_local_date
+    from tests.devices.factories import enrolled_phone
+
+    now = timezone.now()
+    loans = {name: enrolled_phone(lender_a, signed_at=now - timedelta(days=days))[0].loan
+             for name, days in {"A": 10, "B": 55, "E": 45, "F": 70, "C": 110, "G": 110}.items()}  # fmt: skip
+    with time_machine.travel(now - timedelta(days=10), tick=False):
+        loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a),
+                         id_from=0, id_to=10**12)  # fmt: skip
+    _pay_due(loans["B"], at=now - timedelta(days=7), ack_after=timedelta(seconds=30))
+    _pay_due(loans["G"], at=now - timedelta(days=5), ack_after=timedelta(seconds=90))
+    for loan in loans.values():
+        loan.refresh_from_db()
+    return loans

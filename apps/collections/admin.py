@@ -18,6 +18,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from apps.audit.services import loan_evidence_export
+from apps.collections import portfolio
 from apps.collections.forms import DecisionForm, ManualPaymentForm, PauseForm, ReasonForm
 from apps.collections.models import (
     Installment,
@@ -235,7 +236,9 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         decide = self.admin_site.admin_view(self.pause_decide_view)
         lock_decide = self.admin_site.admin_view(self.manual_lock_decide_view)
         evidence = self.admin_site.admin_view(self.evidence_view)
-        return [path("<int:object_id>/record-payment/", view, name="collections_loan_record_payment"),
+        dashboard = self.admin_site.admin_view(self.portfolio_view)
+        return [path("portfolio/", dashboard, name="collections_loan_portfolio"),
+                path("<int:object_id>/record-payment/", view, name="collections_loan_record_payment"),
                 path("<int:object_id>/evidence/", evidence, name="collections_loan_evidence"),
                 path("<int:object_id>/manual-locks/<int:request_id>/decide/", lock_decide,
                      name="collections_loan_manual_lock_decide"),
@@ -249,6 +252,24 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         if loan is None:
             raise Http404
         return loan
+
+    def portfolio_view(self, request: HttpRequest) -> HttpResponse:
+        """The lender's portfolio at a glance: stages, PAR, roll rates, cure rates, unlock times.
+        An agent sees their own lender; an operator picks one (``?lender=<id>``)."""
+        lender_id = user_lender_id(request.user)
+        lenders = Lender.objects.order_by("name")
+        if lender_id is None:
+            chosen = request.GET.get("lender", "")
+            lender = lenders.filter(pk=int(chosen)).first() if chosen.isdigit() else lenders.first()
+        else:
+            lender = lenders.get(pk=lender_id)
+        if lender is None:
+            raise Http404
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
+                   "title": _("Portfolio of %(lender)s") % {"lender": lender.name},
+                   "lenders": lenders if lender_id is None else None,
+                   **portfolio.dashboard(lender=lender, now=timezone.now())}  # fmt: skip
+        return TemplateResponse(request, "admin/collections/loan/portfolio.html", context)
 
     def evidence_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """The loan's evidence file (a ZIP: PDF, the audit events, their verifier); recorded."""

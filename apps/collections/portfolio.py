@@ -1,0 +1,264 @@
+"""Reads for the portfolio dashboard: every figure one aggregate SQL statement over a lender's
+loans, never a Python loop over them.
+
+- loans by stage (active loans);
+- PAR N: the outstanding balance of active loans whose oldest unpaid installment is more than
+  N days past its due date, over the outstanding balance of all active loans;
+- the same PAR 30 by shop and by month of sale;
+- roll rates: each active loan's delinquency bucket at the end of one month against the end
+  of the next (an installment counts as unpaid at a date if it was not fully paid by then);
+- cure rate per restriction stage: of the loans the sweep raised to a stage, the share a
+  payment brought down within 7 days (only raises at least 7 days old count);
+- time from payment to unlock: from the stage change a payment caused to the phone's
+  acknowledgement of the state it was given (its audit event), p50 and p95.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from itertools import pairwise
+from typing import Any
+
+from django.db import connection
+
+from apps.collections.models import STAGE_ORDER
+
+PAR_DAYS = (1, 7, 30, 60)
+BUCKETS = ("current", "1-30", "31-60", "61-90", "91+")
+CURE_WINDOW = timedelta(days=7)
+
+# Per active loan: outstanding, and days since the oldest unpaid installment fell due (as of %(on)s).
+_LOAN_POSITION = """
+SELECT l.id, l.shop_id, date_trunc('month', l.start_date)::date AS sold_in,
+    sum(i.principal_amount + i.interest_amount + i.fee_amount + i.late_fee_amount
+        - i.principal_paid - i.interest_paid - i.fee_paid - i.late_fee_paid) AS outstanding,
+    coalesce(%(on)s::date - min(i.due_date) FILTER (WHERE i.paid_at IS NULL AND i.due_date < %(on)s), 0) AS days
+FROM collections_loan AS l JOIN collections_installment AS i ON i.loan_id = l.id
+WHERE l.lender_id = %(lender)s AND l.status = 'active'
+GROUP BY l.id
+"""
+
+
+def _rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def stage_counts(*, lender_id: int) -> dict[str, int]:
+    rows = dict(_rows("SELECT stage, count(*) FROM collections_loan WHERE lender_id = %(lender)s "
+                      "AND status = 'active' GROUP BY stage", {"lender": lender_id}))  # fmt: skip
+    return {stage: rows.get(stage, 0) for stage in STAGE_ORDER}
+
+
+@dataclass(frozen=True, slots=True)
+class Par:
+    gross: Decimal
+    at_risk: dict[int, Decimal]  # days -> outstanding of loans more than that many days late
+
+    def ratio(self, days: int) -> Decimal:
+        return (self.at_risk[days] / self.gross) if self.gross else Decimal(0)
+
+
+def par(*, lender_id: int, on: date) -> Par:
+    sums = ", ".join(f"coalesce(sum(outstanding) FILTER (WHERE days > {n}), 0)" for n in PAR_DAYS)
+    row = _rows(f"SELECT coalesce(sum(outstanding), 0), {sums} FROM ({_LOAN_POSITION}) AS p",  # noqa: S608
+                {"lender": lender_id, "on": on})[0]  # fmt: skip
+    return Par(gross=row[0], at_risk=dict(zip(PAR_DAYS, row[1:], strict=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class ParRow:
+    label: str
+    loans: int
+    gross: Decimal
+    at_risk: Decimal  # more than 30 days late
+
+    @property
+    def ratio(self) -> Decimal:
+        return self.at_risk / self.gross if self.gross else Decimal(0)
+
+    @property
+    def percent(self) -> str:
+        return f"{self.ratio * 100:.1f}%"
+
+
+def par30_by_shop(*, lender_id: int, on: date) -> list[ParRow]:
+    rows = _rows(f"""
+        SELECT coalesce(s.name, '-'), count(*), sum(p.outstanding),
+               coalesce(sum(p.outstanding) FILTER (WHERE p.days > 30), 0)
+        FROM ({_LOAN_POSITION}) AS p LEFT JOIN retailers_shop AS s ON s.id = p.shop_id
+        GROUP BY 1 ORDER BY 1""", {"lender": lender_id, "on": on})  # noqa: S608  # fmt: skip
+    return [ParRow(*row) for row in rows]
+
+
+def par30_by_month_of_sale(*, lender_id: int, on: date) -> list[ParRow]:
+    rows = _rows(f"""
+        SELECT to_char(p.sold_in, 'YYYY-MM'), count(*), sum(p.outstanding),
+               coalesce(sum(p.outstanding) FILTER (WHERE p.days > 30), 0)
+        FROM ({_LOAN_POSITION}) AS p GROUP BY 1 ORDER BY 1""", {"lender": lender_id, "on": on})  # noqa: S608  # fmt: skip
+    return [ParRow(*row) for row in rows]
+
+
+def _bucket(days: str) -> str:
+    """The index in ``BUCKETS`` of a number of days late, in SQL."""
+    return (f"CASE WHEN {days} <= 0 THEN 0 WHEN {days} <= 30 THEN 1 WHEN {days} <= 60 THEN 2 "
+            f"WHEN {days} <= 90 THEN 3 ELSE 4 END")  # fmt: skip
+
+
+# Each loan active at both dates, and its days late at each (installments unpaid at the date).
+_ROLL = f"""
+WITH at_dates AS (
+    SELECT l.id,
+        coalesce(%(a)s::date - min(i.due_date) FILTER (
+            WHERE i.due_date < %(a)s AND (i.paid_at IS NULL OR i.paid_at >= %(a_end)s)), 0) AS da,
+        coalesce(%(b)s::date - min(i.due_date) FILTER (
+            WHERE i.due_date < %(b)s AND (i.paid_at IS NULL OR i.paid_at >= %(b_end)s)), 0) AS db
+    FROM collections_loan AS l JOIN collections_installment AS i ON i.loan_id = l.id
+    WHERE l.lender_id = %(lender)s AND l.status IN ('active', 'paid_off', 'written_off')
+      AND l.start_date <= %(a)s AND (l.paid_off_at IS NULL OR l.paid_off_at >= %(b_end)s)
+    GROUP BY l.id
+)
+SELECT {_bucket("da")} AS f, {_bucket("db")} AS t, count(*)
+FROM at_dates GROUP BY 1, 2
+"""  # noqa: S608
+
+
+@dataclass(frozen=True, slots=True)
+class RollRates:
+    start: date
+    end: date
+    counts: dict[tuple[int, int], int]  # (bucket at start, bucket at end) -> loans
+
+    def from_total(self, bucket: int) -> int:
+        return sum(n for (f, _), n in self.counts.items() if f == bucket)
+
+    def rate(self, f: int, t: int) -> Decimal:
+        total = self.from_total(f)
+        return Decimal(self.counts.get((f, t), 0)) / total if total else Decimal(0)
+
+    def rolled_forward(self, bucket: int) -> Decimal:
+        """The share of the loans in ``bucket`` at the start that are in a worse one at the end."""
+        total = self.from_total(bucket)
+        worse = sum(n for (f, t), n in self.counts.items() if f == bucket and t > bucket)
+        return Decimal(worse) / total if total else Decimal(0)
+
+
+def roll_rates(*, lender_id: int, start: date, end: date, tz: Any) -> RollRates:
+    """Buckets at the end of ``start`` against the end of ``end`` (the lender's dates)."""
+
+    def day_end(d: date) -> datetime:
+        return datetime.combine(d + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+
+    rows = _rows(_ROLL, {"lender": lender_id, "a": start, "b": end, "a_end": day_end(start),
+                         "b_end": day_end(end)})  # fmt: skip
+    return RollRates(start=start, end=end, counts={(f, t): n for f, t, n in rows})
+
+
+def month_ends(*, on: date, count: int) -> list[date]:
+    """The last ``count`` month ends before ``on``, oldest first."""
+    ends, first = [], on.replace(day=1)
+    for _ in range(count):
+        end = first - timedelta(days=1)
+        ends.append(end)
+        first = end.replace(day=1)
+    return ends[::-1]
+
+
+@dataclass(frozen=True, slots=True)
+class Cure:
+    stage: str
+    reached: int
+    cured: int
+
+    @property
+    def rate(self) -> Decimal:
+        return Decimal(self.cured) / self.reached if self.reached else Decimal(0)
+
+
+_CURE = """
+SELECT r.to_stage, count(*),
+    count(*) FILTER (WHERE EXISTS (
+        SELECT 1 FROM collections_loanstagechange AS d
+        WHERE d.loan_id = r.loan_id AND d.id > r.id AND d.cause IN ('payment', 'payoff')
+          AND d.created_at <= r.created_at + %(window)s
+          AND array_position(%(order)s::text[], d.to_stage) < array_position(%(order)s::text[], r.to_stage)))
+FROM collections_loanstagechange AS r
+WHERE r.lender_id = %(lender)s AND r.cause = 'sweep' AND r.created_at <= %(now)s - %(window)s
+GROUP BY r.to_stage
+"""
+
+
+def cure_rates(*, lender_id: int, now: datetime) -> list[Cure]:
+    found = {stage: (reached, cured) for stage, reached, cured in _rows(
+        _CURE, {"lender": lender_id, "window": CURE_WINDOW, "now": now, "order": list(STAGE_ORDER)})}  # fmt: skip
+    return [Cure(stage, *found.get(stage, (0, 0))) for stage in STAGE_ORDER[1:]]
+
+
+_UNLOCK = """
+SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds),
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY seconds), count(*)
+FROM (
+    SELECT extract(epoch FROM min(a.occurred_at) - h.created_at) AS seconds
+    FROM collections_loanstagechange AS h
+    JOIN devices_device AS d ON d.loan_id = h.loan_id
+    JOIN audit_auditevent AS a ON a.target_type = 'devices.device' AND a.target_id = d.id::text
+         AND a.action = 'devices.state.acknowledged' AND (a.data -> 'version' ->> 'new')::int >= h.device_version
+         AND a.occurred_at >= h.created_at
+    WHERE h.lender_id = %(lender)s AND h.cause IN ('payment', 'payoff') AND h.from_stage <> 'none'
+      AND h.device_version IS NOT NULL
+    GROUP BY h.id
+) AS unlocks
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockTimes:
+    p50_seconds: float | None
+    p95_seconds: float | None
+    count: int
+
+
+def unlock_times(*, lender_id: int) -> UnlockTimes:
+    p50, p95, count = _rows(_UNLOCK, {"lender": lender_id})[0]
+    return UnlockTimes(p50_seconds=p50, p95_seconds=p95, count=count)
+
+
+def dashboard(*, lender: Any, now: datetime) -> dict[str, Any]:
+    """Every figure of the dashboard for ``lender`` as of ``now`` (its local date), as chart rows."""
+    from zoneinfo import ZoneInfo
+
+    from apps.lenders.selectors import lender_local_date
+
+    today = lender_local_date(lender=lender, at=now)
+    stages = stage_counts(lender_id=lender.pk)
+    at_risk = par(lender_id=lender.pk, on=today)
+    ends = month_ends(on=today, count=4)
+    rolls = [roll_rates(lender_id=lender.pk, start=a, end=b, tz=ZoneInfo(lender.timezone))
+             for a, b in pairwise(ends)]  # fmt: skip
+    cures = cure_rates(lender_id=lender.pk, now=now)
+    return {
+        "lender": lender, "today": today,
+        "stages": _bars([(s, n) for s, n in stages.items()]),
+        "active_loans": sum(stages.values()),
+        "par": at_risk, "par_bars": _bars([(f"PAR {n}", at_risk.ratio(n)) for n in PAR_DAYS], percent=True),
+        "by_shop": par30_by_shop(lender_id=lender.pk, on=today),
+        "by_month": par30_by_month_of_sale(lender_id=lender.pk, on=today),
+        "rolls": rolls, "buckets": list(enumerate(BUCKETS)),
+        "roll_last": rolls[-1] if rolls else None,
+        "roll_matrix": [(name, [(f"{f}-{t}", rolls[-1].counts.get((f, t), 0)) for t in range(len(BUCKETS))])
+                        for f, name in enumerate(BUCKETS)] if rolls else [],
+        "roll_forward": [(r.end.strftime("%Y-%m"), [f"{r.rolled_forward(b) * 100:.0f}%" if r.from_total(b) else "-"
+                                                   for b in range(len(BUCKETS))]) for r in rolls],
+        "cures": cures, "cure_bars": _bars([(c.stage, c.rate) for c in cures], percent=True),
+        "unlock": unlock_times(lender_id=lender.pk),
+    }  # fmt: skip
+
+
+def _bars(items: list[tuple[str, Any]], *, percent: bool = False) -> list[dict[str, Any]]:
+    """Rows for an SVG bar chart: label, value, the bar's width in percent of the largest."""
+    top = max((v for _, v in items), default=0) or 1
+    return [{"label": label, "value": value, "width": float(value) * 100 / float(top),
+             "text": f"{float(value) * 100:.1f}%" if percent else str(value)} for label, value in items]  # fmt: skip
