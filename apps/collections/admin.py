@@ -19,7 +19,13 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.audit.services import loan_evidence_export
 from apps.collections import portfolio
-from apps.collections.forms import DecisionForm, ManualPaymentForm, PauseForm, ReasonForm
+from apps.collections.forms import (
+    DecisionForm,
+    HardshipPauseForm,
+    ManualPaymentForm,
+    PauseForm,
+    ReasonForm,
+)
 from apps.collections.models import (
     Installment,
     Loan,
@@ -36,6 +42,8 @@ from apps.collections.selectors import (
     loan_work_queue,
 )
 from apps.collections.services import (
+    loan_cancel,
+    loan_hardship_pause_set,
     loan_hardship_request,
     loan_legal_hold_set,
     loan_manual_lock_decide,
@@ -162,6 +170,7 @@ LOAN_ACTIONS: dict[str, LoanAction] = {
         _("Ask to lock the phone now (a second person approves)"), ReasonForm, AGENTS
     ),
     "resend": LoanAction(_("Send the reminder again"), ReasonForm, AGENTS),
+    "cancel": LoanAction(_("Cancel the sale (the phone never enrolled)"), ReasonForm, SUPERVISORS),
 }
 
 
@@ -197,7 +206,8 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         "signed_at",
         "lender",
     )
-    list_filter = (WorkQueueFilter, "status", "stage", "product", "lender")
+    list_filter = (WorkQueueFilter, "status", "stage", "shop", "product", "lender")
+    actions = ("bulk_resend", "bulk_hardship_pause")
     search_fields = ("reference", "customer__full_name", "customer__phone", "customer__national_id",
                      "=devices__imei")  # fmt: skip
 
@@ -252,6 +262,57 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         if loan is None:
             raise Http404
         return loan
+
+    @admin.action(description=_("Send the reminder again to the selected loans"))
+    def bulk_resend(self, request: HttpRequest, queryset: QuerySet[Loan]) -> HttpResponse | None:
+        def run(loan: Loan, values: dict[str, Any], actor: Actor) -> object:
+            return loan_reminder_resend(loan_id=loan.pk, lender_id=loan.lender_id, actor=actor,
+                                        reason=values["reason"])  # fmt: skip
+
+        return self._bulk(request, queryset, "bulk_resend", ReasonForm, AGENTS, run)
+
+    @admin.action(
+        description=_("Pause the selected loans for hardship (e.g. a region hit by a disaster)")
+    )
+    def bulk_hardship_pause(
+        self, request: HttpRequest, queryset: QuerySet[Loan]
+    ) -> HttpResponse | None:
+        def run(loan: Loan, values: dict[str, Any], actor: Actor) -> object:
+            return loan_hardship_pause_set(loan_id=loan.pk, lender_id=loan.lender_id, until=values["until"],
+                                           user=request.user, reason=values["reason"], actor=actor)  # fmt: skip
+
+        return self._bulk(
+            request, queryset, "bulk_hardship_pause", HardshipPauseForm, SUPERVISORS, run
+        )
+
+    def _bulk(
+        self, request: HttpRequest, queryset: QuerySet[Loan], name: str, form_class: type[forms.Form],
+        roles: frozenset[str], run: Any,
+    ) -> HttpResponse | None:  # fmt: skip
+        """An action over the selected loans with the same form and rules as on one loan: a
+        page for the reason (and date), then each loan in its own transaction; a loan the
+        service refuses is named with why, the others go ahead."""
+        loans = list(queryset.order_by("pk"))
+        for loan in loans:
+            self.require_role(request, roles, loan)
+        form = form_class(request.POST if "apply" in request.POST else None)
+        if form.is_bound and form.is_valid():
+            actor, done, refused = Actor.agent(request.user, request), 0, []
+            for loan in loans:
+                try:
+                    run(loan, form.cleaned_data, actor)
+                    done += 1
+                except DomainError as exc:
+                    refused.append(f"{loan.reference}: {exc.message}")
+            self.message_user(request, _("%(done)s of %(total)s loans done.") % {"done": done, "total": len(loans)},
+                              messages.SUCCESS if done else messages.WARNING)  # fmt: skip
+            if refused:
+                self.message_user(request, " · ".join(refused), messages.WARNING)
+            return None
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "loans": loans,
+                   "form": form, "action_name": name,
+                   "title": getattr(type(self), name).short_description}  # fmt: skip
+        return TemplateResponse(request, "admin/collections/loan/bulk.html", context)
 
     def portfolio_view(self, request: HttpRequest) -> HttpResponse:
         """The lender's portfolio at a glance: stages, PAR, roll rates, cure rates, unlock times.
@@ -324,6 +385,8 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             loan_legal_hold_set(until=values["until"], user=user, **common)
         elif action == "lock":
             loan_manual_lock_request(user=user, **common)
+        elif action == "cancel":
+            loan_cancel(**common)
         elif action == "resend":
             status = loan_reminder_resend(**common)
             return str(_("The message is %(status)s.") % {"status": status})

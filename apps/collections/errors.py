@@ -115,3 +115,10 @@ class SecondPersonRequired(DomainError):
 class ManualLockDecided(DomainError):
     code, http_status = "manual_lock_decided", 409
     default_message = _("This request was already decided or has expired.")
+
+
+class LoanCancelRefused(DomainError):
+    code, http_status = "loan_cancel_refused", 409
+    default_message = _(
+        "Only a loan whose phone never enrolled and that has no payment can be cancelled."
+    )

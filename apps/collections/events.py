@@ -17,3 +17,4 @@ class CollectionsAction(StrEnum):
     MANUAL_LOCK_REQUESTED = "collections.manual_lock.requested"
     MANUAL_LOCK_DECIDED = "collections.manual_lock.decided"
     REMINDER_RESENT = "collections.reminder.resent"
+    LOAN_CANCELLED = "collections.loan.cancelled"

@@ -47,3 +47,9 @@ class ReasonForm(forms.Form):
         label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
         help_text=_("Required; kept in the audit trail."),
     )  # fmt: skip
+
+
+class HardshipPauseForm(PauseForm):
+    """Until and reason: a supervisor's hardship pause, active at once."""
+
+    amount = None

@@ -48,10 +48,11 @@ class Loan(BaseModel):
         WRITTEN_OFF = "written_off", _("Written off")
 
     # The only allowed status changes (tests/collections/test_loans.py).
-    # PAID_OFF -> ACTIVE happens only when a reversal reopens the balance.
+    # PAID_OFF -> ACTIVE happens only when a reversal reopens the balance; ACTIVE -> CANCELLED
+    # only before the phone enrolled and before any payment (loan_cancel).
     TRANSITIONS: ClassVar[dict[str, frozenset[str]]] = {
         Status.DRAFT: frozenset({Status.ACTIVE, Status.CANCELLED}),
-        Status.ACTIVE: frozenset({Status.PAID_OFF, Status.WRITTEN_OFF}),
+        Status.ACTIVE: frozenset({Status.PAID_OFF, Status.WRITTEN_OFF, Status.CANCELLED}),
         Status.PAID_OFF: frozenset({Status.ACTIVE}),
         Status.WRITTEN_OFF: frozenset({Status.PAID_OFF}),
         Status.CANCELLED: frozenset(),

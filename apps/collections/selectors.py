@@ -311,3 +311,7 @@ def payment_list_for_loan(*, loan: Loan) -> QuerySet[Payment]:
 def loan_stage_change_list(*, loan: Loan) -> QuerySet[LoanStageChange]:
     """Every move of the loan's stage, oldest first, with the policy version behind it."""
     return LoanStageChange.objects.filter(loan=loan).select_related("policy_version").order_by("id")
+
+
+def payment_for_loan(*, loan_id: int, payment_id: int) -> Payment | None:
+    return Payment.objects.filter(pk=payment_id, loan_id=loan_id).first()

@@ -5,6 +5,7 @@ class DevicesAction(StrEnum):
     DEVICE_REGISTERED = "devices.device.registered"
     ENROLLMENT_CODE_MINTED = "devices.enrollment_token.minted"
     DEVICE_ENROLLED = "devices.device.enrolled"
+    DEVICE_VOIDED = "devices.device.voided"
     ENROLLMENT_REFUSED = "devices.enrollment.refused"
     STATE_CHANGED = "devices.state.changed"
     STATE_REFUSED = "devices.state.refused"

@@ -1,6 +1,7 @@
 """Manual lock under the two-person rule, and a reminder sent again by hand."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -142,3 +143,97 @@ def test_an_agent_sends_the_reminder_again_with_whats_next(
     assert f"The message is {message.status}." in answer.content.decode()
     event = AuditEvent.objects.get(action="collections.reminder.resent")
     assert (event.actor_id, event.reason) == (str(agent.pk), "Customer asked for the amount.")
+
+
+def test_a_sale_that_fell_through_is_cancelled_and_frees_the_phone(
+    lender_a, make_agent, verified_client
+) -> None:
+    from apps.collections.models import Payment
+    from apps.devices.models import Device
+    from apps.devices.services import device_register, enrollment_token_mint
+    from tests.collections.factories import signed_loan
+    from tests.devices.factories import valid_imei
+
+    loan = signed_loan(lender_a)
+    device = device_register(
+        loan=loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20", actor=Actor.system()
+    )
+    enrollment_token_mint(device_id=device.pk, actor=Actor.system())
+    supervisor = verified_client(make_agent(lender_a, role=Membership.Role.SUPERVISOR))
+    page = supervisor.get(reverse("admin:collections_loan_change", args=[loan.pk])).content.decode()
+    assert (
+        reverse("admin:devices_device_enrollment_code", args=[device.pk]) in page
+    )  # a fresh code, one click
+    agent = verified_client(make_agent(lender_a))
+    assert (
+        agent.post(act(loan, "cancel"), {"reason": "Customer changed her mind."}).status_code == 403
+    )
+    assert (
+        supervisor.post(act(loan, "cancel"), {"reason": "Customer changed her mind."}).status_code
+        == 302
+    )
+    loan.refresh_from_db()
+    device.refresh_from_db()
+    assert (loan.status, device.status) == ("cancelled", "released")
+    again = device_register(loan=signed_loan(lender_a), imei=device.imei, brand="Tecno", model_name="Spark 20",
+                            actor=Actor.system())  # fmt: skip
+    assert again.status == "pending"  # the IMEI is free for another sale
+    assert AuditEvent.objects.filter(
+        action="collections.loan.cancelled", target_id=str(loan.pk)
+    ).exists()
+
+    enrolled = enrolled_phone(lender_a)[0].loan
+    paid = signed_loan(lender_a)
+    payment_record(loan_id=paid.pk, amount=Money(Decimal(500), lender_a.currency), channel="manual", provider="manual",
+                   provider_ref="cash-9", received_at=timezone.now(), actor=Actor.system(), reason="Cash.")  # fmt: skip
+    assert Payment.objects.filter(loan=paid).exists()
+    for loan in (enrolled, paid):
+        page = supervisor.post(act(loan, "cancel"), {"reason": "Mistake."}).content.decode()
+        assert (
+            "Only a loan whose phone never enrolled and that has no payment can be cancelled."
+            in page
+        )
+        loan.refresh_from_db()
+        assert loan.status == "active"
+    assert Device.objects.get(loan=enrolled).status == "enrolled"
+
+
+def test_bulk_actions_go_loan_by_loan_under_the_same_rules(
+    lender_a, make_agent, verified_client
+) -> None:
+    from apps.collections.models import LoanPause
+    from apps.collections.services import loan_hardship_request
+
+    loans = [late(lender_a) for _ in range(3)]
+    asked = loans[0]  # already asked for a hardship pause: one open pause of a kind at a time
+    loan_hardship_request(loan_id=asked.pk, lender_id=lender_a.pk, actor=Actor.system(), reason="Lost job.",
+                          until=lender_local_date(lender=lender_a) + timedelta(days=20))  # fmt: skip
+    url = reverse("admin:collections_loan_changelist")
+    selected = {"_selected_action": [loan.pk for loan in loans]}
+    agent = verified_client(make_agent(lender_a))
+    form = agent.post(url, {**selected, "action": "bulk_resend"})
+    assert "3 loans selected" in form.content.decode()  # the reason first
+    done = agent.post(url, {**selected, "action": "bulk_resend", "apply": "1", "reason": "Flood warning SMS."},
+                      follow=True)  # fmt: skip
+    assert "3 of 3 loans done." in done.content.decode()
+    assert Notification.objects.filter(dedupe_key__startswith="resend:").count() == 3
+    assert (
+        AuditEvent.objects.filter(
+            action="collections.reminder.resent", reason="Flood warning SMS."
+        ).count()
+        == 3
+    )
+
+    until = lender_local_date(lender=lender_a) + timedelta(days=30)
+    pause = {**selected, "action": "bulk_hardship_pause", "apply": "1", "until": until.isoformat(),
+             "reason": "Floods in Budalangi."}  # fmt: skip
+    assert agent.post(url, pause).status_code == 403  # supervisors only
+    supervisor = verified_client(make_agent(lender_a, role=Membership.Role.SUPERVISOR))
+    page = supervisor.post(url, pause, follow=True).content.decode()
+    assert "2 of 3 loans done." in page
+    assert f"{asked.reference}: This loan already has an open pause of this kind." in page
+    paused = LoanPause.objects.filter(kind="hardship", status="active", ends_on=until)
+    assert set(paused.values_list("loan_id", flat=True)) == {loans[1].pk, loans[2].pk}
+    for loan in loans[1:]:
+        loan.refresh_from_db()
+        assert loan.stage == "reminder"

@@ -15,11 +15,13 @@ from apps.collections.services.lending import (
     webhook_rejection_record,
 )
 from apps.collections.services.manual import (
+    loan_cancel,
     loan_manual_lock_decide,
     loan_manual_lock_request,
     loan_reminder_resend,
 )
 from apps.collections.services.pauses import (
+    loan_hardship_pause_set,
     loan_hardship_request,
     loan_legal_hold_set,
     loan_pause_decide,
@@ -39,6 +41,8 @@ __all__ = [
     "WebhookOutcome",
     "WebhookPayload",
     "installment_late_fees_assess",
+    "loan_cancel",
+    "loan_hardship_pause_set",
     "loan_hardship_request",
     "loan_legal_hold_set",
     "loan_manual_lock_decide",

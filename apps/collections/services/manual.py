@@ -1,5 +1,5 @@
-"""Manual actions on a loan beyond pauses: a manual lock under the two-person rule, and a
-reminder sent again by hand."""
+"""Manual actions on a loan beyond pauses: a manual lock under the two-person rule, a
+reminder sent again by hand, and cancelling a sale before its phone enrolled."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.accounts.models import User
-from apps.audit.services import audit_event_record
+from apps.audit.services import AuditEntry, audit_event_record, audit_events_record
 from apps.collections.errors import (
     ManualLockDecided,
     ManualLockNotAllowed,
@@ -166,3 +166,41 @@ def loan_reminder_resend(*, loan_id: int, lender_id: int, actor: Actor, reason: 
     audit_event_record(actor=actor, action=CollectionsAction.REMINDER_RESENT, target=loan, reason=reason.strip(),
                        data={"kind": kind, "status": status})  # fmt: skip
     return status
+
+
+@transaction.atomic
+def loan_cancel(*, loan_id: int, lender_id: int, actor: Actor, reason: str) -> Loan:
+    """Cancel a sale before activation: the phone never enrolled and no money was received.
+
+    Locks the loan. Its waiting phone is freed (``device_registrations_void``: the IMEI can be
+    sold again, the enrollment code stops working) and the loan becomes ``cancelled`` for good.
+    Emits ``collections.loan.cancelled`` (and ``devices.device.voided``).
+    """
+    from apps.collections.errors import LoanCancelRefused
+    from apps.collections.selectors import payment_list_for_loan
+    from apps.collections.services.lending import _loan_transition
+    from apps.devices.selectors import device_list_for_loan
+    from apps.devices.services import device_registrations_void
+
+    if not reason.strip():
+        raise PauseReasonRequired()
+    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    enrolled = device_list_for_loan(loan_id=loan.pk, lender_id=lender_id).filter(
+        enrolled_at__isnull=False
+    )
+    if (
+        loan.status != Loan.Status.ACTIVE
+        or enrolled.exists()
+        or payment_list_for_loan(loan=loan).exists()
+    ):
+        raise LoanCancelRefused()
+    voided = device_registrations_void(
+        loan_id=loan.pk, lender_id=lender_id, actor=actor, reason=reason.strip()
+    )
+    transition = _loan_transition(
+        loan=loan, to=Loan.Status.CANCELLED, actor=actor, reason=reason.strip()
+    )
+    cancelled = AuditEntry(actor=actor, action=CollectionsAction.LOAN_CANCELLED, target=loan,
+                           reason=reason.strip(), data={"phones_freed": voided})  # fmt: skip
+    audit_events_record(lender_id=lender_id, entries=[transition, cancelled])
+    return loan

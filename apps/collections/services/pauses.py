@@ -169,3 +169,18 @@ def loan_legal_hold_set(
     _check(kind=Kind.LEGAL_HOLD, today=today, until=until, reason=reason)
     return _open(loan=loan, kind=Kind.LEGAL_HOLD, status=Status.ACTIVE, today=today, until=until,
                  reason=reason, actor=actor, decided_by=user)  # fmt: skip
+
+
+@transaction.atomic
+def loan_hardship_pause_set(
+    *, loan_id: int, lender_id: int, until: date, user: User, reason: str, actor: Actor
+) -> LoanPause:
+    """A supervisor pauses a loan for hardship at once, with no request to decide (a region hit
+    by a flood: the bulk action on the loan list). Locks the loan. Emits
+    ``collections.pause.opened`` (status active)."""
+    _require_supervisor(user, lender_id)
+    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
+    _check(kind=Kind.HARDSHIP, today=today, until=until, reason=reason)
+    return _open(loan=loan, kind=Kind.HARDSHIP, status=Status.ACTIVE, today=today, until=until,
+                 reason=reason, actor=actor, decided_by=user)  # fmt: skip

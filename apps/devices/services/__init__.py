@@ -14,6 +14,7 @@ from apps.devices.services.enrollment import (
     MintedToken,
     device_enroll,
     device_register,
+    device_registrations_void,
     enrollment_token_mint,
     imei_normalise,
 )
@@ -47,6 +48,7 @@ __all__ = [
     "device_fcm_token_set",
     "device_key_announce",
     "device_register",
+    "device_registrations_void",
     "device_release",
     "device_state_set",
     "device_states_write",

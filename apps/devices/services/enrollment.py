@@ -238,3 +238,21 @@ def _enroll(
         ),
         key_version=device.key_version,
     )
+
+
+@transaction.atomic
+def device_registrations_void(*, loan_id: int, lender_id: int, actor: Actor, reason: str) -> int:
+    """Free the phones registered to a loan cancelled before they enrolled: each waiting phone
+    is marked released, so its IMEI is free for another sale and its enrollment code is
+    refused. Returns how many. The caller has checked none ever enrolled. Emits
+    ``devices.device.voided``."""
+    now = timezone.now()
+    voided = 0
+    for device in Device.objects.select_for_update().filter(loan_id=loan_id, lender_id=lender_id,
+                                                            status=Device.Status.PENDING).order_by("pk"):  # fmt: skip
+        device.status, device.released_at = Device.Status.RELEASED, now
+        device.save(update_fields=["status", "released_at", "updated_at"])
+        audit_event_record(actor=actor, action=DevicesAction.DEVICE_VOIDED, target=device, reason=reason,
+                           data={"imei": device.imei, "status": {"old": "pending", "new": "released"}})  # fmt: skip
+        voided += 1
+    return voided
