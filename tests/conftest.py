@@ -166,3 +166,11 @@ def book(lender_a):
     for loan in loans.values():
         loan.refresh_from_db()
     return loans
+
+
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Each test starts with an empty cache: rate-limit counters and one-use nonces live there."""
+    from django.core.cache import cache
+
+    cache.clear()

@@ -9,3 +9,4 @@ class CustomersAction(StrEnum):
     LOGIN_CODE_SENT = "customers.login.code_sent"
     LOGIN_CODE_FAILED = "customers.login.code_failed"
     LOGIN_SUCCEEDED = "customers.login.succeeded"
+    LOGIN_LINK_MINTED = "customers.login.link_minted"

@@ -2,7 +2,7 @@ from collections.abc import Iterable
 
 from django.db import connection
 
-from apps.customers.models import Customer
+from apps.customers.models import ConsentRecord, Customer
 
 
 def customer_locales(*, customer_ids: Iterable[int]) -> dict[int, str]:
@@ -14,3 +14,8 @@ def customer_locales(*, customer_ids: Iterable[int]) -> dict[int, str]:
             [list(customer_ids)],
         )
         return dict(cursor.fetchall())
+
+
+def consent_record_for_loan(*, loan_id: int) -> ConsentRecord | None:
+    """The consent the loan was signed under (a loan holds its consent record)."""
+    return ConsentRecord.objects.filter(loan__id=loan_id).first()

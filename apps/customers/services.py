@@ -9,6 +9,8 @@ from datetime import date, timedelta
 
 import phonenumbers
 from django.conf import settings
+from django.core import signing
+from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
@@ -303,3 +305,40 @@ def customer_login_check(*, lender_id: int, phone: str, code: str, actor: Actor)
         audit_event_record(actor=actor, action=CustomersAction.LOGIN_CODE_FAILED, target=customer,
                            data={"login_code_id": login.pk, "failures": login.failures})  # fmt: skip
     raise LoginCodeInvalid()
+
+
+LOGIN_LINK_TTL = timedelta(minutes=5)
+_LINK_SALT = "customers.login-link"
+
+
+def customer_login_link_mint(*, customer_id: int, lender_id: int, actor: Actor) -> str:
+    """A signed link that logs the customer in once, within ``LOGIN_LINK_TTL``: what the
+    lender's app on the customer's phone opens (``POST /api/agent/v1/customer-link``).
+    Returns the token. Emits ``customers.login.link_minted``."""
+    nonce = secrets.token_urlsafe(12)
+    token = signing.dumps({"c": customer_id, "l": lender_id, "n": nonce}, salt=_LINK_SALT)
+    with transaction.atomic():
+        audit_event_record(actor=actor, action=CustomersAction.LOGIN_LINK_MINTED,
+                           target=Customer(pk=customer_id, lender_id=lender_id), lender_id=lender_id)  # fmt: skip
+    return token
+
+
+def customer_login_link_use(*, lender_id: int, token: str, actor: Actor) -> Customer:
+    """The customer a login link stands for, once: a forged, foreign, expired or used link is
+    ``LoginCodeExpired``. Emits ``customers.login.succeeded`` (by link)."""
+    try:
+        data = signing.loads(token, salt=_LINK_SALT, max_age=LOGIN_LINK_TTL)
+    except signing.BadSignature as exc:
+        raise LoginCodeExpired() from exc
+    customer = Customer.objects.filter(pk=data.get("c"), lender_id=lender_id).first()
+    if data.get("l") != lender_id or customer is None:
+        raise LoginCodeExpired()
+    # once: the first use claims the nonce in the shared cache for longer than the link lives
+    if not cache.add(
+        f"customers:login-link:{data['n']}", 1, timeout=int(LOGIN_LINK_TTL.total_seconds()) + 60
+    ):
+        raise LoginCodeExpired()
+    with transaction.atomic():
+        audit_event_record(actor=actor, action=CustomersAction.LOGIN_SUCCEEDED, target=customer,
+                           data={"by": "link"})  # fmt: skip
+    return customer

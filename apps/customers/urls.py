@@ -8,6 +8,11 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("login/", views.login, name="login"),
     path("login/code/", views.code, name="code"),
+    path("link/<str:token>/", views.link, name="link"),
+    path("loans/<str:reference>/consent/", views.consent_download, name="consent"),
+    path(
+        "loans/<str:reference>/receipts/<int:payment_id>/", views.receipt_download, name="receipt"
+    ),
     path("logout/", views.logout, name="logout"),
     path("status/", views.status, name="status"),
     path("loans/<str:reference>/pay/", views.pay, name="pay"),

@@ -15,7 +15,12 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from apps.collections.selectors import loan_id_by_reference, loan_list_for_customer, loan_overview
+from apps.collections.selectors import (
+    loan_id_by_reference,
+    loan_list_for_customer,
+    loan_overview,
+    payment_for_loan,
+)
 from apps.collections.services import loan_hardship_request, loan_promise_record
 from apps.core.actor import Actor, client_ip
 from apps.core.errors import DomainError
@@ -24,12 +29,18 @@ from apps.core.ratelimit import rate_limit_hit
 from apps.customers import forms
 from apps.customers.errors import LoginLocked
 from apps.customers.models import Customer
-from apps.customers.services import customer_login_check, customer_login_code_send
+from apps.customers.selectors import consent_record_for_loan
+from apps.customers.services import (
+    customer_login_check,
+    customer_login_code_send,
+    customer_login_link_use,
+)
 from apps.customers.wording import SCHEDULE_STATUS, next_words, phone_words
 from apps.devices.selectors import phone_sync_for_loan
 from apps.integrations.payments.checkout import Checkout, CheckoutUnavailable, checkout_url
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_get_by_slug
+from apps.notifications.messages import money as money_text
 
 SESSION_KEY = "customer"  # {"id": customer id, "lender": lender id}
 PHONE_KEY = "customer_login_phone"
@@ -107,15 +118,33 @@ def code(request: HttpRequest, lender_slug: str) -> HttpResponse:
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
-                request.session.cycle_key()  # a new session id for the logged-in customer
-                request.session.pop(PHONE_KEY, None)
-                request.session[SESSION_KEY] = {"id": customer.pk, "lender": lender.pk}
-                request.session.set_expiry(SESSION_SECONDS)
-                response = redirect("customers:home", lender_slug=lender.slug)
-                response.set_cookie(settings.LANGUAGE_COOKIE_NAME, customer.locale,
-                                    samesite="Lax", secure=request.is_secure())  # fmt: skip
-                return response
+                return _logged_in(request, lender, customer)
     return render(request, "customers/self/code.html", {"lender": lender, "form": form})
+
+
+def _logged_in(request: HttpRequest, lender: Lender, customer: Customer) -> HttpResponse:
+    request.session.cycle_key()  # a new session id for the logged-in customer
+    request.session.pop(PHONE_KEY, None)
+    request.session[SESSION_KEY] = {"id": customer.pk, "lender": lender.pk}
+    request.session.set_expiry(SESSION_SECONDS)
+    response = redirect("customers:home", lender_slug=lender.slug)
+    response.set_cookie(settings.LANGUAGE_COOKIE_NAME, customer.locale, samesite="Lax",
+                        secure=request.is_secure())  # fmt: skip
+    return response
+
+
+@require_GET
+def link(request: HttpRequest, lender_slug: str, token: str) -> HttpResponse:
+    """The link the lender's app on the phone opens: logged in once, within minutes."""
+    lender = _lender(lender_slug)
+    if _throttled(request):
+        return redirect("customers:login", lender_slug=lender.slug)
+    try:
+        customer = customer_login_link_use(lender_id=lender.pk, token=token, actor=_actor(request))
+    except DomainError as exc:
+        context = {"lender": lender, "form": forms.PhoneForm(), "error": exc.message}
+        return render(request, "customers/self/login.html", context, status=410)
+    return _logged_in(request, lender, customer)
 
 
 @require_POST
@@ -231,3 +260,52 @@ def hardship(
 ) -> HttpResponse:
     return _pause_action(request, lender, customer, reference, forms.HardshipForm, loan_hardship_request,
                          _("Your request is sent. The lender will answer soon."))  # fmt: skip
+
+
+@require_GET
+@customer_required
+def consent_download(
+    request: HttpRequest, lender: Lender, customer: Customer, reference: str
+) -> HttpResponse:
+    """The terms the customer agreed to, exactly as recorded, with how and when."""
+    loan_id = _own_loan(lender, customer, reference)
+    record = consent_record_for_loan(loan_id=loan_id)
+    if record is None:
+        raise Http404
+    body = "\n".join([
+        _("Consent to the terms of loan %(ref)s with %(lender)s") % {"ref": reference, "lender": lender.name},
+        _("Recorded: %(when)s, by %(method)s (code check: %(check)s)") % {
+            "when": record.created_at.isoformat(timespec="seconds"), "method": record.method,
+            "check": record.code_check},
+        _("Text version %(version)s, SHA-256 %(hash)s") % {"version": record.text_version,
+                                                          "hash": record.text_sha256},
+        "", record.text, "",
+    ])  # fmt: skip
+    return _attachment(body, f"consent-{reference}.txt")
+
+
+@require_GET
+@customer_required
+def receipt_download(
+    request: HttpRequest, lender: Lender, customer: Customer, reference: str, payment_id: int
+) -> HttpResponse:
+    """A receipt for one of the customer's payments on this loan."""
+    loan_id = _own_loan(lender, customer, reference)
+    payment = payment_for_loan(loan_id=loan_id, payment_id=payment_id)
+    if payment is None:
+        raise Http404
+    body = "\n".join([
+        _("Receipt from %(lender)s") % {"lender": lender.name},
+        _("Loan: %(ref)s") % {"ref": reference},
+        _("Customer: %(name)s") % {"name": customer.full_name},
+        _("Received: %(when)s") % {"when": payment.received_at.isoformat(timespec="seconds")},
+        _("Amount: %(amount)s") % {"amount": money_text(payment.amount, payment.currency)},
+        _("Reference: %(ref)s") % {"ref": payment.provider_ref}, "",
+    ])  # fmt: skip
+    return _attachment(body, f"receipt-{reference}-{payment.pk}.txt")
+
+
+def _attachment(body: str, filename: str) -> HttpResponse:
+    response = HttpResponse(body, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -6,6 +6,7 @@ from datetime import timedelta
 
 import pytest
 import time_machine
+from django.test import Client
 from django.urls import reverse
 from django.utils import formats, timezone
 
@@ -225,3 +226,68 @@ def test_a_hardship_request_from_the_page_waits_for_a_supervisor(client, lender_
     assert (pause.kind, pause.status, pause.reason) == ("hardship", "requested", "I lost my job.")
     loan.refresh_from_db()
     assert loan.stage == "block_apps"  # nothing changes until a supervisor approves
+
+
+def test_the_phones_app_opens_a_link_that_logs_the_customer_in_once(
+    client, lender_a, lender_b
+) -> None:
+    device, secret, _ = enrolled_phone(lender_a)
+    auth = {"HTTP_AUTHORIZATION": f"Device {device.pk}:{secret}"}
+    minted = client.post("/api/agent/v1/customer-link", **auth).json()
+    assert minted["expires_in"] == 300
+    path = minted["url"].removeprefix("http://testserver")
+    first = client.get(path)
+    assert first.status_code == 302
+    assert first.url == reverse("customers:home", kwargs={"lender_slug": lender_a.slug})
+    assert device.loan.reference in client.get(first.url).content.decode()
+    again = Client().get(path)  # the same link, from anywhere, a second time
+    assert again.status_code == 410
+    assert "expired or was already used" in again.content.decode()
+    forged = Client().get(path[:-3] + "abc/")
+    assert forged.status_code == 410
+    token = path.rstrip("/").rsplit("/", 1)[1]
+    elsewhere = Client().get(
+        reverse("customers:link", kwargs={"lender_slug": lender_b.slug, "token": token})
+    )
+    assert elsewhere.status_code == 410
+    anonymous = client.post("/api/agent/v1/customer-link")
+    assert anonymous.status_code == 401  # the phone's own credentials only
+    unused = client.post("/api/agent/v1/customer-link", **auth).json()["url"]
+    with time_machine.travel(timezone.now() + timedelta(minutes=6)):  # opened too late
+        assert Client().get(unused.removeprefix("http://testserver")).status_code == 410
+
+
+def test_a_customer_downloads_their_consent_and_receipts_only(client, lender_a, log_in) -> None:
+    from apps.collections.services import payment_record
+    from apps.core.actor import Actor
+    from apps.core.money import Money
+
+    loan, other = late_loan(lender_a, days_ago=50), late_loan(lender_a, days_ago=50)
+    paid = [
+        payment_record(loan_id=each.pk, amount=Money(each.installments.get(sequence=1).total_due, "KES"),
+                       channel="manual", provider="manual", provider_ref=f"cash-{each.pk}",
+                       received_at=timezone.now(), actor=Actor.system(), reason="Cash.").payment
+        for each in (loan, other)
+    ]  # fmt: skip
+    log_in(lender_a, loan.customer)
+    consent = client.get(
+        reverse(
+            "customers:consent", kwargs={"lender_slug": lender_a.slug, "reference": loan.reference}
+        )
+    )
+    assert consent["Content-Disposition"] == f'attachment; filename="consent-{loan.reference}.txt"'
+    text = consent.content.decode()
+    assert loan.consent.text in text
+    assert f"SHA-256 {loan.consent.text_sha256}" in text
+    mine = reverse("customers:receipt", kwargs={"lender_slug": lender_a.slug, "reference": loan.reference,
+                                                "payment_id": paid[0].pk})  # fmt: skip
+    receipt = client.get(mine).content.decode()
+    assert f"Amount: KES {paid[0].amount:,.2f}" in receipt
+    assert f"Reference: cash-{loan.pk}" in receipt
+    theirs = reverse("customers:receipt", kwargs={"lender_slug": lender_a.slug, "reference": loan.reference,
+                                                  "payment_id": paid[1].pk})  # fmt: skip
+    assert client.get(theirs).status_code == 404
+    other_consent = reverse(
+        "customers:consent", kwargs={"lender_slug": lender_a.slug, "reference": other.reference}
+    )
+    assert client.get(other_consent).status_code == 404

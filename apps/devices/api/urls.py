@@ -3,6 +3,7 @@ from django.urls import path
 from apps.devices.api.views import (
     DeviceAckApi,
     DeviceCheckInApi,
+    DeviceCustomerLinkApi,
     DeviceEnrollApi,
     DeviceEventsApi,
     DeviceFcmTokenApi,
@@ -18,4 +19,5 @@ urlpatterns = [
     path("events", DeviceEventsApi.as_view(), name="events"),
     path("fcm-token", DeviceFcmTokenApi.as_view(), name="fcm-token"),
     path("notices/ack", DeviceNoticesAckApi.as_view(), name="notices-ack"),
+    path("customer-link", DeviceCustomerLinkApi.as_view(), name="customer-link"),
 ]

@@ -245,3 +245,28 @@ class DeviceNoticesAckApi(DeviceApi):
         data.is_valid(raise_exception=True)
         count = notices_ack(loan_id=request.user.device.loan_id, ids=data.validated_data["ids"])
         return Response(self.OutputSerializer({"acknowledged": count}).data)
+
+
+class DeviceCustomerLinkApi(DeviceApi):
+    """POST /api/agent/v1/customer-link : a link that logs the phone's customer in to their
+    pages once, within 5 minutes; the agent opens it in the browser (always allowed)."""
+
+    class OutputSerializer(serializers.Serializer):
+        url = serializers.URLField()
+        expires_in = serializers.IntegerField(help_text="seconds")
+
+    @extend_schema(request=None, responses={200: OutputSerializer})
+    def post(self, request: Request) -> Response:
+        from django.urls import reverse
+
+        from apps.customers.services import LOGIN_LINK_TTL, customer_login_link_mint
+
+        device = request.user.device
+        loan = device.loan
+        token = customer_login_link_mint(
+            customer_id=loan.customer_id, lender_id=device.lender_id,
+            actor=Actor(type=ActorType.DEVICE, id=str(device.pk), ip=client_ip(request)),
+        )  # fmt: skip
+        path = reverse("customers:link", kwargs={"lender_slug": loan.lender.slug, "token": token})
+        return Response(self.OutputSerializer({"url": request.build_absolute_uri(path),
+                                               "expires_in": int(LOGIN_LINK_TTL.total_seconds())}).data)  # fmt: skip
