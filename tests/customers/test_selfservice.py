@@ -94,6 +94,7 @@ def test_the_page_speaks_the_customers_language(
     assert sms_outbox[-1][1].startswith("Tu código para ver el crédito de tu teléfono: ")
     page = client.get(answer.url).content.decode()
     assert "Las aplicaciones sociales están bloqueadas desde" in page
+    assert '<label for="language">Idioma</label>' in page  # the switcher, in her language too
 
 
 def test_an_unknown_number_gets_the_same_answer_and_no_sms(

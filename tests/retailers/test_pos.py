@@ -213,3 +213,27 @@ def test_steps_cannot_be_skipped(counter, lender_a) -> None:
         reverse("pos:plan", args=[sale.public_id]), {"product": product.pk, "down_payment": "1"}
     )
     assert "earlier step" in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("language", "new_sale", "imei_help", "switcher"),
+    [("es", "Venta nueva", "Marca *#06# en el teléfono para verlo.", "Idioma"),
+     ("zh-hans", "新销售", "在手机上拨打 *#06# 即可查看。", "语言"),
+     ("en", "New sale", "Dial *#06# on the phone to see it.", "Language")],
+)  # fmt: skip
+def test_the_clerk_switches_the_counter_pages_language(counter, lender_a, language, new_sale, imei_help,
+                                                        switcher) -> None:  # fmt: skip
+    client, _, _ = counter
+    answer = client.post(
+        reverse("set_language"), {"language": language, "next": reverse("pos:home")}
+    )
+    assert answer.status_code == 302
+    home = client.get(reverse("pos:home")).content.decode()
+    assert new_sale in home
+    assert f'<option value="{language}" selected>' in home
+    assert switcher in home
+    client.post(reverse("pos:home"), {"lender": lender_a.pk})
+    sale = Sale.objects.latest("created_at")
+    client.post(reverse("pos:customer", args=[sale.public_id]),
+                {"full_name": "Amina Wanjiru", "phone": "0712 345 678", "national_id": "23456781"})  # fmt: skip
+    assert imei_help in client.get(reverse("pos:phone", args=[sale.public_id])).content.decode()
