@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import Q, TextField
+from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
 from fpdf import FPDF
@@ -30,6 +30,7 @@ from fpdf.enums import XPos, YPos
 
 from apps.audit.hashing import canonical_time
 from apps.audit.models import AuditChain, AuditEvent
+from apps.audit.selectors import audit_targets_of_loan
 from apps.collections.models import Loan
 from apps.collections.selectors import (
     loan_outstanding,
@@ -53,24 +54,11 @@ class EvidenceFile:
     content: bytes
 
 
-def _targets(loan: Loan) -> Q:
-    """The objects whose events belong in the loan's evidence."""
-    devices = [str(d.pk) for d in device_list_for_loan(loan_id=loan.pk, lender_id=loan.lender_id)]
-    payments = [str(p.pk) for p in payment_list_for_loan(loan=loan)]
-    query = Q(target_type="collections.loan", target_id=str(loan.pk))
-    query |= Q(target_type="customers.customer", target_id=str(loan.customer_id))
-    query |= Q(target_type="devices.device", target_id__in=devices)
-    query |= Q(target_type="collections.payment", target_id__in=payments)
-    if loan.consent_id:
-        query |= Q(target_type="customers.consentrecord", target_id=str(loan.consent_id))
-    return query
-
-
 def _events(loan: Loan) -> tuple[AuditChain, list[dict[str, Any]]]:
     chain = AuditChain.objects.get(lender_id=loan.lender_id)
     rows = (
         AuditEvent.objects.filter(chain=chain)
-        .filter(_targets(loan))
+        .filter(audit_targets_of_loan(loan=loan))
         .annotate(data_text=Cast("data", TextField()))
         .order_by("seq")
         .values(*EVENT_FIELDS)

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import QuerySet, TextField
+from django.db.models import Q, QuerySet, TextField
 from django.db.models.functions import Cast
 
 from apps.audit.hashing import event_hash, event_hash_v1
@@ -116,3 +116,28 @@ def audit_event_list_for_target(*, target_type: str, target_id: str) -> QuerySet
     return AuditEvent.objects.filter(target_type=target_type, target_id=target_id).order_by(
         "occurred_at", "id"
     )
+
+
+def audit_targets_of_loan(*, loan: Any) -> Q:
+    """The objects whose events tell a loan's story: the loan, its customer, consent,
+    payments and phones (a filter on ``AuditEvent``)."""
+    from apps.collections.selectors import payment_list_for_loan
+    from apps.devices.selectors import device_list_for_loan
+
+    devices = [str(d.pk) for d in device_list_for_loan(loan_id=loan.pk, lender_id=loan.lender_id)]
+    payments = [str(p.pk) for p in payment_list_for_loan(loan=loan)]
+    query = Q(target_type="collections.loan", target_id=str(loan.pk))
+    query |= Q(target_type="customers.customer", target_id=str(loan.customer_id))
+    query |= Q(target_type="devices.device", target_id__in=devices)
+    query |= Q(target_type="collections.payment", target_id__in=payments)
+    if loan.consent_id:
+        query |= Q(target_type="customers.consentrecord", target_id=str(loan.consent_id))
+    return query
+
+
+def audit_event_list_for_loan(*, loan: Any, limit: int = 30) -> list[AuditEvent]:
+    """The latest events of the loan's story, newest first (the loan page's audit trail)."""
+    events = AuditEvent.objects.filter(lender_id=loan.lender_id).filter(
+        audit_targets_of_loan(loan=loan)
+    )
+    return list(events.order_by("-occurred_at", "-id")[:limit])

@@ -14,9 +14,11 @@ from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
+from apps.audit.selectors import audit_event_list_for_loan
 from apps.audit.services import loan_evidence_export
 from apps.collections import portfolio
 from apps.collections.forms import (
@@ -57,6 +59,7 @@ from apps.collections.services import (
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.core.money import Money
+from apps.devices.selectors import device_list_for_loan, device_list_with_sync_lag
 from apps.lenders.models import Lender, Membership
 from apps.lenders.selectors import lender_local_date
 from apps.lenders.tenancy import (
@@ -222,7 +225,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             found = found | queryset.filter(customer__phone__endswith=digits.lstrip("0")[-9:])
         return found, duplicates
 
-    readonly_fields = ("summary",)
+    readonly_fields = ("summary", "phone", "audit_trail")
     inlines = (InstallmentInline, PaymentInline, StageChangeInline, PauseInline, ManualLockInline,
                NotificationInline)  # fmt: skip
     change_form_template = "admin/collections/loan/change_form.html"
@@ -239,6 +242,35 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             f"Outstanding {loan_outstanding(loan=loan).amount} {loan.currency}; {due}; "
             f"{loan_days_overdue(loan=loan)} days overdue"
         )
+
+    @admin.display(description=_("Phone"))
+    def phone(self, loan: Loan) -> str:
+        """The phone, its desired and acknowledged state, and how long it has been behind."""
+        devices = device_list_with_sync_lag(
+            device_list_for_loan(loan_id=loan.pk, lender_id=loan.lender_id)
+        )
+        rows = []
+        for device in devices:
+            url = reverse("admin:devices_device_change", args=[device.pk])
+            lag = _("in sync") if device.sync_lag is None else _("behind for %(lag)s") % {
+                "lag": str(device.sync_lag).split(".")[0]}  # fmt: skip
+            rows.append(format_html(
+                '<a href="{}">{} {}</a> · IMEI {} · {} · {} v{} · {} v{} · {} · {} {}', url, device.brand,
+                device.model_name, device.imei, device.get_status_display(), _("should be on"),
+                device.desired_version, _("acknowledged"), device.acked_version, lag, _("last seen"),
+                device.last_seen_at or "-",
+            ))  # fmt: skip
+        return format_html_join(mark_safe("<br>"), "{}", ((row,) for row in rows)) or "-"
+
+    @admin.display(description=_("Audit trail (latest 30)"))
+    def audit_trail(self, loan: Loan) -> str:
+        events = audit_event_list_for_loan(loan=loan)
+        rows = format_html_join(
+            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}…</code></td></tr>",
+            ((e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), f"{e.actor_type} {e.actor_id}".strip(), e.action,
+              e.reason or "", e.hash[:12]) for e in events),
+        )  # fmt: skip
+        return format_html('<table class="audit-trail">{}</table>', rows) if events else "-"
 
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(self.record_payment_view)

@@ -140,3 +140,22 @@ def test_the_loan_page_lists_its_own_latest_messages(
         reverse("admin:collections_loan_change", args=[locked.pk]))  # fmt: skip
     assert b"Receipt for this loan." in page.content
     assert b"Someone else" not in page.content
+
+
+def test_the_loan_page_shows_the_phone_its_sync_and_the_loans_audit_trail(
+    lender_a, make_agent, verified_client, locked
+) -> None:
+    device = locked.devices.get()
+    page = verified_client(make_agent(lender_a)).get(
+        reverse("admin:collections_loan_change", args=[locked.pk])
+    )
+    html = page.content.decode()
+    assert f"IMEI {device.imei}" in html
+    assert (
+        f"should be on v{device.desired_version} · acknowledged v{device.acked_version} · behind for 0:00:"
+        in html
+    )
+    trail = html[html.index('<table class="audit-trail">') :]
+    assert "collections.loan.stage_changed" in trail
+    assert "customers.consent.recorded" in trail
+    assert "devices.device.enrolled" in trail
