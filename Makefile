@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 TEST_SETTINGS := config.settings.test
 
-.PHONY: run test lint fmt migrate totp services screenshots bench-audit bench-payments bench-agent bench-sweep clean-run
+.PHONY: run test drills lint fmt migrate totp services screenshots bench-audit bench-payments bench-agent bench-sweep clean-run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ run: $(RUN_STAMP)
 ## test: install and start PostgreSQL and Redis if needed, lint, then pytest
 test: $(DEV_STAMP) services lint
 	$(BIN)/pytest
+
+## drills: the drills of tests/drills at full size, printing their figures (make test runs them small)
+drills: $(DEV_STAMP) services
+	DRILL_SCALE=full $(BIN)/pytest -m drill -q
 
 ## screenshots: run the browser tests and refresh docs/screenshots/
 screenshots: $(DEV_STAMP) services
