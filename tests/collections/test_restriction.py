@@ -269,3 +269,19 @@ def test_a_request_whose_end_has_passed_cannot_be_approved(lender_a, make_agent)
         loan_pause_decide(pause_id=pause.pk, lender_id=lender_a.pk, approve=True, user=supervisor,
                           reason="Late.", actor=Actor.system())  # fmt: skip
     assert LoanPause.objects.get(pk=pause.pk).status == "requested"
+
+
+def test_a_lender_without_active_loans_sweeps_nothing_and_fails_nothing(
+    lender_a, lender_b, capsys
+) -> None:
+    """A new lender (or one whose loans are all paid off) is swept every morning like any other."""
+    from django.core.management import call_command
+
+    from apps.collections.services import loan_sweep_ranges
+    from apps.collections.tasks import loan_stage_sweep_lender_task
+
+    phone_on_loan(lender_a, days_ago=75)
+    assert loan_sweep_ranges(lender_id=lender_b.pk, size=5000) == []
+    loan_stage_sweep_lender_task(lender_id=lender_b.pk)
+    call_command("restriction_sweep")
+    assert "lender-b" in capsys.readouterr().out

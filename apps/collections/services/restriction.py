@@ -518,6 +518,8 @@ def loan_sweep_ranges(*, lender_id: int, size: int) -> list[tuple[int, int]]:
     with connection.cursor() as cursor:
         cursor.execute(_RANGE_STARTS, [lender_id, size])
         starts = [row[0] for row in cursor.fetchall()]
+    if not starts:  # a lender with no active loan has nothing to sweep
+        return []
     ends = [*starts[1:], 2**62]
     return list(zip(starts, ends, strict=True))
 
