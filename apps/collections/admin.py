@@ -66,6 +66,7 @@ from apps.lenders.tenancy import (
     LenderScopedAdmin,
     ReadOnlyAdminMixin,
     ScopedReadOnlyInline,
+    is_platform_operator,
     user_lender_id,
 )
 from apps.notifications.models import Notification
@@ -349,9 +350,11 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     def portfolio_view(self, request: HttpRequest) -> HttpResponse:
         """The lender's portfolio at a glance: stages, PAR, roll rates, cure rates, unlock times.
         An agent sees their own lender; an operator picks one (``?lender=<id>``)."""
-        lender_id = user_lender_id(request.user)
+        self.require_role(request, self.view_roles)  # a staff user without a lender sees nothing
+        operator = is_platform_operator(request.user)
+        lender_id = None if operator else user_lender_id(request.user)
         lenders = Lender.objects.order_by("name")
-        if lender_id is None:
+        if operator:
             chosen = request.GET.get("lender", "")
             lender = lenders.filter(pk=int(chosen)).first() if chosen.isdigit() else lenders.first()
         else:
@@ -360,7 +363,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             raise Http404
         context = {**self.admin_site.each_context(request), "opts": self.model._meta,
                    "title": _("Portfolio of %(lender)s") % {"lender": lender.name},
-                   "lenders": lenders if lender_id is None else None,
+                   "lenders": lenders if operator else None,
                    **portfolio.dashboard(lender=lender, now=timezone.now())}  # fmt: skip
         return TemplateResponse(request, "admin/collections/loan/portfolio.html", context)
 

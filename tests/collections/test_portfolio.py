@@ -112,3 +112,15 @@ def test_the_dashboard_page_shows_the_lenders_own_figures(
     )
     assert "Portfolio of Lender B" in other
     assert 'data-stage="lock">0<' in other
+
+
+def test_a_staff_user_without_a_lender_sees_no_portfolio_and_an_operator_picks_one(
+    lender_a, lender_b, verified_client, operator, book
+) -> None:
+    from tests.accounts.factories import UserFactory
+
+    url = reverse("admin:collections_loan_portfolio")
+    orphan = verified_client(UserFactory())  # staff, two factors, no membership any more
+    assert orphan.get(url, {"lender": lender_a.pk}).status_code == 403
+    picked = verified_client(operator).get(url, {"lender": lender_b.pk}).content.decode()
+    assert "Portfolio of Lender B" in picked
