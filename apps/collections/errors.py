@@ -122,3 +122,8 @@ class LoanCancelRefused(DomainError):
     default_message = _(
         "Only a loan whose phone never enrolled and that has no payment can be cancelled."
     )
+
+
+class NothingToRemind(DomainError):
+    code, http_status = "nothing_to_remind", 409
+    default_message = _("Only an active loan with something due has a reminder to send.")

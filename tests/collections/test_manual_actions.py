@@ -182,6 +182,9 @@ def test_a_sale_that_fell_through_is_cancelled_and_frees_the_phone(
         action="collections.loan.cancelled", target_id=str(loan.pk)
     ).exists()
 
+    resend = supervisor.post(act(loan, "resend"), {"reason": "Checking."}).content.decode()
+    assert "Only an active loan with something due has a reminder to send." in resend  # cancelled
+
     enrolled = enrolled_phone(lender_a)[0].loan
     paid = signed_loan(lender_a)
     payment_record(loan_id=paid.pk, amount=Money(Decimal(500), lender_a.currency), channel="manual", provider="manual",

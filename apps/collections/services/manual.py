@@ -14,6 +14,7 @@ from apps.audit.services import AuditEntry, audit_event_record, audit_events_rec
 from apps.collections.errors import (
     ManualLockDecided,
     ManualLockNotAllowed,
+    NothingToRemind,
     PauseReasonRequired,
     SecondPersonRequired,
 )
@@ -142,6 +143,8 @@ def loan_reminder_resend(*, loan_id: int, lender_id: int, actor: Actor, reason: 
     if not reason.strip():
         raise PauseReasonRequired()
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    if loan.status != Loan.Status.ACTIVE:
+        raise NothingToRemind()
     lender = Lender.objects.get(pk=lender_id)
     locale = loan.customer.locale
     overview = loan_overview(loan=loan)
@@ -156,7 +159,7 @@ def loan_reminder_resend(*, loan_id: int, lender_id: int, actor: Actor, reason: 
     else:
         due = loan_next_due(loan=loan)
         if due is None:
-            raise ManualLockDecided(_("Nothing is due on this loan: there is nothing to remind."))
+            raise NothingToRemind()
         kind, body = "due_soon", render("due_soon", locale=locale, currency=loan.currency,
                                         amount=due.amount.amount, due=due.due_date)  # fmt: skip
     key = f"resend:{loan.pk}:{uuid.uuid4().hex}"
@@ -185,14 +188,10 @@ def loan_cancel(*, loan_id: int, lender_id: int, actor: Actor, reason: str) -> L
     if not reason.strip():
         raise PauseReasonRequired()
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
-    enrolled = device_list_for_loan(loan_id=loan.pk, lender_id=lender_id).filter(
-        enrolled_at__isnull=False
-    )
-    if (
-        loan.status != Loan.Status.ACTIVE
-        or enrolled.exists()
-        or payment_list_for_loan(loan=loan).exists()
-    ):
+    # the phones next (the global order): an enrollment under way finishes first, then is seen
+    devices = device_list_for_loan(loan_id=loan.pk, lender_id=lender_id).select_for_update()
+    enrolled = any(device.enrolled_at is not None for device in devices.order_by("pk"))
+    if loan.status != Loan.Status.ACTIVE or enrolled or payment_list_for_loan(loan=loan).exists():
         raise LoanCancelRefused()
     voided = device_registrations_void(
         loan_id=loan.pk, lender_id=lender_id, actor=actor, reason=reason.strip()
