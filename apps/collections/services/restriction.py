@@ -345,9 +345,8 @@ def loan_stage_sweep(
     states (the devices' locks come after the loans': the global order), the
     history and the audit events. After commit, the range's overdue notices are
     queued by a task of their own (``overdue_notices_queue``). Emits
-    ``collections.pause.closed`` and
-    ``collections.loan.stage_changed`` (and, through devices,
-    ``devices.state.changed``).
+    ``collections.pause.closed`` and ``collections.loan.stage_changed`` (each naming the
+    phone and the state version it was given).
     """
     actor = actor or Actor.system()
     lender = Lender.objects.get(pk=lender_id)
@@ -390,8 +389,10 @@ def loan_stage_sweep(
             phones = _apply(lender=lender, ladder=ladder, changes=changes, cause=LoanStageChange.Cause.SWEEP,
                             business_date=business_date, actor=actor, devices=devices, locales=locales,
                             reason=f"Restriction sweep of {business_date.isoformat()}.")  # fmt: skip
-            transaction.on_commit(lambda: _overdue_notices_later(
-                lender_id=lender_id, business_date=business_date, id_from=id_from, id_to=id_to))  # fmt: skip
+        # every time, changes or not: a run redelivered after the commit (its notices lost with
+        # a broker outage) changes nothing, but queues what the first run raised (deduplicated)
+        transaction.on_commit(lambda: _overdue_notices_later(
+            lender_id=lender_id, business_date=business_date, id_from=id_from, id_to=id_to))  # fmt: skip
     return SweepReport(changes=len(changes), phones=phones, pauses_closed=len(closed))
 
 
