@@ -87,10 +87,10 @@ class ParRow:
 
 def par30_by_shop(*, lender_id: int, on: date) -> list[ParRow]:
     rows = _rows(f"""
-        SELECT coalesce(s.name, '-'), count(*), sum(p.outstanding),
+        SELECT coalesce(min(s.name), '-'), count(*), sum(p.outstanding),
                coalesce(sum(p.outstanding) FILTER (WHERE p.days > 30), 0)
         FROM ({_LOAN_POSITION}) AS p LEFT JOIN retailers_shop AS s ON s.id = p.shop_id
-        GROUP BY 1 ORDER BY 1""", {"lender": lender_id, "on": on})  # noqa: S608  # fmt: skip
+        GROUP BY p.shop_id ORDER BY 1""", {"lender": lender_id, "on": on})  # noqa: S608  # fmt: skip
     return [ParRow(*row) for row in rows]
 
 
@@ -117,7 +117,7 @@ WITH at_dates AS (
         coalesce(%(b)s::date - min(i.due_date) FILTER (
             WHERE i.due_date < %(b)s AND (i.paid_at IS NULL OR i.paid_at >= %(b_end)s)), 0) AS db
     FROM collections_loan AS l JOIN collections_installment AS i ON i.loan_id = l.id
-    WHERE l.lender_id = %(lender)s AND l.status IN ('active', 'paid_off', 'written_off')
+    WHERE l.lender_id = %(lender)s AND l.status IN ('active', 'paid_off')
       AND l.start_date <= %(a)s AND (l.paid_off_at IS NULL OR l.paid_off_at >= %(b_end)s)
     GROUP BY l.id
 )

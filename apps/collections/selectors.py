@@ -8,16 +8,19 @@ from decimal import Decimal
 
 from django.db import models
 from django.db.models import (
+    Case,
     DateField,
     DecimalField,
     Exists,
     ExpressionWrapper,
     F,
+    IntegerField,
     OuterRef,
     QuerySet,
     Subquery,
     Sum,
     Value,
+    When,
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -258,6 +261,7 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
     """The loans of ``queryset`` in ``queue`` as of the lender's ``today``, in SQL."""
     from apps.collections.models import LoanPause
     from apps.devices.selectors import loan_ids_out_of_sync, loan_ids_with_event_since
+    from apps.lenders.country_rules import COUNTRY_RULES
     from apps.lenders.models import RestrictionStage
 
     week_ago = timezone.now() - timedelta(days=7)
@@ -288,13 +292,20 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
                                                    action=RestrictionStage.Action.LOCK)  # fmt: skip
         paused = LoanPause.objects.filter(loan=OuterRef("pk"), status=LoanPause.Status.ACTIVE,
                                           starts_on__lte=tomorrow, ends_on__gte=tomorrow)  # fmt: skip
+        # the country's rules as the sweep applies them (Ladder.load): no lock where the
+        # country forbids it, and none from a stage earlier than its earliest lock day
+        earliest = Case(*[When(lender__country=country, then=Value(rule.earliest_lock_day))
+                          for country, rule in COUNTRY_RULES.items() if rule.earliest_lock_day is not None],
+                        default=None, output_field=IntegerField())  # fmt: skip
         return (
             queryset.filter(status=Loan.Status.ACTIVE, consent__isnull=False)
             .exclude(stage="lock")
             .annotate(
                 oldest_due=Subquery(oldest.order_by("due_date").values("due_date")[:1]),
                 lock_day=Subquery(lock_day.order_by("days_overdue").values("days_overdue")[:1]),
+                earliest_lock_day=earliest,
             )
+            .filter(earliest_lock_day__isnull=False, lock_day__gte=F("earliest_lock_day"))
             .annotate(
                 lock_on=ExpressionWrapper(F("oldest_due") + F("lock_day"), output_field=DateField())
             )
