@@ -10,3 +10,4 @@ class CustomersAction(StrEnum):
     LOGIN_CODE_FAILED = "customers.login.code_failed"
     LOGIN_SUCCEEDED = "customers.login.succeeded"
     LOGIN_LINK_MINTED = "customers.login.link_minted"
+    LOGIN_CODE_WITHHELD = "customers.login.code_withheld"

@@ -26,7 +26,6 @@ from apps.customers.errors import (
     CustomerDetailsMismatch,
     LoginCodeExpired,
     LoginCodeInvalid,
-    LoginCodesTooMany,
     LoginLocked,
     PhoneInvalid,
 )
@@ -247,21 +246,23 @@ def customer_login_code_send(*, lender_id: int, phone: str, actor: Actor) -> Non
     Says nothing about whether the number is known (no SMS, no error), so the
     form cannot be used to find out who borrows. Locks the customer's row: at
     most ``LOGIN_CODES_PER_WINDOW`` codes per ``LOGIN_WINDOW``, none while
-    locked out. ``PhoneInvalid`` for a number that is not a mobile number of
-    the lender's country. Emits ``customers.login.code_sent``.
+    locked out (withheld silently, for the same reason). ``PhoneInvalid`` for
+    a number that is not a mobile number of the lender's country. Emits
+    ``customers.login.code_sent`` or ``customers.login.code_withheld``.
     """
     lender = Lender.objects.get(pk=lender_id)
     customer = _login_customer(lender=lender, phone=phone)
     if customer is None:
         return
     customer = Customer.objects.select_for_update().get(pk=customer.pk)
-    if _failures_recent(customer) >= LOGIN_MAX_FAILURES:
-        raise LoginLocked()
     since = timezone.now() - LOGIN_WINDOW
-    if CustomerLoginCode.objects.filter(customer=customer, created_at__gte=since).count() >= (
-        LOGIN_CODES_PER_WINDOW
-    ):
-        raise LoginCodesTooMany()
+    sent = CustomerLoginCode.objects.filter(customer=customer, created_at__gte=since).count()
+    if _failures_recent(customer) >= LOGIN_MAX_FAILURES or sent >= LOGIN_CODES_PER_WINDOW:
+        # no code, and no different answer either: a refusal would tell a stranger the
+        # number borrows from this lender (the code page says when to ask again)
+        audit_event_record(actor=actor, action=CustomersAction.LOGIN_CODE_WITHHELD, target=customer,
+                           data={"codes_sent": sent})  # fmt: skip
+        return
     code = f"{secrets.randbelow(10**6):06d}"
     login = CustomerLoginCode.objects.create(
         lender=lender, customer=customer, code_hash=_login_code_hash(customer.pk, code),
