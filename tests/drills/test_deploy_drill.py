@@ -1,0 +1,80 @@
+"""Drills for the deployment: `check --deploy` clean under production settings with secrets
+only from the environment, and no personal data (phone, national id) in the logs of the
+flows that handle it."""
+
+import logging
+import os
+import secrets
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from apps.collections.services import loan_stage_sweep
+from apps.core.actor import Actor
+from apps.customers.services import customer_login_code_send
+from apps.lenders.selectors import lender_local_date
+from apps.notifications.services import notifications_dispatch
+from tests.collections.webhooks import deliver, event
+from tests.devices.factories import enrolled_phone
+
+pytestmark = [pytest.mark.drill]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_check_deploy_is_clean_under_production_settings(report) -> None:
+    environment = {
+        "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(ROOT)),
+        "DJANGO_SETTINGS_MODULE": "config.settings.production",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "DJANGO_ALLOWED_HOSTS": "pay.example.com",
+        "DATABASE_URL": "postgres://nobody@127.0.0.1:5432/nothing", "CELERY_BROKER_URL": "redis://127.0.0.1:6379/9",
+        "PAYMENTS_WEBHOOK_MASTER_KEY": secrets.token_urlsafe(32), "DEVICE_SIGNING_MASTER_KEY": secrets.token_urlsafe(32),
+        "AGENT_SIGNATURE_CHECKSUM": "checksum", "SMS_GATEWAY_CLASS": "apps.integrations.sms.base.ConsoleSmsGateway",
+        "AGENT_API_BASE_URL": "https://agent.example.com/api/agent/v1/", "FCM_CREDENTIALS_FILE": "/nonexistent.json",
+        "CACHE_URL": "redis://127.0.0.1:6379/9",
+    }  # fmt: skip
+    run = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
+                         env=environment, capture_output=True, text=True, check=False)  # fmt: skip
+    report(
+        f"check --deploy (production settings): exit {run.returncode}: {run.stdout.strip() or run.stderr[-300:]}"
+    )
+    assert run.returncode == 0
+    assert "System check identified no issues" in run.stdout
+    missing = dict(environment)
+    del missing["PAYMENTS_WEBHOOK_MASTER_KEY"]
+    refused = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=missing, capture_output=True,
+                             text=True, check=False)  # fmt: skip
+    assert refused.returncode != 0  # a secret missing from the environment stops the start
+    assert "PAYMENTS_WEBHOOK_MASTER_KEY" in refused.stderr
+
+
+@pytest.mark.django_db
+def test_no_phone_number_or_national_id_reaches_the_logs(
+    client, lender_a, caplog, sms_outbox, report
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=50))
+    customer = device.loan.customer
+    customer_login_code_send(lender_id=lender_a.pk, phone=customer.phone, actor=Actor.system())
+    loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a), id_from=0,
+                     id_to=10**12)  # fmt: skip
+    deliver(client, lender_a, event(device.loan.reference, "500.00", "PII-1"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("apps.notifications.rules.contact_slot", lambda **kwargs: timezone.now())
+        notifications_dispatch()
+    personal = {
+        customer.phone,
+        customer.phone.lstrip("+"),
+        customer.phone[-9:],
+        customer.national_id,
+    }
+    lines = [record.getMessage() for record in caplog.records]
+    leaks = [line for line in lines if any(value in line for value in personal)]
+    report(
+        f"personal data in logs: {len(leaks)} of {len(lines)} log lines name a phone or national id"
+    )
+    assert lines  # the flows did log
+    assert not leaks
