@@ -163,12 +163,8 @@ def loan_legal_hold_set(
 ) -> LoanPause:
     """A supervisor freezes escalation (legal hold, dispute) until ``until``. Locks the loan.
     Emits ``collections.pause.opened`` (status active)."""
-    _require_supervisor(user, lender_id)
-    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
-    today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
-    _check(kind=Kind.LEGAL_HOLD, today=today, until=until, reason=reason)
-    return _open(loan=loan, kind=Kind.LEGAL_HOLD, status=Status.ACTIVE, today=today, until=until,
-                 reason=reason, actor=actor, decided_by=user)  # fmt: skip
+    return _supervisor_pause(kind=Kind.LEGAL_HOLD, loan_id=loan_id, lender_id=lender_id, until=until,
+                             user=user, reason=reason, actor=actor)  # fmt: skip
 
 
 @transaction.atomic
@@ -178,9 +174,17 @@ def loan_hardship_pause_set(
     """A supervisor pauses a loan for hardship at once, with no request to decide (a region hit
     by a flood: the bulk action on the loan list). Locks the loan. Emits
     ``collections.pause.opened`` (status active)."""
+    return _supervisor_pause(kind=Kind.HARDSHIP, loan_id=loan_id, lender_id=lender_id, until=until,
+                             user=user, reason=reason, actor=actor)  # fmt: skip
+
+
+def _supervisor_pause(
+    *, kind: str, loan_id: int, lender_id: int, until: date, user: User, reason: str, actor: Actor
+) -> LoanPause:
+    """A pause a supervisor sets, active at once: no request waits for a decision."""
     _require_supervisor(user, lender_id)
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
     today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
-    _check(kind=Kind.HARDSHIP, today=today, until=until, reason=reason)
-    return _open(loan=loan, kind=Kind.HARDSHIP, status=Status.ACTIVE, today=today, until=until,
+    _check(kind=kind, today=today, until=until, reason=reason)
+    return _open(loan=loan, kind=kind, status=Status.ACTIVE, today=today, until=until,
                  reason=reason, actor=actor, decided_by=user)  # fmt: skip

@@ -543,32 +543,27 @@ def loan_stage_lift(*, loan_id: int, lender_id: int, actor: Actor, reason: str) 
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
     if loan.stage == Stage.NONE:
         return loan.stage
-    lender = Lender.objects.get(pk=lender_id)
-    business_date = lender_local_date(lender=lender)
-    ladder = Ladder.load(lender=lender, policy_version_ids={loan.policy_version_id})
-    days = loan_days_overdue(loan=loan)
-    change = Change(loan_id=loan.pk, from_stage=loan.stage, to_stage=Stage.NONE.value, days=days,
-                    policy_version_id=loan.policy_version_id, customer_id=loan.customer_id, paused=False)  # fmt: skip
-    Loan.objects.filter(pk=loan.pk).update(stage=Stage.NONE, stage_changed_at=timezone.now(),
-                                           updated_at=timezone.now())  # fmt: skip
-    _apply(lender=lender, ladder=ladder, changes=[change], cause=LoanStageChange.Cause.AGENT,
-           business_date=business_date, actor=actor, reason=reason.strip())  # fmt: skip
-    return Stage.NONE.value
+    return _agent_move(loan=loan, to=Stage.NONE.value, actor=actor, reason=reason.strip())
 
 
 def loan_stage_lock_now(*, loan: Loan, actor: Actor, reason: str) -> str:
     """Lock the loan's phone now (an approved manual lock; the caller holds the loan's lock
     and has checked the loan may be locked). Emits ``collections.loan.stage_changed``
     (cause ``agent``)."""
+    return _agent_move(loan=loan, to=Stage.LOCK.value, actor=actor, reason=reason)
+
+
+def _agent_move(*, loan: Loan, to: str, actor: Actor, reason: str) -> str:
+    """Move the locked ``loan`` to stage ``to`` by an agent's hand: the loan, the phone's state,
+    the history and the audit event."""
     lender = Lender.objects.get(pk=loan.lender_id)
-    business_date = lender_local_date(lender=lender)
     ladder = Ladder.load(lender=lender, policy_version_ids={loan.policy_version_id})
-    days = loan_days_overdue(loan=loan)
-    change = Change(loan_id=loan.pk, from_stage=loan.stage, to_stage=Stage.LOCK.value, days=days,
+    change = Change(loan_id=loan.pk, from_stage=loan.stage, to_stage=to, days=loan_days_overdue(loan=loan),
                     policy_version_id=loan.policy_version_id, customer_id=loan.customer_id, paused=False)  # fmt: skip
-    Loan.objects.filter(pk=loan.pk).update(stage=Stage.LOCK, stage_changed_at=timezone.now(),
-                                           updated_at=timezone.now())  # fmt: skip
-    loan.stage = Stage.LOCK.value
+    Loan.objects.filter(pk=loan.pk).update(
+        stage=to, stage_changed_at=timezone.now(), updated_at=timezone.now()
+    )
+    loan.stage = to
     _apply(lender=lender, ladder=ladder, changes=[change], cause=LoanStageChange.Cause.AGENT,
-           business_date=business_date, actor=actor, reason=reason)  # fmt: skip
-    return loan.stage
+           business_date=lender_local_date(lender=lender), actor=actor, reason=reason)  # fmt: skip
+    return to
