@@ -61,3 +61,17 @@ def screenshot(page, tmp_path):
         return path
 
     return take
+
+
+def admin_log_in(page, url: str, user) -> None:
+    """Open ``url`` in the back office as ``user``: password, then the authenticator's code."""
+    from tests.accounts.factories import PASSWORD, TOTPDeviceFactory
+    from tests.conftest import current_code
+
+    totp = TOTPDeviceFactory(user=user)
+    page.goto(url)
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.fill("#id_otp_token", current_code(totp))
+    page.click("#otp-form input[type=submit]")

@@ -9,22 +9,10 @@ from django.utils import timezone
 from apps.collections.models import Loan, LoanPause
 from apps.collections.services import loan_stage_sweep
 from apps.lenders.selectors import lender_local_date
-from tests.accounts.factories import PASSWORD, TOTPDeviceFactory
-from tests.browser.conftest import save_screenshot
-from tests.conftest import current_code
+from tests.browser.conftest import admin_log_in, save_screenshot
 from tests.devices.factories import enrolled_phone
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-def log_in(page, live_server, agent, path: str) -> None:
-    totp = TOTPDeviceFactory(user=agent)
-    page.goto(f"{live_server.url}{path}")
-    page.fill("#id_username", agent.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.fill("#id_otp_token", current_code(totp))
-    page.click("#otp-form input[type=submit]")
 
 
 def test_an_agent_records_a_promise_and_tomorrows_sweep_respects_it(
@@ -36,7 +24,7 @@ def test_an_agent_records_a_promise_and_tomorrows_sweep_respects_it(
     loan = Loan.objects.get(pk=device.loan_id)
     assert loan.stage == "block_apps"
     agent = make_agent(lender_a, username="achieng")
-    log_in(page, live_server, agent, f"/admin/collections/loan/{loan.pk}/change/")
+    admin_log_in(page, f"{live_server.url}/admin/collections/loan/{loan.pk}/change/", agent)
     page.click("#act-promise")
     page.fill("#id_until", (today + timedelta(days=5)).isoformat())
     page.fill("#id_reason", "Salary on Friday; she will pay at the shop.")
@@ -59,7 +47,9 @@ def test_the_portfolio_dashboard_draws_the_lenders_figures(
     live_server, page, lender_a, make_agent, book
 ) -> None:
     page.set_viewport_size({"width": 1280, "height": 900})
-    log_in(page, live_server, make_agent(lender_a, username="otieno"), "/admin/collections/loan/")
+    admin_log_in(
+        page, f"{live_server.url}/admin/collections/loan/", make_agent(lender_a, username="otieno")
+    )
     page.click("#portfolio")
     page.wait_for_selector("#par")
     assert page.inner_text('[data-par="PAR 1"]').endswith("%")

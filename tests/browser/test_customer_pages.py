@@ -4,7 +4,6 @@ unlock (the agent simulator applies and acknowledges) without reloading the page
 
 import re
 import threading
-import time
 from datetime import timedelta
 
 import pytest
@@ -19,17 +18,10 @@ from apps.lenders.selectors import lender_local_date
 from tests.browser.conftest import save_screenshot
 from tests.collections.factories import signed_loan
 from tests.devices.factories import valid_imei
+from tests.waiting import wait_for
 from tools.agent_sim import Agent
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
-
-
-def wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
 
 
 @pytest.fixture

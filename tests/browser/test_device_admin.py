@@ -11,9 +11,7 @@ from django.utils import timezone
 from apps.core.actor import Actor, ActorType
 from apps.devices.models import Device, PushNudge
 from apps.devices.services import device_ack, device_state_set
-from tests.accounts.factories import PASSWORD, TOTPDeviceFactory
-from tests.browser.conftest import save_screenshot
-from tests.conftest import current_code
+from tests.browser.conftest import admin_log_in, save_screenshot
 from tests.devices.factories import enrolled_phone
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -32,7 +30,6 @@ def test_agent_filters_out_of_sync_phones_and_opens_the_one_behind(
     live_server, page, lender_a, make_agent
 ) -> None:
     agent = make_agent(lender_a, username="wanjiku")
-    totp = TOTPDeviceFactory(user=agent)
     in_sync, _, _ = enrolled_phone(lender_a, fcm_token="tok-in-sync")
     ack(in_sync)
     three_hours_ago = timezone.now() - timedelta(hours=3)
@@ -51,12 +48,7 @@ def test_agent_filters_out_of_sync_phones_and_opens_the_one_behind(
     # The list has twelve columns: at the other tests' 1100 px the lag column scrolls out of
     # sight in the screenshot, so widen the window and fold the app menu away.
     page.set_viewport_size({"width": 1440, "height": 900})
-    page.goto(f"{live_server.url}/admin/devices/device/")
-    page.fill("#id_username", agent.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.fill("#id_otp_token", current_code(totp))
-    page.click("#otp-form input[type=submit]")
+    admin_log_in(page, f"{live_server.url}/admin/devices/device/", agent)
     page.wait_for_selector("#result_list")
     assert page.url.endswith("/admin/devices/device/")
     page.click("#toggle-nav-sidebar")

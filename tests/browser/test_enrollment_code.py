@@ -14,9 +14,8 @@ from apps.core.actor import Actor
 from apps.devices.models import Device
 from apps.devices.provisioning import P
 from apps.devices.services import device_register
-from tests.accounts.factories import PASSWORD, TOTPDeviceFactory
+from tests.browser.conftest import admin_log_in
 from tests.collections.factories import signed_loan
-from tests.conftest import current_code
 from tests.devices.factories import valid_imei
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -26,16 +25,10 @@ def test_the_qr_on_screen_enrolls_the_phone(
     live_server, page, screenshot, lender_a, make_agent
 ) -> None:
     agent = make_agent(lender_a, username="wanjiku")
-    totp = TOTPDeviceFactory(user=agent)
     device = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="Tecno", model_name="Spark 20",
                              actor=Actor.system())  # fmt: skip
 
-    page.goto(f"{live_server.url}/admin/devices/device/{device.pk}/change/")
-    page.fill("#id_username", agent.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.fill("#id_otp_token", current_code(totp))
-    page.click("#otp-form input[type=submit]")
+    admin_log_in(page, f"{live_server.url}/admin/devices/device/{device.pk}/change/", agent)
     page.click("#enrollment-code")
     page.click("#mint")
     page.wait_for_selector("#provisioning-qr svg")

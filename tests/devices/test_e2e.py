@@ -23,17 +23,10 @@ from apps.devices.services import (
 from apps.devices.state import canonical
 from tests.collections.factories import signed_loan
 from tests.devices.factories import valid_imei
+from tests.waiting import wait_for
 from tools.agent_sim import Agent
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.broker]
-
-
-def wait_for(predicate, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.05)
 
 
 @pytest.fixture
