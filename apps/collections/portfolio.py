@@ -135,10 +135,6 @@ class RollRates:
     def from_total(self, bucket: int) -> int:
         return sum(n for (f, _), n in self.counts.items() if f == bucket)
 
-    def rate(self, f: int, t: int) -> Decimal:
-        total = self.from_total(f)
-        return Decimal(self.counts.get((f, t), 0)) / total if total else Decimal(0)
-
     def rolled_forward(self, bucket: int) -> Decimal:
         """The share of the loans in ``bucket`` at the start that are in a worse one at the end."""
         total = self.from_total(bucket)

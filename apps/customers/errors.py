@@ -49,8 +49,3 @@ class LoginCodeExpired(DomainError):
 class LoginLocked(DomainError):
     code, http_status = "login_locked", 429
     default_message = _("Too many wrong codes. Try again in a few minutes.")
-
-
-class LoginCodesTooMany(DomainError):
-    code, http_status = "login_codes_too_many", 429
-    default_message = _("Too many codes asked for. Try again in a few minutes.")
