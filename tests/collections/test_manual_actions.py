@@ -127,6 +127,10 @@ def test_an_undecided_request_expires_after_a_day(lender_a, make_agent, verified
     loan.refresh_from_db()
     assert loan.stage == "none"
     assert sorted(ManualLock.objects.values_list("status", flat=True)) == ["expired", "requested"]
+    expired = AuditEvent.objects.get(
+        action="collections.manual_lock.decided", data__status="expired"
+    )
+    assert expired.data["manual_lock_id"] == ask.pk
 
 
 def test_an_agent_sends_the_reminder_again_with_whats_next(

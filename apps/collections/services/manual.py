@@ -65,9 +65,12 @@ def loan_manual_lock_request(
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
     _lockable(loan)
     now = timezone.now()
-    ManualLock.objects.filter(loan=loan, status=ManualLock.Status.REQUESTED,
-                              created_at__lt=now - ManualLock.EXPIRES_AFTER).update(
-        status=ManualLock.Status.EXPIRED, decided_at=now, updated_at=now)  # fmt: skip
+    stale = ManualLock.objects.filter(loan=loan, status=ManualLock.Status.REQUESTED,
+                                      created_at__lt=now - ManualLock.EXPIRES_AFTER)  # fmt: skip
+    for expired in stale.values_list("pk", flat=True):  # at most one: one open request per loan
+        audit_event_record(actor=actor, action=CollectionsAction.MANUAL_LOCK_DECIDED, target=loan,
+                           data={"manual_lock_id": expired, "status": ManualLock.Status.EXPIRED})  # fmt: skip
+    stale.update(status=ManualLock.Status.EXPIRED, decided_at=now, updated_at=now)
     request = ManualLock(lender_id=lender_id, loan=loan, status=ManualLock.Status.REQUESTED,
                          reason=reason.strip(), requested_by=user)  # fmt: skip
     try:
