@@ -16,6 +16,8 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.collections.selectors import (
+    LoanOverview,
+    loan_get,
     loan_id_by_reference,
     loan_list_for_customer,
     loan_overview,
@@ -153,15 +155,20 @@ def logout(request: HttpRequest, lender_slug: str) -> HttpResponse:
     return redirect("customers:login", lender_slug=lender_slug)
 
 
+def _pay_amount(overview: LoanOverview) -> Money:
+    """What Pay now asks for: what is late, else the next installment."""
+    if overview.arrears.amount > 0:
+        return overview.arrears
+    return overview.next_due.amount if overview.next_due else overview.balance
+
+
 def _loan_cards(lender: Lender, customer: Customer) -> list[dict[str, Any]]:
     cards = []
     for loan in loan_list_for_customer(customer_id=customer.pk, lender_id=lender.pk):
         overview = loan_overview(loan=loan)
         phone = phone_sync_for_loan(loan_id=loan.pk, lender_id=lender.pk)
-        due = overview.arrears if overview.arrears.amount > 0 else (
-            overview.next_due.amount if overview.next_due else overview.balance)  # fmt: skip
         cards.append({"overview": overview, "phone": phone, "phone_words": phone_words(overview, phone),
-                      "next_words": next_words(overview), "pay_amount": due,
+                      "next_words": next_words(overview), "pay_amount": _pay_amount(overview),
                       "schedule": [(row, SCHEDULE_STATUS[row.status]) for row in overview.schedule]})  # fmt: skip
     return cards
 
@@ -203,8 +210,11 @@ def _own_loan(lender: Lender, customer: Customer, reference: str) -> int:
 @customer_required
 def pay(request: HttpRequest, lender: Lender, customer: Customer, reference: str) -> HttpResponse:
     loan_id = _own_loan(lender, customer, reference)
-    card = next(c for c in _loan_cards(lender, customer) if c["overview"].loan.pk == loan_id)
-    amount: Money = card["pay_amount"]
+    overview = loan_overview(loan=loan_get(loan_id=loan_id, lender_id=lender.pk))
+    amount = _pay_amount(overview)
+    if overview.loan.status != "active" or amount.amount <= 0:
+        request.session["customer_flash"] = _("There is nothing to pay on this loan.")
+        return redirect("customers:home", lender_slug=lender.slug)
     back = request.build_absolute_uri(
         reverse("customers:home", kwargs={"lender_slug": lender.slug})
     )

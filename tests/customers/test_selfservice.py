@@ -298,3 +298,23 @@ def test_a_customer_downloads_their_consent_and_receipts_only(client, lender_a, 
         "customers:consent", kwargs={"lender_slug": lender_a.slug, "reference": other.reference}
     )
     assert client.get(other_consent).status_code == 404
+
+
+def test_pay_on_a_paid_off_loan_says_there_is_nothing_to_pay(client, lender_a, log_in) -> None:
+    from apps.collections.services import payment_record
+    from apps.core.actor import Actor
+    from apps.core.money import Money
+
+    loan = late_loan(lender_a, days_ago=10)
+    everything = sum(i.total_due for i in loan.installments.all())
+    payment_record(loan_id=loan.pk, amount=Money(everything, "KES"), channel="manual", provider="manual",
+                   provider_ref="all", received_at=timezone.now(), actor=Actor.system(), reason="Paid off.")  # fmt: skip
+    log_in(lender_a, loan.customer)
+    url = reverse(
+        "customers:pay", kwargs={"lender_slug": lender_a.slug, "reference": loan.reference}
+    )
+    page = client.post(url, follow=True)
+    assert page.redirect_chain[-1][0] == reverse(
+        "customers:home", kwargs={"lender_slug": lender_a.slug}
+    )
+    assert "There is nothing to pay on this loan." in page.content.decode()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import requests
 from django.core import signing
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -23,8 +24,12 @@ def checkout_page(request: HttpRequest, token: str) -> HttpResponse:
     error = ""
     if request.method == "POST":
         webhook = request.build_absolute_uri(reverse("payments-api:webhook", args=[DEMO_PROVIDER]))
-        answer = demo_provider_pay(checkout=checkout, webhook_url=webhook)
-        if answer.status_code == 200:
-            return redirect(f"{checkout.return_url}?paid=1")
-        error = f"The merchant refused the payment ({answer.status_code})."
+        try:
+            answer = demo_provider_pay(checkout=checkout, webhook_url=webhook)
+        except requests.RequestException:
+            error = "The merchant could not be reached; nothing was paid. Try again."
+        else:
+            if answer.status_code == 200:
+                return redirect(f"{checkout.return_url}?paid=1")
+            error = f"The merchant refused the payment ({answer.status_code})."
     return render(request, "payments/checkout.html", {"checkout": checkout, "error": error})
