@@ -105,7 +105,23 @@ class StageChangeInline(ScopedReadOnlyInline):
     ordering = ("-created_at", "-id")
 
 
-class PauseInline(ScopedReadOnlyInline):
+class _DecisionInline(ScopedReadOnlyInline):
+    """Rows waiting for a supervisor's decision, with a link to decide each."""
+
+    decide_url: str
+    decide_class: str
+
+    @admin.display(description=_("Decide"))
+    def decide(self, row: Any) -> str:
+        if row.status != "requested":
+            return ""
+        url = reverse(self.decide_url, args=[row.loan_id, row.pk])
+        return format_html(
+            '<a class="{}" href="{}">{}</a>', self.decide_class, url, _("Approve or reject")
+        )
+
+
+class PauseInline(_DecisionInline):
     model = LoanPause
     verbose_name_plural = _("Promises and pauses")
     fields = ("kind", "status", "starts_on", "ends_on", "promised_amount", "reason",
@@ -113,15 +129,10 @@ class PauseInline(ScopedReadOnlyInline):
     readonly_fields = fields
     ordering = ("-created_at",)
 
-    @admin.display(description=_("Decide"))
-    def decide(self, pause: LoanPause) -> str:
-        if pause.status != LoanPause.Status.REQUESTED:
-            return ""
-        url = reverse("admin:collections_loan_pause_decide", args=[pause.loan_id, pause.pk])
-        return format_html('<a class="decide-pause" href="{}">{}</a>', url, _("Approve or reject"))
+    decide_url, decide_class = "admin:collections_loan_pause_decide", "decide-pause"
 
 
-class ManualLockInline(ScopedReadOnlyInline):
+class ManualLockInline(_DecisionInline):
     model = ManualLock
     verbose_name_plural = _("Manual locks (two-person rule)")
     fields = ("created_at", "status", "reason", "requested_by", "decided_by", "decided_at",
@@ -129,12 +140,7 @@ class ManualLockInline(ScopedReadOnlyInline):
     readonly_fields = fields
     ordering = ("-created_at",)
 
-    @admin.display(description=_("Decide"))
-    def decide(self, ask: ManualLock) -> str:
-        if ask.status != ManualLock.Status.REQUESTED:
-            return ""
-        url = reverse("admin:collections_loan_manual_lock_decide", args=[ask.loan_id, ask.pk])
-        return format_html('<a class="decide-lock" href="{}">{}</a>', url, _("Approve or reject"))
+    decide_url, decide_class = "admin:collections_loan_manual_lock_decide", "decide-lock"
 
 
 class NotificationInline(ScopedReadOnlyInline):
@@ -433,17 +439,32 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         self, request: HttpRequest, object_id: int, pause_id: int
     ) -> HttpResponse:
         """A supervisor approves or rejects a requested pause."""
+
+        def title(pause: LoanPause) -> str:
+            return _("Decide the %(kind)s until %(until)s") % {
+                "kind": pause.get_kind_display().lower(), "until": pause.ends_on}  # fmt: skip
+
+        return self._decision_view(
+            request, object_id, LoanPause, pause_id, loan_pause_decide, "pause_id", title
+        )
+
+    def _decision_view(
+        self, request: HttpRequest, object_id: int, model: Any, row_id: int, decide: Any, id_arg: str,
+        title: Any,
+    ) -> HttpResponse:  # fmt: skip
+        """A supervisor's approve-or-reject page for a ``model`` row of this loan, deciding
+        through the service ``decide`` (which takes the row's id as ``id_arg``)."""
         loan = self._loan_or_404(request, object_id)
         self.require_role(request, SUPERVISORS, loan)
-        pause = LoanPause.objects.filter(pk=pause_id, loan=loan).first()
-        if pause is None:
+        row = model.objects.filter(pk=row_id, loan=loan).first()
+        if row is None:
             raise Http404
         form = DecisionForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                loan_pause_decide(pause_id=pause.pk, lender_id=loan.lender_id, approve=form.cleaned_data["approve"],
-                                  user=request.user, reason=form.cleaned_data["reason"],
-                                  actor=Actor.agent(request.user, request))  # fmt: skip
+                decide(**{id_arg: row.pk}, lender_id=loan.lender_id, approve=form.cleaned_data["approve"],
+                       user=request.user, reason=form.cleaned_data["reason"],
+                       actor=Actor.agent(request.user, request))  # fmt: skip
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -452,39 +473,20 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
                     reverse("admin:collections_loan_change", args=[loan.pk])
                 )
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "loan": loan,
-                   "form": form, "pause": pause,
-                   "title": _("Decide the %(kind)s until %(until)s") % {
-                       "kind": pause.get_kind_display().lower(), "until": pause.ends_on}}  # fmt: skip
+                   "form": form, "title": title(row)}  # fmt: skip
         return TemplateResponse(request, "admin/collections/loan/action.html", context)
 
     def manual_lock_decide_view(
         self, request: HttpRequest, object_id: int, request_id: int
     ) -> HttpResponse:
         """The second person approves or rejects a manual lock."""
-        loan = self._loan_or_404(request, object_id)
-        self.require_role(request, SUPERVISORS, loan)
-        ask = ManualLock.objects.filter(pk=request_id, loan=loan).first()
-        if ask is None:
-            raise Http404
-        form = DecisionForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
-            try:
-                loan_manual_lock_decide(request_id=ask.pk, lender_id=loan.lender_id,
-                                        approve=form.cleaned_data["approve"], user=request.user,
-                                        reason=form.cleaned_data["reason"],
-                                        actor=Actor.agent(request.user, request))  # fmt: skip
-            except DomainError as exc:
-                form.add_error(None, exc.message)
-            else:
-                self.message_user(request, _("Decision recorded."), messages.SUCCESS)
-                return HttpResponseRedirect(
-                    reverse("admin:collections_loan_change", args=[loan.pk])
-                )
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "loan": loan,
-                   "form": form, "manual_lock": ask,
-                   "title": _("Decide the manual lock asked by %(who)s: %(why)s") % {
-                       "who": ask.requested_by, "why": ask.reason}}  # fmt: skip
-        return TemplateResponse(request, "admin/collections/loan/action.html", context)
+
+        def title(ask: ManualLock) -> str:
+            return _("Decide the manual lock asked by %(who)s: %(why)s") % {
+                "who": ask.requested_by, "why": ask.reason}  # fmt: skip
+
+        return self._decision_view(request, object_id, ManualLock, request_id, loan_manual_lock_decide,
+                                   "request_id", title)  # fmt: skip
 
     def record_payment_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Record a payment received outside the provider: amount, reason, receipt reference."""
