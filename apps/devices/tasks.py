@@ -4,14 +4,15 @@ from apps.core.tasks import app_task
 
 
 @app_task(name="devices.push_relay", queue="push", bind=True)
-def push_relay_task(self: Any) -> None:
-    """Started after each commit that queues a nudge, and by beat every minute."""
+def push_relay_task(self: Any, *, follow_up: bool = False) -> None:
+    """Started after each commit that queues a nudge, by beat every minute, and by itself
+    (``follow_up``) when a retry falls due within the minute."""
     from apps.devices.services.push import push_relay
     from apps.integrations.push.base import get_push_gateway
 
-    follow_up_in = push_relay(gateway=get_push_gateway())
+    follow_up_in = push_relay(gateway=get_push_gateway(), follow_up=follow_up)
     if follow_up_in is not None and not self.request.is_eager:
-        push_relay_task.apply_async(countdown=follow_up_in)
+        push_relay_task.apply_async(countdown=follow_up_in, kwargs={"follow_up": True})
 
 
 @app_task(name="devices.device_key_announce", queue="push")

@@ -14,7 +14,7 @@ from apps.devices.services import (
     push_nudges_enqueue,
     push_relay_run,
 )
-from apps.devices.services.push import _CLAIM, push_next_due_in
+from apps.devices.services.push import _CLAIM, push_next_due_in, push_relay
 from apps.integrations.push.base import get_push_gateway
 from tests.devices.factories import enrolled_phone, valid_imei
 
@@ -89,6 +89,24 @@ def test_an_unregistered_token_is_marked_dead_for_sms_fallback_and_a_new_token_r
     restrict(device, "block_apps")
     drain()
     assert [m["token"] for m in fake_fcm.delivered] == ["tok-new"]
+
+
+def test_the_booked_follow_up_books_the_next_one_while_retries_are_due(
+    fake_fcm, lender_a, settings
+):
+    settings.PUSH_RETRY_BASE_SECONDS = 0.3
+    enrolled_phone(lender_a, fcm_token="tok-1")
+    fake_fcm.fail_next(503, 2)
+    gateway = get_push_gateway()
+    first = push_relay(gateway=gateway)
+    assert first is not None  # the retry falls due within the minute: a follow-up is booked
+    assert push_relay(gateway=gateway) is None  # a kick meanwhile books no second chain
+    time.sleep(push_next_due_in())
+    second = push_relay(gateway=gateway, follow_up=True)  # refused again: it books the next
+    assert second is not None
+    time.sleep(second)
+    assert push_relay(gateway=gateway, follow_up=True) is None  # sent: nothing waits
+    assert [m["token"] for m in fake_fcm.delivered] == ["tok-1"]
 
 
 def test_a_nudge_refused_on_every_attempt_ends_failed_after_the_last_one(

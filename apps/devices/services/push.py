@@ -152,16 +152,23 @@ def push_relay_run(*, gateway: PushGateway, time_budget: float = 50.0) -> RelayR
     return report
 
 
-def push_relay(*, gateway: PushGateway) -> float | None:
+_FOLLOW_UP_BOOKED = "devices:push_relay:follow_up"
+
+
+def push_relay(*, gateway: PushGateway, follow_up: bool = False) -> float | None:
     """One relay run; returns in how many seconds a follow-up run should start, if one
     should: a retry falls due within the minute and no other run has booked that
     follow-up (later retries are beat's minutely run). So kicks after many commits
-    do not each start a chain of follow-ups."""
+    do not each start a chain of follow-ups. The booked follow-up gives its booking
+    back as it starts, so it can book the next one and the chain goes on until
+    nothing waits."""
+    if follow_up:
+        cache.delete(_FOLLOW_UP_BOOKED)
     push_relay_run(gateway=gateway)
     due_in = push_next_due_in()
     if due_in is None or due_in >= 60:
         return None
-    if not cache.add("devices:push_relay:follow_up", 1, timeout=int(due_in) + 1):
+    if not cache.add(_FOLLOW_UP_BOOKED, 1, timeout=int(due_in) + 1):
         return None
     return due_in
 
