@@ -14,12 +14,12 @@ def installment_late_fees_assess_all() -> None:
     """Fan out one idempotent late-fee task per lender (each its own transaction)."""
     from django.db import transaction
 
+    from apps.core.outbox import task_enqueue_on_commit
     from apps.lenders.models import Lender
 
-    for lender_id in Lender.objects.values_list("pk", flat=True):
-        transaction.on_commit(
-            lambda lender_id=lender_id: installment_late_fees_assess.delay(lender_id=lender_id)
-        )
+    with transaction.atomic():
+        for lender_id in Lender.objects.values_list("pk", flat=True):
+            task_enqueue_on_commit(installment_late_fees_assess, lender_id=lender_id)
 
 
 @app_task(name="collections.loan_stage_sweep_lender", queue="sweep")
@@ -34,18 +34,19 @@ def loan_stage_sweep_lender_task(*, lender_id: int) -> None:
     from django.db import transaction
 
     from apps.collections.services.restriction import lender_business_date, loan_sweep_ranges
+    from apps.core.outbox import task_enqueue_on_commit
     from apps.notifications.tasks import reminders_queue_task
 
     business_date = lender_business_date(lender_id=lender_id).isoformat()
-    transaction.on_commit(
-        lambda: reminders_queue_task.delay(lender_id=lender_id, business_date=business_date)
-    )
-    for id_from, id_to in loan_sweep_ranges(lender_id=lender_id, size=settings.SWEEP_RANGE_SIZE):
-        transaction.on_commit(
-            lambda id_from=id_from, id_to=id_to: loan_stage_sweep_range_task.delay(
-                lender_id=lender_id, business_date=business_date, id_from=id_from, id_to=id_to
-            )
+    with transaction.atomic():
+        task_enqueue_on_commit(
+            reminders_queue_task, lender_id=lender_id, business_date=business_date
         )
+        for id_from, id_to in loan_sweep_ranges(
+            lender_id=lender_id, size=settings.SWEEP_RANGE_SIZE
+        ):
+            task_enqueue_on_commit(loan_stage_sweep_range_task, lender_id=lender_id,
+                                   business_date=business_date, id_from=id_from, id_to=id_to)  # fmt: skip
 
 
 @app_task(name="collections.loan_stage_sweep_range", queue="sweep")

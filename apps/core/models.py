@@ -9,3 +9,23 @@ class BaseModel(models.Model):
 
     class Meta:
         abstract = True
+
+
+class TaskOutbox(models.Model):
+    """A task asked for by a transaction, kept until the broker has taken it.
+
+    Written in the caller's transaction (``apps.core.outbox.task_enqueue_on_commit``)
+    and deleted once the task is sent after commit; a row left behind (the broker was
+    down) is sent by the minutely relay. The tasks are idempotent, so one sent twice
+    (the relay racing a slow first send) does no harm.
+    """
+
+    task = models.CharField(max_length=100)
+    kwargs = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["created_at"], name="task_outbox_created")]
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.kwargs}"

@@ -16,6 +16,8 @@ SCHEDULE: dict[str, tuple[str, dict[str, str], str, str]] = {
     ),
     # The outbox's safety net: nudges whose relay task was lost or is due to retry.
     "devices: push relay": ("devices.push_relay", {}, "UTC", "push"),
+    # Tasks a transaction asked for whose send failed (the broker was down).
+    "core: task outbox relay": ("core.task_outbox_relay", {}, "UTC", "default"),
     # Messages held to contact hours, and SMS for notices the phone did not ack.
     "notifications: dispatch": ("notifications.notifications_dispatch", {}, "UTC", "notify"),
     # A release is pushed until the phone acks it.

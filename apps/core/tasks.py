@@ -41,3 +41,11 @@ def app_task(*, name: str, queue: str = "default", **options: Any) -> Callable[.
         acks_late=True,
         **options,
     )
+
+
+@app_task(name="core.task_outbox_relay")
+def task_outbox_relay_task() -> None:
+    """Beat runs this every minute: tasks whose send after commit failed (broker down)."""
+    from apps.core.outbox import task_outbox_relay
+
+    task_outbox_relay()

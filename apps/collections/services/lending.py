@@ -60,6 +60,7 @@ from apps.collections.services.restriction import loan_stage_settle
 from apps.core.actor import Actor
 from apps.core.errors import DomainError, IdempotencyConflict, NotAllowed
 from apps.core.money import Money, minor_units, quantize
+from apps.core.outbox import task_enqueue_on_commit
 from apps.core.sql import insert_sql, insert_values, mark_saved
 from apps.customers.models import ConsentRecord, Customer
 from apps.lenders.models import Lender, LoanProduct
@@ -419,7 +420,7 @@ def _payment_record_locked(
     entries = [received, *allocated]
     audit_events_record(lender_id=loan.lender_id, entries=entries)
     loan_stage_settle(loan=loan, actor=actor, cause=LoanStageChange.Cause.PAYMENT)
-    transaction.on_commit(lambda: payment_receipt_queue_task.delay(payment_id=payment.pk))
+    task_enqueue_on_commit(payment_receipt_queue_task, payment_id=payment.pk)
     return PaymentOutcome(payment=payment, created=True)
 
 

@@ -36,6 +36,7 @@ from apps.collections.locks import loan_lock
 from apps.collections.models import STAGE_ORDER, Loan, LoanPause, LoanStageChange, Stage
 from apps.collections.selectors import loan_days_overdue
 from apps.core.actor import Actor
+from apps.core.outbox import task_enqueue_on_commit
 from apps.customers.models import Customer
 from apps.customers.selectors import customer_locales
 from apps.devices.errors import DeviceReleased
@@ -391,8 +392,8 @@ def loan_stage_sweep(
                             reason=f"Restriction sweep of {business_date.isoformat()}.")  # fmt: skip
         # every time, changes or not: a run redelivered after the commit (its notices lost with
         # a broker outage) changes nothing, but queues what the first run raised (deduplicated)
-        transaction.on_commit(lambda: _overdue_notices_later(
-            lender_id=lender_id, business_date=business_date, id_from=id_from, id_to=id_to))  # fmt: skip
+        _overdue_notices_later(lender_id=lender_id, business_date=business_date, id_from=id_from,
+                               id_to=id_to)  # fmt: skip
     return SweepReport(changes=len(changes), phones=phones, pauses_closed=len(closed))
 
 
@@ -401,8 +402,8 @@ def _overdue_notices_later(
 ) -> None:
     from apps.collections.tasks import overdue_notices_queue_task
 
-    overdue_notices_queue_task.delay(lender_id=lender_id, business_date=business_date.isoformat(),
-                                     id_from=id_from, id_to=id_to)  # fmt: skip
+    task_enqueue_on_commit(overdue_notices_queue_task, lender_id=lender_id,
+                           business_date=business_date.isoformat(), id_from=id_from, id_to=id_to)  # fmt: skip
 
 
 _RAISED = f"""

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from apps.audit.services import audit_event_record, audit_events_record_select
 from apps.core.actor import Actor
+from apps.core.outbox import task_enqueue_on_commit
 from apps.devices.errors import DeviceReleased
 from apps.devices.events import DevicesAction
 from apps.devices.keys import lender_public_key_b64
@@ -262,12 +263,9 @@ def lender_signing_key_rotate(*, lender_id: int, actor: Actor, reason: str) -> L
     audit_event_record(actor=actor, action=DevicesAction.LENDER_KEY_ROTATED, target=key, reason=reason,
                        data={"version": version, "public_key": key.public_key})  # fmt: skip
 
-    def announce() -> None:
-        from apps.devices.tasks import device_key_announce_task
+    from apps.devices.tasks import device_key_announce_task
 
-        device_key_announce_task.delay(lender_id=lender.pk)
-
-    transaction.on_commit(announce)
+    task_enqueue_on_commit(device_key_announce_task, lender_id=lender.pk)
     return key
 
 

@@ -1,0 +1,58 @@
+"""Tasks sent after commit that a broker outage cannot lose.
+
+``task_enqueue_on_commit`` writes the task into ``TaskOutbox`` in the caller's
+transaction and sends it once that commits; the row goes once the broker has
+it. If the broker is down, the row stays and ``task_outbox_relay`` (beat, every
+minute) sends it when the broker is back. A task sent twice is harmless: every
+task is idempotent (STYLE.md section 13).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.core.models import TaskOutbox
+
+logger = logging.getLogger(__name__)
+
+
+def task_enqueue_on_commit(task: Any, **kwargs: Any) -> None:
+    """Send ``task`` with ``kwargs`` (ids and ISO dates: JSON) once the transaction commits."""
+    row = TaskOutbox.objects.create(task=task.name, kwargs=kwargs)
+    transaction.on_commit(lambda: _send(row_id=row.pk, name=task.name, kwargs=kwargs))
+
+
+def _send(*, row_id: int, name: str, kwargs: dict[str, Any]) -> None:
+    try:
+        current_app.tasks[name].apply_async(kwargs=kwargs)
+    except Exception:  # the broker is down: the relay sends it later
+        logger.warning("task %s kept in the outbox for the relay", name, exc_info=True)
+        return
+    TaskOutbox.objects.filter(pk=row_id).delete()
+
+
+def task_outbox_relay(*, batch: int = 500) -> int:
+    """Send the tasks left in the outbox for longer than ``TASK_OUTBOX_GRACE_SECONDS`` (their
+    own after-commit send failed, or its process died). Returns how many were sent."""
+    cutoff = timezone.now() - timedelta(seconds=settings.TASK_OUTBOX_GRACE_SECONDS)
+    sent = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                TaskOutbox.objects.select_for_update(skip_locked=True)
+                .filter(created_at__lt=cutoff)
+                .order_by("pk")[:batch]
+            )
+            for row in rows:  # a failure rolls back: the rows stay for the next run
+                current_app.tasks[row.task].apply_async(kwargs=row.kwargs)
+            TaskOutbox.objects.filter(pk__in=[row.pk for row in rows]).delete()
+        sent += len(rows)
+        if len(rows) < batch:
+            return sent

@@ -1,0 +1,77 @@
+"""The task outbox: a task asked for by a transaction survives a broker that is down."""
+
+import socket
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from apps.collections.services import payment_record
+from apps.core.actor import Actor
+from apps.core.models import TaskOutbox
+from apps.core.money import Money
+from apps.core.outbox import task_outbox_relay
+from apps.notifications.models import Notification
+from config.celery import app
+from tests.collections.factories import signed_loan
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def pay(loan, ref: str):
+    return payment_record(loan_id=loan.pk, amount=Money(Decimal("100.00"), loan.currency), channel="manual",
+                          provider="manual", provider_ref=ref, received_at=timezone.now(),
+                          actor=Actor.system())  # fmt: skip
+
+
+@pytest.fixture
+def broker_down():
+    """The app's broker is a closed port, for real: publishing fails after Celery's retries."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    saved = (
+        app.conf.broker_write_url,
+        app.conf.task_always_eager,
+        app.conf.task_publish_retry_policy,
+    )
+    app.conf.broker_write_url, app.conf.task_always_eager = f"redis://127.0.0.1:{port}/0", False
+    app.conf.task_publish_retry_policy = {
+        "max_retries": 1,
+        "interval_start": 0,
+        "interval_step": 0.1,
+    }
+    app._pool, app.amqp._producer_pool = None, None  # the next send connects to the new URL
+    yield
+    app.conf.broker_write_url, app.conf.task_always_eager, app.conf.task_publish_retry_policy = (
+        saved
+    )
+    app._pool, app.amqp._producer_pool = None, None
+
+
+def test_a_receipt_asked_for_while_the_broker_is_down_is_sent_by_the_relay(
+    lender_a, broker_down
+) -> None:
+    loan = signed_loan(lender_a)
+    payment = pay(loan, "MP-1").payment  # commits; the send after commit fails
+    kept = TaskOutbox.objects.get()
+    assert (kept.task, kept.kwargs) == (
+        "notifications.payment_receipt_queue",
+        {"payment_id": payment.pk},
+    )
+    assert not Notification.objects.filter(loan=loan, kind="payment").exists()
+
+    app.conf.task_always_eager = True  # the broker is back (tasks now run in this process)
+    assert task_outbox_relay() == 0  # within the grace period: its own send may still be under way
+    TaskOutbox.objects.update(created_at=timezone.now() - timedelta(minutes=1))
+    assert task_outbox_relay() == 1
+    assert Notification.objects.filter(loan=loan, kind="payment").count() == 1
+    assert not TaskOutbox.objects.exists()
+
+
+def test_a_task_sent_after_commit_leaves_nothing_in_the_outbox(lender_a) -> None:
+    loan = signed_loan(lender_a)
+    pay(loan, "MP-1")
+    assert Notification.objects.filter(loan=loan, kind="payment").count() == 1
+    assert not TaskOutbox.objects.exists()
