@@ -1,4 +1,6 @@
 import base64
+import json
+from urllib.parse import urlencode
 
 import pytest
 from cryptography.exceptions import InvalidSignature
@@ -153,6 +155,63 @@ def test_reported_events_are_stored_and_audited_once(client, phone) -> None:
     bad = client.post("/api/agent/v1/events", {**body, "kind": "exploded"}, content_type="application/json",
                       **auth(device, secret))  # fmt: skip
     assert bad.status_code == 400
+
+
+@pytest.mark.parametrize("text", ["a\x00b", "\ud800"], ids=["nul", "lone-surrogate"])
+@pytest.mark.parametrize("where", ["key", "value", "nested"])
+def test_an_event_detail_postgres_cannot_store_is_400_when_reported(
+    client, phone, text, where
+) -> None:
+    """jsonb holds no NUL character and no unpaired surrogate: such a detail was a 500 (found
+    by the schema drill), and is now refused as invalid input, with nothing stored."""
+    device, secret, _ = phone
+    detail = {"key": {text: 1}, "value": {"what": text}, "nested": {"a": [{"b": text}]}}[where]
+    body = json.dumps({"event_id": "e-nul", "kind": "tamper_suspected",
+                       "occurred_at": "2026-11-24T10:00:00Z", "detail": detail})  # fmt: skip
+    response = client.post(
+        "/api/agent/v1/events", body, content_type="application/json", **auth(device, secret)
+    )
+    assert response.status_code == 400, response.content
+    assert (response.json()["code"], list(response.json()["extra"]["fields"])) == (
+        "invalid",
+        ["detail"],
+    )
+    assert not AuditEvent.objects.filter(action="devices.device.event_reported").exists()
+
+
+def test_an_event_id_is_taken_as_sent_when_it_has_surrounding_whitespace(client, phone) -> None:
+    """The schema says at most 64 characters; trimmed, 65 with a leading space passed, and
+    " e-1" was the event "e-1" (found by the schema drill)."""
+    device, secret, _ = phone
+    body = {"kind": "tamper_suspected", "occurred_at": "2026-11-24T10:00:00Z"}
+
+    def report(event_id: str):
+        return client.post("/api/agent/v1/events", {**body, "event_id": event_id}, content_type="application/json",
+                           **auth(device, secret))  # fmt: skip
+
+    too_long = report(" " + "e" * 64)
+    assert too_long.status_code == 400, too_long.content
+    assert list(too_long.json()["extra"]["fields"]) == ["event_id"]
+    assert [report(event_id).json()["stored"] for event_id in ("e-1", " e-1")] == [True, True]
+
+
+def test_a_form_encoded_agent_call_is_415_when_the_agent_api_takes_json_only(client, phone) -> None:
+    """A form or multipart body dropped an event's nested detail without a word (the schema
+    drill found such a body stored as {}); the agent API now takes JSON only, as the schema says."""
+    device, secret, _ = phone
+    body = {"event_id": "e-form", "kind": "tamper_suspected", "occurred_at": "2026-11-24T10:00:00Z",
+            "detail": "usb debugging on"}  # fmt: skip
+    multipart = client.post("/api/agent/v1/events", body, **auth(device, secret))
+    form = client.post("/api/agent/v1/events", urlencode(body), content_type="application/x-www-form-urlencoded",
+                       **auth(device, secret))  # fmt: skip
+    for response in (multipart, form):
+        assert response.status_code == 415, response.content
+        assert response.json()["code"] == "unsupported_media_type"
+    assert not AuditEvent.objects.filter(action="devices.device.event_reported").exists()
+    schema = client.get("/api/schema/?format=json").json()
+    for path, operations in schema["paths"].items():
+        if path.startswith("/api/agent/v1/") and "requestBody" in operations["post"]:
+            assert list(operations["post"]["requestBody"]["content"]) == ["application/json"], path
 
 
 def test_a_new_push_token_is_kept_and_audited_without_the_token(client, phone) -> None:

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -23,6 +23,7 @@ from apps.collections.services import (
     webhook_rejection_record,
 )
 from apps.core.actor import Actor, ActorType, client_ip
+from apps.core.api.schema import error_responses
 from apps.core.errors import DomainError
 from apps.core.money import Money, UnknownCurrency
 from apps.integrations.payments.signing import (
@@ -101,8 +102,17 @@ class PaymentWebhookApi(APIView):
         reversal_id = serializers.IntegerField(allow_null=True)
 
     @extend_schema(
-        request={"application/json": {"type": "object"}},
-        responses={200: OutputSerializer},
+        # The view reads the raw body (the signature covers its bytes) and checks the envelope
+        # and its data apart (_payload), but the provider sends one document: the schema shows
+        # it whole, so a client, or the schema drill, can build an event that gets past shape.
+        request={
+            "application/json": inline_serializer(
+                "PaymentWebhookEvent",
+                fields={**InputSerializer._declared_fields, "data": DataSerializer()},
+            )
+        },
+        # 401 signature or timestamp, 404 provider or loan, 409 event id reused or loan not payable
+        responses={200: OutputSerializer, **error_responses(400, 401, 404, 409, 413, 429)},
         parameters=[
             OpenApiParameter(LENDER_HEADER, str, OpenApiParameter.HEADER, required=True),
             OpenApiParameter(SIGNATURE_HEADER, str, OpenApiParameter.HEADER, required=True),

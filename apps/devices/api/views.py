@@ -7,6 +7,7 @@ import binascii
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -14,6 +15,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from apps.core.actor import Actor, ActorType, client_ip
+from apps.core.api.schema import error_responses
 from apps.devices.api.auth import DeviceAuthentication, IsDevice
 from apps.devices.models import DeviceEvent
 from apps.devices.services import (
@@ -26,6 +28,27 @@ from apps.devices.services import (
 from apps.notifications.selectors import notices_pending
 from apps.notifications.services import notices_ack
 
+# What any agent call can answer besides its own errors: a body that is not valid or not
+# JSON (400), no or wrong device credentials (401), another content type (415), the throttle.
+AGENT_ERRORS = (400, 401, 415, 429)
+
+
+def _jsonb_storable(value: object) -> bool:
+    """Whether PostgreSQL's jsonb can hold ``value``: no NUL character and no unpaired
+    surrogate in any key or text (JSON can escape both). Saving either raised a DataError,
+    a 500 where a 400 is due (tests/devices/test_sync.py; found by the schema drill)."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")  # refuses an unpaired surrogate
+        except UnicodeEncodeError:
+            return False
+        return "\x00" not in value
+    if isinstance(value, dict):
+        return all(_jsonb_storable(k) and _jsonb_storable(v) for k, v in value.items())
+    if isinstance(value, list):
+        return all(_jsonb_storable(item) for item in value)
+    return True
+
 
 class DeviceEnrollApi(APIView):
     """POST /api/agent/v1/enroll : the agent, just installed from the QR code, binds the phone.
@@ -37,6 +60,7 @@ class DeviceEnrollApi(APIView):
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
+    parser_classes = (JSONParser,)  # the agent speaks JSON only; see DeviceApi
     throttle_classes = (ScopedRateThrottle,)
     throttle_scope = "enroll"
 
@@ -72,7 +96,12 @@ class DeviceEnrollApi(APIView):
         lender_public_key = serializers.CharField()
         key_version = serializers.IntegerField()
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer}, auth=[])
+    @extend_schema(
+        request=InputSerializer,
+        # 401 unknown or revoked code, 409 used code or another phone, 410 expired code
+        responses={201: OutputSerializer, **error_responses(400, 401, 409, 410, 415, 429)},
+        auth=[],
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -108,6 +137,9 @@ class NoticeSerializer(serializers.Serializer):
 class DeviceApi(APIView):
     authentication_classes = (DeviceAuthentication,)
     permission_classes = (IsDevice,)
+    # The agent sends JSON. DRF's default form and multipart parsers silently dropped a
+    # nested field (an event's detail) and put both in the schema; now they are a 415.
+    parser_classes = (JSONParser,)
     throttle_classes = (ScopedRateThrottle,)
     throttle_scope = "agent"
 
@@ -129,7 +161,10 @@ class DeviceCheckInApi(DeviceApi):
         state = StateSerializer(allow_null=True)
         notices = NoticeSerializer(many=True, help_text="To show, then acknowledge (notices/ack).")
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(*AGENT_ERRORS, 410)},
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -156,7 +191,10 @@ class DeviceAckApi(DeviceApi):
     class OutputSerializer(serializers.Serializer):
         acked_version = serializers.IntegerField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer,
+        responses={200: OutputSerializer, **error_responses(*AGENT_ERRORS, 409, 410)},
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -172,7 +210,9 @@ class DeviceEventsApi(DeviceApi):
     """POST /api/agent/v1/events : the phone reports an event; a retried report changes nothing."""
 
     class InputSerializer(serializers.Serializer):
-        event_id = serializers.CharField(max_length=64)
+        # Taken as sent: trimmed, " e-1" was silently the event "e-1", and a 65-character id
+        # with a leading space passed the schema's maxLength of 64 (found by the schema drill).
+        event_id = serializers.CharField(max_length=64, trim_whitespace=False)
         kind = serializers.ChoiceField(choices=DeviceEvent.Kind.choices)
         occurred_at = serializers.DateTimeField()
         detail = serializers.DictField(required=False, default=dict)
@@ -180,13 +220,19 @@ class DeviceEventsApi(DeviceApi):
         def validate_detail(self, value: dict) -> dict:  # type: ignore[type-arg]  # free-form by design
             if len(str(value)) > 2000:
                 raise serializers.ValidationError("At most 2000 characters.")
+            if not _jsonb_storable(value):
+                raise serializers.ValidationError(
+                    "No NUL characters or unpaired surrogates in the text."
+                )
             return value
 
     class OutputSerializer(serializers.Serializer):
         event_id = serializers.CharField()
         stored = serializers.BooleanField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer, responses={200: OutputSerializer, **error_responses(*AGENT_ERRORS)}
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -218,7 +264,9 @@ class DeviceFcmTokenApi(DeviceApi):
     class OutputSerializer(serializers.Serializer):
         updated = serializers.BooleanField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer, responses={200: OutputSerializer, **error_responses(*AGENT_ERRORS)}
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -239,7 +287,9 @@ class DeviceNoticesAckApi(DeviceApi):
     class OutputSerializer(serializers.Serializer):
         acknowledged = serializers.IntegerField()
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    @extend_schema(
+        request=InputSerializer, responses={200: OutputSerializer, **error_responses(*AGENT_ERRORS)}
+    )
     def post(self, request: Request) -> Response:
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -255,7 +305,7 @@ class DeviceCustomerLinkApi(DeviceApi):
         url = serializers.URLField()
         expires_in = serializers.IntegerField(help_text="seconds")
 
-    @extend_schema(request=None, responses={200: OutputSerializer})
+    @extend_schema(request=None, responses={200: OutputSerializer, **error_responses(401, 429)})
     def post(self, request: Request) -> Response:
         from django.urls import reverse
 
