@@ -1,0 +1,250 @@
+"""Drill 6: schemathesis over the whole OpenAPI schema, with valid and invalid credentials.
+
+The schema is the one the app serves at /api/schema/, and every operation in it is fuzzed in
+process through Django's WSGI handler: bodies, headers and path parameters that fit the schema
+(positive) and that break it (negative), each sent once with credentials that hold (a real
+enrolled phone's id and secret, a fresh enrollment code, the lender's HMAC signature over the
+very bytes sent) and once with credentials that don't (a wrong secret, no header, a bad or
+stale signature, an unknown lender). An operation added later is fuzzed without anyone
+remembering to add it here. No answer may be a 5xx, and every answer must be what the schema
+documents: its status code, its content type, its body.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+import schemathesis
+from django.conf import settings
+from django.core.handlers.wsgi import WSGIHandler
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from rest_framework.throttling import ScopedRateThrottle
+from schemathesis import GenerationMode
+from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import FailureGroup
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
+
+from apps.core.actor import Actor
+from apps.devices.services import device_register, enrollment_token_mint
+from apps.integrations.payments.signing import (
+    LENDER_HEADER,
+    SIGNATURE_HEADER,
+    sign,
+    webhook_secret_for,
+)
+from tests.collections.factories import signed_loan
+from tests.devices.factories import enrolled_phone, valid_imei
+from tests.drills.conftest import FULL, scale
+
+pytestmark = [pytest.mark.drill, pytest.mark.django_db]
+
+SCHEMA_PATH = "/api/schema/?format=json"
+# Not negative_data_rejection: DRF's CharField takes a number for a string (123 becomes
+# "123") and trims whitespace before it checks max_length, by design, in every serializer;
+# that check would fail on each text field for that alone.
+CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
+MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+DEVICE_INVALID = ("wrong secret", "no header", "unknown device", "malformed", "other scheme")
+WEBHOOK_INVALID = ("bad signature", "no signature", "stale timestamp", "unknown lender",
+                   "signed another body")  # fmt: skip
+
+
+@dataclass
+class Tally:
+    operations: set[str] = field(default_factory=set)
+    cases: Counter[str] = field(default_factory=Counter)  # "valid" / "invalid"
+    statuses: Counter[int] = field(default_factory=Counter)
+    server_errors: list[str] = field(default_factory=list)
+    nonconforming: list[str] = field(default_factory=list)
+
+
+@dataclass
+class World:
+    """The rows whose credentials hold: an enrolled phone, a phone waiting to enrol, a lender."""
+
+    device_id: int
+    device_secret: str
+    pending_device_id: int
+    lender_slug: str
+    loan_reference: str
+    currency: str
+
+
+@pytest.fixture
+def wsgi_app():
+    """Django's own WSGI handler, kept inside the test's transaction: like Django's test client,
+    it must not close the database connection at the start and end of each request."""
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        yield WSGIHandler()
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+
+
+@pytest.fixture
+def world(lender_a) -> World:
+    device, secret, _ = enrolled_phone(lender_a)
+    pending = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y",
+                              actor=Actor.system())  # fmt: skip
+    return World(device_id=device.pk, device_secret=secret, pending_device_id=pending.pk,
+                 lender_slug=lender_a.slug, loan_reference=device.loan.reference,
+                 currency=device.loan.currency)  # fmt: skip
+
+
+@pytest.fixture
+def unthrottled(monkeypatch) -> None:
+    """The per-phone and per-caller throttles would answer most cases with 429 before the view
+    runs; the drill is about the views, so every scope gets room for the whole run."""
+    for scope in list(ScopedRateThrottle.THROTTLE_RATES):
+        monkeypatch.setitem(ScopedRateThrottle.THROTTLE_RATES, scope, "1000000/min")
+
+
+def kind_of(operation: schemathesis.APIOperation) -> str:
+    """How the operation's caller proves who it is, read from the schema itself."""
+    raw = operation.definition.raw
+    if any("deviceAuth" in requirement for requirement in raw.get("security") or []):
+        return "device"
+    if any(p.get("name") == SIGNATURE_HEADER for p in raw.get("parameters") or []):
+        return "webhook"
+    if "enroll" in operation.path:
+        return "enrollment code"
+    return "public"
+
+
+def raw_body(case: schemathesis.Case) -> bytes | None:
+    """The body exactly as it goes on the wire, so that a signature can cover it."""
+    kwargs = case.as_transport_kwargs()
+    if "json" in kwargs:
+        return json.dumps(kwargs["json"]).encode()
+    data = kwargs.get("data")
+    if data is None:
+        return None
+    return data if isinstance(data, bytes) else str(data).encode()
+
+
+def prepare(case: schemathesis.Case, *, kind: str, valid: bool, variant: str, mode: GenerationMode,
+            world: World) -> dict[str, Any]:  # fmt: skip
+    """Put the credentials on the case; returns extra keyword arguments for ``case.call``."""
+    headers = case.headers if case.headers is not None else {}
+    case.headers = headers
+    if kind == "device":
+        headers.pop("Authorization", None)
+        secret = world.device_secret
+        header = {
+            "valid": f"Device {world.device_id}:{secret}",
+            "wrong secret": f"Device {world.device_id}:{secret[::-1]}",
+            "unknown device": f"Device {world.device_id + 10**9}:{secret}",
+            "malformed": f"Device {secret}",
+            "other scheme": f"Bearer {secret}",
+            "no header": None,
+        }["valid" if valid else variant]
+        if header is not None:
+            headers["Authorization"] = header
+        return {}
+    if kind == "enrollment code":
+        if valid and isinstance(case.body, dict):
+            token = enrollment_token_mint(device_id=world.pending_device_id, actor=Actor.system())
+            case.body["token"] = token.token
+        return {}
+    if kind == "webhook":
+        data = case.body.get("data") if isinstance(case.body, dict) else None
+        if valid and isinstance(data, dict):  # reach a real loan, not just a missing one
+            data["loan"] = world.loan_reference
+            if mode is GenerationMode.POSITIVE:
+                data["currency"] = world.currency
+        body = raw_body(case) or b""
+        lender = "no-such-lender" if variant == "unknown lender" else world.lender_slug
+        secret = webhook_secret_for(
+            lender_slug=world.lender_slug, provider=case.path_parameters["provider"]
+        )
+        now = int(time.time())
+        signature = {
+            "valid": sign(secret=secret, body=body, timestamp=now),
+            "unknown lender": sign(secret=secret, body=body, timestamp=now),
+            "bad signature": sign(secret=b"not the lender's secret", body=body, timestamp=now),
+            "stale timestamp": sign(secret=secret, body=body, timestamp=now - 3600),
+            "signed another body": sign(secret=secret, body=body + b" ", timestamp=now),
+            "no signature": None,
+        }["valid" if valid else variant]
+        headers[LENDER_HEADER] = lender
+        headers.pop(SIGNATURE_HEADER, None)
+        if signature is not None:
+            headers[SIGNATURE_HEADER] = signature
+        return {"data": body} if body else {}
+    return {}
+
+
+def fuzz(operation, *, mode: GenerationMode, valid: bool, examples: int, world: World,
+         tally: Tally, app) -> None:  # fmt: skip
+    kind = kind_of(operation)
+    variants = {"device": DEVICE_INVALID, "webhook": WEBHOOK_INVALID}.get(kind, ("generated",))
+    fixed = {}
+    if kind == "webhook":  # the router, not the view, answers a path that is no slug
+        fixed["path_parameters"] = {"provider": settings.PAYMENTS_PROVIDERS[0]}
+    strategy = operation.as_strategy(generation_mode=mode, **fixed)
+
+    # Small runs (make test) draw the same cases every time; full runs draw new ones.
+    @hypothesis_settings(max_examples=examples, deadline=None, database=None, derandomize=not FULL,
+                         phases=[Phase.explicit, Phase.generate],
+                         suppress_health_check=list(HealthCheck))  # fmt: skip
+    @given(case=strategy, variant=st.sampled_from(variants))
+    def run(case, variant) -> None:
+        extra = prepare(case, kind=kind, valid=valid, variant=variant, mode=mode, world=world)
+        response = case.call(app=app, **extra)
+        tally.cases["valid" if valid else "invalid"] += 1
+        tally.statuses[response.status_code] += 1
+        where = f"{operation.label} [{mode.value}, {'valid' if valid else variant}]"
+        if response.status_code >= 500:
+            tally.server_errors.append(f"{where}: {response.status_code}\n{case.as_curl_command()}")
+        try:
+            case.validate_response(response, checks=CHECKS)
+        except FailureGroup as exc:
+            tally.nonconforming.append(f"{where}: {str(exc)[:1500]}")
+
+    run()
+
+
+def test_fuzzing_the_whole_schema_finds_no_server_error(
+    wsgi_app, world, unthrottled, report
+) -> None:
+    schema = schemathesis.openapi.from_wsgi(SCHEMA_PATH, wsgi_app)
+    examples = scale(8, 150)
+    tally = Tally()
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        tally.operations.add(operation.label)
+        for valid in (True, False):
+            for mode in MODES:
+                fuzz(operation, mode=mode, valid=valid, examples=examples, world=world, tally=tally,
+                     app=wsgi_app)  # fmt: skip
+    total = sum(tally.cases.values())
+    report(
+        f"schema fuzzing: {len(tally.operations)} operations, {total} cases "
+        f"(valid creds {tally.cases['valid']}, invalid {tally.cases['invalid']}), "
+        f"server errors {len(tally.server_errors)}"
+    )
+    assert len(tally.operations) >= 8, sorted(tally.operations)
+    assert not tally.server_errors, "\n\n".join(tally.server_errors[:10])
+    assert not tally.nonconforming, "\n\n".join(tally.nonconforming[:10])
