@@ -1,0 +1,555 @@
+"""Drill 5, its API and pages part: every agent API call, provider webhook, point-of-sale page
+and customer page tried by lender A's phone, signer, clerk and customer on lender B's rows:
+0 rows leaked. (test_tenancy_drill.py tries the admin's custom views.)
+
+The endpoints are found in the URL resolver, so an endpoint added later fails this drill until
+it is tried here or listed in NOT_LENDER_OWNED with the reason. Every answer must be a refusal
+(4xx, or the login page of the lender named in the address) or the designed harmless answer
+(the caller's own rows only); no answer may carry a value of B's that the request did not
+carry itself (loan references, names, phone numbers, IMEIs, amounts, notices, sale ids); a
+row of B's that exists looks exactly like one that does not; and afterwards every row of every
+lender-owned table of B's is as it was, but for the refusals designed to land on B's audit
+chain (an enrollment code of B's scanned by another phone)."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from django.apps import apps
+from django.conf import settings
+from django.test import Client
+from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.collections.events import CollectionsAction
+from apps.collections.models import Loan, Payment, WebhookEvent
+from apps.collections.services import loan_stage_sweep
+from apps.core.actor import Actor
+from apps.core.tenancy import is_lender_owned, scope_to_lender
+from apps.customers import urls as customers_urls
+from apps.customers.models import Customer
+from apps.devices.api import urls as agent_urls
+from apps.devices.api.auth import DeviceAuthentication
+from apps.devices.events import DevicesAction
+from apps.devices.models import Device
+from apps.devices.services import (
+    device_enroll,
+    device_event_report,
+    device_register,
+    enrollment_token_mint,
+)
+from apps.lenders.models import Lender
+from apps.lenders.selectors import lender_local_date
+from apps.notifications.models import Notification
+from apps.notifications.services import Draft, notifications_dispatch, notifications_queue
+from apps.retailers import urls as retailers_urls
+from apps.retailers.models import Sale
+from apps.retailers.services import (
+    sale_consent_confirm,
+    sale_consent_send,
+    sale_customer_set,
+    sale_phone_set,
+    sale_plan_set,
+    sale_sign,
+    sale_start,
+)
+from tests.accounts.factories import PASSWORD
+from tests.collections import webhooks
+from tests.collections.factories import signed_loan
+from tests.devices.factories import valid_imei
+from tests.lenders.factories import LoanProductFactory
+from tests.retailers.factories import ShopFactory, clerk_for
+
+pytestmark = [pytest.mark.drill, pytest.mark.django_db]
+
+# Endpoints that hold no lender's rows, so there is no boundary to try. The admin is tried by
+# test_tenancy_drill.py (custom views) and tests/lenders/test_tenancy_matrix.py (the rest).
+NOT_LENDER_OWNED = {
+    "pos/login/": "the clerk's login form: no shop and no lender until the clerk is known",
+    "pos/logout/": "ends the clerk's session; reads and writes no row",
+    "my/<slug:lender_slug>/logout/": "ends the customer's session; reads and writes no row",
+    "api/schema/": "the OpenAPI document: the same for every caller, no rows",
+    "api/docs/": "the Swagger page that renders that document",
+    "i18n/setlang/": "sets the language cookie; no rows",
+}
+SHARED_PHONE = "+254711000999"  # one person, a customer of both lenders
+AGENT = "/api/agent/v1/"
+MISSING_REF = "SC-ZZZZZZZZ"  # a loan reference no lender has
+
+
+def endpoint_routes() -> set[str]:
+    """Every URL pattern of the project, as its full route, the admin's left out."""
+
+    def walk(patterns: list[Any], prefix: str) -> Iterator[str]:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if isinstance(pattern, URLResolver):
+                if route != settings.ADMIN_URL:
+                    yield from walk(pattern.url_patterns, route)
+            elif isinstance(pattern, URLPattern):
+                yield route
+
+    return set(walk(get_resolver().url_patterns, ""))
+
+
+@dataclass
+class Boundary:
+    """Sends each request, notes the endpoint it reached and anything it gave away."""
+
+    secrets: set[str]  # B's identifying values, as they would appear in an answer
+    tried: Counter[str] = field(default_factory=Counter)
+    statuses: Counter[int] = field(default_factory=Counter)
+    leaks: list[str] = field(default_factory=list)
+
+    def hit(self, client: Client, method: str, path: str, allowed: set[int], *, data: Any = None,
+            body: bytes | None = None, redirect_to: str | None = None, **extra: Any) -> Any:  # fmt: skip
+        if body is not None:
+            response = getattr(client, method)(
+                path, data=body, content_type="application/json", **extra
+            )
+        else:
+            response = getattr(client, method)(path, data or {}, **extra)  # fmt: skip
+        route = resolve(path.split("?")[0]).route
+        self.tried[route] += 1
+        self.statuses[response.status_code] += 1
+        label = f"{method.upper()} {path}"
+        if response.status_code not in allowed:
+            self.leaks.append(f"{label} -> {response.status_code}")
+        if response.status_code == 302 and redirect_to not in (None, response["Location"]):
+            self.leaks.append(f"{label} -> redirect to {response['Location']}")
+        sent = f"{path} {data} {body!r} {extra}"
+        answer = getattr(response, "content", b"").decode(errors="replace")
+        answer += " " + response.get("Location", "")
+        shown = sorted(s for s in self.secrets if s in answer and s not in sent)
+        if shown:
+            self.leaks.append(f"{label} shows {shown}")
+        return response
+
+    def same(self, real: Any, ghost: Any, swap: tuple[str, str], label: str) -> None:
+        """B's row and a row that does not exist must get the same answer."""
+        if real.status_code != ghost.status_code:
+            self.leaks.append(
+                f"{label}: {real.status_code} for B's row, {ghost.status_code} for none"
+            )
+        elif real.content != ghost.content.replace(swap[1].encode(), swap[0].encode()):
+            self.leaks.append(f"{label}: B's row answered differently from a missing one")
+
+
+def lender_rows(lender: Lender) -> dict[str, dict[Any, dict[str, Any]]]:
+    """Every row of every lender-owned table that belongs to ``lender``, whole."""
+    return {
+        model._meta.label: {row["id"]: row for row in scope_to_lender(model._default_manager.all(), lender.pk).values()}
+        for model in apps.get_models()
+        if is_lender_owned(model)
+    }  # fmt: skip
+
+
+def row_changes(before: dict, after: dict) -> list[str]:
+    found = []
+    for label, rows in before.items():
+        now = after[label]
+        found += [f"{label} #{pk} gone" for pk in rows.keys() - now.keys()]
+        found += [f"{label} #{pk} new" for pk in now.keys() - rows.keys()]
+        for pk in rows.keys() & now.keys():
+            fields = sorted(k for k in rows[pk] if rows[pk][k] != now[pk][k])
+            if fields:
+                found.append(f"{label} #{pk} changed {fields}")
+    return found
+
+
+def routes_taking(urls: Any, parameter: str) -> list[str]:
+    """The names of an app's URL patterns that take ``parameter`` (a row of some lender's)."""
+    return [p.name for p in urls.urlpatterns if parameter in p.pattern.converters]
+
+
+def device_authenticated(urls: Any) -> list[str]:
+    """The agent API's routes that a phone calls with its own credentials."""
+    return [str(p.pattern) for p in urls.urlpatterns
+            if DeviceAuthentication in getattr(p.callback.view_class, "authentication_classes", ())]  # fmt: skip
+
+
+def designed_on_b(change: str) -> bool:
+    """What a refusal may add to B's rows: its audit event, appended to B's chain."""
+    if change.startswith("audit.AuditEvent #"):
+        return change.endswith(" new")
+    return change.startswith("audit.AuditChain #") and change.endswith(
+        ("changed ['last_hash', 'last_seq']", "changed ['last_hash', 'last_seq', 'updated_at']")
+    )
+
+
+def sms_code(sms_outbox: list[tuple[str, str]]) -> str:
+    return re.search(r"\b(\d{6})\b", sms_outbox[-1][1]).group(1)
+
+
+def _agent_key() -> str:
+    public = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    return base64.b64encode(public).decode()
+
+
+def _phone_sold(lender: Lender, *, name: str, phone: str, price: str, down: str, days_ago: int):
+    """A loan signed ``days_ago`` days ago, its customer ``name`` on ``phone``, and its phone
+    registered: (device, fresh enrollment code)."""
+    loan = signed_loan(
+        lender, price=price, down=down, signed_at=timezone.now() - timedelta(days=days_ago)
+    )
+    Customer.objects.filter(pk=loan.customer_id).update(full_name=name, phone=phone)
+    device = device_register(loan=loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20",
+                             actor=Actor.system())  # fmt: skip
+    return device, enrollment_token_mint(device_id=device.pk, actor=Actor.system()).token
+
+
+def _phone_enrolled(lender: Lender, *, fcm_token: str, **sold: Any) -> tuple[Device, str]:
+    device, token = _phone_sold(lender, **sold)
+    enrolled = device_enroll(token=token, imei=device.imei, serial="", model_name="", android_version="14",
+                             agent_version="1.0", fcm_token=fcm_token, agent_public_key=_agent_key(),
+                             actor=Actor.system())  # fmt: skip
+    return Device.objects.select_related("loan").get(pk=enrolled.device.pk), enrolled.device_secret
+
+
+def _pos_sale(
+    lender: Lender, clerk, product, *, imei: str, sign: bool, sms_outbox, capture
+) -> Sale:
+    """A sale at the counter through the real services, to consent (code sent) or signed."""
+    actor = Actor.system()
+    sale = sale_start(clerk=clerk, lender_id=lender.pk, actor=actor)
+    sale_customer_set(sale_id=sale.pk, clerk=clerk, full_name="Bruno Bastida Drill", phone="+52 55 1234 5678",
+                      national_id="BOXW310820HNERXN09", date_of_birth=None, actor=actor)  # fmt: skip
+    sale_phone_set(sale_id=sale.pk, clerk=clerk, imei=imei, brand="Moto", model_name="G24",
+                   price=Decimal("13579.00"), actor=actor)  # fmt: skip
+    sale_plan_set(sale_id=sale.pk, clerk=clerk, product_id=product.pk, down_payment=Decimal("2468.00"),
+                  actor=actor)  # fmt: skip
+    with capture(execute=True):
+        sale_consent_send(sale_id=sale.pk, clerk=clerk, actor=actor)
+    if sign:
+        code = sms_code(sms_outbox)
+        sale_consent_confirm(sale_id=sale.pk, clerk=clerk, code=code, actor=actor)
+        sale_sign(sale_id=sale.pk, clerk=clerk, actor=actor)
+    return Sale.objects.get(pk=sale.pk)
+
+
+def _log_in(client: Client, lender: Lender, phone: str, sms_outbox, capture) -> None:
+    """The customer's real login: the number, then the code the fake SMS gateway got."""
+    with capture(execute=True):
+        asked = client.post(
+            reverse("customers:login", kwargs={"lender_slug": lender.slug}), {"phone": phone}
+        )
+    assert asked.status_code == 302
+    code = sms_code(sms_outbox)
+    done = client.post(
+        reverse("customers:code", kwargs={"lender_slug": lender.slug}), {"code": code}
+    )
+    assert done.status_code == 302, done.content[:300]  # fmt: skip
+
+
+@pytest.fixture
+def world(
+    lender_a, lender_b, client, sms_outbox, django_capture_on_commit_callbacks
+) -> dict[str, Any]:
+    """Both lenders with phones (enrolled and waiting), notices on the phones, a payment
+    through the webhook, a device event, shops, clerks and sales; the person on
+    ``SHARED_PHONE`` borrows from both."""
+    capture = django_capture_on_commit_callbacks
+    w: dict[str, Any] = {}
+    # lender B: the rows that must not move
+    w["b_phone"], w["b_secret"] = _phone_enrolled(
+        lender_b, fcm_token="fcm-b-only-7f3a", name="Beatriz Bravo Drill", phone=SHARED_PHONE,
+        price="13579", down="2468", days_ago=70,
+    )  # fmt: skip
+    # a late loan: the sweep restricts it, so B's phone is at a state version A's never reached
+    loan_stage_sweep(lender_id=lender_b.pk, business_date=lender_local_date(lender=lender_b), id_from=0,
+                     id_to=10**12)  # fmt: skip
+    body = webhooks.event(w["b_phone"].loan.reference, "1234.56", "b-pay-1", currency="MXN")
+    assert webhooks.deliver(client, lender_b, body).status_code == 200
+    w["b_payment"] = Payment.objects.get(lender=lender_b)
+    device_event_report(device_id=w["b_phone"].pk, event_id="b-evt-1", kind="rebooted", occurred_at=timezone.now(),
+                        detail={"note": "B only"}, actor=Actor.system())  # fmt: skip
+    w["b_waiting"], w["b_code"] = _phone_sold(lender_b, name="Bianca Bermudez Drill", phone="+525587654321",
+                                              price="13579", down="2468", days_ago=1)  # fmt: skip
+    shop_b = ShopFactory(lenders=[lender_b])
+    clerk_b, product_b = clerk_for(shop_b), LoanProductFactory(lender=lender_b)
+    w["b_sales"] = [
+        _pos_sale(lender_b, clerk_b, product_b, imei=valid_imei(), sign=sign, sms_outbox=sms_outbox, capture=capture)
+        for sign in (False, True)
+    ]  # fmt: skip
+    # lender A: the actors
+    w["a_phone"], w["a_secret"] = _phone_enrolled(
+        lender_a, fcm_token="fcm-a-1", name="Amina Achieng Drill", phone=SHARED_PHONE,
+        price="12000", down="2000", days_ago=10,
+    )  # fmt: skip
+    w["a_waiting"], w["a_code"] = _phone_sold(lender_a, name="Akinyi Atieno Drill", phone="+254711000888",
+                                              price="12000", down="2000", days_ago=1)  # fmt: skip
+    shop_a = ShopFactory(lenders=[lender_a])
+    w["clerk_a"], w["product_a"] = clerk_for(shop_a), LoanProductFactory(lender=lender_a)
+    w["a_sale"] = sale_start(clerk=w["clerk_a"], lender_id=lender_a.pk, actor=Actor.system())
+    # a notice waiting on each phone
+    for lender, phone, text in ((lender_a, w["a_phone"], "Notice for A"),
+                                (lender_b, w["b_phone"], "Aviso solo para B 4242")):  # fmt: skip
+        notifications_queue(lender=lender, drafts=[Draft(customer_id=phone.loan.customer_id, loan_id=phone.loan_id,
+                                                         kind="payment", locale="en", body=text,
+                                                         dedupe_key=f"drill:{lender.slug}")])  # fmt: skip
+    notifications_dispatch()
+    w["b_notices"] = list(
+        Notification.objects.filter(lender=lender_b, status="pushed").values_list("pk", flat=True)
+    )
+    assert w["b_notices"]
+    # the person on SHARED_PHONE, logged in at B's pages, sees B's loan and nothing of A's
+    at_b = Client()
+    _log_in(at_b, lender_b, SHARED_PHONE, sms_outbox, capture)
+    page = at_b.get(
+        reverse("customers:home", kwargs={"lender_slug": lender_b.slug})
+    ).content.decode()
+    assert w["b_phone"].loan.reference in page
+    assert w["a_phone"].loan.reference not in page
+    assert "Amina Achieng Drill" not in page
+    for device in ("b_phone", "b_waiting", "a_phone"):
+        w[device].refresh_from_db()
+    w["sms_outbox"], w["capture"] = sms_outbox, capture
+    return w
+
+
+def browser() -> Client:
+    """A client that gets the error page (500) rather than the exception: one more wrong answer."""
+    return Client(raise_request_exception=False)
+
+
+def b_secrets(lender_b: Lender, w: dict[str, Any]) -> set[str]:
+    """What of B's must never appear in an answer to A's actors. (B's event id and payment
+    reference are left out: A's phone and A's signer use the same strings for rows of A's.)"""
+    values = {"Aviso solo para B 4242", w["b_phone"].fcm_token, "BOXW310820HNERXN09",
+              "+525512345678", "+525587654321"}  # fmt: skip
+    for loan in Loan.objects.filter(lender=lender_b).select_related("customer"):
+        values |= {loan.reference, loan.customer.full_name, loan.customer.national_id}
+        for amount in (loan.device_price_amount, loan.financed_amount):
+            values |= {f"{amount:,.2f}", f"{amount:.2f}"}
+    for device in Device.objects.filter(lender=lender_b):
+        values.add(device.imei)
+    for sale in Sale.objects.filter(lender=lender_b):
+        values |= {str(sale.public_id), sale.imei}
+    values |= {f"{w['b_payment'].amount:,.2f}", f"{w['b_payment'].amount:.2f}"}
+    values.discard(SHARED_PHONE)  # A's customer has it too
+    return values
+
+
+def test_no_endpoint_gives_lender_a_anything_of_lender_b(lender_a, lender_b, world, report) -> None:
+    before = lender_rows(lender_b)
+    audit_before = AuditEvent.objects.filter(lender=lender_b).count()
+    drill = Boundary(secrets=b_secrets(lender_b, world))
+
+    refusals_on_b = _agent_api(drill, world, lender_a, lender_b)
+    _payments_webhook(drill, world, lender_a, lender_b)
+    _pos_pages(drill, world, lender_b)
+    _customer_pages(drill, world, lender_a, lender_b)
+
+    untried = endpoint_routes() - set(drill.tried) - set(NOT_LENDER_OWNED)
+    stale = set(NOT_LENDER_OWNED) - endpoint_routes()
+    changes = [c for c in row_changes(before, lender_rows(lender_b)) if not designed_on_b(c)]
+    new_audit = list(AuditEvent.objects.filter(lender=lender_b).order_by("seq")[audit_before:]
+                     .values_list("action", flat=True))  # fmt: skip
+    report(f"tenancy, API and pages: {sum(drill.tried.values())} requests to {len(drill.tried)} endpoints "
+           f"(agent API, payments webhook, POS pages, customer pages) by lender A's phone, signer, clerk "
+           f"and customer on lender B's rows; answers {dict(sorted(drill.statuses.items()))}; "
+           f"lender B's rows changed: {len(changes)}; leaks: {len(drill.leaks)} {drill.leaks[:10]}")  # fmt: skip
+    assert not untried, f"endpoints neither tried nor listed as not lender-owned: {sorted(untried)}"
+    assert not stale, f"NOT_LENDER_OWNED names endpoints that are gone: {sorted(stale)}"
+    assert not drill.leaks
+    assert not changes, changes
+    assert new_audit == [DevicesAction.ENROLLMENT_REFUSED] * refusals_on_b, new_audit
+
+
+def _json(value: Any) -> bytes:
+    return json.dumps(value).encode()
+
+
+def _agent_api(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: Lender) -> int:
+    """Lender A's phone: crossed credentials, B's versions, notices and event ids, B's
+    enrollment code; its customer link. Returns how many refusals land on B's audit chain."""
+    agent = browser()
+    for name in device_authenticated(agent_urls):  # one phone's id with the other's secret
+        for device, secret in ((w["a_phone"], w["b_secret"]), (w["b_phone"], w["a_secret"])):
+            drill.hit(agent, "post", AGENT + name, {401}, body=_json({"version": 1}),
+                      HTTP_AUTHORIZATION=f"Device {device.pk}:{secret}")  # fmt: skip
+    # the phone's own credentials, naming B's rows: they reach A's phone only
+    own = {"HTTP_AUTHORIZATION": f"Device {w['a_phone'].pk}:{w['a_secret']}"}
+    b_version = w["b_phone"].desired_version  # never issued to A's phone
+    drill.hit(agent, "post", AGENT + "ack", {409}, body=_json({"version": b_version}), **own)
+    drill.hit(agent, "post", AGENT + "ack", {409}, body=_json({"version": b_version, "error_code": "expired"}),
+              **own)  # fmt: skip
+    drill.hit(agent, "post", AGENT + "check-in", {200}, body=_json({"version": b_version}), **own)
+    acked = drill.hit(
+        agent, "post", AGENT + "notices/ack", {200}, body=_json({"ids": w["b_notices"]}), **own
+    )
+    if acked.json() != {"acknowledged": 0}:
+        drill.leaks.append(f"notices/ack of B's notices: {acked.json()}")
+    drill.hit(agent, "post", AGENT + "events", {200}, **own, body=_json({
+        "event_id": "b-evt-1", "kind": "tamper_suspected", "occurred_at": timezone.now().isoformat(),
+        "detail": {"device_id": w["b_phone"].pk}}))  # fmt: skip
+    drill.hit(
+        agent, "post", AGENT + "fcm-token", {200}, body=_json({"fcm_token": "fcm-a-2"}), **own
+    )
+    # enrollment: B's code scanned by A's phones (waiting and enrolled), and A's code by B's
+    tries = [(w["b_code"], w["a_waiting"].imei), (w["b_code"], w["a_phone"].imei),
+             (w["a_code"], w["b_waiting"].imei), (w["a_code"], w["b_phone"].imei)]  # fmt: skip
+    for token, imei in tries:
+        drill.hit(agent, "post", AGENT + "enroll", {409}, body=_json({
+            "token": token, "imei": imei, "agent_public_key": _agent_key(), "fcm_token": "fcm-thief"}))  # fmt: skip
+    # the customer link opens A's customer's pages, at A's address, and nothing at B's
+    path = drill.hit(agent, "post", AGENT + "customer-link", {200}, **own).json()["url"]
+    path = path.removeprefix("http://testserver")
+    token = path.rstrip("/").rsplit("/", 1)[1]
+    if path != reverse("customers:link", kwargs={"lender_slug": lender_a.slug, "token": token}):
+        drill.leaks.append(f"customer-link of A's phone opens {path}")
+    drill.hit(browser(), "get", reverse("customers:link", kwargs={"lender_slug": lender_b.slug, "token": token}),
+              {410})  # fmt: skip
+    opened = browser()
+    drill.hit(opened, "get", path, {302}, redirect_to=_page("home", lender_a))
+    drill.hit(opened, "get", _page("home", lender_b), {302}, redirect_to=_page("login", lender_b))
+    return sum(token == w["b_code"] for token, _ in tries)
+
+
+def _page(name: str, lender: Lender, **kwargs: Any) -> str:
+    return reverse(f"customers:{name}", kwargs={"lender_slug": lender.slug, **kwargs})
+
+
+def _payments_webhook(
+    drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: Lender
+) -> None:
+    """Events signed with lender A's key that name B's loan: refused as an unknown loan, the
+    refusal on A's record; and B's event id and payment reference used on A's own loan."""
+    provider, url = browser(), webhooks.URL
+    b_ref, b_pay = w["b_phone"].loan.reference, w["b_payment"]
+    events = [
+        ("MXN", {}),
+        ("KES", {}),
+        ("MXN", {"type_": "payment.reversed", "reverses": b_pay.provider_ref}),
+    ]
+    for n, (currency, extra) in enumerate(events):
+        replies = []
+        for ref in (b_ref, MISSING_REF):
+            body = webhooks.event(ref, "500.00", f"a-{n}", currency=currency, **extra)
+            replies.append(
+                drill.hit(
+                    provider, "post", url, {404}, body=body, **webhooks.headers(lender_a, body)
+                )
+            )
+        drill.same(*replies, swap=(b_ref, MISSING_REF), label=f"webhook naming B's loan ({n})")
+    rejected = AuditEvent.objects.filter(
+        lender=lender_a, action=CollectionsAction.WEBHOOK_REJECTED, data__problem="loan_not_found"
+    ).count()
+    if rejected != 2 * len(events):  # designed: refused, and on the signer's record, not on B's
+        drill.leaks.append(f"{rejected} of {2 * len(events)} refusals on A's audit chain")
+    body = webhooks.event(b_ref, "500.00", "a-9", currency="MXN")  # A's key, B's name
+    drill.hit(
+        provider,
+        "post",
+        url,
+        {401},
+        body=body,
+        HTTP_X_LENDER=lender_b.slug,
+        HTTP_X_SIGNATURE=webhooks.headers(lender_a, body)["HTTP_X_SIGNATURE"],
+    )
+    a_ref = w["a_phone"].loan.reference
+    b_event_id = WebhookEvent.objects.get(lender=lender_b).event_id
+    for body in (
+        webhooks.event(a_ref, "100.00", b_pay.provider_ref, event_id=b_event_id),
+        webhooks.event(
+            a_ref, "50.00", "a-rev-1", type_="payment.reversed", reverses=b_pay.provider_ref
+        ),
+    ):
+        drill.hit(provider, "post", url, {200}, body=body, **webhooks.headers(lender_a, body))  # fmt: skip
+
+
+def _pos_pages(drill: Boundary, w: dict[str, Any], lender_b: Lender) -> None:
+    """A clerk of A's shop on every page of each of B's sales, GET and POST, beside a sale
+    that does not exist; the clerk's home, and a sale started for B."""
+    pos = browser()
+    login = {"username": w["clerk_a"].user.username, "password": PASSWORD}
+    assert pos.post(reverse("pos:login"), login).status_code == 302
+    assert pos.get(reverse("pos:customer", args=[w["a_sale"].public_id])).status_code == 200
+    filled = {"full_name": "X Y", "phone": "0712 345 678", "national_id": "23456781", "imei": valid_imei(),
+              "brand": "T", "model_name": "S", "price": "100", "product": w["product_a"].pk,
+              "down_payment": "10", "code": "123456"}  # fmt: skip
+    for sale in w["b_sales"]:
+        for name in routes_taking(retailers_urls, "public_id"):
+            for method, data in (("get", None), ("post", {**filled, "action": "send"}),
+                                 ("post", {**filled, "action": "confirm"})):  # fmt: skip
+                ghost = str(uuid.uuid4())
+                replies = [drill.hit(pos, method, reverse(f"pos:{name}", args=[public_id]), {404}, data=data)
+                           for public_id in (str(sale.public_id), ghost)]  # fmt: skip
+                drill.same(
+                    *replies, swap=(str(sale.public_id), ghost), label=f"pos:{name} {method}"
+                )
+    drill.hit(pos, "get", reverse("pos:home"), {200})
+    drill.hit(
+        pos, "post", reverse("pos:home"), {200}, data={"lender": lender_b.pk}
+    )  # the form: not offered
+
+
+def _customer_pages(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: Lender) -> None:
+    """The person on SHARED_PHONE, logged in at A's pages: B's pages, and B's loans and
+    payment at A's; A's login code tried at B's; the demo checkout with a forged link."""
+    sms_outbox, capture = w["sms_outbox"], w["capture"]
+    me, a_ref, b_pay = browser(), w["a_phone"].loan.reference, w["b_payment"]
+    _log_in(me, lender_a, SHARED_PHONE, sms_outbox, capture)
+    for lender in (lender_a, lender_b):
+        at_a = lender == lender_a
+        to = None if at_a else _page("login", lender)  # B's pages: log in at B first
+        drill.hit(me, "get", _page("home", lender), {200} if at_a else {302}, redirect_to=to)
+        status = drill.hit(
+            me, "get", _page("status", lender), {200} if at_a else {302}, redirect_to=to
+        )
+        if at_a and [loan["reference"] for loan in status.json()["loans"]] != [a_ref]:
+            drill.leaks.append(f"status lists {status.json()['loans']}")
+        for loan in Loan.objects.filter(lender=lender_b):
+            for name in routes_taking(customers_urls, "reference"):
+                extra = {"payment_id": b_pay.pk} if name == "receipt" else {}
+                for method in ("get", "post"):  # the wrong one is refused with 405
+                    replies = [drill.hit(me, method, _page(name, lender, reference=ref, **extra),
+                                         ({404} if at_a else {302}) | {405}, redirect_to=to,
+                                         data={"until": "2030-01-01", "reason": "Drill."})
+                               for ref in (loan.reference, MISSING_REF)]  # fmt: skip
+                    drill.same(
+                        *replies,
+                        swap=(loan.reference, MISSING_REF),
+                        label=f"customers:{name} {lender.slug}",
+                    )
+    # B's payment's receipt under A's own loan, beside a payment that does not exist
+    replies = [drill.hit(me, "get", _page("receipt", lender_a, reference=a_ref, payment_id=pk), {404})
+               for pk in (b_pay.pk, 10**9)]  # fmt: skip
+    drill.same(*replies, swap=(str(b_pay.pk), str(10**9)), label="receipt of B's payment")
+    # a code sent by A's page to this number, typed at B's page: the form says it is not right
+    stranger = browser()
+    with capture(execute=True):
+        stranger.post(_page("login", lender_a), {"phone": SHARED_PHONE})
+    drill.hit(stranger, "post", _page("code", lender_b), {200}, data={"code": sms_code(sms_outbox)})
+    drill.hit(stranger, "get", _page("home", lender_b), {302}, redirect_to=_page("login", lender_b))
+    # a number only A knows, at B's page: the answer of any number, and no code sent
+    sent = len(sms_outbox)
+    with capture(execute=True):
+        drill.hit(browser(), "post", _page("login", lender_b), {302}, data={"phone": "+254711000888"},
+                  redirect_to=_page("code", lender_b))  # fmt: skip
+    if len(sms_outbox) != sent:
+        drill.leaks.append("a code was sent at B's page to a number only A knows")
+    # the demo provider's checkout, with a link that names B's loan but was never signed
+    forged = base64.urlsafe_b64encode(
+        _json({"lender": lender_b.slug, "loan": w["b_phone"].loan.reference})
+    )
+    for method in ("get", "post"):
+        drill.hit(
+            browser(),
+            method,
+            reverse("fake-checkout:page", args=[f"{forged.decode()}:x:sig"]),
+            {404},
+        )
