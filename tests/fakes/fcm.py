@@ -10,6 +10,8 @@ Scripting:
 
 * ``fail_next(status, count)``: the next ``count`` sends answer ``status``
   (429 with ``Retry-After``, 503, ...), whatever the token;
+* ``outage(seconds, statuses)``: for the next ``seconds`` every send answers
+  one of ``statuses`` in turn (an outage of Google's side, not of one phone);
 * ``unregistered``: tokens answered 404 ``UNREGISTERED``;
 * ``lose``: tokens whose messages are accepted (200) and never delivered;
 * ``subscribe(token, callback)``: called with the data of each delivered
@@ -25,6 +27,7 @@ import argparse
 import itertools
 import json
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -72,6 +75,8 @@ class FakeFcm:
         self.delivered: list[dict[str, Any]] = []  # the messages, as FCM received them
         self.accepted = 0
         self.answers: list[int] = []  # scripted statuses for the next sends
+        self.outage_until = 0.0
+        self.outage_statuses: itertools.cycle[int] = itertools.cycle([503])
         self.refused: dict[int, int] = {}
         self.unregistered: set[str] = set()
         self.lose: set[str] = set()
@@ -104,6 +109,11 @@ class FakeFcm:
         with self.lock:
             self.answers.extend([status] * count)
 
+    def outage(self, seconds: float, statuses: tuple[int, ...] = (503, 429)) -> None:
+        with self.lock:
+            self.outage_until = time.monotonic() + seconds
+            self.outage_statuses = itertools.cycle(statuses)
+
     def subscribe(self, token: str, callback: Callable[[dict[str, str]], None]) -> None:
         with self.lock:
             self.listeners[token] = callback
@@ -112,7 +122,12 @@ class FakeFcm:
         message = body.get("message") or {}
         token = message.get("token") or message.get("fid") or ""
         with self.lock:
-            status = self.answers.pop(0) if self.answers else 200
+            if self.answers:
+                status = self.answers.pop(0)
+            elif time.monotonic() < self.outage_until:
+                status = next(self.outage_statuses)
+            else:
+                status = 200
             if status == 200 and token in self.unregistered:
                 status = 404
             if status != 200:

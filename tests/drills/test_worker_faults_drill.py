@@ -1,0 +1,292 @@
+"""Drill 3: a morning's sweep and the day's payments while workers are killed, the broker goes
+away, and two beat processes fire the same schedule. Every stage change, phone state, push and
+notice happens exactly once, counted from the database and from the loopback FCM.
+
+Everything runs as it does in production, in processes of its own: two `celery beat` processes
+on django-celery-beat's tables (the day compressed: the lender's sweep fires every 2 s, the
+push relay every second, all on one business date), a sweep worker SIGKILLed at random moments
+and started again, a worker for pushes and notices, gunicorn serving the payment webhook, and a
+Redis broker of the drill's own (append-only file on, as a production broker keeps it) that is
+shut down and started again."""
+
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import requests
+from django.conf import settings as django_settings
+from django.db import connection
+from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from apps.collections.models import Loan, LoanStageChange, Payment
+from apps.collections.selectors import loan_overview
+from apps.core.models import TaskOutbox
+from apps.core.schedule import periodic_tasks_sync
+from apps.devices.models import DeviceState, PushNudge
+from apps.notifications.models import Notification
+from tests.collections.webhooks import URL, event, headers
+from tests.devices.factories import enrolled_phone
+from tests.drills.conftest import scale
+from tests.waiting import wait_for
+
+pytestmark = [pytest.mark.drill, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+
+ROOT = Path(__file__).resolve().parents[2]
+REDIS_SERVER, REDIS_CLI = shutil.which("redis-server") or "", shutil.which("redis-cli") or ""
+LOANS = scale(24, 400)
+KILLS = scale(4, 20)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Broker:
+    """A Redis of the drill's own, that keeps its data across a shutdown (AOF, fsync always)."""
+
+    def __init__(self, folder: Path) -> None:
+        self.port, self.folder = free_port(), folder
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        subprocess.run([REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+                        "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "always",
+                        "--save", "", "--daemonize", "yes", "--logfile", str(self.folder / "redis.log")],
+                       check=True)  # fmt: skip
+        wait_for(lambda: self.cli("PING") == "PONG")
+
+    def stop(self) -> None:
+        self.cli("SHUTDOWN")  # writes the append-only file, then exits
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run([REDIS_CLI, "-p", str(self.port), *args], capture_output=True,
+                              text=True, check=False)  # fmt: skip
+        return done.stdout.strip()
+
+    def in_flight(self) -> int:
+        """Tasks taken by a worker and not yet acknowledged (acks_late)."""
+        return int(self.cli("HLEN", "unacked") or 0)
+
+    def waiting(self) -> int:
+        return sum(int(self.cli("LLEN", q) or 0) for q in django_settings.TASK_QUEUE_NAMES)
+
+
+class Processes:
+    """The product's processes, started with the drill's environment; their output kept."""
+
+    def __init__(self, env: dict[str, str], folder: Path) -> None:
+        self.env, self.folder, self.running, self.logs = env, folder, {}, []
+
+    def start(self, name: str, *args: str) -> subprocess.Popen:
+        path = self.folder / f"{name}.log"
+        self.logs.append(path)
+        with path.open("ab") as log:  # the child keeps its own descriptor
+            self.running[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT,
+                                                  env=self.env, stdout=log, stderr=log)  # fmt: skip
+        return self.running[name]
+
+    def beat(self, name: str) -> subprocess.Popen:
+        return self.start(name, "celery", "-A", "config", "beat", "-l", "INFO",
+                          "-S", "django_celery_beat.schedulers:DatabaseScheduler")  # fmt: skip
+
+    def sent_by_beats(self, task: str) -> dict[str, int]:
+        """How many times each beat sent ``task`` (beat logs each send at INFO)."""
+        return {p.stem: p.read_text(errors="replace").count(f"({task})")
+                for p in self.logs if p.stem.startswith("beat")}  # fmt: skip
+
+    def worker(self, name: str, queues: str) -> subprocess.Popen:
+        return self.start(name, "celery", "-A", "config", "worker", "-P", "solo", "-Q", queues,
+                          "-n", f"{name}@drill", "-l", "WARNING", "--without-gossip",
+                          "--without-mingle", "--without-heartbeat")  # fmt: skip
+
+    def kill(self, name: str) -> None:
+        process = self.running.pop(name)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+
+    def stop_all(self) -> None:
+        for process in self.running.values():
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        self.running.clear()
+
+    def tail(self) -> str:
+        return "\n".join(
+            f"--- {p.name}\n" + p.read_text(errors="replace")[-3000:] for p in self.logs
+        )
+
+
+@pytest.fixture
+def late_book(lender_a):
+    """Late loans, each with an enrolled phone whose FCM token names it."""
+    signed_at = timezone.now() - timedelta(days=80)
+    return [enrolled_phone(lender_a, fcm_token=f"drill-{n}", signed_at=signed_at)[0]
+              for n in range(LOANS)]  # fmt: skip
+
+
+@pytest.fixture
+def product(tmp_path, fake_fcm, late_book):
+    broker = Broker(tmp_path)
+    broker.start()
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings.test",
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "CELERY_BROKER_URL": broker.url,
+        "CELERY_TASK_ALWAYS_EAGER": "false",
+        "CELERY_VISIBILITY_TIMEOUT": "5",  # a killed worker's task comes back within seconds
+        "FCM_CREDENTIALS_FILE": django_settings.FCM_CREDENTIALS_FILE,
+        "FCM_API_BASE": django_settings.FCM_API_BASE,
+        "SWEEP_RANGE_SIZE": str(max(LOANS // 8, 1)),
+        "TASK_OUTBOX_GRACE_SECONDS": "1",  # the outbox relay's grace, at the drill's pace
+    }
+    processes = Processes(env, tmp_path)
+    yield broker, processes
+    processes.stop_all()
+    broker.stop()
+
+
+def compress_the_day(lender) -> None:
+    """The production schedule, with the lender's sweep firing every 2 s and the relays (pushes,
+    tasks kept while the broker was down) every second; one business date throughout, so each
+    firing is a beat firing again."""
+    periodic_tasks_sync()
+    every = {2: IntervalSchedule.objects.create(every=2, period="seconds"),
+             1: IntervalSchedule.objects.create(every=1, period="seconds")}  # fmt: skip
+    PeriodicTask.objects.filter(task="collections.loan_stage_sweep_lender",
+                                kwargs__contains=str(lender.pk)).update(crontab=None, interval=every[2])  # fmt: skip
+    relays = ["devices.push_relay", "core.task_outbox_relay"]
+    PeriodicTask.objects.filter(task__in=relays).update(crontab=None, interval=every[1])
+    PeriodicTask.objects.exclude(task__in=["collections.loan_stage_sweep_lender", *relays]).update(
+        enabled=False
+    )
+
+
+def test_killed_workers_a_lost_broker_and_two_beats_change_and_send_everything_once(
+    lender_a, late_book, product, fake_fcm, report
+) -> None:
+    broker, processes = product
+    compress_the_day(lender_a)
+    rng = random.Random(9)
+    processes.worker("steady", "push,notify,default")
+    processes.beat("beat-1")
+    processes.beat("beat-2")
+    phones = {d.pk: d for d in late_book}
+    try:
+        # --- the sweep, its worker killed again and again, the broker away once ---
+        kills_in_flight = 0
+        for kill in range(KILLS):
+            processes.worker("sweep", "sweep")
+            time.sleep(rng.uniform(1.5, 3.5))
+            kills_in_flight += broker.in_flight() > 0
+            processes.kill("sweep")
+            if kill == KILLS // 2:
+                broker.stop()  # beats, the steady worker and the next sweep worker lose it
+                processes.worker("sweep", "sweep")
+                time.sleep(3)
+                broker.start()
+                processes.kill("sweep")
+        processes.worker("sweep", "sweep")
+
+        def swept() -> bool:
+            return Loan.objects.filter(lender=lender_a, stage="none").count() == 0
+
+        wait_for(swept, timeout=120)
+        raised = Loan.objects.filter(lender=lender_a).values_list("stage", flat=True)
+        assert set(raised) - {"none"}, "nothing was raised"
+
+        # --- payments while the broker is down: the webhook answers, the outbox keeps the push
+        server_port = free_port()
+        processes.start("web", "gunicorn", "config.wsgi:application", "--bind",
+                        f"127.0.0.1:{server_port}", "--workers", "2", "--log-level", "warning")  # fmt: skip
+        wait_for(lambda: _answers(server_port), timeout=30)
+        broker.stop()
+        paying = list(Loan.objects.filter(lender=lender_a).order_by("pk"))[::2]
+        answers = Counter()
+        for loan in paying:
+            arrears = loan_overview(loan=loan).arrears.amount
+            body = event(loan.reference, str(arrears), f"drill-{loan.pk}")
+            sent = {
+                k.removeprefix("HTTP_").replace("_", "-"): v
+                for k, v in headers(lender_a, body).items()
+            }
+            response = requests.post(f"http://127.0.0.1:{server_port}{URL}", data=body, timeout=30,
+                                     headers={"Content-Type": "application/json", **sent})  # fmt: skip
+            answers[response.status_code] += 1
+        time.sleep(2)
+        broker.start()
+
+        def settled() -> bool:
+            pending = PushNudge.objects.filter(lender_id=lender_a.pk).exclude(
+                status__in=["sent", "superseded"]
+            )
+            return (not pending.exists() and not TaskOutbox.objects.exists()
+                    and broker.waiting() == 0 and broker.in_flight() == 0)  # fmt: skip
+
+        wait_for(settled, timeout=120)
+    except BaseException:
+        print(processes.tail())  # noqa: T201  (the processes' own account, on failure)
+        raise
+
+    # --- exactly once, counted from the database and from FCM ---
+    changes = Counter(LoanStageChange.objects.filter(lender_id=lender_a.pk, cause="sweep")
+                      .values_list("loan_id", flat=True))  # fmt: skip
+    raised_loans = set(changes)
+    assert len(raised_loans) == LOANS, "a late loan was not raised"
+    assert max(changes.values()) == 1, "a loan was raised twice"
+    paid = {loan.pk for loan in paying}
+    assert answers == Counter({200: len(paying)}), answers
+    assert Payment.objects.filter(loan_id__in=paid).count() == len(paying)
+    states = Counter(
+        DeviceState.objects.filter(device_id__in=phones).values_list("device_id", flat=True)
+    )
+    loan_of = {pk: d.loan_id for pk, d in phones.items()}
+    expected = {pk: 1 + 1 + (loan_of[pk] in paid) for pk in phones}  # enrolled, raised, lifted
+    assert dict(states) == expected, "a phone was given a state twice, or none"
+    versions = Counter(PushNudge.objects.filter(device_id__in=phones, version__gt=1)
+                       .values_list("device_id", "version"))  # fmt: skip
+    assert max(versions.values()) == 1, "a state was queued for push twice"
+    delivered = Counter((m["token"], m["data"]["version"]) for m in fake_fcm.delivered)
+    assert max(delivered.values()) == 1, "FCM was asked twice for one state"
+    unlocked = {int(token.removeprefix("drill-")) for token, version in delivered if version == "3"}
+    assert len(unlocked) == len(paying), "a payment's unlock never reached FCM"
+    newest = {(f"drill-{n}", str(expected[d.pk])) for n, d in enumerate(late_book)}
+    assert newest <= set(delivered), "a phone's newest state was never pushed"
+    notices = Counter(Notification.objects.filter(lender=lender_a, kind="overdue")
+                      .values_list("loan_id", flat=True))  # fmt: skip
+    assert set(notices) == raised_loans, "an overdue notice was lost"
+    assert max(notices.values()) == 1
+    receipts = Counter(Notification.objects.filter(lender=lender_a, kind="payment")
+                       .values_list("loan_id", flat=True))  # fmt: skip
+    assert set(receipts) == paid, "a payment's receipt was lost while the broker was down"
+    assert max(receipts.values()) == 1
+    fired = processes.sent_by_beats("collections.loan_stage_sweep_lender")
+    assert all(fired.values()), f"a beat never fired: {fired}"
+    report(
+        f"worker faults: {LOANS} late loans; sweep worker SIGKILLed {KILLS} times "
+        f"({kills_in_flight} with a task taken and unacknowledged), the broker down 3 s during the sweep and "
+        f"during {len(paying)} payments (answered {dict(answers)}); two beats fired the sweep "
+        f"{' + '.join(str(n) for n in fired.values())} times on one business date: {len(raised_loans)} stage changes, "
+        f"{sum(states.values())} phone states, {sum(delivered.values())} FCM sends, "
+        f"{sum(notices.values())} overdue notices, {sum(receipts.values())} receipts, each exactly once"
+    )
+
+
+def _answers(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/", timeout=1).status_code < 500
+    except requests.RequestException:
+        return False
