@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import pytest
 from django.utils import timezone
+from playwright.sync_api import expect
 
 from apps.collections.services import loan_stage_sweep
 from apps.core.actor import Actor
@@ -78,10 +79,8 @@ def test_a_late_customer_logs_in_pays_and_sees_the_phone_unlock(
 
     # the phone applies the unlock pushed after the payment, and the page (polling) says so
     wait_for(lambda: agent.phone.level == "normal")
-    page.wait_for_function(
-        "document.querySelector('[data-testid=\"phone-status\"]').textContent"
-        " === 'Your phone works normally.'", timeout=20_000,
-    )  # fmt: skip
+    # expect() rather than wait_for_function, whose string predicate is an eval the CSP refuses
+    expect(status).to_have_text("Your phone works normally.", timeout=20_000)
     save_screenshot(page, "customer-3-unlocked")
     device = Device.objects.get(loan=loan)
     assert device.acked_version == device.desired_version

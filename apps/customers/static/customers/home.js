@@ -1,0 +1,24 @@
+// The phone's status changes within seconds of a payment: ask for it every few seconds.
+// The address comes from the page (data-status-url), so this file holds no template code.
+"use strict";
+(function () {
+  var root = document.querySelector("[data-status-url]");
+  if (!root) return;
+  var url = root.dataset.statusUrl;
+  async function refresh() {
+    try {
+      const answer = await fetch(url, {headers: {"Accept": "application/json"}, credentials: "same-origin"});
+      if (!answer.ok) return;
+      for (const loan of (await answer.json()).loans) {
+        const card = document.querySelector(`section.loan[data-loan="${CSS.escape(loan.reference)}"]`);
+        if (!card) continue;
+        const status = card.querySelector('[data-testid="phone-status"]');
+        status.textContent = loan.phone;
+        status.className = `status stage-${loan.stage}`;
+        const next = card.querySelector('[data-testid="next-step"]');
+        if (next) next.textContent = loan.next;
+      }
+    } catch (e) { /* offline for a moment: try again at the next tick */ }
+  }
+  setInterval(refresh, 3000);
+})();
