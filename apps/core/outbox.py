@@ -31,7 +31,8 @@ def task_enqueue_on_commit(task: Any, **kwargs: Any) -> None:
 
 def _send(*, row_id: int, name: str, kwargs: dict[str, Any]) -> None:
     try:
-        current_app.tasks[name].apply_async(kwargs=kwargs)
+        # no publish retries: with the broker down, the request that committed answers at once
+        current_app.tasks[name].apply_async(kwargs=kwargs, retry=False)
     except Exception:  # the broker is down: the relay sends it later
         logger.warning("task %s kept in the outbox for the relay", name, exc_info=True)
         return
@@ -51,7 +52,7 @@ def task_outbox_relay(*, batch: int = 500) -> int:
                 .order_by("pk")[:batch]
             )
             for row in rows:  # a failure rolls back: the rows stay for the next run
-                current_app.tasks[row.task].apply_async(kwargs=row.kwargs)
+                current_app.tasks[row.task].apply_async(kwargs=row.kwargs, retry=False)
             TaskOutbox.objects.filter(pk__in=[row.pk for row in rows]).delete()
         sent += len(rows)
         if len(rows) < batch:

@@ -242,8 +242,15 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=600)
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=540)
 # Redis hands a task taken by a worker that died (acks_late) to another worker after this
 # many seconds: longer than any task may run, so a slow task is never run twice at once.
+# A send finding the broker down gives up after one more try instead of retrying for
+# seconds: the request that committed answers at once, and the task outbox and the push
+# outbox send later (workers' own consumers reconnect on their own terms).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 300)
+    "visibility_timeout": env.int(
+        "CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 300
+    ),
+    "max_retries": 1,
+    "interval_start": 0,
 }
 
 # A task whose send after commit failed waits this long in the outbox before the

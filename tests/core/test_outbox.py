@@ -27,26 +27,15 @@ def pay(loan, ref: str):
 
 @pytest.fixture
 def broker_down():
-    """The app's broker is a closed port, for real: publishing fails after Celery's retries."""
+    """The app's broker is a closed port, for real: publishing fails."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    saved = (
-        app.conf.broker_write_url,
-        app.conf.task_always_eager,
-        app.conf.task_publish_retry_policy,
-    )
+    saved = (app.conf.broker_write_url, app.conf.task_always_eager)
     app.conf.broker_write_url, app.conf.task_always_eager = f"redis://127.0.0.1:{port}/0", False
-    app.conf.task_publish_retry_policy = {
-        "max_retries": 1,
-        "interval_start": 0,
-        "interval_step": 0.1,
-    }
     app._pool, app.amqp._producer_pool = None, None  # the next send connects to the new URL
     yield
-    app.conf.broker_write_url, app.conf.task_always_eager, app.conf.task_publish_retry_policy = (
-        saved
-    )
+    app.conf.broker_write_url, app.conf.task_always_eager = saved
     app._pool, app.amqp._producer_pool = None, None
 
 

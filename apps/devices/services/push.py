@@ -117,7 +117,7 @@ def _relay_kick() -> None:
     from apps.devices.tasks import push_relay_task
 
     try:
-        push_relay_task.delay()
+        push_relay_task.apply_async(retry=False)  # fail fast: the request is not held up
     except Exception:  # the broker is down: beat's minutely relay sends it later
         logger.warning("push relay not started; the outbox keeps the nudge", exc_info=True)
 
