@@ -28,7 +28,7 @@ from django.utils.translation import ngettext
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.devices.models import Device, DeviceEvent, DeviceState, LenderKey, PushNudge
-from apps.devices.provisioning import payload_text, provisioning_qr_png, provisioning_qr_svg
+from apps.devices.provisioning import payload_text, provisioning_qr
 from apps.devices.selectors import (
     device_list_out_of_sync,
     device_list_with_sync_lag,
@@ -250,8 +250,8 @@ class DeviceAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             except DomainError as exc:
                 context["error"] = exc.message
             else:
-                png = base64.b64encode(provisioning_qr_png(minted.payload)).decode()
-                context.update(qr_svg=provisioning_qr_svg(minted.payload), qr_png=png,
+                svg, png = provisioning_qr(minted.payload)
+                context.update(qr_svg=svg, qr_png=base64.b64encode(png).decode(),
                                expires_at=minted.expires_at, payload_bytes=len(payload_text(minted.payload)))  # fmt: skip
         return TemplateResponse(request, "admin/devices/device/enrollment_code.html", context)
 

@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from apps.core.actor import Actor, ActorType
 from apps.core.errors import DomainError, NotFound
-from apps.devices.provisioning import provisioning_qr_png, provisioning_qr_svg
+from apps.devices.provisioning import provisioning_qr
 from apps.devices.services import enrollment_token_mint
 from apps.lenders.selectors import loan_product_list_active
 from apps.retailers import forms
@@ -207,8 +207,10 @@ def provision(request: HttpRequest, clerk: Clerk, public_id: Any) -> HttpRespons
         except DomainError as exc:
             context["error"] = exc.message
         else:
-            context.update(qr_svg=provisioning_qr_svg(minted.payload), expires_at=minted.expires_at,
-                           qr_png=base64.b64encode(provisioning_qr_png(minted.payload)).decode())  # fmt: skip
+            svg, png = provisioning_qr(minted.payload)
+            context.update(
+                qr_svg=svg, expires_at=minted.expires_at, qr_png=base64.b64encode(png).decode()
+            )
     return _page(request, "provision.html", sale, **context)
 
 
