@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 TEST_SETTINGS := config.settings.test
 
-.PHONY: run test drills lint fmt migrate totp services screenshots bench-audit bench-payments bench-agent bench-sweep clean-run
+.PHONY: run test drills lint fmt migrate totp services screenshots bench-audit bench-payments bench-agent bench-sweep bench-load clean-run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -67,6 +67,10 @@ bench-payments: $(DEV_STAMP) services
 ## bench-agent: agent check-ins against gunicorn (2 workers) on PostgreSQL, then 100k FCM pushes
 bench-agent: $(DEV_STAMP) services
 	$(BIN)/python -m tools.bench.agent $(if $(N),--devices $(N),)
+
+## bench-load: a mixed load (check-ins, webhooks, POS sales, customer pages) on gunicorn (2 workers) and a Celery worker, for D seconds (30) or N requests (20000), whichever first; p50/p95/p99 per endpoint, fails on any error
+bench-load: $(DEV_STAMP) services
+	$(BIN)/python -m tools.bench.load $(if $(D),--seconds $(D),) $(if $(N),--requests $(N),)
 
 ## bench-sweep: the restriction sweep of N active loans (20 lenders) against its one-statement SQL floor (W=2: also on 2 worker processes)
 bench-sweep: $(DEV_STAMP) services

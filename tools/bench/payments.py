@@ -42,121 +42,32 @@ import argparse
 import json
 import os
 import socket
-import subprocess
 import sys
 import threading
 import time
-from decimal import Decimal
 from pathlib import Path
 
+from tools.bench._seed import lender_seed, loans_seed
+from tools.bench._server import (
+    cpu_seconds,
+    database_backend_pids,
+    free_port,
+    read_response,
+    server_pids,
+    start_server,
+    worker_rss_mib,
+)
 from tools.bench._setup import ROOT, django_on_bench_database, peak_rss_mib, percentile
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def seed(loans: int) -> tuple[str, list[str]]:
-    from django.db import transaction
-
     from apps.collections.models import Loan
-    from apps.collections.services import loan_sign
-    from apps.core.actor import Actor
-    from apps.core.money import Money
-    from apps.customers.services import consent_record_demo_seed, customer_get_or_create
-    from apps.lenders.models import Lender, LoanProduct
-    from apps.lenders.services import (
-        default_stages,
-        lender_create,
-        loan_product_save,
-        restriction_policy_create,
-    )
-    from apps.retailers.services import demo_counter
 
-    lender = Lender.objects.filter(slug="bench-payments").first()
-    actor = Actor.system()
-    if lender is None:
-        with transaction.atomic():
-            lender = lender_create(name="Bench", slug="bench-payments", country="KE", currency="KES",
-                                   timezone="Africa/Nairobi", locale="en", actor=actor)  # fmt: skip
-            restriction_policy_create(lender=lender, name="Standard", stages=default_stages("en", country="KE"),
-                                      actor=actor)  # fmt: skip
-            loan_product_save(product=LoanProduct(lender=lender, name="12m", installments=12, frequency="monthly",
-                                                  interest_rate_percent=Decimal(3)), actor=actor)  # fmt: skip
-    product = LoanProduct.objects.get(lender=lender)
-    shop, clerk = demo_counter(lender)
-    existing = Loan.objects.filter(lender=lender).count()
-    for n in range(existing, loans):
-        with transaction.atomic():
-            customer, _ = customer_get_or_create(lender=lender, full_name=f"Bench {n}", phone=f"07{n % 10**8:08d}",
-                                                 national_id=f"B{n}", actor=actor)  # fmt: skip
-            consent = consent_record_demo_seed(customer=customer, text="Benchmark terms", text_version="bench",
-                                               clerk_id=clerk.user_id, shop_id=shop.pk, actor=actor)  # fmt: skip
-            loan_sign(customer=customer, consent=consent, product=product, device_price=Money(Decimal(10**6), "KES"),
-                      down_payment=Money(Decimal(1000), "KES"), actor=actor)  # fmt: skip
+    lender = lender_seed(slug="bench-payments", name="Bench")
+    loans_seed(lender=lender, loans=loans)
     return lender.slug, list(
         Loan.objects.filter(lender=lender).values_list("reference", flat=True)[:loans]
     )
-
-
-def start_server(
-    port: int, workers: int, threads: int, env: dict[str, str]
-) -> subprocess.Popen[bytes]:
-    worker_class = ["--worker-class", "sync"] if threads == 1 else ["--threads", str(threads)]
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(workers), *worker_class, "--keep-alive", "30",
-               "--log-level", "warning", "--timeout", "60"]  # fmt: skip
-    server = subprocess.Popen(command, cwd=ROOT, env=env)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise SystemExit("gunicorn did not start")
-
-
-def worker_rss_mib(server: subprocess.Popen[bytes]) -> float:
-    import psutil
-
-    parent = psutil.Process(server.pid)
-    return max((p.memory_info().rss for p in [parent, *parent.children()]), default=0) / 2**20
-
-
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    """user + system CPU seconds of each live process in ``pids``."""
-    import psutil
-
-    seconds = {}
-    for pid in pids:
-        try:
-            times = psutil.Process(pid).cpu_times()
-        except psutil.Error:
-            continue
-        seconds[pid] = times.user + times.system
-    return seconds
-
-
-def server_pids(server: subprocess.Popen[bytes]) -> list[int]:
-    import psutil
-
-    return [server.pid, *(p.pid for p in psutil.Process(server.pid).children(recursive=True))]
-
-
-def database_backend_pids() -> list[int]:
-    """PostgreSQL backends connected to this database, except our own connection."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND pid <> pg_backend_pid()"
-        )
-        return [row[0] for row in cursor.fetchall()]
 
 
 def signed_requests(
@@ -177,36 +88,6 @@ def signed_requests(
         )
         requests.append(head.encode() + body)
     return requests
-
-
-def read_response(sock: socket.socket, buffer: bytes) -> tuple[int, bytes, bytes, bool]:
-    """One HTTP/1.1 response with a Content-Length: (status, body, bytes left over, keep-alive).
-
-    gunicorn's sync worker answers ``Connection: close``; then the client reconnects,
-    as http.client does.
-    """
-    while b"\r\n\r\n" not in buffer:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        buffer += chunk
-    head, _, rest = buffer.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    status = int(lines[0].split()[1])
-    length, keep_alive = 0, True
-    for line in lines[1:]:
-        name, _, value = line.partition(b":")
-        name = name.strip().lower()
-        if name == b"content-length":
-            length = int(value)
-        elif name == b"connection" and value.strip().lower() == b"close":
-            keep_alive = False
-    while len(rest) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("server closed the connection")
-        rest += chunk
-    return status, rest[:length], rest[length:], keep_alive
 
 
 def main() -> None:

@@ -1,0 +1,108 @@
+"""Shared by the benchmarks that drive a real server: gunicorn on loopback, raw HTTP/1.1 on
+keep-alive sockets, and the CPU and memory of the processes involved."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from typing import IO
+
+from tools.bench._setup import ROOT
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_server(
+    port: int, workers: int, threads: int, env: dict[str, str], log: IO[bytes] | None = None
+) -> subprocess.Popen[bytes]:
+    """gunicorn on loopback ``port``, once it accepts connections; its output to ``log``
+    (default: ours)."""
+    worker_class = ["--worker-class", "sync"] if threads == 1 else ["--threads", str(threads)]
+    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
+               "--workers", str(workers), *worker_class, "--keep-alive", "30",
+               "--log-level", "warning", "--timeout", "60"]  # fmt: skip
+    server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise SystemExit("gunicorn did not start")
+
+
+def worker_rss_mib(server: subprocess.Popen[bytes]) -> float:
+    import psutil
+
+    parent = psutil.Process(server.pid)
+    return max((p.memory_info().rss for p in [parent, *parent.children()]), default=0) / 2**20
+
+
+def cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """user + system CPU seconds of each live process in ``pids``."""
+    import psutil
+
+    seconds = {}
+    for pid in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        seconds[pid] = times.user + times.system
+    return seconds
+
+
+def server_pids(server: subprocess.Popen[bytes]) -> list[int]:
+    import psutil
+
+    return [server.pid, *(p.pid for p in psutil.Process(server.pid).children(recursive=True))]
+
+
+def database_backend_pids() -> list[int]:
+    """PostgreSQL backends connected to this database, except our own connection."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def read_response(sock: socket.socket, buffer: bytes) -> tuple[int, bytes, bytes, bool]:
+    """One HTTP/1.1 response with a Content-Length: (status, body, bytes left over, keep-alive).
+
+    gunicorn's sync worker answers ``Connection: close``; then the client reconnects,
+    as http.client does.
+    """
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        buffer += chunk
+    head, _, rest = buffer.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    length, keep_alive = 0, True
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection" and value.strip().lower() == b"close":
+            keep_alive = False
+    while len(rest) < length:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("server closed the connection")
+        rest += chunk
+    return status, rest[:length], rest[length:], keep_alive
