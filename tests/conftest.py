@@ -174,3 +174,31 @@ def _empty_cache():
     from django.core.cache import cache
 
     cache.clear()
+
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Headless Debian Chromium through Playwright, one for the whole run: Playwright's sync
+    API keeps an event loop in this thread while it is open, so a second one cannot start."""
+    import os
+
+    from playwright.sync_api import sync_playwright
+
+    # Django's ORM calls made by the test itself (not the server thread) stay synchronous.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield browser
+        browser.close()

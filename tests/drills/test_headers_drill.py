@@ -55,7 +55,7 @@ from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
 from apps.retailers.models import Sale
 from tests.accounts.factories import PASSWORD
-from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, admin_log_in
+from tests.browser.conftest import admin_log_in
 from tests.browser.test_admin_login import code_from_secret
 from tests.devices.factories import enrolled_phone, valid_imei
 from tests.lenders.factories import (
@@ -316,18 +316,6 @@ document.addEventListener("securitypolicyviolation", (e) => {
 """
 
 
-@pytest.fixture
-def chromium():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        yield browser
-        browser.close()
-
-
 class Watched:
     """Browser contexts whose pages report every CSP violation and every page load."""
 
@@ -349,9 +337,9 @@ class Watched:
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_the_main_pages_run_in_chromium_without_a_csp_violation(
-    live_server, chromium, lender_a, lender_b, operator, make_agent, book, sms_outbox, report
+    live_server, browser, lender_a, lender_b, operator, make_agent, book, sms_outbox, report
 ) -> None:
-    watched = Watched(chromium)
+    watched = Watched(browser)
     url = live_server.url
 
     # the counter: a sale from the login to the receipt, in two languages
