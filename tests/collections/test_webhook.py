@@ -124,6 +124,7 @@ def test_an_unknown_loan_is_refused_and_nothing_is_stored(client, lender_a, lend
         (b'{"id": "e1", "type": "payment.succeeded", "data": {"loan": "SC-X"}}', "amount"),
         (b'{"id": "e1", "type": "payment.teleported", "data": {}}', "type"),
         (b"[1, 2]", "id"),
+        (b"[" * 50_000, None),  # nested past the recursion limit, inside the size limit
     ],
 )
 def test_malformed_events_get_400(client, lender_a, loan, body, field) -> None:

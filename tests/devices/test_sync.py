@@ -279,3 +279,17 @@ def test_a_state_once_written_is_never_edited(phone) -> None:
     with pytest.raises(ProgrammingError, match="Cannot update or delete"), transaction.atomic():
         DeviceState.objects.filter(device=device).delete()
     assert DeviceState.objects.get(device=device).level == "normal"
+
+
+def test_a_body_nested_past_the_recursion_limit_is_400_when_it_reaches_the_agent_api(
+    client, phone
+) -> None:
+    device, secret, _ = phone
+    deep = "[" * 50_000  # well inside the upload limit; enroll needs no credentials at all
+    for path, headers in (
+        ("/api/agent/v1/enroll", {}),
+        ("/api/agent/v1/events", auth(device, secret)),
+    ):
+        response = client.post(path, deep, content_type="application/json", **headers)
+        assert response.status_code == 400, (path, response.status_code)
+        assert response.json()["code"] == "parse_error"

@@ -180,7 +180,7 @@ class PaymentWebhookApi(APIView):
     def _payload(self, body: bytes) -> WebhookPayload:
         try:
             raw = json.loads(body)
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
             raise EventMalformed("The body is not JSON.") from exc
         envelope = self.InputSerializer(data=raw if isinstance(raw, dict) else {})
         if not envelope.is_valid():

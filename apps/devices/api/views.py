@@ -7,7 +7,6 @@ import binascii
 
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +14,7 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from apps.core.actor import Actor, ActorType, client_ip
+from apps.core.api.parsers import JSONParser
 from apps.core.api.schema import error_responses
 from apps.devices.api.auth import DeviceAuthentication, IsDevice
 from apps.devices.models import DeviceEvent
