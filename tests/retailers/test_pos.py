@@ -230,6 +230,9 @@ def test_the_clerk_switches_the_counter_pages_language(counter, lender_a, langua
     assert answer.status_code == 302
     home = client.get(reverse("pos:home")).content.decode()
     assert new_sale in home
+    assert (
+        f'<html lang="{language}">' in home
+    )  # screen readers and fonts follow the page's language
     assert f'<option value="{language}" selected>' in home
     assert switcher in home
     client.post(reverse("pos:home"), {"lender": lender_a.pk})
