@@ -144,6 +144,9 @@ class Loan(BaseModel):
                 fields=["lender", "id"], condition=Q(status="active"), name="loan_active_by_id"
             ),
         ]
+        # A loan ends by its status, never by deletion: the rows written in bulk for it
+        # (stage history, phone states, pushes) name it without a foreign-key check each.
+        triggers = [pgtrigger.Protect(name="loan_never_deleted", operation=pgtrigger.Delete)]
 
     def __str__(self) -> str:
         return self.reference
@@ -395,14 +398,22 @@ class LoanStageChange(BaseModel):
         db_constraint=False,
         db_index=False,
     )
-    loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="stage_changes")
+    # written in bulk for loans the sweep holds locked, and loans are never deleted
+    # (loan_never_deleted): no foreign-key check on each row
+    loan = models.ForeignKey(
+        Loan, on_delete=models.PROTECT, related_name="stage_changes", db_constraint=False
+    )
     from_stage = models.CharField(max_length=12, choices=Stage.choices)
     to_stage = models.CharField(max_length=12, choices=Stage.choices)
     cause = models.CharField(max_length=10, choices=Cause.choices)
     days_overdue = models.PositiveIntegerField(help_text=_("On the business date."))
     business_date = models.DateField(help_text=_("The lender's local date of the change."))
+    # a copy of the loan's pinned version, which the loan's own foreign key guarantees
     policy_version = models.ForeignKey(
-        "lenders.RestrictionPolicyVersion", on_delete=models.PROTECT, related_name="+"
+        "lenders.RestrictionPolicyVersion",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
     )
     device_version = models.PositiveIntegerField(
         null=True, blank=True, help_text=_("The desired-state version written for the phone.")
