@@ -489,7 +489,7 @@ def profiled() -> Iterator[None]:
                (state, "audit_events_record_select", "fn:audit device events"),
                (restriction, "device_ids_enrolled_for_loans", "fn:lookups"),
                (restriction, "customer_locales", "fn:lookups"),
-               (restriction, "device_states_write", "fn:device states write")]  # fmt: skip
+               (restriction, "device_states_write_shown", "fn:device states write")]  # fmt: skip
     originals = [(module, name, getattr(module, name)) for module, name, _ in wrapped]
     for module, name, part in wrapped:
         setattr(module, name, _timed(part, getattr(module, name)))

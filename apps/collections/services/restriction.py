@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
@@ -42,7 +42,7 @@ from apps.customers.selectors import customer_locales
 from apps.devices.errors import DeviceReleased
 from apps.devices.models import Device
 from apps.devices.selectors import device_ids_enrolled_for_loans, device_ids_to_release
-from apps.devices.services import StateChange, device_release, device_states_write
+from apps.devices.services import StateChange, device_release, device_states_write_shown
 from apps.devices.state import OFFLINE_LEASE
 from apps.lenders.country_rules import country_rule_for
 from apps.lenders.models import Lender, RestrictionStage
@@ -67,9 +67,10 @@ class Ladder:
     """The stages a lender may apply, per pinned policy version, mildest first."""
 
     stages: dict[int, list[RestrictionStage]]
-    # what a phone shows, by (policy version, stage, fallback stage, locale): a sweep
-    # gives thousands of phones a handful of distinct states
-    shown: dict[tuple[int, str, str, str], StateChange] = field(default_factory=dict)
+    # what phones show, each distinct content once, and its index by (policy version, stage,
+    # fallback stage, locale): a sweep gives thousands of phones a handful of them
+    contents: list[StateChange] = field(default_factory=list)
+    content_of: dict[tuple[int, str, str, str], int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, *, lender: Lender, policy_version_ids: set[int]) -> Ladder:
@@ -112,19 +113,21 @@ class Ladder:
                 )
         return None
 
-    def state_change(
-        self, *, device_id: int, policy_version_id: int, stage: str, days: int, paused: bool,
-        locale: str,
-    ) -> StateChange:  # fmt: skip
-        """What the phone shows at ``stage``: each stage keeps the milder ones' effects."""
+    def content_index(
+        self, *, policy_version_id: int, stage: str, days: int, paused: bool, locale: str
+    ) -> int:
+        """The index in ``contents`` of what a phone shows at ``stage``: each stage keeps the
+        milder ones' effects."""
         lease_days = OFFLINE_LEASE.days
         fallback = Stage.NONE.value if days == 0 else self.stage_for(
             policy_version_id=policy_version_id, days=days + lease_days, paused=paused)  # fmt: skip
         key = (policy_version_id, stage, fallback, locale)
-        if key not in self.shown:
-            self.shown[key] = self._shown(policy_version_id=policy_version_id, stage=stage,
-                                          fallback=fallback, locale=locale)  # fmt: skip
-        return replace(self.shown[key], device_id=device_id)
+        index = self.content_of.get(key)
+        if index is None:
+            self.contents.append(self._shown(policy_version_id=policy_version_id, stage=stage,
+                                             fallback=fallback, locale=locale))  # fmt: skip
+            index = self.content_of[key] = len(self.contents) - 1
+        return index
 
     def _shown(
         self, *, policy_version_id: int, stage: str, fallback: str, locale: str
@@ -286,15 +289,17 @@ def _apply(
         devices = device_ids_enrolled_for_loans(loan_ids=[c.loan_id for c in changes])
     if locales is None:
         locales = customer_locales(customer_ids={c.customer_id for c in changes})
-    states = [
-        ladder.state_change(device_id=devices[c.loan_id], policy_version_id=c.policy_version_id,
-                            stage=c.to_stage, days=c.days, paused=c.paused,
-                            locale=locales.get(c.customer_id, lender.locale))
-        for c in changes if c.loan_id in devices
+    phones = [c for c in changes if c.loan_id in devices]
+    shown_as = [
+        ladder.content_index(policy_version_id=c.policy_version_id, stage=c.to_stage, days=c.days,
+                             paused=c.paused, locale=locales.get(c.customer_id, lender.locale))
+        for c in phones
     ]  # fmt: skip
     # each stage event names the phone and its new version: no second event per state
-    versions = device_states_write(lender_id=lender.pk, changes=states, actor=actor, reason=reason,
-                                   audit=False)  # fmt: skip
+    versions = device_states_write_shown(
+        lender_id=lender.pk, device_ids=[devices[c.loan_id] for c in phones],
+        contents=ladder.contents, shown_as=shown_as, actor=actor, reason=reason, audit=False,
+    )  # fmt: skip
     by_loan = {loan_id: versions.get(device_id) for loan_id, device_id in devices.items()}
     rows = {
         "lender": lender.pk, "cause": cause, "bd": business_date, "now": timezone.now(),

@@ -28,9 +28,9 @@ from apps.devices.errors import DeviceReleased
 from apps.devices.events import DevicesAction
 from apps.devices.keys import lender_public_key_b64
 from apps.devices.locks import device_lock, devices_lock
-from apps.devices.models import Device, DeviceState, LenderKey
+from apps.devices.models import Device, DeviceState, LenderKey, PushNudge
 from apps.devices.selectors import lender_key_version_current
-from apps.devices.services.push import push_nudges_enqueue
+from apps.devices.services.push import relay_after_commit
 from apps.devices.state import CONTENT_FIELDS, OFFLINE_LEASE
 from apps.lenders.country_rules import always_allowed_packages
 from apps.lenders.models import Lender
@@ -64,18 +64,30 @@ _ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
 
 # The input is two sets of arrays: one entry per phone (device id, index of what it
 # shows), and one per distinct content (a sweep gives thousands of phones a handful).
+# Each content's document is built once; a phone's adds its device, version and key.
+# The push of each new state is queued in the same statement (the outbox).
 _WRITE = f"""
 WITH shown AS (
-    SELECT * FROM unnest(%(levels)s::text[], %(locales)s::text[],
-                         %(wallpapers)s::text[], %(lock_texts)s::text[], %(packages)s::jsonb[],
-                         %(categories)s::jsonb[], %(alarms)s::jsonb[], %(numbers)s::jsonb[],
-                         %(fallbacks)s::text[]) WITH ORDINALITY
+    SELECT c.n, c.level, jsonb_build_object(
+            'level', c.level,
+            'issued_at', to_char(%(now)s AT TIME ZONE 'UTC', '{_ISO}'),
+            'valid_until', to_char((%(now)s + %(lease)s) AT TIME ZONE 'UTC', '{_ISO}'),
+            'fallback_level', c.fallback_level, 'locale', c.locale,
+            'wallpaper_text', c.wallpaper_text, 'lock_screen_text', c.lock_screen_text,
+            'blocked_packages', c.blocked_packages, 'blocked_categories', c.blocked_categories,
+            'alarm_times', c.alarm_times, 'always_allowed_packages', %(allowed)s::jsonb,
+            'always_allowed_numbers', c.always_allowed_numbers
+        ) AS document
+    FROM unnest(%(levels)s::text[], %(locales)s::text[],
+                %(wallpapers)s::text[], %(lock_texts)s::text[], %(packages)s::jsonb[],
+                %(categories)s::jsonb[], %(alarms)s::jsonb[], %(numbers)s::jsonb[],
+                %(fallbacks)s::text[]) WITH ORDINALITY
         AS c(level, locale, wallpaper_text, lock_screen_text, blocked_packages,
              blocked_categories, alarm_times, always_allowed_numbers, fallback_level, n)
 ),
 input AS (
-    SELECT p.device_id, c.* FROM unnest(%(devices)s::bigint[], %(shown_as)s::bigint[])
-        AS p(device_id, n) JOIN shown AS c USING (n)
+    SELECT p.device_id, c.level, c.document FROM unnest(%(devices)s::bigint[], %(shown_as)s::bigint[])
+        AS p(device_id, i) JOIN shown AS c ON c.n = p.i + 1
 ),
 bumped AS (
     UPDATE {Device._meta.db_table} AS d
@@ -91,21 +103,22 @@ states AS (
     INSERT INTO {DeviceState._meta.db_table}
         (lender_id, device_id, version, level, document, key_version, created_at, updated_at)
     SELECT %(lender)s, b.id, b.desired_version, c.level,
-        jsonb_build_object(
-            'device', b.id, 'version', b.desired_version, 'level', c.level,
-            'issued_at', to_char(%(now)s AT TIME ZONE 'UTC', '{_ISO}'),
-            'valid_until', to_char((%(now)s + %(lease)s) AT TIME ZONE 'UTC', '{_ISO}'),
-            'fallback_level', c.fallback_level, 'locale', c.locale,
-            'wallpaper_text', c.wallpaper_text, 'lock_screen_text', c.lock_screen_text,
-            'blocked_packages', c.blocked_packages, 'blocked_categories', c.blocked_categories,
-            'alarm_times', c.alarm_times, 'always_allowed_packages', %(allowed)s::jsonb,
-            'always_allowed_numbers', c.always_allowed_numbers, 'key_version', b.key_version
+        c.document || jsonb_build_object(
+            'device', b.id, 'version', b.desired_version, 'key_version', b.key_version
         ) || CASE WHEN b.key_version < %(key_version)s
                   THEN jsonb_build_object('next_key', %(next_key)s::jsonb)
                   ELSE '{{}}'::jsonb END,
         b.key_version, %(now)s, %(now)s
     FROM bumped AS b JOIN input AS c ON c.device_id = b.id
     RETURNING device_id, version, level
+),
+nudged AS (
+    INSERT INTO {PushNudge._meta.db_table}
+        (lender_id, device_id, version, status, attempts, next_attempt_at, message_id,
+         error_code, created_at, updated_at)
+    SELECT %(lender)s, device_id, version, 'pending', 0, statement_timestamp(), '', '',
+        statement_timestamp(), statement_timestamp()
+    FROM states
 )
 SELECT device_id, version, level FROM states
 """  # noqa: S608  (table names from model metadata; every value is a parameter)
@@ -132,36 +145,50 @@ def device_states_write(
     fresh snapshot, so a release committed while it waited is seen. Phones that are
     not enrolled, or are released or being released, are left out of the
     result. Signs nothing: the signature is made when the phone pulls the
-    state. Emits ``devices.state.changed`` once per state, unless ``audit`` is
-    False: for a caller whose own events name each phone and the version it
-    was given (the restriction engine's ``collections.loan.stage_changed``).
+    state. Queues each new state's push (the outbox). Emits
+    ``devices.state.changed`` once per state, unless ``audit`` is False: for a
+    caller whose own events name each phone and the version it was given (the
+    restriction engine's ``collections.loan.stage_changed``).
     """
-    if not changes:
-        return {}
-    if not connection.in_atomic_block:
-        raise RuntimeError("device_states_write runs inside the caller's transaction")
     if len({c.device_id for c in changes}) != len(changes):
         raise ValueError("one change per device")
     contents: dict[StateChange, int] = {}  # what a phone shows (device id 0) -> its index
-    shown_as = [contents.setdefault(replace(c, device_id=0), len(contents) + 1) for c in changes]
-    shown = list(contents)
+    shown_as = [contents.setdefault(replace(c, device_id=0), len(contents)) for c in changes]
+    return device_states_write_shown(
+        lender_id=lender_id, device_ids=[c.device_id for c in changes], contents=list(contents),
+        shown_as=shown_as, actor=actor, reason=reason, audit=audit,
+    )  # fmt: skip
+
+
+def device_states_write_shown(
+    *, lender_id: int, device_ids: list[int], contents: list[StateChange], shown_as: list[int],
+    actor: Actor, reason: str, audit: bool = True,
+) -> dict[int, int]:  # fmt: skip
+    """``device_states_write`` for many phones showing few distinct contents: phone
+    ``device_ids[i]`` shows ``contents[shown_as[i]]`` (their device ids are ignored), so a
+    caller that knows the contents (the restriction engine's ladder) builds no object per
+    phone. Phones must be distinct."""
+    if not device_ids:
+        return {}
+    if not connection.in_atomic_block:
+        raise RuntimeError("device_states_write runs inside the caller's transaction")
     key_version = lender_key_version_current(lender_id=lender_id)
     slug = Lender.objects.values_list("slug", flat=True).get(pk=lender_id)
     next_key = {"version": key_version,
                 "public_key": lender_public_key_b64(lender_slug=slug, version=key_version)}  # fmt: skip
     params = {
         "lender": lender_id,
-        "devices": [c.device_id for c in changes],
+        "devices": device_ids,
         "shown_as": shown_as,
-        "levels": [c.level for c in shown],
-        "locales": [c.locale for c in shown],
-        "wallpapers": [c.wallpaper_text for c in shown],
-        "lock_texts": [c.lock_screen_text for c in shown],
-        "packages": [_sorted_json(c.blocked_packages) for c in shown],
-        "categories": [_sorted_json(c.blocked_categories) for c in shown],
-        "alarms": [_sorted_json(c.alarm_times) for c in shown],
-        "numbers": [_sorted_json(c.always_allowed_numbers) for c in shown],
-        "fallbacks": [c.fallback_level for c in shown],
+        "levels": [c.level for c in contents],
+        "locales": [c.locale for c in contents],
+        "wallpapers": [c.wallpaper_text for c in contents],
+        "lock_texts": [c.lock_screen_text for c in contents],
+        "packages": [_sorted_json(c.blocked_packages) for c in contents],
+        "categories": [_sorted_json(c.blocked_categories) for c in contents],
+        "alarms": [_sorted_json(c.alarm_times) for c in contents],
+        "numbers": [_sorted_json(c.always_allowed_numbers) for c in contents],
+        "fallbacks": [c.fallback_level for c in contents],
         "now": timezone.now(),  # the app's clock, as every created_at (the outbox keeps the DB's)
         "lease": OFFLINE_LEASE,
         "allowed": json.dumps(sorted(always_allowed_packages())),
@@ -179,9 +206,8 @@ def device_states_write(
             params={"ids": [w[0] for w in written], "versions": [w[1] for w in written],
                     "levels": [w[2] for w in written]},
         )  # fmt: skip
-    push_nudges_enqueue(
-        nudges=[(lender_id, device_id, version) for device_id, version, _ in written]
-    )
+    if written:
+        relay_after_commit()  # their pushes were queued by the statement itself
     return {device_id: version for device_id, version, _ in written}
 
 
