@@ -155,3 +155,22 @@ def test_the_database_refuses_an_active_loan_without_consent(lender_a) -> None:
     loan = signed_loan(lender_a)
     with pytest.raises(IntegrityError), transaction.atomic():
         Loan.objects.filter(pk=loan.pk).update(consent=None)
+
+
+@pytest.mark.parametrize("table", ["collections_loan", "devices_device"])
+def test_a_loan_or_a_phone_is_never_deleted_even_in_sql(lender_a, table) -> None:
+    """Their stage history, phone states and pushes name them without a foreign key each
+    (bulk-written), so the database itself refuses deleting them."""
+    from django.db import connection, transaction
+    from django.db.utils import ProgrammingError
+
+    from tests.devices.factories import enrolled_phone
+
+    device, _, _ = enrolled_phone(lender_a)
+    row = device.loan_id if table == "collections_loan" else device.pk
+    with (
+        pytest.raises(ProgrammingError, match="Cannot delete"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(f"DELETE FROM {table} WHERE id = %s", [row])  # noqa: S608
