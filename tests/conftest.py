@@ -75,6 +75,7 @@ def sms_outbox() -> list[tuple[str, str]]:
     from tests.fakes.sms import FakeSmsGateway
 
     FakeSmsGateway.outbox.clear()
+    FakeSmsGateway.down = False
     return FakeSmsGateway.outbox
 
 

@@ -18,6 +18,11 @@ class ConsentCodeExpired(DomainError):
     default_message = _("That code has expired or was tried too often. Send a new code.")
 
 
+class ConsentCodeNotSent(DomainError):
+    code, http_status = "consent_code_not_sent", 503
+    default_message = _("The SMS with the code could not be sent. Try again in a minute.")
+
+
 class ConsentTextChanged(DomainError):
     code, http_status = "consent_text_changed", 409
     default_message = _("The terms changed after the code was sent. Send a new code.")

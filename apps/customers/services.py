@@ -22,6 +22,7 @@ from apps.customers.consent import consent_text_sha256
 from apps.customers.errors import (
     ConsentCodeExpired,
     ConsentCodeInvalid,
+    ConsentCodeNotSent,
     ConsentTextChanged,
     CustomerDetailsMismatch,
     LoginCodeExpired,
@@ -32,7 +33,7 @@ from apps.customers.errors import (
 from apps.customers.events import CustomersAction
 from apps.customers.models import ConsentChallenge, ConsentRecord, Customer, CustomerLoginCode
 from apps.customers.national_ids import national_id_normalise
-from apps.integrations.sms.base import get_sms_gateway
+from apps.integrations.sms.base import get_sms_gateway, sms_send_quietly
 from apps.lenders.models import Lender
 
 
@@ -124,8 +125,12 @@ def consent_code_send(*, customer: Customer, text: str, actor: Actor) -> Consent
     body = _(
         "Your code to accept the phone financing terms: %(code)s. Give it to the shop clerk only."
     ) % {"code": code}
-    phone = customer.phone
-    transaction.on_commit(lambda: get_sms_gateway().send(to=phone, body=body))
+    # sent before the commit: a code the customer never received is not kept, and the
+    # clerk is told to try again (ConsentCodeNotSent rolls the challenge back)
+    try:
+        get_sms_gateway().send(to=customer.phone, body=body)
+    except Exception as exc:  # the provider is down or refused it
+        raise ConsentCodeNotSent() from exc
     return challenge
 
 
@@ -273,7 +278,9 @@ def customer_login_code_send(*, lender_id: int, phone: str, actor: Actor) -> Non
     with translation.override(customer.locale):
         body = _("Your code to see your phone loan: %(code)s. Do not share it.") % {"code": code}
     to = customer.phone
-    transaction.on_commit(lambda: get_sms_gateway().send(to=to, body=body))
+    # a failed send answers as any other request does (a different answer would tell a
+    # stranger this number borrows here); the customer asks again
+    transaction.on_commit(lambda: sms_send_quietly(to=to, body=body))
 
 
 def customer_login_check(*, lender_id: int, phone: str, code: str, actor: Actor) -> Customer:

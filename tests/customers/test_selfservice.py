@@ -110,6 +110,26 @@ def test_an_unknown_number_gets_the_same_answer_and_no_sms(
     assert "That code is not right" in client.post(code_url, {"code": "123456"}).content.decode()
 
 
+def test_an_sms_outage_gets_the_same_answer_as_any_login_request(
+    client, lender_a, sms_outbox, ask_code, caplog
+) -> None:
+    """The gateway fails after the code is stored: no error page (it would tell a stranger
+    the number borrows here), a warning without the number, and the next request works."""
+    from tests.fakes.sms import FakeSmsGateway
+
+    loan = late_loan(lender_a, days_ago=10)
+    stranger = ask_code(lender_a, "+254712000999")
+    FakeSmsGateway.down = True
+    failed = ask_code(lender_a, loan.customer.phone)
+    assert (failed.status_code, failed.url) == (stranger.status_code, stranger.url)
+    assert sms_outbox == []
+    assert "sms not sent: ConnectionError" in caplog.text
+    assert loan.customer.phone[-6:] not in caplog.text
+    FakeSmsGateway.down = False
+    ask_code(lender_a, loan.customer.phone)
+    assert len(sms_outbox) == 1
+
+
 def test_a_number_that_is_not_a_mobile_number_is_refused(
     client, lender_a, sms_outbox, log_in, ask_code
 ) -> None:

@@ -12,8 +12,11 @@ class FakeSmsGateway:
     """Records messages instead of sending them; emptied by the sms_outbox fixture."""
 
     outbox: ClassVar[list[tuple[str, str]]] = []
+    down: ClassVar[bool] = False  # the provider unreachable: every send raises
 
     def send(self, *, to: str, body: str) -> str:
+        if self.down:
+            raise ConnectionError("SMS provider unreachable")
         self.outbox.append((to, body))
         spool = os.environ.get(SPOOL_VARIABLE)
         if spool:

@@ -240,3 +240,25 @@ def test_the_clerk_switches_the_counter_pages_language(counter, lender_a, langua
     client.post(reverse("pos:customer", args=[sale.public_id]),
                 {"full_name": "Amina Wanjiru", "phone": "0712 345 678", "national_id": "23456781"})  # fmt: skip
     assert imei_help in client.get(reverse("pos:phone", args=[sale.public_id])).content.decode()
+
+
+def test_a_consent_code_the_sms_gateway_could_not_send_is_not_kept(
+    counter, lender_a, sms_outbox, django_capture_on_commit_callbacks
+) -> None:
+    from tests.fakes.sms import FakeSmsGateway
+
+    client, _, product = counter
+    sale = walk_to_consent(client, lender_a, product, valid_imei())
+    FakeSmsGateway.down = True
+    page = client.post(reverse("pos:consent", args=[sale.public_id]), {"action": "send"})
+    assert page.status_code == 200
+    assert "could not be sent. Try again in a minute." in page.content.decode()
+    sale.refresh_from_db()
+    assert sale.consent_challenge_id is None  # no code waiting that the customer never got
+    assert not AuditEvent.objects.filter(action="customers.consent.code_sent").exists()
+    FakeSmsGateway.down = False
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("pos:consent", args=[sale.public_id]), {"action": "send"})
+    sale.refresh_from_db()
+    assert sale.consent_challenge_id is not None
+    assert len(sms_outbox) == 1

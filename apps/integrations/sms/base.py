@@ -21,6 +21,18 @@ def get_sms_gateway() -> SmsGateway:
     return import_string(settings.SMS_GATEWAY_CLASS)()  # type: ignore[no-any-return]  # chosen by setting
 
 
+def sms_send_quietly(*, to: str, body: str) -> bool:
+    """Send, and on a gateway failure log it (the error's kind only: never the number or the
+    text) instead of raising; returns whether the gateway took the message. For a send
+    after commit whose caller must not answer differently when it fails."""
+    try:
+        get_sms_gateway().send(to=to, body=body)
+    except Exception as exc:  # the provider is down or refused it
+        logger.warning("sms not sent: %s", type(exc).__name__)
+        return False
+    return True
+
+
 class ConsoleSmsGateway:
     """The demo's gateway: prints the message (the demo has no SMS provider).
 
