@@ -108,7 +108,7 @@ class Processes:
 
     def worker(self, name: str, queues: str) -> subprocess.Popen:
         return self.start(name, "celery", "-A", "config", "worker", "-P", "solo", "-Q", queues,
-                          "-n", f"{name}@drill", "-l", "WARNING", "--without-gossip",
+                          "-n", f"{name}@drill", "-l", "INFO", "--without-gossip",
                           "--without-mingle", "--without-heartbeat")  # fmt: skip
 
     def kill(self, name: str) -> None:
@@ -231,14 +231,35 @@ def test_killed_workers_a_lost_broker_and_two_beats_change_and_send_everything_o
         time.sleep(2)
         broker.start()
 
-        def settled() -> bool:
+        def delivered() -> bool:
+            """Every push sent and every task the outage kept in the outbox handed over."""
             pending = PushNudge.objects.filter(lender_id=lender_a.pk).exclude(
                 status__in=["sent", "superseded"]
             )
-            return (not pending.exists() and not TaskOutbox.objects.exists()
-                    and broker.waiting() == 0 and broker.in_flight() == 0)  # fmt: skip
+            return not pending.exists() and not TaskOutbox.objects.exists()
 
-        wait_for(settled, timeout=120)
+        try:
+            wait_for(delivered, timeout=180)
+            # the day is over: the beats stop, and the workers drain what they sent
+            processes.kill("beat-1")
+            processes.kill("beat-2")
+            wait_for(lambda: broker.waiting() == 0 and broker.in_flight() == 0, timeout=180)
+            wait_for(delivered, timeout=60)
+        except AssertionError:
+            left = PushNudge.objects.filter(lender_id=lender_a.pk).exclude(
+                status__in=["sent", "superseded"]
+            )
+            print(  # noqa: T201  (what was left, on failure)
+                "left:",
+                list(left.values_list("device_id", "version", "status", "attempts")),
+                "outbox:",
+                list(TaskOutbox.objects.values_list("task", "created_at")),
+                "queued:",
+                broker.waiting(),
+                "unacked:",
+                broker.in_flight(),
+            )
+            raise
     except BaseException:
         print(processes.tail())  # noqa: T201  (the processes' own account, on failure)
         raise
