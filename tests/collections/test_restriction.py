@@ -24,6 +24,7 @@ from apps.collections.services import (
     payment_record,
 )
 from apps.core.actor import Actor
+from apps.core.models import TaskOutbox
 from apps.core.money import Money
 from apps.devices.errors import DeviceReleased
 from apps.devices.models import Device, DeviceState, PushNudge
@@ -95,15 +96,19 @@ def test_the_sweep_raises_a_loan_to_its_stage_and_tells_the_phone(lender_a, late
     assert event.data["days_overdue"] == days
 
 
-def test_a_second_sweep_the_same_day_changes_and_sends_nothing(lender_a) -> None:
+def test_a_second_sweep_the_same_day_changes_and_sends_nothing(
+    lender_a, django_capture_on_commit_callbacks
+) -> None:
     _device, loan = phone_on_loan(lender_a)
     on = first_due(loan) + timedelta(days=20)
     assert sweep(loan, on).changes == 1
     counts = (LoanStageChange.objects.count(), DeviceState.objects.count(), PushNudge.objects.count(),
-              AuditEvent.objects.count())  # fmt: skip
-    assert sweep(loan, on).changes == 0
+              AuditEvent.objects.count(), TaskOutbox.objects.count())  # fmt: skip
+    with django_capture_on_commit_callbacks() as after_commit:
+        assert sweep(loan, on).changes == 0
+    assert after_commit == []  # no push, no notices task: nothing is queued twice
     assert counts == (LoanStageChange.objects.count(), DeviceState.objects.count(),
-                      PushNudge.objects.count(), AuditEvent.objects.count())  # fmt: skip
+                      PushNudge.objects.count(), AuditEvent.objects.count(), TaskOutbox.objects.count())  # fmt: skip
     assert sweep(loan, on + timedelta(days=15)).changes == 1  # day 35: lock, the next morning on
     loan.refresh_from_db()
     assert loan.stage == "lock"

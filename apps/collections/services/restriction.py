@@ -395,10 +395,11 @@ def loan_stage_sweep(
             phones = _apply(lender=lender, ladder=ladder, changes=changes, cause=LoanStageChange.Cause.SWEEP,
                             business_date=business_date, actor=actor, devices=devices, locales=locales,
                             reason=f"Restriction sweep of {business_date.isoformat()}.")  # fmt: skip
-        # every time, changes or not: a run redelivered after the commit (its notices lost with
-        # a broker outage) changes nothing, but queues what the first run raised (deduplicated)
-        _overdue_notices_later(lender_id=lender_id, business_date=business_date, id_from=id_from,
-                               id_to=id_to)  # fmt: skip
+            # through the task outbox, committed with the changes: a broker down at the commit
+            # delays the notices but cannot lose them, so a run that changed nothing (a
+            # redelivery, a second beat) queues none
+            _overdue_notices_later(lender_id=lender_id, business_date=business_date,
+                                   id_from=id_from, id_to=id_to)  # fmt: skip
     return SweepReport(changes=len(changes), phones=phones, pauses_closed=len(closed))
 
 
