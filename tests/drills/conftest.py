@@ -23,3 +23,30 @@ def report(request):
             terminal.write_line(f"\n  DRILL {line}")
 
     return say
+
+
+def late_loan_with_requests(lender):
+    """A loan 70 days into its schedule with its enrolled phone, a manual lock request and a
+    hardship request waiting: the rows the loan's custom views act on. Returns (loan, device,
+    lock request, pause)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.collections.models import Loan
+    from apps.collections.services import loan_hardship_request, loan_manual_lock_request
+    from apps.core.actor import Actor
+    from apps.lenders.models import Membership
+    from apps.lenders.selectors import lender_local_date
+    from tests.devices.factories import enrolled_phone
+    from tests.lenders.factories import MembershipFactory
+
+    device, _, _ = enrolled_phone(lender, signed_at=timezone.now() - timedelta(days=70))
+    today = lender_local_date(lender=lender)
+    loan = Loan.objects.get(pk=device.loan_id)
+    asker = MembershipFactory(lender=lender, role=Membership.Role.AGENT).user
+    lock = loan_manual_lock_request(loan_id=loan.pk, lender_id=lender.pk, user=asker,
+                                    actor=Actor.system(), reason="Drill.")  # fmt: skip
+    pause = loan_hardship_request(loan_id=loan.pk, lender_id=lender.pk, until=today + timedelta(days=10),
+                                  actor=Actor.system(), reason="Drill.")  # fmt: skip
+    return loan, device, lock, pause

@@ -41,8 +41,6 @@ from playwright.sync_api import expect
 from apps.collections.admin import LOAN_ACTIONS
 from apps.collections.models import Loan
 from apps.collections.services import (
-    loan_hardship_request,
-    loan_manual_lock_request,
     loan_stage_sweep,
     payment_record,
 )
@@ -58,9 +56,9 @@ from tests.accounts.factories import PASSWORD
 from tests.browser.conftest import admin_log_in
 from tests.browser.test_admin_login import code_from_secret
 from tests.devices.factories import enrolled_phone, valid_imei
+from tests.drills.conftest import late_loan_with_requests
 from tests.lenders.factories import (
     LoanProductFactory,
-    MembershipFactory,
     restriction_policy_version_for,
 )
 from tests.retailers.factories import clerk_for, shop_for
@@ -202,14 +200,8 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
     assert b"<svg" in counter.post(f"/pos/sales/{sale_done.public_id}/provision/").content
 
     # a late loan with its phone: a lock request and a hardship request waiting, a payment
-    device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=70))
+    loan, _, lock, pause = late_loan_with_requests(lender_a)
     today = lender_local_date(lender=lender_a)
-    loan = Loan.objects.get(pk=device.loan_id)
-    asker = MembershipFactory(lender=lender_a, role=Membership.Role.AGENT).user
-    lock = loan_manual_lock_request(loan_id=loan.pk, lender_id=lender_a.pk, user=asker, actor=Actor.system(),
-                                    reason="Drill.")  # fmt: skip
-    pause = loan_hardship_request(loan_id=loan.pk, lender_id=lender_a.pk, until=today + timedelta(days=10),
-                                  actor=Actor.system(), reason="Drill.")  # fmt: skip
     loan_stage_sweep(lender_id=lender_a.pk, business_date=today, id_from=0, id_to=10**12)
     with django_capture_on_commit_callbacks(execute=True):  # and its receipt is queued
         payment = payment_record(loan_id=loan.pk, amount=Money(Decimal("100.00"), loan.currency), channel="manual",

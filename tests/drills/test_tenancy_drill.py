@@ -12,12 +12,10 @@ from django.urls import URLPattern
 
 from apps.collections.admin import LOAN_ACTIONS
 from apps.collections.models import Loan, LoanPause, ManualLock
-from apps.collections.services import loan_hardship_request, loan_manual_lock_request
-from apps.core.actor import Actor
 from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
 from apps.lenders.tenancy import LenderScopedAdmin
-from tests.devices.factories import enrolled_phone
+from tests.drills.conftest import late_loan_with_requests
 from tests.lenders.test_tenancy_matrix import CROSS_TENANT_ROWS
 
 pytestmark = [pytest.mark.drill, pytest.mark.django_db]
@@ -93,19 +91,10 @@ def _fill(pattern: str, kwargs: dict) -> str:
 @pytest.fixture
 def make_member_b_rows(lender_b):
     """Lender B's late loan with its phone, a hardship request and a manual lock waiting."""
-    from django.utils import timezone
-
     from apps.collections.services import loan_stage_sweep
-    from tests.lenders.factories import MembershipFactory
 
-    device, _, _ = enrolled_phone(lender_b, signed_at=timezone.now() - timedelta(days=70))
+    loan, device, lock, pause = late_loan_with_requests(lender_b)
     today = lender_local_date(lender=lender_b)
-    loan = Loan.objects.get(pk=device.loan_id)
-    asker = MembershipFactory(lender=lender_b, role=Membership.Role.AGENT).user
-    lock = loan_manual_lock_request(loan_id=loan.pk, lender_id=lender_b.pk, user=asker, actor=Actor.system(),
-                                    reason="Drill.")  # fmt: skip
-    pause = loan_hardship_request(loan_id=loan.pk, lender_id=lender_b.pk, until=today + timedelta(days=10),
-                                  actor=Actor.system(), reason="Drill.")  # fmt: skip
     loan_stage_sweep(
         lender_id=lender_b.pk, business_date=today - timedelta(days=10), id_from=0, id_to=10**12
     )
