@@ -112,25 +112,26 @@ def _code_hash(challenge_customer_id: int, code: str) -> str:
 def consent_code_send(*, customer: Customer, text: str, actor: Actor) -> ConsentChallenge:
     """Send a 6-digit code to the customer's phone to confirm ``text``; valid 10 minutes.
 
-    The code itself is never stored or logged, only its hash. Emits
-    ``customers.consent.code_sent``.
+    The code itself is never stored or logged, only its hash. The SMS goes out
+    before anything is written, not after commit: a code the customer never
+    received is not kept (``ConsentCodeNotSent``, the clerk tries again), and no
+    lock is held while the provider answers (the audit event takes the lender's
+    chain). Emits ``customers.consent.code_sent``.
     """
     code = f"{secrets.randbelow(10**6):06d}"
+    body = _(
+        "Your code to accept the phone financing terms: %(code)s. Give it to the shop clerk only."
+    ) % {"code": code}
+    try:
+        get_sms_gateway().send(to=customer.phone, body=body)
+    except Exception as exc:  # the provider is down or refused it
+        raise ConsentCodeNotSent() from exc
     challenge = ConsentChallenge.objects.create(
         lender_id=customer.lender_id, customer=customer, text_sha256=consent_text_sha256(text),
         code_hash=_code_hash(customer.pk, code), expires_at=timezone.now() + CONSENT_CODE_TTL,
     )  # fmt: skip
     audit_event_record(actor=actor, action=CustomersAction.CONSENT_CODE_SENT, target=customer,
                        data={"challenge_id": challenge.pk, "text_sha256": challenge.text_sha256})  # fmt: skip
-    body = _(
-        "Your code to accept the phone financing terms: %(code)s. Give it to the shop clerk only."
-    ) % {"code": code}
-    # sent before the commit: a code the customer never received is not kept, and the
-    # clerk is told to try again (ConsentCodeNotSent rolls the challenge back)
-    try:
-        get_sms_gateway().send(to=customer.phone, body=body)
-    except Exception as exc:  # the provider is down or refused it
-        raise ConsentCodeNotSent() from exc
     return challenge
 
 
