@@ -179,6 +179,21 @@ def test_an_event_detail_postgres_cannot_store_is_400_when_reported(
     assert not AuditEvent.objects.filter(action="devices.device.event_reported").exists()
 
 
+def test_a_deeply_nested_event_detail_is_checked_without_recursion(client, phone) -> None:
+    """600 levels fit the detail's size limit; the check walked them by recursion (a 500)."""
+    device, secret, _ = phone
+    deep: object = "\x00"
+    for _ in range(600):
+        deep = [deep]
+    body = json.dumps({"event_id": "e-deep", "kind": "tamper_suspected",
+                       "occurred_at": "2026-11-24T10:00:00Z", "detail": {"x": deep}})  # fmt: skip
+    response = client.post(
+        "/api/agent/v1/events", body, content_type="application/json", **auth(device, secret)
+    )
+    assert response.status_code == 400, response.content
+    assert list(response.json()["extra"]["fields"]) == ["detail"]
+
+
 def test_an_event_id_is_taken_as_sent_when_it_has_surrounding_whitespace(client, phone) -> None:
     """The schema says at most 64 characters; trimmed, 65 with a leading space passed, and
     " e-1" was the event "e-1" (found by the schema drill)."""

@@ -36,17 +36,23 @@ AGENT_ERRORS = (400, 401, 415, 429)
 def _jsonb_storable(value: object) -> bool:
     """Whether PostgreSQL's jsonb can hold ``value``: no NUL character and no unpaired
     surrogate in any key or text (JSON can escape both). Saving either raised a DataError,
-    a 500 where a 400 is due (tests/devices/test_sync.py; found by the schema drill)."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")  # refuses an unpaired surrogate
-        except UnicodeEncodeError:
-            return False
-        return "\x00" not in value
-    if isinstance(value, dict):
-        return all(_jsonb_storable(k) and _jsonb_storable(v) for k, v in value.items())
-    if isinstance(value, list):
-        return all(_jsonb_storable(item) for item in value)
+    a 500 where a 400 is due (tests/devices/test_sync.py; found by the schema drill).
+    Walks with a stack, not recursion, so a deeply nested value is checked too."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")  # refuses an unpaired surrogate
+            except UnicodeEncodeError:
+                return False
+            if "\x00" in item:
+                return False
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
     return True
 
 
