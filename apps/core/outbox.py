@@ -41,7 +41,11 @@ def _send(*, row_id: int, name: str, kwargs: dict[str, Any]) -> None:
 
 def task_outbox_relay(*, batch: int = 500) -> int:
     """Send the tasks left in the outbox for longer than ``TASK_OUTBOX_GRACE_SECONDS`` (their
-    own after-commit send failed, or its process died). Returns how many were sent."""
+    own after-commit send failed, or its process died). Returns how many were sent.
+
+    Each row is sent on its own: a task name no worker knows (renamed in a deploy) is
+    logged and kept without holding up the others, and the broker failing again stops
+    the run with what was sent so far deleted."""
     cutoff = timezone.now() - timedelta(seconds=settings.TASK_OUTBOX_GRACE_SECONDS)
     sent = 0
     while True:
@@ -51,9 +55,20 @@ def task_outbox_relay(*, batch: int = 500) -> int:
                 .filter(created_at__lt=cutoff)
                 .order_by("pk")[:batch]
             )
-            for row in rows:  # a failure rolls back: the rows stay for the next run
-                current_app.tasks[row.task].apply_async(kwargs=row.kwargs, retry=False)
-            TaskOutbox.objects.filter(pk__in=[row.pk for row in rows]).delete()
-        sent += len(rows)
-        if len(rows) < batch:
+            done, broker_down = [], False
+            for row in rows:
+                task = current_app.tasks.get(row.task)
+                if task is None:
+                    logger.error("outbox task %s is not registered; kept", row.task)
+                    continue
+                try:
+                    task.apply_async(kwargs=row.kwargs, retry=False)
+                except Exception:  # the broker is down again: the next run goes on
+                    logger.warning("outbox relay stopped: broker unreachable", exc_info=True)
+                    broker_down = True
+                    break
+                done.append(row.pk)
+            TaskOutbox.objects.filter(pk__in=done).delete()
+        sent += len(done)
+        if broker_down or not done or len(rows) < batch:
             return sent

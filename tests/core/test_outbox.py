@@ -5,6 +5,7 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
 from apps.collections.services import payment_record
@@ -64,3 +65,18 @@ def test_a_task_sent_after_commit_leaves_nothing_in_the_outbox(lender_a) -> None
     pay(loan, "MP-1")
     assert Notification.objects.filter(loan=loan, kind="payment").count() == 1
     assert not TaskOutbox.objects.exists()
+
+
+def test_a_task_no_worker_knows_is_kept_without_holding_up_the_others(lender_a) -> None:
+    loan = signed_loan(lender_a)
+    with transaction.atomic():
+        payment = pay(loan, "MP-1").payment
+        TaskOutbox.objects.all().delete()  # as if the send after commit had failed
+        TaskOutbox.objects.create(task="collections.renamed_in_a_deploy", kwargs={})
+        TaskOutbox.objects.create(task="notifications.payment_receipt_queue",
+                                  kwargs={"payment_id": payment.pk})  # fmt: skip
+    TaskOutbox.objects.update(created_at=timezone.now() - timedelta(minutes=1))
+    assert task_outbox_relay() == 1  # the receipt's row went out; the unknown one is kept
+    assert list(TaskOutbox.objects.values_list("task", flat=True)) == [
+        "collections.renamed_in_a_deploy"
+    ]
