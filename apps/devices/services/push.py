@@ -168,7 +168,9 @@ def push_relay(*, gateway: PushGateway, follow_up: bool = False) -> float | None
     due_in = push_next_due_in()
     if due_in is None or due_in >= 60:
         return None
-    if not cache.add(_FOLLOW_UP_BOOKED, 1, timeout=int(due_in) + 1):
+    # held well past the countdown: a follow-up waiting in a busy queue keeps its booking,
+    # so kicks meanwhile start no second chain (beat's minute covers a lost follow-up)
+    if not cache.add(_FOLLOW_UP_BOOKED, 1, timeout=int(due_in) + 60):
         return None
     return due_in
 
