@@ -252,6 +252,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     ),
     "max_retries": 1,
     "interval_start": 0,
+    # an unreachable host (packets dropped, not refused) gives up in seconds, not minutes
+    "socket_connect_timeout": 2,
 }
 
 # A task whose send after commit failed waits this long in the outbox before the
