@@ -12,41 +12,20 @@ def installment_late_fees_assess(*, lender_id: int) -> None:
 @app_task(name="collections.installment_late_fees_assess_all", queue="sweep")
 def installment_late_fees_assess_all() -> None:
     """Fan out one idempotent late-fee task per lender (each its own transaction)."""
-    from django.db import transaction
+    from apps.collections.services import installment_late_fees_fan_out
 
-    from apps.core.outbox import task_enqueue_on_commit
-    from apps.lenders.models import Lender
-
-    with transaction.atomic():
-        for lender_id in Lender.objects.values_list("pk", flat=True):
-            task_enqueue_on_commit(installment_late_fees_assess, lender_id=lender_id)
+    installment_late_fees_fan_out()
 
 
 @app_task(name="collections.loan_stage_sweep_lender", queue="sweep")
 def loan_stage_sweep_lender_task(*, lender_id: int) -> None:
     """Beat runs this at the lender's local morning: one range task per slice of loans,
-    and the day's due-date reminders.
-
-    The business date is fixed here, so every range of one run agrees on it
-    and a redelivered range task changes nothing twice.
-    """
+    and the day's due-date reminders."""
     from django.conf import settings
-    from django.db import transaction
 
-    from apps.collections.services.restriction import lender_business_date, loan_sweep_ranges
-    from apps.core.outbox import task_enqueue_on_commit
-    from apps.notifications.tasks import reminders_queue_task
+    from apps.collections.services import loan_sweep_fan_out
 
-    business_date = lender_business_date(lender_id=lender_id).isoformat()
-    with transaction.atomic():
-        task_enqueue_on_commit(
-            reminders_queue_task, lender_id=lender_id, business_date=business_date
-        )
-        for id_from, id_to in loan_sweep_ranges(
-            lender_id=lender_id, size=settings.SWEEP_RANGE_SIZE
-        ):
-            task_enqueue_on_commit(loan_stage_sweep_range_task, lender_id=lender_id,
-                                   business_date=business_date, id_from=id_from, id_to=id_to)  # fmt: skip
+    loan_sweep_fan_out(lender_id=lender_id, size=settings.SWEEP_RANGE_SIZE)
 
 
 @app_task(name="collections.loan_stage_sweep_range", queue="sweep")

@@ -115,3 +115,19 @@ def test_no_late_fee_for_paid_or_fee_less_loans(lender_a) -> None:
         )
         == 0
     )
+
+
+def test_the_daily_fan_out_assesses_each_lenders_late_fees_once(
+    lender_a, lender_b, django_capture_on_commit_callbacks
+) -> None:
+    from apps.collections.services import installment_late_fees_fan_out
+    from apps.core.models import TaskOutbox
+
+    loan = make_loan(lender_a, late_fee_type="fixed", late_fee_value=Decimal(75))
+    for _ in range(2):  # beat firing twice
+        with django_capture_on_commit_callbacks(execute=True):
+            assert installment_late_fees_fan_out() == 2  # one task per lender
+    fees = Installment.objects.filter(loan=loan).values_list("late_fee_amount", flat=True)
+    assert list(fees) == [Decimal(75)] * 3  # all three installments are long overdue
+    assert AuditEvent.objects.filter(action="collections.late_fee.assessed").count() == 3
+    assert not TaskOutbox.objects.exists()  # every task handed over

@@ -7,6 +7,7 @@ from apps.collections.services.lending import (
     WebhookOutcome,
     WebhookPayload,
     installment_late_fees_assess,
+    installment_late_fees_fan_out,
     loan_quote,
     loan_sign,
     payment_record,
@@ -31,6 +32,7 @@ from apps.collections.services.restriction import (
     loan_stage_lift,
     loan_stage_settle,
     loan_stage_sweep,
+    loan_sweep_fan_out,
     loan_sweep_ranges,
 )
 
@@ -41,6 +43,7 @@ __all__ = [
     "WebhookOutcome",
     "WebhookPayload",
     "installment_late_fees_assess",
+    "installment_late_fees_fan_out",
     "loan_cancel",
     "loan_hardship_pause_set",
     "loan_hardship_request",
@@ -55,6 +58,7 @@ __all__ = [
     "loan_stage_lift",
     "loan_stage_settle",
     "loan_stage_sweep",
+    "loan_sweep_fan_out",
     "loan_sweep_ranges",
     "payment_record",
     "payment_reverse",

@@ -732,6 +732,18 @@ FOR UPDATE OF i
 
 
 @transaction.atomic
+def installment_late_fees_fan_out() -> int:
+    """One late-fee task per lender (each idempotent, in its own transaction), through the
+    task outbox. Returns how many."""
+    from apps.collections.tasks import installment_late_fees_assess as assess_task
+
+    lender_ids = list(Lender.objects.values_list("pk", flat=True))
+    for lender_id in lender_ids:
+        task_enqueue_on_commit(assess_task, lender_id=lender_id)
+    return len(lender_ids)
+
+
+@transaction.atomic
 def installment_late_fees_assess(
     *, lender_id: int, actor: Actor, as_of: datetime | None = None
 ) -> int:

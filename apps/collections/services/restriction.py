@@ -532,6 +532,24 @@ def loan_sweep_ranges(*, lender_id: int, size: int) -> list[tuple[int, int]]:
     return list(zip(starts, ends, strict=True))
 
 
+@transaction.atomic
+def loan_sweep_fan_out(*, lender_id: int, size: int) -> int:
+    """The morning's work for ``lender_id``: one range task per slice of ``size`` loan ids
+    and the day's due-date reminders, all through the task outbox (they go out once this
+    commits, and a broker outage delays them without losing them). The business date is
+    fixed here, so every range of one run agrees on it. Returns how many ranges."""
+    from apps.collections.tasks import loan_stage_sweep_range_task
+    from apps.notifications.tasks import reminders_queue_task
+
+    business_date = lender_business_date(lender_id=lender_id).isoformat()
+    task_enqueue_on_commit(reminders_queue_task, lender_id=lender_id, business_date=business_date)
+    ranges = loan_sweep_ranges(lender_id=lender_id, size=size)
+    for id_from, id_to in ranges:
+        task_enqueue_on_commit(loan_stage_sweep_range_task, lender_id=lender_id,
+                               business_date=business_date, id_from=id_from, id_to=id_to)  # fmt: skip
+    return len(ranges)
+
+
 def lender_business_date(*, lender_id: int) -> date:
     return lender_local_date(lender=Lender.objects.get(pk=lender_id))
 
