@@ -13,6 +13,10 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # Dropping a foreign key and creating a trigger lock the loan and device tables: wait
+        # at most 5 s behind a running sweep or report, then fail (run it again) rather than
+        # queue every request behind the migration.
+        migrations.RunSQL("SET LOCAL lock_timeout = '5s'", reverse_sql=migrations.RunSQL.noop),
         migrations.AlterField(
             model_name='devicestate',
             name='device',
