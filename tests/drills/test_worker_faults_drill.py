@@ -11,9 +11,7 @@ shut down and started again."""
 
 import os
 import random
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -38,49 +36,14 @@ from tests.collections.webhooks import URL, event, headers
 from tests.devices.factories import enrolled_phone
 from tests.drills.conftest import scale
 from tests.waiting import wait_for
+from tools.bench._server import RedisServer, celery_worker_command, free_port, start_server
+from tools.bench._setup import ROOT
 
 pytestmark = [pytest.mark.drill, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
-ROOT = Path(__file__).resolve().parents[2]
-REDIS_SERVER, REDIS_CLI = shutil.which("redis-server") or "", shutil.which("redis-cli") or ""
+
 LOANS = scale(24, 400)
 KILLS = scale(4, 20)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Broker:
-    """A Redis of the drill's own, that keeps its data across a shutdown (AOF, fsync always)."""
-
-    def __init__(self, folder: Path) -> None:
-        self.port, self.folder = free_port(), folder
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        subprocess.run([REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
-                        "--dir", str(self.folder), "--appendonly", "yes", "--appendfsync", "always",
-                        "--save", "", "--daemonize", "yes", "--logfile", str(self.folder / "redis.log")],
-                       check=True)  # fmt: skip
-        wait_for(lambda: self.cli("PING") == "PONG")
-
-    def stop(self) -> None:
-        self.cli("SHUTDOWN")  # writes the append-only file, then exits
-
-    def cli(self, *args: str) -> str:
-        done = subprocess.run([REDIS_CLI, "-p", str(self.port), *args], capture_output=True,
-                              text=True, check=False)  # fmt: skip
-        return done.stdout.strip()
-
-    def in_flight(self) -> int:
-        """Tasks taken by a worker and not yet acknowledged (acks_late)."""
-        return int(self.cli("HLEN", "unacked") or 0)
-
-    def waiting(self) -> int:
-        return sum(int(self.cli("LLEN", q) or 0) for q in django_settings.TASK_QUEUE_NAMES)
 
 
 class Processes:
@@ -89,17 +52,17 @@ class Processes:
     def __init__(self, env: dict[str, str], folder: Path) -> None:
         self.env, self.folder, self.running, self.logs = env, folder, {}, []
 
-    def start(self, name: str, *args: str) -> subprocess.Popen:
+    def start(self, name: str, command: list[str]) -> subprocess.Popen:
         path = self.folder / f"{name}.log"
         self.logs.append(path)
         with path.open("ab") as log:  # the child keeps its own descriptor
-            self.running[name] = subprocess.Popen([sys.executable, "-m", *args], cwd=ROOT,
-                                                  env=self.env, stdout=log, stderr=log)  # fmt: skip
+            self.running[name] = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
+                                                  stderr=log)  # fmt: skip
         return self.running[name]
 
     def beat(self, name: str) -> subprocess.Popen:
-        return self.start(name, "celery", "-A", "config", "beat", "-l", "INFO",
-                          "-S", "django_celery_beat.schedulers:DatabaseScheduler")  # fmt: skip
+        return self.start(name, [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO",
+                                 "-S", "django_celery_beat.schedulers:DatabaseScheduler"])  # fmt: skip
 
     def sent_by_beats(self, task: str) -> dict[str, int]:
         """How many times each beat sent ``task`` (beat logs each send at INFO)."""
@@ -107,9 +70,15 @@ class Processes:
                 for p in self.logs if p.stem.startswith("beat")}  # fmt: skip
 
     def worker(self, name: str, queues: str) -> subprocess.Popen:
-        return self.start(name, "celery", "-A", "config", "worker", "-P", "solo", "-Q", queues,
-                          "-n", f"{name}@drill", "-l", "INFO", "--without-gossip",
-                          "--without-mingle", "--without-heartbeat")  # fmt: skip
+        return self.start(name, celery_worker_command(name, queues=queues, loglevel="INFO"))
+
+    def web(self, port: int) -> subprocess.Popen:
+        """gunicorn (2 workers), once it accepts connections."""
+        path = self.folder / "web.log"
+        self.logs.append(path)
+        with path.open("ab") as log:
+            self.running["web"] = start_server(port, 2, 1, self.env, log)
+        return self.running["web"]
 
     def kill(self, name: str) -> None:
         process = self.running.pop(name)
@@ -138,7 +107,7 @@ def late_book(lender_a):
 
 @pytest.fixture
 def product(tmp_path, fake_fcm, late_book):
-    broker = Broker(tmp_path)
+    broker = RedisServer(tmp_path, keep=True)
     broker.start()
     db = connection.settings_dict
     env = {
@@ -191,7 +160,7 @@ def test_killed_workers_a_lost_broker_and_two_beats_change_and_send_everything_o
         for kill in range(KILLS):
             processes.worker("sweep", "sweep")
             time.sleep(rng.uniform(1.5, 3.5))
-            kills_in_flight += broker.in_flight() > 0
+            kills_in_flight += broker.unacked() > 0
             processes.kill("sweep")
             if kill == KILLS // 2:
                 broker.stop()  # beats, the steady worker and the next sweep worker lose it
@@ -210,9 +179,9 @@ def test_killed_workers_a_lost_broker_and_two_beats_change_and_send_everything_o
 
         # --- payments while the broker is down: the webhook answers, the outbox keeps the push
         server_port = free_port()
-        processes.start("web", "gunicorn", "config.wsgi:application", "--bind",
-                        f"127.0.0.1:{server_port}", "--workers", "2", "--log-level", "warning")  # fmt: skip
-        wait_for(lambda: _answers(server_port), timeout=30)
+        processes.web(server_port)
+        for _ in range(4):  # each worker's first answer loads the app: not the outage's cost
+            requests.get(f"http://127.0.0.1:{server_port}/admin/login/", timeout=30)
         broker.stop()
         paying = list(Loan.objects.filter(lender=lender_a).order_by("pk"))[::2]
         answers, slowest = Counter(), 0.0
@@ -243,7 +212,7 @@ def test_killed_workers_a_lost_broker_and_two_beats_change_and_send_everything_o
             # the day is over: the beats stop, and the workers drain what they sent
             processes.kill("beat-1")
             processes.kill("beat-2")
-            wait_for(lambda: broker.waiting() == 0 and broker.in_flight() == 0, timeout=180)
+            wait_for(lambda: broker.queued() == 0 and broker.unacked() == 0, timeout=180)
             wait_for(delivered, timeout=60)
         except AssertionError:
             left = PushNudge.objects.filter(lender_id=lender_a.pk).exclude(
@@ -255,9 +224,9 @@ def test_killed_workers_a_lost_broker_and_two_beats_change_and_send_everything_o
                 "outbox:",
                 list(TaskOutbox.objects.values_list("task", "created_at")),
                 "queued:",
-                broker.waiting(),
+                broker.queued(),
                 "unacked:",
-                broker.in_flight(),
+                broker.unacked(),
             )
             raise
     except BaseException:
@@ -308,10 +277,3 @@ def test_killed_workers_a_lost_broker_and_two_beats_change_and_send_everything_o
         f"{sum(states.values())} phone states, {sum(delivered.values())} FCM sends, "
         f"{sum(notices.values())} overdue notices, {sum(receipts.values())} receipts, each exactly once"
     )
-
-
-def _answers(port: int) -> bool:
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/", timeout=1).status_code < 500
-    except requests.RequestException:
-        return False

@@ -1,12 +1,15 @@
-"""Shared by the benchmarks that drive a real server: gunicorn on loopback, raw HTTP/1.1 on
-keep-alive sockets, and the CPU and memory of the processes involved."""
+"""Shared by the benchmarks and drills that drive the product's own processes: gunicorn and
+a Celery worker on loopback, a Redis broker of the run's own, raw HTTP/1.1 on keep-alive
+sockets, and the CPU and memory of the processes involved."""
 
 from __future__ import annotations
 
+import shutil
 import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import IO
 
 from tools.bench._setup import ROOT
@@ -16,6 +19,56 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+class RedisServer:
+    """A redis-server of a run's own on a free loopback port. With ``keep``, its data
+    survives a shutdown (append-only file, fsync always), as a production broker's does."""
+
+    def __init__(self, folder: Path, *, keep: bool = False) -> None:
+        self.folder, self.keep, self.port = folder, keep, free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        persistence = (
+            ["--appendonly", "yes", "--appendfsync", "always"]
+            if self.keep
+            else ["--appendonly", "no"]
+        )
+        subprocess.run([shutil.which("redis-server") or "redis-server", "--port", str(self.port),
+                        "--bind", "127.0.0.1", "--dir", str(self.folder), "--save", "", *persistence,
+                        "--daemonize", "yes", "--logfile", str(self.folder / "redis.log")],
+                       check=True)  # fmt: skip
+        deadline = time.monotonic() + 10
+        while self.cli("PING") != "PONG":
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.cli("SHUTDOWN")  # with keep, writes the append-only file first
+
+    def cli(self, *args: str) -> str:
+        done = subprocess.run([shutil.which("redis-cli") or "redis-cli", "-p", str(self.port), *args],
+                              capture_output=True, text=True, check=False)  # fmt: skip
+        return done.stdout.strip()
+
+    def queued(self) -> int:
+        """Tasks waiting in the product's queues."""
+        from django.conf import settings
+
+        return sum(int(self.cli("LLEN", q) or 0) for q in settings.TASK_QUEUE_NAMES)
+
+    def unacked(self) -> int:
+        """Tasks taken by a worker and not yet acknowledged (late acks)."""
+        return int(self.cli("HLEN", "unacked") or 0)
+
+
+def celery_worker_command(name: str, *, queues: str = "", loglevel: str = "WARNING") -> list[str]:
+    """A one-process Celery worker of the product (all queues unless ``queues``)."""
+    return [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-n", f"{name}@run",
+            *(["-Q", queues] if queues else []), "-l", loglevel, "--without-gossip",
+            "--without-mingle", "--without-heartbeat"]  # fmt: skip
 
 
 def start_server(

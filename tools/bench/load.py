@@ -73,7 +73,15 @@ from tools.bench._seed import (
     loans_seed,
     template_loan_seed,
 )
-from tools.bench._server import cpu_seconds, free_port, read_response, server_pids, start_server
+from tools.bench._server import (
+    RedisServer,
+    celery_worker_command,
+    cpu_seconds,
+    free_port,
+    read_response,
+    server_pids,
+    start_server,
+)
 from tools.bench._setup import ROOT, django_on_bench_database, peak_rss_mib, percentile
 
 DATABASE = "smartcollection_bench_load"
@@ -198,44 +206,28 @@ class Product:
 
     def __init__(self, *, folder: Path, env: dict[str, str], workers: int) -> None:
         self.folder, self.workers = folder, workers
-        self.redis_port, self.port = free_port(), free_port()
+        self.broker, self.port = RedisServer(folder), free_port()
         self.spool = folder / "sms.jsonl"
         self.spool.touch()
         self.env = {**env, "DJANGO_SETTINGS_MODULE": "config.settings.test",
                     "DJANGO_LOG_LEVEL": "WARNING", "CELERY_TASK_ALWAYS_EAGER": "false",
-                    "CELERY_BROKER_URL": f"redis://127.0.0.1:{self.redis_port}/0",
-                    "FAKE_SMS_SPOOL": str(self.spool)}  # fmt: skip
+                    "CELERY_BROKER_URL": self.broker.url, "FAKE_SMS_SPOOL": str(self.spool)}  # fmt: skip
         self.env.setdefault("DJANGO_CONN_MAX_AGE", "60")  # production's default
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
-        self.logs: list[Path] = []
+        self.logs: list[Path] = [folder / "redis.log"]
 
     def _log(self, name: str) -> Any:
         path = self.folder / f"{name}.log"
         self.logs.append(path)
         return path.open("ab")
 
-    def redis(self, *args: str) -> str:
-        done = subprocess.run(["redis-cli", "-p", str(self.redis_port), *args],
-                              capture_output=True, text=True, check=False)  # fmt: skip
-        return done.stdout.strip()
-
     def __enter__(self) -> Product:
         try:
-            with self._log("redis") as log:
-                self.processes["redis"] = subprocess.Popen(
-                    ["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
-                     "--save", "", "--appendonly", "no", "--dir", str(self.folder)],
-                    stdout=log, stderr=log)  # fmt: skip
-            deadline = time.monotonic() + 10
-            while self.redis("PING") != "PONG":
-                if time.monotonic() > deadline:
-                    raise RuntimeError("redis-server did not start")
-                time.sleep(0.1)
+            self.broker.start()
             with self._log("celery") as log:
                 self.processes["celery"] = subprocess.Popen(
-                    [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo",
-                     "-n", "load@bench", "-l", "WARNING", "--without-gossip", "--without-mingle",
-                     "--without-heartbeat"], cwd=ROOT, env=self.env, stdout=log, stderr=log)  # fmt: skip
+                    celery_worker_command("load"), cwd=ROOT, env=self.env, stdout=log, stderr=log
+                )
             with self._log("gunicorn") as log:
                 self.processes["gunicorn"] = start_server(self.port, self.workers, 1, self.env, log)
         except BaseException:
@@ -247,7 +239,7 @@ class Product:
         self.stop()
 
     def stop(self) -> None:
-        for name in ("gunicorn", "celery", "redis"):
+        for name in ("gunicorn", "celery"):
             process = self.processes.pop(name, None)
             if process is not None:
                 process.terminate()
@@ -256,12 +248,10 @@ class Product:
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+        self.broker.stop()
 
     def tasks_pending(self) -> int:
-        from django.conf import settings
-
-        queued = sum(int(self.redis("LLEN", q) or 0) for q in settings.TASK_QUEUE_NAMES)
-        return queued + int(self.redis("HLEN", "unacked") or 0)
+        return self.broker.queued() + self.broker.unacked()
 
     def peak_rss_mib(self) -> dict[str, float]:
         """High-water RSS (VmHWM) of each of the product's processes, by role."""
