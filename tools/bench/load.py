@@ -582,16 +582,21 @@ class Client:
             self._error(label, str(exc))
             raise  # not reached: _error raises
 
-    def pos(self) -> None:
-        if self.sale is None:
-            self.sale = self._sale()
+    def _step(self, flow: str, start: Callable[[], Iterator[None]]) -> None:
+        """One request of a multi-request flow (a sale, a login) kept in attribute ``flow``;
+        when it ends or fails, the next call starts it again."""
+        if getattr(self, flow) is None:
+            setattr(self, flow, start())
         try:
-            next(self.sale)
+            next(getattr(self, flow))
         except StopIteration:
-            self.sale = None
+            setattr(self, flow, None)
         except Failed:
-            self.sale = None  # a new sale next time
+            setattr(self, flow, None)
             raise
+
+    def pos(self) -> None:
+        self._step("sale", self._sale)
 
     def _customer_login(self) -> Iterator[None]:
         slug, session, phone = self.plan.slug, self.customer, self.customer_phone
@@ -614,15 +619,7 @@ class Client:
 
     def customer_view(self) -> None:
         if not self.customer_in:
-            if self.login is None:
-                self.login = self._customer_login()
-            try:
-                next(self.login)
-            except StopIteration:
-                self.login = None
-            except Failed:
-                self.login = None  # from the login page again next time
-                raise
+            self._step("login", self._customer_login)
             return
         slug = self.plan.slug
         if self.rng.random() < 1 / 3:
