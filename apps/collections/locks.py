@@ -1,9 +1,13 @@
 """Row locks for collections, in the global order: lender, retailer, loan, installments, device."""
 
-from django.db.models import QuerySet
+from typing import TypeVar
+
+from django.db.models import Model, QuerySet
 
 from apps.collections.errors import LoanNotFound
 from apps.collections.models import Installment, Loan
+
+M = TypeVar("M", bound=Model)
 
 
 def loan_lock(*, loan_id: int, lender_id: int | None = None) -> Loan:
@@ -49,3 +53,15 @@ def loan_lock_by_reference(*, lender_id: int, reference: str) -> Loan:
 def installment_lock_list_for_loan(*, loan: Loan) -> list[Installment]:
     """The rows of ``installment_lock_for_loan``, locked in id order (take the loan first)."""
     return list(Installment.objects.raw(_INSTALLMENT_LOCK_SQL, [loan.pk]))
+
+
+def loan_lock_with_row(model: type[M], *, pk: int, lender_id: int) -> tuple[Loan, M] | None:
+    """Lock the loan that ``model``'s row ``pk`` (of ``lender_id``) belongs to, then the row
+    itself (the global order: the loan first). None if the lender has no such row."""
+    loan_id = (
+        model.objects.filter(pk=pk, lender_id=lender_id).values_list("loan_id", flat=True).first()  # type: ignore[attr-defined]
+    )
+    if loan_id is None:
+        return None
+    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    return loan, model.objects.select_for_update().get(pk=pk)  # type: ignore[attr-defined]

@@ -19,7 +19,7 @@ from apps.collections.errors import (
     SecondPersonRequired,
 )
 from apps.collections.events import CollectionsAction
-from apps.collections.locks import loan_lock
+from apps.collections.locks import loan_lock, loan_lock_with_row
 from apps.collections.models import Loan, LoanPause, ManualLock
 from apps.collections.selectors import loan_days_overdue
 from apps.collections.services.pauses import _require_supervisor
@@ -99,15 +99,10 @@ def loan_manual_lock_decide(
     if not reason.strip():
         raise PauseReasonRequired()
     _require_supervisor(user, lender_id)
-    found = (
-        ManualLock.objects.filter(pk=request_id, lender_id=lender_id)
-        .values_list("loan_id", flat=True)
-        .first()
-    )
-    if found is None:
+    locked = loan_lock_with_row(ManualLock, pk=request_id, lender_id=lender_id)
+    if locked is None:
         raise ManualLockDecided()
-    loan = loan_lock(loan_id=found, lender_id=lender_id)
-    request = ManualLock.objects.select_for_update().get(pk=request_id)
+    loan, request = locked
     if request.requested_by_id == user.pk:
         raise SecondPersonRequired()
     now = timezone.now()

@@ -27,7 +27,7 @@ from apps.collections.errors import (
     SupervisorRequired,
 )
 from apps.collections.events import CollectionsAction
-from apps.collections.locks import loan_lock
+from apps.collections.locks import loan_lock, loan_lock_with_row
 from apps.collections.models import Loan, LoanPause, LoanStageChange
 from apps.collections.selectors import loan_days_overdue
 from apps.collections.services.restriction import loan_stage_settle
@@ -130,15 +130,10 @@ def loan_pause_decide(
     _require_supervisor(user, lender_id)
     if not reason.strip():
         raise PauseReasonRequired()
-    loan_id = (
-        LoanPause.objects.filter(pk=pause_id, lender_id=lender_id)
-        .values_list("loan_id", flat=True)
-        .first()
-    )
-    if loan_id is None:
+    locked = loan_lock_with_row(LoanPause, pk=pause_id, lender_id=lender_id)
+    if locked is None:
         raise PauseNotOpen()
-    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
-    pause = LoanPause.objects.select_for_update().get(pk=pause_id)
+    loan, pause = locked
     today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
     if pause.status != Status.REQUESTED or pause.ends_on < today:  # decided, or already over
         raise PauseNotOpen()
