@@ -1,6 +1,5 @@
 """The task outbox: a task asked for by a transaction survives a broker that is down."""
 
-import socket
 from datetime import timedelta
 from decimal import Decimal
 
@@ -16,6 +15,7 @@ from apps.core.outbox import task_outbox_relay
 from apps.notifications.models import Notification
 from config.celery import app
 from tests.collections.factories import signed_loan
+from tools.bench._server import free_port
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,9 +29,7 @@ def pay(loan, ref: str):
 @pytest.fixture
 def broker_down():
     """The app's broker is a closed port, for real: publishing fails."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # free now, and nobody listens on it
     saved = (app.conf.broker_write_url, app.conf.task_always_eager)
     app.conf.broker_write_url, app.conf.task_always_eager = f"redis://127.0.0.1:{port}/0", False
     app._pool, app.amqp._producer_pool = None, None  # the next send connects to the new URL
