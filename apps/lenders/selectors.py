@@ -94,10 +94,14 @@ def loan_product_list_active(*, lender_id: int) -> QuerySet[LoanProduct]:
     return LoanProduct.objects.filter(lender_id=lender_id, is_active=True).order_by("name")
 
 
-def restriction_stage_list(*, policy_version_ids: Iterable[int]) -> list[RestrictionStage]:
-    """The stages of these policy versions, each version's mildest first."""
-    return list(
-        RestrictionStage.objects.filter(policy_version_id__in=list(policy_version_ids)).order_by(
-            "policy_version_id", "position"
-        )
-    )
+def restriction_stage_list(
+    *, policy_version_ids: Iterable[int] | None = None, lender_id: int | None = None
+) -> list[RestrictionStage]:
+    """The stages of these policy versions (or of every version of ``lender_id``'s
+    policies), each version's mildest first."""
+    stages = RestrictionStage.objects.all()
+    if policy_version_ids is not None:
+        stages = stages.filter(policy_version_id__in=list(policy_version_ids))
+    if lender_id is not None:
+        stages = stages.filter(policy_version__lender_id=lender_id)
+    return list(stages.order_by("policy_version_id", "position"))

@@ -14,6 +14,7 @@ from apps.collections.selectors import loan_next_due
 from apps.collections.services import (
     loan_hardship_request,
     loan_pause_decide,
+    loan_promise_record,
     loan_stage_sweep,
     payment_record,
 )
@@ -85,6 +86,22 @@ def test_a_sweep_waiting_on_a_payment_does_not_restrict_the_loan_it_made_current
     # the first installment is paid, and the next falls due after the business date
     assert loan.installments.order_by("sequence").first().paid_at is not None
     assert loan.stage == "none", f"a loan with nothing overdue was raised to {loan.stage}"
+
+
+def test_a_sweep_waiting_on_a_promise_does_not_escalate_the_paused_loan(lender_a):
+    device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=75))
+    loan = device.loan
+    today = lender_local_date(lender=lender_a)
+
+    def promise():
+        loan_promise_record(loan_id=loan.pk, lender_id=lender_a.pk, until=today + timedelta(days=3),
+                            actor=Actor.system(), reason="Salary on Friday.")  # fmt: skip
+
+    # the sweep classified the loan for a lock before the promise committed
+    errors = sweep_while_held(loan, on=today, hold=promise, finish=lambda: None)
+    assert errors == []
+    loan.refresh_from_db()
+    assert loan.stage == "reminder", f"a loan under a promise was raised to {loan.stage}"
 
 
 def test_a_sweep_and_a_pause_decision_at_once_do_not_deadlock(lender_a, make_agent):

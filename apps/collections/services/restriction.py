@@ -73,10 +73,16 @@ class Ladder:
     content_of: dict[tuple[int, str, str, str], int] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, *, lender: Lender, policy_version_ids: set[int]) -> Ladder:
+    def load(cls, *, lender: Lender, policy_version_ids: set[int] | None = None) -> Ladder:
+        """The ladders of ``policy_version_ids``, or of every policy version of the lender."""
         rule = country_rule_for(lender.country)
-        stages: dict[int, list[RestrictionStage]] = {pk: [] for pk in policy_version_ids}
-        for stage in restriction_stage_list(policy_version_ids=policy_version_ids):
+        stages: dict[int, list[RestrictionStage]] = {pk: [] for pk in policy_version_ids or ()}
+        if policy_version_ids is None:
+            found = restriction_stage_list(lender_id=lender.pk)
+        else:
+            found = restriction_stage_list(policy_version_ids=policy_version_ids)
+        for stage in found:
+            stages.setdefault(stage.policy_version_id, [])
             if stage.action not in rule.allowed_actions:
                 continue
             if stage.action == Action.LOCK and stage.days_overdue < (rule.earliest_lock_day or 0):
@@ -165,10 +171,20 @@ def _level(stage: str) -> str:
 
 _RANK = "array_position(%(order)s::text[], {})"
 
+# Each active loan of ``{where}`` (with consent) that is late: its days overdue past grace,
+# whether a pause of ``{pauses}`` holds it today, and its target stage: the pinned ladder's
+# step whose [days, next step's days) holds the days overdue, capped at ``reminder`` when
+# paused. Joins, not per-loan subqueries: each is evaluated once per loan.
 _CLASSIFY = f"""
 ladder AS (
-    SELECT * FROM unnest(%(pv)s::bigint[], %(days)s::integer[], %(actions)s::text[])
+    SELECT s.policy_version_id, s.days AS lo, s.action,
+        lead(s.days) OVER (PARTITION BY s.policy_version_id ORDER BY s.days) AS hi
+    FROM unnest(%(pv)s::bigint[], %(days)s::integer[], %(actions)s::text[])
         AS s(policy_version_id, days, action)
+),
+paused AS (
+    SELECT DISTINCT p.loan_id FROM {LoanPause._meta.db_table} AS p
+    WHERE {{pauses}} AND p.status = 'active' AND p.starts_on <= %(bd)s AND %(bd)s <= p.ends_on
 ),
 late AS (
     SELECT l.id, l.stage, l.policy_version_id, l.customer_id,
@@ -179,32 +195,29 @@ late AS (
     WHERE {{where}} AND l.status = 'active' AND l.consent_id IS NOT NULL
     GROUP BY l.id
 ),
-target AS (
-    SELECT t.*,
-        EXISTS (SELECT 1 FROM {LoanPause._meta.db_table} AS p
-                WHERE p.loan_id = t.id AND p.status = 'active'
-                  AND p.starts_on <= %(bd)s AND %(bd)s <= p.ends_on) AS paused,
-        COALESCE((SELECT s.action FROM ladder AS s
-                  WHERE s.policy_version_id = t.policy_version_id AND s.days <= t.days
-                  ORDER BY s.days DESC LIMIT 1), 'none') AS raw
-    FROM late AS t WHERE t.days > 0
-),
 classified AS (
-    SELECT id, stage, policy_version_id, customer_id, days, paused,
-        CASE WHEN paused AND {_RANK.format("raw")} > {_RANK.format("'reminder'")}
-             THEN 'reminder' ELSE raw END AS target
-    FROM target
+    SELECT t.id, t.stage, t.policy_version_id, t.customer_id, t.days,
+        p.loan_id IS NOT NULL AS paused,
+        CASE WHEN p.loan_id IS NOT NULL AND {_RANK.format("s.action")} > {_RANK.format("'reminder'")}
+             THEN 'reminder' ELSE coalesce(s.action, 'none') END AS target
+    FROM late AS t
+    LEFT JOIN ladder AS s ON s.policy_version_id = t.policy_version_id
+        AND s.lo <= t.days AND (s.hi IS NULL OR t.days < s.hi)
+    LEFT JOIN paused AS p ON p.loan_id = t.id
+    WHERE t.days > 0
 )
 """  # noqa: S608  (table names from model metadata; values are parameters)
 
 _RANGE = "l.lender_id = %(lender)s AND l.id >= %(lo)s AND l.id < %(hi)s AND l.stage <> 'lock'"
+_IDS = "l.lender_id = %(lender)s AND l.id = ANY(%(ids)s) AND l.stage <> 'lock'"
+_RANGE_PAUSES = "p.lender_id = %(lender)s AND p.loan_id >= %(lo)s AND p.loan_id < %(hi)s"
 
 # Read only: the loans of the range whose stage may rise, as of this snapshot.
 # Lock, in id order, the loans of the range that may change: those this snapshot finds
 # rising, and those whose pause ends. Returns their ids.
 _CANDIDATES_LOCK = f"""
 SELECT id FROM {Loan._meta.db_table} WHERE id IN (
-    WITH {_CLASSIFY.format(where=_RANGE)}
+    WITH {_CLASSIFY.format(where=_RANGE, pauses=_RANGE_PAUSES)}
     SELECT id FROM classified WHERE {_RANK.format("target")} > {_RANK.format("stage")}
     UNION
     SELECT loan_id FROM {LoanPause._meta.db_table}
@@ -215,7 +228,7 @@ ORDER BY id FOR UPDATE
 """  # noqa: S608
 
 _SWEEP = f"""
-WITH {_CLASSIFY.format(where="l.lender_id = %(lender)s AND l.id = ANY(%(ids)s) AND l.stage <> 'lock'")},
+WITH {_CLASSIFY.format(where=_IDS, pauses="p.loan_id = ANY(%(ids)s)")},
 changed AS (
     UPDATE {Loan._meta.db_table} AS l
     SET stage = c.target, stage_changed_at = %(now)s, updated_at = %(now)s
@@ -233,7 +246,8 @@ ORDER BY c.id
 """  # noqa: S608
 
 _ONE = (
-    f"WITH {_CLASSIFY.format(where='l.id = %(loan)s')} SELECT days, paused, target FROM classified"  # noqa: S608
+    f"WITH {_CLASSIFY.format(where='l.id = %(loan)s', pauses='p.loan_id = %(loan)s')} "  # noqa: S608
+    "SELECT days, paused, target FROM classified"
 )
 
 _HISTORY = f"""
@@ -362,11 +376,7 @@ def loan_stage_sweep(
     with transaction.atomic(), connection.cursor() as cursor:
         key = zlib.crc32(f"{lender_id}:{id_from}:{id_to}".encode()) - 2**31
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_SWEEP_LOCK_NAMESPACE, key])
-        versions = set(
-            Loan.objects.filter(lender_id=lender_id, status=Loan.Status.ACTIVE, pk__gte=id_from,
-                                pk__lt=id_to).order_by().values_list("policy_version_id", flat=True).distinct()
-        )  # fmt: skip
-        ladder = Ladder.load(lender=lender, policy_version_ids=versions)
+        ladder = Ladder.load(lender=lender)  # every version: cheaper than finding the range's
         # Lock first, in id order (the global order, as payments and pauses take it), only
         # the loans that may change: those a read finds rising, and those whose pause ends.
         # The classification that raises them runs after, with a snapshot that sees every
