@@ -1,5 +1,6 @@
 from typing import Any
 
+from apps.core.sql import array_literal
 from apps.devices.errors import DeviceNotFound
 from apps.devices.models import Device, EnrollmentToken
 
@@ -24,6 +25,6 @@ def enrollment_token_lock_by_hash(*, token_hash: str) -> EnrollmentToken | None:
 def devices_lock(cursor: Any, *, device_ids: list[int]) -> None:
     """Lock many device rows in id order (the set-based writers take this first)."""
     cursor.execute(
-        f"SELECT id FROM {Device._meta.db_table} WHERE id = ANY(%s) ORDER BY id FOR UPDATE",  # noqa: S608
-        [device_ids],
+        f"SELECT id FROM {Device._meta.db_table} WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",  # noqa: S608
+        [array_literal(device_ids)],
     )

@@ -37,6 +37,7 @@ from apps.collections.models import STAGE_ORDER, Loan, LoanPause, LoanStageChang
 from apps.collections.selectors import loan_days_overdue
 from apps.core.actor import Actor
 from apps.core.outbox import task_enqueue_on_commit
+from apps.core.sql import array_literal
 from apps.customers.models import Customer
 from apps.customers.selectors import customer_locales
 from apps.devices.errors import DeviceReleased
@@ -315,14 +316,15 @@ def _apply(
         contents=ladder.contents, shown_as=shown_as, actor=actor, reason=reason, audit=False,
     )  # fmt: skip
     by_loan = {loan_id: versions.get(device_id) for loan_id, device_id in devices.items()}
-    rows = {
-        "lender": lender.pk, "cause": cause, "bd": business_date, "now": timezone.now(),
+    arrays = {
         "loans": [c.loan_id for c in changes], "froms": [c.from_stage for c in changes],
         "tos": [c.to_stage for c in changes], "ds": [c.days for c in changes],
         "pvs": [c.policy_version_id for c in changes], "paused": [c.paused for c in changes],
         "vs": [by_loan.get(c.loan_id) for c in changes],
         "devices": [devices.get(c.loan_id) if c.loan_id in by_loan else None for c in changes],
     }  # fmt: skip
+    rows = {"lender": lender.pk, "cause": cause, "bd": business_date, "now": timezone.now(),
+            **{name: array_literal(values) for name, values in arrays.items()}}  # fmt: skip
     with connection.cursor() as cursor:
         cursor.execute(_HISTORY, rows)
     audit_events_record_select(
@@ -395,7 +397,7 @@ def loan_stage_sweep(
             ])  # fmt: skip
         changes = []
         if ids:
-            cursor.execute(_SWEEP, {**params, "ids": ids, **ladder.sql_params()})
+            cursor.execute(_SWEEP, {**params, "ids": array_literal(ids), **ladder.sql_params()})
             rows = cursor.fetchall()
             changes = [Change(*row[:7]) for row in rows]
             devices = {row[0]: row[7] for row in rows if row[7] is not None}

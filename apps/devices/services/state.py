@@ -24,6 +24,7 @@ from django.utils import timezone
 from apps.audit.services import audit_event_record, audit_events_record_select
 from apps.core.actor import Actor
 from apps.core.outbox import task_enqueue_on_commit
+from apps.core.sql import array_literal
 from apps.devices.errors import DeviceReleased
 from apps.devices.events import DevicesAction
 from apps.devices.keys import lender_public_key_b64
@@ -178,8 +179,8 @@ def device_states_write_shown(
                 "public_key": lender_public_key_b64(lender_slug=slug, version=key_version)}  # fmt: skip
     params = {
         "lender": lender_id,
-        "devices": device_ids,
-        "shown_as": shown_as,
+        "devices": array_literal(device_ids),
+        "shown_as": array_literal(shown_as),
         "levels": [c.level for c in contents],
         "locales": [c.locale for c in contents],
         "wallpapers": [c.wallpaper_text for c in contents],
@@ -196,15 +197,16 @@ def device_states_write_shown(
         "next_key": json.dumps(next_key),
     }
     with connection.cursor() as cursor:
-        devices_lock(cursor, device_ids=params["devices"])
+        devices_lock(cursor, device_ids=device_ids)
         cursor.execute(_WRITE, params)
         written = cursor.fetchall()
     if audit:
         audit_events_record_select(
             lender_id=lender_id, actor=actor, action=DevicesAction.STATE_CHANGED,
             target_type=Device._meta.label_lower, reason=reason, rows=_AUDIT_ROWS,
-            params={"ids": [w[0] for w in written], "versions": [w[1] for w in written],
-                    "levels": [w[2] for w in written]},
+            params={"ids": array_literal([w[0] for w in written]),
+                    "versions": array_literal([w[1] for w in written]),
+                    "levels": array_literal([w[2] for w in written])},
         )  # fmt: skip
     if written:
         relay_after_commit()  # their pushes were queued by the statement itself
