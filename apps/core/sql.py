@@ -56,6 +56,9 @@ def array_literal(values: Iterable[int | bool | str | None]) -> str:
     For the bulk statements' arrays of thousands of elements: the driver adapts a list
     element by element (a pattern search per string), several times slower than these
     string joins. Every string element is quoted, so any text is safe."""
+    values = list(values)
+    if all(type(value) is int for value in values):  # ids, the commonest: no per-element call
+        return "{" + ",".join(map(str, values)) + "}"
     return "{" + ",".join(map(_element, values)) + "}"
 
 

@@ -24,7 +24,7 @@ import contextlib
 import zlib
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -72,6 +72,8 @@ class Ladder:
     # fallback stage, locale): a sweep gives thousands of phones a handful of them
     contents: list[StateChange] = field(default_factory=list)
     content_of: dict[tuple[int, str, str, str], int] = field(default_factory=dict)
+    # and by what decides it (policy version, stage, days, paused, locale): one lookup a phone
+    index_of: dict[tuple[int, str, int, bool, str], int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, *, lender: Lender, policy_version_ids: set[int] | None = None) -> Ladder:
@@ -125,6 +127,15 @@ class Ladder:
     ) -> int:
         """The index in ``contents`` of what a phone shows at ``stage``: each stage keeps the
         milder ones' effects."""
+        decided_by = (policy_version_id, stage, days, paused, locale)
+        index = self.index_of.get(decided_by)
+        if index is None:
+            index = self.index_of[decided_by] = self._content_index(*decided_by)
+        return index
+
+    def _content_index(
+        self, policy_version_id: int, stage: str, days: int, paused: bool, locale: str
+    ) -> int:
         lease_days = OFFLINE_LEASE.days
         fallback = Stage.NONE.value if days == 0 else self.stage_for(
             policy_version_id=policy_version_id, days=days + lease_days, paused=paused)  # fmt: skip
@@ -273,8 +284,7 @@ FROM unnest(%(loans)s::bigint[], %(froms)s::text[], %(tos)s::text[], %(ds)s::int
 """
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):  # a tuple: the sweep makes one per changed loan
     loan_id: int
     from_stage: str
     to_stage: str
@@ -399,7 +409,7 @@ def loan_stage_sweep(
         if ids:
             cursor.execute(_SWEEP, {**params, "ids": array_literal(ids), **ladder.sql_params()})
             rows = cursor.fetchall()
-            changes = [Change(*row[:7]) for row in rows]
+            changes = [Change._make(row[:7]) for row in rows]
             devices = {row[0]: row[7] for row in rows if row[7] is not None}
             locales = {row[5]: row[8] for row in rows}
         phones = 0
