@@ -155,6 +155,19 @@ class Loan(BaseModel):
         return status in self.TRANSITIONS[self.status]
 
 
+# The restriction sweep classifies a loan from its row, its installments and its pauses,
+# and raises it only if its row is still the version it classified (``xmin``). So every
+# write to an installment's due date or payment, or to a pause, also writes the loan's
+# row, in the same transaction, whoever makes it.
+def _marks_its_loan(name: str, *, operation: pgtrigger.Operation,
+                    condition: pgtrigger.Condition | None = None) -> pgtrigger.Trigger:  # fmt: skip
+    return pgtrigger.Trigger(
+        name=name, when=pgtrigger.After, operation=operation, level=pgtrigger.Row,
+        condition=condition,
+        func="UPDATE collections_loan SET updated_at = now() WHERE id = NEW.loan_id; RETURN NULL;",
+    )  # fmt: skip
+
+
 class Installment(BaseModel):
     """One due amount of a loan, by component, with what has been paid of each."""
 
@@ -213,6 +226,13 @@ class Installment(BaseModel):
                 name="installment_unpaid_by_loan",
             ),
         ]
+        # installments are inserted with their loan, before it is active: only updates matter
+        triggers = [
+            _marks_its_loan(
+                "installment_marks_its_loan", operation=pgtrigger.Update,
+                condition=pgtrigger.AnyChange("paid_at", "due_date", "loan"),
+            )
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"{self.loan_id} #{self.sequence}"
@@ -500,6 +520,9 @@ class LoanPause(BaseModel):
                 condition=Q(status="active"),
                 name="pause_active",
             ),
+        ]
+        triggers = [
+            _marks_its_loan("pause_marks_its_loan", operation=pgtrigger.Insert | pgtrigger.Update)
         ]
 
 

@@ -199,7 +199,7 @@ paused AS (
     WHERE {{pauses}} AND p.status = 'active' AND p.starts_on <= %(bd)s AND %(bd)s <= p.ends_on
 ),
 late AS (
-    SELECT l.id, l.stage, l.policy_version_id, l.customer_id,
+    SELECT l.id, l.stage, l.policy_version_id, l.customer_id, l.xmin AS seen,
            CASE WHEN %(bd)s::date - min(i.due_date) > l.grace_days
                 THEN %(bd)s::date - min(i.due_date) ELSE 0 END AS days
     FROM {Loan._meta.db_table} AS l
@@ -208,7 +208,7 @@ late AS (
     GROUP BY l.id
 ),
 classified AS (
-    SELECT t.id, t.stage, t.policy_version_id, t.customer_id, t.days,
+    SELECT t.id, t.stage, t.policy_version_id, t.customer_id, t.days, t.seen,
         p.loan_id IS NOT NULL AS paused,
         CASE WHEN p.loan_id IS NOT NULL AND {_RANK.format("s.action")} > {_RANK.format("'reminder'")}
              THEN 'reminder' ELSE coalesce(s.action, 'none') END AS target
@@ -221,40 +221,69 @@ classified AS (
 """  # noqa: S608  (table names from model metadata; values are parameters)
 
 _RANGE = "l.lender_id = %(lender)s AND l.id >= %(lo)s AND l.id < %(hi)s AND l.stage <> 'lock'"
-_IDS = "l.lender_id = %(lender)s AND l.id = ANY(%(ids)s) AND l.stage <> 'lock'"
+_IDS = "l.lender_id = %(lender)s AND l.id = ANY(%(ids)s::bigint[]) AND l.stage <> 'lock'"
 _RANGE_PAUSES = "p.lender_id = %(lender)s AND p.loan_id >= %(lo)s AND p.loan_id < %(hi)s"
 
-# Read only: the loans of the range whose stage may rise, as of this snapshot.
-# Lock, in id order, the loans of the range that may change: those this snapshot finds
-# rising, and those whose pause ends. Returns their ids.
-_CANDIDATES_LOCK = f"""
+_RAISED_WITH = f"""
+SELECT c.*, d.id AS device_id, cu.locale FROM changed AS c
+LEFT JOIN {Device._meta.db_table} AS d ON d.loan_id = c.id AND d.status = 'enrolled'
+LEFT JOIN {Customer._meta.db_table} AS cu ON cu.id = c.customer_id
+"""  # noqa: S608  (each raised loan with its enrolled phone and its customer's language)
+
+_NOT_RAISED_TODAY = f"""NOT EXISTS (
+    SELECT 1 FROM {LoanStageChange._meta.db_table} AS h
+    WHERE h.loan_id = l.id AND h.business_date = %(bd)s AND h.cause = 'sweep')"""  # noqa: S608
+
+# Lock, in id order, the loans of the range whose pause ends (before the pauses are closed:
+# the global order takes the loan before its pause).
+_PAUSE_ENDS_LOCK = f"""
 SELECT id FROM {Loan._meta.db_table} WHERE id IN (
-    WITH {_CLASSIFY.format(where=_RANGE, pauses=_RANGE_PAUSES)}
-    SELECT id FROM classified WHERE {_RANK.format("target")} > {_RANK.format("stage")}
-    UNION
-    SELECT loan_id FROM {LoanPause._meta.db_table}
-    WHERE lender_id = %(lender)s AND loan_id >= %(lo)s AND loan_id < %(hi)s
-      AND status IN ('requested', 'active') AND ends_on < %(bd)s
-)
+    SELECT loan_id FROM {LoanPause._meta.db_table} AS p
+    WHERE {_RANGE_PAUSES} AND p.status IN ('requested', 'active') AND p.ends_on < %(bd)s)
 ORDER BY id FOR UPDATE
 """  # noqa: S608
 
+# Classify the range and raise, in the same statement, each loan that must rise and whose
+# row is still the version classified (``xmin``): a payment, a reversal or a pause
+# committed meanwhile wrote the row too (the installment and pause triggers), so the
+# update skips it. Returns the raised loans (``raised`` true) and the rising ones skipped
+# (false, the rest null), to be locked and classified again.
+_RAISE_RANGE = f"""
+WITH {_CLASSIFY.format(where=_RANGE, pauses=_RANGE_PAUSES)},
+rising AS MATERIALIZED (
+    SELECT * FROM classified WHERE {_RANK.format("target")} > {_RANK.format("stage")}
+),
+changed AS (
+    UPDATE {Loan._meta.db_table} AS l
+    SET stage = c.target, stage_changed_at = %(now)s, updated_at = %(now)s
+    FROM rising AS c
+    WHERE l.id = c.id AND l.xmin = c.seen AND l.stage = c.stage AND {_NOT_RAISED_TODAY}
+    RETURNING l.id, c.stage, c.target, c.days, c.policy_version_id, c.customer_id, c.paused
+)
+SELECT raised.*, true AS raised FROM ({_RAISED_WITH}) AS raised
+UNION ALL
+SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false FROM rising
+WHERE id NOT IN (SELECT id FROM changed)
+ORDER BY 1
+"""  # noqa: S608
+
+_IDS_LOCK = (
+    f"SELECT id FROM {Loan._meta.db_table} WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR UPDATE"  # noqa: S608
+)
+
+# Classify again, with this statement's snapshot, loans locked already, and raise those
+# that must rise.
 _SWEEP = f"""
-WITH {_CLASSIFY.format(where=_IDS, pauses="p.loan_id = ANY(%(ids)s)")},
+WITH {_CLASSIFY.format(where=_IDS, pauses="p.loan_id = ANY(%(ids)s::bigint[])")},
 changed AS (
     UPDATE {Loan._meta.db_table} AS l
     SET stage = c.target, stage_changed_at = %(now)s, updated_at = %(now)s
     FROM classified AS c
     WHERE l.id = c.id AND l.stage = c.stage AND l.status = 'active'
-      AND {_RANK.format("c.target")} > {_RANK.format("c.stage")}
-      AND NOT EXISTS (SELECT 1 FROM {LoanStageChange._meta.db_table} AS h
-                      WHERE h.loan_id = l.id AND h.business_date = %(bd)s AND h.cause = 'sweep')
+      AND {_RANK.format("c.target")} > {_RANK.format("c.stage")} AND {_NOT_RAISED_TODAY}
     RETURNING l.id, c.stage, c.target, c.days, c.policy_version_id, c.customer_id, c.paused
 )
-SELECT c.*, d.id AS device_id, cu.locale FROM changed AS c
-LEFT JOIN {Device._meta.db_table} AS d ON d.loan_id = c.id AND d.status = 'enrolled'
-LEFT JOIN {Customer._meta.db_table} AS cu ON cu.id = c.customer_id
-ORDER BY c.id
+{_RAISED_WITH}
 """  # noqa: S608
 
 _ONE = (
@@ -369,13 +398,15 @@ def loan_stage_sweep(
     """Raise the stage of every active loan of ``lender_id`` with ``id_from <= id < id_to``
     that has become later, as of ``business_date`` (the lender's local date).
 
-    One transaction. Locks, in id order, the loans that may change (a first
-    read classifies the range; loans whose pause ends are added), then closes
-    the pauses that ended before the business date (a promise not kept is
-    broken, and its loan re-enters the ladder), then classifies those loans
-    again with a fresh snapshot and raises them, then writes the phones'
-    states (the devices' locks come after the loans': the global order), the
-    history and the audit events. After commit, the range's overdue notices are
+    One transaction. Locks the loans whose pause ended before the business
+    date and closes those pauses (a promise not kept is broken, and its loan
+    re-enters the ladder), then classifies the range and raises, in one
+    statement, every loan that must rise and whose row is still the version
+    classified; a loan written meanwhile (a payment, a reversal or a pause
+    writes the loan's row too: the installment and pause triggers) is skipped
+    there, then locked and classified again with a fresh snapshot. Then
+    writes the phones' states (the devices' locks come after the loans': the
+    global order), the history and the audit events. After commit, the range's overdue notices are
     queued by a task of their own (``overdue_notices_queue``). Emits
     ``collections.pause.closed`` and ``collections.loan.stage_changed`` (each naming the
     phone and the state version it was given).
@@ -389,14 +420,22 @@ def loan_stage_sweep(
         key = zlib.crc32(f"{lender_id}:{id_from}:{id_to}".encode()) - 2**31
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_SWEEP_LOCK_NAMESPACE, key])
         ladder = Ladder.load(lender=lender)  # every version: cheaper than finding the range's
-        # Lock first, in id order (the global order, as payments and pauses take it), only
-        # the loans that may change: those a read finds rising, and those whose pause ends.
-        # The classification that raises them runs after, with a snapshot that sees every
-        # payment committed while it waited.
-        cursor.execute(_CANDIDATES_LOCK, {**params, **ladder.sql_params()})
-        ids = [row[0] for row in cursor.fetchall()]
+        # The loans whose pause ends are locked (the loan before its pause), then the pauses
+        # closed: the raise below classifies them with the pauses as closed.
+        cursor.execute(_PAUSE_ENDS_LOCK, params)
         cursor.execute(_PAUSES_CLOSE, params)
         closed = cursor.fetchall()
+        cursor.execute(_RAISE_RANGE, {**params, **ladder.sql_params()})
+        found = cursor.fetchall()
+        rows = [row[:9] for row in found if row[9]]
+        again = [row[0] for row in found if not row[9]]
+        if again:  # written since classified: lock, then classify with a snapshot that sees it
+            ids = array_literal(again)
+            cursor.execute(_IDS_LOCK, {"ids": ids})
+            cursor.execute(_SWEEP, {**params, "ids": ids, **ladder.sql_params()})
+            rows = sorted([*rows, *cursor.fetchall()])
+        # the audit chain's lock after every loan's: a payment holding a loan the raise waits
+        # for may be waiting for the chain
         if closed:
             audit_events_record(lender_id=lender_id, entries=[
                 AuditEntry(actor=actor, action=CollectionsAction.PAUSE_CLOSED,
@@ -405,13 +444,9 @@ def loan_stage_sweep(
                                  "business_date": business_date})
                 for pause_id, loan_id, kind, status in closed
             ])  # fmt: skip
-        changes = []
-        if ids:
-            cursor.execute(_SWEEP, {**params, "ids": array_literal(ids), **ladder.sql_params()})
-            rows = cursor.fetchall()
-            changes = [Change._make(row[:7]) for row in rows]
-            devices = {row[0]: row[7] for row in rows if row[7] is not None}
-            locales = {row[5]: row[8] for row in rows}
+        changes = [Change._make(row[:7]) for row in rows]
+        devices = {row[0]: row[7] for row in rows if row[7] is not None}
+        locales = {row[5]: row[8] for row in rows}
         phones = 0
         if changes:
             phones = _apply(lender=lender, ladder=ladder, changes=changes, cause=LoanStageChange.Cause.SWEEP,
