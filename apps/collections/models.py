@@ -428,12 +428,14 @@ class LoanStageChange(BaseModel):
     cause = models.CharField(max_length=10, choices=Cause.choices)
     days_overdue = models.PositiveIntegerField(help_text=_("On the business date."))
     business_date = models.DateField(help_text=_("The lender's local date of the change."))
-    # a copy of the loan's pinned version, which the loan's own foreign key guarantees
+    # a copy of the loan's pinned version, which the loan's own foreign key guarantees; no
+    # index: no query looks changes up by version
     policy_version = models.ForeignKey(
         "lenders.RestrictionPolicyVersion",
         on_delete=models.PROTECT,
         related_name="+",
         db_constraint=False,
+        db_index=False,
     )
     device_version = models.PositiveIntegerField(
         null=True, blank=True, help_text=_("The desired-state version written for the phone.")

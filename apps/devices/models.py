@@ -129,8 +129,13 @@ class DeviceState(BaseModel):
     created_at = models.DateTimeField(auto_now_add=True)
     # A copy of the parent's lender, for scoping queries; the parent's own foreign key
     # already guarantees the lender exists, so no second check on each bulk-written row.
+    # no index: every query of states is by device
     lender = models.ForeignKey(
-        "lenders.Lender", on_delete=models.PROTECT, related_name="+", db_constraint=False
+        "lenders.Lender",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_constraint=False,
+        db_index=False,
     )
     # (device, version) is unique, which serves every lookup by device; the device row is
     # updated in the statement that writes its state, and never deleted (device_never_deleted)
@@ -162,6 +167,15 @@ class DeviceState(BaseModel):
                 ),
                 name="device_state_level_known",
             ),
+        ]
+        # "is this phone's newest state its release?", asked of every phone a state is written
+        # for: a probe of this small index, not of the one of every state
+        indexes = [
+            models.Index(
+                fields=["device", "version"],
+                condition=Q(level="released"),
+                name="device_state_released",
+            )
         ]
         triggers = [
             pgtrigger.Protect(

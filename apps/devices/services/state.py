@@ -65,10 +65,11 @@ _ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
 
 # The input is two sets of arrays: one entry per phone (device id, index of what it
 # shows), and one per distinct content (a sweep gives thousands of phones a handful).
-# Each content's document is built once; a phone's adds its device, version and key.
+# Each content's document is built once (materialized: inlined, the documents would be
+# built once per phone); a phone's adds its device, version and key.
 # The push of each new state is queued in the same statement (the outbox).
 _WRITE = f"""
-WITH shown AS (
+WITH shown AS MATERIALIZED (
     SELECT c.n, c.level, jsonb_build_object(
             'level', c.level,
             'issued_at', to_char(%(now)s AT TIME ZONE 'UTC', '{_ISO}'),
