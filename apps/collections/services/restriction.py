@@ -200,12 +200,14 @@ paused AS (
 ),
 late AS (
     SELECT l.id, l.stage, l.policy_version_id, l.customer_id, l.xmin AS seen,
-           CASE WHEN %(bd)s::date - min(i.due_date) > l.grace_days
-                THEN %(bd)s::date - min(i.due_date) ELSE 0 END AS days
+           CASE WHEN %(bd)s::date - oldest.due_date > l.grace_days
+                THEN %(bd)s::date - oldest.due_date ELSE 0 END AS days
     FROM {Loan._meta.db_table} AS l
-    JOIN collections_installment AS i ON i.loan_id = l.id AND i.paid_at IS NULL
+    CROSS JOIN LATERAL (  -- the oldest unpaid installment: one entry of the unpaid index
+        SELECT i.due_date FROM collections_installment AS i
+        WHERE i.loan_id = l.id AND i.paid_at IS NULL ORDER BY i.due_date LIMIT 1
+    ) AS oldest
     WHERE {{where}} AND l.status = 'active' AND l.consent_id IS NOT NULL
-    GROUP BY l.id
 ),
 classified AS (
     SELECT t.id, t.stage, t.policy_version_id, t.customer_id, t.days, t.seen,
