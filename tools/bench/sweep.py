@@ -441,10 +441,8 @@ def _statement_part(statement: str) -> str:
     from apps.collections.services import restriction
     from apps.devices.services import push, state
 
-    if statement == restriction._SWEEP:
+    if statement in (restriction._RAISE_RANGE, restriction._SWEEP):
         return "sql:classify"
-    if statement == restriction._CANDIDATES_LOCK:
-        return "sql:candidates"
     if statement in (state._WRITE, push._ENQUEUE) or statement.startswith(
         "SELECT id FROM devices_device WHERE id = ANY"
     ):
@@ -620,9 +618,7 @@ def breakdown(run: SweepRun) -> list[tuple[str, float, int]]:
     audit_fn = s["fn:audit stage events"] + s["fn:audit device events"]
     states_python = s["fn:device states write"] - s["sql:states"] - s["fn:audit device events"]
     parts = [
-        ("classify the range, lock the candidates (SQL)", s["sql:candidates"],
-         c["sql:candidates"]),
-        ("classify + raise stages (SQL)", s["sql:classify"], c["sql:classify"]),
+        ("classify the range and raise (SQL)", s["sql:classify"], c["sql:classify"]),
         ("desired states, push outbox, device locks (SQL)", s["sql:states"], c["sql:states"]),
         ("history rows (SQL)", s["sql:history"], c["sql:history"]),
         ("audit events, SQL (built and hashed there)", s["sql:audit"], c["sql:audit"]),
