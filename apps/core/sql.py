@@ -7,10 +7,10 @@ values ``save(force_insert=True)`` would send, ``auto_now`` fields included.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
-from django.db import connection, models
+from django.db import OperationalError, connection, models
 
 
 def _columns(model: type[models.Model]) -> list[models.Field[Any, Any]]:
@@ -70,3 +70,24 @@ def _element(value: int | bool | str | None) -> str:
     if isinstance(value, int):
         return str(value)
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+T = TypeVar("T")
+
+_DEADLOCK_DETECTED = "40P01"
+
+
+def deadlock_retried(function: Callable[[], T], *, attempts: int = 3) -> T:
+    """``function()``, which runs in a transaction of its own, run again when PostgreSQL
+    chose its transaction as a deadlock's victim (rolled back whole, so safe to run again;
+    the other transaction has gone on by then)."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return function()
+        except OperationalError as exc:
+            if (
+                getattr(exc.__cause__, "sqlstate", None) != _DEADLOCK_DETECTED
+                or attempt == attempts
+            ):
+                raise
+    raise AssertionError("unreachable")

@@ -1,13 +1,15 @@
 """The bulk statements' array literals, read back by PostgreSQL."""
 
 import json
+import threading
+import time
 
 import pytest
-from django.db import connection
+from django.db import DataError, connection, transaction
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.core.sql import array_literal
+from apps.core.sql import array_literal, deadlock_retried
 
 pytestmark = pytest.mark.django_db
 
@@ -40,3 +42,60 @@ def test_booleans_and_json_documents_read_back_as_given() -> None:
     documents = [['a"b'], {"k": "{,}"}]
     back = read_back(array_literal([json.dumps(d) for d in documents]), "jsonb[]")
     assert [json.loads(d) if isinstance(d, str) else d for d in back] == documents
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deadlock_victim_is_run_again_and_succeeds(lender_a, lender_b) -> None:
+    """A real deadlock: the retried function locks A then B while another transaction locks
+    B then A. The function waits first, so PostgreSQL makes it the victim; run again, it
+    succeeds once the other has committed."""
+    from apps.lenders.models import Lender
+
+    holds_a, holds_b, attempts, errors = threading.Event(), threading.Event(), [], []
+
+    def lock(pk: int) -> None:
+        Lender.objects.select_for_update().get(pk=pk)
+
+    def victim() -> str:
+        attempts.append(1)
+        with transaction.atomic():
+            lock(lender_a.pk)
+            holds_a.set()
+            holds_b.wait(10)
+            lock(lender_b.pk)  # waits first: its deadlock check runs first
+        return "done"
+
+    def other() -> None:
+        try:
+            with transaction.atomic():
+                lock(lender_b.pk)
+                holds_b.set()
+                holds_a.wait(10)
+                time.sleep(0.3)  # the victim is waiting for B by now
+                lock(lender_a.pk)
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    try:
+        assert deadlock_retried(victim) == "done"
+    finally:
+        thread.join(10)
+    assert (len(attempts), errors) == (2, [])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_other_errors_are_not_run_again() -> None:
+    attempts = []
+
+    def broken() -> None:
+        attempts.append(1)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 / 0")
+
+    with pytest.raises(DataError):
+        deadlock_retried(broken)
+    assert len(attempts) == 1

@@ -10,9 +10,9 @@ phone's new desired state through ``apps.devices.services``.
 The sweep works on one lender and one id range per call, in one
 transaction, with set-based SQL: one statement classifies every active loan
 of the range (days overdue past grace, the pinned ladder, an active pause
-caps at ``reminder``) and raises the stages that must rise, with a
-compare-and-set on the old stage; then the phones' states, the history rows
-and the audit events are written in bulk. It is idempotent per (loan,
+caps at ``reminder``) and raises the stages that must rise, each only if
+its row is still the version classified; then the phones' states, the
+history rows and the audit events are written in bulk. It is idempotent per (loan,
 business date): a loan raised by a sweep today is not raised again today,
 two sweeps of the same range queue on an advisory lock, and a unique index
 backs it all.
@@ -37,7 +37,7 @@ from apps.collections.models import STAGE_ORDER, Loan, LoanPause, LoanStageChang
 from apps.collections.selectors import loan_days_overdue
 from apps.core.actor import Actor
 from apps.core.outbox import task_enqueue_on_commit
-from apps.core.sql import array_literal
+from apps.core.sql import array_literal, deadlock_retried
 from apps.customers.models import Customer
 from apps.customers.selectors import customer_locales
 from apps.devices.errors import DeviceReleased
@@ -242,7 +242,7 @@ _PAUSE_ENDS_LOCK = f"""
 SELECT id FROM {Loan._meta.db_table} WHERE id IN (
     SELECT loan_id FROM {LoanPause._meta.db_table} AS p
     WHERE {_RANGE_PAUSES} AND p.status IN ('requested', 'active') AND p.ends_on < %(bd)s)
-ORDER BY id FOR UPDATE
+ORDER BY id FOR NO KEY UPDATE
 """  # noqa: S608
 
 # Classify the range and raise, in the same statement, each loan that must rise and whose
@@ -269,9 +269,7 @@ WHERE id NOT IN (SELECT id FROM changed)
 ORDER BY 1
 """  # noqa: S608
 
-_IDS_LOCK = (
-    f"SELECT id FROM {Loan._meta.db_table} WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR UPDATE"  # noqa: S608
-)
+_IDS_LOCK = f"SELECT id FROM {Loan._meta.db_table} WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR NO KEY UPDATE"  # noqa: S608
 
 # Classify again, with this statement's snapshot, loans locked already, and raise those
 # that must rise.
@@ -397,6 +395,16 @@ RETURNING p.id, p.loan_id, p.kind, p.status
 def loan_stage_sweep(
     *, lender_id: int, business_date: date, id_from: int, id_to: int, actor: Actor | None = None
 ) -> SweepReport:
+    """``_sweep_range``, run again if PostgreSQL rolled it back as a deadlock's victim: the
+    raise locks loans in its plan's order, so two sweeps of overlapping ranges (a lender
+    task run twice after a loan became active shifts the ranges) can deadlock."""
+    return deadlock_retried(lambda: _sweep_range(lender_id=lender_id, business_date=business_date,
+                                                 id_from=id_from, id_to=id_to, actor=actor))  # fmt: skip
+
+
+def _sweep_range(
+    *, lender_id: int, business_date: date, id_from: int, id_to: int, actor: Actor | None
+) -> SweepReport:
     """Raise the stage of every active loan of ``lender_id`` with ``id_from <= id < id_to``
     that has become later, as of ``business_date`` (the lender's local date).
 
@@ -436,16 +444,6 @@ def loan_stage_sweep(
             cursor.execute(_IDS_LOCK, {"ids": ids})
             cursor.execute(_SWEEP, {**params, "ids": ids, **ladder.sql_params()})
             rows = sorted([*rows, *cursor.fetchall()])
-        # the audit chain's lock after every loan's: a payment holding a loan the raise waits
-        # for may be waiting for the chain
-        if closed:
-            audit_events_record(lender_id=lender_id, entries=[
-                AuditEntry(actor=actor, action=CollectionsAction.PAUSE_CLOSED,
-                           target=Loan(pk=loan_id, lender_id=lender_id),
-                           data={"pause_id": pause_id, "kind": kind, "status": status,
-                                 "business_date": business_date})
-                for pause_id, loan_id, kind, status in closed
-            ])  # fmt: skip
         changes = [Change._make(row[:7]) for row in rows]
         devices = {row[0]: row[7] for row in rows if row[7] is not None}
         locales = {row[5]: row[8] for row in rows}
@@ -459,6 +457,16 @@ def loan_stage_sweep(
             # redelivery, a second beat) queues none
             _overdue_notices_later(lender_id=lender_id, business_date=business_date,
                                    id_from=id_from, id_to=id_to)  # fmt: skip
+        # the audit chain's lock last, after the loans' and the devices' (the global order):
+        # a payment holding a loan the raise waits for may be waiting for the chain
+        if closed:
+            audit_events_record(lender_id=lender_id, entries=[
+                AuditEntry(actor=actor, action=CollectionsAction.PAUSE_CLOSED,
+                           target=Loan(pk=loan_id, lender_id=lender_id),
+                           data={"pause_id": pause_id, "kind": kind, "status": status,
+                                 "business_date": business_date})
+                for pause_id, loan_id, kind, status in closed
+            ])  # fmt: skip
     return SweepReport(changes=len(changes), phones=phones, pauses_closed=len(closed))
 
 
