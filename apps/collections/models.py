@@ -158,7 +158,8 @@ class Loan(BaseModel):
 # The restriction sweep classifies a loan from its row, its installments and its pauses,
 # and raises it only if its row is still the version it classified (``xmin``). So every
 # write to an installment's due date or payment, or to a pause, also writes the loan's
-# row, in the same transaction, whoever makes it.
+# row, in the same transaction, whoever makes it (each writer holds the loan's lock
+# first, the global order). tests/collections/test_restriction_races.py fails without.
 def _marks_its_loan(name: str, *, operation: pgtrigger.Operation,
                     condition: pgtrigger.Condition | None = None) -> pgtrigger.Trigger:  # fmt: skip
     return pgtrigger.Trigger(
@@ -226,7 +227,8 @@ class Installment(BaseModel):
                 name="installment_unpaid_by_loan",
             ),
         ]
-        # installments are inserted with their loan, before it is active: only updates matter
+        # installments are inserted in the transaction that signs their loan, and never
+        # deleted: only updates matter
         triggers = [
             _marks_its_loan(
                 "installment_marks_its_loan", operation=pgtrigger.Update,

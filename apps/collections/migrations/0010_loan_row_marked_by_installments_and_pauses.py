@@ -12,8 +12,9 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        # creating a trigger locks the installment and pause tables against writes: wait at
-        # most 5 s behind a payment or a report, then fail (run it again)
+        # installing a trigger (pgtrigger drops any old one first) locks the installment and
+        # pause tables, reads included: wait at most 5 s behind a payment, a report or a
+        # sweep, then fail (run it again). Migrate before starting the code that needs it.
         migrations.RunSQL("SET LOCAL lock_timeout = '5s'", reverse_sql=migrations.RunSQL.noop),
         pgtrigger.migrations.AddTrigger(
             model_name='installment',
