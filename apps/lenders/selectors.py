@@ -97,8 +97,10 @@ def loan_product_list_active(*, lender_id: int) -> QuerySet[LoanProduct]:
 def restriction_stage_list(
     *, policy_version_ids: Iterable[int] | None = None, lender_id: int | None = None
 ) -> list[RestrictionStage]:
-    """The stages of these policy versions (or of every version of ``lender_id``'s
-    policies), each version's mildest first."""
+    """The stages of these policy versions, or of every version of ``lender_id``'s
+    policies, each version's mildest first. One of the two is required."""
+    if policy_version_ids is None and lender_id is None:
+        raise TypeError("restriction_stage_list needs policy_version_ids or lender_id")
     stages = RestrictionStage.objects.all()
     if policy_version_ids is not None:
         stages = stages.filter(policy_version_id__in=list(policy_version_ids))

@@ -582,3 +582,16 @@ def test_concurrent_creates_leave_exactly_one_active_policy_when_racing(lender_a
     assert RestrictionPolicy.objects.filter(lender=lender_a).count() == 3
     assert RestrictionPolicy.objects.filter(lender=lender_a, is_active=True).count() == 1
     assert AuditEvent.objects.filter(action="lenders.restriction_policy.deactivated").count() == 2
+
+
+def test_a_lenders_stage_list_holds_its_own_versions_only() -> None:
+    from apps.lenders.selectors import restriction_stage_list
+
+    mine, theirs = LenderFactory(), LenderFactory()
+    first = create(mine, ladder())
+    second = create(mine, ladder(), name="Strict")
+    create(theirs, ladder())
+    listed = restriction_stage_list(lender_id=mine.pk)
+    assert {s.policy_version_id for s in listed} == {first.pk, second.pk}
+    with pytest.raises(TypeError):
+        restriction_stage_list()

@@ -12,10 +12,10 @@ transaction, with set-based SQL: one statement classifies every active loan
 of the range (days overdue past grace, the pinned ladder, an active pause
 caps at ``reminder``) and raises the stages that must rise, each only if
 its row is still the version classified; then the phones' states, the
-history rows and the audit events are written in bulk. It is idempotent per (loan,
-business date): a loan raised by a sweep today is not raised again today,
-two sweeps of the same range queue on an advisory lock, and a unique index
-backs it all.
+history rows and the audit events are written in bulk. It is idempotent per
+(loan, business date): a loan raised by a sweep today is not raised again
+today, two sweeps of the same range queue on an advisory lock, and a unique
+index backs it all.
 """
 
 from __future__ import annotations
@@ -416,8 +416,9 @@ def _sweep_range(
     writes the loan's row too: the installment and pause triggers) is skipped
     there, then locked and classified again with a fresh snapshot. Then
     writes the phones' states (the devices' locks come after the loans': the
-    global order), the history and the audit events. After commit, the range's overdue notices are
-    queued by a task of their own (``overdue_notices_queue``). Emits
+    global order), the history and the audit events. After commit, the
+    range's overdue notices are queued by a task of their own
+    (``overdue_notices_queue``). Emits
     ``collections.pause.closed`` and ``collections.loan.stage_changed`` (each naming the
     phone and the state version it was given).
     """
