@@ -473,7 +473,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
                     reverse("admin:collections_loan_change", args=[loan.pk])
                 )
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "loan": loan,
-                   "form": form, "title": title(row)}  # fmt: skip
+                   "form": form, "title": title(row), "asked": row}  # fmt: skip
         return TemplateResponse(request, "admin/collections/loan/action.html", context)
 
     def manual_lock_decide_view(
@@ -482,8 +482,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         """The second person approves or rejects a manual lock."""
 
         def title(ask: ManualLock) -> str:
-            return _("Decide the manual lock asked by %(who)s: %(why)s") % {
-                "who": ask.requested_by, "why": ask.reason}  # fmt: skip
+            return _("Decide the manual lock asked by %(who)s") % {"who": ask.requested_by}
 
         return self._decision_view(request, object_id, ManualLock, request_id, loan_manual_lock_decide,
                                    "request_id", title)  # fmt: skip

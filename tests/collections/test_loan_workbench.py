@@ -86,6 +86,7 @@ def test_a_hardship_pause_is_requested_by_an_agent_and_decided_by_a_supervisor(
     supervisor = verified_client(make_agent(lender_a, role=Membership.Role.SUPERVISOR))
     page = supervisor.get(reverse("admin:collections_loan_change", args=[locked.pk]))
     assert decide.encode() in page.content  # the link to decide, on the loan's page
+    assert "Asked because: Hospital." in supervisor.get(decide).content.decode()
     assert supervisor.post(decide, {"approve": "yes", "reason": "Papers seen."}).status_code == 302
     pause.refresh_from_db()
     locked.refresh_from_db()

@@ -59,6 +59,7 @@ def test_a_manual_lock_needs_a_second_person_and_then_locks_at_once(
 
     own = asking.post(decide(loan, ask), {"approve": "yes", "reason": "Agreed."})
     assert "you cannot approve your own request" in own.content.decode()
+    assert "Asked because: Customer says they will never pay." in own.content.decode()
     plain_agent = verified_client(make_agent(lender_a))
     assert (
         plain_agent.post(decide(loan, ask), {"approve": "yes", "reason": "Agreed."}).status_code
