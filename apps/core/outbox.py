@@ -9,6 +9,7 @@ task is idempotent (STYLE.md section 13).
 
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 from typing import Any
@@ -17,24 +18,35 @@ from celery import current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from apps.core.models import TaskOutbox
 
 logger = logging.getLogger(__name__)
 
 
+@functools.cache
+def broker_errors() -> tuple[type[BaseException], ...]:
+    """What publishing raises when the broker cannot be reached: kombu's wrapper and the
+    transport's connection errors (the Redis client's are not ``OSError``), less the
+    ``KeyError`` the Redis transport lists. A task's own error (run in place when tasks
+    are eager) is none of them, and propagates."""
+    transport = current_app.connection_for_write().connection_errors
+    return (OperationalError, OSError, *(e for e in transport if not issubclass(e, LookupError)))
+
+
 def task_enqueue_on_commit(task: Any, **kwargs: Any) -> None:
     """Send ``task`` with ``kwargs`` (ids and ISO dates: JSON) once the transaction commits."""
     row = TaskOutbox.objects.create(task=task.name, kwargs=kwargs)
-    transaction.on_commit(lambda: _send(row_id=row.pk, name=task.name, kwargs=kwargs))
+    transaction.on_commit(lambda: _send(row_id=row.pk, task=task, kwargs=kwargs))
 
 
-def _send(*, row_id: int, name: str, kwargs: dict[str, Any]) -> None:
+def _send(*, row_id: int, task: Any, kwargs: dict[str, Any]) -> None:
     try:
         # no publish retries: with the broker down, the request that committed answers at once
-        current_app.tasks[name].apply_async(kwargs=kwargs, retry=False)
-    except Exception:  # the broker is down: the relay sends it later
-        logger.warning("task %s kept in the outbox for the relay", name, exc_info=True)
+        task.apply_async(kwargs=kwargs, retry=False)
+    except broker_errors():  # the relay sends it later
+        logger.warning("task %s kept in the outbox for the relay", task.name, exc_info=True)
         return
     TaskOutbox.objects.filter(pk=row_id).delete()
 
@@ -47,23 +59,25 @@ def task_outbox_relay(*, batch: int = 500) -> int:
     logged and kept without holding up the others, and the broker failing again stops
     the run with what was sent so far deleted."""
     cutoff = timezone.now() - timedelta(seconds=settings.TASK_OUTBOX_GRACE_SECONDS)
+    known = list(current_app.tasks)
+    for name in (
+        TaskOutbox.objects.filter(created_at__lt=cutoff).exclude(task__in=known)
+        .order_by().values_list("task", flat=True).distinct()
+    ):  # fmt: skip
+        logger.error("outbox task %s is not registered; kept", name)
     sent = 0
     while True:
         with transaction.atomic():
             rows = list(
                 TaskOutbox.objects.select_for_update(skip_locked=True)
-                .filter(created_at__lt=cutoff)
+                .filter(created_at__lt=cutoff, task__in=known)
                 .order_by("pk")[:batch]
             )
             done, broker_down = [], False
             for row in rows:
-                task = current_app.tasks.get(row.task)
-                if task is None:
-                    logger.error("outbox task %s is not registered; kept", row.task)
-                    continue
                 try:
-                    task.apply_async(kwargs=row.kwargs, retry=False)
-                except Exception:  # the broker is down again: the next run goes on
+                    current_app.tasks[row.task].apply_async(kwargs=row.kwargs, retry=False)
+                except broker_errors():  # down again: the next run goes on
                     logger.warning("outbox relay stopped: broker unreachable", exc_info=True)
                     broker_down = True
                     break

@@ -114,9 +114,9 @@ def consent_code_send(*, customer: Customer, text: str, actor: Actor) -> Consent
 
     The code itself is never stored or logged, only its hash. The SMS goes out
     before anything is written, not after commit: a code the customer never
-    received is not kept (``ConsentCodeNotSent``, the clerk tries again), and no
-    lock is held while the provider answers (the audit event takes the lender's
-    chain). Emits ``customers.consent.code_sent``.
+    received is not kept (``ConsentCodeNotSent``, the clerk tries again), and the
+    lender's audit chain is not locked while the provider answers (only the
+    caller's own rows are: the counter's sale). Emits ``customers.consent.code_sent``.
     """
     code = f"{secrets.randbelow(10**6):06d}"
     body = _(

@@ -11,7 +11,7 @@ from apps.collections.services import payment_record
 from apps.core.actor import Actor
 from apps.core.models import TaskOutbox
 from apps.core.money import Money
-from apps.core.outbox import task_outbox_relay
+from apps.core.outbox import task_enqueue_on_commit, task_outbox_relay
 from apps.notifications.models import Notification
 from config.celery import app
 from tests.collections.factories import signed_loan
@@ -65,16 +65,31 @@ def test_a_task_sent_after_commit_leaves_nothing_in_the_outbox(lender_a) -> None
     assert not TaskOutbox.objects.exists()
 
 
-def test_a_task_no_worker_knows_is_kept_without_holding_up_the_others(lender_a) -> None:
+def test_a_task_no_worker_knows_is_kept_without_holding_up_the_others(
+    lender_a, broker_down, caplog
+) -> None:
+    TaskOutbox.objects.create(task="collections.renamed_in_a_deploy", kwargs={})  # the oldest
     loan = signed_loan(lender_a)
-    with transaction.atomic():
-        payment = pay(loan, "MP-1").payment
-        TaskOutbox.objects.all().delete()  # as if the send after commit had failed
-        TaskOutbox.objects.create(task="collections.renamed_in_a_deploy", kwargs={})
-        TaskOutbox.objects.create(task="notifications.payment_receipt_queue",
-                                  kwargs={"payment_id": payment.pk})  # fmt: skip
+    pay(loan, "MP-1")  # its receipt's send fails: kept for the relay
+    assert not Notification.objects.filter(loan=loan, kind="payment").exists()
+    app.conf.task_always_eager = True  # the broker is back
     TaskOutbox.objects.update(created_at=timezone.now() - timedelta(minutes=1))
-    assert task_outbox_relay() == 1  # the receipt's row went out; the unknown one is kept
+    # one row a batch: the unknown, oldest row must not stop the relay at the first batch
+    assert task_outbox_relay(batch=1) == 1
+    assert Notification.objects.filter(loan=loan, kind="payment").count() == 1
     assert list(TaskOutbox.objects.values_list("task", flat=True)) == [
         "collections.renamed_in_a_deploy"
     ]
+    assert "collections.renamed_in_a_deploy is not registered" in caplog.text
+
+
+@app.task(name="tests.core.failing")
+def failing() -> None:
+    raise RuntimeError("a bug in the task")
+
+
+def test_a_task_that_fails_is_not_taken_for_a_broker_down() -> None:
+    """Tasks run in place here (eager): a task's own error reaches the caller, instead of
+    being logged as a broker outage and left for the relay."""
+    with pytest.raises(RuntimeError, match="a bug in the task"), transaction.atomic():
+        task_enqueue_on_commit(failing)

@@ -34,6 +34,7 @@ from django.db import connection, transaction
 
 from apps.audit.services import AuditEntry, audit_events_record
 from apps.core.actor import Actor
+from apps.core.outbox import broker_errors
 from apps.devices.events import DevicesAction
 from apps.devices.locks import devices_lock
 from apps.devices.models import Device, DeviceState, PushNudge
@@ -118,7 +119,7 @@ def _relay_kick() -> None:
 
     try:
         push_relay_task.apply_async(retry=False)  # fail fast: the request is not held up
-    except Exception:  # the broker is down: beat's minutely relay sends it later
+    except broker_errors():  # beat's minutely relay sends it later
         logger.warning("push relay not started; the outbox keeps the nudge", exc_info=True)
 
 
