@@ -416,9 +416,9 @@ def _sweep_range(
     writes the loan's row too: the installment and pause triggers) is skipped
     there, then locked and classified again with a fresh snapshot. Then
     writes the phones' states (the devices' locks come after the loans': the
-    global order), the history and the audit events. After commit, the
-    range's overdue notices are queued by a task of their own
-    (``overdue_notices_queue``). Emits
+    global order), the history and the audit events. A range that raised
+    loans queues its overdue notices through the task outbox: a task of their
+    own (``overdue_notices_queue``) after commit. Emits
     ``collections.pause.closed`` and ``collections.loan.stage_changed`` (each naming the
     phone and the state version it was given).
     """
@@ -427,7 +427,7 @@ def _sweep_range(
     now = timezone.now()
     params = {"lender": lender_id, "lo": id_from, "hi": id_to, "bd": business_date, "now": now,
               "order": list(STAGE_ORDER)}  # fmt: skip
-    with transaction.atomic(), connection.cursor() as cursor:
+    with transaction.atomic(durable=True), connection.cursor() as cursor:
         key = zlib.crc32(f"{lender_id}:{id_from}:{id_to}".encode()) - 2**31
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_SWEEP_LOCK_NAMESPACE, key])
         ladder = Ladder.load(lender=lender)  # every version: cheaper than finding the range's

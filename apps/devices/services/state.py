@@ -1,6 +1,7 @@
 """Writes of the desired state: versions built in SQL, for one phone or many, pushed after.
 
-``device_states_write`` is the one writer. In one statement it moves each
+``device_states_write_shown`` is the one writer (``device_states_write`` takes one
+change per phone and calls it). In one statement it moves each
 phone's ``desired_version`` on (row locks on the devices), appends the new
 ``DeviceState`` rows with their documents built by ``jsonb_build_object``,
 and queues one push per phone in the outbox; then it appends one audit event
@@ -173,7 +174,7 @@ def device_states_write_shown(
     if not device_ids:
         return {}
     if not connection.in_atomic_block:
-        raise RuntimeError("device_states_write runs inside the caller's transaction")
+        raise RuntimeError("device_states_write_shown runs inside the caller's transaction")
     key_version = lender_key_version_current(lender_id=lender_id)
     slug = Lender.objects.values_list("slug", flat=True).get(pk=lender_id)
     next_key = {"version": key_version,
