@@ -1,7 +1,6 @@
 """The sweep against a payment and a pause decision running at the same moment."""
 
 import threading
-import time
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -22,6 +21,7 @@ from apps.core.actor import Actor
 from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
 from tests.devices.factories import enrolled_phone
+from tests.waiting import backend_pid, wait_for, wait_until_waiting_for_a_lock
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -34,7 +34,7 @@ def sweep_while_held(loan, *, on, hold: Callable[[], None], finish: Callable[[],
     """In one thread: ``hold`` takes the loan's lock in a transaction, then, once the sweep
     (started in another thread) waits for that lock, ``finish`` runs and commits.
     Returns the errors of both threads."""
-    held, go, errors = threading.Event(), threading.Event(), []
+    held, go, errors, sweeper_pid = threading.Event(), threading.Event(), [], []
 
     def holder():
         try:
@@ -51,6 +51,7 @@ def sweep_while_held(loan, *, on, hold: Callable[[], None], finish: Callable[[],
 
     def sweeper():
         try:
+            sweeper_pid.append(backend_pid())
             loan_stage_sweep(lender_id=loan.lender_id, business_date=on, id_from=0, id_to=10**12)
         except Exception as exc:
             errors.append(("sweep", exc))
@@ -62,7 +63,8 @@ def sweep_while_held(loan, *, on, hold: Callable[[], None], finish: Callable[[],
     held.wait(10)
     second = threading.Thread(target=sweeper)
     second.start()
-    time.sleep(1.5)  # the sweep now waits for the loan's row
+    wait_for(lambda: sweeper_pid)
+    wait_until_waiting_for_a_lock(sweeper_pid[0])  # the sweep now waits for the loan's row
     go.set()
     first.join()
     second.join()

@@ -2,7 +2,6 @@
 
 import json
 import threading
-import time
 
 import pytest
 from django.db import DataError, connection, transaction
@@ -10,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from apps.core.sql import array_literal, deadlock_retried
+from tests.waiting import backend_pid, wait_until_waiting_for_a_lock
 
 pytestmark = pytest.mark.django_db
 
@@ -51,13 +51,20 @@ def test_a_deadlock_victim_is_run_again_and_succeeds(lender_a, lender_b) -> None
     succeeds once the other has committed."""
     from apps.lenders.models import Lender
 
-    holds_a, holds_b, attempts, errors = threading.Event(), threading.Event(), [], []
+    holds_a, holds_b, attempts, errors, victim_pid = (
+        threading.Event(),
+        threading.Event(),
+        [],
+        [],
+        [],
+    )
 
     def lock(pk: int) -> None:
         Lender.objects.select_for_update().get(pk=pk)
 
     def victim() -> str:
         attempts.append(1)
+        victim_pid.append(backend_pid())
         with transaction.atomic():
             lock(lender_a.pk)
             holds_a.set()
@@ -71,7 +78,7 @@ def test_a_deadlock_victim_is_run_again_and_succeeds(lender_a, lender_b) -> None
                 lock(lender_b.pk)
                 holds_b.set()
                 holds_a.wait(10)
-                time.sleep(0.3)  # the victim is waiting for B by now
+                wait_until_waiting_for_a_lock(victim_pid[0])  # the victim waits for B first
                 lock(lender_a.pk)
         except Exception as exc:
             errors.append(exc)
