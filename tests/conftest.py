@@ -1,4 +1,4 @@
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import pytest
 from django.conf import settings
@@ -70,13 +70,15 @@ def admin_prefix() -> str:
 
 
 @pytest.fixture(autouse=True)
-def sms_outbox() -> list[tuple[str, str]]:
-    """The fake SMS gateway's outbox, empty at the start of each test."""
+def sms_outbox() -> Iterator[list[tuple[str, str]]]:
+    """The fake SMS gateway's outbox, empty at the start of each test; a gateway a test
+    took down is up again after it, whether it passed or not."""
     from tests.fakes.sms import FakeSmsGateway
 
     FakeSmsGateway.outbox.clear()
     FakeSmsGateway.down = False
-    return FakeSmsGateway.outbox
+    yield FakeSmsGateway.outbox
+    FakeSmsGateway.down = False
 
 
 @pytest.fixture

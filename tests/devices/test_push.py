@@ -1,9 +1,11 @@
 """The push outbox and relay, through firebase-admin's real HTTP path to a loopback FCM."""
 
 import time
+from datetime import timedelta
 
 import pytest
 from django.db import connection
+from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.core.actor import Actor
@@ -94,17 +96,24 @@ def test_an_unregistered_token_is_marked_dead_for_sms_fallback_and_a_new_token_r
 def test_the_booked_follow_up_books_the_next_one_while_retries_are_due(
     fake_fcm, lender_a, settings
 ):
-    settings.PUSH_RETRY_BASE_SECONDS = 0.3
+    settings.PUSH_RETRY_BASE_SECONDS = (
+        20  # retries due in 10-20 s, then 20-40 s: both within the minute
+    )
     enrolled_phone(lender_a, fcm_token="tok-1")
     fake_fcm.fail_next(503, 2)
     gateway = get_push_gateway()
+
+    def retry_falls_due() -> None:  # the clock moved on to the retry
+        PushNudge.objects.update(next_attempt_at=timezone.now() - timedelta(seconds=1))
+
     first = push_relay(gateway=gateway)
     assert first is not None  # the retry falls due within the minute: a follow-up is booked
     assert push_relay(gateway=gateway) is None  # a kick meanwhile books no second chain
-    time.sleep(push_next_due_in())
+    assert fake_fcm.refused == {503: 1}  # and attempts nothing: the retry is not due
+    retry_falls_due()
     second = push_relay(gateway=gateway, follow_up=True)  # refused again: it books the next
     assert second is not None
-    time.sleep(second)
+    retry_falls_due()
     assert push_relay(gateway=gateway, follow_up=True) is None  # sent: nothing waits
     assert [m["token"] for m in fake_fcm.delivered] == ["tok-1"]
 
