@@ -377,7 +377,9 @@ def _agent_api(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: L
     """Lender A's phone: crossed credentials, B's versions, notices and event ids, B's
     enrollment code; its customer link. Returns how many refusals land on B's audit chain."""
     agent = browser()
-    for name in device_authenticated(agent_urls):  # one phone's id with the other's secret
+    crossed = device_authenticated(agent_urls)
+    assert len(crossed) >= 4, crossed  # check-in, ack, events, push token at least
+    for name in crossed:  # one phone's id with the other's secret
         for device, secret in ((w["a_phone"], w["b_secret"]), (w["b_phone"], w["a_secret"])):
             drill.hit(agent, "post", AGENT + name, {401}, body=_json({"version": 1}),
                       HTTP_AUTHORIZATION=f"Device {device.pk}:{secret}")  # fmt: skip
