@@ -92,11 +92,23 @@ def start_server(
     raise SystemExit("gunicorn did not start")
 
 
+def process_peak_rss_mib(pid: int) -> float:
+    """The peak resident memory of process ``pid`` so far (VmHWM), MiB; nan once it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
 def worker_rss_mib(server: subprocess.Popen[bytes]) -> float:
+    """The largest peak resident memory among the server's master and workers, MiB."""
     import psutil
 
     parent = psutil.Process(server.pid)
-    return max((p.memory_info().rss for p in [parent, *parent.children()]), default=0) / 2**20
+    return max((process_peak_rss_mib(p.pid) for p in [parent, *parent.children()]), default=0.0)
 
 
 def cpu_seconds(pids: list[int]) -> dict[int, float]:

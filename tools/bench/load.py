@@ -78,6 +78,7 @@ from tools.bench._server import (
     celery_worker_command,
     cpu_seconds,
     free_port,
+    process_peak_rss_mib,
     read_response,
     server_pids,
     start_server,
@@ -258,10 +259,10 @@ class Product:
         import psutil
 
         gunicorn = psutil.Process(self.processes["gunicorn"].pid)
-        peaks = {"gunicorn master": _vm_hwm_mib(gunicorn.pid)}
+        peaks = {"gunicorn master": process_peak_rss_mib(gunicorn.pid)}
         for n, worker in enumerate(gunicorn.children(), start=1):
-            peaks[f"gunicorn worker {n}"] = _vm_hwm_mib(worker.pid)
-        peaks["celery worker"] = _vm_hwm_mib(self.processes["celery"].pid)
+            peaks[f"gunicorn worker {n}"] = process_peak_rss_mib(worker.pid)
+        peaks["celery worker"] = process_peak_rss_mib(self.processes["celery"].pid)
         return peaks
 
     def logged_errors(self) -> list[str]:
@@ -277,16 +278,6 @@ class Product:
         return "\n".join(
             f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in self.logs
         )
-
-
-def _vm_hwm_mib(pid: int) -> float:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
 
 
 @contextmanager
@@ -641,6 +632,8 @@ class Client:
                     continue
         except Stop:
             pass
+        except Exception as exc:  # an answer the client could not read ends it: an error too
+            self._error("client crashed", f"{type(exc).__name__}: {exc}")
         finally:
             self.close()
 
