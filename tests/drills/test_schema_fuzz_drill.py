@@ -74,6 +74,8 @@ class Tally:
     operations: set[str] = field(default_factory=set)
     cases: Counter[str] = field(default_factory=Counter)  # "valid" / "invalid"
     statuses: Counter[int] = field(default_factory=Counter)
+    # answers 2xx by (caller's kind, valid credentials): the valid ones must get through
+    accepted: Counter[tuple[str, bool]] = field(default_factory=Counter)
     server_errors: list[str] = field(default_factory=list)
     nonconforming: list[str] = field(default_factory=list)
 
@@ -215,6 +217,8 @@ def fuzz(operation, *, mode: GenerationMode, valid: bool, examples: int, world: 
         response = case.call(app=app, **extra)
         tally.cases["valid" if valid else "invalid"] += 1
         tally.statuses[response.status_code] += 1
+        if 200 <= response.status_code < 300:
+            tally.accepted[kind, valid] += 1
         where = f"{operation.label} [{mode.value}, {'valid' if valid else variant}]"
         if response.status_code >= 500:
             tally.server_errors.append(f"{where}: {response.status_code}\n{case.as_curl_command()}")
@@ -243,8 +247,17 @@ def test_fuzzing_the_whole_schema_finds_no_server_error(
     report(
         f"schema fuzzing: {len(tally.operations)} operations, {total} cases "
         f"(valid creds {tally.cases['valid']}, invalid {tally.cases['invalid']}), "
-        f"server errors {len(tally.server_errors)}"
+        f"server errors {len(tally.server_errors)}; accepted "
+        + ", ".join(
+            f"{kind} {'valid' if ok else 'invalid'} {n}"
+            for (kind, ok), n in sorted(tally.accepted.items())
+        )
     )
     assert len(tally.operations) >= 8, sorted(tally.operations)
+    # the valid credentials got through (else only the authentication was fuzzed), and no
+    # invalid ones did
+    assert tally.accepted["device", True], tally.accepted
+    assert tally.accepted["webhook", True], tally.accepted
+    assert not [key for key, n in tally.accepted.items() if not key[1] and key[0] != "public"]
     assert not tally.server_errors, "\n\n".join(tally.server_errors[:10])
     assert not tally.nonconforming, "\n\n".join(tally.nonconforming[:10])
