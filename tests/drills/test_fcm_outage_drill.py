@@ -82,6 +82,7 @@ def test_an_fcm_outage_loses_no_state(
         payment_record(loan_id=loan.pk, lender_id=lender_a.pk, amount=loan_next_due(loan=loan).amount,
                        channel="provider", provider="demo", provider_ref=f"outage-{loan.pk}",
                        received_at=timezone.now(), actor=Actor.system())  # fmt: skip
+    assert time.monotonic() < fake_fcm.outage_until, "the payments came after the outage"
 
     def all_acked() -> bool:
         devices = {d.pk: d for d in Device.objects.filter(lender=lender_a)}
