@@ -211,6 +211,13 @@ class LoanOverview:
     next_stage: str
     next_stage_on: date | None
 
+    @property
+    def pay_amount(self) -> Money:
+        """What paying now asks for: what is late, else the next installment."""
+        if self.arrears.amount > 0:
+            return self.arrears
+        return self.next_due.amount if self.next_due else self.balance
+
 
 def loan_overview(*, loan: Loan) -> LoanOverview:
     """Balance, schedule, payments, the stage and why, an open pause, and the next stage and

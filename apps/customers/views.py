@@ -15,10 +15,8 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
+from apps.collections.models import Loan
 from apps.collections.selectors import (
-    LoanOverview,
-    loan_get,
-    loan_id_by_reference,
     loan_list_for_customer,
     loan_overview,
     payment_for_loan,
@@ -26,7 +24,6 @@ from apps.collections.selectors import (
 from apps.collections.services import loan_hardship_request, loan_promise_record
 from apps.core.actor import Actor, client_ip
 from apps.core.errors import DomainError
-from apps.core.money import Money
 from apps.core.ratelimit import rate_limit_hit
 from apps.customers import forms
 from apps.customers.errors import LoginLocked
@@ -155,20 +152,13 @@ def logout(request: HttpRequest, lender_slug: str) -> HttpResponse:
     return redirect("customers:login", lender_slug=lender_slug)
 
 
-def _pay_amount(overview: LoanOverview) -> Money:
-    """What Pay now asks for: what is late, else the next installment."""
-    if overview.arrears.amount > 0:
-        return overview.arrears
-    return overview.next_due.amount if overview.next_due else overview.balance
-
-
 def _loan_cards(lender: Lender, customer: Customer) -> list[dict[str, Any]]:
     cards = []
     for loan in loan_list_for_customer(customer_id=customer.pk, lender_id=lender.pk):
         overview = loan_overview(loan=loan)
         phone = phone_sync_for_loan(loan_id=loan.pk, lender_id=lender.pk)
         cards.append({"overview": overview, "phone": phone, "phone_words": phone_words(overview, phone),
-                      "next_words": next_words(overview), "pay_amount": _pay_amount(overview),
+                      "next_words": next_words(overview), "pay_amount": overview.pay_amount,
                       "schedule": [(row, SCHEDULE_STATUS[row.status]) for row in overview.schedule]})  # fmt: skip
     return cards
 
@@ -195,23 +185,19 @@ def status(request: HttpRequest, lender: Lender, customer: Customer) -> JsonResp
     ]})  # fmt: skip
 
 
-def _own_loan(lender: Lender, customer: Customer, reference: str) -> int:
-    try:
-        loan_id = loan_id_by_reference(lender_id=lender.pk, reference=reference)
-    except DomainError as exc:
-        raise Http404 from exc
-    if not any(loan.pk == loan_id for loan in loan_list_for_customer(customer_id=customer.pk,
-                                                                      lender_id=lender.pk)):  # fmt: skip
-        raise Http404
-    return loan_id
+def _own_loan(lender: Lender, customer: Customer, reference: str) -> Loan:
+    """The customer's loan ``reference`` (one the pages show), or 404."""
+    for loan in loan_list_for_customer(customer_id=customer.pk, lender_id=lender.pk):
+        if loan.reference == reference:
+            return loan
+    raise Http404
 
 
 @require_POST
 @customer_required
 def pay(request: HttpRequest, lender: Lender, customer: Customer, reference: str) -> HttpResponse:
-    loan_id = _own_loan(lender, customer, reference)
-    overview = loan_overview(loan=loan_get(loan_id=loan_id, lender_id=lender.pk))
-    amount = _pay_amount(overview)
+    overview = loan_overview(loan=_own_loan(lender, customer, reference))
+    amount = overview.pay_amount
     if overview.loan.status != "active" or amount.amount <= 0:
         request.session["customer_flash"] = _("There is nothing to pay on this loan.")
         return redirect("customers:home", lender_slug=lender.slug)
@@ -228,7 +214,7 @@ def pay(request: HttpRequest, lender: Lender, customer: Customer, reference: str
 
 def _pause_action(request: HttpRequest, lender: Lender, customer: Customer, reference: str,
                   form_class: type, act: Callable[..., object], done: str) -> HttpResponse:  # fmt: skip
-    loan_id = _own_loan(lender, customer, reference)
+    loan_id = _own_loan(lender, customer, reference).pk
     form = form_class(request.POST)
     message = ""
     if form.is_valid():
@@ -278,7 +264,7 @@ def consent_download(
     request: HttpRequest, lender: Lender, customer: Customer, reference: str
 ) -> HttpResponse:
     """The terms the customer agreed to, exactly as recorded, with how and when."""
-    loan_id = _own_loan(lender, customer, reference)
+    loan_id = _own_loan(lender, customer, reference).pk
     record = consent_record_for_loan(loan_id=loan_id)
     if record is None:
         raise Http404
@@ -300,7 +286,7 @@ def receipt_download(
     request: HttpRequest, lender: Lender, customer: Customer, reference: str, payment_id: int
 ) -> HttpResponse:
     """A receipt for one of the customer's payments on this loan."""
-    loan_id = _own_loan(lender, customer, reference)
+    loan_id = _own_loan(lender, customer, reference).pk
     payment = payment_for_loan(loan_id=loan_id, payment_id=payment_id)
     if payment is None:
         raise Http404
