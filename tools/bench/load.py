@@ -763,18 +763,20 @@ def report_lines(figures: Figures, *, command: str, seconds: float, requests: in
         lat = sorted(r.latencies.get(label, []))
         p = [f"{percentile(lat, q):8.1f}" for q in (50, 95, 99)]
         lines.append(f"  {label:<48} {len(lat):>6} {len(r.errors.get(label, [])):>6} {' '.join(p)}")
-    busiest = max(r.checkins_by_phone.values(), default=0)
+    busiest = max(r.checkins_by_phone.values(), default=0) * 60 / figures.elapsed
+    login_tries = sum(len(r.latencies.get(f"POST /my/<lender>/{step}", []))
+                      for step in ("login/", "login/code/"))  # fmt: skip
     lines += [
         f"  POS sales to the QR code {r.enrollments}; webhooks: {r.paying_events} paid an installment "
         f"({figures.payments_stored} payments stored), {r.redeliveries} redeliveries answered duplicate",
-        f"  throttles as in production: busiest phone {busiest} check-ins in {figures.elapsed:.0f} s "
-        f"(limit 120/min), webhooks {r.paying_events + r.redeliveries} in {figures.elapsed:.0f} s "
-        f"(limit 6000/min), {2 * clients} customer login tries (limit 20 per 15 min)",
+        f"  throttles as in production: busiest phone {busiest:.0f} check-ins/min (limit 120/min), "
+        f"webhooks {(r.paying_events + r.redeliveries) * 60 / figures.elapsed:.0f}/min "
+        f"(limit 6000/min), {login_tries} customer login tries (limit 20 per 15 min)",
         f"  cpu: app (gunicorn, celery) {figures.app_cpu / figures.elapsed:.2f} cores, load generator "
         f"{figures.own_cpu / figures.elapsed:.2f} cores, of {os.cpu_count()}",
         f"  tasks: queue empty {figures.drained_in:.1f} s after the load ({figures.tasks_left} left); "
         f"lines logged at ERROR or above: {len(figures.logged_errors)}",
-        "  peak memory (high-water RSS): load process "
+        "  peak memory (high-water RSS): load process (its seeding included) "
         f"{figures.load_peak:.0f} MiB, "
         + ", ".join(f"{k} {v:.0f} MiB" for k, v in figures.peaks.items()),
         f"  command: {command}",
