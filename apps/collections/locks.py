@@ -59,9 +59,9 @@ def loan_lock_with_row(model: type[M], *, pk: int, lender_id: int) -> tuple[Loan
     """Lock the loan that ``model``'s row ``pk`` (of ``lender_id``) belongs to, then the row
     itself (the global order: the loan first). None if the lender has no such row."""
     loan_id = (
-        model.objects.filter(pk=pk, lender_id=lender_id).values_list("loan_id", flat=True).first()  # type: ignore[attr-defined]
+        model.objects.filter(pk=pk, lender_id=lender_id).values_list("loan_id", flat=True).first()  # type: ignore[attr-defined]  # M is any model; objects is every model's
     )
     if loan_id is None:
         return None
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
-    return loan, model.objects.select_for_update().get(pk=pk)  # type: ignore[attr-defined]
+    return loan, model.objects.select_for_update(of=("self",)).get(pk=pk)  # type: ignore[attr-defined]  # as above

@@ -320,7 +320,7 @@ def world(
     return w
 
 
-def browser() -> Client:
+def caller() -> Client:
     """A client that gets the error page (500) rather than the exception: one more wrong answer."""
     return Client(raise_request_exception=False)
 
@@ -376,7 +376,7 @@ def _json(value: Any) -> bytes:
 def _agent_api(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: Lender) -> int:
     """Lender A's phone: crossed credentials, B's versions, notices and event ids, B's
     enrollment code; its customer link. Returns how many refusals land on B's audit chain."""
-    agent = browser()
+    agent = caller()
     crossed = device_authenticated(agent_urls)
     assert len(crossed) >= 4, crossed  # check-in, ack, events, push token at least
     for name in crossed:  # one phone's id with the other's secret
@@ -413,9 +413,9 @@ def _agent_api(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: L
     token = path.rstrip("/").rsplit("/", 1)[1]
     if path != reverse("customers:link", kwargs={"lender_slug": lender_a.slug, "token": token}):
         drill.leaks.append(f"customer-link of A's phone opens {path}")
-    drill.hit(browser(), "get", reverse("customers:link", kwargs={"lender_slug": lender_b.slug, "token": token}),
+    drill.hit(caller(), "get", reverse("customers:link", kwargs={"lender_slug": lender_b.slug, "token": token}),
               {410})  # fmt: skip
-    opened = browser()
+    opened = caller()
     drill.hit(opened, "get", path, {302}, redirect_to=_page("home", lender_a))
     drill.hit(opened, "get", _page("home", lender_b), {302}, redirect_to=_page("login", lender_b))
     return sum(token == w["b_code"] for token, _ in tries)
@@ -430,7 +430,7 @@ def _payments_webhook(
 ) -> None:
     """Events signed with lender A's key that name B's loan: refused as an unknown loan, the
     refusal on A's record; and B's event id and payment reference used on A's own loan."""
-    provider, url = browser(), webhooks.URL
+    provider, url = caller(), webhooks.URL
     b_ref, b_pay = w["b_phone"].loan.reference, w["b_payment"]
     events = [
         ("MXN", {}),
@@ -476,7 +476,7 @@ def _payments_webhook(
 def _pos_pages(drill: Boundary, w: dict[str, Any], lender_b: Lender) -> None:
     """A clerk of A's shop on every page of each of B's sales, GET and POST, beside a sale
     that does not exist; the clerk's home, and a sale started for B."""
-    pos = browser()
+    pos = caller()
     login = {"username": w["clerk_a"].user.username, "password": PASSWORD}
     assert pos.post(reverse("pos:login"), login).status_code == 302
     assert pos.get(reverse("pos:customer", args=[w["a_sale"].public_id])).status_code == 200
@@ -503,7 +503,7 @@ def _customer_pages(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender
     """The person on SHARED_PHONE, logged in at A's pages: B's pages, and B's loans and
     payment at A's; A's login code tried at B's; the demo checkout with a forged link."""
     sms_outbox, capture = w["sms_outbox"], w["capture"]
-    me, a_ref, b_pay = browser(), w["a_phone"].loan.reference, w["b_payment"]
+    me, a_ref, b_pay = caller(), w["a_phone"].loan.reference, w["b_payment"]
     _log_in(me, lender_a, SHARED_PHONE, sms_outbox, capture)
     for lender in (lender_a, lender_b):
         at_a = lender == lender_a
@@ -532,7 +532,7 @@ def _customer_pages(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender
                for pk in (b_pay.pk, 10**9)]  # fmt: skip
     drill.same(*replies, swap=(str(b_pay.pk), str(10**9)), label="receipt of B's payment")
     # a code sent by A's page to this number, typed at B's page: the form says it is not right
-    stranger = browser()
+    stranger = caller()
     with capture(execute=True):
         stranger.post(_page("login", lender_a), {"phone": SHARED_PHONE})
     drill.hit(stranger, "post", _page("code", lender_b), {200}, data={"code": sms_code(sms_outbox)})
@@ -540,7 +540,7 @@ def _customer_pages(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender
     # a number only A knows, at B's page: the answer of any number, and no code sent
     sent = len(sms_outbox)
     with capture(execute=True):
-        drill.hit(browser(), "post", _page("login", lender_b), {302}, data={"phone": "+254711000888"},
+        drill.hit(caller(), "post", _page("login", lender_b), {302}, data={"phone": "+254711000888"},
                   redirect_to=_page("code", lender_b))  # fmt: skip
     if len(sms_outbox) != sent:
         drill.leaks.append("a code was sent at B's page to a number only A knows")
@@ -550,7 +550,7 @@ def _customer_pages(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender
     )
     for method in ("get", "post"):
         drill.hit(
-            browser(),
+            caller(),
             method,
             reverse("fake-checkout:page", args=[f"{forged.decode()}:x:sig"]),
             {404},
