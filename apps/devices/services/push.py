@@ -44,13 +44,19 @@ logger = logging.getLogger(__name__)
 
 S = PushNudge.Status
 
-_ENQUEUE = f"""
-INSERT INTO {PushNudge._meta.db_table}
+# A new nudge: ``NUDGE_INSERT`` then ``SELECT lender, device, version, {NUDGE_NEW} FROM ...``
+# (here, and in the statement that writes the phones' states).
+NUDGE_INSERT = f"""INSERT INTO {PushNudge._meta.db_table}
     (lender_id, device_id, version, status, attempts, next_attempt_at, message_id, error_code,
-     created_at, updated_at)
-SELECT l, d, v, 'pending', 0, statement_timestamp(), '', '', statement_timestamp(), statement_timestamp()
-FROM unnest(%s::bigint[], %s::bigint[], %s::integer[]) AS n(l, d, v)
-"""  # noqa: S608  (table name from model metadata)
+     created_at, updated_at)"""
+NUDGE_NEW = (
+    "'pending', 0, statement_timestamp(), '', '', statement_timestamp(), statement_timestamp()"
+)
+
+_ENQUEUE = f"""
+{NUDGE_INSERT}
+SELECT l, d, v, {NUDGE_NEW} FROM unnest(%s::bigint[], %s::bigint[], %s::integer[]) AS n(l, d, v)
+"""  # noqa: S608  (fragments from model metadata; values are parameters)
 
 _CLAIM = f"""
 WITH due AS (

@@ -30,9 +30,9 @@ from apps.devices.errors import DeviceReleased
 from apps.devices.events import DevicesAction
 from apps.devices.keys import lender_public_key_b64
 from apps.devices.locks import device_lock, devices_lock
-from apps.devices.models import Device, DeviceState, LenderKey, PushNudge
+from apps.devices.models import Device, DeviceState, LenderKey
 from apps.devices.selectors import lender_key_version_current
-from apps.devices.services.push import relay_after_commit
+from apps.devices.services.push import NUDGE_INSERT, NUDGE_NEW, relay_after_commit
 from apps.devices.state import CONTENT_FIELDS, OFFLINE_LEASE
 from apps.lenders.country_rules import always_allowed_packages
 from apps.lenders.models import Lender
@@ -116,12 +116,8 @@ states AS (
     RETURNING device_id, version, level
 ),
 nudged AS (
-    INSERT INTO {PushNudge._meta.db_table}
-        (lender_id, device_id, version, status, attempts, next_attempt_at, message_id,
-         error_code, created_at, updated_at)
-    SELECT %(lender)s, device_id, version, 'pending', 0, statement_timestamp(), '', '',
-        statement_timestamp(), statement_timestamp()
-    FROM states
+    {NUDGE_INSERT}
+    SELECT %(lender)s, device_id, version, {NUDGE_NEW} FROM states
 )
 SELECT device_id, version, level FROM states
 """  # noqa: S608  (table names from model metadata; every value is a parameter)
