@@ -37,18 +37,27 @@ def broker_errors() -> tuple[type[BaseException], ...]:
 
 def task_enqueue_on_commit(task: Any, **kwargs: Any) -> None:
     """Send ``task`` with ``kwargs`` (ids and ISO dates: JSON) once the transaction commits."""
-    row = TaskOutbox.objects.create(task=task.name, kwargs=kwargs)
-    transaction.on_commit(lambda: _send(row_id=row.pk, task=task, kwargs=kwargs))
+    tasks_enqueue_on_commit(task, [kwargs])
 
 
-def _send(*, row_id: int, task: Any, kwargs: dict[str, Any]) -> None:
-    try:
-        # no publish retries: with the broker down, the request that committed answers at once
-        task.apply_async(kwargs=kwargs, retry=False)
-    except broker_errors():  # the relay sends it later
-        logger.warning("task %s kept in the outbox for the relay", task.name, exc_info=True)
-        return
-    TaskOutbox.objects.filter(pk=row_id).delete()
+def tasks_enqueue_on_commit(task: Any, calls: list[dict[str, Any]]) -> None:
+    """``task_enqueue_on_commit`` for many calls of one task (a fan-out): one insert, and
+    after commit one delete of those the broker took."""
+    rows = TaskOutbox.objects.bulk_create(TaskOutbox(task=task.name, kwargs=k) for k in calls)
+    transaction.on_commit(lambda: _send(task=task, rows=rows))
+
+
+def _send(*, task: Any, rows: list[TaskOutbox]) -> None:
+    sent = []
+    for row in rows:
+        try:
+            # no publish retries: with the broker down, the request that committed answers at once
+            task.apply_async(kwargs=row.kwargs, retry=False)
+        except broker_errors():  # the relay sends the rest later
+            logger.warning("task %s kept in the outbox for the relay", task.name, exc_info=True)
+            break
+        sent.append(row.pk)
+    TaskOutbox.objects.filter(pk__in=sent).delete()
 
 
 def task_outbox_relay(*, batch: int = 500) -> int:

@@ -290,3 +290,14 @@ def test_a_lender_without_active_loans_sweeps_nothing_and_fails_nothing(
     loan_stage_sweep_lender_task(lender_id=lender_b.pk)
     call_command("restriction_sweep")
     assert "lender-b" in capsys.readouterr().out
+
+
+def test_ranges_of_one_loan_each_cover_every_loan_and_an_empty_range_is_refused(lender_a) -> None:
+    from apps.collections.services import loan_sweep_ranges
+
+    loans = sorted(phone_on_loan(lender_a)[1].pk for _ in range(3))
+    ranges = loan_sweep_ranges(lender_id=lender_a.pk, size=1)
+    assert [lo for lo, _ in ranges] == loans  # one range per loan, none missed
+    assert loan_sweep_ranges(lender_id=lender_a.pk, size=2)[0][0] == loans[0]
+    with pytest.raises(ValueError, match="at least one loan"):
+        loan_sweep_ranges(lender_id=lender_a.pk, size=0)

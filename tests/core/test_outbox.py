@@ -93,3 +93,29 @@ def test_a_task_that_fails_is_not_taken_for_a_broker_down() -> None:
     being logged as a broker outage and left for the relay."""
     with pytest.raises(RuntimeError, match="a bug in the task"), transaction.atomic():
         task_enqueue_on_commit(failing)
+
+
+def test_a_fan_out_is_written_at_once_and_a_broker_down_keeps_every_task(
+    lender_a, broker_down
+) -> None:
+    from apps.collections.services import loan_sweep_fan_out
+
+    for _ in range(3):
+        signed_loan(lender_a)
+    assert loan_sweep_fan_out(lender_id=lender_a.pk, size=1) == 3
+    kept = sorted(TaskOutbox.objects.values_list("task", flat=True))
+    assert kept == ["collections.loan_stage_sweep_range"] * 3 + ["notifications.reminders_queue"]
+
+    app.conf.task_always_eager = True  # the broker is back
+    TaskOutbox.objects.update(created_at=timezone.now() - timedelta(minutes=1))
+    assert task_outbox_relay() == 4
+    assert not TaskOutbox.objects.exists()
+
+
+def test_a_fan_out_sent_after_commit_leaves_nothing_in_the_outbox(lender_a) -> None:
+    from apps.collections.services import loan_sweep_fan_out
+
+    for _ in range(3):
+        signed_loan(lender_a)
+    assert loan_sweep_fan_out(lender_id=lender_a.pk, size=1) == 3
+    assert not TaskOutbox.objects.exists()

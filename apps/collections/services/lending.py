@@ -60,7 +60,7 @@ from apps.collections.services.restriction import loan_stage_settle
 from apps.core.actor import Actor
 from apps.core.errors import DomainError, IdempotencyConflict, NotAllowed
 from apps.core.money import Money, minor_units, quantize
-from apps.core.outbox import task_enqueue_on_commit
+from apps.core.outbox import task_enqueue_on_commit, tasks_enqueue_on_commit
 from apps.core.sql import insert_sql, insert_values, mark_saved
 from apps.customers.models import ConsentRecord, Customer
 from apps.lenders.models import Lender, LoanProduct
@@ -738,8 +738,7 @@ def installment_late_fees_fan_out() -> int:
     from apps.collections.tasks import installment_late_fees_assess as assess_task
 
     lender_ids = list(Lender.objects.values_list("pk", flat=True))
-    for lender_id in lender_ids:
-        task_enqueue_on_commit(assess_task, lender_id=lender_id)
+    tasks_enqueue_on_commit(assess_task, [{"lender_id": lender_id} for lender_id in lender_ids])
     return len(lender_ids)
 
 

@@ -36,7 +36,7 @@ from apps.collections.locks import loan_lock
 from apps.collections.models import STAGE_ORDER, Loan, LoanPause, LoanStageChange, Stage
 from apps.collections.selectors import loan_days_overdue
 from apps.core.actor import Actor
-from apps.core.outbox import task_enqueue_on_commit
+from apps.core.outbox import task_enqueue_on_commit, tasks_enqueue_on_commit
 from apps.core.sql import array_literal, deadlock_retried
 from apps.customers.models import Customer
 from apps.customers.selectors import customer_locales
@@ -427,7 +427,7 @@ def _sweep_range(
     now = timezone.now()
     params = {"lender": lender_id, "lo": id_from, "hi": id_to, "bd": business_date, "now": now,
               "order": list(STAGE_ORDER)}  # fmt: skip
-    with transaction.atomic(durable=True), connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
         key = zlib.crc32(f"{lender_id}:{id_from}:{id_to}".encode()) - 2**31
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_SWEEP_LOCK_NAMESPACE, key])
         ladder = Ladder.load(lender=lender)  # every version: cheaper than finding the range's
@@ -584,13 +584,15 @@ SELECT id FROM (
     SELECT id, row_number() OVER (ORDER BY id) AS n
     FROM {Loan._meta.db_table} WHERE lender_id = %s AND status = 'active'
 ) AS numbered
-WHERE n %% %s = 1 ORDER BY id
+WHERE (n - 1) %% %s = 0 ORDER BY id
 """  # noqa: S608
 
 
 def loan_sweep_ranges(*, lender_id: int, size: int) -> list[tuple[int, int]]:
     """[id_from, id_to) ranges of ``size`` active loans each (the last one open-ended),
     covering the lender's: counted, not spanned, so interleaved lenders cost no extra."""
+    if size < 1:
+        raise ValueError(f"a sweep range holds at least one loan, not {size}")
     with connection.cursor() as cursor:
         cursor.execute(_RANGE_STARTS, [lender_id, size])
         starts = [row[0] for row in cursor.fetchall()]
@@ -612,9 +614,10 @@ def loan_sweep_fan_out(*, lender_id: int, size: int) -> int:
     business_date = lender_business_date(lender_id=lender_id).isoformat()
     task_enqueue_on_commit(reminders_queue_task, lender_id=lender_id, business_date=business_date)
     ranges = loan_sweep_ranges(lender_id=lender_id, size=size)
-    for id_from, id_to in ranges:
-        task_enqueue_on_commit(loan_stage_sweep_range_task, lender_id=lender_id,
-                               business_date=business_date, id_from=id_from, id_to=id_to)  # fmt: skip
+    tasks_enqueue_on_commit(loan_stage_sweep_range_task, [
+        {"lender_id": lender_id, "business_date": business_date, "id_from": id_from, "id_to": id_to}
+        for id_from, id_to in ranges
+    ])  # fmt: skip
     return len(ranges)
 
 
