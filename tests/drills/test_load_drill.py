@@ -10,9 +10,9 @@ own); here 10 s or 1,000 requests, whichever comes first, and 60 s or 20,000 in 
 import os
 
 import pytest
-from django.db import connection
 
 from tests.drills.conftest import FULL, scale
+from tools.bench._server import database_url
 from tools.bench._setup import percentile
 from tools.bench.load import product_running, report_lines, run, seed
 
@@ -26,11 +26,7 @@ WORKERS = 2  # with the pytest process and the Celery worker: 4 PostgreSQL conne
 
 def test_a_mixed_load_gets_only_expected_answers(report) -> None:
     plan = seed(phones=scale(200, 2000), loans=scale(40, 300), clients=CLIENTS, requests=REQUESTS)
-    db = connection.settings_dict
-    env = {
-        **os.environ,
-        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-    }
+    env = {**os.environ, "DATABASE_URL": database_url()}
     with product_running(env=env, workers=WORKERS) as product:
         try:
             figures = run(plan=plan, product=product, seconds=SECONDS, requests=REQUESTS,

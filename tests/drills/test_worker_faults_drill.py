@@ -22,7 +22,6 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings as django_settings
-from django.db import connection
 from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
@@ -36,7 +35,13 @@ from tests.collections.webhooks import URL, event, headers
 from tests.devices.factories import enrolled_phone
 from tests.drills.conftest import scale
 from tests.waiting import wait_for
-from tools.bench._server import RedisServer, celery_worker_command, free_port, start_server
+from tools.bench._server import (
+    RedisServer,
+    celery_worker_command,
+    database_url,
+    free_port,
+    start_server,
+)
 from tools.bench._setup import ROOT
 
 pytestmark = [pytest.mark.drill, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
@@ -118,11 +123,10 @@ def late_book(lender_a):
 def product(tmp_path, fake_fcm, late_book):
     broker = RedisServer(tmp_path, keep=True)
     broker.start()
-    db = connection.settings_dict
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings.test",
-        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        "DATABASE_URL": database_url(),
         "CELERY_BROKER_URL": broker.url,
         "CELERY_TASK_ALWAYS_EAGER": "false",
         "CELERY_VISIBILITY_TIMEOUT": "5",  # a killed worker's task comes back within seconds

@@ -131,6 +131,18 @@ def server_pids(server: subprocess.Popen[bytes]) -> list[int]:
     return [server.pid, *(p.pid for p in psutil.Process(server.pid).children(recursive=True))]
 
 
+def database_url() -> str:
+    """The URL of the database Django is on now, for a child process's DATABASE_URL (the
+    drills start the product on their test database)."""
+    from urllib.parse import quote
+
+    from django.db import connection
+
+    db = connection.settings_dict
+    return (f"postgres://{quote(db['USER'], safe='')}:{quote(db['PASSWORD'], safe='')}"
+            f"@{db['HOST']}:{db['PORT']}/{quote(db['NAME'], safe='')}")  # fmt: skip
+
+
 def database_backend_pids() -> list[int]:
     """PostgreSQL backends connected to this database, except our own connection."""
     from django.db import connection
