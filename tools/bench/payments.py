@@ -49,8 +49,8 @@ from pathlib import Path
 
 from tools.bench._seed import lender_seed, loans_seed
 from tools.bench._server import (
+    DatabaseCpu,
     cpu_seconds,
-    database_backend_pids,
     free_port,
     read_response,
     server_pids,
@@ -158,6 +158,7 @@ def main() -> None:
     app_pids = server_pids(server)
     app_before = cpu_seconds(app_pids)
     machine_before = psutil.cpu_times()
+    database = DatabaseCpu()  # the backends' CPU, sampled through the run
     try:
         threads = [threading.Thread(target=client, args=(c,)) for c in range(args.concurrency)]
         started, own_cpu = time.perf_counter(), time.process_time()
@@ -167,9 +168,7 @@ def main() -> None:
             thread.join()
         elapsed, own_cpu = time.perf_counter() - started, time.process_time() - own_cpu
         app_cpu = sum(cpu_seconds(app_pids).values()) - sum(app_before.values())
-        # Backends of the run's persistent connections; with DJANGO_CONN_MAX_AGE=0
-        # each request's backend is gone by now and this figure reads low.
-        db_cpu = sum(cpu_seconds(database_backend_pids()).values())
+        db_cpu = database.stop()
         machine_after = psutil.cpu_times()
         server_rss = worker_rss_mib(server)
     finally:
