@@ -346,7 +346,10 @@ def test_the_main_pages_run_in_chromium_without_a_csp_violation(
     page.evaluate(
         "document.body.insertAdjacentHTML('beforeend', '<b style=\"color: red\">canary</b>')"
     )
-    page.wait_for_timeout(300)
+    for _ in range(100):  # the report comes asynchronously: up to 5 s
+        if watched.violations:
+            break
+        page.wait_for_timeout(50)
     canary = list(watched.violations)
     watched.violations.clear()
     watched.console.clear()
@@ -378,9 +381,10 @@ def test_the_main_pages_run_in_chromium_without_a_csp_violation(
     page.fill("#id_code", re.search(r"\b(\d{6})\b", sms_outbox[-1][1]).group(1))
     page.click("#confirm-code")
     page.click("#sign")
-    page.click("#show-code")
-    page.wait_for_selector("#provisioning-qr svg")
-    page.wait_for_timeout(2500)  # provision.js asks for the phone's status once
+    # provision.js asks for the phone's status every 2 s: one answer, under the policy
+    with page.expect_response(lambda r: "/status" in r.url, timeout=15_000):
+        page.click("#show-code")
+        page.wait_for_selector("#provisioning-qr svg")
     page.click("#receipt-link")
     page.click("[data-print]")
     assert page.evaluate("window.__printed") == 1  # site.js prints
@@ -451,7 +455,7 @@ def test_the_main_pages_run_in_chromium_without_a_csp_violation(
     page = watched.page(viewport={"width": 1280, "height": 900})
     page.goto(f"{url}/api/docs/")
     expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=15_000)
-    page.wait_for_timeout(500)
+    page.wait_for_load_state("networkidle")
 
     report(f"CSP in Chromium: {len(watched.loads)} page loads (counter, back office, customer, API docs); "
            f"violations: {len(watched.violations)} {watched.violations[:5]}; console CSP errors: "
