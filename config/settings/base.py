@@ -192,6 +192,9 @@ STORAGES = {
 # --- REST framework and the OpenAPI schema ----------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "apps.core.api.schema.AutoSchema",
+    # JSON only, nested too deeply a 400: DRF's form and multipart parsers silently dropped
+    # a nested field (an agent event's detail) and put both in the schema; now they are a 415
+    "DEFAULT_PARSER_CLASSES": ["apps.core.api.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "apps.core.api.exception_handler.exception_handler",
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",

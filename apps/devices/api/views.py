@@ -14,7 +14,6 @@ from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from apps.core.actor import Actor, ActorType, client_ip
-from apps.core.api.parsers import JSONParser
 from apps.core.api.schema import error_responses
 from apps.devices.api.auth import DeviceAuthentication, IsDevice
 from apps.devices.models import DeviceEvent
@@ -66,7 +65,6 @@ class DeviceEnrollApi(APIView):
 
     authentication_classes = ()
     permission_classes = (AllowAny,)
-    parser_classes = (JSONParser,)  # the agent speaks JSON only; see DeviceApi
     throttle_classes = (ScopedRateThrottle,)
     throttle_scope = "enroll"
 
@@ -143,9 +141,6 @@ class NoticeSerializer(serializers.Serializer):
 class DeviceApi(APIView):
     authentication_classes = (DeviceAuthentication,)
     permission_classes = (IsDevice,)
-    # The agent sends JSON. DRF's default form and multipart parsers silently dropped a
-    # nested field (an event's detail) and put both in the schema; now they are a 415.
-    parser_classes = (JSONParser,)
     throttle_classes = (ScopedRateThrottle,)
     throttle_scope = "agent"
 
