@@ -259,8 +259,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 2,
 }
 
-# A task whose send after commit failed waits this long in the outbox before the
-# minutely relay sends it (so the relay does not race a send that is just slow).
+# A task kept in the outbox is left to its own send after commit for this long, counted
+# from when the row was written (not from the commit), before the minutely relay sends
+# it: a transaction longer than this can see its task sent twice, which every task
+# tolerates (each is idempotent, STYLE.md 13).
 TASK_OUTBOX_GRACE_SECONDS = env.int("TASK_OUTBOX_GRACE_SECONDS", default=30)
 
 # --- Logging ----------------------------------------------------------------
