@@ -1,11 +1,15 @@
-"""Row locks for collections, in the global order: lender, retailer, loan, installments, device."""
+"""Row locks for collections, in the global order: lender, retailer, loan, installments, device,
+and the audit chain's head last (apps/audit/locks.py). A writer that will change a phone's state
+after recording an audit event takes the phone's row first (``loan_phones_lock``)."""
 
 from typing import TypeVar
 
+from django.db import connection
 from django.db.models import Model, QuerySet
 
 from apps.collections.errors import LoanNotFound
 from apps.collections.models import Installment, Loan
+from apps.devices.locks import devices_lock_for_loans
 
 M = TypeVar("M", bound=Model)
 
@@ -65,3 +69,13 @@ def loan_lock_with_row(model: type[M], *, pk: int, lender_id: int) -> tuple[Loan
         return None
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
     return loan, model.objects.select_for_update(of=("self",)).get(pk=pk)  # type: ignore[attr-defined]  # as above
+
+
+def loan_phones_lock(*, loan: Loan) -> None:
+    """Lock ``loan``'s phones (the caller holds the loan and its installments) before an audit
+    event is recorded, when the stage may then move and write a phone's state: the chain's head
+    comes after the device in the global order, as every device writer takes them
+    (tests/collections/test_restriction_races.py::
+    test_a_payment_and_a_device_writer_at_once_do_not_deadlock)."""
+    with connection.cursor() as cursor:
+        devices_lock_for_loans(cursor, loan_ids=[loan.pk])

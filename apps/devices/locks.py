@@ -28,3 +28,13 @@ def devices_lock(cursor: Any, *, device_ids: list[int]) -> None:
         f"SELECT id FROM {Device._meta.db_table} WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",  # noqa: S608
         [array_literal(device_ids)],
     )
+
+
+def devices_lock_for_loans(cursor: Any, *, loan_ids: list[int]) -> None:
+    """Lock every phone row of ``loan_ids`` in id order (after the loans and their installments,
+    before the audit chain: the global order). For a writer that holds the loans and will
+    change their phones' states further on, so no audit write of its own comes between."""
+    cursor.execute(
+        f"SELECT id FROM {Device._meta.db_table} WHERE loan_id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",  # noqa: S608
+        [array_literal(loan_ids)],
+    )

@@ -18,6 +18,7 @@ from apps.collections.services import (
     payment_record,
 )
 from apps.core.actor import Actor
+from apps.core.money import Money
 from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
 from tests.devices.factories import enrolled_phone
@@ -124,3 +125,60 @@ def test_a_sweep_and_a_pause_decision_at_once_do_not_deadlock(lender_a, make_age
         loan, on=on, hold=lambda: loan_lock(loan_id=loan.pk, lender_id=lender_a.pk), finish=decide
     )
     assert errors == []
+
+
+def test_a_payment_and_a_device_writer_at_once_do_not_deadlock(lender_a):
+    """The global lock order is loan, installments, device, audit chain (apps/collections/locks.py).
+    A payment that lowers a restricted loan's stage writes the phone's state: it must take the
+    phone's lock before the chain's, as every device writer does (a device's own state change,
+    the key announcement, the push relay), or the two wait for each other."""
+    from apps.devices.locks import device_lock
+    from apps.devices.services import device_state_set
+
+    device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=75))
+    loan = device.loan
+    today = lender_local_date(lender=lender_a)
+    loan_stage_sweep(lender_id=lender_a.pk, business_date=today, id_from=0, id_to=10**12)
+    loan.refresh_from_db()
+    assert loan.stage == "lock"
+    held, go, errors, payer_pid = threading.Event(), threading.Event(), [], []
+
+    def device_writer():  # the phone's row first, then the chain: the global order
+        try:
+            with transaction.atomic():
+                device_lock(device_id=device.pk)
+                held.set()
+                go.wait(10)
+                device_state_set(device_id=device.pk, level="lock", actor=Actor.system(),
+                                 reason="Re-issued.")  # fmt: skip
+        except Exception as exc:
+            errors.append(("device", exc))
+            held.set()
+        finally:
+            connection.close()
+
+    def payer():
+        try:
+            payer_pid.append(backend_pid())
+            owed = sum(i.total_due - i.total_paid for i in loan.installments.all())
+            payment_record(loan_id=loan.pk, lender_id=lender_a.pk,
+                           amount=Money(owed, loan.currency), channel="provider", provider="demo",
+                           provider_ref="p1", received_at=timezone.now(), actor=Actor.system())  # fmt: skip
+        except Exception as exc:
+            errors.append(("payment", exc))
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=device_writer)
+    first.start()
+    held.wait(10)
+    second = threading.Thread(target=payer)
+    second.start()
+    wait_for(lambda: payer_pid)
+    wait_until_waiting_for_a_lock(payer_pid[0])  # the payment now waits for the phone's row
+    go.set()
+    first.join()
+    second.join()
+    assert errors == []
+    loan.refresh_from_db()
+    assert (loan.status, loan.stage) == ("paid_off", "none")

@@ -44,6 +44,7 @@ from apps.collections.locks import (
     installment_lock_list_for_loan,
     loan_lock,
     loan_lock_by_reference,
+    loan_phones_lock,
 )
 from apps.collections.models import (
     Allocation,
@@ -52,6 +53,7 @@ from apps.collections.models import (
     LoanStageChange,
     Payment,
     PaymentReversal,
+    Stage,
     WebhookEvent,
 )
 from apps.collections.schedule import Schedule, Terms, build_schedule
@@ -325,8 +327,9 @@ def payment_record(
 ) -> PaymentOutcome:
     """Record money received for a loan and re-allocate the loan's payments.
 
-    Locks the loan, then its installments (so the chain head, locked by the
-    audit events, comes last). Idempotent on (lender, provider, provider_ref):
+    Locks the loan, then its installments, then the loan's phones when the
+    stage may come down or the loan is paid off, and the audit chain's head
+    last (the global order). Idempotent on (lender, provider, provider_ref):
     the same reference with the same loan and amount returns the first
     payment; with anything else it raises IdempotencyConflict. A payment on a
     paid-off loan is kept as a credit: the money arrived. Emits
@@ -417,8 +420,9 @@ def _payment_record_locked(
         actor=actor,
         new_payment=payment if comes_last else None,
     )
-    entries = [received, *allocated]
-    audit_events_record(lender_id=loan.lender_id, entries=entries)
+    if loan.stage != Stage.NONE or loan.status == Loan.Status.PAID_OFF:
+        loan_phones_lock(loan=loan)  # the stage comes down, or the phone is released, below
+    audit_events_record(lender_id=loan.lender_id, entries=[received, *allocated])
     loan_stage_settle(loan=loan, actor=actor, cause=LoanStageChange.Cause.PAYMENT)
     task_enqueue_on_commit(payment_receipt_queue_task, payment_id=payment.pk)
     return PaymentOutcome(payment=payment, created=True)

@@ -19,7 +19,7 @@ from apps.collections.errors import (
     SecondPersonRequired,
 )
 from apps.collections.events import CollectionsAction
-from apps.collections.locks import loan_lock, loan_lock_with_row
+from apps.collections.locks import loan_lock, loan_lock_with_row, loan_phones_lock
 from apps.collections.models import Loan, LoanPause, ManualLock
 from apps.collections.selectors import loan_days_overdue
 from apps.collections.services.pauses import _require_supervisor
@@ -117,6 +117,8 @@ def loan_manual_lock_decide(
     request.save(
         update_fields=["status", "decided_by", "decided_at", "decision_reason", "updated_at"]
     )
+    if approve:
+        loan_phones_lock(loan=loan)  # the phone is locked below
     audit_event_record(actor=actor, action=CollectionsAction.MANUAL_LOCK_DECIDED, target=loan,
                        reason=request.decision_reason,
                        data={"manual_lock_id": request.pk, "status": request.status,

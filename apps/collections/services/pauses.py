@@ -27,8 +27,8 @@ from apps.collections.errors import (
     SupervisorRequired,
 )
 from apps.collections.events import CollectionsAction
-from apps.collections.locks import loan_lock, loan_lock_with_row
-from apps.collections.models import Loan, LoanPause, LoanStageChange
+from apps.collections.locks import loan_lock, loan_lock_with_row, loan_phones_lock
+from apps.collections.models import Loan, LoanPause, LoanStageChange, Stage
 from apps.collections.selectors import loan_days_overdue
 from apps.collections.services.restriction import loan_stage_settle
 from apps.core.actor import Actor
@@ -76,6 +76,8 @@ def _open(
             pause.save(force_insert=True)
     except IntegrityError as exc:
         raise PauseAlreadyOpen(kind=kind) from exc
+    if status == Status.ACTIVE and loan.stage != Stage.NONE:
+        loan_phones_lock(loan=loan)  # the stage comes down below
     audit_event_record(actor=actor, action=CollectionsAction.PAUSE_OPENED, target=loan, reason=pause.reason,
                        data={"pause_id": pause.pk, "kind": kind, "status": status, "starts_on": today,
                              "ends_on": until, "promised_amount": pause.promised_amount})  # fmt: skip
@@ -143,6 +145,8 @@ def loan_pause_decide(
     if not approve:
         pause.closed_at = pause.decided_at
     pause.save()
+    if approve and loan.stage != Stage.NONE:
+        loan_phones_lock(loan=loan)  # the stage comes down below
     audit_event_record(actor=actor, action=CollectionsAction.PAUSE_DECIDED, target=loan, reason=pause.decision_reason,
                        data={"pause_id": pause.pk, "kind": pause.kind, "status": pause.status})  # fmt: skip
     if approve:
