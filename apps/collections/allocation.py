@@ -31,6 +31,9 @@ class InstallmentDue:
     sequence: int
     due: dict[str, Decimal]
     late_fee_assessed_at: datetime | None = None
+    # when an installment that owes nothing at all came to (its loan's signing): it is paid
+    # with no payment (installment_paid_at_iff_nothing_owed)
+    settled_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +67,7 @@ def allocate(installments: list[InstallmentDue], payments: list[PaymentIn]) -> A
     result = Allocated()
     for inst in ordered_installments:
         result.paid[inst.id] = dict.fromkeys(COMPONENTS, ZERO)
-        result.paid_at[inst.id] = None
+        result.paid_at[inst.id] = None if any(inst.due.values()) else inst.settled_at
     lines: dict[Key, Decimal] = defaultdict(lambda: ZERO)
 
     for payment in sorted(payments, key=lambda p: p.order):

@@ -169,6 +169,25 @@ def _marks_its_loan(name: str, *, operation: pgtrigger.Operation,
     )  # fmt: skip
 
 
+# What one installment still owes, as SQL over its columns (``{t}`` is the table or alias).
+OWED_SQL = (
+    "({t}.principal_amount + {t}.interest_amount + {t}.fee_amount + {t}.late_fee_amount"
+    " - {t}.principal_paid - {t}.interest_paid - {t}.fee_paid - {t}.late_fee_paid)"
+)
+# The one definition of "unpaid": an installment is unpaid while it owes more than zero, and
+# ``paid_at`` (when it came to owe nothing) says so: the database holds the two equal
+# (``installment_paid_at_iff_nothing_owed``). The sweep, the pages, the dashboard and the
+# evidence file all ask this question (tests/collections/test_unpaid.py).
+UNPAID_SQL = "{t}.paid_at IS NULL"
+UNPAID = Q(paid_at__isnull=True)
+
+
+def _owed_lookups() -> tuple[models.Lookup, models.Lookup]:
+    due = F("principal_amount") + F("interest_amount") + F("fee_amount") + F("late_fee_amount")
+    paid = F("principal_paid") + F("interest_paid") + F("fee_paid") + F("late_fee_paid")
+    return models.lookups.GreaterThan(due, paid), models.lookups.Exact(due, paid)
+
+
 class Installment(BaseModel):
     """One due amount of a loan, by component, with what has been paid of each."""
 
@@ -218,12 +237,18 @@ class Installment(BaseModel):
                 ),
                 name="installment_amounts_gte_0",
             ),
+            # paid (``paid_at`` set) exactly when it owes nothing: UNPAID above
+            models.CheckConstraint(
+                condition=Q(_owed_lookups()[0], paid_at__isnull=True)
+                | Q(_owed_lookups()[1], paid_at__isnull=False),
+                name="installment_paid_at_iff_nothing_owed",
+            ),
         ]
         # the sweep's question: each loan's oldest unpaid due date
         indexes = [
             models.Index(
                 fields=["loan", "due_date"],
-                condition=Q(paid_at__isnull=True),
+                condition=UNPAID,
                 name="installment_unpaid_by_loan",
             ),
         ]

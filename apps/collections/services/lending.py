@@ -214,6 +214,8 @@ def loan_sign(
             principal_amount=line.principal,
             interest_amount=line.interest,
             fee_amount=line.fee,
+            # one that owes nothing is paid from the start (installment_paid_at_iff_nothing_owed)
+            paid_at=None if line.principal + line.interest + line.fee else signed_at,
         )
         for line in quote.schedule.lines
     )
@@ -651,6 +653,7 @@ def _reallocate(
             sequence=i.sequence,
             late_fee_assessed_at=i.late_fee_assessed_at,
             due={c: getattr(i, f"{c}_amount") for c in COMPONENTS},
+            settled_at=i.paid_at,
         )
         for i in installments
     ]
