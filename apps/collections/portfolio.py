@@ -23,22 +23,21 @@ from typing import Any
 
 from django.db import connection
 
-from apps.collections.models import STAGE_ORDER
+from apps.collections.models import OWED_SQL, STAGE_ORDER, UNPAID_SQL
 
 PAR_DAYS = (1, 7, 30, 60)
 BUCKETS = ("current", "1-30", "31-60", "61-90", "91+")
 CURE_WINDOW = timedelta(days=7)
 
 # Per active loan: outstanding, and days since the oldest unpaid installment fell due (as of %(on)s).
-_LOAN_POSITION = """
+_LOAN_POSITION = f"""
 SELECT l.id, l.shop_id, date_trunc('month', l.start_date)::date AS sold_in,
-    sum(i.principal_amount + i.interest_amount + i.fee_amount + i.late_fee_amount
-        - i.principal_paid - i.interest_paid - i.fee_paid - i.late_fee_paid) AS outstanding,
-    coalesce(%(on)s::date - min(i.due_date) FILTER (WHERE i.paid_at IS NULL AND i.due_date < %(on)s), 0) AS days
+    sum({OWED_SQL.format(t="i")}) AS outstanding,
+    coalesce(%(on)s::date - min(i.due_date) FILTER (WHERE {UNPAID_SQL.format(t="i")} AND i.due_date < %(on)s), 0) AS days
 FROM collections_loan AS l JOIN collections_installment AS i ON i.loan_id = l.id
 WHERE l.lender_id = %(lender)s AND l.status = 'active'
 GROUP BY l.id
-"""
+"""  # noqa: S608  (fragments from models; values are parameters)
 
 
 def _rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:

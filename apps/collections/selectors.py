@@ -27,7 +27,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.collections.errors import LoanNotFound
-from apps.collections.models import Installment, Loan, LoanStageChange, Payment
+from apps.collections.models import UNPAID, Installment, Loan, LoanStageChange, Payment
 from apps.core.money import Money
 from apps.lenders.selectors import lender_local_date
 
@@ -76,10 +76,10 @@ def _local_today(loan: Loan, as_of: datetime | None) -> date:
 
 
 def installment_list_open(*, loan: Loan) -> QuerySet[Installment]:
+    """The loan's unpaid installments (``UNPAID``: the one definition), oldest first."""
     return (
-        Installment.objects.filter(loan=loan)
+        Installment.objects.filter(UNPAID, loan=loan)
         .annotate(outstanding_amount=_OUTSTANDING)
-        .filter(outstanding_amount__gt=0)
         .order_by("sequence")
     )
 
@@ -133,7 +133,7 @@ def loan_schedule(*, loan: Loan, as_of: datetime | None = None) -> list[Schedule
     rows = []
     for inst in Installment.objects.filter(loan=loan).order_by("sequence"):
         outstanding = inst.outstanding
-        if outstanding == 0:
+        if inst.paid_at is not None:  # owes nothing (installment_paid_at_iff_nothing_owed)
             status = "paid"
         elif (today - inst.due_date).days > loan.grace_days:
             status = "overdue"
@@ -169,7 +169,7 @@ class DueReminder:
 def installment_list_due_on(*, lender_id: int, dates: list[date]) -> list[DueReminder]:
     """The unpaid installments of the lender's active loans due on one of ``dates``."""
     rows = (
-        Installment.objects.filter(lender_id=lender_id, due_date__in=dates, paid_at__isnull=True,
+        Installment.objects.filter(UNPAID, lender_id=lender_id, due_date__in=dates,
                                    loan__status=Loan.Status.ACTIVE)
         .annotate(outstanding_amount=_OUTSTANDING)
         .values_list("loan_id", "loan__customer_id", "pk", "due_date", "outstanding_amount",
@@ -294,7 +294,7 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
         # tomorrow's sweep locks a loan whose oldest unpaid installment is then at least the
         # pinned policy's lock day late, unless it is locked already or a pause covers tomorrow
         tomorrow = today + timedelta(days=1)
-        oldest = Installment.objects.filter(loan=OuterRef("pk"), paid_at__isnull=True)
+        oldest = Installment.objects.filter(UNPAID, loan=OuterRef("pk"))
         lock_day = RestrictionStage.objects.filter(policy_version=OuterRef("policy_version"),
                                                    action=RestrictionStage.Action.LOCK)  # fmt: skip
         paused = LoanPause.objects.filter(loan=OuterRef("pk"), status=LoanPause.Status.ACTIVE,

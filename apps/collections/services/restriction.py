@@ -33,7 +33,15 @@ from apps.audit.services import AuditEntry, audit_events_record, audit_events_re
 from apps.collections.errors import PauseReasonRequired
 from apps.collections.events import CollectionsAction
 from apps.collections.locks import loan_lock
-from apps.collections.models import STAGE_ORDER, Loan, LoanPause, LoanStageChange, Stage
+from apps.collections.models import (
+    STAGE_ORDER,
+    UNPAID_SQL,
+    Installment,
+    Loan,
+    LoanPause,
+    LoanStageChange,
+    Stage,
+)
 from apps.collections.selectors import loan_days_overdue
 from apps.core.actor import Actor
 from apps.core.outbox import task_enqueue_on_commit, tasks_enqueue_on_commit
@@ -204,8 +212,8 @@ late AS (
                 THEN %(bd)s::date - oldest.due_date ELSE 0 END AS days
     FROM {Loan._meta.db_table} AS l
     CROSS JOIN LATERAL (  -- the oldest unpaid installment: one entry of the unpaid index
-        SELECT i.due_date FROM collections_installment AS i
-        WHERE i.loan_id = l.id AND i.paid_at IS NULL ORDER BY i.due_date LIMIT 1
+        SELECT i.due_date FROM {Installment._meta.db_table} AS i
+        WHERE i.loan_id = l.id AND {UNPAID_SQL.format(t="i")} ORDER BY i.due_date LIMIT 1
     ) AS oldest
     WHERE {{where}} AND l.status = 'active' AND l.consent_id IS NOT NULL
 ),
@@ -381,8 +389,8 @@ UPDATE {LoanPause._meta.db_table} AS p
 SET status = CASE
         WHEN p.status = 'requested' THEN 'ended'
         WHEN p.kind <> 'promise' THEN 'ended'
-        WHEN EXISTS (SELECT 1 FROM collections_installment AS i
-                     WHERE i.loan_id = p.loan_id AND i.paid_at IS NULL
+        WHEN EXISTS (SELECT 1 FROM {Installment._meta.db_table} AS i
+                     WHERE i.loan_id = p.loan_id AND {UNPAID_SQL.format(t="i")}
                        AND i.due_date <= p.starts_on) THEN 'broken'
         ELSE 'kept' END,
     closed_at = %(now)s, updated_at = %(now)s
