@@ -213,6 +213,13 @@ class Installment(BaseModel):
     fee_paid = money_field(_("fee paid"), default=ZERO)
     late_fee_paid = money_field(_("late fee paid"), default=ZERO)
     late_fee_assessed_at = models.DateTimeField(null=True, blank=True)
+    # The late fee is part of the replay of the loan's payments (allocation.py): it stands when
+    # the fee run has reached the installment (``late_fee_charged`` set, the fee the terms
+    # charge) and the installment was not paid by money received before ``late_from`` (the start
+    # of the lender's local day after its due date and grace days). ``late_fee_amount`` is what
+    # that replay makes of it.
+    late_from = models.DateTimeField(_("late from"))
+    late_fee_charged = money_field(_("late fee if late"), null=True, blank=True)
     paid_at = models.DateTimeField(null=True, blank=True, help_text=_("When it was fully paid."))
 
     class Meta:
@@ -250,6 +257,12 @@ class Installment(BaseModel):
                 fields=["loan", "due_date"],
                 condition=UNPAID,
                 name="installment_unpaid_by_loan",
+            ),
+            # the fee run's question: which installments have become late since it last ran
+            models.Index(
+                fields=["lender", "late_from"],
+                condition=Q(late_fee_charged__isnull=True),
+                name="installment_fee_not_reached",
             ),
         ]
         # installments are inserted in the transaction that signs their loan, and never

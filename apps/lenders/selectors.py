@@ -1,5 +1,5 @@
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from django.db.models import Prefetch, QuerySet
@@ -87,6 +87,11 @@ def _stage_describe(stage: RestrictionStage) -> str:
 def lender_local_date(*, lender: Lender, at: datetime | None = None) -> date:
     """The lender's calendar date at ``at`` (now by default): due dates and days overdue use it."""
     return (at or timezone.now()).astimezone(ZoneInfo(lender.timezone)).date()
+
+
+def lender_day_start(*, lender: Lender, day: date) -> datetime:
+    """The instant ``day`` begins in the lender's timezone (midnight local, in UTC)."""
+    return datetime.combine(day, time(), tzinfo=ZoneInfo(lender.timezone))
 
 
 def loan_product_list_active(*, lender_id: int) -> QuerySet[LoanProduct]:

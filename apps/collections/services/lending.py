@@ -6,7 +6,7 @@ import hashlib
 import secrets
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -66,7 +66,11 @@ from apps.core.outbox import task_enqueue_on_commit, tasks_enqueue_on_commit
 from apps.core.sql import insert_sql, insert_values, mark_saved
 from apps.customers.models import ConsentRecord, Customer
 from apps.lenders.models import Lender, LoanProduct
-from apps.lenders.selectors import lender_local_date, restriction_policy_version_in_force
+from apps.lenders.selectors import (
+    lender_day_start,
+    lender_local_date,
+    restriction_policy_version_in_force,
+)
 from apps.notifications.tasks import payment_receipt_queue_task
 
 ZERO = Decimal(0)
@@ -205,6 +209,7 @@ def loan_sign(
                     existing, customer, product, device_price, down_payment
                 )
         raise ConsentAlreadyUsed(consent_id=consent.pk) from exc
+    no_late_fee = product.late_fee_type == LoanProduct.LateFeeType.NONE
     Installment.objects.bulk_create(
         Installment(
             lender=lender,
@@ -216,6 +221,10 @@ def loan_sign(
             fee_amount=line.fee,
             # one that owes nothing is paid from the start (installment_paid_at_iff_nothing_owed)
             paid_at=None if line.principal + line.interest + line.fee else signed_at,
+            late_from=lender_day_start(
+                lender=lender, day=line.due_date + timedelta(days=loan.grace_days + 1)
+            ),
+            late_fee_charged=ZERO if no_late_fee else None,  # the fee run decides the others
         )
         for line in quote.schedule.lines
     )
