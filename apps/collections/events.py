@@ -9,6 +9,7 @@ class CollectionsAction(StrEnum):
     PAYMENT_ALLOCATED = "collections.payment.allocated"
     PAYMENT_REVERSED = "collections.payment.reversed"
     LATE_FEE_ASSESSED = "collections.late_fee.assessed"
+    LATE_FEE_REVERSED = "collections.late_fee.reversed"
     WEBHOOK_REJECTED = "collections.webhook.rejected"
     STAGE_CHANGED = "collections.loan.stage_changed"
     PAUSE_OPENED = "collections.pause.opened"

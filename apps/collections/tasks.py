@@ -3,18 +3,11 @@ from apps.core.tasks import app_task
 
 @app_task(name="collections.installment_late_fees_assess", queue="sweep")
 def installment_late_fees_assess(*, lender_id: int) -> None:
+    """Beat runs this just after each lender's business day ends (its local time)."""
     from apps.collections.services import installment_late_fees_assess as assess
     from apps.core.actor import Actor
 
     assess(lender_id=lender_id, actor=Actor.system())
-
-
-@app_task(name="collections.installment_late_fees_assess_all", queue="sweep")
-def installment_late_fees_assess_all() -> None:
-    """Fan out one idempotent late-fee task per lender (each its own transaction)."""
-    from apps.collections.services import installment_late_fees_fan_out
-
-    installment_late_fees_fan_out()
 
 
 @app_task(name="collections.loan_stage_sweep_lender", queue="sweep")

@@ -22,25 +22,29 @@ SCHEDULE: dict[str, tuple[str, dict[str, str], str, str]] = {
     "notifications: dispatch": ("notifications.notifications_dispatch", {}, "UTC", "notify"),
     # A release is pushed until the phone acks it.
     "devices: release re-push": ("devices.push_release_renudge", {"minute": "*/5"}, "UTC", "push"),
-    # Idempotent per installment; the per-lender local-morning sweep replaces
-    # this fixed time when the restriction engine lands.
-    "collections: daily late fees": (
-        "collections.installment_late_fees_assess_all",
-        {"minute": "0", "hour": "3"},
-        "UTC",
-        "sweep",
-    ),
 }
+# Entries of earlier schedules, deleted when the schedule is written: the late fees ran for
+# every lender at 03:00 UTC (local midnight in Santiago, mid-morning in Nairobi).
+RETIRED = ("collections: daily late fees",)
 
 
 def schedule() -> dict[str, tuple[str, dict[str, str], str, str, dict[str, Any]]]:
-    """The fixed entries, then one restriction sweep per lender at its local morning."""
+    """The fixed entries, then per lender, in its timezone: the late fees just after its
+    business day ends and the restriction sweep at its morning."""
     from django.conf import settings
 
     from apps.lenders.models import Lender
 
     entries = {name: (*entry, {}) for name, entry in SCHEDULE.items()}
+    fee_hour, fee_minute = (str(int(part)) for part in settings.LATE_FEE_LOCAL_TIME.split(":"))
     for lender_id, slug, tz in Lender.objects.values_list("pk", "slug", "timezone"):
+        entries[f"collections: late fees {slug}"] = (
+            "collections.installment_late_fees_assess",
+            {"minute": fee_minute, "hour": fee_hour},
+            tz,
+            "sweep",
+            {"lender_id": lender_id},
+        )
         entries[f"collections: restriction sweep {slug}"] = (
             "collections.loan_stage_sweep_lender",
             {"minute": "0", "hour": str(settings.SWEEP_LOCAL_HOUR)},
@@ -53,7 +57,9 @@ def schedule() -> dict[str, tuple[str, dict[str, str], str, str, dict[str, Any]]
 
 @transaction.atomic
 def periodic_tasks_sync() -> list[tuple[str, str, bool]]:
-    """Create or update every entry; returns (name, task, created) for each."""
+    """Create or update every entry, and delete retired ones; returns (name, task, created)
+    for each entry written."""
+    PeriodicTask.objects.filter(name__in=RETIRED).delete()
     written = []
     for name, (task, fields, tz, queue, kwargs) in schedule().items():
         crontab, _ = CrontabSchedule.objects.get_or_create(

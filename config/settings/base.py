@@ -325,6 +325,9 @@ LEGAL_HOLD_MAX_DAYS = env.int("LEGAL_HOLD_MAX_DAYS", default=365)
 # The sweep's local hour in each lender's timezone (08:00 is inside every country's
 # contact hours in apps/lenders/country_rules.py), and its loans per task.
 SWEEP_LOCAL_HOUR = env.int("SWEEP_LOCAL_HOUR", default=8)
+# Each lender's late fees are charged just after its business day ends, in its own timezone
+# ("HH:MM", local): an installment becomes late at local midnight after its due date and grace.
+LATE_FEE_LOCAL_TIME = env("LATE_FEE_LOCAL_TIME", default="00:05")
 SWEEP_RANGE_SIZE = env.int("SWEEP_RANGE_SIZE", default=5000)
 
 # --- Notifications ------------------------------------------------------------

@@ -1,5 +1,6 @@
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -11,7 +12,12 @@ from apps.collections.selectors import (
     loan_outstanding,
     loan_schedule,
 )
-from apps.collections.services import installment_late_fees_assess, payment_record
+from apps.collections.services import (
+    installment_late_fees_assess,
+    loan_stage_sweep,
+    payment_record,
+    payment_reverse,
+)
 from apps.core.actor import Actor
 from apps.core.money import Money
 from tests.collections.factories import signed_loan
@@ -117,17 +123,80 @@ def test_no_late_fee_for_paid_or_fee_less_loans(lender_a) -> None:
     )
 
 
-def test_the_daily_fan_out_assesses_each_lenders_late_fees_once(
-    lender_a, lender_b, django_capture_on_commit_callbacks
-) -> None:
-    from apps.collections.services import installment_late_fees_fan_out
-    from apps.core.models import TaskOutbox
+def assess(lender, at: datetime) -> int:
+    return installment_late_fees_assess(lender_id=lender.pk, as_of=at, actor=Actor.system())
 
-    loan = make_loan(lender_a, late_fee_type="fixed", late_fee_value=Decimal(75))
-    for _ in range(2):  # beat firing twice
-        with django_capture_on_commit_callbacks(execute=True):
-            assert installment_late_fees_fan_out() == 2  # one task per lender
+
+def pay(loan, amount: str, ref: str, received_at: datetime):
+    return payment_record(loan_id=loan.pk, amount=Money(Decimal(amount), loan.currency),
+                          channel="provider", provider="demo", provider_ref=ref,
+                          received_at=received_at, actor=Actor.system())  # fmt: skip
+
+
+NAIROBI = ZoneInfo("Africa/Nairobi")
+RUN = datetime(2026, 2, 11, 3, tzinfo=UTC)  # the night after 10 Feb, the first due date
+IN_TIME = datetime(2026, 2, 10, 20, tzinfo=NAIROBI)  # received on the due date, in Nairobi
+
+
+def fee_loan(lender):
+    return make_loan(lender, grace_days=0, late_fee_type="fixed", late_fee_value=Decimal(75))
+
+
+def test_money_received_in_time_but_posted_after_the_fee_run_takes_the_fee_back(lender_a) -> None:
+    loan = fee_loan(lender_a)
+    assert assess(lender_a, RUN) == 1  # unpaid as the rows stood: the fee stands for now
+    pay(loan, "1000", "cb-1", IN_TIME)  # the provider's callback arrives after the run
+    first = Installment.objects.get(loan=loan, sequence=1)
+    assert (first.late_fee_amount, first.late_fee_paid, first.paid_at) == (0, 0, IN_TIME)
+    assert loan_outstanding(loan=loan).amount == Decimal(2000)
+    on = date(2026, 2, 20)
+    assert loan_days_overdue(loan=loan, as_of=at_local(on)) == 0
+    loan_stage_sweep(lender_id=lender_a.pk, business_date=on, id_from=0, id_to=10**12)
+    loan.refresh_from_db()
+    assert loan.stage == "none"
+    reversed_ = AuditEvent.objects.get(action="collections.late_fee.reversed")
+    assert (reversed_.data["old"], reversed_.data["new"]) == ("75.000", "0")
+
+
+def test_the_fee_is_the_same_whether_the_payment_is_posted_before_or_after_the_run(
+    lender_a,
+) -> None:
+    books = []
+    for n, late in enumerate([IN_TIME, IN_TIME + timedelta(hours=5)]):  # in time, then late
+        for posted_first in (True, False):
+            loan = fee_loan(lender_a)
+            if posted_first:
+                pay(loan, "1000", f"p-{n}-{posted_first}", late)
+            assess(lender_a, RUN if late < RUN else late + timedelta(hours=1))
+            if not posted_first:
+                pay(loan, "1000", f"p-{n}-{posted_first}", late)
+            books.append((n, list(Installment.objects.filter(loan=loan).order_by("sequence")
+                                  .values_list("late_fee_amount", "late_fee_paid", "principal_paid",
+                                               "paid_at"))))  # fmt: skip
+    assert books[0][1] == books[1][1]
+    assert books[0][1][0][0] == 0  # in time: no fee
+    assert books[2][1] == books[3][1]
+    # received after it became late: the fee stands, and the money pays it first
+    assert books[2][1][0][:3] == (Decimal(75), Decimal(75), Decimal(925))
+
+
+def test_a_chargeback_of_the_money_that_came_in_time_brings_the_fee_back(lender_a) -> None:
+    loan = fee_loan(lender_a)
+    pay(loan, "1000", "p1", IN_TIME)
+    assert assess(lender_a, RUN) == 0  # paid in time: reached, no fee
+    payment_reverse(loan_id=loan.pk, kind="chargeback", amount=Money(Decimal(1000), "KES"),
+                    provider="demo", provider_ref="cb-1", payment_provider_ref="p1",
+                    received_at=RUN + timedelta(days=2), actor=Actor.system())  # fmt: skip
+    first = Installment.objects.get(loan=loan, sequence=1)
+    assert (first.late_fee_amount, first.paid_at) == (Decimal(75), None)
+    assert loan_outstanding(loan=loan).amount == Decimal(3075)
+
+
+def test_each_installment_is_reached_once_and_runs_at_once_charge_once(lender_a) -> None:
+    loan = fee_loan(lender_a)
+    later = datetime(2026, 4, 20, tzinfo=UTC)  # all three installments are long late
+    assert assess(lender_a, later) == 3
+    assert assess(lender_a, later) == 0
     fees = Installment.objects.filter(loan=loan).values_list("late_fee_amount", flat=True)
-    assert list(fees) == [Decimal(75)] * 3  # all three installments are long overdue
+    assert list(fees) == [Decimal(75)] * 3
     assert AuditEvent.objects.filter(action="collections.late_fee.assessed").count() == 3
-    assert not TaskOutbox.objects.exists()  # every task handed over

@@ -3,7 +3,7 @@ import time
 
 import pytest
 from django.core.management import call_command
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from apps.audit.models import AuditEvent
 from apps.audit.tasks import audit_chain_checkpoint_record as checkpoint_task
@@ -69,3 +69,25 @@ def test_each_lender_gets_its_sweep_at_its_own_local_morning(lender_a, lender_b)
         (lender_a.pk, "8", lender_a.timezone, "sweep"),
         (lender_b.pk, "8", "America/Mexico_City", "sweep"),
     }
+
+
+@pytest.mark.django_db
+def test_each_lender_gets_its_late_fees_just_after_its_own_business_day_ends(
+    lender_a, lender_b
+) -> None:
+    three_utc = CrontabSchedule.objects.create(minute="0", hour="3", timezone="UTC")
+    PeriodicTask.objects.create(
+        name="collections: daily late fees",
+        crontab=three_utc,
+        task="collections.installment_late_fees_assess_all",
+    )  # the old one
+    call_command("setup_periodic_tasks")
+    call_command("setup_periodic_tasks")
+    runs = PeriodicTask.objects.filter(task="collections.installment_late_fees_assess")
+    found = {(json.loads(t.kwargs)["lender_id"], t.crontab.hour, t.crontab.minute,
+              str(t.crontab.timezone), t.queue) for t in runs}  # fmt: skip
+    assert found == {
+        (lender_a.pk, "0", "5", "Africa/Nairobi", "sweep"),
+        (lender_b.pk, "0", "5", "America/Mexico_City", "sweep"),
+    }
+    assert not PeriodicTask.objects.filter(name="collections: daily late fees").exists()

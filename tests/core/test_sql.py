@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 
 import pytest
 from django.db import DataError, connection, transaction
@@ -79,6 +80,10 @@ def test_a_deadlock_victim_is_run_again_and_succeeds(lender_a, lender_b) -> None
                 holds_b.set()
                 holds_a.wait(10)
                 wait_until_waiting_for_a_lock(victim_pid[0])  # the victim waits for B first
+                # and its deadlock check (deadlock_timeout after its wait began) runs first by
+                # a clear margin, even on a loaded machine: PostgreSQL aborts the backend whose
+                # check finds the cycle
+                time.sleep(0.5)
                 lock(lender_a.pk)
         except Exception as exc:
             errors.append(exc)

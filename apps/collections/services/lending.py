@@ -18,6 +18,7 @@ from django.utils import timezone
 from apps.audit.services import AuditEntry, audit_event_record, audit_events_record
 from apps.collections.allocation import (
     COMPONENTS,
+    Allocated,
     InstallmentDue,
     PaymentIn,
     allocate,
@@ -47,6 +48,7 @@ from apps.collections.locks import (
     loan_phones_lock,
 )
 from apps.collections.models import (
+    UNPAID_SQL,
     Allocation,
     Installment,
     Loan,
@@ -62,8 +64,8 @@ from apps.collections.services.restriction import loan_stage_settle
 from apps.core.actor import Actor
 from apps.core.errors import DomainError, IdempotencyConflict, NotAllowed
 from apps.core.money import Money, minor_units, quantize
-from apps.core.outbox import task_enqueue_on_commit, tasks_enqueue_on_commit
-from apps.core.sql import insert_sql, insert_values, mark_saved
+from apps.core.outbox import task_enqueue_on_commit
+from apps.core.sql import array_literal, insert_sql, insert_values, mark_saved
 from apps.customers.models import ConsentRecord, Customer
 from apps.lenders.models import Lender, LoanProduct
 from apps.lenders.selectors import (
@@ -573,6 +575,9 @@ SELECT
     ) AND NOT EXISTS (
         SELECT 1 FROM collections_paymentreversal
         WHERE loan_id = %(loan)s AND provider = %(p)s AND payment_provider_ref = %(r)s
+    ) AND NOT EXISTS (
+        SELECT 1 FROM collections_installment
+        WHERE loan_id = %(loan)s AND late_fee_charged IS NOT NULL AND late_from > %(t)s
     )
 """
 
@@ -581,8 +586,10 @@ def _payment_position(*, loan: Loan, payment: Payment) -> tuple[bool, bool]:
     """(misfiled, comes_last) for ``payment``, not yet stored, under ``loan``'s lock.
 
     misfiled: a reversal of its reference, arrived first, names another loan.
-    comes_last: no payment of the loan sorts after it and nothing reverses it,
-    so allocating it on top of the books equals a full replay.
+    comes_last: no payment of the loan sorts after it, nothing reverses it, and
+    it was received once every installment the fee run reached was late (so it
+    decides no late fee), so allocating it on top of the books equals a full
+    replay.
     """
     params = {"lender": loan.lender_id, "loan": loan.pk, "t": payment.received_at,
               "p": payment.provider, "r": payment.provider_ref}  # fmt: skip
@@ -595,34 +602,36 @@ def _payment_position(*, loan: Loan, payment: Payment) -> tuple[bool, bool]:
 _PAID_UPDATE_SQL = """
 UPDATE collections_installment AS i
 SET late_fee_paid = v.late_fee_paid, fee_paid = v.fee_paid, interest_paid = v.interest_paid,
-    principal_paid = v.principal_paid, paid_at = v.paid_at, updated_at = %s
-FROM (VALUES {rows}) AS v(id, late_fee_paid, fee_paid, interest_paid, principal_paid, paid_at)
+    principal_paid = v.principal_paid, paid_at = v.paid_at, late_fee_amount = v.late_fee,
+    late_fee_assessed_at = v.assessed_at, updated_at = %s
+FROM (VALUES {rows}) AS v(id, late_fee_paid, fee_paid, interest_paid, principal_paid, paid_at,
+                          late_fee, assessed_at)
 WHERE i.id = v.id
 """
 
 
-def _installments_paid_update(
-    *,
-    installments: list[Installment],
-    paid: dict[int, dict[str, Decimal]],
-    paid_at: dict[int, datetime | None],
-) -> None:
-    """Write the paid columns of the installments that changed, in one statement."""
+def _installments_paid_update(*, installments: list[Installment], result: Allocated) -> None:
+    """Write the paid columns, the paid time and the late fee of the installments that
+    changed, in one statement (so the checks see each row whole)."""
     rows, params = [], []
     for inst in installments:
-        values = [paid[inst.pk][c] for c in COMPONENTS]
+        values = [result.paid[inst.pk][c] for c in COMPONENTS]
+        fee = (result.late_fee[inst.pk], result.late_fee_assessed_at[inst.pk])
         if (
             values == [getattr(inst, f"{c}_paid") for c in COMPONENTS]
-            and paid_at[inst.pk] == inst.paid_at
+            and result.paid_at[inst.pk] == inst.paid_at
+            and fee == (inst.late_fee_amount, inst.late_fee_assessed_at)
         ):
             continue
         rows.append(
-            "(%s::bigint, %s::numeric, %s::numeric, %s::numeric, %s::numeric, %s::timestamptz)"
+            "(%s::bigint, %s::numeric, %s::numeric, %s::numeric, %s::numeric, %s::timestamptz,"
+            " %s::numeric, %s::timestamptz)"
         )
-        params.extend([inst.pk, *values, paid_at[inst.pk]])
+        params.extend([inst.pk, *values, result.paid_at[inst.pk], *fee])
         for component, value in zip(COMPONENTS, values, strict=True):
             setattr(inst, f"{component}_paid", value)
-        inst.paid_at = paid_at[inst.pk]
+        inst.paid_at = result.paid_at[inst.pk]
+        inst.late_fee_amount, inst.late_fee_assessed_at = fee
     if rows:
         with connection.cursor() as cursor:
             cursor.execute(_PAID_UPDATE_SQL.format(rows=", ".join(rows)), [timezone.now(), *params])
@@ -663,9 +672,12 @@ def _reallocate(
             late_fee_assessed_at=i.late_fee_assessed_at,
             due={c: getattr(i, f"{c}_amount") for c in COMPONENTS},
             settled_at=i.paid_at,
+            late_fee_charged=i.late_fee_charged,
+            late_from=i.late_from,
         )
         for i in installments
     ]
+    fees_before = {i.pk: i.late_fee_amount for i in installments}
     if new_payment is not None:
         paid = {i.pk: {c: getattr(i, f"{c}_paid") for c in COMPONENTS} for i in installments}
         result = allocate_next(
@@ -675,6 +687,9 @@ def _reallocate(
     else:
         result = allocate(dues, _payments_in(loan=loan))
         delta = ledger_delta(result.lines, _ledger_net(loan=loan))
+    entries.extend(_late_fee_entries(loan=loan, installments=installments, before=fees_before,
+                                     result=result, actor=actor))  # fmt: skip
+    _installments_paid_update(installments=installments, result=result)  # changed rows only
     if delta:
         _allocations_insert([
             Allocation(
@@ -688,9 +703,6 @@ def _reallocate(
             )
             for (payment_id, installment_id, component), amount in sorted(delta.items())
         ])  # fmt: skip
-        _installments_paid_update(
-            installments=installments, paid=result.paid, paid_at=result.paid_at
-        )
         allocated = AuditEntry(
             actor=actor,
             action=CollectionsAction.PAYMENT_ALLOCATED,
@@ -716,87 +728,123 @@ def _reallocate(
     return entries
 
 
+def _late_fee_entries(
+    *, loan: Loan, installments: list[Installment], before: dict[int, Decimal],
+    result: Allocated, actor: Actor,
+) -> list[AuditEntry]:  # fmt: skip
+    """The audit events of the late fees the replay changed: one assessed (money received
+    before the installment became late was taken back, or the fee run reached an
+    installment paid after it did) or reversed (money received in time was posted after the
+    fee run)."""
+    entries = []
+    for inst in installments:
+        old, new = before[inst.pk], result.late_fee[inst.pk]
+        if old == new:
+            continue
+        action = (
+            CollectionsAction.LATE_FEE_ASSESSED
+            if new > old
+            else CollectionsAction.LATE_FEE_REVERSED
+        )
+        entries.append(AuditEntry(
+            actor=actor, action=action, target=Installment(pk=inst.pk, lender_id=loan.lender_id),
+            data={"loan_id": loan.pk, "sequence": inst.sequence, "old": old, "new": new,
+                  "late_from": inst.late_from},
+            reason="The installment was paid before it became late." if new < old
+            else "The installment was not paid before it became late.",
+        ))  # fmt: skip
+    return entries
+
+
 # --- late fees ---------------------------------------------------------------------
 
-_LATE_FEE_SQL = """
-UPDATE collections_installment AS i
-SET late_fee_amount = CASE l.late_fee_type
-        WHEN 'fixed' THEN l.late_fee_value
-        ELSE LEAST(l.late_fee_cap,
-                   ROUND((i.principal_amount + i.interest_amount + i.fee_amount) * l.late_fee_value / 100, %(places)s))
-    END,
-    late_fee_assessed_at = %(now)s,
+# Lock, in id order, the loans with installments the fee run reaches now (the loan before its
+# installments: the global order). Paid-off and written-off loans too: money received after
+# an installment became late pays its fee first, whenever it was posted.
+_FEE_LOANS_LOCK = f"""
+SELECT id FROM {Loan._meta.db_table} WHERE id IN (
+    SELECT i.loan_id FROM {Installment._meta.db_table} AS i
+    WHERE i.lender_id = %(lender)s AND i.late_fee_charged IS NULL AND i.late_from <= %(now)s)
+  AND status IN ('active', 'paid_off', 'written_off')
+ORDER BY id FOR NO KEY UPDATE
+"""  # noqa: S608  (table names from model metadata; values are parameters)
+
+# Reach them: record the fee each one's terms charge if late (fixed, or a percent of the
+# installment rounded half up to the currency's minor unit and capped). Where no money was
+# received since the installment became late (nearly always), what the rows show is what was
+# paid before then, so the fee stands exactly when the installment is unpaid, and no payment's
+# allocation moves: decided here, set-based. Otherwise (``replay``) the loan's payments are
+# replayed (``_reallocate``), which decides it.
+_FEE_REACH = f"""
+WITH reached AS (
+    SELECT i.id,
+        CASE l.late_fee_type
+            WHEN 'fixed' THEN l.late_fee_value
+            WHEN 'percent' THEN LEAST(l.late_fee_cap, ROUND(
+                (i.principal_amount + i.interest_amount + i.fee_amount) * l.late_fee_value / 100,
+                %(places)s))
+            ELSE 0 END AS fee,
+        EXISTS (SELECT 1 FROM {Payment._meta.db_table} AS p
+                WHERE p.loan_id = i.loan_id AND p.received_at >= i.late_from) AS replay,
+        {UNPAID_SQL.format(t="i")} AS unpaid
+    FROM {Installment._meta.db_table} AS i JOIN {Loan._meta.db_table} AS l ON l.id = i.loan_id
+    WHERE i.loan_id = ANY(%(loans)s::bigint[]) AND i.late_fee_charged IS NULL
+      AND i.late_from <= %(now)s
+),
+decided AS (SELECT id, fee, replay, NOT replay AND unpaid AND fee > 0 AS stands FROM reached)
+UPDATE {Installment._meta.db_table} AS i
+SET late_fee_charged = r.fee,
+    late_fee_amount = CASE WHEN r.stands THEN r.fee ELSE i.late_fee_amount END,
+    late_fee_assessed_at = CASE WHEN r.stands THEN i.late_from ELSE i.late_fee_assessed_at END,
     updated_at = %(now)s
-FROM collections_loan AS l
-WHERE i.loan_id = l.id AND i.id = ANY(%(ids)s)
-RETURNING i.id, i.loan_id, i.sequence, i.late_fee_amount
-"""
-
-_LATE_FEE_DUE_SQL = """
-SELECT i.id
-FROM collections_installment AS i
-JOIN collections_loan AS l ON l.id = i.loan_id
-WHERE l.lender_id = %(lender_id)s
-  AND l.status = 'active'
-  AND l.late_fee_type <> 'none'
-  AND i.late_fee_assessed_at IS NULL
-  AND i.due_date + l.grace_days < %(today)s
-  AND i.principal_amount + i.interest_amount + i.fee_amount > i.principal_paid + i.interest_paid + i.fee_paid
-ORDER BY i.id
-FOR UPDATE OF i
-"""
-
-
-@transaction.atomic
-def installment_late_fees_fan_out() -> int:
-    """One late-fee task per lender (each idempotent, in its own transaction), through the
-    task outbox. Returns how many."""
-    from apps.collections.tasks import installment_late_fees_assess as assess_task
-
-    lender_ids = list(Lender.objects.values_list("pk", flat=True))
-    tasks_enqueue_on_commit(assess_task, [{"lender_id": lender_id} for lender_id in lender_ids])
-    return len(lender_ids)
+FROM decided AS r
+WHERE i.id = r.id
+RETURNING i.id, i.loan_id, i.sequence, i.late_from, r.stands, r.fee, r.replay
+"""  # noqa: S608  (as above)
 
 
 @transaction.atomic
 def installment_late_fees_assess(
     *, lender_id: int, actor: Actor, as_of: datetime | None = None
 ) -> int:
-    """Assess the late fee of every installment of ``lender_id`` that became overdue. Set-based.
+    """Reach every installment of ``lender_id`` that has become late by ``as_of`` (now), and
+    charge its late fee where it stands. Returns how many fees were charged.
 
-    An installment is overdue once the lender's local date is past its due date
-    plus the loan's grace days. Each installment is assessed once
-    (``late_fee_assessed_at``), so running twice, or twice at once, assesses
-    nothing new. A percent fee is rounded half up to the currency's minor unit
-    and capped. Locks the installments in id order (as payments do). Emits one
-    ``collections.late_fee.assessed`` per installment, appended as one batch.
-    Returns how many.
+    Beat runs it for each lender just after its business day ends
+    (``LATE_FEE_LOCAL_TIME``). An installment is late from ``late_from``: the
+    start of the lender's local day after its due date and grace days. The fee
+    stands if the money received before then did not pay the installment,
+    whenever that money is posted (a later payment received in time takes it
+    back: ``_reallocate``). Each installment is reached once
+    (``late_fee_charged``), so running twice, or twice at once, changes
+    nothing. Locks the loans in id order, then their installments. Emits
+    ``collections.late_fee.assessed`` per fee charged (and, through a replay,
+    ``.reversed`` and ``collections.payment.allocated``), appended as one batch.
     """
     lender = Lender.objects.get(pk=lender_id)
     now = as_of or timezone.now()
-    today = lender_local_date(lender=lender, at=now)
     with connection.cursor() as cursor:
-        cursor.execute(_LATE_FEE_DUE_SQL, {"lender_id": lender_id, "today": today})
-        ids = [row[0] for row in cursor.fetchall()]
-        if not ids:
+        cursor.execute(_FEE_LOANS_LOCK, {"lender": lender_id, "now": now})
+        loan_ids = [row[0] for row in cursor.fetchall()]
+        if not loan_ids:
             return 0
-        cursor.execute(
-            _LATE_FEE_SQL, {"ids": ids, "now": now, "places": minor_units(lender.currency)}
-        )
-        assessed = cursor.fetchall()
-    audit_events_record(
-        lender_id=lender_id,
-        entries=[
-            AuditEntry(
-                actor=actor,
-                action=CollectionsAction.LATE_FEE_ASSESSED,
-                target=Installment(pk=installment_id, lender_id=lender_id),
-                data={"loan_id": loan_id, "sequence": sequence, "amount": fee, "as_of": today},
-            )
-            for installment_id, loan_id, sequence, fee in assessed
-        ],
-    )
-    return len(assessed)
+        cursor.execute(_FEE_REACH, {"loans": array_literal(loan_ids), "now": now,
+                                    "places": minor_units(lender.currency)})  # fmt: skip
+        reached = cursor.fetchall()
+    entries = [
+        AuditEntry(actor=actor, action=CollectionsAction.LATE_FEE_ASSESSED,
+                   target=Installment(pk=installment_id, lender_id=lender_id),
+                   data={"loan_id": loan_id, "sequence": sequence, "old": ZERO, "new": fee,
+                         "late_from": late_from},
+                   reason="The installment was not paid before it became late.")
+        for installment_id, loan_id, sequence, late_from, stands, fee, _ in reached if stands
+    ]  # fmt: skip
+    for loan_id in sorted({row[1] for row in reached if row[6]}):
+        loan = Loan.objects.get(pk=loan_id)  # locked above
+        entries.extend(_reallocate(loan=loan, installments=installment_lock_list_for_loan(loan=loan),
+                                   actor=actor))  # fmt: skip
+    audit_events_record(lender_id=lender_id, entries=entries)
+    return sum(1 for e in entries if e.action == CollectionsAction.LATE_FEE_ASSESSED)
 
 
 # --- provider webhooks -------------------------------------------------------------
