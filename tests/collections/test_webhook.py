@@ -82,9 +82,9 @@ def test_bad_deliveries_are_refused_audited_and_store_nothing(
     elif tamper == "one_byte":
         body = body.replace(b"250.00", b"950.00")
     elif tamper == "stale":
-        hdrs = headers(lender_a, body, timestamp=int(time.time()) - 301)
+        hdrs = headers(lender_a, body, timestamp=int(time.time()) - 310)
     elif tamper == "future":
-        hdrs = headers(lender_a, body, timestamp=int(time.time()) + 301)
+        hdrs = headers(lender_a, body, timestamp=int(time.time()) + 310)
     elif tamper == "unknown_lender":
         hdrs["HTTP_X_LENDER"] = "nobody"
     elif tamper == "no_signature":
