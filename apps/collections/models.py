@@ -110,6 +110,15 @@ class Loan(BaseModel):
         _("restriction stage"), max_length=12, choices=Stage.choices, default=Stage.NONE
     )
     stage_changed_at = models.DateTimeField(_("stage since"), null=True, blank=True)
+    # Set at payoff, never cleared: the phone was set free for good. A loan reopened since (a
+    # chargeback, a late fee) is "released with arrears": the restriction ladder no longer
+    # applies to it, and it waits in a work queue for an agent.
+    collateral_released_at = models.DateTimeField(
+        _("phone released at"),
+        null=True,
+        blank=True,
+        help_text=_("The phone was released for good at payoff; the loan can never restrict it."),
+    )
 
     class Meta:
         ordering = ("-created_at",)
@@ -153,6 +162,11 @@ class Loan(BaseModel):
 
     def can_become(self, status: str) -> bool:
         return status in self.TRANSITIONS[self.status]
+
+    @property
+    def released_with_arrears(self) -> bool:
+        """Reopened after its phone was released at payoff: owed money, but off the ladder."""
+        return self.status == self.Status.ACTIVE and self.collateral_released_at is not None
 
 
 # The restriction sweep classifies a loan from its row, its installments and its pauses,

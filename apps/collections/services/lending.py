@@ -267,7 +267,9 @@ def _loan_transition(*, loan: Loan, to: str, actor: Actor, reason: str = "") -> 
     old = loan.status
     loan.status = to
     loan.paid_off_at = timezone.now() if to == Loan.Status.PAID_OFF else None
-    loan.save(update_fields=["status", "paid_off_at", "updated_at"])
+    if to == Loan.Status.PAID_OFF and loan.collateral_released_at is None:
+        loan.collateral_released_at = loan.paid_off_at  # payoff sets the phone free for good
+    loan.save(update_fields=["status", "paid_off_at", "collateral_released_at", "updated_at"])
     action = (
         CollectionsAction.LOAN_PAID_OFF
         if to == Loan.Status.PAID_OFF
