@@ -209,7 +209,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     list_display = (
         "reference",
         "customer",
-        "status",
+        "standing",
         "currency",
         "financed_amount",
         "stage",
@@ -237,6 +237,12 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
                NotificationInline)  # fmt: skip
     change_form_template = "admin/collections/loan/change_form.html"
 
+    @admin.display(description=_("status"), ordering="status")
+    def standing(self, loan: Loan) -> str:
+        if loan.released_with_arrears:
+            return str(_("Released with arrears"))
+        return loan.get_status_display()
+
     @admin.display(description="Balance")
     def summary(self, loan: Loan) -> str:
         next_due = loan_next_due(loan=loan)
@@ -245,10 +251,15 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             if next_due
             else "nothing due"
         )
-        return (
+        balance = (
             f"Outstanding {loan_outstanding(loan=loan).amount} {loan.currency}; {due}; "
             f"{loan_days_overdue(loan=loan)} days overdue"
         )
+        if loan.released_with_arrears:
+            released = lender_local_date(lender=loan.lender, at=loan.collateral_released_at)
+            return str(_("Released with arrears: the phone was released on %(date)s and can no "
+                         "longer be restricted. %(balance)s") % {"date": released, "balance": balance})  # fmt: skip
+        return balance
 
     @admin.display(description=_("Phone"))
     def phone(self, loan: Loan) -> str:

@@ -5,6 +5,7 @@ class CollectionsAction(StrEnum):
     LOAN_SIGNED = "collections.loan.signed"
     LOAN_STATUS_CHANGED = "collections.loan.status_changed"
     LOAN_PAID_OFF = "collections.loan.paid_off"
+    LOAN_RELEASED_WITH_ARREARS = "collections.loan.released_with_arrears"
     PAYMENT_RECEIVED = "collections.payment.received"
     PAYMENT_ALLOCATED = "collections.payment.allocated"
     PAYMENT_REVERSED = "collections.payment.reversed"

@@ -234,7 +234,7 @@ def loan_overview(*, loan: Loan) -> LoanOverview:
                                  ends_on__gte=today).order_by("ends_on").first()
     )  # fmt: skip
     step = None
-    if loan.status == Loan.Status.ACTIVE and days_late > 0:
+    if loan.status == Loan.Status.ACTIVE and days_late > 0 and not loan.released_with_arrears:
         ladder = Ladder.load(lender=loan.lender, policy_version_ids={loan.policy_version_id})
         step = ladder.next_step(policy_version_id=loan.policy_version_id, days=days_late,
                                 paused=pause is not None, today=today)  # fmt: skip
@@ -262,6 +262,7 @@ class WorkQueue(models.TextChoices):
     OUT_OF_SYNC = "out_of_sync", _("Phone out of sync for over an hour")
     SIM_CHANGED = "sim_changed", _("SIM changed in the last 7 days")
     MANUAL_LOCKS = "manual_locks", _("Manual locks waiting for a second person")
+    RELEASED_WITH_ARREARS = "released_with_arrears", _("Released with arrears (phone free)")
 
 
 def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> QuerySet[Loan]:
@@ -288,6 +289,8 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
         waiting = ManualLock.objects.filter(status=ManualLock.Status.REQUESTED,
                                             created_at__gte=timezone.now() - ManualLock.EXPIRES_AFTER)  # fmt: skip
         return queryset.filter(pk__in=waiting.values("loan_id"))
+    if queue == WorkQueue.RELEASED_WITH_ARREARS:
+        return queryset.filter(status=Loan.Status.ACTIVE, collateral_released_at__isnull=False)
     if queue == WorkQueue.SIM_CHANGED:
         return queryset.filter(pk__in=loan_ids_with_event_since(kind="sim_changed", since=week_ago))
     if queue == WorkQueue.LOCK_TOMORROW:

@@ -38,8 +38,8 @@ START = datetime(2026, 1, 5, 10, 0, tzinfo=ZoneInfo("Africa/Nairobi"))
 
 def owed_stage(loan: Loan, today, country: str) -> str:
     """The oracle: the stage the loan's arrears deserve today under the policy and country."""
-    if loan.status != Loan.Status.ACTIVE:
-        return "none"
+    if loan.status != Loan.Status.ACTIVE or loan.collateral_released_at is not None:
+        return "none"  # paid off, or reopened after its phone was released for good
     unpaid = [i.due_date for i in loan.installments.all() if i.paid_at is None]
     late_by = (today - min(unpaid)).days if unpaid else 0
     days = late_by if late_by > loan.grace_days else 0

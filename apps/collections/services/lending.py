@@ -727,6 +727,13 @@ def _reallocate(
             loan=loan, to=Loan.Status.ACTIVE, actor=actor, reason="A reversal reopened the balance."
         )
         entries.append(reopened)
+        if loan.collateral_released_at is not None:  # the phone is free: off the ladder for good
+            entries.append(AuditEntry(
+                actor=actor, action=CollectionsAction.LOAN_RELEASED_WITH_ARREARS, target=loan,
+                data={"outstanding": outstanding, "currency": loan.currency,
+                      "released_at": loan.collateral_released_at},
+                reason="Reopened after its phone was released: it can no longer be restricted.",
+            ))  # fmt: skip
     return entries
 
 

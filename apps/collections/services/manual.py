@@ -32,6 +32,7 @@ from apps.lenders.selectors import lender_local_date
 
 def _lockable(loan: Loan) -> None:
     """The rules a manual lock keeps: never a current, paid-off, cancelled or unconsented loan,
+    nor one whose phone was released at payoff,
     never one under a promise, pause or legal hold, never a lock the country forbids or before
     its earliest lock day."""
     lender = Lender.objects.get(pk=loan.lender_id)
@@ -43,6 +44,7 @@ def _lockable(loan: Loan) -> None:
     if (
         paused
         or loan.status != Loan.Status.ACTIVE
+        or loan.collateral_released_at is not None
         or loan.consent_id is None
         or loan.stage == "lock"
         or days == 0

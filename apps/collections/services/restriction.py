@@ -216,6 +216,7 @@ late AS (
         WHERE i.loan_id = l.id AND {UNPAID_SQL.format(t="i")} ORDER BY i.due_date LIMIT 1
     ) AS oldest
     WHERE {{where}} AND l.status = 'active' AND l.consent_id IS NOT NULL
+      AND l.collateral_released_at IS NULL  -- a phone released at payoff is free for good
 ),
 classified AS (
     SELECT t.id, t.stage, t.policy_version_id, t.customer_id, t.days, t.seen,
