@@ -1,3 +1,5 @@
+from decimal import Decimal
+
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.errors import DomainError, NotFound
@@ -36,6 +38,24 @@ class DownPaymentTooSmall(DomainError):
 class DownPaymentTooLarge(DomainError):
     code = "down_payment_too_large"
     default_message = _("The down payment must be less than the device price.")
+
+
+class FinancedAmountTooSmall(DomainError):
+    """The terms cannot spread the amount: an installment would owe nothing. Names the
+    smallest amount they can finance (``apps.collections.schedule.smallest_financed``)."""
+
+    code = "financed_amount_too_small"
+    default_message = _(
+        "The amount financed is too small for this plan: an installment would owe nothing."
+    )
+
+    def __init__(self, *, minimum: Decimal, currency: str) -> None:
+        message = _(
+            "The amount financed is too small for this plan: an installment would owe nothing. "
+            "The smallest amount it can finance is %(currency)s %(minimum)s: lower the down "
+            "payment, or choose a plan with fewer installments."
+        ) % {"currency": currency, "minimum": minimum}
+        super().__init__(message, minimum=str(minimum), currency=currency)
 
 
 class ProductNotAvailable(DomainError):

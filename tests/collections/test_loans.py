@@ -4,7 +4,12 @@ from decimal import Decimal
 import pytest
 
 from apps.audit.models import AuditEvent
-from apps.collections.errors import DownPaymentTooLarge, DownPaymentTooSmall, ProductNotAvailable
+from apps.collections.errors import (
+    DownPaymentTooLarge,
+    DownPaymentTooSmall,
+    FinancedAmountTooSmall,
+    ProductNotAvailable,
+)
 from apps.collections.models import Installment, Loan
 from apps.collections.services import loan_quote, loan_sign
 from apps.core.actor import Actor
@@ -80,6 +85,62 @@ def test_down_payment_limits(lender_a, price, down, error) -> None:
             down_payment=kes(down),
             start_date=date(2026, 1, 1),
         )
+
+
+def test_quote_refuses_and_names_the_smallest_amount_when_an_installment_would_owe_zero(
+    lender_a,
+) -> None:
+    # KES 0.30 over 47 weeks at 30% a year: at most 0.00 an installment but the last
+    product = LoanProductFactory(
+        lender=lender_a,
+        installments=47,
+        frequency="weekly",
+        interest_method="declining",
+        interest_rate_percent=Decimal(30),
+        origination_fee_percent=Decimal(0),
+        min_down_payment_percent=Decimal(0),
+    )
+    with pytest.raises(FinancedAmountTooSmall) as refused:
+        loan_quote(
+            product=product,
+            device_price=kes("100.30"),
+            down_payment=kes("100.00"),
+            start_date=date(2026, 1, 1),
+        )
+    assert refused.value.extra == {"minimum": "0.47", "currency": "KES"}
+    assert "The smallest amount it can finance is KES 0.47" in refused.value.message
+    at_least = loan_quote(
+        product=product,
+        device_price=kes("100.47"),
+        down_payment=kes("100.00"),
+        start_date=date(2026, 1, 1),
+    )
+    assert all(line.total > 0 for line in at_least.schedule.lines)
+
+
+def test_quote_spreads_kes_10_over_47_installments_with_none_of_zero_when_rounding_down(
+    lender_a,
+) -> None:
+    # rounded half up, the weekly payment (0.22) paid the balance off in 46 weeks
+    product = LoanProductFactory(
+        lender=lender_a,
+        installments=47,
+        frequency="weekly",
+        interest_method="declining",
+        interest_rate_percent=Decimal(3),
+        origination_fee_percent=Decimal(0),
+        min_down_payment_percent=Decimal(0),
+    )
+    quote = loan_quote(
+        product=product,
+        device_price=kes("110"),
+        down_payment=kes("100"),
+        start_date=date(2026, 1, 1),
+    )
+    totals = [line.total for line in quote.schedule.lines]
+    assert totals[:-1] == [Decimal("0.21")] * 46
+    assert totals[-1] == Decimal("0.41")
+    assert quote.schedule.total_principal == Decimal(10)
 
 
 def test_inactive_product_and_foreign_customer_are_refused(lender_a, lender_b) -> None:

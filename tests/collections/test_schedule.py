@@ -1,12 +1,18 @@
 from datetime import date
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from apps.collections.schedule import Terms, add_months, build_schedule, due_dates
-from apps.core.money import minor_units
+from apps.collections.schedule import (
+    Terms,
+    add_months,
+    build_schedule,
+    due_dates,
+    smallest_financed,
+)
+from apps.core.money import minor_units, quantize
 
 
 def test_month_end_clamps_but_keeps_the_anchor_day() -> None:
@@ -23,8 +29,13 @@ def test_weekly_and_biweekly_steps() -> None:
 
 
 def flat(n: int, rate: str, fee: str = "0", freq: str = "monthly") -> Terms:
-    return Terms(installments=n, frequency=freq, interest_method="flat",
-                 interest_rate_percent=Decimal(rate), origination_fee_percent=Decimal(fee))  # fmt: skip
+    return Terms(
+        installments=n,
+        frequency=freq,
+        interest_method="flat",
+        interest_rate_percent=Decimal(rate),
+        origination_fee_percent=Decimal(fee),
+    )
 
 
 def test_flat_interest_and_remainder_on_the_last_installment() -> None:
@@ -106,3 +117,143 @@ def test_any_valid_product_sums_exactly_and_never_goes_negative(
     assert dates == sorted(set(dates))
     if terms.frequency == "monthly":
         assert all(d.day == start.day or d.day < start.day for d in dates)
+
+
+# --- rounding, and no installment of zero ---------------------------------------------
+
+
+def declining(n: int, rate: str, fee: str = "0", freq: str = "monthly") -> Terms:
+    return Terms(
+        installments=n,
+        frequency=freq,
+        interest_method="declining",
+        interest_rate_percent=Decimal(rate),
+        origination_fee_percent=Decimal(fee),
+    )
+
+
+def test_spread_rounds_each_part_down_and_puts_the_remainder_on_the_last() -> None:
+    # KES 1.00 in 6 parts is 0.1666...: 0.16 five times and 0.20 last (half up would be
+    # 0.17 five times and 0.15 last); the 1% fee (0.01) is 0.00 five times and 0.01 last
+    schedule = build_schedule(
+        terms=flat(6, "0", "1"), financed=Decimal("1.00"), currency="KES", start=date(2026, 1, 1)
+    )
+    assert [line.principal for line in schedule.lines] == [Decimal("0.16")] * 5 + [Decimal("0.20")]
+    assert [line.fee for line in schedule.lines] == [Decimal("0.00")] * 5 + [Decimal("0.01")]
+
+
+def test_declining_payment_rounds_down_and_the_last_installment_takes_the_rest() -> None:
+    # JPY 10,000 over 12 months at 30%: the annuity is 974.87 a month, so 974 (not 975)
+    schedule = build_schedule(
+        terms=declining(12, "30"), financed=Decimal(10000), currency="JPY", start=date(2026, 1, 1)
+    )
+    assert {line.total for line in schedule.lines[:-1]} == {Decimal(974)}
+    assert schedule.lines[-1].total == Decimal(985)  # the balance left and its interest
+    assert schedule.total_principal == Decimal(10000)
+
+
+@pytest.mark.parametrize(
+    ("terms", "financed", "currency"),
+    [
+        (declining(12, "30"), "10", "JPY"),  # paid off after 10 installments when rounded up
+        (declining(47, "3", freq="weekly"), "10", "KES"),  # the 47th owed 0.00
+        (declining(104, "7.25", freq="weekly"), "1.94", "KES"),  # no interest at all each week
+        (flat(12, "0"), "11", "JPY"),
+    ],
+)
+def test_no_installment_owes_zero_or_the_schedule_says_so_when_the_amount_is_tiny(
+    terms, financed, currency
+) -> None:
+    schedule = build_schedule(
+        terms=terms, financed=Decimal(financed), currency=currency, start=date(2026, 1, 1)
+    )
+    zero = [line.sequence for line in schedule.lines if line.total <= 0]
+    assert schedule.every_installment_owes == (not zero)
+    if zero:
+        assert Decimal(financed) < smallest_financed(terms=terms, currency=currency)
+    assert schedule.total_principal == Decimal(financed)
+
+
+def test_smallest_financed_names_the_least_amount_the_terms_can_spread() -> None:
+    assert smallest_financed(terms=declining(12, "30"), currency="JPY") == Decimal(12)
+    assert smallest_financed(terms=flat(12, "0"), currency="JPY") == Decimal(12)
+    assert smallest_financed(terms=flat(47, "0", freq="weekly"), currency="KES") == Decimal("0.47")
+    assert smallest_financed(terms=flat(1, "0"), currency="KWD") == Decimal("0.001")
+
+
+def _unit(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-minor_units(currency))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    terms=terms_strategy,
+    units=st.one_of(st.integers(1, 3_000), st.integers(1, 10**9)),
+    currency=st.sampled_from(["KES", "JPY", "KWD", "MXN", "COP", "IDR"]),
+)
+def test_every_installment_owes_something_or_the_terms_are_refused(terms, units, currency) -> None:
+    """Over amounts, currencies and terms: either every installment owes more than zero
+    and the rounding is the documented one, or the amount is below the terms' smallest
+    (which the quote refuses); the installments add up to financed + interest + fees."""
+    unit, n = _unit(currency), terms.installments
+    financed = unit * units
+    schedule = build_schedule(
+        terms=terms, financed=financed, currency=currency, start=date(2026, 1, 1)
+    )
+    minimum = smallest_financed(terms=terms, currency=currency)
+    assert schedule.every_installment_owes == (financed >= minimum)
+    assert (
+        sum(line.total for line in schedule.lines)
+        == financed + schedule.total_interest + schedule.total_fee
+    )
+    assert schedule.total_principal == financed
+    # the fee: one total rounded half up, spread in equal parts rounded down
+    fee_total = quantize(financed * terms.origination_fee_percent / 100, currency)
+    assert schedule.total_fee == fee_total
+    fee_part = (fee_total / n).quantize(unit, rounding=ROUND_DOWN)
+    assert [line.fee for line in schedule.lines[:-1]] == [fee_part] * (n - 1)
+    assert 0 <= schedule.lines[-1].fee - fee_part < unit * n
+    if terms.interest_method == "flat":
+        interest_total = quantize(financed * terms.interest_rate_percent / 100 * n, currency)
+        assert schedule.total_interest == interest_total
+        for total, part in ((financed, "principal"), (interest_total, "interest")):
+            regular = (total / n).quantize(unit, rounding=ROUND_DOWN)
+            assert [getattr(line, part) for line in schedule.lines[:-1]] == [regular] * (n - 1)
+            assert 0 <= getattr(schedule.lines[-1], part) - regular < unit * n
+    else:
+        rate = (
+            terms.interest_rate_percent
+            / 100
+            / {"weekly": 52, "biweekly": 26, "monthly": 12}[terms.frequency]
+        )
+        balance = financed
+        for line in schedule.lines:  # interest half up on the balance of each period
+            assert line.interest == quantize(balance * rate, currency)
+            balance -= line.principal
+        assert balance == 0
+        regular = {
+            line.principal + line.interest for line in schedule.lines[:-1] if line.principal > 0
+        }
+        assert len(regular) <= 1  # one payment, rounded down from the annuity
+        if regular and rate > 0:
+            exact = financed * rate / (1 - (1 + rate) ** (-n))
+            assert regular.pop() <= exact
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    terms=terms_strategy, currency=st.sampled_from(["KES", "JPY", "KWD"]), step=st.integers(1, 500)
+)
+def test_smallest_financed_is_the_threshold(terms, currency, step) -> None:
+    unit = _unit(currency)
+    minimum = smallest_financed(terms=terms, currency=currency)
+
+    def owes(amount: Decimal) -> bool:
+        start = date(2026, 1, 1)
+        schedule = build_schedule(terms=terms, financed=amount, currency=currency, start=start)
+        return schedule.every_installment_owes
+
+    assert owes(minimum)
+    assert owes(minimum + unit * step)
+    if minimum > unit:
+        assert not owes(minimum - unit)

@@ -33,6 +33,7 @@ from apps.collections.errors import (
     DevicePriceInvalid,
     DownPaymentTooLarge,
     DownPaymentTooSmall,
+    FinancedAmountTooSmall,
     LoanNotPayable,
     LoanTransitionNotAllowed,
     ProductNotAvailable,
@@ -58,7 +59,7 @@ from apps.collections.models import (
     Stage,
     WebhookEvent,
 )
-from apps.collections.schedule import Schedule, Terms, build_schedule
+from apps.collections.schedule import Schedule, Terms, build_schedule, smallest_financed
 from apps.collections.selectors import loan_id_by_reference
 from apps.collections.services.restriction import loan_stage_settle
 from apps.core.actor import Actor
@@ -92,6 +93,26 @@ class Quote:
     schedule: Schedule
 
 
+def _product_terms(*, product: LoanProduct) -> Terms:
+    """The schedule terms of ``product``, as a loan signed today copies them."""
+    return Terms(
+        installments=product.installments,
+        frequency=product.frequency,
+        interest_method=product.interest_method,
+        interest_rate_percent=product.interest_rate_percent,
+        origination_fee_percent=product.origination_fee_percent,
+    )
+
+
+def loan_financed_minimum(*, product: LoanProduct) -> Money:
+    """The smallest amount ``product`` can finance with every installment owing more than
+    zero (the back office shows it on the product)."""
+    currency = product.lender.currency
+    return Money(
+        smallest_financed(terms=_product_terms(product=product), currency=currency), currency
+    )
+
+
 def _require_minor_units(money: Money) -> None:
     if quantize(money.amount, money.currency) != money.amount:
         raise AmountNotInMinorUnits(amount=str(money.amount), currency=money.currency)
@@ -100,7 +121,11 @@ def _require_minor_units(money: Money) -> None:
 def loan_quote(
     *, product: LoanProduct, device_price: Money, down_payment: Money, start_date: date
 ) -> Quote:
-    """The schedule a sale would get, computed exactly as signing does, without storing it."""
+    """The schedule a sale would get, computed exactly as signing does, without storing it.
+
+    Refuses an amount too small for the product's terms (an installment would owe
+    nothing) with ``FinancedAmountTooSmall``, which names the smallest amount they can
+    finance: a loan is never signed with an installment of zero."""
     currency = product.lender.currency
     for money in (device_price, down_payment):
         if money.currency != currency:
@@ -118,18 +143,12 @@ def loan_quote(
     if down_payment.amount >= device_price.amount:
         raise DownPaymentTooLarge()
     financed = device_price.amount - down_payment.amount
-    schedule = build_schedule(
-        terms=Terms(
-            installments=product.installments,
-            frequency=product.frequency,
-            interest_method=product.interest_method,
-            interest_rate_percent=product.interest_rate_percent,
-            origination_fee_percent=product.origination_fee_percent,
-        ),
-        financed=financed,
-        currency=currency,
-        start=start_date,
-    )
+    terms = _product_terms(product=product)
+    schedule = build_schedule(terms=terms, financed=financed, currency=currency, start=start_date)
+    if not schedule.every_installment_owes:
+        raise FinancedAmountTooSmall(
+            minimum=smallest_financed(terms=terms, currency=currency), currency=currency
+        )
     return Quote(
         product=product,
         device_price=device_price,
