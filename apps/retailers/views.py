@@ -13,6 +13,11 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 
+from apps.collections.errors import (
+    DownPaymentTooLarge,
+    DownPaymentTooSmall,
+    FinancedAmountTooSmall,
+)
 from apps.core.actor import Actor, ActorType
 from apps.core.errors import DomainError, NotFound
 from apps.devices.provisioning import provisioning_qr
@@ -114,7 +119,12 @@ def home(request: HttpRequest, clerk: Clerk) -> HttpResponse:
 
 def _step_view(form_class: type, service: Callable[..., Sale], template: str, next_name: str,
                initial: Callable[[Sale], dict[str, Any]],
-               form_kwargs: Callable[[Sale], dict[str, Any]] = lambda sale: {}) -> Callable[..., HttpResponse]:  # fmt: skip
+               form_kwargs: Callable[[Sale], dict[str, Any]] = lambda sale: {},
+               error_fields: dict[str, str] | None = None) -> Callable[..., HttpResponse]:  # fmt: skip
+    """A step's page. ``error_fields`` maps a refusal's code to the field it is about, so
+    the clerk reads it under that field; any other refusal shows above the form."""
+    fields = error_fields or {}
+
     @clerk_required
     def view(request: HttpRequest, clerk: Clerk, public_id: Any) -> HttpResponse:
         sale = sale_get_for_clerk(public_id=public_id, clerk=clerk)
@@ -125,7 +135,7 @@ def _step_view(form_class: type, service: Callable[..., Sale], template: str, ne
             try:
                 service(sale_id=sale.pk, clerk=clerk, actor=_actor(request), **form.cleaned_data)
             except DomainError as exc:
-                form.add_error(None, exc.message)
+                form.add_error(fields.get(exc.code), exc.message)
             else:
                 return redirect(next_name, sale.public_id)
         return _page(request, template, sale, form=form)
@@ -149,9 +159,15 @@ def _plan_service(
     )
 
 
+# The refusals a down payment can fix are shown under it.
+_PLAN_ERROR_FIELDS = dict.fromkeys(
+    (DownPaymentTooSmall.code, DownPaymentTooLarge.code, FinancedAmountTooSmall.code),
+    "down_payment",
+)
 plan = _step_view(forms.PlanForm, _plan_service, "plan.html", "pos:consent",
                   lambda s: {"product": s.product_id, "down_payment": s.down_payment_amount},
-                  lambda s: {"products": loan_product_list_active(lender_id=s.lender_id)})  # fmt: skip
+                  lambda s: {"products": loan_product_list_active(lender_id=s.lender_id)},
+                  error_fields=_PLAN_ERROR_FIELDS)  # fmt: skip
 
 
 @clerk_required

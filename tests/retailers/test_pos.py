@@ -216,6 +216,41 @@ def test_steps_cannot_be_skipped(counter, lender_a) -> None:
 
 
 @pytest.mark.parametrize(
+    ("down", "message"),
+    [
+        ("23999.70", "The smallest amount it can finance is KES 0.47"),  # financed 0.30
+        ("100", "The down payment is below"),
+    ],
+)
+def test_the_plan_step_shows_the_refusal_on_the_down_payment_field_when_the_terms_refuse_it(
+    counter, lender_a, down, message
+) -> None:
+    client, _, _ = counter
+    weekly = LoanProductFactory(
+        lender=lender_a,
+        name="47 weeks",
+        installments=47,
+        frequency="weekly",
+        interest_method="declining",
+        interest_rate_percent=Decimal(30),
+        origination_fee_percent=Decimal(0),
+        min_down_payment_percent=Decimal(1),
+    )
+    sale = walk_to_consent(client, lender_a, weekly, valid_imei())
+    response = client.post(
+        reverse("pos:plan", args=[sale.public_id]), {"product": weekly.pk, "down_payment": down}
+    )
+    form = response.context["form"]
+    assert response.status_code == 200
+    assert not form.non_field_errors()
+    assert [message in error for error in form.errors["down_payment"]] == [True]
+    page = response.content.decode()
+    assert page.index('name="down_payment"') < page.index(message)  # under the field
+    sale.refresh_from_db()
+    assert sale.down_payment_amount == Decimal(4000)  # the plan walked to before is kept
+
+
+@pytest.mark.parametrize(
     ("language", "new_sale", "imei_help", "switcher"),
     [("es", "Venta nueva", "Marca *#06# en el teléfono para verlo.", "Idioma"),
      ("zh-hans", "新销售", "在手机上拨打 *#06# 即可查看。", "语言"),
