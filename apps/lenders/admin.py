@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 
+from apps.collections.services import loan_financed_minimum
 from apps.core.actor import Actor
 from apps.lenders.models import (
     Lender,
@@ -49,7 +50,17 @@ class LoanProductAdmin(LenderScopedAdmin):
     search_fields = ("name",)
     fieldsets = (
         (None, {"fields": ("lender", "name", "is_active")}),
-        ("Schedule", {"fields": ("installments", "frequency", "min_down_payment_percent")}),
+        (
+            "Schedule",
+            {
+                "fields": (
+                    "installments",
+                    "frequency",
+                    "min_down_payment_percent",
+                    "smallest_financed",
+                )
+            },
+        ),
         (
             "Price",
             {"fields": ("interest_method", "interest_rate_percent", "origination_fee_percent")},
@@ -59,6 +70,16 @@ class LoanProductAdmin(LenderScopedAdmin):
             {"fields": ("grace_days", "late_fee_type", "late_fee_value", "late_fee_cap")},
         ),
     )
+
+    readonly_fields = ("smallest_financed",)
+
+    @admin.display(description=_("Smallest amount financed"))
+    def smallest_financed(self, product: LoanProduct) -> str:
+        """Less than this would leave an installment of zero, which the counter refuses."""
+        if product.pk is None:
+            return "-"
+        minimum = loan_financed_minimum(product=product)
+        return f"{minimum.currency} {minimum.amount}"
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {

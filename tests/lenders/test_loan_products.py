@@ -109,3 +109,22 @@ def test_fixed_late_fees_and_caps_are_in_the_currencys_minor_unit(lender_a) -> N
     with pytest.raises(ValidationError):
         loan_product_save(product=product(lender_a, late_fee_type="percent", late_fee_value=Decimal("5"),
                                           late_fee_cap=Decimal("1.001")), actor=Actor.system())  # fmt: skip
+
+
+def test_the_product_page_names_the_smallest_amount_its_terms_can_finance(
+    lender_a, make_agent, verified_client
+) -> None:
+    weekly = LoanProductFactory(
+        lender=lender_a,
+        installments=47,
+        frequency="weekly",
+        interest_method="declining",
+        interest_rate_percent=Decimal(30),
+        origination_fee_percent=Decimal(0),
+    )
+    client = verified_client(make_agent(lender_a, role=Membership.Role.LENDER_ADMIN))
+    page = client.get(reverse("admin:lenders_loanproduct_change", args=[weekly.pk]))
+    assert page.status_code == 200
+    assert "Smallest amount financed" in page.content.decode()
+    assert "KES 0.47" in page.content.decode()  # less would leave an installment of zero
+    assert client.get(reverse("admin:lenders_loanproduct_add")).status_code == 200
