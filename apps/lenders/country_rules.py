@@ -5,13 +5,25 @@ each row must be confirmed with compliance for that market before a lender
 there goes live, and changed here (with its test) when the rules change.
 A country that is not in the table gets ``DEFAULT_RULE``, which is
 deliberately conservative: reminders and wallpaper only, daytime contact.
+
+Contact has a calendar: a window per weekday (Saturday may be shorter, a day
+may be closed) and no contact on the country's public holidays (the
+``holidays`` package, national holidays only: the lender records a country,
+not a region). Every row closes Sundays and public holidays: the law requires
+it in Colombia (Ley 2300 de 2023) and Indonesia (SEOJK 19/2023); elsewhere it
+is the product's choice, to leave the customer's day of rest alone, and
+stricter than the law. ``contact_window`` is the one answer for a local date;
+messages (``apps.notifications.rules``) and alarms (``apps.devices.state``)
+both ask it, in the customer's local time (the lender's timezone).
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
-from datetime import time
+from datetime import date, time
 
+import holidays
 from django.conf import settings
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
@@ -21,24 +33,44 @@ from apps.lenders.models import RestrictionStage
 Action = RestrictionStage.Action
 
 
+Window = tuple[time, time]
+SATURDAY, SUNDAY = 5, 6  # date.weekday()
+
+
 @dataclass(frozen=True, slots=True)
 class CountryRule:
     """``earliest_lock_day`` is None exactly when the country forbids ``lock``.
 
-    ``contact_hours`` is a local-time window, start included and end excluded:
-    alarms ring and reminders go out only inside it.
+    ``contact_hours`` is the local-time window of a working day, start included
+    and end excluded: alarms ring and reminders go out only inside it.
+    ``saturday_hours`` is Saturday's window when it differs (None: as a working
+    day); ``closed_weekdays`` are days with no contact at all (``date.weekday()``,
+    Monday 0); ``closed_on_holidays``: no contact on a national public holiday.
     """
 
     allowed_actions: frozenset[Action]
     earliest_lock_day: int | None
-    contact_hours: tuple[time, time]
+    contact_hours: Window
+    saturday_hours: Window | None = None
+    closed_weekdays: frozenset[int] = frozenset({SUNDAY})
+    closed_on_holidays: bool = True
 
     def __post_init__(self) -> None:
         if (Action.LOCK in self.allowed_actions) != (self.earliest_lock_day is not None):
             raise ValueError("earliest_lock_day is set exactly when lock is allowed")
-        start, end = self.contact_hours
-        if not start < end:
-            raise ValueError("contact hours must start before they end, within one day")
+        for start, end in filter(None, (self.contact_hours, self.saturday_hours)):
+            if not start < end:
+                raise ValueError("contact hours must start before they end, within one day")
+        if len(self.closed_weekdays) == 7 or not self.closed_weekdays <= set(range(7)):
+            raise ValueError("closed weekdays are some of 0 (Monday) to 6 (Sunday)")
+
+    def weekday_window(self, weekday: int) -> Window | None:
+        """The contact window of a ``date.weekday()``, holidays aside; None when closed."""
+        if weekday in self.closed_weekdays:
+            return None
+        if weekday == SATURDAY and self.saturday_hours is not None:
+            return self.saturday_hours
+        return self.contact_hours
 
 
 _EVERY_ACTION = frozenset(Action)
@@ -57,10 +89,13 @@ COUNTRY_RULES: dict[str, CountryRule] = {
     "IN": CountryRule(_NO_LOCK, None, (time(8), time(19))),
     "ID": CountryRule(_EVERY_ACTION, 30, (time(8), time(20))),
     "BR": CountryRule(_EVERY_ACTION, 30, (time(8), time(20))),
-    # Ley 2300 de 2023 ("dejen de fregar"): weekdays 07:00-19:00 (its shorter
-    # Saturday window and no-Sunday rule are for the notification scheduler).
-    "CO": CountryRule(_EVERY_ACTION, 30, (time(7), time(19))),
+    # Ley 2300 de 2023 ("dejen de fregar"), article 3: Monday to Friday 07:00-19:00,
+    # Saturday 08:00-15:00, never on Sundays or public holidays.
+    "CO": CountryRule(_EVERY_ACTION, 30, (time(7), time(19)), saturday_hours=(time(8), time(15))),
 }
+# Indonesia's row above: SEOJK 19/2023, Monday to Saturday 08:00-20:00 local time, not on
+# national holidays. Every other row closes Sundays and holidays by the product's choice.
+
 
 DEFAULT_RULE = CountryRule(
     frozenset({Action.REMINDER, Action.WALLPAPER}), None, (time(8), time(20))
@@ -73,9 +108,29 @@ def country_rule_for(country: str) -> CountryRule:
 
 
 def is_within_contact_hours(*, country: str, local_time: time) -> bool:
-    """Whether ``local_time`` (the customer's wall clock) is inside the country's window."""
+    """Whether ``local_time`` (the customer's wall clock) is inside the country's window
+    on a working day (``contact_window`` knows the day)."""
     start, end = country_rule_for(country).contact_hours
     return start <= local_time.replace(tzinfo=None) < end
+
+
+def contact_window(*, country: str, day: date) -> Window | None:
+    """The country's contact window on the local date ``day``: None on a closed weekday or
+    a public holiday. Tested for each country of the table around a Sunday and a holiday
+    (tests/notifications/test_calendars.py)."""
+    rule = country_rule_for(country)
+    if rule.closed_on_holidays and day in public_holidays(country=country, year=day.year):
+        return None
+    return rule.weekday_window(day.weekday())
+
+
+@functools.cache
+def public_holidays(*, country: str, year: int) -> frozenset[date]:
+    """The country's national public holidays in ``year`` (observed days included, as the
+    ``holidays`` package lists them); none for a country the package does not know."""
+    if country not in holidays.list_supported_countries():
+        return frozenset()
+    return frozenset(holidays.country_holidays(country, years=year))
 
 
 # Packages no stage may block: emergency calls and the dialer (which is how the

@@ -53,12 +53,18 @@ def next_step_line(step: NextStep | None) -> str:
 def render(
     kind: str, *, locale: str, currency: str, amount: Decimal | None = None,
     due: date | None = None, days: int = 0, step: NextStep | None = None,
-    balance: Decimal | None = None,
+    balance: Decimal | None = None, sent_on: date | None = None,
 ) -> str:  # fmt: skip
     with translation.override(locale):
         if kind == "due_soon":
             text = gettext("Your installment of %(amount)s is due on %(date)s.") % {
                 "amount": money(amount or Decimal(0), currency), "date": _day(due)}  # fmt: skip
+        elif kind == "due_today" and due is not None and sent_on is not None and sent_on > due:
+            # held past its due date by a rest day or a holiday: "today" would be false
+            text = gettext("Your installment of %(amount)s was due on %(date)s.") % {
+                "amount": money(amount or Decimal(0), currency),
+                "date": _day(due),
+            }
         elif kind == "due_today":
             text = gettext("Your installment of %(amount)s is due today.") % {
                 "amount": money(amount or Decimal(0), currency)}  # fmt: skip

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -177,11 +178,16 @@ def reminders_queue(*, lender_id: int, business_date: date) -> int:
     """Queue "due in 3 days" and "due today" reminders for the lender's business date.
 
     Run each morning with the sweep; safe to run twice (one message per
-    installment and kind). Returns how many were queued.
+    installment and kind). A "due today" reminder that waits past its due date
+    (due on a Sunday or a holiday) names the date instead. Returns how many
+    were queued.
     """
     lender = Lender.objects.get(pk=lender_id)
     soon = business_date + timedelta(days=3)
     due = installment_list_due_on(lender_id=lender_id, dates=[business_date, soon])
+    # the local date the reminders will be read on: later than today on a closed day
+    slot = contact_slot(country=lender.country, tz=lender.timezone, at=timezone.now())
+    sent_on = slot.astimezone(ZoneInfo(lender.timezone)).date()
     locales = customer_locales(customer_ids={r.customer_id for r in due})
     drafts = []
     for row in due:
@@ -192,7 +198,12 @@ def reminders_queue(*, lender_id: int, business_date: date) -> int:
         )
         locale = locales.get(row.customer_id, lender.locale)
         body = render(
-            kind, locale=locale, currency=row.currency, amount=row.outstanding, due=row.due_date
+            kind,
+            locale=locale,
+            currency=row.currency,
+            amount=row.outstanding,
+            due=row.due_date,
+            sent_on=sent_on,
         )
         drafts.append(Draft(customer_id=row.customer_id, loan_id=row.loan_id, kind=kind, locale=locale,
                             body=body, dedupe_key=f"{kind}:{row.installment_id}"))  # fmt: skip
