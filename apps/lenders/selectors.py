@@ -70,7 +70,8 @@ def _stage_describe(stage: RestrictionStage) -> str:
     if stage.action == action.ALARM:
         times = get_text_list(list(stage.alarm_times), gettext("and"))
         return gettext(
-            "From day %(day)s overdue: a reminder alarm rings each day at %(times)s."
+            "From day %(day)s overdue: a reminder alarm rings at %(times)s, never on a Sunday "
+            "or a public holiday."
         ) % {**params, "times": times}
     if stage.action == action.BLOCK_APPS:
         names = [str(APP_CATEGORIES.get(c, c)) for c in stage.blocked_categories]

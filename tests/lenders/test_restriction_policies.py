@@ -500,7 +500,8 @@ def test_describe_gives_each_stage_in_plain_words_when_the_ladder_is_standard(le
     assert restriction_stages_describe(version=version, locale="en") == [
         "From day 1 overdue: you get payment reminders on the phone.",
         "From day 3 overdue: the wallpaper and lock screen show a payment reminder.",
-        "From day 7 overdue: a reminder alarm rings each day at 09:00 and 18:00.",
+        "From day 7 overdue: a reminder alarm rings at 09:00 and 18:00, never on a Sunday or a "
+        "public holiday.",
         f"From day 14 overdue: social apps are blocked. {always}",
         f"From day 30 overdue: the phone locks. {always}",
     ]

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -91,6 +92,9 @@ class Phone:
     blocked_packages: list[str] = field(default_factory=list)
     blocked_categories: list[str] = field(default_factory=list)
     alarm_times: list[str] = field(default_factory=list)
+    # local date -> the alarm times that may ring that day (its state's ``alarm_days``)
+    alarm_days: dict[str, list[str]] = field(default_factory=dict)
+    timezone: str = "UTC"  # the customer's local time, in which those dates and times are
     always_allowed_packages: list[str] = field(default_factory=list)
     valid_until: datetime | None = None
     fallback_level: str = "normal"
@@ -104,10 +108,21 @@ class Phone:
         for name in ("wallpaper_text", "lock_screen_text", "blocked_packages",
                      "blocked_categories", "alarm_times", "always_allowed_packages"):  # fmt: skip
             setattr(self, name, document.get(name, getattr(self, name)))
+        # the calendar is the state's own: one without it rings nothing
+        self.alarm_days = document.get("alarm_days", {})
+        self.timezone = document.get("timezone", "UTC")
         self.valid_until = datetime.fromisoformat(document["valid_until"])
         self.fallback_level = document.get("fallback_level", "normal")
         self.released = document["level"] == "released"
         self.history.append((self.version, self.level))
+
+    def rings_at(self, moment: datetime) -> bool:
+        """Whether an alarm rings at ``moment``: only at a time its state lists for that local
+        date. A date it lists empty (a rest day, a public holiday) or leaves out is quiet."""
+        if self.released:
+            return False
+        local = moment.astimezone(ZoneInfo(self.timezone))
+        return local.strftime("%H:%M") in self.alarm_days.get(local.date().isoformat(), [])
 
     def lease_lapse(self, now: datetime) -> bool:
         """Offline past the lease: apply its fallback stage (never harsher than the lease says)."""

@@ -33,7 +33,7 @@ from apps.devices.locks import device_lock, devices_lock
 from apps.devices.models import Device, DeviceState, LenderKey
 from apps.devices.selectors import lender_key_version_current
 from apps.devices.services.push import NUDGE_INSERT, NUDGE_NEW, relay_after_commit
-from apps.devices.state import CONTENT_FIELDS, OFFLINE_LEASE
+from apps.devices.state import CONTENT_FIELDS, OFFLINE_LEASE, alarm_days
 from apps.lenders.country_rules import always_allowed_packages
 from apps.lenders.models import Lender
 
@@ -79,14 +79,16 @@ WITH shown AS MATERIALIZED (
             'wallpaper_text', c.wallpaper_text, 'lock_screen_text', c.lock_screen_text,
             'blocked_packages', c.blocked_packages, 'blocked_categories', c.blocked_categories,
             'alarm_times', c.alarm_times, 'always_allowed_packages', %(allowed)s::jsonb,
-            'always_allowed_numbers', c.always_allowed_numbers
+            'always_allowed_numbers', c.always_allowed_numbers,
+            'alarm_days', c.alarm_days, 'timezone', %(timezone)s::text
         ) AS document
     FROM unnest(%(levels)s::text[], %(locales)s::text[],
                 %(wallpapers)s::text[], %(lock_texts)s::text[], %(packages)s::jsonb[],
                 %(categories)s::jsonb[], %(alarms)s::jsonb[], %(numbers)s::jsonb[],
-                %(fallbacks)s::text[]) WITH ORDINALITY
+                %(fallbacks)s::text[], %(alarm_days)s::jsonb[]) WITH ORDINALITY
         AS c(level, locale, wallpaper_text, lock_screen_text, blocked_packages,
-             blocked_categories, alarm_times, always_allowed_numbers, fallback_level, n)
+             blocked_categories, alarm_times, always_allowed_numbers, fallback_level,
+             alarm_days, n)
 ),
 input AS (
     SELECT p.device_id, c.level, c.document FROM unnest(%(devices)s::bigint[], %(shown_as)s::bigint[])
@@ -172,7 +174,15 @@ def device_states_write_shown(
     if not connection.in_atomic_block:
         raise RuntimeError("device_states_write_shown runs inside the caller's transaction")
     key_version = lender_key_version_current(lender_id=lender_id)
-    slug = Lender.objects.values_list("slug", flat=True).get(pk=lender_id)
+    slug, country, tz = Lender.objects.values_list("slug", "country", "timezone").get(pk=lender_id)
+    now = timezone.now()  # the app's clock, as every created_at (the outbox keeps the DB's)
+    calendars: dict[tuple[str, ...], str] = {}  # the alarm days of each distinct alarm_times
+    for content in contents:
+        if content.alarm_times not in calendars:
+            days = alarm_days(
+                alarm_times=content.alarm_times, country=country, tz=tz, issued_at=now
+            )
+            calendars[content.alarm_times] = json.dumps(days, sort_keys=True)
     next_key = {"version": key_version,
                 "public_key": lender_public_key_b64(lender_slug=slug, version=key_version)}  # fmt: skip
     params = {
@@ -188,7 +198,9 @@ def device_states_write_shown(
         "alarms": [_sorted_json(c.alarm_times) for c in contents],
         "numbers": [_sorted_json(c.always_allowed_numbers) for c in contents],
         "fallbacks": [c.fallback_level for c in contents],
-        "now": timezone.now(),  # the app's clock, as every created_at (the outbox keeps the DB's)
+        "alarm_days": [calendars[c.alarm_times] for c in contents],
+        "timezone": tz,
+        "now": now,
         "lease": OFFLINE_LEASE,
         "allowed": json.dumps(sorted(always_allowed_packages())),
         "key_version": key_version,
