@@ -2,6 +2,8 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from apps.audit.models import AuditEvent
 from apps.collections.errors import (
@@ -11,10 +13,11 @@ from apps.collections.errors import (
     ProductNotAvailable,
 )
 from apps.collections.models import Installment, Loan
-from apps.collections.services import loan_quote, loan_sign
+from apps.collections.services import loan_financed_minimum, loan_quote, loan_sign
 from apps.core.actor import Actor
 from apps.core.errors import IdempotencyConflict, NotAllowed
-from apps.core.money import Money
+from apps.core.money import Money, minor_units
+from apps.lenders.models import Lender, LoanProduct
 from tests.collections.factories import signed_loan
 from tests.customers.factories import CustomerFactory, consent_for
 from tests.lenders.factories import LoanProductFactory, restriction_policy_version_for
@@ -235,3 +238,51 @@ def test_a_loan_or_a_phone_is_never_deleted_even_in_sql(lender_a, table) -> None
         connection.cursor() as cursor,
     ):
         cursor.execute(f"DELETE FROM {table} WHERE id = %s", [row])  # noqa: S608
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    installments=st.integers(1, 104),
+    frequency=st.sampled_from(["weekly", "biweekly", "monthly"]),
+    method=st.sampled_from(["flat", "declining"]),
+    rate=st.decimals(0, 100, places=2),
+    fee=st.decimals(0, 50, places=2),
+    currency=st.sampled_from(["KES", "JPY", "KWD", "COP"]),
+    units=st.one_of(st.integers(1, 500), st.integers(1, 10**8)),
+)
+def test_a_quote_owes_something_every_installment_or_refuses_naming_the_least_it_can_finance(
+    installments, frequency, method, rate, fee, currency, units
+) -> None:
+    product = LoanProduct(
+        lender=Lender(currency=currency),
+        installments=installments,
+        frequency=frequency,
+        interest_method=method,
+        interest_rate_percent=rate,
+        origination_fee_percent=fee,
+        min_down_payment_percent=Decimal(0),
+    )
+    financed = Decimal(1).scaleb(-minor_units(currency)) * units
+    minimum = loan_financed_minimum(product=product)
+
+    def quote_of(amount: Decimal):
+        return loan_quote(
+            product=product,
+            device_price=Money(amount, currency),
+            down_payment=Money(Decimal(0), currency),
+            start_date=date(2026, 1, 1),
+        )
+
+    if financed < minimum.amount:
+        with pytest.raises(FinancedAmountTooSmall) as refused:
+            quote_of(financed)
+        assert refused.value.extra == {"minimum": str(minimum.amount), "currency": currency}
+        assert f"{currency} {minimum.amount}" in refused.value.message
+        financed = minimum.amount  # the amount it names is accepted
+    quote = quote_of(financed)
+    lines = quote.schedule.lines
+    assert all(line.total > 0 for line in lines)
+    assert sum(line.principal for line in lines) == financed
+    assert sum(line.total for line in lines) == (
+        financed + sum(line.interest for line in lines) + sum(line.fee for line in lines)
+    )
