@@ -74,16 +74,3 @@ def test_the_database_refuses_paid_at_that_disagrees_with_what_is_owed() -> None
         first.update(paid_at=SIGNED)  # it owes its whole amount
     with pytest.raises(IntegrityError), transaction.atomic():  # owes nothing, marked unpaid
         first.update(principal_amount=0, interest_amount=0, fee_amount=0, late_fee_amount=0)
-
-
-def test_a_loan_signed_with_installments_that_owe_nothing_is_not_late_for_them() -> None:
-    """The issue's example: JPY 100, 90 down, 12 months at 0%: 1-11 owe nothing."""
-    lender = LenderFactory(slug="jp", country="JP", currency="JPY", timezone="Asia/Tokyo")
-    loan = signed_loan(lender, price="100", down="90", signed_at=SIGNED, installments=12,
-                       interest_rate_percent=Decimal(0), origination_fee_percent=Decimal(0),
-                       min_down_payment_percent=Decimal(0), grace_days=0)  # fmt: skip
-    owing = [i.total_due for i in loan.installments.order_by("sequence")]
-    assert owing[:11] == [0] * 11  # the terms this loan was signed on
-    sweep_60_days_on(loan)
-    assert loan.stage == "none"
-    assert Installment.objects.filter(loan=loan, paid_at=SIGNED).count() == 11
