@@ -115,7 +115,8 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = f"/{ADMIN_URL}login/"
 
 # Behind a reverse proxy, the client address is the Nth address from the right
-# of X-Forwarded-For; 0 means no proxy (REMOTE_ADDR). Used by axes and the audit.
+# of X-Forwarded-For; 0 means no proxy (REMOTE_ADDR). Used by axes, the audit and the API
+# throttles (apps.core.actor.client_ip).
 TRUSTED_PROXY_COUNT = env.int("DJANGO_TRUSTED_PROXY_COUNT", default=0)
 
 # django-axes: five failed logins lock the account (by username, so an attacker

@@ -13,7 +13,6 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from apps.collections.models import PaymentReversal
@@ -24,6 +23,7 @@ from apps.collections.services import (
 )
 from apps.core.actor import Actor, ActorType, client_ip
 from apps.core.api.schema import error_responses
+from apps.core.api.throttling import ScopedRateThrottle
 from apps.core.errors import DomainError
 from apps.core.money import Money, UnknownCurrency
 from apps.integrations.payments.signing import (

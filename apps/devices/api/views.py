@@ -10,11 +10,11 @@ from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from apps.core.actor import Actor, ActorType, client_ip
 from apps.core.api.schema import error_responses
+from apps.core.api.throttling import ScopedRateThrottle
 from apps.devices.api.auth import DeviceAuthentication, IsDevice
 from apps.devices.models import DeviceEvent
 from apps.devices.services import (
