@@ -29,3 +29,8 @@ class NotAllowed(DomainError):
 class IdempotencyConflict(DomainError):
     code, http_status = "idempotency_conflict", 409
     default_message = _("This idempotency key was already used with different data.")
+
+
+class BodyTooLarge(DomainError):
+    code, http_status = "payload_too_large", 413
+    default_message = _("The body is larger than this API accepts.")

@@ -78,6 +78,9 @@ class PaymentWebhookApi(APIView):
     throttle_classes = (ScopedRateThrottle,)
     throttle_scope = "webhooks"
     parser_classes = ()
+    # _read_body refuses over PAYMENTS_WEBHOOK_MAX_BYTES from the declared length, before
+    # reading, and the refusal is audited like every other (apps/core/api/middleware.py)
+    body_size_checked_by_view = True
 
     class DataSerializer(serializers.Serializer):
         loan = serializers.CharField(max_length=20)

@@ -17,19 +17,20 @@ from apps.core.errors import DomainError
 logger = logging.getLogger(__name__)
 
 
-def _body(code: str, message: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+def error_body(code: str, message: str, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The body of every API error; also written by ``ApiBodySizeMiddleware``, before DRF."""
     return {"code": code, "message": message, "extra": extra or {}}
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, DomainError):
-        return Response(_body(exc.code, exc.message, exc.extra), status=exc.http_status)
+        return Response(error_body(exc.code, exc.message, exc.extra), status=exc.http_status)
     if isinstance(exc, DjangoValidationError):
         fields = (
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
         return Response(
-            _body("invalid", _("The input is not valid."), {"fields": fields}),
+            error_body("invalid", _("The input is not valid."), {"fields": fields}),
             status=status.HTTP_400_BAD_REQUEST,
         )
     if isinstance(exc, Http404):
@@ -42,16 +43,18 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         request_id = uuid.uuid4().hex
         logger.exception("unhandled API error request_id=%s", request_id)
         return Response(
-            _body(
+            error_body(
                 "server_error", _("Something went wrong on our side."), {"request_id": request_id}
             ),
             status=status.HTTP_500_INTERNAL_SERVER_ERROR,
         )
     if isinstance(exc, exceptions.ValidationError):
-        response.data = _body("invalid", _("The input is not valid."), {"fields": response.data})
+        response.data = error_body(
+            "invalid", _("The input is not valid."), {"fields": response.data}
+        )
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        response.data = _body(
+        response.data = error_body(
             exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code, detail
         )
     return response

@@ -28,8 +28,9 @@ from apps.notifications.selectors import notices_pending
 from apps.notifications.services import notices_ack
 
 # What any agent call can answer besides its own errors: a body that is not valid or not
-# JSON (400), no or wrong device credentials (401), another content type (415), the throttle.
-AGENT_ERRORS = (400, 401, 415, 429)
+# JSON (400), no or wrong device credentials (401), a body over DATA_UPLOAD_MAX_MEMORY_SIZE
+# (413, apps/core/api/middleware.py), another content type (415), the throttle.
+AGENT_ERRORS = (400, 401, 413, 415, 429)
 
 
 def _jsonb_storable(value: object) -> bool:
@@ -103,7 +104,7 @@ class DeviceEnrollApi(APIView):
     @extend_schema(
         request=InputSerializer,
         # 401 unknown or revoked code, 409 used code or another phone, 410 expired code
-        responses={201: OutputSerializer, **error_responses(400, 401, 409, 410, 415, 429)},
+        responses={201: OutputSerializer, **error_responses(400, 401, 409, 410, 413, 415, 429)},
         auth=[],
     )
     def post(self, request: Request) -> Response:
@@ -306,7 +307,9 @@ class DeviceCustomerLinkApi(DeviceApi):
         url = serializers.URLField()
         expires_in = serializers.IntegerField(help_text="seconds")
 
-    @extend_schema(request=None, responses={200: OutputSerializer, **error_responses(401, 429)})
+    @extend_schema(
+        request=None, responses={200: OutputSerializer, **error_responses(401, 413, 429)}
+    )
     def post(self, request: Request) -> Response:
         from django.urls import reverse
 
