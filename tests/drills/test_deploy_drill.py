@@ -49,6 +49,19 @@ def test_check_deploy_is_clean_under_production_settings(report) -> None:
                              text=True, check=False)  # fmt: skip
     assert refused.returncode != 0  # a secret missing from the environment stops the start
     assert "PAYMENTS_WEBHOOK_MASTER_KEY" in refused.stderr
+    for name in ("PAYMENTS_WEBHOOK_MASTER_KEY", "DEVICE_SIGNING_MASTER_KEY"):
+        weak = {**environment, name: "x" * 31}
+        refused = subprocess.run(
+            [sys.executable, "manage.py", "check", "--deploy"],
+            cwd=ROOT,
+            env=weak,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert refused.returncode != 0  # a master key under 32 bytes fails the deploy check
+        assert f"{name} is 31 bytes long" in refused.stderr
+    report("check --deploy refuses either master key at 31 bytes, naming it")
 
 
 @pytest.mark.django_db

@@ -1,0 +1,39 @@
+"""``manage.py check --deploy`` refuses a master key shorter than 32 bytes, naming it."""
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+MASTER_KEYS = ("PAYMENTS_WEBHOOK_MASTER_KEY", "DEVICE_SIGNING_MASTER_KEY")
+STRONG = "k" * 32
+
+
+@pytest.fixture
+def strong_keys(settings) -> None:
+    for name in MASTER_KEYS:
+        setattr(settings, name, STRONG)
+
+
+@pytest.mark.parametrize("name", MASTER_KEYS)
+@pytest.mark.parametrize(
+    "weak", ["", "k" * 31, "é" * 15], ids=["empty", "31_bytes", "15_accents_30_bytes"]
+)
+def test_check_deploy_fails_naming_the_variable_when_a_master_key_is_under_32_bytes(
+    settings, strong_keys, name, weak
+) -> None:
+    setattr(settings, name, weak)
+    with pytest.raises(SystemCheckError) as refused:
+        call_command("check", "--deploy")
+    assert name in str(refused.value)
+    other = next(key for key in MASTER_KEYS if key != name)
+    assert other not in str(refused.value)
+
+
+def test_check_deploy_accepts_master_keys_of_32_bytes_or_more(settings, strong_keys) -> None:
+    settings.DEVICE_SIGNING_MASTER_KEY = "é" * 16  # 32 bytes in UTF-8
+    call_command("check", "--deploy")  # warnings of the test settings, no error
+
+
+def test_a_short_master_key_is_not_an_error_outside_a_deploy_check(settings) -> None:
+    settings.PAYMENTS_WEBHOOK_MASTER_KEY = settings.DEVICE_SIGNING_MASTER_KEY = "short"
+    call_command("check")
