@@ -147,3 +147,8 @@ class LoanCancelRefused(DomainError):
 class NothingToRemind(DomainError):
     code, http_status = "nothing_to_remind", 409
     default_message = _("Only an active loan with something due has a reminder to send.")
+
+
+class ReceivedBeforeSigning(DomainError):
+    code = "received_before_signing"
+    default_message = _("The money is dated before the loan was signed.")

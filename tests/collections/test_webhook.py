@@ -1,10 +1,12 @@
 import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.db import connection
 from django.test import Client
+from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.collections.models import Payment, PaymentReversal, WebhookEvent
@@ -216,3 +218,84 @@ def test_a_payment_whose_early_reversal_named_another_loan_is_held(client, lende
 def test_a_payment_dated_in_the_future_is_refused(client, lender_a, loan) -> None:
     body = event(loan.reference, "10.00", "MP-1", received_at="2999-01-01T00:00:00Z")
     assert deliver(client, lender_a, body).status_code == 400
+
+
+NOT_PLAIN = {
+    "arabic_indic": "\u0661\u0660\u0660",  # 100 in Arabic-Indic digits
+    "devanagari": "\u0967\u0966\u0966",
+    "fullwidth": "\uff11\uff10\uff10",
+    "exponent": "1e9",
+    "upper_exponent": "1E2",
+    "underscore": "1_000",
+    "space": " 100",
+    "plus": "+100",
+    "no_integer_part": ".5",
+    "no_fraction": "100.",
+    "infinity": "Infinity",
+    "nan": "NaN",
+    "json_int": 100,
+    "json_float": 100.5,
+}
+
+
+@pytest.mark.parametrize("amount", list(NOT_PLAIN.values()), ids=list(NOT_PLAIN))
+def test_an_amount_not_in_plain_ascii_digits_is_refused_with_a_clear_400(
+    client, lender_a, loan, amount
+) -> None:
+    response = deliver(client, lender_a, event(loan.reference, amount, "MP-1"))
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid"
+    assert "ASCII digits" in " ".join(body["extra"]["fields"]["amount"])
+    assert not Payment.objects.exists()
+    assert rejections("invalid") == 1
+
+
+@pytest.mark.parametrize("amount", ["100", "100.5", "0100.50"])
+def test_an_amount_in_plain_ascii_digits_is_applied(client, lender_a, loan, amount) -> None:
+    response = deliver(client, lender_a, event(loan.reference, amount, "MP-1"))
+    assert response.status_code == 200, response.content
+    assert Payment.objects.get().amount == Decimal(amount)
+
+
+def test_a_payment_received_beyond_the_tolerance_into_the_future_is_refused_with_a_clear_400(
+    client, lender_a, loan, settings
+) -> None:
+    settings.PAYMENTS_WEBHOOK_TOLERANCE_SECONDS = 60
+    ahead = (timezone.now() + timedelta(seconds=120)).isoformat()
+    response = deliver(client, lender_a, event(loan.reference, "10.00", "MP-1", received_at=ahead))
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid"
+    assert "future" in response.json()["extra"]["fields"]["received_at"][0]
+    assert not Payment.objects.exists()
+    within = (timezone.now() + timedelta(seconds=30)).isoformat()  # a provider's clock a bit fast
+    response = deliver(client, lender_a, event(loan.reference, "10.00", "MP-2", received_at=within))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("type_", ["payment.succeeded", "payment.reversed"])
+def test_money_received_before_the_loan_was_signed_is_refused_with_a_clear_400(
+    client, lender_a, loan, type_
+) -> None:
+    before = (loan.signed_at - timedelta(minutes=1)).isoformat()
+    response = deliver(
+        client,
+        lender_a,
+        event(loan.reference, "10.00", "MP-1", type_=type_, received_at=before, reverses="MP-0"),
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "received_before_signing"
+    assert loan.reference in response.json()["message"]
+    assert (Payment.objects.count(), PaymentReversal.objects.count()) == (0, 0)
+    assert not WebhookEvent.objects.exists()
+    refused = AuditEvent.objects.get(action="collections.webhook.rejected")
+    assert (refused.lender_id, refused.data["problem"]) == (lender_a.pk, "received_before_signing")
+    at_signing = loan.signed_at.isoformat()
+    response = deliver(
+        client,
+        lender_a,
+        event(
+            loan.reference, "10.00", "MP-2", type_=type_, received_at=at_signing, reverses="MP-0"
+        ),
+    )
+    assert response.status_code == 200

@@ -16,6 +16,7 @@ import json
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -176,6 +177,8 @@ def prepare(case: schemathesis.Case, *, kind: str, valid: bool, variant: str, mo
             data["loan"] = world.loan_reference
             if mode is GenerationMode.POSITIVE:
                 data["currency"] = world.currency
+                if "received_at" in data:  # the loan's own window: since signing, until now
+                    data["received_at"] = datetime.now(UTC).isoformat()
         body = raw_body(case) or b""
         lender = "no-such-lender" if variant == "unknown lender" else world.lender_slug
         secret = webhook_secret_for(

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -22,6 +23,7 @@ from apps.collections.services import (
     webhook_rejection_record,
 )
 from apps.core.actor import Actor, ActorType, client_ip
+from apps.core.api.fields import PlainDecimalField
 from apps.core.api.schema import error_responses
 from apps.core.api.throttling import ScopedRateThrottle
 from apps.core.errors import DomainError
@@ -84,12 +86,14 @@ class PaymentWebhookApi(APIView):
 
     class DataSerializer(serializers.Serializer):
         loan = serializers.CharField(max_length=20)
-        amount = serializers.DecimalField(
-            max_digits=18, decimal_places=3, min_value=Decimal("0.001")
-        )
+        amount = PlainDecimalField(max_digits=18, decimal_places=3, min_value=Decimal("0.001"))
         currency = serializers.CharField(min_length=3, max_length=3)
         reference = serializers.CharField(max_length=100)
-        received_at = serializers.DateTimeField(required=False)
+        received_at = serializers.DateTimeField(
+            required=False,
+            help_text="When the money arrived (default: now). Not before the loan was signed, "
+            "nor later than now by more than the signature's tolerance.",
+        )
         reverses = serializers.CharField(max_length=100, required=False, default="")
         kind = serializers.ChoiceField(choices=PaymentReversal.Kind.choices, required=False,
                                        default=PaymentReversal.Kind.CHARGEBACK)  # fmt: skip
@@ -199,8 +203,16 @@ class PaymentWebhookApi(APIView):
         except UnknownCurrency as exc:
             raise EventMalformed(fields={"currency": ["Not an ISO 4217 currency."]}) from exc
         received_at: datetime = values.get("received_at") or timezone.now()
-        if received_at > timezone.now() + timedelta(minutes=5):  # would sort last forever
-            raise EventMalformed(fields={"received_at": ["In the future."]})
+        # a provider's clock may run a little fast (the signature's tolerance), no more: a
+        # payment dated later would sort after every payment to come. Dated before its loan
+        # was signed is the service's rule (it needs the loan).
+        tolerance = settings.PAYMENTS_WEBHOOK_TOLERANCE_SECONDS
+        if received_at > timezone.now() + timedelta(seconds=tolerance):
+            late = _(
+                "Later than now by more than %(seconds)s seconds: money cannot be received in "
+                "the future."
+            )
+            raise EventMalformed(fields={"received_at": [late % {"seconds": tolerance}]})
         return WebhookPayload(
             event_id=envelope.validated_data["id"], event_type=envelope.validated_data["type"],
             loan_reference=values["loan"], amount=amount, reference=values["reference"],

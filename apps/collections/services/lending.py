@@ -14,6 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.audit.services import AuditEntry, audit_event_record, audit_events_record
 from apps.collections.allocation import (
@@ -37,6 +38,7 @@ from apps.collections.errors import (
     LoanNotPayable,
     LoanTransitionNotAllowed,
     ProductNotAvailable,
+    ReceivedBeforeSigning,
     RestrictionPolicyMissing,
     ReversalExceedsPayment,
 )
@@ -60,7 +62,6 @@ from apps.collections.models import (
     WebhookEvent,
 )
 from apps.collections.schedule import Schedule, Terms, build_schedule, smallest_financed
-from apps.collections.selectors import loan_id_by_reference
 from apps.collections.services.restriction import loan_stage_settle
 from apps.core.actor import Actor
 from apps.core.errors import DomainError, IdempotencyConflict, NotAllowed
@@ -936,6 +937,19 @@ def _webhook_event_insert(event: WebhookEvent) -> None:
         mark_saved(event, cursor.fetchone()[0])
 
 
+def _received_after_signing(*, loan: Loan, received_at: datetime) -> None:
+    """Refuse a provider's money dated before ``loan`` was signed: it names the wrong loan
+    or the wrong date, and replayed in ``received_at`` order it would pay installments
+    before they existed. tests/collections/test_webhook.py."""
+    if loan.signed_at is None or received_at >= loan.signed_at:
+        return
+    dates = {"received_at": received_at.isoformat(), "signed_at": loan.signed_at.isoformat()}
+    message = _(
+        "The money is dated %(received_at)s, before loan %(loan)s was signed (%(signed_at)s)."
+    )
+    raise ReceivedBeforeSigning(message % {**dates, "loan": loan.reference}, **dates)
+
+
 def payment_webhook_apply(
     *, lender_id: int, provider: str, payload: WebhookPayload, body: bytes, actor: Actor
 ) -> WebhookOutcome:
@@ -947,7 +961,8 @@ def payment_webhook_apply(
     it, the others find the payment by its reference and then lose the race for
     the event's unique slot, and answer "duplicate". The same event id with a
     different body raises IdempotencyConflict. An unknown loan raises
-    LoanNotFound and stores nothing.
+    LoanNotFound, and money dated before the loan was signed
+    ReceivedBeforeSigning; either stores nothing.
     """
     digest = _body_sha256(body)
     existing = _webhook_event_get(lender_id=lender_id, provider=provider, event_id=payload.event_id)
@@ -956,21 +971,21 @@ def payment_webhook_apply(
     try:
         with transaction.atomic(durable=True):
             payment, reversal = None, None
+            # the loan found and locked in one query (payment_reverse's own lock then
+            # finds it held): the first lock either path takes
+            loan = loan_lock_by_reference(lender_id=lender_id, reference=payload.loan_reference)
+            _received_after_signing(loan=loan, received_at=payload.received_at)
             if payload.event_type == "payment.reversed":
-                loan_id = loan_id_by_reference(
-                    lender_id=lender_id, reference=payload.loan_reference
-                )
                 reversal = payment_reverse(
-                    loan_id=loan_id, lender_id=lender_id, kind=payload.kind, amount=payload.amount,
+                    loan_id=loan.pk, lender_id=lender_id, kind=payload.kind, amount=payload.amount,
                     provider=provider, provider_ref=payload.reference, payment_provider_ref=payload.reverses,
                     received_at=payload.received_at, actor=actor,
                 ).reversal  # fmt: skip
             else:
-                # payment_record's contract, with the loan found and locked in one
-                # query and no savepoint: this transaction is the whole unit.
+                # payment_record's contract, with no savepoint: this transaction is the
+                # whole unit.
                 payment = _payment_record_locked(
-                    loan=loan_lock_by_reference(lender_id=lender_id, reference=payload.loan_reference),
-                    amount=payload.amount, channel=Payment.Channel.PROVIDER, provider=provider,
+                    loan=loan, amount=payload.amount, channel=Payment.Channel.PROVIDER, provider=provider,
                     provider_ref=payload.reference, received_at=payload.received_at, actor=actor,
                 ).payment  # fmt: skip
             _webhook_event_insert(WebhookEvent(
