@@ -15,6 +15,7 @@ from django.db.models import (
     ExpressionWrapper,
     F,
     IntegerField,
+    Max,
     OuterRef,
     QuerySet,
     Subquery,
@@ -22,12 +23,19 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.collections.errors import LoanNotFound
-from apps.collections.models import UNPAID, Installment, Loan, LoanStageChange, Payment
+from apps.collections.models import (
+    UNPAID,
+    Installment,
+    Loan,
+    LoanStageChange,
+    Payment,
+    PaymentReversal,
+)
 from apps.core.money import Money
 from apps.lenders.selectors import lender_local_date
 
@@ -253,6 +261,52 @@ def loan_overview(*, loan: Loan) -> LoanOverview:
     )  # fmt: skip
 
 
+def loan_list_with_credit_over_an_installment(queryset: QuerySet[Loan]) -> QuerySet[Loan]:
+    """The loans of ``queryset`` holding a credit larger than their largest scheduled
+    installment (late fees aside), annotated with that ``credit``, in one statement.
+
+    A credit is money received that no installment took: each payment less what reverses
+    it (as the allocation counts it, never below zero), less what the installments were
+    paid. The loan keeps it (the money arrived); more than an installment of it is more
+    likely a wrong amount or a wrong loan than a customer paying ahead, so an agent
+    reviews it, and a refund through the provider (a reversal) takes it off the list.
+    tests/collections/test_work_queues.py.
+    """
+    reversed_total = (
+        PaymentReversal.objects.filter(
+            loan_id=OuterRef("loan_id"),
+            provider=OuterRef("provider"),
+            payment_provider_ref=OuterRef("provider_ref"),
+        )
+        .order_by()
+        .values("payment_provider_ref")
+        .annotate(total=Sum("amount"))
+        .values("total")
+    )
+    reversed_or_zero = Coalesce(Subquery(reversed_total), Value(ZERO))
+    kept = Greatest(Value(ZERO), F("amount") - reversed_or_zero, output_field=_MONEY)
+    received = (
+        Payment.objects.filter(loan_id=OuterRef("pk"))
+        .order_by()
+        .values("loan_id")
+        .annotate(total=Sum(kept))
+        .values("total")
+    )
+    installments = Installment.objects.filter(loan_id=OuterRef("pk")).order_by().values("loan_id")
+    paid = installments.annotate(
+        total=Sum(F("principal_paid") + F("interest_paid") + F("fee_paid") + F("late_fee_paid"))
+    ).values("total")
+    largest = installments.annotate(
+        largest=Max(F("principal_amount") + F("interest_amount") + F("fee_amount"))
+    ).values("largest")
+    credit = Coalesce(Subquery(received), Value(ZERO), output_field=_MONEY) - Coalesce(
+        Subquery(paid), Value(ZERO), output_field=_MONEY
+    )
+    return queryset.annotate(credit=credit, largest_installment=Subquery(largest)).filter(
+        credit__gt=F("largest_installment")
+    )
+
+
 class WorkQueue(models.TextChoices):
     """The lists an agent works through each day (the loan list's "work queue" filter)."""
 
@@ -263,6 +317,7 @@ class WorkQueue(models.TextChoices):
     SIM_CHANGED = "sim_changed", _("SIM changed in the last 7 days")
     MANUAL_LOCKS = "manual_locks", _("Manual locks waiting for a second person")
     RELEASED_WITH_ARREARS = "released_with_arrears", _("Released with arrears (phone free)")
+    CREDIT_TO_REVIEW = "credit_to_review", _("Credit over one installment, to review")
 
 
 def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> QuerySet[Loan]:
@@ -273,6 +328,8 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
     from apps.lenders.models import RestrictionStage
 
     week_ago = timezone.now() - timedelta(days=7)
+    if queue == WorkQueue.CREDIT_TO_REVIEW:
+        return loan_list_with_credit_over_an_installment(queryset)
     if queue == WorkQueue.PROMISES_DUE:
         due = LoanPause.objects.filter(kind=LoanPause.Kind.PROMISE, status=LoanPause.Status.ACTIVE,
                                        ends_on=today)  # fmt: skip

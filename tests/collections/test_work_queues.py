@@ -2,6 +2,7 @@
 out here from their installments, not by the selector under test."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 import time_machine
@@ -10,11 +11,18 @@ from django.urls import reverse
 from django.utils import timezone
 
 from apps.collections.models import Loan
-from apps.collections.selectors import WorkQueue, loan_work_queue
-from apps.collections.services import loan_promise_record, loan_stage_sweep
+from apps.collections.selectors import WorkQueue, loan_outstanding, loan_work_queue
+from apps.collections.services import (
+    loan_promise_record,
+    loan_stage_sweep,
+    payment_record,
+    payment_reverse,
+)
 from apps.core.actor import Actor
+from apps.core.money import Money
 from apps.devices.services import device_event_report, device_state_set
 from apps.lenders.selectors import lender_local_date
+from tests.collections.factories import signed_loan
 from tests.devices.factories import enrolled_phone
 
 pytestmark = pytest.mark.django_db
@@ -101,3 +109,72 @@ def test_an_agent_finds_a_loan_by_phone_as_written_by_imei_and_opens_a_queue(
     assert theirs.loan.reference not in client.get(url, {"q": theirs.imei}).content.decode()
     page = client.get(url, {"queue": WorkQueue.OUT_OF_SYNC}).content.decode()
     assert "Phone out of sync for over an hour" in page
+
+
+def credit_over_an_installment(loan: Loan) -> bool:
+    """Worked out from the rows: money in, less what reverses it, less what the installments
+    took, against the loan's largest scheduled installment (late fees aside)."""
+    installments = list(loan.installments.all())
+    reversed_by_ref: dict[tuple[str, str], Decimal] = {}
+    for reversal in loan.reversals.all():
+        key = (reversal.provider, reversal.payment_provider_ref)
+        reversed_by_ref[key] = reversed_by_ref.get(key, Decimal(0)) + reversal.amount
+    received = sum(
+        max(Decimal(0), p.amount - reversed_by_ref.get((p.provider, p.provider_ref), Decimal(0)))
+        for p in loan.payments.all()
+    )
+    credit = received - sum(i.total_paid for i in installments)
+    largest = max(i.principal_amount + i.interest_amount + i.fee_amount for i in installments)
+    return credit > largest
+
+
+def pay(loan: Loan, amount: Decimal, ref: str) -> None:
+    payment_record(
+        loan_id=loan.pk,
+        amount=Money(amount, loan.currency),
+        channel="provider",
+        provider="demo",
+        provider_ref=ref,
+        received_at=timezone.now(),
+        actor=Actor.system(),
+    )
+
+
+def test_credits_over_one_installment_are_listed_for_review(lender_a, lender_b) -> None:
+    loans = [signed_loan(lender_a, price="3500", down="500", installments=3) for _ in range(5)]
+    overpaid, a_little_over, refunded, ahead, paid_off = loans
+    one = overpaid.installments.get(sequence=1).total_due
+    owed = {loan.pk: loan_outstanding(loan=loan).amount for loan in loans}
+    pay(overpaid, owed[overpaid.pk] + 2 * one, "MP-1")
+    pay(a_little_over, owed[a_little_over.pk] + one / 2, "MP-2")
+    pay(refunded, owed[refunded.pk] + 2 * one, "MP-3")
+    payment_reverse(
+        loan_id=refunded.pk,
+        kind="refund",
+        amount=Money(2 * one, "KES"),
+        provider="demo",
+        provider_ref="RF-3",
+        payment_provider_ref="MP-3",
+        received_at=timezone.now(),
+        actor=Actor.system(),
+    )
+    pay(ahead, 2 * one, "MP-4")  # two installments ahead of time: no credit
+    pay(paid_off, owed[paid_off.pk], "MP-5")
+    theirs = signed_loan(lender_b, price="3500", down="500", installments=3)
+    pay(theirs, loan_outstanding(loan=theirs).amount * 3, "MP-6")
+    today = lender_local_date(lender=lender_a)
+    expected = {loan.pk for loan in loans if credit_over_an_installment(loan)}
+    assert expected == {overpaid.pk}
+    assert queue(lender_a, WorkQueue.CREDIT_TO_REVIEW, today) == expected
+    overpaid.refresh_from_db()
+    assert overpaid.status == Loan.Status.PAID_OFF  # the money is kept, as a credit
+
+
+def test_an_agent_opens_the_credits_to_review(lender_a, make_agent, verified_client) -> None:
+    loan = signed_loan(lender_a, price="3500", down="500", installments=3)
+    pay(loan, loan_outstanding(loan=loan).amount * 2, "MP-1")
+    client = verified_client(make_agent(lender_a))
+    url = reverse("admin:collections_loan_changelist")
+    page = client.get(url, {"queue": WorkQueue.CREDIT_TO_REVIEW}).content.decode()
+    assert "Credit over one installment, to review" in page
+    assert loan.reference in page
