@@ -27,6 +27,7 @@ from apps.collections.forms import (
     ManualPaymentForm,
     PauseForm,
     ReasonForm,
+    SuspendForm,
 )
 from apps.collections.models import (
     Installment,
@@ -35,6 +36,7 @@ from apps.collections.models import (
     LoanStageChange,
     ManualLock,
     Payment,
+    RestrictionSuspension,
 )
 from apps.collections.selectors import (
     WorkQueue,
@@ -42,6 +44,7 @@ from apps.collections.selectors import (
     loan_next_due,
     loan_outstanding,
     loan_work_queue,
+    restriction_suspension_in_force,
 )
 from apps.collections.services import (
     loan_cancel,
@@ -55,6 +58,8 @@ from apps.collections.services import (
     loan_reminder_resend,
     loan_stage_lift,
     payment_record,
+    restrictions_resume,
+    restrictions_suspend,
 )
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
@@ -67,6 +72,7 @@ from apps.lenders.tenancy import (
     ReadOnlyAdminMixin,
     ScopedReadOnlyInline,
     is_platform_operator,
+    scope_for_user,
     user_lender_id,
 )
 from apps.notifications.models import Notification
@@ -381,6 +387,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         context = {**self.admin_site.each_context(request), "opts": self.model._meta,
                    "title": _("Portfolio of %(lender)s") % {"lender": lender.name},
                    "lenders": lenders if operator else None,
+                   "suspension": restriction_suspension_in_force(lender=lender),
                    **portfolio.dashboard(lender=lender, now=timezone.now())}  # fmt: skip
         return TemplateResponse(request, "admin/collections/loan/portfolio.html", context)
 
@@ -546,3 +553,73 @@ class PaymentAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     list_filter = ("channel", "provider", "lender")
     search_fields = ("provider_ref", "receipt_ref", "loan__reference")
     date_hierarchy = "received_at"
+
+
+@admin.register(RestrictionSuspension)
+class RestrictionSuspensionAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
+    """Suspensions of new restrictions: started and lifted only through their services, by a
+    platform operator (a country or any lender) or a lender's admin (their own lender)."""
+
+    list_display = ("__str__", "reason", "lower_to_reminder", "started_by", "created_at",
+                    "lifted_at", "lifted_by")  # fmt: skip
+    list_filter = ("lifted_at",)
+    change_list_template = "admin/collections/restrictionsuspension/change_list.html"
+    change_form_template = "admin/collections/restrictionsuspension/change_form.html"
+    admins = frozenset({Membership.Role.LENDER_ADMIN})
+
+    def get_urls(self) -> list[Any]:
+        suspend = self.admin_site.admin_view(self.suspend_view)
+        lift = self.admin_site.admin_view(self.lift_view)
+        return [path("suspend/", suspend, name="collections_restrictionsuspension_suspend"),
+                path("<int:object_id>/lift/", lift, name="collections_restrictionsuspension_lift"),
+                *super().get_urls()]  # fmt: skip
+
+    def suspend_view(self, request: HttpRequest) -> HttpResponse:
+        self.require_role(request, self.admins)
+        operator = is_platform_operator(request.user)
+        lenders = scope_for_user(Lender.objects.order_by("name"), request.user)
+        form = SuspendForm(request.POST or None, lenders=lenders, operator=operator)
+        if request.method == "POST" and form.is_valid():
+            values = form.cleaned_data
+            try:
+                suspension = restrictions_suspend(
+                    user=request.user, actor=Actor.agent(request.user, request),
+                    lender_id=values["lender"].pk if values["lender"] else None,
+                    country=values.get("country", ""), reason=values["reason"],
+                    lower_to_reminder=values["lower_to_reminder"],
+                )  # fmt: skip
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, _("New restrictions are suspended."), messages.SUCCESS)
+                return HttpResponseRedirect(reverse(
+                    "admin:collections_restrictionsuspension_change", args=[suspension.pk]))  # fmt: skip
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+                   "title": _("Suspend new restrictions")}  # fmt: skip
+        return TemplateResponse(
+            request, "admin/collections/restrictionsuspension/form.html", context
+        )
+
+    def lift_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        suspension = self.get_object(request, str(object_id))
+        if suspension is None:
+            raise Http404
+        self.require_role(request, self.admins, suspension)
+        form = ReasonForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                restrictions_resume(suspension_id=suspension.pk, user=request.user,
+                                    actor=Actor.agent(request.user, request),
+                                    reason=form.cleaned_data["reason"])  # fmt: skip
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(request, _("Restrictions resume with the next sweep."),
+                                  messages.SUCCESS)  # fmt: skip
+                return HttpResponseRedirect(reverse(
+                    "admin:collections_restrictionsuspension_change", args=[suspension.pk]))  # fmt: skip
+        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
+                   "title": _("Lift: %(what)s") % {"what": suspension}}  # fmt: skip
+        return TemplateResponse(
+            request, "admin/collections/restrictionsuspension/form.html", context
+        )

@@ -152,3 +152,36 @@ class NothingToRemind(DomainError):
 class ReceivedBeforeSigning(DomainError):
     code = "received_before_signing"
     default_message = _("The money is dated before the loan was signed.")
+
+
+class SuspensionNotAllowed(DomainError):
+    code, http_status = "suspension_not_allowed", 403
+    default_message = _(
+        "Only a platform operator may suspend restrictions for a country or another lender; a "
+        "lender's admin may for their own lender."
+    )
+
+
+class SuspensionScopeInvalid(DomainError):
+    code = "suspension_scope_invalid"
+    default_message = _("Suspend either one lender or one country (two capital letters).")
+
+
+class SuspensionAlreadyOpen(DomainError):
+    code, http_status = "suspension_already_open", 409
+    default_message = _("Restrictions are already suspended there.")
+
+
+class SuspensionNotOpen(DomainError):
+    code, http_status = "suspension_not_open", 409
+    default_message = _("This suspension was lifted already.")
+
+
+class ReasonRequired(DomainError):
+    code = "reason_required"
+    default_message = _("Say why: this needs a reason.")
+
+
+class RestrictionsSuspended(DomainError):
+    code, http_status = "restrictions_suspended", 409
+    default_message = _("Restrictions are suspended for this lender: no phone may be locked now.")

@@ -13,6 +13,8 @@ class CollectionsAction(StrEnum):
     LATE_FEE_REVERSED = "collections.late_fee.reversed"
     WEBHOOK_REJECTED = "collections.webhook.rejected"
     STAGE_CHANGED = "collections.loan.stage_changed"
+    RESTRICTIONS_SUSPENDED = "collections.restrictions.suspended"
+    RESTRICTIONS_RESUMED = "collections.restrictions.resumed"
     PAUSE_OPENED = "collections.pause.opened"
     PAUSE_DECIDED = "collections.pause.decided"
     PAUSE_CLOSED = "collections.pause.closed"

@@ -53,3 +53,29 @@ class HardshipPauseForm(PauseForm):
     """Until and reason: a supervisor's hardship pause, active at once."""
 
     amount = None
+
+
+class SuspendForm(forms.Form):
+    """Where to stop new restrictions (an operator picks a lender or a country; a lender's admin
+    suspends their own lender), why, and whether to lower current ones to reminders."""
+
+    lender = forms.ModelChoiceField(label=_("Lender"), queryset=None, required=False)
+    country = forms.CharField(
+        label=_("Country"), max_length=2, required=False,
+        help_text=_("Two capital letters (KE, MX): every lender there. Leave empty for a lender."),
+    )  # fmt: skip
+    reason = forms.CharField(
+        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+        help_text=_("Required; kept in the audit trail (a regulator's order, an outage...)."),
+    )  # fmt: skip
+    lower_to_reminder = forms.BooleanField(
+        label=_("Lower every current restriction to reminders now"), required=False
+    )
+
+    def __init__(self, *args: object, lenders: object = None, operator: bool = False,
+                 **kwargs: object) -> None:  # fmt: skip
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]  # Form's own signature
+        self.fields["lender"].queryset = lenders  # type: ignore[attr-defined]  # ModelChoiceField
+        if not operator:
+            del self.fields["country"]
+            self.fields["lender"].required = True

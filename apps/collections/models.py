@@ -459,6 +459,7 @@ class LoanStageChange(BaseModel):
         PAUSE = "pause", _("Pause")
         AGENT = "agent", _("Agent's action")
         PAYOFF = "payoff", _("Paid off")
+        SUSPENSION = "suspension", _("Restrictions suspended")
 
     # written in bulk by the restriction sweep: no index a query does not use
     created_at = models.DateTimeField(auto_now_add=True)
@@ -624,3 +625,61 @@ class ManualLock(BaseModel):
 
     def __str__(self) -> str:
         return f"manual lock of {self.loan_id} ({self.status})"
+
+
+class RestrictionSuspension(BaseModel):
+    """A stop to every new restriction, for one lender or for every lender of a country: a
+    regulator's order, an outage, a disaster.
+
+    While it stands the sweep raises no loan and no phone is locked by hand; with
+    ``lower_to_reminder`` every current restriction above ``reminder`` is lowered to it when it
+    starts. A platform operator suspends a country or a lender, a lender's admin their own
+    lender. Lifted (with a reason), never deleted; both audited.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    lender = models.ForeignKey(
+        "lenders.Lender", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    country = models.CharField(_("country"), max_length=2, blank=True)
+    reason = models.TextField(_("reason"))
+    lower_to_reminder = models.BooleanField(
+        _("lower current restrictions to reminders"), default=False
+    )
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    lifted_at = models.DateTimeField(_("lifted at"), null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    lift_reason = models.TextField(_("why it was lifted"), blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(lender__isnull=False, country="")
+                | Q(lender__isnull=True, country__regex=r"^[A-Z]{2}$"),
+                name="suspension_one_scope",
+            ),
+            models.UniqueConstraint(
+                fields=["lender"],
+                condition=Q(lifted_at__isnull=True, lender__isnull=False),
+                name="suspension_one_open_per_lender",
+            ),
+            models.UniqueConstraint(
+                fields=["country"],
+                condition=Q(lifted_at__isnull=True, lender__isnull=True),
+                name="suspension_one_open_per_country",
+            ),
+            models.CheckConstraint(
+                condition=Q(lifted_at__isnull=True) | Q(lifted_by__isnull=False),
+                name="suspension_lifted_by_someone",
+            ),
+        ]
+        triggers = [pgtrigger.Protect(name="suspension_never_deleted", operation=pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"suspension of {self.lender_id or self.country}"

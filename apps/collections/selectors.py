@@ -35,8 +35,10 @@ from apps.collections.models import (
     LoanStageChange,
     Payment,
     PaymentReversal,
+    RestrictionSuspension,
 )
 from apps.core.money import Money
+from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_local_date
 
 ZERO = Decimal(0)
@@ -393,3 +395,17 @@ def loan_stage_change_list(*, loan: Loan) -> QuerySet[LoanStageChange]:
 
 def payment_for_loan(*, loan_id: int, payment_id: int) -> Payment | None:
     return Payment.objects.filter(pk=payment_id, loan_id=loan_id).first()
+
+
+def restriction_suspension_in_force(*, lender: Lender) -> RestrictionSuspension | None:
+    """The open suspension that holds ``lender``: its own, or its country's (the lender's own
+    first); None when restrictions go on."""
+    return (
+        RestrictionSuspension.objects.filter(lifted_at__isnull=True)
+        .filter(
+            models.Q(lender_id=lender.pk) | models.Q(lender__isnull=True, country=lender.country)
+        )
+        .select_related("started_by")
+        .order_by("country", "-created_at")
+        .first()
+    )

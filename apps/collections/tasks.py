@@ -43,3 +43,10 @@ def overdue_notices_queue_task(
 
     overdue_notices_queue(lender_id=lender_id, business_date=date.fromisoformat(business_date),
                           id_from=id_from, id_to=id_to)  # fmt: skip
+
+
+@app_task(name="collections.restrictions_lower", queue="sweep")
+def restrictions_lower_task(*, lender_id: int, suspension_id: int) -> None:
+    from apps.collections.services.suspensions import restrictions_lower
+
+    restrictions_lower(lender_id=lender_id, suspension_id=suspension_id)

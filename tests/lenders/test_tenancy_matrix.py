@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
-from apps.collections.models import Loan, Payment
+from apps.collections.models import Loan, Payment, RestrictionSuspension
 from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.core.tenancy import belongs_to_lender, is_lender_owned
@@ -64,6 +64,7 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     LenderKey: lambda lender: lender_key_for(lender),
     Shop: lambda lender: shop_for(lender),
     Clerk: lambda lender: clerk_for(shop_for(lender)),
+    RestrictionSuspension: lambda lender: suspension_for(lender),
 }
 
 
@@ -111,6 +112,15 @@ def payment_for(loan: Loan) -> Payment:
         received_at=timezone.now(),
         actor=Actor.system(),
     ).payment
+
+
+def suspension_for(lender: Lender) -> RestrictionSuspension:
+    from apps.collections.services import restrictions_suspend
+    from tests.accounts.factories import OperatorFactory
+
+    operator = OperatorFactory()
+    return restrictions_suspend(user=operator, actor=Actor.agent(operator), lender_id=lender.pk,
+                                reason="A regulator's order.")  # fmt: skip
 
 
 def scoped_admins() -> list[tuple[type[models.Model], admin.ModelAdmin]]:

@@ -35,6 +35,11 @@ from apps.collections.services.restriction import (
     loan_sweep_fan_out,
     loan_sweep_ranges,
 )
+from apps.collections.services.suspensions import (
+    restrictions_lower,
+    restrictions_resume,
+    restrictions_suspend,
+)
 
 __all__ = [
     "PaymentOutcome",
@@ -63,5 +68,8 @@ __all__ = [
     "payment_record",
     "payment_reverse",
     "payment_webhook_apply",
+    "restrictions_lower",
+    "restrictions_resume",
+    "restrictions_suspend",
     "webhook_rejection_record",
 ]

@@ -16,12 +16,13 @@ from apps.collections.errors import (
     ManualLockNotAllowed,
     NothingToRemind,
     PauseReasonRequired,
+    RestrictionsSuspended,
     SecondPersonRequired,
 )
 from apps.collections.events import CollectionsAction
 from apps.collections.locks import loan_lock, loan_lock_with_row, loan_phones_lock
 from apps.collections.models import Loan, LoanPause, ManualLock
-from apps.collections.selectors import loan_days_overdue
+from apps.collections.selectors import loan_days_overdue, restriction_suspension_in_force
 from apps.collections.services.pauses import _require_supervisor
 from apps.collections.services.restriction import loan_stage_lock_now
 from apps.core.actor import Actor
@@ -52,6 +53,8 @@ def _lockable(loan: Loan) -> None:
         or days < (rule.earliest_lock_day or 0)
     ):
         raise ManualLockNotAllowed(days_overdue=days)
+    if restriction_suspension_in_force(lender=lender) is not None:
+        raise RestrictionsSuspended()
 
 
 @transaction.atomic

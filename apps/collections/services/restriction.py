@@ -30,7 +30,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.audit.services import AuditEntry, audit_events_record, audit_events_record_select
-from apps.collections.errors import PauseReasonRequired
+from apps.collections.errors import PauseReasonRequired, RestrictionsSuspended
 from apps.collections.events import CollectionsAction
 from apps.collections.locks import loan_lock
 from apps.collections.models import (
@@ -42,7 +42,7 @@ from apps.collections.models import (
     LoanStageChange,
     Stage,
 )
-from apps.collections.selectors import loan_days_overdue
+from apps.collections.selectors import loan_days_overdue, restriction_suspension_in_force
 from apps.core.actor import Actor
 from apps.core.outbox import task_enqueue_on_commit, tasks_enqueue_on_commit
 from apps.core.sql import array_literal, deadlock_retried
@@ -445,8 +445,12 @@ def _sweep_range(
         cursor.execute(_PAUSE_ENDS_LOCK, params)
         cursor.execute(_PAUSES_CLOSE, params)
         closed = cursor.fetchall()
-        cursor.execute(_RAISE_RANGE, {**params, **ladder.sql_params()})
-        found = cursor.fetchall()
+        found = []
+        # a suspension (a regulator's order, an outage) holds every loan where it is: nothing
+        # rises while it stands, pauses still close
+        if restriction_suspension_in_force(lender=lender) is None:
+            cursor.execute(_RAISE_RANGE, {**params, **ladder.sql_params()})
+            found = cursor.fetchall()
         rows = [row[:9] for row in found if row[9]]
         again = [row[0] for row in found if not row[9]]
         if again:  # written since classified: lock, then classify with a snapshot that sees it
@@ -653,8 +657,10 @@ def loan_stage_lift(*, loan_id: int, lender_id: int, actor: Actor, reason: str) 
 
 def loan_stage_lock_now(*, loan: Loan, actor: Actor, reason: str) -> str:
     """Lock the loan's phone now (an approved manual lock; the caller holds the loan's lock
-    and has checked the loan may be locked). Emits ``collections.loan.stage_changed``
-    (cause ``agent``)."""
+    and has checked the loan may be locked), unless a suspension holds its lender
+    (RestrictionsSuspended). Emits ``collections.loan.stage_changed`` (cause ``agent``)."""
+    if restriction_suspension_in_force(lender=Lender.objects.get(pk=loan.lender_id)) is not None:
+        raise RestrictionsSuspended()
     return _agent_move(loan=loan, to=Stage.LOCK.value, actor=actor, reason=reason)
 
 
