@@ -41,6 +41,21 @@ class CustomerDetailsMismatch(DomainError):
     )
 
 
+class PhoneInUse(DomainError):
+    """The number is another customer's at this lender (one customer per number: the login
+    finds the customer by it). ``field`` names the form field the message belongs on."""
+
+    code, http_status = "phone_in_use", 409
+    field = "phone"
+    default_message = _("This number belongs to another customer: check it.")
+
+    def __init__(self, *, name_masked: str) -> None:
+        super().__init__(
+            _("This number belongs to another customer (%(name)s): check it.")
+            % {"name": name_masked}
+        )
+
+
 class LoginCodeInvalid(DomainError):
     code = "login_code_invalid"
     default_message = _("That code is not right. Check the SMS and try again.")

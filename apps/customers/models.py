@@ -9,7 +9,12 @@ from apps.core.models import BaseModel
 
 
 class Customer(BaseModel):
-    """A lender's customer. Identity is unique per lender by national id."""
+    """A lender's customer: one per national id and one per mobile number at each lender.
+
+    The number is how the customer logs in to their own pages (a code by SMS), so two
+    customers on one number would let one of them see the other's loans
+    (tests/customers/test_identity.py).
+    """
 
     lender_path: ClassVar[str] = "lender"
 
@@ -27,6 +32,9 @@ class Customer(BaseModel):
         constraints = [
             models.UniqueConstraint(
                 fields=["lender", "national_id"], name="customer_national_id_unique_per_lender"
+            ),
+            models.UniqueConstraint(
+                fields=["lender", "phone"], name="customer_phone_unique_per_lender"
             ),
             models.CheckConstraint(
                 condition=models.Q(phone__regex=r"^\+[1-9][0-9]{6,14}$"), name="customer_phone_e164"

@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from apps.audit.services import audit_event_record
 from apps.core.actor import Actor
-from apps.core.errors import NotAllowed
+from apps.core.errors import NotAllowed, NotFound
 from apps.customers.consent import consent_text_sha256
 from apps.customers.errors import (
     ConsentCodeExpired,
@@ -28,6 +28,7 @@ from apps.customers.errors import (
     LoginCodeExpired,
     LoginCodeInvalid,
     LoginLocked,
+    PhoneInUse,
     PhoneInvalid,
 )
 from apps.customers.events import CustomersAction
@@ -48,6 +49,19 @@ def phone_to_e164(*, phone: str, country: str) -> str:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
+def customer_name_masked(full_name: str) -> str:
+    """The name as a clerk may see it for a customer they did not enter: the first name's
+    initial and the last name's first letter ("Brian Otieno" -> "B. O***")."""
+    words = full_name.split()
+    if len(words) < 2:
+        return f"{full_name.strip()[:1].upper()}***"
+    return f"{words[0][0].upper()}. {words[-1][0].upper()}***"
+
+
+def _phone_holder(*, lender_id: int, e164: str) -> Customer | None:
+    return Customer.objects.filter(lender_id=lender_id, phone=e164).first()
+
+
 @transaction.atomic
 def customer_get_or_create(
     *,
@@ -63,8 +77,12 @@ def customer_get_or_create(
 
     An existing customer is returned only if the phone given is the one on
     record (otherwise CustomerDetailsMismatch), so a national id alone reveals
-    nobody. The unique (lender, national id) index settles two clerks entering
-    one person at once. Emits ``customers.customer.created`` for a new customer.
+    nobody. A new person on a number that is another customer's is refused
+    with PhoneInUse naming that customer masked: the login finds a customer by
+    number, so a second customer on it would see the first one's loans. The
+    unique (lender, national id) and (lender, phone) indexes settle two clerks
+    entering at once (tests/customers/test_identity.py). Emits
+    ``customers.customer.created`` for a new customer.
     """
     national_id = national_id_normalise(value=national_id, country=lender.country)
     e164 = phone_to_e164(phone=phone, country=lender.country)
@@ -75,6 +93,9 @@ def customer_get_or_create(
         if existing.phone != e164:
             raise CustomerDetailsMismatch()
         return existing, False
+    holder = _phone_holder(lender_id=lender.pk, e164=e164)
+    if holder is not None:
+        raise PhoneInUse(name_masked=customer_name_masked(holder.full_name))
     customer = Customer(
         lender=lender,
         full_name=" ".join(full_name.split()),
@@ -85,13 +106,18 @@ def customer_get_or_create(
     )
     customer.full_clean(validate_unique=False, validate_constraints=False)
     try:
-        with transaction.atomic():  # two clerks entering one person at once: one customer
+        with transaction.atomic():  # two clerks entering at once: one customer, one number
             customer.save()
     except IntegrityError:
-        existing = Customer.objects.get(lender=lender, national_id=national_id)
-        if existing.phone != e164:
-            raise CustomerDetailsMismatch() from None
-        return existing, False
+        existing = Customer.objects.filter(lender=lender, national_id=national_id).first()
+        if existing is not None:
+            if existing.phone != e164:
+                raise CustomerDetailsMismatch() from None
+            return existing, False
+        holder = _phone_holder(lender_id=lender.pk, e164=e164)
+        if holder is None:
+            raise
+        raise PhoneInUse(name_masked=customer_name_masked(holder.full_name)) from None
     audit_event_record(
         actor=actor,
         action=CustomersAction.CUSTOMER_CREATED,
@@ -99,6 +125,49 @@ def customer_get_or_create(
         data={"new": {"id": customer.pk}},
     )
     return customer, True
+
+
+@transaction.atomic
+def customer_phone_change(*, customer_id: int, phone: str, actor: Actor, reason: str) -> Customer:
+    """Give the customer another mobile number, under the rule step 1 at the counter applies:
+    a number that is another customer's of the lender is refused (PhoneInUse, masked).
+
+    Locks the customer's row. The same number again changes nothing. The reason is
+    required. Emits ``customers.customer.phone_changed`` with the last 4 digits of the old
+    and the new number only: the audit chain is append-only, and a full number in it could
+    never be erased.
+    """
+    if not reason.strip():
+        raise NotAllowed(_("Say why the number changes."))
+    customer = (
+        Customer.objects.select_for_update().select_related("lender").filter(pk=customer_id).first()
+    )
+    if customer is None:
+        raise NotFound(customer_id=customer_id)
+    e164 = phone_to_e164(phone=phone, country=customer.lender.country)
+    if e164 == customer.phone:
+        return customer
+    holder = _phone_holder(lender_id=customer.lender_id, e164=e164)
+    if holder is not None:
+        raise PhoneInUse(name_masked=customer_name_masked(holder.full_name))
+    old = customer.phone
+    customer.phone = e164
+    try:
+        with transaction.atomic():  # the same number given to another customer meanwhile
+            customer.save(update_fields=["phone", "updated_at"])
+    except IntegrityError:
+        holder = _phone_holder(lender_id=customer.lender_id, e164=e164)
+        if holder is None:
+            raise
+        raise PhoneInUse(name_masked=customer_name_masked(holder.full_name)) from None
+    audit_event_record(
+        actor=actor,
+        action=CustomersAction.CUSTOMER_PHONE_CHANGED,
+        target=customer,
+        data={"old": {"phone_last4": old[-4:]}, "new": {"phone_last4": e164[-4:]}},
+        reason=reason.strip(),
+    )
+    return customer
 
 
 CONSENT_CODE_TTL = timedelta(minutes=10)
@@ -234,9 +303,10 @@ def _login_code_hash(customer_id: int, code: str) -> str:
 
 
 def _login_customer(*, lender: Lender, phone: str) -> Customer | None:
-    """The lender's customer with this number (the newest, if several share it)."""
+    """The lender's customer with this number: at most one, by the unique (lender, phone)
+    index, so a login can never open another person's loans."""
     e164 = phone_to_e164(phone=phone, country=lender.country)
-    return Customer.objects.filter(lender=lender, phone=e164).order_by("-created_at").first()
+    return _phone_holder(lender_id=lender.pk, e164=e164)
 
 
 def _failures_recent(customer: Customer) -> int:
