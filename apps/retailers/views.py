@@ -117,6 +117,12 @@ def home(request: HttpRequest, clerk: Clerk) -> HttpResponse:
     )
 
 
+def _error_field(exc: DomainError, form: Any) -> str | None:
+    """The form field an error names (``PhoneInUse`` is about the number), else the form."""
+    field = getattr(exc, "field", None)
+    return field if field in form.fields else None
+
+
 def _step_view(form_class: type, service: Callable[..., Sale], template: str, next_name: str,
                initial: Callable[[Sale], dict[str, Any]],
                form_kwargs: Callable[[Sale], dict[str, Any]] = lambda sale: {},
@@ -135,7 +141,7 @@ def _step_view(form_class: type, service: Callable[..., Sale], template: str, ne
             try:
                 service(sale_id=sale.pk, clerk=clerk, actor=_actor(request), **form.cleaned_data)
             except DomainError as exc:
-                form.add_error(fields.get(exc.code), exc.message)
+                form.add_error(fields.get(exc.code) or _error_field(exc, form), exc.message)
             else:
                 return redirect(next_name, sale.public_id)
         return _page(request, template, sale, form=form)
