@@ -1,4 +1,7 @@
+from typing import Any, ClassVar
+
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext_lazy
 
 from apps.core.errors import DomainError
 
@@ -66,6 +69,47 @@ class LoginCodeExpired(DomainError):
     default_message = _("That code has expired or was already used. Ask for a new code.")
 
 
-class LoginLocked(DomainError):
-    code, http_status = "login_locked", 429
-    default_message = _("Too many wrong codes. Try again in a few minutes.")
+class LoginLimitReached(DomainError):
+    """A login limit of ``limit`` tries in ``window`` minutes is reached: the message says
+    which one and in how many minutes its window ends (``minutes``)."""
+
+    code, http_status = "login_limit_reached", 429
+    default_message = _("Too many login tries. Try again later.")
+    text: ClassVar[Any] = default_message
+
+    def __init__(self, *, limit: int, window: int, minutes: int) -> None:
+        message = self.text % {"limit": limit, "window": window, "minutes": minutes}
+        super().__init__(message, minutes=minutes)
+
+
+class LoginLocked(LoginLimitReached):
+    code = "login_locked"
+    text = ngettext_lazy(
+        "Too many wrong codes for this number: %(limit)s in %(window)s minutes. "
+        "Try again in %(minutes)s minute.",
+        "Too many wrong codes for this number: %(limit)s in %(window)s minutes. "
+        "Try again in %(minutes)s minutes.",
+        "minutes",
+    )
+
+
+class LoginTooManyFromAddress(LoginLimitReached):
+    code = "login_address_limit"
+    text = ngettext_lazy(
+        "Too many login tries from this internet address: %(limit)s in %(window)s minutes. "
+        "Try again in %(minutes)s minute.",
+        "Too many login tries from this internet address: %(limit)s in %(window)s minutes. "
+        "Try again in %(minutes)s minutes.",
+        "minutes",
+    )
+
+
+class LoginTooManyForNumber(LoginLimitReached):
+    code = "login_number_limit"
+    text = ngettext_lazy(
+        "Too many login tries for this number: %(limit)s in %(window)s minutes. "
+        "Try again in %(minutes)s minute.",
+        "Too many login tries for this number: %(limit)s in %(window)s minutes. "
+        "Try again in %(minutes)s minutes.",
+        "minutes",
+    )

@@ -102,9 +102,12 @@ class ConsentRecord(BaseModel):
 class CustomerLoginCode(BaseModel):
     """A one-time code sent by SMS that logs a customer in to their own pages.
 
-    Only the code's hash is kept. A code works once, for ``LOGIN_CODE_TTL``;
-    wrong codes count against the customer, who is locked out for a while
-    after ``MAX_FAILURES`` of them (customers.services).
+    Only the code's hash is kept. A code works once, for ``LOGIN_CODE_TTL``.
+    Wrong codes are recorded on it (``failures``, one ``CustomerLoginFailure``
+    each); the lockout after ``LOGIN_MAX_FAILURES`` counts them per number
+    (customers.services). Made after the answer to the request that asked for
+    it, by a task: ``request_key`` is that request's, so a task run twice makes
+    one code.
     """
 
     lender_path: ClassVar[str] = "lender"
@@ -115,6 +118,21 @@ class CustomerLoginCode(BaseModel):
     expires_at = models.DateTimeField()
     failures = models.PositiveSmallIntegerField(default=0)
     consumed_at = models.DateTimeField(null=True, blank=True)
+    request_key = models.UUIDField(null=True, blank=True, unique=True, editable=False)
 
     class Meta:
         indexes = [models.Index(fields=["customer", "created_at"], name="login_code_recent")]
+
+
+class CustomerLoginFailure(BaseModel):
+    """A wrong code typed for a customer's login code, recorded after the answer (the answer
+    to a wrong code does the same work for a customer's number and a stranger's). The
+    ``attempt`` key makes the record once per try: a task run twice counts one failure."""
+
+    lender_path: ClassVar[str] = "lender"
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    login_code = models.ForeignKey(
+        CustomerLoginCode, on_delete=models.PROTECT, related_name="failed_tries"
+    )
+    attempt = models.UUIDField(unique=True, editable=False)

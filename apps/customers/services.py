@@ -5,19 +5,23 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import uuid
 from datetime import date, timedelta
+from typing import Any
 
 import phonenumbers
 from django.conf import settings
 from django.core import signing
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from apps.audit.services import audit_event_record
 from apps.core.actor import Actor
 from apps.core.errors import NotAllowed, NotFound
+from apps.core.outbox import task_enqueue_on_commit
 from apps.customers.consent import consent_text_sha256
 from apps.customers.errors import (
     ConsentCodeExpired,
@@ -28,12 +32,21 @@ from apps.customers.errors import (
     LoginCodeExpired,
     LoginCodeInvalid,
     LoginLocked,
+    LoginTooManyForNumber,
     PhoneInUse,
     PhoneInvalid,
 )
 from apps.customers.events import CustomersAction
-from apps.customers.models import ConsentChallenge, ConsentRecord, Customer, CustomerLoginCode
+from apps.customers.limits import number_key, window_count, window_forget
+from apps.customers.models import (
+    ConsentChallenge,
+    ConsentRecord,
+    Customer,
+    CustomerLoginCode,
+    CustomerLoginFailure,
+)
 from apps.customers.national_ids import national_id_normalise
+from apps.customers.tasks import customer_login_code_send_task, customer_login_failure_record_task
 from apps.integrations.sms.base import get_sms_gateway, sms_send_quietly
 from apps.lenders.models import Lender
 
@@ -293,97 +306,212 @@ def consent_record_demo_seed(
 # --- the customer's own pages: login by a code sent to their phone -------------------
 
 LOGIN_CODE_TTL = timedelta(minutes=10)
-LOGIN_WINDOW = timedelta(minutes=15)  # codes sent and wrong codes are counted over this
+LOGIN_WINDOW = timedelta(minutes=15)  # codes sent, tries and wrong codes are counted over this
 LOGIN_CODES_PER_WINDOW = 3
 LOGIN_MAX_FAILURES = 5
+LOGIN_TRIES_PER_NUMBER = 10  # codes asked for and codes typed, whatever the address
+_WINDOW_SECONDS = int(LOGIN_WINDOW.total_seconds())
 
 
 def _login_code_hash(customer_id: int, code: str) -> str:
     return hashlib.sha256(f"login:{customer_id}:{code}".encode()).hexdigest()
 
 
-def _login_customer(*, lender: Lender, phone: str) -> Customer | None:
-    """The lender's customer with this number: at most one, by the unique (lender, phone)
-    index, so a login can never open another person's loans."""
-    e164 = phone_to_e164(phone=phone, country=lender.country)
-    return _phone_holder(lender_id=lender.pk, e164=e164)
+_NO_CODE_HASH = "0" * 64  # what a code is compared with when there is none: the same work
 
 
-def _failures_recent(customer: Customer) -> int:
-    since = timezone.now() - LOGIN_WINDOW
-    return sum(CustomerLoginCode.objects.filter(customer=customer, created_at__gte=since)
-               .values_list("failures", flat=True))  # fmt: skip
+def _login_number(*, lender_id: int, phone: str) -> str:
+    """The number in E.164 (PhoneInvalid otherwise), its try counted: LoginTooManyForNumber
+    past ``LOGIN_TRIES_PER_NUMBER`` in the window, for a customer's number and a stranger's
+    alike, from any address."""
+    e164 = phone_to_e164(phone=phone, country=Lender.objects.get(pk=lender_id).country)
+    tries = window_count(
+        scope="customer-login-number",
+        key=number_key(lender_id=lender_id, e164=e164),
+        window_seconds=_WINDOW_SECONDS,
+    )
+    if tries.hits > LOGIN_TRIES_PER_NUMBER:
+        raise LoginTooManyForNumber(
+            limit=LOGIN_TRIES_PER_NUMBER, window=_WINDOW_SECONDS // 60, minutes=tries.minutes_left
+        )
+    return e164
 
 
 @transaction.atomic
-def customer_login_code_send(*, lender_id: int, phone: str, actor: Actor) -> None:
-    """Send a 6-digit login code to ``phone`` if it is one of the lender's customers.
+def customer_login_code_request(*, lender_id: int, phone: str, actor: Actor) -> None:
+    """Ask for a login code for ``phone``: it is made and sent after the answer.
 
-    Says nothing about whether the number is known (no SMS, no error), so the
-    form cannot be used to find out who borrows. Locks the customer's row: at
-    most ``LOGIN_CODES_PER_WINDOW`` codes per ``LOGIN_WINDOW``, none while
-    locked out (withheld silently, for the same reason). ``PhoneInvalid`` for
-    a number that is not a mobile number of the lender's country. Emits
+    The answer does the same work, and so takes the same time, whether or not the
+    number is one of the lender's customers (tests/customers/test_login_timing.py): the
+    try is counted for the number, the number is looked up, and
+    ``customers.login_code_send`` is enqueued through the task outbox with the
+    customer's id or None, on which the task makes and sends the code
+    (``customer_login_code_send``) or does nothing. ``PhoneInvalid`` for a number that is
+    not a mobile number of the lender's country; ``LoginTooManyForNumber`` past
+    ``LOGIN_TRIES_PER_NUMBER`` tries in the window.
+    """
+    e164 = _login_number(lender_id=lender_id, phone=phone)
+    customer_id = (
+        Customer.objects.filter(lender_id=lender_id, phone=e164)
+        .values_list("pk", flat=True)
+        .first()
+    )
+    task_enqueue_on_commit(
+        customer_login_code_send_task,
+        lender_id=lender_id,
+        customer_id=customer_id,
+        request_key=str(uuid.uuid4()),
+        actor_ip=actor.ip or "",
+        actor_user_agent=actor.user_agent,
+    )
+
+
+@transaction.atomic
+def customer_login_code_send(*, customer_id: int, request_key: str, actor: Actor) -> None:
+    """Send the customer a 6-digit login code by SMS (the task after a request for one).
+
+    Locks the customer's row: at most ``LOGIN_CODES_PER_WINDOW`` codes per
+    ``LOGIN_WINDOW`` (past that, withheld: the request was answered already, as a
+    stranger's is). Once per ``request_key``: a task run twice sends one code. The SMS
+    goes after commit; a failed send is logged without the number. Emits
     ``customers.login.code_sent`` or ``customers.login.code_withheld``.
     """
-    lender = Lender.objects.get(pk=lender_id)
-    customer = _login_customer(lender=lender, phone=phone)
-    if customer is None:
+    customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
+    if customer is None or CustomerLoginCode.objects.filter(request_key=request_key).exists():
         return
-    customer = Customer.objects.select_for_update().get(pk=customer.pk)
     since = timezone.now() - LOGIN_WINDOW
     sent = CustomerLoginCode.objects.filter(customer=customer, created_at__gte=since).count()
-    if _failures_recent(customer) >= LOGIN_MAX_FAILURES or sent >= LOGIN_CODES_PER_WINDOW:
-        # no code, and no different answer either: a refusal would tell a stranger the
-        # number borrows from this lender (the code page says when to ask again)
+    if sent >= LOGIN_CODES_PER_WINDOW:
         audit_event_record(actor=actor, action=CustomersAction.LOGIN_CODE_WITHHELD, target=customer,
                            data={"codes_sent": sent})  # fmt: skip
         return
     code = f"{secrets.randbelow(10**6):06d}"
     login = CustomerLoginCode.objects.create(
-        lender=lender, customer=customer, code_hash=_login_code_hash(customer.pk, code),
-        expires_at=timezone.now() + LOGIN_CODE_TTL,
+        lender_id=customer.lender_id, customer=customer, code_hash=_login_code_hash(customer.pk, code),
+        expires_at=timezone.now() + LOGIN_CODE_TTL, request_key=request_key,
     )  # fmt: skip
     audit_event_record(actor=actor, action=CustomersAction.LOGIN_CODE_SENT, target=customer,
                        data={"login_code_id": login.pk})  # fmt: skip
     with translation.override(customer.locale):
         body = _("Your code to see your phone loan: %(code)s. Do not share it.") % {"code": code}
     to = customer.phone
-    # a failed send answers as any other request does (a different answer would tell a
-    # stranger this number borrows here); the customer asks again
+    # the customer, told nothing different, asks again if no SMS comes
     transaction.on_commit(lambda: sms_send_quietly(to=to, body=body))
+
+
+def _login_state(*, lender_id: int, e164: str) -> dict[str, Any] | None:
+    """In one statement, for a customer's number and a stranger's alike: the customer's id
+    and their newest login code."""
+    newest = CustomerLoginCode.objects.filter(customer=OuterRef("pk")).order_by(
+        "-created_at", "-pk"
+    )
+    return (
+        Customer.objects.filter(lender_id=lender_id, phone=e164)
+        .annotate(
+            code_id=Subquery(newest.values("pk")[:1]),
+            code_hash=Subquery(newest.values("code_hash")[:1]),
+            code_expires_at=Subquery(newest.values("expires_at")[:1]),
+            code_consumed_at=Subquery(newest.values("consumed_at")[:1]),
+        )
+        .values("pk", "code_id", "code_hash", "code_expires_at", "code_consumed_at")
+        .first()
+    )
 
 
 def customer_login_check(*, lender_id: int, phone: str, code: str, actor: Actor) -> Customer:
     """The customer whose newest login code ``code`` is; the code is used up.
 
-    A wrong code counts against the customer (kept even though the error is
-    raised); after ``LOGIN_MAX_FAILURES`` within ``LOGIN_WINDOW`` no code
-    works until the window passes. An unknown number fails like a wrong code.
-    Emits ``customers.login.succeeded`` or ``customers.login.code_failed``.
+    A wrong code gets the same answer after the same work for a customer's number and a
+    stranger's (tests/customers/test_login_timing.py). Every code typed is counted for
+    the number at once, in the shared cache: past ``LOGIN_MAX_FAILURES`` in the window,
+    ``LoginLocked`` for any number until the window ends (a login starts the count
+    afresh). The lock is decided by that count alone: a lock read from the customer's
+    rows would last differently from a stranger's and tell them apart. A wrong code on
+    a customer's code is recorded on it, with its audit event, after the answer
+    (``customers.login_failure_record`` through the task outbox; None for a stranger's
+    number). A right code is claimed by one conditional update, so two requests with it
+    log in once. A customer's code that expired or was used is ``LoginCodeExpired``.
+    Emits ``customers.login.succeeded``.
     """
-    lender = Lender.objects.get(pk=lender_id)
-    with transaction.atomic(durable=True):  # a failure's count commits though we raise
-        found = _login_customer(lender=lender, phone=phone)
-        if found is None:
-            raise LoginCodeInvalid()
-        customer = Customer.objects.select_for_update().get(pk=found.pk)
-        if _failures_recent(customer) >= LOGIN_MAX_FAILURES:
-            raise LoginLocked()
-        login = CustomerLoginCode.objects.filter(customer=customer).order_by("-created_at").first()
-        if login is None or login.consumed_at or login.expires_at <= timezone.now():
-            raise LoginCodeExpired()
-        if hmac.compare_digest(_login_code_hash(customer.pk, code.strip()), login.code_hash):
-            login.consumed_at = timezone.now()
-            login.save(update_fields=["consumed_at", "updated_at"])
-            audit_event_record(actor=actor, action=CustomersAction.LOGIN_SUCCEEDED, target=customer,
-                               data={"login_code_id": login.pk})  # fmt: skip
-            return customer
-        login.failures += 1
-        login.save(update_fields=["failures", "updated_at"])
-        audit_event_record(actor=actor, action=CustomersAction.LOGIN_CODE_FAILED, target=customer,
-                           data={"login_code_id": login.pk, "failures": login.failures})  # fmt: skip
+    e164 = _login_number(lender_id=lender_id, phone=phone)
+    number = number_key(lender_id=lender_id, e164=e164)
+    tries = window_count(scope="customer-login-code", key=number, window_seconds=_WINDOW_SECONDS)
+    state = _login_state(lender_id=lender_id, e164=e164)
+    if tries.hits > LOGIN_MAX_FAILURES:
+        raise LoginLocked(
+            limit=LOGIN_MAX_FAILURES, window=_WINDOW_SECONDS // 60, minutes=tries.minutes_left
+        )
+    typed = _login_code_hash(state["pk"] if state else 0, code.strip())
+    right = hmac.compare_digest(typed, (state and state["code_hash"]) or _NO_CODE_HASH)
+    live = bool(
+        state
+        and state["code_id"]
+        and state["code_consumed_at"] is None
+        and state["code_expires_at"] > timezone.now()
+    )
+    if right and live:
+        customer = _login_code_claim(
+            customer_id=state["pk"], login_code_id=state["code_id"], actor=actor
+        )
+        window_forget(scope="customer-login-code", key=number, window_seconds=_WINDOW_SECONDS)
+        return customer
+    with transaction.atomic():
+        task_enqueue_on_commit(
+            customer_login_failure_record_task,
+            lender_id=lender_id,
+            login_code_id=state["code_id"] if live else None,
+            attempt=str(uuid.uuid4()),
+            actor_ip=actor.ip or "",
+            actor_user_agent=actor.user_agent,
+        )
+    if state is not None and not live:
+        raise LoginCodeExpired()
     raise LoginCodeInvalid()
+
+
+@transaction.atomic
+def _login_code_claim(*, customer_id: int, login_code_id: int, actor: Actor) -> Customer:
+    """Use the code up, once: the conditional update lets one request through."""
+    now = timezone.now()
+    claimed = CustomerLoginCode.objects.filter(
+        pk=login_code_id, consumed_at__isnull=True, expires_at__gt=now
+    ).update(consumed_at=now, updated_at=now)
+    if not claimed:
+        raise LoginCodeExpired()
+    customer = Customer.objects.get(pk=customer_id)
+    audit_event_record(
+        actor=actor,
+        action=CustomersAction.LOGIN_SUCCEEDED,
+        target=customer,
+        data={"login_code_id": login_code_id},
+    )
+    return customer
+
+
+@transaction.atomic
+def customer_login_failure_record(*, login_code_id: int, attempt: str, actor: Actor) -> None:
+    """Record a wrong code typed for the customer's login code (the task after the answer):
+    one more failure on the code, once per ``attempt`` (a task run twice counts one).
+    Locks the code's row. Emits ``customers.login.code_failed``."""
+    login = (
+        CustomerLoginCode.objects.select_for_update(of=("self",))
+        .select_related("customer")
+        .filter(pk=login_code_id)
+        .first()
+    )
+    if login is None or CustomerLoginFailure.objects.filter(attempt=attempt).exists():
+        return
+    CustomerLoginFailure.objects.create(
+        lender_id=login.lender_id, login_code=login, attempt=attempt
+    )
+    login.failures += 1
+    login.save(update_fields=["failures", "updated_at"])
+    audit_event_record(
+        actor=actor,
+        action=CustomersAction.LOGIN_CODE_FAILED,
+        target=login.customer,
+        data={"login_code_id": login.pk, "failures": login.failures},
+    )
 
 
 LOGIN_LINK_TTL = timedelta(minutes=5)

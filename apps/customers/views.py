@@ -24,14 +24,15 @@ from apps.collections.selectors import (
 from apps.collections.services import loan_hardship_request, loan_promise_record
 from apps.core.actor import Actor, client_ip
 from apps.core.errors import DomainError
-from apps.core.ratelimit import rate_limit_hit
 from apps.customers import forms
-from apps.customers.errors import LoginLocked
+from apps.customers.errors import LoginTooManyFromAddress
+from apps.customers.limits import window_count
 from apps.customers.models import Customer
 from apps.customers.selectors import consent_record_for_loan
 from apps.customers.services import (
+    LOGIN_WINDOW,
     customer_login_check,
-    customer_login_code_send,
+    customer_login_code_request,
     customer_login_link_use,
 )
 from apps.customers.wording import SCHEDULE_STATUS, next_words, phone_words
@@ -44,7 +45,10 @@ from apps.notifications.messages import money as money_text
 SESSION_KEY = "customer"  # {"id": customer id, "lender": lender id}
 PHONE_KEY = "customer_login_phone"
 SESSION_SECONDS = 30 * 60  # of inactivity
-LOGIN_TRIES_PER_IP = 20  # per 15 minutes, codes asked and codes tried together
+# Codes asked for and codes typed from one client address per LOGIN_WINDOW: high, since a
+# carrier puts many customers behind one address; each number has its own, lower limit
+# (services.LOGIN_TRIES_PER_NUMBER).
+LOGIN_TRIES_PER_ADDRESS = 200
 
 
 def _lender(slug: str) -> Lender:
@@ -76,9 +80,16 @@ def customer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
     return wrapped
 
 
-def _throttled(request: HttpRequest) -> bool:
-    return rate_limit_hit(scope="customer-login", key=client_ip(request) or "-",
-                          limit=LOGIN_TRIES_PER_IP, window_seconds=15 * 60)  # fmt: skip
+def _address_try(request: HttpRequest) -> None:
+    """Count a login try from the client's address; LoginTooManyFromAddress past the limit."""
+    window = int(LOGIN_WINDOW.total_seconds())
+    tries = window_count(
+        scope="customer-login-address", key=client_ip(request) or "-", window_seconds=window
+    )
+    if tries.hits > LOGIN_TRIES_PER_ADDRESS:
+        raise LoginTooManyFromAddress(
+            limit=LOGIN_TRIES_PER_ADDRESS, window=window // 60, minutes=tries.minutes_left
+        )
 
 
 @require_http_methods(["GET", "POST"])
@@ -86,17 +97,16 @@ def login(request: HttpRequest, lender_slug: str) -> HttpResponse:
     lender = _lender(lender_slug)
     form = forms.PhoneForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if _throttled(request):
-            form.add_error(None, LoginLocked.default_message)
+        try:
+            _address_try(request)
+            customer_login_code_request(
+                lender_id=lender.pk, phone=form.cleaned_data["phone"], actor=_actor(request)
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.message)
         else:
-            try:
-                customer_login_code_send(lender_id=lender.pk, phone=form.cleaned_data["phone"],
-                                         actor=_actor(request))  # fmt: skip
-            except DomainError as exc:
-                form.add_error(None, exc.message)
-            else:
-                request.session[PHONE_KEY] = form.cleaned_data["phone"]
-                return redirect("customers:code", lender_slug=lender.slug)
+            request.session[PHONE_KEY] = form.cleaned_data["phone"]
+            return redirect("customers:code", lender_slug=lender.slug)
     return render(request, "customers/self/login.html", {"lender": lender, "form": form})
 
 
@@ -108,16 +118,18 @@ def code(request: HttpRequest, lender_slug: str) -> HttpResponse:
         return redirect("customers:login", lender_slug=lender.slug)
     form = forms.CodeForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        if _throttled(request):
-            form.add_error(None, LoginLocked.default_message)
+        try:
+            _address_try(request)
+            customer = customer_login_check(
+                lender_id=lender.pk,
+                phone=phone,
+                code=form.cleaned_data["code"],
+                actor=_actor(request),
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.message)
         else:
-            try:
-                customer = customer_login_check(lender_id=lender.pk, phone=phone,
-                                                code=form.cleaned_data["code"], actor=_actor(request))  # fmt: skip
-            except DomainError as exc:
-                form.add_error(None, exc.message)
-            else:
-                return _logged_in(request, lender, customer)
+            return _logged_in(request, lender, customer)
     return render(request, "customers/self/code.html", {"lender": lender, "form": form})
 
 
@@ -136,7 +148,9 @@ def _logged_in(request: HttpRequest, lender: Lender, customer: Customer) -> Http
 def link(request: HttpRequest, lender_slug: str, token: str) -> HttpResponse:
     """The link the lender's app on the phone opens: logged in once, within minutes."""
     lender = _lender(lender_slug)
-    if _throttled(request):
+    try:
+        _address_try(request)
+    except LoginTooManyFromAddress:
         return redirect("customers:login", lender_slug=lender.slug)
     try:
         customer = customer_login_link_use(lender_id=lender.pk, token=token, actor=_actor(request))

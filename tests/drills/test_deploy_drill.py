@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from apps.collections.services import loan_stage_sweep
 from apps.core.actor import Actor
-from apps.customers.services import customer_login_code_send
+from apps.customers.services import customer_login_code_request
 from apps.lenders.selectors import lender_local_date
 from apps.notifications.services import notifications_dispatch
 from tests.collections.webhooks import deliver, event
@@ -66,12 +66,16 @@ def test_check_deploy_is_clean_under_production_settings(report) -> None:
 
 @pytest.mark.django_db
 def test_no_phone_number_or_national_id_reaches_the_logs(
-    client, lender_a, caplog, sms_outbox, report
+    client, lender_a, caplog, sms_outbox, report, django_capture_on_commit_callbacks
 ) -> None:
     caplog.set_level(logging.DEBUG)
     device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=50))
     customer = device.loan.customer
-    customer_login_code_send(lender_id=lender_a.pk, phone=customer.phone, actor=Actor.system())
+    with django_capture_on_commit_callbacks(execute=True):  # the code is sent by a task
+        customer_login_code_request(
+            lender_id=lender_a.pk, phone=customer.phone, actor=Actor.system()
+        )
+    assert len(sms_outbox) == 1
     loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a), id_from=0,
                      id_to=10**12)  # fmt: skip
     deliver(client, lender_a, event(device.loan.reference, "500.00", "PII-1"))

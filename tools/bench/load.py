@@ -27,10 +27,11 @@ Every request is timed. An error is any answer but the one expected (a
 status, and for the QR, the status JSON and the webhooks, the content), any
 connection failure, and any line a server process logs at ERROR or above.
 The throttles are production's (``AGENT_API_THROTTLE`` 120/min per phone,
-``PAYMENTS_WEBHOOK_THROTTLE`` 6000/min per address, 20 customer login tries
-per address in 15 minutes): the load is shaped to fit them, so a 429 is an
-error. At the end the tasks the run queued are waited for (at most 60 s),
-and the payments stored must equal the paying events sent.
+``PAYMENTS_WEBHOOK_THROTTLE`` 6000/min per address, 200 customer login tries
+per address and 10 per number in 15 minutes): the load is shaped to fit
+them, so a 429 is an error. At the end the tasks the run queued are waited
+for (at most 60 s), and the payments stored must equal the paying events
+sent.
 
 Prints per endpoint count, errors, p50/p95/p99 (ms); total throughput; peak
 memory (high-water RSS) of this process, of each gunicorn and Celery
@@ -771,7 +772,8 @@ def report_lines(figures: Figures, *, command: str, seconds: float, requests: in
         f"({figures.payments_stored} payments stored), {r.redeliveries} redeliveries answered duplicate",
         f"  throttles as in production: busiest phone {busiest:.0f} check-ins/min (limit 120/min), "
         f"webhooks {(r.paying_events + r.redeliveries) * 60 / figures.elapsed:.0f}/min "
-        f"(limit 6000/min), {login_tries} customer login tries (limit 20 per 15 min)",
+        f"(limit 6000/min), {login_tries} customer login tries (limit 200 per address and "
+        "10 per number in 15 min)",
         f"  cpu: app (gunicorn, celery) {figures.app_cpu / figures.elapsed:.2f} cores, load generator "
         f"{figures.own_cpu / figures.elapsed:.2f} cores, of {os.cpu_count()}",
         f"  tasks: queue empty {figures.drained_in:.1f} s after the load ({figures.tasks_left} left); "
