@@ -46,10 +46,9 @@ class CustomerDetailsMismatch(DomainError):
 
 class PhoneInUse(DomainError):
     """The number is another customer's at this lender (one customer per number: the login
-    finds the customer by it). ``field`` names the form field the message belongs on."""
+    finds the customer by it)."""
 
     code, http_status = "phone_in_use", 409
-    field = "phone"
     default_message = _("This number belongs to another customer: check it.")
 
     def __init__(self, *, name_masked: str) -> None:

@@ -20,6 +20,7 @@ from apps.collections.errors import (
 )
 from apps.core.actor import Actor, ActorType
 from apps.core.errors import DomainError, NotFound
+from apps.customers.errors import PhoneInUse
 from apps.devices.provisioning import provisioning_qr
 from apps.devices.services import enrollment_token_mint
 from apps.lenders.selectors import loan_product_list_active
@@ -117,12 +118,6 @@ def home(request: HttpRequest, clerk: Clerk) -> HttpResponse:
     )
 
 
-def _error_field(exc: DomainError, form: Any) -> str | None:
-    """The form field an error names (``PhoneInUse`` is about the number), else the form."""
-    field = getattr(exc, "field", None)
-    return field if field in form.fields else None
-
-
 def _step_view(form_class: type, service: Callable[..., Sale], template: str, next_name: str,
                initial: Callable[[Sale], dict[str, Any]],
                form_kwargs: Callable[[Sale], dict[str, Any]] = lambda sale: {},
@@ -141,7 +136,7 @@ def _step_view(form_class: type, service: Callable[..., Sale], template: str, ne
             try:
                 service(sale_id=sale.pk, clerk=clerk, actor=_actor(request), **form.cleaned_data)
             except DomainError as exc:
-                form.add_error(fields.get(exc.code) or _error_field(exc, form), exc.message)
+                form.add_error(fields.get(exc.code), exc.message)
             else:
                 return redirect(next_name, sale.public_id)
         return _page(request, template, sale, form=form)
@@ -150,8 +145,10 @@ def _step_view(form_class: type, service: Callable[..., Sale], template: str, ne
 
 
 # Only the national id is shown again: the name and phone on record stay private.
+# A number that is another customer's is shown under the number: the clerk checks it.
 customer = _step_view(forms.CustomerForm, sale_customer_set, "customer.html", "pos:phone",
-                      lambda s: {"national_id": s.customer.national_id} if s.customer else {})  # fmt: skip
+                      lambda s: {"national_id": s.customer.national_id} if s.customer else {},
+                      error_fields={PhoneInUse.code: "phone"})  # fmt: skip
 phone = _step_view(forms.PhoneForm, sale_phone_set, "phone.html", "pos:plan",
                    lambda s: {"imei": s.imei, "brand": s.brand, "model_name": s.model_name,
                               "price": s.price_amount})  # fmt: skip

@@ -55,7 +55,7 @@ def test_a_new_national_id_on_another_customers_number_is_refused_when_entered(l
             lender_a, full_name="Amina Wanjiru", phone="+254 722 000 111", national_id="23456781"
         )
     assert refused.value.message == "This number belongs to another customer (B. O***): check it."
-    assert refused.value.field == "phone"
+    assert refused.value.code == "phone_in_use"
     assert list(Customer.objects.values_list("pk", flat=True)) == [brian.pk]
     assert AuditEvent.objects.filter(action="customers.customer.created").count() == 1
 
