@@ -22,6 +22,7 @@ class Notification(BaseModel):
         DUE_SOON = "due_soon", _("Installment due in 3 days")
         DUE_TODAY = "due_today", _("Installment due today")
         OVERDUE = "overdue", _("Overdue: the restriction stage changed")
+        NOTICE = "notice", _("Notice of apps to be blocked or of a lock")
         PAYMENT = "payment", _("Payment received")
 
     class Status(models.TextChoices):
@@ -55,11 +56,23 @@ class Notification(BaseModel):
     sms_sent_at = models.DateTimeField(null=True, blank=True)
     provider_ref = models.CharField(max_length=100, blank=True)
     error = models.CharField(max_length=100, blank=True)
+    # A notice of a restriction that blocks apps or locks: the stage and the date it names.
+    # Confirmed (acknowledged by the phone, or accepted by the SMS provider) at least the
+    # country's ``lock_notice_days`` before, it lets that stage apply (the sweep checks).
+    announces_stage = models.CharField(_("announces"), max_length=12, blank=True, default="")
+    announces_on = models.DateField(_("announced for"), null=True, blank=True)
+
+    CONFIRMED: ClassVar[tuple[str, ...]] = (Status.ACKED, Status.SMS)
 
     class Meta:
         ordering = ("-created_at",)
         constraints = [
             models.UniqueConstraint(fields=["lender", "dedupe_key"], name="notification_once"),
+            models.CheckConstraint(
+                condition=Q(announces_stage="", announces_on__isnull=True)
+                | (~Q(announces_stage="") & Q(announces_on__isnull=False)),
+                name="notification_announces_a_date",
+            ),
         ]
         indexes = [
             models.Index(
@@ -67,4 +80,10 @@ class Notification(BaseModel):
             ),
             models.Index(fields=["loan", "status"], name="notification_loan_status"),
             models.Index(fields=["customer", "created_at"], name="notification_customer_week"),
+            # the sweep's question, per late loan: what was it told about blocks and locks
+            models.Index(
+                fields=["loan", "created_at"],
+                condition=~Q(announces_stage=""),
+                name="notification_announces",
+            ),
         ]

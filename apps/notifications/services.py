@@ -35,17 +35,21 @@ class Draft:
     locale: str
     body: str
     dedupe_key: str
+    # a notice of a stage that blocks apps or locks, and the date it names (models.py)
+    announces_stage: str = ""
+    announces_on: date | None = None
 
 
 _QUEUE = f"""
 INSERT INTO {Notification._meta.db_table}
     (lender_id, customer_id, loan_id, kind, status, locale, body, dedupe_key, scheduled_for,
-     provider_ref, error, created_at, updated_at)
+     provider_ref, error, announces_stage, announces_on, created_at, updated_at)
 SELECT %(lender)s, q.customer, q.loan, q.kind, q.status, q.locale, q.body, q.dedupe, q.at, '', '',
-       %(now)s, %(now)s
+       q.announces, q.announces_on, %(now)s, %(now)s
 FROM unnest(%(customers)s::bigint[], %(loans)s::bigint[], %(kinds)s::text[], %(statuses)s::text[],
-            %(locales)s::text[], %(bodies)s::text[], %(dedupes)s::text[], %(ats)s::timestamptz[])
-    AS q(customer, loan, kind, status, locale, body, dedupe, at)
+            %(locales)s::text[], %(bodies)s::text[], %(dedupes)s::text[], %(ats)s::timestamptz[],
+            %(announces)s::text[], %(announces_on)s::date[])
+    AS q(customer, loan, kind, status, locale, body, dedupe, at, announces, announces_on)
 ON CONFLICT (lender_id, dedupe_key) DO NOTHING
 RETURNING id
 """  # noqa: S608
@@ -87,6 +91,8 @@ def notifications_queue(*, lender: Lender, drafts: list[Draft]) -> int:
             "loans": [d.loan_id for d in drafts], "kinds": [d.kind for d in drafts], "statuses": statuses,
             "locales": [d.locale for d in drafts], "bodies": [d.body for d in drafts],
             "dedupes": [d.dedupe_key for d in drafts], "ats": ats,
+            "announces": [d.announces_stage for d in drafts],
+            "announces_on": [d.announces_on for d in drafts],
         })  # fmt: skip
         return len(cursor.fetchall())
 
