@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.db import models
 from django.db.models import (
+    BooleanField,
     Case,
     DateField,
     DecimalField,
@@ -23,13 +24,16 @@ from django.db.models import (
     Value,
     When,
 )
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.collections.errors import LoanNotFound
 from apps.collections.models import (
+    STAGE_ORDER,
     UNPAID,
+    UNPAID_SQL,
     Installment,
     Loan,
     LoanStageChange,
@@ -38,8 +42,15 @@ from apps.collections.models import (
     RestrictionSuspension,
 )
 from apps.core.money import Money
+from apps.lenders.country_rules import (
+    COUNTRY_RULES,
+    DEFAULT_RULE,
+    NOTICE_ACTIONS,
+    country_rule_for,
+)
 from apps.lenders.models import Lender
-from apps.lenders.selectors import lender_local_date
+from apps.lenders.selectors import lender_day_start, lender_local_date
+from apps.notifications.models import Notification
 
 ZERO = Decimal(0)
 _MONEY = DecimalField(max_digits=18, decimal_places=3)
@@ -246,8 +257,12 @@ def loan_overview(*, loan: Loan) -> LoanOverview:
     step = None
     if loan.status == Loan.Status.ACTIVE and days_late > 0 and not loan.released_with_arrears:
         ladder = Ladder.load(lender=loan.lender, policy_version_ids={loan.policy_version_id})
-        step = ladder.next_step(policy_version_id=loan.policy_version_id, days=days_late,
-                                paused=pause is not None, today=today)  # fmt: skip
+        notice_days = country_rule_for(loan.lender.country).lock_notice_days
+        oldest = installment_list_open(loan=loan).first()
+        noticed = loan_notice_dates(loan=loan, since=oldest.due_date, notice_days=notice_days)
+        step = ladder.next_step(policy_version_id=loan.policy_version_id, stage=loan.stage,
+                                days=days_late, paused=pause is not None, today=today,
+                                notice_days=notice_days, noticed=noticed)  # fmt: skip
     since = None
     if loan.stage_changed_at is not None:
         since = lender_local_date(lender=loan.lender, at=loan.stage_changed_at)
@@ -261,6 +276,28 @@ def loan_overview(*, loan: Loan) -> LoanOverview:
         pause_until=pause.ends_on if pause else None, next_stage=step.stage if step else "",
         next_stage_on=step.on if step else None,
     )  # fmt: skip
+
+
+def loan_notice_dates(*, loan: Loan, since: date, notice_days: int) -> dict[str, date]:
+    """For each stage that blocks apps or locks, the first date the loan's confirmed notices
+    allow it, in the spell of lateness that began on ``since`` (the oldest unpaid due date):
+    the date a notice named, and ``notice_days`` after the local date it was confirmed; a
+    notice of a harsher stage allows a milder one. The sweep's rule, for one loan."""
+    start = lender_day_start(lender=loan.lender, day=since)
+    notices = Notification.objects.filter(
+        loan=loan, status__in=Notification.CONFIRMED, created_at__gte=start
+    ).exclude(announces_stage="")
+    allowed: dict[str, date] = {}
+    for notice in notices:
+        confirmed = notice.acked_at or notice.sms_sent_at
+        if confirmed is None or notice.announces_on is None:
+            continue
+        on = max(notice.announces_on, lender_local_date(lender=loan.lender, at=confirmed)
+                 + timedelta(days=notice_days))  # fmt: skip
+        for stage in NOTICE_ACTIONS:
+            if STAGE_ORDER.index(notice.announces_stage) >= STAGE_ORDER.index(stage):
+                allowed[stage] = min(allowed.get(stage, on), on)
+    return allowed
 
 
 def loan_list_with_credit_over_an_installment(queryset: QuerySet[Loan]) -> QuerySet[Loan]:
@@ -326,7 +363,6 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
     """The loans of ``queryset`` in ``queue`` as of the lender's ``today``, in SQL."""
     from apps.collections.models import LoanPause
     from apps.devices.selectors import loan_ids_out_of_sync, loan_ids_with_event_since
-    from apps.lenders.country_rules import COUNTRY_RULES
     from apps.lenders.models import RestrictionStage
 
     week_ago = timezone.now() - timedelta(days=7)
@@ -380,8 +416,30 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
             )
             .filter(lock_on__lte=tomorrow)
             .exclude(Exists(paused))
+            .filter(collateral_released_at__isnull=True)
+            .filter(RawSQL(_LOCK_NOTICED_BY, [tomorrow, tomorrow], output_field=BooleanField()))  # noqa: S611  (constant SQL; values are parameters)
         )
     raise ValueError(f"unknown work queue {queue!r}")
+
+
+# The sweep's notice rule for a lock on ``%s`` (tomorrow), for the loan of the outer query: a
+# notice of the lock, naming a date by then, confirmed at least the country's notice days
+# before it (the table's values, written in), in this spell of lateness (since the oldest
+# unpaid due date, in the lender's time).
+_NOTICE_DAYS = "CASE le.country {} ELSE {} END".format(
+    " ".join(f"WHEN '{c}' THEN {r.lock_notice_days:d}" for c, r in sorted(COUNTRY_RULES.items())),
+    f"{DEFAULT_RULE.lock_notice_days:d}",
+)
+_LOCK_NOTICED_BY = f"""EXISTS (
+    SELECT 1 FROM {Notification._meta.db_table} AS x
+    JOIN {Lender._meta.db_table} AS le ON le.id = {Loan._meta.db_table}.lender_id
+    WHERE x.loan_id = {Loan._meta.db_table}.id AND x.announces_stage = 'lock'
+      AND x.status IN ('acked', 'sms') AND x.announces_on <= %s
+      AND (coalesce(x.acked_at, x.sms_sent_at) AT TIME ZONE le.timezone)::date
+          <= %s::date - {_NOTICE_DAYS}
+      AND x.created_at >= ((SELECT min(i.due_date) FROM {Installment._meta.db_table} AS i
+                           WHERE i.loan_id = {Loan._meta.db_table}.id
+                             AND {UNPAID_SQL.format(t="i")})::timestamp AT TIME ZONE le.timezone))"""  # noqa: S608
 
 
 def payment_list_for_loan(*, loan: Loan) -> QuerySet[Payment]:

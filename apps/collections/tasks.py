@@ -50,3 +50,13 @@ def restrictions_lower_task(*, lender_id: int, suspension_id: int) -> None:
     from apps.collections.services.suspensions import restrictions_lower
 
     restrictions_lower(lender_id=lender_id, suspension_id=suspension_id)
+
+
+@app_task(name="collections.restriction_notices_queue", queue="sweep")
+def restriction_notices_queue_task(*, lender_id: int, business_date: str, loans: list) -> None:
+    from datetime import date
+
+    from apps.collections.services.restriction import restriction_notices_queue
+
+    restriction_notices_queue(lender_id=lender_id, business_date=date.fromisoformat(business_date),
+                              loans=loans)  # fmt: skip

@@ -46,6 +46,10 @@ class CountryRule:
     ``saturday_hours`` is Saturday's window when it differs (None: as a working
     day); ``closed_weekdays`` are days with no contact at all (``date.weekday()``,
     Monday 0); ``closed_on_holidays``: no contact on a national public holiday.
+    ``lock_notice_days``: a stage that blocks apps or locks applies only once the
+    customer was sent a notice naming it and its date at least this many days
+    earlier, through a channel that confirmed it (India's 2026 draft rules on
+    device restriction; Kenya's and Mexico's conduct codes).
     """
 
     allowed_actions: frozenset[Action]
@@ -54,6 +58,7 @@ class CountryRule:
     saturday_hours: Window | None = None
     closed_weekdays: frozenset[int] = frozenset({SUNDAY})
     closed_on_holidays: bool = True
+    lock_notice_days: int = 3
 
     def __post_init__(self) -> None:
         if (Action.LOCK in self.allowed_actions) != (self.earliest_lock_day is not None):
@@ -63,6 +68,8 @@ class CountryRule:
                 raise ValueError("contact hours must start before they end, within one day")
         if len(self.closed_weekdays) == 7 or not self.closed_weekdays <= set(range(7)):
             raise ValueError("closed weekdays are some of 0 (Monday) to 6 (Sunday)")
+        if self.lock_notice_days < 1:
+            raise ValueError("a lock is announced at least a day ahead")
 
     def weekday_window(self, weekday: int) -> Window | None:
         """The contact window of a ``date.weekday()``, holidays aside; None when closed."""
@@ -131,6 +138,10 @@ def public_holidays(*, country: str, year: int) -> frozenset[date]:
     if country not in holidays.list_supported_countries():
         return frozenset()
     return frozenset(holidays.country_holidays(country, years=year))
+
+
+# The stages that need a notice first (CountryRule.lock_notice_days).
+NOTICE_ACTIONS = frozenset({Action.BLOCK_APPS, Action.LOCK})
 
 
 # Packages no stage may block: emergency calls and the dialer (which is how the

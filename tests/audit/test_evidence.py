@@ -18,6 +18,7 @@ from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.devices.services import device_ack
 from apps.lenders.selectors import lender_local_date
+from tests.collections.factories import noticed
 from tests.devices.factories import enrolled_phone
 
 pytestmark = pytest.mark.django_db
@@ -27,6 +28,7 @@ pytestmark = pytest.mark.django_db
 def restricted_then_paid(lender_a):
     """A loan whose phone the sweep restricted and acknowledged, then a payment lifted it."""
     device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=50))
+    noticed(device.loan)  # told of the lock ahead
     loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a),
                      id_from=0, id_to=10**12)  # fmt: skip
     device.refresh_from_db()

@@ -10,6 +10,7 @@ from apps.collections.models import Loan, LoanPause
 from apps.collections.services import loan_stage_sweep
 from apps.lenders.selectors import lender_local_date
 from tests.browser.conftest import admin_log_in, save_screenshot
+from tests.collections.factories import noticed
 from tests.devices.factories import enrolled_phone
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -19,6 +20,7 @@ def test_an_agent_records_a_promise_and_tomorrows_sweep_respects_it(
     live_server, page, lender_a, make_agent
 ) -> None:
     device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=50))
+    noticed(device.loan)  # told of the lock ahead
     today = lender_local_date(lender=lender_a)
     loan_stage_sweep(lender_id=lender_a.pk, business_date=today, id_from=0, id_to=10**12)
     loan = Loan.objects.get(pk=device.loan_id)

@@ -17,7 +17,7 @@ from apps.devices.provisioning import provisioning_qr_png
 from apps.devices.services import device_register, enrollment_token_mint
 from apps.lenders.selectors import lender_local_date
 from tests.browser.conftest import save_screenshot
-from tests.collections.factories import signed_loan
+from tests.collections.factories import noticed, signed_loan
 from tests.devices.factories import valid_imei
 from tests.waiting import wait_for
 from tools.agent_sim import Agent
@@ -40,6 +40,7 @@ def late_phone(lender_a, live_server, settings, fake_fcm, redis_worker):
     thread = threading.Thread(target=lambda: agent.run(interval=60.0), daemon=True)
     thread.start()
     wait_for(lambda: agent.phone.version == 1)
+    noticed(loan)  # told of the lock ahead
     loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a),
                      id_from=0, id_to=10**12)  # fmt: skip
     wait_for(lambda: agent.phone.level == "block_apps")

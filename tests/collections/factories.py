@@ -32,3 +32,25 @@ def signed_loan(
         signed_at=signed_at,
         actor=Actor.system(),
     )
+
+
+def noticed(loan: Loan, *, stage: str = "lock", sequence: int | None = None) -> None:
+    """The customer was told ``stage`` was coming (a notice naming it and its date, accepted by
+    the SMS provider on the due date of the oldest unpaid installment, or of installment
+    ``sequence``), so a stage that blocks apps or locks may apply once the country's notice
+    days have passed since, while that installment is the oldest unpaid."""
+    from datetime import timedelta
+
+    from apps.lenders.selectors import lender_day_start
+    from apps.notifications.models import Notification
+
+    unpaid = loan.installments.filter(paid_at__isnull=True).order_by("due_date")
+    oldest = unpaid.first() if sequence is None else loan.installments.get(sequence=sequence)
+    told = lender_day_start(lender=loan.lender, day=oldest.due_date) + timedelta(hours=12)
+    notice = Notification.objects.create(
+        lender_id=loan.lender_id, customer_id=loan.customer_id, loan=loan, kind="notice",
+        status="sms", locale="en", body=f"The phone may be restricted ({stage}).",
+        dedupe_key=f"test-notice:{loan.pk}:{stage}:{oldest.sequence}", scheduled_for=told, sms_sent_at=told,
+        announces_stage=stage, announces_on=oldest.due_date + timedelta(days=1),
+    )  # fmt: skip
+    Notification.objects.filter(pk=notice.pk).update(created_at=told)

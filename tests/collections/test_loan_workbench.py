@@ -12,6 +12,7 @@ from apps.collections.services import loan_stage_sweep
 from apps.devices.models import DeviceState
 from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
+from tests.collections.factories import noticed
 from tests.devices.factories import enrolled_phone
 
 pytestmark = pytest.mark.django_db
@@ -25,6 +26,7 @@ def act(loan: Loan, action: str) -> str:
 def locked(lender_a):
     """A loan 45 days late whose phone the morning sweep locked."""
     device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=75))
+    noticed(device.loan)  # told of the lock ahead
     loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a),
                      id_from=0, id_to=10**12)  # fmt: skip
     loan = Loan.objects.get(pk=device.loan_id)

@@ -17,6 +17,7 @@ from apps.devices.models import DeviceState
 from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
 from apps.notifications.models import Notification
+from tests.collections.factories import noticed
 from tests.devices.factories import enrolled_phone
 
 pytestmark = pytest.mark.django_db
@@ -34,6 +35,7 @@ def late(lender, days_ago: int = 50, *, swept: bool = True) -> Loan:
     """A loan signed ``days_ago`` days ago (50: its first installment about 20 days late, social
     apps blocked by this morning's sweep)."""
     device, _, _ = enrolled_phone(lender, signed_at=timezone.now() - timedelta(days=days_ago))
+    noticed(device.loan)  # told of the lock ahead
     if swept:
         loan_stage_sweep(lender_id=lender.pk, business_date=lender_local_date(lender=lender), id_from=0,
                          id_to=10**12)  # fmt: skip

@@ -31,6 +31,7 @@ from apps.devices.models import Device, DeviceState, PushNudge
 from apps.devices.services import device_ack, device_state_set
 from apps.lenders.models import Lender, Membership
 from apps.lenders.selectors import lender_local_date
+from tests.collections.factories import noticed
 from tests.devices.factories import enrolled_phone
 
 pytestmark = pytest.mark.django_db
@@ -61,6 +62,7 @@ def phone_on_loan(lender, *, days_ago: int = 0):
     device, _secret, _key = enrolled_phone(
         lender, signed_at=timezone.now() - timedelta(days=days_ago)
     )
+    noticed(device.loan)  # told of the lock ahead: the ladder applies in full
     return device, device.loan
 
 
@@ -116,6 +118,7 @@ def test_a_second_sweep_the_same_day_changes_and_sends_nothing(
 
 def test_a_payment_lowers_the_stage_at_once_and_the_phone_is_told(lender_a) -> None:
     device, loan = phone_on_loan(lender_a, days_ago=75)  # two installments overdue
+    noticed(loan, sequence=2)  # told again once the second fell due
     sweep(loan, today(lender_a))
     loan.refresh_from_db()
     assert loan.stage == "lock"

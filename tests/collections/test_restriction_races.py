@@ -21,6 +21,7 @@ from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
+from tests.collections.factories import noticed
 from tests.devices.factories import enrolled_phone
 from tests.waiting import backend_pid, wait_for, wait_until_waiting_for_a_lock
 
@@ -137,6 +138,7 @@ def test_a_payment_and_a_device_writer_at_once_do_not_deadlock(lender_a):
 
     device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=75))
     loan = device.loan
+    noticed(loan)
     today = lender_local_date(lender=lender_a)
     loan_stage_sweep(lender_id=lender_a.pk, business_date=today, id_from=0, id_to=10**12)
     loan.refresh_from_db()

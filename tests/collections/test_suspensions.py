@@ -24,6 +24,7 @@ from apps.core.actor import Actor
 from apps.devices.models import DeviceState
 from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
+from tests.collections.factories import noticed
 from tests.devices.factories import enrolled_phone
 from tests.lenders.factories import LenderFactory
 
@@ -32,6 +33,7 @@ pytestmark = pytest.mark.django_db
 
 def late_phone(lender, days_ago=75):
     device, _, _ = enrolled_phone(lender, signed_at=timezone.now() - timedelta(days=days_ago))
+    noticed(device.loan)
     return device, device.loan
 
 

@@ -22,7 +22,7 @@ from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.devices.services import device_event_report, device_state_set
 from apps.lenders.selectors import lender_local_date
-from tests.collections.factories import signed_loan
+from tests.collections.factories import noticed, signed_loan
 from tests.devices.factories import enrolled_phone
 
 pytestmark = pytest.mark.django_db
@@ -48,10 +48,15 @@ def queue(lender, name: str, today) -> set[int]:
 def test_lock_tomorrow_lists_the_loans_tomorrows_sweep_would_lock(lender_a) -> None:
     today = lender_local_date(lender=lender_a)
     loans = loans_signed(lender_a, [57, 58, 59, 60, 61, 62, 63, 20])
+    (unnoticed,) = loans_signed(lender_a, [60])  # never told of the lock: it waits for its notice
+    for loan in loans:
+        noticed(loan)
     sweep(lender_a, today)
     late_by = {loan.pk: (today - loan.installments.get(sequence=1).due_date).days for loan in loans}
     expected = {pk for pk, days in late_by.items() if days + 1 >= LOCK_DAY and days < LOCK_DAY}
     assert expected, late_by  # the fixture has loans one day from the lock
+    unnoticed_days = (today - unnoticed.installments.get(sequence=1).due_date).days
+    assert unnoticed_days + 1 >= LOCK_DAY > unnoticed_days  # as late, but not told
     paused = Loan.objects.get(pk=min(expected))
     loan_promise_record(loan_id=paused.pk, lender_id=lender_a.pk, until=today + timedelta(days=3),
                         actor=Actor.system(), reason="Pays on Friday.")  # fmt: skip
@@ -63,6 +68,8 @@ def test_lock_tomorrow_lists_the_loans_tomorrows_sweep_would_lock(lender_a) -> N
     )
     assert newly_locked >= expected - {paused.pk}
     assert paused.pk not in newly_locked
+    unnoticed.refresh_from_db()
+    assert unnoticed.stage != "lock"
 
 
 def test_promises_due_today_and_broken_promises(lender_a) -> None:

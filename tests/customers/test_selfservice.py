@@ -16,6 +16,7 @@ from apps.collections.selectors import loan_days_overdue
 from apps.collections.services import loan_stage_sweep
 from apps.customers.models import CustomerLoginCode
 from apps.lenders.selectors import lender_local_date
+from tests.collections.factories import noticed
 from tests.devices.factories import enrolled_phone
 
 pytestmark = pytest.mark.django_db
@@ -28,6 +29,7 @@ def day(value) -> str:
 def late_loan(lender, *, days_ago: int):
     """An enrolled phone on a loan signed ``days_ago`` days ago, swept this morning."""
     device, _, _ = enrolled_phone(lender, signed_at=timezone.now() - timedelta(days=days_ago))
+    noticed(device.loan)  # told of the lock ahead: the ladder applies in full
     loan_stage_sweep(lender_id=lender.pk, business_date=lender_local_date(lender=lender), id_from=0,
                      id_to=10**12)  # fmt: skip
     device.loan.refresh_from_db()

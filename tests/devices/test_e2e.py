@@ -158,12 +158,14 @@ def test_a_locked_phone_unlocks_within_seconds_of_a_paid_webhook(
 
     from apps.collections.models import Loan
     from apps.collections.services import loan_stage_sweep
+    from tests.collections.factories import noticed
     from tests.collections.webhooks import URL, event, headers
 
     agent = running_agent
     wait_for(lambda: agent.phone.version == 1)
     loan = Loan.objects.get(devices__pk=agent.device_id)
     first = loan.installments.order_by("sequence").first()
+    noticed(loan)  # told of the lock ahead
     # 40 days late: the morning sweep locks the phone
     loan_stage_sweep(lender_id=lender_a.pk, business_date=first.due_date + timedelta(days=40),
                      id_from=0, id_to=10**12)  # fmt: skip

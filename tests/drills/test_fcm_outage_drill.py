@@ -21,7 +21,7 @@ from apps.collections.services import loan_stage_sweep, payment_record
 from apps.core.actor import Actor
 from apps.devices.models import Device, PushNudge
 from apps.devices.services import device_register, enrollment_token_mint
-from tests.collections.factories import signed_loan
+from tests.collections.factories import noticed, signed_loan
 from tests.devices.factories import valid_imei
 from tests.drills.conftest import scale
 from tests.waiting import wait_for
@@ -70,6 +70,8 @@ def test_an_fcm_outage_loses_no_state(
     settings.PUSH_RETRY_BASE_SECONDS, settings.PUSH_RETRY_MAX_SECONDS = 0.5, 4.0
     loans = list(Loan.objects.filter(lender=lender_a).order_by("pk"))
     first_due = loans[0].installments.order_by("sequence").first().due_date
+    for loan in loans:
+        noticed(loan)  # told of the lock ahead
 
     fake_fcm.outage(OUTAGE_SECONDS, statuses=(503, 429))
     started = time.monotonic()

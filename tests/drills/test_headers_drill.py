@@ -43,6 +43,8 @@ from apps.collections.models import Loan
 from apps.collections.services import (
     loan_stage_sweep,
     payment_record,
+    restrictions_resume,
+    restrictions_suspend,
 )
 from apps.core.actor import Actor
 from apps.core.money import Money
@@ -230,6 +232,10 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
     )
     ClockedSchedule.objects.create(clocked_time=timezone.now())
     PeriodicTask.objects.create(name="drill", task="drill", interval=every_day)
+    suspension = restrictions_suspend(user=operator, actor=Actor.system(), lender_id=lender_a.pk,
+                                      reason="Drill.")  # fmt: skip
+    restrictions_resume(suspension_id=suspension.pk, user=operator, actor=Actor.system(),
+                        reason="Drill over.")  # fmt: skip
 
     link_token = customer_login_link_mint(
         customer_id=loan.customer_id, lender_id=lender_a.pk, actor=Actor.system()

@@ -17,6 +17,7 @@ from apps.collections.selectors import loan_outstanding
 from apps.collections.services import loan_stage_sweep
 from apps.devices.models import Device
 from apps.lenders.selectors import lender_local_date
+from tests.collections.factories import noticed
 from tests.collections.webhooks import URL, event, headers
 from tests.devices.factories import enrolled_phone
 from tests.drills.conftest import scale
@@ -47,7 +48,7 @@ def test_duplicate_and_disordered_webhooks_equal_a_serial_replay(lender_a, repor
     event once, in order, would leave them, and each loan that cured unlocks exactly once."""
     loans_n = scale(12, 1000)
     for _ in range(loans_n):
-        enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=50))
+        noticed(enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=50))[0].loan)
     loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a), id_from=0,
                      id_to=10**12)  # fmt: skip
     loans = list(Loan.objects.filter(lender=lender_a).order_by("pk"))

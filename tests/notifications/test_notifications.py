@@ -22,6 +22,7 @@ from apps.notifications.services import (
     payment_receipt_queue,
     reminders_queue,
 )
+from tests.collections.factories import noticed
 from tests.devices.factories import enrolled_phone
 
 pytestmark = pytest.mark.django_db
@@ -105,6 +106,7 @@ def test_an_overdue_notice_says_what_happens_next_and_when(
 ) -> None:
     device, _, _ = enrolled_phone(lender_a)
     loan = device.loan
+    noticed(loan, stage="block_apps")  # told of the blocked apps; not yet of the lock
     first = loan.installments.order_by("sequence").first()
     on = first.due_date + timedelta(days=20)  # blocked apps since day 14; lock at day 30
     with django_capture_on_commit_callbacks(execute=True):  # the notices' task, after commit
@@ -115,6 +117,7 @@ def test_an_overdue_notice_says_what_happens_next_and_when(
         f"Your installment is 20 days late. If it is not paid by {django_date(lock_day)}, "
         "the phone will lock (emergency calls always work)."
     )
+    assert (notice.announces_stage, notice.announces_on) == ("lock", lock_day)
 
 
 def test_an_overdue_notice_is_queued_once_and_not_after_the_customer_paid(lender_a) -> None:

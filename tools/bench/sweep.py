@@ -18,7 +18,9 @@ days, 62.4% of the loans change stage on the first sweep (624,000 at 1M).
 Then, in the same run:
 
 (a) the floor: one SQL statement that classifies every active loan (days
-    overdue of its oldest unpaid installment past grace, the pinned ladder)
+    overdue of its oldest unpaid installment past grace, the pinned ladder, a
+    block or a lock only where a confirmed notice told of it: none in the seed,
+    so late loans stop at ``alarm`` in both)
     and raises ``collections_loan.stage`` where it must rise, and nothing
     else; run inside a transaction that is rolled back, then the loan table
     vacuumed (which also truncates the pages the rolled-back versions took,
@@ -373,12 +375,21 @@ late AS (
     WHERE l.status = 'active' AND l.stage <> 'lock'
     GROUP BY l.id
 ),
+noticed AS (  -- the harshest stage each late loan was told of in time (none in the seed)
+    SELECT t.*, (SELECT coalesce(max(array_position(%(order)s::text[], x.announces_stage)), 0)
+                 FROM notifications_notification AS x
+                 WHERE x.loan_id = t.id AND x.announces_stage <> ''
+                   AND coalesce(x.acked_at, x.sms_sent_at) < %(noticed_before)s) AS told
+    FROM late AS t WHERE t.days > 0
+),
 classified AS (
     SELECT t.id, t.stage,
         (SELECT s.action FROM ladder AS s
          WHERE s.policy_version_id = t.policy_version_id AND s.days <= t.days
+           AND (s.action NOT IN ('block_apps', 'lock')
+                OR array_position(%(order)s::text[], s.action) <= t.told)
          ORDER BY s.days DESC LIMIT 1) AS target
-    FROM late AS t WHERE t.days > 0
+    FROM noticed AS t
 )
 UPDATE collections_loan AS l
 SET stage = c.target, stage_changed_at = %(now)s, updated_at = %(now)s
@@ -395,7 +406,8 @@ def floor(business_date: date) -> tuple[float, int]:
 
     from apps.collections.models import STAGE_ORDER
 
-    params = {"bd": business_date, "now": timezone.now(), "order": list(STAGE_ORDER)}
+    params = {"bd": business_date, "now": timezone.now(), "order": list(STAGE_ORDER),
+              "noticed_before": timezone.now()}  # fmt: skip
     with transaction.atomic(), connection.cursor() as cursor:
         started = time.perf_counter()
         cursor.execute(FLOOR, params)

@@ -53,10 +53,11 @@ from apps.devices.models import Device
 from apps.devices.selectors import device_ids_enrolled_for_loans, device_ids_to_release
 from apps.devices.services import StateChange, device_release, device_states_write_shown
 from apps.devices.state import OFFLINE_LEASE
-from apps.lenders.country_rules import country_rule_for
+from apps.lenders.country_rules import NOTICE_ACTIONS, country_rule_for
 from apps.lenders.models import Lender, RestrictionStage
-from apps.lenders.selectors import lender_local_date, restriction_stage_list
+from apps.lenders.selectors import lender_day_start, lender_local_date, restriction_stage_list
 from apps.notifications.messages import NextStep, render
+from apps.notifications.models import Notification
 from apps.notifications.services import Draft, notifications_queue
 
 _SWEEP_LOCK_NAMESPACE = 7301  # pg_advisory_xact_lock(namespace, key) for sweeps
@@ -117,18 +118,34 @@ class Ladder:
         return stage
 
     def next_step(
-        self, *, policy_version_id: int, days: int, paused: bool, today: date
-    ) -> NextStep | None:
-        """The next stage the loan reaches if nothing is paid, and the date; None if none
-        (the last stage reached, or a pause holds the ladder)."""
+        self, *, policy_version_id: int, stage: str, days: int, paused: bool, today: date,
+        notice_days: int, noticed: dict[str, date] | None = None,
+    ) -> NextStep | None:  # fmt: skip
+        """The next stage a loan at ``stage``, ``days`` overdue, reaches if nothing is paid,
+        and the date; None if none (the last stage reached, or a pause holds the ladder).
+
+        A loan below its ladder's step (held for a notice, or lifted) reaches that step at
+        the next sweep; otherwise the next step on its day. A step that blocks apps or locks
+        comes no earlier than its notice allows: ``noticed`` (stage -> the first date a
+        confirmed notice allows it), else ``notice_days`` after ``today`` (a notice sent
+        now)."""
         if paused:
             return None
-        for step in self.stages.get(policy_version_id, []):
-            if step.days_overdue > days:
-                return NextStep(
-                    stage=step.action, on=today + timedelta(days=step.days_overdue - days)
-                )
-        return None
+        wanted = self.stage_for(policy_version_id=policy_version_id, days=days)
+        step, on = None, today
+        if rank(wanted) > rank(stage):
+            step, on = wanted, today + timedelta(days=1)
+        else:
+            following = [s for s in self.stages.get(policy_version_id, []) if s.days_overdue > days]
+            if following:
+                step = following[0].action
+                on = today + timedelta(days=following[0].days_overdue - days)
+        if step is None:
+            return None
+        if step in NOTICE_ACTIONS:
+            allowed = (noticed or {}).get(step) or today + timedelta(days=notice_days)
+            on = max(on, allowed)
+        return NextStep(stage=step, on=on)
 
     def content_index(
         self, *, policy_version_id: int, stage: str, days: int, paused: bool, locale: str
@@ -190,11 +207,18 @@ def _level(stage: str) -> str:
 # --- classification ------------------------------------------------------------------
 
 _RANK = "array_position(%(order)s::text[], {})"
+_NOTICE_IN = "('block_apps', 'lock')"  # NOTICE_ACTIONS (country_rules.py)
 
-# Each active loan of ``{where}`` (with consent) that is late: its days overdue past grace,
-# whether a pause of ``{pauses}`` holds it today, and its target stage: the pinned ladder's
-# step whose [days, next step's days) holds the days overdue, capped at ``reminder`` when
-# paused. Joins, not per-loan subqueries: each is evaluated once per loan.
+# Each active loan of ``{where}`` (with consent, its phone not released) that is late: its days
+# overdue past grace, whether a pause of ``{pauses}`` holds it today, the pinned ladder's step
+# whose [days, next step's days) holds the days overdue (``wanted``), and its target stage:
+# ``reminder`` at most when paused; and a step that blocks apps or locks only once the customer
+# was sent a notice naming it (or a harsher one) and its date, confirmed (acknowledged by the
+# phone, or accepted by the SMS provider) at least the country's notice days before the
+# business date (``noticed_before``), in this spell of lateness (since the oldest unpaid due
+# date); until then the ladder's highest step below it. ``unannounced``: no notice of it is on
+# its way either (one is then sent). Joins, not per-loan subqueries, but for the notices of the
+# loans whose step needs one (an index probe each). tests/collections/test_lock_notice.py
 _CLASSIFY = f"""
 ladder AS (
     SELECT s.policy_version_id, s.days AS lo, s.action,
@@ -208,6 +232,7 @@ paused AS (
 ),
 late AS (
     SELECT l.id, l.stage, l.policy_version_id, l.customer_id, l.xmin AS seen,
+           oldest.due_date AS oldest_due,
            CASE WHEN %(bd)s::date - oldest.due_date > l.grace_days
                 THEN %(bd)s::date - oldest.due_date ELSE 0 END AS days
     FROM {Loan._meta.db_table} AS l
@@ -218,16 +243,43 @@ late AS (
     WHERE {{where}} AND l.status = 'active' AND l.consent_id IS NOT NULL
       AND l.collateral_released_at IS NULL  -- a phone released at payoff is free for good
 ),
-classified AS (
-    SELECT t.id, t.stage, t.policy_version_id, t.customer_id, t.days, t.seen,
-        p.loan_id IS NOT NULL AS paused,
-        CASE WHEN p.loan_id IS NOT NULL AND {_RANK.format("s.action")} > {_RANK.format("'reminder'")}
-             THEN 'reminder' ELSE coalesce(s.action, 'none') END AS target
+placed AS (
+    SELECT t.*, s.action AS wanted, p.loan_id IS NOT NULL AS paused,
+        s.action IN {_NOTICE_IN} AND p.loan_id IS NULL AS needs_notice,
+        n.noticed, n.announced
     FROM late AS t
     LEFT JOIN ladder AS s ON s.policy_version_id = t.policy_version_id
         AND s.lo <= t.days AND (s.hi IS NULL OR t.days < s.hi)
     LEFT JOIN paused AS p ON p.loan_id = t.id
+    LEFT JOIN LATERAL (  -- the harshest stage announced: confirmed in time, and at all
+        SELECT coalesce(max({_RANK.format("x.announces_stage")}) FILTER (
+                   WHERE coalesce(x.acked_at, x.sms_sent_at) < %(noticed_before)s
+                     AND x.announces_on <= %(bd)s), 0) AS noticed,
+               coalesce(max({_RANK.format("x.announces_stage")}), 0) AS announced
+        FROM {Notification._meta.db_table} AS x
+        WHERE s.action IN {_NOTICE_IN} AND p.loan_id IS NULL
+          AND x.loan_id = t.id AND x.announces_stage <> ''
+          AND x.created_at >= t.oldest_due::timestamp AT TIME ZONE %(tz)s
+          AND x.status NOT IN ('suppressed', 'failed')
+    ) AS n ON true
     WHERE t.days > 0
+),
+classified AS (
+    SELECT t.id, t.stage, t.policy_version_id, t.customer_id, t.days, t.seen, t.paused,
+        CASE WHEN t.paused AND {_RANK.format("t.wanted")} > {_RANK.format("'reminder'")}
+                 THEN 'reminder'
+             WHEN t.needs_notice AND t.noticed < {_RANK.format("t.wanted")}
+                 THEN coalesce(c.action, 'none')
+             ELSE coalesce(t.wanted, 'none') END AS target,
+        t.needs_notice AND t.announced < {_RANK.format("t.wanted")} AS unannounced, t.wanted
+    FROM placed AS t
+    LEFT JOIN LATERAL (  -- held for its notice: the ladder's highest step it may reach
+        SELECT c.action FROM ladder AS c
+        WHERE t.needs_notice AND t.noticed < {_RANK.format("t.wanted")}
+          AND c.policy_version_id = t.policy_version_id AND c.lo <= t.days
+          AND {_RANK.format("c.action")} <= greatest(t.noticed, {_RANK.format("'alarm'")})
+        ORDER BY c.lo DESC LIMIT 1
+    ) AS c ON true
 )
 """  # noqa: S608  (table names from model metadata; values are parameters)
 
@@ -257,24 +309,30 @@ ORDER BY id FOR NO KEY UPDATE
 # Classify the range and raise, in the same statement, each loan that must rise and whose
 # row is still the version classified (``xmin``): a payment, a reversal or a pause
 # committed meanwhile wrote the row too (the installment and pause triggers), so the
-# update skips it. Returns the raised loans (``raised`` true) and the rising ones skipped
-# (false, the rest null), to be locked and classified again.
+# update skips it. Returns the raised loans (kind ``raised``), the rising ones skipped
+# (``again``: to be locked and classified again) and those not raised that wait for a notice
+# no one has sent (``unannounced``, with the stage and days: one is sent).
 _RAISE_RANGE = f"""
 WITH {_CLASSIFY.format(where=_RANGE, pauses=_RANGE_PAUSES)},
-rising AS MATERIALIZED (
-    SELECT * FROM classified WHERE {_RANK.format("target")} > {_RANK.format("stage")}
+acting AS MATERIALIZED (
+    SELECT * FROM classified
+    WHERE {_RANK.format("target")} > {_RANK.format("stage")} OR unannounced
 ),
 changed AS (
     UPDATE {Loan._meta.db_table} AS l
     SET stage = c.target, stage_changed_at = %(now)s, updated_at = %(now)s
-    FROM rising AS c
-    WHERE l.id = c.id AND l.xmin = c.seen AND l.stage = c.stage AND {_NOT_RAISED_TODAY}
+    FROM acting AS c
+    WHERE l.id = c.id AND {_RANK.format("c.target")} > {_RANK.format("c.stage")}
+      AND l.xmin = c.seen AND l.stage = c.stage AND {_NOT_RAISED_TODAY}
     RETURNING l.id, c.stage, c.target, c.days, c.policy_version_id, c.customer_id, c.paused
 )
-SELECT raised.*, true AS raised FROM ({_RAISED_WITH}) AS raised
+SELECT raised.*, 'raised' AS kind FROM ({_RAISED_WITH}) AS raised
 UNION ALL
-SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, false FROM rising
-WHERE id NOT IN (SELECT id FROM changed)
+SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'again' FROM acting
+WHERE {_RANK.format("target")} > {_RANK.format("stage")} AND id NOT IN (SELECT id FROM changed)
+UNION ALL
+SELECT id, NULL, wanted, days, NULL, NULL, NULL, NULL, NULL, 'unannounced' FROM acting
+WHERE unannounced AND id NOT IN (SELECT id FROM changed)
 ORDER BY 1
 """  # noqa: S608
 
@@ -435,7 +493,7 @@ def _sweep_range(
     lender = Lender.objects.get(pk=lender_id)
     now = timezone.now()
     params = {"lender": lender_id, "lo": id_from, "hi": id_to, "bd": business_date, "now": now,
-              "order": list(STAGE_ORDER)}  # fmt: skip
+              "order": list(STAGE_ORDER), **_notice_params(lender, business_date)}  # fmt: skip
     with transaction.atomic(), connection.cursor() as cursor:
         key = zlib.crc32(f"{lender_id}:{id_from}:{id_to}".encode()) - 2**31
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_SWEEP_LOCK_NAMESPACE, key])
@@ -451,8 +509,9 @@ def _sweep_range(
         if restriction_suspension_in_force(lender=lender) is None:
             cursor.execute(_RAISE_RANGE, {**params, **ladder.sql_params()})
             found = cursor.fetchall()
-        rows = [row[:9] for row in found if row[9]]
-        again = [row[0] for row in found if not row[9]]
+        rows = [row[:9] for row in found if row[9] == "raised"]
+        again = [row[0] for row in found if row[9] == "again"]
+        unannounced = [[row[0], row[2], row[3]] for row in found if row[9] == "unannounced"]
         if again:  # written since classified: lock, then classify with a snapshot that sees it
             ids = array_literal(again)
             cursor.execute(_IDS_LOCK, {"ids": ids})
@@ -471,6 +530,9 @@ def _sweep_range(
             # redelivery, a second beat) queues none
             _overdue_notices_later(lender_id=lender_id, business_date=business_date,
                                    id_from=id_from, id_to=id_to)  # fmt: skip
+        if unannounced:  # their notices, after commit, as the overdue notices go
+            _restriction_notices_later(lender_id=lender_id, business_date=business_date,
+                                       loans=unannounced)  # fmt: skip
         # the audit chain's lock last, after the loans' and the devices' (the global order):
         # a payment holding a loan the raise waits for may be waiting for the chain
         if closed:
@@ -484,6 +546,54 @@ def _sweep_range(
     return SweepReport(changes=len(changes), phones=phones, pauses_closed=len(closed))
 
 
+def _notice_params(lender: Lender, business_date: date) -> dict[str, Any]:
+    """The classification's notice parameters: a notice counts if confirmed on a local date
+    at least the country's ``lock_notice_days`` before ``business_date``."""
+    days = country_rule_for(lender.country).lock_notice_days
+    noticed_before = lender_day_start(lender=lender, day=business_date - timedelta(days=days - 1))
+    return {"tz": lender.timezone, "noticed_before": noticed_before}
+
+
+def _restriction_notices_later(
+    *, lender_id: int, business_date: date, loans: list[list[Any]]
+) -> None:
+    from apps.collections.tasks import restriction_notices_queue_task
+
+    task_enqueue_on_commit(restriction_notices_queue_task, lender_id=lender_id,
+                           business_date=business_date.isoformat(), loans=loans)  # fmt: skip
+
+
+@transaction.atomic
+def restriction_notices_queue(
+    *, lender_id: int, business_date: date, loans: list[list[Any]]
+) -> int:
+    """Send the notice a held loan waits for: ``loans`` are [loan id, stage, days overdue] the
+    sweep of ``business_date`` held below a stage that blocks apps or locks, with no notice of
+    it on its way. Each notice names the stage and the date it applies if nothing is paid:
+    the country's ``lock_notice_days`` from now (the sweep applies it once the notice is
+    confirmed that long before). Returns how many were new; one per loan, stage and day
+    (a second run queues nothing). A loan no longer active gets none.
+    """
+    lender = Lender.objects.get(pk=lender_id)
+    on = business_date + timedelta(days=country_rule_for(lender.country).lock_notice_days)
+    active = dict(Loan.objects.filter(pk__in=[row[0] for row in loans], lender_id=lender_id,
+                                      status=Loan.Status.ACTIVE).values_list("pk", "customer_id"))  # fmt: skip
+    locales = customer_locales(customer_ids=set(active.values()))
+    drafts = []
+    for loan_id, stage, days in loans:
+        if loan_id not in active:
+            continue
+        locale = locales.get(active[loan_id], lender.locale)
+        step = NextStep(stage=stage, on=on)
+        drafts.append(Draft(
+            customer_id=active[loan_id], loan_id=loan_id, kind=Notification.Kind.NOTICE,
+            locale=locale, dedupe_key=f"notice:{loan_id}:{stage}:{business_date.isoformat()}",
+            body=render("overdue", locale=locale, currency=lender.currency, days=days, step=step),
+            announces_stage=stage, announces_on=on,
+        ))  # fmt: skip
+    return notifications_queue(lender=lender, drafts=drafts)
+
+
 def _overdue_notices_later(
     *, lender_id: int, business_date: date, id_from: int, id_to: int
 ) -> None:
@@ -494,7 +604,7 @@ def _overdue_notices_later(
 
 
 _RAISED = f"""
-SELECT h.loan_id, l.customer_id, h.days_overdue, h.policy_version_id,
+SELECT h.loan_id, l.customer_id, h.days_overdue, h.policy_version_id, h.to_stage,
     EXISTS (SELECT 1 FROM {LoanPause._meta.db_table} AS p
             WHERE p.loan_id = h.loan_id AND p.status = 'active'
               AND p.starts_on <= h.business_date AND h.business_date <= p.ends_on) AS paused
@@ -526,15 +636,19 @@ def overdue_notices_queue(*, lender_id: int, business_date: date, id_from: int, 
         return 0
     ladder = Ladder.load(lender=lender, policy_version_ids={row[3] for row in raised})
     locales = customer_locales(customer_ids={row[1] for row in raised})
+    notice_days = country_rule_for(lender.country).lock_notice_days
     drafts = []
-    for loan_id, customer_id, days, policy_version_id, paused in raised:
+    for loan_id, customer_id, days, policy_version_id, stage, paused in raised:
         locale = locales.get(customer_id, lender.locale)
-        step = ladder.next_step(policy_version_id=policy_version_id, days=days, paused=paused,
-                                today=business_date)  # fmt: skip
+        step = ladder.next_step(policy_version_id=policy_version_id, stage=stage, days=days,
+                                paused=paused, today=business_date, notice_days=notice_days)  # fmt: skip
+        announces = step is not None and step.stage in NOTICE_ACTIONS
         drafts.append(Draft(
             customer_id=customer_id, loan_id=loan_id, kind="overdue", locale=locale,
             dedupe_key=f"overdue:{loan_id}:{business_date.isoformat()}",
             body=render("overdue", locale=locale, currency=lender.currency, days=days, step=step),
+            announces_stage=step.stage if step and announces else "",
+            announces_on=step.on if step and announces else None,
         ))  # fmt: skip
     return notifications_queue(lender=lender, drafts=drafts)
 
@@ -561,6 +675,7 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
     if not paid_off:
         with connection.cursor() as cursor:
             cursor.execute(_ONE, {"loan": loan.pk, "bd": business_date, "order": list(STAGE_ORDER),
+                                  **_notice_params(lender, business_date),
                                   **ladder.sql_params()})  # fmt: skip
             row = cursor.fetchone()
         if row is not None:
