@@ -312,7 +312,13 @@ AGENT_DOWNLOAD_URL = env(
 )
 # URL-safe base64 (no padding) of the SHA-256 of the agent's signing certificate.
 AGENT_SIGNATURE_CHECKSUM = env("AGENT_SIGNATURE_CHECKSUM", default="")
-AGENT_API_BASE_URL = env("AGENT_API_BASE_URL", default="http://127.0.0.1:8000/api/agent/v1/")
+# `make run` serves the demo on DEMO_HOST:DEMO_PORT (tools/run_demo.py): the demo's printed
+# links, provider_webhook's default target and, unless AGENT_API_BASE_URL is set, the agent
+# address in the QR codes (so the simulated phones call the port the demo serves on).
+DEMO_HOST = env("DEMO_HOST", default="127.0.0.1")
+DEMO_PORT = env.int("DEMO_PORT", default=8000)
+DEMO_BASE_URL = f"http://{f'[{DEMO_HOST}]' if ':' in DEMO_HOST else DEMO_HOST}:{DEMO_PORT}"
+AGENT_API_BASE_URL = env("AGENT_API_BASE_URL", default=f"{DEMO_BASE_URL}/api/agent/v1/")
 ENROLLMENT_TOKEN_TTL_HOURS = env.int("ENROLLMENT_TOKEN_TTL_HOURS", default=24)
 PROVISIONING_WIFI_SSID = env("PROVISIONING_WIFI_SSID", default="")
 PROVISIONING_WIFI_PASSWORD = env("PROVISIONING_WIFI_PASSWORD", default="")

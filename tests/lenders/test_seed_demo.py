@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from django.core.management import call_command
 
@@ -24,3 +26,16 @@ def test_demo_data_loads_once_and_every_chain_verifies(capsys) -> None:
     assert Payment.objects.count() == 1
     assert Device.objects.filter(status="pending").count() == 3
     assert all(audit_chain_verify(chain=chain) is None for chain in audit_chain_list())
+
+
+def test_the_printed_links_are_on_the_demo_address_when_it_is_not_the_default(
+    capsys, settings
+) -> None:
+    settings.DEMO_BASE_URL = "http://127.0.0.1:18123"
+    call_command("seed_demo")
+    printed = capsys.readouterr().out
+    assert "Point of sale: http://127.0.0.1:18123/pos/" in printed
+    assert "Customer pages: http://127.0.0.1:18123/my/demo-ke/" in printed
+    links = re.findall(r"https?://\S+", printed)
+    assert links, printed
+    assert all(link.startswith("http://127.0.0.1:18123/") for link in links), links

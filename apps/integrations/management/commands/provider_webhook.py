@@ -4,6 +4,9 @@
     python manage.py provider_webhook --lender demo-ke --loan SC-ABCD2345 --amount 200 \\
         --reverses MP-1 --kind refund
     python manage.py provider_webhook --lender demo-ke --print-secret
+
+It posts to the demo's address (DEMO_BASE_URL, from DEMO_HOST and DEMO_PORT)
+unless --url names another server.
 """
 
 import json
@@ -12,6 +15,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
@@ -40,7 +44,9 @@ class Command(BaseCommand):
             "--reverses", metavar="REFERENCE", help="send a reversal of this payment"
         )
         parser.add_argument("--kind", choices=["chargeback", "refund"], default="chargeback")
-        parser.add_argument("--url", default="http://127.0.0.1:8000")
+        parser.add_argument(
+            "--url", default=settings.DEMO_BASE_URL, help="the server (default: the demo's)"
+        )
         parser.add_argument(
             "--print-secret", action="store_true", help="print the lender's webhook secret"
         )

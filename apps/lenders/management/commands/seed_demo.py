@@ -1,7 +1,8 @@
 """Load the demo data set: two lenders, their back-office people, policies, products and loans.
 
 Passwords and TOTP secrets are printed once, when they are created; run again
-with --reset-credentials to print fresh ones.
+with --reset-credentials to print fresh ones. The links printed are on the
+demo's address, DEMO_BASE_URL (DEMO_HOST and DEMO_PORT).
 """
 
 import secrets
@@ -9,6 +10,7 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
@@ -169,7 +171,7 @@ class Command(BaseCommand):
                 self.stdout.write(f"  {loan.reference}  {loan.lender.slug}  {loan.customer.full_name:18} "
                                   f"financed {loan.financed_amount} {loan.currency}, signed {loan.start_date}")  # fmt: skip
             self.stdout.write(
-                f"Point of sale: http://127.0.0.1:8000/pos/  clerk {self.clerk_username} "
+                f"Point of sale: {settings.DEMO_BASE_URL}/pos/  clerk {self.clerk_username} "
                 f"password {self.clerk_password} (shown once)"
             )
             sample = loans[0]
@@ -185,7 +187,7 @@ class Command(BaseCommand):
                 ),
             )
             self.stdout.write(
-                f"Customer pages: http://127.0.0.1:8000/my/{late.lender.slug}/  log in as "
+                f"Customer pages: {settings.DEMO_BASE_URL}/my/{late.lender.slug}/  log in as "
                 f"{late.customer.phone} ({late.customer.full_name}); the code is printed as an SMS"
             )
         if not issued:
