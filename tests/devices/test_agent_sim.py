@@ -1,6 +1,7 @@
 """The simulator's command line and the demo's enrollment codes; per-phone throttling."""
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -53,6 +54,32 @@ def test_the_command_line_simulator_enrolls_once_and_resumes_from_what_it_kept(
     assert again.returncode == 0, again.stderr
     device.refresh_from_db()
     assert (device.status, device.acked_version) == (Device.Status.ENROLLED, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_resumed_phone_calls_the_server_it_is_given_when_the_demo_moved(
+    lender_a, live_server, settings, tmp_path
+) -> None:
+    settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
+    device = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="X",
+                             model_name="Y", actor=Actor.system())  # fmt: skip
+    call_command("demo_enrollment_codes", "--out", str(tmp_path))
+    keep = tmp_path / "phone.json"
+    sim = [sys.executable, "-m", "tools.agent_sim", "--once", "--keep", str(keep)]
+    enrolled = subprocess.run([*sim, "--qr", str(tmp_path / f"{device.imei}.png"), "--imei", device.imei],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert enrolled.returncode == 0, enrolled.stderr
+    # the saved address is the last run's, on a port where nothing listens any more
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        gone = f"http://127.0.0.1:{closed.getsockname()[1]}/api/agent/v1/"
+    keep.write_text(json.dumps({**json.loads(keep.read_text()), "server": gone}))
+    before = Device.objects.get(pk=device.pk).last_seen_at
+    resumed = subprocess.run([*sim, "--server", settings.AGENT_API_BASE_URL],
+                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.strip() == "v1 normal"
+    assert Device.objects.get(pk=device.pk).last_seen_at > before
 
 
 @pytest.mark.django_db

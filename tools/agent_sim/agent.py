@@ -73,9 +73,12 @@ class Agent:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_qr(cls, png: bytes | str | Path, *, imei: str, **kwargs: Any) -> Agent:
+    def from_qr(
+        cls, png: bytes | str | Path, *, imei: str, server: str | None = None, **kwargs: Any
+    ) -> Agent:
+        """The agent a scan of the QR code sets up; ``server`` overrides the code's address."""
         extras = read_qr(png)[EXTRAS]
-        return cls(server=extras["server"], token=extras["token"], imei=imei, **kwargs)
+        return cls(server=server or extras["server"], token=extras["token"], imei=imei, **kwargs)
 
     # --- HTTP ---------------------------------------------------------------------------
 
@@ -184,10 +187,11 @@ class Agent:
             handle.write(saved)
 
     @classmethod
-    def load(cls, path: Path, **kwargs: Any) -> Agent:
+    def load(cls, path: Path, *, server: str | None = None, **kwargs: Any) -> Agent:
+        """The agent saved at ``path``; ``server`` overrides the address it saved."""
         saved = json.loads(path.read_text())
         agent = cls(
-            server=saved["server"],
+            server=server or saved["server"],
             token="",
             imei=saved["imei"],
             fcm_token=saved["fcm_token"],
