@@ -21,7 +21,7 @@ $(DEV_STAMP): requirements.txt requirements-dev.txt | $(BIN)/python
 	$(BIN)/pip install -q -r requirements-dev.txt
 	rm -f $(VENV)/.dev-* $(VENV)/.run-*; touch $@ $(RUN_STAMP)
 
-## run: the product with demo data on embedded PostgreSQL, http://127.0.0.1:8000/admin/
+## run: the product with demo data on embedded PostgreSQL, http://127.0.0.1:8000/admin/ (DEMO_HOST, DEMO_PORT)
 run: $(RUN_STAMP)
 	$(BIN)/python tools/run_demo.py
 

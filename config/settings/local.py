@@ -17,9 +17,11 @@ os.environ.setdefault("CELERY_BROKER_URL", "filesystem://")
 
 from config.env import BASE_DIR, env
 
-# While `make run` runs, it leaves the embedded server's address here, so any
-# `manage.py` command in another terminal reaches the demo database.
-_demo_url = BASE_DIR / ".run" / "database_url"
+# The demo's own files (.run, or DEMO_RUN_DIR): while `make run` runs, it leaves
+# the embedded server's address there, so any `manage.py` command in another
+# terminal reaches the demo database.
+_run_dir = Path(env("DEMO_RUN_DIR", default=str(BASE_DIR / ".run")))
+_demo_url = _run_dir / "database_url"
 if "DATABASE_URL" not in os.environ and _demo_url.exists():
     os.environ["DATABASE_URL"] = _demo_url.read_text().strip()
 if "DATABASE_URL" not in os.environ:
@@ -29,12 +31,16 @@ if "DATABASE_URL" not in os.environ:
     )
 
 from config.settings.base import *  # noqa: E402, F403
-from config.settings.base import CELERY_BROKER_URL  # noqa: E402
+from config.settings.base import ALLOWED_HOSTS, CELERY_BROKER_URL, DEMO_HOST  # noqa: E402
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# The demo serves on DEMO_HOST, and its phones call it there.
+_demo_host = f"[{DEMO_HOST}]" if ":" in DEMO_HOST else DEMO_HOST
+if _demo_host not in ALLOWED_HOSTS:
+    ALLOWED_HOSTS = [*ALLOWED_HOSTS, _demo_host]
 
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    _broker_dir = Path(env("CELERY_FILESYSTEM_DIR", default=str(BASE_DIR / ".run" / "broker")))
+    _broker_dir = Path(env("CELERY_FILESYSTEM_DIR", default=str(_run_dir / "broker")))
     for _sub in ("queue", "processed", "control"):
         (_broker_dir / _sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {

