@@ -39,7 +39,12 @@ def screenshot(page, tmp_path):
 
 
 def admin_log_in(page, url: str, user) -> None:
-    """Open ``url`` in the back office as ``user``: password, then the authenticator's code."""
+    """Open ``url`` in the back office as ``user``: password, then the authenticator's code.
+    Returns once ``url`` has loaded.
+
+    Browser steps in these tests wait for the page an action leads to (``wait_for_url``, or
+    an element or attribute of the new page when the URL stays the same), never for "the
+    next navigation" begun around the action, which can be the page being left."""
     from tests.accounts.factories import PASSWORD, TOTPDeviceFactory
     from tests.conftest import current_code
 
@@ -50,3 +55,4 @@ def admin_log_in(page, url: str, user) -> None:
     page.click("input[type=submit]")
     page.fill("#id_otp_token", current_code(totp))
     page.click("#otp-form input[type=submit]")
+    page.wait_for_url(url)

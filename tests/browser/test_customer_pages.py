@@ -64,6 +64,7 @@ def test_a_late_customer_logs_in_pays_and_sees_the_phone_unlock(
     code = re.search(r"\b(\d{6})\b", sms_outbox[-1][1]).group(1)
     page.fill("#id_code", code)
     page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/my/{lender_a.slug}/")
 
     status = page.locator('[data-testid="phone-status"]')
     assert status.inner_text().startswith("Social apps are blocked since")

@@ -30,6 +30,7 @@ def test_the_qr_on_screen_enrolls_the_phone(
 
     admin_log_in(page, f"{live_server.url}/admin/devices/device/{device.pk}/change/", agent)
     page.click("#enrollment-code")
+    page.wait_for_url(f"{live_server.url}/admin/devices/device/{device.pk}/enrollment-code/")
     page.click("#mint")
     page.wait_for_selector("#provisioning-qr svg")
     screenshot("admin-enrollment-code")

@@ -45,13 +45,16 @@ def test_clerk_sells_a_phone_and_the_page_turns_to_enrolled(
     page.fill("#id_password", PASSWORD)
     snap("pos-0-login")
     page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/pos/")
     page.click("#new-sale")
+    page.wait_for_url("**/customer/")
 
     page.fill("#id_full_name", "Amina Wanjiru")
     page.fill("#id_phone", "0712 345 678")
     page.fill("#id_national_id", "23456781")
     snap("pos-1-customer")
     page.click("button[type=submit]")
+    page.wait_for_url("**/phone/")
 
     page.fill("#id_imei", imei)
     page.fill("#id_brand", "Tecno")
@@ -59,12 +62,14 @@ def test_clerk_sells_a_phone_and_the_page_turns_to_enrolled(
     page.fill("#id_price", "24000")
     snap("pos-2-phone")
     page.click("button[type=submit]")
+    page.wait_for_url("**/plan/")
 
     page.select_option("#id_product", str(product.pk))
     page.fill("#id_down_payment", "4000")
     snap("pos-3-plan")
     page.click("button[type=submit]")
 
+    page.wait_for_url("**/consent/")
     page.wait_for_selector("#consent-text")
     assert "Emergency calls always work" in page.inner_text("#consent-text")
     page.click("#send-code")
@@ -74,9 +79,11 @@ def test_clerk_sells_a_phone_and_the_page_turns_to_enrolled(
     snap("pos-4-consent")
     page.click("#confirm-code")
 
+    page.wait_for_url("**/sign/")
     page.wait_for_selector("#sign")
     snap("pos-5-sign")
     page.click("#sign")
+    page.wait_for_url("**/provision/")
     page.click("#show-code")
     page.wait_for_selector("#provisioning-qr svg")
     snap("pos-6-provision")
@@ -99,6 +106,7 @@ def test_clerk_sells_a_phone_and_the_page_turns_to_enrolled(
     page.wait_for_selector("#device-status.enrolled", timeout=10000)  # polled, no reload
     snap("pos-7-enrolled")
     page.click("#receipt-link")
+    page.wait_for_url("**/receipt/")
     page.wait_for_selector(".schedule")
     snap("pos-8-receipt")
     context.close()

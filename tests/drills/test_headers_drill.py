@@ -364,34 +364,49 @@ def test_the_main_pages_run_in_chromium_without_a_csp_violation(
     page.fill("#id_username", clerk.user.username)
     page.fill("#id_password", PASSWORD)
     page.click("button[type=submit]")
-    with page.expect_navigation():  # site.js submits the language form on change
-        page.select_option("#language", "es")
+    # Each step waits for the page it leads to, loaded (its URL, or what it shows when the URL
+    # stays the same), never for "the next navigation" around the action: a menu chosen before
+    # its page's deferred site.js runs submits nothing, and a step that does not wait can act
+    # on the page it is leaving (the login page has a language menu too).
+    page.wait_for_url(f"{url}/pos/")
+    page.select_option("#language", "es")  # site.js submits the language form on change
+    expect(page.locator("html")).to_have_attribute("lang", "es")
+    page.wait_for_load_state()  # the Spanish page's site.js runs before the next choice
     expect(page.locator("#new-sale")).to_have_text("Venta nueva")
-    with page.expect_navigation():
-        page.select_option("#language", "en")
+    page.select_option("#language", "en")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.wait_for_load_state()
     expect(page.locator("#new-sale")).to_have_text("New sale")
     page.click("#new-sale")
+    page.wait_for_url("**/customer/")
     page.fill("#id_full_name", "Amina Wanjiru")
     page.fill("#id_phone", "0712 345 678")
     page.fill("#id_national_id", "23456781")
     page.click("button[type=submit]")
+    page.wait_for_url("**/phone/")
     page.fill("#id_imei", valid_imei())
     page.fill("#id_brand", "Tecno")
     page.fill("#id_model_name", "Spark 20")
     page.fill("#id_price", "24000")
     page.click("button[type=submit]")
+    page.wait_for_url("**/plan/")
     page.select_option("#id_product", str(product.pk))
     page.fill("#id_down_payment", "4000")
     page.click("button[type=submit]")
+    page.wait_for_url("**/consent/")
     page.click("#send-code")
+    expect(page.locator("#confirm-form #id_code")).to_be_visible()  # the code is sent
     page.fill("#id_code", re.search(r"\b(\d{6})\b", sms_outbox[-1][1]).group(1))
     page.click("#confirm-code")
+    page.wait_for_url("**/sign/")
     page.click("#sign")
+    page.wait_for_url("**/provision/")
     # provision.js asks for the phone's status every 2 s: one answer, under the policy
     with page.expect_response(lambda r: "/status" in r.url, timeout=15_000):
         page.click("#show-code")
         page.wait_for_selector("#provisioning-qr svg")
     page.click("#receipt-link")
+    page.wait_for_url("**/receipt/")
     page.click("[data-print]")
     assert page.evaluate("window.__printed") == 1  # site.js prints
     sale = Sale.objects.latest("created_at")
@@ -404,37 +419,44 @@ def test_the_main_pages_run_in_chromium_without_a_csp_violation(
     page.fill("#id_username", supervisor.username)
     page.fill("#id_password", PASSWORD)
     page.click("input[type=submit]")
+    page.wait_for_url(re.compile(r"/admin/2fa/setup/\?next="))
     page.wait_for_selector("#totp-qr svg")
     page.fill("#id_otp_token", code_from_secret(page.inner_text("#totp-secret").replace(" ", "")))
     page.click("#otp-setup-form input[type=submit]")
     page.wait_for_selector("#backup-codes li")
     page.click("#continue")
+    page.wait_for_url(f"{url}/admin/")
     page.wait_for_selector("#site-name")
     page = watched.page(viewport={"width": 1280, "height": 900})
     admin_log_in(page, f"{url}/admin/", operator)
     page.wait_for_selector("#site-name")
     page.goto(f"{url}/admin/collections/loan/")
     page.click(f"text={sale.loan.reference}")
-    page.wait_for_selector("#record-payment")
+    change = f"{url}/admin/collections/loan/{sale.loan.pk}/change/"
+    page.wait_for_url(change)
     page.click("#record-payment")
+    page.wait_for_url("**/record-payment/")
     page.wait_for_selector("#record-payment-form")
     page.go_back()
+    page.wait_for_url(change)
     page.click("#act-promise")
+    page.wait_for_url("**/act/promise/")
     page.wait_for_selector("#loan-action-form")
     page.go_back()
+    page.wait_for_url(change)
     page.click("#enrollment-code")
+    page.wait_for_url("**/enrollment-code/")
     page.click("#mint")
     page.wait_for_selector("#provisioning-qr svg")
     assert page.locator("#provisioning-qr").bounding_box()["width"] == 320  # its stylesheet
     page.goto(f"{url}/admin/collections/loan/")
     page.click("#portfolio")
+    page.wait_for_url("**/portfolio/")
     page.wait_for_selector("#par")
-    with page.expect_navigation():  # site.js submits the lender form on change
-        page.select_option("#lender", str(lender_b.pk))
-    assert page.url.endswith(f"lender={lender_b.pk}")
-    with page.expect_navigation():
-        page.select_option("#lender", str(lender_a.pk))
-    assert page.url.endswith(f"lender={lender_a.pk}")
+    page.select_option("#lender", str(lender_b.pk))  # site.js submits the lender form on change
+    page.wait_for_url(re.compile(rf"/portfolio/\?(.+&)?lender={lender_b.pk}$"))
+    page.select_option("#lender", str(lender_a.pk))
+    page.wait_for_url(re.compile(rf"/portfolio/\?(.+&)?lender={lender_a.pk}$"))
     bars = page.locator("#par rect.bar-fill")
     assert max(bars.nth(i).bounding_box()["width"] for i in range(bars.count())) > 0  # drawn
 
@@ -452,6 +474,7 @@ def test_the_main_pages_run_in_chromium_without_a_csp_violation(
     page.fill("#id_code", re.search(r"\b(\d{6})\b", sms_outbox[-1][1]).group(1))
     with page.expect_response(f"**/my/{lender_a.slug}/status/", timeout=10_000):  # home.js polls
         page.click("button[type=submit]")
+        page.wait_for_url(f"{url}/my/{lender_a.slug}/")
     page.click(f'[data-loan="{loan.reference}"] [data-testid="pay"]')
     page.wait_for_url("**/demo-provider/checkout/**")
     page.click("button[type=submit]")
