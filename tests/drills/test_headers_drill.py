@@ -319,9 +319,11 @@ class Watched:
 
     def __init__(self, chromium) -> None:
         self.chromium, self.violations, self.console, self.loads = chromium, [], [], []
+        self.contexts = []
 
     def page(self, **options):
         context = self.chromium.new_context(**options)
+        self.contexts.append(context)
         context.expose_function("cspViolation", lambda text: self.violations.append(text))
         context.add_init_script(LISTENER)
         page = context.new_page()
@@ -332,12 +334,21 @@ class Watched:
         return page
 
 
+@pytest.fixture
+def watched(browser):
+    """Closed at the end, so no page of the test (the customer's polls its status) keeps
+    calling the live server during the tests after it."""
+    watched = Watched(browser)
+    yield watched
+    for context in watched.contexts:
+        context.close()
+
+
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
 def test_the_main_pages_run_in_chromium_without_a_csp_violation(
-    live_server, browser, lender_a, lender_b, operator, make_agent, book, sms_outbox, report
+    live_server, watched, lender_a, lender_b, operator, make_agent, book, sms_outbox, report
 ) -> None:
-    watched = Watched(browser)
     url = live_server.url
 
     # the counter: a sale from the login to the receipt, in two languages
