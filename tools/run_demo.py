@@ -11,7 +11,9 @@
    codes of the demo's sold phones; they check in every DEMO_PHONE_INTERVAL
    seconds (10) and log each state they apply. They keep their credentials
    in .run/phones and resume from them next time. Then it runs the morning
-   restriction sweep once, so the loan 75 days late locks its phone.
+   restriction sweep once: the loan 75 days late rings its alarms, and its
+   customer is sent the notice of the lock (by SMS, printed), which applies
+   three days after it (the notice rule, docs/restriction.md).
 
 The QR codes carry the agent address AGENT_API_BASE_URL, by default the
 demo's own address (http://DEMO_HOST:DEMO_PORT/api/agent/v1/); resumed phones
@@ -126,7 +128,7 @@ def start_phones(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
     deadline = time.monotonic() + 30  # the fresh phones save themselves once enrolled
     while time.monotonic() < deadline and not all((phones / name).exists() for name in fresh):
         time.sleep(0.3)
-    # the morning sweep, now: the demo's late loan locks its phone at once
+    # the morning sweep, now: the demo's late loan rings its alarms, and the lock is announced
     manage("restriction_sweep", env=env)
     return phones_started
 

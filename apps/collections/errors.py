@@ -185,3 +185,12 @@ class ReasonRequired(DomainError):
 class RestrictionsSuspended(DomainError):
     code, http_status = "restrictions_suspended", 409
     default_message = _("Restrictions are suspended for this lender: no phone may be locked now.")
+
+
+class LockNotNoticed(DomainError):
+    code, http_status = "lock_not_noticed", 409
+    default_message = _(
+        "The customer has not been told of a lock yet: a notice naming it and its date must "
+        "have been confirmed (by the phone, or accepted by the SMS provider) at least the "
+        "country's notice days before. The next sweep sends it."
+    )

@@ -247,3 +247,19 @@ def test_bulk_actions_go_loan_by_loan_under_the_same_rules(
     for loan in loans[1:]:
         loan.refresh_from_db()
         assert loan.stage == "reminder"
+
+
+def test_a_manual_lock_waits_for_the_customer_to_be_told_of_the_lock(lender_a, make_agent) -> None:
+    from apps.collections.errors import LockNotNoticed
+    from apps.collections.services import loan_manual_lock_request
+    from apps.core.actor import Actor
+
+    device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=70))
+    agent = make_agent(lender_a)
+    with pytest.raises(LockNotNoticed):  # 39 days late, but never told a lock was coming
+        loan_manual_lock_request(loan_id=device.loan_id, lender_id=lender_a.pk, user=agent,
+                                 actor=Actor.agent(agent), reason="Not answering.")  # fmt: skip
+    noticed(device.loan)
+    asked = loan_manual_lock_request(loan_id=device.loan_id, lender_id=lender_a.pk, user=agent,
+                                     actor=Actor.agent(agent), reason="Not answering.")  # fmt: skip
+    assert asked.status == "requested"

@@ -107,9 +107,10 @@ def test_the_demo_serves_prints_and_enrolls_its_phones_on_the_port_it_is_given(r
     base = f"http://127.0.0.1:{port}"
     try:
         demo.wait_for(r"run: serving ", timeout=240)
-        # the late loan's phone, enrolled from its QR code, is locked by the morning sweep:
-        # it enrolled, checked in and acknowledged on this port
-        locked = demo.wait_for(r"device=(\d+) applied v(\d+) lock", timeout=60)
+        # the late loan's phone, enrolled from its QR code, rings its alarms from the morning
+        # sweep (the lock waits for its notice): it enrolled, checked in and acknowledged on
+        # this port
+        locked = demo.wait_for(r"device=(\d+) applied v(\d+) alarm", timeout=60)
         assert len(re.findall(r'"POST /api/agent/v1/enroll HTTP/1.1" 201', demo.output)) == 3
         phones = [json.loads(kept.read_text()) for kept in (run_dir / "phones").glob("*.json")]
         assert sorted(phone["server"] for phone in phones) == [f"{base}/api/agent/v1/"] * 3

@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from apps.accounts.models import User
 from apps.audit.services import AuditEntry, audit_event_record, audit_events_record
 from apps.collections.errors import (
+    LockNotNoticed,
     ManualLockDecided,
     ManualLockNotAllowed,
     NothingToRemind,
@@ -21,8 +22,13 @@ from apps.collections.errors import (
 )
 from apps.collections.events import CollectionsAction
 from apps.collections.locks import loan_lock, loan_lock_with_row, loan_phones_lock
-from apps.collections.models import Loan, LoanPause, ManualLock
-from apps.collections.selectors import loan_days_overdue, restriction_suspension_in_force
+from apps.collections.models import Loan, LoanPause, ManualLock, Stage
+from apps.collections.selectors import (
+    installment_list_open,
+    loan_days_overdue,
+    loan_notice_dates,
+    restriction_suspension_in_force,
+)
 from apps.collections.services.pauses import _require_supervisor
 from apps.collections.services.restriction import loan_stage_lock_now
 from apps.core.actor import Actor
@@ -55,6 +61,11 @@ def _lockable(loan: Loan) -> None:
         raise ManualLockNotAllowed(days_overdue=days)
     if restriction_suspension_in_force(lender=lender) is not None:
         raise RestrictionsSuspended()
+    # a lock by hand needs the notice a lock by the ladder needs (docs/restriction.md)
+    oldest = installment_list_open(loan=loan).first()
+    allowed = loan_notice_dates(loan=loan, since=oldest.due_date, notice_days=rule.lock_notice_days)
+    if Stage.LOCK not in allowed or allowed[Stage.LOCK] > today:
+        raise LockNotNoticed(allowed_from=allowed.get(Stage.LOCK))
 
 
 @transaction.atomic
