@@ -38,12 +38,14 @@ def late_loan_with_requests(lender):
     from apps.core.actor import Actor
     from apps.lenders.models import Membership
     from apps.lenders.selectors import lender_local_date
+    from tests.collections.factories import noticed
     from tests.devices.factories import enrolled_phone
     from tests.lenders.factories import MembershipFactory
 
     device, _, _ = enrolled_phone(lender, signed_at=timezone.now() - timedelta(days=70))
     today = lender_local_date(lender=lender)
     loan = Loan.objects.get(pk=device.loan_id)
+    noticed(loan)  # told of the lock ahead: a manual lock may be asked
     asker = MembershipFactory(lender=lender, role=Membership.Role.AGENT).user
     lock = loan_manual_lock_request(loan_id=loan.pk, lender_id=lender.pk, user=asker,
                                     actor=Actor.system(), reason="Drill.")  # fmt: skip
