@@ -153,7 +153,10 @@ def customer_phone_change(*, customer_id: int, phone: str, actor: Actor, reason:
     if not reason.strip():
         raise NotAllowed(_("Say why the number changes."))
     customer = (
-        Customer.objects.select_for_update().select_related("lender").filter(pk=customer_id).first()
+        Customer.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("lender")
+        .filter(pk=customer_id)
+        .first()
     )
     if customer is None:
         raise NotFound(customer_id=customer_id)
@@ -376,7 +379,10 @@ def customer_login_code_send(*, customer_id: int, request_key: str, actor: Actor
     goes after commit; a failed send is logged without the number. Emits
     ``customers.login.code_sent`` or ``customers.login.code_withheld``.
     """
-    customer = Customer.objects.select_for_update().filter(pk=customer_id).first()
+    # NO KEY: a foreign key to the customer checked at another's commit (a loan signed after its
+    # audit event) takes FOR KEY SHARE, which FOR UPDATE would block while this waits for the
+    # chain that other holds (tests/customers/test_login_races.py)
+    customer = Customer.objects.select_for_update(no_key=True).filter(pk=customer_id).first()
     if customer is None or CustomerLoginCode.objects.filter(request_key=request_key).exists():
         return
     since = timezone.now() - LOGIN_WINDOW
