@@ -159,3 +159,19 @@ def test_a_notice_never_sent_is_sent_by_the_next_sweep(
             sweep_and_send(lender_a, django_capture_on_commit_callbacks)
         loan.refresh_from_db()
         assert loan.stage == "lock"
+
+
+def test_a_phone_held_for_its_notice_does_not_lock_itself_offline(
+    lender_a, django_capture_on_commit_callbacks
+) -> None:
+    """Its offline fallback (applied when its lease ends without a check-in) is no harsher
+    than what the notices allow."""
+    from apps.devices.models import DeviceState
+    from tests.fakes.sms import FakeSmsGateway
+
+    loan = late_loan(lender_a, days=40)
+    FakeSmsGateway.down = True  # the notice of the lock never reaches the customer
+    with at(0):
+        sweep_and_send(lender_a, django_capture_on_commit_callbacks)
+    state = DeviceState.objects.filter(device__loan=loan).order_by("-version").first()
+    assert (state.level, state.document["fallback_level"]) == ("alarm", "alarm")

@@ -42,7 +42,12 @@ from apps.collections.models import (
     LoanStageChange,
     Stage,
 )
-from apps.collections.selectors import loan_days_overdue, restriction_suspension_in_force
+from apps.collections.selectors import (
+    installment_list_open,
+    loan_days_overdue,
+    loan_notice_dates,
+    restriction_suspension_in_force,
+)
 from apps.core.actor import Actor
 from apps.core.outbox import task_enqueue_on_commit, tasks_enqueue_on_commit
 from apps.core.sql import array_literal, deadlock_retried
@@ -107,10 +112,18 @@ class Ladder:
         return {"pv": [r[0] for r in rows], "days": [r[1] for r in rows],
                 "actions": [r[2] for r in rows]}  # fmt: skip
 
-    def stage_for(self, *, policy_version_id: int, days: int, paused: bool = False) -> str:
-        """The stage a loan ``days`` overdue is at (the SQL's rule, for one loan)."""
+    def stage_for(
+        self, *, policy_version_id: int, days: int, paused: bool = False,
+        noticed: int | None = None,
+    ) -> str:  # fmt: skip
+        """The stage a loan ``days`` overdue is at (the SQL's rule, for one loan): with
+        ``noticed`` (the rank of the harshest stage its customer was told of in time), a stage
+        that blocks apps or locks only if told of."""
         stage = Stage.NONE.value
         for step in self.stages.get(policy_version_id, []):
+            untold = noticed is not None and step.action in NOTICE_ACTIONS
+            if untold and rank(step.action) > noticed:  # type: ignore[operator]  # untold: set
+                continue
             if days > 0 and step.days_overdue <= days:
                 stage = step.action
         if paused and rank(stage) > rank(Stage.REMINDER):
@@ -148,22 +161,30 @@ class Ladder:
         return NextStep(stage=step, on=on)
 
     def content_index(
-        self, *, policy_version_id: int, stage: str, days: int, paused: bool, locale: str
-    ) -> int:
+        self, *, policy_version_id: int, stage: str, days: int, paused: bool, locale: str,
+        noticed: int = 0, hold: bool = False,
+    ) -> int:  # fmt: skip
         """The index in ``contents`` of what a phone shows at ``stage``: each stage keeps the
-        milder ones' effects."""
-        decided_by = (policy_version_id, stage, days, paused, locale)
+        milder ones' effects. Its offline fallback (what the phone applies when its lease ends
+        without a check-in) is the stage the loan reaches by then, never a block or a lock its
+        customer was not told of (``noticed``, a rank), and ``stage`` itself with ``hold`` (a
+        suspension: nothing new, offline either)."""
+        decided_by = (policy_version_id, stage, days, paused, locale, noticed, hold)
         index = self.index_of.get(decided_by)
         if index is None:
             index = self.index_of[decided_by] = self._content_index(*decided_by)
         return index
 
     def _content_index(
-        self, policy_version_id: int, stage: str, days: int, paused: bool, locale: str
-    ) -> int:
+        self, policy_version_id: int, stage: str, days: int, paused: bool, locale: str,
+        noticed: int, hold: bool,
+    ) -> int:  # fmt: skip
         lease_days = OFFLINE_LEASE.days
         fallback = Stage.NONE.value if days == 0 else self.stage_for(
-            policy_version_id=policy_version_id, days=days + lease_days, paused=paused)  # fmt: skip
+            policy_version_id=policy_version_id, days=days + lease_days, paused=paused,
+            noticed=noticed)  # fmt: skip
+        if hold:
+            fallback = stage
         key = (policy_version_id, stage, fallback, locale)
         index = self.content_of.get(key)
         if index is None:
@@ -271,7 +292,8 @@ classified AS (
              WHEN t.needs_notice AND t.noticed < {_RANK.format("t.wanted")}
                  THEN coalesce(c.action, 'none')
              ELSE coalesce(t.wanted, 'none') END AS target,
-        t.needs_notice AND t.announced < {_RANK.format("t.wanted")} AS unannounced, t.wanted
+        t.needs_notice AND t.announced < {_RANK.format("t.wanted")} AS unannounced, t.wanted,
+        t.noticed
     FROM placed AS t
     LEFT JOIN LATERAL (  -- held for its notice: the ladder's highest step it may reach
         SELECT c.action FROM ladder AS c
@@ -324,14 +346,15 @@ changed AS (
     FROM acting AS c
     WHERE l.id = c.id AND {_RANK.format("c.target")} > {_RANK.format("c.stage")}
       AND l.xmin = c.seen AND l.stage = c.stage AND {_NOT_RAISED_TODAY}
-    RETURNING l.id, c.stage, c.target, c.days, c.policy_version_id, c.customer_id, c.paused
+    RETURNING l.id, c.stage, c.target, c.days, c.policy_version_id, c.customer_id, c.paused,
+        c.noticed
 )
 SELECT raised.*, 'raised' AS kind FROM ({_RAISED_WITH}) AS raised
 UNION ALL
-SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'again' FROM acting
+SELECT id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, 'again' FROM acting
 WHERE {_RANK.format("target")} > {_RANK.format("stage")} AND id NOT IN (SELECT id FROM changed)
 UNION ALL
-SELECT id, NULL, wanted, days, NULL, NULL, NULL, NULL, NULL, 'unannounced' FROM acting
+SELECT id, NULL, wanted, days, NULL, NULL, NULL, NULL, NULL, NULL, 'unannounced' FROM acting
 WHERE unannounced AND id NOT IN (SELECT id FROM changed)
 ORDER BY 1
 """  # noqa: S608
@@ -348,14 +371,15 @@ changed AS (
     FROM classified AS c
     WHERE l.id = c.id AND l.stage = c.stage AND l.status = 'active'
       AND {_RANK.format("c.target")} > {_RANK.format("c.stage")} AND {_NOT_RAISED_TODAY}
-    RETURNING l.id, c.stage, c.target, c.days, c.policy_version_id, c.customer_id, c.paused
+    RETURNING l.id, c.stage, c.target, c.days, c.policy_version_id, c.customer_id, c.paused,
+        c.noticed
 )
 {_RAISED_WITH}
 """  # noqa: S608
 
 _ONE = (
     f"WITH {_CLASSIFY.format(where='l.id = %(loan)s', pauses='p.loan_id = %(loan)s')} "  # noqa: S608
-    "SELECT days, paused, target FROM classified"
+    "SELECT days, paused, target, noticed FROM classified"
 )
 
 _HISTORY = f"""
@@ -388,6 +412,7 @@ class Change(NamedTuple):  # a tuple: the sweep makes one per changed loan
     policy_version_id: int
     customer_id: int
     paused: bool
+    noticed: int = 0  # the rank of the harshest stage its customer was told of in time
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,7 +438,8 @@ def _apply(
     phones = [c for c in changes if c.loan_id in devices]
     shown_as = [
         ladder.content_index(policy_version_id=c.policy_version_id, stage=c.to_stage, days=c.days,
-                             paused=c.paused, locale=locales.get(c.customer_id, lender.locale))
+                             paused=c.paused, locale=locales.get(c.customer_id, lender.locale),
+                             noticed=c.noticed)
         for c in phones
     ]  # fmt: skip
     # each stage event names the phone and its new version: no second event per state
@@ -509,17 +535,17 @@ def _sweep_range(
         if restriction_suspension_in_force(lender=lender) is None:
             cursor.execute(_RAISE_RANGE, {**params, **ladder.sql_params()})
             found = cursor.fetchall()
-        rows = [row[:9] for row in found if row[9] == "raised"]
-        again = [row[0] for row in found if row[9] == "again"]
-        unannounced = [[row[0], row[2], row[3]] for row in found if row[9] == "unannounced"]
+        rows = [row[:10] for row in found if row[10] == "raised"]
+        again = [row[0] for row in found if row[10] == "again"]
+        unannounced = [[row[0], row[2], row[3]] for row in found if row[10] == "unannounced"]
         if again:  # written since classified: lock, then classify with a snapshot that sees it
             ids = array_literal(again)
             cursor.execute(_IDS_LOCK, {"ids": ids})
             cursor.execute(_SWEEP, {**params, "ids": ids, **ladder.sql_params()})
             rows = sorted([*rows, *cursor.fetchall()])
-        changes = [Change._make(row[:7]) for row in rows]
-        devices = {row[0]: row[7] for row in rows if row[7] is not None}
-        locales = {row[5]: row[8] for row in rows}
+        changes = [Change._make(row[:8]) for row in rows]
+        devices = {row[0]: row[8] for row in rows if row[8] is not None}
+        locales = {row[5]: row[9] for row in rows}
         phones = 0
         if changes:
             phones = _apply(lender=lender, ladder=ladder, changes=changes, cause=LoanStageChange.Cause.SWEEP,
@@ -671,7 +697,7 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
     lender = Lender.objects.get(pk=loan.lender_id)
     business_date = lender_local_date(lender=lender)
     ladder = Ladder.load(lender=lender, policy_version_ids={loan.policy_version_id})
-    days, paused, target = 0, False, Stage.NONE.value
+    days, paused, target, noticed = 0, False, Stage.NONE.value, 0
     if not paid_off:
         with connection.cursor() as cursor:
             cursor.execute(_ONE, {"loan": loan.pk, "bd": business_date, "order": list(STAGE_ORDER),
@@ -679,11 +705,11 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
                                   **ladder.sql_params()})  # fmt: skip
             row = cursor.fetchone()
         if row is not None:
-            days, paused, target = row
+            days, paused, target, noticed = row
     if rank(target) < rank(loan.stage):
         change = Change(loan_id=loan.pk, from_stage=loan.stage, to_stage=target, days=days,
                         policy_version_id=loan.policy_version_id, customer_id=loan.customer_id,
-                        paused=paused)  # fmt: skip
+                        paused=paused, noticed=noticed)  # fmt: skip
         Loan.objects.filter(pk=loan.pk).update(stage=target, stage_changed_at=timezone.now(),
                                                updated_at=timezone.now())  # fmt: skip
         loan.stage = target
@@ -779,13 +805,26 @@ def loan_stage_lock_now(*, loan: Loan, actor: Actor, reason: str) -> str:
     return _agent_move(loan=loan, to=Stage.LOCK.value, actor=actor, reason=reason)
 
 
+def _noticed_rank(*, loan: Loan, lender: Lender) -> int:
+    """The rank of the harshest stage ``loan``'s customer was told of in time to apply today
+    (``loan_notice_dates``, the sweep's rule for one loan); 0 if none."""
+    oldest = installment_list_open(loan=loan).first()
+    if oldest is None:
+        return 0
+    today = lender_local_date(lender=lender)
+    notice_days = country_rule_for(lender.country).lock_notice_days
+    allowed = loan_notice_dates(loan=loan, since=oldest.due_date, notice_days=notice_days)
+    return max((rank(stage) for stage, on in allowed.items() if on <= today), default=0)
+
+
 def _agent_move(*, loan: Loan, to: str, actor: Actor, reason: str) -> str:
     """Move the locked ``loan`` to stage ``to`` by an agent's hand: the loan, the phone's state,
     the history and the audit event."""
     lender = Lender.objects.get(pk=loan.lender_id)
     ladder = Ladder.load(lender=lender, policy_version_ids={loan.policy_version_id})
     change = Change(loan_id=loan.pk, from_stage=loan.stage, to_stage=to, days=loan_days_overdue(loan=loan),
-                    policy_version_id=loan.policy_version_id, customer_id=loan.customer_id, paused=False)  # fmt: skip
+                    policy_version_id=loan.policy_version_id, customer_id=loan.customer_id, paused=False,
+                    noticed=_noticed_rank(loan=loan, lender=lender))  # fmt: skip
     Loan.objects.filter(pk=loan.pk).update(
         stage=to, stage_changed_at=timezone.now(), updated_at=timezone.now()
     )
