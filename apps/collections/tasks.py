@@ -45,11 +45,11 @@ def overdue_notices_queue_task(
                           id_from=id_from, id_to=id_to)  # fmt: skip
 
 
-@app_task(name="collections.restrictions_lower", queue="sweep")
-def restrictions_lower_task(*, lender_id: int, suspension_id: int) -> None:
-    from apps.collections.services.suspensions import restrictions_lower
+@app_task(name="collections.restrictions_suspension_apply", queue="sweep")
+def restrictions_suspension_apply_task(*, lender_id: int, suspension_id: int) -> None:
+    from apps.collections.services.suspensions import restrictions_suspension_apply
 
-    restrictions_lower(lender_id=lender_id, suspension_id=suspension_id)
+    restrictions_suspension_apply(lender_id=lender_id, suspension_id=suspension_id)
 
 
 @app_task(name="collections.restriction_notices_queue", queue="sweep")

@@ -167,3 +167,32 @@ def lender_a_suspension(lender):
     from apps.collections.models import RestrictionSuspension
 
     return RestrictionSuspension.objects.get(lender=lender)
+
+
+def test_a_lender_admin_cannot_lift_an_operators_suspension(lender_a, make_agent, operator):
+    admin = make_agent(lender_a, role=Membership.Role.LENDER_ADMIN)
+    ordered = restrictions_suspend(user=operator, actor=Actor.agent(operator),
+                                   lender_id=lender_a.pk, reason="Regulator's order.")  # fmt: skip
+    with pytest.raises(SuspensionNotAllowed):
+        restrictions_resume(suspension_id=ordered.pk, user=admin, actor=Actor.agent(admin),
+                            reason="We disagree.")  # fmt: skip
+    restrictions_resume(suspension_id=ordered.pk, user=operator, actor=Actor.agent(operator),
+                        reason="Order lifted.")  # fmt: skip
+
+
+def test_without_lowering_every_restricted_phone_holds_offline_at_its_stage(
+    lender_a, operator, django_capture_on_commit_callbacks
+) -> None:
+    device, loan = late_phone(lender_a, days_ago=57)  # about 26 days late: blocked apps
+    sweep(lender_a)
+    loan.refresh_from_db()
+    before = DeviceState.objects.filter(device=device).order_by("-version").first()
+    assert (before.level, before.document["fallback_level"]) == ("block_apps", "lock")
+    with django_capture_on_commit_callbacks(execute=True):
+        restrictions_suspend(user=operator, actor=Actor.agent(operator), lender_id=lender_a.pk,
+                             reason="Outage.")  # fmt: skip
+    loan.refresh_from_db()
+    assert loan.stage == "block_apps"  # nothing lowered
+    held = DeviceState.objects.filter(device=device).order_by("-version").first()
+    assert held.version == before.version + 1
+    assert (held.level, held.document["fallback_level"]) == ("block_apps", "block_apps")

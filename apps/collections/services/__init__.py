@@ -36,9 +36,9 @@ from apps.collections.services.restriction import (
     loan_sweep_ranges,
 )
 from apps.collections.services.suspensions import (
-    restrictions_lower,
     restrictions_resume,
     restrictions_suspend,
+    restrictions_suspension_apply,
 )
 
 __all__ = [
@@ -68,8 +68,8 @@ __all__ = [
     "payment_record",
     "payment_reverse",
     "payment_webhook_apply",
-    "restrictions_lower",
     "restrictions_resume",
     "restrictions_suspend",
+    "restrictions_suspension_apply",
     "webhook_rejection_record",
 ]

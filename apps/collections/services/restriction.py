@@ -66,6 +66,25 @@ from apps.notifications.models import Notification
 from apps.notifications.services import Draft, notifications_queue
 
 _SWEEP_LOCK_NAMESPACE = 7301  # pg_advisory_xact_lock(namespace, key) for sweeps
+# per lender: shared by whoever may restrict (a sweep range, a manual lock), exclusive for a
+# suspension starting, so none raises anything after a suspension commits
+_RESTRICT_LOCK_NAMESPACE = 7302
+
+
+def restrictions_hold_shared(*, lender_id: int) -> None:
+    """Take the lender's restriction lock shared, for the transaction (before the loans)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)",
+                       [_RESTRICT_LOCK_NAMESPACE, lender_id])  # fmt: skip
+
+
+def restrictions_hold_exclusive(*, lender_id: int) -> None:
+    """Take it exclusive: waits for every sweep range and manual lock of the lender under way."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(%s, %s)", [_RESTRICT_LOCK_NAMESPACE, lender_id]
+        )
+
 
 Action = RestrictionStage.Action
 
@@ -422,7 +441,7 @@ class SweepReport:
     pauses_closed: int
 
 
-def _apply(
+def loan_stage_changes_apply(
     *, lender: Lender, ladder: Ladder, changes: list[Change], cause: str, business_date: date,
     actor: Actor, reason: str, devices: dict[int, int] | None = None,
     locales: dict[int, str] | None = None,
@@ -523,6 +542,8 @@ def _sweep_range(
     with transaction.atomic(), connection.cursor() as cursor:
         key = zlib.crc32(f"{lender_id}:{id_from}:{id_to}".encode()) - 2**31
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_SWEEP_LOCK_NAMESPACE, key])
+        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)",
+                       [_RESTRICT_LOCK_NAMESPACE, lender_id])  # fmt: skip
         ladder = Ladder.load(lender=lender)  # every version: cheaper than finding the range's
         # The loans whose pause ends are locked (the loan before its pause), then the pauses
         # closed: the raise below classifies them with the pauses as closed.
@@ -548,9 +569,11 @@ def _sweep_range(
         locales = {row[5]: row[9] for row in rows}
         phones = 0
         if changes:
-            phones = _apply(lender=lender, ladder=ladder, changes=changes, cause=LoanStageChange.Cause.SWEEP,
-                            business_date=business_date, actor=actor, devices=devices, locales=locales,
-                            reason=f"Restriction sweep of {business_date.isoformat()}.")  # fmt: skip
+            phones = loan_stage_changes_apply(
+                lender=lender, ladder=ladder, changes=changes, cause=LoanStageChange.Cause.SWEEP,
+                business_date=business_date, actor=actor, devices=devices, locales=locales,
+                reason=f"Restriction sweep of {business_date.isoformat()}.",
+            )  # fmt: skip
             # through the task outbox, committed with the changes: a broker down at the commit
             # delays the notices but cannot lose them, so a run that changed nothing (a
             # redelivery, a second beat) queues none
@@ -714,8 +737,9 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
                                                updated_at=timezone.now())  # fmt: skip
         loan.stage = target
         cause = LoanStageChange.Cause.PAYOFF if paid_off else cause
-        _apply(lender=lender, ladder=ladder, changes=[change], cause=cause, business_date=business_date,
-               actor=actor, reason=reason or f"Lowered after {cause}.")  # fmt: skip
+        loan_stage_changes_apply(lender=lender, ladder=ladder, changes=[change], cause=cause,
+                                 business_date=business_date, actor=actor,
+                                 reason=reason or f"Lowered after {cause}.")  # fmt: skip
     if paid_off:
         _release_phones(loan=loan, actor=actor)
     return loan.stage
@@ -800,6 +824,7 @@ def loan_stage_lock_now(*, loan: Loan, actor: Actor, reason: str) -> str:
     """Lock the loan's phone now (an approved manual lock; the caller holds the loan's lock
     and has checked the loan may be locked), unless a suspension holds its lender
     (RestrictionsSuspended). Emits ``collections.loan.stage_changed`` (cause ``agent``)."""
+    restrictions_hold_shared(lender_id=loan.lender_id)  # a suspension starting waits for it
     if restriction_suspension_in_force(lender=Lender.objects.get(pk=loan.lender_id)) is not None:
         raise RestrictionsSuspended()
     return _agent_move(loan=loan, to=Stage.LOCK.value, actor=actor, reason=reason)
@@ -829,6 +854,8 @@ def _agent_move(*, loan: Loan, to: str, actor: Actor, reason: str) -> str:
         stage=to, stage_changed_at=timezone.now(), updated_at=timezone.now()
     )
     loan.stage = to
-    _apply(lender=lender, ladder=ladder, changes=[change], cause=LoanStageChange.Cause.AGENT,
-           business_date=lender_local_date(lender=lender), actor=actor, reason=reason)  # fmt: skip
+    loan_stage_changes_apply(lender=lender, ladder=ladder, changes=[change],
+                             cause=LoanStageChange.Cause.AGENT,
+                             business_date=lender_local_date(lender=lender), actor=actor,
+                             reason=reason)  # fmt: skip
     return to

@@ -25,10 +25,18 @@ from apps.collections.models import (
     RestrictionSuspension,
     Stage,
 )
-from apps.collections.services.restriction import Change, Ladder, _apply
+from apps.collections.services.restriction import (
+    Change,
+    Ladder,
+    loan_stage_changes_apply,
+    restrictions_hold_exclusive,
+)
 from apps.core.actor import Actor
 from apps.core.outbox import tasks_enqueue_on_commit
 from apps.core.sql import array_literal
+from apps.customers.selectors import customer_locales
+from apps.devices.selectors import device_ids_enrolled_for_loans
+from apps.devices.services import device_states_write_shown
 from apps.lenders.models import Lender, Membership
 from apps.lenders.selectors import lender_local_date, membership_get_for_user
 
@@ -79,11 +87,13 @@ def restrictions_suspend(
 ) -> RestrictionSuspension:  # fmt: skip
     """Stop every new restriction for ``lender_id`` or for every lender of ``country``, now.
 
-    From this commit on the sweep raises no loan they hold and no phone is
-    locked by hand (tests/collections/test_suspensions.py). With
-    ``lower_to_reminder``, each lender's loans above ``reminder`` are lowered
-    to it, and their phones told, by a task per lender after commit
-    (``restrictions_lower``). One open suspension per lender and per country.
+    Waits for the sweeps and manual locks under way for them; from this
+    commit on the sweep raises no loan they hold and no phone is locked by
+    hand (tests/collections/test_suspensions.py). A task per lender after
+    commit (``restrictions_suspension_apply``) lowers each loan above
+    ``reminder`` to it with ``lower_to_reminder``, or else holds each
+    restricted phone's offline fallback at its stage. One open suspension per
+    lender and per country.
     Emits ``collections.restrictions.suspended`` on the chain of each lender it
     holds (and the platform's, for a country).
     """
@@ -94,6 +104,12 @@ def restrictions_suspend(
         raise SuspensionScopeInvalid()
     if not _may_suspend(user, lender_id=lender_id):
         raise SuspensionNotAllowed()
+    # wait for the sweeps and manual locks under way for these lenders (they hold the lock
+    # shared): from this commit on, none raises anything (tests/collections/test_suspensions.py)
+    lenders = [lender_id] if lender_id is not None else list(
+        Lender.objects.filter(country=country).order_by("pk").values_list("pk", flat=True))  # fmt: skip
+    for pk in lenders:
+        restrictions_hold_exclusive(lender_id=pk)
     suspension = RestrictionSuspension(lender_id=lender_id, country=country, reason=reason,
                                        lower_to_reminder=lower_to_reminder, started_by=user)  # fmt: skip
     suspension.full_clean(exclude=["lender", "started_by"], validate_constraints=False)
@@ -105,12 +121,11 @@ def restrictions_suspend(
     for chain, entry in _entries(suspension, action=CollectionsAction.RESTRICTIONS_SUSPENDED,
                                  actor=actor, reason=reason).items():  # fmt: skip
         audit_events_record(lender_id=chain, entries=[entry])
-    if lower_to_reminder:
-        from apps.collections.tasks import restrictions_lower_task
+    from apps.collections.tasks import restrictions_suspension_apply_task
 
-        tasks_enqueue_on_commit(restrictions_lower_task, [
-            {"lender_id": pk, "suspension_id": suspension.pk} for pk in _lenders_of(suspension)
-        ])  # fmt: skip
+    tasks_enqueue_on_commit(restrictions_suspension_apply_task, [
+        {"lender_id": pk, "suspension_id": suspension.pk} for pk in _lenders_of(suspension)
+    ])  # fmt: skip
     return suspension
 
 
@@ -118,8 +133,9 @@ def restrictions_suspend(
 def restrictions_resume(
     *, suspension_id: int, user: User, actor: Actor, reason: str
 ) -> RestrictionSuspension:
-    """Lift a suspension: from the next sweep on, late loans rise again (each to what it owes
-    then, never a lowered stage back at once). Who may lift it is who may start it. Emits
+    """Lift a suspension: from the next sweep on, late loans rise again, each to what it owes
+    then (a stage that blocks apps or locks still only after its notice). A lender's admin
+    may lift their lender's own, not one a platform operator started. Emits
     ``collections.restrictions.resumed``."""
     reason = reason.strip()
     if not reason:
@@ -127,6 +143,8 @@ def restrictions_resume(
     suspension = RestrictionSuspension.objects.select_for_update().filter(pk=suspension_id).first()
     if suspension is None or not _may_suspend(user, lender_id=suspension.lender_id):
         raise SuspensionNotAllowed()
+    if suspension.started_by.is_superuser and not user.is_superuser:
+        raise SuspensionNotAllowed()  # a platform operator's (a regulator's order) is theirs
     if suspension.lifted_at is not None:
         raise SuspensionNotOpen()
     suspension.lifted_at, suspension.lifted_by, suspension.lift_reason = (
@@ -142,59 +160,83 @@ def restrictions_resume(
 
 
 _RANK = "array_position(%(order)s::text[], l.stage)"
-
-# Lock, in id order, the lender's active loans restricted beyond reminders, and lower them:
-# each with its days overdue (for the history and what the phone shows), in one statement.
-_LOWER = f"""
-WITH held AS (
-    SELECT l.id FROM {Loan._meta.db_table} AS l
-    WHERE l.lender_id = %(lender)s AND l.status = 'active' AND {_RANK} > %(reminder)s
-    ORDER BY l.id FOR NO KEY UPDATE
-)
-UPDATE {Loan._meta.db_table} AS l
-SET stage = 'reminder', stage_changed_at = %(now)s, updated_at = %(now)s
-FROM held, {Loan._meta.db_table} AS before
-WHERE l.id = held.id AND before.id = held.id
-RETURNING l.id, before.stage, l.policy_version_id, l.customer_id, coalesce((
+_DAYS = f"""coalesce((
     SELECT CASE WHEN %(bd)s::date - min(i.due_date) > l.grace_days
                 THEN %(bd)s::date - min(i.due_date) ELSE 0 END
     FROM {Installment._meta.db_table} AS i
-    WHERE i.loan_id = l.id AND {UNPAID_SQL.format(t="i")}), 0)
+    WHERE i.loan_id = l.id AND {UNPAID_SQL.format(t="i")}), 0)"""  # noqa: S608
+
+# The lender's active loans restricted beyond ``%(above)s`` (a rank), locked in id order, each
+# with its stage and days overdue (for the history and what the phone shows).
+_RESTRICTED = f"""
+SELECT l.id, l.stage, l.policy_version_id, l.customer_id, {_DAYS}
+FROM {Loan._meta.db_table} AS l
+WHERE l.lender_id = %(lender)s AND l.status = 'active' AND {_RANK} > %(above)s
+ORDER BY l.id FOR NO KEY UPDATE OF l
 """  # noqa: S608  (table names from model metadata; values are parameters)
 
 
 @transaction.atomic
-def restrictions_lower(*, lender_id: int, suspension_id: int, actor: Actor | None = None) -> int:
-    """Lower every loan of ``lender_id`` restricted beyond reminders to ``reminder``, and tell
-    their phones, for the open suspension ``suspension_id``. Returns how many.
+def restrictions_suspension_apply(
+    *, lender_id: int, suspension_id: int, actor: Actor | None = None
+) -> int:
+    """What the open suspension ``suspension_id`` does to ``lender_id``'s current restrictions,
+    in one transaction (the task after ``restrictions_suspend``). Returns how many phones.
 
-    One transaction: the loans locked in id order, then their phones, the
-    history and the audit events (``_apply``, the sweep's writer). The phones'
-    new states hold at reminders offline too (their fallback is capped as a
-    pause caps it). Safe to run twice: the second finds nothing above
-    reminders; nothing is done once the suspension is lifted. Emits
-    ``collections.loan.stage_changed`` (cause ``suspension``).
+    With ``lower_to_reminder``, every loan above reminders is lowered to
+    ``reminder`` and its phone told (``loan_stage_changes_apply``, the sweep's
+    writer: history and audit, cause ``suspension``), its offline fallback
+    capped there too. Without, nothing is lowered, but every restricted
+    phone is given its state again with its offline fallback held at its
+    current stage: a phone offline when its lease ends applies nothing new
+    either. Locks the loans in id order, then their phones, then the chain.
+    Safe to run twice: nothing is above reminders the second time, or the
+    same hold is written again; nothing once the suspension is lifted.
     """
     actor = actor or Actor.system()
-    open_ = RestrictionSuspension.objects.filter(pk=suspension_id, lifted_at__isnull=True)
-    if not open_.exists():
+    suspension = RestrictionSuspension.objects.filter(
+        pk=suspension_id, lifted_at__isnull=True
+    ).first()
+    if suspension is None:
         return 0
     lender = Lender.objects.get(pk=lender_id)
     business_date = lender_local_date(lender=lender)
+    reason = f"Restrictions suspended: {suspension.reason}"
+    lower = suspension.lower_to_reminder
+    floor = Stage.REMINDER if lower else Stage.NONE
     with connection.cursor() as cursor:
-        cursor.execute(_LOWER, {"lender": lender_id, "now": timezone.now(), "bd": business_date,
-                                "order": array_literal(list(STAGE_ORDER)),
-                                "reminder": STAGE_ORDER.index(Stage.REMINDER) + 1})  # fmt: skip
-        rows = sorted(cursor.fetchall())
+        cursor.execute(_RESTRICTED, {"lender": lender_id, "bd": business_date,
+                                     "order": array_literal(list(STAGE_ORDER)),
+                                     "above": STAGE_ORDER.index(floor) + 1})  # fmt: skip
+        rows = cursor.fetchall()
+        if lower and rows:
+            cursor.execute(
+                f"UPDATE {Loan._meta.db_table} SET stage = 'reminder', stage_changed_at = %s,"  # noqa: S608
+                " updated_at = %s WHERE id = ANY(%s::bigint[])",
+                [timezone.now(), timezone.now(), array_literal([row[0] for row in rows])],
+            )
     if not rows:
         return 0
-    changes = [
-        Change(loan_id=loan_id, from_stage=stage, to_stage=Stage.REMINDER.value, days=days,
-               policy_version_id=pv, customer_id=customer_id, paused=True)
-        for loan_id, stage, pv, customer_id, days in rows
+    ladder = Ladder.load(lender=lender)
+    if lower:
+        changes = [
+            Change(loan_id=loan_id, from_stage=stage, to_stage=Stage.REMINDER.value, days=days,
+                   policy_version_id=pv, customer_id=customer_id, paused=True)
+            for loan_id, stage, pv, customer_id, days in rows
+        ]  # fmt: skip
+        return loan_stage_changes_apply(lender=lender, ladder=ladder, changes=changes,
+                                        cause=LoanStageChange.Cause.SUSPENSION,
+                                        business_date=business_date, actor=actor, reason=reason)  # fmt: skip
+    devices = device_ids_enrolled_for_loans(loan_ids=[row[0] for row in rows])
+    locales = customer_locales(customer_ids={row[3] for row in rows})
+    held = [row for row in rows if row[0] in devices]
+    shown_as = [
+        ladder.content_index(policy_version_id=pv, stage=stage, days=days, paused=False,
+                             locale=locales.get(customer_id, lender.locale), hold=True)
+        for _loan_id, stage, pv, customer_id, days in held
     ]  # fmt: skip
-    suspension = open_.get()
-    _apply(lender=lender, ladder=Ladder.load(lender=lender), changes=changes,
-           cause=LoanStageChange.Cause.SUSPENSION, business_date=business_date, actor=actor,
-           reason=f"Restrictions suspended: {suspension.reason}")  # fmt: skip
-    return len(changes)
+    versions = device_states_write_shown(
+        lender_id=lender.pk, device_ids=[devices[row[0]] for row in held], contents=ladder.contents,
+        shown_as=shown_as, actor=actor, reason=reason,
+    )  # fmt: skip
+    return len(versions)
