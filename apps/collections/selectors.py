@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -467,3 +468,11 @@ def restriction_suspension_in_force(*, lender: Lender) -> RestrictionSuspension 
         .order_by("country", "-created_at")
         .first()
     )
+
+
+def loan_ids_with_late_fees(*, lender_id: int | None = None) -> Iterator[int]:
+    """The ids of the loans that have a late fee standing, in id order, read in batches."""
+    loans = Loan.objects.filter(installments__late_fee_amount__gt=0).distinct()
+    if lender_id is not None:
+        loans = loans.filter(lender_id=lender_id)
+    return loans.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=2000)

@@ -48,8 +48,8 @@ def phone_words(overview: LoanOverview, phone: PhoneSync | None) -> str:
         return gettext("Paid off. The phone is yours: the lender can no longer restrict it.")
     if loan.released_with_arrears:
         return gettext("The phone is yours: it was released when the loan was paid off, and the "
-                       "lender can no longer restrict it. A payment was reversed since, so "
-                       "money is owed on this loan again.")  # fmt: skip
+                       "lender can no longer restrict it. Money is owed on this loan again since "
+                       "(a payment was reversed, or a late fee came due).")  # fmt: skip
     if phone is None or phone.status != "enrolled":
         return gettext("No phone is linked to this loan yet.")
     if overview.stage == "none":

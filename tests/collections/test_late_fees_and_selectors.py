@@ -3,6 +3,7 @@ from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 
 from apps.audit.models import AuditEvent
 from apps.collections.models import Installment
@@ -200,3 +201,75 @@ def test_each_installment_is_reached_once_and_runs_at_once_charge_once(lender_a)
     fees = Installment.objects.filter(loan=loan).values_list("late_fee_amount", flat=True)
     assert list(fees) == [Decimal(75)] * 3
     assert AuditEvent.objects.filter(action="collections.late_fee.assessed").count() == 3
+
+
+def test_a_payoff_received_once_late_pays_the_fee_first_whether_posted_before_the_run_or_after(
+    lender_a,
+) -> None:
+    received = datetime(2026, 2, 11, 0, 2, tzinfo=NAIROBI)  # two minutes late, before the run
+    books = []
+    for n, posted_first in enumerate((True, False)):
+        loan = fee_loan(lender_a)
+        if posted_first:
+            pay(loan, "3000", f"all-{n}", received)
+        assess(lender_a, datetime(2026, 2, 11, 0, 5, tzinfo=NAIROBI))
+        if not posted_first:
+            pay(loan, "3000", f"all-{n}", received)
+        loan.refresh_from_db()
+        books.append((loan.status, loan.collateral_released_at, loan_outstanding(loan=loan).amount,
+                      list(Installment.objects.filter(loan=loan).order_by("sequence")
+                           .values_list("late_fee_amount", "late_fee_paid", "principal_paid"))))  # fmt: skip
+    assert books[0] == books[1]
+    status, released, owed, first = books[0][0], books[0][1], books[0][2], books[0][3][0]
+    assert (status, released, owed) == ("active", None, Decimal(75))  # not paid off: not released
+    assert first == (Decimal(75), Decimal(75), Decimal(1000))
+
+
+def test_the_replay_command_takes_back_a_fee_the_old_run_stamped_on_money_received_in_time(
+    lender_a,
+) -> None:
+    from django.core.management import call_command
+    from django.db import connection
+
+    loan = fee_loan(lender_a)
+    pay(loan, "1000", "cb-1", IN_TIME)
+    with connection.cursor() as cursor:  # as the old run left it: a fee on the paid installment
+        cursor.execute(
+            "UPDATE collections_installment SET late_fee_amount = 75, late_fee_charged = 75,"
+            " late_fee_assessed_at = %s, paid_at = NULL WHERE loan_id = %s AND sequence = 1",
+            [RUN, loan.pk],
+        )
+        cursor.execute("UPDATE collections_loan SET stage = 'alarm' WHERE id = %s", [loan.pk])
+    with time_machine.travel(datetime(2026, 2, 20, 9, tzinfo=UTC), tick=False):
+        call_command("late_fees_replay")
+        call_command("late_fees_replay")  # a second run changes nothing
+    first = Installment.objects.get(loan=loan, sequence=1)
+    assert (first.late_fee_amount, first.paid_at) == (0, IN_TIME)
+    loan.refresh_from_db()
+    assert loan.stage == "none"
+    assert AuditEvent.objects.filter(action="collections.late_fee.reversed").count() == 1
+
+
+def test_a_reversal_whose_replay_takes_a_fee_back_lowers_the_stage(lender_a) -> None:
+    from django.db import connection
+
+    loan = fee_loan(lender_a)
+    pay(loan, "1000", "cb-1", IN_TIME)
+    pay(loan, "40", "tip", IN_TIME + timedelta(days=1))
+    with connection.cursor() as cursor:  # as the old run left it: a fee on the paid installment
+        cursor.execute(
+            "UPDATE collections_installment SET late_fee_amount = 75, late_fee_charged = 75,"
+            " late_fee_assessed_at = %s, paid_at = NULL WHERE loan_id = %s AND sequence = 1",
+            [RUN, loan.pk],
+        )
+        cursor.execute("UPDATE collections_loan SET stage = 'alarm' WHERE id = %s", [loan.pk])
+    loan.refresh_from_db()
+    with time_machine.travel(datetime(2026, 2, 20, 9, tzinfo=UTC), tick=False):
+        payment_reverse(loan_id=loan.pk, kind="refund", amount=Money(Decimal(40), "KES"),
+                        provider="demo", provider_ref="rf-1", payment_provider_ref="tip",
+                        received_at=RUN + timedelta(days=3), actor=Actor.system())  # fmt: skip
+    loan.refresh_from_db()
+    assert (Installment.objects.get(loan=loan, sequence=1).late_fee_amount, loan.stage) == (
+        0,
+        "none",
+    )

@@ -93,4 +93,5 @@ def test_agents_and_the_customer_are_told_the_loan_is_released_with_arrears(
     overview = loan_overview(loan=loan)
     words = phone_words(overview, phone_sync_for_loan(loan_id=loan.pk, lender_id=lender_a.pk))
     assert words.startswith("The phone is yours: it was released when the loan was paid off")
+    assert "Money is owed on this loan again" in words
     assert "lock" not in next_words(overview)

@@ -120,8 +120,10 @@ def test_the_demo_serves_prints_and_enrolls_its_phones_on_the_port_it_is_given(r
         paid = demo.manage("provider_webhook", "--lender", "demo-ke", "--loan", late.group(1),
                            "--amount", "10000")  # fmt: skip
         assert paid.returncode == 0, paid.stderr
-        device, version = locked.groups()
-        demo.wait_for(rf"device={device} applied v{int(version) + 1} normal", timeout=60)
+        # the late loan's phone, one the sweep put at alarms, is normal again
+        version = int(locked.group(2))
+        freed = demo.wait_for(rf"device=(\d+) applied v{version + 1} normal", timeout=60)
+        assert f"device={freed.group(1)} applied v{version} alarm" in demo.output
     finally:
         returncode = demo.stop()
     assert returncode == 0, demo.output[-3000:]

@@ -440,6 +440,8 @@ def _payment_record_locked(
             existing, loan=loan, amount=amount, provider_ref=provider_ref
         )
     mark_saved(payment, row[0])
+    if _fees_reach(loan=loan, installments=installments, until=received_at):
+        comes_last = False  # installments late by the time it was received: the replay decides
     received = AuditEntry(
         actor=actor,
         action=CollectionsAction.PAYMENT_RECEIVED,
@@ -539,7 +541,10 @@ def payment_reverse(
               "payment_provider_ref": payment_provider_ref, "payment_known": original is not None},
     )  # fmt: skip
     entries = [reversed_entry, *_reallocate(loan=loan, installments=installments, actor=actor)]
+    if loan.stage != Stage.NONE or loan.status == Loan.Status.PAID_OFF:
+        loan_phones_lock(loan=loan)  # the replay may lower the stage or pay the loan off
     audit_events_record(lender_id=loan.lender_id, entries=entries)
+    loan_stage_settle(loan=loan, actor=actor, cause=LoanStageChange.Cause.PAYMENT)
     return ReversalOutcome(reversal=reversal, created=True)
 
 
@@ -599,9 +604,25 @@ SELECT
         WHERE loan_id = %(loan)s AND provider = %(p)s AND payment_provider_ref = %(r)s
     ) AND NOT EXISTS (
         SELECT 1 FROM collections_installment
-        WHERE loan_id = %(loan)s AND late_fee_charged IS NOT NULL AND late_from > %(t)s
+        WHERE loan_id = %(loan)s AND late_fee_charged > 0 AND late_from > %(t)s
     )
 """
+
+
+def _fees_reach(*, loan: Loan, installments: list[Installment], until: datetime) -> bool:
+    """Reach ``loan``'s installments late by ``until`` that the fee run has not reached yet
+    (their fee if late recorded; the caller holds their locks). Whether any was."""
+    due = [i for i in installments if i.late_fee_charged is None and i.late_from <= until]
+    if loan.late_fee_type == LoanProduct.LateFeeType.NONE or not due:
+        return False  # nothing to reach: no query (the webhook's hot path)
+    with connection.cursor() as cursor:
+        cursor.execute(_FEE_REACH_FOR_PAYMENT, {"loan": loan.pk, "until": until,
+                                                "places": minor_units(loan.currency)})  # fmt: skip
+        charged = dict(cursor.fetchall())
+    for inst in installments:
+        if inst.pk in charged:
+            inst.late_fee_charged = charged[inst.pk]
+    return bool(charged)
 
 
 def _payment_position(*, loan: Loan, payment: Payment) -> tuple[bool, bool]:
@@ -744,7 +765,10 @@ def _reallocate(
         entries.append(_loan_transition(loan=loan, to=Loan.Status.PAID_OFF, actor=actor))
     elif outstanding > 0 and loan.status == Loan.Status.PAID_OFF:
         reopened = _loan_transition(
-            loan=loan, to=Loan.Status.ACTIVE, actor=actor, reason="A reversal reopened the balance."
+            loan=loan,
+            to=Loan.Status.ACTIVE,
+            actor=actor,
+            reason="The balance was reopened: a payment was reversed, or a late fee came due.",
         )
         entries.append(reopened)
         if loan.collateral_released_at is not None:  # the phone is free: off the ladder for good
@@ -787,14 +811,35 @@ def _late_fee_entries(
 
 # --- late fees ---------------------------------------------------------------------
 
-# Lock, in id order, the loans with installments the fee run reaches now (the loan before its
-# installments: the global order). Paid-off and written-off loans too: money received after
-# an installment became late pays its fee first, whenever it was posted.
+# The late fee an installment ``i`` of loan ``l`` owes if it is late: fixed, or a percent of the
+# installment rounded half up to the currency's minor unit (%(places)s) and capped.
+_FEE_IF_LATE = """CASE l.late_fee_type
+            WHEN 'fixed' THEN l.late_fee_value
+            WHEN 'percent' THEN LEAST(l.late_fee_cap, ROUND(
+                (i.principal_amount + i.interest_amount + i.fee_amount) * l.late_fee_value / 100,
+                %(places)s))
+            ELSE 0 END"""
+
+# Reach the installments of one loan late by the time money was received (``%(until)s``),
+# before that money is allocated: the replay then decides their fees as the fee run would
+# have, and a payoff received after an installment became late pays its fee first.
+_FEE_REACH_FOR_PAYMENT = f"""
+UPDATE {Installment._meta.db_table} AS i SET late_fee_charged = {_FEE_IF_LATE}
+FROM {Loan._meta.db_table} AS l
+WHERE l.id = %(loan)s AND i.loan_id = l.id AND i.late_fee_charged IS NULL
+  AND i.late_from <= %(until)s
+RETURNING i.id, i.late_fee_charged
+"""  # noqa: S608  (table names from model metadata; values are parameters)
+
+# Lock, in id order, the active loans with installments the fee run reaches now (the loan
+# before its installments: the global order). Money received after an installment became late
+# reached it when it was posted (``_FEE_REACH_FOR_PAYMENT``), so a loan paid off since owes
+# nothing more here; a written-off loan accrues no fee.
 _FEE_LOANS_LOCK = f"""
 SELECT id FROM {Loan._meta.db_table} WHERE id IN (
     SELECT i.loan_id FROM {Installment._meta.db_table} AS i
     WHERE i.lender_id = %(lender)s AND i.late_fee_charged IS NULL AND i.late_from <= %(now)s)
-  AND status IN ('active', 'paid_off', 'written_off')
+  AND status = 'active'
 ORDER BY id FOR NO KEY UPDATE
 """  # noqa: S608  (table names from model metadata; values are parameters)
 
@@ -806,13 +851,7 @@ ORDER BY id FOR NO KEY UPDATE
 # replayed (``_reallocate``), which decides it.
 _FEE_REACH = f"""
 WITH reached AS (
-    SELECT i.id,
-        CASE l.late_fee_type
-            WHEN 'fixed' THEN l.late_fee_value
-            WHEN 'percent' THEN LEAST(l.late_fee_cap, ROUND(
-                (i.principal_amount + i.interest_amount + i.fee_amount) * l.late_fee_value / 100,
-                %(places)s))
-            ELSE 0 END AS fee,
+    SELECT i.id, {_FEE_IF_LATE} AS fee,
         EXISTS (SELECT 1 FROM {Payment._meta.db_table} AS p
                 WHERE p.loan_id = i.loan_id AND p.received_at >= i.late_from) AS replay,
         {UNPAID_SQL.format(t="i")} AS unpaid
@@ -874,6 +913,32 @@ def installment_late_fees_assess(
                                    actor=actor))  # fmt: skip
     audit_events_record(lender_id=lender_id, entries=entries)
     return sum(1 for e in entries if e.action == CollectionsAction.LATE_FEE_ASSESSED)
+
+
+@transaction.atomic
+def loan_books_replay(*, loan_id: int, actor: Actor) -> bool:
+    """Replay all of ``loan_id``'s payments and reversals (the full replay: late fees decided by
+    when money was received), append what differs, and settle its stage. Whether anything
+    changed.
+
+    For books written before late fees followed received time (``manage.py
+    late_fees_replay``): a fee the old run stamped on an installment paid in
+    time is taken back, the stage lowered if that makes the loan less late,
+    the phone released if it pays the loan off. Locks the loan, its
+    installments, its phones, then the chain. Safe to run again: a second run
+    changes nothing.
+    """
+    loan = loan_lock(loan_id=loan_id)
+    installments = installment_lock_list_for_loan(loan=loan)
+    entries = _reallocate(loan=loan, installments=installments, actor=actor)
+    if not entries:
+        return False
+    if loan.stage != Stage.NONE or loan.status == Loan.Status.PAID_OFF:
+        loan_phones_lock(loan=loan)
+    audit_events_record(lender_id=loan.lender_id, entries=entries)
+    loan_stage_settle(loan=loan, actor=actor, cause=LoanStageChange.Cause.PAYMENT,
+                      reason="The books were replayed by received time.")  # fmt: skip
+    return True
 
 
 # --- provider webhooks -------------------------------------------------------------
