@@ -152,6 +152,12 @@ class Loan(BaseModel):
             models.Index(
                 fields=["lender", "id"], condition=Q(status="active"), name="loan_active_by_id"
             ),
+            # the sweep's clean-up: loans off the ladder (phone released) still claiming a stage
+            models.Index(
+                fields=["lender", "id"],
+                condition=Q(collateral_released_at__isnull=False) & ~Q(stage="none"),
+                name="loan_released_staged",
+            ),
         ]
         # A loan ends by its status, never by deletion: the rows written in bulk for it
         # (stage history, phone states, pushes) name it without a foreign-key check each.

@@ -95,3 +95,18 @@ def test_agents_and_the_customer_are_told_the_loan_is_released_with_arrears(
     assert words.startswith("The phone is yours: it was released when the loan was paid off")
     assert "Money is owed on this loan again" in words
     assert "lock" not in next_words(overview)
+
+
+def test_the_sweep_brings_a_released_loan_still_claiming_a_stage_to_none(lender_a) -> None:
+    device, loan = released_then_charged_back(lender_a)
+    Loan.objects.filter(pk=loan.pk).update(stage="lock")  # as the old sweep left such loans
+    states = DeviceState.objects.filter(device=device).count()
+    today = lender_local_date(lender=lender_a)
+    loan_stage_sweep(lender_id=lender_a.pk, business_date=today, id_from=0, id_to=10**12)
+    loan.refresh_from_db()
+    assert loan.stage == "none"
+    change = LoanStageChange.objects.get(loan=loan, from_stage="lock")
+    assert (change.to_stage, change.cause) == ("none", "payoff")
+    assert AuditEvent.objects.filter(action="collections.loan.stage_changed",
+                                     target_id=str(loan.pk), data__stage__old="lock").exists()  # fmt: skip
+    assert DeviceState.objects.filter(device=device).count() == states  # the phone is free

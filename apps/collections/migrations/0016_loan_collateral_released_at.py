@@ -2,13 +2,13 @@ from django.db import migrations, models
 
 # Backfill: a paid-off loan released its phone when it was paid off. A loan that is no longer
 # paid off (a chargeback reopened it) released it when its phone was first given the
-# ``released`` state; such a loan is off the ladder from now on, so a stage the sweep gave it
-# since (which its phone could never take) is cleared, without a stage change row: the phone
-# never took it.
+# ``released`` state; such a loan is off the ladder from now on, and the stage the sweep gave it
+# since (which its phone could never take) is cleared by the next sweep, with its history row
+# and audit event (``_RELEASED_LOWER``).
 RELEASED_AT = """
 UPDATE collections_loan AS l SET collateral_released_at = l.paid_off_at
 WHERE l.status = 'paid_off' AND l.collateral_released_at IS NULL;
-UPDATE collections_loan AS l SET collateral_released_at = r.first, stage = 'none'
+UPDATE collections_loan AS l SET collateral_released_at = r.first
 FROM (SELECT d.loan_id, min(s.created_at) AS first
       FROM devices_devicestate AS s JOIN devices_device AS d ON d.id = s.device_id
       WHERE s.level = 'released' GROUP BY d.loan_id) AS r
@@ -18,7 +18,7 @@ WHERE r.loan_id = l.id AND l.collateral_released_at IS NULL;
 
 class Migration(migrations.Migration):
     """A loan remembers that its phone was released at payoff (forward backfill above;
-    backward: the column is dropped, the cleared stages stay cleared)."""
+    backward: the column is dropped)."""
 
     dependencies = [
         ("collections", "0015_installment_fee_not_reached_index"),
@@ -37,4 +37,14 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunSQL(RELEASED_AT, reverse_sql=migrations.RunSQL.noop),
+        # tiny (loans off the ladder still claiming a stage): built in the migration's lock
+        migrations.AddIndex(
+            model_name="loan",
+            index=models.Index(
+                condition=models.Q(("collateral_released_at__isnull", False),
+                                   models.Q(("stage", "none"), _negated=True)),
+                fields=["lender", "id"],
+                name="loan_released_staged",
+            ),
+        ),
     ]

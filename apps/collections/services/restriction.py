@@ -504,6 +504,39 @@ RETURNING p.id, p.loan_id, p.kind, p.status
 """  # noqa: S608
 
 
+# Loans of the range off the ladder for good (their phone released at payoff, the loan
+# reopened since) that still claim a stage, which their phone can never take (rows from before
+# the ladder knew of it), locked in id order.
+_RELEASED_STAGED = f"""
+SELECT id, stage, policy_version_id, customer_id FROM {Loan._meta.db_table}
+WHERE lender_id = %(lender)s AND id >= %(lo)s AND id < %(hi)s
+  AND collateral_released_at IS NOT NULL AND stage <> 'none'
+ORDER BY id FOR NO KEY UPDATE
+"""  # noqa: S608  (table names from model metadata; values are parameters)
+
+
+def _released_lowered(
+    cursor: Any, *, lender: Lender, ladder: Ladder, params: dict[str, Any], actor: Actor
+) -> None:
+    """Bring those loans to no stage, with their history rows and audit events (cause
+    ``payoff``, the phone's release), and no phone state: their phones are free."""
+    cursor.execute(_RELEASED_STAGED, params)
+    rows = cursor.fetchall()
+    if not rows:
+        return
+    cursor.execute(
+        f"UPDATE {Loan._meta.db_table} SET stage = 'none', stage_changed_at = %s, updated_at = %s"  # noqa: S608
+        " WHERE id = ANY(%s::bigint[])",
+        [params["now"], params["now"], array_literal([row[0] for row in rows])],
+    )
+    changes = [Change(loan_id=loan_id, from_stage=stage, to_stage=Stage.NONE.value, days=0,
+                      policy_version_id=pv, customer_id=customer_id, paused=False)
+               for loan_id, stage, pv, customer_id in rows]  # fmt: skip
+    loan_stage_changes_apply(lender=lender, ladder=ladder, changes=changes, devices={},
+                             cause=LoanStageChange.Cause.PAYOFF, business_date=params["bd"],
+                             actor=actor, reason="Its phone was released at payoff.")  # fmt: skip
+
+
 def loan_stage_sweep(
     *, lender_id: int, business_date: date, id_from: int, id_to: int, actor: Actor | None = None
 ) -> SweepReport:
@@ -550,6 +583,7 @@ def _sweep_range(
         cursor.execute(_PAUSE_ENDS_LOCK, params)
         cursor.execute(_PAUSES_CLOSE, params)
         closed = cursor.fetchall()
+        _released_lowered(cursor, lender=lender, ladder=ladder, params=params, actor=actor)
         found = []
         # a suspension (a regulator's order, an outage) holds every loan where it is: nothing
         # rises while it stands, pauses still close
