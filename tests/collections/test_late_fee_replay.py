@@ -9,7 +9,7 @@ received from then on pays that fee.
 """
 
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 import pytest
 from django.db import transaction
@@ -27,7 +27,9 @@ from tests.lenders.factories import LenderFactory
 pytestmark = pytest.mark.django_db
 SIGNED = datetime(2026, 1, 10, 9, tzinfo=UTC)  # due 10 Feb, 10 Mar, 10 Apr (Nairobi)
 END = SIGNED + timedelta(days=130)
-FEES = {"fixed": (Decimal(75), None), "percent": (Decimal("2.5"), Decimal(20))}
+# 0.5% of an installment of 1001 is 5.005: 5.01 rounded half up; capped at 5 when asked
+FEES = {"fixed": (Decimal(75), None), "percent": (Decimal("0.5"), None),
+        "percent capped": (Decimal("0.5"), Decimal(5))}  # fmt: skip
 
 
 def oracle(dues, late_froms, fee_if_late, payments):
@@ -83,10 +85,10 @@ def test_the_books_equal_the_replay_whatever_the_posting_order(
 def _play(payments, grace, fee_type, runs) -> None:
     lender = LenderFactory(slug="replay")
     value, cap = FEES[fee_type]
-    loan = signed_loan(lender, price="3100", down="100", signed_at=SIGNED, installments=3,
+    loan = signed_loan(lender, price="3103", down="100", signed_at=SIGNED, installments=3,
                        interest_rate_percent=Decimal(0), origination_fee_percent=Decimal(0),
                        min_down_payment_percent=Decimal(0), grace_days=grace,
-                       late_fee_type=fee_type, late_fee_value=value, late_fee_cap=cap)  # fmt: skip
+                       late_fee_type=fee_type.split()[0], late_fee_value=value, late_fee_cap=cap)  # fmt: skip
     installments = list(Installment.objects.filter(loan=loan).order_by("sequence"))
     # what happens, at the moment it is posted: payments, reversals and fee runs interleaved
     timeline = [(SIGNED + timedelta(hours=h), "run", None) for h in runs]
@@ -117,7 +119,10 @@ def _play(payments, grace, fee_type, runs) -> None:
             payment_reverse(loan_id=loan.pk, kind="refund", amount=Money(back, "KES"),
                             provider="demo", provider_ref=f"r{n}", payment_provider_ref=f"p{n}",
                             received_at=when, actor=Actor.system())  # fmt: skip
-    fee_if_late = value if fee_type == "fixed" else min(cap, Decimal(1000) * value / 100)
+    fee_if_late = value
+    if fee_type != "fixed":  # of the installment, rounded half up to the cent, then capped
+        fee_if_late = (Decimal(1001) * value / 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
+        fee_if_late = min(fee_if_late, cap) if cap else fee_if_late
     expected, owed = oracle([i.principal_amount for i in installments],
                             [i.late_from for i in installments], fee_if_late, net)  # fmt: skip
     books = [(i.late_fee_amount, i.late_fee_paid, i.principal_paid)
@@ -127,4 +132,4 @@ def _play(payments, grace, fee_type, runs) -> None:
     for inst, (fee, fee_paid, base_paid) in zip(
         Installment.objects.filter(loan=loan).order_by("sequence"), expected, strict=True
     ):
-        assert (inst.paid_at is None) == (fee + 1000 > fee_paid + base_paid)
+        assert (inst.paid_at is None) == (fee + inst.principal_amount > fee_paid + base_paid)

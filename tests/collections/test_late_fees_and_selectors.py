@@ -193,7 +193,7 @@ def test_a_chargeback_of_the_money_that_came_in_time_brings_the_fee_back(lender_
     assert loan_outstanding(loan=loan).amount == Decimal(3075)
 
 
-def test_each_installment_is_reached_once_and_runs_at_once_charge_once(lender_a) -> None:
+def test_each_installment_is_reached_once_and_a_second_run_charges_nothing(lender_a) -> None:
     loan = fee_loan(lender_a)
     later = datetime(2026, 4, 20, tzinfo=UTC)  # all three installments are long late
     assert assess(lender_a, later) == 3

@@ -38,6 +38,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        # every installment row is rewritten and the table's lock held until the end: wait at
+        # most 5 s to start behind a payment or a sweep, then fail (run it again). Migrate
+        # before starting the new code; the old code cannot sign a loan once late_from is
+        # required, so deploy it right after.
+        migrations.RunSQL("SET LOCAL lock_timeout = '5s'", reverse_sql=migrations.RunSQL.noop),
         migrations.AddField(
             model_name="installment",
             name="late_fee_charged",

@@ -22,9 +22,25 @@ class Migration(migrations.Migration):
             name='announces_stage',
             field=models.CharField(blank=True, default='', max_length=12, verbose_name='announces'),
         ),
-        migrations.AddConstraint(
-            model_name='notification',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('announces_on__isnull', True), ('announces_stage', '')), models.Q(models.Q(('announces_stage', ''), _negated=True), ('announces_on__isnull', False)), _connector='OR'), name='notification_announces_a_date'),
+        # checked for new rows at once; existing rows (all without an announcement) are
+        # validated by 0003 under a lock that lets writes go on
+        migrations.SeparateDatabaseAndState(
+            state_operations=[
+                migrations.AddConstraint(
+                    model_name='notification',
+                    constraint=models.CheckConstraint(condition=models.Q(models.Q(('announces_on__isnull', True), ('announces_stage', '')), models.Q(models.Q(('announces_stage', ''), _negated=True), ('announces_on__isnull', False)), _connector='OR'), name='notification_announces_a_date'),
+                ),
+            ],
+            database_operations=[
+                migrations.RunSQL(
+                    "ALTER TABLE notifications_notification ADD CONSTRAINT"
+                    " notification_announces_a_date CHECK ((announces_stage = '' AND"
+                    " announces_on IS NULL) OR (announces_stage <> '' AND announces_on IS NOT"
+                    " NULL)) NOT VALID",
+                    reverse_sql="ALTER TABLE notifications_notification DROP CONSTRAINT"
+                    " notification_announces_a_date",
+                ),
+            ],
         ),
         migrations.AlterField(
             model_name='notification',

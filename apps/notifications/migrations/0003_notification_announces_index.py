@@ -3,8 +3,9 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-    """The sweep's index of announcing notices, built without blocking writes (a failed build
-    leaves an INVALID index to drop by hand before running this again)."""
+    """The announcement check validated over the stored rows, and the sweep's index of
+    announcing notices, both without blocking writes (a failed index build leaves an INVALID
+    index to drop by hand before running this again)."""
 
     atomic = False
 
@@ -13,6 +14,11 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
+        migrations.RunSQL(
+            "ALTER TABLE notifications_notification VALIDATE CONSTRAINT"
+            " notification_announces_a_date",
+            reverse_sql=migrations.RunSQL.noop,
+        ),
         AddIndexConcurrently(
             model_name="notification",
             index=models.Index(
