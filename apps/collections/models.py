@@ -152,11 +152,12 @@ class Loan(BaseModel):
             models.Index(
                 fields=["lender", "id"], condition=Q(status="active"), name="loan_active_by_id"
             ),
-            # the sweep's clean-up: loans off the ladder (phone released) still claiming a stage
+            # the sweep's clean-up: active loans off the ladder (their phone released). Its
+            # predicate names no column the sweep writes, so raising a stage stays a HOT update
             models.Index(
                 fields=["lender", "id"],
-                condition=Q(collateral_released_at__isnull=False) & ~Q(stage="none"),
-                name="loan_released_staged",
+                condition=Q(status="active", collateral_released_at__isnull=False),
+                name="loan_released_active",
             ),
         ]
         # A loan ends by its status, never by deletion: the rows written in bulk for it

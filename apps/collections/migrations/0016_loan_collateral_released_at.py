@@ -37,14 +37,14 @@ class Migration(migrations.Migration):
             ),
         ),
         migrations.RunSQL(RELEASED_AT, reverse_sql=migrations.RunSQL.noop),
-        # tiny (loans off the ladder still claiming a stage): built in the migration's lock
+        # small (active loans whose phone was released): built in the migration's lock. Its
+        # predicate names no column the sweep writes, so raising a stage stays a HOT update
         migrations.AddIndex(
             model_name="loan",
             index=models.Index(
-                condition=models.Q(("collateral_released_at__isnull", False),
-                                   models.Q(("stage", "none"), _negated=True)),
+                condition=models.Q(("collateral_released_at__isnull", False), ("status", "active")),
                 fields=["lender", "id"],
-                name="loan_released_staged",
+                name="loan_released_active",
             ),
         ),
     ]

@@ -510,7 +510,7 @@ RETURNING p.id, p.loan_id, p.kind, p.status
 _RELEASED_STAGED = f"""
 SELECT id, stage, policy_version_id, customer_id FROM {Loan._meta.db_table}
 WHERE lender_id = %(lender)s AND id >= %(lo)s AND id < %(hi)s
-  AND collateral_released_at IS NOT NULL AND stage <> 'none'
+  AND status = 'active' AND collateral_released_at IS NOT NULL AND stage <> 'none'
 ORDER BY id FOR NO KEY UPDATE
 """  # noqa: S608  (table names from model metadata; values are parameters)
 
