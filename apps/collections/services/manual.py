@@ -23,14 +23,14 @@ from apps.collections.errors import (
 from apps.collections.events import CollectionsAction
 from apps.collections.locks import loan_lock, loan_lock_with_row, loan_phones_lock
 from apps.collections.models import Loan, LoanPause, ManualLock, Stage
-from apps.collections.selectors import (
-    installment_list_open,
-    loan_days_overdue,
-    loan_notice_dates,
-    restriction_suspension_in_force,
-)
+from apps.collections.selectors import loan_days_overdue, restriction_suspension_in_force
 from apps.collections.services.pauses import _require_supervisor
-from apps.collections.services.restriction import loan_stage_lock_now
+from apps.collections.services.restriction import (
+    Ladder,
+    loan_classify,
+    loan_stage_lock_now,
+    rank,
+)
 from apps.core.actor import Actor
 from apps.lenders.country_rules import country_rule_for
 from apps.lenders.models import Lender
@@ -62,10 +62,10 @@ def _lockable(loan: Loan) -> None:
     if restriction_suspension_in_force(lender=lender) is not None:
         raise RestrictionsSuspended()
     # a lock by hand needs the notice a lock by the ladder needs (docs/restriction.md)
-    oldest = installment_list_open(loan=loan).first()
-    allowed = loan_notice_dates(loan=loan, since=oldest.due_date, notice_days=rule.lock_notice_days)
-    if Stage.LOCK not in allowed or allowed[Stage.LOCK] > today:
-        raise LockNotNoticed(allowed_from=allowed.get(Stage.LOCK))
+    ladder = Ladder.load(lender=lender, policy_version_ids={loan.policy_version_id})
+    told = loan_classify(loan=loan, lender=lender, ladder=ladder, business_date=today).noticed
+    if told < rank(Stage.LOCK):
+        raise LockNotNoticed()
 
 
 @transaction.atomic

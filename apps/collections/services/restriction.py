@@ -42,12 +42,7 @@ from apps.collections.models import (
     LoanStageChange,
     Stage,
 )
-from apps.collections.selectors import (
-    installment_list_open,
-    loan_days_overdue,
-    loan_notice_dates,
-    restriction_suspension_in_force,
-)
+from apps.collections.selectors import loan_days_overdue, restriction_suspension_in_force
 from apps.core.actor import Actor
 from apps.core.outbox import task_enqueue_on_commit, tasks_enqueue_on_commit
 from apps.core.sql import array_literal, deadlock_retried
@@ -739,6 +734,24 @@ def overdue_notices_queue(*, lender_id: int, business_date: date, id_from: int, 
 # --- lowering: payment, pause, agent ---------------------------------------------------
 
 
+class Classified(NamedTuple):
+    days: int
+    paused: bool
+    target: str
+    noticed: int  # the rank of the harshest stage its customer was told of in time
+
+
+def loan_classify(*, loan: Loan, lender: Lender, ladder: Ladder, business_date: date) -> Classified:
+    """The sweep's classification of one loan (the same statement, for ``loan`` alone): days
+    overdue past grace, paused, the target stage and the notices' rank; all zero when the loan
+    is not late."""
+    with connection.cursor() as cursor:
+        cursor.execute(_ONE, {"loan": loan.pk, "bd": business_date, "order": list(STAGE_ORDER),
+                              **_notice_params(lender, business_date), **ladder.sql_params()})  # fmt: skip
+        row = cursor.fetchone()
+    return Classified(*row) if row else Classified(0, False, Stage.NONE.value, 0)
+
+
 def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "") -> str:
     """Lower ``loan``'s stage to what it deserves now; never raise it. Returns the stage.
 
@@ -754,15 +767,11 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
     lender = Lender.objects.get(pk=loan.lender_id)
     business_date = lender_local_date(lender=lender)
     ladder = Ladder.load(lender=lender, policy_version_ids={loan.policy_version_id})
-    days, paused, target, noticed = 0, False, Stage.NONE.value, 0
+    days, paused, target, noticed = Classified(0, False, Stage.NONE.value, 0)
     if not paid_off:
-        with connection.cursor() as cursor:
-            cursor.execute(_ONE, {"loan": loan.pk, "bd": business_date, "order": list(STAGE_ORDER),
-                                  **_notice_params(lender, business_date),
-                                  **ladder.sql_params()})  # fmt: skip
-            row = cursor.fetchone()
-        if row is not None:
-            days, paused, target, noticed = row
+        days, paused, target, noticed = loan_classify(
+            loan=loan, lender=lender, ladder=ladder, business_date=business_date
+        )
     if rank(target) < rank(loan.stage):
         change = Change(loan_id=loan.pk, from_stage=loan.stage, to_stage=target, days=days,
                         policy_version_id=loan.policy_version_id, customer_id=loan.customer_id,
@@ -864,26 +873,16 @@ def loan_stage_lock_now(*, loan: Loan, actor: Actor, reason: str) -> str:
     return _agent_move(loan=loan, to=Stage.LOCK.value, actor=actor, reason=reason)
 
 
-def _noticed_rank(*, loan: Loan, lender: Lender) -> int:
-    """The rank of the harshest stage ``loan``'s customer was told of in time to apply today
-    (``loan_notice_dates``, the sweep's rule for one loan); 0 if none."""
-    oldest = installment_list_open(loan=loan).first()
-    if oldest is None:
-        return 0
-    today = lender_local_date(lender=lender)
-    notice_days = country_rule_for(lender.country).lock_notice_days
-    allowed = loan_notice_dates(loan=loan, since=oldest.due_date, notice_days=notice_days)
-    return max((rank(stage) for stage, on in allowed.items() if on <= today), default=0)
-
-
 def _agent_move(*, loan: Loan, to: str, actor: Actor, reason: str) -> str:
     """Move the locked ``loan`` to stage ``to`` by an agent's hand: the loan, the phone's state,
     the history and the audit event."""
     lender = Lender.objects.get(pk=loan.lender_id)
     ladder = Ladder.load(lender=lender, policy_version_ids={loan.policy_version_id})
+    noticed = loan_classify(loan=loan, lender=lender, ladder=ladder,
+                            business_date=lender_local_date(lender=lender)).noticed  # fmt: skip
     change = Change(loan_id=loan.pk, from_stage=loan.stage, to_stage=to, days=loan_days_overdue(loan=loan),
                     policy_version_id=loan.policy_version_id, customer_id=loan.customer_id, paused=False,
-                    noticed=_noticed_rank(loan=loan, lender=lender))  # fmt: skip
+                    noticed=noticed)  # fmt: skip
     Loan.objects.filter(pk=loan.pk).update(
         stage=to, stage_changed_at=timezone.now(), updated_at=timezone.now()
     )
