@@ -32,3 +32,49 @@ def wait_until_waiting_for_a_lock(pid: int, timeout: float = 20.0) -> None:
         return bool(row and row[0])
 
     wait_for(waiting, timeout)
+
+
+def while_held(*, hold: Callable[[], object], act: Callable[[], object],
+               finish: Callable[[], object] = lambda: None) -> list[tuple[str, Exception]]:  # fmt: skip
+    """Two threads, for race tests: the first runs ``hold`` in a transaction and keeps it open;
+    once the second, running ``act``, waits for a lock, the first runs ``finish`` and commits.
+    Returns the errors of both, named "hold" and "act"."""
+    import threading
+
+    from django.db import connection, transaction
+
+    held, go, errors, acting = threading.Event(), threading.Event(), [], []
+
+    def holder() -> None:
+        try:
+            with transaction.atomic():
+                hold()
+                held.set()
+                go.wait(10)
+                finish()
+        except Exception as exc:
+            errors.append(("hold", exc))
+            held.set()
+        finally:
+            connection.close()
+
+    def actor() -> None:
+        try:
+            acting.append(backend_pid())
+            act()
+        except Exception as exc:
+            errors.append(("act", exc))
+        finally:
+            connection.close()
+
+    first = threading.Thread(target=holder)
+    first.start()
+    held.wait(10)
+    second = threading.Thread(target=actor)
+    second.start()
+    wait_for(lambda: acting)
+    wait_until_waiting_for_a_lock(acting[0])
+    go.set()
+    first.join()
+    second.join()
+    return errors

@@ -1,11 +1,9 @@
 """The sweep against a payment and a pause decision running at the same moment."""
 
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.collections.locks import loan_lock
@@ -23,7 +21,7 @@ from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
 from tests.collections.factories import noticed
 from tests.devices.factories import enrolled_phone
-from tests.waiting import backend_pid, wait_for, wait_until_waiting_for_a_lock
+from tests.waiting import while_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -33,44 +31,10 @@ def first_due(loan):
 
 
 def sweep_while_held(loan, *, on, hold: Callable[[], None], finish: Callable[[], None]) -> list:
-    """In one thread: ``hold`` takes the loan's lock in a transaction, then, once the sweep
-    (started in another thread) waits for that lock, ``finish`` runs and commits.
-    Returns the errors of both threads."""
-    held, go, errors, sweeper_pid = threading.Event(), threading.Event(), [], []
-
-    def holder():
-        try:
-            with transaction.atomic():
-                hold()
-                held.set()
-                go.wait(10)
-                finish()
-        except Exception as exc:
-            errors.append(("holder", exc))
-            held.set()
-        finally:
-            connection.close()
-
-    def sweeper():
-        try:
-            sweeper_pid.append(backend_pid())
-            loan_stage_sweep(lender_id=loan.lender_id, business_date=on, id_from=0, id_to=10**12)
-        except Exception as exc:
-            errors.append(("sweep", exc))
-        finally:
-            connection.close()
-
-    first = threading.Thread(target=holder)
-    first.start()
-    held.wait(10)
-    second = threading.Thread(target=sweeper)
-    second.start()
-    wait_for(lambda: sweeper_pid)
-    wait_until_waiting_for_a_lock(sweeper_pid[0])  # the sweep now waits for the loan's row
-    go.set()
-    first.join()
-    second.join()
-    return errors
+    """``hold`` takes the loan's lock in a transaction; once the sweep waits for it, ``finish``
+    runs and commits. Returns the errors of both threads."""
+    return while_held(hold=hold, finish=finish, act=lambda: loan_stage_sweep(
+        lender_id=loan.lender_id, business_date=on, id_from=0, id_to=10**12))  # fmt: skip
 
 
 def test_a_sweep_waiting_on_a_payment_does_not_restrict_the_loan_it_made_current(lender_a):
@@ -143,44 +107,17 @@ def test_a_payment_and_a_device_writer_at_once_do_not_deadlock(lender_a):
     loan_stage_sweep(lender_id=lender_a.pk, business_date=today, id_from=0, id_to=10**12)
     loan.refresh_from_db()
     assert loan.stage == "lock"
-    held, go, errors, payer_pid = threading.Event(), threading.Event(), [], []
+    owed = sum(i.total_due - i.total_paid for i in loan.installments.all())
 
-    def device_writer():  # the phone's row first, then the chain: the global order
-        try:
-            with transaction.atomic():
-                device_lock(device_id=device.pk)
-                held.set()
-                go.wait(10)
-                device_state_set(device_id=device.pk, level="lock", actor=Actor.system(),
-                                 reason="Re-issued.")  # fmt: skip
-        except Exception as exc:
-            errors.append(("device", exc))
-            held.set()
-        finally:
-            connection.close()
+    def pay():
+        payment_record(loan_id=loan.pk, lender_id=lender_a.pk, amount=Money(owed, loan.currency),
+                       channel="provider", provider="demo", provider_ref="p1",
+                       received_at=timezone.now(), actor=Actor.system())  # fmt: skip
 
-    def payer():
-        try:
-            payer_pid.append(backend_pid())
-            owed = sum(i.total_due - i.total_paid for i in loan.installments.all())
-            payment_record(loan_id=loan.pk, lender_id=lender_a.pk,
-                           amount=Money(owed, loan.currency), channel="provider", provider="demo",
-                           provider_ref="p1", received_at=timezone.now(), actor=Actor.system())  # fmt: skip
-        except Exception as exc:
-            errors.append(("payment", exc))
-        finally:
-            connection.close()
-
-    first = threading.Thread(target=device_writer)
-    first.start()
-    held.wait(10)
-    second = threading.Thread(target=payer)
-    second.start()
-    wait_for(lambda: payer_pid)
-    wait_until_waiting_for_a_lock(payer_pid[0])  # the payment now waits for the phone's row
-    go.set()
-    first.join()
-    second.join()
+    # the phone's row first, then the chain (the global order); the payment waits for the phone
+    errors = while_held(hold=lambda: device_lock(device_id=device.pk), act=pay,
+                        finish=lambda: device_state_set(device_id=device.pk, level="lock",
+                                                        actor=Actor.system(), reason="Re-issued."))  # fmt: skip
     assert errors == []
     loan.refresh_from_db()
     assert (loan.status, loan.stage) == ("paid_off", "none")

@@ -6,12 +6,10 @@ task locks the customer's row, then the chain. A FOR UPDATE there waited for the
 chain while the signing's commit waited for it: PostgreSQL killed one. The task takes
 FOR NO KEY UPDATE, which a foreign-key check does not wait for."""
 
-import threading
 import uuid
 from decimal import Decimal
 
 import pytest
-from django.db import connection, transaction
 
 from apps.collections.services import loan_sign
 from apps.core.actor import Actor
@@ -20,7 +18,7 @@ from apps.customers.models import CustomerLoginCode
 from apps.customers.services import customer_login_code_send
 from tests.customers.factories import CustomerFactory, consent_for
 from tests.lenders.factories import LoanProductFactory, restriction_policy_version_for
-from tests.waiting import backend_pid, wait_for, wait_until_waiting_for_a_lock
+from tests.waiting import while_held
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,41 +28,13 @@ def test_a_login_code_and_a_sale_for_the_same_customer_at_once_do_not_deadlock(l
     product = LoanProductFactory(lender=lender_a, min_down_payment_percent=Decimal(0))
     customer = CustomerFactory(lender=lender_a)
     consent = consent_for(customer)
-    signed, go, errors, sender_pid = threading.Event(), threading.Event(), [], []
 
-    def counter():  # signs, holds its transaction open (the chain held), then commits
-        try:
-            with transaction.atomic():
-                loan_sign(customer=customer, product=product, consent=consent,
-                          device_price=Money(Decimal(12000), "KES"),
-                          down_payment=Money(Decimal(2000), "KES"), actor=Actor.system())  # fmt: skip
-                signed.set()
-                go.wait(10)
-        except Exception as exc:
-            errors.append(("sign", exc))
-            signed.set()
-        finally:
-            connection.close()
+    def sign():  # records its audit event (the chain held); the customer's key checked at commit
+        loan_sign(customer=customer, product=product, consent=consent,
+                  device_price=Money(Decimal(12000), "KES"),
+                  down_payment=Money(Decimal(2000), "KES"), actor=Actor.system())  # fmt: skip
 
-    def sender():
-        try:
-            sender_pid.append(backend_pid())
-            customer_login_code_send(customer_id=customer.pk, request_key=str(uuid.uuid4()),
-                                     actor=Actor.system())  # fmt: skip
-        except Exception as exc:
-            errors.append(("code", exc))
-        finally:
-            connection.close()
-
-    first = threading.Thread(target=counter)
-    first.start()
-    signed.wait(10)
-    second = threading.Thread(target=sender)
-    second.start()
-    wait_for(lambda: sender_pid)
-    wait_until_waiting_for_a_lock(sender_pid[0])  # the code waits for the chain
-    go.set()
-    first.join()
-    second.join()
+    errors = while_held(hold=sign, act=lambda: customer_login_code_send(
+        customer_id=customer.pk, request_key=str(uuid.uuid4()), actor=Actor.system()))  # fmt: skip
     assert errors == []
     assert CustomerLoginCode.objects.filter(customer=customer).count() == 1
