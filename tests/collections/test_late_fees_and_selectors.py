@@ -225,21 +225,28 @@ def test_a_payoff_received_once_late_pays_the_fee_first_whether_posted_before_th
     assert first == (Decimal(75), Decimal(75), Decimal(1000))
 
 
-def test_the_replay_command_takes_back_a_fee_the_old_run_stamped_on_money_received_in_time(
-    lender_a,
-) -> None:
-    from django.core.management import call_command
+def stamped_by_the_old_run(loan) -> None:
+    """The books as the run before fees followed received time left them: a fee of 75 on
+    installment 1, paid in time but posted after that run, and the loan raised for it."""
     from django.db import connection
 
-    loan = fee_loan(lender_a)
-    pay(loan, "1000", "cb-1", IN_TIME)
-    with connection.cursor() as cursor:  # as the old run left it: a fee on the paid installment
+    with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE collections_installment SET late_fee_amount = 75, late_fee_charged = 75,"
             " late_fee_assessed_at = %s, paid_at = NULL WHERE loan_id = %s AND sequence = 1",
             [RUN, loan.pk],
         )
         cursor.execute("UPDATE collections_loan SET stage = 'alarm' WHERE id = %s", [loan.pk])
+
+
+def test_the_replay_command_takes_back_a_fee_the_old_run_stamped_on_money_received_in_time(
+    lender_a,
+) -> None:
+    from django.core.management import call_command
+
+    loan = fee_loan(lender_a)
+    pay(loan, "1000", "cb-1", IN_TIME)
+    stamped_by_the_old_run(loan)
     with time_machine.travel(datetime(2026, 2, 20, 9, tzinfo=UTC), tick=False):
         call_command("late_fees_replay")
         call_command("late_fees_replay")  # a second run changes nothing
@@ -251,18 +258,10 @@ def test_the_replay_command_takes_back_a_fee_the_old_run_stamped_on_money_receiv
 
 
 def test_a_reversal_whose_replay_takes_a_fee_back_lowers_the_stage(lender_a) -> None:
-    from django.db import connection
-
     loan = fee_loan(lender_a)
     pay(loan, "1000", "cb-1", IN_TIME)
     pay(loan, "40", "tip", IN_TIME + timedelta(days=1))
-    with connection.cursor() as cursor:  # as the old run left it: a fee on the paid installment
-        cursor.execute(
-            "UPDATE collections_installment SET late_fee_amount = 75, late_fee_charged = 75,"
-            " late_fee_assessed_at = %s, paid_at = NULL WHERE loan_id = %s AND sequence = 1",
-            [RUN, loan.pk],
-        )
-        cursor.execute("UPDATE collections_loan SET stage = 'alarm' WHERE id = %s", [loan.pk])
+    stamped_by_the_old_run(loan)
     loan.refresh_from_db()
     with time_machine.travel(datetime(2026, 2, 20, 9, tzinfo=UTC), tick=False):
         payment_reverse(loan_id=loan.pk, kind="refund", amount=Money(Decimal(40), "KES"),

@@ -90,19 +90,19 @@ def test_down_payment_limits(lender_a, price, down, error) -> None:
         )
 
 
+def weekly_declining(lender, *, rate: Decimal):
+    """47 weekly installments, declining-balance interest at ``rate`` a year, no fee."""
+    return LoanProductFactory(lender=lender, installments=47, frequency="weekly",
+                              interest_method="declining", interest_rate_percent=rate,
+                              origination_fee_percent=Decimal(0),
+                              min_down_payment_percent=Decimal(0))  # fmt: skip
+
+
 def test_quote_refuses_and_names_the_smallest_amount_when_an_installment_would_owe_zero(
     lender_a,
 ) -> None:
     # KES 0.30 over 47 weeks at 30% a year: at most 0.00 an installment but the last
-    product = LoanProductFactory(
-        lender=lender_a,
-        installments=47,
-        frequency="weekly",
-        interest_method="declining",
-        interest_rate_percent=Decimal(30),
-        origination_fee_percent=Decimal(0),
-        min_down_payment_percent=Decimal(0),
-    )
+    product = weekly_declining(lender_a, rate=Decimal(30))
     with pytest.raises(FinancedAmountTooSmall) as refused:
         loan_quote(
             product=product,
@@ -125,15 +125,7 @@ def test_quote_spreads_kes_10_over_47_installments_with_none_of_zero_when_roundi
     lender_a,
 ) -> None:
     # rounded half up, the weekly payment (0.22) paid the balance off in 46 weeks
-    product = LoanProductFactory(
-        lender=lender_a,
-        installments=47,
-        frequency="weekly",
-        interest_method="declining",
-        interest_rate_percent=Decimal(3),
-        origination_fee_percent=Decimal(0),
-        min_down_payment_percent=Decimal(0),
-    )
+    product = weekly_declining(lender_a, rate=Decimal(3))
     quote = loan_quote(
         product=product,
         device_price=kes("110"),

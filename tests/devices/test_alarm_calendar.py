@@ -46,20 +46,20 @@ def lender_in(country: str):
     return LenderFactory(country=country, currency=currency, timezone=tz)
 
 
+def alarms_set(device, key, *, at):
+    """At ``at``, the phone is given the alarm stage (ALARMS) and applies the signed state."""
+    with time_machine.travel(at, tick=False):
+        state = device_state_set(device_id=device.pk, level="alarm", alarm_times=ALARMS,
+                                 actor=Actor.system(), reason="Late.")  # fmt: skip
+        return state, phone_with_state(device, key, now=at)
+
+
 @pytest.mark.parametrize("country", MARKETS)
 def test_a_phone_does_not_ring_on_a_sunday_and_rings_on_monday(country) -> None:
     lender = lender_in(country)
     device, _, key = enrolled_phone(lender)
     friday = local(country, SUNDAY - timedelta(days=2), time(10))
-    with time_machine.travel(friday, tick=False):
-        state = device_state_set(
-            device_id=device.pk,
-            level="alarm",
-            alarm_times=ALARMS,
-            actor=Actor.system(),
-            reason="Late.",
-        )
-        phone = phone_with_state(device, key, now=friday)
+    state, phone = alarms_set(device, key, at=friday)
     days = state.document["alarm_days"]
     assert state.document["timezone"] == lender.timezone
     assert days[SUNDAY.isoformat()] == []  # a quiet date
@@ -76,15 +76,7 @@ def test_a_phone_does_not_ring_on_a_public_holiday(country) -> None:
     device, _, key = enrolled_phone(lender)
     holiday = MARKETS[country][3]
     two_days_before = local(country, holiday - timedelta(days=2), time(10))
-    with time_machine.travel(two_days_before, tick=False):
-        state = device_state_set(
-            device_id=device.pk,
-            level="alarm",
-            alarm_times=ALARMS,
-            actor=Actor.system(),
-            reason="Late.",
-        )
-        phone = phone_with_state(device, key, now=two_days_before)
+    state, phone = alarms_set(device, key, at=two_days_before)
     assert state.document["alarm_days"][holiday.isoformat()] == []
     assert not phone.rings_at(local(country, holiday, time(9)))
     reopens = MARKETS[country][4][0]  # the next open day
