@@ -1,5 +1,6 @@
 """The login form answers a customer's number and a stranger's number alike: the same SQL on
-the request's connection and the same time, so nobody learns who borrows here by timing it.
+the request's connection (make test) and the same time (make bench-login prints the medians),
+so nobody learns who borrows here by timing it.
 
 Tasks are not eager here (as in production): what the request publishes goes to Redis and
 is purged afterwards; no worker runs, so its work is not timed with the request's."""
@@ -122,6 +123,7 @@ def _median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
+@pytest.mark.bench  # make bench-login
 def test_a_customers_number_and_a_strangers_are_answered_in_the_same_time(
     client, lender_a, published_not_run, capsys
 ) -> None:
@@ -146,6 +148,7 @@ def test_a_customers_number_and_a_strangers_are_answered_in_the_same_time(
     assert abs(registered - stranger) < max(1.5, 0.10 * stranger)
 
 
+@pytest.mark.bench  # make bench-login
 def test_a_wrong_code_for_a_customers_number_and_a_strangers_is_answered_in_the_same_time(
     lender_a, published_not_run, capsys
 ) -> None:
