@@ -22,6 +22,7 @@ from apps.audit.services import audit_event_record
 from apps.core.actor import Actor
 from apps.core.errors import NotAllowed, NotFound
 from apps.core.outbox import task_enqueue_on_commit
+from apps.core.ratelimit import window_count, window_forget
 from apps.customers.consent import consent_text_sha256
 from apps.customers.errors import (
     ConsentCodeExpired,
@@ -37,7 +38,7 @@ from apps.customers.errors import (
     PhoneInvalid,
 )
 from apps.customers.events import CustomersAction
-from apps.customers.limits import number_key, window_count, window_forget
+from apps.customers.limits import number_key
 from apps.customers.models import (
     ConsentChallenge,
     ConsentRecord,

@@ -24,9 +24,9 @@ from apps.collections.selectors import (
 from apps.collections.services import loan_hardship_request, loan_promise_record
 from apps.core.actor import Actor, client_ip
 from apps.core.errors import DomainError
+from apps.core.ratelimit import window_count
 from apps.customers import forms
 from apps.customers.errors import LoginTooManyFromAddress
-from apps.customers.limits import window_count
 from apps.customers.models import Customer
 from apps.customers.selectors import consent_record_for_loan
 from apps.customers.services import (
