@@ -39,7 +39,7 @@ class SmartCollectionAdminSite(OTPAdminSite):
         user = request.user
         if user.is_authenticated and user.is_active and user.is_staff and not user.is_verified():
             return views.otp_verify(request, self)
-        return views.password_login(request, self, extra_context)
+        return super().login(request, extra_context)
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         own = [

@@ -1,9 +1,10 @@
-"""The admin login: the password step, then a second factor (set up, then verify).
+"""The two steps of the admin login after the password: set up, then verify, a second factor.
 
-The second-factor views run for a user who passed the password step but is
-not yet verified, so they are not wrapped by ``admin_view`` (which demands
-verification); each checks that state itself. Every step sends the user on
-to a ``next=`` on this site, or else to the back office's index.
+Both views run for a user who passed the password step but is not yet
+verified, so they are not wrapped by ``admin_view`` (which demands
+verification); each checks that state itself. Each sends the user on to a
+``next=`` on this site, or else to the back office's index (as the password
+step does: ``LOGIN_REDIRECT_URL``).
 """
 
 from __future__ import annotations
@@ -14,14 +15,11 @@ from urllib.parse import urlencode
 import qrcode
 import qrcode.image.svg
 from django.contrib import admin
-from django.contrib.auth import REDIRECT_FIELD_NAME
-from django.contrib.auth.views import LoginView
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
@@ -47,39 +45,6 @@ def _next_url(request: HttpRequest, site: admin.AdminSite) -> str:
     ):
         return candidate
     return reverse(f"{site.name}:index")
-
-
-@never_cache
-def password_login(
-    request: HttpRequest, site: admin.AdminSite, extra_context: dict[str, Any] | None = None
-) -> HttpResponse:
-    """The password step: Django's ``AdminSite.login``, landing on the index when ``next=``
-    is missing or points off the site.
-
-    Django's ``LoginView`` drops an unsafe ``next=`` and falls back on
-    ``LOGIN_REDIRECT_URL`` (``/accounts/profile/``, a 404 here); its
-    ``next_page`` is that fallback, so it is the admin index.
-    """
-    index = reverse(f"{site.name}:index")
-    if request.method == "GET" and site.has_permission(request):
-        return HttpResponseRedirect(index)
-    context = {
-        **site.each_context(request),
-        "title": _("Log in"),
-        "subtitle": None,
-        "app_path": request.get_full_path(),
-        "username": request.user.get_username(),
-        REDIRECT_FIELD_NAME: _next_url(request, site),
-        **(extra_context or {}),
-    }
-    request.current_app = site.name
-    view = LoginView.as_view(
-        extra_context=context,
-        authentication_form=site.login_form,
-        template_name=site.login_template,
-        next_page=index,
-    )
-    return view(request)
 
 
 def _qr_svg(data: str) -> str:

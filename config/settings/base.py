@@ -115,6 +115,10 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = f"/{ADMIN_URL}login/"
+# Where a login lands when its next= is missing or points off the site (Django drops an
+# unsafe one): the back office's index, not Django's /accounts/profile/ (a 404 here).
+# The counter's login has its own landing page. tests/accounts/test_login_next.py
+LOGIN_REDIRECT_URL = f"/{ADMIN_URL}"
 
 # Behind a reverse proxy, the client address is the Nth address from the right
 # of X-Forwarded-For; 0 means no proxy (REMOTE_ADDR). Used by axes, the audit and the API
