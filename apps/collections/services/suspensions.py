@@ -54,14 +54,11 @@ def _may_suspend(user: User, *, lender_id: int | None) -> bool:
     )
 
 
-def _lenders_of(suspension: RestrictionSuspension) -> list[int]:
-    if suspension.lender_id is not None:
-        return [suspension.lender_id]
-    return list(
-        Lender.objects.filter(country=suspension.country)
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
+def _lenders_of(*, lender_id: int | None, country: str) -> list[int]:
+    """The lenders a suspension of ``lender_id`` or of ``country`` holds, in id order."""
+    if lender_id is not None:
+        return [lender_id]
+    return list(Lender.objects.filter(country=country).order_by("pk").values_list("pk", flat=True))
 
 
 def _entries(
@@ -71,7 +68,9 @@ def _entries(
     country."""
     data = {"suspension_id": suspension.pk, "lender_id": suspension.lender_id,
             "country": suspension.country, "lower_to_reminder": suspension.lower_to_reminder}  # fmt: skip
-    chains: list[int | None] = _lenders_of(suspension)
+    chains: list[int | None] = [
+        *_lenders_of(lender_id=suspension.lender_id, country=suspension.country)
+    ]
     if suspension.lender_id is None:
         chains.append(None)
     return {
@@ -106,8 +105,7 @@ def restrictions_suspend(
         raise SuspensionNotAllowed()
     # wait for the sweeps and manual locks under way for these lenders (they hold the lock
     # shared): from this commit on, none raises anything (tests/collections/test_suspensions.py)
-    lenders = [lender_id] if lender_id is not None else list(
-        Lender.objects.filter(country=country).order_by("pk").values_list("pk", flat=True))  # fmt: skip
+    lenders = _lenders_of(lender_id=lender_id, country=country)
     for pk in lenders:
         restrictions_hold_exclusive(lender_id=pk)
     suspension = RestrictionSuspension(lender_id=lender_id, country=country, reason=reason,
@@ -124,7 +122,7 @@ def restrictions_suspend(
     from apps.collections.tasks import restrictions_suspension_apply_task
 
     tasks_enqueue_on_commit(restrictions_suspension_apply_task, [
-        {"lender_id": pk, "suspension_id": suspension.pk} for pk in _lenders_of(suspension)
+        {"lender_id": pk, "suspension_id": suspension.pk} for pk in lenders
     ])  # fmt: skip
     return suspension
 
