@@ -1,7 +1,10 @@
 import os
+import re
 from pathlib import Path
 
 import pytest
+
+from tests.waiting import wait_for
 
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
@@ -56,3 +59,12 @@ def admin_log_in(page, url: str, user) -> None:
     page.fill("#id_otp_token", current_code(totp))
     page.click("#otp-form input[type=submit]")
     page.wait_for_url(url)
+
+
+def texted_code(sms_outbox: list[tuple[str, str]], sent_before: int) -> str:
+    """The six-digit code in the first SMS after the ``sent_before`` already in the outbox.
+
+    Codes leave through the outbox and a worker, so the page can answer before the message
+    is sent: wait for it rather than read an outbox the worker has not reached yet."""
+    wait_for(lambda: len(sms_outbox) > sent_before)
+    return re.search(r"\b(\d{6})\b", sms_outbox[sent_before][1]).group(1)

@@ -3,7 +3,6 @@ person with another customer's number is stopped at step 1 with that customer's 
 name on the number; and each customer, logging in with their number, sees their own loan
 and never the other's."""
 
-import re
 from decimal import Decimal
 
 import pytest
@@ -15,6 +14,7 @@ from apps.core.money import Money
 from apps.customers.models import Customer
 from apps.retailers.models import Sale
 from tests.accounts.factories import PASSWORD
+from tests.browser.conftest import texted_code
 from tests.collections.factories import signed_loan
 from tests.customers.factories import consent_for
 from tests.lenders.factories import LoanProductFactory, restriction_policy_version_for
@@ -81,7 +81,7 @@ def _log_in(browser, live_server, lender, phone: str, sms_outbox):
     sent = len(sms_outbox)
     page.click("button[type=submit]")
     page.wait_for_url("**/login/code/")
-    code = re.search(r"\b(\d{6})\b", sms_outbox[sent][1]).group(1)
+    code = texted_code(sms_outbox, sent)
     page.fill("#id_code", code)
     page.click("button[type=submit]")
     page.wait_for_url(f"**/my/{lender.slug}/")
