@@ -24,8 +24,14 @@ def lender_a() -> Lender:
 
 @pytest.fixture
 def lender_b() -> Lender:
-    return LenderFactory(slug="lender-b", name="Lender B", country="MX", currency="MXN",
-                         timezone="America/Mexico_City", locale="es")  # fmt: skip
+    return LenderFactory(
+        slug="lender-b",
+        name="Lender B",
+        country="MX",
+        currency="MXN",
+        timezone="America/Mexico_City",
+        locale="es",
+    )
 
 
 @pytest.fixture
@@ -110,8 +116,14 @@ def redis_worker():
         for queue in settings.TASK_QUEUE_NAMES:
             conn.default_channel.queue_purge(queue)
     try:
-        with start_worker(app, pool="solo", perform_ping_check=False, loglevel="WARNING",
-                          queues=list(settings.TASK_QUEUE_NAMES), shutdown_timeout=10):  # fmt: skip
+        with start_worker(
+            app,
+            pool="solo",
+            perform_ping_check=False,
+            loglevel="WARNING",
+            queues=list(settings.TASK_QUEUE_NAMES),
+            shutdown_timeout=10,
+        ):
             yield
     finally:
         app.conf.task_always_eager = True
@@ -134,9 +146,16 @@ def _pay_due(loan, *, at, ack_after):
             for i in loan.installments.all()
             if i.due_date <= lender_local_date(lender=loan.lender)
         ]
-        payment_record(loan_id=loan.pk, amount=Money(sum(i.total_due for i in due), loan.currency),
-                       channel="manual", provider="manual", provider_ref=f"pay-{loan.pk}", received_at=at,
-                       actor=Actor.system(), reason="Paid at the shop.")  # fmt: skip
+        payment_record(
+            loan_id=loan.pk,
+            amount=Money(sum(i.total_due for i in due), loan.currency),
+            channel="manual",
+            provider="manual",
+            provider_ref=f"pay-{loan.pk}",
+            received_at=at,
+            actor=Actor.system(),
+            reason="Paid at the shop.",
+        )
     device = Device.objects.get(loan=loan)
     with time_machine.travel(at + ack_after, tick=False):
         device_ack(
@@ -159,11 +178,17 @@ def book(lender_a):
     from tests.devices.factories import enrolled_phone
 
     now = timezone.now()
-    loans = {name: enrolled_phone(lender_a, signed_at=now - timedelta(days=days))[0].loan
-             for name, days in {"A": 10, "B": 55, "E": 45, "F": 70, "C": 110, "G": 110}.items()}  # fmt: skip
+    loans = {
+        name: enrolled_phone(lender_a, signed_at=now - timedelta(days=days))[0].loan
+        for name, days in {"A": 10, "B": 55, "E": 45, "F": 70, "C": 110, "G": 110}.items()
+    }
     with time_machine.travel(now - timedelta(days=10), tick=False):
-        loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a),
-                         id_from=0, id_to=10**12)  # fmt: skip
+        loan_stage_sweep(
+            lender_id=lender_a.pk,
+            business_date=lender_local_date(lender=lender_a),
+            id_from=0,
+            id_to=10**12,
+        )
     _pay_due(loans["B"], at=now - timedelta(days=7), ack_after=timedelta(seconds=30))
     _pay_due(loans["G"], at=now - timedelta(days=5), ack_after=timedelta(seconds=90))
     for loan in loans.values():

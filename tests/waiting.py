@@ -26,16 +26,21 @@ def wait_until_waiting_for_a_lock(pid: int, timeout: float = 20.0) -> None:
 
     def waiting() -> bool:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s",
-                           [pid])  # fmt: skip
+            cursor.execute(
+                "SELECT wait_event_type = 'Lock' FROM pg_stat_activity WHERE pid = %s", [pid]
+            )
             row = cursor.fetchone()
         return bool(row and row[0])
 
     wait_for(waiting, timeout)
 
 
-def while_held(*, hold: Callable[[], object], act: Callable[[], object],
-               finish: Callable[[], object] = lambda: None) -> list[tuple[str, Exception]]:  # fmt: skip
+def while_held(
+    *,
+    hold: Callable[[], object],
+    act: Callable[[], object],
+    finish: Callable[[], object] = lambda: None,
+) -> list[tuple[str, Exception]]:
     """Two threads, for race tests: the first runs ``hold`` in a transaction and keeps it open;
     once the second, running ``act``, waits for a lock, the first runs ``finish`` and commits.
     Returns the errors of both, named "hold" and "act"."""

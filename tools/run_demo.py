@@ -114,15 +114,24 @@ def start_phones(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
     wait_for_server()
     minted = subprocess.run(
         [sys.executable, "manage.py", "demo_enrollment_codes", "--out", str(phones)],
-        cwd=ROOT, env=env, check=True, capture_output=True, text=True,
-    ).stdout.split()  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
     interval = env.get("DEMO_PHONE_INTERVAL", "10")
     sim = [sys.executable, "-m", "tools.agent_sim", "--interval", interval]
-    commands = [[*sim, "--keep", str(phones / f"{imei}.json"), "--qr", png, "--imei", imei]
-                for imei, png in zip(minted[::2], minted[1::2], strict=True)]  # fmt: skip
+    commands = [
+        [*sim, "--keep", str(phones / f"{imei}.json"), "--qr", png, "--imei", imei]
+        for imei, png in zip(minted[::2], minted[1::2], strict=True)
+    ]
     fresh = {f"{imei}.json" for imei in minted[::2]}
-    commands += [[*sim, "--keep", str(kept), "--server", env["AGENT_API_BASE_URL"]]
-                 for kept in sorted(phones.glob("*.json")) if kept.name not in fresh]  # fmt: skip
+    commands += [
+        [*sim, "--keep", str(kept), "--server", env["AGENT_API_BASE_URL"]]
+        for kept in sorted(phones.glob("*.json"))
+        if kept.name not in fresh
+    ]
     print(f"run: {len(commands)} simulated phones check in every {interval} s")
     phones_started = [subprocess.Popen(command, cwd=ROOT, env=env) for command in commands]
     deadline = time.monotonic() + 30  # the fresh phones save themselves once enrolled
@@ -160,15 +169,31 @@ def main() -> int:
         manage("seed_demo", env=env)
         manage("setup_periodic_tasks", env=env)
         celery = [sys.executable, "-m", "celery", "-A", "config"]
-        children.append(subprocess.Popen(
-            [*celery, "worker", "-l", "INFO", "--concurrency", "2", "--without-mingle",
-             "--without-gossip", "-Q", "sweep,push,notify,webhooks,default"],
-            cwd=ROOT, env=env,
-        ))  # fmt: skip
-        children.append(subprocess.Popen(
-            [*celery, "beat", "-l", "INFO", "--schedule", str(RUN_DIR / "celerybeat-schedule")],
-            cwd=ROOT, env=env,
-        ))  # fmt: skip
+        children.append(
+            subprocess.Popen(
+                [
+                    *celery,
+                    "worker",
+                    "-l",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                    "--without-mingle",
+                    "--without-gossip",
+                    "-Q",
+                    "sweep,push,notify,webhooks,default",
+                ],
+                cwd=ROOT,
+                env=env,
+            )
+        )
+        children.append(
+            subprocess.Popen(
+                [*celery, "beat", "-l", "INFO", "--schedule", str(RUN_DIR / "celerybeat-schedule")],
+                cwd=ROOT,
+                env=env,
+            )
+        )
         children.append(
             subprocess.Popen([sys.executable, "manage.py", "runserver", ADDRESS], cwd=ROOT, env=env)
         )

@@ -43,9 +43,23 @@ from apps.lenders.selectors import restriction_stage_list
 
 HERE = Path(__file__).resolve().parent
 FONTS = HERE / "fonts"
-EVENT_FIELDS = ("seq", "occurred_at", "actor_type", "actor_id", "action", "target_type",
-                "target_id", "data", "data_text", "reason", "ip", "user_agent", "prev_hash", "hash",
-                "format")  # fmt: skip
+EVENT_FIELDS = (
+    "seq",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "action",
+    "target_type",
+    "target_id",
+    "data",
+    "data_text",
+    "reason",
+    "ip",
+    "user_agent",
+    "prev_hash",
+    "hash",
+    "format",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,8 +106,10 @@ def loan_evidence_build(
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         archive.writestr("evidence.pdf", _pdf(loan=loan, pack=pack))
-        archive.writestr("audit-events.json", json.dumps(pack, cls=DjangoJSONEncoder, indent=1,
-                                                         ensure_ascii=False))  # fmt: skip
+        archive.writestr(
+            "audit-events.json",
+            json.dumps(pack, cls=DjangoJSONEncoder, indent=1, ensure_ascii=False),
+        )
         archive.writestr("verify.py", (HERE / "evidence_verify.py").read_text())
         archive.writestr("hashing.py", (HERE / "hashing.py").read_text())
         archive.writestr("README.txt", _README.format(reference=loan.reference))
@@ -158,8 +174,11 @@ def _pdf(*, loan: Loan, pack: dict[str, Any]) -> bytes:
     pdf.set_font("body", "", 9)
     pdf.line_of("Generated", f"{pack['generated_at']} by {pack['exported_by']}")
     pdf.line_of("Status, stage", f"{loan.status}, {loan.stage}")
-    pdf.line_of("Financed", f"{loan.financed_amount} {loan.currency}; left to pay "
-                            f"{loan_outstanding(loan=loan).amount} {loan.currency}")  # fmt: skip
+    pdf.line_of(
+        "Financed",
+        f"{loan.financed_amount} {loan.currency}; left to pay "
+        f"{loan_outstanding(loan=loan).amount} {loan.currency}",
+    )
     pdf.line_of("Signed", loan.signed_at)
 
     customer = loan.customer
@@ -169,12 +188,21 @@ def _pdf(*, loan: Loan, pack: dict[str, Any]) -> bytes:
     )
     consent = loan.consent
     if consent is not None:
-        pdf.line_of("Consent recorded", f"{consent.created_at.isoformat()} by {consent.method} "
-                                        f"(code check: {consent.code_check})")  # fmt: skip
-        pdf.line_of("Where", f"shop {consent.shop_id}, clerk {consent.clerk_id}, address "
-                             f"{consent.ip or '-'}, browser {consent.user_agent or '-'}")  # fmt: skip
-        pdf.line_of("Text", f"version {consent.text_version}, language {consent.locale}, "
-                            f"SHA-256 {consent.text_sha256}")  # fmt: skip
+        pdf.line_of(
+            "Consent recorded",
+            f"{consent.created_at.isoformat()} by {consent.method} "
+            f"(code check: {consent.code_check})",
+        )
+        pdf.line_of(
+            "Where",
+            f"shop {consent.shop_id}, clerk {consent.clerk_id}, address "
+            f"{consent.ip or '-'}, browser {consent.user_agent or '-'}",
+        )
+        pdf.line_of(
+            "Text",
+            f"version {consent.text_version}, language {consent.locale}, "
+            f"SHA-256 {consent.text_sha256}",
+        )
         pdf.set_font("body", "", 8)
         pdf.multi_cell(
             0, 4.2, consent.text, border=1, padding=2, new_x=XPos.LMARGIN, new_y=YPos.NEXT
@@ -182,30 +210,67 @@ def _pdf(*, loan: Loan, pack: dict[str, Any]) -> bytes:
         pdf.set_font("body", "", 9)
 
     pdf.heading("Schedule")
-    pdf.rows(("#", "due", "amount", "paid", "status"),
-             [(r.sequence, r.due_date, r.due.amount, r.paid.amount, r.status) for r in loan_schedule(loan=loan)],
-             (10, 30, 35, 35, 30))  # fmt: skip
+    pdf.rows(
+        ("#", "due", "amount", "paid", "status"),
+        [
+            (r.sequence, r.due_date, r.due.amount, r.paid.amount, r.status)
+            for r in loan_schedule(loan=loan)
+        ],
+        (10, 30, 35, 35, 30),
+    )
 
     pdf.heading("Payments")
     payments = list(payment_list_for_loan(loan=loan))
     if payments:
-        pdf.rows(("received", "amount", "channel", "provider", "reference"),
-                 [(p.received_at.isoformat(timespec="seconds"), f"{p.amount} {p.currency}", p.channel,
-                   p.provider, p.provider_ref) for p in payments],
-                 (42, 28, 20, 25, 65))  # fmt: skip
+        pdf.rows(
+            ("received", "amount", "channel", "provider", "reference"),
+            [
+                (
+                    p.received_at.isoformat(timespec="seconds"),
+                    f"{p.amount} {p.currency}",
+                    p.channel,
+                    p.provider,
+                    p.provider_ref,
+                )
+                for p in payments
+            ],
+            (42, 28, 20, 25, 65),
+        )
     else:
         pdf.cell(0, 5, "None.", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     pdf.heading("Restrictions")
     changes = list(loan_stage_change_list(loan=loan))
     if changes:
-        pdf.rows(("business date", "from", "to", "cause", "days overdue", "policy version", "phone state"),
-                 [(c.business_date, c.from_stage, c.to_stage, c.cause, c.days_overdue, c.policy_version_id,
-                   c.device_version or "-") for c in changes],
-                 (26, 22, 22, 20, 24, 26, 24))  # fmt: skip
+        pdf.rows(
+            (
+                "business date",
+                "from",
+                "to",
+                "cause",
+                "days overdue",
+                "policy version",
+                "phone state",
+            ),
+            [
+                (
+                    c.business_date,
+                    c.from_stage,
+                    c.to_stage,
+                    c.cause,
+                    c.days_overdue,
+                    c.policy_version_id,
+                    c.device_version or "-",
+                )
+                for c in changes
+            ],
+            (26, 22, 22, 20, 24, 26, 24),
+        )
         versions = {c.policy_version_id for c in changes}
-        ladder = [(s.policy_version_id, s.days_overdue, s.action)
-                  for s in restriction_stage_list(policy_version_ids=versions)]  # fmt: skip
+        ladder = [
+            (s.policy_version_id, s.days_overdue, s.action)
+            for s in restriction_stage_list(policy_version_ids=versions)
+        ]
         pdf.ln(2)
         pdf.rows(("policy version", "from day overdue", "stage"), ladder, (40, 40, 60))
     else:
@@ -214,29 +279,56 @@ def _pdf(*, loan: Loan, pack: dict[str, Any]) -> bytes:
     pdf.heading("Phone")
     acks = [e for e in pack["events"] if e["action"] == "devices.state.acknowledged"]
     for device in device_list_for_loan(loan_id=loan.pk, lender_id=loan.lender_id):
-        pdf.line_of("Phone", f"{device.brand} {device.model_name}, IMEI {device.imei}, {device.status}, "
-                             f"enrolled {device.enrolled_at or '-'}")  # fmt: skip
-        pdf.rows(("version", "level", "issued", "signing key"),
-                 [(s.version, s.level, s.created_at.isoformat(timespec="seconds"), s.key_version)
-                  for s in device_state_list(device=device)],
-                 (20, 30, 60, 30))  # fmt: skip
+        pdf.line_of(
+            "Phone",
+            f"{device.brand} {device.model_name}, IMEI {device.imei}, {device.status}, "
+            f"enrolled {device.enrolled_at or '-'}",
+        )
+        pdf.rows(
+            ("version", "level", "issued", "signing key"),
+            [
+                (s.version, s.level, s.created_at.isoformat(timespec="seconds"), s.key_version)
+                for s in device_state_list(device=device)
+            ],
+            (20, 30, 60, 30),
+        )
         mine = [e for e in acks if e["target_id"] == str(device.pk)]
         if mine:
             pdf.ln(1)
-            pdf.rows(("acknowledged at", "version"),
-                     [(e["occurred_at"], (e["data"].get("version") or {}).get("new", "-")) for e in mine], (60, 30))  # fmt: skip
+            pdf.rows(
+                ("acknowledged at", "version"),
+                [
+                    (e["occurred_at"], (e["data"].get("version") or {}).get("new", "-"))
+                    for e in mine
+                ],
+                (60, 30),
+            )
 
     pdf.heading("Audit events")
     chain = pack["chain"]
     pdf.line_of(
         "Chain", f"lender {chain['lender_id']}, head seq {chain['head_seq']}, {chain['head_hash']}"
     )
-    pdf.rows(("seq", "when (UTC)", "who", "what", "hash"),
-             [(e["seq"], e["occurred_at"][:19], f"{e['actor_type']} {e['actor_id']}".strip(), e["action"],
-               e["hash"][:16] + "…") for e in pack["events"]],
-             (14, 38, 28, 70, 38))  # fmt: skip
+    pdf.rows(
+        ("seq", "when (UTC)", "who", "what", "hash"),
+        [
+            (
+                e["seq"],
+                e["occurred_at"][:19],
+                f"{e['actor_type']} {e['actor_id']}".strip(),
+                e["action"],
+                e["hash"][:16] + "…",
+            )
+            for e in pack["events"]
+        ],
+        (14, 38, 28, 70, 38),
+    )
     pdf.ln(2)
-    pdf.multi_cell(0, 4.5, "Each event's hash covers its fields and the previous event's hash "
-                           "(docs/audit.md). audit-events.json holds them in full; "
-                           "python verify.py audit-events.json checks them.")  # fmt: skip
+    pdf.multi_cell(
+        0,
+        4.5,
+        "Each event's hash covers its fields and the previous event's hash "
+        "(docs/audit.md). audit-events.json holds them in full; "
+        "python verify.py audit-events.json checks them.",
+    )
     return bytes(pdf.output())

@@ -22,8 +22,19 @@ try:  # beside hashing.py in the evidence file
 except ImportError:  # inside the application
     from apps.audit.hashing import event_hash, event_hash_v1
 
-FIELDS = ("seq", "occurred_at", "actor_type", "actor_id", "action", "target_type", "target_id",
-          "reason", "ip", "user_agent", "prev_hash")  # fmt: skip
+FIELDS = (
+    "seq",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "action",
+    "target_type",
+    "target_id",
+    "reason",
+    "ip",
+    "user_agent",
+    "prev_hash",
+)
 
 
 def check(evidence: dict[str, Any]) -> str | None:

@@ -56,9 +56,20 @@ def event_line(
     user_agent: str,
 ) -> str:
     """Format 2's line of one event, without its ``prev_hash`` field."""
-    fields = ["" if lender_id is None else str(lender_id), str(seq), canonical_time(occurred_at),
-              actor_type, actor_id, action, target_type, target_id, data_text, reason, ip,
-              user_agent]  # fmt: skip
+    fields = [
+        "" if lender_id is None else str(lender_id),
+        str(seq),
+        canonical_time(occurred_at),
+        actor_type,
+        actor_id,
+        action,
+        target_type,
+        target_id,
+        data_text,
+        reason,
+        ip,
+        user_agent,
+    ]
     return "|".join([str(FORMAT_VERSION), *map(field, fields)])
 
 

@@ -13,9 +13,24 @@ from apps.audit.hashing import event_hash, event_hash_v1
 from apps.audit.models import GENESIS_HASH, AuditChain, AuditEvent
 
 _VERIFY_FIELDS = (
-    "id", "seq", "lender_id", "occurred_at", "actor_type", "actor_id", "action", "target_type",
-    "target_id", "data", "data_text", "reason", "ip", "user_agent", "prev_hash", "hash", "format",
-)  # fmt: skip
+    "id",
+    "seq",
+    "lender_id",
+    "occurred_at",
+    "actor_type",
+    "actor_id",
+    "action",
+    "target_type",
+    "target_id",
+    "data",
+    "data_text",
+    "reason",
+    "ip",
+    "user_agent",
+    "prev_hash",
+    "hash",
+    "format",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +117,22 @@ def _verify(*, chain: AuditChain, chunk_size: int) -> ChainBreak | None:
 
 
 def _recompute(event: dict[str, Any], *, lender_id: int | None) -> str | None:
-    fields = {name: event[name] for name in (
-        "seq", "occurred_at", "actor_type", "actor_id", "action", "target_type", "target_id",
-        "reason", "ip", "user_agent", "prev_hash")}  # fmt: skip
+    fields = {
+        name: event[name]
+        for name in (
+            "seq",
+            "occurred_at",
+            "actor_type",
+            "actor_id",
+            "action",
+            "target_type",
+            "target_id",
+            "reason",
+            "ip",
+            "user_agent",
+            "prev_hash",
+        )
+    }
     if event["format"] == 2:
         return event_hash(lender_id=lender_id, data_text=event["data_text"], **fields)
     if event["format"] == 1:

@@ -106,13 +106,23 @@ def audit_events_record(
     for i, (pk, seq, prev_hash, hash_, data) in enumerate(rows):
         entry = entries[i]
         event = AuditEvent(
-            chain=chain, seq=seq, lender_id=lender_id, occurred_at=now,
-            actor_type=columns["actor_type"][i], actor_id=columns["actor_id"][i],
-            action=columns["action"][i], target_type=columns["target_type"][i],
-            target_id=columns["target_id"][i], data=json.loads(data), reason=entry.reason,
-            ip=columns["ip"][i], user_agent=entry.actor.user_agent, prev_hash=prev_hash,
-            hash=hash_, format=FORMAT_VERSION,
-        )  # fmt: skip
+            chain=chain,
+            seq=seq,
+            lender_id=lender_id,
+            occurred_at=now,
+            actor_type=columns["actor_type"][i],
+            actor_id=columns["actor_id"][i],
+            action=columns["action"][i],
+            target_type=columns["target_type"][i],
+            target_id=columns["target_id"][i],
+            data=json.loads(data),
+            reason=entry.reason,
+            ip=columns["ip"][i],
+            user_agent=entry.actor.user_agent,
+            prev_hash=prev_hash,
+            hash=hash_,
+            format=FORMAT_VERSION,
+        )
         mark_saved(event, pk)
         events.append(event)
     return events
@@ -151,10 +161,14 @@ def audit_events_record_select(
     source = _ONE_ACTOR_SOURCE.replace("{rows}", rows)
     params = {
         **params,
-        "audit_actor_type": actor.type.value, "audit_actor_id": actor.id or "",
-        "audit_action": str(action), "audit_target_type": target_type, "audit_reason": reason,
-        "audit_ip": _normalise_ip(actor.ip), "audit_user_agent": actor.user_agent,
-    }  # fmt: skip
+        "audit_actor_type": actor.type.value,
+        "audit_actor_id": actor.id or "",
+        "audit_action": str(action),
+        "audit_target_type": target_type,
+        "audit_reason": reason,
+        "audit_ip": _normalise_ip(actor.ip),
+        "audit_user_agent": actor.user_agent,
+    }
     found, _, _ = _append(lender_id=lender_id, source=source, params=params, returning=False)
     return found[0][0]
 
@@ -170,9 +184,20 @@ def _append_sql(*, returning: bool) -> str:
     on from the head, writes each one's format 2 line (``hashing.event_line``),
     chains the hashes with the ``audit_chain_hash`` window aggregate, inserts
     them and moves the head, in one statement under the head's row lock."""
-    hashed_fields = ["%(audit_lender)s", "seq::text", "%(audit_occurred)s", "actor_type",
-                     "actor_id", "action", "target_type", "target_id", "data::text", "reason",
-                     "ip", "user_agent"]  # fmt: skip
+    hashed_fields = [
+        "%(audit_lender)s",
+        "seq::text",
+        "%(audit_occurred)s",
+        "actor_type",
+        "actor_id",
+        "action",
+        "target_type",
+        "target_id",
+        "data::text",
+        "reason",
+        "ip",
+        "user_agent",
+    ]
     line = " || '|' || ".join([f"'{FORMAT_VERSION}'", *map(_field_sql, hashed_fields)])
     table = AuditEvent._meta.db_table
     result = (
@@ -217,10 +242,14 @@ def _append(
     now = timezone.now()
     params = {
         **params,
-        "audit_chain": chain.pk, "audit_last_seq": chain.last_seq, "audit_start": chain.last_hash,
-        "audit_now": now, "audit_occurred": canonical_time(now), "audit_lender_id": lender_id,
+        "audit_chain": chain.pk,
+        "audit_last_seq": chain.last_seq,
+        "audit_start": chain.last_hash,
+        "audit_now": now,
+        "audit_occurred": canonical_time(now),
+        "audit_lender_id": lender_id,
         "audit_lender": "" if lender_id is None else str(lender_id),
-    }  # fmt: skip
+    }
     with connection.cursor() as cursor:
         cursor.execute(_append_sql(returning=returning).replace("{source}", source), params)
         rows = cursor.fetchall()
@@ -292,8 +321,12 @@ def loan_evidence_export(*, loan: Any, actor: Actor) -> Any:
     from apps.audit.evidence import loan_evidence_build
 
     with transaction.atomic():
-        audit_event_record(actor=actor, action=AuditAction.EVIDENCE_EXPORTED, target=loan,
-                           data={"reference": loan.reference})  # fmt: skip
+        audit_event_record(
+            actor=actor,
+            action=AuditAction.EVIDENCE_EXPORTED,
+            target=loan,
+            data={"reference": loan.reference},
+        )
     return loan_evidence_build(
         loan=loan, exported_by=f"{actor.type.value} {actor.id or ''}".strip()
     )

@@ -80,8 +80,19 @@ from apps.notifications.models import Notification
 
 class InstallmentInline(ScopedReadOnlyInline):
     model = Installment
-    fields = ("sequence", "due_date", "principal_amount", "interest_amount", "fee_amount",
-              "late_fee_amount", "principal_paid", "interest_paid", "fee_paid", "late_fee_paid", "paid_at")  # fmt: skip
+    fields = (
+        "sequence",
+        "due_date",
+        "principal_amount",
+        "interest_amount",
+        "fee_amount",
+        "late_fee_amount",
+        "principal_paid",
+        "interest_paid",
+        "fee_paid",
+        "late_fee_paid",
+        "paid_at",
+    )
     readonly_fields = fields
     ordering = ("sequence",)
 
@@ -105,8 +116,16 @@ class PaymentInline(ScopedReadOnlyInline):
 class StageChangeInline(ScopedReadOnlyInline):
     model = LoanStageChange
     verbose_name_plural = _("Restriction stage history")
-    fields = ("created_at", "from_stage", "to_stage", "cause", "days_overdue", "business_date",
-              "policy_version", "device_version")  # fmt: skip
+    fields = (
+        "created_at",
+        "from_stage",
+        "to_stage",
+        "cause",
+        "days_overdue",
+        "business_date",
+        "policy_version",
+        "device_version",
+    )
     readonly_fields = fields
     ordering = ("-created_at", "-id")
 
@@ -130,8 +149,18 @@ class _DecisionInline(ScopedReadOnlyInline):
 class PauseInline(_DecisionInline):
     model = LoanPause
     verbose_name_plural = _("Promises and pauses")
-    fields = ("kind", "status", "starts_on", "ends_on", "promised_amount", "reason",
-              "requested_by", "decided_by", "decision_reason", "decide")  # fmt: skip
+    fields = (
+        "kind",
+        "status",
+        "starts_on",
+        "ends_on",
+        "promised_amount",
+        "reason",
+        "requested_by",
+        "decided_by",
+        "decision_reason",
+        "decide",
+    )
     readonly_fields = fields
     ordering = ("-created_at",)
 
@@ -141,8 +170,16 @@ class PauseInline(_DecisionInline):
 class ManualLockInline(_DecisionInline):
     model = ManualLock
     verbose_name_plural = _("Manual locks (two-person rule)")
-    fields = ("created_at", "status", "reason", "requested_by", "decided_by", "decided_at",
-              "decision_reason", "decide")  # fmt: skip
+    fields = (
+        "created_at",
+        "status",
+        "reason",
+        "requested_by",
+        "decided_by",
+        "decided_at",
+        "decision_reason",
+        "decide",
+    )
     readonly_fields = fields
     ordering = ("-created_at",)
 
@@ -152,8 +189,16 @@ class ManualLockInline(_DecisionInline):
 class NotificationInline(ScopedReadOnlyInline):
     model = Notification
     verbose_name_plural = _("Messages to the customer (latest 20)")
-    fields = ("created_at", "kind", "status", "body", "scheduled_for", "pushed_at", "acked_at",
-              "sms_sent_at")  # fmt: skip
+    fields = (
+        "created_at",
+        "kind",
+        "status",
+        "body",
+        "scheduled_for",
+        "pushed_at",
+        "acked_at",
+        "sms_sent_at",
+    )
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> Any:
@@ -204,8 +249,11 @@ class WorkQueueFilter(admin.SimpleListFilter):
         if self.value() not in WorkQueue.values:
             return queryset
         lender_id = user_lender_id(request.user)
-        today = (lender_local_date(lender=Lender.objects.get(pk=lender_id)) if lender_id
-                 else timezone.localdate())  # fmt: skip
+        today = (
+            lender_local_date(lender=Lender.objects.get(pk=lender_id))
+            if lender_id
+            else timezone.localdate()
+        )
         return loan_work_queue(queryset, queue=self.value(), today=today)
 
 
@@ -224,8 +272,13 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     )
     list_filter = (WorkQueueFilter, "status", "stage", "shop", "product", "lender")
     actions = ("bulk_resend", "bulk_hardship_pause")
-    search_fields = ("reference", "customer__full_name", "customer__phone", "customer__national_id",
-                     "=devices__imei")  # fmt: skip
+    search_fields = (
+        "reference",
+        "customer__full_name",
+        "customer__phone",
+        "customer__national_id",
+        "=devices__imei",
+    )
 
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Loan], search_term: str
@@ -239,8 +292,14 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         return found, duplicates
 
     readonly_fields = ("summary", "phone", "audit_trail")
-    inlines = (InstallmentInline, PaymentInline, StageChangeInline, PauseInline, ManualLockInline,
-               NotificationInline)  # fmt: skip
+    inlines = (
+        InstallmentInline,
+        PaymentInline,
+        StageChangeInline,
+        PauseInline,
+        ManualLockInline,
+        NotificationInline,
+    )
     change_form_template = "admin/collections/loan/change_form.html"
 
     @admin.display(description=_("status"), ordering="status")
@@ -263,8 +322,13 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         )
         if loan.released_with_arrears:
             released = lender_local_date(lender=loan.lender, at=loan.collateral_released_at)
-            return str(_("Released with arrears: the phone was released on %(date)s and can no "
-                         "longer be restricted. %(balance)s") % {"date": released, "balance": balance})  # fmt: skip
+            return str(
+                _(
+                    "Released with arrears: the phone was released on %(date)s and can no "
+                    "longer be restricted. %(balance)s"
+                )
+                % {"date": released, "balance": balance}
+            )
         return balance
 
     @admin.display(description=_("Phone"))
@@ -276,24 +340,47 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         rows = []
         for device in devices:
             url = reverse("admin:devices_device_change", args=[device.pk])
-            lag = _("in sync") if device.sync_lag is None else _("behind for %(lag)s") % {
-                "lag": str(device.sync_lag).split(".")[0]}  # fmt: skip
-            rows.append(format_html(
-                '<a href="{}">{} {}</a> · IMEI {} · {} · {} v{} · {} v{} · {} · {} {}', url, device.brand,
-                device.model_name, device.imei, device.get_status_display(), _("should be on"),
-                device.desired_version, _("acknowledged"), device.acked_version, lag, _("last seen"),
-                device.last_seen_at or "-",
-            ))  # fmt: skip
+            lag = (
+                _("in sync")
+                if device.sync_lag is None
+                else _("behind for %(lag)s") % {"lag": str(device.sync_lag).split(".")[0]}
+            )
+            rows.append(
+                format_html(
+                    '<a href="{}">{} {}</a> · IMEI {} · {} · {} v{} · {} v{} · {} · {} {}',
+                    url,
+                    device.brand,
+                    device.model_name,
+                    device.imei,
+                    device.get_status_display(),
+                    _("should be on"),
+                    device.desired_version,
+                    _("acknowledged"),
+                    device.acked_version,
+                    lag,
+                    _("last seen"),
+                    device.last_seen_at or "-",
+                )
+            )
         return format_html_join(mark_safe("<br>"), "{}", ((row,) for row in rows)) or "-"
 
     @admin.display(description=_("Audit trail (latest 30)"))
     def audit_trail(self, loan: Loan) -> str:
         events = audit_event_list_for_loan(loan=loan)
         rows = format_html_join(
-            "", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}…</code></td></tr>",
-            ((e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"), f"{e.actor_type} {e.actor_id}".strip(), e.action,
-              e.reason or "", e.hash[:12]) for e in events),
-        )  # fmt: skip
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}…</code></td></tr>",
+            (
+                (
+                    e.occurred_at.strftime("%Y-%m-%d %H:%M:%S"),
+                    f"{e.actor_type} {e.actor_id}".strip(),
+                    e.action,
+                    e.reason or "",
+                    e.hash[:12],
+                )
+                for e in events
+            ),
+        )
         return format_html('<table class="audit-trail">{}</table>', rows) if events else "-"
 
     def get_urls(self) -> list[Any]:
@@ -303,15 +390,23 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         lock_decide = self.admin_site.admin_view(self.manual_lock_decide_view)
         evidence = self.admin_site.admin_view(self.evidence_view)
         dashboard = self.admin_site.admin_view(self.portfolio_view)
-        return [path("portfolio/", dashboard, name="collections_loan_portfolio"),
-                path("<int:object_id>/record-payment/", view, name="collections_loan_record_payment"),
-                path("<int:object_id>/evidence/", evidence, name="collections_loan_evidence"),
-                path("<int:object_id>/manual-locks/<int:request_id>/decide/", lock_decide,
-                     name="collections_loan_manual_lock_decide"),
-                path("<int:object_id>/act/<slug:action>/", action, name="collections_loan_act"),
-                path("<int:object_id>/pauses/<int:pause_id>/decide/", decide,
-                     name="collections_loan_pause_decide"),
-                *super().get_urls()]  # fmt: skip
+        return [
+            path("portfolio/", dashboard, name="collections_loan_portfolio"),
+            path("<int:object_id>/record-payment/", view, name="collections_loan_record_payment"),
+            path("<int:object_id>/evidence/", evidence, name="collections_loan_evidence"),
+            path(
+                "<int:object_id>/manual-locks/<int:request_id>/decide/",
+                lock_decide,
+                name="collections_loan_manual_lock_decide",
+            ),
+            path("<int:object_id>/act/<slug:action>/", action, name="collections_loan_act"),
+            path(
+                "<int:object_id>/pauses/<int:pause_id>/decide/",
+                decide,
+                name="collections_loan_pause_decide",
+            ),
+            *super().get_urls(),
+        ]
 
     def _loan_or_404(self, request: HttpRequest, object_id: int) -> Loan:
         loan = self.get_object(request, str(object_id))
@@ -322,8 +417,9 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     @admin.action(description=_("Send the reminder again to the selected loans"))
     def bulk_resend(self, request: HttpRequest, queryset: QuerySet[Loan]) -> HttpResponse | None:
         def run(loan: Loan, values: dict[str, Any], actor: Actor) -> object:
-            return loan_reminder_resend(loan_id=loan.pk, lender_id=loan.lender_id, actor=actor,
-                                        reason=values["reason"])  # fmt: skip
+            return loan_reminder_resend(
+                loan_id=loan.pk, lender_id=loan.lender_id, actor=actor, reason=values["reason"]
+            )
 
         return self._bulk(request, queryset, "bulk_resend", ReasonForm, AGENTS, run)
 
@@ -334,17 +430,28 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         self, request: HttpRequest, queryset: QuerySet[Loan]
     ) -> HttpResponse | None:
         def run(loan: Loan, values: dict[str, Any], actor: Actor) -> object:
-            return loan_hardship_pause_set(loan_id=loan.pk, lender_id=loan.lender_id, until=values["until"],
-                                           user=request.user, reason=values["reason"], actor=actor)  # fmt: skip
+            return loan_hardship_pause_set(
+                loan_id=loan.pk,
+                lender_id=loan.lender_id,
+                until=values["until"],
+                user=request.user,
+                reason=values["reason"],
+                actor=actor,
+            )
 
         return self._bulk(
             request, queryset, "bulk_hardship_pause", HardshipPauseForm, SUPERVISORS, run
         )
 
     def _bulk(
-        self, request: HttpRequest, queryset: QuerySet[Loan], name: str, form_class: type[forms.Form],
-        roles: frozenset[str], run: Any,
-    ) -> HttpResponse | None:  # fmt: skip
+        self,
+        request: HttpRequest,
+        queryset: QuerySet[Loan],
+        name: str,
+        form_class: type[forms.Form],
+        roles: frozenset[str],
+        run: Any,
+    ) -> HttpResponse | None:
         """An action over the selected loans with the same form and rules as on one loan: a
         page for the reason (and date), then each loan in its own transaction; a loan the
         service refuses is named with why, the others go ahead."""
@@ -360,14 +467,22 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
                     done += 1
                 except DomainError as exc:
                     refused.append(f"{loan.reference}: {exc.message}")
-            self.message_user(request, _("%(done)s of %(total)s loans done.") % {"done": done, "total": len(loans)},
-                              messages.SUCCESS if done else messages.WARNING)  # fmt: skip
+            self.message_user(
+                request,
+                _("%(done)s of %(total)s loans done.") % {"done": done, "total": len(loans)},
+                messages.SUCCESS if done else messages.WARNING,
+            )
             if refused:
                 self.message_user(request, " · ".join(refused), messages.WARNING)
             return None
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "loans": loans,
-                   "form": form, "action_name": name,
-                   "title": getattr(type(self), name).short_description}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "loans": loans,
+            "form": form,
+            "action_name": name,
+            "title": getattr(type(self), name).short_description,
+        }
         return TemplateResponse(request, "admin/collections/loan/bulk.html", context)
 
     def portfolio_view(self, request: HttpRequest) -> HttpResponse:
@@ -384,11 +499,14 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             lender = lenders.get(pk=lender_id)
         if lender is None:
             raise Http404
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta,
-                   "title": _("Portfolio of %(lender)s") % {"lender": lender.name},
-                   "lenders": lenders if operator else None,
-                   "suspension": restriction_suspension_in_force(lender=lender),
-                   **portfolio.dashboard(lender=lender, now=timezone.now())}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Portfolio of %(lender)s") % {"lender": lender.name},
+            "lenders": lenders if operator else None,
+            "suspension": restriction_suspension_in_force(lender=lender),
+            **portfolio.dashboard(lender=lender, now=timezone.now()),
+        }
         return TemplateResponse(request, "admin/collections/loan/portfolio.html", context)
 
     def evidence_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
@@ -421,8 +539,14 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
                 return HttpResponseRedirect(
                     reverse("admin:collections_loan_change", args=[loan.pk])
                 )
-        context = {**self.admin_site.each_context(request), "title": f"{spec.title}: {loan.reference}",
-                   "loan": loan, "form": form, "opts": self.model._meta, "action": action}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{spec.title}: {loan.reference}",
+            "loan": loan,
+            "form": form,
+            "opts": self.model._meta,
+            "action": action,
+        }
         return TemplateResponse(request, "admin/collections/loan/action.html", context)
 
     @staticmethod
@@ -436,8 +560,11 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         }
         if action == "promise":
             amount = values.get("amount")
-            loan_promise_record(until=values["until"], amount=Money(amount, loan.currency) if amount else None,
-                                **common)  # fmt: skip
+            loan_promise_record(
+                until=values["until"],
+                amount=Money(amount, loan.currency) if amount else None,
+                **common,
+            )
         elif action == "hardship":
             loan_hardship_request(until=values["until"], **common)
         elif action == "legal-hold":
@@ -460,16 +587,24 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
 
         def title(pause: LoanPause) -> str:
             return _("Decide the %(kind)s until %(until)s") % {
-                "kind": pause.get_kind_display().lower(), "until": pause.ends_on}  # fmt: skip
+                "kind": pause.get_kind_display().lower(),
+                "until": pause.ends_on,
+            }
 
         return self._decision_view(
             request, object_id, LoanPause, pause_id, loan_pause_decide, "pause_id", title
         )
 
     def _decision_view(
-        self, request: HttpRequest, object_id: int, model: Any, row_id: int, decide: Any, id_arg: str,
+        self,
+        request: HttpRequest,
+        object_id: int,
+        model: Any,
+        row_id: int,
+        decide: Any,
+        id_arg: str,
         title: Any,
-    ) -> HttpResponse:  # fmt: skip
+    ) -> HttpResponse:
         """A supervisor's approve-or-reject page for a ``model`` row of this loan, deciding
         through the service ``decide`` (which takes the row's id as ``id_arg``)."""
         loan = self._loan_or_404(request, object_id)
@@ -480,9 +615,14 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         form = DecisionForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                decide(**{id_arg: row.pk}, lender_id=loan.lender_id, approve=form.cleaned_data["approve"],
-                       user=request.user, reason=form.cleaned_data["reason"],
-                       actor=Actor.agent(request.user, request))  # fmt: skip
+                decide(
+                    **{id_arg: row.pk},
+                    lender_id=loan.lender_id,
+                    approve=form.cleaned_data["approve"],
+                    user=request.user,
+                    reason=form.cleaned_data["reason"],
+                    actor=Actor.agent(request.user, request),
+                )
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -490,8 +630,14 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
                 return HttpResponseRedirect(
                     reverse("admin:collections_loan_change", args=[loan.pk])
                 )
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "loan": loan,
-                   "form": form, "title": title(row), "asked": row}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "loan": loan,
+            "form": form,
+            "title": title(row),
+            "asked": row,
+        }
         return TemplateResponse(request, "admin/collections/loan/action.html", context)
 
     def manual_lock_decide_view(
@@ -502,8 +648,9 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         def title(ask: ManualLock) -> str:
             return _("Decide the manual lock asked by %(who)s") % {"who": ask.requested_by}
 
-        return self._decision_view(request, object_id, ManualLock, request_id, loan_manual_lock_decide,
-                                   "request_id", title)  # fmt: skip
+        return self._decision_view(
+            request, object_id, ManualLock, request_id, loan_manual_lock_decide, "request_id", title
+        )
 
     def record_payment_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Record a payment received outside the provider: amount, reason, receipt reference."""
@@ -517,13 +664,17 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         if request.method == "POST" and form.is_valid():
             try:
                 outcome = payment_record(
-                    loan_id=loan.pk, lender_id=loan.lender_id,
+                    loan_id=loan.pk,
+                    lender_id=loan.lender_id,
                     amount=Money(form.cleaned_data["amount"], loan.currency),
-                    channel=Payment.Channel.MANUAL, provider="manual",
-                    provider_ref=form.cleaned_data["idempotency_key"], received_at=timezone.now(),
-                    reason=form.cleaned_data["reason"], receipt_ref=form.cleaned_data["receipt_ref"],
+                    channel=Payment.Channel.MANUAL,
+                    provider="manual",
+                    provider_ref=form.cleaned_data["idempotency_key"],
+                    received_at=timezone.now(),
+                    reason=form.cleaned_data["reason"],
+                    receipt_ref=form.cleaned_data["receipt_ref"],
                     actor=Actor.agent(request.user, request),
-                )  # fmt: skip
+                )
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
@@ -534,8 +685,13 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
                 return HttpResponseRedirect(
                     reverse("admin:collections_loan_change", args=[loan.pk])
                 )
-        context = {**self.admin_site.each_context(request), "title": f"Record a payment for {loan.reference}",
-                   "loan": loan, "form": form, "opts": self.model._meta}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Record a payment for {loan.reference}",
+            "loan": loan,
+            "form": form,
+            "opts": self.model._meta,
+        }
         return TemplateResponse(request, "admin/collections/loan/record_payment.html", context)
 
 
@@ -560,8 +716,15 @@ class RestrictionSuspensionAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     """Suspensions of new restrictions: started and lifted only through their services, by a
     platform operator (a country or any lender) or a lender's admin (their own lender)."""
 
-    list_display = ("__str__", "reason", "lower_to_reminder", "started_by", "created_at",
-                    "lifted_at", "lifted_by")  # fmt: skip
+    list_display = (
+        "__str__",
+        "reason",
+        "lower_to_reminder",
+        "started_by",
+        "created_at",
+        "lifted_at",
+        "lifted_by",
+    )
     list_filter = ("lifted_at",)
     change_list_template = "admin/collections/restrictionsuspension/change_list.html"
     change_form_template = "admin/collections/restrictionsuspension/change_form.html"
@@ -570,9 +733,11 @@ class RestrictionSuspensionAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     def get_urls(self) -> list[Any]:
         suspend = self.admin_site.admin_view(self.suspend_view)
         lift = self.admin_site.admin_view(self.lift_view)
-        return [path("suspend/", suspend, name="collections_restrictionsuspension_suspend"),
-                path("<int:object_id>/lift/", lift, name="collections_restrictionsuspension_lift"),
-                *super().get_urls()]  # fmt: skip
+        return [
+            path("suspend/", suspend, name="collections_restrictionsuspension_suspend"),
+            path("<int:object_id>/lift/", lift, name="collections_restrictionsuspension_lift"),
+            *super().get_urls(),
+        ]
 
     def suspend_view(self, request: HttpRequest) -> HttpResponse:
         self.require_role(request, self.admins)
@@ -583,19 +748,26 @@ class RestrictionSuspensionAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             values = form.cleaned_data
             try:
                 suspension = restrictions_suspend(
-                    user=request.user, actor=Actor.agent(request.user, request),
+                    user=request.user,
+                    actor=Actor.agent(request.user, request),
                     lender_id=values["lender"].pk if values["lender"] else None,
-                    country=values.get("country", ""), reason=values["reason"],
+                    country=values.get("country", ""),
+                    reason=values["reason"],
                     lower_to_reminder=values["lower_to_reminder"],
-                )  # fmt: skip
+                )
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
                 self.message_user(request, _("New restrictions are suspended."), messages.SUCCESS)
-                return HttpResponseRedirect(reverse(
-                    "admin:collections_restrictionsuspension_change", args=[suspension.pk]))  # fmt: skip
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-                   "title": _("Suspend new restrictions")}  # fmt: skip
+                return HttpResponseRedirect(
+                    reverse("admin:collections_restrictionsuspension_change", args=[suspension.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": _("Suspend new restrictions"),
+        }
         return TemplateResponse(
             request, "admin/collections/restrictionsuspension/form.html", context
         )
@@ -608,18 +780,27 @@ class RestrictionSuspensionAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         form = ReasonForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                restrictions_resume(suspension_id=suspension.pk, user=request.user,
-                                    actor=Actor.agent(request.user, request),
-                                    reason=form.cleaned_data["reason"])  # fmt: skip
+                restrictions_resume(
+                    suspension_id=suspension.pk,
+                    user=request.user,
+                    actor=Actor.agent(request.user, request),
+                    reason=form.cleaned_data["reason"],
+                )
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
-                self.message_user(request, _("Restrictions resume with the next sweep."),
-                                  messages.SUCCESS)  # fmt: skip
-                return HttpResponseRedirect(reverse(
-                    "admin:collections_restrictionsuspension_change", args=[suspension.pk]))  # fmt: skip
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-                   "title": _("Lift: %(what)s") % {"what": suspension}}  # fmt: skip
+                self.message_user(
+                    request, _("Restrictions resume with the next sweep."), messages.SUCCESS
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:collections_restrictionsuspension_change", args=[suspension.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "title": _("Lift: %(what)s") % {"what": suspension},
+        }
         return TemplateResponse(
             request, "admin/collections/restrictionsuspension/form.html", context
         )

@@ -10,33 +10,43 @@ class ManualPaymentForm(forms.Form):
     )
     receipt_ref = forms.CharField(label=_("Receipt reference"), max_length=100, required=False)
     reason = forms.CharField(
-        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+        label=_("Reason"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
         help_text=_("Why this payment is entered by hand (required, kept in the audit trail)."),
-    )  # fmt: skip
+    )
     # Generated when the form is shown, so a double submit records one payment.
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
 
 class PauseForm(forms.Form):
     until = forms.DateField(
-        label=_("Until"), widget=forms.DateInput(attrs={"type": "date"}),
+        label=_("Until"),
+        widget=forms.DateInput(attrs={"type": "date"}),
         help_text=_("The last day of the pause, included."),
-    )  # fmt: skip
+    )
     amount = forms.DecimalField(
-        label=_("Amount promised"), max_digits=18, decimal_places=3, min_value=Decimal("0.001"),
+        label=_("Amount promised"),
+        max_digits=18,
+        decimal_places=3,
+        min_value=Decimal("0.001"),
         required=False,
-    )  # fmt: skip
+    )
     reason = forms.CharField(
-        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+        label=_("Reason"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
         help_text=_("Required; kept in the audit trail."),
-    )  # fmt: skip
+    )
 
 
 class DecisionForm(forms.Form):
     approve = forms.TypedChoiceField(
-        label=_("Decision"), choices=[("yes", _("Approve")), ("no", _("Reject"))],
-        coerce=lambda value: value == "yes", widget=forms.RadioSelect,
-    )  # fmt: skip
+        label=_("Decision"),
+        choices=[("yes", _("Approve")), ("no", _("Reject"))],
+        coerce=lambda value: value == "yes",
+        widget=forms.RadioSelect,
+    )
     reason = forms.CharField(
         label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000
     )
@@ -44,9 +54,11 @@ class DecisionForm(forms.Form):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(
-        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+        label=_("Reason"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
         help_text=_("Required; kept in the audit trail."),
-    )  # fmt: skip
+    )
 
 
 class HardshipPauseForm(PauseForm):
@@ -61,19 +73,24 @@ class SuspendForm(forms.Form):
 
     lender = forms.ModelChoiceField(label=_("Lender"), queryset=None, required=False)
     country = forms.CharField(
-        label=_("Country"), max_length=2, required=False,
+        label=_("Country"),
+        max_length=2,
+        required=False,
         help_text=_("Two capital letters (KE, MX): every lender there. Leave empty for a lender."),
-    )  # fmt: skip
+    )
     reason = forms.CharField(
-        label=_("Reason"), widget=forms.Textarea(attrs={"rows": 3}), max_length=2000,
+        label=_("Reason"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
         help_text=_("Required; kept in the audit trail (a regulator's order, an outage...)."),
-    )  # fmt: skip
+    )
     lower_to_reminder = forms.BooleanField(
         label=_("Lower every current restriction to reminders now"), required=False
     )
 
-    def __init__(self, *args: object, lenders: object = None, operator: bool = False,
-                 **kwargs: object) -> None:  # fmt: skip
+    def __init__(
+        self, *args: object, lenders: object = None, operator: bool = False, **kwargs: object
+    ) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]  # Form's own signature
         self.fields["lender"].queryset = lenders  # type: ignore[attr-defined]  # ModelChoiceField
         if not operator:

@@ -181,13 +181,17 @@ class Loan(BaseModel):
 # write to an installment's due date or payment, or to a pause, also writes the loan's
 # row, in the same transaction, whoever makes it (each writer holds the loan's lock
 # first, the global order). tests/collections/test_restriction_races.py fails without.
-def _marks_its_loan(name: str, *, operation: pgtrigger.Operation,
-                    condition: pgtrigger.Condition | None = None) -> pgtrigger.Trigger:  # fmt: skip
+def _marks_its_loan(
+    name: str, *, operation: pgtrigger.Operation, condition: pgtrigger.Condition | None = None
+) -> pgtrigger.Trigger:
     return pgtrigger.Trigger(
-        name=name, when=pgtrigger.After, operation=operation, level=pgtrigger.Row,
+        name=name,
+        when=pgtrigger.After,
+        operation=operation,
+        level=pgtrigger.Row,
         condition=condition,
         func="UPDATE collections_loan SET updated_at = now() WHERE id = NEW.loan_id; RETURN NULL;",
-    )  # fmt: skip
+    )
 
 
 # What one installment still owes, as SQL over its columns (``{t}`` is the table or alias).
@@ -290,10 +294,11 @@ class Installment(BaseModel):
         # deleted: only updates matter
         triggers = [
             _marks_its_loan(
-                "installment_marks_its_loan", operation=pgtrigger.Update,
+                "installment_marks_its_loan",
+                operation=pgtrigger.Update,
                 condition=pgtrigger.AnyChange("paid_at", "due_date", "loan"),
             )
-        ]  # fmt: skip
+        ]
 
     def __str__(self) -> str:
         return f"{self.loan_id} #{self.sequence}"

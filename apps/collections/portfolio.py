@@ -47,8 +47,13 @@ def _rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 
 def stage_counts(*, lender_id: int) -> dict[str, int]:
-    rows = dict(_rows("SELECT stage, count(*) FROM collections_loan WHERE lender_id = %(lender)s "
-                      "AND status = 'active' GROUP BY stage", {"lender": lender_id}))  # fmt: skip
+    rows = dict(
+        _rows(
+            "SELECT stage, count(*) FROM collections_loan WHERE lender_id = %(lender)s "
+            "AND status = 'active' GROUP BY stage",
+            {"lender": lender_id},
+        )
+    )
     return {stage: rows.get(stage, 0) for stage in STAGE_ORDER}
 
 
@@ -63,8 +68,10 @@ class Par:
 
 def par(*, lender_id: int, on: date) -> Par:
     sums = ", ".join(f"coalesce(sum(outstanding) FILTER (WHERE days > {n}), 0)" for n in PAR_DAYS)
-    row = _rows(f"SELECT coalesce(sum(outstanding), 0), {sums} FROM ({_LOAN_POSITION}) AS p",  # noqa: S608
-                {"lender": lender_id, "on": on})[0]  # fmt: skip
+    row = _rows(
+        f"SELECT coalesce(sum(outstanding), 0), {sums} FROM ({_LOAN_POSITION}) AS p",  # noqa: S608
+        {"lender": lender_id, "on": on},
+    )[0]
     return Par(gross=row[0], at_risk=dict(zip(PAR_DAYS, row[1:], strict=True)))
 
 
@@ -85,26 +92,34 @@ class ParRow:
 
 
 def par30_by_shop(*, lender_id: int, on: date) -> list[ParRow]:
-    rows = _rows(f"""
+    rows = _rows(
+        f"""
         SELECT coalesce(min(s.name), '-'), count(*), sum(p.outstanding),
                coalesce(sum(p.outstanding) FILTER (WHERE p.days > 30), 0)
         FROM ({_LOAN_POSITION}) AS p LEFT JOIN retailers_shop AS s ON s.id = p.shop_id
-        GROUP BY p.shop_id ORDER BY 1""", {"lender": lender_id, "on": on})  # noqa: S608  # fmt: skip
+        GROUP BY p.shop_id ORDER BY 1""",  # noqa: S608
+        {"lender": lender_id, "on": on},
+    )
     return [ParRow(*row) for row in rows]
 
 
 def par30_by_month_of_sale(*, lender_id: int, on: date) -> list[ParRow]:
-    rows = _rows(f"""
+    rows = _rows(
+        f"""
         SELECT to_char(p.sold_in, 'YYYY-MM'), count(*), sum(p.outstanding),
                coalesce(sum(p.outstanding) FILTER (WHERE p.days > 30), 0)
-        FROM ({_LOAN_POSITION}) AS p GROUP BY 1 ORDER BY 1""", {"lender": lender_id, "on": on})  # noqa: S608  # fmt: skip
+        FROM ({_LOAN_POSITION}) AS p GROUP BY 1 ORDER BY 1""",  # noqa: S608
+        {"lender": lender_id, "on": on},
+    )
     return [ParRow(*row) for row in rows]
 
 
 def _bucket(days: str) -> str:
     """The index in ``BUCKETS`` of a number of days late, in SQL."""
-    return (f"CASE WHEN {days} <= 0 THEN 0 WHEN {days} <= 30 THEN 1 WHEN {days} <= 60 THEN 2 "
-            f"WHEN {days} <= 90 THEN 3 ELSE 4 END")  # fmt: skip
+    return (
+        f"CASE WHEN {days} <= 0 THEN 0 WHEN {days} <= 30 THEN 1 WHEN {days} <= 60 THEN 2 "
+        f"WHEN {days} <= 90 THEN 3 ELSE 4 END"
+    )
 
 
 # Each loan active at both dates, and its days late at each (installments unpaid at the date).
@@ -147,8 +162,10 @@ def roll_rates(*, lender_id: int, start: date, end: date, tz: Any) -> RollRates:
     def day_end(d: date) -> datetime:
         return datetime.combine(d + timedelta(days=1), datetime.min.time(), tzinfo=tz)
 
-    rows = _rows(_ROLL, {"lender": lender_id, "a": start, "b": end, "a_end": day_end(start),
-                         "b_end": day_end(end)})  # fmt: skip
+    rows = _rows(
+        _ROLL,
+        {"lender": lender_id, "a": start, "b": end, "a_end": day_end(start), "b_end": day_end(end)},
+    )
     return RollRates(start=start, end=end, counts={(f, t): n for f, t, n in rows})
 
 
@@ -187,8 +204,13 @@ GROUP BY r.to_stage
 
 
 def cure_rates(*, lender_id: int, now: datetime) -> list[Cure]:
-    found = {stage: (reached, cured) for stage, reached, cured in _rows(
-        _CURE, {"lender": lender_id, "window": CURE_WINDOW, "now": now, "order": list(STAGE_ORDER)})}  # fmt: skip
+    found = {
+        stage: (reached, cured)
+        for stage, reached, cured in _rows(
+            _CURE,
+            {"lender": lender_id, "window": CURE_WINDOW, "now": now, "order": list(STAGE_ORDER)},
+        )
+    }
     return [Cure(stage, *found.get(stage, (0, 0))) for stage in STAGE_ORDER[1:]]
 
 
@@ -231,29 +253,54 @@ def dashboard(*, lender: Any, now: datetime) -> dict[str, Any]:
     stages = stage_counts(lender_id=lender.pk)
     at_risk = par(lender_id=lender.pk, on=today)
     ends = month_ends(on=today, count=4)
-    rolls = [roll_rates(lender_id=lender.pk, start=a, end=b, tz=ZoneInfo(lender.timezone))
-             for a, b in pairwise(ends)]  # fmt: skip
+    rolls = [
+        roll_rates(lender_id=lender.pk, start=a, end=b, tz=ZoneInfo(lender.timezone))
+        for a, b in pairwise(ends)
+    ]
     cures = cure_rates(lender_id=lender.pk, now=now)
     return {
-        "lender": lender, "today": today,
+        "lender": lender,
+        "today": today,
         "stages": _bars([(s, n) for s, n in stages.items()]),
         "active_loans": sum(stages.values()),
-        "par": at_risk, "par_bars": _bars([(f"PAR {n}", at_risk.ratio(n)) for n in PAR_DAYS], percent=True),
+        "par": at_risk,
+        "par_bars": _bars([(f"PAR {n}", at_risk.ratio(n)) for n in PAR_DAYS], percent=True),
         "by_shop": par30_by_shop(lender_id=lender.pk, on=today),
         "by_month": par30_by_month_of_sale(lender_id=lender.pk, on=today),
-        "rolls": rolls, "buckets": list(enumerate(BUCKETS)),
+        "rolls": rolls,
+        "buckets": list(enumerate(BUCKETS)),
         "roll_last": rolls[-1] if rolls else None,
-        "roll_matrix": [(name, [(f"{f}-{t}", rolls[-1].counts.get((f, t), 0)) for t in range(len(BUCKETS))])
-                        for f, name in enumerate(BUCKETS)] if rolls else [],
-        "roll_forward": [(r.end.strftime("%Y-%m"), [f"{r.rolled_forward(b) * 100:.0f}%" if r.from_total(b) else "-"
-                                                   for b in range(len(BUCKETS))]) for r in rolls],
-        "cures": cures, "cure_bars": _bars([(c.stage, c.rate) for c in cures], percent=True),
+        "roll_matrix": [
+            (name, [(f"{f}-{t}", rolls[-1].counts.get((f, t), 0)) for t in range(len(BUCKETS))])
+            for f, name in enumerate(BUCKETS)
+        ]
+        if rolls
+        else [],
+        "roll_forward": [
+            (
+                r.end.strftime("%Y-%m"),
+                [
+                    f"{r.rolled_forward(b) * 100:.0f}%" if r.from_total(b) else "-"
+                    for b in range(len(BUCKETS))
+                ],
+            )
+            for r in rolls
+        ],
+        "cures": cures,
+        "cure_bars": _bars([(c.stage, c.rate) for c in cures], percent=True),
         "unlock": unlock_times(lender_id=lender.pk),
-    }  # fmt: skip
+    }
 
 
 def _bars(items: list[tuple[str, Any]], *, percent: bool = False) -> list[dict[str, Any]]:
     """Rows for an SVG bar chart: label, value, the bar's width in percent of the largest."""
     top = max((v for _, v in items), default=0) or 1
-    return [{"label": label, "value": value, "width": float(value) * 100 / float(top),
-             "text": f"{float(value) * 100:.1f}%" if percent else str(value)} for label, value in items]  # fmt: skip
+    return [
+        {
+            "label": label,
+            "value": value,
+            "width": float(value) * 100 / float(top),
+            "text": f"{float(value) * 100:.1f}%" if percent else str(value),
+        }
+        for label, value in items
+    ]

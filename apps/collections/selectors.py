@@ -56,10 +56,16 @@ from apps.notifications.models import Notification
 ZERO = Decimal(0)
 _MONEY = DecimalField(max_digits=18, decimal_places=3)
 _OUTSTANDING = ExpressionWrapper(
-    F("principal_amount") + F("interest_amount") + F("fee_amount") + F("late_fee_amount")
-    - F("principal_paid") - F("interest_paid") - F("fee_paid") - F("late_fee_paid"),
+    F("principal_amount")
+    + F("interest_amount")
+    + F("fee_amount")
+    + F("late_fee_amount")
+    - F("principal_paid")
+    - F("interest_paid")
+    - F("fee_paid")
+    - F("late_fee_paid"),
     output_field=_MONEY,
-)  # fmt: skip
+)
 
 
 def loan_get(*, loan_id: int, lender_id: int) -> Loan:
@@ -191,13 +197,15 @@ class DueReminder:
 def installment_list_due_on(*, lender_id: int, dates: list[date]) -> list[DueReminder]:
     """The unpaid installments of the lender's active loans due on one of ``dates``."""
     rows = (
-        Installment.objects.filter(UNPAID, lender_id=lender_id, due_date__in=dates,
-                                   loan__status=Loan.Status.ACTIVE)
+        Installment.objects.filter(
+            UNPAID, lender_id=lender_id, due_date__in=dates, loan__status=Loan.Status.ACTIVE
+        )
         .annotate(outstanding_amount=_OUTSTANDING)
-        .values_list("loan_id", "loan__customer_id", "pk", "due_date", "outstanding_amount",
-                     "loan__currency")
+        .values_list(
+            "loan_id", "loan__customer_id", "pk", "due_date", "outstanding_amount", "loan__currency"
+        )
         .order_by("loan_id", "sequence")
-    )  # fmt: skip
+    )
     return [DueReminder(*row) for row in rows]
 
 
@@ -252,31 +260,47 @@ def loan_overview(*, loan: Loan) -> LoanOverview:
     late = [row for row in schedule if row.status == "overdue"]
     days_late = loan_days_overdue(loan=loan)
     pause = (
-        LoanPause.objects.filter(loan=loan, status=LoanPause.Status.ACTIVE, starts_on__lte=today,
-                                 ends_on__gte=today).order_by("ends_on").first()
-    )  # fmt: skip
+        LoanPause.objects.filter(
+            loan=loan, status=LoanPause.Status.ACTIVE, starts_on__lte=today, ends_on__gte=today
+        )
+        .order_by("ends_on")
+        .first()
+    )
     step = None
     if loan.status == Loan.Status.ACTIVE and days_late > 0 and not loan.released_with_arrears:
         ladder = Ladder.load(lender=loan.lender, policy_version_ids={loan.policy_version_id})
         notice_days = country_rule_for(loan.lender.country).lock_notice_days
         oldest = installment_list_open(loan=loan).first()
         noticed = loan_notice_dates(loan=loan, since=oldest.due_date, notice_days=notice_days)
-        step = ladder.next_step(policy_version_id=loan.policy_version_id, stage=loan.stage,
-                                days=days_late, paused=pause is not None, today=today,
-                                notice_days=notice_days, noticed=noticed)  # fmt: skip
+        step = ladder.next_step(
+            policy_version_id=loan.policy_version_id,
+            stage=loan.stage,
+            days=days_late,
+            paused=pause is not None,
+            today=today,
+            notice_days=notice_days,
+            noticed=noticed,
+        )
     since = None
     if loan.stage_changed_at is not None:
         since = lender_local_date(lender=loan.lender, at=loan.stage_changed_at)
     arrears = sum((row.outstanding.amount for row in late), ZERO)
     return LoanOverview(
-        loan=loan, balance=loan_outstanding(loan=loan), arrears=Money(arrears, loan.currency),
-        next_due=loan_next_due(loan=loan), schedule=schedule,
+        loan=loan,
+        balance=loan_outstanding(loan=loan),
+        arrears=Money(arrears, loan.currency),
+        next_due=loan_next_due(loan=loan),
+        schedule=schedule,
         payments=list(Payment.objects.filter(loan=loan).order_by("-received_at", "-id")[:50]),
-        days_late=days_late, late_installment=late[0].sequence if late else None,
-        stage=loan.stage, stage_since=since, pause_kind=pause.kind if pause else "",
-        pause_until=pause.ends_on if pause else None, next_stage=step.stage if step else "",
+        days_late=days_late,
+        late_installment=late[0].sequence if late else None,
+        stage=loan.stage,
+        stage_since=since,
+        pause_kind=pause.kind if pause else "",
+        pause_until=pause.ends_on if pause else None,
+        next_stage=step.stage if step else "",
         next_stage_on=step.on if step else None,
-    )  # fmt: skip
+    )
 
 
 def loan_notice_dates(*, loan: Loan, since: date, notice_days: int) -> dict[str, date]:
@@ -293,8 +317,10 @@ def loan_notice_dates(*, loan: Loan, since: date, notice_days: int) -> dict[str,
         confirmed = notice.acked_at or notice.sms_sent_at
         if confirmed is None or notice.announces_on is None:
             continue
-        on = max(notice.announces_on, lender_local_date(lender=loan.lender, at=confirmed)
-                 + timedelta(days=notice_days))  # fmt: skip
+        on = max(
+            notice.announces_on,
+            lender_local_date(lender=loan.lender, at=confirmed) + timedelta(days=notice_days),
+        )
         for stage in NOTICE_ACTIONS:
             if STAGE_ORDER.index(notice.announces_stage) >= STAGE_ORDER.index(stage):
                 allowed[stage] = min(allowed.get(stage, on), on)
@@ -370,20 +396,24 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
     if queue == WorkQueue.CREDIT_TO_REVIEW:
         return loan_list_with_credit_over_an_installment(queryset)
     if queue == WorkQueue.PROMISES_DUE:
-        due = LoanPause.objects.filter(kind=LoanPause.Kind.PROMISE, status=LoanPause.Status.ACTIVE,
-                                       ends_on=today)  # fmt: skip
+        due = LoanPause.objects.filter(
+            kind=LoanPause.Kind.PROMISE, status=LoanPause.Status.ACTIVE, ends_on=today
+        )
         return queryset.filter(pk__in=due.values("loan_id"))
     if queue == WorkQueue.PROMISES_BROKEN:
-        broken = LoanPause.objects.filter(kind=LoanPause.Kind.PROMISE, status=LoanPause.Status.BROKEN,
-                                          closed_at__gte=week_ago)  # fmt: skip
+        broken = LoanPause.objects.filter(
+            kind=LoanPause.Kind.PROMISE, status=LoanPause.Status.BROKEN, closed_at__gte=week_ago
+        )
         return queryset.filter(pk__in=broken.values("loan_id"))
     if queue == WorkQueue.OUT_OF_SYNC:
         return queryset.filter(pk__in=loan_ids_out_of_sync(longer_than=timedelta(hours=1)))
     if queue == WorkQueue.MANUAL_LOCKS:
         from apps.collections.models import ManualLock
 
-        waiting = ManualLock.objects.filter(status=ManualLock.Status.REQUESTED,
-                                            created_at__gte=timezone.now() - ManualLock.EXPIRES_AFTER)  # fmt: skip
+        waiting = ManualLock.objects.filter(
+            status=ManualLock.Status.REQUESTED,
+            created_at__gte=timezone.now() - ManualLock.EXPIRES_AFTER,
+        )
         return queryset.filter(pk__in=waiting.values("loan_id"))
     if queue == WorkQueue.RELEASED_WITH_ARREARS:
         return queryset.filter(status=Loan.Status.ACTIVE, collateral_released_at__isnull=False)
@@ -394,15 +424,26 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
         # pinned policy's lock day late, unless it is locked already or a pause covers tomorrow
         tomorrow = today + timedelta(days=1)
         oldest = Installment.objects.filter(UNPAID, loan=OuterRef("pk"))
-        lock_day = RestrictionStage.objects.filter(policy_version=OuterRef("policy_version"),
-                                                   action=RestrictionStage.Action.LOCK)  # fmt: skip
-        paused = LoanPause.objects.filter(loan=OuterRef("pk"), status=LoanPause.Status.ACTIVE,
-                                          starts_on__lte=tomorrow, ends_on__gte=tomorrow)  # fmt: skip
+        lock_day = RestrictionStage.objects.filter(
+            policy_version=OuterRef("policy_version"), action=RestrictionStage.Action.LOCK
+        )
+        paused = LoanPause.objects.filter(
+            loan=OuterRef("pk"),
+            status=LoanPause.Status.ACTIVE,
+            starts_on__lte=tomorrow,
+            ends_on__gte=tomorrow,
+        )
         # the country's rules as the sweep applies them (Ladder.load): no lock where the
         # country forbids it, and none from a stage earlier than its earliest lock day
-        earliest = Case(*[When(lender__country=country, then=Value(rule.earliest_lock_day))
-                          for country, rule in COUNTRY_RULES.items() if rule.earliest_lock_day is not None],
-                        default=None, output_field=IntegerField())  # fmt: skip
+        earliest = Case(
+            *[
+                When(lender__country=country, then=Value(rule.earliest_lock_day))
+                for country, rule in COUNTRY_RULES.items()
+                if rule.earliest_lock_day is not None
+            ],
+            default=None,
+            output_field=IntegerField(),
+        )
         return (
             queryset.filter(status=Loan.Status.ACTIVE, consent__isnull=False)
             .exclude(stage="lock")

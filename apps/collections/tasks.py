@@ -29,8 +29,12 @@ def loan_stage_sweep_range_task(
 
     from apps.collections.services.restriction import loan_stage_sweep
 
-    loan_stage_sweep(lender_id=lender_id, business_date=date.fromisoformat(business_date),
-                     id_from=id_from, id_to=id_to)  # fmt: skip
+    loan_stage_sweep(
+        lender_id=lender_id,
+        business_date=date.fromisoformat(business_date),
+        id_from=id_from,
+        id_to=id_to,
+    )
 
 
 @app_task(name="collections.overdue_notices_queue", queue="sweep")
@@ -41,8 +45,12 @@ def overdue_notices_queue_task(
 
     from apps.collections.services.restriction import overdue_notices_queue
 
-    overdue_notices_queue(lender_id=lender_id, business_date=date.fromisoformat(business_date),
-                          id_from=id_from, id_to=id_to)  # fmt: skip
+    overdue_notices_queue(
+        lender_id=lender_id,
+        business_date=date.fromisoformat(business_date),
+        id_from=id_from,
+        id_to=id_to,
+    )
 
 
 @app_task(name="collections.restrictions_suspension_apply", queue="sweep")
@@ -58,5 +66,6 @@ def restriction_notices_queue_task(*, lender_id: int, business_date: str, loans:
 
     from apps.collections.services.restriction import restriction_notices_queue
 
-    restriction_notices_queue(lender_id=lender_id, business_date=date.fromisoformat(business_date),
-                              loans=loans)  # fmt: skip
+    restriction_notices_queue(
+        lender_id=lender_id, business_date=date.fromisoformat(business_date), loans=loans
+    )

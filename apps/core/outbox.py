@@ -70,9 +70,12 @@ def task_outbox_relay(*, batch: int = 500) -> int:
     cutoff = timezone.now() - timedelta(seconds=settings.TASK_OUTBOX_GRACE_SECONDS)
     known = list(current_app.tasks)
     for name in (
-        TaskOutbox.objects.filter(created_at__lt=cutoff).exclude(task__in=known)
-        .order_by().values_list("task", flat=True).distinct()
-    ):  # fmt: skip
+        TaskOutbox.objects.filter(created_at__lt=cutoff)
+        .exclude(task__in=known)
+        .order_by()
+        .values_list("task", flat=True)
+        .distinct()
+    ):
         logger.error("outbox task %s is not registered; kept", name)
     sent = 0
     while True:

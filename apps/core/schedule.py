@@ -72,8 +72,13 @@ def periodic_tasks_sync() -> list[tuple[str, str, bool]]:
         )
         _, created = PeriodicTask.objects.update_or_create(
             name=name,
-            defaults={"task": task, "crontab": crontab, "queue": queue, "kwargs": json.dumps(kwargs),
-                      "enabled": True},
-        )  # fmt: skip
+            defaults={
+                "task": task,
+                "crontab": crontab,
+                "queue": queue,
+                "kwargs": json.dumps(kwargs),
+                "enabled": True,
+            },
+        )
         written.append((name, task, created))
     return written

@@ -3,21 +3,26 @@ from django.utils.translation import gettext_lazy as _
 
 
 class PhoneForm(forms.Form):
-    phone = forms.CharField(label=_("Your mobile number"), max_length=20,
-                            widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}))  # fmt: skip
+    phone = forms.CharField(
+        label=_("Your mobile number"),
+        max_length=20,
+        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
+    )
 
 
 class CodeForm(forms.Form):
     code = forms.RegexField(
-        label=_("The 6-digit code we sent you"), regex=r"^\s*\d{6}\s*$",
+        label=_("The 6-digit code we sent you"),
+        regex=r"^\s*\d{6}\s*$",
         error_messages={"invalid": _("The code has 6 digits.")},
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
-    )  # fmt: skip
+    )
 
 
 class PromiseForm(forms.Form):
-    until = forms.DateField(label=_("I will pay what is late by"),
-                            widget=forms.DateInput(attrs={"type": "date"}))  # fmt: skip
+    until = forms.DateField(
+        label=_("I will pay what is late by"), widget=forms.DateInput(attrs={"type": "date"})
+    )
 
 
 class HardshipForm(forms.Form):

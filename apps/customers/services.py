@@ -213,11 +213,18 @@ def consent_code_send(*, customer: Customer, text: str, actor: Actor) -> Consent
     except Exception as exc:  # the provider is down or refused it
         raise ConsentCodeNotSent() from exc
     challenge = ConsentChallenge.objects.create(
-        lender_id=customer.lender_id, customer=customer, text_sha256=consent_text_sha256(text),
-        code_hash=_code_hash(customer.pk, code), expires_at=timezone.now() + CONSENT_CODE_TTL,
-    )  # fmt: skip
-    audit_event_record(actor=actor, action=CustomersAction.CONSENT_CODE_SENT, target=customer,
-                       data={"challenge_id": challenge.pk, "text_sha256": challenge.text_sha256})  # fmt: skip
+        lender_id=customer.lender_id,
+        customer=customer,
+        text_sha256=consent_text_sha256(text),
+        code_hash=_code_hash(customer.pk, code),
+        expires_at=timezone.now() + CONSENT_CODE_TTL,
+    )
+    audit_event_record(
+        actor=actor,
+        action=CustomersAction.CONSENT_CODE_SENT,
+        target=customer,
+        data={"challenge_id": challenge.pk, "text_sha256": challenge.text_sha256},
+    )
     return challenge
 
 
@@ -261,22 +268,42 @@ def consent_confirm(
             challenge.consumed_at = timezone.now()
             challenge.save(update_fields=["consumed_at", "updated_at"])
             record = ConsentRecord.objects.create(
-                lender_id=challenge.lender_id, customer=challenge.customer, text=text, text_version=text_version,
-                text_sha256=challenge.text_sha256, locale=locale, method=ConsentRecord.Method.SMS_CODE,
-                code_check="passed", challenge=challenge, clerk_id=clerk_id, shop_id=shop_id,
-                ip=actor.ip or "", user_agent=actor.user_agent,
-            )  # fmt: skip
+                lender_id=challenge.lender_id,
+                customer=challenge.customer,
+                text=text,
+                text_version=text_version,
+                text_sha256=challenge.text_sha256,
+                locale=locale,
+                method=ConsentRecord.Method.SMS_CODE,
+                code_check="passed",
+                challenge=challenge,
+                clerk_id=clerk_id,
+                shop_id=shop_id,
+                ip=actor.ip or "",
+                user_agent=actor.user_agent,
+            )
             audit_event_record(
-                actor=actor, action=CustomersAction.CONSENT_RECORDED, target=record,
-                data={"customer_id": challenge.customer_id, "text_version": text_version,
-                      "text_sha256": record.text_sha256, "method": record.method, "code_check": "passed",
-                      "shop_id": shop_id},
-            )  # fmt: skip
+                actor=actor,
+                action=CustomersAction.CONSENT_RECORDED,
+                target=record,
+                data={
+                    "customer_id": challenge.customer_id,
+                    "text_version": text_version,
+                    "text_sha256": record.text_sha256,
+                    "method": record.method,
+                    "code_check": "passed",
+                    "shop_id": shop_id,
+                },
+            )
             return record
         challenge.attempts += 1
         challenge.save(update_fields=["attempts", "updated_at"])
-        audit_event_record(actor=actor, action=CustomersAction.CONSENT_CODE_FAILED, target=challenge.customer,
-                           data={"challenge_id": challenge.pk, "attempts": challenge.attempts})  # fmt: skip
+        audit_event_record(
+            actor=actor,
+            action=CustomersAction.CONSENT_CODE_FAILED,
+            target=challenge.customer,
+            data={"challenge_id": challenge.pk, "attempts": challenge.attempts},
+        )
     raise ConsentCodeInvalid(attempts_left=ConsentChallenge.MAX_ATTEMPTS - challenge.attempts)
 
 
@@ -294,16 +321,32 @@ def consent_record_demo_seed(
         raise NotAllowed("Demo consent is not allowed here.")
     digest = consent_text_sha256(text)
     challenge = ConsentChallenge.objects.create(
-        lender_id=customer.lender_id, customer=customer, text_sha256=digest, code_hash="",
-        expires_at=timezone.now(), consumed_at=timezone.now(),
-    )  # fmt: skip
+        lender_id=customer.lender_id,
+        customer=customer,
+        text_sha256=digest,
+        code_hash="",
+        expires_at=timezone.now(),
+        consumed_at=timezone.now(),
+    )
     record = ConsentRecord.objects.create(
-        lender_id=customer.lender_id, customer=customer, text=text, text_version=text_version,
-        text_sha256=digest, locale=customer.locale, method=ConsentRecord.Method.DEMO_SEED,
-        code_check="demo: not checked", challenge=challenge, clerk_id=clerk_id, shop_id=shop_id,
-    )  # fmt: skip
-    audit_event_record(actor=actor, action=CustomersAction.CONSENT_RECORDED, target=record,
-                       data={"customer_id": customer.pk, "method": record.method, "text_sha256": digest})  # fmt: skip
+        lender_id=customer.lender_id,
+        customer=customer,
+        text=text,
+        text_version=text_version,
+        text_sha256=digest,
+        locale=customer.locale,
+        method=ConsentRecord.Method.DEMO_SEED,
+        code_check="demo: not checked",
+        challenge=challenge,
+        clerk_id=clerk_id,
+        shop_id=shop_id,
+    )
+    audit_event_record(
+        actor=actor,
+        action=CustomersAction.CONSENT_RECORDED,
+        target=record,
+        data={"customer_id": customer.pk, "method": record.method, "text_sha256": digest},
+    )
     return record
 
 
@@ -389,16 +432,27 @@ def customer_login_code_send(*, customer_id: int, request_key: str, actor: Actor
     since = timezone.now() - LOGIN_WINDOW
     sent = CustomerLoginCode.objects.filter(customer=customer, created_at__gte=since).count()
     if sent >= LOGIN_CODES_PER_WINDOW:
-        audit_event_record(actor=actor, action=CustomersAction.LOGIN_CODE_WITHHELD, target=customer,
-                           data={"codes_sent": sent})  # fmt: skip
+        audit_event_record(
+            actor=actor,
+            action=CustomersAction.LOGIN_CODE_WITHHELD,
+            target=customer,
+            data={"codes_sent": sent},
+        )
         return
     code = f"{secrets.randbelow(10**6):06d}"
     login = CustomerLoginCode.objects.create(
-        lender_id=customer.lender_id, customer=customer, code_hash=_login_code_hash(customer.pk, code),
-        expires_at=timezone.now() + LOGIN_CODE_TTL, request_key=request_key,
-    )  # fmt: skip
-    audit_event_record(actor=actor, action=CustomersAction.LOGIN_CODE_SENT, target=customer,
-                       data={"login_code_id": login.pk})  # fmt: skip
+        lender_id=customer.lender_id,
+        customer=customer,
+        code_hash=_login_code_hash(customer.pk, code),
+        expires_at=timezone.now() + LOGIN_CODE_TTL,
+        request_key=request_key,
+    )
+    audit_event_record(
+        actor=actor,
+        action=CustomersAction.LOGIN_CODE_SENT,
+        target=customer,
+        data={"login_code_id": login.pk},
+    )
     with translation.override(customer.locale):
         body = _("Your code to see your phone loan: %(code)s. Do not share it.") % {"code": code}
     to = customer.phone
@@ -532,8 +586,12 @@ def customer_login_link_mint(*, customer_id: int, lender_id: int, actor: Actor) 
     nonce = secrets.token_urlsafe(12)
     token = signing.dumps({"c": customer_id, "l": lender_id, "n": nonce}, salt=_LINK_SALT)
     with transaction.atomic():
-        audit_event_record(actor=actor, action=CustomersAction.LOGIN_LINK_MINTED,
-                           target=Customer(pk=customer_id, lender_id=lender_id), lender_id=lender_id)  # fmt: skip
+        audit_event_record(
+            actor=actor,
+            action=CustomersAction.LOGIN_LINK_MINTED,
+            target=Customer(pk=customer_id, lender_id=lender_id),
+            lender_id=lender_id,
+        )
     return token
 
 
@@ -553,6 +611,10 @@ def customer_login_link_use(*, lender_id: int, token: str, actor: Actor) -> Cust
     ):
         raise LoginCodeExpired()
     with transaction.atomic():
-        audit_event_record(actor=actor, action=CustomersAction.LOGIN_SUCCEEDED, target=customer,
-                           data={"by": "link"})  # fmt: skip
+        audit_event_record(
+            actor=actor,
+            action=CustomersAction.LOGIN_SUCCEEDED,
+            target=customer,
+            data={"by": "link"},
+        )
     return customer

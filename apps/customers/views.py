@@ -139,8 +139,9 @@ def _logged_in(request: HttpRequest, lender: Lender, customer: Customer) -> Http
     request.session[SESSION_KEY] = {"id": customer.pk, "lender": lender.pk}
     request.session.set_expiry(SESSION_SECONDS)
     response = redirect("customers:home", lender_slug=lender.slug)
-    response.set_cookie(settings.LANGUAGE_COOKIE_NAME, customer.locale, samesite="Lax",
-                        secure=request.is_secure())  # fmt: skip
+    response.set_cookie(
+        settings.LANGUAGE_COOKIE_NAME, customer.locale, samesite="Lax", secure=request.is_secure()
+    )
     return response
 
 
@@ -171,32 +172,55 @@ def _loan_cards(lender: Lender, customer: Customer) -> list[dict[str, Any]]:
     for loan in loan_list_for_customer(customer_id=customer.pk, lender_id=lender.pk):
         overview = loan_overview(loan=loan)
         phone = phone_sync_for_loan(loan_id=loan.pk, lender_id=lender.pk)
-        cards.append({"overview": overview, "phone": phone, "phone_words": phone_words(overview, phone),
-                      "next_words": next_words(overview), "pay_amount": overview.pay_amount,
-                      "schedule": [(row, SCHEDULE_STATUS[row.status]) for row in overview.schedule]})  # fmt: skip
+        cards.append(
+            {
+                "overview": overview,
+                "phone": phone,
+                "phone_words": phone_words(overview, phone),
+                "next_words": next_words(overview),
+                "pay_amount": overview.pay_amount,
+                "schedule": [(row, SCHEDULE_STATUS[row.status]) for row in overview.schedule],
+            }
+        )
     return cards
 
 
 @require_GET
 @customer_required
 def home(request: HttpRequest, lender: Lender, customer: Customer) -> HttpResponse:
-    return render(request, "customers/self/home.html", {
-        "lender": lender, "customer": customer, "cards": _loan_cards(lender, customer),
-        "paid": request.GET.get("paid") == "1", "promise_form": forms.PromiseForm(),
-        "hardship_form": forms.HardshipForm(), "flash": request.session.pop("customer_flash", ""),
-    })  # fmt: skip
+    return render(
+        request,
+        "customers/self/home.html",
+        {
+            "lender": lender,
+            "customer": customer,
+            "cards": _loan_cards(lender, customer),
+            "paid": request.GET.get("paid") == "1",
+            "promise_form": forms.PromiseForm(),
+            "hardship_form": forms.HardshipForm(),
+            "flash": request.session.pop("customer_flash", ""),
+        },
+    )
 
 
 @require_GET
 @customer_required
 def status(request: HttpRequest, lender: Lender, customer: Customer) -> JsonResponse:
     """What the page shows about each loan now; the page asks every few seconds."""
-    return JsonResponse({"loans": [
-        {"reference": c["overview"].loan.reference, "stage": c["overview"].stage,
-         "phone": c["phone_words"], "next": c["next_words"],
-         "applied": c["phone"].applied if c["phone"] else None}
-        for c in _loan_cards(lender, customer)
-    ]})  # fmt: skip
+    return JsonResponse(
+        {
+            "loans": [
+                {
+                    "reference": c["overview"].loan.reference,
+                    "stage": c["overview"].stage,
+                    "phone": c["phone_words"],
+                    "next": c["next_words"],
+                    "applied": c["phone"].applied if c["phone"] else None,
+                }
+                for c in _loan_cards(lender, customer)
+            ]
+        }
+    )
 
 
 def _own_loan(lender: Lender, customer: Customer, reference: str) -> Loan:
@@ -219,15 +243,29 @@ def pay(request: HttpRequest, lender: Lender, customer: Customer, reference: str
         reverse("customers:home", kwargs={"lender_slug": lender.slug})
     )
     try:
-        url = checkout_url(checkout=Checkout(lender_slug=lender.slug, lender_name=lender.name,
-                                             loan_reference=reference, amount=amount, return_url=back))  # fmt: skip
+        url = checkout_url(
+            checkout=Checkout(
+                lender_slug=lender.slug,
+                lender_name=lender.name,
+                loan_reference=reference,
+                amount=amount,
+                return_url=back,
+            )
+        )
     except CheckoutUnavailable as exc:
         raise Http404 from exc
     return redirect(url)
 
 
-def _pause_action(request: HttpRequest, lender: Lender, customer: Customer, reference: str,
-                  form_class: type, act: Callable[..., object], done: str) -> HttpResponse:  # fmt: skip
+def _pause_action(
+    request: HttpRequest,
+    lender: Lender,
+    customer: Customer,
+    reference: str,
+    form_class: type,
+    act: Callable[..., object],
+    done: str,
+) -> HttpResponse:
     loan_id = _own_loan(lender, customer, reference).pk
     form = form_class(request.POST)
     message = ""
@@ -259,8 +297,15 @@ def promise(
             reason=_("Promise made by the customer on their page."), **kwargs
         )
 
-    return _pause_action(request, lender, customer, reference, forms.PromiseForm, act,
-                         _("Thank you. Your promise is recorded."))  # fmt: skip
+    return _pause_action(
+        request,
+        lender,
+        customer,
+        reference,
+        forms.PromiseForm,
+        act,
+        _("Thank you. Your promise is recorded."),
+    )
 
 
 @require_POST
@@ -268,8 +313,15 @@ def promise(
 def hardship(
     request: HttpRequest, lender: Lender, customer: Customer, reference: str
 ) -> HttpResponse:
-    return _pause_action(request, lender, customer, reference, forms.HardshipForm, loan_hardship_request,
-                         _("Your request is sent. The lender will answer soon."))  # fmt: skip
+    return _pause_action(
+        request,
+        lender,
+        customer,
+        reference,
+        forms.HardshipForm,
+        loan_hardship_request,
+        _("Your request is sent. The lender will answer soon."),
+    )
 
 
 @require_GET
@@ -282,15 +334,23 @@ def consent_download(
     record = consent_record_for_loan(loan_id=loan_id)
     if record is None:
         raise Http404
-    body = "\n".join([
-        _("Consent to the terms of loan %(ref)s with %(lender)s") % {"ref": reference, "lender": lender.name},
-        _("Recorded: %(when)s, by %(method)s (code check: %(check)s)") % {
-            "when": record.created_at.isoformat(timespec="seconds"), "method": record.method,
-            "check": record.code_check},
-        _("Text version %(version)s, SHA-256 %(hash)s") % {"version": record.text_version,
-                                                          "hash": record.text_sha256},
-        "", record.text, "",
-    ])  # fmt: skip
+    body = "\n".join(
+        [
+            _("Consent to the terms of loan %(ref)s with %(lender)s")
+            % {"ref": reference, "lender": lender.name},
+            _("Recorded: %(when)s, by %(method)s (code check: %(check)s)")
+            % {
+                "when": record.created_at.isoformat(timespec="seconds"),
+                "method": record.method,
+                "check": record.code_check,
+            },
+            _("Text version %(version)s, SHA-256 %(hash)s")
+            % {"version": record.text_version, "hash": record.text_sha256},
+            "",
+            record.text,
+            "",
+        ]
+    )
     return _attachment(body, f"consent-{reference}.txt")
 
 
@@ -304,14 +364,17 @@ def receipt_download(
     payment = payment_for_loan(loan_id=loan_id, payment_id=payment_id)
     if payment is None:
         raise Http404
-    body = "\n".join([
-        _("Receipt from %(lender)s") % {"lender": lender.name},
-        _("Loan: %(ref)s") % {"ref": reference},
-        _("Customer: %(name)s") % {"name": customer.full_name},
-        _("Received: %(when)s") % {"when": payment.received_at.isoformat(timespec="seconds")},
-        _("Amount: %(amount)s") % {"amount": money_text(payment.amount, payment.currency)},
-        _("Reference: %(ref)s") % {"ref": payment.provider_ref}, "",
-    ])  # fmt: skip
+    body = "\n".join(
+        [
+            _("Receipt from %(lender)s") % {"lender": lender.name},
+            _("Loan: %(ref)s") % {"ref": reference},
+            _("Customer: %(name)s") % {"name": customer.full_name},
+            _("Received: %(when)s") % {"when": payment.received_at.isoformat(timespec="seconds")},
+            _("Amount: %(amount)s") % {"amount": money_text(payment.amount, payment.currency)},
+            _("Reference: %(ref)s") % {"ref": payment.provider_ref},
+            "",
+        ]
+    )
     return _attachment(body, f"receipt-{reference}-{payment.pk}.txt")
 
 

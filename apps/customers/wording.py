@@ -43,23 +43,32 @@ def phone_words(overview: LoanOverview, phone: PhoneSync | None) -> str:
     loan = overview.loan
     if loan.status == "paid_off":
         if phone is not None and phone.status != "released":
-            return gettext("Paid off. The phone is being released: the lender can no longer "
-                           "restrict it.")  # fmt: skip
+            return gettext(
+                "Paid off. The phone is being released: the lender can no longer restrict it."
+            )
         return gettext("Paid off. The phone is yours: the lender can no longer restrict it.")
     if loan.released_with_arrears:
-        return gettext("The phone is yours: it was released when the loan was paid off, and the "
-                       "lender can no longer restrict it. Money is owed on this loan again since "
-                       "(a payment was reversed, or a late fee came due).")  # fmt: skip
+        return gettext(
+            "The phone is yours: it was released when the loan was paid off, and the "
+            "lender can no longer restrict it. Money is owed on this loan again since "
+            "(a payment was reversed, or a late fee came due)."
+        )
     if phone is None or phone.status != "enrolled":
         return gettext("No phone is linked to this loan yet.")
     if overview.stage == "none":
         if not phone.applied:
-            return gettext("The phone is being unlocked. This takes a few seconds once it is "
-                           "online.")  # fmt: skip
+            return gettext(
+                "The phone is being unlocked. This takes a few seconds once it is online."
+            )
         return gettext("Your phone works normally.")
-    words = gettext("%(what)s since %(date)s because installment %(number)s is %(days)s days "
-                    "late.") % {"what": STAGE_NOW[overview.stage], "date": day(overview.stage_since),
-                                "number": overview.late_installment, "days": overview.days_late}  # fmt: skip
+    words = gettext(
+        "%(what)s since %(date)s because installment %(number)s is %(days)s days late."
+    ) % {
+        "what": STAGE_NOW[overview.stage],
+        "date": day(overview.stage_since),
+        "number": overview.late_installment,
+        "days": overview.days_late,
+    }
     if not phone.applied:
         words += " " + gettext("The phone is being updated.")
     return words
@@ -78,9 +87,11 @@ def next_words(overview: LoanOverview) -> str:
         return next_step_line(step)
     if overview.stage != "none":
         return gettext("Pay %(amount)s and the phone works normally again within seconds.") % {
-            "amount": money(overview.arrears.amount, loan.currency)}  # fmt: skip
+            "amount": money(overview.arrears.amount, loan.currency)
+        }
     if overview.next_due is not None:
         return gettext("Next installment: %(amount)s, due on %(date)s.") % {
             "amount": money(overview.next_due.amount.amount, loan.currency),
-            "date": day(overview.next_due.due_date)}  # fmt: skip
+            "date": day(overview.next_due.due_date),
+        }
     return ""

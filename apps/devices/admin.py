@@ -150,16 +150,62 @@ class DeviceAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     change_form_template = "admin/devices/device/change_form.html"
     # fcm_token and credential_hash are left out on purpose (module docstring)
     fieldsets = (
-        (None, {"fields": ("imei", "brand", "model_name", "serial", "status", "loan", "lender",
-                           "enrolled_at", "released_at")}),
-        ("Desired state", {"fields": ("desired_version", "state_level", "state_issued_at",
-                                      "state_valid_until", "state_document")}),
-        ("Phone", {"fields": ("acked_version", "last_ack", "last_ack_error", "last_check_in", "lag",
-                              "battery_percent", "agent_version", "android_version",
-                              "key_version", "push_address")}),
-    )  # fmt: skip
-    readonly_fields = ("state_level", "state_issued_at", "state_valid_until", "state_document",
-                       "last_check_in", "last_ack", "lag", "push_address")  # fmt: skip
+        (
+            None,
+            {
+                "fields": (
+                    "imei",
+                    "brand",
+                    "model_name",
+                    "serial",
+                    "status",
+                    "loan",
+                    "lender",
+                    "enrolled_at",
+                    "released_at",
+                )
+            },
+        ),
+        (
+            "Desired state",
+            {
+                "fields": (
+                    "desired_version",
+                    "state_level",
+                    "state_issued_at",
+                    "state_valid_until",
+                    "state_document",
+                )
+            },
+        ),
+        (
+            "Phone",
+            {
+                "fields": (
+                    "acked_version",
+                    "last_ack",
+                    "last_ack_error",
+                    "last_check_in",
+                    "lag",
+                    "battery_percent",
+                    "agent_version",
+                    "android_version",
+                    "key_version",
+                    "push_address",
+                )
+            },
+        ),
+    )
+    readonly_fields = (
+        "state_level",
+        "state_issued_at",
+        "state_valid_until",
+        "state_document",
+        "last_check_in",
+        "last_ack",
+        "lag",
+        "push_address",
+    )
     inlines = (DeviceStateInline, DeviceEventInline, PushNudgeInline)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Device]:
@@ -231,8 +277,10 @@ class DeviceAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
 
     def get_urls(self) -> list:  # type: ignore[type-arg]  # django-stubs: URLPattern list
         view = self.admin_site.admin_view(self.enrollment_code_view)
-        return [path("<int:object_id>/enrollment-code/", view, name="devices_device_enrollment_code"),
-                *super().get_urls()]  # fmt: skip
+        return [
+            path("<int:object_id>/enrollment-code/", view, name="devices_device_enrollment_code"),
+            *super().get_urls(),
+        ]
 
     def enrollment_code_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Mint a fresh enrollment code (the old one stops working) and show its QR code."""
@@ -240,8 +288,12 @@ class DeviceAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         if device is None:
             raise Http404
         self.require_role(request, self.mint_roles, device)
-        context = {**self.admin_site.each_context(request), "title": f"Enrollment code for {device}",
-                   "device": device, "opts": self.model._meta}  # fmt: skip
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Enrollment code for {device}",
+            "device": device,
+            "opts": self.model._meta,
+        }
         if request.method == "POST":
             try:
                 minted = enrollment_token_mint(
@@ -251,8 +303,12 @@ class DeviceAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
                 context["error"] = exc.message
             else:
                 svg, png = provisioning_qr(minted.payload)
-                context.update(qr_svg=svg, qr_png=base64.b64encode(png).decode(),
-                               expires_at=minted.expires_at, payload_bytes=len(payload_text(minted.payload)))  # fmt: skip
+                context.update(
+                    qr_svg=svg,
+                    qr_png=base64.b64encode(png).decode(),
+                    expires_at=minted.expires_at,
+                    payload_bytes=len(payload_text(minted.payload)),
+                )
         return TemplateResponse(request, "admin/devices/device/enrollment_code.html", context)
 
 
@@ -260,8 +316,17 @@ class DeviceAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
 class PushNudgeAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     """The delivery log: one row per wake-up push, with its attempts and its end."""
 
-    list_display = ("created_at", "device", "version", "status", "attempts", "error_code",
-                    "message_id", "sent_at", "lender")  # fmt: skip
+    list_display = (
+        "created_at",
+        "device",
+        "version",
+        "status",
+        "attempts",
+        "error_code",
+        "message_id",
+        "sent_at",
+        "lender",
+    )
     list_filter = ("status", "lender")
     list_select_related = ("device", "lender")
     search_fields = ("device__imei",)

@@ -53,9 +53,13 @@ def phone_sync_for_loan(*, loan_id: int, lender_id: int) -> PhoneSync | None:
     )
     if device is None:
         return None
-    return PhoneSync(brand=device.brand, model_name=device.model_name, status=device.status,
-                     level=device.level or "normal",
-                     applied=device.acked_version >= device.desired_version)  # fmt: skip
+    return PhoneSync(
+        brand=device.brand,
+        model_name=device.model_name,
+        status=device.status,
+        level=device.level or "normal",
+        applied=device.acked_version >= device.desired_version,
+    )
 
 
 def device_imei_in_use(*, imei: str) -> bool:
@@ -142,18 +146,22 @@ def device_ids_to_release(*, loan_ids: Iterable[int]) -> list[int]:
 def device_ids_pushable_for_loans(*, loan_ids: Iterable[int]) -> dict[int, int]:
     """loan id -> its enrolled phone, for phones with a live push address."""
     return dict(
-        Device.objects.filter(loan_id__in=list(loan_ids), status=Device.Status.ENROLLED,
-                              fcm_token_dead_at__isnull=True)
+        Device.objects.filter(
+            loan_id__in=list(loan_ids),
+            status=Device.Status.ENROLLED,
+            fcm_token_dead_at__isnull=True,
+        )
         .exclude(fcm_token="")
         .values_list("loan_id", "pk")
-    )  # fmt: skip
+    )
 
 
 def loan_ids_out_of_sync(*, longer_than: timedelta) -> QuerySet[Device]:
     """The loan ids of enrolled phones behind their desired state for longer than
     ``longer_than`` (a subquery: ``loan__in=``)."""
-    behind = device_list_out_of_sync(Device.objects.filter(status=Device.Status.ENROLLED),
-                                     longer_than=longer_than)  # fmt: skip
+    behind = device_list_out_of_sync(
+        Device.objects.filter(status=Device.Status.ENROLLED), longer_than=longer_than
+    )
     return behind.values("loan_id")
 
 

@@ -43,8 +43,15 @@ def canonical(document: dict[str, Any]) -> bytes:
 
 # What a state says besides its bookkeeping: re-issuing a state (to announce a
 # new key) carries these over unchanged.
-CONTENT_FIELDS = ("wallpaper_text", "lock_screen_text", "blocked_packages", "blocked_categories",
-                  "alarm_times", "always_allowed_numbers", "fallback_level")  # fmt: skip
+CONTENT_FIELDS = (
+    "wallpaper_text",
+    "lock_screen_text",
+    "blocked_packages",
+    "blocked_categories",
+    "alarm_times",
+    "always_allowed_numbers",
+    "fallback_level",
+)
 
 
 def sign_document(*, lender_slug: str, document: dict[str, Any]) -> str:

@@ -44,8 +44,16 @@ class LoanProductAdmin(LenderScopedAdmin):
     """Lender admins define products; every save is validated and audited by the service."""
 
     add_roles = change_roles = frozenset({Membership.Role.LENDER_ADMIN})
-    list_display = ("name", "lender", "installments", "frequency", "interest_method",
-                    "interest_rate_percent", "grace_days", "is_active")  # fmt: skip
+    list_display = (
+        "name",
+        "lender",
+        "installments",
+        "frequency",
+        "interest_method",
+        "interest_rate_percent",
+        "grace_days",
+        "is_active",
+    )
     list_filter = ("is_active", "frequency", "interest_method", "lender")
     search_fields = ("name",)
     fieldsets = (
@@ -143,8 +151,15 @@ class RestrictionPolicyVersionInline(_ReadOnlyInline):
 
 class RestrictionStageInline(_ReadOnlyInline):
     model = RestrictionStage
-    fields = ("position", "days_overdue", "action", "messages", "alarm_times",
-              "blocked_packages", "blocked_categories")  # fmt: skip
+    fields = (
+        "position",
+        "days_overdue",
+        "action",
+        "messages",
+        "alarm_times",
+        "blocked_packages",
+        "blocked_categories",
+    )
 
 
 @admin.register(RestrictionPolicy)

@@ -59,9 +59,17 @@ def lender_create(
         actor=actor,
         action=LendersAction.LENDER_CREATED,
         target=lender,
-        data={"new": {"name": name, "slug": slug, "country": country, "currency": currency,
-                      "timezone": timezone, "locale": locale}},
-    )  # fmt: skip
+        data={
+            "new": {
+                "name": name,
+                "slug": slug,
+                "country": country,
+                "currency": currency,
+                "timezone": timezone,
+                "locale": locale,
+            }
+        },
+    )
     periodic_tasks_sync()
     return lender
 
@@ -110,10 +118,19 @@ def membership_create(*, user: User, lender: Lender, role: Membership.Role, acto
 
 
 _PRODUCT_TERMS = (
-    "name", "installments", "frequency", "min_down_payment_percent", "interest_method",
-    "interest_rate_percent", "origination_fee_percent", "late_fee_type", "late_fee_value",
-    "late_fee_cap", "grace_days", "is_active",
-)  # fmt: skip
+    "name",
+    "installments",
+    "frequency",
+    "min_down_payment_percent",
+    "interest_method",
+    "interest_rate_percent",
+    "origination_fee_percent",
+    "late_fee_type",
+    "late_fee_value",
+    "late_fee_cap",
+    "grace_days",
+    "is_active",
+)
 
 
 @transaction.atomic
@@ -201,17 +218,38 @@ def default_stages(locale: str, *, country: str | None = None) -> list[StageSpec
     """
     with translation.override(locale):
         ladder = [
-            StageSpec(days_overdue=1, action=Action.REMINDER, messages={locale: gettext(
-                "Your installment is overdue. Please pay to keep full use of your phone.")}),
-            StageSpec(days_overdue=3, action=Action.WALLPAPER, messages={locale: gettext(
-                "Payment overdue. Pay now to remove this reminder.")}),
-            StageSpec(days_overdue=7, action=Action.ALARM, alarm_times=("09:00", "18:00"),
-                      messages={locale: gettext("Reminder: your installment is overdue.")}),
+            StageSpec(
+                days_overdue=1,
+                action=Action.REMINDER,
+                messages={
+                    locale: gettext(
+                        "Your installment is overdue. Please pay to keep full use of your phone."
+                    )
+                },
+            ),
+            StageSpec(
+                days_overdue=3,
+                action=Action.WALLPAPER,
+                messages={locale: gettext("Payment overdue. Pay now to remove this reminder.")},
+            ),
+            StageSpec(
+                days_overdue=7,
+                action=Action.ALARM,
+                alarm_times=("09:00", "18:00"),
+                messages={locale: gettext("Reminder: your installment is overdue.")},
+            ),
             StageSpec(days_overdue=14, action=Action.BLOCK_APPS, blocked_categories=("social",)),
-            StageSpec(days_overdue=30, action=Action.LOCK, messages={locale: gettext(
-                "This phone is locked because a payment is overdue. Pay to unlock it. "
-                "Emergency calls still work.")}),
-        ]  # fmt: skip
+            StageSpec(
+                days_overdue=30,
+                action=Action.LOCK,
+                messages={
+                    locale: gettext(
+                        "This phone is locked because a payment is overdue. Pay to unlock it. "
+                        "Emergency calls still work."
+                    )
+                },
+            ),
+        ]
     if country is None:
         return ladder
     rule = country_rule_for(country)
@@ -255,30 +293,51 @@ def _stage_build(
     country = lender.country
 
     if spec.action not in Action.values:
-        _add(errors, f"{key}.action", _("“%(value)s” is not a restriction action."),
-             "invalid_action", value=spec.action)  # fmt: skip
+        _add(
+            errors,
+            f"{key}.action",
+            _("“%(value)s” is not a restriction action."),
+            "invalid_action",
+            value=spec.action,
+        )
         return None
     action = Action(spec.action)
     days = spec.days_overdue
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 365:
-        _add(errors, f"{key}.days_overdue",
-             _("A stage starts between day 1 and day 365 overdue."), "days_out_of_range")  # fmt: skip
+        _add(
+            errors,
+            f"{key}.days_overdue",
+            _("A stage starts between day 1 and day 365 overdue."),
+            "days_out_of_range",
+        )
     if action not in rule.allowed_actions:
-        _add(errors, f"{key}.action", _("%(action)s is not allowed for lenders in %(country)s."),
-             "action_forbidden_in_country", action=action.label, country=country)  # fmt: skip
+        _add(
+            errors,
+            f"{key}.action",
+            _("%(action)s is not allowed for lenders in %(country)s."),
+            "action_forbidden_in_country",
+            action=action.label,
+            country=country,
+        )
     elif (
         action == Action.LOCK
         and rule.earliest_lock_day is not None
         and isinstance(days, int)
         and days < rule.earliest_lock_day
     ):
-        _add(errors, f"{key}.days_overdue",
-             _("In %(country)s a phone may be locked from day %(day)s overdue at the earliest."),
-             "lock_too_early", country=country, day=rule.earliest_lock_day)  # fmt: skip
+        _add(
+            errors,
+            f"{key}.days_overdue",
+            _("In %(country)s a phone may be locked from day %(day)s overdue at the earliest."),
+            "lock_too_early",
+            country=country,
+            day=rule.earliest_lock_day,
+        )
 
     messages = _messages_check(spec=spec, action=action, key=key, lender=lender, errors=errors)
-    alarm_times = _alarm_times_check(spec=spec, action=action, key=key, lender=lender,
-                                     rule=rule, errors=errors)  # fmt: skip
+    alarm_times = _alarm_times_check(
+        spec=spec, action=action, key=key, lender=lender, rule=rule, errors=errors
+    )
     packages, categories = _blocked_check(spec=spec, action=action, key=key, errors=errors)
 
     if sum(len(v) for v in errors.values()) != before:
@@ -306,28 +365,52 @@ def _messages_check(
     messages: dict[str, str] = {}
     for locale, text in spec.messages.items():
         if locale not in languages:
-            _add(errors, field_key, _("“%(locale)s” is not a language we support."),
-                 "unknown_locale", locale=locale)  # fmt: skip
+            _add(
+                errors,
+                field_key,
+                _("“%(locale)s” is not a language we support."),
+                "unknown_locale",
+                locale=locale,
+            )
         elif not isinstance(text, str) or not text.strip():
-            _add(errors, field_key, _("The %(locale)s message is empty."),
-                 "empty_message", locale=locale)  # fmt: skip
+            _add(
+                errors,
+                field_key,
+                _("The %(locale)s message is empty."),
+                "empty_message",
+                locale=locale,
+            )
         elif len(text.strip()) > MAX_MESSAGE_LENGTH:
-            _add(errors, field_key,
-                 _("The %(locale)s message is longer than %(limit)s characters."),
-                 "message_too_long", locale=locale, limit=MAX_MESSAGE_LENGTH)  # fmt: skip
+            _add(
+                errors,
+                field_key,
+                _("The %(locale)s message is longer than %(limit)s characters."),
+                "message_too_long",
+                locale=locale,
+                limit=MAX_MESSAGE_LENGTH,
+            )
         else:
             messages[locale] = text.strip()
     if action in _NEEDS_MESSAGE and not (spec.messages or {}).get(lender.locale):
-        _add(errors, field_key,
-             _("This stage needs a message in %(locale)s, the lender's language."),
-             "message_required", locale=lender.locale)  # fmt: skip
+        _add(
+            errors,
+            field_key,
+            _("This stage needs a message in %(locale)s, the lender's language."),
+            "message_required",
+            locale=lender.locale,
+        )
     return messages
 
 
 def _alarm_times_check(
-    *, spec: StageSpec, action: Action, key: str, lender: Lender, rule: CountryRule,
+    *,
+    spec: StageSpec,
+    action: Action,
+    key: str,
+    lender: Lender,
+    rule: CountryRule,
     errors: Errors,
-) -> list[str]:  # fmt: skip
+) -> list[str]:
     field_key = f"{key}.alarm_times"
     values = _string_list(spec.alarm_times)
     if values is None:
@@ -343,21 +426,37 @@ def _alarm_times_check(
             )
         return []
     if not 1 <= len(values) <= MAX_ALARM_TIMES:
-        _add(errors, field_key, _("An alarm stage needs one to %(limit)s alarm times."),
-             "alarm_times_count", limit=MAX_ALARM_TIMES)  # fmt: skip
+        _add(
+            errors,
+            field_key,
+            _("An alarm stage needs one to %(limit)s alarm times."),
+            "alarm_times_count",
+            limit=MAX_ALARM_TIMES,
+        )
     if len(set(values)) != len(values):
         _add(errors, field_key, _("Alarm times must differ."), "alarm_times_repeated")
     start, end = rule.contact_hours
     for value in values:
         parsed = _parse_local_time(value)
         if parsed is None:
-            _add(errors, field_key, _("“%(value)s” is not a time of day as HH:MM."),
-                 "invalid_alarm_time", value=value)  # fmt: skip
+            _add(
+                errors,
+                field_key,
+                _("“%(value)s” is not a time of day as HH:MM."),
+                "invalid_alarm_time",
+                value=value,
+            )
         elif not start <= parsed < end:
-            _add(errors, field_key,
-                 _("%(value)s is outside the contact hours in %(country)s (%(start)s to %(end)s)."),
-                 "alarm_outside_contact_hours", value=value, country=lender.country,
-                 start=start.strftime("%H:%M"), end=end.strftime("%H:%M"))  # fmt: skip
+            _add(
+                errors,
+                field_key,
+                _("%(value)s is outside the contact hours in %(country)s (%(start)s to %(end)s)."),
+                "alarm_outside_contact_hours",
+                value=value,
+                country=lender.country,
+                start=start.strftime("%H:%M"),
+                end=end.strftime("%H:%M"),
+            )
     return sorted(values)
 
 
@@ -367,39 +466,77 @@ def _blocked_check(
     packages = _string_list(spec.blocked_packages)
     categories = _string_list(spec.blocked_categories)
     if packages is None:
-        _add(errors, f"{key}.blocked_packages", _("Blocked packages are a list of package names."),
-             "invalid_blocked_packages")  # fmt: skip
+        _add(
+            errors,
+            f"{key}.blocked_packages",
+            _("Blocked packages are a list of package names."),
+            "invalid_blocked_packages",
+        )
     if categories is None:
-        _add(errors, f"{key}.blocked_categories",
-             _("Blocked categories are a list of category names."), "invalid_blocked_categories")  # fmt: skip
+        _add(
+            errors,
+            f"{key}.blocked_categories",
+            _("Blocked categories are a list of category names."),
+            "invalid_blocked_categories",
+        )
     if packages is None or categories is None:
         return [], []
     if action != Action.BLOCK_APPS:
         for name, values in (("blocked_packages", packages), ("blocked_categories", categories)):
             if values:
-                _add(errors, f"{key}.{name}", _("Only a block_apps stage blocks apps."),
-                     "blocking_unexpected")  # fmt: skip
+                _add(
+                    errors,
+                    f"{key}.{name}",
+                    _("Only a block_apps stage blocks apps."),
+                    "blocking_unexpected",
+                )
         return [], []
     if not packages and not categories:
-        _add(errors, f"{key}.blocked_packages",
-             _("Name at least one app package or category to block."), "nothing_blocked")  # fmt: skip
+        _add(
+            errors,
+            f"{key}.blocked_packages",
+            _("Name at least one app package or category to block."),
+            "nothing_blocked",
+        )
     if len(packages) > MAX_BLOCKED_PACKAGES:
-        _add(errors, f"{key}.blocked_packages", _("Block at most %(limit)s packages by name."),
-             "too_many_packages", limit=MAX_BLOCKED_PACKAGES)  # fmt: skip
+        _add(
+            errors,
+            f"{key}.blocked_packages",
+            _("Block at most %(limit)s packages by name."),
+            "too_many_packages",
+            limit=MAX_BLOCKED_PACKAGES,
+        )
     always_allowed = always_allowed_packages()
     for package in packages:
         if not _PACKAGE_NAME.match(package):
-            _add(errors, f"{key}.blocked_packages",
-                 _("“%(value)s” is not an Android package name."), "invalid_package", value=package)  # fmt: skip
+            _add(
+                errors,
+                f"{key}.blocked_packages",
+                _("“%(value)s” is not an Android package name."),
+                "invalid_package",
+                value=package,
+            )
         elif package in always_allowed:
-            _add(errors, f"{key}.blocked_packages",
-                 _("%(value)s cannot be blocked: emergency calls, the dialer, the payment path "
-                   "and the agent always work."), "package_always_allowed", value=package)  # fmt: skip
+            _add(
+                errors,
+                f"{key}.blocked_packages",
+                _(
+                    "%(value)s cannot be blocked: emergency calls, the dialer, the payment path "
+                    "and the agent always work."
+                ),
+                "package_always_allowed",
+                value=package,
+            )
     for category in categories:
         if category not in APP_CATEGORIES:
-            _add(errors, f"{key}.blocked_categories",
-                 _("“%(value)s” is not an app category we know. Choose from: %(known)s."),
-                 "unknown_category", value=category, known=", ".join(APP_CATEGORIES))  # fmt: skip
+            _add(
+                errors,
+                f"{key}.blocked_categories",
+                _("“%(value)s” is not an app category we know. Choose from: %(known)s."),
+                "unknown_category",
+                value=category,
+                known=", ".join(APP_CATEGORIES),
+            )
     return sorted(set(packages)), sorted(set(categories))
 
 
@@ -407,14 +544,25 @@ def _ladder_check(*, stages: list[RestrictionStage], errors: Errors) -> None:
     """The rules across stages: days up, never milder, lock last, one alarm stage."""
     for previous, stage in pairwise(stages):
         if stage.days_overdue <= previous.days_overdue:
-            _add(errors, "stages",
-                 _("Day thresholds must strictly increase: day %(day)s comes after day %(previous)s."),
-                 "days_not_increasing", day=stage.days_overdue, previous=previous.days_overdue)  # fmt: skip
+            _add(
+                errors,
+                "stages",
+                _(
+                    "Day thresholds must strictly increase: day %(day)s comes after day %(previous)s."
+                ),
+                "days_not_increasing",
+                day=stage.days_overdue,
+                previous=previous.days_overdue,
+            )
         if Action(stage.action).severity < Action(previous.action).severity:
-            _add(errors, "stages",
-                 _("Stages must not get milder: “%(action)s” comes after “%(previous)s”."),
-                 "severity_decreasing", action=stage.get_action_display(),
-                 previous=previous.get_action_display())  # fmt: skip
+            _add(
+                errors,
+                "stages",
+                _("Stages must not get milder: “%(action)s” comes after “%(previous)s”."),
+                "severity_decreasing",
+                action=stage.get_action_display(),
+                previous=previous.get_action_display(),
+            )
     if any(stage.action == Action.LOCK for stage in stages[:-1]):
         _add(errors, "stages", _("The lock must be the last stage."), "lock_not_last")
     if sum(stage.action == Action.ALARM for stage in stages) > 1:
@@ -429,8 +577,13 @@ def _stages_build(
         _add(errors, "stages", _("A policy needs at least one stage."), "no_stages")
         return []
     if len(stages) > MAX_STAGES:
-        _add(errors, "stages", _("A policy has at most %(limit)s stages."), "too_many_stages",
-             limit=MAX_STAGES)  # fmt: skip
+        _add(
+            errors,
+            "stages",
+            _("A policy has at most %(limit)s stages."),
+            "too_many_stages",
+            limit=MAX_STAGES,
+        )
         return []
     rule = country_rule_for(lender.country)
     built = [
@@ -469,9 +622,15 @@ def _version_add(
         actor=actor,
         action=LendersAction.RESTRICTION_POLICY_VERSION_CREATED,
         target=version,
-        data={"new": {"policy_id": policy.pk, "policy_name": policy.name, "version": number,
-                      "stages": [_stage_data(stage) for stage in stages]}},
-    )  # fmt: skip
+        data={
+            "new": {
+                "policy_id": policy.pk,
+                "policy_name": policy.name,
+                "version": number,
+                "stages": [_stage_data(stage) for stage in stages],
+            }
+        },
+    )
     return version
 
 

@@ -8,8 +8,17 @@ from apps.notifications.models import Notification
 class NotificationAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     """The delivery log of messages to customers: what was said, when, and how it went."""
 
-    list_display = ("created_at", "loan", "kind", "status", "scheduled_for", "pushed_at",
-                    "acked_at", "sms_sent_at", "lender")  # fmt: skip
+    list_display = (
+        "created_at",
+        "loan",
+        "kind",
+        "status",
+        "scheduled_for",
+        "pushed_at",
+        "acked_at",
+        "sms_sent_at",
+        "lender",
+    )
     list_filter = ("status", "kind", "lender")
     list_select_related = ("loan", "lender")
     search_fields = ("loan__reference",)

@@ -34,8 +34,9 @@ class NextStep:
 def money(amount: Decimal, currency: str) -> str:
     """``KES 1,091.66``: the currency's minor units, grouped as the active language groups."""
     places = minor_units(currency)
-    text = formats.number_format(quantize(amount, currency), decimal_pos=places, use_l10n=True,
-                                 force_grouping=True)  # fmt: skip
+    text = formats.number_format(
+        quantize(amount, currency), decimal_pos=places, use_l10n=True, force_grouping=True
+    )
     return f"{currency} {text}"
 
 
@@ -47,18 +48,29 @@ def next_step_line(step: NextStep | None) -> str:
     if step is None:
         return ""
     return gettext("If it is not paid by %(date)s, %(what)s.") % {
-        "date": _day(step.on), "what": NEXT_STAGE[step.stage]}  # fmt: skip
+        "date": _day(step.on),
+        "what": NEXT_STAGE[step.stage],
+    }
 
 
 def render(
-    kind: str, *, locale: str, currency: str, amount: Decimal | None = None,
-    due: date | None = None, days: int = 0, step: NextStep | None = None,
-    balance: Decimal | None = None, sent_on: date | None = None,
-) -> str:  # fmt: skip
+    kind: str,
+    *,
+    locale: str,
+    currency: str,
+    amount: Decimal | None = None,
+    due: date | None = None,
+    days: int = 0,
+    step: NextStep | None = None,
+    balance: Decimal | None = None,
+    sent_on: date | None = None,
+) -> str:
     with translation.override(locale):
         if kind == "due_soon":
             text = gettext("Your installment of %(amount)s is due on %(date)s.") % {
-                "amount": money(amount or Decimal(0), currency), "date": _day(due)}  # fmt: skip
+                "amount": money(amount or Decimal(0), currency),
+                "date": _day(due),
+            }
         elif kind == "due_today" and due is not None and sent_on is not None and sent_on > due:
             # held past its due date by a rest day or a holiday: "today" would be false
             text = gettext("Your installment of %(amount)s was due on %(date)s.") % {
@@ -67,14 +79,16 @@ def render(
             }
         elif kind == "due_today":
             text = gettext("Your installment of %(amount)s is due today.") % {
-                "amount": money(amount or Decimal(0), currency)}  # fmt: skip
+                "amount": money(amount or Decimal(0), currency)
+            }
         elif kind == "overdue":
             text = gettext("Your installment is %(days)s days late.") % {"days": days}
             text = " ".join(filter(None, [text, next_step_line(step)]))
         elif kind == "payment":
             text = gettext("We received %(amount)s. Thank you. Left to pay: %(balance)s.") % {
                 "amount": money(amount or Decimal(0), currency),
-                "balance": money(balance or Decimal(0), currency)}  # fmt: skip
+                "balance": money(balance or Decimal(0), currency),
+            }
         else:
             raise ValueError(f"unknown kind {kind!r}")
     return text

@@ -68,11 +68,18 @@ def notifications_queue(*, lender: Lender, drafts: list[Draft]) -> int:
     now = timezone.now()
     week = now - timedelta(days=7)
     limited = {d.customer_id for d in drafts if d.kind not in Notification.TRANSACTIONAL}
-    counts = dict(
-        Notification.objects.filter(customer_id__in=limited, created_at__gte=week)
-        .exclude(kind__in=Notification.TRANSACTIONAL).exclude(status=S.SUPPRESSED)
-        .order_by().values_list("customer_id").annotate(n=Count("id"))
-    ) if limited else {}  # fmt: skip
+    counts = (
+        dict(
+            Notification.objects.filter(customer_id__in=limited, created_at__gte=week)
+            .exclude(kind__in=Notification.TRANSACTIONAL)
+            .exclude(status=S.SUPPRESSED)
+            .order_by()
+            .values_list("customer_id")
+            .annotate(n=Count("id"))
+        )
+        if limited
+        else {}
+    )
     limit, slot = (
         weekly_limit(lender.country),
         contact_slot(country=lender.country, tz=lender.timezone, at=now),
@@ -86,14 +93,23 @@ def notifications_queue(*, lender: Lender, drafts: list[Draft]) -> int:
         statuses.append(S.SUPPRESSED if over else S.SCHEDULED)
         ats.append(now if transactional else slot)
     with connection.cursor() as cursor:
-        cursor.execute(_QUEUE, {
-            "lender": lender.pk, "now": now, "customers": [d.customer_id for d in drafts],
-            "loans": [d.loan_id for d in drafts], "kinds": [d.kind for d in drafts], "statuses": statuses,
-            "locales": [d.locale for d in drafts], "bodies": [d.body for d in drafts],
-            "dedupes": [d.dedupe_key for d in drafts], "ats": ats,
-            "announces": [d.announces_stage for d in drafts],
-            "announces_on": [d.announces_on for d in drafts],
-        })  # fmt: skip
+        cursor.execute(
+            _QUEUE,
+            {
+                "lender": lender.pk,
+                "now": now,
+                "customers": [d.customer_id for d in drafts],
+                "loans": [d.loan_id for d in drafts],
+                "kinds": [d.kind for d in drafts],
+                "statuses": statuses,
+                "locales": [d.locale for d in drafts],
+                "bodies": [d.body for d in drafts],
+                "dedupes": [d.dedupe_key for d in drafts],
+                "ats": ats,
+                "announces": [d.announces_stage for d in drafts],
+                "announces_on": [d.announces_on for d in drafts],
+            },
+        )
         return len(cursor.fetchall())
 
 
@@ -211,8 +227,16 @@ def reminders_queue(*, lender_id: int, business_date: date) -> int:
             due=row.due_date,
             sent_on=sent_on,
         )
-        drafts.append(Draft(customer_id=row.customer_id, loan_id=row.loan_id, kind=kind, locale=locale,
-                            body=body, dedupe_key=f"{kind}:{row.installment_id}"))  # fmt: skip
+        drafts.append(
+            Draft(
+                customer_id=row.customer_id,
+                loan_id=row.loan_id,
+                kind=kind,
+                locale=locale,
+                body=body,
+                dedupe_key=f"{kind}:{row.installment_id}",
+            )
+        )
     with transaction.atomic():
         return notifications_queue(lender=lender, drafts=drafts)
 
@@ -227,9 +251,20 @@ def payment_receipt_queue(*, payment_id: int) -> bool:
     loan = payment.loan
     lender = Lender.objects.get(pk=loan.lender_id)
     locale = customer_locales(customer_ids=[loan.customer_id]).get(loan.customer_id, lender.locale)
-    body = render(Notification.Kind.PAYMENT, locale=locale, currency=loan.currency, amount=payment.amount,
-                  balance=loan_outstanding(loan=loan).amount)  # fmt: skip
-    draft = Draft(customer_id=loan.customer_id, loan_id=loan.pk, kind=Notification.Kind.PAYMENT,
-                  locale=locale, body=body, dedupe_key=f"payment:{payment.pk}")  # fmt: skip
+    body = render(
+        Notification.Kind.PAYMENT,
+        locale=locale,
+        currency=loan.currency,
+        amount=payment.amount,
+        balance=loan_outstanding(loan=loan).amount,
+    )
+    draft = Draft(
+        customer_id=loan.customer_id,
+        loan_id=loan.pk,
+        kind=Notification.Kind.PAYMENT,
+        locale=locale,
+        body=body,
+        dedupe_key=f"payment:{payment.pk}",
+    )
     with transaction.atomic():
         return notifications_queue(lender=lender, drafts=[draft]) == 1

@@ -12,16 +12,24 @@ class StartForm(forms.Form):
 
 class CustomerForm(forms.Form):
     full_name = forms.CharField(label=_("Full name"), max_length=200)
-    phone = forms.CharField(label=_("Mobile number"), max_length=20,
-                            widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}))  # fmt: skip
+    phone = forms.CharField(
+        label=_("Mobile number"),
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "tel", "autocomplete": "off"}),
+    )
     national_id = forms.CharField(label=_("National ID"), max_length=40)
-    date_of_birth = forms.DateField(label=_("Date of birth"), required=False,
-                                    widget=forms.DateInput(attrs={"type": "date"}))  # fmt: skip
+    date_of_birth = forms.DateField(
+        label=_("Date of birth"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
 
 
 class PhoneForm(forms.Form):
-    imei = forms.CharField(label=_("IMEI"), max_length=20, help_text=_("Dial *#06# on the phone to see it."),
-                           widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}))  # fmt: skip
+    imei = forms.CharField(
+        label=_("IMEI"),
+        max_length=20,
+        help_text=_("Dial *#06# on the phone to see it."),
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+    )
     brand = forms.CharField(label=_("Brand"), max_length=60)
     model_name = forms.CharField(label=_("Model"), max_length=80)
     price = forms.DecimalField(
@@ -41,5 +49,9 @@ class PlanForm(forms.Form):
 
 
 class ConsentCodeForm(forms.Form):
-    code = forms.CharField(label=_("Code from the customer's SMS"), min_length=6, max_length=6,
-                           widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}))  # fmt: skip
+    code = forms.CharField(
+        label=_("Code from the customer's SMS"),
+        min_length=6,
+        max_length=6,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "one-time-code"}),
+    )

@@ -74,25 +74,37 @@ class Sale(BaseModel):
     shop = models.ForeignKey(Shop, on_delete=models.PROTECT, related_name="sales")
     clerk = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     step = models.CharField(max_length=10, choices=Step.choices, default=Step.CUSTOMER)
-    customer = models.ForeignKey("customers.Customer", null=True, blank=True, on_delete=models.PROTECT,
-                                 related_name="+")  # fmt: skip
+    customer = models.ForeignKey(
+        "customers.Customer", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     imei = models.CharField(max_length=15, blank=True)
     brand = models.CharField(max_length=60, blank=True)
     model_name = models.CharField(max_length=80, blank=True)
-    price_amount = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES,
-                                       null=True, blank=True)  # fmt: skip
-    product = models.ForeignKey("lenders.LoanProduct", null=True, blank=True, on_delete=models.PROTECT,
-                                related_name="+")  # fmt: skip
-    down_payment_amount = models.DecimalField(max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES,
-                                              null=True, blank=True)  # fmt: skip
-    consent_challenge = models.ForeignKey("customers.ConsentChallenge", null=True, blank=True,
-                                          on_delete=models.PROTECT, related_name="+")  # fmt: skip
-    consent = models.ForeignKey("customers.ConsentRecord", null=True, blank=True, on_delete=models.PROTECT,
-                                related_name="+")  # fmt: skip
-    loan = models.OneToOneField("collections.Loan", null=True, blank=True, on_delete=models.PROTECT,
-                                related_name="sale")  # fmt: skip
-    device = models.ForeignKey("devices.Device", null=True, blank=True, on_delete=models.PROTECT,
-                               related_name="+")  # fmt: skip
+    price_amount = models.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, null=True, blank=True
+    )
+    product = models.ForeignKey(
+        "lenders.LoanProduct", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    down_payment_amount = models.DecimalField(
+        max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, null=True, blank=True
+    )
+    consent_challenge = models.ForeignKey(
+        "customers.ConsentChallenge",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    consent = models.ForeignKey(
+        "customers.ConsentRecord", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    loan = models.OneToOneField(
+        "collections.Loan", null=True, blank=True, on_delete=models.PROTECT, related_name="sale"
+    )
+    device = models.ForeignKey(
+        "devices.Device", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
 
     class Meta:
         ordering = ("-created_at",)

@@ -34,8 +34,16 @@ from apps.retailers.models import Clerk, Retailer, Sale, Shop
 
 
 @transaction.atomic
-def shop_create(*, retailer_name: str, name: str, address: str, timezone: str, lenders: list[Lender],
-                actor: Actor, support_phone: str = "") -> Shop:  # fmt: skip
+def shop_create(
+    *,
+    retailer_name: str,
+    name: str,
+    address: str,
+    timezone: str,
+    lenders: list[Lender],
+    actor: Actor,
+    support_phone: str = "",
+) -> Shop:
     """A shop (and its retailer, found by name or created) selling for ``lenders``."""
     retailer = Retailer.objects.filter(name=retailer_name).first() or Retailer.objects.create(
         name=retailer_name
@@ -51,8 +59,13 @@ def shop_create(*, retailer_name: str, name: str, address: str, timezone: str, l
     shop.save()
     shop.lenders.set(lenders)
     for lender in lenders:
-        audit_event_record(actor=actor, action=RetailersAction.SHOP_CREATED, target=shop, lender_id=lender.pk,
-                           data={"new": {"name": name, "retailer": retailer_name}})  # fmt: skip
+        audit_event_record(
+            actor=actor,
+            action=RetailersAction.SHOP_CREATED,
+            target=shop,
+            lender_id=lender.pk,
+            data={"new": {"name": name, "retailer": retailer_name}},
+        )
     return shop
 
 
@@ -66,8 +79,13 @@ def clerk_create(*, shop: Shop, username: str, password: str, actor: Actor) -> C
     user.save()
     clerk = Clerk.objects.create(user=user, shop=shop)
     for lender in shop.lenders.all():
-        audit_event_record(actor=actor, action=RetailersAction.CLERK_CREATED, target=clerk, lender_id=lender.pk,
-                           data={"new": {"user_id": user.pk, "shop_id": shop.pk}})  # fmt: skip
+        audit_event_record(
+            actor=actor,
+            action=RetailersAction.CLERK_CREATED,
+            target=clerk,
+            lender_id=lender.pk,
+            data={"new": {"user_id": user.pk, "shop_id": shop.pk}},
+        )
     return clerk
 
 
@@ -75,13 +93,22 @@ def demo_counter(lender: Lender) -> tuple[Shop, Clerk]:
     """The demo's shop and clerk for ``lender`` (created once, with a throwaway password)."""
     shop = Shop.objects.filter(lenders=lender).first()
     if shop is None:
-        shop = shop_create(retailer_name="Demo Phones Ltd", name=f"{lender.name} counter",
-                           address="Moi Avenue 1, Nairobi", timezone=lender.timezone, lenders=[lender],
-                           actor=Actor.system())  # fmt: skip
+        shop = shop_create(
+            retailer_name="Demo Phones Ltd",
+            name=f"{lender.name} counter",
+            address="Moi Avenue 1, Nairobi",
+            timezone=lender.timezone,
+            lenders=[lender],
+            actor=Actor.system(),
+        )
     clerk = Clerk.objects.filter(shop=shop).first()
     if clerk is None:
-        clerk = clerk_create(shop=shop, username=f"clerk-{lender.slug}", password=secrets.token_urlsafe(16),
-                             actor=Actor.system())  # fmt: skip
+        clerk = clerk_create(
+            shop=shop,
+            username=f"clerk-{lender.slug}",
+            password=secrets.token_urlsafe(16),
+            actor=Actor.system(),
+        )
     return shop, clerk
 
 
@@ -113,16 +140,26 @@ def sale_start(*, clerk: Clerk, lender_id: int, actor: Actor) -> Sale:
 
 @transaction.atomic
 def sale_customer_set(
-    *, sale_id: int, clerk: Clerk, full_name: str, phone: str, national_id: str,
-    date_of_birth: date | None, actor: Actor,
-) -> Sale:  # fmt: skip
+    *,
+    sale_id: int,
+    clerk: Clerk,
+    full_name: str,
+    phone: str,
+    national_id: str,
+    date_of_birth: date | None,
+    actor: Actor,
+) -> Sale:
     """Step 1: the customer, found by national id at this lender or created."""
     sale = _sale_lock(sale_id=sale_id, clerk=clerk)
     _require_open(sale)
     customer, _ = customer_get_or_create(
-        lender=sale.lender, full_name=full_name, phone=phone, national_id=national_id,
-        date_of_birth=date_of_birth, actor=actor,
-    )  # fmt: skip
+        lender=sale.lender,
+        full_name=full_name,
+        phone=phone,
+        national_id=national_id,
+        date_of_birth=date_of_birth,
+        actor=actor,
+    )
     sale.customer, sale.step = customer, Sale.Step.PHONE
     sale.consent_challenge = sale.consent = None  # new terms need a new consent
     sale.save()
@@ -184,18 +221,24 @@ def sale_plan_set(
 def sale_quote(*, sale: Sale) -> Quote:
     currency = sale.lender.currency
     return loan_quote(
-        product=sale.product, device_price=Money(sale.price_amount, currency),
+        product=sale.product,
+        device_price=Money(sale.price_amount, currency),
         down_payment=Money(sale.down_payment_amount, currency),
         start_date=lender_local_date(lender=sale.lender),
-    )  # fmt: skip
+    )
 
 
 def sale_consent_text(*, sale: Sale) -> str:
     version = restriction_policy_version_in_force(lender_id=sale.lender_id)
     if version is None:
         raise RestrictionPolicyMissing(lender_id=sale.lender_id)
-    return consent_text_build(lender_name=sale.lender.name, customer_name=sale.customer.full_name,
-                              quote=sale_quote(sale=sale), policy_version=version, locale=sale.customer.locale)  # fmt: skip
+    return consent_text_build(
+        lender_name=sale.lender.name,
+        customer_name=sale.customer.full_name,
+        quote=sale_quote(sale=sale),
+        policy_version=version,
+        locale=sale.customer.locale,
+    )
 
 
 @transaction.atomic
@@ -222,9 +265,15 @@ def sale_consent_confirm(*, sale_id: int, clerk: Clerk, code: str, actor: Actor)
         text = sale_consent_text(sale=sale)
     # consent_confirm keeps a wrong code's failure on the record, so it owns its transaction
     record = consent_confirm(
-        challenge_id=sale.consent_challenge_id, code=code, text=text, text_version=CONSENT_TEXT_VERSION,
-        locale=sale.customer.locale, clerk_id=clerk.user_id, shop_id=clerk.shop_id, actor=actor,
-    )  # fmt: skip
+        challenge_id=sale.consent_challenge_id,
+        code=code,
+        text=text,
+        text_version=CONSENT_TEXT_VERSION,
+        locale=sale.customer.locale,
+        clerk_id=clerk.user_id,
+        shop_id=clerk.shop_id,
+        actor=actor,
+    )
     with transaction.atomic():
         sale = _sale_lock(sale_id=sale_id, clerk=clerk)
         _require_open(sale)
@@ -255,10 +304,15 @@ def sale_sign(*, sale_id: int, clerk: Clerk, actor: Actor) -> Sale:
         raise ConsentTextChanged()
     currency = sale.lender.currency
     loan = loan_sign(
-        customer=sale.customer, product=sale.product, consent=sale.consent, shop_id=sale.shop_id,
-        device_price=Money(sale.price_amount, currency), down_payment=Money(sale.down_payment_amount, currency),
-        idempotency_key=f"sale-{sale.public_id}", actor=actor,
-    )  # fmt: skip
+        customer=sale.customer,
+        product=sale.product,
+        consent=sale.consent,
+        shop_id=sale.shop_id,
+        device_price=Money(sale.price_amount, currency),
+        down_payment=Money(sale.down_payment_amount, currency),
+        idempotency_key=f"sale-{sale.public_id}",
+        actor=actor,
+    )
     device = device_register(
         loan=loan, imei=sale.imei, brand=sale.brand, model_name=sale.model_name, actor=actor
     )

@@ -118,10 +118,15 @@ def home(request: HttpRequest, clerk: Clerk) -> HttpResponse:
     )
 
 
-def _step_view(form_class: type, service: Callable[..., Sale], template: str, next_name: str,
-               initial: Callable[[Sale], dict[str, Any]],
-               form_kwargs: Callable[[Sale], dict[str, Any]] = lambda sale: {},
-               error_fields: dict[str, str] | None = None) -> Callable[..., HttpResponse]:  # fmt: skip
+def _step_view(
+    form_class: type,
+    service: Callable[..., Sale],
+    template: str,
+    next_name: str,
+    initial: Callable[[Sale], dict[str, Any]],
+    form_kwargs: Callable[[Sale], dict[str, Any]] = lambda sale: {},
+    error_fields: dict[str, str] | None = None,
+) -> Callable[..., HttpResponse]:
     """A step's page. ``error_fields`` maps a refusal's code to the field it is about, so
     the clerk reads it under that field; any other refusal shows above the form."""
     fields = error_fields or {}
@@ -146,12 +151,26 @@ def _step_view(form_class: type, service: Callable[..., Sale], template: str, ne
 
 # Only the national id is shown again: the name and phone on record stay private.
 # A number that is another customer's is shown under the number: the clerk checks it.
-customer = _step_view(forms.CustomerForm, sale_customer_set, "customer.html", "pos:phone",
-                      lambda s: {"national_id": s.customer.national_id} if s.customer else {},
-                      error_fields={PhoneInUse.code: "phone"})  # fmt: skip
-phone = _step_view(forms.PhoneForm, sale_phone_set, "phone.html", "pos:plan",
-                   lambda s: {"imei": s.imei, "brand": s.brand, "model_name": s.model_name,
-                              "price": s.price_amount})  # fmt: skip
+customer = _step_view(
+    forms.CustomerForm,
+    sale_customer_set,
+    "customer.html",
+    "pos:phone",
+    lambda s: {"national_id": s.customer.national_id} if s.customer else {},
+    error_fields={PhoneInUse.code: "phone"},
+)
+phone = _step_view(
+    forms.PhoneForm,
+    sale_phone_set,
+    "phone.html",
+    "pos:plan",
+    lambda s: {
+        "imei": s.imei,
+        "brand": s.brand,
+        "model_name": s.model_name,
+        "price": s.price_amount,
+    },
+)
 
 
 def _plan_service(
@@ -167,10 +186,15 @@ _PLAN_ERROR_FIELDS = dict.fromkeys(
     (DownPaymentTooSmall.code, DownPaymentTooLarge.code, FinancedAmountTooSmall.code),
     "down_payment",
 )
-plan = _step_view(forms.PlanForm, _plan_service, "plan.html", "pos:consent",
-                  lambda s: {"product": s.product_id, "down_payment": s.down_payment_amount},
-                  lambda s: {"products": loan_product_list_active(lender_id=s.lender_id)},
-                  error_fields=_PLAN_ERROR_FIELDS)  # fmt: skip
+plan = _step_view(
+    forms.PlanForm,
+    _plan_service,
+    "plan.html",
+    "pos:consent",
+    lambda s: {"product": s.product_id, "down_payment": s.down_payment_amount},
+    lambda s: {"products": loan_product_list_active(lender_id=s.lender_id)},
+    error_fields=_PLAN_ERROR_FIELDS,
+)
 
 
 @clerk_required
@@ -193,8 +217,16 @@ def consent(request: HttpRequest, clerk: Clerk, public_id: Any) -> HttpResponse:
         text = sale_consent_text(sale=sale)
     except DomainError as exc:
         error, text = exc.message, sale_consent_text(sale=sale)
-    return _page(request, "consent.html", sale, form=form, error=error, consent_text=text,
-                 quote=sale_quote(sale=sale), code_sent=sale.consent_challenge_id is not None)  # fmt: skip
+    return _page(
+        request,
+        "consent.html",
+        sale,
+        form=form,
+        error=error,
+        consent_text=text,
+        quote=sale_quote(sale=sale),
+        code_sent=sale.consent_challenge_id is not None,
+    )
 
 
 @clerk_required

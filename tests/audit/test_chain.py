@@ -50,21 +50,31 @@ def test_stored_hash_covers_every_field_as_stored(lender_a) -> None:
     actor = Actor(type=ActorType.AGENT, id="42", ip="::ffff:10.0.0.1", user_agent="pytest")
     with transaction.atomic():
         event = audit_event_record(
-            actor=actor, action="tests.thing.changed", target=lender_a,
+            actor=actor,
+            action="tests.thing.changed",
+            target=lender_a,
             data={"old": {"amount": Decimal("10.50")}, "new": {"amount": Decimal("12.00")}},
             reason="customer called",
-        )  # fmt: skip
+        )
     stored = AuditEvent.objects.get(pk=event.pk)
     assert stored.ip == "10.0.0.1"
     assert stored.data == {"old": {"amount": "10.50"}, "new": {"amount": "12.00"}}
     assert (event.hash, stored.format) == (stored.hash, 2)
     assert stored.hash == event_hash(
-        lender_id=lender_a.pk, seq=stored.seq, occurred_at=stored.occurred_at,
-        actor_type="agent", actor_id="42", action="tests.thing.changed",
-        target_type="lenders.lender", target_id=str(lender_a.pk),
+        lender_id=lender_a.pk,
+        seq=stored.seq,
+        occurred_at=stored.occurred_at,
+        actor_type="agent",
+        actor_id="42",
+        action="tests.thing.changed",
+        target_type="lenders.lender",
+        target_id=str(lender_a.pk),
         data_text='{"new": {"amount": "12.00"}, "old": {"amount": "10.50"}}',
-        reason="customer called", ip=stored.ip, user_agent="pytest", prev_hash=stored.prev_hash,
-    )  # fmt: skip
+        reason="customer called",
+        ip=stored.ip,
+        user_agent="pytest",
+        prev_hash=stored.prev_hash,
+    )
     assert audit_chain_verify(chain=stored.chain) is None
 
 
@@ -156,11 +166,20 @@ def test_the_head_moves_in_the_statement_that_appends_the_events_when_batched() 
 
 @pytest.mark.parametrize(
     ("column", "value"),
-    [("occurred_at", "'2001-01-01T00:00:00Z'::timestamptz"), ("actor_type", "'device'"),
-     ("actor_id", "'99'"), ("action", "'x.y.z'"), ("target_type", "'lenders.membership'"),
-     ("target_id", "'12345'"), ("data", "'{\"a\": 1}'::jsonb"), ("reason", "'edited'"),
-     ("ip", "'10.1.1.1'"), ("user_agent", "'other'"), ("format", "1")],
-)  # fmt: skip
+    [
+        ("occurred_at", "'2001-01-01T00:00:00Z'::timestamptz"),
+        ("actor_type", "'device'"),
+        ("actor_id", "'99'"),
+        ("action", "'x.y.z'"),
+        ("target_type", "'lenders.membership'"),
+        ("target_id", "'12345'"),
+        ("data", "'{\"a\": 1}'::jsonb"),
+        ("reason", "'edited'"),
+        ("ip", "'10.1.1.1'"),
+        ("user_agent", "'other'"),
+        ("format", "1"),
+    ],
+)
 def test_editing_any_hashed_field_breaks_the_chain(lender_a, column, value) -> None:
     event = audit_event_for(lender_a)
     tamper(f"UPDATE audit_auditevent SET {column} = {value} WHERE id = %s", [event.pk])  # noqa: S608
@@ -178,11 +197,20 @@ def test_the_hash_of_known_fields_is_fixed() -> None:
     from datetime import UTC, datetime
 
     digest = event_hash(
-        lender_id=7, seq=3, occurred_at=datetime(2026, 11, 24, 12, 0, tzinfo=UTC), actor_type="agent",
-        actor_id="42", action="collections.payment.received", target_type="collections.loan", target_id="9",
-        data_text='{"amount": "10.50"}', reason="pagó en efectivo", ip="10.0.0.1", user_agent="ua",
+        lender_id=7,
+        seq=3,
+        occurred_at=datetime(2026, 11, 24, 12, 0, tzinfo=UTC),
+        actor_type="agent",
+        actor_id="42",
+        action="collections.payment.received",
+        target_type="collections.loan",
+        target_id="9",
+        data_text='{"amount": "10.50"}',
+        reason="pagó en efectivo",
+        ip="10.0.0.1",
+        user_agent="ua",
         prev_hash="0" * 64,
-    )  # fmt: skip
+    )
     # written out by hand from docs/audit.md's description, not by apps/audit/hashing.py
     line = (
         "2|1:7|1:3|27:2026-11-24T12:00:00.000000Z|5:agent|2:42|28:collections.payment.received"
@@ -199,10 +227,20 @@ def test_events_of_format_1_still_verify(lender_a) -> None:
 
     first = audit_event_for(lender_a)
     old = event_hash_v1(
-        lender_id=lender_a.pk, seq=1, occurred_at=first.occurred_at, actor_type="system", actor_id="",
-        action=first.action, target_type="", target_id="", data={}, reason="", ip="", user_agent="",
+        lender_id=lender_a.pk,
+        seq=1,
+        occurred_at=first.occurred_at,
+        actor_type="system",
+        actor_id="",
+        action=first.action,
+        target_type="",
+        target_id="",
+        data={},
+        reason="",
+        ip="",
+        user_agent="",
         prev_hash=first.prev_hash,
-    )  # fmt: skip
+    )
     tamper("UPDATE audit_auditevent SET format = 1, hash = %s WHERE id = %s", [old, first.pk])
     tamper("UPDATE audit_auditchain SET last_hash = %s WHERE lender_id = %s", [old, lender_a.pk])
     second = audit_event_for(lender_a)

@@ -22,9 +22,11 @@ def test_concurrent_writers_on_one_lender_make_one_unbroken_chain(lender_a) -> N
             for i in range(EVENTS_EACH):
                 with transaction.atomic():
                     audit_event_record(
-                        actor=Actor.system(), action="tests.thing.happened", lender_id=lender_a.pk,
+                        actor=Actor.system(),
+                        action="tests.thing.happened",
+                        lender_id=lender_a.pk,
                         data={"writer": n, "i": i},
-                    )  # fmt: skip
+                    )
         except BaseException as exc:
             errors.append(exc)
         finally:

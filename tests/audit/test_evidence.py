@@ -29,16 +29,27 @@ def restricted_then_paid(lender_a):
     """A loan whose phone the sweep restricted and acknowledged, then a payment lifted it."""
     device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=50))
     noticed(device.loan)  # told of the lock ahead
-    loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a),
-                     id_from=0, id_to=10**12)  # fmt: skip
+    loan_stage_sweep(
+        lender_id=lender_a.pk,
+        business_date=lender_local_date(lender=lender_a),
+        id_from=0,
+        id_to=10**12,
+    )
     device.refresh_from_db()
     device_ack(
         device_id=device.pk, version=device.desired_version, error_code="", actor=Actor.system()
     )
     late = device.loan.installments.get(sequence=1)
-    payment_record(loan_id=device.loan_id, amount=Money(late.total_due, lender_a.currency), channel="manual",
-                   provider="manual", provider_ref="cash-1", received_at=timezone.now(),
-                   actor=Actor.system(), reason="Cash at the shop.")  # fmt: skip
+    payment_record(
+        loan_id=device.loan_id,
+        amount=Money(late.total_due, lender_a.currency),
+        channel="manual",
+        provider="manual",
+        provider_ref="cash-1",
+        received_at=timezone.now(),
+        actor=Actor.system(),
+        reason="Cash at the shop.",
+    )
     return device.loan
 
 
@@ -56,13 +67,24 @@ def test_the_evidence_file_holds_the_loans_story_and_verifies_alone(
     loan = restricted_then_paid
     agent = make_agent(lender_a)
     archive = download(verified_client(agent), loan)
-    assert sorted(archive.namelist()) == ["README.txt", "audit-events.json", "evidence.pdf", "hashing.py",
-                                          "verify.py"]  # fmt: skip
+    assert sorted(archive.namelist()) == [
+        "README.txt",
+        "audit-events.json",
+        "evidence.pdf",
+        "hashing.py",
+        "verify.py",
+    ]
     pack = json.loads(archive.read("audit-events.json"))
     actions = [e["action"] for e in pack["events"]]
-    for action in ("customers.consent.recorded", "collections.loan.signed", "devices.device.enrolled",
-                   "collections.loan.stage_changed", "devices.state.acknowledged",
-                   "collections.payment.received", "audit.evidence.exported"):  # fmt: skip
+    for action in (
+        "customers.consent.recorded",
+        "collections.loan.signed",
+        "devices.device.enrolled",
+        "collections.loan.stage_changed",
+        "devices.state.acknowledged",
+        "collections.payment.received",
+        "audit.evidence.exported",
+    ):
         assert action in actions, action
     raised = next(e for e in pack["events"] if e["action"] == "collections.loan.stage_changed")
     assert raised["data"]["stage"] == {"old": "none", "new": "block_apps"}
@@ -80,8 +102,13 @@ def test_the_evidence_file_holds_the_loans_story_and_verifies_alone(
     assert pdf.count(b"/Type /Page\n") >= 2
 
     archive.extractall(tmp_path)
-    run = subprocess.run([sys.executable, "-E", "-s", "verify.py", "audit-events.json"], cwd=tmp_path,
-                         capture_output=True, text=True, check=False)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-E", "-s", "verify.py", "audit-events.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert run.stdout.startswith(f"OK      {len(pack['events'])} events")
 
@@ -90,11 +117,18 @@ def test_the_evidence_file_holds_the_loans_story_and_verifies_alone(
     victim["data"]["amount"] = str(Decimal(victim["data"]["amount"]) / 2)
     victim["data_text"] = json.dumps(victim["data"])
     (tmp_path / "audit-events.json").write_text(json.dumps(forged))
-    run = subprocess.run([sys.executable, "-E", "-s", "verify.py", "audit-events.json"], cwd=tmp_path,
-                         capture_output=True, text=True, check=False)  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-E", "-s", "verify.py", "audit-events.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert run.returncode == 1
-    assert run.stdout == (f"BROKEN  event seq {victim['seq']} (collections.payment.received): "
-                          "its hash does not match its contents\n")  # fmt: skip
+    assert run.stdout == (
+        f"BROKEN  event seq {victim['seq']} (collections.payment.received): "
+        "its hash does not match its contents\n"
+    )
 
 
 def test_another_lenders_agent_gets_no_evidence(

@@ -41,8 +41,12 @@ def test_an_agent_records_a_promise_and_tomorrows_sweep_respects_it(
     loan.refresh_from_db()
     assert loan.stage == "reminder"
     for day in (1, 2, 3):  # mornings while the promise holds: the sweep raises nothing
-        loan_stage_sweep(lender_id=lender_a.pk, business_date=today + timedelta(days=day), id_from=0,
-                         id_to=10**12)  # fmt: skip
+        loan_stage_sweep(
+            lender_id=lender_a.pk,
+            business_date=today + timedelta(days=day),
+            id_from=0,
+            id_to=10**12,
+        )
         loan.refresh_from_db()
         assert loan.stage == "reminder"
 

@@ -30,8 +30,9 @@ def late_phone(lender_a, live_server, settings, fake_fcm, redis_worker):
     sweep: the simulator listens for pushes and checks in rarely."""
     settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
     loan = signed_loan(lender_a, signed_at=timezone.now() - timedelta(days=50))
-    device = device_register(loan=loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20",
-                             actor=Actor.system())  # fmt: skip
+    device = device_register(
+        loan=loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20", actor=Actor.system()
+    )
     minted = enrollment_token_mint(device_id=device.pk, actor=Actor.system())
     agent = Agent.from_qr(provisioning_qr_png(minted.payload), imei=device.imei)
     agent.enroll()
@@ -40,8 +41,12 @@ def late_phone(lender_a, live_server, settings, fake_fcm, redis_worker):
     thread.start()
     wait_for(lambda: agent.phone.version == 1)
     noticed(loan)  # told of the lock ahead
-    loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a),
-                     id_from=0, id_to=10**12)  # fmt: skip
+    loan_stage_sweep(
+        lender_id=lender_a.pk,
+        business_date=lender_local_date(lender=lender_a),
+        id_from=0,
+        id_to=10**12,
+    )
     wait_for(lambda: agent.phone.level == "block_apps")
     yield loan, agent
     agent.stopped.set()

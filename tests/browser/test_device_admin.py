@@ -22,8 +22,12 @@ THREE_HOURS_BEHIND = re.compile(r"^3 h [0-4] min behind$")
 
 def ack(device: Device) -> None:
     device.refresh_from_db()
-    device_ack(device_id=device.pk, version=device.desired_version, error_code="",
-               actor=Actor(type=ActorType.DEVICE, id=str(device.pk)))  # fmt: skip
+    device_ack(
+        device_id=device.pk,
+        version=device.desired_version,
+        error_code="",
+        actor=Actor(type=ActorType.DEVICE, id=str(device.pk)),
+    )
 
 
 def test_agent_filters_out_of_sync_phones_and_opens_the_one_behind(
@@ -37,8 +41,12 @@ def test_agent_filters_out_of_sync_phones_and_opens_the_one_behind(
         behind, _, _ = enrolled_phone(lender_a, fcm_token="tok-behind")
         ack(behind)
     with time_machine.travel(three_hours_ago):
-        device_state_set(device_id=behind.pk, level="lock", actor=Actor.system(),
-                         reason="Two instalments overdue.")  # fmt: skip
+        device_state_set(
+            device_id=behind.pk,
+            level="lock",
+            actor=Actor.system(),
+            reason="Two instalments overdue.",
+        )
     # The factory's phones are "X Y"; name them as a shop would, for the screenshots.
     Device.objects.filter(pk=in_sync.pk).update(brand="Samsung", model_name="Galaxy A15")
     Device.objects.filter(pk=behind.pk).update(brand="Tecno", model_name="Spark 20")

@@ -25,8 +25,13 @@ def test_the_qr_on_screen_enrolls_the_phone(
     live_server, page, screenshot, lender_a, make_agent
 ) -> None:
     agent = make_agent(lender_a, username="wanjiku")
-    device = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="Tecno", model_name="Spark 20",
-                             actor=Actor.system())  # fmt: skip
+    device = device_register(
+        loan=signed_loan(lender_a),
+        imei=valid_imei(),
+        brand="Tecno",
+        model_name="Spark 20",
+        actor=Actor.system(),
+    )
 
     admin_log_in(page, f"{live_server.url}/admin/devices/device/{device.pk}/change/", agent)
     page.click("#enrollment-code")
@@ -44,10 +49,17 @@ def test_the_qr_on_screen_enrolls_the_phone(
     # The agent just installed from the QR calls enroll (an HTTP client of its own).
     response = page.request.post(
         f"{live_server.url}/api/agent/v1/enroll",
-        data={"token": extras["token"], "imei": device.imei, "serial": "R58", "model": "Spark 20",
-              "android_version": "14", "agent_version": "1.0.0", "fcm_token": "t",
-              "agent_public_key": base64.b64encode(public).decode()},
-    )  # fmt: skip
+        data={
+            "token": extras["token"],
+            "imei": device.imei,
+            "serial": "R58",
+            "model": "Spark 20",
+            "android_version": "14",
+            "agent_version": "1.0.0",
+            "fcm_token": "t",
+            "agent_public_key": base64.b64encode(public).decode(),
+        },
+    )
     assert response.status == 201, response.text()
     device.refresh_from_db()
     assert device.status == Device.Status.ENROLLED

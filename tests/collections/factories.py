@@ -48,9 +48,17 @@ def noticed(loan: Loan, *, stage: str = "lock", sequence: int | None = None) -> 
     oldest = unpaid.first() if sequence is None else loan.installments.get(sequence=sequence)
     told = lender_day_start(lender=loan.lender, day=oldest.due_date) + timedelta(hours=12)
     notice = Notification.objects.create(
-        lender_id=loan.lender_id, customer_id=loan.customer_id, loan=loan, kind="notice",
-        status="sms", locale="en", body=f"The phone may be restricted ({stage}).",
-        dedupe_key=f"test-notice:{loan.pk}:{stage}:{oldest.sequence}", scheduled_for=told, sms_sent_at=told,
-        announces_stage=stage, announces_on=oldest.due_date + timedelta(days=1),
-    )  # fmt: skip
+        lender_id=loan.lender_id,
+        customer_id=loan.customer_id,
+        loan=loan,
+        kind="notice",
+        status="sms",
+        locale="en",
+        body=f"The phone may be restricted ({stage}).",
+        dedupe_key=f"test-notice:{loan.pk}:{stage}:{oldest.sequence}",
+        scheduled_for=told,
+        sms_sent_at=told,
+        announces_stage=stage,
+        announces_on=oldest.due_date + timedelta(days=1),
+    )
     Notification.objects.filter(pk=notice.pk).update(created_at=told)

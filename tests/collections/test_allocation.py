@@ -50,22 +50,54 @@ def payments(draw):
 
 def test_oldest_installment_first_fees_then_interest_then_principal() -> None:
     insts = [
-        InstallmentDue(1, 1, {"late_fee": Decimal(5), "fee": Decimal(1), "interest": Decimal(10), "principal": Decimal(100)}, T0),
-        InstallmentDue(2, 2, {"late_fee": Decimal(0), "fee": Decimal(1), "interest": Decimal(10), "principal": Decimal(100)}),
-    ]  # fmt: skip
+        InstallmentDue(
+            1,
+            1,
+            {
+                "late_fee": Decimal(5),
+                "fee": Decimal(1),
+                "interest": Decimal(10),
+                "principal": Decimal(100),
+            },
+            T0,
+        ),
+        InstallmentDue(
+            2,
+            2,
+            {
+                "late_fee": Decimal(0),
+                "fee": Decimal(1),
+                "interest": Decimal(10),
+                "principal": Decimal(100),
+            },
+        ),
+    ]
     result = allocate(insts, [PaymentIn(9, T0 + timedelta(days=1), "p", "r", Decimal(130))])
     assert result.lines == {
-        (9, 1, "late_fee"): Decimal(5), (9, 1, "fee"): Decimal(1), (9, 1, "interest"): Decimal(10),
-        (9, 1, "principal"): Decimal(100), (9, 2, "fee"): Decimal(1), (9, 2, "interest"): Decimal(10),
+        (9, 1, "late_fee"): Decimal(5),
+        (9, 1, "fee"): Decimal(1),
+        (9, 1, "interest"): Decimal(10),
+        (9, 1, "principal"): Decimal(100),
+        (9, 2, "fee"): Decimal(1),
+        (9, 2, "interest"): Decimal(10),
         (9, 2, "principal"): Decimal(3),
-    }  # fmt: skip
+    }
     assert result.paid_at[1] == T0 + timedelta(days=1)
     assert result.paid_at[2] is None
 
 
 def test_a_late_fee_is_not_paid_by_money_received_before_it_was_assessed() -> None:
-    inst = InstallmentDue(1, 1, {"late_fee": Decimal(5), "fee": Decimal(0), "interest": Decimal(0), "principal": Decimal(10)},
-                          late_fee_assessed_at=T0 + timedelta(days=5))  # fmt: skip
+    inst = InstallmentDue(
+        1,
+        1,
+        {
+            "late_fee": Decimal(5),
+            "fee": Decimal(0),
+            "interest": Decimal(0),
+            "principal": Decimal(10),
+        },
+        late_fee_assessed_at=T0 + timedelta(days=5),
+    )
     early = allocate([inst], [PaymentIn(1, T0, "p", "a", Decimal(20))])
     assert early.paid[1]["late_fee"] == 0
     assert early.unapplied[1] == Decimal(10)
@@ -93,8 +125,14 @@ def test_arrival_order_does_not_change_the_result(insts, pays, seed) -> None:
     assert allocate(insts, pays).lines == allocate(list(reversed(insts)), shuffled).lines
 
 
-@given(st.dictionaries(st.tuples(st.integers(1, 3), st.integers(1, 3), st.sampled_from(COMPONENTS)), money),
-       st.dictionaries(st.tuples(st.integers(1, 3), st.integers(1, 3), st.sampled_from(COMPONENTS)), money))  # fmt: skip
+@given(
+    st.dictionaries(
+        st.tuples(st.integers(1, 3), st.integers(1, 3), st.sampled_from(COMPONENTS)), money
+    ),
+    st.dictionaries(
+        st.tuples(st.integers(1, 3), st.integers(1, 3), st.sampled_from(COMPONENTS)), money
+    ),
+)
 def test_ledger_delta_brings_current_to_target(target, current) -> None:
     delta = ledger_delta(target, current)
     for key in target.keys() | current.keys():

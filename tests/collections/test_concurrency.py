@@ -25,10 +25,17 @@ def test_five_identical_payments_at_once_make_one_payment(lender_a) -> None:
     def deliver() -> None:
         try:
             barrier.wait()
-            outcomes.append(payment_record(
-                loan_id=loan.pk, amount=Money(Decimal(500), "KES"), channel="provider", provider="demo",
-                provider_ref="evt-1", received_at=datetime(2026, 1, 1, tzinfo=UTC), actor=Actor.system(),
-            ))  # fmt: skip
+            outcomes.append(
+                payment_record(
+                    loan_id=loan.pk,
+                    amount=Money(Decimal(500), "KES"),
+                    channel="provider",
+                    provider="demo",
+                    provider_ref="evt-1",
+                    received_at=datetime(2026, 1, 1, tzinfo=UTC),
+                    actor=Actor.system(),
+                )
+            )
         except Exception as exc:
             errors.append(exc)
         finally:

@@ -28,8 +28,11 @@ pytestmark = pytest.mark.django_db
 SIGNED = datetime(2026, 1, 10, 9, tzinfo=UTC)  # due 10 Feb, 10 Mar, 10 Apr (Nairobi)
 END = SIGNED + timedelta(days=130)
 # 0.5% of an installment of 1001 is 5.005: 5.01 rounded half up; capped at 5 when asked
-FEES = {"fixed": (Decimal(75), None), "percent": (Decimal("0.5"), None),
-        "percent capped": (Decimal("0.5"), Decimal(5))}  # fmt: skip
+FEES = {
+    "fixed": (Decimal(75), None),
+    "percent": (Decimal("0.5"), None),
+    "percent capped": (Decimal("0.5"), Decimal(5)),
+}
 
 
 def oracle(dues, late_froms, fee_if_late, payments):
@@ -67,11 +70,17 @@ payment = st.tuples(
 )
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
-@given(payments=st.lists(payment, max_size=6), grace=st.sampled_from([0, 3]),
-       fee_type=st.sampled_from(sorted(FEES)),
-       runs=st.lists(st.integers(min_value=0, max_value=125 * 24), max_size=6))  # fmt: skip
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    payments=st.lists(payment, max_size=6),
+    grace=st.sampled_from([0, 3]),
+    fee_type=st.sampled_from(sorted(FEES)),
+    runs=st.lists(st.integers(min_value=0, max_value=125 * 24), max_size=6),
+)
 def test_the_books_equal_the_replay_whatever_the_posting_order(
     payments, grace, fee_type, runs
 ) -> None:
@@ -85,10 +94,20 @@ def test_the_books_equal_the_replay_whatever_the_posting_order(
 def _play(payments, grace, fee_type, runs) -> None:
     lender = LenderFactory(slug="replay")
     value, cap = FEES[fee_type]
-    loan = signed_loan(lender, price="3103", down="100", signed_at=SIGNED, installments=3,
-                       interest_rate_percent=Decimal(0), origination_fee_percent=Decimal(0),
-                       min_down_payment_percent=Decimal(0), grace_days=grace,
-                       late_fee_type=fee_type.split()[0], late_fee_value=value, late_fee_cap=cap)  # fmt: skip
+    loan = signed_loan(
+        lender,
+        price="3103",
+        down="100",
+        signed_at=SIGNED,
+        installments=3,
+        interest_rate_percent=Decimal(0),
+        origination_fee_percent=Decimal(0),
+        min_down_payment_percent=Decimal(0),
+        grace_days=grace,
+        late_fee_type=fee_type.split()[0],
+        late_fee_value=value,
+        late_fee_cap=cap,
+    )
     installments = list(Installment.objects.filter(loan=loan).order_by("sequence"))
     # what happens, at the moment it is posted: payments, reversals and fee runs interleaved
     timeline = [(SIGNED + timedelta(hours=h), "run", None) for h in runs]
@@ -111,22 +130,41 @@ def _play(payments, grace, fee_type, runs) -> None:
             installment_late_fees_assess(lender_id=lender.pk, as_of=at, actor=Actor.system())
         elif kind == "pay":
             n, received, amount = args
-            payment_record(loan_id=loan.pk, amount=Money(Decimal(amount), "KES"), channel="provider",
-                           provider="demo", provider_ref=f"p{n}", received_at=received,
-                           actor=Actor.system())  # fmt: skip
+            payment_record(
+                loan_id=loan.pk,
+                amount=Money(Decimal(amount), "KES"),
+                channel="provider",
+                provider="demo",
+                provider_ref=f"p{n}",
+                received_at=received,
+                actor=Actor.system(),
+            )
         else:
             n, when, back = args
-            payment_reverse(loan_id=loan.pk, kind="refund", amount=Money(back, "KES"),
-                            provider="demo", provider_ref=f"r{n}", payment_provider_ref=f"p{n}",
-                            received_at=when, actor=Actor.system())  # fmt: skip
+            payment_reverse(
+                loan_id=loan.pk,
+                kind="refund",
+                amount=Money(back, "KES"),
+                provider="demo",
+                provider_ref=f"r{n}",
+                payment_provider_ref=f"p{n}",
+                received_at=when,
+                actor=Actor.system(),
+            )
     fee_if_late = value
     if fee_type != "fixed":  # of the installment, rounded half up to the cent, then capped
         fee_if_late = (Decimal(1001) * value / 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
         fee_if_late = min(fee_if_late, cap) if cap else fee_if_late
-    expected, owed = oracle([i.principal_amount for i in installments],
-                            [i.late_from for i in installments], fee_if_late, net)  # fmt: skip
-    books = [(i.late_fee_amount, i.late_fee_paid, i.principal_paid)
-             for i in Installment.objects.filter(loan=loan).order_by("sequence")]  # fmt: skip
+    expected, owed = oracle(
+        [i.principal_amount for i in installments],
+        [i.late_from for i in installments],
+        fee_if_late,
+        net,
+    )
+    books = [
+        (i.late_fee_amount, i.late_fee_paid, i.principal_paid)
+        for i in Installment.objects.filter(loan=loan).order_by("sequence")
+    ]
     assert books == expected
     assert loan_outstanding(loan=loan).amount == owed
     for inst, (fee, fee_paid, base_paid) in zip(

@@ -32,8 +32,13 @@ def at_local(day: date, hour: int = 9) -> datetime:
 
 
 def make_loan(lender, **terms):
-    base = {"installments": 3, "interest_rate_percent": Decimal(0), "origination_fee_percent": Decimal(0),
-            "min_down_payment_percent": Decimal(0), "grace_days": 3}  # fmt: skip
+    base = {
+        "installments": 3,
+        "interest_rate_percent": Decimal(0),
+        "origination_fee_percent": Decimal(0),
+        "min_down_payment_percent": Decimal(0),
+        "grace_days": 3,
+    }
     return signed_loan(lender, price="3100", down="100", signed_at=SIGNED, **{**base, **terms})
 
 
@@ -49,8 +54,15 @@ def test_days_overdue_honours_grace_days_and_the_lenders_timezone(lender_a) -> N
 
 def test_next_due_and_schedule_follow_payments(lender_a) -> None:
     loan = make_loan(lender_a)
-    payment_record(loan_id=loan.pk, amount=Money(Decimal(1500), "KES"), channel="manual", provider="manual",
-                   provider_ref="m1", received_at=SIGNED, actor=Actor.system())  # fmt: skip
+    payment_record(
+        loan_id=loan.pk,
+        amount=Money(Decimal(1500), "KES"),
+        channel="manual",
+        provider="manual",
+        provider_ref="m1",
+        received_at=SIGNED,
+        actor=Actor.system(),
+    )
     nxt = loan_next_due(loan=loan)
     assert (nxt.sequence, nxt.due_date, nxt.amount.amount) == (2, date(2026, 3, 10), Decimal(500))
     rows = loan_schedule(loan=loan, as_of=at_local(date(2026, 3, 20)))
@@ -89,10 +101,19 @@ def test_percent_late_fee_is_rounded_half_up_and_capped(lender_a) -> None:
     assert Installment.objects.get(loan=loan, sequence=1).late_fee_amount == Decimal(
         20
     )  # 25.00 capped
-    loan2 = signed_loan(lender_a, price="3103", down="100", signed_at=SIGNED, installments=3,
-                        interest_rate_percent=Decimal(0), origination_fee_percent=Decimal(0),
-                        min_down_payment_percent=Decimal(0), grace_days=3, late_fee_type="percent",
-                        late_fee_value=Decimal("0.5"))  # fmt: skip
+    loan2 = signed_loan(
+        lender_a,
+        price="3103",
+        down="100",
+        signed_at=SIGNED,
+        installments=3,
+        interest_rate_percent=Decimal(0),
+        origination_fee_percent=Decimal(0),
+        min_down_payment_percent=Decimal(0),
+        grace_days=3,
+        late_fee_type="percent",
+        late_fee_value=Decimal("0.5"),
+    )
     installment_late_fees_assess(
         lender_id=lender_a.pk, as_of=at_local(date(2026, 2, 14)), actor=Actor.system()
     )
@@ -105,8 +126,15 @@ def test_a_late_fee_is_paid_first_by_the_next_payment(lender_a) -> None:
     installment_late_fees_assess(
         lender_id=lender_a.pk, as_of=at_local(date(2026, 2, 14)), actor=Actor.system()
     )
-    payment_record(loan_id=loan.pk, amount=Money(Decimal(100), "KES"), channel="manual", provider="manual",
-                   provider_ref="m1", received_at=at_local(date(2026, 2, 15)), actor=Actor.system())  # fmt: skip
+    payment_record(
+        loan_id=loan.pk,
+        amount=Money(Decimal(100), "KES"),
+        channel="manual",
+        provider="manual",
+        provider_ref="m1",
+        received_at=at_local(date(2026, 2, 15)),
+        actor=Actor.system(),
+    )
     first = Installment.objects.get(loan=loan, sequence=1)
     assert (first.late_fee_paid, first.principal_paid) == (Decimal(75), Decimal(25))
 
@@ -114,8 +142,15 @@ def test_a_late_fee_is_paid_first_by_the_next_payment(lender_a) -> None:
 def test_no_late_fee_for_paid_or_fee_less_loans(lender_a) -> None:
     make_loan(lender_a, late_fee_type="none", late_fee_value=Decimal(0))
     paid_loan = make_loan(lender_a, late_fee_type="fixed", late_fee_value=Decimal(75))
-    payment_record(loan_id=paid_loan.pk, amount=Money(Decimal(1000), "KES"), channel="manual", provider="manual",
-                   provider_ref="m1", received_at=SIGNED + timedelta(days=1), actor=Actor.system())  # fmt: skip
+    payment_record(
+        loan_id=paid_loan.pk,
+        amount=Money(Decimal(1000), "KES"),
+        channel="manual",
+        provider="manual",
+        provider_ref="m1",
+        received_at=SIGNED + timedelta(days=1),
+        actor=Actor.system(),
+    )
     assert (
         installment_late_fees_assess(
             lender_id=lender_a.pk, as_of=at_local(date(2026, 2, 20)), actor=Actor.system()
@@ -129,9 +164,15 @@ def assess(lender, at: datetime) -> int:
 
 
 def pay(loan, amount: str, ref: str, received_at: datetime):
-    return payment_record(loan_id=loan.pk, amount=Money(Decimal(amount), loan.currency),
-                          channel="provider", provider="demo", provider_ref=ref,
-                          received_at=received_at, actor=Actor.system())  # fmt: skip
+    return payment_record(
+        loan_id=loan.pk,
+        amount=Money(Decimal(amount), loan.currency),
+        channel="provider",
+        provider="demo",
+        provider_ref=ref,
+        received_at=received_at,
+        actor=Actor.system(),
+    )
 
 
 NAIROBI = ZoneInfo("Africa/Nairobi")
@@ -171,9 +212,18 @@ def test_the_fee_is_the_same_whether_the_payment_is_posted_before_or_after_the_r
             assess(lender_a, RUN if late < RUN else late + timedelta(hours=1))
             if not posted_first:
                 pay(loan, "1000", f"p-{n}-{posted_first}", late)
-            books.append((n, list(Installment.objects.filter(loan=loan).order_by("sequence")
-                                  .values_list("late_fee_amount", "late_fee_paid", "principal_paid",
-                                               "paid_at"))))  # fmt: skip
+            books.append(
+                (
+                    n,
+                    list(
+                        Installment.objects.filter(loan=loan)
+                        .order_by("sequence")
+                        .values_list(
+                            "late_fee_amount", "late_fee_paid", "principal_paid", "paid_at"
+                        )
+                    ),
+                )
+            )
     assert books[0][1] == books[1][1]
     assert books[0][1][0][0] == 0  # in time: no fee
     assert books[2][1] == books[3][1]
@@ -185,9 +235,16 @@ def test_a_chargeback_of_the_money_that_came_in_time_brings_the_fee_back(lender_
     loan = fee_loan(lender_a)
     pay(loan, "1000", "p1", IN_TIME)
     assert assess(lender_a, RUN) == 0  # paid in time: reached, no fee
-    payment_reverse(loan_id=loan.pk, kind="chargeback", amount=Money(Decimal(1000), "KES"),
-                    provider="demo", provider_ref="cb-1", payment_provider_ref="p1",
-                    received_at=RUN + timedelta(days=2), actor=Actor.system())  # fmt: skip
+    payment_reverse(
+        loan_id=loan.pk,
+        kind="chargeback",
+        amount=Money(Decimal(1000), "KES"),
+        provider="demo",
+        provider_ref="cb-1",
+        payment_provider_ref="p1",
+        received_at=RUN + timedelta(days=2),
+        actor=Actor.system(),
+    )
     first = Installment.objects.get(loan=loan, sequence=1)
     assert (first.late_fee_amount, first.paid_at) == (Decimal(75), None)
     assert loan_outstanding(loan=loan).amount == Decimal(3075)
@@ -216,9 +273,18 @@ def test_a_payoff_received_once_late_pays_the_fee_first_whether_posted_before_th
         if not posted_first:
             pay(loan, "3000", f"all-{n}", received)
         loan.refresh_from_db()
-        books.append((loan.status, loan.collateral_released_at, loan_outstanding(loan=loan).amount,
-                      list(Installment.objects.filter(loan=loan).order_by("sequence")
-                           .values_list("late_fee_amount", "late_fee_paid", "principal_paid"))))  # fmt: skip
+        books.append(
+            (
+                loan.status,
+                loan.collateral_released_at,
+                loan_outstanding(loan=loan).amount,
+                list(
+                    Installment.objects.filter(loan=loan)
+                    .order_by("sequence")
+                    .values_list("late_fee_amount", "late_fee_paid", "principal_paid")
+                ),
+            )
+        )
     assert books[0] == books[1]
     status, released, owed, first = books[0][0], books[0][1], books[0][2], books[0][3][0]
     assert (status, released, owed) == ("active", None, Decimal(75))  # not paid off: not released
@@ -264,9 +330,16 @@ def test_a_reversal_whose_replay_takes_a_fee_back_lowers_the_stage(lender_a) -> 
     stamped_by_the_old_run(loan)
     loan.refresh_from_db()
     with time_machine.travel(datetime(2026, 2, 20, 9, tzinfo=UTC), tick=False):
-        payment_reverse(loan_id=loan.pk, kind="refund", amount=Money(Decimal(40), "KES"),
-                        provider="demo", provider_ref="rf-1", payment_provider_ref="tip",
-                        received_at=RUN + timedelta(days=3), actor=Actor.system())  # fmt: skip
+        payment_reverse(
+            loan_id=loan.pk,
+            kind="refund",
+            amount=Money(Decimal(40), "KES"),
+            provider="demo",
+            provider_ref="rf-1",
+            payment_provider_ref="tip",
+            received_at=RUN + timedelta(days=3),
+            actor=Actor.system(),
+        )
     loan.refresh_from_db()
     assert (Installment.objects.get(loan=loan, sequence=1).late_fee_amount, loan.stage) == (
         0,

@@ -27,8 +27,12 @@ def locked(lender_a):
     """A loan 45 days late whose phone the morning sweep locked."""
     device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=75))
     noticed(device.loan)  # told of the lock ahead
-    loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a),
-                     id_from=0, id_to=10**12)  # fmt: skip
+    loan_stage_sweep(
+        lender_id=lender_a.pk,
+        business_date=lender_local_date(lender=lender_a),
+        id_from=0,
+        id_to=10**12,
+    )
     loan = Loan.objects.get(pk=device.loan_id)
     assert loan.stage == "lock"
     return loan
@@ -40,14 +44,20 @@ def test_an_agent_records_a_promise_and_the_phone_steps_down(
     agent = make_agent(lender_a)
     client = verified_client(agent)
     until = lender_local_date(lender=lender_a) + timedelta(days=5)
-    response = client.post(act(locked, "promise"), {"until": until.isoformat(), "amount": "900",
-                                                     "reason": "Salary on Friday."})  # fmt: skip
+    response = client.post(
+        act(locked, "promise"),
+        {"until": until.isoformat(), "amount": "900", "reason": "Salary on Friday."},
+    )
     assert response.status_code == 302
     locked.refresh_from_db()
     assert locked.stage == "reminder"
     pause = LoanPause.objects.get(loan=locked)
     assert (pause.kind, pause.status, pause.ends_on, pause.promised_amount) == (
-        "promise", "active", until, 900)  # fmt: skip
+        "promise",
+        "active",
+        until,
+        900,
+    )
     event = AuditEvent.objects.get(action="collections.pause.opened")
     assert (event.actor_type, event.actor_id, event.reason) == (
         "agent",
@@ -131,16 +141,33 @@ def test_the_loan_page_lists_its_own_latest_messages(
 ) -> None:
     from apps.notifications.services import Draft, notifications_queue
 
-    mine = Draft(customer_id=locked.customer_id, loan_id=locked.pk, kind="payment", locale="en",
-                 body="Receipt for this loan.", dedupe_key="payment:mine")  # fmt: skip
+    mine = Draft(
+        customer_id=locked.customer_id,
+        loan_id=locked.pk,
+        kind="payment",
+        locale="en",
+        body="Receipt for this loan.",
+        dedupe_key="payment:mine",
+    )
     notifications_queue(lender=lender_a, drafts=[mine])
     other, _, _ = enrolled_phone(lender_b)
-    notifications_queue(lender=lender_b, drafts=[
-        Draft(customer_id=other.loan.customer_id, loan_id=other.loan_id, kind="payment", locale="en",
-              body=f"Someone else's {n}.", dedupe_key=f"payment:other-{n}") for n in range(25)
-    ])  # fmt: skip
+    notifications_queue(
+        lender=lender_b,
+        drafts=[
+            Draft(
+                customer_id=other.loan.customer_id,
+                loan_id=other.loan_id,
+                kind="payment",
+                locale="en",
+                body=f"Someone else's {n}.",
+                dedupe_key=f"payment:other-{n}",
+            )
+            for n in range(25)
+        ],
+    )
     page = verified_client(make_agent(lender_a)).get(
-        reverse("admin:collections_loan_change", args=[locked.pk]))  # fmt: skip
+        reverse("admin:collections_loan_change", args=[locked.pk])
+    )
     assert b"Receipt for this loan." in page.content
     assert b"Someone else" not in page.content
 

@@ -31,13 +31,23 @@ def kes(amount: str) -> Money:
 
 def test_signing_creates_the_loan_and_its_schedule_in_the_lenders_timezone(lender_a) -> None:
     # 22:30 UTC on 30 Jan is already 31 Jan in Nairobi (UTC+3): the anchor day is the 31st
-    loan = signed_loan(lender_a, price="12000", down="2000", signed_at=datetime(2026, 1, 30, 22, 30, tzinfo=UTC),
-                       installments=3, origination_fee_percent=Decimal(0), interest_rate_percent=Decimal(0))  # fmt: skip
+    loan = signed_loan(
+        lender_a,
+        price="12000",
+        down="2000",
+        signed_at=datetime(2026, 1, 30, 22, 30, tzinfo=UTC),
+        installments=3,
+        origination_fee_percent=Decimal(0),
+        interest_rate_percent=Decimal(0),
+    )
     assert loan.status == Loan.Status.ACTIVE
     assert loan.start_date == date(2026, 1, 31)
     rows = list(Installment.objects.filter(loan=loan).values_list("due_date", "principal_amount"))
-    assert rows == [(date(2026, 2, 28), Decimal("3333.33")), (date(2026, 3, 31), Decimal("3333.33")),
-                    (date(2026, 4, 30), Decimal("3333.34"))]  # fmt: skip
+    assert rows == [
+        (date(2026, 2, 28), Decimal("3333.33")),
+        (date(2026, 3, 31), Decimal("3333.33")),
+        (date(2026, 4, 30), Decimal("3333.34")),
+    ]
     event = AuditEvent.objects.get(action="collections.loan.signed")
     assert (event.lender_id, event.data["new"]["financed"]) == (lender_a.pk, "10000")
 
@@ -64,8 +74,15 @@ def test_quote_is_the_same_computation_as_signing(lender_a) -> None:
         start_date=date(2026, 5, 1),
     )
     customer = CustomerFactory(lender=lender_a)
-    loan = loan_sign(customer=customer, consent=consent_for(customer), product=product, device_price=kes("15000"),
-                     down_payment=kes("3000"), signed_at=datetime(2026, 5, 1, 9, tzinfo=UTC), actor=Actor.system())  # fmt: skip
+    loan = loan_sign(
+        customer=customer,
+        consent=consent_for(customer),
+        product=product,
+        device_price=kes("15000"),
+        down_payment=kes("3000"),
+        signed_at=datetime(2026, 5, 1, 9, tzinfo=UTC),
+        actor=Actor.system(),
+    )
     stored = [
         (i.due_date, i.principal_amount, i.interest_amount, i.fee_amount)
         for i in loan.installments.order_by("sequence")
@@ -92,10 +109,15 @@ def test_down_payment_limits(lender_a, price, down, error) -> None:
 
 def weekly_declining(lender, *, rate: Decimal):
     """47 weekly installments, declining-balance interest at ``rate`` a year, no fee."""
-    return LoanProductFactory(lender=lender, installments=47, frequency="weekly",
-                              interest_method="declining", interest_rate_percent=rate,
-                              origination_fee_percent=Decimal(0),
-                              min_down_payment_percent=Decimal(0))  # fmt: skip
+    return LoanProductFactory(
+        lender=lender,
+        installments=47,
+        frequency="weekly",
+        interest_method="declining",
+        interest_rate_percent=rate,
+        origination_fee_percent=Decimal(0),
+        min_down_payment_percent=Decimal(0),
+    )
 
 
 def test_quote_refuses_and_names_the_smallest_amount_when_an_installment_would_owe_zero(
@@ -143,16 +165,29 @@ def test_inactive_product_and_foreign_customer_are_refused(lender_a, lender_b) -
         signed_loan(lender_a, is_active=False)
     foreign = CustomerFactory(lender=lender_b)
     with pytest.raises(NotAllowed):
-        loan_sign(customer=foreign, consent=consent_for(foreign), product=LoanProductFactory(lender=lender_a),
-                  device_price=kes("100"), down_payment=kes("10"), actor=Actor.system())  # fmt: skip
+        loan_sign(
+            customer=foreign,
+            consent=consent_for(foreign),
+            product=LoanProductFactory(lender=lender_a),
+            device_price=kes("100"),
+            down_payment=kes("10"),
+            actor=Actor.system(),
+        )
     assert not Loan.objects.exists()
 
 
 def test_a_resubmitted_sale_creates_one_loan_and_a_different_one_conflicts(lender_a) -> None:
     restriction_policy_version_for(lender_a)
     product, customer = LoanProductFactory(lender=lender_a), CustomerFactory(lender=lender_a)
-    args = {"customer": customer, "consent": consent_for(customer), "product": product, "device_price": kes("5000"),
-            "down_payment": kes("1000"), "actor": Actor.system(), "idempotency_key": "pos-123"}  # fmt: skip
+    args = {
+        "customer": customer,
+        "consent": consent_for(customer),
+        "product": product,
+        "device_price": kes("5000"),
+        "down_payment": kes("1000"),
+        "actor": Actor.system(),
+        "idempotency_key": "pos-123",
+    }
     first, second = loan_sign(**args), loan_sign(**args)
     assert first.pk == second.pk
     assert Loan.objects.count() == 1
@@ -172,13 +207,20 @@ def test_no_loan_without_a_policy_and_the_pinned_version_outlives_policy_changes
 
     customer = CustomerFactory(lender=lender_a)
     with pytest.raises(RestrictionPolicyMissing):
-        loan_sign(customer=customer, consent=consent_for(customer), product=LoanProductFactory(lender=lender_a),
-                  device_price=kes("1000"), down_payment=kes("200"), actor=Actor.system())  # fmt: skip
+        loan_sign(
+            customer=customer,
+            consent=consent_for(customer),
+            product=LoanProductFactory(lender=lender_a),
+            device_price=kes("1000"),
+            down_payment=kes("200"),
+            actor=Actor.system(),
+        )
     assert not Loan.objects.exists()
     loan = signed_loan(lender_a)
     pinned = loan.policy_version
-    newer = restriction_policy_version_create(policy=pinned.policy, stages=default_stages("en", country="KE"),
-                                              actor=Actor.system())  # fmt: skip
+    newer = restriction_policy_version_create(
+        policy=pinned.policy, stages=default_stages("en", country="KE"), actor=Actor.system()
+    )
     loan.refresh_from_db()
     assert (loan.policy_version, newer.version) == (pinned, pinned.version + 1)
     assert signed_loan(lender_a).policy_version == newer
@@ -188,8 +230,11 @@ def test_no_loan_without_the_customers_own_consent(lender_a) -> None:
     from apps.collections.errors import ConsentAlreadyUsed, ConsentMissing
 
     restriction_policy_version_for(lender_a)
-    product, customer, other = (LoanProductFactory(lender=lender_a), CustomerFactory(lender=lender_a),
-                                CustomerFactory(lender=lender_a))  # fmt: skip
+    product, customer, other = (
+        LoanProductFactory(lender=lender_a),
+        CustomerFactory(lender=lender_a),
+        CustomerFactory(lender=lender_a),
+    )
     sale = {
         "product": product,
         "device_price": kes("5000"),

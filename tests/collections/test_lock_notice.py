@@ -30,8 +30,12 @@ def at(day: int):
 def sweep_and_send(lender, capture) -> None:
     """The morning: the sweep, its notices' tasks after commit, and the dispatcher."""
     with capture(execute=True):
-        loan_stage_sweep(lender_id=lender.pk, business_date=lender_local_date(lender=lender),
-                         id_from=0, id_to=10**12)  # fmt: skip
+        loan_stage_sweep(
+            lender_id=lender.pk,
+            business_date=lender_local_date(lender=lender),
+            id_from=0,
+            id_to=10**12,
+        )
     notifications_dispatch()
 
 
@@ -101,19 +105,30 @@ def test_a_notice_of_an_earlier_spell_of_lateness_does_not_count(
         sweep_and_send(lender_a, django_capture_on_commit_callbacks)
     with at(4):  # told of the lock on day 0; the customer pays all that is due
         due = [i for i in loan.installments.all() if i.due_date <= MONDAY.date()]
-        payment_record(loan_id=loan.pk, amount=Money(sum(i.total_due for i in due), loan.currency),
-                       channel="manual", provider="manual", provider_ref="p1",
-                       received_at=MONDAY + timedelta(days=4), actor=Actor.system(),
-                       reason="Cash.")  # fmt: skip
+        payment_record(
+            loan_id=loan.pk,
+            amount=Money(sum(i.total_due for i in due), loan.currency),
+            channel="manual",
+            provider="manual",
+            provider_ref="p1",
+            received_at=MONDAY + timedelta(days=4),
+            actor=Actor.system(),
+            reason="Cash.",
+        )
     loan.refresh_from_db()
     assert loan.stage == "none"
     following = loan.installments.filter(paid_at__isnull=True).order_by("sequence").first()
     days = 35  # the next installment 35 days late: the ladder says lock again
-    with time_machine.travel(datetime.combine(following.due_date + timedelta(days=days),
-                                              MONDAY.timetz()), tick=False):  # fmt: skip
+    with time_machine.travel(
+        datetime.combine(following.due_date + timedelta(days=days), MONDAY.timetz()), tick=False
+    ):
         with django_capture_on_commit_callbacks(execute=True):
-            loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a),
-                             id_from=0, id_to=10**12)  # fmt: skip
+            loan_stage_sweep(
+                lender_id=lender_a.pk,
+                business_date=lender_local_date(lender=lender_a),
+                id_from=0,
+                id_to=10**12,
+            )
         loan.refresh_from_db()
         assert loan.stage == "alarm"  # the old notice was about the arrears paid since
         assert Notification.objects.filter(loan=loan, announces_stage="lock").count() == 2
@@ -143,8 +158,9 @@ def test_a_notice_never_sent_is_sent_by_the_next_sweep(
 ) -> None:
     loan = late_loan(lender_a, days=40)
     with at(0), django_capture_on_commit_callbacks(execute=True):
-        loan_stage_sweep(lender_id=lender_a.pk, business_date=MONDAY.date(), id_from=0,
-                         id_to=10**12)  # fmt: skip
+        loan_stage_sweep(
+            lender_id=lender_a.pk, business_date=MONDAY.date(), id_from=0, id_to=10**12
+        )
     # over the weekly contact limit: logged, never sent
     Notification.objects.filter(loan=loan).update(status=Notification.Status.SUPPRESSED)
     with at(1):
@@ -152,7 +168,10 @@ def test_a_notice_never_sent_is_sent_by_the_next_sweep(
         sweep_and_send(lender_a, django_capture_on_commit_callbacks)  # a second run: no second
     notice = Notification.objects.get(loan=loan, kind="notice")
     assert (notice.announces_stage, notice.announces_on, notice.status) == (
-        "lock", MONDAY.date() + timedelta(days=4), "sms")  # fmt: skip
+        "lock",
+        MONDAY.date() + timedelta(days=4),
+        "sms",
+    )
     assert sms_outbox[-1][1].startswith("Your installment is 41 days late.")
     for day in (4, 5):
         with at(day):

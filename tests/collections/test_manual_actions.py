@@ -37,8 +37,12 @@ def late(lender, days_ago: int = 50, *, swept: bool = True) -> Loan:
     device, _, _ = enrolled_phone(lender, signed_at=timezone.now() - timedelta(days=days_ago))
     noticed(device.loan)  # told of the lock ahead
     if swept:
-        loan_stage_sweep(lender_id=lender.pk, business_date=lender_local_date(lender=lender), id_from=0,
-                         id_to=10**12)  # fmt: skip
+        loan_stage_sweep(
+            lender_id=lender.pk,
+            business_date=lender_local_date(lender=lender),
+            id_from=0,
+            id_to=10**12,
+        )
     return Loan.objects.get(pk=device.loan_id)
 
 
@@ -82,14 +86,25 @@ def test_a_manual_lock_needs_a_second_person_and_then_locks_at_once(
     assert DeviceState.objects.get(device=device, version=device.desired_version).level == "lock"
     decided = AuditEvent.objects.get(action="collections.manual_lock.decided")
     assert (decided.actor_id, decided.data["requested_by"], decided.data["status"]) == (
-        str(second.pk), asker.pk, "approved")  # fmt: skip
+        str(second.pk),
+        asker.pk,
+        "approved",
+    )
 
     arrears = sum(
         i.total_due
         for i in loan.installments.filter(due_date__lte=lender_local_date(lender=lender_a))
     )
-    payment_record(loan_id=loan.pk, amount=Money(arrears, lender_a.currency), channel="manual", provider="manual",
-                   provider_ref="cash-1", received_at=timezone.now(), actor=Actor.system(), reason="Cash.")  # fmt: skip
+    payment_record(
+        loan_id=loan.pk,
+        amount=Money(arrears, lender_a.currency),
+        channel="manual",
+        provider="manual",
+        provider_ref="cash-1",
+        received_at=timezone.now(),
+        actor=Actor.system(),
+        reason="Cash.",
+    )
     loan.refresh_from_db()
     assert loan.stage == "none"  # a payment lifts a manual lock like any other
 
@@ -141,8 +156,9 @@ def test_an_agent_sends_the_reminder_again_with_whats_next(
 ) -> None:
     loan = late(lender_a)
     agent = make_agent(lender_a)
-    answer = verified_client(agent).post(act(loan, "resend"), {"reason": "Customer asked for the amount."},
-                                         follow=True)  # fmt: skip
+    answer = verified_client(agent).post(
+        act(loan, "resend"), {"reason": "Customer asked for the amount."}, follow=True
+    )
     message = Notification.objects.get(loan=loan, dedupe_key__startswith="resend:")
     assert message.kind == "overdue"
     assert message.body.startswith("Your installment is ")
@@ -182,8 +198,13 @@ def test_a_sale_that_fell_through_is_cancelled_and_frees_the_phone(
     loan.refresh_from_db()
     device.refresh_from_db()
     assert (loan.status, device.status) == ("cancelled", "released")
-    again = device_register(loan=signed_loan(lender_a), imei=device.imei, brand="Tecno", model_name="Spark 20",
-                            actor=Actor.system())  # fmt: skip
+    again = device_register(
+        loan=signed_loan(lender_a),
+        imei=device.imei,
+        brand="Tecno",
+        model_name="Spark 20",
+        actor=Actor.system(),
+    )
     assert again.status == "pending"  # the IMEI is free for another sale
     assert AuditEvent.objects.filter(
         action="collections.loan.cancelled", target_id=str(loan.pk)
@@ -194,8 +215,16 @@ def test_a_sale_that_fell_through_is_cancelled_and_frees_the_phone(
 
     enrolled = enrolled_phone(lender_a)[0].loan
     paid = signed_loan(lender_a)
-    payment_record(loan_id=paid.pk, amount=Money(Decimal(500), lender_a.currency), channel="manual", provider="manual",
-                   provider_ref="cash-9", received_at=timezone.now(), actor=Actor.system(), reason="Cash.")  # fmt: skip
+    payment_record(
+        loan_id=paid.pk,
+        amount=Money(Decimal(500), lender_a.currency),
+        channel="manual",
+        provider="manual",
+        provider_ref="cash-9",
+        received_at=timezone.now(),
+        actor=Actor.system(),
+        reason="Cash.",
+    )
     assert Payment.objects.filter(loan=paid).exists()
     for loan in (enrolled, paid):
         page = supervisor.post(act(loan, "cancel"), {"reason": "Mistake."}).content.decode()
@@ -216,15 +245,23 @@ def test_bulk_actions_go_loan_by_loan_under_the_same_rules(
 
     loans = [late(lender_a) for _ in range(3)]
     asked = loans[0]  # already asked for a hardship pause: one open pause of a kind at a time
-    loan_hardship_request(loan_id=asked.pk, lender_id=lender_a.pk, actor=Actor.system(), reason="Lost job.",
-                          until=lender_local_date(lender=lender_a) + timedelta(days=20))  # fmt: skip
+    loan_hardship_request(
+        loan_id=asked.pk,
+        lender_id=lender_a.pk,
+        actor=Actor.system(),
+        reason="Lost job.",
+        until=lender_local_date(lender=lender_a) + timedelta(days=20),
+    )
     url = reverse("admin:collections_loan_changelist")
     selected = {"_selected_action": [loan.pk for loan in loans]}
     agent = verified_client(make_agent(lender_a))
     form = agent.post(url, {**selected, "action": "bulk_resend"})
     assert "3 loans selected" in form.content.decode()  # the reason first
-    done = agent.post(url, {**selected, "action": "bulk_resend", "apply": "1", "reason": "Flood warning SMS."},
-                      follow=True)  # fmt: skip
+    done = agent.post(
+        url,
+        {**selected, "action": "bulk_resend", "apply": "1", "reason": "Flood warning SMS."},
+        follow=True,
+    )
     assert "3 of 3 loans done." in done.content.decode()
     assert Notification.objects.filter(dedupe_key__startswith="resend:").count() == 3
     assert (
@@ -235,8 +272,13 @@ def test_bulk_actions_go_loan_by_loan_under_the_same_rules(
     )
 
     until = lender_local_date(lender=lender_a) + timedelta(days=30)
-    pause = {**selected, "action": "bulk_hardship_pause", "apply": "1", "until": until.isoformat(),
-             "reason": "Floods in Budalangi."}  # fmt: skip
+    pause = {
+        **selected,
+        "action": "bulk_hardship_pause",
+        "apply": "1",
+        "until": until.isoformat(),
+        "reason": "Floods in Budalangi.",
+    }
     assert agent.post(url, pause).status_code == 403  # supervisors only
     supervisor = verified_client(make_agent(lender_a, role=Membership.Role.SUPERVISOR))
     page = supervisor.post(url, pause, follow=True).content.decode()
@@ -257,9 +299,19 @@ def test_a_manual_lock_waits_for_the_customer_to_be_told_of_the_lock(lender_a, m
     device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=70))
     agent = make_agent(lender_a)
     with pytest.raises(LockNotNoticed):  # 39 days late, but never told a lock was coming
-        loan_manual_lock_request(loan_id=device.loan_id, lender_id=lender_a.pk, user=agent,
-                                 actor=Actor.agent(agent), reason="Not answering.")  # fmt: skip
+        loan_manual_lock_request(
+            loan_id=device.loan_id,
+            lender_id=lender_a.pk,
+            user=agent,
+            actor=Actor.agent(agent),
+            reason="Not answering.",
+        )
     noticed(device.loan)
-    asked = loan_manual_lock_request(loan_id=device.loan_id, lender_id=lender_a.pk, user=agent,
-                                     actor=Actor.agent(agent), reason="Not answering.")  # fmt: skip
+    asked = loan_manual_lock_request(
+        loan_id=device.loan_id,
+        lender_id=lender_a.pk,
+        user=agent,
+        actor=Actor.agent(agent),
+        reason="Not answering.",
+    )
     assert asked.status == "requested"

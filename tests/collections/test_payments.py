@@ -24,21 +24,44 @@ def kes(amount: str) -> Money:
 
 
 def pay(loan, amount: str, ref: str, at: datetime = T0, **kwargs):
-    return payment_record(loan_id=loan.pk, amount=kes(amount), channel="provider", provider="demo",
-                          provider_ref=ref, received_at=at, actor=Actor.system(), **kwargs)  # fmt: skip
+    return payment_record(
+        loan_id=loan.pk,
+        amount=kes(amount),
+        channel="provider",
+        provider="demo",
+        provider_ref=ref,
+        received_at=at,
+        actor=Actor.system(),
+        **kwargs,
+    )
 
 
 def reverse(loan, amount: str, ref: str, payment_ref: str, at: datetime = T0):
-    return payment_reverse(loan_id=loan.pk, kind="chargeback", amount=kes(amount), provider="demo",
-                           provider_ref=ref, payment_provider_ref=payment_ref, received_at=at, actor=Actor.system())  # fmt: skip
+    return payment_reverse(
+        loan_id=loan.pk,
+        kind="chargeback",
+        amount=kes(amount),
+        provider="demo",
+        provider_ref=ref,
+        payment_provider_ref=payment_ref,
+        received_at=at,
+        actor=Actor.system(),
+    )
 
 
 @pytest.fixture
 def loan(lender_a):
     # 3 installments of 1000 principal + 150 interest (flat 5% a month of 3000), no fee
-    return signed_loan(lender_a, price="3500", down="500", installments=3, interest_rate_percent=Decimal(5),
-                       origination_fee_percent=Decimal(0), min_down_payment_percent=Decimal(0),
-                       signed_at=datetime(2026, 1, 1, tzinfo=UTC))  # fmt: skip
+    return signed_loan(
+        lender_a,
+        price="3500",
+        down="500",
+        installments=3,
+        interest_rate_percent=Decimal(5),
+        origination_fee_percent=Decimal(0),
+        min_down_payment_percent=Decimal(0),
+        signed_at=datetime(2026, 1, 1, tzinfo=UTC),
+    )
 
 
 def paid(loan) -> list[tuple[Decimal, Decimal]]:
@@ -82,8 +105,15 @@ def test_the_same_reference_twice_is_one_payment_and_different_data_conflicts(lo
 
 def test_bad_amounts_are_refused_and_nothing_is_stored(loan) -> None:
     with pytest.raises(CurrencyMismatch):
-        payment_record(loan_id=loan.pk, amount=Money(Decimal(5), "USD"), channel="manual", provider="manual",
-                       provider_ref="x", received_at=T0, actor=Actor.system())  # fmt: skip
+        payment_record(
+            loan_id=loan.pk,
+            amount=Money(Decimal(5), "USD"),
+            channel="manual",
+            provider="manual",
+            provider_ref="x",
+            received_at=T0,
+            actor=Actor.system(),
+        )
     with pytest.raises(AmountNotInMinorUnits):
         pay(loan, "10.005", "y")
     with pytest.raises(AmountNotInMinorUnits):
@@ -118,21 +148,36 @@ def test_reversals_cannot_exceed_their_payment(loan) -> None:
 
 
 def test_any_arrival_order_ends_in_the_same_balances(lender_a) -> None:
-    events = [("pay", "700", "p1", T0), ("pay", "900", "p2", T0 + timedelta(days=3)),
-              ("rev", "300", "r1", "p1"), ("pay", "400", "p3", T0 + timedelta(days=1))]  # fmt: skip
+    events = [
+        ("pay", "700", "p1", T0),
+        ("pay", "900", "p2", T0 + timedelta(days=3)),
+        ("rev", "300", "r1", "p1"),
+        ("pay", "400", "p3", T0 + timedelta(days=1)),
+    ]
     outcomes = []
     for n, order in enumerate(
         (events, list(reversed(events)), [events[2], events[0], events[3], events[1]])
     ):
-        loan = signed_loan(lender_a, price="3500", down="500", installments=3, origination_fee_percent=Decimal(0),
-                           signed_at=datetime(2026, 1, 1, tzinfo=UTC))  # fmt: skip
+        loan = signed_loan(
+            lender_a,
+            price="3500",
+            down="500",
+            installments=3,
+            origination_fee_percent=Decimal(0),
+            signed_at=datetime(2026, 1, 1, tzinfo=UTC),
+        )
         for kind, amount, ref, extra in order:  # references are unique per lender: prefix by loan
             if kind == "pay":
                 pay(loan, amount, f"{n}-{ref}", at=extra)
             else:
                 reverse(loan, amount, f"{n}-{ref}", f"{n}-{extra}")
-        outcomes.append(list(Installment.objects.filter(loan=loan).order_by("sequence").values_list(
-            "late_fee_paid", "fee_paid", "interest_paid", "principal_paid")))  # fmt: skip
+        outcomes.append(
+            list(
+                Installment.objects.filter(loan=loan)
+                .order_by("sequence")
+                .values_list("late_fee_paid", "fee_paid", "interest_paid", "principal_paid")
+            )
+        )
     assert outcomes[0] == outcomes[1] == outcomes[2]
 
 

@@ -22,8 +22,11 @@ def days_late(loan: Loan, on) -> int:
     end = datetime.combine(
         on + timedelta(days=1), datetime.min.time(), tzinfo=ZoneInfo(loan.lender.timezone)
     )
-    unpaid = [i.due_date for i in loan.installments.all()
-              if i.due_date < on and (i.paid_at is None or i.paid_at >= end)]  # fmt: skip
+    unpaid = [
+        i.due_date
+        for i in loan.installments.all()
+        if i.due_date < on and (i.paid_at is None or i.paid_at >= end)
+    ]
     return (on - min(unpaid)).days if unpaid else 0
 
 
@@ -38,9 +41,12 @@ def test_par_counts_the_balance_of_late_loans_over_the_portfolio(lender_a, book)
     assert 7 < late["E"] <= 30 < late["F"] <= 60 < late["C"]
     figures = portfolio.par(lender_id=lender_a.pk, on=today)
     assert figures.gross == sum(outstanding.values())
-    assert figures.at_risk == {1: outstanding["E"] + outstanding["F"] + outstanding["C"],
-                               7: outstanding["E"] + outstanding["F"] + outstanding["C"],
-                               30: outstanding["F"] + outstanding["C"], 60: outstanding["C"]}  # fmt: skip
+    assert figures.at_risk == {
+        1: outstanding["E"] + outstanding["F"] + outstanding["C"],
+        7: outstanding["E"] + outstanding["F"] + outstanding["C"],
+        30: outstanding["F"] + outstanding["C"],
+        60: outstanding["C"],
+    }
     assert figures.ratio(60) == outstanding["C"] / sum(outstanding.values())
     by_month = {
         row.label: (row.loans, row.at_risk)
@@ -60,9 +66,12 @@ def test_par_counts_the_balance_of_late_loans_over_the_portfolio(lender_a, book)
 def test_loans_by_stage_and_the_cure_rate_of_each_stage(lender_a, book) -> None:
     assert portfolio.stage_counts(lender_id=lender_a.pk) == {
         **dict.fromkeys(("none", "reminder", "wallpaper", "alarm", "block_apps", "lock"), 0),
-        **Counter(loan.stage for loan in book.values())}  # fmt: skip
-    raised = {loan: change.to_stage for loan, change in
-              ((c.loan_id, c) for c in LoanStageChange.objects.filter(cause="sweep"))}  # fmt: skip
+        **Counter(loan.stage for loan in book.values()),
+    }
+    raised = {
+        loan: change.to_stage
+        for loan, change in ((c.loan_id, c) for c in LoanStageChange.objects.filter(cause="sweep"))
+    }
     reached = Counter(raised.values())
     cured = Counter(raised[book[n].pk] for n in ("B",))  # G paid 5 days after: within 7 days too
     cured[raised[book["G"].pk]] += 1
@@ -91,8 +100,11 @@ def test_roll_rates_compare_each_loans_bucket_month_on_month(lender_a, book) -> 
     def bucket(days: int) -> int:
         return next(i for i, top in enumerate((0, 30, 60, 90)) if days <= top) if days <= 90 else 4
 
-    expected = Counter((bucket(days_late(loan, start)), bucket(days_late(loan, end)))
-                       for loan in book.values() if loan.start_date <= start)  # fmt: skip
+    expected = Counter(
+        (bucket(days_late(loan, start)), bucket(days_late(loan, end)))
+        for loan in book.values()
+        if loan.start_date <= start
+    )
     assert rolls.counts == dict(expected)
 
 

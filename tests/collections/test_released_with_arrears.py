@@ -31,15 +31,29 @@ def released_then_charged_back(lender):
     device, _, _ = enrolled_phone(lender, signed_at=timezone.now() - timedelta(days=75))
     loan = device.loan
     owed = sum(i.total_due for i in loan.installments.all())
-    payment_record(loan_id=loan.pk, amount=Money(owed, lender.currency), channel="provider",
-                   provider="demo", provider_ref="all", received_at=timezone.now(),
-                   actor=Actor.system())  # fmt: skip
+    payment_record(
+        loan_id=loan.pk,
+        amount=Money(owed, lender.currency),
+        channel="provider",
+        provider="demo",
+        provider_ref="all",
+        received_at=timezone.now(),
+        actor=Actor.system(),
+    )
     device.refresh_from_db()
-    device_ack(device_id=device.pk, version=device.desired_version, error_code="",
-               actor=Actor.system())  # fmt: skip
-    payment_reverse(loan_id=loan.pk, kind="chargeback", amount=Money(owed, lender.currency),
-                    provider="demo", provider_ref="cb", payment_provider_ref="all",
-                    received_at=timezone.now(), actor=Actor.system())  # fmt: skip
+    device_ack(
+        device_id=device.pk, version=device.desired_version, error_code="", actor=Actor.system()
+    )
+    payment_reverse(
+        loan_id=loan.pk,
+        kind="chargeback",
+        amount=Money(owed, lender.currency),
+        provider="demo",
+        provider_ref="cb",
+        payment_provider_ref="all",
+        received_at=timezone.now(),
+        actor=Actor.system(),
+    )
     loan.refresh_from_db()
     return device, loan
 
@@ -63,17 +77,24 @@ def test_a_chargeback_after_release_leaves_the_loan_off_the_ladder(lender_a) -> 
 
 def test_the_work_queue_lists_released_loans_with_arrears(lender_a) -> None:
     _device, loan = released_then_charged_back(lender_a)
-    queue = loan_work_queue(Loan.objects.all(), queue=WorkQueue.RELEASED_WITH_ARREARS,
-                            today=lender_local_date(lender=lender_a))  # fmt: skip
+    queue = loan_work_queue(
+        Loan.objects.all(),
+        queue=WorkQueue.RELEASED_WITH_ARREARS,
+        today=lender_local_date(lender=lender_a),
+    )
     assert list(queue) == [loan]
 
 
 def test_a_released_loan_cannot_be_locked_by_hand(lender_a, make_agent) -> None:
     _device, loan = released_then_charged_back(lender_a)
     with pytest.raises(ManualLockNotAllowed):
-        loan_manual_lock_request(loan_id=loan.pk, lender_id=lender_a.pk,
-                                 user=make_agent(lender_a), actor=Actor.system(),
-                                 reason="Chargeback.")  # fmt: skip
+        loan_manual_lock_request(
+            loan_id=loan.pk,
+            lender_id=lender_a.pk,
+            user=make_agent(lender_a),
+            actor=Actor.system(),
+            reason="Chargeback.",
+        )
 
 
 def test_agents_and_the_customer_are_told_the_loan_is_released_with_arrears(
@@ -107,6 +128,7 @@ def test_the_sweep_brings_a_released_loan_still_claiming_a_stage_to_none(lender_
     assert loan.stage == "none"
     change = LoanStageChange.objects.get(loan=loan, from_stage="lock")
     assert (change.to_stage, change.cause) == ("none", "payoff")
-    assert AuditEvent.objects.filter(action="collections.loan.stage_changed",
-                                     target_id=str(loan.pk), data__stage__old="lock").exists()  # fmt: skip
+    assert AuditEvent.objects.filter(
+        action="collections.loan.stage_changed", target_id=str(loan.pk), data__stage__old="lock"
+    ).exists()
     assert DeviceState.objects.filter(device=device).count() == states  # the phone is free

@@ -82,8 +82,13 @@ def test_the_sweep_raises_a_loan_to_its_stage_and_tells_the_phone(lender_a, late
         assert report.changes == 0
         return
     change = LoanStageChange.objects.get(loan=loan)
-    assert (change.from_stage, change.to_stage, change.cause, change.days_overdue, change.business_date) == (
-        "none", expected(days), "sweep", days, on)  # fmt: skip
+    assert (
+        change.from_stage,
+        change.to_stage,
+        change.cause,
+        change.days_overdue,
+        change.business_date,
+    ) == ("none", expected(days), "sweep", days, on)
     state = newest_state(device)
     assert (state.level, state.version, change.device_version) == (expected(days), 2, 2)
     document = state.document
@@ -104,13 +109,23 @@ def test_a_second_sweep_the_same_day_changes_and_sends_nothing(
     _device, loan = phone_on_loan(lender_a)
     on = first_due(loan) + timedelta(days=20)
     assert sweep(loan, on).changes == 1
-    counts = (LoanStageChange.objects.count(), DeviceState.objects.count(), PushNudge.objects.count(),
-              AuditEvent.objects.count(), TaskOutbox.objects.count())  # fmt: skip
+    counts = (
+        LoanStageChange.objects.count(),
+        DeviceState.objects.count(),
+        PushNudge.objects.count(),
+        AuditEvent.objects.count(),
+        TaskOutbox.objects.count(),
+    )
     with django_capture_on_commit_callbacks() as after_commit:
         assert sweep(loan, on).changes == 0
     assert after_commit == []  # no push, no notices task: nothing is queued twice
-    assert counts == (LoanStageChange.objects.count(), DeviceState.objects.count(),
-                      PushNudge.objects.count(), AuditEvent.objects.count(), TaskOutbox.objects.count())  # fmt: skip
+    assert counts == (
+        LoanStageChange.objects.count(),
+        DeviceState.objects.count(),
+        PushNudge.objects.count(),
+        AuditEvent.objects.count(),
+        TaskOutbox.objects.count(),
+    )
     assert sweep(loan, on + timedelta(days=15)).changes == 1  # day 35: lock, the next morning on
     loan.refresh_from_db()
     assert loan.stage == "lock"
@@ -123,9 +138,16 @@ def test_a_payment_lowers_the_stage_at_once_and_the_phone_is_told(lender_a) -> N
     loan.refresh_from_db()
     assert loan.stage == "lock"
     first, second = loan.installments.order_by("sequence")[:2]
-    payment_record(loan_id=loan.pk, amount=Money(first.total_due, lender_a.currency), channel="manual",
-                   provider="manual", provider_ref="p-1", received_at=timezone.now(), actor=Actor.system(),
-                   reason="Cash at the shop.")  # fmt: skip
+    payment_record(
+        loan_id=loan.pk,
+        amount=Money(first.total_due, lender_a.currency),
+        channel="manual",
+        provider="manual",
+        provider_ref="p-1",
+        received_at=timezone.now(),
+        actor=Actor.system(),
+        reason="Cash at the shop.",
+    )
     loan.refresh_from_db()
     late_by = (today(lender_a) - second.due_date).days
     assert loan.stage == expected(late_by if late_by > loan.grace_days else 0)
@@ -140,9 +162,16 @@ def test_payoff_releases_the_phone_for_good(lender_a) -> None:
     device, loan = phone_on_loan(lender_a, days_ago=75)
     sweep(loan, today(lender_a))
     outstanding = sum(i.total_due for i in loan.installments.all())
-    payment_record(loan_id=loan.pk, amount=Money(outstanding, lender_a.currency), channel="manual",
-                   provider="manual", provider_ref="p-all", received_at=timezone.now(),
-                   actor=Actor.system(), reason="Paid in full.")  # fmt: skip
+    payment_record(
+        loan_id=loan.pk,
+        amount=Money(outstanding, lender_a.currency),
+        channel="manual",
+        provider="manual",
+        provider_ref="p-all",
+        received_at=timezone.now(),
+        actor=Actor.system(),
+        reason="Paid in full.",
+    )
     loan.refresh_from_db()
     assert (loan.status, loan.stage) == (Loan.Status.PAID_OFF, "none")
     state = newest_state(device)
@@ -163,8 +192,13 @@ def test_a_promise_keeps_the_loan_at_reminder_and_a_broken_one_reenters_the_ladd
     device, loan = phone_on_loan(lender_a, days_ago=75)
     now = today(lender_a)
     sweep(loan, now)
-    loan_promise_record(loan_id=loan.pk, lender_id=lender_a.pk, until=now + timedelta(days=5),
-                        actor=Actor.system(), reason="Salary on Friday.")  # fmt: skip
+    loan_promise_record(
+        loan_id=loan.pk,
+        lender_id=lender_a.pk,
+        until=now + timedelta(days=5),
+        actor=Actor.system(),
+        reason="Salary on Friday.",
+    )
     loan.refresh_from_db()
     assert loan.stage == "reminder"  # lowered at once
     assert newest_state(device).level == "reminder"
@@ -181,34 +215,70 @@ def test_promises_are_bounded_single_and_only_for_arrears(lender_a) -> None:
     _, current = phone_on_loan(lender_a)
     now = today(lender_a)
     with pytest.raises(NothingOverdue):
-        loan_promise_record(loan_id=current.pk, lender_id=lender_a.pk, until=now, actor=Actor.system(),
-                            reason="Nothing due.")  # fmt: skip
+        loan_promise_record(
+            loan_id=current.pk,
+            lender_id=lender_a.pk,
+            until=now,
+            actor=Actor.system(),
+            reason="Nothing due.",
+        )
     _, loan = phone_on_loan(lender_a, days_ago=45)
     with pytest.raises(PauseTooLong):
-        loan_promise_record(loan_id=loan.pk, lender_id=lender_a.pk, until=now + timedelta(days=15),
-                            actor=Actor.system(), reason="Later.")  # fmt: skip
-    loan_promise_record(loan_id=loan.pk, lender_id=lender_a.pk, until=now + timedelta(days=3),
-                        actor=Actor.system(), reason="Friday.")  # fmt: skip
+        loan_promise_record(
+            loan_id=loan.pk,
+            lender_id=lender_a.pk,
+            until=now + timedelta(days=15),
+            actor=Actor.system(),
+            reason="Later.",
+        )
+    loan_promise_record(
+        loan_id=loan.pk,
+        lender_id=lender_a.pk,
+        until=now + timedelta(days=3),
+        actor=Actor.system(),
+        reason="Friday.",
+    )
     with pytest.raises(PauseAlreadyOpen):
-        loan_promise_record(loan_id=loan.pk, lender_id=lender_a.pk, until=now + timedelta(days=3),
-                            actor=Actor.system(), reason="Again.")  # fmt: skip
+        loan_promise_record(
+            loan_id=loan.pk,
+            lender_id=lender_a.pk,
+            until=now + timedelta(days=3),
+            actor=Actor.system(),
+            reason="Again.",
+        )
 
 
 def test_a_hardship_pause_waits_for_a_supervisor(lender_a, make_agent) -> None:
     _device, loan = phone_on_loan(lender_a, days_ago=75)
     sweep(loan, today(lender_a))
-    pause = loan_hardship_request(loan_id=loan.pk, lender_id=lender_a.pk,
-                                  until=today(lender_a) + timedelta(days=30), actor=Actor.system(),
-                                  reason="Hospital stay.")  # fmt: skip
+    pause = loan_hardship_request(
+        loan_id=loan.pk,
+        lender_id=lender_a.pk,
+        until=today(lender_a) + timedelta(days=30),
+        actor=Actor.system(),
+        reason="Hospital stay.",
+    )
     loan.refresh_from_db()
     assert loan.stage == "lock"  # requested only: nothing changes yet
     agent = make_agent(lender_a)
     with pytest.raises(SupervisorRequired):
-        loan_pause_decide(pause_id=pause.pk, lender_id=lender_a.pk, approve=True, user=agent,
-                          reason="OK", actor=Actor.system())  # fmt: skip
+        loan_pause_decide(
+            pause_id=pause.pk,
+            lender_id=lender_a.pk,
+            approve=True,
+            user=agent,
+            reason="OK",
+            actor=Actor.system(),
+        )
     supervisor = make_agent(lender_a, role=Membership.Role.SUPERVISOR)
-    loan_pause_decide(pause_id=pause.pk, lender_id=lender_a.pk, approve=True, user=supervisor,
-                      reason="Documents seen.", actor=Actor.system())  # fmt: skip
+    loan_pause_decide(
+        pause_id=pause.pk,
+        lender_id=lender_a.pk,
+        approve=True,
+        user=supervisor,
+        reason="Documents seen.",
+        actor=Actor.system(),
+    )
     loan.refresh_from_db()
     assert loan.stage == "reminder"
     assert sweep(loan, today(lender_a) + timedelta(days=1)).changes == 0
@@ -256,8 +326,10 @@ def test_the_sweep_command_runs_the_morning_sweep_now_and_once(lender_a, capsys)
     call_command("restriction_sweep", "--lender", lender_a.slug)
     call_command("restriction_sweep")
     out = capsys.readouterr().out.splitlines()
-    assert out == [f"{lender_a.slug} {today(lender_a)}: 1 stage changes, 1 phones told",
-                   f"{lender_a.slug} {today(lender_a)}: 0 stage changes, 0 phones told"]  # fmt: skip
+    assert out == [
+        f"{lender_a.slug} {today(lender_a)}: 1 stage changes, 1 phones told",
+        f"{lender_a.slug} {today(lender_a)}: 0 stage changes, 0 phones told",
+    ]
     assert newest_state(device).level == "lock"
     with pytest.raises(CommandError, match="No lender"):
         call_command("restriction_sweep", "--lender", "nobody")
@@ -270,12 +342,23 @@ def test_a_request_whose_end_has_passed_cannot_be_approved(lender_a, make_agent)
 
     _, loan = phone_on_loan(lender_a, days_ago=75)
     with time_machine.travel(timezone.now() - timedelta(days=3)):  # asked for 3 days ago, for a day
-        pause = loan_hardship_request(loan_id=loan.pk, lender_id=lender_a.pk, until=today(lender_a),
-                                      actor=Actor.system(), reason="Flood.")  # fmt: skip
+        pause = loan_hardship_request(
+            loan_id=loan.pk,
+            lender_id=lender_a.pk,
+            until=today(lender_a),
+            actor=Actor.system(),
+            reason="Flood.",
+        )
     supervisor = make_agent(lender_a, role=Membership.Role.SUPERVISOR)
     with pytest.raises(PauseNotOpen):
-        loan_pause_decide(pause_id=pause.pk, lender_id=lender_a.pk, approve=True, user=supervisor,
-                          reason="Late.", actor=Actor.system())  # fmt: skip
+        loan_pause_decide(
+            pause_id=pause.pk,
+            lender_id=lender_a.pk,
+            approve=True,
+            user=supervisor,
+            reason="Late.",
+            actor=Actor.system(),
+        )
     assert LoanPause.objects.get(pk=pause.pk).status == "requested"
 
 

@@ -47,9 +47,12 @@ def noticed_rank(loan: Loan, today, since) -> int:
     ranks = [0]
     for notice in Notification.objects.filter(loan=loan).exclude(announces_stage=""):
         confirmed = notice.acked_at or notice.sms_sent_at
-        if (confirmed is not None and notice.announces_on <= today
-                and (today - confirmed.astimezone(tz).date()).days >= NOTICE_DAYS
-                and notice.created_at.astimezone(tz).date() >= since):  # fmt: skip
+        if (
+            confirmed is not None
+            and notice.announces_on <= today
+            and (today - confirmed.astimezone(tz).date()).days >= NOTICE_DAYS
+            and notice.created_at.astimezone(tz).date() >= since
+        ):
             ranks.append(ORDER.index(notice.announces_stage))
     return max(ranks)
 
@@ -68,8 +71,9 @@ def owed_stage(loan: Loan, today, country: str) -> str:
         needs_notice = step in ("block_apps", "lock") and ORDER.index(step) > told
         if days and days >= threshold and step not in FORBIDDEN[country] and not needs_notice:
             stage = step
-    paused = LoanPause.objects.filter(loan=loan, status="active", starts_on__lte=today,
-                                      ends_on__gte=today).exists()  # fmt: skip
+    paused = LoanPause.objects.filter(
+        loan=loan, status="active", starts_on__lte=today, ends_on__gte=today
+    ).exists()
     if paused and ORDER.index(stage) > ORDER.index("reminder"):
         stage = "reminder"
     return stage
@@ -85,8 +89,11 @@ step = st.tuples(
 @settings(
     max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(country=st.sampled_from(["KE", "IN"]), steps=st.lists(step, min_size=2, max_size=14),
-       start_late=st.integers(min_value=0, max_value=60))  # fmt: skip
+@given(
+    country=st.sampled_from(["KE", "IN"]),
+    steps=st.lists(step, min_size=2, max_size=14),
+    start_late=st.integers(min_value=0, max_value=60),
+)
 def test_the_engine_never_restricts_wrongly(
     country, steps, start_late, django_capture_on_commit_callbacks
 ) -> None:
@@ -111,12 +118,14 @@ def _play(country: str, steps, start_late: int, capture) -> None:
             before = loan.stage
             if action in ("sweep", "sweep_twice"):
                 with capture(execute=True):  # its notices' tasks, after commit
-                    loan_stage_sweep(lender_id=lender.pk, business_date=today, id_from=0,
-                                     id_to=10**12)  # fmt: skip
+                    loan_stage_sweep(
+                        lender_id=lender.pk, business_date=today, id_from=0, id_to=10**12
+                    )
                 notifications_dispatch()  # by SMS (no push address), inside contact hours
                 loan.refresh_from_db()
                 swept_today_before = LoanStageChange.objects.filter(
-                    loan=loan, cause="sweep", business_date=today).count()  # fmt: skip
+                    loan=loan, cause="sweep", business_date=today
+                ).count()
                 if action == "sweep_twice":
                     snapshot = (
                         loan.stage,
@@ -127,27 +136,45 @@ def _play(country: str, steps, start_late: int, capture) -> None:
                         lender_id=lender.pk, business_date=today, id_from=0, id_to=10**12
                     )
                     loan.refresh_from_db()
-                    assert snapshot == (loan.stage, DeviceState.objects.count(),
-                                        LoanStageChange.objects.count())  # fmt: skip
+                    assert snapshot == (
+                        loan.stage,
+                        DeviceState.objects.count(),
+                        LoanStageChange.objects.count(),
+                    )
                 if swept_today_before <= 1 and loan.status == Loan.Status.ACTIVE:
                     # a sweep brings the loan up to what it owes (unless lowered today already)
                     assert ORDER.index(loan.stage) >= ORDER.index(before)
             elif action in ("pay", "pay_all") and loan.status in (Loan.Status.ACTIVE,):
                 open_ = [i for i in loan.installments.order_by("sequence") if i.paid_at is None]
                 owed = sum((i.total_due - i.total_paid for i in open_), Decimal(0))
-                amount = owed if action == "pay_all" else min(
-                    owed, (open_[0].total_due * percent / 100).quantize(Decimal("0.01")))  # fmt: skip
+                amount = (
+                    owed
+                    if action == "pay_all"
+                    else min(owed, (open_[0].total_due * percent / 100).quantize(Decimal("0.01")))
+                )
                 if amount > 0:
                     paid_refs += 1
-                    payment_record(loan_id=loan.pk, amount=Money(amount, lender.currency), channel="manual",
-                                   provider="manual", provider_ref=f"h-{paid_refs}", received_at=now,
-                                   actor=Actor.system(), reason="Paid.")  # fmt: skip
+                    payment_record(
+                        loan_id=loan.pk,
+                        amount=Money(amount, lender.currency),
+                        channel="manual",
+                        provider="manual",
+                        provider_ref=f"h-{paid_refs}",
+                        received_at=now,
+                        actor=Actor.system(),
+                        reason="Paid.",
+                    )
                 loan.refresh_from_db()
                 assert ORDER.index(loan.stage) <= ORDER.index(before)  # a payment never raises
             elif action == "promise":
                 with contextlib.suppress(NothingOverdue, PauseAlreadyOpen):
-                    loan_promise_record(loan_id=loan.pk, lender_id=lender.pk, until=today + timedelta(days=3),
-                                        actor=Actor.system(), reason="Friday.")  # fmt: skip
+                    loan_promise_record(
+                        loan_id=loan.pk,
+                        lender_id=lender.pk,
+                        until=today + timedelta(days=3),
+                        actor=Actor.system(),
+                        reason="Friday.",
+                    )
                 loan.refresh_from_db()
                 assert ORDER.index(loan.stage) <= ORDER.index(before)  # a pause never raises
             _check(loan, today, country)
@@ -172,6 +199,9 @@ def _check(loan: Loan, today, country: str) -> None:
             assert change.days_overdue >= 30
     # the phone is told exactly the loan's stage (or released)
     newest = DeviceState.objects.filter(device__loan=loan).order_by("-version").first()
-    expected_level = "released" if loan.status == Loan.Status.PAID_OFF else (
-        "normal" if loan.stage == "none" else loan.stage)  # fmt: skip
+    expected_level = (
+        "released"
+        if loan.status == Loan.Status.PAID_OFF
+        else ("normal" if loan.stage == "none" else loan.stage)
+    )
     assert newest.level == expected_level

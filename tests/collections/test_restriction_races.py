@@ -33,8 +33,13 @@ def first_due(loan):
 def sweep_while_held(loan, *, on, hold: Callable[[], None], finish: Callable[[], None]) -> list:
     """``hold`` takes the loan's lock in a transaction; once the sweep waits for it, ``finish``
     runs and commits. Returns the errors of both threads."""
-    return while_held(hold=hold, finish=finish, act=lambda: loan_stage_sweep(
-        lender_id=loan.lender_id, business_date=on, id_from=0, id_to=10**12))  # fmt: skip
+    return while_held(
+        hold=hold,
+        finish=finish,
+        act=lambda: loan_stage_sweep(
+            lender_id=loan.lender_id, business_date=on, id_from=0, id_to=10**12
+        ),
+    )
 
 
 def test_a_sweep_waiting_on_a_payment_does_not_restrict_the_loan_it_made_current(lender_a):
@@ -43,12 +48,20 @@ def test_a_sweep_waiting_on_a_payment_does_not_restrict_the_loan_it_made_current
     due = loan_next_due(loan=loan)
 
     def pay():
-        payment_record(loan_id=loan.pk, lender_id=loan.lender_id, amount=due.amount,
-                       channel="provider", provider="demo", provider_ref="p1",
-                       received_at=timezone.now(), actor=Actor.system())  # fmt: skip
+        payment_record(
+            loan_id=loan.pk,
+            lender_id=loan.lender_id,
+            amount=due.amount,
+            channel="provider",
+            provider="demo",
+            provider_ref="p1",
+            received_at=timezone.now(),
+            actor=Actor.system(),
+        )
 
-    errors = sweep_while_held(loan, on=first_due(loan) + timedelta(days=5), hold=pay,
-                              finish=lambda: None)  # fmt: skip
+    errors = sweep_while_held(
+        loan, on=first_due(loan) + timedelta(days=5), hold=pay, finish=lambda: None
+    )
     assert errors == []
     loan.refresh_from_db()
     # the first installment is paid, and the next falls due after the business date
@@ -62,8 +75,13 @@ def test_a_sweep_waiting_on_a_promise_does_not_escalate_the_paused_loan(lender_a
     today = lender_local_date(lender=lender_a)
 
     def promise():
-        loan_promise_record(loan_id=loan.pk, lender_id=lender_a.pk, until=today + timedelta(days=3),
-                            actor=Actor.system(), reason="Salary on Friday.")  # fmt: skip
+        loan_promise_record(
+            loan_id=loan.pk,
+            lender_id=lender_a.pk,
+            until=today + timedelta(days=3),
+            actor=Actor.system(),
+            reason="Salary on Friday.",
+        )
 
     # the sweep classified the loan for a lock before the promise committed
     errors = sweep_while_held(loan, on=today, hold=promise, finish=lambda: None)
@@ -76,15 +94,25 @@ def test_a_sweep_and_a_pause_decision_at_once_do_not_deadlock(lender_a, make_age
     device, _, _ = enrolled_phone(lender_a)
     loan = device.loan
     supervisor = make_agent(lender_a, role=Membership.Role.SUPERVISOR)
-    pause = loan_hardship_request(loan_id=loan.pk, lender_id=lender_a.pk,
-                                  until=lender_local_date(lender=lender_a) + timedelta(days=2),
-                                  actor=Actor.system(), reason="Lost job.")  # fmt: skip
+    pause = loan_hardship_request(
+        loan_id=loan.pk,
+        lender_id=lender_a.pk,
+        until=lender_local_date(lender=lender_a) + timedelta(days=2),
+        actor=Actor.system(),
+        reason="Lost job.",
+    )
     on = first_due(loan) + timedelta(days=5)
     assert on > pause.ends_on  # the sweep closes this pause
 
     def decide():
-        loan_pause_decide(pause_id=pause.pk, lender_id=lender_a.pk, approve=True, user=supervisor,
-                          reason="Papers seen.", actor=Actor.system())  # fmt: skip
+        loan_pause_decide(
+            pause_id=pause.pk,
+            lender_id=lender_a.pk,
+            approve=True,
+            user=supervisor,
+            reason="Papers seen.",
+            actor=Actor.system(),
+        )
 
     errors = sweep_while_held(
         loan, on=on, hold=lambda: loan_lock(loan_id=loan.pk, lender_id=lender_a.pk), finish=decide
@@ -110,14 +138,25 @@ def test_a_payment_and_a_device_writer_at_once_do_not_deadlock(lender_a):
     owed = sum(i.total_due - i.total_paid for i in loan.installments.all())
 
     def pay():
-        payment_record(loan_id=loan.pk, lender_id=lender_a.pk, amount=Money(owed, loan.currency),
-                       channel="provider", provider="demo", provider_ref="p1",
-                       received_at=timezone.now(), actor=Actor.system())  # fmt: skip
+        payment_record(
+            loan_id=loan.pk,
+            lender_id=lender_a.pk,
+            amount=Money(owed, loan.currency),
+            channel="provider",
+            provider="demo",
+            provider_ref="p1",
+            received_at=timezone.now(),
+            actor=Actor.system(),
+        )
 
     # the phone's row first, then the chain (the global order); the payment waits for the phone
-    errors = while_held(hold=lambda: device_lock(device_id=device.pk), act=pay,
-                        finish=lambda: device_state_set(device_id=device.pk, level="lock",
-                                                        actor=Actor.system(), reason="Re-issued."))  # fmt: skip
+    errors = while_held(
+        hold=lambda: device_lock(device_id=device.pk),
+        act=pay,
+        finish=lambda: device_state_set(
+            device_id=device.pk, level="lock", actor=Actor.system(), reason="Re-issued."
+        ),
+    )
     assert errors == []
     loan.refresh_from_db()
     assert (loan.status, loan.stage) == ("paid_off", "none")

@@ -17,8 +17,11 @@ from apps.core.money import minor_units, quantize
 
 def test_month_end_clamps_but_keeps_the_anchor_day() -> None:
     assert due_dates(date(2027, 12, 31), "monthly", 4) == [
-        date(2028, 1, 31), date(2028, 2, 29), date(2028, 3, 31), date(2028, 4, 30),
-    ]  # fmt: skip
+        date(2028, 1, 31),
+        date(2028, 2, 29),
+        date(2028, 3, 31),
+        date(2028, 4, 30),
+    ]
     assert add_months(date(2026, 1, 31), 1) == date(2026, 2, 28)
     assert add_months(date(2026, 1, 31), 2) == date(2026, 3, 31)
 
@@ -39,8 +42,12 @@ def flat(n: int, rate: str, fee: str = "0", freq: str = "monthly") -> Terms:
 
 
 def test_flat_interest_and_remainder_on_the_last_installment() -> None:
-    schedule = build_schedule(terms=flat(3, "2", "1"), financed=Decimal("1000.00"), currency="KES",
-                              start=date(2026, 1, 15))  # fmt: skip
+    schedule = build_schedule(
+        terms=flat(3, "2", "1"),
+        financed=Decimal("1000.00"),
+        currency="KES",
+        start=date(2026, 1, 15),
+    )
     assert [line.principal for line in schedule.lines] == [
         Decimal("333.33"),
         Decimal("333.33"),
@@ -67,8 +74,13 @@ def test_jpy_has_no_minor_unit_and_kwd_has_three() -> None:
 
 
 def test_declining_balance_is_an_annuity_whose_last_installment_closes_the_balance() -> None:
-    terms = Terms(installments=12, frequency="monthly", interest_method="declining",
-                  interest_rate_percent=Decimal("36"), origination_fee_percent=Decimal(0))  # fmt: skip
+    terms = Terms(
+        installments=12,
+        frequency="monthly",
+        interest_method="declining",
+        interest_rate_percent=Decimal("36"),
+        origination_fee_percent=Decimal(0),
+    )
     schedule = build_schedule(
         terms=terms, financed=Decimal("10000.00"), currency="MXN", start=date(2026, 1, 1)
     )

@@ -48,10 +48,18 @@ def test_a_suspension_waits_for_the_sweep_under_way_and_nothing_rises_after_it(l
         return threading.Thread(target=target)
 
     today = lender_local_date(lender=lender_a)
-    sweeper = run("sweep", lambda: loan_stage_sweep(lender_id=lender_a.pk, business_date=today,
-                                                    id_from=0, id_to=10**12))  # fmt: skip
-    suspender = run("suspend", lambda: restrictions_suspend(
-        user=operator, actor=Actor.agent(operator), lender_id=lender_a.pk, reason="Order."))  # fmt: skip
+    sweeper = run(
+        "sweep",
+        lambda: loan_stage_sweep(
+            lender_id=lender_a.pk, business_date=today, id_from=0, id_to=10**12
+        ),
+    )
+    suspender = run(
+        "suspend",
+        lambda: restrictions_suspend(
+            user=operator, actor=Actor.agent(operator), lender_id=lender_a.pk, reason="Order."
+        ),
+    )
     first = threading.Thread(target=holder)
     first.start()
     held.wait(10)
@@ -65,7 +73,15 @@ def test_a_suspension_waits_for_the_sweep_under_way_and_nothing_rises_after_it(l
     for thread in (first, sweeper, suspender):
         thread.join()
     assert errors == []
-    order = list(AuditEvent.objects.filter(lender=lender_a, action__in=[
-        "collections.loan.stage_changed", "collections.restrictions.suspended",
-    ]).order_by("seq").values_list("action", flat=True))  # fmt: skip
+    order = list(
+        AuditEvent.objects.filter(
+            lender=lender_a,
+            action__in=[
+                "collections.loan.stage_changed",
+                "collections.restrictions.suspended",
+            ],
+        )
+        .order_by("seq")
+        .values_list("action", flat=True)
+    )
     assert order == ["collections.loan.stage_changed", "collections.restrictions.suspended"]

@@ -47,20 +47,30 @@ def test_the_sweep_raises_nothing_while_a_lender_is_suspended_and_again_once_lif
 ) -> None:
     _device, loan = late_phone(lender_a)
     admin = make_agent(lender_a, role=Membership.Role.LENDER_ADMIN)
-    suspension = restrictions_suspend(user=admin, actor=Actor.agent(admin), lender_id=lender_a.pk,
-                                      reason="Regulator's order of 5 Dec.")  # fmt: skip
+    suspension = restrictions_suspend(
+        user=admin,
+        actor=Actor.agent(admin),
+        lender_id=lender_a.pk,
+        reason="Regulator's order of 5 Dec.",
+    )
     assert sweep(lender_a).changes == 0
     loan.refresh_from_db()
     assert loan.stage == "none"
-    restrictions_resume(suspension_id=suspension.pk, user=admin, actor=Actor.agent(admin),
-                        reason="Order withdrawn.")  # fmt: skip
+    restrictions_resume(
+        suspension_id=suspension.pk, user=admin, actor=Actor.agent(admin), reason="Order withdrawn."
+    )
     assert sweep(lender_a).changes == 1
     loan.refresh_from_db()
     assert loan.stage == "lock"
-    actions = list(AuditEvent.objects.filter(lender=lender_a, action__startswith="collections.restrictions")
-                   .order_by("seq").values_list("action", "reason"))  # fmt: skip
-    assert actions == [("collections.restrictions.suspended", "Regulator's order of 5 Dec."),
-                       ("collections.restrictions.resumed", "Order withdrawn.")]  # fmt: skip
+    actions = list(
+        AuditEvent.objects.filter(lender=lender_a, action__startswith="collections.restrictions")
+        .order_by("seq")
+        .values_list("action", "reason")
+    )
+    assert actions == [
+        ("collections.restrictions.suspended", "Regulator's order of 5 Dec."),
+        ("collections.restrictions.resumed", "Order withdrawn."),
+    ]
 
 
 def test_lowering_brings_every_restriction_to_reminders_and_tells_the_phones(
@@ -71,8 +81,13 @@ def test_lowering_brings_every_restriction_to_reminders_and_tells_the_phones(
     loan.refresh_from_db()
     assert loan.stage == "lock"
     with django_capture_on_commit_callbacks(execute=True):
-        restrictions_suspend(user=operator, actor=Actor.agent(operator), lender_id=lender_a.pk,
-                             reason="Floods.", lower_to_reminder=True)  # fmt: skip
+        restrictions_suspend(
+            user=operator,
+            actor=Actor.agent(operator),
+            lender_id=lender_a.pk,
+            reason="Floods.",
+            lower_to_reminder=True,
+        )
     loan.refresh_from_db()
     assert loan.stage == "reminder"
     state = DeviceState.objects.filter(device=device).order_by("-version").first()
@@ -84,18 +99,24 @@ def test_lowering_brings_every_restriction_to_reminders_and_tells_the_phones(
 
 def test_a_country_suspension_holds_every_lender_there_and_no_other(operator) -> None:
     kenyan = LenderFactory(slug="ke-1")
-    mexican = LenderFactory(slug="mx-1", country="MX", currency="MXN",
-                            timezone="America/Mexico_City", locale="es")  # fmt: skip
+    mexican = LenderFactory(
+        slug="mx-1", country="MX", currency="MXN", timezone="America/Mexico_City", locale="es"
+    )
     _, ke_loan = late_phone(kenyan)
     _, mx_loan = late_phone(mexican)
-    restrictions_suspend(user=operator, actor=Actor.agent(operator), country="ke",
-                         reason="National emergency.")  # fmt: skip
+    restrictions_suspend(
+        user=operator, actor=Actor.agent(operator), country="ke", reason="National emergency."
+    )
     sweep(kenyan), sweep(mexican)
     ke_loan.refresh_from_db(), mx_loan.refresh_from_db()
     assert ke_loan.stage == "none"
     assert mx_loan.stage != "none"
-    assert AuditEvent.objects.filter(lender__isnull=True,
-                                     action="collections.restrictions.suspended").count() == 1  # fmt: skip
+    assert (
+        AuditEvent.objects.filter(
+            lender__isnull=True, action="collections.restrictions.suspended"
+        ).count()
+        == 1
+    )
     assert AuditEvent.objects.filter(
         lender=kenyan, action="collections.restrictions.suspended"
     ).exists()
@@ -106,8 +127,11 @@ def test_only_an_operator_suspends_a_country_and_an_admin_only_their_own_lender(
 ) -> None:
     admin = make_agent(lender_a, role=Membership.Role.LENDER_ADMIN)
     supervisor = make_agent(lender_a, role=Membership.Role.SUPERVISOR)
-    for user, scope in ((admin, {"country": "KE"}), (admin, {"lender_id": lender_b.pk}),
-                        (supervisor, {"lender_id": lender_a.pk})):  # fmt: skip
+    for user, scope in (
+        (admin, {"country": "KE"}),
+        (admin, {"lender_id": lender_b.pk}),
+        (supervisor, {"lender_id": lender_a.pk}),
+    ):
         with pytest.raises(SuspensionNotAllowed):
             restrictions_suspend(user=user, actor=Actor.agent(user), reason="x", **scope)
     restrictions_suspend(user=admin, actor=Actor.agent(admin), reason="x", lender_id=lender_a.pk)
@@ -121,16 +145,36 @@ def test_no_phone_is_locked_by_hand_while_suspended(lender_a, make_agent, operat
     _device, loan = late_phone(lender_a)
     agent = make_agent(lender_a)
     supervisor = make_agent(lender_a, role=Membership.Role.SUPERVISOR)
-    request = loan_manual_lock_request(loan_id=loan.pk, lender_id=lender_a.pk, user=agent,
-                                       actor=Actor.agent(agent), reason="Not answering.")  # fmt: skip
-    restrictions_suspend(user=operator, actor=Actor.agent(operator), lender_id=lender_a.pk,
-                         reason="Outage of the payment rail.")  # fmt: skip
+    request = loan_manual_lock_request(
+        loan_id=loan.pk,
+        lender_id=lender_a.pk,
+        user=agent,
+        actor=Actor.agent(agent),
+        reason="Not answering.",
+    )
+    restrictions_suspend(
+        user=operator,
+        actor=Actor.agent(operator),
+        lender_id=lender_a.pk,
+        reason="Outage of the payment rail.",
+    )
     with pytest.raises(RestrictionsSuspended):
-        loan_manual_lock_decide(request_id=request.pk, lender_id=lender_a.pk, approve=True,
-                                user=supervisor, actor=Actor.agent(supervisor), reason="Ok.")  # fmt: skip
+        loan_manual_lock_decide(
+            request_id=request.pk,
+            lender_id=lender_a.pk,
+            approve=True,
+            user=supervisor,
+            actor=Actor.agent(supervisor),
+            reason="Ok.",
+        )
     with pytest.raises(RestrictionsSuspended):
-        loan_manual_lock_request(loan_id=loan.pk, lender_id=lender_a.pk, user=agent,
-                                 actor=Actor.agent(agent), reason="Again.")  # fmt: skip
+        loan_manual_lock_request(
+            loan_id=loan.pk,
+            lender_id=lender_a.pk,
+            user=agent,
+            actor=Actor.agent(agent),
+            reason="Again.",
+        )
     loan.refresh_from_db()
     assert loan.stage != "lock"
 
@@ -145,8 +189,9 @@ def test_a_lender_admin_suspends_and_lifts_in_the_back_office_and_the_dashboard_
     refused = client.post(url, {"lender": lender_a.pk, "reason": ""})
     assert refused.status_code == 200
     assert b"This field is required" in refused.content
-    done = client.post(url, {"lender": lender_a.pk, "reason": "Payment rail down.",
-                             "lower_to_reminder": "on"})  # fmt: skip
+    done = client.post(
+        url, {"lender": lender_a.pk, "reason": "Payment rail down.", "lower_to_reminder": "on"}
+    )
     assert done.status_code == 302
     suspension = lender_a_suspension(lender_a)
     agent_client = verified_client(agent)
@@ -154,8 +199,10 @@ def test_a_lender_admin_suspends_and_lifts_in_the_back_office_and_the_dashboard_
     assert "New restrictions are suspended since" in dashboard.content.decode()
     assert "Payment rail down." in dashboard.content.decode()
     assert agent_client.get(url).status_code == 403  # an agent may not suspend
-    lifted = client.post(f"{admin_prefix}collections/restrictionsuspension/{suspension.pk}/lift/",
-                         {"reason": "Rail back."})  # fmt: skip
+    lifted = client.post(
+        f"{admin_prefix}collections/restrictionsuspension/{suspension.pk}/lift/",
+        {"reason": "Rail back."},
+    )
     assert lifted.status_code == 302
     suspension.refresh_from_db()
     assert (suspension.lifted_by, suspension.lift_reason) == (admin, "Rail back.")
@@ -171,13 +218,19 @@ def lender_a_suspension(lender):
 
 def test_a_lender_admin_cannot_lift_an_operators_suspension(lender_a, make_agent, operator):
     admin = make_agent(lender_a, role=Membership.Role.LENDER_ADMIN)
-    ordered = restrictions_suspend(user=operator, actor=Actor.agent(operator),
-                                   lender_id=lender_a.pk, reason="Regulator's order.")  # fmt: skip
+    ordered = restrictions_suspend(
+        user=operator,
+        actor=Actor.agent(operator),
+        lender_id=lender_a.pk,
+        reason="Regulator's order.",
+    )
     with pytest.raises(SuspensionNotAllowed):
-        restrictions_resume(suspension_id=ordered.pk, user=admin, actor=Actor.agent(admin),
-                            reason="We disagree.")  # fmt: skip
-    restrictions_resume(suspension_id=ordered.pk, user=operator, actor=Actor.agent(operator),
-                        reason="Order lifted.")  # fmt: skip
+        restrictions_resume(
+            suspension_id=ordered.pk, user=admin, actor=Actor.agent(admin), reason="We disagree."
+        )
+    restrictions_resume(
+        suspension_id=ordered.pk, user=operator, actor=Actor.agent(operator), reason="Order lifted."
+    )
 
 
 def test_without_lowering_every_restricted_phone_holds_offline_at_its_stage(
@@ -189,8 +242,9 @@ def test_without_lowering_every_restricted_phone_holds_offline_at_its_stage(
     before = DeviceState.objects.filter(device=device).order_by("-version").first()
     assert (before.level, before.document["fallback_level"]) == ("block_apps", "lock")
     with django_capture_on_commit_callbacks(execute=True):
-        restrictions_suspend(user=operator, actor=Actor.agent(operator), lender_id=lender_a.pk,
-                             reason="Outage.")  # fmt: skip
+        restrictions_suspend(
+            user=operator, actor=Actor.agent(operator), lender_id=lender_a.pk, reason="Outage."
+        )
     loan.refresh_from_db()
     assert loan.stage == "block_apps"  # nothing lowered
     held = DeviceState.objects.filter(device=device).order_by("-version").first()

@@ -30,13 +30,23 @@ def zero_installments_loan():
     """A JPY loan whose first eleven installments owe nothing and were stored unpaid, as the
     schedule spread 10 yen over 12 months before the quote refused such terms."""
     lender = LenderFactory(slug="jp", country="JP", currency="JPY", timezone="Asia/Tokyo")
-    loan = signed_loan(lender, price="120000", down="0", signed_at=SIGNED, installments=12,
-                       interest_rate_percent=Decimal(0), origination_fee_percent=Decimal(0),
-                       min_down_payment_percent=Decimal(0), grace_days=0)  # fmt: skip
+    loan = signed_loan(
+        lender,
+        price="120000",
+        down="0",
+        signed_at=SIGNED,
+        installments=12,
+        interest_rate_percent=Decimal(0),
+        origination_fee_percent=Decimal(0),
+        min_down_payment_percent=Decimal(0),
+        grace_days=0,
+    )
     with connection.cursor() as cursor:  # the rows as the old code stored them
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # no deferred checks before ALTER
-        cursor.execute("ALTER TABLE collections_installment"
-                       " DROP CONSTRAINT installment_paid_at_iff_nothing_owed")  # fmt: skip
+        cursor.execute(
+            "ALTER TABLE collections_installment"
+            " DROP CONSTRAINT installment_paid_at_iff_nothing_owed"
+        )
         cursor.execute(
             "UPDATE collections_installment SET principal_amount = CASE WHEN sequence < 12 THEN 0"
             " ELSE 10 END, interest_amount = 0, fee_amount = 0 WHERE loan_id = %s",
@@ -55,12 +65,16 @@ def sweep_60_days_on(loan):
 def test_after_the_backfill_a_loan_whose_installments_owe_nothing_is_not_late_for_them() -> None:
     loan = zero_installments_loan()
     with connection.cursor() as cursor:  # and one that owes its whole amount, marked paid
-        cursor.execute("UPDATE collections_installment SET paid_at = %s"
-                       " WHERE loan_id = %s AND sequence = 12", [SIGNED, loan.pk])  # fmt: skip
+        cursor.execute(
+            "UPDATE collections_installment SET paid_at = %s WHERE loan_id = %s AND sequence = 12",
+            [SIGNED, loan.pk],
+        )
         cursor.execute(migration("0012_installment_paid_at_iff_nothing_owed").FIX_PAID_AT)
         cursor.execute(migration("0012_installment_paid_at_iff_nothing_owed").ADD_CHECK)
-        cursor.execute("ALTER TABLE collections_installment VALIDATE CONSTRAINT"
-                       " installment_paid_at_iff_nothing_owed")  # 0013: every row holds  # fmt: skip
+        cursor.execute(
+            "ALTER TABLE collections_installment VALIDATE CONSTRAINT"
+            " installment_paid_at_iff_nothing_owed"
+        )  # 0013: every row holds
     assert Installment.objects.get(loan=loan, sequence=12).paid_at is None
     on = sweep_60_days_on(loan)
     assert loan.stage == "none"

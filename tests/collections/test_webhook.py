@@ -143,8 +143,12 @@ def test_oversized_bodies_and_unknown_providers(client, lender_a, loan, settings
     big = event(loan.reference, "1.00", "MP-1", note="x" * 2000)
     assert deliver(client, lender_a, big).status_code == 413
     body = event(loan.reference, "1.00", "MP-1")
-    response = client.post("/api/payments/v1/webhooks/acme/", data=body, content_type="application/json",
-                           **headers(lender_a, body, provider="acme"))  # fmt: skip
+    response = client.post(
+        "/api/payments/v1/webhooks/acme/",
+        data=body,
+        content_type="application/json",
+        **headers(lender_a, body, provider="acme"),
+    )
     assert response.status_code == 404
     assert not Payment.objects.exists()
     assert (rejections("payload_too_large"), rejections("unknown_provider")) == (1, 1)

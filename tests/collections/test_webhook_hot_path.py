@@ -32,8 +32,15 @@ def loan(lender_a):
 
 
 def pay(loan, amount: Money, ref: str):
-    return payment_record(loan_id=loan.pk, amount=amount, channel="provider", provider="demo",
-                          provider_ref=ref, received_at=T0, actor=Actor.system())  # fmt: skip
+    return payment_record(
+        loan_id=loan.pk,
+        amount=amount,
+        channel="provider",
+        provider="demo",
+        provider_ref=ref,
+        received_at=T0,
+        actor=Actor.system(),
+    )
 
 
 def test_locks_match_the_querysets_when_raw(lender_a, lender_b, loan) -> None:
@@ -101,8 +108,10 @@ def test_the_raw_locks_hold_the_rows_against_another_connection(lender_a) -> Non
     with transaction.atomic():
         loan_lock_by_reference(lender_id=lender_a.pk, reference=loan.reference)
         installment_lock_list_for_loan(loan=loan)
-        for sql in ("SELECT 1 FROM collections_loan WHERE id = %s FOR UPDATE NOWAIT",
-                    "SELECT 1 FROM collections_installment WHERE loan_id = %s FOR UPDATE NOWAIT"):  # fmt: skip
+        for sql in (
+            "SELECT 1 FROM collections_loan WHERE id = %s FOR UPDATE NOWAIT",
+            "SELECT 1 FROM collections_installment WHERE loan_id = %s FOR UPDATE NOWAIT",
+        ):
             thread = threading.Thread(target=probe, args=(sql,))
             thread.start()
             thread.join()

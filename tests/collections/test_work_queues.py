@@ -41,8 +41,11 @@ def loans_signed(lender, days_ago: list[int]) -> list[Loan]:
 
 
 def queue(lender, name: str, today) -> set[int]:
-    return set(loan_work_queue(Loan.objects.filter(lender=lender), queue=name, today=today)
-               .values_list("pk", flat=True))  # fmt: skip
+    return set(
+        loan_work_queue(Loan.objects.filter(lender=lender), queue=name, today=today).values_list(
+            "pk", flat=True
+        )
+    )
 
 
 def test_lock_tomorrow_lists_the_loans_tomorrows_sweep_would_lock(lender_a) -> None:
@@ -58,8 +61,13 @@ def test_lock_tomorrow_lists_the_loans_tomorrows_sweep_would_lock(lender_a) -> N
     unnoticed_days = (today - unnoticed.installments.get(sequence=1).due_date).days
     assert unnoticed_days + 1 >= LOCK_DAY > unnoticed_days  # as late, but not told
     paused = Loan.objects.get(pk=min(expected))
-    loan_promise_record(loan_id=paused.pk, lender_id=lender_a.pk, until=today + timedelta(days=3),
-                        actor=Actor.system(), reason="Pays on Friday.")  # fmt: skip
+    loan_promise_record(
+        loan_id=paused.pk,
+        lender_id=lender_a.pk,
+        until=today + timedelta(days=3),
+        actor=Actor.system(),
+        reason="Pays on Friday.",
+    )
     assert queue(lender_a, WorkQueue.LOCK_TOMORROW, today) == expected - {paused.pk}
     assert not Loan.objects.filter(pk__in=expected, stage="lock").exists()
     sweep(lender_a, today + timedelta(days=1))  # tomorrow comes: exactly those lock
@@ -76,8 +84,13 @@ def test_promises_due_today_and_broken_promises(lender_a) -> None:
     today = lender_local_date(lender=lender_a)
     due, broken, other = loans_signed(lender_a, [50, 50, 50])
     for loan, until in ((due, today), (broken, today), (other, today + timedelta(days=4))):
-        loan_promise_record(loan_id=loan.pk, lender_id=lender_a.pk, until=until, actor=Actor.system(),
-                            reason="Promised on the phone.")  # fmt: skip
+        loan_promise_record(
+            loan_id=loan.pk,
+            lender_id=lender_a.pk,
+            until=until,
+            actor=Actor.system(),
+            reason="Promised on the phone.",
+        )
     assert queue(lender_a, WorkQueue.PROMISES_DUE, today) == {due.pk, broken.pk}
     assert queue(lender_a, WorkQueue.PROMISES_BROKEN, today) == set()
     tomorrow = today + timedelta(days=1)
@@ -94,8 +107,14 @@ def test_phones_out_of_sync_and_sim_changes(lender_a) -> None:
         )
     device_state_set(device_id=fresh.pk, level="wallpaper", actor=Actor.system(), reason="Test.")
     with transaction.atomic():
-        device_event_report(device_id=swapped.pk, event_id="e-1", kind="sim_changed",
-                            occurred_at=timezone.now(), detail={}, actor=Actor.system())  # fmt: skip
+        device_event_report(
+            device_id=swapped.pk,
+            event_id="e-1",
+            kind="sim_changed",
+            occurred_at=timezone.now(),
+            detail={},
+            actor=Actor.system(),
+        )
     today = lender_local_date(lender=lender_a)
     assert queue(lender_a, WorkQueue.OUT_OF_SYNC, today) == {behind.loan_id}
     assert queue(lender_a, WorkQueue.SIM_CHANGED, today) == {swapped.loan_id}

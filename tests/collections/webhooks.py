@@ -10,10 +10,27 @@ from apps.lenders.models import Lender
 URL = "/api/payments/v1/webhooks/demo/"
 
 
-def event(loan_ref: str, amount: str, reference: str, *, event_id: str | None = None, currency: str = "KES",
-          type_: str = "payment.succeeded", **data: Any) -> bytes:  # fmt: skip
-    body = {"id": event_id or f"evt-{reference}", "type": type_,
-            "data": {"loan": loan_ref, "amount": amount, "currency": currency, "reference": reference, **data}}  # fmt: skip
+def event(
+    loan_ref: str,
+    amount: str,
+    reference: str,
+    *,
+    event_id: str | None = None,
+    currency: str = "KES",
+    type_: str = "payment.succeeded",
+    **data: Any,
+) -> bytes:
+    body = {
+        "id": event_id or f"evt-{reference}",
+        "type": type_,
+        "data": {
+            "loan": loan_ref,
+            "amount": amount,
+            "currency": currency,
+            "reference": reference,
+            **data,
+        },
+    }
     return json.dumps(body).encode()
 
 

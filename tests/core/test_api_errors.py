@@ -45,8 +45,11 @@ def call(kind: str, data: dict | None = None):
 def test_domain_error_keeps_its_code_status_and_extra() -> None:
     response = call("domain")
     assert response.status_code == 409
-    assert response.data == {"code": "loan_not_payable", "message": "This loan cannot take payments.",
-                             "extra": {"loan_id": 7}}  # fmt: skip
+    assert response.data == {
+        "code": "loan_not_payable",
+        "message": "This loan cannot take payments.",
+        "extra": {"loan_id": 7},
+    }
     assert call("conflict").data["code"] == "idempotency_conflict"
 
 

@@ -50,10 +50,18 @@ def test_an_enrollment_without_credentials_gets_413_when_its_token_is_3_mb(clien
 
 def test_an_agent_event_gets_413_when_its_detail_is_5_mb(client, lender_a) -> None:
     device, secret, _ = enrolled_phone(lender_a)
-    body = {"event_id": "e-1", "kind": "sim_changed", "occurred_at": "2026-01-01T00:00:00Z",
-            "detail": {"note": "x" * (5 * MB)}}  # fmt: skip
-    response = client.post("/api/agent/v1/events", data=body, content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Device {device.pk}:{secret}")  # fmt: skip
+    body = {
+        "event_id": "e-1",
+        "kind": "sim_changed",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "detail": {"note": "x" * (5 * MB)},
+    }
+    response = client.post(
+        "/api/agent/v1/events",
+        data=body,
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Device {device.pk}:{secret}",
+    )
     assert_too_large(response)
 
 
@@ -71,10 +79,13 @@ def test_every_api_endpoint_answers_413_before_reading_the_body_when_it_is_over_
             limit = settings.PAYMENTS_WEBHOOK_MAX_BYTES if own else None
             stream = CountingStream(body)
             response = getattr(client, method)(
-                url, data=body, content_type="application/json",
-                HTTP_AUTHORIZATION=f"Device {device.pk}:{secret}", **headers(lender_a, body),
+                url,
+                data=body,
+                content_type="application/json",
+                HTTP_AUTHORIZATION=f"Device {device.pk}:{secret}",
+                **headers(lender_a, body),
                 **{"wsgi.input": stream},
-            )  # fmt: skip
+            )
             assert_too_large(response, limit)
             assert stream.bytes_read == 0, (url, method)
 

@@ -63,8 +63,10 @@ def test_each_lender_gets_its_sweep_at_its_own_local_morning(lender_a, lender_b)
     call_command("setup_periodic_tasks")
     call_command("setup_periodic_tasks")
     sweeps = PeriodicTask.objects.filter(task="collections.loan_stage_sweep_lender")
-    found = {(json.loads(t.kwargs)["lender_id"], t.crontab.hour, str(t.crontab.timezone), t.queue)
-             for t in sweeps}  # fmt: skip
+    found = {
+        (json.loads(t.kwargs)["lender_id"], t.crontab.hour, str(t.crontab.timezone), t.queue)
+        for t in sweeps
+    }
     assert found == {
         (lender_a.pk, "8", lender_a.timezone, "sweep"),
         (lender_b.pk, "8", "America/Mexico_City", "sweep"),
@@ -84,8 +86,16 @@ def test_each_lender_gets_its_late_fees_just_after_its_own_business_day_ends(
     call_command("setup_periodic_tasks")
     call_command("setup_periodic_tasks")
     runs = PeriodicTask.objects.filter(task="collections.installment_late_fees_assess")
-    found = {(json.loads(t.kwargs)["lender_id"], t.crontab.hour, t.crontab.minute,
-              str(t.crontab.timezone), t.queue) for t in runs}  # fmt: skip
+    found = {
+        (
+            json.loads(t.kwargs)["lender_id"],
+            t.crontab.hour,
+            t.crontab.minute,
+            str(t.crontab.timezone),
+            t.queue,
+        )
+        for t in runs
+    }
     assert found == {
         (lender_a.pk, "0", "5", "Africa/Nairobi", "sweep"),
         (lender_b.pk, "0", "5", "America/Mexico_City", "sweep"),

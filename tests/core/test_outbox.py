@@ -21,9 +21,15 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def pay(loan, ref: str):
-    return payment_record(loan_id=loan.pk, amount=Money(Decimal("100.00"), loan.currency), channel="manual",
-                          provider="manual", provider_ref=ref, received_at=timezone.now(),
-                          actor=Actor.system())  # fmt: skip
+    return payment_record(
+        loan_id=loan.pk,
+        amount=Money(Decimal("100.00"), loan.currency),
+        channel="manual",
+        provider="manual",
+        provider_ref=ref,
+        received_at=timezone.now(),
+        actor=Actor.system(),
+    )
 
 
 @pytest.fixture

@@ -30,11 +30,20 @@ def test_a_login_code_and_a_sale_for_the_same_customer_at_once_do_not_deadlock(l
     consent = consent_for(customer)
 
     def sign():  # records its audit event (the chain held); the customer's key checked at commit
-        loan_sign(customer=customer, product=product, consent=consent,
-                  device_price=Money(Decimal(12000), "KES"),
-                  down_payment=Money(Decimal(2000), "KES"), actor=Actor.system())  # fmt: skip
+        loan_sign(
+            customer=customer,
+            product=product,
+            consent=consent,
+            device_price=Money(Decimal(12000), "KES"),
+            down_payment=Money(Decimal(2000), "KES"),
+            actor=Actor.system(),
+        )
 
-    errors = while_held(hold=sign, act=lambda: customer_login_code_send(
-        customer_id=customer.pk, request_key=str(uuid.uuid4()), actor=Actor.system()))  # fmt: skip
+    errors = while_held(
+        hold=sign,
+        act=lambda: customer_login_code_send(
+            customer_id=customer.pk, request_key=str(uuid.uuid4()), actor=Actor.system()
+        ),
+    )
     assert errors == []
     assert CustomerLoginCode.objects.filter(customer=customer).count() == 1

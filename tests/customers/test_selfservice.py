@@ -30,8 +30,9 @@ def late_loan(lender, *, days_ago: int):
     """An enrolled phone on a loan signed ``days_ago`` days ago, swept this morning."""
     device, _, _ = enrolled_phone(lender, signed_at=timezone.now() - timedelta(days=days_ago))
     noticed(device.loan)  # told of the lock ahead: the ladder applies in full
-    loan_stage_sweep(lender_id=lender.pk, business_date=lender_local_date(lender=lender), id_from=0,
-                     id_to=10**12)  # fmt: skip
+    loan_stage_sweep(
+        lender_id=lender.pk, business_date=lender_local_date(lender=lender), id_from=0, id_to=10**12
+    )
     device.loan.refresh_from_db()
     return device.loan
 
@@ -46,8 +47,9 @@ def ask_code(client, django_capture_on_commit_callbacks):
 
     def ask(lender, phone: str):
         with django_capture_on_commit_callbacks(execute=True):
-            return client.post(reverse("customers:login", kwargs={"lender_slug": lender.slug}),
-                               {"phone": phone})  # fmt: skip
+            return client.post(
+                reverse("customers:login", kwargs={"lender_slug": lender.slug}), {"phone": phone}
+            )
 
     return ask
 
@@ -75,8 +77,10 @@ def test_a_customer_logs_in_with_a_code_and_sees_the_phone_and_what_happens_next
     assert sms_outbox[-1][0] == loan.customer.phone
     page = client.get(answer.url).content.decode()
     today = lender_local_date(lender=lender_a)
-    assert (f"Social apps are blocked since {day(today)} because installment 1 is {days} days late."
-            in page)  # fmt: skip
+    assert (
+        f"Social apps are blocked since {day(today)} because installment 1 is {days} days late."
+        in page
+    )
     lock_on = today + timedelta(days=30 - days)
     assert (
         f"If it is not paid by {day(lock_on)}, the phone will lock (emergency calls always work)."
@@ -208,8 +212,9 @@ def test_pay_sends_the_customer_to_the_checkout_for_what_is_late(
     loan = late_loan(lender_a, days_ago=50)
     late = loan.installments.get(sequence=1)
     log_in(lender_a, loan.customer)
-    answer = client.post(reverse("customers:pay", kwargs={"lender_slug": lender_a.slug,
-                                                          "reference": loan.reference}))  # fmt: skip
+    answer = client.post(
+        reverse("customers:pay", kwargs={"lender_slug": lender_a.slug, "reference": loan.reference})
+    )
     assert answer.status_code == 302
     assert answer.url.startswith("/demo-provider/checkout/")
     checkout = client.get(answer.url).content.decode()
@@ -292,11 +297,18 @@ def test_a_customer_downloads_their_consent_and_receipts_only(client, lender_a, 
 
     loan, other = late_loan(lender_a, days_ago=50), late_loan(lender_a, days_ago=50)
     paid = [
-        payment_record(loan_id=each.pk, amount=Money(each.installments.get(sequence=1).total_due, "KES"),
-                       channel="manual", provider="manual", provider_ref=f"cash-{each.pk}",
-                       received_at=timezone.now(), actor=Actor.system(), reason="Cash.").payment
+        payment_record(
+            loan_id=each.pk,
+            amount=Money(each.installments.get(sequence=1).total_due, "KES"),
+            channel="manual",
+            provider="manual",
+            provider_ref=f"cash-{each.pk}",
+            received_at=timezone.now(),
+            actor=Actor.system(),
+            reason="Cash.",
+        ).payment
         for each in (loan, other)
-    ]  # fmt: skip
+    ]
     log_in(lender_a, loan.customer)
     consent = client.get(
         reverse(
@@ -307,13 +319,25 @@ def test_a_customer_downloads_their_consent_and_receipts_only(client, lender_a, 
     text = consent.content.decode()
     assert loan.consent.text in text
     assert f"SHA-256 {loan.consent.text_sha256}" in text
-    mine = reverse("customers:receipt", kwargs={"lender_slug": lender_a.slug, "reference": loan.reference,
-                                                "payment_id": paid[0].pk})  # fmt: skip
+    mine = reverse(
+        "customers:receipt",
+        kwargs={
+            "lender_slug": lender_a.slug,
+            "reference": loan.reference,
+            "payment_id": paid[0].pk,
+        },
+    )
     receipt = client.get(mine).content.decode()
     assert f"Amount: KES {paid[0].amount:,.2f}" in receipt
     assert f"Reference: cash-{loan.pk}" in receipt
-    theirs = reverse("customers:receipt", kwargs={"lender_slug": lender_a.slug, "reference": loan.reference,
-                                                  "payment_id": paid[1].pk})  # fmt: skip
+    theirs = reverse(
+        "customers:receipt",
+        kwargs={
+            "lender_slug": lender_a.slug,
+            "reference": loan.reference,
+            "payment_id": paid[1].pk,
+        },
+    )
     assert client.get(theirs).status_code == 404
     other_consent = reverse(
         "customers:consent", kwargs={"lender_slug": lender_a.slug, "reference": other.reference}
@@ -328,8 +352,16 @@ def test_pay_on_a_paid_off_loan_says_there_is_nothing_to_pay(client, lender_a, l
 
     loan = late_loan(lender_a, days_ago=10)
     everything = sum(i.total_due for i in loan.installments.all())
-    payment_record(loan_id=loan.pk, amount=Money(everything, "KES"), channel="manual", provider="manual",
-                   provider_ref="all", received_at=timezone.now(), actor=Actor.system(), reason="Paid off.")  # fmt: skip
+    payment_record(
+        loan_id=loan.pk,
+        amount=Money(everything, "KES"),
+        channel="manual",
+        provider="manual",
+        provider_ref="all",
+        received_at=timezone.now(),
+        actor=Actor.system(),
+        reason="Paid off.",
+    )
     log_in(lender_a, loan.customer)
     url = reverse(
         "customers:pay", kwargs={"lender_slug": lender_a.slug, "reference": loan.reference}

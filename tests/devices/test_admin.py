@@ -29,8 +29,12 @@ def change_url(device: Device) -> str:
 
 def ack(device: Device) -> None:
     device.refresh_from_db()
-    device_ack(device_id=device.pk, version=device.desired_version, error_code="",
-               actor=Actor(type=ActorType.DEVICE, id=str(device.pk)))  # fmt: skip
+    device_ack(
+        device_id=device.pk,
+        version=device.desired_version,
+        error_code="",
+        actor=Actor(type=ActorType.DEVICE, id=str(device.pk)),
+    )
 
 
 def restrict(device: Device, level: str = DeviceState.Level.LOCK) -> None:

@@ -21,8 +21,13 @@ from tools.agent_sim.agent import read_qr
 def test_demo_codes_are_decodable_qr_images_and_refused_outside_the_demo(
     lender_a, tmp_path, settings, capsys
 ) -> None:
-    device = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="X",
-                             model_name="Y", actor=Actor.system())  # fmt: skip
+    device = device_register(
+        loan=signed_loan(lender_a),
+        imei=valid_imei(),
+        brand="X",
+        model_name="Y",
+        actor=Actor.system(),
+    )
     call_command("demo_enrollment_codes", "--out", str(tmp_path))
     imei, png = capsys.readouterr().out.split()
     assert imei == device.imei
@@ -39,13 +44,22 @@ def test_the_command_line_simulator_enrolls_once_and_resumes_from_what_it_kept(
     lender_a, live_server, settings, tmp_path
 ) -> None:
     settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
-    device = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="X",
-                             model_name="Y", actor=Actor.system())  # fmt: skip
+    device = device_register(
+        loan=signed_loan(lender_a),
+        imei=valid_imei(),
+        brand="X",
+        model_name="Y",
+        actor=Actor.system(),
+    )
     call_command("demo_enrollment_codes", "--out", str(tmp_path))
     keep = tmp_path / "phone.json"
     sim = [sys.executable, "-m", "tools.agent_sim", "--once", "--keep", str(keep)]
-    first = subprocess.run([*sim, "--qr", str(tmp_path / f"{device.imei}.png"), "--imei", device.imei],
-                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    first = subprocess.run(
+        [*sim, "--qr", str(tmp_path / f"{device.imei}.png"), "--imei", device.imei],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == "v1 normal"
     assert json.loads(keep.read_text())["device_id"] == device.pk
@@ -61,13 +75,22 @@ def test_a_resumed_phone_calls_the_server_it_is_given_when_the_demo_moved(
     lender_a, live_server, settings, tmp_path
 ) -> None:
     settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
-    device = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="X",
-                             model_name="Y", actor=Actor.system())  # fmt: skip
+    device = device_register(
+        loan=signed_loan(lender_a),
+        imei=valid_imei(),
+        brand="X",
+        model_name="Y",
+        actor=Actor.system(),
+    )
     call_command("demo_enrollment_codes", "--out", str(tmp_path))
     keep = tmp_path / "phone.json"
     sim = [sys.executable, "-m", "tools.agent_sim", "--once", "--keep", str(keep)]
-    enrolled = subprocess.run([*sim, "--qr", str(tmp_path / f"{device.imei}.png"), "--imei", device.imei],
-                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    enrolled = subprocess.run(
+        [*sim, "--qr", str(tmp_path / f"{device.imei}.png"), "--imei", device.imei],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert enrolled.returncode == 0, enrolled.stderr
     # the saved address is the last run's, on a port where nothing listens any more
     with socket.socket() as closed:
@@ -75,8 +98,9 @@ def test_a_resumed_phone_calls_the_server_it_is_given_when_the_demo_moved(
         gone = f"http://127.0.0.1:{closed.getsockname()[1]}/api/agent/v1/"
     keep.write_text(json.dumps({**json.loads(keep.read_text()), "server": gone}))
     before = Device.objects.get(pk=device.pk).last_seen_at
-    resumed = subprocess.run([*sim, "--server", settings.AGENT_API_BASE_URL],
-                             capture_output=True, text=True, timeout=60)  # fmt: skip
+    resumed = subprocess.run(
+        [*sim, "--server", settings.AGENT_API_BASE_URL], capture_output=True, text=True, timeout=60
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.strip() == "v1 normal"
     assert Device.objects.get(pk=device.pk).last_seen_at > before
@@ -88,8 +112,12 @@ def test_each_phone_has_its_own_throttle(client, lender_a, monkeypatch) -> None:
     phones = [enrolled_phone(lender_a) for _ in range(2)]
 
     def check_in(device, secret):
-        return client.post("/api/agent/v1/check-in", {"version": 1}, content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Device {device.pk}:{secret}").status_code  # fmt: skip
+        return client.post(
+            "/api/agent/v1/check-in",
+            {"version": 1},
+            content_type="application/json",
+            HTTP_AUTHORIZATION=f"Device {device.pk}:{secret}",
+        ).status_code
 
     (a, a_secret, _), (b, b_secret, _) = phones
     assert [check_in(a, a_secret) for _ in range(3)] == [200, 200, 429]

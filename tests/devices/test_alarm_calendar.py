@@ -49,8 +49,13 @@ def lender_in(country: str):
 def alarms_set(device, key, *, at):
     """At ``at``, the phone is given the alarm stage (ALARMS) and applies the signed state."""
     with time_machine.travel(at, tick=False):
-        state = device_state_set(device_id=device.pk, level="alarm", alarm_times=ALARMS,
-                                 actor=Actor.system(), reason="Late.")  # fmt: skip
+        state = device_state_set(
+            device_id=device.pk,
+            level="alarm",
+            alarm_times=ALARMS,
+            actor=Actor.system(),
+            reason="Late.",
+        )
         return state, phone_with_state(device, key, now=at)
 
 

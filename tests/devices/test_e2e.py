@@ -33,8 +33,13 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.broker]
 def sold_phone(lender_a, live_server, settings):
     """A phone sold at the counter: its device record and the QR code the clerk shows."""
     settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
-    device = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="Tecno",
-                             model_name="Spark 20", actor=Actor.system())  # fmt: skip
+    device = device_register(
+        loan=signed_loan(lender_a),
+        imei=valid_imei(),
+        brand="Tecno",
+        model_name="Spark 20",
+        actor=Actor.system(),
+    )
     minted = enrollment_token_mint(device_id=device.pk, actor=Actor.system())
     return device, provisioning_qr_png(minted.payload)
 
@@ -56,8 +61,9 @@ def running_agent(sold_phone, fake_fcm):
 
 
 def set_state(device: Device, level: str, **content) -> int:
-    return device_state_set(device_id=device.pk, level=level, actor=Actor.system(),
-                            reason="Test.", **content).version  # fmt: skip
+    return device_state_set(
+        device_id=device.pk, level=level, actor=Actor.system(), reason="Test.", **content
+    ).version
 
 
 def test_a_phone_enrolls_from_the_qr_code_is_restricted_unlocked_and_released(
@@ -87,8 +93,13 @@ def test_a_phone_enrolls_from_the_qr_code_is_restricted_unlocked_and_released(
     assert fake_fcm.refused == {429: 1}
     assert agent.refusals == []
     # every state change was pushed and acknowledged: the phone never had to wait for an interval
-    assert [lvl for _, lvl in agent.phone.history] == ["normal", "block_apps", "lock", "normal",
-                                                        "released"]  # fmt: skip
+    assert [lvl for _, lvl in agent.phone.history] == [
+        "normal",
+        "block_apps",
+        "lock",
+        "normal",
+        "released",
+    ]
 
 
 def test_a_push_lost_on_the_way_is_healed_by_the_next_check_in(
@@ -103,8 +114,9 @@ def test_a_push_lost_on_the_way_is_healed_by_the_next_check_in(
     thread.start()
     try:
         version = set_state(device, "lock")
-        wait_for(lambda: PushNudge.objects.filter(device=device, version=version,
-                                                  status="sent").exists())  # fmt: skip
+        wait_for(
+            lambda: PushNudge.objects.filter(device=device, version=version, status="sent").exists()
+        )
         wait_for(lambda: agent.phone.version == version)  # the interval's check-in
         assert agent.phone.level == "lock"
         assert fake_fcm.delivered == []
@@ -124,8 +136,11 @@ def test_the_agent_refuses_foreign_tampered_replayed_expired_and_unsigned_states
     agent.enroll()
     agent.check_in()
     set_state(device, "lock")
-    state = agent.http.post(f"{agent.server}check-in", json={"version": 1},
-                            headers={"Authorization": f"Device {agent.device_id}:{agent.secret}"}).json()["state"]  # fmt: skip
+    state = agent.http.post(
+        f"{agent.server}check-in",
+        json={"version": 1},
+        headers={"Authorization": f"Device {agent.device_id}:{agent.secret}"},
+    ).json()["state"]
 
     foreign = copy.deepcopy(state)  # the same document, signed by another lender's key
     foreign["signature"] = base64.b64encode(
@@ -137,7 +152,10 @@ def test_the_agent_refuses_foreign_tampered_replayed_expired_and_unsigned_states
     tampered["document"]["level"] = "normal"
     unsigned = {"document": state["document"]}
     assert [agent.receive(s) for s in (foreign, tampered, unsigned)] == [
-        "refused:bad_signature", "refused:bad_signature", "refused:unsigned"]  # fmt: skip
+        "refused:bad_signature",
+        "refused:bad_signature",
+        "refused:unsigned",
+    ]
 
     now[0] = timezone.now() + timedelta(days=8)  # past the seven-day lease
     assert agent.receive(state) == "refused:expired"
@@ -167,16 +185,28 @@ def test_a_locked_phone_unlocks_within_seconds_of_a_paid_webhook(
     first = loan.installments.order_by("sequence").first()
     noticed(loan)  # told of the lock ahead
     # 40 days late: the morning sweep locks the phone
-    loan_stage_sweep(lender_id=lender_a.pk, business_date=first.due_date + timedelta(days=40),
-                     id_from=0, id_to=10**12)  # fmt: skip
+    loan_stage_sweep(
+        lender_id=lender_a.pk,
+        business_date=first.due_date + timedelta(days=40),
+        id_from=0,
+        id_to=10**12,
+    )
     wait_for(lambda: agent.phone.level == "lock")
     # the customer pays the overdue installment: the provider calls the real webhook
     body = event(loan.reference, str(first.total_due), "MP-e2e")
     sent_at = time.monotonic()
-    response = http.post(f"{live_server.url}{URL}", data=body, timeout=10, headers={
-        "Content-Type": "application/json",
-        **{k.removeprefix("HTTP_").replace("_", "-"): v for k, v in headers(lender_a, body).items()},
-    })  # fmt: skip
+    response = http.post(
+        f"{live_server.url}{URL}",
+        data=body,
+        timeout=10,
+        headers={
+            "Content-Type": "application/json",
+            **{
+                k.removeprefix("HTTP_").replace("_", "-"): v
+                for k, v in headers(lender_a, body).items()
+            },
+        },
+    )
     assert response.status_code == 200, response.text
     wait_for(lambda: agent.phone.level == "normal", timeout=10)
     assert time.monotonic() - sent_at < 5  # seconds, not tomorrow's sweep

@@ -44,13 +44,27 @@ def agent_key() -> str:
 
 @pytest.fixture
 def device(lender_a):
-    return device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="Tecno", model_name="Spark 20",
-                           actor=Actor.system())  # fmt: skip
+    return device_register(
+        loan=signed_loan(lender_a),
+        imei=valid_imei(),
+        brand="Tecno",
+        model_name="Spark 20",
+        actor=Actor.system(),
+    )
 
 
 def enroll(client, token: str, imei: str, **extra):
-    body = {"token": token, "imei": imei, "serial": "R58N1234", "model": "Spark 20", "android_version": "14",
-            "agent_version": "1.0.0", "fcm_token": "fcm-abc", "agent_public_key": agent_key(), **extra}  # fmt: skip
+    body = {
+        "token": token,
+        "imei": imei,
+        "serial": "R58N1234",
+        "model": "Spark 20",
+        "android_version": "14",
+        "agent_version": "1.0.0",
+        "fcm_token": "fcm-abc",
+        "agent_public_key": agent_key(),
+        **extra,
+    }
     return client.post(ENROLL, data=body, content_type="application/json")
 
 
@@ -180,8 +194,13 @@ def test_bad_input_gets_a_clear_400(client, device) -> None:
 
 def test_an_imei_is_luhn_checked_and_bound_to_one_open_loan(lender_a) -> None:
     with pytest.raises(ImeiInvalid):
-        device_register(loan=signed_loan(lender_a), imei="352099001761482", brand="X", model_name="Y",
-                        actor=Actor.system())  # fmt: skip
+        device_register(
+            loan=signed_loan(lender_a),
+            imei="352099001761482",
+            brand="X",
+            model_name="Y",
+            actor=Actor.system(),
+        )
     imei = valid_imei()
     device_register(
         loan=signed_loan(lender_a), imei=imei, brand="X", model_name="Y", actor=Actor.system()
@@ -203,10 +222,20 @@ def test_no_code_for_an_enrolled_phone(client, device) -> None:
 def test_an_agent_shows_a_fresh_code_in_the_back_office(
     lender_a, lender_b, make_agent, verified_client
 ) -> None:
-    mine = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y",
-                           actor=Actor.system())  # fmt: skip
-    theirs = device_register(loan=signed_loan(lender_b), imei=valid_imei(), brand="X", model_name="Y",
-                             actor=Actor.system())  # fmt: skip
+    mine = device_register(
+        loan=signed_loan(lender_a),
+        imei=valid_imei(),
+        brand="X",
+        model_name="Y",
+        actor=Actor.system(),
+    )
+    theirs = device_register(
+        loan=signed_loan(lender_b),
+        imei=valid_imei(),
+        brand="X",
+        model_name="Y",
+        actor=Actor.system(),
+    )
     client = verified_client(make_agent(lender_a, role=Membership.Role.AGENT))
     url = reverse("admin:devices_device_enrollment_code", args=[mine.pk])
     response = client.post(url)
@@ -220,8 +249,13 @@ def test_an_agent_shows_a_fresh_code_in_the_back_office(
 
 @pytest.mark.django_db(transaction=True)
 def test_two_phones_scanning_one_code_at_once_enroll_one(lender_a) -> None:
-    device = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y",
-                             actor=Actor.system())  # fmt: skip
+    device = device_register(
+        loan=signed_loan(lender_a),
+        imei=valid_imei(),
+        brand="X",
+        model_name="Y",
+        actor=Actor.system(),
+    )
     token = enrollment_token_mint(device_id=device.pk, actor=Actor.system()).token
     barrier, statuses = threading.Barrier(2), []
 

@@ -44,11 +44,13 @@ def test_a_state_change_sends_one_data_only_high_priority_collapsing_nudge(fake_
     device, _, _ = enrolled_phone(lender_a, fcm_token="tok-1")
     restrict(device)  # version 2; the enrollment's version 1 nudge is still waiting
     drain()
-    assert fake_fcm.delivered == [{
-        "token": "tok-1",
-        "data": {"type": "sync", "version": "2"},
-        "android": {"priority": "high", "ttl": "86400s", "collapse_key": "sync"},
-    }]  # fmt: skip
+    assert fake_fcm.delivered == [
+        {
+            "token": "tok-1",
+            "data": {"type": "sync", "version": "2"},
+            "android": {"priority": "high", "ttl": "86400s", "collapse_key": "sync"},
+        }
+    ]
     log = {n.version: n for n in PushNudge.objects.filter(device=device)}
     assert (log[1].status, log[2].status) == (S.SUPERSEDED, S.SENT)
     assert log[2].message_id.startswith("projects/smartcollection-test/messages/")
@@ -133,10 +135,17 @@ def test_a_nudge_refused_on_every_attempt_ends_failed_after_the_last_one(
 def test_more_than_500_nudges_go_out_in_batches_of_at_most_500(fake_fcm, lender_a):
     device, _, _ = enrolled_phone(lender_a)
     Device.objects.bulk_create(
-        Device(lender=lender_a, loan=device.loan, imei=valid_imei(), brand="X", model_name="Y",
-               status=Device.Status.RELEASED, fcm_token=f"tok-{i}")
+        Device(
+            lender=lender_a,
+            loan=device.loan,
+            imei=valid_imei(),
+            brand="X",
+            model_name="Y",
+            status=Device.Status.RELEASED,
+            fcm_token=f"tok-{i}",
+        )
         for i in range(1050)
-    )  # fmt: skip
+    )
     ids = list(Device.objects.filter(status=Device.Status.RELEASED).values_list("pk", flat=True))
     push_nudges_enqueue(nudges=[(lender_a.pk, pk, 1) for pk in ids])
     sizes = []

@@ -28,8 +28,14 @@ pytestmark = pytest.mark.django_db
 
 
 def check_in(device: Device, applied: int):
-    return device_check_in(device_id=device.pk, applied_version=applied, agent_version="1",
-                           battery_percent=50, iccid_sha256="", ip=None)  # fmt: skip
+    return device_check_in(
+        device_id=device.pk,
+        applied_version=applied,
+        agent_version="1",
+        battery_percent=50,
+        iccid_sha256="",
+        ip=None,
+    )
 
 
 def test_a_lost_ack_is_recovered_from_the_version_the_phone_reports(lender_a) -> None:
@@ -77,7 +83,11 @@ def test_a_release_written_during_a_key_rotation_is_reissued_under_the_new_key(l
     device.refresh_from_db()
     newest = DeviceState.objects.get(device=device, version=device.desired_version)
     assert (device.key_version, newest.version, newest.level, newest.key_version) == (
-        2, 4, "released", 2)  # fmt: skip
+        2,
+        4,
+        "released",
+        2,
+    )
 
 
 def test_a_stale_relay_cannot_overwrite_the_claim_of_the_relay_that_reclaimed(

@@ -32,8 +32,12 @@ def auth(device, secret) -> dict[str, str]:
 
 
 def check_in(client, device, secret, version: int):
-    return client.post("/api/agent/v1/check-in", {"version": version, "battery": 80},
-                       content_type="application/json", **auth(device, secret))  # fmt: skip
+    return client.post(
+        "/api/agent/v1/check-in",
+        {"version": version, "battery": 80},
+        content_type="application/json",
+        **auth(device, secret),
+    )
 
 
 def verify(state: dict, public_key_b64: str) -> None:
@@ -57,8 +61,13 @@ def test_a_changed_state_reaches_a_phone_behind_and_nothing_is_sent_when_current
     client, phone
 ) -> None:
     device, secret, lender_key = phone
-    device_state_set(device_id=device.pk, level="block_apps", blocked_categories=["social"],
-                     actor=Actor.system(), reason="14 days overdue")  # fmt: skip
+    device_state_set(
+        device_id=device.pk,
+        level="block_apps",
+        blocked_categories=["social"],
+        actor=Actor.system(),
+        reason="14 days overdue",
+    )
     state = check_in(client, device, secret, 1).json()["state"]
     verify(state, lender_key)
     assert (state["document"]["version"], state["document"]["blocked_categories"]) == (
@@ -129,16 +138,24 @@ def test_a_released_phone_can_never_be_restricted_again(client, phone) -> None:
 def test_a_changed_sim_is_on_the_record(client, phone) -> None:
     device, secret, _ = phone
     for iccid in ("a" * 64, "a" * 64, "b" * 64):
-        client.post("/api/agent/v1/check-in", {"version": 1, "iccid_sha256": iccid},
-                    content_type="application/json", **auth(device, secret))  # fmt: skip
+        client.post(
+            "/api/agent/v1/check-in",
+            {"version": 1, "iccid_sha256": iccid},
+            content_type="application/json",
+            **auth(device, secret),
+        )
     events = AuditEvent.objects.filter(action="devices.device.sim_changed")
     assert [e.data["new"]["iccid_sha256"][0] for e in events] == ["b"]
 
 
 def test_reported_events_are_stored_and_audited_once(client, phone) -> None:
     device, secret, _ = phone
-    body = {"event_id": "e-1", "kind": "tamper_suspected", "occurred_at": "2026-11-24T10:00:00Z",
-            "detail": {"what": "usb debugging on"}}  # fmt: skip
+    body = {
+        "event_id": "e-1",
+        "kind": "tamper_suspected",
+        "occurred_at": "2026-11-24T10:00:00Z",
+        "detail": {"what": "usb debugging on"},
+    }
     first = client.post(
         "/api/agent/v1/events", body, content_type="application/json", **auth(device, secret)
     )
@@ -152,8 +169,12 @@ def test_reported_events_are_stored_and_audited_once(client, phone) -> None:
         ).count()
         == 1
     )
-    bad = client.post("/api/agent/v1/events", {**body, "kind": "exploded"}, content_type="application/json",
-                      **auth(device, secret))  # fmt: skip
+    bad = client.post(
+        "/api/agent/v1/events",
+        {**body, "kind": "exploded"},
+        content_type="application/json",
+        **auth(device, secret),
+    )
     assert bad.status_code == 400
 
 
@@ -166,8 +187,14 @@ def test_an_event_detail_postgres_cannot_store_is_400_when_reported(
     by the schema drill), and is now refused as invalid input, with nothing stored."""
     device, secret, _ = phone
     detail = {"key": {text: 1}, "value": {"what": text}, "nested": {"a": [{"b": text}]}}[where]
-    body = json.dumps({"event_id": "e-nul", "kind": "tamper_suspected",
-                       "occurred_at": "2026-11-24T10:00:00Z", "detail": detail})  # fmt: skip
+    body = json.dumps(
+        {
+            "event_id": "e-nul",
+            "kind": "tamper_suspected",
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "detail": detail,
+        }
+    )
     response = client.post(
         "/api/agent/v1/events", body, content_type="application/json", **auth(device, secret)
     )
@@ -185,8 +212,14 @@ def test_a_deeply_nested_event_detail_is_checked_without_recursion(client, phone
     deep: object = "\x00"
     for _ in range(600):
         deep = [deep]
-    body = json.dumps({"event_id": "e-deep", "kind": "tamper_suspected",
-                       "occurred_at": "2026-11-24T10:00:00Z", "detail": {"x": deep}})  # fmt: skip
+    body = json.dumps(
+        {
+            "event_id": "e-deep",
+            "kind": "tamper_suspected",
+            "occurred_at": "2026-11-24T10:00:00Z",
+            "detail": {"x": deep},
+        }
+    )
     response = client.post(
         "/api/agent/v1/events", body, content_type="application/json", **auth(device, secret)
     )
@@ -207,8 +240,12 @@ def test_an_event_id_is_taken_as_sent_when_it_has_surrounding_whitespace(client,
     body = {"kind": "tamper_suspected", "occurred_at": "2026-11-24T10:00:00Z"}
 
     def report(event_id: str):
-        return client.post("/api/agent/v1/events", {**body, "event_id": event_id}, content_type="application/json",
-                           **auth(device, secret))  # fmt: skip
+        return client.post(
+            "/api/agent/v1/events",
+            {**body, "event_id": event_id},
+            content_type="application/json",
+            **auth(device, secret),
+        )
 
     too_long = report(" " + "e" * 64)
     assert too_long.status_code == 400, too_long.content
@@ -220,18 +257,29 @@ def test_a_form_encoded_agent_call_is_415_when_the_agent_api_takes_json_only(cli
     """A form or multipart body dropped an event's nested detail without a word (the schema
     drill found such a body stored as {}); the agent API now takes JSON only, as the schema says."""
     device, secret, _ = phone
-    body = {"event_id": "e-form", "kind": "tamper_suspected", "occurred_at": "2026-11-24T10:00:00Z",
-            "detail": "usb debugging on"}  # fmt: skip
+    body = {
+        "event_id": "e-form",
+        "kind": "tamper_suspected",
+        "occurred_at": "2026-11-24T10:00:00Z",
+        "detail": "usb debugging on",
+    }
     multipart = client.post("/api/agent/v1/events", body, **auth(device, secret))
-    form = client.post("/api/agent/v1/events", urlencode(body), content_type="application/x-www-form-urlencoded",
-                       **auth(device, secret))  # fmt: skip
+    form = client.post(
+        "/api/agent/v1/events",
+        urlencode(body),
+        content_type="application/x-www-form-urlencoded",
+        **auth(device, secret),
+    )
     for response in (multipart, form):
         assert response.status_code == 415, response.content
         assert response.json()["code"] == "unsupported_media_type"
     assert not AuditEvent.objects.filter(action="devices.device.event_reported").exists()
     schema = client.get("/api/schema/?format=json").json()
-    bodies = {path: operations["post"]["requestBody"] for path, operations in schema["paths"].items()
-              if path.startswith("/api/agent/v1/") and "requestBody" in operations.get("post", {})}  # fmt: skip
+    bodies = {
+        path: operations["post"]["requestBody"]
+        for path, operations in schema["paths"].items()
+        if path.startswith("/api/agent/v1/") and "requestBody" in operations.get("post", {})
+    }
     assert len(bodies) >= 5, bodies  # enroll, check-in, ack, events, push token at least
     for path, body in bodies.items():
         assert list(body["content"]) == ["application/json"], path
@@ -240,8 +288,12 @@ def test_a_form_encoded_agent_call_is_415_when_the_agent_api_takes_json_only(cli
 def test_a_new_push_token_is_kept_and_audited_without_the_token(client, phone) -> None:
     device, secret, _ = phone
     for token in ("fcm-new", "fcm-new"):
-        response = client.post("/api/agent/v1/fcm-token", {"fcm_token": token}, content_type="application/json",
-                               **auth(device, secret))  # fmt: skip
+        response = client.post(
+            "/api/agent/v1/fcm-token",
+            {"fcm_token": token},
+            content_type="application/json",
+            **auth(device, secret),
+        )
         assert response.status_code == 200
     device.refresh_from_db()
     assert device.fcm_token == "fcm-new"
@@ -261,8 +313,9 @@ def test_a_new_lender_key_is_announced_under_the_old_one_and_trusted_after_the_a
     verify(state, old_key)  # signed by the key the phone trusts...
     assert state["document"]["next_key"] == {"version": 2, "public_key": key.public_key}
     assert state["document"]["level"] == "normal"  # ...with the same content
-    ack = client.post("/api/agent/v1/ack", {"version": 2}, content_type="application/json",
-                      **auth(device, secret))  # fmt: skip
+    ack = client.post(
+        "/api/agent/v1/ack", {"version": 2}, content_type="application/json", **auth(device, secret)
+    )
     assert ack.status_code == 200
     device.refresh_from_db()
     assert device.key_version == 2
@@ -281,8 +334,9 @@ def test_a_push_address_is_a_token_or_an_installation_id_but_not_both(client, ph
     device, secret, _ = phone
 
     def post(body):
-        return client.post("/api/agent/v1/fcm-token", body, content_type="application/json",
-                           **auth(device, secret))  # fmt: skip
+        return client.post(
+            "/api/agent/v1/fcm-token", body, content_type="application/json", **auth(device, secret)
+        )
 
     assert post({"fid": "fid-1"}).status_code == 200
     device.refresh_from_db()

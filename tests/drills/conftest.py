@@ -47,8 +47,14 @@ def late_loan_with_requests(lender):
     loan = Loan.objects.get(pk=device.loan_id)
     noticed(loan)  # told of the lock ahead: a manual lock may be asked
     asker = MembershipFactory(lender=lender, role=Membership.Role.AGENT).user
-    lock = loan_manual_lock_request(loan_id=loan.pk, lender_id=lender.pk, user=asker,
-                                    actor=Actor.system(), reason="Drill.")  # fmt: skip
-    pause = loan_hardship_request(loan_id=loan.pk, lender_id=lender.pk, until=today + timedelta(days=10),
-                                  actor=Actor.system(), reason="Drill.")  # fmt: skip
+    lock = loan_manual_lock_request(
+        loan_id=loan.pk, lender_id=lender.pk, user=asker, actor=Actor.system(), reason="Drill."
+    )
+    pause = loan_hardship_request(
+        loan_id=loan.pk,
+        lender_id=lender.pk,
+        until=today + timedelta(days=10),
+        actor=Actor.system(),
+        reason="Drill.",
+    )
     return loan, device, lock, pause

@@ -56,8 +56,12 @@ def test_verify_audit_names_the_first_broken_link(lender_a, capsys, report, name
     victim = events[len(events) // 2]
     sql, problem = TAMPERINGS[name]
     for statement in sql.split("; "):
-        tamper(statement.replace("%(id)s", str(victim.pk)).replace("%(chain)s", str(chain.pk))
-               .replace("%(seq)s", str(victim.seq)), [])  # fmt: skip
+        tamper(
+            statement.replace("%(id)s", str(victim.pk))
+            .replace("%(chain)s", str(chain.pk))
+            .replace("%(seq)s", str(victim.seq)),
+            [],
+        )
     line = first_broken(capsys)
     report(f"audit tamper, {name}: {line}")
     at = victim.seq + 1 if name == "delete a row in the middle" else victim.seq

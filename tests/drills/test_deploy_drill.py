@@ -27,17 +27,29 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_check_deploy_is_clean_under_production_settings(report) -> None:
     environment = {
-        "PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(ROOT)),
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", str(ROOT)),
         "DJANGO_SETTINGS_MODULE": "config.settings.production",
-        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50), "DJANGO_ALLOWED_HOSTS": "pay.example.com",
-        "DATABASE_URL": "postgres://nobody@127.0.0.1:5432/nothing", "CELERY_BROKER_URL": "redis://127.0.0.1:6379/9",
-        "PAYMENTS_WEBHOOK_MASTER_KEY": secrets.token_urlsafe(32), "DEVICE_SIGNING_MASTER_KEY": secrets.token_urlsafe(32),
-        "AGENT_SIGNATURE_CHECKSUM": "checksum", "SMS_GATEWAY_CLASS": "apps.integrations.sms.base.ConsoleSmsGateway",
-        "AGENT_API_BASE_URL": "https://agent.example.com/api/agent/v1/", "FCM_CREDENTIALS_FILE": "/nonexistent.json",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "DJANGO_ALLOWED_HOSTS": "pay.example.com",
+        "DATABASE_URL": "postgres://nobody@127.0.0.1:5432/nothing",
+        "CELERY_BROKER_URL": "redis://127.0.0.1:6379/9",
+        "PAYMENTS_WEBHOOK_MASTER_KEY": secrets.token_urlsafe(32),
+        "DEVICE_SIGNING_MASTER_KEY": secrets.token_urlsafe(32),
+        "AGENT_SIGNATURE_CHECKSUM": "checksum",
+        "SMS_GATEWAY_CLASS": "apps.integrations.sms.base.ConsoleSmsGateway",
+        "AGENT_API_BASE_URL": "https://agent.example.com/api/agent/v1/",
+        "FCM_CREDENTIALS_FILE": "/nonexistent.json",
         "CACHE_URL": "redis://127.0.0.1:6379/9",
-    }  # fmt: skip
-    run = subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], cwd=ROOT,
-                         env=environment, capture_output=True, text=True, check=False)  # fmt: skip
+    }
+    run = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     report(
         f"check --deploy (production settings): exit {run.returncode}: {run.stdout.strip() or run.stderr[-300:]}"
     )
@@ -45,8 +57,14 @@ def test_check_deploy_is_clean_under_production_settings(report) -> None:
     assert "System check identified no issues" in run.stdout
     missing = dict(environment)
     del missing["PAYMENTS_WEBHOOK_MASTER_KEY"]
-    refused = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=missing, capture_output=True,
-                             text=True, check=False)  # fmt: skip
+    refused = subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=missing,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert refused.returncode != 0  # a secret missing from the environment stops the start
     assert "PAYMENTS_WEBHOOK_MASTER_KEY" in refused.stderr
     for name in ("PAYMENTS_WEBHOOK_MASTER_KEY", "DEVICE_SIGNING_MASTER_KEY"):
@@ -76,8 +94,12 @@ def test_no_phone_number_or_national_id_reaches_the_logs(
             lender_id=lender_a.pk, phone=customer.phone, actor=Actor.system()
         )
     assert len(sms_outbox) == 1
-    loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a), id_from=0,
-                     id_to=10**12)  # fmt: skip
+    loan_stage_sweep(
+        lender_id=lender_a.pk,
+        business_date=lender_local_date(lender=lender_a),
+        id_from=0,
+        id_to=10**12,
+    )
     deliver(client, lender_a, event(device.loan.reference, "500.00", "PII-1"))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("apps.notifications.rules.contact_slot", lambda **kwargs: timezone.now())

@@ -42,15 +42,22 @@ def phones(lender_a, live_server, settings, fake_fcm, monkeypatch):
     settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
     agents = []
     for _ in range(PHONES):
-        device = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="X",
-                                 model_name="Y", actor=Actor.system())  # fmt: skip
+        device = device_register(
+            loan=signed_loan(lender_a),
+            imei=valid_imei(),
+            brand="X",
+            model_name="Y",
+            actor=Actor.system(),
+        )
         token = enrollment_token_mint(device_id=device.pk, actor=Actor.system()).token
         agent = Agent(server=settings.AGENT_API_BASE_URL, token=token, imei=device.imei)
         agent.enroll()
         fake_fcm.subscribe(agent.fcm_token, agent.on_nudge)
         agents.append(agent)
-    threads = [threading.Thread(target=agent.run, kwargs={"interval": 600.0}, daemon=True)
-               for agent in agents]  # fmt: skip
+    threads = [
+        threading.Thread(target=agent.run, kwargs={"interval": 600.0}, daemon=True)
+        for agent in agents
+    ]
     for thread in threads:
         thread.start()
     wait_for(lambda: all(agent.phone.version == 1 for agent in agents))
@@ -75,15 +82,23 @@ def test_an_fcm_outage_loses_no_state(
 
     fake_fcm.outage(OUTAGE_SECONDS, statuses=(503, 429))
     started = time.monotonic()
-    swept = loan_stage_sweep(lender_id=lender_a.pk, business_date=first_due + timedelta(days=40),
-                               id_from=0, id_to=10**12)  # fmt: skip
+    swept = loan_stage_sweep(
+        lender_id=lender_a.pk, business_date=first_due + timedelta(days=40), id_from=0, id_to=10**12
+    )
     assert (swept.changes, swept.phones) == (PHONES, PHONES)
     time.sleep(OUTAGE_SECONDS / 2)
     paying = loans[::2]  # half the customers pay while FCM is still down: their lock lifts
     for loan in paying:
-        payment_record(loan_id=loan.pk, lender_id=lender_a.pk, amount=loan_next_due(loan=loan).amount,
-                       channel="provider", provider="demo", provider_ref=f"outage-{loan.pk}",
-                       received_at=timezone.now(), actor=Actor.system())  # fmt: skip
+        payment_record(
+            loan_id=loan.pk,
+            lender_id=lender_a.pk,
+            amount=loan_next_due(loan=loan).amount,
+            channel="provider",
+            provider="demo",
+            provider_ref=f"outage-{loan.pk}",
+            received_at=timezone.now(),
+            actor=Actor.system(),
+        )
     assert time.monotonic() < fake_fcm.outage_until, "the payments came after the outage"
 
     def all_acked() -> bool:
@@ -104,8 +119,9 @@ def test_an_fcm_outage_loses_no_state(
     paid = {loan.pk for loan in paying}
     levels = {a.device_id: a.phone.level for a in phones}
     loan_of = dict(Device.objects.filter(lender=lender_a).values_list("pk", "loan_id"))
-    wrong = [d for d, level in levels.items()
-             if level != ("normal" if loan_of[d] in paid else "lock")]  # fmt: skip
+    wrong = [
+        d for d, level in levels.items() if level != ("normal" if loan_of[d] in paid else "lock")
+    ]
     assert wrong == [], f"phones on the wrong level: {wrong}"
     assert all(a.refusals == [] for a in phones)
     statuses = set(nudges.values_list("status", flat=True))

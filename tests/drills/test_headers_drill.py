@@ -95,8 +95,11 @@ def policy_of(header: str) -> dict[str, set[str]]:
 
 
 def missing_headers(response) -> list[str]:
-    missing = [f"{name}: {response.get(name)!r}" for name, value in HEADERS.items()
-               if response.get(name) != value]  # fmt: skip
+    missing = [
+        f"{name}: {response.get(name)!r}"
+        for name, value in HEADERS.items()
+        if response.get(name) != value
+    ]
     csp = response.get("Content-Security-Policy")
     if csp is None or policy_of(csp) != POLICY:
         missing.append(f"Content-Security-Policy: {csp!r}")
@@ -206,9 +209,16 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
     today = lender_local_date(lender=lender_a)
     loan_stage_sweep(lender_id=lender_a.pk, business_date=today, id_from=0, id_to=10**12)
     with django_capture_on_commit_callbacks(execute=True):  # and its receipt is queued
-        payment = payment_record(loan_id=loan.pk, amount=Money(Decimal("100.00"), loan.currency), channel="manual",
-                                 provider="manual", provider_ref="cash-1", received_at=timezone.now(),
-                                 actor=Actor.system(), reason="Cash.").payment  # fmt: skip
+        payment = payment_record(
+            loan_id=loan.pk,
+            amount=Money(Decimal("100.00"), loan.currency),
+            channel="manual",
+            provider="manual",
+            provider_ref="cash-1",
+            received_at=timezone.now(),
+            actor=Actor.system(),
+            reason="Cash.",
+        ).payment
     loan.refresh_from_db()
     customer = Client()
     with django_capture_on_commit_callbacks(execute=True):
@@ -220,8 +230,13 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
     Client().post(
         "/" + settings.ADMIN_URL + "login/", {"username": "nobody", "password": "wrong-password"}
     )
-    AccessFailureLog.objects.create(username="nobody", ip_address="127.0.0.1", user_agent="drill",
-                                    path_info="/admin/login/", http_accept="*/*")  # fmt: skip
+    AccessFailureLog.objects.create(
+        username="nobody",
+        ip_address="127.0.0.1",
+        user_agent="drill",
+        path_info="/admin/login/",
+        http_accept="*/*",
+    )
     lender_signing_key_rotate(lender_id=lender_a.pk, actor=Actor.system(), reason="Drill.")
     Group.objects.create(name="Drill")
     StaticDevice.objects.create(user=operator, name="backup")
@@ -232,35 +247,56 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
     )
     ClockedSchedule.objects.create(clocked_time=timezone.now())
     PeriodicTask.objects.create(name="drill", task="drill", interval=every_day)
-    suspension = restrictions_suspend(user=operator, actor=Actor.system(), lender_id=lender_a.pk,
-                                      reason="Drill.")  # fmt: skip
-    restrictions_resume(suspension_id=suspension.pk, user=operator, actor=Actor.system(),
-                        reason="Drill over.")  # fmt: skip
+    suspension = restrictions_suspend(
+        user=operator, actor=Actor.system(), lender_id=lender_a.pk, reason="Drill."
+    )
+    restrictions_resume(
+        suspension_id=suspension.pk, user=operator, actor=Actor.system(), reason="Drill over."
+    )
 
     link_token = customer_login_link_mint(
         customer_id=loan.customer_id, lender_id=lender_a.pk, actor=Actor.system()
     )
-    checkout = checkout_url(checkout=Checkout(lender_slug=lender_a.slug, lender_name=lender_a.name,
-                                              loan_reference=loan.reference, amount=Money(Decimal("100.00"), loan.currency),
-                                              return_url=f"http://testserver/my/{lender_a.slug}/"))  # fmt: skip
+    checkout = checkout_url(
+        checkout=Checkout(
+            lender_slug=lender_a.slug,
+            lender_name=lender_a.name,
+            loan_reference=loan.reference,
+            amount=Money(Decimal("100.00"), loan.currency),
+            return_url=f"http://testserver/my/{lender_a.slug}/",
+        )
+    )
     return {
         "clients": {"operator": verified_client(operator), "clerk": counter, "customer": customer},
         "rows": {Loan: loan},
         "values": {
-            "lender_slug": [lender_a.slug], "public_id": [sale_open.public_id, sale_done.public_id],
-            "reference": [loan.reference], "payment_id": [payment.pk], "provider": ["demo"],
-            "action": list(LOAN_ACTIONS), "request_id": [lock.pk], "pause_id": [pause.pk],
-            "content_type_id": [ContentType.objects.get_for_model(Loan).pk], "app_label": ["collections"],
+            "lender_slug": [lender_a.slug],
+            "public_id": [sale_open.public_id, sale_done.public_id],
+            "reference": [loan.reference],
+            "payment_id": [payment.pk],
+            "provider": ["demo"],
+            "action": list(LOAN_ACTIONS),
+            "request_id": [lock.pk],
+            "pause_id": [pause.pk],
+            "content_type_id": [ContentType.objects.get_for_model(Loan).pk],
+            "app_label": ["collections"],
             "url": ["no-such-page/"],
         },
         "tokens": {
             "apps.customers.views.link": link_token,
-            "apps.integrations.payments.views.checkout_page": checkout.rstrip("/").rsplit("/", 1)[1],
+            "apps.integrations.payments.views.checkout_page": checkout.rstrip("/").rsplit("/", 1)[
+                1
+            ],
         },
-        "must_render": [f"/admin/collections/loan/{loan.pk}/change/", f"/pos/sales/{sale_done.public_id}/provision/",
-                        f"/pos/sales/{sale_open.public_id}/consent/", f"/my/{lender_a.slug}/", "/api/docs/",
-                        "/admin/collections/loan/portfolio/"],
-    }  # fmt: skip
+        "must_render": [
+            f"/admin/collections/loan/{loan.pk}/change/",
+            f"/pos/sales/{sale_done.public_id}/provision/",
+            f"/pos/sales/{sale_open.public_id}/consent/",
+            f"/my/{lender_a.slug}/",
+            "/api/docs/",
+            "/admin/collections/loan/portfolio/",
+        ],
+    }
 
 
 @pytest.mark.django_db
@@ -293,9 +329,11 @@ def test_every_page_carries_the_csp_and_the_security_headers(world, report) -> N
             for m in missing_headers(response)
         ]
     patterns = list(url_patterns())
-    report(f"headers: {len(requests)} pages ({len(patterns)} URL patterns, anonymous and signed in: "
-           f"{', '.join(f'{n} {k}' for k, n in kinds.most_common())}); "
-           f"patterns without a row: {len(no_rows)}; missing: {len(missing)} {missing[:5]}")  # fmt: skip
+    report(
+        f"headers: {len(requests)} pages ({len(patterns)} URL patterns, anonymous and signed in: "
+        f"{', '.join(f'{n} {k}' for k, n in kinds.most_common())}); "
+        f"patterns without a row: {len(no_rows)}; missing: {len(missing)} {missing[:5]}"
+    )
     assert not no_rows, no_rows
     assert not missing, missing
     # the walk did sign in: the main pages rendered for their principal
@@ -475,8 +513,12 @@ def test_the_main_pages_run_in_chromium_without_a_csp_violation(
     loan = Loan.objects.get(
         pk=enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=50))[0].loan_id
     )
-    loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a), id_from=0,
-                     id_to=10**12)  # fmt: skip
+    loan_stage_sweep(
+        lender_id=lender_a.pk,
+        business_date=lender_local_date(lender=lender_a),
+        id_from=0,
+        id_to=10**12,
+    )
     page = watched.page(viewport={"width": 412, "height": 915}, is_mobile=True)
     page.goto(f"{url}/my/{lender_a.slug}/login/")
     page.fill("#id_phone", loan.customer.phone)
@@ -497,9 +539,11 @@ def test_the_main_pages_run_in_chromium_without_a_csp_violation(
     expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=15_000)
     page.wait_for_load_state("networkidle")
 
-    report(f"CSP in Chromium: {len(watched.loads)} page loads (counter, back office, customer, API docs); "
-           f"violations: {len(watched.violations)} {watched.violations[:5]}; console CSP errors: "
-           f"{len(watched.console)} {watched.console[:3]} (the canary's violation was caught)")  # fmt: skip
+    report(
+        f"CSP in Chromium: {len(watched.loads)} page loads (counter, back office, customer, API docs); "
+        f"violations: {len(watched.violations)} {watched.violations[:5]}; console CSP errors: "
+        f"{len(watched.console)} {watched.console[:3]} (the canary's violation was caught)"
+    )
     assert not watched.violations
     assert not watched.console
     assert len(watched.loads) >= 25

@@ -29,16 +29,23 @@ def test_a_mixed_load_gets_only_expected_answers(report) -> None:
     env = {**os.environ, "DATABASE_URL": database_url()}
     with product_running(env=env, workers=WORKERS) as product:
         try:
-            figures = run(plan=plan, product=product, seconds=SECONDS, requests=REQUESTS,
-                          clients=CLIENTS)  # fmt: skip
+            figures = run(
+                plan=plan, product=product, seconds=SECONDS, requests=REQUESTS, clients=CLIENTS
+            )
         except BaseException:
             print(product.tail())  # noqa: T201  (the processes' own account, on failure)
             raise
     command = (
         "DRILL_SCALE=full " if FULL else ""
     ) + ".venv/bin/pytest tests/drills/test_load_drill.py"
-    lines = report_lines(figures, command=command, seconds=SECONDS, requests=REQUESTS,
-                         clients=CLIENTS, workers=WORKERS)  # fmt: skip
+    lines = report_lines(
+        figures,
+        command=command,
+        seconds=SECONDS,
+        requests=REQUESTS,
+        clients=CLIENTS,
+        workers=WORKERS,
+    )
     p99 = {
         label: percentile(sorted(values), 99) for label, values in figures.results.latencies.items()
     }

@@ -66,8 +66,13 @@ CHECKS = [
 ]
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 DEVICE_INVALID = ("wrong secret", "no header", "unknown device", "malformed", "other scheme")
-WEBHOOK_INVALID = ("bad signature", "no signature", "stale timestamp", "unknown lender",
-                   "signed another body")  # fmt: skip
+WEBHOOK_INVALID = (
+    "bad signature",
+    "no signature",
+    "stale timestamp",
+    "unknown lender",
+    "signed another body",
+)
 
 
 @dataclass
@@ -109,11 +114,21 @@ def wsgi_app():
 @pytest.fixture
 def world(lender_a) -> World:
     device, secret, _ = enrolled_phone(lender_a)
-    pending = device_register(loan=signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y",
-                              actor=Actor.system())  # fmt: skip
-    return World(device_id=device.pk, device_secret=secret, pending_device_id=pending.pk,
-                 lender_slug=lender_a.slug, loan_reference=device.loan.reference,
-                 currency=device.loan.currency)  # fmt: skip
+    pending = device_register(
+        loan=signed_loan(lender_a),
+        imei=valid_imei(),
+        brand="X",
+        model_name="Y",
+        actor=Actor.system(),
+    )
+    return World(
+        device_id=device.pk,
+        device_secret=secret,
+        pending_device_id=pending.pk,
+        lender_slug=lender_a.slug,
+        loan_reference=device.loan.reference,
+        currency=device.loan.currency,
+    )
 
 
 @pytest.fixture
@@ -147,8 +162,15 @@ def raw_body(case: schemathesis.Case) -> bytes | None:
     return data if isinstance(data, bytes) else str(data).encode()
 
 
-def prepare(case: schemathesis.Case, *, kind: str, valid: bool, variant: str, mode: GenerationMode,
-            world: World) -> dict[str, Any]:  # fmt: skip
+def prepare(
+    case: schemathesis.Case,
+    *,
+    kind: str,
+    valid: bool,
+    variant: str,
+    mode: GenerationMode,
+    world: World,
+) -> dict[str, Any]:
     """Put the credentials on the case; returns extra keyword arguments for ``case.call``."""
     headers = case.headers if case.headers is not None else {}
     case.headers = headers
@@ -201,8 +223,9 @@ def prepare(case: schemathesis.Case, *, kind: str, valid: bool, variant: str, mo
     return {}
 
 
-def fuzz(operation, *, mode: GenerationMode, valid: bool, examples: int, world: World,
-         tally: Tally, app) -> None:  # fmt: skip
+def fuzz(
+    operation, *, mode: GenerationMode, valid: bool, examples: int, world: World, tally: Tally, app
+) -> None:
     kind = kind_of(operation)
     variants = {"device": DEVICE_INVALID, "webhook": WEBHOOK_INVALID}.get(kind, ("generated",))
     fixed = {}
@@ -211,9 +234,14 @@ def fuzz(operation, *, mode: GenerationMode, valid: bool, examples: int, world: 
     strategy = operation.as_strategy(generation_mode=mode, **fixed)
 
     # Small runs (make test) draw the same cases every time; full runs draw new ones.
-    @hypothesis_settings(max_examples=examples, deadline=None, database=None, derandomize=not FULL,
-                         phases=[Phase.explicit, Phase.generate],
-                         suppress_health_check=list(HealthCheck))  # fmt: skip
+    @hypothesis_settings(
+        max_examples=examples,
+        deadline=None,
+        database=None,
+        derandomize=not FULL,
+        phases=[Phase.explicit, Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
     @given(case=strategy, variant=st.sampled_from(variants))
     def run(case, variant) -> None:
         extra = prepare(case, kind=kind, valid=valid, variant=variant, mode=mode, world=world)
@@ -244,8 +272,15 @@ def test_fuzzing_the_whole_schema_finds_no_server_error(
         tally.operations.add(operation.label)
         for valid in (True, False):
             for mode in MODES:
-                fuzz(operation, mode=mode, valid=valid, examples=examples, world=world, tally=tally,
-                     app=wsgi_app)  # fmt: skip
+                fuzz(
+                    operation,
+                    mode=mode,
+                    valid=valid,
+                    examples=examples,
+                    world=world,
+                    tally=tally,
+                    app=wsgi_app,
+                )
     total = sum(tally.cases.values())
     report(
         f"schema fuzzing: {len(tally.operations)} operations, {total} cases "

@@ -114,14 +114,24 @@ class Boundary:
     statuses: Counter[int] = field(default_factory=Counter)
     leaks: list[str] = field(default_factory=list)
 
-    def hit(self, client: Client, method: str, path: str, allowed: set[int], *, data: Any = None,
-            body: bytes | None = None, redirect_to: str | None = None, **extra: Any) -> Any:  # fmt: skip
+    def hit(
+        self,
+        client: Client,
+        method: str,
+        path: str,
+        allowed: set[int],
+        *,
+        data: Any = None,
+        body: bytes | None = None,
+        redirect_to: str | None = None,
+        **extra: Any,
+    ) -> Any:
         if body is not None:
             response = getattr(client, method)(
                 path, data=body, content_type="application/json", **extra
             )
         else:
-            response = getattr(client, method)(path, data or {}, **extra)  # fmt: skip
+            response = getattr(client, method)(path, data or {}, **extra)
         route = resolve(path.split("?")[0]).route
         self.tried[route] += 1
         self.statuses[response.status_code] += 1
@@ -151,10 +161,13 @@ class Boundary:
 def lender_rows(lender: Lender) -> dict[str, dict[Any, dict[str, Any]]]:
     """Every row of every lender-owned table that belongs to ``lender``, whole."""
     return {
-        model._meta.label: {row["id"]: row for row in scope_to_lender(model._default_manager.all(), lender.pk).values()}
+        model._meta.label: {
+            row["id"]: row
+            for row in scope_to_lender(model._default_manager.all(), lender.pk).values()
+        }
         for model in apps.get_models()
         if is_lender_owned(model)
-    }  # fmt: skip
+    }
 
 
 def row_changes(before: dict, after: dict) -> list[str]:
@@ -177,8 +190,11 @@ def routes_taking(urls: Any, parameter: str) -> list[str]:
 
 def device_authenticated(urls: Any) -> list[str]:
     """The agent API's routes that a phone calls with its own credentials."""
-    return [str(p.pattern) for p in urls.urlpatterns
-            if DeviceAuthentication in getattr(p.callback.view_class, "authentication_classes", ())]  # fmt: skip
+    return [
+        str(p.pattern)
+        for p in urls.urlpatterns
+        if DeviceAuthentication in getattr(p.callback.view_class, "authentication_classes", ())
+    ]
 
 
 def designed_on_b(change: str) -> bool:
@@ -206,16 +222,25 @@ def _phone_sold(lender: Lender, *, name: str, phone: str, price: str, down: str,
         lender, price=price, down=down, signed_at=timezone.now() - timedelta(days=days_ago)
     )
     Customer.objects.filter(pk=loan.customer_id).update(full_name=name, phone=phone)
-    device = device_register(loan=loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20",
-                             actor=Actor.system())  # fmt: skip
+    device = device_register(
+        loan=loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20", actor=Actor.system()
+    )
     return device, enrollment_token_mint(device_id=device.pk, actor=Actor.system()).token
 
 
 def _phone_enrolled(lender: Lender, *, fcm_token: str, **sold: Any) -> tuple[Device, str]:
     device, token = _phone_sold(lender, **sold)
-    enrolled = device_enroll(token=token, imei=device.imei, serial="", model_name="", android_version="14",
-                             agent_version="1.0", fcm_token=fcm_token, agent_public_key=_agent_key(),
-                             actor=Actor.system())  # fmt: skip
+    enrolled = device_enroll(
+        token=token,
+        imei=device.imei,
+        serial="",
+        model_name="",
+        android_version="14",
+        agent_version="1.0",
+        fcm_token=fcm_token,
+        agent_public_key=_agent_key(),
+        actor=Actor.system(),
+    )
     return Device.objects.select_related("loan").get(pk=enrolled.device.pk), enrolled.device_secret
 
 
@@ -225,12 +250,31 @@ def _pos_sale(
     """A sale at the counter through the real services, to consent (code sent) or signed."""
     actor = Actor.system()
     sale = sale_start(clerk=clerk, lender_id=lender.pk, actor=actor)
-    sale_customer_set(sale_id=sale.pk, clerk=clerk, full_name="Bruno Bastida Drill", phone="+52 55 1234 5678",
-                      national_id="BOXW310820HNERXN09", date_of_birth=None, actor=actor)  # fmt: skip
-    sale_phone_set(sale_id=sale.pk, clerk=clerk, imei=imei, brand="Moto", model_name="G24",
-                   price=Decimal("13579.00"), actor=actor)  # fmt: skip
-    sale_plan_set(sale_id=sale.pk, clerk=clerk, product_id=product.pk, down_payment=Decimal("2468.00"),
-                  actor=actor)  # fmt: skip
+    sale_customer_set(
+        sale_id=sale.pk,
+        clerk=clerk,
+        full_name="Bruno Bastida Drill",
+        phone="+52 55 1234 5678",
+        national_id="BOXW310820HNERXN09",
+        date_of_birth=None,
+        actor=actor,
+    )
+    sale_phone_set(
+        sale_id=sale.pk,
+        clerk=clerk,
+        imei=imei,
+        brand="Moto",
+        model_name="G24",
+        price=Decimal("13579.00"),
+        actor=actor,
+    )
+    sale_plan_set(
+        sale_id=sale.pk,
+        clerk=clerk,
+        product_id=product.pk,
+        down_payment=Decimal("2468.00"),
+        actor=actor,
+    )
     with capture(execute=True):
         sale_consent_send(sale_id=sale.pk, clerk=clerk, actor=actor)
     if sign:
@@ -251,7 +295,7 @@ def _log_in(client: Client, lender: Lender, phone: str, sms_outbox, capture) -> 
     done = client.post(
         reverse("customers:code", kwargs={"lender_slug": lender.slug}), {"code": code}
     )
-    assert done.status_code == 302, done.content[:300]  # fmt: skip
+    assert done.status_code == 302, done.content[:300]
 
 
 @pytest.fixture
@@ -265,41 +309,93 @@ def world(
     w: dict[str, Any] = {}
     # lender B: the rows that must not move
     w["b_phone"], w["b_secret"] = _phone_enrolled(
-        lender_b, fcm_token="fcm-b-only-7f3a", name="Beatriz Bravo Drill", phone=SHARED_PHONE,
-        price="13579", down="2468", days_ago=70,
-    )  # fmt: skip
+        lender_b,
+        fcm_token="fcm-b-only-7f3a",
+        name="Beatriz Bravo Drill",
+        phone=SHARED_PHONE,
+        price="13579",
+        down="2468",
+        days_ago=70,
+    )
     # a late loan: the sweep restricts it, so B's phone is at a state version A's never reached
-    loan_stage_sweep(lender_id=lender_b.pk, business_date=lender_local_date(lender=lender_b), id_from=0,
-                     id_to=10**12)  # fmt: skip
+    loan_stage_sweep(
+        lender_id=lender_b.pk,
+        business_date=lender_local_date(lender=lender_b),
+        id_from=0,
+        id_to=10**12,
+    )
     body = webhooks.event(w["b_phone"].loan.reference, "1234.56", "b-pay-1", currency="MXN")
     assert webhooks.deliver(client, lender_b, body).status_code == 200
     w["b_payment"] = Payment.objects.get(lender=lender_b)
-    device_event_report(device_id=w["b_phone"].pk, event_id="b-evt-1", kind="rebooted", occurred_at=timezone.now(),
-                        detail={"note": "B only"}, actor=Actor.system())  # fmt: skip
-    w["b_waiting"], w["b_code"] = _phone_sold(lender_b, name="Bianca Bermudez Drill", phone="+525587654321",
-                                              price="13579", down="2468", days_ago=1)  # fmt: skip
+    device_event_report(
+        device_id=w["b_phone"].pk,
+        event_id="b-evt-1",
+        kind="rebooted",
+        occurred_at=timezone.now(),
+        detail={"note": "B only"},
+        actor=Actor.system(),
+    )
+    w["b_waiting"], w["b_code"] = _phone_sold(
+        lender_b,
+        name="Bianca Bermudez Drill",
+        phone="+525587654321",
+        price="13579",
+        down="2468",
+        days_ago=1,
+    )
     shop_b = ShopFactory(lenders=[lender_b])
     clerk_b, product_b = clerk_for(shop_b), LoanProductFactory(lender=lender_b)
     w["b_sales"] = [
-        _pos_sale(lender_b, clerk_b, product_b, imei=valid_imei(), sign=sign, sms_outbox=sms_outbox, capture=capture)
+        _pos_sale(
+            lender_b,
+            clerk_b,
+            product_b,
+            imei=valid_imei(),
+            sign=sign,
+            sms_outbox=sms_outbox,
+            capture=capture,
+        )
         for sign in (False, True)
-    ]  # fmt: skip
+    ]
     # lender A: the actors
     w["a_phone"], w["a_secret"] = _phone_enrolled(
-        lender_a, fcm_token="fcm-a-1", name="Amina Achieng Drill", phone=SHARED_PHONE,
-        price="12000", down="2000", days_ago=10,
-    )  # fmt: skip
-    w["a_waiting"], w["a_code"] = _phone_sold(lender_a, name="Akinyi Atieno Drill", phone="+254711000888",
-                                              price="12000", down="2000", days_ago=1)  # fmt: skip
+        lender_a,
+        fcm_token="fcm-a-1",
+        name="Amina Achieng Drill",
+        phone=SHARED_PHONE,
+        price="12000",
+        down="2000",
+        days_ago=10,
+    )
+    w["a_waiting"], w["a_code"] = _phone_sold(
+        lender_a,
+        name="Akinyi Atieno Drill",
+        phone="+254711000888",
+        price="12000",
+        down="2000",
+        days_ago=1,
+    )
     shop_a = ShopFactory(lenders=[lender_a])
     w["clerk_a"], w["product_a"] = clerk_for(shop_a), LoanProductFactory(lender=lender_a)
     w["a_sale"] = sale_start(clerk=w["clerk_a"], lender_id=lender_a.pk, actor=Actor.system())
     # a notice waiting on each phone
-    for lender, phone, text in ((lender_a, w["a_phone"], "Notice for A"),
-                                (lender_b, w["b_phone"], "Aviso solo para B 4242")):  # fmt: skip
-        notifications_queue(lender=lender, drafts=[Draft(customer_id=phone.loan.customer_id, loan_id=phone.loan_id,
-                                                         kind="payment", locale="en", body=text,
-                                                         dedupe_key=f"drill:{lender.slug}")])  # fmt: skip
+    for lender, phone, text in (
+        (lender_a, w["a_phone"], "Notice for A"),
+        (lender_b, w["b_phone"], "Aviso solo para B 4242"),
+    ):
+        notifications_queue(
+            lender=lender,
+            drafts=[
+                Draft(
+                    customer_id=phone.loan.customer_id,
+                    loan_id=phone.loan_id,
+                    kind="payment",
+                    locale="en",
+                    body=text,
+                    dedupe_key=f"drill:{lender.slug}",
+                )
+            ],
+        )
     notifications_dispatch()
     w["b_notices"] = list(
         Notification.objects.filter(lender=lender_b, status="pushed").values_list("pk", flat=True)
@@ -328,8 +424,13 @@ def caller() -> Client:
 def b_secrets(lender_b: Lender, w: dict[str, Any]) -> set[str]:
     """What of B's must never appear in an answer to A's actors. (B's event id and payment
     reference are left out: A's phone and A's signer use the same strings for rows of A's.)"""
-    values = {"Aviso solo para B 4242", w["b_phone"].fcm_token, "BOXW310820HNERXN09",
-              "+525512345678", "+525587654321"}  # fmt: skip
+    values = {
+        "Aviso solo para B 4242",
+        w["b_phone"].fcm_token,
+        "BOXW310820HNERXN09",
+        "+525512345678",
+        "+525587654321",
+    }
     for loan in Loan.objects.filter(lender=lender_b).select_related("customer"):
         values |= {loan.reference, loan.customer.full_name, loan.customer.national_id}
         for amount in (loan.device_price_amount, loan.financed_amount):
@@ -356,12 +457,17 @@ def test_no_endpoint_gives_lender_a_anything_of_lender_b(lender_a, lender_b, wor
     untried = endpoint_routes() - set(drill.tried) - set(NOT_LENDER_OWNED)
     stale = set(NOT_LENDER_OWNED) - endpoint_routes()
     changes = [c for c in row_changes(before, lender_rows(lender_b)) if not designed_on_b(c)]
-    new_audit = list(AuditEvent.objects.filter(lender=lender_b).order_by("seq")[audit_before:]
-                     .values_list("action", flat=True))  # fmt: skip
-    report(f"tenancy, API and pages: {sum(drill.tried.values())} requests to {len(drill.tried)} endpoints "
-           f"(agent API, payments webhook, POS pages, customer pages) by lender A's phone, signer, clerk "
-           f"and customer on lender B's rows; answers {dict(sorted(drill.statuses.items()))}; "
-           f"lender B's rows changed: {len(changes)}; leaks: {len(drill.leaks)} {drill.leaks[:10]}")  # fmt: skip
+    new_audit = list(
+        AuditEvent.objects.filter(lender=lender_b)
+        .order_by("seq")[audit_before:]
+        .values_list("action", flat=True)
+    )
+    report(
+        f"tenancy, API and pages: {sum(drill.tried.values())} requests to {len(drill.tried)} endpoints "
+        f"(agent API, payments webhook, POS pages, customer pages) by lender A's phone, signer, clerk "
+        f"and customer on lender B's rows; answers {dict(sorted(drill.statuses.items()))}; "
+        f"lender B's rows changed: {len(changes)}; leaks: {len(drill.leaks)} {drill.leaks[:10]}"
+    )
     assert not untried, f"endpoints neither tried nor listed as not lender-owned: {sorted(untried)}"
     assert not stale, f"NOT_LENDER_OWNED names endpoints that are gone: {sorted(stale)}"
     assert not drill.leaks
@@ -381,40 +487,84 @@ def _agent_api(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: L
     assert len(crossed) >= 4, crossed  # check-in, ack, events, push token at least
     for name in crossed:  # one phone's id with the other's secret
         for device, secret in ((w["a_phone"], w["b_secret"]), (w["b_phone"], w["a_secret"])):
-            drill.hit(agent, "post", AGENT + name, {401}, body=_json({"version": 1}),
-                      HTTP_AUTHORIZATION=f"Device {device.pk}:{secret}")  # fmt: skip
+            drill.hit(
+                agent,
+                "post",
+                AGENT + name,
+                {401},
+                body=_json({"version": 1}),
+                HTTP_AUTHORIZATION=f"Device {device.pk}:{secret}",
+            )
     # the phone's own credentials, naming B's rows: they reach A's phone only
     own = {"HTTP_AUTHORIZATION": f"Device {w['a_phone'].pk}:{w['a_secret']}"}
     b_version = w["b_phone"].desired_version  # never issued to A's phone
     drill.hit(agent, "post", AGENT + "ack", {409}, body=_json({"version": b_version}), **own)
-    drill.hit(agent, "post", AGENT + "ack", {409}, body=_json({"version": b_version, "error_code": "expired"}),
-              **own)  # fmt: skip
+    drill.hit(
+        agent,
+        "post",
+        AGENT + "ack",
+        {409},
+        body=_json({"version": b_version, "error_code": "expired"}),
+        **own,
+    )
     drill.hit(agent, "post", AGENT + "check-in", {200}, body=_json({"version": b_version}), **own)
     acked = drill.hit(
         agent, "post", AGENT + "notices/ack", {200}, body=_json({"ids": w["b_notices"]}), **own
     )
     if acked.json() != {"acknowledged": 0}:
         drill.leaks.append(f"notices/ack of B's notices: {acked.json()}")
-    drill.hit(agent, "post", AGENT + "events", {200}, **own, body=_json({
-        "event_id": "b-evt-1", "kind": "tamper_suspected", "occurred_at": timezone.now().isoformat(),
-        "detail": {"device_id": w["b_phone"].pk}}))  # fmt: skip
+    drill.hit(
+        agent,
+        "post",
+        AGENT + "events",
+        {200},
+        **own,
+        body=_json(
+            {
+                "event_id": "b-evt-1",
+                "kind": "tamper_suspected",
+                "occurred_at": timezone.now().isoformat(),
+                "detail": {"device_id": w["b_phone"].pk},
+            }
+        ),
+    )
     drill.hit(
         agent, "post", AGENT + "fcm-token", {200}, body=_json({"fcm_token": "fcm-a-2"}), **own
     )
     # enrollment: B's code scanned by A's phones (waiting and enrolled), and A's code by B's
-    tries = [(w["b_code"], w["a_waiting"].imei), (w["b_code"], w["a_phone"].imei),
-             (w["a_code"], w["b_waiting"].imei), (w["a_code"], w["b_phone"].imei)]  # fmt: skip
+    tries = [
+        (w["b_code"], w["a_waiting"].imei),
+        (w["b_code"], w["a_phone"].imei),
+        (w["a_code"], w["b_waiting"].imei),
+        (w["a_code"], w["b_phone"].imei),
+    ]
     for token, imei in tries:
-        drill.hit(agent, "post", AGENT + "enroll", {409}, body=_json({
-            "token": token, "imei": imei, "agent_public_key": _agent_key(), "fcm_token": "fcm-thief"}))  # fmt: skip
+        drill.hit(
+            agent,
+            "post",
+            AGENT + "enroll",
+            {409},
+            body=_json(
+                {
+                    "token": token,
+                    "imei": imei,
+                    "agent_public_key": _agent_key(),
+                    "fcm_token": "fcm-thief",
+                }
+            ),
+        )
     # the customer link opens A's customer's pages, at A's address, and nothing at B's
     path = drill.hit(agent, "post", AGENT + "customer-link", {200}, **own).json()["url"]
     path = path.removeprefix("http://testserver")
     token = path.rstrip("/").rsplit("/", 1)[1]
     if path != reverse("customers:link", kwargs={"lender_slug": lender_a.slug, "token": token}):
         drill.leaks.append(f"customer-link of A's phone opens {path}")
-    drill.hit(caller(), "get", reverse("customers:link", kwargs={"lender_slug": lender_b.slug, "token": token}),
-              {410})  # fmt: skip
+    drill.hit(
+        caller(),
+        "get",
+        reverse("customers:link", kwargs={"lender_slug": lender_b.slug, "token": token}),
+        {410},
+    )
     opened = caller()
     drill.hit(opened, "get", path, {302}, redirect_to=_page("home", lender_a))
     drill.hit(opened, "get", _page("home", lender_b), {302}, redirect_to=_page("login", lender_b))
@@ -470,7 +620,7 @@ def _payments_webhook(
             a_ref, "50.00", "a-rev-1", type_="payment.reversed", reverses=b_pay.provider_ref
         ),
     ):
-        drill.hit(provider, "post", url, {200}, body=body, **webhooks.headers(lender_a, body))  # fmt: skip
+        drill.hit(provider, "post", url, {200}, body=body, **webhooks.headers(lender_a, body))
 
 
 def _pos_pages(drill: Boundary, w: dict[str, Any], lender_b: Lender) -> None:
@@ -480,16 +630,32 @@ def _pos_pages(drill: Boundary, w: dict[str, Any], lender_b: Lender) -> None:
     login = {"username": w["clerk_a"].user.username, "password": PASSWORD}
     assert pos.post(reverse("pos:login"), login).status_code == 302
     assert pos.get(reverse("pos:customer", args=[w["a_sale"].public_id])).status_code == 200
-    filled = {"full_name": "X Y", "phone": "0712 345 678", "national_id": "23456781", "imei": valid_imei(),
-              "brand": "T", "model_name": "S", "price": "100", "product": w["product_a"].pk,
-              "down_payment": "10", "code": "123456"}  # fmt: skip
+    filled = {
+        "full_name": "X Y",
+        "phone": "0712 345 678",
+        "national_id": "23456781",
+        "imei": valid_imei(),
+        "brand": "T",
+        "model_name": "S",
+        "price": "100",
+        "product": w["product_a"].pk,
+        "down_payment": "10",
+        "code": "123456",
+    }
     for sale in w["b_sales"]:
         for name in routes_taking(retailers_urls, "public_id"):
-            for method, data in (("get", None), ("post", {**filled, "action": "send"}),
-                                 ("post", {**filled, "action": "confirm"})):  # fmt: skip
+            for method, data in (
+                ("get", None),
+                ("post", {**filled, "action": "send"}),
+                ("post", {**filled, "action": "confirm"}),
+            ):
                 ghost = str(uuid.uuid4())
-                replies = [drill.hit(pos, method, reverse(f"pos:{name}", args=[public_id]), {404}, data=data)
-                           for public_id in (str(sale.public_id), ghost)]  # fmt: skip
+                replies = [
+                    drill.hit(
+                        pos, method, reverse(f"pos:{name}", args=[public_id]), {404}, data=data
+                    )
+                    for public_id in (str(sale.public_id), ghost)
+                ]
                 drill.same(
                     *replies, swap=(str(sale.public_id), ghost), label=f"pos:{name} {method}"
                 )
@@ -518,18 +684,27 @@ def _customer_pages(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender
             for name in routes_taking(customers_urls, "reference"):
                 extra = {"payment_id": b_pay.pk} if name == "receipt" else {}
                 for method in ("get", "post"):  # the wrong one is refused with 405
-                    replies = [drill.hit(me, method, _page(name, lender, reference=ref, **extra),
-                                         ({404} if at_a else {302}) | {405}, redirect_to=to,
-                                         data={"until": "2030-01-01", "reason": "Drill."})
-                               for ref in (loan.reference, MISSING_REF)]  # fmt: skip
+                    replies = [
+                        drill.hit(
+                            me,
+                            method,
+                            _page(name, lender, reference=ref, **extra),
+                            ({404} if at_a else {302}) | {405},
+                            redirect_to=to,
+                            data={"until": "2030-01-01", "reason": "Drill."},
+                        )
+                        for ref in (loan.reference, MISSING_REF)
+                    ]
                     drill.same(
                         *replies,
                         swap=(loan.reference, MISSING_REF),
                         label=f"customers:{name} {lender.slug}",
                     )
     # B's payment's receipt under A's own loan, beside a payment that does not exist
-    replies = [drill.hit(me, "get", _page("receipt", lender_a, reference=a_ref, payment_id=pk), {404})
-               for pk in (b_pay.pk, 10**9)]  # fmt: skip
+    replies = [
+        drill.hit(me, "get", _page("receipt", lender_a, reference=a_ref, payment_id=pk), {404})
+        for pk in (b_pay.pk, 10**9)
+    ]
     drill.same(*replies, swap=(str(b_pay.pk), str(10**9)), label="receipt of B's payment")
     # a code sent by A's page to this number, typed at B's page: the form says it is not right
     stranger = caller()
@@ -540,8 +715,14 @@ def _customer_pages(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender
     # a number only A knows, at B's page: the answer of any number, and no code sent
     sent = len(sms_outbox)
     with capture(execute=True):
-        drill.hit(caller(), "post", _page("login", lender_b), {302}, data={"phone": "+254711000888"},
-                  redirect_to=_page("code", lender_b))  # fmt: skip
+        drill.hit(
+            caller(),
+            "post",
+            _page("login", lender_b),
+            {302},
+            data={"phone": "+254711000888"},
+            redirect_to=_page("code", lender_b),
+        )
     if len(sms_outbox) != sent:
         drill.leaks.append("a code was sent at B's page to a number only A knows")
     # the demo provider's checkout, with a link that names B's loan but was never signed

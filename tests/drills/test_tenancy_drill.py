@@ -70,9 +70,11 @@ def test_no_custom_admin_view_reaches_another_lenders_rows(
     ).content.decode()
     if "Portfolio of Lender B" in portfolio:
         leaked.append("portfolio of lender B")
-    report(f"tenancy, custom admin views: {tried} requests to {len(views)} views ({', '.join(sorted(views))}) "
-           f"by lender A's supervisor on lender B's rows; "
-           f"leaks: {len(leaked)} {leaked}")  # fmt: skip
+    report(
+        f"tenancy, custom admin views: {tried} requests to {len(views)} views ({', '.join(sorted(views))}) "
+        f"by lender A's supervisor on lender B's rows; "
+        f"leaks: {len(leaked)} {leaked}"
+    )
     assert tried > 20
     assert not leaked
     loan_b = Loan.objects.get(pk=rows_b[Loan].pk)

@@ -49,8 +49,12 @@ def test_duplicate_and_disordered_webhooks_equal_a_serial_replay(lender_a, repor
     loans_n = scale(12, 1000)
     for _ in range(loans_n):
         noticed(enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=50))[0].loan)
-    loan_stage_sweep(lender_id=lender_a.pk, business_date=lender_local_date(lender=lender_a), id_from=0,
-                     id_to=10**12)  # fmt: skip
+    loan_stage_sweep(
+        lender_id=lender_a.pk,
+        business_date=lender_local_date(lender=lender_a),
+        id_from=0,
+        id_to=10**12,
+    )
     loans = list(Loan.objects.filter(lender=lender_a).order_by("pk"))
     assert all(loan.stage == "block_apps" for loan in loans)
     before = {loan.pk: loan_outstanding(loan=loan).amount for loan in loans}
@@ -62,8 +66,14 @@ def test_duplicate_and_disordered_webhooks_equal_a_serial_replay(lender_a, repor
         arrears = loan.installments.get(sequence=1).total_due
         cure = event(loan.reference, str(arrears), f"P-{loan.pk}")
         small = event(loan.reference, "10.00", f"S-{loan.pk}")
-        refund = event(loan.reference, "10.00", f"R-{loan.pk}", type_="payment.reversed", reverses=f"S-{loan.pk}",
-                       kind="refund")  # fmt: skip
+        refund = event(
+            loan.reference,
+            "10.00",
+            f"R-{loan.pk}",
+            type_="payment.reversed",
+            reverses=f"S-{loan.pk}",
+            kind="refund",
+        )
         expected[loan.pk] = before[loan.pk] - arrears  # the small payment is refunded in full
         for body in (cure, small, refund):
             deliveries += [(body, headers(lender_a, body))] * 5
@@ -73,17 +83,26 @@ def test_duplicate_and_disordered_webhooks_equal_a_serial_replay(lender_a, repor
     with ThreadPoolExecutor(max_workers=8) as pool:
         statuses = list(pool.map(lambda d: post(*d), deliveries))
     seconds = time.perf_counter() - started
-    wrong = {pk: (loan_outstanding(loan=Loan.objects.get(pk=pk)).amount, want)
-             for pk, want in expected.items() if loan_outstanding(loan=Loan.objects.get(pk=pk)).amount != want}  # fmt: skip
+    wrong = {
+        pk: (loan_outstanding(loan=Loan.objects.get(pk=pk)).amount, want)
+        for pk, want in expected.items()
+        if loan_outstanding(loan=Loan.objects.get(pk=pk)).amount != want
+    }
     unlocks = dict.fromkeys(expected, 0)
     for change in LoanStageChange.objects.filter(cause="payment", to_stage="none"):
         unlocks[change.loan_id] += 1
-    phones = {loan_id: v - versions[loan_id]
-              for loan_id, v in Device.objects.filter(lender=lender_a).values_list("loan_id", "desired_version")}  # fmt: skip
-    report(f"duplicate webhooks: {len(deliveries)} deliveries of {len(loans) * 3} events to {len(loans)} loans "
-           f"in {seconds:.1f} s on 8 threads ({len(THROTTLED)} throttled with 429 and retried); answers "
-           f"{sorted(set(statuses))}; balances off the serial replay: "
-           f"{len(wrong)}; loans unlocked exactly once: {sum(n == 1 for n in unlocks.values())}/{len(loans)}")  # fmt: skip
+    phones = {
+        loan_id: v - versions[loan_id]
+        for loan_id, v in Device.objects.filter(lender=lender_a).values_list(
+            "loan_id", "desired_version"
+        )
+    }
+    report(
+        f"duplicate webhooks: {len(deliveries)} deliveries of {len(loans) * 3} events to {len(loans)} loans "
+        f"in {seconds:.1f} s on 8 threads ({len(THROTTLED)} throttled with 429 and retried); answers "
+        f"{sorted(set(statuses))}; balances off the serial replay: "
+        f"{len(wrong)}; loans unlocked exactly once: {sum(n == 1 for n in unlocks.values())}/{len(loans)}"
+    )
     assert set(statuses) == {200}
     assert not wrong
     assert set(unlocks.values()) == {1}
@@ -125,8 +144,10 @@ def test_bad_webhooks_are_all_refused_audited_and_store_nothing(lender_a, report
     answers = {name: post(body, hdrs) for name, (body, hdrs) in cases.items()}
     refused = sum(400 <= code < 500 for code in answers.values())
     now_audited = AuditEvent.objects.filter(action="collections.webhook.rejected").count() - audited
-    report(f"bad webhooks: {refused}/{len(cases)} refused with 4xx {answers}; audited {now_audited}; "
-           f"stored {Payment.objects.count() - stored[0]} payments, {WebhookEvent.objects.count() - stored[1]} events")  # fmt: skip
+    report(
+        f"bad webhooks: {refused}/{len(cases)} refused with 4xx {answers}; audited {now_audited}; "
+        f"stored {Payment.objects.count() - stored[0]} payments, {WebhookEvent.objects.count() - stored[1]} events"
+    )
     assert refused == len(cases)
     assert now_audited == len(cases)
     assert (Payment.objects.count(), WebhookEvent.objects.count()) == stored

@@ -64,18 +64,35 @@ class Processes:
             self.logs.append(path)
         self.started_at[name] = len(path.read_text(errors="replace")) if path.exists() else 0
         with path.open("ab") as log:  # the child keeps its own descriptor
-            self.running[name] = subprocess.Popen(command, cwd=ROOT, env=self.env, stdout=log,
-                                                  stderr=log)  # fmt: skip
+            self.running[name] = subprocess.Popen(
+                command, cwd=ROOT, env=self.env, stdout=log, stderr=log
+            )
         return self.running[name]
 
     def beat(self, name: str) -> subprocess.Popen:
-        return self.start(name, [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO",
-                                 "-S", "django_celery_beat.schedulers:DatabaseScheduler"])  # fmt: skip
+        return self.start(
+            name,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "beat",
+                "-l",
+                "INFO",
+                "-S",
+                "django_celery_beat.schedulers:DatabaseScheduler",
+            ],
+        )
 
     def sent_by_beats(self, task: str) -> dict[str, int]:
         """How many times each beat sent ``task`` (beat logs each send at INFO)."""
-        return {p.stem: p.read_text(errors="replace").count(f"({task})")
-                for p in self.logs if p.stem.startswith("beat")}  # fmt: skip
+        return {
+            p.stem: p.read_text(errors="replace").count(f"({task})")
+            for p in self.logs
+            if p.stem.startswith("beat")
+        }
 
     def worker(self, name: str, queues: str) -> subprocess.Popen:
         return self.start(name, celery_worker_command(name, queues=queues, loglevel="INFO"))
@@ -115,8 +132,10 @@ class Processes:
 def late_book(lender_a):
     """Late loans, each with an enrolled phone whose FCM token names it."""
     signed_at = timezone.now() - timedelta(days=80)
-    return [enrolled_phone(lender_a, fcm_token=f"drill-{n}", signed_at=signed_at)[0]
-              for n in range(LOANS)]  # fmt: skip
+    return [
+        enrolled_phone(lender_a, fcm_token=f"drill-{n}", signed_at=signed_at)[0]
+        for n in range(LOANS)
+    ]
 
 
 @pytest.fixture
@@ -146,10 +165,13 @@ def compress_the_day(lender) -> None:
     tasks kept while the broker was down) every second; one business date throughout, so each
     firing is a beat firing again."""
     periodic_tasks_sync()
-    every = {2: IntervalSchedule.objects.create(every=2, period="seconds"),
-             1: IntervalSchedule.objects.create(every=1, period="seconds")}  # fmt: skip
-    PeriodicTask.objects.filter(task="collections.loan_stage_sweep_lender",
-                                kwargs__contains=str(lender.pk)).update(crontab=None, interval=every[2])  # fmt: skip
+    every = {
+        2: IntervalSchedule.objects.create(every=2, period="seconds"),
+        1: IntervalSchedule.objects.create(every=1, period="seconds"),
+    }
+    PeriodicTask.objects.filter(
+        task="collections.loan_stage_sweep_lender", kwargs__contains=str(lender.pk)
+    ).update(crontab=None, interval=every[2])
     relays = ["devices.push_relay", "core.task_outbox_relay"]
     PeriodicTask.objects.filter(task__in=relays).update(crontab=None, interval=every[1])
     PeriodicTask.objects.exclude(task__in=["collections.loan_stage_sweep_lender", *relays]).update(
@@ -210,8 +232,12 @@ def test_killed_workers_a_lost_broker_and_two_beats_change_and_send_everything_o
                 for k, v in headers(lender_a, body).items()
             }
             started = time.monotonic()
-            response = requests.post(f"http://127.0.0.1:{server_port}{URL}", data=body, timeout=30,
-                                     headers={"Content-Type": "application/json", **sent})  # fmt: skip
+            response = requests.post(
+                f"http://127.0.0.1:{server_port}{URL}",
+                data=body,
+                timeout=30,
+                headers={"Content-Type": "application/json", **sent},
+            )
             answers[response.status_code] += 1
             slowest = max(slowest, time.monotonic() - started)
         time.sleep(2)
@@ -251,8 +277,11 @@ def test_killed_workers_a_lost_broker_and_two_beats_change_and_send_everything_o
         raise
 
     # --- exactly once, counted from the database and from FCM ---
-    changes = Counter(LoanStageChange.objects.filter(lender_id=lender_a.pk, cause="sweep")
-                      .values_list("loan_id", flat=True))  # fmt: skip
+    changes = Counter(
+        LoanStageChange.objects.filter(lender_id=lender_a.pk, cause="sweep").values_list(
+            "loan_id", flat=True
+        )
+    )
     raised_loans = set(changes)
     assert len(raised_loans) == LOANS, "a late loan was not raised"
     assert max(changes.values()) == 1, "a loan was raised twice"
@@ -265,8 +294,11 @@ def test_killed_workers_a_lost_broker_and_two_beats_change_and_send_everything_o
     loan_of = {pk: d.loan_id for pk, d in phones.items()}
     expected = {pk: 1 + 1 + (loan_of[pk] in paid) for pk in phones}  # enrolled, raised, lifted
     assert dict(states) == expected, "a phone was given a state twice, or none"
-    versions = Counter(PushNudge.objects.filter(device_id__in=phones, version__gt=1)
-                       .values_list("device_id", "version"))  # fmt: skip
+    versions = Counter(
+        PushNudge.objects.filter(device_id__in=phones, version__gt=1).values_list(
+            "device_id", "version"
+        )
+    )
     assert max(versions.values()) == 1, "a state was queued for push twice"
     delivered = Counter((m["token"], m["data"]["version"]) for m in fake_fcm.delivered)
     assert max(delivered.values()) == 1, "FCM was asked twice for one state"
@@ -274,13 +306,19 @@ def test_killed_workers_a_lost_broker_and_two_beats_change_and_send_everything_o
     assert len(unlocked) == len(paying), "a payment's unlock never reached FCM"
     newest = {(f"drill-{n}", str(expected[d.pk])) for n, d in enumerate(late_book)}
     assert newest <= set(delivered), "a phone's newest state was never pushed"
-    notices = Counter(Notification.objects.filter(lender=lender_a, kind="overdue")
-                      .values_list("loan_id", flat=True))  # fmt: skip
+    notices = Counter(
+        Notification.objects.filter(lender=lender_a, kind="overdue").values_list(
+            "loan_id", flat=True
+        )
+    )
     # a loan paid before its range's notices went out gets none, by design
     assert raised_loans - paid <= set(notices) <= raised_loans, "an overdue notice was lost"
     assert max(notices.values()) == 1
-    receipts = Counter(Notification.objects.filter(lender=lender_a, kind="payment")
-                       .values_list("loan_id", flat=True))  # fmt: skip
+    receipts = Counter(
+        Notification.objects.filter(lender=lender_a, kind="payment").values_list(
+            "loan_id", flat=True
+        )
+    )
     assert set(receipts) == paid, "a payment's receipt was lost while the broker was down"
     assert max(receipts.values()) == 1
     fired = processes.sent_by_beats("collections.loan_stage_sweep_lender")

@@ -55,11 +55,19 @@ def service_account_file(path: Path, *, token_uri: str) -> Path:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     ).decode()
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": PROJECT_ID, "private_key_id": "test-key",
-        "private_key": pem, "client_email": f"push@{PROJECT_ID}.iam.gserviceaccount.com",
-        "client_id": "1", "token_uri": token_uri,
-    }))  # fmt: skip
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": PROJECT_ID,
+                "private_key_id": "test-key",
+                "private_key": pem,
+                "client_email": f"push@{PROJECT_ID}.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": token_uri,
+            }
+        )
+    )
     return path
 
 
@@ -133,9 +141,19 @@ class FakeFcm:
             if status != 200:
                 self.refused[status] = self.refused.get(status, 0) + 1
                 reason, code, text = ERRORS.get(status, ERRORS[500])
-                return status, {"error": {"code": status, "message": text, "status": reason,
-                    "details": [{"@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
-                                 "errorCode": code}]}}  # fmt: skip
+                return status, {
+                    "error": {
+                        "code": status,
+                        "message": text,
+                        "status": reason,
+                        "details": [
+                            {
+                                "@type": "type.googleapis.com/google.firebase.fcm.v1.FcmError",
+                                "errorCode": code,
+                            }
+                        ],
+                    }
+                }
             self.accepted += 1
             name = f"projects/{PROJECT_ID}/messages/{next(self.ids)}"
             listener = None if token in self.lose else self.listeners.get(token)
@@ -170,22 +188,47 @@ class FakeFcm:
                 if self.path == "/token":
                     with fake.lock:
                         fake.token_requests += 1
-                    self._answer(200, {"access_token": "fake-access-token", "expires_in": 3600,
-                                       "token_type": "Bearer"})  # fmt: skip
+                    self._answer(
+                        200,
+                        {
+                            "access_token": "fake-access-token",
+                            "expires_in": 3600,
+                            "token_type": "Bearer",
+                        },
+                    )
                 elif self.path == f"/v1/projects/{PROJECT_ID}/messages:send":
                     if self.headers.get("Authorization") != "Bearer fake-access-token":
-                        self._answer(401, {"error": {"code": 401, "status": "UNAUTHENTICATED",
-                                                     "message": "No access token."}})  # fmt: skip
+                        self._answer(
+                            401,
+                            {
+                                "error": {
+                                    "code": 401,
+                                    "status": "UNAUTHENTICATED",
+                                    "message": "No access token.",
+                                }
+                            },
+                        )
                         return
                     self._answer(*fake._send(json.loads(raw)))
                 else:
-                    self._answer(404, {"error": {"code": 404, "status": "NOT_FOUND",
-                                                 "message": "No such endpoint."}})  # fmt: skip
+                    self._answer(
+                        404,
+                        {
+                            "error": {
+                                "code": 404,
+                                "status": "NOT_FOUND",
+                                "message": "No such endpoint.",
+                            }
+                        },
+                    )
 
             def do_GET(self) -> None:
                 with fake.lock:
-                    counts = {"accepted": fake.accepted, "refused": fake.refused,
-                              "token_requests": fake.token_requests}  # fmt: skip
+                    counts = {
+                        "accepted": fake.accepted,
+                        "refused": fake.refused,
+                        "token_requests": fake.token_requests,
+                    }
                 self._answer(200, counts)
 
         return Handler

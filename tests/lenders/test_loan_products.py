@@ -14,9 +14,16 @@ pytestmark = pytest.mark.django_db
 
 
 def product(lender, **terms) -> LoanProduct:
-    base = {"name": "12 months", "installments": 12, "frequency": "monthly",
-            "min_down_payment_percent": Decimal("10"), "interest_method": "flat",
-            "interest_rate_percent": Decimal("3"), "late_fee_type": "none", "late_fee_value": Decimal(0)}  # fmt: skip
+    base = {
+        "name": "12 months",
+        "installments": 12,
+        "frequency": "monthly",
+        "min_down_payment_percent": Decimal("10"),
+        "interest_method": "flat",
+        "interest_rate_percent": Decimal("3"),
+        "late_fee_type": "none",
+        "late_fee_value": Decimal(0),
+    }
     return LoanProduct(lender=lender, **{**base, **terms})
 
 
@@ -80,10 +87,20 @@ def test_lender_admin_adds_a_product_in_the_admin_for_their_lender_only(
     lender_a, lender_b, make_agent, verified_client
 ) -> None:
     client = verified_client(make_agent(lender_a, role=Membership.Role.LENDER_ADMIN))
-    form = {"name": "Weekly 26", "installments": 26, "frequency": "weekly", "min_down_payment_percent": "20",
-            "interest_method": "declining", "interest_rate_percent": "60", "origination_fee_percent": "0",
-            "late_fee_type": "percent", "late_fee_value": "5", "late_fee_cap": "200", "grace_days": "2",
-            "is_active": "on"}  # fmt: skip
+    form = {
+        "name": "Weekly 26",
+        "installments": 26,
+        "frequency": "weekly",
+        "min_down_payment_percent": "20",
+        "interest_method": "declining",
+        "interest_rate_percent": "60",
+        "origination_fee_percent": "0",
+        "late_fee_type": "percent",
+        "late_fee_value": "5",
+        "late_fee_cap": "200",
+        "grace_days": "2",
+        "is_active": "on",
+    }
     url = reverse("admin:lenders_loanproduct_add")
     response = client.post(url, {**form, "lender": lender_b.pk})
     assert response.status_code == 200  # lender B is not a valid choice
@@ -103,12 +120,21 @@ def test_agents_cannot_change_products(lender_a, make_agent, verified_client) ->
 
 def test_fixed_late_fees_and_caps_are_in_the_currencys_minor_unit(lender_a) -> None:
     with pytest.raises(ValidationError) as excinfo:
-        loan_product_save(product=product(lender_a, late_fee_type="fixed", late_fee_value=Decimal("10.005")),
-                          actor=Actor.system())  # fmt: skip
+        loan_product_save(
+            product=product(lender_a, late_fee_type="fixed", late_fee_value=Decimal("10.005")),
+            actor=Actor.system(),
+        )
     assert "late_fee_value" in excinfo.value.message_dict
     with pytest.raises(ValidationError):
-        loan_product_save(product=product(lender_a, late_fee_type="percent", late_fee_value=Decimal("5"),
-                                          late_fee_cap=Decimal("1.001")), actor=Actor.system())  # fmt: skip
+        loan_product_save(
+            product=product(
+                lender_a,
+                late_fee_type="percent",
+                late_fee_value=Decimal("5"),
+                late_fee_cap=Decimal("1.001"),
+            ),
+            actor=Actor.system(),
+        )
 
 
 def test_the_product_page_names_the_smallest_amount_its_terms_can_finance(

@@ -74,10 +74,15 @@ def stage_values(version: RestrictionPolicyVersion) -> list[tuple]:
         RestrictionStage.objects.filter(policy_version=version)
         .order_by("position")
         .values_list(
-            "position", "days_overdue", "action", "messages", "alarm_times",
-            "blocked_packages", "blocked_categories",
+            "position",
+            "days_overdue",
+            "action",
+            "messages",
+            "alarm_times",
+            "blocked_packages",
+            "blocked_categories",
         )
-    )  # fmt: skip
+    )
 
 
 # --- creating a policy --------------------------------------------------------
@@ -88,8 +93,12 @@ def test_policy_gets_version_1_with_its_stages_in_order_when_the_ladder_is_valid
 
     assert (version.version, version.lender_id, version.policy.is_active) == (1, lender_a.pk, True)
     assert [(s[1], s[2]) for s in stage_values(version)] == [
-        (1, "reminder"), (3, "wallpaper"), (7, "alarm"), (14, "block_apps"), (30, "lock"),
-    ]  # fmt: skip
+        (1, "reminder"),
+        (3, "wallpaper"),
+        (7, "alarm"),
+        (14, "block_apps"),
+        (30, "lock"),
+    ]
     alarm, block = stage_values(version)[ALARM], stage_values(version)[BLOCK_APPS]
     assert alarm[4] == ["09:00", "18:00"]
     assert (block[5], block[6]) == ([], ["social"])
@@ -97,12 +106,17 @@ def test_policy_gets_version_1_with_its_stages_in_order_when_the_ladder_is_valid
 
 
 def test_stage_values_are_normalised_when_stored(lender_a) -> None:
-    version = create(lender_a, ladder(
-        s0={"messages": {"en": "  Please pay.  "}},
-        s2={"alarm_times": ["18:00", "09:00"]},
-        s3={"blocked_packages": ["com.b.app", "com.a.app", "com.b.app"],
-            "blocked_categories": ["video", "social"]},
-    ))  # fmt: skip
+    version = create(
+        lender_a,
+        ladder(
+            s0={"messages": {"en": "  Please pay.  "}},
+            s2={"alarm_times": ["18:00", "09:00"]},
+            s3={
+                "blocked_packages": ["com.b.app", "com.a.app", "com.b.app"],
+                "blocked_categories": ["video", "social"],
+            },
+        ),
+    )
     values = stage_values(version)
     assert values[REMINDER][3] == {"en": "Please pay."}
     assert values[ALARM][4] == ["09:00", "18:00"]
@@ -131,9 +145,12 @@ def test_version_created_event_records_the_stages_when_a_policy_is_created(lende
         (s["position"], s["days_overdue"], s["action"], s["alarm_times"], s["blocked_categories"])
         for s in new["stages"]
     ] == [
-        (1, 1, "reminder", [], []), (2, 3, "wallpaper", [], []), (3, 7, "alarm", ["09:00", "18:00"], []),
-        (4, 14, "block_apps", [], ["social"]), (5, 30, "lock", [], []),
-    ]  # fmt: skip
+        (1, 1, "reminder", [], []),
+        (2, 3, "wallpaper", [], []),
+        (3, 7, "alarm", ["09:00", "18:00"], []),
+        (4, 14, "block_apps", [], ["social"]),
+        (5, 30, "lock", [], []),
+    ]
     assert new["stages"][LOCK]["messages"] == stage_values(version)[LOCK][3]
 
 
@@ -146,67 +163,201 @@ TOO_LONG = "x" * 301
     ("stages", "key", "code", "text"),
     [
         ([], "stages", "no_stages", "at least one stage"),
-        ([StageSpec(days_overdue=d, action="reminder", messages={"en": "Pay"}) for d in range(1, 12)],
-         "stages", "too_many_stages", "at most 10 stages"),
+        (
+            [
+                StageSpec(days_overdue=d, action="reminder", messages={"en": "Pay"})
+                for d in range(1, 12)
+            ],
+            "stages",
+            "too_many_stages",
+            "at most 10 stages",
+        ),
         (ladder(s0={"action": "shutdown"}), "stages.0.action", "invalid_action", "“shutdown”"),
-        (ladder(s0={"days_overdue": 0}), "stages.0.days_overdue", "days_out_of_range", "day 1 and day 365"),
+        (
+            ladder(s0={"days_overdue": 0}),
+            "stages.0.days_overdue",
+            "days_out_of_range",
+            "day 1 and day 365",
+        ),
         (ladder(s4={"days_overdue": 366}), "stages.4.days_overdue", "days_out_of_range", "day 365"),
-        (ladder(s1={"days_overdue": 1}), "stages", "days_not_increasing", "day 1 comes after day 1"),
-        (ladder(s1={"days_overdue": 10}), "stages", "days_not_increasing", "day 7 comes after day 10"),
-        (ladder(s0={"action": "wallpaper"}, s1={"action": "reminder"}), "stages",
-         "severity_decreasing", "must not get milder"),
-        ([*ladder(), replace(default_stages("en")[LOCK], days_overdue=40)], "stages",
-         "lock_not_last", "lock must be the last stage"),
-        (ladder(s3={"action": "alarm", "blocked_categories": (), "alarm_times": ("12:00",)}),
-         "stages", "alarm_repeated", "at most one alarm stage"),
+        (
+            ladder(s1={"days_overdue": 1}),
+            "stages",
+            "days_not_increasing",
+            "day 1 comes after day 1",
+        ),
+        (
+            ladder(s1={"days_overdue": 10}),
+            "stages",
+            "days_not_increasing",
+            "day 7 comes after day 10",
+        ),
+        (
+            ladder(s0={"action": "wallpaper"}, s1={"action": "reminder"}),
+            "stages",
+            "severity_decreasing",
+            "must not get milder",
+        ),
+        (
+            [*ladder(), replace(default_stages("en")[LOCK], days_overdue=40)],
+            "stages",
+            "lock_not_last",
+            "lock must be the last stage",
+        ),
+        (
+            ladder(s3={"action": "alarm", "blocked_categories": (), "alarm_times": ("12:00",)}),
+            "stages",
+            "alarm_repeated",
+            "at most one alarm stage",
+        ),
         (ladder(s2={"alarm_times": ()}), "stages.2.alarm_times", "alarm_times_count", "one to 3"),
-        (ladder(s2={"alarm_times": ("08:00", "10:00", "12:00", "14:00")}), "stages.2.alarm_times",
-         "alarm_times_count", "one to 3"),
-        (ladder(s2={"alarm_times": ("09:00", "09:00")}), "stages.2.alarm_times",
-         "alarm_times_repeated", "must differ"),
-        (ladder(s2={"alarm_times": ("25:00",)}), "stages.2.alarm_times", "invalid_alarm_time", "“25:00”"),
-        (ladder(s2={"alarm_times": ("9:00",)}), "stages.2.alarm_times", "invalid_alarm_time", "HH:MM"),
-        (ladder(s2={"alarm_times": "09:00"}), "stages.2.alarm_times", "invalid_alarm_times", "a list"),
-        (ladder(s2={"alarm_times": ("06:30",)}), "stages.2.alarm_times",
-         "alarm_outside_contact_hours", "06:30 is outside the contact hours in KE (07:00 to 20:00)"),
-        (ladder(s2={"alarm_times": ("20:00",)}), "stages.2.alarm_times",
-         "alarm_outside_contact_hours", "20:00 is outside"),
-        (ladder(s0={"alarm_times": ("09:00",)}), "stages.0.alarm_times", "alarm_times_unexpected",
-         "Only an alarm stage"),
-        (ladder(s3={"blocked_categories": ()}), "stages.3.blocked_packages", "nothing_blocked",
-         "at least one app package or category"),
-        (ladder(s3={"blocked_packages": ("not a package",)}), "stages.3.blocked_packages",
-         "invalid_package", "“not a package” is not an Android package name"),
-        (ladder(s3={"blocked_packages": ("whatsapp",)}), "stages.3.blocked_packages",
-         "invalid_package", "“whatsapp”"),
-        (ladder(s3={"blocked_packages": ("com.android.dialer",)}), "stages.3.blocked_packages",
-         "package_always_allowed", "com.android.dialer cannot be blocked"),
-        (ladder(s3={"blocked_packages": ("com.android.phone",)}), "stages.3.blocked_packages",
-         "package_always_allowed", "emergency calls"),
-        (ladder(s3={"blocked_packages": ("com.smartcollection.agent",)}), "stages.3.blocked_packages",
-         "package_always_allowed", "the agent always work"),
-        (ladder(s3={"blocked_packages": tuple(f"com.app.n{i}" for i in range(51))}),
-         "stages.3.blocked_packages", "too_many_packages", "at most 50"),
-        (ladder(s3={"blocked_packages": "com.app.one"}), "stages.3.blocked_packages",
-         "invalid_blocked_packages", "a list"),
-        (ladder(s3={"blocked_categories": ("messaging",)}), "stages.3.blocked_categories",
-         "unknown_category", "“messaging” is not an app category we know. Choose from: social"),
-        (ladder(s4={"blocked_packages": ("com.app.one",)}), "stages.4.blocked_packages",
-         "blocking_unexpected", "Only a block_apps stage"),
-        (ladder(s1={"blocked_categories": ("social",)}), "stages.1.blocked_categories",
-         "blocking_unexpected", "Only a block_apps stage"),
-        (ladder(s0={"messages": {"es": "Pague"}}), "stages.0.messages", "message_required",
-         "needs a message in en"),
+        (
+            ladder(s2={"alarm_times": ("08:00", "10:00", "12:00", "14:00")}),
+            "stages.2.alarm_times",
+            "alarm_times_count",
+            "one to 3",
+        ),
+        (
+            ladder(s2={"alarm_times": ("09:00", "09:00")}),
+            "stages.2.alarm_times",
+            "alarm_times_repeated",
+            "must differ",
+        ),
+        (
+            ladder(s2={"alarm_times": ("25:00",)}),
+            "stages.2.alarm_times",
+            "invalid_alarm_time",
+            "“25:00”",
+        ),
+        (
+            ladder(s2={"alarm_times": ("9:00",)}),
+            "stages.2.alarm_times",
+            "invalid_alarm_time",
+            "HH:MM",
+        ),
+        (
+            ladder(s2={"alarm_times": "09:00"}),
+            "stages.2.alarm_times",
+            "invalid_alarm_times",
+            "a list",
+        ),
+        (
+            ladder(s2={"alarm_times": ("06:30",)}),
+            "stages.2.alarm_times",
+            "alarm_outside_contact_hours",
+            "06:30 is outside the contact hours in KE (07:00 to 20:00)",
+        ),
+        (
+            ladder(s2={"alarm_times": ("20:00",)}),
+            "stages.2.alarm_times",
+            "alarm_outside_contact_hours",
+            "20:00 is outside",
+        ),
+        (
+            ladder(s0={"alarm_times": ("09:00",)}),
+            "stages.0.alarm_times",
+            "alarm_times_unexpected",
+            "Only an alarm stage",
+        ),
+        (
+            ladder(s3={"blocked_categories": ()}),
+            "stages.3.blocked_packages",
+            "nothing_blocked",
+            "at least one app package or category",
+        ),
+        (
+            ladder(s3={"blocked_packages": ("not a package",)}),
+            "stages.3.blocked_packages",
+            "invalid_package",
+            "“not a package” is not an Android package name",
+        ),
+        (
+            ladder(s3={"blocked_packages": ("whatsapp",)}),
+            "stages.3.blocked_packages",
+            "invalid_package",
+            "“whatsapp”",
+        ),
+        (
+            ladder(s3={"blocked_packages": ("com.android.dialer",)}),
+            "stages.3.blocked_packages",
+            "package_always_allowed",
+            "com.android.dialer cannot be blocked",
+        ),
+        (
+            ladder(s3={"blocked_packages": ("com.android.phone",)}),
+            "stages.3.blocked_packages",
+            "package_always_allowed",
+            "emergency calls",
+        ),
+        (
+            ladder(s3={"blocked_packages": ("com.smartcollection.agent",)}),
+            "stages.3.blocked_packages",
+            "package_always_allowed",
+            "the agent always work",
+        ),
+        (
+            ladder(s3={"blocked_packages": tuple(f"com.app.n{i}" for i in range(51))}),
+            "stages.3.blocked_packages",
+            "too_many_packages",
+            "at most 50",
+        ),
+        (
+            ladder(s3={"blocked_packages": "com.app.one"}),
+            "stages.3.blocked_packages",
+            "invalid_blocked_packages",
+            "a list",
+        ),
+        (
+            ladder(s3={"blocked_categories": ("messaging",)}),
+            "stages.3.blocked_categories",
+            "unknown_category",
+            "“messaging” is not an app category we know. Choose from: social",
+        ),
+        (
+            ladder(s4={"blocked_packages": ("com.app.one",)}),
+            "stages.4.blocked_packages",
+            "blocking_unexpected",
+            "Only a block_apps stage",
+        ),
+        (
+            ladder(s1={"blocked_categories": ("social",)}),
+            "stages.1.blocked_categories",
+            "blocking_unexpected",
+            "Only a block_apps stage",
+        ),
+        (
+            ladder(s0={"messages": {"es": "Pague"}}),
+            "stages.0.messages",
+            "message_required",
+            "needs a message in en",
+        ),
         (ladder(s1={"messages": {}}), "stages.1.messages", "message_required", "lender's language"),
-        (ladder(s4={"messages": {"en": "   "}}), "stages.4.messages", "empty_message", "en message is empty"),
-        (ladder(s0={"messages": {"en": "Pay", "fr": "Payez"}}), "stages.0.messages",
-         "unknown_locale", "“fr” is not a language"),
-        (ladder(s1={"messages": {"en": TOO_LONG}}), "stages.1.messages", "message_too_long",
-         "longer than 300 characters"),
-        (ladder(s2={"messages": ["Reminder"]}), "stages.2.messages", "invalid_messages",
-         "text per language code"),
+        (
+            ladder(s4={"messages": {"en": "   "}}),
+            "stages.4.messages",
+            "empty_message",
+            "en message is empty",
+        ),
+        (
+            ladder(s0={"messages": {"en": "Pay", "fr": "Payez"}}),
+            "stages.0.messages",
+            "unknown_locale",
+            "“fr” is not a language",
+        ),
+        (
+            ladder(s1={"messages": {"en": TOO_LONG}}),
+            "stages.1.messages",
+            "message_too_long",
+            "longer than 300 characters",
+        ),
+        (
+            ladder(s2={"messages": ["Reminder"]}),
+            "stages.2.messages",
+            "invalid_messages",
+            "text per language code",
+        ),
     ],
-)  # fmt: skip
+)
 def test_invalid_ladder_is_refused_with_its_field_and_nothing_is_stored_when_a_rule_is_broken(
     lender_a, stages, key, code, text
 ) -> None:
@@ -242,8 +393,13 @@ def test_agent_package_from_settings_cannot_be_blocked_when_it_is_configured(
 
 
 def test_always_allowed_set_holds_emergency_dialer_and_agent_packages() -> None:
-    assert {"com.android.phone", "com.android.dialer", "com.google.android.dialer",
-            "com.android.emergency", "com.smartcollection.agent"} <= ALWAYS_ALLOWED_PACKAGES  # fmt: skip
+    assert {
+        "com.android.phone",
+        "com.android.dialer",
+        "com.google.android.dialer",
+        "com.android.emergency",
+        "com.smartcollection.agent",
+    } <= ALWAYS_ALLOWED_PACKAGES
 
 
 # --- country rules -------------------------------------------------------------
@@ -276,8 +432,10 @@ def test_only_reminders_and_wallpaper_are_allowed_when_the_country_has_no_rule()
     with pytest.raises(ValidationError) as excinfo:
         create(lender, default_stages("en"))
     assert set(excinfo.value.error_dict) == {
-        "stages.2.action", "stages.3.action", "stages.4.action",
-    }  # fmt: skip
+        "stages.2.action",
+        "stages.3.action",
+        "stages.4.action",
+    }
     assert create(lender, default_stages("en")[:2]).stages.count() == 2
 
 
@@ -323,14 +481,23 @@ def test_country_table_is_consistent_when_loaded() -> None:
 @pytest.mark.parametrize(
     "kwargs",
     [
-        {"allowed_actions": frozenset(Action), "earliest_lock_day": None,
-         "contact_hours": (time(8), time(20))},
-        {"allowed_actions": frozenset({Action.REMINDER}), "earliest_lock_day": 30,
-         "contact_hours": (time(8), time(20))},
-        {"allowed_actions": frozenset({Action.REMINDER}), "earliest_lock_day": None,
-         "contact_hours": (time(20), time(8))},
+        {
+            "allowed_actions": frozenset(Action),
+            "earliest_lock_day": None,
+            "contact_hours": (time(8), time(20)),
+        },
+        {
+            "allowed_actions": frozenset({Action.REMINDER}),
+            "earliest_lock_day": 30,
+            "contact_hours": (time(8), time(20)),
+        },
+        {
+            "allowed_actions": frozenset({Action.REMINDER}),
+            "earliest_lock_day": None,
+            "contact_hours": (time(20), time(8)),
+        },
     ],
-)  # fmt: skip
+)
 def test_country_rule_is_refused_when_it_contradicts_itself(kwargs) -> None:
     with pytest.raises(ValueError, match=r"lock|contact hours"):
         CountryRule(**kwargs)
@@ -508,8 +675,15 @@ def test_describe_gives_each_stage_in_plain_words_when_the_ladder_is_standard(le
 
 
 def test_describe_names_categories_and_packages_when_a_stage_blocks_both(lender_a) -> None:
-    version = create(lender_a, ladder(s3={"blocked_categories": ("games", "social"),
-                                          "blocked_packages": ("com.example.casino",)}))  # fmt: skip
+    version = create(
+        lender_a,
+        ladder(
+            s3={
+                "blocked_categories": ("games", "social"),
+                "blocked_packages": ("com.example.casino",),
+            }
+        ),
+    )
     described = restriction_stages_describe(version=version, locale="en")
     assert described[BLOCK_APPS].startswith(
         "From day 14 overdue: games, social apps and com.example.casino are blocked."

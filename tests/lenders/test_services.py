@@ -12,8 +12,14 @@ from apps.lenders.tenancy import LenderObjectPermission
 
 pytestmark = pytest.mark.django_db
 
-VALID = {"name": "Acme Credit", "slug": "acme", "country": "PH", "currency": "PHP",
-         "timezone": "Asia/Manila", "locale": "en"}  # fmt: skip
+VALID = {
+    "name": "Acme Credit",
+    "slug": "acme",
+    "country": "PH",
+    "currency": "PHP",
+    "timezone": "Asia/Manila",
+    "locale": "en",
+}
 
 
 def test_lender_create_records_the_event_on_its_own_chain() -> None:
@@ -48,11 +54,22 @@ def test_duplicate_slug_is_a_clear_conflict() -> None:
 
 def test_agent_create_makes_staff_member_and_refuses_weak_passwords(lender_a) -> None:
     with pytest.raises(ValidationError):
-        agent_create(lender=lender_a, username="weak", email="", password="12345",
-                     role=Membership.Role.AGENT, actor=Actor.system())  # fmt: skip
-    user = agent_create(lender=lender_a, username="ann", email="ann@example.test",
-                        password="a-long-enough-passphrase", role=Membership.Role.SUPERVISOR,
-                        actor=Actor.system())  # fmt: skip
+        agent_create(
+            lender=lender_a,
+            username="weak",
+            email="",
+            password="12345",
+            role=Membership.Role.AGENT,
+            actor=Actor.system(),
+        )
+    user = agent_create(
+        lender=lender_a,
+        username="ann",
+        email="ann@example.test",
+        password="a-long-enough-passphrase",
+        role=Membership.Role.SUPERVISOR,
+        actor=Actor.system(),
+    )
     assert (user.is_staff, user.is_superuser, user.membership.role) == (True, False, "supervisor")
     with pytest.raises(UserAlreadyMember):
         membership_create(

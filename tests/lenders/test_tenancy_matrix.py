@@ -119,8 +119,12 @@ def suspension_for(lender: Lender) -> RestrictionSuspension:
     from tests.accounts.factories import OperatorFactory
 
     operator = OperatorFactory()
-    return restrictions_suspend(user=operator, actor=Actor.agent(operator), lender_id=lender.pk,
-                                reason="A regulator's order.")  # fmt: skip
+    return restrictions_suspend(
+        user=operator,
+        actor=Actor.agent(operator),
+        lender_id=lender.pk,
+        reason="A regulator's order.",
+    )
 
 
 def scoped_admins() -> list[tuple[type[models.Model], admin.ModelAdmin]]:
@@ -214,9 +218,13 @@ def test_autocomplete_offers_only_own_rows(
             target = source_model._meta.get_field(field_name).related_model
             response = client.get(
                 reverse("admin:autocomplete"),
-                {"app_label": source_model._meta.app_label, "model_name": source_model._meta.model_name,
-                 "field_name": field_name, "term": ""},
-            )  # fmt: skip
+                {
+                    "app_label": source_model._meta.app_label,
+                    "model_name": source_model._meta.model_name,
+                    "field_name": field_name,
+                    "term": "",
+                },
+            )
             assert response.status_code == 200, (source_model, field_name)
             ids = {int(r["id"]) for r in response.json()["results"]}
             own, other = rows[target]

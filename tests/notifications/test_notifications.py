@@ -34,18 +34,27 @@ MORNING = datetime(2026, 11, 24, 10, 0, tzinfo=NAIROBI)  # inside Kenya's 07:00-
 def django_date(on: date) -> str:
     """English DATE_FORMAT ("N j, Y"): "Dec. 24, 2026", "May 3, 2027"."""
     month = on.strftime("%B")
-    short = {"January": "Jan.", "February": "Feb.", "August": "Aug.", "September": "Sept.",
-             "October": "Oct.", "November": "Nov.", "December": "Dec."}.get(month, month)  # fmt: skip
+    short = {
+        "January": "Jan.",
+        "February": "Feb.",
+        "August": "Aug.",
+        "September": "Sept.",
+        "October": "Oct.",
+        "November": "Nov.",
+        "December": "Dec.",
+    }.get(month, month)
     return f"{short} {on.day}, {on.year}"
 
 
 def test_a_message_outside_contact_hours_waits_for_the_next_window() -> None:
     night = datetime(2026, 11, 24, 22, 30, tzinfo=NAIROBI)
     assert contact_slot(country="KE", tz="Africa/Nairobi", at=night) == datetime(
-        2026, 11, 25, 7, 0, tzinfo=NAIROBI)  # fmt: skip
+        2026, 11, 25, 7, 0, tzinfo=NAIROBI
+    )
     early = datetime(2026, 11, 24, 5, 0, tzinfo=NAIROBI)
     assert contact_slot(country="KE", tz="Africa/Nairobi", at=early) == datetime(
-        2026, 11, 24, 7, 0, tzinfo=NAIROBI)  # fmt: skip
+        2026, 11, 24, 7, 0, tzinfo=NAIROBI
+    )
     assert contact_slot(country="KE", tz="Africa/Nairobi", at=MORNING) == MORNING
     # the same instant is already out of hours in Colombia (07:00-19:00 local)
     bogota = datetime(2026, 11, 24, 19, 30, tzinfo=ZoneInfo("America/Bogota"))
@@ -53,8 +62,14 @@ def test_a_message_outside_contact_hours_waits_for_the_next_window() -> None:
 
 
 def _draft(loan, n: int, kind: str = "overdue") -> Draft:
-    return Draft(customer_id=loan.customer_id, loan_id=loan.pk, kind=kind, locale="en",
-                 body=f"Message {n}", dedupe_key=f"{kind}:test:{n}")  # fmt: skip
+    return Draft(
+        customer_id=loan.customer_id,
+        loan_id=loan.pk,
+        kind=kind,
+        locale="en",
+        body=f"Message {n}",
+        dedupe_key=f"{kind}:test:{n}",
+    )
 
 
 def test_the_weekly_limit_suppresses_reminders_but_never_receipts(lender_a) -> None:
@@ -128,9 +143,16 @@ def test_an_overdue_notice_is_queued_once_and_not_after_the_customer_paid(lender
     on = paid.loan.installments.order_by("sequence").first().due_date + timedelta(days=20)
     loan_stage_sweep(lender_id=lender_a.pk, business_date=on, id_from=0, id_to=10**12)
     arrears = sum(i.total_due for i in paid.loan.installments.filter(due_date__lte=on))
-    payment_record(loan_id=paid.loan.pk, amount=Money(arrears, lender_a.currency), channel="manual",
-                   provider="manual", provider_ref="r-1", received_at=timezone.now(),
-                   actor=Actor.system(), reason="Cash.")  # fmt: skip
+    payment_record(
+        loan_id=paid.loan.pk,
+        amount=Money(arrears, lender_a.currency),
+        channel="manual",
+        provider="manual",
+        provider_ref="r-1",
+        received_at=timezone.now(),
+        actor=Actor.system(),
+        reason="Cash.",
+    )
     args = {"lender_id": lender_a.pk, "business_date": on, "id_from": 0, "id_to": 10**12}
     assert overdue_notices_queue(**args) == 1
     assert overdue_notices_queue(**args) == 0
@@ -146,13 +168,19 @@ def test_notices_go_through_the_phone_and_by_sms_when_not_acknowledged(
     device, secret, _ = enrolled_phone(lender_a, fcm_token="tok-1")
     silent, _, _ = enrolled_phone(lender_a)  # no push address: straight to SMS
     with time_machine.travel(MORNING, tick=False):
-        notifications_queue(lender=lender_a, drafts=[_draft(device.loan, 1), _draft(device.loan, 2),
-                                                     _draft(silent.loan, 3)])  # fmt: skip
+        notifications_queue(
+            lender=lender_a,
+            drafts=[_draft(device.loan, 1), _draft(device.loan, 2), _draft(silent.loan, 3)],
+        )
         assert notifications_dispatch() == {"pushed": 2, "sms": 1, "fallback": 0}
     assert PushNudge.objects.filter(device=device, version=device.desired_version).count() == 2
     assert [body for _, body in sms_outbox] == ["Message 3"]
-    response = client.post("/api/agent/v1/check-in", {"version": 1}, content_type="application/json",
-                           HTTP_AUTHORIZATION=f"Device {device.pk}:{secret}")  # fmt: skip
+    response = client.post(
+        "/api/agent/v1/check-in",
+        {"version": 1},
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Device {device.pk}:{secret}",
+    )
     notices = response.json()["notices"]
     assert [n["body"] for n in notices] == ["Message 1", "Message 2"]
     assert notices_ack(loan_id=device.loan_id, ids=[notices[0]["id"]]) == 1
@@ -161,7 +189,9 @@ def test_notices_go_through_the_phone_and_by_sms_when_not_acknowledged(
         assert notifications_dispatch()["fallback"] == 1  # the one not shown goes by SMS
     assert [body for _, body in sms_outbox] == ["Message 3", "Message 2"]
     assert dict(Notification.objects.filter(loan=device.loan).values_list("body", "status")) == {
-        "Message 1": "acked", "Message 2": "sms"}  # fmt: skip
+        "Message 1": "acked",
+        "Message 2": "sms",
+    }
 
 
 def test_an_sms_fallback_waits_for_contact_hours(lender_a, settings, sms_outbox) -> None:
@@ -181,9 +211,16 @@ def test_a_payment_receipt_says_what_is_left_once(lender_a) -> None:
     device, _, _ = enrolled_phone(lender_a)
     loan = device.loan
     total = sum(i.total_due for i in loan.installments.all())
-    outcome = payment_record(loan_id=loan.pk, amount=Money(Decimal(1000), lender_a.currency),
-                             channel="manual", provider="manual", provider_ref="r-1",
-                             received_at=timezone.now(), actor=Actor.system(), reason="Cash.")  # fmt: skip
+    outcome = payment_record(
+        loan_id=loan.pk,
+        amount=Money(Decimal(1000), lender_a.currency),
+        channel="manual",
+        provider="manual",
+        provider_ref="r-1",
+        received_at=timezone.now(),
+        actor=Actor.system(),
+        reason="Cash.",
+    )
     assert payment_receipt_queue(payment_id=outcome.payment.pk) is True
     assert payment_receipt_queue(payment_id=outcome.payment.pk) is False
     receipt = Notification.objects.get(loan=loan, kind="payment")
@@ -201,11 +238,12 @@ def test_messages_are_written_in_the_customers_language() -> None:
         "Su cuota tiene 20 días de atraso. Si no se paga antes del 24 de diciembre de 2026, "
         "el teléfono se bloqueará (las llamadas de emergencia siempre funcionan)."
     )
-    assert render("payment", locale="es", currency="MXN", amount=Decimal("1234.5"),
-                  balance=Decimal("10000")) == (
+    assert render(
+        "payment", locale="es", currency="MXN", amount=Decimal("1234.5"), balance=Decimal("10000")
+    ) == (
         # Django's Spanish formats group thousands with a no-break space
         "Recibimos MXN 1\xa0234,50. Gracias. Saldo pendiente: MXN 10\xa0000,00."
-    )  # fmt: skip
+    )
     assert render("due_today", locale="zh-hans", currency="CNY", amount=Decimal("88")) == (
         "您的分期款 CNY 88.00 今天到期。"
     )

@@ -39,10 +39,14 @@ def counter(lender_a):
 def walk_to_consent(client, lender, product, imei: str) -> Sale:
     client.post(reverse("pos:home"), {"lender": lender.pk})
     sale = Sale.objects.latest("created_at")
-    client.post(reverse("pos:customer", args=[sale.public_id]),
-                {"full_name": "Amina Wanjiru", "phone": "0712 345 678", "national_id": "23456781"})  # fmt: skip
-    client.post(reverse("pos:phone", args=[sale.public_id]),
-                {"imei": imei, "brand": "Tecno", "model_name": "Spark 20", "price": "24000"})  # fmt: skip
+    client.post(
+        reverse("pos:customer", args=[sale.public_id]),
+        {"full_name": "Amina Wanjiru", "phone": "0712 345 678", "national_id": "23456781"},
+    )
+    client.post(
+        reverse("pos:phone", args=[sale.public_id]),
+        {"imei": imei, "brand": "Tecno", "model_name": "Spark 20", "price": "24000"},
+    )
     client.post(
         reverse("pos:plan", args=[sale.public_id]), {"product": product.pk, "down_payment": "4000"}
     )
@@ -117,10 +121,14 @@ def test_bad_imeis_are_explained(counter, lender_a, imei, message) -> None:
     client, _, _ = counter
     client.post(reverse("pos:home"), {"lender": lender_a.pk})
     sale = Sale.objects.get()
-    client.post(reverse("pos:customer", args=[sale.public_id]),
-                {"full_name": "A B", "phone": "0712345678", "national_id": "1"})  # fmt: skip
-    response = client.post(reverse("pos:phone", args=[sale.public_id]),
-                           {"imei": imei, "brand": "X", "model_name": "Y", "price": "100"})  # fmt: skip
+    client.post(
+        reverse("pos:customer", args=[sale.public_id]),
+        {"full_name": "A B", "phone": "0712345678", "national_id": "1"},
+    )
+    response = client.post(
+        reverse("pos:phone", args=[sale.public_id]),
+        {"imei": imei, "brand": "X", "model_name": "Y", "price": "100"},
+    )
     assert message in response.content.decode()
 
 
@@ -137,10 +145,14 @@ def test_a_phone_already_on_an_open_loan_is_refused(counter, lender_a) -> None:
     client, _, _ = counter
     client.post(reverse("pos:home"), {"lender": lender_a.pk})
     sale = Sale.objects.latest("created_at")
-    client.post(reverse("pos:customer", args=[sale.public_id]),
-                {"full_name": "A B", "phone": "0712345678", "national_id": "1"})  # fmt: skip
-    response = client.post(reverse("pos:phone", args=[sale.public_id]),
-                           {"imei": imei, "brand": "X", "model_name": "Y", "price": "100"})  # fmt: skip
+    client.post(
+        reverse("pos:customer", args=[sale.public_id]),
+        {"full_name": "A B", "phone": "0712345678", "national_id": "1"},
+    )
+    response = client.post(
+        reverse("pos:phone", args=[sale.public_id]),
+        {"imei": imei, "brand": "X", "model_name": "Y", "price": "100"},
+    )
     assert "already the collateral" in response.content.decode()
 
 
@@ -185,8 +197,9 @@ def test_another_shops_sale_is_not_found(counter, lender_a, lender_b) -> None:
     assert other.get(reverse("pos:consent", args=[sale.public_id])).status_code == 404
 
 
-def test_signing_refuses_terms_that_changed_after_consent(counter, lender_a, sms_outbox,
-                                                          django_capture_on_commit_callbacks) -> None:  # fmt: skip
+def test_signing_refuses_terms_that_changed_after_consent(
+    counter, lender_a, sms_outbox, django_capture_on_commit_callbacks
+) -> None:
     from apps.core.actor import Actor
     from apps.lenders.models import RestrictionPolicy
     from apps.lenders.services import default_stages, restriction_policy_version_create
@@ -198,8 +211,11 @@ def test_signing_refuses_terms_that_changed_after_consent(counter, lender_a, sms
     code = re.search(r"\b(\d{6})\b", sms_outbox[-1][1]).group(1)
     client.post(reverse("pos:consent", args=[sale.public_id]), {"action": "confirm", "code": code})
     stages = [s for s in default_stages("en", country="KE") if s.action != "alarm"]
-    restriction_policy_version_create(policy=RestrictionPolicy.objects.get(lender=lender_a, is_active=True),
-                                      stages=stages, actor=Actor.system())  # fmt: skip
+    restriction_policy_version_create(
+        policy=RestrictionPolicy.objects.get(lender=lender_a, is_active=True),
+        stages=stages,
+        actor=Actor.system(),
+    )
     response = client.post(reverse("pos:sign", args=[sale.public_id]))
     assert "terms changed" in response.content.decode()
     assert not Loan.objects.exists()
@@ -252,12 +268,15 @@ def test_the_plan_step_shows_the_refusal_on_the_down_payment_field_when_the_term
 
 @pytest.mark.parametrize(
     ("language", "new_sale", "imei_help", "switcher"),
-    [("es", "Venta nueva", "Marca *#06# en el teléfono para verlo.", "Idioma"),
-     ("zh-hans", "新销售", "在手机上拨打 *#06# 即可查看。", "语言"),
-     ("en", "New sale", "Dial *#06# on the phone to see it.", "Language")],
-)  # fmt: skip
-def test_the_clerk_switches_the_counter_pages_language(counter, lender_a, language, new_sale, imei_help,
-                                                        switcher) -> None:  # fmt: skip
+    [
+        ("es", "Venta nueva", "Marca *#06# en el teléfono para verlo.", "Idioma"),
+        ("zh-hans", "新销售", "在手机上拨打 *#06# 即可查看。", "语言"),
+        ("en", "New sale", "Dial *#06# on the phone to see it.", "Language"),
+    ],
+)
+def test_the_clerk_switches_the_counter_pages_language(
+    counter, lender_a, language, new_sale, imei_help, switcher
+) -> None:
     client, _, _ = counter
     answer = client.post(
         reverse("set_language"), {"language": language, "next": reverse("pos:home")}
@@ -272,8 +291,10 @@ def test_the_clerk_switches_the_counter_pages_language(counter, lender_a, langua
     assert switcher in home
     client.post(reverse("pos:home"), {"lender": lender_a.pk})
     sale = Sale.objects.latest("created_at")
-    client.post(reverse("pos:customer", args=[sale.public_id]),
-                {"full_name": "Amina Wanjiru", "phone": "0712 345 678", "national_id": "23456781"})  # fmt: skip
+    client.post(
+        reverse("pos:customer", args=[sale.public_id]),
+        {"full_name": "Amina Wanjiru", "phone": "0712 345 678", "national_id": "23456781"},
+    )
     assert imei_help in client.get(reverse("pos:phone", args=[sale.public_id])).content.decode()
 
 

@@ -25,8 +25,16 @@ from tools.run_demo import stop_embedded_postgres
 
 ROOT = Path(__file__).resolve().parents[2]
 # what the test run exports and a user's shell would not: the demo picks its own
-NOT_PASSED = {"DJANGO_SETTINGS_MODULE", "DATABASE_URL", "CELERY_BROKER_URL", "AGENT_API_BASE_URL",
-              "DJANGO_ALLOWED_HOSTS", "DEMO_HOST", "DEMO_PORT", "DEMO_RUN_DIR"}  # fmt: skip
+NOT_PASSED = {
+    "DJANGO_SETTINGS_MODULE",
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "AGENT_API_BASE_URL",
+    "DJANGO_ALLOWED_HOSTS",
+    "DEMO_HOST",
+    "DEMO_PORT",
+    "DEMO_RUN_DIR",
+}
 
 
 def free_port() -> int:
@@ -41,13 +49,22 @@ class Demo:
     def __init__(self, run_dir: Path, port: int) -> None:
         self.run_dir, self.port = run_dir, port
         self.env = {k: v for k, v in os.environ.items() if k not in NOT_PASSED}
-        self.env.update(DEMO_PORT=str(port), DEMO_RUN_DIR=str(run_dir), DEMO_PHONE_INTERVAL="1",
-                        PYTHONUNBUFFERED="1")  # fmt: skip
+        self.env.update(
+            DEMO_PORT=str(port),
+            DEMO_RUN_DIR=str(run_dir),
+            DEMO_PHONE_INTERVAL="1",
+            PYTHONUNBUFFERED="1",
+        )
         self.lines: list[str] = []
         self.process = subprocess.Popen(
-            [sys.executable, "tools/run_demo.py"], cwd=ROOT, env=self.env, text=True,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, "tools/run_demo.py"],
+            cwd=ROOT,
+            env=self.env,
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
 
@@ -73,8 +90,14 @@ class Demo:
     def manage(self, *args: str) -> subprocess.CompletedProcess[str]:
         """A `manage.py` command in another terminal, beside the running demo."""
         env = {**self.env, "DJANGO_SETTINGS_MODULE": "config.settings.local"}
-        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env,
-                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def stop(self) -> int:
         """Ctrl+C's SIGTERM twin; then make sure nothing of it is left running."""
@@ -117,8 +140,9 @@ def test_the_demo_serves_prints_and_enrolls_its_phones_on_the_port_it_is_given(r
         # the provider, from another terminal, pays the late loan at the demo's address
         late = re.search(r"(SC-\w+)  demo-ke  Brian Otieno", demo.output)
         assert late, demo.output
-        paid = demo.manage("provider_webhook", "--lender", "demo-ke", "--loan", late.group(1),
-                           "--amount", "10000")  # fmt: skip
+        paid = demo.manage(
+            "provider_webhook", "--lender", "demo-ke", "--loan", late.group(1), "--amount", "10000"
+        )
         assert paid.returncode == 0, paid.stderr
         # the late loan's phone, one the sweep put at alarms, is normal again
         version = int(locked.group(2))

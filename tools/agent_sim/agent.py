@@ -53,9 +53,16 @@ def read_qr(png: bytes | str | Path) -> dict[str, Any]:
 class Agent:
     """One simulated phone talking to the agent API over HTTP."""
 
-    def __init__(self, *, server: str, token: str, imei: str, fcm_token: str = "",
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 session: requests.Session | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        *,
+        server: str,
+        token: str,
+        imei: str,
+        fcm_token: str = "",
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        session: requests.Session | None = None,
+    ) -> None:
         self.server = server if server.endswith("/") else server + "/"
         self.token, self.imei = token, imei
         self.fcm_token = fcm_token or f"sim-{imei}"
@@ -92,27 +99,43 @@ class Agent:
 
     def enroll(self) -> int:
         own = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        response = self._post("enroll", {
-            "token": self.token, "imei": self.imei, "serial": f"SIM{self.imei[-6:]}",
-            "model": "Simulated", "android_version": "14", "agent_version": AGENT_VERSION,
-            "fcm_token": self.fcm_token, "agent_public_key": base64.b64encode(own).decode(),
-        }, auth=False)  # fmt: skip
+        response = self._post(
+            "enroll",
+            {
+                "token": self.token,
+                "imei": self.imei,
+                "serial": f"SIM{self.imei[-6:]}",
+                "model": "Simulated",
+                "android_version": "14",
+                "agent_version": AGENT_VERSION,
+                "fcm_token": self.fcm_token,
+                "agent_public_key": base64.b64encode(own).decode(),
+            },
+            auth=False,
+        )
         if response.status_code != 201:
             raise RuntimeError(f"enrollment refused: {response.status_code} {response.text}")
         body = response.json()
         self.device_id, self.secret = body["device_id"], body["device_secret"]
-        self.verifier = StateVerifier(device_id=body["device_id"],
-                                      keys={body["key_version"]: public_key(body["lender_public_key"])})  # fmt: skip
+        self.verifier = StateVerifier(
+            device_id=body["device_id"],
+            keys={body["key_version"]: public_key(body["lender_public_key"])},
+        )
         logger.info("enrolled device=%s", self.device_id)
         return self.device_id
 
     def check_in(self) -> str | None:
         """Check in; apply and ack a newer state. Returns what happened, or None if nothing new."""
         with self._lock:
-            response = self._post("check-in", {
-                "version": self.phone.version, "agent_version": AGENT_VERSION, "battery": 80,
-                "iccid_sha256": hashlib.sha256(self.iccid.encode()).hexdigest(),
-            })  # fmt: skip
+            response = self._post(
+                "check-in",
+                {
+                    "version": self.phone.version,
+                    "agent_version": AGENT_VERSION,
+                    "battery": 80,
+                    "iccid_sha256": hashlib.sha256(self.iccid.encode()).hexdigest(),
+                },
+            )
             response.raise_for_status()
             body = response.json()
             self._show(body.get("notices") or [])
@@ -157,8 +180,12 @@ class Agent:
         return document["level"]
 
     def report(self, kind: str, **detail: Any) -> dict[str, Any]:
-        body = {"event_id": uuid.uuid4().hex, "kind": kind,
-                "occurred_at": self.clock().isoformat(), "detail": detail}  # fmt: skip
+        body = {
+            "event_id": uuid.uuid4().hex,
+            "kind": kind,
+            "occurred_at": self.clock().isoformat(),
+            "detail": detail,
+        }
         response = self._post("events", body)
         response.raise_for_status()
         return response.json()  # type: ignore[no-any-return]
@@ -174,13 +201,24 @@ class Agent:
         """Credentials, trusted key and applied state: what survives a reboot of the phone."""
         if self.verifier is None:
             raise RuntimeError("enroll first")
-        keys = {str(version): base64.b64encode(key.public_bytes(Encoding.Raw, PublicFormat.Raw)).decode()
-                for version, key in self.verifier.keys.items()}  # fmt: skip
-        saved = json.dumps({
-            "server": self.server, "imei": self.imei, "fcm_token": self.fcm_token,
-            "device_id": self.device_id, "secret": self.secret, "lender_keys": keys,
-            "version": self.phone.version, "level": self.phone.level,
-        })  # fmt: skip
+        keys = {
+            str(version): base64.b64encode(
+                key.public_bytes(Encoding.Raw, PublicFormat.Raw)
+            ).decode()
+            for version, key in self.verifier.keys.items()
+        }
+        saved = json.dumps(
+            {
+                "server": self.server,
+                "imei": self.imei,
+                "fcm_token": self.fcm_token,
+                "device_id": self.device_id,
+                "secret": self.secret,
+                "lender_keys": keys,
+                "version": self.phone.version,
+                "level": self.phone.level,
+            }
+        )
         # created readable by its owner only, before the secret is written into it
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
@@ -198,8 +236,10 @@ class Agent:
             **kwargs,
         )
         agent.device_id, agent.secret = saved["device_id"], saved["secret"]
-        agent.verifier = StateVerifier(device_id=saved["device_id"],
-                                       keys={int(v): public_key(k) for v, k in saved["lender_keys"].items()})  # fmt: skip
+        agent.verifier = StateVerifier(
+            device_id=saved["device_id"],
+            keys={int(v): public_key(k) for v, k in saved["lender_keys"].items()},
+        )
         agent.phone.version, agent.phone.level = saved["version"], saved["level"]
         return agent
 

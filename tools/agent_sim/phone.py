@@ -105,8 +105,14 @@ class Phone:
 
     def apply(self, document: dict[str, Any]) -> None:
         self.version, self.level = document["version"], document["level"]
-        for name in ("wallpaper_text", "lock_screen_text", "blocked_packages",
-                     "blocked_categories", "alarm_times", "always_allowed_packages"):  # fmt: skip
+        for name in (
+            "wallpaper_text",
+            "lock_screen_text",
+            "blocked_packages",
+            "blocked_categories",
+            "alarm_times",
+            "always_allowed_packages",
+        ):
             setattr(self, name, document.get(name, getattr(self, name)))
         # the calendar is the state's own: one without it rings nothing
         self.alarm_days = document.get("alarm_days", {})

@@ -27,12 +27,31 @@ def lender_seed(*, slug: str, name: str) -> Any:
     with transaction.atomic():
         lender = Lender.objects.filter(slug=slug).first()
         if lender is None:
-            lender = lender_create(name=name, slug=slug, country="KE", currency="KES",
-                                   timezone="Africa/Nairobi", locale="en", actor=actor)  # fmt: skip
-            restriction_policy_create(lender=lender, name="Standard", stages=default_stages("en", country="KE"),
-                                      actor=actor)  # fmt: skip
-            loan_product_save(product=LoanProduct(lender=lender, name="12m", installments=12, frequency="monthly",
-                                                  interest_rate_percent=Decimal(3)), actor=actor)  # fmt: skip
+            lender = lender_create(
+                name=name,
+                slug=slug,
+                country="KE",
+                currency="KES",
+                timezone="Africa/Nairobi",
+                locale="en",
+                actor=actor,
+            )
+            restriction_policy_create(
+                lender=lender,
+                name="Standard",
+                stages=default_stages("en", country="KE"),
+                actor=actor,
+            )
+            loan_product_save(
+                product=LoanProduct(
+                    lender=lender,
+                    name="12m",
+                    installments=12,
+                    frequency="monthly",
+                    interest_rate_percent=Decimal(3),
+                ),
+                actor=actor,
+            )
     return lender
 
 
@@ -56,13 +75,29 @@ def loans_seed(*, lender: Any, loans: int, tag: str = "B", phone_offset: int = 0
     existing = Customer.objects.filter(lender=lender, national_id__regex=rf"^{tag}[0-9]+$").count()
     for n in range(existing, loans):
         with transaction.atomic():
-            customer, _ = customer_get_or_create(lender=lender, full_name=f"Bench {n}",
-                                                 phone=f"07{(phone_offset + n) % 10**8:08d}",
-                                                 national_id=f"{tag}{n}", actor=actor)  # fmt: skip
-            consent = consent_record_demo_seed(customer=customer, text="Benchmark terms", text_version="bench",
-                                               clerk_id=clerk.user_id, shop_id=shop.pk, actor=actor)  # fmt: skip
-            loan_sign(customer=customer, consent=consent, product=product, device_price=Money(Decimal(10**6), "KES"),
-                      down_payment=Money(Decimal(1000), "KES"), actor=actor)  # fmt: skip
+            customer, _ = customer_get_or_create(
+                lender=lender,
+                full_name=f"Bench {n}",
+                phone=f"07{(phone_offset + n) % 10**8:08d}",
+                national_id=f"{tag}{n}",
+                actor=actor,
+            )
+            consent = consent_record_demo_seed(
+                customer=customer,
+                text="Benchmark terms",
+                text_version="bench",
+                clerk_id=clerk.user_id,
+                shop_id=shop.pk,
+                actor=actor,
+            )
+            loan_sign(
+                customer=customer,
+                consent=consent,
+                product=product,
+                device_price=Money(Decimal(10**6), "KES"),
+                down_payment=Money(Decimal(1000), "KES"),
+                actor=actor,
+            )
 
 
 def device_secret(imei: str) -> str:
@@ -90,14 +125,29 @@ def template_loan_seed(lender: Any) -> Any:
         template = Loan.objects.filter(lender=lender).order_by("pk").first()
         if template is None:
             shop, clerk = demo_counter(lender)
-            customer, _ = customer_get_or_create(lender=lender, full_name="Bench Agent", phone="0700000001",
-                                                 national_id="BA1", actor=actor)  # fmt: skip
-            consent = consent_record_demo_seed(customer=customer, text="Benchmark terms", text_version="bench",
-                                               clerk_id=clerk.user_id, shop_id=shop.pk, actor=actor)  # fmt: skip
-            template = loan_sign(customer=customer, consent=consent,
-                                 product=LoanProduct.objects.filter(lender=lender).order_by("pk").first(),
-                                 device_price=Money(Decimal(12000), "KES"), down_payment=Money(Decimal(2000), "KES"),
-                                 actor=actor)  # fmt: skip
+            customer, _ = customer_get_or_create(
+                lender=lender,
+                full_name="Bench Agent",
+                phone="0700000001",
+                national_id="BA1",
+                actor=actor,
+            )
+            consent = consent_record_demo_seed(
+                customer=customer,
+                text="Benchmark terms",
+                text_version="bench",
+                clerk_id=clerk.user_id,
+                shop_id=shop.pk,
+                actor=actor,
+            )
+            template = loan_sign(
+                customer=customer,
+                consent=consent,
+                product=LoanProduct.objects.filter(lender=lender).order_by("pk").first(),
+                device_price=Money(Decimal(12000), "KES"),
+                down_payment=Money(Decimal(2000), "KES"),
+                actor=actor,
+            )
     return template
 
 
@@ -105,8 +155,11 @@ def copies(instance: Any, rows: list[dict[str, Any]]) -> list[Any]:
     """Unsaved copies of ``instance`` (without its id and timestamps), one per dict of the
     fields that differ."""
     model = type(instance)
-    common = {f.attname: getattr(instance, f.attname) for f in model._meta.concrete_fields
-              if f.attname not in ("id", "created_at", "updated_at")}  # fmt: skip
+    common = {
+        f.attname: getattr(instance, f.attname)
+        for f in model._meta.concrete_fields
+        if f.attname not in ("id", "created_at", "updated_at")
+    }
     return [model(**(common | row)) for row in rows]
 
 
@@ -141,19 +194,37 @@ def enrolled_seed(*, lender: Any, template: Any, devices: int) -> None:
             consents = ConsentRecord.objects.bulk_create(
                 copies(template.consent, [{"challenge_id": c.pk} for c in challenges])
             )
-            loans = Loan.objects.bulk_create(copies(template, [
-                {"reference": f"BA-{n:08d}", "consent_id": c.pk, "idempotency_key": None}
-                for n, c in zip(numbers, consents, strict=True)
-            ]))  # fmt: skip
+            loans = Loan.objects.bulk_create(
+                copies(
+                    template,
+                    [
+                        {"reference": f"BA-{n:08d}", "consent_id": c.pk, "idempotency_key": None}
+                        for n, c in zip(numbers, consents, strict=True)
+                    ],
+                )
+            )
             imeis = [f"35{n:013d}" for n in numbers]
             phones = Device.objects.bulk_create(
-                Device(lender=lender, loan=loan, imei=imei, brand="Bench", model_name="A1",
-                       status=Device.Status.ENROLLED, credential_hash=sha256_hex(device_secret(imei)),
-                       enrolled_at=timezone.now(), agent_version="1.0", key_version=key_version)
+                Device(
+                    lender=lender,
+                    loan=loan,
+                    imei=imei,
+                    brand="Bench",
+                    model_name="A1",
+                    status=Device.Status.ENROLLED,
+                    credential_hash=sha256_hex(device_secret(imei)),
+                    enrolled_at=timezone.now(),
+                    agent_version="1.0",
+                    key_version=key_version,
+                )
                 for loan, imei in zip(loans, imeis, strict=True)
-            )  # fmt: skip
+            )
             ids = [phone.pk for phone in phones]
             # Their nudges find no push address: the relay started after commit marks them dead.
-            device_states_write(lender_id=lender.pk, actor=Actor.system(), reason="Benchmark phones.",
-                                changes=[StateChange.of(device_id=pk, level="normal", locale="en") for pk in ids])  # fmt: skip
+            device_states_write(
+                lender_id=lender.pk,
+                actor=Actor.system(),
+                reason="Benchmark phones.",
+                changes=[StateChange.of(device_id=pk, level="normal", locale="en") for pk in ids],
+            )
             Device.objects.filter(pk__in=ids).update(acked_version=1, acked_at=timezone.now())

@@ -36,10 +36,25 @@ class RedisServer:
             if self.keep
             else ["--appendonly", "no"]
         )
-        subprocess.run([shutil.which("redis-server") or "redis-server", "--port", str(self.port),
-                        "--bind", "127.0.0.1", "--dir", str(self.folder), "--save", "", *persistence,
-                        "--daemonize", "yes", "--logfile", str(self.folder / "redis.log")],
-                       check=True)  # fmt: skip
+        subprocess.run(
+            [
+                shutil.which("redis-server") or "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.folder),
+                "--save",
+                "",
+                *persistence,
+                "--daemonize",
+                "yes",
+                "--logfile",
+                str(self.folder / "redis.log"),
+            ],
+            check=True,
+        )
         deadline = time.monotonic() + 10
         while self.cli("PING") != "PONG":
             if time.monotonic() > deadline:
@@ -50,8 +65,12 @@ class RedisServer:
         self.cli("SHUTDOWN")  # with keep, writes the append-only file first
 
     def cli(self, *args: str) -> str:
-        done = subprocess.run([shutil.which("redis-cli") or "redis-cli", "-p", str(self.port), *args],
-                              capture_output=True, text=True, check=False)  # fmt: skip
+        done = subprocess.run(
+            [shutil.which("redis-cli") or "redis-cli", "-p", str(self.port), *args],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         return done.stdout.strip()
 
     def queued(self) -> int:
@@ -67,9 +86,24 @@ class RedisServer:
 
 def celery_worker_command(name: str, *, queues: str = "", loglevel: str = "WARNING") -> list[str]:
     """A one-process Celery worker of the product (all queues unless ``queues``)."""
-    return [sys.executable, "-m", "celery", "-A", "config", "worker", "-P", "solo", "-n", f"{name}@run",
-            *(["-Q", queues] if queues else []), "-l", loglevel, "--without-gossip",
-            "--without-mingle", "--without-heartbeat"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "-P",
+        "solo",
+        "-n",
+        f"{name}@run",
+        *(["-Q", queues] if queues else []),
+        "-l",
+        loglevel,
+        "--without-gossip",
+        "--without-mingle",
+        "--without-heartbeat",
+    ]
 
 
 def start_server(
@@ -78,9 +112,23 @@ def start_server(
     """gunicorn on loopback ``port``, once it accepts connections; its output to ``log``
     (default: ours)."""
     worker_class = ["--worker-class", "sync"] if threads == 1 else ["--threads", str(threads)]
-    command = [sys.executable, "-m", "gunicorn", "config.wsgi:application", "--bind", f"127.0.0.1:{port}",
-               "--workers", str(workers), *worker_class, "--keep-alive", "30",
-               "--log-level", "warning", "--timeout", "60"]  # fmt: skip
+    command = [
+        sys.executable,
+        "-m",
+        "gunicorn",
+        "config.wsgi:application",
+        "--bind",
+        f"127.0.0.1:{port}",
+        "--workers",
+        str(workers),
+        *worker_class,
+        "--keep-alive",
+        "30",
+        "--log-level",
+        "warning",
+        "--timeout",
+        "60",
+    ]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
@@ -140,8 +188,10 @@ def database_url() -> str:
     from django.db import connection
 
     db = connection.settings_dict
-    return (f"postgres://{quote(db['USER'], safe='')}:{quote(db['PASSWORD'], safe='')}"
-            f"@{db['HOST']}:{db['PORT']}/{quote(db['NAME'], safe='')}")  # fmt: skip
+    return (
+        f"postgres://{quote(db['USER'], safe='')}:{quote(db['PASSWORD'], safe='')}"
+        f"@{db['HOST']}:{db['PORT']}/{quote(db['NAME'], safe='')}"
+    )
 
 
 def database_backend_pids() -> list[int]:

@@ -97,10 +97,20 @@ def put_behind(*, lender: Any, phones: list[int]) -> None:
     from apps.devices.services.state import StateChange, device_states_write
 
     with transaction.atomic():
-        device_states_write(lender_id=lender.pk, actor=Actor.system(), reason="Benchmark run.",
-                            changes=[StateChange.of(device_id=pk, level="reminder", locale="en",
-                                                    wallpaper_text="Your payment is due.")
-                                     for pk in phones[::BEHIND_EVERY]])  # fmt: skip
+        device_states_write(
+            lender_id=lender.pk,
+            actor=Actor.system(),
+            reason="Benchmark run.",
+            changes=[
+                StateChange.of(
+                    device_id=pk,
+                    level="reminder",
+                    locale="en",
+                    wallpaper_text="Your payment is due.",
+                )
+                for pk in phones[::BEHIND_EVERY]
+            ],
+        )
 
 
 def seed_push_phones(*, lender: Any, template: Any, phones: int) -> list[int]:
@@ -118,11 +128,18 @@ def seed_push_phones(*, lender: Any, template: Any, phones: int) -> list[int]:
     for first in range(released.count(), phones, CHUNK):
         now = timezone.now()
         Device.objects.bulk_create(
-            Device(lender=lender, loan=template, imei=f"36{n:013d}", brand="Bench", model_name="A1",
-                   status=Device.Status.RELEASED, released_at=now,
-                   fcm_token=f"bench{n:07d}:APA91b{'x' * 140}")
+            Device(
+                lender=lender,
+                loan=template,
+                imei=f"36{n:013d}",
+                brand="Bench",
+                model_name="A1",
+                status=Device.Status.RELEASED,
+                released_at=now,
+                fcm_token=f"bench{n:07d}:APA91b{'x' * 140}",
+            )
             for n in range(first, min(first + CHUNK, phones))
-        )  # fmt: skip
+        )
     return list(released.order_by("pk").values_list("pk", flat=True)[:phones])
 
 
@@ -216,8 +233,10 @@ def run_checkins(*, phones: list[Phone], args: argparse.Namespace) -> CheckInFig
     def run(todo: list[bytes], out: Answers) -> None:
         # Interleaved: at any moment the clients work on neighbouring requests, which
         # are distinct phones, so they do not queue on one phone's row lock.
-        threads = [threading.Thread(target=fire, args=(todo[c :: args.concurrency], out))
-                   for c in range(args.concurrency)]  # fmt: skip
+        threads = [
+            threading.Thread(target=fire, args=(todo[c :: args.concurrency], out))
+            for c in range(args.concurrency)
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -244,9 +263,19 @@ def run_checkins(*, phones: list[Phone], args: argparse.Namespace) -> CheckInFig
     busy = (sum(machine_after) - machine_after.idle - machine_after.iowait) - (
         sum(machine_before) - machine_before.idle - machine_before.iowait
     )
-    return CheckInFigures(sent=len(requests), behind=behind, elapsed=elapsed, app_cpu=app_cpu, db_cpu=db_cpu,
-                          own_cpu=own_cpu, busy=busy, latencies=sorted(answers.latencies),
-                          errors=answers.errors, states=answers.states, server_rss=server_rss)  # fmt: skip
+    return CheckInFigures(
+        sent=len(requests),
+        behind=behind,
+        elapsed=elapsed,
+        app_cpu=app_cpu,
+        db_cpu=db_cpu,
+        own_cpu=own_cpu,
+        busy=busy,
+        latencies=sorted(answers.latencies),
+        errors=answers.errors,
+        states=answers.states,
+        server_rss=server_rss,
+    )
 
 
 @dataclass
@@ -278,8 +307,12 @@ class TallyingGateway:
 
 
 def start_fake_fcm() -> tuple[subprocess.Popen[str], int]:
-    fake = subprocess.Popen([sys.executable, "-m", "tests.fakes.fcm", "--no-record"], cwd=ROOT,
-                            stdout=subprocess.PIPE, text=True)  # fmt: skip
+    fake = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.fcm", "--no-record"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     line = fake.stdout.readline() if fake.stdout else ""
     if not line.strip().isdigit():
         fake.kill()
@@ -316,8 +349,13 @@ def run_pushes(*, lender: Any, phone_ids: list[int]) -> PushFigures:
         with tempfile.TemporaryDirectory() as folder:
             base = f"http://127.0.0.1:{port}"
             credentials = service_account_file(Path(folder) / "fcm.json", token_uri=f"{base}/token")
-            gateway = TallyingGateway(FcmGateway(credentials_file=str(credentials), api_base=base,
-                                                 ttl_seconds=settings.PUSH_TTL_SECONDS))  # fmt: skip
+            gateway = TallyingGateway(
+                FcmGateway(
+                    credentials_file=str(credentials),
+                    api_base=base,
+                    ttl_seconds=settings.PUSH_TTL_SECONDS,
+                )
+            )
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_backend_pid()")
                 (backend,) = cursor.fetchone()
@@ -345,10 +383,19 @@ def run_pushes(*, lender: Any, phone_ids: list[int]) -> PushFigures:
         fake.terminate()
         fake.wait(timeout=20)
     sent = PushNudge.objects.filter(lender=lender, status=PushNudge.Status.SENT).count()
-    return PushFigures(nudges=len(phone_ids), elapsed=elapsed, batches=batches,
-                       results=dict(gateway.results), sent=sent, fake=counts, sender_cpu=cpu[me.pid],
-                       fake_cpu=cpu.get(fake.pid, 0.0), db_cpu=cpu.get(backend, 0.0),
-                       rss_before=rss_before, rss_after=rss_after)  # fmt: skip
+    return PushFigures(
+        nudges=len(phone_ids),
+        elapsed=elapsed,
+        batches=batches,
+        results=dict(gateway.results),
+        sent=sent,
+        fake=counts,
+        sender_cpu=cpu[me.pid],
+        fake_cpu=cpu.get(fake.pid, 0.0),
+        db_cpu=cpu.get(backend, 0.0),
+        rss_before=rss_before,
+        rss_after=rss_after,
+    )
 
 
 def row(label: str, value: str, target: str = "", ok: bool | None = None) -> None:
@@ -366,20 +413,37 @@ def report(c: CheckInFigures, p: PushFigures, args: argparse.Namespace, phones: 
     behind = c.behind
     lat = c.latencies
     ms = " / ".join(f"{percentile(lat, q):.1f}" for q in (50, 95, 99))
-    print(f"bench-agent: {c.sent} check-ins from {phones} enrolled phones (1 in {BEHIND_EVERY} behind), "
-          f"{args.concurrency} connections, gunicorn {args.workers} sync workers, PostgreSQL")  # fmt: skip
+    print(
+        f"bench-agent: {c.sent} check-ins from {phones} enrolled phones (1 in {BEHIND_EVERY} behind), "
+        f"{args.concurrency} connections, gunicorn {args.workers} sync workers, PostgreSQL"
+    )
     row("check-ins", "", "target")
     row("throughput", f"{rate:.1f}/s ({rate / args.workers:.1f} per worker)")
-    row("per app core", f"{per_core:.1f}/s (app used {app_cores:.2f} cores)",
-        f">= {CHECKIN_TARGET}/s", per_core >= CHECKIN_TARGET)  # fmt: skip
+    row(
+        "per app core",
+        f"{per_core:.1f}/s (app used {app_cores:.2f} cores)",
+        f">= {CHECKIN_TARGET}/s",
+        per_core >= CHECKIN_TARGET,
+    )
     row("latency p50 / p95 / p99, max", f"{ms} ms, {lat[-1] if lat else float('nan'):.1f} ms")
-    row("cpu per check-in", f"app {c.app_cpu / c.sent * 1000:.2f} ms, PostgreSQL {c.db_cpu / c.sent * 1000:.2f} ms, "
-        f"load generator {c.own_cpu / c.sent * 1000:.2f} ms")  # fmt: skip
+    row(
+        "cpu per check-in",
+        f"app {c.app_cpu / c.sent * 1000:.2f} ms, PostgreSQL {c.db_cpu / c.sent * 1000:.2f} ms, "
+        f"load generator {c.own_cpu / c.sent * 1000:.2f} ms",
+    )
     row("machine", f"{c.busy / c.elapsed / cores:.0%} busy of {cores} cores")
-    row("errors (any answer but 200)", str(len(c.errors)) + (f", first: {c.errors[0]}" if c.errors else ""),
-        "0", not c.errors)  # fmt: skip
-    row("signed states handed out", f"{c.states} for {behind} check-ins from phones behind", str(behind),
-        c.states == behind)  # fmt: skip
+    row(
+        "errors (any answer but 200)",
+        str(len(c.errors)) + (f", first: {c.errors[0]}" if c.errors else ""),
+        "0",
+        not c.errors,
+    )
+    row(
+        "signed states handed out",
+        f"{c.states} for {behind} check-ins from phones behind",
+        str(behind),
+        c.states == behind,
+    )
     rate = p.sent / p.elapsed if p.elapsed else float("nan")
     failures = p.nudges - p.sent
     answers = ", ".join(f"{k} {v}" for k, v in sorted(p.results.items()))
@@ -389,15 +453,30 @@ def report(c: CheckInFigures, p: PushFigures, args: argparse.Namespace, phones: 
         f"fcm fan-out: {p.nudges} nudges",
         "push_relay_run + FcmGateway here, fake FCM in another process",
     )
-    row("messages/s (1 sender process)", f"{rate:.1f}/s ({p.sent} sent in {p.elapsed:.1f} s, {p.batches} batches)",
-        f">= {PUSH_TARGET}/s", rate >= PUSH_TARGET)  # fmt: skip
-    row("fake FCM accepted", f"{accepted} (refused {p.fake.get('refused')}, "
-        f"token requests {p.fake.get('token_requests')})", str(p.nudges), accepted == p.nudges)  # fmt: skip
+    row(
+        "messages/s (1 sender process)",
+        f"{rate:.1f}/s ({p.sent} sent in {p.elapsed:.1f} s, {p.batches} batches)",
+        f">= {PUSH_TARGET}/s",
+        rate >= PUSH_TARGET,
+    )
+    row(
+        "fake FCM accepted",
+        f"{accepted} (refused {p.fake.get('refused')}, "
+        f"token requests {p.fake.get('token_requests')})",
+        str(p.nudges),
+        accepted == p.nudges,
+    )
     row("failures", f"{failures} (gateway answers: {answers})", "0", failures == 0)
-    row("cpu per message", f"sender {p.sender_cpu / sent * 1000:.3f} ms, fake FCM {p.fake_cpu / sent * 1000:.3f} ms, "
-        f"PostgreSQL {p.db_cpu / sent * 1000:.3f} ms")  # fmt: skip
-    row("peak_rss_mib (bench process)", f"{peak_rss_mib():.0f} (RSS {p.rss_before:.0f} MiB before the relay, "
-        f"{p.rss_after:.0f} MiB after)")  # fmt: skip
+    row(
+        "cpu per message",
+        f"sender {p.sender_cpu / sent * 1000:.3f} ms, fake FCM {p.fake_cpu / sent * 1000:.3f} ms, "
+        f"PostgreSQL {p.db_cpu / sent * 1000:.3f} ms",
+    )
+    row(
+        "peak_rss_mib (bench process)",
+        f"{peak_rss_mib():.0f} (RSS {p.rss_before:.0f} MiB before the relay, "
+        f"{p.rss_after:.0f} MiB after)",
+    )
     row("largest server process", f"{c.server_rss:.0f} MiB")
     return not c.errors and c.states == behind and failures == 0 and accepted == p.nudges
 

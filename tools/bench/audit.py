@@ -31,9 +31,14 @@ def run(*, writers: int, events: int) -> dict[str, float]:
     with transaction.atomic():
         slug = f"bench-{uuid.uuid4().hex[:10]}"
         lender = lender_create(
-            name=slug, slug=slug, country="KE", currency="KES", timezone="Africa/Nairobi",
-            locale="en", actor=Actor.system(),
-        )  # fmt: skip
+            name=slug,
+            slug=slug,
+            country="KE",
+            currency="KES",
+            timezone="Africa/Nairobi",
+            locale="en",
+            actor=Actor.system(),
+        )
     connection.close()
     per_writer = events // writers
     call_ms: list[float] = []
@@ -49,9 +54,11 @@ def run(*, writers: int, events: int) -> dict[str, float]:
             with transaction.atomic():
                 t1 = time.perf_counter()
                 audit_event_record(
-                    actor=Actor.system(), action="bench.event.recorded", lender_id=lender.pk,
+                    actor=Actor.system(),
+                    action="bench.event.recorded",
+                    lender_id=lender.pk,
                     data={"writer": n, "i": i, "amount": "125.50"},
-                )  # fmt: skip
+                )
                 t2 = time.perf_counter()
             t3 = time.perf_counter()
             mine_call.append((t2 - t1) * 1000)
@@ -96,8 +103,10 @@ def main() -> None:
     print(
         f"bench-audit: {args.events} events on one lender's chain, PostgreSQL, each in its own transaction"
     )
-    print(f"{'run':<22}{'events/s':>10}{'call p50':>10}{'call p95':>10}{'call p99':>10}"
-          f"{'txn p50':>10}{'txn p95':>10}{'txn p99':>10}  chain")  # fmt: skip
+    print(
+        f"{'run':<22}{'events/s':>10}{'call p50':>10}{'call p95':>10}{'call p99':>10}"
+        f"{'txn p50':>10}{'txn p95':>10}{'txn p99':>10}  chain"
+    )
     for label, writers in (
         ("floor: 1 writer", 1),
         (f"{args.writers} concurrent writers", args.writers),

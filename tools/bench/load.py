@@ -123,12 +123,24 @@ def _payable(lender: Any) -> list[tuple[str, str]]:
 
     rows = (
         Installment.objects.filter(
-            loan__lender=lender, loan__status="active", paid_at__isnull=True,
+            loan__lender=lender,
+            loan__status="active",
+            paid_at__isnull=True,
             loan__customer__national_id__regex=rf"^{CUSTOMER_TAG}[0-9]+$",
-        ).order_by("loan_id", "sequence")
-        .values_list("loan__reference", "principal_amount", "interest_amount", "fee_amount",
-                     "late_fee_amount", "principal_paid", "interest_paid", "fee_paid", "late_fee_paid")
-    )  # fmt: skip
+        )
+        .order_by("loan_id", "sequence")
+        .values_list(
+            "loan__reference",
+            "principal_amount",
+            "interest_amount",
+            "fee_amount",
+            "late_fee_amount",
+            "principal_paid",
+            "interest_paid",
+            "fee_paid",
+            "late_fee_paid",
+        )
+    )
     by_loan: dict[str, list[str]] = defaultdict(list)
     for reference, *parts in rows:
         due = sum(parts[:4], Decimal(0)) - sum(parts[4:], Decimal(0))
@@ -167,8 +179,12 @@ def seed(*, phones: int, loans: int, clients: int, requests: int) -> Plan:
             lender=lender, national_id__regex=rf"^{CUSTOMER_TAG}[0-9]+$"
         )
         more = (paying - len(payments)) // 10 + 1
-        loans_seed(lender=lender, loans=seeded.count() + more, tag=CUSTOMER_TAG,
-                   phone_offset=CUSTOMER_PHONES)  # fmt: skip
+        loans_seed(
+            lender=lender,
+            loans=seeded.count() + more,
+            tag=CUSTOMER_TAG,
+            phone_offset=CUSTOMER_PHONES,
+        )
         payments = _payable(lender)
     shop, _ = demo_counter(lender)
     clerks = [f"load-clerk-{n}" for n in range(clients)]
@@ -188,16 +204,25 @@ def seed(*, phones: int, loans: int, clients: int, requests: int) -> Plan:
         raise SystemExit(
             f"only {len(customers)} customers without a recent login code: --loans more"
         )
-    enrolled = Device.objects.filter(lender=lender, status=Device.Status.ENROLLED,
-                                     imei__startswith="35").order_by("pk")  # fmt: skip
+    enrolled = Device.objects.filter(
+        lender=lender, status=Device.Status.ENROLLED, imei__startswith="35"
+    ).order_by("pk")
     return Plan(
-        slug=lender.slug, lender_id=lender.pk,
-        product_id=LoanProduct.objects.filter(lender=lender).order_by("pk").values_list("pk", flat=True)[0],
+        slug=lender.slug,
+        lender_id=lender.pk,
+        product_id=LoanProduct.objects.filter(lender=lender)
+        .order_by("pk")
+        .values_list("pk", flat=True)[0],
         webhook_secret=webhook_secret_for(lender_slug=lender.slug, provider="demo"),
-        phones=[(pk, device_secret(imei), version)
-                for pk, imei, version in enrolled.values_list("pk", "imei", "acked_version")[:phones]],
-        payments=payments, customers=customers, clerks=clerks, run_id=f"{time.time_ns():x}",
-    )  # fmt: skip
+        phones=[
+            (pk, device_secret(imei), version)
+            for pk, imei, version in enrolled.values_list("pk", "imei", "acked_version")[:phones]
+        ],
+        payments=payments,
+        customers=customers,
+        clerks=clerks,
+        run_id=f"{time.time_ns():x}",
+    )
 
 
 # --- the product's processes -----------------------------------------------------------
@@ -211,9 +236,14 @@ class Product:
         self.broker, self.port = RedisServer(folder), free_port()
         self.spool = folder / "sms.jsonl"
         self.spool.touch()
-        self.env = {**env, "DJANGO_SETTINGS_MODULE": "config.settings.test",
-                    "DJANGO_LOG_LEVEL": "WARNING", "CELERY_TASK_ALWAYS_EAGER": "false",
-                    "CELERY_BROKER_URL": self.broker.url, "FAKE_SMS_SPOOL": str(self.spool)}  # fmt: skip
+        self.env = {
+            **env,
+            "DJANGO_SETTINGS_MODULE": "config.settings.test",
+            "DJANGO_LOG_LEVEL": "WARNING",
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            "CELERY_BROKER_URL": self.broker.url,
+            "FAKE_SMS_SPOOL": str(self.spool),
+        }
         self.env.setdefault("DJANGO_CONN_MAX_AGE", "60")  # production's default
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.logs: list[Path] = [folder / "redis.log"]
@@ -380,8 +410,9 @@ def _token(body: bytes) -> str:
 class Client:
     """One client thread: its own phones, events, clerk and customer, and a sale in progress."""
 
-    def __init__(self, n: int, *, plan: Plan, port: int, clients: int, budget: Budget,
-                 spool: SmsSpool) -> None:  # fmt: skip
+    def __init__(
+        self, n: int, *, plan: Plan, port: int, clients: int, budget: Budget, spool: SmsSpool
+    ) -> None:
         import requests
 
         self.n, self.plan, self.port, self.budget, self.spool = n, plan, port, budget, spool
@@ -436,15 +467,21 @@ class Client:
 
     def _post_json(self, path: str, body: bytes, headers: dict[str, str]) -> bytes:
         head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
-        return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(body)}\r\n{head}\r\n").encode() + body  # fmt: skip
+        return (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{self.port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n{head}\r\n"
+        ).encode() + body
 
     def checkin(self) -> None:
         device_id, secret, version = next(self.phones)
         body = json.dumps({"version": version, "agent_version": "1.0", "battery": 80}).encode()
         label = "POST /api/agent/v1/check-in"
-        status, answer = self._raw(label, self._post_json("/api/agent/v1/check-in", body,
-                                                          {"Authorization": f"Device {device_id}:{secret}"}))  # fmt: skip
+        status, answer = self._raw(
+            label,
+            self._post_json(
+                "/api/agent/v1/check-in", body, {"Authorization": f"Device {device_id}:{secret}"}
+            ),
+        )
         self.results.checkins_by_phone[device_id] += 1
         if status != 200 or not answer.startswith(b'{"state":'):
             self._error(label, f"{status} {answer[:200]!r}")
@@ -461,9 +498,18 @@ class Client:
         else:
             number = len(self.sent)
             reference, amount = payment
-            body = json.dumps({"id": f"evt-{self.plan.run_id}-{self.n}-{number}", "type": "payment.succeeded",
-                               "data": {"loan": reference, "amount": amount, "currency": "KES",
-                                        "reference": f"MP-{self.plan.run_id}-{self.n}-{number}"}}).encode()  # fmt: skip
+            body = json.dumps(
+                {
+                    "id": f"evt-{self.plan.run_id}-{self.n}-{number}",
+                    "type": "payment.succeeded",
+                    "data": {
+                        "loan": reference,
+                        "amount": amount,
+                        "currency": "KES",
+                        "reference": f"MP-{self.plan.run_id}-{self.n}-{number}",
+                    },
+                }
+            ).encode()
             expected = b'"applied"'
         label = "POST /api/payments/v1/webhooks/demo/"
         headers = {
@@ -484,8 +530,17 @@ class Client:
 
     # -- the pages: a browser's session (cookies), redirects read one at a time
 
-    def _page(self, session: Any, method: str, path: str, label: str, *, expect: int,
-              data: dict[str, Any] | None = None, check: Callable[[Any], bool] | None = None) -> Any:  # fmt: skip
+    def _page(
+        self,
+        session: Any,
+        method: str,
+        path: str,
+        label: str,
+        *,
+        expect: int,
+        data: dict[str, Any] | None = None,
+        check: Callable[[Any], bool] | None = None,
+    ) -> Any:
         import requests
 
         self.budget.take()
@@ -503,10 +558,26 @@ class Client:
             self._error(label, f"{answer.status_code} {where} {answer.content[:200]!r}")
         return answer
 
-    def _form(self, session: Any, path: str, label: str, data: dict[str, Any], *, expect: int = 302,
-              token: str, check: Callable[[Any], bool] | None = None) -> Any:  # fmt: skip
-        return self._page(session, "POST", path, f"POST {label}", expect=expect, check=check,
-                          data={"csrfmiddlewaretoken": token, **data})  # fmt: skip
+    def _form(
+        self,
+        session: Any,
+        path: str,
+        label: str,
+        data: dict[str, Any],
+        *,
+        expect: int = 302,
+        token: str,
+        check: Callable[[Any], bool] | None = None,
+    ) -> Any:
+        return self._page(
+            session,
+            "POST",
+            path,
+            f"POST {label}",
+            expect=expect,
+            check=check,
+            data={"csrfmiddlewaretoken": token, **data},
+        )
 
     def _sale(self) -> Iterator[None]:
         """One sale at the counter, a request per step (the clerk logs in once)."""
@@ -514,28 +585,51 @@ class Client:
         if not self.clerk_in:
             page = self._page(clerk, "GET", "/pos/login/", "GET /pos/login/", expect=200)
             yield
-            self._form(clerk, "/pos/login/", "/pos/login/", token=_token(page.content),
-                       data={"username": self.clerk_name, "password": CLERK_PASSWORD})  # fmt: skip
+            self._form(
+                clerk,
+                "/pos/login/",
+                "/pos/login/",
+                token=_token(page.content),
+                data={"username": self.clerk_name, "password": CLERK_PASSWORD},
+            )
             self.clerk_in = True
             yield
         self.sales += 1
         serial = f"{self.n:02d}{self.sales % 10**4:04d}"  # unique among this run's sales
         page = self._page(clerk, "GET", "/pos/", "GET /pos/", expect=200)
         yield
-        answer = self._form(clerk, "/pos/", "/pos/", token=_token(page.content),
-                            data={"lender": self.plan.lender_id})  # fmt: skip
+        answer = self._form(
+            clerk,
+            "/pos/",
+            "/pos/",
+            token=_token(page.content),
+            data={"lender": self.plan.lender_id},
+        )
         sale = answer.headers["Location"].removesuffix("customer/")  # /pos/sales/<id>/
         yield
         # a number is one customer's at the lender: a later run's sale with this serial is
         # the same customer coming back for another phone
         number = f"0712{serial}"
         steps = [
-            ("customer/", {"full_name": f"Load Customer {serial}", "phone": number,
-                           "national_id": f"LD{serial}"}),
-            ("phone/", {"imei": _imei(self.plan.run_id, serial), "brand": "Tecno",
-                        "model_name": "Spark 20", "price": "24000"}),
+            (
+                "customer/",
+                {
+                    "full_name": f"Load Customer {serial}",
+                    "phone": number,
+                    "national_id": f"LD{serial}",
+                },
+            ),
+            (
+                "phone/",
+                {
+                    "imei": _imei(self.plan.run_id, serial),
+                    "brand": "Tecno",
+                    "model_name": "Spark 20",
+                    "price": "24000",
+                },
+            ),
             ("plan/", {"product": self.plan.product_id, "down_payment": "4000"}),
-        ]  # fmt: skip
+        ]
         for step, data in steps:
             page = self._page(clerk, "GET", sale + step, f"GET /pos/sales/<id>/{step}", expect=200)
             yield
@@ -547,12 +641,24 @@ class Client:
         page = self._page(clerk, "GET", consent, "GET /pos/sales/<id>/consent/", expect=200)
         yield
         before = self.spool.count(number)
-        page = self._form(clerk, consent, "/pos/sales/<id>/consent/ (send code)", {"action": "send"},
-                          expect=200, token=_token(page.content), check=lambda a: b"confirm-code" in a.content)  # fmt: skip
+        page = self._form(
+            clerk,
+            consent,
+            "/pos/sales/<id>/consent/ (send code)",
+            {"action": "send"},
+            expect=200,
+            token=_token(page.content),
+            check=lambda a: b"confirm-code" in a.content,
+        )
         yield
         code = self._code(number, before, "POST /pos/sales/<id>/consent/ (confirm)")
-        self._form(clerk, consent, "/pos/sales/<id>/consent/ (confirm)", {"action": "confirm", "code": code},
-                   token=_token(page.content))  # fmt: skip
+        self._form(
+            clerk,
+            consent,
+            "/pos/sales/<id>/consent/ (confirm)",
+            {"action": "confirm", "code": code},
+            token=_token(page.content),
+        )
         yield
         page = self._page(clerk, "GET", f"{sale}sign/", "GET /pos/sales/<id>/sign/", expect=200)
         yield
@@ -562,12 +668,25 @@ class Client:
             clerk, "GET", f"{sale}provision/", "GET /pos/sales/<id>/provision/", expect=200
         )
         yield
-        self._form(clerk, f"{sale}provision/", "/pos/sales/<id>/provision/", {}, expect=200,
-                   token=_token(page.content), check=lambda a: b'id="provisioning-qr"' in a.content)  # fmt: skip
+        self._form(
+            clerk,
+            f"{sale}provision/",
+            "/pos/sales/<id>/provision/",
+            {},
+            expect=200,
+            token=_token(page.content),
+            check=lambda a: b'id="provisioning-qr"' in a.content,
+        )
         self.results.enrollments += 1
         yield
-        self._page(clerk, "GET", f"{sale}status/", "GET /pos/sales/<id>/status/", expect=200,
-                   check=lambda a: a.json() == {"device": "pending"})  # fmt: skip
+        self._page(
+            clerk,
+            "GET",
+            f"{sale}status/",
+            "GET /pos/sales/<id>/status/",
+            expect=200,
+            check=lambda a: a.json() == {"device": "pending"},
+        )
 
     def _code(self, number: str, before: int, label: str) -> str:
         try:
@@ -599,16 +718,26 @@ class Client:
         )
         yield
         before = self.spool.count(phone)
-        self._form(session, f"/my/{slug}/login/", "/my/<lender>/login/", {"phone": phone},
-                   token=_token(page.content))  # fmt: skip
+        self._form(
+            session,
+            f"/my/{slug}/login/",
+            "/my/<lender>/login/",
+            {"phone": phone},
+            token=_token(page.content),
+        )
         yield
         page = self._page(
             session, "GET", f"/my/{slug}/login/code/", "GET /my/<lender>/login/code/", expect=200
         )
         yield
         code = self._code(phone, before, "POST /my/<lender>/login/code/")
-        self._form(session, f"/my/{slug}/login/code/", "/my/<lender>/login/code/", {"code": code},
-                   token=_token(page.content))  # fmt: skip
+        self._form(
+            session,
+            f"/my/{slug}/login/code/",
+            "/my/<lender>/login/code/",
+            {"code": code},
+            token=_token(page.content),
+        )
         self.customer_in = True
 
     def customer_view(self) -> None:
@@ -617,15 +746,31 @@ class Client:
             return
         slug = self.plan.slug
         if self.rng.random() < 1 / 3:
-            self._page(self.customer, "GET", f"/my/{slug}/", "GET /my/<lender>/", expect=200,
-                       check=lambda a: b"schedule" in a.content)  # fmt: skip
+            self._page(
+                self.customer,
+                "GET",
+                f"/my/{slug}/",
+                "GET /my/<lender>/",
+                expect=200,
+                check=lambda a: b"schedule" in a.content,
+            )
         else:
-            self._page(self.customer, "GET", f"/my/{slug}/status/", "GET /my/<lender>/status/", expect=200,
-                       check=lambda a: len(a.json()["loans"]) == 1)  # fmt: skip
+            self._page(
+                self.customer,
+                "GET",
+                f"/my/{slug}/status/",
+                "GET /my/<lender>/status/",
+                expect=200,
+                check=lambda a: len(a.json()["loans"]) == 1,
+            )
 
     def run(self) -> None:
-        actions = {"checkin": self.checkin, "webhook": self.webhook, "pos": self.pos,
-                   "customer": self.customer_view}  # fmt: skip
+        actions = {
+            "checkin": self.checkin,
+            "webhook": self.webhook,
+            "pos": self.pos,
+            "customer": self.customer_view,
+        }
         kinds, weights = list(MIX), list(MIX.values())
         try:
             while True:
@@ -686,8 +831,12 @@ def warm_up(*, plan: Plan, product: Product, spool: SmsSpool) -> None:
     long-lived production worker has long done). The login pages and check-ins, from as
     many connections as there are workers, a few times each; errors here fail the run too."""
     budget = Budget(seconds=60, requests=10**6)
-    clients = [Client(n, plan=plan, port=product.port, clients=len(plan.clerks), budget=budget, spool=spool)
-               for n in range(product.workers)]  # fmt: skip
+    clients = [
+        Client(
+            n, plan=plan, port=product.port, clients=len(plan.clerks), budget=budget, spool=spool
+        )
+        for n in range(product.workers)
+    ]
 
     def warm(client: Client) -> None:
         try:
@@ -719,8 +868,10 @@ def run(*, plan: Plan, product: Product, seconds: float, requests: int, clients:
     spool = SmsSpool(product.spool)
     warm_up(plan=plan, product=product, spool=spool)
     budget = Budget(seconds=seconds, requests=requests)
-    workers = [Client(n, plan=plan, port=product.port, clients=clients, budget=budget, spool=spool)
-               for n in range(clients)]  # fmt: skip
+    workers = [
+        Client(n, plan=plan, port=product.port, clients=clients, budget=budget, spool=spool)
+        for n in range(clients)
+    ]
     threads = [threading.Thread(target=w.run, name=f"load-{w.n}") for w in workers]
     app = [*server_pids(product.processes["gunicorn"]), product.processes["celery"].pid]
     app_before, own_before = cpu_seconds(app), time.process_time()
@@ -739,36 +890,54 @@ def run(*, plan: Plan, product: Product, seconds: float, requests: int, clients:
     while (left := product.tasks_pending()) and time.perf_counter() - drain < TASK_DRAIN_SECONDS:
         time.sleep(0.2)
     drained_in = time.perf_counter() - drain
-    stored = Payment.objects.filter(lender_id=plan.lender_id,
-                                    provider_ref__startswith=f"MP-{plan.run_id}-").count()  # fmt: skip
-    return Figures(results=results, elapsed=elapsed, sent=sum(len(v) for v in results.latencies.values()),
-                   payments_stored=stored, tasks_left=left, drained_in=drained_in,
-                   logged_errors=product.logged_errors(), peaks=product.peak_rss_mib(),
-                   load_peak=peak_rss_mib(), app_cpu=app_cpu, own_cpu=own_cpu)  # fmt: skip
+    stored = Payment.objects.filter(
+        lender_id=plan.lender_id, provider_ref__startswith=f"MP-{plan.run_id}-"
+    ).count()
+    return Figures(
+        results=results,
+        elapsed=elapsed,
+        sent=sum(len(v) for v in results.latencies.values()),
+        payments_stored=stored,
+        tasks_left=left,
+        drained_in=drained_in,
+        logged_errors=product.logged_errors(),
+        peaks=product.peak_rss_mib(),
+        load_peak=peak_rss_mib(),
+        app_cpu=app_cpu,
+        own_cpu=own_cpu,
+    )
 
 
 ORDER = ["POST /api/agent/v1/check-in", "POST /api/payments/v1/webhooks/demo/"]
 
 
-def report_lines(figures: Figures, *, command: str, seconds: float, requests: int, clients: int,
-                 workers: int) -> list[str]:  # fmt: skip
+def report_lines(
+    figures: Figures, *, command: str, seconds: float, requests: int, clients: int, workers: int
+) -> list[str]:
     r = figures.results
-    labels = sorted(r.latencies.keys() | r.errors.keys(),
-                    key=lambda k: (ORDER.index(k) if k in ORDER else len(ORDER), not k.startswith("GET /pos"), k))  # fmt: skip
+    labels = sorted(
+        r.latencies.keys() | r.errors.keys(),
+        key=lambda k: (
+            ORDER.index(k) if k in ORDER else len(ORDER),
+            not k.startswith("GET /pos"),
+            k,
+        ),
+    )
     # ms
     lines = [
         f"load: {figures.sent} requests in {figures.elapsed:.1f} s ({figures.sent / figures.elapsed:.1f}/s) "
         f"from {clients} clients (bounds: {seconds:g} s, {requests} requests), gunicorn {workers} sync workers, "
         f"a Celery worker on Redis, PostgreSQL; errors {figures.errors}",
         f"  {'endpoint':<48} {'count':>6} {'errors':>6} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8}",
-    ]  # fmt: skip
+    ]
     for label in labels:
         lat = sorted(r.latencies.get(label, []))
         p = [f"{percentile(lat, q):8.1f}" for q in (50, 95, 99)]
         lines.append(f"  {label:<48} {len(lat):>6} {len(r.errors.get(label, [])):>6} {' '.join(p)}")
     busiest = max(r.checkins_by_phone.values(), default=0) * 60 / figures.elapsed
-    login_tries = sum(len(r.latencies.get(f"POST /my/<lender>/{step}", []))
-                      for step in ("login/", "login/code/"))  # fmt: skip
+    login_tries = sum(
+        len(r.latencies.get(f"POST /my/<lender>/{step}", [])) for step in ("login/", "login/code/")
+    )
     lines += [
         f"  POS sales to the QR code {r.enrollments}; webhooks: {r.paying_events} paid an installment "
         f"({figures.payments_stored} payments stored), {r.redeliveries} redeliveries answered duplicate",
@@ -809,18 +978,31 @@ def main() -> None:
     connection.close()  # not held idle through the run
     with product_running(env=dict(os.environ), workers=args.workers) as product:
         try:
-            figures = run(plan=plan, product=product, seconds=args.seconds, requests=args.requests,
-                          clients=args.clients)  # fmt: skip
+            figures = run(
+                plan=plan,
+                product=product,
+                seconds=args.seconds,
+                requests=args.requests,
+                clients=args.clients,
+            )
         except BaseException:
             print(product.tail())
             raise
     explicit = [
         f"--{k}={v:g}" if isinstance(v, float) else f"--{k}={v}" for k, v in vars(args).items()
     ]
-    command = (f"make bench-load D={args.seconds:g} N={args.requests}   "
-               f"(.venv/bin/python -m tools.bench.load {shlex.join(explicit)})")  # fmt: skip
-    for line in report_lines(figures, command=command, seconds=args.seconds, requests=args.requests,
-                             clients=args.clients, workers=args.workers):  # fmt: skip
+    command = (
+        f"make bench-load D={args.seconds:g} N={args.requests}   "
+        f"(.venv/bin/python -m tools.bench.load {shlex.join(explicit)})"
+    )
+    for line in report_lines(
+        figures,
+        command=command,
+        seconds=args.seconds,
+        requests=args.requests,
+        clients=args.clients,
+        workers=args.workers,
+    ):
         print(line)
     if figures.errors:
         raise SystemExit(1)

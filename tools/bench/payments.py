@@ -78,9 +78,18 @@ def signed_requests(
 
     requests = []
     for n in range(events):
-        body = json.dumps({"id": f"evt-{run_id}-{n}", "type": "payment.succeeded",
-                           "data": {"loan": references[n % len(references)], "amount": "150.00",
-                                    "currency": "KES", "reference": f"MP-{run_id}-{n}"}}).encode()  # fmt: skip
+        body = json.dumps(
+            {
+                "id": f"evt-{run_id}-{n}",
+                "type": "payment.succeeded",
+                "data": {
+                    "loan": references[n % len(references)],
+                    "amount": "150.00",
+                    "currency": "KES",
+                    "reference": f"MP-{run_id}-{n}",
+                },
+            }
+        ).encode()
         head = (
             f"POST /api/payments/v1/webhooks/demo/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
@@ -116,9 +125,13 @@ def main() -> None:
     port = free_port()
     per_client = args.events // args.concurrency
     requests = signed_requests(
-        events=per_client * args.concurrency, slug=slug, secret=secret,
-        references=references, run_id=run_id, port=port,
-    )  # fmt: skip
+        events=per_client * args.concurrency,
+        slug=slug,
+        secret=secret,
+        references=references,
+        run_id=run_id,
+        port=port,
+    )
     server = start_server(port, args.workers, args.threads, env)
     latencies: list[float] = []
     errors: list[str] = []
@@ -189,18 +202,24 @@ def main() -> None:
         if args.threads == 1
         else f"{args.workers} gthread workers x {args.threads} threads"
     )
-    print(f"bench-payments: {sent} signed webhooks, {args.concurrency} connections, "
-          f"gunicorn {kind}, PostgreSQL, one lender ({len(references)} loans)")  # fmt: skip
+    print(
+        f"bench-payments: {sent} signed webhooks, {args.concurrency} connections, "
+        f"gunicorn {kind}, PostgreSQL, one lender ({len(references)} loans)"
+    )
     print(
         f"  throughput   {rate:8.1f} webhooks/s  ({rate / args.workers:.1f} per worker, "
         f"{rate / app_cores if app_cores else float('nan'):.1f} per app core: "
         f"app used {app_cores:.2f} cores)"
     )
-    print(f"  latency      p50 {percentile(latencies, 50):.1f} ms  p95 {percentile(latencies, 95):.1f} ms  "
-          f"p99 {percentile(latencies, 99):.1f} ms  max {latencies[-1]:.1f} ms")  # fmt: skip
-    print(f"  cpu/webhook  app {app_cpu / sent * 1000:.2f} ms  PostgreSQL {db_cpu / sent * 1000:.2f} ms  "
-          f"load generator {own_cpu / sent * 1000:.2f} ms  "
-          f"(machine {busy / elapsed / cores:.0%} busy of {cores} cores)")  # fmt: skip
+    print(
+        f"  latency      p50 {percentile(latencies, 50):.1f} ms  p95 {percentile(latencies, 95):.1f} ms  "
+        f"p99 {percentile(latencies, 99):.1f} ms  max {latencies[-1]:.1f} ms"
+    )
+    print(
+        f"  cpu/webhook  app {app_cpu / sent * 1000:.2f} ms  PostgreSQL {db_cpu / sent * 1000:.2f} ms  "
+        f"load generator {own_cpu / sent * 1000:.2f} ms  "
+        f"(machine {busy / elapsed / cores:.0%} busy of {cores} cores)"
+    )
     print(f"  errors       {len(errors)}" + (f"  first: {errors[0]}" if errors else ""))
     print(f"  payments     {stored} stored for {sent} distinct events")
     print(

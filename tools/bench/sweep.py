@@ -167,30 +167,68 @@ def seed_templates(lenders: int) -> list[Template]:
     templates = []
     for k in range(lenders):
         with transaction.atomic():
-            lender = lender_create(name=f"Sweep {k:02d}", slug=f"sweep-{k:02d}", country="KE",
-                                   currency="KES", timezone="Africa/Nairobi", locale="en", actor=actor)  # fmt: skip
-            restriction_policy_create(lender=lender, name="Standard",
-                                      stages=default_stages("en", country="KE"), actor=actor)  # fmt: skip
-            product = loan_product_save(
-                product=LoanProduct(lender=lender, name="12m", installments=INSTALLMENTS,
-                                    frequency="monthly", interest_rate_percent=Decimal(3),
-                                    origination_fee_percent=Decimal(1), grace_days=GRACE_DAYS),
+            lender = lender_create(
+                name=f"Sweep {k:02d}",
+                slug=f"sweep-{k:02d}",
+                country="KE",
+                currency="KES",
+                timezone="Africa/Nairobi",
+                locale="en",
                 actor=actor,
-            )  # fmt: skip
+            )
+            restriction_policy_create(
+                lender=lender,
+                name="Standard",
+                stages=default_stages("en", country="KE"),
+                actor=actor,
+            )
+            product = loan_product_save(
+                product=LoanProduct(
+                    lender=lender,
+                    name="12m",
+                    installments=INSTALLMENTS,
+                    frequency="monthly",
+                    interest_rate_percent=Decimal(3),
+                    origination_fee_percent=Decimal(1),
+                    grace_days=GRACE_DAYS,
+                ),
+                actor=actor,
+            )
             shop, clerk = demo_counter(lender)
-            customer, _ = customer_get_or_create(lender=lender, full_name=f"Sweep template {k}",
-                                                 phone=f"07990000{k:02d}", national_id=f"ST{k}",
-                                                 actor=actor)  # fmt: skip
-            consent = consent_record_demo_seed(customer=customer, text="Benchmark terms",
-                                               text_version="bench", clerk_id=clerk.user_id,
-                                               shop_id=shop.pk, actor=actor)  # fmt: skip
-            loan = loan_sign(customer=customer, consent=consent, product=product, shop_id=shop.pk,
-                             device_price=Money(Decimal(12000), "KES"),
-                             down_payment=Money(Decimal(2000), "KES"), actor=actor)  # fmt: skip
-        templates.append(Template(lender_id=lender.pk, customer_id=customer.pk,
-                                  challenge_id=consent.challenge_id, consent_id=consent.pk,
-                                  loan_id=loan.pk,
-                                  key_version=lender_key_version_current(lender_id=lender.pk)))  # fmt: skip
+            customer, _ = customer_get_or_create(
+                lender=lender,
+                full_name=f"Sweep template {k}",
+                phone=f"07990000{k:02d}",
+                national_id=f"ST{k}",
+                actor=actor,
+            )
+            consent = consent_record_demo_seed(
+                customer=customer,
+                text="Benchmark terms",
+                text_version="bench",
+                clerk_id=clerk.user_id,
+                shop_id=shop.pk,
+                actor=actor,
+            )
+            loan = loan_sign(
+                customer=customer,
+                consent=consent,
+                product=product,
+                shop_id=shop.pk,
+                device_price=Money(Decimal(12000), "KES"),
+                down_payment=Money(Decimal(2000), "KES"),
+                actor=actor,
+            )
+        templates.append(
+            Template(
+                lender_id=lender.pk,
+                customer_id=customer.pk,
+                challenge_id=consent.challenge_id,
+                consent_id=consent.pk,
+                loan_id=loan.pk,
+                key_version=lender_key_version_current(lender_id=lender.pk),
+            )
+        )
     return templates
 
 
@@ -250,87 +288,159 @@ def seed_loans(*, templates: list[Template], loans: int, layout: str, business_d
     from apps.customers.models import ConsentChallenge, ConsentRecord, Customer
     from apps.devices.models import Device, DeviceState
 
-    tables = {m: m._meta.db_table for m in (Customer, ConsentChallenge, ConsentRecord, Loan,
-                                             Installment, Device, DeviceState)}  # fmt: skip
+    tables = {
+        m: m._meta.db_table
+        for m in (Customer, ConsentChallenge, ConsentRecord, Loan, Installment, Device, DeviceState)
+    }
     base = {m: scalar(f"SELECT COALESCE(max(id), 0) + 1 FROM {t}") for m, t in tables.items()}  # noqa: S608
     per_lender = -(-loans // len(templates))
     k = f"(g.n %% {len(templates)})" if layout == "interleaved" else f"(g.n / {per_lender})"
     plan = _PLAN.format(k=k)
-    tpl = {"t_k": list(range(len(templates))),
-           "t_lender": [t.lender_id for t in templates],
-           "t_customer": [t.customer_id for t in templates],
-           "t_challenge": [t.challenge_id for t in templates],
-           "t_consent": [t.consent_id for t in templates],
-           "t_loan": [t.loan_id for t in templates],
-           "t_key": [t.key_version for t in templates]}  # fmt: skip
+    tpl = {
+        "t_k": list(range(len(templates))),
+        "t_lender": [t.lender_id for t in templates],
+        "t_customer": [t.customer_id for t in templates],
+        "t_challenge": [t.challenge_id for t in templates],
+        "t_consent": [t.consent_id for t in templates],
+        "t_loan": [t.loan_id for t in templates],
+        "t_key": [t.key_version for t in templates],
+    }
     ids = {m.__name__: f"{base[m]} + p.n" for m in tables}
     start = "(p.oldest - make_interval(months => p.paid + 1))::date"
     signed = f"({start} + time '10:00') AT TIME ZONE 'Africa/Nairobi'"
     due = "(p.oldest + make_interval(months => t.sequence - p.paid - 1))::date"
     paid = "t.sequence <= p.paid"
-    customers = insert_select(Customer, copy=True, params={},
-                              source=f"{plan} AS p JOIN {_TPL} AS b ON b.k = p.k "
-                                     "JOIN customers_customer AS t ON t.id = b.customer_id",
-                              values={"id": ids["Customer"], "full_name": "'Bench ' || p.n",
-                                      "phone": "'+2547' || lpad((p.n %% 100000000)::text, 8, '0')",
-                                      "national_id": "'BS' || p.n",
-                                      "created_at": "now()", "updated_at": "now()"})  # fmt: skip
-    challenges = insert_select(ConsentChallenge, copy=True, params={},
-                               source=f"{plan} AS p JOIN {_TPL} AS b ON b.k = p.k "
-                                      "JOIN customers_consentchallenge AS t ON t.id = b.challenge_id",
-                               values={"id": ids["ConsentChallenge"], "customer_id": ids["Customer"],
-                                       "created_at": "now()", "updated_at": "now()"})  # fmt: skip
-    consents = insert_select(ConsentRecord, copy=True, params={},
-                             source=f"{plan} AS p JOIN {_TPL} AS b ON b.k = p.k "
-                                    "JOIN customers_consentrecord AS t ON t.id = b.consent_id",
-                             values={"id": ids["ConsentRecord"], "customer_id": ids["Customer"],
-                                     "challenge_id": ids["ConsentChallenge"],
-                                     "created_at": "now()", "updated_at": "now()"})  # fmt: skip
-    loan_rows = insert_select(Loan, copy=True, params={},
-                              source=f"{plan} AS p JOIN {_TPL} AS b ON b.k = p.k "
-                                     "JOIN collections_loan AS t ON t.id = b.loan_id",
-                              values={"id": ids["Loan"], "customer_id": ids["Customer"],
-                                      "consent_id": ids["ConsentRecord"],
-                                      "reference": "'BS-' || lpad(p.n::text, 9, '0')",
-                                      "idempotency_key": "NULL", "status": "'active'",
-                                      "start_date": start, "signed_at": signed,
-                                      "created_at": signed, "updated_at": signed,
-                                      "stage": "'none'", "stage_changed_at": "NULL",
-                                      "paid_off_at": "NULL"})  # fmt: skip
-    installments = insert_select(Installment, copy=True, params={},
-                                 source=f"{plan} AS p JOIN {_TPL} AS b ON b.k = p.k "
-                                        "JOIN collections_installment AS t ON t.loan_id = b.loan_id",
-                                 values={"id": f"{base[Installment]} + p.n * {INSTALLMENTS} + t.sequence - 1",
-                                         "loan_id": ids["Loan"], "due_date": due,
-                                         "principal_paid": f"CASE WHEN {paid} THEN t.principal_amount ELSE 0 END",
-                                         "interest_paid": f"CASE WHEN {paid} THEN t.interest_amount ELSE 0 END",
-                                         "fee_paid": f"CASE WHEN {paid} THEN t.fee_amount ELSE 0 END",
-                                         "late_fee_amount": "0", "late_fee_paid": "0",
-                                         "late_fee_assessed_at": "NULL",
-                                         "paid_at": f"CASE WHEN {paid} THEN {due} + time '09:00' END",
-                                         "created_at": signed, "updated_at": signed})  # fmt: skip
+    customers = insert_select(
+        Customer,
+        copy=True,
+        params={},
+        source=f"{plan} AS p JOIN {_TPL} AS b ON b.k = p.k "
+        "JOIN customers_customer AS t ON t.id = b.customer_id",
+        values={
+            "id": ids["Customer"],
+            "full_name": "'Bench ' || p.n",
+            "phone": "'+2547' || lpad((p.n %% 100000000)::text, 8, '0')",
+            "national_id": "'BS' || p.n",
+            "created_at": "now()",
+            "updated_at": "now()",
+        },
+    )
+    challenges = insert_select(
+        ConsentChallenge,
+        copy=True,
+        params={},
+        source=f"{plan} AS p JOIN {_TPL} AS b ON b.k = p.k "
+        "JOIN customers_consentchallenge AS t ON t.id = b.challenge_id",
+        values={
+            "id": ids["ConsentChallenge"],
+            "customer_id": ids["Customer"],
+            "created_at": "now()",
+            "updated_at": "now()",
+        },
+    )
+    consents = insert_select(
+        ConsentRecord,
+        copy=True,
+        params={},
+        source=f"{plan} AS p JOIN {_TPL} AS b ON b.k = p.k "
+        "JOIN customers_consentrecord AS t ON t.id = b.consent_id",
+        values={
+            "id": ids["ConsentRecord"],
+            "customer_id": ids["Customer"],
+            "challenge_id": ids["ConsentChallenge"],
+            "created_at": "now()",
+            "updated_at": "now()",
+        },
+    )
+    loan_rows = insert_select(
+        Loan,
+        copy=True,
+        params={},
+        source=f"{plan} AS p JOIN {_TPL} AS b ON b.k = p.k "
+        "JOIN collections_loan AS t ON t.id = b.loan_id",
+        values={
+            "id": ids["Loan"],
+            "customer_id": ids["Customer"],
+            "consent_id": ids["ConsentRecord"],
+            "reference": "'BS-' || lpad(p.n::text, 9, '0')",
+            "idempotency_key": "NULL",
+            "status": "'active'",
+            "start_date": start,
+            "signed_at": signed,
+            "created_at": signed,
+            "updated_at": signed,
+            "stage": "'none'",
+            "stage_changed_at": "NULL",
+            "paid_off_at": "NULL",
+        },
+    )
+    installments = insert_select(
+        Installment,
+        copy=True,
+        params={},
+        source=f"{plan} AS p JOIN {_TPL} AS b ON b.k = p.k "
+        "JOIN collections_installment AS t ON t.loan_id = b.loan_id",
+        values={
+            "id": f"{base[Installment]} + p.n * {INSTALLMENTS} + t.sequence - 1",
+            "loan_id": ids["Loan"],
+            "due_date": due,
+            "principal_paid": f"CASE WHEN {paid} THEN t.principal_amount ELSE 0 END",
+            "interest_paid": f"CASE WHEN {paid} THEN t.interest_amount ELSE 0 END",
+            "fee_paid": f"CASE WHEN {paid} THEN t.fee_amount ELSE 0 END",
+            "late_fee_amount": "0",
+            "late_fee_paid": "0",
+            "late_fee_assessed_at": "NULL",
+            "paid_at": f"CASE WHEN {paid} THEN {due} + time '09:00' END",
+            "created_at": signed,
+            "updated_at": signed,
+        },
+    )
     device_params: dict[str, Any] = {}
-    devices = insert_select(Device, copy=False, params=device_params,
-                            source=f"{plan} AS p JOIN {_TPL} AS b ON b.k = p.k",
-                            values={"id": ids["Device"], "lender_id": "b.lender_id",
-                                    "loan_id": ids["Loan"],
-                                    "imei": "'35' || lpad(p.n::text, 13, '0')",
-                                    "brand": "'Bench'", "model_name": "'A1'", "status": "'enrolled'",
-                                    "agent_version": "'1.0'", "android_version": "'14'",
-                                    "fcm_token": "'bench' || p.n || ':APA91b' || repeat('x', 140)",
-                                    "enrolled_at": "now()", "last_seen_at": "now()",
-                                    "desired_version": "1", "acked_version": "1", "acked_at": "now()",
-                                    "key_version": "b.key_version",
-                                    "created_at": "now()", "updated_at": "now()"})  # fmt: skip
-    states = insert_select(DeviceState, copy=False, params={},
-                           source=f"{plan} AS p JOIN {_TPL} AS b ON b.k = p.k",
-                           values={"id": ids["DeviceState"], "lender_id": "b.lender_id",
-                                   "device_id": ids["Device"], "version": "1", "level": "'normal'",
-                                   "key_version": "b.key_version",
-                                   "document": f"jsonb_build_object('device', {ids['Device']}, "
-                                               "'version', 1, 'level', 'normal', 'locale', 'en', "
-                                               "'fallback_level', 'normal', 'key_version', b.key_version)",
-                                   "created_at": "now()", "updated_at": "now()"})  # fmt: skip
+    devices = insert_select(
+        Device,
+        copy=False,
+        params=device_params,
+        source=f"{plan} AS p JOIN {_TPL} AS b ON b.k = p.k",
+        values={
+            "id": ids["Device"],
+            "lender_id": "b.lender_id",
+            "loan_id": ids["Loan"],
+            "imei": "'35' || lpad(p.n::text, 13, '0')",
+            "brand": "'Bench'",
+            "model_name": "'A1'",
+            "status": "'enrolled'",
+            "agent_version": "'1.0'",
+            "android_version": "'14'",
+            "fcm_token": "'bench' || p.n || ':APA91b' || repeat('x', 140)",
+            "enrolled_at": "now()",
+            "last_seen_at": "now()",
+            "desired_version": "1",
+            "acked_version": "1",
+            "acked_at": "now()",
+            "key_version": "b.key_version",
+            "created_at": "now()",
+            "updated_at": "now()",
+        },
+    )
+    states = insert_select(
+        DeviceState,
+        copy=False,
+        params={},
+        source=f"{plan} AS p JOIN {_TPL} AS b ON b.k = p.k",
+        values={
+            "id": ids["DeviceState"],
+            "lender_id": "b.lender_id",
+            "device_id": ids["Device"],
+            "version": "1",
+            "level": "'normal'",
+            "key_version": "b.key_version",
+            "document": f"jsonb_build_object('device', {ids['Device']}, "
+            "'version', 1, 'level', 'normal', 'locale', 'en', "
+            "'fallback_level', 'normal', 'key_version', b.key_version)",
+            "created_at": "now()",
+            "updated_at": "now()",
+        },
+    )
     with connection.cursor() as cursor:
         cursor.execute("SET synchronous_commit = off")
     for lo in range(0, loans, SEED_CHUNK):
@@ -338,16 +448,26 @@ def seed_loans(*, templates: list[Template], loans: int, layout: str, business_d
         params = {**tpl, "lo": lo, "hi": hi, "bd": business_date}
         started = time.perf_counter()
         with transaction.atomic(), connection.cursor() as cursor:
-            for statement, extra in ((customers, {}), (challenges, {}), (consents, {}),
-                                     (loan_rows, {}), (installments, {}),
-                                     (devices, device_params), (states, {})):  # fmt: skip
+            for statement, extra in (
+                (customers, {}),
+                (challenges, {}),
+                (consents, {}),
+                (loan_rows, {}),
+                (installments, {}),
+                (devices, device_params),
+                (states, {}),
+            ):
                 cursor.execute(statement, {**params, **extra})
-        print(f"  seeded loans {lo:>9,} .. {hi:>9,}  ({time.perf_counter() - started:.1f} s)",
-              flush=True)  # fmt: skip
+        print(
+            f"  seeded loans {lo:>9,} .. {hi:>9,}  ({time.perf_counter() - started:.1f} s)",
+            flush=True,
+        )
     with connection.cursor() as cursor:
         for table in tables.values():
-            cursor.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
-                           f"(SELECT max(id) FROM {table}))")  # fmt: skip
+            cursor.execute(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "  # noqa: S608
+                f"(SELECT max(id) FROM {table}))"
+            )
         cursor.execute("SET synchronous_commit = on")
 
 
@@ -406,8 +526,12 @@ def floor(business_date: date) -> tuple[float, int]:
 
     from apps.collections.models import STAGE_ORDER
 
-    params = {"bd": business_date, "now": timezone.now(), "order": list(STAGE_ORDER),
-              "noticed_before": timezone.now()}  # fmt: skip
+    params = {
+        "bd": business_date,
+        "now": timezone.now(),
+        "order": list(STAGE_ORDER),
+        "noticed_before": timezone.now(),
+    }
     with transaction.atomic(), connection.cursor() as cursor:
         started = time.perf_counter()
         cursor.execute(FLOOR, params)
@@ -466,8 +590,9 @@ def _statement_part(statement: str) -> str:
     return "sql:other"
 
 
-def _timed_execute(execute: Callable[..., Any], statement: str, params: Any, many: bool,
-                   context: dict[str, Any]) -> Any:  # fmt: skip
+def _timed_execute(
+    execute: Callable[..., Any], statement: str, params: Any, many: bool, context: dict[str, Any]
+) -> Any:
     started = time.perf_counter()
     try:
         return execute(statement, params, many, context)
@@ -496,12 +621,14 @@ def profiled() -> Iterator[None]:
     from apps.devices.services import state
 
     connection = connections["default"]
-    wrapped = [(restriction, "audit_events_record_select", "fn:audit stage events"),
-               (restriction, "audit_events_record", "fn:audit stage events"),
-               (state, "audit_events_record_select", "fn:audit device events"),
-               (restriction, "device_ids_enrolled_for_loans", "fn:lookups"),
-               (restriction, "customer_locales", "fn:lookups"),
-               (restriction, "device_states_write_shown", "fn:device states write")]  # fmt: skip
+    wrapped = [
+        (restriction, "audit_events_record_select", "fn:audit stage events"),
+        (restriction, "audit_events_record", "fn:audit stage events"),
+        (state, "audit_events_record_select", "fn:audit device events"),
+        (restriction, "device_ids_enrolled_for_loans", "fn:lookups"),
+        (restriction, "customer_locales", "fn:lookups"),
+        (restriction, "device_states_write_shown", "fn:device states write"),
+    ]
     originals = [(module, name, getattr(module, name)) for module, name, _ in wrapped]
     for module, name, part in wrapped:
         setattr(module, name, _timed(part, getattr(module, name)))
@@ -543,8 +670,9 @@ def _sweep_ranges(
     PROFILE.reset()
     changes = phones = 0
     for lender_id, id_from, id_to in work:
-        report = loan_stage_sweep(lender_id=lender_id, business_date=business_date,
-                                  id_from=id_from, id_to=id_to)  # fmt: skip
+        report = loan_stage_sweep(
+            lender_id=lender_id, business_date=business_date, id_from=id_from, id_to=id_to
+        )
         changes += report.changes
         phones += report.phones
     return changes, phones, PROFILE.dump()
@@ -558,8 +686,10 @@ def sweep(*, lender_ids: list[int], business_date: date, size: int, workers: int
     from apps.collections.services import loan_sweep_ranges
 
     started = time.perf_counter()
-    per_lender = [[(lender_id, lo, hi) for lo, hi in loan_sweep_ranges(lender_id=lender_id, size=size)]
-                  for lender_id in lender_ids]  # fmt: skip
+    per_lender = [
+        [(lender_id, lo, hi) for lo, hi in loan_sweep_ranges(lender_id=lender_id, size=size)]
+        for lender_id in lender_ids
+    ]
     # lender after lender within each round, as the lender tasks' fan-outs overlap in the queue
     work = [r for ranges in zip_longest(*per_lender) for r in ranges if r is not None]
     run = SweepRun(seconds=0.0, changes=0, phones=0, ranges=len(work))
@@ -570,9 +700,12 @@ def sweep(*, lender_ids: list[int], business_date: date, size: int, workers: int
             run.changes += changes
             run.phones += phones
             run.profile.merge(profile)
-            print(f"    {min(start + step, len(work)):>6,} of {len(work):,} ranges, "
-                  f"{run.changes:,} changes, {time.perf_counter() - started:.1f} s",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            print(
+                f"    {min(start + step, len(work)):>6,} of {len(work):,} ranges, "
+                f"{run.changes:,} changes, {time.perf_counter() - started:.1f} s",
+                file=sys.stderr,
+                flush=True,
+            )
     else:
         connections.close_all()  # each worker opens its own connection
         batches = [work[i : i + 1] for i in range(len(work))]
@@ -607,8 +740,9 @@ def notices(*, lender_ids: list[int], business_date: date, size: int) -> tuple[f
     started, queued = time.perf_counter(), 0
     for lender_id in lender_ids:
         for lo, hi in loan_sweep_ranges(lender_id=lender_id, size=size):
-            queued += overdue_notices_queue(lender_id=lender_id, business_date=business_date,
-                                            id_from=lo, id_to=hi)  # fmt: skip
+            queued += overdue_notices_queue(
+                lender_id=lender_id, business_date=business_date, id_from=lo, id_to=hi
+            )
     return time.perf_counter() - started, queued
 
 
@@ -634,16 +768,20 @@ def breakdown(run: SweepRun) -> list[tuple[str, float, int]]:
         ("desired states, push outbox, device locks (SQL)", s["sql:states"], c["sql:states"]),
         ("history rows (SQL)", s["sql:history"], c["sql:history"]),
         ("audit events, SQL (built and hashed there)", s["sql:audit"], c["sql:audit"]),
-        ("audit events, Python", audit_fn - s["sql:audit"],
-         c["fn:audit stage events"] + c["fn:audit device events"]),
+        (
+            "audit events, Python",
+            audit_fn - s["sql:audit"],
+            c["fn:audit stage events"] + c["fn:audit device events"],
+        ),
         ("device/locale lookups", s["fn:lookups"], c["fn:lookups"]),
         ("states write, Python and small lookups", states_python, c["fn:device states write"]),
         ("commit", s["commit"], c["commit"]),
-    ]  # fmt: skip
+    ]
     other_sql = s["sql:other"] - s["fn:lookups"]  # the lookups are single statements
     parts.append(("other SQL (lender, lock, pauses, ladder, ...)", other_sql, c["sql:other"]))
-    parts.append(("other Python (ladder, state changes, ...)",
-                  run.seconds - sum(p[1] for p in parts), 0))  # fmt: skip
+    parts.append(
+        ("other Python (ladder, state changes, ...)", run.seconds - sum(p[1] for p in parts), 0)
+    )
     return parts
 
 
@@ -651,10 +789,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--loans", type=int, default=100_000)
     parser.add_argument("--lenders", type=int, default=LENDERS)
-    parser.add_argument("--range-size", type=int, default=None,
-                        help="ids per range task (default: settings.SWEEP_RANGE_SIZE)")  # fmt: skip
-    parser.add_argument("--workers", type=int, default=1,
-                        help="also sweep with the ranges spread over this many processes")  # fmt: skip
+    parser.add_argument(
+        "--range-size",
+        type=int,
+        default=None,
+        help="ids per range task (default: settings.SWEEP_RANGE_SIZE)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="also sweep with the ranges spread over this many processes",
+    )
     parser.add_argument("--layout", choices=("interleaved", "blocks"), default="interleaved")
     args = parser.parse_args()
     if args.loans < args.lenders:
@@ -679,8 +825,10 @@ def main() -> None:
         templates=templates, loans=args.loans, layout=args.layout, business_date=business_date
     )
     # The templates are paid off: out of the sweep, and out of the id spans of the ranges.
-    sql("UPDATE collections_loan SET status = 'paid_off', paid_off_at = now() WHERE id = ANY(%s)",
-        [[t.loan_id for t in templates]])  # fmt: skip
+    sql(
+        "UPDATE collections_loan SET status = 'paid_off', paid_off_at = now() WHERE id = ANY(%s)",
+        [[t.loan_id for t in templates]],
+    )
     vacuum()
     seed_seconds = time.perf_counter() - started
     loans = scalar("SELECT count(*) FROM collections_loan WHERE status = 'active'")
@@ -705,8 +853,9 @@ def main() -> None:
         after_first = counts()
         second = sweep(lender_ids=lender_ids, business_date=business_date, size=size, workers=1)
     after_second = counts()
-    notices_seconds, notices_queued = notices(lender_ids=lender_ids, business_date=business_date,
-                                              size=size)  # fmt: skip
+    notices_seconds, notices_queued = notices(
+        lender_ids=lender_ids, business_date=business_date, size=size
+    )
     floor_idle, floor_idle_rows = floor(business_date)
     written = {name: after_first[name] - before[name] for name in COUNTS}
     written_again = {name: after_second[name] - after_first[name] for name in COUNTS}
@@ -716,10 +865,22 @@ def main() -> None:
         use_database(clone)
         vacuum("collections_loan")
         with profiled():
-            parallel.append(sweep(lender_ids=lender_ids, business_date=business_date, size=size,
-                                  workers=args.workers))  # fmt: skip
-            parallel.append(sweep(lender_ids=lender_ids, business_date=business_date, size=size,
-                                  workers=args.workers))  # fmt: skip
+            parallel.append(
+                sweep(
+                    lender_ids=lender_ids,
+                    business_date=business_date,
+                    size=size,
+                    workers=args.workers,
+                )
+            )
+            parallel.append(
+                sweep(
+                    lender_ids=lender_ids,
+                    business_date=business_date,
+                    size=size,
+                    workers=args.workers,
+                )
+            )
         use_database(DATABASE)
         drop_database(clone)
     purged = purge_broker()
@@ -730,13 +891,19 @@ def main() -> None:
         )
         version, buffers = cursor.fetchone()
     per_range = loans / first.ranges if first.ranges else 0
-    print(f"bench-sweep: {loans:,} active loans ({installments:,} installments), "
-          f"{args.lenders} lenders, ids {args.layout}; PostgreSQL {version} "
-          f"(shared_buffers {buffers}), {os.cpu_count()} cores")  # fmt: skip
-    print(f"  seed         {seed_seconds:8.1f} s (not timed below)"
-          + (f"; copy for the workers {clone_seconds:.1f} s" if clone_seconds else ""))  # fmt: skip
-    print(f"  ranges       {first.ranges:,} of {size:,} ids ({per_range:,.0f} active loans each "
-          f"on average), business date {business_date.isoformat()}")  # fmt: skip
+    print(
+        f"bench-sweep: {loans:,} active loans ({installments:,} installments), "
+        f"{args.lenders} lenders, ids {args.layout}; PostgreSQL {version} "
+        f"(shared_buffers {buffers}), {os.cpu_count()} cores"
+    )
+    print(
+        f"  seed         {seed_seconds:8.1f} s (not timed below)"
+        + (f"; copy for the workers {clone_seconds:.1f} s" if clone_seconds else "")
+    )
+    print(
+        f"  ranges       {first.ranges:,} of {size:,} ids ({per_range:,.0f} active loans each "
+        f"on average), business date {business_date.isoformat()}"
+    )
     print("                                           seconds   x floor      changes")
     rows = [
         ("(a) floor, one statement", floor_seconds, floor_rows_again),
@@ -769,14 +936,20 @@ def main() -> None:
             )
     ratio, ratio_second = first.seconds / floor_seconds, second.seconds / floor_seconds
     matches = first.changes == floor_rows_again == written["stage changes"]
-    print(f"  checks: sweep changes = floor rows = history rows: {'yes' if matches else 'NO'}; "
-          f"second sweep changed {second.changes}")  # fmt: skip
-    print(f"  targets (at 1M loans): sweep/floor {ratio:.2f} <= {RATIO_TARGET:.0f}: "
-          f"{'met' if ratio <= RATIO_TARGET else 'NOT met'}; second/floor {ratio_second:.2f} <= "
-          f"{SECOND_TARGET:.0f}: {'met' if ratio_second <= SECOND_TARGET else 'NOT met'}")  # fmt: skip
+    print(
+        f"  checks: sweep changes = floor rows = history rows: {'yes' if matches else 'NO'}; "
+        f"second sweep changed {second.changes}"
+    )
+    print(
+        f"  targets (at 1M loans): sweep/floor {ratio:.2f} <= {RATIO_TARGET:.0f}: "
+        f"{'met' if ratio <= RATIO_TARGET else 'NOT met'}; second/floor {ratio_second:.2f} <= "
+        f"{SECOND_TARGET:.0f}: {'met' if ratio_second <= SECOND_TARGET else 'NOT met'}"
+    )
     workers_rss = max((run.worker_rss_mib for run in parallel), default=0.0)
-    print(f"  peak memory  bench process {peak_rss_mib():.0f} MiB"
-          + (f", largest worker process {workers_rss:.0f} MiB" if parallel else ""))  # fmt: skip
+    print(
+        f"  peak memory  bench process {peak_rss_mib():.0f} MiB"
+        + (f", largest worker process {workers_rss:.0f} MiB" if parallel else "")
+    )
     if not matches or second.changes:
         raise SystemExit(1)
 

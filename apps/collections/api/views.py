@@ -95,8 +95,11 @@ class PaymentWebhookApi(APIView):
             "nor later than now by more than the signature's tolerance.",
         )
         reverses = serializers.CharField(max_length=100, required=False, default="")
-        kind = serializers.ChoiceField(choices=PaymentReversal.Kind.choices, required=False,
-                                       default=PaymentReversal.Kind.CHARGEBACK)  # fmt: skip
+        kind = serializers.ChoiceField(
+            choices=PaymentReversal.Kind.choices,
+            required=False,
+            default=PaymentReversal.Kind.CHARGEBACK,
+        )
 
     class InputSerializer(serializers.Serializer):
         id = serializers.CharField(max_length=100)
@@ -138,20 +141,32 @@ class PaymentWebhookApi(APIView):
             verified = True
             payload = self._payload(body)
             outcome = payment_webhook_apply(
-                lender_id=lender.pk, provider=provider, payload=payload, body=body,
-                actor=Actor(type=ActorType.SYSTEM, id=f"provider:{provider}", ip=client_ip(request)),
-            )  # fmt: skip
+                lender_id=lender.pk,
+                provider=provider,
+                payload=payload,
+                body=body,
+                actor=Actor(
+                    type=ActorType.SYSTEM, id=f"provider:{provider}", ip=client_ip(request)
+                ),
+            )
         except DomainError as exc:
             # Every refusal is on the record. Before the signature holds, the
             # caller is nobody we know: it goes on the platform chain, never on
             # a lender's, so an unsigned caller cannot write into a lender's
             # evidence or contend for its chain.
             webhook_rejection_record(
-                lender_id=lender.pk if lender and verified else None, provider=provider, problem=exc.code,
-                actor=Actor(type=ActorType.SYSTEM, id=f"provider:{provider}", ip=client_ip(request)),
-                extra={"event_id": getattr(exc, "extra", {}).get("event_id", ""),
-                       "lender": request.headers.get(LENDER_HEADER, "")[:60], "verified": verified},
-            )  # fmt: skip
+                lender_id=lender.pk if lender and verified else None,
+                provider=provider,
+                problem=exc.code,
+                actor=Actor(
+                    type=ActorType.SYSTEM, id=f"provider:{provider}", ip=client_ip(request)
+                ),
+                extra={
+                    "event_id": getattr(exc, "extra", {}).get("event_id", ""),
+                    "lender": request.headers.get(LENDER_HEADER, "")[:60],
+                    "verified": verified,
+                },
+            )
             raise
         return Response(self.OutputSerializer(outcome).data, status=status.HTTP_200_OK)
 
@@ -214,7 +229,12 @@ class PaymentWebhookApi(APIView):
             )
             raise EventMalformed(fields={"received_at": [late % {"seconds": tolerance}]})
         return WebhookPayload(
-            event_id=envelope.validated_data["id"], event_type=envelope.validated_data["type"],
-            loan_reference=values["loan"], amount=amount, reference=values["reference"],
-            received_at=received_at, reverses=values["reverses"], kind=values["kind"],
-        )  # fmt: skip
+            event_id=envelope.validated_data["id"],
+            event_type=envelope.validated_data["type"],
+            loan_reference=values["loan"],
+            amount=amount,
+            reference=values["reference"],
+            received_at=received_at,
+            reverses=values["reverses"],
+            kind=values["kind"],
+        )

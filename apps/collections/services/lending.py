@@ -207,18 +207,31 @@ def loan_sign(
         start_date=lender_local_date(lender=lender, at=signed_at),
     )
     loan = Loan(
-        lender=lender, customer=customer, product=product, policy_version=policy_version,
-        consent=consent, shop_id=shop_id, reference=_new_reference(),
-        status=Loan.Status.ACTIVE, currency=lender.currency,
-        device_price_amount=device_price.amount, down_payment_amount=down_payment.amount,
-        financed_amount=quote.financed.amount, start_date=quote.start_date, signed_at=signed_at,
-        idempotency_key=idempotency_key or None, installments_count=product.installments,
-        frequency=product.frequency, interest_method=product.interest_method,
+        lender=lender,
+        customer=customer,
+        product=product,
+        policy_version=policy_version,
+        consent=consent,
+        shop_id=shop_id,
+        reference=_new_reference(),
+        status=Loan.Status.ACTIVE,
+        currency=lender.currency,
+        device_price_amount=device_price.amount,
+        down_payment_amount=down_payment.amount,
+        financed_amount=quote.financed.amount,
+        start_date=quote.start_date,
+        signed_at=signed_at,
+        idempotency_key=idempotency_key or None,
+        installments_count=product.installments,
+        frequency=product.frequency,
+        interest_method=product.interest_method,
         interest_rate_percent=product.interest_rate_percent,
-        origination_fee_percent=product.origination_fee_percent, grace_days=product.grace_days,
-        late_fee_type=product.late_fee_type, late_fee_value=product.late_fee_value,
+        origination_fee_percent=product.origination_fee_percent,
+        grace_days=product.grace_days,
+        late_fee_type=product.late_fee_type,
+        late_fee_value=product.late_fee_value,
         late_fee_cap=product.late_fee_cap,
-    )  # fmt: skip
+    )
     loan.full_clean(validate_unique=False, validate_constraints=False)
     try:
         with transaction.atomic():
@@ -254,15 +267,25 @@ def loan_sign(
         actor=actor,
         action=CollectionsAction.LOAN_SIGNED,
         target=loan,
-        data={"new": {
-            "reference": loan.reference, "customer_id": customer.pk, "product_id": product.pk,
-            "policy_version_id": policy_version.pk, "consent_id": consent.pk, "shop_id": shop_id,
-            "currency": loan.currency, "device_price": device_price.amount,
-            "down_payment": down_payment.amount, "financed": quote.financed.amount,
-            "interest": quote.schedule.total_interest, "fees": quote.schedule.total_fee,
-            "installments": len(quote.schedule.lines), "first_due": quote.schedule.lines[0].due_date,
-        }},
-    )  # fmt: skip
+        data={
+            "new": {
+                "reference": loan.reference,
+                "customer_id": customer.pk,
+                "product_id": product.pk,
+                "policy_version_id": policy_version.pk,
+                "consent_id": consent.pk,
+                "shop_id": shop_id,
+                "currency": loan.currency,
+                "device_price": device_price.amount,
+                "down_payment": down_payment.amount,
+                "financed": quote.financed.amount,
+                "interest": quote.schedule.total_interest,
+                "fees": quote.schedule.total_fee,
+                "installments": len(quote.schedule.lines),
+                "first_due": quote.schedule.lines[0].due_date,
+            }
+        },
+    )
     return loan
 
 
@@ -375,10 +398,16 @@ def payment_record(
     new desired state is pushed after commit.
     """
     return _payment_record_locked(
-        loan=loan_lock(loan_id=loan_id, lender_id=lender_id), amount=amount, channel=channel,
-        provider=provider, provider_ref=provider_ref, received_at=received_at, actor=actor,
-        reason=reason, receipt_ref=receipt_ref,
-    )  # fmt: skip
+        loan=loan_lock(loan_id=loan_id, lender_id=lender_id),
+        amount=amount,
+        channel=channel,
+        provider=provider,
+        provider_ref=provider_ref,
+        received_at=received_at,
+        actor=actor,
+        reason=reason,
+        receipt_ref=receipt_ref,
+    )
 
 
 def _payment_record_locked(
@@ -406,10 +435,17 @@ def _payment_record_locked(
     """
     installments = installment_lock_list_for_loan(loan=loan)
     payment = Payment(
-        lender_id=loan.lender_id, loan=loan, amount=amount.amount, currency=amount.currency,
-        channel=channel, provider=provider, provider_ref=provider_ref, received_at=received_at,
-        reason=reason, receipt_ref=receipt_ref,
-    )  # fmt: skip
+        lender_id=loan.lender_id,
+        loan=loan,
+        amount=amount.amount,
+        currency=amount.currency,
+        channel=channel,
+        provider=provider,
+        provider_ref=provider_ref,
+        received_at=received_at,
+        reason=reason,
+        receipt_ref=receipt_ref,
+    )
     try:
         _validate_amount(loan=loan, amount=amount)
         if loan.status not in PAYABLE:
@@ -447,10 +483,17 @@ def _payment_record_locked(
         action=CollectionsAction.PAYMENT_RECEIVED,
         target=loan,
         reason=reason,
-        data={"payment_id": payment.pk, "amount": amount.amount, "currency": amount.currency,
-              "channel": channel, "provider": provider, "provider_ref": provider_ref,
-              "received_at": received_at, "receipt_ref": receipt_ref},
-    )  # fmt: skip
+        data={
+            "payment_id": payment.pk,
+            "amount": amount.amount,
+            "currency": amount.currency,
+            "channel": channel,
+            "provider": provider,
+            "provider_ref": provider_ref,
+            "received_at": received_at,
+            "receipt_ref": receipt_ref,
+        },
+    )
     allocated = _reallocate(
         loan=loan,
         installments=installments,
@@ -524,10 +567,17 @@ def payment_reverse(
         if already + amount.amount > original.amount:
             raise ReversalExceedsPayment(payment_ref=payment_provider_ref)
     reversal = PaymentReversal(
-        lender_id=loan.lender_id, loan=loan, kind=kind, amount=amount.amount, currency=amount.currency,
-        provider=provider, provider_ref=provider_ref, payment_provider_ref=payment_provider_ref,
-        received_at=received_at, reason=reason,
-    )  # fmt: skip
+        lender_id=loan.lender_id,
+        loan=loan,
+        kind=kind,
+        amount=amount.amount,
+        currency=amount.currency,
+        provider=provider,
+        provider_ref=provider_ref,
+        payment_provider_ref=payment_provider_ref,
+        received_at=received_at,
+        reason=reason,
+    )
     reversal.full_clean(
         exclude=["lender", "loan"], validate_unique=False, validate_constraints=False
     )
@@ -537,9 +587,14 @@ def payment_reverse(
         action=CollectionsAction.PAYMENT_REVERSED,
         target=loan,
         reason=reason,
-        data={"reversal_id": reversal.pk, "kind": kind, "amount": amount.amount,
-              "payment_provider_ref": payment_provider_ref, "payment_known": original is not None},
-    )  # fmt: skip
+        data={
+            "reversal_id": reversal.pk,
+            "kind": kind,
+            "amount": amount.amount,
+            "payment_provider_ref": payment_provider_ref,
+            "payment_known": original is not None,
+        },
+    )
     entries = [reversed_entry, *_reallocate(loan=loan, installments=installments, actor=actor)]
     if loan.stage != Stage.NONE or loan.status == Loan.Status.PAID_OFF:
         loan_phones_lock(loan=loan)  # the replay may lower the stage or pay the loan off
@@ -616,8 +671,10 @@ def _fees_reach(*, loan: Loan, installments: list[Installment], until: datetime)
     if loan.late_fee_type == LoanProduct.LateFeeType.NONE or not due:
         return False  # nothing to reach: no query (the webhook's hot path)
     with connection.cursor() as cursor:
-        cursor.execute(_FEE_REACH_FOR_PAYMENT, {"loan": loan.pk, "until": until,
-                                                "places": minor_units(loan.currency)})  # fmt: skip
+        cursor.execute(
+            _FEE_REACH_FOR_PAYMENT,
+            {"loan": loan.pk, "until": until, "places": minor_units(loan.currency)},
+        )
         charged = dict(cursor.fetchall())
     for inst in installments:
         if inst.pk in charged:
@@ -634,8 +691,13 @@ def _payment_position(*, loan: Loan, payment: Payment) -> tuple[bool, bool]:
     decides no late fee), so allocating it on top of the books equals a full
     replay.
     """
-    params = {"lender": loan.lender_id, "loan": loan.pk, "t": payment.received_at,
-              "p": payment.provider, "r": payment.provider_ref}  # fmt: skip
+    params = {
+        "lender": loan.lender_id,
+        "loan": loan.pk,
+        "t": payment.received_at,
+        "p": payment.provider,
+        "r": payment.provider_ref,
+    }
     with connection.cursor() as cursor:
         cursor.execute(_PAYMENT_POSITION_SQL, params)
         misfiled, comes_last = cursor.fetchone()
@@ -730,22 +792,29 @@ def _reallocate(
     else:
         result = allocate(dues, _payments_in(loan=loan))
         delta = ledger_delta(result.lines, _ledger_net(loan=loan))
-    entries.extend(_late_fee_entries(loan=loan, installments=installments, before=fees_before,
-                                     result=result, actor=actor))  # fmt: skip
+    entries.extend(
+        _late_fee_entries(
+            loan=loan, installments=installments, before=fees_before, result=result, actor=actor
+        )
+    )
     _installments_paid_update(installments=installments, result=result)  # changed rows only
     if delta:
-        _allocations_insert([
-            Allocation(
-                lender_id=loan.lender_id,
-                loan=loan,
-                payment_id=payment_id,
-                installment_id=installment_id,
-                component=component,
-                amount=abs(amount),
-                direction=Allocation.Direction.CREDIT if amount > 0 else Allocation.Direction.DEBIT,
-            )
-            for (payment_id, installment_id, component), amount in sorted(delta.items())
-        ])  # fmt: skip
+        _allocations_insert(
+            [
+                Allocation(
+                    lender_id=loan.lender_id,
+                    loan=loan,
+                    payment_id=payment_id,
+                    installment_id=installment_id,
+                    component=component,
+                    amount=abs(amount),
+                    direction=Allocation.Direction.CREDIT
+                    if amount > 0
+                    else Allocation.Direction.DEBIT,
+                )
+                for (payment_id, installment_id, component), amount in sorted(delta.items())
+            ]
+        )
         allocated = AuditEntry(
             actor=actor,
             action=CollectionsAction.PAYMENT_ALLOCATED,
@@ -772,19 +841,30 @@ def _reallocate(
         )
         entries.append(reopened)
         if loan.collateral_released_at is not None:  # the phone is free: off the ladder for good
-            entries.append(AuditEntry(
-                actor=actor, action=CollectionsAction.LOAN_RELEASED_WITH_ARREARS, target=loan,
-                data={"outstanding": outstanding, "currency": loan.currency,
-                      "released_at": loan.collateral_released_at},
-                reason="Reopened after its phone was released: it can no longer be restricted.",
-            ))  # fmt: skip
+            entries.append(
+                AuditEntry(
+                    actor=actor,
+                    action=CollectionsAction.LOAN_RELEASED_WITH_ARREARS,
+                    target=loan,
+                    data={
+                        "outstanding": outstanding,
+                        "currency": loan.currency,
+                        "released_at": loan.collateral_released_at,
+                    },
+                    reason="Reopened after its phone was released: it can no longer be restricted.",
+                )
+            )
     return entries
 
 
 def _late_fee_entries(
-    *, loan: Loan, installments: list[Installment], before: dict[int, Decimal],
-    result: Allocated, actor: Actor,
-) -> list[AuditEntry]:  # fmt: skip
+    *,
+    loan: Loan,
+    installments: list[Installment],
+    before: dict[int, Decimal],
+    result: Allocated,
+    actor: Actor,
+) -> list[AuditEntry]:
     """The audit events of the late fees the replay changed: one assessed (money received
     before the installment became late was taken back, or the fee run reached an
     installment paid after it did) or reversed (money received in time was posted after the
@@ -799,13 +879,23 @@ def _late_fee_entries(
             if new > old
             else CollectionsAction.LATE_FEE_REVERSED
         )
-        entries.append(AuditEntry(
-            actor=actor, action=action, target=Installment(pk=inst.pk, lender_id=loan.lender_id),
-            data={"loan_id": loan.pk, "sequence": inst.sequence, "old": old, "new": new,
-                  "late_from": inst.late_from},
-            reason="The installment was paid before it became late." if new < old
-            else "The installment was not paid before it became late.",
-        ))  # fmt: skip
+        entries.append(
+            AuditEntry(
+                actor=actor,
+                action=action,
+                target=Installment(pk=inst.pk, lender_id=loan.lender_id),
+                data={
+                    "loan_id": loan.pk,
+                    "sequence": inst.sequence,
+                    "old": old,
+                    "new": new,
+                    "late_from": inst.late_from,
+                },
+                reason="The installment was paid before it became late."
+                if new < old
+                else "The installment was not paid before it became late.",
+            )
+        )
     return entries
 
 
@@ -896,21 +986,35 @@ def installment_late_fees_assess(
         loan_ids = [row[0] for row in cursor.fetchall()]
         if not loan_ids:
             return 0
-        cursor.execute(_FEE_REACH, {"loans": array_literal(loan_ids), "now": now,
-                                    "places": minor_units(lender.currency)})  # fmt: skip
+        cursor.execute(
+            _FEE_REACH,
+            {"loans": array_literal(loan_ids), "now": now, "places": minor_units(lender.currency)},
+        )
         reached = cursor.fetchall()
     entries = [
-        AuditEntry(actor=actor, action=CollectionsAction.LATE_FEE_ASSESSED,
-                   target=Installment(pk=installment_id, lender_id=lender_id),
-                   data={"loan_id": loan_id, "sequence": sequence, "old": ZERO, "new": fee,
-                         "late_from": late_from},
-                   reason="The installment was not paid before it became late.")
-        for installment_id, loan_id, sequence, late_from, stands, fee, _ in reached if stands
-    ]  # fmt: skip
+        AuditEntry(
+            actor=actor,
+            action=CollectionsAction.LATE_FEE_ASSESSED,
+            target=Installment(pk=installment_id, lender_id=lender_id),
+            data={
+                "loan_id": loan_id,
+                "sequence": sequence,
+                "old": ZERO,
+                "new": fee,
+                "late_from": late_from,
+            },
+            reason="The installment was not paid before it became late.",
+        )
+        for installment_id, loan_id, sequence, late_from, stands, fee, _ in reached
+        if stands
+    ]
     for loan_id in sorted({row[1] for row in reached if row[6]}):
         loan = Loan.objects.get(pk=loan_id)  # locked above
-        entries.extend(_reallocate(loan=loan, installments=installment_lock_list_for_loan(loan=loan),
-                                   actor=actor))  # fmt: skip
+        entries.extend(
+            _reallocate(
+                loan=loan, installments=installment_lock_list_for_loan(loan=loan), actor=actor
+            )
+        )
     audit_events_record(lender_id=lender_id, entries=entries)
     return sum(1 for e in entries if e.action == CollectionsAction.LATE_FEE_ASSESSED)
 
@@ -936,8 +1040,12 @@ def loan_books_replay(*, loan_id: int, actor: Actor) -> bool:
     if loan.stage != Stage.NONE or loan.status == Loan.Status.PAID_OFF:
         loan_phones_lock(loan=loan)
     audit_events_record(lender_id=loan.lender_id, entries=entries)
-    loan_stage_settle(loan=loan, actor=actor, cause=LoanStageChange.Cause.PAYMENT,
-                      reason="The books were replayed by received time.")  # fmt: skip
+    loan_stage_settle(
+        loan=loan,
+        actor=actor,
+        cause=LoanStageChange.Cause.PAYMENT,
+        reason="The books were replayed by received time.",
+    )
     return True
 
 
@@ -1042,22 +1150,40 @@ def payment_webhook_apply(
             _received_after_signing(loan=loan, received_at=payload.received_at)
             if payload.event_type == "payment.reversed":
                 reversal = payment_reverse(
-                    loan_id=loan.pk, lender_id=lender_id, kind=payload.kind, amount=payload.amount,
-                    provider=provider, provider_ref=payload.reference, payment_provider_ref=payload.reverses,
-                    received_at=payload.received_at, actor=actor,
-                ).reversal  # fmt: skip
+                    loan_id=loan.pk,
+                    lender_id=lender_id,
+                    kind=payload.kind,
+                    amount=payload.amount,
+                    provider=provider,
+                    provider_ref=payload.reference,
+                    payment_provider_ref=payload.reverses,
+                    received_at=payload.received_at,
+                    actor=actor,
+                ).reversal
             else:
                 # payment_record's contract, with no savepoint: this transaction is the
                 # whole unit.
                 payment = _payment_record_locked(
-                    loan=loan, amount=payload.amount, channel=Payment.Channel.PROVIDER, provider=provider,
-                    provider_ref=payload.reference, received_at=payload.received_at, actor=actor,
-                ).payment  # fmt: skip
-            _webhook_event_insert(WebhookEvent(
-                lender_id=lender_id, provider=provider, event_id=payload.event_id,
-                event_type=payload.event_type, body=body.decode("utf-8"), body_sha256=digest,
-                payment=payment, reversal=reversal,
-            ))  # fmt: skip
+                    loan=loan,
+                    amount=payload.amount,
+                    channel=Payment.Channel.PROVIDER,
+                    provider=provider,
+                    provider_ref=payload.reference,
+                    received_at=payload.received_at,
+                    actor=actor,
+                ).payment
+            _webhook_event_insert(
+                WebhookEvent(
+                    lender_id=lender_id,
+                    provider=provider,
+                    event_id=payload.event_id,
+                    event_type=payload.event_type,
+                    body=body.decode("utf-8"),
+                    body_sha256=digest,
+                    payment=payment,
+                    reversal=reversal,
+                )
+            )
     except IntegrityError:
         existing = _webhook_event_get(
             lender_id=lender_id, provider=provider, event_id=payload.event_id

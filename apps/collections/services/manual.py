@@ -46,8 +46,9 @@ def _lockable(loan: Loan) -> None:
     rule = country_rule_for(lender.country)
     days = loan_days_overdue(loan=loan) if loan.status == Loan.Status.ACTIVE else 0
     today = lender_local_date(lender=lender)
-    paused = LoanPause.objects.filter(loan=loan, status=LoanPause.Status.ACTIVE, starts_on__lte=today,
-                                      ends_on__gte=today).exists()  # fmt: skip
+    paused = LoanPause.objects.filter(
+        loan=loan, status=LoanPause.Status.ACTIVE, starts_on__lte=today, ends_on__gte=today
+    ).exists()
     if (
         paused
         or loan.status != Loan.Status.ACTIVE
@@ -81,14 +82,24 @@ def loan_manual_lock_request(
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
     _lockable(loan)
     now = timezone.now()
-    stale = ManualLock.objects.filter(loan=loan, status=ManualLock.Status.REQUESTED,
-                                      created_at__lt=now - ManualLock.EXPIRES_AFTER)  # fmt: skip
+    stale = ManualLock.objects.filter(
+        loan=loan, status=ManualLock.Status.REQUESTED, created_at__lt=now - ManualLock.EXPIRES_AFTER
+    )
     for expired in stale.values_list("pk", flat=True):  # at most one: one open request per loan
-        audit_event_record(actor=actor, action=CollectionsAction.MANUAL_LOCK_DECIDED, target=loan,
-                           data={"manual_lock_id": expired, "status": ManualLock.Status.EXPIRED})  # fmt: skip
+        audit_event_record(
+            actor=actor,
+            action=CollectionsAction.MANUAL_LOCK_DECIDED,
+            target=loan,
+            data={"manual_lock_id": expired, "status": ManualLock.Status.EXPIRED},
+        )
     stale.update(status=ManualLock.Status.EXPIRED, decided_at=now, updated_at=now)
-    request = ManualLock(lender_id=lender_id, loan=loan, status=ManualLock.Status.REQUESTED,
-                         reason=reason.strip(), requested_by=user)  # fmt: skip
+    request = ManualLock(
+        lender_id=lender_id,
+        loan=loan,
+        status=ManualLock.Status.REQUESTED,
+        reason=reason.strip(),
+        requested_by=user,
+    )
     try:
         with transaction.atomic():
             request.save(force_insert=True)
@@ -96,8 +107,13 @@ def loan_manual_lock_request(
         raise ManualLockDecided(
             _("A manual lock of this loan is already waiting for approval.")
         ) from exc
-    audit_event_record(actor=actor, action=CollectionsAction.MANUAL_LOCK_REQUESTED, target=loan,
-                       reason=request.reason, data={"manual_lock_id": request.pk})  # fmt: skip
+    audit_event_record(
+        actor=actor,
+        action=CollectionsAction.MANUAL_LOCK_REQUESTED,
+        target=loan,
+        reason=request.reason,
+        data={"manual_lock_id": request.pk},
+    )
     return request
 
 
@@ -135,13 +151,23 @@ def loan_manual_lock_decide(
     )
     if approve:
         loan_phones_lock(loan=loan)  # the phone is locked below
-    audit_event_record(actor=actor, action=CollectionsAction.MANUAL_LOCK_DECIDED, target=loan,
-                       reason=request.decision_reason,
-                       data={"manual_lock_id": request.pk, "status": request.status,
-                             "requested_by": request.requested_by_id})  # fmt: skip
+    audit_event_record(
+        actor=actor,
+        action=CollectionsAction.MANUAL_LOCK_DECIDED,
+        target=loan,
+        reason=request.decision_reason,
+        data={
+            "manual_lock_id": request.pk,
+            "status": request.status,
+            "requested_by": request.requested_by_id,
+        },
+    )
     if approve:
-        loan_stage_lock_now(loan=loan, actor=actor,
-                            reason=f"Manual lock approved: {request.reason} / {request.decision_reason}")  # fmt: skip
+        loan_stage_lock_now(
+            loan=loan,
+            actor=actor,
+            reason=f"Manual lock approved: {request.reason} / {request.decision_reason}",
+        )
     return request
 
 
@@ -170,20 +196,48 @@ def loan_reminder_resend(*, loan_id: int, lender_id: int, actor: Actor, reason: 
             if overview.next_stage_on
             else None
         )
-        kind, body = "overdue", render("overdue", locale=locale, currency=loan.currency,
-                                       days=overview.days_late, step=step)  # fmt: skip
+        kind, body = (
+            "overdue",
+            render(
+                "overdue", locale=locale, currency=loan.currency, days=overview.days_late, step=step
+            ),
+        )
     else:
         due = loan_next_due(loan=loan)
         if due is None:
             raise NothingToRemind()
-        kind, body = "due_soon", render("due_soon", locale=locale, currency=loan.currency,
-                                        amount=due.amount.amount, due=due.due_date)  # fmt: skip
+        kind, body = (
+            "due_soon",
+            render(
+                "due_soon",
+                locale=locale,
+                currency=loan.currency,
+                amount=due.amount.amount,
+                due=due.due_date,
+            ),
+        )
     key = f"resend:{loan.pk}:{uuid.uuid4().hex}"
-    notifications_queue(lender=lender, drafts=[Draft(customer_id=loan.customer_id, loan_id=loan.pk, kind=kind,
-                                                     locale=locale, dedupe_key=key, body=body)])  # fmt: skip
+    notifications_queue(
+        lender=lender,
+        drafts=[
+            Draft(
+                customer_id=loan.customer_id,
+                loan_id=loan.pk,
+                kind=kind,
+                locale=locale,
+                dedupe_key=key,
+                body=body,
+            )
+        ],
+    )
     status = notification_status(lender_id=lender_id, dedupe_key=key)
-    audit_event_record(actor=actor, action=CollectionsAction.REMINDER_RESENT, target=loan, reason=reason.strip(),
-                       data={"kind": kind, "status": status})  # fmt: skip
+    audit_event_record(
+        actor=actor,
+        action=CollectionsAction.REMINDER_RESENT,
+        target=loan,
+        reason=reason.strip(),
+        data={"kind": kind, "status": status},
+    )
     return status
 
 
@@ -215,7 +269,12 @@ def loan_cancel(*, loan_id: int, lender_id: int, actor: Actor, reason: str) -> L
     transition = _loan_transition(
         loan=loan, to=Loan.Status.CANCELLED, actor=actor, reason=reason.strip()
     )
-    cancelled = AuditEntry(actor=actor, action=CollectionsAction.LOAN_CANCELLED, target=loan,
-                           reason=reason.strip(), data={"phones_freed": voided})  # fmt: skip
+    cancelled = AuditEntry(
+        actor=actor,
+        action=CollectionsAction.LOAN_CANCELLED,
+        target=loan,
+        reason=reason.strip(),
+        data={"phones_freed": voided},
+    )
     audit_events_record(lender_id=lender_id, entries=[transition, cancelled])
     return loan

@@ -37,15 +37,19 @@ from apps.lenders.models import Lender, Membership
 from apps.lenders.selectors import lender_local_date, membership_get_for_user
 
 Kind, Status = LoanPause.Kind, LoanPause.Status
-MAX_DAYS = {Kind.PROMISE: "PROMISE_MAX_DAYS", Kind.HARDSHIP: "HARDSHIP_MAX_DAYS",
-            Kind.LEGAL_HOLD: "LEGAL_HOLD_MAX_DAYS"}  # fmt: skip
+MAX_DAYS = {
+    Kind.PROMISE: "PROMISE_MAX_DAYS",
+    Kind.HARDSHIP: "HARDSHIP_MAX_DAYS",
+    Kind.LEGAL_HOLD: "LEGAL_HOLD_MAX_DAYS",
+}
 SUPERVISORS = frozenset({Membership.Role.SUPERVISOR, Membership.Role.LENDER_ADMIN})
 
 
 def _require_supervisor(user: User, lender_id: int) -> None:
     membership = membership_get_for_user(user_id=user.pk)
-    if user.is_superuser or (membership and membership.lender_id == lender_id
-                             and membership.role in SUPERVISORS):  # fmt: skip
+    if user.is_superuser or (
+        membership and membership.lender_id == lender_id and membership.role in SUPERVISORS
+    ):
         return
     raise SupervisorRequired()
 
@@ -62,15 +66,30 @@ def _check(*, kind: str, today: date, until: date, reason: str) -> None:
 
 
 def _open(
-    *, loan: Loan, kind: str, status: str, today: date, until: date, reason: str, actor: Actor,
-    promised: Money | None = None, decided_by: User | None = None,
-) -> LoanPause:  # fmt: skip
+    *,
+    loan: Loan,
+    kind: str,
+    status: str,
+    today: date,
+    until: date,
+    reason: str,
+    actor: Actor,
+    promised: Money | None = None,
+    decided_by: User | None = None,
+) -> LoanPause:
     pause = LoanPause(
-        lender_id=loan.lender_id, loan=loan, kind=kind, status=status, starts_on=today, ends_on=until,
-        promised_amount=promised.amount if promised else None, reason=reason.strip(),
-        requested_by=f"{actor.type.value}:{actor.id or ''}", decided_by=decided_by,
+        lender_id=loan.lender_id,
+        loan=loan,
+        kind=kind,
+        status=status,
+        starts_on=today,
+        ends_on=until,
+        promised_amount=promised.amount if promised else None,
+        reason=reason.strip(),
+        requested_by=f"{actor.type.value}:{actor.id or ''}",
+        decided_by=decided_by,
         decided_at=timezone.now() if decided_by else None,
-    )  # fmt: skip
+    )
     try:
         with transaction.atomic():
             pause.save(force_insert=True)
@@ -78,9 +97,20 @@ def _open(
         raise PauseAlreadyOpen(kind=kind) from exc
     if status == Status.ACTIVE and loan.stage != Stage.NONE:
         loan_phones_lock(loan=loan)  # the stage comes down below
-    audit_event_record(actor=actor, action=CollectionsAction.PAUSE_OPENED, target=loan, reason=pause.reason,
-                       data={"pause_id": pause.pk, "kind": kind, "status": status, "starts_on": today,
-                             "ends_on": until, "promised_amount": pause.promised_amount})  # fmt: skip
+    audit_event_record(
+        actor=actor,
+        action=CollectionsAction.PAUSE_OPENED,
+        target=loan,
+        reason=pause.reason,
+        data={
+            "pause_id": pause.pk,
+            "kind": kind,
+            "status": status,
+            "starts_on": today,
+            "ends_on": until,
+            "promised_amount": pause.promised_amount,
+        },
+    )
     if status == Status.ACTIVE:
         loan_stage_settle(
             loan=loan, actor=actor, cause=LoanStageChange.Cause.PAUSE, reason=pause.reason
@@ -90,9 +120,14 @@ def _open(
 
 @transaction.atomic
 def loan_promise_record(
-    *, loan_id: int, lender_id: int, until: date, actor: Actor, reason: str,
+    *,
+    loan_id: int,
+    lender_id: int,
+    until: date,
+    actor: Actor,
+    reason: str,
     amount: Money | None = None,
-) -> LoanPause:  # fmt: skip
+) -> LoanPause:
     """The customer promises to pay the arrears by ``until`` (at most ``PROMISE_MAX_DAYS``).
 
     By the customer or an agent. Locks the loan. Only for a loan with
@@ -104,8 +139,16 @@ def loan_promise_record(
     _check(kind=Kind.PROMISE, today=today, until=until, reason=reason)
     if loan.status != Loan.Status.ACTIVE or loan_days_overdue(loan=loan) == 0:
         raise NothingOverdue()
-    return _open(loan=loan, kind=Kind.PROMISE, status=Status.ACTIVE, today=today, until=until,
-                 reason=reason, actor=actor, promised=amount)  # fmt: skip
+    return _open(
+        loan=loan,
+        kind=Kind.PROMISE,
+        status=Status.ACTIVE,
+        today=today,
+        until=until,
+        reason=reason,
+        actor=actor,
+        promised=amount,
+    )
 
 
 @transaction.atomic
@@ -117,8 +160,15 @@ def loan_hardship_request(
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
     today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
     _check(kind=Kind.HARDSHIP, today=today, until=until, reason=reason)
-    return _open(loan=loan, kind=Kind.HARDSHIP, status=Status.REQUESTED, today=today, until=until,
-                 reason=reason, actor=actor)  # fmt: skip
+    return _open(
+        loan=loan,
+        kind=Kind.HARDSHIP,
+        status=Status.REQUESTED,
+        today=today,
+        until=until,
+        reason=reason,
+        actor=actor,
+    )
 
 
 @transaction.atomic
@@ -147,8 +197,13 @@ def loan_pause_decide(
     pause.save()
     if approve and loan.stage != Stage.NONE:
         loan_phones_lock(loan=loan)  # the stage comes down below
-    audit_event_record(actor=actor, action=CollectionsAction.PAUSE_DECIDED, target=loan, reason=pause.decision_reason,
-                       data={"pause_id": pause.pk, "kind": pause.kind, "status": pause.status})  # fmt: skip
+    audit_event_record(
+        actor=actor,
+        action=CollectionsAction.PAUSE_DECIDED,
+        target=loan,
+        reason=pause.decision_reason,
+        data={"pause_id": pause.pk, "kind": pause.kind, "status": pause.status},
+    )
     if approve:
         loan_stage_settle(
             loan=loan, actor=actor, cause=LoanStageChange.Cause.PAUSE, reason=pause.decision_reason
@@ -162,8 +217,15 @@ def loan_legal_hold_set(
 ) -> LoanPause:
     """A supervisor freezes escalation (legal hold, dispute) until ``until``. Locks the loan.
     Emits ``collections.pause.opened`` (status active)."""
-    return _supervisor_pause(kind=Kind.LEGAL_HOLD, loan_id=loan_id, lender_id=lender_id, until=until,
-                             user=user, reason=reason, actor=actor)  # fmt: skip
+    return _supervisor_pause(
+        kind=Kind.LEGAL_HOLD,
+        loan_id=loan_id,
+        lender_id=lender_id,
+        until=until,
+        user=user,
+        reason=reason,
+        actor=actor,
+    )
 
 
 @transaction.atomic
@@ -173,8 +235,15 @@ def loan_hardship_pause_set(
     """A supervisor pauses a loan for hardship at once, with no request to decide (a region hit
     by a flood: the bulk action on the loan list). Locks the loan. Emits
     ``collections.pause.opened`` (status active)."""
-    return _supervisor_pause(kind=Kind.HARDSHIP, loan_id=loan_id, lender_id=lender_id, until=until,
-                             user=user, reason=reason, actor=actor)  # fmt: skip
+    return _supervisor_pause(
+        kind=Kind.HARDSHIP,
+        loan_id=loan_id,
+        lender_id=lender_id,
+        until=until,
+        user=user,
+        reason=reason,
+        actor=actor,
+    )
 
 
 def _supervisor_pause(
@@ -185,5 +254,13 @@ def _supervisor_pause(
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
     today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
     _check(kind=kind, today=today, until=until, reason=reason)
-    return _open(loan=loan, kind=kind, status=Status.ACTIVE, today=today, until=until,
-                 reason=reason, actor=actor, decided_by=user)  # fmt: skip
+    return _open(
+        loan=loan,
+        kind=kind,
+        status=Status.ACTIVE,
+        today=today,
+        until=until,
+        reason=reason,
+        actor=actor,
+        decided_by=user,
+    )

@@ -69,8 +69,9 @@ _RESTRICT_LOCK_NAMESPACE = 7302
 def restrictions_hold_shared(*, lender_id: int) -> None:
     """Take the lender's restriction lock shared, for the transaction (before the loans)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)",
-                       [_RESTRICT_LOCK_NAMESPACE, lender_id])  # fmt: skip
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s, %s)", [_RESTRICT_LOCK_NAMESPACE, lender_id]
+        )
 
 
 def restrictions_hold_exclusive(*, lender_id: int) -> None:
@@ -123,13 +124,20 @@ class Ladder:
 
     def sql_params(self) -> dict[str, list[Any]]:
         rows = [(pv, s.days_overdue, s.action) for pv, ss in self.stages.items() for s in ss]
-        return {"pv": [r[0] for r in rows], "days": [r[1] for r in rows],
-                "actions": [r[2] for r in rows]}  # fmt: skip
+        return {
+            "pv": [r[0] for r in rows],
+            "days": [r[1] for r in rows],
+            "actions": [r[2] for r in rows],
+        }
 
     def stage_for(
-        self, *, policy_version_id: int, days: int, paused: bool = False,
+        self,
+        *,
+        policy_version_id: int,
+        days: int,
+        paused: bool = False,
         noticed: int | None = None,
-    ) -> str:  # fmt: skip
+    ) -> str:
         """The stage a loan ``days`` overdue is at (the SQL's rule, for one loan): with
         ``noticed`` (the rank of the harshest stage its customer was told of in time), a stage
         that blocks apps or locks only if told of."""
@@ -145,9 +153,16 @@ class Ladder:
         return stage
 
     def next_step(
-        self, *, policy_version_id: int, stage: str, days: int, paused: bool, today: date,
-        notice_days: int, noticed: dict[str, date] | None = None,
-    ) -> NextStep | None:  # fmt: skip
+        self,
+        *,
+        policy_version_id: int,
+        stage: str,
+        days: int,
+        paused: bool,
+        today: date,
+        notice_days: int,
+        noticed: dict[str, date] | None = None,
+    ) -> NextStep | None:
         """The next stage a loan at ``stage``, ``days`` overdue, reaches if nothing is paid,
         and the date; None if none (the last stage reached, or a pause holds the ladder).
 
@@ -175,9 +190,16 @@ class Ladder:
         return NextStep(stage=step, on=on)
 
     def content_index(
-        self, *, policy_version_id: int, stage: str, days: int, paused: bool, locale: str,
-        noticed: int = 0, hold: bool = False,
-    ) -> int:  # fmt: skip
+        self,
+        *,
+        policy_version_id: int,
+        stage: str,
+        days: int,
+        paused: bool,
+        locale: str,
+        noticed: int = 0,
+        hold: bool = False,
+    ) -> int:
         """The index in ``contents`` of what a phone shows at ``stage``: each stage keeps the
         milder ones' effects. Its offline fallback (what the phone applies when its lease ends
         without a check-in) is the stage the loan reaches by then, never a block or a lock its
@@ -190,20 +212,39 @@ class Ladder:
         return index
 
     def _content_index(
-        self, policy_version_id: int, stage: str, days: int, paused: bool, locale: str,
-        noticed: int, hold: bool,
-    ) -> int:  # fmt: skip
+        self,
+        policy_version_id: int,
+        stage: str,
+        days: int,
+        paused: bool,
+        locale: str,
+        noticed: int,
+        hold: bool,
+    ) -> int:
         lease_days = OFFLINE_LEASE.days
-        fallback = Stage.NONE.value if days == 0 else self.stage_for(
-            policy_version_id=policy_version_id, days=days + lease_days, paused=paused,
-            noticed=noticed)  # fmt: skip
+        fallback = (
+            Stage.NONE.value
+            if days == 0
+            else self.stage_for(
+                policy_version_id=policy_version_id,
+                days=days + lease_days,
+                paused=paused,
+                noticed=noticed,
+            )
+        )
         if hold:
             fallback = stage
         key = (policy_version_id, stage, fallback, locale)
         index = self.content_of.get(key)
         if index is None:
-            self.contents.append(self._shown(policy_version_id=policy_version_id, stage=stage,
-                                             fallback=fallback, locale=locale))  # fmt: skip
+            self.contents.append(
+                self._shown(
+                    policy_version_id=policy_version_id,
+                    stage=stage,
+                    fallback=fallback,
+                    locale=locale,
+                )
+            )
             index = self.content_of[key] = len(self.contents) - 1
         return index
 
@@ -437,10 +478,17 @@ class SweepReport:
 
 
 def loan_stage_changes_apply(
-    *, lender: Lender, ladder: Ladder, changes: list[Change], cause: str, business_date: date,
-    actor: Actor, reason: str, devices: dict[int, int] | None = None,
+    *,
+    lender: Lender,
+    ladder: Ladder,
+    changes: list[Change],
+    cause: str,
+    business_date: date,
+    actor: Actor,
+    reason: str,
+    devices: dict[int, int] | None = None,
     locales: dict[int, str] | None = None,
-) -> int:  # fmt: skip
+) -> int:
     """Write the phones' states, the history rows and the audit events of ``changes``
     (the loans are updated and locked already), in bulk. Returns how many phones took
     a state. ``devices`` (loan -> enrolled phone) and ``locales`` (customer ->
@@ -451,33 +499,55 @@ def loan_stage_changes_apply(
         locales = customer_locales(customer_ids={c.customer_id for c in changes})
     phones = [c for c in changes if c.loan_id in devices]
     shown_as = [
-        ladder.content_index(policy_version_id=c.policy_version_id, stage=c.to_stage, days=c.days,
-                             paused=c.paused, locale=locales.get(c.customer_id, lender.locale),
-                             noticed=c.noticed)
+        ladder.content_index(
+            policy_version_id=c.policy_version_id,
+            stage=c.to_stage,
+            days=c.days,
+            paused=c.paused,
+            locale=locales.get(c.customer_id, lender.locale),
+            noticed=c.noticed,
+        )
         for c in phones
-    ]  # fmt: skip
+    ]
     # each stage event names the phone and its new version: no second event per state
     versions = device_states_write_shown(
-        lender_id=lender.pk, device_ids=[devices[c.loan_id] for c in phones],
-        contents=ladder.contents, shown_as=shown_as, actor=actor, reason=reason, audit=False,
-    )  # fmt: skip
+        lender_id=lender.pk,
+        device_ids=[devices[c.loan_id] for c in phones],
+        contents=ladder.contents,
+        shown_as=shown_as,
+        actor=actor,
+        reason=reason,
+        audit=False,
+    )
     by_loan = {loan_id: versions.get(device_id) for loan_id, device_id in devices.items()}
     arrays = {
-        "loans": [c.loan_id for c in changes], "froms": [c.from_stage for c in changes],
-        "tos": [c.to_stage for c in changes], "ds": [c.days for c in changes],
-        "pvs": [c.policy_version_id for c in changes], "paused": [c.paused for c in changes],
+        "loans": [c.loan_id for c in changes],
+        "froms": [c.from_stage for c in changes],
+        "tos": [c.to_stage for c in changes],
+        "ds": [c.days for c in changes],
+        "pvs": [c.policy_version_id for c in changes],
+        "paused": [c.paused for c in changes],
         "vs": [by_loan.get(c.loan_id) for c in changes],
         "devices": [devices.get(c.loan_id) if c.loan_id in by_loan else None for c in changes],
-    }  # fmt: skip
-    rows = {"lender": lender.pk, "cause": cause, "bd": business_date, "now": timezone.now(),
-            **{name: array_literal(values) for name, values in arrays.items()}}  # fmt: skip
+    }
+    rows = {
+        "lender": lender.pk,
+        "cause": cause,
+        "bd": business_date,
+        "now": timezone.now(),
+        **{name: array_literal(values) for name, values in arrays.items()},
+    }
     with connection.cursor() as cursor:
         cursor.execute(_HISTORY, rows)
     audit_events_record_select(
-        lender_id=lender.pk, actor=actor, action=CollectionsAction.STAGE_CHANGED,
-        target_type=Loan._meta.label_lower, reason=reason, rows=_AUDIT_ROWS,
+        lender_id=lender.pk,
+        actor=actor,
+        action=CollectionsAction.STAGE_CHANGED,
+        target_type=Loan._meta.label_lower,
+        reason=reason,
+        rows=_AUDIT_ROWS,
         params={**rows, "bd": business_date.isoformat()},
-    )  # fmt: skip
+    )
     return len(versions)
 
 
@@ -524,12 +594,28 @@ def _released_lowered(
         " WHERE id = ANY(%s::bigint[])",
         [params["now"], params["now"], array_literal([row[0] for row in rows])],
     )
-    changes = [Change(loan_id=loan_id, from_stage=stage, to_stage=Stage.NONE.value, days=0,
-                      policy_version_id=pv, customer_id=customer_id, paused=False)
-               for loan_id, stage, pv, customer_id in rows]  # fmt: skip
-    loan_stage_changes_apply(lender=lender, ladder=ladder, changes=changes, devices={},
-                             cause=LoanStageChange.Cause.PAYOFF, business_date=params["bd"],
-                             actor=actor, reason="Its phone was released at payoff.")  # fmt: skip
+    changes = [
+        Change(
+            loan_id=loan_id,
+            from_stage=stage,
+            to_stage=Stage.NONE.value,
+            days=0,
+            policy_version_id=pv,
+            customer_id=customer_id,
+            paused=False,
+        )
+        for loan_id, stage, pv, customer_id in rows
+    ]
+    loan_stage_changes_apply(
+        lender=lender,
+        ladder=ladder,
+        changes=changes,
+        devices={},
+        cause=LoanStageChange.Cause.PAYOFF,
+        business_date=params["bd"],
+        actor=actor,
+        reason="Its phone was released at payoff.",
+    )
 
 
 def loan_stage_sweep(
@@ -538,8 +624,15 @@ def loan_stage_sweep(
     """``_sweep_range``, run again if PostgreSQL rolled it back as a deadlock's victim: the
     raise locks loans in its plan's order, so two sweeps of overlapping ranges (a lender
     task run twice after a loan became active shifts the ranges) can deadlock."""
-    return deadlock_retried(lambda: _sweep_range(lender_id=lender_id, business_date=business_date,
-                                                 id_from=id_from, id_to=id_to, actor=actor))  # fmt: skip
+    return deadlock_retried(
+        lambda: _sweep_range(
+            lender_id=lender_id,
+            business_date=business_date,
+            id_from=id_from,
+            id_to=id_to,
+            actor=actor,
+        )
+    )
 
 
 def _sweep_range(
@@ -565,13 +658,21 @@ def _sweep_range(
     actor = actor or Actor.system()
     lender = Lender.objects.get(pk=lender_id)
     now = timezone.now()
-    params = {"lender": lender_id, "lo": id_from, "hi": id_to, "bd": business_date, "now": now,
-              "order": list(STAGE_ORDER), **_notice_params(lender, business_date)}  # fmt: skip
+    params = {
+        "lender": lender_id,
+        "lo": id_from,
+        "hi": id_to,
+        "bd": business_date,
+        "now": now,
+        "order": list(STAGE_ORDER),
+        **_notice_params(lender, business_date),
+    }
     with transaction.atomic(), connection.cursor() as cursor:
         key = zlib.crc32(f"{lender_id}:{id_from}:{id_to}".encode()) - 2**31
         cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_SWEEP_LOCK_NAMESPACE, key])
-        cursor.execute("SELECT pg_advisory_xact_lock_shared(%s, %s)",
-                       [_RESTRICT_LOCK_NAMESPACE, lender_id])  # fmt: skip
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock_shared(%s, %s)", [_RESTRICT_LOCK_NAMESPACE, lender_id]
+        )
         ladder = Ladder.load(lender=lender)  # every version: cheaper than finding the range's
         # The loans whose pause ends are locked (the loan before its pause), then the pauses
         # closed: the raise below classifies them with the pauses as closed.
@@ -599,28 +700,46 @@ def _sweep_range(
         phones = 0
         if changes:
             phones = loan_stage_changes_apply(
-                lender=lender, ladder=ladder, changes=changes, cause=LoanStageChange.Cause.SWEEP,
-                business_date=business_date, actor=actor, devices=devices, locales=locales,
+                lender=lender,
+                ladder=ladder,
+                changes=changes,
+                cause=LoanStageChange.Cause.SWEEP,
+                business_date=business_date,
+                actor=actor,
+                devices=devices,
+                locales=locales,
                 reason=f"Restriction sweep of {business_date.isoformat()}.",
-            )  # fmt: skip
+            )
             # through the task outbox, committed with the changes: a broker down at the commit
             # delays the notices but cannot lose them, so a run that changed nothing (a
             # redelivery, a second beat) queues none
-            _overdue_notices_later(lender_id=lender_id, business_date=business_date,
-                                   id_from=id_from, id_to=id_to)  # fmt: skip
+            _overdue_notices_later(
+                lender_id=lender_id, business_date=business_date, id_from=id_from, id_to=id_to
+            )
         if unannounced:  # their notices, after commit, as the overdue notices go
-            _restriction_notices_later(lender_id=lender_id, business_date=business_date,
-                                       loans=unannounced)  # fmt: skip
+            _restriction_notices_later(
+                lender_id=lender_id, business_date=business_date, loans=unannounced
+            )
         # the audit chain's lock last, after the loans' and the devices' (the global order):
         # a payment holding a loan the raise waits for may be waiting for the chain
         if closed:
-            audit_events_record(lender_id=lender_id, entries=[
-                AuditEntry(actor=actor, action=CollectionsAction.PAUSE_CLOSED,
-                           target=Loan(pk=loan_id, lender_id=lender_id),
-                           data={"pause_id": pause_id, "kind": kind, "status": status,
-                                 "business_date": business_date})
-                for pause_id, loan_id, kind, status in closed
-            ])  # fmt: skip
+            audit_events_record(
+                lender_id=lender_id,
+                entries=[
+                    AuditEntry(
+                        actor=actor,
+                        action=CollectionsAction.PAUSE_CLOSED,
+                        target=Loan(pk=loan_id, lender_id=lender_id),
+                        data={
+                            "pause_id": pause_id,
+                            "kind": kind,
+                            "status": status,
+                            "business_date": business_date,
+                        },
+                    )
+                    for pause_id, loan_id, kind, status in closed
+                ],
+            )
     return SweepReport(changes=len(changes), phones=phones, pauses_closed=len(closed))
 
 
@@ -637,8 +756,12 @@ def _restriction_notices_later(
 ) -> None:
     from apps.collections.tasks import restriction_notices_queue_task
 
-    task_enqueue_on_commit(restriction_notices_queue_task, lender_id=lender_id,
-                           business_date=business_date.isoformat(), loans=loans)  # fmt: skip
+    task_enqueue_on_commit(
+        restriction_notices_queue_task,
+        lender_id=lender_id,
+        business_date=business_date.isoformat(),
+        loans=loans,
+    )
 
 
 @transaction.atomic
@@ -654,8 +777,11 @@ def restriction_notices_queue(
     """
     lender = Lender.objects.get(pk=lender_id)
     on = business_date + timedelta(days=country_rule_for(lender.country).lock_notice_days)
-    active = dict(Loan.objects.filter(pk__in=[row[0] for row in loans], lender_id=lender_id,
-                                      status=Loan.Status.ACTIVE).values_list("pk", "customer_id"))  # fmt: skip
+    active = dict(
+        Loan.objects.filter(
+            pk__in=[row[0] for row in loans], lender_id=lender_id, status=Loan.Status.ACTIVE
+        ).values_list("pk", "customer_id")
+    )
     locales = customer_locales(customer_ids=set(active.values()))
     drafts = []
     for loan_id, stage, days in loans:
@@ -663,12 +789,20 @@ def restriction_notices_queue(
             continue
         locale = locales.get(active[loan_id], lender.locale)
         step = NextStep(stage=stage, on=on)
-        drafts.append(Draft(
-            customer_id=active[loan_id], loan_id=loan_id, kind=Notification.Kind.NOTICE,
-            locale=locale, dedupe_key=f"notice:{loan_id}:{stage}:{business_date.isoformat()}",
-            body=render("overdue", locale=locale, currency=lender.currency, days=days, step=step),
-            announces_stage=stage, announces_on=on,
-        ))  # fmt: skip
+        drafts.append(
+            Draft(
+                customer_id=active[loan_id],
+                loan_id=loan_id,
+                kind=Notification.Kind.NOTICE,
+                locale=locale,
+                dedupe_key=f"notice:{loan_id}:{stage}:{business_date.isoformat()}",
+                body=render(
+                    "overdue", locale=locale, currency=lender.currency, days=days, step=step
+                ),
+                announces_stage=stage,
+                announces_on=on,
+            )
+        )
     return notifications_queue(lender=lender, drafts=drafts)
 
 
@@ -677,8 +811,13 @@ def _overdue_notices_later(
 ) -> None:
     from apps.collections.tasks import overdue_notices_queue_task
 
-    task_enqueue_on_commit(overdue_notices_queue_task, lender_id=lender_id,
-                           business_date=business_date.isoformat(), id_from=id_from, id_to=id_to)  # fmt: skip
+    task_enqueue_on_commit(
+        overdue_notices_queue_task,
+        lender_id=lender_id,
+        business_date=business_date.isoformat(),
+        id_from=id_from,
+        id_to=id_to,
+    )
 
 
 _RAISED = f"""
@@ -718,16 +857,29 @@ def overdue_notices_queue(*, lender_id: int, business_date: date, id_from: int, 
     drafts = []
     for loan_id, customer_id, days, policy_version_id, stage, paused in raised:
         locale = locales.get(customer_id, lender.locale)
-        step = ladder.next_step(policy_version_id=policy_version_id, stage=stage, days=days,
-                                paused=paused, today=business_date, notice_days=notice_days)  # fmt: skip
+        step = ladder.next_step(
+            policy_version_id=policy_version_id,
+            stage=stage,
+            days=days,
+            paused=paused,
+            today=business_date,
+            notice_days=notice_days,
+        )
         announces = step is not None and step.stage in NOTICE_ACTIONS
-        drafts.append(Draft(
-            customer_id=customer_id, loan_id=loan_id, kind="overdue", locale=locale,
-            dedupe_key=f"overdue:{loan_id}:{business_date.isoformat()}",
-            body=render("overdue", locale=locale, currency=lender.currency, days=days, step=step),
-            announces_stage=step.stage if step and announces else "",
-            announces_on=step.on if step and announces else None,
-        ))  # fmt: skip
+        drafts.append(
+            Draft(
+                customer_id=customer_id,
+                loan_id=loan_id,
+                kind="overdue",
+                locale=locale,
+                dedupe_key=f"overdue:{loan_id}:{business_date.isoformat()}",
+                body=render(
+                    "overdue", locale=locale, currency=lender.currency, days=days, step=step
+                ),
+                announces_stage=step.stage if step and announces else "",
+                announces_on=step.on if step and announces else None,
+            )
+        )
     return notifications_queue(lender=lender, drafts=drafts)
 
 
@@ -746,8 +898,16 @@ def loan_classify(*, loan: Loan, lender: Lender, ladder: Ladder, business_date: 
     overdue past grace, paused, the target stage and the notices' rank; all zero when the loan
     is not late."""
     with connection.cursor() as cursor:
-        cursor.execute(_ONE, {"loan": loan.pk, "bd": business_date, "order": list(STAGE_ORDER),
-                              **_notice_params(lender, business_date), **ladder.sql_params()})  # fmt: skip
+        cursor.execute(
+            _ONE,
+            {
+                "loan": loan.pk,
+                "bd": business_date,
+                "order": list(STAGE_ORDER),
+                **_notice_params(lender, business_date),
+                **ladder.sql_params(),
+            },
+        )
         row = cursor.fetchone()
     return Classified(*row) if row else Classified(0, False, Stage.NONE.value, 0)
 
@@ -773,16 +933,30 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
             loan=loan, lender=lender, ladder=ladder, business_date=business_date
         )
     if rank(target) < rank(loan.stage):
-        change = Change(loan_id=loan.pk, from_stage=loan.stage, to_stage=target, days=days,
-                        policy_version_id=loan.policy_version_id, customer_id=loan.customer_id,
-                        paused=paused, noticed=noticed)  # fmt: skip
-        Loan.objects.filter(pk=loan.pk).update(stage=target, stage_changed_at=timezone.now(),
-                                               updated_at=timezone.now())  # fmt: skip
+        change = Change(
+            loan_id=loan.pk,
+            from_stage=loan.stage,
+            to_stage=target,
+            days=days,
+            policy_version_id=loan.policy_version_id,
+            customer_id=loan.customer_id,
+            paused=paused,
+            noticed=noticed,
+        )
+        Loan.objects.filter(pk=loan.pk).update(
+            stage=target, stage_changed_at=timezone.now(), updated_at=timezone.now()
+        )
         loan.stage = target
         cause = LoanStageChange.Cause.PAYOFF if paid_off else cause
-        loan_stage_changes_apply(lender=lender, ladder=ladder, changes=[change], cause=cause,
-                                 business_date=business_date, actor=actor,
-                                 reason=reason or f"Lowered after {cause}.")  # fmt: skip
+        loan_stage_changes_apply(
+            lender=lender,
+            ladder=ladder,
+            changes=[change],
+            cause=cause,
+            business_date=business_date,
+            actor=actor,
+            reason=reason or f"Lowered after {cause}.",
+        )
     if paid_off:
         _release_phones(loan=loan, actor=actor)
     return loan.stage
@@ -835,10 +1009,18 @@ def loan_sweep_fan_out(*, lender_id: int, size: int) -> int:
     business_date = lender_business_date(lender_id=lender_id).isoformat()
     task_enqueue_on_commit(reminders_queue_task, lender_id=lender_id, business_date=business_date)
     ranges = loan_sweep_ranges(lender_id=lender_id, size=size)
-    tasks_enqueue_on_commit(loan_stage_sweep_range_task, [
-        {"lender_id": lender_id, "business_date": business_date, "id_from": id_from, "id_to": id_to}
-        for id_from, id_to in ranges
-    ])  # fmt: skip
+    tasks_enqueue_on_commit(
+        loan_stage_sweep_range_task,
+        [
+            {
+                "lender_id": lender_id,
+                "business_date": business_date,
+                "id_from": id_from,
+                "id_to": id_to,
+            }
+            for id_from, id_to in ranges
+        ],
+    )
     return len(ranges)
 
 
@@ -878,17 +1060,30 @@ def _agent_move(*, loan: Loan, to: str, actor: Actor, reason: str) -> str:
     the history and the audit event."""
     lender = Lender.objects.get(pk=loan.lender_id)
     ladder = Ladder.load(lender=lender, policy_version_ids={loan.policy_version_id})
-    noticed = loan_classify(loan=loan, lender=lender, ladder=ladder,
-                            business_date=lender_local_date(lender=lender)).noticed  # fmt: skip
-    change = Change(loan_id=loan.pk, from_stage=loan.stage, to_stage=to, days=loan_days_overdue(loan=loan),
-                    policy_version_id=loan.policy_version_id, customer_id=loan.customer_id, paused=False,
-                    noticed=noticed)  # fmt: skip
+    noticed = loan_classify(
+        loan=loan, lender=lender, ladder=ladder, business_date=lender_local_date(lender=lender)
+    ).noticed
+    change = Change(
+        loan_id=loan.pk,
+        from_stage=loan.stage,
+        to_stage=to,
+        days=loan_days_overdue(loan=loan),
+        policy_version_id=loan.policy_version_id,
+        customer_id=loan.customer_id,
+        paused=False,
+        noticed=noticed,
+    )
     Loan.objects.filter(pk=loan.pk).update(
         stage=to, stage_changed_at=timezone.now(), updated_at=timezone.now()
     )
     loan.stage = to
-    loan_stage_changes_apply(lender=lender, ladder=ladder, changes=[change],
-                             cause=LoanStageChange.Cause.AGENT,
-                             business_date=lender_local_date(lender=lender), actor=actor,
-                             reason=reason)  # fmt: skip
+    loan_stage_changes_apply(
+        lender=lender,
+        ladder=ladder,
+        changes=[change],
+        cause=LoanStageChange.Cause.AGENT,
+        business_date=lender_local_date(lender=lender),
+        actor=actor,
+        reason=reason,
+    )
     return to

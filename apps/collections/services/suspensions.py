@@ -66,8 +66,12 @@ def _entries(
 ) -> dict[int | None, AuditEntry]:
     """The event on each chain it concerns: each lender it holds, and the platform's for a
     country."""
-    data = {"suspension_id": suspension.pk, "lender_id": suspension.lender_id,
-            "country": suspension.country, "lower_to_reminder": suspension.lower_to_reminder}  # fmt: skip
+    data = {
+        "suspension_id": suspension.pk,
+        "lender_id": suspension.lender_id,
+        "country": suspension.country,
+        "lower_to_reminder": suspension.lower_to_reminder,
+    }
     chains: list[int | None] = [
         *_lenders_of(lender_id=suspension.lender_id, country=suspension.country)
     ]
@@ -81,9 +85,14 @@ def _entries(
 
 @transaction.atomic
 def restrictions_suspend(
-    *, user: User, actor: Actor, reason: str, lender_id: int | None = None, country: str = "",
+    *,
+    user: User,
+    actor: Actor,
+    reason: str,
+    lender_id: int | None = None,
+    country: str = "",
     lower_to_reminder: bool = False,
-) -> RestrictionSuspension:  # fmt: skip
+) -> RestrictionSuspension:
     """Stop every new restriction for ``lender_id`` or for every lender of ``country``, now.
 
     Waits for the sweeps and manual locks under way for them; from this
@@ -108,22 +117,29 @@ def restrictions_suspend(
     lenders = _lenders_of(lender_id=lender_id, country=country)
     for pk in lenders:
         restrictions_hold_exclusive(lender_id=pk)
-    suspension = RestrictionSuspension(lender_id=lender_id, country=country, reason=reason,
-                                       lower_to_reminder=lower_to_reminder, started_by=user)  # fmt: skip
+    suspension = RestrictionSuspension(
+        lender_id=lender_id,
+        country=country,
+        reason=reason,
+        lower_to_reminder=lower_to_reminder,
+        started_by=user,
+    )
     suspension.full_clean(exclude=["lender", "started_by"], validate_constraints=False)
     try:
         with transaction.atomic():
             suspension.save(force_insert=True)
     except IntegrityError as exc:
         raise SuspensionAlreadyOpen() from exc
-    for chain, entry in _entries(suspension, action=CollectionsAction.RESTRICTIONS_SUSPENDED,
-                                 actor=actor, reason=reason).items():  # fmt: skip
+    for chain, entry in _entries(
+        suspension, action=CollectionsAction.RESTRICTIONS_SUSPENDED, actor=actor, reason=reason
+    ).items():
         audit_events_record(lender_id=chain, entries=[entry])
     from apps.collections.tasks import restrictions_suspension_apply_task
 
-    tasks_enqueue_on_commit(restrictions_suspension_apply_task, [
-        {"lender_id": pk, "suspension_id": suspension.pk} for pk in lenders
-    ])  # fmt: skip
+    tasks_enqueue_on_commit(
+        restrictions_suspension_apply_task,
+        [{"lender_id": pk, "suspension_id": suspension.pk} for pk in lenders],
+    )
     return suspension
 
 
@@ -151,8 +167,9 @@ def restrictions_resume(
         reason,
     )
     suspension.save(update_fields=["lifted_at", "lifted_by", "lift_reason", "updated_at"])
-    for chain, entry in _entries(suspension, action=CollectionsAction.RESTRICTIONS_RESUMED,
-                                 actor=actor, reason=reason).items():  # fmt: skip
+    for chain, entry in _entries(
+        suspension, action=CollectionsAction.RESTRICTIONS_RESUMED, actor=actor, reason=reason
+    ).items():
         audit_events_record(lender_id=chain, entries=[entry])
     return suspension
 
@@ -203,9 +220,15 @@ def restrictions_suspension_apply(
     lower = suspension.lower_to_reminder
     floor = Stage.REMINDER if lower else Stage.NONE
     with connection.cursor() as cursor:
-        cursor.execute(_RESTRICTED, {"lender": lender_id, "bd": business_date,
-                                     "order": array_literal(list(STAGE_ORDER)),
-                                     "above": STAGE_ORDER.index(floor) + 1})  # fmt: skip
+        cursor.execute(
+            _RESTRICTED,
+            {
+                "lender": lender_id,
+                "bd": business_date,
+                "order": array_literal(list(STAGE_ORDER)),
+                "above": STAGE_ORDER.index(floor) + 1,
+            },
+        )
         rows = cursor.fetchall()
         if lower and rows:
             cursor.execute(
@@ -218,23 +241,46 @@ def restrictions_suspension_apply(
     ladder = Ladder.load(lender=lender)
     if lower:
         changes = [
-            Change(loan_id=loan_id, from_stage=stage, to_stage=Stage.REMINDER.value, days=days,
-                   policy_version_id=pv, customer_id=customer_id, paused=True)
+            Change(
+                loan_id=loan_id,
+                from_stage=stage,
+                to_stage=Stage.REMINDER.value,
+                days=days,
+                policy_version_id=pv,
+                customer_id=customer_id,
+                paused=True,
+            )
             for loan_id, stage, pv, customer_id, days in rows
-        ]  # fmt: skip
-        return loan_stage_changes_apply(lender=lender, ladder=ladder, changes=changes,
-                                        cause=LoanStageChange.Cause.SUSPENSION,
-                                        business_date=business_date, actor=actor, reason=reason)  # fmt: skip
+        ]
+        return loan_stage_changes_apply(
+            lender=lender,
+            ladder=ladder,
+            changes=changes,
+            cause=LoanStageChange.Cause.SUSPENSION,
+            business_date=business_date,
+            actor=actor,
+            reason=reason,
+        )
     devices = device_ids_enrolled_for_loans(loan_ids=[row[0] for row in rows])
     locales = customer_locales(customer_ids={row[3] for row in rows})
     held = [row for row in rows if row[0] in devices]
     shown_as = [
-        ladder.content_index(policy_version_id=pv, stage=stage, days=days, paused=False,
-                             locale=locales.get(customer_id, lender.locale), hold=True)
+        ladder.content_index(
+            policy_version_id=pv,
+            stage=stage,
+            days=days,
+            paused=False,
+            locale=locales.get(customer_id, lender.locale),
+            hold=True,
+        )
         for _loan_id, stage, pv, customer_id, days in held
-    ]  # fmt: skip
+    ]
     versions = device_states_write_shown(
-        lender_id=lender.pk, device_ids=[devices[row[0]] for row in held], contents=ladder.contents,
-        shown_as=shown_as, actor=actor, reason=reason,
-    )  # fmt: skip
+        lender_id=lender.pk,
+        device_ids=[devices[row[0]] for row in held],
+        contents=ladder.contents,
+        shown_as=shown_as,
+        actor=actor,
+        reason=reason,
+    )
     return len(versions)

@@ -57,5 +57,9 @@ class DeviceAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignor
     name = "deviceAuth"
 
     def get_security_definition(self, auto_schema: Any) -> dict[str, str]:
-        return {"type": "apiKey", "in": "header", "name": "Authorization",
-                "description": "Device <device id>:<device secret>"}  # fmt: skip
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "Device <device id>:<device secret>",
+        }

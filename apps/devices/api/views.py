@@ -112,12 +112,17 @@ class DeviceEnrollApi(APIView):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         enrollment = device_enroll(
-            token=values["token"], imei=values["imei"], serial=values["serial"], model_name=values["model"],
-            android_version=values["android_version"], agent_version=values["agent_version"],
-            fcm_token=values["fid"] or values["fcm_token"], push_address_kind="fid" if values["fid"] else "token",
+            token=values["token"],
+            imei=values["imei"],
+            serial=values["serial"],
+            model_name=values["model"],
+            android_version=values["android_version"],
+            agent_version=values["agent_version"],
+            fcm_token=values["fid"] or values["fcm_token"],
+            push_address_kind="fid" if values["fid"] else "token",
             agent_public_key=values["agent_public_key"],
             actor=Actor(type=ActorType.DEVICE, ip=client_ip(request)),
-        )  # fmt: skip
+        )
         body = {
             "device_id": enrollment.device.pk,
             "device_secret": enrollment.device_secret,
@@ -172,14 +177,24 @@ class DeviceCheckInApi(DeviceApi):
         data.is_valid(raise_exception=True)
         values = data.validated_data
         result = device_check_in(
-            device_id=request.user.device.pk, applied_version=values["version"],
-            agent_version=values["agent_version"], battery_percent=values.get("battery"),
-            iccid_sha256=values["iccid_sha256"], ip=client_ip(request),
-        )  # fmt: skip
+            device_id=request.user.device.pk,
+            applied_version=values["version"],
+            agent_version=values["agent_version"],
+            battery_percent=values.get("battery"),
+            iccid_sha256=values["iccid_sha256"],
+            ip=client_ip(request),
+        )
         state = result.state
-        body = {"state": None if state is None else
-                {"document": state.document, "signature": state.signature, "key_version": state.key_version},
-                "notices": notices_pending(loan_id=request.user.device.loan_id)}  # fmt: skip
+        body = {
+            "state": None
+            if state is None
+            else {
+                "document": state.document,
+                "signature": state.signature,
+                "key_version": state.key_version,
+            },
+            "notices": notices_pending(loan_id=request.user.device.loan_id),
+        }
         return Response(self.OutputSerializer(body).data)
 
 
@@ -201,10 +216,13 @@ class DeviceAckApi(DeviceApi):
         data = self.InputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         device = device_ack(
-            device_id=request.user.device.pk, version=data.validated_data["version"],
+            device_id=request.user.device.pk,
+            version=data.validated_data["version"],
             error_code=data.validated_data["error_code"],
-            actor=Actor(type=ActorType.DEVICE, id=str(request.user.device.pk), ip=client_ip(request)),
-        )  # fmt: skip
+            actor=Actor(
+                type=ActorType.DEVICE, id=str(request.user.device.pk), ip=client_ip(request)
+            ),
+        )
         return Response(self.OutputSerializer({"acked_version": device.acked_version}).data)
 
 
@@ -274,9 +292,12 @@ class DeviceFcmTokenApi(DeviceApi):
         data.is_valid(raise_exception=True)
         device_id = request.user.device.pk
         values = data.validated_data
-        device_fcm_token_set(device_id=device_id, fcm_token=values.get("fid") or values["fcm_token"],
-                             kind="fid" if "fid" in values else "token",
-                             actor=Actor(type=ActorType.DEVICE, id=str(device_id), ip=client_ip(request)))  # fmt: skip
+        device_fcm_token_set(
+            device_id=device_id,
+            fcm_token=values.get("fid") or values["fcm_token"],
+            kind="fid" if "fid" in values else "token",
+            actor=Actor(type=ActorType.DEVICE, id=str(device_id), ip=client_ip(request)),
+        )
         return Response(self.OutputSerializer({"updated": True}).data)
 
 
@@ -318,9 +339,16 @@ class DeviceCustomerLinkApi(DeviceApi):
         device = request.user.device
         loan = device.loan
         token = customer_login_link_mint(
-            customer_id=loan.customer_id, lender_id=device.lender_id,
+            customer_id=loan.customer_id,
+            lender_id=device.lender_id,
             actor=Actor(type=ActorType.DEVICE, id=str(device.pk), ip=client_ip(request)),
-        )  # fmt: skip
+        )
         path = reverse("customers:link", kwargs={"lender_slug": loan.lender.slug, "token": token})
-        return Response(self.OutputSerializer({"url": request.build_absolute_uri(path),
-                                               "expires_in": int(LOGIN_LINK_TTL.total_seconds())}).data)  # fmt: skip
+        return Response(
+            self.OutputSerializer(
+                {
+                    "url": request.build_absolute_uri(path),
+                    "expires_in": int(LOGIN_LINK_TTL.total_seconds()),
+                }
+            ).data
+        )

@@ -51,29 +51,54 @@ RETURNING id
 
 
 def device_check_in(
-    *, device_id: int, applied_version: int, agent_version: str, battery_percent: int | None,
-    iccid_sha256: str, ip: str | None,
-) -> CheckIn:  # fmt: skip
+    *,
+    device_id: int,
+    applied_version: int,
+    agent_version: str,
+    battery_percent: int | None,
+    iccid_sha256: str,
+    ip: str | None,
+) -> CheckIn:
     """Record that the phone is alive and hand it the newest state if it is behind.
 
     A current phone (its newest state applied and acked, its SIM unchanged)
     costs one UPDATE; any other goes through ``_check_in_locked``.
     """
     with connection.cursor() as cursor:
-        cursor.execute(_HEARTBEAT, {"now": timezone.now(), "battery": battery_percent, "agent": agent_version,
-                                    "ip": ip or "", "id": device_id, "applied": applied_version,
-                                    "iccid": iccid_sha256})  # fmt: skip
+        cursor.execute(
+            _HEARTBEAT,
+            {
+                "now": timezone.now(),
+                "battery": battery_percent,
+                "agent": agent_version,
+                "ip": ip or "",
+                "id": device_id,
+                "applied": applied_version,
+                "iccid": iccid_sha256,
+            },
+        )
         if cursor.fetchone() is not None:
             return CheckIn(state=None)
-    return _check_in_locked(device_id=device_id, applied_version=applied_version, agent_version=agent_version,
-                            battery_percent=battery_percent, iccid_sha256=iccid_sha256, ip=ip)  # fmt: skip
+    return _check_in_locked(
+        device_id=device_id,
+        applied_version=applied_version,
+        agent_version=agent_version,
+        battery_percent=battery_percent,
+        iccid_sha256=iccid_sha256,
+        ip=ip,
+    )
 
 
 @transaction.atomic
 def _check_in_locked(
-    *, device_id: int, applied_version: int, agent_version: str, battery_percent: int | None,
-    iccid_sha256: str, ip: str | None,
-) -> CheckIn:  # fmt: skip
+    *,
+    device_id: int,
+    applied_version: int,
+    agent_version: str,
+    battery_percent: int | None,
+    iccid_sha256: str,
+    ip: str | None,
+) -> CheckIn:
     """Record that the phone is alive and hand it the newest state if it is behind.
 
     Locks the device. Safe to repeat. The version the phone says it applied
@@ -89,13 +114,23 @@ def _check_in_locked(
         raise DeviceReleased(device_id=device.pk)
     actor = Actor(type=ActorType.DEVICE, id=str(device.pk), ip=ip)
     if iccid_sha256 and device.iccid_sha256 and iccid_sha256 != device.iccid_sha256:
-        audit_event_record(actor=actor, action=DevicesAction.SIM_CHANGED, target=device,
-                           data={"old": {"iccid_sha256": device.iccid_sha256}, "new": {"iccid_sha256": iccid_sha256}})  # fmt: skip
+        audit_event_record(
+            actor=actor,
+            action=DevicesAction.SIM_CHANGED,
+            target=device,
+            data={
+                "old": {"iccid_sha256": device.iccid_sha256},
+                "new": {"iccid_sha256": iccid_sha256},
+            },
+        )
     Device.objects.filter(pk=device.pk).update(
-        last_seen_at=timezone.now(), agent_version=agent_version or device.agent_version,
-        battery_percent=battery_percent, iccid_sha256=iccid_sha256 or device.iccid_sha256,
-        last_ip=ip or "", updated_at=timezone.now(),
-    )  # fmt: skip
+        last_seen_at=timezone.now(),
+        agent_version=agent_version or device.agent_version,
+        battery_percent=battery_percent,
+        iccid_sha256=iccid_sha256 or device.iccid_sha256,
+        last_ip=ip or "",
+        updated_at=timezone.now(),
+    )
     if device.acked_version < applied_version <= device.desired_version:
         _ack_locked(device=device, version=applied_version, actor=actor)
     if applied_version >= device.desired_version:
@@ -103,8 +138,14 @@ def _check_in_locked(
     state = DeviceState.objects.get(device=device, version=device.desired_version)
     valid_until = datetime.fromisoformat(state.document["valid_until"])
     if valid_until - timezone.now() < LEASE_RENEW_BEFORE:
-        state = state_reissue(device=device, actor=Actor.system(),
-                              reason="The offline lease is renewed for a phone that was away.") or state  # fmt: skip
+        state = (
+            state_reissue(
+                device=device,
+                actor=Actor.system(),
+                reason="The offline lease is renewed for a phone that was away.",
+            )
+            or state
+        )
     slug = Lender.objects.values_list("slug", flat=True).get(pk=device.lender_id)
     signature = sign_document(lender_slug=slug, document=state.document)
     return CheckIn(state=SignedState(state.document, signature, state.key_version))
@@ -130,8 +171,12 @@ def device_ack(*, device_id: int, version: int, error_code: str, actor: Actor) -
         if device.last_ack_error != f"{version}:{error_code}":
             device.last_ack_error = f"{version}:{error_code}"
             device.save(update_fields=["last_ack_error", "updated_at"])
-            audit_event_record(actor=actor, action=DevicesAction.STATE_FAILED, target=device,
-                               data={"version": version, "error": error_code})  # fmt: skip
+            audit_event_record(
+                actor=actor,
+                action=DevicesAction.STATE_FAILED,
+                target=device,
+                data={"version": version, "error": error_code},
+            )
             if error_code == "expired" and version == device.desired_version:
                 state_reissue(device=device, actor=Actor.system(), reason="Its lease had expired.")
         return device
@@ -153,8 +198,17 @@ def _ack_locked(*, device: Device, version: int, actor: Actor) -> None:
     if state.level == DeviceState.Level.RELEASED and device.status != Device.Status.RELEASED:
         data["status"] = {"old": device.status, "new": Device.Status.RELEASED}
         device.status, device.released_at = Device.Status.RELEASED, timezone.now()
-    device.save(update_fields=["acked_version", "acked_at", "last_ack_error", "key_version",
-                               "status", "released_at", "updated_at"])  # fmt: skip
+    device.save(
+        update_fields=[
+            "acked_version",
+            "acked_at",
+            "last_ack_error",
+            "key_version",
+            "status",
+            "released_at",
+            "updated_at",
+        ]
+    )
     audit_event_record(
         actor=actor, action=DevicesAction.STATE_ACKNOWLEDGED, target=device, data=data
     )
@@ -204,10 +258,20 @@ def device_event_report(
     existing = DeviceEvent.objects.filter(device=device, event_id=event_id).first()
     if existing is not None:
         return existing, False
-    event = DeviceEvent.objects.create(lender_id=device.lender_id, device=device, event_id=event_id, kind=kind,
-                                       occurred_at=occurred_at, detail=detail)  # fmt: skip
-    audit_event_record(actor=actor, action=DevicesAction.EVENT_REPORTED, target=device,
-                       data={"event_id": event_id, "kind": kind, "occurred_at": occurred_at, "detail": detail})  # fmt: skip
+    event = DeviceEvent.objects.create(
+        lender_id=device.lender_id,
+        device=device,
+        event_id=event_id,
+        kind=kind,
+        occurred_at=occurred_at,
+        detail=detail,
+    )
+    audit_event_record(
+        actor=actor,
+        action=DevicesAction.EVENT_REPORTED,
+        target=device,
+        data={"event_id": event_id, "kind": kind, "occurred_at": occurred_at, "detail": detail},
+    )
     return event, True
 
 
@@ -226,6 +290,10 @@ def device_fcm_token_set(
         device.save(
             update_fields=["fcm_token", "push_address_kind", "fcm_token_dead_at", "updated_at"]
         )
-        audit_event_record(actor=actor, action=DevicesAction.PUSH_ADDRESS_CHANGED, target=device,
-                           data={"token_sha256": sha256_hex(fcm_token)})  # fmt: skip
+        audit_event_record(
+            actor=actor,
+            action=DevicesAction.PUSH_ADDRESS_CHANGED,
+            target=device,
+            data={"token_sha256": sha256_hex(fcm_token)},
+        )
     return device

@@ -62,8 +62,13 @@ def device_register(*, loan: Loan, imei: str, brand: str, model_name: str, actor
     """
     number = imei_normalise(imei)
     Loan.objects.select_for_update(of=("self",)).get(pk=loan.pk)
-    device = Device(lender_id=loan.lender_id, loan=loan, imei=number, brand=brand.strip(),
-                    model_name=model_name.strip())  # fmt: skip
+    device = Device(
+        lender_id=loan.lender_id,
+        loan=loan,
+        imei=number,
+        brand=brand.strip(),
+        model_name=model_name.strip(),
+    )
     device.full_clean(exclude=["lender", "loan"], validate_unique=False, validate_constraints=False)
     try:
         with transaction.atomic():
@@ -157,10 +162,18 @@ def device_enroll(
     ``devices.enrollment.refused``.
     """
     try:
-        return _enroll(token=token, imei=imei, serial=serial, model_name=model_name,
-                       android_version=android_version, agent_version=agent_version,
-                       fcm_token=fcm_token, agent_public_key=agent_public_key, actor=actor,
-                       push_address_kind=push_address_kind)  # fmt: skip
+        return _enroll(
+            token=token,
+            imei=imei,
+            serial=serial,
+            model_name=model_name,
+            android_version=android_version,
+            agent_version=agent_version,
+            fcm_token=fcm_token,
+            agent_public_key=agent_public_key,
+            actor=actor,
+            push_address_kind=push_address_kind,
+        )
     except EnrollmentRefused as exc:
         with transaction.atomic():
             record = (
@@ -179,9 +192,18 @@ def device_enroll(
 
 @transaction.atomic
 def _enroll(
-    *, token: str, imei: str, serial: str, model_name: str, android_version: str, agent_version: str,
-    fcm_token: str, agent_public_key: str, actor: Actor, push_address_kind: str,
-) -> Enrollment:  # fmt: skip
+    *,
+    token: str,
+    imei: str,
+    serial: str,
+    model_name: str,
+    android_version: str,
+    agent_version: str,
+    fcm_token: str,
+    agent_public_key: str,
+    actor: Actor,
+    push_address_kind: str,
+) -> Enrollment:
     # Lock order device, then token (as enrollment_token_mint does), so a fresh
     # code minted while the phone enrolls cannot deadlock with it.
     token_hash = sha256_hex(token)
@@ -227,9 +249,14 @@ def _enroll(
         actor=actor,
         action=DevicesAction.DEVICE_ENROLLED,
         target=device,
-        data={"token_id": record.pk, "serial": serial, "android_version": android_version,
-              "agent_version": agent_version, "key_version": device.key_version},
-    )  # fmt: skip
+        data={
+            "token_id": record.pk,
+            "serial": serial,
+            "android_version": android_version,
+            "agent_version": agent_version,
+            "key_version": device.key_version,
+        },
+    )
     return Enrollment(
         device=device,
         device_secret=secret,
@@ -248,11 +275,19 @@ def device_registrations_void(*, loan_id: int, lender_id: int, actor: Actor, rea
     ``devices.device.voided``."""
     now = timezone.now()
     voided = 0
-    for device in Device.objects.select_for_update().filter(loan_id=loan_id, lender_id=lender_id,
-                                                            status=Device.Status.PENDING).order_by("pk"):  # fmt: skip
+    for device in (
+        Device.objects.select_for_update()
+        .filter(loan_id=loan_id, lender_id=lender_id, status=Device.Status.PENDING)
+        .order_by("pk")
+    ):
         device.status, device.released_at = Device.Status.RELEASED, now
         device.save(update_fields=["status", "released_at", "updated_at"])
-        audit_event_record(actor=actor, action=DevicesAction.DEVICE_VOIDED, target=device, reason=reason,
-                           data={"imei": device.imei, "status": {"old": "pending", "new": "released"}})  # fmt: skip
+        audit_event_record(
+            actor=actor,
+            action=DevicesAction.DEVICE_VOIDED,
+            target=device,
+            reason=reason,
+            data={"imei": device.imei, "status": {"old": "pending", "new": "released"}},
+        )
         voided += 1
     return voided

@@ -252,9 +252,11 @@ def _outcome(result: PushResult, *, attempts: int) -> tuple[str, str, str, float
 
 @transaction.atomic
 def _record(
-    *, outcomes: dict[int, tuple[str, str, str, float]], claims: dict[int, int],
+    *,
+    outcomes: dict[int, tuple[str, str, str, float]],
+    claims: dict[int, int],
     dead: list[PushMessage],
-) -> None:  # fmt: skip
+) -> None:
     """Write the outcomes of one claim. A row reclaimed by another relay meanwhile (its
     attempts moved on) keeps the other relay's record; this one is dropped and logged."""
     ids = list(outcomes)
@@ -273,10 +275,14 @@ def _record(
         marked = cursor.fetchall()
     by_lender: dict[int, list[AuditEntry]] = {}
     for device_id, lender_id in marked:
-        by_lender.setdefault(lender_id, []).append(AuditEntry(
-            actor=Actor.system(), action=DevicesAction.PUSH_ADDRESS_DEAD,
-            target=Device(pk=device_id, lender_id=lender_id), data={"fallback": "sms"},
-        ))  # fmt: skip
+        by_lender.setdefault(lender_id, []).append(
+            AuditEntry(
+                actor=Actor.system(),
+                action=DevicesAction.PUSH_ADDRESS_DEAD,
+                target=Device(pk=device_id, lender_id=lender_id),
+                data={"fallback": "sms"},
+            )
+        )
     for lender_id, entries in sorted(by_lender.items()):
         audit_events_record(lender_id=lender_id, entries=entries)
 
@@ -312,8 +318,10 @@ def push_release_renudge() -> int:
     """
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_RENUDGE_LOCK])
-        cursor.execute(_RELEASE_UNACKED, {"base": settings.PUSH_RELEASE_RENUDGE_SECONDS,
-                                          "cap": 6 * 3600, "give_up_days": 30})  # fmt: skip
+        cursor.execute(
+            _RELEASE_UNACKED,
+            {"base": settings.PUSH_RELEASE_RENUDGE_SECONDS, "cap": 6 * 3600, "give_up_days": 30},
+        )
         rows = cursor.fetchall()
         push_nudges_enqueue(nudges=rows)
     return len(rows)

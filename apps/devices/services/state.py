@@ -58,8 +58,12 @@ class StateChange:
     @classmethod
     def of(cls, *, device_id: int, level: str, locale: str, **content: Any) -> StateChange:
         lists = ("blocked_packages", "blocked_categories", "alarm_times", "always_allowed_numbers")
-        return cls(device_id=device_id, level=level, locale=locale,
-                   **{k: tuple(v) if k in lists else v for k, v in content.items()})  # fmt: skip
+        return cls(
+            device_id=device_id,
+            level=level,
+            locale=locale,
+            **{k: tuple(v) if k in lists else v for k, v in content.items()},
+        )
 
 
 _ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
@@ -156,15 +160,26 @@ def device_states_write(
     contents: dict[StateChange, int] = {}  # what a phone shows (device id 0) -> its index
     shown_as = [contents.setdefault(replace(c, device_id=0), len(contents)) for c in changes]
     return device_states_write_shown(
-        lender_id=lender_id, device_ids=[c.device_id for c in changes], contents=list(contents),
-        shown_as=shown_as, actor=actor, reason=reason, audit=audit,
-    )  # fmt: skip
+        lender_id=lender_id,
+        device_ids=[c.device_id for c in changes],
+        contents=list(contents),
+        shown_as=shown_as,
+        actor=actor,
+        reason=reason,
+        audit=audit,
+    )
 
 
 def device_states_write_shown(
-    *, lender_id: int, device_ids: list[int], contents: list[StateChange], shown_as: list[int],
-    actor: Actor, reason: str, audit: bool = True,
-) -> dict[int, int]:  # fmt: skip
+    *,
+    lender_id: int,
+    device_ids: list[int],
+    contents: list[StateChange],
+    shown_as: list[int],
+    actor: Actor,
+    reason: str,
+    audit: bool = True,
+) -> dict[int, int]:
     """``device_states_write`` for many phones showing few distinct contents: phone
     ``device_ids[i]`` shows ``contents[shown_as[i]]`` (their device ids are ignored), so a
     caller that knows the contents (the restriction engine's ladder) builds no object per
@@ -183,8 +198,10 @@ def device_states_write_shown(
                 alarm_times=content.alarm_times, country=country, tz=tz, issued_at=now
             )
             calendars[content.alarm_times] = json.dumps(days, sort_keys=True)
-    next_key = {"version": key_version,
-                "public_key": lender_public_key_b64(lender_slug=slug, version=key_version)}  # fmt: skip
+    next_key = {
+        "version": key_version,
+        "public_key": lender_public_key_b64(lender_slug=slug, version=key_version),
+    }
     params = {
         "lender": lender_id,
         "devices": array_literal(device_ids),
@@ -212,12 +229,18 @@ def device_states_write_shown(
         written = cursor.fetchall()
     if audit:
         audit_events_record_select(
-            lender_id=lender_id, actor=actor, action=DevicesAction.STATE_CHANGED,
-            target_type=Device._meta.label_lower, reason=reason, rows=_AUDIT_ROWS,
-            params={"ids": array_literal([w[0] for w in written]),
-                    "versions": array_literal([w[1] for w in written]),
-                    "levels": array_literal([w[2] for w in written])},
-        )  # fmt: skip
+            lender_id=lender_id,
+            actor=actor,
+            action=DevicesAction.STATE_CHANGED,
+            target_type=Device._meta.label_lower,
+            reason=reason,
+            rows=_AUDIT_ROWS,
+            params={
+                "ids": array_literal([w[0] for w in written]),
+                "versions": array_literal([w[1] for w in written]),
+                "levels": array_literal([w[2] for w in written]),
+            },
+        )
     if written:
         relay_after_commit()  # their pushes were queued by the statement itself
     return {device_id: version for device_id, version, _ in written}
@@ -227,8 +250,9 @@ def state_write_locked(
     *, device: Device, level: str, actor: Actor, reason: str, **content: Any
 ) -> DeviceState:
     """One phone's next state (the caller holds the device lock), or ``DeviceReleased``."""
-    change = StateChange.of(device_id=device.pk, level=level,
-                            locale=device.loan.customer.locale, **content)  # fmt: skip
+    change = StateChange.of(
+        device_id=device.pk, level=level, locale=device.loan.customer.locale, **content
+    )
     written = device_states_write(
         lender_id=device.lender_id, changes=[change], actor=actor, reason=reason
     )
@@ -268,8 +292,13 @@ def device_state_set(
             )
     except DeviceReleased:
         with transaction.atomic():
-            audit_event_record(actor=actor, action=DevicesAction.STATE_REFUSED, target=Device.objects.get(pk=device_id),
-                               data={"level": level, "problem": "device_released"}, reason=reason)  # fmt: skip
+            audit_event_record(
+                actor=actor,
+                action=DevicesAction.STATE_REFUSED,
+                target=Device.objects.get(pk=device_id),
+                data={"level": level, "problem": "device_released"},
+                reason=reason,
+            )
         raise
 
 
@@ -280,8 +309,9 @@ def device_release(*, device_id: int, actor: Actor, reason: str) -> DeviceState:
     from then on no state can be written for it. Emits
     ``devices.state.changed`` (level ``released``).
     """
-    return device_state_set(device_id=device_id, level=DeviceState.Level.RELEASED, actor=actor,
-                            reason=reason)  # fmt: skip
+    return device_state_set(
+        device_id=device_id, level=DeviceState.Level.RELEASED, actor=actor, reason=reason
+    )
 
 
 @transaction.atomic
@@ -296,10 +326,18 @@ def lender_signing_key_rotate(*, lender_id: int, actor: Actor, reason: str) -> L
     """
     lender = Lender.objects.select_for_update().get(pk=lender_id)
     version = lender_key_version_current(lender_id=lender.pk) + 1
-    key = LenderKey.objects.create(lender=lender, version=version,
-                                   public_key=lender_public_key_b64(lender_slug=lender.slug, version=version))  # fmt: skip
-    audit_event_record(actor=actor, action=DevicesAction.LENDER_KEY_ROTATED, target=key, reason=reason,
-                       data={"version": version, "public_key": key.public_key})  # fmt: skip
+    key = LenderKey.objects.create(
+        lender=lender,
+        version=version,
+        public_key=lender_public_key_b64(lender_slug=lender.slug, version=version),
+    )
+    audit_event_record(
+        actor=actor,
+        action=DevicesAction.LENDER_KEY_ROTATED,
+        target=key,
+        reason=reason,
+        data={"version": version, "public_key": key.public_key},
+    )
 
     from apps.devices.tasks import device_key_announce_task
 
@@ -322,10 +360,14 @@ def device_key_announce(*, lender_id: int, batch: int = 200) -> int:
             devices = list(
                 Device.objects.select_for_update(of=("self",))
                 .select_related("loan__customer")
-                .filter(lender_id=lender_id, status=Device.Status.ENROLLED, key_version__lt=current,
-                        pk__gt=after)
+                .filter(
+                    lender_id=lender_id,
+                    status=Device.Status.ENROLLED,
+                    key_version__lt=current,
+                    pk__gt=after,
+                )
                 .order_by("pk")[:batch]
-            )  # fmt: skip
+            )
             if not devices:
                 return issued
             after = devices[-1].pk
@@ -338,8 +380,9 @@ def device_key_announce(*, lender_id: int, batch: int = 200) -> int:
                 if device.pk in announced:
                     continue
                 try:
-                    state_reissue(device=device, actor=Actor.system(),
-                                  reason="A new lender key is announced.")  # fmt: skip
+                    state_reissue(
+                        device=device, actor=Actor.system(), reason="A new lender key is announced."
+                    )
                 except DeviceReleased:
                     continue
                 issued += 1

@@ -51,31 +51,50 @@ def checkout_url(*, checkout: Checkout) -> str:
     if not settings.PAYMENTS_FAKE_CHECKOUT:
         raise CheckoutUnavailable()
     token = signing.dumps(
-        {"lender": checkout.lender_slug, "name": checkout.lender_name,
-         "loan": checkout.loan_reference,
-         "amount": str(quantize(checkout.amount.amount, checkout.amount.currency)),
-         "currency": checkout.amount.currency, "back": checkout.return_url},
+        {
+            "lender": checkout.lender_slug,
+            "name": checkout.lender_name,
+            "loan": checkout.loan_reference,
+            "amount": str(quantize(checkout.amount.amount, checkout.amount.currency)),
+            "currency": checkout.amount.currency,
+            "back": checkout.return_url,
+        },
         salt=_SALT,
-    )  # fmt: skip
+    )
     return reverse("fake-checkout:page", args=[token])
 
 
 def checkout_read(token: str) -> Checkout:
     """The checkout a demo link stands for; ``signing.BadSignature`` if forged or too old."""
     data = signing.loads(token, salt=_SALT, max_age=CHECKOUT_MAX_AGE)
-    return Checkout(lender_slug=data["lender"], lender_name=data["name"], loan_reference=data["loan"],
-                    amount=Money(Decimal(data["amount"]), data["currency"]), return_url=data["back"])  # fmt: skip
+    return Checkout(
+        lender_slug=data["lender"],
+        lender_name=data["name"],
+        loan_reference=data["loan"],
+        amount=Money(Decimal(data["amount"]), data["currency"]),
+        return_url=data["back"],
+    )
 
 
 def demo_provider_pay(*, checkout: Checkout, webhook_url: str) -> requests.Response:
     """Play the provider once the customer has paid: POST the signed ``payment.succeeded``."""
     reference = f"demo-{uuid.uuid4().hex[:16]}"
-    body = json.dumps({
-        "id": f"evt-{reference}", "type": "payment.succeeded",
-        "data": {"loan": checkout.loan_reference, "amount": str(checkout.amount.amount),
-                 "currency": checkout.amount.currency, "reference": reference},
-    }).encode()  # fmt: skip
+    body = json.dumps(
+        {
+            "id": f"evt-{reference}",
+            "type": "payment.succeeded",
+            "data": {
+                "loan": checkout.loan_reference,
+                "amount": str(checkout.amount.amount),
+                "currency": checkout.amount.currency,
+                "reference": reference,
+            },
+        }
+    ).encode()
     secret = webhook_secret_for(lender_slug=checkout.lender_slug, provider=DEMO_PROVIDER)
-    headers = {"Content-Type": "application/json", LENDER_HEADER: checkout.lender_slug,
-               SIGNATURE_HEADER: sign(secret=secret, body=body, timestamp=int(time.time()))}  # fmt: skip
+    headers = {
+        "Content-Type": "application/json",
+        LENDER_HEADER: checkout.lender_slug,
+        SIGNATURE_HEADER: sign(secret=secret, body=body, timestamp=int(time.time())),
+    }
     return requests.post(webhook_url, data=body, headers=headers, timeout=10)

@@ -35,8 +35,9 @@ class Command(BaseCommand):
             for id_from, id_to in loan_sweep_ranges(
                 lender_id=one.pk, size=settings.SWEEP_RANGE_SIZE
             ):
-                report = loan_stage_sweep(lender_id=one.pk, business_date=business_date,
-                                          id_from=id_from, id_to=id_to)  # fmt: skip
+                report = loan_stage_sweep(
+                    lender_id=one.pk, business_date=business_date, id_from=id_from, id_to=id_to
+                )
                 changes, phones = changes + report.changes, phones + report.phones
             self.stdout.write(
                 f"{one.slug} {business_date}: {changes} stage changes, {phones} phones told"

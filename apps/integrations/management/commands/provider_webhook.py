@@ -62,8 +62,13 @@ class Command(BaseCommand):
         if not (opts["loan"] and opts["amount"]):
             raise CommandError("--loan and --amount are required to send an event")
         reference = opts["reference"] or f"MP-{secrets.token_hex(5).upper()}"
-        data = {"loan": opts["loan"], "amount": opts["amount"], "currency": opts["currency"] or lender.currency,
-                "reference": reference, "received_at": timezone.now().isoformat()}  # fmt: skip
+        data = {
+            "loan": opts["loan"],
+            "amount": opts["amount"],
+            "currency": opts["currency"] or lender.currency,
+            "reference": reference,
+            "received_at": timezone.now().isoformat(),
+        }
         if opts["reverses"]:
             data.update(reverses=opts["reverses"], kind=opts["kind"])
         event_type = "payment.reversed" if opts["reverses"] else "payment.succeeded"

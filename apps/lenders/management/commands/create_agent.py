@@ -25,9 +25,12 @@ class Command(BaseCommand):
         try:
             user = agent_create(
                 lender=lender_get_by_slug(slug=options["lender"]),
-                username=options["username"], email=options["email"], password=password,
-                role=Membership.Role(options["role"]), actor=Actor.system(),
-            )  # fmt: skip
+                username=options["username"],
+                email=options["email"],
+                password=password,
+                role=Membership.Role(options["role"]),
+                actor=Actor.system(),
+            )
         except ValidationError as exc:
             raise CommandError("; ".join(exc.messages)) from exc
         except DomainError as exc:

@@ -23,10 +23,14 @@ class Command(BaseCommand):
 
         try:
             lender = lender_create(
-                name=options["name"], slug=options["slug"], country=options["country"],
-                currency=options["currency"], timezone=options["timezone"],
-                locale=options["locale"], actor=Actor.system(),
-            )  # fmt: skip
+                name=options["name"],
+                slug=options["slug"],
+                country=options["country"],
+                currency=options["currency"],
+                timezone=options["timezone"],
+                locale=options["locale"],
+                actor=Actor.system(),
+            )
         except ValidationError as exc:
             raise CommandError(
                 "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())

@@ -41,11 +41,23 @@ from apps.lenders.services import (
 from apps.retailers.services import demo_counter
 
 LENDERS = [
-    {"name": "Demo Lender Kenya", "slug": "demo-ke", "country": "KE", "currency": "KES",
-     "timezone": "Africa/Nairobi", "locale": "en"},
-    {"name": "Demo Lender México", "slug": "demo-mx", "country": "MX", "currency": "MXN",
-     "timezone": "America/Mexico_City", "locale": "es"},
-]  # fmt: skip
+    {
+        "name": "Demo Lender Kenya",
+        "slug": "demo-ke",
+        "country": "KE",
+        "currency": "KES",
+        "timezone": "Africa/Nairobi",
+        "locale": "en",
+    },
+    {
+        "name": "Demo Lender México",
+        "slug": "demo-mx",
+        "country": "MX",
+        "currency": "MXN",
+        "timezone": "America/Mexico_City",
+        "locale": "es",
+    },
+]
 PEOPLE = [
     # username, lender slug (None: platform operator), role
     ("operator", None, None),
@@ -82,17 +94,28 @@ class Command(BaseCommand):
             for lender in lenders.values():
                 if restriction_policy_version_in_force(lender_id=lender.pk) is None:
                     restriction_policy_create(
-                        lender=lender, name="Standard ladder",
-                        stages=default_stages(lender.locale, country=lender.country), actor=actor,
-                    )  # fmt: skip
+                        lender=lender,
+                        name="Standard ladder",
+                        stages=default_stages(lender.locale, country=lender.country),
+                        actor=actor,
+                    )
                 if not LoanProduct.objects.filter(lender=lender).exists():
-                    loan_product_save(product=LoanProduct(
-                        lender=lender, name="Phone 12 months", installments=12,
-                        frequency=LoanProduct.Frequency.MONTHLY, min_down_payment_percent=Decimal(10),
-                        interest_method=LoanProduct.InterestMethod.FLAT, interest_rate_percent=Decimal("2.5"),
-                        origination_fee_percent=Decimal(2), late_fee_type=LoanProduct.LateFeeType.FIXED,
-                        late_fee_value=Decimal(100), grace_days=3,
-                    ), actor=actor)  # fmt: skip
+                    loan_product_save(
+                        product=LoanProduct(
+                            lender=lender,
+                            name="Phone 12 months",
+                            installments=12,
+                            frequency=LoanProduct.Frequency.MONTHLY,
+                            min_down_payment_percent=Decimal(10),
+                            interest_method=LoanProduct.InterestMethod.FLAT,
+                            interest_rate_percent=Decimal("2.5"),
+                            origination_fee_percent=Decimal(2),
+                            late_fee_type=LoanProduct.LateFeeType.FIXED,
+                            late_fee_value=Decimal(100),
+                            grace_days=3,
+                        ),
+                        actor=actor,
+                    )
             kenya = lenders["demo-ke"]
             product = LoanProduct.objects.get(lender=kenya)
             shop, clerk = demo_counter(kenya)
@@ -105,14 +128,23 @@ class Command(BaseCommand):
                     lender=kenya, full_name=name, phone=phone, national_id=national_id, actor=actor
                 )
                 consent = consent_record_demo_seed(
-                    customer=customer, text="Demo loan: the customer did not take part.", text_version="demo",
-                    clerk_id=clerk.user_id, shop_id=shop.pk, actor=actor,
-                )  # fmt: skip
+                    customer=customer,
+                    text="Demo loan: the customer did not take part.",
+                    text_version="demo",
+                    clerk_id=clerk.user_id,
+                    shop_id=shop.pk,
+                    actor=actor,
+                )
                 loan = loan_sign(
-                    customer=customer, consent=consent, product=product, shop_id=shop.pk,
-                    device_price=Money(Decimal(24000), "KES"), down_payment=Money(Decimal(4000), "KES"),
-                    actor=actor, signed_at=timezone.now() - timedelta(days=days_ago),
-                )  # fmt: skip
+                    customer=customer,
+                    consent=consent,
+                    product=product,
+                    shop_id=shop.pk,
+                    device_price=Money(Decimal(24000), "KES"),
+                    down_payment=Money(Decimal(4000), "KES"),
+                    actor=actor,
+                    signed_at=timezone.now() - timedelta(days=days_ago),
+                )
                 device_register(
                     loan=loan, imei=imei, brand="Tecno", model_name="Spark 20", actor=actor
                 )
@@ -120,10 +152,16 @@ class Command(BaseCommand):
             # Cynthia paid her first installment; Brian paid nothing.
             first = loans[2].installments.order_by("sequence").first()
             payment_record(
-                loan_id=loans[2].pk, amount=Money(first.total_due, "KES"), channel="manual",
-                provider="manual", provider_ref="demo-seed-1", received_at=timezone.now() - timedelta(days=5),
-                reason="Paid cash at the shop", receipt_ref="DEMO-001", actor=actor,
-            )  # fmt: skip
+                loan_id=loans[2].pk,
+                amount=Money(first.total_due, "KES"),
+                channel="manual",
+                provider="manual",
+                provider_ref="demo-seed-1",
+                received_at=timezone.now() - timedelta(days=5),
+                reason="Paid cash at the shop",
+                receipt_ref="DEMO-001",
+                actor=actor,
+            )
         return loans
 
     def handle(self, *args: Any, reset_credentials: bool = False, **options: Any) -> None:
@@ -148,9 +186,13 @@ class Command(BaseCommand):
                         )
                     else:
                         user = agent_create(
-                            lender=lenders[slug], username=username, email=email,
-                            password=password, role=role, actor=actor,
-                        )  # fmt: skip
+                            lender=lenders[slug],
+                            username=username,
+                            email=email,
+                            password=password,
+                            role=role,
+                            actor=actor,
+                        )
                 else:
                     user_password_set(user=user, password=password, actor=actor)
                 device = totp_device_provision(user=user, actor=actor)
@@ -168,8 +210,10 @@ class Command(BaseCommand):
         if loans:
             self.stdout.write(self.style.SUCCESS("Demo loans:"))
             for loan in loans:
-                self.stdout.write(f"  {loan.reference}  {loan.lender.slug}  {loan.customer.full_name:18} "
-                                  f"financed {loan.financed_amount} {loan.currency}, signed {loan.start_date}")  # fmt: skip
+                self.stdout.write(
+                    f"  {loan.reference}  {loan.lender.slug}  {loan.customer.full_name:18} "
+                    f"financed {loan.financed_amount} {loan.currency}, signed {loan.start_date}"
+                )
             self.stdout.write(
                 f"Point of sale: {settings.DEMO_BASE_URL}/pos/  clerk {self.clerk_username} "
                 f"password {self.clerk_password} (shown once)"
