@@ -1,23 +1,29 @@
+from datetime import date
+
+from django.conf import settings
+
+from apps.collections.services import (
+    installment_late_fees_assess,
+    loan_stage_sweep,
+    loan_sweep_fan_out,
+    overdue_notices_queue,
+    restriction_notices_queue,
+    restrictions_suspension_apply,
+)
+from apps.core.actor import Actor
 from apps.core.tasks import app_task
 
 
 @app_task(name="collections.installment_late_fees_assess", queue="sweep")
-def installment_late_fees_assess(*, lender_id: int) -> None:
+def installment_late_fees_assess_task(*, lender_id: int) -> None:
     """Beat runs this just after each lender's business day ends (its local time)."""
-    from apps.collections.services import installment_late_fees_assess as assess
-    from apps.core.actor import Actor
-
-    assess(lender_id=lender_id, actor=Actor.system())
+    installment_late_fees_assess(lender_id=lender_id, actor=Actor.system())
 
 
 @app_task(name="collections.loan_stage_sweep_lender", queue="sweep")
 def loan_stage_sweep_lender_task(*, lender_id: int) -> None:
     """Beat runs this at the lender's local morning: one range task per slice of loans,
     and the day's due-date reminders."""
-    from django.conf import settings
-
-    from apps.collections.services import loan_sweep_fan_out
-
     loan_sweep_fan_out(lender_id=lender_id, size=settings.SWEEP_RANGE_SIZE)
 
 
@@ -25,10 +31,6 @@ def loan_stage_sweep_lender_task(*, lender_id: int) -> None:
 def loan_stage_sweep_range_task(
     *, lender_id: int, business_date: str, id_from: int, id_to: int
 ) -> None:
-    from datetime import date
-
-    from apps.collections.services.restriction import loan_stage_sweep
-
     loan_stage_sweep(
         lender_id=lender_id,
         business_date=date.fromisoformat(business_date),
@@ -41,10 +43,6 @@ def loan_stage_sweep_range_task(
 def overdue_notices_queue_task(
     *, lender_id: int, business_date: str, id_from: int, id_to: int
 ) -> None:
-    from datetime import date
-
-    from apps.collections.services.restriction import overdue_notices_queue
-
     overdue_notices_queue(
         lender_id=lender_id,
         business_date=date.fromisoformat(business_date),
@@ -55,17 +53,11 @@ def overdue_notices_queue_task(
 
 @app_task(name="collections.restrictions_suspension_apply", queue="sweep")
 def restrictions_suspension_apply_task(*, lender_id: int, suspension_id: int) -> None:
-    from apps.collections.services.suspensions import restrictions_suspension_apply
-
     restrictions_suspension_apply(lender_id=lender_id, suspension_id=suspension_id)
 
 
 @app_task(name="collections.restriction_notices_queue", queue="sweep")
 def restriction_notices_queue_task(*, lender_id: int, business_date: str, loans: list) -> None:
-    from datetime import date
-
-    from apps.collections.services.restriction import restriction_notices_queue
-
     restriction_notices_queue(
         lender_id=lender_id, business_date=date.fromisoformat(business_date), loans=loans
     )

@@ -35,14 +35,26 @@ def broker_errors() -> tuple[type[BaseException], ...]:
     return (OperationalError, OSError, *(e for e in transport if not issubclass(e, LookupError)))
 
 
-def task_enqueue_on_commit(task: Any, **kwargs: Any) -> None:
-    """Send ``task`` with ``kwargs`` (ids and ISO dates: JSON) once the transaction commits."""
-    tasks_enqueue_on_commit(task, [kwargs])
+def task_named(name: str) -> Any:
+    """The registered task called ``name`` (its ``app_task`` name). Services name the tasks
+    they start instead of importing them: tasks sit above services (they call them), so an
+    import would run up the layers. An unknown name raises ``KeyError`` at once."""
+    tasks = current_app.tasks
+    if name not in tasks:  # not yet autodiscovered in this process: import the apps' tasks
+        current_app.loader.import_default_modules()
+    return tasks[name]
 
 
-def tasks_enqueue_on_commit(task: Any, calls: list[dict[str, Any]]) -> None:
+def task_enqueue_on_commit(name: str, **kwargs: Any) -> None:
+    """Send the task ``name`` with ``kwargs`` (ids and ISO dates: JSON) once the transaction
+    commits."""
+    tasks_enqueue_on_commit(name, [kwargs])
+
+
+def tasks_enqueue_on_commit(name: str, calls: list[dict[str, Any]]) -> None:
     """``task_enqueue_on_commit`` for many calls of one task (a fan-out): one insert, and
     after commit one delete of those the broker took."""
+    task = task_named(name)
     rows = TaskOutbox.objects.bulk_create(TaskOutbox(task=task.name, kwargs=k) for k in calls)
     transaction.on_commit(lambda: _send(task=task, rows=rows))
 
@@ -88,7 +100,7 @@ def task_outbox_relay(*, batch: int = 500) -> int:
             done, broker_down = [], False
             for row in rows:
                 try:
-                    current_app.tasks[row.task].apply_async(kwargs=row.kwargs, retry=False)
+                    task_named(row.task).apply_async(kwargs=row.kwargs, retry=False)
                 except broker_errors():  # down again: the next run goes on
                     logger.warning("outbox relay stopped: broker unreachable", exc_info=True)
                     broker_down = True

@@ -47,7 +47,6 @@ from apps.customers.models import (
     CustomerLoginFailure,
 )
 from apps.customers.national_ids import national_id_normalise
-from apps.customers.tasks import customer_login_code_send_task, customer_login_failure_record_task
 from apps.integrations.sms.base import get_sms_gateway, sms_send_quietly
 from apps.lenders.models import Lender
 
@@ -404,7 +403,7 @@ def customer_login_code_request(*, lender_id: int, phone: str, actor: Actor) -> 
         .first()
     )
     task_enqueue_on_commit(
-        customer_login_code_send_task,
+        "customers.login_code_send",
         lender_id=lender_id,
         customer_id=customer_id,
         request_key=str(uuid.uuid4()),
@@ -518,7 +517,7 @@ def customer_login_check(*, lender_id: int, phone: str, code: str, actor: Actor)
         return customer
     with transaction.atomic():
         task_enqueue_on_commit(
-            customer_login_failure_record_task,
+            "customers.login_failure_record",
             lender_id=lender_id,
             login_code_id=state["code_id"] if live else None,
             attempt=str(uuid.uuid4()),

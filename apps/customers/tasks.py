@@ -8,6 +8,7 @@ address and browser, for the audit event; never the number.
 
 from apps.core.actor import Actor, ActorType
 from apps.core.tasks import app_task
+from apps.customers.services import customer_login_code_send, customer_login_failure_record
 
 
 def _customer_actor(actor_ip: str, actor_user_agent: str) -> Actor:
@@ -27,8 +28,6 @@ def customer_login_code_send_task(
     ``request_key``."""
     if customer_id is None:
         return
-    from apps.customers.services import customer_login_code_send
-
     customer_login_code_send(
         customer_id=customer_id,
         request_key=request_key,
@@ -49,8 +48,6 @@ def customer_login_failure_record_task(
     ``attempt``."""
     if login_code_id is None:
         return
-    from apps.customers.services import customer_login_failure_record
-
     customer_login_failure_record(
         login_code_id=login_code_id,
         attempt=attempt,

@@ -1,15 +1,15 @@
 from typing import Any
 
 from apps.core.tasks import app_task
+from apps.devices.services.push import push_relay, push_release_renudge
+from apps.devices.services.state import device_key_announce
+from apps.integrations.push.base import get_push_gateway
 
 
 @app_task(name="devices.push_relay", queue="push", bind=True)
 def push_relay_task(self: Any, *, follow_up: bool = False) -> None:
     """Started after each commit that queues a nudge, by beat every minute, and by itself
     (``follow_up``) when a retry falls due within the minute."""
-    from apps.devices.services.push import push_relay
-    from apps.integrations.push.base import get_push_gateway
-
     follow_up_in = push_relay(gateway=get_push_gateway(), follow_up=follow_up)
     if follow_up_in is not None and not self.request.is_eager:
         push_relay_task.apply_async(countdown=follow_up_in, kwargs={"follow_up": True})
@@ -17,13 +17,9 @@ def push_relay_task(self: Any, *, follow_up: bool = False) -> None:
 
 @app_task(name="devices.device_key_announce", queue="push")
 def device_key_announce_task(*, lender_id: int) -> None:
-    from apps.devices.services.state import device_key_announce
-
     device_key_announce(lender_id=lender_id)
 
 
 @app_task(name="devices.push_release_renudge", queue="push")
 def push_release_renudge_task() -> None:
-    from apps.devices.services.push import push_release_renudge
-
     push_release_renudge()

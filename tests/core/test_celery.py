@@ -6,7 +6,7 @@ from django.core.management import call_command
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
 from apps.audit.models import AuditEvent
-from apps.audit.tasks import audit_chain_checkpoint_record as checkpoint_task
+from apps.audit.tasks import audit_chain_checkpoint_record_task as checkpoint_task
 from config.celery import app
 
 

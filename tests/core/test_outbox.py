@@ -98,7 +98,14 @@ def test_a_task_that_fails_is_not_taken_for_a_broker_down() -> None:
     """Tasks run in place here (eager): a task's own error reaches the caller, instead of
     being logged as a broker outage and left for the relay."""
     with pytest.raises(RuntimeError, match="a bug in the task"), transaction.atomic():
-        task_enqueue_on_commit(failing)
+        task_enqueue_on_commit("tests.core.failing")
+
+
+def test_a_task_name_no_worker_knows_is_refused_when_enqueued() -> None:
+    """Services name their tasks; a misspelt name fails in the service, not in the relay."""
+    with pytest.raises(KeyError, match=r"collections\.no_such_task"), transaction.atomic():
+        task_enqueue_on_commit("collections.no_such_task", lender_id=1)
+    assert not TaskOutbox.objects.exists()
 
 
 def test_a_fan_out_is_written_at_once_and_a_broker_down_keeps_every_task(

@@ -35,6 +35,8 @@ from apps.collections.services.restriction import (
     loan_stage_sweep,
     loan_sweep_fan_out,
     loan_sweep_ranges,
+    overdue_notices_queue,
+    restriction_notices_queue,
 )
 from apps.collections.services.suspensions import (
     restrictions_resume,
@@ -67,9 +69,11 @@ __all__ = [
     "loan_stage_sweep",
     "loan_sweep_fan_out",
     "loan_sweep_ranges",
+    "overdue_notices_queue",
     "payment_record",
     "payment_reverse",
     "payment_webhook_apply",
+    "restriction_notices_queue",
     "restrictions_resume",
     "restrictions_suspend",
     "restrictions_suspension_apply",

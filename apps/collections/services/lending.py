@@ -75,7 +75,6 @@ from apps.lenders.selectors import (
     lender_local_date,
     restriction_policy_version_in_force,
 )
-from apps.notifications.tasks import payment_receipt_queue_task
 
 ZERO = Decimal(0)
 PAYABLE = frozenset({Loan.Status.ACTIVE, Loan.Status.WRITTEN_OFF, Loan.Status.PAID_OFF})
@@ -504,7 +503,7 @@ def _payment_record_locked(
         loan_phones_lock(loan=loan)  # the stage comes down, or the phone is released, below
     audit_events_record(lender_id=loan.lender_id, entries=[received, *allocated])
     loan_stage_settle(loan=loan, actor=actor, cause=LoanStageChange.Cause.PAYMENT)
-    task_enqueue_on_commit(payment_receipt_queue_task, payment_id=payment.pk)
+    task_enqueue_on_commit("notifications.payment_receipt_queue", payment_id=payment.pk)
     return PaymentOutcome(payment=payment, created=True)
 
 

@@ -754,10 +754,8 @@ def _notice_params(lender: Lender, business_date: date) -> dict[str, Any]:
 def _restriction_notices_later(
     *, lender_id: int, business_date: date, loans: list[list[Any]]
 ) -> None:
-    from apps.collections.tasks import restriction_notices_queue_task
-
     task_enqueue_on_commit(
-        restriction_notices_queue_task,
+        "collections.restriction_notices_queue",
         lender_id=lender_id,
         business_date=business_date.isoformat(),
         loans=loans,
@@ -809,10 +807,8 @@ def restriction_notices_queue(
 def _overdue_notices_later(
     *, lender_id: int, business_date: date, id_from: int, id_to: int
 ) -> None:
-    from apps.collections.tasks import overdue_notices_queue_task
-
     task_enqueue_on_commit(
-        overdue_notices_queue_task,
+        "collections.overdue_notices_queue",
         lender_id=lender_id,
         business_date=business_date.isoformat(),
         id_from=id_from,
@@ -1003,14 +999,13 @@ def loan_sweep_fan_out(*, lender_id: int, size: int) -> int:
     and the day's due-date reminders, all through the task outbox (they go out once this
     commits, and a broker outage delays them without losing them). The business date is
     fixed here, so every range of one run agrees on it. Returns how many ranges."""
-    from apps.collections.tasks import loan_stage_sweep_range_task
-    from apps.notifications.tasks import reminders_queue_task
-
     business_date = lender_business_date(lender_id=lender_id).isoformat()
-    task_enqueue_on_commit(reminders_queue_task, lender_id=lender_id, business_date=business_date)
+    task_enqueue_on_commit(
+        "notifications.reminders_queue", lender_id=lender_id, business_date=business_date
+    )
     ranges = loan_sweep_ranges(lender_id=lender_id, size=size)
     tasks_enqueue_on_commit(
-        loan_stage_sweep_range_task,
+        "collections.loan_stage_sweep_range",
         [
             {
                 "lender_id": lender_id,

@@ -134,10 +134,8 @@ def restrictions_suspend(
         suspension, action=CollectionsAction.RESTRICTIONS_SUSPENDED, actor=actor, reason=reason
     ).items():
         audit_events_record(lender_id=chain, entries=[entry])
-    from apps.collections.tasks import restrictions_suspension_apply_task
-
     tasks_enqueue_on_commit(
-        restrictions_suspension_apply_task,
+        "collections.restrictions_suspension_apply",
         [{"lender_id": pk, "suspension_id": suspension.pk} for pk in lenders],
     )
     return suspension

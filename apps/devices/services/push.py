@@ -34,7 +34,7 @@ from django.db import connection, transaction
 
 from apps.audit.services import AuditEntry, audit_events_record
 from apps.core.actor import Actor
-from apps.core.outbox import broker_errors
+from apps.core.outbox import broker_errors, task_named
 from apps.devices.events import DevicesAction
 from apps.devices.locks import devices_lock
 from apps.devices.models import Device, DeviceState, PushNudge
@@ -121,10 +121,10 @@ def relay_after_commit() -> None:
 
 
 def _relay_kick() -> None:
-    from apps.devices.tasks import push_relay_task
-
     try:
-        push_relay_task.apply_async(retry=False)  # fail fast: the request is not held up
+        task_named("devices.push_relay").apply_async(
+            retry=False
+        )  # fail fast: the request is not held up
     except broker_errors():  # beat's minutely relay sends it later
         logger.warning("push relay not started; the outbox keeps the nudge", exc_info=True)
 

@@ -339,9 +339,7 @@ def lender_signing_key_rotate(*, lender_id: int, actor: Actor, reason: str) -> L
         data={"version": version, "public_key": key.public_key},
     )
 
-    from apps.devices.tasks import device_key_announce_task
-
-    task_enqueue_on_commit(device_key_announce_task, lender_id=lender.pk)
+    task_enqueue_on_commit("devices.device_key_announce", lender_id=lender.pk)
     return key
 
 
