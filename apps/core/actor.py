@@ -7,9 +7,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from django.contrib.auth.base_user import AbstractBaseUser
     from django.http import HttpRequest
-
-    from apps.accounts.models import User
 
 
 class ActorType(StrEnum):
@@ -50,7 +49,7 @@ class Actor:
         return cls(type=ActorType.SYSTEM)
 
     @classmethod
-    def agent(cls, user: User, request: HttpRequest | None = None) -> Actor:
+    def agent(cls, user: AbstractBaseUser, request: HttpRequest | None = None) -> Actor:
         return cls._with_request(ActorType.AGENT, str(user.pk), request)
 
     @classmethod

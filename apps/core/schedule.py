@@ -1,8 +1,10 @@
 """The beat schedule, written into django-celery-beat's tables. Safe to run twice."""
 
 import json
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
+from django.conf import settings
 from django.db import transaction
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 
@@ -28,16 +30,22 @@ SCHEDULE: dict[str, tuple[str, dict[str, str], str, str]] = {
 RETIRED = ("collections: daily late fees",)
 
 
-def schedule() -> dict[str, tuple[str, dict[str, str], str, str, dict[str, Any]]]:
+class LenderClock(NamedTuple):
+    """What the schedule needs of a lender: its id, its slug (in entry names) and timezone."""
+
+    id: int
+    slug: str
+    timezone: str
+
+
+def schedule(
+    *, lenders: Iterable[LenderClock]
+) -> dict[str, tuple[str, dict[str, str], str, str, dict[str, Any]]]:
     """The fixed entries, then per lender, in its timezone: the late fees just after its
     business day ends and the restriction sweep at its morning."""
-    from django.conf import settings
-
-    from apps.lenders.models import Lender
-
     entries = {name: (*entry, {}) for name, entry in SCHEDULE.items()}
     fee_hour, fee_minute = (str(int(part)) for part in settings.LATE_FEE_LOCAL_TIME.split(":"))
-    for lender_id, slug, tz in Lender.objects.values_list("pk", "slug", "timezone"):
+    for lender_id, slug, tz in lenders:
         entries[f"collections: late fees {slug}"] = (
             "collections.installment_late_fees_assess",
             {"minute": fee_minute, "hour": fee_hour},
@@ -56,12 +64,12 @@ def schedule() -> dict[str, tuple[str, dict[str, str], str, str, dict[str, Any]]
 
 
 @transaction.atomic
-def periodic_tasks_sync() -> list[tuple[str, str, bool]]:
-    """Create or update every entry, and delete retired ones; returns (name, task, created)
-    for each entry written."""
+def periodic_tasks_sync(*, lenders: Iterable[LenderClock]) -> list[tuple[str, str, bool]]:
+    """Create or update every entry (per lender: one of each of ``lenders``, every lender
+    there is), and delete retired ones; returns (name, task, created) for each entry written."""
     PeriodicTask.objects.filter(name__in=RETIRED).delete()
     written = []
-    for name, (task, fields, tz, queue, kwargs) in schedule().items():
+    for name, (task, fields, tz, queue, kwargs) in schedule(lenders=lenders).items():
         crontab, _ = CrontabSchedule.objects.get_or_create(
             minute=fields.get("minute", "*"),
             hour=fields.get("hour", "*"),

@@ -7,6 +7,7 @@ from django.utils import timezone, translation
 from django.utils.text import get_text_list
 from django.utils.translation import gettext
 
+from apps.core.schedule import LenderClock
 from apps.lenders.country_rules import APP_CATEGORIES
 from apps.lenders.errors import LenderNotFound
 from apps.lenders.models import (
@@ -23,6 +24,11 @@ def lender_get_by_slug(*, slug: str) -> Lender:
     if lender is None:
         raise LenderNotFound(slug=slug)
     return lender
+
+
+def lender_clock_list() -> list[LenderClock]:
+    """Every lender's id, slug and timezone: what the beat schedule is written from."""
+    return [LenderClock(*row) for row in Lender.objects.values_list("pk", "slug", "timezone")]
 
 
 def membership_get_for_user(*, user_id: int) -> Membership | None:

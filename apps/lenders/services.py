@@ -38,6 +38,7 @@ from apps.lenders.models import (
     RestrictionPolicyVersion,
     RestrictionStage,
 )
+from apps.lenders.selectors import lender_clock_list
 
 
 @transaction.atomic
@@ -70,7 +71,7 @@ def lender_create(
             }
         },
     )
-    periodic_tasks_sync()
+    periodic_tasks_sync(lenders=lender_clock_list())
     return lender
 
 

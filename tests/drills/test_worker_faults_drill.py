@@ -30,6 +30,7 @@ from apps.collections.selectors import loan_overview
 from apps.core.models import TaskOutbox
 from apps.core.schedule import periodic_tasks_sync
 from apps.devices.models import DeviceState, PushNudge
+from apps.lenders.selectors import lender_clock_list
 from apps.notifications.models import Notification
 from tests.collections.webhooks import URL, event, headers
 from tests.devices.factories import enrolled_phone
@@ -164,7 +165,7 @@ def compress_the_day(lender) -> None:
     """The production schedule, with the lender's sweep firing every 2 s and the relays (pushes,
     tasks kept while the broker was down) every second; one business date throughout, so each
     firing is a beat firing again."""
-    periodic_tasks_sync()
+    periodic_tasks_sync(lenders=lender_clock_list())
     every = {
         2: IntervalSchedule.objects.create(every=2, period="seconds"),
         1: IntervalSchedule.objects.create(every=1, period="seconds"),
