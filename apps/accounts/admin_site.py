@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from django_otp.admin import OTPAdminSite
 
 from apps.accounts import views
+from apps.lenders.tenancy import LenderScopedAdmin, PlatformAdminMixin
 
 
 class SmartCollectionAdminSite(OTPAdminSite):
@@ -54,8 +55,6 @@ class SmartCollectionAdminSite(OTPAdminSite):
         Our own admins must choose (a forgotten choice fails at startup);
         admins that third-party apps register become operators-only.
         """
-        from apps.lenders.tenancy import LenderScopedAdmin, PlatformAdminMixin
-
         for model, model_admin in list(self._registry.items()):
             if isinstance(model_admin, LenderScopedAdmin | PlatformAdminMixin):
                 continue

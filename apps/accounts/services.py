@@ -1,4 +1,8 @@
-"""Writes for accounts: two-factor setup and verification, lockouts."""
+"""Writes for accounts: two-factor setup and verification, lockouts.
+
+An event about a user goes on the chain of the user's lender, which the caller reads from
+``apps.lenders`` (above this app) and passes as ``lender_id`` (None: the platform chain).
+"""
 
 from __future__ import annotations
 
@@ -19,19 +23,12 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from apps.accounts.errors import OperatorSelfEnrolmentRefused, OtpAlreadyConfigured, OtpTokenInvalid
 from apps.accounts.events import AccountsAction
 from apps.accounts.models import User
-from apps.audit.models import AuditEvent
-from apps.audit.services import audit_event_record
 from apps.core.actor import Actor
-from apps.lenders.selectors import membership_get_for_user
+from apps.core.audit import audit_record, audit_recorded_since
 
 BACKUP_TOKEN_COUNT = 10
 TOTP_DEVICE_NAME = "Authenticator app"
 BACKUP_DEVICE_NAME = "Backup codes"
-
-
-def _lender_id(user: User) -> int | None:
-    membership = membership_get_for_user(user_id=user.pk)
-    return membership.lender_id if membership is not None else None
 
 
 @transaction.atomic
@@ -44,7 +41,7 @@ def operator_create(*, username: str, email: str, password: str, actor: Actor) -
     user.set_password(password)
     user.full_clean()
     user.save()
-    audit_event_record(
+    audit_record(
         actor=actor,
         action=AccountsAction.USER_CREATED,
         target=user,
@@ -54,18 +51,19 @@ def operator_create(*, username: str, email: str, password: str, actor: Actor) -
 
 
 @transaction.atomic
-def user_password_set(*, user: User, password: str, actor: Actor) -> None:
-    """Set a new password (validated). Emits ``accounts.user.password_changed``."""
+def user_password_set(*, user: User, password: str, lender_id: int | None, actor: Actor) -> None:
+    """Set a new password (validated). Emits ``accounts.user.password_changed`` on the chain
+    of ``lender_id``, the user's lender (None for a platform operator)."""
     validate_password(password, user)
     user.set_password(password)
     user.save(update_fields=["password"])
-    audit_event_record(
-        actor=actor, action=AccountsAction.PASSWORD_CHANGED, target=user, lender_id=_lender_id(user)
+    audit_record(
+        actor=actor, action=AccountsAction.PASSWORD_CHANGED, target=user, lender_id=lender_id
     )
 
 
 @transaction.atomic
-def totp_device_provision(*, user: User, actor: Actor) -> TOTPDevice:
+def totp_device_provision(*, user: User, lender_id: int | None, actor: Actor) -> TOTPDevice:
     """Replace the user's second factor with a new, confirmed authenticator.
 
     For operators (and the demo) who hand the secret over themselves; an agent
@@ -75,11 +73,11 @@ def totp_device_provision(*, user: User, actor: Actor) -> TOTPDevice:
     TOTPDevice.objects.filter(user=user).delete()
     StaticDevice.objects.filter(user=user).delete()
     device = TOTPDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=True)
-    audit_event_record(
+    audit_record(
         actor=actor,
         action=AccountsAction.TOTP_DEVICE_CONFIRMED,
         target=user,
-        lender_id=_lender_id(user),
+        lender_id=lender_id,
         data={"device_id": device.pk, "provisioned_by_operator": True},
     )
     return device
@@ -110,7 +108,9 @@ class TotpConfirmation:
 
 
 @transaction.atomic
-def totp_device_confirm(*, user: User, token: str, actor: Actor) -> TotpConfirmation:
+def totp_device_confirm(
+    *, user: User, token: str, lender_id: int | None, actor: Actor
+) -> TotpConfirmation:
     """Confirm the authenticator with a code from it and issue backup codes.
 
     The caller marks the session verified with the returned device.
@@ -137,17 +137,17 @@ def totp_device_confirm(*, user: User, token: str, actor: Actor) -> TotpConfirma
     static = StaticDevice.objects.create(user=user, name=BACKUP_DEVICE_NAME, confirmed=True)
     tokens = [StaticToken.random_token() for _ in range(BACKUP_TOKEN_COUNT)]
     StaticToken.objects.bulk_create([StaticToken(device=static, token=t) for t in tokens])
-    audit_event_record(
+    audit_record(
         actor=actor,
         action=AccountsAction.TOTP_DEVICE_CONFIRMED,
         target=user,
-        lender_id=_lender_id(user),
+        lender_id=lender_id,
         data={"device_id": device.pk, "backup_tokens_issued": len(tokens)},
     )
     return TotpConfirmation(device=device, backup_tokens=tokens)
 
 
-def user_otp_verify(*, user: User, token: str, actor: Actor) -> Device:
+def user_otp_verify(*, user: User, token: str, lender_id: int | None, actor: Actor) -> Device:
     """Check a code from the authenticator or a backup code; return the device that took it.
 
     The caller marks the session verified with that device.
@@ -160,26 +160,26 @@ def user_otp_verify(*, user: User, token: str, actor: Actor) -> Device:
     device = match_token(user, token)
     if device is None:
         with transaction.atomic():
-            audit_event_record(
+            audit_record(
                 actor=actor,
                 action=AccountsAction.USER_VERIFICATION_FAILED,
                 target=user,
-                lender_id=_lender_id(user),
+                lender_id=lender_id,
             )
         raise OtpTokenInvalid()
     with transaction.atomic():
-        audit_event_record(
+        audit_record(
             actor=actor,
             action=AccountsAction.USER_VERIFIED,
             target=user,
-            lender_id=_lender_id(user),
+            lender_id=lender_id,
             data={"device": type(device).__name__},
         )
     return device
 
 
 @transaction.atomic
-def user_lockout_record(*, username: str, actor: Actor) -> bool:
+def user_lockout_record(*, username: str, lender_id: int | None, actor: Actor) -> bool:
     """Record that django-axes locked ``username`` out, once per cool-off window.
 
     axes reports every refused attempt during a lockout; recording each would
@@ -191,21 +191,22 @@ def user_lockout_record(*, username: str, actor: Actor) -> bool:
     user = get_user_model().objects.filter(username=username).first()
     digest = hashlib.sha256(username.encode()).hexdigest()
     since = timezone.now() - settings.AXES_COOLOFF_TIME
-    recent = AuditEvent.objects.filter(
-        action=AccountsAction.USER_LOCKED_OUT, occurred_at__gte=since
-    )
     recent = (
-        recent.filter(target_id=str(user.pk))
+        audit_recorded_since(
+            action=AccountsAction.USER_LOCKED_OUT, since=since, target_id=str(user.pk)
+        )
         if user is not None
-        else recent.filter(data__username_sha256=digest)
+        else audit_recorded_since(
+            action=AccountsAction.USER_LOCKED_OUT, since=since, data={"username_sha256": digest}
+        )
     )
-    if recent.exists():
+    if recent:
         return False
-    audit_event_record(
+    audit_record(
         actor=actor,
         action=AccountsAction.USER_LOCKED_OUT,
         target=user,
-        lender_id=_lender_id(user) if user is not None else None,
+        lender_id=lender_id,
         data={"user_id": user.pk} if user is not None else {"username_sha256": digest},
     )
     return True

@@ -36,6 +36,7 @@ from apps.accounts.services import (
 )
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
+from apps.lenders.selectors import lender_id_for_user
 
 
 def _next_url(request: HttpRequest, site: admin.AdminSite) -> str:
@@ -76,6 +77,7 @@ def otp_verify(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
             device = user_otp_verify(
                 user=request.user,
                 token=form.cleaned_data["otp_token"],
+                lender_id=lender_id_for_user(user_id=request.user.pk),
                 actor=Actor.agent(request.user, request),
             )
         except OtpTokenInvalid as exc:
@@ -118,6 +120,7 @@ def otp_setup(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
             confirmation = totp_device_confirm(
                 user=request.user,
                 token=form.cleaned_data["otp_token"],
+                lender_id=lender_id_for_user(user_id=request.user.pk),
                 actor=Actor.agent(request.user, request),
             )
         except OtpAlreadyConfigured:  # a double submit: the first one set it up

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import connection, transaction
@@ -138,6 +140,23 @@ def _recompute(event: dict[str, Any], *, lender_id: int | None) -> str | None:
     if event["format"] == 1:
         return event_hash_v1(lender_id=lender_id, data=event["data"], **fields)
     return None  # an unknown format is a broken link
+
+
+def audit_event_recorded_since(
+    *,
+    action: str,
+    since: datetime,
+    target_id: str | None = None,
+    data: Mapping[str, str] | None = None,
+) -> bool:
+    """Whether an event ``action`` was recorded at or after ``since``, about ``target_id`` if
+    given, whose data holds each of ``data``'s keys with that value if given."""
+    events = AuditEvent.objects.filter(action=action, occurred_at__gte=since)
+    if target_id is not None:
+        events = events.filter(target_id=target_id)
+    if data:
+        events = events.filter(**{f"data__{key}": value for key, value in data.items()})
+    return events.exists()
 
 
 def audit_event_list_for_target(*, target_type: str, target_id: str) -> QuerySet[AuditEvent]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cache
@@ -18,7 +18,12 @@ from apps.audit.events import AuditAction
 from apps.audit.hashing import FORMAT_VERSION, canonical_time
 from apps.audit.locks import audit_chain_lock
 from apps.audit.models import AuditChain, AuditEvent
-from apps.audit.selectors import ChainBreak, audit_chain_list, audit_chain_verify
+from apps.audit.selectors import (
+    ChainBreak,
+    audit_chain_list,
+    audit_chain_verify,
+    audit_event_recorded_since,
+)
 from apps.core.actor import Actor
 from apps.core.sql import mark_saved
 from apps.core.tenancy import lender_id_of
@@ -67,6 +72,37 @@ def audit_event_record(
         lender_id = lender_id_of(target)
     entry = AuditEntry(actor=actor, action=action, target=target, data=data, reason=reason)
     return audit_events_record(lender_id=lender_id, entries=[entry])[0]
+
+
+class AuditEventRecorder:
+    """The recorder behind ``apps.core.audit`` for the apps below this one: the same
+    ``audit_event_record``, in the caller's transaction."""
+
+    def record(
+        self,
+        *,
+        actor: Actor,
+        action: str,
+        target: models.Model | None,
+        lender_id: int | None,
+        data: dict[str, Any] | None,
+        reason: str,
+    ) -> None:
+        audit_event_record(
+            actor=actor, action=action, target=target, lender_id=lender_id, data=data, reason=reason
+        )
+
+    def recorded_since(
+        self,
+        *,
+        action: str,
+        since: datetime,
+        target_id: str | None,
+        data: Mapping[str, str] | None,
+    ) -> bool:
+        return audit_event_recorded_since(
+            action=action, since=since, target_id=target_id, data=data
+        )
 
 
 def audit_events_record(

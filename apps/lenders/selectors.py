@@ -35,6 +35,17 @@ def membership_get_for_user(*, user_id: int) -> Membership | None:
     return Membership.objects.select_related("lender").filter(user_id=user_id).first()
 
 
+def lender_id_for_user(*, user_id: int) -> int | None:
+    """The lender the user works for (None: a platform operator, or no membership)."""
+    return Membership.objects.filter(user_id=user_id).values_list("lender_id", flat=True).first()
+
+
+def lender_id_for_username(*, username: str) -> int | None:
+    """``lender_id_for_user`` of the user called ``username`` (None when there is none)."""
+    found = Membership.objects.filter(user__username=username)
+    return found.values_list("lender_id", flat=True).first()
+
+
 def restriction_policy_version_in_force(*, lender_id: int) -> RestrictionPolicyVersion | None:
     """The version a loan signed now pins: the latest version of the lender's active policy.
 

@@ -18,8 +18,8 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.accounts.models import User
-from apps.audit.services import audit_event_record
 from apps.core.actor import Actor
+from apps.core.audit import audit_record
 from apps.core.money import quantize
 from apps.core.schedule import periodic_tasks_sync
 from apps.lenders.country_rules import (
@@ -56,7 +56,7 @@ def lender_create(
             lender.save(force_insert=True)
     except IntegrityError as exc:
         raise LenderSlugTaken(slug=slug) from exc
-    audit_event_record(
+    audit_record(
         actor=actor,
         action=LendersAction.LENDER_CREATED,
         target=lender,
@@ -109,7 +109,7 @@ def membership_create(*, user: User, lender: Lender, role: Membership.Role, acto
             membership.save(force_insert=True)
     except IntegrityError as exc:
         raise UserAlreadyMember(user_id=user.pk) from exc
-    audit_event_record(
+    audit_record(
         actor=actor,
         action=LendersAction.MEMBERSHIP_CREATED,
         target=membership,
@@ -173,7 +173,7 @@ def loan_product_save(*, product: LoanProduct, actor: Actor) -> LoanProduct:
             return product
         action = LendersAction.LOAN_PRODUCT_CHANGED
         data = {"old": {f: old[f] for f in changed}, "new": {f: new[f] for f in changed}}
-    audit_event_record(actor=actor, action=action, target=product, data=data)
+    audit_record(actor=actor, action=action, target=product, data=data)
     return product
 
 
@@ -619,7 +619,7 @@ def _version_add(
         stage.policy_version = version
         stage.full_clean()
         stage.save(force_insert=True)
-    audit_event_record(
+    audit_record(
         actor=actor,
         action=LendersAction.RESTRICTION_POLICY_VERSION_CREATED,
         target=version,
@@ -666,7 +666,7 @@ def restriction_policy_create(
     for replaced in previous:
         replaced.is_active = False
         replaced.save(update_fields=["is_active", "updated_at"])
-        audit_event_record(
+        audit_record(
             actor=actor,
             action=LendersAction.RESTRICTION_POLICY_DEACTIVATED,
             target=replaced,

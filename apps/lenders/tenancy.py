@@ -23,6 +23,7 @@ from django.db import models
 from django.http import Http404, HttpRequest
 from rest_framework.permissions import BasePermission
 
+from apps.accounts.permissions import user_is_verified
 from apps.core.tenancy import belongs_to_lender, is_lender_owned, scope_to_lender
 from apps.lenders.models import Membership
 
@@ -238,8 +239,6 @@ class LenderObjectPermission(BasePermission):
     """DRF: the caller is a back-office user, and each object belongs to their lender."""
 
     def has_permission(self, request: Request, view: APIView) -> bool:
-        from apps.accounts.permissions import user_is_verified
-
         user = request.user
         if not user_is_verified(user):
             return False

@@ -30,7 +30,7 @@ from apps.core.money import Money
 from apps.customers.services import consent_record_demo_seed, customer_get_or_create
 from apps.devices.services import device_register
 from apps.lenders.models import Lender, LoanProduct, Membership
-from apps.lenders.selectors import restriction_policy_version_in_force
+from apps.lenders.selectors import lender_id_for_user, restriction_policy_version_in_force
 from apps.lenders.services import (
     agent_create,
     default_stages,
@@ -120,7 +120,12 @@ class Command(BaseCommand):
             product = LoanProduct.objects.get(lender=kenya)
             shop, clerk = demo_counter(kenya)
             self.clerk_password = f"demo-{secrets.token_urlsafe(9)}"
-            user_password_set(user=clerk.user, password=self.clerk_password, actor=actor)
+            user_password_set(
+                user=clerk.user,
+                password=self.clerk_password,
+                lender_id=lender_id_for_user(user_id=clerk.user.pk),
+                actor=actor,
+            )
             self.clerk_username = clerk.user.username
             loans = []
             for name, phone, national_id, days_ago, imei in CUSTOMERS:
@@ -194,8 +199,15 @@ class Command(BaseCommand):
                             actor=actor,
                         )
                 else:
-                    user_password_set(user=user, password=password, actor=actor)
-                device = totp_device_provision(user=user, actor=actor)
+                    user_password_set(
+                        user=user,
+                        password=password,
+                        lender_id=lender_id_for_user(user_id=user.pk),
+                        actor=actor,
+                    )
+                device = totp_device_provision(
+                    user=user, lender_id=lender_id_for_user(user_id=user.pk), actor=actor
+                )
                 issued.append(
                     (
                         username,
