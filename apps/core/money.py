@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.utils import formats
+
 MONEY_MAX_DIGITS, MONEY_DECIMAL_PLACES = 18, 3  # storage; each currency quantizes to its own
 
 # ISO 4217 active currency codes (funds and precious-metal codes excluded).
@@ -42,6 +44,15 @@ def minor_units(currency: str) -> int:
 def quantize(amount: Decimal, currency: str) -> Decimal:
     """Round half up to the currency's minor unit: the only rounding rule we use."""
     return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_UP)
+
+
+def money_format(amount: Decimal, currency: str) -> str:
+    """``KES 1,091.66``: the currency's minor units, grouped as the active language groups."""
+    places = minor_units(currency)
+    text = formats.number_format(
+        quantize(amount, currency), decimal_pos=places, use_l10n=True, force_grouping=True
+    )
+    return f"{currency} {text}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ from apps.collections.selectors import (
 from apps.collections.services import loan_hardship_request, loan_promise_record
 from apps.core.actor import Actor, client_ip
 from apps.core.errors import DomainError
+from apps.core.money import money_format as money_text
 from apps.core.ratelimit import window_count
 from apps.customers import forms
 from apps.customers.errors import LoginTooManyFromAddress
@@ -40,7 +41,6 @@ from apps.devices.selectors import phone_sync_for_loan
 from apps.integrations.payments.checkout import Checkout, CheckoutUnavailable, checkout_url
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_get_by_slug
-from apps.notifications.messages import money as money_text
 
 SESSION_KEY = "customer"  # {"id": customer id, "lender": lender id}
 PHONE_KEY = "customer_login_phone"

@@ -8,8 +8,9 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.collections.selectors import LoanOverview
+from apps.core.money import money_format as money
 from apps.devices.selectors import PhoneSync
-from apps.notifications.messages import NextStep, money, next_step_line
+from apps.notifications.messages import NextStep, next_step_line
 
 STAGE_NOW = {
     "reminder": _("You get payment reminders"),

@@ -14,7 +14,7 @@ from django.utils import formats, translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from apps.core.money import minor_units, quantize
+from apps.core.money import money_format
 
 NEXT_STAGE = {
     "reminder": _("you will get payment reminders"),
@@ -29,15 +29,6 @@ NEXT_STAGE = {
 class NextStep:
     stage: str
     on: date
-
-
-def money(amount: Decimal, currency: str) -> str:
-    """``KES 1,091.66``: the currency's minor units, grouped as the active language groups."""
-    places = minor_units(currency)
-    text = formats.number_format(
-        quantize(amount, currency), decimal_pos=places, use_l10n=True, force_grouping=True
-    )
-    return f"{currency} {text}"
 
 
 def _day(on: date) -> str:
@@ -68,26 +59,26 @@ def render(
     with translation.override(locale):
         if kind == "due_soon":
             text = gettext("Your installment of %(amount)s is due on %(date)s.") % {
-                "amount": money(amount or Decimal(0), currency),
+                "amount": money_format(amount or Decimal(0), currency),
                 "date": _day(due),
             }
         elif kind == "due_today" and due is not None and sent_on is not None and sent_on > due:
             # held past its due date by a rest day or a holiday: "today" would be false
             text = gettext("Your installment of %(amount)s was due on %(date)s.") % {
-                "amount": money(amount or Decimal(0), currency),
+                "amount": money_format(amount or Decimal(0), currency),
                 "date": _day(due),
             }
         elif kind == "due_today":
             text = gettext("Your installment of %(amount)s is due today.") % {
-                "amount": money(amount or Decimal(0), currency)
+                "amount": money_format(amount or Decimal(0), currency)
             }
         elif kind == "overdue":
             text = gettext("Your installment is %(days)s days late.") % {"days": days}
             text = " ".join(filter(None, [text, next_step_line(step)]))
         elif kind == "payment":
             text = gettext("We received %(amount)s. Thank you. Left to pay: %(balance)s.") % {
-                "amount": money(amount or Decimal(0), currency),
-                "balance": money(balance or Decimal(0), currency),
+                "amount": money_format(amount or Decimal(0), currency),
+                "balance": money_format(balance or Decimal(0), currency),
             }
         else:
             raise ValueError(f"unknown kind {kind!r}")

@@ -4,8 +4,7 @@ from decimal import Decimal
 
 from django import template
 
-from apps.core.money import Money
-from apps.notifications.messages import money as money_text
+from apps.core.money import Money, money_format
 
 register = template.Library()
 
@@ -14,5 +13,5 @@ register = template.Library()
 def money(value: Money | Decimal, currency: str | None = None) -> str:
     """A Money, or an amount in ``currency``: ``{{ payment.amount|money:payment.currency }}``."""
     if isinstance(value, Money):
-        return money_text(value.amount, value.currency)
-    return money_text(value, currency or "")
+        return money_format(value.amount, value.currency)
+    return money_format(value, currency or "")
