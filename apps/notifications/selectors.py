@@ -28,7 +28,5 @@ def notices_pending(*, loan_id: int) -> list[Notice]:
 
 def notification_status(*, lender_id: int, dedupe_key: str) -> str:
     """The status of the lender's message queued under ``dedupe_key`` ("" if none)."""
-    from apps.notifications.models import Notification
-
     found = Notification.objects.filter(lender_id=lender_id, dedupe_key=dedupe_key)
     return found.values_list("status", flat=True).first() or ""

@@ -361,6 +361,8 @@ CACHES = {
 # A service-account JSON file; without one, nudges are only logged (the demo).
 FCM_CREDENTIALS_FILE = env("FCM_CREDENTIALS_FILE", default="")
 FCM_API_BASE = env("FCM_API_BASE", default="https://fcm.googleapis.com")
+# The gateway used when FCM_CREDENTIALS_FILE is set (the push seam, integrations/push/base.py).
+FCM_GATEWAY_CLASS = "apps.integrations.push.fcm.FcmGateway"
 PUSH_TTL_SECONDS = env.int("PUSH_TTL_SECONDS", default=24 * 3600)
 PUSH_RETRY_BASE_SECONDS = env.float("PUSH_RETRY_BASE_SECONDS", default=5.0)
 PUSH_RETRY_MAX_SECONDS = env.float("PUSH_RETRY_MAX_SECONDS", default=900.0)

@@ -4,8 +4,9 @@ A push carries no command, only "sync" and the version to expect; the phone
 then checks in. Losing one is therefore harmless beyond a delay, and the
 gateway may send the same nudge twice.
 
-With ``FCM_CREDENTIALS_FILE`` set the gateway is Firebase Cloud Messaging
-(``apps.integrations.push.fcm``); without it, the demo's logging gateway.
+With ``FCM_CREDENTIALS_FILE`` set the gateway is the class named by
+``FCM_GATEWAY_CLASS`` (Firebase Cloud Messaging, ``apps.integrations.push.fcm``);
+without it, the demo's logging gateway.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from functools import cache
 from typing import Protocol
 
 from django.conf import settings
+from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +69,7 @@ class LoggingPushGateway:
 def get_push_gateway() -> PushGateway:
     """One gateway per process (firebase-admin keeps a connection pool per app)."""
     if settings.FCM_CREDENTIALS_FILE:
-        from apps.integrations.push.fcm import FcmGateway
-
-        return FcmGateway(
+        return import_string(settings.FCM_GATEWAY_CLASS)(  # type: ignore[no-any-return]  # chosen by setting
             credentials_file=settings.FCM_CREDENTIALS_FILE,
             api_base=settings.FCM_API_BASE,
             ttl_seconds=settings.PUSH_TTL_SECONDS,
