@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
@@ -165,26 +165,27 @@ def audit_event_list_for_target(*, target_type: str, target_id: str) -> QuerySet
     )
 
 
-def audit_targets_of_loan(*, loan: Any) -> Q:
-    """The objects whose events tell a loan's story: the loan, its customer, consent,
-    payments and phones (a filter on ``AuditEvent``)."""
-    from apps.collections.selectors import payment_list_for_loan
-    from apps.devices.selectors import device_list_for_loan
+@dataclass(frozen=True, slots=True)
+class AuditTargets:
+    """Objects of one kind: their type (``collections.loan``, a model's ``label_lower``) and
+    their ids, as events name them."""
 
-    devices = [str(d.pk) for d in device_list_for_loan(loan_id=loan.pk, lender_id=loan.lender_id)]
-    payments = [str(p.pk) for p in payment_list_for_loan(loan=loan)]
-    query = Q(target_type="collections.loan", target_id=str(loan.pk))
-    query |= Q(target_type="customers.customer", target_id=str(loan.customer_id))
-    query |= Q(target_type="devices.device", target_id__in=devices)
-    query |= Q(target_type="collections.payment", target_id__in=payments)
-    if loan.consent_id:
-        query |= Q(target_type="customers.consentrecord", target_id=str(loan.consent_id))
+    type: str
+    ids: Sequence[str]
+
+
+def audit_targets_filter(targets: Sequence[AuditTargets]) -> Q:
+    """A filter on ``AuditEvent``: events about any of ``targets``."""
+    query = Q(pk__in=[])
+    for target in targets:
+        query |= Q(target_type=target.type, target_id__in=list(target.ids))
     return query
 
 
-def audit_event_list_for_loan(*, loan: Any, limit: int = 30) -> list[AuditEvent]:
-    """The latest events of the loan's story, newest first (the loan page's audit trail)."""
-    events = AuditEvent.objects.filter(lender_id=loan.lender_id).filter(
-        audit_targets_of_loan(loan=loan)
-    )
+def audit_event_list_for_targets(
+    *, lender_id: int, targets: Sequence[AuditTargets], limit: int
+) -> list[AuditEvent]:
+    """The latest ``limit`` events about any of ``targets`` on the lender's chain, newest
+    first."""
+    events = AuditEvent.objects.filter(lender_id=lender_id).filter(audit_targets_filter(targets))
     return list(events.order_by("-occurred_at", "-id")[:limit])

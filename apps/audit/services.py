@@ -348,21 +348,3 @@ def _record_checkpoint(
             "breaks": [b.as_dict() for b in breaks],
         },
     )
-
-
-def loan_evidence_export(*, loan: Any, actor: Actor) -> Any:
-    """The evidence file of ``loan`` (``apps.audit.evidence``), its export recorded first so
-    the file's own events include it. The caller has scoped the loan to the agent's lender.
-    Emits ``audit.evidence.exported``."""
-    from apps.audit.evidence import loan_evidence_build
-
-    with transaction.atomic():
-        audit_event_record(
-            actor=actor,
-            action=AuditAction.EVIDENCE_EXPORTED,
-            target=loan,
-            data={"reference": loan.reference},
-        )
-    return loan_evidence_build(
-        loan=loan, exported_by=f"{actor.type.value} {actor.id or ''}".strip()
-    )

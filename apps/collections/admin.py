@@ -18,9 +18,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
-from apps.audit.selectors import audit_event_list_for_loan
-from apps.audit.services import loan_evidence_export
 from apps.collections import portfolio
+from apps.collections.evidence import loan_audit_event_list, loan_evidence_export
 from apps.collections.forms import (
     DecisionForm,
     HardshipPauseForm,
@@ -366,7 +365,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
 
     @admin.display(description=_("Audit trail (latest 30)"))
     def audit_trail(self, loan: Loan) -> str:
-        events = audit_event_list_for_loan(loan=loan)
+        events = loan_audit_event_list(loan=loan)
         rows = format_html_join(
             "",
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td><code>{}…</code></td></tr>",

@@ -1,4 +1,6 @@
-"""The evidence file of one loan: a ZIP an agent downloads from the loan's page.
+"""The loan's story: the targets whose audit events tell it, and its evidence file.
+
+The evidence file is a ZIP an agent downloads from the loan's page:
 
 - ``evidence.pdf``: for a reader: the customer and their recorded consent (the
   exact text, its hash, how and where it was given), the schedule with what
@@ -6,7 +8,8 @@
   days overdue behind it, the phone's states and acknowledgements, and the
   audit events with their hashes;
 - ``audit-events.json``: every audit event about the loan, its customer,
-  consent, payments and phone, with the fields each hash covers;
+  consent, payments and phone, with the fields each hash covers (the audit
+  app's export over those targets, ``apps.audit.export``);
 - ``verify.py`` and ``hashing.py``: check those events with Python alone
   (``python verify.py audit-events.json``).
 """
@@ -22,15 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db.models import TextField
-from django.db.models.functions import Cast
+from django.db import transaction
 from django.utils import timezone
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from apps.audit.hashing import canonical_time
-from apps.audit.models import AuditChain, AuditEvent
-from apps.audit.selectors import audit_targets_of_loan
+from apps.audit.events import AuditAction
+from apps.audit.export import audit_export_for_targets, audit_verifier_files
+from apps.audit.models import AuditEvent
+from apps.audit.selectors import AuditTargets, audit_event_list_for_targets
+from apps.audit.services import audit_event_record
 from apps.collections.models import Loan
 from apps.collections.selectors import (
     loan_outstanding,
@@ -38,28 +42,11 @@ from apps.collections.selectors import (
     loan_stage_change_list,
     payment_list_for_loan,
 )
+from apps.core.actor import Actor
 from apps.devices.selectors import device_list_for_loan, device_state_list
 from apps.lenders.selectors import restriction_stage_list
 
-HERE = Path(__file__).resolve().parent
-FONTS = HERE / "fonts"
-EVENT_FIELDS = (
-    "seq",
-    "occurred_at",
-    "actor_type",
-    "actor_id",
-    "action",
-    "target_type",
-    "target_id",
-    "data",
-    "data_text",
-    "reason",
-    "ip",
-    "user_agent",
-    "prev_hash",
-    "hash",
-    "format",
-)
+FONTS = Path(__file__).resolve().parent / "fonts"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,20 +55,43 @@ class EvidenceFile:
     content: bytes
 
 
-def _events(loan: Loan) -> tuple[AuditChain, list[dict[str, Any]]]:
-    chain = AuditChain.objects.get(lender_id=loan.lender_id)
-    rows = (
-        AuditEvent.objects.filter(chain=chain)
-        .filter(audit_targets_of_loan(loan=loan))
-        .annotate(data_text=Cast("data", TextField()))
-        .order_by("seq")
-        .values(*EVENT_FIELDS)
+def loan_audit_targets(*, loan: Loan) -> list[AuditTargets]:
+    """The objects whose events tell a loan's story: the loan, its customer, consent,
+    payments and phones."""
+    devices = [str(d.pk) for d in device_list_for_loan(loan_id=loan.pk, lender_id=loan.lender_id)]
+    payments = [str(p.pk) for p in payment_list_for_loan(loan=loan)]
+    targets = [
+        AuditTargets("collections.loan", [str(loan.pk)]),
+        AuditTargets("customers.customer", [str(loan.customer_id)]),
+        AuditTargets("devices.device", devices),
+        AuditTargets("collections.payment", payments),
+    ]
+    if loan.consent_id:
+        targets.append(AuditTargets("customers.consentrecord", [str(loan.consent_id)]))
+    return targets
+
+
+def loan_audit_event_list(*, loan: Loan, limit: int = 30) -> list[AuditEvent]:
+    """The latest events of the loan's story, newest first (the loan page's audit trail)."""
+    return audit_event_list_for_targets(
+        lender_id=loan.lender_id, targets=loan_audit_targets(loan=loan), limit=limit
     )
-    events = []
-    for row in rows:
-        row["occurred_at"] = canonical_time(row["occurred_at"]).replace("Z", "+00:00")
-        events.append(row)
-    return chain, events
+
+
+def loan_evidence_export(*, loan: Loan, actor: Actor) -> EvidenceFile:
+    """The evidence file of ``loan``, its export recorded first so the file's own events
+    include it. The caller has scoped the loan to the agent's lender.
+    Emits ``audit.evidence.exported``."""
+    with transaction.atomic():
+        audit_event_record(
+            actor=actor,
+            action=AuditAction.EVIDENCE_EXPORTED,
+            target=loan,
+            data={"reference": loan.reference},
+        )
+    return loan_evidence_build(
+        loan=loan, exported_by=f"{actor.type.value} {actor.id or ''}".strip()
+    )
 
 
 def loan_evidence_build(
@@ -89,19 +99,17 @@ def loan_evidence_build(
 ) -> EvidenceFile:
     """The ZIP for ``loan`` (already scoped to the agent's lender by the caller)."""
     at = at or timezone.now()
-    chain, events = _events(loan)
+    export = audit_export_for_targets(
+        lender_id=loan.lender_id, targets=loan_audit_targets(loan=loan)
+    )
     pack = {
         "format": "smart-collection-evidence/1",
         "generated_at": at.isoformat(),
         "exported_by": exported_by,
         "lender": {"id": loan.lender_id, "slug": loan.lender.slug, "name": loan.lender.name},
         "loan": {"id": loan.pk, "reference": loan.reference},
-        "chain": {
-            "lender_id": chain.lender_id,
-            "head_seq": chain.last_seq,
-            "head_hash": chain.last_hash,
-        },
-        "events": events,
+        "chain": export.chain,
+        "events": export.events,
     }
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
@@ -110,8 +118,8 @@ def loan_evidence_build(
             "audit-events.json",
             json.dumps(pack, cls=DjangoJSONEncoder, indent=1, ensure_ascii=False),
         )
-        archive.writestr("verify.py", (HERE / "evidence_verify.py").read_text())
-        archive.writestr("hashing.py", (HERE / "hashing.py").read_text())
+        for name, text in audit_verifier_files().items():  # verify.py, hashing.py
+            archive.writestr(name, text)
         archive.writestr("README.txt", _README.format(reference=loan.reference))
     stamp = at.strftime("%Y%m%d-%H%M%S")
     return EvidenceFile(
