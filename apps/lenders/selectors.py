@@ -19,6 +19,10 @@ from apps.lenders.models import (
 )
 
 
+def lender_get(*, lender_id: int) -> Lender:
+    return Lender.objects.get(pk=lender_id)
+
+
 def lender_get_by_slug(*, slug: str) -> Lender:
     lender = Lender.objects.filter(slug=slug).first()
     if lender is None:

@@ -1,24 +1,25 @@
-"""Queue messages held to each country's contact rules; send them through the phone or SMS."""
+"""Queue messages held to each country's contact rules; send them through the phone or SMS.
+
+What a message says and when it is due is decided above this app (the loan's reminders,
+receipts and notices: ``apps.collections.services``); this app delivers the drafts it is
+given. The phone is reached through the channel ``apps.devices`` installs
+(``apps.notifications.channels``).
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
 from datetime import date, timedelta
-from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
-from apps.collections.selectors import installment_list_due_on, loan_outstanding, payment_get
-from apps.customers.selectors import customer_locales
-from apps.devices.selectors import device_ids_pushable_for_loans
-from apps.devices.services import push_nudges_current_enqueue
 from apps.integrations.sms.base import get_sms_gateway
 from apps.lenders.models import Lender
-from apps.notifications.messages import render
+from apps.notifications.channels import phone_channel
 from apps.notifications.models import Notification
 from apps.notifications.rules import contact_slot, weekly_limit
 
@@ -157,12 +158,13 @@ def notifications_dispatch(*, batch: int = 500) -> dict[str, int]:
                 notification.scheduled_for = slot
                 later.append(notification)
         Notification.objects.bulk_update(later, ["scheduled_for", "updated_at"])
-        pushable = device_ids_pushable_for_loans(loan_ids={n.loan_id for n in due})
+        phone = phone_channel()
+        pushable = phone.pushable(loan_ids={n.loan_id for n in due})
         to_push = [n for n in due if n.loan_id in pushable]
         for notification in to_push:
             notification.status, notification.pushed_at = S.PUSHED, now
         Notification.objects.bulk_update(to_push, ["status", "pushed_at", "updated_at"])
-        push_nudges_current_enqueue(device_ids=sorted({pushable[n.loan_id] for n in to_push}))
+        phone.nudge(device_ids=sorted({pushable[n.loan_id] for n in to_push}))
         sent["pushed"] = len(to_push)
         for notification in due:
             if notification.loan_id not in pushable:
@@ -194,77 +196,3 @@ def notices_ack(*, loan_id: int, ids: list[int]) -> int:
     return Notification.objects.filter(loan_id=loan_id, pk__in=ids, status=S.PUSHED).update(
         status=S.ACKED, acked_at=timezone.now(), updated_at=timezone.now()
     )
-
-
-def reminders_queue(*, lender_id: int, business_date: date) -> int:
-    """Queue "due in 3 days" and "due today" reminders for the lender's business date.
-
-    Run each morning with the sweep; safe to run twice (one message per
-    installment and kind). A "due today" reminder that waits past its due date
-    (due on a Sunday or a holiday) names the date instead. Returns how many
-    were queued.
-    """
-    lender = Lender.objects.get(pk=lender_id)
-    soon = business_date + timedelta(days=3)
-    due = installment_list_due_on(lender_id=lender_id, dates=[business_date, soon])
-    # the local date the reminders will be read on: later than today on a closed day
-    slot = contact_slot(country=lender.country, tz=lender.timezone, at=timezone.now())
-    sent_on = slot.astimezone(ZoneInfo(lender.timezone)).date()
-    locales = customer_locales(customer_ids={r.customer_id for r in due})
-    drafts = []
-    for row in due:
-        kind = (
-            Notification.Kind.DUE_TODAY
-            if row.due_date == business_date
-            else Notification.Kind.DUE_SOON
-        )
-        locale = locales.get(row.customer_id, lender.locale)
-        body = render(
-            kind,
-            locale=locale,
-            currency=row.currency,
-            amount=row.outstanding,
-            due=row.due_date,
-            sent_on=sent_on,
-        )
-        drafts.append(
-            Draft(
-                customer_id=row.customer_id,
-                loan_id=row.loan_id,
-                kind=kind,
-                locale=locale,
-                body=body,
-                dedupe_key=f"{kind}:{row.installment_id}",
-            )
-        )
-    with transaction.atomic():
-        return notifications_queue(lender=lender, drafts=drafts)
-
-
-def payment_receipt_queue(*, payment_id: int) -> bool:
-    """Tell the customer the money arrived and what is left (sent at once, any hour).
-
-    Started after the payment commits; safe to run twice (one receipt per
-    payment). Returns whether it was queued now.
-    """
-    payment = payment_get(payment_id=payment_id)
-    loan = payment.loan
-    lender = Lender.objects.get(pk=loan.lender_id)
-    locale = customer_locales(customer_ids=[loan.customer_id]).get(loan.customer_id, lender.locale)
-    body = render(
-        Notification.Kind.PAYMENT,
-        locale=locale,
-        currency=loan.currency,
-        amount=payment.amount,
-        balance=loan_outstanding(loan=loan).amount,
-    )
-    draft = Draft(
-        customer_id=loan.customer_id,
-        loan_id=loan.pk,
-        kind=Notification.Kind.PAYMENT,
-        locale=locale,
-        body=body,
-        dedupe_key=f"payment:{payment.pk}",
-    )
-    with transaction.atomic():
-        return notifications_queue(lender=lender, drafts=[draft]) == 1

@@ -1,11 +1,8 @@
 from datetime import date
 
+from apps.collections.services import payment_receipt_queue, reminders_queue
 from apps.core.tasks import app_task
-from apps.notifications.services import (
-    notifications_dispatch,
-    payment_receipt_queue,
-    reminders_queue,
-)
+from apps.notifications.services import notifications_dispatch
 
 
 @app_task(name="notifications.notifications_dispatch", queue="notify")
@@ -13,6 +10,8 @@ def notifications_dispatch_task() -> None:
     notifications_dispatch()
 
 
+# The reminders and the receipt are decided in collections and delivered here; their tasks
+# keep the names under which outbox rows and queued messages already ask for them.
 @app_task(name="notifications.reminders_queue", queue="notify")
 def reminders_queue_task(*, lender_id: int, business_date: str) -> None:
     reminders_queue(lender_id=lender_id, business_date=date.fromisoformat(business_date))

@@ -85,7 +85,7 @@ def push_nudge_for(lender: Lender) -> PushNudge:
 
 
 def notification_for(lender: Lender) -> Notification:
-    from apps.notifications.services import reminders_queue
+    from apps.collections.services import reminders_queue
     from tests.devices.factories import enrolled_phone
 
     device, _, _ = enrolled_phone(lender)

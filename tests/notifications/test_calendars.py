@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
+from apps.collections.services import reminders_queue
 from apps.lenders.country_rules import COUNTRY_RULES, CountryRule, contact_window
 from apps.notifications.models import Notification
 from apps.notifications.rules import contact_slot
@@ -16,7 +17,6 @@ from apps.notifications.services import (
     Draft,
     notifications_dispatch,
     notifications_queue,
-    reminders_queue,
 )
 from tests.devices.factories import enrolled_phone
 from tests.lenders.factories import LenderFactory

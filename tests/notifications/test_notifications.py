@@ -8,7 +8,12 @@ import pytest
 import time_machine
 from django.utils import timezone
 
-from apps.collections.services import loan_stage_sweep, payment_record
+from apps.collections.services import (
+    loan_stage_sweep,
+    payment_receipt_queue,
+    payment_record,
+    reminders_queue,
+)
 from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.devices.models import PushNudge
@@ -19,8 +24,6 @@ from apps.notifications.services import (
     notices_ack,
     notifications_dispatch,
     notifications_queue,
-    payment_receipt_queue,
-    reminders_queue,
 )
 from tests.collections.factories import noticed
 from tests.devices.factories import enrolled_phone

@@ -29,6 +29,7 @@ from apps.collections.services.pauses import (
     loan_pause_decide,
     loan_promise_record,
 )
+from apps.collections.services.reminders import payment_receipt_queue, reminders_queue
 from apps.collections.services.restriction import (
     loan_stage_lift,
     loan_stage_settle,
@@ -70,9 +71,11 @@ __all__ = [
     "loan_sweep_fan_out",
     "loan_sweep_ranges",
     "overdue_notices_queue",
+    "payment_receipt_queue",
     "payment_record",
     "payment_reverse",
     "payment_webhook_apply",
+    "reminders_queue",
     "restriction_notices_queue",
     "restrictions_resume",
     "restrictions_suspend",

@@ -1,0 +1,95 @@
+"""Which reminders and receipts a loan's customer is due, and what they say.
+
+Decided here, from the loan's installments and payments; ``apps.notifications``
+queues the drafts and delivers them within the country's contact rules.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.collections.selectors import installment_list_due_on, loan_outstanding, payment_get
+from apps.customers.selectors import customer_locales
+from apps.lenders.selectors import lender_get
+from apps.notifications.messages import render
+from apps.notifications.models import Notification
+from apps.notifications.rules import contact_slot
+from apps.notifications.services import Draft, notifications_queue
+
+
+def reminders_queue(*, lender_id: int, business_date: date) -> int:
+    """Queue "due in 3 days" and "due today" reminders for the lender's business date.
+
+    Run each morning with the sweep; safe to run twice (one message per
+    installment and kind). A "due today" reminder that waits past its due date
+    (due on a Sunday or a holiday) names the date instead. Returns how many
+    were queued.
+    """
+    lender = lender_get(lender_id=lender_id)
+    soon = business_date + timedelta(days=3)
+    due = installment_list_due_on(lender_id=lender_id, dates=[business_date, soon])
+    # the local date the reminders will be read on: later than today on a closed day
+    slot = contact_slot(country=lender.country, tz=lender.timezone, at=timezone.now())
+    sent_on = slot.astimezone(ZoneInfo(lender.timezone)).date()
+    locales = customer_locales(customer_ids={r.customer_id for r in due})
+    drafts = []
+    for row in due:
+        kind = (
+            Notification.Kind.DUE_TODAY
+            if row.due_date == business_date
+            else Notification.Kind.DUE_SOON
+        )
+        locale = locales.get(row.customer_id, lender.locale)
+        body = render(
+            kind,
+            locale=locale,
+            currency=row.currency,
+            amount=row.outstanding,
+            due=row.due_date,
+            sent_on=sent_on,
+        )
+        drafts.append(
+            Draft(
+                customer_id=row.customer_id,
+                loan_id=row.loan_id,
+                kind=kind,
+                locale=locale,
+                body=body,
+                dedupe_key=f"{kind}:{row.installment_id}",
+            )
+        )
+    with transaction.atomic():
+        return notifications_queue(lender=lender, drafts=drafts)
+
+
+def payment_receipt_queue(*, payment_id: int) -> bool:
+    """Tell the customer the money arrived and what is left (sent at once, any hour).
+
+    Started after the payment commits; safe to run twice (one receipt per
+    payment). Returns whether it was queued now.
+    """
+    payment = payment_get(payment_id=payment_id)
+    loan = payment.loan
+    lender = lender_get(lender_id=loan.lender_id)
+    locale = customer_locales(customer_ids=[loan.customer_id]).get(loan.customer_id, lender.locale)
+    body = render(
+        Notification.Kind.PAYMENT,
+        locale=locale,
+        currency=loan.currency,
+        amount=payment.amount,
+        balance=loan_outstanding(loan=loan).amount,
+    )
+    draft = Draft(
+        customer_id=loan.customer_id,
+        loan_id=loan.pk,
+        kind=Notification.Kind.PAYMENT,
+        locale=locale,
+        body=body,
+        dedupe_key=f"payment:{payment.pk}",
+    )
+    with transaction.atomic():
+        return notifications_queue(lender=lender, drafts=[draft]) == 1
