@@ -47,6 +47,7 @@ INSTALLED_APPS = [
     "apps.devices",
     "apps.notifications",
     "apps.integrations",
+    "apps.demo",  # the demo's commands (seed_demo, provider_webhook)
 ]
 
 MIDDLEWARE = [
