@@ -1,7 +1,5 @@
 from apps.audit.models import AuditChain
-
-_LOCK_SQL = "SELECT * FROM audit_auditchain WHERE lender_id = %s FOR UPDATE"
-_LOCK_PLATFORM_SQL = "SELECT * FROM audit_auditchain WHERE lender_id IS NULL FOR UPDATE"
+from apps.audit.sql import CHAIN_LOCK, PLATFORM_CHAIN_LOCK
 
 
 def audit_chain_lock(*, lender_id: int | None) -> AuditChain:
@@ -12,7 +10,7 @@ def audit_chain_lock(*, lender_id: int | None) -> AuditChain:
     """
     # SQL written once rather than a queryset compiled on every audited write;
     # the same row and lock (tests/audit/test_concurrency.py).
-    sql, params = (_LOCK_SQL, [lender_id]) if lender_id is not None else (_LOCK_PLATFORM_SQL, [])
+    sql, params = (CHAIN_LOCK, [lender_id]) if lender_id is not None else (PLATFORM_CHAIN_LOCK, [])
     found = list(AuditChain.objects.raw(sql, params))
     if not found:
         # INSERT ... ON CONFLICT DO NOTHING: two first writers create one head.

@@ -7,7 +7,6 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import cache
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -24,6 +23,7 @@ from apps.audit.selectors import (
     audit_chain_verify,
     audit_event_recorded_since,
 )
+from apps.audit.sql import APPEND_ARRAYS, append_select
 from apps.core.actor import Actor
 from apps.core.sql import mark_saved
 from apps.core.tenancy import lender_id_of
@@ -132,12 +132,10 @@ def audit_events_record(
         "ip": [_normalise_ip(e.actor.ip) for e in entries],
         "user_agent": [e.actor.user_agent for e in entries],
     }
-    arrays = ", ".join(
-        f"%(audit_{name})s::{'jsonb' if name == 'data' else 'text'}[]" for name in columns
-    )
-    source = f"SELECT * FROM unnest({arrays}) WITH ORDINALITY AS s({', '.join(columns)}, n)"  # noqa: S608
     params = {f"audit_{name}": values for name, values in columns.items()}
-    rows, chain, now = _append(lender_id=lender_id, source=source, params=params, returning=True)
+    rows, chain, now = _append(
+        lender_id=lender_id, statement=APPEND_ARRAYS, params=params, returning=True
+    )
     events = []
     for i, (pk, seq, prev_hash, hash_, data) in enumerate(rows):
         entry = entries[i]
@@ -164,14 +162,6 @@ def audit_events_record(
     return events
 
 
-_ONE_ACTOR_SOURCE = (
-    "SELECT r.n, %(audit_actor_type)s AS actor_type, %(audit_actor_id)s AS actor_id, "
-    "%(audit_action)s AS action, %(audit_target_type)s AS target_type, r.target_id, r.data, "
-    "%(audit_reason)s AS reason, %(audit_ip)s AS ip, %(audit_user_agent)s AS user_agent "
-    "FROM ({rows}) AS r"
-)
-
-
 def audit_events_record_select(
     *,
     lender_id: int | None,
@@ -194,7 +184,6 @@ def audit_events_record_select(
     """
     if not connection.in_atomic_block:
         raise AuditOutsideTransaction(action)
-    source = _ONE_ACTOR_SOURCE.replace("{rows}", rows)
     params = {
         **params,
         "audit_actor_type": actor.type.value,
@@ -205,75 +194,18 @@ def audit_events_record_select(
         "audit_ip": _normalise_ip(actor.ip),
         "audit_user_agent": actor.user_agent,
     }
-    found, _, _ = _append(lender_id=lender_id, source=source, params=params, returning=False)
+    found, _, _ = _append(
+        lender_id=lender_id, statement=append_select(rows), params=params, returning=False
+    )
     return found[0][0]
 
 
-def _field_sql(expression: str) -> str:
-    """``hashing.field`` in SQL."""
-    return f"length({expression}) || ':' || {expression}"
-
-
-@cache
-def _append_sql(*, returning: bool) -> str:
-    """The statement that appends the rows of ``{source}`` to a chain: numbers them
-    on from the head, writes each one's format 2 line (``hashing.event_line``),
-    chains the hashes with the ``audit_chain_hash`` window aggregate, inserts
-    them and moves the head, in one statement under the head's row lock."""
-    hashed_fields = [
-        "%(audit_lender)s",
-        "seq::text",
-        "%(audit_occurred)s",
-        "actor_type",
-        "actor_id",
-        "action",
-        "target_type",
-        "target_id",
-        "data::text",
-        "reason",
-        "ip",
-        "user_agent",
-    ]
-    line = " || '|' || ".join([f"'{FORMAT_VERSION}'", *map(_field_sql, hashed_fields)])
-    table = AuditEvent._meta.db_table
-    result = (
-        "SELECT id, seq, prev_hash, hash, data FROM inserted ORDER BY seq"
-        if returning
-        else "SELECT count(*) FROM inserted"
-    )
-    return f"""
-WITH source AS ({{source}}),
-numbered AS (
-    SELECT s.*, %(audit_last_seq)s::bigint + row_number() OVER (ORDER BY s.n) AS seq
-    FROM source AS s
-),
-hashed AS (
-    SELECT u.*, audit_chain_hash({line}, %(audit_start)s::text) OVER (ORDER BY u.seq) AS hash
-    FROM numbered AS u
-),
-inserted AS (
-    INSERT INTO {table} (created_at, updated_at, chain_id, seq, lender_id, occurred_at,
-        actor_type, actor_id, action, target_type, target_id, data, reason, ip, user_agent,
-        prev_hash, hash, format)
-    SELECT %(audit_now)s, %(audit_now)s, %(audit_chain)s, h.seq, %(audit_lender_id)s,
-        %(audit_now)s, h.actor_type, h.actor_id, h.action, h.target_type, h.target_id, h.data,
-        h.reason, h.ip, h.user_agent,
-        coalesce(lag(h.hash) OVER (ORDER BY h.seq), %(audit_start)s), h.hash, {FORMAT_VERSION}
-    FROM hashed AS h
-    RETURNING id, seq, prev_hash, hash, data
-),
-head AS (
-    UPDATE audit_auditchain AS c SET last_seq = t.seq, last_hash = t.hash
-    FROM (SELECT seq, hash FROM inserted ORDER BY seq DESC LIMIT 1) AS t
-    WHERE c.id = %(audit_chain)s
-)
-{result}
-"""  # noqa: S608  (identifiers from model metadata; every value is a parameter)
-
-
 def _append(
-    *, lender_id: int | None, source: str, params: dict[str, Any], returning: bool
+    *, lender_id: int | None, statement: str, params: dict[str, Any], returning: bool
 ) -> tuple[list[tuple[Any, ...]], AuditChain, datetime]:
+    """Run an append statement of ``apps.audit.sql`` on ``lender_id``'s chain, under its
+    head's lock. With ``returning`` the statement gives back the events, and ``chain`` comes
+    back moved on to the last of them."""
     chain = audit_chain_lock(lender_id=lender_id)
     now = timezone.now()
     params = {
@@ -287,7 +219,7 @@ def _append(
         "audit_lender": "" if lender_id is None else str(lender_id),
     }
     with connection.cursor() as cursor:
-        cursor.execute(_append_sql(returning=returning).replace("{source}", source), params)
+        cursor.execute(statement, params)
         rows = cursor.fetchall()
     if returning and rows:
         chain.last_seq, chain.last_hash = rows[-1][1], rows[-1][3]
