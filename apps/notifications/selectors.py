@@ -3,6 +3,7 @@ from dataclasses import dataclass
 from django.db import connection
 
 from apps.notifications.models import Notification
+from apps.notifications.sql import PENDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,17 +13,11 @@ class Notice:
     body: str
 
 
-# read on every agent check-in: one narrow statement, no ORM compilation
-_PENDING = (
-    f"SELECT id, kind, body FROM {Notification._meta.db_table} "  # noqa: S608
-    "WHERE loan_id = %s AND status = 'pushed' ORDER BY pushed_at, id"
-)
-
-
+# read on every agent check-in: one narrow statement (sql.PENDING), no ORM compilation
 def notices_pending(*, loan_id: int) -> list[Notice]:
     """What the phone should show now (the agent's check-in hands them over)."""
     with connection.cursor() as cursor:
-        cursor.execute(_PENDING, [loan_id])
+        cursor.execute(PENDING, [loan_id])
         return [Notice(*row) for row in cursor.fetchall()]
 
 

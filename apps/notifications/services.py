@@ -22,6 +22,7 @@ from apps.lenders.models import Lender
 from apps.notifications.channels import phone_channel
 from apps.notifications.models import Notification
 from apps.notifications.rules import contact_slot, weekly_limit
+from apps.notifications.sql import QUEUE
 
 logger = logging.getLogger(__name__)
 
@@ -39,21 +40,6 @@ class Draft:
     # a notice of a stage that blocks apps or locks, and the date it names (models.py)
     announces_stage: str = ""
     announces_on: date | None = None
-
-
-_QUEUE = f"""
-INSERT INTO {Notification._meta.db_table}
-    (lender_id, customer_id, loan_id, kind, status, locale, body, dedupe_key, scheduled_for,
-     provider_ref, error, announces_stage, announces_on, created_at, updated_at)
-SELECT %(lender)s, q.customer, q.loan, q.kind, q.status, q.locale, q.body, q.dedupe, q.at, '', '',
-       q.announces, q.announces_on, %(now)s, %(now)s
-FROM unnest(%(customers)s::bigint[], %(loans)s::bigint[], %(kinds)s::text[], %(statuses)s::text[],
-            %(locales)s::text[], %(bodies)s::text[], %(dedupes)s::text[], %(ats)s::timestamptz[],
-            %(announces)s::text[], %(announces_on)s::date[])
-    AS q(customer, loan, kind, status, locale, body, dedupe, at, announces, announces_on)
-ON CONFLICT (lender_id, dedupe_key) DO NOTHING
-RETURNING id
-"""  # noqa: S608
 
 
 def notifications_queue(*, lender: Lender, drafts: list[Draft]) -> int:
@@ -95,7 +81,7 @@ def notifications_queue(*, lender: Lender, drafts: list[Draft]) -> int:
         ats.append(now if transactional else slot)
     with connection.cursor() as cursor:
         cursor.execute(
-            _QUEUE,
+            QUEUE,
             {
                 "lender": lender.pk,
                 "now": now,

@@ -1,0 +1,126 @@
+"""The notifications app's statements (apps/notifications/sql.py): each against a Python
+oracle, and the index each is written for, by EXPLAIN."""
+
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+
+from apps.notifications import sql
+from apps.notifications.models import Notification
+from tests.devices.factories import enrolled_phone
+
+pytestmark = pytest.mark.django_db
+
+S = Notification.Status
+
+
+@contextmanager
+def plan_of(statement: str, params: Any):
+    """The plan PostgreSQL gives ``statement`` when it may use an index (the test tables are
+    small enough that a sequential scan would otherwise win)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute("EXPLAIN " + statement, params)
+        yield "\n".join(row[0] for row in cursor.fetchall())
+
+
+def queue_params(lender, loan, keys: list[str]) -> dict[str, Any]:
+    now = timezone.now()
+    n = len(keys)
+    return {
+        "lender": lender.pk,
+        "now": now,
+        "customers": [loan.customer_id] * n,
+        "loans": [loan.pk] * n,
+        "kinds": ["overdue"] * n,
+        "statuses": [S.SCHEDULED] * n,
+        "locales": ["en"] * n,
+        "bodies": [f"body of {key}" for key in keys],
+        "dedupes": keys,
+        "ats": [now] * n,
+        "announces": [""] * n,
+        "announces_on": [None] * n,
+    }
+
+
+def queue(params: dict[str, Any]) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql.QUEUE, params)
+        return [row[0] for row in cursor.fetchall()]
+
+
+def queue_oracle(already: set[str], keys: list[str]) -> list[str]:
+    """The keys a queue of ``keys`` adds: each key's first time, unless the lender has it."""
+    added: list[str] = []
+    for key in keys:
+        if key not in already and key not in added:
+            added.append(key)
+    return added
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        (["a", "b"], ["b", "c", "c", "d", "a"]),
+        ([], ["x", "x", "x"]),
+        (["only"], ["only"]),
+        (["p", "q"], []),
+    ],
+)
+def test_queue_adds_each_new_dedupe_key_once_per_lender(lender_a, lender_b, first, then) -> None:
+    mine, _, _ = enrolled_phone(lender_a)
+    theirs, _, _ = enrolled_phone(lender_b)
+    queue(queue_params(lender_b, theirs.loan, then))  # another lender's keys never conflict
+    queue(queue_params(lender_a, mine.loan, first))
+
+    ids = queue(queue_params(lender_a, mine.loan, then))
+
+    expected = queue_oracle(set(first), then)
+    rows = Notification.objects.filter(pk__in=ids).order_by("id")
+    assert [n.dedupe_key for n in rows] == expected
+    assert all(n.body == f"body of {n.dedupe_key}" for n in rows)
+    assert Notification.objects.filter(lender=lender_a).count() == len(set(first) | set(then))
+
+
+def test_queue_skips_conflicts_by_the_notification_once_index(lender_a) -> None:
+    device, _, _ = enrolled_phone(lender_a)
+    with plan_of(sql.QUEUE, queue_params(lender_a, device.loan, ["k"])) as plan:
+        assert "Conflict Arbiter Indexes: notification_once" in plan
+
+
+def test_pending_is_the_loans_pushed_notices_oldest_first(lender_a) -> None:
+    device, _, _ = enrolled_phone(lender_a)
+    other, _, _ = enrolled_phone(lender_a)
+    now = timezone.now()
+    for loan in (device.loan, other.loan):
+        queue(queue_params(lender_a, loan, [f"{loan.pk}:{n}" for n in range(6)]))
+    # pushed out of id order, one acknowledged, one only scheduled, one tied on time
+    statuses = [S.PUSHED, S.PUSHED, S.ACKED, S.SCHEDULED, S.PUSHED, S.SMS]
+    offsets = [5, 1, 3, 0, 1, 2]
+    for notification, status, minutes in zip(
+        Notification.objects.order_by("id"), statuses * 2, offsets * 2, strict=True
+    ):
+        notification.status = status
+        notification.pushed_at = now - timedelta(minutes=minutes)
+        notification.save(update_fields=["status", "pushed_at"])
+
+    with connection.cursor() as cursor:
+        cursor.execute(sql.PENDING, [device.loan_id])
+        found = cursor.fetchall()
+
+    oracle = sorted(
+        (n for n in Notification.objects.filter(loan=device.loan) if n.status == S.PUSHED),
+        key=lambda n: (n.pushed_at, n.pk),
+    )
+    assert found == [(n.pk, n.kind, n.body) for n in oracle]
+    assert len(found) == 3
+
+
+def test_pending_finds_the_loans_notices_by_the_loan_status_index(lender_a) -> None:
+    device, _, _ = enrolled_phone(lender_a)
+    with plan_of(sql.PENDING, [device.loan_id]) as plan:
+        assert "notification_loan_status" in plan
