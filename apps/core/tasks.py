@@ -7,6 +7,8 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
+from apps.core.outbox import task_outbox_relay
+
 logger = logging.getLogger("apps.tasks")
 
 
@@ -46,6 +48,4 @@ def app_task(*, name: str, queue: str = "default", **options: Any) -> Callable[.
 @app_task(name="core.task_outbox_relay")
 def task_outbox_relay_task() -> None:
     """Beat runs this every minute: tasks whose send after commit failed (broker down)."""
-    from apps.core.outbox import task_outbox_relay
-
     task_outbox_relay()
