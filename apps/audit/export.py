@@ -18,26 +18,9 @@ from django.db.models.functions import Cast
 
 from apps.audit.hashing import canonical_time
 from apps.audit.models import AuditChain, AuditEvent
-from apps.audit.selectors import AuditTargets, audit_targets_filter
+from apps.audit.selectors import EVENT_FIELDS, AuditTargets, audit_targets_filter
 
 HERE = Path(__file__).resolve().parent
-EVENT_FIELDS = (
-    "seq",
-    "occurred_at",
-    "actor_type",
-    "actor_id",
-    "action",
-    "target_type",
-    "target_id",
-    "data",
-    "data_text",
-    "reason",
-    "ip",
-    "user_agent",
-    "prev_hash",
-    "hash",
-    "format",
-)
 
 
 @dataclass(frozen=True, slots=True)

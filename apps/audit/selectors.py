@@ -14,10 +14,9 @@ from django.db.models.functions import Cast
 from apps.audit.hashing import event_hash, event_hash_v1
 from apps.audit.models import GENESIS_HASH, AuditChain, AuditEvent
 
-_VERIFY_FIELDS = (
-    "id",
+# An event's stored fields, with its data as the text format 2 hashes (``data_text``).
+EVENT_FIELDS = (
     "seq",
-    "lender_id",
     "occurred_at",
     "actor_type",
     "actor_id",
@@ -33,6 +32,7 @@ _VERIFY_FIELDS = (
     "hash",
     "format",
 )
+_VERIFY_FIELDS = ("id", "lender_id", *EVENT_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)

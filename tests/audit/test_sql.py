@@ -1,7 +1,6 @@
 """The audit app's statements (apps/audit/sql.py): each against a Python oracle, and the
 index each is written for, by EXPLAIN."""
 
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -15,6 +14,7 @@ from apps.audit.locks import audit_chain_lock
 from apps.audit.models import GENESIS_HASH, AuditChain, AuditEvent
 from apps.audit.services import AuditEntry, audit_events_record, audit_events_record_select
 from apps.core.actor import Actor
+from tests.explain import plan_of
 
 pytestmark = pytest.mark.django_db
 
@@ -37,16 +37,6 @@ def rows_of(statement: str, params: Any) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.fetchall()
-
-
-@contextmanager
-def plan_of(statement: str, params: Any):
-    """The plan PostgreSQL gives ``statement`` when it may use an index (the test tables are
-    small enough that a sequential scan would otherwise win)."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("EXPLAIN " + statement, params)
-        yield "\n".join(row[0] for row in cursor.fetchall())
 
 
 def oracle_chain(chain: AuditChain) -> list[tuple[int, str, str]]:
@@ -90,11 +80,12 @@ def test_chain_lock_finds_the_lenders_head_and_the_platform_head(lender_a, lende
 
 def test_chain_lock_finds_the_head_by_an_index_on_its_lender(lender_a) -> None:
     # the lender's foreign-key index or audit_one_chain_per_lender: both lead with lender_id
+    # (an index scan or a bitmap index scan, as the table's statistics make it)
     with plan_of(sql.CHAIN_LOCK, [lender_a.pk]) as plan:
-        assert "Index Scan using" in plan
+        assert "Seq Scan" not in plan
         assert f"Index Cond: (lender_id = {lender_a.pk})" in plan
     with plan_of(sql.PLATFORM_CHAIN_LOCK, []) as plan:
-        assert "Index Scan using" in plan
+        assert "Seq Scan" not in plan
         assert "Index Cond: (lender_id IS NULL)" in plan
 
 
@@ -151,4 +142,4 @@ def test_append_moves_the_head_by_its_primary_key(lender_a) -> None:
         "audit_lender": str(lender_a.pk),
     }
     with plan_of(sql.APPEND_ARRAYS, params) as plan:
-        assert f"Index Scan using {AuditChain._meta.db_table}_pkey" in plan
+        assert f"{AuditChain._meta.db_table}_pkey" in plan

@@ -1,31 +1,21 @@
 """The notifications app's statements (apps/notifications/sql.py): each against a Python
 oracle, and the index each is written for, by EXPLAIN."""
 
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import pytest
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from apps.notifications import sql
 from apps.notifications.models import Notification
 from tests.devices.factories import enrolled_phone
+from tests.explain import plan_of
 
 pytestmark = pytest.mark.django_db
 
 S = Notification.Status
-
-
-@contextmanager
-def plan_of(statement: str, params: Any):
-    """The plan PostgreSQL gives ``statement`` when it may use an index (the test tables are
-    small enough that a sequential scan would otherwise win)."""
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute("EXPLAIN " + statement, params)
-        yield "\n".join(row[0] for row in cursor.fetchall())
 
 
 def queue_params(lender, loan, keys: list[str]) -> dict[str, Any]:
