@@ -9,7 +9,6 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 
-from apps.collections.services import reminders_queue
 from apps.lenders.country_rules import COUNTRY_RULES, CountryRule, contact_window
 from apps.notifications.models import Notification
 from apps.notifications.rules import contact_slot
@@ -126,25 +125,6 @@ def test_a_notice_queued_on_a_sunday_and_a_holiday_waits_and_a_receipt_does_not(
         }
         assert {m.scheduled_for for m in sent if m.kind != "payment"} == {opens}
     assert len(sms_outbox) == 6
-
-
-@pytest.mark.django_db
-def test_a_due_today_reminder_held_past_its_due_date_names_the_date_when_it_fell_on_sunday() -> (
-    None
-):
-    lender = LenderFactory(country="CO", currency="COP", timezone="America/Bogota")
-    device, _, _ = enrolled_phone(
-        lender, signed_at=datetime(2026, 10, 22, 15, tzinfo=ZoneInfo("UTC"))
-    )
-    first = device.loan.installments.order_by("sequence").first()
-    assert first.due_date == SUNDAY
-    with time_machine.travel(local("CO", SUNDAY, time(6)), tick=False):
-        assert reminders_queue(lender_id=lender.pk, business_date=SUNDAY) == 1
-    reminder = Notification.objects.get(loan=device.loan, kind="due_today")
-    assert reminder.scheduled_for == opening("CO", MONDAY)  # read on Monday: not "today"
-    assert (
-        reminder.body == f"Your installment of COP {first.total_due:,.2f} was due on Nov. 22, 2026."
-    )
 
 
 def test_a_held_due_today_reminder_is_translated() -> None:

@@ -10,9 +10,7 @@ from django.utils import timezone
 
 from apps.collections.services import (
     loan_stage_sweep,
-    payment_receipt_queue,
     payment_record,
-    reminders_queue,
 )
 from apps.core.actor import Actor
 from apps.core.money import Money
@@ -27,26 +25,12 @@ from apps.notifications.services import (
 )
 from tests.collections.factories import noticed
 from tests.devices.factories import enrolled_phone
+from tests.notifications.wording import django_date
 
 pytestmark = pytest.mark.django_db
 
 NAIROBI = ZoneInfo("Africa/Nairobi")
 MORNING = datetime(2026, 11, 24, 10, 0, tzinfo=NAIROBI)  # inside Kenya's 07:00-20:00
-
-
-def django_date(on: date) -> str:
-    """English DATE_FORMAT ("N j, Y"): "Dec. 24, 2026", "May 3, 2027"."""
-    month = on.strftime("%B")
-    short = {
-        "January": "Jan.",
-        "February": "Feb.",
-        "August": "Aug.",
-        "September": "Sept.",
-        "October": "Oct.",
-        "November": "Nov.",
-        "December": "Dec.",
-    }.get(month, month)
-    return f"{short} {on.day}, {on.year}"
 
 
 def test_a_message_outside_contact_hours_waits_for_the_next_window() -> None:
@@ -98,25 +82,6 @@ def test_night_messages_are_held_and_receipts_are_not(lender_a) -> None:
     held, receipt = Notification.objects.filter(loan=device.loan).order_by("id")
     assert held.scheduled_for == datetime(2026, 11, 25, 7, 0, tzinfo=NAIROBI)
     assert receipt.scheduled_for == datetime(2026, 11, 24, 23, 0, tzinfo=NAIROBI)
-
-
-def test_due_date_reminders_go_three_days_before_and_on_the_day_once(lender_a) -> None:
-    device, _, _ = enrolled_phone(lender_a)
-    first = device.loan.installments.order_by("sequence").first()
-    assert (
-        reminders_queue(lender_id=lender_a.pk, business_date=first.due_date - timedelta(days=3))
-        == 1
-    )
-    assert (
-        reminders_queue(lender_id=lender_a.pk, business_date=first.due_date - timedelta(days=3))
-        == 0
-    )
-    assert reminders_queue(lender_id=lender_a.pk, business_date=first.due_date) == 1
-    soon, today = Notification.objects.filter(loan=device.loan).order_by("id")
-    assert soon.kind == "due_soon"
-    amount = f"{first.total_due:,.2f}"
-    assert soon.body == f"Your installment of KES {amount} is due on {django_date(first.due_date)}."
-    assert (today.kind, today.body.endswith("is due today.")) == ("due_today", True)
 
 
 def test_an_overdue_notice_says_what_happens_next_and_when(
@@ -208,29 +173,6 @@ def test_an_sms_fallback_waits_for_contact_hours(lender_a, settings, sms_outbox)
     with time_machine.travel(datetime(2026, 11, 25, 7, 5, tzinfo=NAIROBI), tick=False):
         assert notifications_dispatch()["fallback"] == 1
     assert len(sms_outbox) == 1
-
-
-def test_a_payment_receipt_says_what_is_left_once(lender_a) -> None:
-    device, _, _ = enrolled_phone(lender_a)
-    loan = device.loan
-    total = sum(i.total_due for i in loan.installments.all())
-    outcome = payment_record(
-        loan_id=loan.pk,
-        amount=Money(Decimal(1000), lender_a.currency),
-        channel="manual",
-        provider="manual",
-        provider_ref="r-1",
-        received_at=timezone.now(),
-        actor=Actor.system(),
-        reason="Cash.",
-    )
-    assert payment_receipt_queue(payment_id=outcome.payment.pk) is True
-    assert payment_receipt_queue(payment_id=outcome.payment.pk) is False
-    receipt = Notification.objects.get(loan=loan, kind="payment")
-    assert (
-        receipt.body
-        == f"We received KES 1,000.00. Thank you. Left to pay: KES {total - 1000:,.2f}."
-    )
 
 
 def test_messages_are_written_in_the_customers_language() -> None:
