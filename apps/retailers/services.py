@@ -313,8 +313,14 @@ def sale_sign(*, sale_id: int, clerk: Clerk, actor: Actor) -> Sale:
         idempotency_key=f"sale-{sale.public_id}",
         actor=actor,
     )
+    # the loan was created in this transaction: no other can see or lock it before commit
     device = device_register(
-        loan=loan, imei=sale.imei, brand=sale.brand, model_name=sale.model_name, actor=actor
+        loan_id=loan.pk,
+        lender_id=loan.lender_id,
+        imei=sale.imei,
+        brand=sale.brand,
+        model_name=sale.model_name,
+        actor=actor,
     )
     sale.loan, sale.device, sale.step = loan, device, Sale.Step.PROVISION
     sale.save(update_fields=["loan", "device", "step", "updated_at"])

@@ -13,11 +13,11 @@ from apps.collections.services import loan_stage_sweep
 from apps.core.actor import Actor
 from apps.devices.models import Device
 from apps.devices.provisioning import provisioning_qr_png
-from apps.devices.services import device_register, enrollment_token_mint
+from apps.devices.services import enrollment_token_mint
 from apps.lenders.selectors import lender_local_date
 from tests.browser.conftest import save_screenshot, texted_code
 from tests.collections.factories import noticed, signed_loan
-from tests.devices.factories import valid_imei
+from tests.devices.factories import phone_registered, valid_imei
 from tests.waiting import wait_for
 from tools.agent_sim import Agent
 
@@ -30,9 +30,7 @@ def late_phone(lender_a, live_server, settings, fake_fcm, redis_worker):
     sweep: the simulator listens for pushes and checks in rarely."""
     settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
     loan = signed_loan(lender_a, signed_at=timezone.now() - timedelta(days=50))
-    device = device_register(
-        loan=loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20", actor=Actor.system()
-    )
+    device = phone_registered(loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20")
     minted = enrollment_token_mint(device_id=device.pk, actor=Actor.system())
     agent = Agent.from_qr(provisioning_qr_png(minted.payload), imei=device.imei)
     agent.enroll()

@@ -10,13 +10,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from PIL import Image
 
-from apps.core.actor import Actor
 from apps.devices.models import Device
 from apps.devices.provisioning import P
-from apps.devices.services import device_register
 from tests.browser.conftest import admin_log_in
 from tests.collections.factories import signed_loan
-from tests.devices.factories import valid_imei
+from tests.devices.factories import phone_registered, valid_imei
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -25,12 +23,8 @@ def test_the_qr_on_screen_enrolls_the_phone(
     live_server, page, screenshot, lender_a, make_agent
 ) -> None:
     agent = make_agent(lender_a, username="wanjiku")
-    device = device_register(
-        loan=signed_loan(lender_a),
-        imei=valid_imei(),
-        brand="Tecno",
-        model_name="Spark 20",
-        actor=Actor.system(),
+    device = phone_registered(
+        signed_loan(lender_a), imei=valid_imei(), brand="Tecno", model_name="Spark 20"
     )
 
     admin_log_in(page, f"{live_server.url}/admin/devices/device/{device.pk}/change/", agent)

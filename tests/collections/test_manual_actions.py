@@ -18,7 +18,7 @@ from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
 from apps.notifications.models import Notification
 from tests.collections.factories import noticed
-from tests.devices.factories import enrolled_phone
+from tests.devices.factories import enrolled_phone, phone_registered
 
 pytestmark = pytest.mark.django_db
 
@@ -173,14 +173,12 @@ def test_a_sale_that_fell_through_is_cancelled_and_frees_the_phone(
 ) -> None:
     from apps.collections.models import Payment
     from apps.devices.models import Device
-    from apps.devices.services import device_register, enrollment_token_mint
+    from apps.devices.services import enrollment_token_mint
     from tests.collections.factories import signed_loan
     from tests.devices.factories import valid_imei
 
     loan = signed_loan(lender_a)
-    device = device_register(
-        loan=loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20", actor=Actor.system()
-    )
+    device = phone_registered(loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20")
     enrollment_token_mint(device_id=device.pk, actor=Actor.system())
     supervisor = verified_client(make_agent(lender_a, role=Membership.Role.SUPERVISOR))
     page = supervisor.get(reverse("admin:collections_loan_change", args=[loan.pk])).content.decode()
@@ -198,12 +196,8 @@ def test_a_sale_that_fell_through_is_cancelled_and_frees_the_phone(
     loan.refresh_from_db()
     device.refresh_from_db()
     assert (loan.status, device.status) == ("cancelled", "released")
-    again = device_register(
-        loan=signed_loan(lender_a),
-        imei=device.imei,
-        brand="Tecno",
-        model_name="Spark 20",
-        actor=Actor.system(),
+    again = phone_registered(
+        signed_loan(lender_a), imei=device.imei, brand="Tecno", model_name="Spark 20"
     )
     assert again.status == "pending"  # the IMEI is free for another sale
     assert AuditEvent.objects.filter(

@@ -9,11 +9,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from rest_framework.throttling import ScopedRateThrottle
 
-from apps.core.actor import Actor
 from apps.devices.models import Device
-from apps.devices.services import device_register
 from tests.collections.factories import signed_loan
-from tests.devices.factories import enrolled_phone, valid_imei
+from tests.devices.factories import enrolled_phone, phone_registered, valid_imei
 from tools.agent_sim.agent import read_qr
 
 
@@ -21,13 +19,7 @@ from tools.agent_sim.agent import read_qr
 def test_demo_codes_are_decodable_qr_images_and_refused_outside_the_demo(
     lender_a, tmp_path, settings, capsys
 ) -> None:
-    device = device_register(
-        loan=signed_loan(lender_a),
-        imei=valid_imei(),
-        brand="X",
-        model_name="Y",
-        actor=Actor.system(),
-    )
+    device = phone_registered(signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y")
     call_command("demo_enrollment_codes", "--out", str(tmp_path))
     imei, png = capsys.readouterr().out.split()
     assert imei == device.imei
@@ -44,13 +36,7 @@ def test_the_command_line_simulator_enrolls_once_and_resumes_from_what_it_kept(
     lender_a, live_server, settings, tmp_path
 ) -> None:
     settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
-    device = device_register(
-        loan=signed_loan(lender_a),
-        imei=valid_imei(),
-        brand="X",
-        model_name="Y",
-        actor=Actor.system(),
-    )
+    device = phone_registered(signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y")
     call_command("demo_enrollment_codes", "--out", str(tmp_path))
     keep = tmp_path / "phone.json"
     sim = [sys.executable, "-m", "tools.agent_sim", "--once", "--keep", str(keep)]
@@ -75,13 +61,7 @@ def test_a_resumed_phone_calls_the_server_it_is_given_when_the_demo_moved(
     lender_a, live_server, settings, tmp_path
 ) -> None:
     settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
-    device = device_register(
-        loan=signed_loan(lender_a),
-        imei=valid_imei(),
-        brand="X",
-        model_name="Y",
-        actor=Actor.system(),
-    )
+    device = phone_registered(signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y")
     call_command("demo_enrollment_codes", "--out", str(tmp_path))
     keep = tmp_path / "phone.json"
     sim = [sys.executable, "-m", "tools.agent_sim", "--once", "--keep", str(keep)]

@@ -15,14 +15,13 @@ from apps.devices.keys import lender_signing_key
 from apps.devices.models import Device, PushNudge
 from apps.devices.provisioning import provisioning_qr_png
 from apps.devices.services import (
-    device_register,
     device_release,
     device_state_set,
     enrollment_token_mint,
 )
 from apps.devices.state import canonical
 from tests.collections.factories import signed_loan
-from tests.devices.factories import valid_imei
+from tests.devices.factories import phone_registered, valid_imei
 from tests.waiting import wait_for
 from tools.agent_sim import Agent
 
@@ -33,12 +32,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.broker]
 def sold_phone(lender_a, live_server, settings):
     """A phone sold at the counter: its device record and the QR code the clerk shows."""
     settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
-    device = device_register(
-        loan=signed_loan(lender_a),
-        imei=valid_imei(),
-        brand="Tecno",
-        model_name="Spark 20",
-        actor=Actor.system(),
+    device = phone_registered(
+        signed_loan(lender_a), imei=valid_imei(), brand="Tecno", model_name="Spark 20"
     )
     minted = enrollment_token_mint(device_id=device.pk, actor=Actor.system())
     return device, provisioning_qr_png(minted.payload)

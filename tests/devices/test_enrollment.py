@@ -28,10 +28,10 @@ from apps.devices.provisioning import (
     provisioning_qr_png,
     provisioning_qr_svg,
 )
-from apps.devices.services import device_register, enrollment_token_mint
+from apps.devices.services import enrollment_token_mint
 from apps.lenders.models import Membership
 from tests.collections.factories import signed_loan
-from tests.devices.factories import valid_imei
+from tests.devices.factories import phone_registered, valid_imei
 
 pytestmark = pytest.mark.django_db
 ENROLL = "/api/agent/v1/enroll"
@@ -44,12 +44,8 @@ def agent_key() -> str:
 
 @pytest.fixture
 def device(lender_a):
-    return device_register(
-        loan=signed_loan(lender_a),
-        imei=valid_imei(),
-        brand="Tecno",
-        model_name="Spark 20",
-        actor=Actor.system(),
+    return phone_registered(
+        signed_loan(lender_a), imei=valid_imei(), brand="Tecno", model_name="Spark 20"
     )
 
 
@@ -193,22 +189,14 @@ def test_bad_input_gets_a_clear_400(client, device) -> None:
 
 
 def test_an_imei_is_luhn_checked_and_bound_to_one_open_loan(lender_a) -> None:
+    loan = signed_loan(lender_a)
     with pytest.raises(ImeiInvalid):
-        device_register(
-            loan=signed_loan(lender_a),
-            imei="352099001761482",
-            brand="X",
-            model_name="Y",
-            actor=Actor.system(),
-        )
+        phone_registered(loan, imei="352099001761482", brand="X", model_name="Y")
     imei = valid_imei()
-    device_register(
-        loan=signed_loan(lender_a), imei=imei, brand="X", model_name="Y", actor=Actor.system()
-    )
+    phone_registered(signed_loan(lender_a), imei=imei, brand="X", model_name="Y")
+    loan = signed_loan(lender_a)
     with pytest.raises(ImeiInUse):
-        device_register(
-            loan=signed_loan(lender_a), imei=imei, brand="X", model_name="Y", actor=Actor.system()
-        )
+        phone_registered(loan, imei=imei, brand="X", model_name="Y")
 
 
 def test_no_code_for_an_enrolled_phone(client, device) -> None:
@@ -222,20 +210,8 @@ def test_no_code_for_an_enrolled_phone(client, device) -> None:
 def test_an_agent_shows_a_fresh_code_in_the_back_office(
     lender_a, lender_b, make_agent, verified_client
 ) -> None:
-    mine = device_register(
-        loan=signed_loan(lender_a),
-        imei=valid_imei(),
-        brand="X",
-        model_name="Y",
-        actor=Actor.system(),
-    )
-    theirs = device_register(
-        loan=signed_loan(lender_b),
-        imei=valid_imei(),
-        brand="X",
-        model_name="Y",
-        actor=Actor.system(),
-    )
+    mine = phone_registered(signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y")
+    theirs = phone_registered(signed_loan(lender_b), imei=valid_imei(), brand="X", model_name="Y")
     client = verified_client(make_agent(lender_a, role=Membership.Role.AGENT))
     url = reverse("admin:devices_device_enrollment_code", args=[mine.pk])
     response = client.post(url)
@@ -249,13 +225,7 @@ def test_an_agent_shows_a_fresh_code_in_the_back_office(
 
 @pytest.mark.django_db(transaction=True)
 def test_two_phones_scanning_one_code_at_once_enroll_one(lender_a) -> None:
-    device = device_register(
-        loan=signed_loan(lender_a),
-        imei=valid_imei(),
-        brand="X",
-        model_name="Y",
-        actor=Actor.system(),
-    )
+    device = phone_registered(signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y")
     token = enrollment_token_mint(device_id=device.pk, actor=Actor.system()).token
     barrier, statuses = threading.Barrier(2), []
 

@@ -20,9 +20,9 @@ from apps.collections.selectors import loan_next_due
 from apps.collections.services import loan_stage_sweep, payment_record
 from apps.core.actor import Actor
 from apps.devices.models import Device, PushNudge
-from apps.devices.services import device_register, enrollment_token_mint
+from apps.devices.services import enrollment_token_mint
 from tests.collections.factories import noticed, signed_loan
-from tests.devices.factories import valid_imei
+from tests.devices.factories import phone_registered, valid_imei
 from tests.drills.conftest import scale
 from tests.waiting import wait_for
 from tools.agent_sim import Agent
@@ -42,12 +42,8 @@ def phones(lender_a, live_server, settings, fake_fcm, monkeypatch):
     settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
     agents = []
     for _ in range(PHONES):
-        device = device_register(
-            loan=signed_loan(lender_a),
-            imei=valid_imei(),
-            brand="X",
-            model_name="Y",
-            actor=Actor.system(),
+        device = phone_registered(
+            signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y"
         )
         token = enrollment_token_mint(device_id=device.pk, actor=Actor.system()).token
         agent = Agent(server=settings.AGENT_API_BASE_URL, token=token, imei=device.imei)

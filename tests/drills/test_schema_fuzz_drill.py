@@ -40,7 +40,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from apps.core.actor import Actor
-from apps.devices.services import device_register, enrollment_token_mint
+from apps.devices.services import enrollment_token_mint
 from apps.integrations.payments.signing import (
     LENDER_HEADER,
     SIGNATURE_HEADER,
@@ -48,7 +48,7 @@ from apps.integrations.payments.signing import (
     webhook_secret_for,
 )
 from tests.collections.factories import signed_loan
-from tests.devices.factories import enrolled_phone, valid_imei
+from tests.devices.factories import enrolled_phone, phone_registered, valid_imei
 from tests.drills.conftest import FULL, scale
 
 pytestmark = [pytest.mark.drill, pytest.mark.django_db]
@@ -114,13 +114,7 @@ def wsgi_app():
 @pytest.fixture
 def world(lender_a) -> World:
     device, secret, _ = enrolled_phone(lender_a)
-    pending = device_register(
-        loan=signed_loan(lender_a),
-        imei=valid_imei(),
-        brand="X",
-        model_name="Y",
-        actor=Actor.system(),
-    )
+    pending = phone_registered(signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y")
     return World(
         device_id=device.pk,
         device_secret=secret,

@@ -48,7 +48,6 @@ from apps.devices.models import Device
 from apps.devices.services import (
     device_enroll,
     device_event_report,
-    device_register,
     enrollment_token_mint,
 )
 from apps.lenders.models import Lender
@@ -69,7 +68,7 @@ from apps.retailers.services import (
 from tests.accounts.factories import PASSWORD
 from tests.collections import webhooks
 from tests.collections.factories import signed_loan
-from tests.devices.factories import valid_imei
+from tests.devices.factories import phone_registered, valid_imei
 from tests.lenders.factories import LoanProductFactory
 from tests.retailers.factories import ShopFactory, clerk_for
 
@@ -222,9 +221,7 @@ def _phone_sold(lender: Lender, *, name: str, phone: str, price: str, down: str,
         lender, price=price, down=down, signed_at=timezone.now() - timedelta(days=days_ago)
     )
     Customer.objects.filter(pk=loan.customer_id).update(full_name=name, phone=phone)
-    device = device_register(
-        loan=loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20", actor=Actor.system()
-    )
+    device = phone_registered(loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20")
     return device, enrollment_token_mint(device_id=device.pk, actor=Actor.system()).token
 
 

@@ -69,12 +69,9 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
 
 
 def device_for(loan: Loan) -> Device:
-    from apps.devices.services import device_register
-    from tests.devices.factories import valid_imei
+    from tests.devices.factories import phone_registered, valid_imei
 
-    return device_register(
-        loan=loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20", actor=Actor.system()
-    )
+    return phone_registered(loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20")
 
 
 def push_nudge_for(lender: Lender) -> PushNudge:

@@ -13,7 +13,7 @@ from apps.customers.models import ConsentRecord, Customer
 from apps.devices.models import Device
 from apps.retailers.models import Sale
 from tests.accounts.factories import PASSWORD
-from tests.devices.factories import valid_imei
+from tests.devices.factories import phone_registered, valid_imei
 from tests.lenders.factories import LoanProductFactory, restriction_policy_version_for
 from tests.retailers.factories import clerk_for, shop_for
 
@@ -133,15 +133,11 @@ def test_bad_imeis_are_explained(counter, lender_a, imei, message) -> None:
 
 
 def test_a_phone_already_on_an_open_loan_is_refused(counter, lender_a) -> None:
-    from apps.core.actor import Actor
-    from apps.devices.services import device_register
     from tests.collections.factories import signed_loan
     from tests.devices.factories import valid_imei as fresh
 
     imei = fresh()
-    device_register(
-        loan=signed_loan(lender_a), imei=imei, brand="X", model_name="Y", actor=Actor.system()
-    )
+    phone_registered(signed_loan(lender_a), imei=imei, brand="X", model_name="Y")
     client, _, _ = counter
     client.post(reverse("pos:home"), {"lender": lender_a.pk})
     sale = Sale.objects.latest("created_at")

@@ -15,7 +15,6 @@ from stdnum import imei as stdnum_imei
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
 from apps.audit.services import audit_event_record
-from apps.collections.models import Loan
 from apps.core.actor import Actor
 from apps.devices.errors import (
     DeviceNotPending,
@@ -53,18 +52,21 @@ def imei_normalise(raw: str) -> str:
 
 
 @transaction.atomic
-def device_register(*, loan: Loan, imei: str, brand: str, model_name: str, actor: Actor) -> Device:
-    """Record the phone sold on ``loan``, pending enrollment.
+def device_register(
+    *, loan_id: int, lender_id: int, imei: str, brand: str, model_name: str, actor: Actor
+) -> Device:
+    """Record the phone sold on loan ``loan_id`` of ``lender_id``, pending enrollment.
 
-    Locks the loan. An IMEI already bound to a loan that is not closed is
-    refused (a partial unique index backs this up against races). Emits
+    The caller holds the loan's lock (the global order: loan, then its
+    phones), so a cancellation of the loan cannot pass the phone being
+    recorded. An IMEI already bound to a loan that is not closed is refused
+    (a partial unique index backs this up against races). Emits
     ``devices.device.registered``.
     """
     number = imei_normalise(imei)
-    Loan.objects.select_for_update(of=("self",)).get(pk=loan.pk)
     device = Device(
-        lender_id=loan.lender_id,
-        loan=loan,
+        lender_id=lender_id,
+        loan_id=loan_id,
         imei=number,
         brand=brand.strip(),
         model_name=model_name.strip(),
@@ -80,7 +82,7 @@ def device_register(*, loan: Loan, imei: str, brand: str, model_name: str, actor
         action=DevicesAction.DEVICE_REGISTERED,
         target=device,
         data={
-            "loan_id": loan.pk,
+            "loan_id": loan_id,
             "imei": number,
             "brand": device.brand,
             "model": device.model_name,

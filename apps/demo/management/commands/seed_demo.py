@@ -151,7 +151,12 @@ class Command(BaseCommand):
                     signed_at=timezone.now() - timedelta(days=days_ago),
                 )
                 device_register(
-                    loan=loan, imei=imei, brand="Tecno", model_name="Spark 20", actor=actor
+                    loan_id=loan.pk,
+                    lender_id=loan.lender_id,
+                    imei=imei,
+                    brand="Tecno",
+                    model_name="Spark 20",
+                    actor=actor,
                 )
                 loans.append(loan)
             # Cynthia paid her first installment; Brian paid nothing.
