@@ -106,7 +106,7 @@ class EnrollmentToken(BaseModel):
 
 class DeviceState(BaseModel):
     """One version of a phone's desired state; signed with its lender's Ed25519 key when
-    the phone pulls it (``apps.devices.state``).
+    the phone pulls it (``apps.devices.desired_state``).
 
     Append-only (the database refuses UPDATE and DELETE): a new version is a
     new row, and versions only grow. The phone pulls the newest, checks the

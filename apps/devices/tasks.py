@@ -1,8 +1,8 @@
 from typing import Any
 
 from apps.core.tasks import app_task
+from apps.devices.services.key_rotation import device_key_announce
 from apps.devices.services.push import push_relay, push_release_renudge
-from apps.devices.services.state import device_key_announce
 from apps.integrations.push.base import get_push_gateway
 
 

@@ -13,7 +13,7 @@ not a region). Every row closes Sundays and public holidays: the law requires
 it in Colombia (Ley 2300 de 2023) and Indonesia (SEOJK 19/2023); elsewhere it
 is the product's choice, to leave the customer's day of rest alone, and
 stricter than the law. ``contact_window`` is the one answer for a local date;
-messages (``apps.notifications.rules``) and alarms (``apps.devices.state``)
+messages (``apps.notifications.rules``) and alarms (``apps.devices.desired_state``)
 both ask it, in the customer's local time (the lender's timezone).
 """
 

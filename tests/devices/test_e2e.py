@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from apps.core.actor import Actor
+from apps.devices.desired_state import canonical
 from apps.devices.keys import lender_signing_key
 from apps.devices.models import Device, PushNudge
 from apps.devices.provisioning import provisioning_qr_png
@@ -19,7 +20,6 @@ from apps.devices.services import (
     device_state_set,
     enrollment_token_mint,
 )
-from apps.devices.state import canonical
 from tests.collections.factories import signed_loan
 from tests.devices.factories import phone_registered, valid_imei
 from tests.waiting import wait_for

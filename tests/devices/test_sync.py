@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from apps.audit.models import AuditEvent
 from apps.core.actor import Actor
+from apps.devices.desired_state import canonical
 from apps.devices.errors import DeviceReleased
 from apps.devices.models import Device
 from apps.devices.services import (
@@ -15,7 +16,6 @@ from apps.devices.services import (
     device_state_set,
     lender_signing_key_rotate,
 )
-from apps.devices.state import canonical
 from tests.devices.factories import enrolled_phone
 
 pytestmark = pytest.mark.django_db

@@ -181,7 +181,7 @@ def enrolled_seed(*, lender: Any, template: Any, devices: int) -> None:
     from apps.devices.models import Device
     from apps.devices.selectors import lender_key_version_current
     from apps.devices.services.enrollment import sha256_hex
-    from apps.devices.services.state import StateChange, device_states_write
+    from apps.devices.services.state_writer import StateChange, device_states_write
 
     key_version = lender_key_version_current(lender_id=lender.pk)
     start = Device.objects.filter(lender=lender, status=Device.Status.ENROLLED).count()

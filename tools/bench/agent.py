@@ -94,7 +94,7 @@ def put_behind(*, lender: Any, phones: list[int]) -> None:
     from django.db import transaction
 
     from apps.core.actor import Actor
-    from apps.devices.services.state import StateChange, device_states_write
+    from apps.devices.services.state_writer import StateChange, device_states_write
 
     with transaction.atomic():
         device_states_write(

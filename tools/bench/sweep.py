@@ -575,11 +575,11 @@ PROFILE = Profile()
 
 def _statement_part(statement: str) -> str:
     from apps.collections.services import restriction
-    from apps.devices.services import push, state
+    from apps.devices.services import push, state_writer
 
     if statement in (restriction._RAISE_RANGE, restriction._SWEEP):
         return "sql:classify"
-    if statement in (state._WRITE, push._ENQUEUE) or statement.startswith(
+    if statement in (state_writer._WRITE, push._ENQUEUE) or statement.startswith(
         "SELECT id FROM devices_device WHERE id = ANY"
     ):
         return "sql:states"  # the states, their push outbox rows, the devices' locks
@@ -618,13 +618,13 @@ def profiled() -> Iterator[None]:
     from django.db import connections
 
     from apps.collections.services import restriction
-    from apps.devices.services import state
+    from apps.devices.services import state_writer
 
     connection = connections["default"]
     wrapped = [
         (restriction, "audit_events_record_select", "fn:audit stage events"),
         (restriction, "audit_events_record", "fn:audit stage events"),
-        (state, "audit_events_record_select", "fn:audit device events"),
+        (state_writer, "audit_events_record_select", "fn:audit device events"),
         (restriction, "device_ids_enrolled_for_loans", "fn:lookups"),
         (restriction, "customer_locales", "fn:lookups"),
         (restriction, "device_states_write_shown", "fn:device states write"),

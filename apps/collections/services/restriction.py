@@ -48,11 +48,11 @@ from apps.core.outbox import task_enqueue_on_commit, tasks_enqueue_on_commit
 from apps.core.sql import array_literal, deadlock_retried
 from apps.customers.models import Customer
 from apps.customers.selectors import customer_locales
+from apps.devices.desired_state import OFFLINE_LEASE
 from apps.devices.errors import DeviceReleased
 from apps.devices.models import Device
 from apps.devices.selectors import device_ids_enrolled_for_loans, device_ids_to_release
 from apps.devices.services import StateChange, device_release, device_states_write_shown
-from apps.devices.state import OFFLINE_LEASE
 from apps.lenders.country_rules import NOTICE_ACTIONS, country_rule_for
 from apps.lenders.models import Lender, RestrictionStage
 from apps.lenders.selectors import lender_day_start, lender_local_date, restriction_stage_list

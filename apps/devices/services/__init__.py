@@ -18,19 +18,18 @@ from apps.devices.services.enrollment import (
     enrollment_token_mint,
     imei_normalise,
 )
+from apps.devices.services.key_rotation import device_key_announce, lender_signing_key_rotate
 from apps.devices.services.push import (
     push_nudges_current_enqueue,
     push_nudges_enqueue,
     push_relay_run,
 )
-from apps.devices.services.state import (
+from apps.devices.services.state_writer import (
     StateChange,
-    device_key_announce,
     device_release,
     device_state_set,
     device_states_write,
     device_states_write_shown,
-    lender_signing_key_rotate,
     state_reissue,
     state_write_locked,
 )

@@ -12,13 +12,13 @@ from django.utils import timezone
 
 from apps.audit.services import audit_event_record
 from apps.core.actor import Actor, ActorType
+from apps.devices.desired_state import sign_document
 from apps.devices.errors import AckVersionUnknown, DeviceReleased
 from apps.devices.events import DevicesAction
 from apps.devices.locks import device_lock
 from apps.devices.models import Device, DeviceEvent, DeviceState
 from apps.devices.services.enrollment import sha256_hex
-from apps.devices.services.state import state_reissue
-from apps.devices.state import sign_document
+from apps.devices.services.state_writer import state_reissue
 from apps.lenders.models import Lender
 
 # A state handed to a phone keeps at least this much of its offline lease.

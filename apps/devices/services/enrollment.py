@@ -32,7 +32,7 @@ from apps.devices.locks import device_lock, enrollment_token_lock_by_hash
 from apps.devices.models import Device, DeviceState, EnrollmentToken
 from apps.devices.provisioning import provisioning_payload
 from apps.devices.selectors import lender_key_version_current
-from apps.devices.services.state import state_write_locked
+from apps.devices.services.state_writer import state_write_locked
 
 
 def sha256_hex(value: str) -> str:

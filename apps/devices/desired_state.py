@@ -1,6 +1,6 @@
 """The desired-state document and its signature.
 
-Documents are built by one SQL statement (``apps.devices.services.state``),
+Documents are built by one SQL statement (``apps.devices.services.state_writer``),
 for one phone or a hundred thousand, and stored once, never edited. The
 signature is made when the document is handed to the phone: canonical JSON
 (sorted keys, no spaces, UTF-8) and Ed25519 over exactly those bytes, with
