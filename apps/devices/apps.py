@@ -8,7 +8,9 @@ class DevicesConfig(AppConfig):
     label = "devices"
 
     def ready(self) -> None:
-        from apps.devices import checks  # noqa: F401  (registers the deploy checks)
+        # Imported in ready(), where Django says to register checks: the module registers
+        # its deploy checks on import, once the app registry is loaded.
+        from apps.devices import checks  # noqa: F401
 
         # imported here because Django loads models only once the app registry is ready
         from apps.devices.selectors import device_ids_pushable_for_loans

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -15,6 +16,7 @@ from rest_framework.views import APIView
 from apps.core.actor import Actor, ActorType, client_ip
 from apps.core.api.schema import error_responses
 from apps.core.api.throttling import ScopedRateThrottle
+from apps.customers.services import LOGIN_LINK_TTL, customer_login_link_mint
 from apps.devices.api.auth import DeviceAuthentication, IsDevice
 from apps.devices.models import DeviceEvent
 from apps.devices.services import (
@@ -332,10 +334,6 @@ class DeviceCustomerLinkApi(DeviceApi):
         request=None, responses={200: OutputSerializer, **error_responses(401, 413, 429)}
     )
     def post(self, request: Request) -> Response:
-        from django.urls import reverse
-
-        from apps.customers.services import LOGIN_LINK_TTL, customer_login_link_mint
-
         device = request.user.device
         loan = device.loan
         token = customer_login_link_mint(
