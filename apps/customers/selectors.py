@@ -2,17 +2,15 @@ from collections.abc import Iterable
 
 from django.db import connection
 
-from apps.customers.models import ConsentRecord, Customer
+from apps.customers.models import ConsentRecord
+from apps.customers.sql import CUSTOMER_LOCALES
 
 
 def customer_locales(*, customer_ids: Iterable[int]) -> dict[int, str]:
     """customer id -> the language the customer reads (for what the phone shows)."""
     # one array parameter: a sweep asks for thousands of customers at once
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT id, locale FROM {Customer._meta.db_table} WHERE id = ANY(%s)",  # noqa: S608
-            [list(customer_ids)],
-        )
+        cursor.execute(CUSTOMER_LOCALES, [list(customer_ids)])
         return dict(cursor.fetchall())
 
 

@@ -3,6 +3,7 @@ from typing import Any
 from apps.core.sql import array_literal
 from apps.devices.errors import DeviceNotFound
 from apps.devices.models import Device, EnrollmentToken
+from apps.devices.sql import DEVICES_LOCK, DEVICES_LOCK_FOR_LOANS
 
 
 def device_lock(*, device_id: int) -> Device:
@@ -24,17 +25,11 @@ def enrollment_token_lock_by_hash(*, token_hash: str) -> EnrollmentToken | None:
 
 def devices_lock(cursor: Any, *, device_ids: list[int]) -> None:
     """Lock many device rows in id order (the set-based writers take this first)."""
-    cursor.execute(
-        f"SELECT id FROM {Device._meta.db_table} WHERE id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",  # noqa: S608
-        [array_literal(device_ids)],
-    )
+    cursor.execute(DEVICES_LOCK, [array_literal(device_ids)])
 
 
 def devices_lock_for_loans(cursor: Any, *, loan_ids: list[int]) -> None:
     """Lock every phone row of ``loan_ids`` in id order (after the loans and their installments,
     before the audit chain: the global order). For a writer that holds the loans and will
     change their phones' states further on, so no audit write of its own comes between."""
-    cursor.execute(
-        f"SELECT id FROM {Device._meta.db_table} WHERE loan_id = ANY(%s::bigint[]) ORDER BY id FOR UPDATE",  # noqa: S608
-        [array_literal(loan_ids)],
-    )
+    cursor.execute(DEVICES_LOCK_FOR_LOANS, [array_literal(loan_ids)])

@@ -20,6 +20,7 @@ from django.db.models import (
 from django.utils import timezone
 
 from apps.devices.models import BOUND, Device, DeviceEvent, DeviceState, LenderKey
+from apps.devices.sql import DEVICE_IDS_ENROLLED_FOR_LOANS
 
 
 def device_status_for_loan(*, loan_id: int, lender_id: int) -> str | None:
@@ -123,11 +124,7 @@ def device_ids_enrolled_for_loans(*, loan_ids: Iterable[int]) -> dict[int, int]:
     """loan id -> the id of its enrolled phone, for the loans that have one."""
     # one array parameter: a sweep asks for thousands of loans at once
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT loan_id, id FROM {Device._meta.db_table}"  # noqa: S608
-            " WHERE loan_id = ANY(%s) AND status = %s",
-            [list(loan_ids), Device.Status.ENROLLED],
-        )
+        cursor.execute(DEVICE_IDS_ENROLLED_FOR_LOANS, [list(loan_ids), Device.Status.ENROLLED])
         return dict(cursor.fetchall())
 
 

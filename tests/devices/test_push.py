@@ -16,7 +16,8 @@ from apps.devices.services import (
     push_nudges_enqueue,
     push_relay_run,
 )
-from apps.devices.services.push import _CLAIM, push_next_due_in, push_relay
+from apps.devices.services.push import push_next_due_in, push_relay
+from apps.devices.sql import PUSH_NUDGES_CLAIM
 from apps.integrations.push.base import get_push_gateway
 from tests.devices.factories import enrolled_phone, valid_imei
 
@@ -166,7 +167,7 @@ def test_more_than_500_nudges_go_out_in_batches_of_at_most_500(fake_fcm, lender_
 def test_nudges_claimed_by_a_relay_that_died_are_sent_by_the_next_one(fake_fcm, lender_a, settings):
     device, _, _ = enrolled_phone(lender_a, fcm_token="tok-1")
     with connection.cursor() as cursor:  # a relay claims the nudge, then its worker is killed
-        cursor.execute(_CLAIM, [settings.PUSH_CLAIM_TIMEOUT_SECONDS, 500])
+        cursor.execute(PUSH_NUDGES_CLAIM, [settings.PUSH_CLAIM_TIMEOUT_SECONDS, 500])
     drain()
     assert fake_fcm.delivered == []  # not yet: the claim is fresh
     settings.PUSH_CLAIM_TIMEOUT_SECONDS = 0

@@ -20,7 +20,8 @@ from apps.devices.services import (
     lender_signing_key_rotate,
     push_relay_run,
 )
-from apps.devices.services.push import _CLAIM, push_release_renudge
+from apps.devices.services.push import push_release_renudge
+from apps.devices.sql import PUSH_NUDGES_CLAIM
 from apps.integrations.push.base import get_push_gateway
 from tests.devices.factories import enrolled_phone
 
@@ -97,9 +98,9 @@ def test_a_stale_relay_cannot_overwrite_the_claim_of_the_relay_that_reclaimed(
 
     enrolled_phone(lender_a, fcm_token="tok-1")
     with connection.cursor() as cursor:  # relay A claims, then stalls past the claim timeout
-        cursor.execute(_CLAIM, [settings.PUSH_CLAIM_TIMEOUT_SECONDS, 500])
+        cursor.execute(PUSH_NUDGES_CLAIM, [settings.PUSH_CLAIM_TIMEOUT_SECONDS, 500])
         (nudge_id, _, _, a_attempts) = cursor.fetchone()
-        cursor.execute(_CLAIM, [0, 500])  # relay B reclaims it and is sending now
+        cursor.execute(PUSH_NUDGES_CLAIM, [0, 500])  # relay B reclaims it and is sending now
         (_, _, _, b_attempts) = cursor.fetchone()
     _record(
         outcomes={nudge_id: ("failed", "", "unavailable", 0.0)},

@@ -575,12 +575,14 @@ PROFILE = Profile()
 
 def _statement_part(statement: str) -> str:
     from apps.collections.services import restriction
-    from apps.devices.services import push, state_writer
+    from apps.devices import sql as device_sql
 
     if statement in (restriction._RAISE_RANGE, restriction._SWEEP):
         return "sql:classify"
-    if statement in (state_writer._WRITE, push._ENQUEUE) or statement.startswith(
-        "SELECT id FROM devices_device WHERE id = ANY"
+    if statement in (
+        device_sql.DEVICE_STATES_WRITE,
+        device_sql.PUSH_NUDGES_ENQUEUE,
+        device_sql.DEVICES_LOCK,
     ):
         return "sql:states"  # the states, their push outbox rows, the devices' locks
     if statement == restriction._HISTORY:

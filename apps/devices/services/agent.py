@@ -19,6 +19,7 @@ from apps.devices.locks import device_lock
 from apps.devices.models import Device, DeviceEvent, DeviceState
 from apps.devices.services.enrollment import sha256_hex
 from apps.devices.services.state_writer import state_reissue
+from apps.devices.sql import DEVICE_AUTHENTICATE, DEVICE_AUTHENTICATE_FIELDS, DEVICE_HEARTBEAT
 from apps.lenders.models import Lender
 
 # A state handed to a phone keeps at least this much of its offline lease.
@@ -37,19 +38,6 @@ class CheckIn:
     state: SignedState | None  # the newest state, when the phone has an older one
 
 
-# A current phone's heartbeat, in one statement: it has applied and acked its
-# newest state and its SIM is the one on record. Anything else takes the locked path.
-_HEARTBEAT = f"""
-UPDATE {Device._meta.db_table}
-SET last_seen_at = %(now)s, updated_at = %(now)s, battery_percent = %(battery)s,
-    agent_version = COALESCE(NULLIF(%(agent)s, ''), agent_version), last_ip = %(ip)s
-WHERE id = %(id)s AND status = 'enrolled'
-  AND desired_version = %(applied)s AND acked_version = %(applied)s
-  AND (%(iccid)s = '' OR iccid_sha256 = %(iccid)s)
-RETURNING id
-"""  # noqa: S608
-
-
 def device_check_in(
     *,
     device_id: int,
@@ -66,7 +54,7 @@ def device_check_in(
     """
     with connection.cursor() as cursor:
         cursor.execute(
-            _HEARTBEAT,
+            DEVICE_HEARTBEAT,
             {
                 "now": timezone.now(),
                 "battery": battery_percent,
@@ -219,19 +207,13 @@ def _ack_locked(*, device: Device, version: int, actor: Actor) -> None:
         )
 
 
-_AUTHENTICATE_FIELDS = ["id", "lender_id", "loan_id", "status", "credential_hash"]
-_AUTHENTICATE = (
-    f"SELECT {', '.join(_AUTHENTICATE_FIELDS)} FROM {Device._meta.db_table} WHERE id = %s"  # noqa: S608
-)
-
-
 def device_authenticate(*, device_id: int, secret: str) -> Device | None:
     """The device whose credential ``secret`` is, or None (constant-time comparison)."""
     # every agent call starts here: one narrow statement, no ORM compilation
     with connection.cursor() as cursor:
-        cursor.execute(_AUTHENTICATE, [device_id])
+        cursor.execute(DEVICE_AUTHENTICATE, [device_id])
         row = cursor.fetchone()
-    device = Device.from_db(connection.alias, _AUTHENTICATE_FIELDS, row) if row else None
+    device = Device.from_db(connection.alias, DEVICE_AUTHENTICATE_FIELDS, row) if row else None
     if device is None or not device.credential_hash:
         return None
     if not hmac.compare_digest(device.credential_hash, sha256_hex(secret)):

@@ -37,59 +37,21 @@ from apps.core.actor import Actor
 from apps.core.outbox import broker_errors, task_named
 from apps.devices.events import DevicesAction
 from apps.devices.locks import devices_lock
-from apps.devices.models import Device, DeviceState, PushNudge
+from apps.devices.models import Device, PushNudge
+from apps.devices.sql import (
+    PUSH_NEXT_DUE_IN,
+    PUSH_NUDGES_CLAIM,
+    PUSH_NUDGES_ENQUEUE,
+    PUSH_OUTCOMES_RECORD,
+    PUSH_RELEASE_UNACKED,
+    PUSH_RENUDGE_ADVISORY_LOCK,
+    PUSH_TOKENS_DEAD,
+)
 from apps.integrations.push.base import MAX_BATCH, Outcome, PushGateway, PushMessage, PushResult
 
 logger = logging.getLogger(__name__)
 
 S = PushNudge.Status
-
-# A new nudge: ``NUDGE_INSERT`` then ``SELECT lender, device, version, {NUDGE_NEW} FROM ...``
-# (here, and in the statement that writes the phones' states).
-NUDGE_INSERT = f"""INSERT INTO {PushNudge._meta.db_table}
-    (lender_id, device_id, version, status, attempts, next_attempt_at, message_id, error_code,
-     created_at, updated_at)"""
-NUDGE_NEW = (
-    "'pending', 0, statement_timestamp(), '', '', statement_timestamp(), statement_timestamp()"
-)
-
-_ENQUEUE = f"""
-{NUDGE_INSERT}
-SELECT l, d, v, {NUDGE_NEW} FROM unnest(%s::bigint[], %s::bigint[], %s::integer[]) AS n(l, d, v)
-"""  # noqa: S608  (fragments from model metadata; values are parameters)
-
-_CLAIM = f"""
-WITH due AS (
-    SELECT id FROM {PushNudge._meta.db_table}
-    WHERE (status = 'pending' AND next_attempt_at <= statement_timestamp())
-       OR (status = 'sending' AND claimed_at < statement_timestamp() - make_interval(secs => %s))
-    ORDER BY next_attempt_at, id
-    LIMIT %s
-    FOR UPDATE SKIP LOCKED
-)
-UPDATE {PushNudge._meta.db_table} AS n
-SET status = 'sending', attempts = n.attempts + 1, claimed_at = statement_timestamp(), updated_at = statement_timestamp()
-FROM due WHERE n.id = due.id
-RETURNING n.id, n.device_id, n.version, n.attempts
-"""  # noqa: S608
-
-_RECORD = f"""
-UPDATE {PushNudge._meta.db_table} AS n
-SET status = r.status, message_id = r.message_id, error_code = r.error_code,
-    sent_at = CASE WHEN r.status = 'sent' THEN statement_timestamp() ELSE n.sent_at END,
-    next_attempt_at = statement_timestamp() + make_interval(secs => r.delay), updated_at = statement_timestamp()
-FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[], %s::double precision[],
-            %s::integer[]) AS r(id, status, message_id, error_code, delay, attempts)
-WHERE n.id = r.id AND n.status = 'sending' AND n.attempts = r.attempts
-RETURNING n.id
-"""  # noqa: S608
-
-_TOKENS_DEAD = f"""
-UPDATE {Device._meta.db_table} AS d SET fcm_token_dead_at = statement_timestamp(), updated_at = statement_timestamp()
-FROM unnest(%s::bigint[], %s::text[]) AS t(id, token)
-WHERE d.id = t.id AND d.fcm_token = t.token AND d.fcm_token_dead_at IS NULL
-RETURNING d.id, d.lender_id
-"""  # noqa: S608
 
 
 def push_nudges_enqueue(*, nudges: Iterable[tuple[int, int, int]]) -> None:
@@ -102,7 +64,7 @@ def push_nudges_enqueue(*, nudges: Iterable[tuple[int, int, int]]) -> None:
         return
     lenders, devices, versions = (list(column) for column in zip(*rows, strict=True))
     with connection.cursor() as cursor:
-        cursor.execute(_ENQUEUE, [lenders, devices, versions])
+        cursor.execute(PUSH_NUDGES_ENQUEUE, [lenders, devices, versions])
     relay_after_commit()
 
 
@@ -185,17 +147,14 @@ def push_relay(*, gateway: PushGateway, follow_up: bool = False) -> float | None
 def push_next_due_in() -> float | None:
     """Seconds until the next retry falls due (0 if one is due now), or None if none waits."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT EXTRACT(EPOCH FROM min(next_attempt_at) - statement_timestamp()) FROM {PushNudge._meta.db_table} "  # noqa: S608
-            "WHERE status = 'pending'"
-        )
+        cursor.execute(PUSH_NEXT_DUE_IN)
         (seconds,) = cursor.fetchone()
     return None if seconds is None else max(float(seconds), 0.0)
 
 
 def _relay_batch(*, gateway: PushGateway, report: RelayReport) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_CLAIM, [settings.PUSH_CLAIM_TIMEOUT_SECONDS, MAX_BATCH])
+        cursor.execute(PUSH_NUDGES_CLAIM, [settings.PUSH_CLAIM_TIMEOUT_SECONDS, MAX_BATCH])
         claimed = cursor.fetchall()
     if not claimed:
         return 0
@@ -262,7 +221,9 @@ def _record(
     ids = list(outcomes)
     columns = list(zip(*outcomes.values(), strict=True))
     with connection.cursor() as cursor:
-        cursor.execute(_RECORD, [ids, *(list(c) for c in columns), [claims[i] for i in ids]])
+        cursor.execute(
+            PUSH_OUTCOMES_RECORD, [ids, *(list(c) for c in columns), [claims[i] for i in ids]]
+        )
         recorded = {row[0] for row in cursor.fetchall()}
         if len(recorded) < len(ids):
             logger.warning(
@@ -271,7 +232,7 @@ def _record(
         if not dead:
             return
         devices_lock(cursor, device_ids=sorted(m.device_id for m in dead))
-        cursor.execute(_TOKENS_DEAD, [[m.device_id for m in dead], [m.token for m in dead]])
+        cursor.execute(PUSH_TOKENS_DEAD, [[m.device_id for m in dead], [m.token for m in dead]])
         marked = cursor.fetchall()
     by_lender: dict[int, list[AuditEntry]] = {}
     for device_id, lender_id in marked:
@@ -287,25 +248,6 @@ def _record(
         audit_events_record(lender_id=lender_id, entries=entries)
 
 
-_RELEASE_UNACKED = f"""
-SELECT d.lender_id, d.id, d.desired_version
-FROM {Device._meta.db_table} AS d
-JOIN {DeviceState._meta.db_table} AS s
-  ON s.device_id = d.id AND s.version = d.desired_version AND s.level = 'released'
-CROSS JOIN LATERAL (
-    SELECT count(*) AS sent, max(n.created_at) AS last,
-           count(*) FILTER (WHERE n.status IN ('pending', 'sending')) AS waiting
-    FROM {PushNudge._meta.db_table} AS n
-    WHERE n.device_id = d.id AND n.version = d.desired_version
-) AS past
-WHERE d.status = 'enrolled' AND d.acked_version < d.desired_version AND past.waiting = 0
-  AND d.fcm_token <> '' AND d.fcm_token_dead_at IS NULL
-  AND s.created_at > statement_timestamp() - make_interval(days => %(give_up_days)s)
-  AND (past.last IS NULL OR past.last < statement_timestamp() - make_interval(
-        secs => LEAST(%(cap)s, %(base)s * power(2, GREATEST(past.sent - 1, 0)))))
-"""  # noqa: S608
-
-
 def push_release_renudge() -> int:
     """Push the released state again to phones that have not acknowledged it yet.
 
@@ -317,9 +259,9 @@ def push_release_renudge() -> int:
     lock); returns how many phones were nudged.
     """
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_RENUDGE_LOCK])
+        cursor.execute(PUSH_RENUDGE_ADVISORY_LOCK, [_RENUDGE_LOCK])
         cursor.execute(
-            _RELEASE_UNACKED,
+            PUSH_RELEASE_UNACKED,
             {"base": settings.PUSH_RELEASE_RENUDGE_SECONDS, "cap": 6 * 3600, "give_up_days": 30},
         )
         rows = cursor.fetchall()

@@ -32,7 +32,8 @@ from apps.devices.keys import lender_public_key_b64
 from apps.devices.locks import device_lock, devices_lock
 from apps.devices.models import Device, DeviceState
 from apps.devices.selectors import lender_key_version_current
-from apps.devices.services.push import NUDGE_INSERT, NUDGE_NEW, relay_after_commit
+from apps.devices.services.push import relay_after_commit
+from apps.devices.sql import DEVICE_STATE_AUDIT_ROWS, DEVICE_STATES_WRITE
 from apps.lenders.country_rules import always_allowed_packages
 from apps.lenders.models import Lender
 
@@ -63,76 +64,6 @@ class StateChange:
             locale=locale,
             **{k: tuple(v) if k in lists else v for k, v in content.items()},
         )
-
-
-_ISO = 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'
-
-# The input is two sets of arrays: one entry per phone (device id, index of what it
-# shows), and one per distinct content (a sweep gives thousands of phones a handful).
-# Each content's document is built once (materialized: inlined, the documents would be
-# built once per phone); a phone's adds its device, version and key.
-# The push of each new state is queued in the same statement (the outbox).
-_WRITE = f"""
-WITH shown AS MATERIALIZED (
-    SELECT c.n, c.level, jsonb_build_object(
-            'level', c.level,
-            'issued_at', to_char(%(now)s AT TIME ZONE 'UTC', '{_ISO}'),
-            'valid_until', to_char((%(now)s + %(lease)s) AT TIME ZONE 'UTC', '{_ISO}'),
-            'fallback_level', c.fallback_level, 'locale', c.locale,
-            'wallpaper_text', c.wallpaper_text, 'lock_screen_text', c.lock_screen_text,
-            'blocked_packages', c.blocked_packages, 'blocked_categories', c.blocked_categories,
-            'alarm_times', c.alarm_times, 'always_allowed_packages', %(allowed)s::jsonb,
-            'always_allowed_numbers', c.always_allowed_numbers,
-            'alarm_days', c.alarm_days, 'timezone', %(timezone)s::text
-        ) AS document
-    FROM unnest(%(levels)s::text[], %(locales)s::text[],
-                %(wallpapers)s::text[], %(lock_texts)s::text[], %(packages)s::jsonb[],
-                %(categories)s::jsonb[], %(alarms)s::jsonb[], %(numbers)s::jsonb[],
-                %(fallbacks)s::text[], %(alarm_days)s::jsonb[]) WITH ORDINALITY
-        AS c(level, locale, wallpaper_text, lock_screen_text, blocked_packages,
-             blocked_categories, alarm_times, always_allowed_numbers, fallback_level,
-             alarm_days, n)
-),
-input AS (
-    SELECT p.device_id, c.level, c.document FROM unnest(%(devices)s::bigint[], %(shown_as)s::bigint[])
-        AS p(device_id, i) JOIN shown AS c ON c.n = p.i + 1
-),
-bumped AS (
-    UPDATE {Device._meta.db_table} AS d
-    SET desired_version = d.desired_version + 1, updated_at = %(now)s
-    FROM input AS c
-    WHERE d.id = c.device_id AND d.lender_id = %(lender)s AND d.status = 'enrolled'
-      AND (c.level = 'released' OR NOT EXISTS (
-            SELECT 1 FROM {DeviceState._meta.db_table} AS s
-            WHERE s.device_id = d.id AND s.version = d.desired_version AND s.level = 'released'))
-    RETURNING d.id, d.desired_version, d.key_version
-),
-states AS (
-    INSERT INTO {DeviceState._meta.db_table}
-        (lender_id, device_id, version, level, document, key_version, created_at, updated_at)
-    SELECT %(lender)s, b.id, b.desired_version, c.level,
-        c.document || jsonb_build_object(
-            'device', b.id, 'version', b.desired_version, 'key_version', b.key_version
-        ) || CASE WHEN b.key_version < %(key_version)s
-                  THEN jsonb_build_object('next_key', %(next_key)s::jsonb)
-                  ELSE '{{}}'::jsonb END,
-        b.key_version, %(now)s, %(now)s
-    FROM bumped AS b JOIN input AS c ON c.device_id = b.id
-    RETURNING device_id, version, level
-),
-nudged AS (
-    {NUDGE_INSERT}
-    SELECT %(lender)s, device_id, version, {NUDGE_NEW} FROM states
-)
-SELECT device_id, version, level FROM states
-"""  # noqa: S608  (table names from model metadata; every value is a parameter)
-
-
-_AUDIT_ROWS = """
-SELECT n, id::text AS target_id, jsonb_build_object('version', version, 'level', level) AS data
-FROM unnest(%(ids)s::bigint[], %(versions)s::integer[], %(levels)s::text[]) WITH ORDINALITY
-    AS w(id, version, level, n)
-"""
 
 
 def _sorted_json(values: tuple[str, ...]) -> str:
@@ -224,7 +155,7 @@ def device_states_write_shown(
     }
     with connection.cursor() as cursor:
         devices_lock(cursor, device_ids=device_ids)
-        cursor.execute(_WRITE, params)
+        cursor.execute(DEVICE_STATES_WRITE, params)
         written = cursor.fetchall()
     if audit:
         audit_events_record_select(
@@ -233,7 +164,7 @@ def device_states_write_shown(
             action=DevicesAction.STATE_CHANGED,
             target_type=Device._meta.label_lower,
             reason=reason,
-            rows=_AUDIT_ROWS,
+            rows=DEVICE_STATE_AUDIT_ROWS.as_string(),
             params={
                 "ids": array_literal([w[0] for w in written]),
                 "versions": array_literal([w[1] for w in written]),
