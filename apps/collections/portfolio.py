@@ -20,10 +20,12 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from itertools import pairwise
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django.db import connection
 
 from apps.collections.models import OWED_SQL, STAGE_ORDER, UNPAID_SQL
+from apps.lenders.selectors import lender_local_date
 
 PAR_DAYS = (1, 7, 30, 60)
 BUCKETS = ("current", "1-30", "31-60", "61-90", "91+")
@@ -245,10 +247,6 @@ def unlock_times(*, lender_id: int) -> UnlockTimes:
 
 def dashboard(*, lender: Any, now: datetime) -> dict[str, Any]:
     """Every figure of the dashboard for ``lender`` as of ``now`` (its local date), as chart rows."""
-    from zoneinfo import ZoneInfo
-
-    from apps.lenders.selectors import lender_local_date
-
     today = lender_local_date(lender=lender, at=now)
     stages = stage_counts(lender_id=lender.pk)
     at_risk = par(lender_id=lender.pk, on=today)

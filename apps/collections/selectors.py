@@ -31,25 +31,29 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from apps.collections.errors import LoanNotFound
+from apps.collections.ladder import Ladder
 from apps.collections.models import (
     STAGE_ORDER,
     UNPAID,
     UNPAID_SQL,
     Installment,
     Loan,
+    LoanPause,
     LoanStageChange,
+    ManualLock,
     Payment,
     PaymentReversal,
     RestrictionSuspension,
 )
 from apps.core.money import Money
+from apps.devices.selectors import loan_ids_out_of_sync, loan_ids_with_event_since
 from apps.lenders.country_rules import (
     COUNTRY_RULES,
     DEFAULT_RULE,
     NOTICE_ACTIONS,
     country_rule_for,
 )
-from apps.lenders.models import Lender
+from apps.lenders.models import Lender, RestrictionStage
 from apps.lenders.selectors import lender_day_start, lender_local_date
 from apps.notifications.models import Notification
 
@@ -252,9 +256,6 @@ class LoanOverview:
 def loan_overview(*, loan: Loan) -> LoanOverview:
     """Balance, schedule, payments, the stage and why, an open pause, and the next stage and
     when it applies if nothing is paid (the pinned policy, filtered by the country's rules)."""
-    from apps.collections.models import LoanPause
-    from apps.collections.services.restriction import Ladder
-
     today = _local_today(loan, None)
     schedule = loan_schedule(loan=loan)
     late = [row for row in schedule if row.status == "overdue"]
@@ -388,10 +389,6 @@ class WorkQueue(models.TextChoices):
 
 def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> QuerySet[Loan]:
     """The loans of ``queryset`` in ``queue`` as of the lender's ``today``, in SQL."""
-    from apps.collections.models import LoanPause
-    from apps.devices.selectors import loan_ids_out_of_sync, loan_ids_with_event_since
-    from apps.lenders.models import RestrictionStage
-
     week_ago = timezone.now() - timedelta(days=7)
     if queue == WorkQueue.CREDIT_TO_REVIEW:
         return loan_list_with_credit_over_an_installment(queryset)
@@ -408,8 +405,6 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
     if queue == WorkQueue.OUT_OF_SYNC:
         return queryset.filter(pk__in=loan_ids_out_of_sync(longer_than=timedelta(hours=1)))
     if queue == WorkQueue.MANUAL_LOCKS:
-        from apps.collections.models import ManualLock
-
         waiting = ManualLock.objects.filter(
             status=ManualLock.Status.REQUESTED,
             created_at__gte=timezone.now() - ManualLock.EXPIRES_AFTER,

@@ -21,16 +21,12 @@ from apps.collections.errors import (
     SecondPersonRequired,
 )
 from apps.collections.events import CollectionsAction
+from apps.collections.ladder import Ladder, rank
 from apps.collections.locks import loan_lock, loan_lock_with_row, loan_phones_lock
 from apps.collections.models import Loan, LoanPause, ManualLock, Stage
 from apps.collections.selectors import loan_days_overdue, restriction_suspension_in_force
 from apps.collections.services.pauses import _require_supervisor
-from apps.collections.services.restriction import (
-    Ladder,
-    loan_classify,
-    loan_stage_lock_now,
-    rank,
-)
+from apps.collections.services.restriction import loan_classify, loan_stage_lock_now
 from apps.core.actor import Actor
 from apps.lenders.country_rules import country_rule_for
 from apps.lenders.models import Lender

@@ -16,6 +16,7 @@ from apps.collections.errors import (
     SuspensionScopeInvalid,
 )
 from apps.collections.events import CollectionsAction
+from apps.collections.ladder import Ladder
 from apps.collections.models import (
     STAGE_ORDER,
     UNPAID_SQL,
@@ -27,7 +28,6 @@ from apps.collections.models import (
 )
 from apps.collections.services.restriction import (
     Change,
-    Ladder,
     loan_stage_changes_apply,
     restrictions_hold_exclusive,
 )
