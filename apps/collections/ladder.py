@@ -11,8 +11,8 @@ from datetime import date, timedelta
 from typing import Any
 
 from apps.collections.models import STAGE_ORDER, Stage
+from apps.devices.desired_state import OFFLINE_LEASE
 from apps.devices.services import StateChange
-from apps.devices.state import OFFLINE_LEASE
 from apps.lenders.country_rules import NOTICE_ACTIONS, country_rule_for
 from apps.lenders.models import Lender, RestrictionStage
 from apps.lenders.selectors import restriction_stage_list

@@ -104,7 +104,7 @@ def test_an_overdue_notice_says_what_happens_next_and_when(
 
 
 def test_an_overdue_notice_is_queued_once_and_not_after_the_customer_paid(lender_a) -> None:
-    from apps.collections.services.restriction import overdue_notices_queue
+    from apps.collections.services.notices import overdue_notices_queue
 
     paid, _, _ = enrolled_phone(lender_a)
     late, _, _ = enrolled_phone(lender_a)

@@ -574,10 +574,10 @@ PROFILE = Profile()
 
 
 def _statement_part(statement: str) -> str:
-    from apps.collections.services import restriction
+    from apps.collections import sql
     from apps.devices import sql as device_sql
 
-    if statement in (restriction._RAISE_RANGE, restriction._SWEEP):
+    if statement in (sql.RAISE_RANGE, sql.SWEEP_AGAIN):
         return "sql:classify"
     if statement in (
         device_sql.DEVICE_STATES_WRITE,
@@ -585,7 +585,7 @@ def _statement_part(statement: str) -> str:
         device_sql.DEVICES_LOCK,
     ):
         return "sql:states"  # the states, their push outbox rows, the devices' locks
-    if statement == restriction._HISTORY:
+    if statement == sql.STAGE_HISTORY_INSERT:
         return "sql:history"
     if "audit_auditchain" in statement:
         return "sql:audit"
@@ -619,17 +619,18 @@ def profiled() -> Iterator[None]:
     """Install the timers (before any worker process forks, so that workers inherit them)."""
     from django.db import connections
 
-    from apps.collections.services import restriction
+    from apps.collections.services import stages
+    from apps.collections.services import sweep as sweep_service
     from apps.devices.services import state_writer
 
     connection = connections["default"]
     wrapped = [
-        (restriction, "audit_events_record_select", "fn:audit stage events"),
-        (restriction, "audit_events_record", "fn:audit stage events"),
+        (stages, "audit_events_record_select", "fn:audit stage events"),
+        (sweep_service, "audit_events_record", "fn:audit stage events"),
         (state_writer, "audit_events_record_select", "fn:audit device events"),
-        (restriction, "device_ids_enrolled_for_loans", "fn:lookups"),
-        (restriction, "customer_locales", "fn:lookups"),
-        (restriction, "device_states_write_shown", "fn:device states write"),
+        (stages, "device_ids_enrolled_for_loans", "fn:lookups"),
+        (stages, "customer_locales", "fn:lookups"),
+        (stages, "device_states_write_shown", "fn:device states write"),
     ]
     originals = [(module, name, getattr(module, name)) for module, name, _ in wrapped]
     for module, name, part in wrapped:
@@ -736,8 +737,7 @@ COUNTS = {
 
 def notices(*, lender_ids: list[int], business_date: date, size: int) -> tuple[float, int]:
     """(c): the overdue notices of every range, as the tasks the sweep enqueued would."""
-    from apps.collections.services import loan_sweep_ranges
-    from apps.collections.services.restriction import overdue_notices_queue
+    from apps.collections.services import loan_sweep_ranges, overdue_notices_queue
 
     started, queued = time.perf_counter(), 0
     for lender_id in lender_ids:
@@ -814,7 +814,7 @@ def main() -> None:
     from django.conf import settings
     from django.db import connection
 
-    from apps.collections.services.restriction import lender_business_date
+    from apps.collections.services import lender_business_date
     from config.celery import app
 
     app.conf.task_always_eager = False  # the relay is enqueued after each commit, not run

@@ -1,27 +1,16 @@
 """Writes for collections, by concern; the public names are re-exported here."""
 
-from apps.collections.services.lending import (
-    PaymentOutcome,
-    Quote,
-    ReversalOutcome,
-    WebhookOutcome,
-    WebhookPayload,
-    installment_late_fees_assess,
-    loan_books_replay,
-    loan_financed_minimum,
-    loan_quote,
-    loan_sign,
-    payment_record,
-    payment_reverse,
-    payment_webhook_apply,
-    webhook_rejection_record,
-)
+from apps.collections.services.agent_moves import loan_stage_lift, loan_stage_lock_now
+from apps.collections.services.books import loan_books_replay
+from apps.collections.services.late_fees import installment_late_fees_assess
+from apps.collections.services.loans import Quote, loan_financed_minimum, loan_quote, loan_sign
 from apps.collections.services.manual import (
     loan_cancel,
     loan_manual_lock_decide,
     loan_manual_lock_request,
     loan_reminder_resend,
 )
+from apps.collections.services.notices import overdue_notices_queue, restriction_notices_queue
 from apps.collections.services.pauses import (
     loan_hardship_pause_set,
     loan_hardship_request,
@@ -29,31 +18,42 @@ from apps.collections.services.pauses import (
     loan_pause_decide,
     loan_promise_record,
 )
+from apps.collections.services.payments import PaymentOutcome, payment_record
 from apps.collections.services.reminders import payment_receipt_queue, reminders_queue
-from apps.collections.services.restriction import (
-    loan_stage_lift,
-    loan_stage_settle,
-    loan_stage_sweep,
-    loan_sweep_fan_out,
-    loan_sweep_ranges,
-    overdue_notices_queue,
-    restriction_notices_queue,
-)
+from apps.collections.services.reversals import ReversalOutcome, payment_reverse
+from apps.collections.services.settle import loan_stage_settle
+from apps.collections.services.stages import loan_classify, loan_stage_changes_apply
 from apps.collections.services.suspensions import (
     restrictions_resume,
     restrictions_suspend,
     restrictions_suspension_apply,
+)
+from apps.collections.services.sweep import (
+    SweepReport,
+    lender_business_date,
+    loan_stage_sweep,
+    loan_sweep_fan_out,
+    loan_sweep_ranges,
+)
+from apps.collections.services.webhooks import (
+    WebhookOutcome,
+    WebhookPayload,
+    payment_webhook_apply,
+    webhook_rejection_record,
 )
 
 __all__ = [
     "PaymentOutcome",
     "Quote",
     "ReversalOutcome",
+    "SweepReport",
     "WebhookOutcome",
     "WebhookPayload",
     "installment_late_fees_assess",
+    "lender_business_date",
     "loan_books_replay",
     "loan_cancel",
+    "loan_classify",
     "loan_financed_minimum",
     "loan_hardship_pause_set",
     "loan_hardship_request",
@@ -65,7 +65,9 @@ __all__ = [
     "loan_quote",
     "loan_reminder_resend",
     "loan_sign",
+    "loan_stage_changes_apply",
     "loan_stage_lift",
+    "loan_stage_lock_now",
     "loan_stage_settle",
     "loan_stage_sweep",
     "loan_sweep_fan_out",

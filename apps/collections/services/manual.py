@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from apps.accounts.models import User
 from apps.audit.services import AuditEntry, audit_event_record, audit_events_record
 from apps.collections.errors import (
+    LoanCancelRefused,
     LockNotNoticed,
     ManualLockDecided,
     ManualLockNotAllowed,
@@ -24,13 +25,26 @@ from apps.collections.events import CollectionsAction
 from apps.collections.ladder import Ladder, rank
 from apps.collections.locks import loan_lock, loan_lock_with_row, loan_phones_lock
 from apps.collections.models import Loan, LoanPause, ManualLock, Stage
-from apps.collections.selectors import loan_days_overdue, restriction_suspension_in_force
-from apps.collections.services.pauses import _require_supervisor
-from apps.collections.services.restriction import loan_classify, loan_stage_lock_now
+from apps.collections.selectors import (
+    loan_days_overdue,
+    loan_next_due,
+    loan_overview,
+    payment_list_for_loan,
+    restriction_suspension_in_force,
+)
+from apps.collections.services.agent_moves import loan_stage_lock_now
+from apps.collections.services.loans import loan_transition
+from apps.collections.services.pauses import require_supervisor
+from apps.collections.services.stages import loan_classify
 from apps.core.actor import Actor
+from apps.devices.selectors import device_list_for_loan
+from apps.devices.services import device_registrations_void
 from apps.lenders.country_rules import country_rule_for
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_local_date
+from apps.notifications.messages import NextStep, render
+from apps.notifications.selectors import notification_status
+from apps.notifications.services import Draft, notifications_queue
 
 
 def _lockable(loan: Loan) -> None:
@@ -126,7 +140,7 @@ def loan_manual_lock_decide(
     """
     if not reason.strip():
         raise PauseReasonRequired()
-    _require_supervisor(user, lender_id)
+    require_supervisor(user, lender_id)
     locked = loan_lock_with_row(ManualLock, pk=request_id, lender_id=lender_id)
     if locked is None:
         raise ManualLockDecided()
@@ -173,11 +187,6 @@ def loan_reminder_resend(*, loan_id: int, lender_id: int, actor: Actor, reason: 
     installment. Through the contact rules like any reminder (held to contact hours, counted
     against the weekly limit). Returns the message's status. Emits
     ``collections.reminder.resent``."""
-    from apps.collections.selectors import loan_next_due, loan_overview
-    from apps.notifications.messages import NextStep, render
-    from apps.notifications.selectors import notification_status
-    from apps.notifications.services import Draft, notifications_queue
-
     if not reason.strip():
         raise PauseReasonRequired()
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
@@ -245,12 +254,6 @@ def loan_cancel(*, loan_id: int, lender_id: int, actor: Actor, reason: str) -> L
     sold again, the enrollment code stops working) and the loan becomes ``cancelled`` for good.
     Emits ``collections.loan.cancelled`` (and ``devices.device.voided``).
     """
-    from apps.collections.errors import LoanCancelRefused
-    from apps.collections.selectors import payment_list_for_loan
-    from apps.collections.services.lending import _loan_transition
-    from apps.devices.selectors import device_list_for_loan
-    from apps.devices.services import device_registrations_void
-
     if not reason.strip():
         raise PauseReasonRequired()
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
@@ -262,7 +265,7 @@ def loan_cancel(*, loan_id: int, lender_id: int, actor: Actor, reason: str) -> L
     voided = device_registrations_void(
         loan_id=loan.pk, lender_id=lender_id, actor=actor, reason=reason.strip()
     )
-    transition = _loan_transition(
+    transition = loan_transition(
         loan=loan, to=Loan.Status.CANCELLED, actor=actor, reason=reason.strip()
     )
     cancelled = AuditEntry(

@@ -30,7 +30,7 @@ from apps.collections.events import CollectionsAction
 from apps.collections.locks import loan_lock, loan_lock_with_row, loan_phones_lock
 from apps.collections.models import Loan, LoanPause, LoanStageChange, Stage
 from apps.collections.selectors import loan_days_overdue
-from apps.collections.services.restriction import loan_stage_settle
+from apps.collections.services.settle import loan_stage_settle
 from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.lenders.models import Lender, Membership
@@ -45,7 +45,7 @@ MAX_DAYS = {
 SUPERVISORS = frozenset({Membership.Role.SUPERVISOR, Membership.Role.LENDER_ADMIN})
 
 
-def _require_supervisor(user: User, lender_id: int) -> None:
+def require_supervisor(user: User, lender_id: int) -> None:
     membership = membership_get_for_user(user_id=user.pk)
     if user.is_superuser or (
         membership and membership.lender_id == lender_id and membership.role in SUPERVISORS
@@ -179,7 +179,7 @@ def loan_pause_decide(
 
     Locks the loan, then the pause. Emits ``collections.pause.decided``.
     """
-    _require_supervisor(user, lender_id)
+    require_supervisor(user, lender_id)
     if not reason.strip():
         raise PauseReasonRequired()
     locked = loan_lock_with_row(LoanPause, pk=pause_id, lender_id=lender_id)
@@ -250,7 +250,7 @@ def _supervisor_pause(
     *, kind: str, loan_id: int, lender_id: int, until: date, user: User, reason: str, actor: Actor
 ) -> LoanPause:
     """A pause a supervisor sets, active at once: no request waits for a decision."""
-    _require_supervisor(user, lender_id)
+    require_supervisor(user, lender_id)
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
     today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
     _check(kind=kind, today=today, until=until, reason=reason)

@@ -26,7 +26,7 @@ from apps.collections.models import (
     RestrictionSuspension,
     Stage,
 )
-from apps.collections.services.restriction import (
+from apps.collections.services.stages import (
     Change,
     loan_stage_changes_apply,
     restrictions_hold_exclusive,

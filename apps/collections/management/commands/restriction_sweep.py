@@ -9,7 +9,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from apps.collections.services.restriction import (
+from apps.collections.services.sweep import (
     lender_business_date,
     loan_stage_sweep,
     loan_sweep_ranges,

@@ -1,0 +1,82 @@
+"""Lowering a loan's stage to what it deserves now (a payment, a pause, an agent), and the
+phone's release at payoff."""
+
+from __future__ import annotations
+
+import contextlib
+
+from django.utils import timezone
+
+from apps.collections.ladder import Ladder, rank
+from apps.collections.models import Loan, LoanStageChange, Stage
+from apps.collections.services.stages import (
+    Change,
+    Classified,
+    loan_classify,
+    loan_stage_changes_apply,
+)
+from apps.core.actor import Actor
+from apps.devices.errors import DeviceReleased
+from apps.devices.selectors import device_ids_to_release
+from apps.devices.services import device_release
+from apps.lenders.models import Lender
+from apps.lenders.selectors import lender_local_date
+
+
+def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "") -> str:
+    """Lower ``loan``'s stage to what it deserves now; never raise it. Returns the stage.
+
+    For a payment, a pause or an agent's action, in the caller's transaction,
+    which holds the loan's row lock. A paid-off loan goes to ``none`` and its
+    phone is released for good (``device_release``: pushed until the phone
+    acks). A loan already at ``none`` that is not paid off costs no query.
+    Emits ``collections.loan.stage_changed``.
+    """
+    paid_off = loan.status == Loan.Status.PAID_OFF
+    if loan.stage == Stage.NONE and not paid_off:
+        return loan.stage
+    lender = Lender.objects.get(pk=loan.lender_id)
+    business_date = lender_local_date(lender=lender)
+    ladder = Ladder.load(lender=lender, policy_version_ids={loan.policy_version_id})
+    days, paused, target, noticed = Classified(0, False, Stage.NONE.value, 0)
+    if not paid_off:
+        days, paused, target, noticed = loan_classify(
+            loan=loan, lender=lender, ladder=ladder, business_date=business_date
+        )
+    if rank(target) < rank(loan.stage):
+        change = Change(
+            loan_id=loan.pk,
+            from_stage=loan.stage,
+            to_stage=target,
+            days=days,
+            policy_version_id=loan.policy_version_id,
+            customer_id=loan.customer_id,
+            paused=paused,
+            noticed=noticed,
+        )
+        Loan.objects.filter(pk=loan.pk).update(
+            stage=target, stage_changed_at=timezone.now(), updated_at=timezone.now()
+        )
+        loan.stage = target
+        cause = LoanStageChange.Cause.PAYOFF if paid_off else cause
+        loan_stage_changes_apply(
+            lender=lender,
+            ladder=ladder,
+            changes=[change],
+            cause=cause,
+            business_date=business_date,
+            actor=actor,
+            reason=reason or f"Lowered after {cause}.",
+        )
+    if paid_off:
+        _release_phones(loan=loan, actor=actor)
+    return loan.stage
+
+
+def _release_phones(*, loan: Loan, actor: Actor) -> None:
+    for device_id in device_ids_to_release(loan_ids=[loan.pk]):
+        # released between the read and the lock: nothing more to do
+        with contextlib.suppress(DeviceReleased):
+            device_release(
+                device_id=device_id, actor=actor, reason=f"Loan {loan.reference} paid off."
+            )
