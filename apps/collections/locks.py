@@ -9,6 +9,7 @@ from django.db.models import Model, QuerySet
 
 from apps.collections.errors import LoanNotFound
 from apps.collections.models import Installment, Loan
+from apps.collections.sql import INSTALLMENTS_LOCK, LOAN_LOCK_BY_REFERENCE
 from apps.devices.locks import devices_lock_for_loans
 
 M = TypeVar("M", bound=Model)
@@ -30,33 +31,23 @@ def installment_lock_for_loan(*, loan: Loan) -> QuerySet[Installment]:
     return Installment.objects.filter(loan=loan).order_by("id").select_for_update(of=("self",))
 
 
-# The hottest lock statements as SQL written once: the webhook takes them on
-# every call, and compiling the equivalent querysets costs more CPU than
-# running them. The same rows, order and lock strength as the querysets above
-# (tests/collections/test_webhook_hot_path.py).
-_LOAN_LOCK_BY_REFERENCE_SQL = (
-    "SELECT * FROM collections_loan WHERE lender_id = %s AND reference = %s FOR UPDATE"
-)
-_INSTALLMENT_LOCK_SQL = (
-    "SELECT * FROM collections_installment WHERE loan_id = %s ORDER BY id FOR UPDATE"
-)
-
-
 def loan_lock_by_reference(*, lender_id: int, reference: str) -> Loan:
     """Find and lock the loan ``reference`` of ``lender_id`` in one query.
 
     The same row lock ``loan_lock`` takes, without reading the id first.
     LoanNotFound names the reference, as ``loan_id_by_reference`` does.
     """
-    found = list(Loan.objects.raw(_LOAN_LOCK_BY_REFERENCE_SQL, [lender_id, reference]))
+    found = list(Loan.objects.raw(LOAN_LOCK_BY_REFERENCE, [lender_id, reference]))
     if not found:
         raise LoanNotFound(reference=reference)
     return found[0]
 
 
 def installment_lock_list_for_loan(*, loan: Loan) -> list[Installment]:
-    """The rows of ``installment_lock_for_loan``, locked in id order (take the loan first)."""
-    return list(Installment.objects.raw(_INSTALLMENT_LOCK_SQL, [loan.pk]))
+    """The rows of ``installment_lock_for_loan``, locked in id order (take the loan first), in
+    SQL written once: the webhook takes them on every call, and compiling the queryset costs
+    more CPU than running it (tests/collections/test_webhook_hot_path.py)."""
+    return list(Installment.objects.raw(INSTALLMENTS_LOCK, [loan.pk]))
 
 
 def loan_lock_with_row(model: type[M], *, pk: int, lender_id: int) -> tuple[Loan, M] | None:

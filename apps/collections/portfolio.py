@@ -23,39 +23,33 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.db import connection
+from psycopg import sql
 
-from apps.collections.models import OWED_SQL, STAGE_ORDER, UNPAID_SQL
+from apps.collections.models import STAGE_ORDER
+from apps.collections.sql import (
+    CURE_RATES,
+    PAR,
+    PAR30_BY_MONTH_OF_SALE,
+    PAR30_BY_SHOP,
+    PAR_DAYS,
+    ROLL_RATES,
+    STAGE_COUNTS,
+    UNLOCK_TIMES,
+)
 from apps.lenders.selectors import lender_local_date
 
-PAR_DAYS = (1, 7, 30, 60)
 BUCKETS = ("current", "1-30", "31-60", "61-90", "91+")
 CURE_WINDOW = timedelta(days=7)
 
-# Per active loan: outstanding, and days since the oldest unpaid installment fell due (as of %(on)s).
-_LOAN_POSITION = f"""
-SELECT l.id, l.shop_id, date_trunc('month', l.start_date)::date AS sold_in,
-    sum({OWED_SQL.format(t="i")}) AS outstanding,
-    coalesce(%(on)s::date - min(i.due_date) FILTER (WHERE {UNPAID_SQL.format(t="i")} AND i.due_date < %(on)s), 0) AS days
-FROM collections_loan AS l JOIN collections_installment AS i ON i.loan_id = l.id
-WHERE l.lender_id = %(lender)s AND l.status = 'active'
-GROUP BY l.id
-"""  # noqa: S608  (fragments from models; values are parameters)
 
-
-def _rows(sql: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+def _rows(statement: sql.Composed, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(statement, params)
         return cursor.fetchall()
 
 
 def stage_counts(*, lender_id: int) -> dict[str, int]:
-    rows = dict(
-        _rows(
-            "SELECT stage, count(*) FROM collections_loan WHERE lender_id = %(lender)s "
-            "AND status = 'active' GROUP BY stage",
-            {"lender": lender_id},
-        )
-    )
+    rows = dict(_rows(STAGE_COUNTS, {"lender": lender_id}))
     return {stage: rows.get(stage, 0) for stage in STAGE_ORDER}
 
 
@@ -69,11 +63,7 @@ class Par:
 
 
 def par(*, lender_id: int, on: date) -> Par:
-    sums = ", ".join(f"coalesce(sum(outstanding) FILTER (WHERE days > {n}), 0)" for n in PAR_DAYS)
-    row = _rows(
-        f"SELECT coalesce(sum(outstanding), 0), {sums} FROM ({_LOAN_POSITION}) AS p",  # noqa: S608
-        {"lender": lender_id, "on": on},
-    )[0]
+    row = _rows(PAR, {"lender": lender_id, "on": on})[0]
     return Par(gross=row[0], at_risk=dict(zip(PAR_DAYS, row[1:], strict=True)))
 
 
@@ -94,52 +84,13 @@ class ParRow:
 
 
 def par30_by_shop(*, lender_id: int, on: date) -> list[ParRow]:
-    rows = _rows(
-        f"""
-        SELECT coalesce(min(s.name), '-'), count(*), sum(p.outstanding),
-               coalesce(sum(p.outstanding) FILTER (WHERE p.days > 30), 0)
-        FROM ({_LOAN_POSITION}) AS p LEFT JOIN retailers_shop AS s ON s.id = p.shop_id
-        GROUP BY p.shop_id ORDER BY 1""",  # noqa: S608
-        {"lender": lender_id, "on": on},
-    )
+    rows = _rows(PAR30_BY_SHOP, {"lender": lender_id, "on": on})
     return [ParRow(*row) for row in rows]
 
 
 def par30_by_month_of_sale(*, lender_id: int, on: date) -> list[ParRow]:
-    rows = _rows(
-        f"""
-        SELECT to_char(p.sold_in, 'YYYY-MM'), count(*), sum(p.outstanding),
-               coalesce(sum(p.outstanding) FILTER (WHERE p.days > 30), 0)
-        FROM ({_LOAN_POSITION}) AS p GROUP BY 1 ORDER BY 1""",  # noqa: S608
-        {"lender": lender_id, "on": on},
-    )
+    rows = _rows(PAR30_BY_MONTH_OF_SALE, {"lender": lender_id, "on": on})
     return [ParRow(*row) for row in rows]
-
-
-def _bucket(days: str) -> str:
-    """The index in ``BUCKETS`` of a number of days late, in SQL."""
-    return (
-        f"CASE WHEN {days} <= 0 THEN 0 WHEN {days} <= 30 THEN 1 WHEN {days} <= 60 THEN 2 "
-        f"WHEN {days} <= 90 THEN 3 ELSE 4 END"
-    )
-
-
-# Each loan active at both dates, and its days late at each (installments unpaid at the date).
-_ROLL = f"""
-WITH at_dates AS (
-    SELECT l.id,
-        coalesce(%(a)s::date - min(i.due_date) FILTER (
-            WHERE i.due_date < %(a)s AND (i.paid_at IS NULL OR i.paid_at >= %(a_end)s)), 0) AS da,
-        coalesce(%(b)s::date - min(i.due_date) FILTER (
-            WHERE i.due_date < %(b)s AND (i.paid_at IS NULL OR i.paid_at >= %(b_end)s)), 0) AS db
-    FROM collections_loan AS l JOIN collections_installment AS i ON i.loan_id = l.id
-    WHERE l.lender_id = %(lender)s AND l.status IN ('active', 'paid_off')
-      AND l.start_date <= %(a)s AND (l.paid_off_at IS NULL OR l.paid_off_at >= %(b_end)s)
-    GROUP BY l.id
-)
-SELECT {_bucket("da")} AS f, {_bucket("db")} AS t, count(*)
-FROM at_dates GROUP BY 1, 2
-"""  # noqa: S608
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,7 +116,7 @@ def roll_rates(*, lender_id: int, start: date, end: date, tz: Any) -> RollRates:
         return datetime.combine(d + timedelta(days=1), datetime.min.time(), tzinfo=tz)
 
     rows = _rows(
-        _ROLL,
+        ROLL_RATES,
         {"lender": lender_id, "a": start, "b": end, "a_end": day_end(start), "b_end": day_end(end)},
     )
     return RollRates(start=start, end=end, counts={(f, t): n for f, t, n in rows})
@@ -192,45 +143,15 @@ class Cure:
         return Decimal(self.cured) / self.reached if self.reached else Decimal(0)
 
 
-_CURE = """
-SELECT r.to_stage, count(*),
-    count(*) FILTER (WHERE EXISTS (
-        SELECT 1 FROM collections_loanstagechange AS d
-        WHERE d.loan_id = r.loan_id AND d.id > r.id AND d.cause IN ('payment', 'payoff')
-          AND d.created_at <= r.created_at + %(window)s
-          AND array_position(%(order)s::text[], d.to_stage) < array_position(%(order)s::text[], r.to_stage)))
-FROM collections_loanstagechange AS r
-WHERE r.lender_id = %(lender)s AND r.cause = 'sweep' AND r.created_at <= %(now)s - %(window)s
-GROUP BY r.to_stage
-"""
-
-
 def cure_rates(*, lender_id: int, now: datetime) -> list[Cure]:
     found = {
         stage: (reached, cured)
         for stage, reached, cured in _rows(
-            _CURE,
+            CURE_RATES,
             {"lender": lender_id, "window": CURE_WINDOW, "now": now, "order": list(STAGE_ORDER)},
         )
     }
     return [Cure(stage, *found.get(stage, (0, 0))) for stage in STAGE_ORDER[1:]]
-
-
-_UNLOCK = """
-SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY seconds),
-       percentile_cont(0.95) WITHIN GROUP (ORDER BY seconds), count(*)
-FROM (
-    SELECT extract(epoch FROM min(a.occurred_at) - h.created_at) AS seconds
-    FROM collections_loanstagechange AS h
-    JOIN devices_device AS d ON d.loan_id = h.loan_id
-    JOIN audit_auditevent AS a ON a.target_type = 'devices.device' AND a.target_id = d.id::text
-         AND a.action = 'devices.state.acknowledged' AND (a.data -> 'version' ->> 'new')::int >= h.device_version
-         AND a.occurred_at >= h.created_at
-    WHERE h.lender_id = %(lender)s AND h.cause IN ('payment', 'payoff') AND h.from_stage <> 'none'
-      AND h.device_version IS NOT NULL
-    GROUP BY h.id
-) AS unlocks
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +162,7 @@ class UnlockTimes:
 
 
 def unlock_times(*, lender_id: int) -> UnlockTimes:
-    p50, p95, count = _rows(_UNLOCK, {"lender": lender_id})[0]
+    p50, p95, count = _rows(UNLOCK_TIMES, {"lender": lender_id})[0]
     return UnlockTimes(p50_seconds=p50, p95_seconds=p95, count=count)
 
 

@@ -35,7 +35,6 @@ from apps.collections.ladder import Ladder
 from apps.collections.models import (
     STAGE_ORDER,
     UNPAID,
-    UNPAID_SQL,
     Installment,
     Loan,
     LoanPause,
@@ -45,11 +44,11 @@ from apps.collections.models import (
     PaymentReversal,
     RestrictionSuspension,
 )
+from apps.collections.sql import LOCK_NOTICED_BY
 from apps.core.money import Money
 from apps.devices.selectors import loan_ids_out_of_sync, loan_ids_with_event_since
 from apps.lenders.country_rules import (
     COUNTRY_RULES,
-    DEFAULT_RULE,
     NOTICE_ACTIONS,
     country_rule_for,
 )
@@ -454,29 +453,13 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
             .filter(lock_on__lte=tomorrow)
             .exclude(Exists(paused))
             .filter(collateral_released_at__isnull=True)
-            .filter(RawSQL(_LOCK_NOTICED_BY, [tomorrow, tomorrow], output_field=BooleanField()))  # noqa: S611  (constant SQL; values are parameters)
+            .filter(
+                RawSQL(  # noqa: S611  (a composed constant; values are parameters)
+                    LOCK_NOTICED_BY.as_string(), [tomorrow, tomorrow], output_field=BooleanField()
+                )
+            )
         )
     raise ValueError(f"unknown work queue {queue!r}")
-
-
-# The sweep's notice rule for a lock on ``%s`` (tomorrow), for the loan of the outer query: a
-# notice of the lock, naming a date by then, confirmed at least the country's notice days
-# before it (the table's values, written in), in this spell of lateness (since the oldest
-# unpaid due date, in the lender's time).
-_NOTICE_DAYS = "CASE le.country {} ELSE {} END".format(
-    " ".join(f"WHEN '{c}' THEN {r.lock_notice_days:d}" for c, r in sorted(COUNTRY_RULES.items())),
-    f"{DEFAULT_RULE.lock_notice_days:d}",
-)
-_LOCK_NOTICED_BY = f"""EXISTS (
-    SELECT 1 FROM {Notification._meta.db_table} AS x
-    JOIN {Lender._meta.db_table} AS le ON le.id = {Loan._meta.db_table}.lender_id
-    WHERE x.loan_id = {Loan._meta.db_table}.id AND x.announces_stage = 'lock'
-      AND x.status IN ('acked', 'sms') AND x.announces_on <= %s
-      AND (coalesce(x.acked_at, x.sms_sent_at) AT TIME ZONE le.timezone)::date
-          <= %s::date - {_NOTICE_DAYS}
-      AND x.created_at >= ((SELECT min(i.due_date) FROM {Installment._meta.db_table} AS i
-                           WHERE i.loan_id = {Loan._meta.db_table}.id
-                             AND {UNPAID_SQL.format(t="i")})::timestamp AT TIME ZONE le.timezone))"""  # noqa: S608
 
 
 def payment_list_for_loan(*, loan: Loan) -> QuerySet[Payment]:

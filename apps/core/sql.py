@@ -1,8 +1,10 @@
 """INSERT statements written once, for the few hot paths that skip the ORM's compiler.
 
-``insert_sql`` builds the statement from the model's metadata (identifiers are
-never user input; every value is a parameter) and ``insert_values`` gives the
-values ``save(force_insert=True)`` would send, ``auto_now`` fields included.
+``insert_sql`` composes the statement with ``psycopg.sql`` from the model's
+metadata (the table and every column an ``Identifier``; every value a
+parameter) and ``insert_values`` gives the values ``save(force_insert=True)``
+would send, ``auto_now`` fields included. Django's cursor runs a composed
+statement as it runs a string (tests/core/test_sql.py).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from django.db import OperationalError, connection, models
+from psycopg import sql
 
 
 def _columns(model: type[models.Model]) -> list[models.Field[Any, Any]]:
@@ -23,17 +26,23 @@ def insert_sql(
     rows: int = 1,
     conflict: tuple[str, ...] = (),
     returning: bool = True,
-) -> str:
+) -> sql.Composed:
     """``INSERT`` of ``rows`` rows (every column but the id), optionally
     ``ON CONFLICT (...) DO NOTHING``, optionally ``RETURNING id`` (in VALUES order)."""
     fields = _columns(model)
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = "INSERT INTO {} ({}) VALUES {}".format(  # noqa: S608  (identifiers from model metadata)
-        model._meta.db_table, ", ".join(f.column for f in fields), ", ".join([row] * rows)
+    row = sql.SQL("({})").format(sql.SQL(", ").join([sql.Placeholder()] * len(fields)))
+    statement = sql.SQL("INSERT INTO {table} ({columns}) VALUES {rows}").format(
+        table=sql.Identifier(model._meta.db_table),
+        columns=sql.SQL(", ").join(sql.Identifier(f.column) for f in fields),
+        rows=sql.SQL(", ").join([row] * rows),
     )
     if conflict:
-        sql += " ON CONFLICT ({}) DO NOTHING".format(", ".join(conflict))
-    return sql + (" RETURNING id" if returning else "")
+        statement += sql.SQL(" ON CONFLICT ({}) DO NOTHING").format(
+            sql.SQL(", ").join(sql.Identifier(column) for column in conflict)
+        )
+    if returning:
+        statement += sql.SQL(" RETURNING {}").format(sql.Identifier(model._meta.pk.column))
+    return statement
 
 
 def insert_values(instance: models.Model) -> list[Any]:

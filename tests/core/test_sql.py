@@ -1,15 +1,22 @@
-"""The bulk statements' array literals, read back by PostgreSQL."""
+"""The SQL helpers of apps/core/sql.py: the INSERT composed from a model's metadata (against
+what the ORM stores), the bulk statements' array literals (read back by PostgreSQL) and the
+deadlock retry."""
 
 import json
+import re
 import threading
 import time
 
 import pytest
 from django.db import DataError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from psycopg import sql
 
-from apps.core.sql import array_literal, deadlock_retried
+from apps.core.sql import array_literal, deadlock_retried, insert_sql, insert_values, mark_saved
+from apps.lenders.models import Lender
+from tests.lenders.factories import LenderFactory
 from tests.waiting import backend_pid, wait_until_waiting_for_a_lock
 
 pytestmark = pytest.mark.django_db
@@ -111,3 +118,55 @@ def test_other_errors_are_not_run_again() -> None:
     with pytest.raises(DataError):
         deadlock_retried(broken)
     assert len(attempts) == 1
+
+
+def test_the_insert_names_the_table_and_every_column_but_the_id_as_identifiers() -> None:
+    columns = ", ".join(f'"{f.column}"' for f in Lender._meta.concrete_fields if not f.primary_key)
+    row = "(" + ", ".join(["%s"] * (columns.count(",") + 1)) + ")"
+    one = re.fullmatch(
+        r'INSERT INTO "lenders_lender" \((.*)\) VALUES (.*) RETURNING "id"',
+        insert_sql(Lender).as_string(),
+    )
+    assert one is not None
+    assert one.groups() == (columns, row)
+    two = re.fullmatch(
+        r'INSERT INTO "lenders_lender" \((.*)\) VALUES (.*) ON CONFLICT \("slug"\) DO NOTHING',
+        insert_sql(Lender, rows=2, conflict=("slug",), returning=False).as_string(),
+    )
+    assert two is not None
+    assert two.groups() == (columns, f"{row}, {row}")
+
+
+def test_an_inserted_row_reads_back_as_the_orm_would_have_stored_it() -> None:
+    """The oracle: ``save()`` of the same instance, field by field."""
+    by_statement, by_orm = LenderFactory.build(slug="by-sql"), LenderFactory.build(slug="by-orm")
+    with connection.cursor() as cursor:
+        cursor.execute(insert_sql(Lender, conflict=("slug",)), insert_values(by_statement))
+        mark_saved(by_statement, cursor.fetchone()[0])
+        cursor.execute(insert_sql(Lender, conflict=("slug",)), insert_values(by_statement))
+        assert cursor.fetchone() is None  # the slug is taken: no row, no error
+    by_orm.save()
+    stored, saved = Lender.objects.get(pk=by_statement.pk), Lender.objects.get(pk=by_orm.pk)
+    differs = {"id", "slug", "name", "created_at", "updated_at"}
+    for field in Lender._meta.concrete_fields:
+        if field.attname not in differs:
+            assert getattr(stored, field.attname) == getattr(saved, field.attname), field.name
+    assert stored.created_at is not None
+    assert stored.slug == "by-sql"
+    assert not by_statement._state.adding
+
+
+def test_djangos_cursor_runs_a_composed_statement_and_logs_it_as_text(lender_a) -> None:
+    statement = sql.SQL("SELECT slug FROM {} WHERE id = %(id)s").format(
+        sql.Identifier(Lender._meta.db_table)
+    )
+    with CaptureQueriesContext(connection) as captured, connection.cursor() as cursor:
+        cursor.execute(statement, {"id": lender_a.pk})
+        assert cursor.fetchone() == (lender_a.slug,)
+    logged = captured.captured_queries[-1]["sql"]
+    assert '"lenders_lender"' in logged
+    assert logged.endswith(f"= {lender_a.pk}")
+    found = list(
+        Lender.objects.raw(sql.SQL("SELECT * FROM {}").format(sql.Identifier("lenders_lender")))
+    )
+    assert lender_a in found

@@ -573,7 +573,7 @@ class Profile:
 PROFILE = Profile()
 
 
-def _statement_part(statement: str) -> str:
+def _statement_part(statement: Any) -> str:
     from apps.collections import sql
     from apps.devices import sql as device_sql
 
@@ -587,13 +587,13 @@ def _statement_part(statement: str) -> str:
         return "sql:states"  # the states, their push outbox rows, the devices' locks
     if statement == sql.STAGE_HISTORY_INSERT:
         return "sql:history"
-    if "audit_auditchain" in statement:
+    if isinstance(statement, str) and "audit_auditchain" in statement:
         return "sql:audit"
     return "sql:other"
 
 
 def _timed_execute(
-    execute: Callable[..., Any], statement: str, params: Any, many: bool, context: dict[str, Any]
+    execute: Callable[..., Any], statement: Any, params: Any, many: bool, context: dict[str, Any]
 ) -> Any:
     started = time.perf_counter()
     try:

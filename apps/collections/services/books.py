@@ -33,9 +33,9 @@ from apps.collections.models import (
 )
 from apps.collections.services.loans import loan_transition
 from apps.collections.services.settle import loan_stage_settle
-from apps.collections.sql import INSTALLMENTS_PAID_UPDATE
+from apps.collections.sql import allocations_insert, installments_paid_update
 from apps.core.actor import Actor
-from apps.core.sql import insert_sql, insert_values
+from apps.core.sql import insert_values
 
 ZERO = Decimal(0)
 
@@ -80,7 +80,7 @@ def _ledger_net(*, loan: Loan) -> dict[tuple[int, int, str], Decimal]:
 def _installments_paid_update(*, installments: list[Installment], result: Allocated) -> None:
     """Write the paid columns, the paid time and the late fee of the installments that
     changed, in one statement (so the checks see each row whole)."""
-    rows, params = [], []
+    rows, params = 0, []
     for inst in installments:
         values = [result.paid[inst.pk][c] for c in COMPONENTS]
         fee = (result.late_fee[inst.pk], result.late_fee_assessed_at[inst.pk])
@@ -90,10 +90,7 @@ def _installments_paid_update(*, installments: list[Installment], result: Alloca
             and fee == (inst.late_fee_amount, inst.late_fee_assessed_at)
         ):
             continue
-        rows.append(
-            "(%s::bigint, %s::numeric, %s::numeric, %s::numeric, %s::numeric, %s::timestamptz,"
-            " %s::numeric, %s::timestamptz)"
-        )
+        rows += 1
         params.extend([inst.pk, *values, result.paid_at[inst.pk], *fee])
         for component, value in zip(COMPONENTS, values, strict=True):
             setattr(inst, f"{component}_paid", value)
@@ -101,9 +98,7 @@ def _installments_paid_update(*, installments: list[Installment], result: Alloca
         inst.late_fee_amount, inst.late_fee_assessed_at = fee
     if rows:
         with connection.cursor() as cursor:
-            cursor.execute(
-                INSTALLMENTS_PAID_UPDATE.format(rows=", ".join(rows)), [timezone.now(), *params]
-            )
+            cursor.execute(installments_paid_update(rows=rows), [timezone.now(), *params])
 
 
 def _allocations_insert(allocations: list[Allocation]) -> None:
@@ -111,7 +106,7 @@ def _allocations_insert(allocations: list[Allocation]) -> None:
     if allocations:
         params = [value for allocation in allocations for value in insert_values(allocation)]
         with connection.cursor() as cursor:
-            cursor.execute(insert_sql(Allocation, rows=len(allocations), returning=False), params)
+            cursor.execute(allocations_insert(rows=len(allocations)), params)
 
 
 def loan_books_reallocate(

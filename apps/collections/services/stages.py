@@ -13,7 +13,13 @@ from apps.audit.services import audit_events_record_select
 from apps.collections.events import CollectionsAction
 from apps.collections.ladder import Ladder
 from apps.collections.models import STAGE_ORDER, Loan, Stage
-from apps.collections.sql import CLASSIFY_ONE, STAGE_AUDIT_ROWS, STAGE_HISTORY_INSERT
+from apps.collections.sql import (
+    ADVISORY_LOCK,
+    ADVISORY_LOCK_SHARED,
+    CLASSIFY_ONE,
+    STAGE_AUDIT_ROWS,
+    STAGE_HISTORY_INSERT,
+)
 from apps.core.actor import Actor
 from apps.core.sql import array_literal
 from apps.customers.selectors import customer_locales
@@ -31,17 +37,13 @@ _RESTRICT_LOCK_NAMESPACE = 7302
 def restrictions_hold_shared(*, lender_id: int) -> None:
     """Take the lender's restriction lock shared, for the transaction (before the loans)."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock_shared(%s, %s)", [_RESTRICT_LOCK_NAMESPACE, lender_id]
-        )
+        cursor.execute(ADVISORY_LOCK_SHARED, [_RESTRICT_LOCK_NAMESPACE, lender_id])
 
 
 def restrictions_hold_exclusive(*, lender_id: int) -> None:
     """Take it exclusive: waits for every sweep range and manual lock of the lender under way."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pg_advisory_xact_lock(%s, %s)", [_RESTRICT_LOCK_NAMESPACE, lender_id]
-        )
+        cursor.execute(ADVISORY_LOCK, [_RESTRICT_LOCK_NAMESPACE, lender_id])
 
 
 def notice_params(lender: Lender, business_date: date) -> dict[str, Any]:
@@ -157,7 +159,7 @@ def loan_stage_changes_apply(
         action=CollectionsAction.STAGE_CHANGED,
         target_type=Loan._meta.label_lower,
         reason=reason,
-        rows=STAGE_AUDIT_ROWS,
+        rows=STAGE_AUDIT_ROWS.as_string(),
         params={**rows, "bd": business_date.isoformat()},
     )
     return len(versions)

@@ -19,9 +19,6 @@ from apps.collections.events import CollectionsAction
 from apps.collections.ladder import Ladder
 from apps.collections.models import (
     STAGE_ORDER,
-    UNPAID_SQL,
-    Installment,
-    Loan,
     LoanStageChange,
     RestrictionSuspension,
     Stage,
@@ -31,6 +28,7 @@ from apps.collections.services.stages import (
     loan_stage_changes_apply,
     restrictions_hold_exclusive,
 )
+from apps.collections.sql import LOANS_STAGE_REMINDER, SUSPENSION_RESTRICTED
 from apps.core.actor import Actor
 from apps.core.outbox import tasks_enqueue_on_commit
 from apps.core.sql import array_literal
@@ -172,23 +170,6 @@ def restrictions_resume(
     return suspension
 
 
-_RANK = "array_position(%(order)s::text[], l.stage)"
-_DAYS = f"""coalesce((
-    SELECT CASE WHEN %(bd)s::date - min(i.due_date) > l.grace_days
-                THEN %(bd)s::date - min(i.due_date) ELSE 0 END
-    FROM {Installment._meta.db_table} AS i
-    WHERE i.loan_id = l.id AND {UNPAID_SQL.format(t="i")}), 0)"""  # noqa: S608
-
-# The lender's active loans restricted beyond ``%(above)s`` (a rank), locked in id order, each
-# with its stage and days overdue (for the history and what the phone shows).
-_RESTRICTED = f"""
-SELECT l.id, l.stage, l.policy_version_id, l.customer_id, {_DAYS}
-FROM {Loan._meta.db_table} AS l
-WHERE l.lender_id = %(lender)s AND l.status = 'active' AND {_RANK} > %(above)s
-ORDER BY l.id FOR NO KEY UPDATE OF l
-"""  # noqa: S608  (table names from model metadata; values are parameters)
-
-
 @transaction.atomic
 def restrictions_suspension_apply(
     *, lender_id: int, suspension_id: int, actor: Actor | None = None
@@ -219,7 +200,7 @@ def restrictions_suspension_apply(
     floor = Stage.REMINDER if lower else Stage.NONE
     with connection.cursor() as cursor:
         cursor.execute(
-            _RESTRICTED,
+            SUSPENSION_RESTRICTED,
             {
                 "lender": lender_id,
                 "bd": business_date,
@@ -230,8 +211,7 @@ def restrictions_suspension_apply(
         rows = cursor.fetchall()
         if lower and rows:
             cursor.execute(
-                f"UPDATE {Loan._meta.db_table} SET stage = 'reminder', stage_changed_at = %s,"  # noqa: S608
-                " updated_at = %s WHERE id = ANY(%s::bigint[])",
+                LOANS_STAGE_REMINDER,
                 [timezone.now(), timezone.now(), array_literal([row[0] for row in rows])],
             )
     if not rows:

@@ -39,7 +39,9 @@ from apps.collections.services.stages import (
     restrictions_hold_shared,
 )
 from apps.collections.sql import (
+    ADVISORY_LOCK,
     IDS_LOCK,
+    LOANS_STAGE_NONE,
     PAUSE_ENDS_LOCK,
     PAUSES_CLOSE,
     RAISE_RANGE,
@@ -66,15 +68,15 @@ class SweepReport:
 def _released_lowered(
     cursor: Any, *, lender: Lender, ladder: Ladder, params: dict[str, Any], actor: Actor
 ) -> None:
-    """Bring those loans to no stage, with their history rows and audit events (cause
+    """Bring the range's loans off the ladder for good that still claim a stage
+    (``RELEASED_STAGED``) to no stage, with their history rows and audit events (cause
     ``payoff``, the phone's release), and no phone state: their phones are free."""
     cursor.execute(RELEASED_STAGED, params)
     rows = cursor.fetchall()
     if not rows:
         return
     cursor.execute(
-        f"UPDATE {Loan._meta.db_table} SET stage = 'none', stage_changed_at = %s, updated_at = %s"  # noqa: S608
-        " WHERE id = ANY(%s::bigint[])",
+        LOANS_STAGE_NONE,
         [params["now"], params["now"], array_literal([row[0] for row in rows])],
     )
     changes = [
@@ -152,7 +154,7 @@ def _sweep_range(
     }
     with transaction.atomic(), connection.cursor() as cursor:
         key = zlib.crc32(f"{lender_id}:{id_from}:{id_to}".encode()) - 2**31
-        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [_SWEEP_LOCK_NAMESPACE, key])
+        cursor.execute(ADVISORY_LOCK, [_SWEEP_LOCK_NAMESPACE, key])
         restrictions_hold_shared(lender_id=lender_id)
         ladder = Ladder.load(lender=lender)  # every version: cheaper than finding the range's
         # The loans whose pause ends are locked (the loan before its pause), then the pauses

@@ -1,0 +1,531 @@
+"""The hand-written statements of ``apps/collections/sql.py``: each held to a Python oracle of
+its rule, worked out here, and to the index it was written for (its plan, on tables with
+enough rows that the planner prefers an index to reading them whole, and with sequential scans
+off in the test's transaction).
+
+Statements whose rule is proven elsewhere against an oracle of their own:
+
+- ``RAISE_RANGE``, ``SWEEP_AGAIN``, ``PAUSE_ENDS_LOCK``, ``PAUSES_CLOSE``, ``IDS_LOCK``,
+  ``STAGE_HISTORY_INSERT``: test_restriction_properties.py (the engine against an oracle
+  written from the policy's terms), test_lock_notice.py, test_restriction_races.py.
+- ``RELEASED_STAGED``, ``LOANS_STAGE_NONE``: test_released_with_arrears.py.
+- ``RAISED``: tests/notifications/test_notifications.py (the overdue notices queued).
+- ``FEE_LOANS_LOCK``, ``FEE_REACH``: test_late_fee_replay.py, test_late_fees_and_selectors.py.
+- ``PAYMENT_INSERT``, ``WEBHOOK_EVENT_GET``, ``WEBHOOK_EVENT_INSERT``,
+  ``LOAN_LOCK_BY_REFERENCE``, ``INSTALLMENTS_LOCK``: test_webhook_hot_path.py, test_webhook.py.
+- ``installments_paid_update``, ``allocations_insert``: test_allocation.py, test_payments.py.
+- ``LOCK_NOTICED_BY``: test_work_queues.py (the loans tomorrow's sweep would lock).
+- ``STAGE_COUNTS``, ``PAR``, ``PAR30_BY_*``, ``ROLL_RATES``, ``CURE_RATES``, ``UNLOCK_TIMES``:
+  test_portfolio.py (each figure against the answer worked out from the rows).
+- ``SUSPENSION_RESTRICTED``, ``LOANS_STAGE_REMINDER``: test_suspensions.py, and below.
+"""
+
+import json
+from datetime import date, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+import pytest
+from django.db import connection, transaction
+from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from psycopg import sql as pg
+
+from apps.audit.models import AuditEvent
+from apps.collections import sql
+from apps.collections.ladder import Ladder
+from apps.collections.models import (
+    STAGE_ORDER,
+    Installment,
+    Loan,
+    LoanPause,
+    LoanStageChange,
+    Payment,
+    PaymentReversal,
+    Stage,
+    WebhookEvent,
+)
+from apps.collections.selectors import WorkQueue, loan_days_overdue, loan_work_queue
+from apps.collections.services import payment_record, payment_reverse
+from apps.core.actor import Actor
+from apps.core.money import Money
+from apps.core.sql import array_literal
+from apps.customers.models import Customer
+from apps.devices.models import Device
+from apps.lenders.models import Lender
+from apps.lenders.selectors import lender_local_date
+from apps.notifications.models import Notification
+from apps.retailers.models import Shop
+from tests.collections.factories import signed_loan
+
+pytestmark = pytest.mark.django_db
+
+ROWS = 2000  # loans (and twelve installments each) beside the one under test: ANALYZE reads
+# every row of a table this size (its sample is 30,000), so the statistics and plans are the same
+# from run to run
+
+
+def run(statement: pg.Composable, params: Any) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def days_overdue(loan: Loan, on: date) -> int:
+    """By hand: days since the oldest unpaid installment fell due, once past the grace days."""
+    unpaid = [i.due_date for i in loan.installments.all() if i.paid_at is None]
+    late_by = (on - min(unpaid)).days if unpaid else 0
+    return late_by if late_by > loan.grace_days else 0
+
+
+# --- oracles ----------------------------------------------------------------------------
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    days_after_signing=st.integers(min_value=0, max_value=420),
+    paused=st.booleans(),
+)
+def test_classify_one_is_the_ladder_for_one_loan(
+    lender_a, days_after_signing: int, paused: bool
+) -> None:
+    """``CLASSIFY_ONE`` (the sweep's classification, for one loan) gives the days overdue
+    worked out by hand and the stage ``Ladder.stage_for`` gives those days: with no notice
+    sent, never a stage that blocks apps or locks; paused, reminders at most."""
+    sid = transaction.savepoint()
+    try:
+        signed = timezone.now() - timedelta(days=430)
+        loan = signed_loan(lender_a, signed_at=signed)
+        on = signed.date() + timedelta(days=days_after_signing)
+        if paused:
+            LoanPause.objects.create(
+                lender=lender_a,
+                loan=loan,
+                kind=LoanPause.Kind.HARDSHIP,
+                status=LoanPause.Status.ACTIVE,
+                starts_on=on - timedelta(days=1),
+                ends_on=on + timedelta(days=1),
+                reason="test",
+                requested_by="system",
+            )
+        ladder = Ladder.load(lender=lender_a, policy_version_ids={loan.policy_version_id})
+        params = {
+            "loan": loan.pk,
+            "bd": on,
+            "order": list(STAGE_ORDER),
+            "tz": lender_a.timezone,
+            "noticed_before": timezone.now(),
+            **ladder.sql_params(),
+        }
+        found = run(sql.CLASSIFY_ONE, params)
+        days = days_overdue(loan, on)
+        expected = ladder.stage_for(
+            policy_version_id=loan.policy_version_id, days=days, paused=paused, noticed=0
+        )
+        if days == 0:
+            assert found == []
+        else:
+            assert found == [(days, paused, expected, 0)]
+    finally:
+        transaction.savepoint_rollback(sid)
+
+
+def test_range_starts_cut_the_active_loans_into_slices(lender_a, lender_b) -> None:
+    mine = [signed_loan(lender_a).pk for _ in range(7)]
+    signed_loan(lender_b)  # another lender's loan, in between, counts for nothing
+    Loan.objects.filter(pk=mine[3]).update(status=Loan.Status.CANCELLED)
+    active = sorted(pk for pk in mine if pk != mine[3])
+    for size in (1, 2, 4, 6, 10):
+        starts = [row[0] for row in run(sql.RANGE_STARTS, [lender_a.pk, size])]
+        assert starts == active[::size]
+
+
+@pytest.mark.parametrize(
+    ("fee_type", "value", "cap"),
+    [("percent", "7.5", "1000"), ("percent", "12.345", "150"), ("fixed", "250", None)],
+)
+def test_the_fee_if_late_is_the_products_terms(lender_a, fee_type, value, cap) -> None:
+    """``FEE_REACH_FOR_PAYMENT`` records, on each installment late by then, the fee its terms
+    charge: fixed, or the percent of the installment rounded half up to the currency's minor
+    unit and capped."""
+    loan = signed_loan(
+        lender_a,
+        signed_at=timezone.now() - timedelta(days=200),
+        late_fee_type=fee_type,
+        late_fee_value=Decimal(value),
+        late_fee_cap=Decimal(cap) if cap else None,
+    )
+    until = timezone.now()
+    found = dict(run(sql.FEE_REACH_FOR_PAYMENT, {"loan": loan.pk, "until": until, "places": 2}))
+    late = [i for i in loan.installments.all() if i.late_from <= until]
+    assert late
+    expected = {}
+    for inst in late:
+        if fee_type == "fixed":
+            expected[inst.pk] = Decimal(value)
+        else:
+            total = inst.principal_amount + inst.interest_amount + inst.fee_amount
+            fee = (total * Decimal(value) / 100).quantize(Decimal("0.01"), ROUND_HALF_UP)
+            expected[inst.pk] = min(Decimal(cap), fee)
+    assert found == expected
+
+
+def test_a_payments_position_is_its_place_in_the_canonical_order(lender_a) -> None:
+    """``PAYMENT_POSITION``: comes last exactly when every payment of the loan sorts before it
+    by (received_at, provider, reference) and no reversal of the loan names it; misfiled when a
+    reversal of its reference names another loan."""
+    loan = signed_loan(lender_a, signed_at=timezone.now() - timedelta(days=10))
+    other = signed_loan(lender_a)
+    now = timezone.now()
+    for n, (hours, ref) in enumerate([(5, "b"), (5, "d"), (2, "c")]):
+        payment_record(
+            loan_id=loan.pk,
+            amount=Money(Decimal("10.00") + n, lender_a.currency),
+            channel="provider",
+            provider="mpesa",
+            provider_ref=ref,
+            received_at=now - timedelta(hours=hours),
+            actor=Actor.system(),
+        )
+    # reversals of payments not arrived yet: of "z" on another loan, of "e" on this one
+    for reversed_loan, reverses, ref in ((other, "z", "rev-1"), (loan, "e", "rev-2")):
+        payment_reverse(
+            loan_id=reversed_loan.pk,
+            kind="refund",
+            amount=Money(Decimal("1.00"), lender_a.currency),
+            provider="mpesa",
+            provider_ref=ref,
+            payment_provider_ref=reverses,
+            received_at=now,
+            actor=Actor.system(),
+        )
+    keys = [(p.received_at, p.provider, p.provider_ref) for p in loan.payments.all()]
+    for hours in (6, 5, 3, 2, 1, 0):
+        for ref in ("a", "bb", "e", "z"):  # references not stored (they are unique)
+            t = now - timedelta(hours=hours)
+            params = {"lender": lender_a.pk, "loan": loan.pk, "t": t, "p": "mpesa", "r": ref}
+            misfiled, comes_last = run(sql.PAYMENT_POSITION, params)[0]
+            assert misfiled == (ref == "z")
+            assert comes_last == (all(k < (t, "mpesa", ref) for k in keys) and ref != "e")
+
+
+def test_the_restricted_loans_of_a_suspension_and_their_days(lender_a) -> None:
+    """``SUSPENSION_RESTRICTED``: the lender's active loans above the rank given, in id order,
+    each with its days overdue as the selector counts them."""
+    signed = timezone.now() - timedelta(days=90)
+    loans = [signed_loan(lender_a, signed_at=signed - timedelta(days=n * 9)) for n in range(4)]
+    stages = [Stage.REMINDER, Stage.ALARM, Stage.LOCK, Stage.NONE]
+    for loan, stage in zip(loans, stages, strict=True):
+        Loan.objects.filter(pk=loan.pk).update(stage=stage)
+    on = lender_local_date(lender=lender_a)
+    for above in (Stage.NONE, Stage.REMINDER):
+        rows = run(
+            sql.SUSPENSION_RESTRICTED,
+            {
+                "lender": lender_a.pk,
+                "bd": on,
+                "order": array_literal(list(STAGE_ORDER)),
+                "above": STAGE_ORDER.index(above) + 1,
+            },
+        )
+        expected = [
+            (
+                loan.pk,
+                stage.value,
+                loan.policy_version_id,
+                loan.customer_id,
+                loan_days_overdue(loan=loan),
+            )
+            for loan, stage in zip(loans, stages, strict=True)
+            if STAGE_ORDER.index(stage) > STAGE_ORDER.index(above)
+        ]
+        assert rows == expected
+
+
+def test_the_stage_audit_rows_are_the_arrays_given() -> None:
+    """``STAGE_AUDIT_ROWS``: one row per element of the parallel arrays, numbered from 1."""
+    params = {
+        "cause": "sweep",
+        "bd": "2026-03-01",
+        "loans": "{7,9}",
+        "froms": "{none,alarm}",
+        "tos": "{reminder,none}",
+        "ds": "{2,0}",
+        "pvs": "{3,3}",
+        "paused": "{f,t}",
+        "devices": "{11,NULL}",
+        "vs": "{4,NULL}",
+    }
+    rows = [(n, target, json.loads(data)) for n, target, data in run(sql.STAGE_AUDIT_ROWS, params)]
+    assert rows == [
+        (
+            1,
+            "7",
+            {
+                "stage": {"old": "none", "new": "reminder"},
+                "cause": "sweep",
+                "days_overdue": 2,
+                "business_date": "2026-03-01",
+                "policy_version_id": 3,
+                "paused": False,
+                "device_id": 11,
+                "device_version": 4,
+            },
+        ),
+        (
+            2,
+            "9",
+            {
+                "stage": {"old": "alarm", "new": "none"},
+                "cause": "sweep",
+                "days_overdue": 0,
+                "business_date": "2026-03-01",
+                "policy_version_id": 3,
+                "paused": True,
+                "device_id": None,
+                "device_version": None,
+            },
+        ),
+    ]
+
+
+# --- plans ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def many(lender_a) -> dict[str, Any]:
+    """One active loan with its installments, beside ROWS draft loans of the same lender with
+    twelve unpaid installments (their fee run done), a stage change and a webhook event each:
+    enough rows that reading a table whole costs more than its index. Every table the
+    statements read is analyzed, so the planner knows."""
+    loan = signed_loan(lender_a, signed_at=timezone.now() - timedelta(days=60))
+    now = timezone.now()
+    loans, installments = Loan._meta.db_table, Installment._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            pg.SQL(
+                """
+INSERT INTO {loans} (created_at, updated_at, lender_id, customer_id, product_id,
+    policy_version_id, consent_id, shop_id, reference, status, currency, device_price_amount,
+    down_payment_amount, financed_amount, start_date, signed_at, paid_off_at, idempotency_key,
+    installments_count, frequency, interest_method, interest_rate_percent,
+    origination_fee_percent, grace_days, late_fee_type, late_fee_value, late_fee_cap, stage,
+    stage_changed_at, collateral_released_at)
+SELECT l.created_at, l.updated_at, l.lender_id, l.customer_id, l.product_id,
+    l.policy_version_id, NULL, l.shop_id, 'D-' || g, 'draft', l.currency, l.device_price_amount,
+    l.down_payment_amount, l.financed_amount, l.start_date, l.signed_at, NULL, NULL,
+    l.installments_count, l.frequency, l.interest_method, l.interest_rate_percent,
+    l.origination_fee_percent, l.grace_days, l.late_fee_type, l.late_fee_value, l.late_fee_cap,
+    'none', NULL, NULL
+FROM {loans} AS l, generate_series(1, %s) AS g WHERE l.id = %s
+"""
+            ).format(loans=pg.Identifier(loans)),
+            [ROWS, loan.pk],
+        )
+        cursor.execute(
+            pg.SQL(
+                """
+INSERT INTO {installments} (created_at, updated_at, lender_id, loan_id, sequence, due_date,
+    principal_amount, interest_amount, fee_amount, late_fee_amount, principal_paid,
+    interest_paid, fee_paid, late_fee_paid, paid_at, late_from, late_fee_charged,
+    late_fee_assessed_at)
+SELECT i.created_at, i.updated_at, i.lender_id, l.id, i.sequence, i.due_date,
+    i.principal_amount, i.interest_amount, i.fee_amount, 0, 0, 0, 0, 0, NULL, i.late_from, 0,
+    NULL
+FROM {loans} AS l JOIN {installments} AS i ON i.loan_id = %s
+WHERE l.lender_id = %s AND l.status = 'draft'
+"""
+            ).format(loans=pg.Identifier(loans), installments=pg.Identifier(installments)),
+            [loan.pk, lender_a.pk],
+        )
+        cursor.execute(
+            pg.SQL(
+                """
+INSERT INTO {events} (created_at, updated_at, lender_id, provider, event_id, event_type, body,
+    body_sha256, payment_id, reversal_id)
+SELECT %s, %s, %s, 'mpesa', 'evt-' || g, 'payment.succeeded', '{{}}', '', NULL, NULL
+FROM generate_series(1, %s) AS g
+"""
+            ).format(events=pg.Identifier(WebhookEvent._meta.db_table)),
+            [now, now, lender_a.pk, ROWS],
+        )
+        cursor.execute(
+            pg.SQL(
+                """
+INSERT INTO {changes} (created_at, updated_at, lender_id, loan_id, from_stage, to_stage, cause,
+    days_overdue, business_date, policy_version_id, device_version)
+SELECT %s, %s, l.lender_id, l.id, 'none', 'reminder', 'sweep', 1,
+    %s::date - (l.id %% 365)::int, l.policy_version_id, NULL
+FROM {loans} AS l WHERE l.lender_id = %s
+"""
+            ).format(
+                changes=pg.Identifier(LoanStageChange._meta.db_table),
+                loans=pg.Identifier(loans),
+            ),
+            [now, now, now.date(), lender_a.pk],
+        )
+        # every table the statements read, as this transaction sees them: what earlier tests
+        # committed and the autovacuum analyzed since would otherwise steer the plans
+        for model in READ:
+            cursor.execute(pg.SQL("ANALYZE {}").format(pg.Identifier(model._meta.db_table)))
+    ladder = Ladder.load(lender=lender_a, policy_version_ids={loan.policy_version_id})
+    return {
+        "loan": loan,
+        "params": {
+            "lender": lender_a.pk,
+            "loan": loan.pk,
+            "lo": loan.pk,
+            "hi": loan.pk + 1,
+            "ids": array_literal([loan.pk]),
+            "loans": array_literal([loan.pk]),
+            "bd": now.date(),
+            "now": now,
+            "until": now,
+            "places": 2,
+            "order": list(STAGE_ORDER),
+            "tz": lender_a.timezone,
+            "noticed_before": now,
+            "p": "mpesa",
+            "r": "ref-1",
+            "t": now,
+            **ladder.sql_params(),
+        },
+    }
+
+
+READ = (
+    Loan,
+    Installment,
+    Payment,
+    PaymentReversal,
+    LoanPause,
+    LoanStageChange,
+    WebhookEvent,
+    Notification,
+    Device,
+    Customer,
+    Lender,
+    Shop,
+    AuditEvent,
+)
+
+
+def plan_indexes(statement: pg.Composable, params: Any) -> set[str]:
+    """The indexes the plan of ``statement`` reads (and a conflict's arbiters), sequential scans
+    off for this transaction."""
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+        cursor.execute(pg.SQL("EXPLAIN (FORMAT JSON) {}").format(statement), params)
+        return plan_indexes_of(cursor.fetchone()[0])
+
+
+def plan_indexes_of(node: Any) -> set[str]:
+    """The index names in the JSON plan ``node``."""
+    if isinstance(node, list):
+        return set().union(*map(plan_indexes_of, node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    found = {node["Index Name"]} if "Index Name" in node else set()
+    found |= set(node.get("Conflict Arbiter Indexes", ()))
+    return found.union(*map(plan_indexes_of, node.values()))
+
+
+# a name ending in ``*``: an index Django named for a foreign key (a hash follows)
+PAUSES_BY_LOAN = ("collections_loanpause_loan_id_*", "pause_one_open_per_kind", "pause_active")
+PLANS = [
+    # (statement, the indexes it is written for, positional parameters if any)
+    ("RAISE_RANGE", {"loan_active_by_id", "installment_unpaid_by_loan"}, None),
+    ("SWEEP_AGAIN", {"installment_unpaid_by_loan"}, None),
+    ("CLASSIFY_ONE", {"installment_unpaid_by_loan"}, None),
+    ("IDS_LOCK", {"collections_loan_pkey"}, None),
+    ("PAUSE_ENDS_LOCK", {"collections_loan_pkey"}, None),
+    ("PAUSES_CLOSE", {PAUSES_BY_LOAN}, None),
+    ("RELEASED_STAGED", {"loan_released_active"}, None),
+    ("RAISED", {"stage_change_one_sweep_per_day"}, None),
+    ("FEE_LOANS_LOCK", {"installment_fee_not_reached"}, None),
+    ("FEE_REACH", {"installment_fee_not_reached", "collections_payment_loan_id_*"}, None),
+    ("FEE_REACH_FOR_PAYMENT", {"installment_fee_not_reached"}, None),
+    (
+        "PAYMENT_POSITION",
+        {
+            "collections_payment_loan_id_*",
+            "collections_paymentreversal_loan_id_*",
+            "collections_installment_loan_id_*",
+        },
+        None,
+    ),
+    ("SUSPENSION_RESTRICTED", {"loan_active_by_id", "installment_unpaid_by_loan"}, "suspension"),
+    ("STAGE_COUNTS", {"loan_active_by_id"}, None),
+    ("PAR", {"loan_active_by_id", "collections_installment_loan_id_*"}, "portfolio"),
+    ("PAR30_BY_SHOP", {"loan_active_by_id", "collections_installment_loan_id_*"}, "portfolio"),
+    (
+        "PAR30_BY_MONTH_OF_SALE",
+        {"loan_active_by_id", "collections_installment_loan_id_*"},
+        "portfolio",
+    ),
+    ("ROLL_RATES", {"loan_lender_status_idx", "collections_installment_loan_id_*"}, "portfolio"),
+    ("CURE_RATES", {"stage_change_day", "collections_loanstagechange_loan_id_*"}, "portfolio"),
+    ("UNLOCK_TIMES", {"devices_device_loan_id_*"}, "portfolio"),
+    ("RANGE_STARTS", {"loan_active_by_id"}, "range"),
+    ("WEBHOOK_EVENT_GET", {"webhook_event_once"}, "webhook"),
+    ("LOAN_LOCK_BY_REFERENCE", {"loan_reference_unique_per_lender"}, "reference"),
+    ("INSTALLMENTS_LOCK", {"collections_installment_loan_id_*"}, "loan"),
+    ("PAYMENT_INSERT", {"payment_provider_ref_unique_per_lender"}, "payment"),
+    ("LOANS_STAGE_NONE", {"collections_loan_pkey"}, "ids"),
+    ("LOANS_STAGE_REMINDER", {"collections_loan_pkey"}, "ids"),
+]
+
+
+def covers(found: set[str], wanted: set[str | tuple[str, ...]]) -> bool:
+    """Whether ``found`` holds every index ``wanted``: a name, a prefix (``*``), or any of a
+    tuple of them."""
+
+    def has(want: str) -> bool:
+        return any(n.startswith(want[:-1]) for n in found) if want.endswith("*") else want in found
+
+    return all(any(map(has, want)) if isinstance(want, tuple) else has(want) for want in wanted)
+
+
+def test_each_statement_uses_the_index_it_was_written_for(many) -> None:
+    loan, now = many["loan"], timezone.now()
+    params = {
+        None: many["params"],
+        "suspension": {**many["params"], "order": array_literal(STAGE_ORDER), "above": 1},
+        "portfolio": {
+            **many["params"],
+            "on": now.date(),
+            "a": now.date() - timedelta(days=30),
+            "b": now.date(),
+            "a_end": now - timedelta(days=30),
+            "b_end": now,
+            "window": timedelta(days=7),
+        },
+        "loan": [loan.pk],
+        "range": [loan.lender_id, 100],
+        "webhook": [loan.lender_id, "mpesa", "evt-7"],
+        "reference": [loan.lender_id, loan.reference],
+        "payment": [None] * 12,
+        "ids": [now, now, array_literal([loan.pk])],
+    }
+    plans = {name: plan_indexes(getattr(sql, name), params[given]) for name, _, given in PLANS}
+    missed = {name: plans[name] for name, wanted, _ in PLANS if not covers(plans[name], wanted)}
+    assert missed == {}
+
+
+def test_the_lock_notice_rule_reads_the_notices_by_loan(many) -> None:
+    """``LOCK_NOTICED_BY``, as the lock-tomorrow work queue runs it (a condition of its
+    query): the notifications by loan, the oldest unpaid installment by the unpaid index."""
+    loan = many["loan"]
+    queue = loan_work_queue(
+        Loan.objects.filter(lender_id=loan.lender_id),
+        queue=WorkQueue.LOCK_TOMORROW,
+        today=timezone.now().date() + timedelta(days=400),
+    )
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    found = plan_indexes_of(json.loads(queue.explain(format="json")))
+    assert covers(found, {"notification_*", "installment_unpaid_by_loan"}), found
