@@ -248,8 +248,8 @@ ADVISORY_LOCK_SHARED = sql.SQL("SELECT pg_advisory_xact_lock_shared(%s, %s)")
 restriction lock, held by whoever may restrict (a sweep range, a manual lock)."""
 
 
-def _classify(*, where: sql.Composable, pauses: sql.Composable) -> sql.Composed:
-    """The classification CTEs (``ladder``, ``paused``, ``late``, ``placed``, ``classified``)
+def classify(*, where: sql.Composable, pauses: sql.Composable) -> sql.Composed:
+    """The sweep's classification, for the statements here and the benchmark's floor: the CTEs (``ladder``, ``paused``, ``late``, ``placed``, ``classified``)
     for the loans ``l`` of ``where`` and the pauses ``p`` of ``pauses``.
 
     Each active loan (with consent, its phone not released) that is late: its days overdue
@@ -356,7 +356,8 @@ LEFT JOIN {customers} AS cu ON cu.id = c.customer_id
 _NOT_RAISED_TODAY = _compose("""NOT EXISTS (
     SELECT 1 FROM {stage_changes} AS h
     WHERE h.loan_id = l.id AND h.business_date = %(bd)s AND h.cause = 'sweep')""")
-_RISES = sql.SQL("{} > {}").format(_rank("c.target"), _rank("c.stage"))
+STAGE_RISES = sql.SQL("{} > {}").format(_rank("c.target"), _rank("c.stage"))
+"""The condition that the classified loan ``c`` must rise: its target ranks above its stage."""
 
 PAUSE_ENDS_LOCK = _compose(
     """
@@ -397,14 +398,14 @@ SELECT id, NULL, wanted, days, NULL, NULL, NULL, NULL, NULL, NULL, 'unannounced'
 WHERE unannounced AND id NOT IN (SELECT id FROM changed)
 ORDER BY 1
 """,
-    classify=_classify(where=_RANGE, pauses=_RANGE_PAUSES),
+    classify=classify(where=_RANGE, pauses=_RANGE_PAUSES),
     rank_target=_rank("target"),
     rank_stage=_rank("stage"),
-    rises=_RISES,
+    rises=STAGE_RISES,
     not_raised_today=_NOT_RAISED_TODAY,
     raised_with=_RAISED_WITH,
 )
-"""Classify the loans of one lender's id range [``%(lo)s``, ``%(hi)s``) (``_classify``) and
+"""Classify the loans of one lender's id range [``%(lo)s``, ``%(hi)s``) (``classify``) and
 raise, in the same statement, each loan that must rise and whose row is still the version
 classified (``xmin``): a payment, a reversal or a pause committed meanwhile wrote the row too
 (the installment and pause triggers), so the update skips it; a loan raised by a sweep today
@@ -413,7 +414,7 @@ is not raised again (``stage_change_one_sweep_per_day``). Returns the raised loa
 classified again) and those not raised that wait for a notice no one has sent
 (``unannounced``, with the stage and days). Locks: the raised loans' rows, as the update
 reaches them (the caller holds the range's advisory lock). Index: ``loan_active_by_id``
-(lender, id) where active, and ``_classify``'s."""
+(lender, id) where active, and ``classify``'s."""
 
 IDS_LOCK = _compose(
     "SELECT id FROM {loans} WHERE id = ANY(%(ids)s::bigint[]) ORDER BY id FOR NO KEY UPDATE"
@@ -435,23 +436,23 @@ changed AS (
 )
 {raised_with}
 """,
-    classify=_classify(where=_IDS, pauses=sql.SQL("p.loan_id = ANY(%(ids)s::bigint[])")),
-    rises=_RISES,
+    classify=classify(where=_IDS, pauses=sql.SQL("p.loan_id = ANY(%(ids)s::bigint[])")),
+    rises=STAGE_RISES,
     not_raised_today=_NOT_RAISED_TODAY,
     raised_with=_RAISED_WITH,
 )
 """Classify again, with this statement's snapshot, the loans ``%(ids)s`` locked already
 (``IDS_LOCK``), and raise those that must rise; returns them as ``RAISE_RANGE``'s raised rows.
-Locks: none more. Index: the loans' primary key, and ``_classify``'s."""
+Locks: none more. Index: the loans' primary key, and ``classify``'s."""
 
 CLASSIFY_ONE = _compose(
     "WITH {classify} SELECT days, paused, target, noticed FROM classified",
-    classify=_classify(where=sql.SQL("l.id = %(loan)s"), pauses=sql.SQL("p.loan_id = %(loan)s")),
+    classify=classify(where=sql.SQL("l.id = %(loan)s"), pauses=sql.SQL("p.loan_id = %(loan)s")),
 )
 """The sweep's classification of the loan ``%(loan)s`` alone: (days overdue past grace,
 paused, target stage, the rank of the harshest stage noticed in time); no row when the loan is
 not late. Takes no lock (settling and an agent's move hold the loan's). Index: the loans'
-primary key, and ``_classify``'s."""
+primary key, and ``classify``'s."""
 
 STAGE_HISTORY_INSERT = _compose("""
 INSERT INTO {stage_changes}

@@ -17,12 +17,12 @@ days, 62.4% of the loans change stage on the first sweep (624,000 at 1M).
 
 Then, in the same run:
 
-(a) the floor: one SQL statement that classifies every active loan (days
-    overdue of its oldest unpaid installment past grace, the pinned ladder, a
+(a) the floor: one SQL statement that classifies every active loan with the
+    product's classification (``apps.collections.sql.classify``: days overdue
+    of its oldest unpaid installment past grace, the pinned ladder, a pause, a
     block or a lock only where a confirmed notice told of it: none in the seed,
-    so late loans stop at ``alarm`` in both)
-    and raises ``collections_loan.stage`` where it must rise, and nothing
-    else; run inside a transaction that is rolled back, then the loan table
+    so late loans stop at ``alarm`` in both) and raises the loan's stage where
+    it must rise, and nothing else; run inside a transaction that is rolled back, then the loan table
     vacuumed (which also truncates the pages the rolled-back versions took,
     so the sweep finds the table as seeded). It runs twice and the second
     run, on a warm cache, is the reference;
@@ -482,41 +482,27 @@ def vacuum(table: str | None = None) -> None:
 
 # --- (a) the floor ------------------------------------------------------------------------
 
-FLOOR = """
-WITH ladder AS (
-    SELECT policy_version_id, days_overdue AS days, action FROM lenders_restrictionstage
-),
-late AS (
-    SELECT l.id, l.stage, l.policy_version_id,
-           CASE WHEN %(bd)s::date - min(i.due_date) > l.grace_days
-                THEN %(bd)s::date - min(i.due_date) ELSE 0 END AS days
-    FROM collections_loan AS l
-    JOIN collections_installment AS i ON i.loan_id = l.id AND i.paid_at IS NULL
-    WHERE l.status = 'active' AND l.stage <> 'lock'
-    GROUP BY l.id
-),
-noticed AS (  -- the harshest stage each late loan was told of in time (none in the seed)
-    SELECT t.*, (SELECT coalesce(max(array_position(%(order)s::text[], x.announces_stage)), 0)
-                 FROM notifications_notification AS x
-                 WHERE x.loan_id = t.id AND x.announces_stage <> ''
-                   AND coalesce(x.acked_at, x.sms_sent_at) < %(noticed_before)s) AS told
-    FROM late AS t WHERE t.days > 0
-),
-classified AS (
-    SELECT t.id, t.stage,
-        (SELECT s.action FROM ladder AS s
-         WHERE s.policy_version_id = t.policy_version_id AND s.days <= t.days
-           AND (s.action NOT IN ('block_apps', 'lock')
-                OR array_position(%(order)s::text[], s.action) <= t.told)
-         ORDER BY s.days DESC LIMIT 1) AS target
-    FROM noticed AS t
-)
-UPDATE collections_loan AS l
+
+def floor_statement() -> Any:
+    """The floor: the product's classification (``apps.collections.sql.classify``, the one the
+    sweep's statements are composed from) of every active loan of every lender in one
+    statement, and the raise where the stage must rise (``STAGE_RISES``), nothing else."""
+    from psycopg import sql as pg
+
+    from apps.collections import sql
+    from apps.collections.models import Loan
+
+    return pg.SQL(
+        """WITH {classify}
+UPDATE {loans} AS l
 SET stage = c.target, stage_changed_at = %(now)s, updated_at = %(now)s
 FROM classified AS c
-WHERE l.id = c.id
-  AND array_position(%(order)s::text[], c.target) > array_position(%(order)s::text[], c.stage)
-"""
+WHERE l.id = c.id AND {rises}"""
+    ).format(
+        classify=sql.classify(where=pg.SQL("l.stage <> 'lock'"), pauses=pg.SQL("true")),
+        loans=pg.Identifier(Loan._meta.db_table),
+        rises=sql.STAGE_RISES,
+    )
 
 
 def floor(business_date: date) -> tuple[float, int]:
@@ -524,17 +510,27 @@ def floor(business_date: date) -> tuple[float, int]:
     from django.db import connection, transaction
     from django.utils import timezone
 
+    from apps.collections.ladder import Ladder
     from apps.collections.models import STAGE_ORDER
+    from apps.lenders.models import Lender
 
+    lenders = list(Lender.objects.order_by("pk"))
+    (tz,) = {lender.timezone for lender in lenders}  # the bench's lenders share one
+    ladders = [Ladder.load(lender=lender).sql_params() for lender in lenders]
     params = {
         "bd": business_date,
         "now": timezone.now(),
         "order": list(STAGE_ORDER),
         "noticed_before": timezone.now(),
+        "tz": tz,
+        **{
+            key: [v for ladder in ladders for v in ladder[key]] for key in ("pv", "days", "actions")
+        },
     }
+    statement = floor_statement()
     with transaction.atomic(), connection.cursor() as cursor:
         started = time.perf_counter()
-        cursor.execute(FLOOR, params)
+        cursor.execute(statement, params)
         seconds = time.perf_counter() - started
         rows = cursor.rowcount
         transaction.set_rollback(True)
