@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from datetime import timedelta
 from typing import Any
 
@@ -35,13 +36,21 @@ def broker_errors() -> tuple[type[BaseException], ...]:
     return (OperationalError, OSError, *(e for e in transport if not issubclass(e, LookupError)))
 
 
+_discovery = threading.Lock()
+
+
 def task_named(name: str) -> Any:
     """The registered task called ``name`` (its ``app_task`` name). Services name the tasks
     they start instead of importing them: tasks sit above services (they call them), so an
-    import would run up the layers. An unknown name raises ``KeyError`` at once."""
+    import would run up the layers. An unknown name raises ``KeyError`` at once.
+
+    A web process has not imported the apps' tasks modules until it first needs one; the
+    first caller imports them (Celery's autodiscovery) while the others wait, so no thread
+    looks a name up in a half-filled registry (two phones enrolling at once did)."""
     tasks = current_app.tasks
-    if name not in tasks:  # not yet autodiscovered in this process: import the apps' tasks
-        current_app.loader.import_default_modules()
+    if name not in tasks:
+        with _discovery:
+            current_app.loader.import_default_modules()
     return tasks[name]
 
 

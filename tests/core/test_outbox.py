@@ -1,7 +1,11 @@
 """The task outbox: a task asked for by a transaction survives a broker that is down."""
 
+import os
+import subprocess
+import sys
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.db import transaction
@@ -132,3 +136,48 @@ def test_a_fan_out_sent_after_commit_leaves_nothing_in_the_outbox(lender_a) -> N
         signed_loan(lender_a)
     assert loan_sweep_fan_out(lender_id=lender_a.pk, size=1) == 3
     assert not TaskOutbox.objects.exists()
+
+
+FIRST_LOOKUPS_AT_ONCE = """
+import threading
+
+import django
+
+django.setup()
+from apps.core.outbox import task_named
+
+barrier, errors = threading.Barrier(8), []
+
+
+def look_up():
+    barrier.wait()
+    try:
+        task_named("devices.push_relay")
+    except Exception as exc:
+        errors.append(repr(exc))
+
+
+threads = [threading.Thread(target=look_up) for _ in range(8)]
+for thread in threads:
+    thread.start()
+for thread in threads:
+    thread.join()
+print(errors)
+"""
+
+
+@pytest.mark.django_db(transaction=False)
+def test_threads_that_first_name_a_task_at_once_all_find_it() -> None:
+    """A fresh web process has imported no tasks module: eight threads naming a task at
+    once (phones enrolling side by side) each get it. Without the lock around the import,
+    most of them found the registry half filled."""
+    ran = subprocess.run(
+        [sys.executable, "-c", FIRST_LOOKUPS_AT_ONCE],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.strip() == "[]"
