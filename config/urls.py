@@ -11,7 +11,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # the split view serves Swagger UI's init script as a file of its own: no inline script (CSP)
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("my/<slug:lender_slug>/", include("apps.customers.urls")),
+    path("my/<slug:lender_slug>/", include("apps.selfservice.urls")),
     path("i18n/", include("django.conf.urls.i18n")),
 ]
 if settings.PAYMENTS_FAKE_CHECKOUT:  # the demo payment provider; never in production

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "apps.notifications",
     "apps.integrations",
     "apps.demo",  # the demo's commands (seed_demo, provider_webhook)
+    "apps.selfservice",
 ]
 
 MIDDLEWARE = [

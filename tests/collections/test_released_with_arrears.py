@@ -100,8 +100,8 @@ def test_a_released_loan_cannot_be_locked_by_hand(lender_a, make_agent) -> None:
 def test_agents_and_the_customer_are_told_the_loan_is_released_with_arrears(
     lender_a, make_agent, verified_client, admin_prefix
 ) -> None:
-    from apps.customers.wording import next_words, phone_words
     from apps.devices.selectors import phone_sync_for_loan
+    from apps.selfservice.wording import next_words, phone_words
 
     _device, loan = released_then_charged_back(lender_a)
     client = verified_client(make_agent(lender_a))

@@ -17,7 +17,7 @@ from apps.core.actor import Actor
 from apps.customers.errors import LoginCodeExpired
 from apps.customers.models import CustomerLoginCode
 from apps.customers.services import LOGIN_TRIES_PER_NUMBER, customer_login_check
-from apps.customers.views import LOGIN_TRIES_PER_ADDRESS
+from apps.selfservice.views import LOGIN_TRIES_PER_ADDRESS
 from tests.customers.factories import CustomerFactory
 
 pytestmark = pytest.mark.django_db

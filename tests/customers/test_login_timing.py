@@ -110,7 +110,7 @@ def test_a_customers_number_and_a_strangers_run_the_same_sql_when_a_wrong_code_i
 
 def _on_code_page(phone: str) -> Client:
     """A browser that asked for a code for ``phone`` (its session holds the number)."""
-    from apps.customers.views import PHONE_KEY
+    from apps.selfservice.views import PHONE_KEY
 
     client = Client()
     session = client.session

@@ -283,7 +283,7 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
             "url": ["no-such-page/"],
         },
         "tokens": {
-            "apps.customers.views.link": link_token,
+            "apps.selfservice.views.link": link_token,
             "apps.integrations.payments.views.checkout_page": checkout.rstrip("/").rsplit("/", 1)[
                 1
             ],

@@ -39,7 +39,6 @@ from apps.collections.models import Loan, Payment, WebhookEvent
 from apps.collections.services import loan_stage_sweep
 from apps.core.actor import Actor
 from apps.core.tenancy import is_lender_owned, scope_to_lender
-from apps.customers import urls as customers_urls
 from apps.customers.models import Customer
 from apps.devices.api import urls as agent_urls
 from apps.devices.api.auth import DeviceAuthentication
@@ -65,6 +64,7 @@ from apps.retailers.services import (
     sale_sign,
     sale_start,
 )
+from apps.selfservice import urls as selfservice_urls
 from tests.accounts.factories import PASSWORD
 from tests.collections import webhooks
 from tests.collections.factories import signed_loan
@@ -678,7 +678,7 @@ def _customer_pages(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender
         if at_a and [loan["reference"] for loan in status.json()["loans"]] != [a_ref]:
             drill.leaks.append(f"status lists {status.json()['loans']}")
         for loan in Loan.objects.filter(lender=lender_b):
-            for name in routes_taking(customers_urls, "reference"):
+            for name in routes_taking(selfservice_urls, "reference"):
                 extra = {"payment_id": b_pay.pk} if name == "receipt" else {}
                 for method in ("get", "post"):  # the wrong one is refused with 405
                     replies = [

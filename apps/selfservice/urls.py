@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.customers import views
+from apps.selfservice import views
 
 app_name = "customers"
 

@@ -26,7 +26,6 @@ from apps.core.actor import Actor, client_ip
 from apps.core.errors import DomainError
 from apps.core.money import money_format as money_text
 from apps.core.ratelimit import window_count
-from apps.customers import forms
 from apps.customers.errors import LoginTooManyFromAddress
 from apps.customers.models import Customer
 from apps.customers.selectors import consent_record_for_loan
@@ -36,18 +35,19 @@ from apps.customers.services import (
     customer_login_code_request,
     customer_login_link_use,
 )
-from apps.customers.wording import SCHEDULE_STATUS, next_words, phone_words
 from apps.devices.selectors import phone_sync_for_loan
 from apps.integrations.payments.checkout import Checkout, CheckoutUnavailable, checkout_url
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_get_by_slug
+from apps.selfservice import forms
+from apps.selfservice.wording import SCHEDULE_STATUS, next_words, phone_words
 
 SESSION_KEY = "customer"  # {"id": customer id, "lender": lender id}
 PHONE_KEY = "customer_login_phone"
 SESSION_SECONDS = 30 * 60  # of inactivity
 # Codes asked for and codes typed from one client address per LOGIN_WINDOW: high, since a
 # carrier puts many customers behind one address; each number has its own, lower limit
-# (services.LOGIN_TRIES_PER_NUMBER).
+# (customers.services.LOGIN_TRIES_PER_NUMBER).
 LOGIN_TRIES_PER_ADDRESS = 200
 
 
@@ -107,7 +107,7 @@ def login(request: HttpRequest, lender_slug: str) -> HttpResponse:
         else:
             request.session[PHONE_KEY] = form.cleaned_data["phone"]
             return redirect("customers:code", lender_slug=lender.slug)
-    return render(request, "customers/self/login.html", {"lender": lender, "form": form})
+    return render(request, "selfservice/login.html", {"lender": lender, "form": form})
 
 
 @require_http_methods(["GET", "POST"])
@@ -130,7 +130,7 @@ def code(request: HttpRequest, lender_slug: str) -> HttpResponse:
             form.add_error(None, exc.message)
         else:
             return _logged_in(request, lender, customer)
-    return render(request, "customers/self/code.html", {"lender": lender, "form": form})
+    return render(request, "selfservice/code.html", {"lender": lender, "form": form})
 
 
 def _logged_in(request: HttpRequest, lender: Lender, customer: Customer) -> HttpResponse:
@@ -157,7 +157,7 @@ def link(request: HttpRequest, lender_slug: str, token: str) -> HttpResponse:
         customer = customer_login_link_use(lender_id=lender.pk, token=token, actor=_actor(request))
     except DomainError as exc:
         context = {"lender": lender, "form": forms.PhoneForm(), "error": exc.message}
-        return render(request, "customers/self/login.html", context, status=410)
+        return render(request, "selfservice/login.html", context, status=410)
     return _logged_in(request, lender, customer)
 
 
@@ -190,7 +190,7 @@ def _loan_cards(lender: Lender, customer: Customer) -> list[dict[str, Any]]:
 def home(request: HttpRequest, lender: Lender, customer: Customer) -> HttpResponse:
     return render(
         request,
-        "customers/self/home.html",
+        "selfservice/home.html",
         {
             "lender": lender,
             "customer": customer,
