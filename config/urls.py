@@ -5,7 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 urlpatterns = [
     path(settings.ADMIN_URL, admin.site.urls),
-    path("pos/", include("apps.retailers.urls")),
+    path("pos/", include("apps.counter.urls")),
     path("api/payments/v1/", include("apps.collections.api.urls")),
     path("api/agent/v1/", include("apps.devices.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "apps.integrations",
     "apps.demo",  # the demo's commands (seed_demo, provider_webhook)
     "apps.selfservice",
+    "apps.counter",
 ]
 
 MIDDLEWARE = [

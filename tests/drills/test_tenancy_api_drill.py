@@ -39,6 +39,7 @@ from apps.collections.models import Loan, Payment, WebhookEvent
 from apps.collections.services import loan_stage_sweep
 from apps.core.actor import Actor
 from apps.core.tenancy import is_lender_owned, scope_to_lender
+from apps.counter import urls as counter_urls
 from apps.customers.models import Customer
 from apps.devices.api import urls as agent_urls
 from apps.devices.api.auth import DeviceAuthentication
@@ -53,7 +54,6 @@ from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_local_date
 from apps.notifications.models import Notification
 from apps.notifications.services import Draft, notifications_dispatch, notifications_queue
-from apps.retailers import urls as retailers_urls
 from apps.retailers.models import Sale
 from apps.retailers.services import (
     sale_consent_confirm,
@@ -640,7 +640,7 @@ def _pos_pages(drill: Boundary, w: dict[str, Any], lender_b: Lender) -> None:
         "code": "123456",
     }
     for sale in w["b_sales"]:
-        for name in routes_taking(retailers_urls, "public_id"):
+        for name in routes_taking(counter_urls, "public_id"):
             for method, data in (
                 ("get", None),
                 ("post", {**filled, "action": "send"}),

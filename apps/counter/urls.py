@@ -1,6 +1,6 @@
 from django.urls import path
 
-from apps.retailers import views
+from apps.counter import views
 
 app_name = "pos"
 

@@ -18,13 +18,14 @@ from apps.collections.errors import (
     DownPaymentTooSmall,
     FinancedAmountTooSmall,
 )
+from apps.collections.selectors import loan_schedule
 from apps.core.actor import Actor, ActorType
 from apps.core.errors import DomainError, NotFound
+from apps.counter import forms
 from apps.customers.errors import PhoneInUse
 from apps.devices.provisioning import provisioning_qr
 from apps.devices.services import enrollment_token_mint
 from apps.lenders.selectors import loan_product_list_active
-from apps.retailers import forms
 from apps.retailers.models import Clerk, Sale
 from apps.retailers.selectors import clerk_for_user, sale_get_for_clerk, sale_list_for_clerk
 from apps.retailers.services import (
@@ -50,7 +51,7 @@ STEPS = [
 
 
 class ClerkLoginView(LoginView):
-    template_name = "retailers/login.html"
+    template_name = "counter/login.html"
     redirect_authenticated_user = False
 
     def form_valid(self, form: Any) -> HttpResponse:
@@ -95,7 +96,7 @@ def _page(request: HttpRequest, template: str, sale: Sale | None, **context: Any
         if sale
         else []
     )
-    return render(request, f"retailers/{template}", {"sale": sale, "steps": steps, **context})
+    return render(request, f"counter/{template}", {"sale": sale, "steps": steps, **context})
 
 
 @clerk_required
@@ -273,8 +274,6 @@ def status(request: HttpRequest, clerk: Clerk, public_id: Any) -> HttpResponse:
 
 @clerk_required
 def receipt(request: HttpRequest, clerk: Clerk, public_id: Any) -> HttpResponse:
-    from apps.collections.selectors import loan_schedule
-
     sale = sale_get_for_clerk(public_id=public_id, clerk=clerk)
     if sale.loan_id is None:
         return redirect("pos:sign", sale.public_id)
