@@ -9,16 +9,32 @@ released on payoff. Its exact text, version and SHA-256 are recorded.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 
 from django.utils import formats, translation
 from django.utils.translation import gettext as _
 
-from apps.collections.services import Quote
-from apps.core.money import quantize
+from apps.core.money import Money, quantize
 from apps.lenders.models import RestrictionPolicyVersion
 from apps.lenders.selectors import restriction_stages_describe
 
 CONSENT_TEXT_VERSION = "pos-consent-2026-11"
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentTerms:
+    """The figures of the loan that the consent text states, as plain values: the caller
+    (the sale at the counter) computes them from its quote."""
+
+    device_price: Money
+    down_payment: Money
+    financed: Money
+    installments: int
+    first_due_date: date
+    first_amount: Decimal
+    total: Decimal
 
 
 def consent_text_sha256(text: str) -> str:
@@ -29,14 +45,12 @@ def consent_text_build(
     *,
     lender_name: str,
     customer_name: str,
-    quote: Quote,
+    terms: ConsentTerms,
     policy_version: RestrictionPolicyVersion,
     locale: str,
 ) -> str:
-    schedule = quote.schedule
-    currency = quote.financed.currency
+    currency = terms.financed.currency
     with translation.override(locale):
-        first = schedule.lines[0]
         lines = [
             _("%(customer)s finances a phone with %(lender)s.")
             % {"customer": customer_name, "lender": lender_name},
@@ -46,14 +60,14 @@ def consent_text_build(
                 "%(total)s %(cur)s in all, interest and fees included."
             )
             % {
-                "price": quantize(quote.device_price.amount, currency),
-                "down": quantize(quote.down_payment.amount, currency),
-                "financed": quantize(quote.financed.amount, currency),
+                "price": quantize(terms.device_price.amount, currency),
+                "down": quantize(terms.down_payment.amount, currency),
+                "financed": quantize(terms.financed.amount, currency),
                 "cur": currency,
-                "count": len(schedule.lines),
-                "first": first.total,
-                "date": formats.date_format(first.due_date, "DATE_FORMAT"),
-                "total": schedule.total,
+                "count": terms.installments,
+                "first": terms.first_amount,
+                "date": formats.date_format(terms.first_due_date, "DATE_FORMAT"),
+                "total": terms.total,
             },
             _("If an installment is late, the phone is restricted step by step:"),
             *[

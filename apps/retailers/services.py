@@ -16,7 +16,12 @@ from apps.collections.services import Quote, loan_quote, loan_sign
 from apps.core.actor import Actor
 from apps.core.errors import NotAllowed, NotFound
 from apps.core.money import Money, quantize
-from apps.customers.consent import CONSENT_TEXT_VERSION, consent_text_build, consent_text_sha256
+from apps.customers.consent import (
+    CONSENT_TEXT_VERSION,
+    ConsentTerms,
+    consent_text_build,
+    consent_text_sha256,
+)
 from apps.customers.errors import ConsentCodeExpired, ConsentTextChanged
 from apps.customers.services import consent_code_send, consent_confirm, customer_get_or_create
 from apps.devices.errors import ImeiInUse
@@ -232,10 +237,20 @@ def sale_consent_text(*, sale: Sale) -> str:
     version = restriction_policy_version_in_force(lender_id=sale.lender_id)
     if version is None:
         raise RestrictionPolicyMissing(lender_id=sale.lender_id)
+    quote = sale_quote(sale=sale)
+    first = quote.schedule.lines[0]
     return consent_text_build(
         lender_name=sale.lender.name,
         customer_name=sale.customer.full_name,
-        quote=sale_quote(sale=sale),
+        terms=ConsentTerms(
+            device_price=quote.device_price,
+            down_payment=quote.down_payment,
+            financed=quote.financed,
+            installments=len(quote.schedule.lines),
+            first_due_date=first.due_date,
+            first_amount=first.total,
+            total=quote.schedule.total,
+        ),
         policy_version=version,
         locale=sale.customer.locale,
     )
