@@ -19,6 +19,16 @@ from apps.collections.errors import (
     FinancedAmountTooSmall,
 )
 from apps.collections.selectors import loan_schedule
+from apps.collections.services import (
+    sale_consent_confirm,
+    sale_consent_send,
+    sale_consent_text,
+    sale_customer_set,
+    sale_phone_set,
+    sale_plan_set,
+    sale_quote,
+    sale_sign,
+)
 from apps.core.actor import Actor, ActorType
 from apps.core.errors import DomainError, NotFound
 from apps.counter import forms
@@ -28,17 +38,7 @@ from apps.devices.services import enrollment_token_mint
 from apps.lenders.selectors import loan_product_list_active
 from apps.retailers.models import Clerk, Sale
 from apps.retailers.selectors import clerk_for_user, sale_get_for_clerk, sale_list_for_clerk
-from apps.retailers.services import (
-    sale_consent_confirm,
-    sale_consent_send,
-    sale_consent_text,
-    sale_customer_set,
-    sale_phone_set,
-    sale_plan_set,
-    sale_quote,
-    sale_sign,
-    sale_start,
-)
+from apps.retailers.services import sale_start
 
 STEPS = [
     Sale.Step.CUSTOMER,

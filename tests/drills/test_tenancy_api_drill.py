@@ -36,7 +36,15 @@ from django.utils import timezone
 from apps.audit.models import AuditEvent
 from apps.collections.events import CollectionsAction
 from apps.collections.models import Loan, Payment, WebhookEvent
-from apps.collections.services import loan_stage_sweep
+from apps.collections.services import (
+    loan_stage_sweep,
+    sale_consent_confirm,
+    sale_consent_send,
+    sale_customer_set,
+    sale_phone_set,
+    sale_plan_set,
+    sale_sign,
+)
 from apps.core.actor import Actor
 from apps.core.tenancy import is_lender_owned, scope_to_lender
 from apps.counter import urls as counter_urls
@@ -55,15 +63,7 @@ from apps.lenders.selectors import lender_local_date
 from apps.notifications.models import Notification
 from apps.notifications.services import Draft, notifications_dispatch, notifications_queue
 from apps.retailers.models import Sale
-from apps.retailers.services import (
-    sale_consent_confirm,
-    sale_consent_send,
-    sale_customer_set,
-    sale_phone_set,
-    sale_plan_set,
-    sale_sign,
-    sale_start,
-)
+from apps.retailers.services import sale_start
 from apps.selfservice import urls as selfservice_urls
 from tests.accounts.factories import PASSWORD
 from tests.collections import webhooks

@@ -21,6 +21,16 @@ from apps.collections.services.pauses import (
 from apps.collections.services.payments import PaymentOutcome, payment_record
 from apps.collections.services.reminders import payment_receipt_queue, reminders_queue
 from apps.collections.services.reversals import ReversalOutcome, payment_reverse
+from apps.collections.services.sales import (
+    sale_consent_confirm,
+    sale_consent_send,
+    sale_consent_text,
+    sale_customer_set,
+    sale_phone_set,
+    sale_plan_set,
+    sale_quote,
+    sale_sign,
+)
 from apps.collections.services.settle import loan_stage_settle
 from apps.collections.services.stages import loan_classify, loan_stage_changes_apply
 from apps.collections.services.suspensions import (
@@ -82,5 +92,13 @@ __all__ = [
     "restrictions_resume",
     "restrictions_suspend",
     "restrictions_suspension_apply",
+    "sale_consent_confirm",
+    "sale_consent_send",
+    "sale_consent_text",
+    "sale_customer_set",
+    "sale_phone_set",
+    "sale_plan_set",
+    "sale_quote",
+    "sale_sign",
     "webhook_rejection_record",
 ]
