@@ -24,6 +24,7 @@ from apps.customers.consent import (
     consent_text_sha256,
 )
 from apps.customers.errors import ConsentCodeExpired, ConsentTextChanged
+from apps.customers.models import Customer
 from apps.customers.services import consent_code_send, consent_confirm, customer_get_or_create
 from apps.devices.errors import ImeiInUse
 from apps.devices.selectors import device_imei_in_use
@@ -111,7 +112,18 @@ def sale_plan_set(
     return sale_plan_record(sale=sale, product_id=product.pk, down_payment=down_payment)
 
 
-def _quote(*, sale: Sale, product: LoanProduct, down_payment: Decimal) -> Quote:
+def _customer(sale: Sale) -> Customer:
+    """The sale's customer; SaleStepMissing before step 1 (the pages never ask then)."""
+    if sale.customer is None:
+        raise SaleStepMissing()
+    return sale.customer
+
+
+def _quote(*, sale: Sale, product: LoanProduct | None, down_payment: Decimal | None) -> Quote:
+    """The quote for the sale's phone with ``product`` and ``down_payment``; SaleStepMissing
+    without them (the pages never ask before step 3)."""
+    if sale.price_amount is None or product is None or down_payment is None:
+        raise SaleStepMissing()
     currency = sale.lender.currency
     return loan_quote(
         product=product,
@@ -134,9 +146,10 @@ def sale_consent_text(*, sale: Sale) -> str:
         raise RestrictionPolicyMissing(lender_id=sale.lender_id)
     quote = sale_quote(sale=sale)
     first = quote.schedule.lines[0]
+    customer = _customer(sale)
     return consent_text_build(
         lender_name=sale.lender.name,
-        customer_name=sale.customer.full_name,
+        customer_name=customer.full_name,
         terms=ConsentTerms(
             device_price=quote.device_price,
             down_payment=quote.down_payment,
@@ -147,7 +160,7 @@ def sale_consent_text(*, sale: Sale) -> str:
             total=quote.schedule.total,
         ),
         policy_version=version,
-        locale=sale.customer.locale,
+        locale=customer.locale,
     )
 
 
@@ -158,7 +171,7 @@ def sale_consent_send(*, sale_id: int, clerk: Clerk, actor: Actor) -> Sale:
     if sale.product_id is None:
         raise SaleStepMissing()
     challenge = consent_code_send(
-        customer=sale.customer, text=sale_consent_text(sale=sale), actor=actor
+        customer=_customer(sale), text=sale_consent_text(sale=sale), actor=actor
     )
     return sale_consent_challenge_record(sale=sale, challenge_id=challenge.pk)
 
@@ -176,7 +189,7 @@ def sale_consent_confirm(*, sale_id: int, clerk: Clerk, code: str, actor: Actor)
         code=code,
         text=text,
         text_version=CONSENT_TEXT_VERSION,
-        locale=sale.customer.locale,
+        locale=_customer(sale).locale,
         clerk_id=clerk.user_id,
         shop_id=clerk.shop_id,
         actor=actor,
@@ -198,18 +211,22 @@ def sale_sign(*, sale_id: int, clerk: Clerk, actor: Actor) -> Sale:
     sale = sale_lock(sale_id=sale_id, clerk=clerk)
     if sale.loan_id is not None:
         return sale
-    if sale.consent_id is None:
+    consent = sale.consent
+    if consent is None:
         raise ConsentMissing()
     # The loan must be the one the customer agreed to: a new day (first due
     # date), a new policy version or a changed product changes the text.
-    if consent_text_sha256(sale_consent_text(sale=sale)) != sale.consent.text_sha256:
+    if consent_text_sha256(sale_consent_text(sale=sale)) != consent.text_sha256:
         sale_consent_drop(sale=sale)
         raise ConsentTextChanged()
+    product = sale.product
+    if product is None or sale.price_amount is None or sale.down_payment_amount is None:
+        raise SaleStepMissing()  # never past a consent, whose text quoted them
     currency = sale.lender.currency
     loan = loan_sign(
-        customer=sale.customer,
-        product=sale.product,
-        consent=sale.consent,
+        customer=_customer(sale),
+        product=product,
+        consent=consent,
         shop_id=sale.shop_id,
         device_price=Money(sale.price_amount, currency),
         down_payment=Money(sale.down_payment_amount, currency),
