@@ -11,7 +11,8 @@ project's services, by name through the imports):
   is followed through module constants, the imports and the functions that build it; a
   statement whose text cannot be found counts as a write).
 
-It records when it, a private helper or a service it calls, calls one of ``RECORDERS``.
+It records when it, a private helper or a service it calls, calls one of ``RECORDERS``
+or builds an ``AuditEntry`` (a step that hands its caller the entry to record).
 A service that writes and records nothing carries a marker saying why, on its ``def``
 line (any line of its signature) or as a line of its docstring (a caller whose only
 writes go through it is then excused too: the reason holds for them)::
@@ -36,6 +37,8 @@ from tools.lint.engine import Module, Project, Rule, Sample, Violation, calls, i
 
 #: The audit recorders: calling any of them records the change in the audit chain.
 RECORDERS = frozenset({"audit_event_record", "audit_events_record", "audit_events_record_select"})
+#: What a step builds to hand its caller an event to record.
+ENTRIES = frozenset({"AuditEntry"})
 
 MARKER = re.compile(r"^\s*(?:#\s*)?audit:\s*none\b[\s,:;.-]*(?P<reason>.*)$", re.I | re.M)
 _LOCKING = re.compile(r"\bFOR\s+(?:NO\s+KEY\s+)?UPDATE\b|\bDO\s+UPDATE\b")
@@ -110,6 +113,12 @@ RULES = (
                 _CTX,
             ),
             Sample(_PATH, "def _loan_save(*, loan):\n    loan.save()\n", _CTX),
+            Sample(  # a step that hands its caller the event to record
+                _PATH,
+                "def loan_transition(*, loan, to, actor):\n    loan.status = to\n    loan.save()\n"
+                "    return AuditEntry(actor=actor, action='collections.loan.moved', target=loan)\n",
+                _CTX,
+            ),
             Sample(  # its only write goes through a service marked 'audit: none'
                 _PATH,
                 _HEAD + "def loan_seen(*, loan):\n    device_seen(device=loan.device)\n",
@@ -287,7 +296,7 @@ def graph(project: Project) -> Graph:
                 if isinstance(call.func, ast.Attribute)
                 else getattr(call.func, "id", "")
             )
-            if name in RECORDERS:
+            if name in RECORDERS or name in ENTRIES:
                 function.records = True
             what = is_model_write(call) or sql_writes(module, call, project)
             if what is not None:
