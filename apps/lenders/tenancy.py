@@ -26,6 +26,7 @@ from rest_framework.permissions import BasePermission
 from apps.accounts.permissions import user_is_verified
 from apps.core.tenancy import belongs_to_lender, is_lender_owned, scope_to_lender
 from apps.lenders.models import Membership
+from apps.lenders.selectors import membership_get_for_user
 
 if TYPE_CHECKING:
     from rest_framework.request import Request
@@ -42,7 +43,7 @@ def user_membership(user: Any) -> Membership | None:
     if user is None or not user.is_authenticated:
         return None
     if not hasattr(user, _CACHE_ATTR):
-        setattr(user, _CACHE_ATTR, Membership.objects.filter(user_id=user.pk).first())
+        setattr(user, _CACHE_ATTR, membership_get_for_user(user_id=user.pk))
     return getattr(user, _CACHE_ATTR)
 
 
