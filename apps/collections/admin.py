@@ -75,6 +75,7 @@ from apps.lenders.tenancy import (
     user_lender_id,
 )
 from apps.notifications.models import Notification
+from apps.notifications.selectors import notification_list_for_loan
 
 
 class InstallmentInline(ScopedReadOnlyInline):
@@ -203,7 +204,7 @@ class NotificationInline(ScopedReadOnlyInline):
     def get_queryset(self, request: HttpRequest) -> Any:
         # the latest 20 of this loan (the page's object), not of every loan
         loan_id = (request.resolver_match.kwargs if request.resolver_match else {}).get("object_id")
-        mine = Notification.objects.filter(loan_id=loan_id).order_by("-created_at", "-id")
+        mine = notification_list_for_loan(loan_id=loan_id)
         return (
             super()
             .get_queryset(request)

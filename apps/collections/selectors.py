@@ -53,8 +53,12 @@ from apps.lenders.country_rules import (
     country_rule_for,
 )
 from apps.lenders.models import Lender, RestrictionStage
-from apps.lenders.selectors import lender_day_start, lender_local_date
-from apps.notifications.models import Notification
+from apps.lenders.selectors import (
+    lender_day_start,
+    lender_local_date,
+    restriction_stage_list_taking,
+)
+from apps.notifications.selectors import notice_list_confirmed_since
 
 ZERO = Decimal(0)
 _MONEY = DecimalField(max_digits=18, decimal_places=3)
@@ -309,9 +313,7 @@ def loan_notice_dates(*, loan: Loan, since: date, notice_days: int) -> dict[str,
     the date a notice named, and ``notice_days`` after the local date it was confirmed; a
     notice of a harsher stage allows a milder one. The sweep's rule, for one loan."""
     start = lender_day_start(lender=loan.lender, day=since)
-    notices = Notification.objects.filter(
-        loan=loan, status__in=Notification.CONFIRMED, created_at__gte=start
-    ).exclude(announces_stage="")
+    notices = notice_list_confirmed_since(loan_id=loan.pk, since=start)
     allowed: dict[str, date] = {}
     for notice in notices:
         confirmed = notice.acked_at or notice.sms_sent_at
@@ -418,8 +420,8 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
         # pinned policy's lock day late, unless it is locked already or a pause covers tomorrow
         tomorrow = today + timedelta(days=1)
         oldest = Installment.objects.filter(UNPAID, loan=OuterRef("pk"))
-        lock_day = RestrictionStage.objects.filter(
-            policy_version=OuterRef("policy_version"), action=RestrictionStage.Action.LOCK
+        lock_day = restriction_stage_list_taking(
+            action=RestrictionStage.Action.LOCK, policy_version=OuterRef("policy_version")
         )
         paused = LoanPause.objects.filter(
             loan=OuterRef("pk"),

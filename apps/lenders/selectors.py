@@ -2,7 +2,7 @@ from collections.abc import Iterable
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import OuterRef, Prefetch, QuerySet
 from django.utils import timezone, translation
 from django.utils.text import get_text_list
 from django.utils.translation import gettext
@@ -134,3 +134,11 @@ def restriction_stage_list(
     if lender_id is not None:
         stages = stages.filter(policy_version__lender_id=lender_id)
     return list(stages.order_by("policy_version_id", "position"))
+
+
+def restriction_stage_list_taking(
+    *, action: str, policy_version: int | OuterRef
+) -> QuerySet[RestrictionStage]:
+    """The stages of ``policy_version`` that take ``action``: a queryset, so a caller may
+    use it as a subquery (``policy_version=OuterRef("policy_version")``)."""
+    return RestrictionStage.objects.filter(policy_version=policy_version, action=action)

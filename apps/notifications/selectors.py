@@ -1,6 +1,8 @@
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import connection
+from django.db.models import QuerySet
 
 from apps.notifications.models import Notification
 from apps.notifications.sql import PENDING
@@ -25,3 +27,16 @@ def notification_status(*, lender_id: int, dedupe_key: str) -> str:
     """The status of the lender's message queued under ``dedupe_key`` ("" if none)."""
     found = Notification.objects.filter(lender_id=lender_id, dedupe_key=dedupe_key)
     return found.values_list("status", flat=True).first() or ""
+
+
+def notification_list_for_loan(*, loan_id: int) -> QuerySet[Notification]:
+    """The loan's messages, newest first."""
+    return Notification.objects.filter(loan_id=loan_id).order_by("-created_at", "-id")
+
+
+def notice_list_confirmed_since(*, loan_id: int, since: datetime) -> QuerySet[Notification]:
+    """The loan's notices of a coming stage, created since ``since``, that the customer
+    confirmably got (acknowledged on the phone or sent by SMS)."""
+    return Notification.objects.filter(
+        loan_id=loan_id, status__in=Notification.CONFIRMED, created_at__gte=since
+    ).exclude(announces_stage="")
