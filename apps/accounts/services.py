@@ -89,6 +89,9 @@ def totp_device_start(*, user: User) -> TOTPDevice:
 
     Reusing it means reloading the setup page shows the same QR code, so a
     code from an app that already scanned it still works.
+
+    Audit: none, an unconfirmed authenticator opens nothing; ``totp_device_confirm``
+    records the one confirmed.
     """
     if user.is_superuser:
         raise OperatorSelfEnrolmentRefused()
