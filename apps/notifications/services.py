@@ -49,6 +49,8 @@ def notifications_queue(*, lender: Lender, drafts: list[Draft]) -> int:
     (transactional messages go at once) and counted against the customer's
     weekly limit (over it: logged as suppressed, never sent). A dedupe key
     already queued is skipped, so a job that runs twice queues nothing twice.
+
+    Audit: none, the Notification row is the message's own record (its status and times).
     """
     if not drafts:
         return 0
@@ -122,6 +124,8 @@ def notifications_dispatch(*, batch: int = 500) -> dict[str, int]:
 
     Claims rows with ``FOR UPDATE SKIP LOCKED``, so several workers share the
     work; safe to run again. Returns counts by outcome.
+
+    Audit: none, delivery moves the Notification row's status and times, its own record.
     """
     now = timezone.now()
     sent = {"pushed": 0, "sms": 0, "fallback": 0}
@@ -178,7 +182,10 @@ def notifications_dispatch(*, batch: int = 500) -> dict[str, int]:
 
 @transaction.atomic
 def notices_ack(*, loan_id: int, ids: list[int]) -> int:
-    """The phone showed these notices. Only the loan's own notices; repeating is harmless."""
+    """The phone showed these notices. Only the loan's own notices; repeating is harmless.
+
+    Audit: none, the row's ``acked_at`` is the acknowledgement's record (the sweep reads it).
+    """
     return Notification.objects.filter(loan_id=loan_id, pk__in=ids, status=S.PUSHED).update(
         status=S.ACKED, acked_at=timezone.now(), updated_at=timezone.now()
     )
