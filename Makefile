@@ -45,6 +45,7 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(BIN)/python manage.py makemigrations --check --dry-run
+	$(BIN)/python -m tools.lint
 
 fmt: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .

@@ -2,9 +2,11 @@
 
 ``OUT_OF_SCOPE``: files the checks do not read at all. ``ALLOWLIST``: per code, the files
 (or directories, ending in ``/``) where that code is excused. A single line can instead
-carry ``# lint: allow <CODE> <reason>``. An entry that no longer excuses anything is
-reported, so the list only shrinks.
+carry ``# lint: allow <CODE> <reason>``. An entry that no longer excuses anything fails
+the run, so the list only shrinks.
 """
+
+RESTRUCTURED = "being restructured by issue 17"
 
 OUT_OF_SCOPE: dict[str, str] = {
     "tests/": "tests build state directly, by factories and model managers",
@@ -14,15 +16,31 @@ OUT_OF_SCOPE: dict[str, str] = {
 
 ALLOWLIST: dict[str, dict[str, str]] = {
     "SC101": {
-        "apps/lenders/tenancy.py": "the tenancy mechanism itself: the admin base class scopes here",
+        "apps/customers/views.py": RESTRUCTURED,
+        "apps/devices/management/commands/demo_enrollment_codes.py": RESTRUCTURED,
+        "apps/devices/services/enrollment.py": RESTRUCTURED,
+    },
+    "SC201": {
+        "apps/devices/services/push.py": RESTRUCTURED,
+        "apps/retailers/services.py": RESTRUCTURED,
     },
     "SC401": {
+        "apps/audit/selectors.py": (
+            "audit_chain_verify reads one REPEATABLE READ, READ ONLY snapshot; it writes nothing"
+        ),
         "apps/core/outbox.py": "the task outbox relays its own rows in batches of one transaction",
+        "apps/core/schedule.py": (
+            "periodic_tasks_sync writes django-celery-beat's schedule, the setup step of "
+            "STYLE.md section 13, not a domain model"
+        ),
     },
     "SC403": {
         "apps/core/outbox.py": "the task outbox deletes the rows the broker took",
+        "apps/core/schedule.py": "periodic_tasks_sync deletes retired django-celery-beat entries",
     },
     "SC404": {
         "apps/core/outbox.py": "the task outbox is the sanctioned path that sends after commit",
+        "apps/devices/services/push.py": RESTRUCTURED,
+        "apps/devices/tasks.py": RESTRUCTURED,
     },
 }
