@@ -81,30 +81,13 @@ class Module:
         self.app = parts[1] if len(parts) > 2 and parts[0] == "apps" else None
 
     # --- where the module sits ------------------------------------------------
-    def _under_app(self, name: str) -> bool:
-        """``apps/<app>/<name>.py`` or a module of the package ``apps/<app>/<name>/``."""
+    def is_in(self, *names: str) -> bool:
+        """Whether the module is ``apps/<app>/<name>.py`` or in the package
+        ``apps/<app>/<name>/`` for one of ``names`` (``"services"``, ``"selectors"``, ...)."""
         rest = self.parts[2:] if self.app else []
-        return bool(rest) and (rest[0] == f"{name}.py" or (rest[0] == name and len(rest) > 1))
-
-    @property
-    def is_services(self) -> bool:
-        return self._under_app("services")
-
-    @property
-    def is_selectors(self) -> bool:
-        return self._under_app("selectors")
-
-    @property
-    def is_locks(self) -> bool:
-        return self._under_app("locks")
-
-    @property
-    def is_sql(self) -> bool:
-        return self._under_app("sql")
-
-    @property
-    def is_models(self) -> bool:
-        return self._under_app("models")
+        return bool(rest) and any(
+            rest[0] == f"{name}.py" or (rest[0] == name and len(rest) > 1) for name in names
+        )
 
     @property
     def is_views(self) -> bool:

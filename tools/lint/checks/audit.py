@@ -282,7 +282,7 @@ def _callee(module: Module, call: ast.Call, services: dict[str, list[str]]) -> s
 def graph(project: Project) -> Graph:
     functions: dict[str, Function] = {}
     for module in project.modules.values():
-        if module.is_services:
+        if module.is_in("services"):
             for name, node in module.functions.items():
                 functions[f"{module.dotted}.{name}"] = Function(module, node)
     services: dict[str, list[str]] = {}
@@ -339,7 +339,7 @@ def marker(module: Module, node: ast.FunctionDef | ast.AsyncFunctionDef) -> re.M
 
 
 def check(module: Module, project: Project) -> Iterator[Violation]:
-    if not module.is_services:
+    if not module.is_in("services"):
         return
     found = project.index(graph)
     for name, node in module.functions.items():

@@ -19,71 +19,73 @@ from tools.lint.engine import Module, Project, Rule, Sample, Violation, call_nam
 
 ATOMIC = "django.db.transaction.atomic"
 
+_S, _L, _V = (
+    "apps/collections/services/loans.py",
+    "apps/collections/locks.py",
+    "apps/collections/views.py",
+)
+
+
+def _rule(code: str, summary: str, good: dict[str, str], bad: dict[str, str]) -> Rule:
+    """A rule whose samples are one source per path, good and bad."""
+
+    def samples(sources: dict[str, str]) -> tuple[Sample, ...]:
+        return tuple(Sample(path.split("#")[0], source) for path, source in sources.items())
+
+    return Rule(code, summary, samples(good), samples(bad))
+
+
+# a path may end in "#n" to give the same file a second sample
 RULES = (
-    Rule(
+    _rule(
         "SC401",
         "transaction.atomic outside services and locks",
-        good=(
-            Sample(
-                "apps/collections/services/loans.py", "@transaction.atomic\ndef loan_close(): ..."
-            ),
-            Sample("apps/collections/locks.py", "with transaction.atomic():\n    pass"),
-        ),
-        bad=(
-            Sample("apps/collections/views.py", "with transaction.atomic():\n    pass"),
-            Sample(
-                "apps/collections/admin.py",
-                "from django.db.transaction import atomic\n\n@atomic\ndef close(request): ...",
-            ),
-        ),
+        good={
+            _S: "@transaction.atomic\ndef loan_close(): ...",
+            _L: "with transaction.atomic(): ...",
+        },
+        bad={
+            _V: "with transaction.atomic():\n    pass",
+            "apps/collections/admin.py": "from django.db.transaction import atomic\n\n@atomic\ndef f(): ...",
+        },
     ),
-    Rule(
+    _rule(
         "SC402",
         ".objects.get( in a view or an API",
-        good=(
-            Sample(
-                "apps/collections/views.py", "loan = loan_get_for_customer(customer=c, loan_id=1)"
-            ),
-            Sample("apps/collections/selectors.py", "loan = Loan.objects.get(pk=1)"),
-        ),
-        bad=(
-            Sample("apps/collections/views.py", "loan = Loan.objects.get(pk=1)"),
-            Sample("apps/collections/api/views.py", "loan = Loan.objects.get(pk=1)"),
-        ),
+        good={
+            _V: "loan = loan_get_for_customer(customer=c, loan_id=1)",
+            "apps/x/selectors.py": "Loan.objects.get(pk=1)",
+        },
+        bad={
+            _V: "loan = Loan.objects.get(pk=1)",
+            "apps/collections/api/views.py": "Loan.objects.get(pk=1)",
+        },
     ),
-    Rule(
+    _rule(
         "SC403",
         ".save() or .delete() outside services",
-        good=(
-            Sample("apps/collections/services/loans.py", "loan.save(update_fields=['status'])"),
-            Sample(
-                "apps/collections/views.py", "image.save(buffer, format='PNG')\ncache.delete(key)"
-            ),
-        ),
-        bad=(
-            Sample("apps/collections/views.py", "loan.save()"),
-            Sample("apps/collections/admin.py", "obj.delete()"),
-            Sample("apps/collections/forms.py", "self.instance.save(update_fields=['note'])"),
-        ),
+        good={
+            _S: "loan.save(update_fields=['status'])",
+            _V: "image.save(buffer, format='PNG')\ncache.delete(key)",
+        },
+        bad={
+            _V: "loan.save()",
+            "apps/collections/admin.py": "obj.delete()",
+            "apps/collections/forms.py": "self.instance.save(update_fields=['note'])",
+        },
     ),
-    Rule(
+    _rule(
         "SC404",
         ".delay( or .apply_async( not inside an on_commit lambda",
-        good=(
-            Sample(
-                "apps/collections/services/loans.py",
-                "transaction.on_commit(lambda: receipt_send_task.delay(payment_id=payment.id))",
-            ),
-            Sample(
-                "apps/collections/services/loans.py",
-                "on_commit(lambda: task.apply_async(kwargs=k))",
-            ),
-        ),
-        bad=(
-            Sample("apps/collections/services/loans.py", "receipt_send_task.delay(payment_id=1)"),
-            Sample("apps/collections/views.py", "task.apply_async(kwargs=k, countdown=5)"),
-            Sample("apps/collections/services/loans.py", "run(lambda: task.delay(payment_id=1))"),
-        ),
+        good={
+            _S: "transaction.on_commit(lambda: receipt_send_task.delay(payment_id=payment.id))",
+            _S + "#2": "on_commit(lambda: task.apply_async(kwargs=k))",
+        },
+        bad={
+            _S: "receipt_send_task.delay(payment_id=1)",
+            _V: "task.apply_async(kwargs=k, countdown=5)",
+            _S + "#2": "run(lambda: task.delay(payment_id=1))",
+        },
     ),
 )
 
@@ -106,7 +108,7 @@ def _in_on_commit_lambda(module: Module, node: ast.AST) -> bool:
 
 
 def check(module: Module, project: Project) -> Iterator[Violation]:
-    owns_transactions = module.is_services or module.is_locks
+    owns_transactions = module.is_in("services", "locks")
     if not owns_transactions:
         for node in ast.walk(module.tree):
             if _is_atomic(module, node):
@@ -127,7 +129,7 @@ def check(module: Module, project: Project) -> Iterator[Violation]:
                 call, "SC402", ".objects.get( in a view: use a *_for_<principal> selector"
             )
         if (
-            not module.is_services
+            not module.is_in("services")
             and name in {"save", "delete"}
             and isinstance(func, ast.Attribute)
             and not call.args

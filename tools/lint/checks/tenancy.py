@@ -101,7 +101,7 @@ def lender_owned(project: Project) -> LenderOwned:
     """Every model with a ``lender`` foreign key (or inheriting one from a project model)."""
     classes: dict[str, tuple[Module, ast.ClassDef]] = {}
     for module in project.modules.values():
-        if module.is_models:
+        if module.is_in("models"):
             for node in module.tree.body:
                 if isinstance(node, ast.ClassDef):
                     classes[f"{module.dotted}.{node.name}"] = (module, node)
@@ -143,7 +143,7 @@ def _model_of(module: Module, node: ast.expr, owned: LenderOwned) -> tuple[str, 
 
 def check(module: Module, project: Project) -> Iterator[Violation]:
     owned = project.index(lender_owned)
-    data_access = module.is_selectors or module.is_services or module.is_locks or module.is_sql
+    data_access = module.is_in("selectors", "services", "locks", "sql")
     for node in ast.walk(module.tree):
         if not (isinstance(node, ast.Attribute) and node.attr in MANAGERS):
             continue
