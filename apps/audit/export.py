@@ -13,12 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from django.db.models import TextField
-from django.db.models.functions import Cast
-
 from apps.audit.hashing import canonical_time
-from apps.audit.models import AuditChain, AuditEvent
-from apps.audit.selectors import EVENT_FIELDS, AuditTargets, audit_targets_filter
+from apps.audit.selectors import AuditTargets, audit_event_rows_for_targets
 
 HERE = Path(__file__).resolve().parent
 
@@ -34,14 +30,7 @@ class AuditExport:
 
 def audit_export_for_targets(*, lender_id: int, targets: Sequence[AuditTargets]) -> AuditExport:
     """Every event about ``targets`` on ``lender_id``'s chain, and the chain's head."""
-    chain = AuditChain.objects.get(lender_id=lender_id)
-    rows = (
-        AuditEvent.objects.filter(chain=chain)
-        .filter(audit_targets_filter(targets))
-        .annotate(data_text=Cast("data", TextField()))
-        .order_by("seq")
-        .values(*EVENT_FIELDS)
-    )
+    chain, rows = audit_event_rows_for_targets(lender_id=lender_id, targets=targets)
     events = []
     for row in rows:
         row["occurred_at"] = canonical_time(row["occurred_at"]).replace("Z", "+00:00")

@@ -189,3 +189,19 @@ def audit_event_list_for_targets(
     first."""
     events = AuditEvent.objects.filter(lender_id=lender_id).filter(audit_targets_filter(targets))
     return list(events.order_by("-occurred_at", "-id")[:limit])
+
+
+def audit_event_rows_for_targets(
+    *, lender_id: int, targets: Sequence[AuditTargets]
+) -> tuple[AuditChain, QuerySet[AuditEvent, dict[str, Any]]]:
+    """The lender's chain, and ``EVENT_FIELDS`` of its events about any of ``targets`` in
+    chain order (``data_text``: the data as jsonb's own text, which format 2 hashes)."""
+    chain = AuditChain.objects.get(lender_id=lender_id)
+    rows = (
+        AuditEvent.objects.filter(chain=chain)
+        .filter(audit_targets_filter(targets))
+        .annotate(data_text=Cast("data", TextField()))
+        .order_by("seq")
+        .values(*EVENT_FIELDS)
+    )
+    return chain, rows

@@ -19,7 +19,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from apps.collections import portfolio
-from apps.collections.evidence import loan_audit_event_list, loan_evidence_export
+from apps.collections.evidence import loan_audit_event_list
 from apps.collections.forms import (
     DecisionForm,
     HardshipPauseForm,
@@ -47,6 +47,7 @@ from apps.collections.selectors import (
 )
 from apps.collections.services import (
     loan_cancel,
+    loan_evidence_export,
     loan_hardship_pause_set,
     loan_hardship_request,
     loan_legal_hold_set,

@@ -25,16 +25,13 @@ from pathlib import Path
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 from django.utils import timezone
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from apps.audit.events import AuditAction
 from apps.audit.export import audit_export_for_targets, audit_verifier_files
 from apps.audit.models import AuditEvent
 from apps.audit.selectors import AuditTargets, audit_event_list_for_targets
-from apps.audit.services import audit_event_record
 from apps.collections.models import Loan
 from apps.collections.selectors import (
     loan_outstanding,
@@ -42,7 +39,6 @@ from apps.collections.selectors import (
     loan_stage_change_list,
     payment_list_for_loan,
 )
-from apps.core.actor import Actor
 from apps.devices.selectors import device_list_for_loan, device_state_list
 from apps.lenders.selectors import restriction_stage_list
 
@@ -75,22 +71,6 @@ def loan_audit_event_list(*, loan: Loan, limit: int = 30) -> list[AuditEvent]:
     """The latest events of the loan's story, newest first (the loan page's audit trail)."""
     return audit_event_list_for_targets(
         lender_id=loan.lender_id, targets=loan_audit_targets(loan=loan), limit=limit
-    )
-
-
-def loan_evidence_export(*, loan: Loan, actor: Actor) -> EvidenceFile:
-    """The evidence file of ``loan``, its export recorded first so the file's own events
-    include it. The caller has scoped the loan to the agent's lender.
-    Emits ``audit.evidence.exported``."""
-    with transaction.atomic():
-        audit_event_record(
-            actor=actor,
-            action=AuditAction.EVIDENCE_EXPORTED,
-            target=loan,
-            data={"reference": loan.reference},
-        )
-    return loan_evidence_build(
-        loan=loan, exported_by=f"{actor.type.value} {actor.id or ''}".strip()
     )
 
 

@@ -2,7 +2,7 @@ from collections.abc import Iterable
 
 from django.db import connection
 
-from apps.customers.models import ConsentRecord
+from apps.customers.models import ConsentRecord, Customer
 from apps.customers.sql import CUSTOMER_LOCALES
 
 
@@ -17,3 +17,10 @@ def customer_locales(*, customer_ids: Iterable[int]) -> dict[int, str]:
 def consent_record_for_loan(*, loan_id: int) -> ConsentRecord | None:
     """The consent the loan was signed under (a loan holds its consent record)."""
     return ConsentRecord.objects.filter(loan__id=loan_id).first()
+
+
+def customer_get_for_session(*, lender_id: int, customer_id: object) -> Customer | None:
+    """The customer a session names, if it is one of ``lender_id``'s; else None."""
+    if not isinstance(customer_id, int):
+        return None
+    return Customer.objects.filter(pk=customer_id, lender_id=lender_id).first()

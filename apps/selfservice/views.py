@@ -28,7 +28,7 @@ from apps.core.money import money_format as money_text
 from apps.core.ratelimit import window_count
 from apps.customers.errors import LoginTooManyFromAddress
 from apps.customers.models import Customer
-from apps.customers.selectors import consent_record_for_loan
+from apps.customers.selectors import consent_record_for_loan, customer_get_for_session
 from apps.customers.services import (
     LOGIN_WINDOW,
     customer_login_check,
@@ -71,7 +71,7 @@ def customer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
         session = request.session.get(SESSION_KEY) or {}
         customer = None
         if session.get("lender") == lender.pk:
-            customer = Customer.objects.filter(pk=session.get("id"), lender=lender).first()
+            customer = customer_get_for_session(lender_id=lender.pk, customer_id=session.get("id"))
         if customer is None:
             return redirect("customers:login", lender_slug=lender.slug)
         request.session.set_expiry(SESSION_SECONDS)

@@ -2,6 +2,7 @@
 
 from apps.collections.services.agent_moves import loan_stage_lift, loan_stage_lock_now
 from apps.collections.services.books import loan_books_replay
+from apps.collections.services.evidence import loan_evidence_export
 from apps.collections.services.late_fees import installment_late_fees_assess
 from apps.collections.services.loans import Quote, loan_financed_minimum, loan_quote, loan_sign
 from apps.collections.services.manual import (
@@ -64,6 +65,7 @@ __all__ = [
     "loan_books_replay",
     "loan_cancel",
     "loan_classify",
+    "loan_evidence_export",
     "loan_financed_minimum",
     "loan_hardship_pause_set",
     "loan_hardship_request",

@@ -25,7 +25,10 @@ ZERO = Decimal(0)
 
 def installment_fees_reach(*, loan: Loan, installments: list[Installment], until: datetime) -> bool:
     """Reach ``loan``'s installments late by ``until`` that the fee run has not reached yet
-    (their fee if late recorded; the caller holds their locks). Whether any was."""
+    (their fee if late recorded; the caller holds their locks). Whether any was.
+
+    Audit: none, the payment or reversal that reaches them records its event, and the fee
+    is in the allocation it writes."""
     due = [i for i in installments if i.late_fee_charged is None and i.late_from <= until]
     if loan.late_fee_type == LoanProduct.LateFeeType.NONE or not due:
         return False  # nothing to reach: no query (the webhook's hot path)

@@ -36,7 +36,14 @@ from dataclasses import dataclass, field
 from tools.lint.engine import Module, Project, Rule, Sample, Violation, calls, is_model_write
 
 #: The audit recorders: calling any of them records the change in the audit chain.
-RECORDERS = frozenset({"audit_event_record", "audit_events_record", "audit_events_record_select"})
+RECORDERS = frozenset(
+    {
+        "audit_event_record",
+        "audit_events_record",
+        "audit_events_record_select",
+        "audit_record",  # the port in apps/core/audit.py, for the apps below audit
+    }
+)
 #: What a step builds to hand its caller an event to record.
 ENTRIES = frozenset({"AuditEntry"})
 
