@@ -10,4 +10,4 @@ class SmartCollectionAdminConfig(AdminConfig):
         super().ready()  # autodiscovers every app's admin module
         from django.contrib import admin
 
-        admin.site.restrict_unscoped_admins()
+        admin.site.restrict_unscoped_admins()  # type: ignore[attr-defined]  # default_site above; the stubs know an AdminSite

@@ -2,15 +2,17 @@
 
 from typing import ClassVar
 
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 
 class DomainError(Exception):
     code: ClassVar[str] = "domain_error"
     http_status: ClassVar[int] = 400
-    default_message: ClassVar[str] = _("The request could not be completed.")
+    # lazy: translated when raised, into the language active then
+    default_message: ClassVar[str | Promise] = _("The request could not be completed.")
 
-    def __init__(self, message: str | None = None, **extra: object) -> None:
+    def __init__(self, message: str | Promise | None = None, **extra: object) -> None:
         self.message = str(message or self.default_message)
         self.extra = extra
         super().__init__(self.message)

@@ -20,6 +20,12 @@ def _columns(model: type[models.Model]) -> list[models.Field[Any, Any]]:
     return [f for f in model._meta.concrete_fields if not f.primary_key]
 
 
+def _column(field: models.Field[Any, Any]) -> str:
+    if field.column is None:  # a concrete field always has one; the stubs allow None
+        raise ValueError(f"{field} has no column")
+    return field.column
+
+
 def insert_sql(
     model: type[models.Model],
     *,

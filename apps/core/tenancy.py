@@ -42,11 +42,15 @@ def lender_id_of(obj: Any) -> int | None:
     if path is None:
         return None
     if path == "pk":
-        return obj.pk  # type: ignore[no-any-return]
+        pk: int = obj.pk
+        return pk
     if "__" not in path:
         return getattr(obj, f"{path}_id", None)
     lookup = f"{path}__pk" if not path.endswith("_id") else path
-    return type(obj)._default_manager.filter(pk=obj.pk).values_list(lookup, flat=True).first()
+    lender_id: int | None = (
+        type(obj)._default_manager.filter(pk=obj.pk).values_list(lookup, flat=True).first()
+    )
+    return lender_id
 
 
 def belongs_to_lender(obj: Any, lender_id: int) -> bool:

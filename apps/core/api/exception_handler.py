@@ -54,7 +54,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         )
     elif isinstance(exc, exceptions.APIException):
         detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
-        response.data = error_body(
-            exc.get_codes() if isinstance(exc.get_codes(), str) else exc.default_code, detail
-        )
+        codes = exc.get_codes()
+        response.data = error_body(codes if isinstance(codes, str) else exc.default_code, detail)
     return response

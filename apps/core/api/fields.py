@@ -34,10 +34,10 @@ class PlainDecimalField(serializers.DecimalField):
     def to_internal_value(self, data: Any) -> Decimal:
         if not isinstance(data, str) or not PLAIN_DECIMAL.fullmatch(data):
             self.fail("not_plain")
-        return super().to_internal_value(data)  # type: ignore[no-any-return]  # DRF's stubs say Any
+        return super().to_internal_value(data)
 
 
-class PlainDecimalFieldSchema(OpenApiSerializerFieldExtension):  # type: ignore[misc]  # no stubs
+class PlainDecimalFieldSchema(OpenApiSerializerFieldExtension):
     """The schema says what the field takes: DecimalField's own pattern allows a sign,
     nothing before or after the point, and (in Python's reading of ``\\d``) any script's
     digits."""

@@ -38,7 +38,7 @@ class ApiBodySizeMiddleware:
         self, request: HttpRequest, view_func: Callable[..., Any], args: Any, kwargs: Any
     ) -> HttpResponse | None:
         view_class = getattr(view_func, "cls", None)  # set by APIView.as_view()
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        limit: int | None = settings.DATA_UPLOAD_MAX_MEMORY_SIZE  # None: Django's "no limit"
         if limit is None or not (isinstance(view_class, type) and issubclass(view_class, APIView)):
             return None
         handled = hasattr(view_class, request.method.lower()) if request.method else False

@@ -1,18 +1,18 @@
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import Direction, OpenApiResponse
 from rest_framework import serializers
 
 
-class AutoSchema(SpectacularAutoSchema):  # type: ignore[misc]  # drf-spectacular ships no stubs
+class AutoSchema(SpectacularAutoSchema):
     """Names a serializer nested in its view after the view (``DeviceAckApiInput``).
 
     Every API nests ``InputSerializer`` and ``OutputSerializer`` (STYLE.md section 10);
     the default name, the class name alone, would collide across views.
     """
 
-    def get_serializer_name(self, serializer: Any, direction: str) -> str:
+    def get_serializer_name(self, serializer: Any, direction: Direction) -> str:
         qualname = type(serializer).__qualname__
         if "." in qualname:
             outer, inner = qualname.rsplit(".", 1)
@@ -20,7 +20,7 @@ class AutoSchema(SpectacularAutoSchema):  # type: ignore[misc]  # drf-spectacula
         return str(super().get_serializer_name(serializer, direction))
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(serializers.Serializer[dict[str, Any]]):
     """The body of every API error, whatever raised it (apps/core/api/exception_handler.py)."""
 
     code = serializers.CharField(help_text="Stable and snake_case: clients branch on it.")
