@@ -38,7 +38,12 @@ class SmartCollectionAdminSite(OTPAdminSite):
         self, request: HttpRequest, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
         user = request.user
-        if user.is_authenticated and user.is_active and user.is_staff and not user.is_verified():
+        if (
+            user.is_authenticated
+            and user.is_active
+            and user.is_staff
+            and not user_is_verified(user)
+        ):
             return views.otp_verify(request, self)
         return super().login(request, extra_context)
 

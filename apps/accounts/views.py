@@ -28,6 +28,8 @@ from django_otp import user_has_device
 
 from apps.accounts.errors import OtpAlreadyConfigured, OtpTokenInvalid
 from apps.accounts.forms import OtpTokenForm
+from apps.accounts.models import User
+from apps.accounts.permissions import user_is_verified
 from apps.accounts.services import (
     totp_device_confirm,
     totp_device_start,
@@ -53,20 +55,24 @@ def _qr_svg(data: str) -> str:
     return image.to_string(encoding="unicode")
 
 
-def _pending_user(request: HttpRequest) -> bool:
+def _pending_user(request: HttpRequest) -> User | None:
+    """The staff user who passed the password step, or None."""
     user = request.user
-    return bool(user.is_authenticated and user.is_active and user.is_staff)
+    if user.is_authenticated and user.is_active and user.is_staff:
+        return user
+    return None
 
 
 @sensitive_post_parameters("otp_token")
 @never_cache
 @csrf_protect
 def otp_verify(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
-    if not _pending_user(request):
+    user = _pending_user(request)
+    if user is None:
         return redirect(f"{site.name}:login")
-    if request.user.is_verified():
+    if user_is_verified(user):
         return HttpResponseRedirect(_next_url(request, site))
-    if not user_has_device(request.user, confirmed=True):
+    if not user_has_device(user, confirmed=True):
         return redirect(
             f"{reverse(f'{site.name}:otp_setup')}?{urlencode({'next': _next_url(request, site)})}"
         )
@@ -75,7 +81,7 @@ def otp_verify(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             device = user_otp_verify(
-                user=request.user,
+                user=user,
                 token=form.cleaned_data["otp_token"],
                 lender_id=lender_id_for_user(user_id=request.user.pk),
                 actor=Actor.agent(request.user, request),
@@ -98,15 +104,16 @@ def otp_verify(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
 @never_cache
 @csrf_protect
 def otp_setup(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
-    if not _pending_user(request):
+    user = _pending_user(request)
+    if user is None:
         return redirect(f"{site.name}:login")
-    if user_has_device(request.user, confirmed=True):
+    if user_has_device(user, confirmed=True):
         return redirect(
             f"{reverse(f'{site.name}:login')}?{urlencode({'next': _next_url(request, site)})}"
         )
 
     try:
-        device = totp_device_start(user=request.user)
+        device = totp_device_start(user=user)
     except DomainError as exc:  # operators are provisioned by another operator
         return TemplateResponse(
             request,
@@ -118,7 +125,7 @@ def otp_setup(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             confirmation = totp_device_confirm(
-                user=request.user,
+                user=user,
                 token=form.cleaned_data["otp_token"],
                 lender_id=lender_id_for_user(user_id=request.user.pk),
                 actor=Actor.agent(request.user, request),
