@@ -96,10 +96,10 @@ class LoanProductAdmin(LenderScopedAdmin):
         }
 
     def save_model(self, request: HttpRequest, obj: LoanProduct, form: Any, change: bool) -> None:
-        loan_product_save(product=obj, actor=Actor.agent(request.user, request))
+        loan_product_save(product=obj, actor=Actor.from_request(request))
 
 
-class _ReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]
+class _ReadOnlyInline(admin.TabularInline):
     """Children of an append-only parent: shown, never added, changed or removed.
 
     Whether the parent may be seen at all is the parent admin's (scoped)

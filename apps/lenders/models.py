@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import BaseModel
@@ -222,7 +223,7 @@ class LoanProduct(BaseModel):
         return self.name
 
     def clean(self) -> None:
-        errors: dict[str, str] = {}
+        errors: dict[str, str | Promise] = {}
         if self.interest_method == self.InterestMethod.FLAT and self.interest_rate_percent > 100:
             errors["interest_rate_percent"] = _(
                 "A flat rate above 100% per period is not a loan product."

@@ -303,7 +303,7 @@ def _stage_build(
         )
         return None
     action = Action(spec.action)
-    days = spec.days_overdue
+    days: object = spec.days_overdue  # as sent: the API and the admin pass JSON through
     if not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 365:
         _add(
             errors,
@@ -346,7 +346,7 @@ def _stage_build(
     return RestrictionStage(
         lender=lender,
         position=index + 1,
-        days_overdue=days,
+        days_overdue=spec.days_overdue,
         action=action.value,
         messages=messages,
         alarm_times=alarm_times,
@@ -364,7 +364,8 @@ def _messages_check(
         return {}
     languages = {code for code, _name in settings.LANGUAGES}
     messages: dict[str, str] = {}
-    for locale, text in spec.messages.items():
+    sent: Mapping[str, object] = spec.messages  # as sent: checked below
+    for locale, text in sent.items():
         if locale not in languages:
             _add(
                 errors,

@@ -82,7 +82,7 @@ class _NotFoundOnMissingObject:
         raise Http404
 
 
-class LenderScopedAdmin(_NotFoundOnMissingObject, admin.ModelAdmin):  # type: ignore[type-arg]
+class LenderScopedAdmin(_NotFoundOnMissingObject, admin.ModelAdmin):
     """Base admin for every lender-owned model.
 
     Permissions come from the agent's role at their lender. By default every
@@ -116,13 +116,12 @@ class LenderScopedAdmin(_NotFoundOnMissingObject, admin.ModelAdmin):  # type: ig
     def get_list_filter(self, request: HttpRequest) -> Any:
         # A plain related-field filter lists every row of the related table;
         # RelatedOnlyFieldListFilter lists only rows the scoped changelist uses.
-        scoped = []
-        for entry in super().get_list_filter(request):
-            if isinstance(entry, str) and self._is_relation(entry):
-                scoped.append((entry, admin.RelatedOnlyFieldListFilter))
-            else:
-                scoped.append(entry)
-        return scoped
+        return [
+            (entry, admin.RelatedOnlyFieldListFilter)
+            if isinstance(entry, str) and self._is_relation(entry)
+            else entry
+            for entry in super().get_list_filter(request)
+        ]
 
     def _is_relation(self, path: str) -> bool:
         model: Any = self.model
@@ -189,7 +188,7 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class ScopedReadOnlyInline(admin.TabularInline):  # type: ignore[type-arg]  # django-stubs generic
+class ScopedReadOnlyInline(admin.TabularInline):
     """A read-only inline inside a lender-scoped admin.
 
     Its rows hang off a parent the user could already open, so seeing them
@@ -220,19 +219,19 @@ class PlatformAdminMixin(_NotFoundOnMissingObject):
         return is_platform_operator(request.user)
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_platform_operator(request.user) and super().has_view_permission(request, obj)  # type: ignore[misc]
+        return is_platform_operator(request.user) and super().has_view_permission(request, obj)  # type: ignore[misc]  # a mixin: the admin it joins has it
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
-        return is_platform_operator(request.user) and super().has_add_permission(request, *args)  # type: ignore[misc]
+        return is_platform_operator(request.user) and super().has_add_permission(request, *args)  # type: ignore[misc]  # a mixin: the admin it joins has it
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_platform_operator(request.user) and super().has_change_permission(request, obj)  # type: ignore[misc]
+        return is_platform_operator(request.user) and super().has_change_permission(request, obj)  # type: ignore[misc]  # a mixin: the admin it joins has it
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return is_platform_operator(request.user) and super().has_delete_permission(request, obj)  # type: ignore[misc]
+        return is_platform_operator(request.user) and super().has_delete_permission(request, obj)  # type: ignore[misc]  # a mixin: the admin it joins has it
 
 
-class PlatformAdmin(PlatformAdminMixin, admin.ModelAdmin):  # type: ignore[type-arg]
+class PlatformAdmin(PlatformAdminMixin, admin.ModelAdmin):
     pass
 
 

@@ -169,7 +169,7 @@ class Command(BaseCommand):
                 )
                 loans.append(loan)
             # Cynthia paid her first installment; Brian paid nothing.
-            first = loans[2].installments.order_by("sequence").first()
+            first = loans[2].installments.earliest("sequence")
             payment_record(
                 loan_id=loans[2].pk,
                 amount=Money(first.total_due, "KES"),
@@ -199,7 +199,7 @@ class Command(BaseCommand):
                 password = demo_password()
                 if user is None:
                     email = f"{username}@demo.example"
-                    if slug is None:
+                    if slug is None or role is None:
                         user = operator_create(
                             username=username, email=email, password=password, actor=actor
                         )
@@ -267,10 +267,10 @@ class Command(BaseCommand):
             )
             return
         self.stdout.write(self.style.SUCCESS("Demo back-office users (shown once):"))
-        for username, where, role, password, device in issued:
+        for username, where, title, password, device in issued:
             secret = totp_secret_base32(device)
             self.stdout.write(
-                f"  {username:14} {role!s:13} {where:26} password {password}  TOTP secret {secret}"
+                f"  {username:14} {title!s:13} {where:26} password {password}  TOTP secret {secret}"
                 f"  (code now: {totp(device.bin_key):06d})"
             )
             self.stdout.write(f"  {'':14} otpauth URI: {device.config_url}")
