@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 try:  # beside hashing.py in the evidence file
-    from hashing import event_hash, event_hash_v1  # type: ignore[import-not-found,no-redef]
+    from hashing import event_hash, event_hash_v1  # type: ignore[import-not-found]  # the evidence file's module
 except ImportError:  # inside the application
     from apps.audit.hashing import event_hash, event_hash_v1
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -142,7 +143,7 @@ class _Pdf(FPDF):
         self.multi_cell(0, 5, str(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def rows(
-        self, header: tuple[str, ...], rows: list[tuple[object, ...]], widths: tuple[int, ...]
+        self, header: tuple[str, ...], rows: Sequence[tuple[object, ...]], widths: tuple[int, ...]
     ) -> None:
         self.set_font("body", "", 8)
         with self.table(col_widths=widths, text_align="LEFT", line_height=4.5) as table:
