@@ -58,6 +58,8 @@ def render(
 ) -> str:
     with translation.override(locale):
         if kind == "due_soon":
+            if due is None:
+                raise ValueError("a due_soon message needs its due date")
             text = gettext("Your installment of %(amount)s is due on %(date)s.") % {
                 "amount": money_format(amount or Decimal(0), currency),
                 "date": _day(due),
