@@ -1,6 +1,6 @@
 from datetime import timedelta
 from decimal import Decimal
-from typing import ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pgtrigger
 from django.conf import settings
@@ -11,8 +11,11 @@ from django.utils.translation import gettext_lazy as _
 from apps.core.models import BaseModel
 from apps.core.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
-def money_field(verbose_name: str, **kwargs: object) -> models.DecimalField:
+
+def money_field(verbose_name: "StrOrPromise", **kwargs: Any) -> models.DecimalField:
     return models.DecimalField(
         verbose_name, max_digits=MONEY_MAX_DIGITS, decimal_places=MONEY_DECIMAL_PLACES, **kwargs
     )

@@ -37,7 +37,7 @@ from apps.lenders.models import Lender, Membership
 from apps.lenders.selectors import lender_local_date, membership_get_for_user
 
 Kind, Status = LoanPause.Kind, LoanPause.Status
-MAX_DAYS = {
+MAX_DAYS: dict[str, str] = {
     Kind.PROMISE: "PROMISE_MAX_DAYS",
     Kind.HARDSHIP: "HARDSHIP_MAX_DAYS",
     Kind.LEGAL_HOLD: "LEGAL_HOLD_MAX_DAYS",
