@@ -19,7 +19,7 @@ from django.db.models import F, QuerySet
 from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import URLPattern, path
 from django.utils.html import format_html
 from django.utils.safestring import SafeString
 from django.utils.translation import gettext_lazy as _
@@ -83,7 +83,7 @@ class OutOfSyncFilter(admin.SimpleListFilter):
         return device_list_out_of_sync(queryset, longer_than=timedelta(hours=hours))
 
 
-class _LatestRowsFormSet(BaseInlineFormSet):  # type: ignore[type-arg]  # django-stubs generic
+class _LatestRowsFormSet(BaseInlineFormSet):
     """Only the first ``INLINE_ROWS`` rows in the inline's ordering (newest first).
 
     The slice is taken after the formset has filtered by the parent device: an
@@ -275,7 +275,7 @@ class DeviceAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         text = json.dumps(state.document, indent=2, sort_keys=True, ensure_ascii=False)
         return format_html('<pre class="desired-document">{}</pre>', text)
 
-    def get_urls(self) -> list:  # type: ignore[type-arg]  # django-stubs: URLPattern list
+    def get_urls(self) -> list[URLPattern]:
         view = self.admin_site.admin_view(self.enrollment_code_view)
         return [
             path("<int:object_id>/enrollment-code/", view, name="devices_device_enrollment_code"),
@@ -297,7 +297,7 @@ class DeviceAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         if request.method == "POST":
             try:
                 minted = enrollment_token_mint(
-                    device_id=device.pk, actor=Actor.agent(request.user, request)
+                    device_id=device.pk, actor=Actor.from_request(request)
                 )
             except DomainError as exc:
                 context["error"] = exc.message

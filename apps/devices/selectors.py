@@ -1,4 +1,4 @@
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -153,7 +153,7 @@ def device_ids_pushable_for_loans(*, loan_ids: Iterable[int]) -> dict[int, int]:
     )
 
 
-def loan_ids_out_of_sync(*, longer_than: timedelta) -> QuerySet[Device]:
+def loan_ids_out_of_sync(*, longer_than: timedelta) -> QuerySet[Device, Mapping[str, object]]:
     """The loan ids of enrolled phones behind their desired state for longer than
     ``longer_than`` (a subquery: ``loan__in=``)."""
     behind = device_list_out_of_sync(
@@ -162,7 +162,9 @@ def loan_ids_out_of_sync(*, longer_than: timedelta) -> QuerySet[Device]:
     return behind.values("loan_id")
 
 
-def loan_ids_with_event_since(*, kind: str, since: datetime) -> QuerySet[DeviceEvent]:
+def loan_ids_with_event_since(
+    *, kind: str, since: datetime
+) -> QuerySet[DeviceEvent, Mapping[str, object]]:
     """The loan ids of phones that reported ``kind`` (e.g. a SIM change) since ``since``."""
     return DeviceEvent.objects.filter(kind=kind, occurred_at__gte=since).values("device__loan_id")
 

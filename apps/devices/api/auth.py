@@ -52,7 +52,7 @@ class IsDevice(BasePermission):
         return isinstance(request.user, DevicePrincipal)
 
 
-class DeviceAuthenticationScheme(OpenApiAuthenticationExtension):  # type: ignore[misc]  # no stubs
+class DeviceAuthenticationScheme(OpenApiAuthenticationExtension):
     target_class = "apps.devices.api.auth.DeviceAuthentication"
     name = "deviceAuth"
 
