@@ -188,7 +188,7 @@ class Agent:
         }
         response = self._post("events", body)
         response.raise_for_status()
-        return response.json()  # type: ignore[no-any-return]
+        return response.json()  # type: ignore[no-any-return]  # a JSON object by the API's contract
 
     def swap_sim(self, iccid: str) -> None:
         """A new SIM card: reported as an event, and its hash goes with the next check-in."""

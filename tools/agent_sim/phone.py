@@ -54,7 +54,7 @@ class StateVerifier:
         The signature is checked before anything the document says is used."""
         if not isinstance(state, dict) or not state.get("signature") or "document" not in state:
             raise Refused("unsigned")
-        key = self.keys.get(state.get("key_version"))  # type: ignore[arg-type]
+        key = self.keys.get(state.get("key_version"))  # type: ignore[arg-type]  # unchecked: a missing key refuses below
         if key is None:
             raise Refused("unknown_key")
         document = state["document"]
