@@ -15,7 +15,7 @@ import threading
 from datetime import timedelta
 from typing import Any
 
-from celery import current_app
+from celery import Task, current_app
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -68,7 +68,7 @@ def tasks_enqueue_on_commit(name: str, calls: list[dict[str, Any]]) -> None:
     transaction.on_commit(lambda: _send(task=task, rows=rows))
 
 
-def _send(*, task: Any, rows: list[TaskOutbox]) -> None:
+def _send(*, task: Task[..., Any], rows: list[TaskOutbox]) -> None:
     sent = []
     for row in rows:
         try:
