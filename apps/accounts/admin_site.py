@@ -13,6 +13,7 @@ from django.utils.translation import gettext_lazy as _
 from django_otp.admin import OTPAdminSite
 
 from apps.accounts import views
+from apps.accounts.permissions import user_is_verified
 from apps.lenders.tenancy import LenderScopedAdmin, PlatformAdminMixin
 
 

@@ -83,8 +83,8 @@ def otp_verify(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
             device = user_otp_verify(
                 user=user,
                 token=form.cleaned_data["otp_token"],
-                lender_id=lender_id_for_user(user_id=request.user.pk),
-                actor=Actor.agent(request.user, request),
+                lender_id=lender_id_for_user(user_id=user.pk),
+                actor=Actor.agent(user, request),
             )
         except OtpTokenInvalid as exc:
             form.add_error(None, exc.message)
@@ -127,8 +127,8 @@ def otp_setup(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
             confirmation = totp_device_confirm(
                 user=user,
                 token=form.cleaned_data["otp_token"],
-                lender_id=lender_id_for_user(user_id=request.user.pk),
-                actor=Actor.agent(request.user, request),
+                lender_id=lender_id_for_user(user_id=user.pk),
+                actor=Actor.agent(user, request),
             )
         except OtpAlreadyConfigured:  # a double submit: the first one set it up
             return redirect(

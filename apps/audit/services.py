@@ -197,7 +197,7 @@ def audit_events_record_select(
     found, _, _ = _append(
         lender_id=lender_id, statement=append_select(rows), params=params, returning=False
     )
-    return found[0][0]
+    return int(found[0][0])
 
 
 def _append(

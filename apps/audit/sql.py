@@ -145,4 +145,4 @@ def append_select(rows: str) -> str:
     one per row of ``rows``: a SELECT of ``(n, target_id text, data jsonb)`` written by the
     caller (named parameters), appended in the order of ``n``. Returns the count appended.
     Cached per ``rows``: each caller passes one fixed statement."""
-    return _append(_ONE_ACTOR_SOURCE.format(rows=sql.SQL(rows)), returning=False)  # type: ignore[arg-type]  # the callers' statements are constants of their modules
+    return _append(_ONE_ACTOR_SOURCE.format(rows=sql.SQL(rows)), returning=False)

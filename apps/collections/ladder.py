@@ -35,7 +35,7 @@ class Ladder:
     contents: list[StateChange] = field(default_factory=list)
     content_of: dict[tuple[int, str, str, str], int] = field(default_factory=dict)
     # and by what decides it (policy version, stage, days, paused, locale): one lookup a phone
-    index_of: dict[tuple[int, str, int, bool, str], int] = field(default_factory=dict)
+    index_of: dict[tuple[int, str, int, bool, str, int, bool], int] = field(default_factory=dict)
 
     @classmethod
     def load(cls, *, lender: Lender, policy_version_ids: set[int] | None = None) -> Ladder:

@@ -37,7 +37,7 @@ def loan_lock_by_reference(*, lender_id: int, reference: str) -> Loan:
     The same row lock ``loan_lock`` takes, without reading the id first.
     LoanNotFound names the reference, as ``loan_id_by_reference`` does.
     """
-    found = list(Loan.objects.raw(LOAN_LOCK_BY_REFERENCE, [lender_id, reference]))
+    found = list(Loan.objects.raw(LOAN_LOCK_BY_REFERENCE, [lender_id, reference]))  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
     if not found:
         raise LoanNotFound(reference=reference)
     return found[0]
@@ -47,7 +47,7 @@ def installment_lock_list_for_loan(*, loan: Loan) -> list[Installment]:
     """The rows of ``installment_lock_for_loan``, locked in id order (take the loan first), in
     SQL written once: the webhook takes them on every call, and compiling the queryset costs
     more CPU than running it (tests/collections/test_webhook_hot_path.py)."""
-    return list(Installment.objects.raw(INSTALLMENTS_LOCK, [loan.pk]))
+    return list(Installment.objects.raw(INSTALLMENTS_LOCK, [loan.pk]))  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
 
 
 def loan_lock_with_row(model: type[M], *, pk: int, lender_id: int) -> tuple[Loan, M] | None:

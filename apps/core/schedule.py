@@ -43,7 +43,9 @@ def schedule(
 ) -> dict[str, tuple[str, dict[str, str], str, str, dict[str, Any]]]:
     """The fixed entries, then per lender, in its timezone: the late fees just after its
     business day ends and the restriction sweep at its morning."""
-    entries = {name: (*entry, {}) for name, entry in SCHEDULE.items()}
+    entries: dict[str, tuple[str, dict[str, str], str, str, dict[str, Any]]] = {
+        name: (*entry, {}) for name, entry in SCHEDULE.items()
+    }
     fee_hour, fee_minute = (str(int(part)) for part in settings.LATE_FEE_LOCAL_TIME.split(":"))
     for lender_id, slug, tz in lenders:
         entries[f"collections: late fees {slug}"] = (

@@ -37,9 +37,10 @@ def insert_sql(
     ``ON CONFLICT (...) DO NOTHING``, optionally ``RETURNING id`` (in VALUES order)."""
     fields = _columns(model)
     row = sql.SQL("({})").format(sql.SQL(", ").join([sql.Placeholder()] * len(fields)))
+    columns: list[sql.Composable] = [sql.Identifier(_column(f)) for f in fields]
     statement = sql.SQL("INSERT INTO {table} ({columns}) VALUES {rows}").format(
         table=sql.Identifier(model._meta.db_table),
-        columns=sql.SQL(", ").join(sql.Identifier(f.column) for f in fields),
+        columns=sql.SQL(", ").join(columns),
         rows=sql.SQL(", ").join([row] * rows),
     )
     if conflict:
@@ -47,7 +48,7 @@ def insert_sql(
             sql.SQL(", ").join(sql.Identifier(column) for column in conflict)
         )
     if returning:
-        statement += sql.SQL(" RETURNING {}").format(sql.Identifier(model._meta.pk.column))
+        statement += sql.SQL(" RETURNING {}").format(sql.Identifier(_column(model._meta.pk)))
     return statement
 
 

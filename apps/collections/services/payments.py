@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -207,7 +208,7 @@ def _payment_position(*, loan: Loan, payment: Payment) -> tuple[bool, bool]:
     decides no late fee), so allocating it on top of the books equals a full
     replay.
     """
-    params = {
+    params: dict[str, Any] = {
         "lender": loan.lender_id,
         "loan": loan.pk,
         "t": payment.received_at,

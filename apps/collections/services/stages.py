@@ -134,7 +134,7 @@ def loan_stage_changes_apply(
         audit=False,
     )
     by_loan = {loan_id: versions.get(device_id) for loan_id, device_id in devices.items()}
-    arrays = {
+    arrays: dict[str, list[Any]] = {
         "loans": [c.loan_id for c in changes],
         "froms": [c.from_stage for c in changes],
         "tos": [c.to_stage for c in changes],
@@ -144,7 +144,7 @@ def loan_stage_changes_apply(
         "vs": [by_loan.get(c.loan_id) for c in changes],
         "devices": [devices.get(c.loan_id) if c.loan_id in by_loan else None for c in changes],
     }
-    rows = {
+    rows: dict[str, Any] = {
         "lender": lender.pk,
         "cause": cause,
         "bd": business_date,

@@ -64,7 +64,9 @@ class WebhookOutcome:
 
 
 def _webhook_event_get(*, lender_id: int, provider: str, event_id: str) -> WebhookEvent | None:
-    found = list(WebhookEvent.objects.raw(WEBHOOK_EVENT_GET, [lender_id, provider, event_id]))
+    found = list(
+        WebhookEvent.objects.raw(WEBHOOK_EVENT_GET, [lender_id, provider, event_id])  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
+    )
     return found[0] if found else None
 
 

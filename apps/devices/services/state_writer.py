@@ -58,12 +58,8 @@ class StateChange:
     @classmethod
     def of(cls, *, device_id: int, level: str, locale: str, **content: Any) -> StateChange:
         lists = ("blocked_packages", "blocked_categories", "alarm_times", "always_allowed_numbers")
-        return cls(
-            device_id=device_id,
-            level=level,
-            locale=locale,
-            **{k: tuple(v) if k in lists else v for k, v in content.items()},
-        )
+        fields: dict[str, Any] = {k: tuple(v) if k in lists else v for k, v in content.items()}
+        return cls(device_id=device_id, level=level, locale=locale, **fields)
 
 
 def _sorted_json(values: tuple[str, ...]) -> str:
@@ -132,7 +128,7 @@ def device_states_write_shown(
         "version": key_version,
         "public_key": lender_public_key_b64(lender_slug=slug, version=key_version),
     }
-    params = {
+    params: dict[str, Any] = {
         "lender": lender_id,
         "devices": array_literal(device_ids),
         "shown_as": array_literal(shown_as),
