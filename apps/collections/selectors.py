@@ -134,7 +134,7 @@ def loan_next_due(*, loan: Loan) -> NextDue | None:
     return NextDue(
         installment.sequence,
         installment.due_date,
-        Money(installment.outstanding_amount, loan.currency),
+        Money(installment.outstanding_amount, loan.currency),  # type: ignore[attr-defined]  # annotated by installment_list_open
     )
 
 
@@ -222,7 +222,7 @@ def payment_get(*, payment_id: int) -> Payment:
 
 def loan_list_for_customer(*, customer_id: int, lender_id: int) -> list[Loan]:
     """The customer's loans the self-service pages show: active ones, then paid-off ones."""
-    order = {Loan.Status.ACTIVE: 0, Loan.Status.PAID_OFF: 1}
+    order: dict[str, int] = {Loan.Status.ACTIVE: 0, Loan.Status.PAID_OFF: 1}
     loans = Loan.objects.select_related("lender", "product").filter(
         customer_id=customer_id, lender_id=lender_id, status__in=list(order)
     )
@@ -271,10 +271,14 @@ def loan_overview(*, loan: Loan) -> LoanOverview:
         .first()
     )
     step = None
-    if loan.status == Loan.Status.ACTIVE and days_late > 0 and not loan.released_with_arrears:
+    if (
+        loan.status == Loan.Status.ACTIVE
+        and days_late > 0
+        and not loan.released_with_arrears
+        and (oldest := installment_list_open(loan=loan).first()) is not None
+    ):
         ladder = Ladder.load(lender=loan.lender, policy_version_ids={loan.policy_version_id})
         notice_days = country_rule_for(loan.lender.country).lock_notice_days
-        oldest = installment_list_open(loan=loan).first()
         noticed = loan_notice_dates(loan=loan, since=oldest.due_date, notice_days=notice_days)
         step = ladder.next_step(
             policy_version_id=loan.policy_version_id,

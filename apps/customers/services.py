@@ -6,6 +6,7 @@ import hashlib
 import hmac
 import secrets
 import uuid
+from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -459,7 +460,7 @@ def customer_login_code_send(*, customer_id: int, request_key: str, actor: Actor
     transaction.on_commit(lambda: sms_send_quietly(to=to, body=body))
 
 
-def _login_state(*, lender_id: int, e164: str) -> dict[str, Any] | None:
+def _login_state(*, lender_id: int, e164: str) -> Mapping[str, Any] | None:
     """In one statement, for a customer's number and a stranger's alike: the customer's id
     and their newest login code."""
     newest = CustomerLoginCode.objects.filter(customer=OuterRef("pk")).order_by(
@@ -509,7 +510,7 @@ def customer_login_check(*, lender_id: int, phone: str, code: str, actor: Actor)
         and state["code_consumed_at"] is None
         and state["code_expires_at"] > timezone.now()
     )
-    if right and live:
+    if right and live and state is not None:
         customer = _login_code_claim(
             customer_id=state["pk"], login_code_id=state["code_id"], actor=actor
         )
@@ -519,7 +520,7 @@ def customer_login_check(*, lender_id: int, phone: str, code: str, actor: Actor)
         task_enqueue_on_commit(
             "customers.login_failure_record",
             lender_id=lender_id,
-            login_code_id=state["code_id"] if live else None,
+            login_code_id=state["code_id"] if live and state is not None else None,
             attempt=str(uuid.uuid4()),
             actor_ip=actor.ip or "",
             actor_user_agent=actor.user_agent,
