@@ -81,7 +81,7 @@ bench-sweep: $(DEV_STAMP) services
 
 ## bench-login: the customer login's answer time for a customer's number and a stranger's, medians of N (200) of each, asking a code and typing a wrong one
 bench-login: $(DEV_STAMP) services
-	LOGIN_TIMING_REQUESTS=$(or $(N),200) $(BIN)/pytest -m bench -s -q tests/customers/test_login_timing.py
+	LOGIN_TIMING_REQUESTS=$(or $(N),200) $(BIN)/pytest -m bench -s -q tests/selfservice/test_views_login_timing.py
 
 clean-run:
 	rm -rf .run

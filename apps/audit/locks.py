@@ -9,7 +9,7 @@ def audit_chain_lock(*, lender_id: int | None) -> AuditChain:
     after lender, retailer, loan, installments and device (STYLE.md section 7).
     """
     # SQL written once rather than a queryset compiled on every audited write;
-    # the same row and lock (tests/audit/test_concurrency.py).
+    # the same row and lock (tests/audit/test_races_chain.py).
     sql, params = (CHAIN_LOCK, [lender_id]) if lender_id is not None else (PLATFORM_CHAIN_LOCK, [])
     found = list(AuditChain.objects.raw(sql, params))
     if not found:

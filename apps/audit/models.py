@@ -13,7 +13,7 @@ class AuditChain(BaseModel):
     """The head of one hash chain: one per lender, plus the platform chain (lender NULL).
 
     Appending locks this row, so concurrent writers on one lender queue here and
-    can never fork the chain (tests/audit/test_concurrency.py).
+    can never fork the chain (tests/audit/test_races_chain.py).
     """
 
     lender_path: ClassVar[str] = "lender"
@@ -43,7 +43,7 @@ class AuditEvent(BaseModel):
     """Who did what to which object, when and why. Append-only, hash-chained.
 
     The database refuses UPDATE, DELETE and TRUNCATE on this table
-    (tests/audit/test_append_only.py); ``verify_audit`` proves the chain.
+    (tests/audit/test_models_append_only.py); ``verify_audit`` proves the chain.
     """
 
     lender_path: ClassVar[str] = "lender"
@@ -82,7 +82,7 @@ class AuditEvent(BaseModel):
     data = models.JSONField(default=dict, blank=True)
     reason = models.TextField(blank=True)
     # Text, not inet: the hash covers exactly these characters, and PostgreSQL's
-    # inet output would re-spell some IPv6 forms (tests/audit/test_chain.py).
+    # inet output would re-spell some IPv6 forms (tests/audit/test_services_chain.py).
     ip = models.CharField(max_length=45, blank=True)
     user_agent = models.CharField(max_length=400, blank=True)
     prev_hash = models.CharField(max_length=64)

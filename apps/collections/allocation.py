@@ -18,7 +18,7 @@ received before ``late_from`` (the start of the lender's local day after its
 due date and grace days); the fee is payable only by money received from
 then on (or from ``late_fee_assessed_at``, if a fee assessed by the earlier
 rule says later). A payment posted late but received in time therefore takes
-the fee back (tests/collections/test_late_fees_and_selectors.py).
+the fee back (tests/collections/test_services_late_fees.py).
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ def loan_lock_by_reference(*, lender_id: int, reference: str) -> Loan:
 def installment_lock_list_for_loan(*, loan: Loan) -> list[Installment]:
     """The rows of ``installment_lock_for_loan``, locked in id order (take the loan first), in
     SQL written once: the webhook takes them on every call, and compiling the queryset costs
-    more CPU than running it (tests/collections/test_webhook_hot_path.py)."""
+    more CPU than running it (tests/collections/test_api_webhook_hot_path.py)."""
     return list(Installment.objects.raw(INSTALLMENTS_LOCK, [loan.pk]))  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
 
 
@@ -66,7 +66,7 @@ def loan_phones_lock(*, loan: Loan) -> None:
     """Lock ``loan``'s phones (the caller holds the loan and its installments) before an audit
     event is recorded, when the stage may then move and write a phone's state: the chain's head
     comes after the device in the global order, as every device writer takes them
-    (tests/collections/test_restriction_races.py::
+    (tests/collections/test_races_restriction.py::
     test_a_payment_and_a_device_writer_at_once_do_not_deadlock)."""
     with connection.cursor() as cursor:
         devices_lock_for_loans(cursor, loan_ids=[loan.pk])

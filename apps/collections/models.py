@@ -50,7 +50,7 @@ class Loan(BaseModel):
         CANCELLED = "cancelled", _("Cancelled")
         WRITTEN_OFF = "written_off", _("Written off")
 
-    # The only allowed status changes (tests/collections/test_loans.py).
+    # The only allowed status changes (tests/collections/test_services_loans.py).
     # PAID_OFF -> ACTIVE happens only when a reversal reopens the balance; ACTIVE -> CANCELLED
     # only before the phone enrolled and before any payment (loan_cancel).
     TRANSITIONS: ClassVar[dict[str, frozenset[str]]] = {
@@ -143,7 +143,7 @@ class Loan(BaseModel):
                 condition=Q(status__in=["draft", "active", "paid_off", "cancelled", "written_off"]),
                 name="loan_status_valid",
             ),
-            # No loan becomes active without recorded consent: tests/collections/test_loans.py
+            # No loan becomes active without recorded consent: tests/collections/test_services_loans.py
             models.CheckConstraint(
                 condition=Q(status__in=["draft", "cancelled"]) | Q(consent__isnull=False),
                 name="loan_signed_with_consent",
@@ -183,7 +183,7 @@ class Loan(BaseModel):
 # and raises it only if its row is still the version it classified (``xmin``). So every
 # write to an installment's due date or payment, or to a pause, also writes the loan's
 # row, in the same transaction, whoever makes it (each writer holds the loan's lock
-# first, the global order). tests/collections/test_restriction_races.py fails without.
+# first, the global order). tests/collections/test_races_restriction.py fails without.
 def _marks_its_loan(
     name: str, *, operation: pgtrigger.Operation, condition: pgtrigger.Condition | None = None
 ) -> pgtrigger.Trigger:
@@ -205,7 +205,7 @@ OWED_SQL = (
 # The one definition of "unpaid": an installment is unpaid while it owes more than zero, and
 # ``paid_at`` (when it came to owe nothing) says so: the database holds the two equal
 # (``installment_paid_at_iff_nothing_owed``). The sweep, the pages, the dashboard and the
-# evidence file all ask this question (tests/collections/test_unpaid.py).
+# evidence file all ask this question (tests/collections/test_models_unpaid.py).
 UNPAID_SQL = "{t}.paid_at IS NULL"
 UNPAID = Q(paid_at__isnull=True)
 

@@ -342,7 +342,7 @@ def loan_list_with_credit_over_an_installment(queryset: QuerySet[Loan]) -> Query
     paid. The loan keeps it (the money arrived); more than an installment of it is more
     likely a wrong amount or a wrong loan than a customer paying ahead, so an agent
     reviews it, and a refund through the provider (a reversal) takes it off the list.
-    tests/collections/test_work_queues.py.
+    tests/collections/test_selectors_work_queues.py.
     """
     reversed_total = (
         PaymentReversal.objects.filter(

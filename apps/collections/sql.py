@@ -263,8 +263,8 @@ def classify(*, where: sql.Composable, pauses: sql.Composable) -> sql.Composed:
     either (one is then sent). Joins, not per-loan subqueries, but for the notices of the
     loans whose step needs one (an index probe each). Index: ``installment_unpaid_by_loan``
     for the oldest unpaid installment; the pauses' and the notifications' indexes by loan.
-    ``Ladder.stage_for`` is this rule for one loan (tests/collections/test_lock_notice.py,
-    test_restriction_properties.py)."""
+    ``Ladder.stage_for`` is this rule for one loan (tests/collections/test_services_lock_notice.py,
+    test_properties_restriction.py)."""
     return _compose(
         """
 ladder AS (

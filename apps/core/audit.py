@@ -4,7 +4,7 @@
 change they make writes an audit event in the same transaction. They call ``audit_record``
 here; the audit app installs its recorder when Django starts (``AuditConfig.ready``), and the
 recorder appends the event in the caller's transaction exactly as
-``apps.audit.services.audit_event_record`` does (``tests/core/test_audit_port.py``).
+``apps.audit.services.audit_event_record`` does (``tests/core/test_audit.py``).
 Apps above ``audit`` call its services directly.
 """
 

@@ -14,7 +14,7 @@ def master_key_errors(*, setting: str, check_id: str) -> list[CheckMessage]:
     A master key derives every lender's secret by HMAC-SHA256, whose security is at most
     the key's: a short or guessable one lets anyone who guesses it sign for every lender.
     32 bytes (UTF-8, as the key is used) is SHA-256's own strength.
-    tests/core/test_deploy_checks.py.
+    tests/core/test_checks.py.
     """
     size = len(str(getattr(settings, setting, "") or "").encode())
     if size >= MASTER_KEY_MIN_BYTES:

@@ -13,7 +13,7 @@ class Customer(BaseModel):
 
     The number is how the customer logs in to their own pages (a code by SMS), so two
     customers on one number would let one of them see the other's loans
-    (tests/customers/test_identity.py).
+    (tests/customers/test_services_identity.py).
     """
 
     lender_path: ClassVar[str] = "lender"

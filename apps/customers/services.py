@@ -95,7 +95,7 @@ def customer_get_or_create(
     with PhoneInUse naming that customer masked: the login finds a customer by
     number, so a second customer on it would see the first one's loans. The
     unique (lender, national id) and (lender, phone) indexes settle two clerks
-    entering at once (tests/customers/test_identity.py). Emits
+    entering at once (tests/customers/test_services_identity.py). Emits
     ``customers.customer.created`` for a new customer.
     """
     national_id = national_id_normalise(value=national_id, country=lender.country)
@@ -389,7 +389,7 @@ def customer_login_code_request(*, lender_id: int, phone: str, actor: Actor) -> 
     """Ask for a login code for ``phone``: it is made and sent after the answer.
 
     The answer does the same work, and so takes the same time, whether or not the
-    number is one of the lender's customers (tests/customers/test_login_timing.py): the
+    number is one of the lender's customers (tests/selfservice/test_views_login_timing.py): the
     try is counted for the number, the number is looked up, and
     ``customers.login_code_send`` is enqueued through the task outbox with the
     customer's id or None, on which the task makes and sends the code
@@ -425,7 +425,7 @@ def customer_login_code_send(*, customer_id: int, request_key: str, actor: Actor
     """
     # NO KEY: a foreign key to the customer checked at another's commit (a loan signed after its
     # audit event) takes FOR KEY SHARE, which FOR UPDATE would block while this waits for the
-    # chain that other holds (tests/customers/test_login_races.py)
+    # chain that other holds (tests/customers/test_races_login.py)
     customer = Customer.objects.select_for_update(no_key=True).filter(pk=customer_id).first()
     if customer is None or CustomerLoginCode.objects.filter(request_key=request_key).exists():
         return
@@ -483,7 +483,7 @@ def customer_login_check(*, lender_id: int, phone: str, code: str, actor: Actor)
     """The customer whose newest login code ``code`` is; the code is used up.
 
     A wrong code gets the same answer after the same work for a customer's number and a
-    stranger's (tests/customers/test_login_timing.py). Every code typed is counted for
+    stranger's (tests/selfservice/test_views_login_timing.py). Every code typed is counted for
     the number at once, in the shared cache: past ``LOGIN_MAX_FAILURES`` in the window,
     ``LoginLocked`` for any number until the window ends (a login starts the count
     afresh). The lock is decided by that count alone: a lock read from the customer's

@@ -64,7 +64,7 @@ def alarm_days(
 ) -> dict[str, list[str]]:
     """For each local date from ``issued_at`` to the end of its lease, the ``alarm_times``
     ("HH:MM", local) that may ring that day: none on a rest day or a public holiday, and
-    only those inside a shorter window (tests/devices/test_alarm_calendar.py)."""
+    only those inside a shorter window (tests/devices/test_services_alarm_calendar.py)."""
     if not alarm_times:
         return {}
     zone = ZoneInfo(tz)

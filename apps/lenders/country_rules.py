@@ -124,7 +124,7 @@ def is_within_contact_hours(*, country: str, local_time: time) -> bool:
 def contact_window(*, country: str, day: date) -> Window | None:
     """The country's contact window on the local date ``day``: None on a closed weekday or
     a public holiday. Tested for each country of the table around a Sunday and a holiday
-    (tests/notifications/test_calendars.py)."""
+    (tests/notifications/test_services_calendars.py)."""
     rule = country_rule_for(country)
     if rule.closed_on_holidays and day in public_holidays(country=country, year=day.year):
         return None

@@ -274,7 +274,7 @@ class RestrictionPolicy(BaseModel):
         verbose_name_plural = _("restriction policies")
         ordering = ("lender", "-created_at", "-id")
         constraints = [
-            # tests/lenders/test_restriction_policies.py::test_database_refuses_a_second_active_policy_when_inserted_directly
+            # tests/lenders/test_services_restriction_policies.py::test_database_refuses_a_second_active_policy_when_inserted_directly
             models.UniqueConstraint(
                 fields=["lender"],
                 condition=models.Q(is_active=True),
@@ -290,7 +290,7 @@ class RestrictionPolicyVersion(BaseModel):
     """One immutable version of a policy; loans point at the version they were signed under.
 
     Append-only: the database refuses UPDATE and DELETE, and refuses a version
-    whose lender differs from its policy's (tests/lenders/test_restriction_policies.py).
+    whose lender differs from its policy's (tests/lenders/test_services_restriction_policies.py).
     """
 
     lender_path: ClassVar[str] = "lender"

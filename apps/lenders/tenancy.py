@@ -10,7 +10,7 @@
 * ``PlatformAdmin`` is for platform-level models: superusers only.
 * ``LenderObjectPermission`` is the DRF side: a per-object check for APIs.
 
-tests/lenders/test_tenancy_matrix.py enumerates every registered admin.
+tests/lenders/test_admin_tenancy_matrix.py enumerates every registered admin.
 """
 
 from __future__ import annotations

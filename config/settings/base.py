@@ -120,7 +120,7 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = f"/{ADMIN_URL}login/"
 # Where a login lands when its next= is missing or points off the site (Django drops an
 # unsafe one): the back office's index, not Django's /accounts/profile/ (a 404 here).
-# The counter's login has its own landing page. tests/accounts/test_login_next.py
+# The counter's login has its own landing page. tests/accounts/test_admin_login_next.py
 LOGIN_REDIRECT_URL = f"/{ADMIN_URL}"
 
 # Behind a reverse proxy, the client address is the Nth address from the right

@@ -6,18 +6,20 @@ off in the test's transaction).
 Statements whose rule is proven elsewhere against an oracle of their own:
 
 - ``RAISE_RANGE``, ``SWEEP_AGAIN``, ``PAUSE_ENDS_LOCK``, ``PAUSES_CLOSE``, ``IDS_LOCK``,
-  ``STAGE_HISTORY_INSERT``: test_restriction_properties.py (the engine against an oracle
-  written from the policy's terms), test_lock_notice.py, test_restriction_races.py.
-- ``RELEASED_STAGED``, ``LOANS_STAGE_NONE``: test_released_with_arrears.py.
-- ``RAISED``: tests/notifications/test_notifications.py (the overdue notices queued).
-- ``FEE_LOANS_LOCK``, ``FEE_REACH``: test_late_fee_replay.py, test_late_fees_and_selectors.py.
+  ``STAGE_HISTORY_INSERT``: test_properties_restriction.py (the engine against an oracle
+  written from the policy's terms), test_services_lock_notice.py, test_races_restriction.py.
+- ``RELEASED_STAGED``, ``LOANS_STAGE_NONE``: test_services_released_with_arrears.py.
+- ``RAISED``: tests/notifications/test_services_notifications.py (the overdue notices queued).
+- ``FEE_LOANS_LOCK``, ``FEE_REACH``: test_properties_late_fees.py, test_services_late_fees.py.
 - ``PAYMENT_INSERT``, ``WEBHOOK_EVENT_GET``, ``WEBHOOK_EVENT_INSERT``,
-  ``LOAN_LOCK_BY_REFERENCE``, ``INSTALLMENTS_LOCK``: test_webhook_hot_path.py, test_webhook.py.
-- ``installments_paid_update``, ``allocations_insert``: test_allocation.py, test_payments.py.
-- ``LOCK_NOTICED_BY``: test_work_queues.py (the loans tomorrow's sweep would lock).
+  ``LOAN_LOCK_BY_REFERENCE``, ``INSTALLMENTS_LOCK``: test_api_webhook_hot_path.py,
+  test_api_webhook.py.
+- ``installments_paid_update``, ``allocations_insert``: test_allocation.py,
+  test_services_payments.py.
+- ``LOCK_NOTICED_BY``: test_selectors_work_queues.py (the loans tomorrow's sweep would lock).
 - ``STAGE_COUNTS``, ``PAR``, ``PAR30_BY_*``, ``ROLL_RATES``, ``CURE_RATES``, ``UNLOCK_TIMES``:
   test_portfolio.py (each figure against the answer worked out from the rows).
-- ``SUSPENSION_RESTRICTED``, ``LOANS_STAGE_REMINDER``: test_suspensions.py, and below.
+- ``SUSPENSION_RESTRICTED``, ``LOANS_STAGE_REMINDER``: test_services_suspensions.py, and below.
 """
 
 import json

@@ -57,7 +57,7 @@ from apps.retailers.models import Sale
 from tests.accounts.factories import PASSWORD
 from tests.browser.conftest import admin_log_in
 from tests.browser.test_admin_login import code_from_secret
-from tests.counter.test_views import walk_to_consent
+from tests.counter.test_views_sale import walk_to_consent
 from tests.devices.factories import enrolled_phone, valid_imei
 from tests.drills.conftest import late_loan_with_requests
 from tests.lenders.factories import (

@@ -75,7 +75,7 @@ from tests.retailers.factories import ShopFactory, clerk_for
 pytestmark = [pytest.mark.drill, pytest.mark.django_db]
 
 # Endpoints that hold no lender's rows, so there is no boundary to try. The admin is tried by
-# test_tenancy_drill.py (custom views) and tests/lenders/test_tenancy_matrix.py (the rest).
+# test_tenancy_drill.py (custom views) and tests/lenders/test_admin_tenancy_matrix.py (the rest).
 NOT_LENDER_OWNED = {
     "pos/login/": "the clerk's login form: no shop and no lender until the clerk is known",
     "pos/logout/": "ends the clerk's session; reads and writes no row",

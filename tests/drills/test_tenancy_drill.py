@@ -16,7 +16,7 @@ from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
 from apps.lenders.tenancy import LenderScopedAdmin
 from tests.drills.conftest import late_loan_with_requests
-from tests.lenders.test_tenancy_matrix import CROSS_TENANT_ROWS
+from tests.lenders.test_admin_tenancy_matrix import CROSS_TENANT_ROWS
 
 pytestmark = [pytest.mark.drill, pytest.mark.django_db]
 STANDARD = {"changelist", "add", "history", "delete", "change", "autocomplete"}

@@ -50,7 +50,7 @@ class LoanProductFactory(factory.django.DjangoModelFactory):
     interest_rate_percent = Decimal("2.5")
     origination_fee_percent = Decimal("1")
     # no late fee unless a test asks for one: a payment received once an installment is late
-    # pays its fee first (tests/collections/test_late_fees_and_selectors.py), and most tests
+    # pays its fee first (tests/collections/test_services_late_fees.py), and most tests
     # pay what is due without one
     late_fee_type = LoanProduct.LateFeeType.NONE
     late_fee_value = Decimal("0")

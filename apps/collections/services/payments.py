@@ -122,7 +122,7 @@ def payment_record_locked(
     ``INSERT ... ON CONFLICT DO NOTHING``, so the unique constraint, not a
     read beforehand, says whether the reference is taken; a conflict with a
     concurrent insert on another loan waits for it and then reads it
-    (IdempotencyConflict, as before). tests/collections/test_webhook.py.
+    (IdempotencyConflict, as before). tests/collections/test_api_webhook.py.
     """
     installments = installment_lock_list_for_loan(loan=loan)
     payment = Payment(

@@ -95,7 +95,7 @@ def restrictions_suspend(
 
     Waits for the sweeps and manual locks under way for them; from this
     commit on the sweep raises no loan they hold and no phone is locked by
-    hand (tests/collections/test_suspensions.py). A task per lender after
+    hand (tests/collections/test_services_suspensions.py). A task per lender after
     commit (``restrictions_suspension_apply``) lowers each loan above
     ``reminder`` to it with ``lower_to_reminder``, or else holds each
     restricted phone's offline fallback at its stage. One open suspension per
@@ -111,7 +111,8 @@ def restrictions_suspend(
     if not _may_suspend(user, lender_id=lender_id):
         raise SuspensionNotAllowed()
     # wait for the sweeps and manual locks under way for these lenders (they hold the lock
-    # shared): from this commit on, none raises anything (tests/collections/test_suspensions.py)
+    # shared): from this commit on, none raises anything
+    # (tests/collections/test_services_suspensions.py)
     lenders = _lenders_of(lender_id=lender_id, country=country)
     for pk in lenders:
         restrictions_hold_exclusive(lender_id=pk)

@@ -80,7 +80,7 @@ def _webhook_event_insert(event: WebhookEvent) -> None:
 def _received_after_signing(*, loan: Loan, received_at: datetime) -> None:
     """Refuse a provider's money dated before ``loan`` was signed: it names the wrong loan
     or the wrong date, and replayed in ``received_at`` order it would pay installments
-    before they existed. tests/collections/test_webhook.py."""
+    before they existed. tests/collections/test_api_webhook.py."""
     if loan.signed_at is None or received_at >= loan.signed_at:
         return
     dates = {"received_at": received_at.isoformat(), "signed_at": loan.signed_at.isoformat()}

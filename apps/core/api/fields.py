@@ -21,7 +21,7 @@ class PlainDecimalField(serializers.DecimalField):
     scripts' digits (Arabic-Indic, Devanagari, fullwidth), exponents ("1e9"), underscores
     ("1_000"), surrounding spaces and JSON numbers (floats): a provider's amount that was
     not what it looked like was applied as money.
-    tests/collections/test_webhook.py.
+    tests/collections/test_api_webhook.py.
     """
 
     default_error_messages = {

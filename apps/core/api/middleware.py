@@ -25,7 +25,7 @@ class ApiBodySizeMiddleware:
     it handles, as early and in the same shape, to audit the refusal (the webhook's
     PAYMENTS_WEBHOOK_MAX_BYTES); other methods get the 413 here. A
     request without a Content-Length has an empty body under WSGI.
-    tests/core/test_body_size.py walks every API endpoint, those views included.
+    tests/core/test_api_body_size.py walks every API endpoint, those views included.
     """
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:

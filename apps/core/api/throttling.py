@@ -5,7 +5,7 @@ caller sent it (unless ``NUM_PROXIES`` is set, and then with its own reading of 
 header): changing the header gave each request a fresh bucket, so the enrollment and
 webhook limits could be skipped. Every throttle here keys on ``client_ip`` instead,
 the address the audit and django-axes record, which honours
-``DJANGO_TRUSTED_PROXY_COUNT``. tests/core/test_throttling.py walks every API view.
+``DJANGO_TRUSTED_PROXY_COUNT``. tests/core/test_api_throttling.py walks every API view.
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ AGENT_ERRORS = (400, 401, 413, 415, 429)
 def _jsonb_storable(value: object) -> bool:
     """Whether PostgreSQL's jsonb can hold ``value``: no NUL character and no unpaired
     surrogate in any key or text (JSON can escape both). Saving either raised a DataError,
-    a 500 where a 400 is due (tests/devices/test_sync.py; found by the schema drill).
+    a 500 where a 400 is due (tests/devices/test_api_sync.py; found by the schema drill).
     Walks with a stack, not recursion, so a deeply nested value is checked too."""
     stack = [value]
     while stack:

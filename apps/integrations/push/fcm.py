@@ -6,7 +6,7 @@ endpoint unless a test or benchmark points it at a loopback fake).
 
 firebase-admin is driven through its public ``messaging.send_each``. Two
 attributes of its messaging service are set on purpose (pinned in
-requirements.txt, covered by tests/devices/test_push.py):
+requirements.txt, covered by tests/devices/test_services_push.py):
 
 * ``_fcm_url``, so the send URL follows ``FCM_API_BASE``;
 * the HTTP adapter of its session for that base: one pooled connection per
