@@ -165,9 +165,10 @@ def _pay_due(loan, *, at, ack_after):
 
 @pytest.fixture
 def book(lender_a):
-    """A portfolio of six loans for the dashboard (tests/collections/test_portfolio.py): A new,
-    E ~2 weeks late, F ~5 weeks, C ~11 weeks; B and G were late 10 days ago (the sweep restricted
-    them) and paid 7 and 5 days ago, their phones acking after 30 s and 90 s."""
+    """A portfolio of six loans for the dashboard (tests/collections/test_portfolio.py and
+    test_admin_portfolio.py): A new, E ~2 weeks late, F ~5 weeks, C ~11 weeks; B and G were late
+    10 days ago (the sweep restricted them) and paid 7 and 5 days ago, their phones acking after
+    30 s and 90 s."""
     from datetime import timedelta
 
     import time_machine

@@ -95,7 +95,7 @@ def customer_get_or_create(
     with PhoneInUse naming that customer masked: the login finds a customer by
     number, so a second customer on it would see the first one's loans. The
     unique (lender, national id) and (lender, phone) indexes settle two clerks
-    entering at once (tests/customers/test_services_identity.py). Emits
+    entering at once (tests/customers/test_races_customers.py). Emits
     ``customers.customer.created`` for a new customer.
     """
     national_id = national_id_normalise(value=national_id, country=lender.country)

@@ -60,7 +60,7 @@ class Device(BaseModel):
     class Meta:
         ordering = ("-created_at",)
         constraints = [
-            # One phone, one live loan: tests/devices/test_api_enrollment.py
+            # One phone, one live loan: tests/devices/test_services_enrollment.py
             models.UniqueConstraint(
                 fields=["imei"], condition=Q(status__in=BOUND), name="device_imei_bound_once"
             ),

@@ -76,7 +76,7 @@ def provisioning_qr(payload: dict[str, Any]) -> tuple[str, bytes]:
     Encoding is most of the cost: choosing the mask tries all eight on a
     version-20 code (about 45 ms of a worker's CPU). The POS page showed both
     images made apart, 125 ms a QR; the load drill found it the slowest page
-    by far (tests/devices/test_api_enrollment.py::test_one_encoding_gives_both_images).
+    by far (tests/devices/test_provisioning.py::test_one_encoding_gives_both_images).
     """
     code = _qr(payload_text(payload))
     return _svg(code), _png(code)

@@ -1,9 +1,6 @@
 from datetime import UTC, datetime
 
 import pytest
-from django.core.management import call_command
-from django.core.management.base import CommandError
-from django.test import override_settings
 
 from apps.audit.models import AuditEvent
 from apps.audit.services import audit_chain_checkpoint_record
@@ -35,11 +32,3 @@ def test_checkpoint_records_a_broken_chain(lender_a) -> None:
     ]
     stored = AuditEvent.objects.get(action="audit.chain.checkpointed")
     assert stored.data["breaks"][0]["seq"] == 2
-
-
-@override_settings(AUDIT_ALLOW_FLUSH=False)
-def test_flush_refuses_outside_tests(lender_a) -> None:
-    audit_event_for(lender_a)
-    with pytest.raises(CommandError, match="erase the audit trail"):
-        call_command("flush", interactive=False)
-    assert AuditEvent.objects.exists()

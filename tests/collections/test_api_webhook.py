@@ -1,11 +1,8 @@
-import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import connection
-from django.test import Client
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
@@ -163,29 +160,6 @@ def test_a_reversal_event_before_its_payment(client, lender_a, loan) -> None:
     assert deliver(client, lender_a, event(loan.reference, "300.00", "MP-1")).status_code == 200
     assert PaymentReversal.objects.get().kind == "refund"
     assert loan_outstanding(loan=loan).amount == before - 200
-
-
-@pytest.mark.django_db(transaction=True)
-def test_five_identical_deliveries_at_the_same_moment_apply_once(lender_a) -> None:
-    loan = signed_loan(lender_a, price="3500", down="500", installments=3)
-    body = event(loan.reference, "250.00", "MP-1")
-    hdrs = headers(lender_a, body)
-    barrier = threading.Barrier(5)
-    statuses: list[tuple[int, str]] = []
-
-    def post() -> None:
-        barrier.wait()
-        response = Client().post(URL, data=body, content_type="application/json", **hdrs)
-        statuses.append((response.status_code, response.json().get("status", "")))
-        connection.close()
-
-    threads = [threading.Thread(target=post) for _ in range(5)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert sorted(statuses) == [(200, "applied")] + [(200, "duplicate")] * 4
-    assert (Payment.objects.count(), WebhookEvent.objects.count()) == (1, 1)
 
 
 def test_an_amount_finer_than_the_currency_is_refused_and_audited(client, lender_a, loan) -> None:

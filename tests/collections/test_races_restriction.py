@@ -1,12 +1,17 @@
 """The sweep against a payment and a pause decision running at the same moment."""
 
+import threading
 from collections.abc import Callable
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
+from django.db import connection
 from django.utils import timezone
 
+from apps.audit.models import AuditEvent
 from apps.collections.locks import loan_lock
+from apps.collections.models import LoanStageChange
 from apps.collections.selectors import loan_next_due
 from apps.collections.services import (
     loan_hardship_request,
@@ -17,9 +22,11 @@ from apps.collections.services import (
 )
 from apps.core.actor import Actor
 from apps.core.money import Money
+from apps.devices.models import DeviceState
 from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
 from tests.collections.factories import noticed
+from tests.collections.sweeps import phone_on_loan, sweep, today
 from tests.devices.factories import enrolled_phone
 from tests.waiting import while_held
 
@@ -160,3 +167,29 @@ def test_a_payment_and_a_device_writer_at_once_do_not_deadlock(lender_a):
     assert errors == []
     loan.refresh_from_db()
     assert (loan.status, loan.stage) == ("paid_off", "none")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_sweeps_at_once_raise_each_loan_once(lender_a) -> None:
+    loans = [phone_on_loan(lender_a, days_ago=75)[1] for _ in range(5)]
+    on = today(lender_a)
+    barrier, errors = threading.Barrier(2), []
+
+    def run():
+        try:
+            barrier.wait()
+            sweep(loans[0], on)
+        except Exception as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert LoanStageChange.objects.filter(cause="sweep").count() == 5
+    assert DeviceState.objects.filter(level="lock").count() == 5
+    assert Decimal(AuditEvent.objects.filter(action="collections.loan.stage_changed").count()) == 5

@@ -1,4 +1,4 @@
-"""The loan list's work queues and search, checked against loans whose answers are worked
+"""The loan list's work queues, checked against loans whose answers are worked
 out here from their installments, not by the selector under test."""
 
 from datetime import timedelta
@@ -7,22 +7,17 @@ from decimal import Decimal
 import pytest
 import time_machine
 from django.db import transaction
-from django.urls import reverse
 from django.utils import timezone
 
 from apps.collections.models import Loan
 from apps.collections.selectors import WorkQueue, loan_outstanding, loan_work_queue
-from apps.collections.services import (
-    loan_promise_record,
-    loan_stage_sweep,
-    payment_record,
-    payment_reverse,
-)
+from apps.collections.services import loan_promise_record, loan_stage_sweep, payment_reverse
 from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.devices.services import device_event_report, device_state_set
 from apps.lenders.selectors import lender_local_date
 from tests.collections.factories import noticed, signed_loan
+from tests.collections.work_queues import pay
 from tests.devices.factories import enrolled_phone
 
 pytestmark = pytest.mark.django_db
@@ -120,23 +115,6 @@ def test_phones_out_of_sync_and_sim_changes(lender_a) -> None:
     assert queue(lender_a, WorkQueue.SIM_CHANGED, today) == {swapped.loan_id}
 
 
-def test_an_agent_finds_a_loan_by_phone_as_written_by_imei_and_opens_a_queue(
-    lender_a, lender_b, make_agent, verified_client
-) -> None:
-    mine = enrolled_phone(lender_a)[0]
-    theirs = enrolled_phone(lender_b)[0]
-    client = verified_client(make_agent(lender_a))
-    url = reverse("admin:collections_loan_changelist")
-    local = "0" + mine.loan.customer.phone[-9:]  # as a Kenyan writes it: 07xx xxx xxx
-    spaced = f"{local[:4]} {local[4:7]} {local[7:]}"
-    for term in (spaced, mine.imei, mine.loan.reference):
-        page = client.get(url, {"q": term}).content.decode()
-        assert mine.loan.reference in page, term
-    assert theirs.loan.reference not in client.get(url, {"q": theirs.imei}).content.decode()
-    page = client.get(url, {"queue": WorkQueue.OUT_OF_SYNC}).content.decode()
-    assert "Phone out of sync for over an hour" in page
-
-
 def credit_over_an_installment(loan: Loan) -> bool:
     """Worked out from the rows: money in, less what reverses it, less what the installments
     took, against the loan's largest scheduled installment (late fees aside)."""
@@ -152,18 +130,6 @@ def credit_over_an_installment(loan: Loan) -> bool:
     credit = received - sum(i.total_paid for i in installments)
     largest = max(i.principal_amount + i.interest_amount + i.fee_amount for i in installments)
     return credit > largest
-
-
-def pay(loan: Loan, amount: Decimal, ref: str) -> None:
-    payment_record(
-        loan_id=loan.pk,
-        amount=Money(amount, loan.currency),
-        channel="provider",
-        provider="demo",
-        provider_ref=ref,
-        received_at=timezone.now(),
-        actor=Actor.system(),
-    )
 
 
 def test_credits_over_one_installment_are_listed_for_review(lender_a, lender_b) -> None:
@@ -194,13 +160,3 @@ def test_credits_over_one_installment_are_listed_for_review(lender_a, lender_b) 
     assert queue(lender_a, WorkQueue.CREDIT_TO_REVIEW, today) == expected
     overpaid.refresh_from_db()
     assert overpaid.status == Loan.Status.PAID_OFF  # the money is kept, as a credit
-
-
-def test_an_agent_opens_the_credits_to_review(lender_a, make_agent, verified_client) -> None:
-    loan = signed_loan(lender_a, price="3500", down="500", installments=3)
-    pay(loan, loan_outstanding(loan=loan).amount * 2, "MP-1")
-    client = verified_client(make_agent(lender_a))
-    url = reverse("admin:collections_loan_changelist")
-    page = client.get(url, {"queue": WorkQueue.CREDIT_TO_REVIEW}).content.decode()
-    assert "Credit over one installment, to review" in page
-    assert loan.reference in page

@@ -7,12 +7,7 @@ import time_machine
 
 from apps.audit.models import AuditEvent
 from apps.collections.models import Installment
-from apps.collections.selectors import (
-    loan_days_overdue,
-    loan_next_due,
-    loan_outstanding,
-    loan_schedule,
-)
+from apps.collections.selectors import loan_days_overdue, loan_outstanding
 from apps.collections.services import (
     installment_late_fees_assess,
     loan_stage_sweep,
@@ -22,52 +17,9 @@ from apps.collections.services import (
 from apps.core.actor import Actor
 from apps.core.money import Money
 from tests.collections.factories import signed_loan
+from tests.collections.late_fees import SIGNED, at_local, make_loan
 
 pytestmark = pytest.mark.django_db
-SIGNED = datetime(2026, 1, 10, 9, tzinfo=UTC)  # first due 10 Feb (Nairobi)
-
-
-def at_local(day: date, hour: int = 9) -> datetime:
-    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
-
-
-def make_loan(lender, **terms):
-    base = {
-        "installments": 3,
-        "interest_rate_percent": Decimal(0),
-        "origination_fee_percent": Decimal(0),
-        "min_down_payment_percent": Decimal(0),
-        "grace_days": 3,
-    }
-    return signed_loan(lender, price="3100", down="100", signed_at=SIGNED, **{**base, **terms})
-
-
-def test_days_overdue_honours_grace_days_and_the_lenders_timezone(lender_a) -> None:
-    loan = make_loan(lender_a)
-    assert (
-        loan_days_overdue(loan=loan, as_of=at_local(date(2026, 2, 13))) == 0
-    )  # 3 days late: in grace
-    assert loan_days_overdue(loan=loan, as_of=at_local(date(2026, 2, 14))) == 4
-    # 21:30 UTC on 13 Feb is already 14 Feb in Nairobi
-    assert loan_days_overdue(loan=loan, as_of=datetime(2026, 2, 13, 21, 30, tzinfo=UTC)) == 4
-
-
-def test_next_due_and_schedule_follow_payments(lender_a) -> None:
-    loan = make_loan(lender_a)
-    payment_record(
-        loan_id=loan.pk,
-        amount=Money(Decimal(1500), "KES"),
-        channel="manual",
-        provider="manual",
-        provider_ref="m1",
-        received_at=SIGNED,
-        actor=Actor.system(),
-    )
-    nxt = loan_next_due(loan=loan)
-    assert (nxt.sequence, nxt.due_date, nxt.amount.amount) == (2, date(2026, 3, 10), Decimal(500))
-    rows = loan_schedule(loan=loan, as_of=at_local(date(2026, 3, 20)))
-    assert [r.status for r in rows] == ["paid", "overdue", "upcoming"]
-    assert loan_outstanding(loan=loan).amount == Decimal(1500)
 
 
 def test_fixed_late_fee_is_assessed_once_per_overdue_installment(lender_a) -> None:

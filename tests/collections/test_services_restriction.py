@@ -1,11 +1,8 @@
 """The restriction engine: the sweep raises, payments, pauses and payoff lower or release."""
 
-import threading
 from datetime import date, timedelta
-from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
@@ -20,7 +17,6 @@ from apps.collections.services import (
     loan_hardship_request,
     loan_pause_decide,
     loan_promise_record,
-    loan_stage_sweep,
     payment_record,
 )
 from apps.core.actor import Actor
@@ -30,13 +26,11 @@ from apps.devices.errors import DeviceReleased
 from apps.devices.models import Device, DeviceState, PushNudge
 from apps.devices.services import device_ack, device_state_set
 from apps.lenders.models import Lender, Membership
-from apps.lenders.selectors import lender_local_date
 from tests.collections.factories import noticed
-from tests.devices.factories import enrolled_phone
+from tests.collections.sweeps import newest_state, phone_on_loan, sweep, today
 
 pytestmark = pytest.mark.django_db
 
-ALL = {"id_from": 0, "id_to": 10**12}
 # the standard ladder (tests/lenders/factories.py) for days overdue past grace
 LADDER = [(1, "reminder"), (3, "wallpaper"), (7, "alarm"), (14, "block_apps"), (30, "lock")]
 
@@ -45,29 +39,8 @@ def expected(days: int) -> str:
     return next((stage for threshold, stage in reversed(LADDER) if days >= threshold), "none")
 
 
-def today(lender) -> date:
-    return lender_local_date(lender=lender)
-
-
 def first_due(loan: Loan) -> date:
     return loan.installments.order_by("sequence").first().due_date
-
-
-def sweep(loan: Loan, on: date):
-    return loan_stage_sweep(lender_id=loan.lender_id, business_date=on, **ALL)
-
-
-def phone_on_loan(lender, *, days_ago: int = 0):
-    """An enrolled phone whose loan was signed ``days_ago`` days ago."""
-    device, _secret, _key = enrolled_phone(
-        lender, signed_at=timezone.now() - timedelta(days=days_ago)
-    )
-    noticed(device.loan)  # told of the lock ahead: the ladder applies in full
-    return device, device.loan
-
-
-def newest_state(device: Device) -> DeviceState:
-    return DeviceState.objects.filter(device=device).order_by("-version").first()
 
 
 @pytest.mark.parametrize("late_by", [3, 4, 6, 10, 16, 29, 33, 60])
@@ -293,48 +266,6 @@ def test_a_stage_the_country_forbids_is_never_applied(lender_a) -> None:
     assert newest_state(device).level == "block_apps"
 
 
-@pytest.mark.django_db(transaction=True)
-def test_two_sweeps_at_once_raise_each_loan_once(lender_a) -> None:
-    loans = [phone_on_loan(lender_a, days_ago=75)[1] for _ in range(5)]
-    on = today(lender_a)
-    barrier, errors = threading.Barrier(2), []
-
-    def run():
-        try:
-            barrier.wait()
-            sweep(loans[0], on)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    assert LoanStageChange.objects.filter(cause="sweep").count() == 5
-    assert DeviceState.objects.filter(level="lock").count() == 5
-    assert Decimal(AuditEvent.objects.filter(action="collections.loan.stage_changed").count()) == 5
-
-
-def test_the_sweep_command_runs_the_morning_sweep_now_and_once(lender_a, capsys) -> None:
-    from django.core.management import CommandError, call_command
-
-    device, _ = phone_on_loan(lender_a, days_ago=75)
-    call_command("restriction_sweep", "--lender", lender_a.slug)
-    call_command("restriction_sweep")
-    out = capsys.readouterr().out.splitlines()
-    assert out == [
-        f"{lender_a.slug} {today(lender_a)}: 1 stage changes, 1 phones told",
-        f"{lender_a.slug} {today(lender_a)}: 0 stage changes, 0 phones told",
-    ]
-    assert newest_state(device).level == "lock"
-    with pytest.raises(CommandError, match="No lender"):
-        call_command("restriction_sweep", "--lender", "nobody")
-
-
 def test_a_request_whose_end_has_passed_cannot_be_approved(lender_a, make_agent) -> None:
     import time_machine
 
@@ -360,22 +291,6 @@ def test_a_request_whose_end_has_passed_cannot_be_approved(lender_a, make_agent)
             actor=Actor.system(),
         )
     assert LoanPause.objects.get(pk=pause.pk).status == "requested"
-
-
-def test_a_lender_without_active_loans_sweeps_nothing_and_fails_nothing(
-    lender_a, lender_b, capsys
-) -> None:
-    """A new lender (or one whose loans are all paid off) is swept every morning like any other."""
-    from django.core.management import call_command
-
-    from apps.collections.services import loan_sweep_ranges
-    from apps.collections.tasks import loan_stage_sweep_lender_task
-
-    phone_on_loan(lender_a, days_ago=75)
-    assert loan_sweep_ranges(lender_id=lender_b.pk, size=5000) == []
-    loan_stage_sweep_lender_task(lender_id=lender_b.pk)
-    call_command("restriction_sweep")
-    assert "lender-b" in capsys.readouterr().out
 
 
 def test_ranges_of_one_loan_each_cover_every_loan_and_an_empty_range_is_refused(lender_a) -> None:

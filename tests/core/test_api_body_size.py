@@ -9,8 +9,8 @@ from django.conf import settings
 
 from tests.collections.webhooks import headers
 from tests.core.api_endpoints import api_endpoints
+from tests.devices.enrollment import ENROLL, agent_key
 from tests.devices.factories import enrolled_phone
-from tests.devices.test_api_enrollment import ENROLL, agent_key
 
 pytestmark = pytest.mark.django_db
 MB = 1024 * 1024

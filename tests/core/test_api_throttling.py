@@ -10,7 +10,7 @@ from apps.audit.models import AuditEvent
 from tests.collections.factories import signed_loan
 from tests.collections.webhooks import URL, event, headers
 from tests.core.api_endpoints import api_endpoints
-from tests.devices.test_api_enrollment import ENROLL, agent_key
+from tests.devices.enrollment import ENROLL, agent_key
 
 pytestmark = pytest.mark.django_db
 

@@ -6,16 +6,20 @@ task locks the customer's row, then the chain. A FOR UPDATE there waited for the
 chain while the signing's commit waited for it: PostgreSQL killed one. The task takes
 FOR NO KEY UPDATE, which a foreign-key check does not wait for."""
 
+import re
+import threading
 import uuid
 from decimal import Decimal
+from uuid import uuid4
 
 import pytest
 
 from apps.collections.services import loan_sign
 from apps.core.actor import Actor
 from apps.core.money import Money
+from apps.customers.errors import LoginCodeExpired
 from apps.customers.models import CustomerLoginCode
-from apps.customers.services import customer_login_code_send
+from apps.customers.services import customer_login_check, customer_login_code_send
 from tests.customers.factories import CustomerFactory, consent_for
 from tests.lenders.factories import LoanProductFactory, restriction_policy_version_for
 from tests.waiting import while_held
@@ -47,3 +51,39 @@ def test_a_login_code_and_a_sale_for_the_same_customer_at_once_do_not_deadlock(l
     )
     assert errors == []
     assert CustomerLoginCode.objects.filter(customer=customer).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_right_code_sent_twice_at_once_logs_in_once(
+    lender_a, sms_outbox, django_capture_on_commit_callbacks
+) -> None:
+    from apps.customers.services import customer_login_code_send
+
+    customer = CustomerFactory(lender=lender_a)
+    customer_login_code_send(
+        customer_id=customer.pk, request_key=str(uuid4()), actor=Actor.system()
+    )
+    code = re.search(r"\b(\d{6})\b", sms_outbox[-1][1]).group(1)
+    barrier, results = threading.Barrier(2), []
+
+    def submit() -> None:
+        from django.db import connection
+
+        barrier.wait()
+        try:
+            results.append(
+                customer_login_check(
+                    lender_id=lender_a.pk, phone=customer.phone, code=code, actor=Actor.system()
+                ).pk
+            )
+        except LoginCodeExpired:
+            results.append("expired")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    assert sorted(results, key=str) == sorted([customer.pk, "expired"], key=str)

@@ -1,59 +1,24 @@
-"""Restriction policies: validated ladders, immutable versions, country rules, plain words."""
+"""Restriction policies through their services: validated ladders (within the rules of the
+lender's country), immutable versions, one active policy per lender."""
 
-import threading
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import time
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import DatabaseError, IntegrityError, connection, transaction
-from django.urls import reverse
+from django.db import DatabaseError, IntegrityError, transaction
 
 from apps.audit.models import AuditEvent
 from apps.core.actor import Actor
-from apps.lenders.country_rules import (
-    ALWAYS_ALLOWED_PACKAGES,
-    COUNTRY_RULES,
-    DEFAULT_RULE,
-    CountryRule,
-    country_rule_for,
-    is_within_contact_hours,
-)
+from apps.lenders.country_rules import COUNTRY_RULES, DEFAULT_RULE, country_rule_for
 from apps.lenders.errors import RestrictionPolicyNotActive
-from apps.lenders.models import (
-    Lender,
-    Membership,
-    RestrictionPolicy,
-    RestrictionPolicyVersion,
-    RestrictionStage,
-)
-from apps.lenders.selectors import restriction_policy_version_in_force, restriction_stages_describe
-from apps.lenders.services import (
-    StageSpec,
-    default_stages,
-    restriction_policy_create,
-    restriction_policy_version_create,
-)
+from apps.lenders.models import RestrictionPolicy, RestrictionPolicyVersion, RestrictionStage
+from apps.lenders.selectors import restriction_policy_version_in_force
+from apps.lenders.services import StageSpec, default_stages, restriction_policy_version_create
 from tests.lenders.factories import LenderFactory, RestrictionPolicyFactory
+from tests.lenders.ladders import ALARM, BLOCK_APPS, LOCK, REMINDER, create, ladder
 
 pytestmark = pytest.mark.django_db
-
-Action = RestrictionStage.Action
-REMINDER, WALLPAPER, ALARM, BLOCK_APPS, LOCK = 0, 1, 2, 3, 4  # positions in default_stages
-
-
-def create(lender: Lender, stages: list[StageSpec], name: str = "Standard"):
-    return restriction_policy_create(lender=lender, name=name, stages=stages, actor=Actor.system())
-
-
-def ladder(**changes: dict[str, object]) -> list[StageSpec]:
-    """The standard English ladder with some stages changed: ``ladder(s2={"alarm_times": ()})``."""
-    stages = default_stages("en")
-    for key, fields in changes.items():
-        index = int(key[1:])
-        stages[index] = replace(stages[index], **fields)
-    return stages
 
 
 def stored_rows() -> tuple[int, int, int, int]:
@@ -392,16 +357,6 @@ def test_agent_package_from_settings_cannot_be_blocked_when_it_is_configured(
     assert codes(excinfo.value, "stages.3.blocked_packages") == ["package_always_allowed"]
 
 
-def test_always_allowed_set_holds_emergency_dialer_and_agent_packages() -> None:
-    assert {
-        "com.android.phone",
-        "com.android.dialer",
-        "com.google.android.dialer",
-        "com.android.emergency",
-        "com.smartcollection.agent",
-    } <= ALWAYS_ALLOWED_PACKAGES
-
-
 # --- country rules -------------------------------------------------------------
 
 
@@ -447,60 +402,6 @@ def test_alarm_time_is_checked_against_the_lenders_own_country_when_hours_differ
     with pytest.raises(ValidationError) as excinfo:
         create(mx, early)  # MX contact hours start at 07:00
     assert codes(excinfo.value, "stages.2.alarm_times") == ["alarm_outside_contact_hours"]
-
-
-@pytest.mark.parametrize(
-    ("country", "local_time", "expected"),
-    [
-        ("PH", time(6, 0), True),
-        ("PH", time(5, 59), False),
-        ("PH", time(21, 59), True),
-        ("PH", time(22, 0), False),
-        ("MX", time(6, 30), False),
-        ("MX", time(7, 0), True),
-        ("MX", time(21, 59, 59), True),
-        ("MX", time(22, 0), False),
-        ("FR", time(7, 59), False),  # DEFAULT_RULE: 08:00-20:00
-        ("FR", time(8, 0), True),
-    ],
-)
-def test_contact_hours_include_the_start_and_exclude_the_end_when_checked(
-    country, local_time, expected
-) -> None:
-    assert is_within_contact_hours(country=country, local_time=local_time) is expected
-
-
-def test_country_table_is_consistent_when_loaded() -> None:
-    assert {"PH", "MX", "KE", "NG", "IN", "ID", "BR", "CO"} <= COUNTRY_RULES.keys()
-    assert COUNTRY_RULES["PH"].contact_hours == (time(6), time(22))
-    assert COUNTRY_RULES["MX"].contact_hours == (time(7), time(22))
-    assert [c for c, rule in COUNTRY_RULES.items() if Action.LOCK not in rule.allowed_actions]
-    assert Action.LOCK not in DEFAULT_RULE.allowed_actions
-
-
-@pytest.mark.parametrize(
-    "kwargs",
-    [
-        {
-            "allowed_actions": frozenset(Action),
-            "earliest_lock_day": None,
-            "contact_hours": (time(8), time(20)),
-        },
-        {
-            "allowed_actions": frozenset({Action.REMINDER}),
-            "earliest_lock_day": 30,
-            "contact_hours": (time(8), time(20)),
-        },
-        {
-            "allowed_actions": frozenset({Action.REMINDER}),
-            "earliest_lock_day": None,
-            "contact_hours": (time(20), time(8)),
-        },
-    ],
-)
-def test_country_rule_is_refused_when_it_contradicts_itself(kwargs) -> None:
-    with pytest.raises(ValueError, match=r"lock|contact hours"):
-        CountryRule(**kwargs)
 
 
 @pytest.mark.parametrize("country", [*COUNTRY_RULES, "FR"])
@@ -638,135 +539,3 @@ def test_database_refuses_a_second_active_policy_when_inserted_directly(lender_a
     with pytest.raises(IntegrityError), transaction.atomic():
         RestrictionPolicyFactory(lender=lender_a, is_active=True)
     assert RestrictionPolicy.objects.filter(lender=lender_a, is_active=True).count() == 1
-
-
-# --- selectors -------------------------------------------------------------------
-
-
-def test_no_version_is_in_force_when_the_lender_has_no_active_policy(lender_a, lender_b) -> None:
-    create(lender_b, default_stages("es"))
-    RestrictionPolicyFactory(lender=lender_a, is_active=False)
-    assert restriction_policy_version_in_force(lender_id=lender_a.pk) is None
-
-
-def test_version_in_force_comes_with_its_stages_in_order_when_fetched(
-    lender_a, django_assert_num_queries
-) -> None:
-    create(lender_a, default_stages("en"))
-    with django_assert_num_queries(2):
-        version = restriction_policy_version_in_force(lender_id=lender_a.pk)
-    with django_assert_num_queries(0):
-        assert [s.days_overdue for s in version.stages.all()] == [1, 3, 7, 14, 30]
-        assert version.policy.name == "Standard"
-
-
-def test_describe_gives_each_stage_in_plain_words_when_the_ladder_is_standard(lender_a) -> None:
-    create(lender_a, default_stages("en"))
-    version = restriction_policy_version_in_force(lender_id=lender_a.pk)
-    always = "Emergency calls, calls to the lender and payments always work."
-    assert restriction_stages_describe(version=version, locale="en") == [
-        "From day 1 overdue: you get payment reminders on the phone.",
-        "From day 3 overdue: the wallpaper and lock screen show a payment reminder.",
-        "From day 7 overdue: a reminder alarm rings at 09:00 and 18:00, never on a Sunday or a "
-        "public holiday.",
-        f"From day 14 overdue: social apps are blocked. {always}",
-        f"From day 30 overdue: the phone locks. {always}",
-    ]
-
-
-def test_describe_names_categories_and_packages_when_a_stage_blocks_both(lender_a) -> None:
-    version = create(
-        lender_a,
-        ladder(
-            s3={
-                "blocked_categories": ("games", "social"),
-                "blocked_packages": ("com.example.casino",),
-            }
-        ),
-    )
-    described = restriction_stages_describe(version=version, locale="en")
-    assert described[BLOCK_APPS].startswith(
-        "From day 14 overdue: games, social apps and com.example.casino are blocked."
-    )
-
-
-# --- admin -----------------------------------------------------------------------
-
-
-def test_agent_sees_a_version_with_its_stages_read_only_when_opening_it_in_the_admin(
-    lender_a, make_agent, verified_client
-) -> None:
-    version = create(lender_a, ladder(s3={"blocked_packages": ("com.example.casino",)}))
-    client = verified_client(make_agent(lender_a, role=Membership.Role.LENDER_ADMIN))
-
-    page = client.get(reverse("admin:lenders_restrictionpolicyversion_change", args=[version.pk]))
-    assert page.status_code == 200
-    html = page.content.decode()
-    assert "com.example.casino" in html
-    assert "Full lock" in html
-    assert 'name="stages-0-days_overdue"' not in html  # shown, not editable
-    policy_page = client.get(
-        reverse("admin:lenders_restrictionpolicy_change", args=[version.policy_id])
-    )
-    assert "day 30: Full lock" in policy_page.content.decode()
-    for name in ("restrictionpolicy", "restrictionpolicyversion"):
-        assert client.get(reverse(f"admin:lenders_{name}_add")).status_code == 403
-
-
-# --- concurrency -----------------------------------------------------------------
-
-
-def race(target: Callable[[], object], writers: int = 2) -> list[BaseException]:
-    barrier = threading.Barrier(writers)
-    errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            barrier.wait()
-            target()
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(writers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
-
-
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_edits_get_consecutive_version_numbers_when_racing(lender_a) -> None:
-    policy = create(lender_a, default_stages("en")).policy
-    errors = race(
-        lambda: restriction_policy_version_create(
-            policy=policy, stages=default_stages("en"), actor=Actor.system()
-        ),
-        writers=4,
-    )
-    assert errors == []
-    assert sorted(policy.versions.values_list("version", flat=True)) == [1, 2, 3, 4, 5]
-
-
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_creates_leave_exactly_one_active_policy_when_racing(lender_a) -> None:
-    errors = race(lambda: create(lender_a, default_stages("en")), writers=3)
-    assert errors == []
-    assert RestrictionPolicy.objects.filter(lender=lender_a).count() == 3
-    assert RestrictionPolicy.objects.filter(lender=lender_a, is_active=True).count() == 1
-    assert AuditEvent.objects.filter(action="lenders.restriction_policy.deactivated").count() == 2
-
-
-def test_a_lenders_stage_list_holds_its_own_versions_only() -> None:
-    from apps.lenders.selectors import restriction_stage_list
-
-    mine, theirs = LenderFactory(), LenderFactory()
-    first = create(mine, ladder())
-    second = create(mine, ladder(), name="Strict")
-    create(theirs, ladder())
-    listed = restriction_stage_list(lender_id=mine.pk)
-    assert {s.policy_version_id for s in listed} == {first.pk, second.pk}
-    with pytest.raises(TypeError):
-        restriction_stage_list()
