@@ -58,6 +58,9 @@ def push_nudges_enqueue(*, nudges: Iterable[tuple[int, int, int]]) -> None:
     """Queue a push for each (lender id, device id, state version), in the caller's transaction.
 
     One INSERT for any number of rows; the relay is started after commit.
+
+    Audit: none, a push only tells the phone to fetch; the state it fetches was recorded
+    when it was written, and the phone's acknowledgement is recorded when it comes.
     """
     rows = list(nudges)
     if not rows:
@@ -70,7 +73,9 @@ def push_nudges_enqueue(*, nudges: Iterable[tuple[int, int, int]]) -> None:
 
 def push_nudges_current_enqueue(*, device_ids: list[int]) -> None:
     """Queue a push of each phone's current state version (something besides its state
-    waits for it, e.g. a notice to show), in the caller's transaction."""
+    waits for it, e.g. a notice to show), in the caller's transaction.
+
+    Audit: none, as ``push_nudges_enqueue``."""
     rows = Device.objects.filter(pk__in=device_ids).values_list(
         "lender_id", "pk", "desired_version"
     )
@@ -83,10 +88,9 @@ def relay_after_commit() -> None:
 
 
 def _relay_kick() -> None:
-    try:
-        task_named("devices.push_relay").apply_async(
-            retry=False
-        )  # fail fast: the request is not held up
+    relay = task_named("devices.push_relay")
+    try:  # fail fast (no publish retries): the request is not held up
+        relay.apply_async(retry=False)  # lint: allow SC404 run by on_commit in relay_after_commit
     except broker_errors():  # beat's minutely relay sends it later
         logger.warning("push relay not started; the outbox keeps the nudge", exc_info=True)
 
@@ -257,6 +261,9 @@ def push_release_renudge() -> int:
     of phones out of sync is where it shows). Phones without a live push
     address are left to check in on their own. One run at a time (advisory
     lock); returns how many phones were nudged.
+
+    Audit: none, the release was recorded when it was decided; these pushes only repeat
+    the nudge, as ``push_nudges_enqueue``.
     """
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(PUSH_RENUDGE_ADVISORY_LOCK, [_RENUDGE_LOCK])
