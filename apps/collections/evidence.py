@@ -16,6 +16,7 @@ The evidence file is a ZIP an agent downloads from the loan's page:
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import zipfile
@@ -27,8 +28,6 @@ from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
-from fpdf import FPDF
-from fpdf.enums import XPos, YPos
 
 from apps.audit.export import audit_export_for_targets, audit_verifier_files
 from apps.audit.models import AuditEvent
@@ -116,45 +115,60 @@ verify.py           checks them: python verify.py audit-events.json (needs hashi
 """
 
 
-class _Pdf(FPDF):
-    def __init__(self, title: str) -> None:
-        super().__init__(format="A4")
-        self.add_font("body", "", str(FONTS / "DejaVuSans.ttf"))
-        self.add_font("body", "B", str(FONTS / "DejaVuSans-Bold.ttf"))
-        self.set_title(title)
-        self.set_auto_page_break(auto=True, margin=15)
-        self.title_text = title
+@functools.cache
+def _pdf_class() -> type[Any]:
+    """The evidence PDF's document class. fpdf and its font tools weigh about 18 MiB, so they
+    are loaded by the first export, not by every web process as it starts (the back office
+    imports this module)."""
+    from fpdf import FPDF
+    from fpdf.enums import XPos, YPos
 
-    def footer(self) -> None:
-        self.set_y(-12)
-        self.set_font("body", "", 7)
-        self.cell(0, 5, f"{self.title_text} · page {self.page_no()}", align="C")
+    class _Pdf(FPDF):
+        def __init__(self, title: str) -> None:
+            super().__init__(format="A4")
+            self.add_font("body", "", str(FONTS / "DejaVuSans.ttf"))
+            self.add_font("body", "B", str(FONTS / "DejaVuSans-Bold.ttf"))
+            self.set_title(title)
+            self.set_auto_page_break(auto=True, margin=15)
+            self.title_text = title
 
-    def heading(self, text: str) -> None:
-        self.ln(3)
-        self.set_font("body", "B", 12)
-        self.cell(0, 7, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.set_font("body", "", 9)
+        def footer(self) -> None:
+            self.set_y(-12)
+            self.set_font("body", "", 7)
+            self.cell(0, 5, f"{self.title_text} · page {self.page_no()}", align="C")
 
-    def line_of(self, label: str, value: object) -> None:
-        self.set_font("body", "B", 9)
-        self.cell(48, 5, label)
-        self.set_font("body", "", 9)
-        self.multi_cell(0, 5, str(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        def heading(self, text: str) -> None:
+            self.ln(3)
+            self.set_font("body", "B", 12)
+            self.cell(0, 7, text, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            self.set_font("body", "", 9)
 
-    def rows(
-        self, header: tuple[str, ...], rows: Sequence[tuple[object, ...]], widths: tuple[int, ...]
-    ) -> None:
-        self.set_font("body", "", 8)
-        with self.table(col_widths=widths, text_align="LEFT", line_height=4.5) as table:
-            table.row(header)
-            for row in rows:
-                table.row(tuple(str(cell) for cell in row))
-        self.set_font("body", "", 9)
+        def line_of(self, label: str, value: object) -> None:
+            self.set_font("body", "B", 9)
+            self.cell(48, 5, label)
+            self.set_font("body", "", 9)
+            self.multi_cell(0, 5, str(value), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+        def rows(
+            self,
+            header: tuple[str, ...],
+            rows: Sequence[tuple[object, ...]],
+            widths: tuple[int, ...],
+        ) -> None:
+            self.set_font("body", "", 8)
+            with self.table(col_widths=widths, text_align="LEFT", line_height=4.5) as table:
+                table.row(header)
+                for row in rows:
+                    table.row(tuple(str(cell) for cell in row))
+            self.set_font("body", "", 9)
+
+    return _Pdf
 
 
 def _pdf(*, loan: Loan, pack: dict[str, Any]) -> bytes:
-    pdf = _Pdf(f"Evidence file · loan {loan.reference}")
+    from fpdf.enums import XPos, YPos  # loaded with the document class, on the first export
+
+    pdf = _pdf_class()(f"Evidence file · loan {loan.reference}")
     pdf.add_page()
     pdf.set_font("body", "B", 15)
     pdf.cell(

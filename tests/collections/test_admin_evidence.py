@@ -2,11 +2,13 @@
 
 import io
 import json
+import os
 import subprocess
 import sys
 import zipfile
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.urls import reverse
@@ -140,3 +142,22 @@ def test_another_lenders_agent_gets_no_evidence(
     )
     assert response.status_code == 404
     assert not AuditEvent.objects.filter(action="audit.evidence.exported").exists()
+
+
+def test_a_web_process_loads_the_pdf_library_only_when_a_file_is_exported() -> None:
+    """fpdf and its font tools weigh about 18 MiB per web process: a process that has
+    loaded the URLs (the back office and every page) has not loaded them."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import django, sys; django.setup(); import config.urls; print('fpdf' in sys.modules)",
+        ],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert loaded.stdout.strip() == "False"
