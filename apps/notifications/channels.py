@@ -3,33 +3,29 @@
 Delivering a notice through the phone needs ``apps.devices`` (the enrolled phone
 of a loan, its push address, the nudge that makes it check in), which sits
 above this app. ``devices`` installs its two functions here when Django starts
-(``DevicesConfig.ready``); until then, and in a process without it, no phone
-can be pushed and every message goes by SMS.
+(``DevicesConfig.ready``). A process without them cannot deliver: asking for the
+channel raises, rather than sending every message by SMS without a word.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
-def _none_pushable(*, loan_ids: Iterable[int]) -> dict[int, int]:
-    return {}
-
-
-def _no_nudge(*, device_ids: list[int]) -> None:
-    return None
+class PhoneChannelMissing(RuntimeError):
+    """No phone channel installed: the devices app is not among the installed apps."""
 
 
 @dataclass(frozen=True, slots=True)
 class PhoneChannel:
     # loan id -> the loan's enrolled phone, for the phones that can be pushed now
-    pushable: Callable[..., dict[int, int]] = _none_pushable
+    pushable: Callable[..., dict[int, int]]
     # queue a push that makes each of these phones check in, in the caller's transaction
-    nudge: Callable[..., None] = _no_nudge
+    nudge: Callable[..., None]
 
 
-_channel = PhoneChannel()
+_channel: PhoneChannel | None = None
 
 
 def phone_channel_install(channel: PhoneChannel) -> None:
@@ -38,4 +34,6 @@ def phone_channel_install(channel: PhoneChannel) -> None:
 
 
 def phone_channel() -> PhoneChannel:
+    if _channel is None:
+        raise PhoneChannelMissing("apps.devices installs the phone channel in its ready()")
     return _channel
