@@ -159,12 +159,6 @@ def audit_event_recorded_since(
     return events.exists()
 
 
-def audit_event_list_for_target(*, target_type: str, target_id: str) -> QuerySet[AuditEvent]:
-    return AuditEvent.objects.filter(target_type=target_type, target_id=target_id).order_by(
-        "occurred_at", "id"
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class AuditTargets:
     """Objects of one kind: their type (``collections.loan``, a model's ``label_lower``) and

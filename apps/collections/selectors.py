@@ -75,18 +75,6 @@ _OUTSTANDING = ExpressionWrapper(
 )
 
 
-def loan_get(*, loan_id: int, lender_id: int) -> Loan:
-    """The loan, if it belongs to ``lender_id``; NotFound otherwise (the same for both cases)."""
-    loan = (
-        Loan.objects.select_related("lender", "customer", "product")
-        .filter(pk=loan_id, lender_id=lender_id)
-        .first()
-    )
-    if loan is None:
-        raise LoanNotFound(loan_id=loan_id)
-    return loan
-
-
 def loan_id_by_reference(*, lender_id: int, reference: str) -> int:
     loan_id = (
         Loan.objects.filter(lender_id=lender_id, reference=reference)

@@ -23,16 +23,6 @@ from apps.devices.models import BOUND, Device, DeviceEvent, DeviceState, LenderK
 from apps.devices.sql import DEVICE_IDS_ENROLLED_FOR_LOANS
 
 
-def device_status_for_loan(*, loan_id: int, lender_id: int) -> str | None:
-    """The live device's status for a loan (what the clerk's page polls), or None."""
-    return (
-        Device.objects.filter(loan_id=loan_id, lender_id=lender_id)
-        .order_by("-created_at")
-        .values_list("status", flat=True)
-        .first()
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class PhoneSync:
     """Where a loan's phone stands: what it should do and whether it has done it."""
