@@ -542,6 +542,9 @@ def _drop_index(name: str) -> bool:
             )
         savepoint = transaction.savepoint()
         try:
+            # the test's rows leave deferred foreign-key checks pending, and ALTER TABLE
+            # refuses a table with pending trigger events: run them now
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
             cursor.execute(statement)
         except DatabaseError:  # another object depends on it (a foreign key)
             transaction.savepoint_rollback(savepoint)
