@@ -601,26 +601,3 @@ def test_the_lock_notice_rule_reads_the_notices_by_loan(many) -> None:
         lambda: plan_indexes_of(json.loads(queue.explain(format="json"))), wanted
     )
     assert covers(found, wanted), found
-
-
-def test_released_staged_reads_the_partial_index_of_released_loans(many, lender_a) -> None:
-    """``RELEASED_STAGED`` is written for ``loan_released_active``. Over a range of one id
-    beside the fixture's one active loan, that index and ``loan_active_by_id`` cost the
-    planner the same and it took either; over a range of many active loans, none released
-    (as in a lender's book), the released ones' index is the cheaper by far."""
-    for _ in range(40):
-        signed_loan(lender_a)
-    with connection.cursor() as cursor:
-        cursor.execute(pg.SQL("ANALYZE {}").format(pg.Identifier(Loan._meta.db_table)))
-    # a sweep's range spans thousands of ids: here every loan of the lender
-    whole_book = {**many["params"], "lo": 0, "hi": 2**62}
-    # bitmap scans only: a plain index scan of the primary key hands the rows over in id
-    # order (the statement's ORDER BY), which the planner weighs against reading an empty
-    # index and sorting nothing, a toss on a book this small; as bitmaps, the primary key
-    # reads every loan of the range and the released loans' index none
-    with connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_indexscan = off")
-    found = plan_served_by(
-        lambda: plan_indexes(sql.RELEASED_STAGED, whole_book), {"loan_released_active"}
-    )
-    assert "loan_released_active" in found
