@@ -8,7 +8,8 @@ Statements whose rule is proven elsewhere against an oracle of their own:
 - ``RAISE_RANGE``, ``SWEEP_AGAIN``, ``PAUSE_ENDS_LOCK``, ``PAUSES_CLOSE``, ``IDS_LOCK``,
   ``STAGE_HISTORY_INSERT``: test_properties_restriction.py (the engine against an oracle
   written from the policy's terms), test_services_lock_notice.py, test_races_restriction.py.
-- ``RELEASED_STAGED``, ``LOANS_STAGE_NONE``: test_services_released_with_arrears.py.
+- ``RELEASED_STAGED``, ``LOANS_STAGE_NONE``: test_services_released_with_arrears.py (and the
+  plan of ``RELEASED_STAGED`` below, on a book of its own).
 - ``RAISED``: tests/notifications/test_services_notifications.py (the overdue notices queued).
 - ``FEE_LOANS_LOCK``, ``FEE_REACH``: test_properties_late_fees.py, test_services_late_fees.py.
 - ``PAYMENT_INSERT``, ``WEBHOOK_EVENT_GET``, ``WEBHOOK_EVENT_INSERT``,
@@ -54,13 +55,14 @@ from apps.collections.services import payment_record, payment_reverse
 from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.core.sql import array_literal
-from apps.customers.models import Customer
+from apps.customers.models import ConsentChallenge, ConsentRecord, Customer
 from apps.devices.models import Device
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_local_date
 from apps.notifications.models import Notification
 from apps.retailers.models import Shop
 from tests.collections.factories import signed_loan
+from tools.bench._seed import copies
 
 pytestmark = pytest.mark.django_db
 
@@ -601,3 +603,36 @@ def test_the_lock_notice_rule_reads_the_notices_by_loan(many) -> None:
         lambda: plan_indexes_of(json.loads(queue.explain(format="json"))), wanted
     )
     assert covers(found, wanted), found
+
+
+BOOK = 3000  # active loans beside ``many``'s drafts: a book where the released are none
+
+
+def test_released_staged_reads_the_partial_index_of_released_loans(many) -> None:
+    """``RELEASED_STAGED`` is written for ``loan_released_active``. Over a sweep's range of a
+    book of thousands of active loans, none released (as in a lender's book), that index
+    reads nothing, where the primary key or the active loans' index would read them all."""
+    loan = many["loan"]
+    challenges = ConsentChallenge.objects.bulk_create(
+        copies(loan.consent.challenge, [{} for _ in range(BOOK)])
+    )
+    consents = ConsentRecord.objects.bulk_create(
+        copies(loan.consent, [{"challenge_id": c.pk} for c in challenges])
+    )
+    Loan.objects.bulk_create(
+        copies(
+            loan,
+            [
+                {"reference": f"A-{n}", "consent_id": c.pk, "idempotency_key": None}
+                for n, c in enumerate(consents)
+            ],
+        )
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(pg.SQL("ANALYZE {}").format(pg.Identifier(Loan._meta.db_table)))
+    # a sweep's range spans thousands of ids: here every loan of the lender
+    whole_book = {**many["params"], "lo": 0, "hi": 2**62}
+    found = plan_served_by(
+        lambda: plan_indexes(sql.RELEASED_STAGED, whole_book), {"loan_released_active"}
+    )
+    assert "loan_released_active" in found, found
