@@ -13,9 +13,9 @@ from typing import Any
 from apps.collections.models import STAGE_ORDER, Stage
 from apps.devices.desired_state import OFFLINE_LEASE
 from apps.devices.services import StateChange
-from apps.lenders.country_rules import NOTICE_ACTIONS, country_rule_for
+from apps.lenders.country_rules import NOTICE_ACTIONS
 from apps.lenders.models import Lender, RestrictionStage
-from apps.lenders.selectors import restriction_stage_list
+from apps.lenders.selectors import restriction_steps_applicable
 from apps.notifications.messages import NextStep
 
 Action = RestrictionStage.Action
@@ -40,20 +40,9 @@ class Ladder:
     @classmethod
     def load(cls, *, lender: Lender, policy_version_ids: set[int] | None = None) -> Ladder:
         """The ladders of ``policy_version_ids``, or of every policy version of the lender."""
-        rule = country_rule_for(lender.country)
-        stages: dict[int, list[RestrictionStage]] = {pk: [] for pk in policy_version_ids or ()}
-        if policy_version_ids is None:
-            found = restriction_stage_list(lender_id=lender.pk)
-        else:
-            found = restriction_stage_list(policy_version_ids=policy_version_ids)
-        for stage in found:
-            stages.setdefault(stage.policy_version_id, [])
-            if stage.action not in rule.allowed_actions:
-                continue
-            if stage.action == Action.LOCK and stage.days_overdue < (rule.earliest_lock_day or 0):
-                continue
-            stages[stage.policy_version_id].append(stage)
-        return cls(stages)
+        return cls(
+            restriction_steps_applicable(lender=lender, policy_version_ids=policy_version_ids)
+        )
 
     def sql_params(self) -> dict[str, list[Any]]:
         rows = [(pv, s.days_overdue, s.action) for pv, ss in self.stages.items() for s in ss]

@@ -8,7 +8,7 @@ from django.utils.text import get_text_list
 from django.utils.translation import gettext
 
 from apps.core.schedule import LenderClock
-from apps.lenders.country_rules import APP_CATEGORIES
+from apps.lenders.country_rules import APP_CATEGORIES, country_rule_for
 from apps.lenders.errors import LenderNotFound
 from apps.lenders.models import (
     Lender,
@@ -134,6 +134,31 @@ def restriction_stage_list(
     if lender_id is not None:
         stages = stages.filter(policy_version__lender_id=lender_id)
     return list(stages.order_by("policy_version_id", "position"))
+
+
+def restriction_steps_applicable(
+    *, lender: Lender, policy_version_ids: Iterable[int] | None = None
+) -> dict[int, list[RestrictionStage]]:
+    """The stages a loan under each of ``policy_version_ids`` (or every version of the
+    lender's policies) may reach, mildest first: those the lender's country allows, and no
+    lock before the country's earliest lock day. The restriction ladder's steps, and the
+    ladder a phone holds for offline unlock codes."""
+    rule = country_rule_for(lender.country)
+    ids = None if policy_version_ids is None else set(policy_version_ids)
+    steps: dict[int, list[RestrictionStage]] = {pk: [] for pk in ids or ()}
+    if ids is None:
+        found = restriction_stage_list(lender_id=lender.pk)
+    else:
+        found = restriction_stage_list(policy_version_ids=ids)
+    for stage in found:
+        steps.setdefault(stage.policy_version_id, [])
+        if stage.action not in rule.allowed_actions:
+            continue
+        lock = RestrictionStage.Action.LOCK
+        if stage.action == lock and stage.days_overdue < (rule.earliest_lock_day or 0):
+            continue
+        steps[stage.policy_version_id].append(stage)
+    return steps
 
 
 def restriction_stage_list_taking(
