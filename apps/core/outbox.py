@@ -54,26 +54,30 @@ def task_named(name: str) -> Any:
     return tasks[name]
 
 
-def task_enqueue_on_commit(name: str, **kwargs: Any) -> None:
+def task_enqueue_on_commit(name: str, *, countdown: int = 0, **kwargs: Any) -> None:
     """Send the task ``name`` with ``kwargs`` (ids and ISO dates: JSON) once the transaction
-    commits."""
-    tasks_enqueue_on_commit(name, [kwargs])
+    commits, to run ``countdown`` seconds later. A task the relay sends (its first send
+    failed) runs when sent: a task given a countdown checks for itself whether its time came."""
+    tasks_enqueue_on_commit(name, [kwargs], countdown=countdown)
 
 
-def tasks_enqueue_on_commit(name: str, calls: list[dict[str, Any]]) -> None:
+def tasks_enqueue_on_commit(name: str, calls: list[dict[str, Any]], *, countdown: int = 0) -> None:
     """``task_enqueue_on_commit`` for many calls of one task (a fan-out): one insert, and
     after commit one delete of those the broker took."""
     task = task_named(name)
     rows = TaskOutbox.objects.bulk_create(TaskOutbox(task=task.name, kwargs=k) for k in calls)
-    transaction.on_commit(lambda: _send(task=task, rows=rows))
+    transaction.on_commit(lambda: _send(task=task, rows=rows, countdown=countdown))
 
 
-def _send(*, task: Task[..., Any], rows: list[TaskOutbox]) -> None:
+def _send(*, task: Task[..., Any], rows: list[TaskOutbox], countdown: int = 0) -> None:
     sent = []
     for row in rows:
         try:
             # no publish retries: with the broker down, the request that committed answers at once
-            task.apply_async(kwargs=row.kwargs, retry=False)
+            if countdown:
+                task.apply_async(kwargs=row.kwargs, retry=False, countdown=countdown)
+            else:
+                task.apply_async(kwargs=row.kwargs, retry=False)
         except broker_errors():  # the relay sends the rest later
             logger.warning("task %s kept in the outbox for the relay", task.name, exc_info=True)
             break
