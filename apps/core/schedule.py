@@ -22,6 +22,8 @@ SCHEDULE: dict[str, tuple[str, dict[str, str], str, str]] = {
     "core: task outbox relay": ("core.task_outbox_relay", {}, "UTC", "default"),
     # Messages held to contact hours, and SMS for notices the phone did not ack.
     "notifications: dispatch": ("notifications.notifications_dispatch", {}, "UTC", "notify"),
+    # Unlock codes by SMS for phones that did not take their new state (apps/devices/offline.py).
+    "devices: offline codes": ("devices.offline_codes_deliver", {}, "UTC", "push"),
     # A release is pushed until the phone acks it.
     "devices: release re-push": ("devices.push_release_renudge", {"minute": "*/5"}, "UTC", "push"),
 }

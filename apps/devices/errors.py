@@ -55,3 +55,16 @@ class DeviceReleased(DomainError):
 class AckVersionUnknown(DomainError):
     code, http_status = "ack_version_unknown", 409
     default_message = _("That state version was never issued to this phone.")
+
+
+class OfflineCodeUnknown(NotFound):
+    code = "offline_code_unknown"
+    default_message = _("This phone has no unlock code to send.")
+
+
+class OfflineCodeStale(DomainError):
+    code, http_status = "offline_code_stale", 409
+    default_message = _(
+        "The phone's newest unlock code no longer matches its state (the account changed "
+        "since). The next payment brings a new code."
+    )

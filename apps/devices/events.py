@@ -16,3 +16,5 @@ class DevicesAction(StrEnum):
     PUSH_ADDRESS_CHANGED = "devices.device.fcm_token_changed"
     PUSH_ADDRESS_DEAD = "devices.device.fcm_token_dead"
     LENDER_KEY_ROTATED = "devices.lender_key.rotated"
+    OFFLINE_CODE_ISSUED = "devices.offline_code.issued"
+    OFFLINE_CODE_RESENT = "devices.offline_code.resent"

@@ -56,6 +56,12 @@ class Device(BaseModel):
     fcm_token_dead_at = models.DateTimeField(
         null=True, blank=True, help_text=_("FCM said the push address is gone: SMS fallback.")
     )
+    token_count = models.PositiveIntegerField(
+        default=0, help_text=_("The count of the newest offline unlock code issued (OpenPAYGO).")
+    )
+    token_epoch = models.DateField(
+        null=True, blank=True, help_text=_("The date offline unlock codes count days from.")
+    )
 
     class Meta:
         ordering = ("-created_at",)
@@ -201,11 +207,14 @@ class DeviceEvent(BaseModel):
         TAMPER_SUSPECTED = "tamper_suspected", _("Tampering suspected")
         PROVISIONING_STATE = "provisioning_state", _("Provisioning state")
         LOW_STORAGE = "low_storage", _("Low storage")
+        OFFLINE_TOKEN_APPLIED = "offline_token_applied", _("Unlock code typed offline")
+        EMERGENCY_GRACE_USED = "emergency_grace_used", _("Emergency grace used")
+        SUPPORT_PIN_USED = "support_pin_used", _("Support PIN used")
 
     lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
     device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="events")
     event_id = models.CharField(max_length=64)
-    kind = models.CharField(max_length=20, choices=Kind.choices)
+    kind = models.CharField(max_length=24, choices=Kind.choices)
     occurred_at = models.DateTimeField()
     detail = models.JSONField(default=dict, blank=True)
 
@@ -289,3 +298,64 @@ class PushNudge(BaseModel):
 
     def __str__(self) -> str:
         return f"push of v{self.version} · {self.get_status_display()}"
+
+
+class OfflineToken(BaseModel):
+    """An unlock code the phone verifies without a network (OpenPAYGO Token).
+
+    Stored as its count and value, never its digits: the scheme is deterministic, so the
+    digits are made again from the phone's secret when shown or sent
+    (``apps.devices.offline``). One row per count of a phone; counts only grow.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Kind(models.TextChoices):
+        SET_TIME = "set_time", _("Paid until (lowers the restriction)")
+        DISABLE_PAYG = "disable_payg", _("Paid off (releases the phone)")
+
+    class Delivery(models.TextChoices):
+        WAITING = "waiting", _("Waiting for the phone to check in")
+        SMS = "sms", _("Sent by SMS")
+        NOT_NEEDED = "not_needed", _("Not needed: the phone took its new state")
+        FAILED = "failed", _("SMS failed")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="offline_tokens")
+    count = models.PositiveIntegerField()
+    kind = models.CharField(max_length=12, choices=Kind.choices)
+    value = models.PositiveIntegerField(null=True, blank=True)
+    paid_until = models.DateField(null=True, blank=True)
+    state_version = models.PositiveIntegerField(
+        help_text=_("The state the code stands for: once the phone acks it, no SMS is needed.")
+    )
+    cause = models.CharField(max_length=200, blank=True)
+    delivery = models.CharField(max_length=10, choices=Delivery.choices, default=Delivery.WAITING)
+    sms_due_at = models.DateTimeField()
+    sms_sent_at = models.DateTimeField(null=True, blank=True)
+    sms_ref = models.CharField(max_length=100, blank=True)
+    resent_at = models.DateTimeField(null=True, blank=True)
+    applied_at = models.DateTimeField(
+        null=True, blank=True, help_text=_("When the phone says it applied the code offline.")
+    )
+
+    class Meta:
+        ordering = ("device", "-count")
+        constraints = [
+            models.UniqueConstraint(fields=["device", "count"], name="offline_token_count_once"),
+            models.CheckConstraint(
+                condition=Q(kind="disable_payg", value__isnull=True)
+                | Q(kind="set_time", value__isnull=False, value__lte=995),
+                name="offline_token_value_by_kind",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["sms_due_at", "id"],
+                condition=Q(delivery="waiting"),
+                name="offline_token_waiting",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"code #{self.count} · {self.get_kind_display()}"

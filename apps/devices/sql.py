@@ -200,7 +200,9 @@ WITH shown AS MATERIALIZED (
             'blocked_packages', c.blocked_packages, 'blocked_categories', c.blocked_categories,
             'alarm_times', c.alarm_times, 'always_allowed_packages', %(allowed)s::jsonb,
             'always_allowed_numbers', c.always_allowed_numbers,
-            'alarm_days', c.alarm_days, 'timezone', %(timezone)s::text
+            'alarm_days', c.alarm_days, 'timezone', %(timezone)s::text,
+            'emergency_grace_hours', %(grace_hours)s::int,
+            'support_pin_hours', %(pin_hours)s::int
         ) AS document
     FROM unnest(%(levels)s::text[], %(locales)s::text[],
                 %(wallpapers)s::text[], %(lock_texts)s::text[], %(packages)s::jsonb[],
@@ -223,14 +225,15 @@ bumped AS (
       AND (c.level = 'released' OR NOT EXISTS (
             SELECT 1 FROM {states} AS s
             WHERE s.device_id = d.id AND s.version = d.desired_version AND s.level = 'released'))
-    RETURNING d.id, d.desired_version, d.key_version
+    RETURNING d.id, d.desired_version, d.key_version, d.token_count
 ),
 states AS (
     INSERT INTO {states}
         (lender_id, device_id, version, level, document, key_version, created_at, updated_at)
     SELECT %(lender)s, b.id, b.desired_version, c.level,
         c.document || jsonb_build_object(
-            'device', b.id, 'version', b.desired_version, 'key_version', b.key_version
+            'device', b.id, 'version', b.desired_version, 'key_version', b.key_version,
+            'token_count', b.token_count
         ) || CASE WHEN b.key_version < %(key_version)s
                   THEN jsonb_build_object('next_key', %(next_key)s::jsonb)
                   ELSE '{{}}'::jsonb END,
@@ -260,8 +263,9 @@ is), move ``desired_version`` on, append the state with its document built by
 The input is two sets of arrays: one entry per phone (device id, index of what it shows),
 and one per distinct content (a sweep gives thousands of phones a handful). Each content's
 document is built once (materialized: inlined, the documents would be built once per
-phone); a phone's adds its device, version and key, and ``next_key`` when the phone is on
-an older key than ``key_version``. Returns (device id, version,
+phone); a phone's adds its device, version and key, the count of its newest offline unlock
+code (older codes are void once the phone applies the state), and ``next_key`` when the phone
+is on an older key than ``key_version``. Returns (device id, version,
 level) of the states written. Locks the device rows it updates (take ``DEVICES_LOCK``
 first). Indexes: the devices' primary key, and ``device_state_released`` for the test of a
 release."""

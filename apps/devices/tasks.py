@@ -2,6 +2,7 @@ from typing import Any
 
 from apps.core.tasks import app_task
 from apps.devices.services.key_rotation import device_key_announce
+from apps.devices.services.offline import offline_codes_deliver
 from apps.devices.services.push import push_relay, push_release_renudge
 from apps.integrations.push.base import get_push_gateway
 
@@ -23,3 +24,9 @@ def device_key_announce_task(*, lender_id: int) -> None:
 @app_task(name="devices.push_release_renudge", queue="push")
 def push_release_renudge_task() -> None:
     push_release_renudge()
+
+
+@app_task(name="devices.offline_codes_deliver", queue="push")
+def offline_codes_deliver_task() -> dict[str, int]:
+    """Started when an unlock code's SMS falls due, and by beat every minute."""
+    return offline_codes_deliver()

@@ -64,6 +64,15 @@ class Lender(BaseModel):
     locale = models.CharField(
         _("language"), max_length=10, choices=settings.LANGUAGES, default="en"
     )
+    emergency_grace_hours = models.PositiveSmallIntegerField(
+        _("emergency grace (hours)"),
+        default=24,
+        validators=[MaxValueValidator(72)],
+        help_text=_(
+            "Once per restriction episode (and at most once in 30 days) the customer may lift a "
+            "lock from the lock screen, with no network, for this many hours. 0 turns it off."
+        ),
+    )
 
     class Meta:
         ordering = ("name",)

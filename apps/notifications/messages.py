@@ -85,3 +85,17 @@ def render(
         else:
             raise ValueError(f"unknown kind {kind!r}")
     return text
+
+
+def offline_code_text(*, locale: str, digits: str, releases: bool) -> str:
+    """The SMS that carries an offline unlock code (its digits grouped for reading)."""
+    with translation.override(locale):
+        if releases:
+            return gettext(
+                "Your loan is paid off. If your phone is offline, type this code on its lock "
+                "screen to release it: %(code)s"
+            ) % {"code": digits}
+        return gettext(
+            "Payment received. If your phone is offline, type this code on its lock screen "
+            "to unlock it: %(code)s"
+        ) % {"code": digits}

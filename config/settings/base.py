@@ -332,6 +332,15 @@ PROVISIONING_WIFI_PASSWORD = env("PROVISIONING_WIFI_PASSWORD", default="")
 PROVISIONING_WIFI_SECURITY_TYPE = env("PROVISIONING_WIFI_SECURITY_TYPE", default="WPA")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["enroll"] = env("AGENT_ENROLL_THROTTLE", default="30/min")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["agent"] = env("AGENT_API_THROTTLE", default="120/min")
+# Offline unlock (apps/devices/offline.py): a payment's unlock code goes out by SMS when the
+# phone has not acknowledged its new state this long after, or at once when the phone has
+# not been seen for DEVICE_OFFLINE_AFTER_MINUTES.
+OFFLINE_CODE_SMS_AFTER_SECONDS = env.int("OFFLINE_CODE_SMS_AFTER_SECONDS", default=120)
+DEVICE_OFFLINE_AFTER_MINUTES = env.int("DEVICE_OFFLINE_AFTER_MINUTES", default=30)
+# How long a support PIN lifts the restrictions of a phone, and how many PINs an agent may ask
+# for in an hour (each is also audited).
+SUPPORT_PIN_HOURS = env.int("SUPPORT_PIN_HOURS", default=24)
+SUPPORT_PIN_PER_AGENT_HOUR = env.int("SUPPORT_PIN_PER_AGENT_HOUR", default=10)
 
 # --- Restriction engine ---------------------------------------------------------
 # The longest promise to pay, hardship pause and legal hold, in days.

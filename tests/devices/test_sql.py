@@ -6,6 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -484,6 +485,9 @@ def test_states_are_written_for_the_phones_the_rule_allows_with_their_documents(
         "always_allowed_numbers": [],
         "alarm_days": {},
         "timezone": lender_a.timezone,
+        "token_count": before[normal.pk].token_count,
+        "emergency_grace_hours": lender_a.emergency_grace_hours,
+        "support_pin_hours": settings.SUPPORT_PIN_HOURS,
     }
     assert {k: state.document[k] for k in expected} == expected
     assert set(state.document) == {
@@ -532,6 +536,8 @@ def _state_write_params(lender_id: int, device_ids: list[int]) -> dict[str, Any]
         "fallbacks": ["normal"],
         "alarm_days": ["{}"],
         "timezone": "UTC",
+        "grace_hours": 24,
+        "pin_hours": 24,
         "now": timezone.now(),
         "lease": timedelta(days=7),
         "allowed": "[]",

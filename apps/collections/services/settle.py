@@ -9,6 +9,7 @@ from django.utils import timezone
 
 from apps.collections.ladder import Ladder, rank
 from apps.collections.models import Loan, LoanStageChange, Stage
+from apps.collections.selectors import installment_list_open
 from apps.collections.services.stages import (
     Change,
     Classified,
@@ -17,8 +18,8 @@ from apps.collections.services.stages import (
 )
 from apps.core.actor import Actor
 from apps.devices.errors import DeviceReleased
-from apps.devices.selectors import device_ids_to_release
-from apps.devices.services import device_release
+from apps.devices.selectors import device_ids_enrolled_for_loans, device_ids_to_release
+from apps.devices.services import CodeIssue, device_release, offline_codes_issue
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_local_date
 
@@ -68,15 +69,39 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
             actor=actor,
             reason=reason or f"Lowered after {cause}.",
         )
+        if cause == LoanStageChange.Cause.PAYMENT:
+            _offline_codes_for_payment(loan=loan, actor=actor)
     if paid_off:
         _release_phones(loan=loan, actor=actor)
     return loan.stage
 
 
+def _offline_codes_for_payment(*, loan: Loan, actor: Actor) -> None:
+    """The unlock code a phone that is offline needs for the stage a payment lowered: paid
+    until the due date of the oldest installment still unpaid (apps/devices/offline.py)."""
+    oldest = installment_list_open(loan=loan).first()
+    phones = device_ids_enrolled_for_loans(loan_ids=[loan.pk])
+    if oldest is None or loan.pk not in phones:
+        return
+    offline_codes_issue(
+        issues=[CodeIssue(device_id=phones[loan.pk], kind="set_time", paid_until=oldest.due_date)],
+        actor=actor,
+        cause=f"Payment on loan {loan.reference}.",
+    )
+
+
 def _release_phones(*, loan: Loan, actor: Actor) -> None:
+    released = []
     for device_id in device_ids_to_release(loan_ids=[loan.pk]):
         # released between the read and the lock: nothing more to do
         with contextlib.suppress(DeviceReleased):
             device_release(
                 device_id=device_id, actor=actor, reason=f"Loan {loan.reference} paid off."
             )
+            released.append(device_id)
+    # the phone releases itself with this code where it cannot fetch its release
+    offline_codes_issue(
+        issues=[CodeIssue(device_id=d, kind="disable_payg") for d in released],
+        actor=actor,
+        cause=f"Loan {loan.reference} paid off.",
+    )

@@ -58,6 +58,19 @@ def _jsonb_storable(value: object) -> bool:
     return True
 
 
+class OfflineTermsSerializer(serializers.Serializer):
+    token_secret = serializers.CharField(help_text="OpenPAYGO secret key, 16 bytes in hex")
+    starting_code = serializers.IntegerField(help_text="OpenPAYGO starting code")
+    epoch = serializers.DateField(help_text="Token values count days from this local date")
+    grace_days = serializers.IntegerField()
+    ladder = serializers.ListField(
+        child=serializers.ListField(),
+        help_text="[days overdue from, level], mildest first: the loan's restriction ladder",
+    )
+    timezone = serializers.CharField(help_text="The lender's: local dates are in it")
+    pin_secret = serializers.CharField(help_text="Support PIN secret, 32 bytes in hex")
+
+
 class DeviceEnrollApi(APIView):
     """POST /api/agent/v1/enroll : the agent, just installed from the QR code, binds the phone.
 
@@ -102,6 +115,7 @@ class DeviceEnrollApi(APIView):
         device_secret = serializers.CharField()
         lender_public_key = serializers.CharField()
         key_version = serializers.IntegerField()
+        offline = OfflineTermsSerializer(help_text="Offline unlock terms, given once.")
 
     @extend_schema(
         request=InputSerializer,
@@ -130,6 +144,7 @@ class DeviceEnrollApi(APIView):
             "device_secret": enrollment.device_secret,
             "lender_public_key": enrollment.lender_public_key,
             "key_version": enrollment.key_version,
+            "offline": enrollment.offline,
         }
         return Response(self.OutputSerializer(body).data, status=status.HTTP_201_CREATED)
 

@@ -19,6 +19,14 @@ from apps.devices.services.enrollment import (
     imei_normalise,
 )
 from apps.devices.services.key_rotation import device_key_announce, lender_signing_key_rotate
+from apps.devices.services.offline import (
+    CodeIssue,
+    offline_code_digits,
+    offline_code_resend,
+    offline_codes_deliver,
+    offline_codes_issue,
+    support_pin_compute,
+)
 from apps.devices.services.push import (
     push_nudges_current_enqueue,
     push_nudges_enqueue,
@@ -36,6 +44,7 @@ from apps.devices.services.state_writer import (
 
 __all__ = [
     "CheckIn",
+    "CodeIssue",
     "Enrollment",
     "MintedToken",
     "SignedState",
@@ -56,9 +65,14 @@ __all__ = [
     "enrollment_token_mint",
     "imei_normalise",
     "lender_signing_key_rotate",
+    "offline_code_digits",
+    "offline_code_resend",
+    "offline_codes_deliver",
+    "offline_codes_issue",
     "push_nudges_current_enqueue",
     "push_nudges_enqueue",
     "push_relay_run",
     "state_reissue",
     "state_write_locked",
+    "support_pin_compute",
 ]

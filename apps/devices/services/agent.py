@@ -18,6 +18,7 @@ from apps.devices.events import DevicesAction
 from apps.devices.locks import device_lock
 from apps.devices.models import Device, DeviceEvent, DeviceState
 from apps.devices.services.enrollment import sha256_hex
+from apps.devices.services.offline import offline_report_apply
 from apps.devices.services.state_writer import state_reissue
 from apps.devices.sql import DEVICE_AUTHENTICATE, DEVICE_AUTHENTICATE_FIELDS, DEVICE_HEARTBEAT
 from apps.lenders.models import Lender
@@ -234,7 +235,9 @@ def device_event_report(
     """Store what the phone reported, once per event id, and audit it.
 
     Locks the device. A repeat of the same event id returns the stored event
-    and records nothing. Emits ``devices.device.event_reported``.
+    and records nothing. A report of an unlock code the phone applied offline marks the
+    code applied (``offline_report_apply``); a grace or a support PIN used offline is on the
+    record by its event. Emits ``devices.device.event_reported``.
     """
     device = device_lock(device_id=device_id)
     existing = DeviceEvent.objects.filter(device=device, event_id=event_id).first()
@@ -248,11 +251,18 @@ def device_event_report(
         occurred_at=occurred_at,
         detail=detail,
     )
+    applied = offline_report_apply(device=device, event=event)
     audit_event_record(
         actor=actor,
         action=DevicesAction.EVENT_REPORTED,
         target=device,
-        data={"event_id": event_id, "kind": kind, "occurred_at": occurred_at, "detail": detail},
+        data={
+            "event_id": event_id,
+            "kind": kind,
+            "occurred_at": occurred_at,
+            "detail": detail,
+            **applied,
+        },
     )
     return event, True
 

@@ -32,6 +32,7 @@ from apps.devices.locks import device_lock, enrollment_token_lock_by_hash
 from apps.devices.models import Device, DeviceState, EnrollmentToken
 from apps.devices.provisioning import provisioning_payload
 from apps.devices.selectors import lender_key_version_current
+from apps.devices.services.offline import offline_epoch, offline_terms
 from apps.devices.services.state_writer import state_write_locked
 
 
@@ -139,6 +140,7 @@ class Enrollment:
     device_secret: str  # returned once; only its hash is kept
     lender_public_key: str
     key_version: int
+    offline: dict[str, Any]  # the offline unlock terms, returned once (docs/devices.md)
 
 
 def device_enroll(
@@ -243,6 +245,7 @@ def _enroll(
     device.credential_hash = sha256_hex(secret)
     device.key_version = lender_key_version_current(lender_id=device.lender_id)
     device.enrolled_at = device.last_seen_at = now
+    device.token_epoch = offline_epoch(device=device, lender=device.lender)
     device.save()
     state_write_locked(
         device=device, level=DeviceState.Level.NORMAL, actor=actor, reason="Enrolled."
@@ -266,6 +269,7 @@ def _enroll(
             lender_slug=device.lender.slug, version=device.key_version
         ),
         key_version=device.key_version,
+        offline=offline_terms(device=device, lender=device.lender),
     )
 
 

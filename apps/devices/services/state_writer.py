@@ -19,6 +19,7 @@ import json
 from dataclasses import dataclass, replace
 from typing import Any
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -115,7 +116,9 @@ def device_states_write_shown(
     if not connection.in_atomic_block:
         raise RuntimeError("device_states_write_shown runs inside the caller's transaction")
     key_version = lender_key_version_current(lender_id=lender_id)
-    slug, country, tz = Lender.objects.values_list("slug", "country", "timezone").get(pk=lender_id)
+    slug, country, tz, grace_hours = Lender.objects.values_list(
+        "slug", "country", "timezone", "emergency_grace_hours"
+    ).get(pk=lender_id)
     now = timezone.now()  # the app's clock, as every created_at (the outbox keeps the DB's)
     calendars: dict[tuple[str, ...], str] = {}  # the alarm days of each distinct alarm_times
     for content in contents:
@@ -143,6 +146,8 @@ def device_states_write_shown(
         "fallbacks": [c.fallback_level for c in contents],
         "alarm_days": [calendars[c.alarm_times] for c in contents],
         "timezone": tz,
+        "grace_hours": grace_hours,
+        "pin_hours": settings.SUPPORT_PIN_HOURS,
         "now": now,
         "lease": OFFLINE_LEASE,
         "allowed": json.dumps(sorted(always_allowed_packages())),

@@ -1,0 +1,266 @@
+"""Offline unlock: the codes a phone verifies without a network, their delivery by SMS, the
+support PIN, and what the phone reports of them (``apps.devices.offline`` holds the scheme)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.audit.services import audit_event_record
+from apps.core.actor import Actor
+from apps.core.outbox import task_enqueue_on_commit
+from apps.devices.errors import OfflineCodeStale, OfflineCodeUnknown
+from apps.devices.events import DevicesAction
+from apps.devices.locks import device_lock
+from apps.devices.models import Device, DeviceEvent, OfflineToken
+from apps.devices.offline import (
+    group,
+    paid_until_value,
+    pin_for,
+    pin_secret,
+    starting_code,
+    token_digits,
+    token_make,
+    token_secret,
+)
+from apps.integrations.sms.base import get_sms_gateway
+from apps.lenders.models import Lender
+from apps.lenders.selectors import lender_local_date, restriction_steps_applicable
+from apps.notifications.messages import offline_code_text
+
+logger = logging.getLogger(__name__)
+
+DELIVER_TASK = "devices.offline_codes_deliver"
+
+
+def offline_terms(*, device: Device, lender: Lender) -> dict[str, Any]:
+    """What the enroll answer gives the phone once, for offline unlock (docs/devices.md): its
+    token and PIN secrets, the token scheme's starting code, the epoch token values count
+    from, and the loan's grace days and ladder, by which the phone derives a level from a
+    paid-until date. ``device.token_epoch`` must be set."""
+    loan = device.loan  # attribute access: no import of the loan's app, which sits above
+    steps = restriction_steps_applicable(lender=lender, policy_version_ids={loan.policy_version_id})
+    secret = token_secret(lender_slug=lender.slug, device_id=device.pk)
+    return {
+        "token_secret": secret,
+        "starting_code": starting_code(secret),
+        "epoch": device.token_epoch.isoformat() if device.token_epoch else None,
+        "grace_days": loan.grace_days,
+        "ladder": [[s.days_overdue, s.action] for s in steps[loan.policy_version_id]],
+        "timezone": lender.timezone,
+        "pin_secret": pin_secret(lender_slug=lender.slug, device_id=device.pk),
+    }
+
+
+def offline_epoch(*, device: Device, lender: Lender) -> date:
+    """The epoch of a phone enrolling now: its loan's start date (no due date comes before
+    it, so every paid-until date is a value of the scheme), or the lender's local date for a
+    loan without one."""
+    start: date | None = device.loan.start_date
+    return (
+        min(start, lender_local_date(lender=lender)) if start else lender_local_date(lender=lender)
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CodeIssue:
+    """A code to give one phone: ``paid_until`` for ``set_time``, none for ``disable_payg``."""
+
+    device_id: int
+    kind: str
+    paid_until: date | None = None
+
+
+def offline_codes_issue(*, issues: list[CodeIssue], actor: Actor, cause: str) -> list[OfflineToken]:
+    """Give each phone its next unlock code, after its new state is written (the code stands
+    for that state: once the phone acks it, no SMS is needed).
+
+    In the caller's transaction; locks each device (the caller holds the loan's lock: the
+    global order). A phone that never received offline terms (enrolled before they existed:
+    no epoch), or is not enrolled, gets none. The code's SMS falls due after
+    ``OFFLINE_CODE_SMS_AFTER_SECONDS``, or at once for a phone not seen for
+    ``DEVICE_OFFLINE_AFTER_MINUTES``; an earlier code still waiting is not sent any more
+    (the new one supersedes it). Emits ``devices.offline_code.issued`` (never the digits)."""
+    now = timezone.now()
+    issued = []
+    for issue in sorted(issues, key=lambda i: i.device_id):
+        device = device_lock(device_id=issue.device_id)
+        if device.token_epoch is None or device.status == Device.Status.PENDING:
+            continue
+        slug = Lender.objects.values_list("slug", flat=True).get(pk=device.lender_id)
+        value = None
+        if issue.kind == OfflineToken.Kind.SET_TIME:
+            if issue.paid_until is None:
+                raise ValueError("a set_time code needs its paid-until date")
+            value = paid_until_value(epoch=device.token_epoch, paid_until=issue.paid_until)
+        token = token_make(
+            secret=token_secret(lender_slug=slug, device_id=device.pk),
+            count=device.token_count,
+            kind=issue.kind,
+            value=value,
+        )
+        seen = device.last_seen_at
+        away = seen is None or seen < now - timedelta(minutes=settings.DEVICE_OFFLINE_AFTER_MINUTES)
+        OfflineToken.objects.filter(device=device, delivery=OfflineToken.Delivery.WAITING).update(
+            delivery=OfflineToken.Delivery.NOT_NEEDED, updated_at=now
+        )
+        row = OfflineToken.objects.create(
+            lender_id=device.lender_id,
+            device=device,
+            count=token.count,
+            kind=issue.kind,
+            value=value,
+            paid_until=issue.paid_until,
+            state_version=device.desired_version,
+            cause=cause[:200],
+            sms_due_at=now
+            if away
+            else now + timedelta(seconds=settings.OFFLINE_CODE_SMS_AFTER_SECONDS),
+        )
+        device.token_count = token.count
+        Device.objects.filter(pk=device.pk).update(token_count=token.count, updated_at=now)
+        audit_event_record(
+            actor=actor,
+            action=DevicesAction.OFFLINE_CODE_ISSUED,
+            target=device,
+            reason=cause,
+            data={
+                "code_id": row.pk,
+                "count": row.count,
+                "kind": row.kind,
+                "paid_until": row.paid_until,
+                "state_version": row.state_version,
+                "sms_due_at": row.sms_due_at,
+            },
+        )
+        issued.append(row)
+    if issued:
+        # delivered when the first SMS falls due; beat runs the delivery every minute as well
+        due_in = min(max((r.sms_due_at - now).total_seconds(), 0) for r in issued)
+        task_enqueue_on_commit(DELIVER_TASK, countdown=int(due_in))
+    return issued
+
+
+def offline_code_digits(*, code: OfflineToken) -> str:
+    """The code's digits, made again from its phone's secret (never stored)."""
+    slug = Lender.objects.values_list("slug", flat=True).get(pk=code.lender_id)
+    return token_digits(
+        secret=token_secret(lender_slug=slug, device_id=code.device_id),
+        count=code.count,
+        kind=code.kind,
+        value=code.value,
+    )
+
+
+def offline_codes_deliver(*, batch: int = 200) -> dict[str, int]:
+    """Send by SMS the codes whose time came and whose phone has not acknowledged the state
+    they stand for (or that an agent sent again); mark the others not needed.
+
+    Claims rows with ``FOR UPDATE SKIP LOCKED``, so workers share the work; safe to run
+    again. A failed SMS is tried again a minute later. Returns counts by outcome.
+
+    Audit: none, the code's row records its delivery (its issue was audited).
+    """
+    now = timezone.now()
+    done = {"sms": 0, "not_needed": 0, "failed": 0}
+    with transaction.atomic():
+        due = list(
+            OfflineToken.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("device__loan__customer")
+            .filter(delivery=OfflineToken.Delivery.WAITING, sms_due_at__lte=now)
+            .order_by("sms_due_at", "id")[:batch]
+        )
+        for code in due:
+            device = code.device
+            if device.acked_version >= code.state_version and code.resent_at is None:
+                code.delivery = OfflineToken.Delivery.NOT_NEEDED
+                done["not_needed"] += 1
+            elif _send(code):
+                done["sms"] += 1
+            else:
+                code.sms_due_at = now + timedelta(minutes=1)
+                done["failed"] += 1
+            code.save(
+                update_fields=["delivery", "sms_due_at", "sms_sent_at", "sms_ref", "updated_at"]
+            )
+    return done
+
+
+def _send(code: OfflineToken) -> bool:
+    customer = code.device.loan.customer
+    body = offline_code_text(
+        locale=customer.locale,
+        digits=group(offline_code_digits(code=code)),
+        releases=code.kind == OfflineToken.Kind.DISABLE_PAYG,
+    )
+    try:
+        ref = get_sms_gateway().send(to=customer.phone, body=body)
+    except Exception as exc:  # the provider failed: tried again a minute later
+        logger.warning("offline code sms failed code=%s error=%s", code.pk, type(exc).__name__)
+        return False
+    code.delivery, code.sms_sent_at, code.sms_ref = OfflineToken.Delivery.SMS, timezone.now(), ref
+    return True
+
+
+@transaction.atomic
+def offline_code_resend(
+    *, device_id: int, lender_id: int, actor: Actor, reason: str
+) -> OfflineToken:
+    """Send the phone's newest unlock code again by SMS, now.
+
+    Locks the device. Only while that code still stands for the phone's newest state: once a
+    newer state was written (a reversal, a sweep), the code would give what the books no
+    longer do, and the next payment brings a new one (``OfflineCodeStale``). Emits
+    ``devices.offline_code.resent``."""
+    device = device_lock(device_id=device_id)
+    if device.lender_id != lender_id:
+        raise OfflineCodeUnknown()
+    code = OfflineToken.objects.filter(device=device).order_by("-count").first()
+    if code is None:
+        raise OfflineCodeUnknown()
+    if code.state_version != device.desired_version:
+        raise OfflineCodeStale()
+    now = timezone.now()
+    code.delivery, code.sms_due_at, code.resent_at = OfflineToken.Delivery.WAITING, now, now
+    code.save(update_fields=["delivery", "sms_due_at", "resent_at", "updated_at"])
+    audit_event_record(
+        actor=actor,
+        action=DevicesAction.OFFLINE_CODE_RESENT,
+        target=device,
+        reason=reason,
+        data={"code_id": code.pk, "count": code.count},
+    )
+    task_enqueue_on_commit(DELIVER_TASK)
+    return code
+
+
+def support_pin_compute(*, device: Device, challenge: str) -> str:
+    """The PIN that answers the phone's lock-screen ``challenge`` (the caller checked who may
+    have it and recorded that it was given)."""
+    slug = Lender.objects.values_list("slug", flat=True).get(pk=device.lender_id)
+    return pin_for(pin_secret(lender_slug=slug, device_id=device.pk), challenge)
+
+
+def offline_report_apply(*, device: Device, event: DeviceEvent) -> dict[str, Any]:
+    """What a phone's report of something it did offline changes here (the caller stored the
+    event and holds the device lock): a code it applied is marked applied. Returns what the
+    event's audit record adds.
+
+    Audit: none of its own, the caller's ``devices.device.event_reported`` records it.
+    """
+    if event.kind != DeviceEvent.Kind.OFFLINE_TOKEN_APPLIED:
+        return {}
+    count = event.detail.get("count")
+    if not isinstance(count, int):
+        return {"problem": "no_count"}
+    applied = OfflineToken.objects.filter(
+        device=device, count=count, applied_at__isnull=True
+    ).update(applied_at=event.occurred_at, updated_at=timezone.now())
+    known = applied or OfflineToken.objects.filter(device=device, count=count).exists()
+    return {} if known else {"problem": "unknown_code"}
