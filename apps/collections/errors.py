@@ -194,3 +194,36 @@ class LockNotNoticed(DomainError):
         "have been confirmed (by the phone, or accepted by the SMS provider) at least the "
         "country's notice days before. The next sweep sends it."
     )
+
+
+class SupportPinReasonRequired(DomainError):
+    code = "support_pin_reason_required"
+    default_message = _("Say why: a support PIN needs a reason (for example the payment checked).")
+
+
+class SupportPinChallengeInvalid(DomainError):
+    code = "support_pin_challenge_invalid"
+    default_message = _("The challenge is the 6 digits the phone's lock screen shows.")
+
+
+class SupportPinNoPhone(DomainError):
+    code, http_status = "support_pin_no_phone", 409
+    default_message = _("This loan has no enrolled phone to unlock.")
+
+
+class SupportPinLimit(DomainError):
+    code, http_status = "support_pin_limit", 429
+    default_message = _("You asked for too many support PINs in the last hour. Try again later.")
+
+
+class SupportPinSecondPerson(DomainError):
+    code, http_status = "support_pin_second_person", 403
+    default_message = _(
+        "No payment was recorded since the phone was restricted: a second person, a "
+        "supervisor, must approve this PIN, and never their own request."
+    )
+
+
+class SupportPinDecided(DomainError):
+    code, http_status = "support_pin_decided", 409
+    default_message = _("This support PIN request was already decided or has expired.")

@@ -20,5 +20,8 @@ class CollectionsAction(StrEnum):
     PAUSE_CLOSED = "collections.pause.closed"
     MANUAL_LOCK_REQUESTED = "collections.manual_lock.requested"
     MANUAL_LOCK_DECIDED = "collections.manual_lock.decided"
+    SUPPORT_PIN_REQUESTED = "collections.support_pin.requested"
+    SUPPORT_PIN_ISSUED = "collections.support_pin.issued"
+    SUPPORT_PIN_REJECTED = "collections.support_pin.rejected"
     REMINDER_RESENT = "collections.reminder.resent"
     LOAN_CANCELLED = "collections.loan.cancelled"

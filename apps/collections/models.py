@@ -698,3 +698,52 @@ class RestrictionSuspension(BaseModel):
 
     def __str__(self) -> str:
         return f"suspension of {self.lender_id or self.country}"
+
+
+class SupportPin(BaseModel):
+    """A support PIN asked for by an agent, against the challenge the phone's lock screen shows.
+
+    Stored as its challenge, never the PIN (made again from the phone's secret). Issued at
+    once when a payment was recorded since the phone was locked; otherwise it waits for a
+    second person, a supervisor of the lender, who approves it and reads it out.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Status(models.TextChoices):
+        REQUESTED = "requested", _("Waiting for a supervisor")
+        ISSUED = "issued", _("Issued")
+        REJECTED = "rejected", _("Rejected")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="support_pins")
+    device = models.ForeignKey("devices.Device", on_delete=models.PROTECT, related_name="+")
+    challenge = models.CharField(max_length=6)
+    reason = models.TextField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    status = models.CharField(max_length=10, choices=Status.choices)
+    payment_since_lock = models.BooleanField()
+    issued_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+
+    EXPIRES_AFTER = timedelta(hours=1)  # a request no supervisor decided in time is void
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(challenge__regex=r"^[0-9]{6}$"), name="support_pin_challenge_6_digits"
+            ),
+            models.CheckConstraint(
+                condition=Q(payment_since_lock=True)
+                | ~Q(status="issued")
+                | Q(decided_by__isnull=False),
+                name="support_pin_two_people_without_payment",
+            ),
+        ]
+        indexes = [models.Index(fields=["requested_by", "created_at"], name="support_pin_by_agent")]

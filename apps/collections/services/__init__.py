@@ -34,6 +34,11 @@ from apps.collections.services.sales import (
 )
 from apps.collections.services.settle import loan_stage_settle
 from apps.collections.services.stages import loan_classify, loan_stage_changes_apply
+from apps.collections.services.support_pins import (
+    SupportPinOutcome,
+    loan_support_pin_decide,
+    loan_support_pin_request,
+)
 from apps.collections.services.suspensions import (
     restrictions_resume,
     restrictions_suspend,
@@ -57,6 +62,7 @@ __all__ = [
     "PaymentOutcome",
     "Quote",
     "ReversalOutcome",
+    "SupportPinOutcome",
     "SweepReport",
     "WebhookOutcome",
     "WebhookPayload",
@@ -82,6 +88,8 @@ __all__ = [
     "loan_stage_lock_now",
     "loan_stage_settle",
     "loan_stage_sweep",
+    "loan_support_pin_decide",
+    "loan_support_pin_request",
     "loan_sweep_fan_out",
     "loan_sweep_ranges",
     "overdue_notices_queue",

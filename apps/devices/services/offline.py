@@ -240,11 +240,11 @@ def offline_code_resend(
     return code
 
 
-def support_pin_compute(*, device: Device, challenge: str) -> str:
-    """The PIN that answers the phone's lock-screen ``challenge`` (the caller checked who may
-    have it and recorded that it was given)."""
-    slug = Lender.objects.values_list("slug", flat=True).get(pk=device.lender_id)
-    return pin_for(pin_secret(lender_slug=slug, device_id=device.pk), challenge)
+def support_pin_compute(*, device_id: int, lender_id: int, challenge: str) -> str:
+    """The PIN that answers the lock-screen ``challenge`` of the lender's phone ``device_id``
+    (the caller checked who may have it and recorded that it was given)."""
+    slug = Lender.objects.values_list("slug", flat=True).get(pk=lender_id)
+    return pin_for(pin_secret(lender_slug=slug, device_id=device_id), challenge)
 
 
 def offline_report_apply(*, device: Device, event: DeviceEvent) -> dict[str, Any]:

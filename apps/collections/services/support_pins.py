@@ -1,0 +1,145 @@
+"""Support PINs: an agent reads the challenge off a restricted phone's lock screen (over the
+phone with its customer) and gets the PIN that lifts the restrictions for a bounded time,
+offline (apps/devices/offline.py holds the scheme)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.accounts.models import User
+from apps.audit.services import audit_event_record
+from apps.collections.errors import (
+    SupportPinChallengeInvalid,
+    SupportPinDecided,
+    SupportPinLimit,
+    SupportPinNoPhone,
+    SupportPinReasonRequired,
+    SupportPinSecondPerson,
+)
+from apps.collections.events import CollectionsAction
+from apps.collections.locks import loan_lock, loan_lock_with_row
+from apps.collections.models import Loan, Payment, SupportPin
+from apps.collections.services.pauses import require_supervisor
+from apps.core.actor import Actor
+from apps.devices.selectors import device_ids_enrolled_for_loans
+from apps.devices.services import support_pin_compute
+
+CHALLENGE = re.compile(r"^[0-9]{6}$")
+
+
+@dataclass(frozen=True, slots=True)
+class SupportPinOutcome:
+    request: SupportPin
+    pin: str  # empty while a supervisor has to approve it
+
+
+def _payment_since_restricted(loan: Loan) -> bool:
+    """Whether money was recorded for the loan since its stage was last set (the restriction
+    the customer is calling about)."""
+    since = loan.stage_changed_at or loan.signed_at
+    return Payment.objects.filter(loan=loan, created_at__gte=since).exists()
+
+
+@transaction.atomic
+def loan_support_pin_request(
+    *, loan_id: int, lender_id: int, challenge: str, user: User, actor: Actor, reason: str
+) -> SupportPinOutcome:
+    """The PIN for the challenge the loan's phone shows, for an agent of the loan's lender.
+
+    Locks the loan. Given at once when a payment was recorded since the loan's stage was
+    last set; otherwise the request waits for a supervisor (``loan_support_pin_decide``).
+    At most ``SUPPORT_PIN_PER_AGENT_HOUR`` requests per agent an hour. Emits
+    ``collections.support_pin.requested`` and, when given, ``collections.support_pin.issued``
+    (never the PIN)."""
+    challenge = challenge.strip().replace(" ", "")
+    if not reason.strip():
+        raise SupportPinReasonRequired()
+    if not CHALLENGE.match(challenge):
+        raise SupportPinChallengeInvalid()
+    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    device_id = device_ids_enrolled_for_loans(loan_ids=[loan.pk]).get(loan.pk)
+    if device_id is None:
+        raise SupportPinNoPhone()
+    hour_ago = timezone.now() - timedelta(hours=1)
+    asked = SupportPin.objects.filter(requested_by=user, created_at__gte=hour_ago).count()
+    if asked >= settings.SUPPORT_PIN_PER_AGENT_HOUR:
+        raise SupportPinLimit()
+    paid = _payment_since_restricted(loan)
+    request = SupportPin.objects.create(
+        lender_id=loan.lender_id,
+        loan=loan,
+        device_id=device_id,
+        challenge=challenge,
+        reason=reason.strip(),
+        requested_by=user,
+        status=SupportPin.Status.ISSUED if paid else SupportPin.Status.REQUESTED,
+        payment_since_lock=paid,
+        issued_at=timezone.now() if paid else None,
+    )
+    audit_event_record(
+        actor=actor,
+        action=CollectionsAction.SUPPORT_PIN_REQUESTED,
+        target=loan,
+        reason=request.reason,
+        data={"support_pin_id": request.pk, "device_id": device_id, "payment_since": paid},
+    )
+    if not paid:
+        return SupportPinOutcome(request=request, pin="")
+    return SupportPinOutcome(request=request, pin=_issue(request, actor=actor, loan=loan))
+
+
+def _issue(request: SupportPin, *, actor: Actor, loan: Loan) -> str:
+    audit_event_record(
+        actor=actor,
+        action=CollectionsAction.SUPPORT_PIN_ISSUED,
+        target=loan,
+        reason=request.reason,
+        data={"support_pin_id": request.pk, "device_id": request.device_id},
+    )
+    return support_pin_compute(
+        device_id=request.device_id, lender_id=request.lender_id, challenge=request.challenge
+    )
+
+
+@transaction.atomic
+def loan_support_pin_decide(
+    *, request_id: int, lender_id: int, approve: bool, user: User, actor: Actor, reason: str
+) -> SupportPinOutcome:
+    """A supervisor of the lender, never the requester, approves (and reads out) or rejects a
+    support PIN asked for without a payment since the restriction, within
+    ``SupportPin.EXPIRES_AFTER``. Locks the loan, then the request. Emits
+    ``collections.support_pin.issued`` or ``collections.support_pin.rejected``."""
+    if not reason.strip():
+        raise SupportPinReasonRequired()
+    require_supervisor(user, lender_id)
+    locked = loan_lock_with_row(SupportPin, pk=request_id, lender_id=lender_id)
+    if locked is None:
+        raise SupportPinDecided()
+    loan, request = locked
+    if request.requested_by_id == user.pk:
+        raise SupportPinSecondPerson()
+    now = timezone.now()
+    if request.status != SupportPin.Status.REQUESTED or now - request.created_at > (
+        SupportPin.EXPIRES_AFTER
+    ):
+        raise SupportPinDecided()
+    request.status = SupportPin.Status.ISSUED if approve else SupportPin.Status.REJECTED
+    request.decided_by, request.decided_at = user, now
+    request.issued_at = now if approve else None
+    request.save(update_fields=["status", "decided_by", "decided_at", "issued_at", "updated_at"])
+    if not approve:
+        audit_event_record(
+            actor=actor,
+            action=CollectionsAction.SUPPORT_PIN_REJECTED,
+            target=loan,
+            reason=reason.strip(),
+            data={"support_pin_id": request.pk, "requested_by": request.requested_by_id},
+        )
+        return SupportPinOutcome(request=request, pin="")
+    return SupportPinOutcome(request=request, pin=_issue(request, actor=actor, loan=loan))
