@@ -19,7 +19,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from apps.devices.models import BOUND, Device, DeviceEvent, DeviceState, LenderKey
+from apps.devices.models import BOUND, Device, DeviceEvent, DeviceState, LenderKey, OfflineToken
 from apps.devices.sql import DEVICE_IDS_ENROLLED_FOR_LOANS
 
 
@@ -165,3 +165,28 @@ def device_list_for_loan(*, loan_id: int, lender_id: int) -> QuerySet[Device]:
 
 def device_state_list(*, device: Device) -> QuerySet[DeviceState]:
     return DeviceState.objects.filter(device=device).order_by("version")
+
+
+def offline_code_waiting_for_loan(*, loan_id: int, lender_id: int) -> OfflineToken | None:
+    """The unlock code the loan's phone still needs: the newest code of its enrolled (or being
+    released) phone, while it stands for the phone's newest state and the phone has not
+    acknowledged that state. None once the phone took its state, or a newer state was written
+    (a reversal, a sweep: the code would give what the books no longer do)."""
+    return (
+        OfflineToken.objects.filter(
+            lender_id=lender_id,
+            device__loan_id=loan_id,
+            device__status=Device.Status.ENROLLED,
+            state_version=F("device__desired_version"),
+            device__acked_version__lt=F("state_version"),
+        )
+        .order_by("-count")
+        .first()
+    )
+
+
+def offline_code_list_for_loan(*, loan_id: int, lender_id: int) -> QuerySet[OfflineToken]:
+    """Every unlock code issued to the loan's phones, newest first."""
+    return OfflineToken.objects.filter(lender_id=lender_id, device__loan_id=loan_id).order_by(
+        "-created_at", "-count"
+    )

@@ -87,15 +87,22 @@ def render(
     return text
 
 
-def offline_code_text(*, locale: str, digits: str, releases: bool) -> str:
-    """The SMS that carries an offline unlock code (its digits grouped for reading)."""
+def offline_code_hint(*, locale: str, digits: str, releases: bool) -> str:
+    """What to do with an offline unlock code (its digits grouped for reading): the line a
+    receipt ends with, and the heart of the code's own SMS."""
     with translation.override(locale):
         if releases:
             return gettext(
-                "Your loan is paid off. If your phone is offline, type this code on its lock "
-                "screen to release it: %(code)s"
+                "If your phone is offline, type this code on its lock screen to release it: "
+                "%(code)s"
             ) % {"code": digits}
         return gettext(
-            "Payment received. If your phone is offline, type this code on its lock screen "
-            "to unlock it: %(code)s"
+            "If your phone is offline, type this code on its lock screen to unlock it: %(code)s"
         ) % {"code": digits}
+
+
+def offline_code_text(*, locale: str, digits: str, releases: bool) -> str:
+    """The SMS that carries an offline unlock code."""
+    with translation.override(locale):
+        opening = gettext("Your loan is paid off.") if releases else gettext("Payment received.")
+    return f"{opening} {offline_code_hint(locale=locale, digits=digits, releases=releases)}"

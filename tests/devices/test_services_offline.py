@@ -284,3 +284,23 @@ def test_the_support_pin_answers_the_challenge_of_its_own_phone_only(lender_a) -
     pin = pin_for(secret, challenge)
     assert len(pin) == 8
     assert pin != pin_for(pin_secret(lender_slug=lender_a.slug, device_id=other.pk), challenge)
+
+
+def test_the_receipt_carries_the_code_while_the_phone_has_not_taken_its_state(
+    locked, lender_a, django_capture_on_commit_callbacks
+) -> None:
+    from apps.notifications.models import Notification
+
+    device, loan = locked
+    with django_capture_on_commit_callbacks(execute=True):
+        pay(loan, loan.installments.order_by("sequence").first().total_due)
+    code = OfflineToken.objects.get(device=device)
+    digits = offline_code_digits(code=code)
+    receipt = Notification.objects.get(loan=loan, kind="payment")
+    assert f"{digits[:3]} {digits[3:6]} {digits[6:]}" in receipt.body
+    # a payment that brings no code (the loan is current): a plain receipt
+    current, _secret, _key = enrolled_phone(lender_a)
+    with django_capture_on_commit_callbacks(execute=True):
+        pay(current.loan, current.loan.installments.first().total_due, ref="p-2")
+    plain = Notification.objects.get(loan=current.loan, kind="payment")
+    assert "offline" not in plain.body
