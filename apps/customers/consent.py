@@ -2,8 +2,9 @@
 
 Everything a customer agrees to, in plain words: the schedule, the restriction
 ladder of the lender's policy in force with its days, what always keeps
-working, what the phone agent reads and does not read, and how the phone is
-released on payoff. Its exact text, version and SHA-256 are recorded.
+working, how a phone offline is unlocked (codes by SMS, a support PIN, the emergency
+grace), what the phone agent reads and does not read, and how the phone is released on
+payoff. Its exact text, version and SHA-256 are recorded.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from apps.core.money import Money, quantize
 from apps.lenders.models import RestrictionPolicyVersion
 from apps.lenders.selectors import restriction_stages_describe
 
-CONSENT_TEXT_VERSION = "pos-consent-2026-11"
+CONSENT_TEXT_VERSION = "pos-consent-2026-12"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +49,7 @@ def consent_text_build(
     terms: ConsentTerms,
     policy_version: RestrictionPolicyVersion,
     locale: str,
+    emergency_grace_hours: int = 0,
 ) -> str:
     currency = terms.financed.currency
     with translation.override(locale):
@@ -77,6 +79,24 @@ def consent_text_build(
             _(
                 "Emergency calls always work, and so do calls to the lender and paying. "
                 "A payment lifts the restrictions within seconds."
+            ),
+            _(
+                "If the phone is offline when you pay, you receive an unlock code by SMS; typing "
+                "it on the lock screen lifts what your payment covers, without a network. A "
+                "lender's agent can also give you a one-time PIN for the code your lock screen "
+                "shows."
+            ),
+            *(
+                [
+                    _(
+                        "Once per restriction, and at most once in 30 days, you can lift a lock "
+                        "yourself from the lock screen for %(hours)s hours (to reach a map, a "
+                        "ride home or your mobile money); the lock returns when they end."
+                    )
+                    % {"hours": emergency_grace_hours}
+                ]
+                if emergency_grace_hours
+                else []
             ),
             _(
                 "The lender's app on the phone reads only what it needs: the phone's identity "

@@ -66,6 +66,11 @@ def test_a_sale_from_customer_to_qr(
     text = page.context["consent_text"]
     assert "Emergency calls always work" in text
     assert "From day 30 overdue: the phone locks." in text
+    assert "you receive an unlock code by SMS" in text
+    assert (
+        f"lift a lock yourself from the lock screen for {lender_a.emergency_grace_hours} hours"
+        in (" ".join(text.split()))
+    )
     with django_capture_on_commit_callbacks(execute=True):
         client.post(reverse("pos:consent", args=[sale.public_id]), {"action": "send"})
     ((to, body),) = sms_outbox
@@ -314,3 +319,13 @@ def test_a_consent_code_the_sms_gateway_could_not_send_is_not_kept(
     sale.refresh_from_db()
     assert sale.consent_challenge_id is not None
     assert len(sms_outbox) == 1
+
+
+def test_the_consent_says_nothing_of_a_grace_the_lender_turned_off(counter, lender_a) -> None:
+    client, _clerk, product = counter
+    lender_a.emergency_grace_hours = 0
+    lender_a.save(update_fields=["emergency_grace_hours"])
+    sale = walk_to_consent(client, lender_a, product, valid_imei())
+    text = client.get(reverse("pos:consent", args=[sale.public_id])).context["consent_text"]
+    assert "you receive an unlock code by SMS" in text
+    assert "lift a lock yourself" not in text

@@ -161,6 +161,7 @@ def sale_consent_text(*, sale: Sale) -> str:
         ),
         policy_version=version,
         locale=customer.locale,
+        emergency_grace_hours=sale.lender.emergency_grace_hours,
     )
 
 
