@@ -280,3 +280,14 @@ FROM unnest(%(ids)s::bigint[], %(versions)s::integer[], %(levels)s::text[]) WITH
 """The rows of one ``devices.state.changed`` event per state written (parallel arrays of
 device ids, versions and levels), in their order, for ``audit_events_record_select``. Reads
 no table; takes no lock."""
+
+DEVICE_TOKEN_COUNTS_SET = sql.SQL(
+    """
+UPDATE {devices} AS d SET token_count = v.token_count, updated_at = %s
+FROM unnest(%s::bigint[], %s::int[]) AS v(id, token_count)
+WHERE d.id = v.id
+"""
+).format(devices=_devices)
+"""Set each device's ``token_count`` (the count of its newest offline unlock code) from two
+parallel arrays (ids, counts), at the time given: one statement for a batch of codes. The
+caller holds the devices' locks. Index: the primary key."""

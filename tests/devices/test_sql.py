@@ -166,6 +166,19 @@ def test_devices_lock_returns_the_rows_asked_for_in_id_order(phones) -> None:
     assert [row[0] for row in locked] == sorted(pk for pk in asked if pk in existing)
 
 
+def test_token_counts_are_set_on_exactly_the_devices_named(phones) -> None:
+    now = timezone.now()
+    oracle = {d.pk: d.token_count for d in Device.objects.all()}
+    oracle |= {phones[0].pk: 7, phones[3].pk: 1}
+    run(
+        device_sql.DEVICE_TOKEN_COUNTS_SET,
+        [now, array_literal([phones[0].pk, phones[3].pk]), [7, 1]],
+    )
+    assert dict(Device.objects.values_list("pk", "token_count")) == oracle
+    assert Device.objects.get(pk=phones[3].pk).updated_at == now
+    assert Device.objects.get(pk=phones[1].pk).updated_at != now
+
+
 def test_devices_lock_for_loans_returns_every_phone_of_the_loans_in_id_order(phones) -> None:
     released = phones[1]
     Device.objects.filter(pk=released.pk).update(status=Device.Status.RELEASED)
@@ -559,6 +572,7 @@ WRITTEN_FOR = {
     "PUSH_NEXT_DUE_IN": {"push_nudge_due"},
     "PUSH_RELEASE_UNACKED": {"device_state_released", "push_nudge_device"},
     "DEVICE_STATES_WRITE": {DEVICES_PKEY, "device_state_released"},
+    "DEVICE_TOKEN_COUNTS_SET": {DEVICES_PKEY},
 }
 
 
@@ -584,6 +598,7 @@ def test_each_statement_uses_the_index_it_is_written_for(phones, volume) -> None
         "PUSH_NEXT_DUE_IN": None,
         "PUSH_RELEASE_UNACKED": {"base": 60, "cap": 3600, "give_up_days": 30},
         "DEVICE_STATES_WRITE": _state_write_params(phones[0].lender_id, ids),
+        "DEVICE_TOKEN_COUNTS_SET": [timezone.now(), array_literal(ids), [3, 5]],
     }
     missing = {}
     for name, indexes in WRITTEN_FOR.items():

@@ -9,12 +9,13 @@ from datetime import date, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.audit.services import audit_event_record
+from apps.audit.services import AuditEntry, audit_event_record, audit_events_record
 from apps.core.actor import Actor
 from apps.core.outbox import task_enqueue_on_commit
+from apps.core.sql import array_literal
 from apps.devices.errors import OfflineCodeStale, OfflineCodeUnknown
 from apps.devices.events import DevicesAction
 from apps.devices.locks import device_lock
@@ -29,6 +30,7 @@ from apps.devices.offline import (
     token_make,
     token_secret,
 )
+from apps.devices.sql import DEVICE_TOKEN_COUNTS_SET
 from apps.integrations.sms.base import get_sms_gateway
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_local_date, restriction_steps_applicable
@@ -81,69 +83,93 @@ def offline_codes_issue(*, issues: list[CodeIssue], actor: Actor, cause: str) ->
     """Give each phone its next unlock code, after its new state is written (the code stands
     for that state: once the phone acks it, no SMS is needed).
 
-    In the caller's transaction; locks each device (the caller holds the loan's lock: the
-    global order). A phone that never received offline terms (enrolled before they existed:
-    no epoch), or is not enrolled, gets none. The code's SMS falls due after
-    ``OFFLINE_CODE_SMS_AFTER_SECONDS``, or at once for a phone not seen for
-    ``DEVICE_OFFLINE_AFTER_MINUTES``; an earlier code still waiting is not sent any more
-    (the new one supersedes it). Emits ``devices.offline_code.issued`` (never the digits)."""
+    In the caller's transaction, set-based: one lock of the devices in id order (the caller
+    holds their loans: the global order), one insert of the codes, one update of the
+    devices' counts, one audit append per lender. A phone that never received offline terms
+    (enrolled before they existed: no epoch), or is not enrolled, gets none. The code's SMS
+    falls due after ``OFFLINE_CODE_SMS_AFTER_SECONDS``, or at once for a phone not seen for
+    ``DEVICE_OFFLINE_AFTER_MINUTES``; an earlier code still waiting is not sent any more (the
+    new one supersedes it). Emits ``devices.offline_code.issued`` (never the digits)."""
+    if not issues:
+        return []
+    if len({i.device_id for i in issues}) != len(issues):
+        raise ValueError("one code per device")
     now = timezone.now()
-    issued = []
-    for issue in sorted(issues, key=lambda i: i.device_id):
-        device = device_lock(device_id=issue.device_id)
-        if device.token_epoch is None or device.status == Device.Status.PENDING:
-            continue
-        slug = Lender.objects.values_list("slug", flat=True).get(pk=device.lender_id)
+    wanted = {i.device_id: i for i in issues}
+    devices = list(
+        Device.objects.select_for_update(of=("self",))
+        .filter(pk__in=wanted, status=Device.Status.ENROLLED, token_epoch__isnull=False)
+        .order_by("pk")
+        .only("lender_id", "token_epoch", "token_count", "desired_version", "last_seen_at")
+    )
+    if not devices:
+        return []
+    slugs = dict(
+        Lender.objects.filter(pk__in={d.lender_id for d in devices}).values_list("pk", "slug")
+    )
+    away_before = now - timedelta(minutes=settings.DEVICE_OFFLINE_AFTER_MINUTES)
+    later = now + timedelta(seconds=settings.OFFLINE_CODE_SMS_AFTER_SECONDS)
+    rows = []
+    for device in devices:
+        issue = wanted[device.pk]
         value = None
         if issue.kind == OfflineToken.Kind.SET_TIME:
-            if issue.paid_until is None:
+            if issue.paid_until is None or device.token_epoch is None:
                 raise ValueError("a set_time code needs its paid-until date")
             value = paid_until_value(epoch=device.token_epoch, paid_until=issue.paid_until)
         token = token_make(
-            secret=token_secret(lender_slug=slug, device_id=device.pk),
+            secret=token_secret(lender_slug=slugs[device.lender_id], device_id=device.pk),
             count=device.token_count,
             kind=issue.kind,
             value=value,
         )
-        seen = device.last_seen_at
-        away = seen is None or seen < now - timedelta(minutes=settings.DEVICE_OFFLINE_AFTER_MINUTES)
-        OfflineToken.objects.filter(device=device, delivery=OfflineToken.Delivery.WAITING).update(
-            delivery=OfflineToken.Delivery.NOT_NEEDED, updated_at=now
-        )
-        row = OfflineToken.objects.create(
-            lender_id=device.lender_id,
-            device=device,
-            count=token.count,
-            kind=issue.kind,
-            value=value,
-            paid_until=issue.paid_until,
-            state_version=device.desired_version,
-            cause=cause[:200],
-            sms_due_at=now
-            if away
-            else now + timedelta(seconds=settings.OFFLINE_CODE_SMS_AFTER_SECONDS),
-        )
         device.token_count = token.count
-        Device.objects.filter(pk=device.pk).update(token_count=token.count, updated_at=now)
-        audit_event_record(
-            actor=actor,
-            action=DevicesAction.OFFLINE_CODE_ISSUED,
-            target=device,
-            reason=cause,
-            data={
-                "code_id": row.pk,
-                "count": row.count,
-                "kind": row.kind,
-                "paid_until": row.paid_until,
-                "state_version": row.state_version,
-                "sms_due_at": row.sms_due_at,
-            },
+        away = device.last_seen_at is None or device.last_seen_at < away_before
+        rows.append(
+            OfflineToken(
+                lender_id=device.lender_id,
+                device_id=device.pk,
+                count=token.count,
+                kind=issue.kind,
+                value=value,
+                paid_until=issue.paid_until,
+                state_version=device.desired_version,
+                cause=cause[:200],
+                sms_due_at=now if away else later,
+            )
         )
-        issued.append(row)
-    if issued:
-        # delivered when the first SMS falls due; beat runs the delivery every minute as well
-        due_in = min(max((r.sms_due_at - now).total_seconds(), 0) for r in issued)
-        task_enqueue_on_commit(DELIVER_TASK, countdown=int(due_in))
+    OfflineToken.objects.filter(
+        device_id__in=[d.pk for d in devices], delivery=OfflineToken.Delivery.WAITING
+    ).update(delivery=OfflineToken.Delivery.NOT_NEEDED, updated_at=now)
+    issued = OfflineToken.objects.bulk_create(rows)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            DEVICE_TOKEN_COUNTS_SET,
+            [now, array_literal([d.pk for d in devices]), [d.token_count for d in devices]],
+        )
+    by_lender: dict[int, list[AuditEntry]] = {}
+    for device, row in zip(devices, issued, strict=True):
+        by_lender.setdefault(device.lender_id, []).append(
+            AuditEntry(
+                actor=actor,
+                action=DevicesAction.OFFLINE_CODE_ISSUED,
+                target=device,
+                reason=cause,
+                data={
+                    "code_id": row.pk,
+                    "count": row.count,
+                    "kind": row.kind,
+                    "paid_until": row.paid_until,
+                    "state_version": row.state_version,
+                    "sms_due_at": row.sms_due_at,
+                },
+            )
+        )
+    for lender_id, entries in by_lender.items():
+        audit_events_record(lender_id=lender_id, entries=entries)
+    # delivered when the first SMS falls due; beat runs the delivery every minute as well
+    due_in = min(max((r.sms_due_at - now).total_seconds(), 0) for r in issued)
+    task_enqueue_on_commit(DELIVER_TASK, countdown=int(due_in))
     return issued
 
 
