@@ -8,7 +8,13 @@ lender key it trusts, its own device id, a version higher than the one
 applied, a lease not expired) and refuses anything else, applies it,
 acknowledges it, and can raise events (a SIM change, a reboot, ...).
 
-    python -m tools.agent_sim --qr enrollment.png --imei 352099001000005
+Its lock screen works without a network (``offline.py``): a payment token
+(OpenPAYGO) typed by the customer lowers or releases the phone, an agent's
+support PIN answers the challenge it shows, and the emergency grace lifts a
+lock for a few hours; each is reported at the next check-in. ``agent.network
+= False`` cuts the network: no request leaves the phone.
+
+    python -m tools.agent_sim --qr enrollment.png --imei 352099001000005 --keep phone.json
     python -m tools.agent_sim --help
 
 It imports nothing from the server: it is a client of the API, and its
@@ -16,6 +22,17 @@ signature check is its own.
 """
 
 from tools.agent_sim.agent import Agent, AgentStopped
+from tools.agent_sim.offline import LockScreen, OfflineTerms, pin_challenge, support_pin
 from tools.agent_sim.phone import Phone, Refused, StateVerifier
 
-__all__ = ["Agent", "AgentStopped", "Phone", "Refused", "StateVerifier"]
+__all__ = [
+    "Agent",
+    "AgentStopped",
+    "LockScreen",
+    "OfflineTerms",
+    "Phone",
+    "Refused",
+    "StateVerifier",
+    "pin_challenge",
+    "support_pin",
+]

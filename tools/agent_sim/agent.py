@@ -1,4 +1,5 @@
-"""The agent: enrollment from the QR code, check-in, verify-apply-ack, events."""
+"""The agent: enrollment from the QR code, check-in, verify-apply-ack, events, and the lock
+screen's offline unlock (tokens, support PIN, emergency grace) with its reports."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import requests
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from tools.agent_sim.offline import LockScreen, OfflineTerms
 from tools.agent_sim.phone import Phone, Refused, StateVerifier, public_key
 
 logger = logging.getLogger("agent_sim")
@@ -75,6 +77,10 @@ class Agent:
         self.secret = ""
         self.verifier: StateVerifier | None = None
         self.refusals: list[str] = []
+        # With the network cut, every call to the server fails as a connection error before
+        # any request is made; requests_sent counts the ones that were.
+        self.network = True
+        self.requests_sent = 0
         self.stopped = threading.Event()
         self.nudged = threading.Event()
         self._lock = threading.Lock()
@@ -90,7 +96,10 @@ class Agent:
     # --- HTTP ---------------------------------------------------------------------------
 
     def _post(self, path: str, body: dict[str, Any], *, auth: bool = True) -> requests.Response:
+        if not self.network:
+            raise requests.ConnectionError(f"no network: {path} not sent")
         headers = {"Authorization": f"Device {self.device_id}:{self.secret}"} if auth else {}
+        self.requests_sent += 1
         response = self.http.post(self.server + path, json=body, headers=headers, timeout=10)
         if response.status_code in (401, 410) and auth:
             self.stopped.set()
@@ -121,12 +130,16 @@ class Agent:
             device_id=body["device_id"],
             keys={body["key_version"]: public_key(body["lender_public_key"])},
         )
+        if body.get("offline"):  # handed once; a server without offline unlock sends none
+            self.phone.offline = LockScreen(terms=OfflineTerms.from_json(body["offline"]))
         logger.info("enrolled device=%s", self.device_id)
         return self.device_id
 
     def check_in(self) -> str | None:
-        """Check in; apply and ack a newer state. Returns what happened, or None if nothing new."""
+        """Post the queued reports, then check in; apply and ack a newer state. Returns what
+        happened, or None if nothing new."""
         with self._lock:
+            self._post_reports()
             response = self._post(
                 "check-in",
                 {
@@ -179,6 +192,20 @@ class Agent:
             self.stopped.set()
         return document["level"]
 
+    def _post_reports(self) -> None:
+        """Post what the lock screen did offline, oldest first. An answer in 2xx takes a report
+        off the queue (the server stores each event_id once); anything else leaves it for the
+        next check-in. A network failure stops here: the check-in would fail too."""
+        screen = self.phone.offline
+        if screen is None:
+            return
+        for event in list(screen.reports):
+            response = self._post("events", event)
+            if 200 <= response.status_code < 300:
+                screen.reports.remove(event)
+            else:
+                logger.warning("report %s kept: %s", event["kind"], response.status_code)
+
     def report(self, kind: str, **detail: Any) -> dict[str, Any]:
         body = {
             "event_id": uuid.uuid4().hex,
@@ -195,10 +222,42 @@ class Agent:
         self.iccid = iccid
         self.report("sim_changed", slot=1)
 
+    # --- the lock screen, offline: no request is made ----------------------------------
+
+    def type_token(self, digits: str) -> str:
+        """The customer types a payment token: the level in force after it, or
+        ``refused:used|invalid|wait`` (``refused:unavailable``: no offline terms)."""
+        with self._lock:
+            return self.phone.type_token(digits, self.clock())
+
+    def lock_screen_challenge(self) -> str | None:
+        """The 6-digit challenge the lock screen shows (None: no offline terms)."""
+        with self._lock:
+            return self.phone.lock_screen_challenge()
+
+    def enter_pin(self, pin: str) -> str:
+        """An agent's support PIN for the challenge shown: the level in force after it, or
+        ``refused:invalid|wait`` (``refused:unavailable``: no offline terms)."""
+        with self._lock:
+            return self.phone.enter_pin(pin, self.clock())
+
+    def emergency_unlock(self) -> bool:
+        """The customer opens the emergency grace: whether it opened."""
+        with self._lock:
+            return self.phone.emergency_unlock(self.clock())
+
+    def effective_level(self, now: datetime | None = None) -> str:
+        """The level in force at ``now`` (default: the agent's clock)."""
+        return self.phone.effective_level(self.clock() if now is None else now)
+
+    def describe(self) -> str:
+        return self.phone.describe(self.clock())
+
     # --- what the agent keeps on the phone ---------------------------------------------
 
     def save(self, path: Path) -> None:
-        """Credentials, trusted key and applied state: what survives a reboot of the phone."""
+        """Credentials, trusted key, applied state and the lock screen's bookkeeping (counter,
+        wrong entries, windows, queued reports): what survives a reboot of the phone."""
         if self.verifier is None:
             raise RuntimeError("enroll first")
         keys = {
@@ -207,18 +266,20 @@ class Agent:
             ).decode()
             for version, key in self.verifier.keys.items()
         }
-        saved = json.dumps(
-            {
-                "server": self.server,
-                "imei": self.imei,
-                "fcm_token": self.fcm_token,
-                "device_id": self.device_id,
-                "secret": self.secret,
-                "lender_keys": keys,
-                "version": self.phone.version,
-                "level": self.phone.level,
-            }
-        )
+        with self._lock:  # the lock screen may be changing it on another thread
+            saved = json.dumps(
+                {
+                    "server": self.server,
+                    "imei": self.imei,
+                    "fcm_token": self.fcm_token,
+                    "device_id": self.device_id,
+                    "secret": self.secret,
+                    "lender_keys": keys,
+                    "version": self.phone.version,
+                    "level": self.phone.level,
+                    "phone": self.phone.to_json(),
+                }
+            )
         # created readable by its owner only, before the secret is written into it
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(descriptor, "w") as handle:
@@ -240,7 +301,10 @@ class Agent:
             device_id=saved["device_id"],
             keys={int(v): public_key(k) for v, k in saved["lender_keys"].items()},
         )
-        agent.phone.version, agent.phone.level = saved["version"], saved["level"]
+        if "phone" in saved:
+            agent.phone = Phone.from_json(saved["phone"])
+        else:  # saved before the phone kept more than its version and level
+            agent.phone.version, agent.phone.level = saved["version"], saved["level"]
         return agent
 
     # --- running ------------------------------------------------------------------------
@@ -252,14 +316,23 @@ class Agent:
     def run(self, *, interval: float, keep: Path | None = None) -> None:
         """Check in at once, then on every nudge or every ``interval`` seconds, until stopped.
 
-        With ``keep``, the agent saves itself there after each state it applies."""
+        Offline (no network, or the server unreachable), the lease and the lock screen's
+        windows decide. A phone released offline (DISABLE_PAYG) keeps checking in until the
+        server confirms: it hands the released state, or answers 401/410. With ``keep``, the
+        agent saves itself there after each round."""
+        shown = self.effective_level()
         while not self.stopped.is_set():
             try:
-                if self.check_in() is not None and keep is not None:
-                    self.save(keep)
+                self.check_in()
             except AgentStopped:
                 break
             except requests.RequestException:
-                self.phone.lease_lapse(self.clock())  # offline: the lease decides
+                with self._lock:
+                    self.phone.lease_lapse(self.clock())  # offline: the lease decides
+            if (level := self.effective_level()) != shown:
+                logger.info("device=%s in force: %s", self.device_id, self.describe())
+                shown = level
+            if keep is not None:
+                self.save(keep)
             self.nudged.wait(interval)
             self.nudged.clear()
