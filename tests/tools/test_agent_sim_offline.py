@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from openpaygo import TokenType, generate_token
 
 from tools.agent_sim import Agent, AgentStopped
+from tools.agent_sim.__main__ import main
 from tools.agent_sim.phone import canonical
 
 NAIROBI = ZoneInfo("Africa/Nairobi")
@@ -516,3 +517,50 @@ def test_a_phone_saved_before_offline_unlock_resumes(server, clock, tmp_path) ->
     kept.write_text(json.dumps(saved))
     again = Agent.load(kept, clock=clock, session=server)
     assert (again.phone.version, again.effective_level()) == (1, "lock")
+
+
+def test_the_command_line_types_on_the_lock_screen_of_a_kept_phone(
+    server, block, tmp_path, capsys
+) -> None:
+    # the command line reads the real clock: the loan is paid until next month
+    today = datetime.now(UTC).astimezone(NAIROBI).date()
+    agent = locked_agent(server, Clock(datetime.now(UTC)))
+    kept = tmp_path / "phone.json"
+    agent.save(kept)
+    # the saved address answers nothing: the lock screen never calls it
+    _, digits = token(block, count=0, paid_until=today + timedelta(days=30))
+
+    assert main(["--keep", str(kept), "--token", digits]) == 0
+    result, described = capsys.readouterr().out.splitlines()
+    assert result == "normal"
+    assert described.startswith("v1 lock, in force normal (token: paid until")
+    assert main(["--keep", str(kept), "--token", digits]) == 1  # the counter was saved
+    assert capsys.readouterr().out.splitlines()[0] == "refused:used"
+
+    assert main(["--keep", str(kept), "--challenge"]) == 0
+    challenge = capsys.readouterr().out.splitlines()[0]
+    assert challenge == challenge_for(block, 0)
+    assert main(["--keep", str(kept), "--pin", pin_for(block, challenge), "--challenge"]) == 0
+    shown, result, _ = capsys.readouterr().out.splitlines()
+    assert (shown, result) == (challenge, "normal")  # the challenge before the PIN
+    assert main(["--keep", str(kept), "--emergency"]) == 1  # not locked: no grace
+    assert capsys.readouterr().out.splitlines()[0] == "refused"
+    reports = json.loads(kept.read_text())["phone"]["offline"]["reports"]
+    assert [r["kind"] for r in reports] == ["offline_token_applied", "support_pin_used"]
+    assert server.paths() == ["enroll", "check-in", "ack"]  # nothing since
+
+    # run once with the network cut: the first call (the queued reports) is not sent
+    assert main(["--keep", str(kept), "--once", "--offline"]) == 0
+    result, described = capsys.readouterr().out.splitlines()
+    assert result == "offline: no network: events not sent"
+    assert described.startswith("v1 lock, in force normal")
+    assert len(json.loads(kept.read_text())["phone"]["offline"]["reports"]) == 2
+
+
+def test_the_command_line_lock_screen_needs_a_kept_phone(tmp_path) -> None:
+    with pytest.raises(SystemExit):
+        main(["--token", "123456789"])
+    with pytest.raises(SystemExit):
+        main(["--keep", str(tmp_path / "none.json"), "--challenge"])
+    with pytest.raises(SystemExit):
+        main(["--qr", str(tmp_path / "code.png"), "--imei", "352099001000005", "--offline"])

@@ -15,6 +15,7 @@ lock for a few hours; each is reported at the next check-in. ``agent.network
 = False`` cuts the network: no request leaves the phone.
 
     python -m tools.agent_sim --qr enrollment.png --imei 352099001000005 --keep phone.json
+    python -m tools.agent_sim --keep phone.json --token 123456789
     python -m tools.agent_sim --help
 
 It imports nothing from the server: it is a client of the API, and its
