@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 TEST_SETTINGS := config.settings.test
 
-.PHONY: run test drills lint fmt migrate totp services screenshots bench-audit bench-payments bench-agent bench-sweep bench-load bench-login clean-run
+.PHONY: run test drills lint fmt migrate totp services screenshots bench-audit bench-payments bench-agent bench-sweep bench-load bench-login bench-offline clean-run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,6 +78,10 @@ bench-load: $(DEV_STAMP) services
 ## bench-sweep: the restriction sweep of N active loans (20 lenders) against its one-statement SQL floor (W=2: also on 2 worker processes)
 bench-sweep: $(DEV_STAMP) services
 	$(BIN)/python -m tools.bench.sweep $(if $(N),--loans $(N),) $(if $(W),--workers $(W),)
+
+## bench-offline: offline unlock codes issued per second for N (100000) payments against the library's own floor, then webhook to "unlocked" for a phone with no network
+bench-offline: $(DEV_STAMP) services
+	$(BIN)/python -m tools.bench.offline $(if $(N),--codes $(N),)
 
 ## bench-login: the customer login's answer time for a customer's number and a stranger's, medians of N (200) of each, asking a code and typing a wrong one
 bench-login: $(DEV_STAMP) services

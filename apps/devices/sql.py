@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from psycopg import sql
 
-from apps.devices.models import Device, DeviceState, PushNudge
+from apps.devices.models import Device, DeviceState, OfflineToken, PushNudge
 
 _devices = sql.Identifier(Device._meta.db_table)
 _states = sql.Identifier(DeviceState._meta.db_table)
+_codes = sql.Identifier(OfflineToken._meta.db_table)
 _nudges = sql.Identifier(PushNudge._meta.db_table)
 
 # --- locks -------------------------------------------------------------------------------
@@ -291,3 +292,37 @@ WHERE d.id = v.id
 """Set each device's ``token_count`` (the count of its newest offline unlock code) from two
 parallel arrays (ids, counts), at the time given: one statement for a batch of codes. The
 caller holds the devices' locks. Index: the primary key."""
+
+OFFLINE_CODES_INSERT = sql.SQL(
+    """
+INSERT INTO {codes} (lender_id, device_id, count, kind, value, paid_until, state_version, cause,
+    delivery, sms_due_at, sms_sent_at, sms_ref, resent_at, applied_at, created_at, updated_at)
+SELECT c.lender_id, c.device_id, c.count, c.kind, c.value, c.paid_until, c.state_version,
+    %(cause)s, 'waiting', c.sms_due_at, NULL, '', NULL, NULL, %(now)s, %(now)s
+FROM unnest(%(lenders)s::bigint[], %(devices)s::bigint[], %(counts)s::int[], %(kinds)s::text[],
+            %(values)s::int[], %(paid_until)s::date[], %(versions)s::int[],
+            %(due)s::timestamptz[]) WITH ORDINALITY
+    AS c(lender_id, device_id, count, kind, value, paid_until, state_version, sms_due_at, n)
+ORDER BY c.n
+RETURNING id
+"""
+).format(codes=_codes)
+"""Append one offline unlock code per entry of the parallel arrays (lender, device, count,
+kind, value, paid-until date, state version, SMS due time), waiting for delivery, with the
+cause and time given; returns their ids. The devices' rows are locked by the caller (their
+counts move in the same transaction). Inserts only: the unique (device, count) index checks
+each row."""
+
+OFFLINE_CODE_AUDIT_ROWS = sql.SQL(
+    """
+SELECT w.n, c.device_id::text AS target_id,
+    jsonb_build_object('code_id', c.id, 'count', c.count, 'kind', c.kind,
+                       'paid_until', c.paid_until, 'state_version', c.state_version,
+                       'sms_due_at', c.sms_due_at) AS data
+FROM unnest(%(ids)s::bigint[]) WITH ORDINALITY AS w(id, n)
+JOIN {codes} AS c ON c.id = w.id
+"""
+).format(codes=_codes)
+"""The rows of one ``devices.offline_code.issued`` event per code of the array (its device
+the target; count, kind, paid-until date, state version and SMS due time, never the digits),
+numbered in the array's order, for ``audit_events_record_select`` (which appends by ``n``). Index: the codes' primary key."""

@@ -2,12 +2,12 @@
 of the same rule, and each EXPLAINed to show it uses the index it is written for."""
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from psycopg import sql
@@ -16,7 +16,7 @@ from apps.collections.models import Loan
 from apps.core.actor import Actor
 from apps.core.sql import array_literal
 from apps.devices import sql as device_sql
-from apps.devices.models import Device, DeviceState, PushNudge
+from apps.devices.models import Device, DeviceState, OfflineToken, PushNudge
 from apps.devices.services import StateChange, device_release, device_states_write
 from tests.devices.factories import enrolled_phone
 
@@ -142,6 +142,7 @@ def loan_index() -> str:
 
 DEVICES_PKEY = f"{Device._meta.db_table}_pkey"
 NUDGES_PKEY = f"{PushNudge._meta.db_table}_pkey"
+CODES_PKEY = f"{OfflineToken._meta.db_table}_pkey"
 
 
 @pytest.fixture
@@ -529,6 +530,105 @@ def test_audit_rows_are_one_per_state_in_order() -> None:
     assert [(n, target, json.loads(data)) for n, target, data in rows] == oracle
 
 
+# --- offline unlock codes ----------------------------------------------------------------
+
+
+def _codes_insert(phones, *, now, counts=(1, 3)) -> list[int]:
+    lender, device_ids = phones[0].lender_id, [phones[0].pk, phones[2].pk]
+    return [
+        row[0]
+        for row in run(
+            device_sql.OFFLINE_CODES_INSERT,
+            {
+                "cause": "Paid.",
+                "now": now,
+                "lenders": [lender, lender],
+                "devices": array_literal(device_ids),
+                "counts": list(counts),
+                "kinds": ["set_time", "disable_payg"],
+                "values": [40, None],
+                "paid_until": [date(2027, 1, 5), None],
+                "versions": [4, 9],
+                "due": [now, now + timedelta(minutes=2)],
+            },
+        )
+    ]
+
+
+def test_codes_are_inserted_waiting_one_per_entry_in_order(phones) -> None:
+    now = timezone.now()
+    ids = _codes_insert(phones, now=now)
+    stored = [
+        OfflineToken.objects.values(
+            "device_id",
+            "count",
+            "kind",
+            "value",
+            "paid_until",
+            "state_version",
+            "delivery",
+            "sms_due_at",
+            "cause",
+            "created_at",
+        ).get(pk=pk)
+        for pk in ids
+    ]
+    oracle = [
+        {
+            "device_id": phones[0].pk,
+            "count": 1,
+            "kind": "set_time",
+            "value": 40,
+            "paid_until": date(2027, 1, 5),
+            "state_version": 4,
+            "delivery": "waiting",
+            "sms_due_at": now,
+            "cause": "Paid.",
+            "created_at": now,
+        },
+        {
+            "device_id": phones[2].pk,
+            "count": 3,
+            "kind": "disable_payg",
+            "value": None,
+            "paid_until": None,
+            "state_version": 9,
+            "delivery": "waiting",
+            "sms_due_at": now + timedelta(minutes=2),
+            "cause": "Paid.",
+            "created_at": now,
+        },
+    ]
+    assert stored == oracle
+    with pytest.raises(IntegrityError), transaction.atomic():  # a count is issued once
+        _codes_insert(phones, now=now)
+
+
+def test_code_audit_rows_name_each_code_in_the_arrays_order_never_its_digits(phones) -> None:
+    ids = _codes_insert(phones, now=timezone.now())
+    rows = run(device_sql.OFFLINE_CODE_AUDIT_ROWS, {"ids": array_literal(ids[::-1])})
+    codes = {c.pk: c for c in OfflineToken.objects.filter(pk__in=ids)}
+    oracle = [
+        (
+            n,
+            str(codes[pk].device_id),
+            {
+                "code_id": pk,
+                "count": codes[pk].count,
+                "kind": codes[pk].kind,
+                "paid_until": codes[pk].paid_until.isoformat() if codes[pk].paid_until else None,
+                "state_version": codes[pk].state_version,
+            },
+        )
+        for n, pk in enumerate(ids[::-1], start=1)
+    ]
+    found = sorted((n, target, json.loads(data)) for n, target, data in rows)
+    assert [(n, t, {k: v for k, v in d.items() if k != "sms_due_at"}) for n, t, d in found] == (
+        oracle
+    )
+    assert all(set(d) == {*oracle[0][2], "sms_due_at"} for _, _, d in found)
+
+
 # --- the indexes each statement is written for -------------------------------------------
 
 
@@ -573,6 +673,7 @@ WRITTEN_FOR = {
     "PUSH_RELEASE_UNACKED": {"device_state_released", "push_nudge_device"},
     "DEVICE_STATES_WRITE": {DEVICES_PKEY, "device_state_released"},
     "DEVICE_TOKEN_COUNTS_SET": {DEVICES_PKEY},
+    "OFFLINE_CODE_AUDIT_ROWS": {CODES_PKEY},
 }
 
 
@@ -599,6 +700,7 @@ def test_each_statement_uses_the_index_it_is_written_for(phones, volume) -> None
         "PUSH_RELEASE_UNACKED": {"base": 60, "cap": 3600, "give_up_days": 30},
         "DEVICE_STATES_WRITE": _state_write_params(phones[0].lender_id, ids),
         "DEVICE_TOKEN_COUNTS_SET": [timezone.now(), array_literal(ids), [3, 5]],
+        "OFFLINE_CODE_AUDIT_ROWS": {"ids": array_literal([1, 2])},
     }
     missing = {}
     for name, indexes in WRITTEN_FOR.items():
@@ -608,7 +710,12 @@ def test_each_statement_uses_the_index_it_is_written_for(phones, volume) -> None
             missing[name] = (sorted(expected - used), sorted(used))
     assert missing == {}
     # every statement with an index is in the table (the others read none or only insert)
-    no_index = {"PUSH_NUDGES_ENQUEUE", "PUSH_RENUDGE_ADVISORY_LOCK", "DEVICE_STATE_AUDIT_ROWS"}
+    no_index = {
+        "PUSH_NUDGES_ENQUEUE",
+        "PUSH_RENUDGE_ADVISORY_LOCK",
+        "DEVICE_STATE_AUDIT_ROWS",
+        "OFFLINE_CODES_INSERT",
+    }
     statements = {
         name for name, value in vars(device_sql).items() if isinstance(value, sql.Composable)
     }

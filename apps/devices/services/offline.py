@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.audit.services import AuditEntry, audit_event_record, audit_events_record
+from apps.audit.services import audit_event_record, audit_events_record_select
 from apps.core.actor import Actor
 from apps.core.outbox import task_enqueue_on_commit
 from apps.core.sql import array_literal
@@ -30,7 +30,11 @@ from apps.devices.offline import (
     token_make,
     token_secret,
 )
-from apps.devices.sql import DEVICE_TOKEN_COUNTS_SET
+from apps.devices.sql import (
+    DEVICE_TOKEN_COUNTS_SET,
+    OFFLINE_CODE_AUDIT_ROWS,
+    OFFLINE_CODES_INSERT,
+)
 from apps.integrations.sms.base import get_sms_gateway
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_local_date, restriction_steps_applicable
@@ -79,9 +83,9 @@ class CodeIssue:
     paid_until: date | None = None
 
 
-def offline_codes_issue(*, issues: list[CodeIssue], actor: Actor, cause: str) -> list[OfflineToken]:
+def offline_codes_issue(*, issues: list[CodeIssue], actor: Actor, cause: str) -> list[int]:
     """Give each phone its next unlock code, after its new state is written (the code stands
-    for that state: once the phone acks it, no SMS is needed).
+    for that state: once the phone acks it, no SMS is needed); returns the codes' ids.
 
     In the caller's transaction, set-based: one lock of the devices in id order (the caller
     holds their loans: the global order), one insert of the codes, one update of the
@@ -109,7 +113,8 @@ def offline_codes_issue(*, issues: list[CodeIssue], actor: Actor, cause: str) ->
     )
     away_before = now - timedelta(minutes=settings.DEVICE_OFFLINE_AFTER_MINUTES)
     later = now + timedelta(seconds=settings.OFFLINE_CODE_SMS_AFTER_SECONDS)
-    rows = []
+    values: list[int | None] = []
+    due: list[datetime] = []
     for device in devices:
         issue = wanted[device.pk]
         value = None
@@ -117,58 +122,54 @@ def offline_codes_issue(*, issues: list[CodeIssue], actor: Actor, cause: str) ->
             if issue.paid_until is None or device.token_epoch is None:
                 raise ValueError("a set_time code needs its paid-until date")
             value = paid_until_value(epoch=device.token_epoch, paid_until=issue.paid_until)
-        token = token_make(
+        device.token_count = token_make(
             secret=token_secret(lender_slug=slugs[device.lender_id], device_id=device.pk),
             count=device.token_count,
             kind=issue.kind,
             value=value,
-        )
-        device.token_count = token.count
+        ).count
+        values.append(value)
         away = device.last_seen_at is None or device.last_seen_at < away_before
-        rows.append(
-            OfflineToken(
-                lender_id=device.lender_id,
-                device_id=device.pk,
-                count=token.count,
-                kind=issue.kind,
-                value=value,
-                paid_until=issue.paid_until,
-                state_version=device.desired_version,
-                cause=cause[:200],
-                sms_due_at=now if away else later,
-            )
-        )
-    OfflineToken.objects.filter(
-        device_id__in=[d.pk for d in devices], delivery=OfflineToken.Delivery.WAITING
-    ).update(delivery=OfflineToken.Delivery.NOT_NEEDED, updated_at=now)
-    issued = OfflineToken.objects.bulk_create(rows)
+        due.append(now if away else later)
+    ids = [d.pk for d in devices]
+    OfflineToken.objects.filter(device_id__in=ids, delivery=OfflineToken.Delivery.WAITING).update(
+        delivery=OfflineToken.Delivery.NOT_NEEDED, updated_at=now
+    )
     with connection.cursor() as cursor:
         cursor.execute(
-            DEVICE_TOKEN_COUNTS_SET,
-            [now, array_literal([d.pk for d in devices]), [d.token_count for d in devices]],
+            OFFLINE_CODES_INSERT,
+            {
+                "cause": cause[:200],
+                "now": now,
+                "lenders": [d.lender_id for d in devices],
+                "devices": array_literal(ids),
+                "counts": [d.token_count for d in devices],
+                "kinds": [wanted[d.pk].kind for d in devices],
+                "values": values,
+                "paid_until": [wanted[d.pk].paid_until for d in devices],
+                "versions": [d.desired_version for d in devices],
+                "due": due,
+            },
         )
-    by_lender: dict[int, list[AuditEntry]] = {}
-    for device, row in zip(devices, issued, strict=True):
-        by_lender.setdefault(device.lender_id, []).append(
-            AuditEntry(
-                actor=actor,
-                action=DevicesAction.OFFLINE_CODE_ISSUED,
-                target=device,
-                reason=cause,
-                data={
-                    "code_id": row.pk,
-                    "count": row.count,
-                    "kind": row.kind,
-                    "paid_until": row.paid_until,
-                    "state_version": row.state_version,
-                    "sms_due_at": row.sms_due_at,
-                },
-            )
+        issued = [row[0] for row in cursor.fetchall()]
+        cursor.execute(
+            DEVICE_TOKEN_COUNTS_SET, [now, array_literal(ids), [d.token_count for d in devices]]
         )
-    for lender_id, entries in by_lender.items():
-        audit_events_record(lender_id=lender_id, entries=entries)
+    by_lender: dict[int, list[int]] = {}
+    for device, code_id in zip(devices, issued, strict=True):
+        by_lender.setdefault(device.lender_id, []).append(code_id)
+    for lender_id, code_ids in by_lender.items():
+        audit_events_record_select(
+            lender_id=lender_id,
+            actor=actor,
+            action=DevicesAction.OFFLINE_CODE_ISSUED,
+            target_type=Device._meta.label_lower,
+            reason=cause,
+            rows=OFFLINE_CODE_AUDIT_ROWS.as_string(),
+            params={"ids": array_literal(code_ids)},
+        )
     # delivered when the first SMS falls due; beat runs the delivery every minute as well
-    due_in = min(max((r.sms_due_at - now).total_seconds(), 0) for r in issued)
+    due_in = min(max((at - now).total_seconds(), 0) for at in due)
     task_enqueue_on_commit(DELIVER_TASK, countdown=int(due_in))
     return issued
 
