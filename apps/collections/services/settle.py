@@ -4,6 +4,7 @@ phone's release at payoff."""
 from __future__ import annotations
 
 import contextlib
+from datetime import date, timedelta
 
 from django.utils import timezone
 
@@ -19,7 +20,12 @@ from apps.collections.services.stages import (
 from apps.core.actor import Actor
 from apps.devices.errors import DeviceReleased
 from apps.devices.selectors import device_ids_enrolled_for_loans, device_ids_to_release
-from apps.devices.services import CodeIssue, device_release, offline_codes_issue
+from apps.devices.services import (
+    CodeIssue,
+    device_release,
+    offline_codes_bind_state,
+    offline_codes_issue,
+)
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_local_date
 
@@ -60,6 +66,15 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
         )
         loan.stage = target
         cause = LoanStageChange.Cause.PAYOFF if paid_off else cause
+        # the code first, so that the state written next carries its count: a phone that
+        # pulls the state lets it supersede the code, typed or not
+        codes = (
+            _offline_codes_for_payment(
+                loan=loan, actor=actor, ladder=ladder, target=target, today=business_date
+            )
+            if cause == LoanStageChange.Cause.PAYMENT
+            else []
+        )
         loan_stage_changes_apply(
             lender=lender,
             ladder=ladder,
@@ -69,22 +84,35 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
             actor=actor,
             reason=reason or f"Lowered after {cause}.",
         )
-        if cause == LoanStageChange.Cause.PAYMENT:
-            _offline_codes_for_payment(loan=loan, actor=actor)
+        offline_codes_bind_state(code_ids=codes)
     if paid_off:
         _release_phones(loan=loan, actor=actor)
     return loan.stage
 
 
-def _offline_codes_for_payment(*, loan: Loan, actor: Actor) -> None:
+def _offline_codes_for_payment(
+    *, loan: Loan, actor: Actor, ladder: Ladder, target: str, today: date
+) -> list[int]:
     """The unlock code a phone that is offline needs for the stage a payment lowered: paid
-    until the due date of the oldest installment still unpaid (apps/devices/offline.py)."""
+    until the due date of the oldest installment still unpaid (apps/devices/offline.py),
+    moved on as far as needed for the ladder alone to give no more than ``target`` today
+    (the books may hold a stage lower than the date gives: a block or a lock not told of,
+    a pause), so the phone never derives more than the books allow."""
     oldest = installment_list_open(loan=loan).first()
     phones = device_ids_enrolled_for_loans(loan_ids=[loan.pk])
     if oldest is None or loan.pk not in phones:
-        return
-    offline_codes_issue(
-        issues=[CodeIssue(device_id=phones[loan.pk], kind="set_time", paid_until=oldest.due_date)],
+        return []
+    paid_until = oldest.due_date
+
+    def stage_on_phone(paid_until: date) -> str:
+        late = (today - paid_until).days
+        days = late if late > loan.grace_days else 0
+        return ladder.stage_for(policy_version_id=loan.policy_version_id, days=days)
+
+    while paid_until < today and rank(stage_on_phone(paid_until)) > rank(target):
+        paid_until += timedelta(days=1)
+    return offline_codes_issue(
+        issues=[CodeIssue(device_id=phones[loan.pk], kind="set_time", paid_until=paid_until)],
         actor=actor,
         cause=f"Payment on loan {loan.reference}.",
     )

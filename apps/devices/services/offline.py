@@ -10,6 +10,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from apps.audit.services import audit_event_record, audit_events_record_select
@@ -172,6 +173,18 @@ def offline_codes_issue(*, issues: list[CodeIssue], actor: Actor, cause: str) ->
     due_in = min(max((at - now).total_seconds(), 0) for at in due)
     task_enqueue_on_commit(DELIVER_TASK, countdown=int(due_in))
     return issued
+
+
+def offline_codes_bind_state(*, code_ids: list[int]) -> int:
+    """Tie codes issued before their state was written (so that the state carries their
+    count) to that state: each code stands for its phone's newest state from now on. In the
+    caller's transaction, which holds the devices' locks. Returns how many.
+
+    Audit: none of its own, the code's issue was audited and the state's change is."""
+    if not code_ids:
+        return 0
+    newest = Device.objects.filter(pk=OuterRef("device_id")).values("desired_version")[:1]
+    return OfflineToken.objects.filter(pk__in=code_ids).update(state_version=Subquery(newest))
 
 
 def offline_code_digits(*, code: OfflineToken) -> str:
