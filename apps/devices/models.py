@@ -56,6 +56,11 @@ class Device(BaseModel):
     fcm_token_dead_at = models.DateTimeField(
         null=True, blank=True, help_text=_("FCM said the push address is gone: SMS fallback.")
     )
+    lease_until = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text=_("When the offline lease of the newest state ends (its valid_until)."),
+    )
     token_count = models.PositiveIntegerField(
         default=0, help_text=_("The count of the newest offline unlock code issued (OpenPAYGO).")
     )

@@ -52,13 +52,13 @@ SET last_seen_at = %(now)s, updated_at = %(now)s, battery_percent = %(battery)s,
     agent_version = COALESCE(NULLIF(%(agent)s, ''), agent_version), last_ip = %(ip)s
 WHERE id = %(id)s AND status = 'enrolled'
   AND desired_version = %(applied)s AND acked_version = %(applied)s
-  AND (%(iccid)s = '' OR iccid_sha256 = %(iccid)s)
+  AND (%(iccid)s = '' OR iccid_sha256 = %(iccid)s) AND lease_until > %(renew_by)s
 RETURNING id
 """
 ).format(devices=_devices)
 """A current phone's heartbeat in one statement: when the phone is enrolled, has applied and
-acked its newest state (``applied``) and its SIM is the one on record (or it reports none),
-record that it was seen and return its id; otherwise change nothing and return no row (the
+acked its newest state (``applied``), its SIM is the one on record (or it reports none) and
+its state's offline lease runs past ``renew_by``, record that it was seen and return its id; otherwise change nothing and return no row (the
 caller takes the locked path). Locks the device row it updates. Index: the primary key."""
 
 DEVICE_AUTHENTICATE_FIELDS = ["id", "lender_id", "loan_id", "status", "credential_hash"]
@@ -220,7 +220,8 @@ input AS (
 ),
 bumped AS (
     UPDATE {devices} AS d
-    SET desired_version = d.desired_version + 1, updated_at = %(now)s
+    SET desired_version = d.desired_version + 1, lease_until = %(now)s + %(lease)s,
+        updated_at = %(now)s
     FROM input AS c
     WHERE d.id = c.device_id AND d.lender_id = %(lender)s AND d.status = 'enrolled'
       AND (c.level = 'released' OR NOT EXISTS (

@@ -67,6 +67,33 @@ def test_a_phone_away_past_its_lease_gets_its_state_with_a_fresh_lease(lender_a)
     )
 
 
+def test_a_current_phone_checking_in_as_its_lease_ends_gets_a_fresh_lease(lender_a) -> None:
+    """The lease's fallback is for a phone that cannot check in: one that does, and is
+    current, never lapses to it."""
+    from datetime import datetime
+
+    device, _, _ = enrolled_phone(lender_a)
+    state = device_state_set(
+        device_id=device.pk, level="block_apps", actor=Actor.system(), reason="Late."
+    )
+    device_ack(device_id=device.pk, version=state.version, error_code="", actor=Actor.system())
+    assert check_in(device, state.version).state is None  # current, its lease long: the fast path
+    with time_machine.travel(timezone.now() + timedelta(days=6, hours=12)):
+        served = check_in(device, state.version).state
+        assert served is not None
+        assert served.document["version"] == state.version + 1  # re-issued, same content
+        assert served.document["level"] == "block_apps"
+        lease = datetime.fromisoformat(served.document["valid_until"])
+        assert lease > timezone.now() + timedelta(days=6)
+        device_ack(
+            device_id=device.pk,
+            version=served.document["version"],
+            error_code="",
+            actor=Actor.system(),
+        )
+        assert check_in(device, state.version + 1).state is None
+
+
 def test_an_expired_refusal_gets_the_state_reissued(lender_a) -> None:
     device, _, _ = enrolled_phone(lender_a)
     device_ack(device_id=device.pk, version=1, error_code="expired", actor=Actor.system())

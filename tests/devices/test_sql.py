@@ -1,6 +1,7 @@
 """The hand-written statements of devices (apps/devices/sql.py), each against a Python oracle
 of the same rule, and each EXPLAINed to show it uses the index it is written for."""
 
+import itertools
 import json
 from datetime import date, timedelta
 from typing import Any
@@ -212,35 +213,44 @@ def test_the_heartbeat_touches_exactly_the_current_phones(phones) -> None:
     Device.objects.filter(pk=behind.pk).update(desired_version=2)
     Device.objects.filter(pk=released.pk).update(status=Device.Status.RELEASED)
 
-    def is_current(device: Device, applied: int, iccid: str) -> bool:
+    soon = timezone.now() + timedelta(hours=2)
+    Device.objects.filter(pk=with_sim.pk).update(lease_until=soon)
+
+    def is_current(device: Device, applied: int, iccid: str, renew_by) -> bool:
         return (
             device.status == Device.Status.ENROLLED
             and device.desired_version == applied == device.acked_version
             and (iccid == "" or device.iccid_sha256 == iccid)
+            and device.lease_until > renew_by
         )
 
     checked = 0
     for device in Device.objects.filter(pk__in=[current.pk, with_sim.pk, behind.pk, released.pk]):
-        for applied in (1, 2):
-            for iccid in ("", "sim-a", "sim-b"):
-                seen_before = Device.objects.get(pk=device.pk).last_seen_at
-                rows = run(
-                    device_sql.DEVICE_HEARTBEAT,
-                    {
-                        "now": timezone.now(),
-                        "battery": 50,
-                        "agent": "",
-                        "ip": "",
-                        "id": device.pk,
-                        "applied": applied,
-                        "iccid": iccid,
-                    },
-                )
-                assert bool(rows) == is_current(device, applied, iccid), (device, applied, iccid)
-                seen = Device.objects.get(pk=device.pk).last_seen_at
-                assert (seen != seen_before) == bool(rows)
-                checked += bool(rows)
-    assert checked == 3  # the current phone with no SIM or its own; the other with no SIM
+        for applied, iccid, renew_by in itertools.product(
+            (1, 2), ("", "sim-a", "sim-b"), (timezone.now(), soon)
+        ):
+            seen_before = Device.objects.get(pk=device.pk).last_seen_at
+            rows = run(
+                device_sql.DEVICE_HEARTBEAT,
+                {
+                    "now": timezone.now(),
+                    "battery": 50,
+                    "agent": "",
+                    "ip": "",
+                    "id": device.pk,
+                    "applied": applied,
+                    "iccid": iccid,
+                    "renew_by": renew_by,
+                },
+            )
+            wanted = is_current(device, applied, iccid, renew_by)
+            assert bool(rows) == wanted, (device, applied, iccid, renew_by)
+            seen = Device.objects.get(pk=device.pk).last_seen_at
+            assert (seen != seen_before) == bool(rows)
+            checked += bool(rows)
+    # the current phone (no SIM on record) reporting none, at either time; the one with a SIM
+    # reporting none or its own, only at the time its lease runs past
+    assert checked == 4
 
 
 def test_authenticate_reads_the_fields_it_names(phones) -> None:
@@ -691,6 +701,7 @@ def test_each_statement_uses_the_index_it_is_written_for(phones, volume) -> None
             "id": ids[0],
             "applied": 1,
             "iccid": "",
+            "renew_by": timezone.now(),
         },
         "DEVICE_AUTHENTICATE": [ids[0]],
         "PUSH_NUDGES_CLAIM": [120, 500],

@@ -64,6 +64,7 @@ def device_check_in(
                 "id": device_id,
                 "applied": applied_version,
                 "iccid": iccid_sha256,
+                "renew_by": timezone.now() + LEASE_RENEW_BEFORE,
             },
         )
         if cursor.fetchone() is not None:
@@ -94,7 +95,9 @@ def _check_in_locked(
     counts as its ack when the ack itself was lost (``device_ack``'s rules).
     A state whose offline lease ends within ``LEASE_RENEW_BEFORE`` is
     re-issued with the same content and a fresh lease before it is handed
-    over, so a phone that was off for a week is not refused its own state. A
+    over, so a phone that was off for a week is not refused its own state,
+    and a current phone that checks in gets it too: the lease's fallback is
+    for a phone that cannot check in, never for one that does. A
     heartbeat is not audited; a changed SIM (its ICCID's hash) is, as
     ``devices.device.sim_changed``.
     """
@@ -122,11 +125,12 @@ def _check_in_locked(
     )
     if device.acked_version < applied_version <= device.desired_version:
         _ack_locked(device=device, version=applied_version, actor=actor)
-    if applied_version >= device.desired_version:
-        return CheckIn(state=None)
     state = DeviceState.objects.get(device=device, version=device.desired_version)
     valid_until = datetime.fromisoformat(state.document["valid_until"])
-    if valid_until - timezone.now() < LEASE_RENEW_BEFORE:
+    renew = valid_until - timezone.now() < LEASE_RENEW_BEFORE
+    if applied_version >= device.desired_version and not renew:
+        return CheckIn(state=None)
+    if renew:
         state = (
             state_reissue(
                 device=device,
