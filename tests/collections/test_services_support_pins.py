@@ -5,7 +5,6 @@ import json
 from decimal import Decimal
 
 import pytest
-from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.collections.errors import (
@@ -22,33 +21,18 @@ from apps.collections.models import SupportPin
 from apps.collections.services import (
     loan_support_pin_decide,
     loan_support_pin_request,
-    payment_record,
 )
 from apps.core.actor import Actor
-from apps.core.money import Money
-from apps.devices.offline import pin_challenge, pin_for, pin_secret
 from apps.lenders.models import Membership
 from tests.collections.factories import signed_loan
-from tests.collections.sweeps import phone_on_loan, sweep, today
+from tests.collections.offline import challenge_of, locked_phone, pay_cash, pin_of
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def locked(lender_a):
-    device, loan = phone_on_loan(lender_a, days_ago=75)
-    sweep(loan, today(lender_a))
-    loan.refresh_from_db()
-    assert loan.stage == "lock"
-    return device, loan
-
-
-def challenge_of(device, counter=0) -> str:
-    return pin_challenge(pin_secret(lender_slug=device.lender.slug, device_id=device.pk), counter)
-
-
-def expected_pin(device, challenge) -> str:
-    return pin_for(pin_secret(lender_slug=device.lender.slug, device_id=device.pk), challenge)
+    return locked_phone(lender_a)
 
 
 def ask(loan, user, challenge, reason="Payment checked in M-Pesa."):
@@ -63,16 +47,7 @@ def ask(loan, user, challenge, reason="Payment checked in M-Pesa."):
 
 
 def pay_something(loan) -> None:
-    payment_record(
-        loan_id=loan.pk,
-        amount=Money(Decimal("100"), loan.currency),
-        channel="manual",
-        provider="manual",
-        provider_ref="p-small",
-        received_at=timezone.now(),
-        actor=Actor.system(),
-        reason="Part of it.",
-    )
+    pay_cash(loan, Decimal("100"), ref="p-small")
 
 
 def test_after_a_payment_the_agent_gets_the_pin_at_once(locked, make_agent) -> None:
@@ -83,7 +58,7 @@ def test_after_a_payment_the_agent_gets_the_pin_at_once(locked, make_agent) -> N
     agent = make_agent(loan.lender)
     challenge = challenge_of(device)
     outcome = ask(loan, agent, f"{challenge[:3]} {challenge[3:]}")  # as read out, spaced
-    assert outcome.pin == expected_pin(device, challenge)
+    assert outcome.pin == pin_of(device, challenge)
     assert outcome.request.status == SupportPin.Status.ISSUED
     actions = list(
         AuditEvent.objects.filter(action__startswith="collections.support_pin").values_list(
@@ -128,7 +103,7 @@ def test_without_a_payment_a_second_person_a_supervisor_must_approve(locked, mak
             reason="Mine.",
         )
     approved = decide(supervisor)
-    assert approved.pin == expected_pin(device, challenge)
+    assert approved.pin == pin_of(device, challenge)
     assert approved.request.decided_by == supervisor
     with pytest.raises(SupportPinDecided):
         decide(supervisor)

@@ -11,9 +11,7 @@ from django.utils import timezone
 from openpaygo import TokenType, decode_token
 
 from apps.audit.models import AuditEvent
-from apps.collections.services import payment_record
 from apps.core.actor import Actor, ActorType
-from apps.core.money import Money
 from apps.devices.errors import OfflineCodeStale, OfflineCodeUnknown
 from apps.devices.models import Device, DeviceEvent, OfflineToken
 from apps.devices.offline import pin_challenge, pin_for, pin_secret, token_secret
@@ -25,34 +23,17 @@ from apps.devices.services import (
     offline_code_resend,
     offline_codes_deliver,
 )
-from tests.collections.sweeps import newest_state, phone_on_loan, sweep, today
+from tests.collections.offline import locked_phone, pay_cash
+from tests.collections.sweeps import newest_state, today
 from tests.devices.factories import enrolled_phone
 
 pytestmark = pytest.mark.django_db
 
 
-def pay(loan, amount, ref="p-1"):
-    return payment_record(
-        loan_id=loan.pk,
-        amount=Money(amount, loan.currency),
-        channel="manual",
-        provider="manual",
-        provider_ref=ref,
-        received_at=timezone.now(),
-        actor=Actor.system(),
-        reason="Cash at the shop.",
-    )
-
-
 @pytest.fixture
 def locked(lender_a):
     """An enrolled phone on a loan 75 days late, locked by the sweep."""
-    device, loan = phone_on_loan(lender_a, days_ago=75)
-    sweep(loan, today(lender_a))
-    loan.refresh_from_db()
-    assert loan.stage == "lock"
-    device.refresh_from_db()
-    return device, loan
+    return locked_phone(lender_a)
 
 
 def decoded(device, digits, *, count=0):
@@ -115,7 +96,7 @@ def stage_on_phone(loan, paid_until, on) -> str:
 def test_a_payment_that_lowers_the_stage_issues_a_code_for_the_date_it_covers(locked) -> None:
     device, loan = locked
     first, second = loan.installments.order_by("sequence")[:2]
-    pay(loan, first.total_due)
+    pay_cash(loan, first.total_due)
     loan.refresh_from_db()
     code = OfflineToken.objects.get(device=device)
     device.refresh_from_db()
@@ -144,13 +125,13 @@ def test_a_payment_that_lowers_the_stage_issues_a_code_for_the_date_it_covers(lo
 
 def test_a_payment_that_changes_no_stage_issues_no_code(lender_a) -> None:
     device, _secret, _key = enrolled_phone(lender_a)
-    pay(device.loan, device.loan.installments.first().total_due)
+    pay_cash(device.loan, device.loan.installments.first().total_due)
     assert not OfflineToken.objects.filter(device=device).exists()
 
 
 def test_payoff_issues_the_code_that_releases_the_phone(locked) -> None:
     device, loan = locked
-    pay(loan, sum(i.total_due for i in loan.installments.all()))
+    pay_cash(loan, sum(i.total_due for i in loan.installments.all()))
     code = OfflineToken.objects.get(device=device)
     device.refresh_from_db()
     assert (code.kind, code.value, code.state_version) == (
@@ -170,7 +151,7 @@ def test_the_code_goes_by_sms_only_when_the_phone_did_not_take_its_state(
 ) -> None:
     device, loan = locked
     settings.OFFLINE_CODE_SMS_AFTER_SECONDS = 120
-    pay(loan, loan.installments.order_by("sequence").first().total_due)
+    pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
     code = OfflineToken.objects.get(device=device)
     assert offline_codes_deliver() == {"sms": 0, "not_needed": 0, "failed": 0}  # not yet due
     with time_machine.travel(timezone.now() + timedelta(seconds=121), tick=False):
@@ -186,7 +167,7 @@ def test_the_code_goes_by_sms_only_when_the_phone_did_not_take_its_state(
 
 def test_a_phone_that_took_its_state_gets_no_sms(locked, sms_outbox) -> None:
     device, loan = locked
-    pay(loan, loan.installments.order_by("sequence").first().total_due)
+    pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
     device.refresh_from_db()
     device_ack(
         device_id=device.pk, version=device.desired_version, error_code="", actor=Actor.system()
@@ -202,7 +183,7 @@ def test_a_phone_not_seen_for_a_while_gets_its_code_at_once(
     device, loan = locked
     Device.objects.filter(pk=device.pk).update(last_seen_at=timezone.now() - timedelta(hours=2))
     with django_capture_on_commit_callbacks(execute=True):
-        pay(loan, loan.installments.order_by("sequence").first().total_due)
+        pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
     code = OfflineToken.objects.get(device=device)
     assert code.sms_due_at <= timezone.now()
     assert len(sms_outbox) == 1  # sent by the delivery started at commit (eager here)
@@ -218,7 +199,7 @@ def test_a_failed_sms_is_tried_again_a_minute_later(
     FakeSmsGateway.down = True
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            pay(loan, loan.installments.order_by("sequence").first().total_due)
+            pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
         code = OfflineToken.objects.get(device=device)
         assert code.delivery == "waiting"
         assert code.sms_due_at > timezone.now()
@@ -233,7 +214,7 @@ def test_the_newest_code_is_sent_again_while_it_stands_for_the_newest_state(
     locked, lender_b, sms_outbox, django_capture_on_commit_callbacks
 ) -> None:
     device, loan = locked
-    pay(loan, loan.installments.order_by("sequence").first().total_due)
+    pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
     device.refresh_from_db()
     device_ack(
         device_id=device.pk, version=device.desired_version, error_code="", actor=Actor.system()
@@ -261,7 +242,7 @@ def test_the_newest_code_is_sent_again_while_it_stands_for_the_newest_state(
 
 def test_a_code_the_phone_reports_applied_is_marked_and_audited(locked) -> None:
     device, loan = locked
-    pay(loan, loan.installments.order_by("sequence").first().total_due)
+    pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
     code = OfflineToken.objects.get(device=device)
     applied_at = timezone.now()
     for _ in range(2):  # a report sent twice is stored once
@@ -306,7 +287,7 @@ def test_the_receipt_carries_the_code_while_the_phone_has_not_taken_its_state(
 
     device, loan = locked
     with django_capture_on_commit_callbacks(execute=True):
-        pay(loan, loan.installments.order_by("sequence").first().total_due)
+        pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
     code = OfflineToken.objects.get(device=device)
     digits = offline_code_digits(code=code)
     receipt = Notification.objects.get(loan=loan, kind="payment")
@@ -314,6 +295,6 @@ def test_the_receipt_carries_the_code_while_the_phone_has_not_taken_its_state(
     # a payment that brings no code (the loan is current): a plain receipt
     current, _secret, _key = enrolled_phone(lender_a)
     with django_capture_on_commit_callbacks(execute=True):
-        pay(current.loan, current.loan.installments.first().total_due, ref="p-2")
+        pay_cash(current.loan, current.loan.installments.first().total_due, ref="p-2")
     plain = Notification.objects.get(loan=current.loan, kind="payment")
     assert "offline" not in plain.body

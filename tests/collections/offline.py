@@ -1,0 +1,47 @@
+"""A locked phone, a cash payment and the support PIN's numbers, for the offline unlock tests
+(tests/devices/test_services_offline.py holds the scheme's own)."""
+
+from decimal import Decimal
+
+from django.utils import timezone
+
+from apps.collections.models import Loan
+from apps.collections.services import payment_record
+from apps.core.actor import Actor
+from apps.core.money import Money
+from apps.devices.models import Device
+from apps.devices.offline import pin_challenge, pin_for, pin_secret
+from tests.collections.sweeps import phone_on_loan, sweep, today
+
+
+def locked_phone(lender) -> tuple[Device, Loan]:
+    """An enrolled phone on a loan 75 days late, locked by this morning's sweep."""
+    device, loan = phone_on_loan(lender, days_ago=75)
+    sweep(loan, today(lender))
+    loan.refresh_from_db()
+    assert loan.stage == "lock"
+    device.refresh_from_db()
+    return device, loan
+
+
+def pay_cash(loan: Loan, amount: Decimal, ref: str = "cash-1") -> None:
+    payment_record(
+        loan_id=loan.pk,
+        amount=Money(amount, loan.currency),
+        channel="manual",
+        provider="manual",
+        provider_ref=ref,
+        received_at=timezone.now(),
+        actor=Actor.system(),
+        reason="Cash at the shop.",
+    )
+
+
+def challenge_of(device: Device, counter: int = 0) -> str:
+    """The challenge the phone's lock screen shows at ``counter`` (the phone's computation)."""
+    return pin_challenge(pin_secret(lender_slug=device.lender.slug, device_id=device.pk), counter)
+
+
+def pin_of(device: Device, challenge: str) -> str:
+    """The PIN the phone accepts for ``challenge``."""
+    return pin_for(pin_secret(lender_slug=device.lender.slug, device_id=device.pk), challenge)
