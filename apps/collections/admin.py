@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -26,6 +27,7 @@ from apps.collections.forms import (
     ManualPaymentForm,
     PauseForm,
     ReasonForm,
+    SupportPinForm,
     SuspendForm,
 )
 from apps.collections.models import (
@@ -36,6 +38,7 @@ from apps.collections.models import (
     ManualLock,
     Payment,
     RestrictionSuspension,
+    SupportPin,
 )
 from apps.collections.selectors import (
     WorkQueue,
@@ -46,6 +49,7 @@ from apps.collections.selectors import (
     restriction_suspension_in_force,
 )
 from apps.collections.services import (
+    SupportPinOutcome,
     loan_cancel,
     loan_evidence_export,
     loan_hardship_pause_set,
@@ -57,6 +61,8 @@ from apps.collections.services import (
     loan_promise_record,
     loan_reminder_resend,
     loan_stage_lift,
+    loan_support_pin_decide,
+    loan_support_pin_request,
     payment_record,
     restrictions_resume,
     restrictions_suspend,
@@ -64,7 +70,14 @@ from apps.collections.services import (
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.core.money import Money
-from apps.devices.selectors import device_list_for_loan, device_list_with_sync_lag
+from apps.devices.errors import OfflineCodeUnknown
+from apps.devices.models import OfflineToken
+from apps.devices.selectors import (
+    device_list_for_loan,
+    device_list_with_sync_lag,
+    offline_code_list_for_loan,
+)
+from apps.devices.services import offline_code_resend
 from apps.lenders.models import Lender, Membership
 from apps.lenders.selectors import lender_local_date
 from apps.lenders.tenancy import (
@@ -187,6 +200,29 @@ class ManualLockInline(_DecisionInline):
     decide_url, decide_class = "admin:collections_loan_manual_lock_decide", "decide-lock"
 
 
+class SupportPinInline(_DecisionInline):
+    """Support PINs asked for on this loan; one asked without a payment since the restriction
+    waits here for a supervisor. The PIN itself is never kept: only its challenge."""
+
+    model = SupportPin
+    verbose_name_plural = _("Support PINs (a supervisor approves one without a payment)")
+    fields = (
+        "created_at",
+        "status",
+        "challenge",
+        "payment_since_lock",
+        "reason",
+        "requested_by",
+        "decided_by",
+        "decided_at",
+        "decide",
+    )
+    readonly_fields = fields
+    ordering = ("-created_at",)
+
+    decide_url, decide_class = "admin:collections_loan_support_pin_decide", "decide-support-pin"
+
+
 class NotificationInline(ScopedReadOnlyInline):
     model = Notification
     verbose_name_plural = _("Messages to the customer (latest 20)")
@@ -232,6 +268,7 @@ LOAN_ACTIONS: dict[str, LoanAction] = {
         _("Ask to lock the phone now (a second person approves)"), ReasonForm, AGENTS
     ),
     "resend": LoanAction(_("Send the reminder again"), ReasonForm, AGENTS),
+    "resend-code": LoanAction(_("Send the unlock code again"), ReasonForm, AGENTS),
     "cancel": LoanAction(_("Cancel the sale (the phone never enrolled)"), ReasonForm, SUPERVISORS),
 }
 
@@ -292,13 +329,14 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             found = found | queryset.filter(customer__phone__endswith=digits.lstrip("0")[-9:])
         return found, duplicates
 
-    readonly_fields = ("summary", "phone", "audit_trail")
+    readonly_fields = ("summary", "phone", "audit_trail", "offline_codes")
     inlines = (
         InstallmentInline,
         PaymentInline,
         StageChangeInline,
         PauseInline,
         ManualLockInline,
+        SupportPinInline,
         NotificationInline,
     )
     change_form_template = "admin/collections/loan/change_form.html"
@@ -365,6 +403,86 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             )
         return format_html_join(mark_safe("<br>"), "{}", ((row,) for row in rows)) or "-"
 
+    def get_fieldsets(self, request: HttpRequest, obj: Loan | None = None) -> Any:
+        """The loan's fields, then its phone's offline unlock codes in a section of their own."""
+        fields = [f for f in self.get_fields(request, obj) if f != "offline_codes"]
+        return [
+            (None, {"fields": fields}),
+            (_("Offline unlock codes"), {"fields": ["offline_codes"]}),
+        ]
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Loan | None = None,
+    ) -> HttpResponse:
+        if obj is not None:  # "send the unlock code again" only where there is one
+            context["has_offline_codes"] = offline_code_list_for_loan(
+                loan_id=obj.pk, lender_id=obj.lender_id
+            ).exists()
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.display(description=_("Codes issued to the phone (never their digits)"))
+    def offline_codes(self, loan: Loan) -> str:
+        """The unlock codes issued to the loan's phone, newest first: when, what they give, how
+        they reached the customer, and when the phone reported applying one offline."""
+
+        def when(value: Any) -> str:
+            return timezone.localtime(value).strftime("%Y-%m-%d %H:%M") if value else "-"
+
+        def delivered(code: OfflineToken) -> str:
+            if code.sms_sent_at:
+                return f"{code.get_delivery_display()} ({when(code.sms_sent_at)})"
+            return str(code.get_delivery_display())
+
+        codes = offline_code_list_for_loan(loan_id=loan.pk, lender_id=loan.lender_id)
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>#{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
+            "<td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    when(code.created_at),
+                    code.count,
+                    code.get_kind_display(),
+                    code.paid_until or "-",
+                    code.cause or "-",
+                    delivered(code),
+                    when(code.resent_at),
+                    when(code.applied_at),
+                )
+                for code in codes
+            ),
+        )
+        if not rows:
+            return str(_("No code issued yet: a payment that lowers the restriction brings one."))
+        head = format_html_join(
+            "",
+            "<th>{}</th>",
+            (
+                (title,)
+                for title in (
+                    _("Issued"),
+                    _("Count"),
+                    _("Kind"),
+                    _("Lease moves to"),
+                    _("Cause"),
+                    _("Delivered"),
+                    _("Sent again"),
+                    _("Applied offline (phone's report)"),
+                )
+            ),
+        )
+        return format_html(
+            '<table id="offline-codes"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+            head,
+            rows,
+        )
+
     @admin.display(description=_("Audit trail (latest 30)"))
     def audit_trail(self, loan: Loan) -> str:
         events = loan_audit_event_list(loan=loan)
@@ -389,6 +507,9 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         action = self.admin_site.admin_view(self.loan_action_view)
         decide = self.admin_site.admin_view(self.pause_decide_view)
         lock_decide = self.admin_site.admin_view(self.manual_lock_decide_view)
+        # admin_view answers with never_cache: a page showing a support PIN is never cached
+        support_pin = self.admin_site.admin_view(self.support_pin_view)
+        support_pin_decide = self.admin_site.admin_view(self.support_pin_decide_view)
         evidence = self.admin_site.admin_view(self.evidence_view)
         dashboard = self.admin_site.admin_view(self.portfolio_view)
         return [
@@ -399,6 +520,12 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
                 "<int:object_id>/manual-locks/<int:request_id>/decide/",
                 lock_decide,
                 name="collections_loan_manual_lock_decide",
+            ),
+            path("<int:object_id>/support-pin/", support_pin, name="collections_loan_support_pin"),
+            path(
+                "<int:object_id>/support-pins/<int:request_id>/decide/",
+                support_pin_decide,
+                name="collections_loan_support_pin_decide",
             ),
             path("<int:object_id>/act/<slug:action>/", action, name="collections_loan_act"),
             path(
@@ -577,6 +704,19 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         elif action == "resend":
             status = loan_reminder_resend(**common)
             return str(_("The message is %(status)s.") % {"status": status})
+        elif action == "resend-code":
+            newest = offline_code_list_for_loan(loan_id=loan.pk, lender_id=loan.lender_id).first()
+            if newest is None:
+                raise OfflineCodeUnknown()
+            code = offline_code_resend(
+                device_id=newest.device_id,
+                lender_id=loan.lender_id,
+                actor=actor,
+                reason=values["reason"],
+            )
+            return str(
+                _("Code #%(count)s goes to the customer by SMS now.") % {"count": code.count}
+            )
         else:
             loan_stage_lift(**common)
         return ""
@@ -605,9 +745,14 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         decide: Any,
         id_arg: str,
         title: Any,
+        *,
+        action: str = "",
+        shown: Any = None,
     ) -> HttpResponse:
         """A supervisor's approve-or-reject page for a ``model`` row of this loan, deciding
-        through the service ``decide`` (which takes the row's id as ``id_arg``)."""
+        through the service ``decide`` (which takes the row's id as ``id_arg``). ``action``
+        picks the page's explanation; ``shown``, if given, makes the page that follows a
+        decision from the service's answer (None: back to the loan)."""
         loan = self._loan_or_404(request, object_id)
         self.require_role(request, SUPERVISORS, loan)
         row = model.objects.filter(pk=row_id, loan=loan).first()
@@ -616,7 +761,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         form = DecisionForm(request.POST or None)
         if request.method == "POST" and form.is_valid():
             try:
-                decide(
+                outcome = decide(
                     **{id_arg: row.pk},
                     lender_id=loan.lender_id,
                     approve=form.cleaned_data["approve"],
@@ -627,6 +772,9 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
+                page = shown(request, loan, outcome) if shown else None
+                if page is not None:
+                    return page
                 self.message_user(request, _("Decision recorded."), messages.SUCCESS)
                 return HttpResponseRedirect(
                     reverse("admin:collections_loan_change", args=[loan.pk])
@@ -638,6 +786,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             "form": form,
             "title": title(row),
             "asked": row,
+            "action": action,
         }
         return TemplateResponse(request, "admin/collections/loan/action.html", context)
 
@@ -652,6 +801,96 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         return self._decision_view(
             request, object_id, ManualLock, request_id, loan_manual_lock_decide, "request_id", title
         )
+
+    def support_pin_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """An agent types the challenge the customer reads from the lock screen, and a reason:
+        the PIN comes back on the page that answers (once: never kept, never in a URL or a
+        message), or the request waits for a supervisor when nothing was paid since the
+        restriction."""
+        loan = self._loan_or_404(request, object_id)
+        self.require_role(request, AGENTS, loan)
+        form = SupportPinForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                outcome = loan_support_pin_request(
+                    loan_id=loan.pk,
+                    lender_id=loan.lender_id,
+                    challenge=form.cleaned_data["challenge"],
+                    user=request.user,
+                    actor=Actor.agent(request.user, request),
+                    reason=form.cleaned_data["reason"],
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                if outcome.pin:
+                    return self._support_pin_page(request, loan, outcome)
+                self.message_user(
+                    request,
+                    _(
+                        "Waiting for a supervisor: no payment was recorded since the phone was "
+                        "restricted, so a supervisor other than you approves this PIN on the "
+                        "loan's page, within an hour."
+                    ),
+                    messages.WARNING,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:collections_loan_change", args=[loan.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Support PIN: %(loan)s") % {"loan": loan.reference},
+            "loan": loan,
+            "form": form,
+            "opts": self.model._meta,
+            "action": "support-pin",
+            "support_pin_hours": settings.SUPPORT_PIN_HOURS,
+            "submit": _("Get the PIN"),
+        }
+        return TemplateResponse(request, "admin/collections/loan/action.html", context)
+
+    def support_pin_decide_view(
+        self, request: HttpRequest, object_id: int, request_id: int
+    ) -> HttpResponse:
+        """A supervisor, not the requester, approves (and reads the PIN) or rejects."""
+
+        def title(ask: SupportPin) -> str:
+            return _("Decide the support PIN asked by %(who)s for the challenge %(challenge)s") % {
+                "who": ask.requested_by,
+                "challenge": ask.challenge,
+            }
+
+        def shown(
+            request: HttpRequest, loan: Loan, outcome: SupportPinOutcome
+        ) -> HttpResponse | None:
+            return self._support_pin_page(request, loan, outcome) if outcome.pin else None
+
+        return self._decision_view(
+            request,
+            object_id,
+            SupportPin,
+            request_id,
+            loan_support_pin_decide,
+            "request_id",
+            title,
+            action="support-pin-decide",
+            shown=shown,
+        )
+
+    def _support_pin_page(
+        self, request: HttpRequest, loan: Loan, outcome: SupportPinOutcome
+    ) -> HttpResponse:
+        """The PIN, grouped for reading out, in the answer to the POST that issued it."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Support PIN: %(loan)s") % {"loan": loan.reference},
+            "loan": loan,
+            "opts": self.model._meta,
+            "pin": f"{outcome.pin[:4]} {outcome.pin[4:]}",
+            "challenge": f"{outcome.request.challenge[:3]} {outcome.request.challenge[3:]}",
+            "hours": settings.SUPPORT_PIN_HOURS,
+        }
+        return TemplateResponse(request, "admin/collections/loan/support_pin.html", context)
 
     def record_payment_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Record a payment received outside the provider: amount, reason, receipt reference."""
@@ -710,6 +949,26 @@ class PaymentAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     list_filter = ("channel", "provider", "lender")
     search_fields = ("provider_ref", "receipt_ref", "loan__reference")
     date_hierarchy = "received_at"
+
+
+@admin.register(SupportPin)
+class SupportPinAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
+    """Support PINs asked for: by whom, why, who decided. Their challenges, never the PINs;
+    asked and decided on the loan's page."""
+
+    list_display = (
+        "created_at",
+        "loan",
+        "status",
+        "challenge",
+        "payment_since_lock",
+        "requested_by",
+        "decided_by",
+        "issued_at",
+    )
+    list_filter = ("status", "payment_since_lock", "lender")
+    search_fields = ("loan__reference", "challenge")
+    date_hierarchy = "created_at"
 
 
 @admin.register(RestrictionSuspension)

@@ -61,6 +61,23 @@ class ReasonForm(forms.Form):
     )
 
 
+class SupportPinForm(forms.Form):
+    """The challenge the customer reads from the phone's lock screen, and why it is lifted."""
+
+    challenge = forms.CharField(
+        label=_("Challenge"),
+        max_length=20,
+        widget=forms.TextInput(attrs={"inputmode": "numeric", "autocomplete": "off"}),
+        help_text=_("The 6 digits the phone's lock screen shows, as the customer reads them."),
+    )
+    reason = forms.CharField(
+        label=_("Reason"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+        help_text=_("Required; kept in the audit trail (for example the payment you checked)."),
+    )
+
+
 class HardshipPauseForm(PauseForm):
     """Until and reason: a supervisor's hardship pause, active at once."""
 

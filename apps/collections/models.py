@@ -747,3 +747,6 @@ class SupportPin(BaseModel):
             ),
         ]
         indexes = [models.Index(fields=["requested_by", "created_at"], name="support_pin_by_agent")]
+
+    def __str__(self) -> str:
+        return f"support PIN for {self.challenge} · {self.get_status_display()}"

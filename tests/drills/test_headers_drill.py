@@ -42,6 +42,7 @@ from apps.collections.admin import LOAN_ACTIONS
 from apps.collections.models import Loan
 from apps.collections.services import (
     loan_stage_sweep,
+    loan_support_pin_request,
     payment_record,
     restrictions_resume,
     restrictions_suspend,
@@ -220,6 +221,14 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
             reason="Cash.",
         ).payment
     loan.refresh_from_db()
+    support_pin = loan_support_pin_request(
+        loan_id=loan.pk,
+        lender_id=lender_a.pk,
+        challenge="123456",
+        user=operator,
+        actor=Actor.agent(operator),
+        reason="Drill.",
+    ).request
     customer = Client()
     with django_capture_on_commit_callbacks(execute=True):
         customer.post(f"/my/{lender_a.slug}/login/", {"phone": loan.customer.phone})
@@ -276,7 +285,7 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
             "payment_id": [payment.pk],
             "provider": ["demo"],
             "action": list(LOAN_ACTIONS),
-            "request_id": [lock.pk],
+            "request_id": [lock.pk, support_pin.pk],
             "pause_id": [pause.pk],
             "content_type_id": [ContentType.objects.get_for_model(Loan).pk],
             "app_label": ["collections"],

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
-from apps.collections.models import Loan, Payment, RestrictionSuspension
+from apps.collections.models import Loan, Payment, RestrictionSuspension, SupportPin
 from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.core.tenancy import belongs_to_lender, is_lender_owned
@@ -65,6 +65,7 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     Shop: lambda lender: shop_for(lender),
     Clerk: lambda lender: clerk_for(shop_for(lender)),
     RestrictionSuspension: lambda lender: suspension_for(lender),
+    SupportPin: lambda lender: support_pin_for(lender),
 }
 
 
@@ -122,6 +123,22 @@ def suspension_for(lender: Lender) -> RestrictionSuspension:
         lender_id=lender.pk,
         reason="A regulator's order.",
     )
+
+
+def support_pin_for(lender: Lender) -> SupportPin:
+    from apps.collections.services import loan_support_pin_request
+    from tests.devices.factories import enrolled_phone
+
+    device, _, _ = enrolled_phone(lender)
+    agent = MembershipFactory(lender=lender).user
+    return loan_support_pin_request(
+        loan_id=device.loan_id,
+        lender_id=lender.pk,
+        challenge="123456",
+        user=agent,
+        actor=Actor.agent(agent),
+        reason="The customer reads the challenge.",
+    ).request
 
 
 def scoped_admins() -> list[tuple[type[models.Model], admin.ModelAdmin]]:
