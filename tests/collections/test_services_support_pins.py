@@ -70,6 +70,17 @@ def test_after_a_payment_the_agent_gets_the_pin_at_once(locked, make_agent) -> N
     assert outcome.pin not in trail
 
 
+def test_a_payment_that_lowered_the_restriction_counts_too(locked, make_agent) -> None:
+    device, loan = locked
+    pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
+    loan.refresh_from_db()
+    assert loan.stage not in ("none", "lock")  # lowered, the phone still restricted
+    challenge = challenge_of(device)
+    outcome = ask(loan, make_agent(loan.lender), challenge)
+    assert outcome.pin == pin_of(device, challenge)
+    assert outcome.request.payment_since_lock
+
+
 def test_without_a_payment_a_second_person_a_supervisor_must_approve(locked, make_agent) -> None:
     device, loan = locked
     agent = make_agent(loan.lender)

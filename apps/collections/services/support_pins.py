@@ -23,8 +23,9 @@ from apps.collections.errors import (
     SupportPinSecondPerson,
 )
 from apps.collections.events import CollectionsAction
+from apps.collections.ladder import rank
 from apps.collections.locks import loan_lock, loan_lock_with_row
-from apps.collections.models import Loan, Payment, SupportPin
+from apps.collections.models import Loan, LoanStageChange, Payment, SupportPin
 from apps.collections.services.pauses import require_supervisor
 from apps.core.actor import Actor
 from apps.devices.selectors import device_ids_enrolled_for_loans
@@ -40,9 +41,18 @@ class SupportPinOutcome:
 
 
 def _payment_since_restricted(loan: Loan) -> bool:
-    """Whether money was recorded for the loan since its stage was last set (the restriction
-    the customer is calling about)."""
-    since = loan.stage_changed_at or loan.signed_at
+    """Whether money was recorded for the loan since its restriction was last raised (the
+    restriction the customer is calling about). A payment that lowered it counts: the phone
+    may be offline and still on the stricter state."""
+    changes = LoanStageChange.objects.filter(loan=loan).order_by("-created_at", "-id")
+    since = next(
+        (
+            c.created_at
+            for c in changes.only("created_at", "from_stage", "to_stage")
+            if rank(c.to_stage) > rank(c.from_stage)
+        ),
+        loan.signed_at,
+    )
     return Payment.objects.filter(loan=loan, created_at__gte=since).exists()
 
 
@@ -52,8 +62,8 @@ def loan_support_pin_request(
 ) -> SupportPinOutcome:
     """The PIN for the challenge the loan's phone shows, for an agent of the loan's lender.
 
-    Locks the loan. Given at once when a payment was recorded since the loan's stage was
-    last set; otherwise the request waits for a supervisor (``loan_support_pin_decide``).
+    Locks the loan. Given at once when a payment was recorded since the loan's restriction
+    was last raised; otherwise the request waits for a supervisor (``loan_support_pin_decide``).
     At most ``SUPPORT_PIN_PER_AGENT_HOUR`` requests per agent an hour. Emits
     ``collections.support_pin.requested`` and, when given, ``collections.support_pin.issued``
     (never the PIN)."""
