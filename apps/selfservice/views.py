@@ -35,12 +35,22 @@ from apps.customers.services import (
     customer_login_code_request,
     customer_login_link_use,
 )
-from apps.devices.selectors import phone_sync_for_loan
+from apps.devices.models import OfflineToken
+from apps.devices.offline import group
+from apps.devices.selectors import offline_code_waiting_for_loan, phone_sync_for_loan
+from apps.devices.services import offline_code_digits
 from apps.integrations.payments.checkout import Checkout, CheckoutUnavailable, checkout_url
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_get_by_slug
 from apps.selfservice import forms
-from apps.selfservice.wording import SCHEDULE_STATUS, next_words, phone_words
+from apps.selfservice.wording import (
+    SCHEDULE_STATUS,
+    OfflineCodeBox,
+    grace_words,
+    next_words,
+    offline_code_box,
+    phone_words,
+)
 
 SESSION_KEY = "customer"  # {"id": customer id, "lender": lender id}
 PHONE_KEY = "customer_login_phone"
@@ -178,11 +188,25 @@ def _loan_cards(lender: Lender, customer: Customer) -> list[dict[str, Any]]:
                 "phone": phone,
                 "phone_words": phone_words(overview, phone),
                 "next_words": next_words(overview),
+                "offline_code": _offline_code(loan_id=loan.pk, lender_id=lender.pk),
+                "grace_words": grace_words(overview, phone, hours=lender.emergency_grace_hours),
                 "pay_amount": overview.pay_amount,
                 "schedule": [(row, SCHEDULE_STATUS[row.status]) for row in overview.schedule],
             }
         )
     return cards
+
+
+def _offline_code(*, loan_id: int, lender_id: int) -> OfflineCodeBox | None:
+    """The unlock code the loan's phone still needs (it has not taken the state a payment
+    wrote: it may be offline), or None."""
+    code = offline_code_waiting_for_loan(loan_id=loan_id, lender_id=lender_id)
+    if code is None:
+        return None
+    return offline_code_box(
+        digits=group(offline_code_digits(code=code)),
+        releases=code.kind == OfflineToken.Kind.DISABLE_PAYG,
+    )
 
 
 @require_GET
@@ -216,6 +240,7 @@ def status(request: HttpRequest, lender: Lender, customer: Customer) -> JsonResp
                     "phone": c["phone_words"],
                     "next": c["next_words"],
                     "applied": c["phone"].applied if c["phone"] else None,
+                    "offline_code": c["offline_code"] is not None,
                 }
                 for c in _loan_cards(lender, customer)
             ]

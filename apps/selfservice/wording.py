@@ -3,8 +3,10 @@ happens next and when. Shared by the self-service page and its live status."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.utils import formats
-from django.utils.translation import gettext
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from apps.collections.selectors import LoanOverview
@@ -96,3 +98,51 @@ def next_words(overview: LoanOverview) -> str:
             "date": day(overview.next_due.due_date),
         }
     return ""
+
+
+@dataclass(frozen=True, slots=True)
+class OfflineCodeBox:
+    """The unlock code the phone still needs, as the page shows it."""
+
+    lead: str
+    digits: str  # grouped for reading: "123 456 789"
+    note: str
+
+
+def offline_code_box(*, digits: str, releases: bool) -> OfflineCodeBox:
+    """What to type on the lock screen when the phone cannot get its new state by itself."""
+    if releases:
+        return OfflineCodeBox(
+            lead=gettext("Your phone is offline? Type this code on the lock screen to release it:"),
+            digits=digits,
+            note=gettext(
+                "Your loan is paid off: the code frees the phone for good, with no internet."
+            ),
+        )
+    return OfflineCodeBox(
+        lead=gettext("Your phone is offline? Type this code on the lock screen:"),
+        digits=digits,
+        note=gettext(
+            "It lifts the restrictions you paid for, with no internet. It works once, on this "
+            "phone only."
+        ),
+    )
+
+
+def grace_words(overview: LoanOverview, phone: PhoneSync | None, *, hours: int) -> str:
+    """The emergency grace the lender allows on the lock screen, while the phone can be
+    restricted; nothing when the lender turned it off."""
+    loan = overview.loan
+    if hours <= 0 or loan.status != "active" or loan.released_with_arrears:
+        return ""
+    if phone is None or phone.status != "enrolled":
+        return ""
+    return ngettext(
+        "Once per restriction, you can lift a lock for %(hours)s hour from the lock screen, "
+        "with no internet, to reach maps, a ride or your mobile money. The phone locks again "
+        "when the time is up.",
+        "Once per restriction, you can lift a lock for %(hours)s hours from the lock screen, "
+        "with no internet, to reach maps, a ride or your mobile money. The phone locks again "
+        "when the time is up.",
+        hours,
+    ) % {"hours": hours}

@@ -1,7 +1,6 @@
 """The customer's own pages: login by a code sent by SMS, the loan and the phone in plain
 words, pay link, promise and hardship request, and who sees what."""
 
-import re
 from datetime import timedelta
 
 import pytest
@@ -18,6 +17,7 @@ from apps.customers.models import CustomerLoginCode
 from apps.lenders.selectors import lender_local_date
 from tests.collections.factories import noticed
 from tests.devices.factories import enrolled_phone
+from tests.selfservice.conftest import code_from
 
 pytestmark = pytest.mark.django_db
 
@@ -35,33 +35,6 @@ def late_loan(lender, *, days_ago: int):
     )
     device.loan.refresh_from_db()
     return device.loan
-
-
-def code_from(sms_outbox) -> str:
-    return re.search(r"\b(\d{6})\b", sms_outbox[-1][1]).group(1)
-
-
-@pytest.fixture
-def ask_code(client, django_capture_on_commit_callbacks):
-    """POST the phone number; the SMS goes out once the request's transaction commits."""
-
-    def ask(lender, phone: str):
-        with django_capture_on_commit_callbacks(execute=True):
-            return client.post(
-                reverse("customers:login", kwargs={"lender_slug": lender.slug}), {"phone": phone}
-            )
-
-    return ask
-
-
-@pytest.fixture
-def log_in(client, ask_code, sms_outbox):
-    def log_in(lender, customer):
-        assert ask_code(lender, customer.phone).status_code == 302
-        code_url = reverse("customers:code", kwargs={"lender_slug": lender.slug})
-        return client.post(code_url, {"code": code_from(sms_outbox)})
-
-    return log_in
 
 
 def test_a_customer_logs_in_with_a_code_and_sees_the_phone_and_what_happens_next(

@@ -17,6 +17,9 @@
         status.className = `status stage-${loan.stage}`;
         const next = card.querySelector('[data-testid="next-step"]');
         if (next) next.textContent = loan.next;
+        // the phone took its new state: the unlock code is no longer needed
+        const code = card.querySelector('[data-testid="offline-code"]');
+        if (code && !loan.offline_code) code.hidden = true;
       }
     } catch (e) { /* offline for a moment: try again at the next tick */ }
   }
