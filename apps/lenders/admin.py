@@ -14,7 +14,7 @@ from apps.lenders.models import (
     RestrictionPolicyVersion,
     RestrictionStage,
 )
-from apps.lenders.services import loan_product_save
+from apps.lenders.services import lender_settings_save, loan_product_save
 from apps.lenders.tenancy import (
     LenderScopedAdmin,
     ReadOnlyAdminMixin,
@@ -27,8 +27,17 @@ from apps.lenders.tenancy import (
 
 @admin.register(Lender)
 class LenderAdmin(LenderScopedAdmin):
+    """The lender's own settings, changed by its admin through ``lender_settings_save``; the
+    rest of the lender (its name, country, currency) is set when it is created."""
+
+    change_roles = frozenset({Membership.Role.LENDER_ADMIN})
     list_display = ("name", "slug", "country", "currency", "timezone", "locale")
     search_fields = ("name", "slug")
+    fields = ("name", "slug", "country", "currency", "timezone", "locale", "emergency_grace_hours")
+    readonly_fields = ("name", "slug", "country", "currency", "timezone", "locale")
+
+    def save_model(self, request: HttpRequest, obj: Lender, form: Any, change: bool) -> None:
+        lender_settings_save(lender=obj, actor=Actor.from_request(request))
 
 
 @admin.register(Membership)

@@ -3,6 +3,7 @@ from enum import StrEnum
 
 class LendersAction(StrEnum):
     LENDER_CREATED = "lenders.lender.created"
+    LENDER_SETTINGS_CHANGED = "lenders.lender.settings_changed"
     MEMBERSHIP_CREATED = "lenders.membership.created"
     LOAN_PRODUCT_CREATED = "lenders.loan_product.created"
     LOAN_PRODUCT_CHANGED = "lenders.loan_product.changed"

@@ -177,6 +177,31 @@ def loan_product_save(*, product: LoanProduct, actor: Actor) -> LoanProduct:
     return product
 
 
+# the settings a lender's admin changes on the lender itself
+_LENDER_SETTINGS = ("emergency_grace_hours",)
+
+
+@transaction.atomic
+def lender_settings_save(*, lender: Lender, actor: Actor) -> Lender:
+    """Save the lender's own settings (``_LENDER_SETTINGS``) after validating them; nothing
+    else of the lender is written. Phones receive a new emergency grace with their next
+    state. Emits ``lenders.lender.settings_changed`` with the old and new value of each."""
+    lender.full_clean()
+    old = Lender.objects.select_for_update().values(*_LENDER_SETTINGS).get(pk=lender.pk)
+    new = {name: getattr(lender, name) for name in _LENDER_SETTINGS}
+    changed = [name for name in _LENDER_SETTINGS if old[name] != new[name]]
+    if not changed:
+        return lender
+    Lender.objects.filter(pk=lender.pk).update(**{name: new[name] for name in changed})
+    audit_record(
+        actor=actor,
+        action=LendersAction.LENDER_SETTINGS_CHANGED,
+        target=lender,
+        data={"old": {n: old[n] for n in changed}, "new": {n: new[n] for n in changed}},
+    )
+    return lender
+
+
 # --- restriction policies ---------------------------------------------------
 
 Action = RestrictionStage.Action
