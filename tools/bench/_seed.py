@@ -107,12 +107,12 @@ def device_secret(imei: str) -> str:
     return sha256_hex(f"bench-agent-secret:{imei}")
 
 
-def template_loan_seed(lender: Any) -> Any:
-    """The lender's first loan, signed through the real services if there is none: the
-    template that ``enrolled_seed`` copies."""
-    from django.db import transaction
-
-    from apps.collections.models import Loan
+def loan_seed(
+    lender: Any, *, full_name: str, phone: str, national_id: str, signed_at: Any = None
+) -> Any:
+    """One loan signed through the real services for a customer of its own (the demo seed's
+    consent, the lender's first product, a 12,000 KES phone with 2,000 down), optionally
+    signed at ``signed_at``. The caller holds a transaction."""
     from apps.collections.services import loan_sign
     from apps.core.actor import Actor
     from apps.core.money import Money
@@ -121,32 +121,41 @@ def template_loan_seed(lender: Any) -> Any:
     from apps.retailers.services import demo_counter
 
     actor = Actor.system()
+    shop, clerk = demo_counter(lender)
+    customer, _ = customer_get_or_create(
+        lender=lender, full_name=full_name, phone=phone, national_id=national_id, actor=actor
+    )
+    consent = consent_record_demo_seed(
+        customer=customer,
+        text="Benchmark terms",
+        text_version="bench",
+        clerk_id=clerk.user_id,
+        shop_id=shop.pk,
+        actor=actor,
+    )
+    return loan_sign(
+        customer=customer,
+        consent=consent,
+        product=LoanProduct.objects.filter(lender=lender).order_by("pk").first(),
+        device_price=Money(Decimal(12000), "KES"),
+        down_payment=Money(Decimal(2000), "KES"),
+        signed_at=signed_at,
+        actor=actor,
+    )
+
+
+def template_loan_seed(lender: Any) -> Any:
+    """The lender's first loan, signed through the real services if there is none: the
+    template that ``enrolled_seed`` copies."""
+    from django.db import transaction
+
+    from apps.collections.models import Loan
+
     with transaction.atomic():
         template = Loan.objects.filter(lender=lender).order_by("pk").first()
         if template is None:
-            shop, clerk = demo_counter(lender)
-            customer, _ = customer_get_or_create(
-                lender=lender,
-                full_name="Bench Agent",
-                phone="0700000001",
-                national_id="BA1",
-                actor=actor,
-            )
-            consent = consent_record_demo_seed(
-                customer=customer,
-                text="Benchmark terms",
-                text_version="bench",
-                clerk_id=clerk.user_id,
-                shop_id=shop.pk,
-                actor=actor,
-            )
-            template = loan_sign(
-                customer=customer,
-                consent=consent,
-                product=LoanProduct.objects.filter(lender=lender).order_by("pk").first(),
-                device_price=Money(Decimal(12000), "KES"),
-                down_payment=Money(Decimal(2000), "KES"),
-                actor=actor,
+            template = loan_seed(
+                lender, full_name="Bench Agent", phone="0700000001", national_id="BA1"
             )
     return template
 

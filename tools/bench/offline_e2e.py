@@ -24,56 +24,32 @@ CODE = re.compile(r"\b(\d{3}) (\d{3}) (\d{3})\b")
 def _late_loan() -> tuple[Any, Any]:
     """A loan signed 75 days ago, its customer told of the lock ahead, and its phone
     registered: (loan, device)."""
-    from decimal import Decimal
-
     from django.db import transaction
     from django.utils import timezone
 
-    from apps.collections.services import loan_sign
     from apps.core.actor import Actor
-    from apps.core.money import Money
-    from apps.customers.services import consent_record_demo_seed, customer_get_or_create
     from apps.devices.services import device_register
-    from apps.lenders.models import LoanProduct
     from apps.lenders.selectors import lender_day_start
     from apps.notifications.models import Notification
-    from apps.retailers.services import demo_counter
-    from tools.bench._seed import lender_seed
+    from tools.bench._seed import lender_seed, loan_seed
 
     lender = lender_seed(slug="bench-offline-e2e", name="Bench Offline E2E")
     actor, run = Actor.system(), int(time.time())
     with transaction.atomic():
-        shop, clerk = demo_counter(lender)
-        customer, _ = customer_get_or_create(
-            lender=lender,
+        loan = loan_seed(
+            lender,
             full_name="Offline Customer",
             phone=f"07{run % 10**8:08d}",
             national_id=f"OE{run}",
-            actor=actor,
-        )
-        consent = consent_record_demo_seed(
-            customer=customer,
-            text="Benchmark terms",
-            text_version="bench",
-            clerk_id=clerk.user_id,
-            shop_id=shop.pk,
-            actor=actor,
-        )
-        loan = loan_sign(
-            customer=customer,
-            consent=consent,
-            product=LoanProduct.objects.filter(lender=lender).order_by("pk").first(),
-            device_price=Money(Decimal(12000), "KES"),
-            down_payment=Money(Decimal(2000), "KES"),
             signed_at=timezone.now() - timedelta(days=75),
-            actor=actor,
         )
+        customer_id = loan.customer_id
         oldest = loan.installments.order_by("sequence").first()
         told = lender_day_start(lender=lender, day=oldest.due_date) + timedelta(hours=12)
         # the customer was told of the lock ahead (the SMS provider took the notice)
         Notification.objects.create(
             lender_id=lender.pk,
-            customer_id=customer.pk,
+            customer_id=customer_id,
             loan=loan,
             kind="notice",
             status="sms",
