@@ -301,6 +301,9 @@ AUDIT_ALLOW_FLUSH = False
 # Per-lender secrets are derived from this master key (apps/integrations/payments).
 PAYMENTS_WEBHOOK_MASTER_KEY = env("PAYMENTS_WEBHOOK_MASTER_KEY")
 PAYMENTS_PROVIDERS = env.list("PAYMENTS_PROVIDERS", default=["demo"])
+# Providers' credentials are sealed at rest with these Fernet keys, newest first
+# (apps/integrations/payments/credentials.py); rotate by adding a key in front.
+PAYMENTS_CREDENTIALS_KEYS = env.list("PAYMENTS_CREDENTIALS_KEYS")
 # the demo provider's checkout page (apps/integrations/payments/checkout.py): demo and tests only
 PAYMENTS_FAKE_CHECKOUT = env.bool("PAYMENTS_FAKE_CHECKOUT", default=False)
 PAYMENTS_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENTS_WEBHOOK_TOLERANCE_SECONDS", default=300)

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 from django.utils import timezone
 
 from apps.collections.services import loan_stage_sweep
@@ -36,6 +37,7 @@ def test_check_deploy_is_clean_under_production_settings(report) -> None:
         "CELERY_BROKER_URL": "redis://127.0.0.1:6379/9",
         "PAYMENTS_WEBHOOK_MASTER_KEY": secrets.token_urlsafe(32),
         "DEVICE_SIGNING_MASTER_KEY": secrets.token_urlsafe(32),
+        "PAYMENTS_CREDENTIALS_KEYS": Fernet.generate_key().decode(),
         "AGENT_SIGNATURE_CHECKSUM": "checksum",
         "SMS_GATEWAY_CLASS": "apps.integrations.sms.base.ConsoleSmsGateway",
         "AGENT_API_BASE_URL": "https://agent.example.com/api/agent/v1/",
@@ -80,6 +82,17 @@ def test_check_deploy_is_clean_under_production_settings(report) -> None:
         assert refused.returncode != 0  # a master key under 32 bytes fails the deploy check
         assert f"{name} is 31 bytes long" in refused.stderr
     report("check --deploy refuses either master key at 31 bytes, naming it")
+    not_a_key = {**environment, "PAYMENTS_CREDENTIALS_KEYS": f"{secrets.token_urlsafe(32)},x"}
+    refused = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env=not_a_key,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0  # a credentials key that is not a Fernet key
+    assert "PAYMENTS_CREDENTIALS_KEYS" in refused.stderr + refused.stdout
 
 
 @pytest.mark.django_db

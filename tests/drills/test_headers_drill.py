@@ -52,6 +52,7 @@ from apps.core.money import Money
 from apps.customers.services import customer_login_link_mint
 from apps.devices.services import lender_signing_key_rotate
 from apps.integrations.payments.checkout import Checkout, checkout_url
+from apps.integrations.services import provider_account_save
 from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
 from apps.retailers.models import Sale
@@ -229,6 +230,14 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
         actor=Actor.agent(operator),
         reason="Drill.",
     ).request
+    provider_account_save(
+        lender_id=lender_a.pk,
+        provider="mpesa",
+        enabled=False,
+        settings={"shortcode": "174379"},
+        secrets={"passkey": "drill-passkey"},
+        actor=Actor.system(),
+    )
     customer = Client()
     with django_capture_on_commit_callbacks(execute=True):
         customer.post(f"/my/{lender_a.slug}/login/", {"phone": loan.customer.phone})

@@ -24,6 +24,7 @@ from apps.core.money import Money
 from apps.core.tenancy import belongs_to_lender, is_lender_owned
 from apps.customers.models import Customer
 from apps.devices.models import Device, LenderKey, PushNudge
+from apps.integrations.models import ProviderAccount
 from apps.lenders.models import (
     Lender,
     LoanProduct,
@@ -66,6 +67,7 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     Clerk: lambda lender: clerk_for(shop_for(lender)),
     RestrictionSuspension: lambda lender: suspension_for(lender),
     SupportPin: lambda lender: support_pin_for(lender),
+    ProviderAccount: lambda lender: provider_account_for(lender),
 }
 
 
@@ -122,6 +124,19 @@ def suspension_for(lender: Lender) -> RestrictionSuspension:
         actor=Actor.agent(operator),
         lender_id=lender.pk,
         reason="A regulator's order.",
+    )
+
+
+def provider_account_for(lender: Lender) -> ProviderAccount:
+    from apps.integrations.services import provider_account_save
+
+    return provider_account_save(
+        lender_id=lender.pk,
+        provider="mpesa",
+        enabled=False,
+        settings={"shortcode": "174379"},
+        secrets={"consumer_key": "consumer-key-1"},
+        actor=Actor.system(),
     )
 
 

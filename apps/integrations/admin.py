@@ -1,0 +1,140 @@
+"""The lender's payment provider accounts in the back office: its admin sets them up; the
+secrets are write-only (typed in, never shown back)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.actor import Actor
+from apps.integrations.models import ProviderAccount
+from apps.integrations.services import (
+    PROVIDER_FIELDS,
+    provider_account_check,
+    provider_account_save,
+)
+from apps.lenders.models import Membership
+from apps.lenders.tenancy import LenderScopedAdmin, user_lender_id
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+SETTING_FIELDS = ("shortcode", "environment")
+SECRET_FIELDS = ("consumer_key", "consumer_secret", "passkey", "secret_key", "webhook_secret")
+WRITE_ONLY = _("Write-only: never shown again. Leave blank to keep the one stored.")
+
+
+def _secret(label: StrOrPromise) -> forms.CharField:
+    return forms.CharField(
+        label=label,
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=WRITE_ONLY,
+    )
+
+
+class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable at run time
+    shortcode = forms.CharField(label=_("M-Pesa shortcode (paybill or till)"), required=False)
+    environment = forms.ChoiceField(
+        label=_("M-Pesa environment"),
+        required=False,
+        choices=[("", "-"), ("sandbox", _("Sandbox")), ("production", _("Production"))],
+    )
+    consumer_key = _secret(_("M-Pesa consumer key"))
+    consumer_secret = _secret(_("M-Pesa consumer secret"))
+    passkey = _secret(_("M-Pesa passkey (STK push)"))
+    secret_key = _secret(_("Stripe secret key"))
+    webhook_secret = _secret(_("Stripe webhook signing secret"))
+
+    class Meta:
+        model = ProviderAccount
+        fields = ("lender", "provider", "enabled")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        for name in SETTING_FIELDS:
+            self.fields[name].initial = self.instance.settings.get(name, "")
+
+    def values(self) -> tuple[dict[str, str], dict[str, str]]:
+        """The provider's settings and the secrets typed, from the cleaned form."""
+        fields = PROVIDER_FIELDS.get(self.cleaned_data.get("provider") or self.instance.provider)
+        if fields is None:
+            return {}, {}
+        data = self.cleaned_data
+        return (
+            {n: data.get(n) or "" for n in fields.settings},
+            {n: data.get(n) or "" for n in fields.secrets},
+        )
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if self.errors:
+            return data
+        settings, secrets = self.values()
+        try:
+            provider_account_check(
+                provider=data.get("provider") or self.instance.provider,
+                enabled=data.get("enabled", False),
+                settings=settings,
+                secrets=secrets,
+                stored=self.instance.secret_names,
+            )
+        except ValidationError as exc:  # by field: shown beside each
+            for field, errors in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, errors)
+        return data
+
+
+@admin.register(ProviderAccount)
+class ProviderAccountAdmin(LenderScopedAdmin):
+    """Lender admins set up their payment providers; every save goes through the service,
+    which seals the secrets and audits the change (never a secret)."""
+
+    form = ProviderAccountForm
+    add_roles = change_roles = frozenset({Membership.Role.LENDER_ADMIN})
+    list_display = ("provider", "lender", "enabled", "secrets_set", "updated_at")
+    list_filter = ("provider", "enabled")
+    fieldsets = (
+        (None, {"fields": ("lender", "provider", "enabled", "secrets_set")}),
+        (_("M-Pesa"), {"fields": ("shortcode", "environment", *SECRET_FIELDS[:3])}),
+        (_("Stripe"), {"fields": SECRET_FIELDS[3:]}),
+    )
+    readonly_fields = ("secrets_set",)
+
+    @admin.display(description=_("Secrets set"))
+    def secrets_set(self, account: ProviderAccount) -> str:
+        return ", ".join(account.secret_names) or "-"
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fixed = ("lender", "provider") if obj is not None else ()
+        return (*fixed, *self.readonly_fields)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {
+            "lender": user_lender_id(request.user),
+            **super().get_changeform_initial_data(request),
+        }
+
+    def save_model(
+        self, request: HttpRequest, obj: ProviderAccount, form: Any, change: bool
+    ) -> None:
+        settings, secrets = form.values()
+        saved = provider_account_save(
+            lender_id=obj.lender_id,
+            provider=obj.provider,
+            enabled=obj.enabled,
+            settings=settings,
+            secrets=secrets,
+            actor=Actor.from_request(request),
+        )
+        obj.pk, obj.sealed_secrets, obj.secret_names = (
+            saved.pk,
+            saved.sealed_secrets,
+            saved.secret_names,
+        )

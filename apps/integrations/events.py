@@ -1,0 +1,6 @@
+from enum import StrEnum
+
+
+class IntegrationsAction(StrEnum):
+    PROVIDER_ACCOUNT_SAVED = "integrations.provider_account.saved"
+    PROVIDER_ACCOUNT_RESEALED = "integrations.provider_account.resealed"

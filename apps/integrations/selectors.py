@@ -1,0 +1,17 @@
+"""Reads of the integrations: a lender's accounts with payment providers."""
+
+from __future__ import annotations
+
+from apps.integrations.models import ProviderAccount
+from apps.integrations.payments.credentials import unseal
+
+
+def provider_account_get(*, lender_id: int, provider: str) -> ProviderAccount | None:
+    return ProviderAccount.objects.filter(lender_id=lender_id, provider=provider).first()
+
+
+def provider_account_secrets(*, lender_id: int, provider: str) -> dict[str, str]:
+    """The opened secrets of the lender's account with ``provider`` ({} if none), for the
+    provider's client only: never to a page, a log or the audit trail."""
+    account = provider_account_get(lender_id=lender_id, provider=provider)
+    return unseal(account.sealed_secrets) if account else {}

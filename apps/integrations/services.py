@@ -1,0 +1,173 @@
+"""Writes of the integrations: a lender's accounts with payment providers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.actor import Actor
+from apps.core.audit import audit_record
+from apps.integrations.events import IntegrationsAction
+from apps.integrations.models import ProviderAccount
+from apps.integrations.payments.credentials import reseal, seal, unseal
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderFields:
+    """What a provider's account holds: public settings and sealed secrets, each with its
+    check (a message for a value that does not pass)."""
+
+    settings: dict[str, Callable[[str], str | None]]
+    secrets: dict[str, Callable[[str], str | None]]
+
+
+def _matches(pattern: str, message: StrOrPromise) -> Callable[[str], str | None]:
+    compiled = re.compile(pattern)
+    return lambda value: None if compiled.fullmatch(value) else str(message)
+
+
+PROVIDER_FIELDS: dict[str, ProviderFields] = {
+    ProviderAccount.Provider.GENERIC: ProviderFields(settings={}, secrets={}),
+    ProviderAccount.Provider.MPESA: ProviderFields(
+        settings={
+            "shortcode": _matches(r"[0-9]{5,7}", _("A paybill or till number: 5 to 7 digits.")),
+            "environment": _matches(r"sandbox|production", _("Either sandbox or production.")),
+        },
+        secrets={
+            "consumer_key": _matches(r"\S{8,200}", _("The app's consumer key from Daraja.")),
+            "consumer_secret": _matches(r"\S{8,200}", _("The app's consumer secret.")),
+            "passkey": _matches(r"\S{8,200}", _("The Lipa na M-Pesa Online passkey.")),
+        },
+    ),
+    ProviderAccount.Provider.STRIPE: ProviderFields(
+        settings={},
+        secrets={
+            "secret_key": _matches(
+                r"(sk|rk)_(test|live)_[A-Za-z0-9]{8,200}",
+                _("A secret or restricted key: sk_live_… or rk_live_… (sk_test_… to try)."),
+            ),
+            "webhook_secret": _matches(
+                r"whsec_[A-Za-z0-9+/=]{8,200}", _("The endpoint's signing secret: whsec_….")
+            ),
+        },
+    ),
+}
+
+
+def _problems(
+    values: dict[str, str], checks: dict[str, Callable[[str], str | None]]
+) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    for name, value in values.items():
+        if name not in checks:
+            errors[name] = [str(_("This provider has no such field."))]
+        elif value and (problem := checks[name](value)):
+            errors[name] = [problem]
+    return errors
+
+
+def provider_account_check(
+    *,
+    provider: str,
+    enabled: bool,
+    settings: dict[str, str],
+    secrets: dict[str, str],
+    stored: list[str],
+) -> None:
+    """``ValidationError`` (by field) unless ``settings`` and ``secrets`` are the provider's and
+    each passes its check, and, to turn the account on, every setting is given and every
+    secret is given or ``stored`` (the names already set)."""
+    if provider not in PROVIDER_FIELDS:
+        raise ValidationError({"provider": [str(_("Not a provider this product knows."))]})
+    fields = PROVIDER_FIELDS[provider]
+    settings = {k: v.strip() for k, v in settings.items()}
+    secrets = {k: v.strip() for k, v in secrets.items()}
+    errors = _problems(settings, fields.settings) | _problems(secrets, fields.secrets)
+    if enabled:
+        needed = [n for n in fields.settings if not settings.get(n)]
+        needed += [n for n in fields.secrets if not secrets.get(n) and n not in stored]
+        for name in needed:
+            errors.setdefault(name, [str(_("Needed before the provider is turned on."))])
+    if errors:
+        raise ValidationError(errors)
+
+
+@transaction.atomic
+def provider_account_save(
+    *,
+    lender_id: int,
+    provider: str,
+    enabled: bool,
+    settings: dict[str, str],
+    secrets: dict[str, str],
+    actor: Actor,
+) -> ProviderAccount:
+    """Create or change the lender's account with ``provider``.
+
+    ``settings`` replace the public settings; each secret given non-empty replaces the stored
+    one and an empty one keeps it (secrets are write-only: never read back to a page). Each
+    value is checked against the provider's fields; an account is turned on only with every
+    setting and secret set. Locks the account's row. Emits
+    ``integrations.provider_account.saved`` with the public values old and new and the names
+    of the secrets changed, never a secret."""
+    account = (
+        ProviderAccount.objects.select_for_update()
+        .filter(lender_id=lender_id, provider=provider)
+        .first()
+    ) or ProviderAccount(lender_id=lender_id, provider=provider)
+    settings = {k: v.strip() for k, v in settings.items()}
+    secrets = {k: v.strip() for k, v in secrets.items()}
+    provider_account_check(
+        provider=provider,
+        enabled=enabled,
+        settings=settings,
+        secrets=secrets,
+        stored=account.secret_names,
+    )
+    old = {"enabled": account.enabled, "settings": dict(account.settings)}
+    stored = unseal(account.sealed_secrets)
+    changed = sorted(k for k, v in secrets.items() if v and stored.get(k) != v)
+    stored |= {k: v for k, v in secrets.items() if v}
+    kept = {k: v for k, v in settings.items() if v}
+    account.enabled, account.settings = enabled, kept
+    account.sealed_secrets, account.secret_names = seal(stored), sorted(stored)
+    account.save()
+    new = {"enabled": account.enabled, "settings": dict(account.settings)}
+    audit_record(
+        actor=actor,
+        action=IntegrationsAction.PROVIDER_ACCOUNT_SAVED,
+        target=account,
+        data={"provider": provider, "old": old, "new": new, "secrets_changed": changed},
+    )
+    return account
+
+
+@transaction.atomic
+def provider_accounts_reseal(*, actor: Actor) -> int:
+    """Seal every account's secrets again under the newest key of
+    ``PAYMENTS_CREDENTIALS_KEYS`` (their values unchanged), so an older key can be dropped.
+    Locks the accounts. Returns how many. Emits ``integrations.provider_account.resealed``
+    per account (no value)."""
+    done = 0
+    for account in (
+        ProviderAccount.objects.select_for_update().exclude(sealed_secrets="").order_by("pk")
+    ):
+        account.sealed_secrets = reseal(account.sealed_secrets)
+        account.save(update_fields=["sealed_secrets", "updated_at"])
+        audit_record(
+            actor=actor,
+            action=IntegrationsAction.PROVIDER_ACCOUNT_RESEALED,
+            target=account,
+            data={"provider": account.provider},
+        )
+        done += 1
+    return done
