@@ -730,6 +730,7 @@ class SupportPin(BaseModel):
     payment_since_lock = models.BooleanField()
     issued_at = models.DateTimeField(null=True, blank=True)
     decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
 
     EXPIRES_AFTER = timedelta(hours=1)  # a request no supervisor decided in time is void
 

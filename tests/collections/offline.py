@@ -6,7 +6,7 @@ from decimal import Decimal
 from django.utils import timezone
 
 from apps.collections.models import Loan
-from apps.collections.services import payment_record
+from apps.collections.services import PaymentOutcome, payment_record
 from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.devices.models import Device
@@ -24,8 +24,8 @@ def locked_phone(lender) -> tuple[Device, Loan]:
     return device, loan
 
 
-def pay_cash(loan: Loan, amount: Decimal, ref: str = "cash-1") -> None:
-    payment_record(
+def pay_cash(loan: Loan, amount: Decimal, ref: str = "cash-1") -> PaymentOutcome:
+    return payment_record(
         loan_id=loan.pk,
         amount=Money(amount, loan.currency),
         channel="manual",

@@ -2,9 +2,12 @@
 after a payment, else only with a supervisor's approval; rate-limited and audited."""
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import time_machine
+from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.collections.errors import (
@@ -17,12 +20,14 @@ from apps.collections.errors import (
     SupportPinReasonRequired,
     SupportPinSecondPerson,
 )
+from apps.collections.ladder import rank
 from apps.collections.models import SupportPin
 from apps.collections.services import (
     loan_support_pin_decide,
     loan_support_pin_request,
 )
 from apps.core.actor import Actor
+from apps.core.money import Money
 from apps.lenders.models import Membership
 from tests.collections.factories import signed_loan
 from tests.collections.offline import challenge_of, locked_phone, pay_cash, pin_of
@@ -52,9 +57,9 @@ def pay_something(loan) -> None:
 
 def test_after_a_payment_the_agent_gets_the_pin_at_once(locked, make_agent) -> None:
     device, loan = locked
-    pay_something(loan)  # too little to lower the stage: the phone stays locked
+    pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
     loan.refresh_from_db()
-    assert loan.stage == "lock"
+    assert loan.stage != "lock"  # lowered in the books; the phone, offline, still locked
     agent = make_agent(loan.lender)
     challenge = challenge_of(device)
     outcome = ask(loan, agent, f"{challenge[:3]} {challenge[3:]}")  # as read out, spaced
@@ -68,6 +73,43 @@ def test_after_a_payment_the_agent_gets_the_pin_at_once(locked, make_agent) -> N
     assert actions == ["collections.support_pin.requested", "collections.support_pin.issued"]
     trail = json.dumps(list(AuditEvent.objects.values_list("data", flat=True)))
     assert outcome.pin not in trail
+
+
+def test_money_that_lowered_nothing_needs_a_supervisor(locked, make_agent) -> None:
+    """A cent recorded by hand (by the asking agent, say) does not open the PIN alone."""
+    device, loan = locked
+    pay_something(loan)
+    loan.refresh_from_db()
+    assert loan.stage == "lock"
+    outcome = ask(loan, make_agent(loan.lender), challenge_of(device))
+    assert (outcome.pin, outcome.request.status) == ("", SupportPin.Status.REQUESTED)
+    assert not outcome.request.payment_since_lock
+
+
+def test_a_payment_reversed_and_swept_back_counts_no_more(locked, make_agent) -> None:
+    from apps.collections.services import payment_reverse
+    from tests.collections.sweeps import sweep, today
+
+    device, loan = locked
+    paid = pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
+    payment_reverse(
+        loan_id=loan.pk,
+        kind="chargeback",
+        amount=Money(paid.payment.amount, loan.currency),
+        provider="manual",
+        provider_ref="r-1",
+        payment_provider_ref=paid.payment.provider_ref,
+        received_at=timezone.now(),
+        actor=Actor.system(),
+    )
+    loan.refresh_from_db()
+    lowered = loan.stage
+    with time_machine.travel(timezone.now() + timedelta(days=1), tick=False):
+        sweep(loan, today(loan.lender))  # the next morning: raised again, a new restriction
+        loan.refresh_from_db()
+        assert rank(loan.stage) > rank(lowered)
+        outcome = ask(loan, make_agent(loan.lender), challenge_of(device))
+    assert outcome.pin == ""
 
 
 def test_a_payment_that_lowered_the_restriction_counts_too(locked, make_agent) -> None:
@@ -114,6 +156,12 @@ def test_without_a_payment_a_second_person_a_supervisor_must_approve(locked, mak
             reason="Mine.",
         )
     approved = decide(supervisor)
+    assert approved.request.decision_reason == "Customer stranded; checked identity."
+    issued = AuditEvent.objects.get(action="collections.support_pin.issued")
+    assert (issued.actor_id, issued.reason) == (
+        str(supervisor.pk),
+        "Customer stranded; checked identity.",
+    )
     assert approved.pin == pin_of(device, challenge)
     assert approved.request.decided_by == supervisor
     with pytest.raises(SupportPinDecided):
@@ -173,3 +221,14 @@ def test_an_agent_may_ask_for_a_few_pins_an_hour(locked, make_agent, settings) -
         ask(loan, agent, challenge_of(device, 3))
     assert SupportPin.objects.count() == 3
     ask(loan, make_agent(loan.lender), challenge_of(device, 3))  # the limit is per agent
+
+
+def test_a_user_of_another_lender_gets_nothing_even_naming_the_right_lender(
+    locked, lender_b, make_agent
+) -> None:
+    device, loan = locked
+    pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
+    stranger = make_agent(lender_b)
+    with pytest.raises(LoanNotFound):
+        ask(loan, stranger, challenge_of(device))
+    assert not SupportPin.objects.exists()

@@ -5,7 +5,6 @@ back online, the phone and the server agree without a second unlock or a re-lock
 
 import re
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 
 import pytest
 import requests
@@ -144,13 +143,13 @@ def test_the_support_pin_lifts_the_lock_offline_once(locked_phone, live_server, 
 
     payment_record(
         loan_id=loan.pk,
-        amount=Money(Decimal("100.00"), loan.currency),
+        amount=Money(loan.installments.order_by("sequence").first().total_due, loan.currency),
         channel="manual",
         provider="manual",
         provider_ref="cash-1",
         received_at=timezone.now(),
         actor=Actor.system(),
-        reason="Part, at the shop.",
+        reason="The oldest installment, at the shop.",
     )
     challenge = agent.lock_screen_challenge()
     staff = make_agent(loan.lender)

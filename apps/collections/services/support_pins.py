@@ -15,6 +15,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.audit.services import audit_event_record
 from apps.collections.errors import (
+    LoanNotFound,
     SupportPinChallengeInvalid,
     SupportPinDecided,
     SupportPinLimit,
@@ -25,11 +26,12 @@ from apps.collections.errors import (
 from apps.collections.events import CollectionsAction
 from apps.collections.ladder import rank
 from apps.collections.locks import loan_lock, loan_lock_with_row
-from apps.collections.models import Loan, LoanStageChange, Payment, SupportPin
+from apps.collections.models import Loan, LoanStageChange, SupportPin
 from apps.collections.services.pauses import require_supervisor
 from apps.core.actor import Actor
 from apps.devices.selectors import device_ids_enrolled_for_loans
 from apps.devices.services import support_pin_compute
+from apps.lenders.selectors import membership_get_for_user
 
 CHALLENGE = re.compile(r"^[0-9]{6}$")
 
@@ -41,19 +43,25 @@ class SupportPinOutcome:
 
 
 def _payment_since_restricted(loan: Loan) -> bool:
-    """Whether money was recorded for the loan since its restriction was last raised (the
-    restriction the customer is calling about). A payment that lowered it counts: the phone
-    may be offline and still on the stricter state."""
+    """Whether a payment lowered the loan's restriction since it was last raised (the
+    restriction the customer is calling about): the books say the customer paid their way
+    down, and the phone, offline, may still be on the stricter state. Money that lowered
+    nothing (a cent recorded by hand, say) does not count, and a payment reversed since
+    brought a raise of its own at the next sweep, which starts the count again."""
     changes = LoanStageChange.objects.filter(loan=loan).order_by("-created_at", "-id")
-    since = next(
-        (
-            c.created_at
-            for c in changes.only("created_at", "from_stage", "to_stage")
-            if rank(c.to_stage) > rank(c.from_stage)
-        ),
-        loan.signed_at,
-    )
-    return Payment.objects.filter(loan=loan, created_at__gte=since).exists()
+    for change in changes.only("cause", "from_stage", "to_stage"):
+        if rank(change.to_stage) > rank(change.from_stage):
+            return False  # the last raise came first: nothing lowered it since
+        if change.cause in (LoanStageChange.Cause.PAYMENT, LoanStageChange.Cause.PAYOFF):
+            return True
+    return False
+
+
+def _member_of(user: User, lender_id: int) -> None:
+    """Only staff of the lender (or the platform's operators) ask for its phones' PINs."""
+    membership = membership_get_for_user(user_id=user.pk)
+    if not user.is_superuser and (membership is None or membership.lender_id != lender_id):
+        raise LoanNotFound()
 
 
 @transaction.atomic
@@ -62,8 +70,9 @@ def loan_support_pin_request(
 ) -> SupportPinOutcome:
     """The PIN for the challenge the loan's phone shows, for an agent of the loan's lender.
 
-    Locks the loan. Given at once when a payment was recorded since the loan's restriction
-    was last raised; otherwise the request waits for a supervisor (``loan_support_pin_decide``).
+    Locks the loan, then the agent's user row. Given at once when a payment lowered the
+    loan's restriction since it was last raised; otherwise the request waits for a
+    supervisor (``loan_support_pin_decide``). Only the lender's staff may ask.
     At most ``SUPPORT_PIN_PER_AGENT_HOUR`` requests per agent an hour. Emits
     ``collections.support_pin.requested`` and, when given, ``collections.support_pin.issued``
     (never the PIN)."""
@@ -72,10 +81,13 @@ def loan_support_pin_request(
         raise SupportPinReasonRequired()
     if not CHALLENGE.match(challenge):
         raise SupportPinChallengeInvalid()
+    _member_of(user, lender_id)
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
     device_id = device_ids_enrolled_for_loans(loan_ids=[loan.pk]).get(loan.pk)
     if device_id is None:
         raise SupportPinNoPhone()
+    # the agent's own row, locked: two requests of one agent at once count one after the other
+    User.objects.select_for_update().filter(pk=user.pk).first()
     hour_ago = timezone.now() - timedelta(hours=1)
     asked = SupportPin.objects.filter(requested_by=user, created_at__gte=hour_ago).count()
     if asked >= settings.SUPPORT_PIN_PER_AGENT_HOUR:
@@ -101,16 +113,22 @@ def loan_support_pin_request(
     )
     if not paid:
         return SupportPinOutcome(request=request, pin="")
-    return SupportPinOutcome(request=request, pin=_issue(request, actor=actor, loan=loan))
+    return SupportPinOutcome(
+        request=request, pin=_issue(request, actor=actor, loan=loan, reason=request.reason)
+    )
 
 
-def _issue(request: SupportPin, *, actor: Actor, loan: Loan) -> str:
+def _issue(request: SupportPin, *, actor: Actor, loan: Loan, reason: str) -> str:
     audit_event_record(
         actor=actor,
         action=CollectionsAction.SUPPORT_PIN_ISSUED,
         target=loan,
-        reason=request.reason,
-        data={"support_pin_id": request.pk, "device_id": request.device_id},
+        reason=reason,
+        data={
+            "support_pin_id": request.pk,
+            "device_id": request.device_id,
+            "requested_by": request.requested_by_id,
+        },
     )
     return support_pin_compute(
         device_id=request.device_id, lender_id=request.lender_id, challenge=request.challenge
@@ -141,15 +159,28 @@ def loan_support_pin_decide(
         raise SupportPinDecided()
     request.status = SupportPin.Status.ISSUED if approve else SupportPin.Status.REJECTED
     request.decided_by, request.decided_at = user, now
+    request.decision_reason = reason.strip()
     request.issued_at = now if approve else None
-    request.save(update_fields=["status", "decided_by", "decided_at", "issued_at", "updated_at"])
+    request.save(
+        update_fields=[
+            "status",
+            "decided_by",
+            "decided_at",
+            "decision_reason",
+            "issued_at",
+            "updated_at",
+        ]
+    )
     if not approve:
         audit_event_record(
             actor=actor,
             action=CollectionsAction.SUPPORT_PIN_REJECTED,
             target=loan,
-            reason=reason.strip(),
+            reason=request.decision_reason,
             data={"support_pin_id": request.pk, "requested_by": request.requested_by_id},
         )
         return SupportPinOutcome(request=request, pin="")
-    return SupportPinOutcome(request=request, pin=_issue(request, actor=actor, loan=loan))
+    return SupportPinOutcome(
+        request=request,
+        pin=_issue(request, actor=actor, loan=loan, reason=request.decision_reason),
+    )
