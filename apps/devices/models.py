@@ -339,6 +339,7 @@ class OfflineToken(BaseModel):
     sms_due_at = models.DateTimeField()
     sms_sent_at = models.DateTimeField(null=True, blank=True)
     sms_ref = models.CharField(max_length=100, blank=True)
+    sms_attempts = models.PositiveSmallIntegerField(default=0)
     resent_at = models.DateTimeField(null=True, blank=True)
     applied_at = models.DateTimeField(
         null=True, blank=True, help_text=_("When the phone says it applied the code offline.")

@@ -167,22 +167,37 @@ def device_state_list(*, device: Device) -> QuerySet[DeviceState]:
     return DeviceState.objects.filter(device=device).order_by("version")
 
 
-def offline_code_waiting_for_loan(*, loan_id: int, lender_id: int) -> OfflineToken | None:
-    """The unlock code the loan's phone still needs: the newest code of its enrolled (or being
-    released) phone, while it stands for the phone's newest state and the phone has not
-    acknowledged that state. None once the phone took its state, or a newer state was written
-    (a reversal, a sweep: the code would give what the books no longer do)."""
-    return (
-        OfflineToken.objects.filter(
-            lender_id=lender_id,
-            device__loan_id=loan_id,
-            device__status=Device.Status.ENROLLED,
-            state_version=F("device__desired_version"),
-            device__acked_version__lt=F("state_version"),
-        )
-        .order_by("-count")
-        .first()
+def offline_codes_current(codes: QuerySet[OfflineToken]) -> QuerySet[OfflineToken]:
+    """Those of ``codes`` that still give what the books do: the newest code of an enrolled
+    phone, with no state of another level written since the state it stands for. A state
+    re-issued with the same level (a renewed lease, a new key) leaves a code current; a
+    reversal's or a sweep's new level makes it stale."""
+    level_then = DeviceState.objects.filter(
+        device_id=OuterRef(OuterRef("device_id")), version=OuterRef(OuterRef("state_version"))
+    ).values("level")[:1]
+    changed = DeviceState.objects.filter(
+        device_id=OuterRef("device_id"), version__gt=OuterRef("state_version")
+    ).exclude(level=Subquery(level_then))
+    newer = OfflineToken.objects.filter(
+        device_id=OuterRef("device_id"), count__gt=OuterRef("count")
     )
+    return (
+        codes.filter(device__status=Device.Status.ENROLLED)
+        .exclude(Exists(newer))
+        .exclude(Exists(changed))
+    )
+
+
+def offline_code_waiting_for_loan(*, loan_id: int, lender_id: int) -> OfflineToken | None:
+    """The unlock code the loan's phone still needs: its current code
+    (``offline_codes_current``) while the phone has not acknowledged the state it stands for.
+    None once the phone took its state, or a state of another level was written since."""
+    codes = OfflineToken.objects.filter(
+        lender_id=lender_id,
+        device__loan_id=loan_id,
+        device__acked_version__lt=F("state_version"),
+    )
+    return offline_codes_current(codes).order_by("-count").first()
 
 
 def offline_code_list_for_loan(*, loan_id: int, lender_id: int) -> QuerySet[OfflineToken]:

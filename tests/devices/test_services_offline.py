@@ -4,9 +4,11 @@ sent again on request, and marked applied when the phone reports it."""
 
 import json
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 import time_machine
+from django.db import transaction
 from django.utils import timezone
 from openpaygo import TokenType, decode_token
 
@@ -15,6 +17,7 @@ from apps.core.actor import Actor, ActorType
 from apps.devices.errors import OfflineCodeStale, OfflineCodeUnknown
 from apps.devices.models import Device, DeviceEvent, OfflineToken
 from apps.devices.offline import pin_challenge, pin_for, pin_secret, token_secret
+from apps.devices.selectors import offline_code_waiting_for_loan
 from apps.devices.services import (
     device_ack,
     device_event_report,
@@ -185,7 +188,7 @@ def test_a_phone_not_seen_for_a_while_gets_its_code_at_once(
     with django_capture_on_commit_callbacks(execute=True):
         pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
     code = OfflineToken.objects.get(device=device)
-    assert code.sms_due_at <= timezone.now()
+    assert (code.delivery, code.sms_attempts) == ("sms", 1)
     assert len(sms_outbox) == 1  # sent by the delivery started at commit (eager here)
 
 
@@ -208,6 +211,66 @@ def test_a_failed_sms_is_tried_again_a_minute_later(
     with time_machine.travel(timezone.now() + timedelta(seconds=61), tick=False):
         assert offline_codes_deliver()["sms"] == 1
     assert len(sms_outbox) == 1
+
+
+def test_an_sms_that_keeps_failing_is_marked_failed_after_its_attempts(
+    locked, sms_outbox, django_capture_on_commit_callbacks
+) -> None:
+    from apps.devices.services.offline import SMS_ATTEMPTS
+    from tests.fakes.sms import FakeSmsGateway
+
+    device, loan = locked
+    Device.objects.filter(pk=device.pk).update(last_seen_at=None)
+    FakeSmsGateway.down = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):  # attempt 1, at commit
+            pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
+        for minutes in range(1, SMS_ATTEMPTS):
+            with time_machine.travel(timezone.now() + timedelta(minutes=2 * minutes), tick=False):
+                assert offline_codes_deliver()["failed"] == 1
+    finally:
+        FakeSmsGateway.down = False
+    code = OfflineToken.objects.get(device=device)
+    assert (code.delivery, code.sms_attempts) == ("failed", SMS_ATTEMPTS)
+    with time_machine.travel(timezone.now() + timedelta(hours=1), tick=False):
+        assert offline_codes_deliver() == {"sms": 0, "not_needed": 0, "failed": 0}
+    assert sms_outbox == []
+
+
+def test_a_code_made_stale_by_a_state_of_another_level_is_never_sent(locked, sms_outbox) -> None:
+    device, loan = locked
+    pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
+    device_state_set(device_id=device.pk, level="lock", actor=Actor.system(), reason="Reversed.")
+    with time_machine.travel(timezone.now() + timedelta(minutes=3), tick=False):
+        assert offline_codes_deliver() == {"sms": 0, "not_needed": 1, "failed": 0}
+    assert sms_outbox == []
+    assert offline_code_waiting_for_loan(loan_id=loan.pk, lender_id=loan.lender_id) is None
+
+
+def test_a_state_reissued_at_the_same_level_leaves_the_code_current(locked) -> None:
+    from apps.devices.services import state_reissue
+
+    device, loan = locked
+    pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
+    code = OfflineToken.objects.get(device=device)
+    with transaction.atomic():
+        state_reissue(
+            device=Device.objects.select_for_update().get(pk=device.pk),
+            actor=Actor.system(),
+            reason="A new key.",
+        )
+    assert offline_code_waiting_for_loan(loan_id=loan.pk, lender_id=loan.lender_id) == code
+    offline_code_resend(
+        device_id=device.pk, lender_id=loan.lender_id, actor=Actor.system(), reason="Asked."
+    )
+
+
+def test_the_issue_is_audited_with_the_state_the_code_stands_for(locked) -> None:
+    device, loan = locked
+    pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
+    code = OfflineToken.objects.get(device=device)
+    issued = AuditEvent.objects.get(action="devices.offline_code.issued")
+    assert issued.data["state_version"] == code.state_version == newest_state(device).version
 
 
 def test_the_newest_code_is_sent_again_while_it_stands_for_the_newest_state(
@@ -280,7 +343,7 @@ def test_the_support_pin_answers_the_challenge_of_its_own_phone_only(lender_a) -
     assert pin != pin_for(pin_secret(lender_slug=lender_a.slug, device_id=other.pk), challenge)
 
 
-def test_the_receipt_carries_the_code_while_the_phone_has_not_taken_its_state(
+def test_the_receipt_points_to_the_code_but_never_stores_its_digits(
     locked, lender_a, django_capture_on_commit_callbacks
 ) -> None:
     from apps.notifications.models import Notification
@@ -291,10 +354,39 @@ def test_the_receipt_carries_the_code_while_the_phone_has_not_taken_its_state(
     code = OfflineToken.objects.get(device=device)
     digits = offline_code_digits(code=code)
     receipt = Notification.objects.get(loan=loan, kind="payment")
-    assert f"{digits[:3]} {digits[3:6]} {digits[6:]}" in receipt.body
+    assert "unlock code comes in a separate SMS" in receipt.body
+    stored = " ".join(Notification.objects.values_list("body", flat=True))
+    assert digits not in stored.replace(" ", "")
     # a payment that brings no code (the loan is current): a plain receipt
     current, _secret, _key = enrolled_phone(lender_a)
     with django_capture_on_commit_callbacks(execute=True):
         pay_cash(current.loan, current.loan.installments.first().total_due, ref="p-2")
     plain = Notification.objects.get(loan=current.loan, kind="payment")
     assert "offline" not in plain.body
+
+
+def test_paying_ahead_while_the_phone_is_offline_moves_the_code_on(locked) -> None:
+    """Lowered to no stage by one payment, then the next installment paid before the phone
+    took its state: a code for the later date, or offline it would climb from the first."""
+    device, loan = locked
+    overdue = [
+        i for i in loan.installments.order_by("sequence") if i.due_date <= today(loan.lender)
+    ]
+    pay_cash(loan, sum(i.total_due for i in overdue))
+    loan.refresh_from_db()
+    assert loan.stage == "none"
+    first = OfflineToken.objects.get(device=device)
+    upcoming = loan.installments.order_by("sequence")[len(overdue)]
+    assert first.paid_until == upcoming.due_date
+    pay_cash(loan, upcoming.total_due, ref="cash-2")
+    codes = list(OfflineToken.objects.filter(device=device).order_by("count"))
+    assert len(codes) == 2
+    assert codes[1].paid_until == loan.installments.order_by("sequence")[len(overdue) + 1].due_date
+    assert codes[0].delivery == "not_needed"  # superseded by the new one
+    # once the phone took its state, a payment ahead needs no code: it pulls the books
+    device.refresh_from_db()
+    device_ack(
+        device_id=device.pk, version=device.desired_version, error_code="", actor=Actor.system()
+    )
+    pay_cash(loan, Decimal("100.00"), ref="cash-3")
+    assert OfflineToken.objects.filter(device=device).count() == 2

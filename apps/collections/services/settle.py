@@ -19,7 +19,12 @@ from apps.collections.services.stages import (
 )
 from apps.core.actor import Actor
 from apps.devices.errors import DeviceReleased
-from apps.devices.selectors import device_ids_enrolled_for_loans, device_ids_to_release
+from apps.devices.models import OfflineToken
+from apps.devices.selectors import (
+    device_ids_enrolled_for_loans,
+    device_ids_to_release,
+    offline_code_waiting_for_loan,
+)
 from apps.devices.services import (
     CodeIssue,
     device_release,
@@ -36,11 +41,14 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
     For a payment, a pause or an agent's action, in the caller's transaction,
     which holds the loan's row lock. A paid-off loan goes to ``none`` and its
     phone is released for good (``device_release``: pushed until the phone
-    acks). A loan already at ``none`` that is not paid off costs no query.
+    acks). A loan already at ``none`` that is not paid off costs one query (a payment's: is
+    an unlock code waiting on its phone, to be moved on).
     Emits ``collections.loan.stage_changed``.
     """
     paid_off = loan.status == Loan.Status.PAID_OFF
     if loan.stage == Stage.NONE and not paid_off:
+        if cause == LoanStageChange.Cause.PAYMENT:
+            _offline_code_moved_on(loan=loan, actor=actor)
         return loan.stage
     lender = Lender.objects.get(pk=loan.lender_id)
     business_date = lender_local_date(lender=lender)
@@ -84,7 +92,9 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
             actor=actor,
             reason=reason or f"Lowered after {cause}.",
         )
-        offline_codes_bind_state(code_ids=codes)
+        offline_codes_bind_state(
+            code_ids=codes, actor=actor, cause=f"Payment on loan {loan.reference}."
+        )
     if paid_off:
         _release_phones(loan=loan, actor=actor)
     return loan.stage
@@ -112,7 +122,36 @@ def _offline_codes_for_payment(
     while paid_until < today and rank(stage_on_phone(paid_until)) > rank(target):
         paid_until += timedelta(days=1)
     return offline_codes_issue(
-        issues=[CodeIssue(device_id=phones[loan.pk], kind="set_time", paid_until=paid_until)],
+        issues=[
+            CodeIssue(
+                device_id=phones[loan.pk], kind=OfflineToken.Kind.SET_TIME, paid_until=paid_until
+            )
+        ],
+        actor=actor,
+        cause=f"Payment on loan {loan.reference}.",
+        before_state=True,
+    )
+
+
+def _offline_code_moved_on(*, loan: Loan, actor: Actor) -> None:
+    """A payment on a loan already at no stage, while its phone still has a code to type (it
+    has not taken the state an earlier payment wrote): a new code for the later paid-until
+    date, or the phone, offline, would climb the ladder from the earlier one. Costs one
+    query when no code is waiting."""
+    waiting = offline_code_waiting_for_loan(loan_id=loan.pk, lender_id=loan.lender_id)
+    if waiting is None or waiting.kind != OfflineToken.Kind.SET_TIME:
+        return
+    oldest = installment_list_open(loan=loan).first()
+    if oldest is None or (waiting.paid_until and oldest.due_date <= waiting.paid_until):
+        return
+    offline_codes_issue(
+        issues=[
+            CodeIssue(
+                device_id=waiting.device_id,
+                kind=OfflineToken.Kind.SET_TIME,
+                paid_until=oldest.due_date,
+            )
+        ],
         actor=actor,
         cause=f"Payment on loan {loan.reference}.",
     )
@@ -129,7 +168,7 @@ def _release_phones(*, loan: Loan, actor: Actor) -> None:
             released.append(device_id)
     # the phone releases itself with this code where it cannot fetch its release
     offline_codes_issue(
-        issues=[CodeIssue(device_id=d, kind="disable_payg") for d in released],
+        issues=[CodeIssue(device_id=d, kind=OfflineToken.Kind.DISABLE_PAYG) for d in released],
         actor=actor,
         cause=f"Loan {loan.reference} paid off.",
     )

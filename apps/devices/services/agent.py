@@ -135,7 +135,7 @@ def _check_in_locked(
             state_reissue(
                 device=device,
                 actor=Actor.system(),
-                reason="The offline lease is renewed for a phone that was away.",
+                reason="The offline lease is renewed as it nears its end.",
             )
             or state
         )

@@ -31,6 +31,7 @@ from apps.devices.offline import (
     token_make,
     token_secret,
 )
+from apps.devices.selectors import offline_codes_current
 from apps.devices.sql import (
     DEVICE_TOKEN_COUNTS_SET,
     OFFLINE_CODE_AUDIT_ROWS,
@@ -84,7 +85,9 @@ class CodeIssue:
     paid_until: date | None = None
 
 
-def offline_codes_issue(*, issues: list[CodeIssue], actor: Actor, cause: str) -> list[int]:
+def offline_codes_issue(
+    *, issues: list[CodeIssue], actor: Actor, cause: str, before_state: bool = False
+) -> list[int]:
     """Give each phone its next unlock code, after its new state is written (the code stands
     for that state: once the phone acks it, no SMS is needed); returns the codes' ids.
 
@@ -94,7 +97,9 @@ def offline_codes_issue(*, issues: list[CodeIssue], actor: Actor, cause: str) ->
     (enrolled before they existed: no epoch), or is not enrolled, gets none. The code's SMS
     falls due after ``OFFLINE_CODE_SMS_AFTER_SECONDS``, or at once for a phone not seen for
     ``DEVICE_OFFLINE_AFTER_MINUTES``; an earlier code still waiting is not sent any more (the
-    new one supersedes it). Emits ``devices.offline_code.issued`` (never the digits)."""
+    new one supersedes it). With ``before_state``, the caller writes the state the codes stand
+    for next and then calls ``offline_codes_bind_state``, which records their issue. Emits
+    ``devices.offline_code.issued`` (never the digits)."""
     if not issues:
         return []
     if len({i.device_id for i in issues}) != len(issues):
@@ -156,10 +161,36 @@ def offline_codes_issue(*, issues: list[CodeIssue], actor: Actor, cause: str) ->
         cursor.execute(
             DEVICE_TOKEN_COUNTS_SET, [now, array_literal(ids), [d.token_count for d in devices]]
         )
+    if not before_state:
+        _codes_audit(code_ids=issued, actor=actor, cause=cause)
+    # delivered when the first SMS falls due; beat runs the delivery every minute as well
+    due_in = min(max((at - now).total_seconds(), 0) for at in due)
+    task_enqueue_on_commit(DELIVER_TASK, countdown=int(due_in))
+    return issued
+
+
+def offline_codes_bind_state(*, code_ids: list[int], actor: Actor, cause: str) -> int:
+    """Tie codes issued before their state was written (``offline_codes_issue`` with
+    ``before_state``: so that the state carries their count) to that state, then record their
+    issue. In the caller's transaction, which holds the devices' locks. Returns how many.
+    Emits ``devices.offline_code.issued`` (never the digits)."""
+    if not code_ids:
+        return 0
+    newest = Device.objects.filter(pk=OuterRef("device_id")).values("desired_version")[:1]
+    bound = OfflineToken.objects.filter(pk__in=code_ids).update(state_version=Subquery(newest))
+    _codes_audit(code_ids=code_ids, actor=actor, cause=cause)
+    return bound
+
+
+def _codes_audit(*, code_ids: list[int], actor: Actor, cause: str) -> None:
+    """One ``devices.offline_code.issued`` event per code, built in SQL, on each code's
+    lender's chain."""
     by_lender: dict[int, list[int]] = {}
-    for device, code_id in zip(devices, issued, strict=True):
-        by_lender.setdefault(device.lender_id, []).append(code_id)
-    for lender_id, code_ids in by_lender.items():
+    for code_id, lender_id in (
+        OfflineToken.objects.filter(pk__in=code_ids).order_by("pk").values_list("pk", "lender_id")
+    ):
+        by_lender.setdefault(lender_id, []).append(code_id)
+    for lender_id, ids in by_lender.items():
         audit_events_record_select(
             lender_id=lender_id,
             actor=actor,
@@ -167,24 +198,8 @@ def offline_codes_issue(*, issues: list[CodeIssue], actor: Actor, cause: str) ->
             target_type=Device._meta.label_lower,
             reason=cause,
             rows=OFFLINE_CODE_AUDIT_ROWS.as_string(),
-            params={"ids": array_literal(code_ids)},
+            params={"ids": array_literal(ids)},
         )
-    # delivered when the first SMS falls due; beat runs the delivery every minute as well
-    due_in = min(max((at - now).total_seconds(), 0) for at in due)
-    task_enqueue_on_commit(DELIVER_TASK, countdown=int(due_in))
-    return issued
-
-
-def offline_codes_bind_state(*, code_ids: list[int]) -> int:
-    """Tie codes issued before their state was written (so that the state carries their
-    count) to that state: each code stands for its phone's newest state from now on. In the
-    caller's transaction, which holds the devices' locks. Returns how many.
-
-    Audit: none of its own, the code's issue was audited and the state's change is."""
-    if not code_ids:
-        return 0
-    newest = Device.objects.filter(pk=OuterRef("device_id")).values("desired_version")[:1]
-    return OfflineToken.objects.filter(pk__in=code_ids).update(state_version=Subquery(newest))
 
 
 def offline_code_digits(*, code: OfflineToken) -> str:
@@ -198,12 +213,22 @@ def offline_code_digits(*, code: OfflineToken) -> str:
     )
 
 
-def offline_codes_deliver(*, batch: int = 200) -> dict[str, int]:
-    """Send by SMS the codes whose time came and whose phone has not acknowledged the state
-    they stand for (or that an agent sent again); mark the others not needed.
+# a code claimed for sending is not claimed again before this, and an SMS that failed is
+# tried again after a minute, up to SMS_ATTEMPTS times
+SENDING_CLAIM = timedelta(minutes=5)
+SMS_ATTEMPTS = 5
 
-    Claims rows with ``FOR UPDATE SKIP LOCKED``, so workers share the work; safe to run
-    again. A failed SMS is tried again a minute later. Returns counts by outcome.
+
+def offline_codes_deliver(*, batch: int = 200) -> dict[str, int]:
+    """Send by SMS the codes whose time came while they are current and their phone has not
+    acknowledged the state they stand for (or an agent sent them again); mark the others not
+    needed (``offline_codes_current``: a newer code, or a state of another level since).
+
+    Three short steps, so no lock is held while the SMS provider answers: claim the due
+    rows (``FOR UPDATE SKIP LOCKED``: workers share the work) and move their due time past
+    ``SENDING_CLAIM``; send with no transaction open; record each outcome on a row still
+    waiting. A failed SMS is tried again a minute later, and marked failed after
+    ``SMS_ATTEMPTS``. Safe to run again. Returns counts by outcome.
 
     Audit: none, the code's row records its delivery (its issue was audited).
     """
@@ -216,23 +241,40 @@ def offline_codes_deliver(*, batch: int = 200) -> dict[str, int]:
             .filter(delivery=OfflineToken.Delivery.WAITING, sms_due_at__lte=now)
             .order_by("sms_due_at", "id")[:batch]
         )
+        current = set(
+            offline_codes_current(
+                OfflineToken.objects.filter(pk__in=[c.pk for c in due])
+            ).values_list("pk", flat=True)
+        )
+        claimed = []
         for code in due:
-            device = code.device
-            if device.acked_version >= code.state_version and code.resent_at is None:
+            taken = code.device.acked_version >= code.state_version and code.resent_at is None
+            if code.pk not in current or taken:
                 code.delivery = OfflineToken.Delivery.NOT_NEEDED
                 done["not_needed"] += 1
-            elif _send(code):
-                done["sms"] += 1
             else:
-                code.sms_due_at = now + timedelta(minutes=1)
-                done["failed"] += 1
-            code.save(
-                update_fields=["delivery", "sms_due_at", "sms_sent_at", "sms_ref", "updated_at"]
-            )
+                code.sms_due_at, code.sms_attempts = now + SENDING_CLAIM, code.sms_attempts + 1
+                claimed.append(code)
+        OfflineToken.objects.bulk_update(
+            due, ["delivery", "sms_due_at", "sms_attempts", "updated_at"]
+        )
+    for code in claimed:
+        ref = _send(code)
+        sent = {"delivery": OfflineToken.Delivery.SMS, "sms_sent_at": timezone.now()}
+        if ref is None and code.sms_attempts >= SMS_ATTEMPTS:
+            sent = {"delivery": OfflineToken.Delivery.FAILED}
+        elif ref is None:
+            sent = {"sms_due_at": timezone.now() + timedelta(minutes=1)}
+        OfflineToken.objects.filter(pk=code.pk, delivery=OfflineToken.Delivery.WAITING).update(
+            **sent, sms_ref=ref or "", updated_at=timezone.now()
+        )
+        done["sms" if ref is not None else "failed"] += 1
     return done
 
 
-def _send(code: OfflineToken) -> bool:
+def _send(code: OfflineToken) -> str | None:
+    """The SMS carrying ``code`` to its loan's customer: the provider's reference, or None
+    when the provider failed (logged without the number or the digits)."""
     customer = code.device.loan.customer
     body = offline_code_text(
         locale=customer.locale,
@@ -240,12 +282,10 @@ def _send(code: OfflineToken) -> bool:
         releases=code.kind == OfflineToken.Kind.DISABLE_PAYG,
     )
     try:
-        ref = get_sms_gateway().send(to=customer.phone, body=body)
+        return str(get_sms_gateway().send(to=customer.phone, body=body))
     except Exception as exc:  # the provider failed: tried again a minute later
         logger.warning("offline code sms failed code=%s error=%s", code.pk, type(exc).__name__)
-        return False
-    code.delivery, code.sms_sent_at, code.sms_ref = OfflineToken.Delivery.SMS, timezone.now(), ref
-    return True
+        return None
 
 
 @transaction.atomic
@@ -254,9 +294,9 @@ def offline_code_resend(
 ) -> OfflineToken:
     """Send the phone's newest unlock code again by SMS, now.
 
-    Locks the device. Only while that code still stands for the phone's newest state: once a
-    newer state was written (a reversal, a sweep), the code would give what the books no
-    longer do, and the next payment brings a new one (``OfflineCodeStale``). Emits
+    Locks the device. Only while that code is current (``offline_codes_current``): once a
+    state of another level was written (a reversal, a sweep), the code would give what the
+    books no longer do, and the next payment brings a new one (``OfflineCodeStale``). Emits
     ``devices.offline_code.resent``."""
     device = device_lock(device_id=device_id)
     if device.lender_id != lender_id:
@@ -264,11 +304,12 @@ def offline_code_resend(
     code = OfflineToken.objects.filter(device=device).order_by("-count").first()
     if code is None:
         raise OfflineCodeUnknown()
-    if code.state_version != device.desired_version:
+    if not offline_codes_current(OfflineToken.objects.filter(pk=code.pk)).exists():
         raise OfflineCodeStale()
     now = timezone.now()
     code.delivery, code.sms_due_at, code.resent_at = OfflineToken.Delivery.WAITING, now, now
-    code.save(update_fields=["delivery", "sms_due_at", "resent_at", "updated_at"])
+    code.sms_attempts = 0
+    code.save(update_fields=["delivery", "sms_due_at", "resent_at", "sms_attempts", "updated_at"])
     audit_event_record(
         actor=actor,
         action=DevicesAction.OFFLINE_CODE_RESENT,
