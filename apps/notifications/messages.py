@@ -106,3 +106,13 @@ def offline_code_text(*, locale: str, digits: str, releases: bool) -> str:
     with translation.override(locale):
         opening = gettext("Your loan is paid off.") if releases else gettext("Payment received.")
     return f"{opening} {offline_code_hint(locale=locale, digits=digits, releases=releases)}"
+
+
+def offline_code_pointer(*, locale: str) -> str:
+    """The line a receipt ends with while the phone has not taken its new state: where the
+    unlock code is (its digits are never stored in a message)."""
+    with translation.override(locale):
+        return gettext(
+            "If your phone is offline, its unlock code comes in a separate SMS and shows on "
+            "your page."
+        )

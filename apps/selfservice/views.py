@@ -13,6 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from apps.collections.models import Loan
@@ -210,6 +211,7 @@ def _offline_code(*, loan_id: int, lender_id: int) -> OfflineCodeBox | None:
 
 
 @require_GET
+@never_cache  # it may show an unlock code: no browser or proxy keeps a copy
 @customer_required
 def home(request: HttpRequest, lender: Lender, customer: Customer) -> HttpResponse:
     return render(

@@ -37,7 +37,9 @@ def test_the_code_shows_after_a_payment_until_the_phone_takes_its_state(
 
     pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
     code = OfflineToken.objects.get(device=device)
-    page = client.get(home(lender_a)).content.decode()
+    answer = client.get(home(lender_a))
+    assert "no-store" in answer["Cache-Control"]  # the code is kept by no cache
+    page = answer.content.decode()
     assert BOX in page
     assert (
         f'<strong class="digits" data-testid="offline-code-digits">{grouped(code)}</strong>' in page

@@ -14,12 +14,9 @@ from django.utils import timezone
 
 from apps.collections.selectors import installment_list_due_on, loan_outstanding, payment_get
 from apps.customers.selectors import customer_locales
-from apps.devices.models import OfflineToken
-from apps.devices.offline import group
 from apps.devices.selectors import offline_code_waiting_for_loan
-from apps.devices.services import offline_code_digits
 from apps.lenders.selectors import lender_get
-from apps.notifications.messages import offline_code_hint, render
+from apps.notifications.messages import offline_code_pointer, render
 from apps.notifications.models import Notification
 from apps.notifications.rules import contact_slot
 from apps.notifications.services import Draft, notifications_queue
@@ -71,8 +68,8 @@ def reminders_queue(*, lender_id: int, business_date: date) -> int:
 
 
 def payment_receipt_queue(*, payment_id: int) -> bool:
-    """Tell the customer the money arrived and what is left (sent at once, any hour), and the
-    offline unlock code the payment brought while the phone has not taken its new state.
+    """Tell the customer the money arrived and what is left (sent at once, any hour), and,
+    while the phone has not taken its new state, where its offline unlock code is.
 
     Started after the payment commits; safe to run twice (one receipt per
     payment). Returns whether it was queued now.
@@ -88,13 +85,10 @@ def payment_receipt_queue(*, payment_id: int) -> bool:
         amount=payment.amount,
         balance=loan_outstanding(loan=loan).amount,
     )
-    code = offline_code_waiting_for_loan(loan_id=loan.pk, lender_id=loan.lender_id)
-    if code is not None:  # the phone has not taken the state the payment wrote: it may be offline
-        body += " " + offline_code_hint(
-            locale=locale,
-            digits=group(offline_code_digits(code=code)),
-            releases=code.kind == OfflineToken.Kind.DISABLE_PAYG,
-        )
+    if offline_code_waiting_for_loan(loan_id=loan.pk, lender_id=loan.lender_id) is not None:
+        # the phone has not taken the state the payment wrote: it may be offline. The code's
+        # digits go in an SMS of their own, never into a stored message
+        body += " " + offline_code_pointer(locale=locale)
     draft = Draft(
         customer_id=loan.customer_id,
         loan_id=loan.pk,
