@@ -9,7 +9,8 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("PAYMENTS_WEBHOOK_MASTER_KEY", "local-development-only-webhook-key")
-os.environ.setdefault("PAYMENTS_CREDENTIALS_KEYS", "8trTHpejCY2IFDapI8DC93AzuAYG3qpmHgxXyNcP7K8=")  # a Fernet key, not secret here
+# a Fernet key for the credentials of payment providers, not secret here
+os.environ.setdefault("PAYMENTS_CREDENTIALS_KEYS", "8trTHpejCY2IFDapI8DC93AzuAYG3qpmHgxXyNcP7K8=")
 os.environ.setdefault("PAYMENTS_FAKE_CHECKOUT", "true")
 os.environ.setdefault("DEVICE_SIGNING_MASTER_KEY", "local-development-only-signing-key")
 os.environ.setdefault("AGENT_SIGNATURE_CHECKSUM", "51ZbhGPJkVG6H3YsWCnp0hdeXId7vGjmBdzZGlxPSJA")

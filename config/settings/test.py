@@ -3,7 +3,8 @@
 import os
 
 os.environ.setdefault("PAYMENTS_WEBHOOK_MASTER_KEY", "test-only-webhook-key")
-os.environ.setdefault("PAYMENTS_CREDENTIALS_KEYS", "Yhuy4piJEgzGdKLupjMpF-B5up3PJTVoRrLNFKqa-vU=")  # a Fernet key, not secret here
+# a Fernet key for the credentials of payment providers, not secret here
+os.environ.setdefault("PAYMENTS_CREDENTIALS_KEYS", "Yhuy4piJEgzGdKLupjMpF-B5up3PJTVoRrLNFKqa-vU=")
 os.environ.setdefault("PAYMENTS_FAKE_CHECKOUT", "true")
 os.environ.setdefault("DEVICE_SIGNING_MASTER_KEY", "test-only-signing-key")
 os.environ.setdefault("AGENT_SIGNATURE_CHECKSUM", "51ZbhGPJkVG6H3YsWCnp0hdeXId7vGjmBdzZGlxPSJA")
