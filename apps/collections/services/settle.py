@@ -41,13 +41,15 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
     For a payment, a pause or an agent's action, in the caller's transaction,
     which holds the loan's row lock. A paid-off loan goes to ``none`` and its
     phone is released for good (``device_release``: pushed until the phone
-    acks). A loan already at ``none`` that is not paid off costs one query (a payment's: is
-    an unlock code waiting on its phone, to be moved on).
+    acks). A loan already at ``none`` that is not paid off costs no query, unless a payment
+    comes on a loan once restricted (one query: is an unlock code waiting on its phone, to be
+    moved on).
     Emits ``collections.loan.stage_changed``.
     """
     paid_off = loan.status == Loan.Status.PAID_OFF
     if loan.stage == Stage.NONE and not paid_off:
-        if cause == LoanStageChange.Cause.PAYMENT:
+        # a code is only ever issued where a stage came down: never restricted, none waits
+        if cause == LoanStageChange.Cause.PAYMENT and loan.stage_changed_at is not None:
             _offline_code_moved_on(loan=loan, actor=actor)
         return loan.stage
     lender = Lender.objects.get(pk=loan.lender_id)
