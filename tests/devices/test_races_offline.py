@@ -1,0 +1,82 @@
+"""Offline codes under concurrency: deliveries running at once send each code once, and a
+resend racing a delivery sends it once more, never twice at once."""
+
+import threading
+import time
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.db import connection
+from django.utils import timezone
+
+from apps.core.actor import Actor
+from apps.devices.models import Device, OfflineToken
+from apps.devices.services import offline_code_resend, offline_codes_deliver
+from tests.collections.offline import locked_phone, pay_cash
+from tests.fakes.sms import FakeSmsGateway
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class SlowSmsGateway(FakeSmsGateway):
+    """The fake SMS provider, answering after a pause: deliveries overlap while it thinks."""
+
+    def send(self, *, to: str, body: str) -> str:
+        time.sleep(0.3)
+        return super().send(to=to, body=body)
+
+
+def run_at_once(*calls) -> list[Exception]:
+    barrier, errors = threading.Barrier(len(calls)), []
+
+    def run(call) -> None:
+        try:
+            barrier.wait()
+            call()
+        except Exception as exc:
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return errors
+
+
+def test_deliveries_at_once_send_each_code_once(lender_a, settings, sms_outbox) -> None:
+    settings.SMS_GATEWAY_CLASS = "tests.devices.test_races_offline.SlowSmsGateway"
+    phones = [locked_phone(lender_a) for _ in range(3)]
+    for n, (_device, loan) in enumerate(phones):
+        pay_cash(loan, loan.installments.order_by("sequence").first().total_due, ref=f"cash-{n}")
+    later = timezone.now() + timedelta(minutes=3)
+    with time_machine.travel(later, tick=True):
+        assert run_at_once(*[offline_codes_deliver] * 4) == []
+    assert sorted(to for to, _ in sms_outbox) == sorted(loan.customer.phone for _, loan in phones)
+    assert set(OfflineToken.objects.values_list("delivery", flat=True)) == {"sms"}
+
+
+def test_a_resend_racing_a_delivery_sends_the_code_no_more_than_twice(
+    lender_a, settings, sms_outbox
+) -> None:
+    settings.SMS_GATEWAY_CLASS = "tests.devices.test_races_offline.SlowSmsGateway"
+    device, loan = locked_phone(lender_a)
+    Device.objects.filter(pk=device.pk).update(last_seen_at=timezone.now())
+    pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
+    later = timezone.now() + timedelta(minutes=3)
+    with time_machine.travel(later, tick=True):
+        errors = run_at_once(
+            offline_codes_deliver,
+            lambda: offline_code_resend(
+                device_id=device.pk, lender_id=lender_a.pk, actor=Actor.system(), reason="Asked."
+            ),
+        )
+        assert errors == []
+        offline_codes_deliver()  # whatever the resend left waiting goes now
+    # the due SMS and the one asked for: each code text sent once per request, and the
+    # code's row says it went
+    assert 1 <= len(sms_outbox) <= 2
+    assert OfflineToken.objects.get(device=device).delivery == "sms"
