@@ -304,6 +304,9 @@ PAYMENTS_PROVIDERS = env.list("PAYMENTS_PROVIDERS", default=["demo"])
 # Providers' credentials are sealed at rest with these Fernet keys, newest first
 # (apps/integrations/payments/credentials.py); rotate by adding a key in front.
 PAYMENTS_CREDENTIALS_KEYS = env.list("PAYMENTS_CREDENTIALS_KEYS")
+# Daraja's address; empty: by each M-Pesa account's environment (sandbox or production). The
+# tests and the demo point it at a loopback fake of the API.
+MPESA_API_BASE = env("MPESA_API_BASE", default="")
 # the demo provider's checkout page (apps/integrations/payments/checkout.py): demo and tests only
 PAYMENTS_FAKE_CHECKOUT = env.bool("PAYMENTS_FAKE_CHECKOUT", default=False)
 PAYMENTS_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENTS_WEBHOOK_TOLERANCE_SECONDS", default=300)
