@@ -20,7 +20,9 @@ from django.db.models import (
 from django.utils import timezone
 
 from apps.devices.models import BOUND, Device, DeviceEvent, DeviceState, LenderKey, OfflineToken
+from apps.devices.offline import pin_for, pin_secret, token_digits, token_secret
 from apps.devices.sql import DEVICE_IDS_ENROLLED_FOR_LOANS
+from apps.lenders.models import Lender
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,3 +207,21 @@ def offline_code_list_for_loan(*, loan_id: int, lender_id: int) -> QuerySet[Offl
     return OfflineToken.objects.filter(lender_id=lender_id, device__loan_id=loan_id).order_by(
         "-created_at", "-count"
     )
+
+
+def offline_code_digits(*, code: OfflineToken) -> str:
+    """The code's digits, made again from its phone's secret (never stored)."""
+    slug = Lender.objects.values_list("slug", flat=True).get(pk=code.lender_id)
+    return token_digits(
+        secret=token_secret(lender_slug=slug, device_id=code.device_id),
+        count=code.count,
+        kind=code.kind,
+        value=code.value,
+    )
+
+
+def support_pin_compute(*, device_id: int, lender_id: int, challenge: str) -> str:
+    """The PIN that answers the lock-screen ``challenge`` of the lender's phone ``device_id``
+    (the caller checked who may have it and recorded that it was given)."""
+    slug = Lender.objects.values_list("slug", flat=True).get(pk=lender_id)
+    return pin_for(pin_secret(lender_slug=slug, device_id=device_id), challenge)

@@ -38,8 +38,11 @@ from apps.customers.services import (
 )
 from apps.devices.models import OfflineToken
 from apps.devices.offline import group
-from apps.devices.selectors import offline_code_waiting_for_loan, phone_sync_for_loan
-from apps.devices.services import offline_code_digits
+from apps.devices.selectors import (
+    offline_code_digits,
+    offline_code_waiting_for_loan,
+    phone_sync_for_loan,
+)
 from apps.integrations.payments.checkout import Checkout, CheckoutUnavailable, checkout_url
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_get_by_slug

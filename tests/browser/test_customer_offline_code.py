@@ -7,7 +7,8 @@ from playwright.sync_api import expect
 
 from apps.core.actor import Actor
 from apps.devices.models import Device, OfflineToken
-from apps.devices.services import device_ack, offline_code_digits
+from apps.devices.selectors import offline_code_digits
+from apps.devices.services import device_ack
 from tests.browser.conftest import save_screenshot, texted_code
 from tests.collections.offline import locked_phone, pay_cash
 

@@ -14,10 +14,10 @@ from apps.audit.models import AuditEvent
 from apps.collections.models import SupportPin
 from apps.core.actor import Actor, ActorType
 from apps.devices.models import DeviceEvent, OfflineToken
+from apps.devices.selectors import offline_code_digits
 from apps.devices.services import (
     device_event_report,
     device_state_set,
-    offline_code_digits,
     offline_codes_deliver,
 )
 from apps.lenders.models import Membership

@@ -29,7 +29,8 @@ from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.core.money import Money
 from apps.devices.models import DeviceState, OfflineToken
-from apps.devices.services import enrollment_token_mint, offline_code_digits
+from apps.devices.selectors import offline_code_digits
+from apps.devices.services import enrollment_token_mint
 from apps.lenders.selectors import lender_local_date
 from tests.collections.factories import noticed, signed_loan
 from tests.devices.factories import phone_registered, valid_imei

@@ -17,12 +17,11 @@ from apps.core.actor import Actor, ActorType
 from apps.devices.errors import OfflineCodeStale, OfflineCodeUnknown
 from apps.devices.models import Device, DeviceEvent, OfflineToken
 from apps.devices.offline import pin_challenge, pin_for, pin_secret, token_secret
-from apps.devices.selectors import offline_code_waiting_for_loan
+from apps.devices.selectors import offline_code_digits, offline_code_waiting_for_loan
 from apps.devices.services import (
     device_ack,
     device_event_report,
     device_state_set,
-    offline_code_digits,
     offline_code_resend,
     offline_codes_deliver,
 )

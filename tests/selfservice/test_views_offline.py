@@ -6,7 +6,8 @@ from django.urls import reverse
 
 from apps.core.actor import Actor
 from apps.devices.models import Device, OfflineToken
-from apps.devices.services import device_ack, offline_code_digits
+from apps.devices.selectors import offline_code_digits
+from apps.devices.services import device_ack
 from tests.collections.offline import locked_phone, pay_cash
 
 pytestmark = pytest.mark.django_db

@@ -29,8 +29,7 @@ from apps.collections.locks import loan_lock, loan_lock_with_row
 from apps.collections.models import Loan, LoanStageChange, SupportPin
 from apps.collections.services.pauses import require_supervisor
 from apps.core.actor import Actor
-from apps.devices.selectors import device_ids_enrolled_for_loans
-from apps.devices.services import support_pin_compute
+from apps.devices.selectors import device_ids_enrolled_for_loans, support_pin_compute
 from apps.lenders.selectors import membership_get_for_user
 
 CHALLENGE = re.compile(r"^[0-9]{6}$")

@@ -21,12 +21,10 @@ from apps.devices.services.enrollment import (
 from apps.devices.services.key_rotation import device_key_announce, lender_signing_key_rotate
 from apps.devices.services.offline import (
     CodeIssue,
-    offline_code_digits,
     offline_code_resend,
     offline_codes_bind_state,
     offline_codes_deliver,
     offline_codes_issue,
-    support_pin_compute,
 )
 from apps.devices.services.push import (
     push_nudges_current_enqueue,
@@ -66,7 +64,6 @@ __all__ = [
     "enrollment_token_mint",
     "imei_normalise",
     "lender_signing_key_rotate",
-    "offline_code_digits",
     "offline_code_resend",
     "offline_codes_bind_state",
     "offline_codes_deliver",
@@ -76,5 +73,4 @@ __all__ = [
     "push_relay_run",
     "state_reissue",
     "state_write_locked",
-    "support_pin_compute",
 ]

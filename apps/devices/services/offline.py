@@ -24,14 +24,12 @@ from apps.devices.models import Device, DeviceEvent, OfflineToken
 from apps.devices.offline import (
     group,
     paid_until_value,
-    pin_for,
     pin_secret,
     starting_code,
-    token_digits,
     token_make,
     token_secret,
 )
-from apps.devices.selectors import offline_codes_current
+from apps.devices.selectors import offline_code_digits, offline_codes_current
 from apps.devices.sql import (
     DEVICE_TOKEN_COUNTS_SET,
     OFFLINE_CODE_AUDIT_ROWS,
@@ -202,17 +200,6 @@ def _codes_audit(*, code_ids: list[int], actor: Actor, cause: str) -> None:
         )
 
 
-def offline_code_digits(*, code: OfflineToken) -> str:
-    """The code's digits, made again from its phone's secret (never stored)."""
-    slug = Lender.objects.values_list("slug", flat=True).get(pk=code.lender_id)
-    return token_digits(
-        secret=token_secret(lender_slug=slug, device_id=code.device_id),
-        count=code.count,
-        kind=code.kind,
-        value=code.value,
-    )
-
-
 # a code claimed for sending is not claimed again before this, and an SMS that failed is
 # tried again after a minute, up to SMS_ATTEMPTS times
 SENDING_CLAIM = timedelta(minutes=5)
@@ -319,13 +306,6 @@ def offline_code_resend(
     )
     task_enqueue_on_commit(DELIVER_TASK)
     return code
-
-
-def support_pin_compute(*, device_id: int, lender_id: int, challenge: str) -> str:
-    """The PIN that answers the lock-screen ``challenge`` of the lender's phone ``device_id``
-    (the caller checked who may have it and recorded that it was given)."""
-    slug = Lender.objects.values_list("slug", flat=True).get(pk=lender_id)
-    return pin_for(pin_secret(lender_slug=slug, device_id=device_id), challenge)
 
 
 def offline_report_apply(*, device: Device, event: DeviceEvent) -> dict[str, Any]:
