@@ -23,7 +23,7 @@ from apps.collections.errors import (
 )
 from apps.collections.events import CollectionsAction
 from apps.collections.ladder import Ladder, rank
-from apps.collections.locks import loan_lock, loan_lock_with_row, loan_phones_lock
+from apps.collections.locks import loan_lock, loan_phones_lock
 from apps.collections.models import Loan, LoanPause, ManualLock, Stage
 from apps.collections.selectors import (
     loan_days_overdue,
@@ -34,7 +34,7 @@ from apps.collections.selectors import (
 )
 from apps.collections.services.agent_moves import loan_stage_lock_now
 from apps.collections.services.loans import loan_transition
-from apps.collections.services.pauses import require_supervisor
+from apps.collections.services.pauses import second_person_request_lock
 from apps.collections.services.stages import loan_classify
 from apps.core.actor import Actor
 from apps.devices.selectors import device_list_for_loan
@@ -140,18 +140,15 @@ def loan_manual_lock_decide(
     """
     if not reason.strip():
         raise PauseReasonRequired()
-    require_supervisor(user, lender_id)
-    locked = loan_lock_with_row(ManualLock, pk=request_id, lender_id=lender_id)
-    if locked is None:
-        raise ManualLockDecided()
-    loan, request = locked
-    if request.requested_by_id == user.pk:
-        raise SecondPersonRequired()
+    loan, request = second_person_request_lock(
+        ManualLock,
+        request_id=request_id,
+        lender_id=lender_id,
+        user=user,
+        decided=ManualLockDecided,
+        own_request=SecondPersonRequired,
+    )
     now = timezone.now()
-    if request.status != ManualLock.Status.REQUESTED:
-        raise ManualLockDecided()
-    if now - request.created_at > ManualLock.EXPIRES_AFTER:  # marked expired by the next request
-        raise ManualLockDecided()
     if approve:
         _lockable(loan)
     request.status = ManualLock.Status.APPROVED if approve else ManualLock.Status.REJECTED

@@ -10,6 +10,7 @@ arrears were not paid is broken, and the loan re-enters the ladder.
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -28,10 +29,11 @@ from apps.collections.errors import (
 )
 from apps.collections.events import CollectionsAction
 from apps.collections.locks import loan_lock, loan_lock_with_row, loan_phones_lock
-from apps.collections.models import Loan, LoanPause, LoanStageChange, Stage
+from apps.collections.models import Loan, LoanPause, LoanStageChange, ManualLock, Stage, SupportPin
 from apps.collections.selectors import loan_days_overdue
 from apps.collections.services.settle import loan_stage_settle
 from apps.core.actor import Actor
+from apps.core.errors import DomainError
 from apps.core.money import Money
 from apps.lenders.models import Lender, Membership
 from apps.lenders.selectors import lender_local_date, membership_get_for_user
@@ -52,6 +54,36 @@ def require_supervisor(user: User, lender_id: int) -> None:
     ):
         return
     raise SupervisorRequired()
+
+
+# the two-person requests a second person decides, each with its own refusals
+SecondPersonRequest = TypeVar("SecondPersonRequest", ManualLock, SupportPin)
+
+
+def second_person_request_lock(
+    model: type[SecondPersonRequest],
+    *,
+    request_id: int,
+    lender_id: int,
+    user: User,
+    decided: type[DomainError],
+    own_request: type[DomainError],
+) -> tuple[Loan, SecondPersonRequest]:
+    """Lock the loan, then the request ``request_id`` of ``model`` (the global order), for a
+    second person to decide: a supervisor or admin of the lender (``require_supervisor``),
+    never the requester (``own_request``), while it is still requested and younger than the
+    model's ``EXPIRES_AFTER`` (``decided`` otherwise, or for no such request)."""
+    require_supervisor(user, lender_id)
+    locked = loan_lock_with_row(model, pk=request_id, lender_id=lender_id)
+    if locked is None:
+        raise decided()
+    loan, request = locked
+    if request.requested_by_id == user.pk:
+        raise own_request()
+    expired = timezone.now() - request.created_at > model.EXPIRES_AFTER
+    if request.status != model.Status.REQUESTED or expired:
+        raise decided()
+    return loan, request
 
 
 def _check(*, kind: str, today: date, until: date, reason: str) -> None:

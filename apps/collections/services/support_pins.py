@@ -25,9 +25,9 @@ from apps.collections.errors import (
 )
 from apps.collections.events import CollectionsAction
 from apps.collections.ladder import rank
-from apps.collections.locks import loan_lock, loan_lock_with_row
+from apps.collections.locks import loan_lock
 from apps.collections.models import Loan, LoanStageChange, SupportPin
-from apps.collections.services.pauses import require_supervisor
+from apps.collections.services.pauses import second_person_request_lock
 from apps.core.actor import Actor
 from apps.devices.selectors import device_ids_enrolled_for_loans, support_pin_compute
 from apps.lenders.selectors import membership_get_for_user
@@ -144,18 +144,15 @@ def loan_support_pin_decide(
     ``collections.support_pin.issued`` or ``collections.support_pin.rejected``."""
     if not reason.strip():
         raise SupportPinReasonRequired()
-    require_supervisor(user, lender_id)
-    locked = loan_lock_with_row(SupportPin, pk=request_id, lender_id=lender_id)
-    if locked is None:
-        raise SupportPinDecided()
-    loan, request = locked
-    if request.requested_by_id == user.pk:
-        raise SupportPinSecondPerson()
+    loan, request = second_person_request_lock(
+        SupportPin,
+        request_id=request_id,
+        lender_id=lender_id,
+        user=user,
+        decided=SupportPinDecided,
+        own_request=SupportPinSecondPerson,
+    )
     now = timezone.now()
-    if request.status != SupportPin.Status.REQUESTED or now - request.created_at > (
-        SupportPin.EXPIRES_AFTER
-    ):
-        raise SupportPinDecided()
     request.status = SupportPin.Status.ISSUED if approve else SupportPin.Status.REJECTED
     request.decided_by, request.decided_at = user, now
     request.decision_reason = reason.strip()
