@@ -91,8 +91,9 @@ def installment_late_fees_assess(
         for installment_id, loan_id, sequence, late_from, stands, fee, _ in reached
         if stands
     ]
-    for loan_id in sorted({row[1] for row in reached if row[6]}):
-        loan = Loan.objects.get(pk=loan_id)  # locked above
+    replayed = Loan.objects.in_bulk(sorted({row[1] for row in reached if row[6]}))
+    for loan_id in sorted(replayed):
+        loan = replayed[loan_id]  # locked above
         entries.extend(
             loan_books_reallocate(
                 loan=loan, installments=installment_lock_list_for_loan(loan=loan), actor=actor
