@@ -232,3 +232,21 @@ def test_a_user_of_another_lender_gets_nothing_even_naming_the_right_lender(
     with pytest.raises(LoanNotFound):
         ask(loan, stranger, challenge_of(device))
     assert not SupportPin.objects.exists()
+
+
+def test_a_request_no_supervisor_decided_within_the_hour_is_void(locked, make_agent) -> None:
+    device, loan = locked
+    waiting = ask(loan, make_agent(loan.lender), challenge_of(device))
+    supervisor = make_agent(loan.lender, role=Membership.Role.SUPERVISOR)
+    later = timezone.now() + SupportPin.EXPIRES_AFTER + timedelta(minutes=1)
+    with time_machine.travel(later, tick=False), pytest.raises(SupportPinDecided):
+        loan_support_pin_decide(
+            request_id=waiting.request.pk,
+            lender_id=loan.lender_id,
+            approve=True,
+            user=supervisor,
+            actor=Actor.agent(supervisor),
+            reason="Too late.",
+        )
+    waiting.request.refresh_from_db()
+    assert waiting.request.status == SupportPin.Status.REQUESTED  # nothing given
