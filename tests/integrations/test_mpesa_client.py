@@ -68,13 +68,15 @@ def test_the_token_is_asked_for_once_and_reused(daraja) -> None:
     assert fake.token_requests == 1
 
 
-def test_cents_are_rounded_to_a_whole_shilling_and_nothing_below_one(daraja) -> None:
+def test_cents_are_rounded_up_to_a_whole_shilling_and_nothing_below_one(daraja) -> None:
     fake, base = daraja
     client = DarajaClient(ACCOUNT, base_url=base)
     accepted = push(client, amount="1649.50")
     assert fake.pushes[accepted.checkout_request_id].amount == 1650
+    accepted = push(client, amount="1649.40")  # up, never down: the loan is never short
+    assert fake.pushes[accepted.checkout_request_id].amount == 1650
     with pytest.raises(DarajaError) as refused:
-        push(client, amount="0.40")
+        push(client, amount="0")
     assert refused.value.code == "amount"
 
 

@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_CEILING, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -127,23 +127,24 @@ class DarajaClient:
         key = hashlib.sha256(
             f"{self.base_url}|{self.account.consumer_key}|{self.account.consumer_secret}".encode()
         ).hexdigest()
-        with _tokens_lock:
+        with _tokens_lock:  # held for the cache only, never across a call to Daraja
             cached = _tokens.get(key)
-            if cached and cached[1] > time.monotonic():
-                return cached[0]
-            answer = self.http.get(
-                f"{self.base_url}/oauth/v1/generate",
-                params={"grant_type": "client_credentials"},
-                auth=(self.account.consumer_key, self.account.consumer_secret),
-                timeout=TIMEOUT,
-            )
-            body = self._json(answer)
-            token = str(body.get("access_token", ""))
-            if not token:
-                raise DarajaError(str(answer.status_code), "no access token in the answer")
-            lifetime = int(body.get("expires_in", 3599))
+        if cached and cached[1] > time.monotonic():
+            return cached[0]
+        answer = self.http.get(
+            f"{self.base_url}/oauth/v1/generate",
+            params={"grant_type": "client_credentials"},
+            auth=(self.account.consumer_key, self.account.consumer_secret),
+            timeout=TIMEOUT,
+        )
+        body = self._json(answer)
+        token = str(body.get("access_token", ""))
+        if not token:
+            raise DarajaError(str(answer.status_code), "no access token in the answer")
+        lifetime = int(body.get("expires_in", 3599))
+        with _tokens_lock:
             _tokens[key] = (token, time.monotonic() + max(lifetime - 60, 0))
-            return token
+        return token
 
     def stk_push(
         self,
@@ -157,7 +158,7 @@ class DarajaClient:
         """Ask M-Pesa to prompt ``phone`` (2547XXXXXXXX) for ``amount`` shillings (whole:
         M-Pesa takes no cents; rounded up so the loan is never short) to the paybill,
         with ``account_reference`` (the loan's reference, at most 12 characters)."""
-        shillings = int(amount.to_integral_value(rounding=ROUND_HALF_UP))
+        shillings = int(amount.to_integral_value(rounding=ROUND_CEILING))
         if shillings < 1:
             raise DarajaError("amount", "M-Pesa takes at least 1 shilling")
         timestamp, password = self._password()
