@@ -13,6 +13,8 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.core.actor import Actor
 from apps.integrations.models import ProviderAccount
+from apps.integrations.payments.credentials import CredentialsUnreadable
+from apps.integrations.selectors import provider_account_readable
 from apps.integrations.services import (
     PROVIDER_FIELDS,
     provider_account_check,
@@ -88,6 +90,12 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]  # not sub
         except ValidationError as exc:  # by field: shown beside each
             for field, errors in exc.message_dict.items():
                 self.add_error(field if field in self.fields else None, errors)
+        provider = data.get("provider") or self.instance.provider
+        retyped = set(PROVIDER_FIELDS.get(provider, PROVIDER_FIELDS["generic"]).secrets) <= {
+            name for name, value in secrets.items() if value
+        }
+        if self.instance.pk and not retyped and not provider_account_readable(self.instance):
+            self.add_error(None, CredentialsUnreadable.default_message)
         return data
 
 

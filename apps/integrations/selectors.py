@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apps.integrations.models import ProviderAccount
-from apps.integrations.payments.credentials import unseal
+from apps.integrations.payments.credentials import CredentialsUnreadable, unseal
 
 
 def provider_account_get(*, lender_id: int, provider: str) -> ProviderAccount | None:
@@ -15,3 +15,12 @@ def provider_account_secrets(*, lender_id: int, provider: str) -> dict[str, str]
     provider's client only: never to a page, a log or the audit trail."""
     account = provider_account_get(lender_id=lender_id, provider=provider)
     return unseal(account.sealed_secrets) if account else {}
+
+
+def provider_account_readable(account: ProviderAccount) -> bool:
+    """Whether a configured key still opens the account's sealed secrets."""
+    try:
+        unseal(account.sealed_secrets)
+    except CredentialsUnreadable:
+        return False
+    return True

@@ -134,10 +134,16 @@ def provider_account_save(
         stored=account.secret_names,
     )
     old = {"enabled": account.enabled, "settings": dict(account.settings)}
-    stored = unseal(account.sealed_secrets)
-    changed = sorted(k for k, v in secrets.items() if v and stored.get(k) != v)
-    stored |= {k: v for k, v in secrets.items() if v}
+    given = {k: v for k, v in secrets.items() if v}
+    # every secret typed again: the stored ones are not needed (nor opened, in case their
+    # key was dropped too early: this is how such an account is mended)
+    everything = set(PROVIDER_FIELDS[provider].secrets) <= set(given)
+    stored = {} if everything else unseal(account.sealed_secrets)
+    changed = sorted(k for k, v in given.items() if stored.get(k) != v)
+    stored |= given
     kept = {k: v for k, v in settings.items() if v}
+    if account.pk and not changed and old == {"enabled": enabled, "settings": kept}:
+        return account  # nothing changed: nothing written, nothing audited
     account.enabled, account.settings = enabled, kept
     account.sealed_secrets, account.secret_names = seal(stored), sorted(stored)
     account.save()

@@ -91,3 +91,22 @@ def test_agents_cannot_and_other_lenders_see_nothing(
     assert provider_account_secrets(lender_id=lender_a.pk, provider="mpesa") == {
         "consumer_key": KEY
     }
+
+
+def test_secrets_no_key_opens_any_more_are_asked_for_again_not_a_crash(
+    lender_a, make_agent, verified_client, settings
+) -> None:
+    from cryptography.fernet import Fernet
+
+    client = verified_client(make_agent(lender_a, role=Membership.Role.LENDER_ADMIN))
+    client.post(reverse("admin:integrations_provideraccount_add"), form(lender_a, passkey=PASSKEY))
+    account = ProviderAccount.objects.get()
+    settings.PAYMENTS_CREDENTIALS_KEYS = [Fernet.generate_key().decode()]
+    change = reverse("admin:integrations_provideraccount_change", args=[account.pk])
+    page = client.post(change, form(lender_a, consumer_key=KEY))
+    assert page.status_code == 200
+    assert "type every secret of this provider again" in page.content.decode()
+    mended = client.post(
+        change, form(lender_a, consumer_key=KEY, consumer_secret=SECRET, passkey=PASSKEY)
+    )
+    assert mended.status_code == 302

@@ -119,3 +119,27 @@ def test_sealing_round_trips_and_refuses_a_damaged_blob() -> None:
     assert unseal("") == {}
     with pytest.raises(CredentialsUnreadable):
         unseal(sealed[:-4] + "AAAA")
+
+
+def test_saving_the_same_values_again_writes_and_audits_nothing(lender_a) -> None:
+    account = save(lender_a, secrets={"consumer_key": KEY})
+    stamp = ProviderAccount.objects.get(pk=account.pk).updated_at
+    save(lender_a, secrets={"consumer_key": KEY})  # the same key typed again
+    save(lender_a, secrets={})
+    assert AuditEvent.objects.filter(action="integrations.provider_account.saved").count() == 1
+    assert ProviderAccount.objects.get(pk=account.pk).updated_at == stamp
+
+
+def test_an_account_whose_key_was_dropped_is_mended_by_typing_every_secret(
+    lender_a, settings
+) -> None:
+    save(lender_a, secrets={"consumer_key": KEY})
+    settings.PAYMENTS_CREDENTIALS_KEYS = [Fernet.generate_key().decode()]  # the old key gone
+    with pytest.raises(CredentialsUnreadable):
+        save(lender_a, secrets={"passkey": PASSKEY})  # the rest cannot be kept
+    save(lender_a, secrets={"consumer_key": KEY, "consumer_secret": SECRET, "passkey": PASSKEY})
+    assert provider_account_secrets(lender_id=lender_a.pk, provider="mpesa") == {
+        "consumer_key": KEY,
+        "consumer_secret": SECRET,
+        "passkey": PASSKEY,
+    }

@@ -13,16 +13,32 @@ import json
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.utils.translation import gettext_lazy as _
+
+from apps.core.errors import DomainError
 
 
-class CredentialsUnreadable(Exception):
+class CredentialsUnreadable(DomainError):
     """A sealed blob no configured key opens (a key dropped too early, or a damaged row)."""
+
+    code, http_status = "credentials_unreadable", 409
+    default_message = _(
+        "The stored secrets can no longer be opened (their key was dropped): type every "
+        "secret of this provider again."
+    )
+
+
+class CredentialsKeysMissing(DomainError):
+    """No key to seal or open credentials with: ``PAYMENTS_CREDENTIALS_KEYS`` is empty."""
+
+    code, http_status = "credentials_keys_missing", 500
+    default_message = _("No key is configured to seal payment provider secrets.")
 
 
 def _keys() -> MultiFernet:
     keys = [k for k in settings.PAYMENTS_CREDENTIALS_KEYS if k]
     if not keys:
-        raise CredentialsUnreadable("PAYMENTS_CREDENTIALS_KEYS is empty")
+        raise CredentialsKeysMissing()
     return MultiFernet([Fernet(k.encode()) for k in keys])
 
 
@@ -41,7 +57,7 @@ def unseal(sealed: str) -> dict[str, str]:
     try:
         opened: dict[str, str] = json.loads(_keys().decrypt(sealed.encode()))
     except InvalidToken as exc:
-        raise CredentialsUnreadable("no configured key opens these credentials") from exc
+        raise CredentialsUnreadable() from exc
     return opened
 
 
@@ -52,4 +68,4 @@ def reseal(sealed: str) -> str:
     try:
         return _keys().rotate(sealed.encode()).decode()
     except InvalidToken as exc:
-        raise CredentialsUnreadable("no configured key opens these credentials") from exc
+        raise CredentialsUnreadable() from exc
