@@ -76,11 +76,17 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
         )
         loan.stage = target
         cause = LoanStageChange.Cause.PAYOFF if paid_off else cause
+        phones = device_ids_enrolled_for_loans(loan_ids=[loan.pk])
         # the code first, so that the state written next carries its count: a phone that
         # pulls the state lets it supersede the code, typed or not
         codes = (
             _offline_codes_for_payment(
-                loan=loan, actor=actor, ladder=ladder, target=target, today=business_date
+                loan=loan,
+                actor=actor,
+                ladder=ladder,
+                target=target,
+                today=business_date,
+                device_id=phones.get(loan.pk),
             )
             if cause == LoanStageChange.Cause.PAYMENT
             else []
@@ -93,6 +99,7 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
             business_date=business_date,
             actor=actor,
             reason=reason or f"Lowered after {cause}.",
+            devices=phones,
         )
         offline_codes_bind_state(
             code_ids=codes, actor=actor, cause=f"Payment on loan {loan.reference}."
@@ -103,16 +110,17 @@ def loan_stage_settle(*, loan: Loan, actor: Actor, cause: str, reason: str = "")
 
 
 def _offline_codes_for_payment(
-    *, loan: Loan, actor: Actor, ladder: Ladder, target: str, today: date
+    *, loan: Loan, actor: Actor, ladder: Ladder, target: str, today: date, device_id: int | None
 ) -> list[int]:
     """The unlock code a phone that is offline needs for the stage a payment lowered: paid
     until the due date of the oldest installment still unpaid (apps/devices/offline.py),
     moved on as far as needed for the ladder alone to give no more than ``target`` today
     (the books may hold a stage lower than the date gives: a block or a lock not told of,
     a pause), so the phone never derives more than the books allow."""
+    if device_id is None:
+        return []
     oldest = installment_list_open(loan=loan).first()
-    phones = device_ids_enrolled_for_loans(loan_ids=[loan.pk])
-    if oldest is None or loan.pk not in phones:
+    if oldest is None:
         return []
     paid_until = oldest.due_date
 
@@ -125,9 +133,7 @@ def _offline_codes_for_payment(
         paid_until += timedelta(days=1)
     return offline_codes_issue(
         issues=[
-            CodeIssue(
-                device_id=phones[loan.pk], kind=OfflineToken.Kind.SET_TIME, paid_until=paid_until
-            )
+            CodeIssue(device_id=device_id, kind=OfflineToken.Kind.SET_TIME, paid_until=paid_until)
         ],
         actor=actor,
         cause=f"Payment on loan {loan.reference}.",
