@@ -36,6 +36,7 @@ from tests.collections.factories import noticed, signed_loan
 from tests.devices.factories import phone_registered, valid_imei
 from tests.lenders.factories import LenderFactory
 from tools.agent_sim import Agent
+from tools.agent_sim.agent import AgentStopped
 
 pytestmark = pytest.mark.django_db
 
@@ -132,6 +133,7 @@ def _play(steps, start_late: int, capture) -> None:
     payments: list[str] = []  # references of the payments not reversed, newest last
     made = 0
     entitled: str | None = None  # the most the phone may show, by the newest code typed
+    typed: set[int] = set()
     for days, action, percent in steps:
         now += timedelta(days=days)
         with time_machine.travel(now, tick=False), capture(execute=True):
@@ -178,8 +180,13 @@ def _play(steps, start_late: int, capture) -> None:
                 codes = list(OfflineToken.objects.filter(device=device).order_by("count"))
                 if codes:
                     code = codes[-1] if action == "type" else codes[0]
+                    held = DeviceState.objects.get(device=device, version=agent.phone.version)
                     answer = agent.type_token(offline_code_digits(code=code))
                     event(f"typed {action}: {answer.split(':')[0]}")
+                    if code.count <= held.document.get("token_count", 0) or code.pk in typed:
+                        # older than the state the phone holds, or typed before: void
+                        assert answer.startswith("refused"), (action, answer)
+                    typed.add(code.pk)
                     if not answer.startswith("refused") and code.kind == "set_time":
                         entitled_until = code.paid_until
                         entitled = "set"
@@ -187,7 +194,7 @@ def _play(steps, start_late: int, capture) -> None:
                         entitled = "released"
             elif action == "online":
                 agent.network = True
-                with contextlib.suppress(Exception):  # a released phone's agent stops
+                with contextlib.suppress(AgentStopped):  # a released phone's agent stops
                     agent.check_in()
                 loan.refresh_from_db()
                 # online, the phone is on the state the books call for
@@ -205,7 +212,7 @@ def _play(steps, start_late: int, capture) -> None:
     # back online at the end: the phone and the books agree
     with time_machine.travel(now, tick=False):
         agent.network = True
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(AgentStopped):
             agent.check_in()
         loan.refresh_from_db()
         assert agent.effective_level() == books_level(loan), agent.describe()
