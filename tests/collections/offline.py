@@ -10,8 +10,10 @@ from apps.collections.services import PaymentOutcome, payment_record
 from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.devices.models import Device
-from apps.devices.offline import pin_challenge, pin_for, pin_secret
+from apps.devices.services.offline import offline_terms
 from tests.collections.sweeps import phone_on_loan, sweep, today
+from tools.agent_sim.offline import pin_challenge as phone_challenge
+from tools.agent_sim.offline import support_pin as phone_pin
 
 
 def locked_phone(lender) -> tuple[Device, Loan]:
@@ -37,11 +39,17 @@ def pay_cash(loan: Loan, amount: Decimal, ref: str = "cash-1") -> PaymentOutcome
     )
 
 
+def _phones_secret(device: Device) -> str:
+    """The PIN secret the phone received at enrollment (its enroll answer's)."""
+    return offline_terms(device=device, lender=device.lender)["pin_secret"]
+
+
 def challenge_of(device: Device, counter: int = 0) -> str:
-    """The challenge the phone's lock screen shows at ``counter`` (the phone's computation)."""
-    return pin_challenge(pin_secret(lender_slug=device.lender.slug, device_id=device.pk), counter)
+    """The challenge the phone's lock screen shows at ``counter``, by the phone's own code
+    (the reference agent's, not the server's)."""
+    return phone_challenge(_phones_secret(device), counter)
 
 
 def pin_of(device: Device, challenge: str) -> str:
-    """The PIN the phone accepts for ``challenge``."""
-    return pin_for(pin_secret(lender_slug=device.lender.slug, device_id=device.pk), challenge)
+    """The PIN the phone accepts for ``challenge``, by the phone's own code."""
+    return phone_pin(_phones_secret(device), challenge)
