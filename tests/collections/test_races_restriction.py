@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.collections.locks import loan_lock
-from apps.collections.models import LoanStageChange
+from apps.collections.models import LoanPause, LoanStageChange
 from apps.collections.selectors import loan_next_due
 from apps.collections.services import (
     loan_hardship_request,
@@ -125,6 +125,10 @@ def test_a_sweep_and_a_pause_decision_at_once_do_not_deadlock(lender_a, make_age
         loan, on=on, hold=lambda: loan_lock(loan_id=loan.pk, lender_id=lender_a.pk), finish=decide
     )
     assert errors == []
+    # both took effect: the pause was approved, and the sweep, past its end, closed it
+    pause.refresh_from_db()
+    assert pause.decided_by_id == supervisor.pk
+    assert pause.status == LoanPause.Status.ENDED
 
 
 def test_a_payment_and_a_device_writer_at_once_do_not_deadlock(lender_a):

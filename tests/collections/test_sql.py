@@ -38,7 +38,7 @@ from psycopg import sql as pg
 
 from apps.audit.models import AuditEvent
 from apps.collections import sql
-from apps.collections.ladder import Ladder
+from apps.collections.ladder import Ladder, rank
 from apps.collections.models import (
     STAGE_ORDER,
     Installment,
@@ -130,6 +130,11 @@ def test_classify_one_is_the_ladder_for_one_loan(
         expected = ladder.stage_for(
             policy_version_id=loan.policy_version_id, days=days, paused=paused, noticed=0
         )
+        # the rules the docstring names, held to the oracle itself as well: no notice sent,
+        # never a block or a lock; paused, reminders at most
+        assert rank(expected) < rank("block_apps")
+        if paused:
+            assert expected in ("none", "reminder")
         if days == 0:
             assert found == []
         else:
