@@ -1,14 +1,12 @@
 """Two clerks entering two people on one number at once: one customer, and the second clerk is
 told the number is taken, never given a 500."""
 
-import threading
-
 import pytest
-from django.db import connection, transaction
 
 from apps.customers.errors import PhoneInUse
 from apps.customers.models import Customer
 from tests.customers.entry import BRIAN, create
+from tests.waiting import while_held
 
 pytestmark = pytest.mark.django_db
 
@@ -18,22 +16,14 @@ def test_two_clerks_entering_two_people_on_one_number_at_once_make_one_customer(
     """The first clerk's customer is inserted but not committed when the second clerk's
     check runs (it sees nothing); the second insert waits on the unique index, fails once
     the first commits, and is answered as a taken number: never a 500."""
-    inserted, release = threading.Event(), threading.Event()
-
-    def first_clerk() -> None:
-        try:
-            with transaction.atomic():
-                create(lender_a, **BRIAN)
-                inserted.set()
-                release.wait(10)
-        finally:
-            connection.close()
-
-    thread = threading.Thread(target=first_clerk)
-    thread.start()
-    assert inserted.wait(10)
-    threading.Timer(0.5, release.set).start()  # commits while the second insert waits
-    with pytest.raises(PhoneInUse, match=r"\(B\. O\*\*\*\)"):
-        create(lender_a, full_name="Amina Wanjiru", phone="0722000111", national_id="23456781")
-    thread.join(10)
+    # the second clerk's insert runs only once it waits on the first's uncommitted row:
+    # the race itself, not the ordinary check that would see a committed number
+    errors = while_held(
+        hold=lambda: create(lender_a, **BRIAN),
+        act=lambda: create(
+            lender_a, full_name="Amina Wanjiru", phone="0722000111", national_id="23456781"
+        ),
+    )
+    assert [(side, type(exc)) for side, exc in errors] == [("act", PhoneInUse)]
+    assert "(B. O***)" in str(errors[0][1])
     assert list(Customer.objects.values_list("full_name", flat=True)) == ["Brian Otieno"]
