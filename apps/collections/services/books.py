@@ -4,6 +4,7 @@ by a full replay), the ledger lines, the paid columns, the late fees and the pay
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import date
 from decimal import Decimal
 
 from django.db import connection, transaction
@@ -216,6 +217,40 @@ def loan_books_reallocate(
     return entries
 
 
+def late_fee_entry(
+    *,
+    actor: Actor,
+    lender_id: int,
+    loan_id: int,
+    installment_id: int,
+    sequence: int,
+    late_from: date | None,
+    old: Decimal,
+    new: Decimal,
+) -> AuditEntry:
+    """The audit event of an installment's late fee going from ``old`` to ``new``: assessed
+    (it was not paid before it became late) or reversed (it was). The one shape of both
+    events, for the fee run and for the replay."""
+    assessed = new > old
+    return AuditEntry(
+        actor=actor,
+        action=CollectionsAction.LATE_FEE_ASSESSED
+        if assessed
+        else CollectionsAction.LATE_FEE_REVERSED,
+        target=Installment(pk=installment_id, lender_id=lender_id),
+        data={
+            "loan_id": loan_id,
+            "sequence": sequence,
+            "old": old,
+            "new": new,
+            "late_from": late_from,
+        },
+        reason="The installment was not paid before it became late."
+        if assessed
+        else "The installment was paid before it became late.",
+    )
+
+
 def _late_fee_entries(
     *,
     loan: Loan,
@@ -228,34 +263,20 @@ def _late_fee_entries(
     before the installment became late was taken back, or the fee run reached an
     installment paid after it did) or reversed (money received in time was posted after the
     fee run)."""
-    entries = []
-    for inst in installments:
-        old, new = before[inst.pk], result.late_fee[inst.pk]
-        if old == new:
-            continue
-        action = (
-            CollectionsAction.LATE_FEE_ASSESSED
-            if new > old
-            else CollectionsAction.LATE_FEE_REVERSED
+    return [
+        late_fee_entry(
+            actor=actor,
+            lender_id=loan.lender_id,
+            loan_id=loan.pk,
+            installment_id=inst.pk,
+            sequence=inst.sequence,
+            late_from=inst.late_from,
+            old=before[inst.pk],
+            new=result.late_fee[inst.pk],
         )
-        entries.append(
-            AuditEntry(
-                actor=actor,
-                action=action,
-                target=Installment(pk=inst.pk, lender_id=loan.lender_id),
-                data={
-                    "loan_id": loan.pk,
-                    "sequence": inst.sequence,
-                    "old": old,
-                    "new": new,
-                    "late_from": inst.late_from,
-                },
-                reason="The installment was paid before it became late."
-                if new < old
-                else "The installment was not paid before it became late.",
-            )
-        )
-    return entries
+        for inst in installments
+        if before[inst.pk] != result.late_fee[inst.pk]
+    ]
 
 
 @transaction.atomic

@@ -9,11 +9,11 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.audit.services import AuditEntry, audit_events_record
+from apps.audit.services import audit_events_record
 from apps.collections.events import CollectionsAction
 from apps.collections.locks import installment_lock_list_for_loan
 from apps.collections.models import Installment, Loan
-from apps.collections.services.books import loan_books_reallocate
+from apps.collections.services.books import late_fee_entry, loan_books_reallocate
 from apps.collections.sql import FEE_LOANS_LOCK, FEE_REACH, FEE_REACH_FOR_PAYMENT
 from apps.core.actor import Actor
 from apps.core.money import minor_units
@@ -75,18 +75,15 @@ def installment_late_fees_assess(
         )
         reached = cursor.fetchall()
     entries = [
-        AuditEntry(
+        late_fee_entry(
             actor=actor,
-            action=CollectionsAction.LATE_FEE_ASSESSED,
-            target=Installment(pk=installment_id, lender_id=lender_id),
-            data={
-                "loan_id": loan_id,
-                "sequence": sequence,
-                "old": ZERO,
-                "new": fee,
-                "late_from": late_from,
-            },
-            reason="The installment was not paid before it became late.",
+            lender_id=lender_id,
+            loan_id=loan_id,
+            installment_id=installment_id,
+            sequence=sequence,
+            late_from=late_from,
+            old=ZERO,
+            new=fee,
         )
         for installment_id, loan_id, sequence, late_from, stands, fee, _ in reached
         if stands
