@@ -168,13 +168,21 @@ def loan_product_save(*, product: LoanProduct, actor: Actor) -> LoanProduct:
     if old is None:
         action, data = LendersAction.LOAN_PRODUCT_CREATED, {"new": new}
     else:
-        changed = [f for f in _PRODUCT_TERMS if old[f] != new[f]]
-        if not changed:
+        diff = _changes(old, new)
+        if diff is None:
             return product
-        action = LendersAction.LOAN_PRODUCT_CHANGED
-        data = {"old": {f: old[f] for f in changed}, "new": {f: new[f] for f in changed}}
+        action, data = LendersAction.LOAN_PRODUCT_CHANGED, diff
     audit_record(actor=actor, action=action, target=product, data=data)
     return product
+
+
+def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any] | None:
+    """``{"old": ..., "new": ...}`` of the fields whose value differs, the data of a change's
+    audit event; None when nothing changed."""
+    changed = [name for name in new if old[name] != new[name]]
+    if not changed:
+        return None
+    return {"old": {n: old[n] for n in changed}, "new": {n: new[n] for n in changed}}
 
 
 # the settings a lender's admin changes on the lender itself
@@ -188,16 +196,12 @@ def lender_settings_save(*, lender: Lender, actor: Actor) -> Lender:
     state. Emits ``lenders.lender.settings_changed`` with the old and new value of each."""
     lender.full_clean()
     old = Lender.objects.select_for_update().values(*_LENDER_SETTINGS).get(pk=lender.pk)
-    new = {name: getattr(lender, name) for name in _LENDER_SETTINGS}
-    changed = [name for name in _LENDER_SETTINGS if old[name] != new[name]]
-    if not changed:
+    diff = _changes(old, {name: getattr(lender, name) for name in _LENDER_SETTINGS})
+    if diff is None:
         return lender
-    Lender.objects.filter(pk=lender.pk).update(**{name: new[name] for name in changed})
+    Lender.objects.filter(pk=lender.pk).update(**diff["new"])
     audit_record(
-        actor=actor,
-        action=LendersAction.LENDER_SETTINGS_CHANGED,
-        target=lender,
-        data={"old": {n: old[n] for n in changed}, "new": {n: new[n] for n in changed}},
+        actor=actor, action=LendersAction.LENDER_SETTINGS_CHANGED, target=lender, data=diff
     )
     return lender
 
