@@ -26,8 +26,9 @@ from apps.lenders.tenancy import LenderScopedAdmin, user_lender_id
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
-SETTING_FIELDS = ("shortcode", "environment")
-SECRET_FIELDS = ("consumer_key", "consumer_secret", "passkey", "secret_key", "webhook_secret")
+# the form's fields per provider, as PROVIDER_FIELDS names them (each declared below)
+MPESA, STRIPE = PROVIDER_FIELDS["mpesa"], PROVIDER_FIELDS["stripe"]
+SETTING_FIELDS = tuple(dict.fromkeys(n for f in PROVIDER_FIELDS.values() for n in f.settings))
 WRITE_ONLY = _("Write-only: never shown again. Leave blank to keep the one stored.")
 
 
@@ -110,8 +111,8 @@ class ProviderAccountAdmin(LenderScopedAdmin):
     list_filter = ("provider", "enabled")
     fieldsets = (
         (None, {"fields": ("lender", "provider", "enabled", "secrets_set")}),
-        (_("M-Pesa"), {"fields": ("shortcode", "environment", *SECRET_FIELDS[:3])}),
-        (_("Stripe"), {"fields": SECRET_FIELDS[3:]}),
+        (_("M-Pesa"), {"fields": (*MPESA.settings, *MPESA.secrets)}),
+        (_("Stripe"), {"fields": (*STRIPE.settings, *STRIPE.secrets)}),
     )
     readonly_fields = ("secrets_set",)
 
