@@ -31,21 +31,28 @@ def test_demo_codes_are_decodable_qr_images_and_refused_outside_the_demo(
         call_command("demo_enrollment_codes", "--out", str(tmp_path))
 
 
-@pytest.mark.django_db(transaction=True)
-def test_the_command_line_simulator_enrolls_once_and_resumes_from_what_it_kept(
-    lender_a, live_server, settings, tmp_path
-) -> None:
+def sim_enrolled_by_qr(lender, live_server, settings, tmp_path):
+    """A phone sold and its demo QR code, scanned by the command-line simulator (``--once``,
+    keeping itself in ``phone.json``): (device, keep file, the command, its run)."""
     settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
-    device = phone_registered(signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y")
+    device = phone_registered(signed_loan(lender), imei=valid_imei(), brand="X", model_name="Y")
     call_command("demo_enrollment_codes", "--out", str(tmp_path))
     keep = tmp_path / "phone.json"
     sim = [sys.executable, "-m", "tools.agent_sim", "--once", "--keep", str(keep)]
-    first = subprocess.run(
+    run = subprocess.run(
         [*sim, "--qr", str(tmp_path / f"{device.imei}.png"), "--imei", device.imei],
         capture_output=True,
         text=True,
         timeout=60,
     )
+    return device, keep, sim, run
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_command_line_simulator_enrolls_once_and_resumes_from_what_it_kept(
+    lender_a, live_server, settings, tmp_path
+) -> None:
+    device, keep, sim, first = sim_enrolled_by_qr(lender_a, live_server, settings, tmp_path)
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == "v1 normal"
     assert json.loads(keep.read_text())["device_id"] == device.pk
@@ -60,17 +67,7 @@ def test_the_command_line_simulator_enrolls_once_and_resumes_from_what_it_kept(
 def test_a_resumed_phone_calls_the_server_it_is_given_when_the_demo_moved(
     lender_a, live_server, settings, tmp_path
 ) -> None:
-    settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
-    device = phone_registered(signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y")
-    call_command("demo_enrollment_codes", "--out", str(tmp_path))
-    keep = tmp_path / "phone.json"
-    sim = [sys.executable, "-m", "tools.agent_sim", "--once", "--keep", str(keep)]
-    enrolled = subprocess.run(
-        [*sim, "--qr", str(tmp_path / f"{device.imei}.png"), "--imei", device.imei],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    device, keep, sim, enrolled = sim_enrolled_by_qr(lender_a, live_server, settings, tmp_path)
     assert enrolled.returncode == 0, enrolled.stderr
     # the saved address is the last run's, on a port where nothing listens any more
     with socket.socket() as closed:
