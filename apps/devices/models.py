@@ -340,6 +340,9 @@ class OfflineToken(BaseModel):
     sms_sent_at = models.DateTimeField(null=True, blank=True)
     sms_ref = models.CharField(max_length=100, blank=True)
     sms_attempts = models.PositiveSmallIntegerField(default=0)
+    sending_until = models.DateTimeField(
+        null=True, blank=True, help_text=_("Its SMS is being sent: claimed until then.")
+    )
     resent_at = models.DateTimeField(null=True, blank=True)
     applied_at = models.DateTimeField(
         null=True, blank=True, help_text=_("When the phone says it applied the code offline.")

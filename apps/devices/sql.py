@@ -297,10 +297,10 @@ caller holds the devices' locks. Index: the primary key."""
 OFFLINE_CODES_INSERT = sql.SQL(
     """
 INSERT INTO {codes} (lender_id, device_id, count, kind, value, paid_until, state_version, cause,
-    delivery, sms_due_at, sms_sent_at, sms_ref, sms_attempts, resent_at, applied_at, created_at,
-    updated_at)
+    delivery, sms_due_at, sms_sent_at, sms_ref, sms_attempts, sending_until, resent_at,
+    applied_at, created_at, updated_at)
 SELECT c.lender_id, c.device_id, c.count, c.kind, c.value, c.paid_until, c.state_version,
-    %(cause)s, 'waiting', c.sms_due_at, NULL, '', 0, NULL, NULL, %(now)s, %(now)s
+    %(cause)s, 'waiting', c.sms_due_at, NULL, '', 0, NULL, NULL, NULL, %(now)s, %(now)s
 FROM unnest(%(lenders)s::bigint[], %(devices)s::bigint[], %(counts)s::int[], %(kinds)s::text[],
             %(values)s::int[], %(paid_until)s::date[], %(versions)s::int[],
             %(due)s::timestamptz[]) WITH ORDINALITY

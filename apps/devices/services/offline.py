@@ -240,10 +240,11 @@ def offline_codes_deliver(*, batch: int = 200) -> dict[str, int]:
                 code.delivery = OfflineToken.Delivery.NOT_NEEDED
                 done["not_needed"] += 1
             else:
-                code.sms_due_at, code.sms_attempts = now + SENDING_CLAIM, code.sms_attempts + 1
+                code.sms_due_at = code.sending_until = now + SENDING_CLAIM
+                code.sms_attempts += 1
                 claimed.append(code)
         OfflineToken.objects.bulk_update(
-            due, ["delivery", "sms_due_at", "sms_attempts", "updated_at"]
+            due, ["delivery", "sms_due_at", "sms_attempts", "sending_until", "updated_at"]
         )
     for code in claimed:
         ref = _send(code)
@@ -253,7 +254,7 @@ def offline_codes_deliver(*, batch: int = 200) -> dict[str, int]:
         elif ref is None:
             sent = {"sms_due_at": timezone.now() + timedelta(minutes=1)}
         OfflineToken.objects.filter(pk=code.pk, delivery=OfflineToken.Delivery.WAITING).update(
-            **sent, sms_ref=ref or "", updated_at=timezone.now()
+            **sent, sms_ref=ref or "", sending_until=None, updated_at=timezone.now()
         )
         done["sms" if ref is not None else "failed"] += 1
     return done
@@ -281,22 +282,31 @@ def offline_code_resend(
 ) -> OfflineToken:
     """Send the phone's newest unlock code again by SMS, now.
 
-    Locks the device. Only while that code is current (``offline_codes_current``): once a
+    Locks the device, then the code. Only while that code is current (``offline_codes_current``): once a
     state of another level was written (a reversal, a sweep), the code would give what the
     books no longer do, and the next payment brings a new one (``OfflineCodeStale``). Emits
-    ``devices.offline_code.resent``."""
+    ``devices.offline_code.resent``. A code whose SMS is being sent at that moment is not
+    sent a second time alongside it."""
     device = device_lock(device_id=device_id)
     if device.lender_id != lender_id:
         raise OfflineCodeUnknown()
-    code = OfflineToken.objects.filter(device=device).order_by("-count").first()
+    # the code's row locked too: a delivery claiming it is waited for, then seen
+    code = OfflineToken.objects.select_for_update().filter(device=device).order_by("-count").first()
     if code is None:
         raise OfflineCodeUnknown()
     if not offline_codes_current(OfflineToken.objects.filter(pk=code.pk)).exists():
         raise OfflineCodeStale()
     now = timezone.now()
-    code.delivery, code.sms_due_at, code.resent_at = OfflineToken.Delivery.WAITING, now, now
-    code.sms_attempts = 0
-    code.save(update_fields=["delivery", "sms_due_at", "resent_at", "sms_attempts", "updated_at"])
+    code.resent_at = now
+    if code.sending_until and code.sending_until > now:
+        # its SMS is going out at this moment: that one is the SMS asked for
+        code.save(update_fields=["resent_at", "updated_at"])
+    else:
+        code.delivery, code.sms_due_at = OfflineToken.Delivery.WAITING, now
+        code.sms_attempts = 0
+        code.save(
+            update_fields=["delivery", "sms_due_at", "resent_at", "sms_attempts", "updated_at"]
+        )
     audit_event_record(
         actor=actor,
         action=DevicesAction.OFFLINE_CODE_RESENT,
