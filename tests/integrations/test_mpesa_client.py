@@ -14,7 +14,7 @@ from apps.integrations.payments.mpesa import (
     MpesaAccount,
     stk_callback_parse,
 )
-from tests.fakes.daraja import FakeDaraja
+from tools.fakes.daraja import FakeDaraja
 
 ACCOUNT = MpesaAccount(
     shortcode="174379",

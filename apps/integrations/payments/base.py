@@ -102,8 +102,9 @@ class PaymentEvent:
     ``event_id`` keys the delivery (a Stripe event id, an M-Pesa receipt or STK request id,
     a generic event id): the same delivery twice applies once. ``reference`` is the
     provider's own reference for the money (the M-Pesa receipt number the customer has in
-    their SMS, a Stripe PaymentIntent id): the payment's key. ``attempt_ref`` names the
-    attempt we started, where the provider says; ``loan_reference`` the loan, where the
+    their SMS, a Stripe PaymentIntent id): the payment's key. ``attempt_ref`` (the
+    provider's id) or ``attempt_key`` (ours, from the request's metadata) names the attempt
+    we started, where the provider says; ``loan_reference`` the loan, where the
     customer typed it (an M-Pesa paybill account number). ``reverses`` and
     ``reversal_kind`` (refund or chargeback) for a reversal.
     """
@@ -116,6 +117,7 @@ class PaymentEvent:
     amount: Money | None = None
     reference: str = ""
     attempt_ref: str = ""
+    attempt_key: str = ""
     loan_reference: str = ""
     receipt: str = ""
     reverses: str = ""
