@@ -24,3 +24,19 @@ def provider_account_readable(account: ProviderAccount) -> bool:
     except CredentialsUnreadable:
         return False
     return True
+
+
+def provider_account_in_use(*, lender_id: int, provider: str) -> ProviderAccount | None:
+    """The lender's account with ``provider`` if it is in use."""
+    return ProviderAccount.objects.filter(
+        lender_id=lender_id, provider=provider, enabled=True
+    ).first()
+
+
+def providers_in_use(*, lender_id: int, providers: tuple[str, ...]) -> set[str]:
+    """Which of ``providers`` the lender has an account in use with."""
+    return set(
+        ProviderAccount.objects.filter(
+            lender_id=lender_id, enabled=True, provider__in=providers
+        ).values_list("provider", flat=True)
+    )

@@ -283,9 +283,13 @@ LOGGING = {
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
     },
+    "filters": {"path_secrets": {"()": "apps.core.logs.PathSecretsRedacted"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("DJANGO_LOG_LEVEL", default="INFO")},
     "loggers": {
+        # they log the path of a refused request, and a callback's path carries a secret
+        "django.request": {"filters": ["path_secrets"]},
+        "django.server": {"filters": ["path_secrets"]},
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
         # fpdf2 subsets the evidence PDF's fonts and fontTools narrates each glyph at INFO
@@ -307,6 +311,33 @@ PAYMENTS_CREDENTIALS_KEYS = env.list("PAYMENTS_CREDENTIALS_KEYS")
 # Daraja's address; empty: by each M-Pesa account's environment (sandbox or production). The
 # tests and the demo point it at a loopback fake of the API.
 MPESA_API_BASE = env("MPESA_API_BASE", default="")
+# Daraja signs no callback: one is taken only from these addresses (Safaricom's published
+# callback sources), on a path with the lender's secret token, and is checked against the
+# payment we started. The tests and the demo allow the loopback address.
+MPESA_CALLBACK_ALLOWED_IPS = env.list(
+    "MPESA_CALLBACK_ALLOWED_IPS",
+    default=[
+        "196.201.214.200",
+        "196.201.214.206",
+        "196.201.213.114",
+        "196.201.214.207",
+        "196.201.214.208",
+        "196.201.213.44",
+        "196.201.212.127",
+        "196.201.212.138",
+        "196.201.212.129",
+        "196.201.212.136",
+        "196.201.212.74",
+        "196.201.212.69",
+    ],
+)
+# The public address providers call back (an STK push carries it); the demo's by default.
+PAYMENTS_CALLBACK_BASE_URL = env("PAYMENTS_CALLBACK_BASE_URL", default="")
+# A payment started through us with no callback after this many minutes is asked about
+# (M-Pesa's prompt lives about a minute; a checkout page longer), and given up after
+# PAYMENTS_ATTEMPT_EXPIRE_MINUTES with the provider still saying nothing.
+PAYMENTS_ATTEMPT_QUERY_AFTER_MINUTES = env.int("PAYMENTS_ATTEMPT_QUERY_AFTER_MINUTES", default=3)
+PAYMENTS_ATTEMPT_EXPIRE_MINUTES = env.int("PAYMENTS_ATTEMPT_EXPIRE_MINUTES", default=30)
 # the demo provider's checkout page (apps/integrations/payments/checkout.py): demo and tests only
 PAYMENTS_FAKE_CHECKOUT = env.bool("PAYMENTS_FAKE_CHECKOUT", default=False)
 PAYMENTS_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENTS_WEBHOOK_TOLERANCE_SECONDS", default=300)

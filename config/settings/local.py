@@ -12,6 +12,8 @@ os.environ.setdefault("PAYMENTS_WEBHOOK_MASTER_KEY", "local-development-only-web
 # a Fernet key for the credentials of payment providers, not secret here
 os.environ.setdefault("PAYMENTS_CREDENTIALS_KEYS", "8trTHpejCY2IFDapI8DC93AzuAYG3qpmHgxXyNcP7K8=")
 os.environ.setdefault("PAYMENTS_FAKE_CHECKOUT", "true")
+# the loopback fakes of the providers call back from here
+os.environ.setdefault("MPESA_CALLBACK_ALLOWED_IPS", "127.0.0.1,::1")
 os.environ.setdefault("DEVICE_SIGNING_MASTER_KEY", "local-development-only-signing-key")
 os.environ.setdefault("AGENT_SIGNATURE_CHECKSUM", "51ZbhGPJkVG6H3YsWCnp0hdeXId7vGjmBdzZGlxPSJA")
 os.environ.setdefault("DJANGO_SECRET_KEY", "local-development-only-not-a-secret")

@@ -6,6 +6,8 @@ os.environ.setdefault("PAYMENTS_WEBHOOK_MASTER_KEY", "test-only-webhook-key")
 # a Fernet key for the credentials of payment providers, not secret here
 os.environ.setdefault("PAYMENTS_CREDENTIALS_KEYS", "Yhuy4piJEgzGdKLupjMpF-B5up3PJTVoRrLNFKqa-vU=")
 os.environ.setdefault("PAYMENTS_FAKE_CHECKOUT", "true")
+# the loopback fakes of the providers call back from here
+os.environ.setdefault("MPESA_CALLBACK_ALLOWED_IPS", "127.0.0.1,::1")
 os.environ.setdefault("DEVICE_SIGNING_MASTER_KEY", "test-only-signing-key")
 os.environ.setdefault("AGENT_SIGNATURE_CHECKSUM", "51ZbhGPJkVG6H3YsWCnp0hdeXId7vGjmBdzZGlxPSJA")
 os.environ.setdefault("DJANGO_SECRET_KEY", "test-only-not-a-secret")

@@ -105,11 +105,11 @@ def test_the_query_says_pending_until_the_customer_answers(daraja) -> None:
     accepted = push(client)
     pending = client.stk_query(checkout_request_id=accepted.checkout_request_id)
     assert (pending.pending, pending.paid) == (True, False)
-    fake.settle(accepted.checkout_request_id, 1032)
+    fake.settle(accepted.checkout_request_id, 1032, callback=False)
     cancelled = client.stk_query(checkout_request_id=accepted.checkout_request_id)
     assert (cancelled.pending, cancelled.result_code, cancelled.paid) == (False, 1032, False)
     other = push(client)
-    fake.settle(other.checkout_request_id, 0)
+    fake.settle(other.checkout_request_id, 0, callback=False)
     assert client.stk_query(checkout_request_id=other.checkout_request_id).paid
 
 

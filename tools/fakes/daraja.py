@@ -13,8 +13,14 @@ It speaks Daraja's documented requests, answers and errors, so the product's cli
 * ``POST /mpesa/stkpushquery/v1/query``: 500.001.1001 "being processed" until the push is
   settled (``settle``), then its ``ResultCode``.
 
+* ``POST /mpesa/c2b/v1/registerurl``: the paybill's C2B validation and confirmation URLs
+  (refused, as Daraja does, when one has "mpesa" or "safaricom" in it).
+
 ``app(key, secret, passkey, shortcode)`` registers a Daraja app; ``pushes`` records what was
-asked (no secret); ``settle(checkout_id, result_code)`` plays the customer's answer.
+asked (no secret); ``settle(checkout_id, result_code)`` plays the customer's answer and, as
+Daraja does, POSTs the STK callback to the push's CallBackURL (``callback=False`` to keep it:
+a callback that never comes); ``stk_callback_body`` builds that body; ``pay_bill`` plays a
+customer paying the paybill from the M-Pesa menu (validation, then confirmation).
 """
 
 from __future__ import annotations
@@ -25,9 +31,30 @@ import json
 import secrets
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
+
+import requests
+
+DESCRIPTIONS = {
+    0: "The service request is processed successfully.",
+    1: "The balance is insufficient for the transaction.",
+    1032: "Request cancelled by user",
+    1037: "DS timeout user cannot be reached",
+}
+
+
+def nairobi_now() -> str:
+    return datetime.now(ZoneInfo("Africa/Nairobi")).strftime("%Y%m%d%H%M%S")
+
+
+def receipt_number() -> str:
+    """An M-Pesa receipt number: ten capitals and digits, as in the customer's SMS."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+    return "S" + "".join(secrets.choice(alphabet) for _ in range(9))
 
 
 @dataclass
@@ -48,6 +75,7 @@ class Push:
     account_reference: str
     callback_url: str
     result_code: int | None = None  # None while the customer has not answered
+    receipt: str = ""
 
 
 @dataclass
@@ -56,13 +84,75 @@ class FakeDaraja:
     tokens: dict[str, str] = field(default_factory=dict)  # token -> consumer key
     pushes: dict[str, Push] = field(default_factory=dict)
     token_requests: int = 0
+    c2b_urls: dict[str, tuple[str, str]] = field(default_factory=dict)  # shortcode -> urls
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def app(self, *, key: str, secret: str, passkey: str, shortcode: str) -> None:
         self.apps[key] = App(key, secret, passkey, shortcode)
 
-    def settle(self, checkout_id: str, result_code: int) -> None:
-        self.pushes[checkout_id].result_code = result_code
+    def settle(
+        self, checkout_id: str, result_code: int, *, callback: bool = True
+    ) -> requests.Response | None:
+        """The customer answers the prompt (0: paid with their PIN; 1032: cancelled; 1037:
+        no answer); Daraja then calls the push's CallBackURL back, unless ``callback`` is
+        False."""
+        push = self.pushes[checkout_id]
+        push.result_code = result_code
+        if result_code == 0 and not push.receipt:
+            push.receipt = receipt_number()
+        if not callback:
+            return None
+        return requests.post(push.callback_url, json=self.stk_callback_body(push), timeout=15)
+
+    def stk_callback_body(self, push: Push, *, amount: Any = None) -> dict[str, Any]:
+        """Daraja's STK callback for ``push`` as it stands (``amount`` to play a tampered one)."""
+        callback: dict[str, Any] = {
+            "MerchantRequestID": push.merchant_id,
+            "CheckoutRequestID": push.checkout_id,
+            "ResultCode": push.result_code,
+            "ResultDesc": DESCRIPTIONS.get(push.result_code or 0, "Failed"),
+        }
+        if push.result_code == 0:
+            callback["CallbackMetadata"] = {
+                "Item": [
+                    {"Name": "Amount", "Value": float(push.amount if amount is None else amount)},
+                    {"Name": "MpesaReceiptNumber", "Value": push.receipt},
+                    {"Name": "TransactionDate", "Value": int(nairobi_now())},
+                    {"Name": "PhoneNumber", "Value": int(push.phone)},
+                ]
+            }
+        return {"Body": {"stkCallback": callback}}
+
+    def c2b_body(
+        self, *, shortcode: str, account: str, amount: Any, receipt: str = ""
+    ) -> dict[str, Any]:
+        """A C2B validation or confirmation body, as Daraja sends them (the payer's number
+        masked, as Daraja masks it)."""
+        return {
+            "TransactionType": "Pay Bill",
+            "TransID": receipt or receipt_number(),
+            "TransTime": nairobi_now(),
+            "TransAmount": str(amount),
+            "BusinessShortCode": shortcode,
+            "BillRefNumber": account,
+            "InvoiceNumber": "",
+            "OrgAccountBalance": "",
+            "ThirdPartyTransID": "",
+            "MSISDN": "2547 ***** 126",
+            "FirstName": "JOHN",
+        }
+
+    def pay_bill(self, *, shortcode: str, account: str, amount: Any) -> tuple[dict[str, Any], int]:
+        """A customer pays ``amount`` to the paybill with ``account`` as the account number:
+        Daraja asks the validation URL first, and on acceptance takes the money and sends the
+        confirmation. Returns the validation's answer and the confirmation's HTTP status (0
+        when refused at validation)."""
+        confirmation_url, validation_url = self.c2b_urls[shortcode]
+        body = self.c2b_body(shortcode=shortcode, account=account, amount=amount)
+        answer = requests.post(validation_url, json=body, timeout=15).json()
+        if str(answer.get("ResultCode")) != "0":
+            return answer, 0
+        return answer, requests.post(confirmation_url, json=body, timeout=15).status_code
 
     def start(self) -> str:
         fake = self
@@ -113,7 +203,10 @@ class FakeDaraja:
                 expected = base64.b64encode(
                     f"{app.shortcode}{app.passkey}{body.get('Timestamp', '')}".encode()
                 ).decode()
-                if body.get("BusinessShortCode") != app.shortcode or body.get("Password") != (
+                if self.path == "/mpesa/c2b/v1/registerurl":
+                    if str(body.get("ShortCode")) != app.shortcode:
+                        return self._error(400, "400.003.02", "Bad Request - Invalid ShortCode")
+                elif body.get("BusinessShortCode") != app.shortcode or body.get("Password") != (
                     expected
                 ):
                     return self._error(400, "400.002.02", "Bad Request - Invalid Password")
@@ -121,6 +214,8 @@ class FakeDaraja:
                     return self._push(app, body)
                 if self.path == "/mpesa/stkpushquery/v1/query":
                     return self._query(body)
+                if self.path == "/mpesa/c2b/v1/registerurl":
+                    return self._register(body)
                 return self._error(404, "404.001.01", "Resource not found")
 
             def _push(self, app: App, body: dict[str, Any]) -> None:
@@ -151,17 +246,28 @@ class FakeDaraja:
                     },
                 )
 
+            def _register(self, body: dict[str, Any]) -> None:
+                urls = (str(body.get("ConfirmationURL", "")), str(body.get("ValidationURL", "")))
+                if any(word in u.lower() for u in urls for word in ("mpesa", "safaricom")):
+                    return self._error(400, "400.003.01", "Invalid URL: keyword not allowed")
+                if body.get("ResponseType") not in ("Completed", "Cancelled"):
+                    return self._error(400, "400.003.01", "Invalid ResponseType")
+                fake.c2b_urls[str(body["ShortCode"])] = urls
+                return self._answer(
+                    200,
+                    {
+                        "OriginatorCoversationID": secrets.token_hex(8),
+                        "ResponseCode": "0",
+                        "ResponseDescription": "success",
+                    },
+                )
+
             def _query(self, body: dict[str, Any]) -> None:
                 push = fake.pushes.get(str(body.get("CheckoutRequestID", "")))
                 if push is None:
                     return self._error(400, "400.002.02", "Bad Request - Invalid CheckoutRequestID")
                 if push.result_code is None:
                     return self._error(500, "500.001.1001", "The transaction is being processed")
-                descriptions = {
-                    0: "The service request is processed successfully.",
-                    1032: "Request cancelled by user",
-                    1037: "DS timeout user cannot be reached",
-                }
                 return self._answer(
                     200,
                     {
@@ -170,7 +276,7 @@ class FakeDaraja:
                         "MerchantRequestID": push.merchant_id,
                         "CheckoutRequestID": push.checkout_id,
                         "ResultCode": str(push.result_code),
-                        "ResultDesc": descriptions.get(push.result_code, "Failed"),
+                        "ResultDesc": DESCRIPTIONS.get(push.result_code, "Failed"),
                     },
                 )
 

@@ -31,11 +31,13 @@ class ProviderError(Exception):
 
 class CallbackRefused(Exception):
     """A callback not to apply: ``problem`` is a stable code for the audit trail
-    (``signature_invalid``, ``timestamp_stale``, ``malformed``, ...)."""
+    (``signature_invalid``, ``timestamp_stale``, ``malformed``, ...). ``verified`` when the
+    caller was shown to be the provider and only what it says is refused (a payment to
+    another paybill)."""
 
-    def __init__(self, problem: str, message: str = "") -> None:
+    def __init__(self, problem: str, message: str = "", *, verified: bool = False) -> None:
         super().__init__(message or problem)
-        self.problem = problem
+        self.problem, self.verified = problem, verified
 
 
 class StartKind(StrEnum):
@@ -158,11 +160,15 @@ class SettledPayment:
 @dataclass(frozen=True, slots=True)
 class ProviderCallback:
     """A callback as it arrived: the raw body (signatures cover its bytes), its headers
-    (lower-case names) and the address it came from."""
+    (lower-case names), the address it came from, and for a provider that signs nothing
+    (Daraja) the secret token of the path it was sent to and which of its callbacks this
+    is (``route``)."""
 
     body: bytes
     headers: Mapping[str, str] = field(default_factory=dict)
     remote_addr: str = ""
+    path_token: str = ""
+    route: str = ""
 
 
 class PaymentAdapter(Protocol):

@@ -13,16 +13,34 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
+import json
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_CEILING, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import requests
 from django.conf import settings
+
+from apps.core.money import Money
+from apps.integrations.payments.base import (
+    CallbackRefused,
+    EventKind,
+    PaymentEvent,
+    PaymentRequest,
+    PaymentStatus,
+    ProviderCallback,
+    ProviderError,
+    SettledPayment,
+    StartedPayment,
+    StartKind,
+    StatusKind,
+)
+from apps.integrations.payments.signing import path_token_matches
 
 # Daraja's clock and its timestamps are Nairobi's
 NAIROBI = ZoneInfo("Africa/Nairobi")
@@ -275,3 +293,214 @@ def stk_callback_parse(body: Any) -> StkResult:
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise CallbackMalformed("not an STK callback") from exc
+
+
+# --- C2B: the customer pays the paybill from the M-Pesa menu ---------------------------
+
+# Daraja's answers to a C2B validation: take the payment, or refuse it before the money moves
+C2B_ACCEPT = {"ResultCode": "0", "ResultDesc": "Accepted"}
+C2B_REJECT_ACCOUNT = {"ResultCode": "C2B00012", "ResultDesc": "Rejected"}  # invalid account
+C2B_REJECT_AMOUNT = {"ResultCode": "C2B00013", "ResultDesc": "Rejected"}  # invalid amount
+# what Daraja wants back from every other callback, whatever we made of it
+CALLBACK_RECEIVED = {"ResultCode": 0, "ResultDesc": "Accepted"}
+
+
+@dataclass(frozen=True, slots=True)
+class C2BPayment:
+    """A paybill payment (a C2B validation or confirmation): the M-Pesa receipt (TransID),
+    the paybill it went to, the account number the customer typed, amount and time."""
+
+    receipt: str
+    shortcode: str
+    account: str
+    amount: Decimal
+    paid_at: datetime
+
+
+def c2b_parse(body: Any) -> C2BPayment:
+    """A C2B validation or confirmation body, or ``CallbackMalformed``."""
+    try:
+        amount = Decimal(str(body["TransAmount"]))
+        if not amount.is_finite():
+            raise ValueError("amount")
+        return C2BPayment(
+            receipt=str(body["TransID"]).strip(),
+            shortcode=str(body["BusinessShortCode"]).strip(),
+            account=str(body.get("BillRefNumber") or "").strip(),
+            amount=amount,
+            paid_at=datetime.strptime(str(body["TransTime"]), "%Y%m%d%H%M%S").replace(
+                tzinfo=NAIROBI
+            ),
+        )
+    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
+        raise CallbackMalformed("not a C2B payment") from exc
+
+
+def _register_c2b(client: DarajaClient, *, confirmation_url: str, validation_url: str) -> None:
+    client._post(
+        "/mpesa/c2b/v1/registerurl",
+        {
+            "ShortCode": client.account.shortcode,
+            # when our validation cannot be reached, M-Pesa takes the money anyway: a
+            # customer paying from the menu is never turned away by our outage
+            "ResponseType": "Completed",
+            "ConfirmationURL": confirmation_url,
+            "ValidationURL": validation_url,
+        },
+    )
+
+
+# --- the adapter ------------------------------------------------------------------------
+
+
+class Route:
+    """Which of Daraja's callbacks a request is (the path it came to)."""
+
+    STK = "stk"
+    C2B_VALIDATION = "c2b-validation"
+    C2B_CONFIRMATION = "c2b-confirmation"
+
+
+def _source_allowed(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(
+        ip in ipaddress.ip_network(allowed, strict=False)
+        for allowed in settings.MPESA_CALLBACK_ALLOWED_IPS
+    )
+
+
+class MpesaAdapter:
+    """A lender's paybill on M-Pesa: the STK push, its callback, C2B paybill payments and
+    the status query. Daraja signs nothing, so a callback is taken only on the lender's
+    secret path, from Safaricom's addresses, for the lender's own paybill; the amount and
+    the payment we started are checked by ``apps.collections``."""
+
+    provider = "mpesa"
+
+    def __init__(self, account: MpesaAccount, *, lender_slug: str) -> None:
+        self.client = DarajaClient(account)
+        self.lender_slug = lender_slug
+
+    def start(self, request: PaymentRequest) -> StartedPayment:
+        if request.amount.currency != "KES":
+            raise ProviderError("currency", "M-Pesa takes Kenyan shillings only")
+        phone = request.phone.removeprefix("+")
+        if not (len(phone) == 12 and phone.startswith("254") and phone.isdigit()):
+            raise ProviderError("phone", "M-Pesa needs a Kenyan mobile number")
+        try:
+            accepted = self.client.stk_push(
+                amount=request.amount.amount,
+                phone=phone,
+                account_reference=request.loan_reference,
+                description=request.description,
+                callback_url=request.callback_url,
+            )
+        except (DarajaError, requests.RequestException) as exc:
+            raise _provider_error(exc) from exc
+        shillings = request.amount.amount.to_integral_value(rounding=ROUND_CEILING)
+        return StartedPayment(
+            attempt_ref=accepted.checkout_request_id,
+            kind=StartKind.PUSH,
+            amount=Money(shillings, "KES"),
+            message=accepted.customer_message,
+        )
+
+    def parse_callback(self, callback: ProviderCallback) -> list[PaymentEvent]:
+        if not path_token_matches(
+            given=callback.path_token, lender_slug=self.lender_slug, provider=self.provider
+        ):
+            raise CallbackRefused("path_token_invalid", "The callback's path is not ours.")
+        if not _source_allowed(callback.remote_addr):
+            raise CallbackRefused("source_not_allowed", "Not one of Safaricom's addresses.")
+        try:
+            body = json.loads(callback.body)
+            if callback.route == Route.STK:
+                return [self._stk_event(stk_callback_parse(body))]
+            if callback.route in (Route.C2B_VALIDATION, Route.C2B_CONFIRMATION):
+                return [self._c2b_event(c2b_parse(body), route=callback.route)]
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise CallbackRefused("malformed", "The body is not JSON.") from exc
+        except CallbackMalformed as exc:
+            raise CallbackRefused("malformed", str(exc)) from exc
+        raise CallbackRefused("malformed", "No such M-Pesa callback.")
+
+    def _stk_event(self, result: StkResult) -> PaymentEvent:
+        if not result.paid:
+            return PaymentEvent(
+                provider=self.provider,
+                event_id=f"stk:{result.checkout_request_id}",
+                event_type="stk.failed",
+                kind=EventKind.FAILED,
+                received_at=_now(),
+                attempt_ref=result.checkout_request_id,
+                detail=f"{result.result_code}: {result.result_desc}"[:200],
+            )
+        if result.amount is None or result.paid_at is None:  # stk_callback_parse gives both
+            raise CallbackRefused("malformed", "A payment with no amount or time.")
+        return PaymentEvent(
+            provider=self.provider,
+            event_id=f"stk:{result.checkout_request_id}",
+            event_type="stk.paid",
+            kind=EventKind.PAID,
+            received_at=min(result.paid_at, _now()),
+            amount=Money(result.amount, "KES"),
+            reference=result.receipt,
+            receipt=result.receipt,
+            attempt_ref=result.checkout_request_id,
+        )
+
+    def _c2b_event(self, payment: C2BPayment, *, route: str) -> PaymentEvent:
+        if payment.shortcode != self.client.account.shortcode:
+            raise CallbackRefused("account_mismatch", "Paid to another paybill.", verified=True)
+        confirmed = route == Route.C2B_CONFIRMATION
+        return PaymentEvent(
+            provider=self.provider,
+            event_id=f"c2b:{payment.receipt}",
+            event_type="c2b.confirmation" if confirmed else "c2b.validation",
+            kind=EventKind.PAID if confirmed else EventKind.PENDING,
+            received_at=min(payment.paid_at, _now()),
+            amount=Money(payment.amount, "KES"),
+            reference=payment.receipt,
+            receipt=payment.receipt,
+            loan_reference=payment.account,
+            account=payment.shortcode,
+        )
+
+    def status(self, *, attempt_ref: str) -> PaymentStatus:
+        try:
+            found = self.client.stk_query(checkout_request_id=attempt_ref)
+        except (DarajaError, requests.RequestException) as exc:
+            raise _provider_error(exc) from exc
+        if found.pending:
+            return PaymentStatus(state=StatusKind.PENDING, detail=found.result_desc[:200])
+        if found.paid:
+            # the query says paid but names no receipt: the STK request id stands for it
+            return PaymentStatus(state=StatusKind.PAID, reference=attempt_ref, received_at=_now())
+        return PaymentStatus(
+            state=StatusKind.FAILED, detail=f"{found.result_code}: {found.result_desc}"[:200]
+        )
+
+    def settled(self, *, start: datetime, end: datetime) -> list[SettledPayment] | None:
+        return None  # Daraja lists no settled payments without the org portal's statements
+
+    def register_c2b_urls(self, *, confirmation_url: str, validation_url: str) -> None:
+        """Tell M-Pesa where to send the paybill's C2B validations and confirmations."""
+        try:
+            _register_c2b(
+                self.client, confirmation_url=confirmation_url, validation_url=validation_url
+            )
+        except (DarajaError, requests.RequestException) as exc:
+            raise _provider_error(exc) from exc
+
+
+def _now() -> datetime:
+    return datetime.now(tz=UTC)
+
+
+def _provider_error(exc: Exception) -> ProviderError:
+    if isinstance(exc, DarajaError):
+        return ProviderError(exc.code, exc.message)
+    return ProviderError("unreachable", type(exc).__name__)

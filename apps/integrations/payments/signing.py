@@ -32,6 +32,19 @@ def webhook_secret_for(*, lender_slug: str, provider: str) -> bytes:
     return hmac.new(master, f"webhook:{provider}:{lender_slug}".encode(), hashlib.sha256).digest()
 
 
+def path_token_for(*, lender_slug: str, provider: str) -> str:
+    """The secret token in the path of a provider's callbacks to ``lender_slug`` where the
+    provider signs nothing (Daraja): derived like the webhook secrets, so none is stored."""
+    master = settings.PAYMENTS_WEBHOOK_MASTER_KEY.encode()
+    digest = hmac.new(master, f"path:{provider}:{lender_slug}".encode(), hashlib.sha256)
+    return digest.hexdigest()[:40]
+
+
+def path_token_matches(*, given: str, lender_slug: str, provider: str) -> bool:
+    expected = path_token_for(lender_slug=lender_slug, provider=provider)
+    return hmac.compare_digest(given.encode("ascii", "replace"), expected.encode())
+
+
 def _digest(secret: bytes, timestamp: int, body: bytes) -> str:
     return hmac.new(secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
 
