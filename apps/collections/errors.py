@@ -227,3 +227,53 @@ class SupportPinSecondPerson(DomainError):
 class SupportPinDecided(DomainError):
     code, http_status = "support_pin_decided", 409
     default_message = _("This support PIN request was already decided or has expired.")
+
+
+class NothingToPay(DomainError):
+    code, http_status = "nothing_to_pay", 409
+    default_message = _("There is nothing to pay on this loan.")
+
+
+class PaymentAlreadyStarted(DomainError):
+    code, http_status = "payment_already_started", 409
+    default_message = _(
+        "A payment prompt was sent to the phone a moment ago: answer it with the M-Pesa PIN, "
+        "or try again in two minutes."
+    )
+
+
+class PaymentStartFailed(DomainError):
+    code, http_status = "payment_start_failed", 502
+    default_message = _("The payment provider did not take the request. Nothing was charged.")
+
+
+class PaymentCallbackRefused(DomainError):
+    """A provider's verified callback we will not apply (its ``code`` says why)."""
+
+    code, http_status = "callback_refused", 409
+    default_message = _("The provider's callback was not applied.")
+
+
+class UnknownAttempt(PaymentCallbackRefused):
+    code, http_status = "unknown_attempt", 404
+    default_message = _("The callback answers a payment that was never started here.")
+
+
+class AttemptAmountMismatch(PaymentCallbackRefused):
+    code, http_status = "amount_mismatch", 409
+    default_message = _("The amount paid is not the amount asked for.")
+
+
+class ReceiptSeenBefore(PaymentCallbackRefused):
+    code, http_status = "receipt_seen_before", 409
+    default_message = _("This receipt already paid another payment.")
+
+
+class UnknownPayment(PaymentCallbackRefused):
+    code, http_status = "unknown_payment", 404
+    default_message = _("The reversal names a payment not received here (yet).")
+
+
+class PaymentNotConfirmed(PaymentCallbackRefused):
+    code, http_status = "not_confirmed", 409
+    default_message = _("The provider does not confirm this payment.")

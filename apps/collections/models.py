@@ -1,3 +1,4 @@
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -169,6 +170,15 @@ class Loan(BaseModel):
 
     def __str__(self) -> str:
         return self.reference
+
+    @staticmethod
+    def reference_as_typed(text: str) -> str:
+        """A loan number as a customer types it (an M-Pesa account number): any case, with
+        spaces, with or without the dash after SC."""
+        typed = "".join(text.split()).upper()
+        if len(typed) == 10 and typed.startswith("SC") and "-" not in typed:
+            typed = f"SC-{typed[2:]}"
+        return typed
 
     def can_become(self, status: str) -> bool:
         return status in self.TRANSITIONS[self.status]
@@ -426,6 +436,73 @@ class Allocation(BaseModel):
                 name="allocation_append_only", operation=pgtrigger.Update | pgtrigger.Delete
             )
         ]
+
+
+class PaymentAttempt(BaseModel):
+    """A payment we asked a provider for: an M-Pesa prompt on the customer's phone, a Stripe
+    checkout, an OXXO voucher.
+
+    ``key`` is ours (sent to the provider where it takes one); ``attempt_ref`` is the
+    provider's (an STK CheckoutRequestID, a Checkout Session id), known once the provider
+    took the request. The status moves once, under the loan's lock then the attempt's:
+    starting -> started (-> pending: a voucher issued) -> paid, failed or expired. A
+    provider's callback or the reconciliation query moves it, whichever comes first; the
+    other finds it settled. ``amount`` is what the provider was asked for.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Status(models.TextChoices):
+        STARTING = "starting", _("Being sent to the provider")
+        STARTED = "started", _("Waiting for the customer")
+        PENDING = "pending", _("Voucher issued, waiting for the money")
+        PAID = "paid", _("Paid")
+        FAILED = "failed", _("Not paid")
+        EXPIRED = "expired", _("Expired")
+
+    OPEN: ClassVar[tuple[str, ...]] = ("starting", "started", "pending")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="payment_attempts")
+    provider = models.CharField(max_length=40)
+    key = models.UUIDField(unique=True, default=uuid.uuid4, editable=False)
+    attempt_ref = models.CharField(_("provider's id"), max_length=100, blank=True)
+    amount = money_field(_("amount"))
+    currency = models.CharField(max_length=3)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.STARTING)
+    started_by = models.CharField(_("started by"), max_length=20)
+    redirect_url = models.URLField(max_length=2000, blank=True)
+    voucher_number = models.CharField(max_length=60, blank=True)
+    voucher_expires_at = models.DateTimeField(null=True, blank=True)
+    voucher_url = models.URLField(max_length=2000, blank=True)
+    receipt = models.CharField(_("provider's receipt"), max_length=100, blank=True)
+    detail = models.CharField(max_length=200, blank=True)
+    payment = models.ForeignKey(
+        "Payment", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    checked_at = models.DateTimeField(null=True, blank=True)
+    settled_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lender", "provider", "attempt_ref"],
+                condition=~Q(attempt_ref=""),
+                name="payment_attempt_ref_once",
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_attempt_amount_gt_0"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["status", "created_at"],
+                condition=Q(status__in=["starting", "started", "pending"]),
+                name="payment_attempt_open",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.amount} {self.currency} ({self.get_status_display()})"
 
 
 class WebhookEvent(BaseModel):

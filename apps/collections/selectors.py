@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models import (
     BooleanField,
@@ -19,6 +20,7 @@ from django.db.models import (
     IntegerField,
     Max,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Sum,
@@ -41,6 +43,7 @@ from apps.collections.models import (
     LoanStageChange,
     ManualLock,
     Payment,
+    PaymentAttempt,
     PaymentReversal,
     RestrictionSuspension,
 )
@@ -489,3 +492,25 @@ def loan_ids_with_late_fees(*, lender_id: int | None = None) -> Iterator[int]:
     if lender_id is not None:
         loans = loans.filter(lender_id=lender_id)
     return loans.order_by("pk").values_list("pk", flat=True).iterator(chunk_size=2000)
+
+
+def loan_payable_by_reference(*, lender_id: int, reference: str) -> bool:
+    """Whether ``reference`` names a loan of the lender that owes money (a paybill's
+    account number, checked before M-Pesa takes the money)."""
+    return Loan.objects.filter(
+        lender_id=lender_id,
+        reference=Loan.reference_as_typed(reference),
+        status__in=(Loan.Status.ACTIVE, Loan.Status.WRITTEN_OFF),
+    ).exists()
+
+
+def payment_attempt_showing(*, loan_id: int, lender_id: int) -> PaymentAttempt | None:
+    """The payment the customer's page tells about: the newest one started in the last
+    PAYMENTS_ATTEMPT_EXPIRE_MINUTES, or a cash voucher still waiting for its money."""
+    since = timezone.now() - timedelta(minutes=settings.PAYMENTS_ATTEMPT_EXPIRE_MINUTES)
+    return (
+        PaymentAttempt.objects.filter(loan_id=loan_id, lender_id=lender_id)
+        .filter(Q(created_at__gte=since) | Q(status=PaymentAttempt.Status.PENDING))
+        .order_by("-created_at")
+        .first()
+    )

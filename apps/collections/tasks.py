@@ -7,6 +7,7 @@ from apps.collections.services import (
     loan_stage_sweep,
     loan_sweep_fan_out,
     overdue_notices_queue,
+    payment_attempts_reconcile,
     restriction_notices_queue,
     restrictions_suspension_apply,
 )
@@ -61,3 +62,11 @@ def restriction_notices_queue_task(*, lender_id: int, business_date: str, loans:
     restriction_notices_queue(
         lender_id=lender_id, business_date=date.fromisoformat(business_date), loans=loans
     )
+
+
+@app_task(name="collections.payment_attempts_reconcile", queue="default")
+def payment_attempts_reconcile_task() -> int:
+    """Beat runs this every minute: each payment started through a provider with no
+    callback for a few minutes is asked about and settled (one provider call each, a
+    batch at a time). Returns how many were asked about."""
+    return payment_attempts_reconcile(actor=Actor.system())

@@ -24,6 +24,13 @@ SCHEDULE: dict[str, tuple[str, dict[str, str], str, str]] = {
     "notifications: dispatch": ("notifications.notifications_dispatch", {}, "UTC", "notify"),
     # Unlock codes by SMS for phones that did not take their new state (apps/devices/offline.py).
     "devices: offline codes": ("devices.offline_codes_deliver", {}, "UTC", "push"),
+    # Payments started through a provider that nobody called back about (a status query).
+    "collections: payment attempts": (
+        "collections.payment_attempts_reconcile",
+        {},
+        "UTC",
+        "default",
+    ),
     # A release is pushed until the phone acks it.
     "devices: release re-push": ("devices.push_release_renudge", {"minute": "*/5"}, "UTC", "push"),
 }

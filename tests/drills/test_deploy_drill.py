@@ -14,15 +14,24 @@ import pytest
 from cryptography.fernet import Fernet
 from django.utils import timezone
 
-from apps.collections.services import loan_stage_sweep
+from apps.collections.errors import PaymentStartFailed
+from apps.collections.services import (
+    loan_stage_sweep,
+    payment_attempt_reconcile,
+    payment_attempt_start,
+)
 from apps.core.actor import Actor
 from apps.customers.services import customer_login_code_request
+from apps.integrations.payments.signing import path_token_for
 from apps.lenders.selectors import lender_local_date
 from apps.notifications.services import notifications_dispatch
+from tests.collections.daraja import KEY, PASSKEY, SECRET, call, daraja, paybill_for
+from tests.collections.daraja import path as mpesa_path
 from tests.collections.webhooks import deliver, event
 from tests.devices.factories import enrolled_phone
 
 pytestmark = [pytest.mark.drill]
+__all__ = ["daraja"]  # the fixture, used by name
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -95,11 +104,31 @@ def test_check_deploy_is_clean_under_production_settings(report) -> None:
     assert "PAYMENTS_CREDENTIALS_KEYS" in refused.stderr + refused.stdout
 
 
+class Lines(logging.Handler):
+    """Every log line, on the root logger. A task run in the test (Celery's first one) sets
+    up Celery's logging, which empties the root logger's handlers, pytest's capture with
+    them: ``keep`` puts this one back after each step, so no line goes unread."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+    def keep(self) -> None:
+        root = logging.getLogger()
+        if self not in root.handlers:
+            root.addHandler(self)
+
+
 @pytest.mark.django_db
-def test_no_phone_number_or_national_id_reaches_the_logs(
-    client, lender_a, caplog, sms_outbox, report, django_capture_on_commit_callbacks
+def test_no_phone_number_national_id_or_provider_secret_reaches_the_logs(
+    client, lender_a, caplog, sms_outbox, report, django_capture_on_commit_callbacks, daraja
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    captured = Lines()
+    captured.keep()
     device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=50))
     customer = device.loan.customer
     with django_capture_on_commit_callbacks(execute=True):  # the code is sent by a task
@@ -107,6 +136,7 @@ def test_no_phone_number_or_national_id_reaches_the_logs(
             lender_id=lender_a.pk, phone=customer.phone, actor=Actor.system()
         )
     assert len(sms_outbox) == 1
+    captured.keep()
     loan_stage_sweep(
         lender_id=lender_a.pk,
         business_date=lender_local_date(lender=lender_a),
@@ -114,19 +144,52 @@ def test_no_phone_number_or_national_id_reaches_the_logs(
         id_to=10**12,
     )
     deliver(client, lender_a, event(device.loan.reference, "500.00", "PII-1"))
+    # M-Pesa: a push to the customer's number, one Daraja refuses, a callback from outside the
+    # allow-list on the secret path, the callback, and the status query
+    paybill_for(lender_a)
+    actor = Actor.system()
+    loan = device.loan
+    with pytest.raises(PaymentStartFailed):
+        payment_attempt_start(
+            loan_id=loan.pk,
+            lender_id=lender_a.pk,
+            provider="mpesa",
+            actor=actor,
+            phone=customer.phone.replace("+2547", "+2546"),
+        )
+    attempt = payment_attempt_start(
+        loan_id=loan.pk, lender_id=lender_a.pk, provider="mpesa", actor=actor, phone=customer.phone
+    )
+    daraja.settle(attempt.attempt_ref, 0, callback=False)
+    push = daraja.pushes[attempt.attempt_ref]
+    captured.keep()
+    call(client, mpesa_path(lender_a, "stk"), daraja.stk_callback_body(push), ip="41.90.1.2")
+    captured.keep()
+    payment_attempt_reconcile(
+        attempt_id=attempt.pk, actor=actor, now=timezone.now() + timedelta(minutes=5)
+    )
+    call(client, mpesa_path(lender_a, "stk"), daraja.stk_callback_body(push))
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr("apps.notifications.rules.contact_slot", lambda **kwargs: timezone.now())
         notifications_dispatch()
+    logging.getLogger().removeHandler(captured)
     personal = {
         customer.phone,
         customer.phone.lstrip("+"),
         customer.phone[-9:],
         customer.national_id,
+        # the provider's secrets and the callback path's token
+        KEY,
+        SECRET,
+        PASSKEY,
+        path_token_for(lender_slug=lender_a.slug, provider="mpesa"),
     }
-    lines = [record.getMessage() for record in caplog.records]
+    lines = captured.lines
+    assert any("Forbidden: /api/payments/v1/daraja/" in line for line in lines)
     leaks = [line for line in lines if any(value in line for value in personal)]
     report(
-        f"personal data in logs: {len(leaks)} of {len(lines)} log lines name a phone or national id"
+        f"personal data in logs: {len(leaks)} of {len(lines)} log lines name a phone, a national "
+        "id or a provider's secret"
     )
     assert lines  # the flows did log
     assert not leaks

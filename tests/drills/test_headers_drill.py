@@ -52,6 +52,7 @@ from apps.core.money import Money
 from apps.customers.services import customer_login_link_mint
 from apps.devices.services import lender_signing_key_rotate
 from apps.integrations.payments.checkout import Checkout, checkout_url
+from apps.integrations.payments.signing import path_token_for
 from apps.integrations.services import provider_account_save
 from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
@@ -292,7 +293,8 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
             "public_id": [sale_open.public_id, sale_done.public_id],
             "reference": [loan.reference],
             "payment_id": [payment.pk],
-            "provider": ["demo"],
+            "provider": ["demo", "stripe"],
+            "route": ["stk", "c2b-validation", "c2b-confirmation"],
             "action": list(LOAN_ACTIONS),
             "request_id": [lock.pk, support_pin.pk],
             "pause_id": [pause.pk],
@@ -302,6 +304,9 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
         },
         "tokens": {
             "apps.selfservice.views.link": link_token,
+            "apps.collections.api.views.DarajaCallbackApi": path_token_for(
+                lender_slug=lender_a.slug, provider="mpesa"
+            ),
             "apps.integrations.payments.views.checkout_page": checkout.rstrip("/").rsplit("/", 1)[
                 1
             ],

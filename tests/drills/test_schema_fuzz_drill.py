@@ -44,9 +44,11 @@ from apps.devices.services import enrollment_token_mint
 from apps.integrations.payments.signing import (
     LENDER_HEADER,
     SIGNATURE_HEADER,
+    path_token_for,
     sign,
     webhook_secret_for,
 )
+from tests.collections.daraja import paybill_for
 from tests.collections.factories import signed_loan
 from tests.devices.factories import enrolled_phone, phone_registered, valid_imei
 from tests.drills.conftest import FULL, scale
@@ -65,6 +67,10 @@ CHECKS = [
     response_schema_conformance,
 ]
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+# Daraja's callbacks: each route on the lender's secret path, then the path's wrong token
+# and a lender that is not there (the body is fuzzed in both).
+DARAJA_VALID = ("stk", "c2b-validation", "c2b-confirmation")
+DARAJA_INVALID = ("wrong token", "unknown lender")
 DEVICE_INVALID = ("wrong secret", "no header", "unknown device", "malformed", "other scheme")
 WEBHOOK_INVALID = (
     "bad signature",
@@ -113,6 +119,7 @@ def wsgi_app():
 
 @pytest.fixture
 def world(lender_a) -> World:
+    paybill_for(lender_a)  # Daraja's callbacks reach the view's checks, not "no such provider"
     device, secret, _ = enrolled_phone(lender_a)
     pending = phone_registered(signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y")
     return World(
@@ -142,6 +149,10 @@ def kind_of(operation: schemathesis.APIOperation) -> str:
         return "webhook"
     if "enroll" in operation.path:
         return "enrollment code"
+    if "/daraja/" in operation.path:
+        return "daraja"
+    if "/providers/" in operation.path:
+        return "provider webhook"
     return "public"
 
 
@@ -187,6 +198,18 @@ def prepare(
             token = enrollment_token_mint(device_id=world.pending_device_id, actor=Actor.system())
             case.body["token"] = token.token
         return {}
+    if kind == "daraja":
+        lender = "no-such-lender" if variant == "unknown lender" else world.lender_slug
+        token = path_token_for(lender_slug=world.lender_slug, provider="mpesa")
+        case.path_parameters = {
+            "lender_slug": lender,
+            "token": token[::-1] if variant == "wrong token" else token,
+            "route": variant if variant in DARAJA_VALID else "stk",
+        }
+        return {}
+    if kind == "provider webhook":  # Stripe's: the world's lender has no Stripe account
+        case.path_parameters = {"provider": "stripe", "lender_slug": world.lender_slug}
+        return {}
     if kind == "webhook":
         data = case.body.get("data") if isinstance(case.body, dict) else None
         if valid and isinstance(data, dict):  # reach a real loan, not just a missing one
@@ -221,10 +244,19 @@ def fuzz(
     operation, *, mode: GenerationMode, valid: bool, examples: int, world: World, tally: Tally, app
 ) -> None:
     kind = kind_of(operation)
-    variants = {"device": DEVICE_INVALID, "webhook": WEBHOOK_INVALID}.get(kind, ("generated",))
-    fixed = {}
-    if kind == "webhook":  # the router, not the view, answers a path that is no slug
+    variants = {
+        "device": DEVICE_INVALID,
+        "webhook": WEBHOOK_INVALID,
+        "daraja": DARAJA_INVALID if not valid else DARAJA_VALID,
+    }.get(kind, ("generated",))
+    fixed: dict[str, Any] = {}
+    # the router, not the view, answers a path that is no slug: prepare() fills these in
+    if kind == "webhook":
         fixed["path_parameters"] = {"provider": settings.PAYMENTS_PROVIDERS[0]}
+    elif kind == "daraja":
+        fixed["path_parameters"] = {"lender_slug": "a", "token": "a", "route": "stk"}
+    elif kind == "provider webhook":
+        fixed["path_parameters"] = {"provider": "stripe", "lender_slug": "a"}
     strategy = operation.as_strategy(generation_mode=mode, **fixed)
 
     # Small runs (make test) draw the same cases every time; full runs draw new ones.

@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.collections.events import CollectionsAction
-from apps.collections.models import Loan, Payment, WebhookEvent
+from apps.collections.models import Loan, Payment, PaymentAttempt, WebhookEvent
 from apps.collections.services import (
     loan_stage_sweep,
     sale_consent_confirm,
@@ -58,6 +58,7 @@ from apps.devices.services import (
     device_event_report,
     enrollment_token_mint,
 )
+from apps.integrations.services import provider_account_save
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_local_date
 from apps.notifications.models import Notification
@@ -66,7 +67,8 @@ from apps.retailers.models import Sale
 from apps.retailers.services import sale_start
 from apps.selfservice import urls as selfservice_urls
 from tests.accounts.factories import PASSWORD
-from tests.collections import webhooks
+from tests.collections import daraja, webhooks
+from tests.collections.daraja import SHORTCODE, paybill_for
 from tests.collections.factories import signed_loan
 from tests.devices.factories import phone_registered, valid_imei
 from tests.lenders.factories import LoanProductFactory
@@ -324,6 +326,30 @@ def world(
     body = webhooks.event(w["b_phone"].loan.reference, "1234.56", "b-pay-1", currency="MXN")
     assert webhooks.deliver(client, lender_b, body).status_code == 200
     w["b_payment"] = Payment.objects.get(lender=lender_b)
+    # both lenders on M-Pesa, each with its own paybill, and a push started for B's loan
+    paybill_for(lender_a)
+    provider_account_save(
+        lender_id=lender_b.pk,
+        provider="mpesa",
+        enabled=True,
+        settings={"shortcode": "600100", "environment": "sandbox"},
+        secrets={
+            "consumer_key": "b-key-0001",
+            "consumer_secret": "b-secret-01",
+            "passkey": "b-pass-001",
+        },
+        actor=Actor.system(),
+    )
+    w["b_attempt"] = PaymentAttempt.objects.create(
+        lender=lender_b,
+        loan=w["b_phone"].loan,
+        provider="mpesa",
+        attempt_ref="ws_CO_B00000000001",
+        amount=Decimal(500),
+        currency="MXN",
+        started_by="customer",
+        status=PaymentAttempt.Status.STARTED,
+    )
     device_event_report(
         device_id=w["b_phone"].pk,
         event_id="b-evt-1",
@@ -448,6 +474,7 @@ def test_no_endpoint_gives_lender_a_anything_of_lender_b(lender_a, lender_b, wor
 
     refusals_on_b = _agent_api(drill, world, lender_a, lender_b)
     _payments_webhook(drill, world, lender_a, lender_b)
+    _provider_callbacks(drill, world, lender_a, lender_b)
     _pos_pages(drill, world, lender_b)
     _customer_pages(drill, world, lender_a, lender_b)
 
@@ -618,6 +645,92 @@ def _payments_webhook(
         ),
     ):
         drill.hit(provider, "post", url, {200}, body=body, **webhooks.headers(lender_a, body))
+
+
+def _provider_callbacks(
+    drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: Lender
+) -> None:
+    """Daraja's callbacks on A's secret path that name B's loan or B's push, beside ones that
+    name nothing (the same answer, nothing applied, the refusal on A's record); A's path token
+    on B's path (refused); a signed provider webhook sent to B's address."""
+    provider = caller()
+    b_ref = w["b_phone"].loan.reference
+    for route in ("c2b-validation", "c2b-confirmation"):
+        replies = []
+        for ref in (b_ref, MISSING_REF):
+            body = {
+                "TransactionType": "Pay Bill",
+                "TransID": f"SA{route[4:6].upper()}{ref[-6:]}",
+                "TransTime": "20261201101010",
+                "TransAmount": "500.00",
+                "BusinessShortCode": SHORTCODE,
+                "BillRefNumber": ref,
+            }
+            replies.append(
+                drill.hit(
+                    provider,
+                    "post",
+                    daraja.path(lender_a, route),
+                    {200},
+                    body=json.dumps(body).encode(),
+                )
+            )
+        swap = (b_ref, MISSING_REF)
+        if route == "c2b-confirmation":  # the receipt numbers differ with the reference
+            swap = (
+                f"SA{route[4:6].upper()}{b_ref[-6:]}",
+                f"SA{route[4:6].upper()}{MISSING_REF[-6:]}",
+            )
+        drill.same(*replies, swap=swap, label=f"M-Pesa {route} naming B's loan")
+    replies = []
+    for push in (w["b_attempt"].attempt_ref, "ws_CO_000000000000"):
+        body = {
+            "Body": {
+                "stkCallback": {
+                    "MerchantRequestID": "1-1",
+                    "CheckoutRequestID": push,
+                    "ResultCode": 0,
+                    "ResultDesc": "ok",
+                    "CallbackMetadata": {
+                        "Item": [
+                            {"Name": "Amount", "Value": 500.0},
+                            {"Name": "MpesaReceiptNumber", "Value": "SAB0000001"},
+                            {"Name": "TransactionDate", "Value": 20261201101010},
+                        ]
+                    },
+                }
+            }
+        }
+        replies.append(
+            drill.hit(
+                provider,
+                "post",
+                daraja.path(lender_a, "stk"),
+                {200},
+                body=json.dumps(body).encode(),
+            )
+        )
+    drill.same(
+        *replies,
+        swap=(w["b_attempt"].attempt_ref, "ws_CO_000000000000"),
+        label="STK naming B's push",
+    )
+    a_token = daraja.path(lender_a, "stk").split("/")[-3]
+    for route in ("stk", "c2b-confirmation"):
+        b_path = daraja.path(lender_b, route)
+        drill.hit(
+            provider, "post", b_path.replace(b_path.split("/")[-3], a_token), {403}, body=b"{}"
+        )
+    drill.hit(
+        provider,
+        "post",
+        reverse(
+            "payments-api:provider", kwargs={"provider": "stripe", "lender_slug": lender_b.slug}
+        ),
+        {401, 404},
+        body=b'{"id": "evt_1", "type": "payment_intent.succeeded"}',
+        HTTP_STRIPE_SIGNATURE="t=1,v1=00",
+    )
 
 
 def _pos_pages(drill: Boundary, w: dict[str, Any], lender_b: Lender) -> None:

@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
@@ -17,9 +18,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from apps.collections.models import PaymentReversal
+from apps.collections.selectors import loan_payable_by_reference
 from apps.collections.services import (
+    ProviderEventOutcome,
     WebhookPayload,
     payment_webhook_apply,
+    provider_event_apply,
     webhook_rejection_record,
 )
 from apps.core.actor import Actor, ActorType, client_ip
@@ -28,6 +32,15 @@ from apps.core.api.schema import error_responses
 from apps.core.api.throttling import ScopedRateThrottle
 from apps.core.errors import DomainError
 from apps.core.money import Money, UnknownCurrency
+from apps.integrations.payments.base import CallbackRefused, PaymentEvent, ProviderCallback
+from apps.integrations.payments.mpesa import (
+    C2B_ACCEPT,
+    C2B_REJECT_ACCOUNT,
+    C2B_REJECT_AMOUNT,
+    CALLBACK_RECEIVED,
+    Route,
+)
+from apps.integrations.payments.registry import MPESA, STRIPE, ProviderNotConfigured, adapter_for
 from apps.integrations.payments.signing import (
     LENDER_HEADER,
     SIGNATURE_HEADER,
@@ -238,3 +251,165 @@ class PaymentWebhookApi(APIView):
             reverses=values["reverses"],
             kind=values["kind"],
         )
+
+
+class ProviderCallbackApi(APIView):
+    """A provider's callback read by its adapter (apps.integrations.payments) and applied
+    by ``provider_event_apply``. Every refusal is audited, as the generic webhook's are."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    throttle_classes = (ScopedRateThrottle,)
+    throttle_scope = "webhooks"
+    parser_classes = ()
+    body_size_checked_by_view = True
+    # where the provider wants 200 even for a callback we do not apply (Daraja retries
+    # and may stop calling an address that answers otherwise)
+    answers_200_once_verified = False
+    routes: tuple[tuple[str, str], ...] = ()  # the (provider, route) pairs the view takes
+
+    def handle(
+        self, request: Request, *, provider: str, lender_slug: str, token: str = "", route: str = ""
+    ) -> Response:
+        lender: Lender | None = None
+        verified = False
+        actor = Actor(type=ActorType.SYSTEM, id=f"provider:{provider}", ip=client_ip(request))
+        try:
+            body = PaymentWebhookApi._read_body(self, request)  # type: ignore[arg-type]  # the same limit, read the same way
+            if (provider, route) not in self.routes:
+                raise UnknownProvider()
+            lender = Lender.objects.filter(slug=lender_slug).first()
+            if lender is None:
+                raise UnknownProvider()
+            try:
+                adapter = adapter_for(
+                    lender_id=lender.pk, lender_slug=lender.slug, provider=provider
+                )
+            except ProviderNotConfigured as exc:
+                raise UnknownProvider() from exc
+            callback = ProviderCallback(
+                body=body,
+                headers={k.lower(): v for k, v in request.headers.items()},
+                remote_addr=client_ip(request) or "",
+                path_token=token,
+                route=route,
+            )
+            try:
+                events = adapter.parse_callback(callback)
+            except CallbackRefused as exc:
+                verified = exc.verified
+                raise _refusal(exc) from exc
+            verified = True
+            if route == Route.C2B_VALIDATION:
+                return Response(self._validate(lender, events))
+            outcomes = [
+                provider_event_apply(lender_id=lender.pk, event=event, body=body, actor=actor)
+                for event in events
+            ]
+        except DomainError as exc:
+            webhook_rejection_record(
+                lender_id=lender.pk if lender and verified else None,
+                provider=provider,
+                problem=exc.code,
+                actor=actor,
+                extra={"lender": lender_slug[:60], "verified": verified, "route": route},
+            )
+            if verified and self.answers_200_once_verified:
+                return Response(
+                    {"ResultCode": 0, "ResultDesc": f"Received, not applied: {exc.code}"}
+                )
+            raise
+        if self.answers_200_once_verified:
+            return Response(CALLBACK_RECEIVED)
+        first = outcomes[0] if outcomes else ProviderEventOutcome(status="recorded")
+        return Response(
+            {
+                "status": first.status,
+                "payment_id": first.payment_id,
+                "reversal_id": first.reversal_id,
+            }
+        )
+
+    @staticmethod
+    def _validate(lender: Lender, events: list[PaymentEvent]) -> dict[str, object]:
+        """Daraja's C2B validation: take the money only for a payable loan of the lender."""
+        event = events[0]
+        if event.amount is None or event.amount.amount < 1:
+            return C2B_REJECT_AMOUNT
+        if not loan_payable_by_reference(lender_id=lender.pk, reference=event.loan_reference):
+            return C2B_REJECT_ACCOUNT
+        return C2B_ACCEPT
+
+
+class CallbackRefusedError(WebhookRefused):
+    code, http_status = "callback_refused", 400
+    default_message = "The callback is not valid."
+
+
+class SourceRefused(WebhookRefused):
+    code, http_status = "source_not_allowed", 403
+    default_message = "The callback did not come from the provider."
+
+
+def _refusal(exc: CallbackRefused) -> WebhookRefused:
+    """The adapter's refusal as an answer: 401 for a signature, 403 for a path or an
+    address that is not the provider's, 400 for the rest."""
+    if exc.problem == "signature_invalid":
+        return SignatureRefused()
+    if exc.problem == "timestamp_stale":
+        return TimestampRefused()
+    if exc.problem in ("path_token_invalid", "source_not_allowed"):
+        refused = SourceRefused(str(exc))
+    else:
+        refused = CallbackRefusedError(str(exc))
+    refused.code = exc.problem  # type: ignore[misc]  # the adapter's own code, kept for the audit trail
+    return refused
+
+
+class DarajaCallbackApi(ProviderCallbackApi):
+    """POST /api/payments/v1/daraja/<lender>/<token>/<route>/ : M-Pesa's callbacks for a
+    lender's paybill (route ``stk``, ``c2b-validation`` or ``c2b-confirmation``).
+
+    Daraja signs nothing: the path carries the lender's secret token, the caller must be
+    one of MPESA_CALLBACK_ALLOWED_IPS, and the payment is checked against the one we
+    started (amount, receipt, a status query when in doubt). Once those hold, Daraja is
+    answered 200 whatever we make of the callback; what was refused is in the audit trail.
+    """
+
+    answers_200_once_verified = True
+    routes = tuple((MPESA, r) for r in (Route.STK, Route.C2B_VALIDATION, Route.C2B_CONFIRMATION))
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: OpenApiTypes.OBJECT, **error_responses(400, 403, 404, 413, 429)},
+        auth=[],
+    )
+    def post(self, request: Request, lender_slug: str, token: str, route: str) -> Response:
+        return self.handle(
+            request, provider=MPESA, lender_slug=lender_slug, token=token, route=route
+        )
+
+
+class SignedProviderWebhookApi(ProviderCallbackApi):
+    """POST /api/payments/v1/providers/<provider>/<lender>/ : a provider's signed webhook
+    (Stripe: ``Stripe-Signature`` over the raw body with the endpoint's secret, 300 s)."""
+
+    routes = ((STRIPE, ""),)
+
+    @extend_schema(
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={
+            200: inline_serializer(
+                "ProviderWebhookOutcome",
+                fields={
+                    "status": serializers.CharField(),
+                    "payment_id": serializers.IntegerField(allow_null=True),
+                    "reversal_id": serializers.IntegerField(allow_null=True),
+                },
+            ),
+            **error_responses(400, 401, 404, 409, 413, 429),
+        },
+        auth=[],
+    )
+    def post(self, request: Request, provider: str, lender_slug: str) -> Response:
+        return self.handle(request, provider=provider, lender_slug=lender_slug)

@@ -20,6 +20,14 @@ from apps.collections.services.pauses import (
     loan_promise_record,
 )
 from apps.collections.services.payments import PaymentOutcome, payment_record
+from apps.collections.services.provider_payments import (
+    ProviderEventOutcome,
+    payment_attempt_reconcile,
+    payment_attempt_start,
+    payment_attempts_due,
+    payment_attempts_reconcile,
+    provider_event_apply,
+)
 from apps.collections.services.reminders import payment_receipt_queue, reminders_queue
 from apps.collections.services.reversals import ReversalOutcome, payment_reverse
 from apps.collections.services.sales import (
@@ -60,6 +68,7 @@ from apps.collections.services.webhooks import (
 
 __all__ = [
     "PaymentOutcome",
+    "ProviderEventOutcome",
     "Quote",
     "ReversalOutcome",
     "SupportPinOutcome",
@@ -93,10 +102,15 @@ __all__ = [
     "loan_sweep_fan_out",
     "loan_sweep_ranges",
     "overdue_notices_queue",
+    "payment_attempt_reconcile",
+    "payment_attempt_start",
+    "payment_attempts_due",
+    "payment_attempts_reconcile",
     "payment_receipt_queue",
     "payment_record",
     "payment_reverse",
     "payment_webhook_apply",
+    "provider_event_apply",
     "reminders_queue",
     "restriction_notices_queue",
     "restrictions_resume",

@@ -84,6 +84,7 @@ def payment_receipt_queue(*, payment_id: int) -> bool:
         currency=loan.currency,
         amount=payment.amount,
         balance=loan_outstanding(loan=loan).amount,
+        reference=payment.receipt_ref,
     )
     if offline_code_waiting_for_loan(loan_id=loan.pk, lender_id=loan.lender_id) is not None:
         # the phone has not taken the state the payment wrote: it may be offline. The code's

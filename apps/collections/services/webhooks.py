@@ -63,15 +63,18 @@ class WebhookOutcome:
     reversal_id: int | None
 
 
-def _webhook_event_get(*, lender_id: int, provider: str, event_id: str) -> WebhookEvent | None:
+def webhook_event_get(*, lender_id: int, provider: str, event_id: str) -> WebhookEvent | None:
     found = list(
         WebhookEvent.objects.raw(WEBHOOK_EVENT_GET, [lender_id, provider, event_id])  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
     )
     return found[0] if found else None
 
 
-def _webhook_event_insert(event: WebhookEvent) -> None:
-    """``save(force_insert=True)``; a second copy of the event raises IntegrityError."""
+def webhook_event_insert(event: WebhookEvent) -> None:
+    """``save(force_insert=True)``; a second copy of the event raises IntegrityError.
+
+    audit: none, the payment, reversal or attempt stored with it is on the record
+    """
     with connection.cursor() as cursor:
         cursor.execute(WEBHOOK_EVENT_INSERT, insert_values(event))
         mark_saved(event, cursor.fetchone()[0])
@@ -105,9 +108,9 @@ def payment_webhook_apply(
     ReceivedBeforeSigning; either stores nothing.
     """
     digest = _body_sha256(body)
-    existing = _webhook_event_get(lender_id=lender_id, provider=provider, event_id=payload.event_id)
+    existing = webhook_event_get(lender_id=lender_id, provider=provider, event_id=payload.event_id)
     if existing is not None:
-        return _duplicate_or_conflict(existing, digest)
+        return webhook_duplicate_or_conflict(existing, digest)
     try:
         with transaction.atomic(durable=True):
             payment, reversal = None, None
@@ -139,7 +142,7 @@ def payment_webhook_apply(
                     received_at=payload.received_at,
                     actor=actor,
                 ).payment
-            _webhook_event_insert(
+            webhook_event_insert(
                 WebhookEvent(
                     lender_id=lender_id,
                     provider=provider,
@@ -152,12 +155,12 @@ def payment_webhook_apply(
                 )
             )
     except IntegrityError:
-        existing = _webhook_event_get(
+        existing = webhook_event_get(
             lender_id=lender_id, provider=provider, event_id=payload.event_id
         )
         if existing is None:
             raise
-        return _duplicate_or_conflict(existing, digest)
+        return webhook_duplicate_or_conflict(existing, digest)
     return WebhookOutcome(
         status="applied",
         payment_id=payment.pk if payment else None,
@@ -165,7 +168,7 @@ def payment_webhook_apply(
     )
 
 
-def _duplicate_or_conflict(event: WebhookEvent, digest: str) -> WebhookOutcome:
+def webhook_duplicate_or_conflict(event: WebhookEvent, digest: str) -> WebhookOutcome:
     if event.body_sha256 != digest:
         raise IdempotencyConflict(event_id=event.event_id)
     return WebhookOutcome(

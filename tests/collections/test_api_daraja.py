@@ -1,0 +1,336 @@
+"""M-Pesa end to end against the loopback Daraja: an STK push started for a loan, Daraja's
+callbacks on the lender's secret path (STK and C2B paybill payments), and every callback
+that must not move money."""
+
+from datetime import timedelta
+from decimal import Decimal
+from urllib.parse import urlsplit
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.collections.errors import NothingToPay, PaymentAlreadyStarted, PaymentStartFailed
+from apps.collections.models import Payment, PaymentAttempt, WebhookEvent
+from apps.collections.selectors import loan_outstanding, loan_overview
+from apps.collections.services import (
+    payment_attempt_reconcile,
+    payment_attempt_start,
+    payment_record,
+)
+from apps.core.actor import Actor, ActorType
+from tests.collections.daraja import PHONE, SHORTCODE, call, daraja, path, paybill_for
+from tests.collections.factories import signed_loan
+
+pytestmark = pytest.mark.django_db
+__all__ = ["daraja"]  # the fixture, used by name
+
+CUSTOMER = Actor(type=ActorType.CUSTOMER, id="1")
+
+
+@pytest.fixture
+def loan(lender_a, daraja):
+    paybill_for(lender_a)
+    return signed_loan(lender_a, price="3500.50", down="500", installments=3)
+
+
+def start(loan):
+    return payment_attempt_start(
+        loan_id=loan.pk, lender_id=loan.lender_id, provider="mpesa", actor=CUSTOMER, phone=PHONE
+    )
+
+
+def refused(problem: str) -> int:
+    return AuditEvent.objects.filter(
+        action="collections.webhook.rejected", data__problem=problem
+    ).count()
+
+
+def stk_path(daraja, attempt) -> str:
+    return urlsplit(daraja.pushes[attempt.attempt_ref].callback_url).path
+
+
+def test_a_push_asks_the_customers_phone_for_what_is_due_rounded_up(daraja, loan) -> None:
+    attempt = start(loan)
+    push = daraja.pushes[attempt.attempt_ref]
+    due = loan_overview(loan=loan).pay_amount.amount
+    assert due != due.to_integral_value()  # cents, which M-Pesa cannot take
+    assert (push.amount, push.phone, push.account_reference) == (
+        int(due) + 1,
+        PHONE.removeprefix("+"),
+        loan.reference,
+    )
+    assert (attempt.status, attempt.amount) == ("started", Decimal(int(due) + 1))
+    assert "/daraja/" in push.callback_url
+    assert "mpesa" not in push.callback_url  # Daraja refuses such an address
+    started = AuditEvent.objects.get(action="collections.payment_attempt.started")
+    assert started.data["provider_id"] == attempt.attempt_ref
+    assert PHONE.removeprefix("+") not in str(started.data)  # no phone number on the record
+
+
+def test_a_second_push_within_two_minutes_is_refused(daraja, loan) -> None:
+    start(loan)
+    with pytest.raises(PaymentAlreadyStarted):
+        start(loan)
+    assert len(daraja.pushes) == 1
+
+
+def test_a_push_daraja_refuses_is_kept_as_failed_and_says_nothing_was_charged(daraja, loan) -> None:
+    with pytest.raises(PaymentStartFailed):
+        payment_attempt_start(
+            loan_id=loan.pk,
+            lender_id=loan.lender_id,
+            provider="mpesa",
+            actor=CUSTOMER,
+            phone="+254612345678",  # not a Safaricom mobile number: Daraja says 400.002.02
+        )
+    attempt = PaymentAttempt.objects.get()
+    assert (attempt.status, attempt.detail) == ("failed", "400.002.02")
+
+
+def test_nothing_to_pay_starts_nothing(daraja, lender_a) -> None:
+    paybill_for(lender_a)
+    loan = signed_loan(lender_a, price="3000", down="500", installments=1)
+    payment_record(
+        loan_id=loan.pk,
+        amount=loan_outstanding(loan=loan),
+        channel="manual",
+        provider="manual",
+        provider_ref="cash-1",
+        received_at=timezone.now(),
+        actor=Actor.system(),
+    )
+    with pytest.raises(NothingToPay):
+        start(loan)
+    assert daraja.pushes == {}
+
+
+def test_the_customers_pin_pays_the_loan_with_the_mpesa_receipt_as_reference(
+    client, daraja, loan
+) -> None:
+    attempt = start(loan)
+    before = loan_outstanding(loan=loan).amount
+    daraja.settle(attempt.attempt_ref, 0, callback=False)
+    push = daraja.pushes[attempt.attempt_ref]
+    response = call(client, stk_path(daraja, attempt), daraja.stk_callback_body(push))
+    assert response.status_code == 200
+    assert response.json() == {"ResultCode": 0, "ResultDesc": "Accepted"}
+    payment = Payment.objects.get()
+    assert (payment.provider, payment.provider_ref, payment.receipt_ref, payment.amount) == (
+        "mpesa",
+        push.receipt,
+        push.receipt,
+        Decimal(push.amount),
+    )
+    attempt.refresh_from_db()
+    assert (attempt.status, attempt.payment, attempt.receipt) == ("paid", payment, push.receipt)
+    assert loan_outstanding(loan=loan).amount == before - push.amount
+
+
+def test_the_same_callback_five_times_pays_once(client, daraja, loan) -> None:
+    attempt = start(loan)
+    daraja.settle(attempt.attempt_ref, 0, callback=False)
+    body = daraja.stk_callback_body(daraja.pushes[attempt.attempt_ref])
+    answers = [call(client, stk_path(daraja, attempt), body).status_code for _ in range(5)]
+    assert answers == [200] * 5
+    assert (Payment.objects.count(), WebhookEvent.objects.count()) == (1, 1)
+
+
+def test_a_cancelled_prompt_closes_the_attempt_and_moves_no_money(client, daraja, loan) -> None:
+    attempt = start(loan)
+    daraja.settle(attempt.attempt_ref, 1032, callback=False)
+    body = daraja.stk_callback_body(daraja.pushes[attempt.attempt_ref])
+    assert call(client, stk_path(daraja, attempt), body).status_code == 200
+    attempt.refresh_from_db()
+    assert (attempt.status, attempt.detail) == ("failed", "1032: Request cancelled by user")
+    assert Payment.objects.count() == 0
+
+
+@pytest.mark.parametrize(
+    ("tamper", "status", "problem"),
+    [
+        ("wrong_token", 403, "path_token_invalid"),
+        ("other_lenders_token", 403, "path_token_invalid"),
+        ("outside_allow_list", 403, "source_not_allowed"),
+        ("not_json", 400, "malformed"),
+        ("not_a_callback", 400, "malformed"),
+    ],
+)
+def test_callbacks_not_from_safaricom_are_refused_audited_and_store_nothing(
+    client, daraja, lender_b, loan, tamper, status, problem
+) -> None:
+    attempt = start(loan)
+    daraja.settle(attempt.attempt_ref, 0, callback=False)
+    body = daraja.stk_callback_body(daraja.pushes[attempt.attempt_ref])
+    url, ip = stk_path(daraja, attempt), "127.0.0.1"
+    lender_slug = loan.lender.slug
+    if tamper == "wrong_token":
+        url = url.replace(url.split("/")[-3], "0" * 40)
+    elif tamper == "other_lenders_token":  # lender B's valid token on lender A's path
+        url = url.replace(url.split("/")[-3], path(lender_b, "stk").split("/")[-3])
+    elif tamper == "outside_allow_list":
+        ip = "41.90.1.2"
+    if tamper == "not_json":
+        response = client.post(url, b"{nope", content_type="application/json", REMOTE_ADDR=ip)
+    else:
+        response = call(client, url, {"Body": {}} if tamper == "not_a_callback" else body, ip=ip)
+    assert response.status_code == status, response.content
+    assert Payment.objects.count() == WebhookEvent.objects.count() == 0
+    rejection = AuditEvent.objects.get(action="collections.webhook.rejected")
+    assert rejection.data["problem"] == problem
+    assert rejection.lender_id is None  # an unverified caller never writes a lender's chain
+    assert lender_slug in rejection.data["lender"]
+
+
+@pytest.mark.parametrize("case", ["amount", "unknown_push", "receipt_seen"])
+def test_verified_callbacks_that_do_not_match_are_answered_200_and_apply_nothing(
+    client, daraja, loan, case
+) -> None:
+    attempt = start(loan)
+    daraja.settle(attempt.attempt_ref, 0, callback=False)
+    push = daraja.pushes[attempt.attempt_ref]
+    url = stk_path(daraja, attempt)
+    if case == "amount":
+        body, problem = daraja.stk_callback_body(push, amount=push.amount - 1), "amount_mismatch"
+    elif case == "unknown_push":
+        body = daraja.stk_callback_body(push)
+        body["Body"]["stkCallback"]["CheckoutRequestID"] = "ws_CO_999999999999"
+        problem = "unknown_attempt"
+    else:  # a second push reports the first one's receipt
+        assert call(client, url, daraja.stk_callback_body(push)).status_code == 200
+        later = timezone.now() + timedelta(minutes=3)
+        with time_machine.travel(later):
+            second = start(loan)
+        daraja.settle(second.attempt_ref, 0, callback=False)
+        other = daraja.pushes[second.attempt_ref]
+        other.receipt, other.amount = push.receipt, push.amount
+        body, problem = daraja.stk_callback_body(other), "receipt_seen_before"
+        second.amount = Decimal(push.amount)
+        PaymentAttempt.objects.filter(pk=second.pk).update(amount=push.amount)
+    payments = Payment.objects.count()
+    response = call(client, url, body)
+    assert response.status_code == 200
+    assert problem in response.json()["ResultDesc"]
+    assert Payment.objects.count() == payments
+    assert refused(problem) == 1
+    rejection = AuditEvent.objects.get(action="collections.webhook.rejected")
+    assert rejection.lender_id == loan.lender_id  # verified: on the lender's own chain
+
+
+def test_a_push_nobody_called_back_about_is_asked_after_and_applied_once(
+    client, daraja, loan
+) -> None:
+    attempt = start(loan)
+    daraja.settle(attempt.attempt_ref, 0, callback=False)  # Daraja's callback is lost
+    later = timezone.now() + timedelta(minutes=5)
+    assert payment_attempt_reconcile(attempt_id=attempt.pk, actor=Actor.system(), now=later) == (
+        "paid"
+    )
+    payment = Payment.objects.get()
+    assert payment.provider_ref == attempt.attempt_ref  # the query names no receipt
+    # the callback turns up after all: nothing more is paid, the receipt is kept
+    push = daraja.pushes[attempt.attempt_ref]
+    assert call(client, stk_path(daraja, attempt), daraja.stk_callback_body(push)).status_code
+    assert Payment.objects.count() == 1
+    attempt.refresh_from_db()
+    assert (attempt.status, attempt.receipt) == ("paid", push.receipt)
+
+
+def test_a_push_still_unanswered_is_asked_again_then_expires(daraja, loan) -> None:
+    attempt = start(loan)
+    at = timezone.now()
+    assert payment_attempt_reconcile(
+        attempt_id=attempt.pk, actor=Actor.system(), now=at + timedelta(minutes=5)
+    ) == ("started")
+    attempt.refresh_from_db()
+    assert attempt.checked_at is not None
+    assert (
+        payment_attempt_reconcile(
+            attempt_id=attempt.pk, actor=Actor.system(), now=at + timedelta(minutes=31)
+        )
+        == "expired"
+    )
+    assert Payment.objects.count() == 0
+
+
+@pytest.mark.parametrize(("provider_says", "applied"), [(0, True), (1032, False)])
+def test_a_late_callback_for_an_expired_push_is_applied_only_if_daraja_confirms_it(
+    client, daraja, loan, provider_says, applied
+) -> None:
+    attempt = start(loan)
+    payment_attempt_reconcile(
+        attempt_id=attempt.pk, actor=Actor.system(), now=timezone.now() + timedelta(minutes=31)
+    )
+    daraja.settle(attempt.attempt_ref, provider_says, callback=False)
+    push = daraja.pushes[attempt.attempt_ref]
+    push.result_code = 0  # the callback says paid, whatever Daraja's own records say
+    push.receipt = push.receipt or "SLATE00001"
+    body = daraja.stk_callback_body(push)
+    push.result_code = provider_says
+    assert call(client, stk_path(daraja, attempt), body).status_code == 200
+    assert Payment.objects.count() == (1 if applied else 0)
+    assert refused("not_confirmed") == (0 if applied else 1)
+
+
+# --- C2B: the paybill from the M-Pesa menu ---------------------------------------------
+
+
+def test_a_paybill_payment_validated_then_confirmed_pays_the_loan_typed_loosely(
+    client, daraja, loan
+) -> None:
+    typed = loan.reference.replace("-", "").lower()  # "sc2345abcd": as a customer types it
+    body = daraja.c2b_body(shortcode=SHORTCODE, account=typed, amount="700")
+    check = call(client, path(loan.lender, "c2b-validation"), body)
+    assert check.json() == {"ResultCode": "0", "ResultDesc": "Accepted"}
+    assert Payment.objects.count() == 0  # validation only asks
+    done = call(client, path(loan.lender, "c2b-confirmation"), body)
+    assert done.status_code == 200
+    payment = Payment.objects.get()
+    assert (payment.loan, payment.provider_ref, payment.amount) == (
+        loan,
+        body["TransID"],
+        Decimal(700),
+    )
+
+
+def test_a_paybill_payment_to_an_unknown_account_is_refused_before_the_money_moves(
+    client, daraja, loan
+) -> None:
+    body = daraja.c2b_body(shortcode=SHORTCODE, account="SC-NOSUCH99", amount="700")
+    answer = call(client, path(loan.lender, "c2b-validation"), body).json()
+    assert answer == {"ResultCode": "C2B00012", "ResultDesc": "Rejected"}
+
+
+def test_a_confirmed_payment_naming_no_loan_is_kept_for_the_back_office(
+    client, daraja, loan
+) -> None:
+    body = daraja.c2b_body(shortcode=SHORTCODE, account="SC-NOSUCH99", amount="700")
+    assert call(client, path(loan.lender, "c2b-confirmation"), body).status_code == 200
+    assert Payment.objects.count() == 0
+    stored = WebhookEvent.objects.get()
+    assert (stored.event_id, stored.payment) == (f"c2b:{body['TransID']}", None)
+    unmatched = AuditEvent.objects.get(action="collections.payment.unmatched")
+    assert (unmatched.lender_id, unmatched.data["reference"]) == (loan.lender_id, body["TransID"])
+
+
+def test_a_paybill_payment_to_another_paybill_is_refused(client, daraja, loan) -> None:
+    body = daraja.c2b_body(shortcode="600000", account=loan.reference, amount="700")
+    response = call(client, path(loan.lender, "c2b-confirmation"), body)
+    assert response.status_code == 200
+    assert Payment.objects.count() == 0
+    assert refused("account_mismatch") == 1
+
+
+def test_the_c2b_urls_registered_with_daraja_are_the_products_callback_paths(daraja, loan) -> None:
+    from apps.integrations.payments.registry import adapter_for, callback_url
+
+    adapter = adapter_for(lender_id=loan.lender_id, lender_slug=loan.lender.slug, provider="mpesa")
+    confirmation = callback_url(
+        provider="mpesa", lender_slug=loan.lender.slug, route="c2b-confirmation"
+    )
+    validation = callback_url(
+        provider="mpesa", lender_slug=loan.lender.slug, route="c2b-validation"
+    )
+    adapter.register_c2b_urls(confirmation_url=confirmation, validation_url=validation)
+    assert daraja.c2b_urls[SHORTCODE] == (confirmation, validation)
