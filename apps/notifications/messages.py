@@ -55,6 +55,7 @@ def render(
     step: NextStep | None = None,
     balance: Decimal | None = None,
     sent_on: date | None = None,
+    reference: str = "",
 ) -> str:
     with translation.override(locale):
         if kind == "due_soon":
@@ -77,6 +78,16 @@ def render(
         elif kind == "overdue":
             text = gettext("Your installment is %(days)s days late.") % {"days": days}
             text = " ".join(filter(None, [text, next_step_line(step)]))
+        elif kind == "payment" and reference:
+            # the provider's own receipt (an M-Pesa receipt number), as in the customer's SMS
+            text = gettext(
+                "We received %(amount)s, receipt %(reference)s. Thank you. Left to pay: "
+                "%(balance)s."
+            ) % {
+                "amount": money_format(amount or Decimal(0), currency),
+                "reference": reference,
+                "balance": money_format(balance or Decimal(0), currency),
+            }
         elif kind == "payment":
             text = gettext("We received %(amount)s. Thank you. Left to pay: %(balance)s.") % {
                 "amount": money_format(amount or Decimal(0), currency),

@@ -30,3 +30,11 @@ class HardshipForm(forms.Form):
     reason = forms.CharField(
         label=_("What happened"), max_length=1000, widget=forms.Textarea(attrs={"rows": 3})
     )
+
+
+class MpesaPayForm(forms.Form):
+    phone = forms.CharField(
+        label=_("M-Pesa number to ask for the payment"),
+        max_length=20,
+        widget=forms.TextInput(attrs={"autocomplete": "tel", "inputmode": "tel"}),
+    )

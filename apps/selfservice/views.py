@@ -20,9 +20,14 @@ from apps.collections.models import Loan
 from apps.collections.selectors import (
     loan_list_for_customer,
     loan_overview,
+    payment_attempt_showing,
     payment_for_loan,
 )
-from apps.collections.services import loan_hardship_request, loan_promise_record
+from apps.collections.services import (
+    loan_hardship_request,
+    loan_promise_record,
+    payment_attempt_start,
+)
 from apps.core.actor import Actor, client_ip
 from apps.core.errors import DomainError
 from apps.core.money import money_format as money_text
@@ -35,6 +40,7 @@ from apps.customers.services import (
     customer_login_check,
     customer_login_code_request,
     customer_login_link_use,
+    phone_to_e164,
 )
 from apps.devices.models import OfflineToken
 from apps.devices.offline import group
@@ -44,12 +50,15 @@ from apps.devices.selectors import (
     phone_sync_for_loan,
 )
 from apps.integrations.payments.checkout import Checkout, CheckoutUnavailable, checkout_url
+from apps.integrations.payments.registry import MPESA, STRIPE, providers_enabled
+from apps.integrations.selectors import provider_account_get
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_get_by_slug
 from apps.selfservice import forms
 from apps.selfservice.wording import (
     SCHEDULE_STATUS,
     OfflineCodeBox,
+    attempt_words,
     grace_words,
     next_words,
     offline_code_box,
@@ -195,6 +204,9 @@ def _loan_cards(lender: Lender, customer: Customer) -> list[dict[str, Any]]:
                 "offline_code": _offline_code(loan_id=loan.pk, lender_id=lender.pk),
                 "grace_words": grace_words(overview, phone, hours=lender.emergency_grace_hours),
                 "pay_amount": overview.pay_amount,
+                "attempt_words": attempt_words(
+                    payment_attempt_showing(loan_id=loan.pk, lender_id=lender.pk)
+                ),
                 "schedule": [(row, SCHEDULE_STATUS[row.status]) for row in overview.schedule],
             }
         )
@@ -224,6 +236,8 @@ def home(request: HttpRequest, lender: Lender, customer: Customer) -> HttpRespon
             "lender": lender,
             "customer": customer,
             "cards": _loan_cards(lender, customer),
+            "pay": _pay_methods(lender),
+            "mpesa_form": forms.MpesaPayForm(initial={"phone": customer.phone}),
             "paid": request.GET.get("paid") == "1",
             "promise_form": forms.PromiseForm(),
             "hardship_form": forms.HardshipForm(),
@@ -246,6 +260,7 @@ def status(request: HttpRequest, lender: Lender, customer: Customer) -> JsonResp
                     "next": c["next_words"],
                     "applied": c["phone"].applied if c["phone"] else None,
                     "offline_code": c["offline_code"] is not None,
+                    "payment": c["attempt_words"],
                 }
                 for c in _loan_cards(lender, customer)
             ]
@@ -261,10 +276,28 @@ def _own_loan(lender: Lender, customer: Customer, reference: str) -> Loan:
     raise Http404
 
 
+def _pay_methods(lender: Lender) -> dict[str, Any]:
+    """How the customer can pay this lender: the providers in use (the paybill's number for
+    paying from the M-Pesa menu), else the demo checkout where it runs."""
+    methods = providers_enabled(lender_id=lender.pk)
+    paybill = ""
+    if MPESA in methods:
+        account = provider_account_get(lender_id=lender.pk, provider=MPESA)
+        paybill = str(account.settings.get("shortcode", "")) if account else ""
+    return {
+        "mpesa": MPESA in methods,
+        "stripe": STRIPE in methods,
+        "oxxo": STRIPE in methods and lender.currency == "MXN",
+        "paybill": paybill,
+        "demo": not methods and settings.PAYMENTS_FAKE_CHECKOUT,
+    }
+
+
 @require_POST
 @customer_required
 def pay(request: HttpRequest, lender: Lender, customer: Customer, reference: str) -> HttpResponse:
-    overview = loan_overview(loan=_own_loan(lender, customer, reference))
+    loan = _own_loan(lender, customer, reference)
+    overview = loan_overview(loan=loan)
     amount = overview.pay_amount
     if overview.loan.status != "active" or amount.amount <= 0:
         request.session["customer_flash"] = _("There is nothing to pay on this loan.")
@@ -272,6 +305,9 @@ def pay(request: HttpRequest, lender: Lender, customer: Customer, reference: str
     back = request.build_absolute_uri(
         reverse("customers:home", kwargs={"lender_slug": lender.slug})
     )
+    provider = request.POST.get("provider", "")
+    if provider in providers_enabled(lender_id=lender.pk):
+        return _pay_through(request, lender, customer, loan, provider, back)
     try:
         url = checkout_url(
             checkout=Checkout(
@@ -285,6 +321,45 @@ def pay(request: HttpRequest, lender: Lender, customer: Customer, reference: str
     except CheckoutUnavailable as exc:
         raise Http404 from exc
     return redirect(url)
+
+
+def _pay_through(
+    request: HttpRequest,
+    lender: Lender,
+    customer: Customer,
+    loan: Loan,
+    provider: str,
+    back: str,
+) -> HttpResponse:
+    """Start a payment with ``provider``: a prompt on the M-Pesa number given (the page
+    then shows it waiting), or the provider's checkout page to go to."""
+    home = redirect("customers:home", lender_slug=lender.slug)
+    phone = ""
+    if provider == MPESA:
+        form = forms.MpesaPayForm(request.POST)
+        if not form.is_valid():
+            request.session["customer_flash"] = _("Give the M-Pesa number to ask for the payment.")
+            return home
+        try:
+            phone = phone_to_e164(phone=form.cleaned_data["phone"], country=lender.country)
+        except DomainError as exc:
+            request.session["customer_flash"] = exc.message
+            return home
+    try:
+        attempt = payment_attempt_start(
+            loan_id=loan.pk,
+            lender_id=lender.pk,
+            provider=provider,
+            actor=_actor(request, customer.pk),
+            phone=phone,
+            return_url=back,
+        )
+    except DomainError as exc:
+        request.session["customer_flash"] = exc.message
+        return home
+    if attempt.redirect_url:
+        return redirect(attempt.redirect_url)
+    return home
 
 
 def _pause_action(
@@ -401,7 +476,7 @@ def receipt_download(
             _("Customer: %(name)s") % {"name": customer.full_name},
             _("Received: %(when)s") % {"when": payment.received_at.isoformat(timespec="seconds")},
             _("Amount: %(amount)s") % {"amount": money_text(payment.amount, payment.currency)},
-            _("Reference: %(ref)s") % {"ref": payment.provider_ref},
+            _("Reference: %(ref)s") % {"ref": payment.receipt_ref or payment.provider_ref},
             "",
         ]
     )

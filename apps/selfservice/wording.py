@@ -9,6 +9,7 @@ from django.utils import formats
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
+from apps.collections.models import PaymentAttempt
 from apps.collections.selectors import LoanOverview
 from apps.core.money import money_format as money
 from apps.devices.selectors import PhoneSync
@@ -146,3 +147,45 @@ def grace_words(overview: LoanOverview, phone: PhoneSync | None, *, hours: int) 
         "when the time is up.",
         hours,
     ) % {"hours": hours}
+
+
+PROVIDER_NAMES = {"mpesa": "M-Pesa", "stripe": _("card")}
+
+
+def attempt_words(attempt: PaymentAttempt | None) -> str:
+    """Where the payment the customer started stands, in their words."""
+    if attempt is None:
+        return ""
+    amount = money(attempt.amount, attempt.currency)
+    status = attempt.status
+    if status in ("starting", "started") and attempt.provider == "mpesa":
+        return gettext(
+            "We sent a payment request for %(amount)s to your phone: enter your M-Pesa PIN to "
+            "pay. The phone's status changes here as soon as the money arrives."
+        ) % {"amount": amount}
+    if status in ("starting", "started"):
+        return gettext("Your payment of %(amount)s is waiting for you on the payment page.") % {
+            "amount": amount
+        }
+    if status == "pending" and attempt.voucher_number:
+        return gettext(
+            "Pay %(amount)s in cash at any OXXO store with reference %(number)s before "
+            "%(date)s. Your phone is updated as soon as the store confirms the payment."
+        ) % {
+            "amount": amount,
+            "number": attempt.voucher_number,
+            "date": formats.date_format(attempt.voucher_expires_at, "DATETIME_FORMAT"),
+        }
+    if status == "pending":
+        return gettext("Your payment of %(amount)s is waiting for the provider.") % {
+            "amount": amount
+        }
+    if status == "paid":
+        receipt = attempt.receipt or (attempt.payment.provider_ref if attempt.payment else "")
+        return gettext("Payment of %(amount)s received, receipt %(receipt)s. Thank you.") % {
+            "amount": amount,
+            "receipt": receipt,
+        }
+    if status == "expired":
+        return gettext("The payment request expired. Nothing was charged; you can try again.")
+    return gettext("The payment did not go through. Nothing was charged; you can try again.")

@@ -20,6 +20,12 @@
         // the phone took its new state: the unlock code is no longer needed
         const code = card.querySelector('[data-testid="offline-code"]');
         if (code && !loan.offline_code) code.hidden = true;
+        // a payment started here: waiting for the PIN, a voucher, received
+        const payment = card.querySelector('[data-testid="payment-status"]');
+        if (payment) {
+          payment.textContent = loan.payment;
+          payment.hidden = !loan.payment;
+        }
       }
     } catch (e) { /* offline for a moment: try again at the next tick */ }
   }
