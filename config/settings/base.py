@@ -294,6 +294,8 @@ LOGGING = {
         "axes": {"level": "WARNING"},
         # fpdf2 subsets the evidence PDF's fonts and fontTools narrates each glyph at INFO
         "fontTools": {"level": "WARNING"},
+        # Stripe's client narrates each call at INFO, and its bodies (a customer's email) at DEBUG
+        "stripe": {"level": "WARNING"},
     },
 }
 
@@ -338,6 +340,9 @@ PAYMENTS_CALLBACK_BASE_URL = env("PAYMENTS_CALLBACK_BASE_URL", default="")
 # PAYMENTS_ATTEMPT_EXPIRE_MINUTES with the provider still saying nothing.
 PAYMENTS_ATTEMPT_QUERY_AFTER_MINUTES = env.int("PAYMENTS_ATTEMPT_QUERY_AFTER_MINUTES", default=3)
 PAYMENTS_ATTEMPT_EXPIRE_MINUTES = env.int("PAYMENTS_ATTEMPT_EXPIRE_MINUTES", default=30)
+# Stripe's API address; empty: Stripe's own (https://api.stripe.com). The tests and the demo
+# point it at a loopback fake of the API (tools/fakes/stripe.py).
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 # the demo provider's checkout page (apps/integrations/payments/checkout.py): demo and tests only
 PAYMENTS_FAKE_CHECKOUT = env.bool("PAYMENTS_FAKE_CHECKOUT", default=False)
 PAYMENTS_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENTS_WEBHOOK_TOLERANCE_SECONDS", default=300)
