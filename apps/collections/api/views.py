@@ -32,7 +32,12 @@ from apps.core.api.schema import error_responses
 from apps.core.api.throttling import ScopedRateThrottle
 from apps.core.errors import DomainError
 from apps.core.money import Money, UnknownCurrency
-from apps.integrations.payments.base import CallbackRefused, PaymentEvent, ProviderCallback
+from apps.integrations.payments.base import (
+    CallbackRefused,
+    PaymentEvent,
+    ProviderCallback,
+    ProviderError,
+)
 from apps.integrations.payments.mpesa import (
     C2B_ACCEPT,
     C2B_REJECT_ACCOUNT,
@@ -299,6 +304,9 @@ class ProviderCallbackApi(APIView):
             except CallbackRefused as exc:
                 verified = exc.verified
                 raise _refusal(exc) from exc
+            except ProviderError as exc:  # it asked the provider back and got no answer
+                verified = True
+                raise ProviderUnavailable(provider_code=exc.code) from exc
             verified = True
             if route == Route.C2B_VALIDATION:
                 return Response(self._validate(lender, events))
@@ -344,6 +352,11 @@ class ProviderCallbackApi(APIView):
 class CallbackRefusedError(WebhookRefused):
     code, http_status = "callback_refused", 400
     default_message = "The callback is not valid."
+
+
+class ProviderUnavailable(WebhookRefused):
+    code, http_status = "provider_unavailable", 502
+    default_message = "The provider could not be asked about the event; send it again."
 
 
 class SourceRefused(WebhookRefused):
@@ -407,7 +420,7 @@ class SignedProviderWebhookApi(ProviderCallbackApi):
                     "reversal_id": serializers.IntegerField(allow_null=True),
                 },
             ),
-            **error_responses(400, 401, 404, 409, 413, 429),
+            **error_responses(400, 401, 404, 409, 413, 429, 502),
         },
         auth=[],
     )

@@ -40,6 +40,7 @@ ERROR_STATUSES = {
     413: "The body is too large.",
     415: "The body's content type is not accepted.",
     429: "Too many requests; `Retry-After` says when to try again.",
+    502: "An outside service this call depends on did not answer; try again.",
 }
 
 

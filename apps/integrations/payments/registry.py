@@ -17,6 +17,7 @@ from apps.integrations.payments.base import PaymentAdapter
 from apps.integrations.payments.credentials import unseal
 from apps.integrations.payments.mpesa import MpesaAccount, MpesaAdapter
 from apps.integrations.payments.signing import path_token_for
+from apps.integrations.payments.stripe_checkout import StripeAdapter
 from apps.integrations.selectors import provider_account_in_use, providers_in_use
 
 MPESA = ProviderAccount.Provider.MPESA.value
@@ -51,6 +52,11 @@ def adapter_for(*, lender_id: int, lender_slug: str, provider: str) -> PaymentAd
                 passkey=secrets.get("passkey", ""),
             ),
             lender_slug=lender_slug,
+        )
+    if provider == STRIPE:
+        return StripeAdapter(
+            secret_key=secrets.get("secret_key", ""),
+            webhook_secret=secrets.get("webhook_secret", ""),
         )
     raise ProviderNotConfigured(provider=provider)
 
