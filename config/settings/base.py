@@ -289,7 +289,12 @@ LOGGING = {
     "loggers": {
         # they log the path of a refused request, and a callback's path carries a secret
         "django.request": {"filters": ["path_secrets"]},
-        "django.server": {"filters": ["path_secrets"]},
+        "django.server": {
+            "handlers": ["console"],
+            "level": "INFO",
+            "propagate": False,
+            "filters": ["path_secrets"],
+        },
         "django.db.backends": {"level": "WARNING"},
         "axes": {"level": "WARNING"},
         # fpdf2 subsets the evidence PDF's fonts and fontTools narrates each glyph at INFO
