@@ -25,6 +25,7 @@ from apps.collections.forms import (
     DecisionForm,
     HardshipPauseForm,
     ManualPaymentForm,
+    MpesaPromptForm,
     PauseForm,
     ReasonForm,
     SupportPinForm,
@@ -37,6 +38,7 @@ from apps.collections.models import (
     LoanStageChange,
     ManualLock,
     Payment,
+    PaymentAttempt,
     RestrictionSuspension,
     SupportPin,
 )
@@ -45,6 +47,7 @@ from apps.collections.selectors import (
     loan_days_overdue,
     loan_next_due,
     loan_outstanding,
+    loan_overview,
     loan_work_queue,
     restriction_suspension_in_force,
 )
@@ -63,6 +66,7 @@ from apps.collections.services import (
     loan_stage_lift,
     loan_support_pin_decide,
     loan_support_pin_request,
+    payment_attempt_start,
     payment_record,
     restrictions_resume,
     restrictions_suspend,
@@ -70,6 +74,7 @@ from apps.collections.services import (
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.core.money import Money
+from apps.customers.services import phone_to_e164
 from apps.devices.errors import OfflineCodeUnknown
 from apps.devices.models import OfflineToken
 from apps.devices.selectors import (
@@ -78,6 +83,7 @@ from apps.devices.selectors import (
     offline_code_list_for_loan,
 )
 from apps.devices.services import offline_code_resend
+from apps.integrations.payments.registry import MPESA, providers_enabled
 from apps.lenders.models import Lender, Membership
 from apps.lenders.selectors import lender_local_date
 from apps.lenders.tenancy import (
@@ -424,6 +430,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             context["has_offline_codes"] = offline_code_list_for_loan(
                 loan_id=obj.pk, lender_id=obj.lender_id
             ).exists()
+            context["has_mpesa"] = MPESA in providers_enabled(lender_id=obj.lender_id)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description=_("Codes issued to the phone (never their digits)"))
@@ -504,6 +511,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
 
     def get_urls(self) -> list[Any]:
         view = self.admin_site.admin_view(self.record_payment_view)
+        mpesa_prompt = self.admin_site.admin_view(self.mpesa_prompt_view)
         action = self.admin_site.admin_view(self.loan_action_view)
         decide = self.admin_site.admin_view(self.pause_decide_view)
         lock_decide = self.admin_site.admin_view(self.manual_lock_decide_view)
@@ -515,6 +523,9 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         return [
             path("portfolio/", dashboard, name="collections_loan_portfolio"),
             path("<int:object_id>/record-payment/", view, name="collections_loan_record_payment"),
+            path(
+                "<int:object_id>/mpesa-prompt/", mpesa_prompt, name="collections_loan_mpesa_prompt"
+            ),
             path("<int:object_id>/evidence/", evidence, name="collections_loan_evidence"),
             path(
                 "<int:object_id>/manual-locks/<int:request_id>/decide/",
@@ -892,6 +903,48 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         }
         return TemplateResponse(request, "admin/collections/loan/support_pin.html", context)
 
+    def mpesa_prompt_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """Send the customer an M-Pesa prompt for what is due now (on the phone with them)."""
+        loan = self.get_object(request, str(object_id))
+        if loan is None:
+            raise Http404
+        self.require_role(request, self.payment_roles, loan)
+        form = MpesaPromptForm(request.POST or None, initial={"phone": loan.customer.phone})
+        if request.method == "POST" and form.is_valid():
+            try:
+                attempt = payment_attempt_start(
+                    loan_id=loan.pk,
+                    lender_id=loan.lender_id,
+                    provider=MPESA,
+                    actor=Actor.agent(request.user, request),
+                    phone=phone_to_e164(
+                        phone=form.cleaned_data["phone"], country=loan.lender.country
+                    ),
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(
+                    request,
+                    _(
+                        "M-Pesa prompt sent for %(amount)s %(currency)s: the customer enters their PIN."
+                    )
+                    % {"amount": attempt.amount, "currency": attempt.currency},
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:collections_loan_change", args=[loan.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Send an M-Pesa prompt for %(loan)s") % {"loan": loan.reference},
+            "loan": loan,
+            "form": form,
+            "amount": loan_overview(loan=loan).pay_amount,
+            "opts": self.model._meta,
+        }
+        return TemplateResponse(request, "admin/collections/loan/mpesa_prompt.html", context)
+
     def record_payment_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Record a payment received outside the provider: amount, reason, receipt reference."""
         loan = self.get_object(request, str(object_id))
@@ -949,6 +1002,28 @@ class PaymentAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     list_filter = ("channel", "provider", "lender")
     search_fields = ("provider_ref", "receipt_ref", "loan__reference")
     date_hierarchy = "received_at"
+
+
+@admin.register(PaymentAttempt)
+class PaymentAttemptAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
+    """Payments started through a provider (an M-Pesa prompt, a checkout, an OXXO voucher):
+    where each stands and the payment it became."""
+
+    list_display = (
+        "created_at",
+        "loan",
+        "provider",
+        "amount",
+        "currency",
+        "status",
+        "started_by",
+        "receipt",
+        "detail",
+    )
+    list_filter = ("provider", "status", "lender")
+    search_fields = ("loan__reference", "attempt_ref", "receipt", "voucher_number")
+    date_hierarchy = "created_at"
+    exclude = ("redirect_url",)
 
 
 @admin.register(SupportPin)

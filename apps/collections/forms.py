@@ -19,6 +19,14 @@ class ManualPaymentForm(forms.Form):
     idempotency_key = forms.CharField(widget=forms.HiddenInput, max_length=64)
 
 
+class MpesaPromptForm(forms.Form):
+    phone = forms.CharField(
+        label=_("Customer's M-Pesa number"),
+        max_length=20,
+        help_text=_("The number on file; change it if the customer pays from another phone."),
+    )
+
+
 class PauseForm(forms.Form):
     until = forms.DateField(
         label=_("Until"),
