@@ -6,17 +6,25 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.actor import Actor
+from apps.core.errors import DomainError
 from apps.integrations.models import ProviderAccount
+from apps.integrations.payments.base import ProviderError
 from apps.integrations.payments.credentials import CredentialsUnreadable
+from apps.integrations.payments.mpesa import Route
+from apps.integrations.payments.registry import callback_url
 from apps.integrations.selectors import provider_account_readable
 from apps.integrations.services import (
     PROVIDER_FIELDS,
+    mpesa_callbacks_register,
     provider_account_check,
     provider_account_save,
 )
@@ -110,15 +118,73 @@ class ProviderAccountAdmin(LenderScopedAdmin):
     list_display = ("provider", "lender", "enabled", "secrets_set", "updated_at")
     list_filter = ("provider", "enabled")
     fieldsets = (
-        (None, {"fields": ("lender", "provider", "enabled", "secrets_set")}),
+        (None, {"fields": ("lender", "provider", "enabled", "secrets_set", "callback_addresses")}),
         (_("M-Pesa"), {"fields": (*MPESA.settings, *MPESA.secrets)}),
         (_("Stripe"), {"fields": (*STRIPE.settings, *STRIPE.secrets)}),
     )
-    readonly_fields = ("secrets_set",)
+    readonly_fields = ("secrets_set", "callback_addresses")
+    actions = ("register_mpesa_callbacks",)
 
     @admin.display(description=_("Secrets set"))
     def secrets_set(self, account: ProviderAccount) -> str:
         return ", ".join(account.secret_names) or "-"
+
+    @admin.display(description=_("Addresses the provider calls"))
+    def callback_addresses(self, account: ProviderAccount) -> str:
+        """Where the provider sends its callbacks for this lender: what to register with it."""
+        if account.pk is None:
+            return "-"
+        slug = account.lender.slug
+        if account.provider == ProviderAccount.Provider.MPESA:
+            rows = [
+                (_("C2B confirmation URL"), Route.C2B_CONFIRMATION),
+                (_("C2B validation URL"), Route.C2B_VALIDATION),
+                (_("STK callback (sent with each push)"), Route.STK),
+            ]
+            return format_html_join(
+                mark_safe("<br>"),
+                "{}: <code>{}</code>",
+                (
+                    (label, callback_url(provider=account.provider, lender_slug=slug, route=route))
+                    for label, route in rows
+                ),
+            )
+        if account.provider == ProviderAccount.Provider.STRIPE:
+            return format_html(
+                "{}: <code>{}</code>",
+                _("Webhook endpoint"),
+                callback_url(provider=ProviderAccount.Provider.STRIPE, lender_slug=slug),
+            )
+        return "-"
+
+    @admin.action(description=_("Register the paybill's C2B addresses with M-Pesa"))
+    def register_mpesa_callbacks(
+        self, request: HttpRequest, queryset: QuerySet[ProviderAccount]
+    ) -> None:
+        for account in queryset.filter(provider=ProviderAccount.Provider.MPESA).select_related(
+            "lender"
+        ):
+            try:
+                mpesa_callbacks_register(
+                    lender_id=account.lender_id,
+                    lender_slug=account.lender.slug,
+                    actor=Actor.from_request(request),
+                )
+            except (DomainError, ProviderError) as exc:
+                detail = getattr(exc, "code", "") or str(exc)
+                self.message_user(
+                    request,
+                    _("M-Pesa refused the addresses of %(lender)s: %(detail)s")
+                    % {"lender": account.lender.name, "detail": detail},
+                    messages.ERROR,
+                )
+            else:
+                self.message_user(
+                    request,
+                    _("M-Pesa now sends %(lender)s's paybill payments to this product.")
+                    % {"lender": account.lender.name},
+                    messages.SUCCESS,
+                )
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         fixed = ("lender", "provider") if obj is not None else ()

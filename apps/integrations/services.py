@@ -16,6 +16,8 @@ from apps.core.audit import audit_record
 from apps.integrations.events import IntegrationsAction
 from apps.integrations.models import ProviderAccount
 from apps.integrations.payments.credentials import reseal, seal, unseal
+from apps.integrations.payments.mpesa import MpesaAdapter, Route
+from apps.integrations.payments.registry import MPESA, adapter_for, callback_url
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -177,3 +179,27 @@ def provider_accounts_reseal(*, actor: Actor) -> int:
         )
         done += 1
     return done
+
+
+def mpesa_callbacks_register(*, lender_id: int, lender_slug: str, actor: Actor) -> tuple[str, str]:
+    """Tell M-Pesa where the lender's paybill sends its C2B validations and confirmations (the
+    customer paying from the M-Pesa menu): the lender's secret callback paths. Safe to run
+    again (Daraja keeps the last). ProviderNotConfigured without an M-Pesa account in use,
+    ProviderError when Daraja refuses. Returns (confirmation URL, validation URL). Emits
+    ``integrations.provider_account.callbacks_registered`` (the paths' token left out)."""
+    adapter = adapter_for(lender_id=lender_id, lender_slug=lender_slug, provider=MPESA)
+    if not isinstance(adapter, MpesaAdapter):  # pragma: no cover - the registry's promise
+        raise TypeError("not an M-Pesa adapter")
+    urls = (
+        callback_url(provider=MPESA, lender_slug=lender_slug, route=Route.C2B_CONFIRMATION),
+        callback_url(provider=MPESA, lender_slug=lender_slug, route=Route.C2B_VALIDATION),
+    )
+    adapter.register_c2b_urls(confirmation_url=urls[0], validation_url=urls[1])
+    with transaction.atomic():
+        audit_record(
+            actor=actor,
+            action=IntegrationsAction.PROVIDER_CALLBACKS_REGISTERED,
+            target=ProviderAccount.objects.get(lender_id=lender_id, provider=MPESA),
+            data={"provider": MPESA, "shortcode": adapter.client.account.shortcode},
+        )
+    return urls
