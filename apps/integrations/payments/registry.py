@@ -15,6 +15,7 @@ from apps.core.errors import DomainError
 from apps.integrations.models import ProviderAccount
 from apps.integrations.payments.base import PaymentAdapter
 from apps.integrations.payments.credentials import unseal
+from apps.integrations.payments.generic import GenericAdapter
 from apps.integrations.payments.mpesa import MpesaAccount, MpesaAdapter
 from apps.integrations.payments.signing import path_token_for
 from apps.integrations.payments.stripe_checkout import StripeAdapter
@@ -36,8 +37,12 @@ def providers_enabled(*, lender_id: int) -> list[str]:
 
 
 def adapter_for(*, lender_id: int, lender_slug: str, provider: str) -> PaymentAdapter:
-    """The adapter of the lender's account with ``provider``; ProviderNotConfigured when
-    the lender has none in use (CredentialsUnreadable when no configured key opens it)."""
+    """The adapter of the lender's account with ``provider`` (the generic signed webhook for a
+    name of PAYMENTS_PROVIDERS); ProviderNotConfigured when the lender has none in use
+    (CredentialsUnreadable when no configured key opens it)."""
+    if provider in settings.PAYMENTS_PROVIDERS and provider not in (MPESA, STRIPE):
+        # the generic signed webhook: its secret is derived, no account holds it
+        return GenericAdapter(provider=provider, lender_slug=lender_slug)
     account = provider_account_in_use(lender_id=lender_id, provider=provider)
     if account is None:
         raise ProviderNotConfigured(provider=provider)
