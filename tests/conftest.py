@@ -12,6 +12,9 @@ from apps.lenders.models import Lender, Membership
 from tests.accounts.factories import PASSWORD, OperatorFactory, TOTPDeviceFactory, UserFactory
 from tests.lenders.factories import LenderFactory, MembershipFactory
 
+# the providers' loopback fakes, as fixtures (tests/collections/daraja.py, stripe.py)
+pytest_plugins = ["tests.collections.daraja", "tests.collections.stripe"]
+
 
 def current_code(device: TOTPDevice) -> str:
     return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"

@@ -5,11 +5,10 @@ from django.urls import reverse
 
 from apps.audit.models import AuditEvent
 from apps.collections.models import PaymentAttempt
-from tests.collections.daraja import daraja, paybill_for
+from tests.collections.daraja import paybill_for
 from tests.collections.factories import signed_loan
 
 pytestmark = pytest.mark.django_db
-__all__ = ["daraja"]  # the fixture, used by name
 
 
 def test_an_agent_sends_a_prompt_to_the_number_on_file_and_it_is_on_the_record(

@@ -20,11 +20,10 @@ from apps.collections.services import (
     payment_record,
 )
 from apps.core.actor import Actor, ActorType
-from tests.collections.daraja import PHONE, SHORTCODE, call, daraja, path, paybill_for
+from tests.collections.daraja import PHONE, SHORTCODE, call, path, paybill_for
 from tests.collections.factories import signed_loan
 
 pytestmark = pytest.mark.django_db
-__all__ = ["daraja"]  # the fixture, used by name
 
 CUSTOMER = Actor(type=ActorType.CUSTOMER, id="1")
 

@@ -15,10 +15,9 @@ from apps.collections.selectors import loan_outstanding
 from apps.collections.services import payment_attempt_reconcile, payment_attempt_start
 from apps.core.actor import Actor, ActorType
 from tests.collections.factories import signed_loan
-from tests.collections.stripe import deliver, stripe_fake, stripe_for
+from tests.collections.stripe import deliver, stripe_for
 
 pytestmark = pytest.mark.django_db
-__all__ = ["stripe_fake"]  # the fixture, used by name
 
 CUSTOMER = Actor(type=ActorType.CUSTOMER, id="1")
 

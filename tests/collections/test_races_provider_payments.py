@@ -1,13 +1,10 @@
 """A provider's callback delivered five times at once, and a callback racing the
 reconciliation's status query for the same payment: one payment each time."""
 
-import threading
-from collections.abc import Callable
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
@@ -16,31 +13,9 @@ from apps.audit.selectors import audit_chain_verify
 from apps.collections.models import Payment, PaymentAttempt
 from apps.collections.services import payment_attempt_reconcile, payment_attempt_start
 from apps.core.actor import Actor, ActorType
-from tests.collections.daraja import PHONE, call, daraja, paybill_for
+from tests.collections.daraja import PHONE, call, paybill_for
 from tests.collections.factories import signed_loan
-
-__all__ = ["daraja"]  # the fixture, used by name
-
-
-def at_once(*calls: Callable[[], object]) -> list[object]:
-    barrier = threading.Barrier(len(calls))
-    results: list[object] = []
-
-    def run(target: Callable[[], object]) -> None:
-        try:
-            barrier.wait()
-            results.append(target())
-        except Exception as exc:  # kept: the test asserts there were none
-            results.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return results
+from tests.waiting import run_at_once
 
 
 @pytest.fixture
@@ -62,7 +37,7 @@ def paid_push(lender_a, daraja):
 @pytest.mark.django_db(transaction=True)
 def test_five_deliveries_of_one_stk_callback_at_once_pay_once(lender_a, paid_push) -> None:
     attempt, url, body = paid_push
-    answers = at_once(*[lambda: call(Client(), url, body).status_code for _ in range(5)])
+    answers = run_at_once(*[lambda: call(Client(), url, body).status_code for _ in range(5)])
     assert answers == [200] * 5
     assert Payment.objects.count() == 1
     assert PaymentAttempt.objects.get(pk=attempt.pk).status == "paid"
@@ -73,7 +48,7 @@ def test_five_deliveries_of_one_stk_callback_at_once_pay_once(lender_a, paid_pus
 def test_a_callback_racing_the_status_query_pays_once(lender_a, paid_push) -> None:
     attempt, url, body = paid_push
     later = timezone.now() + timedelta(minutes=5)
-    results = at_once(
+    results = run_at_once(
         lambda: call(Client(), url, body).status_code,
         lambda: payment_attempt_reconcile(attempt_id=attempt.pk, actor=Actor.system(), now=later),
     )

@@ -8,7 +8,6 @@ from typing import ClassVar
 
 import pytest
 import time_machine
-from django.db import connection
 from django.utils import timezone
 
 from apps.core.actor import Actor
@@ -16,6 +15,7 @@ from apps.devices.models import Device, OfflineToken
 from apps.devices.services import offline_code_resend, offline_codes_deliver
 from tests.collections.offline import locked_phone, pay_cash
 from tests.fakes.sms import FakeSmsGateway
+from tests.waiting import run_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -48,24 +48,9 @@ def slow_sms(settings):
     SlowSmsGateway.most_at_once = 0
 
 
-def run_at_once(*calls) -> list[Exception]:
-    barrier, errors = threading.Barrier(len(calls)), []
-
-    def run(call) -> None:
-        try:
-            barrier.wait()
-            call()
-        except Exception as exc:
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(c,)) for c in calls]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return errors
+def errors_at_once(*calls) -> list[Exception]:
+    """What the calls raised, run at once (none: an empty list)."""
+    return [o for o in run_at_once(*calls) if isinstance(o, Exception)]
 
 
 def test_deliveries_at_once_send_each_code_once(lender_a, sms_outbox) -> None:
@@ -74,7 +59,7 @@ def test_deliveries_at_once_send_each_code_once(lender_a, sms_outbox) -> None:
         pay_cash(loan, loan.installments.order_by("sequence").first().total_due, ref=f"cash-{n}")
     later = timezone.now() + timedelta(minutes=3)
     with time_machine.travel(later, tick=True):
-        assert run_at_once(*[offline_codes_deliver] * 4) == []
+        assert errors_at_once(*[offline_codes_deliver] * 4) == []
     assert sorted(to for to, _ in sms_outbox) == sorted(loan.customer.phone for _, loan in phones)
     assert SlowSmsGateway.most_at_once == 1
     assert set(OfflineToken.objects.values_list("delivery", flat=True)) == {"sms"}
@@ -88,7 +73,7 @@ def test_a_resend_racing_a_delivery_never_sends_the_code_twice_at_once(
     pay_cash(loan, loan.installments.order_by("sequence").first().total_due)
     later = timezone.now() + timedelta(minutes=3)
     with time_machine.travel(later, tick=True):
-        errors = run_at_once(
+        errors = errors_at_once(
             offline_codes_deliver,
             lambda: offline_code_resend(
                 device_id=device.pk, lender_id=lender_a.pk, actor=Actor.system(), reason="Asked."

@@ -25,13 +25,12 @@ from apps.customers.services import customer_login_code_request
 from apps.integrations.payments.signing import path_token_for
 from apps.lenders.selectors import lender_local_date
 from apps.notifications.services import notifications_dispatch
-from tests.collections.daraja import KEY, PASSKEY, SECRET, call, daraja, paybill_for
+from tests.collections.daraja import KEY, PASSKEY, SECRET, call, paybill_for
 from tests.collections.daraja import path as mpesa_path
 from tests.collections.webhooks import deliver, event
 from tests.devices.factories import enrolled_phone
 
 pytestmark = [pytest.mark.drill]
-__all__ = ["daraja"]  # the fixture, used by name
 ROOT = Path(__file__).resolve().parents[2]
 
 

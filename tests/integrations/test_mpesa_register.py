@@ -9,10 +9,9 @@ from apps.audit.models import AuditEvent
 from apps.integrations.models import ProviderAccount
 from apps.integrations.payments.signing import path_token_for
 from apps.lenders.models import Membership
-from tests.collections.daraja import SHORTCODE, daraja, paybill_for
+from tests.collections.daraja import SHORTCODE, paybill_for
 
 pytestmark = pytest.mark.django_db
-__all__ = ["daraja"]  # the fixture, used by name
 
 
 def test_the_command_registers_the_lenders_secret_c2b_paths_with_m_pesa(

@@ -5,11 +5,10 @@ import pytest
 from django.urls import reverse
 
 from apps.collections.models import PaymentAttempt
-from tests.collections.daraja import SHORTCODE, call, daraja, paybill_for
+from tests.collections.daraja import SHORTCODE, call, paybill_for
 from tests.selfservice.test_views import late_loan
 
 pytestmark = pytest.mark.django_db
-__all__ = ["daraja"]  # the fixture, used by name
 
 
 def pay_url(lender, loan) -> str:

@@ -5,11 +5,10 @@ import pytest
 from django.urls import reverse
 
 from apps.collections.models import PaymentAttempt
-from tests.collections.stripe import deliver, stripe_fake, stripe_for
+from tests.collections.stripe import deliver, stripe_for
 from tests.selfservice.test_views import late_loan
 
 pytestmark = pytest.mark.django_db
-__all__ = ["stripe_fake"]  # the fixture, used by name
 
 
 def test_a_peso_customer_goes_to_checkout_and_the_page_shows_the_oxxo_voucher(
