@@ -41,3 +41,25 @@ def payments_credentials_keys_check(app_configs: Any = None, **kwargs: Any) -> l
             id="integrations.E002",
         )
     ]
+
+
+@register(Tags.security, deploy=True)
+def payments_callback_base_url_check(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Providers call back at this address (an M-Pesa push carries it, the back office shows
+    what to register): it must be the product's public HTTPS address, never the demo's."""
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+    from django.core.checks import Error
+
+    url = urlsplit(settings.PAYMENTS_CALLBACK_BASE_URL)
+    if url.scheme == "https" and url.hostname and url.hostname not in ("127.0.0.1", "localhost"):
+        return []
+    return [
+        Error(
+            "PAYMENTS_CALLBACK_BASE_URL must be the public HTTPS address providers call back "
+            f"(now {settings.PAYMENTS_CALLBACK_BASE_URL or 'empty'!r}).",
+            hint="e.g. https://pay.example.com: M-Pesa and Stripe refuse plain HTTP.",
+            id="integrations.E003",
+        )
+    ]

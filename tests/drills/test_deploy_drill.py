@@ -46,6 +46,7 @@ def test_check_deploy_is_clean_under_production_settings(report) -> None:
         "PAYMENTS_WEBHOOK_MASTER_KEY": secrets.token_urlsafe(32),
         "DEVICE_SIGNING_MASTER_KEY": secrets.token_urlsafe(32),
         "PAYMENTS_CREDENTIALS_KEYS": Fernet.generate_key().decode(),
+        "PAYMENTS_CALLBACK_BASE_URL": "https://pay.example.com",
         "AGENT_SIGNATURE_CHECKSUM": "checksum",
         "SMS_GATEWAY_CLASS": "apps.integrations.sms.base.ConsoleSmsGateway",
         "AGENT_API_BASE_URL": "https://agent.example.com/api/agent/v1/",
@@ -101,6 +102,17 @@ def test_check_deploy_is_clean_under_production_settings(report) -> None:
     )
     assert refused.returncode != 0  # a credentials key that is not a Fernet key
     assert "PAYMENTS_CREDENTIALS_KEYS" in refused.stderr + refused.stdout
+    plain_http = {**environment, "PAYMENTS_CALLBACK_BASE_URL": "http://pay.example.com"}
+    refused = subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy"],
+        cwd=ROOT,
+        env=plain_http,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert refused.returncode != 0  # providers would be told to call back over plain HTTP
+    assert "integrations.E003" in refused.stderr + refused.stdout
 
 
 class Lines(logging.Handler):
