@@ -998,6 +998,7 @@ class PaymentAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         "channel",
         "provider",
         "provider_ref",
+        "receipt_ref",
     )
     list_filter = ("channel", "provider", "lender")
     search_fields = ("provider_ref", "receipt_ref", "loan__reference")
