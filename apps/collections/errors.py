@@ -247,6 +247,14 @@ class PaymentStartFailed(DomainError):
     default_message = _("The payment provider did not take the request. Nothing was charged.")
 
 
+class PaymentStartUncertain(PaymentStartFailed):
+    code = "payment_start_uncertain"
+    default_message = _(
+        "M-Pesa did not answer in time. If a payment prompt reaches the phone, it can be paid; "
+        "if none comes within two minutes, try again."
+    )
+
+
 class PaymentCallbackRefused(DomainError):
     """A provider's verified callback we will not apply (its ``code`` says why)."""
 

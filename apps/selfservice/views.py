@@ -205,7 +205,8 @@ def _loan_cards(lender: Lender, customer: Customer) -> list[dict[str, Any]]:
                 "grace_words": grace_words(overview, phone, hours=lender.emergency_grace_hours),
                 "pay_amount": overview.pay_amount,
                 "attempt_words": attempt_words(
-                    payment_attempt_showing(loan_id=loan.pk, lender_id=lender.pk)
+                    payment_attempt_showing(loan_id=loan.pk, lender_id=lender.pk),
+                    timezone_name=lender.timezone,
                 ),
                 "schedule": [(row, SCHEDULE_STATUS[row.status]) for row in overview.schedule],
             }

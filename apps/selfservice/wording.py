@@ -4,8 +4,9 @@ happens next and when. Shared by the self-service page and its live status."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
-from django.utils import formats
+from django.utils import formats, timezone
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -152,8 +153,9 @@ def grace_words(overview: LoanOverview, phone: PhoneSync | None, *, hours: int) 
 PROVIDER_NAMES = {"mpesa": "M-Pesa", "stripe": _("card")}
 
 
-def attempt_words(attempt: PaymentAttempt | None) -> str:
-    """Where the payment the customer started stands, in their words."""
+def attempt_words(attempt: PaymentAttempt | None, *, timezone_name: str) -> str:
+    """Where the payment the customer started stands, in their words (times in the lender's
+    ``timezone_name``)."""
     if attempt is None:
         return ""
     amount = money(attempt.amount, attempt.currency)
@@ -174,7 +176,11 @@ def attempt_words(attempt: PaymentAttempt | None) -> str:
         ) % {
             "amount": amount,
             "number": attempt.voucher_number,
-            "date": formats.date_format(attempt.voucher_expires_at, "DATETIME_FORMAT"),
+            # the customer's clock (the lender's), never UTC: a day early is a day lost
+            "date": formats.date_format(
+                timezone.localtime(attempt.voucher_expires_at, ZoneInfo(timezone_name)),
+                "DATETIME_FORMAT",
+            ),
         }
     if status == "pending":
         return gettext("Your payment of %(amount)s is waiting for the provider.") % {

@@ -333,3 +333,111 @@ def test_the_c2b_urls_registered_with_daraja_are_the_products_callback_paths(dar
     )
     adapter.register_c2b_urls(confirmation_url=confirmation, validation_url=validation)
     assert daraja.c2b_urls[SHORTCODE] == (confirmation, validation)
+
+
+# --- the same money through two doors, and money we cannot place --------------------
+
+
+def test_a_paybill_confirmation_of_a_push_the_query_already_paid_pays_nothing_more(
+    client, daraja, loan
+) -> None:
+    attempt = start(loan)
+    daraja.settle(attempt.attempt_ref, 0, callback=False)
+    payment_attempt_reconcile(
+        attempt_id=attempt.pk, actor=Actor.system(), now=timezone.now() + timedelta(minutes=5)
+    )
+    push = daraja.pushes[attempt.attempt_ref]
+    # some paybills also confirm a push's money through C2B, under its receipt
+    body = daraja.c2b_body(
+        shortcode=SHORTCODE, account=loan.reference, amount=push.amount, receipt=push.receipt
+    )
+    assert call(client, path(loan.lender, "c2b-confirmation"), body).status_code == 200
+    assert Payment.objects.count() == 1
+    attempt.refresh_from_db()
+    assert attempt.receipt == push.receipt  # the customer's receipt, found at last
+
+
+def test_a_push_confirmed_first_through_the_paybill_is_paid_by_that_money(
+    client, daraja, loan
+) -> None:
+    attempt = start(loan)
+    daraja.settle(attempt.attempt_ref, 0, callback=False)
+    push = daraja.pushes[attempt.attempt_ref]
+    body = daraja.c2b_body(
+        shortcode=SHORTCODE, account=loan.reference, amount=push.amount, receipt=push.receipt
+    )
+    call(client, path(loan.lender, "c2b-confirmation"), body)
+    call(client, stk_path(daraja, attempt), daraja.stk_callback_body(push))
+    attempt.refresh_from_db()
+    assert (attempt.status, attempt.payment) == ("paid", Payment.objects.get())
+    later = timezone.now() + timedelta(minutes=5)
+    assert payment_attempt_reconcile(attempt_id=attempt.pk, actor=Actor.system(), now=later) == (
+        "paid"
+    )
+    assert Payment.objects.count() == 1
+
+
+def test_paid_money_for_a_push_we_cannot_place_is_kept_for_the_back_office(
+    client, daraja, loan
+) -> None:
+    attempt = start(loan)
+    daraja.settle(attempt.attempt_ref, 0, callback=False)
+    push = daraja.pushes[attempt.attempt_ref]
+    body = daraja.stk_callback_body(push)
+    body["Body"]["stkCallback"]["CheckoutRequestID"] = "ws_CO_LOSTINTRANSIT"
+    assert call(client, stk_path(daraja, attempt), body).status_code == 200
+    assert Payment.objects.count() == 0
+    kept = WebhookEvent.objects.get()
+    assert (kept.event_id, kept.payment) == ("stk:ws_CO_LOSTINTRANSIT", None)
+    unmatched = AuditEvent.objects.get(action="collections.payment.unmatched")
+    assert (unmatched.data["reference"], unmatched.data["why"]) == (push.receipt, "unknown_attempt")
+
+
+def test_a_push_paid_with_its_callback_lost_is_received_when_it_was_started(daraja, loan) -> None:
+    attempt = start(loan)
+    daraja.settle(attempt.attempt_ref, 0, callback=False)
+    payment_attempt_reconcile(
+        attempt_id=attempt.pk, actor=Actor.system(), now=timezone.now() + timedelta(hours=2)
+    )
+    assert Payment.objects.get().received_at == attempt.created_at  # not when we asked
+
+
+def test_a_push_daraja_cannot_be_asked_about_is_not_given_up_after_half_an_hour(
+    daraja, loan
+) -> None:
+    attempt = start(loan)
+    daraja.stop()  # Daraja unreachable for the query
+    at = attempt.created_at
+    assert (
+        payment_attempt_reconcile(
+            attempt_id=attempt.pk, actor=Actor.system(), now=at + timedelta(minutes=31)
+        )
+        == "started"
+    )
+    assert (
+        payment_attempt_reconcile(
+            attempt_id=attempt.pk, actor=Actor.system(), now=at + timedelta(days=1, minutes=1)
+        )
+        == "expired"
+    )
+    daraja.start()  # the fixture stops it again
+
+
+def test_one_unreadable_answer_does_not_stop_the_reconciliation_of_the_others(
+    daraja, lender_a, loan
+) -> None:
+    from apps.collections.services import payment_attempts_reconcile
+
+    broken = start(loan)
+    other_loan = signed_loan(lender_a, price="3500", down="500", installments=3)
+    with time_machine.travel(timezone.now() + timedelta(seconds=1)):
+        fine = start(other_loan)
+    daraja.settle(broken.attempt_ref, 0, callback=False)
+    daraja.pushes[broken.attempt_ref].result_code = "not a number"  # Daraja answers nonsense
+    daraja.settle(fine.attempt_ref, 0, callback=False)
+    later = timezone.now() + timedelta(minutes=5)
+    assert payment_attempts_reconcile(actor=Actor.system(), now=later) == 2
+    fine.refresh_from_db()
+    broken.refresh_from_db()
+    assert (fine.status, broken.status) == ("paid", "started")
+    assert broken.checked_at == later  # to the back of the line, asked again later

@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from apps.collections.errors import PaymentCallbackRefused
 from apps.collections.models import PaymentReversal
 from apps.collections.selectors import loan_payable_by_reference
 from apps.collections.services import (
@@ -316,6 +317,13 @@ class ProviderCallbackApi(APIView):
                 return Response(
                     {"ResultCode": 0, "ResultDesc": f"Received, not applied: {exc.code}"}
                 )
+            if verified and isinstance(exc, PaymentCallbackRefused):
+                # genuine, and not ours to apply (a checkout the lender's other business
+                # made, a refund of a payment not taken here): answered 2xx, or the
+                # provider retries it for days and may turn the endpoint off
+                return Response(
+                    {"status": "refused", "code": exc.code, "payment_id": None, "reversal_id": None}
+                )
             raise
         if self.answers_200_once_verified:
             return Response(CALLBACK_RECEIVED)
@@ -405,7 +413,11 @@ class SignedProviderWebhookApi(ProviderCallbackApi):
             200: inline_serializer(
                 "ProviderWebhookOutcome",
                 fields={
-                    "status": serializers.CharField(),
+                    "status": serializers.CharField(
+                        help_text="applied, duplicate, recorded (nothing to apply), unmatched, "
+                        "or refused (genuine but not ours to apply: `code` says why)"
+                    ),
+                    "code": serializers.CharField(required=False),
                     "payment_id": serializers.IntegerField(allow_null=True),
                     "reversal_id": serializers.IntegerField(allow_null=True),
                 },

@@ -24,7 +24,7 @@ from apps.collections.services.provider_payments import (
     ProviderEventOutcome,
     payment_attempt_reconcile,
     payment_attempt_start,
-    payment_attempts_due,
+    payment_attempts_claim,
     payment_attempts_reconcile,
     provider_event_apply,
 )
@@ -104,7 +104,7 @@ __all__ = [
     "overdue_notices_queue",
     "payment_attempt_reconcile",
     "payment_attempt_start",
-    "payment_attempts_due",
+    "payment_attempts_claim",
     "payment_attempts_reconcile",
     "payment_receipt_queue",
     "payment_record",

@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -25,8 +27,10 @@ from apps.collections.errors import (
     LoanNotFound,
     NothingToPay,
     PaymentAlreadyStarted,
+    PaymentCallbackRefused,
     PaymentNotConfirmed,
     PaymentStartFailed,
+    PaymentStartUncertain,
     ReceiptSeenBefore,
     UnknownAttempt,
     UnknownPayment,
@@ -124,9 +128,13 @@ def payment_attempt_start(
         started = adapter.start(request)
     except ProviderError as exc:
         _attempt_close(attempt, PaymentAttempt.Status.FAILED, detail=exc.code, actor=actor)
+        if exc.code == "unreachable":  # it may have reached the phone all the same
+            raise PaymentStartUncertain(provider=provider) from exc
         raise PaymentStartFailed(provider=provider, provider_code=exc.code) from exc
     with transaction.atomic():
-        attempt = PaymentAttempt.objects.select_for_update().get(pk=attempt.pk)
+        locked = loan_lock_with_row(PaymentAttempt, pk=attempt.pk, lender_id=lender_id)
+        assert locked is not None  # noqa: S101 - attempts are never deleted
+        attempt = locked[1]
         attempt.attempt_ref = started.attempt_ref
         attempt.amount = started.amount.amount
         attempt.redirect_url = started.redirect_url
@@ -152,9 +160,11 @@ def payment_attempt_start(
 
 def _attempt_close(attempt: PaymentAttempt, status: str, *, detail: str, actor: Actor) -> None:
     with transaction.atomic():
-        PaymentAttempt.objects.filter(pk=attempt.pk, status__in=PaymentAttempt.OPEN).update(
-            status=status, detail=detail[:200], settled_at=timezone.now()
-        )
+        changed = PaymentAttempt.objects.filter(
+            pk=attempt.pk, status__in=PaymentAttempt.OPEN
+        ).update(status=status, detail=detail[:200], settled_at=timezone.now())
+        if not changed:
+            return
         audit_event_record(
             actor=actor,
             action=CollectionsAction.PAYMENT_ATTEMPT_SETTLED,
@@ -182,7 +192,7 @@ def _attempt_named(*, lender_id: int, event: PaymentEvent) -> PaymentAttempt | N
     if event.attempt_key:
         try:
             return found.filter(key=event.attempt_key).first()
-        except ValueError:  # Django's UUIDField: not a UUID
+        except (ValueError, ValidationError):  # not a UUID: no attempt of ours
             return None
     return None
 
@@ -209,12 +219,31 @@ def provider_event_apply(
         lender_id=lender_id, provider=event.provider, event_id=event.event_id
     )
     if existing is not None:
-        return _outcome(webhook_duplicate_or_conflict(existing, digest))
-    attempt = _attempt_named(lender_id=lender_id, event=event)
-    if (event.attempt_ref or event.attempt_key) and attempt is None:
-        raise UnknownAttempt(provider_id=event.attempt_ref or event.attempt_key)
-    if attempt is not None and event.kind == EventKind.PAID:
-        _payment_matches_attempt(attempt=attempt, event=event)
+        return _seen(existing, digest, event)
+    try:
+        attempt = _attempt_named(lender_id=lender_id, event=event)
+        if (event.attempt_ref or event.attempt_key) and attempt is None:
+            raise UnknownAttempt(provider_id=event.attempt_ref or event.attempt_key)
+        if attempt is not None and event.kind == EventKind.PAID:
+            _payment_matches_attempt(attempt=attempt, event=event)
+        return _event_apply(
+            lender_id=lender_id, event=event, attempt=attempt, body=body, actor=actor
+        )
+    except PaymentCallbackRefused as refused:
+        if event.kind == EventKind.PAID and event.kept_if_refused:
+            _money_kept(lender_id=lender_id, event=event, body=body, actor=actor, why=refused.code)
+        raise
+
+
+def _event_apply(
+    *,
+    lender_id: int,
+    event: PaymentEvent,
+    attempt: PaymentAttempt | None,
+    body: bytes,
+    actor: Actor,
+) -> ProviderEventOutcome:
+    digest = hashlib.sha256(body).hexdigest()
     try:
         with transaction.atomic(durable=True):
             outcome = _event_apply_locked(
@@ -238,8 +267,43 @@ def provider_event_apply(
         )
         if existing is None:
             raise
-        return _outcome(webhook_duplicate_or_conflict(existing, digest))
+        return _seen(existing, digest, event)
     return outcome
+
+
+def _seen(existing: WebhookEvent, digest: str, event: PaymentEvent) -> ProviderEventOutcome:
+    """The same delivery again: a duplicate, or IdempotencyConflict for another body under
+    the same id (unless the provider's id alone is the key)."""
+    if event.same_by_id:
+        digest = existing.body_sha256
+    return _outcome(webhook_duplicate_or_conflict(existing, digest))
+
+
+def _money_kept(
+    *, lender_id: int, event: PaymentEvent, body: bytes, actor: Actor, why: str
+) -> None:
+    """Money that reached the lender's own account but that we will not apply (a callback
+    for a push we cannot place, an amount we did not ask for...): the provider is told it
+    arrived, so its callback is kept and the back office sees it among the unmatched, as a
+    paybill payment naming no loan is."""
+    with transaction.atomic():
+        if webhook_event_get(lender_id=lender_id, provider=event.provider, event_id=event.event_id):
+            return
+        try:
+            with transaction.atomic():
+                webhook_event_insert(
+                    WebhookEvent(
+                        lender_id=lender_id,
+                        provider=event.provider,
+                        event_id=event.event_id,
+                        event_type=event.event_type[:40],
+                        body=body.decode("utf-8"),
+                        body_sha256=hashlib.sha256(body).hexdigest(),
+                    )
+                )
+        except IntegrityError:
+            return  # kept by a delivery of the same callback at the same moment
+        _unmatched(lender_id=lender_id, event=event, actor=actor, why=why)
 
 
 def _outcome(found: WebhookOutcome) -> ProviderEventOutcome:
@@ -299,7 +363,10 @@ def _event_apply_locked(
     if event.kind == EventKind.PAID:
         return _payment_apply(loan=loan, attempt=attempt, event=event, actor=actor)
     assert attempt is not None  # noqa: S101 - a pending or failed event always names one
-    if event.kind == EventKind.PENDING and attempt.status == PaymentAttempt.Status.STARTED:
+    # a voucher taken on a page we had given up on (the page outlives the attempt by a
+    # minute) still waits for its money
+    waiting = (PaymentAttempt.Status.STARTED, PaymentAttempt.Status.EXPIRED)
+    if event.kind == EventKind.PENDING and attempt.status in waiting:
         attempt.status = PaymentAttempt.Status.PENDING
         if event.voucher is not None:
             attempt.voucher_number = event.voucher.number[:60]
@@ -326,6 +393,12 @@ def _payment_apply(
         )
     if event.amount is None:
         raise AttemptAmountMismatch(asked="", paid="", currency=loan.currency)
+    if attempt is None and (paid := _paid_by_query(loan=loan, event=event)) is not None:
+        paid.receipt = event.receipt[:100]
+        paid.save(update_fields=["receipt", "updated_at"])
+        return ProviderEventOutcome(
+            status="duplicate", payment_id=paid.payment_id, attempt_id=paid.pk
+        )
     outcome = payment_record_locked(
         loan=loan,
         amount=event.amount,
@@ -337,8 +410,15 @@ def _payment_apply(
         receipt_ref=event.receipt,
     )
     if attempt is not None:
-        if not outcome.created:
+        if (
+            not outcome.created
+            and PaymentAttempt.objects.filter(payment=outcome.payment)
+            .exclude(pk=attempt.pk)
+            .exists()
+        ):
             raise ReceiptSeenBefore(reference=event.reference)
+        # new, or the same money already in through another door (the paybill's
+        # confirmation of this very push): the attempt is paid by it either way
         attempt.payment = outcome.payment
         attempt.receipt = event.receipt[:100]
         _attempt_settle_locked(
@@ -348,6 +428,27 @@ def _payment_apply(
         status="applied" if outcome.created else "duplicate",
         payment_id=outcome.payment.pk,
         attempt_id=attempt.pk if attempt else None,
+    )
+
+
+def _paid_by_query(*, loan: Loan, event: PaymentEvent) -> PaymentAttempt | None:
+    """A push of this loan the status query found paid (its receipt unknown, its payment
+    keyed by the push's id) for the same amount in the last day: the paybill confirmation
+    ``event`` may be that very money, told again under its receipt. Taken as it, once."""
+    if event.amount is None:
+        return None
+    return (
+        PaymentAttempt.objects.filter(
+            loan=loan,
+            provider=event.provider,
+            status=PaymentAttempt.Status.PAID,
+            receipt="",
+            payment__provider_ref=F("attempt_ref"),
+            amount=event.amount.amount,
+            created_at__gte=event.received_at - timedelta(days=1),
+        )
+        .order_by("created_at")
+        .first()
     )
 
 
@@ -374,7 +475,9 @@ def _attempt_settle_locked(
     )
 
 
-def _unmatched(*, lender_id: int, event: PaymentEvent, actor: Actor) -> ProviderEventOutcome:
+def _unmatched(
+    *, lender_id: int, event: PaymentEvent, actor: Actor, why: str = "no_such_loan"
+) -> ProviderEventOutcome:
     """Money the provider took for an account number that names no loan of the lender:
     kept (its callback stored) and on the record for the back office to place."""
     assert event.amount is not None  # noqa: S101 - a payment event carries its amount
@@ -386,6 +489,7 @@ def _unmatched(*, lender_id: int, event: PaymentEvent, actor: Actor) -> Provider
             "provider": event.provider,
             "reference": event.reference,
             "account": event.loan_reference[:40],
+            "why": why,
             "amount": str(event.amount.amount),
             "currency": event.amount.currency,
         },
@@ -416,26 +520,35 @@ def _reversal_apply(*, lender_id: int, event: PaymentEvent, actor: Actor) -> Pro
 # --- reconciliation: attempts nobody called back about -------------------------------
 
 
-def payment_attempts_due(*, now: datetime | None = None) -> list[int]:
-    """The open attempts to ask the provider about: started more than
-    PAYMENTS_ATTEMPT_QUERY_AFTER_MINUTES ago and not asked about since then."""
+def payment_attempts_claim(*, now: datetime | None = None) -> list[int]:
+    """Claim the open attempts to ask the provider about (started more than
+    PAYMENTS_ATTEMPT_QUERY_AFTER_MINUTES ago, not asked about since; a voucher only once it
+    has expired: its store payment calls back), a batch at a time, oldest first. Claimed by
+    stamping ``checked_at`` in one statement that skips rows another run holds, so two runs
+    at once never ask about the same attempt, and one that fails moves to the back."""
     now = now or timezone.now()
     quiet = now - timedelta(minutes=settings.PAYMENTS_ATTEMPT_QUERY_AFTER_MINUTES)
-    return list(
-        PaymentAttempt.objects.filter(status__in=PaymentAttempt.OPEN, created_at__lt=quiet)
-        .exclude(checked_at__gte=quiet)
-        .order_by("created_at")
-        .values_list("pk", flat=True)[:RECONCILE_BATCH]
-    )
+    with transaction.atomic():
+        due = list(
+            PaymentAttempt.objects.filter(status__in=PaymentAttempt.OPEN, created_at__lt=quiet)
+            .exclude(checked_at__gte=quiet)
+            .exclude(status=PaymentAttempt.Status.PENDING, voucher_expires_at__gt=now)
+            .order_by("created_at")
+            .select_for_update(skip_locked=True)
+            .values_list("pk", flat=True)[:RECONCILE_BATCH]
+        )
+        PaymentAttempt.objects.filter(pk__in=due).update(checked_at=now)
+    return due
 
 
 def payment_attempt_reconcile(*, attempt_id: int, actor: Actor, now: datetime | None = None) -> str:
     """Ask the provider where one open attempt stands and settle it: paid (applied, the
-    provider's reference as the key), failed, expired (no answer after
-    PAYMENTS_ATTEMPT_EXPIRE_MINUTES, or a voucher past its expiry), or still waiting.
-    The provider is asked with no lock held; the answer is applied under the loan's lock
-    then the attempt's, so a callback that came meanwhile wins and nothing applies twice.
-    Returns the attempt's status after."""
+    provider's reference as the key, received when the attempt started where the provider
+    names no time), failed, expired (still waiting after PAYMENTS_ATTEMPT_EXPIRE_MINUTES by
+    the provider's own answer, a voucher past its expiry, or no answer at all for a day),
+    or still waiting. The provider is asked with no lock held; the answer is applied under
+    the loan's lock then the attempt's, so a callback that came meanwhile wins and nothing
+    applies twice. Returns the attempt's status after."""
     now = now or timezone.now()
     attempt = PaymentAttempt.objects.get(pk=attempt_id)
     if attempt.status not in PaymentAttempt.OPEN:
@@ -455,7 +568,8 @@ def payment_attempt_reconcile(*, attempt_id: int, actor: Actor, now: datetime | 
                 channel=Payment.Channel.PROVIDER,
                 provider=attempt.provider,
                 provider_ref=status.reference or attempt.attempt_ref,
-                received_at=min(status.received_at or now, now),
+                # not the time of asking: a payment made before its due date stays on time
+                received_at=min(status.received_at or attempt.created_at, now),
                 actor=actor,
             )
             attempt.payment = outcome.payment
@@ -466,7 +580,7 @@ def payment_attempt_reconcile(*, attempt_id: int, actor: Actor, now: datetime | 
             _attempt_settle_locked(
                 attempt, status.state, detail=status.detail, actor=actor, by="query"
             )
-        elif _attempt_expired(attempt, now):
+        elif _attempt_expired(attempt, now, answered=status is not None or not attempt.attempt_ref):
             _attempt_settle_locked(
                 attempt,
                 PaymentAttempt.Status.EXPIRED,
@@ -481,16 +595,25 @@ def payment_attempt_reconcile(*, attempt_id: int, actor: Actor, now: datetime | 
 
 
 def payment_attempts_reconcile(*, actor: Actor, now: datetime | None = None) -> int:
-    """Ask about every attempt due (``payment_attempts_due``), one provider call each, a
-    batch at a time; a provider that fails leaves its attempt for the next run. Returns
-    how many were asked about."""
-    due = payment_attempts_due(now=now)
+    """Ask about every attempt due (``payment_attempts_claim``), one provider call each, a
+    batch at a time. A provider that fails, or answers what we cannot read, leaves its
+    attempt for a later run and never stops the others. Returns how many were asked about."""
+    due = payment_attempts_claim(now=now)
     for attempt_id in due:
-        payment_attempt_reconcile(attempt_id=attempt_id, actor=actor, now=now)
+        try:
+            payment_attempt_reconcile(attempt_id=attempt_id, actor=actor, now=now)
+        except Exception:  # one attempt's trouble is logged and the run goes on
+            logger.exception("payment attempt %s not reconciled", attempt_id)
     return len(due)
 
 
-def _attempt_expired(attempt: PaymentAttempt, now: datetime) -> bool:
+def _attempt_expired(attempt: PaymentAttempt, now: datetime, *, answered: bool) -> bool:
+    """Given up: a voucher a day after its expiry (the shop's day closes); else
+    PAYMENTS_ATTEMPT_EXPIRE_MINUTES after it started if the provider answered "still
+    waiting" (or never had the request), and a day after it started if the provider never
+    answered: money that came meanwhile is still applied (or kept) by its callback."""
     if attempt.voucher_expires_at is not None:
-        return now > attempt.voucher_expires_at + timedelta(days=1)  # the shop's day closes
+        return now > attempt.voucher_expires_at + timedelta(days=1)
+    if not answered:
+        return now > attempt.created_at + timedelta(days=1)
     return now > attempt.created_at + timedelta(minutes=settings.PAYMENTS_ATTEMPT_EXPIRE_MINUTES)

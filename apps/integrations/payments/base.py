@@ -108,7 +108,8 @@ class PaymentEvent:
     provider's id) or ``attempt_key`` (ours, from the request's metadata) names the attempt
     we started, where the provider says; ``loan_reference`` the loan, where the
     customer typed it (an M-Pesa paybill account number). ``reverses`` and
-    ``reversal_kind`` (refund or chargeback) for a reversal.
+    ``reversal_kind`` (refund or chargeback) for a reversal. ``expires_at`` on a checkout
+    request: when the provider's page stops taking the payment.
     """
 
     provider: str
@@ -127,6 +128,12 @@ class PaymentEvent:
     voucher: Voucher | None = None
     detail: str = ""
     account: str = ""  # the provider's account the money went to (a shortcode)
+    # the money reached the lender's own account whatever we make of the callback (a
+    # paybill): one we refuse is kept for the back office, never dropped
+    kept_if_refused: bool = False
+    # the provider signs each delivery and may resend an event with a changed envelope
+    # (Stripe's pending_webhooks): the event id alone says it is the same event
+    same_by_id: bool = False
 
 
 class StatusKind(StrEnum):

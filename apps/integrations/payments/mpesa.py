@@ -224,10 +224,12 @@ class DarajaClient:
             if error.code == STILL_PROCESSING:
                 return StkStatus(pending=True, result_code=None, result_desc=error.message)
             raise
+        try:
+            code = int(body["ResultCode"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DarajaError("malformed", "no result code in the query's answer") from exc
         return StkStatus(
-            pending=False,
-            result_code=int(body["ResultCode"]),
-            result_desc=str(body.get("ResultDesc", "")),
+            pending=False, result_code=code, result_desc=str(body.get("ResultDesc", ""))
         )
 
     # --- helpers ----------------------------------------------------------------------
@@ -450,6 +452,7 @@ class MpesaAdapter:
             reference=result.receipt,
             receipt=result.receipt,
             attempt_ref=result.checkout_request_id,
+            kept_if_refused=True,
         )
 
     def _c2b_event(self, payment: C2BPayment, *, route: str) -> PaymentEvent:
@@ -467,6 +470,7 @@ class MpesaAdapter:
             receipt=payment.receipt,
             loan_reference=payment.account,
             account=payment.shortcode,
+            kept_if_refused=confirmed,
         )
 
     def status(self, *, attempt_ref: str) -> PaymentStatus:
@@ -477,8 +481,9 @@ class MpesaAdapter:
         if found.pending:
             return PaymentStatus(state=StatusKind.PENDING, detail=found.result_desc[:200])
         if found.paid:
-            # the query says paid but names no receipt: the STK request id stands for it
-            return PaymentStatus(state=StatusKind.PAID, reference=attempt_ref, received_at=_now())
+            # the query says paid but names neither the receipt nor the time: the STK
+            # request id stands for the receipt until the callback brings it
+            return PaymentStatus(state=StatusKind.PAID, reference=attempt_ref)
         return PaymentStatus(
             state=StatusKind.FAILED, detail=f"{found.result_code}: {found.result_desc}"[:200]
         )

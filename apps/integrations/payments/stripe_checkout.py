@@ -207,6 +207,8 @@ class StripeAdapter(PaymentAdapter):
             ],
             "allowed_payment_method_types": ["card"],
             "client_reference_id": request.loan_reference,
+            # the page closes when the attempt is given up (Stripe takes 30 min to 24 h)
+            "expires_at": int(time.time()) + 60 * max(31, settings.PAYMENTS_ATTEMPT_EXPIRE_MINUTES),
             "metadata": metadata,
             "payment_intent_data": {"metadata": metadata},
         }
@@ -285,6 +287,7 @@ class StripeAdapter(PaymentAdapter):
             event_type=event_type,
             kind=EventKind.IGNORED,
             received_at=_at(event["created"]),
+            same_by_id=True,  # a redelivery may carry another pending_webhooks count
         )
         kind = obj.get("object")
         if event_type.startswith("checkout.session.") and kind == "checkout.session":
