@@ -525,7 +525,10 @@ def payment_attempts_claim(*, now: datetime | None = None) -> list[int]:
     PAYMENTS_ATTEMPT_QUERY_AFTER_MINUTES ago, not asked about since; a voucher only once it
     has expired: its store payment calls back), a batch at a time, oldest first. Claimed by
     stamping ``checked_at`` in one statement that skips rows another run holds, so two runs
-    at once never ask about the same attempt, and one that fails moves to the back."""
+    at once never ask about the same attempt, and one that fails moves to the back.
+
+    audit: none, a claim's time stamp; what the query finds is audited when it settles
+    """
     now = now or timezone.now()
     quiet = now - timedelta(minutes=settings.PAYMENTS_ATTEMPT_QUERY_AFTER_MINUTES)
     with transaction.atomic():
