@@ -81,6 +81,22 @@ class EventMalformed(WebhookRefused):
     default_message = "The event is not valid."
 
 
+def _read_body(request: Request) -> bytes:
+    """The raw body (a signature covers its bytes), refused over PAYMENTS_WEBHOOK_MAX_BYTES
+    from the declared length before reading, and never more than the limit read."""
+    limit = settings.PAYMENTS_WEBHOOK_MAX_BYTES
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise PayloadTooLarge(limit=limit)
+    body = request._request.read(limit + 1)  # never more than the limit into memory
+    if len(body) > limit:
+        raise PayloadTooLarge(limit=limit)
+    return body
+
+
 class PaymentWebhookApi(APIView):
     """POST /api/payments/v1/webhooks/<provider>/ : a payment or reversal from a provider.
 
@@ -148,7 +164,7 @@ class PaymentWebhookApi(APIView):
         try:
             if provider not in settings.PAYMENTS_PROVIDERS:
                 raise UnknownProvider()
-            body = self._read_body(request)
+            body = _read_body(request)
             lender = Lender.objects.filter(slug=request.headers.get(LENDER_HEADER, "")).first()
             self._verify(request, lender, provider, body)
             verified = True
@@ -182,19 +198,6 @@ class PaymentWebhookApi(APIView):
             )
             raise
         return Response(self.OutputSerializer(outcome).data, status=status.HTTP_200_OK)
-
-    def _read_body(self, request: Request) -> bytes:
-        limit = settings.PAYMENTS_WEBHOOK_MAX_BYTES
-        try:
-            declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        except ValueError:
-            declared = 0
-        if declared > limit:
-            raise PayloadTooLarge(limit=limit)
-        body = request._request.read(limit + 1)  # never more than the limit into memory
-        if len(body) > limit:
-            raise PayloadTooLarge(limit=limit)
-        return body
 
     def _verify(self, request: Request, lender: Lender | None, provider: str, body: bytes) -> None:
         if lender is None:
@@ -271,7 +274,7 @@ class ProviderCallbackApi(APIView):
         verified = False
         actor = Actor(type=ActorType.SYSTEM, id=f"provider:{provider}", ip=client_ip(request))
         try:
-            body = PaymentWebhookApi._read_body(self, request)  # type: ignore[arg-type]  # the same limit, read the same way
+            body = _read_body(request)
             if (provider, route) not in self.routes:
                 raise UnknownProvider()
             lender = Lender.objects.filter(slug=lender_slug).first()
