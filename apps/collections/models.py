@@ -536,6 +536,69 @@ class WebhookEvent(BaseModel):
         ]
 
 
+class ReconciliationReport(BaseModel):
+    """One lender's payments through one provider on one business day, set beside the
+    payments the provider lists as settled, and what differs between the two.
+
+    Built by ``reconciliation_report_build`` (each night for yesterday, or by the lender's
+    admin), once per lender, provider and day: building the same day again replaces the row.
+    ``provider_count`` and ``provider_total`` stay empty where the provider lists nothing (M-Pesa)
+    or failed to answer (``status`` failed, with the provider's ``failure_code``). Totals are in
+    the lender's currency, as every payment of its loans is. Each difference is a dict:
+    ``kind``, ``reference`` (the provider's), ``amount`` and ``currency`` (ours where we have
+    the payment), ``provider_amount`` and ``provider_currency`` (where the amounts differ),
+    ``received_at``, ``loan`` (its id, or None), ``loan_reference`` and, for money paid to the
+    paybill for no loan, the ``account`` the customer typed.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Status(models.TextChoices):
+        BUILT = "built", _("Built")
+        FAILED = "failed", _("Provider failed")
+
+    class Kind(models.TextChoices):
+        MISSING_HERE = "missing_here", _("Settled at the provider, no payment here")
+        MISSING_AT_PROVIDER = "missing_at_provider", _("Applied here, not listed by the provider")
+        AMOUNT_DIFFERS = "amount_differs", _("Amounts differ")
+        UNMATCHED = "unmatched", _("Paid to the paybill for no loan")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    provider = models.CharField(_("provider"), max_length=40)
+    day = models.DateField(_("day"), help_text=_("The lender's local business date."))
+    generated_at = models.DateTimeField(_("built at"))
+    status = models.CharField(_("status"), max_length=10, choices=Status.choices)
+    failure_code = models.CharField(_("provider's error"), max_length=60, blank=True)
+    currency = models.CharField(_("currency"), max_length=3)
+    our_count = models.PositiveIntegerField(_("payments here"))
+    our_total = money_field(_("total here"))
+    provider_count = models.PositiveIntegerField(_("at the provider"), null=True, blank=True)
+    provider_total = money_field(_("total at the provider"), null=True, blank=True)
+    difference_count = models.PositiveIntegerField(_("differences"))
+    differences = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ("-day", "provider")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lender", "provider", "day"], name="reconciliation_report_once_a_day"
+            ),
+            models.CheckConstraint(
+                condition=Q(provider_count__isnull=True, provider_total__isnull=True)
+                | Q(provider_count__isnull=False, provider_total__isnull=False),
+                name="reconciliation_report_provider_side_whole",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="built", failure_code="")
+                | (Q(status="failed") & ~Q(failure_code="")),
+                name="reconciliation_report_failed_has_code",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider} {self.day}"
+
+
 class LoanStageChange(BaseModel):
     """One move of a loan's restriction stage and the fact behind it. Append-only.
 
