@@ -15,6 +15,7 @@ class CollectionsAction(StrEnum):
     PAYMENT_ATTEMPT_STARTED = "collections.payment_attempt.started"
     PAYMENT_ATTEMPT_SETTLED = "collections.payment_attempt.settled"
     PAYMENT_UNMATCHED = "collections.payment.unmatched"
+    RECONCILIATION_REPORTED = "collections.reconciliation.reported"
     STAGE_CHANGED = "collections.loan.stage_changed"
     RESTRICTIONS_SUSPENDED = "collections.restrictions.suspended"
     RESTRICTIONS_RESUMED = "collections.restrictions.resumed"

@@ -8,6 +8,7 @@ from apps.collections.services import (
     loan_sweep_fan_out,
     overdue_notices_queue,
     payment_attempts_reconcile,
+    reconciliation_reports_build,
     restriction_notices_queue,
     restrictions_suspension_apply,
 )
@@ -70,3 +71,11 @@ def payment_attempts_reconcile_task() -> int:
     callback for a few minutes is asked about and settled (one provider call each, a
     batch at a time). Returns how many were asked about."""
     return payment_attempts_reconcile(actor=Actor.system())
+
+
+@app_task(name="collections.reconciliation_reports_build", queue="default")
+def reconciliation_reports_build_task() -> int:
+    """Beat runs this early each UTC morning: for every lender and provider in use, the
+    report of yesterday in the lender's timezone (a day already over everywhere). Safe to
+    run twice: a day built again replaces its report. Returns how many were built."""
+    return len(reconciliation_reports_build(actor=Actor.system()))

@@ -31,6 +31,14 @@ SCHEDULE: dict[str, tuple[str, dict[str, str], str, str]] = {
         "UTC",
         "default",
     ),
+    # Yesterday's reconciliation report per lender and provider (yesterday in each lender's
+    # timezone, over by then everywhere: at 04:30 UTC it is 22:30 the day before in Mexico).
+    "collections: reconciliation reports": (
+        "collections.reconciliation_reports_build",
+        {"minute": "30", "hour": "4"},
+        "UTC",
+        "default",
+    ),
     # A release is pushed until the phone acks it.
     "devices: release re-push": ("devices.push_release_renudge", {"minute": "*/5"}, "UTC", "push"),
 }

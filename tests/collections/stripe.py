@@ -27,13 +27,13 @@ def stripe_fake(settings) -> Iterator[FakeStripe]:
     fake.stop()
 
 
-def stripe_for(lender: Lender) -> None:
+def stripe_for(lender: Lender, secret_key: str = SECRET_KEY) -> None:
     provider_account_save(
         lender_id=lender.pk,
         provider="stripe",
         enabled=True,
         settings={},
-        secrets={"secret_key": SECRET_KEY, "webhook_secret": WEBHOOK_SECRET},
+        secrets={"secret_key": secret_key, "webhook_secret": WEBHOOK_SECRET},
         actor=Actor.system(),
     )
 

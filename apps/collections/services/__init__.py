@@ -28,6 +28,10 @@ from apps.collections.services.provider_payments import (
     payment_attempts_reconcile,
     provider_event_apply,
 )
+from apps.collections.services.reconciliation import (
+    reconciliation_report_build,
+    reconciliation_reports_build,
+)
 from apps.collections.services.reminders import payment_receipt_queue, reminders_queue
 from apps.collections.services.reversals import ReversalOutcome, payment_reverse
 from apps.collections.services.sales import (
@@ -111,6 +115,8 @@ __all__ = [
     "payment_reverse",
     "payment_webhook_apply",
     "provider_event_apply",
+    "reconciliation_report_build",
+    "reconciliation_reports_build",
     "reminders_queue",
     "restriction_notices_queue",
     "restrictions_resume",
