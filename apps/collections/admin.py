@@ -5,13 +5,22 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -39,6 +48,7 @@ from apps.collections.models import (
     ManualLock,
     Payment,
     PaymentAttempt,
+    ReconciliationReport,
     RestrictionSuspension,
     SupportPin,
 )
@@ -68,12 +78,13 @@ from apps.collections.services import (
     loan_support_pin_request,
     payment_attempt_start,
     payment_record,
+    reconciliation_reports_build,
     restrictions_resume,
     restrictions_suspend,
 )
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
-from apps.core.money import Money
+from apps.core.money import Money, money_format
 from apps.customers.services import phone_to_e164
 from apps.devices.errors import OfflineCodeUnknown
 from apps.devices.models import OfflineToken
@@ -1140,3 +1151,165 @@ class RestrictionSuspensionAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         return TemplateResponse(
             request, "admin/collections/restrictionsuspension/form.html", context
         )
+
+
+class HasDifferencesFilter(admin.SimpleListFilter):
+    title = _("differences")
+    parameter_name = "differs"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", _("Has differences")), ("no", _("No differences"))]
+
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[ReconciliationReport]
+    ) -> QuerySet[ReconciliationReport]:
+        if self.value() == "yes":
+            return queryset.filter(difference_count__gt=0)
+        if self.value() == "no":
+            return queryset.filter(difference_count=0)
+        return queryset
+
+
+@admin.register(ReconciliationReport)
+class ReconciliationReportAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
+    """Each day's payments through each provider beside what the provider settled, built
+    each night for yesterday (``reconciliation_reports_build``); the lender's admin builds
+    yesterday's again from the list. Read-only: a report is replaced by building it again."""
+
+    builders = frozenset({Membership.Role.LENDER_ADMIN})
+    list_display = (
+        "day",
+        "provider",
+        "status",
+        "our_count",
+        "our_total_shown",
+        "provider_count",
+        "provider_total_shown",
+        "difference_count",
+        "lender",
+    )
+    list_filter = ("provider", HasDifferencesFilter, "status", "lender")
+    date_hierarchy = "day"
+    fields = (
+        "lender",
+        "day",
+        "provider",
+        "status",
+        "failure_code",
+        "generated_at",
+        "our_count",
+        "our_total_shown",
+        "provider_count",
+        "provider_total_shown",
+        "difference_count",
+        "differences_table",
+    )
+    readonly_fields = ("our_total_shown", "provider_total_shown", "differences_table")
+    change_list_template = "admin/collections/reconciliationreport/change_list.html"
+
+    @admin.display(description=_("total here"), ordering="our_total")
+    def our_total_shown(self, report: ReconciliationReport) -> str:
+        return money_format(report.our_total, report.currency)
+
+    @admin.display(description=_("total at the provider"), ordering="provider_total")
+    def provider_total_shown(self, report: ReconciliationReport) -> str:
+        if report.provider_total is None:
+            return "-"
+        return money_format(report.provider_total, report.currency)
+
+    @admin.display(description=_("Differences"))
+    def differences_table(self, report: ReconciliationReport) -> str:
+        if not report.differences:
+            return str(_("None: both sides agree."))
+        kinds = dict(ReconciliationReport.Kind.choices)
+
+        def amount(entry: dict[str, Any]) -> str:
+            if not entry["amount"]:
+                return "-"
+            shown = money_format(Decimal(entry["amount"]), entry["currency"])
+            if entry.get("provider_amount"):
+                there = money_format(Decimal(entry["provider_amount"]), entry["provider_currency"])
+                return str(
+                    _("%(here)s here, %(there)s at the provider") % {"here": shown, "there": there}
+                )
+            return shown
+
+        zone = ZoneInfo(report.lender.timezone)
+
+        def received(entry: dict[str, Any]) -> str:  # in the lender's time, as the day is
+            at = datetime.fromisoformat(entry["received_at"]).astimezone(zone)
+            return at.strftime("%Y-%m-%d %H:%M:%S")
+
+        def loan(entry: dict[str, Any]) -> str:
+            if entry.get("loan"):
+                url = reverse("admin:collections_loan_change", args=[entry["loan"]])
+                return format_html('<a href="{}">{}</a>', url, entry["loan_reference"])
+            if entry.get("account"):
+                return format_html("{} <q>{}</q>", _("none; account typed"), entry["account"])
+            return entry.get("loan_reference") or "-"
+
+        rows = format_html_join(
+            "",
+            "<tr><td><code>{}</code></td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    entry["reference"],
+                    kinds.get(entry["kind"], entry["kind"]),
+                    amount(entry),
+                    received(entry),
+                    loan(entry),
+                )
+                for entry in report.differences
+            ),
+        )
+        head = format_html_join(
+            "",
+            "<th>{}</th>",
+            ((t,) for t in (_("Reference"), _("Kind"), _("Amount"), _("Received"), _("Loan"))),
+        )
+        return format_html(
+            '<table id="differences"><thead><tr>{}</tr></thead><tbody>{}</tbody></table>',
+            head,
+            rows,
+        )
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        can_build = is_platform_operator(request.user) or self._role_allows(
+            request, self.builders, None
+        )
+        return super().changelist_view(
+            request, {**(extra_context or {}), "can_build_reports": can_build}
+        )
+
+    def get_urls(self) -> list[Any]:
+        build = self.admin_site.admin_view(self.build_view)
+        return [
+            path("build/", build, name="collections_reconciliationreport_build"),
+            *super().get_urls(),
+        ]
+
+    def build_view(self, request: HttpRequest) -> HttpResponse:
+        """The lender's admin builds yesterday's reports (each provider in use) now: the
+        nightly run's, replaced. An operator builds every lender's."""
+        self.require_role(request, self.builders)
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        lender_id = None if is_platform_operator(request.user) else user_lender_id(request.user)
+        reports = reconciliation_reports_build(
+            actor=Actor.agent(request.user, request), lender_id=lender_id
+        )
+        failed = [r for r in reports if r.status == ReconciliationReport.Status.FAILED]
+        if not reports:
+            self.message_user(
+                request, _("No payment provider in use: nothing to reconcile."), messages.WARNING
+            )
+        else:
+            self.message_user(
+                request,
+                _("%(built)s reports built, %(failed)s of them failed at the provider.")
+                % {"built": len(reports), "failed": len(failed)},
+                messages.WARNING if failed else messages.SUCCESS,
+            )
+        return HttpResponseRedirect(reverse("admin:collections_reconciliationreport_changelist"))

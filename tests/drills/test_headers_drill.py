@@ -44,6 +44,7 @@ from apps.collections.services import (
     loan_stage_sweep,
     loan_support_pin_request,
     payment_record,
+    reconciliation_report_build,
     restrictions_resume,
     restrictions_suspend,
 )
@@ -271,6 +272,9 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
     )
     restrictions_resume(
         suspension_id=suspension.pk, user=operator, actor=Actor.system(), reason="Drill over."
+    )
+    reconciliation_report_build(
+        lender_id=lender_a.pk, provider="mpesa", day=today - timedelta(days=1), actor=Actor.system()
     )
 
     link_token = customer_login_link_mint(

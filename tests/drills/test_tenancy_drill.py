@@ -11,10 +11,11 @@ from django.contrib import admin
 from django.urls import URLPattern
 
 from apps.collections.admin import LOAN_ACTIONS
-from apps.collections.models import Loan, LoanPause, ManualLock
+from apps.collections.models import Loan, LoanPause, ManualLock, ReconciliationReport
 from apps.lenders.models import Membership
 from apps.lenders.selectors import lender_local_date
 from apps.lenders.tenancy import LenderScopedAdmin
+from tests.collections.daraja import paybill_for
 from tests.drills.conftest import late_loan_with_requests
 from tests.lenders.test_admin_tenancy_matrix import CROSS_TENANT_ROWS
 
@@ -70,6 +71,15 @@ def test_no_custom_admin_view_reaches_another_lenders_rows(
     ).content.decode()
     if "Portfolio of Lender B" in portfolio:
         leaked.append("portfolio of lender B")
+    # lender A's admin builds yesterday's reconciliation reports: lender A's, none of B's
+    paybill_for(lender_a)
+    paybill_for(lender_b)
+    admin_a = verified_client(make_agent(lender_a, role=Membership.Role.LENDER_ADMIN))
+    admin_a.post("/admin/collections/reconciliationreport/build/")
+    tried += 1
+    if ReconciliationReport.objects.filter(lender=lender_b).exists():
+        leaked.append("reconciliation report of lender B built")
+    assert ReconciliationReport.objects.filter(lender=lender_a).exists()
     report(
         f"tenancy, custom admin views: {tried} requests to {len(views)} views ({', '.join(sorted(views))}) "
         f"by lender A's supervisor on lender B's rows; "

@@ -18,7 +18,13 @@ from django.utils import timezone
 
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
-from apps.collections.models import Loan, Payment, RestrictionSuspension, SupportPin
+from apps.collections.models import (
+    Loan,
+    Payment,
+    ReconciliationReport,
+    RestrictionSuspension,
+    SupportPin,
+)
 from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.core.tenancy import belongs_to_lender, is_lender_owned
@@ -68,6 +74,7 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     RestrictionSuspension: lambda lender: suspension_for(lender),
     SupportPin: lambda lender: support_pin_for(lender),
     ProviderAccount: lambda lender: provider_account_for(lender),
+    ReconciliationReport: lambda lender: reconciliation_report_for(lender),
 }
 
 
@@ -137,6 +144,15 @@ def provider_account_for(lender: Lender) -> ProviderAccount:
         settings={"shortcode": "174379"},
         secrets={"consumer_key": "consumer-key-1"},
         actor=Actor.system(),
+    )
+
+
+def reconciliation_report_for(lender: Lender) -> ReconciliationReport:
+    from apps.collections.services import reconciliation_report_build
+
+    # no account with the provider: a report all the same, failed with that code
+    return reconciliation_report_build(
+        lender_id=lender.pk, provider="stripe", day=timezone.localdate(), actor=Actor.system()
     )
 
 
