@@ -471,10 +471,10 @@ class PaymentAttempt(BaseModel):
     currency = models.CharField(max_length=3)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.STARTING)
     started_by = models.CharField(_("started by"), max_length=20)
-    redirect_url = models.URLField(max_length=2000, blank=True)
+    redirect_url = models.TextField(blank=True)  # the provider's page, as it gave it
     voucher_number = models.CharField(max_length=60, blank=True)
     voucher_expires_at = models.DateTimeField(null=True, blank=True)
-    voucher_url = models.URLField(max_length=2000, blank=True)
+    voucher_url = models.TextField(blank=True)
     receipt = models.CharField(_("provider's receipt"), max_length=100, blank=True)
     detail = models.CharField(max_length=200, blank=True)
     payment = models.ForeignKey(

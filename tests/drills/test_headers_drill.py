@@ -39,7 +39,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from playwright.sync_api import expect
 
 from apps.collections.admin import LOAN_ACTIONS
-from apps.collections.models import Loan
+from apps.collections.models import Loan, PaymentAttempt
 from apps.collections.services import (
     loan_stage_sweep,
     loan_support_pin_request,
@@ -291,7 +291,18 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
     )
     return {
         "clients": {"operator": verified_client(operator), "clerk": counter, "customer": customer},
-        "rows": {Loan: loan},
+        "rows": {
+            Loan: loan,
+            PaymentAttempt: PaymentAttempt.objects.create(
+                lender=lender_a,
+                loan=loan,
+                provider="mpesa",
+                attempt_ref="ws_CO_DRILL",
+                amount=Decimal(100),
+                currency=loan.currency,
+                started_by="customer",
+            ),
+        },
         "values": {
             "lender_slug": [lender_a.slug],
             "public_id": [sale_open.public_id, sale_done.public_id],

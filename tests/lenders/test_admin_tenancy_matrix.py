@@ -21,6 +21,7 @@ from apps.audit.models import AuditEvent
 from apps.collections.models import (
     Loan,
     Payment,
+    PaymentAttempt,
     ReconciliationReport,
     RestrictionSuspension,
     SupportPin,
@@ -75,6 +76,7 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     SupportPin: lambda lender: support_pin_for(lender),
     ProviderAccount: lambda lender: provider_account_for(lender),
     ReconciliationReport: lambda lender: reconciliation_report_for(lender),
+    PaymentAttempt: lambda lender: payment_attempt_for(lender),
 }
 
 
@@ -144,6 +146,20 @@ def provider_account_for(lender: Lender) -> ProviderAccount:
         settings={"shortcode": "174379"},
         secrets={"consumer_key": "consumer-key-1"},
         actor=Actor.system(),
+    )
+
+
+def payment_attempt_for(lender: Lender) -> PaymentAttempt:
+    """A payment started through a provider (its provider never called: a row is enough)."""
+    loan = signed_loan(lender)
+    return PaymentAttempt.objects.create(
+        lender=lender,
+        loan=loan,
+        provider="mpesa",
+        attempt_ref=f"ws_CO_{lender.slug}",
+        amount=Decimal(100),
+        currency=lender.currency,
+        started_by="customer",
     )
 
 

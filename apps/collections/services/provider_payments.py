@@ -27,7 +27,6 @@ from apps.collections.errors import (
     LoanNotFound,
     NothingToPay,
     PaymentAlreadyStarted,
-    PaymentCallbackRefused,
     PaymentNotConfirmed,
     PaymentStartFailed,
     PaymentStartUncertain,
@@ -48,6 +47,7 @@ from apps.collections.services.webhooks import (
     webhook_event_insert,
 )
 from apps.core.actor import Actor
+from apps.core.errors import DomainError
 from apps.core.money import Money
 from apps.integrations.payments.base import (
     EventKind,
@@ -229,7 +229,7 @@ def provider_event_apply(
         return _event_apply(
             lender_id=lender_id, event=event, attempt=attempt, body=body, actor=actor
         )
-    except PaymentCallbackRefused as refused:
+    except DomainError as refused:  # a refusal of ours, or a loan that takes no payment now
         if event.kind == EventKind.PAID and event.kept_if_refused:
             _money_kept(lender_id=lender_id, event=event, body=body, actor=actor, why=refused.code)
         raise

@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Q, QuerySet, Sum
 from django.utils import timezone
 
 from apps.audit.services import audit_event_record
@@ -37,7 +37,7 @@ from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.core.money import Money, quantize
 from apps.integrations.payments.base import ProviderError, SettledPayment
-from apps.integrations.payments.mpesa import CallbackMalformed, c2b_parse
+from apps.integrations.payments.mpesa import CallbackMalformed, c2b_parse, stk_callback_parse
 from apps.integrations.payments.registry import adapter_for, providers_enabled
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_day_start, lender_local_date
@@ -243,12 +243,13 @@ def _unmatched(
         WebhookEvent.objects.filter(
             lender_id=lender_id,
             provider=provider,
-            event_id__startswith=PAYBILL_EVENT_PREFIX,
             payment__isnull=True,
             reversal__isnull=True,
             created_at__gte=start,
             created_at__lt=end,
         )
+        # a paybill confirmation, or a push's payment we could not place (kept)
+        .filter(Q(event_id__startswith=PAYBILL_EVENT_PREFIX) | Q(event_type="stk.paid"))
         .order_by("created_at", "pk")
         .values_list("event_id", "body", "created_at")
     )
@@ -256,14 +257,29 @@ def _unmatched(
     for event_id, body, created_at in events.iterator(chunk_size=CHUNK):
         reference = event_id.removeprefix(PAYBILL_EVENT_PREFIX)
         try:
-            paid = c2b_parse(json.loads(body))
+            if event_id.startswith(PAYBILL_EVENT_PREFIX):
+                paid = c2b_parse(json.loads(body))
+                reference, amount, at, account = (
+                    paid.receipt,
+                    paid.amount,
+                    paid.paid_at,
+                    paid.account,
+                )
+            else:
+                pushed = stk_callback_parse(json.loads(body))
+                if pushed.amount is None or pushed.paid_at is None:
+                    raise CallbackMalformed("a paid push has its amount and time")
+                reference, amount, at, account = (
+                    pushed.receipt,
+                    pushed.amount,
+                    pushed.paid_at,
+                    "",
+                )
         except (CallbackMalformed, ValueError):  # read when it came: kept, amount unknown
             kept[reference] = _entry(Kind.UNMATCHED, reference, None, "", created_at)
             continue
-        entry = _entry(
-            Kind.UNMATCHED, reference, paid.amount, PAYBILL_CURRENCY, min(paid.paid_at, created_at)
-        )
-        entry["account"] = paid.account[:40]
+        entry = _entry(Kind.UNMATCHED, reference, amount, PAYBILL_CURRENCY, min(at, created_at))
+        entry["account"] = account[:40]
         kept[reference] = entry
     placed: set[str] = set()
     for chunk in _chunks(sorted(kept)):
