@@ -21,14 +21,23 @@ asked (no secret); ``settle(checkout_id, result_code)`` plays the customer's ans
 Daraja does, POSTs the STK callback to the push's CallBackURL (``callback=False`` to keep it:
 a callback that never comes); ``stk_callback_body`` builds that body; ``pay_bill`` plays a
 customer paying the paybill from the M-Pesa menu (validation, then confirmation).
+
+In the demo (``demo=True``, ``tools.fakes.demo``) it also plays the customer: with
+``answer_after`` it enters the PIN that many seconds after each prompt; ``GET /`` is an
+"M-Pesa menu" page paying the paybill (``POST /demo/pay-bill``), which ``python -m
+tools.fakes.daraja pay-bill`` calls from a terminal; and it says what it does on stdout.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
+import html
 import itertools
 import json
+import os
 import secrets
+import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -85,6 +94,8 @@ class FakeDaraja:
     pushes: dict[str, Push] = field(default_factory=dict)
     token_requests: int = 0
     c2b_urls: dict[str, tuple[str, str]] = field(default_factory=dict)  # shortcode -> urls
+    demo: bool = False  # the demo's pages, and a line on stdout for what it does
+    answer_after: float | None = None  # the demo customer enters the PIN after this many seconds
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def app(self, *, key: str, secret: str, passkey: str, shortcode: str) -> None:
@@ -142,19 +153,101 @@ class FakeDaraja:
             "FirstName": "JOHN",
         }
 
-    def pay_bill(self, *, shortcode: str, account: str, amount: Any) -> tuple[dict[str, Any], int]:
+    def pay_bill(
+        self, *, shortcode: str, account: str, amount: Any, receipt: str = ""
+    ) -> tuple[dict[str, Any], int]:
         """A customer pays ``amount`` to the paybill with ``account`` as the account number:
         Daraja asks the validation URL first, and on acceptance takes the money and sends the
         confirmation. Returns the validation's answer and the confirmation's HTTP status (0
         when refused at validation)."""
         confirmation_url, validation_url = self.c2b_urls[shortcode]
-        body = self.c2b_body(shortcode=shortcode, account=account, amount=amount)
+        body = self.c2b_body(shortcode=shortcode, account=account, amount=amount, receipt=receipt)
         answer = requests.post(validation_url, json=body, timeout=15).json()
         if str(answer.get("ResultCode")) != "0":
             return answer, 0
         return answer, requests.post(confirmation_url, json=body, timeout=15).status_code
 
-    def start(self) -> str:
+    # --- the demo ---------------------------------------------------------------------
+
+    def say(self, line: str) -> None:
+        if self.demo:
+            print(f"daraja: {line}", flush=True)
+
+    def _answer_later(self, push: Push) -> None:
+        """The demo customer reads the prompt and enters the PIN ``answer_after`` seconds later:
+        Daraja then calls the push's CallBackURL back."""
+
+        def answer() -> None:
+            if push.result_code is not None:  # answered meanwhile
+                return
+            try:
+                reply = self.settle(push.checkout_id, 0)
+            except requests.RequestException as error:
+                self.say(
+                    f"{push.checkout_id}: the callback found no server ({type(error).__name__})"
+                )
+                return
+            status = reply.status_code if reply is not None else 0
+            self.say(f"{push.checkout_id}: PIN entered, receipt {push.receipt}; callback {status}")
+
+        timer = threading.Timer(self.answer_after or 0.0, answer)
+        timer.daemon = True
+        timer.start()
+
+    def demo_pay_bill(self, *, shortcode: str, account: str, amount: str) -> dict[str, Any]:
+        """The M-Pesa menu's Pay Bill, as the demo plays it: ``{"paid", "message",
+        "receipt"}``, the message worded as M-Pesa's SMS."""
+        if not amount.isdigit() or int(amount) < 1:
+            return {"paid": False, "message": "The amount is a whole number of shillings."}
+        if shortcode not in self.c2b_urls:
+            return {
+                "paid": False,
+                "message": f"Business number {shortcode} is not registered for Pay Bill.",
+            }
+        receipt = receipt_number()
+        try:
+            answer, confirmed = self.pay_bill(
+                shortcode=shortcode, account=account, amount=amount, receipt=receipt
+            )
+        except requests.RequestException as error:
+            return {
+                "paid": False,
+                "message": f"The business did not answer ({type(error).__name__}).",
+            }
+        if not confirmed:
+            code = answer.get("ResultCode")
+            return {
+                "paid": False,
+                "message": f"Failed. {shortcode} refused account {account} ({code}). No money moved.",
+            }
+        self.say(f"paybill {shortcode} account {account}: {receipt}, confirmation {confirmed}")
+        return {
+            "paid": True,
+            "receipt": receipt,
+            "message": f"{receipt} Confirmed. Ksh{int(amount):,}.00 sent to {shortcode} for "
+            f"account {account}.",
+        }
+
+    def menu_page(self, outcome: dict[str, Any] | None = None, account: str = "") -> str:
+        shortcode = next(iter(self.c2b_urls), "")
+        said = ""
+        if outcome is not None:
+            said = f'<p role="status"><strong>{html.escape(outcome["message"])}</strong></p>'
+        return (
+            "<!doctype html><html><head><title>M-Pesa (demo)</title></head><body>"
+            "<h1>M-Pesa</h1><p>Lipa na M-Pesa &rsaquo; Pay Bill (the demo's phone menu: it "
+            "works while the phone is locked, through the dialer)</p>"
+            f"{said}"
+            '<form method="post" action="/demo/pay-bill">'
+            '<p><label>Business no. <input name="shortcode" inputmode="numeric" '
+            f'value="{html.escape(shortcode)}" required></label></p>'
+            '<p><label>Account no. <input name="account" placeholder="SC-…" '
+            f'value="{html.escape(account)}" required></label></p>'
+            '<p><label>Amount (Ksh) <input name="amount" inputmode="numeric" required></label></p>'
+            '<p><button type="submit">Send</button></p></form></body></html>'
+        )
+
+    def start(self, port: int = 0) -> str:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -175,8 +268,30 @@ class FakeDaraja:
                     {"requestId": secrets.token_hex(6), "errorCode": code, "errorMessage": message},
                 )
 
+            def _page(self, status: int, page: str) -> None:
+                data = page.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def _demo_pay_bill(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+                form = {k: v[0].strip() for k, v in parse_qs(raw).items()}
+                outcome = fake.demo_pay_bill(
+                    shortcode=form.get("shortcode", ""),
+                    account=form.get("account", ""),
+                    amount=form.get("amount", ""),
+                )
+                if "application/json" in self.headers.get("Accept", ""):
+                    return self._answer(200 if outcome["paid"] else 409, outcome)
+                return self._page(200, fake.menu_page(outcome, form.get("account", "")))
+
             def do_GET(self) -> None:
                 url = urlsplit(self.path)
+                if fake.demo and url.path == "/":
+                    return self._page(200, fake.menu_page())
                 if url.path != "/oauth/v1/generate":
                     return self._error(404, "404.001.01", "Resource not found")
                 if parse_qs(url.query).get("grant_type") != ["client_credentials"]:
@@ -195,6 +310,8 @@ class FakeDaraja:
                 return self._answer(200, {"access_token": token, "expires_in": "3599"})
 
             def do_POST(self) -> None:
+                if fake.demo and self.path == "/demo/pay-bill":
+                    return self._demo_pay_bill()
                 token = self.headers.get("Authorization", "").removeprefix("Bearer ")
                 app = fake.apps.get(fake.tokens.get(token, ""))
                 if app is None:
@@ -235,6 +352,12 @@ class FakeDaraja:
                     callback_url=str(body.get("CallBackURL", "")),
                 )
                 fake.pushes[push.checkout_id] = push
+                if fake.answer_after is not None:
+                    fake.say(
+                        f"{push.checkout_id}: prompt for Ksh{amount} on the phone ending "
+                        f"{phone[-3:]}; the customer enters the PIN in {fake.answer_after:g} s"
+                    )
+                    fake._answer_later(push)
                 return self._answer(
                     200,
                     {
@@ -253,6 +376,7 @@ class FakeDaraja:
                 if body.get("ResponseType") not in ("Completed", "Cancelled"):
                     return self._error(400, "400.003.01", "Invalid ResponseType")
                 fake.c2b_urls[str(body["ShortCode"])] = urls
+                fake.say(f"paybill {body['ShortCode']}: C2B URLs registered")
                 return self._answer(
                     200,
                     {
@@ -280,10 +404,50 @@ class FakeDaraja:
                     },
                 )
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tools.fakes.daraja pay-bill``: a customer pays the paybill from the M-Pesa
+    menu, against the Daraja fake of a running demo (``make run``)."""
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.fakes.daraja",
+        description="Play the M-Pesa menu against the demo's Daraja fake.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    pay = commands.add_parser(
+        "pay-bill", help="Lipa na M-Pesa, Pay Bill: the business number, account number, amount"
+    )
+    pay.add_argument("--shortcode", required=True, help="the paybill's business number")
+    pay.add_argument("--account", required=True, help="the account number: a loan's SC-…")
+    pay.add_argument("--amount", required=True, help="whole shillings")
+    port = os.environ.get("DEMO_DARAJA_PORT", "8701")
+    pay.add_argument(
+        "--url",
+        default=f"http://127.0.0.1:{port}",
+        help="the demo's Daraja fake (default: http://127.0.0.1:$DEMO_DARAJA_PORT, 8701)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        answer = requests.post(
+            f"{args.url.rstrip('/')}/demo/pay-bill",
+            data={"shortcode": args.shortcode, "account": args.account, "amount": args.amount},
+            headers={"Accept": "application/json"},
+            timeout=60,
+        )
+    except requests.RequestException:
+        print(f"No Daraja fake at {args.url}: is `make run` running?", file=sys.stderr)
+        return 2
+    outcome = answer.json()
+    print(outcome["message"])
+    return 0 if outcome["paid"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -27,6 +27,12 @@ Driver methods play the customer and the card networks: ``pay_card``, ``issue_ox
 ``events`` and, for each endpoint registered with ``webhook(url, secret)``, POSTs them signed
 as Stripe does (``sign_webhook``); ``deliver`` sends one again and ``signed`` gives its body
 and headers to a test. ``requests`` records each API call's parameters. No secret is printed.
+
+In the demo (``demo=True``, ``tools.fakes.demo``) the hosted pages play the customer and the
+shop too: an OXXO voucher is shown on a page of its own (as Stripe's Checkout shows it) with a
+link back to the lender, the voucher's page has a "Pay at the store (demo)" button
+(``settle_oxxo``), ``GET /`` is the store's till listing the vouchers open, and it says on
+stdout what it sends.
 """
 
 from __future__ import annotations
@@ -165,8 +171,9 @@ class Delivery:
 
 
 class FakeStripe:
-    def __init__(self, api_keys: Iterable[str] = ()) -> None:
+    def __init__(self, api_keys: Iterable[str] = (), *, demo: bool = False) -> None:
         self.api_keys: set[str] = set(api_keys)
+        self.demo = demo
         self.endpoints: list[Endpoint] = []
         self.sessions: dict[str, dict[str, Any]] = {}
         self.payment_intents: dict[str, dict[str, Any]] = {}
@@ -397,9 +404,14 @@ class FakeStripe:
         return statuses
 
     def _send(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for event in events:  # outside the lock: the endpoint may call the API back
-            self.deliver(event)
+        # outside the lock: the endpoint may call the API back
+        answers = [f"{event['type']} {self.deliver(event)}" for event in events]
+        self.say("sent " + ", ".join(answers))
         return events
+
+    def say(self, line: str) -> None:
+        if self.demo:
+            print(f"stripe: {line}", flush=True)
 
     # --- state ------------------------------------------------------------------------
 
@@ -791,18 +803,56 @@ class FakeStripe:
         intent = self.payment_intents[pi_id]
         details = (intent.get("next_action") or {}).get("oxxo_display_details")
         if not details:
-            return "<h1>This voucher is no longer payable.</h1>"
+            return "<h1>This voucher is no longer payable.</h1>" + self._back(pi_id)
         expires = datetime.fromtimestamp(details["expires_after"], UTC).isoformat()
-        return (
+        page = (
             "<h1>OXXO</h1>"
             f"<p>Amount: {intent['currency'].upper()} {intent['amount']} (smallest units)</p>"
             f"<p>Reference: <strong>{html.escape(details['number'])}</strong></p>"
             f"<p>Expires: {html.escape(expires)}</p>"
         )
+        if self.demo:
+            page += (
+                "<p>Show this reference at the till of any OXXO store and pay in cash.</p>"
+                f'<form method="post" action="/voucher/{pi_id}/pay">'
+                '<button type="submit">Pay at the store (demo)</button></form>'
+            ) + self._back(pi_id)
+        return page
+
+    def _session_of(self, pi_id: str) -> dict[str, Any] | None:
+        return next((s for s in self.sessions.values() if s["payment_intent"] == pi_id), None)
+
+    def _back(self, pi_id: str) -> str:
+        """A link back to the lender's page (the session's success URL), in the demo."""
+        session = self._session_of(pi_id)
+        target = session.get("success_url") if session else None
+        if not self.demo or not target:
+            return ""
+        return f'<p><a href="{html.escape(target)}">Back to the merchant</a></p>'
+
+    def _store_page(self) -> str:
+        """The demo's OXXO till: every voucher waiting to be paid, each with its button."""
+        rows = [
+            f"<li>{i['currency'].upper()} {i['amount']} (smallest units), reference "
+            f"<strong>{html.escape(i['next_action']['oxxo_display_details']['number'])}</strong>"
+            f'<form method="post" action="/voucher/{i["id"]}/pay">'
+            '<button type="submit">Pay at the store (demo)</button></form></li>'
+            for i in self.payment_intents.values()
+            if i["status"] == "requires_action" and i.get("next_action")
+        ]
+        listed = f"<ul>{''.join(rows)}</ul>" if rows else "<p>No voucher is waiting.</p>"
+        return "<h1>OXXO store (demo)</h1><p>Vouchers waiting to be paid:</p>" + listed
+
+    def _pay_at_store(self, pi_id: str) -> str:
+        session = self._session_of(pi_id)
+        if session is None:
+            raise ValueError("no session took this voucher")
+        self.settle_oxxo(session["id"])
+        return "<h1>Paid at the store.</h1><p>The money is on its way.</p>" + self._back(pi_id)
 
     # --- the server -------------------------------------------------------------------
 
-    def start(self) -> str:
+    def start(self, port: int = 0) -> str:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -876,16 +926,28 @@ class FakeStripe:
             def _page(self, method: str, path: str) -> None:
                 pay = re.fullmatch(r"/pay/([A-Za-z0-9_]+)(?:/(card|oxxo))?", path)
                 voucher = re.fullmatch(r"/voucher/([A-Za-z0-9_]+)", path)
-                if pay and pay[1] in fake.sessions and method == "GET" and not pay[2]:
+                till = re.fullmatch(r"/voucher/([A-Za-z0-9_]+)/pay", path) if fake.demo else None
+                if fake.demo and path == "/" and method == "GET":
+                    page = fake._store_page()
+                elif pay and pay[1] in fake.sessions and method == "GET" and not pay[2]:
                     page = fake._checkout_page(pay[1])
                 elif voucher and voucher[1] in fake.payment_intents and method == "GET":
                     page = fake._voucher_page(voucher[1])
+                elif till and till[1] in fake.payment_intents and method == "POST":
+                    try:
+                        page = fake._pay_at_store(till[1])
+                    except ValueError as error:
+                        page = f"<h1>{html.escape(str(error))}</h1>"
+                        return self._send_body(409, page.encode(), "text/html; charset=utf-8")
                 elif pay and pay[1] in fake.sessions and method == "POST" and pay[2]:
                     try:
                         (fake.pay_card if pay[2] == "card" else fake.issue_oxxo)(pay[1])
                     except ValueError as error:
                         page = f"<h1>{html.escape(str(error))}</h1>"
                         return self._send_body(409, page.encode(), "text/html; charset=utf-8")
+                    if fake.demo and pay[2] == "oxxo":  # Checkout shows the voucher first
+                        shown = f"/voucher/{fake.sessions[pay[1]]['payment_intent']}"
+                        return self._send_body(303, b"", "text/html", Location=shown)
                     target = fake.sessions[pay[1]].get("success_url")
                     if target:
                         return self._send_body(303, b"", "text/html", Location=target)
@@ -901,7 +963,7 @@ class FakeStripe:
             def do_POST(self) -> None:
                 self._handle("POST")
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.base = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(
             target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
