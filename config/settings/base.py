@@ -162,10 +162,14 @@ X_FRAME_OPTIONS = "DENY"
 # img-src data: is for the icons Swagger UI's stylesheet inlines; the QR codes are inline SVG
 # and their PNG a download link, neither of which img-src governs.
 # form-action: the customer's Pay posts here and is redirected to the provider's checkout,
-# which Chromium checks against form-action; the demo checkout is on our origin, and a real
-# provider's origin joins this list when one is integrated (apps/integrations/payments).
+# which Chromium checks against form-action: Stripe Checkout's origin, or the lender's own
+# domain for it (PAYMENTS_CHECKOUT_ORIGINS); the demo checkout is on our origin, and the
+# demo's loopback Stripe is added in local settings.
 # tests/drills/test_headers_drill.py walks every page for these headers and drives the main
 # pages in Chromium counting violations.
+PAYMENTS_CHECKOUT_ORIGINS = env.list(
+    "PAYMENTS_CHECKOUT_ORIGINS", default=["https://checkout.stripe.com"]
+)
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
@@ -175,7 +179,7 @@ CONTENT_SECURITY_POLICY = {
         "object-src": [NONE],
         "base-uri": [NONE],
         "frame-ancestors": [NONE],
-        "form-action": [SELF],
+        "form-action": [SELF, *PAYMENTS_CHECKOUT_ORIGINS],
     },
 }
 # No page uses the camera (the counter shows its QR code, the phone scans it), the

@@ -7,6 +7,7 @@ needs no Redis or RabbitMQ. Setting either variable yourself overrides it.
 
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 os.environ.setdefault("PAYMENTS_WEBHOOK_MASTER_KEY", "local-development-only-webhook-key")
 # a Fernet key for the credentials of payment providers, not secret here
@@ -35,7 +36,13 @@ if "DATABASE_URL" not in os.environ:
     )
 
 from config.settings.base import *  # noqa: E402, F403
-from config.settings.base import ALLOWED_HOSTS, CELERY_BROKER_URL, DEMO_HOST  # noqa: E402
+from config.settings.base import (  # noqa: E402
+    ALLOWED_HOSTS,
+    CELERY_BROKER_URL,
+    CONTENT_SECURITY_POLICY,
+    DEMO_HOST,
+    STRIPE_API_BASE,
+)
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
 # The demo serves on DEMO_HOST, and its phones call it there.
@@ -55,3 +62,16 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 DEMO_SEED_ALLOWED = True
+
+# The demo's loopback Stripe (tools/fakes/demo.py) serves its Checkout page at its API's
+# origin: the customer's Pay is redirected there, so form-action allows it here only.
+if STRIPE_API_BASE:
+    _stripe = urlsplit(STRIPE_API_BASE)
+    _directives = CONTENT_SECURITY_POLICY["DIRECTIVES"]
+    CONTENT_SECURITY_POLICY = {
+        **CONTENT_SECURITY_POLICY,
+        "DIRECTIVES": {
+            **_directives,
+            "form-action": [*_directives["form-action"], f"{_stripe.scheme}://{_stripe.netloc}"],
+        },
+    }

@@ -82,7 +82,8 @@ POLICY = {
     "object-src": {"'none'"},
     "base-uri": {"'none'"},
     "frame-ancestors": {"'none'"},
-    "form-action": {"'self'"},
+    # the customer's Pay is redirected to Stripe's Checkout (PAYMENTS_CHECKOUT_ORIGINS)
+    "form-action": {"'self'", "https://checkout.stripe.com"},
 }
 HEADERS = {
     "X-Content-Type-Options": "nosniff",
