@@ -7,13 +7,21 @@
 3. Serves on DEMO_HOST:DEMO_PORT (127.0.0.1:8000) with a Celery worker and
    beat. The broker is kombu's filesystem transport in .run/broker, so no
    Redis or RabbitMQ is needed; set CELERY_BROKER_URL to use one.
-4. Starts three simulated phones (tools/agent_sim) enrolled from fresh QR
+4. Starts four simulated phones (tools/agent_sim) enrolled from fresh QR
    codes of the demo's sold phones; they check in every DEMO_PHONE_INTERVAL
    seconds (10) and log each state they apply. They keep their credentials
    in .run/phones and resume from them next time. Then it runs the morning
    restriction sweep once: the loan 75 days late rings its alarms, and its
    customer is sent the notice of the lock (by SMS, printed), which applies
    three days after it (the notice rule, docs/restriction.md).
+5. Plays the payment providers on loopback (tools/fakes/demo.py, before the
+   data is loaded): Safaricom's Daraja on 127.0.0.1:DEMO_DARAJA_PORT (8701)
+   and Stripe on 127.0.0.1:DEMO_STRIPE_PORT (8702), which the server reaches
+   through MPESA_API_BASE and STRIPE_API_BASE and which call it back at
+   PAYMENTS_CALLBACK_BASE_URL, the demo's own address. The Kenyan lender takes
+   M-Pesa (the customer "enters the PIN" a few seconds after a prompt; the
+   paybill is paid from the fake's M-Pesa menu), the Mexican one cards and
+   OXXO vouchers (paid at the fake's store till); seed_demo prints how.
 
 The QR codes carry the agent address AGENT_API_BASE_URL, by default the
 demo's own address (http://DEMO_HOST:DEMO_PORT/api/agent/v1/); resumed phones
@@ -42,6 +50,9 @@ HOST, PORT = os.environ.get("DEMO_HOST", "127.0.0.1"), os.environ.get("DEMO_PORT
 # host:port as runserver and URLs write it (an IPv6 address in brackets)
 ADDRESS = f"[{HOST}]:{PORT}" if ":" in HOST else f"{HOST}:{PORT}"
 ADMIN_URL = os.environ.get("DJANGO_ADMIN_URL", "admin/")
+# the providers' fakes, on loopback only (apps.demo.providers has the defaults)
+DARAJA_PORT = int(os.environ.get("DEMO_DARAJA_PORT") or 8701)
+STRIPE_PORT = int(os.environ.get("DEMO_STRIPE_PORT") or 8702)
 
 
 def start_embedded_postgres() -> str:
@@ -93,15 +104,39 @@ def manage(*args: str, env: dict[str, str]) -> None:
     subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
 
 
-def wait_for_server(timeout: float = 60.0) -> None:
+def wait_for_server(timeout: float = 60.0, host: str = HOST, port: int = int(PORT)) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with socket.create_connection((HOST, int(PORT)), timeout=1):
+            with socket.create_connection((host, port), timeout=1):
                 return
         except OSError:
             time.sleep(0.3)
-    raise RuntimeError("the server did not start")
+    raise RuntimeError(f"nothing listens on {host}:{port}")
+
+
+def start_providers(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """The Daraja and Stripe fakes (tools/fakes/demo.py), listening before this returns."""
+    ports = {"DEMO_DARAJA_PORT": DARAJA_PORT, "DEMO_STRIPE_PORT": STRIPE_PORT}
+    for name, port in ports.items():
+        with socket.socket() as probe:  # another demo's fake would answer in their place
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise RuntimeError(f"port {port} is taken: set {name} to a free port") from None
+    fakes = subprocess.Popen(
+        [
+            *(sys.executable, "-m", "tools.fakes.demo"),
+            *("--server", env["PAYMENTS_CALLBACK_BASE_URL"]),
+            *("--daraja-port", str(DARAJA_PORT), "--stripe-port", str(STRIPE_PORT)),
+        ],
+        cwd=ROOT,
+        env=env,
+    )
+    for port in ports.values():
+        wait_for_server(timeout=30, host="127.0.0.1", port=port)
+    return fakes
 
 
 def start_phones(env: dict[str, str]) -> list[subprocess.Popen[bytes]]:
@@ -153,6 +188,10 @@ def main() -> int:
     env["DEMO_RUN_DIR"] = str(RUN_DIR)
     # the address in the QR codes, which the phones call: where this demo serves
     env.setdefault("AGENT_API_BASE_URL", f"http://{ADDRESS}/api/agent/v1/")
+    # the providers are loopback fakes, which call this demo back
+    env.setdefault("MPESA_API_BASE", f"http://127.0.0.1:{DARAJA_PORT}")
+    env.setdefault("STRIPE_API_BASE", f"http://127.0.0.1:{STRIPE_PORT}")
+    env.setdefault("PAYMENTS_CALLBACK_BASE_URL", f"http://{ADDRESS}")
     embedded = "DATABASE_URL" not in env
     url_file = RUN_DIR / "database_url"
     # SIGTERM stops the demo as Ctrl+C does, also while it starts: PostgreSQL included
@@ -166,6 +205,8 @@ def main() -> int:
         else:
             print("run: using DATABASE_URL from the environment")
         manage("migrate", "--no-input", "-v", "0", env=env)
+        # before the data: seeding registers the paybill's URLs with the Daraja fake
+        children.append(start_providers(env))
         manage("seed_demo", env=env)
         manage("setup_periodic_tasks", env=env)
         celery = [sys.executable, "-m", "celery", "-A", "config"]
@@ -199,7 +240,8 @@ def main() -> int:
         )
         children.extend(start_phones(env))
         print(f"run: serving http://{ADDRESS}/{ADMIN_URL}  (Ctrl+C stops everything)")
-        services = children[:3]  # worker, beat, server; a released phone's simulator just ends
+        # the fakes, worker, beat, server; a released phone's simulator just ends
+        services = children[:4]
         while all(child.poll() is None for child in services):
             time.sleep(0.5)
         return next(child.returncode for child in services if child.returncode is not None) or 1

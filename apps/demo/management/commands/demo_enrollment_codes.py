@@ -22,7 +22,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--out", required=True, type=Path, help="folder for the PNG files")
-        parser.add_argument("--limit", type=int, default=3)
+        parser.add_argument("--limit", type=int, default=4)  # the demo's four phones
 
     def handle(self, *args: Any, out: Path, limit: int, **options: Any) -> None:
         if not settings.DEMO_SEED_ALLOWED:

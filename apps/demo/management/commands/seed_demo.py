@@ -1,8 +1,13 @@
-"""Load the demo data set: two lenders, their back-office people, policies, products and loans.
+"""Load the demo data set: two lenders, their back-office people, policies, products and loans,
+and their accounts with the payment providers (M-Pesa in Kenya, Stripe in Mexico).
 
 Passwords and TOTP secrets are printed once, when they are created; run again
 with --reset-credentials to print fresh ones. The links printed are on the
 demo's address, DEMO_BASE_URL (DEMO_HOST and DEMO_PORT).
+
+Where the providers are the demo's loopback fakes (MPESA_API_BASE and STRIPE_API_BASE set, as
+``make run`` sets them), each run registers the Kenyan paybill's C2B URLs with the Daraja fake,
+as a lender does once with Safaricom, and prints how to pay in the demo.
 """
 
 import secrets
@@ -24,11 +29,18 @@ from apps.accounts.services import (
     user_password_set,
 )
 from apps.collections.models import Loan
-from apps.collections.services import loan_sign, payment_record
+from apps.collections.services import installment_late_fees_assess, loan_sign, payment_record
 from apps.core.actor import Actor
+from apps.core.errors import DomainError
 from apps.core.money import Money
+from apps.customers.models import Customer
 from apps.customers.services import consent_record_demo_seed, customer_get_or_create
+from apps.demo import providers
 from apps.devices.services import device_register
+from apps.integrations.payments.base import ProviderError
+from apps.integrations.payments.registry import MPESA, STRIPE
+from apps.integrations.selectors import provider_account_get
+from apps.integrations.services import mpesa_callbacks_register, provider_account_save
 from apps.lenders.models import Lender, LoanProduct, Membership
 from apps.lenders.selectors import lender_id_for_user, restriction_policy_version_in_force
 from apps.lenders.services import (
@@ -83,6 +95,12 @@ CUSTOMERS = [
     ("Brian Otieno", "0722 000 111", "30987654", 75, "490154203237518"),
     ("Cynthia Mwangi", "0733 222 444", "27182818", 40, "356938035643809"),
 ]
+# The Mexican customer (phone as dialled in Mexico, CURP), 45 days after the sale with nothing
+# paid: the sweep rings her phone's alarms and announces the blocked apps; she pays by OXXO
+# voucher (or card) through Stripe.
+MEXICAN_CUSTOMERS = [
+    ("Lucía Hernández García", "55 1234 5678", "HEGL900315MDFRRC06", 45, "352099001765557"),
+]
 
 
 class Command(BaseCommand):
@@ -96,9 +114,9 @@ class Command(BaseCommand):
         )
 
     def _seed_lending(self, lenders: dict[str, Lender], actor: Actor) -> list[Any]:
-        """A policy and a product per lender, and a few Kenyan loans at different ages. Once."""
-        if Loan.objects.exists():
-            return []
+        """A policy and a product per lender, a few Kenyan loans at different ages and a
+        Mexican one. Each lender's loans once."""
+        loans: list[Loan] = []
         with transaction.atomic():
             for lender in lenders.values():
                 if restriction_policy_version_in_force(lender_id=lender.pk) is None:
@@ -125,63 +143,155 @@ class Command(BaseCommand):
                         ),
                         actor=actor,
                     )
-            kenya = lenders["demo-ke"]
-            product = LoanProduct.objects.get(lender=kenya)
-            shop, clerk = demo_counter(kenya)
-            self.clerk_password = demo_password()
-            user_password_set(
-                user=clerk.user,
-                password=self.clerk_password,
-                lender_id=lender_id_for_user(user_id=clerk.user.pk),
-                actor=actor,
-            )
-            self.clerk_username = clerk.user.username
-            loans = []
-            for name, phone, national_id, days_ago, imei in CUSTOMERS:
-                customer, _ = customer_get_or_create(
-                    lender=kenya, full_name=name, phone=phone, national_id=national_id, actor=actor
-                )
-                consent = consent_record_demo_seed(
-                    customer=customer,
-                    text="Demo loan: the customer did not take part.",
-                    text_version="demo",
-                    clerk_id=clerk.user_id,
-                    shop_id=shop.pk,
-                    actor=actor,
-                )
-                loan = loan_sign(
-                    customer=customer,
-                    consent=consent,
-                    product=product,
-                    shop_id=shop.pk,
-                    device_price=Money(Decimal(24000), "KES"),
-                    down_payment=Money(Decimal(4000), "KES"),
-                    actor=actor,
-                    signed_at=timezone.now() - timedelta(days=days_ago),
-                )
-                device_register(
-                    loan_id=loan.pk,
-                    lender_id=loan.lender_id,
-                    imei=imei,
-                    brand="Tecno",
-                    model_name="Spark 20",
-                    actor=actor,
-                )
-                loans.append(loan)
-            # Cynthia paid her first installment; Brian paid nothing.
-            first = loans[2].installments.earliest("sequence")
-            payment_record(
-                loan_id=loans[2].pk,
-                amount=Money(first.total_due, "KES"),
-                channel="manual",
-                provider="manual",
-                provider_ref="demo-seed-1",
-                received_at=timezone.now() - timedelta(days=5),
-                reason="Paid cash at the shop",
-                receipt_ref="DEMO-001",
-                actor=actor,
-            )
+            kenya, mexico = lenders["demo-ke"], lenders["demo-mx"]
+            if not Loan.objects.filter(lender=kenya).exists():
+                loans += self._seed_kenya(kenya, actor)
+            if not Loan.objects.filter(lender=mexico).exists():
+                price, down = Money(Decimal(6000), "MXN"), Money(Decimal(600), "MXN")
+                loans += [self._sell(mexico, p, price, down, actor) for p in MEXICAN_CUSTOMERS]
         return loans
+
+    def _sell(
+        self,
+        lender: Lender,
+        person: tuple[str, str, str, int, str],
+        price: Money,
+        down: Money,
+        actor: Actor,
+    ) -> Loan:
+        """A phone sold on the lender's product at its demo counter: ``person`` is the
+        customer's name, phone and national id, how many days ago, and the phone's IMEI."""
+        shop, clerk = demo_counter(lender)
+        name, phone, national_id, days_ago, imei = person
+        customer, _ = customer_get_or_create(
+            lender=lender, full_name=name, phone=phone, national_id=national_id, actor=actor
+        )
+        consent = consent_record_demo_seed(
+            customer=customer,
+            text="Demo loan: the customer did not take part.",
+            text_version="demo",
+            clerk_id=clerk.user_id,
+            shop_id=shop.pk,
+            actor=actor,
+        )
+        loan = loan_sign(
+            customer=customer,
+            consent=consent,
+            product=LoanProduct.objects.get(lender=lender),
+            shop_id=shop.pk,
+            device_price=price,
+            down_payment=down,
+            actor=actor,
+            signed_at=timezone.now() - timedelta(days=days_ago),
+        )
+        device_register(
+            loan_id=loan.pk,
+            lender_id=loan.lender_id,
+            imei=imei,
+            brand="Tecno",
+            model_name="Spark 20",
+            actor=actor,
+        )
+        return loan
+
+    def _seed_kenya(self, kenya: Lender, actor: Actor) -> list[Loan]:
+        _shop, clerk = demo_counter(kenya)
+        self.clerk_password = demo_password()
+        user_password_set(
+            user=clerk.user,
+            password=self.clerk_password,
+            lender_id=lender_id_for_user(user_id=clerk.user.pk),
+            actor=actor,
+        )
+        self.clerk_username = clerk.user.username
+        price, down = Money(Decimal(24000), "KES"), Money(Decimal(4000), "KES")
+        loans = [self._sell(kenya, person, price, down, actor) for person in CUSTOMERS]
+        # Cynthia paid her first installment; Brian paid nothing.
+        first = loans[2].installments.earliest("sequence")
+        payment_record(
+            loan_id=loans[2].pk,
+            amount=Money(first.total_due, "KES"),
+            channel="manual",
+            provider="manual",
+            provider_ref="demo-seed-1",
+            received_at=timezone.now() - timedelta(days=5),
+            reason="Paid cash at the shop",
+            receipt_ref="DEMO-001",
+            actor=actor,
+        )
+        return loans
+
+    def _seed_providers(self, lenders: dict[str, Lender], actor: Actor) -> None:
+        """Demo Lender Kenya's M-Pesa paybill and Demo Lender México's Stripe account, as
+        their admins would set them up in the back office, once; then, against the demo's
+        Daraja fake, the paybill's C2B URLs registered (the fake forgets them when it stops)."""
+        kenya, mexico = lenders[providers.MPESA_LENDER], lenders[providers.STRIPE_LENDER]
+        if provider_account_get(lender_id=kenya.pk, provider=MPESA) is None:
+            provider_account_save(
+                lender_id=kenya.pk,
+                provider=MPESA,
+                enabled=True,
+                settings={"shortcode": providers.MPESA_SHORTCODE, "environment": "sandbox"},
+                secrets={
+                    "consumer_key": providers.MPESA_CONSUMER_KEY,
+                    "consumer_secret": providers.MPESA_CONSUMER_SECRET,
+                    "passkey": providers.MPESA_PASSKEY,
+                },
+                actor=actor,
+            )
+        if provider_account_get(lender_id=mexico.pk, provider=STRIPE) is None:
+            provider_account_save(
+                lender_id=mexico.pk,
+                provider=STRIPE,
+                enabled=True,
+                settings={},
+                secrets={
+                    "secret_key": providers.STRIPE_SECRET_KEY,
+                    "webhook_secret": providers.STRIPE_WEBHOOK_SECRET,
+                },
+                actor=actor,
+            )
+        if not settings.MPESA_API_BASE:
+            return  # Safaricom's own API: the lender registers its URLs (README)
+        try:
+            mpesa_callbacks_register(lender_id=kenya.pk, lender_slug=kenya.slug, actor=actor)
+        except (DomainError, ProviderError) as exc:  # the account turned off, the fake down
+            self.stderr.write(f"The paybill's C2B URLs were not registered: {exc.code}.")
+
+    def _print_payments(self, lenders: dict[str, Lender]) -> None:
+        """How to pay in the demo, where the providers are its loopback fakes."""
+        if not (settings.MPESA_API_BASE and settings.STRIPE_API_BASE):
+            return
+        kenya, mexico = lenders[providers.MPESA_LENDER], lenders[providers.STRIPE_LENDER]
+        late = Loan.objects.filter(lender=kenya).order_by("start_date", "pk").first()
+        oxxo = Loan.objects.filter(lender=mexico).order_by("start_date", "pk").first()
+        if late is None or oxxo is None:
+            return
+        base = settings.DEMO_BASE_URL
+        mpesa_fake = settings.MPESA_API_BASE.rstrip("/")
+        stripe_fake = settings.STRIPE_API_BASE.rstrip("/")
+        url = (
+            ""
+            if mpesa_fake == f"http://127.0.0.1:{providers.DARAJA_PORT}"
+            else f" --url {mpesa_fake}"
+        )
+        shortcode = providers.MPESA_SHORTCODE
+        self.stdout.write(self.style.SUCCESS("Payments, through loopback fakes of the providers:"))
+        self.stdout.write(
+            f"  M-Pesa prompt: at {base}/my/{kenya.slug}/ as {_who(late.customer)}, press "
+            f'"Pay ... with M-Pesa": the phone\'s owner enters the PIN '
+            f"{providers.MPESA_PIN_AFTER_SECONDS:g} s later."
+        )
+        self.stdout.write(
+            f"  M-Pesa menu (Pay Bill {shortcode}, account {late.reference}): {mpesa_fake}/ or "
+            f".venv/bin/python -m tools.fakes.daraja pay-bill{url} --shortcode {shortcode} "
+            f"--account {late.reference} --amount 500"
+        )
+        self.stdout.write(
+            f"  Card or OXXO: at {base}/my/{mexico.slug}/ as {_who(oxxo.customer)}, press the "
+            f'card-or-OXXO button, then "OXXO voucher" on the checkout page; pay the voucher at '
+            f"the store: {stripe_fake}/"
+        )
 
     def handle(self, *args: Any, reset_credentials: bool = False, **options: Any) -> None:
         actor = Actor.system()
@@ -232,7 +342,13 @@ class Command(BaseCommand):
                     )
                 )
 
+        self.clerk_username = self.clerk_password = ""  # set when the Kenyan loans are made
         loans = self._seed_lending(lenders, actor)
+        for lender in lenders.values():
+            # the fee runs beat would have made since the back-dated sales (and while the demo
+            # was stopped): the pages then ask for what is late, fees included
+            installment_late_fees_assess(lender_id=lender.pk, actor=actor)
+        self._seed_providers(lenders, actor)
         if loans:
             self.stdout.write(self.style.SUCCESS("Demo loans:"))
             for loan in loans:
@@ -240,10 +356,11 @@ class Command(BaseCommand):
                     f"  {loan.reference}  {loan.lender.slug}  {loan.customer.full_name:18} "
                     f"financed {loan.financed_amount} {loan.currency}, signed {loan.start_date}"
                 )
-            self.stdout.write(
-                f"Point of sale: {settings.DEMO_BASE_URL}/pos/  clerk {self.clerk_username} "
-                f"password {self.clerk_password} (shown once)"
-            )
+            if self.clerk_password:
+                self.stdout.write(
+                    f"Point of sale: {settings.DEMO_BASE_URL}/pos/  clerk {self.clerk_username} "
+                    f"password {self.clerk_password} (shown once)"
+                )
             sample = loans[0]
             self.stdout.write(
                 "Pay as the provider would: python manage.py provider_webhook "
@@ -260,6 +377,7 @@ class Command(BaseCommand):
                 f"Customer pages: {settings.DEMO_BASE_URL}/my/{late.lender.slug}/  log in as "
                 f"{late.customer.phone} ({late.customer.full_name}); the code is printed as an SMS"
             )
+        self._print_payments(lenders)
         if not issued:
             self.stdout.write(
                 "Demo data already loaded. Credentials were printed when it was first loaded; "
@@ -277,3 +395,7 @@ class Command(BaseCommand):
         self.stdout.write(
             "Add a secret to an authenticator app, or run `make totp SECRET=...`, to get login codes."
         )
+
+
+def _who(customer: Customer) -> str:
+    return f"{customer.phone} ({customer.full_name})"
