@@ -1,5 +1,9 @@
 import os
 import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -68,3 +72,57 @@ def texted_code(sms_outbox: list[tuple[str, str]], sent_before: int) -> str:
     is sent: wait for it rather than read an outbox the worker has not reached yet."""
     wait_for(lambda: len(sms_outbox) > sent_before)
     return re.search(r"\b(\d{6})\b", sms_outbox[sent_before][1]).group(1)
+
+
+@contextmanager
+def late_phone_for(lender, *, live_server, settings, fake_fcm) -> Iterator[tuple]:
+    """A phone sold 50 days ago on a loan of ``lender``, enrolled from its QR code, its apps
+    blocked by this morning's sweep: the agent simulator listens for pushes and checks in
+    rarely. Yields the loan and the simulator."""
+    from django.utils import timezone
+
+    from apps.collections.services import loan_stage_sweep
+    from apps.core.actor import Actor
+    from apps.devices.provisioning import provisioning_qr_png
+    from apps.devices.services import enrollment_token_mint
+    from apps.lenders.selectors import lender_local_date
+    from tests.collections.factories import noticed, signed_loan
+    from tests.devices.factories import phone_registered, valid_imei
+    from tools.agent_sim import Agent
+
+    settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
+    loan = signed_loan(lender, signed_at=timezone.now() - timedelta(days=50))
+    device = phone_registered(loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20")
+    minted = enrollment_token_mint(device_id=device.pk, actor=Actor.system())
+    agent = Agent.from_qr(provisioning_qr_png(minted.payload), imei=device.imei)
+    agent.enroll()
+    fake_fcm.subscribe(agent.fcm_token, agent.on_nudge)
+    thread = threading.Thread(target=lambda: agent.run(interval=60.0), daemon=True)
+    thread.start()
+    wait_for(lambda: agent.phone.version == 1)
+    noticed(loan)  # told of the lock ahead
+    loan_stage_sweep(
+        lender_id=lender.pk,
+        business_date=lender_local_date(lender=lender),
+        id_from=0,
+        id_to=10**12,
+    )
+    wait_for(lambda: agent.phone.level == "block_apps")
+    try:
+        yield loan, agent
+    finally:
+        agent.stopped.set()
+        agent.nudged.set()
+        thread.join(timeout=10)
+
+
+def customer_log_in(page, live_server, lender, customer, sms_outbox) -> None:
+    """Log ``customer`` in on their page with the code texted to them."""
+    page.goto(f"{live_server.url}/my/{lender.slug}/login/")
+    page.fill("#id_phone", customer.phone)
+    sent = len(sms_outbox)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/login/code/")
+    page.fill("#id_code", texted_code(sms_outbox, sent))
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/my/{lender.slug}/")

@@ -9,7 +9,7 @@ from apps.core.actor import Actor
 from apps.devices.models import Device, OfflineToken
 from apps.devices.selectors import offline_code_digits
 from apps.devices.services import device_ack
-from tests.browser.conftest import save_screenshot, texted_code
+from tests.browser.conftest import customer_log_in, save_screenshot
 from tests.collections.offline import locked_phone, pay_cash
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -27,14 +27,7 @@ def test_the_customer_page_shows_the_unlock_code_until_the_phone_takes_its_state
 
     context = browser.new_context(viewport={"width": 412, "height": 915}, is_mobile=True)
     page = context.new_page()
-    page.goto(f"{live_server.url}/my/{lender_a.slug}/login/")
-    page.fill("#id_phone", loan.customer.phone)
-    sent = len(sms_outbox)
-    page.click("button[type=submit]")
-    page.wait_for_url("**/login/code/")
-    page.fill("#id_code", texted_code(sms_outbox, sent))
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/my/{lender_a.slug}/")
+    customer_log_in(page, live_server, lender_a, loan.customer, sms_outbox)
 
     box = page.locator('[data-testid="offline-code"]')
     expect(box).to_be_visible()

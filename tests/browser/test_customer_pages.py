@@ -2,54 +2,23 @@
 apps and what happens next, pays through the provider's checkout, and watches the phone
 unlock (the agent simulator applies and acknowledges) without reloading the page."""
 
-import threading
-from datetime import timedelta
-
 import pytest
-from django.utils import timezone
 from playwright.sync_api import expect
 
-from apps.collections.services import loan_stage_sweep
-from apps.core.actor import Actor
 from apps.devices.models import Device
-from apps.devices.provisioning import provisioning_qr_png
-from apps.devices.services import enrollment_token_mint
-from apps.lenders.selectors import lender_local_date
-from tests.browser.conftest import save_screenshot, texted_code
-from tests.collections.factories import noticed, signed_loan
-from tests.devices.factories import phone_registered, valid_imei
+from tests.browser.conftest import late_phone_for, save_screenshot, texted_code
 from tests.waiting import wait_for
-from tools.agent_sim import Agent
 
 pytestmark = [pytest.mark.browser, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
 def late_phone(lender_a, live_server, settings, fake_fcm, redis_worker):
-    """A phone sold 50 days ago, enrolled from its QR code, its apps blocked by this morning's
-    sweep: the simulator listens for pushes and checks in rarely."""
-    settings.AGENT_API_BASE_URL = f"{live_server.url}/api/agent/v1/"
-    loan = signed_loan(lender_a, signed_at=timezone.now() - timedelta(days=50))
-    device = phone_registered(loan, imei=valid_imei(), brand="Tecno", model_name="Spark 20")
-    minted = enrollment_token_mint(device_id=device.pk, actor=Actor.system())
-    agent = Agent.from_qr(provisioning_qr_png(minted.payload), imei=device.imei)
-    agent.enroll()
-    fake_fcm.subscribe(agent.fcm_token, agent.on_nudge)
-    thread = threading.Thread(target=lambda: agent.run(interval=60.0), daemon=True)
-    thread.start()
-    wait_for(lambda: agent.phone.version == 1)
-    noticed(loan)  # told of the lock ahead
-    loan_stage_sweep(
-        lender_id=lender_a.pk,
-        business_date=lender_local_date(lender=lender_a),
-        id_from=0,
-        id_to=10**12,
-    )
-    wait_for(lambda: agent.phone.level == "block_apps")
-    yield loan, agent
-    agent.stopped.set()
-    agent.nudged.set()
-    thread.join(timeout=10)
+    """A phone sold 50 days ago, its apps blocked by this morning's sweep."""
+    with late_phone_for(
+        lender_a, live_server=live_server, settings=settings, fake_fcm=fake_fcm
+    ) as found:
+        yield found
 
 
 def test_a_late_customer_logs_in_pays_and_sees_the_phone_unlock(
