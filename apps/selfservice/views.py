@@ -204,10 +204,10 @@ def _loan_cards(lender: Lender, customer: Customer) -> list[dict[str, Any]]:
                 "offline_code": _offline_code(loan_id=loan.pk, lender_id=lender.pk),
                 "grace_words": grace_words(overview, phone, hours=lender.emergency_grace_hours),
                 "pay_amount": overview.pay_amount,
-                "attempt_words": attempt_words(
-                    payment_attempt_showing(loan_id=loan.pk, lender_id=lender.pk),
-                    timezone_name=lender.timezone,
+                "attempt": (
+                    attempt := payment_attempt_showing(loan_id=loan.pk, lender_id=lender.pk)
                 ),
+                "attempt_words": attempt_words(attempt, timezone_name=lender.timezone),
                 "schedule": [(row, SCHEDULE_STATUS[row.status]) for row in overview.schedule],
             }
         )
@@ -230,16 +230,19 @@ def _offline_code(*, loan_id: int, lender_id: int) -> OfflineCodeBox | None:
 @never_cache  # it may show an unlock code: no browser or proxy keeps a copy
 @customer_required
 def home(request: HttpRequest, lender: Lender, customer: Customer) -> HttpResponse:
+    cards = _loan_cards(lender, customer)
     return render(
         request,
         "selfservice/home.html",
         {
             "lender": lender,
             "customer": customer,
-            "cards": _loan_cards(lender, customer),
+            "cards": cards,
             "pay": _pay_methods(lender),
             "mpesa_form": forms.MpesaPayForm(initial={"phone": customer.phone}),
-            "paid": request.GET.get("paid") == "1",
+            # back from a checkout page: thanked only if no voucher is still waiting for cash
+            "paid": request.GET.get("paid") == "1"
+            and not any(c["attempt"] and c["attempt"].status == "pending" for c in cards),
             "promise_form": forms.PromiseForm(),
             "hardship_form": forms.HardshipForm(),
             "flash": request.session.pop("customer_flash", ""),

@@ -169,18 +169,17 @@ def attempt_words(attempt: PaymentAttempt | None, *, timezone_name: str) -> str:
         return gettext("Your payment of %(amount)s is waiting for you on the payment page.") % {
             "amount": amount
         }
-    if status == "pending" and attempt.voucher_number:
+    if status == "pending" and attempt.voucher_number and attempt.voucher_expires_at:
+        expires = timezone.localtime(attempt.voucher_expires_at, ZoneInfo(timezone_name))
         return gettext(
-            "Pay %(amount)s in cash at any OXXO store with reference %(number)s before "
-            "%(date)s. Your phone is updated as soon as the store confirms the payment."
+            "Pay %(amount)s in cash at any OXXO store with reference %(number)s by %(time)s "
+            "on %(date)s. Your phone is updated as soon as the store confirms the payment."
         ) % {
             "amount": amount,
             "number": attempt.voucher_number,
             # the customer's clock (the lender's), never UTC: a day early is a day lost
-            "date": formats.date_format(
-                timezone.localtime(attempt.voucher_expires_at, ZoneInfo(timezone_name)),
-                "DATETIME_FORMAT",
-            ),
+            "time": formats.time_format(expires, "H:i"),
+            "date": formats.date_format(expires, "DATE_FORMAT"),
         }
     if status == "pending":
         return gettext("Your payment of %(amount)s is waiting for the provider.") % {
