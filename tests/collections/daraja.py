@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.test import Client
 
+from apps.collections.models import Loan
 from apps.core.actor import Actor
 from apps.integrations.payments import mpesa
 from apps.integrations.payments.registry import callback_url
@@ -51,3 +52,17 @@ def path(lender: Lender, route: str) -> str:
 
 def call(client: Client, url_path: str, body: dict[str, Any], *, ip: str = "127.0.0.1"):
     return client.post(url_path, body, content_type="application/json", REMOTE_ADDR=ip)
+
+
+def push_started(loan: Loan, *, phone: str = PHONE):
+    """A customer's M-Pesa prompt for what ``loan`` owes now, through the real service."""
+    from apps.collections.services import payment_attempt_start
+    from apps.core.actor import ActorType
+
+    return payment_attempt_start(
+        loan_id=loan.pk,
+        lender_id=loan.lender_id,
+        provider="mpesa",
+        actor=Actor(type=ActorType.CUSTOMER, id=str(loan.customer_id)),
+        phone=phone,
+    )

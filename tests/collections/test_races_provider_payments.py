@@ -11,9 +11,9 @@ from django.utils import timezone
 from apps.audit.models import AuditChain
 from apps.audit.selectors import audit_chain_verify
 from apps.collections.models import Payment, PaymentAttempt
-from apps.collections.services import payment_attempt_reconcile, payment_attempt_start
-from apps.core.actor import Actor, ActorType
-from tests.collections.daraja import PHONE, call, paybill_for
+from apps.collections.services import payment_attempt_reconcile
+from apps.core.actor import Actor
+from tests.collections.daraja import call, paybill_for, push_started
 from tests.collections.factories import signed_loan
 from tests.waiting import run_at_once
 
@@ -22,13 +22,7 @@ from tests.waiting import run_at_once
 def paid_push(lender_a, daraja):
     paybill_for(lender_a)
     loan = signed_loan(lender_a, price="3500", down="500", installments=3)
-    attempt = payment_attempt_start(
-        loan_id=loan.pk,
-        lender_id=lender_a.pk,
-        provider="mpesa",
-        actor=Actor(type=ActorType.CUSTOMER, id="1"),
-        phone=PHONE,
-    )
+    attempt = push_started(loan)
     daraja.settle(attempt.attempt_ref, 0, callback=False)
     push = daraja.pushes[attempt.attempt_ref]
     return attempt, urlsplit(push.callback_url).path, daraja.stk_callback_body(push)

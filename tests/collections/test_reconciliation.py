@@ -266,19 +266,11 @@ def test_a_report_that_breaks_unexpectedly_stops_no_other_and_is_raised_after(
 def test_a_pushs_money_we_could_not_place_is_listed_as_unmatched(client, lender_a, daraja) -> None:
     from urllib.parse import urlsplit
 
-    from apps.collections.services import payment_attempt_start
-    from apps.core.actor import ActorType
-    from tests.collections.daraja import PHONE, call
+    from tests.collections.daraja import call, push_started
 
     paybill_for(lender_a)
     loan = signed_loan(lender_a, price="3500", down="500", installments=3)
-    attempt = payment_attempt_start(
-        loan_id=loan.pk,
-        lender_id=lender_a.pk,
-        provider="mpesa",
-        actor=Actor(type=ActorType.CUSTOMER, id="1"),
-        phone=PHONE,
-    )
+    attempt = push_started(loan)
     daraja.settle(attempt.attempt_ref, 0, callback=False)
     push = daraja.pushes[attempt.attempt_ref]
     body = daraja.stk_callback_body(push, amount=push.amount + 5)  # not what was asked
