@@ -109,8 +109,10 @@ def celery_worker_command(name: str, *, queues: str = "", loglevel: str = "WARNI
 def start_server(
     port: int, workers: int, threads: int, env: dict[str, str], log: IO[bytes] | None = None
 ) -> subprocess.Popen[bytes]:
-    """gunicorn on loopback ``port``, once it accepts connections; its output to ``log``
-    (default: ours)."""
+    """gunicorn on loopback ``port``, once it accepts connections and has forked its
+    ``workers`` (the master listens first: a caller that lists the server's processes to
+    count their CPU, as soon as a connection succeeds, would miss a worker forked late on a
+    busy machine); its output to ``log`` (default: ours)."""
     worker_class = ["--worker-class", "sync"] if threads == 1 else ["--threads", str(threads)]
     command = [
         sys.executable,
@@ -130,13 +132,19 @@ def start_server(
         "60",
     ]
     server = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+    import psutil
+
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return server
+                pass
         except OSError:
             time.sleep(0.2)
+            continue
+        if len(psutil.Process(server.pid).children()) >= workers:
+            return server
+        time.sleep(0.1)
     server.kill()
     raise SystemExit("gunicorn did not start")
 
