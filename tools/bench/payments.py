@@ -5,7 +5,8 @@ Seeds a lender with loans in a dedicated database, starts gunicorn with
 gthread worker) on loopback, then posts N distinct signed payment events
 from ``--concurrency`` keep-alive connections. Prints throughput, p50/p95/p99
 latency, errors, the payments stored (must equal the events sent), peak
-memory, and where the CPU went.
+memory, and where the CPU went. The events are built by a provider of
+tools/bench/_providers.py.
 
 Throughput is printed three ways:
 
@@ -39,14 +40,15 @@ every webhook pay for a new PostgreSQL backend and a SCRAM handshake.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import socket
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
+from tools.bench._providers import Generic
 from tools.bench._seed import lender_seed, loans_seed
 from tools.bench._server import (
     DatabaseCpu,
@@ -60,43 +62,13 @@ from tools.bench._server import (
 from tools.bench._setup import ROOT, django_on_bench_database, peak_rss_mib, percentile
 
 
-def seed(loans: int) -> tuple[str, list[str]]:
+def seed(*, slug: str, loans: int) -> tuple[Any, list[tuple[int, str]]]:
+    """The bench lender ``slug`` with ``loans`` loans: the lender, each loan's id and reference."""
     from apps.collections.models import Loan
 
-    lender = lender_seed(slug="bench-payments", name="Bench")
+    lender = lender_seed(slug=slug, name="Bench")
     loans_seed(lender=lender, loans=loans)
-    return lender.slug, list(
-        Loan.objects.filter(lender=lender).values_list("reference", flat=True)[:loans]
-    )
-
-
-def signed_requests(
-    *, events: int, slug: str, secret: str, references: list[str], run_id: str, port: int
-) -> list[bytes]:
-    """Every event as the raw HTTP/1.1 request a provider would send, each signed."""
-    from apps.integrations.payments.signing import sign
-
-    requests = []
-    for n in range(events):
-        body = json.dumps(
-            {
-                "id": f"evt-{run_id}-{n}",
-                "type": "payment.succeeded",
-                "data": {
-                    "loan": references[n % len(references)],
-                    "amount": "150.00",
-                    "currency": "KES",
-                    "reference": f"MP-{run_id}-{n}",
-                },
-            }
-        ).encode()
-        head = (
-            f"POST /api/payments/v1/webhooks/demo/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-            f"X-Lender: {slug}\r\nX-Signature: {sign(secret=secret, body=body)}\r\n\r\n"
-        )
-        requests.append(head.encode() + body)
-    return requests
+    return lender, list(Loan.objects.filter(lender=lender).values_list("pk", "reference")[:loans])
 
 
 def main() -> None:
@@ -111,27 +83,19 @@ def main() -> None:
     os.environ["PAYMENTS_WEBHOOK_THROTTLE"] = "100000000/min"  # measure the path, not the throttle
     django_on_bench_database()
     from apps.collections.models import Payment
-    from apps.integrations.payments.signing import webhook_secret_for
 
-    slug, references = seed(args.loans)
-    secret = webhook_secret_for(lender_slug=slug, provider="demo")
-    run_id = f"{time.time_ns():x}"
-    before = Payment.objects.filter(lender__slug=slug).count()
+    lender, loans = seed(slug=Generic.slug, loans=args.loans)
+    provider = Generic(lender=lender, loans=loans, run_id=f"{time.time_ns():x}")
+    before = Payment.objects.filter(lender=lender).count()
 
     env = dict(
         os.environ, DJANGO_SETTINGS_MODULE="config.settings.test", DJANGO_LOG_LEVEL="WARNING"
     )
     env.setdefault("DJANGO_CONN_MAX_AGE", "60")  # production's default; see the docstring
+    env.update(provider.server_env())
     port = free_port()
     per_client = args.events // args.concurrency
-    requests = signed_requests(
-        events=per_client * args.concurrency,
-        slug=slug,
-        secret=secret,
-        references=references,
-        run_id=run_id,
-        port=port,
-    )
+    requests = [post.raw(port) for post in provider.posts(per_client * args.concurrency)]
     server = start_server(port, args.workers, args.threads, env)
     latencies: list[float] = []
     errors: list[str] = []
@@ -159,7 +123,7 @@ def main() -> None:
                 sock, buffer = connect(), b""
                 continue
             mine.append((time.perf_counter() - t0) * 1000)
-            if status != 200:
+            if not provider.answered(status, payload):
                 bad.append(f"{status} {payload[:200]!r}")
         sock.close()
         with lock:
@@ -189,7 +153,11 @@ def main() -> None:
         server.wait(timeout=20)
 
     sent = per_client * args.concurrency
-    stored = Payment.objects.filter(lender__slug=slug).count() - before
+    stored = Payment.objects.filter(lender=lender).count() - before
+    try:
+        problems, applied = provider.check()
+    finally:
+        provider.close()
     latencies.sort()
     busy = (sum(machine_after) - machine_after.idle - machine_after.iowait) - (
         sum(machine_before) - machine_before.idle - machine_before.iowait
@@ -197,17 +165,18 @@ def main() -> None:
     cores = psutil.cpu_count() or 1
     rate = sent / elapsed
     app_cores = app_cpu / elapsed
+    unit = provider.unit
     kind = (
         f"{args.workers} sync workers"
         if args.threads == 1
         else f"{args.workers} gthread workers x {args.threads} threads"
     )
     print(
-        f"bench-payments: {sent} signed webhooks, {args.concurrency} connections, "
-        f"gunicorn {kind}, PostgreSQL, one lender ({len(references)} loans)"
+        f"bench-payments: {provider.describe(sent)}, {args.concurrency} connections, "
+        f"gunicorn {kind}, PostgreSQL, one lender ({len(loans)} loans)"
     )
     print(
-        f"  throughput   {rate:8.1f} webhooks/s  ({rate / args.workers:.1f} per worker, "
+        f"  throughput   {rate:8.1f} {unit}s/s  ({rate / args.workers:.1f} per worker, "
         f"{rate / app_cores if app_cores else float('nan'):.1f} per app core: "
         f"app used {app_cores:.2f} cores)"
     )
@@ -216,16 +185,20 @@ def main() -> None:
         f"p99 {percentile(latencies, 99):.1f} ms  max {latencies[-1]:.1f} ms"
     )
     print(
-        f"  cpu/webhook  app {app_cpu / sent * 1000:.2f} ms  PostgreSQL {db_cpu / sent * 1000:.2f} ms  "
+        f"  cpu/{unit:<9}app {app_cpu / sent * 1000:.2f} ms  PostgreSQL {db_cpu / sent * 1000:.2f} ms  "
         f"load generator {own_cpu / sent * 1000:.2f} ms  "
         f"(machine {busy / elapsed / cores:.0%} busy of {cores} cores)"
     )
     print(f"  errors       {len(errors)}" + (f"  first: {errors[0]}" if errors else ""))
     print(f"  payments     {stored} stored for {sent} distinct events")
+    if applied:
+        print(f"  applied      {applied}")
+    for problem in problems:
+        print(f"  PROBLEM      {problem}")
     print(
         f"  peak memory  load generator {peak_rss_mib():.0f} MiB, largest server process {server_rss:.0f} MiB"
     )
-    if errors or stored != sent:
+    if errors or stored != sent or problems:
         raise SystemExit(1)
 
 
