@@ -187,7 +187,8 @@ def main() -> None:
     print(
         f"  cpu/{unit:<9}app {app_cpu / sent * 1000:.2f} ms  PostgreSQL {db_cpu / sent * 1000:.2f} ms  "
         f"load generator {own_cpu / sent * 1000:.2f} ms  "
-        f"(machine {busy / elapsed / cores:.0%} busy of {cores} cores)"
+        f"(machine {busy / elapsed / cores:.0%} busy of {cores} cores, "
+        f"{max(busy - app_cpu - db_cpu - own_cpu, 0) / elapsed:.2f} cores by other processes)"
     )
     print(f"  errors       {len(errors)}" + (f"  first: {errors[0]}" if errors else ""))
     print(f"  payments     {stored} stored for {sent} distinct events")
