@@ -63,9 +63,9 @@ migrate: $(RUN_STAMP)
 bench-audit: $(DEV_STAMP) services
 	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(BIN)/python -m tools.bench.audit $(if $(N),--events $(N),)
 
-## bench-payments: signed webhooks against gunicorn (2 workers) on PostgreSQL
+## bench-payments: payment callbacks (PROVIDER=generic, mpesa or stripe) against gunicorn (2 workers) on PostgreSQL
 bench-payments: $(DEV_STAMP) services
-	$(BIN)/python -m tools.bench.payments $(if $(N),--events $(N),)
+	$(BIN)/python -m tools.bench.payments $(if $(N),--events $(N),) $(if $(PROVIDER),--provider $(PROVIDER),)
 
 ## bench-agent: agent check-ins against gunicorn (2 workers) on PostgreSQL, then 100k FCM pushes
 bench-agent: $(DEV_STAMP) services

@@ -1,12 +1,27 @@
-"""bench-payments: signed provider webhooks against a real server on PostgreSQL.
+"""bench-payments: payment providers' callbacks against a real server on PostgreSQL.
 
 Seeds a lender with loans in a dedicated database, starts gunicorn with
 ``--workers`` processes (``--threads`` each; more than one thread means the
-gthread worker) on loopback, then posts N distinct signed payment events
-from ``--concurrency`` keep-alive connections. Prints throughput, p50/p95/p99
-latency, errors, the payments stored (must equal the events sent), peak
-memory, and where the CPU went. The events are built by a provider of
-tools/bench/_providers.py.
+gthread worker) on loopback, then posts N distinct payment callbacks of one
+provider from ``--concurrency`` keep-alive connections. Prints throughput,
+p50/p95/p99 latency, errors, the payments stored (must equal the callbacks
+sent), peak memory, where the CPU went, and what verifying one callback costs
+each provider, measured in this process with no server.
+
+``--provider`` (tools/bench/_providers.py; each has a lender of its own):
+
+* ``generic`` (the default): the product's own signed webhook;
+* ``mpesa``: Daraja's C2B confirmations and STK callbacks, half each, on the
+  lender's secret path from 127.0.0.1, put last in the server's allow-list
+  after Safaricom's addresses; the STK callbacks answer prompts seeded as
+  started;
+* ``stripe``: ``payment_intent.succeeded`` events with ``Stripe-Signature``,
+  answering checkouts seeded as started.
+
+For the providers, the run also checks that every callback applied exactly
+once (a payment per receipt or PaymentIntent, every prompt or checkout paid)
+and that the server never called the provider's API (a loopback fake of it
+counts the calls).
 
 Throughput is printed three ways:
 
@@ -22,8 +37,9 @@ Throughput is printed three ways:
   too, in CPU milliseconds per webhook, so the sum can be compared with the
   machine's cores.
 
-Every event is signed (HMAC over timestamp and body, as the provider does).
-The requests are built and signed before the clock starts, so that the load
+Every generic event is signed (HMAC over timestamp and body), and every
+Stripe event with Stripe's scheme; Daraja signs nothing. The requests are
+built and signed before the clock starts, so that the load
 generator, which shares the machine, spends its CPU sending rather than
 encoding; a run must stay within the signature's tolerance (300 s by
 default), which N=20000 does with a wide margin.
@@ -35,6 +51,7 @@ every webhook pay for a new PostgreSQL backend and a SCRAM handshake.
 
     make bench-payments            # N=5000
     make bench-payments N=20000
+    make bench-payments PROVIDER=mpesa
 """
 
 from __future__ import annotations
@@ -48,7 +65,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tools.bench._providers import Generic
+from tools.bench._providers import PROVIDERS, verification_costs
 from tools.bench._seed import lender_seed, loans_seed
 from tools.bench._server import (
     DatabaseCpu,
@@ -78,14 +95,16 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--provider", choices=sorted(PROVIDERS), default="generic")
     args = parser.parse_args()
 
     os.environ["PAYMENTS_WEBHOOK_THROTTLE"] = "100000000/min"  # measure the path, not the throttle
     django_on_bench_database()
     from apps.collections.models import Payment
 
-    lender, loans = seed(slug=Generic.slug, loans=args.loans)
-    provider = Generic(lender=lender, loans=loans, run_id=f"{time.time_ns():x}")
+    kind = PROVIDERS[args.provider]
+    lender, loans = seed(slug=kind.slug, loans=args.loans)
+    provider = kind(lender=lender, loans=loans, run_id=f"{time.time_ns():x}")
     before = Payment.objects.filter(lender=lender).count()
 
     env = dict(
@@ -199,6 +218,10 @@ def main() -> None:
     print(
         f"  peak memory  load generator {peak_rss_mib():.0f} MiB, largest server process {server_rss:.0f} MiB"
     )
+    costs = verification_costs()  # after the run, in this process: no server, no database
+    print(f"  verifying    per callback, in-process: {costs[0]}")
+    for line in costs[1:]:
+        print(f"               {line}")
     if errors or stored != sent or problems:
         raise SystemExit(1)
 
