@@ -50,16 +50,25 @@ def installment_lock_list_for_loan(*, loan: Loan) -> list[Installment]:
     return list(Installment.objects.raw(INSTALLMENTS_LOCK, [loan.pk]))  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
 
 
-def loan_lock_with_row(model: type[M], *, pk: int, lender_id: int) -> tuple[Loan, M] | None:
+def loan_lock_with_row(
+    model: type[M], *, pk: int, lender_id: int, loan_id: int | None = None
+) -> tuple[Loan, M] | None:
     """Lock the loan that ``model``'s row ``pk`` (of ``lender_id``) belongs to, then the row
-    itself (the global order: the loan first). None if the lender has no such row."""
-    loan_id = (
-        model.objects.filter(pk=pk, lender_id=lender_id).values_list("loan_id", flat=True).first()  # type: ignore[attr-defined]  # M is any model; objects is every model's
-    )
+    itself (the global order: the loan first); the row comes with its loan. None if the
+    lender has no such row. ``loan_id`` when the caller read it already (a row's loan never
+    changes) saves reading it again."""
+    if loan_id is None:
+        rows = model._default_manager.filter(pk=pk, lender_id=lender_id)
+        loan_id = rows.values_list("loan_id", flat=True).first()
     if loan_id is None:
         return None
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
-    return loan, model.objects.select_for_update(of=("self",)).get(pk=pk)  # type: ignore[attr-defined]  # as above
+    row = model._default_manager.select_for_update(of=("self",)).filter(pk=pk, loan_id=loan_id)
+    found = row.first()
+    if found is None:
+        return None
+    found.loan = loan  # type: ignore[attr-defined]  # M is a row of a loan: it has one
+    return loan, found
 
 
 def loan_phones_lock(*, loan: Loan) -> None:

@@ -441,3 +441,20 @@ def test_one_unreadable_answer_does_not_stop_the_reconciliation_of_the_others(
     broken.refresh_from_db()
     assert (fine.status, broken.status) == ("paid", "started")
     assert broken.checked_at == later  # to the back of the line, asked again later
+
+
+def test_a_push_paid_after_the_lender_turned_m_pesa_off_is_still_applied(
+    client, daraja, loan
+) -> None:
+    from apps.integrations.models import ProviderAccount
+
+    attempt = start(loan)
+    ProviderAccount.objects.filter(lender=loan.lender, provider="mpesa").update(enabled=False)
+    daraja.settle(attempt.attempt_ref, 0, callback=False)
+    push = daraja.pushes[attempt.attempt_ref]
+    assert (
+        call(client, stk_path(daraja, attempt), daraja.stk_callback_body(push)).status_code == 200
+    )
+    assert Payment.objects.get().provider_ref == push.receipt
+    with pytest.raises(Exception, match="takes no payments through this provider"):
+        start(loan)  # but no new payment is started through it

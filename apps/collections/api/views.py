@@ -282,7 +282,10 @@ class ProviderCallbackApi(APIView):
                 raise UnknownProvider()
             try:
                 adapter = adapter_for(
-                    lender_id=lender.pk, lender_slug=lender.slug, provider=provider
+                    lender_id=lender.pk,
+                    lender_slug=lender.slug,
+                    provider=provider,
+                    in_use_only=False,
                 )
             except ProviderNotConfigured as exc:
                 raise UnknownProvider() from exc

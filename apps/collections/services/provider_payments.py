@@ -333,7 +333,10 @@ def _provider_status(attempt: PaymentAttempt) -> PaymentStatus | None:
     lender = Lender.objects.get(pk=attempt.lender_id)
     try:
         adapter = adapter_for(
-            lender_id=attempt.lender_id, lender_slug=lender.slug, provider=attempt.provider
+            lender_id=attempt.lender_id,
+            lender_slug=lender.slug,
+            provider=attempt.provider,
+            in_use_only=False,
         )
         return adapter.status(attempt_ref=attempt.attempt_ref)
     except ProviderError as exc:
@@ -347,7 +350,9 @@ def _event_apply_locked(
     if event.kind == EventKind.REVERSED:
         return _reversal_apply(lender_id=lender_id, event=event, actor=actor)
     if attempt is not None:
-        locked = loan_lock_with_row(PaymentAttempt, pk=attempt.pk, lender_id=lender_id)
+        locked = loan_lock_with_row(
+            PaymentAttempt, pk=attempt.pk, lender_id=lender_id, loan_id=attempt.loan_id
+        )
         if locked is None:  # pragma: no cover - attempts are never deleted
             raise UnknownAttempt(provider_id=event.attempt_ref)
         loan, attempt = locked
@@ -458,7 +463,9 @@ def _attempt_settle_locked(
     attempt.status = status
     attempt.detail = detail[:200]
     attempt.settled_at = timezone.now()
-    attempt.save()
+    attempt.save(
+        update_fields=["status", "detail", "settled_at", "payment", "receipt", "updated_at"]
+    )
     audit_event_record(
         actor=actor,
         action=CollectionsAction.PAYMENT_ATTEMPT_SETTLED,
@@ -558,7 +565,9 @@ def payment_attempt_reconcile(*, attempt_id: int, actor: Actor, now: datetime | 
         return attempt.status
     status = _provider_status(attempt) if attempt.attempt_ref else None
     with transaction.atomic():
-        locked = loan_lock_with_row(PaymentAttempt, pk=attempt.pk, lender_id=attempt.lender_id)
+        locked = loan_lock_with_row(
+            PaymentAttempt, pk=attempt.pk, lender_id=attempt.lender_id, loan_id=attempt.loan_id
+        )
         assert locked is not None  # noqa: S101 - attempts are never deleted
         loan, attempt = locked
         if attempt.status not in PaymentAttempt.OPEN:

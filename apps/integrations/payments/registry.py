@@ -19,7 +19,11 @@ from apps.integrations.payments.generic import GenericAdapter
 from apps.integrations.payments.mpesa import MpesaAccount, MpesaAdapter
 from apps.integrations.payments.signing import path_token_for
 from apps.integrations.payments.stripe_checkout import StripeAdapter
-from apps.integrations.selectors import provider_account_in_use, providers_in_use
+from apps.integrations.selectors import (
+    provider_account_get,
+    provider_account_in_use,
+    providers_in_use,
+)
 
 MPESA = ProviderAccount.Provider.MPESA.value
 STRIPE = ProviderAccount.Provider.STRIPE.value
@@ -36,14 +40,21 @@ def providers_enabled(*, lender_id: int) -> list[str]:
     return [p for p in (MPESA, STRIPE) if p in found]
 
 
-def adapter_for(*, lender_id: int, lender_slug: str, provider: str) -> PaymentAdapter:
+def adapter_for(
+    *, lender_id: int, lender_slug: str, provider: str, in_use_only: bool = True
+) -> PaymentAdapter:
     """The adapter of the lender's account with ``provider`` (the generic signed webhook for a
     name of PAYMENTS_PROVIDERS); ProviderNotConfigured when the lender has none in use
     (CredentialsUnreadable when no configured key opens it)."""
     if provider in settings.PAYMENTS_PROVIDERS and provider not in (MPESA, STRIPE):
         # the generic signed webhook: its secret is derived, no account holds it
         return GenericAdapter(provider=provider, lender_slug=lender_slug)
-    account = provider_account_in_use(lender_id=lender_id, provider=provider)
+    # a payment started before the lender turned the provider off still calls back, and is
+    # still asked about: only a new payment needs the account in use
+    if in_use_only:
+        account = provider_account_in_use(lender_id=lender_id, provider=provider)
+    else:
+        account = provider_account_get(lender_id=lender_id, provider=provider)
     if account is None:
         raise ProviderNotConfigured(provider=provider)
     secrets = unseal(account.sealed_secrets)
