@@ -125,6 +125,13 @@ def test_the_customers_pin_pays_the_loan_with_the_mpesa_receipt_as_reference(
     attempt.refresh_from_db()
     assert (attempt.status, attempt.payment, attempt.receipt) == ("paid", payment, push.receipt)
     assert loan_outstanding(loan=loan).amount == before - push.amount
+    # on the record once: the payment's own event names the push it settles
+    received = AuditEvent.objects.get(action="collections.payment.received")
+    assert (received.data["attempt"], received.data["attempt_paid_by"]) == (
+        str(attempt.key),
+        "callback",
+    )
+    assert not AuditEvent.objects.filter(action="collections.payment_attempt.settled").exists()
 
 
 def test_the_same_callback_five_times_pays_once(client, daraja, loan) -> None:

@@ -112,6 +112,7 @@ def payment_record_locked(
     actor: Actor,
     reason: str = "",
     receipt_ref: str = "",
+    audit_data: dict[str, Any] | None = None,
 ) -> PaymentOutcome:
     """``payment_record`` once the caller holds ``loan``'s row lock, inside its transaction.
 
@@ -122,7 +123,9 @@ def payment_record_locked(
     ``INSERT ... ON CONFLICT DO NOTHING``, so the unique constraint, not a
     read beforehand, says whether the reference is taken; a conflict with a
     concurrent insert on another loan waits for it and then reads it
-    (IdempotencyConflict, as before). tests/collections/test_api_webhook.py.
+    (IdempotencyConflict, as before). ``audit_data`` joins the ``payment.received``
+    event's data (the attempt a provider's payment settles, told in the same append).
+    tests/collections/test_api_webhook.py.
     """
     installments = installment_lock_list_for_loan(loan=loan)
     payment = Payment(
@@ -183,6 +186,7 @@ def payment_record_locked(
             "provider_ref": provider_ref,
             "received_at": received_at,
             "receipt_ref": receipt_ref,
+            **(audit_data or {}),
         },
     )
     allocated = loan_books_reallocate(

@@ -413,6 +413,7 @@ def _payment_apply(
         received_at=event.received_at,
         actor=actor,
         receipt_ref=event.receipt,
+        audit_data=_settles(attempt, by="callback"),
     )
     if attempt is not None:
         if (
@@ -427,7 +428,12 @@ def _payment_apply(
         attempt.payment = outcome.payment
         attempt.receipt = event.receipt[:100]
         _attempt_settle_locked(
-            attempt, PaymentAttempt.Status.PAID, detail="", actor=actor, by="callback"
+            attempt,
+            PaymentAttempt.Status.PAID,
+            detail="",
+            actor=actor,
+            by="callback",
+            audited=not outcome.created,  # a new payment's own event names the attempt
         )
     return ProviderEventOutcome(
         status="applied" if outcome.created else "duplicate",
@@ -457,15 +463,32 @@ def _paid_by_query(*, loan: Loan, event: PaymentEvent) -> PaymentAttempt | None:
     )
 
 
+def _settles(attempt: PaymentAttempt | None, *, by: str) -> dict[str, str] | None:
+    """What a payment's ``payment.received`` event says of the attempt it settles."""
+    if attempt is None:
+        return None
+    return {"attempt": str(attempt.key), "attempt_paid_by": by}
+
+
 def _attempt_settle_locked(
-    attempt: PaymentAttempt, status: str, *, detail: str, actor: Actor, by: str
+    attempt: PaymentAttempt,
+    status: str,
+    *,
+    detail: str,
+    actor: Actor,
+    by: str,
+    audited: bool = True,
 ) -> None:
+    """Move ``attempt`` to ``status`` and put it on the record, unless the caller's own
+    event already says it (``audited=False``: the payment it became names the attempt)."""
     attempt.status = status
     attempt.detail = detail[:200]
     attempt.settled_at = timezone.now()
     attempt.save(
         update_fields=["status", "detail", "settled_at", "payment", "receipt", "updated_at"]
     )
+    if not audited:
+        return
     audit_event_record(
         actor=actor,
         action=CollectionsAction.PAYMENT_ATTEMPT_SETTLED,
@@ -583,10 +606,16 @@ def payment_attempt_reconcile(*, attempt_id: int, actor: Actor, now: datetime | 
                 # not the time of asking: a payment made before its due date stays on time
                 received_at=min(status.received_at or attempt.created_at, now),
                 actor=actor,
+                audit_data=_settles(attempt, by="query"),
             )
             attempt.payment = outcome.payment
             _attempt_settle_locked(
-                attempt, PaymentAttempt.Status.PAID, detail="", actor=actor, by="query"
+                attempt,
+                PaymentAttempt.Status.PAID,
+                detail="",
+                actor=actor,
+                by="query",
+                audited=not outcome.created,
             )
         elif status is not None and status.state in (StatusKind.FAILED, StatusKind.EXPIRED):
             _attempt_settle_locked(
