@@ -132,9 +132,7 @@ def payment_attempt_start(
             raise PaymentStartUncertain(provider=provider) from exc
         raise PaymentStartFailed(provider=provider, provider_code=exc.code) from exc
     with transaction.atomic():
-        locked = loan_lock_with_row(PaymentAttempt, pk=attempt.pk, lender_id=lender_id)
-        assert locked is not None  # noqa: S101 - attempts are never deleted
-        attempt = locked[1]
+        attempt = _attempt_lock(attempt)[1]
         attempt.attempt_ref = started.attempt_ref
         attempt.amount = started.amount.amount
         attempt.redirect_url = started.redirect_url
@@ -212,14 +210,13 @@ def provider_event_apply(
     while we have not received it: the provider delivers it again). The same delivery
     twice answers ``duplicate``; the same event id with another body IdempotencyConflict.
     """
-    digest = hashlib.sha256(body).hexdigest()
     if event.kind == EventKind.IGNORED:
         return ProviderEventOutcome(status="recorded")
     existing = webhook_event_get(
         lender_id=lender_id, provider=event.provider, event_id=event.event_id
     )
     if existing is not None:
-        return _seen(existing, digest, event)
+        return _seen(existing, body, event)
     try:
         attempt = _attempt_named(lender_id=lender_id, event=event)
         if (event.attempt_ref or event.attempt_key) and attempt is None:
@@ -243,39 +240,26 @@ def _event_apply(
     body: bytes,
     actor: Actor,
 ) -> ProviderEventOutcome:
-    digest = hashlib.sha256(body).hexdigest()
     try:
         with transaction.atomic(durable=True):
             outcome = _event_apply_locked(
                 lender_id=lender_id, event=event, attempt=attempt, actor=actor
             )
-            webhook_event_insert(
-                WebhookEvent(
-                    lender_id=lender_id,
-                    provider=event.provider,
-                    event_id=event.event_id,
-                    event_type=event.event_type[:40],
-                    body=body.decode("utf-8"),
-                    body_sha256=digest,
-                    payment_id=outcome.payment_id,
-                    reversal_id=outcome.reversal_id,
-                )
-            )
+            webhook_event_insert(_stored(lender_id, event, body, outcome))
     except IntegrityError:
         existing = webhook_event_get(
             lender_id=lender_id, provider=event.provider, event_id=event.event_id
         )
         if existing is None:
             raise
-        return _seen(existing, digest, event)
+        return _seen(existing, body, event)
     return outcome
 
 
-def _seen(existing: WebhookEvent, digest: str, event: PaymentEvent) -> ProviderEventOutcome:
+def _seen(existing: WebhookEvent, body: bytes, event: PaymentEvent) -> ProviderEventOutcome:
     """The same delivery again: a duplicate, or IdempotencyConflict for another body under
     the same id (unless the provider's id alone is the key)."""
-    if event.same_by_id:
-        digest = existing.body_sha256
+    digest = existing.body_sha256 if event.same_by_id else hashlib.sha256(body).hexdigest()
     return _outcome(webhook_duplicate_or_conflict(existing, digest))
 
 
@@ -287,23 +271,28 @@ def _money_kept(
     arrived, so its callback is kept and the back office sees it among the unmatched, as a
     paybill payment naming no loan is."""
     with transaction.atomic():
-        if webhook_event_get(lender_id=lender_id, provider=event.provider, event_id=event.event_id):
-            return
         try:
             with transaction.atomic():
-                webhook_event_insert(
-                    WebhookEvent(
-                        lender_id=lender_id,
-                        provider=event.provider,
-                        event_id=event.event_id,
-                        event_type=event.event_type[:40],
-                        body=body.decode("utf-8"),
-                        body_sha256=hashlib.sha256(body).hexdigest(),
-                    )
-                )
+                webhook_event_insert(_stored(lender_id, event, body, None))
         except IntegrityError:
-            return  # kept by a delivery of the same callback at the same moment
+            return  # kept already, by this delivery's twin or an earlier one
         _unmatched(lender_id=lender_id, event=event, actor=actor, why=why)
+
+
+def _stored(
+    lender_id: int, event: PaymentEvent, body: bytes, outcome: ProviderEventOutcome | None
+) -> WebhookEvent:
+    """The callback as kept: its raw body, and the payment or reversal it became."""
+    return WebhookEvent(
+        lender_id=lender_id,
+        provider=event.provider,
+        event_id=event.event_id,
+        event_type=event.event_type[:40],
+        body=body.decode("utf-8"),
+        body_sha256=hashlib.sha256(body).hexdigest(),
+        payment_id=outcome.payment_id if outcome else None,
+        reversal_id=outcome.reversal_id if outcome else None,
+    )
 
 
 def _outcome(found: WebhookOutcome) -> ProviderEventOutcome:
@@ -344,18 +333,23 @@ def _provider_status(attempt: PaymentAttempt) -> PaymentStatus | None:
         return None
 
 
+def _attempt_lock(attempt: PaymentAttempt) -> tuple[Loan, PaymentAttempt]:
+    """Lock ``attempt``'s loan, then the attempt (the global order), read afresh."""
+    locked = loan_lock_with_row(
+        PaymentAttempt, pk=attempt.pk, lender_id=attempt.lender_id, loan_id=attempt.loan_id
+    )
+    if locked is None:  # attempts are never deleted: only a row of another lender's
+        raise UnknownAttempt(provider_id=attempt.attempt_ref)
+    return locked
+
+
 def _event_apply_locked(
     *, lender_id: int, event: PaymentEvent, attempt: PaymentAttempt | None, actor: Actor
 ) -> ProviderEventOutcome:
     if event.kind == EventKind.REVERSED:
         return _reversal_apply(lender_id=lender_id, event=event, actor=actor)
     if attempt is not None:
-        locked = loan_lock_with_row(
-            PaymentAttempt, pk=attempt.pk, lender_id=lender_id, loan_id=attempt.loan_id
-        )
-        if locked is None:  # pragma: no cover - attempts are never deleted
-            raise UnknownAttempt(provider_id=event.attempt_ref)
-        loan, attempt = locked
+        loan, attempt = _attempt_lock(attempt)
     elif event.kind == EventKind.PAID:
         try:
             loan = loan_lock_by_reference(
@@ -367,7 +361,8 @@ def _event_apply_locked(
         return ProviderEventOutcome(status="recorded")
     if event.kind == EventKind.PAID:
         return _payment_apply(loan=loan, attempt=attempt, event=event, actor=actor)
-    assert attempt is not None  # noqa: S101 - a pending or failed event always names one
+    if attempt is None:  # a voucher or a failure naming no attempt: nothing to move
+        return ProviderEventOutcome(status="recorded")
     # a voucher taken on a page we had given up on (the page outlives the attempt by a
     # minute) still waits for its money
     waiting = (PaymentAttempt.Status.STARTED, PaymentAttempt.Status.EXPIRED)
@@ -510,7 +505,6 @@ def _unmatched(
 ) -> ProviderEventOutcome:
     """Money the provider took for an account number that names no loan of the lender:
     kept (its callback stored) and on the record for the back office to place."""
-    assert event.amount is not None  # noqa: S101 - a payment event carries its amount
     audit_event_record(
         actor=actor,
         action=CollectionsAction.PAYMENT_UNMATCHED,
@@ -520,8 +514,8 @@ def _unmatched(
             "reference": event.reference,
             "account": event.loan_reference[:40],
             "why": why,
-            "amount": str(event.amount.amount),
-            "currency": event.amount.currency,
+            "amount": str(event.amount.amount) if event.amount else "",
+            "currency": event.amount.currency if event.amount else "",
         },
     )
     return ProviderEventOutcome(status="unmatched")
@@ -588,11 +582,7 @@ def payment_attempt_reconcile(*, attempt_id: int, actor: Actor, now: datetime | 
         return attempt.status
     status = _provider_status(attempt) if attempt.attempt_ref else None
     with transaction.atomic():
-        locked = loan_lock_with_row(
-            PaymentAttempt, pk=attempt.pk, lender_id=attempt.lender_id, loan_id=attempt.loan_id
-        )
-        assert locked is not None  # noqa: S101 - attempts are never deleted
-        loan, attempt = locked
+        loan, attempt = _attempt_lock(attempt)
         if attempt.status not in PaymentAttempt.OPEN:
             return attempt.status
         if status is not None and status.state == StatusKind.PAID:
