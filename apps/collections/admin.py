@@ -916,9 +916,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
 
     def mpesa_prompt_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Send the customer an M-Pesa prompt for what is due now (on the phone with them)."""
-        loan = self.get_object(request, str(object_id))
-        if loan is None:
-            raise Http404
+        loan = self._loan_or_404(request, object_id)
         self.require_role(request, self.payment_roles, loan)
         form = MpesaPromptForm(request.POST or None, initial={"phone": loan.customer.phone})
         if request.method == "POST" and form.is_valid():
@@ -958,9 +956,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
 
     def record_payment_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """Record a payment received outside the provider: amount, reason, receipt reference."""
-        loan = self.get_object(request, str(object_id))
-        if loan is None:
-            raise Http404
+        loan = self._loan_or_404(request, object_id)
         self.require_role(request, self.payment_roles, loan)
         form = ManualPaymentForm(
             request.POST or None, initial={"idempotency_key": uuid.uuid4().hex}
@@ -1012,6 +1008,7 @@ class PaymentAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         "receipt_ref",
     )
     list_filter = ("channel", "provider", "lender")
+    list_select_related = ("loan",)
     search_fields = ("provider_ref", "receipt_ref", "loan__reference")
     date_hierarchy = "received_at"
 
@@ -1033,6 +1030,7 @@ class PaymentAttemptAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         "detail",
     )
     list_filter = ("provider", "status", "lender")
+    list_select_related = ("loan",)
     search_fields = ("loan__reference", "attempt_ref", "receipt", "voucher_number")
     date_hierarchy = "created_at"
     exclude = ("redirect_url",)
@@ -1189,6 +1187,7 @@ class ReconciliationReportAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         "lender",
     )
     list_filter = ("provider", HasDifferencesFilter, "status", "lender")
+    list_select_related = ("lender",)
     date_hierarchy = "day"
     fields = (
         "lender",
