@@ -12,6 +12,7 @@ No secret or phone number reaches a log: a failure is logged by its Daraja error
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 import json
@@ -363,15 +364,20 @@ class Route:
     C2B_CONFIRMATION = "c2b-confirmation"
 
 
+@functools.lru_cache(maxsize=4)
+def _networks(
+    allowed: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """The allow-list's networks, parsed once per list (not on every callback)."""
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in allowed)
+
+
 def _source_allowed(address: str) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:
         return False
-    return any(
-        ip in ipaddress.ip_network(allowed, strict=False)
-        for allowed in settings.MPESA_CALLBACK_ALLOWED_IPS
-    )
+    return any(ip in net for net in _networks(tuple(settings.MPESA_CALLBACK_ALLOWED_IPS)))
 
 
 class MpesaAdapter:
