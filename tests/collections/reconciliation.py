@@ -18,8 +18,7 @@ from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_day_start, lender_local_date
 from tests.collections.daraja import SHORTCODE, call, path, paybill_for
 from tests.collections.factories import signed_loan
-from tests.collections.stripe import deliver, stripe_for
-from tests.collections.test_api_stripe import start
+from tests.collections.stripe import checkout_started, deliver, stripe_for
 from tools.fakes.daraja import FakeDaraja
 from tools.fakes.stripe import FakeStripe
 
@@ -44,7 +43,7 @@ def stripe_account(lender: Lender, fake: FakeStripe, secret_key: str) -> None:
 def card_paid(client: Client, fake: FakeStripe, loan: Loan, *, delivered: bool = True) -> str:
     """The customer pays a checkout by card; Stripe's webhook reaches us unless not
     ``delivered``. Returns the PaymentIntent's id."""
-    attempt = start(loan)
+    attempt = checkout_started(loan)
     events = fake.pay_card(attempt.attempt_ref)
     if delivered:
         for event in events:

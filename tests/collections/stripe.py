@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
+from apps.collections.models import Loan
 from apps.core.actor import Actor
 from apps.integrations.services import provider_account_save
 from apps.lenders.models import Lender
@@ -59,4 +60,18 @@ def deliver(
         data=body,
         content_type="application/json",
         HTTP_STRIPE_SIGNATURE=headers["stripe-signature"],
+    )
+
+
+def checkout_started(loan: Loan):
+    """A customer's Stripe checkout for what ``loan`` owes now, through the real service."""
+    from apps.collections.services import payment_attempt_start
+    from apps.core.actor import ActorType
+
+    return payment_attempt_start(
+        loan_id=loan.pk,
+        lender_id=loan.lender_id,
+        provider="stripe",
+        actor=Actor(type=ActorType.CUSTOMER, id=str(loan.customer_id)),
+        return_url=f"http://testserver/my/{loan.lender.slug}/",
     )

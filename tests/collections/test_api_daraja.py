@@ -20,7 +20,7 @@ from apps.collections.services import (
     payment_record,
 )
 from apps.core.actor import Actor, ActorType
-from tests.collections.daraja import PHONE, SHORTCODE, call, path, paybill_for
+from tests.collections.daraja import PHONE, SHORTCODE, call, path, paybill_for, push_started
 from tests.collections.factories import signed_loan
 
 pytestmark = pytest.mark.django_db
@@ -34,12 +34,6 @@ def loan(lender_a, daraja):
     return signed_loan(lender_a, price="3500.50", down="500", installments=3)
 
 
-def start(loan):
-    return payment_attempt_start(
-        loan_id=loan.pk, lender_id=loan.lender_id, provider="mpesa", actor=CUSTOMER, phone=PHONE
-    )
-
-
 def refused(problem: str) -> int:
     return AuditEvent.objects.filter(
         action="collections.webhook.rejected", data__problem=problem
@@ -51,7 +45,7 @@ def stk_path(daraja, attempt) -> str:
 
 
 def test_a_push_asks_the_customers_phone_for_what_is_due_rounded_up(daraja, loan) -> None:
-    attempt = start(loan)
+    attempt = push_started(loan)
     push = daraja.pushes[attempt.attempt_ref]
     due = loan_overview(loan=loan).pay_amount.amount
     assert due != due.to_integral_value()  # cents, which M-Pesa cannot take
@@ -69,9 +63,9 @@ def test_a_push_asks_the_customers_phone_for_what_is_due_rounded_up(daraja, loan
 
 
 def test_a_second_push_within_two_minutes_is_refused(daraja, loan) -> None:
-    start(loan)
+    push_started(loan)
     with pytest.raises(PaymentAlreadyStarted):
-        start(loan)
+        push_started(loan)
     assert len(daraja.pushes) == 1
 
 
@@ -101,14 +95,14 @@ def test_nothing_to_pay_starts_nothing(daraja, lender_a) -> None:
         actor=Actor.system(),
     )
     with pytest.raises(NothingToPay):
-        start(loan)
+        push_started(loan)
     assert daraja.pushes == {}
 
 
 def test_the_customers_pin_pays_the_loan_with_the_mpesa_receipt_as_reference(
     client, daraja, loan
 ) -> None:
-    attempt = start(loan)
+    attempt = push_started(loan)
     before = loan_outstanding(loan=loan).amount
     daraja.settle(attempt.attempt_ref, 0, callback=False)
     push = daraja.pushes[attempt.attempt_ref]
@@ -135,7 +129,7 @@ def test_the_customers_pin_pays_the_loan_with_the_mpesa_receipt_as_reference(
 
 
 def test_the_same_callback_five_times_pays_once(client, daraja, loan) -> None:
-    attempt = start(loan)
+    attempt = push_started(loan)
     daraja.settle(attempt.attempt_ref, 0, callback=False)
     body = daraja.stk_callback_body(daraja.pushes[attempt.attempt_ref])
     answers = [call(client, stk_path(daraja, attempt), body).status_code for _ in range(5)]
@@ -144,7 +138,7 @@ def test_the_same_callback_five_times_pays_once(client, daraja, loan) -> None:
 
 
 def test_a_cancelled_prompt_closes_the_attempt_and_moves_no_money(client, daraja, loan) -> None:
-    attempt = start(loan)
+    attempt = push_started(loan)
     daraja.settle(attempt.attempt_ref, 1032, callback=False)
     body = daraja.stk_callback_body(daraja.pushes[attempt.attempt_ref])
     assert call(client, stk_path(daraja, attempt), body).status_code == 200
@@ -166,7 +160,7 @@ def test_a_cancelled_prompt_closes_the_attempt_and_moves_no_money(client, daraja
 def test_callbacks_not_from_safaricom_are_refused_audited_and_store_nothing(
     client, daraja, lender_b, loan, tamper, status, problem
 ) -> None:
-    attempt = start(loan)
+    attempt = push_started(loan)
     daraja.settle(attempt.attempt_ref, 0, callback=False)
     body = daraja.stk_callback_body(daraja.pushes[attempt.attempt_ref])
     url, ip = stk_path(daraja, attempt), "127.0.0.1"
@@ -193,7 +187,7 @@ def test_callbacks_not_from_safaricom_are_refused_audited_and_store_nothing(
 def test_verified_callbacks_that_do_not_match_are_answered_200_and_apply_nothing(
     client, daraja, loan, case
 ) -> None:
-    attempt = start(loan)
+    attempt = push_started(loan)
     daraja.settle(attempt.attempt_ref, 0, callback=False)
     push = daraja.pushes[attempt.attempt_ref]
     url = stk_path(daraja, attempt)
@@ -207,7 +201,7 @@ def test_verified_callbacks_that_do_not_match_are_answered_200_and_apply_nothing
         assert call(client, url, daraja.stk_callback_body(push)).status_code == 200
         later = timezone.now() + timedelta(minutes=3)
         with time_machine.travel(later):
-            second = start(loan)
+            second = push_started(loan)
         daraja.settle(second.attempt_ref, 0, callback=False)
         other = daraja.pushes[second.attempt_ref]
         other.receipt, other.amount = push.receipt, push.amount
@@ -227,7 +221,7 @@ def test_verified_callbacks_that_do_not_match_are_answered_200_and_apply_nothing
 def test_a_push_nobody_called_back_about_is_asked_after_and_applied_once(
     client, daraja, loan
 ) -> None:
-    attempt = start(loan)
+    attempt = push_started(loan)
     daraja.settle(attempt.attempt_ref, 0, callback=False)  # Daraja's callback is lost
     later = timezone.now() + timedelta(minutes=5)
     assert payment_attempt_reconcile(attempt_id=attempt.pk, actor=Actor.system(), now=later) == (
@@ -244,7 +238,7 @@ def test_a_push_nobody_called_back_about_is_asked_after_and_applied_once(
 
 
 def test_a_push_still_unanswered_is_asked_again_then_expires(daraja, loan) -> None:
-    attempt = start(loan)
+    attempt = push_started(loan)
     at = timezone.now()
     assert payment_attempt_reconcile(
         attempt_id=attempt.pk, actor=Actor.system(), now=at + timedelta(minutes=5)
@@ -264,7 +258,7 @@ def test_a_push_still_unanswered_is_asked_again_then_expires(daraja, loan) -> No
 def test_a_late_callback_for_an_expired_push_is_applied_only_if_daraja_confirms_it(
     client, daraja, loan, provider_says, applied
 ) -> None:
-    attempt = start(loan)
+    attempt = push_started(loan)
     payment_attempt_reconcile(
         attempt_id=attempt.pk, actor=Actor.system(), now=timezone.now() + timedelta(minutes=31)
     )
@@ -348,7 +342,7 @@ def test_the_c2b_urls_registered_with_daraja_are_the_products_callback_paths(dar
 def test_a_paybill_confirmation_of_a_push_the_query_already_paid_pays_nothing_more(
     client, daraja, loan
 ) -> None:
-    attempt = start(loan)
+    attempt = push_started(loan)
     daraja.settle(attempt.attempt_ref, 0, callback=False)
     payment_attempt_reconcile(
         attempt_id=attempt.pk, actor=Actor.system(), now=timezone.now() + timedelta(minutes=5)
@@ -367,7 +361,7 @@ def test_a_paybill_confirmation_of_a_push_the_query_already_paid_pays_nothing_mo
 def test_a_push_confirmed_first_through_the_paybill_is_paid_by_that_money(
     client, daraja, loan
 ) -> None:
-    attempt = start(loan)
+    attempt = push_started(loan)
     daraja.settle(attempt.attempt_ref, 0, callback=False)
     push = daraja.pushes[attempt.attempt_ref]
     body = daraja.c2b_body(
@@ -387,7 +381,7 @@ def test_a_push_confirmed_first_through_the_paybill_is_paid_by_that_money(
 def test_paid_money_for_a_push_we_cannot_place_is_kept_for_the_back_office(
     client, daraja, loan
 ) -> None:
-    attempt = start(loan)
+    attempt = push_started(loan)
     daraja.settle(attempt.attempt_ref, 0, callback=False)
     push = daraja.pushes[attempt.attempt_ref]
     body = daraja.stk_callback_body(push)
@@ -401,7 +395,7 @@ def test_paid_money_for_a_push_we_cannot_place_is_kept_for_the_back_office(
 
 
 def test_a_push_paid_with_its_callback_lost_is_received_when_it_was_started(daraja, loan) -> None:
-    attempt = start(loan)
+    attempt = push_started(loan)
     daraja.settle(attempt.attempt_ref, 0, callback=False)
     payment_attempt_reconcile(
         attempt_id=attempt.pk, actor=Actor.system(), now=timezone.now() + timedelta(hours=2)
@@ -412,7 +406,7 @@ def test_a_push_paid_with_its_callback_lost_is_received_when_it_was_started(dara
 def test_a_push_daraja_cannot_be_asked_about_is_not_given_up_after_half_an_hour(
     daraja, loan
 ) -> None:
-    attempt = start(loan)
+    attempt = push_started(loan)
     daraja.stop()  # Daraja unreachable for the query
     at = attempt.created_at
     assert (
@@ -435,10 +429,10 @@ def test_one_unreadable_answer_does_not_stop_the_reconciliation_of_the_others(
 ) -> None:
     from apps.collections.services import payment_attempts_reconcile
 
-    broken = start(loan)
+    broken = push_started(loan)
     other_loan = signed_loan(lender_a, price="3500", down="500", installments=3)
     with time_machine.travel(timezone.now() + timedelta(seconds=1)):
-        fine = start(other_loan)
+        fine = push_started(other_loan)
     daraja.settle(broken.attempt_ref, 0, callback=False)
     daraja.pushes[broken.attempt_ref].result_code = "not a number"  # Daraja answers nonsense
     daraja.settle(fine.attempt_ref, 0, callback=False)
@@ -455,7 +449,7 @@ def test_a_push_paid_after_the_lender_turned_m_pesa_off_is_still_applied(
 ) -> None:
     from apps.integrations.models import ProviderAccount
 
-    attempt = start(loan)
+    attempt = push_started(loan)
     ProviderAccount.objects.filter(lender=loan.lender, provider="mpesa").update(enabled=False)
     daraja.settle(attempt.attempt_ref, 0, callback=False)
     push = daraja.pushes[attempt.attempt_ref]
@@ -464,4 +458,4 @@ def test_a_push_paid_after_the_lender_turned_m_pesa_off_is_still_applied(
     )
     assert Payment.objects.get().provider_ref == push.receipt
     with pytest.raises(Exception, match="takes no payments through this provider"):
-        start(loan)  # but no new payment is started through it
+        push_started(loan)  # but no new payment is started through it

@@ -12,24 +12,12 @@ from django.utils import timezone
 from apps.audit.models import AuditEvent
 from apps.collections.models import Payment, PaymentAttempt, PaymentReversal, WebhookEvent
 from apps.collections.selectors import loan_outstanding
-from apps.collections.services import payment_attempt_reconcile, payment_attempt_start
-from apps.core.actor import Actor, ActorType
+from apps.collections.services import payment_attempt_reconcile
+from apps.core.actor import Actor
 from tests.collections.factories import signed_loan
-from tests.collections.stripe import deliver, stripe_for
+from tests.collections.stripe import checkout_started, deliver, stripe_for
 
 pytestmark = pytest.mark.django_db
-
-CUSTOMER = Actor(type=ActorType.CUSTOMER, id="1")
-
-
-def start(loan):
-    return payment_attempt_start(
-        loan_id=loan.pk,
-        lender_id=loan.lender_id,
-        provider="stripe",
-        actor=CUSTOMER,
-        return_url=f"http://testserver/my/{loan.lender.slug}/",
-    )
 
 
 @pytest.fixture
@@ -53,7 +41,7 @@ def refused(problem: str) -> int:
 def test_a_card_payment_applies_once_with_the_payment_intent_as_reference(
     client, stripe_fake, card_loan
 ) -> None:
-    attempt = start(card_loan)
+    attempt = checkout_started(card_loan)
     assert attempt.redirect_url.startswith(stripe_fake.base)  # the customer goes there
     before = loan_outstanding(loan=card_loan).amount
     events = stripe_fake.pay_card(attempt.attempt_ref)
@@ -79,7 +67,7 @@ def test_a_card_payment_applies_once_with_the_payment_intent_as_reference(
 def test_an_oxxo_voucher_waits_then_applies_when_the_store_settles_it(
     client, stripe_fake, peso_loan
 ) -> None:
-    attempt = start(peso_loan)
+    attempt = checkout_started(peso_loan)
     for event in stripe_fake.issue_oxxo(attempt.attempt_ref):
         assert deliver(client, stripe_fake, peso_loan.lender, event).status_code == 200
     attempt.refresh_from_db()
@@ -95,7 +83,7 @@ def test_an_oxxo_voucher_waits_then_applies_when_the_store_settles_it(
 
 
 def test_refunds_and_disputes_arrive_as_reversals(client, stripe_fake, card_loan) -> None:
-    attempt = start(card_loan)
+    attempt = checkout_started(card_loan)
     for event in stripe_fake.pay_card(attempt.attempt_ref):
         deliver(client, stripe_fake, card_loan.lender, event)
     payment = Payment.objects.get()
@@ -122,7 +110,7 @@ def test_refunds_and_disputes_arrive_as_reversals(client, stripe_fake, card_loan
 def test_bad_webhooks_are_refused_audited_and_store_nothing(
     client, stripe_fake, card_loan, tamper, status, problem
 ) -> None:
-    attempt = start(card_loan)
+    attempt = checkout_started(card_loan)
     event = next(
         e
         for e in stripe_fake.pay_card(attempt.attempt_ref)
@@ -151,7 +139,7 @@ def test_bad_webhooks_are_refused_audited_and_store_nothing(
 def test_a_payment_for_a_checkout_we_never_started_is_acknowledged_and_not_applied(
     client, stripe_fake, card_loan
 ) -> None:
-    attempt = start(card_loan)
+    attempt = checkout_started(card_loan)
     events = stripe_fake.pay_card(attempt.attempt_ref)
     PaymentAttempt.objects.filter(pk=attempt.pk).update(attempt_ref="cs_test_other")
     for event in events:
@@ -169,7 +157,7 @@ def test_a_payment_for_a_checkout_we_never_started_is_acknowledged_and_not_appli
 def test_a_checkout_paid_with_its_webhooks_lost_is_found_by_the_status_query(
     client, stripe_fake, card_loan
 ) -> None:
-    attempt = start(card_loan)
+    attempt = checkout_started(card_loan)
     events = stripe_fake.pay_card(attempt.attempt_ref)  # nobody delivers them
     status = payment_attempt_reconcile(
         attempt_id=attempt.pk, actor=Actor.system(), now=timezone.now() + timedelta(minutes=5)

@@ -32,8 +32,7 @@ from tests.collections.reconciliation import (
     stripe_payment_recorded,
     the_day,
 )
-from tests.collections.stripe import SECRET_KEY, deliver
-from tests.collections.test_api_stripe import start
+from tests.collections.stripe import SECRET_KEY, checkout_started, deliver
 
 pytestmark = pytest.mark.django_db
 
@@ -150,7 +149,7 @@ def test_a_payment_charged_before_midnight_and_called_back_after_differs_on_neit
         stripe_account(lender_a, stripe_fake, SECRET_KEY)
         loan = signed_loan(lender_a, price="3500", down="500", installments=3)
     with time_machine.travel(at(lender_a, day, 24) - timedelta(seconds=3), tick=False):
-        attempt = start(loan)
+        attempt = checkout_started(loan)
         events = stripe_fake.pay_card(attempt.attempt_ref)
     after_midnight = int(at(lender_a, day, 24).timestamp()) + 2
     with time_machine.travel(after_midnight, tick=True):
@@ -171,7 +170,7 @@ def test_an_oxxo_voucher_paid_days_after_it_was_issued_matches_on_the_day_it_was
     with time_machine.travel(at(lender_b, day - timedelta(days=2), 9), tick=True):
         stripe_account(lender_b, stripe_fake, OTHER_KEY)
         loan = signed_loan(lender_b, price="3500", down="500", installments=3)
-        attempt = start(loan)
+        attempt = checkout_started(loan)
         for event in stripe_fake.issue_oxxo(attempt.attempt_ref):
             assert deliver(client, stripe_fake, lender_b, event).status_code == 200
     with time_machine.travel(at(lender_b, day, 15), tick=True):

@@ -34,6 +34,18 @@ pytestmark = [pytest.mark.drill]
 ROOT = Path(__file__).resolve().parents[2]
 
 
+def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``manage.py <args>`` in a process of its own with only ``env`` for its environment."""
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def test_check_deploy_is_clean_under_production_settings(report) -> None:
     environment = {
         "PATH": os.environ["PATH"],
@@ -53,14 +65,7 @@ def test_check_deploy_is_clean_under_production_settings(report) -> None:
         "FCM_CREDENTIALS_FILE": "/nonexistent.json",
         "CACHE_URL": "redis://127.0.0.1:6379/9",
     }
-    run = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    run = manage("check", "--deploy", "--fail-level", "WARNING", env=environment)
     report(
         f"check --deploy (production settings): exit {run.returncode}: {run.stdout.strip() or run.stderr[-300:]}"
     )
@@ -68,49 +73,21 @@ def test_check_deploy_is_clean_under_production_settings(report) -> None:
     assert "System check identified no issues" in run.stdout
     missing = dict(environment)
     del missing["PAYMENTS_WEBHOOK_MASTER_KEY"]
-    refused = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=ROOT,
-        env=missing,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    refused = manage("check", env=missing)
     assert refused.returncode != 0  # a secret missing from the environment stops the start
     assert "PAYMENTS_WEBHOOK_MASTER_KEY" in refused.stderr
     for name in ("PAYMENTS_WEBHOOK_MASTER_KEY", "DEVICE_SIGNING_MASTER_KEY"):
         weak = {**environment, name: "x" * 31}
-        refused = subprocess.run(
-            [sys.executable, "manage.py", "check", "--deploy"],
-            cwd=ROOT,
-            env=weak,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        refused = manage("check", "--deploy", env=weak)
         assert refused.returncode != 0  # a master key under 32 bytes fails the deploy check
         assert f"{name} is 31 bytes long" in refused.stderr
     report("check --deploy refuses either master key at 31 bytes, naming it")
     not_a_key = {**environment, "PAYMENTS_CREDENTIALS_KEYS": f"{secrets.token_urlsafe(32)},x"}
-    refused = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"],
-        cwd=ROOT,
-        env=not_a_key,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    refused = manage("check", "--deploy", env=not_a_key)
     assert refused.returncode != 0  # a credentials key that is not a Fernet key
     assert "PAYMENTS_CREDENTIALS_KEYS" in refused.stderr + refused.stdout
     plain_http = {**environment, "PAYMENTS_CALLBACK_BASE_URL": "http://pay.example.com"}
-    refused = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy"],
-        cwd=ROOT,
-        env=plain_http,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    refused = manage("check", "--deploy", env=plain_http)
     assert refused.returncode != 0  # providers would be told to call back over plain HTTP
     assert "integrations.E003" in refused.stderr + refused.stdout
 
