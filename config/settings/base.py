@@ -273,6 +273,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_connect_timeout": 2,
 }
 
+# A worker with tasks waiting in its queues that takes none at two checks this many seconds
+# apart stops, for its supervisor to start a fresh one (apps/core/watchdog.py); 0: never.
+WORKER_WATCHDOG_SECONDS = env.int("WORKER_WATCHDOG_SECONDS", default=60)
+
 # A task kept in the outbox is left to its own send after commit for this long, counted
 # from when the row was written (not from the commit), before the minutely relay sends
 # it: a transaction longer than this can see its task sent twice, which every task

@@ -14,6 +14,7 @@ import random
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import timedelta
@@ -53,13 +54,35 @@ KILLS = scale(4, 20)
 
 
 class Processes:
-    """The product's processes, started with the drill's environment; their output kept."""
+    """The product's processes, started with the drill's environment; their output kept.
+
+    Workers are supervised as production's are (systemd ``Restart=always``): one that ends
+    by itself (the watchdog stops a worker that stalled after a broker outage) is started
+    again; one the drill kills is not."""
 
     def __init__(self, env: dict[str, str], folder: Path) -> None:
         self.env, self.folder, self.running, self.logs = env, folder, {}, []
         self.started_at: dict[str, int] = {}
+        self.workers: dict[str, list[str]] = {}
+        self.restarted: Counter[str] = Counter()
+        self.lock, self.done = threading.RLock(), threading.Event()
+        self.supervisor = threading.Thread(target=self.supervise, daemon=True)
+        self.supervisor.start()
+
+    def supervise(self) -> None:
+        while not self.done.wait(0.5):
+            with self.lock:
+                for name, command in self.workers.items():
+                    process = self.running.get(name)
+                    if process is not None and process.poll() is not None:
+                        self.start(name, command)
+                        self.restarted[name] += 1
 
     def start(self, name: str, command: list[str]) -> subprocess.Popen:
+        with self.lock:
+            return self._start(name, command)
+
+    def _start(self, name: str, command: list[str]) -> subprocess.Popen:
         path = self.folder / f"{name}.log"
         if path not in self.logs:
             self.logs.append(path)
@@ -96,7 +119,10 @@ class Processes:
         }
 
     def worker(self, name: str, queues: str) -> subprocess.Popen:
-        return self.start(name, celery_worker_command(name, queues=queues, loglevel="INFO"))
+        command = celery_worker_command(name, queues=queues, loglevel="INFO")
+        with self.lock:
+            self.workers[name] = command
+            return self.start(name, command)
 
     def received(self, name: str, task: str) -> bool:
         """Whether the running ``name`` worker has logged receiving ``task`` (its log is
@@ -113,11 +139,15 @@ class Processes:
         return self.running["web"]
 
     def kill(self, name: str) -> None:
-        process = self.running.pop(name)
+        with self.lock:
+            self.workers.pop(name, None)
+            process = self.running.pop(name)
         process.send_signal(signal.SIGKILL)
         process.wait()
 
     def stop_all(self) -> None:
+        self.done.set()
+        self.supervisor.join()
         for process in self.running.values():
             process.send_signal(signal.SIGKILL)
             process.wait()
@@ -154,6 +184,7 @@ def product(tmp_path, fake_fcm, late_book):
         "FCM_API_BASE": django_settings.FCM_API_BASE,
         "SWEEP_RANGE_SIZE": str(max(LOANS // 8, 1)),
         "TASK_OUTBOX_GRACE_SECONDS": "1",  # the outbox relay's grace, at the drill's pace
+        "WORKER_WATCHDOG_SECONDS": "5",  # a worker stalled by the outages ends at this pace
     }
     processes = Processes(env, tmp_path)
     yield broker, processes
@@ -268,7 +299,7 @@ def test_killed_workers_a_lost_broker_and_two_beats_change_and_send_everything_o
                 "outbox:",
                 list(TaskOutbox.objects.values_list("task", "created_at")),
                 "queued:",
-                broker.queued(),
+                broker.waiting(),
                 "unacked:",
                 broker.unacked(),
             )
@@ -332,5 +363,6 @@ def test_killed_workers_a_lost_broker_and_two_beats_change_and_send_everything_o
         f"{slowest * 1000:.0f} ms); two beats fired the sweep "
         f"{' + '.join(str(n) for n in fired.values())} times on one business date: {len(raised_loans)} stage changes, "
         f"{sum(states.values())} phone states, {sum(delivered.values())} FCM sends, "
-        f"{sum(notices.values())} overdue notices, {sum(receipts.values())} receipts, each exactly once"
+        f"{sum(notices.values())} overdue notices, {sum(receipts.values())} receipts, each exactly once; "
+        f"workers stalled and started again by their supervisor: {dict(processes.restarted) or 0}"
     )

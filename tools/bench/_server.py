@@ -4,12 +4,14 @@ sockets, and the CPU and memory of the processes involved."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import socket
 import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 from typing import IO
 
@@ -78,6 +80,18 @@ class RedisServer:
         from django.conf import settings
 
         return sum(int(self.cli("LLEN", q) or 0) for q in settings.TASK_QUEUE_NAMES)
+
+    def waiting(self) -> dict[str, Counter[str]]:
+        """Per queue, the names of the tasks waiting in it (what a drill prints on failure)."""
+        from django.conf import settings
+
+        found: dict[str, Counter[str]] = {}
+        for queue in settings.TASK_QUEUE_NAMES:
+            bodies = self.cli("LRANGE", queue, "0", "-1").splitlines()
+            names = Counter(json.loads(b).get("headers", {}).get("task", "?") for b in bodies if b)
+            if names:
+                found[queue] = names
+        return found
 
     def unacked(self) -> int:
         """Tasks taken by a worker and not yet acknowledged (late acks)."""
