@@ -12,8 +12,13 @@ from apps.lenders.models import Lender, Membership
 from tests.accounts.factories import PASSWORD, OperatorFactory, TOTPDeviceFactory, UserFactory
 from tests.lenders.factories import LenderFactory, MembershipFactory
 
-# the providers' loopback fakes, as fixtures (tests/collections/daraja.py, stripe.py)
-pytest_plugins = ["tests.collections.daraja", "tests.collections.stripe"]
+# the providers' loopback fakes, as fixtures (tests/collections/daraja.py, stripe.py,
+# tests/integrations/whatsapp.py)
+pytest_plugins = [
+    "tests.collections.daraja",
+    "tests.collections.stripe",
+    "tests.integrations.whatsapp",
+]
 
 
 def current_code(device: TOTPDevice) -> str:

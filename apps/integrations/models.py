@@ -21,6 +21,7 @@ class ProviderAccount(BaseModel):
         GENERIC = "generic", _("Signed webhook (any provider)")
         MPESA = "mpesa", _("M-Pesa (Safaricom Daraja)")
         STRIPE = "stripe", _("Stripe (cards, OXXO)")
+        WHATSAPP = "whatsapp", _("WhatsApp Business (Cloud API)")
 
     lender = models.ForeignKey(
         "lenders.Lender", on_delete=models.PROTECT, related_name="provider_accounts"

@@ -356,6 +356,9 @@ PAYMENTS_ATTEMPT_EXPIRE_MINUTES = env.int("PAYMENTS_ATTEMPT_EXPIRE_MINUTES", def
 # Stripe's API address; empty: Stripe's own (https://api.stripe.com). The tests and the demo
 # point it at a loopback fake of the API (tools/fakes/stripe.py).
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
+# The WhatsApp Cloud API's address (Meta's Graph API). The tests and the demo point it at a
+# loopback fake of the API (tools/fakes/whatsapp.py).
+WHATSAPP_API_BASE = env("WHATSAPP_API_BASE", default="https://graph.facebook.com")
 # the demo provider's checkout page (apps/integrations/payments/checkout.py): demo and tests only
 PAYMENTS_FAKE_CHECKOUT = env.bool("PAYMENTS_FAKE_CHECKOUT", default=False)
 PAYMENTS_WEBHOOK_TOLERANCE_SECONDS = env.int("PAYMENTS_WEBHOOK_TOLERANCE_SECONDS", default=300)
