@@ -1,5 +1,5 @@
-"""The lender's payment provider accounts in the back office: its admin sets them up; the
-secrets are write-only (typed in, never shown back)."""
+"""The lender's payment and messaging provider accounts in the back office: its admin sets
+them up; the secrets are write-only (typed in, never shown back)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,12 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
+from apps.integrations.messaging.whatsapp import DEFAULT_API_VERSION, whatsapp_webhook_url
 from apps.integrations.models import ProviderAccount
 from apps.integrations.payments.base import ProviderError
 from apps.integrations.payments.credentials import CredentialsUnreadable
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 
 # the form's fields per provider, as PROVIDER_FIELDS names them (each declared below)
 MPESA, STRIPE = PROVIDER_FIELDS["mpesa"], PROVIDER_FIELDS["stripe"]
+WHATSAPP = PROVIDER_FIELDS["whatsapp"]
 SETTING_FIELDS = tuple(dict.fromkeys(n for f in PROVIDER_FIELDS.values() for n in f.settings))
 WRITE_ONLY = _("Write-only: never shown again. Leave blank to keep the one stored.")
 
@@ -62,6 +65,16 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]  # not sub
     passkey = _secret(_("M-Pesa passkey (STK push)"))
     secret_key = _secret(_("Stripe secret key"))
     webhook_secret = _secret(_("Stripe webhook signing secret"))
+    phone_number_id = forms.CharField(label=_("WhatsApp phone number ID"), required=False)
+    business_account_id = forms.CharField(label=_("WhatsApp Business Account ID"), required=False)
+    graph_api_version = forms.CharField(
+        label=_("Graph API version"),
+        required=False,
+        help_text=format_lazy(_("Blank: {version}."), version=DEFAULT_API_VERSION),
+    )
+    access_token = _secret(_("WhatsApp access token (system user)"))
+    app_secret = _secret(_("Meta app secret (signs the webhooks)"))
+    verify_token = _secret(_("Webhook verify token"))
 
     class Meta:
         model = ProviderAccount
@@ -110,8 +123,8 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]  # not sub
 
 @admin.register(ProviderAccount)
 class ProviderAccountAdmin(LenderScopedAdmin):
-    """Lender admins set up their payment providers; every save goes through the service,
-    which seals the secrets and audits the change (never a secret)."""
+    """Lender admins set up their payment and messaging providers; every save goes through the
+    service, which seals the secrets and audits the change (never a secret)."""
 
     form = ProviderAccountForm
     add_roles = change_roles = frozenset({Membership.Role.LENDER_ADMIN})
@@ -121,6 +134,7 @@ class ProviderAccountAdmin(LenderScopedAdmin):
         (None, {"fields": ("lender", "provider", "enabled", "secrets_set", "callback_addresses")}),
         (_("M-Pesa"), {"fields": (*MPESA.settings, *MPESA.secrets)}),
         (_("Stripe"), {"fields": (*STRIPE.settings, *STRIPE.secrets)}),
+        (_("WhatsApp Business"), {"fields": (*WHATSAPP.settings, *WHATSAPP.secrets)}),
     )
     readonly_fields = ("secrets_set", "callback_addresses")
     actions = ("register_mpesa_callbacks",)
@@ -154,6 +168,13 @@ class ProviderAccountAdmin(LenderScopedAdmin):
                 "{}: <code>{}</code>",
                 _("Webhook endpoint"),
                 callback_url(provider=ProviderAccount.Provider.STRIPE, lender_slug=slug),
+            )
+        if account.provider == ProviderAccount.Provider.WHATSAPP:
+            return format_html(
+                "{}: <code>{}</code><br>{}",
+                _("Webhook callback URL (subscribe to the messages field)"),
+                whatsapp_webhook_url(lender_slug=slug),
+                _("Verify token: the one stored here."),
             )
         return "-"
 

@@ -1,10 +1,10 @@
-"""Writes of the integrations: a lender's accounts with payment providers."""
+"""Writes of the integrations: a lender's accounts with payment and messaging providers."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from django.core.exceptions import ValidationError
@@ -26,10 +26,12 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class ProviderFields:
     """What a provider's account holds: public settings and sealed secrets, each with its
-    check (a message for a value that does not pass)."""
+    check (a message for a value that does not pass), and the settings that may stay blank
+    (the adapter has a default) when the account is turned on."""
 
     settings: dict[str, Callable[[str], str | None]]
     secrets: dict[str, Callable[[str], str | None]]
+    optional: frozenset[str] = field(default_factory=frozenset)
 
 
 def _matches(pattern: str, message: StrOrPromise) -> Callable[[str], str | None]:
@@ -61,6 +63,38 @@ PROVIDER_FIELDS: dict[str, ProviderFields] = {
                 r"whsec_[A-Za-z0-9+/=]{8,200}", _("The endpoint's signing secret: whsec_….")
             ),
         },
+    ),
+    ProviderAccount.Provider.WHATSAPP: ProviderFields(
+        settings={
+            "phone_number_id": _matches(
+                r"[0-9]{5,20}",
+                _("The phone number's ID (WhatsApp Manager): digits, not the number itself."),
+            ),
+            "business_account_id": _matches(
+                r"[0-9]{5,20}", _("The WhatsApp Business Account's ID: digits.")
+            ),
+            "graph_api_version": _matches(
+                r"v[0-9]{1,2}\.0", _("A Graph API version such as v21.0 (blank: v21.0).")
+            ),
+        },
+        secrets={
+            "access_token": _matches(
+                r"EAA[A-Za-z0-9]{20,1000}",
+                _("A system user's permanent access token (Business settings): EAA…"),
+            ),
+            "app_secret": _matches(
+                r"[0-9a-f]{32}",
+                _("The Meta app's secret (App settings, Basic): 32 hexadecimal characters."),
+            ),
+            "verify_token": _matches(
+                r"[!-~]{16,200}",
+                _(
+                    "A token of your choosing, 16 to 200 characters without spaces, typed the "
+                    "same in the app's webhook settings."
+                ),
+            ),
+        },
+        optional=frozenset({"graph_api_version"}),
     ),
 }
 
@@ -95,7 +129,7 @@ def provider_account_check(
     secrets = {k: v.strip() for k, v in secrets.items()}
     errors = _problems(settings, fields.settings) | _problems(secrets, fields.secrets)
     if enabled:
-        needed = [n for n in fields.settings if not settings.get(n)]
+        needed = [n for n in fields.settings if not settings.get(n) and n not in fields.optional]
         needed += [n for n in fields.secrets if not secrets.get(n) and n not in stored]
         for name in needed:
             errors.setdefault(name, [str(_("Needed before the provider is turned on."))])

@@ -1,14 +1,30 @@
 """Sending through the WhatsApp Cloud API, against the loopback fake: a text, an approved
-template with its parameters, and each of the API's refusals in our terms."""
+template with its parameters, each of the API's refusals in our terms, the lender's adapter;
+and no phone number, text or secret in a log along the way."""
 
+import logging
 import socket
 from dataclasses import replace
 
 import pytest
 
+from apps.core.actor import Actor
 from apps.integrations.messaging.base import Delivery, Outbound, SendRefused, TemplateCall
-from apps.integrations.messaging.whatsapp import WhatsAppAdapter
-from tests.integrations.whatsapp import ACCOUNT, CUSTOMER, PHONE_NUMBER_ID
+from apps.integrations.messaging.whatsapp import (
+    WhatsAppAdapter,
+    whatsapp_adapter_for,
+)
+from apps.integrations.services import provider_account_save
+from tests.integrations.whatsapp import (
+    ACCESS_TOKEN,
+    ACCOUNT,
+    APP_SECRET,
+    CUSTOMER,
+    PHONE_NUMBER_ID,
+    SETTINGS,
+    VERIFY_TOKEN,
+    whatsapp_for,
+)
 
 
 def adapter(**changes: str) -> WhatsAppAdapter:
@@ -130,3 +146,68 @@ def test_an_api_down_or_gone_or_slow_is_unreachable_and_retryable(whatsapp_fake)
     gone = WhatsAppAdapter(adapter().account, base_url=f"http://127.0.0.1:{port}")
     error = refused(TEXT, gone)
     assert (error.code, error.retryable, error.status) == ("unreachable", True, None)
+
+
+@pytest.mark.django_db
+def test_the_lenders_account_in_use_gives_the_adapter(lender_a, lender_b, whatsapp_fake) -> None:
+    assert whatsapp_adapter_for(lender_id=lender_a.pk) is None
+    whatsapp_for(lender_a, graph_api_version="v22.0")
+    found = whatsapp_adapter_for(lender_id=lender_a.pk)
+    assert found is not None
+    assert found.account == replace(ACCOUNT, api_version="v22.0")
+    found.send(TEXT)
+    assert whatsapp_fake.paths == [f"/v22.0/{PHONE_NUMBER_ID}/messages"]
+    assert whatsapp_adapter_for(lender_id=lender_b.pk) is None  # another lender's, not B's
+
+
+@pytest.mark.django_db
+def test_an_account_not_in_use_gives_none_and_a_blank_version_the_default(lender_a) -> None:
+    whatsapp_for(lender_a)
+    found = whatsapp_adapter_for(lender_id=lender_a.pk)
+    assert found is not None
+    assert found.account.api_version == "v21.0"
+    provider_account_save(
+        lender_id=lender_a.pk,
+        provider="whatsapp",
+        enabled=False,
+        settings=SETTINGS,
+        secrets={},
+        actor=Actor.system(),
+    )
+    assert whatsapp_adapter_for(lender_id=lender_a.pk) is None
+
+
+@pytest.mark.django_db
+def test_no_phone_number_text_or_secret_reaches_a_log(
+    lender_a, whatsapp_fake, whatsapp_inbox, caplog
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    whatsapp_for(lender_a)
+    adapter = whatsapp_adapter_for(lender_id=lender_a.pk)
+    assert adapter is not None
+    secret_text = "Pay 1,250 to paybill 174379, account SC-000042"
+    whatsapp_fake.customer_writes(PHONE_NUMBER_ID, CUSTOMER, "PROMISE 12/15 my salary is late")
+    adapter.read_callback(whatsapp_inbox.last())
+    wamid = adapter.send(Outbound(to=CUSTOMER, text=secret_text)).provider_ref
+    template = TemplateCall("payment_reminder", "en", ("Ana Wanjiru", "KES 1,250"))
+    adapter.send(Outbound(to=CUSTOMER, text=secret_text, template=template))
+    whatsapp_fake.settle(wamid, read=True)
+    for callback in whatsapp_inbox.callbacks:
+        adapter.read_callback(callback)
+    for refusal in (131026, 131047):
+        whatsapp_fake.fail_number(CUSTOMER, refusal)
+        with pytest.raises(SendRefused):
+            adapter.send(Outbound(to=CUSTOMER, text=secret_text))
+    with pytest.raises(SendRefused):
+        adapter.send(Outbound(to=CUSTOMER, text="", template=TemplateCall("nope", "en")))
+    assert "whatsapp send refused: undeliverable" in caplog.text  # the logs say something
+    for private in (
+        CUSTOMER[1:],  # the number with or without its "+"
+        secret_text,
+        "my salary is late",
+        "Ana Wanjiru",
+        ACCESS_TOKEN,
+        APP_SECRET,
+        VERIFY_TOKEN,
+    ):
+        assert private not in caplog.text
