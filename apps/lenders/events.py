@@ -9,3 +9,4 @@ class LendersAction(StrEnum):
     LOAN_PRODUCT_CHANGED = "lenders.loan_product.changed"
     RESTRICTION_POLICY_VERSION_CREATED = "lenders.restriction_policy.version_created"
     RESTRICTION_POLICY_DEACTIVATED = "lenders.restriction_policy.deactivated"
+    MESSAGE_TEMPLATE_CHANGED = "lenders.message_template.changed"

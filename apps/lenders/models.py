@@ -426,3 +426,86 @@ class RestrictionStage(BaseModel):
 
     def __str__(self) -> str:
         return f"day {self.days_overdue}: {self.get_action_display()}"
+
+
+class MessageTemplate(BaseModel):
+    """One version of a text a lender sends its customers, for one kind and one language.
+
+    Append-only: each save by the lender's admin adds a version (``message_template_save``),
+    the newest is the one sent, and the database refuses UPDATE and DELETE, so every text a
+    customer was sent stays on record with who wrote it and when. A kind and language with no
+    row uses the shipped text (``apps.lenders.messages``).
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Kind(models.TextChoices):
+        DUE_SOON = "due_soon", _("Reminder before the due date")
+        DUE_TODAY = "due_today", _("Reminder on the due date")
+        DUE_PAST = "due_past", _("Reminder on the due date, read after it")
+        OVERDUE = "overdue", _("Overdue notice")
+        LOCK_NOTICE = "lock_notice", _("Notice of blocked apps or a lock")
+        RECEIPT = "receipt", _("Payment receipt")
+        RECEIPT_REF = "receipt_ref", _("Payment receipt with the provider's receipt number")
+        CONSENT_CODE = "consent_code", _("Consent code")
+        LOGIN_CODE = "login_code", _("Login code")
+        OFFLINE_UNLOCK = "offline_unlock", _("Offline unlock code")
+        OFFLINE_RELEASE = "offline_release", _("Offline release code (loan paid off)")
+        VOICE = "voice", _("Reminder read by a voice call")
+
+    lender = models.ForeignKey(Lender, on_delete=models.PROTECT, related_name="message_templates")
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
+    language = models.CharField(_("language"), max_length=10, choices=settings.LANGUAGES)
+    version = models.PositiveIntegerField(_("version"), validators=[MinValueValidator(1)])
+    text = models.TextField(_("text"))
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("changed by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("message text")
+        verbose_name_plural = _("message texts")
+        ordering = ("lender", "kind", "language", "-version")
+        constraints = [
+            # also the index of "the newest version of each kind and language"
+            models.UniqueConstraint(
+                fields=["lender", "kind", "language", "version"],
+                name="message_template_version_unique",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(version__gte=1), name="message_template_version_gte_1"
+            ),
+            models.CheckConstraint(
+                condition=models.Q(
+                    kind__in=[
+                        "due_soon",
+                        "due_today",
+                        "due_past",
+                        "overdue",
+                        "lock_notice",
+                        "receipt",
+                        "receipt_ref",
+                        "consent_code",
+                        "login_code",
+                        "offline_unlock",
+                        "offline_release",
+                        "voice",
+                    ]
+                ),
+                name="message_template_kind_known",
+            ),
+        ]
+        triggers = [
+            pgtrigger.Protect(
+                name="message_template_append_only",
+                operation=pgtrigger.Update | pgtrigger.Delete,
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} ({self.language}) v{self.version}"

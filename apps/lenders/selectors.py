@@ -14,6 +14,7 @@ from apps.lenders.models import (
     Lender,
     LoanProduct,
     Membership,
+    MessageTemplate,
     RestrictionPolicyVersion,
     RestrictionStage,
 )
@@ -167,3 +168,35 @@ def restriction_stage_list_taking(
     """The stages of ``policy_version`` that take ``action``: a queryset, so a caller may
     use it as a subquery (``policy_version=OuterRef("policy_version")``)."""
     return RestrictionStage.objects.filter(policy_version=policy_version, action=action)
+
+
+def message_template_newest(*, lender_id: int) -> QuerySet[MessageTemplate]:
+    """The version in force of each kind and language the lender rewrote (one row each):
+    the newest, read through the unique index on (lender, kind, language, version)."""
+    return (
+        MessageTemplate.objects.filter(lender_id=lender_id)
+        .order_by("kind", "language", "-version")
+        .distinct("kind", "language")
+        .select_related("changed_by")
+    )
+
+
+def message_template_texts(*, lender_id: int) -> dict[tuple[str, str], str]:
+    """``{(kind, language): text}`` of the versions in force, in one query."""
+    return {
+        (kind, language): text
+        for kind, language, text in message_template_newest(lender_id=lender_id).values_list(
+            "kind", "language", "text"
+        )
+    }
+
+
+def message_template_history(
+    *, lender_id: int, kind: str, language: str
+) -> QuerySet[MessageTemplate]:
+    """Every version of one kind and language, the newest first, with who wrote it."""
+    return (
+        MessageTemplate.objects.filter(lender_id=lender_id, kind=kind, language=language)
+        .select_related("changed_by")
+        .order_by("-version")
+    )

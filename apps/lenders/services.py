@@ -30,10 +30,12 @@ from apps.lenders.country_rules import (
 )
 from apps.lenders.errors import LenderSlugTaken, RestrictionPolicyNotActive, UserAlreadyMember
 from apps.lenders.events import LendersAction
+from apps.lenders.messages import KINDS, default_text, message_language, message_text_check
 from apps.lenders.models import (
     Lender,
     LoanProduct,
     Membership,
+    MessageTemplate,
     RestrictionPolicy,
     RestrictionPolicyVersion,
     RestrictionStage,
@@ -204,6 +206,58 @@ def lender_settings_save(*, lender: Lender, actor: Actor) -> Lender:
         actor=actor, action=LendersAction.LENDER_SETTINGS_CHANGED, target=lender, data=diff
     )
     return lender
+
+
+@transaction.atomic
+def message_template_save(
+    *, lender_id: int, kind: str, language: str, text: str, user: User | None, actor: Actor
+) -> MessageTemplate | None:
+    """Put ``text`` in force as the lender's message of ``kind`` in ``language``: a new
+    version, numbered after the newest, the older ones kept. Checked first
+    (``message_text_check``: placeholders, braces, length on its channel). A text equal to
+    the one in force (the lender's, else the shipped one) writes nothing and returns None.
+
+    Locks the lender, so two admins saving at once number their versions one after the
+    other. Emits ``lenders.message_template.changed`` with the old and new text.
+    """
+    if kind not in KINDS:
+        raise ValidationError({"kind": _("No such kind of message.")}, code="unknown_kind")
+    if language != message_language(language):
+        raise ValidationError({"language": _("No such language.")}, code="unknown_language")
+    lender = Lender.objects.select_for_update().get(pk=lender_id)
+    text = text.strip().replace("\r\n", "\n")
+    message_text_check(lender=lender, kind=kind, language=language, text=text)
+    newest = (
+        MessageTemplate.objects.filter(lender=lender, kind=kind, language=language)
+        .order_by("-version")
+        .first()
+    )
+    old = newest.text if newest is not None else default_text(kind, language)
+    if text == old:
+        return None
+    template = MessageTemplate(
+        lender=lender,
+        kind=kind,
+        language=language,
+        version=newest.version + 1 if newest is not None else 1,
+        text=text,
+        changed_by=user,
+    )
+    template.full_clean(validate_unique=False)
+    template.save(force_insert=True)
+    audit_record(
+        actor=actor,
+        action=LendersAction.MESSAGE_TEMPLATE_CHANGED,
+        target=template,
+        data={
+            "kind": kind,
+            "language": language,
+            "version": template.version,
+            "old": {"text": old},
+            "new": {"text": text},
+        },
+    )
+    return template
 
 
 # --- restriction policies ---------------------------------------------------

@@ -6,42 +6,16 @@ stage of the loan's policy and the date it applies if nothing is paid.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 
-from django.utils import formats, translation
+from django.utils import translation
 from django.utils.translation import gettext
-from django.utils.translation import gettext_lazy as _
 
 from apps.core.money import money_format
+from apps.lenders.messages import NEXT_STAGE, NextStep, day_format, next_step_line
 
-NEXT_STAGE = {
-    "reminder": _("you will get payment reminders"),
-    "wallpaper": _("a payment reminder will show on the phone's screen"),
-    "alarm": _("payment reminder alarms will ring on the phone"),
-    "block_apps": _("some apps will be blocked"),
-    "lock": _("the phone will lock (emergency calls always work)"),
-}
-
-
-@dataclass(frozen=True, slots=True)
-class NextStep:
-    stage: str
-    on: date
-
-
-def _day(on: date) -> str:
-    return formats.date_format(on, "DATE_FORMAT", use_l10n=True)
-
-
-def next_step_line(step: NextStep | None) -> str:
-    if step is None:
-        return ""
-    return gettext("If it is not paid by %(date)s, %(what)s.") % {
-        "date": _day(step.on),
-        "what": NEXT_STAGE[step.stage],
-    }
+__all__ = ["NEXT_STAGE", "NextStep", "next_step_line", "render"]
 
 
 def render(
@@ -63,13 +37,13 @@ def render(
                 raise ValueError("a due_soon message needs its due date")
             text = gettext("Your installment of %(amount)s is due on %(date)s.") % {
                 "amount": money_format(amount or Decimal(0), currency),
-                "date": _day(due),
+                "date": day_format(due),
             }
         elif kind == "due_today" and due is not None and sent_on is not None and sent_on > due:
             # held past its due date by a rest day or a holiday: "today" would be false
             text = gettext("Your installment of %(amount)s was due on %(date)s.") % {
                 "amount": money_format(amount or Decimal(0), currency),
-                "date": _day(due),
+                "date": day_format(due),
             }
         elif kind == "due_today":
             text = gettext("Your installment of %(amount)s is due today.") % {

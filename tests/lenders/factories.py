@@ -81,3 +81,17 @@ def restriction_policy_version_for(lender: Lender) -> RestrictionPolicyVersion:
         stages=default_stages(lender.locale, country=lender.country),
         actor=Actor.system(),
     )
+
+
+def message_text_for(lender: Lender, kind: str, language: str, text: str, user=None):
+    """``lender``'s new version of a message text, saved through the service."""
+    from apps.lenders.services import message_template_save
+
+    return message_template_save(
+        lender_id=lender.pk,
+        kind=kind,
+        language=language,
+        text=text,
+        user=user,
+        actor=Actor.agent(user) if user else Actor.system(),
+    )
