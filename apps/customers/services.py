@@ -16,7 +16,7 @@ from django.core import signing
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.db.models import OuterRef, Subquery
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from apps.audit.services import audit_event_record
@@ -49,7 +49,8 @@ from apps.customers.models import (
 )
 from apps.customers.national_ids import national_id_normalise
 from apps.integrations.sms.base import get_sms_gateway, sms_send_quietly
-from apps.lenders.models import Lender
+from apps.lenders.messages import message_render
+from apps.lenders.models import Lender, MessageTemplate
 
 
 def phone_to_e164(*, phone: str, country: str) -> str:
@@ -205,9 +206,13 @@ def consent_code_send(*, customer: Customer, text: str, actor: Actor) -> Consent
     caller's own rows are: the counter's sale). Emits ``customers.consent.code_sent``.
     """
     code = f"{secrets.randbelow(10**6):06d}"
-    body = _(
-        "Your code to accept the phone financing terms: %(code)s. Give it to the shop clerk only."
-    ) % {"code": code}
+    # in the language of the terms it confirms
+    body = message_render(
+        lender=customer.lender,
+        kind=MessageTemplate.Kind.CONSENT_CODE,
+        language=customer.locale,
+        values={"code": code},
+    )
     try:
         get_sms_gateway().send(to=customer.phone, body=body)
     except Exception as exc:  # the provider is down or refused it
@@ -453,8 +458,12 @@ def customer_login_code_send(*, customer_id: int, request_key: str, actor: Actor
         target=customer,
         data={"login_code_id": login.pk},
     )
-    with translation.override(customer.locale):
-        body = _("Your code to see your phone loan: %(code)s. Do not share it.") % {"code": code}
+    body = message_render(
+        lender=customer.lender,
+        kind=MessageTemplate.Kind.LOGIN_CODE,
+        language=customer.locale,
+        values={"code": code},
+    )
     to = customer.phone
     # the customer, told nothing different, asks again if no SMS comes
     transaction.on_commit(lambda: sms_send_quietly(to=to, body=body))

@@ -1,4 +1,5 @@
-"""What each message says, in the customer's language (Django's gettext).
+"""What each message to a customer says: the lender's text of its kind, in the customer's
+language (``apps.lenders.messages``, which the lender's admin may rewrite).
 
 Every overdue message ends with "what happens next and when": the next
 stage of the loan's policy and the date it applies if nothing is paid.
@@ -9,13 +10,21 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 
-from django.utils import translation
-from django.utils.translation import gettext
+from django.utils import timezone, translation
 
-from apps.core.money import money_format
-from apps.lenders.messages import NEXT_STAGE, NextStep, day_format, next_step_line
+from apps.core.money import Money
+from apps.lenders.messages import (
+    NEXT_STAGE,
+    MessageBook,
+    NextStep,
+    next_step_line,
+    offline_code_pointer_line,
+)
+from apps.lenders.models import MessageTemplate
 
 __all__ = ["NEXT_STAGE", "NextStep", "next_step_line", "render"]
+
+Kind = MessageTemplate.Kind
 
 
 def render(
@@ -23,6 +32,7 @@ def render(
     *,
     locale: str,
     currency: str,
+    book: MessageBook | None = None,
     amount: Decimal | None = None,
     due: date | None = None,
     days: int = 0,
@@ -30,74 +40,45 @@ def render(
     balance: Decimal | None = None,
     sent_on: date | None = None,
     reference: str = "",
+    offline_note: bool = False,
 ) -> str:
-    with translation.override(locale):
-        if kind == "due_soon":
-            if due is None:
-                raise ValueError("a due_soon message needs its due date")
-            text = gettext("Your installment of %(amount)s is due on %(date)s.") % {
-                "amount": money_format(amount or Decimal(0), currency),
-                "date": day_format(due),
-            }
-        elif kind == "due_today" and due is not None and sent_on is not None and sent_on > due:
-            # held past its due date by a rest day or a holiday: "today" would be false
-            text = gettext("Your installment of %(amount)s was due on %(date)s.") % {
-                "amount": money_format(amount or Decimal(0), currency),
-                "date": day_format(due),
-            }
-        elif kind == "due_today":
-            text = gettext("Your installment of %(amount)s is due today.") % {
-                "amount": money_format(amount or Decimal(0), currency)
-            }
-        elif kind == "overdue":
-            text = gettext("Your installment is %(days)s days late.") % {"days": days}
-            text = " ".join(filter(None, [text, next_step_line(step)]))
-        elif kind == "payment" and reference:
-            # the provider's own receipt (an M-Pesa receipt number), as in the customer's SMS
-            text = gettext(
-                "We received %(amount)s, receipt %(reference)s. Thank you. Left to pay: "
-                "%(balance)s."
-            ) % {
-                "amount": money_format(amount or Decimal(0), currency),
-                "reference": reference,
-                "balance": money_format(balance or Decimal(0), currency),
-            }
-        elif kind == "payment":
-            text = gettext("We received %(amount)s. Thank you. Left to pay: %(balance)s.") % {
-                "amount": money_format(amount or Decimal(0), currency),
-                "balance": money_format(balance or Decimal(0), currency),
-            }
-        else:
-            raise ValueError(f"unknown kind {kind!r}")
-    return text
-
-
-def offline_code_hint(*, locale: str, digits: str, releases: bool) -> str:
-    """What to do with an offline unlock code (its digits grouped for reading): the line a
-    receipt ends with, and the heart of the code's own SMS."""
-    with translation.override(locale):
-        if releases:
-            return gettext(
-                "If your phone is offline, type this code on its lock screen to release it: "
-                "%(code)s"
-            ) % {"code": digits}
-        return gettext(
-            "If your phone is offline, type this code on its lock screen to unlock it: %(code)s"
-        ) % {"code": digits}
-
-
-def offline_code_text(*, locale: str, digits: str, releases: bool) -> str:
-    """The SMS that carries an offline unlock code."""
-    with translation.override(locale):
-        opening = gettext("Your loan is paid off.") if releases else gettext("Payment received.")
-    return f"{opening} {offline_code_hint(locale=locale, digits=digits, releases=releases)}"
-
-
-def offline_code_pointer(*, locale: str) -> str:
-    """The line a receipt ends with while the phone has not taken its new state: where the
-    unlock code is (its digits are never stored in a message)."""
-    with translation.override(locale):
-        return gettext(
-            "If your phone is offline, its unlock code comes in a separate SMS and shows on "
-            "your page."
+    """The message of a notification ``kind`` from ``book`` (the lender's texts; None: the
+    shipped ones). ``offline_note``: a receipt says where the phone's unlock code comes."""
+    book = book or MessageBook()
+    money = Money(amount or Decimal(0), currency)
+    if kind == "due_soon":
+        if due is None:
+            raise ValueError("a due_soon message needs its due date")
+        return book.render(Kind.DUE_SOON, locale, {"amount": money, "due_date": due})
+    if kind == "due_today":
+        # held past its due date by a rest day or a holiday: "today" would be false
+        late = due is not None and sent_on is not None and sent_on > due
+        return book.render(
+            Kind.DUE_PAST if late else Kind.DUE_TODAY,
+            locale,
+            {"amount": money, "due_date": due or sent_on or timezone.localdate()},
         )
+    with translation.override(locale):
+        if kind == "overdue":
+            return book.render(
+                Kind.OVERDUE, locale, {"days": days, "next_step": next_step_line(step)}
+            )
+        if kind == "notice":
+            if step is None:
+                raise ValueError("a notice names the stage it announces")
+            return book.render(
+                Kind.LOCK_NOTICE,
+                locale,
+                {"days": days, "action": str(NEXT_STAGE[step.stage]), "action_date": step.on},
+            )
+        if kind == "payment":
+            values: dict[str, object] = {
+                "amount": money,
+                "balance": Money(balance or Decimal(0), currency),
+                "offline_note": offline_code_pointer_line() if offline_note else "",
+            }
+            if reference:
+                # the provider's own receipt (an M-Pesa receipt number), as in the customer's SMS
+                return book.render(Kind.RECEIPT_REF, locale, {**values, "reference": reference})
+            return book.render(Kind.RECEIPT, locale, values)
+    raise ValueError(f"unknown kind {kind!r}")

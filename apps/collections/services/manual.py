@@ -40,6 +40,7 @@ from apps.core.actor import Actor
 from apps.devices.selectors import device_list_for_loan
 from apps.devices.services import device_registrations_void
 from apps.lenders.country_rules import country_rule_for
+from apps.lenders.messages import message_book
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_local_date
 from apps.notifications.messages import NextStep, render
@@ -191,6 +192,7 @@ def loan_reminder_resend(*, loan_id: int, lender_id: int, actor: Actor, reason: 
         raise NothingToRemind()
     lender = Lender.objects.get(pk=lender_id)
     locale = loan.customer.locale
+    book = message_book(lender)
     overview = loan_overview(loan=loan)
     if overview.days_late:
         step = (
@@ -201,7 +203,12 @@ def loan_reminder_resend(*, loan_id: int, lender_id: int, actor: Actor, reason: 
         kind, body = (
             "overdue",
             render(
-                "overdue", locale=locale, currency=loan.currency, days=overview.days_late, step=step
+                "overdue",
+                book=book,
+                locale=locale,
+                currency=loan.currency,
+                days=overview.days_late,
+                step=step,
             ),
         )
     else:
@@ -212,6 +219,7 @@ def loan_reminder_resend(*, loan_id: int, lender_id: int, actor: Actor, reason: 
             "due_soon",
             render(
                 "due_soon",
+                book=book,
                 locale=locale,
                 currency=loan.currency,
                 amount=due.amount.amount,

@@ -13,6 +13,7 @@ from apps.collections.models import Loan
 from apps.collections.sql import RAISED
 from apps.customers.selectors import customer_locales
 from apps.lenders.country_rules import NOTICE_ACTIONS, country_rule_for
+from apps.lenders.messages import message_book
 from apps.lenders.models import Lender
 from apps.notifications.messages import NextStep, render
 from apps.notifications.models import Notification
@@ -38,6 +39,7 @@ def restriction_notices_queue(
         ).values_list("pk", "customer_id")
     )
     locales = customer_locales(customer_ids=set(active.values()))
+    book = message_book(lender)
     drafts = []
     for loan_id, stage, days in loans:
         if loan_id not in active:
@@ -52,7 +54,12 @@ def restriction_notices_queue(
                 locale=locale,
                 dedupe_key=f"notice:{loan_id}:{stage}:{business_date.isoformat()}",
                 body=render(
-                    "overdue", locale=locale, currency=lender.currency, days=days, step=step
+                    "notice",
+                    book=book,
+                    locale=locale,
+                    currency=lender.currency,
+                    days=days,
+                    step=step,
                 ),
                 announces_stage=stage,
                 announces_on=on,
@@ -82,6 +89,7 @@ def overdue_notices_queue(*, lender_id: int, business_date: date, id_from: int, 
     ladder = Ladder.load(lender=lender, policy_version_ids={row[3] for row in raised})
     locales = customer_locales(customer_ids={row[1] for row in raised})
     notice_days = country_rule_for(lender.country).lock_notice_days
+    book = message_book(lender)
     drafts = []
     for loan_id, customer_id, days, policy_version_id, stage, paused in raised:
         locale = locales.get(customer_id, lender.locale)
@@ -102,7 +110,12 @@ def overdue_notices_queue(*, lender_id: int, business_date: date, id_from: int, 
                 locale=locale,
                 dedupe_key=f"overdue:{loan_id}:{business_date.isoformat()}",
                 body=render(
-                    "overdue", locale=locale, currency=lender.currency, days=days, step=step
+                    "overdue",
+                    book=book,
+                    locale=locale,
+                    currency=lender.currency,
+                    days=days,
+                    step=step,
                 ),
                 announces_stage=step.stage if step and announces else "",
                 announces_on=step.on if step and announces else None,

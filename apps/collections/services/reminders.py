@@ -15,8 +15,9 @@ from django.utils import timezone
 from apps.collections.selectors import installment_list_due_on, loan_outstanding, payment_get
 from apps.customers.selectors import customer_locales
 from apps.devices.selectors import offline_code_waiting_for_loan
+from apps.lenders.messages import message_book
 from apps.lenders.selectors import lender_get
-from apps.notifications.messages import offline_code_pointer, render
+from apps.notifications.messages import render
 from apps.notifications.models import Notification
 from apps.notifications.rules import contact_slot
 from apps.notifications.services import Draft, notifications_queue
@@ -37,6 +38,7 @@ def reminders_queue(*, lender_id: int, business_date: date) -> int:
     slot = contact_slot(country=lender.country, tz=lender.timezone, at=timezone.now())
     sent_on = slot.astimezone(ZoneInfo(lender.timezone)).date()
     locales = customer_locales(customer_ids={r.customer_id for r in due})
+    book = message_book(lender)
     drafts = []
     for row in due:
         kind = (
@@ -47,6 +49,7 @@ def reminders_queue(*, lender_id: int, business_date: date) -> int:
         locale = locales.get(row.customer_id, lender.locale)
         body = render(
             kind,
+            book=book,
             locale=locale,
             currency=row.currency,
             amount=row.outstanding,
@@ -78,18 +81,20 @@ def payment_receipt_queue(*, payment_id: int) -> bool:
     loan = payment.loan
     lender = lender_get(lender_id=loan.lender_id)
     locale = customer_locales(customer_ids=[loan.customer_id]).get(loan.customer_id, lender.locale)
+    # while the phone has not taken the state the payment wrote, it may be offline: the
+    # receipt says where its unlock code is. The code's digits go in an SMS of their own,
+    # never into a stored message
+    waiting = offline_code_waiting_for_loan(loan_id=loan.pk, lender_id=loan.lender_id)
     body = render(
         Notification.Kind.PAYMENT,
+        book=message_book(lender),
         locale=locale,
         currency=loan.currency,
         amount=payment.amount,
         balance=loan_outstanding(loan=loan).amount,
         reference=payment.receipt_ref,
+        offline_note=waiting is not None,
     )
-    if offline_code_waiting_for_loan(loan_id=loan.pk, lender_id=loan.lender_id) is not None:
-        # the phone has not taken the state the payment wrote: it may be offline. The code's
-        # digits go in an SMS of their own, never into a stored message
-        body += " " + offline_code_pointer(locale=locale)
     draft = Draft(
         customer_id=loan.customer_id,
         loan_id=loan.pk,

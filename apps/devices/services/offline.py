@@ -36,9 +36,9 @@ from apps.devices.sql import (
     OFFLINE_CODES_INSERT,
 )
 from apps.integrations.sms.base import get_sms_gateway
-from apps.lenders.models import Lender
+from apps.lenders.messages import message_render
+from apps.lenders.models import Lender, MessageTemplate
 from apps.lenders.selectors import lender_local_date, restriction_steps_applicable
-from apps.notifications.messages import offline_code_text
 
 logger = logging.getLogger(__name__)
 
@@ -224,7 +224,7 @@ def offline_codes_deliver(*, batch: int = 200) -> dict[str, int]:
     with transaction.atomic():
         due = list(
             OfflineToken.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("device__loan__customer")
+            .select_related("device__loan__customer", "device__lender")
             .filter(delivery=OfflineToken.Delivery.WAITING, sms_due_at__lte=now)
             .order_by("sms_due_at", "id")[:batch]
         )
@@ -264,10 +264,14 @@ def _send(code: OfflineToken) -> str | None:
     """The SMS carrying ``code`` to its loan's customer: the provider's reference, or None
     when the provider failed (logged without the number or the digits)."""
     customer = code.device.loan.customer
-    body = offline_code_text(
-        locale=customer.locale,
-        digits=group(offline_code_digits(code=code)),
-        releases=code.kind == OfflineToken.Kind.DISABLE_PAYG,
+    releases = code.kind == OfflineToken.Kind.DISABLE_PAYG
+    body = message_render(
+        lender=code.device.lender,
+        kind=MessageTemplate.Kind.OFFLINE_RELEASE
+        if releases
+        else MessageTemplate.Kind.OFFLINE_UNLOCK,
+        language=customer.locale,
+        values={"code": group(offline_code_digits(code=code))},
     )
     try:
         return str(get_sms_gateway().send(to=customer.phone, body=body))
