@@ -1,20 +1,37 @@
+from dataclasses import asdict
 from typing import Any
 
-from django.contrib import admin
-from django.http import HttpRequest
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path, reverse
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.http import require_POST
 
 from apps.collections.services import loan_financed_minimum
 from apps.core.actor import Actor
+from apps.lenders.messages import (
+    KINDS,
+    LANGUAGES,
+    PLACEHOLDERS,
+    default_text,
+    message_book,
+    message_preview,
+)
 from apps.lenders.models import (
     Lender,
     LoanProduct,
     Membership,
+    MessageTemplate,
     RestrictionPolicy,
     RestrictionPolicyVersion,
     RestrictionStage,
 )
-from apps.lenders.services import lender_settings_save, loan_product_save
+from apps.lenders.selectors import message_template_history, message_template_newest
+from apps.lenders.services import lender_settings_save, loan_product_save, message_template_save
 from apps.lenders.tenancy import (
     LenderScopedAdmin,
     ReadOnlyAdminMixin,
@@ -200,3 +217,168 @@ class RestrictionPolicyVersionAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     @admin.display(description=_("stages"))
     def stages_summary(self, obj: RestrictionPolicyVersion) -> str:
         return _stages_summary(obj)
+
+
+class MessageTextForm(forms.Form):
+    text = forms.CharField(
+        label=_("Text"),
+        widget=forms.Textarea(attrs={"rows": 5, "cols": 80, "spellcheck": "true"}),
+        help_text=_("A placeholder is a name in braces; write {{ and }} for a brace itself."),
+    )
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(LenderScopedAdmin):
+    """The texts the lender sends its customers: each kind and language with the version in
+    force and who wrote it, and every version kept. The lender's admin rewrites a text on its
+    own page (``edit_view``), with a live preview (``preview_view``); each save is a new
+    version through ``message_template_save``. Every role of the lender may read them."""
+
+    change_roles = frozenset({Membership.Role.LENDER_ADMIN})
+    list_display = ("kind", "language", "version", "changed_by", "created_at", "lender")
+    list_filter = ("kind", "language", "lender")
+    search_fields = ("text",)
+    fields = ("lender", "kind", "language", "version", "text", "changed_by", "created_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("lender", "changed_by")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # a version never changes: a text is rewritten on its own page, as a new version
+        return obj is None and super().has_change_permission(request)
+
+    def get_urls(self) -> list[URLPattern]:
+        edit = self.admin_site.admin_view(self.edit_view)
+        preview = self.admin_site.admin_view(require_POST(self.preview_view))
+        return [
+            path(
+                "<int:lender_id>/<slug:kind>/<str:language>/edit/",
+                edit,
+                name="lenders_messagetemplate_edit",
+            ),
+            path(
+                "<int:lender_id>/<slug:kind>/<str:language>/preview/",
+                preview,
+                name="lenders_messagetemplate_preview",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        """Above the versions: every kind and language of the lender (an operator's: the one
+        chosen in the lender filter), the version in force or the shipped text, and a link to
+        rewrite it."""
+        chosen = (
+            request.GET.get("lender__id__exact", "")
+            if is_platform_operator(request.user)
+            else str(user_lender_id(request.user) or "")
+        )
+        lender = Lender.objects.filter(pk=int(chosen)).first() if chosen.isdigit() else None
+        context = {"texts_lender": lender, **(extra_context or {})}
+        if lender is not None:
+            context["texts"] = self._texts(request, lender)
+        return super().changelist_view(request, context)
+
+    def _texts(self, request: HttpRequest, lender: Lender) -> list[dict[str, Any]]:
+        newest = {(t.kind, t.language): t for t in message_template_newest(lender_id=lender.pk)}
+        editable = is_platform_operator(request.user) or self._role_allows(
+            request, self.change_roles, lender
+        )
+        names = dict(settings.LANGUAGES)
+        return [
+            {
+                "key": f"{kind}-{language}",
+                "kind": MessageTemplate.Kind(kind).label,
+                "language": names[language],
+                "in_force": newest.get((kind, language)),
+                "url": reverse(
+                    "admin:lenders_messagetemplate_edit", args=[lender.pk, kind, language]
+                )
+                if editable
+                else "",
+            }
+            for kind in KINDS
+            for language in LANGUAGES
+        ]
+
+    def _lender_kind_language(
+        self, request: HttpRequest, lender_id: int, kind: str, language: str
+    ) -> Lender:
+        """The lender, if the user may see it and rewrite its texts; 404 for a lender out of
+        their scope (as for one that does not exist), 403 for a role that only reads."""
+        lender = scope_for_user(Lender.objects.all(), request.user).filter(pk=lender_id).first()
+        if lender is None or kind not in KINDS or language not in LANGUAGES:
+            raise Http404
+        self.require_role(request, self.change_roles, lender)
+        return lender
+
+    def edit_view(self, request: HttpRequest, lender_id: int, kind: str, language: str) -> Any:
+        lender = self._lender_kind_language(request, lender_id, kind, language)
+        in_force = message_book(lender).text(kind, language)
+        form = MessageTextForm(request.POST or None, initial={"text": in_force})
+        if request.method == "POST" and form.is_valid():
+            try:
+                saved = message_template_save(
+                    lender_id=lender.pk,
+                    kind=kind,
+                    language=language,
+                    text=form.cleaned_data["text"],
+                    user=request.user,  # type: ignore[arg-type]  # a staff user: admin_view
+                    actor=Actor.from_request(request),
+                )
+            except ValidationError as exc:
+                form.add_error("text", exc)
+            else:
+                if saved is None:
+                    self.message_user(request, _("Nothing changed."), messages.INFO)
+                else:
+                    self.message_user(
+                        request,
+                        _("Version %(version)s is in force.") % {"version": saved.version},
+                        messages.SUCCESS,
+                    )
+                return HttpResponseRedirect(request.path)
+        text = form.data.get("text", in_force) if form.is_bound else in_force
+        spec = KINDS[kind]
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("%(kind)s, %(language)s")
+            % {
+                "kind": MessageTemplate.Kind(kind).label,
+                "language": dict(settings.LANGUAGES)[language],
+            },
+            "lender": lender,
+            "form": form,
+            "preview": message_preview(lender=lender, kind=kind, language=language, text=text),
+            "preview_url": reverse(
+                "admin:lenders_messagetemplate_preview", args=[lender.pk, kind, language]
+            ),
+            "placeholders": [(name, PLACEHOLDERS[name]) for name in spec.allowed],
+            "required": spec.required,
+            "shipped": default_text(kind, language),
+            "history": message_template_history(lender_id=lender.pk, kind=kind, language=language),
+        }
+        return TemplateResponse(request, "admin/lenders/messagetemplate/edit.html", context)
+
+    def preview_view(
+        self, request: HttpRequest, lender_id: int, kind: str, language: str
+    ) -> HttpResponse:
+        """The preview of the text posted, as JSON: what it sends with typical values, its
+        encoding, characters and segments, with the longest values too, and why it would be
+        refused. Computed by the functions every send uses."""
+        lender = self._lender_kind_language(request, lender_id, kind, language)
+        preview = message_preview(
+            lender=lender, kind=kind, language=language, text=request.POST.get("text", "")
+        )
+        return JsonResponse(
+            {
+                "text": preview.text,
+                "count": asdict(preview.count),
+                "longest": asdict(preview.longest) if preview.longest else None,
+                "max_segments": preview.max_segments,
+                "channel": preview.channel,
+                "errors": preview.errors,
+            }
+        )

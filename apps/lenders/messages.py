@@ -563,9 +563,10 @@ def message_preview(
             kind=kind, language=language, currency=lender.currency, longest=False
         )
     errors = message_text_errors(lender=lender, kind=kind, language=language, text=text)
+    # the errors in the reader's language (the admin's), the message in its own
+    messages = [str(error.message) % (error.params or {}) for error in errors]
     with translation.override(language):
         written = _written(lender.name, values)
-        messages = [str(error.message) % (error.params or {}) for error in errors]
     try:
         rendered = _substitute(text, written, keep_unknown=True)
     except ValueError:  # a brace out of place: shown as typed

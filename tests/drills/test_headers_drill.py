@@ -55,7 +55,7 @@ from apps.devices.services import lender_signing_key_rotate
 from apps.integrations.payments.checkout import Checkout, checkout_url
 from apps.integrations.payments.signing import path_token_for
 from apps.integrations.services import provider_account_save
-from apps.lenders.models import Membership
+from apps.lenders.models import Membership, MessageTemplate
 from apps.lenders.selectors import lender_local_date
 from apps.retailers.models import Sale
 from tests.accounts.factories import PASSWORD
@@ -66,6 +66,7 @@ from tests.devices.factories import enrolled_phone, valid_imei
 from tests.drills.conftest import late_loan_with_requests
 from tests.lenders.factories import (
     LoanProductFactory,
+    message_text_for,
     restriction_policy_version_for,
 )
 from tests.retailers.factories import clerk_for, shop_for
@@ -303,9 +304,13 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
                 currency=loan.currency,
                 started_by="customer",
             ),
+            MessageTemplate: message_text_for(lender_a, "receipt", "en", "{amount} in, thanks."),
         },
         "values": {
             "lender_slug": [lender_a.slug],
+            "lender_id": [lender_a.pk],
+            "kind": ["receipt"],
+            "language": ["en"],
             "public_id": [sale_open.public_id, sale_done.public_id],
             "reference": [loan.reference],
             "payment_id": [payment.pk],

@@ -36,6 +36,7 @@ from apps.lenders.models import (
     Lender,
     LoanProduct,
     Membership,
+    MessageTemplate,
     RestrictionPolicy,
     RestrictionPolicyVersion,
 )
@@ -48,6 +49,7 @@ from tests.customers.factories import CustomerFactory
 from tests.lenders.factories import (
     LoanProductFactory,
     MembershipFactory,
+    message_text_for,
     restriction_policy_version_for,
 )
 from tests.retailers.factories import clerk_for, shop_for
@@ -77,6 +79,7 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     ProviderAccount: lambda lender: provider_account_for(lender),
     ReconciliationReport: lambda lender: reconciliation_report_for(lender),
     PaymentAttempt: lambda lender: payment_attempt_for(lender),
+    MessageTemplate: lambda lender: message_text_for(lender, "login_code", "en", "{code}"),
 }
 
 
