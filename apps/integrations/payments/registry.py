@@ -77,11 +77,17 @@ def adapter_for(
     raise ProviderNotConfigured(provider=provider)
 
 
+def callback_base_url() -> str:
+    """The product's public address, where every provider calls back (payments and
+    messaging): ``PAYMENTS_CALLBACK_BASE_URL``, the demo's by default."""
+    return (settings.PAYMENTS_CALLBACK_BASE_URL or settings.DEMO_BASE_URL).rstrip("/")
+
+
 def callback_url(*, provider: str, lender_slug: str, route: str = "") -> str:
     """The public address ``provider`` calls back for ``lender_slug`` (``route``: which of
     Daraja's callbacks). Daraja refuses an address with "mpesa" in it: the path says
     "daraja"."""
-    base = (settings.PAYMENTS_CALLBACK_BASE_URL or settings.DEMO_BASE_URL).rstrip("/")
+    base = callback_base_url()
     if provider == MPESA:
         path = reverse(
             "payments-api:daraja",
