@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 # the form's fields per provider, as PROVIDER_FIELDS names them (each declared below)
 MPESA, STRIPE = PROVIDER_FIELDS["mpesa"], PROVIDER_FIELDS["stripe"]
 WHATSAPP = PROVIDER_FIELDS["whatsapp"]
+AFRICASTALKING, TWILIO = PROVIDER_FIELDS["africastalking"], PROVIDER_FIELDS["twilio"]
 SETTING_FIELDS = tuple(dict.fromkeys(n for f in PROVIDER_FIELDS.values() for n in f.settings))
 WRITE_ONLY = _("Write-only: never shown again. Leave blank to keep the one stored.")
 
@@ -75,6 +76,21 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]  # not sub
     access_token = _secret(_("WhatsApp access token (system user)"))
     app_secret = _secret(_("Meta app secret (signs the webhooks)"))
     verify_token = _secret(_("Webhook verify token"))
+    username = forms.CharField(label=_("Africa's Talking username"), required=False)
+    sender_id = forms.CharField(
+        label=_("Africa's Talking sender id or shortcode"),
+        required=False,
+        help_text=_("Optional: without one, texts go out from Africa's Talking's shared sender."),
+    )
+    api_key = _secret(_("Africa's Talking API key"))
+    account_sid = forms.CharField(label=_("Twilio account SID"), required=False)
+    from_number = forms.CharField(
+        label=_("Twilio sending number"),
+        required=False,
+        help_text=_("In international format (+15005550006); or give a Messaging Service."),
+    )
+    messaging_service_sid = forms.CharField(label=_("Twilio Messaging Service SID"), required=False)
+    auth_token = _secret(_("Twilio auth token"))
 
     class Meta:
         model = ProviderAccount
@@ -101,6 +117,7 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]  # not sub
         if self.errors:
             return data
         settings, secrets = self.values()
+        lender = data.get("lender")
         try:
             provider_account_check(
                 provider=data.get("provider") or self.instance.provider,
@@ -108,6 +125,7 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]  # not sub
                 settings=settings,
                 secrets=secrets,
                 stored=self.instance.secret_names,
+                lender_id=lender.pk if lender is not None else self.instance.lender_id,
             )
         except ValidationError as exc:  # by field: shown beside each
             for field, errors in exc.message_dict.items():
@@ -135,6 +153,11 @@ class ProviderAccountAdmin(LenderScopedAdmin):
         (_("M-Pesa"), {"fields": (*MPESA.settings, *MPESA.secrets)}),
         (_("Stripe"), {"fields": (*STRIPE.settings, *STRIPE.secrets)}),
         (_("WhatsApp Business"), {"fields": (*WHATSAPP.settings, *WHATSAPP.secrets)}),
+        (
+            _("SMS: Africa's Talking"),
+            {"fields": (*AFRICASTALKING.settings, *AFRICASTALKING.secrets)},
+        ),
+        (_("SMS: Twilio"), {"fields": (*TWILIO.settings, *TWILIO.secrets)}),
     )
     readonly_fields = ("secrets_set", "callback_addresses")
     actions = ("register_mpesa_callbacks",)

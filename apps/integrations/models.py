@@ -5,14 +5,19 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import BaseModel
 
+# the providers of each messaging channel: a lender has one of a channel's in use at most
+SMS_PROVIDERS = ("africastalking", "twilio")
+CHANNEL_PROVIDERS: dict[str, tuple[str, ...]] = {"sms": SMS_PROVIDERS, "whatsapp": ("whatsapp",)}
+
 
 class ProviderAccount(BaseModel):
-    """A lender's account with a payment provider: which provider, whether it is used, its
-    public settings (a shortcode, an environment) and its secrets, sealed at rest
+    """A lender's account with a payment or messaging provider: which provider, whether it is
+    used, its public settings (a shortcode, a sender id) and its secrets, sealed at rest
     (``apps.integrations.payments.credentials``) and never shown back.
 
     Written only through ``provider_account_save``; ``secret_names`` says which secrets are
-    set without opening them.
+    set without opening them. A lender sends its SMS through one provider: at most one of
+    ``SMS_PROVIDERS`` is in use (``provider_account_one_sms_in_use``).
     """
 
     lender_path: ClassVar[str] = "lender"
@@ -22,6 +27,8 @@ class ProviderAccount(BaseModel):
         MPESA = "mpesa", _("M-Pesa (Safaricom Daraja)")
         STRIPE = "stripe", _("Stripe (cards, OXXO)")
         WHATSAPP = "whatsapp", _("WhatsApp Business (Cloud API)")
+        AFRICASTALKING = "africastalking", _("SMS: Africa's Talking")
+        TWILIO = "twilio", _("SMS: Twilio")
 
     lender = models.ForeignKey(
         "lenders.Lender", on_delete=models.PROTECT, related_name="provider_accounts"
@@ -34,11 +41,17 @@ class ProviderAccount(BaseModel):
 
     class Meta:
         ordering = ("lender", "provider")
-        verbose_name = _("payment provider account")
+        verbose_name = _("provider account")
         constraints = [
             models.UniqueConstraint(
                 fields=["lender", "provider"], name="provider_account_one_per_lender"
-            )
+            ),
+            # the service says so first (provider_account_check); this holds against a race
+            models.UniqueConstraint(
+                fields=["lender"],
+                condition=models.Q(enabled=True, provider__in=SMS_PROVIDERS),
+                name="provider_account_one_sms_in_use",
+            ),
         ]
 
     def __str__(self) -> str:

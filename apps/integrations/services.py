@@ -14,10 +14,12 @@ from django.utils.translation import gettext_lazy as _
 from apps.core.actor import Actor
 from apps.core.audit import audit_record
 from apps.integrations.events import IntegrationsAction
-from apps.integrations.models import ProviderAccount
+from apps.integrations.models import CHANNEL_PROVIDERS, ProviderAccount
 from apps.integrations.payments.credentials import reseal, seal, unseal
 from apps.integrations.payments.mpesa import MpesaAdapter, Route
 from apps.integrations.payments.registry import MPESA, adapter_for, callback_url
+from apps.integrations.selectors import providers_in_use
+from apps.lenders.models import Lender
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -26,12 +28,14 @@ if TYPE_CHECKING:
 @dataclass(frozen=True, slots=True)
 class ProviderFields:
     """What a provider's account holds: public settings and sealed secrets, each with its
-    check (a message for a value that does not pass), and the settings that may stay blank
-    (the adapter has a default) when the account is turned on."""
+    check (a message for a value that does not pass). An account in use needs every setting
+    but the ``optional`` ones (the adapter has a default, or goes without) and, of each group
+    of ``one_of``, at least one."""
 
     settings: dict[str, Callable[[str], str | None]]
     secrets: dict[str, Callable[[str], str | None]]
     optional: frozenset[str] = field(default_factory=frozenset)
+    one_of: tuple[tuple[str, ...], ...] = ()
 
 
 def _matches(pattern: str, message: StrOrPromise) -> Callable[[str], str | None]:
@@ -96,6 +100,46 @@ PROVIDER_FIELDS: dict[str, ProviderFields] = {
         },
         optional=frozenset({"graph_api_version"}),
     ),
+    ProviderAccount.Provider.AFRICASTALKING: ProviderFields(
+        settings={
+            "username": _matches(
+                r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}",
+                _("The app's username at Africa's Talking (sandbox to try)."),
+            ),
+            "sender_id": _matches(
+                r"[0-9]{3,8}|(?=[A-Za-z0-9]*[A-Za-z])[A-Za-z0-9]{1,11}",
+                _(
+                    "A registered sender id (up to 11 letters and digits, not only digits) or "
+                    "a shortcode (3 to 8 digits); leave it empty for the shared sender."
+                ),
+            ),
+        },
+        secrets={
+            "api_key": _matches(r"\S{16,200}", _("The app's API key from its dashboard.")),
+        },
+        optional=frozenset({"sender_id"}),
+    ),
+    ProviderAccount.Provider.TWILIO: ProviderFields(
+        settings={
+            "account_sid": _matches(
+                r"AC[0-9a-fA-F]{32}", _("The account SID: AC and 32 hexadecimal digits.")
+            ),
+            "from_number": _matches(
+                r"\+[1-9][0-9]{6,14}",
+                _("The sending number in international format: + and its country code."),
+            ),
+            "messaging_service_sid": _matches(
+                r"MG[0-9a-fA-F]{32}",
+                _("A Messaging Service SID: MG and 32 hexadecimal digits."),
+            ),
+        },
+        secrets={
+            "auth_token": _matches(
+                r"[0-9a-fA-F]{32}", _("The account's auth token: 32 hexadecimal digits.")
+            ),
+        },
+        one_of=(("from_number", "messaging_service_sid"),),
+    ),
 }
 
 
@@ -111,6 +155,30 @@ def _problems(
     return errors
 
 
+def _rivals(provider: str) -> tuple[str, ...]:
+    """The other providers of ``provider``'s messaging channel: one of them in use at most."""
+    for providers in CHANNEL_PROVIDERS.values():
+        if provider in providers:
+            return tuple(p for p in providers if p != provider)
+    return ()
+
+
+def _channel_taken(*, lender_id: int, provider: str) -> str | None:
+    """Why ``provider`` cannot be turned on for the lender: another provider of its channel
+    (SMS) is in use; None when nothing stands in the way."""
+    rivals = _rivals(provider)
+    taken = sorted(providers_in_use(lender_id=lender_id, providers=rivals)) if rivals else []
+    if not taken:
+        return None
+    return str(
+        _(
+            "%(other)s already sends this lender's messages: turn it off first "
+            "(one provider per channel at a time)."
+        )
+        % {"other": ProviderAccount.Provider(taken[0]).label}
+    )
+
+
 def provider_account_check(
     *,
     provider: str,
@@ -118,10 +186,12 @@ def provider_account_check(
     settings: dict[str, str],
     secrets: dict[str, str],
     stored: list[str],
+    lender_id: int | None = None,
 ) -> None:
     """``ValidationError`` (by field) unless ``settings`` and ``secrets`` are the provider's and
-    each passes its check, and, to turn the account on, every setting is given and every
-    secret is given or ``stored`` (the names already set)."""
+    each passes its check, and, to turn the account on, every setting it needs is given,
+    every secret is given or ``stored`` (the names already set) and, given ``lender_id``, no
+    other provider of its channel is in use for that lender (one SMS provider at a time)."""
     if provider not in PROVIDER_FIELDS:
         raise ValidationError({"provider": [str(_("Not a provider this product knows."))]})
     fields = PROVIDER_FIELDS[provider]
@@ -129,10 +199,24 @@ def provider_account_check(
     secrets = {k: v.strip() for k, v in secrets.items()}
     errors = _problems(settings, fields.settings) | _problems(secrets, fields.secrets)
     if enabled:
-        needed = [n for n in fields.settings if not settings.get(n) and n not in fields.optional]
+        grouped = {n for group in fields.one_of for n in group}
+        needed = [
+            n
+            for n in fields.settings
+            if not settings.get(n) and n not in fields.optional and n not in grouped
+        ]
         needed += [n for n in fields.secrets if not secrets.get(n) and n not in stored]
         for name in needed:
             errors.setdefault(name, [str(_("Needed before the provider is turned on."))])
+        for group in fields.one_of:
+            if not any(settings.get(n) for n in group):
+                for name in group:
+                    errors.setdefault(
+                        name, [str(_("One of these is needed before the provider is turned on."))]
+                    )
+        taken = _channel_taken(lender_id=lender_id, provider=provider) if lender_id else None
+        if taken:
+            errors.setdefault("enabled", []).append(taken)
     if errors:
         raise ValidationError(errors)
 
@@ -152,9 +236,13 @@ def provider_account_save(
     ``settings`` replace the public settings; each secret given non-empty replaces the stored
     one and an empty one keeps it (secrets are write-only: never read back to a page). Each
     value is checked against the provider's fields; an account is turned on only with every
-    setting and secret set. Locks the account's row. Emits
+    setting and secret it needs set, and (a messaging provider) with no other provider of its
+    channel in use. Locks the lender (turning a messaging provider on: two admins turning on
+    two SMS providers at once serialise there), then the account's row. Emits
     ``integrations.provider_account.saved`` with the public values old and new and the names
     of the secrets changed, never a secret."""
+    if enabled and _rivals(provider):
+        list(Lender.objects.select_for_update().filter(pk=lender_id).values_list("pk"))
     account = (
         ProviderAccount.objects.select_for_update()
         .filter(lender_id=lender_id, provider=provider)
@@ -168,6 +256,7 @@ def provider_account_save(
         settings=settings,
         secrets=secrets,
         stored=account.secret_names,
+        lender_id=lender_id,
     )
     old = {"enabled": account.enabled, "settings": dict(account.settings)}
     given = {k: v for k, v in secrets.items() if v}
