@@ -13,11 +13,12 @@ from tests.accounts.factories import PASSWORD, OperatorFactory, TOTPDeviceFactor
 from tests.lenders.factories import LenderFactory, MembershipFactory
 
 # the providers' loopback fakes, as fixtures (tests/collections/daraja.py, stripe.py,
-# tests/integrations/whatsapp.py)
+# tests/integrations/whatsapp.py, messaging.py)
 pytest_plugins = [
     "tests.collections.daraja",
     "tests.collections.stripe",
     "tests.integrations.whatsapp",
+    "tests.integrations.messaging",
 ]
 
 

@@ -17,6 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
+from apps.integrations.messaging.registry import ROUTES, messaging_callback_url
 from apps.integrations.messaging.whatsapp import DEFAULT_API_VERSION, whatsapp_webhook_url
 from apps.integrations.models import ProviderAccount
 from apps.integrations.payments.base import ProviderError
@@ -42,6 +43,18 @@ WHATSAPP = PROVIDER_FIELDS["whatsapp"]
 AFRICASTALKING, TWILIO = PROVIDER_FIELDS["africastalking"], PROVIDER_FIELDS["twilio"]
 SETTING_FIELDS = tuple(dict.fromkeys(n for f in PROVIDER_FIELDS.values() for n in f.settings))
 WRITE_ONLY = _("Write-only: never shown again. Leave blank to keep the one stored.")
+# where each messaging provider is told the addresses it calls (by route)
+MESSAGING_CALLBACKS: dict[str, dict[str, StrOrPromise]] = {
+    "africastalking": {
+        "delivery": _("Delivery reports (dashboard: SMS > SMS Callback URLs)"),
+        "inbound": _("Incoming messages"),
+        "optout": _("Bulk SMS opt-out"),
+    },
+    "twilio": {
+        "delivery": _("Status callback (sent with each message)"),
+        "inbound": _("A message comes in (the number's or the Messaging Service's webhook, POST)"),
+    },
+}
 
 
 def _secret(label: StrOrPromise) -> forms.CharField:
@@ -171,35 +184,38 @@ class ProviderAccountAdmin(LenderScopedAdmin):
         """Where the provider sends its callbacks for this lender: what to register with it."""
         if account.pk is None:
             return "-"
-        slug = account.lender.slug
-        if account.provider == ProviderAccount.Provider.MPESA:
+        slug, provider = account.lender.slug, account.provider
+        rows: list[tuple[StrOrPromise, str]] = []
+        if provider == ProviderAccount.Provider.MPESA:
             rows = [
-                (_("C2B confirmation URL"), Route.C2B_CONFIRMATION),
-                (_("C2B validation URL"), Route.C2B_VALIDATION),
-                (_("STK callback (sent with each push)"), Route.STK),
+                (label, callback_url(provider=provider, lender_slug=slug, route=route))
+                for label, route in (
+                    (_("C2B confirmation URL"), Route.C2B_CONFIRMATION),
+                    (_("C2B validation URL"), Route.C2B_VALIDATION),
+                    (_("STK callback (sent with each push)"), Route.STK),
+                )
             ]
-            return format_html_join(
-                mark_safe("<br>"),
-                "{}: <code>{}</code>",
-                (
-                    (label, callback_url(provider=account.provider, lender_slug=slug, route=route))
-                    for label, route in rows
-                ),
-            )
-        if account.provider == ProviderAccount.Provider.STRIPE:
-            return format_html(
-                "{}: <code>{}</code>",
-                _("Webhook endpoint"),
-                callback_url(provider=ProviderAccount.Provider.STRIPE, lender_slug=slug),
-            )
-        if account.provider == ProviderAccount.Provider.WHATSAPP:
+        elif provider == ProviderAccount.Provider.STRIPE:
+            rows = [(_("Webhook endpoint"), callback_url(provider=provider, lender_slug=slug))]
+        elif provider == ProviderAccount.Provider.WHATSAPP:
             return format_html(
                 "{}: <code>{}</code><br>{}",
                 _("Webhook callback URL (subscribe to the messages field)"),
                 whatsapp_webhook_url(lender_slug=slug),
                 _("Verify token: the one stored here."),
             )
-        return "-"
+        elif provider in ROUTES:
+            labels = MESSAGING_CALLBACKS[provider]
+            rows = [
+                (
+                    labels[route],
+                    messaging_callback_url(provider=provider, lender_slug=slug, route=route),
+                )
+                for route in ROUTES[provider]
+            ]
+        if not rows:
+            return "-"
+        return format_html_join(mark_safe("<br>"), "{}: <code>{}</code>", rows)
 
     @admin.action(description=_("Register the paybill's C2B addresses with M-Pesa"))
     def register_mpesa_callbacks(

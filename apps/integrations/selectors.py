@@ -1,4 +1,4 @@
-"""Reads of the integrations: a lender's accounts with payment providers."""
+"""Reads of the integrations: a lender's accounts with payment and messaging providers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from apps.integrations.payments.credentials import CredentialsUnreadable, unseal
 
 
 def provider_account_get(*, lender_id: int, provider: str) -> ProviderAccount | None:
-    return ProviderAccount.objects.filter(lender_id=lender_id, provider=provider).first()
+    return (
+        ProviderAccount.objects.filter(lender_id=lender_id, provider=provider)
+        .select_related("lender")
+        .first()
+    )
 
 
 def provider_account_secrets(*, lender_id: int, provider: str) -> dict[str, str]:
@@ -39,4 +43,17 @@ def providers_in_use(*, lender_id: int, providers: tuple[str, ...]) -> set[str]:
         ProviderAccount.objects.filter(
             lender_id=lender_id, enabled=True, provider__in=providers
         ).values_list("provider", flat=True)
+    )
+
+
+def provider_account_in_use_among(
+    *, lender_id: int, providers: tuple[str, ...]
+) -> ProviderAccount | None:
+    """The lender's account in use with one of ``providers`` (one at most per channel: the
+    first by provider otherwise), its lender joined."""
+    return (
+        ProviderAccount.objects.filter(lender_id=lender_id, enabled=True, provider__in=providers)
+        .select_related("lender")
+        .order_by("provider")
+        .first()
     )

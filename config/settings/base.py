@@ -309,6 +309,8 @@ LOGGING = {
         "fontTools": {"level": "WARNING"},
         # Stripe's client narrates each call at INFO, and its bodies (a customer's email) at DEBUG
         "stripe": {"level": "WARNING"},
+        # Twilio's client narrates each call (its URL and headers) in a dozen lines at INFO
+        "twilio": {"level": "WARNING"},
     },
 }
 
@@ -443,6 +445,11 @@ PUSH_RELEASE_RENUDGE_SECONDS = env.int("PUSH_RELEASE_RENUDGE_SECONDS", default=3
 
 # --- SMS ----------------------------------------------------------------------
 SMS_GATEWAY_CLASS = env("SMS_GATEWAY_CLASS", default="apps.integrations.sms.base.ConsoleSmsGateway")
+# The SMS providers' API addresses (apps/integrations/messaging); empty: the providers' own
+# (Africa's Talking's by the account's username, sandbox or not; https://api.twilio.com).
+# The tests and the demo point them at loopback fakes (tools/fakes/africastalking.py, twilio.py).
+AFRICASTALKING_API_BASE = env("AFRICASTALKING_API_BASE", default="")
+TWILIO_API_BASE = env("TWILIO_API_BASE", default="")
 
 # Demo and benchmark data may carry consent marked "demo_seed"; never in production.
 DEMO_SEED_ALLOWED = env.bool("DEMO_SEED_ALLOWED", default=False)

@@ -1,10 +1,11 @@
 """The SMS provider accounts in the back office: the lender's admin sets up Africa's Talking
-or Twilio, secrets are typed in and never shown back, and a second SMS provider in use is
-refused with the reason."""
+or Twilio, secrets are typed in and never shown back, the addresses to give the provider are
+shown, and a second SMS provider in use is refused with the reason."""
 
 import pytest
 from django.urls import reverse
 
+from apps.integrations.messaging.registry import messaging_callback_url
 from apps.integrations.models import ProviderAccount
 from apps.integrations.selectors import provider_account_secrets
 from apps.lenders.models import Membership
@@ -75,6 +76,13 @@ def set_up(client, lender, provider, **values) -> tuple[ProviderAccount, str]:
     return account, client.get(change).content.decode()
 
 
+def shows_addresses(page: str, lender, provider: str, routes: tuple[str, ...]) -> bool:
+    return all(
+        messaging_callback_url(provider=provider, lender_slug=lender.slug, route=route) in page
+        for route in routes
+    )
+
+
 def test_the_lenders_admin_sets_up_africastalking_and_never_sees_the_key_again(
     lender_a, lender_admin
 ) -> None:
@@ -82,6 +90,7 @@ def test_the_lenders_admin_sets_up_africastalking_and_never_sees_the_key_again(
     assert account.enabled
     assert AT_API_KEY not in page
     assert "api_key" in page  # which secret is set, not what
+    assert shows_addresses(page, lender_a, "africastalking", ("delivery", "inbound", "optout"))
     change = reverse("admin:integrations_provideraccount_change", args=[account.pk])
     # saved again with the key blank: the stored key is kept
     kept = lender_admin.post(change, form(lender_a, "africastalking", enabled="on", sender_id=""))
@@ -93,13 +102,15 @@ def test_the_lenders_admin_sets_up_africastalking_and_never_sees_the_key_again(
     }
 
 
-def test_the_lenders_admin_sets_up_twilio_and_never_sees_the_token_again(
+def test_the_lenders_admin_sets_up_twilio_and_sees_where_twilio_calls(
     lender_a, lender_admin
 ) -> None:
     account, page = set_up(lender_admin, lender_a, "twilio", auth_token=TWILIO_TOKEN)
     assert account.enabled
     assert TWILIO_TOKEN not in page
     assert "auth_token" in page
+    assert shows_addresses(page, lender_a, "twilio", ("delivery", "inbound"))
+    assert "A message comes in" in page
 
 
 def test_a_bad_value_is_shown_beside_its_field_and_nothing_is_saved(lender_a, lender_admin) -> None:

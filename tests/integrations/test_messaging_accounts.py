@@ -1,5 +1,6 @@
 """A lender's SMS provider accounts: each provider's settings and write-only secrets checked
-by field, and one SMS provider in use at a time."""
+by field, one SMS provider in use at a time, the adapter built from the account in use (its
+secrets opened only for it), and the addresses the providers call back."""
 
 import json
 
@@ -9,17 +10,30 @@ from django.db import IntegrityError, transaction
 
 from apps.audit.models import AuditEvent
 from apps.core.actor import Actor
+from apps.integrations.messaging.africastalking import AfricasTalkingAdapter
+from apps.integrations.messaging.base import Channel, Outbound
+from apps.integrations.messaging.registry import (
+    messaging_adapter_for,
+    messaging_callback_adapter,
+    messaging_callback_url,
+)
+from apps.integrations.messaging.twilio_sms import TwilioSmsAdapter
+from apps.integrations.messaging.whatsapp import WhatsAppAdapter
 from apps.integrations.models import ProviderAccount
+from apps.integrations.payments.signing import path_token_for
 from apps.integrations.services import provider_account_save
 from tests.integrations.messaging import (
     AT_API_KEY,
     AT_SENDER_ID,
+    PHONE,
+    TWILIO_NUMBER,
     TWILIO_SERVICE,
     TWILIO_SID,
     TWILIO_TOKEN,
     africastalking_for,
     twilio_for,
 )
+from tests.integrations.whatsapp import whatsapp_for
 
 pytestmark = pytest.mark.django_db
 
@@ -128,3 +142,64 @@ def test_the_audit_trail_never_holds_a_messaging_secret(lender_a) -> None:
     assert AT_API_KEY not in trail
     assert TWILIO_TOKEN not in trail
     assert AT_SENDER_ID in trail  # a public setting, old and new
+
+
+def test_the_adapter_is_the_lenders_sms_provider_in_use(
+    lender_a, lender_b, africastalking_fake
+) -> None:
+    assert messaging_adapter_for(lender_id=lender_a.pk, channel=Channel.SMS) is None
+    africastalking_for(lender_a, enabled=False)
+    assert messaging_adapter_for(lender_id=lender_a.pk, channel=Channel.SMS) is None
+    africastalking_for(lender_a)
+    adapter = messaging_adapter_for(lender_id=lender_a.pk, channel=Channel.SMS)
+    assert isinstance(adapter, AfricasTalkingAdapter)
+    assert adapter.lender_slug == lender_a.slug
+    # built with the opened secrets: Africa's Talking takes its key
+    assert adapter.send(Outbound(to=PHONE, text="Hello")).provider_ref
+    assert africastalking_fake.messages[0].sender_id == AT_SENDER_ID
+    assert messaging_adapter_for(lender_id=lender_b.pk, channel=Channel.SMS) is None
+    assert messaging_adapter_for(lender_id=lender_a.pk, channel=Channel.WHATSAPP) is None
+
+
+def test_twilios_adapter_is_built_from_its_account(lender_a, twilio_fake) -> None:
+    twilio_for(lender_a)
+    adapter = messaging_adapter_for(lender_id=lender_a.pk, channel="sms")
+    assert isinstance(adapter, TwilioSmsAdapter)
+    sent = adapter.send(Outbound(to=PHONE, text="Hola"))
+    assert twilio_fake.messages[sent.provider_ref].from_ == TWILIO_NUMBER
+
+
+def test_whatsapp_is_the_lenders_whatsapp_channel(lender_a) -> None:
+    whatsapp_for(lender_a)
+    adapter = messaging_adapter_for(lender_id=lender_a.pk, channel=Channel.WHATSAPP)
+    assert isinstance(adapter, WhatsAppAdapter)
+    assert isinstance(
+        messaging_callback_adapter(lender_id=lender_a.pk, provider="whatsapp"), WhatsAppAdapter
+    )
+    assert messaging_adapter_for(lender_id=lender_a.pk, channel=Channel.SMS) is None
+
+
+def test_callbacks_are_read_for_a_provider_the_lender_has_switched_off(lender_a) -> None:
+    twilio_for(lender_a)
+    twilio_for(lender_a, enabled=False)  # a message sent before still reports its delivery
+    adapter = messaging_callback_adapter(lender_id=lender_a.pk, provider="twilio")
+    assert isinstance(adapter, TwilioSmsAdapter)
+    assert messaging_callback_adapter(lender_id=lender_a.pk, provider="africastalking") is None
+    assert messaging_callback_adapter(lender_id=lender_a.pk, provider="mpesa") is None
+
+
+def test_the_callback_addresses_are_on_the_public_address_with_the_token_where_unsigned(
+    settings,
+) -> None:
+    settings.PAYMENTS_CALLBACK_BASE_URL = "https://pay.example.com/"
+    token = path_token_for(lender_slug="lender-a", provider="africastalking")
+    assert token != path_token_for(lender_slug="lender-a", provider="mpesa")
+    for route in ("delivery", "inbound", "optout"):
+        assert messaging_callback_url(
+            provider="africastalking", lender_slug="lender-a", route=route
+        ) == (f"https://pay.example.com/api/messaging/v1/africastalking/lender-a/{token}/{route}/")
+    assert messaging_callback_url(provider="twilio", lender_slug="lender-a", route="inbound") == (
+        "https://pay.example.com/api/messaging/v1/twilio/lender-a/inbound/"
+    )
+    with pytest.raises(ValueError, match="optout"):
+        messaging_callback_url(provider="twilio", lender_slug="lender-a", route="optout")

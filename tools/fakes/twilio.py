@@ -1,0 +1,261 @@
+"""A loopback stand-in for Twilio's Programmable Messaging API and the callbacks it makes.
+
+It speaks the documented requests, answers and errors, so the product's adapter
+(``apps.integrations.messaging.twilio_sms``) runs Twilio's own client against it:
+
+* ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` with HTTP Basic (the account SID
+  and its auth token), form fields ``To``, ``Body``, ``From`` or ``MessagingServiceSid``,
+  ``StatusCallback``: 201 with the Message resource (``sid`` SM..., ``status`` "queued", or
+  "accepted" through a Messaging Service). Errors in Twilio's JSON shape (``{"code",
+  "message", "more_info", "status"}``): 20003 (401) for a wrong SID or token; 21604, 21602,
+  21603 (400) for a missing To, Body or From; 21211 (400) for a To not in E.164, or any code
+  ``refuse(number, code)`` gives a number (21614 not a mobile number, 21610 the recipient
+  replied STOP).
+* ``rate_limit(times)``: the next calls get 20429 (429); ``down = True``: 20500 (500);
+  ``stop()``: nothing listens any more (connection refused).
+
+``messages`` records what was sent by SID (never the token). The callbacks, as form posts
+signed with ``X-Twilio-Signature`` as Twilio computes it (``signature``: the base64
+HMAC-SHA1, under the account's auth token, of the URL followed by each field's name and
+value in name order): ``advance(sid, status)`` posts a status callback (``MessageSid``,
+``MessageStatus``, ``ErrorCode`` when failed or undelivered, ...) to the message's
+``StatusCallback``; ``incoming`` posts a customer's text to a number's webhook, with
+``OptOutType`` ("STOP") when Advanced Opt-Out reads it as one.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import re
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+import requests
+
+from tools.fakes.loopback import PostServer, form_fields
+
+API_VERSION = "2010-04-01"
+E164 = re.compile(r"\+[1-9][0-9]{6,14}")
+MESSAGES_PATH = re.compile(rf"/{API_VERSION}/Accounts/(AC[0-9a-fA-F]{{32}})/Messages\.json")
+ERRORS = {
+    20003: (401, "Authenticate"),
+    20404: (404, "The requested resource was not found"),
+    20429: (429, "Too Many Requests"),
+    20500: (500, "Internal Server Error"),
+    21211: (400, "The 'To' number is not a valid phone number."),
+    21602: (400, "Message body is required."),
+    21603: (400, "A 'From' phone number is required."),
+    21604: (400, "A 'To' phone number is required."),
+    21610: (400, "Attempt to send to unsubscribed recipient"),
+    21614: (400, "'To' number is not a valid mobile number"),
+}
+
+
+def signature(auth_token: str, url: str, fields: dict[str, str]) -> str:
+    """``X-Twilio-Signature`` for a form post of ``fields`` to ``url``."""
+    signed = url + "".join(f"{name}{fields[name]}" for name in sorted(fields))
+    digest = hmac.new(auth_token.encode(), signed.encode(), hashlib.sha1).digest()
+    return base64.b64encode(digest).decode()
+
+
+def error(code: int, message: str = "") -> tuple[int, dict[str, Any]]:
+    """Twilio's error answer for ``code``: its HTTP status and JSON body (``message``: in
+    place of the usual one, as Twilio words some with the request's values)."""
+    status, usual = ERRORS[code]
+    message = message or usual
+    more_info = f"https://www.twilio.com/docs/errors/{code}"
+    return status, {"code": code, "message": message, "more_info": more_info, "status": status}
+
+
+@dataclass
+class Message:
+    sid: str
+    account_sid: str
+    to: str
+    body: str
+    from_: str
+    messaging_service_sid: str
+    status_callback: str
+    status: str
+
+
+@dataclass
+class FakeTwilio(PostServer):
+    accounts: dict[str, str] = field(default_factory=dict)  # account SID -> auth token
+    messages: dict[str, Message] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)  # number -> error code
+    calls: int = 0  # every call to the API, refused ones too
+    down: bool = False
+    rate_limited: int = 0  # how many of the next calls get a 429
+
+    def account(self, *, sid: str, auth_token: str) -> None:
+        self.accounts[sid] = auth_token
+
+    def refuse(self, number: str, code: int) -> None:
+        """Messages to ``number`` are refused with Twilio's error ``code`` (21211, 21614,
+        21610)."""
+        self.refused[number] = code
+
+    def rate_limit(self, times: int = 1) -> None:
+        self.rate_limited = times
+
+    # --- the callbacks ----------------------------------------------------------------
+
+    def post_signed(self, url: str, fields: dict[str, str], account_sid: str) -> requests.Response:
+        """Post ``fields`` to ``url`` as Twilio does, signed with the account's auth token."""
+        headers = {"X-Twilio-Signature": signature(self.accounts[account_sid], url, fields)}
+        return requests.post(url, data=fields, headers=headers, timeout=15)
+
+    def status_fields(
+        self, sid: str, status: str, *, error_code: int | None = None
+    ) -> dict[str, str]:
+        """A status callback for message ``sid`` now ``status`` (queued, sent, delivered,
+        undelivered, failed, ...), as Twilio posts it."""
+        message = self.messages[sid]
+        fields = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "AccountSid": message.account_sid,
+            "From": message.from_,
+            "To": message.to,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "ApiVersion": API_VERSION,
+        }
+        if message.messaging_service_sid:
+            fields["MessagingServiceSid"] = message.messaging_service_sid
+        if status in ("failed", "undelivered"):
+            fields["ErrorCode"] = str(error_code or 30003)
+        return fields
+
+    def advance(
+        self, sid: str, status: str, *, error_code: int | None = None
+    ) -> requests.Response | None:
+        """Message ``sid`` is now ``status``: Twilio posts it to the message's
+        StatusCallback (None when it has none)."""
+        message = self.messages[sid]
+        message.status = status
+        if not message.status_callback:
+            return None
+        fields = self.status_fields(sid, status, error_code=error_code)
+        return self.post_signed(message.status_callback, fields, message.account_sid)
+
+    @staticmethod
+    def incoming_fields(
+        *, account_sid: str, sender: str, to: str, body: str, opt_out_type: str = ""
+    ) -> dict[str, str]:
+        """A customer's text to the account's number ``to``, as Twilio posts it to the
+        number's webhook."""
+        sid = f"SM{secrets.token_hex(16)}"
+        fields = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "SmsMessageSid": sid,
+            "AccountSid": account_sid,
+            "From": sender,
+            "To": to,
+            "Body": body,
+            "NumMedia": "0",
+            "NumSegments": "1",
+            "SmsStatus": "received",
+            "ApiVersion": API_VERSION,
+        }
+        if opt_out_type:
+            fields["OptOutType"] = opt_out_type
+        return fields
+
+    def incoming(
+        self,
+        url: str,
+        *,
+        account_sid: str,
+        sender: str,
+        to: str,
+        body: str,
+        opt_out_type: str = "",
+    ) -> requests.Response:
+        """Post a customer's text to ``url`` (the number's "a message comes in" webhook)."""
+        fields = self.incoming_fields(
+            account_sid=account_sid, sender=sender, to=to, body=body, opt_out_type=opt_out_type
+        )
+        return self.post_signed(url, fields, account_sid)
+
+    # --- the API ----------------------------------------------------------------------
+
+    def create(
+        self, account_sid: str, auth: str, form: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        """``POST .../Messages.json``: the answer's HTTP status and JSON body."""
+        self.calls += 1
+        if self.down:
+            return error(20500)
+        if self.rate_limited:
+            self.rate_limited -= 1
+            return error(20429)
+        try:
+            user, token = base64.b64decode(auth.removeprefix("Basic ")).decode().split(":", 1)
+        except ValueError:
+            return error(20003)
+        known = self.accounts.get(user)
+        if user != account_sid or known is None or not secrets.compare_digest(known, token):
+            return error(20003)
+        to, body = form.get("To", ""), form.get("Body", "")
+        sender, service = form.get("From", ""), form.get("MessagingServiceSid", "")
+        if not to:
+            return error(21604)
+        if not body:
+            return error(21602)
+        if not sender and not service:
+            return error(21603)
+        code = self.refused.get(to, 0 if E164.fullmatch(to) else 21211)
+        if code == 21211:  # Twilio quotes the number
+            return error(code, f"The 'To' number {to} is not a valid phone number.")
+        if code:
+            return error(code)
+        sid = f"SM{secrets.token_hex(16)}"
+        status = "queued" if sender else "accepted"
+        self.messages[sid] = Message(
+            sid, account_sid, to, body, sender, service, form.get("StatusCallback", ""), status
+        )
+        now = format_datetime(datetime.now(UTC), usegmt=True)
+        uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}.json"
+        return 201, {
+            "account_sid": account_sid,
+            "api_version": API_VERSION,
+            "body": body,
+            "date_created": now,
+            "date_sent": None,
+            "date_updated": now,
+            "direction": "outbound-api",
+            "error_code": None,
+            "error_message": None,
+            "from": sender or None,
+            "messaging_service_sid": service or None,
+            "num_media": "0",
+            "num_segments": "1",
+            "price": None,
+            "price_unit": "USD",
+            "sid": sid,
+            "status": status,
+            "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
+            "to": to,
+            "uri": uri,
+        }
+
+    def answer_post(
+        self, path: str, headers: Mapping[str, str], body: bytes
+    ) -> tuple[int, bytes, str]:
+        found = MESSAGES_PATH.fullmatch(path.split("?")[0])
+        if found is None:
+            status, answer = error(20404)
+        else:
+            form = form_fields(body)
+            status, answer = self.create(found.group(1), headers.get("Authorization", ""), form)
+        return status, json.dumps(answer).encode(), "application/json"
