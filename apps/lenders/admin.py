@@ -50,7 +50,16 @@ class LenderAdmin(LenderScopedAdmin):
     change_roles = frozenset({Membership.Role.LENDER_ADMIN})
     list_display = ("name", "slug", "country", "currency", "timezone", "locale")
     search_fields = ("name", "slug")
-    fields = ("name", "slug", "country", "currency", "timezone", "locale", "emergency_grace_hours")
+    fields = (
+        "name",
+        "slug",
+        "country",
+        "currency",
+        "timezone",
+        "locale",
+        "emergency_grace_hours",
+        "message_channels",
+    )
     readonly_fields = ("name", "slug", "country", "currency", "timezone", "locale")
 
     def save_model(self, request: HttpRequest, obj: Lender, form: Any, change: bool) -> None:

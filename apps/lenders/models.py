@@ -5,6 +5,7 @@ from zoneinfo import available_timezones
 import pgtrigger
 import phonenumbers
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -34,6 +35,20 @@ def validate_currency(value: str) -> None:
 def validate_timezone(value: str) -> None:
     if value not in available_timezones():
         raise ValidationError(_("%(value)s is not an IANA time zone."), params={"value": value})
+
+
+MESSAGE_CHANNELS = [("push", _("Push")), ("whatsapp", _("WhatsApp")), ("sms", _("SMS"))]
+
+
+def default_message_channels() -> list[str]:
+    return ["push", "whatsapp", "sms"]
+
+
+def validate_message_channels(value: list[str]) -> None:
+    if not value:
+        raise ValidationError(_("Name at least one channel."), code="empty")
+    if len(set(value)) != len(value):
+        raise ValidationError(_("Name each channel once."), code="repeated")
 
 
 class Lender(BaseModel):
@@ -71,6 +86,17 @@ class Lender(BaseModel):
         help_text=_(
             "Once per restriction episode (and at most once in 30 days) the customer may lift a "
             "lock from the lock screen, with no network, for this many hours. 0 turns it off."
+        ),
+    )
+    message_channels = ArrayField(
+        models.CharField(max_length=10, choices=MESSAGE_CHANNELS),
+        verbose_name=_("message channels, in order"),
+        default=default_message_channels,
+        validators=[validate_message_channels],
+        help_text=_(
+            "The channels a message to a customer tries, first to last: the phone's agent "
+            "(push), WhatsApp, SMS. A message not delivered in time falls back to the next "
+            "one, once. A channel the lender has no account for is skipped."
         ),
     )
 

@@ -188,7 +188,7 @@ def _changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any] |
 
 
 # the settings a lender's admin changes on the lender itself
-_LENDER_SETTINGS = ("emergency_grace_hours",)
+_LENDER_SETTINGS = ("emergency_grace_hours", "message_channels")
 
 
 @transaction.atomic
