@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import re
 
-# a provider callback's path carries the lender's secret token (Daraja signs nothing):
-# /api/payments/v1/daraja/<lender>/<token>/<route>/
-_PATH_TOKEN = re.compile(r"(/daraja/[^/\s]+/)[^/\s]+")
+# a provider callback's path carries the lender's secret token where the provider signs
+# nothing: /api/payments/v1/daraja/<lender>/<token>/<route>/ and
+# /api/messaging/v1/africastalking/<lender>/<token>/<route>/
+_PATH_TOKEN = re.compile(r"(/(?:daraja|africastalking)/[^/\s]+/)[^/\s]+")
 
 
 def path_secrets_redacted(text: str) -> str:

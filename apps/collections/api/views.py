@@ -28,6 +28,7 @@ from apps.collections.services import (
     webhook_rejection_record,
 )
 from apps.core.actor import Actor, ActorType, client_ip
+from apps.core.api.body import body_read
 from apps.core.api.fields import PlainDecimalField
 from apps.core.api.schema import error_responses
 from apps.core.api.throttling import ScopedRateThrottle
@@ -61,11 +62,6 @@ class UnknownProvider(WebhookRefused):
     default_message = "No such payment provider."
 
 
-class PayloadTooLarge(WebhookRefused):
-    code, http_status = "payload_too_large", 413
-    default_message = "The body is larger than a payment event can be."
-
-
 class SignatureRefused(WebhookRefused):
     code, http_status = "signature_invalid", 401
     default_message = "The signature is missing or does not match."
@@ -82,19 +78,7 @@ class EventMalformed(WebhookRefused):
 
 
 def _read_body(request: Request) -> bytes:
-    """The raw body (a signature covers its bytes), refused over PAYMENTS_WEBHOOK_MAX_BYTES
-    from the declared length before reading, and never more than the limit read."""
-    limit = settings.PAYMENTS_WEBHOOK_MAX_BYTES
-    try:
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        declared = 0
-    if declared > limit:
-        raise PayloadTooLarge(limit=limit)
-    body = request._request.read(limit + 1)  # never more than the limit into memory
-    if len(body) > limit:
-        raise PayloadTooLarge(limit=limit)
-    return body
+    return body_read(request, limit=settings.PAYMENTS_WEBHOOK_MAX_BYTES)
 
 
 class PaymentWebhookApi(APIView):
