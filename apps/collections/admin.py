@@ -251,7 +251,7 @@ class NotificationInline(ScopedReadOnlyInline):
         "scheduled_for",
         "pushed_at",
         "acked_at",
-        "sms_sent_at",
+        "sent_at",
     )
     readonly_fields = fields
 

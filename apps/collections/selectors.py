@@ -311,7 +311,7 @@ def loan_notice_dates(*, loan: Loan, since: date, notice_days: int) -> dict[str,
     notices = notice_list_confirmed_since(loan_id=loan.pk, since=start)
     allowed: dict[str, date] = {}
     for notice in notices:
-        confirmed = notice.acked_at or notice.sms_sent_at
+        confirmed = notice.acked_at or notice.sent_at
         if confirmed is None or notice.announces_on is None:
             continue
         on = max(

@@ -300,14 +300,14 @@ placed AS (
     LEFT JOIN paused AS p ON p.loan_id = t.id
     LEFT JOIN LATERAL (  -- the harshest stage announced: confirmed in time, and at all
         SELECT coalesce(max({rank_announced}) FILTER (
-                   WHERE coalesce(x.acked_at, x.sms_sent_at) < %(noticed_before)s
+                   WHERE coalesce(x.acked_at, x.sent_at) < %(noticed_before)s
                      AND x.announces_on <= %(bd)s), 0) AS noticed,
                coalesce(max({rank_announced}), 0) AS announced
         FROM {notifications} AS x
         WHERE s.action IN {notice_in} AND p.loan_id IS NULL
           AND x.loan_id = t.id AND x.announces_stage <> ''
           AND x.created_at >= t.oldest_due::timestamp AT TIME ZONE %(tz)s
-          AND x.status NOT IN ('suppressed', 'failed')
+          AND x.status NOT IN ('suppressed', 'opted_out', 'failed')
     ) AS n ON true
     WHERE t.days > 0
 ),
@@ -611,8 +611,8 @@ LOCK_NOTICED_BY = _compose(
     SELECT 1 FROM {notifications} AS x
     JOIN {lenders} AS le ON le.id = {loans}.lender_id
     WHERE x.loan_id = {loans}.id AND x.announces_stage = 'lock'
-      AND x.status IN ('acked', 'sms') AND x.announces_on <= %s
-      AND (coalesce(x.acked_at, x.sms_sent_at) AT TIME ZONE le.timezone)::date
+      AND x.status IN ('acked', 'sms', 'whatsapp') AND x.announces_on <= %s
+      AND (coalesce(x.acked_at, x.sent_at) AT TIME ZONE le.timezone)::date
           <= %s::date - {notice_days}
       AND x.created_at >= ((SELECT min(i.due_date) FROM {installments} AS i
                            WHERE i.loan_id = {loans}.id

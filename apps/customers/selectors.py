@@ -24,3 +24,9 @@ def customer_get_for_session(*, lender_id: int, customer_id: object) -> Customer
     if not isinstance(customer_id, int):
         return None
     return Customer.objects.filter(pk=customer_id, lender_id=lender_id).first()
+
+
+def customer_by_phone(*, lender_id: int, phone: str) -> Customer | None:
+    """The lender's customer with the E.164 number ``phone`` (a number is one customer's per
+    lender), or None."""
+    return Customer.objects.filter(lender_id=lender_id, phone=phone).first()

@@ -14,12 +14,14 @@ class NotificationAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         "kind",
         "status",
         "scheduled_for",
-        "pushed_at",
+        "channel",
+        "delivery",
         "acked_at",
-        "sms_sent_at",
+        "sent_at",
+        "delivered_at",
         "lender",
     )
-    list_filter = ("status", "kind", "lender")
+    list_filter = ("status", "channel", "delivery", "kind", "lender")
     list_select_related = ("loan", "lender")
     search_fields = ("loan__reference",)
     search_help_text = "Search by loan number."

@@ -30,8 +30,24 @@ class Notification(BaseModel):
         PUSHED = "pushed", _("Sent to the phone, waiting for its acknowledgement")
         ACKED = "acked", _("Shown on the phone")
         SMS = "sms", _("Sent by SMS")
+        WHATSAPP = "whatsapp", _("Sent by WhatsApp")
         SUPPRESSED = "suppressed", _("Not sent: weekly contact limit")
+        OPTED_OUT = "opted_out", _("Not sent: the customer opted out")
         FAILED = "failed", _("Failed")
+
+    class Channel(models.TextChoices):
+        PUSH = "push", _("The phone's agent")
+        WHATSAPP = "whatsapp", _("WhatsApp")
+        SMS = "sms", _("SMS")
+
+    class Delivery(models.TextChoices):
+        """Where a text stands at its provider (``apps.integrations.messaging.base.Delivery``):
+        it only moves forward."""
+
+        QUEUED = "queued", _("Queued at the provider")
+        SENT = "sent", _("Sent to the network")
+        DELIVERED = "delivered", _("Delivered")
+        FAILED = "failed", _("Not delivered")
 
     # Answers to the customer's own action: no weekly limit, no quiet hours.
     TRANSACTIONAL: ClassVar[frozenset[str]] = frozenset({Kind.PAYMENT})
@@ -53,8 +69,15 @@ class Notification(BaseModel):
     scheduled_for = models.DateTimeField(_("not before"))
     pushed_at = models.DateTimeField(null=True, blank=True)
     acked_at = models.DateTimeField(null=True, blank=True)
-    sms_sent_at = models.DateTimeField(null=True, blank=True)
+    # the channel it went out on last; the one it fell back from (a message falls back once)
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, blank=True)
+    fell_back_from = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    # handed to a text provider (SMS or WhatsApp): which, its id, and what it reports since
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    provider = models.CharField(_("provider"), max_length=20, blank=True)
     provider_ref = models.CharField(max_length=100, blank=True)
+    delivery = models.CharField(_("delivery"), max_length=10, choices=Delivery.choices, blank=True)
+    delivered_at = models.DateTimeField(_("delivered"), null=True, blank=True)
     error = models.CharField(max_length=100, blank=True)
     # A notice of a restriction that blocks apps or locks: the stage and the date it names.
     # Confirmed (acknowledged by the phone, or accepted by the SMS provider) at least the
@@ -62,7 +85,9 @@ class Notification(BaseModel):
     announces_stage = models.CharField(_("announces"), max_length=12, blank=True, default="")
     announces_on = models.DateField(_("announced for"), null=True, blank=True)
 
-    CONFIRMED: ClassVar[tuple[str, ...]] = (Status.ACKED, Status.SMS)
+    # shown on the phone, or taken by a text provider (a text it then fails to deliver falls
+    # back to the next channel or ends ``failed``: it is confirmed no more)
+    CONFIRMED: ClassVar[tuple[str, ...]] = (Status.ACKED, Status.SMS, Status.WHATSAPP)
 
     class Meta:
         ordering = ("-created_at",)
@@ -79,6 +104,18 @@ class Notification(BaseModel):
                 fields=["scheduled_for"], condition=Q(status="scheduled"), name="notification_due"
             ),
             models.Index(fields=["loan", "status"], name="notification_loan_status"),
+            # a provider's delivery report names its message
+            models.Index(
+                fields=["provider", "provider_ref"],
+                condition=~Q(provider_ref=""),
+                name="notification_provider_ref",
+            ),
+            # texts not yet delivered, which fall back when they wait too long
+            models.Index(
+                fields=["sent_at"],
+                condition=Q(status__in=["sms", "whatsapp"], delivery__in=["queued", "sent"]),
+                name="notification_undelivered",
+            ),
             models.Index(fields=["customer", "created_at"], name="notification_customer_week"),
             # the sweep's question, per late loan: what was it told about blocks and locks
             models.Index(
@@ -87,3 +124,29 @@ class Notification(BaseModel):
                 name="notification_announces",
             ),
         ]
+
+
+class ContactOptOut(BaseModel):
+    """A number that asked a lender to stop its reminders on one channel (a STOP reply, or
+    the provider's own opt-out signal). Reminders and overdue notices skip that channel;
+    what the law requires (the lock notice, a receipt) still goes, saying how to opt out.
+    Removed when the customer opts in again (START)."""
+
+    lender_path: ClassVar[str] = "lender"
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    phone = models.CharField(_("phone"), max_length=20)
+    channel = models.CharField(_("channel"), max_length=10, choices=Notification.Channel.choices)
+    source = models.CharField(_("how"), max_length=20)  # "keyword" or "provider"
+    provider = models.CharField(_("provider"), max_length=20, blank=True)
+
+    class Meta:
+        verbose_name = _("opt-out")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lender", "phone", "channel"], name="contact_opt_out_once"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"...{self.phone[-4:]} ({self.channel})"

@@ -9,18 +9,38 @@ given. The phone is reached through the channel ``apps.devices`` installs
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import Count
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
+from apps.audit.services import audit_event_record
+from apps.core.actor import Actor, ActorType
+from apps.core.outbox import task_enqueue_on_commit
+from apps.customers.selectors import customer_by_phone
+from apps.integrations.messaging.base import (
+    RANK,
+    DeliveryUpdate,
+    InboundText,
+    MessagingAdapter,
+    Outbound,
+    SendRefused,
+)
+from apps.integrations.messaging.registry import (
+    ROUTES,
+    messaging_adapter_for,
+    messaging_callback_url,
+)
 from apps.integrations.sms.base import get_sms_gateway
 from apps.lenders.models import Lender
 from apps.notifications.channels import phone_channel
-from apps.notifications.models import Notification
+from apps.notifications.events import NotificationsAction
+from apps.notifications.models import ContactOptOut, Notification
 from apps.notifications.rules import contact_slot, weekly_limit
 from apps.notifications.sql import QUEUE
 
@@ -102,33 +122,190 @@ def notifications_queue(*, lender: Lender, drafts: list[Draft]) -> int:
         return len(cursor.fetchall())
 
 
-def _send_sms(notification: Notification) -> None:
+C = Notification.Channel
+R = Notification.Delivery
+TEXT_STATUS: dict[str, str] = {C.SMS: S.SMS, C.WHATSAPP: S.WHATSAPP}
+# a status the provider reports for a text: held by the provider (a fallback may follow)
+WAITING = (R.QUEUED, R.SENT)
+# what the product's own SMS gateway (SMS_GATEWAY_CLASS) is called where a lender has no SMS
+# account: it reports no delivery, so what it takes is never fallen back from
+GATEWAY = "gateway"
+DISPATCH_TASK = "notifications.notifications_dispatch"
+K = Notification.Kind
+# reminders a customer may stop (STOP); the lock notice and receipts are owed to them
+STOPPABLE = frozenset({K.DUE_SOON, K.DUE_TODAY, K.OVERDUE})
+# a text that is the whole message, case, spaces and punctuation aside: Twilio's and
+# carriers' standard words, and the product's languages' own
+OPT_OUT_WORDS = frozenset(
+    {"stop", "stopall", "unsubscribe", "cancel", "end", "quit", "baja", "alto", "退订"}
+)
+OPT_IN_WORDS = frozenset({"start", "unstop", "alta", "订阅"})
+
+
+class _Texts:
+    """The lenders' text adapters of one run, each built once (None: no account for it)."""
+
+    def __init__(self) -> None:
+        self._built: dict[tuple[int, str], MessagingAdapter | None] = {}
+        self._opted_out: set[tuple[int, str, str]] = set()
+
+    def load_opt_outs(self, notifications: list[Notification]) -> None:
+        """The opt-outs of the numbers ``notifications`` go to (one query)."""
+        phones = {n.customer.phone for n in notifications if n.kind in STOPPABLE}
+        if phones:
+            self._opted_out |= set(
+                ContactOptOut.objects.filter(
+                    lender_id__in={n.lender_id for n in notifications}, phone__in=phones
+                ).values_list("lender_id", "phone", "channel")
+            )
+
+    def opted_out(self, notification: Notification, channel: str) -> bool:
+        """Whether the customer stopped this kind of message on ``channel``."""
+        key = (notification.lender_id, notification.customer.phone, channel)
+        return notification.kind in STOPPABLE and key in self._opted_out
+
+    def adapter(self, lender_id: int, channel: str) -> MessagingAdapter | None:
+        key = (lender_id, channel)
+        if key not in self._built:
+            self._built[key] = messaging_adapter_for(lender_id=lender_id, channel=channel)
+        return self._built[key]
+
+    def available(self, lender_id: int, channel: str) -> bool:
+        # SMS always: without an account of its own a lender uses the product's gateway
+        return channel == C.SMS or self.adapter(lender_id, channel) is not None
+
+
+def _channels_after(order: list[str], channel: str) -> list[str]:
+    """The lender's channels that come after ``channel`` (all of them after "")."""
+    if not channel:
+        return list(order)
+    if channel in order:
+        return order[order.index(channel) + 1 :]
+    return [c for c in order if c != channel]
+
+
+def _send_text(notification: Notification, channel: str, texts: _Texts, now: datetime) -> str:
+    """Hand ``notification`` to the lender's provider for ``channel``: "sent", "retry" (the
+    provider is down or limits us: the next run tries again) or "refused" (it will never
+    take it on this channel: an invalid number, an opted-out recipient)."""
+    adapter = texts.adapter(notification.lender_id, channel)
+    provider, reported, error = GATEWAY, "", ""
+    body = _with_opt_out_hint(notification)
     try:
-        ref = get_sms_gateway().send(to=notification.customer.phone, body=notification.body)
-    except Exception as exc:  # the provider failed: logged, retried by the next run
+        if adapter is None:
+            ref = get_sms_gateway().send(to=notification.customer.phone, body=body)
+        else:
+            provider = adapter.provider
+            sent = adapter.send(
+                Outbound(
+                    to=notification.customer.phone,
+                    text=body,
+                    status_url=_status_url(provider, notification.lender.slug),
+                )
+            )
+            ref, reported, error = sent.provider_ref, str(sent.delivery), sent.error
+    except SendRefused as exc:
+        logger.warning(
+            "text not taken notification=%s channel=%s error=%s", notification.pk, channel, exc
+        )
+        notification.error = exc.code[:100]
+        return "retry" if exc.retryable else "refused"
+    except Exception as exc:  # the product's gateway failed: logged, retried by the next run
         logger.warning("sms failed notification=%s error=%s", notification.pk, type(exc).__name__)
         notification.error = type(exc).__name__[:100]
-        notification.save(update_fields=["error", "updated_at"])
-        return
-    notification.status, notification.sms_sent_at, notification.provider_ref = (
-        S.SMS,
-        timezone.now(),
-        ref,
-    )
-    notification.save(update_fields=["status", "sms_sent_at", "provider_ref", "updated_at"])
+        return "retry"
+    if reported == R.FAILED:
+        notification.error = error[:100] or "failed"
+        return "refused"
+    notification.channel, notification.status = channel, TEXT_STATUS[channel]
+    notification.sent_at, notification.provider, notification.provider_ref = now, provider, ref
+    notification.delivery, notification.error = reported, error[:100]
+    notification.delivered_at = now if reported == R.DELIVERED else None
+    return "sent"
+
+
+def _status_url(provider: str, lender_slug: str) -> str:
+    """Where the provider reports this message's delivery, when it is told per message
+    (Twilio); "" where the account's dashboard sets it once (Africa's Talking, WhatsApp)."""
+    if "delivery" not in ROUTES.get(provider, ()):
+        return ""
+    return messaging_callback_url(provider=provider, lender_slug=lender_slug, route="delivery")
+
+
+_SENT_FIELDS = [
+    "channel",
+    "status",
+    "sent_at",
+    "provider",
+    "provider_ref",
+    "delivery",
+    "delivered_at",
+    "error",
+    "fell_back_from",
+    "updated_at",
+]
+
+
+def _deliver(
+    notification: Notification,
+    *,
+    after: str,
+    now: datetime,
+    texts: _Texts,
+    pushable: dict[int, int],
+    to_push: list[Notification],
+) -> str:
+    """Send ``notification`` on the first of the lender's channels after ``after`` that can
+    take it (the phone, when it can be pushed; a text channel the lender has an account
+    for, and SMS always). A text refused for good (an invalid number) falls back to the
+    next channel, once. Returns what became of it: a channel, "retry" or "failed"; the
+    caller saves it (pushes: the caller pushes ``to_push`` together)."""
+    stopped = False
+    for channel in _channels_after(list(notification.lender.message_channels), after):
+        if channel == C.PUSH:
+            if notification.loan_id in pushable:
+                notification.channel, notification.status, notification.pushed_at = (
+                    C.PUSH,
+                    S.PUSHED,
+                    now,
+                )
+                to_push.append(notification)
+                return C.PUSH
+            continue
+        if not texts.available(notification.lender_id, channel):
+            continue
+        if texts.opted_out(notification, channel):
+            stopped = True
+            continue
+        outcome = _send_text(notification, channel, texts, now)
+        if outcome != "refused":
+            return channel if outcome == "sent" else outcome
+        if notification.fell_back_from:
+            break  # its one fallback is spent
+        notification.fell_back_from = channel
+    if stopped and not notification.error:  # every channel left is one it opted out of
+        notification.status = S.OPTED_OUT
+        return "opted_out"
+    notification.status = S.FAILED
+    notification.error = notification.error or "no_channel"
+    return "failed"
 
 
 def notifications_dispatch(*, batch: int = 500) -> dict[str, int]:
-    """Send what is due: through the phone when it can be pushed, else by SMS; and by SMS
-    what the phone has not acknowledged within ``NOTICE_ACK_MINUTES``, inside contact hours.
+    """Send what is due, each on the first of its lender's channels that can take it (the
+    phone's agent, WhatsApp, SMS, in the lender's order), inside contact hours; and fall
+    back to the next channel, once, for what was not delivered in time: a notice the phone
+    has not acknowledged within ``NOTICE_ACK_MINUTES``, a text its provider has not
+    reported delivered within ``TEXT_DELIVERY_MINUTES``.
 
-    Claims rows with ``FOR UPDATE SKIP LOCKED``, so several workers share the
-    work; safe to run again. Returns counts by outcome.
+    Claims rows with ``FOR UPDATE SKIP LOCKED``, so several workers share the work; safe
+    to run again. Returns counts by outcome.
 
     Audit: none, delivery moves the Notification row's status and times, its own record.
     """
     now = timezone.now()
-    sent = {"pushed": 0, "sms": 0, "fallback": 0}
+    sent = {"pushed": 0, "whatsapp": 0, "sms": 0, "fallback": 0, "opted_out": 0, "failed": 0}
+    texts = _Texts()
     with transaction.atomic():
         claimed = list(
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
@@ -140,44 +317,97 @@ def notifications_dispatch(*, batch: int = 500) -> dict[str, int]:
         # outside contact hours it waits for the next window again
         due, later = [], []
         for notification in claimed:
-            lender = notification.lender
-            slot = contact_slot(country=lender.country, tz=lender.timezone, at=now)
-            if notification.kind in Notification.TRANSACTIONAL or slot == now:
+            if _may_contact(notification, now):
                 due.append(notification)
             else:
-                notification.scheduled_for = slot
+                notification.scheduled_for = _slot(notification, now)
                 later.append(notification)
         Notification.objects.bulk_update(later, ["scheduled_for", "updated_at"])
-        phone = phone_channel()
-        pushable = phone.pushable(loan_ids={n.loan_id for n in due})
-        to_push = [n for n in due if n.loan_id in pushable]
-        for notification in to_push:
-            notification.status, notification.pushed_at = S.PUSHED, now
-        Notification.objects.bulk_update(to_push, ["status", "pushed_at", "updated_at"])
-        phone.nudge(device_ids=sorted({pushable[n.loan_id] for n in to_push}))
-        sent["pushed"] = len(to_push)
+        pushable = phone_channel().pushable(loan_ids={n.loan_id for n in due})
+        texts.load_opt_outs(due)
+        to_push: list[Notification] = []
         for notification in due:
-            if notification.loan_id not in pushable:
-                _send_sms(notification)
-                sent["sms"] += 1
-    cutoff = now - timedelta(minutes=settings.NOTICE_ACK_MINUTES)
-    with transaction.atomic():
-        late = (
-            Notification.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("customer", "lender")
-            .filter(status=S.PUSHED, pushed_at__lt=cutoff)
-            .order_by("pushed_at", "id")[:batch]
-        )
-        for notification in late:
-            lender = notification.lender
-            transactional = notification.kind in Notification.TRANSACTIONAL
-            if (
-                transactional
-                or contact_slot(country=lender.country, tz=lender.timezone, at=now) == now
-            ):
-                _send_sms(notification)
-                sent["fallback"] += 1
+            outcome = _deliver(
+                notification,
+                after=notification.fell_back_from,
+                now=now,
+                texts=texts,
+                pushable=pushable,
+                to_push=to_push,
+            )
+            outcome = "pushed" if outcome == C.PUSH else outcome
+            if outcome in sent:
+                sent[outcome] += 1
+        _save_sent(due, sorted({pushable[n.loan_id] for n in to_push}))
+    for overdue in (_pushes_unacknowledged, _texts_undelivered):
+        with transaction.atomic():
+            late = [n for n in overdue(now=now, batch=batch) if _may_contact(n, now)]
+            texts.load_opt_outs(late)
+            for notification in late:
+                was = (notification.channel, notification.status)
+                notification.fell_back_from = notification.channel
+                outcome = _deliver(
+                    notification,
+                    after=notification.channel,
+                    now=now,
+                    texts=texts,
+                    pushable={},
+                    to_push=[],
+                )
+                if outcome == "retry":  # the next run tries again
+                    notification.fell_back_from = ""
+                elif outcome in ("failed", "opted_out"):
+                    # nothing to fall back to: it stays where it is (a notice may still be
+                    # acknowledged, a text still delivered), its fallback spent
+                    notification.channel, notification.status = was
+                else:
+                    sent["fallback"] += 1
+            _save_sent(late, [])
     return sent
+
+
+def _pushes_unacknowledged(*, now: datetime, batch: int) -> list[Notification]:
+    """Notices pushed to the phone and not acknowledged in time, locked."""
+    cutoff = now - timedelta(minutes=settings.NOTICE_ACK_MINUTES)
+    return list(
+        Notification.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("customer", "lender")
+        .filter(status=S.PUSHED, pushed_at__lt=cutoff, fell_back_from="")
+        .order_by("pushed_at", "id")[:batch]
+    )
+
+
+def _texts_undelivered(*, now: datetime, batch: int) -> list[Notification]:
+    """Texts whose provider has not reported them delivered in time and that have not
+    fallen back yet, locked (found by ``notification_undelivered``)."""
+    cutoff = now - timedelta(minutes=settings.TEXT_DELIVERY_MINUTES)
+    return list(
+        Notification.objects.select_for_update(skip_locked=True, of=("self",))
+        .select_related("customer", "lender")
+        .filter(
+            status__in=list(TEXT_STATUS.values()),
+            delivery__in=WAITING,
+            sent_at__lt=cutoff,
+            fell_back_from="",
+        )
+        .order_by("sent_at", "id")[:batch]
+    )
+
+
+def _may_contact(notification: Notification, now: datetime) -> bool:
+    return notification.kind in Notification.TRANSACTIONAL or _slot(notification, now) == now
+
+
+def _slot(notification: Notification, now: datetime) -> datetime:
+    lender = notification.lender
+    return contact_slot(country=lender.country, tz=lender.timezone, at=now)
+
+
+def _save_sent(notifications: list[Notification], device_ids: list[int]) -> None:
+    """Save what ``_deliver`` made of ``notifications`` and nudge the phones pushed."""
+    Notification.objects.bulk_update(notifications, [*_SENT_FIELDS, "pushed_at"])
+    if device_ids:
+        phone_channel().nudge(device_ids=device_ids)
 
 
 @transaction.atomic
@@ -189,3 +419,151 @@ def notices_ack(*, loan_id: int, ids: list[int]) -> int:
     return Notification.objects.filter(loan_id=loan_id, pk__in=ids, status=S.PUSHED).update(
         status=S.ACKED, acked_at=timezone.now(), updated_at=timezone.now()
     )
+
+
+def delivery_updates_apply(*, lender_id: int, updates: Sequence[DeliveryUpdate]) -> int:
+    """Record what a provider reports of the lender's texts: each moves forward only
+    (queued < sent < delivered or failed), so a report that arrives late or twice changes
+    nothing; a report of a message the lender never sent is ignored. A text reported
+    failed falls back to the lender's next channel, once: queued again at once, or for the
+    next contact window (``notifications_dispatch`` sends it). Returns how many moved.
+
+    Audit: none, the Notification row records its delivery (status, times, the provider's
+    id and error).
+    """
+    if not updates:
+        return 0
+    now = timezone.now()
+    moved: list[Notification] = []
+    failed = False
+    with transaction.atomic():
+        found = {
+            (n.provider, n.provider_ref): n
+            for n in Notification.objects.select_for_update(of=("self",))
+            .select_related("lender")
+            .filter(
+                lender_id=lender_id,
+                provider__in={u.provider for u in updates},
+                provider_ref__in={u.provider_ref for u in updates},
+            )
+            .order_by("id")
+        }
+        for update in updates:
+            notification = found.get((update.provider, update.provider_ref))
+            if notification is None or not notification.delivery:
+                continue
+            if RANK[update.delivery] <= RANK[notification.delivery]:
+                continue  # behind what is recorded: late, repeated, or after the end
+            notification.delivery = reported = str(update.delivery)
+            if reported == R.DELIVERED:
+                notification.delivered_at = update.at or now
+            elif reported == R.FAILED:
+                notification.error = update.error[:100] or "failed"
+                failed |= _fall_back_later(notification, now)
+            if notification not in moved:
+                moved.append(notification)
+        Notification.objects.bulk_update(
+            moved,
+            [
+                "delivery",
+                "delivered_at",
+                "error",
+                "status",
+                "scheduled_for",
+                "sent_at",
+                "fell_back_from",
+                "updated_at",
+            ],
+        )
+        if failed:
+            task_enqueue_on_commit(DISPATCH_TASK)
+    return len(moved)
+
+
+def _fall_back_later(notification: Notification, now: datetime) -> bool:
+    """A text its provider failed to deliver: queued again for the next channel (at once
+    inside contact hours, else at the next window), unless its one fallback is spent.
+    Returns whether it was queued again."""
+    if notification.fell_back_from or not _channels_after(
+        list(notification.lender.message_channels), notification.channel
+    ):
+        notification.status = S.FAILED
+        return False
+    notification.fell_back_from = notification.channel
+    notification.status, notification.sent_at = S.SCHEDULED, None
+    notification.scheduled_for = (
+        now if notification.kind in Notification.TRANSACTIONAL else _slot(notification, now)
+    )
+    return True
+
+
+def _with_opt_out_hint(notification: Notification) -> str:
+    """The text as sent: a notice the law requires says how to stop the reminders."""
+    if notification.kind in STOPPABLE or notification.kind in Notification.TRANSACTIONAL:
+        return notification.body
+    with translation.override(notification.locale):
+        return f"{notification.body} {gettext('Reply STOP to stop reminders.')}"
+
+
+def _keyword(text: str) -> str:
+    return "".join(c for c in text.casefold() if c.isalnum())
+
+
+def inbound_texts_apply(*, lender: Lender, texts: Sequence[InboundText]) -> list[InboundText]:
+    """Apply the opt-outs and opt-ins among ``texts`` sent to ``lender``: a reply that is
+    only a stop word (or the provider's own opt-out signal) stops reminders to that number
+    on that channel at once; a start word lets them go again. Returns the other texts
+    (questions for the two-way replies).
+
+    Audit: ``notifications.contact.opted_out`` / ``opted_in`` (the channel, how, the
+    number's last four digits), on the customer with that number when there is one.
+    """
+    rest: list[InboundText] = []
+    for text in texts:
+        word = _keyword(text.text)
+        if text.opt_out or word in OPT_OUT_WORDS:
+            contact_opt_out_set(lender=lender, text=text, stop=True)
+        elif word in OPT_IN_WORDS:
+            contact_opt_out_set(lender=lender, text=text, stop=False)
+        else:
+            rest.append(text)
+    return rest
+
+
+@transaction.atomic
+def contact_opt_out_set(*, lender: Lender, text: InboundText, stop: bool) -> bool:
+    """Stop (``stop``) or restart reminders to ``text``'s sender on its channel; returns
+    whether anything changed (a repeated STOP changes nothing and is not audited again)."""
+    found = ContactOptOut.objects.filter(
+        lender=lender, phone=text.sender, channel=str(text.channel)
+    )
+    if stop:
+        _, changed = ContactOptOut.objects.get_or_create(
+            lender=lender,
+            phone=text.sender,
+            channel=str(text.channel),
+            defaults={
+                "source": "provider" if text.opt_out else "keyword",
+                "provider": text.provider,
+            },
+        )
+    else:
+        changed = found.delete()[0] > 0
+    if changed:
+        customer = customer_by_phone(lender_id=lender.pk, phone=text.sender)
+        audit_event_record(
+            actor=Actor(type=ActorType.SYSTEM, id=f"provider:{text.provider}"),
+            action=(
+                NotificationsAction.CONTACT_OPTED_OUT
+                if stop
+                else NotificationsAction.CONTACT_OPTED_IN
+            ),
+            target=customer,
+            lender_id=lender.pk,
+            data={
+                "channel": str(text.channel),
+                "how": "provider" if text.opt_out else "keyword",
+                "phone_last4": text.sender[-4:],
+            },
+        )
+    return changed

@@ -18,9 +18,10 @@ QUEUE = (
     sql.SQL("""
 INSERT INTO {notifications}
     (lender_id, customer_id, loan_id, kind, status, locale, body, dedupe_key, scheduled_for,
-     provider_ref, error, announces_stage, announces_on, created_at, updated_at)
-SELECT %(lender)s, q.customer, q.loan, q.kind, q.status, q.locale, q.body, q.dedupe, q.at, '', '',
-       q.announces, q.announces_on, %(now)s, %(now)s
+     channel, fell_back_from, provider, provider_ref, delivery, error, announces_stage,
+     announces_on, created_at, updated_at)
+SELECT %(lender)s, q.customer, q.loan, q.kind, q.status, q.locale, q.body, q.dedupe, q.at,
+       '', '', '', '', '', '', q.announces, q.announces_on, %(now)s, %(now)s
 FROM unnest(%(customers)s::bigint[], %(loans)s::bigint[], %(kinds)s::text[], %(statuses)s::text[],
             %(locales)s::text[], %(bodies)s::text[], %(dedupes)s::text[], %(ats)s::timestamptz[],
             %(announces)s::text[], %(announces_on)s::date[])

@@ -418,6 +418,9 @@ SWEEP_RANGE_SIZE = env.int("SWEEP_RANGE_SIZE", default=5000)
 # --- Notifications ------------------------------------------------------------
 # A notice the phone has not acknowledged after this many minutes goes by SMS.
 NOTICE_ACK_MINUTES = env.int("NOTICE_ACK_MINUTES", default=30)
+# A text (WhatsApp or SMS) its provider has not reported delivered after this many minutes
+# falls back to the lender's next channel, once (so does one it reports failed, at once).
+TEXT_DELIVERY_MINUTES = env.int("TEXT_DELIVERY_MINUTES", default=60)
 
 # --- Cache --------------------------------------------------------------------
 # The API throttles count here. Production sets CACHE_URL (redis://...) so every

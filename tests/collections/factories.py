@@ -57,7 +57,7 @@ def noticed(loan: Loan, *, stage: str = "lock", sequence: int | None = None) -> 
         body=f"The phone may be restricted ({stage}).",
         dedupe_key=f"test-notice:{loan.pk}:{stage}:{oldest.sequence}",
         scheduled_for=told,
-        sms_sent_at=told,
+        sent_at=told,
         announces_stage=stage,
         announces_on=oldest.due_date + timedelta(days=1),
     )

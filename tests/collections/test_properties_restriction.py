@@ -46,7 +46,7 @@ def noticed_rank(loan: Loan, today, since) -> int:
     tz = ZoneInfo(loan.lender.timezone)
     ranks = [0]
     for notice in Notification.objects.filter(loan=loan).exclude(announces_stage=""):
-        confirmed = notice.acked_at or notice.sms_sent_at
+        confirmed = notice.acked_at or notice.sent_at
         if (
             confirmed is not None
             and notice.announces_on <= today

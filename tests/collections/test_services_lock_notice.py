@@ -90,7 +90,7 @@ def test_a_notice_no_channel_confirmed_lets_nothing_apply(
     loan.refresh_from_db()
     assert loan.stage == "alarm"
     notice = Notification.objects.get(loan=loan, announces_stage="lock")
-    assert (notice.status, notice.sms_sent_at) == ("scheduled", None)  # tried again each run
+    assert (notice.status, notice.sent_at) == ("scheduled", None)  # tried again each run
 
 
 def test_a_notice_of_an_earlier_spell_of_lateness_does_not_count(

@@ -57,7 +57,7 @@ def _late_loan() -> tuple[Any, Any]:
             body="The phone may be locked.",
             dedupe_key=f"bench-notice:{loan.pk}",
             scheduled_for=told,
-            sms_sent_at=told,
+            sent_at=told,
             announces_stage="lock",
             announces_on=oldest.due_date,
         )

@@ -18,7 +18,11 @@ from apps.integrations.messaging.base import Channel, MessagingAdapter
 from apps.integrations.messaging.paths import callback_path
 from apps.integrations.messaging.twilio_sms import Route as TwilioRoute
 from apps.integrations.messaging.twilio_sms import TwilioAccount, TwilioSmsAdapter
-from apps.integrations.messaging.whatsapp import WHATSAPP, whatsapp_adapter_for
+from apps.integrations.messaging.whatsapp import (
+    WHATSAPP,
+    whatsapp_adapter_for,
+    whatsapp_webhook_url,
+)
 from apps.integrations.models import CHANNEL_PROVIDERS, ProviderAccount
 from apps.integrations.payments.credentials import unseal
 from apps.integrations.payments.registry import callback_base_url
@@ -88,8 +92,11 @@ def messaging_callback_adapter(*, lender_id: int, provider: str) -> MessagingAda
 def messaging_callback_url(*, provider: str, lender_slug: str, route: str) -> str:
     """The public address ``provider`` calls back for ``lender_slug`` with ``route``'s
     callbacks (``delivery``, ``inbound``; Africa's Talking's ``optout`` too). Africa's
-    Talking signs nothing: its paths carry the lender's secret token. ValueError for a
-    route the provider does not call."""
+    Talking signs nothing: its paths carry the lender's secret token. WhatsApp has one
+    address for everything (``route`` ""). ValueError for a route the provider does not
+    call."""
+    if provider == WHATSAPP and not route:
+        return whatsapp_webhook_url(lender_slug=lender_slug)
     if route not in ROUTES.get(provider, ()):
         raise ValueError(f"{provider!r} makes no {route!r} callback")
     token = (

@@ -55,6 +55,7 @@ from apps.integrations.messaging.base import (
 )
 from apps.integrations.models import ProviderAccount
 from apps.integrations.payments.credentials import unseal
+from apps.integrations.payments.registry import callback_base_url
 from apps.integrations.selectors import provider_account_in_use
 
 logger = logging.getLogger(__name__)
@@ -359,8 +360,7 @@ def _moment(timestamp: Any) -> datetime | None:
 def whatsapp_webhook_url(*, lender_slug: str) -> str:
     """The public address of the lender's WhatsApp webhook: what to type as the callback URL
     in the Meta app's WhatsApp configuration (with the account's verify token)."""
-    base = (settings.PAYMENTS_CALLBACK_BASE_URL or settings.DEMO_BASE_URL).rstrip("/")
-    return f"{base}{WEBHOOK_PATH.format(lender_slug=lender_slug)}"
+    return f"{callback_base_url()}{WEBHOOK_PATH.format(lender_slug=lender_slug)}"
 
 
 def whatsapp_adapter_for(*, lender_id: int) -> WhatsAppAdapter | None:
