@@ -86,6 +86,16 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]  # not sub
         required=False,
         help_text=format_lazy(_("Blank: {version}."), version=DEFAULT_API_VERSION),
     )
+    message_template = forms.CharField(
+        label=_("WhatsApp message template"),
+        required=False,
+        help_text=_(
+            "An approved template with one body parameter, approved in English (en), Spanish "
+            "(es) and Chinese (zh_CN) as your customers need: every message to a customer "
+            "goes as this template with its text as the parameter. WhatsApp takes free text "
+            "only within 24 hours of the customer's last message; blank sends free text."
+        ),
+    )
     access_token = _secret(_("WhatsApp access token (system user)"))
     app_secret = _secret(_("Meta app secret (signs the webhooks)"))
     verify_token = _secret(_("Webhook verify token"))

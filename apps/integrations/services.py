@@ -80,6 +80,10 @@ PROVIDER_FIELDS: dict[str, ProviderFields] = {
             "graph_api_version": _matches(
                 r"v[0-9]{1,2}\.0", _("A Graph API version such as v21.0 (blank: v21.0).")
             ),
+            "message_template": _matches(
+                r"[a-z0-9_]{1,512}",
+                _("An approved template's name: lower-case letters, digits and underscores."),
+            ),
         },
         secrets={
             "access_token": _matches(
@@ -98,7 +102,7 @@ PROVIDER_FIELDS: dict[str, ProviderFields] = {
                 ),
             ),
         },
-        optional=frozenset({"graph_api_version"}),
+        optional=frozenset({"graph_api_version", "message_template"}),
     ),
     ProviderAccount.Provider.AFRICASTALKING: ProviderFields(
         settings={

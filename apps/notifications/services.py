@@ -201,6 +201,7 @@ def _send_text(notification: Notification, channel: str, texts: _Texts, now: dat
                     to=notification.customer.phone,
                     text=body,
                     status_url=_status_url(provider, notification.lender.slug),
+                    language=notification.locale,
                 )
             )
             ref, reported, error = sent.provider_ref, str(sent.delivery), sent.error

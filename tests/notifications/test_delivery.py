@@ -331,3 +331,24 @@ def test_no_number_text_or_path_token_reaches_the_logs(
     assert "Message 1" not in caplog.text
     token = path.split("/")[-3]
     assert token not in path_secrets_redacted(f"Forbidden: {path}")
+
+
+def test_whatsapp_messages_go_as_the_lenders_approved_template_in_the_customers_language(
+    lender_a, whatsapp_fake
+) -> None:
+    whatsapp_for(lender_a, message_template="payment_receipt")  # approved in English only
+    notification = _queued(lender_a)
+    with time_machine.travel(MORNING, tick=False):
+        assert notifications_dispatch()["whatsapp"] == 1
+    notification.refresh_from_db()
+    sent = whatsapp_fake.sent[notification.provider_ref]
+    assert (sent.kind, sent.template) == ("template", ("payment_receipt", "en", ("Message 1",)))
+    # a Spanish customer's message asks for the Spanish template, which was never approved:
+    # WhatsApp refuses it for good, and the message goes by SMS instead
+    spanish = _queued(lender_a, n=2)
+    Notification.objects.filter(pk=spanish.pk).update(locale="es")
+    with time_machine.travel(MORNING, tick=False):
+        counts = notifications_dispatch()
+    assert (counts["whatsapp"], counts["sms"]) == (0, 1)
+    spanish.refresh_from_db()
+    assert (spanish.channel, spanish.fell_back_from) == ("sms", "whatsapp")

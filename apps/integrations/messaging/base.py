@@ -82,6 +82,7 @@ class Outbound:
     text: str
     template: TemplateCall | None = None
     status_url: str = ""
+    language: str = ""  # the customer's (en, es, zh-hans): a template's language follows it
 
 
 @dataclass(frozen=True, slots=True)

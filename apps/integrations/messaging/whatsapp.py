@@ -34,7 +34,7 @@ import hmac
 import json
 import logging
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,6 +52,7 @@ from apps.integrations.messaging.base import (
     ProviderCallback,
     SendRefused,
     Sent,
+    TemplateCall,
 )
 from apps.integrations.models import ProviderAccount
 from apps.integrations.payments.credentials import unseal
@@ -62,6 +63,8 @@ logger = logging.getLogger(__name__)
 
 WHATSAPP = ProviderAccount.Provider.WHATSAPP.value
 DEFAULT_API_VERSION = "v21.0"
+# the template language each of the product's languages is sent in
+TEMPLATE_LANGUAGES = {"en": "en", "es": "es", "zh-hans": "zh_CN"}
 TIMEOUT = 15  # seconds per call
 SIGNATURE_HEADER = "x-hub-signature-256"
 # where Meta posts the lender's webhooks (the view is apps.notifications')
@@ -122,6 +125,8 @@ class WhatsAppAccount:
     app_secret: str = field(repr=False)
     verify_token: str = field(repr=False)
     api_version: str = DEFAULT_API_VERSION
+    # the approved template every message goes as, its text the one parameter ("": free text)
+    template_name: str = ""
 
 
 class WhatsAppAdapter:
@@ -150,6 +155,8 @@ class WhatsAppAdapter:
         24 hours after the customer last wrote), else its text. ``SendRefused`` with our code:
         ``undeliverable``, ``outside_window``, ``template_invalid``, ``invalid_request``,
         ``auth_failed`` (none retryable), ``rate_limited``, ``unreachable`` (retryable)."""
+        if message.template is None and self.account.template_name:
+            message = replace(message, template=self._as_template(message))
         payload = self._payload(message)
         url = f"{self.base_url}/{self.account.api_version}/{self.account.phone_number_id}/messages"
         try:
@@ -173,6 +180,12 @@ class WhatsAppAdapter:
                 "malformed_answer", retryable=False, status=answer.status_code
             ) from None
         return Sent(provider_ref=wamid, delivery=Delivery.QUEUED)
+
+    def _as_template(self, message: Outbound) -> TemplateCall:
+        """``message``'s text as the one parameter of the account's template, in the
+        customer's language (a parameter may hold no line break, tab or run of spaces)."""
+        language = TEMPLATE_LANGUAGES.get(message.language, TEMPLATE_LANGUAGES["en"])
+        return TemplateCall(self.account.template_name, language, (" ".join(message.text.split()),))
 
     @staticmethod
     def _payload(message: Outbound) -> dict[str, Any]:
@@ -375,6 +388,7 @@ def whatsapp_adapter_for(*, lender_id: int) -> WhatsAppAdapter | None:
             phone_number_id=str(account.settings.get("phone_number_id", "")),
             business_account_id=str(account.settings.get("business_account_id", "")),
             api_version=str(account.settings.get("graph_api_version") or DEFAULT_API_VERSION),
+            template_name=str(account.settings.get("message_template") or ""),
             access_token=secrets.get("access_token", ""),
             app_secret=secrets.get("app_secret", ""),
             verify_token=secrets.get("verify_token", ""),
