@@ -315,7 +315,7 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
             "reference": [loan.reference],
             "payment_id": [payment.pk],
             "provider": ["demo", "stripe"],
-            "route": ["stk", "c2b-validation", "c2b-confirmation"],
+            "route": ["stk", "c2b-validation", "c2b-confirmation", "delivery", "inbound", "optout"],
             "action": list(LOAN_ACTIONS),
             "request_id": [lock.pk, support_pin.pk],
             "pause_id": [pause.pk],
@@ -327,6 +327,9 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
             "apps.selfservice.views.link": link_token,
             "apps.collections.api.views.DarajaCallbackApi": path_token_for(
                 lender_slug=lender_a.slug, provider="mpesa"
+            ),
+            "apps.notifications.api.views.MessagingCallbackApi": path_token_for(
+                lender_slug=lender_a.slug, provider="africastalking"
             ),
             "apps.integrations.payments.views.checkout_page": checkout.rstrip("/").rsplit("/", 1)[
                 1

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -58,10 +59,11 @@ from apps.devices.services import (
     device_event_report,
     enrollment_token_mint,
 )
+from apps.integrations.messaging.registry import messaging_callback_url
 from apps.integrations.services import provider_account_save
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_local_date
-from apps.notifications.models import Notification
+from apps.notifications.models import ContactOptOut, Notification
 from apps.notifications.services import Draft, notifications_dispatch, notifications_queue
 from apps.retailers.models import Sale
 from apps.retailers.services import sale_start
@@ -71,8 +73,11 @@ from tests.collections import daraja, webhooks
 from tests.collections.daraja import SHORTCODE, paybill_for
 from tests.collections.factories import signed_loan
 from tests.devices.factories import phone_registered, valid_imei
+from tests.integrations.messaging import africastalking_for
+from tests.integrations.whatsapp import whatsapp_for
 from tests.lenders.factories import LoanProductFactory
 from tests.retailers.factories import ShopFactory, clerk_for
+from tools.fakes.twilio import signature as twilio_signature
 
 pytestmark = [pytest.mark.drill, pytest.mark.django_db]
 
@@ -124,13 +129,12 @@ class Boundary:
         *,
         data: Any = None,
         body: bytes | None = None,
+        content_type: str = "application/json",
         redirect_to: str | None = None,
         **extra: Any,
     ) -> Any:
         if body is not None:
-            response = getattr(client, method)(
-                path, data=body, content_type="application/json", **extra
-            )
+            response = getattr(client, method)(path, data=body, content_type=content_type, **extra)
         else:
             response = getattr(client, method)(path, data or {}, **extra)
         route = resolve(path.split("?")[0]).route
@@ -350,6 +354,34 @@ def world(
         started_by="customer",
         status=PaymentAttempt.Status.STARTED,
     )
+    # both lenders text through Africa's Talking, B also through Twilio and WhatsApp; one of
+    # B's texts is out with the provider
+    africastalking_for(lender_a)
+    provider_account_save(
+        lender_id=lender_b.pk,
+        provider="africastalking",
+        enabled=True,
+        settings={"username": "lender-b-sms"},
+        secrets={"api_key": "atsk_" + "b" * 32},
+        actor=Actor.system(),
+    )
+    whatsapp_for(lender_b)
+    w["b_text"] = Notification.objects.create(
+        lender=lender_b,
+        customer=w["b_phone"].loan.customer,
+        loan=w["b_phone"].loan,
+        kind="overdue",
+        status="sms",
+        locale="es",
+        body="Aviso solo para B 4242",
+        dedupe_key="drill-b-text",
+        scheduled_for=timezone.now(),
+        channel="sms",
+        sent_at=timezone.now(),
+        provider="africastalking",
+        provider_ref="ATXid_b000000000000000000000000001",
+        delivery="sent",
+    )
     device_event_report(
         device_id=w["b_phone"].pk,
         event_id="b-evt-1",
@@ -475,6 +507,7 @@ def test_no_endpoint_gives_lender_a_anything_of_lender_b(lender_a, lender_b, wor
     refusals_on_b = _agent_api(drill, world, lender_a, lender_b)
     _payments_webhook(drill, world, lender_a, lender_b)
     _provider_callbacks(drill, world, lender_a, lender_b)
+    _messaging_callbacks(drill, world, lender_a, lender_b)
     _pos_pages(drill, world, lender_b)
     _customer_pages(drill, world, lender_a, lender_b)
 
@@ -731,6 +764,93 @@ def _provider_callbacks(
         body=b'{"id": "evt_1", "type": "payment_intent.succeeded"}',
         HTTP_STRIPE_SIGNATURE="t=1,v1=00",
     )
+
+
+def _messaging_callbacks(
+    drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: Lender
+) -> None:
+    """Africa's Talking on A's secret path reporting B's text delivered, and the person both
+    lenders lend to writing STOP to A (A's opt-out only); A's path token on B's path; B's
+    Twilio and WhatsApp addresses with signatures no secret of B's made, and B's WhatsApp
+    handshake with a guessed token."""
+    provider = caller()
+    form = "application/x-www-form-urlencoded"
+
+    def at_path(lender: Lender, route: str) -> str:
+        url = messaging_callback_url(
+            provider="africastalking", lender_slug=lender.slug, route=route
+        )
+        return urlsplit(url).path
+
+    b_ref = w["b_text"].provider_ref
+    report = {"id": b_ref, "status": "Failed", "failureReason": "UserInBlacklist"}
+    drill.hit(
+        provider,
+        "post",
+        at_path(lender_a, "delivery"),
+        {200},
+        body=urlencode(report).encode(),
+        content_type=form,
+    )
+    stop = {"from": SHARED_PHONE, "to": "20880", "text": "STOP", "id": "at-drill-1"}
+    drill.hit(
+        provider,
+        "post",
+        at_path(lender_a, "inbound"),
+        {200},
+        body=urlencode(stop).encode(),
+        content_type=form,
+    )
+    drill.hit(
+        provider,
+        "post",
+        at_path(lender_a, "optout"),
+        {200},
+        body=urlencode({"senderId": "SMARTCOL", "phoneNumber": SHARED_PHONE}).encode(),
+        content_type=form,
+    )
+    a_token = at_path(lender_a, "delivery").split("/")[-3]
+    for route in ("delivery", "inbound", "optout"):
+        b_path = at_path(lender_b, route)
+        forged = b_path.replace(b_path.split("/")[-3], a_token)
+        drill.hit(
+            provider, "post", forged, {403}, body=urlencode(report).encode(), content_type=form
+        )
+    for route in ("delivery", "inbound"):
+        url = messaging_callback_url(provider="twilio", lender_slug=lender_b.slug, route=route)
+        fields = {
+            "MessageSid": "SM" + "b" * 32,
+            "MessageStatus": "delivered",
+            "From": SHARED_PHONE,
+            "Body": "STOP",
+        }
+        drill.hit(
+            provider,
+            "post",
+            urlsplit(url).path,
+            {403, 404},
+            body=urlencode(fields).encode(),
+            content_type=form,
+            HTTP_X_TWILIO_SIGNATURE=twilio_signature("0" * 32, url, fields),
+        )
+    wa_path = urlsplit(
+        messaging_callback_url(provider="whatsapp", lender_slug=lender_b.slug, route="")
+    ).path
+    drill.hit(
+        provider,
+        "post",
+        wa_path,
+        {403},
+        body=b'{"object": "whatsapp_business_account", "entry": []}',
+        HTTP_X_HUB_SIGNATURE_256="sha256=" + "0" * 64,
+    )
+    handshake = {
+        "hub.mode": "subscribe",
+        "hub.verify_token": "guess-" + "x" * 16,
+        "hub.challenge": "42",
+    }
+    drill.hit(provider, "get", wa_path, {403}, data=handshake)
+    assert ContactOptOut.objects.filter(lender=lender_a, phone=SHARED_PHONE).exists()
 
 
 def _pos_pages(drill: Boundary, w: dict[str, Any], lender_b: Lender) -> None:

@@ -14,16 +14,26 @@ import logging
 from urllib.parse import parse_qsl
 
 from django.conf import settings
-from django.http import HttpResponse
+from django.http import HttpResponse, JsonResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
+from rest_framework import serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from apps.core.api.body import body_read
+from apps.core.api.schema import error_responses
 from apps.core.api.throttling import ScopedRateThrottle
 from apps.core.errors import DomainError
 from apps.integrations.messaging.base import CallbackRefused, ProviderCallback
 from apps.integrations.messaging.registry import (
+    ROUTES,
     messaging_callback_adapter,
     messaging_callback_url,
 )
@@ -31,6 +41,11 @@ from apps.lenders.models import Lender
 from apps.notifications.services import delivery_updates_apply, inbound_texts_apply
 
 logger = logging.getLogger(__name__)
+
+FORM = "application/x-www-form-urlencoded"
+RECEIVED = inline_serializer(
+    "MessagingCallbackReceived", fields={"status": serializers.CharField()}
+)
 
 
 class UnknownAccount(DomainError):
@@ -53,9 +68,17 @@ class MessagingCallbackApi(APIView):
     parser_classes = ()
     body_size_checked_by_view = True
 
-    def get(self, request: Request, **kwargs: str) -> HttpResponse:
-        return self.handle(request, **kwargs)
-
+    @extend_schema(
+        request={FORM: OpenApiTypes.OBJECT, "application/json": OpenApiTypes.OBJECT},
+        responses={
+            (200, "application/json"): RECEIVED,
+            (200, "text/xml"): OpenApiResponse(
+                OpenApiTypes.STR, description="Twilio's: an empty TwiML answer, no reply"
+            ),
+            **error_responses(403, 404, 413, 429),
+        },
+        auth=[],
+    )
     def post(self, request: Request, **kwargs: str) -> HttpResponse:
         return self.handle(request, **kwargs)
 
@@ -69,14 +92,14 @@ class MessagingCallbackApi(APIView):
             if lender is not None
             else None
         )
-        if lender is None or adapter is None:
+        if lender is None or adapter is None or route not in ROUTES.get(provider, ("",)):
             raise UnknownAccount()
         raw = request._request
         url = messaging_callback_url(provider=provider, lender_slug=lender.slug, route=route)
         query = raw.META.get("QUERY_STRING", "")
         if raw.method == "GET":
             fields = {k: str(v) for k, v in raw.GET.items()}
-        elif raw.content_type == "application/x-www-form-urlencoded":  # Twilio's and AT's
+        elif raw.content_type == FORM:  # Twilio's and Africa's Talking's
             fields = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         else:
             fields = {}
@@ -101,4 +124,26 @@ class MessagingCallbackApi(APIView):
         inbound_texts_apply(lender=lender, texts=read.inbound)
         if provider == "twilio":  # an empty TwiML answer: no reply from Twilio itself
             return HttpResponse("<Response/>", content_type="text/xml")
-        return HttpResponse(status=200)
+        return JsonResponse({"status": "received"})
+
+
+class WhatsAppWebhookApi(MessagingCallbackApi):
+    """``/api/messaging/v1/whatsapp/<lender>/``: WhatsApp's webhook, and its verify-token
+    handshake (a GET answered with the challenge, as Meta asks when the address is set)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("hub.mode", str),
+            OpenApiParameter("hub.verify_token", str),
+            OpenApiParameter("hub.challenge", str),
+        ],
+        responses={
+            (200, "text/plain"): OpenApiResponse(
+                OpenApiTypes.STR, description="The handshake's hub.challenge, echoed"
+            ),
+            **error_responses(403, 404, 413, 429),
+        },
+        auth=[],
+    )
+    def get(self, request: Request, **kwargs: str) -> HttpResponse:
+        return self.handle(request, **kwargs)
