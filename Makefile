@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 TEST_SETTINGS := config.settings.test
 
-.PHONY: run test drills lint fmt migrate totp services screenshots bench-audit bench-payments bench-agent bench-sweep bench-load bench-login bench-offline clean-run
+.PHONY: run test drills lint fmt migrate totp services screenshots bench-audit bench-payments bench-notify bench-agent bench-sweep bench-load bench-login bench-offline clean-run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -66,6 +66,10 @@ bench-audit: $(DEV_STAMP) services
 ## bench-payments: payment callbacks (PROVIDER=generic, mpesa or stripe) against gunicorn (2 workers) on PostgreSQL
 bench-payments: $(DEV_STAMP) services
 	$(BIN)/python -m tools.bench.payments $(if $(N),--events $(N),) $(if $(PROVIDER),--provider $(PROVIDER),)
+
+## bench-notify: due reminders sent by one notify worker (N=100000), then delivery reports against gunicorn
+bench-notify: $(DEV_STAMP) services
+	$(BIN)/python -m tools.bench.notify $(if $(N),--messages $(N),)
 
 ## bench-agent: agent check-ins against gunicorn (2 workers) on PostgreSQL, then 100k FCM pushes
 bench-agent: $(DEV_STAMP) services

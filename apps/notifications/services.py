@@ -9,6 +9,7 @@ given. The phone is reached through the channel ``apps.devices`` installs
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -25,6 +26,7 @@ from apps.core.outbox import task_enqueue_on_commit
 from apps.customers.selectors import customer_by_phone
 from apps.integrations.messaging.base import (
     RANK,
+    Delivery,
     DeliveryUpdate,
     InboundText,
     MessagingAdapter,
@@ -42,7 +44,7 @@ from apps.notifications.channels import phone_channel
 from apps.notifications.events import NotificationsAction
 from apps.notifications.models import ContactOptOut, Notification
 from apps.notifications.rules import contact_slot, weekly_limit
-from apps.notifications.sql import QUEUE
+from apps.notifications.sql import DELIVERY_FORWARD, QUEUE, SENT, SENT_COLUMNS
 
 logger = logging.getLogger(__name__)
 
@@ -233,20 +235,6 @@ def _status_url(provider: str, lender_slug: str) -> str:
     return messaging_callback_url(provider=provider, lender_slug=lender_slug, route="delivery")
 
 
-_SENT_FIELDS = [
-    "channel",
-    "status",
-    "sent_at",
-    "provider",
-    "provider_ref",
-    "delivery",
-    "delivered_at",
-    "error",
-    "fell_back_from",
-    "updated_at",
-]
-
-
 def _deliver(
     notification: Notification,
     *,
@@ -304,9 +292,33 @@ def notifications_dispatch(*, batch: int = 500) -> dict[str, int]:
 
     Audit: none, delivery moves the Notification row's status and times, its own record.
     """
+    return _dispatch(batch=batch, texts=_Texts())[0]
+
+
+def notifications_dispatch_for(*, seconds: float, batch: int = 500) -> dict[str, int]:
+    """``notifications_dispatch`` again and again while it finds a full batch due, for at
+    most ``seconds`` (a backlog: a morning's reminders, a worker back from an outage);
+    each lender's provider account is opened once. Returns the counts summed, and
+    ``more``: 1 when it stopped with messages still due.
+
+    Audit: none, as ``notifications_dispatch``: each row records its own delivery.
+    """
+    deadline = time.monotonic() + seconds
+    texts = _Texts()
+    total: dict[str, int] = {}
+    while True:
+        counts, claimed = _dispatch(batch=batch, texts=texts)
+        for key, value in counts.items():
+            total[key] = total.get(key, 0) + value
+        more = claimed == batch
+        if not more or time.monotonic() >= deadline:
+            total["more"] = int(more)
+            return total
+
+
+def _dispatch(*, batch: int, texts: _Texts) -> tuple[dict[str, int], int]:
     now = timezone.now()
     sent = {"pushed": 0, "whatsapp": 0, "sms": 0, "fallback": 0, "opted_out": 0, "failed": 0}
-    texts = _Texts()
     with transaction.atomic():
         claimed = list(
             Notification.objects.select_for_update(skip_locked=True, of=("self",))
@@ -364,7 +376,7 @@ def notifications_dispatch(*, batch: int = 500) -> dict[str, int]:
                 else:
                     sent["fallback"] += 1
             _save_sent(late, [])
-    return sent
+    return sent, len(claimed)
 
 
 def _pushes_unacknowledged(*, now: datetime, batch: int) -> list[Notification]:
@@ -405,8 +417,28 @@ def _slot(notification: Notification, now: datetime) -> datetime:
 
 
 def _save_sent(notifications: list[Notification], device_ids: list[int]) -> None:
-    """Save what ``_deliver`` made of ``notifications`` and nudge the phones pushed."""
-    Notification.objects.bulk_update(notifications, [*_SENT_FIELDS, "pushed_at"])
+    """Save what ``_deliver`` made of ``notifications`` (one statement: ``sql.SENT``) and
+    nudge the phones pushed."""
+    if notifications:
+        columns = {name: [getattr(n, name) for n in notifications] for name in SENT_COLUMNS}
+        with connection.cursor() as cursor:
+            cursor.execute(
+                SENT,
+                {
+                    "now": timezone.now(),
+                    "ids": [n.pk for n in notifications],
+                    "statuses": columns["status"],
+                    "channels": columns["channel"],
+                    "fell_back_from": columns["fell_back_from"],
+                    "pushed_at": columns["pushed_at"],
+                    "sent_at": columns["sent_at"],
+                    "providers": columns["provider"],
+                    "provider_refs": columns["provider_ref"],
+                    "deliveries": columns["delivery"],
+                    "delivered_at": columns["delivered_at"],
+                    "errors": [e[:100] for e in columns["error"]],
+                },
+            )
     if device_ids:
         phone_channel().nudge(device_ids=device_ids)
 
@@ -429,55 +461,72 @@ def delivery_updates_apply(*, lender_id: int, updates: Sequence[DeliveryUpdate])
     failed falls back to the lender's next channel, once: queued again at once, or for the
     next contact window (``notifications_dispatch`` sends it). Returns how many moved.
 
+    Reports of progress are applied in one statement (``sql.DELIVERY_FORWARD``); failures
+    under the rows' locks, since they may queue the message again.
+
     Audit: none, the Notification row records its delivery (status, times, the provider's
     id and error).
     """
-    if not updates:
-        return 0
+    furthest: dict[tuple[str, str], DeliveryUpdate] = {}
+    for update in updates:
+        key = (update.provider, update.provider_ref)
+        if key not in furthest or RANK[update.delivery] > RANK[furthest[key].delivery]:
+            furthest[key] = update
     now = timezone.now()
-    moved: list[Notification] = []
-    failed = False
-    with transaction.atomic():
-        found = {
-            (n.provider, n.provider_ref): n
-            for n in Notification.objects.select_for_update(of=("self",))
-            .select_related("lender")
-            .filter(
-                lender_id=lender_id,
-                provider__in={u.provider for u in updates},
-                provider_ref__in={u.provider_ref for u in updates},
+    moved = 0
+    progress = [u for u in furthest.values() if u.delivery != Delivery.FAILED]
+    for provider in sorted({u.provider for u in progress}):
+        mine = [u for u in progress if u.provider == provider]
+        with connection.cursor() as cursor:
+            cursor.execute(
+                DELIVERY_FORWARD,
+                {
+                    "now": now,
+                    "lender": lender_id,
+                    "provider": provider,
+                    "refs": [u.provider_ref for u in mine],
+                    "deliveries": [str(u.delivery) for u in mine],
+                    "ats": [u.at for u in mine],
+                },
             )
-            .order_by("id")
-        }
-        for update in updates:
-            notification = found.get((update.provider, update.provider_ref))
-            if notification is None or not notification.delivery:
-                continue
-            if RANK[update.delivery] <= RANK[notification.delivery]:
-                continue  # behind what is recorded: late, repeated, or after the end
-            notification.delivery = reported = str(update.delivery)
-            if reported == R.DELIVERED:
-                notification.delivered_at = update.at or now
-            elif reported == R.FAILED:
-                notification.error = update.error[:100] or "failed"
-                failed |= _fall_back_later(notification, now)
-            if notification not in moved:
-                moved.append(notification)
-        Notification.objects.bulk_update(
-            moved,
-            [
-                "delivery",
-                "delivered_at",
-                "error",
-                "status",
-                "scheduled_for",
-                "sent_at",
-                "fell_back_from",
-                "updated_at",
-            ],
+            moved += len(cursor.fetchall())
+    failures = [u for u in furthest.values() if u.delivery == Delivery.FAILED]
+    if failures:
+        moved += _failures_apply(lender_id=lender_id, failures=failures, now=now)
+    return moved
+
+
+@transaction.atomic
+def _failures_apply(*, lender_id: int, failures: list[DeliveryUpdate], now: datetime) -> int:
+    found = {
+        (n.provider, n.provider_ref): n
+        for n in Notification.objects.select_for_update(of=("self",))
+        .select_related("lender")
+        .filter(
+            lender_id=lender_id,
+            provider__in={u.provider for u in failures},
+            provider_ref__in={u.provider_ref for u in failures},
         )
-        if failed:
-            task_enqueue_on_commit(DISPATCH_TASK)
+        .order_by("id")
+    }
+    moved: list[Notification] = []
+    queued_again = False
+    for update in failures:
+        notification = found.get((update.provider, update.provider_ref))
+        if notification is None or not notification.delivery:
+            continue
+        if RANK[update.delivery] <= RANK[notification.delivery]:
+            continue  # behind what is recorded: after the end
+        notification.delivery = R.FAILED
+        notification.error = update.error[:100] or "failed"
+        queued_again |= _fall_back_later(notification, now)
+        moved.append(notification)
+    Notification.objects.bulk_update(
+        moved,
+        ["delivery", "error", "status", "scheduled_for", "sent_at", "fell_back_from", "updated_at"],
+    )
+    if queued_again:
+        task_enqueue_on_commit(DISPATCH_TASK)
     return len(moved)
 
 

@@ -48,3 +48,70 @@ PENDING = (
 """The notices pushed to a loan's phone and not yet acknowledged, oldest first
 (``notices_pending``, on every agent check-in); one parameter, the loan. Found by
 ``notification_loan_status``."""
+
+SENT = (
+    sql.SQL("""
+UPDATE {notifications} AS x
+SET status = s.status, channel = s.channel, fell_back_from = s.fell_back_from,
+    pushed_at = s.pushed_at, sent_at = s.sent_at, provider = s.provider,
+    provider_ref = s.provider_ref, delivery = s.delivery, delivered_at = s.delivered_at,
+    error = s.error, updated_at = %(now)s
+FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(channels)s::text[],
+            %(fell_back_from)s::text[], %(pushed_at)s::timestamptz[], %(sent_at)s::timestamptz[],
+            %(providers)s::text[], %(provider_refs)s::text[], %(deliveries)s::text[],
+            %(delivered_at)s::timestamptz[], %(errors)s::text[])
+    AS s(id, status, channel, fell_back_from, pushed_at, sent_at, provider, provider_ref,
+         delivery, delivered_at, error)
+WHERE x.id = s.id
+""")
+    .format(notifications=_NOTIFICATIONS)
+    .as_string()
+)
+"""Write what a dispatch made of its messages (``_save_sent``): each row's delivery columns
+set to the arrays' values at its position, in one statement; rows found by the primary key
+(the caller holds their locks). An id given twice is an error in the caller."""
+
+SENT_COLUMNS = (
+    "status",
+    "channel",
+    "fell_back_from",
+    "pushed_at",
+    "sent_at",
+    "provider",
+    "provider_ref",
+    "delivery",
+    "delivered_at",
+    "error",
+)
+"""The Notification fields ``SENT`` writes, in the order of its arrays after the ids."""
+
+_RANK = "CASE {d} WHEN 'queued' THEN 0 WHEN 'sent' THEN 1 WHEN '' THEN -1 ELSE 2 END"
+
+DELIVERY_FORWARD = (
+    sql.SQL(
+        """
+UPDATE {notifications} AS x
+SET delivery = u.delivery,
+    delivered_at = CASE WHEN u.delivery = 'delivered' THEN coalesce(u.at, %(now)s)
+                        ELSE x.delivered_at END,
+    updated_at = %(now)s
+FROM unnest(%(refs)s::text[], %(deliveries)s::text[], %(ats)s::timestamptz[])
+    AS u(ref, delivery, at)
+WHERE x.lender_id = %(lender)s AND x.provider = %(provider)s AND x.provider_ref = u.ref
+  AND x.provider_ref <> '' AND x.delivery <> ''
+  AND """
+        + _RANK.format(d="u.delivery")
+        + " > "
+        + _RANK.format(d="x.delivery")
+        + """
+RETURNING x.id
+"""
+    )
+    .format(notifications=_NOTIFICATIONS)
+    .as_string()
+)
+"""Move the lender's texts its provider reported queued, sent or delivered forward, in one
+statement: a report behind what is recorded (late, repeated, after the end) changes
+nothing, nor does one naming a message the lender never sent (a failure is applied in
+Python: it may fall back). One report per reference (the caller keeps the furthest).
+Found by ``notification_provider_ref``; returns the ids moved."""

@@ -1,13 +1,20 @@
 from datetime import date
 
 from apps.collections.services import payment_receipt_queue, reminders_queue
+from apps.core.outbox import task_enqueue_on_commit
 from apps.core.tasks import app_task
-from apps.notifications.services import notifications_dispatch
+from apps.notifications.services import notifications_dispatch_for
+
+# a run with a backlog sends for this long, then hands on to a fresh run of itself (so a
+# morning of reminders drains at the worker's pace, not one batch per beat)
+DISPATCH_RUN_SECONDS = 50
 
 
 @app_task(name="notifications.notifications_dispatch", queue="notify")
 def notifications_dispatch_task() -> None:
-    notifications_dispatch()
+    if notifications_dispatch_for(seconds=DISPATCH_RUN_SECONDS)["more"]:
+        # the outbox keeps the hand-on if the broker is away (beat's next run would do too)
+        task_enqueue_on_commit("notifications.notifications_dispatch")
 
 
 # The reminders and the receipt are decided in collections and delivered here; their tasks

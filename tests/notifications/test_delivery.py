@@ -16,7 +16,12 @@ from apps.audit.models import AuditEvent
 from apps.core.logs import path_secrets_redacted
 from apps.integrations.messaging.registry import messaging_callback_url
 from apps.notifications.models import ContactOptOut, Notification
-from apps.notifications.services import Draft, notifications_dispatch, notifications_queue
+from apps.notifications.services import (
+    Draft,
+    notifications_dispatch,
+    notifications_dispatch_for,
+    notifications_queue,
+)
 from tests.collections.factories import signed_loan
 from tests.integrations.messaging import (
     TWILIO_NUMBER,
@@ -352,3 +357,20 @@ def test_whatsapp_messages_go_as_the_lenders_approved_template_in_the_customers_
     assert (counts["whatsapp"], counts["sms"]) == (0, 1)
     spanish.refresh_from_db()
     assert (spanish.channel, spanish.fell_back_from) == ("sms", "whatsapp")
+
+
+def test_a_backlog_drains_batch_after_batch_and_a_run_hands_on_when_its_time_is_up(
+    lender_a, africastalking_fake
+) -> None:
+    africastalking_for(lender_a)
+    loan = signed_loan(lender_a)
+    for n in range(5):
+        _queued(lender_a, loan=loan, n=n)
+    with time_machine.travel(MORNING, tick=False):
+        first = notifications_dispatch_for(seconds=0, batch=2)
+        assert (first["sms"], first["more"]) == (2, 1)  # out of time with more due
+        rest = notifications_dispatch_for(seconds=60, batch=2)
+    assert (rest["sms"], rest["more"]) == (3, 0)
+    assert sorted(m.text for m in africastalking_fake.messages) == [
+        f"Message {n}" for n in range(5)
+    ]

@@ -121,3 +121,130 @@ def test_pending_finds_the_loans_notices_by_the_loan_status_index(lender_a) -> N
         cursor.execute(f"ANALYZE {Notification._meta.db_table}")
     with plan_of(sql.PENDING, [device.loan_id]) as plan:
         assert "notification_loan_status" in plan
+
+
+RANK = {"": -1, "queued": 0, "sent": 1, "delivered": 2, "failed": 2}
+
+
+def _texts(lender, loan, deliveries: list[str], provider: str = "africastalking") -> list[int]:
+    """Texts of ``lender`` with the provider's references ``ref-0``, ``ref-1``, ... as
+    ``deliveries`` say ("" for one with no delivery recorded)."""
+    ids = queue(
+        queue_params(lender, loan, [f"{provider}:{lender.pk}:{n}" for n in range(len(deliveries))])
+    )
+    for n, (pk, delivery) in enumerate(zip(ids, deliveries, strict=True)):
+        Notification.objects.filter(pk=pk).update(
+            status=S.SMS,
+            channel="sms",
+            provider=provider,
+            provider_ref=f"ref-{n}",
+            delivery=delivery,
+        )
+    return ids
+
+
+@pytest.mark.parametrize(
+    "reports",
+    [
+        [("ref-0", "sent"), ("ref-1", "delivered"), ("ref-2", "queued"), ("ref-3", "delivered")],
+        [("ref-4", "sent"), ("nope", "delivered"), ("ref-2", "sent")],
+        [],
+    ],
+)
+def test_delivery_forward_moves_only_forward_and_only_the_lenders_texts(
+    lender_a, lender_b, reports
+) -> None:
+    mine, _, _ = enrolled_phone(lender_a)
+    theirs, _, _ = enrolled_phone(lender_b)
+    states = ["queued", "sent", "delivered", "failed", ""]
+    ids = _texts(lender_a, mine.loan, states)
+    other = _texts(lender_b, theirs.loan, ["queued"] * 5)  # the same references at B
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            sql.DELIVERY_FORWARD,
+            {
+                "now": now,
+                "lender": lender_a.pk,
+                "provider": "africastalking",
+                "refs": [r for r, _ in reports],
+                "deliveries": [d for _, d in reports],
+                "ats": [None] * len(reports),
+            },
+        )
+        moved = {row[0] for row in cursor.fetchall()}
+
+    expected = dict(zip(ids, states, strict=True))
+    by_ref = {f"ref-{n}": pk for n, pk in enumerate(ids)}
+    for ref, delivery in reports:
+        pk = by_ref.get(ref)
+        if pk is not None and expected[pk] != "" and RANK[delivery] > RANK[expected[pk]]:
+            expected[pk] = delivery
+    rows = dict(Notification.objects.filter(pk__in=ids).values_list("pk", "delivery"))
+    assert rows == expected
+    assert moved == {pk for pk in ids if expected[pk] != dict(zip(ids, states, strict=True))[pk]}
+    assert set(Notification.objects.filter(pk__in=other).values_list("delivery", flat=True)) == {
+        "queued"
+    }
+    delivered_now = Notification.objects.filter(pk__in=moved, delivery="delivered")
+    assert all(n.delivered_at == now for n in delivered_now)
+
+
+def test_delivery_forward_finds_texts_by_the_provider_ref_index(lender_a) -> None:
+    params = {
+        "now": timezone.now(),
+        "lender": lender_a.pk,
+        "provider": "twilio",
+        "refs": ["SM1"],
+        "deliveries": ["delivered"],
+        "ats": [None],
+    }
+    with plan_of(sql.DELIVERY_FORWARD, params) as plan:
+        assert "notification_provider_ref" in plan
+
+
+def test_sent_writes_each_rows_columns_from_its_place_in_the_arrays(lender_a) -> None:
+    device, _, _ = enrolled_phone(lender_a)
+    ids = queue(queue_params(lender_a, device.loan, ["s1", "s2", "s3"]))
+    untouched = ids.pop()
+    now = timezone.now()
+    values = {
+        "status": [S.SMS, S.PUSHED],
+        "channel": ["sms", "push"],
+        "fell_back_from": ["whatsapp", ""],
+        "pushed_at": [None, now],
+        "sent_at": [now, None],
+        "provider": ["twilio", ""],
+        "provider_ref": ["SM9", ""],
+        "delivery": ["queued", ""],
+        "delivered_at": [None, None],
+        "error": ["", ""],
+    }
+    params = {"now": now, "ids": ids}
+    names = dict(
+        zip(
+            sql.SENT_COLUMNS,
+            [
+                "statuses",
+                "channels",
+                "fell_back_from",
+                "pushed_at",
+                "sent_at",
+                "providers",
+                "provider_refs",
+                "deliveries",
+                "delivered_at",
+                "errors",
+            ],
+            strict=True,
+        )
+    )
+    params |= {names[column]: values[column] for column in sql.SENT_COLUMNS}
+    with connection.cursor() as cursor:
+        cursor.execute(sql.SENT, params)
+    for n, pk in enumerate(ids):
+        row = Notification.objects.get(pk=pk)
+        assert {c: getattr(row, c) for c in sql.SENT_COLUMNS} == {
+            c: values[c][n] for c in sql.SENT_COLUMNS
+        }
+    assert Notification.objects.get(pk=untouched).status == S.SCHEDULED

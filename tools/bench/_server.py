@@ -12,6 +12,8 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
@@ -302,3 +304,69 @@ class DatabaseCpu:
         self.thread.join()
         self._sample()
         return sum(seconds - self.baseline.get(pid, 0.0) for pid, seconds in self.last.items())
+
+
+@dataclass
+class Load:
+    """What ``post_all`` measured: each request's latency (ms), the answers it did not
+    accept, the wall time and the load generator's own CPU."""
+
+    latencies: list[float]
+    errors: list[str]
+    elapsed: float
+    own_cpu: float
+
+
+def post_all(
+    port: int,
+    requests: list[bytes],
+    *,
+    concurrency: int,
+    accepted: Callable[[int, bytes], bool],
+) -> Load:
+    """Send ``requests`` (raw HTTP/1.1, built beforehand) to loopback ``port`` from
+    ``concurrency`` keep-alive connections, each its share in turn; reconnects where the
+    server closes (gunicorn's sync worker answers ``Connection: close``)."""
+    share = len(requests) // concurrency
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+
+    def connect() -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return sock
+
+    def client(c: int) -> None:
+        sock = connect()
+        mine, bad, buffer = [], [], b""
+        for request in requests[c * share : (c + 1) * share]:
+            t0 = time.perf_counter()
+            try:
+                sock.sendall(request)
+                status, payload, buffer, keep_alive = read_response(sock, buffer)
+                if not keep_alive:
+                    sock.close()
+                    sock, buffer = connect(), b""
+            except OSError as exc:
+                bad.append(repr(exc))
+                sock.close()
+                sock, buffer = connect(), b""
+                continue
+            mine.append((time.perf_counter() - t0) * 1000)
+            if not accepted(status, payload):
+                bad.append(f"{status} {payload[:200]!r}")
+        sock.close()
+        with lock:
+            latencies.extend(mine)
+            errors.extend(bad)
+
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(concurrency)]
+    started, own_cpu = time.perf_counter(), time.process_time()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed, own_cpu = time.perf_counter() - started, time.process_time() - own_cpu
+    latencies.sort()
+    return Load(latencies, errors, elapsed, own_cpu)

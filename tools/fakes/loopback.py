@@ -20,6 +20,9 @@ def serve_posts(answer: PostAnswer, port: int = 0) -> ThreadingHTTPServer:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the providers' APIs answer
+        disable_nagle_algorithm = True  # headers and body leave at once on a kept connection
+
         def log_message(self, *args: Any) -> None:  # quiet
             return
 
@@ -35,6 +38,7 @@ def serve_posts(answer: PostAnswer, port: int = 0) -> ThreadingHTTPServer:
             self.wfile.write(data)
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True  # a kept-alive connection's thread never holds up shutdown
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

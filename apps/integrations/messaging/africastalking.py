@@ -34,6 +34,7 @@ from typing import Any
 import requests
 from africastalking.SMS import SMSService
 from django.conf import settings
+from requests.utils import get_environ_proxies
 
 from apps.integrations.messaging.base import (
     CallbackRead,
@@ -106,12 +107,15 @@ class _Answered(Exception):
 _pools = threading.local()
 
 
-def _session() -> requests.Session:
+def _session(url: str) -> requests.Session:
     """This thread's connection pool to Africa's Talking (a requests session is not shared
-    between threads)."""
+    between threads). The environment's proxy settings for its host are read once, not on
+    every message (requests reads them, and the netrc file, per request otherwise)."""
     session: requests.Session | None = getattr(_pools, "session", None)
     if session is None:
         session = _pools.session = requests.Session()
+        session.proxies = get_environ_proxies(url)
+        session.trust_env = False
     return session
 
 
@@ -135,7 +139,7 @@ class _SmsService(SMSService):  # type: ignore[misc]  # the client ships no type
         callback: object = None,
         timeout: tuple[float, float] = TIMEOUT,
     ) -> Any:
-        answer = _session().request(
+        answer = _session(url).request(
             method, url, headers=headers, data=data, params=params, timeout=timeout
         )
         if not 200 <= answer.status_code < 300:
