@@ -14,6 +14,16 @@ def provider_account_get(*, lender_id: int, provider: str) -> ProviderAccount | 
     )
 
 
+def provider_account_by_slug(*, lender_slug: str, provider: str) -> ProviderAccount | None:
+    """The account with ``provider`` of the lender ``lender_slug``, with its lender (what a
+    callback to the lender's address needs, in one query)."""
+    return (
+        ProviderAccount.objects.filter(lender__slug=lender_slug, provider=provider)
+        .select_related("lender")
+        .first()
+    )
+
+
 def provider_account_secrets(*, lender_id: int, provider: str) -> dict[str, str]:
     """The opened secrets of the lender's account with ``provider`` ({} if none), for the
     provider's client only: never to a page, a log or the audit trail."""

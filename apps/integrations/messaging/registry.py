@@ -21,13 +21,19 @@ from apps.integrations.messaging.twilio_sms import TwilioAccount, TwilioSmsAdapt
 from apps.integrations.messaging.whatsapp import (
     WHATSAPP,
     whatsapp_adapter_for,
+    whatsapp_adapter_of,
     whatsapp_webhook_url,
 )
 from apps.integrations.models import CHANNEL_PROVIDERS, ProviderAccount
 from apps.integrations.payments.credentials import unseal
 from apps.integrations.payments.registry import callback_base_url
 from apps.integrations.payments.signing import path_token_for
-from apps.integrations.selectors import provider_account_get, provider_account_in_use_among
+from apps.integrations.selectors import (
+    provider_account_by_slug,
+    provider_account_get,
+    provider_account_in_use_among,
+)
+from apps.lenders.models import Lender
 
 AFRICASTALKING = ProviderAccount.Provider.AFRICASTALKING.value
 TWILIO = ProviderAccount.Provider.TWILIO.value
@@ -87,6 +93,21 @@ def messaging_callback_adapter(*, lender_id: int, provider: str) -> MessagingAda
         return None
     account = provider_account_get(lender_id=lender_id, provider=provider)
     return _adapter(account) if account is not None else None
+
+
+def messaging_callback_target(
+    *, lender_slug: str, provider: str
+) -> tuple[Lender, MessagingAdapter] | None:
+    """The lender ``lender_slug`` and the adapter that reads ``provider``'s callbacks to it,
+    from one query (as ``messaging_callback_adapter``: an account in use or not, WhatsApp's
+    in use); None when there is no such lender or account."""
+    if provider != WHATSAPP and provider not in ROUTES:
+        return None
+    account = provider_account_by_slug(lender_slug=lender_slug, provider=provider)
+    if account is None or (provider == WHATSAPP and not account.enabled):
+        return None
+    adapter = whatsapp_adapter_of(account) if provider == WHATSAPP else _adapter(account)
+    return account.lender, adapter
 
 
 def messaging_callback_url(*, provider: str, lender_slug: str, route: str) -> str:

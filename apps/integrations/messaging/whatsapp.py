@@ -380,8 +380,11 @@ def whatsapp_adapter_for(*, lender_id: int) -> WhatsAppAdapter | None:
     """The adapter of the lender's WhatsApp account in use, its secrets opened (None when the
     lender has none in use; CredentialsUnreadable when no configured key opens them)."""
     account = provider_account_in_use(lender_id=lender_id, provider=WHATSAPP)
-    if account is None:
-        return None
+    return whatsapp_adapter_of(account) if account is not None else None
+
+
+def whatsapp_adapter_of(account: ProviderAccount) -> WhatsAppAdapter:
+    """The adapter of the WhatsApp account ``account``, its secrets opened."""
     secrets = unseal(account.sealed_secrets)
     return WhatsAppAdapter(
         WhatsAppAccount(

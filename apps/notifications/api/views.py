@@ -34,10 +34,9 @@ from apps.core.errors import DomainError
 from apps.integrations.messaging.base import CallbackRefused, ProviderCallback
 from apps.integrations.messaging.registry import (
     ROUTES,
-    messaging_callback_adapter,
+    messaging_callback_target,
     messaging_callback_url,
 )
-from apps.lenders.models import Lender
 from apps.notifications.services import delivery_updates_apply, inbound_texts_apply
 
 logger = logging.getLogger(__name__)
@@ -86,14 +85,10 @@ class MessagingCallbackApi(APIView):
         self, request: Request, *, provider: str, lender_slug: str, token: str = "", route: str = ""
     ) -> HttpResponse:
         body = body_read(request, limit=settings.PAYMENTS_WEBHOOK_MAX_BYTES)
-        lender = Lender.objects.filter(slug=lender_slug).first()
-        adapter = (
-            messaging_callback_adapter(lender_id=lender.pk, provider=provider)
-            if lender is not None
-            else None
-        )
-        if lender is None or adapter is None or route not in ROUTES.get(provider, ("",)):
+        target = messaging_callback_target(lender_slug=lender_slug, provider=provider)
+        if target is None or route not in ROUTES.get(provider, ("",)):
             raise UnknownAccount()
+        lender, adapter = target
         raw = request._request
         url = messaging_callback_url(provider=provider, lender_slug=lender.slug, route=route)
         query = raw.META.get("QUERY_STRING", "")
