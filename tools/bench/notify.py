@@ -262,6 +262,7 @@ def main() -> None:
     broker = RedisServer(folder)
     broker.start()
     os.environ["CELERY_BROKER_URL"] = broker.url
+    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"  # this process sends the task to it
     # the callbacks' throttle (the webhooks' scope): measure the path, not the throttle
     os.environ["PAYMENTS_WEBHOOK_THROTTLE"] = "100000000/min"
     django_on_bench_database()
