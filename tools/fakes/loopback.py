@@ -1,14 +1,20 @@
 """What the messaging providers' loopback fakes share: a threaded HTTP server on 127.0.0.1
-whose POSTs one function answers, and which logs nothing (a request carries a number), and
-the fields of a form post."""
+whose POSTs one function answers, and which logs nothing (a request carries a number), the
+fields of a form post, and what the fakes do in the demo: report a message later, post a
+customer's reply, and the command that plays one."""
 
 from __future__ import annotations
 
+import argparse
+import os
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
+
+import requests
 
 # (path with its query, headers, raw body) -> (HTTP status, body, content type)
 PostAnswer = Callable[[str, Mapping[str, str], bytes], tuple[int, bytes, str]]
@@ -70,3 +76,80 @@ class PostServer:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def report_later(
+    seconds: float, report: Callable[[], str], *, say: Callable[[str], None], ref: str
+) -> None:
+    """In ``seconds``, on a thread of its own, play the delivery report of message ``ref``
+    with ``report`` (which posts it and returns what to say of it), and say it."""
+
+    def run() -> None:
+        try:
+            said = report()
+        except requests.RequestException as error:
+            said = f"the report found no server ({type(error).__name__})"
+        say(f"{ref}: {said}")
+
+    timer = threading.Timer(seconds, run)
+    timer.daemon = True
+    timer.start()
+
+
+def reply_posted(
+    post: Callable[[], requests.Response],
+    *,
+    say: Callable[[str], None],
+    sender: str,
+    text: str,
+    to: str,
+) -> dict[str, Any]:
+    """A customer's text (from ``sender`` to ``to``) posted to the lender's server by ``post``,
+    said, and what came of it for ``reply_main``: ``{"sent", "message"}``."""
+    try:
+        answer = post()
+    except requests.RequestException as error:
+        return {"sent": False, "message": f"The server did not answer ({type(error).__name__})."}
+    say(f"text from ...{sender[-4:]}: {text}; posted, {answer.status_code}")
+    return {
+        "sent": answer.ok,
+        "message": f"Sent to {to}; the server answered {answer.status_code}.",
+    }
+
+
+def reply_main(
+    argv: list[str] | None,
+    *,
+    prog: str,
+    name: str,
+    port_variable: str,
+    default_port: int,
+    example: str,
+) -> int:
+    """``<prog> reply <number> <text>``: a customer writes to the lender, against the fake of
+    provider ``name`` in a running demo (``make run``), at ``--url`` (by default on loopback
+    at ``$<port_variable>``, else ``default_port``). The fake posts the text to the
+    lender's server as the provider does; this prints what came of it."""
+    parser = argparse.ArgumentParser(
+        prog=prog, description=f"Play a customer writing to the lender, on the demo's {name} fake."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    reply = commands.add_parser("reply", help="a customer writes to the lender")
+    reply.add_argument("number", help=f"the customer's number, in international format ({example})")
+    reply.add_argument("text", nargs="+", help="what they write (STOP, START, ...)")
+    port = os.environ.get(port_variable) or str(default_port)
+    reply.add_argument(
+        "--url",
+        default=f"http://127.0.0.1:{port}",
+        help=f"the demo's {name} fake (default: http://127.0.0.1:${port_variable}, {default_port})",
+    )
+    args = parser.parse_args(argv)
+    fields = {"from": args.number, "text": " ".join(args.text)}
+    try:
+        answer = requests.post(f"{args.url.rstrip('/')}/demo/reply", data=fields, timeout=60)
+        outcome = answer.json()
+    except (requests.RequestException, ValueError):
+        print(f"No {name} fake at {args.url}: is `make run` running?", file=sys.stderr)
+        return 2
+    print(outcome["message"])
+    return 0 if outcome["sent"] else 1

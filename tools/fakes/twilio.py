@@ -21,6 +21,15 @@ value in name order): ``advance(sid, status)`` posts a status callback (``Messag
 ``MessageStatus``, ``ErrorCode`` when failed or undelivered, ...) to the message's
 ``StatusCallback``; ``incoming`` posts a customer's text to a number's webhook, with
 ``OptOutType`` ("STOP") when Advanced Opt-Out reads it as one.
+
+In the demo (``demo=True``, ``tools.fakes.demo``) it says on stdout what it is given (the
+number's last four digits and the text) and plays the account's console and its customers:
+``number_webhook`` (over HTTP ``POST /demo/callback-urls``, with the account's SID and auth
+token) keeps a number's "a message comes in" webhook; with ``report_after``, each message
+taken is reported sent, then delivered, that many seconds later to its StatusCallback;
+``reply`` (``POST /demo/reply``, and ``python -m tools.fakes.twilio reply +52... STOP`` from a
+terminal) posts a customer's text to the number's webhook, with ``OptOutType`` for Twilio's
+default opt-out and opt-in keywords.
 """
 
 from __future__ import annotations
@@ -31,6 +40,7 @@ import hmac
 import json
 import re
 import secrets
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -39,7 +49,7 @@ from typing import Any
 
 import requests
 
-from tools.fakes.loopback import PostServer, form_fields
+from tools.fakes.loopback import PostServer, form_fields, reply_main, reply_posted, report_later
 
 API_VERSION = "2010-04-01"
 E164 = re.compile(r"\+[1-9][0-9]{6,14}")
@@ -55,6 +65,13 @@ ERRORS = {
     21604: (400, "A 'To' phone number is required."),
     21610: (400, "Attempt to send to unsubscribed recipient"),
     21614: (400, "'To' number is not a valid mobile number"),
+}
+# Advanced Opt-Out's default keywords (a text that is one of them, case aside), and the
+# OptOutType Twilio adds to the incoming message's webhook for each
+OPT_OUT_TYPES = {
+    **dict.fromkeys(("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"), "STOP"),
+    **dict.fromkeys(("START", "UNSTOP"), "START"),
+    **dict.fromkeys(("HELP", "INFO"), "HELP"),
 }
 
 
@@ -94,9 +111,21 @@ class FakeTwilio(PostServer):
     calls: int = 0  # every call to the API, refused ones too
     down: bool = False
     rate_limited: int = 0  # how many of the next calls get a 429
+    demo: bool = False  # a line on stdout per message, the /demo/ pages
+    report_after: float | None = None  # seconds before a message is reported delivered
+    webhooks: dict[str, tuple[str, str]] = field(default_factory=dict)  # number -> SID, URL
 
     def account(self, *, sid: str, auth_token: str) -> None:
         self.accounts[sid] = auth_token
+
+    def number_webhook(self, number: str, url: str, *, account_sid: str) -> None:
+        """The console's Phone Numbers page: the account's ``number`` posts each message
+        that comes in to ``url``."""
+        self.webhooks[number] = (account_sid, url)
+
+    def say(self, line: str) -> None:
+        if self.demo:
+            print(f"twilio: {line}", flush=True)
 
     def refuse(self, number: str, code: int) -> None:
         """Messages to ``number`` are refused with Twilio's error ``code`` (21211, 21614,
@@ -187,7 +216,73 @@ class FakeTwilio(PostServer):
         )
         return self.post_signed(url, fields, account_sid)
 
+    # --- the demo -----------------------------------------------------------------------
+
+    def _report_later(self, sid: str) -> None:
+        """In ``report_after`` seconds, the handset has message ``sid``: Twilio posts it sent,
+        then delivered, to its StatusCallback."""
+
+        def report() -> str:
+            answers = [self.advance(sid, "sent"), self.advance(sid, "delivered")]
+            codes = ", ".join(str(a.status_code) for a in answers if a is not None)
+            return f"delivered, status callbacks {codes or 'none (no StatusCallback)'}"
+
+        report_later(self.report_after or 0.0, report, say=self.say, ref=sid)
+
+    def reply(self, *, sender: str, text: str, to: str = "") -> dict[str, Any]:
+        """A customer texts ``text`` from ``sender`` to the number ``to`` (or the one number
+        with a webhook): Twilio posts it, signed, to the number's webhook, with
+        ``OptOutType`` when the text is one of Advanced Opt-Out's keywords.
+        ``{"sent", "message"}``."""
+        if not to and len(self.webhooks) == 1:
+            to = next(iter(self.webhooks))
+        if to not in self.webhooks:
+            return {"sent": False, "message": "No number with a webhook to text."}
+        if not E164.fullmatch(sender):
+            return {"sent": False, "message": "The number is in international format: +52..."}
+        account_sid, url = self.webhooks[to]
+        opt_out_type = OPT_OUT_TYPES.get(text.strip().upper(), "")
+        return reply_posted(
+            lambda: self.incoming(
+                url,
+                account_sid=account_sid,
+                sender=sender,
+                to=to,
+                body=text,
+                opt_out_type=opt_out_type,
+            ),
+            say=self.say,
+            sender=sender,
+            text=text,
+            to=to,
+        )
+
+    def _demo(self, path: str, headers: Mapping[str, str], form: dict[str, str]) -> dict[str, Any]:
+        if path == "/demo/callback-urls":
+            account_sid = self._authenticated(headers.get("Authorization", ""))
+            number, url = form.get("number", ""), form.get("inbound", "")
+            if account_sid is None or not E164.fullmatch(number) or not url:
+                return {
+                    "saved": False,
+                    "message": "Refused: the account's SID and token, a number, a URL.",
+                }
+            self.number_webhook(number, url, account_sid=account_sid)
+            self.say(f"{number}: incoming-message webhook saved")
+            return {"saved": True, "message": "Saved."}
+        return self.reply(
+            sender=form.get("from", ""), text=form.get("text", ""), to=form.get("to", "")
+        )
+
     # --- the API ----------------------------------------------------------------------
+
+    def _authenticated(self, auth: str) -> str | None:
+        """The account SID of HTTP Basic ``auth`` when it names an account and its token."""
+        try:
+            user, token = base64.b64decode(auth.removeprefix("Basic ")).decode().split(":", 1)
+        except ValueError:
+            return None
+        known = self.accounts.get(user)
+        return user if known is not None and secrets.compare_digest(known, token) else None
 
     def create(
         self, account_sid: str, auth: str, form: dict[str, str]
@@ -199,12 +294,7 @@ class FakeTwilio(PostServer):
         if self.rate_limited:
             self.rate_limited -= 1
             return error(20429)
-        try:
-            user, token = base64.b64decode(auth.removeprefix("Basic ")).decode().split(":", 1)
-        except ValueError:
-            return error(20003)
-        known = self.accounts.get(user)
-        if user != account_sid or known is None or not secrets.compare_digest(known, token):
+        if self._authenticated(auth) != account_sid:
             return error(20003)
         to, body = form.get("To", ""), form.get("Body", "")
         sender, service = form.get("From", ""), form.get("MessagingServiceSid", "")
@@ -224,6 +314,9 @@ class FakeTwilio(PostServer):
         self.messages[sid] = Message(
             sid, account_sid, to, body, sender, service, form.get("StatusCallback", ""), status
         )
+        self.say(f"SMS to ...{to[-4:]}: {body}")
+        if self.report_after is not None:
+            self._report_later(sid)
         now = format_datetime(datetime.now(UTC), usegmt=True)
         uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}.json"
         return 201, {
@@ -252,10 +345,31 @@ class FakeTwilio(PostServer):
     def answer_post(
         self, path: str, headers: Mapping[str, str], body: bytes
     ) -> tuple[int, bytes, str]:
-        found = MESSAGES_PATH.fullmatch(path.split("?")[0])
+        path = path.split("?")[0]
+        if self.demo and path in ("/demo/callback-urls", "/demo/reply"):
+            answer = self._demo(path, headers, form_fields(body))
+            return 200, json.dumps(answer).encode(), "application/json"
+        found = MESSAGES_PATH.fullmatch(path)
         if found is None:
             status, answer = error(20404)
         else:
             form = form_fields(body)
             status, answer = self.create(found.group(1), headers.get("Authorization", ""), form)
         return status, json.dumps(answer).encode(), "application/json"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tools.fakes.twilio reply +52... STOP``: a customer texts the lender's
+    number, against the Twilio fake of a running demo (``make run``)."""
+    return reply_main(
+        argv,
+        prog="python -m tools.fakes.twilio",
+        name="Twilio",
+        port_variable="DEMO_TWILIO_PORT",
+        default_port=8705,
+        example="+52...",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -31,6 +31,15 @@ last 24 hours fails with 131047, as the Cloud API reports it), ``report`` (one s
 template's quick-reply button or an interactive reply), and ``handshake`` (the verify-token
 GET with ``hub.mode``, ``hub.verify_token`` and ``hub.challenge``). ``status_body``,
 ``inbound_body`` and ``signed`` give a test the same bodies and headers without a server.
+
+In the demo (``demo=True``, ``tools.fakes.demo``) it says on stdout what it is given (the
+number's last four digits and the text) and plays the Meta app's dashboard and the customers:
+``webhook`` (over HTTP ``POST /demo/callback-urls``, with the number's access token) takes
+the callback URL and verify token typed in the app's WhatsApp configuration, and keeps the
+URL once the server has echoed the handshake's challenge (it asks until the server is up);
+with ``report_after``, each message taken is settled that many seconds later (sent, then
+delivered); ``reply`` (``POST /demo/reply``, and ``python -m tools.fakes.whatsapp reply
++2547... STOP`` from a terminal) is a customer writing to the business number.
 """
 
 from __future__ import annotations
@@ -43,6 +52,7 @@ import itertools
 import json
 import re
 import secrets
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -50,6 +60,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import requests
+
+from tools.fakes.loopback import form_fields, reply_main, reply_posted, report_later
 
 WINDOW_SECONDS = 24 * 3600  # the customer service window a free-form text needs
 # the Graph API's codes this fake answers: HTTP status and title (WhatsApp Cloud API: Error codes)
@@ -124,6 +136,8 @@ class FakeWhatsApp:
     last_inbound: dict[tuple[str, str], float] = field(default_factory=dict)
     down: bool = False
     delay: float = 0.0
+    demo: bool = False  # a line on stdout per message, the /demo/ pages
+    report_after: float | None = None  # seconds before a message is settled
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     # --- set up -----------------------------------------------------------------------
@@ -163,6 +177,10 @@ class FakeWhatsApp:
         """The next ``times`` sends are refused with the rate limit ``code`` (130429 the
         number's throughput, 131056 one customer, 80007 the business account, 4 the app)."""
         self.limits.extend([code] * times)
+
+    def say(self, line: str) -> None:
+        if self.demo:
+            print(f"whatsapp: {line}", flush=True)
 
     # --- the webhooks -----------------------------------------------------------------
 
@@ -317,6 +335,99 @@ class FakeWhatsApp:
         }
         return requests.get(account.webhook_url, params=params, timeout=15), challenge
 
+    # --- the demo -----------------------------------------------------------------------
+
+    def webhook(
+        self, phone_number_id: str, url: str, *, verify_token: str, wait: float = 120.0
+    ) -> threading.Thread:
+        """The app's WhatsApp configuration, "Verify and save": Meta sends the handshake to
+        ``url`` with ``verify_token`` and keeps ``url`` as the number's webhook once its
+        challenge comes back. Asked again each second while nothing answers, for up to
+        ``wait`` seconds (the demo seeds before its server starts). Returns the thread."""
+        account = self.accounts[phone_number_id]
+
+        def verify() -> None:
+            challenge = str(secrets.randbelow(10**9))
+            params = {
+                "hub.mode": "subscribe",
+                "hub.verify_token": verify_token,
+                "hub.challenge": challenge,
+            }
+            deadline = time.monotonic() + wait
+            while True:
+                try:
+                    answer = requests.get(url, params=params, timeout=15)
+                    break
+                except requests.RequestException:
+                    if time.monotonic() >= deadline:
+                        self.say(f"{phone_number_id}: the webhook never answered")
+                        return
+                    time.sleep(1.0)
+            if answer.status_code == 200 and answer.text == challenge:
+                account.webhook_url = url
+                self.say(f"{phone_number_id}: webhook verified and saved")
+            else:
+                self.say(f"{phone_number_id}: the webhook refused the verify token")
+
+        thread = threading.Thread(target=verify, daemon=True)
+        thread.start()
+        return thread
+
+    def _settle_later(self, wamid: str) -> None:
+        """In ``report_after`` seconds, the message ``wamid`` is settled: its statuses go to
+        the number's webhook (none saved: no webhook, as Meta)."""
+
+        def settle() -> str:
+            if not self.accounts[self.sent[wamid].phone_number_id].webhook_url:
+                return "settled; no webhook is saved"
+            codes = ", ".join(str(a.status_code) for a in self.settle(wamid))
+            outcome = "failed" if self.sent[wamid].fail_code is not None else "delivered"
+            return f"{outcome}, status webhooks {codes}"
+
+        report_later(self.report_after or 0.0, settle, say=self.say, ref=wamid[-12:])
+
+    def reply(self, *, sender: str, text: str, phone_number_id: str = "") -> dict[str, Any]:
+        """The customer ``sender`` writes ``text`` to the business number
+        ``phone_number_id`` (or the one number with a webhook). ``{"sent", "message"}``."""
+        numbers = [a for a in self.accounts.values() if a.webhook_url]
+        account = (
+            self.accounts.get(phone_number_id)
+            if phone_number_id
+            else (numbers[0] if len(numbers) == 1 else None)
+        )
+        if account is None or not account.webhook_url:
+            return {"sent": False, "message": "No business number with a webhook to write to."}
+        digits = sender.removeprefix("+")
+        if not sender.startswith("+") or not digits.isdigit() or not 8 <= len(digits) <= 15:
+            return {"sent": False, "message": "The number is in international format: +254..."}
+        return reply_posted(
+            lambda: self.customer_writes(account.phone_number_id, sender, text),
+            say=self.say,
+            sender=sender,
+            text=text,
+            to=f"+{account.display_phone_number}",
+        )
+
+    def _demo(self, path: str, authorization: str, form: dict[str, str]) -> dict[str, Any]:
+        if path == "/demo/callback-urls":
+            account = self.accounts.get(form.get("phone_number_id", ""))
+            token = authorization.removeprefix("Bearer ")
+            url, verify_token = form.get("callback_url", ""), form.get("verify_token", "")
+            if (
+                account is None
+                or not secrets.compare_digest(account.access_token, token)
+                or not url
+                or not verify_token
+            ):
+                return {"saved": False, "message": "Refused: the number's token, a URL, a token."}
+            self.webhook(account.phone_number_id, url, verify_token=verify_token)
+            return {"saved": True, "message": "Verifying the webhook."}
+        return self.reply(
+            sender=form.get("from", ""),
+            text=form.get("text", ""),
+            phone_number_id=form.get("phone_number_id", ""),
+        )
+
     # --- the API ----------------------------------------------------------------------
 
     def _send(self, path: str, authorization: str, raw: bytes) -> dict[str, Any]:
@@ -355,6 +466,13 @@ class FakeWhatsApp:
         if later:
             message.fail_code = code
         self.sent[message.wamid] = message
+        if message.template is not None:
+            name, language, parameters = message.template
+            self.say(f"template {name} ({language}) to ...{to[-4:]}: {' | '.join(parameters)}")
+        else:
+            self.say(f"text to ...{to[-4:]}: {message.text}")
+        if self.report_after is not None:
+            self._settle_later(message.wamid)
         answer: dict[str, Any] = {"id": message.wamid}
         if message.kind == "template":
             answer["message_status"] = "accepted"
@@ -421,6 +539,9 @@ class FakeWhatsApp:
 
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                if fake.demo and self.path in ("/demo/callback-urls", "/demo/reply"):
+                    authorization = self.headers.get("Authorization", "")
+                    return self._answer(200, fake._demo(self.path, authorization, form_fields(raw)))
                 if fake.delay:
                     time.sleep(fake.delay)
                 if fake.down:
@@ -441,3 +562,20 @@ class FakeWhatsApp:
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tools.fakes.whatsapp reply +2547... STOP``: a customer writes to the
+    lender's WhatsApp number, against the WhatsApp fake of a running demo (``make run``)."""
+    return reply_main(
+        argv,
+        prog="python -m tools.fakes.whatsapp",
+        name="WhatsApp",
+        port_variable="DEMO_WHATSAPP_PORT",
+        default_port=8704,
+        example="+2547...",
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
