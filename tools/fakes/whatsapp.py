@@ -56,12 +56,18 @@ import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import requests
 
-from tools.fakes.loopback import form_fields, reply_main, reply_posted, report_later
+from tools.fakes.loopback import (
+    LoopbackServer,
+    form_fields,
+    reply_main,
+    reply_posted,
+    report_later,
+)
 
 WINDOW_SECONDS = 24 * 3600  # the customer service window a free-form text needs
 # the Graph API's codes this fake answers: HTTP status and title (WhatsApp Cloud API: Error codes)
@@ -553,7 +559,10 @@ class FakeWhatsApp:
                     return self._answer(fault.status, fault.body)
                 return self._answer(200, answer)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.server = LoopbackServer(("127.0.0.1", port), Handler)
+        # one answer per connection: closing waits for the answers still being written
+        # (a late one, ``delay``), so none outlives its test
+        self.server.daemon_threads = False
         # a short poll: stop() (each test's teardown) returns within it
         serve = functools.partial(self.server.serve_forever, poll_interval=0.05)
         threading.Thread(target=serve, daemon=True).start()
