@@ -24,6 +24,7 @@ class Notification(BaseModel):
         OVERDUE = "overdue", _("Overdue: the restriction stage changed")
         NOTICE = "notice", _("Notice of apps to be blocked or of a lock")
         PAYMENT = "payment", _("Payment received")
+        REPLY = "reply", _("Answer to the customer's text")
 
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", _("Scheduled")
@@ -50,7 +51,7 @@ class Notification(BaseModel):
         FAILED = "failed", _("Not delivered")
 
     # Answers to the customer's own action: no weekly limit, no quiet hours.
-    TRANSACTIONAL: ClassVar[frozenset[str]] = frozenset({Kind.PAYMENT})
+    TRANSACTIONAL: ClassVar[frozenset[str]] = frozenset({Kind.PAYMENT, Kind.REPLY})
 
     lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
     customer = models.ForeignKey(
@@ -72,6 +73,8 @@ class Notification(BaseModel):
     # the channel it went out on last; the one it fell back from (a message falls back once)
     channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices, blank=True)
     fell_back_from = models.CharField(max_length=10, choices=Channel.choices, blank=True)
+    # tried before the lender's order: an answer goes back on the channel the customer wrote on
+    first_channel = models.CharField(max_length=10, choices=Channel.choices, blank=True)
     # handed to a text provider (SMS or WhatsApp): which, its id, and what it reports since
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     provider = models.CharField(_("provider"), max_length=20, blank=True)

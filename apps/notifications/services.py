@@ -62,6 +62,8 @@ class Draft:
     # a notice of a stage that blocks apps or locks, and the date it names (models.py)
     announces_stage: str = ""
     announces_on: date | None = None
+    # the channel to try before the lender's order (an answer to a text: the one it came on)
+    first_channel: str = ""
 
 
 def notifications_queue(*, lender: Lender, drafts: list[Draft]) -> int:
@@ -119,6 +121,7 @@ def notifications_queue(*, lender: Lender, drafts: list[Draft]) -> int:
                 "ats": ats,
                 "announces": [d.announces_stage for d in drafts],
                 "announces_on": [d.announces_on for d in drafts],
+                "firsts": [d.first_channel for d in drafts],
             },
         )
         return len(cursor.fetchall())
@@ -177,8 +180,16 @@ class _Texts:
         return channel == C.SMS or self.adapter(lender_id, channel) is not None
 
 
+def _channel_order(notification: Notification) -> list[str]:
+    """The channels ``notification`` tries, in order: the lender's, with the notification's
+    first channel (an answer goes back on the channel the customer wrote on) ahead of them."""
+    order = list(notification.lender.message_channels)
+    first = notification.first_channel
+    return [first, *(c for c in order if c != first)] if first else order
+
+
 def _channels_after(order: list[str], channel: str) -> list[str]:
-    """The lender's channels that come after ``channel`` (all of them after "")."""
+    """The channels of ``order`` that come after ``channel`` (all of them after "")."""
     if not channel:
         return list(order)
     if channel in order:
@@ -244,13 +255,13 @@ def _deliver(
     pushable: dict[int, int],
     to_push: list[Notification],
 ) -> str:
-    """Send ``notification`` on the first of the lender's channels after ``after`` that can
-    take it (the phone, when it can be pushed; a text channel the lender has an account
-    for, and SMS always). A text refused for good (an invalid number) falls back to the
-    next channel, once. Returns what became of it: a channel, "retry" or "failed"; the
+    """Send ``notification`` on the first of its channels (``_channel_order``: the lender's,
+    an answer's own first) after ``after`` that can take it (the phone, when it can be
+    pushed; a text channel the lender has an account for, and SMS always). A text refused
+    for good (an invalid number) falls back to the next channel, once. Returns what became of it: a channel, "retry" or "failed"; the
     caller saves it (pushes: the caller pushes ``to_push`` together)."""
     stopped = False
-    for channel in _channels_after(list(notification.lender.message_channels), after):
+    for channel in _channels_after(_channel_order(notification), after):
         if channel == C.PUSH:
             if notification.loan_id in pushable:
                 notification.channel, notification.status, notification.pushed_at = (
@@ -535,7 +546,7 @@ def _fall_back_later(notification: Notification, now: datetime) -> bool:
     inside contact hours, else at the next window), unless its one fallback is spent.
     Returns whether it was queued again."""
     if notification.fell_back_from or not _channels_after(
-        list(notification.lender.message_channels), notification.channel
+        _channel_order(notification), notification.channel
     ):
         notification.status = S.FAILED
         return False

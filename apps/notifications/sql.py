@@ -18,14 +18,14 @@ QUEUE = (
     sql.SQL("""
 INSERT INTO {notifications}
     (lender_id, customer_id, loan_id, kind, status, locale, body, dedupe_key, scheduled_for,
-     channel, fell_back_from, provider, provider_ref, delivery, error, announces_stage,
-     announces_on, created_at, updated_at)
+     channel, fell_back_from, first_channel, provider, provider_ref, delivery, error,
+     announces_stage, announces_on, created_at, updated_at)
 SELECT %(lender)s, q.customer, q.loan, q.kind, q.status, q.locale, q.body, q.dedupe, q.at,
-       '', '', '', '', '', '', q.announces, q.announces_on, %(now)s, %(now)s
+       '', '', q.first, '', '', '', '', q.announces, q.announces_on, %(now)s, %(now)s
 FROM unnest(%(customers)s::bigint[], %(loans)s::bigint[], %(kinds)s::text[], %(statuses)s::text[],
             %(locales)s::text[], %(bodies)s::text[], %(dedupes)s::text[], %(ats)s::timestamptz[],
-            %(announces)s::text[], %(announces_on)s::date[])
-    AS q(customer, loan, kind, status, locale, body, dedupe, at, announces, announces_on)
+            %(announces)s::text[], %(announces_on)s::date[], %(firsts)s::text[])
+    AS q(customer, loan, kind, status, locale, body, dedupe, at, announces, announces_on, first)
 ON CONFLICT (lender_id, dedupe_key) DO NOTHING
 RETURNING id
 """)

@@ -43,7 +43,12 @@ FORM = "application/x-www-form-urlencoded"
 
 
 def _queued(
-    lender, kind: str = "overdue", loan=None, n: int = 1, at: datetime = MORNING
+    lender,
+    kind: str = "overdue",
+    loan=None,
+    n: int = 1,
+    at: datetime = MORNING,
+    first_channel: str = "",
 ) -> Notification:
     """A message of ``kind`` queued at ``at`` for a loan whose phone is not enrolled (no
     push)."""
@@ -55,6 +60,7 @@ def _queued(
         locale="en",
         body=f"Message {n}",
         dedupe_key=f"test:{loan.pk}:{kind}:{n}",
+        first_channel=first_channel,
     )
     with time_machine.travel(at, tick=False):
         notifications_queue(lender=lender, drafts=[draft])
@@ -192,6 +198,37 @@ def test_a_whatsapp_message_reported_failed_falls_back_to_sms_once(
     assert (notification.status, notification.delivery) == (S.FAILED, "failed")
     assert len(africastalking_fake.messages) == 1
     assert len(whatsapp_fake.sent) == 1
+
+
+def test_an_answer_goes_first_on_the_channel_the_customer_wrote_on_then_falls_back_once(
+    lender_a, whatsapp_fake, africastalking_fake, client
+) -> None:
+    whatsapp_for(lender_a)
+    africastalking_for(lender_a)
+    _channels(lender_a, "push", "whatsapp", "sms")
+    # the customer wrote by SMS, at night: the answer goes at once, by SMS, not by WhatsApp
+    answer = _queued(lender_a, "reply", at=NIGHT, first_channel="sms")
+    with time_machine.travel(NIGHT, tick=False):
+        assert notifications_dispatch()["sms"] == 1
+    [sms] = africastalking_fake.messages
+    assert whatsapp_fake.sent == {}
+    answer.refresh_from_db()
+    assert (answer.channel, answer.provider_ref) == ("sms", sms.message_id)
+    # undelivered, it falls back to the lender's order without the SMS: WhatsApp, once
+    report = africastalking_fake.report_fields(sms.message_id, "Failed")
+    with time_machine.travel(NIGHT + timedelta(minutes=1), tick=False):
+        _form(client, _path("africastalking", lender_a, "delivery"), report)
+        assert notifications_dispatch()["whatsapp"] == 1
+    answer.refresh_from_db()
+    assert (answer.channel, answer.fell_back_from) == ("whatsapp", "sms")
+    assert len(africastalking_fake.messages) == 1
+    # a lender that sends nothing by WhatsApp still answers there a customer who wrote there
+    _channels(lender_a, "sms")
+    other = _queued(lender_a, "reply", n=2, first_channel="whatsapp")
+    with time_machine.travel(MORNING, tick=False):
+        assert notifications_dispatch()["whatsapp"] == 1
+    other.refresh_from_db()
+    assert whatsapp_fake.sent[other.provider_ref].text == "Message 2"
 
 
 def test_a_fallback_reported_at_night_waits_for_the_contact_window(

@@ -34,6 +34,7 @@ def queue_params(lender, loan, keys: list[str]) -> dict[str, Any]:
         "ats": [now] * n,
         "announces": [""] * n,
         "announces_on": [None] * n,
+        "firsts": [""] * n,
     }
 
 
@@ -73,6 +74,7 @@ def test_queue_adds_each_new_dedupe_key_once_per_lender(lender_a, lender_b, firs
     rows = Notification.objects.filter(pk__in=ids).order_by("id")
     assert [n.dedupe_key for n in rows] == expected
     assert all(n.body == f"body of {n.dedupe_key}" for n in rows)
+    assert all(n.first_channel == "" for n in rows)
     assert Notification.objects.filter(lender=lender_a).count() == len(set(first) | set(then))
 
 
