@@ -72,6 +72,24 @@ def next_step_line(step: NextStep | None) -> str:
     }
 
 
+# why a promise to pay made by text is refused, in words to the customer ({reason})
+PROMISE_REFUSALS = {
+    "unreadable": _("we could not read the date. Write it as month/day, such as PROMISE 12/15."),
+    "too_far": _("the date must be between today and %(days)s days from today."),
+    "already_open": _("you already have a promise open until %(date)s."),
+    "nothing_late": _("nothing on your loan is late, so there is nothing to promise."),
+}
+
+
+def promise_refusal_line(reason: str, *, days: int = 0, until: date | None = None) -> str:
+    """Why a promise is refused (a key of ``PROMISE_REFUSALS``), in the active language:
+    ``days`` the longest a promise may run, ``until`` the end of the promise already open."""
+    return str(PROMISE_REFUSALS[reason]) % {
+        "days": days,
+        "date": day_format(until) if until else "",
+    }
+
+
 def offline_code_pointer_line() -> str:
     """The line a receipt ends with while the phone has not taken its new state: where the
     unlock code is (its digits are never stored in a message)."""
@@ -152,6 +170,10 @@ PLACEHOLDERS: dict[str, Promise] = {
         "while the phone has not taken the payment: where its unlock code comes (else empty)"
     ),
     "code": _("the code"),
+    "link": _("a link that opens the customer's page to pay, once, for a few minutes"),
+    "minutes": _("how many minutes the link works"),
+    "promise_date": _("the date the customer promised to pay by"),
+    "reason": _("why the promise cannot be recorded, as a sentence"),
 }
 
 
@@ -244,6 +266,57 @@ KINDS: dict[str, KindSpec] = {
         ("amount", "due_date"),
         channel=VOICE,
     ),
+    # answers to a customer's text (docs/customers.md, "Answers by text"): the keywords they
+    # name are the ones the answers understand, in the text's language
+    Kind.REPLY_BALANCE: KindSpec(
+        gettext_noop(
+            "Left to pay: {balance}. Next installment: {amount}, due on {due_date}. "
+            "Reply PAY to pay."
+        ),
+        ("balance", "amount", "due_date"),
+    ),
+    Kind.REPLY_BALANCE_LATE: KindSpec(
+        gettext_noop(
+            "Left to pay: {balance}. Late now: {amount}, due on {due_date} ({days} days ago). "
+            "Reply PAY to pay."
+        ),
+        ("balance", "amount", "due_date", "days"),
+    ),
+    Kind.REPLY_NOTHING_DUE: KindSpec(
+        gettext_noop("Nothing is left to pay on your loan. Thank you."), ()
+    ),
+    Kind.REPLY_PAY_LINK: KindSpec(
+        gettext_noop(
+            "To pay, open {link} (it works once, for {minutes} minutes; reply PAY for a new one)."
+        ),
+        ("link", "minutes"),
+        required=("link",),
+        # the link alone is about 200 characters: four parts of UCS-2 with a Chinese text
+        max_segments=4,
+    ),
+    Kind.REPLY_PROMISE: KindSpec(
+        gettext_noop("Thank you. Your promise to pay {amount} by {promise_date} is recorded."),
+        ("amount", "promise_date"),
+    ),
+    Kind.REPLY_NO_PROMISE: KindSpec(
+        gettext_noop("We could not record your promise: {reason} Reply HELP for help."),
+        ("reason",),
+        required=("reason",),
+    ),
+    Kind.REPLY_HELP: KindSpec(
+        gettext_noop(
+            "Reply BAL for your balance, PAY for a link to pay, or PROMISE and a date "
+            "(PROMISE 12/15) to promise to pay by then. Anything else, our team answers."
+        ),
+        (),
+    ),
+    Kind.REPLY_RECEIVED: KindSpec(
+        gettext_noop(
+            "Thank you, we received your message. Our team will answer you soon. "
+            "Reply HELP for what you can do by text."
+        ),
+        (),
+    ),
 }
 
 LANGUAGES: tuple[str, ...] = tuple(code for code, _name in settings.LANGUAGES)
@@ -263,6 +336,16 @@ def default_text(kind: str, language: str) -> str:
     """The shipped text of ``kind`` in ``language`` (English where it has no translation)."""
     with translation.override(message_language(language)):
         return gettext(KINDS[kind].default)
+
+
+# A customer's one-time login link (``customers:link``): the product's address, the lender's
+# slug and a signed token of about 114 characters. The longest: a 40-character address and
+# a 30-character slug.
+SAMPLE_LINK = (
+    "https://pay.example.com/my/lender/link/eyJjIjo0MjEsImwiOjEsIm4iOiJNbFoyemZEX2d0amdLR0M2"
+    "In0:1xa785:ISiE6AP7R2ffPP9dhqQ0-0eXKWXmUA0R5dzr1bjLSic/"
+)
+LONGEST_LINK = f"https://{'c' * 32}/my/{'s' * 30}/link/{'t' * 120}/"
 
 
 def _longest(texts: list[str]) -> str:
@@ -296,6 +379,12 @@ def sample_values(*, kind: str, language: str, currency: str, longest: bool) -> 
                 "reference": "SBK4H7XQ2M-01",
                 "offline_note": offline_code_pointer_line(),
                 "code": "999999" if kind in _CODE_KINDS else "999 999 999",
+                "link": LONGEST_LINK,
+                "minutes": 99,
+                "promise_date": on,
+                "reason": _longest(
+                    [promise_refusal_line(r, days=999, until=on) for r in PROMISE_REFUSALS]
+                ),
             }
         else:
             due = today + timedelta(days=3)
@@ -310,6 +399,10 @@ def sample_values(*, kind: str, language: str, currency: str, longest: bool) -> 
                 "reference": "SBK4H7XQ2M",
                 "offline_note": offline_code_pointer_line(),
                 "code": "482913" if kind in _CODE_KINDS else "482 913 570",
+                "link": SAMPLE_LINK,
+                "minutes": 5,
+                "promise_date": today + timedelta(days=7),
+                "reason": promise_refusal_line("too_far", days=14),
             }
     return {name: values[name] for name in KINDS[kind].placeholders}
 

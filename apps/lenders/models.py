@@ -478,6 +478,15 @@ class MessageTemplate(BaseModel):
         OFFLINE_UNLOCK = "offline_unlock", _("Offline unlock code")
         OFFLINE_RELEASE = "offline_release", _("Offline release code (loan paid off)")
         VOICE = "voice", _("Reminder read by a voice call")
+        # answers to the customer's texts (apps.collections.services.replies)
+        REPLY_BALANCE = "reply_balance", _("Answer to BAL: the balance and the next installment")
+        REPLY_BALANCE_LATE = "reply_balance_late", _("Answer to BAL: the balance and what is late")
+        REPLY_NOTHING_DUE = "reply_nothing_due", _("Answer to BAL or PAY: nothing left to pay")
+        REPLY_PAY_LINK = "reply_pay_link", _("Answer to PAY: a link to pay")
+        REPLY_PROMISE = "reply_promise", _("Answer to PROMISE: the promise is recorded")
+        REPLY_NO_PROMISE = "reply_no_promise", _("Answer to PROMISE: refused, and why")
+        REPLY_HELP = "reply_help", _("Answer to HELP: what a customer can do by text")
+        REPLY_RECEIVED = "reply_received", _("Answer to any other text: an agent will answer")
 
     lender = models.ForeignKey(Lender, on_delete=models.PROTECT, related_name="message_templates")
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
@@ -521,6 +530,14 @@ class MessageTemplate(BaseModel):
                         "offline_unlock",
                         "offline_release",
                         "voice",
+                        "reply_balance",
+                        "reply_balance_late",
+                        "reply_nothing_due",
+                        "reply_pay_link",
+                        "reply_promise",
+                        "reply_no_promise",
+                        "reply_help",
+                        "reply_received",
                     ]
                 ),
                 name="message_template_kind_known",
