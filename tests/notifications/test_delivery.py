@@ -6,7 +6,6 @@ to our endpoints as they would post them (signed, or on the lender's secret path
 
 import logging
 from datetime import datetime, timedelta
-from urllib.parse import urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -23,15 +22,9 @@ from apps.notifications.services import (
     notifications_queue,
 )
 from tests.collections.factories import signed_loan
-from tests.integrations.messaging import (
-    TWILIO_NUMBER,
-    TWILIO_SID,
-    TWILIO_TOKEN,
-    africastalking_for,
-    twilio_for,
-)
-from tests.integrations.whatsapp import APP_SECRET, PHONE_NUMBER_ID, VERIFY_TOKEN, whatsapp_for
-from tools.fakes.twilio import signature
+from tests.integrations.messaging import TWILIO_NUMBER, TWILIO_SID, africastalking_for, twilio_for
+from tests.integrations.whatsapp import PHONE_NUMBER_ID, VERIFY_TOKEN, whatsapp_for
+from tests.notifications.callbacks import callback_path, form_post, twilio_post, whatsapp_post
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +32,6 @@ NAIROBI = ZoneInfo("Africa/Nairobi")
 MORNING = datetime(2026, 11, 24, 10, 0, tzinfo=NAIROBI)  # inside Kenya's 07:00-20:00
 NIGHT = datetime(2026, 11, 24, 21, 0, tzinfo=NAIROBI)
 S = Notification.Status
-FORM = "application/x-www-form-urlencoded"
 
 
 def _queued(
@@ -72,34 +64,6 @@ def _channels(lender, *order: str) -> None:
     lender.save(update_fields=["message_channels"])
 
 
-def _path(provider: str, lender, route: str = "") -> str:
-    return urlsplit(
-        messaging_callback_url(provider=provider, lender_slug=lender.slug, route=route)
-    ).path
-
-
-def _form(client, path: str, fields: dict[str, str], **headers: str):
-    """A form post as the SMS providers send theirs (urlencoded)."""
-    return client.post(path, urlencode(fields), content_type=FORM, **headers)
-
-
-def _twilio_post(client, lender, route: str, fields: dict[str, str], *, token: str = TWILIO_TOKEN):
-    url = messaging_callback_url(provider="twilio", lender_slug=lender.slug, route=route)
-    return _form(
-        client, urlsplit(url).path, fields, HTTP_X_TWILIO_SIGNATURE=signature(token, url, fields)
-    )
-
-
-def _whatsapp_post(client, lender, fake, body: dict, *, secret: str = APP_SECRET):
-    raw, headers = fake.signed(body, secret)
-    return client.post(
-        _path("whatsapp", lender),
-        raw,
-        content_type="application/json",
-        HTTP_X_HUB_SIGNATURE_256=headers["X-Hub-Signature-256"],
-    )
-
-
 def test_a_text_goes_by_the_lenders_sms_provider_and_its_reports_only_move_it_forward(
     lender_a, africastalking_fake, client
 ) -> None:
@@ -118,9 +82,9 @@ def test_a_text_goes_by_the_lenders_sms_provider_and_its_reports_only_move_it_fo
     # Africa's Talking answers "Success" once the message is with the network
     assert (notification.provider_ref, notification.delivery) == (sent.message_id, "sent")
 
-    path = _path("africastalking", lender_a, "delivery")
+    path = callback_path("africastalking", lender_a, "delivery")
     assert (
-        _form(
+        form_post(
             client, path, africastalking_fake.report_fields(sent.message_id, "Success")
         ).status_code
         == 200
@@ -130,19 +94,21 @@ def test_a_text_goes_by_the_lenders_sms_provider_and_its_reports_only_move_it_fo
     assert notification.delivered_at is not None
     # a report that arrives late, or twice, is behind what is recorded: nothing moves back
     assert (
-        _form(client, path, africastalking_fake.report_fields(sent.message_id, "Sent")).status_code
+        form_post(
+            client, path, africastalking_fake.report_fields(sent.message_id, "Sent")
+        ).status_code
         == 200
     )
     notification.refresh_from_db()
     assert notification.delivery == "delivered"
     # a report of a message the lender never sent is taken and changes nothing
     unknown = {**africastalking_fake.report_fields(sent.message_id), "id": "ATXid_unknown"}
-    assert _form(client, path, unknown).status_code == 200
+    assert form_post(client, path, unknown).status_code == 200
     # the secret path token is the only proof it is Africa's Talking
     forged = path.replace(path.split("/")[-3], "0" * 40)
-    answer = _form(client, forged, africastalking_fake.report_fields(sent.message_id, "Failed"))
+    answer = form_post(client, forged, africastalking_fake.report_fields(sent.message_id, "Failed"))
     assert answer.status_code == 403
-    assert _form(client, path.replace("lender-a", "no-such"), {}).status_code == 404
+    assert form_post(client, path.replace("lender-a", "no-such"), {}).status_code == 404
     notification.refresh_from_db()
     assert (notification.delivery, notification.status) == ("delivered", S.SMS)
 
@@ -160,10 +126,10 @@ def test_twilio_is_told_where_to_report_and_only_its_signed_reports_count(
         provider="twilio", lender_slug=lender_a.slug, route="delivery"
     )
     fields = twilio_fake.status_fields(notification.provider_ref, "delivered")
-    assert _twilio_post(client, lender_a, "delivery", fields, token="0" * 32).status_code == 403
+    assert twilio_post(client, lender_a, "delivery", fields, token="0" * 32).status_code == 403
     notification.refresh_from_db()
     assert notification.delivery == "queued"
-    assert _twilio_post(client, lender_a, "delivery", fields).status_code == 200
+    assert twilio_post(client, lender_a, "delivery", fields).status_code == 200
     notification.refresh_from_db()
     assert notification.delivery == "delivered"
 
@@ -181,7 +147,7 @@ def test_a_whatsapp_message_reported_failed_falls_back_to_sms_once(
         wamid = notification.provider_ref
         assert whatsapp_fake.sent[wamid].text == "Message 1"
         failed = whatsapp_fake.status_body(wamid, "failed", code=131026)
-        assert _whatsapp_post(client, lender_a, whatsapp_fake, failed).status_code == 200
+        assert whatsapp_post(client, lender_a, whatsapp_fake, failed).status_code == 200
         notification.refresh_from_db()
         assert (notification.status, notification.fell_back_from) == (S.SCHEDULED, "whatsapp")
         assert notification.sent_at is None  # not a confirmed notice until sent again
@@ -192,7 +158,7 @@ def test_a_whatsapp_message_reported_failed_falls_back_to_sms_once(
     # its one fallback spent: the SMS failing too ends it, nothing goes a third time
     report = africastalking_fake.report_fields(sms.message_id, "Failed")
     with time_machine.travel(MORNING + timedelta(minutes=5), tick=False):
-        _form(client, _path("africastalking", lender_a, "delivery"), report)
+        form_post(client, callback_path("africastalking", lender_a, "delivery"), report)
         notifications_dispatch()
     notification.refresh_from_db()
     assert (notification.status, notification.delivery) == (S.FAILED, "failed")
@@ -217,7 +183,7 @@ def test_an_answer_goes_first_on_the_channel_the_customer_wrote_on_then_falls_ba
     # undelivered, it falls back to the lender's order without the SMS: WhatsApp, once
     report = africastalking_fake.report_fields(sms.message_id, "Failed")
     with time_machine.travel(NIGHT + timedelta(minutes=1), tick=False):
-        _form(client, _path("africastalking", lender_a, "delivery"), report)
+        form_post(client, callback_path("africastalking", lender_a, "delivery"), report)
         assert notifications_dispatch()["whatsapp"] == 1
     answer.refresh_from_db()
     assert (answer.channel, answer.fell_back_from) == ("whatsapp", "sms")
@@ -242,7 +208,7 @@ def test_a_fallback_reported_at_night_waits_for_the_contact_window(
     notification.refresh_from_db()
     with time_machine.travel(NIGHT, tick=False):
         body = whatsapp_fake.status_body(notification.provider_ref, "failed", code=131026)
-        _whatsapp_post(client, lender_a, whatsapp_fake, body)
+        whatsapp_post(client, lender_a, whatsapp_fake, body)
         notifications_dispatch()
     assert africastalking_fake.messages == []
     notification.refresh_from_db()
@@ -269,7 +235,7 @@ def test_a_text_never_reported_delivered_falls_back_once_after_the_wait(
         assert notifications_dispatch()["fallback"] == 0
     assert len(africastalking_fake.messages) == 1
     # WhatsApp delivering it after all changes nothing: the message is the SMS now
-    _whatsapp_post(client, lender_a, whatsapp_fake, whatsapp_fake.status_body(wamid, "delivered"))
+    whatsapp_post(client, lender_a, whatsapp_fake, whatsapp_fake.status_body(wamid, "delivered"))
     notification.refresh_from_db()
     assert (notification.channel, notification.fell_back_from) == ("sms", "whatsapp")
     assert notification.provider_ref == africastalking_fake.messages[0].message_id
@@ -284,13 +250,13 @@ def test_stop_ends_reminders_on_that_channel_and_the_lock_notice_still_goes(
     stop = twilio_fake.incoming_fields(
         account_sid=TWILIO_SID, sender=phone, to=TWILIO_NUMBER, body="Stop "
     )
-    answer = _twilio_post(client, lender_a, "inbound", stop)
+    answer = twilio_post(client, lender_a, "inbound", stop)
     assert answer.status_code == 200
     assert answer["Content-Type"] == "text/xml"
     assert ContactOptOut.objects.filter(lender=lender_a, phone=phone, channel="sms").exists()
     event = AuditEvent.objects.get(action="notifications.contact.opted_out")
     assert event.data == {"channel": "sms", "how": "keyword", "phone_last4": phone[-4:]}
-    _twilio_post(client, lender_a, "inbound", stop)  # again: nothing new
+    twilio_post(client, lender_a, "inbound", stop)  # again: nothing new
     assert AuditEvent.objects.filter(action="notifications.contact.opted_out").count() == 1
 
     reminder = _queued(lender_a, "overdue", loan=loan)
@@ -306,7 +272,7 @@ def test_stop_ends_reminders_on_that_channel_and_the_lock_notice_still_goes(
     start = twilio_fake.incoming_fields(
         account_sid=TWILIO_SID, sender=phone, to=TWILIO_NUMBER, body="START"
     )
-    _twilio_post(client, lender_a, "inbound", start)
+    twilio_post(client, lender_a, "inbound", start)
     assert not ContactOptOut.objects.exists()
     _queued(lender_a, "due_soon", loan=loan, n=3)
     with time_machine.travel(MORNING, tick=False):
@@ -320,9 +286,9 @@ def test_the_providers_own_opt_out_signal_counts_as_stop(
 ) -> None:
     africastalking_for(lender_a)
     loan = signed_loan(lender_a)
-    answer = _form(
+    answer = form_post(
         client,
-        _path("africastalking", lender_a, "optout"),
+        callback_path("africastalking", lender_a, "optout"),
         {"senderId": "SMARTCOL", "phoneNumber": loan.customer.phone},
     )
     assert answer.status_code == 200
@@ -338,7 +304,7 @@ def test_whatsapp_webhook_answers_the_verify_handshake_only_with_the_token(
     lender_a, whatsapp_fake, client
 ) -> None:
     whatsapp_for(lender_a)
-    path = _path("whatsapp", lender_a)
+    path = callback_path("whatsapp", lender_a)
     handshake = {
         "hub.mode": "subscribe",
         "hub.verify_token": VERIFY_TOKEN,
@@ -349,7 +315,7 @@ def test_whatsapp_webhook_answers_the_verify_handshake_only_with_the_token(
     assert client.get(path, {**handshake, "hub.verify_token": "guess"}).status_code == 403
     inbound = whatsapp_fake.inbound_body(PHONE_NUMBER_ID, "+254712345678", text="hello")
     assert (
-        _whatsapp_post(client, lender_a, whatsapp_fake, inbound, secret="x" * 32).status_code == 403
+        whatsapp_post(client, lender_a, whatsapp_fake, inbound, secret="x" * 32).status_code == 403
     )
 
 
@@ -362,7 +328,7 @@ def test_no_number_text_or_path_token_reaches_the_logs(
     africastalking_fake.refuse(notification.customer.phone, 403)  # an invalid number
     with time_machine.travel(MORNING, tick=False):
         notifications_dispatch()
-    path = _path("africastalking", lender_a, "inbound")
+    path = callback_path("africastalking", lender_a, "inbound")
     client.post(
         path, {"from": notification.customer.phone, "to": "12345", "text": "STOP", "id": "1"}
     )
