@@ -891,3 +891,85 @@ class SupportPin(BaseModel):
 
     def __str__(self) -> str:
         return f"support PIN for {self.challenge} · {self.get_status_display()}"
+
+
+class InboundMessage(BaseModel):
+    """A text a customer sent the lender's number or WhatsApp account, kept once per message
+    of its provider (a callback delivered twice is answered once: ``inbound_message_once``).
+
+    A text that is one of the few keywords (the balance, a link to pay, a promise, help) is
+    answered at once (``apps.collections.services.replies``); anything else waits for an
+    agent in the loan list's "Messages to answer" work queue until one marks it handled. The
+    text is the customer's own: the lender's agents read it here, and it never reaches a log
+    or an audit event.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Intent(models.TextChoices):
+        BALANCE = "balance", _("The balance")
+        PAY = "pay", _("A link to pay")
+        PROMISE = "promise", _("A promise to pay")
+        HELP = "help", _("Help")
+        OTHER = "other", _("Something else")
+
+    class Channel(models.TextChoices):
+        SMS = "sms", _("SMS")
+        WHATSAPP = "whatsapp", _("WhatsApp")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+")
+    loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="inbound_messages")
+    channel = models.CharField(_("channel"), max_length=10, choices=Channel.choices)
+    provider = models.CharField(_("provider"), max_length=20)
+    provider_ref = models.CharField(max_length=200)
+    text = models.TextField(_("text"))
+    received_at = models.DateTimeField(_("received"))
+    intent = models.CharField(_("asks for"), max_length=10, choices=Intent.choices)
+    # the kind of message that answered it (a MessageTemplate kind), "" when none did; and
+    # why a promise was refused (a key of apps.lenders.messages.PROMISE_REFUSALS)
+    answer = models.CharField(_("answered with"), max_length=20, blank=True)
+    refusal = models.CharField(_("refused because"), max_length=20, blank=True)
+    needs_agent = models.BooleanField(_("for an agent"), default=False)
+    handled_at = models.DateTimeField(_("handled"), null=True, blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("handled by"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    handled_note = models.TextField(_("what was done"), blank=True)
+
+    class Meta:
+        verbose_name = _("message from a customer")
+        verbose_name_plural = _("messages from customers")
+        ordering = ("-received_at", "-id")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["lender", "provider", "provider_ref"], name="inbound_message_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(handled_at__isnull=True) | Q(needs_agent=True),
+                name="inbound_message_handled_is_for_an_agent",
+            ),
+            models.CheckConstraint(
+                condition=Q(handled_at__isnull=True, handled_by__isnull=True)
+                | Q(handled_at__isnull=False, handled_by__isnull=False),
+                name="inbound_message_handled_by_someone",
+            ),
+        ]
+        indexes = [
+            # the work queue: loans with a message no agent has handled yet
+            models.Index(
+                fields=["loan"],
+                condition=Q(needs_agent=True, handled_at__isnull=True),
+                name="inbound_message_waiting",
+            ),
+            # the answers a customer was sent in the last day (REPLIES_PER_DAY)
+            models.Index(fields=["customer", "created_at"], name="inbound_message_customer_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_channel_display()} {self.received_at:%Y-%m-%d %H:%M}"

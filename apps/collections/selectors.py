@@ -37,6 +37,7 @@ from apps.collections.ladder import Ladder
 from apps.collections.models import (
     STAGE_ORDER,
     UNPAID,
+    InboundMessage,
     Installment,
     Loan,
     LoanPause,
@@ -381,6 +382,7 @@ class WorkQueue(models.TextChoices):
     MANUAL_LOCKS = "manual_locks", _("Manual locks waiting for a second person")
     RELEASED_WITH_ARREARS = "released_with_arrears", _("Released with arrears (phone free)")
     CREDIT_TO_REVIEW = "credit_to_review", _("Credit over one installment, to review")
+    MESSAGES_TO_ANSWER = "messages_to_answer", _("Messages to answer")
 
 
 def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> QuerySet[Loan]:
@@ -388,6 +390,9 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
     week_ago = timezone.now() - timedelta(days=7)
     if queue == WorkQueue.CREDIT_TO_REVIEW:
         return loan_list_with_credit_over_an_installment(queryset)
+    if queue == WorkQueue.MESSAGES_TO_ANSWER:
+        unanswered = InboundMessage.objects.filter(needs_agent=True, handled_at__isnull=True)
+        return queryset.filter(pk__in=unanswered.values("loan_id"))
     if queue == WorkQueue.PROMISES_DUE:
         due = LoanPause.objects.filter(
             kind=LoanPause.Kind.PROMISE, status=LoanPause.Status.ACTIVE, ends_on=today
@@ -514,3 +519,58 @@ def payment_attempt_showing(*, loan_id: int, lender_id: int) -> PaymentAttempt |
         .order_by("-created_at")
         .first()
     )
+
+
+def loan_for_reply(*, customer_id: int, lender_id: int) -> Loan | None:
+    """The loan an answer to the customer's text speaks of (one: an SMS has no room for a
+    list, and a promise is made on one loan). Of the customer's active loans, the one whose
+    oldest unpaid installment is the oldest: the one a restriction reaches first. Else their
+    latest paid-off loan, else their latest loan of any other status (written off,
+    cancelled: an agent answers). None for a customer with no loan at the lender."""
+    oldest_unpaid = (
+        Installment.objects.filter(UNPAID, loan=OuterRef("pk"))
+        .order_by("due_date")
+        .values("due_date")[:1]
+    )
+    rank = Case(
+        When(status=Loan.Status.ACTIVE, then=Value(0)),
+        When(status=Loan.Status.PAID_OFF, then=Value(1)),
+        default=Value(2),
+        output_field=IntegerField(),
+    )
+    return (
+        Loan.objects.select_related("lender")
+        .filter(customer_id=customer_id, lender_id=lender_id)
+        .annotate(rank=rank, oldest_unpaid=Subquery(oldest_unpaid))
+        .order_by("rank", F("oldest_unpaid").asc(nulls_last=True), "-pk")
+        .first()
+    )
+
+
+def loan_promise_open_until(*, loan_id: int) -> date | None:
+    """The last day of the loan's open promise to pay (there is one at most), or None."""
+    return (
+        LoanPause.objects.filter(
+            loan_id=loan_id,
+            kind=LoanPause.Kind.PROMISE,
+            status__in=(LoanPause.Status.REQUESTED, LoanPause.Status.ACTIVE),
+        )
+        .values_list("ends_on", flat=True)
+        .first()
+    )
+
+
+def inbound_message_list_for_loan(*, loan_id: int) -> QuerySet[InboundMessage]:
+    """The texts the loan's customer sent about it, newest first, with who handled each."""
+    return (
+        InboundMessage.objects.filter(loan_id=loan_id)
+        .select_related("handled_by")
+        .order_by("-received_at", "-id")
+    )
+
+
+def inbound_message_list_waiting(*, loan_id: int) -> QuerySet[InboundMessage]:
+    """The loan's texts waiting for an agent, oldest first (the order to read them in)."""
+    return InboundMessage.objects.filter(
+        loan_id=loan_id, needs_agent=True, handled_at__isnull=True
+    ).order_by("received_at", "id")

@@ -770,7 +770,8 @@ def _messaging_callbacks(
     drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: Lender
 ) -> None:
     """Africa's Talking on A's secret path reporting B's text delivered, and the person both
-    lenders lend to writing STOP to A (A's opt-out only); A's path token on B's path; B's
+    lenders lend to writing STOP to A (A's opt-out only) and asking A for the balance, a pay
+    link and a promise (answered of A's loan only); A's path token on B's path; B's
     Twilio and WhatsApp addresses with signatures no secret of B's made, and B's WhatsApp
     handshake with a guessed token."""
     provider = caller()
@@ -792,15 +793,23 @@ def _messaging_callbacks(
         body=urlencode(report).encode(),
         content_type=form,
     )
-    stop = {"from": SHARED_PHONE, "to": "20880", "text": "STOP", "id": "at-drill-1"}
-    drill.hit(
-        provider,
-        "post",
-        at_path(lender_a, "inbound"),
-        {200},
-        body=urlencode(stop).encode(),
-        content_type=form,
-    )
+    # the person both lenders lend to writes STOP to A, then asks A's number for the balance,
+    # a pay link and a promise: A answers of A's loan alone, nothing of B's moves or is told
+    for n, text in enumerate(("STOP", "SALDO", "PAGAR", "PROMESA 1/1"), start=1):
+        ask = {"from": SHARED_PHONE, "to": "20880", "text": text, "id": f"at-drill-{n}"}
+        drill.hit(
+            provider,
+            "post",
+            at_path(lender_a, "inbound"),
+            {200},
+            body=urlencode(ask).encode(),
+            content_type=form,
+        )
+    answers = Notification.objects.filter(lender=lender_a, kind=Notification.Kind.REPLY)
+    assert set(answers.values_list("loan_id", flat=True)) == {w["a_phone"].loan_id}
+    told = " ".join(answers.values_list("body", flat=True))
+    assert answers.count() == 3
+    assert not [secret for secret in drill.secrets if secret in told]
     drill.hit(
         provider,
         "post",

@@ -33,6 +33,7 @@ from apps.collections.services.reconciliation import (
     reconciliation_reports_build,
 )
 from apps.collections.services.reminders import payment_receipt_queue, reminders_queue
+from apps.collections.services.replies import inbound_text_answer, inbound_texts_answer
 from apps.collections.services.reversals import ReversalOutcome, payment_reverse
 from apps.collections.services.sales import (
     sale_consent_confirm,
@@ -79,6 +80,8 @@ __all__ = [
     "SweepReport",
     "WebhookOutcome",
     "WebhookPayload",
+    "inbound_text_answer",
+    "inbound_texts_answer",
     "installment_late_fees_assess",
     "lender_business_date",
     "loan_books_replay",

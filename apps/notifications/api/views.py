@@ -4,8 +4,9 @@ WhatsApp's verify-token handshake.
 Each is read by the lender's provider adapter (``apps.integrations.messaging``), which
 verifies it (Twilio's ``X-Twilio-Signature``, WhatsApp's ``X-Hub-Signature-256`` and verify
 token, Africa's Talking's secret path token), then applied here: delivery moves the message
-forward (``delivery_updates_apply``), a text from a customer is an opt-out or a question
-(``inbound_texts_apply``).
+forward (``delivery_updates_apply``), a text from a customer is an opt-out
+(``inbound_texts_apply``) or a question, answered or queued for an agent
+(``apps.collections.services.inbound_texts_answer``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
+from apps.collections.services import inbound_texts_answer
 from apps.core.api.body import body_read
 from apps.core.api.schema import error_responses
 from apps.core.api.throttling import ScopedRateThrottle
@@ -116,7 +118,10 @@ class MessagingCallbackApi(APIView):
         if read.challenge:
             return HttpResponse(read.challenge, content_type="text/plain")
         delivery_updates_apply(lender_id=lender.pk, updates=read.updates)
-        inbound_texts_apply(lender=lender, texts=read.inbound)
+        # opt-outs first; what is left is a customer's question (or words for an agent)
+        inbound_texts_answer(
+            lender=lender, texts=inbound_texts_apply(lender=lender, texts=read.inbound)
+        )
         if provider == "twilio":  # an empty TwiML answer: no reply from Twilio itself
             return HttpResponse("<Response/>", content_type="text/xml")
         return JsonResponse({"status": "received"})
