@@ -34,6 +34,7 @@ from apps.collections.forms import (
     DecisionForm,
     HardshipPauseForm,
     ManualPaymentForm,
+    MessagesHandledForm,
     MpesaPromptForm,
     PauseForm,
     ReasonForm,
@@ -41,6 +42,7 @@ from apps.collections.forms import (
     SuspendForm,
 )
 from apps.collections.models import (
+    InboundMessage,
     Installment,
     Loan,
     LoanPause,
@@ -54,6 +56,8 @@ from apps.collections.models import (
 )
 from apps.collections.selectors import (
     WorkQueue,
+    inbound_message_list_for_loan,
+    inbound_message_list_waiting,
     loan_days_overdue,
     loan_next_due,
     loan_outstanding,
@@ -63,6 +67,7 @@ from apps.collections.selectors import (
 )
 from apps.collections.services import (
     SupportPinOutcome,
+    inbound_messages_handle,
     loan_cancel,
     loan_evidence_export,
     loan_hardship_pause_set,
@@ -76,6 +81,7 @@ from apps.collections.services import (
     loan_stage_lift,
     loan_support_pin_decide,
     loan_support_pin_request,
+    login_links_masked,
     payment_attempt_start,
     payment_record,
     reconciliation_reports_build,
@@ -247,13 +253,18 @@ class NotificationInline(ScopedReadOnlyInline):
         "created_at",
         "kind",
         "status",
-        "body",
+        "text",
         "scheduled_for",
         "pushed_at",
         "acked_at",
         "sent_at",
     )
     readonly_fields = fields
+
+    @admin.display(description=_("text"))
+    def text(self, notification: Notification) -> str:
+        # an answer to PAY carries a login link: an agent sees it without its token
+        return login_links_masked(notification.body)
 
     def get_queryset(self, request: HttpRequest) -> Any:
         # the latest 20 of this loan (the page's object), not of every loan
@@ -264,6 +275,38 @@ class NotificationInline(ScopedReadOnlyInline):
             .get_queryset(request)
             .filter(pk__in=mine.values("pk")[:20])
             .order_by("-created_at")
+        )
+
+
+class InboundMessageInline(ScopedReadOnlyInline):
+    """What the customer wrote to the lender's number or WhatsApp account, and how it was
+    answered: at once (the keywords), or by an agent, who marks it handled."""
+
+    model = InboundMessage
+    verbose_name_plural = _("Messages from the customer (latest 20)")
+    fields = (
+        "received_at",
+        "channel",
+        "text",
+        "intent",
+        "answer",
+        "refusal",
+        "needs_agent",
+        "handled_at",
+        "handled_by",
+        "handled_note",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # the latest 20 of this loan (the page's object), not of every loan
+        loan_id = (request.resolver_match.kwargs if request.resolver_match else {}).get("object_id")
+        mine = inbound_message_list_for_loan(loan_id=loan_id)
+        return (
+            super()
+            .get_queryset(request)
+            .filter(pk__in=mine.values("pk")[:20])
+            .order_by("-received_at", "-id")
         )
 
 
@@ -354,6 +397,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         PauseInline,
         ManualLockInline,
         SupportPinInline,
+        InboundMessageInline,
         NotificationInline,
     )
     change_form_template = "admin/collections/loan/change_form.html"
@@ -442,6 +486,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
                 loan_id=obj.pk, lender_id=obj.lender_id
             ).exists()
             context["has_mpesa"] = MPESA in providers_enabled(lender_id=obj.lender_id)
+            context["messages_waiting"] = inbound_message_list_waiting(loan_id=obj.pk).count()
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description=_("Codes issued to the phone (never their digits)"))
@@ -530,6 +575,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         support_pin = self.admin_site.admin_view(self.support_pin_view)
         support_pin_decide = self.admin_site.admin_view(self.support_pin_decide_view)
         evidence = self.admin_site.admin_view(self.evidence_view)
+        messages_handled = self.admin_site.admin_view(self.messages_handled_view)
         dashboard = self.admin_site.admin_view(self.portfolio_view)
         return [
             path("portfolio/", dashboard, name="collections_loan_portfolio"),
@@ -538,6 +584,11 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
                 "<int:object_id>/mpesa-prompt/", mpesa_prompt, name="collections_loan_mpesa_prompt"
             ),
             path("<int:object_id>/evidence/", evidence, name="collections_loan_evidence"),
+            path(
+                "<int:object_id>/messages/",
+                messages_handled,
+                name="collections_loan_messages_handled",
+            ),
             path(
                 "<int:object_id>/manual-locks/<int:request_id>/decide/",
                 lock_decide,
@@ -658,6 +709,47 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             **portfolio.dashboard(lender=lender, now=timezone.now()),
         }
         return TemplateResponse(request, "admin/collections/loan/portfolio.html", context)
+
+    def messages_handled_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
+        """The customer's messages waiting for an agent, oldest first; the agent who answered
+        them says how, and they leave the work queue (those shown, not one come since)."""
+        loan = self._loan_or_404(request, object_id)
+        self.require_role(request, AGENTS, loan)
+        waiting = list(inbound_message_list_waiting(loan_id=loan.pk))
+        shown = ",".join(str(message.pk) for message in waiting)
+        form = MessagesHandledForm(request.POST or None, initial={"ids": shown})
+        if request.method == "POST" and form.is_valid():
+            try:
+                count = inbound_messages_handle(
+                    loan_id=loan.pk,
+                    lender_id=loan.lender_id,
+                    message_ids=form.cleaned_data["ids"],
+                    user=request.user,
+                    actor=Actor.agent(request.user, request),
+                    note=form.cleaned_data["reason"],
+                )
+            except DomainError as exc:
+                form.add_error(None, exc.message)
+            else:
+                self.message_user(
+                    request,
+                    _("%(count)s messages marked answered.") % {"count": count},
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(
+                    reverse("admin:collections_loan_change", args=[loan.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": _("Messages to answer: %(loan)s") % {"loan": loan.reference},
+            "loan": loan,
+            "form": form,
+            "opts": self.model._meta,
+            "action": "messages",
+            "waiting": waiting,
+            "submit": _("Mark them answered"),
+        }
+        return TemplateResponse(request, "admin/collections/loan/action.html", context)
 
     def evidence_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """The loan's evidence file (a ZIP: PDF, the audit events, their verifier); recorded."""

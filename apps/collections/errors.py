@@ -285,3 +285,8 @@ class UnknownPayment(PaymentCallbackRefused):
 class PaymentNotConfirmed(PaymentCallbackRefused):
     code, http_status = "not_confirmed", 409
     default_message = _("The provider does not confirm this payment.")
+
+
+class InboundNoteRequired(DomainError):
+    code = "inbound_note_required"
+    default_message = _("Say what was done: a note is kept with the customer's messages.")

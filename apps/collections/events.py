@@ -29,3 +29,4 @@ class CollectionsAction(StrEnum):
     SUPPORT_PIN_REJECTED = "collections.support_pin.rejected"
     REMINDER_RESENT = "collections.reminder.resent"
     LOAN_CANCELLED = "collections.loan.cancelled"
+    INBOUND_MESSAGES_HANDLED = "collections.inbound_message.handled"

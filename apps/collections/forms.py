@@ -121,3 +121,22 @@ class SuspendForm(forms.Form):
         if not operator:
             del self.fields["country"]
             self.fields["lender"].required = True
+
+
+class MessagesHandledForm(forms.Form):
+    """The customer's messages an agent answered: those the page showed (their ids, so a
+    message that came in while the agent read is not marked with them), and what was done."""
+
+    ids = forms.CharField(widget=forms.HiddenInput, max_length=2000)
+    reason = forms.CharField(
+        label=_("What was done"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+        help_text=_("How the customer was answered (required, kept in the audit trail)."),
+    )
+
+    def clean_ids(self) -> list[int]:
+        parts = self.cleaned_data["ids"].split(",")
+        if not all(part.isdigit() for part in parts):
+            raise forms.ValidationError(_("Open the messages again."), code="ids")
+        return [int(part) for part in parts]

@@ -1,5 +1,7 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
+from apps.collections.services import login_links_masked
 from apps.lenders.tenancy import LenderScopedAdmin, ReadOnlyAdminMixin
 from apps.notifications.models import Notification
 
@@ -25,4 +27,10 @@ class NotificationAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     list_select_related = ("loan", "lender")
     search_fields = ("loan__reference",)
     search_help_text = "Search by loan number."
-    exclude = ("provider_ref",)
+    exclude = ("provider_ref", "body")
+    readonly_fields = ("text",)
+
+    @admin.display(description=_("text"))
+    def text(self, notification: Notification) -> str:
+        # an answer to PAY carries a login link: an agent sees it without its token
+        return login_links_masked(notification.body)

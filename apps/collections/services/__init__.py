@@ -33,7 +33,12 @@ from apps.collections.services.reconciliation import (
     reconciliation_reports_build,
 )
 from apps.collections.services.reminders import payment_receipt_queue, reminders_queue
-from apps.collections.services.replies import inbound_text_answer, inbound_texts_answer
+from apps.collections.services.replies import (
+    inbound_messages_handle,
+    inbound_text_answer,
+    inbound_texts_answer,
+    login_links_masked,
+)
 from apps.collections.services.reversals import ReversalOutcome, payment_reverse
 from apps.collections.services.sales import (
     sale_consent_confirm,
@@ -80,6 +85,7 @@ __all__ = [
     "SweepReport",
     "WebhookOutcome",
     "WebhookPayload",
+    "inbound_messages_handle",
     "inbound_text_answer",
     "inbound_texts_answer",
     "installment_late_fees_assess",
@@ -108,6 +114,7 @@ __all__ = [
     "loan_support_pin_request",
     "loan_sweep_fan_out",
     "loan_sweep_ranges",
+    "login_links_masked",
     "overdue_notices_queue",
     "payment_attempt_reconcile",
     "payment_attempt_start",

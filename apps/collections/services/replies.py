@@ -39,7 +39,16 @@ from django.urls import reverse
 from django.utils import timezone, translation
 from django.utils.translation import gettext
 
-from apps.collections.errors import NothingOverdue, PauseAlreadyOpen, PauseTooLong
+from apps.accounts.models import User
+from apps.audit.services import audit_event_record
+from apps.collections.errors import (
+    InboundNoteRequired,
+    NothingOverdue,
+    PauseAlreadyOpen,
+    PauseTooLong,
+)
+from apps.collections.events import CollectionsAction
+from apps.collections.locks import loan_lock
 from apps.collections.models import InboundMessage, Loan
 from apps.collections.selectors import (
     LoanOverview,
@@ -379,3 +388,54 @@ def _login_link(*, customer: Customer, lender: Lender) -> str:
     )
     path = reverse("customers:link", kwargs={"lender_slug": lender.slug, "token": token})
     return f"{callback_base_url()}{path}"
+
+
+_LOGIN_LINK_TOKEN = re.compile(r"(/my/[\w-]+/link/)[^/\s]+/")
+
+
+def login_links_masked(text: str) -> str:
+    """``text`` with the token of each customer login link in it replaced by "…": an answer
+    to PAY as the back office shows it, so no agent can log in as the customer with it."""
+    return _LOGIN_LINK_TOKEN.sub(r"\1…/", text)
+
+
+@transaction.atomic
+def inbound_messages_handle(
+    *, loan_id: int, lender_id: int, message_ids: Sequence[int], user: User, actor: Actor, note: str
+) -> int:
+    """An agent answered the customer (by phone, by text, in person): the loan's messages
+    ``message_ids`` that were waiting for an agent leave the work queue, with what was
+    done (``note``, required). Those handled already, or not the loan's, are left as they
+    are; returns how many were marked.
+
+    Locks: the loan, then the messages. Emits ``collections.inbound_message.handled`` (the
+    messages' ids and intents, never their text) with the note as its reason.
+    """
+    if not note.strip():
+        raise InboundNoteRequired()
+    loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
+    waiting = list(
+        InboundMessage.objects.select_for_update(of=("self",))
+        .filter(loan=loan, pk__in=list(message_ids), needs_agent=True, handled_at__isnull=True)
+        .order_by("id")
+    )
+    if not waiting:
+        return 0
+    now = timezone.now()
+    for message in waiting:
+        message.handled_at, message.handled_by, message.handled_note = now, user, note.strip()
+        message.updated_at = now
+    InboundMessage.objects.bulk_update(
+        waiting, ["handled_at", "handled_by", "handled_note", "updated_at"]
+    )
+    audit_event_record(
+        actor=actor,
+        action=CollectionsAction.INBOUND_MESSAGES_HANDLED,
+        target=loan,
+        reason=note.strip(),
+        data={
+            "message_ids": [m.pk for m in waiting],
+            "intents": [m.intent for m in waiting],
+        },
+    )
+    return len(waiting)
