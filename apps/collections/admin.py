@@ -255,9 +255,12 @@ class NotificationInline(ScopedReadOnlyInline):
         "status",
         "text",
         "scheduled_for",
+        "channel",
         "pushed_at",
         "acked_at",
         "sent_at",
+        "delivery",
+        "delivered_at",
     )
     readonly_fields = fields
 

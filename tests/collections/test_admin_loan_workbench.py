@@ -139,6 +139,7 @@ def test_another_lenders_agent_cannot_act_on_the_loan(
 def test_the_loan_page_lists_its_own_latest_messages(
     lender_a, lender_b, make_agent, verified_client, locked
 ) -> None:
+    from apps.notifications.models import Notification
     from apps.notifications.services import Draft, notifications_queue
 
     mine = Draft(
@@ -165,11 +166,18 @@ def test_the_loan_page_lists_its_own_latest_messages(
             for n in range(25)
         ],
     )
+    # how it went: by SMS, and the provider reported it delivered
+    Notification.objects.filter(dedupe_key="payment:mine").update(
+        status="sms", channel="sms", provider="twilio", provider_ref="SM1", delivery="delivered"
+    )
     page = verified_client(make_agent(lender_a)).get(
         reverse("admin:collections_loan_change", args=[locked.pk])
     )
     assert b"Receipt for this loan." in page.content
     assert b"Someone else" not in page.content
+    html = page.content.decode()
+    for shown in ("Channel", "Delivery", "Sent by SMS", "Delivered"):
+        assert shown in html
 
 
 def test_the_loan_page_shows_the_phone_its_sync_and_the_loans_audit_trail(
