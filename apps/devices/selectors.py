@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from apps.devices.models import BOUND, Device, DeviceEvent, DeviceState, LenderKey, OfflineToken
 from apps.devices.offline import pin_for, pin_secret, token_digits, token_secret
-from apps.devices.sql import DEVICE_IDS_ENROLLED_FOR_LOANS
+from apps.devices.sql import DEVICE_IDS_ENROLLED_FOR_LOANS, OFFLINE_CODE_WAITING
 from apps.lenders.models import Lender
 
 
@@ -193,13 +193,10 @@ def offline_codes_current(codes: QuerySet[OfflineToken]) -> QuerySet[OfflineToke
 def offline_code_waiting_for_loan(*, loan_id: int, lender_id: int) -> OfflineToken | None:
     """The unlock code the loan's phone still needs: its current code
     (``offline_codes_current``) while the phone has not acknowledged the state it stands for.
-    None once the phone took its state, or a state of another level was written since."""
-    codes = OfflineToken.objects.filter(
-        lender_id=lender_id,
-        device__loan_id=loan_id,
-        device__acked_version__lt=F("state_version"),
-    )
-    return offline_codes_current(codes).order_by("-count").first()
+    None once the phone took its state, or a state of another level was written since.
+    In SQL written once (``OFFLINE_CODE_WAITING``): it runs after every payment."""
+    found = OfflineToken.objects.raw(OFFLINE_CODE_WAITING, {"loan": loan_id, "lender": lender_id})  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
+    return next(iter(found), None)
 
 
 def offline_code_list_for_loan(*, loan_id: int, lender_id: int) -> QuerySet[OfflineToken]:

@@ -43,6 +43,35 @@ DEVICE_IDS_ENROLLED_FOR_LOANS = sql.SQL(
 second parameter is the enrolled status). Takes no lock. Index: ``device_one_live_per_loan``
 (at most one bound phone per loan)."""
 
+OFFLINE_CODE_WAITING = sql.SQL(
+    """
+SELECT t.* FROM {codes} AS t JOIN {devices} AS d ON d.id = t.device_id
+WHERE d.loan_id = %(loan)s AND d.status = {enrolled} AND t.lender_id = %(lender)s
+  AND d.acked_version < t.state_version
+  AND NOT EXISTS (SELECT 1 FROM {codes} AS n WHERE n.device_id = t.device_id AND n.count > t.count)
+  AND NOT EXISTS (
+    SELECT 1 FROM {states} AS s
+    WHERE s.device_id = t.device_id AND s.version > t.state_version
+      AND NOT s.level = (SELECT th.level FROM {states} AS th
+                         WHERE th.device_id = t.device_id AND th.version = t.state_version))
+ORDER BY t.count DESC
+LIMIT 1
+"""
+).format(
+    codes=_codes,
+    devices=_devices,
+    states=_states,
+    enrolled=sql.Literal(Device.Status.ENROLLED.value),
+)
+"""The unlock code loan ``%(loan)s`` (of lender ``%(lender)s``) still waits to be typed: the
+newest code of its enrolled phone while the phone has not acked the state the code stands
+for, and no state of another level was written since (``offline_codes_current``, the rule;
+a state whose level cannot be read leaves the code current, as there). Asked after every
+payment (the receipt points to the code): one statement written once, where the queryset
+with its nested subqueries cost more to compile than to run. Takes no lock. Index:
+``device_one_live_per_loan`` (the loan's bound phone), ``offline_token_count_once`` (the
+phone's codes by count) and ``device_state_version_unique`` (its states by version)."""
+
 # --- the agent's calls -------------------------------------------------------------------
 
 DEVICE_HEARTBEAT = sql.SQL(
