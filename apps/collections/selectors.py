@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import models
+from django.db import connection, models
 from django.db.models import (
     BooleanField,
     Case,
@@ -48,7 +48,7 @@ from apps.collections.models import (
     PaymentReversal,
     RestrictionSuspension,
 )
-from apps.collections.sql import LOCK_NOTICED_BY
+from apps.collections.sql import LOCK_NOTICED_BY, PAYMENT_RECEIPT
 from apps.core.money import Money
 from apps.devices.selectors import loan_ids_out_of_sync, loan_ids_with_event_since
 from apps.lenders.country_rules import (
@@ -210,6 +210,37 @@ def installment_list_due_on(*, lender_id: int, dates: list[date]) -> list[DueRem
 
 def payment_get(*, payment_id: int) -> Payment:
     return Payment.objects.select_related("loan").get(pk=payment_id)
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentReceiptFacts:
+    """What a payment's receipt tells: the money, its reference, and what is left to pay."""
+
+    loan_id: int
+    lender_id: int
+    customer_id: int
+    amount: Money
+    receipt_ref: str
+    outstanding: Money
+
+
+def payment_receipt_facts(*, payment_id: int) -> PaymentReceiptFacts:
+    """The payment's receipt facts (``PAYMENT_RECEIPT``: one statement, read after every
+    payment), or ``Payment.DoesNotExist``."""
+    with connection.cursor() as cursor:
+        cursor.execute(PAYMENT_RECEIPT, [payment_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise Payment.DoesNotExist(f"No payment {payment_id}.")
+    amount, receipt_ref, loan_id, lender_id, customer_id, currency, outstanding = row
+    return PaymentReceiptFacts(
+        loan_id=loan_id,
+        lender_id=lender_id,
+        customer_id=customer_id,
+        amount=Money(amount, currency),
+        receipt_ref=receipt_ref,
+        outstanding=Money(outstanding, currency),
+    )
 
 
 def loan_list_for_customer(*, customer_id: int, lender_id: int) -> list[Loan]:

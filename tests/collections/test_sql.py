@@ -50,7 +50,14 @@ from apps.collections.models import (
     Stage,
     WebhookEvent,
 )
-from apps.collections.selectors import WorkQueue, loan_days_overdue, loan_work_queue
+from apps.collections.selectors import (
+    PaymentReceiptFacts,
+    WorkQueue,
+    loan_days_overdue,
+    loan_outstanding,
+    loan_work_queue,
+    payment_receipt_facts,
+)
 from apps.collections.services import payment_record, payment_reverse
 from apps.core.actor import Actor
 from apps.core.money import Money
@@ -220,6 +227,58 @@ def test_a_payments_position_is_its_place_in_the_canonical_order(lender_a) -> No
             misfiled, comes_last = run(sql.PAYMENT_POSITION, params)[0]
             assert misfiled == (ref == "z")
             assert comes_last == (all(k < (t, "mpesa", ref) for k in keys) and ref != "e")
+
+
+def test_a_payments_receipt_facts_are_its_row_and_what_its_loan_owes(lender_a) -> None:
+    """``PAYMENT_RECEIPT`` (``payment_receipt_facts``) against the payment and its loan as the
+    ORM reads them, and what is owed worked out from the installments by hand: after a
+    payment, after a second one with a receipt number, on another loan, and for no payment."""
+    loan = signed_loan(lender_a, signed_at=timezone.now() - timedelta(days=10))
+    other = signed_loan(lender_a)
+    paid = [
+        payment_record(
+            loan_id=on.pk,
+            amount=Money(Decimal(amount), lender_a.currency),
+            channel="provider",
+            provider="mpesa",
+            provider_ref=ref,
+            received_at=timezone.now(),
+            actor=Actor.system(),
+            receipt_ref=receipt,
+        ).payment
+        for on, amount, ref, receipt in (
+            (loan, "100.00", "p-1", ""),
+            (loan, "35.50", "p-2", "QKX1Y2Z3"),
+            (other, "10.00", "p-3", "QKX9"),
+        )
+    ]
+    for payment in paid:
+        stored = Payment.objects.select_related("loan").get(pk=payment.pk)
+        owed = sum(
+            (
+                i.principal_amount
+                + i.interest_amount
+                + i.fee_amount
+                + i.late_fee_amount
+                - i.principal_paid
+                - i.interest_paid
+                - i.fee_paid
+                - i.late_fee_paid
+                for i in Installment.objects.filter(loan_id=stored.loan_id)
+            ),
+            Decimal(0),
+        )
+        assert payment_receipt_facts(payment_id=payment.pk) == PaymentReceiptFacts(
+            loan_id=stored.loan_id,
+            lender_id=stored.loan.lender_id,
+            customer_id=stored.loan.customer_id,
+            amount=Money(stored.amount, stored.loan.currency),
+            receipt_ref=stored.receipt_ref,
+            outstanding=Money(owed, stored.loan.currency),
+        )
+        assert owed == loan_outstanding(loan=stored.loan).amount
+    with pytest.raises(Payment.DoesNotExist):
+        payment_receipt_facts(payment_id=10**12)
 
 
 def test_the_restricted_loans_of_a_suspension_and_their_days(lender_a) -> None:
@@ -484,6 +543,11 @@ PLANS = [
     ("LOAN_LOCK_BY_REFERENCE", {"loan_reference_unique_per_lender"}, "reference"),
     ("INSTALLMENTS_LOCK", {"collections_installment_loan_id_*"}, "loan"),
     ("PAYMENT_INSERT", {"payment_provider_ref_unique_per_lender"}, "payment"),
+    (
+        "PAYMENT_RECEIPT",
+        {"collections_payment_pkey", "collections_loan_pkey", "collections_installment_loan_id_*"},
+        "loan",
+    ),
     ("LOANS_STAGE_NONE", {"collections_loan_pkey"}, "ids"),
     ("LOANS_STAGE_REMINDER", {"collections_loan_pkey"}, "ids"),
 ]

@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 from django.db import transaction
 from django.utils import timezone
 
-from apps.collections.selectors import installment_list_due_on, loan_outstanding, payment_get
+from apps.collections.selectors import installment_list_due_on, payment_receipt_facts
 from apps.customers.selectors import customer_locales
 from apps.devices.selectors import offline_code_waiting_for_loan
 from apps.lenders.messages import message_book
@@ -77,31 +77,32 @@ def payment_receipt_queue(*, payment_id: int) -> bool:
     Started after the payment commits; safe to run twice (one receipt per
     payment). Returns whether it was queued now.
     """
-    payment = payment_get(payment_id=payment_id)
-    loan = payment.loan
-    lender = lender_get(lender_id=loan.lender_id)
-    locale = customer_locales(customer_ids=[loan.customer_id]).get(loan.customer_id, lender.locale)
+    receipt = payment_receipt_facts(payment_id=payment_id)
+    lender = lender_get(lender_id=receipt.lender_id)
+    locale = customer_locales(customer_ids=[receipt.customer_id]).get(
+        receipt.customer_id, lender.locale
+    )
     # while the phone has not taken the state the payment wrote, it may be offline: the
     # receipt says where its unlock code is. The code's digits go in an SMS of their own,
     # never into a stored message
-    waiting = offline_code_waiting_for_loan(loan_id=loan.pk, lender_id=loan.lender_id)
+    waiting = offline_code_waiting_for_loan(loan_id=receipt.loan_id, lender_id=receipt.lender_id)
     body = render(
         Notification.Kind.PAYMENT,
         book=message_book(lender),
         locale=locale,
-        currency=loan.currency,
-        amount=payment.amount,
-        balance=loan_outstanding(loan=loan).amount,
-        reference=payment.receipt_ref,
+        currency=receipt.amount.currency,
+        amount=receipt.amount.amount,
+        balance=receipt.outstanding.amount,
+        reference=receipt.receipt_ref,
         offline_note=waiting is not None,
     )
     draft = Draft(
-        customer_id=loan.customer_id,
-        loan_id=loan.pk,
+        customer_id=receipt.customer_id,
+        loan_id=receipt.loan_id,
         kind=Notification.Kind.PAYMENT,
         locale=locale,
         body=body,
-        dedupe_key=f"payment:{payment.pk}",
+        dedupe_key=f"payment:{payment_id}",
     )
     with transaction.atomic():
         return notifications_queue(lender=lender, drafts=[draft]) == 1
