@@ -9,21 +9,24 @@ from django.db.models import Model, QuerySet
 
 from apps.collections.errors import LoanNotFound
 from apps.collections.models import Installment, Loan
-from apps.collections.sql import INSTALLMENTS_LOCK, LOAN_LOCK_BY_REFERENCE
+from apps.collections.sql import (
+    INSTALLMENTS_LOCK,
+    LOAN_LOCK,
+    LOAN_LOCK_BY_REFERENCE,
+    loan_row_lock,
+)
 from apps.devices.locks import devices_lock_for_loans
 
 M = TypeVar("M", bound=Model)
 
 
 def loan_lock(*, loan_id: int, lender_id: int | None = None) -> Loan:
-    """Lock one loan row (optionally only if it belongs to ``lender_id``)."""
-    queryset = Loan.objects.select_for_update(of=("self",)).filter(pk=loan_id)
-    if lender_id is not None:
-        queryset = queryset.filter(lender_id=lender_id)
-    loan = queryset.first()
-    if loan is None:
+    """Lock one loan row (optionally only if it belongs to ``lender_id``), in SQL written once
+    (``LOAN_LOCK``): every write to a loan takes it first."""
+    found = list(Loan.objects.raw(LOAN_LOCK, {"loan": loan_id, "lender": lender_id}))  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
+    if not found:
         raise LoanNotFound(loan_id=loan_id)
-    return loan
+    return found[0]
 
 
 def installment_lock_for_loan(*, loan: Loan) -> QuerySet[Installment]:
@@ -63,8 +66,7 @@ def loan_lock_with_row(
     if loan_id is None:
         return None
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
-    row = model._default_manager.select_for_update(of=("self",)).filter(pk=pk, loan_id=loan_id)
-    found = row.first()
+    found = next(iter(model._default_manager.raw(loan_row_lock(model), [pk, loan_id])), None)  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
     if found is None:
         return None
     found.loan = loan  # type: ignore[attr-defined]  # M is a row of a loan: it has one

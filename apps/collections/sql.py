@@ -12,6 +12,7 @@ benchmarks import these constants rather than copying them.
 
 from __future__ import annotations
 
+import functools
 from typing import LiteralString
 
 from django.db.models import Model
@@ -27,6 +28,7 @@ from apps.collections.models import (
     LoanPause,
     LoanStageChange,
     Payment,
+    PaymentAttempt,
     PaymentReversal,
     WebhookEvent,
 )
@@ -49,6 +51,7 @@ _TABLES: dict[str, sql.Composable] = {
     "loans": _table(Loan),
     "installments": _table(Installment),
     "payments": _table(Payment),
+    "attempts": _table(PaymentAttempt),
     "reversals": _table(PaymentReversal),
     "pauses": _table(LoanPause),
     "stage_changes": _table(LoanStageChange),
@@ -234,6 +237,23 @@ every delivery. Takes no lock. Index: ``webhook_event_once``."""
 WEBHOOK_EVENT_INSERT = insert_sql(WebhookEvent)
 """Store an applied event (``save(force_insert=True)``); a second copy raises IntegrityError
 on ``webhook_event_once``. Returns its id. Locks: the new row."""
+
+ATTEMPT_BY_REF = _compose(
+    "SELECT * FROM {attempts} WHERE lender_id = %s AND provider = %s AND attempt_ref = %s"
+    " AND attempt_ref <> ''"
+)
+"""The payment the lender started with ``provider`` that the provider knows by the id
+``attempt_ref`` (an M-Pesa prompt's CheckoutRequestID), if any: at most one, by
+``payment_attempt_ref_once``. Read on every callback that names one, before the loan is
+locked. Takes no lock. Index: ``payment_attempt_ref_once`` (the condition repeated, so
+the planner may use the partial index)."""
+
+ATTEMPT_BY_KEY = _compose(
+    "SELECT * FROM {attempts} WHERE key = %s AND lender_id = %s AND provider = %s"
+)
+"""The payment the lender started with ``provider`` under our own key (a UUID, in a Stripe
+event's metadata), if any. Read on every callback that names one, before the loan is
+locked. Takes no lock. Index: the unique index of ``key``."""
 
 
 # --- the restriction sweep -----------------------------------------------------------------
@@ -586,6 +606,26 @@ LOAN_LOCK_BY_REFERENCE = _compose(
 """Find and lock a lender's loan by its reference in one query (the webhook's first lock, on
 every call: compiling the queryset costs more CPU than running it). Locks: the loan's row,
 FOR UPDATE, as ``loan_lock``. Index: ``loan_reference_unique_per_lender``."""
+
+LOAN_LOCK = _compose(
+    "SELECT * FROM {loans} WHERE id = %(loan)s AND lender_id = coalesce(%(lender)s, lender_id)"
+    " FOR UPDATE"
+)
+"""Lock loan ``%(loan)s``, only if it is lender ``%(lender)s``'s (any lender's when that is
+NULL): ``loan_lock``, the first lock of every write to a loan, in SQL written once, where
+the queryset cost more CPU to compile than the lock to take. Locks: the loan's row, FOR
+UPDATE. Index: the loans' primary key."""
+
+
+@functools.cache
+def loan_row_lock(model: type[Model]) -> sql.Composed:
+    """Lock the row of ``model`` (a table with ``loan_id``) with id ``%s`` if it belongs to loan
+    ``%s`` (take the loan first: the global order), for ``loan_lock_with_row``; composed once
+    per model. Locks: that row, FOR UPDATE. Index: the table's primary key."""
+    return sql.SQL("SELECT * FROM {} WHERE id = %s AND loan_id = %s FOR UPDATE").format(
+        _table(model)
+    )
+
 
 INSTALLMENTS_LOCK = _compose(
     "SELECT * FROM {installments} WHERE loan_id = %s ORDER BY id FOR UPDATE"

@@ -13,8 +13,9 @@ from apps.collections.locks import (
     installment_lock_list_for_loan,
     loan_lock,
     loan_lock_by_reference,
+    loan_lock_with_row,
 )
-from apps.collections.models import Allocation, Payment
+from apps.collections.models import Allocation, Payment, PaymentAttempt
 from apps.collections.services import payment_record
 from apps.core.actor import Actor
 from apps.core.errors import IdempotencyConflict
@@ -93,12 +94,21 @@ def test_the_raw_locks_hold_the_rows_against_another_connection(lender_a) -> Non
     from django.db import OperationalError, connection
 
     loan = signed_loan(lender_a, price="3500", down="500", installments=3)
+    other = signed_loan(lender_a, price="3500", down="500", installments=3)
+    attempt = PaymentAttempt.objects.create(
+        lender=lender_a,
+        loan=other,
+        provider="mpesa",
+        amount=Decimal("10.00"),
+        currency=lender_a.currency,
+        started_by="customer",
+    )
     outcomes: list[str] = []
 
-    def probe(sql: str) -> None:
+    def probe(sql: str, row: int) -> None:
         try:
             with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute(sql, [loan.pk])
+                cursor.execute(sql, [row])
             outcomes.append("free")
         except OperationalError:
             outcomes.append("locked")
@@ -108,11 +118,17 @@ def test_the_raw_locks_hold_the_rows_against_another_connection(lender_a) -> Non
     with transaction.atomic():
         loan_lock_by_reference(lender_id=lender_a.pk, reference=loan.reference)
         installment_lock_list_for_loan(loan=loan)
-        for sql in (
-            "SELECT 1 FROM collections_loan WHERE id = %s FOR UPDATE NOWAIT",
-            "SELECT 1 FROM collections_installment WHERE loan_id = %s FOR UPDATE NOWAIT",
+        loan_lock_with_row(PaymentAttempt, pk=attempt.pk, lender_id=lender_a.pk)
+        for sql, row in (
+            ("SELECT 1 FROM collections_loan WHERE id = %s FOR UPDATE NOWAIT", loan.pk),
+            ("SELECT 1 FROM collections_installment WHERE loan_id = %s FOR UPDATE NOWAIT", loan.pk),
+            ("SELECT 1 FROM collections_loan WHERE id = %s FOR UPDATE NOWAIT", other.pk),
+            (
+                "SELECT 1 FROM collections_paymentattempt WHERE id = %s FOR UPDATE NOWAIT",
+                attempt.pk,
+            ),
         ):
-            thread = threading.Thread(target=probe, args=(sql,))
+            thread = threading.Thread(target=probe, args=(sql, row))
             thread.start()
             thread.join()
-    assert outcomes == ["locked", "locked"]
+    assert outcomes == ["locked"] * 4

@@ -23,7 +23,9 @@ Statements whose rule is proven elsewhere against an oracle of their own:
 - ``SUSPENSION_RESTRICTED``, ``LOANS_STAGE_REMINDER``: test_services_suspensions.py, and below.
 """
 
+import itertools
 import json
+import uuid
 from collections.abc import Callable
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -46,6 +48,7 @@ from apps.collections.models import (
     LoanPause,
     LoanStageChange,
     Payment,
+    PaymentAttempt,
     PaymentReversal,
     Stage,
     WebhookEvent,
@@ -279,6 +282,75 @@ def test_a_payments_receipt_facts_are_its_row_and_what_its_loan_owes(lender_a) -
         assert owed == loan_outstanding(loan=stored.loan).amount
     with pytest.raises(Payment.DoesNotExist):
         payment_receipt_facts(payment_id=10**12)
+
+
+def test_the_attempt_a_callback_names_is_the_querysets(lender_a, lender_b) -> None:
+    """``ATTEMPT_BY_REF`` and ``ATTEMPT_BY_KEY`` against the querysets they replace: by the
+    provider's id or by our key, only the lender's and the provider's own, never one with no
+    provider id for an empty one."""
+    loans = {lender: signed_loan(lender) for lender in (lender_a, lender_b)}
+    attempts = PaymentAttempt.objects.bulk_create(
+        PaymentAttempt(
+            lender=lender,
+            loan=loans[lender],
+            provider=provider,
+            attempt_ref=ref,
+            amount=Decimal("10.00"),
+            currency=lender.currency,
+            started_by="customer",
+        )
+        for lender, provider, ref in (
+            (lender_a, "mpesa", "ws_CO_1"),
+            (lender_a, "mpesa", ""),
+            (lender_a, "stripe", "cs_1"),
+            (lender_a, "stripe", ""),
+            (lender_b, "mpesa", "ws_CO_1"),
+            (lender_b, "stripe", "cs_2"),
+        )
+    )
+    asked = 0
+    for lender, provider in itertools.product((lender_a, lender_b), ("mpesa", "stripe")):
+        mine = PaymentAttempt.objects.filter(lender=lender, provider=provider)
+        for ref in ("ws_CO_1", "cs_1", "cs_2", "", "nope"):
+            found = run(sql.ATTEMPT_BY_REF, [lender.pk, provider, ref])
+            oracle = [a.pk for a in mine.filter(attempt_ref=ref).exclude(attempt_ref="")]
+            assert [row[0] for row in found] == oracle, (lender, provider, ref)
+            asked += len(oracle)
+        for attempt in attempts:
+            found = run(sql.ATTEMPT_BY_KEY, [attempt.key, lender.pk, provider])
+            assert [row[0] for row in found] == [a.pk for a in mine.filter(key=attempt.key)], (
+                lender,
+                provider,
+                attempt,
+            )
+            asked += len(found)
+    assert asked == 4 + len(attempts)
+
+
+def test_the_loan_lock_takes_the_loan_of_the_lender_asked(lender_a, lender_b) -> None:
+    """``LOAN_LOCK``: the loan, only if it is the lender's, any lender's for none; and
+    ``loan_row_lock``: a row of that loan, only if it is that loan's."""
+    mine, theirs = signed_loan(lender_a), signed_loan(lender_b)
+    attempt = PaymentAttempt.objects.create(
+        lender=lender_a,
+        loan=mine,
+        provider="mpesa",
+        amount=Decimal("10.00"),
+        currency=lender_a.currency,
+        started_by="customer",
+    )
+    with transaction.atomic():
+        for loan, lender in itertools.product((mine, theirs), (lender_a, lender_b, None)):
+            params = {"loan": loan.pk, "lender": lender.pk if lender else None}
+            oracle = Loan.objects.filter(pk=loan.pk)
+            if lender is not None:
+                oracle = oracle.filter(lender=lender)
+            found = [row[0] for row in run(sql.LOAN_LOCK, params)]
+            assert found == [row.pk for row in oracle]
+            assert found == ([loan.pk] if lender in (None, loan.lender) else [])
+        for loan in (mine, theirs):
+            found = run(sql.loan_row_lock(PaymentAttempt), [attempt.pk, loan.pk])
+            assert [row[0] for row in found] == ([attempt.pk] if loan == mine else [])
 
 
 def test_the_restricted_loans_of_a_suspension_and_their_days(lender_a) -> None:
@@ -543,6 +615,9 @@ PLANS = [
     ("LOAN_LOCK_BY_REFERENCE", {"loan_reference_unique_per_lender"}, "reference"),
     ("INSTALLMENTS_LOCK", {"collections_installment_loan_id_*"}, "loan"),
     ("PAYMENT_INSERT", {"payment_provider_ref_unique_per_lender"}, "payment"),
+    ("ATTEMPT_BY_REF", {"payment_attempt_ref_once"}, "attempt_ref"),
+    ("ATTEMPT_BY_KEY", {"collections_paymentattempt_key_key"}, "attempt_key"),
+    ("LOAN_LOCK", {"collections_loan_pkey"}, "loan_lock"),
     (
         "PAYMENT_RECEIPT",
         {"collections_payment_pkey", "collections_loan_pkey", "collections_installment_loan_id_*"},
@@ -642,6 +717,9 @@ def test_each_statement_uses_the_index_it_was_written_for(many) -> None:
         "range": [loan.lender_id, 100],
         "webhook": [loan.lender_id, "mpesa", "evt-7"],
         "reference": [loan.lender_id, loan.reference],
+        "attempt_ref": [loan.lender_id, "mpesa", "ws_CO_1"],
+        "attempt_key": [uuid.uuid4(), loan.lender_id, "stripe"],
+        "loan_lock": {"loan": loan.pk, "lender": loan.lender_id},
         "payment": [None] * 12,
         "ids": [now, now, array_literal([loan.pk])],
     }

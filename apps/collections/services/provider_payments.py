@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
@@ -46,6 +46,7 @@ from apps.collections.services.webhooks import (
     webhook_event_get,
     webhook_event_insert,
 )
+from apps.collections.sql import ATTEMPT_BY_KEY, ATTEMPT_BY_REF
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.core.money import Money
@@ -184,15 +185,19 @@ class ProviderEventOutcome:
 
 
 def _attempt_named(*, lender_id: int, event: PaymentEvent) -> PaymentAttempt | None:
-    found = PaymentAttempt.objects.filter(lender_id=lender_id, provider=event.provider)
+    """The attempt of ours the event names, by the provider's id or by our key (in SQL
+    written once: ``ATTEMPT_BY_REF``, ``ATTEMPT_BY_KEY``; read on every callback)."""
     if event.attempt_ref:
-        return found.filter(attempt_ref=event.attempt_ref).first()
-    if event.attempt_key:
+        statement, params = ATTEMPT_BY_REF, [lender_id, event.provider, event.attempt_ref]
+    elif event.attempt_key:
         try:
-            return found.filter(key=event.attempt_key).first()
-        except (ValueError, ValidationError):  # not a UUID: no attempt of ours
+            key = uuid.UUID(event.attempt_key)
+        except ValueError:  # not a UUID: no attempt of ours
             return None
-    return None
+        statement, params = ATTEMPT_BY_KEY, [key, lender_id, event.provider]
+    else:
+        return None
+    return next(iter(PaymentAttempt.objects.raw(statement, params)), None)  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
 
 
 def provider_event_apply(
