@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
+from psycopg.sql import Composed
+
 from apps.integrations.models import ProviderAccount
 from apps.integrations.payments.credentials import CredentialsUnreadable, unseal
+from apps.integrations.sql import PROVIDER_ACCOUNT_GET, PROVIDER_ACCOUNT_IN_USE
 
 
 def provider_account_get(*, lender_id: int, provider: str) -> ProviderAccount | None:
-    return (
-        ProviderAccount.objects.filter(lender_id=lender_id, provider=provider)
-        .select_related("lender")
-        .first()
-    )
+    return _account(PROVIDER_ACCOUNT_GET, lender_id=lender_id, provider=provider)
 
 
 def provider_account_by_slug(*, lender_slug: str, provider: str) -> ProviderAccount | None:
@@ -42,9 +41,13 @@ def provider_account_readable(account: ProviderAccount) -> bool:
 
 def provider_account_in_use(*, lender_id: int, provider: str) -> ProviderAccount | None:
     """The lender's account with ``provider`` if it is in use."""
-    return ProviderAccount.objects.filter(
-        lender_id=lender_id, provider=provider, enabled=True
-    ).first()
+    return _account(PROVIDER_ACCOUNT_IN_USE, lender_id=lender_id, provider=provider)
+
+
+def _account(statement: Composed, *, lender_id: int, provider: str) -> ProviderAccount | None:
+    """In SQL written once (apps/integrations/sql.py): read on every provider callback."""
+    found = ProviderAccount.objects.raw(statement, [lender_id, provider])  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
+    return next(iter(found), None)
 
 
 def providers_in_use(*, lender_id: int, providers: tuple[str, ...]) -> set[str]:
