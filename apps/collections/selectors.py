@@ -48,7 +48,7 @@ from apps.collections.models import (
     PaymentReversal,
     RestrictionSuspension,
 )
-from apps.collections.sql import LOCK_NOTICED_BY, PAYMENT_RECEIPT
+from apps.collections.sql import LENDER_ID_BY_SLUG, LOCK_NOTICED_BY, PAYMENT_RECEIPT
 from apps.core.money import Money
 from apps.devices.selectors import loan_ids_out_of_sync, loan_ids_with_event_since
 from apps.lenders.country_rules import (
@@ -206,6 +206,15 @@ def installment_list_due_on(*, lender_id: int, dates: list[date]) -> list[DueRem
         .order_by("loan_id", "sequence")
     )
     return [DueReminder(*row) for row in rows]
+
+
+def lender_id_by_slug(*, slug: str) -> int | None:
+    """The id of the lender ``slug`` names, or None (``LENDER_ID_BY_SLUG``: read first on every
+    provider callback)."""
+    with connection.cursor() as cursor:
+        cursor.execute(LENDER_ID_BY_SLUG, [slug])
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def payment_get(*, payment_id: int) -> Payment:

@@ -256,6 +256,12 @@ event's metadata), if any. Read on every callback that names one, before the loa
 locked. Takes no lock. Index: the unique index of ``key``."""
 
 
+LENDER_ID_BY_SLUG = _compose("SELECT id FROM {lenders} WHERE slug = %s")
+"""The id of the lender a callback's path or header names by its slug, if any: the first
+read of every provider callback (the queryset cost more CPU to compile than the row to
+read). Takes no lock. Index: the unique index of the slug."""
+
+
 # --- the restriction sweep -----------------------------------------------------------------
 
 ADVISORY_LOCK = sql.SQL("SELECT pg_advisory_xact_lock(%s, %s)")

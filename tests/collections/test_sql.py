@@ -56,6 +56,7 @@ from apps.collections.models import (
 from apps.collections.selectors import (
     PaymentReceiptFacts,
     WorkQueue,
+    lender_id_by_slug,
     loan_days_overdue,
     loan_outstanding,
     loan_work_queue,
@@ -325,6 +326,14 @@ def test_the_attempt_a_callback_names_is_the_querysets(lender_a, lender_b) -> No
             )
             asked += len(found)
     assert asked == 4 + len(attempts)
+
+
+def test_a_lender_is_found_by_its_exact_slug(lender_a, lender_b) -> None:
+    """``LENDER_ID_BY_SLUG`` (``lender_id_by_slug``) against the queryset it replaces."""
+    for slug in (lender_a.slug, lender_b.slug, lender_a.slug.upper(), f"{lender_a.slug}-x", ""):
+        oracle = Lender.objects.filter(slug=slug).first()
+        assert lender_id_by_slug(slug=slug) == (oracle.pk if oracle else None), slug
+    assert lender_id_by_slug(slug=lender_b.slug) == lender_b.pk
 
 
 def test_the_loan_lock_takes_the_loan_of_the_lender_asked(lender_a, lender_b) -> None:
@@ -618,6 +627,7 @@ PLANS = [
     ("ATTEMPT_BY_REF", {"payment_attempt_ref_once"}, "attempt_ref"),
     ("ATTEMPT_BY_KEY", {"collections_paymentattempt_key_key"}, "attempt_key"),
     ("LOAN_LOCK", {"collections_loan_pkey"}, "loan_lock"),
+    ("LENDER_ID_BY_SLUG", {"lenders_lender_slug_key"}, "slug"),
     (
         "PAYMENT_RECEIPT",
         {"collections_payment_pkey", "collections_loan_pkey", "collections_installment_loan_id_*"},
@@ -720,6 +730,7 @@ def test_each_statement_uses_the_index_it_was_written_for(many) -> None:
         "attempt_ref": [loan.lender_id, "mpesa", "ws_CO_1"],
         "attempt_key": [uuid.uuid4(), loan.lender_id, "stripe"],
         "loan_lock": {"loan": loan.pk, "lender": loan.lender_id},
+        "slug": ["lender-a"],
         "payment": [None] * 12,
         "ids": [now, now, array_literal([loan.pk])],
     }

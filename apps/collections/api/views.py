@@ -19,7 +19,7 @@ from rest_framework.views import APIView
 
 from apps.collections.errors import PaymentCallbackRefused
 from apps.collections.models import PaymentReversal
-from apps.collections.selectors import loan_payable_by_reference
+from apps.collections.selectors import lender_id_by_slug, loan_payable_by_reference
 from apps.collections.services import (
     ProviderEventOutcome,
     WebhookPayload,
@@ -50,7 +50,6 @@ from apps.integrations.payments.mpesa import (
 )
 from apps.integrations.payments.registry import MPESA, STRIPE, ProviderNotConfigured, adapter_for
 from apps.integrations.payments.signing import LENDER_HEADER, SIGNATURE_HEADER
-from apps.lenders.models import Lender
 
 
 class WebhookRefused(DomainError):
@@ -143,18 +142,19 @@ class PaymentWebhookApi(APIView):
         auth=[],
     )
     def post(self, request: Request, provider: str) -> Response:
-        lender: Lender | None = None
+        lender_id: int | None = None
         verified = False
         try:
             if provider not in settings.PAYMENTS_PROVIDERS:
                 raise UnknownProvider()
             body = _read_body(request)
-            lender = Lender.objects.filter(slug=request.headers.get(LENDER_HEADER, "")).first()
-            self._verify(request, lender, provider, body)
+            slug = request.headers.get(LENDER_HEADER, "")
+            lender_id = lender_id_by_slug(slug=slug)
+            self._verify(request, lender_id, slug, provider, body)
             verified = True
             payload = self._payload(body)
             outcome = payment_webhook_apply(
-                lender_id=lender.pk,
+                lender_id=lender_id,
                 provider=provider,
                 payload=payload,
                 body=body,
@@ -168,7 +168,7 @@ class PaymentWebhookApi(APIView):
             # a lender's, so an unsigned caller cannot write into a lender's
             # evidence or contend for its chain.
             webhook_rejection_record(
-                lender_id=lender.pk if lender and verified else None,
+                lender_id=lender_id if verified else None,
                 provider=provider,
                 problem=exc.code,
                 actor=Actor(
@@ -183,13 +183,15 @@ class PaymentWebhookApi(APIView):
             raise
         return Response(self.OutputSerializer(outcome).data, status=status.HTTP_200_OK)
 
-    def _verify(self, request: Request, lender: Lender | None, provider: str, body: bytes) -> None:
-        if lender is None:
+    def _verify(
+        self, request: Request, lender_id: int | None, slug: str, provider: str, body: bytes
+    ) -> None:
+        if lender_id is None:
             raise SignatureRefused()
         try:
-            GenericAdapter(provider=provider, lender_slug=lender.slug).verify_signature(
+            GenericAdapter(provider=provider, lender_slug=slug).verify_signature(
                 header=request.headers.get(SIGNATURE_HEADER, ""),
-                lender_slug=lender.slug,
+                lender_slug=slug,
                 body=body,
             )
         except CallbackRefused as exc:
@@ -254,20 +256,20 @@ class ProviderCallbackApi(APIView):
     def handle(
         self, request: Request, *, provider: str, lender_slug: str, token: str = "", route: str = ""
     ) -> Response:
-        lender: Lender | None = None
+        lender_id: int | None = None
         verified = False
         actor = Actor(type=ActorType.SYSTEM, id=f"provider:{provider}", ip=client_ip(request))
         try:
             body = _read_body(request)
             if (provider, route) not in self.routes:
                 raise UnknownProvider()
-            lender = Lender.objects.filter(slug=lender_slug).first()
-            if lender is None:
+            lender_id = lender_id_by_slug(slug=lender_slug)
+            if lender_id is None:
                 raise UnknownProvider()
             try:
                 adapter = adapter_for(
-                    lender_id=lender.pk,
-                    lender_slug=lender.slug,
+                    lender_id=lender_id,
+                    lender_slug=lender_slug,
                     provider=provider,
                     in_use_only=False,
                 )
@@ -290,14 +292,14 @@ class ProviderCallbackApi(APIView):
                 raise ProviderUnavailable(provider_code=exc.code) from exc
             verified = True
             if route == Route.C2B_VALIDATION:
-                return Response(self._validate(lender, events))
+                return Response(self._validate(lender_id, events))
             outcomes = [
-                provider_event_apply(lender_id=lender.pk, event=event, body=body, actor=actor)
+                provider_event_apply(lender_id=lender_id, event=event, body=body, actor=actor)
                 for event in events
             ]
         except DomainError as exc:
             webhook_rejection_record(
-                lender_id=lender.pk if lender and verified else None,
+                lender_id=lender_id if verified else None,
                 provider=provider,
                 problem=exc.code,
                 actor=actor,
@@ -327,12 +329,12 @@ class ProviderCallbackApi(APIView):
         )
 
     @staticmethod
-    def _validate(lender: Lender, events: list[PaymentEvent]) -> dict[str, object]:
+    def _validate(lender_id: int, events: list[PaymentEvent]) -> dict[str, object]:
         """Daraja's C2B validation: take the money only for a payable loan of the lender."""
         event = events[0]
         if event.amount is None or event.amount.amount < 1:
             return C2B_REJECT_AMOUNT
-        if not loan_payable_by_reference(lender_id=lender.pk, reference=event.loan_reference):
+        if not loan_payable_by_reference(lender_id=lender_id, reference=event.loan_reference):
             return C2B_REJECT_ACCOUNT
         return C2B_ACCEPT
 
