@@ -256,6 +256,20 @@ event's metadata), if any. Read on every callback that names one, before the loa
 locked. Takes no lock. Index: the unique index of ``key``."""
 
 
+ATTEMPT_SETTLE = _compose(
+    """
+UPDATE {attempts}
+SET status = %(status)s, detail = %(detail)s, settled_at = %(settled_at)s,
+    payment_id = %(payment)s, receipt = %(receipt)s, updated_at = %(settled_at)s
+WHERE id = %(id)s
+"""
+)
+"""Write where attempt ``%(id)s`` ended (its status, detail, the time, the payment that paid
+it and its receipt): ``save(update_fields=...)`` of those fields, the caller holding the
+attempt's lock (the loan's, then its own), in SQL written once, as a paid callback settles
+its attempt every time. Locks: the attempt's row (held already). Index: the primary key."""
+
+
 LENDER_ID_BY_SLUG = _compose("SELECT id FROM {lenders} WHERE slug = %s")
 """The id of the lender a callback's path or header names by its slug, if any: the first
 read of every provider callback (the queryset cost more CPU to compile than the row to

@@ -328,6 +328,59 @@ def test_the_attempt_a_callback_names_is_the_querysets(lender_a, lender_b) -> No
     assert asked == 4 + len(attempts)
 
 
+def test_settling_an_attempt_writes_what_saving_its_fields_writes(lender_a) -> None:
+    """``ATTEMPT_SETTLE`` against ``save(update_fields=...)`` of the same fields on a twin
+    attempt: the same row but for the ids and the times, and no other attempt touched."""
+    loan = signed_loan(lender_a)
+    paid = payment_record(
+        loan_id=loan.pk,
+        amount=Money(Decimal("10.00"), lender_a.currency),
+        channel="provider",
+        provider="mpesa",
+        provider_ref="QKX1",
+        received_at=timezone.now(),
+        actor=Actor.system(),
+    ).payment
+    twins = PaymentAttempt.objects.bulk_create(
+        PaymentAttempt(
+            lender=lender_a,
+            loan=loan,
+            provider="mpesa",
+            attempt_ref=ref,
+            amount=Decimal("10.00"),
+            currency=lender_a.currency,
+            started_by="customer",
+        )
+        for ref in ("ws_CO_1", "ws_CO_2", "ws_CO_3")
+    )
+    by_sql, by_orm, bystander = twins
+    now = timezone.now()
+    run(
+        sql.ATTEMPT_SETTLE,
+        {
+            "id": by_sql.pk,
+            "status": "paid",
+            "detail": "",
+            "settled_at": now,
+            "payment": paid.pk,
+            "receipt": "QKX1",
+        },
+    )
+    by_orm.status, by_orm.detail, by_orm.settled_at = "paid", "", now
+    by_orm.payment, by_orm.receipt = paid, "QKX1"
+    by_orm.save(
+        update_fields=["status", "detail", "settled_at", "payment", "receipt", "updated_at"]
+    )
+    own = ("_state", "id", "key", "attempt_ref", "created_at", "updated_at")
+    rows = {
+        a.pk: {k: v for k, v in vars(a).items() if k not in own}
+        for a in PaymentAttempt.objects.all()
+    }
+    assert PaymentAttempt.objects.get(pk=by_sql.pk).updated_at == now
+    assert rows[by_sql.pk] == rows[by_orm.pk]
+    assert rows[bystander.pk]["status"] == "starting"
+
+
 def test_a_lender_is_found_by_its_exact_slug(lender_a, lender_b) -> None:
     """``LENDER_ID_BY_SLUG`` (``lender_id_by_slug``) against the queryset it replaces."""
     for slug in (lender_a.slug, lender_b.slug, lender_a.slug.upper(), f"{lender_a.slug}-x", ""):
@@ -628,6 +681,7 @@ PLANS = [
     ("ATTEMPT_BY_KEY", {"collections_paymentattempt_key_key"}, "attempt_key"),
     ("LOAN_LOCK", {"collections_loan_pkey"}, "loan_lock"),
     ("LENDER_ID_BY_SLUG", {"lenders_lender_slug_key"}, "slug"),
+    ("ATTEMPT_SETTLE", {"collections_paymentattempt_pkey"}, "attempt_settle"),
     (
         "PAYMENT_RECEIPT",
         {"collections_payment_pkey", "collections_loan_pkey", "collections_installment_loan_id_*"},
@@ -731,6 +785,14 @@ def test_each_statement_uses_the_index_it_was_written_for(many) -> None:
         "attempt_key": [uuid.uuid4(), loan.lender_id, "stripe"],
         "loan_lock": {"loan": loan.pk, "lender": loan.lender_id},
         "slug": ["lender-a"],
+        "attempt_settle": {
+            "id": 1,
+            "status": "paid",
+            "detail": "",
+            "settled_at": now,
+            "payment": None,
+            "receipt": "",
+        },
         "payment": [None] * 12,
         "ids": [now, now, array_literal([loan.pk])],
     }

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -46,7 +46,7 @@ from apps.collections.services.webhooks import (
     webhook_event_get,
     webhook_event_insert,
 )
-from apps.collections.sql import ATTEMPT_BY_KEY, ATTEMPT_BY_REF
+from apps.collections.sql import ATTEMPT_BY_KEY, ATTEMPT_BY_REF, ATTEMPT_SETTLE
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.core.money import Money
@@ -483,10 +483,19 @@ def _attempt_settle_locked(
     event already says it (``audited=False``: the payment it became names the attempt)."""
     attempt.status = status
     attempt.detail = detail[:200]
-    attempt.settled_at = timezone.now()
-    attempt.save(
-        update_fields=["status", "detail", "settled_at", "payment", "receipt", "updated_at"]
-    )
+    attempt.settled_at = attempt.updated_at = timezone.now()
+    with connection.cursor() as cursor:  # save(update_fields=...) of these, in SQL written once
+        cursor.execute(
+            ATTEMPT_SETTLE,
+            {
+                "id": attempt.pk,
+                "status": attempt.status,
+                "detail": attempt.detail,
+                "settled_at": attempt.settled_at,
+                "payment": attempt.payment_id,
+                "receipt": attempt.receipt,
+            },
+        )
     if not audited:
         return
     audit_event_record(
