@@ -68,3 +68,23 @@ def test_verification_costs_name_each_provider() -> None:
     lines = verification_costs(number=5)
     assert [line.split()[0] for line in lines] == ["generic", "stripe", "mpesa"]
     assert all("µs" in line for line in lines)
+
+
+def test_receipts_missing_counts_the_payments_whose_receipt_was_not_queued(
+    settings, django_capture_on_commit_callbacks
+) -> None:
+    from apps.notifications.models import Notification
+    from tools.bench.payments import receipts_missing
+
+    provider = provider_for("generic", settings)
+    try:
+        before = Payment.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        with django_capture_on_commit_callbacks(execute=True):  # the receipts, eagerly
+            post_all(provider, provider.posts(CALLBACKS))
+    finally:
+        provider.close()
+    assert receipts_missing(lender=provider.lender, after=before) == 0
+    latest = Payment.objects.filter(lender=provider.lender).latest("pk")
+    Notification.objects.filter(dedupe_key=f"payment:{latest.pk}").delete()
+    assert receipts_missing(lender=provider.lender, after=before) == 1
+    assert receipts_missing(lender=provider.lender, after=latest.pk) == 0

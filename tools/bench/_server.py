@@ -122,6 +122,73 @@ def celery_worker_command(name: str, *, queues: str = "", loglevel: str = "WARNI
     ]
 
 
+class TaskWorker:
+    """A Redis broker of the run's own and one Celery worker of the product (every queue), as
+    production runs the tasks a request starts after it commits: ``env`` is the caller's
+    environment with the tasks sent to that broker (not run eagerly in the web process)."""
+
+    def __init__(self, folder: Path, env: dict[str, str], *, name: str = "bench") -> None:
+        self.broker, self.name, self.log = RedisServer(folder), name, folder / "celery.log"
+        self.env = {
+            **env,
+            "CELERY_TASK_ALWAYS_EAGER": "false",
+            "CELERY_BROKER_URL": self.broker.url,
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> TaskWorker:
+        self.broker.start()
+        try:
+            with self.log.open("ab") as log:
+                self.process = subprocess.Popen(
+                    celery_worker_command(self.name), cwd=ROOT, env=self.env, stdout=log, stderr=log
+                )
+            self._wait_ready()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.broker.stop()
+
+    def _wait_ready(self, timeout: float = 60) -> None:
+        """Until the worker waits on its queues (a blocking pop at the broker): its start-up
+        is over before a run's clock starts, so none of its CPU is counted."""
+        deadline = time.monotonic() + timeout
+        while "cmd=brpop" not in self.broker.cli("CLIENT", "LIST"):
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"the Celery worker exited; see {self.log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError("the Celery worker did not start")
+            time.sleep(0.2)
+
+    def pending(self) -> int:
+        """Tasks queued or taken and not yet done (acknowledged late, once done)."""
+        return self.broker.queued() + self.broker.unacked()
+
+    def drain(self, timeout: float = 300) -> float:
+        """Wait until no task is pending; the seconds waited (``timeout`` at most)."""
+        started = time.perf_counter()
+        while self.pending() and time.perf_counter() - started < timeout:
+            time.sleep(0.05)
+        return time.perf_counter() - started
+
+    def cpu_seconds(self) -> float:
+        """user + system CPU seconds of the worker so far."""
+        return sum(cpu_seconds([self.process.pid]).values()) if self.process else 0.0
+
+    def peak_rss_mib(self) -> float:
+        return process_peak_rss_mib(self.process.pid) if self.process else float("nan")
+
+
 def start_server(
     port: int, workers: int, threads: int, env: dict[str, str], log: IO[bytes] | None = None
 ) -> subprocess.Popen[bytes]:

@@ -2,7 +2,8 @@
 
 Seeds a lender with loans in a dedicated database, starts gunicorn with
 ``--workers`` processes (``--threads`` each; more than one thread means the
-gthread worker) on loopback, then posts N distinct payment callbacks of one
+gthread worker) on loopback, with a Celery worker for the tasks the callbacks
+start (below), then posts N distinct payment callbacks of one
 provider from ``--concurrency`` keep-alive connections. Prints throughput,
 p50/p95/p99 latency, errors, the payments stored (must equal the callbacks
 sent), peak memory, where the CPU went, and what verifying one callback costs
@@ -37,6 +38,14 @@ Throughput is printed three ways:
   too, in CPU milliseconds per webhook, so the sum can be compared with the
   machine's cores.
 
+The tasks a callback starts once it commits (its payment's receipt) go, as in
+production, to a Redis broker of the run's own and run in one Celery worker:
+"per app core" is the web server's, and the worker's CPU is printed apart
+("worker", per callback), counted until its queue has drained; the run fails if
+a payment's receipt was not queued. ``--eager`` runs the tasks inside the request
+instead, as the test settings do (and as this benchmark did before): their CPU
+is then the app's.
+
 Every generic event is signed (HMAC over timestamp and body), and every
 Stripe event with Stripe's scheme; Daraja signs nothing. The requests are
 built and signed before the clock starts, so that the load
@@ -52,14 +61,17 @@ every webhook pay for a new PostgreSQL backend and a SCRAM handshake.
     make bench-payments            # N=5000
     make bench-payments N=20000
     make bench-payments PROVIDER=mpesa
+    python -m tools.bench.payments --provider stripe --eager
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -69,6 +81,7 @@ from tools.bench._providers import PROVIDERS, verification_costs
 from tools.bench._seed import lender_seed, loans_seed
 from tools.bench._server import (
     DatabaseCpu,
+    TaskWorker,
     cpu_seconds,
     free_port,
     read_response,
@@ -88,6 +101,22 @@ def seed(*, slug: str, loans: int) -> tuple[Any, list[tuple[int, str]]]:
     return lender, list(Loan.objects.filter(lender=lender).values_list("pk", "reference")[:loans])
 
 
+def receipts_missing(*, lender: Any, after: int) -> int:
+    """The lender's payments stored after payment id ``after`` whose receipt was not queued
+    (the task each payment starts, run by the worker or in the web process)."""
+    from apps.collections.models import Payment
+    from apps.notifications.models import Notification
+
+    keys = [
+        f"payment:{pk}"
+        for pk in Payment.objects.filter(lender=lender, pk__gt=after).values_list("pk", flat=True)
+    ]
+    queued = Notification.objects.filter(
+        lender=lender, kind=Notification.Kind.PAYMENT, dedupe_key__in=keys
+    ).count()
+    return len(keys) - queued
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=5000)
@@ -96,6 +125,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--provider", choices=sorted(PROVIDERS), default="generic")
+    parser.add_argument(
+        "--eager",
+        action="store_true",
+        help="run the tasks a callback starts (its receipt) inside the web process, as the "
+        "unit tests do, instead of in a Celery worker on a Redis broker as production does: "
+        "their CPU is then the app's",
+    )
     args = parser.parse_args()
 
     os.environ["PAYMENTS_WEBHOOK_THROTTLE"] = "100000000/min"  # measure the path, not the throttle
@@ -115,7 +151,18 @@ def main() -> None:
     port = free_port()
     per_client = args.events // args.concurrency
     requests = [post.raw(port) for post in provider.posts(per_client * args.concurrency)]
-    server = start_server(port, args.workers, args.threads, env)
+    last_payment = Payment.objects.filter(lender=lender).order_by("-pk").values_list("pk").first()
+    stack = contextlib.ExitStack()
+    tasks: TaskWorker | None = None
+    if not args.eager:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-payments-")))
+        tasks = stack.enter_context(TaskWorker(folder, env, name="bench-payments"))
+        env = tasks.env
+    try:
+        server = start_server(port, args.workers, args.threads, env)
+    except BaseException:
+        stack.close()
+        raise
     latencies: list[float] = []
     errors: list[str] = []
     lock = threading.Lock()
@@ -153,6 +200,7 @@ def main() -> None:
 
     app_pids = server_pids(server)
     app_before = cpu_seconds(app_pids)
+    tasks_before = tasks.cpu_seconds() if tasks else 0.0
     machine_before = psutil.cpu_times()
     database = DatabaseCpu()  # the backends' CPU, sampled through the run
     try:
@@ -164,12 +212,18 @@ def main() -> None:
             thread.join()
         elapsed, own_cpu = time.perf_counter() - started, time.process_time() - own_cpu
         app_cpu = sum(cpu_seconds(app_pids).values()) - sum(app_before.values())
+        # the tasks the callbacks started, to the last: the worker's CPU is theirs
+        drained = tasks.drain() if tasks else 0.0
+        tasks_cpu = (tasks.cpu_seconds() - tasks_before) if tasks else 0.0
+        tasks_left = tasks.pending() if tasks else 0
+        tasks_rss = tasks.peak_rss_mib() if tasks else 0.0
         db_cpu = database.stop()
         machine_after = psutil.cpu_times()
         server_rss = worker_rss_mib(server)
     finally:
         server.terminate()
         server.wait(timeout=20)
+        stack.close()
 
     sent = per_client * args.concurrency
     stored = Payment.objects.filter(lender=lender).count() - before
@@ -177,10 +231,16 @@ def main() -> None:
         problems, applied = provider.check()
     finally:
         provider.close()
+    unreceipted = receipts_missing(lender=lender, after=last_payment[0] if last_payment else 0)
+    if unreceipted:
+        problems.append(f"{unreceipted} payments with no receipt queued")
+    if tasks_left:
+        problems.append(f"{tasks_left} tasks still pending {drained:.0f} s after the last callback")
     latencies.sort()
     busy = (sum(machine_after) - machine_after.idle - machine_after.iowait) - (
         sum(machine_before) - machine_before.idle - machine_before.iowait
     )
+    window = elapsed + drained  # what the machine counters cover: the run and the drain
     cores = psutil.cpu_count() or 1
     rate = sent / elapsed
     app_cores = app_cpu / elapsed
@@ -203,12 +263,22 @@ def main() -> None:
         f"  latency      p50 {percentile(latencies, 50):.1f} ms  p95 {percentile(latencies, 95):.1f} ms  "
         f"p99 {percentile(latencies, 99):.1f} ms  max {latencies[-1]:.1f} ms"
     )
+    worker = f"worker {tasks_cpu / sent * 1000:.2f} ms  " if tasks else ""
     print(
-        f"  cpu/{unit:<9}app {app_cpu / sent * 1000:.2f} ms  PostgreSQL {db_cpu / sent * 1000:.2f} ms  "
+        f"  cpu/{unit:<9}app {app_cpu / sent * 1000:.2f} ms  {worker}"
+        f"PostgreSQL {db_cpu / sent * 1000:.2f} ms  "
         f"load generator {own_cpu / sent * 1000:.2f} ms  "
-        f"(machine {busy / elapsed / cores:.0%} busy of {cores} cores, "
-        f"{max(busy - app_cpu - db_cpu - own_cpu, 0) / elapsed:.2f} cores by other processes)"
+        f"(machine {busy / window / cores:.0%} busy of {cores} cores, "
+        f"{max(busy - app_cpu - tasks_cpu - db_cpu - own_cpu, 0) / window:.2f} cores by other "
+        "processes)"
     )
+    if tasks:
+        print(
+            "  tasks        in a Celery worker on Redis, as in production (its CPU: worker, "
+            f"above), the queue drained {drained:.1f} s after the last {unit}"
+        )
+    else:
+        print("  tasks        eager, in the web process (--eager): their CPU is the app's")
     print(f"  errors       {len(errors)}" + (f"  first: {errors[0]}" if errors else ""))
     print(f"  payments     {stored} stored for {sent} distinct events")
     if applied:
@@ -216,7 +286,8 @@ def main() -> None:
     for problem in problems:
         print(f"  PROBLEM      {problem}")
     print(
-        f"  peak memory  load generator {peak_rss_mib():.0f} MiB, largest server process {server_rss:.0f} MiB"
+        f"  peak memory  load generator {peak_rss_mib():.0f} MiB, largest server process "
+        f"{server_rss:.0f} MiB" + (f", Celery worker {tasks_rss:.0f} MiB" if tasks else "")
     )
     costs = verification_costs()  # after the run, in this process: no server, no database
     print(f"  verifying    per callback, in-process: {costs[0]}")
