@@ -42,7 +42,7 @@ BUCKETS = ("current", "1-30", "31-60", "61-90", "91+")
 CURE_WINDOW = timedelta(days=7)
 
 
-def _rows(statement: sql.Composed, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+def _rows(statement: sql.Composable, params: dict[str, Any]) -> list[tuple[Any, ...]]:
     with connection.cursor() as cursor:
         cursor.execute(statement, params)
         return cursor.fetchall()

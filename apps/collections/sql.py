@@ -5,7 +5,9 @@ Each statement is a module-level constant composed with ``psycopg.sql`` (tables 
 models' ``_meta.db_table`` as ``Identifier``; every value a parameter), followed by its
 docstring: what it does, the locks it takes and the index it is written for. The few whose
 width depends on the call (rows inserted or updated at once) are functions, documented alike.
-Django's cursor runs a composed statement as it runs a string. Each statement is held to a
+Each is rendered once to the text the cursor sends (``_rendered``), as apps/audit/sql.py's
+are: psycopg renders a composed statement again at every execution, quoting each identifier,
+which for an INSERT of a dozen columns cost more CPU than running it. Each statement is held to a
 Python oracle of its rule and to its plan in tests/collections/test_sql.py, and the
 benchmarks import these constants rather than copying them.
 """
@@ -65,9 +67,15 @@ _TABLES: dict[str, sql.Composable] = {
 }
 
 
-def _compose(text: LiteralString, **parts: sql.Composable) -> sql.Composed:
-    """``text`` with its ``{placeholders}`` filled: the tables above, and ``parts``."""
-    return sql.SQL(text).format(**_TABLES, **parts)
+def _rendered(statement: sql.Composable) -> sql.SQL:
+    """``statement`` rendered once to the text psycopg sends for it (identifiers quoted,
+    literals adapted), still a ``Composable`` for the statements built on it."""
+    return sql.SQL(statement.as_string())
+
+
+def _compose(text: LiteralString, **parts: sql.Composable) -> sql.SQL:
+    """``text`` with its ``{placeholders}`` filled (the tables above, and ``parts``), rendered."""
+    return _rendered(sql.SQL(text).format(**_TABLES, **parts))
 
 
 def _rank(expression: LiteralString) -> sql.Composed:
@@ -86,7 +94,7 @@ _NOTICE_IN = sql.SQL("({})").format(
 
 # --- payments and their allocation ---------------------------------------------------------
 
-PAYMENT_INSERT = insert_sql(Payment, conflict=("lender_id", "provider", "provider_ref"))
+PAYMENT_INSERT = _rendered(insert_sql(Payment, conflict=("lender_id", "provider", "provider_ref")))
 """Store a payment unless its (lender, provider, provider_ref) is taken; returns its id, or
 no row when taken. Idempotency without a read first: the unique constraint
 ``payment_provider_ref_unique_per_lender`` (its arbiter) answers "already there?" in the same
@@ -121,11 +129,13 @@ became late after it was received. Takes no lock (the caller holds the loan's). 
 table's loan_id index, by loan."""
 
 
-def installments_paid_update(*, rows: int) -> sql.Composed:
+@functools.cache
+def installments_paid_update(*, rows: int) -> sql.SQL:
     """Write the paid columns, the paid time and the late fee of ``rows`` installments in one
     statement (so the checks see each row whole): parameters ``updated_at`` then, per row, (id,
     late fee paid, fee paid, interest paid, principal paid, paid_at, late fee, assessed at).
-    Locks: those installments' rows (the caller holds them). Index: the primary key."""
+    Composed once per width. Locks: those installments' rows (the caller holds them). Index:
+    the primary key."""
     row = sql.SQL(
         "(%s::bigint, %s::numeric, %s::numeric, %s::numeric, %s::numeric, %s::timestamptz,"
         " %s::numeric, %s::timestamptz)"
@@ -144,10 +154,11 @@ WHERE i.id = v.id
     )
 
 
-def allocations_insert(*, rows: int) -> sql.Composed:
+@functools.cache
+def allocations_insert(*, rows: int) -> sql.SQL:
     """``bulk_create`` of ``rows`` ledger lines in one statement, without compiling a queryset
-    (``insert_values`` of each, in order). Locks: the new rows only."""
-    return insert_sql(Allocation, rows=rows, returning=False)
+    (``insert_values`` of each, in order); composed once per width. Locks: the new rows only."""
+    return _rendered(insert_sql(Allocation, rows=rows, returning=False))
 
 
 # --- late fees ----------------------------------------------------------------------------
@@ -234,7 +245,7 @@ WEBHOOK_EVENT_GET = _compose(
 """The stored event (lender, provider, event id), if any: read before the loan is locked, on
 every delivery. Takes no lock. Index: ``webhook_event_once``."""
 
-WEBHOOK_EVENT_INSERT = insert_sql(WebhookEvent)
+WEBHOOK_EVENT_INSERT = _rendered(insert_sql(WebhookEvent))
 """Store an applied event (``save(force_insert=True)``); a second copy raises IntegrityError
 on ``webhook_event_once``. Returns its id. Locks: the new row."""
 
@@ -288,7 +299,7 @@ ADVISORY_LOCK_SHARED = sql.SQL("SELECT pg_advisory_xact_lock_shared(%s, %s)")
 restriction lock, held by whoever may restrict (a sweep range, a manual lock)."""
 
 
-def classify(*, where: sql.Composable, pauses: sql.Composable) -> sql.Composed:
+def classify(*, where: sql.Composable, pauses: sql.Composable) -> sql.SQL:
     """The sweep's classification, for the statements here and the benchmark's floor: the CTEs (``ladder``, ``paused``, ``late``, ``placed``, ``classified``)
     for the loans ``l`` of ``where`` and the pauses ``p`` of ``pauses``.
 
@@ -638,12 +649,12 @@ UPDATE. Index: the loans' primary key."""
 
 
 @functools.cache
-def loan_row_lock(model: type[Model]) -> sql.Composed:
+def loan_row_lock(model: type[Model]) -> sql.SQL:
     """Lock the row of ``model`` (a table with ``loan_id``) with id ``%s`` if it belongs to loan
     ``%s`` (take the loan first: the global order), for ``loan_lock_with_row``; composed once
     per model. Locks: that row, FOR UPDATE. Index: the table's primary key."""
-    return sql.SQL("SELECT * FROM {} WHERE id = %s AND loan_id = %s FOR UPDATE").format(
-        _table(model)
+    return _rendered(
+        sql.SQL("SELECT * FROM {} WHERE id = %s AND loan_id = %s FOR UPDATE").format(_table(model))
     )
 
 
