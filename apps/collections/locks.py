@@ -15,6 +15,7 @@ from apps.collections.sql import (
     LOAN_LOCK_BY_REFERENCE,
     loan_row_lock,
 )
+from apps.core.sql import select_rows
 from apps.devices.locks import devices_lock_for_loans
 
 M = TypeVar("M", bound=Model)
@@ -23,7 +24,7 @@ M = TypeVar("M", bound=Model)
 def loan_lock(*, loan_id: int, lender_id: int | None = None) -> Loan:
     """Lock one loan row (optionally only if it belongs to ``lender_id``), in SQL written once
     (``LOAN_LOCK``): every write to a loan takes it first."""
-    found = list(Loan.objects.raw(LOAN_LOCK, {"loan": loan_id, "lender": lender_id}))  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
+    found = select_rows(Loan, LOAN_LOCK, {"loan": loan_id, "lender": lender_id})
     if not found:
         raise LoanNotFound(loan_id=loan_id)
     return found[0]
@@ -40,7 +41,7 @@ def loan_lock_by_reference(*, lender_id: int, reference: str) -> Loan:
     The same row lock ``loan_lock`` takes, without reading the id first.
     LoanNotFound names the reference, as ``loan_id_by_reference`` does.
     """
-    found = list(Loan.objects.raw(LOAN_LOCK_BY_REFERENCE, [lender_id, reference]))  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
+    found = select_rows(Loan, LOAN_LOCK_BY_REFERENCE, [lender_id, reference])
     if not found:
         raise LoanNotFound(reference=reference)
     return found[0]
@@ -50,7 +51,7 @@ def installment_lock_list_for_loan(*, loan: Loan) -> list[Installment]:
     """The rows of ``installment_lock_for_loan``, locked in id order (take the loan first), in
     SQL written once: the webhook takes them on every call, and compiling the queryset costs
     more CPU than running it (tests/collections/test_api_webhook_hot_path.py)."""
-    return list(Installment.objects.raw(INSTALLMENTS_LOCK, [loan.pk]))  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
+    return select_rows(Installment, INSTALLMENTS_LOCK, [loan.pk])
 
 
 def loan_lock_with_row(
@@ -61,14 +62,15 @@ def loan_lock_with_row(
     lender has no such row. ``loan_id`` when the caller read it already (a row's loan never
     changes) saves reading it again."""
     if loan_id is None:
-        rows = model._default_manager.filter(pk=pk, lender_id=lender_id)
-        loan_id = rows.values_list("loan_id", flat=True).first()
+        owned = model._default_manager.filter(pk=pk, lender_id=lender_id)
+        loan_id = owned.values_list("loan_id", flat=True).first()
     if loan_id is None:
         return None
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
-    found = next(iter(model._default_manager.raw(loan_row_lock(model), [pk, loan_id])), None)  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
-    if found is None:
+    locked = select_rows(model, loan_row_lock(model), [pk, loan_id])
+    if not locked:
         return None
+    found = locked[0]
     found.loan = loan  # type: ignore[attr-defined]  # M is a row of a loan: it has one
     return loan, found
 

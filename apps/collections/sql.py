@@ -8,7 +8,8 @@ width depends on the call (rows inserted or updated at once) are functions, docu
 Each is rendered once to the text the cursor sends (``_rendered``), as apps/audit/sql.py's
 are: psycopg renders a composed statement again at every execution, quoting each identifier,
 which for an INSERT of a dozen columns cost more CPU than running it. Each statement is held to a
-Python oracle of its rule and to its plan in tests/collections/test_sql.py, and the
+Python oracle of its rule and to its plan in tests/collections/test_sql.py; those that read
+rows for their models select ``select_columns`` and are loaded with ``select_rows``; and the
 benchmarks import these constants rather than copying them.
 """
 
@@ -34,7 +35,7 @@ from apps.collections.models import (
     PaymentReversal,
     WebhookEvent,
 )
-from apps.core.sql import insert_sql
+from apps.core.sql import insert_sql, select_columns
 from apps.customers.models import Customer
 from apps.devices.events import DevicesAction
 from apps.devices.models import Device
@@ -240,7 +241,9 @@ and the payments' loan index for the question of money received since."""
 # --- provider webhooks ---------------------------------------------------------------------
 
 WEBHOOK_EVENT_GET = _compose(
-    "SELECT * FROM {webhook_events} WHERE lender_id = %s AND provider = %s AND event_id = %s"
+    "SELECT {columns} FROM {webhook_events} WHERE lender_id = %s AND provider = %s"
+    " AND event_id = %s",
+    columns=select_columns(WebhookEvent),
 )
 """The stored event (lender, provider, event id), if any: read before the loan is locked, on
 every delivery. Takes no lock. Index: ``webhook_event_once``."""
@@ -250,8 +253,9 @@ WEBHOOK_EVENT_INSERT = _rendered(insert_sql(WebhookEvent))
 on ``webhook_event_once``. Returns its id. Locks: the new row."""
 
 ATTEMPT_BY_REF = _compose(
-    "SELECT * FROM {attempts} WHERE lender_id = %s AND provider = %s AND attempt_ref = %s"
-    " AND attempt_ref <> ''"
+    "SELECT {columns} FROM {attempts} WHERE lender_id = %s AND provider = %s"
+    " AND attempt_ref = %s AND attempt_ref <> ''",
+    columns=select_columns(PaymentAttempt),
 )
 """The payment the lender started with ``provider`` that the provider knows by the id
 ``attempt_ref`` (an M-Pesa prompt's CheckoutRequestID), if any: at most one, by
@@ -260,7 +264,8 @@ locked. Takes no lock. Index: ``payment_attempt_ref_once`` (the condition repeat
 the planner may use the partial index)."""
 
 ATTEMPT_BY_KEY = _compose(
-    "SELECT * FROM {attempts} WHERE key = %s AND lender_id = %s AND provider = %s"
+    "SELECT {columns} FROM {attempts} WHERE key = %s AND lender_id = %s AND provider = %s",
+    columns=select_columns(PaymentAttempt),
 )
 """The payment the lender started with ``provider`` under our own key (a UUID, in a Stripe
 event's metadata), if any. Read on every callback that names one, before the loan is
@@ -632,15 +637,17 @@ time given. Index: the primary key."""
 # --- locks -------------------------------------------------------------------------------
 
 LOAN_LOCK_BY_REFERENCE = _compose(
-    "SELECT * FROM {loans} WHERE lender_id = %s AND reference = %s FOR UPDATE"
+    "SELECT {columns} FROM {loans} WHERE lender_id = %s AND reference = %s FOR UPDATE",
+    columns=select_columns(Loan),
 )
 """Find and lock a lender's loan by its reference in one query (the webhook's first lock, on
 every call: compiling the queryset costs more CPU than running it). Locks: the loan's row,
 FOR UPDATE, as ``loan_lock``. Index: ``loan_reference_unique_per_lender``."""
 
 LOAN_LOCK = _compose(
-    "SELECT * FROM {loans} WHERE id = %(loan)s AND lender_id = coalesce(%(lender)s, lender_id)"
-    " FOR UPDATE"
+    "SELECT {columns} FROM {loans}"
+    " WHERE id = %(loan)s AND lender_id = coalesce(%(lender)s, lender_id) FOR UPDATE",
+    columns=select_columns(Loan),
 )
 """Lock loan ``%(loan)s``, only if it is lender ``%(lender)s``'s (any lender's when that is
 NULL): ``loan_lock``, the first lock of every write to a loan, in SQL written once, where
@@ -654,12 +661,15 @@ def loan_row_lock(model: type[Model]) -> sql.SQL:
     ``%s`` (take the loan first: the global order), for ``loan_lock_with_row``; composed once
     per model. Locks: that row, FOR UPDATE. Index: the table's primary key."""
     return _rendered(
-        sql.SQL("SELECT * FROM {} WHERE id = %s AND loan_id = %s FOR UPDATE").format(_table(model))
+        sql.SQL("SELECT {} FROM {} WHERE id = %s AND loan_id = %s FOR UPDATE").format(
+            select_columns(model), _table(model)
+        )
     )
 
 
 INSTALLMENTS_LOCK = _compose(
-    "SELECT * FROM {installments} WHERE loan_id = %s ORDER BY id FOR UPDATE"
+    "SELECT {columns} FROM {installments} WHERE loan_id = %s ORDER BY id FOR UPDATE",
+    columns=select_columns(Installment),
 )
 """Lock a loan's installments in id order (take the loan first), the rows and lock strength of
 ``installment_lock_for_loan``. Locks: the installments' rows, FOR UPDATE. Index: the

@@ -1,15 +1,19 @@
-"""INSERT statements written once, for the few hot paths that skip the ORM's compiler.
+"""INSERT and SELECT statements written once, for the few hot paths that skip the ORM's
+compiler.
 
 ``insert_sql`` composes the statement with ``psycopg.sql`` from the model's
 metadata (the table and every column an ``Identifier``; every value a
 parameter) and ``insert_values`` gives the values ``save(force_insert=True)``
 would send, ``auto_now`` fields included. Django's cursor runs a composed
-statement as it runs a string (tests/core/test_sql.py).
+statement as it runs a string (tests/core/test_sql.py). ``select_columns`` is a
+model's select list and ``select_rows`` runs a statement that selects it and loads
+the rows as the ORM would.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import functools
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, TypeVar
 
 from django.db import OperationalError, connection, models
@@ -63,6 +67,50 @@ def mark_saved(instance: models.Model, pk: int) -> None:
     """What ``save()`` leaves on an instance it inserted."""
     instance.pk = pk
     instance._state.adding, instance._state.db = False, connection.alias
+
+
+M = TypeVar("M", bound=models.Model)
+
+
+def select_columns(model: type[models.Model], *, table: str = "") -> sql.SQL:
+    """Every concrete column of ``model`` (its id among them), each qualified by ``table`` if
+    given, in the order of its fields: the select list whose rows ``select_rows`` loads.
+    Rendered once to its text: psycopg would quote each identifier again at every run."""
+    qualifier = [table] if table else []
+    columns = sql.SQL(", ").join(
+        sql.Identifier(*qualifier, _column(f)) for f in model._meta.concrete_fields
+    )
+    return sql.SQL(columns.as_string())
+
+
+def select_rows(model: type[M], statement: sql.Composable, params: Any) -> list[M]:
+    """Run ``statement``, which selects ``select_columns(model)``, and load its rows as the
+    ORM loads a row (each field's ``from_db_value``, then ``Model.from_db``). For the
+    statements run on every request: ``Model.objects.raw`` maps the columns to fields and
+    looks their converters up at every call, which cost more CPU than the query."""
+    names, converters = _loading(model)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        rows: Sequence[Sequence[Any]] = cursor.fetchall()
+    found = []
+    for row in rows:
+        if converters:
+            row = list(row)
+            for i, convert in converters:
+                row[i] = convert(row[i], None, connection)
+        found.append(model.from_db(connection.alias, names, row))
+    return found
+
+
+@functools.cache
+def _loading(
+    model: type[models.Model],
+) -> tuple[list[str], list[tuple[int, Callable[..., Any]]]]:
+    """``model``'s field names in column order, and the converter of each column that has
+    one (``from_db_value``: a JSON field's, for one), as Django's own loading applies them."""
+    fields = model._meta.concrete_fields
+    converters = [(i, f.from_db_value) for i, f in enumerate(fields) if hasattr(f, "from_db_value")]
+    return [f.attname for f in fields], converters
 
 
 def array_literal(values: Iterable[int | bool | str | None]) -> str:

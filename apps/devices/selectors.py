@@ -19,6 +19,7 @@ from django.db.models import (
 )
 from django.utils import timezone
 
+from apps.core.sql import select_rows
 from apps.devices.models import BOUND, Device, DeviceEvent, DeviceState, LenderKey, OfflineToken
 from apps.devices.offline import pin_for, pin_secret, token_digits, token_secret
 from apps.devices.sql import DEVICE_IDS_ENROLLED_FOR_LOANS, OFFLINE_CODE_WAITING
@@ -195,8 +196,8 @@ def offline_code_waiting_for_loan(*, loan_id: int, lender_id: int) -> OfflineTok
     (``offline_codes_current``) while the phone has not acknowledged the state it stands for.
     None once the phone took its state, or a state of another level was written since.
     In SQL written once (``OFFLINE_CODE_WAITING``): it runs after every payment."""
-    found = OfflineToken.objects.raw(OFFLINE_CODE_WAITING, {"loan": loan_id, "lender": lender_id})  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
-    return next(iter(found), None)
+    found = select_rows(OfflineToken, OFFLINE_CODE_WAITING, {"loan": loan_id, "lender": lender_id})
+    return found[0] if found else None
 
 
 def offline_code_list_for_loan(*, loan_id: int, lender_id: int) -> QuerySet[OfflineToken]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from psycopg import sql
 
+from apps.core.sql import select_columns
 from apps.devices.models import Device, DeviceState, OfflineToken, PushNudge
 
 _devices = sql.Identifier(Device._meta.db_table)
@@ -45,7 +46,7 @@ second parameter is the enrolled status). Takes no lock. Index: ``device_one_liv
 
 OFFLINE_CODE_WAITING = sql.SQL(
     """
-SELECT t.* FROM {codes} AS t JOIN {devices} AS d ON d.id = t.device_id
+SELECT {columns} FROM {codes} AS t JOIN {devices} AS d ON d.id = t.device_id
 WHERE d.loan_id = %(loan)s AND d.status = {enrolled} AND t.lender_id = %(lender)s
   AND d.acked_version < t.state_version
   AND NOT EXISTS (SELECT 1 FROM {codes} AS n WHERE n.device_id = t.device_id AND n.count > t.count)
@@ -58,6 +59,7 @@ ORDER BY t.count DESC
 LIMIT 1
 """
 ).format(
+    columns=select_columns(OfflineToken, table="t"),
     codes=_codes,
     devices=_devices,
     states=_states,

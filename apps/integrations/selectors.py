@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from psycopg.sql import Composed
 
+from apps.core.sql import select_rows
 from apps.integrations.models import ProviderAccount
 from apps.integrations.payments.credentials import CredentialsUnreadable, unseal
 from apps.integrations.sql import PROVIDER_ACCOUNT_GET, PROVIDER_ACCOUNT_IN_USE
@@ -46,8 +47,8 @@ def provider_account_in_use(*, lender_id: int, provider: str) -> ProviderAccount
 
 def _account(statement: Composed, *, lender_id: int, provider: str) -> ProviderAccount | None:
     """In SQL written once (apps/integrations/sql.py): read on every provider callback."""
-    found = ProviderAccount.objects.raw(statement, [lender_id, provider])  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
-    return next(iter(found), None)
+    found = select_rows(ProviderAccount, statement, [lender_id, provider])
+    return found[0] if found else None
 
 
 def providers_in_use(*, lender_id: int, providers: tuple[str, ...]) -> set[str]:

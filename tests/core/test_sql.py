@@ -14,7 +14,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from apps.core.sql import array_literal, deadlock_retried, insert_sql, insert_values, mark_saved
+from apps.core.sql import (
+    array_literal,
+    deadlock_retried,
+    insert_sql,
+    insert_values,
+    mark_saved,
+    select_columns,
+    select_rows,
+)
 from apps.lenders.models import Lender
 from tests.lenders.factories import LenderFactory
 from tests.waiting import backend_pid, wait_until_waiting_for_a_lock
@@ -170,3 +178,29 @@ def test_djangos_cursor_runs_a_composed_statement_and_logs_it_as_text(lender_a) 
         Lender.objects.raw(sql.SQL("SELECT * FROM {}").format(sql.Identifier("lenders_lender")))
     )
     assert lender_a in found
+
+
+def test_selected_rows_load_as_the_orm_loads_them(lender_a, lender_b) -> None:
+    """The oracle: the same rows read by the ORM, field by field, for a model with JSON
+    fields (their converter) and one without, through a qualified select list."""
+    from apps.integrations.models import ProviderAccount
+
+    ProviderAccount.objects.bulk_create(
+        ProviderAccount(
+            lender=lender, provider="stripe", settings={"n": [1, "ä"]}, secret_names=["a"]
+        )
+        for lender in (lender_a, lender_b)
+    )
+    for model in (Lender, ProviderAccount):
+        statement = sql.SQL("SELECT {} FROM {} AS t ORDER BY t.id").format(
+            select_columns(model, table="t"), sql.Identifier(model._meta.db_table)
+        )
+        loaded = select_rows(model, statement, None)
+        oracle = list(model._default_manager.order_by("pk"))
+        assert [row.pk for row in loaded] == [row.pk for row in oracle] != []
+        for row, read in zip(loaded, oracle, strict=True):
+            assert type(row) is model
+            assert (row._state.adding, row._state.db) == (False, "default")
+            for field in model._meta.concrete_fields:
+                assert getattr(row, field.attname) == getattr(read, field.attname), field.name
+    assert select_columns(Lender).as_string().startswith('"id", "created_at"')

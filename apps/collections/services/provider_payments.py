@@ -50,6 +50,7 @@ from apps.collections.sql import ATTEMPT_BY_KEY, ATTEMPT_BY_REF, ATTEMPT_SETTLE
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.core.money import Money
+from apps.core.sql import select_rows
 from apps.integrations.payments.base import (
     EventKind,
     PaymentEvent,
@@ -197,7 +198,8 @@ def _attempt_named(*, lender_id: int, event: PaymentEvent) -> PaymentAttempt | N
         statement, params = ATTEMPT_BY_KEY, [key, lender_id, event.provider]
     else:
         return None
-    return next(iter(PaymentAttempt.objects.raw(statement, params)), None)  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
+    found = select_rows(PaymentAttempt, statement, params)
+    return found[0] if found else None
 
 
 def provider_event_apply(

@@ -22,7 +22,7 @@ from apps.collections.sql import WEBHOOK_EVENT_GET, WEBHOOK_EVENT_INSERT
 from apps.core.actor import Actor
 from apps.core.errors import IdempotencyConflict
 from apps.core.money import Money
-from apps.core.sql import insert_values, mark_saved
+from apps.core.sql import insert_values, mark_saved, select_rows
 
 
 def _body_sha256(body: bytes) -> str:
@@ -64,9 +64,7 @@ class WebhookOutcome:
 
 
 def webhook_event_get(*, lender_id: int, provider: str, event_id: str) -> WebhookEvent | None:
-    found = list(
-        WebhookEvent.objects.raw(WEBHOOK_EVENT_GET, [lender_id, provider, event_id])  # type: ignore[arg-type]  # Django hands the statement to psycopg, which runs a Composed
-    )
+    found = select_rows(WebhookEvent, WEBHOOK_EVENT_GET, [lender_id, provider, event_id])
     return found[0] if found else None
 
 
