@@ -17,11 +17,12 @@ from typing import Any
 
 from celery import Task, current_app
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 from kombu.exceptions import OperationalError
 
 from apps.core.models import TaskOutbox
+from apps.core.sql import OUTBOX_DELETE, array_literal, insert_values, mark_saved, outbox_insert
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,16 @@ def tasks_enqueue_on_commit(name: str, calls: list[dict[str, Any]], *, countdown
     """``task_enqueue_on_commit`` for many calls of one task (a fan-out): one insert, and
     after commit one delete of those the broker took."""
     task = task_named(name)
-    rows = TaskOutbox.objects.bulk_create(TaskOutbox(task=task.name, kwargs=k) for k in calls)
+    if not calls:  # a fan-out to nobody: nothing to write, nothing to send
+        return
+    rows = [TaskOutbox(task=task.name, kwargs=k) for k in calls]
+    # bulk_create in SQL written once: every payment writes one (apps/core/sql.py)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            outbox_insert(rows=len(rows)), [v for row in rows for v in insert_values(row)]
+        )
+        for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
+            mark_saved(row, pk)
     transaction.on_commit(lambda: _send(task=task, rows=rows, countdown=countdown))
 
 
@@ -82,7 +92,9 @@ def _send(*, task: Task[..., Any], rows: list[TaskOutbox], countdown: int = 0) -
             logger.warning("task %s kept in the outbox for the relay", task.name, exc_info=True)
             break
         sent.append(row.pk)
-    TaskOutbox.objects.filter(pk__in=sent).delete()
+    if sent:
+        with connection.cursor() as cursor:
+            cursor.execute(OUTBOX_DELETE, [array_literal(sent)])
 
 
 def task_outbox_relay(*, batch: int = 500) -> int:

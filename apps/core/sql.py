@@ -19,6 +19,8 @@ from typing import Any, TypeVar
 from django.db import OperationalError, connection, models
 from psycopg import sql
 
+from apps.core.models import TaskOutbox
+
 
 def _columns(model: type[models.Model]) -> list[models.Field[Any, Any]]:
     return [f for f in model._meta.concrete_fields if not f.primary_key]
@@ -155,3 +157,22 @@ def deadlock_retried(function: Callable[[], T], *, attempts: int = 3) -> T:
             ):
                 raise
     raise AssertionError("unreachable")
+
+
+# --- the task outbox (apps/core/outbox.py): written by every request that starts a task ---
+
+
+@functools.cache
+def outbox_insert(*, rows: int) -> sql.SQL:
+    """``bulk_create`` of ``rows`` outbox rows (``insert_values`` of each), returning their
+    ids in order; composed and rendered once per width. Locks: the new rows only."""
+    return sql.SQL(insert_sql(TaskOutbox, rows=rows).as_string())
+
+
+OUTBOX_DELETE = sql.SQL(
+    sql.SQL("DELETE FROM {} WHERE id = ANY(%s::bigint[])")
+    .format(sql.Identifier(TaskOutbox._meta.db_table))
+    .as_string()
+)
+"""Delete the outbox rows whose ids are in the array parameter (the broker took their
+tasks). Locks: those rows. Index: the primary key."""

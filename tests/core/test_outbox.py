@@ -15,7 +15,7 @@ from apps.collections.services import payment_record
 from apps.core.actor import Actor
 from apps.core.models import TaskOutbox
 from apps.core.money import Money
-from apps.core.outbox import task_enqueue_on_commit, task_outbox_relay
+from apps.core.outbox import task_enqueue_on_commit, task_outbox_relay, tasks_enqueue_on_commit
 from apps.notifications.models import Notification
 from config.celery import app
 from tests.collections.factories import signed_loan
@@ -181,3 +181,10 @@ def test_threads_that_first_name_a_task_at_once_all_find_it() -> None:
     )
     assert ran.returncode == 0, ran.stderr
     assert ran.stdout.strip() == "[]"
+
+
+def test_a_fan_out_to_nobody_writes_and_sends_nothing(django_capture_on_commit_callbacks) -> None:
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        tasks_enqueue_on_commit("collections.loan_stage_sweep_range", [])
+    assert callbacks == []
+    assert not TaskOutbox.objects.exists()

@@ -15,11 +15,13 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from apps.core.sql import (
+    OUTBOX_DELETE,
     array_literal,
     deadlock_retried,
     insert_sql,
     insert_values,
     mark_saved,
+    outbox_insert,
     select_columns,
     select_rows,
 )
@@ -204,3 +206,30 @@ def test_selected_rows_load_as_the_orm_loads_them(lender_a, lender_b) -> None:
             for field in model._meta.concrete_fields:
                 assert getattr(row, field.attname) == getattr(read, field.attname), field.name
     assert select_columns(Lender).as_string().startswith('"id", "created_at"')
+
+
+def test_the_outbox_rows_are_written_and_deleted_as_the_orm_would() -> None:
+    """``outbox_insert`` against ``bulk_create`` of the same rows, and ``OUTBOX_DELETE``
+    deletes exactly the ids given, by the primary key."""
+    from apps.core.models import TaskOutbox
+    from tests.explain import plan_of
+
+    calls = [{"payment_id": 7}, {"loan_ids": [1, 2], "on": "2026-01-02"}]
+    by_orm = TaskOutbox.objects.bulk_create(TaskOutbox(task="t.x", kwargs=k) for k in calls)
+    by_sql = [TaskOutbox(task="t.x", kwargs=k) for k in calls]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            outbox_insert(rows=len(by_sql)), [v for row in by_sql for v in insert_values(row)]
+        )
+        ids = [pk for (pk,) in cursor.fetchall()]
+    stored = {row.pk: row for row in TaskOutbox.objects.all()}
+    assert len(ids) == len(calls)
+    assert min(ids) > by_orm[-1].pk
+    for pk, orm in zip(ids, by_orm, strict=True):
+        assert (stored[pk].task, stored[pk].kwargs) == (orm.task, orm.kwargs)
+        assert stored[pk].created_at is not None
+    with connection.cursor() as cursor:
+        cursor.execute(OUTBOX_DELETE, [array_literal([ids[0], by_orm[1].pk, 10**12])])
+    assert set(TaskOutbox.objects.values_list("pk", flat=True)) == {by_orm[0].pk, ids[1]}
+    with plan_of(OUTBOX_DELETE.as_string(), [array_literal(ids)]) as plan:
+        assert f"{TaskOutbox._meta.db_table}_pkey" in plan
