@@ -272,6 +272,26 @@ event's metadata), if any. Read on every callback that names one, before the loa
 locked. Takes no lock. Index: the unique index of ``key``."""
 
 
+ATTEMPT_PAID_BY_QUERY = _compose(
+    """
+SELECT {columns} FROM {attempts} AS a JOIN {payments} AS p ON p.id = a.payment_id
+WHERE a.loan_id = %(loan)s AND a.provider = %(provider)s AND a.status = {paid}
+  AND a.receipt = '' AND p.provider_ref = a.attempt_ref AND a.amount = %(amount)s
+  AND a.created_at >= %(since)s
+ORDER BY a.created_at
+LIMIT 1
+""",
+    columns=select_columns(PaymentAttempt, table="a"),
+    paid=sql.Literal(PaymentAttempt.Status.PAID.value),
+)
+"""The oldest attempt of loan ``%(loan)s`` with ``%(provider)s`` for ``%(amount)s``, started
+since ``%(since)s``, that the status query found paid (paid, its receipt unknown, its
+payment keyed by the provider's id for the attempt): the money a paybill confirmation may
+tell again under its receipt (``_paid_by_query``). Asked on every paybill confirmation that
+names no attempt, under the loan's lock. Takes no lock. Index: the attempts' loan index,
+the payments' primary key."""
+
+
 ATTEMPT_SETTLE = _compose(
     """
 UPDATE {attempts}

@@ -33,6 +33,7 @@ from typing import Any
 
 import pytest
 from django.db import DatabaseError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -326,6 +327,87 @@ def test_the_attempt_a_callback_names_is_the_querysets(lender_a, lender_b) -> No
             )
             asked += len(found)
     assert asked == 4 + len(attempts)
+
+
+def test_the_push_a_paybill_confirmation_may_repeat_is_the_querysets(lender_a) -> None:
+    """``ATTEMPT_PAID_BY_QUERY`` against the queryset it replaces: the oldest push of the
+    loan, for the amount, started within the day, that the status query found paid (no
+    receipt, its payment keyed by the push's id); never one of another loan or provider, of
+    another amount, with a receipt, keyed otherwise, not paid, or older."""
+    loan, other = signed_loan(lender_a), signed_loan(lender_a)
+    now = timezone.now()
+
+    def push(
+        on: Loan,
+        ref: str,
+        *,
+        amount: str = "10.00",
+        provider: str = "mpesa",
+        receipt: str = "",
+        keyed_by: str = "",
+        paid: bool = True,
+        hours_ago: int = 1,
+    ):
+        payment = None
+        if paid:
+            payment = payment_record(
+                loan_id=on.pk,
+                amount=Money(Decimal(amount), lender_a.currency),
+                channel="provider",
+                provider=provider,
+                provider_ref=keyed_by or ref,
+                received_at=now,
+                actor=Actor.system(),
+            ).payment
+        attempt = PaymentAttempt.objects.create(
+            lender=lender_a,
+            loan=on,
+            provider=provider,
+            attempt_ref=ref,
+            amount=Decimal(amount),
+            currency=lender_a.currency,
+            started_by="customer",
+            status="paid" if paid else "started",
+            payment=payment,
+            receipt=receipt,
+        )
+        PaymentAttempt.objects.filter(pk=attempt.pk).update(
+            created_at=now - timedelta(hours=hours_ago)
+        )
+        return attempt
+
+    wanted = push(loan, "ws_CO_old", hours_ago=5)
+    push(loan, "ws_CO_new", hours_ago=2)
+    push(loan, "ws_CO_receipt", receipt="QKX1", hours_ago=6)
+    push(loan, "ws_CO_keyed", keyed_by="QKX2", hours_ago=7)
+    push(loan, "ws_CO_amount", amount="11.00", hours_ago=8)
+    push(loan, "ws_CO_stripe", provider="stripe", hours_ago=9)
+    push(loan, "ws_CO_open", paid=False, hours_ago=10)
+    push(loan, "ws_CO_stale", hours_ago=30)
+    push(other, "ws_CO_other", hours_ago=11)
+    for on, amount, since in itertools.product(
+        (loan, other), ("10.00", "11.00", "12.00"), (now - timedelta(days=1), now)
+    ):
+        oracle = (
+            PaymentAttempt.objects.filter(
+                loan=on,
+                provider="mpesa",
+                status="paid",
+                receipt="",
+                payment__provider_ref=F("attempt_ref"),
+                amount=Decimal(amount),
+                created_at__gte=since,
+            )
+            .order_by("created_at")
+            .first()
+        )
+        params = {"loan": on.pk, "provider": "mpesa", "amount": Decimal(amount), "since": since}
+        found = run(sql.ATTEMPT_PAID_BY_QUERY, params)
+        assert [row[0] for row in found] == ([oracle.pk] if oracle else []), (on, amount, since)
+    params = {"loan": loan.pk, "provider": "mpesa", "amount": Decimal("10.00"), "since": now}
+    assert run(sql.ATTEMPT_PAID_BY_QUERY, {**params, "since": now - timedelta(days=1)})[0][0] == (
+        wanted.pk
+    )
 
 
 def test_settling_an_attempt_writes_what_saving_its_fields_writes(lender_a) -> None:
@@ -683,6 +765,11 @@ PLANS = [
     ("LENDER_ID_BY_SLUG", {"lenders_lender_slug_key"}, "slug"),
     ("ATTEMPT_SETTLE", {"collections_paymentattempt_pkey"}, "attempt_settle"),
     (
+        "ATTEMPT_PAID_BY_QUERY",
+        {"collections_paymentattempt_loan_id_*", "collections_payment_pkey"},
+        "paid_by_query",
+    ),
+    (
         "PAYMENT_RECEIPT",
         {"collections_payment_pkey", "collections_loan_pkey", "collections_installment_loan_id_*"},
         "loan",
@@ -785,6 +872,12 @@ def test_each_statement_uses_the_index_it_was_written_for(many) -> None:
         "attempt_key": [uuid.uuid4(), loan.lender_id, "stripe"],
         "loan_lock": {"loan": loan.pk, "lender": loan.lender_id},
         "slug": ["lender-a"],
+        "paid_by_query": {
+            "loan": loan.pk,
+            "provider": "mpesa",
+            "amount": Decimal("10.00"),
+            "since": now,
+        },
         "attempt_settle": {
             "id": 1,
             "status": "paid",

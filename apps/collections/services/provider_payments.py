@@ -17,7 +17,6 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -46,7 +45,12 @@ from apps.collections.services.webhooks import (
     webhook_event_get,
     webhook_event_insert,
 )
-from apps.collections.sql import ATTEMPT_BY_KEY, ATTEMPT_BY_REF, ATTEMPT_SETTLE
+from apps.collections.sql import (
+    ATTEMPT_BY_KEY,
+    ATTEMPT_BY_REF,
+    ATTEMPT_PAID_BY_QUERY,
+    ATTEMPT_SETTLE,
+)
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.core.money import Money
@@ -447,22 +451,21 @@ def _payment_apply(
 def _paid_by_query(*, loan: Loan, event: PaymentEvent) -> PaymentAttempt | None:
     """A push of this loan the status query found paid (its receipt unknown, its payment
     keyed by the push's id) for the same amount in the last day: the paybill confirmation
-    ``event`` may be that very money, told again under its receipt. Taken as it, once."""
+    ``event`` may be that very money, told again under its receipt. Taken as it, once. In
+    SQL written once (``ATTEMPT_PAID_BY_QUERY``): asked on every paybill confirmation."""
     if event.amount is None:
         return None
-    return (
-        PaymentAttempt.objects.filter(
-            loan=loan,
-            provider=event.provider,
-            status=PaymentAttempt.Status.PAID,
-            receipt="",
-            payment__provider_ref=F("attempt_ref"),
-            amount=event.amount.amount,
-            created_at__gte=event.received_at - timedelta(days=1),
-        )
-        .order_by("created_at")
-        .first()
+    found = select_rows(
+        PaymentAttempt,
+        ATTEMPT_PAID_BY_QUERY,
+        {
+            "loan": loan.pk,
+            "provider": event.provider,
+            "amount": event.amount.amount,
+            "since": event.received_at - timedelta(days=1),
+        },
     )
+    return found[0] if found else None
 
 
 def _settles(attempt: PaymentAttempt | None, *, by: str) -> dict[str, str] | None:
