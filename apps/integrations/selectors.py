@@ -7,7 +7,11 @@ from psycopg.sql import Composed
 from apps.core.sql import select_rows
 from apps.integrations.models import ProviderAccount
 from apps.integrations.payments.credentials import CredentialsUnreadable, unseal
-from apps.integrations.sql import PROVIDER_ACCOUNT_GET, PROVIDER_ACCOUNT_IN_USE
+from apps.integrations.sql import (
+    PROVIDER_ACCOUNT_BY_LENDER_SLUG,
+    PROVIDER_ACCOUNT_GET,
+    PROVIDER_ACCOUNT_IN_USE,
+)
 
 
 def provider_account_get(*, lender_id: int, provider: str) -> ProviderAccount | None:
@@ -22,6 +26,12 @@ def provider_account_by_slug(*, lender_slug: str, provider: str) -> ProviderAcco
         .select_related("lender")
         .first()
     )
+
+
+def provider_account_for_lender_slug(*, lender_slug: str, provider: str) -> ProviderAccount | None:
+    """The account with ``provider`` of the lender ``lender_slug`` names, in or out of use."""
+    found = select_rows(ProviderAccount, PROVIDER_ACCOUNT_BY_LENDER_SLUG, [lender_slug, provider])
+    return found[0] if found else None
 
 
 def provider_account_secrets(*, lender_id: int, provider: str) -> dict[str, str]:

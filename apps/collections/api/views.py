@@ -48,7 +48,12 @@ from apps.integrations.payments.mpesa import (
     CALLBACK_RECEIVED,
     Route,
 )
-from apps.integrations.payments.registry import MPESA, STRIPE, ProviderNotConfigured, adapter_for
+from apps.integrations.payments.registry import (
+    MPESA,
+    STRIPE,
+    ProviderNotConfigured,
+    adapter_for_callback,
+)
 from apps.integrations.payments.signing import LENDER_HEADER, SIGNATURE_HEADER
 
 
@@ -263,15 +268,9 @@ class ProviderCallbackApi(APIView):
             body = _read_body(request)
             if (provider, route) not in self.routes:
                 raise UnknownProvider()
-            lender_id = lender_id_by_slug(slug=lender_slug)
-            if lender_id is None:
-                raise UnknownProvider()
-            try:
-                adapter = adapter_for(
-                    lender_id=lender_id,
-                    lender_slug=lender_slug,
-                    provider=provider,
-                    in_use_only=False,
+            try:  # the lender and its account, in one read
+                lender_id, adapter = adapter_for_callback(
+                    lender_slug=lender_slug, provider=provider
                 )
             except ProviderNotConfigured as exc:
                 raise UnknownProvider() from exc

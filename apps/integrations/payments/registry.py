@@ -20,6 +20,7 @@ from apps.integrations.payments.mpesa import MpesaAccount, MpesaAdapter
 from apps.integrations.payments.signing import path_token_for
 from apps.integrations.payments.stripe_checkout import StripeAdapter
 from apps.integrations.selectors import (
+    provider_account_for_lender_slug,
     provider_account_get,
     provider_account_in_use,
     providers_in_use,
@@ -57,6 +58,22 @@ def adapter_for(
         account = provider_account_get(lender_id=lender_id, provider=provider)
     if account is None:
         raise ProviderNotConfigured(provider=provider)
+    return _adapter(account, provider=provider, lender_slug=lender_slug)
+
+
+def adapter_for_callback(*, lender_slug: str, provider: str) -> tuple[int, PaymentAdapter]:
+    """The lender ``lender_slug`` names (its id) and the adapter of its account with
+    ``provider`` (M-Pesa or Stripe), in or out of use (``adapter_for(in_use_only=False)``),
+    found in one round trip: a provider callback's first read. ProviderNotConfigured when
+    the slug names no lender or the lender has no such account."""
+    account = provider_account_for_lender_slug(lender_slug=lender_slug, provider=provider)
+    if account is None:
+        raise ProviderNotConfigured(provider=provider)
+    return account.lender_id, _adapter(account, provider=provider, lender_slug=lender_slug)
+
+
+def _adapter(account: ProviderAccount, *, provider: str, lender_slug: str) -> PaymentAdapter:
+    """The adapter of ``account``: its settings, its secrets opened."""
     secrets = unseal(account.sealed_secrets)
     if provider == MPESA:
         return MpesaAdapter(
