@@ -1,7 +1,7 @@
 from datetime import datetime
 from decimal import Decimal
 
-from apps.collections.models import Loan
+from apps.collections.models import Loan, PaymentAttempt
 from apps.collections.services import loan_sign
 from apps.core.actor import Actor
 from apps.core.money import Money
@@ -62,3 +62,16 @@ def noticed(loan: Loan, *, stage: str = "lock", sequence: int | None = None) -> 
         announces_on=oldest.due_date + timedelta(days=1),
     )
     Notification.objects.filter(pk=notice.pk).update(created_at=told)
+
+
+def started_attempt(loan: Loan, **fields: object) -> PaymentAttempt:
+    """A payment started on ``loan`` (10.00 by M-Pesa, by the customer, not yet sent to the
+    provider), unsaved; ``fields`` set the rest."""
+    values: dict[str, object] = {
+        "provider": "mpesa",
+        "amount": Decimal("10.00"),
+        "currency": loan.currency,
+        "started_by": "customer",
+        **fields,
+    }
+    return PaymentAttempt(lender_id=loan.lender_id, loan=loan, **values)

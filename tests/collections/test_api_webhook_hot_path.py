@@ -20,7 +20,7 @@ from apps.collections.services import payment_record
 from apps.core.actor import Actor
 from apps.core.errors import IdempotencyConflict
 from apps.core.money import Money
-from tests.collections.factories import signed_loan
+from tests.collections.factories import signed_loan, started_attempt
 from tests.collections.webhooks import deliver, event
 
 pytestmark = pytest.mark.django_db
@@ -95,14 +95,8 @@ def test_the_raw_locks_hold_the_rows_against_another_connection(lender_a) -> Non
 
     loan = signed_loan(lender_a, price="3500", down="500", installments=3)
     other = signed_loan(lender_a, price="3500", down="500", installments=3)
-    attempt = PaymentAttempt.objects.create(
-        lender=lender_a,
-        loan=other,
-        provider="mpesa",
-        amount=Decimal("10.00"),
-        currency=lender_a.currency,
-        started_by="customer",
-    )
+    attempt = started_attempt(other)
+    attempt.save()
     outcomes: list[str] = []
 
     def probe(sql: str, row: int) -> None:

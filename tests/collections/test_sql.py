@@ -73,7 +73,7 @@ from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_local_date
 from apps.notifications.models import Notification
 from apps.retailers.models import Shop
-from tests.collections.factories import signed_loan
+from tests.collections.factories import signed_loan, started_attempt
 from tools.bench._seed import copies
 
 pytestmark = pytest.mark.django_db
@@ -292,15 +292,7 @@ def test_the_attempt_a_callback_names_is_the_querysets(lender_a, lender_b) -> No
     provider id for an empty one."""
     loans = {lender: signed_loan(lender) for lender in (lender_a, lender_b)}
     attempts = PaymentAttempt.objects.bulk_create(
-        PaymentAttempt(
-            lender=lender,
-            loan=loans[lender],
-            provider=provider,
-            attempt_ref=ref,
-            amount=Decimal("10.00"),
-            currency=lender.currency,
-            started_by="customer",
-        )
+        started_attempt(loans[lender], provider=provider, attempt_ref=ref)
         for lender, provider, ref in (
             (lender_a, "mpesa", "ws_CO_1"),
             (lender_a, "mpesa", ""),
@@ -359,18 +351,16 @@ def test_the_push_a_paybill_confirmation_may_repeat_is_the_querysets(lender_a) -
                 received_at=now,
                 actor=Actor.system(),
             ).payment
-        attempt = PaymentAttempt.objects.create(
-            lender=lender_a,
-            loan=on,
+        attempt = started_attempt(
+            on,
             provider=provider,
             attempt_ref=ref,
             amount=Decimal(amount),
-            currency=lender_a.currency,
-            started_by="customer",
             status="paid" if paid else "started",
             payment=payment,
             receipt=receipt,
         )
+        attempt.save()
         PaymentAttempt.objects.filter(pk=attempt.pk).update(
             created_at=now - timedelta(hours=hours_ago)
         )
@@ -424,16 +414,7 @@ def test_settling_an_attempt_writes_what_saving_its_fields_writes(lender_a) -> N
         actor=Actor.system(),
     ).payment
     twins = PaymentAttempt.objects.bulk_create(
-        PaymentAttempt(
-            lender=lender_a,
-            loan=loan,
-            provider="mpesa",
-            attempt_ref=ref,
-            amount=Decimal("10.00"),
-            currency=lender_a.currency,
-            started_by="customer",
-        )
-        for ref in ("ws_CO_1", "ws_CO_2", "ws_CO_3")
+        started_attempt(loan, attempt_ref=ref) for ref in ("ws_CO_1", "ws_CO_2", "ws_CO_3")
     )
     by_sql, by_orm, bystander = twins
     now = timezone.now()
@@ -475,14 +456,8 @@ def test_the_loan_lock_takes_the_loan_of_the_lender_asked(lender_a, lender_b) ->
     """``LOAN_LOCK``: the loan, only if it is the lender's, any lender's for none; and
     ``loan_row_lock``: a row of that loan, only if it is that loan's."""
     mine, theirs = signed_loan(lender_a), signed_loan(lender_b)
-    attempt = PaymentAttempt.objects.create(
-        lender=lender_a,
-        loan=mine,
-        provider="mpesa",
-        amount=Decimal("10.00"),
-        currency=lender_a.currency,
-        started_by="customer",
-    )
+    attempt = started_attempt(mine)
+    attempt.save()
     with transaction.atomic():
         for loan, lender in itertools.product((mine, theirs), (lender_a, lender_b, None)):
             params = {"loan": loan.pk, "lender": lender.pk if lender else None}
