@@ -14,13 +14,17 @@ from psycopg import sql
 
 from apps.audit.hashing import FORMAT_VERSION
 from apps.audit.models import AuditChain, AuditEvent
+from apps.core.sql import select_columns
 
 _CHAINS = sql.Identifier(AuditChain._meta.db_table)
 _EVENTS = sql.Identifier(AuditEvent._meta.db_table)
 
+# the chain head's columns in field order, for apps.core.sql.select_rows
+_HEAD = select_columns(AuditChain)
+
 CHAIN_LOCK = (
-    sql.SQL("SELECT * FROM {chains} WHERE lender_id = %s FOR UPDATE")
-    .format(chains=_CHAINS)
+    sql.SQL("SELECT {head} FROM {chains} WHERE lender_id = %s FOR UPDATE")
+    .format(head=_HEAD, chains=_CHAINS)
     .as_string()
 )
 """The head of a lender's chain, locked (``audit_chain_lock``); one parameter, the lender.
@@ -28,8 +32,8 @@ Finds it by ``audit_one_chain_per_lender``; takes the row lock every append of t
 queues on."""
 
 PLATFORM_CHAIN_LOCK = (
-    sql.SQL("SELECT * FROM {chains} WHERE lender_id IS NULL FOR UPDATE")
-    .format(chains=_CHAINS)
+    sql.SQL("SELECT {head} FROM {chains} WHERE lender_id IS NULL FOR UPDATE")
+    .format(head=_HEAD, chains=_CHAINS)
     .as_string()
 )
 """The head of the platform chain (no lender), locked, as ``CHAIN_LOCK``."""

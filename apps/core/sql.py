@@ -85,7 +85,7 @@ def select_columns(model: type[models.Model], *, table: str = "") -> sql.SQL:
     return sql.SQL(columns.as_string())
 
 
-def select_rows(model: type[M], statement: sql.Composable, params: Any) -> list[M]:
+def select_rows(model: type[M], statement: str | sql.Composable, params: Any) -> list[M]:
     """Run ``statement``, which selects ``select_columns(model)``, and load its rows as the
     ORM loads a row (each field's ``from_db_value``, then ``Model.from_db``). For the
     statements run on every request: ``Model.objects.raw`` maps the columns to fields and
