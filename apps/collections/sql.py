@@ -54,6 +54,7 @@ _TABLES: dict[str, sql.Composable] = {
     "loans": _table(Loan),
     "installments": _table(Installment),
     "payments": _table(Payment),
+    "allocations": _table(Allocation),
     "attempts": _table(PaymentAttempt),
     "reversals": _table(PaymentReversal),
     "pauses": _table(LoanPause),
@@ -128,6 +129,31 @@ first, names another loan. comes_last: no payment of the loan sorts after it (pa
 cannot match the payment itself), nothing reverses it, and no installment the fee run reached
 became late after it was received. Takes no lock (the caller holds the loan's). Index: each
 table's loan_id index, by loan."""
+
+
+PAYMENTS_IN = _compose("""
+SELECT p.id, p.received_at, p.provider, p.provider_ref, p.amount,
+    coalesce((SELECT sum(r.amount) FROM {reversals} AS r
+              WHERE r.loan_id = p.loan_id AND r.provider = p.provider
+                AND r.payment_provider_ref = p.provider_ref), 0)
+FROM {payments} AS p
+WHERE p.loan_id = %s
+""")
+"""Every payment of loan ``%s`` (id, received_at, provider, reference, amount) with what the
+loan's reversals of its reference add up to, whenever they arrived: what a full replay of
+the loan's books allocates (``_payments_in``), read in one statement on a replay (a reversal,
+a payment received before another of the loan). Takes no lock (the caller holds the
+loan's). Index: the payments' and the reversals' loan indexes."""
+
+LEDGER_NET = _compose("""
+SELECT payment_id, installment_id, component, direction, sum(amount)
+FROM {allocations}
+WHERE loan_id = %s
+GROUP BY payment_id, installment_id, component, direction
+""")
+"""The ledger lines of loan ``%s`` added up by (payment, installment, component, direction):
+what the books hold, for the replay to write only what differs (``_ledger_net``). Takes
+no lock. Index: the ledger's loan index."""
 
 
 @functools.cache

@@ -44,6 +44,7 @@ from apps.collections import sql
 from apps.collections.ladder import Ladder, rank
 from apps.collections.models import (
     STAGE_ORDER,
+    Allocation,
     Installment,
     Loan,
     LoanPause,
@@ -472,6 +473,66 @@ def test_the_loan_lock_takes_the_loan_of_the_lender_asked(lender_a, lender_b) ->
             assert [row[0] for row in found] == ([attempt.pk] if loan == mine else [])
 
 
+def test_a_replay_reads_every_payment_less_its_reversals_and_the_ledger_net(lender_a) -> None:
+    """``PAYMENTS_IN`` and ``LEDGER_NET`` against the rows added up by hand: each payment of
+    the loan with what the loan's reversals of its reference come to (one reversed twice,
+    one never, reversals of a payment not arrived yet or of another loan's not counted), and
+    the ledger lines by payment, installment, component and direction."""
+    loan, other = signed_loan(lender_a), signed_loan(lender_a)
+    now = timezone.now()
+    for n, ref in enumerate(["a", "b", "c"]):
+        payment_record(
+            loan_id=loan.pk,
+            amount=Money(Decimal("40.00") + n, lender_a.currency),
+            channel="provider",
+            provider="mpesa",
+            provider_ref=ref,
+            received_at=now - timedelta(hours=3 - n),
+            actor=Actor.system(),
+        )
+    for on, reverses, ref, amount in (
+        (loan, "a", "rev-1", "5.00"),
+        (loan, "a", "rev-2", "7.50"),
+        (loan, "c", "rev-3", "1.00"),
+        (loan, "e", "rev-4", "2.00"),  # of a payment not arrived yet
+        (other, "z", "rev-5", "3.00"),  # of another loan's
+    ):
+        payment_reverse(
+            loan_id=on.pk,
+            kind="refund",
+            amount=Money(Decimal(amount), lender_a.currency),
+            provider="mpesa",
+            provider_ref=ref,
+            payment_provider_ref=reverses,
+            received_at=now,
+            actor=Actor.system(),
+        )
+    reversed_by_ref: dict[tuple[str, str], Decimal] = {}
+    for r in PaymentReversal.objects.filter(loan=loan):
+        key = (r.provider, r.payment_provider_ref)
+        reversed_by_ref[key] = reversed_by_ref.get(key, Decimal(0)) + r.amount
+    oracle = sorted(
+        (
+            p.pk,
+            p.received_at,
+            p.provider,
+            p.provider_ref,
+            p.amount,
+            reversed_by_ref.get((p.provider, p.provider_ref), Decimal(0)),
+        )
+        for p in Payment.objects.filter(loan=loan)
+    )
+    assert sorted(run(sql.PAYMENTS_IN, [loan.pk])) == oracle
+    assert [row[5] for row in oracle] == [Decimal("12.50"), 0, Decimal("1.00")]
+    lines: dict[tuple[int, int, str, str], Decimal] = {}
+    for a in Allocation.objects.filter(loan=loan):
+        key = (a.payment_id, a.installment_id, a.component, a.direction)
+        lines[key] = lines.get(key, Decimal(0)) + a.amount
+    found = {tuple(row[:4]): row[4] for row in run(sql.LEDGER_NET, [loan.pk])}
+    assert found == lines
+    assert {direction for *_, direction in lines} == {"credit", "debit"}
+
+
 def test_the_restricted_loans_of_a_suspension_and_their_days(lender_a) -> None:
     """``SUSPENSION_RESTRICTED``: the lender's active loans above the rank given, in id order,
     each with its days overdue as the selector counts them."""
@@ -734,6 +795,12 @@ PLANS = [
     ("LOAN_LOCK_BY_REFERENCE", {"loan_reference_unique_per_lender"}, "reference"),
     ("INSTALLMENTS_LOCK", {"collections_installment_loan_id_*"}, "loan"),
     ("PAYMENT_INSERT", {"payment_provider_ref_unique_per_lender"}, "payment"),
+    (
+        "PAYMENTS_IN",
+        {"collections_payment_loan_id_*", "collections_paymentreversal_loan_id_*"},
+        "loan",
+    ),
+    ("LEDGER_NET", {"collections_allocation_loan_id_*"}, "loan"),
     ("ATTEMPT_BY_REF", {"payment_attempt_ref_once"}, "attempt_ref"),
     ("ATTEMPT_BY_KEY", {"collections_paymentattempt_key_key"}, "attempt_key"),
     ("LOAN_LOCK", {"collections_loan_pkey"}, "loan_lock"),

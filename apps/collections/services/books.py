@@ -8,7 +8,6 @@ from datetime import date
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import Sum
 from django.utils import timezone
 
 from apps.audit.services import AuditEntry, audit_events_record
@@ -29,12 +28,16 @@ from apps.collections.models import (
     Loan,
     LoanStageChange,
     Payment,
-    PaymentReversal,
     Stage,
 )
 from apps.collections.services.loans import loan_transition
 from apps.collections.services.settle import loan_stage_settle
-from apps.collections.sql import allocations_insert, installments_paid_update
+from apps.collections.sql import (
+    LEDGER_NET,
+    PAYMENTS_IN,
+    allocations_insert,
+    installments_paid_update,
+)
 from apps.core.actor import Actor
 from apps.core.sql import insert_values
 
@@ -52,29 +55,31 @@ def _payment_in(payment: Payment, reversed_amount: Decimal) -> PaymentIn:
 
 
 def _payments_in(*, loan: Loan) -> list[PaymentIn]:
-    """Every payment of ``loan``, each less what reverses it (whenever that arrived)."""
-    reversed_by_ref: dict[tuple[str, str], Decimal] = defaultdict(lambda: ZERO)
-    for row in (
-        PaymentReversal.objects.filter(loan=loan)
-        .values("provider", "payment_provider_ref")
-        .annotate(total=Sum("amount"))
-    ):
-        reversed_by_ref[(row["provider"], row["payment_provider_ref"])] = row["total"]
+    """Every payment of ``loan``, each less what reverses it (whenever that arrived); in SQL
+    written once (``PAYMENTS_IN``): a replay reads them all."""
+    with connection.cursor() as cursor:
+        cursor.execute(PAYMENTS_IN, [loan.pk])
+        rows = cursor.fetchall()
     return [
-        _payment_in(p, reversed_by_ref[(p.provider, p.provider_ref)])
-        for p in Payment.objects.filter(loan=loan)
+        PaymentIn(
+            id=pk,
+            received_at=received_at,
+            provider=provider,
+            provider_ref=provider_ref,
+            amount=max(ZERO, amount - reversed_amount),
+        )
+        for pk, received_at, provider, provider_ref, amount, reversed_amount in rows
     ]
 
 
 def _ledger_net(*, loan: Loan) -> dict[tuple[int, int, str], Decimal]:
     net: dict[tuple[int, int, str], Decimal] = defaultdict(lambda: ZERO)
-    for row in (
-        Allocation.objects.filter(loan=loan)
-        .values("payment_id", "installment_id", "component", "direction")
-        .annotate(total=Sum("amount"))
-    ):
-        sign = 1 if row["direction"] == Allocation.Direction.CREDIT else -1
-        net[(row["payment_id"], row["installment_id"], row["component"])] += sign * row["total"]
+    with connection.cursor() as cursor:
+        cursor.execute(LEDGER_NET, [loan.pk])
+        rows = cursor.fetchall()
+    for payment_id, installment_id, component, direction, total in rows:
+        sign = 1 if direction == Allocation.Direction.CREDIT else -1
+        net[(payment_id, installment_id, component)] += sign * total
     return net
 
 
