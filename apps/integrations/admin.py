@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 MPESA, STRIPE = PROVIDER_FIELDS["mpesa"], PROVIDER_FIELDS["stripe"]
 WHATSAPP = PROVIDER_FIELDS["whatsapp"]
 AFRICASTALKING, TWILIO = PROVIDER_FIELDS["africastalking"], PROVIDER_FIELDS["twilio"]
+FUNDS_ALERTS = PROVIDER_FIELDS["funds_alerts"]
 SETTING_FIELDS = tuple(dict.fromkeys(n for f in PROVIDER_FIELDS.values() for n in f.settings))
 WRITE_ONLY = _("Write-only: never shown again. Leave blank to keep the one stored.")
 # where each messaging provider is told the addresses it calls (by route)
@@ -114,6 +115,21 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]  # not sub
     )
     messaging_service_sid = forms.CharField(label=_("Twilio Messaging Service SID"), required=False)
     auth_token = _secret(_("Twilio auth token"))
+    voice_stages = forms.CharField(
+        label=_("Stages with a voice call"),
+        required=False,
+        help_text=_(
+            "Voice reminders (Twilio): the stages of the ladder whose customers get a call, "
+            "separated by commas (alarm,block_apps). The account SID, calling number and auth "
+            "token are the Twilio fields above."
+        ),
+    )
+    aggregator = forms.CharField(
+        label=_("Account-information provider"),
+        required=False,
+        help_text=_("Its name as customers read it in their consent (Plaid, Belvo, Prometeo)."),
+    )
+    alerts_secret = _secret(_("Funds alerts signing secret (Standard Webhooks, whsec_…)"))
 
     class Meta:
         model = ProviderAccount
@@ -181,6 +197,8 @@ class ProviderAccountAdmin(LenderScopedAdmin):
             {"fields": (*AFRICASTALKING.settings, *AFRICASTALKING.secrets)},
         ),
         (_("SMS: Twilio"), {"fields": (*TWILIO.settings, *TWILIO.secrets)}),
+        (_("Voice reminders: Twilio"), {"fields": ("voice_stages",)}),
+        (_("Funds alerts"), {"fields": (*FUNDS_ALERTS.settings, *FUNDS_ALERTS.secrets)}),
     )
     readonly_fields = ("secrets_set", "callback_addresses")
     actions = ("register_mpesa_callbacks",)

@@ -29,6 +29,8 @@ class ProviderAccount(BaseModel):
         WHATSAPP = "whatsapp", _("WhatsApp Business (Cloud API)")
         AFRICASTALKING = "africastalking", _("SMS: Africa's Talking")
         TWILIO = "twilio", _("SMS: Twilio")
+        TWILIO_VOICE = "twilio_voice", _("Voice reminders: Twilio")
+        FUNDS_ALERTS = "funds_alerts", _("Funds alerts: account-information provider")
 
     lender = models.ForeignKey(
         "lenders.Lender", on_delete=models.PROTECT, related_name="provider_accounts"

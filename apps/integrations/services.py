@@ -144,6 +144,45 @@ PROVIDER_FIELDS: dict[str, ProviderFields] = {
         },
         one_of=(("from_number", "messaging_service_sid"),),
     ),
+    # the account's SID, number and token as the SMS account's fields (one Twilio account
+    # may do both); the stages of the ladder whose customers get a call
+    ProviderAccount.Provider.TWILIO_VOICE: ProviderFields(
+        settings={
+            "account_sid": _matches(
+                r"AC[0-9a-fA-F]{32}", _("The account SID: AC and 32 hexadecimal digits.")
+            ),
+            "from_number": _matches(
+                r"\+[1-9][0-9]{6,14}",
+                _("The calling number in international format: + and its country code."),
+            ),
+            "voice_stages": _matches(
+                r"(reminder|wallpaper|alarm|block_apps|lock)(,(reminder|wallpaper|alarm|block_apps|lock))*",
+                _(
+                    "Stages of the ladder, separated by commas: reminder, wallpaper, alarm, "
+                    "block_apps, lock."
+                ),
+            ),
+        },
+        secrets={
+            "auth_token": _matches(
+                r"[0-9a-fA-F]{32}", _("The account's auth token: 32 hexadecimal digits.")
+            ),
+        },
+    ),
+    ProviderAccount.Provider.FUNDS_ALERTS: ProviderFields(
+        settings={
+            "aggregator": _matches(
+                r"[A-Za-z0-9][A-Za-z0-9 .&'-]{1,39}",
+                _("The account-information provider's name, as customers read it (Plaid)."),
+            ),
+        },
+        secrets={
+            "alerts_secret": _matches(
+                r"whsec_[A-Za-z0-9+/=]{24,200}",
+                _("The Standard Webhooks signing secret the alerts are signed with: whsec_…"),
+            ),
+        },
+    ),
 }
 
 
