@@ -110,3 +110,33 @@ def consent_text_build(
             _("By confirming with the code sent to your phone, you agree to these terms."),
         ]
     return "\n".join(lines)
+
+
+ACCOUNT_READING_TEXT_VERSION = "account-reading-2026-12"
+
+
+def account_reading_text_build(
+    *, lender_name: str, provider_name: str, days: int, locale: str
+) -> str:
+    """The consent to account reading, in the customer's language: who reads what, why,
+    for how long, and how to stop it. Its exact text, version and SHA-256 are recorded."""
+    with translation.override(locale):
+        lines = [
+            _(
+                "You let %(provider)s read the balance of your account and tell %(lender)s "
+                "when money arrives in it, so that %(lender)s can send you a link to pay an "
+                "installment that is due at that moment."
+            )
+            % {"provider": provider_name, "lender": lender_name},
+            _(
+                "%(lender)s learns only that money arrived and how much is available; it does "
+                "not see your transactions and cannot move money."
+            )
+            % {"lender": lender_name},
+            _(
+                "This consent lasts %(days)s days. You can withdraw it at any time on your page; "
+                "the alerts stop at once."
+            )
+            % {"days": days},
+        ]
+    return "\n".join(lines)

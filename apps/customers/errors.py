@@ -112,3 +112,8 @@ class LoginTooManyForNumber(LoginLimitReached):
         "Try again in %(minutes)s minutes.",
         "minutes",
     )
+
+
+class AccountReadingConsentNotFound(DomainError):
+    code, http_status = "account_reading_consent_not_found", 404
+    default_message = _("There is no consent to account reading in force to withdraw.")

@@ -12,3 +12,5 @@ class CustomersAction(StrEnum):
     LOGIN_SUCCEEDED = "customers.login.succeeded"
     LOGIN_LINK_MINTED = "customers.login.link_minted"
     LOGIN_CODE_WITHHELD = "customers.login.code_withheld"
+    ACCOUNT_READING_GIVEN = "customers.account_reading.given"
+    ACCOUNT_READING_REVOKED = "customers.account_reading.revoked"

@@ -136,3 +136,55 @@ class CustomerLoginFailure(BaseModel):
         CustomerLoginCode, on_delete=models.PROTECT, related_name="failed_tries"
     )
     attempt = models.UUIDField(unique=True, editable=False)
+
+
+class AccountReadingConsent(BaseModel):
+    """The customer's consent to let an account-information provider read their bank or
+    mobile-money balance and tell the lender when money arrives (a funds alert).
+
+    Recorded like the loan's consent (the exact text shown, its version and SHA-256, how it
+    was given, when, from where), and bounded: it ends at ``expires_at`` (180 days by
+    default, as open-banking rules allow, renewable by giving it again) or when the customer
+    revokes it on their page. No funds alert is acted on without one in force
+    (``account_reading_consent_in_force``). ``reference`` is the opaque id the provider
+    knows the customer by and names in each alert: it says nothing about the customer.
+    Never deleted; a revocation is recorded on the row, once.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Method(models.TextChoices):
+        SELF_SERVICE = "self_service", _("Given by the customer on their own page")
+        DEMO_SEED = "demo_seed", _("Demo data: no customer took part")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="account_reading_consents"
+    )
+    reference = models.CharField(_("reference"), max_length=40, unique=True, editable=False)
+    provider = models.CharField(_("provider"), max_length=40)
+    text = models.TextField()
+    text_version = models.CharField(max_length=40)
+    text_sha256 = models.CharField(max_length=64)
+    locale = models.CharField(max_length=10)
+    method = models.CharField(max_length=20, choices=Method.choices)
+    given_at = models.DateTimeField(_("given"))
+    expires_at = models.DateTimeField(_("ends"))
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+    ip = models.CharField(max_length=45, blank=True)
+    user_agent = models.CharField(max_length=400, blank=True)
+
+    class Meta:
+        verbose_name = _("consent to account reading")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(expires_at__gt=models.F("given_at")),
+                name="account_reading_consent_ends_after_given",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["customer", "expires_at"], name="account_reading_customer"),
+        ]
+        triggers = [
+            pgtrigger.Protect(name="account_reading_consent_kept", operation=pgtrigger.Delete)
+        ]

@@ -1,8 +1,10 @@
 from collections.abc import Iterable
+from datetime import datetime
 
 from django.db import connection
+from django.utils import timezone
 
-from apps.customers.models import ConsentRecord, Customer
+from apps.customers.models import AccountReadingConsent, ConsentRecord, Customer
 from apps.customers.sql import CUSTOMER_LOCALES
 
 
@@ -30,3 +32,39 @@ def customer_by_phone(*, lender_id: int, phone: str) -> Customer | None:
     """The lender's customer with the E.164 number ``phone`` (a number is one customer's per
     lender), or None."""
     return Customer.objects.filter(lender_id=lender_id, phone=phone).first()
+
+
+def account_reading_consent_in_force(
+    *, customer_id: int, at: datetime | None = None
+) -> AccountReadingConsent | None:
+    """The customer's consent to account reading in force at ``at`` (now): given, not
+    expired, not revoked; the newest. None without one: no funds alert is acted on."""
+    at = at or timezone.now()
+    return (
+        AccountReadingConsent.objects.filter(
+            customer_id=customer_id, revoked_at__isnull=True, given_at__lte=at, expires_at__gt=at
+        )
+        .order_by("-given_at", "-id")
+        .first()
+    )
+
+
+def account_reading_consent_by_reference(
+    *, lender_id: int, reference: str
+) -> AccountReadingConsent | None:
+    """The lender's consent record a provider's alert names by ``reference`` (in force or
+    not: the caller says why it is not), with its customer; None for an unknown one."""
+    return (
+        AccountReadingConsent.objects.select_related("customer")
+        .filter(lender_id=lender_id, reference=reference)
+        .first()
+    )
+
+
+def account_reading_consent_latest(*, customer_id: int) -> AccountReadingConsent | None:
+    """The customer's newest consent to account reading, whatever its state (their page)."""
+    return (
+        AccountReadingConsent.objects.filter(customer_id=customer_id)
+        .order_by("-given_at", "-id")
+        .first()
+    )

@@ -7,7 +7,7 @@ import hmac
 import secrets
 import uuid
 from collections.abc import Mapping
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import phonenumbers
@@ -24,8 +24,13 @@ from apps.core.actor import Actor
 from apps.core.errors import NotAllowed, NotFound
 from apps.core.outbox import task_enqueue_on_commit
 from apps.core.ratelimit import window_count, window_forget
-from apps.customers.consent import consent_text_sha256
+from apps.customers.consent import (
+    ACCOUNT_READING_TEXT_VERSION,
+    account_reading_text_build,
+    consent_text_sha256,
+)
 from apps.customers.errors import (
+    AccountReadingConsentNotFound,
     ConsentCodeExpired,
     ConsentCodeInvalid,
     ConsentCodeNotSent,
@@ -41,6 +46,7 @@ from apps.customers.errors import (
 from apps.customers.events import CustomersAction
 from apps.customers.limits import number_key
 from apps.customers.models import (
+    AccountReadingConsent,
     ConsentChallenge,
     ConsentRecord,
     Customer,
@@ -627,3 +633,118 @@ def customer_login_link_use(*, lender_id: int, token: str, actor: Actor) -> Cust
             data={"by": "link"},
         )
     return customer
+
+
+# --- consent to account reading (funds alerts) ---------------------------------------
+
+ACCOUNT_READING_DAYS = 180  # the EU's open-banking limit; given again, it runs anew
+
+
+@transaction.atomic
+def account_reading_consent_give(
+    *,
+    customer_id: int,
+    lender_id: int,
+    lender_name: str,
+    provider: str,
+    provider_name: str,
+    actor: Actor,
+    method: str = AccountReadingConsent.Method.SELF_SERVICE,
+    days: int = ACCOUNT_READING_DAYS,
+) -> AccountReadingConsent:
+    """Record the customer's consent to let ``provider`` read their balance for the lender,
+    in force for ``days`` from now: the text shown (built here, in the customer's
+    language), its version and hash, how and from where it was given. A consent still in
+    force is revoked first (one in force at a time: the newest). Returns the new record,
+    whose ``reference`` the provider is given to name the customer in its alerts.
+
+    Locks: the customer. Emits ``customers.account_reading.given`` (and ``.revoked`` for
+    the one it replaces).
+    """
+    customer = (
+        Customer.objects.select_for_update(of=("self",))
+        .filter(pk=customer_id, lender_id=lender_id)
+        .first()
+    )
+    if customer is None:
+        raise NotFound()
+    now = timezone.now()
+    _account_reading_revoke_locked(customer=customer, now=now, actor=actor, why="replaced")
+    text = account_reading_text_build(
+        lender_name=lender_name, provider_name=provider_name, days=days, locale=customer.locale
+    )
+    record = AccountReadingConsent(
+        lender_id=lender_id,
+        customer=customer,
+        reference=f"arc_{secrets.token_urlsafe(18)}",
+        provider=provider,
+        text=text,
+        text_version=ACCOUNT_READING_TEXT_VERSION,
+        text_sha256=consent_text_sha256(text),
+        locale=customer.locale,
+        method=method,
+        given_at=now,
+        expires_at=now + timedelta(days=days),
+        ip=actor.ip or "",
+        user_agent=actor.user_agent[:400],
+    )
+    record.full_clean()
+    record.save()
+    audit_event_record(
+        actor=actor,
+        action=CustomersAction.ACCOUNT_READING_GIVEN,
+        target=record,
+        data={
+            "customer_id": customer.pk,
+            "provider": provider,
+            "text_version": record.text_version,
+            "text_sha256": record.text_sha256,
+            "method": method,
+            "expires_at": record.expires_at.isoformat(),
+        },
+    )
+    return record
+
+
+def _account_reading_revoke_locked(
+    *, customer: Customer, now: datetime, actor: Actor, why: str
+) -> int:
+    """Revoke the customer's consents in force (the customer's row locked); returns how many."""
+    in_force = list(
+        AccountReadingConsent.objects.select_for_update(of=("self",))
+        .filter(customer=customer, revoked_at__isnull=True, expires_at__gt=now)
+        .order_by("id")
+    )
+    for record in in_force:
+        record.revoked_at = now
+        record.save(update_fields=["revoked_at", "updated_at"])
+        audit_event_record(
+            actor=actor,
+            action=CustomersAction.ACCOUNT_READING_REVOKED,
+            target=record,
+            data={"customer_id": customer.pk, "provider": record.provider, "why": why},
+        )
+    return len(in_force)
+
+
+@transaction.atomic
+def account_reading_consent_revoke(*, customer_id: int, lender_id: int, actor: Actor) -> int:
+    """The customer withdraws their consent to account reading: every one in force ends now,
+    and no funds alert is acted on from this moment. ``AccountReadingConsentNotFound`` when
+    none is in force.
+
+    Locks: the customer, then its consents. Emits ``customers.account_reading.revoked``.
+    """
+    customer = (
+        Customer.objects.select_for_update(of=("self",))
+        .filter(pk=customer_id, lender_id=lender_id)
+        .first()
+    )
+    if customer is None:
+        raise NotFound()
+    revoked = _account_reading_revoke_locked(
+        customer=customer, now=timezone.now(), actor=actor, why="customer"
+    )
+    if not revoked:
+        raise AccountReadingConsentNotFound()
+    return revoked

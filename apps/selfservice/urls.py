@@ -14,6 +14,8 @@ urlpatterns = [
         "loans/<str:reference>/receipts/<int:payment_id>/", views.receipt_download, name="receipt"
     ),
     path("logout/", views.logout, name="logout"),
+    path("account-reading/give/", views.account_reading_give, name="account-reading-give"),
+    path("account-reading/revoke/", views.account_reading_revoke, name="account-reading-revoke"),
     path("status/", views.status, name="status"),
     path("loans/<str:reference>/pay/", views.pay, name="pay"),
     path("loans/<str:reference>/promise/", views.promise, name="promise"),

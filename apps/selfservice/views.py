@@ -32,11 +32,19 @@ from apps.core.actor import Actor, client_ip
 from apps.core.errors import DomainError
 from apps.core.money import money_format as money_text
 from apps.core.ratelimit import window_count
+from apps.customers.consent import account_reading_text_build
 from apps.customers.errors import LoginTooManyFromAddress
 from apps.customers.models import Customer
-from apps.customers.selectors import consent_record_for_loan, customer_get_for_session
+from apps.customers.selectors import (
+    account_reading_consent_in_force,
+    consent_record_for_loan,
+    customer_get_for_session,
+)
 from apps.customers.services import (
+    ACCOUNT_READING_DAYS,
     LOGIN_WINDOW,
+    account_reading_consent_give,
+    account_reading_consent_revoke,
     customer_login_check,
     customer_login_code_request,
     customer_login_link_use,
@@ -49,6 +57,7 @@ from apps.devices.selectors import (
     offline_code_waiting_for_loan,
     phone_sync_for_loan,
 )
+from apps.integrations.funds import FundsAccount, funds_account_for
 from apps.integrations.payments.checkout import Checkout, CheckoutUnavailable, checkout_url
 from apps.integrations.payments.registry import MPESA, STRIPE, providers_enabled
 from apps.integrations.selectors import provider_account_get
@@ -246,8 +255,69 @@ def home(request: HttpRequest, lender: Lender, customer: Customer) -> HttpRespon
             "promise_form": forms.PromiseForm(),
             "hardship_form": forms.HardshipForm(),
             "flash": request.session.pop("customer_flash", ""),
+            "reading": _account_reading(lender, customer),
         },
     )
+
+
+def _account_reading(lender: Lender, customer: Customer) -> dict[str, Any]:
+    """The consent to account reading the page offers (where the lender takes funds alerts),
+    or the one in force and how to withdraw it."""
+    account = funds_account_for(lender_slug=lender.slug)
+    in_force = account_reading_consent_in_force(customer_id=customer.pk)
+    if account is None and in_force is None:
+        return {"offered": False}
+    text = ""
+    if account is not None and in_force is None:
+        text = account_reading_text_build(
+            lender_name=lender.name,
+            provider_name=account.aggregator,
+            days=ACCOUNT_READING_DAYS,
+            locale=customer.locale,
+        )
+    return {"offered": True, "in_force": in_force, "text": text}
+
+
+def _funds_account(lender: Lender) -> FundsAccount:
+    account = funds_account_for(lender_slug=lender.slug)
+    if account is None:
+        raise Http404
+    return account
+
+
+@require_POST
+@customer_required
+def account_reading_give(request: HttpRequest, lender: Lender, customer: Customer) -> HttpResponse:
+    """The customer agrees to the text the page showed (built again from the same values)."""
+    account = _funds_account(lender)
+    account_reading_consent_give(
+        customer_id=customer.pk,
+        lender_id=lender.pk,
+        lender_name=lender.name,
+        provider=account.aggregator,
+        provider_name=account.aggregator,
+        actor=_actor(request, customer.pk),
+    )
+    request.session["customer_flash"] = _("Thank you. Your consent is recorded.")
+    return redirect("customers:home", lender_slug=lender.slug)
+
+
+@require_POST
+@customer_required
+def account_reading_revoke(
+    request: HttpRequest, lender: Lender, customer: Customer
+) -> HttpResponse:
+    try:
+        account_reading_consent_revoke(
+            customer_id=customer.pk, lender_id=lender.pk, actor=_actor(request, customer.pk)
+        )
+    except DomainError as exc:
+        request.session["customer_flash"] = exc.message
+    else:
+        request.session["customer_flash"] = _(
+            "Your consent is withdrawn: we no longer receive alerts about your account."
+        )
+    return redirect("customers:home", lender_slug=lender.slug)
 
 
 @require_GET

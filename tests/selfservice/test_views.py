@@ -344,3 +344,30 @@ def test_pay_on_a_paid_off_loan_says_there_is_nothing_to_pay(client, lender_a, l
         "customers:home", kwargs={"lender_slug": lender_a.slug}
     )
     assert "There is nothing to pay on this loan." in page.content.decode()
+
+
+def test_a_customer_gives_and_withdraws_consent_to_account_reading_on_their_page(
+    client, lender_a, log_in
+) -> None:
+    from apps.customers.selectors import account_reading_consent_in_force
+    from tests.funds.accounts import funds_account
+
+    funds_account(lender_a)
+    loan = late_loan(lender_a, days_ago=20)
+    customer = loan.customer
+    page = client.get(log_in(lender_a, customer).url).content.decode()
+    assert "You let Plaid read the balance of your account" in page
+    give = reverse("customers:account-reading-give", kwargs={"lender_slug": lender_a.slug})
+    assert client.post(give).status_code == 302
+    record = account_reading_consent_in_force(customer_id=customer.pk)
+    assert record is not None
+    assert record.method == "self_service"
+    assert "Withdraw my consent" in client.get(page_url(lender_a)).content.decode()
+    revoke = reverse("customers:account-reading-revoke", kwargs={"lender_slug": lender_a.slug})
+    assert client.post(revoke).status_code == 302
+    assert account_reading_consent_in_force(customer_id=customer.pk) is None
+    assert "we no longer receive alerts" in client.get(page_url(lender_a)).content.decode()
+
+
+def page_url(lender) -> str:
+    return reverse("customers:home", kwargs={"lender_slug": lender.slug})
