@@ -916,6 +916,7 @@ class InboundMessage(BaseModel):
     class Channel(models.TextChoices):
         SMS = "sms", _("SMS")
         WHATSAPP = "whatsapp", _("WhatsApp")
+        VOICE = "voice", _("Voice call (a key pressed)")
 
     lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
     customer = models.ForeignKey("customers.Customer", on_delete=models.PROTECT, related_name="+")

@@ -22,6 +22,8 @@ SCHEDULE: dict[str, tuple[str, dict[str, str], str, str]] = {
     "core: task outbox relay": ("core.task_outbox_relay", {}, "UTC", "default"),
     # Messages held to contact hours, and SMS for notices the phone did not ack.
     "notifications: dispatch": ("notifications.notifications_dispatch", {}, "UTC", "notify"),
+    # Reminder calls due (held to contact hours), and the retry of one not answered.
+    "notifications: voice calls": ("notifications.voice_calls_dispatch", {}, "UTC", "notify"),
     # Unlock codes by SMS for phones that did not take their new state (apps/devices/offline.py).
     "devices: offline codes": ("devices.offline_codes_deliver", {}, "UTC", "push"),
     # Payments started through a provider that nobody called back about (a status query).

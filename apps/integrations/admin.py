@@ -124,6 +124,14 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]  # not sub
             "token are the Twilio fields above."
         ),
     )
+    agent_number = forms.CharField(
+        label=_("Agents' number for voice calls"),
+        required=False,
+        help_text=_(
+            "Optional: a customer who presses 9 is put through to it; without one, the call "
+            "says an agent will call back (the request waits in the work queue either way)."
+        ),
+    )
     aggregator = forms.CharField(
         label=_("Account-information provider"),
         required=False,
@@ -197,7 +205,7 @@ class ProviderAccountAdmin(LenderScopedAdmin):
             {"fields": (*AFRICASTALKING.settings, *AFRICASTALKING.secrets)},
         ),
         (_("SMS: Twilio"), {"fields": (*TWILIO.settings, *TWILIO.secrets)}),
-        (_("Voice reminders: Twilio"), {"fields": ("voice_stages",)}),
+        (_("Voice reminders: Twilio"), {"fields": ("voice_stages", "agent_number")}),
         (_("Funds alerts"), {"fields": (*FUNDS_ALERTS.settings, *FUNDS_ALERTS.secrets)}),
     )
     readonly_fields = ("secrets_set", "callback_addresses")

@@ -162,12 +162,17 @@ PROVIDER_FIELDS: dict[str, ProviderFields] = {
                     "block_apps, lock."
                 ),
             ),
+            "agent_number": _matches(
+                r"\+[1-9][0-9]{6,14}",
+                _("The number a customer who presses 9 is put through to: + and its country code."),
+            ),
         },
         secrets={
             "auth_token": _matches(
                 r"[0-9a-fA-F]{32}", _("The account's auth token: 32 hexadecimal digits.")
             ),
         },
+        optional=frozenset({"agent_number"}),
     ),
     ProviderAccount.Provider.FUNDS_ALERTS: ProviderFields(
         settings={

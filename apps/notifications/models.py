@@ -153,3 +153,71 @@ class ContactOptOut(BaseModel):
 
     def __str__(self) -> str:
         return f"...{self.phone[-4:]} ({self.channel})"
+
+
+class VoiceCall(BaseModel):
+    """One reminder call to a customer: the script read to them (the lender's ``voice`` text in
+    their language), where the call stands, and the key they pressed.
+
+    Queued once per ``dedupe_key`` under the same contact rules as a text (held to the
+    country's contact hours, weekday and holiday rules, and counted in the customer's
+    weekly limit with every other reminder), placed through the lender's voice provider,
+    and tried once more when it did not reach the customer (busy, no answer, failed).
+    """
+
+    lender_path: ClassVar[str] = "lender"
+    MAX_ATTEMPTS: ClassVar[int] = 2  # the call, and one retry
+
+    class Status(models.TextChoices):
+        SCHEDULED = "scheduled", _("Scheduled")
+        CALLING = "calling", _("Placed, waiting for its end")
+        ANSWERED = "answered", _("Answered")
+        UNANSWERED = "unanswered", _("Not answered, retry spent")
+        SUPPRESSED = "suppressed", _("Not placed: weekly contact limit")
+        FAILED = "failed", _("Failed")
+
+    class Answer(models.TextChoices):
+        PAY_LINK = "pay_link", _("1: a link to pay by SMS")
+        PROMISE = "promise", _("2: a promise to pay in 7 days")
+        AGENT = "agent", _("9: talk to an agent")
+        OTHER = "other", _("Another key")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, related_name="voice_calls"
+    )
+    loan = models.ForeignKey("collections.Loan", on_delete=models.PROTECT, related_name="+")
+    stage = models.CharField(_("stage"), max_length=12)
+    locale = models.CharField(max_length=10)
+    script = models.TextField(_("script"))
+    dedupe_key = models.CharField(max_length=120)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.SCHEDULED
+    )
+    scheduled_for = models.DateTimeField(_("not before"))
+    attempts = models.PositiveSmallIntegerField(default=0)
+    provider = models.CharField(_("provider"), max_length=20, blank=True)
+    provider_ref = models.CharField(max_length=100, blank=True)
+    called_at = models.DateTimeField(_("called"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    digit = models.CharField(_("key pressed"), max_length=1, blank=True)
+    answer = models.CharField(_("answer"), max_length=10, choices=Answer.choices, blank=True)
+    error = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(fields=["lender", "dedupe_key"], name="voice_call_once"),
+            models.CheckConstraint(condition=Q(attempts__lte=2), name="voice_call_two_tries"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["scheduled_for"], condition=Q(status="scheduled"), name="voice_call_due"
+            ),
+            models.Index(fields=["customer", "created_at"], name="voice_call_customer_week"),
+            models.Index(
+                fields=["provider", "provider_ref"],
+                condition=~Q(provider_ref=""),
+                name="voice_call_provider_ref",
+            ),
+        ]

@@ -4,7 +4,7 @@ from datetime import datetime
 from django.db import connection
 from django.db.models import QuerySet
 
-from apps.notifications.models import Notification
+from apps.notifications.models import Notification, VoiceCall
 from apps.notifications.sql import PENDING
 
 
@@ -40,3 +40,11 @@ def notice_list_confirmed_since(*, loan_id: int, since: datetime) -> QuerySet[No
     return Notification.objects.filter(
         loan_id=loan_id, status__in=Notification.CONFIRMED, created_at__gte=since
     ).exclude(announces_stage="")
+
+
+def voice_call_for_lender(*, lender_id: int, call_id: int) -> VoiceCall | None:
+    """The lender's call ``call_id`` with its customer, or None (another lender's looks the
+    same as none)."""
+    return (
+        VoiceCall.objects.select_related("customer").filter(pk=call_id, lender_id=lender_id).first()
+    )

@@ -13,6 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -39,10 +40,12 @@ from apps.integrations.messaging.registry import (
     messaging_callback_url,
 )
 from apps.integrations.sms.base import get_sms_gateway
+from apps.integrations.voice.registry import VoiceAccount, voice_account_for, voice_callback_url
+from apps.integrations.voice.twilio_voice import script_twiml
 from apps.lenders.models import Lender
 from apps.notifications.channels import phone_channel
 from apps.notifications.events import NotificationsAction
-from apps.notifications.models import ContactOptOut, Notification
+from apps.notifications.models import ContactOptOut, Notification, VoiceCall
 from apps.notifications.rules import contact_slot, weekly_limit
 from apps.notifications.sql import DELIVERY_FORWARD, QUEUE, SENT, SENT_COLUMNS
 
@@ -66,6 +69,32 @@ class Draft:
     first_channel: str = ""
 
 
+def _contacts_since(customer_ids: set[int], since: datetime) -> dict[int, int]:
+    """customer id -> the reminders counted in their weekly limit since ``since``: every
+    message but the transactional and the suppressed, and every voice call but the
+    suppressed, whatever its channel."""
+    if not customer_ids:
+        return {}
+    counts: dict[int, int] = dict(
+        Notification.objects.filter(customer_id__in=customer_ids, created_at__gte=since)
+        .exclude(kind__in=Notification.TRANSACTIONAL)
+        .exclude(status=S.SUPPRESSED)
+        .order_by()
+        .values_list("customer_id")
+        .annotate(n=Count("id"))
+    )
+    calls = (
+        VoiceCall.objects.filter(customer_id__in=customer_ids, created_at__gte=since)
+        .exclude(status=VoiceCall.Status.SUPPRESSED)
+        .order_by()
+        .values_list("customer_id")
+        .annotate(n=Count("id"))
+    )
+    for customer_id, n in calls:
+        counts[customer_id] = counts.get(customer_id, 0) + n
+    return counts
+
+
 def notifications_queue(*, lender: Lender, drafts: list[Draft]) -> int:
     """Queue ``drafts`` in the caller's transaction, in one statement; returns how many were new.
 
@@ -81,18 +110,7 @@ def notifications_queue(*, lender: Lender, drafts: list[Draft]) -> int:
     now = timezone.now()
     week = now - timedelta(days=7)
     limited = {d.customer_id for d in drafts if d.kind not in Notification.TRANSACTIONAL}
-    counts = (
-        dict(
-            Notification.objects.filter(customer_id__in=limited, created_at__gte=week)
-            .exclude(kind__in=Notification.TRANSACTIONAL)
-            .exclude(status=S.SUPPRESSED)
-            .order_by()
-            .values_list("customer_id")
-            .annotate(n=Count("id"))
-        )
-        if limited
-        else {}
-    )
+    counts = _contacts_since(limited, week)
     limit, slot = (
         weekly_limit(lender.country),
         contact_slot(country=lender.country, tz=lender.timezone, at=now),
@@ -628,3 +646,216 @@ def contact_opt_out_set(*, lender: Lender, text: InboundText, stop: bool) -> boo
             },
         )
     return changed
+
+
+# --- voice reminders -----------------------------------------------------------------
+
+V = VoiceCall.Status
+VOICE_RETRY_AFTER = timedelta(hours=1)  # a call not answered is tried again after this
+
+
+@dataclass(frozen=True, slots=True)
+class VoiceDraft:
+    customer_id: int
+    loan_id: int
+    stage: str
+    locale: str
+    script: str
+    dedupe_key: str
+
+
+def voice_calls_queue(*, lender: Lender, drafts: list[VoiceDraft]) -> int:
+    """Queue reminder calls in the caller's transaction; returns how many were new.
+
+    Held, like a text, to the next moment inside the country's contact hours, and counted
+    with every other reminder against the customer's weekly limit (over it: recorded as
+    suppressed, never placed). A dedupe key already queued is skipped.
+
+    Audit: none, the VoiceCall row is the call's own record (its status, times, key).
+    """
+    queued = set(
+        VoiceCall.objects.filter(
+            lender=lender, dedupe_key__in=[d.dedupe_key for d in drafts]
+        ).values_list("dedupe_key", flat=True)
+    )
+    drafts = [d for d in drafts if d.dedupe_key not in queued]
+    if not drafts:
+        return 0
+    now = timezone.now()
+    counts = _contacts_since({d.customer_id for d in drafts}, now - timedelta(days=7))
+    limit = weekly_limit(lender.country)
+    slot = contact_slot(country=lender.country, tz=lender.timezone, at=now)
+    calls = []
+    for draft in drafts:
+        over = counts.get(draft.customer_id, 0) >= limit
+        if not over:
+            counts[draft.customer_id] = counts.get(draft.customer_id, 0) + 1
+        calls.append(
+            VoiceCall(
+                lender=lender,
+                customer_id=draft.customer_id,
+                loan_id=draft.loan_id,
+                stage=draft.stage,
+                locale=draft.locale,
+                script=draft.script,
+                dedupe_key=draft.dedupe_key,
+                status=V.SUPPRESSED if over else V.SCHEDULED,
+                scheduled_for=slot,
+            )
+        )
+    # voice_call_once: a job run twice, or two at once, queues nothing twice
+    VoiceCall.objects.bulk_create(calls, ignore_conflicts=True)
+    return len(calls)
+
+
+def _voice_menu(locale: str) -> tuple[str, str]:
+    """The menu read after the script, and the goodbye, in the customer's language."""
+    with translation.override(locale):
+        return (
+            gettext(
+                "Press 1 to get a link to pay by SMS. Press 2 to promise to pay within 7 days. "
+                "Press 9 to talk to an agent."
+            ),
+            gettext("Thank you. Goodbye."),
+        )
+
+
+def voice_calls_dispatch(*, batch: int = 100) -> dict[str, int]:
+    """Place the calls that are due, inside contact hours (a call whose hour has gone waits
+    for the next window), through each lender's voice account. A call the provider refuses
+    for now (an outage, a rate limit) waits for the next run; for good (an invalid number,
+    no account in use), it fails.
+
+    Claims rows with ``FOR UPDATE SKIP LOCKED``; safe to run again. Returns counts.
+
+    Audit: none, each call's row records what became of it.
+    """
+    now = timezone.now()
+    done = {"placed": 0, "held": 0, "retry": 0, "failed": 0}
+    accounts: dict[int, VoiceAccount | None] = {}
+    with transaction.atomic():
+        claimed = list(
+            VoiceCall.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("customer", "lender")
+            .filter(status=V.SCHEDULED, scheduled_for__lte=now)
+            .order_by("scheduled_for", "id")[:batch]
+        )
+        for call in claimed:
+            lender = call.lender
+            slot = contact_slot(country=lender.country, tz=lender.timezone, at=now)
+            if slot != now:
+                call.scheduled_for = slot
+                done["held"] += 1
+                continue
+            if call.lender_id not in accounts:
+                accounts[call.lender_id] = voice_account_for(lender_id=call.lender_id)
+            account = accounts[call.lender_id]
+            if account is None:
+                call.status, call.error = V.FAILED, "no_account"
+                done["failed"] += 1
+                continue
+            menu, goodbye = _voice_menu(call.locale)
+            url = partial(voice_callback_url, lender_slug=lender.slug, call_id=call.pk)
+            twiml = script_twiml(
+                script=call.script,
+                menu=menu,
+                language=call.locale,
+                action=url(route="gather"),
+                goodbye=goodbye,
+            )
+            try:
+                sid = account.adapter.call(
+                    to=call.customer.phone, twiml=twiml, status_url=url(route="status")
+                )
+            except SendRefused as exc:
+                call.error = exc.code[:100]
+                if exc.retryable:
+                    done["retry"] += 1
+                else:
+                    call.status = V.FAILED
+                    done["failed"] += 1
+                continue
+            call.status, call.attempts, call.called_at = V.CALLING, call.attempts + 1, now
+            call.provider, call.provider_ref, call.error = "twilio_voice", sid, ""
+            done["placed"] += 1
+        VoiceCall.objects.bulk_update(
+            claimed,
+            [
+                "status",
+                "attempts",
+                "called_at",
+                "provider",
+                "provider_ref",
+                "error",
+                "scheduled_for",
+                "updated_at",
+            ],
+        )
+    return done
+
+
+@transaction.atomic
+def voice_call_ended(*, lender_id: int, call_id: int, call_sid: str, answered: bool) -> str:
+    """The provider reports call ``call_id`` ended: answered, or not (busy, no answer,
+    failed), in which case it is tried once more after ``VOICE_RETRY_AFTER`` (inside
+    contact hours), then left unanswered. A report for another call, or one repeated, changes
+    nothing. Returns the call's status.
+
+    Locks: the call.
+    Audit: none, the row records the call's end (the key pressed is audited).
+    """
+    call = (
+        VoiceCall.objects.select_for_update(of=("self",))
+        .select_related("lender")
+        .filter(pk=call_id, lender_id=lender_id, provider_ref=call_sid)
+        .first()
+    )
+    if call is None:
+        return ""
+    if call.status != V.CALLING:
+        return str(call.status)
+    now = timezone.now()
+    call.ended_at = now
+    if answered:
+        call.status = V.ANSWERED
+    elif call.attempts < VoiceCall.MAX_ATTEMPTS:
+        lender = call.lender
+        call.status, call.provider_ref = V.SCHEDULED, ""
+        call.scheduled_for = contact_slot(
+            country=lender.country, tz=lender.timezone, at=now + VOICE_RETRY_AFTER
+        )
+    else:
+        call.status = V.UNANSWERED
+    call.save(update_fields=["status", "ended_at", "provider_ref", "scheduled_for", "updated_at"])
+    return str(call.status)
+
+
+@transaction.atomic
+def voice_call_answer_record(
+    *, lender_id: int, call_id: int, digit: str, answer: str, actor: Actor
+) -> VoiceCall | None:
+    """The customer pressed ``digit`` on call ``call_id`` (``answer``: what it asks). Once:
+    a second key (or the provider posting the first again) finds it recorded and returns
+    None, so what it asks is done once.
+
+    Locks: the call. Emits ``notifications.voice_call.answered`` (the key and the answer).
+    """
+    call = (
+        VoiceCall.objects.select_for_update(of=("self",))
+        .filter(pk=call_id, lender_id=lender_id)
+        .exclude(provider_ref="")
+        .first()
+    )
+    if call is None or call.digit:
+        return None
+    call.digit, call.answer = digit[:1], answer
+    if call.status == V.CALLING:
+        call.status = V.ANSWERED
+    call.save(update_fields=["digit", "answer", "status", "updated_at"])
+    audit_event_record(
+        actor=actor,
+        action=NotificationsAction.VOICE_CALL_ANSWERED,
+        target=call,
+        data={"digit": call.digit, "answer": answer, "stage": call.stage},
+    )
+    return call

@@ -3,7 +3,7 @@ from datetime import date
 from apps.collections.services import payment_receipt_queue, reminders_queue
 from apps.core.outbox import task_enqueue_on_commit
 from apps.core.tasks import app_task
-from apps.notifications.services import notifications_dispatch_for
+from apps.notifications.services import notifications_dispatch_for, voice_calls_dispatch
 
 # a run with a backlog sends for this long, then hands on to a fresh run of itself (so a
 # morning of reminders drains at the worker's pace, not one batch per beat)
@@ -27,3 +27,8 @@ def reminders_queue_task(*, lender_id: int, business_date: str) -> None:
 @app_task(name="notifications.payment_receipt_queue", queue="notify")
 def payment_receipt_queue_task(*, payment_id: int) -> None:
     payment_receipt_queue(payment_id=payment_id)
+
+
+@app_task(name="notifications.voice_calls_dispatch", queue="notify")
+def voice_calls_dispatch_task() -> None:
+    voice_calls_dispatch()

@@ -57,6 +57,8 @@ from apps.integrations.payments.signing import path_token_for
 from apps.integrations.services import provider_account_save
 from apps.lenders.models import Membership, MessageTemplate
 from apps.lenders.selectors import lender_local_date
+from apps.notifications.models import VoiceCall
+from apps.notifications.services import VoiceDraft, voice_calls_queue
 from apps.retailers.models import Sale
 from tests.accounts.factories import PASSWORD
 from tests.browser.conftest import admin_log_in
@@ -291,6 +293,12 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
             return_url=f"http://testserver/my/{lender_a.slug}/",
         )
     )
+    # a reminder call of the loan's (its callbacks take its id)
+    voice_calls_queue(
+        lender=lender_a,
+        drafts=[VoiceDraft(loan.customer_id, loan.pk, "alarm", "en", "A reminder.", "drill")],
+    )
+    call = VoiceCall.objects.get(loan=loan)
     return {
         "clients": {"operator": verified_client(operator), "clerk": counter, "customer": customer},
         "rows": {
@@ -315,7 +323,17 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
             "reference": [loan.reference],
             "payment_id": [payment.pk],
             "provider": ["demo", "stripe"],
-            "route": ["stk", "c2b-validation", "c2b-confirmation", "delivery", "inbound", "optout"],
+            "route": [
+                "stk",
+                "c2b-validation",
+                "c2b-confirmation",
+                "delivery",
+                "inbound",
+                "optout",
+                "gather",
+                "status",
+            ],
+            "call_id": [call.pk],
             "action": list(LOAN_ACTIONS),
             "request_id": [lock.pk, support_pin.pk],
             "pause_id": [pause.pk],

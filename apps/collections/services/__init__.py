@@ -69,6 +69,7 @@ from apps.collections.services.sweep import (
     loan_sweep_fan_out,
     loan_sweep_ranges,
 )
+from apps.collections.services.voice import VoiceReply, voice_key_apply
 from apps.collections.services.webhooks import (
     WebhookOutcome,
     WebhookPayload,
@@ -83,6 +84,7 @@ __all__ = [
     "ReversalOutcome",
     "SupportPinOutcome",
     "SweepReport",
+    "VoiceReply",
     "WebhookOutcome",
     "WebhookPayload",
     "inbound_messages_handle",
@@ -140,5 +142,6 @@ __all__ = [
     "sale_plan_set",
     "sale_quote",
     "sale_sign",
+    "voice_key_apply",
     "webhook_rejection_record",
 ]

@@ -10,6 +10,7 @@ from django.db import connection, transaction
 
 from apps.collections.ladder import Ladder
 from apps.collections.models import Loan
+from apps.collections.services.voice import VoiceRow, voice_reminders_queue
 from apps.collections.sql import RAISED
 from apps.customers.selectors import customer_locales
 from apps.lenders.country_rules import NOTICE_ACTIONS, country_rule_for
@@ -76,7 +77,8 @@ def overdue_notices_queue(*, lender_id: int, business_date: date, id_from: int, 
     Runs after the sweep's commit, as its own task, so the sweep's transaction
     carries no message rendering. A loan whose stage has come down since (paid
     meanwhile) gets none; the dedupe key (loan, date) makes a second run queue
-    nothing.
+    nothing. A loan raised to a stage the lender calls at gets a reminder call too
+    (``voice_reminders_queue``).
     """
     lender = Lender.objects.get(pk=lender_id)
     with connection.cursor() as cursor:
@@ -121,4 +123,9 @@ def overdue_notices_queue(*, lender_id: int, business_date: date, id_from: int, 
                 announces_on=step.on if step and announces else None,
             )
         )
+    rows = [
+        VoiceRow(loan_id, customer_id, stage, paused, locales.get(customer_id, lender.locale))
+        for loan_id, customer_id, _days, _version, stage, paused in raised
+    ]
+    voice_reminders_queue(lender=lender, business_date=business_date, rows=rows)
     return notifications_queue(lender=lender, drafts=drafts)

@@ -28,7 +28,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from apps.collections.services import inbound_texts_answer
+from apps.collections.services import inbound_texts_answer, voice_key_apply
 from apps.core.api.body import body_read
 from apps.core.api.schema import error_responses
 from apps.core.api.throttling import ScopedRateThrottle
@@ -39,7 +39,15 @@ from apps.integrations.messaging.registry import (
     messaging_callback_target,
     messaging_callback_url,
 )
-from apps.notifications.services import delivery_updates_apply, inbound_texts_apply
+from apps.integrations.voice.registry import ROUTES as VOICE_ROUTES
+from apps.integrations.voice.registry import voice_account_by_slug, voice_callback_url
+from apps.integrations.voice.twilio_voice import answer_twiml
+from apps.lenders.selectors import lender_get
+from apps.notifications.services import (
+    delivery_updates_apply,
+    inbound_texts_apply,
+    voice_call_ended,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -147,3 +155,64 @@ class WhatsAppWebhookApi(MessagingCallbackApi):
     )
     def get(self, request: Request, **kwargs: str) -> HttpResponse:
         return self.handle(request, **kwargs)
+
+
+class CallNotFound(DomainError):
+    code, http_status = "unknown_call", 404
+    default_message = "No such call."
+
+
+class VoiceCallbackApi(APIView):
+    """``/api/voice/v1/twilio/<lender>/<call id>/<route>/``: Twilio's callbacks about one
+    reminder call, signed with the account's auth token (``X-Twilio-Signature``). ``gather``
+    carries the key the customer pressed (``Digits``) and is answered with the TwiML the
+    call says next; ``status`` how the call ended (``CallStatus``)."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    throttle_classes = (ScopedRateThrottle,)
+    throttle_scope = "webhooks"
+    parser_classes = ()
+    body_size_checked_by_view = True
+
+    @extend_schema(
+        request={FORM: OpenApiTypes.OBJECT},
+        responses={
+            (200, "text/xml"): OpenApiResponse(
+                OpenApiTypes.STR, description="TwiML: what the call says next"
+            ),
+            **error_responses(403, 404, 413, 429),
+        },
+        auth=[],
+    )
+    def post(self, request: Request, *, lender_slug: str, call_id: int, route: str) -> HttpResponse:
+        body = body_read(request, limit=settings.PAYMENTS_WEBHOOK_MAX_BYTES)
+        account = voice_account_by_slug(lender_slug=lender_slug)
+        if account is None or route not in VOICE_ROUTES:
+            raise UnknownAccount()
+        url = voice_callback_url(lender_slug=lender_slug, call_id=call_id, route=route)
+        form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
+        try:
+            fields = account.adapter.verified_fields(
+                url=url, fields=form, headers=dict(request.headers)
+            )
+            if route == "status":
+                status = account.adapter.status_read(fields)
+        except CallbackRefused as exc:
+            logger.warning("voice callback refused problem=%s", exc.problem)
+            raise CallbackNotAccepted(problem=exc.problem) from exc
+        lender = lender_get(lender_id=account.lender_id)
+        if route == "status":
+            if status.final:
+                voice_call_ended(
+                    lender_id=lender.pk,
+                    call_id=call_id,
+                    call_sid=status.call_sid,
+                    answered=status.answered,
+                )
+            return HttpResponse("<Response/>", content_type="text/xml")
+        reply = voice_key_apply(lender=lender, call_id=call_id, digit=fields.get("Digits", "")[:1])
+        if reply is None:
+            raise CallNotFound()
+        twiml = answer_twiml(text=reply.text, language=reply.language, dial=reply.dial)
+        return HttpResponse(twiml, content_type="text/xml")
