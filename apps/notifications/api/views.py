@@ -185,12 +185,15 @@ class VoiceCallbackApi(APIView):
         },
         auth=[],
     )
-    def post(self, request: Request, *, lender_slug: str, call_id: int, route: str) -> HttpResponse:
+    def post(self, request: Request, *, lender_slug: str, call_id: str, route: str) -> HttpResponse:
         body = body_read(request, limit=settings.PAYMENTS_WEBHOOK_MAX_BYTES)
         account = voice_account_by_slug(lender_slug=lender_slug)
         if account is None or route not in VOICE_ROUTES:
             raise UnknownAccount()
-        url = voice_callback_url(lender_slug=lender_slug, call_id=call_id, route=route)
+        if not (call_id.isascii() and call_id.isdigit() and len(call_id) < 19):  # JSON 404s
+            raise CallNotFound()
+        call = int(call_id)
+        url = voice_callback_url(lender_slug=lender_slug, call_id=call, route=route)
         form = dict(parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True))
         try:
             fields = account.adapter.verified_fields(
@@ -206,12 +209,12 @@ class VoiceCallbackApi(APIView):
             if status.final:
                 voice_call_ended(
                     lender_id=lender.pk,
-                    call_id=call_id,
+                    call_id=call,
                     call_sid=status.call_sid,
                     answered=status.answered,
                 )
             return HttpResponse("<Response/>", content_type="text/xml")
-        reply = voice_key_apply(lender=lender, call_id=call_id, digit=fields.get("Digits", "")[:1])
+        reply = voice_key_apply(lender=lender, call_id=call, digit=fields.get("Digits", "")[:1])
         if reply is None:
             raise CallNotFound()
         twiml = answer_twiml(text=reply.text, language=reply.language, dial=reply.dial)

@@ -6,7 +6,7 @@ app_name = "voice-api"
 
 urlpatterns = [
     path(
-        "twilio/<str:lender_slug>/<int:call_id>/<str:route>/",
+        "twilio/<str:lender_slug>/<str:call_id>/<str:route>/",
         VoiceCallbackApi.as_view(),
         name="twilio",
     ),
