@@ -974,3 +974,51 @@ class InboundMessage(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.get_channel_display()} {self.received_at:%Y-%m-%d %H:%M}"
+
+
+class FundsAlert(BaseModel):
+    """An alert from the customer's account-information provider that money arrived in their
+    account, kept once per ``webhook_id`` (a replay finds it: ``funds_alert_once``), with what
+    became of it (``outcome``): a link to pay the amount due sent, or why not.
+
+    Only an alert whose signature held is kept; the customer and loan are those the consent
+    it names leads to (none for an unknown reference).
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Outcome(models.TextChoices):
+        SENT = "sent", _("Link to pay sent")
+        SUPPRESSED = "suppressed", _("Not sent: weekly contact limit")
+        ALREADY_TODAY = "already_today", _("Not sent: one was sent today")
+        OUTSIDE_HOURS = "outside_hours", _("Not sent: outside contact hours")
+        UNKNOWN_CUSTOMER = "unknown_customer", _("Ignored: no such customer")
+        CONSENT_EXPIRED = "consent_expired", _("Ignored: the consent expired")
+        CONSENT_REVOKED = "consent_revoked", _("Ignored: the consent was withdrawn")
+        NO_LOAN = "no_loan", _("Ignored: no loan")
+        LOAN_CLOSED = "loan_closed", _("Ignored: the loan is paid off or released")
+        LOAN_PAUSED = "loan_paused", _("Ignored: the loan is paused")
+        LOAN_CURRENT = "loan_current", _("Ignored: nothing is due")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    customer = models.ForeignKey(
+        "customers.Customer", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    loan = models.ForeignKey(
+        Loan, on_delete=models.PROTECT, null=True, blank=True, related_name="funds_alerts"
+    )
+    webhook_id = models.CharField(max_length=100)
+    provider = models.CharField(_("provider"), max_length=40)
+    reference = models.CharField(max_length=40)
+    available = money_field(_("available"))
+    currency = models.CharField(max_length=3)
+    observed_at = models.DateTimeField(_("seen"))
+    outcome = models.CharField(_("outcome"), max_length=20, choices=Outcome.choices)
+    amount_due = money_field(_("amount due"), null=True, blank=True)
+
+    class Meta:
+        ordering = ("-created_at",)
+        constraints = [
+            models.UniqueConstraint(fields=["lender", "webhook_id"], name="funds_alert_once"),
+        ]
+        indexes = [models.Index(fields=["loan", "created_at"], name="funds_alert_loan")]

@@ -1,8 +1,9 @@
 """Funds alerts: an account-information provider (or the lender's own bridge to one) tells us
 that money arrived in a customer's account, signed in the Standard Webhooks format.
 
-The alert is a JSON body with ``type`` ``funds.available``, the lender's slug (``lender``),
-the customer's reference (``customer_reference``: the opaque reference of their consent to
+The lender is named by the ``X-Lender`` header (its slug, as the payment webhooks name it),
+whose secret checks the signature. The alert is a JSON body with ``type``
+``funds.available``, the customer's reference (``customer_reference``: the opaque reference of their consent to
 account reading, ``apps.customers``), the ``provider`` that saw the money, the
 ``amount_available`` as a decimal string with its ``currency``, and when it was seen
 (``observed_at``, ISO 8601). It carries ``webhook-id``, ``webhook-timestamp`` and
@@ -15,7 +16,6 @@ is refused as stale before the signature is checked; the ``webhook-id`` is the r
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -57,17 +57,6 @@ class FundsAccount:
     lender_slug: str
     aggregator: str
     secret: str
-
-
-def funds_alert_lender(body: bytes) -> str:
-    """The lender's slug an alert names (read before its signature: it says whose secret
-    checks it); "" when the body names none."""
-    try:
-        data = json.loads(body)
-    except ValueError:
-        return ""
-    lender = data.get("lender") if isinstance(data, dict) else None
-    return lender if isinstance(lender, str) else ""
 
 
 def funds_account_for(*, lender_slug: str) -> FundsAccount | None:

@@ -317,6 +317,18 @@ KINDS: dict[str, KindSpec] = {
         ),
         (),
     ),
+    # sent when the customer's account-information provider says money arrived
+    Kind.FUNDS_PAY_LINK: KindSpec(
+        gettext_noop(
+            "{amount} is due on your phone loan. To pay it now, open {link} (it works once, "
+            "for {minutes} minutes; reply PAY for a new one)."
+        ),
+        ("amount", "link", "minutes"),
+        required=("link",),
+        # the link alone is about 200 characters, and an amount as Spanish writes it (a
+        # no-break space) makes the message UCS-2: five parts with the longest values
+        max_segments=5,
+    ),
 }
 
 LANGUAGES: tuple[str, ...] = tuple(code for code, _name in settings.LANGUAGES)

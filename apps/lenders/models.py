@@ -487,6 +487,7 @@ class MessageTemplate(BaseModel):
         REPLY_NO_PROMISE = "reply_no_promise", _("Answer to PROMISE: refused, and why")
         REPLY_HELP = "reply_help", _("Answer to HELP: what a customer can do by text")
         REPLY_RECEIVED = "reply_received", _("Answer to any other text: an agent will answer")
+        FUNDS_PAY_LINK = "funds_pay_link", _("Link to pay when money arrived (funds alert)")
 
     lender = models.ForeignKey(Lender, on_delete=models.PROTECT, related_name="message_templates")
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices)
@@ -538,6 +539,7 @@ class MessageTemplate(BaseModel):
                         "reply_no_promise",
                         "reply_help",
                         "reply_received",
+                        "funds_pay_link",
                     ]
                 ),
                 name="message_template_kind_known",

@@ -25,6 +25,7 @@ class Notification(BaseModel):
         NOTICE = "notice", _("Notice of apps to be blocked or of a lock")
         PAYMENT = "payment", _("Payment received")
         REPLY = "reply", _("Answer to the customer's text")
+        FUNDS = "funds", _("Link to pay, sent when money arrived in the customer's account")
 
     class Status(models.TextChoices):
         SCHEDULED = "scheduled", _("Scheduled")

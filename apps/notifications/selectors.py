@@ -48,3 +48,8 @@ def voice_call_for_lender(*, lender_id: int, call_id: int) -> VoiceCall | None:
     return (
         VoiceCall.objects.select_related("customer").filter(pk=call_id, lender_id=lender_id).first()
     )
+
+
+def notification_queued(*, lender_id: int, dedupe_key: str) -> Notification | None:
+    """The lender's message queued under ``dedupe_key`` (``notification_once``), or None."""
+    return Notification.objects.filter(lender_id=lender_id, dedupe_key=dedupe_key).first()

@@ -36,7 +36,7 @@ def test_the_list_shows_every_kind_and_language_with_its_version_and_author(
     response = client.get(reverse("admin:lenders_messagetemplate_changelist"))
     assert response.status_code == 200
     rows = response.context["texts"]
-    assert len(rows) == len(KINDS) * len(LANGUAGES) == 60
+    assert len(rows) == len(KINDS) * len(LANGUAGES) == 63
     login_es = next(r for r in rows if r["kind"] == "Login code" and r["language"] == "Español")
     assert (login_es["in_force"].version, login_es["in_force"].changed_by) == (1, lender_admin)
     assert login_es["url"] == edit_url(lender_a, Kind.LOGIN_CODE, "es")

@@ -3,6 +3,7 @@
 from apps.collections.services.agent_moves import loan_stage_lift, loan_stage_lock_now
 from apps.collections.services.books import loan_books_replay
 from apps.collections.services.evidence import loan_evidence_export
+from apps.collections.services.funds import FundsAlertIn, FundsAlertOutcome, funds_alert_apply
 from apps.collections.services.late_fees import installment_late_fees_assess
 from apps.collections.services.loans import Quote, loan_financed_minimum, loan_quote, loan_sign
 from apps.collections.services.manual import (
@@ -78,6 +79,8 @@ from apps.collections.services.webhooks import (
 )
 
 __all__ = [
+    "FundsAlertIn",
+    "FundsAlertOutcome",
     "PaymentOutcome",
     "ProviderEventOutcome",
     "Quote",
@@ -87,6 +90,7 @@ __all__ = [
     "VoiceReply",
     "WebhookOutcome",
     "WebhookPayload",
+    "funds_alert_apply",
     "inbound_messages_handle",
     "inbound_text_answer",
     "inbound_texts_answer",

@@ -305,7 +305,7 @@ def _answer(*, message: InboundMessage, asked: Asked, customer: Customer, langua
         return _Answer(
             Kind.REPLY_PAY_LINK,
             {
-                "link": _login_link(customer=customer, lender=message.lender),
+                "link": customer_pay_link(customer=customer, lender=message.lender),
                 "minutes": int(LOGIN_LINK_TTL.total_seconds()) // 60,
             },
         )
@@ -378,7 +378,7 @@ def _refused(message: InboundMessage, refusal: str, **params: object) -> _Answer
     return _Answer(Kind.REPLY_NO_PROMISE, {"reason": reason})
 
 
-def _login_link(*, customer: Customer, lender: Lender) -> str:
+def customer_pay_link(*, customer: Customer, lender: Lender) -> str:
     """A link that logs the customer in to their page once, within ``LOGIN_LINK_TTL``
     (``customer_login_link_mint``, audited), at the product's public address."""
     token = customer_login_link_mint(

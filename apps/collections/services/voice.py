@@ -24,7 +24,7 @@ from apps.collections.errors import NothingOverdue, PauseAlreadyOpen, PauseTooLo
 from apps.collections.models import InboundMessage, Loan
 from apps.collections.selectors import loan_overview, loan_promise_open_until
 from apps.collections.services.pauses import loan_promise_record
-from apps.collections.services.replies import _login_link
+from apps.collections.services.replies import customer_pay_link
 from apps.core.actor import Actor, ActorType
 from apps.core.errors import DomainError
 from apps.core.outbox import task_enqueue_on_commit
@@ -146,7 +146,7 @@ def voice_key_apply(*, lender: Lender, call_id: int, digit: str) -> VoiceReply |
 def _pay_link(*, call: VoiceCall, lender: Lender, language: str) -> VoiceReply:
     """1: a link to the customer's page to pay, by SMS now (an answer the customer asked for:
     transactional, sent at once whatever the hour)."""
-    link = _login_link(customer=call.customer, lender=lender)
+    link = customer_pay_link(customer=call.customer, lender=lender)
     body = message_book(lender).render(
         MessageTemplate.Kind.REPLY_PAY_LINK,
         language,

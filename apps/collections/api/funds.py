@@ -1,0 +1,110 @@
+"""``POST /api/funds/v1/alerts``: money arrived in a customer's account (funds alerts).
+
+Sent by the lender's account-information provider, or the lender's bridge to one, signed in
+the Standard Webhooks format with the lender's secret (its funds-alerts account) and naming
+the lender in ``X-Lender``. A missing or wrong signature, or a timestamp more than five
+minutes from now, is refused (401) and recorded on the platform's chain (the caller is
+nobody we know yet); a body that is not an alert, 400. A genuine alert is kept and answered
+200 with what became of it (``apps.collections.services.funds``): a link to pay sent, or why
+not; a replay of one, ``duplicate``.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from apps.collections.api.views import EventMalformed, SignatureRefused, TimestampRefused
+from apps.collections.services import FundsAlertIn, funds_alert_apply, webhook_rejection_record
+from apps.core.actor import Actor, ActorType, client_ip
+from apps.core.api.body import body_read
+from apps.core.api.schema import error_responses
+from apps.core.api.throttling import ScopedRateThrottle
+from apps.core.errors import DomainError
+from apps.integrations.funds import FUNDS_ALERTS, AlertRefused, funds_account_for, funds_alert_read
+from apps.integrations.payments.signing import LENDER_HEADER
+from apps.lenders.selectors import lender_get
+
+REFUSALS: dict[str, type[DomainError]] = {
+    "signature_invalid": SignatureRefused,
+    "stale": TimestampRefused,
+    "malformed": EventMalformed,
+}
+
+
+class FundsAlertApi(APIView):
+    """One funds alert (module docstring)."""
+
+    authentication_classes = ()
+    permission_classes = (AllowAny,)
+    throttle_classes = (ScopedRateThrottle,)
+    throttle_scope = "webhooks"
+    parser_classes = ()
+    body_size_checked_by_view = True
+
+    class InputSerializer(serializers.Serializer):
+        type = serializers.ChoiceField(choices=["funds.available"])
+        customer_reference = serializers.CharField(max_length=40)
+        provider = serializers.CharField(max_length=40)
+        amount_available = serializers.DecimalField(max_digits=18, decimal_places=3)
+        currency = serializers.CharField(min_length=3, max_length=3)
+        observed_at = serializers.DateTimeField()
+
+    class OutputSerializer(serializers.Serializer):
+        outcome = serializers.CharField()
+        alert_id = serializers.IntegerField()
+
+    @extend_schema(
+        request={"application/json": InputSerializer},
+        responses={200: OutputSerializer, **error_responses(400, 401, 413, 429)},
+        parameters=[
+            OpenApiParameter(LENDER_HEADER, str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter("webhook-id", str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter("webhook-timestamp", str, OpenApiParameter.HEADER, required=True),
+            OpenApiParameter("webhook-signature", str, OpenApiParameter.HEADER, required=True),
+        ],
+        auth=[],
+        operation_id="funds_alert_create",
+    )
+    def post(self, request: Request) -> Response:
+        slug = request.headers.get(LENDER_HEADER, "")
+        actor = Actor(type=ActorType.SYSTEM, id=f"provider:{FUNDS_ALERTS}", ip=client_ip(request))
+        try:
+            body = body_read(request, limit=settings.PAYMENTS_WEBHOOK_MAX_BYTES)
+            account = funds_account_for(lender_slug=slug) if slug else None
+            if account is None:
+                raise SignatureRefused()
+            try:
+                alert = funds_alert_read(
+                    secret=account.secret, body=body, headers=dict(request.headers)
+                )
+            except AlertRefused as exc:
+                raise REFUSALS[exc.problem]() from exc
+        except DomainError as exc:
+            # before the signature holds, the caller is nobody we know: the platform's chain
+            webhook_rejection_record(
+                lender_id=None,
+                provider=FUNDS_ALERTS,
+                problem=exc.code,
+                actor=actor,
+                extra={"lender": slug[:60], "verified": False},
+            )
+            raise
+        outcome = funds_alert_apply(
+            lender=lender_get(lender_id=account.lender_id),
+            alert=FundsAlertIn(
+                webhook_id=alert.webhook_id,
+                reference=alert.reference,
+                provider=alert.provider,
+                available=alert.amount,
+                currency=alert.currency,
+                observed_at=alert.observed_at,
+            ),
+            actor=actor,
+        )
+        return Response(self.OutputSerializer(outcome).data)
