@@ -33,6 +33,7 @@ from django.conf import settings
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, resolve, reverse
 from django.utils import timezone
+from standardwebhooks.webhooks import Webhook
 
 from apps.audit.models import AuditEvent
 from apps.collections.events import CollectionsAction
@@ -46,6 +47,7 @@ from apps.collections.services import (
     sale_plan_set,
     sale_sign,
 )
+from apps.collections.services.voice import VoiceRow, voice_reminders_queue
 from apps.core.actor import Actor
 from apps.core.tenancy import is_lender_owned, scope_to_lender
 from apps.counter import urls as counter_urls
@@ -61,9 +63,10 @@ from apps.devices.services import (
 )
 from apps.integrations.messaging.registry import messaging_callback_url
 from apps.integrations.services import provider_account_save
+from apps.integrations.voice.registry import voice_callback_url
 from apps.lenders.models import Lender
 from apps.lenders.selectors import lender_local_date
-from apps.notifications.models import ContactOptOut, Notification
+from apps.notifications.models import ContactOptOut, Notification, VoiceCall
 from apps.notifications.services import Draft, notifications_dispatch, notifications_queue
 from apps.retailers.models import Sale
 from apps.retailers.services import sale_start
@@ -73,6 +76,7 @@ from tests.collections import daraja, webhooks
 from tests.collections.daraja import SHORTCODE, paybill_for
 from tests.collections.factories import signed_loan
 from tests.devices.factories import phone_registered, valid_imei
+from tests.funds.accounts import funds_account, reading_consent
 from tests.integrations.messaging import africastalking_for
 from tests.integrations.whatsapp import whatsapp_for
 from tests.lenders.factories import LoanProductFactory
@@ -468,7 +472,37 @@ def world(
     for device in ("b_phone", "b_waiting", "a_phone"):
         w[device].refresh_from_db()
     w["sms_outbox"], w["capture"] = sms_outbox, capture
+    _funds_and_voice_world(w, lender_a, lender_b)
     return w
+
+
+A_VOICE_TOKEN, B_VOICE_TOKEN = "a" * 32, "b" * 32
+VOICE_SID = "AC" + "0123456789abcdef" * 2
+
+
+def _funds_and_voice_world(w: dict[str, Any], lender_a: Lender, lender_b: Lender) -> None:
+    """Funds alerts and reminder calls at both lenders: B's customer (the person on
+    ``SHARED_PHONE``) consented to account reading at B, and has a reminder call of B's."""
+    for lender, token in ((lender_a, A_VOICE_TOKEN), (lender_b, B_VOICE_TOKEN)):
+        funds_account(lender, secret=FUNDS_SECRETS[lender.slug])
+        provider_account_save(
+            lender_id=lender.pk,
+            provider="twilio_voice",
+            enabled=True,
+            settings={
+                "account_sid": VOICE_SID,
+                "from_number": "+15005550006",
+                "voice_stages": "reminder,wallpaper,alarm,block_apps,lock",
+            },
+            secrets={"auth_token": token},
+            actor=Actor.system(),
+        )
+    w["b_consent"] = reading_consent(w["b_phone"].loan.customer)
+    loan = w["b_phone"].loan
+    rows = [VoiceRow(loan.pk, loan.customer_id, "block_apps", False, "es")]
+    today = lender_local_date(lender=lender_b)
+    assert voice_reminders_queue(lender=lender_b, business_date=today, rows=rows) == 1
+    w["b_call"] = VoiceCall.objects.get(lender=lender_b)
 
 
 def caller() -> Client:
@@ -508,6 +542,7 @@ def test_no_endpoint_gives_lender_a_anything_of_lender_b(lender_a, lender_b, wor
     _payments_webhook(drill, world, lender_a, lender_b)
     _provider_callbacks(drill, world, lender_a, lender_b)
     _messaging_callbacks(drill, world, lender_a, lender_b)
+    _funds_and_voice(drill, world, lender_a, lender_b)
     _pos_pages(drill, world, lender_b)
     _customer_pages(drill, world, lender_a, lender_b)
 
@@ -860,6 +895,86 @@ def _messaging_callbacks(
     }
     drill.hit(provider, "get", wa_path, {403}, data=handshake)
     assert ContactOptOut.objects.filter(lender=lender_a, phone=SHARED_PHONE).exists()
+
+
+FUNDS_SECRETS = {
+    "lender-a": "whsec_" + base64.b64encode(b"a-funds-secret-0123456789abcdef").decode(),
+    "lender-b": "whsec_" + base64.b64encode(b"b-funds-secret-0123456789abcdef").decode(),
+}
+
+
+def _funds_and_voice(
+    drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: Lender
+) -> None:
+    """A's aggregator (A's secret) alerting of B's customer by B's consent reference, at A
+    (unknown there: nothing sent) and at B (refused: not B's signature); A's Twilio account
+    pressing keys and ending B's reminder call, on B's address (refused: not B's signature)
+    and on A's (no such call at A, like a call that does not exist)."""
+    provider = caller()
+    body = json.dumps(
+        {
+            "type": "funds.available",
+            "customer_reference": w["b_consent"].reference,
+            "provider": "drill",
+            "amount_available": "9999.00",
+            "currency": "KES",
+            "observed_at": timezone.now().isoformat(),
+        }
+    ).encode()
+    for named, allowed in ((lender_a, {200}), (lender_b, {401})):
+        msg_id = f"msg_drill_{named.slug}"
+        now = timezone.now()
+        answer = drill.hit(
+            provider,
+            "post",
+            "/api/funds/v1/alerts",
+            allowed,
+            body=body,
+            HTTP_X_LENDER=named.slug,
+            HTTP_WEBHOOK_ID=msg_id,
+            HTTP_WEBHOOK_TIMESTAMP=str(int(now.timestamp())),
+            HTTP_WEBHOOK_SIGNATURE=Webhook(FUNDS_SECRETS[lender_a.slug]).sign(msg_id, now, body),
+        )
+        if answer.status_code == 200 and answer.json()["outcome"] != "unknown_customer":
+            drill.leaks.append(f"an alert at A of B's customer: {answer.json()}")
+    form = "application/x-www-form-urlencoded"
+    call = w["b_call"]
+    for route, fields in (
+        ("gather", {"CallSid": "CA" + "b" * 32, "Digits": "2", "AccountSid": VOICE_SID}),
+        ("status", {"CallSid": "CA" + "b" * 32, "CallStatus": "completed"}),
+    ):
+        b_url = voice_callback_url(lender_slug=lender_b.slug, call_id=call.pk, route=route)
+        drill.hit(
+            provider,
+            "post",
+            urlsplit(b_url).path,
+            {403},
+            body=urlencode(fields).encode(),
+            content_type=form,
+            HTTP_X_TWILIO_SIGNATURE=twilio_signature(A_VOICE_TOKEN, b_url, fields),
+        )
+        replies = []
+        for call_id in (call.pk, 10**9):
+            a_url = voice_callback_url(lender_slug=lender_a.slug, call_id=call_id, route=route)
+            replies.append(
+                drill.hit(
+                    provider,
+                    "post",
+                    urlsplit(a_url).path,
+                    {404} if route == "gather" else {200},
+                    body=urlencode(fields).encode(),
+                    content_type=form,
+                    HTTP_X_TWILIO_SIGNATURE=twilio_signature(A_VOICE_TOKEN, a_url, fields),
+                )
+            )
+        drill.same(*replies, swap=(str(call.pk), str(10**9)), label=f"voice {route} at A")
+    # the person on SHARED_PHONE, logged in at A, gives and withdraws A's consent only; at
+    # B's pages, the login page
+    me = caller()
+    _log_in(me, lender_a, SHARED_PHONE, w["sms_outbox"], w["capture"])
+    for name in ("account-reading-give", "account-reading-revoke"):
+        drill.hit(me, "post", _page(name, lender_a), {302}, redirect_to=_page("home", lender_a))
+        drill.hit(me, "post", _page(name, lender_b), {302}, redirect_to=_page("login", lender_b))
 
 
 def _pos_pages(drill: Boundary, w: dict[str, Any], lender_b: Lender) -> None:
