@@ -41,7 +41,7 @@ from apps.devices.events import DevicesAction
 from apps.devices.models import Device
 from apps.lenders.country_rules import COUNTRY_RULES, DEFAULT_RULE, NOTICE_ACTIONS
 from apps.lenders.models import Lender
-from apps.notifications.models import Notification
+from apps.notifications.models import Notification, VoiceCall
 from apps.retailers.models import Shop
 
 
@@ -897,3 +897,41 @@ FROM (
 """Seconds from a payment lowering a phone's stage to the phone acknowledging that state (the
 first acknowledgement of its version): median, 95th percentile and count. Takes no lock.
 Index: the phones' loan index, and the audit events' by target."""
+
+# --- conversion by trigger (the dashboard) -------------------------------------------------
+
+CONVERSION = _compose(
+    """
+WITH touches AS (
+    SELECT CASE WHEN n.kind = 'funds' THEN 'funds' ELSE 'reminder' END AS trigger,
+           n.customer_id, min(coalesce(n.sent_at, n.pushed_at)) AS at
+    FROM {notifications} AS n
+    WHERE n.lender_id = %(lender)s AND n.kind IN ('due_soon', 'due_today', 'overdue', 'notice', 'funds')
+      AND coalesce(n.sent_at, n.pushed_at) >= %(since)s
+      AND coalesce(n.sent_at, n.pushed_at) < %(until)s
+    GROUP BY 1, 2
+    UNION ALL
+    SELECT 'voice', v.customer_id, min(v.called_at)
+    FROM {voice_calls} AS v
+    WHERE v.lender_id = %(lender)s AND v.status = 'answered'
+      AND v.called_at >= %(since)s AND v.called_at < %(until)s
+    GROUP BY 1, 2
+)
+SELECT t.trigger, count(*),
+    count(*) FILTER (WHERE EXISTS (
+        SELECT 1 FROM {payments} AS p JOIN {loans} AS l ON l.id = p.loan_id
+        WHERE p.lender_id = %(lender)s AND l.customer_id = t.customer_id
+          AND p.received_at > t.at AND p.received_at <= t.at + interval '24 hours')),
+    count(*) FILTER (WHERE EXISTS (
+        SELECT 1 FROM {payments} AS p JOIN {loans} AS l ON l.id = p.loan_id
+        WHERE p.lender_id = %(lender)s AND l.customer_id = t.customer_id
+          AND p.received_at > t.at AND p.received_at <= t.at + interval '7 days'))
+FROM touches AS t
+GROUP BY t.trigger
+""",
+    voice_calls=_table(VoiceCall),
+)
+"""Per trigger (a scheduled reminder or notice sent, a funds alert's link sent, a reminder call
+answered): the customers first reached by it between ``%(since)s`` and ``%(until)s``, and how
+many of them paid (any loan of theirs at the lender) within 24 hours and within 7 days of
+that first touch. Takes no lock."""
