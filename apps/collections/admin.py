@@ -29,6 +29,7 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
 
 from apps.collections import portfolio
+from apps.collections.conversion import conversion_by_trigger
 from apps.collections.evidence import loan_audit_event_list
 from apps.collections.forms import (
     DecisionForm,
@@ -710,6 +711,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             "lenders": lenders if operator else None,
             "suspension": restriction_suspension_in_force(lender=lender),
             **portfolio.dashboard(lender=lender, now=timezone.now()),
+            "conversions": conversion_by_trigger(lender_id=lender.pk, now=timezone.now()),
         }
         return TemplateResponse(request, "admin/collections/loan/portfolio.html", context)
 
