@@ -29,7 +29,13 @@
    which sends the Mexican one's, reached through AFRICASTALKING_API_BASE,
    WHATSAPP_API_BASE and TWILIO_API_BASE. Each prints the messages it is given
    and reports them delivered to the server a few seconds later; a customer's
-   reply (STOP, START) is played from a terminal, as seed_demo prints.
+   reply (STOP, START) is played from a terminal, as seed_demo prints. The
+   Twilio fake places the Mexican lender's reminder calls too, printing each
+   script; a key is pressed from a terminal (tools.fakes.twilio_voice press 1).
+7. Plays an account-information provider on DEMO_AGGREGATOR_PORT (8706): the
+   late Mexican customer's consent to account reading is handed to it when the
+   data is loaded, and it raises a signed funds alert for them a little later
+   (the server sends a link to pay); tools.fakes.aggregator alert raises more.
 
 The QR codes carry the agent address AGENT_API_BASE_URL, by default the
 demo's own address (http://DEMO_HOST:DEMO_PORT/api/agent/v1/); resumed phones
@@ -68,6 +74,7 @@ PROVIDER_PORTS = {
         ("africastalking", 8703),
         ("whatsapp", 8704),
         ("twilio", 8705),
+        ("aggregator", 8706),
     )
 }
 
@@ -213,6 +220,7 @@ def main() -> int:
     env.setdefault("AFRICASTALKING_API_BASE", fake["africastalking"])
     env.setdefault("WHATSAPP_API_BASE", fake["whatsapp"])
     env.setdefault("TWILIO_API_BASE", fake["twilio"])
+    env.setdefault("DEMO_AGGREGATOR_URL", fake["aggregator"])
     env.setdefault("PAYMENTS_CALLBACK_BASE_URL", f"http://{ADDRESS}")
     embedded = "DATABASE_URL" not in env
     url_file = RUN_DIR / "database_url"

@@ -658,9 +658,13 @@ def account_reading_consent_give(
     force is revoked first (one in force at a time: the newest). Returns the new record,
     whose ``reference`` the provider is given to name the customer in its alerts.
 
+    Demo data's consent (``DEMO_SEED``) is refused unless ``DEMO_SEED_ALLOWED``.
+
     Locks: the customer. Emits ``customers.account_reading.given`` (and ``.revoked`` for
     the one it replaces).
     """
+    if method == AccountReadingConsent.Method.DEMO_SEED and not settings.DEMO_SEED_ALLOWED:
+        raise NotAllowed("Demo consent is not allowed here.")
     customer = (
         Customer.objects.select_for_update(of=("self",))
         .filter(pk=customer_id, lender_id=lender_id)

@@ -51,13 +51,26 @@ TWILIO_AUTH_TOKEN = "0de30de30de30de30de30de30de30de3"  # noqa: S105  (the fake'
 TWILIO_FROM_NUMBER = "+525550100200"
 MEXICO_CHANNELS = ["push", "sms"]
 
+# Demo Lender México calls its late customers (Twilio Voice, the same account) at every stage
+# of its ladder, and takes funds alerts from an account-information provider (Belvo, which
+# serves Mexico), signed with this Standard Webhooks secret
+VOICE_LENDER = "demo-mx"
+VOICE_STAGES = "reminder,wallpaper,alarm,block_apps,lock"
+VOICE_AGENT_NUMBER = "+525550100299"
+FUNDS_LENDER = "demo-mx"
+FUNDS_AGGREGATOR = "Belvo"
+FUNDS_SECRET = "whsec_RGVtb0xlbmRlck1leGljb0Z1bmRzQWxlcnRz"  # noqa: S105  (the fake's)
+# the aggregator raises its alert for the late demo customer this many seconds after seeding
+FUNDS_ALERT_AFTER_SECONDS = 20.0
+
 # the messaging fakes report a message delivered this many seconds after they take it
 DELIVERED_AFTER_SECONDS = 3.0
 
 # where the fakes listen by default (DEMO_DARAJA_PORT, DEMO_STRIPE_PORT,
-# DEMO_AFRICASTALKING_PORT, DEMO_WHATSAPP_PORT, DEMO_TWILIO_PORT)
+# DEMO_AFRICASTALKING_PORT, DEMO_WHATSAPP_PORT, DEMO_TWILIO_PORT, DEMO_AGGREGATOR_PORT)
 DARAJA_PORT = 8701
 STRIPE_PORT = 8702
 AFRICASTALKING_PORT = 8703
 WHATSAPP_PORT = 8704
 TWILIO_PORT = 8705
+AGGREGATOR_PORT = 8706

@@ -453,6 +453,9 @@ SMS_GATEWAY_CLASS = env("SMS_GATEWAY_CLASS", default="apps.integrations.sms.base
 # The tests and the demo point them at loopback fakes (tools/fakes/africastalking.py, twilio.py).
 AFRICASTALKING_API_BASE = env("AFRICASTALKING_API_BASE", default="")
 TWILIO_API_BASE = env("TWILIO_API_BASE", default="")
+# The demo's account-information provider (tools/fakes/aggregator.py), to which seed_demo hands
+# the late demo customer's consent; empty outside the demo (a real one is told by the lender).
+DEMO_AGGREGATOR_URL = env("DEMO_AGGREGATOR_URL", default="")
 
 # Demo and benchmark data may carry consent marked "demo_seed"; never in production.
 DEMO_SEED_ALLOWED = env.bool("DEMO_SEED_ALLOWED", default=False)

@@ -152,8 +152,10 @@ def test_seeding_again_keeps_the_accounts_and_the_order_a_demo_user_set(fakes) -
         ("demo-ke", "africastalking"),
         ("demo-ke", "mpesa"),
         ("demo-ke", "whatsapp"),
+        ("demo-mx", "funds_alerts"),
         ("demo-mx", "stripe"),
         ("demo-mx", "twilio"),
+        ("demo-mx", "twilio_voice"),
     ]
     assert AuditEvent.objects.filter(action="integrations.provider_account.saved").count() == saved
     # the fakes forget the addresses when they stop: seeding types them in again

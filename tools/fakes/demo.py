@@ -6,7 +6,7 @@ Twilio on loopback, in demo mode.
 ``tools/run_demo.py`` starts this beside the server and stops it with the demo. The fakes
 listen on 127.0.0.1 only, at fixed ports (``DEMO_DARAJA_PORT``, 8701; ``DEMO_STRIPE_PORT``,
 8702; ``DEMO_AFRICASTALKING_PORT``, 8703; ``DEMO_WHATSAPP_PORT``, 8704; ``DEMO_TWILIO_PORT``,
-8705), and know the demo lenders' accounts (``apps.demo.providers``), which ``seed_demo``
+8705; ``DEMO_AGGREGATOR_PORT``, 8706), and know the demo lenders' accounts (``apps.demo.providers``), which ``seed_demo``
 types into the lenders' provider accounts:
 
 * Daraja: Demo Lender Kenya's app and paybill. A customer who is sent a prompt enters the
@@ -16,6 +16,12 @@ types into the lenders' provider accounts:
 * Stripe: Demo Lender México's account, its events signed and sent to the lender's webhook
   endpoint on ``--server``. Its Checkout page takes a card or issues an OXXO voucher; the
   voucher's page, and the store's till at ``GET /``, pay a voucher "at the store".
+* Twilio Voice (the same fake as Twilio's SMS): Demo Lender México's reminder calls; it
+  prints each call's script, and ``python -m tools.fakes.twilio_voice press 1`` is the
+  customer pressing a key on the last call.
+* The account-information provider: Demo Lender México's funds alerts; ``seed_demo`` hands it
+  the late customer's consent, and it raises an alert a little later (``python -m
+  tools.fakes.aggregator alert <reference>`` raises another).
 * Africa's Talking and WhatsApp: Demo Lender Kenya's SMS shortcode and WhatsApp business
   number; Twilio: Demo Lender México's number. Each prints the messages it is given (the
   number's last four digits) and reports them delivered a few seconds later to the
@@ -38,9 +44,10 @@ import threading
 
 from apps.demo import providers
 from tools.fakes.africastalking import FakeAfricasTalking
+from tools.fakes.aggregator import FakeAggregator
 from tools.fakes.daraja import FakeDaraja
 from tools.fakes.stripe import FakeStripe
-from tools.fakes.twilio import FakeTwilio
+from tools.fakes.twilio_voice import FakeTwilioVoice
 from tools.fakes.whatsapp import FakeWhatsApp
 
 # each fake's default port (DEMO_<NAME>_PORT, --<name>-port) and what it is called on stdout
@@ -50,6 +57,7 @@ PORTS = {
     "africastalking": providers.AFRICASTALKING_PORT,
     "whatsapp": providers.WHATSAPP_PORT,
     "twilio": providers.TWILIO_PORT,
+    "aggregator": providers.AGGREGATOR_PORT,
 }
 NAMES = {
     "daraja": "Daraja (M-Pesa)",
@@ -57,8 +65,11 @@ NAMES = {
     "africastalking": "Africa's Talking",
     "whatsapp": "WhatsApp",
     "twilio": "Twilio",
+    "aggregator": "Account-information provider (funds alerts)",
 }
-Fake = FakeDaraja | FakeStripe | FakeAfricasTalking | FakeWhatsApp | FakeTwilio
+Fake = (
+    FakeDaraja | FakeStripe | FakeAfricasTalking | FakeWhatsApp | FakeTwilioVoice | FakeAggregator
+)
 
 
 def demo_fakes(
@@ -85,7 +96,7 @@ def demo_fakes(
 
 def messaging_fakes(
     *, report_after: float = providers.DELIVERED_AFTER_SECONDS
-) -> tuple[FakeAfricasTalking, FakeWhatsApp, FakeTwilio]:
+) -> tuple[FakeAfricasTalking, FakeWhatsApp, FakeTwilioVoice]:
     """The three messaging fakes as the demo plays them (not started yet): Demo Lender
     Kenya's Africa's Talking app and WhatsApp number, Demo Lender México's Twilio account,
     each message reported delivered ``report_after`` seconds after it is taken."""
@@ -108,7 +119,7 @@ def messaging_fakes(
             for language in providers.WHATSAPP_TEMPLATE_LANGUAGES
         },
     )
-    twilio = FakeTwilio(demo=True, report_after=report_after)
+    twilio = FakeTwilioVoice(demo=True, report_after=report_after)
     twilio.account(sid=providers.TWILIO_ACCOUNT_SID, auth_token=providers.TWILIO_AUTH_TOKEN)
     return africastalking, whatsapp, twilio
 
@@ -131,12 +142,15 @@ def main(argv: list[str] | None = None) -> int:
 
     daraja, stripe = demo_fakes(args.server, pin_after=args.pin_after)
     africastalking, whatsapp, twilio = messaging_fakes()
-    fakes = {
+    aggregator = FakeAggregator(name=providers.FUNDS_AGGREGATOR.lower(), demo=True)
+    aggregator.lender(providers.FUNDS_LENDER, providers.FUNDS_SECRET)
+    fakes: dict[str, Fake] = {
         "daraja": daraja,
         "stripe": stripe,
         "africastalking": africastalking,
         "whatsapp": whatsapp,
         "twilio": twilio,
+        "aggregator": aggregator,
     }
     started: list[Fake] = []
     for name, fake in fakes.items():

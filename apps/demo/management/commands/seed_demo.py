@@ -40,17 +40,24 @@ from apps.collections.services import installment_late_fees_assess, loan_sign, p
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.core.money import Money
-from apps.customers.models import Customer
-from apps.customers.services import consent_record_demo_seed, customer_get_or_create
+from apps.customers.models import AccountReadingConsent, Customer
+from apps.customers.selectors import account_reading_consent_in_force
+from apps.customers.services import (
+    account_reading_consent_give,
+    consent_record_demo_seed,
+    customer_get_or_create,
+)
 from apps.demo import providers
 from apps.devices.services import device_register
+from apps.integrations.funds import FUNDS_ALERTS
 from apps.integrations.messaging.registry import AFRICASTALKING, ROUTES, TWILIO
 from apps.integrations.messaging.registry import messaging_callback_url as callback_address
 from apps.integrations.messaging.whatsapp import WHATSAPP, whatsapp_webhook_url
 from apps.integrations.payments.base import ProviderError
-from apps.integrations.payments.registry import MPESA, STRIPE
+from apps.integrations.payments.registry import MPESA, STRIPE, callback_base_url
 from apps.integrations.selectors import provider_account_get
 from apps.integrations.services import mpesa_callbacks_register, provider_account_save
+from apps.integrations.voice.registry import TWILIO_VOICE as VOICE_PROVIDER
 from apps.lenders.models import Lender, LoanProduct, Membership
 from apps.lenders.selectors import lender_id_for_user, restriction_policy_version_in_force
 from apps.lenders.services import (
@@ -405,6 +412,87 @@ class Command(BaseCommand):
             f"{commands['twilio']} {lucia.customer.phone} STOP"
         )
 
+    def _seed_funds_and_voice(self, lenders: dict[str, Lender], actor: Actor) -> None:
+        """Demo Lender México's reminder calls (Twilio Voice, its Twilio account) and funds
+        alerts (from Belvo), as its admin would set them up (the sweep's overdue notices then
+        queue the calls, which beat places inside contact hours); its late customer's consent
+        to account reading, handed to the aggregator's fake, which raises an alert a little
+        later. Prints how to answer a call and raise another alert."""
+        mexico = lenders[providers.VOICE_LENDER]
+        accounts = [
+            (
+                VOICE_PROVIDER,
+                {
+                    "account_sid": providers.TWILIO_ACCOUNT_SID,
+                    "from_number": providers.TWILIO_FROM_NUMBER,
+                    "voice_stages": providers.VOICE_STAGES,
+                    "agent_number": providers.VOICE_AGENT_NUMBER,
+                },
+                {"auth_token": providers.TWILIO_AUTH_TOKEN},
+            ),
+            (
+                FUNDS_ALERTS,
+                {"aggregator": providers.FUNDS_AGGREGATOR},
+                {"alerts_secret": providers.FUNDS_SECRET},
+            ),
+        ]
+        for provider, values, secrets_ in accounts:
+            if provider_account_get(lender_id=mexico.pk, provider=provider) is None:
+                provider_account_save(
+                    lender_id=mexico.pk,
+                    provider=provider,
+                    enabled=True,
+                    settings=values,
+                    secrets=secrets_,
+                    actor=actor,
+                )
+        loan = Loan.objects.filter(lender=mexico).order_by("start_date", "pk").first()
+        if loan is None:
+            return
+        customer = loan.customer
+        consent = account_reading_consent_in_force(customer_id=customer.pk)
+        if consent is None:
+            consent = account_reading_consent_give(
+                customer_id=customer.pk,
+                lender_id=mexico.pk,
+                lender_name=mexico.name,
+                provider=providers.FUNDS_AGGREGATOR,
+                provider_name=providers.FUNDS_AGGREGATOR,
+                actor=actor,
+                method=AccountReadingConsent.Method.DEMO_SEED,
+            )
+        self.stdout.write(
+            self.style.SUCCESS("Reminder calls and funds alerts (Demo Lender México):")
+        )
+        self.stdout.write(
+            f"  {_who(customer)} gets a reminder call when the sweep raises their late loan "
+            "(placed by beat inside Mexico's contact hours; the Twilio fake prints its script). "
+            "Answer it: .venv/bin/python -m tools.fakes.twilio_voice press 1 (a link to pay by "
+            "SMS), 2 (a promise), 9 (an agent)"
+        )
+        if not (base := _loopback(settings.DEMO_AGGREGATOR_URL)):
+            return
+        watch = {
+            "lender": mexico.slug,
+            "reference": consent.reference,
+            "server": callback_base_url(),
+            "currency": mexico.currency,
+            "after": str(providers.FUNDS_ALERT_AFTER_SECONDS),
+        }
+        try:
+            answer = requests.post(f"{base}/demo/watch", data=watch, timeout=30).json()
+        except (requests.RequestException, ValueError) as exc:  # the fake is down
+            answer = {"saved": False, "message": type(exc).__name__}
+        if not answer.get("saved"):
+            self.stderr.write(f"{base} did not take the consent: {answer['message']}")
+            return
+        self.stdout.write(
+            f"  {providers.FUNDS_AGGREGATOR} (a fake) alerts that money arrived in their account "
+            f"{providers.FUNDS_ALERT_AFTER_SECONDS:g} s from now: a link to pay goes by SMS "
+            "(inside contact hours, once a day). Another: .venv/bin/python -m "
+            f"tools.fakes.aggregator alert {consent.reference}"
+        )
+
     def _print_payments(self, lenders: dict[str, Lender]) -> None:
         """How to pay in the demo, where the providers are its loopback fakes."""
         if not (settings.MPESA_API_BASE and settings.STRIPE_API_BASE):
@@ -493,6 +581,7 @@ class Command(BaseCommand):
             installment_late_fees_assess(lender_id=lender.pk, actor=actor)
         self._seed_providers(lenders, actor)
         self._seed_messaging(lenders, actor)
+        self._seed_funds_and_voice(lenders, actor)
         if loans:
             self.stdout.write(self.style.SUCCESS("Demo loans:"))
             for loan in loans:
