@@ -155,8 +155,9 @@ WAITING = (R.QUEUED, R.SENT)
 GATEWAY = "gateway"
 DISPATCH_TASK = "notifications.notifications_dispatch"
 K = Notification.Kind
-# reminders a customer may stop (STOP); the lock notice and receipts are owed to them
-STOPPABLE = frozenset({K.DUE_SOON, K.DUE_TODAY, K.OVERDUE})
+# reminders a customer may stop (STOP), a funds alert's link among them; the lock notice and
+# receipts are owed to them
+STOPPABLE = frozenset({K.DUE_SOON, K.DUE_TODAY, K.OVERDUE, K.FUNDS})
 # a text that is the whole message, case, spaces and punctuation aside: Twilio's and
 # carriers' standard words, and the product's languages' own
 OPT_OUT_WORDS = frozenset(

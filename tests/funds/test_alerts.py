@@ -222,3 +222,30 @@ def test_an_alert_outside_contact_hours_sends_nothing(client, lender_a, late) ->
 def test_a_body_that_is_no_alert_is_refused(client, lender_a, late) -> None:
     answer = post_alert(client, lender_a, b'{"type": "funds.available"}')
     assert answer.status_code == 400
+
+
+def test_the_link_goes_as_written_and_not_to_a_number_that_said_stop(
+    client, lender_a, late, sms_outbox
+) -> None:
+    from apps.notifications.models import ContactOptOut
+    from apps.notifications.services import notifications_dispatch
+
+    loan, consent = late
+    assert outcome_of(post_alert(client, lender_a, alert_body(consent.reference))) == "sent"
+    with time_machine.travel(MORNING, tick=False):
+        notifications_dispatch()
+    link = Notification.objects.get(loan=loan, kind=Notification.Kind.FUNDS)
+    assert sms_outbox[-1] == (loan.customer.phone, link.body)  # a reminder: no STOP hint
+    ContactOptOut.objects.create(
+        lender=lender_a, phone=loan.customer.phone, channel="sms", source="keyword"
+    )
+    tomorrow = MORNING + timedelta(days=1)
+    assert outcome_of(post_alert(client, lender_a, alert_body(consent.reference), at=tomorrow)) == (
+        "sent"
+    )
+    sent = len(sms_outbox)
+    with time_machine.travel(tomorrow, tick=False):
+        notifications_dispatch()
+    assert len(sms_outbox) == sent
+    second = Notification.objects.filter(loan=loan, kind=Notification.Kind.FUNDS).latest("id")
+    assert second.status == Notification.Status.OPTED_OUT
