@@ -43,6 +43,7 @@ from apps.collections.forms import (
     SuspendForm,
 )
 from apps.collections.models import (
+    FundsAlert,
     InboundMessage,
     Installment,
     Loan,
@@ -1108,6 +1109,17 @@ class PaymentAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     list_select_related = ("loan",)
     search_fields = ("provider_ref", "receipt_ref", "loan__reference")
     date_hierarchy = "received_at"
+
+
+@admin.register(FundsAlert)
+class FundsAlertAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
+    """The funds alerts the lender's aggregator sent, and what became of each."""
+
+    list_display = ("created_at", "loan", "provider", "outcome", "amount_due", "observed_at")
+    list_filter = ("outcome", "provider", "lender")
+    list_select_related = ("loan",)
+    search_fields = ("loan__reference", "webhook_id", "reference")
+    exclude = ("available",)  # the customer's balance is theirs, not the lender's
 
 
 @admin.register(PaymentAttempt)

@@ -39,8 +39,10 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from playwright.sync_api import expect
 
 from apps.collections.admin import LOAN_ACTIONS
-from apps.collections.models import Loan, PaymentAttempt
+from apps.collections.models import FundsAlert, Loan, PaymentAttempt
 from apps.collections.services import (
+    FundsAlertIn,
+    funds_alert_apply,
     loan_stage_sweep,
     loan_support_pin_request,
     payment_record,
@@ -50,6 +52,7 @@ from apps.collections.services import (
 )
 from apps.core.actor import Actor
 from apps.core.money import Money
+from apps.customers.models import AccountReadingConsent
 from apps.customers.services import customer_login_link_mint
 from apps.devices.services import lender_signing_key_rotate
 from apps.integrations.payments.checkout import Checkout, checkout_url
@@ -66,6 +69,7 @@ from tests.browser.test_admin_login import code_from_secret
 from tests.counter.test_views_sale import walk_to_consent
 from tests.devices.factories import enrolled_phone, valid_imei
 from tests.drills.conftest import late_loan_with_requests
+from tests.funds.accounts import reading_consent
 from tests.lenders.factories import (
     LoanProductFactory,
     message_text_for,
@@ -293,15 +297,26 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
             return_url=f"http://testserver/my/{lender_a.slug}/",
         )
     )
-    # a reminder call of the loan's (its callbacks take its id)
+    # a reminder call and a funds alert of the loan's, the customer's consent to account reading
     voice_calls_queue(
         lender=lender_a,
         drafts=[VoiceDraft(loan.customer_id, loan.pk, "alarm", "en", "A reminder.", "drill")],
     )
     call = VoiceCall.objects.get(loan=loan)
+    consent = reading_consent(loan.customer)
+    funds = funds_alert_apply(
+        lender=lender_a,
+        alert=FundsAlertIn(
+            "msg_drill", consent.reference, "belvo", Decimal(9), "KES", timezone.now()
+        ),
+        actor=Actor.system(),
+    )
     return {
         "clients": {"operator": verified_client(operator), "clerk": counter, "customer": customer},
         "rows": {
+            VoiceCall: call,
+            AccountReadingConsent: consent,
+            FundsAlert: FundsAlert.objects.get(pk=funds.alert_id),
             Loan: loan,
             PaymentAttempt: PaymentAttempt.objects.create(
                 lender=lender_a,

@@ -19,6 +19,7 @@ from django.utils import timezone
 from apps.accounts.models import User
 from apps.audit.models import AuditEvent
 from apps.collections.models import (
+    FundsAlert,
     Loan,
     Payment,
     PaymentAttempt,
@@ -29,7 +30,7 @@ from apps.collections.models import (
 from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.core.tenancy import belongs_to_lender, is_lender_owned
-from apps.customers.models import Customer
+from apps.customers.models import AccountReadingConsent, Customer
 from apps.devices.models import Device, LenderKey, PushNudge
 from apps.integrations.models import ProviderAccount
 from apps.lenders.models import (
@@ -41,11 +42,12 @@ from apps.lenders.models import (
     RestrictionPolicyVersion,
 )
 from apps.lenders.tenancy import LenderScopedAdmin, PlatformAdminMixin
-from apps.notifications.models import Notification
+from apps.notifications.models import Notification, VoiceCall
 from apps.retailers.models import Clerk, Shop
 from tests.audit.factories import audit_event_for
 from tests.collections.factories import signed_loan
 from tests.customers.factories import CustomerFactory
+from tests.funds.accounts import reading_consent
 from tests.lenders.factories import (
     LoanProductFactory,
     MembershipFactory,
@@ -80,7 +82,32 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     ReconciliationReport: lambda lender: reconciliation_report_for(lender),
     PaymentAttempt: lambda lender: payment_attempt_for(lender),
     MessageTemplate: lambda lender: message_text_for(lender, "login_code", "en", "{code}"),
+    AccountReadingConsent: lambda lender: reading_consent(CustomerFactory(lender=lender)),
+    VoiceCall: lambda lender: voice_call_for(lender),
+    FundsAlert: lambda lender: funds_alert_for(lender),
 }
+
+
+def voice_call_for(lender: Lender) -> VoiceCall:
+    from apps.notifications.services import VoiceDraft, voice_calls_queue
+
+    loan = signed_loan(lender)
+    draft = VoiceDraft(loan.customer_id, loan.pk, "alarm", "en", "A reminder.", f"v:{loan.pk}")
+    voice_calls_queue(lender=lender, drafts=[draft])
+    return VoiceCall.objects.get(loan=loan)
+
+
+def funds_alert_for(lender: Lender) -> FundsAlert:
+    from apps.collections.services import FundsAlertIn, funds_alert_apply
+
+    outcome = funds_alert_apply(
+        lender=lender,
+        alert=FundsAlertIn(
+            f"msg_{lender.slug}", "arc_x", "belvo", Decimal(5), "KES", timezone.now()
+        ),
+        actor=Actor.system(),
+    )
+    return FundsAlert.objects.get(pk=outcome.alert_id)
 
 
 def device_for(loan: Loan) -> Device:
