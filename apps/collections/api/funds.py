@@ -14,17 +14,15 @@ from __future__ import annotations
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from apps.collections.api.views import EventMalformed, SignatureRefused, TimestampRefused
 from apps.collections.services import FundsAlertIn, funds_alert_apply, webhook_rejection_record
 from apps.core.actor import Actor, ActorType, client_ip
 from apps.core.api.body import body_read
+from apps.core.api.callbacks import ProviderCallbackApi
 from apps.core.api.schema import error_responses
-from apps.core.api.throttling import ScopedRateThrottle
 from apps.core.errors import DomainError
 from apps.integrations.funds import FUNDS_ALERTS, AlertRefused, funds_account_for, funds_alert_read
 from apps.integrations.payments.signing import LENDER_HEADER
@@ -37,15 +35,8 @@ REFUSALS: dict[str, type[DomainError]] = {
 }
 
 
-class FundsAlertApi(APIView):
+class FundsAlertApi(ProviderCallbackApi):
     """One funds alert (module docstring)."""
-
-    authentication_classes = ()
-    permission_classes = (AllowAny,)
-    throttle_classes = (ScopedRateThrottle,)
-    throttle_scope = "webhooks"
-    parser_classes = ()
-    body_size_checked_by_view = True
 
     class InputSerializer(serializers.Serializer):
         type = serializers.ChoiceField(choices=["funds.available"])

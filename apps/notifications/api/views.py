@@ -30,6 +30,7 @@ from rest_framework.views import APIView
 
 from apps.collections.services import inbound_texts_answer, voice_key_apply
 from apps.core.api.body import body_read
+from apps.core.api.callbacks import ProviderCallbackApi
 from apps.core.api.schema import error_responses
 from apps.core.api.throttling import ScopedRateThrottle
 from apps.core.errors import DomainError
@@ -162,18 +163,11 @@ class CallNotFound(DomainError):
     default_message = "No such call."
 
 
-class VoiceCallbackApi(APIView):
+class VoiceCallbackApi(ProviderCallbackApi):
     """``/api/voice/v1/twilio/<lender>/<call id>/<route>/``: Twilio's callbacks about one
     reminder call, signed with the account's auth token (``X-Twilio-Signature``). ``gather``
     carries the key the customer pressed (``Digits``) and is answered with the TwiML the
     call says next; ``status`` how the call ended (``CallStatus``)."""
-
-    authentication_classes = ()
-    permission_classes = (AllowAny,)
-    throttle_classes = (ScopedRateThrottle,)
-    throttle_scope = "webhooks"
-    parser_classes = ()
-    body_size_checked_by_view = True
 
     @extend_schema(
         request={FORM: OpenApiTypes.OBJECT},
