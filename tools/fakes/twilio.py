@@ -284,10 +284,9 @@ class FakeTwilio(PostServer):
         known = self.accounts.get(user)
         return user if known is not None and secrets.compare_digest(known, token) else None
 
-    def create(
-        self, account_sid: str, auth: str, form: dict[str, str]
-    ) -> tuple[int, dict[str, Any]]:
-        """``POST .../Messages.json``: the answer's HTTP status and JSON body."""
+    def gate(self, account_sid: str, auth: str) -> tuple[int, dict[str, Any]] | None:
+        """What every call to the API meets first (it is counted): an outage, the rate limit,
+        the account's credentials; None when it gets past them."""
         self.calls += 1
         if self.down:
             return error(20500)
@@ -296,6 +295,15 @@ class FakeTwilio(PostServer):
             return error(20429)
         if self._authenticated(auth) != account_sid:
             return error(20003)
+        return None
+
+    def create(
+        self, account_sid: str, auth: str, form: dict[str, str]
+    ) -> tuple[int, dict[str, Any]]:
+        """``POST .../Messages.json``: the answer's HTTP status and JSON body."""
+        refused = self.gate(account_sid, auth)
+        if refused is not None:
+            return refused
         to, body = form.get("To", ""), form.get("Body", "")
         sender, service = form.get("From", ""), form.get("MessagingServiceSid", "")
         if not to:

@@ -87,14 +87,9 @@ class FakeTwilioVoice(FakeTwilio):
         self, account_sid: str, auth: str, form: dict[str, str]
     ) -> tuple[int, dict[str, Any]]:
         """``POST .../Calls.json``: the answer's HTTP status and JSON body."""
-        self.calls += 1
-        if self.down:
-            return error(20500)
-        if self.rate_limited:
-            self.rate_limited -= 1
-            return error(20429)
-        if self._authenticated(auth) != account_sid:
-            return error(20003)
+        refused = self.gate(account_sid, auth)
+        if refused is not None:
+            return refused
         to, sender, twiml = form.get("To", ""), form.get("From", ""), form.get("Twiml", "")
         if not to:
             return _call_error(21201)

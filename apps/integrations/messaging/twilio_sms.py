@@ -145,6 +145,17 @@ class TwilioAccount:
     messaging_service_sid: str = ""
 
 
+def twilio_client(account: TwilioAccount) -> Client:
+    """Twilio's client for ``account``, on this thread's HTTP client, its environment unread."""
+    return Client(
+        username=account.account_sid,
+        password=account.auth_token,
+        account_sid=account.account_sid,
+        http_client=_http_client(),
+        environment={},
+    )
+
+
 def _refusal(status: int, code: int | None) -> SendRefused:
     if code in REFUSED:
         name, retryable = REFUSED[code]
@@ -174,13 +185,7 @@ class TwilioSmsAdapter:
 
     def __init__(self, account: TwilioAccount) -> None:
         self.account = account
-        self._client = Client(
-            username=account.account_sid,
-            password=account.auth_token,
-            account_sid=account.account_sid,
-            http_client=_http_client(),
-            environment={},
-        )
+        self._client = twilio_client(account)
 
     def send(self, message: Outbound) -> Sent:
         """Send ``message.text`` to ``message.to`` from the account's number or Messaging

@@ -23,7 +23,6 @@ import requests
 from twilio.base import values
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.request_validator import RequestValidator
-from twilio.rest import Client
 from twilio.twiml.voice_response import Gather, VoiceResponse
 
 from apps.integrations.messaging.base import CallbackRefused, SendRefused
@@ -31,8 +30,8 @@ from apps.integrations.messaging.twilio_sms import (
     SIGNATURE_HEADER,
     TwilioAccount,
     _header,
-    _http_client,
     _refusal,
+    twilio_client,
 )
 
 PROVIDER = "twilio_voice"
@@ -92,13 +91,7 @@ class TwilioVoiceAdapter:
 
     def __init__(self, account: TwilioAccount) -> None:
         self.account = account
-        self._client = Client(
-            username=account.account_sid,
-            password=account.auth_token,
-            account_sid=account.account_sid,
-            http_client=_http_client(),
-            environment={},
-        )
+        self._client = twilio_client(account)
 
     def call(self, *, to: str, twiml: str, status_url: str) -> str:
         """Place a call to ``to`` from the account's number playing ``twiml``; returns the
