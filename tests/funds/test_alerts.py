@@ -249,3 +249,26 @@ def test_the_link_goes_as_written_and_not_to_a_number_that_said_stop(
     assert len(sms_outbox) == sent
     second = Notification.objects.filter(loan=loan, kind=Notification.Kind.FUNDS).latest("id")
     assert second.status == Notification.Status.OPTED_OUT
+
+
+def test_the_link_goes_first_on_the_channel_the_customer_last_wrote_on(
+    client, lender_a, late
+) -> None:
+    from apps.collections.models import InboundMessage
+
+    loan, consent = late
+    for n, (channel, hours) in enumerate((("sms", 30), ("whatsapp", 20))):
+        InboundMessage.objects.create(
+            lender=lender_a,
+            customer=loan.customer,
+            loan=loan,
+            channel=channel,
+            provider=channel,
+            provider_ref=f"in-{n}",
+            text="BAL",
+            received_at=MORNING - timedelta(hours=hours),
+            intent="balance",
+        )
+    assert outcome_of(post_alert(client, lender_a, alert_body(consent.reference))) == "sent"
+    link = Notification.objects.get(loan=loan, kind=Notification.Kind.FUNDS)
+    assert link.first_channel == "whatsapp"
