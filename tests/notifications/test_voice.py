@@ -16,6 +16,7 @@ from django.db.models import Q
 
 from apps.audit.models import AuditEvent
 from apps.collections.models import InboundMessage, LoanPause
+from apps.collections.services import loan_stage_sweep, overdue_notices_queue
 from apps.collections.services.voice import VoiceRow, voice_reminders_queue
 from apps.core.actor import Actor
 from apps.integrations.services import provider_account_save
@@ -275,3 +276,63 @@ def test_a_call_counts_in_the_weekly_limit_with_the_texts(lender_a, voice_fake) 
         notifications_queue(lender=lender_a, drafts=more)
     suppressed = Q(loan=other, status=Notification.Status.SUPPRESSED)
     assert Notification.objects.filter(suppressed).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("locale", "menu", "goodbye"),
+    [
+        ("en", "Press 1 to get a link to pay by SMS.", "Thank you. Goodbye."),
+        ("es", "Pulse 1 para recibir por SMS un enlace para pagar.", "Gracias. Hasta luego."),
+        ("zh-hans", "按1，通过短信获取付款链接。", "谢谢，再见。"),  # noqa: RUF001  (Chinese punctuation)
+    ],
+)
+def test_the_menu_and_each_answer_are_in_the_customers_language(
+    lender_a, voice_fake, client, locale, menu, goodbye
+) -> None:
+    voice_for(lender_a)
+    loan = late_loan(lender_a, locale=locale)
+    call = placed(voice_fake, lender_a, loan)
+    _script, said_menu, said_goodbye = call.said()
+    assert said_menu.startswith(menu)
+    assert said_goodbye == goodbye
+    answer = press(client, voice_fake, call, "7").content.decode()  # no such key
+    assert goodbye in answer
+
+
+def test_a_number_the_provider_refuses_fails_the_call(lender_a, voice_fake) -> None:
+    voice_for(lender_a)
+    loan = late_loan(lender_a)
+    voice_fake.refuse(loan.customer.phone, 21211)
+    assert queued(lender_a, loan) == 1
+    with time_machine.travel(MORNING, tick=False):
+        assert voice_calls_dispatch()["failed"] == 1
+    row = VoiceCall.objects.get(loan=loan)
+    assert (row.status, row.error) == (V.FAILED, "invalid_number")
+
+
+def test_a_provider_outage_leaves_the_call_for_the_next_run(lender_a, voice_fake) -> None:
+    voice_for(lender_a)
+    loan = late_loan(lender_a)
+    assert queued(lender_a, loan) == 1
+    voice_fake.down = True
+    with time_machine.travel(MORNING, tick=False):
+        assert voice_calls_dispatch()["retry"] == 1
+    voice_fake.down = False
+    with time_machine.travel(MORNING + timedelta(minutes=1), tick=False):
+        assert voice_calls_dispatch()["placed"] == 1
+    assert VoiceCall.objects.get(loan=loan).attempts == 1
+
+
+def test_the_mornings_overdue_notices_call_the_loans_raised_to_a_calling_stage(
+    lender_a, voice_fake
+) -> None:
+    voice_for(lender_a, stages="reminder,wallpaper,alarm,block_apps,lock")
+    loan = late_loan(lender_a)
+    with time_machine.travel(MORNING, tick=False):
+        today = lender_local_date(lender=lender_a)
+        loan_stage_sweep(lender_id=lender_a.pk, business_date=today, id_from=0, id_to=10**12)
+        overdue_notices_queue(lender_id=lender_a.pk, business_date=today, id_from=0, id_to=10**12)
+    loan.refresh_from_db()
+    call = VoiceCall.objects.get(loan=loan)
+    assert call.stage == loan.stage
+    assert call.dedupe_key == f"voice:{loan.pk}:{loan.stage}:{today.isoformat()}"
