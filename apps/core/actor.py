@@ -59,6 +59,11 @@ class Actor:
         )
 
     @classmethod
+    def api_key(cls, prefix: str, request: HttpRequest | None = None) -> Actor:
+        """A lender's own system calling the lender API with the key ``prefix`` names."""
+        return cls._with_request(ActorType.SYSTEM, f"api-key:{prefix}", request)
+
+    @classmethod
     def from_request(cls, request: HttpRequest, type: ActorType = ActorType.AGENT) -> Actor:
         user = getattr(request, "user", None)
         actor_id = str(user.pk) if user is not None and user.is_authenticated else None

@@ -22,6 +22,7 @@ from apps.lenders.messages import (
     message_preview,
 )
 from apps.lenders.models import (
+    ApiKey,
     Lender,
     LoanProduct,
     Membership,
@@ -31,7 +32,13 @@ from apps.lenders.models import (
     RestrictionStage,
 )
 from apps.lenders.selectors import message_template_history, message_template_newest
-from apps.lenders.services import lender_settings_save, loan_product_save, message_template_save
+from apps.lenders.services import (
+    api_key_create,
+    api_key_revoke,
+    lender_settings_save,
+    loan_product_save,
+    message_template_save,
+)
 from apps.lenders.tenancy import (
     LenderScopedAdmin,
     ReadOnlyAdminMixin,
@@ -391,3 +398,131 @@ class MessageTemplateAdmin(LenderScopedAdmin):
                 "errors": preview.errors,
             }
         )
+
+
+class ApiKeyCreateForm(forms.Form):
+    lender = forms.ModelChoiceField(queryset=Lender.objects.none(), label=_("Lender"))
+    name = forms.CharField(label=_("Name"), max_length=100, help_text=ApiKey.name.field.help_text)
+    scopes = forms.MultipleChoiceField(
+        label=_("Scopes"), choices=ApiKey.Scope.choices, widget=forms.CheckboxSelectMultiple
+    )
+    expires_at = forms.DateTimeField(
+        label=_("Expires at"), required=False, help_text=_("Empty: never. In UTC.")
+    )
+
+
+class ApiKeyRevokeForm(forms.Form):
+    reason = forms.CharField(label=_("Reason"), max_length=500, widget=forms.Textarea)
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(LenderScopedAdmin):
+    """The lender's API keys, listed for every role (never the key nor its hash). Its admin
+    alone creates one (the key is shown once, on the page that follows) and revokes one with
+    a reason; both go through ``apps.lenders.services`` and are audited. Nothing else about
+    a key changes."""
+
+    add_roles = frozenset({Membership.Role.LENDER_ADMIN})
+    list_display = (
+        "name",
+        "prefix",
+        "lender",
+        "scopes",
+        "created_at",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    list_filter = ("lender",)
+    search_fields = ("name", "prefix")
+    fields = (
+        "lender",
+        "name",
+        "prefix",
+        "scopes",
+        "created_at",
+        "created_by",
+        "expires_at",
+        "last_used_at",
+        "revoked_at",
+    )
+    readonly_fields = fields
+
+    def get_urls(self) -> list[URLPattern]:
+        revoke = self.admin_site.admin_view(self.revoke_view)
+        return [
+            path("<int:key_id>/revoke/", revoke, name="lenders_apikey_revoke"),
+            *super().get_urls(),
+        ]
+
+    def _context(self, request: HttpRequest, **context: Any) -> dict[str, Any]:
+        return {**self.admin_site.each_context(request), "opts": self.model._meta, **context}
+
+    def add_view(
+        self, request: HttpRequest, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        self.require_role(request, self.add_roles)
+        form = ApiKeyCreateForm(request.POST or None)
+        lenders = scope_for_user(Lender.objects.all(), request.user)
+        form.fields["lender"].queryset = lenders  # type: ignore[attr-defined]  # a ModelChoiceField
+        if not is_platform_operator(request.user):
+            form.fields["lender"].initial = user_lender_id(request.user)
+            form.fields["lender"].disabled = True
+        if request.method == "POST" and form.is_valid():
+            try:
+                api_key, key = api_key_create(
+                    lender=form.cleaned_data["lender"],
+                    name=form.cleaned_data["name"],
+                    scopes=form.cleaned_data["scopes"],
+                    expires_at=form.cleaned_data["expires_at"],
+                    actor=Actor.from_request(request),
+                    created_by=request.user,  # type: ignore[arg-type]  # a staff user: admin_view
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                # admin_view marks every page no-store: the key is not kept by a cache
+                return TemplateResponse(
+                    request,
+                    "admin/lenders/apikey/created.html",
+                    self._context(request, title=_("API key created"), api_key=api_key, key=key),
+                )
+        return TemplateResponse(
+            request,
+            "admin/lenders/apikey/form.html",
+            self._context(request, title=_("New API key"), form=form, submit=_("Create")),
+        )
+
+    def revoke_view(self, request: HttpRequest, key_id: int) -> HttpResponse:
+        api_key = self.get_queryset(request).filter(pk=key_id).first()  # scoped to the user
+        if api_key is None:
+            raise Http404
+        self.require_role(request, self.add_roles, api_key)
+        form = ApiKeyRevokeForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            api_key_revoke(
+                api_key_id=api_key.pk,
+                lender_id=api_key.lender_id,
+                actor=Actor.from_request(request),
+                reason=form.cleaned_data["reason"],
+            )
+            self.message_user(request, _("The key is revoked."), messages.SUCCESS)
+            return HttpResponseRedirect(reverse("admin:lenders_apikey_changelist"))
+        return TemplateResponse(
+            request,
+            "admin/lenders/apikey/form.html",
+            self._context(
+                request,
+                title=_("Revoke the API key %(key)s") % {"key": api_key},
+                form=form,
+                submit=_("Revoke for good"),
+            ),
+        )
+
+    def change_view(
+        self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: Any = None
+    ) -> HttpResponse:
+        extra = {**(extra_context or {})}
+        if object_id.isdigit():
+            extra["revoke_url"] = reverse("admin:lenders_apikey_revoke", args=[int(object_id)])
+        return super().change_view(request, object_id, form_url, extra)

@@ -23,3 +23,8 @@ class RestrictionPolicyNotActive(DomainError):
     default_message = _(
         "This restriction policy was replaced; add the new version to the active policy."
     )
+
+
+class ApiKeyNotFound(NotFound):
+    code = "api_key_not_found"
+    default_message = _("No such API key.")

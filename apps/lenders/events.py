@@ -10,3 +10,5 @@ class LendersAction(StrEnum):
     RESTRICTION_POLICY_VERSION_CREATED = "lenders.restriction_policy.version_created"
     RESTRICTION_POLICY_DEACTIVATED = "lenders.restriction_policy.deactivated"
     MESSAGE_TEMPLATE_CHANGED = "lenders.message_template.changed"
+    API_KEY_CREATED = "lenders.api_key.created"
+    API_KEY_REVOKED = "lenders.api_key.revoked"

@@ -51,6 +51,13 @@ def validate_message_channels(value: list[str]) -> None:
         raise ValidationError(_("Name each channel once."), code="repeated")
 
 
+def validate_scopes(value: list[str]) -> None:
+    if not value:
+        raise ValidationError(_("Give the key at least one scope."), code="empty")
+    if len(set(value)) != len(value):
+        raise ValidationError(_("Name each scope once."), code="repeated")
+
+
 class Lender(BaseModel):
     """A lending business: its country, currency, timezone and language."""
 
@@ -554,3 +561,56 @@ class MessageTemplate(BaseModel):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} ({self.language}) v{self.version}"
+
+
+class ApiKey(BaseModel):
+    """A lender's credential for the lender API: ``Authorization: Api-Key <prefix>.<secret>``.
+
+    Only the SHA-512 of the whole key is stored (``hashed_key``); the key itself is shown
+    once, when it is created (``apps.lenders.services.api_key_create``). The prefix finds
+    the row, and the hash decides. A key acts only for its lender and only within its
+    scopes; a revoked or expired one is refused (401). tests/lenders/test_api_keys.py.
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Scope(models.TextChoices):
+        LOANS_READ = "loans:read", _("Read loans")
+        LOANS_WRITE = "loans:write", _("Create loans and mint enrollment codes")
+        PAYMENTS_WRITE = "payments:write", _("Post payments and reversals")
+        DEVICES_READ = "devices:read", _("Read devices' state")
+        DEVICES_COMMAND = "devices:command", _("Send commands to devices")
+        WEBHOOKS_MANAGE = "webhooks:manage", _("Manage webhook endpoints")
+
+    lender = models.ForeignKey(Lender, on_delete=models.PROTECT, related_name="api_keys")
+    name = models.CharField(
+        _("name"), max_length=100, help_text=_("Which system uses it, e.g. 'Loan system'.")
+    )
+    prefix = models.CharField(_("prefix"), max_length=16, unique=True, editable=False)
+    hashed_key = models.CharField(max_length=150, editable=False)
+    scopes = ArrayField(
+        models.CharField(max_length=20, choices=Scope.choices),
+        verbose_name=_("scopes"),
+        validators=[validate_scopes],
+    )
+    expires_at = models.DateTimeField(
+        _("expires at"), null=True, blank=True, help_text=_("Empty: never.")
+    )
+    revoked_at = models.DateTimeField(_("revoked at"), null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(_("last used at"), null=True, blank=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        editable=False,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ("lender", "-created_at")
+        verbose_name = _("API key")
+        verbose_name_plural = _("API keys")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix})"

@@ -3,7 +3,7 @@
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import time
+from datetime import datetime, time, timedelta
 from itertools import pairwise
 from typing import Any
 
@@ -12,10 +12,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
-from django.db.models import Max
+from django.db.models import Max, Q
+from django.utils import timezone as django_timezone
 from django.utils import translation
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
+from rest_framework_api_key.crypto import KeyGenerator
 
 from apps.accounts.models import User
 from apps.core.actor import Actor
@@ -28,10 +30,16 @@ from apps.lenders.country_rules import (
     always_allowed_packages,
     country_rule_for,
 )
-from apps.lenders.errors import LenderSlugTaken, RestrictionPolicyNotActive, UserAlreadyMember
+from apps.lenders.errors import (
+    ApiKeyNotFound,
+    LenderSlugTaken,
+    RestrictionPolicyNotActive,
+    UserAlreadyMember,
+)
 from apps.lenders.events import LendersAction
 from apps.lenders.messages import KINDS, default_text, message_language, message_text_check
 from apps.lenders.models import (
+    ApiKey,
     Lender,
     LoanProduct,
     Membership,
@@ -786,3 +794,104 @@ def restriction_policy_version_create(
         raise ValidationError(errors)
     last = policy.versions.aggregate(last=Max("version"))["last"] or 0
     return _version_add(policy=policy, number=last + 1, stages=built, actor=actor)
+
+
+# --- API keys -------------------------------------------------------------------------------
+# The key and its hash come from djangorestframework-api-key's generator: a random prefix and
+# secret (``<prefix>.<secret>``), hashed with SHA-512, which is right for a random key of this
+# length (a password hasher's deliberate slowness would only slow every API call).
+_KEYS = KeyGenerator(prefix_length=8, secret_key_length=40)
+# last_used_at is written at most this often per key: not one write for every read
+API_KEY_LAST_USE_EVERY = timedelta(minutes=1)
+
+
+@transaction.atomic
+def api_key_create(
+    *,
+    lender: Lender,
+    name: str,
+    scopes: Sequence[str],
+    expires_at: datetime | None,
+    actor: Actor,
+    created_by: User | None = None,
+) -> tuple[ApiKey, str]:
+    """A new key for ``lender`` and the key itself, which is returned here only: the row
+    keeps its SHA-512. Emits ``lenders.api_key.created`` (name, scopes, expiry; never the
+    key)."""
+    if expires_at is not None and expires_at <= django_timezone.now():
+        raise ValidationError({"expires_at": _("Choose a time in the future.")})
+    key, prefix, hashed = _KEYS.generate()
+    api_key = ApiKey(
+        lender=lender,
+        name=name,
+        prefix=prefix,
+        hashed_key=hashed,
+        scopes=sorted(set(scopes)),
+        expires_at=expires_at,
+        created_by=created_by,
+    )
+    api_key.full_clean()
+    api_key.save(force_insert=True)
+    audit_record(
+        actor=actor,
+        action=LendersAction.API_KEY_CREATED,
+        target=api_key,
+        data={
+            "new": {
+                "name": name,
+                "prefix": prefix,
+                "scopes": api_key.scopes,
+                "expires_at": expires_at.isoformat() if expires_at else None,
+            }
+        },
+    )
+    return api_key, key
+
+
+@transaction.atomic
+def api_key_revoke(*, api_key_id: int, lender_id: int, actor: Actor, reason: str) -> ApiKey:
+    """Revoke a key of ``lender_id`` for good: every later call with it answers 401.
+    Revoking a revoked key changes nothing. Locks: the key. Emits ``lenders.api_key.revoked``."""
+    api_key = ApiKey.objects.filter(pk=api_key_id, lender_id=lender_id).select_for_update().first()
+    if api_key is None:
+        raise ApiKeyNotFound(api_key_id=api_key_id)
+    if api_key.revoked_at is not None:
+        return api_key
+    api_key.revoked_at = django_timezone.now()
+    api_key.save(update_fields=["revoked_at", "updated_at"])
+    audit_record(
+        actor=actor,
+        action=LendersAction.API_KEY_REVOKED,
+        target=api_key,
+        data={"new": {"revoked_at": api_key.revoked_at.isoformat()}},
+        reason=reason,
+    )
+    return api_key
+
+
+def api_key_authenticate(
+    *, key: str
+) -> ApiKey | None:  # audit: none, a key's last use is not a state change
+    """The usable key ``key`` names (not revoked, not expired, its hash matching), with its
+    lender; None otherwise, whichever the reason (the caller learns nothing more).
+
+    Marks its last use, at most once a minute per key, with a conditional UPDATE outside
+    any transaction of the caller: a read through the API stays a read."""
+    prefix, dot, _secret = key.partition(".")
+    if not dot or not prefix:
+        return None
+    api_key = ApiKey.objects.select_related("lender").filter(prefix=prefix).first()
+    if api_key is None or not _KEYS.verify(key, api_key.hashed_key):
+        return None
+    now = django_timezone.now()
+    if api_key.revoked_at is not None or (
+        api_key.expires_at is not None and api_key.expires_at <= now
+    ):
+        return None
+    stale = now - API_KEY_LAST_USE_EVERY
+    if api_key.last_used_at is None or api_key.last_used_at < stale:
+        ApiKey.objects.filter(pk=api_key.pk).filter(
+            Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale)
+        ).update(last_used_at=now)
+        api_key.last_used_at = now
+    return api_key

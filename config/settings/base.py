@@ -392,6 +392,10 @@ PROVISIONING_WIFI_PASSWORD = env("PROVISIONING_WIFI_PASSWORD", default="")
 PROVISIONING_WIFI_SECURITY_TYPE = env("PROVISIONING_WIFI_SECURITY_TYPE", default="WPA")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["enroll"] = env("AGENT_ENROLL_THROTTLE", default="30/min")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["agent"] = env("AGENT_API_THROTTLE", default="120/min")
+# --- The lender API (/api/lender/v1/): calls per API key ------------------------------------
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["lender_api"] = env(
+    "LENDER_API_THROTTLE", default="1200/min"
+)
 # Offline unlock (apps/devices/offline.py): a payment's unlock code goes out by SMS when the
 # phone has not acknowledged its new state this long after, or at once when the phone has
 # not been seen for DEVICE_OFFLINE_AFTER_MINUTES.

@@ -1,9 +1,13 @@
+from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 import factory
 
 from apps.core.actor import Actor
 from apps.lenders.models import (
+    ApiKey,
     Lender,
     LoanProduct,
     Membership,
@@ -11,7 +15,7 @@ from apps.lenders.models import (
     RestrictionPolicyVersion,
 )
 from apps.lenders.selectors import restriction_policy_version_in_force
-from apps.lenders.services import default_stages, restriction_policy_create
+from apps.lenders.services import api_key_create, default_stages, restriction_policy_create
 from tests.accounts.factories import UserFactory
 
 
@@ -95,3 +99,35 @@ def message_text_for(lender: Lender, kind: str, language: str, text: str, user=N
         user=user,
         actor=Actor.agent(user) if user else Actor.system(),
     )
+
+
+ALL_SCOPES = tuple(ApiKey.Scope.values)
+
+
+def api_key_for(
+    lender: Lender,
+    *,
+    scopes: Sequence[str] = ALL_SCOPES,
+    expires_at: datetime | None = None,
+    name: str = "Loan system",
+) -> tuple[ApiKey, str]:
+    """A key of ``lender`` made by the real service, and the key itself (the only time it
+    is known): send it as ``Authorization: Api-Key <key>`` (``api_key_header``)."""
+    return api_key_create(
+        lender=lender, name=name, scopes=scopes, expires_at=expires_at, actor=Actor.system()
+    )
+
+
+class ApiKeyFactory:
+    """``ApiKeyFactory(lender=..., scopes=...)`` is ``(row, key)``: the row and the key itself,
+    made by ``api_key_create`` (a fresh lender when none is given)."""
+
+    def __new__(  # type: ignore[misc]  # a factory function with a factory's name
+        cls, *, lender: Lender | None = None, **kwargs: Any
+    ) -> tuple[ApiKey, str]:
+        return api_key_for(lender or LenderFactory(), **kwargs)
+
+
+def api_key_header(key: str) -> dict[str, str]:
+    """The Django test client's keyword for the header: ``client.get(url, **api_key_header(k))``."""
+    return {"HTTP_AUTHORIZATION": f"Api-Key {key}"}

@@ -34,6 +34,7 @@ from apps.customers.models import AccountReadingConsent, Customer
 from apps.devices.models import Device, LenderKey, PushNudge
 from apps.integrations.models import ProviderAccount
 from apps.lenders.models import (
+    ApiKey,
     Lender,
     LoanProduct,
     Membership,
@@ -51,6 +52,7 @@ from tests.funds.accounts import reading_consent
 from tests.lenders.factories import (
     LoanProductFactory,
     MembershipFactory,
+    api_key_for,
     message_text_for,
     restriction_policy_version_for,
 )
@@ -85,6 +87,7 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     AccountReadingConsent: lambda lender: reading_consent(CustomerFactory(lender=lender)),
     VoiceCall: lambda lender: voice_call_for(lender),
     FundsAlert: lambda lender: funds_alert_for(lender),
+    ApiKey: lambda lender: api_key_for(lender)[0],
 }
 
 
