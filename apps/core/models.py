@@ -1,3 +1,4 @@
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 
@@ -29,3 +30,30 @@ class TaskOutbox(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} {self.kwargs}"
+
+
+class IdempotencyRecord(models.Model):
+    """The answer an API gave to a POST with an ``Idempotency-Key``, kept to answer a repeat.
+
+    ``scope`` is whose keys these are (``lender:<id>`` for the lender API), so two callers'
+    keys never meet; ``fingerprint`` is the SHA-256 of the method, the path and the body as
+    parsed, so the same key with another request is told apart (409). Written once, after
+    the answer, under the key's advisory lock (``apps.core.api.idempotency``).
+    tests/core/test_api_idempotency.py.
+    """
+
+    scope = models.CharField(max_length=64)
+    key = models.CharField(max_length=255)
+    fingerprint = models.CharField(max_length=64)
+    status_code = models.PositiveSmallIntegerField()
+    body = models.JSONField(encoder=DjangoJSONEncoder, null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["scope", "key"], name="idempotency_scope_key_unique")
+        ]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}"

@@ -176,3 +176,12 @@ OUTBOX_DELETE = sql.SQL(
 )
 """Delete the outbox rows whose ids are in the array parameter (the broker took their
 tasks). Locks: those rows. Index: the primary key."""
+
+
+IDEMPOTENCY_LOCK = sql.SQL("SELECT pg_advisory_lock(%s, %s)")
+"""Take the session's advisory lock (namespace, key) of one idempotency key, waiting while
+another request holds it: concurrent repeats of one POST run one after the other. Released
+by ``IDEMPOTENCY_UNLOCK`` (or when the connection ends)."""
+
+IDEMPOTENCY_UNLOCK = sql.SQL("SELECT pg_advisory_unlock(%s, %s)")
+"""Release the lock ``IDEMPOTENCY_LOCK`` took."""

@@ -4,6 +4,8 @@ from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
 from drf_spectacular.utils import Direction, OpenApiResponse
 from rest_framework import serializers
 
+from apps.core.api.idempotency import IDEMPOTENCY_KEY_PARAMETER, IdempotentPostMixin
+
 
 class AutoSchema(SpectacularAutoSchema):
     """Names a serializer nested in its view after the view (``DeviceAckApiInput``).
@@ -11,6 +13,13 @@ class AutoSchema(SpectacularAutoSchema):
     Every API nests ``InputSerializer`` and ``OutputSerializer`` (STYLE.md section 10);
     the default name, the class name alone, would collide across views.
     """
+
+    def get_override_parameters(self) -> list[Any]:
+        """A POST of an ``IdempotentPostMixin`` view documents its ``Idempotency-Key``."""
+        parameters = list(super().get_override_parameters())
+        if self.method == "POST" and isinstance(self.view, IdempotentPostMixin):
+            parameters.append(IDEMPOTENCY_KEY_PARAMETER)
+        return parameters
 
     def get_serializer_name(self, serializer: Any, direction: Direction) -> str:
         qualname = type(serializer).__qualname__

@@ -7,6 +7,8 @@ Every view of ``/api/lender/v1/`` takes ``LenderApiMixin`` (or its three classes
   mapping from the HTTP method to a set): a key without one of them is a 403 with the
   code ``scope_missing``.
 * ``ApiKeyRateThrottle`` counts per key (``LENDER_API_THROTTLE``).
+* ``IdempotentPostMixin`` (apps/core/api/idempotency.py): every POST names an
+  ``Idempotency-Key``, its answer replayed for a repeat, 409 for the key with another body.
 
 ``request.auth`` is the ``ApiKey``; ``lender_id_of(request)`` is the only lender a view
 reads or writes for, through the selectors' tenancy scope (``apps.core.tenancy``).
@@ -24,6 +26,7 @@ from rest_framework import authentication, exceptions, throttling
 from rest_framework.permissions import BasePermission
 
 from apps.core.actor import Actor, client_ip
+from apps.core.api.idempotency import IdempotentPostMixin
 from apps.lenders.models import ApiKey
 from apps.lenders.services import api_key_authenticate
 
@@ -106,12 +109,16 @@ class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
         return client_ip(request) or ""
 
 
-class LenderApiMixin:
-    """Credentials, scopes and the per-key throttle of every lender API view."""
+class LenderApiMixin(IdempotentPostMixin):
+    """Credentials, scopes, the per-key throttle and ``Idempotency-Key`` on every POST (the
+    keys are the lender's: any of its API keys may repeat a call) of every lender API view."""
 
     authentication_classes = (ApiKeyAuthentication,)
     permission_classes = (HasApiKeyScopes,)
     throttle_classes = (ApiKeyRateThrottle,)
+
+    def idempotency_scope(self, request: Any) -> str:
+        return f"lender:{lender_id_of(request)}"
 
 
 def api_key_of(request: Any) -> ApiKey:
