@@ -100,6 +100,13 @@ class Loan(BaseModel):
     signed_at = models.DateTimeField(_("signed at"), null=True, blank=True)
     paid_off_at = models.DateTimeField(_("paid off at"), null=True, blank=True)
     idempotency_key = models.CharField(max_length=64, null=True, blank=True)  # noqa: DJ001  (unique when set)
+    external_id = models.CharField(  # noqa: DJ001  (unique per lender when set)
+        _("id in the lender's system"),
+        max_length=100,
+        null=True,
+        blank=True,
+        help_text=_("The loan's id in the lender's own loan system, sent through the lender API."),
+    )
     # terms copied from the product at signing
     installments_count = models.PositiveSmallIntegerField()
     frequency = models.CharField(max_length=10)
@@ -132,6 +139,9 @@ class Loan(BaseModel):
             ),
             models.UniqueConstraint(
                 fields=["lender", "idempotency_key"], name="loan_idempotency_key_unique_per_lender"
+            ),
+            models.UniqueConstraint(
+                fields=["lender", "external_id"], name="loan_external_id_unique_per_lender"
             ),
             models.CheckConstraint(
                 condition=Q(
@@ -338,6 +348,7 @@ class Payment(BaseModel):
         PROVIDER = "provider", _("Payment provider")
         MANUAL = "manual", _("Manual entry")
         PAY_LINK = "pay_link", _("Pay link")
+        LENDER_API = "lender_api", _("The lender's own system (API)")
 
     lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
     loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="payments")
@@ -756,8 +767,9 @@ class ManualLock(BaseModel):
     loan = models.ForeignKey(Loan, on_delete=models.PROTECT, related_name="manual_locks")
     status = models.CharField(_("status"), max_length=10, choices=Status.choices)
     reason = models.TextField(_("reason"))
+    # None: asked by the lender's own system through the lender API (the audit names its key)
     requested_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"

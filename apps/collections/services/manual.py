@@ -82,9 +82,11 @@ def _lockable(loan: Loan) -> None:
 
 @transaction.atomic
 def loan_manual_lock_request(
-    *, loan_id: int, lender_id: int, user: User, actor: Actor, reason: str
+    *, loan_id: int, lender_id: int, user: User | None, actor: Actor, reason: str
 ) -> ManualLock:
     """Ask to lock a late loan's phone now; a second person decides (``loan_manual_lock_decide``).
+    ``user`` is the agent asking, None for the lender's system (the lender API): then every
+    supervisor or admin of the lender may decide.
 
     Locks the loan. One open request per loan. Emits ``collections.manual_lock.requested``.
     """
