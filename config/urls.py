@@ -11,6 +11,7 @@ urlpatterns = [
     path("api/messaging/v1/", include("apps.notifications.api.urls")),
     path("api/voice/v1/", include("apps.notifications.api.voice_urls")),
     path("api/funds/v1/", include("apps.collections.api.funds_urls")),
+    path("api/lender/v1/", include("apps.collections.api.lender.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # the split view serves Swagger UI's init script as a file of its own: no inline script (CSP)
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),

@@ -50,6 +50,7 @@ from apps.collections.models import (
 )
 from apps.collections.sql import LENDER_ID_BY_SLUG, LOCK_NOTICED_BY, PAYMENT_RECEIPT
 from apps.core.money import Money
+from apps.core.tenancy import scope_to_lender
 from apps.devices.selectors import loan_ids_out_of_sync, loan_ids_with_event_since
 from apps.lenders.country_rules import (
     COUNTRY_RULES,
@@ -614,3 +615,85 @@ def inbound_message_list_waiting(*, loan_id: int) -> QuerySet[InboundMessage]:
     return InboundMessage.objects.filter(
         loan_id=loan_id, needs_agent=True, handled_at__isnull=True
     ).order_by("received_at", "id")
+
+
+# --- The lender API (/api/lender/v1/): a lender's own rows, through the tenancy scope ------
+def loan_list_for_lender(
+    *,
+    lender_id: int,
+    today: date,
+    stage: str | None = None,
+    external_id: str | None = None,
+    days_overdue_min: int | None = None,
+    days_overdue_max: int | None = None,
+) -> QuerySet[Loan]:
+    """``lender_id``'s loans, newest first, each annotated with ``oldest_unpaid_due`` (the due
+    date of its oldest unpaid installment, NULL when none): days overdue are ``today`` (the
+    lender's date) less that date, once past the loan's grace days (``loan_days_overdue``).
+    The days-overdue filters count that way, in SQL."""
+    oldest = Subquery(
+        Installment.objects.filter(UNPAID, loan_id=OuterRef("pk"))
+        .order_by("sequence")
+        .values("due_date")[:1],
+        output_field=DateField(),
+    )
+    loans = (
+        scope_to_lender(Loan.objects.all(), lender_id)
+        .select_related("customer", "product")
+        .annotate(oldest_unpaid_due=oldest)
+    )
+    if stage:
+        loans = loans.filter(stage=stage)
+    if external_id:
+        loans = loans.filter(external_id=external_id)
+    # overdue by at least n days: the oldest unpaid is due n days ago or more, and more
+    # than the grace days ago
+    past_grace = Q(oldest_unpaid_due__lt=Value(today) - F("grace_days") * Value(timedelta(days=1)))
+    if days_overdue_min is not None and days_overdue_min > 0:
+        loans = loans.filter(
+            past_grace, oldest_unpaid_due__lte=today - timedelta(days=days_overdue_min)
+        )
+    if days_overdue_max is not None:
+        on_time = Q(oldest_unpaid_due__isnull=True) | ~past_grace
+        loans = loans.filter(
+            on_time | Q(oldest_unpaid_due__gte=today - timedelta(days=days_overdue_max))
+        )
+    return loans.order_by("-id")
+
+
+def loan_days_overdue_of(loan: Loan, *, today: date) -> int:
+    """Days overdue of a loan from ``loan_list_for_lender``, from its annotation."""
+    oldest: date | None = getattr(loan, "oldest_unpaid_due", None)
+    if oldest is None:
+        return 0
+    late_by = (today - oldest).days
+    return late_by if late_by > loan.grace_days else 0
+
+
+def loan_get_for_lender(*, lender_id: int, loan_id: int, today: date) -> Loan:
+    """One of ``lender_id``'s loans; LoanNotFound for a loan of another lender, exactly as for
+    one that does not exist."""
+    loan = loan_list_for_lender(lender_id=lender_id, today=today).filter(pk=loan_id).first()
+    if loan is None:
+        raise LoanNotFound(loan_id=loan_id)
+    return loan
+
+
+def payment_list_for_lender(*, lender_id: int, loan_id: int | None = None) -> QuerySet[Payment]:
+    """``lender_id``'s payments, newest first, with each one's reversed total."""
+    payments = scope_to_lender(Payment.objects.all(), lender_id).select_related("loan")
+    if loan_id is not None:
+        payments = payments.filter(loan_id=loan_id)
+    reversed_total = Subquery(
+        PaymentReversal.objects.filter(
+            lender_id=OuterRef("lender_id"),
+            provider=OuterRef("provider"),
+            payment_provider_ref=OuterRef("provider_ref"),
+        )
+        .order_by()
+        .values("payment_provider_ref")
+        .annotate(total=Sum("amount"))
+        .values("total")[:1],
+        output_field=_MONEY,
+    )
+    return payments.annotate(reversed_amount=Coalesce(reversed_total, Value(ZERO))).order_by("-id")

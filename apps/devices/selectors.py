@@ -20,6 +20,8 @@ from django.db.models import (
 from django.utils import timezone
 
 from apps.core.sql import select_rows
+from apps.core.tenancy import scope_to_lender
+from apps.devices.errors import DeviceNotFound
 from apps.devices.models import BOUND, Device, DeviceEvent, DeviceState, LenderKey, OfflineToken
 from apps.devices.offline import pin_for, pin_secret, token_digits, token_secret
 from apps.devices.sql import DEVICE_IDS_ENROLLED_FOR_LOANS, OFFLINE_CODE_WAITING
@@ -223,3 +225,36 @@ def support_pin_compute(*, device_id: int, lender_id: int, challenge: str) -> st
     (the caller checked who may have it and recorded that it was given)."""
     slug = Lender.objects.values_list("slug", flat=True).get(pk=lender_id)
     return pin_for(pin_secret(lender_slug=slug, device_id=device_id), challenge)
+
+
+# --- The lender API (/api/lender/v1/): a lender's own phones, through the tenancy scope ----
+# what a lender's system sees of a phone's reports
+REPORTED_EVENTS = (DeviceEvent.Kind.SIM_CHANGED, DeviceEvent.Kind.TAMPER_SUSPECTED)
+
+
+def device_list_for_lender(*, lender_id: int, loan_id: int | None = None) -> QuerySet[Device]:
+    """``lender_id``'s phones, newest first, with ``level`` (of the desired state) and
+    ``sync_lag`` (``device_list_with_sync_lag``) annotated."""
+    devices = device_list_with_sync_lag(scope_to_lender(Device.objects.all(), lender_id))
+    devices = devices.annotate(level=Subquery(_desired_state().values("level")[:1]))
+    if loan_id is not None:
+        devices = devices.filter(loan_id=loan_id)
+    return devices.order_by("-id")
+
+
+def device_get_for_lender(*, lender_id: int, device_id: int) -> Device:
+    """One of ``lender_id``'s phones; DeviceNotFound for another lender's, exactly as for one
+    that does not exist."""
+    device = device_list_for_lender(lender_id=lender_id).filter(pk=device_id).first()
+    if device is None:
+        raise DeviceNotFound(device_id=device_id)
+    return device
+
+
+def device_event_list_reported(*, device: Device, limit: int = 20) -> list[DeviceEvent]:
+    """The phone's newest SIM-change and tamper reports, newest first."""
+    return list(
+        DeviceEvent.objects.filter(device_id=device.pk, kind__in=REPORTED_EVENTS).order_by(
+            "-occurred_at"
+        )[:limit]
+    )

@@ -231,6 +231,10 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # No validator badge: it would send the schema's address to validator.swagger.io.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # two choice sets named "kind" (an agent's event, a payment's reversal): each its own name
+    "ENUM_NAME_OVERRIDES": {
+        "PaymentReversalKindEnum": "apps.collections.models.PaymentReversal.Kind",
+    },
 }
 
 # --- Celery -----------------------------------------------------------------

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from django.conf import settings
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
+from django.utils import timezone
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -48,10 +50,12 @@ from apps.integrations.payments.signing import (
     sign,
     webhook_secret_for,
 )
+from apps.lenders.services import api_key_revoke
 from tests.collections.daraja import paybill_for
 from tests.collections.factories import signed_loan
 from tests.devices.factories import enrolled_phone, phone_registered, valid_imei
 from tests.drills.conftest import FULL, scale
+from tests.lenders.factories import api_key_for
 
 pytestmark = [pytest.mark.drill, pytest.mark.django_db]
 
@@ -72,6 +76,7 @@ MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 DARAJA_VALID = ("stk", "c2b-validation", "c2b-confirmation")
 DARAJA_INVALID = ("wrong token", "unknown lender")
 DEVICE_INVALID = ("wrong secret", "no header", "unknown device", "malformed", "other scheme")
+API_KEY_INVALID = ("wrong secret", "no header", "revoked", "expired", "other scheme")
 WEBHOOK_INVALID = (
     "bad signature",
     "no signature",
@@ -102,6 +107,8 @@ class World:
     lender_slug: str
     loan_reference: str
     currency: str
+    loan_id: int = 0
+    api_keys: dict[str, str] = field(default_factory=dict)  # variant -> lender API key
 
 
 @pytest.fixture
@@ -122,6 +129,10 @@ def world(lender_a) -> World:
     paybill_for(lender_a)  # Daraja's callbacks reach the view's checks, not "no such provider"
     device, secret, _ = enrolled_phone(lender_a)
     pending = phone_registered(signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y")
+    _, key = api_key_for(lender_a)
+    revoked, revoked_key = api_key_for(lender_a)
+    api_key_revoke(api_key_id=revoked.pk, lender_id=lender_a.pk, actor=Actor.system(), reason="x")
+    _, expired_key = api_key_for(lender_a, expires_at=timezone.now() + timedelta(seconds=1))
     return World(
         device_id=device.pk,
         device_secret=secret,
@@ -129,6 +140,14 @@ def world(lender_a) -> World:
         lender_slug=lender_a.slug,
         loan_reference=device.loan.reference,
         currency=device.loan.currency,
+        loan_id=device.loan_id,
+        api_keys={
+            "valid": f"Api-Key {key}",
+            "wrong secret": f"Api-Key {key[:-4]}abcd",
+            "revoked": f"Api-Key {revoked_key}",
+            "expired": f"Api-Key {expired_key}",
+            "other scheme": f"Bearer {key}",
+        },
     )
 
 
@@ -145,6 +164,8 @@ def kind_of(operation: schemathesis.APIOperation) -> str:
     raw = operation.definition.raw
     if any("deviceAuth" in requirement for requirement in raw.get("security") or []):
         return "device"
+    if any("lenderApiKey" in requirement for requirement in raw.get("security") or []):
+        return "lender key"
     if any(p.get("name") == SIGNATURE_HEADER for p in raw.get("parameters") or []):
         return "webhook"
     if "enroll" in operation.path:
@@ -192,6 +213,17 @@ def prepare(
         }["valid" if valid else variant]
         if header is not None:
             headers["Authorization"] = header
+        return {}
+    if kind == "lender key":
+        headers.pop("Authorization", None)
+        header = world.api_keys.get("valid" if valid else variant)
+        if header is not None:
+            headers["Authorization"] = header
+        if valid:  # reach the lender's own rows, not only missing ones
+            if isinstance(case.body, dict) and "loan_id" in case.body:
+                case.body["loan_id"] = world.loan_id
+            if mode is GenerationMode.POSITIVE and case.method.upper() == "POST":
+                headers["Idempotency-Key"] = uuid.uuid4().hex
         return {}
     if kind == "enrollment code":
         if valid and isinstance(case.body, dict):
@@ -246,6 +278,7 @@ def fuzz(
     kind = kind_of(operation)
     variants = {
         "device": DEVICE_INVALID,
+        "lender key": API_KEY_INVALID if not valid else ("generated",),
         "webhook": WEBHOOK_INVALID,
         "daraja": DARAJA_INVALID if not valid else DARAJA_VALID,
     }.get(kind, ("generated",))
@@ -257,6 +290,11 @@ def fuzz(
         fixed["path_parameters"] = {"lender_slug": "a", "token": "a", "route": "stk"}
     elif kind == "provider webhook":
         fixed["path_parameters"] = {"provider": "stripe", "lender_slug": "a"}
+    elif kind == "lender key":  # the router answers an id that is no number: the world's rows
+        ids = {"device_id": world.device_id, "loan_id": world.loan_id}
+        named = {name: value for name, value in ids.items() if f"{{{name}}}" in operation.path}
+        if named:
+            fixed["path_parameters"] = named
     strategy = operation.as_strategy(generation_mode=mode, **fixed)
 
     # Small runs (make test) draw the same cases every time; full runs draw new ones.
@@ -322,6 +360,7 @@ def test_fuzzing_the_whole_schema_finds_no_server_error(
     # invalid ones did
     assert tally.accepted["device", True], tally.accepted
     assert tally.accepted["webhook", True], tally.accepted
+    assert tally.accepted["lender key", True], tally.accepted
     assert not [key for key, n in tally.accepted.items() if not key[1] and key[0] != "public"]
     assert not tally.server_errors, "\n\n".join(tally.server_errors[:10])
     assert not tally.nonconforming, "\n\n".join(tally.nonconforming[:10])

@@ -79,7 +79,7 @@ from tests.devices.factories import phone_registered, valid_imei
 from tests.funds.accounts import funds_account, reading_consent
 from tests.integrations.messaging import africastalking_for
 from tests.integrations.whatsapp import whatsapp_for
-from tests.lenders.factories import LoanProductFactory
+from tests.lenders.factories import LoanProductFactory, api_key_for, api_key_header
 from tests.retailers.factories import ShopFactory, clerk_for
 from tools.fakes.twilio import signature as twilio_signature
 
@@ -97,6 +97,7 @@ NOT_LENDER_OWNED = {
 }
 SHARED_PHONE = "+254711000999"  # one person, a customer of both lenders
 AGENT = "/api/agent/v1/"
+LENDER_API = "/api/lender/v1/"
 MISSING_REF = "SC-ZZZZZZZZ"  # a loan reference no lender has
 
 
@@ -545,6 +546,7 @@ def test_no_endpoint_gives_lender_a_anything_of_lender_b(lender_a, lender_b, wor
     _funds_and_voice(drill, world, lender_a, lender_b)
     _pos_pages(drill, world, lender_b)
     _customer_pages(drill, world, lender_a, lender_b)
+    _lender_api(drill, world, lender_a, lender_b)
 
     untried = endpoint_routes() - set(drill.tried) - set(NOT_LENDER_OWNED)
     stale = set(NOT_LENDER_OWNED) - endpoint_routes()
@@ -556,8 +558,8 @@ def test_no_endpoint_gives_lender_a_anything_of_lender_b(lender_a, lender_b, wor
     )
     report(
         f"tenancy, API and pages: {sum(drill.tried.values())} requests to {len(drill.tried)} endpoints "
-        f"(agent API, payments webhook, POS pages, customer pages) by lender A's phone, signer, clerk "
-        f"and customer on lender B's rows; answers {dict(sorted(drill.statuses.items()))}; "
+        f"(agent API, payments webhook, POS pages, customer pages, lender API) by lender A's phone, "
+        f"signer, clerk, customer and API key on lender B's rows; answers {dict(sorted(drill.statuses.items()))}; "
         f"lender B's rows changed: {len(changes)}; leaks: {len(drill.leaks)} {drill.leaks[:10]}"
     )
     assert not untried, f"endpoints neither tried nor listed as not lender-owned: {sorted(untried)}"
@@ -1090,3 +1092,85 @@ def _customer_pages(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender
             reverse("fake-checkout:page", args=[f"{forged.decode()}:x:sig"]),
             {404},
         )
+
+
+def _lender_api(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: Lender) -> None:
+    """Lender A's API key, with every scope, on B's loans, payments and phones: each answer
+    to B's row is the answer to a row that does not exist, and lists filtered on B's rows
+    are empty."""
+    _, key = api_key_for(lender_a)
+    client = caller()
+    auth = api_key_header(key)
+    b_loan, b_device = w["b_phone"].loan, w["b_phone"]
+    ghost_loan = Loan.objects.order_by("-id").first().pk + 10**6
+    ghost_device = Device.objects.order_by("-id").first().pk + 10**6
+    keys = iter(range(10**6))
+
+    def post(path: str, body: dict[str, Any]) -> Any:
+        headers = {**auth, "HTTP_IDEMPOTENCY_KEY": f"drill-{next(keys)}"}
+        return drill.hit(client, "post", path, {404}, body=_json(body), **headers)
+
+    def both(method: str, template: str, real: int, ghost: int, body: Any = None) -> None:
+        if method == "get":
+            answers = [
+                drill.hit(client, "get", LENDER_API + template.format(i), {404}, **auth)
+                for i in (real, ghost)
+            ]
+        else:
+            answers = [
+                post(LENDER_API + template.format(i), {**body, "loan_id": i} if body else {})
+                for i in (real, ghost)
+            ]
+        drill.same(*answers, (str(real), str(ghost)), f"{method.upper()} {template}")
+
+    both("get", "loans/{}", b_loan.pk, ghost_loan)
+    both("get", "devices/{}", b_device.pk, ghost_device)
+    received = timezone.now().isoformat()
+    payment = {
+        "amount": "100.00",
+        "currency": "MXN",
+        "provider_reference": "drill-pay-1",
+        "received_at": received,
+    }
+    both("post", "payments", b_loan.pk, ghost_loan, payment)
+    reversal = {
+        "kind": "chargeback",
+        "amount": "100.00",
+        "currency": "MXN",
+        "provider_reference": "drill-rev-1",
+        "payment_provider_reference": w["b_payment"].provider_ref,
+        "received_at": received,
+    }
+    both("post", "payments/reversals", b_loan.pk, ghost_loan, reversal)
+    commands = {
+        "lift": {"reason": "Drill."},
+        "promise": {"reason": "Drill.", "until": str(timezone.now().date() + timedelta(days=3))},
+        "hardship-pause": {
+            "reason": "Drill.",
+            "until": str(timezone.now().date() + timedelta(days=9)),
+        },
+        "manual-lock": {"reason": "Drill."},
+        "message": {"reason": "Drill."},
+        "unlock-code/resend": {"reason": "Drill."},
+    }
+    for command, body in commands.items():
+        answers = [
+            post(f"{LENDER_API}devices/{i}/{command}", body) for i in (b_device.pk, ghost_device)
+        ]
+        drill.same(*answers, (str(b_device.pk), str(ghost_device)), f"POST devices/<id>/{command}")
+    # lists: A's own rows only, whatever the filter names
+    for path, model in (
+        (f"loans?external_id={b_loan.reference}", Loan),
+        ("loans?stage=lock", Loan),
+        ("loans?days_overdue_min=1", Loan),
+        ("loans", Loan),
+        (f"payments?loan_id={b_loan.pk}", Payment),
+        ("payments", Payment),
+        (f"devices?loan_id={b_loan.pk}", Device),
+        ("devices", Device),
+    ):
+        listed = drill.hit(client, "get", LENDER_API + path, {200}, **auth).json()["results"]
+        ids = {row["id"] for row in listed}
+        own = set(model._default_manager.filter(lender=lender_a).values_list("pk", flat=True))
+        if not ids <= own:
+            drill.leaks.append(f"GET {path} lists rows not A's: {sorted(ids - own)}")

@@ -17,8 +17,8 @@ tests/lenders/test_api_auth.py.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from django.utils.translation import gettext_lazy as _
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
@@ -29,6 +29,9 @@ from apps.core.actor import Actor, client_ip
 from apps.core.api.idempotency import IdempotentPostMixin
 from apps.lenders.models import ApiKey
 from apps.lenders.services import api_key_authenticate
+
+if TYPE_CHECKING:
+    from rest_framework.permissions import _PermissionClass
 
 KEYWORD = "Api-Key"
 
@@ -113,9 +116,11 @@ class LenderApiMixin(IdempotentPostMixin):
     """Credentials, scopes, the per-key throttle and ``Idempotency-Key`` on every POST (the
     keys are the lender's: any of its API keys may repeat a call) of every lender API view."""
 
-    authentication_classes = (ApiKeyAuthentication,)
-    permission_classes = (HasApiKeyScopes,)
-    throttle_classes = (ApiKeyRateThrottle,)
+    authentication_classes: Sequence[type[authentication.BaseAuthentication]] = (
+        ApiKeyAuthentication,
+    )
+    permission_classes: Sequence[_PermissionClass] = (HasApiKeyScopes,)
+    throttle_classes: Sequence[type[throttling.BaseThrottle]] = (ApiKeyRateThrottle,)
 
     def idempotency_scope(self, request: Any) -> str:
         return f"lender:{lender_id_of(request)}"

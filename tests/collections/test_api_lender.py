@@ -1,0 +1,335 @@
+"""The lender API (/api/lender/v1/): scopes, keys, loans, payments, phones and their commands,
+through the back office's services and rules."""
+
+from __future__ import annotations
+
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.utils import timezone
+
+from apps.collections.models import LoanPause, ManualLock, Payment, PaymentReversal
+from apps.core.actor import Actor
+from apps.lenders.models import ApiKey
+from apps.lenders.services import api_key_revoke
+from tests.collections.factories import signed_loan
+from tests.devices.factories import enrolled_phone
+from tests.lenders.factories import api_key_for, api_key_header
+
+pytestmark = pytest.mark.django_db
+
+API = "/api/lender/v1/"
+NOW = timezone.now().isoformat()
+
+# every operation: method, path (with {loan} and {device}), body, the scope it needs
+OPERATIONS: list[tuple[str, str, dict[str, Any] | None, str]] = [
+    ("get", "loans", None, "loans:read"),
+    ("get", "loans/{loan}", None, "loans:read"),
+    ("get", "payments", None, "loans:read"),
+    (
+        "post",
+        "payments",
+        {
+            "loan_id": "{loan}",
+            "amount": "100.00",
+            "currency": "KES",
+            "provider_reference": "p-1",
+            "received_at": NOW,
+        },
+        "payments:write",
+    ),
+    (
+        "post",
+        "payments/reversals",
+        {
+            "loan_id": "{loan}",
+            "kind": "refund",
+            "amount": "1.00",
+            "currency": "KES",
+            "provider_reference": "r-1",
+            "payment_provider_reference": "p-0",
+            "received_at": NOW,
+        },
+        "payments:write",
+    ),
+    ("get", "devices", None, "devices:read"),
+    ("get", "devices/{device}", None, "devices:read"),
+    ("post", "devices/{device}/lift", {"reason": "Test."}, "devices:command"),
+    (
+        "post",
+        "devices/{device}/promise",
+        {"reason": "Test.", "until": "2099-01-01"},
+        "devices:command",
+    ),
+    (
+        "post",
+        "devices/{device}/hardship-pause",
+        {"reason": "Test.", "until": "2099-01-01"},
+        "devices:command",
+    ),
+    ("post", "devices/{device}/manual-lock", {"reason": "Test."}, "devices:command"),
+    ("post", "devices/{device}/message", {"reason": "Test."}, "devices:command"),
+    ("post", "devices/{device}/unlock-code/resend", {"reason": "Test."}, "devices:command"),
+]
+
+
+def call(key: str, method: str, path: str, body: Any = None, idempotency_key: str | None = None):
+    headers = api_key_header(key)
+    if method == "post":
+        headers["HTTP_IDEMPOTENCY_KEY"] = idempotency_key or uuid.uuid4().hex
+        return Client().post(API + path, body or {}, content_type="application/json", **headers)
+    return Client().get(API + path, body or {}, **headers)
+
+
+@pytest.fixture
+def phone(lender_a):
+    device, _, _ = enrolled_phone(lender_a)
+    return device
+
+
+def fill(value: Any, phone) -> Any:
+    if isinstance(value, dict):
+        return {k: fill(v, phone) for k, v in value.items()}
+    if value == "{loan}":
+        return phone.loan_id
+    return value
+
+
+def path_of(path: str, phone) -> str:
+    return path.format(loan=phone.loan_id, device=phone.pk)
+
+
+@pytest.mark.parametrize(("method", "path", "body", "scope"), OPERATIONS)
+def test_key_without_the_scope_is_403(lender_a, phone, method, path, body, scope) -> None:
+    others = [s for s in ApiKey.Scope.values if s != scope]
+    _, key = api_key_for(lender_a, scopes=others)
+    response = call(key, method, path_of(path, phone), fill(body, phone))
+    assert response.status_code == 403, response.content
+    assert response.json()["code"] == "scope_missing"
+    _, allowed = api_key_for(lender_a, scopes=[scope])
+    assert call(allowed, method, path_of(path, phone), fill(body, phone)).status_code != 403
+
+
+@pytest.mark.parametrize(("method", "path", "body", "scope"), OPERATIONS)
+def test_revoked_or_expired_key_is_401(lender_a, phone, method, path, body, scope) -> None:
+    revoked, revoked_key = api_key_for(lender_a)
+    api_key_revoke(api_key_id=revoked.pk, lender_id=lender_a.pk, actor=Actor.system(), reason="x")
+    expired, expired_key = api_key_for(lender_a)
+    ApiKey.objects.filter(pk=expired.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    for key in (revoked_key, expired_key, "nokey.atall"):
+        response = call(key, method, path_of(path, phone), fill(body, phone))
+        assert response.status_code == 401, (key, response.content)
+    assert Client().get(API + path_of(path, phone)).status_code == 401
+
+
+def test_loans_list_filters_and_reads(lender_a, phone) -> None:
+    _, key = api_key_for(lender_a, scopes=["loans:read"])
+    late = signed_loan(lender_a, signed_at=timezone.now() - timedelta(days=75))
+    listed = call(key, "get", "loans").json()
+    assert [row["id"] for row in listed["results"]] == [late.pk, phone.loan_id]
+    overdue = call(key, "get", "loans", {"days_overdue_min": 1}).json()["results"]
+    assert [row["id"] for row in overdue] == [late.pk]
+    assert overdue[0]["days_overdue"] > 30
+    current = call(key, "get", "loans", {"days_overdue_max": 0}).json()["results"]
+    assert [row["id"] for row in current] == [phone.loan_id]
+    assert call(key, "get", "loans", {"stage": "lock"}).json()["results"] == []
+    paged = call(key, "get", "loans", {"limit": 1}).json()
+    assert len(paged["results"]) == 1
+    assert paged["next"]
+    one = call(key, "get", f"loans/{late.pk}").json()
+    assert one["reference"] == late.reference
+    assert Decimal(one["outstanding"]) > 0
+    assert call(key, "get", "loans", {"stage": "nope"}).status_code == 400
+
+
+def test_loan_of_another_lender_is_not_found(lender_a, lender_b) -> None:
+    _, key = api_key_for(lender_a)
+    other = signed_loan(lender_b)
+    response = call(key, "get", f"loans/{other.pk}")
+    assert response.status_code == 404
+    assert response.json()["code"] == "loan_not_found"
+
+
+def test_payment_posted_is_applied_once_and_replayed(lender_a, phone) -> None:
+    _, key = api_key_for(lender_a, scopes=["payments:write", "loans:read"])
+    body = {
+        "loan_id": phone.loan_id,
+        "amount": "500.00",
+        "currency": "KES",
+        "provider_reference": "bank-77",
+        "received_at": NOW,
+    }
+    first = call(key, "post", "payments", body, idempotency_key="k-1")
+    assert first.status_code == 201, first.content
+    again = call(key, "post", "payments", body, idempotency_key="k-1")
+    assert again.status_code == 201
+    assert again.json() == first.json()
+    assert again["Idempotent-Replayed"] == "true"
+    # another key, same provider reference: the payment's own idempotency
+    third = call(key, "post", "payments", body, idempotency_key="k-2")
+    assert (third.status_code, third.json()["id"]) == (200, first.json()["id"])
+    conflict = call(key, "post", "payments", {**body, "amount": "600.00"}, idempotency_key="k-1")
+    assert conflict.status_code == 409
+    assert conflict.json()["code"] == "idempotency_conflict"
+    payment = Payment.objects.get(lender=lender_a)
+    assert (payment.amount, payment.channel) == (Decimal("500.00"), "lender_api")
+    listed = call(key, "get", "payments", {"loan_id": phone.loan_id}).json()["results"]
+    assert [row["id"] for row in listed] == [payment.pk]
+
+
+def test_post_without_idempotency_key_is_400(lender_a, phone) -> None:
+    _, key = api_key_for(lender_a)
+    response = Client().post(
+        API + "payments", {}, content_type="application/json", **api_key_header(key)
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "idempotency_key_missing"
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [
+        ({"currency": "USD"}, "currency_mismatch"),
+        ({"currency": "XXQ"}, "invalid"),
+        ({"amount": "1e3"}, "invalid"),
+        ({"received_at": (timezone.now() + timedelta(days=1)).isoformat()}, "invalid"),
+    ],
+)
+def test_payment_refusals_have_a_stable_code(lender_a, phone, change, code) -> None:
+    _, key = api_key_for(lender_a)
+    body = {
+        "loan_id": phone.loan_id,
+        "amount": "500.00",
+        "currency": "KES",
+        "provider_reference": "bank-1",
+        "received_at": NOW,
+        **change,
+    }
+    response = call(key, "post", "payments", body)
+    assert 400 <= response.status_code < 500
+    assert response.json()["code"] == code
+    assert not Payment.objects.filter(lender=lender_a).exists()
+
+
+def test_reversal_of_a_posted_payment(lender_a, phone) -> None:
+    _, key = api_key_for(lender_a)
+    call(
+        key,
+        "post",
+        "payments",
+        {
+            "loan_id": phone.loan_id,
+            "amount": "500.00",
+            "currency": "KES",
+            "provider_reference": "bank-9",
+            "received_at": NOW,
+        },
+    )
+    response = call(
+        key,
+        "post",
+        "payments/reversals",
+        {
+            "loan_id": phone.loan_id,
+            "kind": "chargeback",
+            "amount": "200.00",
+            "currency": "KES",
+            "provider_reference": "cb-1",
+            "payment_provider_reference": "bank-9",
+            "received_at": NOW,
+        },
+    )
+    assert response.status_code == 201, response.content
+    assert PaymentReversal.objects.get(lender=lender_a).amount == Decimal("200.00")
+    listed = call(key, "get", "payments").json()["results"]
+    assert Decimal(listed[0]["reversed_amount"]) == Decimal("200.00")
+
+
+def test_device_state(lender_a, phone) -> None:
+    _, key = api_key_for(lender_a, scopes=["devices:read"])
+    state = call(key, "get", f"devices/{phone.pk}").json()
+    assert state["loan_id"] == phone.loan_id
+    assert state["desired_version"] == phone.desired_version
+    assert state["desired_level"] == "normal"
+    assert state["acknowledged_version"] == phone.acked_version
+    assert state["in_sync"] is (phone.acked_version >= phone.desired_version)
+    assert state["events"] == []
+    listed = call(key, "get", "devices", {"loan_id": phone.loan_id}).json()["results"]
+    assert [row["id"] for row in listed] == [phone.pk]
+
+
+def test_commands_go_through_the_back_office_rules(lender_a, phone) -> None:
+    _, key = api_key_for(lender_a, scopes=["devices:command"])
+    lift = call(key, "post", f"devices/{phone.pk}/lift", {"reason": "Paid at the branch."})
+    assert (lift.status_code, lift.json()["status"]) == (200, "none")
+    # nothing overdue: no promise, no manual lock (the back office refuses them too)
+    promise = call(
+        key,
+        "post",
+        f"devices/{phone.pk}/promise",
+        {"reason": "Will pay.", "until": str(timezone.now().date() + timedelta(days=3))},
+    )
+    assert (promise.status_code, promise.json()["code"]) == (409, "nothing_overdue")
+    lock = call(key, "post", f"devices/{phone.pk}/manual-lock", {"reason": "Gone silent."})
+    assert lock.status_code in (403, 409), lock.content
+    assert not ManualLock.objects.exists()
+    # a hardship pause is a request a supervisor decides
+    pause = call(
+        key,
+        "post",
+        f"devices/{phone.pk}/hardship-pause",
+        {"reason": "Flood.", "until": str(timezone.now().date() + timedelta(days=20))},
+    )
+    assert pause.status_code == 202, pause.content
+    assert LoanPause.objects.get(pk=pause.json()["request_id"]).status == "requested"
+    no_code = call(key, "post", f"devices/{phone.pk}/unlock-code/resend", {"reason": "Lost."})
+    assert no_code.status_code == 404
+    assert no_code.json()["code"] == "offline_code_unknown"
+    assert call(key, "post", f"devices/{phone.pk}/lift", {}).json()["code"] == "invalid"
+    assert call(key, "post", f"devices/{phone.pk}/release", {"reason": "x"}).status_code == 404
+
+
+def test_manual_lock_asked_through_the_api_waits_for_a_second_person(lender_a) -> None:
+    from tests.collections.factories import noticed
+
+    device, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=75))
+    noticed(device.loan)
+    _, key = api_key_for(lender_a, scopes=["devices:command"])
+    response = call(key, "post", f"devices/{device.pk}/manual-lock", {"reason": "Gone silent."})
+    assert response.status_code == 202, response.content
+    ask = ManualLock.objects.get(pk=response.json()["request_id"])
+    assert (ask.status, ask.requested_by_id) == ("requested", None)
+    device.loan.refresh_from_db()
+    assert device.loan.stage != "lock"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_five_concurrent_identical_posts_make_one_payment(lender_a) -> None:
+    device, _, _ = enrolled_phone(lender_a)
+    _, key = api_key_for(lender_a)
+    body = {
+        "loan_id": device.loan_id,
+        "amount": "250.00",
+        "currency": "KES",
+        "provider_reference": "bank-race",
+        "received_at": NOW,
+    }
+
+    def one(_: int) -> tuple[int, Any]:
+        try:
+            response = call(key, "post", "payments", body, idempotency_key="race-1")
+            return response.status_code, response.json()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        answers = list(pool.map(one, range(5)))
+    assert Payment.objects.filter(lender=lender_a).count() == 1
+    assert {status for status, _ in answers} == {201}
+    assert len({body["id"] for _, body in answers}) == 1
