@@ -117,3 +117,8 @@ class LoginTooManyForNumber(LoginLimitReached):
 class AccountReadingConsentNotFound(DomainError):
     code, http_status = "account_reading_consent_not_found", 404
     default_message = _("There is no consent to account reading in force to withdraw.")
+
+
+class ConsentHashMismatch(DomainError):
+    code, http_status = "consent_hash_mismatch", 400
+    default_message = _("The consent text's SHA-256 is not the hash sent with it.")

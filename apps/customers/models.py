@@ -74,6 +74,7 @@ class ConsentRecord(BaseModel):
     class Method(models.TextChoices):
         SMS_CODE = "sms_code", _("One-time code sent by SMS to the customer's phone")
         DEMO_SEED = "demo_seed", _("Demo data: no customer took part")
+        LENDER_SYSTEM = "lender_system", _("Recorded by the lender's own system (lender API)")
 
     lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
     customer = models.ForeignKey(Customer, on_delete=models.PROTECT, related_name="consents")
@@ -86,8 +87,13 @@ class ConsentRecord(BaseModel):
     challenge = models.OneToOneField(
         ConsentChallenge, on_delete=models.PROTECT, related_name="record"
     )
-    clerk = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    shop = models.ForeignKey("retailers.Shop", on_delete=models.PROTECT, related_name="+")
+    # no clerk and no shop: recorded by the lender's own system (method ``lender_system``)
+    clerk = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    shop = models.ForeignKey(
+        "retailers.Shop", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     ip = models.CharField(max_length=45, blank=True)
     user_agent = models.CharField(max_length=400, blank=True)
 

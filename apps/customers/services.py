@@ -34,6 +34,7 @@ from apps.customers.errors import (
     ConsentCodeExpired,
     ConsentCodeInvalid,
     ConsentCodeNotSent,
+    ConsentHashMismatch,
     ConsentTextChanged,
     CustomerDetailsMismatch,
     LoginCodeExpired,
@@ -357,6 +358,62 @@ def consent_record_demo_seed(
         action=CustomersAction.CONSENT_RECORDED,
         target=record,
         data={"customer_id": customer.pk, "method": record.method, "text_sha256": digest},
+    )
+    return record
+
+
+@transaction.atomic
+def consent_record_from_lender(
+    *,
+    customer: Customer,
+    text: str,
+    text_sha256: str,
+    text_version: str,
+    method: str,
+    given_at: datetime,
+    actor: Actor,
+) -> ConsentRecord:
+    """The customer's consent as the lender's own system recorded it in its channel (the lender
+    API): the exact text the customer was shown, its SHA-256 (checked against the text:
+    ConsentHashMismatch otherwise), the text's version, how it was given (``method``, the
+    lender's word: ``sms_code``, ``signature``...) and when. Method ``lender_system``; no
+    clerk, no shop. Emits ``customers.consent.recorded``."""
+    digest = consent_text_sha256(text)
+    if not hmac.compare_digest(digest, text_sha256.lower()):
+        raise ConsentHashMismatch(text_sha256=digest)
+    challenge = ConsentChallenge.objects.create(  # consumed at once: no code of ours was sent
+        lender_id=customer.lender_id,
+        customer=customer,
+        text_sha256=digest,
+        code_hash="",
+        expires_at=given_at,
+        consumed_at=given_at,
+    )
+    record = ConsentRecord.objects.create(
+        lender_id=customer.lender_id,
+        customer=customer,
+        text=text,
+        text_version=text_version,
+        text_sha256=digest,
+        locale=customer.locale,
+        method=ConsentRecord.Method.LENDER_SYSTEM,
+        code_check=method[:20],
+        challenge=challenge,
+        ip=actor.ip or "",
+        user_agent=actor.user_agent,
+    )
+    audit_event_record(
+        actor=actor,
+        action=CustomersAction.CONSENT_RECORDED,
+        target=record,
+        data={
+            "customer_id": customer.pk,
+            "text_version": text_version,
+            "text_sha256": digest,
+            "method": record.method,
+            "lender_method": method,
+            "given_at": given_at,
+        },
     )
     return record
 
