@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from apps.core.sql import select_rows
 from apps.core.tenancy import scope_to_lender
-from apps.devices.errors import DeviceNotFound
+from apps.devices.errors import DeviceNotFound, DeviceNotPending
 from apps.devices.models import BOUND, Device, DeviceEvent, DeviceState, LenderKey, OfflineToken
 from apps.devices.offline import pin_for, pin_secret, token_digits, token_secret
 from apps.devices.sql import DEVICE_IDS_ENROLLED_FOR_LOANS, OFFLINE_CODE_WAITING
@@ -258,3 +258,17 @@ def device_event_list_reported(*, device: Device, limit: int = 20) -> list[Devic
             "-occurred_at"
         )[:limit]
     )
+
+
+def device_waiting_for_loan(*, lender_id: int, loan_id: int) -> Device:
+    """The loan's newest phone still waiting to enrol; DeviceNotPending when it has none (an
+    enrolled or released one needs no code)."""
+    device = (
+        scope_to_lender(Device.objects.all(), lender_id)
+        .filter(loan_id=loan_id, status=Device.Status.PENDING)
+        .order_by("-id")
+        .first()
+    )
+    if device is None:
+        raise DeviceNotPending(loan_id=loan_id)
+    return device

@@ -30,6 +30,8 @@ NOW = timezone.now().isoformat()
 # every operation: method, path (with {loan} and {device}), body, the scope it needs
 OPERATIONS: list[tuple[str, str, dict[str, Any] | None, str]] = [
     ("get", "loans", None, "loans:read"),
+    ("post", "loans", {"external_id": "x"}, "loans:write"),
+    ("post", "loans/{loan}/enrollment-code", None, "loans:write"),
     ("get", "loans/{loan}", None, "loans:read"),
     ("get", "payments", None, "loans:read"),
     (
@@ -333,3 +335,159 @@ def test_five_concurrent_identical_posts_make_one_payment(lender_a) -> None:
     assert Payment.objects.filter(lender=lender_a).count() == 1
     assert {status for status, _ in answers} == {201}
     assert len({body["id"] for _, body in answers}) == 1
+
+
+CONSENT_TEXT = "I agree to pay 12 monthly installments; the phone may be restricted if I do not."
+
+
+def loan_body(lender, product, **changes: Any) -> dict[str, Any]:
+    import hashlib
+
+    from tests.devices.factories import valid_imei
+
+    body = {
+        "external_id": "LS-1001",
+        "customer": {
+            "full_name": "Wanjiru Kamau",
+            "phone": "0712345678",
+            "national_id": "12345678",
+        },
+        "phone": {"imei": valid_imei(), "brand": "Tecno", "model": "Spark 20"},
+        "product_id": product.pk,
+        "device_price": "12000.00",
+        "down_payment": "2000.00",
+        "consent": {
+            "text": CONSENT_TEXT,
+            "text_sha256": hashlib.sha256(CONSENT_TEXT.encode()).hexdigest(),
+            "text_version": "ls-3",
+            "method": "sms_code",
+            "given_at": NOW,
+        },
+    }
+    return {**body, **changes}
+
+
+@pytest.fixture
+def product(lender_a):
+    from tests.lenders.factories import LoanProductFactory, restriction_policy_version_for
+
+    restriction_policy_version_for(lender_a)
+    return LoanProductFactory(lender=lender_a)
+
+
+def test_loan_created_from_the_lenders_system_then_its_enrollment_code(lender_a, product):
+    import base64
+
+    from apps.audit.models import AuditEvent
+    from apps.collections.models import Loan
+    from apps.customers.models import ConsentRecord
+    from apps.devices.models import Device
+
+    _, key = api_key_for(lender_a, scopes=["loans:write", "loans:read"])
+    body = loan_body(lender_a, product)
+    created = call(key, "post", "loans", body)
+    assert created.status_code == 201, created.content
+    loan = Loan.objects.get(lender=lender_a, external_id="LS-1001")
+    assert created.json()["id"] == loan.pk
+    assert (loan.device_price_amount, loan.status) == (Decimal("12000.00"), "active")
+    consent = ConsentRecord.objects.get(pk=loan.consent_id)
+    assert (consent.text, consent.method, consent.code_check) == (
+        CONSENT_TEXT,
+        "lender_system",
+        "sms_code",
+    )
+    device = Device.objects.get(loan=loan)
+    assert (device.pk, device.status) == (created.json()["device_id"], "pending")
+    assert AuditEvent.objects.filter(lender=lender_a, action="collections.loan.signed").exists()
+    # the same loan again under another Idempotency-Key: the loan, not a second one
+    again = call(key, "post", "loans", body)
+    assert (again.status_code, again.json()["id"]) == (200, loan.pk)
+    other = call(key, "post", "loans", {**body, "device_price": "13000.00"})
+    assert other.status_code == 409
+    assert Loan.objects.filter(lender=lender_a).count() == 1
+    found = call(key, "get", "loans", {"external_id": "LS-1001"}).json()["results"]
+    assert [row["id"] for row in found] == [loan.pk]
+
+    code = call(key, "post", f"loans/{loan.pk}/enrollment-code")
+    assert code.status_code == 201, code.content
+    answer = code.json()
+    token = answer["payload"]["android.app.extra.PROVISIONING_ADMIN_EXTRAS_BUNDLE"]["token"]
+    assert token
+    assert answer["qr_svg"].startswith("<?xml") or "<svg" in answer["qr_svg"]
+    assert base64.b64decode(answer["qr_png_base64"]).startswith(b"\x89PNG")
+
+
+@pytest.mark.parametrize(
+    ("change", "status", "code"),
+    [
+        (
+            {
+                "consent": {
+                    "text": CONSENT_TEXT,
+                    "text_sha256": "0" * 64,
+                    "text_version": "1",
+                    "method": "sms_code",
+                    "given_at": NOW,
+                }
+            },
+            400,
+            "consent_hash_mismatch",
+        ),
+        ({"phone": {"imei": "123456789012345", "brand": "x", "model": "y"}}, 400, None),
+        ({"down_payment": "12000.00", "device_price": "12000.00"}, 400, None),
+        ({"product_id": 10**9}, 400, "product_not_available"),
+    ],
+)
+def test_loan_refusals_create_nothing(lender_a, product, change, status, code) -> None:
+    from apps.collections.models import Loan
+    from apps.customers.models import ConsentRecord
+
+    _, key = api_key_for(lender_a)
+    response = call(key, "post", "loans", loan_body(lender_a, product, **change))
+    assert 400 <= response.status_code < 500, response.content
+    if code:
+        assert response.json()["code"] == code
+    assert not Loan.objects.filter(lender=lender_a).exists()
+    assert not ConsentRecord.objects.filter(lender=lender_a).exists()
+
+
+def test_imei_of_an_open_loan_is_refused(lender_a, product, phone) -> None:
+    from apps.collections.models import Loan
+
+    _, key = api_key_for(lender_a)
+    body = loan_body(lender_a, product)
+    body["phone"]["imei"] = phone.imei
+    response = call(key, "post", "loans", body)
+    assert response.status_code == 409, response.content
+    assert response.json()["code"] == "imei_in_use"
+    assert not Loan.objects.filter(external_id="LS-1001").exists()
+
+
+def test_enrollment_code_only_for_a_phone_waiting_to_enrol(lender_a, phone) -> None:
+    _, key = api_key_for(lender_a)
+    response = call(key, "post", f"loans/{phone.loan_id}/enrollment-code")
+    assert response.status_code == 409
+    assert response.json()["code"] == "device_not_pending"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_five_concurrent_identical_creates_make_one_loan(lender_a) -> None:
+    from apps.collections.models import Loan
+    from tests.lenders.factories import LoanProductFactory, restriction_policy_version_for
+
+    restriction_policy_version_for(lender_a)
+    body = loan_body(lender_a, LoanProductFactory(lender=lender_a))
+    _, key = api_key_for(lender_a)
+
+    def one(_: int) -> tuple[int, Any]:
+        try:
+            response = call(key, "post", "loans", body, idempotency_key="create-1")
+            return response.status_code, response.json()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        answers = list(pool.map(one, range(5)))
+    assert Loan.objects.filter(lender=lender_a).count() == 1
+    assert {status for status, _ in answers} == {201}, answers
+    assert len({answer["id"] for _, answer in answers}) == 1

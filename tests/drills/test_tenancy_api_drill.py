@@ -14,6 +14,7 @@ chain (an enrollment code of B's scanned by another phone)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import uuid
@@ -64,7 +65,7 @@ from apps.devices.services import (
 from apps.integrations.messaging.registry import messaging_callback_url
 from apps.integrations.services import provider_account_save
 from apps.integrations.voice.registry import voice_callback_url
-from apps.lenders.models import Lender
+from apps.lenders.models import Lender, LoanProduct
 from apps.lenders.selectors import lender_local_date
 from apps.notifications.models import ContactOptOut, Notification, VoiceCall
 from apps.notifications.services import Draft, notifications_dispatch, notifications_queue
@@ -1111,7 +1112,9 @@ def _lender_api(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: 
         return drill.hit(client, "post", path, {404}, body=_json(body), **headers)
 
     def both(method: str, template: str, real: int, ghost: int, body: Any = None) -> None:
-        if method == "get":
+        if method == "post" and body is None:
+            answers = [post(LENDER_API + template.format(i), {}) for i in (real, ghost)]
+        elif method == "get":
             answers = [
                 drill.hit(client, "get", LENDER_API + template.format(i), {404}, **auth)
                 for i in (real, ghost)
@@ -1124,6 +1127,40 @@ def _lender_api(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: 
         drill.same(*answers, (str(real), str(ghost)), f"{method.upper()} {template}")
 
     both("get", "loans/{}", b_loan.pk, ghost_loan)
+    waiting = w["b_waiting"].loan_id  # B's phone waiting to enrol: no code for A's key
+    both("post", "loans/{}/enrollment-code", waiting, ghost_loan)
+    # a loan on B's product: as on a product that does not exist (and nothing of B's made)
+    b_product = LoanProduct.objects.filter(lender=lender_b).order_by("id").first().pk
+    ghost_product = LoanProduct.objects.order_by("-id").first().pk + 10**6
+    text = "I agree."
+    sold = {
+        "external_id": "drill-1",
+        "customer": {"full_name": "Drill", "phone": SHARED_PHONE, "national_id": "12345678"},
+        "phone": {"imei": w["b_waiting"].imei, "brand": "X", "model": "Y"},
+        "device_price": "12000.00",
+        "down_payment": "2000.00",
+        "consent": {
+            "text": text,
+            "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
+            "text_version": "1",
+            "method": "sms_code",
+            "given_at": timezone.now().isoformat(),
+        },
+    }
+    answers = []
+    for product in (b_product, ghost_product):
+        headers = {**auth, "HTTP_IDEMPOTENCY_KEY": f"drill-{next(keys)}"}
+        answers.append(
+            drill.hit(
+                client,
+                "post",
+                LENDER_API + "loans",
+                {400},
+                body=_json({**sold, "product_id": product}),
+                **headers,
+            )
+        )
+    drill.same(*answers, (str(b_product), str(ghost_product)), "POST loans on B's product")
     both("get", "devices/{}", b_device.pk, ghost_device)
     received = timezone.now().isoformat()
     payment = {

@@ -5,6 +5,12 @@ from apps.collections.services.books import loan_books_replay
 from apps.collections.services.evidence import loan_evidence_export
 from apps.collections.services.funds import FundsAlertIn, FundsAlertOutcome, funds_alert_apply
 from apps.collections.services.late_fees import installment_late_fees_assess
+from apps.collections.services.lender_loans import (
+    ConsentIn,
+    CustomerIn,
+    LoanCreated,
+    loan_create_for_lender,
+)
 from apps.collections.services.loans import Quote, loan_financed_minimum, loan_quote, loan_sign
 from apps.collections.services.manual import (
     loan_cancel,
@@ -79,8 +85,11 @@ from apps.collections.services.webhooks import (
 )
 
 __all__ = [
+    "ConsentIn",
+    "CustomerIn",
     "FundsAlertIn",
     "FundsAlertOutcome",
+    "LoanCreated",
     "PaymentOutcome",
     "ProviderEventOutcome",
     "Quote",
@@ -99,6 +108,7 @@ __all__ = [
     "loan_books_replay",
     "loan_cancel",
     "loan_classify",
+    "loan_create_for_lender",
     "loan_evidence_export",
     "loan_financed_minimum",
     "loan_hardship_pause_set",

@@ -135,6 +135,7 @@ def loan_sign(
     shop_id: int | None = None,
     signed_at: datetime | None = None,
     idempotency_key: str | None = None,
+    external_id: str | None = None,
 ) -> Loan:
     """Create an active loan and its installments in one transaction.
 
@@ -180,6 +181,7 @@ def loan_sign(
         start_date=quote.start_date,
         signed_at=signed_at,
         idempotency_key=idempotency_key or None,
+        external_id=external_id or None,
         installments_count=product.installments,
         frequency=product.frequency,
         interest_method=product.interest_method,

@@ -12,7 +12,7 @@ from apps.collections.api.lender.devices import (
     DevicePromiseApi,
     DeviceUnlockCodeResendApi,
 )
-from apps.collections.api.lender.loans import LoanDetailApi, LoanListApi
+from apps.collections.api.lender.loans import LoanDetailApi, LoanEnrollmentCodeApi, LoanListApi
 from apps.collections.api.lender.payments import PaymentListApi, PaymentReversalCreateApi
 
 app_name = "lender-api"
@@ -20,6 +20,11 @@ app_name = "lender-api"
 urlpatterns = [
     path("loans", LoanListApi.as_view(), name="loans"),
     path("loans/<int:loan_id>", LoanDetailApi.as_view(), name="loan"),
+    path(
+        "loans/<int:loan_id>/enrollment-code",
+        LoanEnrollmentCodeApi.as_view(),
+        name="loan-enrollment-code",
+    ),
     path("payments", PaymentListApi.as_view(), name="payments"),
     path("payments/reversals", PaymentReversalCreateApi.as_view(), name="payment-reversals"),
     path("devices", DeviceListApi.as_view(), name="devices"),
