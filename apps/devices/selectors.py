@@ -236,7 +236,10 @@ def device_list_for_lender(*, lender_id: int, loan_id: int | None = None) -> Que
     """``lender_id``'s phones, newest first, with ``level`` (of the desired state) and
     ``sync_lag`` (``device_list_with_sync_lag``) annotated."""
     devices = device_list_with_sync_lag(scope_to_lender(Device.objects.all(), lender_id))
-    devices = devices.annotate(level=Subquery(_desired_state().values("level")[:1]))
+    # the phone's own columns only: a lender's system reads the loan through the loans
+    devices = devices.select_related(None).annotate(
+        level=Subquery(_desired_state().values("level")[:1])
+    )
     if loan_id is not None:
         devices = devices.filter(loan_id=loan_id)
     return devices.order_by("-id")
@@ -245,10 +248,10 @@ def device_list_for_lender(*, lender_id: int, loan_id: int | None = None) -> Que
 def device_get_for_lender(*, lender_id: int, device_id: int) -> Device:
     """One of ``lender_id``'s phones; DeviceNotFound for another lender's, exactly as for one
     that does not exist."""
-    device = device_list_for_lender(lender_id=lender_id).filter(pk=device_id).first()
-    if device is None:
+    found = list(device_list_for_lender(lender_id=lender_id).filter(pk=device_id).order_by()[:1])
+    if not found:
         raise DeviceNotFound(device_id=device_id)
-    return device
+    return found[0]
 
 
 def device_event_list_reported(*, device: Device, limit: int = 20) -> list[DeviceEvent]:

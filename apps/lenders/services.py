@@ -880,7 +880,8 @@ def api_key_authenticate(
     prefix, dot, _secret = key.partition(".")
     if not dot or not prefix:
         return None
-    api_key = ApiKey.objects.select_related("lender").filter(prefix=prefix).first()
+    # by the unique prefix, with no ordering: the model's would join the lender twice
+    api_key = ApiKey.objects.select_related("lender").filter(prefix=prefix).order_by("pk").first()
     if api_key is None or not _KEYS.verify(key, api_key.hashed_key):
         return None
     now = django_timezone.now()
