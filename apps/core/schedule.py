@@ -20,6 +20,13 @@ SCHEDULE: dict[str, tuple[str, dict[str, str], str, str]] = {
     "devices: push relay": ("devices.push_relay", {}, "UTC", "push"),
     # Tasks a transaction asked for whose send failed (the broker was down).
     "core: task outbox relay": ("core.task_outbox_relay", {}, "UTC", "default"),
+    # The stored answers to idempotent API POSTs, kept a day (apps/core/idempotency.py).
+    "core: idempotency answers purge": (
+        "core.idempotency_records_purge",
+        {"minute": "7"},
+        "UTC",
+        "default",
+    ),
     # Messages held to contact hours, and SMS for notices the phone did not ack.
     "notifications: dispatch": ("notifications.notifications_dispatch", {}, "UTC", "notify"),
     # Reminder calls due (held to contact hours), and the retry of one not answered.

@@ -7,6 +7,7 @@ from typing import Any
 from celery import Task, shared_task
 from django.conf import settings
 
+from apps.core.idempotency import idempotency_records_purge
 from apps.core.outbox import task_outbox_relay
 
 logger = logging.getLogger("apps.tasks")
@@ -53,3 +54,9 @@ def app_task(
 def task_outbox_relay_task() -> None:
     """Beat runs this every minute: tasks whose send after commit failed (broker down)."""
     task_outbox_relay()
+
+
+@app_task(name="core.idempotency_records_purge")
+def idempotency_records_purge_task() -> None:
+    """Beat runs this hourly: the stored answers to idempotent POSTs past their day."""
+    idempotency_records_purge()

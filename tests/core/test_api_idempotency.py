@@ -113,3 +113,21 @@ def test_five_concurrent_repeats_run_the_view_once() -> None:
     assert len(Counted.runs) == 1
     assert answers == [(201, {"run": 1, "amount": "10.00"})] * 5
     assert IdempotencyRecord.objects.filter(key="same").count() == 1
+
+
+@pytest.mark.django_db
+def test_answers_older_than_a_day_are_purged_and_the_key_runs_again() -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.core.idempotency import idempotency_records_purge
+
+    post({"amount": "10.00"}, key="old")
+    post({"amount": "10.00"}, key="new")
+    IdempotencyRecord.objects.filter(key="old").update(
+        created_at=timezone.now() - timedelta(hours=25)
+    )
+    assert idempotency_records_purge() == 1
+    assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["new"]
+    assert post({"amount": "10.00"}, key="old").data["run"] == 3
