@@ -5,7 +5,7 @@ counter's sale keeps: the customer found or created as at the counter, the conse
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
 from django.db import connection, transaction
@@ -111,24 +111,8 @@ def loan_create_for_lender(
         if not same or device is None:
             raise IdempotencyConflict(external_id=external_id, loan_id=existing.pk)
         return LoanCreated(loan=existing, device=device, created=False)
-    person, _created = customer_get_or_create(
-        lender=lender,
-        full_name=customer.full_name,
-        phone=customer.phone,
-        national_id=customer.national_id,
-        date_of_birth=customer.date_of_birth,
-        locale=customer.locale,
-        actor=actor,
-    )
-    record = consent_record_from_lender(
-        customer=person,
-        text=consent.text,
-        text_sha256=consent.text_sha256,
-        text_version=consent.text_version,
-        method=consent.method,
-        given_at=consent.given_at,
-        actor=actor,
-    )
+    person, _created = customer_get_or_create(lender=lender, actor=actor, **asdict(customer))
+    record = consent_record_from_lender(customer=person, actor=actor, **asdict(consent))
     loan = loan_sign(
         customer=person,
         product=product,
