@@ -290,3 +290,12 @@ class PaymentNotConfirmed(PaymentCallbackRefused):
 class InboundNoteRequired(DomainError):
     code = "inbound_note_required"
     default_message = _("Say what was done: a note is kept with the customer's messages.")
+
+
+class ScheduleInvalid(DomainError):
+    code = "schedule_invalid"
+    default_message = _(
+        "The schedule must number its installments from 1, fall due one after another after "
+        "the signing date, owe something each, in the currency's minor units, and repay "
+        "exactly the financed amount."
+    )

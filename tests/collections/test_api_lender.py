@@ -17,6 +17,7 @@ from django.utils import timezone
 from apps.collections.models import LoanPause, ManualLock, Payment, PaymentReversal
 from apps.core.actor import Actor
 from apps.lenders.models import ApiKey
+from apps.lenders.selectors import lender_local_date
 from apps.lenders.services import api_key_revoke
 from tests.collections.factories import signed_loan
 from tests.devices.factories import enrolled_phone
@@ -491,3 +492,59 @@ def test_five_concurrent_identical_creates_make_one_loan(lender_a) -> None:
     assert Loan.objects.filter(lender=lender_a).count() == 1
     assert {status for status, _ in answers} == {201}, answers
     assert len({answer["id"] for _, answer in answers}) == 1
+
+
+def explicit(due: list[str], principal: list[str], interest: str = "0.00") -> list[dict[str, str]]:
+    return [
+        {"due_date": d, "principal": p, "interest": interest, "fee": "0.00"}
+        for d, p in zip(due, principal, strict=True)
+    ]
+
+
+def test_loan_on_the_lenders_own_schedule(lender_a, product) -> None:
+    from apps.collections.models import Installment, Loan
+
+    _, key = api_key_for(lender_a)
+    today = lender_local_date(lender=lender_a)
+    due = [str(today + timedelta(days=d)) for d in (10, 40, 70)]
+    body = loan_body(
+        lender_a, product, schedule=explicit(due, ["4000.00", "3000.00", "3000.00"], "150.00")
+    )
+    response = call(key, "post", "loans", body)
+    assert response.status_code == 201, response.content
+    loan = Loan.objects.get(lender=lender_a)
+    rows = list(
+        Installment.objects.filter(loan=loan)
+        .order_by("sequence")
+        .values_list("sequence", "due_date", "principal_amount", "interest_amount")
+    )
+    assert [(r[0], str(r[1]), r[2], r[3]) for r in rows] == [
+        (1, due[0], Decimal("4000.00"), Decimal("150.00")),
+        (2, due[1], Decimal("3000.00"), Decimal("150.00")),
+        (3, due[2], Decimal("3000.00"), Decimal("150.00")),
+    ]
+    assert loan.installments_count == 3
+
+
+@pytest.mark.parametrize(
+    ("days", "principal"),
+    [
+        ((10, 40, 70), ["4000.00", "3000.00", "2999.00"]),  # not the financed amount
+        ((40, 10, 70), ["4000.00", "3000.00", "3000.00"]),  # out of order
+        ((0, 40, 70), ["4000.00", "3000.00", "3000.00"]),  # due on the signing day
+        ((10, 40, 70), ["4000.001", "3000.00", "2999.999"]),  # below the minor unit
+        ((10, 40, 70), ["10000.00", "0.00", "0.00"]),  # installments owing nothing
+    ],
+)
+def test_a_schedule_breaking_a_rule_is_refused(lender_a, product, days, principal) -> None:
+    from apps.collections.models import Loan
+
+    _, key = api_key_for(lender_a)
+    today = lender_local_date(lender=lender_a)
+    due = [str(today + timedelta(days=d)) for d in days]
+    response = call(
+        key, "post", "loans", loan_body(lender_a, product, schedule=explicit(due, principal))
+    )
+    assert response.status_code == 400, response.content
+    assert response.json()["code"] == "schedule_invalid"
+    assert not Loan.objects.filter(lender=lender_a).exists()

@@ -5,6 +5,7 @@ counter's sale keeps: the customer found or created as at the counter, the conse
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 
@@ -12,6 +13,7 @@ from django.db import connection, transaction
 
 from apps.collections.errors import ProductNotAvailable
 from apps.collections.models import Loan
+from apps.collections.schedule import Line
 from apps.collections.services.loans import loan_sign
 from apps.collections.sql import ADVISORY_LOCK
 from apps.core.actor import Actor
@@ -75,6 +77,7 @@ def loan_create_for_lender(
     model_name: str,
     consent: ConsentIn,
     actor: Actor,
+    schedule: Sequence[Line] | None = None,
 ) -> LoanCreated:
     """Sign a loan the lender's loan system sold, under its ``external_id``, and record its
     phone pending enrollment, in one transaction.
@@ -83,7 +86,8 @@ def loan_create_for_lender(
     national id and the phone on record must agree), the consent is recorded as the
     lender's channel gave it (``consent_record_from_lender``), the loan is signed by
     ``loan_sign`` (the product's terms, the policy version in force, the country's money
-    rules) and the phone by ``device_register`` (an IMEI bound to an open loan is refused).
+    rules; ``schedule``, the lender's own installments, instead of the product's when given)
+    and the phone by ``device_register`` (an IMEI bound to an open loan is refused).
 
     Idempotent on (lender, ``external_id``): the transaction-scoped advisory lock of the
     id serialises two creates of it; a repeat with the same customer, product and amounts
@@ -121,6 +125,7 @@ def loan_create_for_lender(
         consent=record,
         actor=actor,
         external_id=external_id,
+        schedule=schedule,
     )
     # the loan was created in this transaction: no other can see or lock it before commit
     device = device_register(

@@ -4,9 +4,11 @@ the moves of a loan's status."""
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from itertools import pairwise
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -24,10 +26,11 @@ from apps.collections.errors import (
     LoanTransitionNotAllowed,
     ProductNotAvailable,
     RestrictionPolicyMissing,
+    ScheduleInvalid,
 )
 from apps.collections.events import CollectionsAction
 from apps.collections.models import Installment, Loan
-from apps.collections.schedule import Schedule, Terms, build_schedule, smallest_financed
+from apps.collections.schedule import Line, Schedule, Terms, build_schedule, smallest_financed
 from apps.core.actor import Actor
 from apps.core.errors import IdempotencyConflict, NotAllowed
 from apps.core.money import Money, quantize
@@ -136,8 +139,12 @@ def loan_sign(
     signed_at: datetime | None = None,
     idempotency_key: str | None = None,
     external_id: str | None = None,
+    schedule: Sequence[Line] | None = None,
 ) -> Loan:
     """Create an active loan and its installments in one transaction.
+
+    ``schedule``, when given (a lender's own loan system sold the loan on its terms), is the
+    loan's installments instead of the product's: checked by ``schedule_explicit_check``.
 
     The schedule starts on the signing date in the lender's timezone. The
     product's terms are copied onto the loan, and the lender's restriction
@@ -165,6 +172,13 @@ def loan_sign(
         down_payment=down_payment,
         start_date=lender_local_date(lender=lender, at=signed_at),
     )
+    if schedule is not None:
+        quote = replace(
+            quote,
+            schedule=schedule_explicit_check(
+                lines=schedule, financed=quote.financed, start_date=quote.start_date
+            ),
+        )
     loan = Loan(
         lender=lender,
         customer=customer,
@@ -182,7 +196,7 @@ def loan_sign(
         signed_at=signed_at,
         idempotency_key=idempotency_key or None,
         external_id=external_id or None,
-        installments_count=product.installments,
+        installments_count=len(quote.schedule.lines),
         frequency=product.frequency,
         interest_method=product.interest_method,
         interest_rate_percent=product.interest_rate_percent,
@@ -247,6 +261,31 @@ def loan_sign(
         },
     )
     return loan
+
+
+def schedule_explicit_check(
+    *, lines: Sequence[Line], financed: Money, start_date: date
+) -> Schedule:
+    """``lines`` as a schedule, if a loan may be signed on it: numbered 1 to n (at most 104),
+    each due after the one before and after ``start_date``, each owing more than zero, every
+    amount non-negative in the currency's minor units, the principal adding up to
+    ``financed`` exactly. ScheduleInvalid otherwise."""
+    currency = financed.currency
+    ordered = sorted(lines, key=lambda line: line.sequence)
+    due_dates = [line.due_date for line in ordered]
+    amounts = [a for line in ordered for a in (line.principal, line.interest, line.fee)]
+    if (
+        not ordered
+        or len(ordered) > 104
+        or [line.sequence for line in ordered] != list(range(1, len(ordered) + 1))
+        or due_dates[0] <= start_date
+        or any(later <= earlier for earlier, later in pairwise(due_dates))
+        or any(a < 0 or quantize(a, currency) != a for a in amounts)
+        or any(line.total <= 0 for line in ordered)
+        or sum((line.principal for line in ordered), ZERO) != financed.amount
+    ):
+        raise ScheduleInvalid(financed=str(financed.amount), currency=currency)
+    return Schedule(currency=currency, financed=financed.amount, lines=tuple(ordered))
 
 
 def _same_sale_or_conflict(

@@ -14,6 +14,7 @@ from rest_framework.views import APIView
 
 from apps.collections.api.lender.base import READ_ERRORS, lender_today, paginated
 from apps.collections.models import Loan, Stage
+from apps.collections.schedule import Line
 from apps.collections.selectors import (
     loan_days_overdue_of,
     loan_get_for_lender,
@@ -87,6 +88,12 @@ class LoanListApi(LenderApiMixin, APIView):
             )
             given_at = serializers.DateTimeField()
 
+        class InstallmentSerializer(serializers.Serializer[dict[str, Any]]):
+            due_date = serializers.DateField()
+            principal = PlainDecimalField(max_digits=18, decimal_places=3)
+            interest = PlainDecimalField(max_digits=18, decimal_places=3)
+            fee = PlainDecimalField(max_digits=18, decimal_places=3)
+
         external_id = serializers.CharField(
             max_length=100, help_text="The loan's id in your system."
         )
@@ -96,6 +103,13 @@ class LoanListApi(LenderApiMixin, APIView):
         device_price = PlainDecimalField(max_digits=18, decimal_places=3)
         down_payment = PlainDecimalField(max_digits=18, decimal_places=3)
         consent = ConsentSerializer()
+        schedule = InstallmentSerializer(
+            many=True,
+            required=False,
+            help_text="Your own installments, in order, instead of the product's: each due "
+            "after the one before and after today, the principals adding up to the price less "
+            "the down payment.",
+        )
 
     class CreatedSerializer(LoanOutput):
         device_id = serializers.IntegerField()
@@ -150,6 +164,11 @@ class LoanListApi(LenderApiMixin, APIView):
             model_name=values["phone"]["model"],
             consent=ConsentIn(**values["consent"]),
             actor=actor_of(request),
+            schedule=[
+                Line(sequence=n, **line) for n, line in enumerate(values["schedule"], start=1)
+            ]
+            if "schedule" in values
+            else None,
         )
         today = lender_today(request)
         loan = loan_get_for_lender(
