@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('lenders', '0007_message_template_replies'),
+        ('lenders', '0008_funds_pay_link_kind'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

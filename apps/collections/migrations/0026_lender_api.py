@@ -8,9 +8,9 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('collections', '0023_inbound_message'),
+        ('collections', '0025_funds_alert'),
         ('customers', '0006_login_after_the_answer'),
-        ('lenders', '0008_api_key'),
+        ('lenders', '0009_api_key'),
         ('retailers', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
