@@ -1,14 +1,18 @@
 """National identity numbers, validated with python-stdnum where the country has a validator.
 
 One table, country -> the stdnum module of that country's personal id. A
-country without a module (Kenya's national id has no check digit, for
-example) accepts the number as typed, without spaces.
+country without a module but with a known shape has a pattern instead (Kenya's
+national id card number has no check digit: 7 or 8 digits, the older cards
+7). Any other country accepts the number as typed, without spaces.
 """
 
 from __future__ import annotations
 
+import re
 from importlib import import_module
 
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy as _
 from stdnum.exceptions import ValidationError as StdnumValidationError
 
 from apps.customers.errors import NationalIdInvalid
@@ -26,6 +30,12 @@ PERSONAL_ID_VALIDATORS = {
     "ZA": "stdnum.za.idnr",
 }
 
+# Countries without a stdnum validator whose id has a known shape: the pattern the compact
+# number must match in full, and the rule as the clerk reads it under the field.
+NATIONAL_ID_PATTERNS: dict[str, tuple[re.Pattern[str], Promise]] = {
+    "KE": (re.compile(r"[0-9]{7,8}"), _("A Kenyan national id number is 7 or 8 digits.")),
+}
+
 
 def national_id_normalise(*, value: str, country: str) -> str:
     """The number in its compact form, or NationalIdInvalid naming the country's id."""
@@ -34,6 +44,9 @@ def national_id_normalise(*, value: str, country: str) -> str:
         raise NationalIdInvalid()
     module_name = PERSONAL_ID_VALIDATORS.get(country)
     if module_name is None:
+        pattern, rule = NATIONAL_ID_PATTERNS.get(country, (None, None))
+        if pattern is not None and not pattern.fullmatch(compact):
+            raise NationalIdInvalid(rule)
         return compact
     module = import_module(module_name)
     try:

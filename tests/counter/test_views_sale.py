@@ -128,7 +128,7 @@ def test_bad_imeis_are_explained(counter, lender_a, imei, message) -> None:
     sale = Sale.objects.get()
     client.post(
         reverse("pos:customer", args=[sale.public_id]),
-        {"full_name": "A B", "phone": "0712345678", "national_id": "1"},
+        {"full_name": "A B", "phone": "0712345678", "national_id": "10000001"},
     )
     response = client.post(
         reverse("pos:phone", args=[sale.public_id]),
@@ -148,7 +148,7 @@ def test_a_phone_already_on_an_open_loan_is_refused(counter, lender_a) -> None:
     sale = Sale.objects.latest("created_at")
     client.post(
         reverse("pos:customer", args=[sale.public_id]),
-        {"full_name": "A B", "phone": "0712345678", "national_id": "1"},
+        {"full_name": "A B", "phone": "0712345678", "national_id": "10000001"},
     )
     response = client.post(
         reverse("pos:phone", args=[sale.public_id]),

@@ -3,6 +3,8 @@ import pytest
 from apps.audit.models import AuditEvent
 from apps.core.actor import Actor
 from apps.customers.errors import NationalIdInvalid, PhoneInvalid
+from apps.customers.models import Customer
+from apps.customers.national_ids import national_id_normalise
 from apps.customers.services import customer_get_or_create
 
 pytestmark = pytest.mark.django_db
@@ -47,3 +49,22 @@ def test_a_national_id_alone_reveals_nobody(lender_a) -> None:
     create(lender_a)
     with pytest.raises(CustomerDetailsMismatch):
         create(lender_a, full_name="Someone Else", phone="0722 000 111")
+
+
+@pytest.mark.parametrize("number", ["1234567", "12345678", "1234 5678"])
+def test_a_kenyan_national_id_of_7_or_8_digits_is_accepted(lender_a, number) -> None:
+    customer, _ = create(lender_a, national_id=number)
+    assert customer.national_id == number.replace(" ", "")
+
+
+@pytest.mark.parametrize("number", ["123456", "123456789", "A1234567", "1234567-8"])
+def test_a_kenyan_national_id_is_refused_naming_the_rule_when_not_7_or_8_digits(
+    lender_a, number
+) -> None:
+    with pytest.raises(NationalIdInvalid, match="7 or 8 digits"):
+        create(lender_a, national_id=number)
+    assert not Customer.objects.exists()
+
+
+def test_a_country_without_a_rule_takes_the_number_as_typed(lender_a) -> None:
+    assert national_id_normalise(value="ab 12-3", country="GH") == "AB12-3"

@@ -55,9 +55,9 @@ def lender_seed(*, slug: str, name: str) -> Any:
     return lender
 
 
-def loans_seed(*, lender: Any, loans: int, tag: str = "B", phone_offset: int = 0) -> None:
+def loans_seed(*, lender: Any, loans: int, tag: str = "91", phone_offset: int = 0) -> None:
     """Loans signed through the real services up to ``loans``, each with a customer of its
-    own: national id ``<tag><n>``, mobile number ``07<phone_offset + n>`` (8 digits), and a
+    own: national id ``<tag><n:06d>`` (8 digits, a Kenyan id), mobile number ``07<phone_offset + n>`` (8 digits), and a
     demo-seed consent. The customers already there (counted by their national ids) are kept."""
     from django.db import transaction
 
@@ -72,14 +72,16 @@ def loans_seed(*, lender: Any, loans: int, tag: str = "B", phone_offset: int = 0
     actor = Actor.system()
     product = LoanProduct.objects.filter(lender=lender).order_by("pk").first()
     shop, clerk = demo_counter(lender)
-    existing = Customer.objects.filter(lender=lender, national_id__regex=rf"^{tag}[0-9]+$").count()
+    existing = Customer.objects.filter(
+        lender=lender, national_id__regex=rf"^{tag}[0-9]{{6}}$"
+    ).count()
     for n in range(existing, loans):
         with transaction.atomic():
             customer, _ = customer_get_or_create(
                 lender=lender,
                 full_name=f"Bench {n}",
                 phone=f"07{(phone_offset + n) % 10**8:08d}",
-                national_id=f"{tag}{n}",
+                national_id=f"{tag}{n:06d}",
                 actor=actor,
             )
             consent = consent_record_demo_seed(
@@ -155,7 +157,7 @@ def template_loan_seed(lender: Any) -> Any:
         template = Loan.objects.filter(lender=lender).order_by("pk").first()
         if template is None:
             template = loan_seed(
-                lender, full_name="Bench Agent", phone="0700000001", national_id="BA1"
+                lender, full_name="Bench Agent", phone="0700000001", national_id="9000001"
             )
     return template
 

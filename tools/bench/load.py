@@ -89,7 +89,7 @@ from tools.bench._setup import ROOT, django_on_bench_database, peak_rss_mib, per
 DATABASE = "smartcollection_bench_load"
 SLUG = "bench-load"
 CLERK_PASSWORD = "counter-staff-passphrase-8"  # noqa: S105  (a bench clerk's, on loopback)
-CUSTOMER_TAG, CUSTOMER_PHONES = "L", 10_000_000  # national ids L<n>, phones 0710000000 + n
+CUSTOMER_TAG, CUSTOMER_PHONES = "93", 10_000_000  # national ids 93<n:06d>, phones 0710000000 + n
 # Requests in a hundred. A sale is 16 requests and a login 4, so a client is never idle.
 MIX = {"checkin": 64, "webhook": 12, "pos": 14, "customer": 10}
 NEW_PAYMENT_SHARE = 0.5  # of the webhooks; the others redeliver an event sent before
@@ -126,7 +126,7 @@ def _payable(lender: Any) -> list[tuple[str, str]]:
             loan__lender=lender,
             loan__status="active",
             paid_at__isnull=True,
-            loan__customer__national_id__regex=rf"^{CUSTOMER_TAG}[0-9]+$",
+            loan__customer__national_id__regex=rf"^{CUSTOMER_TAG}[0-9]{{6}}$",
         )
         .order_by("loan_id", "sequence")
         .values_list(
@@ -176,7 +176,7 @@ def seed(*, phones: int, loans: int, clients: int, requests: int) -> Plan:
     payments = _payable(lender)
     if len(payments) < paying:  # earlier runs paid them: 10 more installments per new loan
         seeded = Customer.objects.filter(
-            lender=lender, national_id__regex=rf"^{CUSTOMER_TAG}[0-9]+$"
+            lender=lender, national_id__regex=rf"^{CUSTOMER_TAG}[0-9]{{6}}$"
         )
         more = (paying - len(payments)) // 10 + 1
         loans_seed(
@@ -195,7 +195,7 @@ def seed(*, phones: int, loans: int, clients: int, requests: int) -> Plan:
             )
     recent = timezone.now() - LOGIN_WINDOW
     customers = list(
-        Customer.objects.filter(lender=lender, national_id__regex=rf"^{CUSTOMER_TAG}[0-9]+$")
+        Customer.objects.filter(lender=lender, national_id__regex=rf"^{CUSTOMER_TAG}[0-9]{{6}}$")
         .exclude(login_codes__created_at__gte=recent)
         .order_by("pk")
         .values_list("phone", flat=True)[:clients]
@@ -616,7 +616,7 @@ class Client:
                 {
                     "full_name": f"Load Customer {serial}",
                     "phone": number,
-                    "national_id": f"LD{serial}",
+                    "national_id": f"96{serial}",
                 },
             ),
             (

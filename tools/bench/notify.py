@@ -273,7 +273,7 @@ def main() -> None:
     base = fake.start()
     try:
         lender, at = lender_in_hours()
-        loans_seed(lender=lender, loans=args.loans, tag="N")
+        loans_seed(lender=lender, loans=args.loans, tag="92")
         reminders_seed(
             lender=lender, messages=args.messages, loans=args.loans, run=f"bench-{time.time_ns():x}"
         )

@@ -40,7 +40,7 @@ def _late_loan() -> tuple[Any, Any]:
             lender,
             full_name="Offline Customer",
             phone=f"07{run % 10**8:08d}",
-            national_id=f"OE{run}",
+            national_id=f"94{run % 10**6:06d}",
             signed_at=timezone.now() - timedelta(days=75),
         )
         customer_id = loan.customer_id

@@ -199,7 +199,7 @@ def seed_templates(lenders: int) -> list[Template]:
                 lender=lender,
                 full_name=f"Sweep template {k}",
                 phone=f"07990000{k:02d}",
-                national_id=f"ST{k}",
+                national_id=f"95{k:06d}",
                 actor=actor,
             )
             consent = consent_record_demo_seed(
