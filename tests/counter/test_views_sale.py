@@ -236,7 +236,7 @@ def test_steps_cannot_be_skipped(counter, lender_a) -> None:
     ("down", "message"),
     [
         ("23999.70", "The smallest amount it can finance is KES 0.47"),  # financed 0.30
-        ("100", "The down payment is below"),
+        ("100", "The down payment must be at least KES 240.00."),  # 1% of 24,000
     ],
 )
 def test_the_plan_step_shows_the_refusal_on_the_down_payment_field_when_the_terms_refuse_it(

@@ -12,6 +12,7 @@ from itertools import pairwise
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from apps.audit.services import AuditEntry, audit_event_record
 from apps.collections.errors import (
@@ -33,7 +34,7 @@ from apps.collections.models import Installment, Loan
 from apps.collections.schedule import Line, Schedule, Terms, build_schedule, smallest_financed
 from apps.core.actor import Actor
 from apps.core.errors import IdempotencyConflict, NotAllowed
-from apps.core.money import Money, quantize
+from apps.core.money import Money, money_format, quantize
 from apps.customers.models import ConsentRecord, Customer
 from apps.lenders.models import LoanProduct
 from apps.lenders.selectors import (
@@ -75,6 +76,17 @@ def loan_financed_minimum(*, product: LoanProduct) -> Money:
     )
 
 
+def loan_down_payment_minimum(*, product: LoanProduct, device_price: Money) -> Money:
+    """The smallest down payment ``product`` takes on a phone of ``device_price``: its
+    percentage of the price, rounded to the currency's minor unit (the counter states it
+    before the clerk types one; ``loan_quote`` refuses less)."""
+    currency = device_price.currency
+    return Money(
+        quantize(device_price.amount * product.min_down_payment_percent / 100, currency),
+        currency,
+    )
+
+
 def require_minor_units(money: Money) -> None:
     if quantize(money.amount, money.currency) != money.amount:
         raise AmountNotInMinorUnits(amount=str(money.amount), currency=money.currency)
@@ -99,9 +111,14 @@ def loan_quote(
         raise DevicePriceInvalid()
     if down_payment.amount < 0:
         raise DownPaymentTooSmall()
-    minimum = quantize(device_price.amount * product.min_down_payment_percent / 100, currency)
+    minimum = loan_down_payment_minimum(product=product, device_price=device_price).amount
     if down_payment.amount < minimum:
-        raise DownPaymentTooSmall(minimum=str(minimum), currency=currency)
+        raise DownPaymentTooSmall(
+            _("The down payment must be at least %(minimum)s.")
+            % {"minimum": money_format(minimum, currency)},
+            minimum=str(minimum),
+            currency=currency,
+        )
     if down_payment.amount >= device_price.amount:
         raise DownPaymentTooLarge()
     financed = device_price.amount - down_payment.amount

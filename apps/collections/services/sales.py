@@ -14,7 +14,12 @@ from decimal import Decimal
 from django.db import transaction
 
 from apps.collections.errors import ConsentMissing, ProductNotAvailable, RestrictionPolicyMissing
-from apps.collections.services.loans import Quote, loan_quote, loan_sign
+from apps.collections.services.loans import (
+    Quote,
+    loan_down_payment_minimum,
+    loan_quote,
+    loan_sign,
+)
 from apps.core.actor import Actor
 from apps.core.money import Money
 from apps.customers.consent import (
@@ -104,12 +109,37 @@ def sale_plan_set(
     sale = sale_lock_open(sale_id=sale_id, clerk=clerk)
     if sale.customer_id is None or sale.price_amount is None:
         raise SaleStepMissing()
+    # the quote refuses a down payment out of bounds
+    quote = sale_plan_quote(sale=sale, product_id=product_id, down_payment=down_payment)
+    return sale_plan_record(sale=sale, product_id=quote.product.pk, down_payment=down_payment)
+
+
+def _product(*, sale: Sale, product_id: int) -> LoanProduct:
+    """The lender's active ``product_id``; ProductNotAvailable otherwise."""
     product = loan_product_list_active(lender_id=sale.lender_id).filter(pk=product_id).first()
     if product is None:
         raise ProductNotAvailable(product_id=product_id)
-    # the quote refuses a down payment out of bounds
-    _quote(sale=sale, product=product, down_payment=down_payment)
-    return sale_plan_record(sale=sale, product_id=product.pk, down_payment=down_payment)
+    return product
+
+
+def sale_down_payment_minimum(*, sale: Sale, product_id: int) -> Money:
+    """The smallest down payment ``product_id`` takes on the sale's phone (step 3 states it)."""
+    if sale.price_amount is None:
+        raise SaleStepMissing()
+    return loan_down_payment_minimum(
+        product=_product(sale=sale, product_id=product_id),
+        device_price=Money(sale.price_amount, sale.lender.currency),
+    )
+
+
+def sale_plan_quote(*, sale: Sale, product_id: int, down_payment: Decimal) -> Quote:
+    """The loan step 3 would lead to with ``product_id`` and ``down_payment``, computed by
+    the schedule code signing uses, stored nowhere: the plan page quotes it as the clerk
+    types, and step 3 itself checks it. Refuses as ``loan_quote`` does."""
+    if sale.customer_id is None or sale.price_amount is None:
+        raise SaleStepMissing()
+    product = _product(sale=sale, product_id=product_id)
+    return _quote(sale=sale, product=product, down_payment=down_payment)
 
 
 def _customer(sale: Sale) -> Customer:
