@@ -4,6 +4,7 @@ from enum import StrEnum
 class CustomersAction(StrEnum):
     CUSTOMER_CREATED = "customers.customer.created"
     CUSTOMER_PHONE_CHANGED = "customers.customer.phone_changed"
+    CUSTOMER_LOCALE_CHANGED = "customers.customer.locale_changed"
     CONSENT_CODE_SENT = "customers.consent.code_sent"
     CONSENT_CODE_FAILED = "customers.consent.code_failed"
     CONSENT_RECORDED = "customers.consent.recorded"

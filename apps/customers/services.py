@@ -95,7 +95,9 @@ def customer_get_or_create(
     date_of_birth: date | None = None,
     locale: str | None = None,
 ) -> tuple[Customer, bool]:
-    """The lender's customer with this national id, created if new (never duplicated).
+    """The lender's customer with this national id, created if new (never duplicated),
+    speaking ``locale`` (the lender's language when None): a customer found who now
+    chooses another language gets it, and ``customers.customer.locale_changed``.
 
     An existing customer is returned only if the phone given is the one on
     record (otherwise CustomerDetailsMismatch), so a national id alone reveals
@@ -114,7 +116,7 @@ def customer_get_or_create(
         # has to know the phone on record.
         if existing.phone != e164:
             raise CustomerDetailsMismatch()
-        return existing, False
+        return _customer_locale_set(existing, locale=locale, actor=actor), False
     holder = _phone_holder(lender_id=lender.pk, e164=e164)
     if holder is not None:
         raise PhoneInUse(name_masked=customer_name_masked(holder.full_name))
@@ -135,7 +137,7 @@ def customer_get_or_create(
         if existing is not None:
             if existing.phone != e164:
                 raise CustomerDetailsMismatch() from None
-            return existing, False
+            return _customer_locale_set(existing, locale=locale, actor=actor), False
         holder = _phone_holder(lender_id=lender.pk, e164=e164)
         if holder is None:
             raise
@@ -147,6 +149,22 @@ def customer_get_or_create(
         data={"new": {"id": customer.pk}},
     )
     return customer, True
+
+
+def _customer_locale_set(customer: Customer, *, locale: str | None, actor: Actor) -> Customer:
+    """``customer`` speaking ``locale`` from now on (None or the same: unchanged)."""
+    if not locale or locale == customer.locale:
+        return customer
+    old, customer.locale = customer.locale, locale
+    customer.full_clean(validate_unique=False, validate_constraints=False)
+    customer.save(update_fields=["locale", "updated_at"])
+    audit_event_record(
+        actor=actor,
+        action=CustomersAction.CUSTOMER_LOCALE_CHANGED,
+        target=customer,
+        data={"old": {"locale": old}, "new": {"locale": locale}},
+    )
+    return customer
 
 
 @transaction.atomic

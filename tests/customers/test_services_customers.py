@@ -68,3 +68,21 @@ def test_a_kenyan_national_id_is_refused_naming_the_rule_when_not_7_or_8_digits(
 
 def test_a_country_without_a_rule_takes_the_number_as_typed(lender_a) -> None:
     assert national_id_normalise(value="ab 12-3", country="GH") == "AB12-3"
+
+
+def test_a_customer_found_again_takes_the_language_given_and_it_is_audited(lender_a) -> None:
+    amina, _ = create(lender_a)
+    assert amina.locale == lender_a.locale  # the lender's when none is given
+    create(lender_a)
+    amina.refresh_from_db()
+    assert amina.locale == lender_a.locale  # none given: unchanged
+    again, created = create(lender_a, locale="es")
+    amina.refresh_from_db()
+    assert (created, again.locale, amina.locale) == (False, "es", "es")
+    event = AuditEvent.objects.get(action="customers.customer.locale_changed")
+    assert (event.data, event.target_id) == (
+        {"old": {"locale": lender_a.locale}, "new": {"locale": "es"}},
+        str(amina.pk),
+    )
+    create(lender_a, locale="es")  # the same again: nothing to record
+    assert AuditEvent.objects.filter(action="customers.customer.locale_changed").count() == 1

@@ -64,8 +64,10 @@ def sale_customer_set(
     national_id: str,
     date_of_birth: date | None,
     actor: Actor,
+    locale: str | None = None,
 ) -> Sale:
-    """Step 1: the customer, found by national id at this lender or created."""
+    """Step 1: the customer, found by national id at this lender or created, and the
+    language they chose: the terms, the code's SMS and every later message use it."""
     sale = sale_lock_open(sale_id=sale_id, clerk=clerk)
     customer, _ = customer_get_or_create(
         lender=sale.lender,
@@ -73,6 +75,7 @@ def sale_customer_set(
         phone=phone,
         national_id=national_id,
         date_of_birth=date_of_birth,
+        locale=locale or None,
         actor=actor,
     )
     return sale_customer_record(sale=sale, customer_id=customer.pk)
