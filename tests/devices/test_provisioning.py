@@ -6,6 +6,7 @@ import io
 import json
 
 import pytest
+import qrcode
 import zxingcpp
 from PIL import Image
 
@@ -41,6 +42,32 @@ def test_the_qr_png_decodes_to_the_documented_provisioning_keys(device) -> None:
     extras = payload[f"{P}PROVISIONING_ADMIN_EXTRAS_BUNDLE"]
     assert extras == {"server": "http://127.0.0.1:8000/api/agent/v1/", "token": minted.token}
     assert len(payload_text(minted.payload)) < 1024
+
+
+def test_the_payload_holds_only_what_the_phone_and_agent_need(device, settings) -> None:
+    """The documented keys and the agent's two extras, compact, a 22-character code: 549
+    bytes with the test settings' addresses (559 with a 32-character code), which encode
+    as a version-16 code at level L, 81 modules a side (version 18, 89 modules, at level M
+    before)."""
+    settings.PROVISIONING_WIFI_SSID = ""
+    minted = enrollment_token_mint(device_id=device.pk, actor=Actor.system())
+    assert set(minted.payload) == {
+        f"{P}PROVISIONING_DEVICE_ADMIN_COMPONENT_NAME",
+        f"{P}PROVISIONING_DEVICE_ADMIN_PACKAGE_DOWNLOAD_LOCATION",
+        f"{P}PROVISIONING_DEVICE_ADMIN_SIGNATURE_CHECKSUM",
+        f"{P}PROVISIONING_LEAVE_ALL_SYSTEM_APPS_ENABLED",
+        f"{P}PROVISIONING_ADMIN_EXTRAS_BUNDLE",
+    }
+    assert len(minted.token) == 22  # 128 random bits, URL-safe base64
+    text = payload_text(minted.payload)
+    assert " " not in text
+    assert len(text) == 549
+    code = qrcode.QRCode(error_correction=qrcode.constants.ERROR_CORRECT_L)
+    code.add_data(text)
+    code.make(fit=True)
+    assert code.version == 16
+    png = Image.open(io.BytesIO(provisioning_qr_png(minted.payload)))
+    assert png.size == ((81 + 2 * 4) * 8,) * 2  # the 4-module quiet zone, 8 pixels a module
 
 
 def test_one_encoding_gives_both_images(device, monkeypatch) -> None:

@@ -99,6 +99,9 @@ class MintedToken:
     payload: dict[str, Any]
 
 
+ENROLLMENT_TOKEN_BYTES = 16
+
+
 @transaction.atomic
 def enrollment_token_mint(*, device_id: int, actor: Actor) -> MintedToken:
     """A fresh single-use enrollment code for a sold, not yet enrolled phone.
@@ -115,7 +118,9 @@ def enrollment_token_mint(*, device_id: int, actor: Actor) -> MintedToken:
     EnrollmentToken.objects.filter(
         device=device, used_at__isnull=True, revoked_at__isnull=True
     ).update(revoked_at=now, updated_at=now)
-    token = secrets.token_urlsafe(24)
+    # 128 random bits (22 characters) for a code that works once and within hours, hashed
+    # at rest: as unguessable as needed, and 10 bytes fewer in the QR code than 192 bits
+    token = secrets.token_urlsafe(ENROLLMENT_TOKEN_BYTES)
     expires_at = now + timedelta(hours=settings.ENROLLMENT_TOKEN_TTL_HOURS)
     record = EnrollmentToken.objects.create(
         lender_id=device.lender_id,
