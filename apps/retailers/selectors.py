@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+
+from django.db.models import Q
+from django.utils import timezone
 
 from apps.core.errors import NotFound
 from apps.retailers.models import Clerk, Sale
@@ -24,9 +28,17 @@ def sale_get_for_clerk(*, public_id: Any, clerk: Clerk) -> Sale:
     return sale
 
 
+# A draft nobody touched for this long is abandoned: the customer left, and the terms it
+# quoted (the first due date) are stale anyway. It leaves "Recent sales"; signed sales stay.
+SALE_DRAFT_TTL = timedelta(hours=24)
+
+
 def sale_list_for_clerk(*, clerk: Clerk, limit: int = 20) -> list[Sale]:
+    """The shop's recent sales, newest first: every signed one, and the drafts touched in
+    the last ``SALE_DRAFT_TTL``."""
+    fresh = timezone.now() - SALE_DRAFT_TTL
     return list(
         Sale.objects.select_related("customer", "loan", "lender")
-        .filter(shop_id=clerk.shop_id)
+        .filter(Q(loan__isnull=False) | Q(updated_at__gte=fresh), shop_id=clerk.shop_id)
         .order_by("-created_at")[:limit]
     )
