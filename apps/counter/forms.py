@@ -3,6 +3,7 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.utils.translation import gettext_lazy as _
 
 
@@ -21,6 +22,14 @@ class CustomerForm(forms.Form):
     date_of_birth = forms.DateField(
         label=_("Date of birth"), required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
+    # each language named in itself, as the customer reads it; none given: the lender's
+    # for a new customer, unchanged for one found again
+    locale = forms.ChoiceField(
+        label=_("Customer's language"),
+        choices=settings.LANGUAGES,
+        required=False,
+        help_text=_("The terms, the code's SMS and every later message are in this language."),
+    )
 
 
 class PhoneForm(forms.Form):
@@ -33,14 +42,22 @@ class PhoneForm(forms.Form):
     brand = forms.CharField(label=_("Brand"), max_length=60)
     model_name = forms.CharField(label=_("Model"), max_length=80)
     price = forms.DecimalField(
-        label=_("Cash price"), max_digits=18, decimal_places=3, min_value=Decimal("0.001")
+        label=_("Cash price"),
+        max_digits=18,
+        decimal_places=3,
+        min_value=Decimal("0.001"),
+        widget=forms.NumberInput(attrs={"inputmode": "decimal"}),
     )
 
 
 class PlanForm(forms.Form):
     product = forms.TypedChoiceField(label=_("Plan"), coerce=int)
     down_payment = forms.DecimalField(
-        label=_("Down payment"), max_digits=18, decimal_places=3, min_value=Decimal(0)
+        label=_("Down payment"),
+        max_digits=18,
+        decimal_places=3,
+        min_value=Decimal(0),
+        widget=forms.NumberInput(attrs={"inputmode": "decimal", "autocomplete": "off"}),
     )
 
     def __init__(self, *args: Any, products: Iterable[Any] = (), **kwargs: Any) -> None:

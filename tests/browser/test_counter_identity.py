@@ -59,7 +59,7 @@ def test_the_clerk_is_stopped_at_step_1_with_the_masked_name_on_another_customer
 ) -> None:
     _amina(lender_a)
     page = _clerk_types_brian(browser, live_server, lender_a, first_phone="0712 345 678")
-    expect(page.locator("#id_phone + p.error")).to_have_text(TAKEN)
+    expect(page.locator("#id_phone_error")).to_have_text(TAKEN)
     expect(page.locator("#id_phone")).to_have_attribute("aria-invalid", "true")
     assert page.url.endswith("/customer/")
     assert Sale.objects.get().customer_id is None
@@ -97,7 +97,7 @@ def test_a_customer_logging_in_with_a_number_typed_for_another_sees_only_their_o
     amina = _amina(lender_a)
     amina_loan = amina.loans.get()
     counter = _clerk_types_brian(browser, live_server, lender_a, first_phone="0712345678")
-    expect(counter.locator("#id_phone + p.error")).to_have_text(TAKEN)
+    expect(counter.locator("#id_phone_error")).to_have_text(TAKEN)
     counter.fill("#id_phone", "0722000111")
     counter.click("button[type=submit]")
     counter.wait_for_url("**/phone/")

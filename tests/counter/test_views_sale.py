@@ -14,26 +14,10 @@ from apps.devices.models import Device
 from apps.retailers.models import Sale
 from tests.accounts.factories import PASSWORD
 from tests.devices.factories import phone_registered, valid_imei
-from tests.lenders.factories import LoanProductFactory, restriction_policy_version_for
+from tests.lenders.factories import LoanProductFactory
 from tests.retailers.factories import clerk_for, shop_for
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def counter(lender_a):
-    restriction_policy_version_for(lender_a)
-    product = LoanProductFactory(
-        lender=lender_a, name="12 months", min_down_payment_percent=Decimal(10)
-    )
-    shop = shop_for(lender_a)
-    clerk = clerk_for(shop)
-    client = Client()
-    response = client.post(
-        reverse("pos:login"), {"username": clerk.user.username, "password": PASSWORD}
-    )
-    assert response.status_code == 302
-    return client, clerk, product
 
 
 def walk_to_consent(client, lender, product, imei: str) -> Sale:

@@ -91,6 +91,7 @@ pytestmark = [pytest.mark.drill, pytest.mark.django_db]
 NOT_LENDER_OWNED = {
     "pos/login/": "the clerk's login form: no shop and no lender until the clerk is known",
     "pos/logout/": "ends the clerk's session; reads and writes no row",
+    "pos/phone-model/": "the brand and model a TAC names, from a table in the code; no row",
     "my/<slug:lender_slug>/logout/": "ends the customer's session; reads and writes no row",
     "api/schema/": "the OpenAPI document: the same for every caller, no rows",
     "api/docs/": "the Swagger page that renders that document",

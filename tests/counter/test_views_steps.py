@@ -1,0 +1,288 @@
+"""The counter's steps as the clerk meets them: the customer's language, the live quote of
+the plan, errors under their field, a sale resumed as typed, the receipt."""
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from apps.audit.models import AuditEvent
+from apps.collections.models import Loan
+from apps.customers.models import Customer
+from apps.retailers.models import Sale
+from tests.counter.test_views_sale import walk_to_consent
+from tests.customers.factories import CustomerFactory
+from tests.devices.factories import valid_imei
+from tests.retailers.factories import ShopFactory, clerk_for
+
+pytestmark = pytest.mark.django_db
+
+AMINA = {"full_name": "Amina Wanjiru", "phone": "0712 345 678", "national_id": "23456781"}
+
+
+def new_sale(client, lender) -> Sale:
+    client.post(reverse("pos:home"), {"lender": lender.pk})
+    return Sale.objects.latest("created_at")
+
+
+def to_plan(client, lender, **customer) -> Sale:
+    sale = new_sale(client, lender)
+    client.post(reverse("pos:customer", args=[sale.public_id]), AMINA | customer)
+    client.post(
+        reverse("pos:phone", args=[sale.public_id]),
+        {"imei": valid_imei(), "brand": "Tecno", "model_name": "Spark 20", "price": "24000"},
+    )
+    return sale
+
+
+def quoted(client, sale, product, down_payment: str) -> dict:
+    """The plan page's live quote for ``down_payment``, as its script asks for it."""
+    return client.get(
+        reverse("pos:plan_quote", args=[sale.public_id]),
+        {"product": product.pk, "down_payment": down_payment},
+    ).json()
+
+
+def sign(client, sale, sms_outbox, capture) -> Loan:
+    with capture(execute=True):
+        client.post(reverse("pos:consent", args=[sale.public_id]), {"action": "send"})
+    code = re.search(r"\b(\d{6})\b", sms_outbox[-1][1]).group(1)
+    client.post(reverse("pos:consent", args=[sale.public_id]), {"action": "confirm", "code": code})
+    client.post(reverse("pos:sign", args=[sale.public_id]))
+    return Loan.objects.get(sale__public_id=sale.public_id)
+
+
+# --- the customer's language (step 1) ----------------------------------------------------
+
+
+def test_the_language_chosen_at_step_1_is_the_terms_and_the_codes(
+    counter, lender_a, sms_outbox, django_capture_on_commit_callbacks
+) -> None:
+    client, _, product = counter
+    sale = to_plan(client, lender_a, locale="es")
+    assert Customer.objects.get().locale == "es"
+    client.post(
+        reverse("pos:plan", args=[sale.public_id]), {"product": product.pk, "down_payment": "4000"}
+    )
+    page = client.get(reverse("pos:consent", args=[sale.public_id]))
+    assert "Las llamadas de emergencia" in page.context["consent_text"]
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("pos:consent", args=[sale.public_id]), {"action": "send"})
+    ((_, body),) = sms_outbox
+    assert "código" in body.lower()
+
+
+def test_a_customer_found_again_takes_the_language_chosen_now(counter, lender_a) -> None:
+    client, _, _ = counter
+    amina = CustomerFactory(
+        lender=lender_a, phone="+254712345678", national_id="23456781", locale="en"
+    )
+    to_plan(client, lender_a, locale="zh-hans")
+    amina.refresh_from_db()
+    assert amina.locale == "zh-hans"
+    event = AuditEvent.objects.get(action="customers.customer.locale_changed")
+    assert event.data == {"old": {"locale": "en"}, "new": {"locale": "zh-hans"}}
+
+
+def test_step_1_offers_the_lenders_language_first(counter, lender_a) -> None:
+    client, _, _ = counter
+    sale = new_sale(client, lender_a)
+    page = client.get(reverse("pos:customer", args=[sale.public_id]))
+    assert page.context["form"].initial["locale"] == lender_a.locale
+
+
+# --- the plan's live quote (step 3) -----------------------------------------------------
+
+
+def test_the_quote_is_the_schedule_the_loan_is_signed_with(
+    counter, lender_a, sms_outbox, django_capture_on_commit_callbacks
+) -> None:
+    client, _, product = counter
+    sale = to_plan(client, lender_a)
+    body = quoted(client, sale, product, "4000")
+    client.post(
+        reverse("pos:plan", args=[sale.public_id]), {"product": product.pk, "down_payment": "4000"}
+    )
+    loan = sign(client, sale, sms_outbox, django_capture_on_commit_callbacks)
+    installments = list(loan.installments.order_by("sequence"))
+    first, total = installments[0], sum(i.total_due for i in installments)
+    # 20,000 financed, 2.5 % flat a month and 1 % fee over 12 months
+    assert body == {
+        "minimum": "Minimum down payment: KES 2,400.00",
+        "quote": f"12 × KES {first.total_due:,.2f} · total KES {total:,.2f} · first due "  # noqa: RUF001
+        f"{first.due_date.day} {first.due_date:%b}",
+        "error": "",
+    }
+    assert len(installments) == 12
+    assert all(i.total_due == first.total_due for i in installments[:-1])  # the last rounds
+
+
+def test_the_quote_names_the_minimum_when_the_down_payment_is_below_it(counter, lender_a) -> None:
+    client, _, product = counter
+    sale = to_plan(client, lender_a)
+    body = quoted(client, sale, product, "1000")
+    assert body == {
+        "minimum": "Minimum down payment: KES 2,400.00",
+        "quote": "",
+        "error": "The down payment must be at least KES 2,400.00.",
+    }
+    page = client.post(
+        reverse("pos:plan", args=[sale.public_id]), {"product": product.pk, "down_payment": "1000"}
+    )
+    assert page.context["form"].errors == {
+        "down_payment": ["The down payment must be at least KES 2,400.00."]
+    }
+
+
+def test_the_quote_states_the_minimum_before_a_down_payment_is_typed(counter, lender_a) -> None:
+    client, _, product = counter
+    sale = to_plan(client, lender_a)
+    assert quoted(client, sale, product, "") == {
+        "minimum": "Minimum down payment: KES 2,400.00",
+        "quote": "",
+        "error": "",
+    }
+    page = client.get(reverse("pos:plan", args=[sale.public_id]))
+    assert "Minimum down payment: KES 2,400.00" in page.content.decode()
+
+
+def test_another_shops_sale_gets_no_quote(counter, lender_a) -> None:
+    client, _, product = counter
+    sale = to_plan(client, lender_a)
+    other = Client()
+    other.force_login(clerk_for(ShopFactory(lenders=[lender_a])).user)
+    response = other.get(
+        reverse("pos:plan_quote", args=[sale.public_id]),
+        {"product": product.pk, "down_payment": "4000"},
+    )
+    assert response.status_code == 404
+
+
+# --- errors on their field, titles, resuming -------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "field", "message"),
+    [
+        ({"national_id": "12345"}, "national_id", "7 or 8 digits"),
+        ({"phone": "12345"}, "phone", "not a valid"),
+    ],
+)
+def test_a_refused_entry_is_shown_under_its_field(
+    counter, lender_a, values, field, message
+) -> None:
+    client, _, _ = counter
+    sale = new_sale(client, lender_a)
+    page = client.post(reverse("pos:customer", args=[sale.public_id]), AMINA | values)
+    form = page.context["form"]
+    assert not form.non_field_errors()
+    assert message in form.errors[field][0]
+    html = page.content.decode()
+    assert f'id="id_{field}_error"' in html
+    assert re.search(rf'<input[^>]*aria-invalid="true"[^>]*id="id_{field}"', html)
+
+
+def test_an_imei_already_sold_is_shown_under_the_imei(counter, lender_a) -> None:
+    from tests.collections.factories import signed_loan
+    from tests.devices.factories import phone_registered
+
+    imei = valid_imei()
+    phone_registered(signed_loan(lender_a), imei=imei, brand="X", model_name="Y")
+    client, _, _ = counter
+    sale = new_sale(client, lender_a)
+    client.post(reverse("pos:customer", args=[sale.public_id]), AMINA)
+    page = client.post(
+        reverse("pos:phone", args=[sale.public_id]),
+        {"imei": imei, "brand": "X", "model_name": "Y", "price": "100"},
+    )
+    assert "already the collateral" in page.context["form"].errors["imei"][0]
+
+
+@pytest.mark.parametrize(
+    ("name", "title"), [("customer", "Customer"), ("phone", "Phone"), ("plan", "Plan")]
+)
+def test_each_step_is_titled_with_its_name(counter, lender_a, name, title) -> None:
+    client, _, product = counter
+    sale = walk_to_consent(client, lender_a, product, valid_imei())
+    html = client.get(reverse(f"pos:{name}", args=[sale.public_id])).content.decode()
+    assert f"<title>{title} · Point of sale · Smart Collection</title>" in html
+    assert f"<h1>{title}</h1>" in html
+    assert f'aria-current="step">{title}</li>' in html
+
+
+def test_a_resumed_sale_shows_what_was_typed(counter, lender_a) -> None:
+    client, _, product = counter
+    sale = walk_to_consent(client, lender_a, product, valid_imei())
+    home = client.get(reverse("pos:home")).content.decode()
+    assert reverse("pos:consent", args=[sale.public_id]) in home  # resumes at its step
+    customer = client.get(reverse("pos:customer", args=[sale.public_id])).context["form"]
+    assert {k: customer.initial[k] for k in ("full_name", "phone", "national_id")} == {
+        "full_name": "Amina Wanjiru",
+        "phone": "+254712345678",
+        "national_id": "23456781",
+    }
+    plan = client.get(reverse("pos:plan", args=[sale.public_id]))
+    assert 'value="4000.00"' in plan.content.decode()  # the currency's cents, not "4000.000"
+    assert plan.context["quote_text"].startswith("12 × KES ")  # noqa: RUF001
+
+
+def test_a_draft_left_for_a_day_leaves_recent_sales(counter, lender_a) -> None:
+    client, _, product = counter
+    old = walk_to_consent(client, lender_a, product, valid_imei())
+    fresh = new_sale(client, lender_a)
+    Sale.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(hours=25))
+    home = client.get(reverse("pos:home")).content.decode()
+    assert str(fresh.public_id) in home
+    assert str(old.public_id) not in home
+
+
+# --- the receipt ----------------------------------------------------------------------
+
+
+def test_the_receipt_says_what_was_paid_what_is_owed_and_how_to_pay(
+    counter, lender_a, sms_outbox, django_capture_on_commit_callbacks
+) -> None:
+    client, _, product = counter
+    sale = walk_to_consent(client, lender_a, product, valid_imei())
+    loan = sign(client, sale, sms_outbox, django_capture_on_commit_callbacks)
+    page = client.get(reverse("pos:receipt", args=[sale.public_id]))
+    total = sum(i.total_due for i in loan.installments.all())
+    assert (page.context["down_payment"], page.context["total"]) == (
+        "KES 4,000.00",
+        f"KES {total:,.2f}",
+    )
+    assert page.context["customer_page"] == "http://testserver/my/lender-a/"
+    assert page.context["how_to_pay"] == "On the customer's page below."
+    assert total > Decimal(20000)
+
+
+def test_step_2_suggests_the_model_the_imeis_tac_names(counter) -> None:
+    client, _, _ = counter
+    url = reverse("pos:phone_model")
+    assert client.get(url, {"imei": "35209900"}).json() == {
+        "brand": "Tecno",
+        "model_name": "Spark 20",
+    }
+    assert client.get(url, {"imei": "99000086"}).json() == {}
+    assert Client().get(url, {"imei": "35209900"}).status_code == 302  # clerks only
+
+
+def test_the_receipt_names_the_paybill_and_the_account_where_the_lender_takes_m_pesa(
+    counter, lender_a, sms_outbox, django_capture_on_commit_callbacks
+) -> None:
+    from tests.collections.daraja import SHORTCODE, paybill_for
+
+    paybill_for(lender_a)
+    client, _, product = counter
+    sale = walk_to_consent(client, lender_a, product, valid_imei())
+    loan = sign(client, sale, sms_outbox, django_capture_on_commit_callbacks)
+    page = client.get(reverse("pos:receipt", args=[sale.public_id]))
+    assert page.context["how_to_pay"] == (
+        f"M-Pesa: Lipa na M-Pesa, Pay Bill, business number {SHORTCODE}, "
+        f"account number {loan.reference}."
+    )
+    assert f"account number {loan.reference}" in page.content.decode()
