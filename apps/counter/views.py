@@ -414,12 +414,17 @@ def sign(request: HttpRequest, clerk: Clerk, public_id: Any) -> HttpResponse:
 
 @clerk_required
 def provision(request: HttpRequest, clerk: Clerk, public_id: Any) -> HttpResponse:
-    """The QR code for the new phone. Each POST shows a fresh code (the old one stops working)."""
+    """The QR code for the new phone, shown at once while the phone waits to enroll.
+
+    Each view of the page mints a fresh code and the one shown before stops working: the
+    token is stored only as its hash, so a page can only show a code it minted, and the
+    code on the screen is then always the one that works (an old photo of it does not).
+    "Show a fresh code" (a POST) does the same for a clerk who wants one."""
     sale = sale_get_for_clerk(public_id=public_id, clerk=clerk)
     if sale.device_id is None:
         return redirect("pos:sign", sale.public_id)
     context: dict[str, Any] = {}
-    if request.method == "POST" and sale.device.status == "pending":
+    if sale.device.status == "pending":
         try:
             minted = enrollment_token_mint(device_id=sale.device_id, actor=_actor(request))
         except DomainError as exc:
@@ -429,7 +434,7 @@ def provision(request: HttpRequest, clerk: Clerk, public_id: Any) -> HttpRespons
             context.update(
                 qr_svg=svg, expires_at=minted.expires_at, qr_png=base64.b64encode(png).decode()
             )
-    return _page(request, "provision.html", sale, **context)
+    return _page(request, "provision.html", sale, Sale.Step.PROVISION, **context)
 
 
 @clerk_required

@@ -271,6 +271,23 @@ def test_step_2_suggests_the_model_the_imeis_tac_names(counter) -> None:
     assert Client().get(url, {"imei": "35209900"}).status_code == 302  # clerks only
 
 
+def test_the_qr_code_is_shown_on_opening_the_page_and_only_the_newest_works(
+    counter, lender_a, sms_outbox, django_capture_on_commit_callbacks
+) -> None:
+    from apps.devices.models import EnrollmentToken
+
+    client, _, product = counter
+    sale = walk_to_consent(client, lender_a, product, valid_imei())
+    sign(client, sale, sms_outbox, django_capture_on_commit_callbacks)
+    url = reverse("pos:provision", args=[sale.public_id])
+    first = client.get(url)
+    assert b'id="provisioning-qr"' in first.content
+    assert b"<svg" in first.content  # no tap needed
+    client.get(url)
+    assert EnrollmentToken.objects.filter(revoked_at__isnull=True).count() == 1
+    assert EnrollmentToken.objects.count() == 2
+
+
 def test_the_receipt_names_the_paybill_and_the_account_where_the_lender_takes_m_pesa(
     counter, lender_a, sms_outbox, django_capture_on_commit_callbacks
 ) -> None:
