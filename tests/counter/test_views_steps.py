@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from django.test import Client
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from apps.audit.models import AuditEvent
 from apps.collections.models import Loan
@@ -286,6 +286,24 @@ def test_the_qr_code_is_shown_on_opening_the_page_and_only_the_newest_works(
     client.get(url)
     assert EnrollmentToken.objects.filter(revoked_at__isnull=True).count() == 1
     assert EnrollmentToken.objects.count() == 2
+
+
+def test_the_quote_and_its_refusal_speak_the_clerks_language(counter, lender_a, settings) -> None:
+    # the requests switch the thread's language: put it back for the tests after this one
+    with translation.override(translation.get_language()):
+        client, _, product = counter
+        sale = to_plan(client, lender_a)
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = "es"
+        # the figures as the language writes them: only the words are checked here
+        body = quoted(client, sale, product, "1000")
+        assert body["minimum"].startswith("Enganche mínimo: KES 2")
+        assert body["error"].startswith("El enganche debe ser de al menos KES 2")
+        assert quoted(client, sale, product, "4000")["quote"].startswith("12 × KES ")  # noqa: RUF001
+        client.cookies[settings.LANGUAGE_COOKIE_NAME] = "zh-hans"
+        page = client.post(
+            reverse("pos:customer", args=[sale.public_id]), AMINA | {"national_id": "1"}
+        )
+        assert page.context["form"].errors["national_id"] == ["肯尼亚身份证号码为 7 或 8 位数字。"]
 
 
 def test_the_receipt_names_the_paybill_and_the_account_where_the_lender_takes_m_pesa(
