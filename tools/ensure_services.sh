@@ -10,10 +10,23 @@ missing=()
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# Chinese pages' screenshots need a CJK font; npm installs axe-core for the browser tests
+[ -n "$(fc-list :lang=zh family 2>/dev/null)" ] || missing+=(fonts-noto-cjk)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "ensure_services: installing ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# --- axe-core (the browser tests inject it into every page they visit) -------------
+# Pinned, into .node/ (ignored by git): 560 kB of minified code we do not write.
+AXE_CORE_VERSION="4.11.0"
+root="$(cd "$(dirname "$0")/.." && pwd)"
+axe_package="$root/.node/node_modules/axe-core/package.json"
+if ! grep -q "\"version\": \"$AXE_CORE_VERSION\"" "$axe_package" 2>/dev/null; then
+  echo "ensure_services: installing axe-core $AXE_CORE_VERSION into .node/"
+  npm install --silent --no-audit --no-fund --prefix "$root/.node" "axe-core@$AXE_CORE_VERSION" >/dev/null
 fi
 
 # --- PostgreSQL ---------------------------------------------------------------
@@ -44,4 +57,4 @@ if ! redis-cli -p 6379 ping >/dev/null 2>&1; then
   for _ in $(seq 1 30); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 
-echo "ensure_services: PostgreSQL $pg_version on $pg_port, Redis on 6379, $(chromium --version 2>/dev/null | head -n 1)"
+echo "ensure_services: PostgreSQL $pg_version on $pg_port, Redis on 6379, $(chromium --version 2>/dev/null | head -n 1), axe-core $AXE_CORE_VERSION"
