@@ -3,7 +3,15 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from apps.front import views as front
+
+# our own error pages, in the site's style and the visitor's language (CSRF_FAILURE_VIEW too)
+handler403 = front.permission_denied
+handler404 = front.page_not_found
+handler500 = front.server_error
+
 urlpatterns = [
+    path("", front.front_door, name="front-door"),
     path(settings.ADMIN_URL, admin.site.urls),
     path("pos/", include("apps.counter.urls")),
     path("api/payments/v1/", include("apps.collections.api.urls")),

@@ -2,6 +2,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from apps.customers.models import AccountReadingConsent, ConsentRecord, Customer
@@ -68,3 +69,9 @@ def account_reading_consent_latest(*, customer_id: int) -> AccountReadingConsent
         .order_by("-given_at", "-id")
         .first()
     )
+
+
+def customer_list_all(*, limit: int) -> QuerySet[Customer]:
+    """Every lender's customers, by lender and name: unscoped, for the demo's front door
+    only (the demo shows whom to log in as)."""
+    return Customer.objects.select_related("lender").order_by("lender__name", "full_name")[:limit]

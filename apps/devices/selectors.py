@@ -275,3 +275,16 @@ def device_waiting_for_loan(*, lender_id: int, loan_id: int) -> Device:
     if device is None:
         raise DeviceNotPending(loan_id=loan_id)
     return device
+
+
+def device_list_with_applied_level(*, limit: int) -> QuerySet[Device]:
+    """Every phone with ``applied_level``, the level of the newest state it acknowledged
+    (None before any), and its loan's customer: unscoped, for the demo's front door only."""
+    applied = DeviceState.objects.filter(
+        device_id=OuterRef("pk"), version__lte=OuterRef("acked_version")
+    ).order_by("-version")
+    return (
+        Device.objects.select_related("loan__customer")
+        .annotate(applied_level=Subquery(applied.values("level")[:1]))
+        .order_by("lender_id", "id")[:limit]
+    )

@@ -200,3 +200,11 @@ def message_template_history(
         .select_related("changed_by")
         .order_by("-version")
     )
+
+
+def membership_list_all(*, limit: int) -> QuerySet[Membership]:
+    """Every lender's back-office people, by lender and role: unscoped, for the demo's front
+    door only (the demo shows whom to log in as)."""
+    return Membership.objects.select_related("user", "lender").order_by(
+        "lender__name", "role", "user__username"
+    )[:limit]

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
     "apps.integrations",
     "apps.demo",  # the demo's commands (seed_demo, provider_webhook)
     "apps.selfservice",
+    "apps.front",
     "apps.counter",
 ]
 
@@ -152,6 +153,7 @@ OTP_STATIC_THROTTLE_FACTOR = 1
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=8 * 3600)
 CSRF_COOKIE_HTTPONLY = True
+CSRF_FAILURE_VIEW = "apps.front.views.csrf_failure"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
