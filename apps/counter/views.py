@@ -10,10 +10,11 @@ from typing import Any
 
 from django.contrib.auth import logout
 from django.contrib.auth.views import LoginView
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse, QueryDict
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import formats
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 
 from apps.collections.errors import (
@@ -79,7 +80,8 @@ class ClerkLoginView(LoginView):
         return super().form_valid(form)
 
     def get_success_url(self) -> str:
-        return reverse("pos:home")
+        # back where the clerk was when the session ended (a safe next= only)
+        return self.get_redirect_url() or reverse("pos:home")
 
 
 def pos_logout(request: HttpRequest) -> HttpResponse:
@@ -87,12 +89,40 @@ def pos_logout(request: HttpRequest) -> HttpResponse:
     return redirect("pos:login")
 
 
+# What a clerk sent from a step after their session had ended, kept in the (new) session
+# across the login and sent again when the step opens: the sale goes on at that step with
+# what was typed. Only the steps that take typing; consent and signing are asked afresh.
+TYPED_KEY = "pos_typed"
+STEPS_SENT_AGAIN = {"customer", "phone", "plan"}
+
+
+def _typed_keep(request: HttpRequest) -> None:
+    match = request.resolver_match
+    if request.method == "POST" and match is not None and match.url_name in STEPS_SENT_AGAIN:
+        data = {k: request.POST.getlist(k) for k in request.POST if k != "csrfmiddlewaretoken"}
+        request.session[TYPED_KEY] = {"path": request.path, "data": data}
+
+
+def _typed_send_again(request: HttpRequest) -> None:
+    """Turn the step's GET into the POST the lost session refused, once."""
+    typed = request.session.get(TYPED_KEY)
+    if request.method != "GET" or not typed or typed.get("path") != request.path:
+        return
+    del request.session[TYPED_KEY]
+    sent = QueryDict(mutable=True)
+    for key, values in typed["data"].items():
+        sent.setlist(key, values)
+    request.method, request.POST = "POST", sent
+
+
 def clerk_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
     def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         clerk = clerk_for_user(user=request.user)
         if clerk is None:
-            return redirect(f"{reverse('pos:login')}?next={request.path}")
+            _typed_keep(request)
+            return redirect(f"{reverse('pos:login')}?{urlencode({'next': request.path})}")
+        _typed_send_again(request)
         try:
             return view(request, clerk, *args, **kwargs)
         except NotFound as exc:  # another shop's sale looks like no sale at all
