@@ -57,7 +57,7 @@ class NextStep:
 
 
 def day_format(on: date) -> str:
-    """A date as the active language writes it ("Dec. 24, 2026", "24 de diciembre de 2026")."""
+    """A date as the active language writes it ("24 December 2026", "24 de diciembre de 2026")."""
     return formats.date_format(on, "DATE_FORMAT", use_l10n=True)
 
 

