@@ -71,6 +71,7 @@ from apps.selfservice.wording import (
     grace_words,
     next_words,
     offline_code_box,
+    phone_class,
     phone_words,
 )
 
@@ -110,6 +111,24 @@ def customer_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpRe
         return view(request, lender, customer, *args, **kwargs)
 
     return wrapped
+
+
+# How a message after an action looks (the page's classes): done, refused, or just so.
+SUCCESS, PROBLEM, NOTICE = "success", "problem", "notice"
+
+
+def _flash_set(request: HttpRequest, text: str, kind: str = NOTICE) -> None:
+    request.session["customer_flash"] = {"text": text, "kind": kind}
+
+
+def _flash(request: HttpRequest) -> dict[str, str] | None:
+    """The message the last action left for the page, once."""
+    flash = request.session.pop("customer_flash", None)
+    if not flash:
+        return None
+    if isinstance(flash, str):  # left by the pages before messages had a kind
+        return {"text": flash, "kind": NOTICE}
+    return dict(flash)
 
 
 def _address_try(request: HttpRequest) -> None:
@@ -171,9 +190,14 @@ def _logged_in(request: HttpRequest, lender: Lender, customer: Customer) -> Http
     request.session[SESSION_KEY] = {"id": customer.pk, "lender": lender.pk}
     request.session.set_expiry(SESSION_SECONDS)
     response = redirect("customers:home", lender_slug=lender.slug)
-    response.set_cookie(
-        settings.LANGUAGE_COOKIE_NAME, customer.locale, samesite="Lax", secure=request.is_secure()
-    )
+    if settings.LANGUAGE_COOKIE_NAME not in request.COOKIES:
+        # the customer's own language, unless they chose one on this browser (kept)
+        response.set_cookie(
+            settings.LANGUAGE_COOKIE_NAME,
+            customer.locale,
+            samesite="Lax",
+            secure=request.is_secure(),
+        )
     return response
 
 
@@ -209,6 +233,7 @@ def _loan_cards(lender: Lender, customer: Customer) -> list[dict[str, Any]]:
                 "overview": overview,
                 "phone": phone,
                 "phone_words": phone_words(overview, phone),
+                "phone_class": phone_class(overview, phone),
                 "next_words": next_words(overview),
                 "offline_code": _offline_code(loan_id=loan.pk, lender_id=lender.pk),
                 "grace_words": grace_words(overview, phone, hours=lender.emergency_grace_hours),
@@ -254,7 +279,7 @@ def home(request: HttpRequest, lender: Lender, customer: Customer) -> HttpRespon
             and not any(c["attempt"] and c["attempt"].status == "pending" for c in cards),
             "promise_form": forms.PromiseForm(),
             "hardship_form": forms.HardshipForm(),
-            "flash": request.session.pop("customer_flash", ""),
+            "flash": _flash(request),
             "reading": _account_reading(lender, customer),
         },
     )
@@ -298,7 +323,7 @@ def account_reading_give(request: HttpRequest, lender: Lender, customer: Custome
         provider_name=account.aggregator,
         actor=_actor(request, customer.pk),
     )
-    request.session["customer_flash"] = _("Thank you. Your consent is recorded.")
+    _flash_set(request, _("Thank you. Your consent is recorded."), SUCCESS)
     return redirect("customers:home", lender_slug=lender.slug)
 
 
@@ -312,10 +337,12 @@ def account_reading_revoke(
             customer_id=customer.pk, lender_id=lender.pk, actor=_actor(request, customer.pk)
         )
     except DomainError as exc:
-        request.session["customer_flash"] = exc.message
+        _flash_set(request, exc.message, PROBLEM)
     else:
-        request.session["customer_flash"] = _(
-            "Your consent is withdrawn: we no longer receive alerts about your account."
+        _flash_set(
+            request,
+            _("Your consent is withdrawn: we no longer receive alerts about your account."),
+            SUCCESS,
         )
     return redirect("customers:home", lender_slug=lender.slug)
 
@@ -331,6 +358,7 @@ def status(request: HttpRequest, lender: Lender, customer: Customer) -> JsonResp
                     "reference": c["overview"].loan.reference,
                     "stage": c["overview"].stage,
                     "phone": c["phone_words"],
+                    "phone_class": c["phone_class"],
                     "next": c["next_words"],
                     "applied": c["phone"].applied if c["phone"] else None,
                     "offline_code": c["offline_code"] is not None,
@@ -374,7 +402,7 @@ def pay(request: HttpRequest, lender: Lender, customer: Customer, reference: str
     overview = loan_overview(loan=loan)
     amount = overview.pay_amount
     if overview.loan.status != "active" or amount.amount <= 0:
-        request.session["customer_flash"] = _("There is nothing to pay on this loan.")
+        _flash_set(request, _("There is nothing to pay on this loan."))
         return redirect("customers:home", lender_slug=lender.slug)
     back = request.build_absolute_uri(
         reverse("customers:home", kwargs={"lender_slug": lender.slug})
@@ -412,12 +440,12 @@ def _pay_through(
     if provider == MPESA:
         form = forms.MpesaPayForm(request.POST)
         if not form.is_valid():
-            request.session["customer_flash"] = _("Give the M-Pesa number to ask for the payment.")
+            _flash_set(request, _("Give the M-Pesa number to ask for the payment."), PROBLEM)
             return home
         try:
             phone = phone_to_e164(phone=form.cleaned_data["phone"], country=lender.country)
         except DomainError as exc:
-            request.session["customer_flash"] = exc.message
+            _flash_set(request, exc.message, PROBLEM)
             return home
     try:
         attempt = payment_attempt_start(
@@ -429,7 +457,7 @@ def _pay_through(
             return_url=back,
         )
     except DomainError as exc:
-        request.session["customer_flash"] = exc.message
+        _flash_set(request, exc.message, PROBLEM)
         return home
     if attempt.redirect_url:
         return redirect(attempt.redirect_url)
@@ -447,7 +475,6 @@ def _pause_action(
 ) -> HttpResponse:
     loan_id = _own_loan(lender, customer, reference).pk
     form = form_class(request.POST)
-    message = ""
     if form.is_valid():
         try:
             act(
@@ -457,12 +484,12 @@ def _pause_action(
                 **form.cleaned_data,
             )
         except DomainError as exc:
-            message = exc.message
+            _flash_set(request, exc.message, PROBLEM)
         else:
-            message = done
+            _flash_set(request, done, SUCCESS)
     else:
-        message = " ".join(str(e) for errors in form.errors.values() for e in errors)
-    request.session["customer_flash"] = message
+        errors = " ".join(str(e) for errors in form.errors.values() for e in errors)
+        _flash_set(request, errors, PROBLEM)
     return redirect("customers:home", lender_slug=lender.slug)
 
 

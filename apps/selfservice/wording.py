@@ -79,6 +79,17 @@ def phone_words(overview: LoanOverview, phone: PhoneSync | None) -> str:
     return words
 
 
+def phone_class(overview: LoanOverview, phone: PhoneSync | None) -> str:
+    """How ``phone_words`` look: green only for a phone that works normally or is the
+    customer's; a phone not linked yet is news, not good news."""
+    loan = overview.loan
+    if loan.status == "paid_off":
+        return "success"
+    if loan.released_with_arrears or phone is None or phone.status != "enrolled":
+        return "notice"
+    return f"stage-{overview.stage}"
+
+
 def next_words(overview: LoanOverview) -> str:
     """What happens next and when: the next stage if nothing is paid, a pause, or the next
     installment."""

@@ -14,7 +14,7 @@
         if (!card) continue;
         const status = card.querySelector('[data-testid="phone-status"]');
         status.textContent = loan.phone;
-        status.className = `status stage-${loan.stage}`;
+        status.className = `status ${loan.phone_class}`;
         const next = card.querySelector('[data-testid="next-step"]');
         if (next) next.textContent = loan.next;
         // the phone took its new state: the unlock code is no longer needed
