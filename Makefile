@@ -47,6 +47,7 @@ lint: $(DEV_STAMP)
 	$(BIN)/lint-imports
 	DJANGO_SETTINGS_MODULE=$(TEST_SETTINGS) $(BIN)/python manage.py makemigrations --check --dry-run
 	$(BIN)/python -m tools.lint
+	$(BIN)/python -m tools.check_translations
 
 fmt: $(DEV_STAMP)
 	$(BIN)/ruff check --fix .

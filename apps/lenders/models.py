@@ -193,6 +193,7 @@ class LoanProduct(BaseModel):
         help_text=_("Per period for flat interest; per year for declining balance."),
     )
     origination_fee_percent = models.DecimalField(
+        # xgettext:no-python-format
         _("origination fee (% of the financed amount)"),
         max_digits=7,
         decimal_places=4,
@@ -274,6 +275,7 @@ class LoanProduct(BaseModel):
             self.interest_method == self.InterestMethod.DECLINING
             and self.interest_rate_percent > 1000
         ):
+            # xgettext:no-python-format
             errors["interest_rate_percent"] = _("An annual rate above 1000% is not allowed.")
         if self.late_fee_type == self.LateFeeType.NONE and self.late_fee_value:
             errors["late_fee_value"] = _("Choose a late fee type, or set the value to 0.")
