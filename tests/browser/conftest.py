@@ -257,6 +257,17 @@ def admin_log_in(page, url: str, user) -> None:
     page.wait_for_url(url)
 
 
+def clerk_log_in(page, live_server, clerk) -> None:
+    """Log ``clerk`` in at the counter; returns on the counter's home."""
+    from tests.accounts.factories import PASSWORD
+
+    page.goto(f"{live_server.url}/pos/login/")
+    page.fill("#id_username", clerk.user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{live_server.url}/pos/")
+
+
 def texted_code(sms_outbox: list[tuple[str, str]], sent_before: int) -> str:
     """The six-digit code in the first SMS after the ``sent_before`` already in the outbox.
 
@@ -308,9 +319,13 @@ def late_phone_for(lender, *, live_server, settings, fake_fcm) -> Iterator[tuple
         thread.join(timeout=10)
 
 
-def customer_log_in(page, live_server, lender, customer, sms_outbox) -> None:
-    """Log ``customer`` in on their page with the code texted to them."""
+def customer_log_in(page, live_server, lender, customer, sms_outbox, language: str = "") -> None:
+    """Log ``customer`` in on their page with the code texted to them, first choosing
+    ``language`` at the foot of the login page if given."""
     page.goto(f"{live_server.url}/my/{lender.slug}/login/")
+    if language:
+        page.select_option("#language", language)  # submits itself (site.js)
+        page.wait_for_selector(f"html[lang={language}]")
     page.fill("#id_phone", customer.phone)
     sent = len(sms_outbox)
     page.click("button[type=submit]")

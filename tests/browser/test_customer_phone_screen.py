@@ -8,7 +8,7 @@ import pytest
 from django.utils import timezone
 
 from apps.customers.models import Customer
-from tests.browser.conftest import PHONE_VIEWPORT, save_screenshot, texted_code
+from tests.browser.conftest import PHONE_VIEWPORT, customer_log_in, save_screenshot
 from tests.collections.factories import signed_loan
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -28,16 +28,8 @@ def test_a_customer_who_chose_spanish_reads_a_fitting_page_in_spanish(
         full_name="Amina Wanjiru", phone="+254712345678", locale="en"
     )
     page = phone_page
-    page.goto(f"{live_server.url}/my/{lender_a.slug}/login/")
-    page.select_option("#language", "es")  # submits itself (site.js)
-    page.wait_for_selector("html[lang=es]")
-    page.fill("#id_phone", "0712 345 678")
-    sent = len(sms_outbox)
-    page.click("main form button[type=submit]")
-    page.wait_for_url("**/login/code/")
-    page.fill("#id_code", texted_code(sms_outbox, sent))
-    page.click("main form button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/my/{lender_a.slug}/")
+    customer = Customer.objects.get(pk=loan.customer_id)
+    customer_log_in(page, live_server, lender_a, customer, sms_outbox, language="es")
 
     assert page.locator("html").get_attribute("lang") == "es"  # not the "en" on file
     status = '[data-testid="phone-status"]'

@@ -9,7 +9,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from apps.retailers.models import Sale
 from tests.accounts.factories import PASSWORD
-from tests.browser.conftest import admin_log_in, save_screenshot
+from tests.browser.conftest import admin_log_in, clerk_log_in, save_screenshot
 from tests.collections.factories import signed_loan
 from tests.devices.factories import enrolled_phone
 from tests.lenders.factories import restriction_policy_version_for
@@ -98,10 +98,7 @@ def test_a_clerk_whose_session_ended_goes_on_with_the_sale_after_logging_in(
     page = phone_page
     restriction_policy_version_for(lender_a)
     clerk = clerk_for(shop_for(lender_a))
-    page.goto(f"{live_server.url}/pos/")
-    page.fill("#id_username", clerk.user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("button[type=submit]")
+    clerk_log_in(page, live_server, clerk)
     page.click("#new-sale")
     page.wait_for_url("**/customer/")
     step = page.url
