@@ -9,6 +9,7 @@ from datetime import datetime
 
 from django.contrib.auth import get_user_model
 from django.db.models import QuerySet
+from django.utils.translation import gettext
 
 from apps.customers.models import Customer
 from apps.customers.selectors import customer_list_all
@@ -37,13 +38,16 @@ def demo_login_list() -> list[DemoLogin]:
     """The demo's back-office and counter logins: the operator, each lender's people, the
     clerks."""
     operators = get_user_model().objects.filter(is_superuser=True).order_by("username")
-    logins = [DemoLogin(u.username, "operator", "") for u in operators[:DEMO_ROWS]]
+    logins = [
+        DemoLogin(u.username, gettext("Platform operator"), "") for u in operators[:DEMO_ROWS]
+    ]
     logins += [
-        DemoLogin(m.user.username, m.get_role_display(), m.lender.name)
+        DemoLogin(m.user.username, str(m.get_role_display()), m.lender.name)
         for m in membership_list_all(limit=DEMO_ROWS)
     ]
     clerks = Clerk.objects.select_related("user", "shop").order_by("user__username")
-    logins += [DemoLogin(c.user.username, "clerk", c.shop.name) for c in clerks[:DEMO_ROWS]]
+    clerk = gettext("Shop clerk")
+    logins += [DemoLogin(c.user.username, clerk, c.shop.name) for c in clerks[:DEMO_ROWS]]
     return logins
 
 

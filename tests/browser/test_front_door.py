@@ -54,6 +54,7 @@ def test_the_demos_front_door_lists_its_logins_and_its_phones_as_they_are(
     logins = page.inner_text('[data-testid="demo-logins"]')
     assert "ke-agent" in logins
     assert clerk.user.username in logins
+    assert "Shop clerk" in logins
     phones = page.inner_text('[data-testid="demo-phones"]')
     assert "Amina Wanjiru" in phones
     assert device.model_name in phones
