@@ -111,6 +111,7 @@ def _check_in_locked(
             action=DevicesAction.SIM_CHANGED,
             target=device,
             data={
+                "loan_id": device.loan_id,
                 "old": {"iccid_sha256": device.iccid_sha256},
                 "new": {"iccid_sha256": iccid_sha256},
             },
@@ -182,7 +183,11 @@ def _ack_locked(*, device: Device, version: int, actor: Actor) -> None:
     if version <= device.acked_version:
         return
     state = DeviceState.objects.get(device=device, version=version)
-    data: dict[str, Any] = {"version": {"old": device.acked_version, "new": version}}
+    data: dict[str, Any] = {
+        "loan_id": device.loan_id,
+        "level": state.level,
+        "version": {"old": device.acked_version, "new": version},
+    }
     device.acked_version, device.acked_at, device.last_ack_error = version, timezone.now(), ""
     announced = (state.document.get("next_key") or {}).get("version", 0)
     if announced > device.key_version:  # the phone now trusts the announced key
@@ -261,6 +266,7 @@ def device_event_report(
         action=DevicesAction.EVENT_REPORTED,
         target=device,
         data={
+            "loan_id": device.loan_id,
             "event_id": event_id,
             "kind": kind,
             "occurred_at": occurred_at,

@@ -260,6 +260,7 @@ def _enroll(
         action=DevicesAction.DEVICE_ENROLLED,
         target=device,
         data={
+            "loan_id": device.loan_id,
             "token_id": record.pk,
             "serial": serial,
             "android_version": android_version,
