@@ -25,6 +25,7 @@ from apps.audit.selectors import (
 )
 from apps.audit.sql import APPEND_ARRAYS, append_select
 from apps.core.actor import Actor
+from apps.core.audit import audit_appended
 from apps.core.sql import mark_saved
 from apps.core.tenancy import lender_id_of
 
@@ -136,6 +137,7 @@ def audit_events_record(
     rows, chain, now = _append(
         lender_id=lender_id, statement=APPEND_ARRAYS, params=params, returning=True
     )
+    audit_appended(lender_id=lender_id, actions=columns["action"])
     events = []
     for i, (pk, seq, prev_hash, hash_, data) in enumerate(rows):
         entry = entries[i]
@@ -197,6 +199,8 @@ def audit_events_record_select(
     found, _, _ = _append(
         lender_id=lender_id, statement=append_select(rows), params=params, returning=False
     )
+    if found[0][0]:
+        audit_appended(lender_id=lender_id, actions=[str(action)])
     return int(found[0][0])
 
 

@@ -150,3 +150,54 @@ def append_select(rows: str) -> str:
     caller (named parameters), appended in the order of ``n``. Returns the count appended.
     Cached per ``rows``: each caller passes one fixed statement."""
     return _append(_ONE_ACTOR_SOURCE.format(rows=sql.SQL(rows)), returning=False)
+
+
+PUBLIC_SPEC_COLUMNS = sql.SQL(
+    "jsonb_to_recordset(%(pub_spec)s::jsonb) AS p(action text, type text, subject text, "
+    "fields jsonb, when_path text[], when_in text[])"
+)
+
+PUBLIC_EVENTS_SOURCE = sql.SQL("""
+SELECT e.id, e.seq, e.occurred_at, p.type,
+    CASE WHEN p.subject = 'loan' THEN e.target_id ELSE e.data ->> 'loan_id' END::bigint
+        AS loan_id,
+    jsonb_build_object(
+        'id', 'evt_' || e.id,
+        'type', p.type,
+        'timestamp', to_char(e.occurred_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'data', jsonb_strip_nulls(jsonb_build_object(
+            'loan_id', CASE WHEN p.subject = 'loan' THEN e.target_id
+                            ELSE e.data ->> 'loan_id' END::bigint,
+            'device_id', CASE WHEN p.subject = 'device' THEN e.target_id::bigint END
+        )) || coalesce((
+            SELECT jsonb_object_agg(f.key, e.data #> f.path)
+            FROM (SELECT key, ARRAY(SELECT jsonb_array_elements_text(value)) AS path
+                  FROM jsonb_each(p.fields)) AS f
+            WHERE e.data #> f.path IS NOT NULL AND e.data #> f.path <> 'null'::jsonb
+        ), '{{}}'::jsonb)
+    ) AS payload
+FROM {events} AS e
+JOIN {spec} ON p.action = e.action
+    AND (p.when_path IS NULL OR coalesce(e.data #>> p.when_path, '') = ANY(p.when_in))
+WHERE e.chain_id = %(pub_chain)s AND e.seq > %(pub_after)s AND e.seq <= %(pub_upto)s
+    AND (%(pub_types)s::text[] IS NULL OR p.type = ANY(%(pub_types)s::text[]))
+ORDER BY e.seq
+LIMIT %(pub_limit)s
+""").format(events=_EVENTS, spec=PUBLIC_SPEC_COLUMNS)
+"""The public events of one chain (``%(pub_chain)s``) with seq in ``(%(pub_after)s,
+%(pub_upto)s]``, of the types ``%(pub_types)s`` (NULL: all), at most ``%(pub_limit)s``, in
+chain order: ``(id, seq, occurred_at, type, loan_id, payload)``. ``%(pub_spec)s`` is
+``apps.audit.public.PROJECTIONS`` as JSON: which action becomes which type, on what
+condition, with which fields of its data. Reads the chain's events by
+``audit_event_chain_seq_unique`` (a range of seq: bounded however few are public); takes
+no lock. A composable: the webhooks' projection inserts from it."""
+
+PUBLIC_EVENTS = PUBLIC_EVENTS_SOURCE.as_string()
+
+CHAIN_HEAD = (
+    sql.SQL("SELECT id, last_seq FROM {chains} WHERE lender_id = %s")
+    .format(chains=_CHAINS)
+    .as_string()
+)
+"""(id, last_seq) of a lender's chain; one parameter, the lender. No lock: a reader's view
+of how far the chain has gone (``audit_one_chain_per_lender``)."""

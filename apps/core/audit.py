@@ -10,7 +10,7 @@ Apps above ``audit`` call its services directly.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -89,3 +89,22 @@ def audit_recorded_since(
 ) -> bool:
     """Whether such an event was recorded since ``since`` (``AuditRecorder.recorded_since``)."""
     return _installed().recorded_since(action=action, since=since, target_id=target_id, data=data)
+
+
+# Called after events are appended, in the appending transaction, with the chain's lender
+# and the actions appended: how a layer above ``audit`` follows the chain without the audit
+# app knowing it (the webhooks' dispatcher is nudged this way).
+AppendListener = Callable[[int | None, Sequence[str]], None]
+_listeners: list[AppendListener] = []
+
+
+def audit_append_listen(listener: AppendListener) -> None:
+    """Call ``listener(lender_id, actions)`` after every append (installed once, at startup)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
+
+
+def audit_appended(*, lender_id: int | None, actions: Sequence[str]) -> None:
+    """Tell the listeners that ``actions`` were appended to ``lender_id``'s chain."""
+    for listener in _listeners:
+        listener(lender_id, actions)
