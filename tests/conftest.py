@@ -19,6 +19,7 @@ pytest_plugins = [
     "tests.collections.stripe",
     "tests.integrations.whatsapp",
     "tests.integrations.messaging",
+    "tests.integrations.webhooks",
 ]
 
 

@@ -48,6 +48,9 @@ SCHEDULE: dict[str, tuple[str, dict[str, str], str, str]] = {
         "UTC",
         "default",
     ),
+    # New public events into webhook deliveries, and the deliveries due (retries); a change
+    # nudges it at once after commit, this catches what a nudge missed.
+    "integrations: webhooks": ("integrations.webhooks_dispatch", {}, "UTC", "webhooks"),
     # A release is pushed until the phone acks it.
     "devices: release re-push": ("devices.push_release_renudge", {"minute": "*/5"}, "UTC", "push"),
 }

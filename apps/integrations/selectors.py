@@ -1,11 +1,14 @@
-"""Reads of the integrations: a lender's accounts with payment and messaging providers."""
+"""Reads of the integrations: a lender's accounts with payment and messaging providers, its
+webhook endpoints and their delivery log."""
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from psycopg.sql import Composed
 
+from apps.core.errors import NotFound
 from apps.core.sql import select_rows
-from apps.integrations.models import ProviderAccount
+from apps.integrations.models import ProviderAccount, WebhookDelivery, WebhookEndpoint
 from apps.integrations.payments.credentials import CredentialsUnreadable, unseal
 from apps.integrations.sql import (
     PROVIDER_ACCOUNT_BY_LENDER_SLUG,
@@ -81,3 +84,27 @@ def provider_account_in_use_among(
         .order_by("provider")
         .first()
     )
+
+
+def webhook_endpoint_list(*, lender_id: int) -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.filter(lender_id=lender_id).order_by("id")
+
+
+def webhook_endpoint_get(*, lender_id: int, endpoint_id: int) -> WebhookEndpoint:
+    """The lender's endpoint, or ``NotFound`` (another lender's looks like none at all)."""
+    endpoint = webhook_endpoint_list(lender_id=lender_id).filter(pk=endpoint_id).first()
+    if endpoint is None:
+        raise NotFound(endpoint_id=endpoint_id)
+    return endpoint
+
+
+def webhook_delivery_list(
+    *, lender_id: int, endpoint_id: int | None = None, status: str | None = None
+) -> QuerySet[WebhookDelivery]:
+    """The lender's deliveries, newest first (of one endpoint, in one status, if given)."""
+    deliveries = WebhookDelivery.objects.filter(lender_id=lender_id)
+    if endpoint_id is not None:
+        deliveries = deliveries.filter(endpoint_id=endpoint_id)
+    if status is not None:
+        deliveries = deliveries.filter(status=status)
+    return deliveries.select_related("endpoint").order_by("-id")

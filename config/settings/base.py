@@ -434,6 +434,21 @@ NOTICE_ACK_MINUTES = env.int("NOTICE_ACK_MINUTES", default=30)
 # falls back to the lender's next channel, once (so does one it reports failed, at once).
 TEXT_DELIVERY_MINUTES = env.int("TEXT_DELIVERY_MINUTES", default=60)
 
+# --- Outbound webhooks (apps/integrations/services/webhooks.py) ------------------
+# A delivery the receiver does not take is retried after 5 s, then 3 times longer each time
+# (with jitter), at most 12 h apart, for 72 h; an endpoint failing for 24 h is turned off.
+WEBHOOK_RETRY_SECONDS = env.float("WEBHOOK_RETRY_SECONDS", default=5)
+WEBHOOK_RETRY_MAX_SECONDS = env.float("WEBHOOK_RETRY_MAX_SECONDS", default=12 * 3600)
+WEBHOOK_RETRY_FOR_HOURS = env.int("WEBHOOK_RETRY_FOR_HOURS", default=72)
+WEBHOOK_DISABLE_AFTER_HOURS = env.int("WEBHOOK_DISABLE_AFTER_HOURS", default=24)
+# After a rotation the previous secret signs too for this long.
+WEBHOOK_ROTATION_HOURS = env.int("WEBHOOK_ROTATION_HOURS", default=24)
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=10)
+# Connections one sender keeps open at once (one loan's events go one after another).
+WEBHOOK_SEND_THREADS = env.int("WEBHOOK_SEND_THREADS", default=16)
+# Endpoints must be https:// unless this is on (the demo and the tests post to loopback).
+WEBHOOK_ALLOW_HTTP = env.bool("WEBHOOK_ALLOW_HTTP", default=False)
+
 # --- Cache --------------------------------------------------------------------
 # The API throttles count here. Production sets CACHE_URL (redis://...) so every
 # worker process shares the counts; without it, each process counts alone.

@@ -19,6 +19,8 @@ os.environ.setdefault("DEVICE_SIGNING_MASTER_KEY", "local-development-only-signi
 os.environ.setdefault("AGENT_SIGNATURE_CHECKSUM", "51ZbhGPJkVG6H3YsWCnp0hdeXId7vGjmBdzZGlxPSJA")
 os.environ.setdefault("DJANGO_SECRET_KEY", "local-development-only-not-a-secret")
 os.environ.setdefault("CELERY_BROKER_URL", "filesystem://")
+# a lender's webhook receiver in the demo may be a loopback server
+os.environ.setdefault("WEBHOOK_ALLOW_HTTP", "true")
 
 from config.env import BASE_DIR, env
 

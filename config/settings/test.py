@@ -15,6 +15,8 @@ os.environ.setdefault(
     "DATABASE_URL", "postgres://smartcollection:smartcollection@127.0.0.1:5432/smartcollection"
 )
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/15")
+# the receivers of the webhooks' tests are loopback servers
+os.environ.setdefault("WEBHOOK_ALLOW_HTTP", "true")
 
 from config.settings.base import *  # noqa: F403
 from config.settings.base import env

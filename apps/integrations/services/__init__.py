@@ -374,3 +374,25 @@ def mpesa_callbacks_register(*, lender_id: int, lender_slug: str, actor: Actor) 
             data={"provider": MPESA, "shortcode": adapter.client.account.shortcode},
         )
     return urls
+
+
+# the webhooks' services (a module of their own), under this package's name too
+from apps.integrations.services.webhooks import (  # noqa: E402
+    EndpointWithSecret,
+    webhook_deliveries_resend,
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_secret_rotate,
+    webhook_endpoint_update,
+    webhooks_dispatch,
+)
+
+__all__ = [
+    "EndpointWithSecret",
+    "webhook_deliveries_resend",
+    "webhook_endpoint_create",
+    "webhook_endpoint_delete",
+    "webhook_endpoint_secret_rotate",
+    "webhook_endpoint_update",
+    "webhooks_dispatch",
+]
