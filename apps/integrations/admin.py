@@ -15,11 +15,12 @@ from django.utils.safestring import mark_safe
 from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
+from apps.audit.public import PUBLIC_TYPES
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.integrations.messaging.registry import ROUTES, messaging_callback_url
 from apps.integrations.messaging.whatsapp import DEFAULT_API_VERSION, whatsapp_webhook_url
-from apps.integrations.models import ProviderAccount
+from apps.integrations.models import ProviderAccount, WebhookDelivery, WebhookEndpoint
 from apps.integrations.payments.base import ProviderError
 from apps.integrations.payments.credentials import CredentialsUnreadable
 from apps.integrations.payments.mpesa import Route
@@ -30,9 +31,14 @@ from apps.integrations.services import (
     mpesa_callbacks_register,
     provider_account_check,
     provider_account_save,
+    webhook_deliveries_resend,
+    webhook_endpoint_create,
+    webhook_endpoint_delete,
+    webhook_endpoint_secret_rotate,
+    webhook_endpoint_update,
 )
 from apps.lenders.models import Membership
-from apps.lenders.tenancy import LenderScopedAdmin, user_lender_id
+from apps.lenders.tenancy import LenderScopedAdmin, ReadOnlyAdminMixin, user_lender_id
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -309,3 +315,158 @@ class ProviderAccountAdmin(LenderScopedAdmin):
             saved.sealed_secrets,
             saved.secret_names,
         )
+
+
+class WebhookEndpointForm(forms.ModelForm):  # type: ignore[type-arg]  # not subscriptable at run time
+    url = forms.URLField(label=_("URL"), max_length=500, assume_scheme="https")
+    event_types = forms.MultipleChoiceField(
+        label=_("Event types"),
+        required=False,
+        choices=[(t, t) for t in PUBLIC_TYPES],
+        widget=forms.CheckboxSelectMultiple,
+        help_text=_("None chosen: every type, including types added later."),
+    )
+
+    class Meta:
+        model = WebhookEndpoint
+        fields = ("lender", "url", "description", "event_types", "enabled")
+
+
+@admin.register(WebhookEndpoint)
+class WebhookEndpointAdmin(LenderScopedAdmin):
+    """A lender's admin adds the addresses its events are posted to. The signing secret is
+    shown once, when the endpoint is added or its secret rotated, never again."""
+
+    form = WebhookEndpointForm
+    add_roles = change_roles = delete_roles = frozenset({Membership.Role.LENDER_ADMIN})
+    list_display = ("url", "lender", "enabled", "disabled_reason", "types", "failing_since")
+    list_filter = ("enabled",)
+    readonly_fields = ("disabled_reason", "failing_since", "secret_rotation")
+    actions = ("rotate_secret",)
+
+    @admin.display(description=_("Event types"))
+    def types(self, endpoint: WebhookEndpoint) -> str:
+        return ", ".join(endpoint.event_types) or str(_("all"))
+
+    @admin.display(description=_("Previous secret signs until"))
+    def secret_rotation(self, endpoint: WebhookEndpoint) -> str:
+        return str(endpoint.previous_until or "-")
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        fixed = ("lender",) if obj is not None else ()
+        return (*fixed, *self.readonly_fields)
+
+    def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
+        return {
+            "lender": user_lender_id(request.user),
+            **super().get_changeform_initial_data(request),
+        }
+
+    def _show_secret(self, request: HttpRequest, endpoint: WebhookEndpoint, secret: str) -> None:
+        self.message_user(
+            request,
+            format_html(
+                "{} <code>{}</code>",
+                _("Signing secret of %(url)s, shown this once: keep it with your receiver.")
+                % {"url": endpoint.url},
+                secret,
+            ),
+            messages.WARNING,
+        )
+
+    def save_model(
+        self, request: HttpRequest, obj: WebhookEndpoint, form: Any, change: bool
+    ) -> None:
+        types = form.cleaned_data.get("event_types") or []
+        actor = Actor.from_request(request)
+        if change:
+            webhook_endpoint_update(
+                lender_id=obj.lender_id,
+                endpoint_id=obj.pk,
+                url=obj.url,
+                event_types=types,
+                description=obj.description,
+                enabled=obj.enabled,
+                actor=actor,
+            )
+            return
+        created = webhook_endpoint_create(
+            lender_id=obj.lender_id,
+            url=obj.url,
+            event_types=types,
+            description=obj.description,
+            enabled=obj.enabled,
+            actor=actor,
+        )
+        obj.pk = created.endpoint.pk
+        self._show_secret(request, created.endpoint, created.secret)
+
+    def delete_model(self, request: HttpRequest, obj: WebhookEndpoint) -> None:
+        webhook_endpoint_delete(
+            lender_id=obj.lender_id, endpoint_id=obj.pk, actor=Actor.from_request(request)
+        )
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        for endpoint in queryset:
+            self.delete_model(request, endpoint)
+
+    @admin.action(
+        description=_("Rotate the signing secret (the old one signs too for a day)"),
+        permissions=["change"],
+    )
+    def rotate_secret(self, request: HttpRequest, queryset: QuerySet[WebhookEndpoint]) -> None:
+        for endpoint in queryset:
+            rotated = webhook_endpoint_secret_rotate(
+                lender_id=endpoint.lender_id,
+                endpoint_id=endpoint.pk,
+                actor=Actor.from_request(request),
+            )
+            self._show_secret(request, rotated.endpoint, rotated.secret)
+
+
+@admin.register(WebhookDelivery)
+class WebhookDeliveryAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
+    """The delivery log: each event posted to each endpoint, how it went, and "send again"."""
+
+    list_display = (
+        "created_at",
+        "event_type",
+        "endpoint",
+        "status",
+        "attempts",
+        "last_status",
+        "last_error",
+        "next_attempt_at",
+        "delivered_at",
+    )
+    list_filter = ("status", "event_type", "endpoint")
+    list_select_related = ("endpoint",)
+    readonly_fields = (
+        "endpoint",
+        "event_type",
+        "event_id",
+        "status",
+        "attempts",
+        "last_attempt_at",
+        "last_status",
+        "last_error",
+        "next_attempt_at",
+        "delivered_at",
+        "payload",
+    )
+    fields = readonly_fields
+    actions = ("send_again",)
+
+    @admin.action(description=_("Send again"))
+    def send_again(self, request: HttpRequest, queryset: QuerySet[WebhookDelivery]) -> None:
+        self.require_role(request, frozenset({Membership.Role.LENDER_ADMIN}))
+        by_lender: dict[int, list[int]] = {}
+        for lender_id, pk in queryset.values_list("lender_id", "pk"):
+            by_lender.setdefault(lender_id, []).append(pk)
+        count = sum(
+            webhook_deliveries_resend(
+                lender_id=lender_id, delivery_ids=ids, actor=Actor.from_request(request)
+            )
+            for lender_id, ids in by_lender.items()
+        )
+        self.message_user(request, _("%(count)d deliveries will be sent again.") % {"count": count})

@@ -57,7 +57,8 @@ from apps.customers.services import customer_login_link_mint
 from apps.devices.services import lender_signing_key_rotate
 from apps.integrations.payments.checkout import Checkout, checkout_url
 from apps.integrations.payments.signing import path_token_for
-from apps.integrations.services import provider_account_save
+from apps.integrations.services import provider_account_save, webhook_endpoint_create
+from apps.integrations.services.webhooks import webhooks_project
 from apps.lenders.models import Membership, MessageTemplate
 from apps.lenders.selectors import lender_local_date
 from apps.notifications.models import VoiceCall
@@ -216,6 +217,10 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
     assert counter.post(f"/pos/sales/{sale_done.public_id}/sign/").status_code == 302
     assert b"<svg" in counter.post(f"/pos/sales/{sale_done.public_id}/provision/").content
 
+    # a webhook endpoint: the loan below is in its delivery log
+    webhook_endpoint_create(
+        lender_id=lender_a.pk, url="http://127.0.0.1:9/hooks", actor=Actor.system()
+    )
     # a late loan with its phone: a lock request and a hardship request waiting, a payment
     loan, _, lock, pause = late_loan_with_requests(lender_a)
     today = lender_local_date(lender=lender_a)
@@ -232,6 +237,7 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
             reason="Cash.",
         ).payment
     loan.refresh_from_db()
+    webhooks_project(lender_id=lender_a.pk)
     support_pin = loan_support_pin_request(
         loan_id=loan.pk,
         lender_id=lender_a.pk,

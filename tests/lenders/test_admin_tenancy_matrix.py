@@ -32,7 +32,7 @@ from apps.core.money import Money
 from apps.core.tenancy import belongs_to_lender, is_lender_owned
 from apps.customers.models import AccountReadingConsent, Customer
 from apps.devices.models import Device, LenderKey, PushNudge
-from apps.integrations.models import ProviderAccount
+from apps.integrations.models import ProviderAccount, WebhookDelivery, WebhookEndpoint
 from apps.lenders.models import (
     ApiKey,
     Lender,
@@ -81,6 +81,8 @@ CROSS_TENANT_ROWS: dict[type[models.Model], Callable[[Lender], models.Model]] = 
     RestrictionSuspension: lambda lender: suspension_for(lender),
     SupportPin: lambda lender: support_pin_for(lender),
     ProviderAccount: lambda lender: provider_account_for(lender),
+    WebhookEndpoint: lambda lender: webhook_endpoint_for(lender),
+    WebhookDelivery: lambda lender: webhook_delivery_for(lender),
     ReconciliationReport: lambda lender: reconciliation_report_for(lender),
     PaymentAttempt: lambda lender: payment_attempt_for(lender),
     MessageTemplate: lambda lender: message_text_for(lender, "login_code", "en", "{code}"),
@@ -180,6 +182,24 @@ def provider_account_for(lender: Lender) -> ProviderAccount:
         secrets={"consumer_key": "consumer-key-1"},
         actor=Actor.system(),
     )
+
+
+def webhook_endpoint_for(lender: Lender) -> WebhookEndpoint:
+    from apps.integrations.services import webhook_endpoint_create
+
+    return webhook_endpoint_create(
+        lender_id=lender.pk, url=f"https://{lender.slug}.test/hooks", actor=Actor.system()
+    ).endpoint
+
+
+def webhook_delivery_for(lender: Lender) -> WebhookDelivery:
+    """A delivery of a sale to the lender's endpoint (projected, never sent)."""
+    from apps.integrations.services.webhooks import webhooks_project
+
+    endpoint = webhook_endpoint_for(lender)
+    signed_loan(lender)
+    webhooks_project(lender_id=lender.pk)
+    return WebhookDelivery.objects.filter(endpoint=endpoint).latest("id")
 
 
 def payment_attempt_for(lender: Lender) -> PaymentAttempt:
