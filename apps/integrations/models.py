@@ -159,13 +159,15 @@ class WebhookDelivery(BaseModel):
             models.UniqueConstraint(fields=["endpoint", "event_id"], name="webhook_delivery_once"),
         ]
         indexes = [
-            # what the sender claims, oldest first, and the order check of one loan's queue
-            models.Index(
-                fields=["endpoint", "loan_key", "id"],
-                condition=Q(status="pending"),
-                name="webhook_delivery_pending",
-            ),
+            # what the sender claims, oldest first ...
             models.Index(fields=["id"], condition=Q(status="pending"), name="webhook_delivery_due"),
+            # ... but not behind one of its loan's still waiting (a retry, another sender's
+            # claim): the few pending rows not due yet, found without reading the backlog
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status="pending"),
+                name="webhook_delivery_waiting",
+            ),
         ]
 
     def __str__(self) -> str:

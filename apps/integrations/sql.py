@@ -144,7 +144,8 @@ retry later, or claimed by another sender): one loan's events reach an endpoint 
 Claimed rows are leased until ``%(lease)s`` (a sender that dies leaves them due again then).
 The caller holds ``pg_advisory_xact_lock`` on ``CLAIM_LOCK``, so two senders never judge
 "earlier waiting" from snapshots that miss each other's claim. Indexes:
-``webhook_delivery_due``, ``webhook_delivery_pending``."""
+``webhook_delivery_due`` (the backlog in order), ``webhook_delivery_waiting`` (the few not
+due: ``tests/integrations/test_webhooks_sql.py``)."""
 
 CLAIM_LOCK = 0x5745_4248  # "WEBH": the advisory lock that serialises claims
 

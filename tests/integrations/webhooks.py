@@ -4,6 +4,7 @@ and answers with the statuses it is given (then 200)."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,8 +30,10 @@ class Receiver:
     url: str = ""
     answers: list[int] = field(default_factory=list)
     posts: list[Post] = field(default_factory=list)
+    delay: float = 0.0  # seconds each answer takes (posts are answered one at a time)
 
     def answer(self, path: str, headers: Mapping[str, str], body: bytes) -> tuple[int, bytes, str]:
+        time.sleep(self.delay)
         status = self.answers.pop(0) if self.answers else 200
         self.posts.append(
             Post(headers={k.lower(): v for k, v in headers.items()}, body=body, status=status)
