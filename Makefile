@@ -7,7 +7,7 @@ RUN_STAMP := $(VENV)/.run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.dev-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
 TEST_SETTINGS := config.settings.test
 
-.PHONY: run test drills lint fmt migrate totp services screenshots bench-audit bench-payments bench-notify bench-agent bench-sweep bench-load bench-login bench-offline bench-lender-api clean-run
+.PHONY: run test drills lint fmt migrate totp services screenshots bench-audit bench-payments bench-notify bench-webhooks bench-agent bench-sweep bench-load bench-login bench-offline bench-lender-api clean-run
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,10 @@ bench-notify: $(DEV_STAMP) services
 ## bench-lender-api: lender API device-state reads and payments posted with an Idempotency-Key per app core against gunicorn (2 workers) on PostgreSQL (N reads, N/4 writes; WEBHOOKS=1 adds tools/bench/webhooks.py)
 bench-lender-api: $(DEV_STAMP) services
 	$(BIN)/python -m tools.bench.lender_api $(if $(N),--reads $(N) --writes $$(( $(N) / 4 )),) $(if $(WEBHOOKS),--webhooks,)
+
+## bench-webhooks: signed webhook deliveries per second from one webhooks worker to a loopback receiver (N=20000 events)
+bench-webhooks: $(DEV_STAMP) services
+	$(BIN)/python -m tools.bench.webhooks $(if $(N),--events $(N),)
 
 ## bench-agent: agent check-ins against gunicorn (2 workers) on PostgreSQL, then 100k FCM pushes
 bench-agent: $(DEV_STAMP) services
