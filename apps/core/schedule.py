@@ -51,6 +51,13 @@ SCHEDULE: dict[str, tuple[str, dict[str, str], str, str]] = {
     # New public events into webhook deliveries, and the deliveries due (retries); a change
     # nudges it at once after commit, this catches what a nudge missed.
     "integrations: webhooks": ("integrations.webhooks_dispatch", {}, "UTC", "webhooks"),
+    # Phones behind their newest state for an hour: recorded (and told to the lender).
+    "devices: out of sync": (
+        "devices.devices_out_of_sync_record",
+        {"minute": "*/5"},
+        "UTC",
+        "default",
+    ),
     # A release is pushed until the phone acks it.
     "devices: release re-push": ("devices.push_release_renudge", {"minute": "*/5"}, "UTC", "push"),
 }

@@ -12,6 +12,7 @@ class DevicesAction(StrEnum):
     STATE_ACKNOWLEDGED = "devices.state.acknowledged"
     STATE_FAILED = "devices.state.failed"
     SIM_CHANGED = "devices.device.sim_changed"
+    OUT_OF_SYNC = "devices.device.out_of_sync"
     EVENT_REPORTED = "devices.device.event_reported"
     PUSH_ADDRESS_CHANGED = "devices.device.fcm_token_changed"
     PUSH_ADDRESS_DEAD = "devices.device.fcm_token_dead"

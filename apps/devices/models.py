@@ -67,6 +67,10 @@ class Device(BaseModel):
     token_epoch = models.DateField(
         null=True, blank=True, help_text=_("The date offline unlock codes count days from.")
     )
+    out_of_sync_version = models.PositiveIntegerField(
+        default=0,
+        help_text=_("The desired version the phone was last reported out of sync on."),
+    )
 
     class Meta:
         ordering = ("-created_at",)

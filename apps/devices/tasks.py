@@ -4,6 +4,7 @@ from apps.core.tasks import app_task
 from apps.devices.services.key_rotation import device_key_announce
 from apps.devices.services.offline import offline_codes_deliver
 from apps.devices.services.push import push_relay, push_release_renudge
+from apps.devices.services.sync import devices_out_of_sync_record
 from apps.integrations.push.base import get_push_gateway
 
 
@@ -30,3 +31,9 @@ def push_release_renudge_task() -> None:
 def offline_codes_deliver_task() -> dict[str, int]:
     """Started when an unlock code's SMS falls due, and by beat every minute."""
     return offline_codes_deliver()
+
+
+@app_task(name="devices.devices_out_of_sync_record")
+def devices_out_of_sync_record_task() -> int:
+    """Beat runs this every five minutes: phones left behind their newest state."""
+    return devices_out_of_sync_record()

@@ -434,6 +434,9 @@ NOTICE_ACK_MINUTES = env.int("NOTICE_ACK_MINUTES", default=30)
 # falls back to the lender's next channel, once (so does one it reports failed, at once).
 TEXT_DELIVERY_MINUTES = env.int("TEXT_DELIVERY_MINUTES", default=60)
 
+# A phone behind its newest state for this long is recorded out of sync (device.out_of_sync).
+DEVICE_OUT_OF_SYNC_MINUTES = env.int("DEVICE_OUT_OF_SYNC_MINUTES", default=60)
+
 # --- Outbound webhooks (apps/integrations/services/webhooks.py) ------------------
 # A delivery the receiver does not take is retried after 5 s, then 3 times longer each time
 # (with jitter), at most 12 h apart, for 72 h; an endpoint failing for 24 h is turned off.

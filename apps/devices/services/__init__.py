@@ -40,6 +40,7 @@ from apps.devices.services.state_writer import (
     state_reissue,
     state_write_locked,
 )
+from apps.devices.services.sync import devices_out_of_sync_record
 
 __all__ = [
     "CheckIn",
@@ -61,6 +62,7 @@ __all__ = [
     "device_state_set",
     "device_states_write",
     "device_states_write_shown",
+    "devices_out_of_sync_record",
     "enrollment_token_mint",
     "imei_normalise",
     "lender_signing_key_rotate",
