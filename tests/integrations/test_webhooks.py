@@ -1,6 +1,7 @@
 """Outbound webhooks: signed in the Standard Webhooks format, delivered at least once, in
 order per loan, retried, stopped, rotated, and never to another lender's endpoint."""
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -9,6 +10,7 @@ from django.utils import timezone
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from apps.core.actor import Actor
+from apps.core.models import TaskOutbox
 from apps.integrations.models import WebhookDelivery, WebhookEndpoint
 from apps.integrations.services.webhooks import (
     webhook_deliveries_resend,
@@ -229,3 +231,20 @@ def test_a_change_nudges_the_dispatcher_when_it_commits(
         loan = signed_loan(lender_a)
 
     assert [p["data"]["loan_id"] for p in receiver.taken()] == [loan.pk]
+
+
+@pytest.mark.broker
+@pytest.mark.django_db(transaction=True)
+def test_a_sale_reaches_the_receiver_through_a_real_worker_on_redis(
+    redis_worker, lender_a, receiver
+) -> None:
+    created = endpoint_for(lender_a, receiver)
+
+    loan = signed_loan(lender_a)  # commits: the nudge goes through the outbox to Redis
+
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not receiver.taken():
+        time.sleep(0.05)
+    [post] = receiver.posts
+    assert Webhook(created.secret).verify(post.body, post.headers)["data"]["loan_id"] == loan.pk
+    assert not TaskOutbox.objects.exists()  # the broker took the nudge
