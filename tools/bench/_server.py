@@ -5,10 +5,12 @@ sockets, and the CPU and memory of the processes involved."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -437,3 +439,70 @@ def post_all(
     elapsed, own_cpu = time.perf_counter() - started, time.process_time() - own_cpu
     latencies.sort()
     return Load(latencies, errors, elapsed, own_cpu)
+
+
+@dataclass
+class WorkerRun:
+    """What one worker's run cost: seconds until done, its CPU, this process's CPU meanwhile
+    (the fake or receiver it serves), PostgreSQL's, and the worker's peak memory (MiB)."""
+
+    elapsed: float
+    worker_cpu: float
+    own_cpu: float
+    db_cpu: float
+    worker_rss: float
+
+
+def worker_run(
+    *,
+    command: list[str],
+    env: dict[str, str],
+    folder: Path,
+    broker: RedisServer,
+    task: str,
+    queue: str,
+    done: Callable[[], bool],
+) -> WorkerRun:
+    """Start the worker ``command`` (its log in ``folder``), send it ``task`` once on
+    ``queue`` through ``broker``, as beat sends it, and time the run until ``done()``; the
+    worker is stopped at the end. Its start is not counted: it is given 3 s to consume."""
+    log_path = folder / "worker.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+    try:
+        from kombu import Connection
+
+        from config.celery import app
+
+        time.sleep(3)  # the worker up and consuming: its start is not the run's cost
+        database = DatabaseCpu()
+        before, own_before = cpu_seconds([worker.pid]), time.process_time()
+        started = time.perf_counter()
+        with Connection(broker.url) as connection:
+            app.send_task(task, queue=queue, connection=connection)
+        while not done():
+            if worker.poll() is not None:
+                raise SystemExit(f"the worker ended; its log: {log_path}")
+            time.sleep(0.25)
+        elapsed = time.perf_counter() - started
+        return WorkerRun(
+            elapsed=elapsed,
+            worker_cpu=sum(cpu_seconds([worker.pid]).values()) - sum(before.values()),
+            own_cpu=time.process_time() - own_before,
+            db_cpu=database.stop(),
+            worker_rss=process_peak_rss_mib(worker.pid),
+        )
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)
+
+
+def run_broker(prefix: str) -> tuple[Path, RedisServer]:
+    """A folder of the run's own and a Redis broker in it, started, which this process's
+    Celery sends to (tasks no longer eager): the set-up of a run that drives a worker."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    broker = RedisServer(folder)
+    broker.start()
+    os.environ["CELERY_BROKER_URL"] = broker.url
+    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"  # this process sends the task to it
+    return folder, broker

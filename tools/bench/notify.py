@@ -26,9 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,10 +43,11 @@ from tools.bench._server import (
     cpu_seconds,
     free_port,
     post_all,
-    process_peak_rss_mib,
+    run_broker,
     server_pids,
     start_server,
     worker_rss_mib,
+    worker_run,
 )
 from tools.bench._setup import ROOT, django_on_bench_database, peak_rss_mib, percentile
 
@@ -145,35 +144,18 @@ def dispatch(
     command = celery_worker_command("notify", queues="notify")
     if at is not None:  # the worker's clock on a weekday morning
         command = [sys.executable, "-m", "tools.bench._at_time", at.isoformat(), *command[2:]]
-    log_path = folder / "worker.log"
-    with log_path.open("wb") as log:
-        worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
     sent = Notification.objects.filter(lender=lender, status="sms")
-    try:
-        from kombu import Connection
-
-        from config.celery import app
-
-        time.sleep(3)  # the worker up and consuming: its start is not the dispatch's cost
-        database = DatabaseCpu()
-        before, fake_before = cpu_seconds([worker.pid]), time.process_time()
-        started = time.perf_counter()
-        with Connection(broker.url) as connection:
-            app.send_task(
-                "notifications.notifications_dispatch", queue="notify", connection=connection
-            )
-        while sent.count() < messages:
-            if worker.poll() is not None:
-                raise SystemExit(f"the worker ended; its log: {log_path}")
-            time.sleep(0.25)
-        elapsed = time.perf_counter() - started
-        worker_cpu = sum(cpu_seconds([worker.pid]).values()) - sum(before.values())
-        fake_cpu = time.process_time() - fake_before
-        db_cpu = database.stop()
-        worker_rss = process_peak_rss_mib(worker.pid)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=30)
+    run = worker_run(
+        command=command,
+        env=env,
+        folder=folder,
+        broker=broker,
+        task="notifications.notifications_dispatch",
+        queue="notify",
+        done=lambda: sent.count() >= messages,
+    )
+    elapsed, worker_cpu, fake_cpu, db_cpu = run.elapsed, run.worker_cpu, run.own_cpu, run.db_cpu
+    worker_rss = run.worker_rss
     rate = messages / elapsed
     print(
         f"  dispatched   {rate:8.1f} messages/s by one notify worker ({messages} in {elapsed:.1f} s)"
@@ -258,11 +240,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     args = parser.parse_args()
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-notify-"))
-    broker = RedisServer(folder)
-    broker.start()
-    os.environ["CELERY_BROKER_URL"] = broker.url
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"  # this process sends the task to it
+    folder, broker = run_broker("bench-notify-")
     # the callbacks' throttle (the webhooks' scope): measure the path, not the throttle
     os.environ["PAYMENTS_WEBHOOK_THROTTLE"] = "100000000/min"
     django_on_bench_database()

@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping
@@ -38,11 +36,9 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tools.bench._seed import lender_seed, loans_seed
 from tools.bench._server import (
-    DatabaseCpu,
-    RedisServer,
     celery_worker_command,
-    cpu_seconds,
-    process_peak_rss_mib,
+    run_broker,
+    worker_run,
 )
 from tools.bench._setup import ROOT, django_on_bench_database, peak_rss_mib
 
@@ -121,11 +117,7 @@ def main() -> None:
     parser.add_argument("--database", default="smartcollection_bench")
     args = parser.parse_args()
 
-    folder = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
-    broker = RedisServer(folder)
-    broker.start()
-    os.environ["CELERY_BROKER_URL"] = broker.url
-    os.environ["CELERY_TASK_ALWAYS_EAGER"] = "false"  # this process sends the task to it
+    folder, broker = run_broker("bench-webhooks-")
     django_on_bench_database(args.database)
     from apps.core.actor import Actor
     from apps.integrations.models import WebhookDelivery, WebhookEndpoint
@@ -161,48 +153,28 @@ def main() -> None:
             DJANGO_CONN_MAX_AGE="60",
             CELERY_TASK_ALWAYS_EAGER="false",
         )
-        command = celery_worker_command("webhooks", queues="webhooks")
-        log_path = folder / "worker.log"
-        with log_path.open("wb") as log:
-            worker = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
         delivered = WebhookDelivery.objects.filter(endpoint=created.endpoint, status="delivered")
-        try:
-            from kombu import Connection
-
-            from config.celery import app
-
-            time.sleep(3)  # the worker up and consuming: its start is not the dispatch's cost
-            database = DatabaseCpu()
-            before, receiver_before = cpu_seconds([worker.pid]), time.process_time()
-            started = time.perf_counter()
-            with Connection(broker.url) as connection:
-                app.send_task(
-                    "integrations.webhooks_dispatch", queue="webhooks", connection=connection
-                )
-            while delivered.count() < args.events:
-                if worker.poll() is not None:
-                    raise SystemExit(f"the worker ended; its log: {log_path}")
-                time.sleep(0.25)
-            elapsed = time.perf_counter() - started
-            worker_cpu = sum(cpu_seconds([worker.pid]).values()) - sum(before.values())
-            receiver_cpu = time.process_time() - receiver_before
-            db_cpu = database.stop()
-            worker_rss = process_peak_rss_mib(worker.pid)
-        finally:
-            worker.terminate()
-            worker.wait(timeout=30)
+        run = worker_run(
+            command=celery_worker_command("webhooks", queues="webhooks"),
+            env=env,
+            folder=folder,
+            broker=broker,
+            task="integrations.webhooks_dispatch",
+            queue="webhooks",
+            done=lambda: delivered.count() >= args.events,
+        )
     finally:
         if server is not None:
             server.shutdown()
             server.server_close()
         broker.stop()
-    n = args.events
+    n, elapsed, worker_cpu = args.events, run.elapsed, run.worker_cpu
     print(f"  delivered    {n / elapsed:8.1f} deliveries/s by one worker ({n} in {elapsed:.1f} s)")
     print(
         f"  cpu/delivery worker {worker_cpu / n * 1000:.2f} ms ({n / worker_cpu:.0f} per worker "
-        f"core), receiver {receiver_cpu / n * 1000:.2f} ms, PostgreSQL {db_cpu / n * 1000:.2f} ms"
+        f"core), receiver {run.own_cpu / n * 1000:.2f} ms, PostgreSQL {run.db_cpu / n * 1000:.2f} ms"
     )
-    print(f"  worker       peak memory {worker_rss:.0f} MiB")
+    print(f"  worker       peak memory {run.worker_rss:.0f} MiB")
     print(f"  peak memory  this process (seeding, the receiver) {peak_rss_mib():.0f} MiB")
     if receiver is None:
         raise SystemExit("no receiver")
@@ -211,12 +183,8 @@ def main() -> None:
         f"  receiver     {len(receiver.seen)} events taken, {twice} twice, "
         f"{receiver.bad_signatures} bad signatures, {receiver.out_of_order} out of loan order"
     )
-    problems = []
     if len(receiver.seen) != n or receiver.bad_signatures or receiver.out_of_order:
-        problems.append("an event was lost, badly signed or out of order")
-    for problem in problems:
-        print(f"  PROBLEM      {problem}")
-    if problems:
+        print("  PROBLEM      an event was lost, badly signed or out of order")
         raise SystemExit(1)
 
 
