@@ -6,7 +6,7 @@ which public type (``loan.signed``, ``payment.applied``, ...), and which few fie
 event's data go with it: ids, amounts, the fields that changed, never a person's data. The
 events feed reads them with ``public_event_list``; the webhooks project the same rows into
 their deliveries (``apps.integrations.services.webhooks``), so the feed and the webhooks carry the
-same events, each once, in chain order.
+same events, each once, in chain order (``apps.audit.selectors.public_event_list``).
 
 The actions are named here by their strings, as each app's ``events.py`` defines them: the
 apps that own them sit above this one (``tests/audit/test_public.py`` checks each still
@@ -21,10 +21,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from typing import Any
-
-from django.db import connection
-
-from apps.audit.sql import CHAIN_HEAD, PUBLIC_EVENTS
 
 # how far one read may look along the chain for public events: bounds the work of a page
 # however few of the chain's events are public (the cursor moves on past the rest)
@@ -178,44 +174,3 @@ def public_events_params(
         "pub_limit": limit,
         "pub_types": list(types) if types else None,
     }
-
-
-def public_event_list(
-    *, lender_id: int, after: int = 0, limit: int = 100, types: Sequence[str] | None = None
-) -> PublicEventPage:
-    """The lender's public events after the cursor ``after`` (a seq of its chain; 0 from the
-    start), at most ``limit``, of ``types`` if given, in order.
-
-    One statement over at most ``SCAN_WINDOW`` events of the chain, so a page costs the same
-    however sparse the public events are; an empty page with a moved cursor means "ask
-    again from there". Only this lender's chain is read: another lender's events cannot
-    appear (``tests/audit/test_public.py``)."""
-    with connection.cursor() as cursor:
-        cursor.execute(CHAIN_HEAD, [lender_id])
-        head = cursor.fetchone()
-        if head is None:
-            return PublicEventPage(events=[], cursor=after)
-        chain_id, last_seq = head
-        upto = min(after + SCAN_WINDOW, last_seq)
-        cursor.execute(
-            PUBLIC_EVENTS,
-            public_events_params(
-                chain_id=chain_id, after=after, upto=upto, limit=limit, types=types
-            ),
-        )
-        rows = cursor.fetchall()
-    events = []
-    for _, seq, occurred_at, type_, loan_id, raw in rows:
-        payload = raw if isinstance(raw, dict) else json.loads(raw)  # Django reads jsonb as text
-        events.append(
-            PublicEvent(
-                id=payload["id"],
-                seq=seq,
-                type=type_,
-                occurred_at=occurred_at,
-                loan_id=loan_id,
-                payload=payload,
-            )
-        )
-    full = len(events) == limit
-    return PublicEventPage(events=events, cursor=events[-1].seq if full else max(upto, after))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
@@ -13,6 +14,8 @@ from django.db.models.functions import Cast
 
 from apps.audit.hashing import event_hash, event_hash_v1
 from apps.audit.models import GENESIS_HASH, AuditChain, AuditEvent
+from apps.audit.public import SCAN_WINDOW, PublicEvent, PublicEventPage, public_events_params
+from apps.audit.sql import CHAIN_HEAD, PUBLIC_EVENTS
 
 # An event's stored fields, with its data as the text format 2 hashes (``data_text``).
 EVENT_FIELDS = (
@@ -199,3 +202,44 @@ def audit_event_rows_for_targets(
         .values(*EVENT_FIELDS)
     )
     return chain, rows
+
+
+def public_event_list(
+    *, lender_id: int, after: int = 0, limit: int = 100, types: Sequence[str] | None = None
+) -> PublicEventPage:
+    """The lender's public events after the cursor ``after`` (a seq of its chain; 0 from the
+    start), at most ``limit``, of ``types`` if given, in order.
+
+    One statement over at most ``SCAN_WINDOW`` events of the chain, so a page costs the same
+    however sparse the public events are; an empty page with a moved cursor means "ask
+    again from there". Only this lender's chain is read: another lender's events cannot
+    appear (``tests/audit/test_public.py``)."""
+    with connection.cursor() as cursor:
+        cursor.execute(CHAIN_HEAD, [lender_id])
+        head = cursor.fetchone()
+        if head is None:
+            return PublicEventPage(events=[], cursor=after)
+        chain_id, last_seq = head
+        upto = min(after + SCAN_WINDOW, last_seq)
+        cursor.execute(
+            PUBLIC_EVENTS,
+            public_events_params(
+                chain_id=chain_id, after=after, upto=upto, limit=limit, types=types
+            ),
+        )
+        rows = cursor.fetchall()
+    events = []
+    for _, seq, occurred_at, type_, loan_id, raw in rows:
+        payload = raw if isinstance(raw, dict) else json.loads(raw)  # Django reads jsonb as text
+        events.append(
+            PublicEvent(
+                id=payload["id"],
+                seq=seq,
+                type=type_,
+                occurred_at=occurred_at,
+                loan_id=loan_id,
+                payload=payload,
+            )
+        )
+    full = len(events) == limit
+    return PublicEventPage(events=events, cursor=events[-1].seq if full else max(upto, after))

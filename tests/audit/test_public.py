@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from apps.audit.public import PROJECTIONS, PUBLIC_TYPES, public_event_list
+from apps.audit.public import PROJECTIONS, PUBLIC_TYPES
+from apps.audit.selectors import public_event_list
 from apps.collections.events import CollectionsAction
 from apps.collections.services import (
     loan_hardship_request,

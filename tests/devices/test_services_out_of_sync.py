@@ -7,7 +7,7 @@ import time_machine
 from django.utils import timezone
 
 from apps.audit.models import AuditEvent
-from apps.audit.public import public_event_list
+from apps.audit.selectors import public_event_list
 from apps.core.actor import Actor
 from apps.devices.services import device_ack, device_state_set, devices_out_of_sync_record
 from tests.devices.factories import enrolled_phone
