@@ -171,3 +171,15 @@ WHERE d.id = o.id
 """Record what came of each claimed delivery (one array per column): its status, whether it
 was tried (0: it waited behind one of its loan's that failed), when to try next, the
 receiver's answer and error. Updates by primary key."""
+
+NEXT_RETRY = (
+    sql.SQL("""
+SELECT min(d.next_attempt_at) FROM {deliveries} AS d
+WHERE d.status = 'pending' AND d.next_attempt_at > %s
+  AND d.endpoint_id IN (SELECT id FROM {endpoints} WHERE enabled)
+""")
+    .format(deliveries=_DELIVERIES, endpoints=_ENDPOINTS)
+    .as_string()
+)
+"""When the next delivery to an endpoint in use falls due after the given time (a retry, or
+a lease that ends), or NULL. Takes no lock. Index: ``webhook_delivery_waiting``."""

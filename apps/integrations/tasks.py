@@ -1,3 +1,7 @@
+from typing import Any
+
+from django.core.cache import cache
+
 from apps.core.outbox import task_enqueue_on_commit
 from apps.core.tasks import app_task
 from apps.integrations.services.webhooks import webhooks_dispatch
@@ -6,8 +10,17 @@ from apps.integrations.services.webhooks import webhooks_dispatch
 DISPATCH_RUN_SECONDS = 50
 
 
-@app_task(name="integrations.webhooks_dispatch", queue="webhooks")
-def webhooks_dispatch_task(*, lender_id: int | None = None) -> None:
-    """Beat runs this every minute; a change with a public event nudges it after commit."""
-    if webhooks_dispatch(seconds=DISPATCH_RUN_SECONDS, lender_id=lender_id)["more"]:
+@app_task(name="integrations.webhooks_dispatch", queue="webhooks", bind=True)
+def webhooks_dispatch_task(self: Any, *, lender_id: int | None = None) -> None:
+    """Beat runs this every minute; a change with a public event nudges it after commit; it
+    hands on to itself with a backlog, and when a retry falls due within the minute (one
+    such follow-up at a time: the cache key says one is on its way)."""
+    result = webhooks_dispatch(seconds=DISPATCH_RUN_SECONDS, lender_id=lender_id)
+    if result["more"]:
         task_enqueue_on_commit("integrations.webhooks_dispatch")
+    elif (
+        result["retry_in"]
+        and not self.request.is_eager
+        and cache.add("integrations:webhooks-retry", 1, timeout=result["retry_in"])
+    ):
+        task_enqueue_on_commit("integrations.webhooks_dispatch", countdown=result["retry_in"])

@@ -248,3 +248,17 @@ def test_a_sale_reaches_the_receiver_through_a_real_worker_on_redis(
     [post] = receiver.posts
     assert Webhook(created.secret).verify(post.body, post.headers)["data"]["loan_id"] == loan.pk
     assert not TaskOutbox.objects.exists()  # the broker took the nudge
+
+
+def test_the_dispatcher_says_when_a_retry_falls_due(lender_a, receiver) -> None:
+    endpoint_for(lender_a, receiver)
+    signed_loan(lender_a)
+    receiver.answers = [503]
+
+    first = webhooks_dispatch(seconds=5)
+
+    assert (first["delivered"], first["more"]) == (0, 0)
+    assert 1 <= first["retry_in"] <= 7  # 5 s, with jitter
+    WebhookDelivery.objects.update(next_attempt_at=timezone.now())
+    assert webhooks_dispatch(seconds=5)["delivered"] == 1
+    assert webhooks_dispatch(seconds=5)["retry_in"] == 0  # nothing left to retry

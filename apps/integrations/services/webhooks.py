@@ -16,6 +16,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import secrets
 import threading
 import time
@@ -49,6 +50,7 @@ from apps.integrations.sql import (
     CLAIM_LOCK,
     CURSOR_START,
     CURSORS_BEHIND,
+    NEXT_RETRY,
     OUTCOMES,
     PROJECT,
 )
@@ -361,6 +363,21 @@ class _Target:
 
 
 _local = threading.local()
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _executor() -> ThreadPoolExecutor:
+    """The process's sending threads, kept from batch to batch with their sessions: each
+    keeps its connections to the receivers alive, rather than opening
+    ``WEBHOOK_SEND_THREADS`` new ones a batch (a receiver's listen queue overflowed)."""
+    global _pool  # one pool per process, made at its first send (after a worker's fork)
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=settings.WEBHOOK_SEND_THREADS, thread_name_prefix="webhooks"
+            )
+        return _pool
 
 
 def _session() -> requests.Session:
@@ -471,13 +488,12 @@ def webhooks_send(*, batch: int = 500, now: datetime | None = None) -> SendResul
         queues.setdefault((endpoint_id, loan_key), []).append(claimed)
     targets = _targets({e for e, _ in queues}, now)
     sent_at = timezone.now()
-    with ThreadPoolExecutor(max_workers=min(threads, len(queues))) as pool:
-        list(
-            pool.map(
-                lambda item: _send_queue(item[1], targets.get(item[0][0]), sent_at),
-                queues.items(),
-            )
+    list(
+        _executor().map(
+            lambda item: _send_queue(item[1], targets.get(item[0][0]), sent_at),
+            queues.items(),
         )
+    )
     result.delivered, result.failed = _outcomes(queues, now=now)
     return result
 
@@ -590,8 +606,9 @@ def _endpoint_turn_off(*, endpoint: WebhookEndpoint, reason: str) -> None:
 
 def webhooks_dispatch(*, seconds: float, lender_id: int | None = None) -> dict[str, int]:
     """Project new public events into deliveries, then send what is due, batch after batch,
-    for at most ``seconds``. Returns the counts and ``more``: 1 when it stopped with
-    deliveries still due. Safe to run twice, or in several workers at once.
+    for at most ``seconds``. Returns the counts, ``more``: 1 when it stopped with
+    deliveries still due, and ``retry_in``: the seconds until a retry falls due within the
+    minute (0: none). Safe to run twice, or in several workers at once.
 
     Audit: none for a delivery (its row is its record); turning an endpoint off emits
     ``integrations.webhook_endpoint.disabled``."""
@@ -604,4 +621,16 @@ def webhooks_dispatch(*, seconds: float, lender_id: int | None = None) -> dict[s
         more = result.claimed > 0
         if not more or time.monotonic() >= deadline:
             total["more"] = int(more)
+            total["retry_in"] = 0 if more else _retry_in(timezone.now())
             return total
+
+
+def _retry_in(now: datetime) -> int:
+    """Seconds until the next retry falls due, if within the minute (else 0: beat's next run
+    takes it), so a retry 5 s after a failure happens after 5 s, not at beat's next run."""
+    with connection.cursor() as cursor:
+        cursor.execute(NEXT_RETRY, [now])
+        due: datetime | None = cursor.fetchone()[0]
+    if due is None or due > now + timedelta(seconds=60):
+        return 0
+    return max(1, math.ceil((due - now).total_seconds()))
