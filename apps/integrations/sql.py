@@ -132,7 +132,8 @@ WITH due AS (
     FOR UPDATE OF d SKIP LOCKED
 )
 UPDATE {deliveries} AS d SET next_attempt_at = %(lease)s, updated_at = %(now)s
-FROM due WHERE d.id = due.id
+-- by primary key, whatever the statistics say of a table that just grew a backlog
+WHERE d.id = ANY(ARRAY(SELECT id FROM due))
 RETURNING d.id, d.endpoint_id, d.loan_key, d.payload, d.retry_from, d.attempts
 """)
     .format(deliveries=_DELIVERIES, endpoints=_ENDPOINTS)
@@ -163,14 +164,15 @@ UPDATE {deliveries} AS d SET
 FROM unnest(%(ids)s::bigint[], %(statuses)s::text[], %(tried)s::integer[],
             %(next)s::timestamptz[], %(codes)s::integer[], %(errors)s::text[])
     AS o(id, status, tried, next_at, code, error)
-WHERE d.id = o.id
+WHERE d.id = o.id AND d.id = ANY(%(ids)s::bigint[])
 """)
     .format(deliveries=_DELIVERIES)
     .as_string()
 )
 """Record what came of each claimed delivery (one array per column): its status, whether it
 was tried (0: it waited behind one of its loan's that failed), when to try next, the
-receiver's answer and error. Updates by primary key."""
+receiver's answer and error. Updates by primary key (``= ANY``: never a scan of the table,
+whatever its statistics say)."""
 
 NEXT_RETRY = (
     sql.SQL("""
