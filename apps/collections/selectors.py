@@ -13,10 +13,12 @@ from django.db.models import (
     BooleanField,
     Case,
     DateField,
+    DateTimeField,
     DecimalField,
     Exists,
     ExpressionWrapper,
     F,
+    Func,
     IntegerField,
     Max,
     OuterRef,
@@ -28,7 +30,7 @@ from django.db.models import (
     When,
 )
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Cast, Coalesce, Greatest
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -47,11 +49,16 @@ from apps.collections.models import (
     PaymentAttempt,
     PaymentReversal,
     RestrictionSuspension,
+    SupportPin,
 )
 from apps.collections.sql import LENDER_ID_BY_SLUG, LOCK_NOTICED_BY, PAYMENT_RECEIPT
 from apps.core.money import Money
 from apps.core.tenancy import scope_to_lender
-from apps.devices.selectors import loan_ids_out_of_sync, loan_ids_with_event_since
+from apps.devices.selectors import (
+    device_state_of_outer_loan,
+    loan_ids_out_of_sync,
+    loan_ids_with_event_since,
+)
 from apps.lenders.country_rules import (
     COUNTRY_RULES,
     NOTICE_ACTIONS,
@@ -421,6 +428,7 @@ class WorkQueue(models.TextChoices):
     OUT_OF_SYNC = "out_of_sync", _("Phone out of sync for over an hour")
     SIM_CHANGED = "sim_changed", _("SIM changed in the last 7 days")
     MANUAL_LOCKS = "manual_locks", _("Manual locks waiting for a second person")
+    APPROVALS = "approvals", _("Approvals waiting")
     RELEASED_WITH_ARREARS = "released_with_arrears", _("Released with arrears (phone free)")
     CREDIT_TO_REVIEW = "credit_to_review", _("Credit over one installment, to review")
     MESSAGES_TO_ANSWER = "messages_to_answer", _("Messages to answer")
@@ -452,6 +460,21 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
             created_at__gte=timezone.now() - ManualLock.EXPIRES_AFTER,
         )
         return queryset.filter(pk__in=waiting.values("loan_id"))
+    if queue == WorkQueue.APPROVALS:
+        # what waits for a supervisor's or a second person's decision, not yet void
+        now = timezone.now()
+        locks = ManualLock.objects.filter(
+            status=ManualLock.Status.REQUESTED, created_at__gte=now - ManualLock.EXPIRES_AFTER
+        )
+        pins = SupportPin.objects.filter(
+            status=SupportPin.Status.REQUESTED, created_at__gte=now - SupportPin.EXPIRES_AFTER
+        )
+        pauses = LoanPause.objects.filter(status=LoanPause.Status.REQUESTED)
+        return queryset.filter(
+            Q(pk__in=locks.values("loan_id"))
+            | Q(pk__in=pins.values("loan_id"))
+            | Q(pk__in=pauses.values("loan_id"))
+        )
     if queue == WorkQueue.RELEASED_WITH_ARREARS:
         return queryset.filter(status=Loan.Status.ACTIVE, collateral_released_at__isnull=False)
     if queue == WorkQueue.SIM_CHANGED:
@@ -503,6 +526,77 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
             )
         )
     raise ValueError(f"unknown work queue {queue!r}")
+
+
+PHONE_STATES = (
+    "no_phone",
+    "not_enrolled",
+    "normal",
+    "reminder",
+    "wallpaper",
+    "alarm",
+    "block_apps",
+    "lock",
+    "released",
+)
+"""What a loan's phone really is, in the order the loan list sorts it: no phone, sold but
+never enrolled (no restriction can reach it), the level of the state it acknowledged, set
+free."""
+
+
+def loan_list_at_a_glance(
+    queryset: QuerySet[Loan], *, now: datetime | None = None
+) -> QuerySet[Loan]:
+    """``queryset`` annotated in SQL, for the loan list's columns and the loan's header: the
+    lender's local date (``local_today``), days past due as ``loan_days_overdue`` counts them
+    (``days_past_due``), what is due now (``amount_due``: the outstanding of the installments
+    due by then), the phone's real state (``phone_state``, one of ``PHONE_STATES``, and its
+    rank ``phone_rank`` to sort on) and whether the phone has yet to apply its newest state
+    (``phone_behind``). Subqueries, not a query per row: tests/collections/test_selectors_loans.py."""
+    at = Value(now or timezone.now(), output_field=DateTimeField())
+    local_today = Cast(
+        Func(F("lender__timezone"), at, function="timezone", output_field=DateTimeField()),
+        DateField(),
+    )
+    unpaid = Installment.objects.filter(UNPAID, loan=OuterRef("pk")).order_by()
+    oldest_due = Subquery(unpaid.order_by("due_date").values("due_date")[:1])
+    late_by = Func(
+        F("local_today"),
+        oldest_due,
+        template="(%(expressions)s)",
+        arg_joiner=" - ",
+        output_field=IntegerField(),
+    )
+    due_now = (
+        unpaid.filter(due_date__lte=OuterRef("local_today"))
+        .values("loan_id")
+        .annotate(total=Sum(_OUTSTANDING))
+        .values("total")
+    )
+    phone = device_state_of_outer_loan()
+    return queryset.annotate(
+        local_today=local_today,
+        days_past_due=Case(
+            When(Q(grace_days__lt=late_by), then=late_by),
+            default=Value(0),
+            output_field=IntegerField(),
+        ),
+        amount_due=Coalesce(Subquery(due_now), Value(ZERO), output_field=_MONEY),
+        phone_state=Coalesce(Subquery(phone.values("state")[:1]), Value("no_phone")),
+        phone_rank=Case(
+            *[When(phone_state=state, then=Value(n)) for n, state in enumerate(PHONE_STATES)],
+            output_field=IntegerField(),
+        ),
+        phone_behind=Coalesce(Subquery(phone.values("behind")[:1]), Value(False)),
+    )
+
+
+def loan_work_queue_counts(queryset: QuerySet[Loan], *, today: date) -> dict[str, int]:
+    """How many loans of ``queryset`` each work queue holds: one count each."""
+    return {
+        queue: loan_work_queue(queryset, queue=queue, today=today).count()
+        for queue in WorkQueue.values
+    }
 
 
 def payment_list_for_loan(*, loan: Loan) -> QuerySet[Payment]:

@@ -1,9 +1,11 @@
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.db import connection
 from django.db.models import (
+    BooleanField,
     Case,
     DateTimeField,
     DurationField,
@@ -12,11 +14,13 @@ from django.db.models import (
     F,
     Max,
     OuterRef,
+    Q,
     QuerySet,
     Subquery,
     Value,
     When,
 )
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from apps.core.sql import select_rows
@@ -287,4 +291,33 @@ def device_list_with_applied_level(*, limit: int) -> QuerySet[Device]:
         Device.objects.select_related("loan__customer")
         .annotate(applied_level=Subquery(applied.values("level")[:1]))
         .order_by("lender_id", "id")[:limit]
+    )
+
+
+def device_state_of_outer_loan() -> QuerySet[Any]:
+    """A subquery for a list of loans (``OuterRef("pk")`` is the loan): the loan's phone, the
+    one bound to it (sold or enrolled) before a released one, annotated with its real
+    ``state`` (``not_enrolled`` for a phone sold but never enrolled, which no restriction
+    reaches; ``released``; else the level of the state it acknowledged) and ``behind`` (it
+    has yet to apply its newest state). Take ``values("state")[:1]``."""
+    acked_level = DeviceState.objects.filter(
+        device=OuterRef("pk"), version=OuterRef("acked_version")
+    ).values("level")[:1]
+    return (
+        Device.objects.filter(loan=OuterRef("pk"))
+        .order_by(
+            Case(When(status=Device.Status.RELEASED, then=Value(1)), default=Value(0)),
+            "-created_at",
+        )
+        .annotate(
+            state=Case(
+                When(status=Device.Status.PENDING, then=Value("not_enrolled")),
+                When(status=Device.Status.RELEASED, then=Value("released")),
+                default=Coalesce(Subquery(acked_level), Value("normal")),
+            ),
+            behind=ExpressionWrapper(
+                Q(status=Device.Status.ENROLLED, acked_version__lt=F("desired_version")),
+                output_field=BooleanField(),
+            ),
+        )
     )

@@ -46,3 +46,67 @@ def test_next_due_and_schedule_follow_payments(lender_a) -> None:
     rows = loan_schedule(loan=loan, as_of=at_local(date(2026, 3, 20)))
     assert [r.status for r in rows] == ["paid", "overdue", "upcoming"]
     assert loan_outstanding(loan=loan).amount == Decimal(1500)
+
+
+def test_the_lists_annotations_equal_the_one_loan_reads(lender_a, lender_b) -> None:
+    """Days past due, what is due now and the phone's state, in SQL for a list, against the
+    one-loan selectors (days overdue, the schedule) and the phones as they are."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from apps.collections.models import Loan
+    from apps.collections.selectors import loan_list_at_a_glance
+    from apps.devices.services import device_ack
+    from tests.collections.factories import noticed, signed_loan
+    from tests.collections.sweeps import sweep, today
+    from tests.devices.factories import enrolled_phone, phone_registered, valid_imei
+
+    now = timezone.now()
+    locked, _, _ = enrolled_phone(lender_a, signed_at=now - timedelta(days=70))
+    behind, _, _ = enrolled_phone(lender_a, signed_at=now - timedelta(days=45))
+    fresh, _, _ = enrolled_phone(lender_b, signed_at=now - timedelta(days=3))
+    pending = phone_registered(
+        signed_loan(lender_a, signed_at=now - timedelta(days=50)),
+        imei=valid_imei(),
+        brand="Tecno",
+        model_name="Spark",
+    )
+    bare = signed_loan(lender_a, signed_at=now - timedelta(days=40))
+    for device in (locked, behind):
+        noticed(device.loan)
+    sweep(locked.loan, today(lender_a))
+    locked.refresh_from_db()
+    device_ack(
+        device_id=locked.pk, version=locked.desired_version, error_code="", actor=Actor.system()
+    )
+    rows = {loan.pk: loan for loan in loan_list_at_a_glance(Loan.objects.all())}
+    assert len(rows) == 5
+    for loan in Loan.objects.all():
+        row = rows[loan.pk]
+        assert row.days_past_due == loan_days_overdue(loan=loan)
+        due = sum(
+            (
+                r.outstanding.amount
+                for r in loan_schedule(loan=loan)
+                if r.due_date <= row.local_today
+            ),
+            Decimal(0),
+        )
+        assert row.amount_due == due
+    assert rows[locked.loan_id].days_past_due > 30
+    assert rows[bare.pk].amount_due > 0
+    assert rows[fresh.loan_id].amount_due == 0  # nothing due yet, in Mexico's date
+    assert (rows[locked.loan_id].phone_state, rows[locked.loan_id].phone_behind) == (
+        "lock",
+        False,
+    )
+    # swept, not yet applied: the phone is still what it acknowledged, and behind
+    assert (rows[behind.loan_id].phone_state, rows[behind.loan_id].phone_behind) == (
+        "normal",
+        True,
+    )
+    assert rows[pending.loan_id].phone_state == "not_enrolled"
+    assert rows[bare.pk].phone_state == "no_phone"
+    ranks = sorted(rows.values(), key=lambda r: r.phone_rank)
+    assert (ranks[0].phone_state, ranks[-1].phone_state) == ("no_phone", "lock")

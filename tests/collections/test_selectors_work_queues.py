@@ -160,3 +160,18 @@ def test_credits_over_one_installment_are_listed_for_review(lender_a, lender_b) 
     assert queue(lender_a, WorkQueue.CREDIT_TO_REVIEW, today) == expected
     overpaid.refresh_from_db()
     assert overpaid.status == Loan.Status.PAID_OFF  # the money is kept, as a credit
+
+
+def test_approvals_waiting_lists_the_loans_with_a_request_to_decide(lender_a) -> None:
+    from apps.collections.services import loan_hardship_request
+
+    today = lender_local_date(lender=lender_a)
+    asked, _other = loans_signed(lender_a, [20, 20])
+    loan_hardship_request(
+        loan_id=asked.pk,
+        lender_id=lender_a.pk,
+        until=today + timedelta(days=10),
+        actor=Actor.system(),
+        reason="Lost her job.",
+    )
+    assert queue(lender_a, WorkQueue.APPROVALS, today) == {asked.pk}
