@@ -24,6 +24,7 @@ from django.http import (
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
@@ -54,6 +55,7 @@ from apps.collections.models import (
     PaymentAttempt,
     ReconciliationReport,
     RestrictionSuspension,
+    Stage,
     SupportPin,
 )
 from apps.collections.selectors import (
@@ -72,6 +74,7 @@ from apps.collections.selectors import (
 from apps.collections.services import (
     SupportPinOutcome,
     inbound_messages_handle,
+    loan_action_refusals,
     loan_cancel,
     loan_evidence_export,
     loan_hardship_pause_set,
@@ -372,6 +375,52 @@ def _glance(loan: Loan) -> Any:
     return loan
 
 
+LOAN_FIELDS = (
+    "reference",
+    "customer",
+    "status",
+    "stage",
+    "stage_changed_at",
+    "summary",
+    "phone",
+    "consent_given",
+    "shop",
+    "lender",
+    "signed_at",
+    "start_date",
+    "paid_off_at",
+    "collateral_released_at",
+)
+PRODUCT_FIELDS = (
+    "product",
+    "policy_version",
+    "currency",
+    "device_price_amount",
+    "down_payment_amount",
+    "financed_amount",
+    "installments_count",
+    "frequency",
+    "interest_method",
+    "interest_rate_percent",
+    "origination_fee_percent",
+    "grace_days",
+    "late_fee_type",
+    "late_fee_value",
+    "late_fee_cap",
+)
+LOAN_ACTION_LINKS = (
+    ("promise", _("Promise to pay")),
+    ("hardship", _("Hardship pause")),
+    ("legal-hold", _("Legal hold")),
+    ("lift", _("Lift restriction")),
+    ("lock", _("Manual lock")),
+    ("resend", _("Resend reminder")),
+    ("support-pin", _("Support PIN")),
+    ("cancel", _("Cancel the sale")),
+)
+"""The actions of the loan's header, in order; each is offered where the rules allow it."""
+
+
 class WorkQueueFilter(admin.SimpleListFilter):
     """The day's work lists: promises due, broken promises, loans that lock tomorrow, phones out
     of sync, SIM changes (``loan_work_queue``, in SQL), as of the agent's lender's date."""
@@ -425,7 +474,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             found = found | queryset.filter(customer__phone__endswith=digits.lstrip("0")[-9:])
         return found, duplicates
 
-    readonly_fields = ("summary", "phone", "audit_trail", "offline_codes")
+    readonly_fields = (*LOAN_FIELDS, *PRODUCT_FIELDS, "audit_trail", "offline_codes")
     inlines = (
         InstallmentInline,
         PaymentInline,
@@ -564,12 +613,95 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         return format_html_join(mark_safe("<br>"), "{}", ((row,) for row in rows)) or "-"
 
     def get_fieldsets(self, request: HttpRequest, obj: Loan | None = None) -> Any:
-        """The loan's fields, then its phone's offline unlock codes in a section of their own."""
-        fields = [f for f in self.get_fields(request, obj) if f != "offline_codes"]
+        """What an agent reads first, then the product's terms folded away, the phone's
+        offline unlock codes and the audit trail, each in a section of its own."""
         return [
-            (None, {"fields": fields}),
+            (None, {"fields": LOAN_FIELDS}),
+            (_("Product settings"), {"classes": ["collapse"], "fields": PRODUCT_FIELDS}),
             (_("Offline unlock codes"), {"fields": ["offline_codes"]}),
+            (_("Audit trail"), {"classes": ["collapse"], "fields": ["audit_trail"]}),
         ]
+
+    @admin.display(description=_("consent"))
+    def consent_given(self, loan: Loan) -> str:
+        """The customer's consent as what it is: how, when, at which shop, which text."""
+        consent = loan.consent
+        if consent is None:
+            return str(_("None recorded: no restriction may apply."))
+        return str(
+            _("%(method)s, %(when)s, at %(shop)s (text %(version)s, in %(locale)s)")
+            % {
+                "method": consent.get_method_display(),
+                "when": date_format(timezone.localtime(consent.created_at), "DATETIME_FORMAT"),
+                "shop": consent.shop,
+                "version": consent.text_version,
+                "locale": consent.locale,
+            }
+        )
+
+    def _header(self, request: HttpRequest, loan: Loan) -> dict[str, Any]:
+        """The loan's header: how late, what is due now, the stage beside the phone's real
+        state, the customer's number, the next step and its date, and the actions the rules
+        allow, each refused one with the service's reason."""
+        overview = loan_overview(loan=loan)
+        if overview.pause_kind:
+            step = _("%(pause)s until %(until)s") % {
+                "pause": LoanPause.Kind(overview.pause_kind).label,
+                "until": date_format(overview.pause_until, "DATE_FORMAT"),
+            }
+        elif overview.next_stage_on:
+            step = _("%(stage)s on %(date)s unless paid") % {
+                "stage": Stage(overview.next_stage).label,
+                "date": date_format(overview.next_stage_on, "DATE_FORMAT"),
+            }
+        elif overview.next_due:
+            step = _("Installment %(n)s of %(amount)s due on %(date)s") % {
+                "n": overview.next_due.sequence,
+                "amount": money_format(overview.next_due.amount.amount, loan.currency),
+                "date": date_format(overview.next_due.due_date, "DATE_FORMAT"),
+            }
+        else:
+            step = _("Nothing more is due.")
+        refusals = loan_action_refusals(loan=loan)
+        actions = []
+        for action, label in LOAN_ACTION_LINKS:
+            if not self._offered(action, loan):
+                continue
+            roles = LOAN_ACTIONS[action].roles if action in LOAN_ACTIONS else AGENTS
+            refusal = refusals.get(action, "")
+            if not (is_platform_operator(request.user) or self._role_allows(request, roles, loan)):
+                refusal = str(_("Only a supervisor or the lender's admin may do this."))
+            url = (
+                reverse("admin:collections_loan_support_pin", args=[loan.pk])
+                if action == "support-pin"
+                else reverse("admin:collections_loan_act", args=[loan.pk, action])
+            )
+            actions.append({"id": action, "label": label, "url": url, "refusal": refusal})
+        phone, glance = loan.customer.phone, _glance(loan)
+        return {
+            "days_late": glance.days_past_due,
+            "due_now": money_format(glance.amount_due, loan.currency),
+            "phone_state": glance.phone_state,
+            "phone_state_label": PHONE_STATE_LABELS[glance.phone_state],
+            "phone_behind": glance.phone_behind,
+            "customer_phone": phone,
+            "customer_tel": "tel:" + re.sub(r"[^\d+]", "", phone),
+            "next_step": step,
+            "actions": actions,
+        }
+
+    @staticmethod
+    def _offered(action: str, loan: Loan) -> bool:
+        """Whether the action belongs on this loan's page at all (a lift needs a restriction,
+        a lock or a PIN a phone not released, a cancel a phone still waiting for its
+        enrollment); the rules decide the rest."""
+        if action == "lift":
+            return loan.stage != Stage.NONE
+        if action in ("lock", "support-pin"):  # a phone released at payoff is free for good
+            return loan.collateral_released_at is None
+        if action == "cancel":
+            return _glance(loan).phone_state == "not_enrolled"
+        return True
 
     def render_change_form(
         self,
@@ -586,6 +718,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             ).exists()
             context["has_mpesa"] = MPESA in providers_enabled(lender_id=obj.lender_id)
             context["messages_waiting"] = inbound_message_list_waiting(loan_id=obj.pk).count()
+            context["header"] = self._header(request, obj)
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     @admin.display(description=_("Codes issued to the phone (never their digits)"))
@@ -888,6 +1021,8 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             "form": form,
             "opts": self.model._meta,
             "action": action,
+            # said before the agent types a reason: the service's own refusal
+            "refusal": "" if form.is_bound else loan_action_refusals(loan=loan).get(action, ""),
         }
         return TemplateResponse(request, "admin/collections/loan/action.html", context)
 
@@ -1058,6 +1193,9 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             "form": form,
             "opts": self.model._meta,
             "action": "support-pin",
+            "refusal": ""
+            if form.is_bound
+            else loan_action_refusals(loan=loan).get("support-pin", ""),
             "support_pin_hours": settings.SUPPORT_PIN_HOURS,
             "submit": _("Get the PIN"),
         }

@@ -682,6 +682,15 @@ def loan_for_reply(*, customer_id: int, lender_id: int) -> Loan | None:
     )
 
 
+def loan_pause_open(*, loan_id: int, kind: str) -> bool:
+    """Whether the loan has a pause of ``kind`` requested or active (one at most)."""
+    return LoanPause.objects.filter(
+        loan_id=loan_id,
+        kind=kind,
+        status__in=(LoanPause.Status.REQUESTED, LoanPause.Status.ACTIVE),
+    ).exists()
+
+
 def loan_promise_open_until(*, loan_id: int) -> date | None:
     """The last day of the loan's open promise to pay (there is one at most), or None."""
     return (

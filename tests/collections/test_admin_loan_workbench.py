@@ -8,6 +8,7 @@ from django.utils import timezone
 
 from apps.audit.models import AuditEvent
 from apps.collections.models import Loan, LoanPause, LoanStageChange
+from apps.collections.selectors import loan_days_overdue
 from apps.collections.services import loan_stage_sweep
 from apps.devices.models import DeviceState
 from apps.lenders.models import Membership
@@ -197,3 +198,61 @@ def test_the_loan_page_shows_the_phone_its_sync_and_the_loans_audit_trail(
     assert "collections.loan.stage_changed" in trail
     assert "customers.consent.recorded" in trail
     assert "devices.device.enrolled" in trail
+
+
+def test_the_header_says_a_phone_never_enrolled_cannot_be_restricted(
+    lender_a, make_agent, verified_client
+) -> None:
+    """A loan 50 days late whose phone never enrolled: its stage may read "Locked" (the
+    ladder's), but the header says what the phone really is, the customer's number is a
+    call link, the consent reads as a consent, and the product's terms fold away."""
+    from tests.collections.factories import signed_loan
+    from tests.devices.factories import phone_registered, valid_imei
+
+    loan = signed_loan(lender_a, signed_at=timezone.now() - timedelta(days=50))
+    phone_registered(loan, imei=valid_imei(), brand="Tecno", model_name="Spark")
+    Loan.objects.filter(pk=loan.pk).update(stage="lock")
+    client = verified_client(make_agent(lender_a))
+    page = client.get(reverse("admin:collections_loan_change", args=[loan.pk])).content.decode()
+    header = page.split('id="loan-header"')[1].split("</section>")[0]
+    assert 'data-state="not_enrolled" class="phone-not-enrolled"' in header
+    assert "Not enrolled: restrictions cannot apply" in header
+    phone = header.split('id="glance-phone"')[1].split("</dd>")[0]
+    assert "Locked" not in phone
+    assert f'href="tel:{loan.customer.phone}"' in header
+    days = int(header.split('id="glance-days-late"')[1].split(">")[1].split("<")[0])
+    assert days == loan_days_overdue(loan=loan) > 0
+    assert "ConsentRecord object" not in page
+    assert "One-time code sent by SMS" in page or "Demo data" in page
+    assert (
+        "<details><summary>Product settings</summary>" in page.replace("\n", "").replace("  ", "")
+        or "collapse" in page.split("Product settings")[0][-300:]
+    )
+
+
+def test_an_action_the_rules_refuse_says_why_before_a_reason_is_typed(
+    lender_a, make_agent, verified_client
+) -> None:
+    """A loan not yet late: no promise (nothing overdue) and no manual lock, each refused
+    with its service's own words on the loan's header and on the action's page, which
+    shows no form to type a reason into; a late one is offered both."""
+    from apps.collections.errors import ManualLockNotAllowed, NothingOverdue
+
+    current, _, _ = enrolled_phone(lender_a)
+    client = verified_client(make_agent(lender_a))
+    page = client.get(reverse("admin:collections_loan_change", args=[current.loan_id])).content
+    page = page.decode()
+    why_lock = page.split('id="why-lock"')[1].split("</small>")[0]
+    assert str(ManualLockNotAllowed.default_message)[:40] in why_lock.replace("&#x27;", "'")
+    assert 'id="act-lock" class="action-refused"' in page
+    assert str(NothingOverdue.default_message)[:30] in page.split('id="why-promise"')[1]
+    refused = client.get(act(current.loan, "lock")).content.decode()
+    assert 'id="action-refused"' in refused
+    assert 'id="loan-action-form"' not in refused
+    late, _, _ = enrolled_phone(lender_a, signed_at=timezone.now() - timedelta(days=75))
+    noticed(late.loan)
+    page = client.get(reverse("admin:collections_loan_change", args=[late.loan_id])).content
+    page = page.decode()
+    assert f'id="act-promise" class="button" href="{act(late.loan, "promise")}"' in page
+    assert f'id="act-lock" class="button" href="{act(late.loan, "lock")}"' in page
+    assert 'id="loan-action-form"' in client.get(act(late.loan, "lock")).content.decode()

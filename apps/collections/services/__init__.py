@@ -19,6 +19,7 @@ from apps.collections.services.manual import (
     loan_reminder_resend,
 )
 from apps.collections.services.notices import overdue_notices_queue, restriction_notices_queue
+from apps.collections.services.offered import loan_action_refusals
 from apps.collections.services.pauses import (
     loan_hardship_pause_set,
     loan_hardship_request,
@@ -107,6 +108,7 @@ __all__ = [
     "inbound_texts_answer",
     "installment_late_fees_assess",
     "lender_business_date",
+    "loan_action_refusals",
     "loan_books_replay",
     "loan_cancel",
     "loan_classify",

@@ -4,6 +4,7 @@ reminder sent again by hand, and cancelling a sale before its phone enrolled."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -48,7 +49,7 @@ from apps.notifications.selectors import notification_status
 from apps.notifications.services import Draft, notifications_queue
 
 
-def _lockable(loan: Loan) -> None:
+def loan_manual_lock_check(loan: Loan) -> None:
     """The rules a manual lock keeps: never a current, paid-off, cancelled or unconsented loan,
     nor one whose phone was released at payoff,
     never one under a promise, pause or legal hold, never a lock the country forbids or before
@@ -93,7 +94,7 @@ def loan_manual_lock_request(
     if not reason.strip():
         raise PauseReasonRequired()
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
-    _lockable(loan)
+    loan_manual_lock_check(loan)
     now = timezone.now()
     stale = ManualLock.objects.filter(
         loan=loan, status=ManualLock.Status.REQUESTED, created_at__lt=now - ManualLock.EXPIRES_AFTER
@@ -153,7 +154,7 @@ def loan_manual_lock_decide(
     )
     now = timezone.now()
     if approve:
-        _lockable(loan)
+        loan_manual_lock_check(loan)
     request.status = ManualLock.Status.APPROVED if approve else ManualLock.Status.REJECTED
     request.decided_by, request.decided_at, request.decision_reason = user, now, reason.strip()
     request.save(
@@ -182,6 +183,15 @@ def loan_manual_lock_decide(
 
 
 @transaction.atomic
+def loan_reminder_check(loan: Loan) -> None:
+    """The rule a reminder sent again keeps: an active loan that is late or has an
+    installment still to pay."""
+    if loan.status != Loan.Status.ACTIVE:
+        raise NothingToRemind()
+    if not loan_days_overdue(loan=loan) and loan_next_due(loan=loan) is None:
+        raise NothingToRemind()
+
+
 def loan_reminder_resend(*, loan_id: int, lender_id: int, actor: Actor, reason: str) -> str:
     """Send the customer their reminder again: how late and what happens next, or the next
     installment. Through the contact rules like any reminder (held to contact hours, counted
@@ -190,8 +200,7 @@ def loan_reminder_resend(*, loan_id: int, lender_id: int, actor: Actor, reason: 
     if not reason.strip():
         raise PauseReasonRequired()
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
-    if loan.status != Loan.Status.ACTIVE:
-        raise NothingToRemind()
+    loan_reminder_check(loan)
     lender = Lender.objects.get(pk=lender_id)
     locale = loan.customer.locale
     book = message_book(lender)
@@ -215,7 +224,7 @@ def loan_reminder_resend(*, loan_id: int, lender_id: int, actor: Actor, reason: 
         )
     else:
         due = loan_next_due(loan=loan)
-        if due is None:
+        if due is None:  # loan_reminder_check refused it: a race at most
             raise NothingToRemind()
         kind, body = (
             "due_soon",
@@ -254,6 +263,16 @@ def loan_reminder_resend(*, loan_id: int, lender_id: int, actor: Actor, reason: 
 
 
 @transaction.atomic
+def loan_cancel_check(loan: Loan, *, devices: Any = None) -> None:
+    """The rule a cancelled sale keeps: an active loan whose phone never enrolled and on
+    which no money was received (``devices``: its phones, locked by the caller)."""
+    if devices is None:
+        devices = device_list_for_loan(loan_id=loan.pk, lender_id=loan.lender_id)
+    enrolled = any(device.enrolled_at is not None for device in devices)
+    if loan.status != Loan.Status.ACTIVE or enrolled or payment_list_for_loan(loan=loan).exists():
+        raise LoanCancelRefused()
+
+
 def loan_cancel(*, loan_id: int, lender_id: int, actor: Actor, reason: str) -> Loan:
     """Cancel a sale before activation: the phone never enrolled and no money was received.
 
@@ -266,9 +285,7 @@ def loan_cancel(*, loan_id: int, lender_id: int, actor: Actor, reason: str) -> L
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
     # the phones next (the global order): an enrollment under way finishes first, then is seen
     devices = device_list_for_loan(loan_id=loan.pk, lender_id=lender_id).select_for_update()
-    enrolled = any(device.enrolled_at is not None for device in devices.order_by("pk"))
-    if loan.status != Loan.Status.ACTIVE or enrolled or payment_list_for_loan(loan=loan).exists():
-        raise LoanCancelRefused()
+    loan_cancel_check(loan, devices=devices.order_by("pk"))
     voided = device_registrations_void(
         loan_id=loan.pk, lender_id=lender_id, actor=actor, reason=reason.strip()
     )

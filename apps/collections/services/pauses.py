@@ -30,7 +30,7 @@ from apps.collections.errors import (
 from apps.collections.events import CollectionsAction
 from apps.collections.locks import loan_lock, loan_lock_with_row, loan_phones_lock
 from apps.collections.models import Loan, LoanPause, LoanStageChange, ManualLock, Stage, SupportPin
-from apps.collections.selectors import loan_days_overdue
+from apps.collections.selectors import loan_days_overdue, loan_pause_open
 from apps.collections.services.settle import loan_stage_settle
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
@@ -150,6 +150,18 @@ def _open(
     return pause
 
 
+def loan_pause_check(loan: Loan, *, kind: str) -> None:
+    """The rules a new pause of ``kind`` keeps whatever its dates: one open pause of a kind
+    at a time (the unique index backs it), and a promise only on a loan with something
+    overdue."""
+    if loan_pause_open(loan_id=loan.pk, kind=kind):
+        raise PauseAlreadyOpen(kind=kind)
+    if kind == Kind.PROMISE and (
+        loan.status != Loan.Status.ACTIVE or loan_days_overdue(loan=loan) == 0
+    ):
+        raise NothingOverdue()
+
+
 @transaction.atomic
 def loan_promise_record(
     *,
@@ -169,8 +181,7 @@ def loan_promise_record(
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
     today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
     _check(kind=Kind.PROMISE, today=today, until=until, reason=reason)
-    if loan.status != Loan.Status.ACTIVE or loan_days_overdue(loan=loan) == 0:
-        raise NothingOverdue()
+    loan_pause_check(loan, kind=Kind.PROMISE)
     return _open(
         loan=loan,
         kind=Kind.PROMISE,
@@ -192,6 +203,7 @@ def loan_hardship_request(
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
     today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
     _check(kind=Kind.HARDSHIP, today=today, until=until, reason=reason)
+    loan_pause_check(loan, kind=Kind.HARDSHIP)
     return _open(
         loan=loan,
         kind=Kind.HARDSHIP,
@@ -286,6 +298,7 @@ def _supervisor_pause(
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
     today = lender_local_date(lender=Lender.objects.get(pk=lender_id))
     _check(kind=kind, today=today, until=until, reason=reason)
+    loan_pause_check(loan, kind=kind)
     return _open(
         loan=loan,
         kind=kind,

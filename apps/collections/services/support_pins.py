@@ -63,6 +63,14 @@ def _member_of(user: User, lender_id: int) -> None:
         raise LoanNotFound()
 
 
+def loan_support_pin_phone(loan: Loan) -> int:
+    """The enrolled phone a support PIN is for; refused for a loan without one."""
+    device_id = device_ids_enrolled_for_loans(loan_ids=[loan.pk]).get(loan.pk)
+    if device_id is None:
+        raise SupportPinNoPhone()
+    return device_id
+
+
 @transaction.atomic
 def loan_support_pin_request(
     *, loan_id: int, lender_id: int, challenge: str, user: User, actor: Actor, reason: str
@@ -82,9 +90,7 @@ def loan_support_pin_request(
         raise SupportPinChallengeInvalid()
     _member_of(user, lender_id)
     loan = loan_lock(loan_id=loan_id, lender_id=lender_id)
-    device_id = device_ids_enrolled_for_loans(loan_ids=[loan.pk]).get(loan.pk)
-    if device_id is None:
-        raise SupportPinNoPhone()
+    device_id = loan_support_pin_phone(loan)
     # the agent's own row, locked: two requests of one agent at once count one after the other
     User.objects.select_for_update().filter(pk=user.pk).first()
     hour_ago = timezone.now() - timedelta(hours=1)
