@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.db.models import QuerySet
 from django.http import (
     Http404,
@@ -94,6 +95,7 @@ from apps.collections.services import (
     reconciliation_reports_build,
     restrictions_resume,
     restrictions_suspend,
+    sweep_forecast,
 )
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
@@ -109,7 +111,12 @@ from apps.devices.selectors import (
 from apps.devices.services import offline_code_resend
 from apps.integrations.payments.registry import MPESA, providers_enabled
 from apps.lenders.models import Lender, Membership
-from apps.lenders.selectors import lender_local_date
+from apps.lenders.selectors import (
+    lender_local_date,
+    restriction_policy_version_list,
+    restriction_stage_list,
+)
+from apps.lenders.services import StageSpec, restriction_stages_draft
 from apps.lenders.tenancy import (
     LenderScopedAdmin,
     ReadOnlyAdminMixin,
@@ -809,8 +816,10 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         evidence = self.admin_site.admin_view(self.evidence_view)
         messages_handled = self.admin_site.admin_view(self.messages_handled_view)
         dashboard = self.admin_site.admin_view(self.portfolio_view)
+        forecast = self.admin_site.admin_view(self.sweep_forecast_view)
         return [
             path("portfolio/", dashboard, name="collections_loan_portfolio"),
+            path("sweep-forecast/", forecast, name="collections_loan_sweep_forecast"),
             path("<int:object_id>/record-payment/", view, name="collections_loan_record_payment"),
             path(
                 "<int:object_id>/mpesa-prompt/", mpesa_prompt, name="collections_loan_mpesa_prompt"
@@ -921,17 +930,9 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     def portfolio_view(self, request: HttpRequest) -> HttpResponse:
         """The lender's portfolio at a glance: stages, PAR, roll rates, cure rates, unlock times.
         An agent sees their own lender; an operator picks one (``?lender=<id>``)."""
-        self.require_role(request, self.view_roles)  # a staff user without a lender sees nothing
+        lender = self._lender_shown(request)
         operator = is_platform_operator(request.user)
-        lender_id = None if operator else user_lender_id(request.user)
         lenders = Lender.objects.order_by("name")
-        if operator:
-            chosen = request.GET.get("lender", "")
-            lender = lenders.filter(pk=int(chosen)).first() if chosen.isdigit() else lenders.first()
-        else:
-            lender = lenders.get(pk=lender_id)
-        if lender is None:
-            raise Http404
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -942,6 +943,75 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             "conversions": conversion_by_trigger(lender_id=lender.pk, now=timezone.now()),
         }
         return TemplateResponse(request, "admin/collections/loan/portfolio.html", context)
+
+    def _lender_shown(self, request: HttpRequest) -> Lender:
+        """The lender a dashboard page shows: the agent's own; an operator picks one
+        (``?lender=<id>``, else the first)."""
+        self.require_role(request, self.view_roles)  # a staff user without a lender sees nothing
+        lenders = Lender.objects.order_by("name")
+        if not is_platform_operator(request.user):
+            return lenders.get(pk=user_lender_id(request.user))
+        chosen = request.GET.get("lender", "")
+        lender = lenders.filter(pk=int(chosen)).first() if chosen.isdigit() else lenders.first()
+        if lender is None:
+            raise Http404
+        return lender
+
+    def sweep_forecast_view(self, request: HttpRequest) -> HttpResponse:
+        """What tomorrow's sweep would do (``sweep_forecast``: the sweep's own
+        classification, read-only): the stage changes, by shop, and the loans that would
+        lock; and what a draft of a policy version's ladder would do instead, before it
+        is published (its days changed: ``?version=<id>&days_<position>=<n>``)."""
+        lender = self._lender_shown(request)
+        tomorrow = lender_local_date(lender=lender) + timedelta(days=1)
+        versions = list(restriction_policy_version_list(lender_id=lender.pk))
+        chosen = request.GET.get("version", "")
+        version = next((v for v in versions if str(v.pk) == chosen), None)
+        stages = restriction_stage_list(policy_version_ids=[version.pk]) if version else []
+        draft_rows, draft, errors = [], None, []
+        for stage in stages:
+            typed = request.GET.get(f"days_{stage.position}", "").strip()
+            draft_rows.append({"stage": stage, "days": typed or stage.days_overdue})
+        if version and any(f"days_{stage.position}" in request.GET for stage in stages):
+            try:
+                specs = [
+                    StageSpec(
+                        days_overdue=int(row["days"]) if str(row["days"]).isdigit() else -1,
+                        action=row["stage"].action,
+                        messages=row["stage"].messages,
+                        alarm_times=row["stage"].alarm_times,
+                        blocked_packages=row["stage"].blocked_packages,
+                        blocked_categories=row["stage"].blocked_categories,
+                    )
+                    for row in draft_rows
+                ]
+                draft = (version.pk, restriction_stages_draft(lender=lender, stages=specs))
+            except ValidationError as exc:
+                errors = [str(m) for messages_ in exc.message_dict.values() for m in messages_]
+        forecast = sweep_forecast(lender_id=lender.pk, business_date=tomorrow)
+        what_if = (
+            sweep_forecast(lender_id=lender.pk, business_date=tomorrow, draft=draft)
+            if draft
+            else None
+        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("What tomorrow's sweep would do: %(lender)s") % {"lender": lender.name},
+            "lender": lender,
+            "lenders": Lender.objects.order_by("name")
+            if is_platform_operator(request.user)
+            else None,
+            "tomorrow": tomorrow,
+            "forecast": forecast,
+            "versions": versions,
+            "version": version,
+            "draft_rows": draft_rows,
+            "draft_errors": errors,
+            "what_if": what_if,
+            "stage_names": dict(Stage.choices),
+        }
+        return TemplateResponse(request, "admin/collections/loan/sweep_forecast.html", context)
 
     def messages_handled_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """The customer's messages waiting for an agent, oldest first; the agent who answered

@@ -547,6 +547,29 @@ changed AS (
 (``IDS_LOCK``), and raise those that must rise; returns them as ``RAISE_RANGE``'s raised rows.
 Locks: none more. Index: the loans' primary key, and ``classify``'s."""
 
+SWEEP_FORECAST = _compose(
+    """
+WITH {classify}
+SELECT c.id, l.reference, s.name, c.stage, c.target, c.days
+FROM classified AS c
+JOIN {loans} AS l ON l.id = c.id
+LEFT JOIN {shops} AS s ON s.id = l.shop_id
+WHERE {rises} AND {not_raised_today}
+ORDER BY c.id
+""",
+    classify=classify(where=_RANGE, pauses=_RANGE_PAUSES),
+    rises=STAGE_RISES,
+    not_raised_today=_NOT_RAISED_TODAY,
+)
+"""What ``RAISE_RANGE`` would raise in the range on ``%(bd)s``, without raising it: the same
+classification and the same condition to rise, as a SELECT. Each loan with its reference,
+its shop's name, its stage and the stage it would reach, and its days overdue. Takes no lock
+(``sweep_forecast`` runs it in a read-only transaction it rolls back). Index: as
+``RAISE_RANGE``."""
+
+READ_ONLY = sql.SQL("SET TRANSACTION READ ONLY")
+"""Make the current transaction (or savepoint's) refuse every write until it ends."""
+
 CLASSIFY_ONE = _compose(
     "WITH {classify} SELECT days, paused, target, noticed FROM classified",
     classify=classify(where=sql.SQL("l.id = %(loan)s"), pauses=sql.SQL("p.loan_id = %(loan)s")),

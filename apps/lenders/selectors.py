@@ -67,6 +67,15 @@ def restriction_policy_version_in_force(*, lender_id: int) -> RestrictionPolicyV
     )
 
 
+def restriction_policy_version_list(*, lender_id: int) -> QuerySet[RestrictionPolicyVersion]:
+    """Every version of the lender's policies, by policy name and version."""
+    return (
+        RestrictionPolicyVersion.objects.filter(lender_id=lender_id)
+        .select_related("policy")
+        .order_by("policy__name", "version")
+    )
+
+
 def restriction_stages_describe(*, version: RestrictionPolicyVersion, locale: str) -> list[str]:
     """Each stage of ``version`` in plain words, in ``locale``, for the consent page.
 

@@ -689,6 +689,19 @@ def _stages_build(
     return valid
 
 
+def restriction_stages_draft(
+    *, lender: Lender, stages: Sequence[StageSpec]
+) -> list[RestrictionStage]:
+    """The stages a new version made of ``stages`` would have, checked as publishing checks
+    them, and not saved: a draft to try before it is published (the sweep's what-if).
+    Raises ``ValidationError`` as ``restriction_policy_version_create`` would."""
+    errors: Errors = {}
+    built = _stages_build(lender=lender, stages=stages, errors=errors)
+    if errors:
+        raise ValidationError(errors)
+    return built
+
+
 def _stage_data(stage: RestrictionStage) -> dict[str, Any]:
     return {
         "position": stage.position,

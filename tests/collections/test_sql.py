@@ -5,6 +5,7 @@ off in the test's transaction).
 
 Statements whose rule is proven elsewhere against an oracle of their own:
 
+- ``SWEEP_FORECAST``: test_services_sweep_forecast.py (the forecast against the sweep itself).
 - ``RAISE_RANGE``, ``SWEEP_AGAIN``, ``PAUSE_ENDS_LOCK``, ``PAUSES_CLOSE``, ``IDS_LOCK``,
   ``STAGE_HISTORY_INSERT``: test_properties_restriction.py (the engine against an oracle
   written from the policy's terms), test_services_lock_notice.py, test_races_restriction.py.
@@ -760,6 +761,7 @@ PAUSES_BY_LOAN = ("collections_loanpause_loan_id_*", "pause_one_open_per_kind", 
 PLANS = [
     # (statement, the indexes it is written for, positional parameters if any)
     ("RAISE_RANGE", {"loan_active_by_id", "installment_unpaid_by_loan"}, None),
+    ("SWEEP_FORECAST", {"loan_active_by_id", "installment_unpaid_by_loan"}, None),
     ("SWEEP_AGAIN", {"installment_unpaid_by_loan"}, None),
     ("CLASSIFY_ONE", {"installment_unpaid_by_loan"}, None),
     ("IDS_LOCK", {"collections_loan_pkey"}, None),

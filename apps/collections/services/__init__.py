@@ -78,6 +78,7 @@ from apps.collections.services.sweep import (
     loan_stage_sweep,
     loan_sweep_fan_out,
     loan_sweep_ranges,
+    sweep_forecast,
 )
 from apps.collections.services.voice import VoiceReply, voice_key_apply
 from apps.collections.services.webhooks import (
@@ -162,6 +163,7 @@ __all__ = [
     "sale_plan_set",
     "sale_quote",
     "sale_sign",
+    "sweep_forecast",
     "voice_key_apply",
     "webhook_rejection_record",
 ]

@@ -20,6 +20,7 @@ index backs it all."""
 from __future__ import annotations
 
 import zlib
+from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -46,13 +47,15 @@ from apps.collections.sql import (
     PAUSES_CLOSE,
     RAISE_RANGE,
     RANGE_STARTS,
+    READ_ONLY,
     RELEASED_STAGED,
     SWEEP_AGAIN,
+    SWEEP_FORECAST,
 )
 from apps.core.actor import Actor
 from apps.core.outbox import task_enqueue_on_commit, tasks_enqueue_on_commit
 from apps.core.sql import array_literal, deadlock_retried
-from apps.lenders.models import Lender
+from apps.lenders.models import Lender, RestrictionStage
 from apps.lenders.selectors import lender_local_date
 
 _SWEEP_LOCK_NAMESPACE = 7301  # pg_advisory_xact_lock(namespace, key) for sweeps
@@ -103,6 +106,92 @@ def _released_lowered(
     )
 
 
+def _sweep_params(lender: Lender, business_date: date, id_from: int, id_to: int) -> dict[str, Any]:
+    """The parameters of the sweep's statements for a range of ``lender`` on a date."""
+    return {
+        "lender": lender.pk,
+        "lo": id_from,
+        "hi": id_to,
+        "bd": business_date,
+        "now": timezone.now(),
+        "order": list(STAGE_ORDER),
+        **notice_params(lender, business_date),
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class ForecastLoan:
+    loan_id: int
+    reference: str
+    shop: str
+    stage: str
+    target: str
+    days: int
+
+
+@dataclass(frozen=True, slots=True)
+class SweepForecast:
+    """What a sweep of a lender on ``business_date`` would raise, and to what."""
+
+    business_date: date
+    suspended: bool  # a suspension holds the lender: the sweep raises nothing
+    loans: list[ForecastLoan]
+
+    def by_change(self) -> list[tuple[str, str, int]]:
+        """(from stage, to stage, loans), in the ladder's order."""
+        counts = Counter((loan.stage, loan.target) for loan in self.loans)
+        order = {stage: n for n, stage in enumerate(STAGE_ORDER)}
+        return [
+            (a, b, n)
+            for (a, b), n in sorted(counts.items(), key=lambda i: (order[i[0][0]], order[i[0][1]]))
+        ]
+
+    def by_shop(self) -> list[tuple[str, int, int]]:
+        """(shop, loans raised, loans locked), by shop name."""
+        raised = Counter(loan.shop for loan in self.loans)
+        locked = Counter(loan.shop for loan in self.locking)
+        return [(shop, raised[shop], locked[shop]) for shop in sorted(raised)]
+
+    @property
+    def locking(self) -> list[ForecastLoan]:
+        return [loan for loan in self.loans if loan.target == Stage.LOCK]
+
+
+def sweep_forecast(
+    *,
+    lender_id: int,
+    business_date: date,
+    draft: tuple[int, list[RestrictionStage]] | None = None,
+) -> SweepForecast:
+    """What ``loan_stage_sweep`` of every loan of ``lender_id`` on ``business_date`` would
+    raise, computed by the sweep's own classification (``SWEEP_FORECAST``: ``RAISE_RANGE``'s
+    classification and condition to rise, as a SELECT) in a read-only transaction that is
+    rolled back: nothing is written, locked or sent. A suspension in force forecasts
+    nothing, as it raises nothing. With ``draft`` (a policy version's id and unsaved stages,
+    ``restriction_stages_draft``), the loans pinned to that version are classified under the
+    draft's ladder instead: what the sweep would do if it were published for them."""
+    lender = Lender.objects.get(pk=lender_id)
+    if restriction_suspension_in_force(lender=lender) is not None:
+        return SweepForecast(business_date=business_date, suspended=True, loans=[])
+    ladder = Ladder.load(lender=lender)
+    if draft is not None:
+        version_id, stages = draft
+        ladder = Ladder({**ladder.stages, version_id: stages})
+    params = {**_sweep_params(lender, business_date, 0, 2**62), **ladder.sql_params()}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(READ_ONLY)  # a write here would fail, not happen
+        cursor.execute(SWEEP_FORECAST, params)
+        rows = cursor.fetchall()
+        transaction.set_rollback(True)
+    return SweepForecast(
+        business_date=business_date,
+        suspended=False,
+        loans=[
+            ForecastLoan(pk, ref, shop or "-", a, b, days) for pk, ref, shop, a, b, days in rows
+        ],
+    )
+
+
 def loan_stage_sweep(
     *, lender_id: int, business_date: date, id_from: int, id_to: int, actor: Actor | None = None
 ) -> SweepReport:
@@ -142,16 +231,7 @@ def _sweep_range(
     """
     actor = actor or Actor.system()
     lender = Lender.objects.get(pk=lender_id)
-    now = timezone.now()
-    params = {
-        "lender": lender_id,
-        "lo": id_from,
-        "hi": id_to,
-        "bd": business_date,
-        "now": now,
-        "order": list(STAGE_ORDER),
-        **notice_params(lender, business_date),
-    }
+    params = _sweep_params(lender, business_date, id_from, id_to)
     with transaction.atomic(), connection.cursor() as cursor:
         key = zlib.crc32(f"{lender_id}:{id_from}:{id_to}".encode()) - 2**31
         cursor.execute(ADVISORY_LOCK, [_SWEEP_LOCK_NAMESPACE, key])
