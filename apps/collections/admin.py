@@ -40,6 +40,7 @@ from apps.collections.forms import (
     MessagesHandledForm,
     MpesaPromptForm,
     PauseForm,
+    PortfolioPeriodForm,
     ReasonForm,
     SupportPinForm,
     SuspendForm,
@@ -65,6 +66,7 @@ from apps.collections.selectors import (
     inbound_message_list_waiting,
     loan_days_overdue,
     loan_list_at_a_glance,
+    loan_list_late_more_than,
     loan_next_due,
     loan_outstanding,
     loan_overview,
@@ -97,6 +99,7 @@ from apps.collections.services import (
     restrictions_suspend,
     sweep_forecast,
 )
+from apps.collections.sql import PAR_DAYS
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
 from apps.core.money import Money, money_format
@@ -444,6 +447,24 @@ class WorkQueueFilter(admin.SimpleListFilter):
         return loan_work_queue(queryset, queue=self.value(), today=LoanAdmin._lender_today(request))
 
 
+class LateOverFilter(admin.SimpleListFilter):
+    """The loans behind a PAR figure of the portfolio: active, more than N days late
+    (``loan_list_late_more_than``, the PAR's rule), as of the lender's date."""
+
+    title = _("portfolio at risk")
+    parameter_name = "late_over"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [(str(n), _("More than %(n)s days late") % {"n": n}) for n in PAR_DAYS]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Loan]) -> QuerySet[Loan]:
+        if not (self.value() or "").isdigit():
+            return queryset
+        return loan_list_late_more_than(
+            queryset, days=int(self.value() or 0), today=LoanAdmin._lender_today(request)
+        )
+
+
 @admin.register(Loan)
 class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     payment_roles = frozenset(Membership.Role)
@@ -459,7 +480,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         "lender",
     )
     list_select_related = ("customer", "lender", "shop")
-    list_filter = (WorkQueueFilter, "status", "stage", "shop", "product", "lender")
+    list_filter = (WorkQueueFilter, LateOverFilter, "status", "stage", "shop", "product", "lender")
     change_list_template = "admin/collections/loan/change_list.html"
     actions = ("bulk_resend", "bulk_hardship_pause")
     search_fields = (
@@ -933,13 +954,38 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         lender = self._lender_shown(request)
         operator = is_platform_operator(request.user)
         lenders = Lender.objects.order_by("name")
+        period = PortfolioPeriodForm(request.GET or None)
+        start, end = (
+            (period.cleaned_data["start"], period.cleaned_data["end"])
+            if period.is_valid()
+            else (None, None)
+        )
+        figures = portfolio.dashboard(lender=lender, now=timezone.now(), start=start, end=end)
+        export = request.GET.get("export", "")
+        if export:
+            tables = portfolio.dashboard_tables(figures)
+            if export not in tables:
+                raise Http404
+            response = HttpResponse(
+                portfolio.table_csv(*tables[export]), content_type="text/csv; charset=utf-8"
+            )
+            name = f"{lender.slug}-{export}-{figures['end'].isoformat()}.csv"
+            response["Content-Disposition"] = f'attachment; filename="{name}"'
+            return response
+        changelist = reverse("admin:collections_loan_changelist")
+        scope = f"&lender__id__exact={lender.pk}" if operator else ""
+        query = request.GET.copy()
+        query.pop("export", None)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
             "title": _("Portfolio of %(lender)s") % {"lender": lender.name},
             "lenders": lenders if operator else None,
             "suspension": restriction_suspension_in_force(lender=lender),
-            **portfolio.dashboard(lender=lender, now=timezone.now()),
+            "period": period,
+            "loans_url": f"{changelist}?status__exact=active{scope}",
+            "export_query": query.urlencode() + ("&" if query else ""),
+            **figures,
             "conversions": conversion_by_trigger(lender_id=lender.pk, now=timezone.now()),
         }
         return TemplateResponse(request, "admin/collections/loan/portfolio.html", context)

@@ -1,4 +1,5 @@
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.utils.translation import gettext_lazy as _
@@ -140,3 +141,22 @@ class MessagesHandledForm(forms.Form):
         if not all(part.isdigit() for part in parts):
             raise forms.ValidationError(_("Open the messages again."), code="ids")
         return [int(part) for part in parts]
+
+
+class PortfolioPeriodForm(forms.Form):
+    """The portfolio's period: roll rates from the month ends since ``start``; figures as of
+    ``end`` (today at most)."""
+
+    start = forms.DateField(
+        label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    end = forms.DateField(
+        label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def clean(self) -> dict[str, Any]:
+        values = super().clean() or {}
+        start, end = values.get("start"), values.get("end")
+        if start and end and start > end:
+            raise forms.ValidationError(_("The period ends before it starts."))
+        return values

@@ -15,6 +15,8 @@ loans, never a Python loop over them.
 
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -73,6 +75,7 @@ class ParRow:
     loans: int
     gross: Decimal
     at_risk: Decimal  # more than 30 days late
+    key: str  # what the loan list filters on: the shop's id ("" for none), or YYYY-MM
 
     @property
     def ratio(self) -> Decimal:
@@ -81,6 +84,12 @@ class ParRow:
     @property
     def percent(self) -> str:
         return f"{self.ratio * 100:.1f}%"
+
+    @property
+    def month_after(self) -> str:
+        """For a row by month of sale (``key`` YYYY-MM): the first day of the next month."""
+        year, month = map(int, self.key.split("-"))
+        return date(year + month // 12, month % 12 + 1, 1).isoformat()
 
 
 def par30_by_shop(*, lender_id: int, on: date) -> list[ParRow]:
@@ -166,26 +175,56 @@ def unlock_times(*, lender_id: int) -> UnlockTimes:
     return UnlockTimes(p50_seconds=p50, p95_seconds=p95, count=count)
 
 
-def dashboard(*, lender: Any, now: datetime) -> dict[str, Any]:
-    """Every figure of the dashboard for ``lender`` as of ``now`` (its local date), as chart rows."""
+def month_ends_between(*, start: date, end: date) -> list[date]:
+    """The month ends from ``start`` to ``end`` (both included), oldest first."""
+    ends, first = [], (end + timedelta(days=1)).replace(day=1)
+    while (last := first - timedelta(days=1)) >= start:
+        ends.append(last)
+        first = last.replace(day=1)
+    return ends[::-1]
+
+
+def dashboard(
+    *, lender: Any, now: datetime, start: date | None = None, end: date | None = None
+) -> dict[str, Any]:
+    """Every figure of the dashboard for ``lender`` as chart rows: as of ``end`` (the lender's
+    date, today at most and by default), with the roll rates of the month ends from ``start``
+    (by default, the last four) and the cure rates of the raises up to ``end``. Loans by
+    stage are today's: a stage has no history to read back."""
     today = lender_local_date(lender=lender, at=now)
+    end = min(end or today, today)
+    zone = ZoneInfo(lender.timezone)
+    if end < today:
+        now = datetime.combine(end + timedelta(days=1), datetime.min.time(), tzinfo=zone)
+    ends = (
+        month_ends_between(start=start, end=end)
+        if start is not None
+        else month_ends(on=end + timedelta(days=1), count=4)
+    )
+    start = start or (ends[0] if ends else end)
     stages = stage_counts(lender_id=lender.pk)
-    at_risk = par(lender_id=lender.pk, on=today)
-    ends = month_ends(on=today, count=4)
-    rolls = [
-        roll_rates(lender_id=lender.pk, start=a, end=b, tz=ZoneInfo(lender.timezone))
-        for a, b in pairwise(ends)
-    ]
+    active = sum(stages.values())
+    at_risk = par(lender_id=lender.pk, on=end)
+    rolls = [roll_rates(lender_id=lender.pk, start=a, end=b, tz=zone) for a, b in pairwise(ends)]
     cures = cure_rates(lender_id=lender.pk, now=now)
     return {
         "lender": lender,
-        "today": today,
-        "stages": _bars([(s, n) for s, n in stages.items()]),
-        "active_loans": sum(stages.values()),
+        "today": end,
+        "start": start,
+        "end": end,
+        "stages": _bars([(s, n) for s, n in stages.items()], total=active),
+        "active_loans": active,
         "par": at_risk,
-        "par_bars": _bars([(f"PAR {n}", at_risk.ratio(n)) for n in PAR_DAYS], percent=True),
-        "by_shop": par30_by_shop(lender_id=lender.pk, on=today),
-        "by_month": par30_by_month_of_sale(lender_id=lender.pk, on=today),
+        "par_bars": [
+            {**bar, "days": n}
+            for n, bar in zip(
+                PAR_DAYS,
+                _bars([(f"PAR {n}", at_risk.ratio(n)) for n in PAR_DAYS], percent=True),
+                strict=True,
+            )
+        ],
+        "by_shop": par30_by_shop(lender_id=lender.pk, on=end),
+        "by_month": par30_by_month_of_sale(lender_id=lender.pk, on=end),
         "rolls": rolls,
         "buckets": list(enumerate(BUCKETS)),
         "roll_last": rolls[-1] if rolls else None,
@@ -211,15 +250,92 @@ def dashboard(*, lender: Any, now: datetime) -> dict[str, Any]:
     }
 
 
-def _bars(items: list[tuple[str, Any]], *, percent: bool = False) -> list[dict[str, Any]]:
-    """Rows for an SVG bar chart: label, value, the bar's width in percent of the largest."""
-    top = max((v for _, v in items), default=0) or 1
+def _bars(
+    items: list[tuple[str, Any]], *, percent: bool = False, total: int = 0
+) -> list[dict[str, Any]]:
+    """Rows for an SVG bar chart on a 0-100% scale: label, value, the bar's width in percent
+    (a ratio's own percentage, or a count's share of ``total``), and the text shown."""
+
+    def width(value: Any) -> float:
+        share = float(value) * 100 if percent else (value * 100 / total if total else 0.0)
+        return max(0.0, min(100.0, share))
+
     return [
         {
             "label": label,
             "value": value,
-            "width": float(value) * 100 / float(top),
+            "width": width(value),
             "text": f"{float(value) * 100:.1f}%" if percent else str(value),
         }
         for label, value in items
     ]
+
+
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell for a CSV file a spreadsheet will open: text that a spreadsheet would take for a
+    formula (starting with = + - @, a tab or a carriage return) gets a leading apostrophe, so
+    it stays text; numbers are written as they are."""
+    if isinstance(value, str) and value.startswith(CSV_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def dashboard_tables(figures: dict[str, Any]) -> dict[str, tuple[list[str], list[list[Any]]]]:
+    """Each table of the dashboard (``dashboard``'s figures) as a header and rows, by the
+    name its CSV export is asked for with."""
+    currency = figures["lender"].currency
+    tables: dict[str, tuple[list[str], list[list[Any]]]] = {
+        "stages": (
+            ["stage", "active loans"],
+            [[b["label"], b["value"]] for b in figures["stages"]],
+        ),
+        "par": (
+            ["days late more than", "at risk", "gross", "ratio", "currency"],
+            [
+                [
+                    n,
+                    figures["par"].at_risk[n],
+                    figures["par"].gross,
+                    figures["par"].ratio(n),
+                    currency,
+                ]
+                for n in PAR_DAYS
+            ],
+        ),
+        "cures": (
+            ["stage", "raised", "cured within 7 days", "rate"],
+            [[c.stage, c.reached, c.cured, c.rate] for c in figures["cures"]],
+        ),
+        "rolls": (
+            ["month end", *BUCKETS],
+            [[month, *cells] for month, cells in figures["roll_forward"]],
+        ),
+    }
+    for name in ("by_shop", "by_month"):
+        tables[name] = (
+            [
+                "shop" if name == "by_shop" else "sold in",
+                "loans",
+                "gross",
+                "more than 30 days late",
+                "PAR 30",
+                "currency",
+            ],
+            [
+                [r.label if r.key else "(no shop)", r.loans, r.gross, r.at_risk, r.ratio, currency]
+                for r in figures[name]
+            ],
+        )
+    return tables
+
+
+def table_csv(header: list[str], rows: list[list[Any]]) -> str:
+    """The table as CSV text, every cell through ``csv_cell``."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow([csv_cell(cell) for cell in header])
+    writer.writerows([csv_cell(cell) for cell in row] for row in rows)
+    return out.getvalue()

@@ -591,6 +591,16 @@ def loan_list_at_a_glance(
     )
 
 
+def loan_list_late_more_than(queryset: QuerySet[Loan], *, days: int, today: date) -> QuerySet[Loan]:
+    """The active loans of ``queryset`` whose oldest unpaid installment fell due more than
+    ``days`` days before ``today``: the loans behind the portfolio's PAR ``days`` (its rule,
+    ``sql.PAR``: days from the due date, grace days not deducted)."""
+    late = Installment.objects.filter(
+        UNPAID, loan=OuterRef("pk"), due_date__lt=today - timedelta(days=days)
+    )
+    return queryset.filter(Exists(late), status=Loan.Status.ACTIVE)
+
+
 def loan_work_queue_counts(queryset: QuerySet[Loan], *, today: date) -> dict[str, int]:
     """How many loans of ``queryset`` each work queue holds: one count each."""
     return {

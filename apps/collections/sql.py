@@ -833,22 +833,25 @@ lock. Index: ``loan_active_by_id``, then the installments' loan index."""
 PAR30_BY_SHOP = _compose(
     """
         SELECT coalesce(min(s.name), '-'), count(*), sum(p.outstanding),
-               coalesce(sum(p.outstanding) FILTER (WHERE p.days > 30), 0)
+               coalesce(sum(p.outstanding) FILTER (WHERE p.days > 30), 0), p.shop_id::text
         FROM ({position}) AS p LEFT JOIN {shops} AS s ON s.id = p.shop_id
         GROUP BY p.shop_id ORDER BY 1""",
     position=_LOAN_POSITION,
 )
-"""PAR30 by shop of sale: (shop name, loans, gross, more than 30 days late). Takes no lock.
+"""PAR30 by shop of sale: (shop name, loans, gross, more than 30 days late, shop id). Takes
+no lock.
 Index: as ``PAR``."""
 
 PAR30_BY_MONTH_OF_SALE = _compose(
     """
         SELECT to_char(p.sold_in, 'YYYY-MM'), count(*), sum(p.outstanding),
-               coalesce(sum(p.outstanding) FILTER (WHERE p.days > 30), 0)
-        FROM ({position}) AS p GROUP BY 1 ORDER BY 1""",
+               coalesce(sum(p.outstanding) FILTER (WHERE p.days > 30), 0),
+               to_char(p.sold_in, 'YYYY-MM')
+        FROM ({position}) AS p GROUP BY 1, 5 ORDER BY 1""",
     position=_LOAN_POSITION,
 )
-"""PAR30 by month of sale: (YYYY-MM, loans, gross, more than 30 days late). Takes no lock.
+"""PAR30 by month of sale: (YYYY-MM, loans, gross, more than 30 days late, YYYY-MM again as
+its key). Takes no lock.
 Index: as ``PAR``."""
 
 
