@@ -20,6 +20,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.debug import sensitive_post_parameters
@@ -138,10 +139,22 @@ def otp_setup(request: HttpRequest, site: admin.AdminSite) -> HttpResponse:
             form.add_error(None, exc.message)
         else:
             otp_login(request, confirmation.device)
+            # the codes as a file to keep, in this page only: they are never shown again
+            codes_text = "\n".join(
+                [
+                    str(_("Smart Collection backup codes for %(user)s") % {"user": user.username}),
+                    str(_("Each code works once, if you lose your phone.")),
+                    "",
+                    *confirmation.backup_tokens,
+                    "",
+                ]
+            )
             context = {
                 **site.each_context(request),
-                "title": "Your backup codes",
+                "title": _("Your backup codes"),
                 "backup_tokens": confirmation.backup_tokens,
+                "codes_text": codes_text,
+                "codes_filename": f"backup-codes-{user.username}.txt",
                 "next": _next_url(request, site),
             }
             return TemplateResponse(request, "accounts/otp_backup_codes.html", context)

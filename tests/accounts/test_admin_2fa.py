@@ -111,6 +111,16 @@ def test_first_login_sets_up_authenticator_then_shows_backup_codes(lender_a, mak
     assert response.status_code == 200
     codes = re.findall(r"<li>([a-z0-9]+)</li>", response.content.decode())
     assert len(codes) == 10
+    # the same codes to download as a file, or to print (the page's print button)
+    from urllib.parse import unquote
+
+    html = response.content.decode()
+    link = re.search(r'id="download-codes" download="([^"]+)" href="([^"]+)"', html)
+    assert link.group(1) == f"backup-codes-{agent.username}.txt"
+    prefix = "data:text/plain;charset=utf-8,"
+    assert link.group(2).startswith(prefix)
+    assert [c for c in unquote(link.group(2)[len(prefix) :]).splitlines() if c in codes] == codes
+    assert 'id="print-codes" data-print' in html
     assert client.get(reverse("admin:index")).status_code == 200
     assert AuditEvent.objects.filter(
         action="accounts.totp_device.confirmed", target_id=str(agent.pk), lender=lender_a
