@@ -14,7 +14,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django.db.models import QuerySet
+from django.db.models import Case, IntegerField, QuerySet, Value, When
 from django.http import (
     Http404,
     HttpRequest,
@@ -46,6 +46,7 @@ from apps.collections.forms import (
     SuspendForm,
 )
 from apps.collections.models import (
+    STAGE_ORDER,
     FundsAlert,
     InboundMessage,
     Installment,
@@ -76,6 +77,7 @@ from apps.collections.selectors import (
 )
 from apps.collections.services import (
     SupportPinOutcome,
+    SweepForecast,
     inbound_messages_handle,
     loan_action_refusals,
     loan_cancel,
@@ -353,6 +355,12 @@ LOAN_ACTIONS: dict[str, LoanAction] = {
 }
 
 
+STAGE_RANK = Case(
+    *[When(stage=stage, then=Value(n)) for n, stage in enumerate(STAGE_ORDER)],
+    output_field=IntegerField(),
+)
+"""A stage's place on the ladder, to sort the loan list by."""
+
 QUEUE_TABS = (
     WorkQueue.PROMISES_DUE,
     WorkQueue.PROMISES_BROKEN,
@@ -474,9 +482,7 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         "standing",
         "days_late",
         "due_now",
-        "stage",
         "phone_state",
-        "shop",
         "lender",
     )
     list_select_related = ("customer", "lender", "shop")
@@ -578,11 +584,15 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             return timezone.localdate()
         return lender_local_date(lender=Lender.objects.get(pk=lender_id))
 
-    @admin.display(description=_("status"), ordering="status")
+    @admin.display(description=_("stage"), ordering=STAGE_RANK)
     def standing(self, loan: Loan) -> str:
+        """An active loan's restriction stage; else what became of the loan (paid off,
+        cancelled, released with arrears), which no stage applies to."""
         if loan.released_with_arrears:
             return str(_("Released with arrears"))
-        return loan.get_status_display()
+        if loan.status != Loan.Status.ACTIVE:
+            return loan.get_status_display()
+        return loan.get_stage_display()
 
     @admin.display(description="Balance")
     def summary(self, loan: Loan) -> str:
@@ -697,7 +707,8 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
                 continue
             roles = LOAN_ACTIONS[action].roles if action in LOAN_ACTIONS else AGENTS
             refusal = refusals.get(action, "")
-            if not (is_platform_operator(request.user) or self._role_allows(request, roles, loan)):
+            allowed = is_platform_operator(request.user) or self._role_allows(request, roles, loan)
+            if not (refusal or allowed):
                 refusal = str(_("Only a supervisor or the lender's admin may do this."))
             url = (
                 reverse("admin:collections_loan_support_pin", args=[loan.pk])
@@ -1055,9 +1066,15 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             "draft_rows": draft_rows,
             "draft_errors": errors,
             "what_if": what_if,
-            "stage_names": dict(Stage.choices),
+            "changes": self._changes_named(forecast),
+            "what_if_changes": self._changes_named(what_if) if what_if else [],
         }
         return TemplateResponse(request, "admin/collections/loan/sweep_forecast.html", context)
+
+    @staticmethod
+    def _changes_named(forecast: SweepForecast) -> list[tuple[str, str, str, int]]:
+        """A forecast's stage changes as (key, from stage's name, to stage's name, loans)."""
+        return [(f"{a}-{b}", Stage(a).label, Stage(b).label, n) for a, b, n in forecast.by_change()]
 
     def messages_handled_view(self, request: HttpRequest, object_id: int) -> HttpResponse:
         """The customer's messages waiting for an agent, oldest first; the agent who answered

@@ -73,6 +73,7 @@ from apps.collections.services.suspensions import (
     restrictions_suspension_apply,
 )
 from apps.collections.services.sweep import (
+    SweepForecast,
     SweepReport,
     lender_business_date,
     loan_stage_sweep,
@@ -99,6 +100,7 @@ __all__ = [
     "Quote",
     "ReversalOutcome",
     "SupportPinOutcome",
+    "SweepForecast",
     "SweepReport",
     "VoiceReply",
     "WebhookOutcome",
