@@ -26,6 +26,7 @@ def test_an_agent_records_a_promise_and_tomorrows_sweep_respects_it(
     loan = Loan.objects.get(pk=device.loan_id)
     assert loan.stage == "block_apps"
     agent = make_agent(lender_a, username="achieng")
+    page.set_viewport_size({"width": 1366, "height": 900})
     admin_log_in(page, f"{live_server.url}/admin/collections/loan/{loan.pk}/change/", agent)
     page.click("#act-promise")
     page.wait_for_url("**/act/promise/")
@@ -54,7 +55,7 @@ def test_an_agent_records_a_promise_and_tomorrows_sweep_respects_it(
 def test_the_portfolio_dashboard_draws_the_lenders_figures(
     live_server, page, lender_a, make_agent, book
 ) -> None:
-    page.set_viewport_size({"width": 1280, "height": 900})
+    page.set_viewport_size({"width": 1366, "height": 900})
     admin_log_in(
         page, f"{live_server.url}/admin/collections/loan/", make_agent(lender_a, username="otieno")
     )
