@@ -107,7 +107,7 @@ from apps.core.errors import DomainError
 from apps.core.money import Money, money_format
 from apps.customers.services import phone_to_e164
 from apps.devices.errors import OfflineCodeUnknown
-from apps.devices.models import OfflineToken
+from apps.devices.models import DeviceState, OfflineToken
 from apps.devices.selectors import (
     device_list_for_loan,
     device_list_with_sync_lag,
@@ -377,13 +377,7 @@ QUEUE_TABS = (
 PHONE_STATE_LABELS = {
     "no_phone": _("No phone"),
     "not_enrolled": _("Not enrolled: restrictions cannot apply"),
-    "normal": _("No restriction"),
-    "reminder": _("Reminders"),
-    "wallpaper": _("Payment-reminder wallpaper"),
-    "alarm": _("Alarms"),
-    "block_apps": _("Blocked apps"),
-    "lock": _("Locked"),
-    "released": _("Released"),
+    **dict(DeviceState.Level.choices),  # the level of the state the phone acknowledged
 }
 
 

@@ -54,6 +54,7 @@ from apps.collections.models import (
 from apps.collections.sql import LENDER_ID_BY_SLUG, LOCK_NOTICED_BY, PAYMENT_RECEIPT
 from apps.core.money import Money
 from apps.core.tenancy import scope_to_lender
+from apps.devices.models import DeviceState
 from apps.devices.selectors import (
     device_state_of_outer_loan,
     loan_ids_out_of_sync,
@@ -528,17 +529,7 @@ def loan_work_queue(queryset: QuerySet[Loan], *, queue: str, today: date) -> Que
     raise ValueError(f"unknown work queue {queue!r}")
 
 
-PHONE_STATES = (
-    "no_phone",
-    "not_enrolled",
-    "normal",
-    "reminder",
-    "wallpaper",
-    "alarm",
-    "block_apps",
-    "lock",
-    "released",
-)
+PHONE_STATES = ("no_phone", "not_enrolled", *DeviceState.Level.values)
 """What a loan's phone really is, in the order the loan list sorts it: no phone, sold but
 never enrolled (no restriction can reach it), the level of the state it acknowledged, set
 free."""
