@@ -102,12 +102,12 @@ def lender_in_hours() -> tuple[Any, datetime | None]:
 REMINDERS = """
 INSERT INTO notifications_notification
     (lender_id, customer_id, loan_id, kind, status, locale, body, dedupe_key, scheduled_for,
-     channel, fell_back_from, provider, provider_ref, delivery, error, announces_stage,
-     created_at, updated_at)
+     channel, first_channel, fell_back_from, provider, provider_ref, delivery, error,
+     announces_stage, created_at, updated_at)
 SELECT %(lender)s, l.customer_id, l.id, 'due_soon', 'scheduled', 'en',
        'Reminder ' || n || ': your installment of KES 1,650.00 is due on 5 Jan. '
        || 'Pay with M-Pesa, paybill 600984, account ' || l.reference || '.',
-       %(run)s || ':' || n, now(), '', '', '', '', '', '', '', now(), now()
+       %(run)s || ':' || n, now(), '', '', '', '', '', '', '', '', now(), now()
 FROM generate_series(1, %(messages)s) AS n
 JOIN LATERAL (
     SELECT id, customer_id, reference FROM collections_loan
