@@ -97,7 +97,9 @@ class Device(BaseModel):
 class EnrollmentToken(BaseModel):
     """A single-use, expiring code that lets one phone enroll as one sold device.
 
-    Only its SHA-256 is stored; the code itself exists in the QR shown once.
+    Only its SHA-256 is stored, with a random nonce: the code itself is derived from the
+    master key, the row and the nonce (``apps.devices.keys.enrollment_code``), so the counter
+    can show a live code again without the code being kept anywhere.
     """
 
     lender_path: ClassVar[str] = "lender"
@@ -105,6 +107,8 @@ class EnrollmentToken(BaseModel):
     lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
     device = models.ForeignKey(Device, on_delete=models.PROTECT, related_name="enrollment_tokens")
     token_hash = models.CharField(max_length=64, unique=True)
+    # with the master key, makes the code again; "" on codes minted before codes were derived
+    nonce = models.CharField(max_length=32, blank=True, default="")
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -382,7 +382,8 @@ def test_loan_created_from_the_lenders_system_then_its_enrollment_code(lender_a,
     from apps.audit.models import AuditEvent
     from apps.collections.models import Loan
     from apps.customers.models import ConsentRecord
-    from apps.devices.models import Device
+    from apps.devices.models import Device, EnrollmentToken
+    from apps.devices.services import enrollment_token_live_or_mint
 
     _, key = api_key_for(lender_a, scopes=["loans:write", "loans:read"])
     body = loan_body(lender_a, product)
@@ -416,6 +417,14 @@ def test_loan_created_from_the_lenders_system_then_its_enrollment_code(lender_a,
     assert token
     assert answer["qr_svg"].startswith("<?xml") or "<svg" in answer["qr_svg"]
     assert base64.b64decode(answer["qr_png_base64"]).startswith(b"\x89PNG")
+    # derived as the counter's codes are: the counter's page shows this code, not a new one
+    shown = enrollment_token_live_or_mint(device_id=device.pk, actor=Actor.system())
+    assert shown.token == token
+    assert shown.expires_at == datetime.fromisoformat(answer["expires_at"])
+    # a POST mints: the code before stops working
+    fresh = call(key, "post", f"loans/{loan.pk}/enrollment-code").json()["payload"]
+    assert fresh["android.app.extra.PROVISIONING_ADMIN_EXTRAS_BUNDLE"]["token"] != token
+    assert EnrollmentToken.objects.filter(device=device, revoked_at__isnull=True).count() == 1
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ from apps.devices.services.enrollment import (
     device_enroll,
     device_register,
     device_registrations_void,
+    enrollment_token_live_or_mint,
     enrollment_token_mint,
     imei_normalise,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "device_states_write",
     "device_states_write_shown",
     "devices_out_of_sync_record",
+    "enrollment_token_live_or_mint",
     "enrollment_token_mint",
     "imei_normalise",
     "lender_signing_key_rotate",

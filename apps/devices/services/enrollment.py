@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,7 +28,7 @@ from apps.devices.errors import (
     ImeiInvalid,
 )
 from apps.devices.events import DevicesAction
-from apps.devices.keys import lender_public_key_b64
+from apps.devices.keys import enrollment_code, lender_public_key_b64
 from apps.devices.locks import device_lock, enrollment_token_lock_by_hash
 from apps.devices.models import Device, DeviceState, EnrollmentToken
 from apps.devices.provisioning import provisioning_payload
@@ -94,12 +95,51 @@ def device_register(
 
 @dataclass(frozen=True, slots=True)
 class MintedToken:
-    token: str  # shown once, in the QR code
+    token: str  # in the QR code; made again from the master key while it is live
     expires_at: Any
     payload: dict[str, Any]
 
 
-ENROLLMENT_TOKEN_BYTES = 16
+NONCE_BYTES = 16
+
+
+def _code_of(record: EnrollmentToken, *, lender_slug: str) -> MintedToken:
+    token = enrollment_code(
+        lender_slug=lender_slug, device_id=record.device_id, token_id=record.pk, nonce=record.nonce
+    )
+    return MintedToken(
+        token=token, expires_at=record.expires_at, payload=provisioning_payload(token=token)
+    )
+
+
+def _mint_locked(device: Device, *, actor: Actor) -> MintedToken:
+    """Revoke the device's unused codes and mint one (the caller holds the device's lock)."""
+    if device.status != Device.Status.PENDING:
+        raise DeviceNotPending(device_id=device.pk, status=device.status)
+    now = timezone.now()
+    EnrollmentToken.objects.filter(
+        device=device, used_at__isnull=True, revoked_at__isnull=True
+    ).update(revoked_at=now, updated_at=now)
+    nonce = secrets.token_hex(NONCE_BYTES)
+    # the code names its row, so the row comes first: until the code's hash replaces it, the
+    # hash column holds the nonce, which no code's hash (64 characters) can equal
+    record = EnrollmentToken.objects.create(
+        lender_id=device.lender_id,
+        device=device,
+        token_hash=nonce,
+        nonce=nonce,
+        expires_at=now + timedelta(hours=settings.ENROLLMENT_TOKEN_TTL_HOURS),
+    )
+    minted = _code_of(record, lender_slug=device.lender.slug)
+    record.token_hash = sha256_hex(minted.token)
+    record.save(update_fields=["token_hash", "updated_at"])
+    audit_event_record(
+        actor=actor,
+        action=DevicesAction.ENROLLMENT_CODE_MINTED,
+        target=device,
+        data={"token_id": record.pk, "expires_at": record.expires_at},
+    )
+    return minted
 
 
 @transaction.atomic
@@ -107,36 +147,44 @@ def enrollment_token_mint(*, device_id: int, actor: Actor) -> MintedToken:
     """A fresh single-use enrollment code for a sold, not yet enrolled phone.
 
     Locks the device. Earlier unused codes of the device are revoked, so only
-    the code on screen works. The code expires after
-    ``ENROLLMENT_TOKEN_TTL_HOURS``; only its hash is stored. Emits
+    the code minted now works. The code expires after
+    ``ENROLLMENT_TOKEN_TTL_HOURS``; only its hash and the nonce it is derived
+    from are stored (``apps.devices.keys.enrollment_code``). Emits
     ``devices.enrollment_token.minted``.
     """
+    return _mint_locked(device_lock(device_id=device_id), actor=actor)
+
+
+@transaction.atomic
+def enrollment_token_live_or_mint(*, device_id: int, actor: Actor) -> MintedToken:
+    """The phone's live enrollment code, or a fresh one when it has none.
+
+    Live: neither used, revoked nor expired, and made again from the master key to the
+    hash stored (a code minted before codes were derived, or under another master key,
+    cannot be made again and counts as none). Showing the live code changes nothing, so a
+    reload of the counter's page leaves working the code a phone may already have
+    scanned. Locks the device, so two views at once mint one code. Emits
+    ``devices.enrollment_token.minted`` only when it mints
+    (``enrollment_token_mint``).
+    """
     device = device_lock(device_id=device_id)
-    if device.status != Device.Status.PENDING:
-        raise DeviceNotPending(device_id=device.pk, status=device.status)
-    now = timezone.now()
-    EnrollmentToken.objects.filter(
-        device=device, used_at__isnull=True, revoked_at__isnull=True
-    ).update(revoked_at=now, updated_at=now)
-    # 128 random bits (22 characters) for a code that works once and within hours, hashed
-    # at rest: as unguessable as needed, and 10 bytes fewer in the QR code than 192 bits
-    token = secrets.token_urlsafe(ENROLLMENT_TOKEN_BYTES)
-    expires_at = now + timedelta(hours=settings.ENROLLMENT_TOKEN_TTL_HOURS)
-    record = EnrollmentToken.objects.create(
-        lender_id=device.lender_id,
-        device=device,
-        token_hash=sha256_hex(token),
-        expires_at=expires_at,
-    )
-    audit_event_record(
-        actor=actor,
-        action=DevicesAction.ENROLLMENT_CODE_MINTED,
-        target=device,
-        data={"token_id": record.pk, "expires_at": expires_at},
-    )
-    return MintedToken(
-        token=token, expires_at=expires_at, payload=provisioning_payload(token=token)
-    )
+    if device.status == Device.Status.PENDING:
+        live = (
+            EnrollmentToken.objects.filter(
+                device=device,
+                used_at__isnull=True,
+                revoked_at__isnull=True,
+                expires_at__gt=timezone.now(),
+            )
+            .exclude(nonce="")
+            .order_by("-pk")
+            .first()
+        )
+        if live is not None:
+            shown = _code_of(live, lender_slug=device.lender.slug)
+            if hmac.compare_digest(live.token_hash, sha256_hex(shown.token)):
+                return shown
+    return _mint_locked(device, actor=actor)
 
 
 @dataclass(frozen=True, slots=True)
