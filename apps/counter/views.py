@@ -49,7 +49,7 @@ from apps.customers.errors import (
 )
 from apps.devices.errors import ImeiInUse, ImeiInvalid
 from apps.devices.provisioning import provisioning_qr
-from apps.devices.services import enrollment_token_mint
+from apps.devices.services import enrollment_token_live_or_mint, enrollment_token_mint
 from apps.devices.tac import tac_lookup
 from apps.integrations.payments.registry import MPESA, STRIPE, providers_enabled
 from apps.integrations.selectors import provider_account_get
@@ -446,23 +446,29 @@ def sign(request: HttpRequest, clerk: Clerk, public_id: Any) -> HttpResponse:
 def provision(request: HttpRequest, clerk: Clerk, public_id: Any) -> HttpResponse:
     """The QR code for the new phone, shown at once while the phone waits to enroll.
 
-    Each view of the page mints a fresh code and the one shown before stops working: the
-    token is stored only as its hash, so a page can only show a code it minted, and the
-    code on the screen is then always the one that works (an old photo of it does not).
-    "Show a fresh code" (a POST) does the same for a clerk who wants one."""
+    A view of the page shows the phone's live code (neither used, revoked nor expired),
+    made again from the master key, and mints one only when the phone has none: a reload,
+    a back and forth or a browser's prefetch leaves working the code a phone may already
+    have scanned (it enrolls minutes later, once the agent is installed). "Show a fresh
+    code" (a POST) revokes the code and mints another, then shows it by a redirect, so a
+    reload does not post again."""
     sale = sale_get_for_clerk(public_id=public_id, clerk=clerk)
     if sale.device_id is None:
         return redirect("pos:sign", sale.public_id)
     context: dict[str, Any] = {}
     if sale.device.status == "pending":
+        fresh = request.method == "POST"
+        show = enrollment_token_mint if fresh else enrollment_token_live_or_mint
         try:
-            minted = enrollment_token_mint(device_id=sale.device_id, actor=_actor(request))
+            code = show(device_id=sale.device_id, actor=_actor(request))
         except DomainError as exc:
             context["error"] = exc.message
         else:
-            svg, png = provisioning_qr(minted.payload)
+            if fresh:
+                return redirect("pos:provision", sale.public_id)
+            svg, png = provisioning_qr(code.payload)
             context.update(
-                qr_svg=svg, expires_at=minted.expires_at, qr_png=base64.b64encode(png).decode()
+                qr_svg=svg, expires_at=code.expires_at, qr_png=base64.b64encode(png).decode()
             )
     return _page(request, "provision.html", sale, Sale.Step.PROVISION, **context)
 

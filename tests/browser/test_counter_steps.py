@@ -176,6 +176,10 @@ def test_7_the_qr_code_is_shown_at_once_full_width_and_bright_on_demand(
     save_screenshot(page, "counter-7-qr-bright")
     page.locator("#provisioning-qr").click()
     expect(page.locator("#provisioning-qr")).to_have_class("qr pos-qr")
+    scanned = decoded()
+    page.reload()  # a reload shows the code the phone may have scanned, not a new one
+    expect(qr).to_be_visible()
+    assert decoded() == scanned
 
 
 def test_8_errors_titles_resuming_the_model_and_the_receipt(counter, sms_outbox) -> None:

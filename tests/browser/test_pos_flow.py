@@ -88,10 +88,17 @@ def test_clerk_sells_a_phone_and_the_page_turns_to_enrolled(
     snap("pos-6-provision")
     assert Loan.objects.count() == 1
 
-    decoded = zxingcpp.read_barcodes(
-        Image.open(io.BytesIO(page.locator("#provisioning-qr").screenshot()))
-    )
-    extras = json.loads(decoded[0].text)[f"{P}PROVISIONING_ADMIN_EXTRAS_BUNDLE"]
+    def decoded() -> dict:
+        (code,) = zxingcpp.read_barcodes(
+            Image.open(io.BytesIO(page.locator("#provisioning-qr").screenshot()))
+        )
+        return json.loads(code.text)
+
+    scanned = decoded()
+    extras = scanned[f"{P}PROVISIONING_ADMIN_EXTRAS_BUNDLE"]
+    page.reload()  # the phone is installing the agent: a reload leaves its code working
+    page.wait_for_selector("#provisioning-qr svg")
+    assert decoded() == scanned
     public = Ed25519PrivateKey.generate().public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     response = page.request.post(
         f"{live_server.url}/api/agent/v1/enroll",

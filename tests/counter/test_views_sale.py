@@ -86,7 +86,7 @@ def test_a_sale_from_customer_to_qr(
     assert (loan.consent, loan.shop_id, loan.status) == (record, clerk.shop_id, "active")
     assert Device.objects.get().loan == loan
 
-    qr = client.post(reverse("pos:provision", args=[sale.public_id]))
+    qr = client.post(reverse("pos:provision", args=[sale.public_id]), follow=True)
     assert b"<svg" in qr.content
     assert client.get(reverse("pos:status", args=[sale.public_id])).json() == {"device": "pending"}
     assert client.get(reverse("pos:receipt", args=[sale.public_id])).status_code == 200

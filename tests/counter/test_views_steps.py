@@ -1,21 +1,30 @@
 """The counter's steps as the clerk meets them: the customer's language, the live quote of
 the plan, errors under their field, a sale resumed as typed, the receipt."""
 
+import base64
+import io
+import json
+import logging
 import re
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+import zxingcpp
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone, translation
+from PIL import Image
 
 from apps.audit.models import AuditEvent
 from apps.collections.models import Loan
 from apps.customers.models import Customer
+from apps.devices.models import Device, EnrollmentToken
+from apps.devices.provisioning import P
 from apps.retailers.models import Sale
 from tests.counter.test_views_sale import walk_to_consent
 from tests.customers.factories import CustomerFactory
+from tests.devices.enrollment import enroll
 from tests.devices.factories import valid_imei
 from tests.retailers.factories import ShopFactory, clerk_for
 
@@ -271,21 +280,69 @@ def test_step_2_suggests_the_model_the_imeis_tac_names(counter) -> None:
     assert Client().get(url, {"imei": "35209900"}).status_code == 302  # clerks only
 
 
-def test_the_qr_code_is_shown_on_opening_the_page_and_only_the_newest_works(
-    counter, lender_a, sms_outbox, django_capture_on_commit_callbacks
-) -> None:
-    from apps.devices.models import EnrollmentToken
+def shown_code(page) -> str:
+    """The enrollment code in the page's QR code, read from its PNG as a phone reads it."""
+    (found,) = zxingcpp.read_barcodes(
+        Image.open(io.BytesIO(base64.b64decode(page.context["qr_png"])))
+    )
+    return json.loads(found.text)[f"{P}PROVISIONING_ADMIN_EXTRAS_BUNDLE"]["token"]
 
+
+@pytest.fixture
+def provisioning(counter, lender_a, sms_outbox, django_capture_on_commit_callbacks):
+    """The client on the provisioning page of a signed sale: its URL and the phone sold."""
     client, _, product = counter
     sale = walk_to_consent(client, lender_a, product, valid_imei())
     sign(client, sale, sms_outbox, django_capture_on_commit_callbacks)
-    url = reverse("pos:provision", args=[sale.public_id])
+    return client, reverse("pos:provision", args=[sale.public_id]), Device.objects.get()
+
+
+def test_the_qr_code_is_shown_at_once_and_a_reload_shows_the_same_working_code(
+    provisioning, caplog
+) -> None:
+    client, url, device = provisioning
+    caplog.set_level(logging.DEBUG)
     first = client.get(url)
     assert b'id="provisioning-qr"' in first.content
     assert b"<svg" in first.content  # no tap needed
-    client.get(url)
-    assert EnrollmentToken.objects.filter(revoked_at__isnull=True).count() == 1
-    assert EnrollmentToken.objects.count() == 2
+    token = shown_code(first)
+    again = client.get(url)  # a reload, a back and forth, a prefetch
+    same = ("qr_svg", "qr_png", "expires_at")
+    assert [again.context[k] for k in same] == [first.context[k] for k in same]
+    assert shown_code(again) == token
+    assert EnrollmentToken.objects.filter(device=device).count() == 1
+    minted = AuditEvent.objects.filter(action="devices.enrollment_token.minted")
+    assert minted.count() == 1  # showing it again is not recorded again
+    response = enroll(Client(), token, device.imei)  # the code scanned before the reload
+    assert response.status_code == 201, response.content
+    assert b"Enrolled" in client.get(url).content
+    # the code is in no audit record and no log line
+    assert token not in str(list(AuditEvent.objects.values_list("data", flat=True)))
+    assert token not in caplog.text
+
+
+def test_a_fresh_code_revokes_the_one_shown(provisioning) -> None:
+    client, url, device = provisioning
+    old = shown_code(client.get(url))
+    posted = client.post(url)
+    assert (posted.status_code, posted.url) == (302, url)  # a reload does not post again
+    page = client.get(url)
+    new = shown_code(page)
+    assert new != old
+    assert page.context["expires_at"] == EnrollmentToken.objects.latest("pk").expires_at
+    assert shown_code(client.get(url)) == new
+    refused = enroll(Client(), old, device.imei)
+    assert (refused.status_code, refused.json()["code"]) == (401, "enrollment_token_invalid")
+    assert enroll(Client(), new, device.imei).status_code == 201
+
+
+def test_a_code_that_expired_is_replaced_on_opening_the_page(provisioning) -> None:
+    client, url, device = provisioning
+    old = shown_code(client.get(url))
+    EnrollmentToken.objects.update(expires_at=timezone.now())
+    new = shown_code(client.get(url))
+    assert new != old
+    assert enroll(Client(), new, device.imei).status_code == 201
 
 
 def test_the_quote_and_its_refusal_speak_the_clerks_language(counter, lender_a, settings) -> None:

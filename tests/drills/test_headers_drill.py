@@ -215,7 +215,8 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
     code = re.search(r"\b(\d{6})\b", sms_outbox[-1][1]).group(1)
     assert counter.post(consent, {"action": "confirm", "code": code}).status_code == 302
     assert counter.post(f"/pos/sales/{sale_done.public_id}/sign/").status_code == 302
-    assert b"<svg" in counter.post(f"/pos/sales/{sale_done.public_id}/provision/").content
+    fresh = counter.post(f"/pos/sales/{sale_done.public_id}/provision/", follow=True)
+    assert b"<svg" in fresh.content
 
     # a webhook endpoint: the loan below is in its delivery log
     webhook_endpoint_create(
