@@ -32,6 +32,7 @@ class ProviderAccount(BaseModel):
         TWILIO = "twilio", _("SMS: Twilio")
         TWILIO_VOICE = "twilio_voice", _("Voice reminders: Twilio")
         FUNDS_ALERTS = "funds_alerts", _("Funds alerts: account-information provider")
+        PLAID = "plaid", _("Funds alerts: Plaid")
 
     lender = models.ForeignKey(
         "lenders.Lender", on_delete=models.PROTECT, related_name="provider_accounts"

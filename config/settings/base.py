@@ -366,6 +366,9 @@ PAYMENTS_ATTEMPT_EXPIRE_MINUTES = env.int("PAYMENTS_ATTEMPT_EXPIRE_MINUTES", def
 # Stripe's API address; empty: Stripe's own (https://api.stripe.com). The tests and the demo
 # point it at a loopback fake of the API (tools/fakes/stripe.py).
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
+# Plaid's API address; empty: the Plaid account's environment's (sandbox or production). The
+# tests point it at a loopback fake of the API (tools/fakes/plaid.py).
+PLAID_API_BASE = env("PLAID_API_BASE", default="")
 # The WhatsApp Cloud API's address (Meta's Graph API). The tests and the demo point it at a
 # loopback fake of the API (tools/fakes/whatsapp.py).
 WHATSAPP_API_BASE = env("WHATSAPP_API_BASE", default="https://graph.facebook.com")

@@ -188,6 +188,20 @@ PROVIDER_FIELDS: dict[str, ProviderFields] = {
             ),
         },
     ),
+    ProviderAccount.Provider.PLAID: ProviderFields(
+        settings={
+            "environment": _matches(r"sandbox|production", _("Either sandbox or production.")),
+        },
+        secrets={
+            "client_id": _matches(
+                r"[0-9a-f]{24}", _("The team's client_id (Plaid dashboard, Keys): 24 hex digits.")
+            ),
+            "secret": _matches(
+                r"[0-9a-f]{30}",
+                _("The environment's secret (Plaid dashboard, Keys): 30 hex digits."),
+            ),
+        },
+    ),
 }
 
 
