@@ -15,3 +15,4 @@ class CustomersAction(StrEnum):
     LOGIN_CODE_WITHHELD = "customers.login.code_withheld"
     ACCOUNT_READING_GIVEN = "customers.account_reading.given"
     ACCOUNT_READING_REVOKED = "customers.account_reading.revoked"
+    PLAID_ITEM_LINKED = "customers.plaid_item.linked"

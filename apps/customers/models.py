@@ -194,3 +194,37 @@ class AccountReadingConsent(BaseModel):
         triggers = [
             pgtrigger.Protect(name="account_reading_consent_kept", operation=pgtrigger.Delete)
         ]
+
+
+class PlaidItem(BaseModel):
+    """The Plaid Item (the customer's bank login at Plaid) a consent to account reading lets
+    the lender watch: Plaid names it by ``item_id`` in each webhook, and ``sealed_access_token``
+    (sealed at rest, ``apps.integrations.payments.credentials``; never shown, never logged)
+    reads its balance. ``rule`` says when a balance is worth an alert: the available balance
+    of one of its accounts covers the amount due. Ends with its consent: no balance is read
+    for a consent expired or revoked (``apps.collections.services.funds_plaid``).
+    """
+
+    lender_path: ClassVar[str] = "lender"
+
+    class Rule(models.TextChoices):
+        COVERS_DUE = "covers_due", _("An account's available balance covers the amount due")
+
+    lender = models.ForeignKey("lenders.Lender", on_delete=models.PROTECT, related_name="+")
+    consent = models.OneToOneField(
+        AccountReadingConsent, on_delete=models.PROTECT, related_name="plaid_item"
+    )
+    item_id = models.CharField(_("Plaid item"), max_length=100)
+    sealed_access_token = models.TextField(editable=False)
+    rule = models.CharField(
+        _("alert when"), max_length=20, choices=Rule.choices, default=Rule.COVERS_DUE
+    )
+
+    class Meta:
+        verbose_name = _("Plaid item")
+        constraints = [
+            models.UniqueConstraint(fields=["lender", "item_id"], name="plaid_item_one_per_lender")
+        ]
+
+    def __str__(self) -> str:
+        return self.item_id

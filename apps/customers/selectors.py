@@ -5,7 +5,7 @@ from django.db import connection
 from django.db.models import QuerySet
 from django.utils import timezone
 
-from apps.customers.models import AccountReadingConsent, ConsentRecord, Customer
+from apps.customers.models import AccountReadingConsent, ConsentRecord, Customer, PlaidItem
 from apps.customers.sql import CUSTOMER_LOCALES
 
 
@@ -75,3 +75,13 @@ def customer_list_all(*, limit: int) -> QuerySet[Customer]:
     """Every lender's customers, by lender and name: unscoped, for the demo's front door
     only (the demo shows whom to log in as)."""
     return Customer.objects.select_related("lender").order_by("lender__name", "full_name")[:limit]
+
+
+def plaid_item_by_item_id(*, lender_id: int, item_id: str) -> PlaidItem | None:
+    """The lender's Plaid Item that Plaid names ``item_id`` in a webhook, with its consent
+    and customer; None for one the lender never linked (another lender's is not its)."""
+    return (
+        PlaidItem.objects.select_related("consent__customer")
+        .filter(lender_id=lender_id, item_id=item_id)
+        .first()
+    )

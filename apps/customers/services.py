@@ -53,8 +53,10 @@ from apps.customers.models import (
     Customer,
     CustomerLoginCode,
     CustomerLoginFailure,
+    PlaidItem,
 )
 from apps.customers.national_ids import national_id_normalise
+from apps.integrations.payments.credentials import seal
 from apps.integrations.sms.base import get_sms_gateway, sms_send_quietly
 from apps.lenders.messages import message_render
 from apps.lenders.models import Lender, MessageTemplate
@@ -827,3 +829,39 @@ def account_reading_consent_revoke(*, customer_id: int, lender_id: int, actor: A
     if not revoked:
         raise AccountReadingConsentNotFound()
     return revoked
+
+
+@transaction.atomic
+def plaid_item_link(
+    *, consent_id: int, lender_id: int, item_id: str, access_token: str, actor: Actor
+) -> PlaidItem:
+    """Link the Plaid Item the customer connected under consent ``consent_id`` (its
+    ``item_id`` and the ``access_token`` Plaid exchanged for it): the token is sealed at rest
+    and never shown or logged again. Linking again replaces the item and token. ``NotFound``
+    for another lender's consent or one no longer in force.
+
+    Locks: the consent. Emits ``customers.plaid_item.linked`` (the item, never the token).
+    """
+    consent = (
+        AccountReadingConsent.objects.select_for_update(of=("self",))
+        .filter(pk=consent_id, lender_id=lender_id, revoked_at__isnull=True)
+        .filter(expires_at__gt=timezone.now())
+        .first()
+    )
+    if consent is None or not item_id.strip() or not access_token.strip():
+        raise NotFound()
+    item, _created = PlaidItem.objects.update_or_create(
+        consent=consent,
+        defaults={
+            "lender_id": lender_id,
+            "item_id": item_id.strip()[:100],
+            "sealed_access_token": seal({"access_token": access_token.strip()}),
+        },
+    )
+    audit_event_record(
+        actor=actor,
+        action=CustomersAction.PLAID_ITEM_LINKED,
+        target=item,
+        data={"customer_id": consent.customer_id, "item_id": item.item_id, "rule": item.rule},
+    )
+    return item
