@@ -8,6 +8,7 @@ class CollectionsAction(StrEnum):
     LOAN_RELEASED_WITH_ARREARS = "collections.loan.released_with_arrears"
     PAYMENT_RECEIVED = "collections.payment.received"
     FUNDS_ALERT_RECEIVED = "collections.funds_alert.received"
+    FUNDS_PLAID_IGNORED = "collections.funds_alert.plaid_ignored"
     PAYMENT_ALLOCATED = "collections.payment.allocated"
     PAYMENT_REVERSED = "collections.payment.reversed"
     LATE_FEE_ASSESSED = "collections.late_fee.assessed"

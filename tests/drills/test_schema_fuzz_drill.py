@@ -16,6 +16,7 @@ import json
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -43,6 +44,7 @@ from schemathesis.specs.openapi.checks import (
 
 from apps.core.actor import Actor
 from apps.devices.services import enrollment_token_mint
+from apps.integrations.funds_plaid import HEADER as PLAID_HEADER
 from apps.integrations.payments.signing import (
     LENDER_HEADER,
     SIGNATURE_HEADER,
@@ -55,7 +57,9 @@ from tests.collections.daraja import paybill_for
 from tests.collections.factories import signed_loan
 from tests.devices.factories import enrolled_phone, phone_registered, valid_imei
 from tests.drills.conftest import FULL, scale
+from tests.funds.accounts import plaid_account, plaid_running
 from tests.lenders.factories import api_key_for
+from tools.fakes.plaid import FakePlaid
 
 pytestmark = [pytest.mark.drill, pytest.mark.django_db]
 
@@ -75,6 +79,8 @@ MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
 # and a lender that is not there (the body is fuzzed in both).
 DARAJA_VALID = ("stk", "c2b-validation", "c2b-confirmation")
 DARAJA_INVALID = ("wrong token", "unknown lender")
+# Plaid's webhooks: the Plaid-Verification JWT over the very bytes sent, or not
+PLAID_INVALID = ("bad signature", "no signature", "stale", "signed another body", "unknown lender")
 DEVICE_INVALID = ("wrong secret", "no header", "unknown device", "malformed", "other scheme")
 API_KEY_INVALID = ("wrong secret", "no header", "revoked", "expired", "other scheme")
 WEBHOOK_INVALID = (
@@ -107,6 +113,8 @@ class World:
     lender_slug: str
     loan_reference: str
     currency: str
+    plaid: FakePlaid  # the lender's Plaid, whose key signs its webhooks
+    forger: FakePlaid  # another key under Plaid's key id
     loan_id: int = 0
     api_keys: dict[str, str] = field(default_factory=dict)  # variant -> lender API key
 
@@ -125,8 +133,15 @@ def wsgi_app():
 
 
 @pytest.fixture
-def world(lender_a) -> World:
+def plaid(settings) -> Iterator[FakePlaid]:
+    with plaid_running(settings) as fake:
+        yield fake
+
+
+@pytest.fixture
+def world(lender_a, plaid) -> World:
     paybill_for(lender_a)  # Daraja's callbacks reach the view's checks, not "no such provider"
+    plaid_account(lender_a, plaid)  # Plaid's webhooks reach the item lookup, not "no account"
     device, secret, _ = enrolled_phone(lender_a)
     pending = phone_registered(signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y")
     _, key = api_key_for(lender_a)
@@ -148,6 +163,8 @@ def world(lender_a) -> World:
             "expired": f"Api-Key {expired_key}",
             "other scheme": f"Bearer {key}",
         },
+        plaid=plaid,
+        forger=FakePlaid(kid=plaid.kid),
     )
 
 
@@ -162,6 +179,8 @@ def unthrottled(monkeypatch) -> None:
 def kind_of(operation: schemathesis.APIOperation) -> str:
     """How the operation's caller proves who it is, read from the schema itself."""
     raw = operation.definition.raw
+    if "/funds/v1/plaid/" in operation.path:
+        return "plaid"
     if any("deviceAuth" in requirement for requirement in raw.get("security") or []):
         return "device"
     if any("lenderApiKey" in requirement for requirement in raw.get("security") or []):
@@ -242,6 +261,22 @@ def prepare(
     if kind == "provider webhook":  # Stripe's: the world's lender has no Stripe account
         case.path_parameters = {"provider": "stripe", "lender_slug": world.lender_slug}
         return {}
+    if kind == "plaid":
+        body = raw_body(case) or b""
+        lender = "no-such-lender" if variant == "unknown lender" else world.lender_slug
+        case.path_parameters = {"lender_slug": lender}
+        token = {
+            "valid": world.plaid.sign(body),
+            "unknown lender": world.plaid.sign(body),
+            "bad signature": world.forger.sign(body),
+            "stale": world.plaid.sign(body, int(time.time()) - 3600),
+            "signed another body": world.plaid.sign(body + b" "),
+            "no signature": None,
+        }["valid" if valid else variant]
+        headers.pop(PLAID_HEADER, None)
+        if token is not None:
+            headers[PLAID_HEADER] = token
+        return {"data": body} if body else {}
     if kind == "webhook":
         data = case.body.get("data") if isinstance(case.body, dict) else None
         if valid and isinstance(data, dict):  # reach a real loan, not just a missing one
@@ -281,6 +316,7 @@ def fuzz(
         "lender key": API_KEY_INVALID if not valid else ("generated",),
         "webhook": WEBHOOK_INVALID,
         "daraja": DARAJA_INVALID if not valid else DARAJA_VALID,
+        "plaid": PLAID_INVALID,
     }.get(kind, ("generated",))
     fixed: dict[str, Any] = {}
     # the router, not the view, answers a path that is no slug: prepare() fills these in
@@ -295,6 +331,8 @@ def fuzz(
         named = {name: value for name, value in ids.items() if f"{{{name}}}" in operation.path}
         if named:
             fixed["path_parameters"] = named
+    elif kind == "plaid":
+        fixed["path_parameters"] = {"lender_slug": "a"}
     strategy = operation.as_strategy(generation_mode=mode, **fixed)
 
     # Small runs (make test) draw the same cases every time; full runs draw new ones.
@@ -361,6 +399,7 @@ def test_fuzzing_the_whole_schema_finds_no_server_error(
     assert tally.accepted["device", True], tally.accepted
     assert tally.accepted["webhook", True], tally.accepted
     assert tally.accepted["lender key", True], tally.accepted
+    assert tally.accepted["plaid", True], tally.accepted
     assert not [key for key, n in tally.accepted.items() if not key[1] and key[0] != "public"]
     assert not tally.server_errors, "\n\n".join(tally.server_errors[:10])
     assert not tally.nonconforming, "\n\n".join(tally.nonconforming[:10])

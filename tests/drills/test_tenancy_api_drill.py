@@ -77,11 +77,18 @@ from tests.collections import daraja, webhooks
 from tests.collections.daraja import SHORTCODE, paybill_for
 from tests.collections.factories import signed_loan
 from tests.devices.factories import phone_registered, valid_imei
-from tests.funds.accounts import funds_account, reading_consent
+from tests.funds.accounts import (
+    funds_account,
+    plaid_account,
+    plaid_item,
+    plaid_running,
+    reading_consent,
+)
 from tests.integrations.messaging import africastalking_for
 from tests.integrations.whatsapp import whatsapp_for
 from tests.lenders.factories import LoanProductFactory, api_key_for, api_key_header
 from tests.retailers.factories import ShopFactory, clerk_for
+from tools.fakes.plaid import FakePlaid
 from tools.fakes.twilio import signature as twilio_signature
 
 pytestmark = [pytest.mark.drill, pytest.mark.django_db]
@@ -321,8 +328,14 @@ def _log_in(client: Client, lender: Lender, phone: str, sms_outbox, capture) -> 
 
 
 @pytest.fixture
+def plaid(settings) -> Iterator[FakePlaid]:
+    with plaid_running(settings) as fake:
+        yield fake
+
+
+@pytest.fixture
 def world(
-    lender_a, lender_b, client, sms_outbox, django_capture_on_commit_callbacks
+    lender_a, lender_b, client, sms_outbox, django_capture_on_commit_callbacks, plaid
 ) -> dict[str, Any]:
     """Both lenders with phones (enrolled and waiting), notices on the phones, a payment
     through the webhook, a device event, shops, clerks and sales; the person on
@@ -487,6 +500,7 @@ def world(
     for device in ("b_phone", "b_waiting", "a_phone"):
         w[device].refresh_from_db()
     w["sms_outbox"], w["capture"] = sms_outbox, capture
+    w["plaid"] = plaid
     _funds_and_voice_world(w, lender_a, lender_b)
     return w
 
@@ -512,7 +526,11 @@ def _funds_and_voice_world(w: dict[str, Any], lender_a: Lender, lender_b: Lender
             secrets={"auth_token": token},
             actor=Actor.system(),
         )
+        plaid_account(lender, w["plaid"])
     w["b_consent"] = reading_consent(w["b_phone"].loan.customer)
+    w["b_item"], _token = plaid_item(
+        w["b_consent"], w["plaid"], currency=lender_b.currency, available="999999.00"
+    )
     loan = w["b_phone"].loan
     rows = [VoiceRow(loan.pk, loan.customer_id, "block_apps", False, "es")]
     today = lender_local_date(lender=lender_b)
@@ -953,6 +971,32 @@ def _funds_and_voice(
         )
         if answer.status_code == 200 and answer.json()["outcome"] != "unknown_customer":
             drill.leaks.append(f"an alert at A of B's customer: {answer.json()}")
+    # Plaid's genuine webhook of B's Item, posted at A's address: not A's Item (nothing read,
+    # nothing sent); and one not signed by Plaid at B's address, refused
+    fake: FakePlaid = w["plaid"]
+    body, headers = fake.signed(w["b_item"])
+    answer = drill.hit(
+        provider,
+        "post",
+        f"/api/funds/v1/plaid/{lender_a.slug}/",
+        {200},
+        body=body,
+        HTTP_PLAID_VERIFICATION=headers["Plaid-Verification"],
+    )
+    if answer.status_code == 200 and answer.json()["outcome"] != "unknown_item":
+        drill.leaks.append(f"Plaid at A of B's Item: {answer.json()}")
+    if "/accounts/balance/get" in fake.calls:
+        drill.leaks.append("Plaid at A read the balance of B's Item")
+    forger = FakePlaid(kid=fake.kid)
+    body, headers = forger.signed(w["b_item"])
+    drill.hit(
+        provider,
+        "post",
+        f"/api/funds/v1/plaid/{lender_b.slug}/",
+        {401},
+        body=body,
+        HTTP_PLAID_VERIFICATION=headers["Plaid-Verification"],
+    )
     form = "application/x-www-form-urlencoded"
     call = w["b_call"]
     for route, fields in (

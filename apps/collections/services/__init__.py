@@ -4,6 +4,7 @@ from apps.collections.services.agent_moves import loan_stage_lift, loan_stage_lo
 from apps.collections.services.books import loan_books_replay
 from apps.collections.services.evidence import loan_evidence_export
 from apps.collections.services.funds import FundsAlertIn, FundsAlertOutcome, funds_alert_apply
+from apps.collections.services.funds_plaid import plaid_webhook_apply
 from apps.collections.services.late_fees import installment_late_fees_assess
 from apps.collections.services.lender_loans import (
     ConsentIn,
@@ -147,6 +148,7 @@ __all__ = [
     "payment_record",
     "payment_reverse",
     "payment_webhook_apply",
+    "plaid_webhook_apply",
     "provider_event_apply",
     "reconciliation_report_build",
     "reconciliation_reports_build",
