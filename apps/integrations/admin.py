@@ -18,6 +18,7 @@ from django.utils.translation import gettext_lazy as _
 from apps.audit.public import PUBLIC_TYPES
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
+from apps.integrations.funds_plaid import plaid_webhook_url
 from apps.integrations.messaging.registry import ROUTES, messaging_callback_url
 from apps.integrations.messaging.whatsapp import DEFAULT_API_VERSION, whatsapp_webhook_url
 from apps.integrations.models import ProviderAccount, WebhookDelivery, WebhookEndpoint
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 MPESA, STRIPE = PROVIDER_FIELDS["mpesa"], PROVIDER_FIELDS["stripe"]
 WHATSAPP = PROVIDER_FIELDS["whatsapp"]
 AFRICASTALKING, TWILIO = PROVIDER_FIELDS["africastalking"], PROVIDER_FIELDS["twilio"]
-FUNDS_ALERTS = PROVIDER_FIELDS["funds_alerts"]
+FUNDS_ALERTS, PLAID = PROVIDER_FIELDS["funds_alerts"], PROVIDER_FIELDS["plaid"]
 SETTING_FIELDS = tuple(dict.fromkeys(n for f in PROVIDER_FIELDS.values() for n in f.settings))
 WRITE_ONLY = _("Write-only: never shown again. Leave blank to keep the one stored.")
 # where each messaging provider is told the addresses it calls (by route)
@@ -80,6 +81,7 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]  # not sub
         label=_("M-Pesa environment"),
         required=False,
         choices=[("", "-"), ("sandbox", _("Sandbox")), ("production", _("Production"))],
+        help_text=_("Plaid's environment too, for a Plaid account."),
     )
     consumer_key = _secret(_("M-Pesa consumer key"))
     consumer_secret = _secret(_("M-Pesa consumer secret"))
@@ -144,6 +146,8 @@ class ProviderAccountForm(forms.ModelForm):  # type: ignore[type-arg]  # not sub
         help_text=_("Its name as customers read it in their consent (Plaid, Belvo, Prometeo)."),
     )
     alerts_secret = _secret(_("Funds alerts signing secret (Standard Webhooks, whsec_…)"))
+    client_id = _secret(_("Plaid client_id"))
+    secret = _secret(_("Plaid secret (of the environment chosen above)"))
 
     class Meta:
         model = ProviderAccount
@@ -213,6 +217,7 @@ class ProviderAccountAdmin(LenderScopedAdmin):
         (_("SMS: Twilio"), {"fields": (*TWILIO.settings, *TWILIO.secrets)}),
         (_("Voice reminders: Twilio"), {"fields": ("voice_stages", "agent_number")}),
         (_("Funds alerts"), {"fields": (*FUNDS_ALERTS.settings, *FUNDS_ALERTS.secrets)}),
+        (_("Funds alerts: Plaid"), {"fields": tuple(PLAID.secrets)}),
     )
     readonly_fields = ("secrets_set", "callback_addresses")
     actions = ("register_mpesa_callbacks",)
@@ -239,6 +244,8 @@ class ProviderAccountAdmin(LenderScopedAdmin):
             ]
         elif provider == ProviderAccount.Provider.STRIPE:
             rows = [(_("Webhook endpoint"), callback_url(provider=provider, lender_slug=slug))]
+        elif provider == ProviderAccount.Provider.PLAID:
+            rows = [(_("Each Item's webhook (Plaid Link)"), plaid_webhook_url(lender_slug=slug))]
         elif provider == ProviderAccount.Provider.WHATSAPP:
             return format_html(
                 "{}: <code>{}</code><br>{}",

@@ -33,6 +33,7 @@ from decimal import Decimal, InvalidOperation
 import jwt
 import plaid
 from django.conf import settings
+from django.urls import reverse
 from plaid.api import plaid_api
 from plaid.model.accounts_balance_get_request import AccountsBalanceGetRequest
 from plaid.model.webhook_verification_key_get_request import WebhookVerificationKeyGetRequest
@@ -40,6 +41,7 @@ from plaid.model.webhook_verification_key_get_request import WebhookVerification
 from apps.integrations.funds import AlertRefused
 from apps.integrations.models import ProviderAccount
 from apps.integrations.payments.credentials import unseal
+from apps.integrations.payments.registry import callback_base_url
 from apps.integrations.selectors import provider_account_by_slug
 
 PLAID = ProviderAccount.Provider.PLAID.value
@@ -91,6 +93,11 @@ def plaid_account_for(*, lender_slug: str) -> PlaidAccount | None:
         secret=keys["secret"],
         host=settings.PLAID_API_BASE or ENVIRONMENTS.get(environment, plaid.Environment.Sandbox),
     )
+
+
+def plaid_webhook_url(*, lender_slug: str) -> str:
+    """The address Plaid posts the lender's Items' webhooks to: each Item's ``webhook``."""
+    return callback_base_url() + reverse("funds-api:plaid", kwargs={"lender_slug": lender_slug})
 
 
 def _client(account: PlaidAccount) -> plaid_api.PlaidApi:
