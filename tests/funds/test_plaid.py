@@ -8,6 +8,7 @@ webhooks and answers the client's calls, so the verification and the client run 
 
 import io
 import json
+import logging
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -95,9 +96,10 @@ def ignored_why() -> list[str]:
 
 
 def test_a_balance_covering_the_amount_due_sends_the_link_once(
-    client, lender_a, plaid, rich
+    client, lender_a, plaid, rich, caplog
 ) -> None:
     loan, item_id, token = rich
+    caplog.set_level(logging.DEBUG)
     assert outcome_of(webhook(client, lender_a, plaid, item_id)) == "sent"
     assert funds_links(loan) == 1
     alert = FundsAlert.objects.get(loan=loan)
@@ -105,8 +107,10 @@ def test_a_balance_covering_the_amount_due_sends_the_link_once(
     event = AuditEvent.objects.get(action="collections.funds_alert.received")
     assert event.lender_id == lender_a.pk
     assert plaid.calls == ["/webhook_verification_key/get", "/accounts/balance/get"]
-    # the access token is sealed and nowhere in the record
+    # the access token is sealed, and nowhere in the record or the logs
     assert token not in json.dumps([e.data for e in AuditEvent.objects.all()])
+    assert token not in caplog.text
+    assert "1000000" not in caplog.text  # nor the balance (Plaid's client logs answers in debug)
     later = MORNING + timedelta(hours=2)
     answer = webhook(client, lender_a, plaid, item_id, at=later, code="DEFAULT_UPDATE")
     assert outcome_of(answer) == "already_today"
