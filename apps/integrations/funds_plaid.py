@@ -33,6 +33,7 @@ from decimal import Decimal, InvalidOperation
 import jwt
 import plaid
 from django.conf import settings
+from django.core.cache import cache
 from django.urls import reverse
 from plaid.api import plaid_api
 from plaid.model.accounts_balance_get_request import AccountsBalanceGetRequest
@@ -49,6 +50,7 @@ TOLERANCE = timedelta(minutes=5)  # Plaid's: a webhook signed longer ago is not 
 HEADER = "Plaid-Verification"
 ENVIRONMENTS = {"sandbox": plaid.Environment.Sandbox, "production": plaid.Environment.Production}
 TIMEOUT_SECONDS = 15
+KEY_CACHE_SECONDS = 10 * 60
 
 
 class PlaidError(Exception):
@@ -116,8 +118,13 @@ def _error_code(exc: plaid.ApiException) -> str:
 
 
 def _verification_key(account: PlaidAccount, kid: str) -> dict[str, str]:
-    """Plaid's public key ``kid`` (a JWK); ``AlertRefused`` for one Plaid does not know or
-    that has expired."""
+    """Plaid's public key ``kid`` (a JWK), kept for ``KEY_CACHE_SECONDS`` as Plaid advises
+    (a key it expires is refused again once that has passed); ``AlertRefused`` for one
+    Plaid does not know or that has expired."""
+    cache_key = "plaid:jwk:" + hashlib.sha256(f"{account.host} {kid}".encode()).hexdigest()
+    cached = cache.get(cache_key)
+    if isinstance(cached, dict):
+        return cached
     try:
         answer = _client(account).webhook_verification_key_get(
             WebhookVerificationKeyGetRequest(key_id=kid), _request_timeout=TIMEOUT_SECONDS
@@ -127,7 +134,9 @@ def _verification_key(account: PlaidAccount, kid: str) -> dict[str, str]:
     key = answer["key"].to_dict()
     if key.get("expired_at"):
         raise AlertRefused("signature_invalid")
-    return {k: str(v) for k, v in key.items() if k in ("kty", "crv", "x", "y", "alg", "kid")}
+    jwk = {k: str(v) for k, v in key.items() if k in ("kty", "crv", "x", "y", "alg", "kid")}
+    cache.set(cache_key, jwk, KEY_CACHE_SECONDS)
+    return jwk
 
 
 def webhook_read(

@@ -111,10 +111,11 @@ def test_a_balance_covering_the_amount_due_sends_the_link_once(
     assert token not in json.dumps([e.data for e in AuditEvent.objects.all()])
     assert token not in caplog.text
     assert "1000000" not in caplog.text  # nor the balance (Plaid's client logs answers in debug)
-    later = MORNING + timedelta(hours=2)
+    later = MORNING + timedelta(minutes=5)
     answer = webhook(client, lender_a, plaid, item_id, at=later, code="DEFAULT_UPDATE")
     assert outcome_of(answer) == "already_today"
     assert funds_links(loan) == 1
+    assert plaid.calls.count("/webhook_verification_key/get") == 1  # the key, kept a while
 
 
 def test_a_balance_below_the_amount_due_sends_nothing(client, lender_a, plaid) -> None:
