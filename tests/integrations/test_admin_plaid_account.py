@@ -14,6 +14,18 @@ pytestmark = pytest.mark.django_db
 CLIENT_ID, SECRET = "5f3c" + "0" * 20, "a1b2" + "9" * 26
 
 
+def plaid_form(lender, **values) -> dict:
+    return {
+        "lender": lender.pk,
+        "provider": "plaid",
+        "enabled": "on",
+        "environment": "sandbox",
+        "client_id": CLIENT_ID,
+        "secret": SECRET,
+        **values,
+    }
+
+
 @pytest.fixture
 def lender_admin(lender_a, make_agent, verified_client):
     return verified_client(make_agent(lender_a, role=Membership.Role.LENDER_ADMIN))
@@ -22,14 +34,7 @@ def lender_admin(lender_a, make_agent, verified_client):
 def test_the_lenders_admin_sets_up_plaid_and_never_sees_the_keys_again(
     lender_a, lender_admin
 ) -> None:
-    fields = {
-        "lender": lender_a.pk,
-        "provider": "plaid",
-        "enabled": "on",
-        "environment": "sandbox",
-        "client_id": CLIENT_ID,
-        "secret": SECRET,
-    }
+    fields = plaid_form(lender_a)
     created = lender_admin.post(reverse("admin:integrations_provideraccount_add"), fields)
     assert created.status_code == 302, created.content[:2000]
     account = ProviderAccount.objects.get(lender=lender_a, provider="plaid")
@@ -48,14 +53,7 @@ def test_the_lenders_admin_sets_up_plaid_and_never_sees_the_keys_again(
 
 
 def test_a_secret_that_is_not_plaids_is_refused_beside_its_field(lender_a, lender_admin) -> None:
-    fields = {
-        "lender": lender_a.pk,
-        "provider": "plaid",
-        "enabled": "on",
-        "environment": "sandbox",
-        "client_id": CLIENT_ID,
-        "secret": "not-a-plaid-secret",
-    }
+    fields = plaid_form(lender_a, secret="not-a-plaid-secret")
     answer = lender_admin.post(reverse("admin:integrations_provideraccount_add"), fields)
     assert answer.status_code == 200
     assert not ProviderAccount.objects.filter(provider="plaid").exists()
