@@ -17,6 +17,11 @@ tools/bench/payments.py), p50/p95/p99 latency, errors, and at the end peak memor
 under 150 ms; a phase below them is marked.
 
 The throttle per API key (LENDER_API_THROTTLE) is lifted for the run: it measures the path.
+The tasks a request starts after it commits (a payment's receipt) run in a Celery worker on
+a Redis broker of the run's own, as in production (tools/bench/_server.py's ``TaskWorker``):
+each phase waits for them and prints their CPU per request beside the app's and
+PostgreSQL's, and the cores the machine's other processes used meanwhile (the machine may
+be shared: a figure per app core is read with that beside it).
 
 ``--webhooks`` adds the webhook deliveries' figure from tools/bench/webhooks.py (deliveries
 per second from one worker to a loopback receiver), run as its own program when it is there.
@@ -28,10 +33,13 @@ per second from one worker to a loopback receiver), run as its own program when 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass
@@ -41,6 +49,7 @@ from typing import Any
 from tools.bench._seed import enrolled_seed, lender_seed, template_loan_seed
 from tools.bench._server import (
     DatabaseCpu,
+    TaskWorker,
     cpu_seconds,
     free_port,
     post_all,
@@ -51,7 +60,8 @@ from tools.bench._server import (
 from tools.bench._setup import ROOT, django_on_bench_database, peak_rss_mib, percentile
 
 API = "/api/lender/v1/"
-BENCH_DATABASE = "smartcollection_bench_lender_api"  # its own: other benches seed theirs
+# its own: other benches seed theirs (BENCH_DATABASE names another, e.g. one per checkout)
+BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "smartcollection_bench_lender_api")
 TARGETS = {"reads": 800.0, "writes": 150.0}  # per app core
 P99_TARGET_MS = 150.0
 WEBHOOK_BENCH = Path(ROOT) / "tools" / "bench" / "webhooks.py"  # the deliveries' own bench
@@ -64,7 +74,10 @@ class Phase:
     rate: float
     per_app_core: float
     app_cores: float
+    app_ms: float
+    tasks_ms: float
     db_ms: float
+    others_cores: float
     p50: float
     p95: float
     p99: float
@@ -86,27 +99,49 @@ def request(method: str, path: str, *, port: int, key: str, body: Any = None) ->
 
 
 def measure(
-    name: str, requests: list[bytes], *, port: int, server: Any, concurrency: int, ok: int
+    name: str,
+    requests: list[bytes],
+    *,
+    port: int,
+    server: Any,
+    tasks: TaskWorker,
+    concurrency: int,
+    ok: int,
 ) -> Phase:
+    import psutil
+
     pids = server_pids(server)
     before = cpu_seconds(pids)
+    tasks_before = tasks.cpu_seconds()
+    machine_before = psutil.cpu_times()
     database = DatabaseCpu()
     load = post_all(
         port, requests, concurrency=concurrency, accepted=lambda status, _body: status == ok
     )
     app_cpu = sum(cpu_seconds(pids).values()) - sum(before.values())
+    drained = tasks.drain()  # the tasks the requests started, to the last: their CPU is theirs
+    tasks_cpu = tasks.cpu_seconds() - tasks_before
     db_cpu = database.stop()
+    machine_after = psutil.cpu_times()
+    busy = (sum(machine_after) - machine_after.idle - machine_after.iowait) - (
+        sum(machine_before) - machine_before.idle - machine_before.iowait
+    )
+    others = max(busy - app_cpu - tasks_cpu - db_cpu - load.own_cpu, 0) / (load.elapsed + drained)
     sent = len(load.latencies) + len([e for e in load.errors if e.startswith(("Conn", "OSE"))])
     rate = sent / load.elapsed
     app_cores = app_cpu / load.elapsed
     lat = load.latencies
+    each = 1000 / sent if sent else float("nan")
     return Phase(
         name=name,
         sent=sent,
         rate=rate,
         per_app_core=rate / app_cores if app_cores else float("nan"),
         app_cores=app_cores,
-        db_ms=db_cpu / sent * 1000 if sent else float("nan"),
+        app_ms=app_cpu * each,
+        tasks_ms=tasks_cpu * each,
+        db_ms=db_cpu * each,
+        others_cores=others,
         p50=percentile(lat, 50),
         p95=percentile(lat, 95),
         p99=percentile(lat, 99),
@@ -119,10 +154,11 @@ def report(phase: Phase, unit: str) -> bool:
     met = phase.per_app_core >= target and phase.p99 < P99_TARGET_MS and not phase.errors
     print(
         f"  {phase.name:<7} {phase.sent} {unit}: {phase.rate:8.1f}/s, "
-        f"{phase.per_app_core:.1f}/s per app core (app used {phase.app_cores:.2f} cores; "
-        f"PostgreSQL {phase.db_ms:.2f} ms CPU each)  "
+        f"{phase.per_app_core:.1f}/s per app core (app used {phase.app_cores:.2f} cores)  "
         f"p50 {phase.p50:.1f} ms  p95 {phase.p95:.1f} ms  p99 {phase.p99:.1f} ms  "
-        f"errors {len(phase.errors)}"
+        f"errors {len(phase.errors)}\n"
+        f"          CPU each: app {phase.app_ms:.2f} ms, task worker {phase.tasks_ms:.2f} ms, "
+        f"PostgreSQL {phase.db_ms:.2f} ms; other processes used {phase.others_cores:.2f} cores"
         + (f" first: {phase.errors[0]}" if phase.errors else "")
         + f"  [target >= {target:.0f}/s per app core, p99 < {P99_TARGET_MS:.0f} ms: "
         + ("met]" if met else "NOT MET]")
@@ -196,18 +232,19 @@ def main() -> None:
         )
         for i in range(args.writes - args.writes % share)
     ]
-    server = start_server(port, args.workers, 1, env)
-    try:
-        read = measure(
-            "reads", reads, port=port, server=server, concurrency=args.concurrency, ok=200
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-lender-api-")))
+        tasks = stack.enter_context(TaskWorker(folder, env, name="bench-lender-api"))
+        server = start_server(port, args.workers, 1, tasks.env)
+        stack.callback(server.wait, timeout=20)
+        stack.callback(server.terminate)
+        phase = functools.partial(
+            measure, port=port, server=server, tasks=tasks, concurrency=args.concurrency
         )
-        write = measure(
-            "writes", writes, port=port, server=server, concurrency=args.concurrency, ok=201
-        )
+        read = phase("reads", reads, ok=200)
+        write = phase("writes", writes, ok=201)
         server_rss = worker_rss_mib(server)
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+        tasks_rss = tasks.peak_rss_mib()
     stored = Payment.objects.filter(lender=lender).count() - before
 
     print(
@@ -219,7 +256,7 @@ def main() -> None:
     print(f"  payments stored {stored} for {len(writes)} posted")
     print(
         f"  peak memory  load generator {peak_rss_mib():.0f} MiB, "
-        f"largest server process {server_rss:.0f} MiB"
+        f"largest server process {server_rss:.0f} MiB, Celery worker {tasks_rss:.0f} MiB"
     )
     if args.webhooks:
         if WEBHOOK_BENCH.exists():
