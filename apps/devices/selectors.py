@@ -28,7 +28,11 @@ from apps.core.tenancy import scope_to_lender
 from apps.devices.errors import DeviceNotFound, DeviceNotPending
 from apps.devices.models import BOUND, Device, DeviceEvent, DeviceState, LenderKey, OfflineToken
 from apps.devices.offline import pin_for, pin_secret, token_digits, token_secret
-from apps.devices.sql import DEVICE_IDS_ENROLLED_FOR_LOANS, OFFLINE_CODE_WAITING
+from apps.devices.sql import (
+    DEVICE_IDS_ENROLLED_FOR_LOANS,
+    DEVICE_STATE_FOR_LENDER,
+    OFFLINE_CODE_WAITING,
+)
 from apps.lenders.models import Lender
 
 
@@ -256,6 +260,48 @@ def device_get_for_lender(*, lender_id: int, device_id: int) -> Device:
     if not found:
         raise DeviceNotFound(device_id=device_id)
     return found[0]
+
+
+@dataclass(frozen=True)
+class DeviceStateRead:
+    """A phone's state as ``DEVICE_STATE_FOR_LENDER`` reads it: the columns by name, the
+    reported events as (kind, occurred_at), newest first."""
+
+    id: int
+    loan_id: int
+    imei: str
+    status: str
+    level: str | None
+    desired_version: int
+    acked_version: int
+    acked_at: datetime | None
+    sync_lag: timedelta | None
+    last_seen_at: datetime | None
+    lease_until: datetime | None
+    events: list[tuple[str, datetime]]
+
+
+def device_state_for_lender(*, lender_id: int, device_id: int, limit: int = 20) -> DeviceStateRead:
+    """Phone ``device_id`` of ``lender_id`` with its desired level, sync lag and newest
+    reported events (``REPORTED_EVENTS``) in one statement (``DEVICE_STATE_FOR_LENDER``):
+    what ``device_get_for_lender`` and ``device_event_list_reported`` read, on the lender
+    API's hot path. DeviceNotFound for another lender's, exactly as for one that does not
+    exist."""
+    params: dict[str, Any] = {
+        "device": device_id,
+        "lender": lender_id,
+        "now": timezone.now(),
+        "kinds": [str(kind) for kind in REPORTED_EVENTS],
+        "limit": limit,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(DEVICE_STATE_FOR_LENDER, params)
+        row = cursor.fetchone()
+    if row is None:
+        raise DeviceNotFound(device_id=device_id)
+    kinds, times = row[-2:]
+    events = list(zip(kinds or (), times or (), strict=True))
+    return DeviceStateRead(*row[:-2], events=events)  # type: ignore[misc]  # the columns in order
 
 
 def device_event_list_reported(*, device: Device, limit: int = 20) -> list[DeviceEvent]:

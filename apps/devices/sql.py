@@ -14,12 +14,13 @@ from __future__ import annotations
 from psycopg import sql
 
 from apps.core.sql import select_columns
-from apps.devices.models import Device, DeviceState, OfflineToken, PushNudge
+from apps.devices.models import Device, DeviceEvent, DeviceState, OfflineToken, PushNudge
 
 _devices = sql.Identifier(Device._meta.db_table)
 _states = sql.Identifier(DeviceState._meta.db_table)
 _codes = sql.Identifier(OfflineToken._meta.db_table)
 _nudges = sql.Identifier(PushNudge._meta.db_table)
+_events = sql.Identifier(DeviceEvent._meta.db_table)
 
 # --- locks -------------------------------------------------------------------------------
 
@@ -73,6 +74,39 @@ payment (the receipt points to the code): one statement written once, where the 
 with its nested subqueries cost more to compile than to run. Takes no lock. Index:
 ``device_one_live_per_loan`` (the loan's bound phone), ``offline_token_count_once`` (the
 phone's codes by count) and ``device_state_version_unique`` (its states by version)."""
+
+DEVICE_STATE_FOR_LENDER = sql.SQL(
+    sql.SQL(
+        """
+SELECT d.id, d.loan_id, d.imei, d.status, s.level, d.desired_version, d.acked_version,
+    d.acked_at,
+    CASE WHEN d.acked_version < d.desired_version THEN %(now)s - s.created_at END,
+    d.last_seen_at, d.lease_until, e.kinds, e.times
+FROM {devices} AS d
+LEFT JOIN {states} AS s ON s.device_id = d.id AND s.version = d.desired_version
+LEFT JOIN LATERAL (
+    SELECT array_agg(r.kind ORDER BY r.occurred_at DESC) AS kinds,
+           array_agg(r.occurred_at ORDER BY r.occurred_at DESC) AS times
+    FROM (SELECT kind, occurred_at FROM {events}
+          WHERE device_id = d.id AND kind = ANY(%(kinds)s)
+          ORDER BY occurred_at DESC LIMIT %(limit)s) AS r
+) AS e ON true
+WHERE d.id = %(device)s AND d.lender_id = %(lender)s
+"""
+    )
+    .format(devices=_devices, states=_states, events=_events)
+    .as_string()
+)
+"""Phone ``%(device)s`` of lender ``%(lender)s`` (no row for another lender's: the tenancy
+rule ``scope_to_lender`` applies, the phone's own ``lender_id``), as a lender's system reads
+it: id, loan, IMEI, status, the level of its desired state, desired and acknowledged
+versions, acknowledged at, the sync lag as of ``%(now)s`` (while behind: since its desired
+state was written, as ``device_list_with_sync_lag``), last check-in, offline lease, and its
+newest ``%(limit)s`` events of the kinds ``%(kinds)s`` (kinds and times, newest first). Read
+on every call of the lender API's phone state: one statement written once, where the
+queryset with its subqueries cost more to compile than to run, and a second query read
+the events. Rendered once to its text. Takes no lock. Index: the primary key, then
+``device_state_version_unique`` and the events' device index."""
 
 # --- the agent's calls -------------------------------------------------------------------
 

@@ -3,6 +3,7 @@ through the back office's services and rules."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
@@ -14,8 +15,10 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from apps.collections.api.lender.devices import DeviceDetailApi
 from apps.collections.models import LoanPause, ManualLock, Payment, PaymentReversal
 from apps.core.actor import Actor
+from apps.devices.selectors import device_list_for_lender
 from apps.lenders.models import ApiKey
 from apps.lenders.selectors import lender_local_date
 from apps.lenders.services import api_key_revoke
@@ -263,6 +266,9 @@ def test_device_state(lender_a, phone) -> None:
     assert state["acknowledged_version"] == phone.acked_version
     assert state["in_sync"] is (phone.acked_version >= phone.desired_version)
     assert state["events"] == []
+    # the plain dict the view builds is the body its serializer describes, read by the ORM
+    (orm,) = device_list_for_lender(lender_id=lender_a.pk).filter(pk=phone.pk)
+    assert state == json.loads(json.dumps(DeviceDetailApi.OutputSerializer(orm).data))
     listed = call(key, "get", "devices", {"loan_id": phone.loan_id}).json()["results"]
     assert [row["id"] for row in listed] == [phone.pk]
 

@@ -16,8 +16,16 @@ from psycopg import sql
 from apps.collections.models import Loan
 from apps.core.actor import Actor
 from apps.core.sql import array_literal
+from apps.core.tenancy import scope_to_lender
 from apps.devices import sql as device_sql
-from apps.devices.models import Device, DeviceState, OfflineToken, PushNudge
+from apps.devices.errors import DeviceNotFound
+from apps.devices.models import Device, DeviceEvent, DeviceState, OfflineToken, PushNudge
+from apps.devices.selectors import (
+    REPORTED_EVENTS,
+    device_event_list_reported,
+    device_list_for_lender,
+    device_state_for_lender,
+)
 from apps.devices.services import StateChange, device_release, device_states_write
 from tests.devices.factories import enrolled_phone
 
@@ -792,6 +800,7 @@ WRITTEN_FOR: dict[str, set[str | tuple[str, ...]]] = {
         ("offline_token_count_once", "code_device"),
         "device_state_version_unique",
     },
+    "DEVICE_STATE_FOR_LENDER": {DEVICES_PKEY, "device_state_version_unique", "event_device"},
 }
 
 
@@ -821,8 +830,19 @@ def test_each_statement_uses_the_index_it_is_written_for(phones, volume) -> None
         "DEVICE_TOKEN_COUNTS_SET": [timezone.now(), array_literal(ids), [3, 5]],
         "OFFLINE_CODE_AUDIT_ROWS": {"ids": array_literal([1, 2])},
         "OFFLINE_CODE_WAITING": {"loan": phones[0].loan_id, "lender": phones[0].lender_id},
+        "DEVICE_STATE_FOR_LENDER": {
+            "device": ids[0],
+            "lender": phones[0].lender_id,
+            "now": timezone.now(),
+            "kinds": [str(k) for k in REPORTED_EVENTS],
+            "limit": 20,
+        },
     }
-    named = {"loan": loan_index(), "code_device": foreign_key_index(OfflineToken, "device_id")}
+    named = {
+        "loan": loan_index(),
+        "code_device": foreign_key_index(OfflineToken, "device_id"),
+        "event_device": foreign_key_index(DeviceEvent, "device_id"),
+    }
     missing = {}
     for name, indexes in WRITTEN_FOR.items():
         used = plan_indexes(getattr(device_sql, name), params[name])
@@ -849,3 +869,78 @@ def test_each_statement_uses_the_index_it_is_written_for(phones, volume) -> None
         *WRITTEN_FOR,
         *no_index,
     }
+
+
+# --- the lender API's phone state -----------------------------------------------------------
+
+
+def test_device_state_for_lender_reads_what_the_scoped_querysets_read(phones, lender_a) -> None:
+    """``DEVICE_STATE_FOR_LENDER`` finds a phone for a lender exactly when the tenancy rule's
+    queryset (``scope_to_lender``) does, and reads what the querysets of
+    ``device_list_for_lender`` and ``device_event_list_reported`` read: the level, the sync lag
+    of a phone behind, and only the reported kinds of events, newest first."""
+    behind = phones[1]
+    Device.objects.filter(pk=behind.pk).update(acked_version=0)
+    at = timezone.now() - timedelta(hours=3)
+    for i, kind in enumerate(
+        [
+            DeviceEvent.Kind.SIM_CHANGED,
+            DeviceEvent.Kind.TAMPER_SUSPECTED,
+            next(k for k in DeviceEvent.Kind if k not in REPORTED_EVENTS),
+        ]
+    ):
+        DeviceEvent.objects.create(
+            lender_id=behind.lender_id,
+            device=behind,
+            event_id=f"e-{i}",
+            kind=kind,
+            occurred_at=at + timedelta(minutes=i),
+        )
+    lenders = {d.lender_id for d in phones}
+    for lender_id, device in itertools.product(lenders, phones):
+        scoped = scope_to_lender(Device.objects.all(), lender_id).filter(pk=device.pk)
+        if not scoped.exists():
+            with pytest.raises(DeviceNotFound):
+                device_state_for_lender(lender_id=lender_id, device_id=device.pk)
+            continue
+        read = device_state_for_lender(lender_id=lender_id, device_id=device.pk)
+        (orm,) = device_list_for_lender(lender_id=lender_id).filter(pk=device.pk)
+        events = device_event_list_reported(device=orm)
+        # the lag as of each one's own now: a few milliseconds apart
+        assert (read.sync_lag is None) is (orm.sync_lag is None)
+        if orm.sync_lag is not None:
+            assert abs(read.sync_lag - orm.sync_lag) < timedelta(seconds=5)
+        assert (
+            read.id,
+            read.loan_id,
+            read.imei,
+            read.status,
+            read.level,
+            read.desired_version,
+            read.acked_version,
+            read.acked_at,
+            read.last_seen_at,
+            read.lease_until,
+            read.events,
+        ) == (
+            orm.pk,
+            orm.loan_id,
+            orm.imei,
+            orm.status,
+            orm.level,
+            orm.desired_version,
+            orm.acked_version,
+            orm.acked_at,
+            orm.last_seen_at,
+            orm.lease_until,
+            [(e.kind, e.occurred_at) for e in events],
+        )
+    read = device_state_for_lender(lender_id=lender_a.pk, device_id=behind.pk)
+    assert read.sync_lag is not None
+    assert read.sync_lag > timedelta(0)
+    assert [kind for kind, _ in read.events] == [
+        DeviceEvent.Kind.TAMPER_SUSPECTED,
+        DeviceEvent.Kind.SIM_CHANGED,
+    ]
+    with pytest.raises(DeviceNotFound):
+        device_state_for_lender(lender_id=lender_a.pk, device_id=phones[-1].pk + 10_000)
