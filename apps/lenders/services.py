@@ -24,6 +24,7 @@ from apps.core.actor import Actor
 from apps.core.audit import audit_record
 from apps.core.money import quantize
 from apps.core.schedule import periodic_tasks_sync
+from apps.core.sql import select_rows
 from apps.lenders.country_rules import (
     APP_CATEGORIES,
     CountryRule,
@@ -49,6 +50,7 @@ from apps.lenders.models import (
     RestrictionStage,
 )
 from apps.lenders.selectors import lender_clock_list
+from apps.lenders.sql import API_KEY_BY_PREFIX
 
 
 @transaction.atomic
@@ -893,8 +895,10 @@ def api_key_authenticate(
     prefix, dot, _secret = key.partition(".")
     if not dot or not prefix:
         return None
-    # by the unique prefix, with no ordering: the model's would join the lender twice
-    api_key = ApiKey.objects.select_related("lender").filter(prefix=prefix).order_by("pk").first()
+    # one statement written once, by the unique prefix; the lender is read only by the
+    # calls that need more of it than its id (``api_key.lender``)
+    found = select_rows(ApiKey, API_KEY_BY_PREFIX, [prefix])
+    api_key = found[0] if found else None
     if api_key is None or not _KEYS.verify(key, api_key.hashed_key):
         return None
     now = django_timezone.now()
