@@ -7,7 +7,8 @@ runs two phases from ``--concurrency`` keep-alive connections, each its own figu
 * reads: ``--reads`` GETs of ``/api/lender/v1/devices/<id>`` (a phone's state: desired and
   acknowledged versions, sync lag, its SIM and tamper reports), round the phones;
 * writes: ``--writes`` POSTs of ``/api/lender/v1/payments``, each with its own
-  ``Idempotency-Key`` and provider reference, round the loans; every one must be stored
+  ``Idempotency-Key`` and provider reference, round ``--loans`` active loans signed
+  through the real services (a part payment of a schedule, as most are); every one must be stored
   once (the run counts the payments) and allocated, as the back office's are.
 
 Each phase prints requests/s, requests/s per app core (divided by the CPU cores gunicorn's
@@ -46,7 +47,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.bench._seed import enrolled_seed, lender_seed, template_loan_seed
+from tools.bench._seed import enrolled_seed, lender_seed, loans_seed, template_loan_seed
 from tools.bench._server import (
     DatabaseCpu,
     TaskWorker,
@@ -63,6 +64,7 @@ API = "/api/lender/v1/"
 # its own: other benches seed theirs (BENCH_DATABASE names another, e.g. one per checkout)
 BENCH_DATABASE = os.environ.get("BENCH_DATABASE", "smartcollection_bench_lender_api")
 TARGETS = {"reads": 800.0, "writes": 150.0}  # per app core
+LOANS_TAG = "7"  # the national ids of the payments' loans' customers: 7000000, 7000001, ...
 P99_TARGET_MS = 150.0
 WEBHOOK_BENCH = Path(ROOT) / "tools" / "bench" / "webhooks.py"  # the deliveries' own bench
 
@@ -171,6 +173,7 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=5000)
     parser.add_argument("--writes", type=int, default=2000)
     parser.add_argument("--devices", type=int, default=500)
+    parser.add_argument("--loans", type=int, default=100, help="loans the payments go to")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument(
@@ -182,7 +185,7 @@ def main() -> None:
 
     os.environ["LENDER_API_THROTTLE"] = "100000000/min"  # measure the path, not the throttle
     django_on_bench_database(BENCH_DATABASE)
-    from apps.collections.models import Payment
+    from apps.collections.models import Loan, Payment
     from apps.core.actor import Actor
     from apps.devices.models import Device
     from apps.lenders.models import ApiKey
@@ -201,6 +204,19 @@ def main() -> None:
         Device.objects.filter(lender=lender, status=Device.Status.ENROLLED)
         .order_by("pk")
         .values_list("pk", "loan_id")[: args.devices]
+    )
+    # the payments go to loans signed through the real services, each with its schedule and
+    # far from paid off: the phones' loans above copy the template's terms without its
+    # installments, so a payment would pay one off (and release its phone) at once
+    loans_seed(lender=lender, loans=args.loans, tag=LOANS_TAG, phone_offset=10**7)
+    loans = list(
+        Loan.objects.filter(
+            lender=lender,
+            status=Loan.Status.ACTIVE,
+            customer__national_id__regex=rf"^{LOANS_TAG}[0-9]{{6}}$",
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)[: args.loans]
     )
     before = Payment.objects.filter(lender=lender).count()
     run = f"{time.time_ns():x}"
@@ -223,7 +239,7 @@ def main() -> None:
             port=port,
             key=key,
             body={
-                "loan_id": phones[i % len(phones)][1],
+                "loan_id": loans[i % len(loans)],
                 "amount": "10.00",
                 "currency": "KES",
                 "provider_reference": f"bench-{run}-{i}",
