@@ -3,7 +3,9 @@ and the authentication, scope permission and per-key throttle every lender API v
 
 import hashlib
 import re
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.urls import reverse
@@ -14,7 +16,7 @@ from rest_framework.throttling import SimpleRateThrottle
 from rest_framework.views import APIView
 
 from apps.audit.models import AuditEvent
-from apps.lenders.api.auth import LenderApiMixin, lender_id_of
+from apps.lenders.api.auth import ApiKeyRateThrottle, LenderApiMixin, lender_id_of
 from apps.lenders.models import ApiKey, Membership
 from apps.lenders.services import api_key_authenticate
 from tests.lenders.factories import ApiKeyFactory, api_key_for, api_key_header
@@ -170,3 +172,21 @@ def test_admin_of_another_lender_cannot_revoke(lender_a, lender_b, make_agent, v
     revoke = reverse("admin:lenders_apikey_revoke", args=[api_key.pk])
     assert client.post(revoke, {"reason": "x"}).status_code == 404
     assert call(key).status_code == 200
+
+
+def test_throttle_counts_every_call_of_concurrent_workers(lender_a, monkeypatch) -> None:
+    """The per-key count is one counter: calls from several threads at once are each
+    counted, so no more than the rate get through."""
+    monkeypatch.setitem(SimpleRateThrottle.THROTTLE_RATES, "lender_api", "10/min")
+    api_key, _key = api_key_for(lender_a)
+    request = SimpleNamespace(auth=api_key)
+    throttle = ApiKeyRateThrottle()
+
+    def one(_: int) -> bool:
+        return ApiKeyRateThrottle().allow_request(request, None)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        allowed = list(pool.map(one, range(30)))
+    assert sum(allowed) == 10
+    assert not throttle.allow_request(request, None)
+    assert 0 < throttle.wait() <= 60

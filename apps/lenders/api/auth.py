@@ -99,9 +99,33 @@ def required_scopes_of(view: Any, method: str) -> frozenset[str]:
 
 
 class ApiKeyRateThrottle(throttling.SimpleRateThrottle):
-    """One bucket per API key (rate ``lender_api``); an anonymous caller by trusted address."""
+    """One bucket per API key (rate ``lender_api``); an anonymous caller by trusted address.
+
+    A counter per bucket, from its first call for the rate's duration (``cache.incr``, atomic
+    on Redis), rather than DRF's list of every call's time, which each call read, pruned and
+    wrote back whole (a minute's calls pickled at every call, and two workers' writes losing
+    each other's). ``wait`` is the duration: at most that long."""
 
     scope = "lender_api"
+    num_requests: int  # set by SimpleRateThrottle from the rate
+    duration: int
+
+    def allow_request(self, request: Any, view: Any) -> bool:
+        if self.rate is None:
+            return True
+        self.key = self.get_cache_key(request, view)
+        if self.key is None:
+            return True
+        try:
+            count = self.cache.incr(self.key)
+        except ValueError:  # the bucket's first call, or its duration is over
+            if self.cache.add(self.key, 1, self.duration):
+                return True
+            count = self.cache.incr(self.key)  # another worker opened it meanwhile
+        return bool(count <= self.num_requests)
+
+    def wait(self) -> float:
+        return float(self.duration)
 
     def get_cache_key(self, request: Any, view: Any) -> str | None:
         api_key = request.auth
