@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from django.db import OperationalError, connection, models
 from psycopg import sql
 
-from apps.core.models import TaskOutbox
+from apps.core.models import IdempotencyRecord, TaskOutbox
 
 
 def _columns(model: type[models.Model]) -> list[models.Field[Any, Any]]:
@@ -185,3 +185,20 @@ by ``IDEMPOTENCY_UNLOCK`` (or when the connection ends)."""
 
 IDEMPOTENCY_UNLOCK = sql.SQL("SELECT pg_advisory_unlock(%s, %s)")
 """Release the lock ``IDEMPOTENCY_LOCK`` took."""
+
+IDEMPOTENCY_RECORD_FIND = sql.SQL(
+    sql.SQL("SELECT {columns} FROM {records} WHERE scope = %s AND key = %s")
+    .format(
+        columns=select_columns(IdempotencyRecord),
+        records=sql.Identifier(IdempotencyRecord._meta.db_table),
+    )
+    .as_string()
+)
+"""The stored answer of (scope ``%s``, key ``%s``), if any, to be loaded with ``select_rows``:
+read by every POST with an ``Idempotency-Key``, under the key's advisory lock. Takes no
+lock. Index: ``idempotency_scope_key_unique``."""
+
+IDEMPOTENCY_RECORD_INSERT = sql.SQL(insert_sql(IdempotencyRecord).as_string())
+"""Store an answer (``insert_values`` of the record): the caller holds the key's advisory
+lock and found none, so the row is new (a second raises IntegrityError on
+``idempotency_scope_key_unique``). Returns its id. Locks: the new row."""

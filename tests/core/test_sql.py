@@ -6,14 +6,18 @@ import json
 import re
 import threading
 import time
+from datetime import UTC, datetime
+from decimal import Decimal
 
 import pytest
-from django.db import DataError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
+from apps.core.idempotency import idempotency_record_find, idempotency_record_store
+from apps.core.models import IdempotencyRecord
 from apps.core.sql import (
     OUTBOX_DELETE,
     array_literal,
@@ -233,3 +237,31 @@ def test_the_outbox_rows_are_written_and_deleted_as_the_orm_would() -> None:
     assert set(TaskOutbox.objects.values_list("pk", flat=True)) == {by_orm[0].pk, ids[1]}
     with plan_of(OUTBOX_DELETE.as_string(), [array_literal(ids)]) as plan:
         assert f"{TaskOutbox._meta.db_table}_pkey" in plan
+
+
+def test_idempotency_records_are_stored_and_found_as_the_orm_would() -> None:
+    """The stored answer of a POST (``IDEMPOTENCY_RECORD_INSERT``) reads back through the ORM
+    as ``create()`` would have stored it, ``IDEMPOTENCY_RECORD_FIND`` finds it by (scope, key)
+    only, and a second answer to the same key is refused by the unique constraint."""
+    body = {"id": 7, "amount": Decimal("10.50"), "at": datetime(2026, 1, 2, tzinfo=UTC)}
+    stored = idempotency_record_store(
+        scope="lender:1", key="k-1", fingerprint="f" * 64, status_code=201, body=body
+    )
+    orm = IdempotencyRecord.objects.get(pk=stored.pk)
+    assert (orm.scope, orm.key, orm.fingerprint, orm.status_code) == (
+        "lender:1",
+        "k-1",
+        "f" * 64,
+        201,
+    )
+    assert orm.body == {"id": 7, "amount": "10.50", "at": "2026-01-02T00:00:00Z"}
+    assert orm.created_at is not None
+    found = idempotency_record_find(scope="lender:1", key="k-1")
+    fields = [f.attname for f in IdempotencyRecord._meta.concrete_fields]
+    assert [getattr(found, f) for f in fields] == [getattr(orm, f) for f in fields]
+    assert idempotency_record_find(scope="lender:2", key="k-1") is None
+    assert idempotency_record_find(scope="lender:1", key="k-2") is None
+    with pytest.raises(IntegrityError), transaction.atomic():
+        idempotency_record_store(
+            scope="lender:1", key="k-1", fingerprint="0" * 64, status_code=201, body={}
+        )
