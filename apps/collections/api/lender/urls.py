@@ -12,6 +12,7 @@ from apps.collections.api.lender.devices import (
     DevicePromiseApi,
     DeviceUnlockCodeResendApi,
 )
+from apps.collections.api.lender.events import EventListApi
 from apps.collections.api.lender.loans import LoanDetailApi, LoanEnrollmentCodeApi, LoanListApi
 from apps.collections.api.lender.payments import PaymentListApi, PaymentReversalCreateApi
 
@@ -27,6 +28,7 @@ urlpatterns = [
     ),
     path("payments", PaymentListApi.as_view(), name="payments"),
     path("payments/reversals", PaymentReversalCreateApi.as_view(), name="payment-reversals"),
+    path("events", EventListApi.as_view(), name="events"),
     path("devices", DeviceListApi.as_view(), name="devices"),
     path("devices/<int:device_id>", DeviceDetailApi.as_view(), name="device"),
     path("devices/<int:device_id>/lift", DeviceLiftApi.as_view(), name="device-lift"),
