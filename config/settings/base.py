@@ -238,6 +238,8 @@ SPECTACULAR_SETTINGS = {
     # two choice sets named "kind" (an agent's event, a payment's reversal): each its own name
     "ENUM_NAME_OVERRIDES": {
         "PaymentReversalKindEnum": "apps.collections.models.PaymentReversal.Kind",
+        "PublicEventTypeEnum": "apps.audit.public.PUBLIC_TYPES",
+        "WebhookDeliveryStatusEnum": "apps.integrations.models.WebhookDelivery.Status",
     },
 }
 

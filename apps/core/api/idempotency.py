@@ -87,6 +87,11 @@ class IdempotentPostMixin:
         """Whose keys these are; called after authentication."""
         raise NotImplementedError
 
+    def idempotency_stored(self, data: Any) -> Any:
+        """The part of an answer kept for a repeat: all of it, unless the view holds back a
+        secret it shows once (a webhook endpoint's signing secret is kept only sealed)."""
+        return data
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)  # type: ignore[misc]  # a mixin of APIView
         if request.method != "POST":
@@ -123,7 +128,7 @@ class IdempotentPostMixin:
                 key=key,
                 fingerprint=fingerprint,
                 status_code=response.status_code,
-                body=response.data,
+                body=self.idempotency_stored(response.data),
             )
         return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc]  # a mixin of APIView
 

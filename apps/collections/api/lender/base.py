@@ -14,6 +14,7 @@ from apps.lenders.api.auth import api_key_of
 from apps.lenders.selectors import lender_local_date
 
 READ_ERRORS = (400, 401, 403, 404, 413, 429)  # 404: an unknown cursor
+WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415, 429)
 
 
 def lender_today(request: Request) -> Any:

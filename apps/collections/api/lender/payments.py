@@ -14,7 +14,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.collections.api.lender.base import READ_ERRORS, paginated
+from apps.collections.api.lender.base import READ_ERRORS, WRITE_ERRORS, paginated
 from apps.collections.models import Payment, PaymentReversal
 from apps.collections.selectors import payment_list_for_lender
 from apps.collections.services import payment_record, payment_reverse
@@ -27,7 +27,6 @@ from apps.lenders.models import ApiKey
 
 PROVIDER = "lender_api"  # the provider of every payment a lender's system posts
 PAYMENTS_WRITE = {ApiKey.Scope.PAYMENTS_WRITE.value}
-WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415, 429)
 # a clock a little ahead at the lender's is not a payment from the future
 CLOCK_SKEW = timedelta(minutes=5)
 

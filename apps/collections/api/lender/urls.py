@@ -15,6 +15,13 @@ from apps.collections.api.lender.devices import (
 from apps.collections.api.lender.events import EventListApi
 from apps.collections.api.lender.loans import LoanDetailApi, LoanEnrollmentCodeApi, LoanListApi
 from apps.collections.api.lender.payments import PaymentListApi, PaymentReversalCreateApi
+from apps.collections.api.lender.webhooks import (
+    WebhookDeliveryListApi,
+    WebhookDeliveryResendApi,
+    WebhookEndpointDetailApi,
+    WebhookEndpointListApi,
+    WebhookEndpointSecretRotateApi,
+)
 
 app_name = "lender-api"
 
@@ -48,5 +55,26 @@ urlpatterns = [
         "devices/<int:device_id>/unlock-code/resend",
         DeviceUnlockCodeResendApi.as_view(),
         name="device-unlock-code-resend",
+    ),
+    path("webhooks/endpoints", WebhookEndpointListApi.as_view(), name="webhook-endpoints"),
+    path(
+        "webhooks/endpoints/<int:endpoint_id>",
+        WebhookEndpointDetailApi.as_view(),
+        name="webhook-endpoint",
+    ),
+    path(
+        "webhooks/endpoints/<int:endpoint_id>/secret-rotation",
+        WebhookEndpointSecretRotateApi.as_view(),
+        name="webhook-endpoint-secret-rotation",
+    ),
+    path(
+        "webhooks/endpoints/<int:endpoint_id>/deliveries",
+        WebhookDeliveryListApi.as_view(),
+        name="webhook-deliveries",
+    ),
+    path(
+        "webhooks/deliveries/<int:delivery_id>/resend",
+        WebhookDeliveryResendApi.as_view(),
+        name="webhook-delivery-resend",
     ),
 ]
