@@ -112,3 +112,23 @@ def test_unknown_cursor_is_404(lender_a) -> None:
     for cursor in ("nonsense!", "ZTpub3Q", "eDox"):
         response = feed(key, cursor=cursor)
         assert response.status_code == 404, (cursor, response.content)
+
+
+def test_loan_signed_carries_the_lenders_external_id(lender_a) -> None:
+    from tests.collections.test_api_lender import loan_body
+    from tests.lenders.factories import LoanProductFactory, restriction_policy_version_for
+
+    restriction_policy_version_for(lender_a)
+    product = LoanProductFactory(lender=lender_a)
+    _, key = api_key_for(lender_a, scopes=["loans:write", "loans:read"])
+    headers = {**api_key_header(key), "HTTP_IDEMPOTENCY_KEY": "sale-1"}
+    body = loan_body(lender_a, product, external_id="LS-7731")
+    created = Client().post(
+        "/api/lender/v1/loans", body, content_type="application/json", **headers
+    )
+    assert created.status_code == 201, created.content
+    counter = signed_loan(lender_a)  # sold at the counter: no external id
+
+    signed = {e["data"]["loan_id"]: e["data"] for e in walk(key, type="loan.signed")}
+    assert signed[created.json()["id"]]["external_id"] == "LS-7731"
+    assert "external_id" not in signed[counter.pk]

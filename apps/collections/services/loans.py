@@ -261,6 +261,7 @@ def loan_sign(
         data={
             "new": {
                 "reference": loan.reference,
+                "external_id": loan.external_id,  # the lender's own id; None at the counter
                 "customer_id": customer.pk,
                 "product_id": product.pk,
                 "policy_version_id": policy_version.pk,
