@@ -55,11 +55,12 @@ from apps.core.money import Money
 from apps.customers.models import AccountReadingConsent
 from apps.customers.services import customer_login_link_mint
 from apps.devices.services import lender_signing_key_rotate
+from apps.integrations.models import WebhookDelivery
 from apps.integrations.payments.checkout import Checkout, checkout_url
 from apps.integrations.payments.signing import path_token_for
 from apps.integrations.services import provider_account_save, webhook_endpoint_create
 from apps.integrations.services.webhooks import webhooks_project
-from apps.lenders.models import Membership, MessageTemplate
+from apps.lenders.models import ApiKey, Membership, MessageTemplate
 from apps.lenders.selectors import lender_local_date
 from apps.notifications.models import VoiceCall
 from apps.notifications.services import VoiceDraft, voice_calls_queue
@@ -73,6 +74,7 @@ from tests.drills.conftest import late_loan_with_requests
 from tests.funds.accounts import reading_consent
 from tests.lenders.factories import (
     LoanProductFactory,
+    api_key_for,
     message_text_for,
     restriction_policy_version_for,
 )
@@ -219,11 +221,11 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
     assert b"<svg" in fresh.content
 
     # a webhook endpoint: the loan below is in its delivery log
-    webhook_endpoint_create(
+    endpoint = webhook_endpoint_create(
         lender_id=lender_a.pk, url="http://127.0.0.1:9/hooks", actor=Actor.system()
-    )
+    ).endpoint
     # a late loan with its phone: a lock request and a hardship request waiting, a payment
-    loan, _, lock, pause = late_loan_with_requests(lender_a)
+    loan, device, lock, pause = late_loan_with_requests(lender_a)
     today = lender_local_date(lender=lender_a)
     loan_stage_sweep(lender_id=lender_a.pk, business_date=today, id_from=0, id_to=10**12)
     with django_capture_on_commit_callbacks(execute=True):  # and its receipt is queued
@@ -239,6 +241,8 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
         ).payment
     loan.refresh_from_db()
     webhooks_project(lender_id=lender_a.pk)
+    delivery = WebhookDelivery.objects.filter(endpoint=endpoint).order_by("id").first()
+    api_key, _ = api_key_for(lender_a)  # the lender API answers its key's 401 with headers too
     support_pin = loan_support_pin_request(
         loan_id=loan.pk,
         lender_id=lender_a.pk,
@@ -334,6 +338,7 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
                 currency=loan.currency,
                 started_by="customer",
             ),
+            ApiKey: api_key,
             MessageTemplate: message_text_for(lender_a, "receipt", "en", "{amount} in, thanks."),
         },
         "values": {
@@ -362,6 +367,11 @@ def world(lender_a, operator, verified_client, django_capture_on_commit_callback
             "content_type_id": [ContentType.objects.get_for_model(Loan).pk],
             "app_label": ["collections"],
             "url": ["no-such-page/"],
+            "key_id": [api_key.pk],
+            "loan_id": [loan.pk],
+            "device_id": [device.pk],
+            "endpoint_id": [endpoint.pk],
+            "delivery_id": [delivery.pk],
         },
         "tokens": {
             "apps.selfservice.views.link": link_token,

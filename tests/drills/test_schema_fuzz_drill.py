@@ -45,6 +45,7 @@ from schemathesis.specs.openapi.checks import (
 from apps.core.actor import Actor
 from apps.devices.services import enrollment_token_mint
 from apps.integrations.funds_plaid import HEADER as PLAID_HEADER
+from apps.integrations.models import WebhookDelivery
 from apps.integrations.payments.signing import (
     LENDER_HEADER,
     SIGNATURE_HEADER,
@@ -52,6 +53,7 @@ from apps.integrations.payments.signing import (
     sign,
     webhook_secret_for,
 )
+from apps.integrations.services.webhooks import webhook_endpoint_create, webhooks_project
 from apps.lenders.services import api_key_revoke
 from tests.collections.daraja import paybill_for
 from tests.collections.factories import signed_loan
@@ -116,6 +118,8 @@ class World:
     plaid: FakePlaid  # the lender's Plaid, whose key signs its webhooks
     forger: FakePlaid  # another key under Plaid's key id
     loan_id: int = 0
+    webhook_endpoint_id: int = 0
+    webhook_delivery_id: int = 0
     api_keys: dict[str, str] = field(default_factory=dict)  # variant -> lender API key
 
 
@@ -144,6 +148,13 @@ def world(lender_a, plaid) -> World:
     plaid_account(lender_a, plaid)  # Plaid's webhooks reach the item lookup, not "no account"
     device, secret, _ = enrolled_phone(lender_a)
     pending = phone_registered(signed_loan(lender_a), imei=valid_imei(), brand="X", model_name="Y")
+    # a webhook endpoint of the lender's (nothing listens there) with a delivery in its log
+    endpoint = webhook_endpoint_create(
+        lender_id=lender_a.pk, url="http://127.0.0.1:9/hooks", actor=Actor.system()
+    ).endpoint
+    signed_loan(lender_a)
+    webhooks_project(lender_id=lender_a.pk)
+    delivery = WebhookDelivery.objects.filter(endpoint=endpoint).order_by("id").first()
     _, key = api_key_for(lender_a)
     revoked, revoked_key = api_key_for(lender_a)
     api_key_revoke(api_key_id=revoked.pk, lender_id=lender_a.pk, actor=Actor.system(), reason="x")
@@ -156,6 +167,8 @@ def world(lender_a, plaid) -> World:
         loan_reference=device.loan.reference,
         currency=device.loan.currency,
         loan_id=device.loan_id,
+        webhook_endpoint_id=endpoint.pk,
+        webhook_delivery_id=delivery.pk,
         api_keys={
             "valid": f"Api-Key {key}",
             "wrong secret": f"Api-Key {key[:-4]}abcd",
@@ -327,7 +340,12 @@ def fuzz(
     elif kind == "provider webhook":
         fixed["path_parameters"] = {"provider": "stripe", "lender_slug": "a"}
     elif kind == "lender key":  # the router answers an id that is no number: the world's rows
-        ids = {"device_id": world.device_id, "loan_id": world.loan_id}
+        ids = {
+            "device_id": world.device_id,
+            "loan_id": world.loan_id,
+            "endpoint_id": world.webhook_endpoint_id,
+            "delivery_id": world.webhook_delivery_id,
+        }
         named = {name: value for name, value in ids.items() if f"{{{name}}}" in operation.path}
         if named:
             fixed["path_parameters"] = named

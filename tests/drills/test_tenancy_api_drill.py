@@ -63,7 +63,9 @@ from apps.devices.services import (
     enrollment_token_mint,
 )
 from apps.integrations.messaging.registry import messaging_callback_url
+from apps.integrations.models import WebhookDelivery, WebhookEndpoint
 from apps.integrations.services import provider_account_save
+from apps.integrations.services.webhooks import webhook_endpoint_create, webhooks_project
 from apps.integrations.voice.registry import voice_callback_url
 from apps.lenders.models import Lender, LoanProduct
 from apps.lenders.selectors import lender_local_date
@@ -109,6 +111,7 @@ SHARED_PHONE = "+254711000999"  # one person, a customer of both lenders
 AGENT = "/api/agent/v1/"
 LENDER_API = "/api/lender/v1/"
 MISSING_REF = "SC-ZZZZZZZZ"  # a loan reference no lender has
+B_HOOK_URL = "http://127.0.0.1:9/lender-b-only-hooks"  # B's receiver: nothing listens
 
 
 def endpoint_routes() -> set[str]:
@@ -342,7 +345,10 @@ def world(
     ``SHARED_PHONE`` borrows from both."""
     capture = django_capture_on_commit_callbacks
     w: dict[str, Any] = {}
-    # lender B: the rows that must not move
+    # lender B: the rows that must not move, from its webhook endpoint on (which takes them)
+    w["b_endpoint"] = webhook_endpoint_create(
+        lender_id=lender_b.pk, url=B_HOOK_URL, description="B only 5151", actor=Actor.system()
+    ).endpoint
     w["b_phone"], w["b_secret"] = _phone_enrolled(
         lender_b,
         fcm_token="fcm-b-only-7f3a",
@@ -362,6 +368,8 @@ def world(
     body = webhooks.event(w["b_phone"].loan.reference, "1234.56", "b-pay-1", currency="MXN")
     assert webhooks.deliver(client, lender_b, body).status_code == 200
     w["b_payment"] = Payment.objects.get(lender=lender_b)
+    webhooks_project(lender_id=lender_b.pk)
+    w["b_delivery"] = WebhookDelivery.objects.filter(lender=lender_b).order_by("id").first()
     # both lenders on M-Pesa, each with its own paybill, and a push started for B's loan
     paybill_for(lender_a)
     provider_account_save(
@@ -552,6 +560,8 @@ def b_secrets(lender_b: Lender, w: dict[str, Any]) -> set[str]:
         "BOXW310820HNERXN09",
         "+525512345678",
         "+525587654321",
+        B_HOOK_URL,
+        "B only 5151",
     }
     for loan in Loan.objects.filter(lender=lender_b).select_related("customer"):
         values |= {loan.reference, loan.customer.full_name, loan.customer.national_id}
@@ -1252,6 +1262,7 @@ def _lender_api(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: 
             post(f"{LENDER_API}devices/{i}/{command}", body) for i in (b_device.pk, ghost_device)
         ]
         drill.same(*answers, (str(b_device.pk), str(ghost_device)), f"POST devices/<id>/{command}")
+    _lender_api_webhooks(drill, w, client, auth, both)
     # lists: A's own rows only, whatever the filter names
     for path, model in (
         (f"loans?external_id={b_loan.reference}", Loan),
@@ -1262,9 +1273,54 @@ def _lender_api(drill: Boundary, w: dict[str, Any], lender_a: Lender, lender_b: 
         ("payments", Payment),
         (f"devices?loan_id={b_loan.pk}", Device),
         ("devices", Device),
+        ("webhooks/endpoints", WebhookEndpoint),
     ):
         listed = drill.hit(client, "get", LENDER_API + path, {200}, **auth).json()["results"]
         ids = {row["id"] for row in listed}
         own = set(model._default_manager.filter(lender=lender_a).values_list("pk", flat=True))
         if not ids <= own:
             drill.leaks.append(f"GET {path} lists rows not A's: {sorted(ids - own)}")
+    # the events feed: A's chain only, from its start (a cursor names a place in A's chain)
+    a_loans = set(Loan.objects.filter(lender=lender_a).values_list("pk", flat=True))
+    url: str = LENDER_API + "events?limit=200"
+    for _ in range(50):
+        page = drill.hit(client, "get", url, {200}, **auth).json()
+        if not page["results"]:
+            break
+        strays = {e["data"].get("loan_id") for e in page["results"]} - a_loans
+        if strays:
+            drill.leaks.append(f"GET events lists events of loans not A's: {sorted(strays)}")
+        url = urlsplit(page["next"]).path + "?" + urlsplit(page["next"]).query
+
+
+def _lender_api_webhooks(
+    drill: Boundary, w: dict[str, Any], client: Client, auth: dict[str, str], both: Any
+) -> None:
+    """A's key on B's webhook endpoint and its delivery: each as one that does not exist."""
+    endpoint, delivery = w["b_endpoint"].pk, w["b_delivery"].pk
+    ghost_endpoint = WebhookEndpoint.objects.order_by("-id").first().pk + 10**6
+    ghost_delivery = WebhookDelivery.objects.order_by("-id").first().pk + 10**6
+    both("get", "webhooks/endpoints/{}", endpoint, ghost_endpoint)
+    both("get", "webhooks/endpoints/{}/deliveries", endpoint, ghost_endpoint)
+    both("post", "webhooks/endpoints/{}/secret-rotation", endpoint, ghost_endpoint)
+    both("post", "webhooks/deliveries/{}/resend", delivery, ghost_delivery)
+    for method, body in (
+        ("patch", _json({"enabled": False, "url": "https://a.example/"})),
+        ("delete", None),
+    ):
+        answers = [
+            drill.hit(
+                client,
+                method,
+                f"{LENDER_API}webhooks/endpoints/{i}",
+                {404},
+                body=body,
+                **auth,
+            )
+            for i in (endpoint, ghost_endpoint)
+        ]
+        drill.same(
+            *answers,
+            (str(endpoint), str(ghost_endpoint)),
+            f"{method.upper()} webhooks/endpoints/<id>",
+        )
