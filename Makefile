@@ -72,9 +72,9 @@ bench-payments: $(DEV_STAMP) services
 bench-notify: $(DEV_STAMP) services
 	$(BIN)/python -m tools.bench.notify $(if $(N),--messages $(N),)
 
-## bench-lender-api: lender API device-state reads and payments posted with an Idempotency-Key per app core against gunicorn (2 workers) on PostgreSQL (N reads, N/4 writes; WEBHOOKS=1 adds tools/bench/webhooks.py)
+## bench-lender-api: lender API device-state reads and payments posted with an Idempotency-Key per app core against gunicorn (2 workers) on PostgreSQL then webhook deliveries per second from one worker (N reads, N/4 writes; WEBHOOKS=0 leaves those out)
 bench-lender-api: $(DEV_STAMP) services
-	$(BIN)/python -m tools.bench.lender_api $(if $(N),--reads $(N) --writes $$(( $(N) / 4 )),) $(if $(WEBHOOKS),--webhooks,)
+	$(BIN)/python -m tools.bench.lender_api $(if $(N),--reads $(N) --writes $$(( $(N) / 4 )),) $(if $(filter 0,$(WEBHOOKS)),--no-webhooks,)
 
 ## bench-webhooks: signed webhook deliveries per second from one webhooks worker to a loopback receiver (N=20000 events)
 bench-webhooks: $(DEV_STAMP) services
