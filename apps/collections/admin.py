@@ -104,7 +104,7 @@ from apps.collections.services import (
 from apps.collections.sql import PAR_DAYS
 from apps.core.actor import Actor
 from apps.core.errors import DomainError
-from apps.core.money import Money, money_format
+from apps.core.money import Money, amount_format, money_format
 from apps.customers.services import phone_to_e164
 from apps.devices.errors import OfflineCodeUnknown
 from apps.devices.models import DeviceState, OfflineToken
@@ -588,18 +588,23 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             return loan.get_status_display()
         return loan.get_stage_display()
 
-    @admin.display(description="Balance")
+    @admin.display(description=_("Balance"))
     def summary(self, loan: Loan) -> str:
         next_due = loan_next_due(loan=loan)
         due = (
-            f"next due {next_due.due_date} ({next_due.amount.amount})"
+            _("next due on %(date)s (%(amount)s)")
+            % {
+                "date": date_format(next_due.due_date, "DATE_FORMAT"),
+                "amount": money_format(next_due.amount.amount, loan.currency),
+            }
             if next_due
-            else "nothing due"
+            else _("nothing due")
         )
-        balance = (
-            f"Outstanding {loan_outstanding(loan=loan).amount} {loan.currency}; {due}; "
-            f"{loan_days_overdue(loan=loan)} days overdue"
-        )
+        balance = _("Outstanding %(amount)s; %(due)s; %(days)s days overdue") % {
+            "amount": money_format(loan_outstanding(loan=loan).amount, loan.currency),
+            "due": due,
+            "days": loan_days_overdue(loan=loan),
+        }
         if loan.released_with_arrears:
             released = lender_local_date(lender=loan.lender, at=loan.collateral_released_at)
             return str(
@@ -1395,7 +1400,10 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
                     _(
                         "M-Pesa prompt sent for %(amount)s %(currency)s: the customer enters their PIN."
                     )
-                    % {"amount": attempt.amount, "currency": attempt.currency},
+                    % {
+                        "amount": amount_format(attempt.amount, attempt.currency),
+                        "currency": attempt.currency,
+                    },
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(
@@ -1435,10 +1443,13 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             except DomainError as exc:
                 form.add_error(None, exc.message)
             else:
-                verb = "Recorded" if outcome.created else "Already recorded"
-                self.message_user(
-                    request, f"{verb}: {outcome.payment.amount} {loan.currency}.", messages.SUCCESS
+                shown = {"amount": money_format(outcome.payment.amount, loan.currency)}
+                recorded = (
+                    _("Recorded: %(amount)s.")
+                    if outcome.created
+                    else _("Already recorded: %(amount)s.")
                 )
+                self.message_user(request, recorded % shown, messages.SUCCESS)
                 return HttpResponseRedirect(
                     reverse("admin:collections_loan_change", args=[loan.pk])
                 )

@@ -46,13 +46,20 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_UP)
 
 
+def amount_format(amount: Decimal, currency: str) -> str:
+    """``1,091.66``: an amount in ``currency``'s minor units, grouped as the active language
+    groups, without the currency's code (a column or field beside it names the currency)."""
+    return formats.number_format(
+        quantize(amount, currency),
+        decimal_pos=minor_units(currency),
+        use_l10n=True,
+        force_grouping=True,
+    )
+
+
 def money_format(amount: Decimal, currency: str) -> str:
     """``KES 1,091.66``: the currency's minor units, grouped as the active language groups."""
-    places = minor_units(currency)
-    text = formats.number_format(
-        quantize(amount, currency), decimal_pos=places, use_l10n=True, force_grouping=True
-    )
-    return f"{currency} {text}"
+    return f"{currency} {amount_format(amount, currency)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from django.views.decorators.http import require_POST
 
 from apps.collections.services import loan_financed_minimum
 from apps.core.actor import Actor
+from apps.core.money import money_format
 from apps.lenders.messages import (
     KINDS,
     LANGUAGES,
@@ -129,7 +130,7 @@ class LoanProductAdmin(LenderScopedAdmin):
         if product.pk is None:
             return "-"
         minimum = loan_financed_minimum(product=product)
-        return f"{minimum.currency} {minimum.amount}"
+        return money_format(minimum.amount, minimum.currency)
 
     def get_changeform_initial_data(self, request: HttpRequest) -> dict[str, Any]:
         return {

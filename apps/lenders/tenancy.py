@@ -24,6 +24,7 @@ from django.http import Http404, HttpRequest
 from rest_framework.permissions import BasePermission
 
 from apps.accounts.permissions import user_is_verified
+from apps.core.admin_money import MoneyAdminMixin
 from apps.core.tenancy import belongs_to_lender, is_lender_owned, scope_to_lender
 from apps.lenders.models import Membership
 from apps.lenders.selectors import membership_get_for_user
@@ -82,7 +83,7 @@ class _NotFoundOnMissingObject:
         raise Http404
 
 
-class LenderScopedAdmin(_NotFoundOnMissingObject, admin.ModelAdmin):
+class LenderScopedAdmin(MoneyAdminMixin, _NotFoundOnMissingObject, admin.ModelAdmin):
     """Base admin for every lender-owned model.
 
     Permissions come from the agent's role at their lender. By default every
@@ -188,7 +189,7 @@ class ReadOnlyAdminMixin:
         return False
 
 
-class ScopedReadOnlyInline(admin.TabularInline):
+class ScopedReadOnlyInline(MoneyAdminMixin, admin.TabularInline):
     """A read-only inline inside a lender-scoped admin.
 
     Its rows hang off a parent the user could already open, so seeing them
