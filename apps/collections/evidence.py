@@ -39,6 +39,7 @@ from apps.collections.selectors import (
     loan_stage_change_list,
     payment_list_for_loan,
 )
+from apps.core.money import money_format
 from apps.devices.selectors import device_list_for_loan, device_state_list
 from apps.lenders.selectors import restriction_stage_list
 
@@ -179,8 +180,8 @@ def _pdf(*, loan: Loan, pack: dict[str, Any]) -> bytes:
     pdf.line_of("Status, stage", f"{loan.status}, {loan.stage}")
     pdf.line_of(
         "Financed",
-        f"{loan.financed_amount} {loan.currency}; left to pay "
-        f"{loan_outstanding(loan=loan).amount} {loan.currency}",
+        f"{money_format(loan.financed_amount, loan.currency)}; left to pay "
+        f"{money_format(loan_outstanding(loan=loan).amount, loan.currency)}",
     )
     pdf.line_of("Signed", loan.signed_at)
 
@@ -230,7 +231,7 @@ def _pdf(*, loan: Loan, pack: dict[str, Any]) -> bytes:
             [
                 (
                     p.received_at.isoformat(timespec="seconds"),
-                    f"{p.amount} {p.currency}",
+                    money_format(p.amount, p.currency),
                     p.channel,
                     p.provider,
                     p.provider_ref,

@@ -10,7 +10,7 @@ from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
 from apps.core.models import BaseModel
-from apps.core.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS
+from apps.core.money import MONEY_DECIMAL_PLACES, MONEY_MAX_DIGITS, money_format
 
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
@@ -377,7 +377,7 @@ class Payment(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.amount} {self.currency} ({self.provider_ref})"
+        return f"{money_format(self.amount, self.currency)} ({self.provider_ref})"
 
 
 class PaymentReversal(BaseModel):
@@ -513,7 +513,7 @@ class PaymentAttempt(BaseModel):
         ]
 
     def __str__(self) -> str:
-        return f"{self.provider} {self.amount} {self.currency} ({self.get_status_display()})"
+        return f"{self.provider} {money_format(self.amount, self.currency)} ({self.get_status_display()})"
 
 
 class WebhookEvent(BaseModel):
