@@ -17,7 +17,7 @@ from decimal import Decimal
 from django.utils import formats, translation
 from django.utils.translation import gettext as _
 
-from apps.core.money import Money, quantize
+from apps.core.money import Money, amount_format
 from apps.lenders.models import RestrictionPolicyVersion
 from apps.lenders.selectors import restriction_stages_describe
 
@@ -62,14 +62,14 @@ def consent_text_build(
                 "%(total)s %(cur)s in all, interest and fees included."
             )
             % {
-                "price": quantize(terms.device_price.amount, currency),
-                "down": quantize(terms.down_payment.amount, currency),
-                "financed": quantize(terms.financed.amount, currency),
+                "price": amount_format(terms.device_price.amount, currency),
+                "down": amount_format(terms.down_payment.amount, currency),
+                "financed": amount_format(terms.financed.amount, currency),
                 "cur": currency,
                 "count": terms.installments,
-                "first": terms.first_amount,
+                "first": amount_format(terms.first_amount, currency),
                 "date": formats.date_format(terms.first_due_date, "DATE_FORMAT"),
-                "total": terms.total,
+                "total": amount_format(terms.total, currency),
             },
             _("If an installment is late, the phone is restricted step by step:"),
             *[

@@ -85,6 +85,38 @@ def test_the_language_chosen_at_step_1_is_the_terms_and_the_codes(
     assert "código" in body.lower()
 
 
+@pytest.mark.parametrize(
+    ("locale", "stage_line"),
+    [("es", "Desde el día 30 de atraso"), ("zh-hans", "逾期第 30 天起")],
+)
+def test_the_terms_ladder_is_in_the_customers_language_with_no_english_line(
+    counter, lender_a, locale, stage_line
+) -> None:
+    client, _, product = counter
+    sale = to_plan(client, lender_a, locale=locale)
+    client.post(
+        reverse("pos:plan", args=[sale.public_id]), {"product": product.pk, "down_payment": "4000"}
+    )
+    text = client.get(reverse("pos:consent", args=[sale.public_id])).context["consent_text"]
+    ladder = [line for line in text.splitlines() if line.startswith("- ")]
+    assert ladder
+    assert stage_line in text
+    assert not [line for line in ladder if "From day" in line or "overdue" in line]
+
+
+def test_the_terms_show_amounts_in_minor_units_and_dates_day_first(counter, lender_a) -> None:
+    client, _, product = counter
+    sale = walk_to_consent(client, lender_a, product, valid_imei())
+    page = client.get(reverse("pos:consent", args=[sale.public_id]))
+    html, text = page.content.decode(), page.context["consent_text"]
+    assert "Cash price 24,000.00 KES, down payment 4,000.00 KES" in text
+    assert "financed 20,000.00 KES" in text
+    assert not re.search(r"\d\.\d{3}\b", text + html)  # never as stored: "2183.320"
+    for line in page.context["quote"].schedule.lines:  # the schedule: day, month, year
+        assert f"<td>{line.due_date:%d/%m/%Y}</td><td>KES {line.total:,.2f}</td>" in html
+    assert not re.search(r"[A-Z][a-z]{2}\. \d{1,2}, \d{4}", html)  # never "Jan. 6, 2027"
+
+
 def test_a_customer_found_again_takes_the_language_chosen_now(counter, lender_a) -> None:
     client, _, _ = counter
     amina = CustomerFactory(
@@ -267,6 +299,10 @@ def test_the_receipt_says_what_was_paid_what_is_owed_and_how_to_pay(
     assert page.context["customer_page"] == "http://testserver/my/lender-a/"
     assert page.context["how_to_pay"] == "On the customer's page below."
     assert total > Decimal(20000)
+    html = page.content.decode()
+    for row in loan.installments.all():  # the schedule: day, month, year
+        assert f"<td>{row.due_date:%d/%m/%Y}</td>" in html
+    assert not re.search(r"\d\.\d{3}\b", html)  # no amount as stored
 
 
 def test_step_2_suggests_the_model_the_imeis_tac_names(counter) -> None:
