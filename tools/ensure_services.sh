@@ -10,6 +10,8 @@ missing=()
 command -v pg_ctlcluster >/dev/null 2>&1 || missing+=(postgresql)
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+# makemessages (and the translations check of `make lint`) runs xgettext and msgmerge
+command -v msgmerge >/dev/null 2>&1 || missing+=(gettext)
 # Chinese pages' screenshots need a CJK font; npm installs axe-core for the browser tests
 [ -n "$(fc-list :lang=zh family 2>/dev/null)" ] || missing+=(fonts-noto-cjk)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
