@@ -29,6 +29,7 @@ from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
 from apps.collections import portfolio
 from apps.collections.conversion import conversion_by_trigger
@@ -600,10 +601,15 @@ class LoanAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
             if next_due
             else _("nothing due")
         )
-        balance = _("Outstanding %(amount)s; %(due)s; %(days)s days overdue") % {
+        days = loan_days_overdue(loan=loan)
+        balance = ngettext(
+            "Outstanding %(amount)s; %(due)s; %(days)d day overdue",
+            "Outstanding %(amount)s; %(due)s; %(days)d days overdue",
+            days,
+        ) % {
             "amount": money_format(loan_outstanding(loan=loan).amount, loan.currency),
             "due": due,
-            "days": loan_days_overdue(loan=loan),
+            "days": days,
         }
         if loan.released_with_arrears:
             released = lender_local_date(lender=loan.lender, at=loan.collateral_released_at)

@@ -52,10 +52,12 @@ def duration_text(lag: timedelta) -> str:
     minutes = max(int(lag.total_seconds()) // 60, 0)
     days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
     if days:
-        return f"{days} d {hours} h"
+        return str(_("%(days)d d %(hours)d h") % {"days": days, "hours": hours})
     if hours:
-        return f"{hours} h {minutes} min"
-    return f"{minutes} min" if minutes else "under a minute"
+        return str(_("%(hours)d h %(minutes)d min") % {"hours": hours, "minutes": minutes})
+    if minutes:
+        return str(_("%(minutes)d min") % {"minutes": minutes})
+    return str(_("under a minute"))
 
 
 def _when(moment: datetime | None) -> str:
@@ -214,35 +216,40 @@ class DeviceAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
     # --- sync ---------------------------------------------------------------
     # NULLs first ascending: in-sync phones, then the shortest lag; descending puts
     # the phones furthest behind on top and the in-sync ones last.
-    @admin.display(description="Sync lag", ordering=F("sync_lag").asc(nulls_first=True))
+    @admin.display(description=_("Sync lag"), ordering=F("sync_lag").asc(nulls_first=True))
     def lag(self, device: Device) -> str:
         if device.desired_version == 0:
             return "-"  # no state issued yet (not enrolled)
         lag: timedelta | None = getattr(device, "sync_lag", None)
-        return "in sync" if lag is None else f"{duration_text(lag)} behind"
+        if lag is None:
+            return str(_("in sync"))
+        return str(_("%(lag)s behind") % {"lag": duration_text(lag)})
 
-    @admin.display(description="Last check-in", ordering="last_seen_at")
+    @admin.display(description=_("Last check-in"), ordering="last_seen_at")
     def last_check_in(self, device: Device) -> str:
         return _when(device.last_seen_at)
 
-    @admin.display(description="Last ack", ordering="acked_at")
+    @admin.display(description=_("Last ack"), ordering="acked_at")
     def last_ack(self, device: Device) -> str:
         return _when(device.acked_at)
 
-    @admin.display(description="Push")
+    @admin.display(description=_("Push"))
     def push(self, device: Device) -> str:
         if device.fcm_token_dead_at is not None:
-            return "SMS fallback"
-        return "push" if device.fcm_token else "no address"
+            return str(_("SMS fallback"))
+        return str(_("push") if device.fcm_token else _("no address"))
 
-    @admin.display(description="Push address")
+    @admin.display(description=_("Push address"))
     def push_address(self, device: Device) -> str:
         if not device.fcm_token:
-            return "none reported"
+            return str(_("none reported"))
         kind = device.get_push_address_kind_display()
         if device.fcm_token_dead_at is None:
-            return f"{kind}: alive"
-        return f"{kind}: dead since {_when(device.fcm_token_dead_at)} (SMS fallback)"
+            return str(_("%(kind)s: alive") % {"kind": kind})
+        return str(
+            _("%(kind)s: dead since %(when)s (SMS fallback)")
+            % {"kind": kind, "when": _when(device.fcm_token_dead_at)}
+        )
 
     # --- the current desired state -------------------------------------------
     def _current_state(self, device: Device) -> DeviceState | None:
@@ -252,22 +259,22 @@ class DeviceAdmin(ReadOnlyAdminMixin, LenderScopedAdmin):
         state: DeviceState | None = getattr(device, _STATE_ATTR)
         return state
 
-    @admin.display(description="Level")
+    @admin.display(description=_("Level"))
     def state_level(self, device: Device) -> str:
         state = self._current_state(device)
         return state.get_level_display() if state else "-"
 
-    @admin.display(description="Issued at")
+    @admin.display(description=_("Issued at"))
     def state_issued_at(self, device: Device) -> str:
         state = self._current_state(device)
         return _when(datetime.fromisoformat(state.document["issued_at"]) if state else None)
 
-    @admin.display(description="Valid until (offline lease)")
+    @admin.display(description=_("Valid until (offline lease)"))
     def state_valid_until(self, device: Device) -> str:
         state = self._current_state(device)
         return _when(datetime.fromisoformat(state.document["valid_until"]) if state else None)
 
-    @admin.display(description="Signed document")
+    @admin.display(description=_("Signed document"))
     def state_document(self, device: Device) -> SafeString | str:
         state = self._current_state(device)
         if state is None:

@@ -6,11 +6,12 @@ from datetime import datetime, timedelta
 
 import pytest
 import time_machine
+from django.contrib.admin import AdminSite
 from django.contrib.admin.utils import display_for_value
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from apps.core.actor import Actor, ActorType
 from apps.devices.admin import DeviceAdmin, duration_text
@@ -216,6 +217,18 @@ def test_delivery_log_and_signing_keys_are_listed_read_only_per_lender(
 )
 def test_lag_reads_in_coarse_units(lag, text) -> None:
     assert duration_text(lag) == text
+
+
+def test_lag_and_push_columns_read_in_the_agents_language(lender_a) -> None:
+    device, _, _ = enrolled_phone(lender_a, fcm_token="tok")
+    device.sync_lag = timedelta(hours=2, minutes=5)
+    admin = DeviceAdmin(Device, AdminSite())
+    with translation.override("es"):
+        assert duration_text(timedelta(seconds=30)) == "menos de un minuto"
+        assert admin.lag(device) == "2 h 5 min de retraso"
+    with translation.override("zh-hans"):
+        assert admin.lag(device) == "落后 2 小时 5 分钟"
+        assert admin.push(device) == "推送"
 
 
 def test_changelist_queries_do_not_grow_with_the_number_of_phones(lender_a, agent_a_client) -> None:
