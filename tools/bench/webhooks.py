@@ -125,7 +125,7 @@ def main() -> None:
     from tools.fakes.loopback import address, serve_posts
 
     lender = lender_seed(slug=SLUG, name="Bench webhooks")
-    loans_seed(lender=lender, loans=args.loans, tag="W")
+    loans_seed(lender=lender, loans=args.loans, tag="95")
     WebhookEndpoint.objects.filter(lender=lender).delete()  # and the last run's deliveries
     from django.db import connection
 
