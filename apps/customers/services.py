@@ -260,6 +260,62 @@ def consent_code_send(*, customer: Customer, text: str, actor: Actor) -> Consent
     return challenge
 
 
+def _challenge_spent(customer: Customer, *, digest: str, at: datetime) -> ConsentChallenge:
+    """A challenge consumed as it is made, for consent no code of ours confirmed."""
+    return ConsentChallenge.objects.create(
+        lender_id=customer.lender_id,
+        customer=customer,
+        text_sha256=digest,
+        code_hash="",
+        expires_at=at,
+        consumed_at=at,
+    )
+
+
+def _consent_record_write(
+    challenge: ConsentChallenge,
+    *,
+    text: str,
+    text_version: str,
+    locale: str,
+    method: str,
+    code_check: str,
+    clerk_id: int | None,
+    shop_id: int | None,
+    actor: Actor,
+    audited: dict[str, Any],
+) -> ConsentRecord:
+    """The consent ``challenge`` confirmed, stored and audited ``customers.consent.recorded``
+    with the customer, the method, the text's hash and what each way adds (``audited``)."""
+    record = ConsentRecord.objects.create(
+        lender_id=challenge.lender_id,
+        customer_id=challenge.customer_id,
+        text=text,
+        text_version=text_version,
+        text_sha256=challenge.text_sha256,
+        locale=locale,
+        method=method,
+        code_check=code_check,
+        challenge=challenge,
+        clerk_id=clerk_id,
+        shop_id=shop_id,
+        ip=actor.ip or "",
+        user_agent=actor.user_agent,
+    )
+    audit_event_record(
+        actor=actor,
+        action=CustomersAction.CONSENT_RECORDED,
+        target=record,
+        data={
+            "customer_id": challenge.customer_id,
+            "text_sha256": record.text_sha256,
+            "method": record.method,
+            **audited,
+        },
+    )
+    return record
+
+
 def consent_confirm(
     *,
     challenge_id: int,
@@ -299,35 +355,18 @@ def consent_confirm(
         ):
             challenge.consumed_at = timezone.now()
             challenge.save(update_fields=["consumed_at", "updated_at"])
-            record = ConsentRecord.objects.create(
-                lender_id=challenge.lender_id,
-                customer=challenge.customer,
+            return _consent_record_write(
+                challenge,
                 text=text,
                 text_version=text_version,
-                text_sha256=challenge.text_sha256,
                 locale=locale,
                 method=ConsentRecord.Method.SMS_CODE,
                 code_check="passed",
-                challenge=challenge,
                 clerk_id=clerk_id,
                 shop_id=shop_id,
-                ip=actor.ip or "",
-                user_agent=actor.user_agent,
-            )
-            audit_event_record(
                 actor=actor,
-                action=CustomersAction.CONSENT_RECORDED,
-                target=record,
-                data={
-                    "customer_id": challenge.customer_id,
-                    "text_version": text_version,
-                    "text_sha256": record.text_sha256,
-                    "method": record.method,
-                    "code_check": "passed",
-                    "shop_id": shop_id,
-                },
+                audited={"text_version": text_version, "code_check": "passed", "shop_id": shop_id},
             )
-            return record
         challenge.attempts += 1
         challenge.save(update_fields=["attempts", "updated_at"])
         audit_event_record(
@@ -351,35 +390,19 @@ def consent_record_demo_seed(
     """
     if not settings.DEMO_SEED_ALLOWED:
         raise NotAllowed("Demo consent is not allowed here.")
-    digest = consent_text_sha256(text)
-    challenge = ConsentChallenge.objects.create(
-        lender_id=customer.lender_id,
-        customer=customer,
-        text_sha256=digest,
-        code_hash="",
-        expires_at=timezone.now(),
-        consumed_at=timezone.now(),
-    )
-    record = ConsentRecord.objects.create(
-        lender_id=customer.lender_id,
-        customer=customer,
+    challenge = _challenge_spent(customer, digest=consent_text_sha256(text), at=timezone.now())
+    return _consent_record_write(
+        challenge,
         text=text,
         text_version=text_version,
-        text_sha256=digest,
         locale=customer.locale,
         method=ConsentRecord.Method.DEMO_SEED,
         code_check="demo: not checked",
-        challenge=challenge,
         clerk_id=clerk_id,
         shop_id=shop_id,
-    )
-    audit_event_record(
         actor=actor,
-        action=CustomersAction.CONSENT_RECORDED,
-        target=record,
-        data={"customer_id": customer.pk, "method": record.method, "text_sha256": digest},
+        audited={},
     )
-    return record
 
 
 @transaction.atomic
@@ -401,41 +424,19 @@ def consent_record_from_lender(
     digest = consent_text_sha256(text)
     if not hmac.compare_digest(digest, text_sha256.lower()):
         raise ConsentHashMismatch(text_sha256=digest)
-    challenge = ConsentChallenge.objects.create(  # consumed at once: no code of ours was sent
-        lender_id=customer.lender_id,
-        customer=customer,
-        text_sha256=digest,
-        code_hash="",
-        expires_at=given_at,
-        consumed_at=given_at,
-    )
-    record = ConsentRecord.objects.create(
-        lender_id=customer.lender_id,
-        customer=customer,
+    challenge = _challenge_spent(customer, digest=digest, at=given_at)  # no code of ours
+    return _consent_record_write(
+        challenge,
         text=text,
         text_version=text_version,
-        text_sha256=digest,
         locale=customer.locale,
         method=ConsentRecord.Method.LENDER_SYSTEM,
         code_check=method[:20],
-        challenge=challenge,
-        ip=actor.ip or "",
-        user_agent=actor.user_agent,
-    )
-    audit_event_record(
+        clerk_id=None,
+        shop_id=None,
         actor=actor,
-        action=CustomersAction.CONSENT_RECORDED,
-        target=record,
-        data={
-            "customer_id": customer.pk,
-            "text_version": text_version,
-            "text_sha256": digest,
-            "method": record.method,
-            "lender_method": method,
-            "given_at": given_at,
-        },
+        audited={"text_version": text_version, "lender_method": method, "given_at": given_at},
     )
-    return record
 
 
 # --- the customer's own pages: login by a code sent to their phone -------------------
