@@ -12,7 +12,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from apps.collections.api.lender.base import READ_ERRORS, lender_today, paginated
+from apps.collections.api.lender.base import READ_ERRORS, WRITE_ERRORS, lender_today, paginated
 from apps.collections.models import Loan, Stage
 from apps.collections.schedule import Line
 from apps.collections.selectors import (
@@ -140,7 +140,7 @@ class LoanListApi(LenderApiMixin, APIView):
         responses={
             201: CreatedSerializer,
             200: CreatedSerializer,
-            **error_responses(400, 401, 403, 404, 409, 413, 415, 429),
+            **error_responses(*WRITE_ERRORS),
         },
         description="Sign a loan your loan system sold, under its `external_id`, with the "
         "customer, the phone and the consent your channel recorded; the phone then waits to "
@@ -200,7 +200,7 @@ class LoanEnrollmentCodeApi(LenderApiMixin, APIView):
         request=None,
         responses={
             201: OutputSerializer,
-            **error_responses(400, 401, 403, 404, 409, 413, 415, 429),
+            **error_responses(*WRITE_ERRORS),
         },
     )
     def post(self, request: Request, loan_id: int) -> Response:
