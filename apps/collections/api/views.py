@@ -12,10 +12,8 @@ from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from apps.collections.errors import PaymentCallbackRefused
 from apps.collections.models import PaymentReversal
@@ -29,9 +27,9 @@ from apps.collections.services import (
 )
 from apps.core.actor import Actor, ActorType, client_ip
 from apps.core.api.body import body_read
+from apps.core.api.callbacks import ProviderCallbackApi as CallbackApi
 from apps.core.api.fields import PlainDecimalField
 from apps.core.api.schema import error_responses
-from apps.core.api.throttling import ScopedRateThrottle
 from apps.core.errors import DomainError
 from apps.core.money import Money, UnknownCurrency
 from apps.integrations.payments.base import (
@@ -85,21 +83,15 @@ def _read_body(request: Request) -> bytes:
     return body_read(request, limit=settings.PAYMENTS_WEBHOOK_MAX_BYTES)
 
 
-class PaymentWebhookApi(APIView):
+class PaymentWebhookApi(CallbackApi):
     """POST /api/payments/v1/webhooks/<provider>/ : a payment or reversal from a provider.
 
     Headers: ``X-Lender: <lender slug>`` and ``X-Signature: t=<unix>,v1=<hex>``,
     HMAC-SHA256 over ``<t>.<raw body>`` with the lender's secret for this provider.
     """
 
-    authentication_classes = ()
-    permission_classes = (AllowAny,)
-    throttle_classes = (ScopedRateThrottle,)
-    throttle_scope = "webhooks"
-    parser_classes = ()
     # _read_body refuses over PAYMENTS_WEBHOOK_MAX_BYTES from the declared length, before
     # reading, and the refusal is audited like every other (apps/core/api/middleware.py)
-    body_size_checked_by_view = True
 
     class DataSerializer(serializers.Serializer):
         loan = serializers.CharField(max_length=20)
@@ -243,16 +235,10 @@ class PaymentWebhookApi(APIView):
         )
 
 
-class ProviderCallbackApi(APIView):
+class ProviderCallbackApi(CallbackApi):
     """A provider's callback read by its adapter (apps.integrations.payments) and applied
     by ``provider_event_apply``. Every refusal is audited, as the generic webhook's are."""
 
-    authentication_classes = ()
-    permission_classes = (AllowAny,)
-    throttle_classes = (ScopedRateThrottle,)
-    throttle_scope = "webhooks"
-    parser_classes = ()
-    body_size_checked_by_view = True
     # where the provider wants 200 even for a callback we do not apply (Daraja retries
     # and may stop calling an address that answers otherwise)
     answers_200_once_verified = False

@@ -24,15 +24,12 @@ from drf_spectacular.utils import (
     inline_serializer,
 )
 from rest_framework import serializers
-from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
-from rest_framework.views import APIView
 
 from apps.collections.services import inbound_texts_answer, voice_key_apply
 from apps.core.api.body import body_read
 from apps.core.api.callbacks import ProviderCallbackApi
 from apps.core.api.schema import error_responses
-from apps.core.api.throttling import ScopedRateThrottle
 from apps.core.errors import DomainError
 from apps.integrations.messaging.base import CallbackRefused, ProviderCallback
 from apps.integrations.messaging.registry import (
@@ -68,15 +65,8 @@ class CallbackNotAccepted(DomainError):
     default_message = "The callback is not signed by the provider."
 
 
-class MessagingCallbackApi(APIView):
+class MessagingCallbackApi(ProviderCallbackApi):
     """``/api/messaging/v1/<provider>/<lender>/...``: one lender's messaging callbacks."""
-
-    authentication_classes = ()
-    permission_classes = (AllowAny,)
-    throttle_classes = (ScopedRateThrottle,)
-    throttle_scope = "webhooks"
-    parser_classes = ()
-    body_size_checked_by_view = True
 
     @extend_schema(
         request={FORM: OpenApiTypes.OBJECT, "application/json": OpenApiTypes.OBJECT},
