@@ -743,13 +743,7 @@ def account_reading_consent_give(
     """
     if method == AccountReadingConsent.Method.DEMO_SEED and not settings.DEMO_SEED_ALLOWED:
         raise NotAllowed("Demo consent is not allowed here.")
-    customer = (
-        Customer.objects.select_for_update(of=("self",))
-        .filter(pk=customer_id, lender_id=lender_id)
-        .first()
-    )
-    if customer is None:
-        raise NotFound()
+    customer = _customer_lock(customer_id=customer_id, lender_id=lender_id)
     now = timezone.now()
     _account_reading_revoke_locked(customer=customer, now=now, actor=actor, why="replaced")
     text = account_reading_text_build(
@@ -788,6 +782,19 @@ def account_reading_consent_give(
     return record
 
 
+def _customer_lock(*, customer_id: int, lender_id: int) -> Customer:
+    """The lender's customer, locked (its consents to account reading are changed under
+    it); NotFound for another lender's or none."""
+    customer = (
+        Customer.objects.select_for_update(of=("self",))
+        .filter(pk=customer_id, lender_id=lender_id)
+        .first()
+    )
+    if customer is None:
+        raise NotFound()
+    return customer
+
+
 def _account_reading_revoke_locked(
     *, customer: Customer, now: datetime, actor: Actor, why: str
 ) -> int:
@@ -817,13 +824,7 @@ def account_reading_consent_revoke(*, customer_id: int, lender_id: int, actor: A
 
     Locks: the customer, then its consents. Emits ``customers.account_reading.revoked``.
     """
-    customer = (
-        Customer.objects.select_for_update(of=("self",))
-        .filter(pk=customer_id, lender_id=lender_id)
-        .first()
-    )
-    if customer is None:
-        raise NotFound()
+    customer = _customer_lock(customer_id=customer_id, lender_id=lender_id)
     revoked = _account_reading_revoke_locked(
         customer=customer, now=timezone.now(), actor=actor, why="customer"
     )
